@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs whatever the machine lacks (npm packages, etcd, PostgreSQL 15); safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need_apt=()
+command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
+[ -x /usr/lib/postgresql/15/bin/pgbench ] || need_apt+=(postgresql-15)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "pgwarden setup: installing ${need_apt[*]} with apt-get" >&2
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq >/dev/null || echo "pgwarden setup: apt-get update failed, trying install anyway" >&2
+  $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# The Debian package starts a system etcd on 2379 where an init system exists; pgwarden runs its own.
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "pgwarden setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
+  npx tsc -p tsconfig.json
+  touch dist/.built
+fi

@@ -1,0 +1,87 @@
+// The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
+import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, LocalPg, MemberRecord, PeerStatus, SyncState } from './types.js';
+
+/** Monotonic time plus wall time for stamping DCS values. */
+export interface Clock {
+  /** Monotonic milliseconds (never goes backwards, unrelated to wall time). */
+  nowMs(): number;
+  /** Wall-clock ISO-8601 string, only for values written to the DCS. */
+  wallIso(): string;
+  /** Resolves after `ms` or rejects with the signal's reason when aborted. */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** Result of a compare-and-set style DCS write: false means the precondition did not hold. */
+export type CasResult = boolean;
+
+/**
+ * The DCS, Patroni-shaped. Every method takes an AbortSignal deadline; unavailability rejects with a
+ * PgwardenError whose code is PGW_DCS_UNAVAILABLE (retryable). A failed precondition resolves false.
+ */
+export interface Dcs {
+  loadCluster(signal: AbortSignal): Promise<ClusterView>;
+  /** Create-if-absent `leader = name`, bound to this agent's lease (granting one if needed). */
+  acquireLeader(signal: AbortSignal): Promise<CasResult>;
+  /** Keep the lease alive and ensure `leader == name` is bound to it (compare value). */
+  renewLeader(signal: AbortSignal): Promise<CasResult>;
+  /** Delete `leader` if its value is still our name. */
+  releaseLeader(signal: AbortSignal): Promise<CasResult>;
+  /** Delete `leader` only if its mod revision is still `modRevision` (a dead leader whose lease has not yet expired). */
+  deleteLeaderIfUnchanged(modRevision: string, signal: AbortSignal): Promise<CasResult>;
+  /** Put `members/<name>` on this agent's lease. */
+  touchMember(record: MemberRecord, signal: AbortSignal): Promise<void>;
+  /** Create-only `initialize` (value '' while bootstrapping, or a sysid). */
+  initialize(value: string, signal: AbortSignal): Promise<CasResult>;
+  /** Overwrite `initialize` with the system identifier after bootstrap. */
+  setInitialize(sysid: string, signal: AbortSignal): Promise<void>;
+  /** Delete `initialize` after a failed bootstrap. */
+  cancelInitialize(signal: AbortSignal): Promise<void>;
+  setConfig(config: DynamicConfig, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult>;
+  setFailover(intent: FailoverIntent | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult>;
+  setSync(state: SyncState | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult>;
+  setHistory(history: readonly HistoryEntry[], signal: AbortSignal): Promise<void>;
+  setStatus(optime: number, signal: AbortSignal): Promise<void>;
+  /** Resolves when anything under the cluster prefix changes after `fromRevision`, or rejects on abort/error. */
+  watch(fromRevision: string, signal: AbortSignal): Promise<void>;
+  /** Stop keepalives; does not revoke the lease (a killed agent's keys must expire by TTL, as a crash would). */
+  close(): Promise<void>;
+}
+
+/** Where a replica streams from. */
+export interface Upstream {
+  readonly name: string;
+  /** postgres://host:port/db as published in the member's conn_url. */
+  readonly connUrl: string;
+}
+
+export type StopMode = 'smart' | 'fast' | 'immediate';
+
+/** Control of the local PostgreSQL. Failures reject with a PgwardenError carrying argv, exit code and stderr tail. */
+export interface PgController {
+  probe(signal: AbortSignal): Promise<LocalPg>;
+  initdb(signal: AbortSignal): Promise<void>;
+  /** Start as primary (no standby.signal) and wait until it accepts connections. */
+  startPrimary(signal: AbortSignal): Promise<void>;
+  /** Write standby.signal + primary_conninfo for `upstream` (or none) and start; returns once the postmaster accepts connections. */
+  startReplica(upstream: Upstream | undefined, signal: AbortSignal): Promise<void>;
+  /** Point a running replica at a new upstream (rewrites primary_conninfo and reloads). */
+  followUpstream(upstream: Upstream, signal: AbortSignal): Promise<void>;
+  stop(mode: StopMode, signal: AbortSignal): Promise<void>;
+  promote(signal: AbortSignal): Promise<void>;
+  /** CHECKPOINT, so pg_rewind on the old primary sees the new timeline. */
+  checkpoint(signal: AbortSignal): Promise<void>;
+  basebackup(from: Upstream, signal: AbortSignal): Promise<void>;
+  rewind(from: Upstream, signal: AbortSignal): Promise<void>;
+  /** Remove the data directory (before a re-clone). */
+  removeDataDir(signal: AbortSignal): Promise<void>;
+  /** Create missing / drop unknown physical replication slots (primary only). */
+  syncSlots(slotNames: readonly string[], signal: AbortSignal): Promise<void>;
+  /** Called with the exit of a postmaster the agent did not ask to stop. */
+  onUnexpectedExit(listener: () => void): void;
+  close(): Promise<void>;
+}
+
+/** Fetches peers' `/patroni` for the leader race (2 s budget, no retries, like Patroni). */
+export interface PeerClient {
+  fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus>;
+}

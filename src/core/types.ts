@@ -1,0 +1,238 @@
+// The HA domain vocabulary: what an agent observes about itself, its PostgreSQL and the DCS, and what it may do.
+// Pure data only: no I/O, no classes with behaviour. Times are monotonic milliseconds unless named `wall`.
+
+/** Member tags, Patroni's names. */
+export interface MemberTags {
+  readonly nofailover?: boolean;
+  readonly failover_priority?: number;
+  readonly noloadbalance?: boolean;
+  readonly clonefrom?: boolean;
+  readonly nosync?: boolean;
+  readonly [key: string]: unknown;
+}
+
+/** Value of `members/<name>` in the DCS (Patroni's JSON field names). */
+export interface MemberRecord {
+  readonly name: string;
+  readonly conn_url: string;
+  readonly api_url: string;
+  readonly state: string;
+  readonly role: string;
+  readonly version?: string;
+  readonly xlog_location?: number;
+  readonly receive_lsn?: number;
+  readonly replay_lsn?: number;
+  readonly replication_state?: string;
+  readonly timeline?: number;
+  readonly tags?: MemberTags;
+  readonly pending_restart?: boolean;
+  readonly pause?: boolean;
+}
+
+/** Value of `failover`: a pending manual switchover/failover. */
+export interface FailoverIntent {
+  readonly leader?: string;
+  readonly member?: string;
+  readonly scheduled_at?: string;
+}
+
+/** Value of `sync`. */
+export interface SyncState {
+  readonly leader: string | null;
+  readonly sync_standby: string | null;
+  readonly quorum?: number;
+}
+
+/** One entry of `history`: [timeline, switch LSN, reason, iso timestamp, new leader]. */
+export type HistoryEntry = readonly [number, number, string, string?, string?];
+
+/** Dynamic configuration (DCS `config` key), seconds as Patroni stores them. */
+export interface DynamicConfig {
+  readonly ttl: number;
+  readonly loop_wait: number;
+  readonly retry_timeout: number;
+  readonly maximum_lag_on_failover: number;
+  readonly primary_start_timeout?: number;
+  readonly synchronous_mode?: boolean;
+  readonly synchronous_mode_strict?: boolean;
+  readonly pause?: boolean;
+  readonly postgresql?: {
+    readonly use_pg_rewind?: boolean;
+    readonly use_slots?: boolean;
+    readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  };
+  readonly [key: string]: unknown;
+}
+
+/** The leader key: who holds the lock and the key's modification revision (for compare-and-delete). */
+export interface LeaderRecord {
+  readonly name: string;
+  readonly modRevision: string;
+}
+
+/** One consistent read of the cluster prefix. */
+export interface ClusterView {
+  /** undefined = key absent; '' = bootstrap in progress; else the database system identifier. */
+  readonly initialize: string | undefined;
+  readonly config: DynamicConfig | undefined;
+  readonly configRevision: string | undefined;
+  readonly leader: LeaderRecord | undefined;
+  readonly members: readonly MemberRecord[];
+  readonly failover: FailoverIntent | undefined;
+  readonly failoverRevision: string | undefined;
+  readonly sync: SyncState | undefined;
+  readonly history: readonly HistoryEntry[];
+  /** `status.optime`: the leader's last published WAL position in bytes. */
+  readonly optime: number | undefined;
+  /** etcd revision of the read. */
+  readonly revision: string;
+}
+
+export type DcsObservation =
+  | { readonly kind: 'ok'; readonly view: ClusterView }
+  | { readonly kind: 'unreachable'; readonly sinceMs: number; readonly lastView: ClusterView | undefined };
+
+export type PgRole = 'primary' | 'replica';
+
+/** Patroni's PostgreSQL state strings we produce. */
+export type PgState =
+  | 'running'
+  | 'starting'
+  | 'stopped'
+  | 'crashed'
+  | 'stopping'
+  | 'restarting'
+  | 'creating replica'
+  | 'initializing new cluster'
+  | 'start failed'
+  | 'initdb failed'
+  | 'unknown';
+
+/** What the agent knows of its own PostgreSQL (from SQL when up, pg_controldata when down). */
+export interface LocalPg {
+  /** 'missing'/'empty' mean there is nothing to start; 'initialized' has a PG_VERSION. */
+  readonly dataDir: 'missing' | 'empty' | 'initialized';
+  readonly isRunning: boolean;
+  /** Role PostgreSQL reports (pg_is_in_recovery) or, when down, what pg_control says. */
+  readonly role: PgRole | undefined;
+  readonly sysid: string | undefined;
+  readonly timeline: number | undefined;
+  /** Primary: current flush LSN. Replica: undefined. */
+  readonly writeLsn: bigint | undefined;
+  readonly receivedLsn: bigint | undefined;
+  readonly replayedLsn: bigint | undefined;
+  /** True when the WAL receiver streams from some upstream. */
+  readonly isStreaming: boolean;
+  /** The member this replica's primary_conninfo points at (as we configured it). */
+  readonly upstream: string | undefined;
+  /** Set when the postmaster exited without the agent asking it to (crash). Cleared by a successful start. */
+  readonly crashedAtMs: number | undefined;
+  /** pg_control cluster state when down, e.g. 'shut down', 'shut down in recovery', 'in production'. */
+  readonly controlState: string | undefined;
+}
+
+/** A peer's `/patroni` answer, used only in the leader race. */
+export interface PeerStatus {
+  readonly name: string;
+  readonly isReachable: boolean;
+  readonly role: PgRole | undefined;
+  readonly isRunning: boolean;
+  /** max(received, replayed) for replicas, flush LSN for a primary. */
+  readonly walPosition: bigint | undefined;
+  readonly timeline: number | undefined;
+  readonly tags: MemberTags;
+}
+
+/** The long-running task slot (basebackup, rewind, bootstrap, ...): only one at a time. */
+export type TaskState =
+  | { readonly kind: 'idle' }
+  | { readonly kind: 'running'; readonly name: TaskName; readonly startedAtMs: number }
+  | { readonly kind: 'done'; readonly name: TaskName; readonly isOk: boolean; readonly error?: string; readonly endedAtMs: number };
+
+export type TaskName = 'bootstrap' | 'basebackup' | 'rewind' | 'reinitialize' | 'start' | 'stop' | 'promote' | 'restart';
+
+/** Effective timing, already validated and converted to milliseconds. */
+export interface Timing {
+  readonly ttlMs: number;
+  readonly loopWaitMs: number;
+  readonly retryTimeoutMs: number;
+}
+
+/** Static facts about this agent from the local config. */
+export interface SelfInfo {
+  readonly name: string;
+  readonly tags: MemberTags;
+  /** Whether the local config has a bootstrap section allowing this node to run initdb. */
+  readonly canBootstrap: boolean;
+}
+
+/** The lock as this agent last saw it succeed: the send time of the last successful acquire/renew. */
+export interface LockObservation {
+  /** Monotonic time at which the last successful acquire/renew request was *sent*; undefined if we never held it. */
+  readonly lastRenewSentAtMs: number | undefined;
+}
+
+/** Everything decide() reads. */
+export interface Observation {
+  readonly nowMs: number;
+  /** Wall-clock ISO time, only to stamp values written to the DCS (history). */
+  readonly wallIso: string;
+  readonly self: SelfInfo;
+  readonly pg: LocalPg;
+  readonly dcs: DcsObservation;
+  readonly lock: LockObservation;
+  /** Peer statuses; filled only when the last view had no leader. */
+  readonly peers: readonly PeerStatus[];
+  readonly task: TaskState;
+  readonly timing: Timing;
+  readonly maximumLagOnFailover: number;
+  readonly useRewind: boolean;
+  readonly useSlots: boolean;
+  readonly isPaused: boolean;
+}
+
+/** State carried from one decision to the next: the only memory decide() has. */
+export interface HaMemory {
+  /** Role we last acted as: lets us notice transitions (for history, callbacks). */
+  readonly lastRole: 'primary' | 'replica' | 'none';
+  /** When we first saw PostgreSQL down while we held the lock (crash recovery clock). */
+  readonly primaryDownSinceMs: number | undefined;
+  /** Upstream of the last start/rewind so we don't re-issue them every cycle. */
+  readonly followingLeader: string | undefined;
+  /** Timeline the last promote produced, to write a history entry exactly once. */
+  readonly pendingHistoryForTimeline: number | undefined;
+  /** A rewind failed for this leader: fall back to reinitialize. */
+  readonly rewindFailedFor: string | undefined;
+}
+
+export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-nolock';
+
+/** Actions are verbs; each is idempotent and its outcome shows up in the next Observation. */
+export type Action =
+  | { readonly kind: 'acquireLeader' }
+  | { readonly kind: 'renewLeader' }
+  | { readonly kind: 'releaseLeader' }
+  | { readonly kind: 'deleteStaleLeader'; readonly leader: LeaderRecord }
+  | { readonly kind: 'initializeCluster' }
+  | { readonly kind: 'bootstrap' }
+  | { readonly kind: 'basebackup'; readonly from: string }
+  | { readonly kind: 'promote' }
+  | { readonly kind: 'demote'; readonly mode: DemoteMode }
+  | { readonly kind: 'startPrimary' }
+  | { readonly kind: 'startReplica'; readonly upstream: string | undefined }
+  | { readonly kind: 'followLeader'; readonly upstream: string }
+  | { readonly kind: 'rewind'; readonly from: string }
+  | { readonly kind: 'reinitialize'; readonly from: string }
+  | { readonly kind: 'syncSlots'; readonly slots: readonly string[] }
+  | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry }
+  | { readonly kind: 'clearFailover' }
+  | { readonly kind: 'publishStatus'; readonly optime: number };
+
+export interface Decision {
+  readonly actions: readonly Action[];
+  /** One human sentence, logged once per cycle (Patroni's style). */
+  readonly reason: string;
+  readonly memory: HaMemory;
+  /** How long the loop may sleep before deciding again (a DCS watch event or crash can wake it earlier). */
+  readonly wakeAfterMs: number;
+}
