@@ -129,6 +129,23 @@ export interface LocalPg {
   readonly crashedAtMs: number | undefined;
   /** pg_control cluster state when down, e.g. 'shut down', 'shut down in recovery', 'in production'. */
   readonly controlState: string | undefined;
+  /** Details for the REST API (only when running). */
+  readonly serverVersion: number | undefined;
+  /** e.g. '2026-11-22 17:54:15.702182+00:00' */
+  readonly postmasterStartTime: string | undefined;
+  readonly replayedTimestamp: string | null | undefined;
+  readonly isReplayPaused: boolean;
+  /** pg_stat_replication rows (primary). */
+  readonly replication: readonly ReplicationRow[];
+}
+
+export interface ReplicationRow {
+  readonly usename: string;
+  readonly application_name: string;
+  readonly client_addr: string | null;
+  readonly state: string;
+  readonly sync_state: string;
+  readonly sync_priority: number;
 }
 
 /** A peer's `/patroni` answer, used only in the leader race. */
