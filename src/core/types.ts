@@ -206,6 +206,18 @@ export interface Observation {
   readonly useRewind: boolean;
   readonly useSlots: boolean;
   readonly isPaused: boolean;
+  /**
+   * Filled only on a replica whose WAL receiver is down while another member holds the lock: whether that
+   * leader's REST API and PostgreSQL port both refused a TCP connection just now (its processes are gone,
+   * so nothing there can accept writes). Undefined when not probed or when the fast path is disabled.
+   */
+  readonly leaderProbe: LeaderProbe | undefined;
+}
+
+export interface LeaderProbe {
+  readonly leader: LeaderRecord;
+  readonly isApiRefused: boolean;
+  readonly isPgRefused: boolean;
 }
 
 /** State carried from one decision to the next: the only memory decide() has. */
@@ -224,13 +236,23 @@ export interface HaMemory {
 
 export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-nolock';
 
-/** Actions are verbs; each is idempotent and its outcome shows up in the next Observation. */
+/**
+ * Actions are verbs; each is idempotent and its outcome shows up in the next Observation.
+ * Execution contract (agent/execute.ts): actions run in list order and the first one that fails (a CAS that
+ * returns false, or an error) skips the rest. DCS actions run inline. PostgreSQL actions (bootstrap, basebackup,
+ * promote, startPrimary, startReplica, rewind, reinitialize, abortBootstrap) run as the single long task and
+ * must come last in a list; `demote` cancels any running task and runs at once; followLeader and syncSlots are
+ * quick and inline. Promote's task also runs CHECKPOINT so a later pg_rewind sees the new timeline.
+ */
 export type Action =
   | { readonly kind: 'acquireLeader' }
   | { readonly kind: 'renewLeader' }
   | { readonly kind: 'releaseLeader' }
   | { readonly kind: 'deleteStaleLeader'; readonly leader: LeaderRecord }
   | { readonly kind: 'initializeCluster' }
+  | { readonly kind: 'publishInitialize'; readonly sysid: string }
+  | { readonly kind: 'writeBootstrapConfig' }
+  | { readonly kind: 'abortBootstrap' }
   | { readonly kind: 'bootstrap' }
   | { readonly kind: 'basebackup'; readonly from: string }
   | { readonly kind: 'promote' }
