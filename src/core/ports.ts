@@ -83,5 +83,8 @@ export interface PgController {
 
 /** Fetches peers' `/patroni` for the leader race (2 s budget, no retries, like Patroni). */
 export interface PeerClient {
+  /** Never rejects: an unreachable peer is a PeerStatus with isReachable false. */
   fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus>;
+  /** Whether TCP connects to the member's REST API and PostgreSQL port are actively refused (its processes are gone). */
+  probeRefused(member: MemberRecord, signal: AbortSignal): Promise<{ readonly isApiRefused: boolean; readonly isPgRefused: boolean }>;
 }
