@@ -1,0 +1,127 @@
+// Failover benchmark on a real local cluster: write gap, time to new primary, lost acknowledged writes, rejoin time, agent RSS/CPU.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { LocalCluster } from '../src/local/local-cluster.js';
+import { httpStatus, poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { MultiHostWriter } from './writer.js';
+
+const { values } = parseArgs({
+  options: {
+    ttl: { type: 'string', default: '30' },
+    'loop-wait': { type: 'string', default: '10' },
+    'retry-timeout': { type: 'string', default: '10' },
+    runs: { type: 'string', default: '3' },
+    'postmaster-runs': { type: 'string', default: '2' },
+    'idle-seconds': { type: 'string', default: '10' },
+  },
+});
+const timing = { ttl: Number(values.ttl), loop_wait: Number(values['loop-wait']), retry_timeout: Number(values['retry-timeout']) };
+const runs = Number(values.runs);
+const postmasterRuns = Number(values['postmaster-runs']);
+const idleSeconds = Number(values['idle-seconds']);
+
+interface RunResult {
+  readonly kind: 'agent+postmaster' | 'postmaster';
+  readonly victim: string;
+  readonly gapMs: number;
+  readonly newPrimaryMs: number;
+  readonly rejoinMs: number;
+  readonly newLeader: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+const median = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+const fmt = (ms: number): string => (Number.isFinite(ms) ? `${Math.round(ms)}` : 'n/a');
+
+async function readProcStat(pid: number): Promise<{ rssKb: number; cpuTicks: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+  const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  // Fields 14 and 15 (utime, stime) are at index 11 and 12 after the comm field.
+  return { rssKb, cpuTicks: Number(stat[11]) + Number(stat[12]) };
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-'));
+  console.log(`pgwarden failover benchmark: ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout}, ${runs} agent+postmaster kills, ${postmasterRuns} postmaster-only kills`);
+  const cluster = await LocalCluster.start({ dir, timing, scope: 'bench' });
+  const results: RunResult[] = [];
+  let writer: MultiHostWriter | undefined;
+  try {
+    let { leader } = await waitHealthy(cluster, 120_000);
+    await sql(cluster, leader, 'CREATE TABLE IF NOT EXISTS bench_writes (id int primary key, at timestamptz default now())');
+    writer = new MultiHostWriter(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })), cluster.superuserPassword, 10, 'bench_writes');
+    writer.start();
+    await sleep(2000);
+
+    const plan: RunResult['kind'][] = [...Array<RunResult['kind']>(runs).fill('agent+postmaster'), ...Array<RunResult['kind']>(postmasterRuns).fill('postmaster')];
+    for (const kind of plan) {
+      const victim = leader;
+      const victimPort = cluster.node(victim).pgPort;
+      const postmaster = await cluster.postmasterPid(victim);
+      const killedAt = performance.now();
+      if (kind === 'agent+postmaster') cluster.killAgent(victim, 'SIGKILL');
+      if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
+
+      const newLeader = await poll('a primary with the lock', 180_000, 25, async () => {
+        const view = await cluster.view(1000);
+        const name = view.leader?.name;
+        if (name === undefined || (kind === 'agent+postmaster' && name === victim)) return undefined;
+        return (await httpStatus(cluster, name, '/primary')) === 200 ? name : undefined;
+      });
+      const newPrimaryMs = performance.now() - killedAt;
+      const expectedPort = cluster.node(newLeader).pgPort;
+      await poll('a write acknowledged by the new primary', 120_000, 20, async () => (writer!.acks.some((ack) => ack.atMs > killedAt && ack.port === expectedPort) ? true : undefined));
+      const { gapMs } = writer.gapAround(killedAt);
+
+      const rejoinStartedAt = performance.now();
+      if (kind === 'agent+postmaster') cluster.startAgent(victim);
+      await waitHealthy(cluster, 180_000);
+      const rejoinMs = performance.now() - rejoinStartedAt;
+      results.push({ kind, victim, gapMs, newPrimaryMs, rejoinMs, newLeader });
+      console.log(`run ${results.length} [${kind}] killed ${victim} (port ${victimPort}) -> primary ${newLeader}: write gap ${fmt(gapMs)} ms, new primary after ${fmt(newPrimaryMs)} ms, ${kind === 'agent+postmaster' ? 'rejoin' : 'healthy again'} after ${fmt(rejoinMs)} ms`);
+      leader = newLeader;
+      await sleep(2000);
+    }
+
+    await writer.stop();
+    const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM bench_writes')).map((row) => row.id));
+    const lost = writer.acks.filter((ack) => !present.has(ack.id));
+    console.log(`\nacknowledged writes: ${writer.acks.length}, lost: ${lost.length}${lost.length > 0 ? ` (ids ${lost.slice(0, 10).map((ack) => ack.id).join(',')}...)` : ''}, failed attempts: ${writer.errors.length}`);
+
+    for (const kind of ['agent+postmaster', 'postmaster'] as const) {
+      const subset = results.filter((result) => result.kind === kind);
+      if (subset.length === 0) continue;
+      const gaps = subset.map((result) => result.gapMs).filter(Number.isFinite);
+      const primaries = subset.map((result) => result.newPrimaryMs);
+      const rejoins = subset.map((result) => result.rejoinMs);
+      console.log(`${kind.padEnd(17)} gap median ${fmt(median(gaps))} ms max ${fmt(Math.max(...gaps))} ms | new primary median ${fmt(median(primaries))} ms max ${fmt(Math.max(...primaries))} ms | rejoin median ${fmt(median(rejoins))} ms max ${fmt(Math.max(...rejoins))} ms`);
+    }
+
+    await waitHealthy(cluster, 60_000);
+    const pids = cluster.nodes.map((node) => node.agentPid).filter((pid): pid is number => pid !== undefined);
+    const startStats = await Promise.all(pids.map(readProcStat));
+    await sleep(idleSeconds * 1000);
+    const endStats = await Promise.all(pids.map(readProcStat));
+    const ticksPerSecond = 100;
+    pids.forEach((pid, index) => {
+      const cpuPercent = ((endStats[index]!.cpuTicks - startStats[index]!.cpuTicks) / ticksPerSecond / idleSeconds) * 100;
+      console.log(`agent ${cluster.nodes[index]!.name} (pid ${pid}): RSS ${(endStats[index]!.rssKb / 1024).toFixed(1)} MB, idle CPU ${cpuPercent.toFixed(2)} % over ${idleSeconds} s`);
+    });
+  } finally {
+    await writer?.stop().catch(() => undefined);
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exitCode = 1;
+});

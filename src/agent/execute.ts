@@ -1,0 +1,179 @@
+// Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
+import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
+import type { Action, ClusterView, DemoteMode, DynamicConfig } from '../core/types.js';
+import { deadline } from '../util/abort.js';
+import { describeError } from '../util/errors.js';
+import type { Log } from '../util/log.js';
+import type { TaskSlot } from './tasks.js';
+
+/** How each demote mode stops PostgreSQL and whether it gives the lock back (Patroni's demote table). */
+const DEMOTE_POLICY: Readonly<Record<DemoteMode, { readonly stop: StopMode; readonly releaseLock: boolean }>> = {
+  // DCS lost: stop quickly; the lock cannot be released anyway and will expire.
+  offline: { stop: 'fast', releaseLock: false },
+  // Switchover: a clean shutdown checkpoint lets the old primary rejoin without rewind.
+  graceful: { stop: 'fast', releaseLock: true },
+  // Unhealthy primary still holding the lock: stop now and let others race at once.
+  immediate: { stop: 'immediate', releaseLock: true },
+  // Lost the lock: someone else may already be promoting, every millisecond as primary is a risk.
+  'immediate-nolock': { stop: 'immediate', releaseLock: false },
+};
+
+/** A cancelled task gets this long to unwind before a demote proceeds regardless. */
+const TASK_CANCEL_WAIT_MS = 2000;
+
+/** What the executor remembers about the lock between cycles: the send time of the last successful write. */
+export interface LockRecord {
+  lastRenewSentAtMs: number | undefined;
+}
+
+export interface ExecutorDeps {
+  readonly member: string;
+  readonly dcs: Dcs;
+  readonly pg: PgController;
+  readonly clock: Clock;
+  readonly log: Log;
+  readonly tasks: TaskSlot;
+  readonly lock: LockRecord;
+  readonly bootstrapConfig: DynamicConfig;
+  /** Called with the new send time after every successful acquire/renew (arms the lease fence). */
+  readonly onLockRenewed: (sentAtMs: number | undefined) => void;
+}
+
+export interface ExecuteContext {
+  readonly view: ClusterView | undefined;
+  /** Budget for each inline DCS call: never longer than the time the lock has left. */
+  readonly dcsBudgetMs: number;
+  readonly pgBudgetMs: number;
+}
+
+export function upstreamFor(view: ClusterView | undefined, name: string): Upstream {
+  const member = view?.members.find((candidate) => candidate.name === name);
+  if (member === undefined) throw new Error(`member ${name} has no key in the DCS: cannot find its conn_url`);
+  return { name, connUrl: member.conn_url };
+}
+
+/** Runs the actions; returns false when one failed (the rest were skipped). */
+export async function executeActions(actions: readonly Action[], deps: ExecutorDeps, context: ExecuteContext): Promise<boolean> {
+  for (const action of actions) {
+    let isOk: boolean;
+    try {
+      isOk = await executeOne(action, deps, context);
+    } catch (error) {
+      deps.log.warn({ action: action.kind, error: describeError(error) }, `action ${action.kind} failed`);
+      return false;
+    }
+    if (!isOk) {
+      deps.log.info({ action: action.kind }, `action ${action.kind} did not take effect`);
+      return false;
+    }
+  }
+  return true;
+}
+
+async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteContext): Promise<boolean> {
+  const { dcs, pg, tasks, clock, lock } = deps;
+  const dcsSignal = (): AbortSignal => deadline(context.dcsBudgetMs);
+  switch (action.kind) {
+    case 'acquireLeader':
+    case 'renewLeader': {
+      const sentAtMs = clock.nowMs();
+      const isOk = action.kind === 'acquireLeader' ? await dcs.acquireLeader(dcsSignal()) : await dcs.renewLeader(dcsSignal());
+      // Only a definite answer changes the record: after a timeout the old deadline keeps ticking.
+      lock.lastRenewSentAtMs = isOk ? sentAtMs : undefined;
+      deps.onLockRenewed(lock.lastRenewSentAtMs);
+      return isOk;
+    }
+    case 'releaseLeader': {
+      const isOk = await dcs.releaseLeader(dcsSignal());
+      lock.lastRenewSentAtMs = undefined;
+      deps.onLockRenewed(undefined);
+      return isOk;
+    }
+    case 'deleteStaleLeader':
+      deps.log.warn({ leader: action.leader.name }, `leader ${action.leader.name} is gone (API and PostgreSQL refuse connections): removing its lock`);
+      return dcs.deleteLeaderIfUnchanged(action.leader.modRevision, dcsSignal());
+    case 'initializeCluster':
+      return dcs.initialize('', dcsSignal());
+    case 'publishInitialize':
+      await dcs.setInitialize(action.sysid, dcsSignal());
+      return true;
+    case 'writeBootstrapConfig':
+      if (context.view?.config !== undefined) return true;
+      return dcs.setConfig(deps.bootstrapConfig, undefined, dcsSignal());
+    case 'writeHistory':
+      await dcs.setHistory([...(context.view?.history ?? []), action.entry], dcsSignal());
+      return true;
+    case 'clearFailover':
+      return dcs.setFailover(undefined, context.view?.failoverRevision, dcsSignal());
+    case 'publishStatus':
+      await dcs.setStatus(action.optime, dcsSignal());
+      return true;
+    case 'followLeader':
+      await pg.followUpstream(upstreamFor(context.view, action.upstream), deadline(context.pgBudgetMs));
+      return true;
+    case 'syncSlots':
+      await pg.syncSlots(action.slots, deadline(context.pgBudgetMs));
+      return true;
+    case 'demote': {
+      const policy = DEMOTE_POLICY[action.mode];
+      await tasks.cancel(TASK_CANCEL_WAIT_MS);
+      deps.log.warn({ mode: action.mode }, `demoting: stopping PostgreSQL (${policy.stop})`);
+      await pg.stop(policy.stop, deadline(context.pgBudgetMs * 3));
+      if (policy.releaseLock) {
+        await dcs.releaseLeader(dcsSignal()).catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not release the leader key after demote'));
+        lock.lastRenewSentAtMs = undefined;
+        deps.onLockRenewed(undefined);
+      }
+      return true;
+    }
+    case 'bootstrap':
+      return tasks.start('bootstrap', async (signal) => {
+        await pg.initdb(signal);
+        await pg.startPrimary(signal);
+      });
+    case 'abortBootstrap':
+      return tasks.start('bootstrap', async (signal) => {
+        await pg.stop('immediate', signal);
+        await dcs.releaseLeader(signal).catch(() => false);
+        await dcs.cancelInitialize(signal);
+        await pg.removeDataDir(signal);
+      });
+    case 'basebackup': {
+      const upstream = upstreamFor(context.view, action.from);
+      return tasks.start('basebackup', async (signal) => {
+        await pg.removeDataDir(signal);
+        await pg.basebackup(upstream, signal);
+        await pg.startReplica(upstream, signal);
+      });
+    }
+    case 'reinitialize': {
+      const upstream = upstreamFor(context.view, action.from);
+      return tasks.start('reinitialize', async (signal) => {
+        await pg.stop('immediate', signal);
+        await pg.removeDataDir(signal);
+        await pg.basebackup(upstream, signal);
+        await pg.startReplica(upstream, signal);
+      });
+    }
+    case 'rewind': {
+      const upstream = upstreamFor(context.view, action.from);
+      return tasks.start('rewind', async (signal) => {
+        await pg.stop('fast', signal);
+        await pg.rewind(upstream, signal);
+        await pg.startReplica(upstream, signal);
+      });
+    }
+    case 'promote':
+      return tasks.start('promote', async (signal) => {
+        await pg.promote(signal);
+        // Without a checkpoint on the new timeline, pg_rewind on the old primary may wrongly see nothing to do.
+        await pg.checkpoint(signal).catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'checkpoint after promote failed'));
+      });
+    case 'startPrimary':
+      return tasks.start('start', (signal) => pg.startPrimary(signal));
+    case 'startReplica': {
+      const upstream = action.upstream === undefined ? undefined : upstreamFor(context.view, action.upstream);
+      return tasks.start('start', (signal) => pg.startReplica(upstream, signal));
+    }
+  }
+}

@@ -1,0 +1,281 @@
+// The HA loop: observe, decide (pure core), execute, publish the member key and snapshot, then sleep until woken.
+import { decide, initialMemory } from '../core/decide.js';
+import { lockDeadlineMs } from '../core/lease.js';
+import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
+import type { DynamicConfig, HaMemory, LocalPg, MemberTags, Observation, Timing } from '../core/types.js';
+import { deadline } from '../util/abort.js';
+import { describeError } from '../util/errors.js';
+import type { Log } from '../util/log.js';
+import { executeActions, type LockRecord } from './execute.js';
+import { LeaseFence } from './lease-fence.js';
+import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
+import { observeDcs, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
+import type { AgentSnapshot } from './snapshot.js';
+import { TaskSlot } from './tasks.js';
+import { Wakeup } from './wakeup.js';
+
+/** A DCS call never gets more than this, whatever retry_timeout says: a slow etcd must not stall the loop. */
+const MAX_DCS_CALL_MS = 3000;
+/** Floor for a DCS call's budget so that a lock close to its deadline can still try to renew. */
+const MIN_DCS_CALL_MS = 200;
+const PG_PROBE_BUDGET_MS = 2000;
+const PG_COMMAND_BUDGET_MS = 5000;
+
+export interface AgentOptions {
+  readonly identity: MemberIdentity;
+  readonly scope: string;
+  readonly canBootstrap: boolean;
+  /** `bootstrap.dcs`: written to `config` after initdb, and the timing used until the DCS has a config. */
+  readonly bootstrapConfig: DynamicConfig;
+  /** Converts a DCS `config` value into effective timing (validated, adjusted). */
+  readonly timingOf: (config: DynamicConfig) => Timing;
+  readonly isFastDeadLeaderEnabled: boolean;
+  /** Lets the composition root resize the DCS lease when `ttl` changes at runtime. */
+  readonly onTimingChanged?: (timing: Timing) => void;
+  readonly dcs: Dcs;
+  readonly pg: PgController;
+  readonly peers: PeerClient;
+  readonly clock: Clock;
+  readonly log: Log;
+}
+
+export class Agent {
+  readonly #options: AgentOptions;
+  readonly #wakeup = new Wakeup();
+  readonly #tasks: TaskSlot;
+  readonly #fence: LeaseFence;
+  readonly #lock: LockRecord = { lastRenewSentAtMs: undefined };
+  readonly #dcsState: DcsReadState = { view: undefined, unreachableSinceMs: undefined, lastOkWallEpochS: undefined };
+  readonly #stopController = new AbortController();
+  #memory: HaMemory = initialMemory();
+  #pg: LocalPg | undefined;
+  #timing: Timing;
+  #lastReason = '';
+  #snapshot: AgentSnapshot;
+  #loopDone: Promise<void> | undefined;
+  #watchDone: Promise<void> | undefined;
+
+  constructor(options: AgentOptions) {
+    this.#options = options;
+    this.#timing = options.timingOf(options.bootstrapConfig);
+    this.#tasks = new TaskSlot(options.clock, options.log, () => this.#wakeup.nudge());
+    this.#fence = new LeaseFence(options.clock, () => this.#onLeaseExpired());
+    this.#snapshot = this.#buildSnapshot(undefined, true);
+    options.pg.onUnexpectedExit(() => {
+      options.log.warn({}, 'postmaster exited unexpectedly');
+      this.#wakeup.nudge();
+    });
+  }
+
+  /** The last cycle's snapshot, with the lock validity evaluated now: /primary must turn 503 the moment the deadline passes. */
+  snapshot(): AgentSnapshot {
+    const sentAt = this.#lock.lastRenewSentAtMs;
+    const isLockValid = sentAt !== undefined && this.#options.clock.nowMs() < lockDeadlineMs(sentAt, this.#timing.ttlMs);
+    if (isLockValid === this.#snapshot.isLeaderWithLock || !this.#snapshot.isLeaderWithLock) return this.#snapshot;
+    return { ...this.#snapshot, isLeaderWithLock: false };
+  }
+
+  /** Wake the loop now (API actions, tests). */
+  nudge(): void {
+    this.#wakeup.nudge();
+  }
+
+  start(): void {
+    this.#loopDone = this.#runLoop();
+    this.#watchDone = this.#runWatch();
+  }
+
+  /** Graceful shutdown: stop PostgreSQL and release the lock so that failover starts without waiting for the TTL. */
+  async stop(options: { readonly stopPostgres: boolean }): Promise<void> {
+    this.#stopController.abort(new Error('agent stopping'));
+    this.#wakeup.nudge();
+    await this.#loopDone?.catch(() => undefined);
+    await this.#tasks.cancel(5000);
+    this.#fence.disarm();
+    const { pg, dcs, log } = this.#options;
+    if (options.stopPostgres) {
+      await pg.stop('fast', deadline(30_000)).catch((error: unknown) => log.error({ error: describeError(error) }, 'could not stop PostgreSQL'));
+    }
+    if (this.#lock.lastRenewSentAtMs !== undefined) {
+      await dcs.releaseLeader(deadline(MAX_DCS_CALL_MS)).catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not release the leader key'));
+    }
+    await this.#watchDone?.catch(() => undefined);
+    await dcs.close();
+    await pg.close();
+  }
+
+  async #runLoop(): Promise<void> {
+    const signal = this.#stopController.signal;
+    while (!signal.aborted) {
+      let wakeAfterMs = this.#timing.loopWaitMs;
+      try {
+        wakeAfterMs = await this.#cycle();
+      } catch (error) {
+        this.#options.log.error({ error: describeError(error) }, 'HA cycle failed');
+      }
+      if (signal.aborted) break;
+      await this.#wakeup.wait(wakeAfterMs);
+    }
+  }
+
+  async #cycle(): Promise<number> {
+    const { clock, dcs, pg, peers, log, identity } = this.#options;
+    const budget = this.#dcsBudgetMs();
+    const [localPg, dcsObservation] = await Promise.all([
+      observePg(pg, PG_PROBE_BUDGET_MS, log, this.#pg),
+      observeDcs(dcs, clock, budget, this.#dcsState, log),
+    ]);
+    this.#pg = localPg;
+    if (localPg === undefined) return this.#timing.loopWaitMs;
+    if (dcsObservation.kind === 'ok' && dcsObservation.view.config !== undefined) {
+      const timing = this.#options.timingOf(dcsObservation.view.config);
+      if (timing.ttlMs !== this.#timing.ttlMs) this.#options.onTimingChanged?.(timing);
+      this.#timing = timing;
+    }
+    const view = dcsObservation.kind === 'ok' ? dcsObservation.view : undefined;
+    const [peerStatuses, leaderProbe] = view === undefined
+      ? [[], undefined]
+      : await Promise.all([
+          observePeers(view, identity.name, peers),
+          observeLeaderProbe(view, identity.name, localPg, peers, this.#options.isFastDeadLeaderEnabled),
+        ]);
+    const config = view?.config ?? this.#options.bootstrapConfig;
+    const observation: Observation = {
+      nowMs: clock.nowMs(),
+      wallIso: clock.wallIso(),
+      self: { name: identity.name, tags: identity.tags, canBootstrap: this.#options.canBootstrap },
+      pg: localPg,
+      dcs: dcsObservation,
+      lock: { lastRenewSentAtMs: this.#lock.lastRenewSentAtMs },
+      peers: peerStatuses,
+      task: this.#tasks.state(),
+      timing: this.#timing,
+      maximumLagOnFailover: config.maximum_lag_on_failover,
+      useRewind: config.postgresql?.use_pg_rewind ?? true,
+      useSlots: config.postgresql?.use_slots ?? true,
+      isPaused: config.pause === true,
+      leaderProbe,
+    };
+    const decision = decide(observation, this.#memory);
+    this.#memory = decision.memory;
+    if (decision.reason !== this.#lastReason || decision.actions.length > 0) {
+      log.info({ actions: decision.actions.map((action) => action.kind) }, decision.reason);
+    }
+    this.#lastReason = decision.reason;
+    if (decision.actions.length > 0) {
+      await executeActions(decision.actions, {
+        member: identity.name,
+        dcs,
+        pg,
+        clock,
+        log,
+        tasks: this.#tasks,
+        lock: this.#lock,
+        bootstrapConfig: this.#options.bootstrapConfig,
+        onLockRenewed: (sentAtMs) => this.#onLockRenewed(sentAtMs),
+      }, { view, dcsBudgetMs: this.#dcsBudgetMs(), pgBudgetMs: PG_COMMAND_BUDGET_MS });
+    }
+    const isPaused = observation.isPaused;
+    const state = pgStateOf(this.#pg, this.#tasks.state());
+    if (dcsObservation.kind === 'ok') {
+      const record = buildMemberRecord(identity, this.#pg, state, isPaused);
+      await dcs.touchMember(record, deadline(this.#dcsBudgetMs())).catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'));
+    }
+    this.#snapshot = this.#buildSnapshot(view ?? this.#dcsState.view, dcsObservation.kind === 'ok');
+    return decision.wakeAfterMs;
+  }
+
+  /** A DCS call must finish before the lock's deadline, or the answer would arrive too late to matter. */
+  #dcsBudgetMs(): number {
+    const budget = Math.min(MAX_DCS_CALL_MS, this.#timing.retryTimeoutMs);
+    const sentAt = this.#lock.lastRenewSentAtMs;
+    if (sentAt === undefined) return budget;
+    const left = lockDeadlineMs(sentAt, this.#timing.ttlMs) - this.#options.clock.nowMs();
+    return Math.max(MIN_DCS_CALL_MS, Math.min(budget, left));
+  }
+
+  #onLockRenewed(sentAtMs: number | undefined): void {
+    if (sentAtMs === undefined) {
+      this.#fence.disarm();
+      return;
+    }
+    this.#fence.arm(lockDeadlineMs(sentAtMs, this.#timing.ttlMs));
+  }
+
+  /** Backstop at the lock deadline: a primary whose lock was not renewed in time stops immediately. */
+  #onLeaseExpired(): void {
+    const { log, pg } = this.#options;
+    this.#lock.lastRenewSentAtMs = undefined;
+    if (this.#pg?.isRunning === true && this.#pg.role === 'primary') {
+      log.error({}, 'leader lock deadline passed without a renewal: stopping PostgreSQL immediately');
+      pg.stop('immediate', deadline(PG_COMMAND_BUDGET_MS)).catch((error: unknown) => log.error({ error: describeError(error) }, 'fence stop failed'));
+    }
+    this.#wakeup.nudge();
+  }
+
+  /** Follows the DCS so a leader change wakes the loop at once instead of after loop_wait. */
+  async #runWatch(): Promise<void> {
+    const signal = this.#stopController.signal;
+    while (!signal.aborted) {
+      const revision = this.#dcsState.view?.revision;
+      if (revision === undefined) {
+        await this.#options.clock.sleep(200, signal).catch(() => undefined);
+        continue;
+      }
+      try {
+        await this.#options.dcs.watch(revision, AbortSignal.any([signal, AbortSignal.timeout(this.#timing.ttlMs)]));
+        this.#wakeup.nudge();
+      } catch {
+        // A broken or timed-out watch is harmless: the loop wakes on its own schedule. Back off briefly.
+        await this.#options.clock.sleep(500, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  #buildSnapshot(view: AgentSnapshot['view'], isDcsReachable: boolean): AgentSnapshot {
+    const { identity, clock } = this.#options;
+    const sentAt = this.#lock.lastRenewSentAtMs;
+    const isLockValid = sentAt !== undefined && clock.nowMs() < lockDeadlineMs(sentAt, this.#timing.ttlMs);
+    const isLeaderWithLock = isLockValid && (view === undefined || view.leader?.name === identity.name);
+    const tags: MemberTags = identity.tags;
+    const config = view?.config ?? this.#options.bootstrapConfig;
+    const pg: LocalPg = this.#pg ?? EMPTY_PG;
+    return {
+      name: identity.name,
+      scope: this.#options.scope,
+      version: identity.version,
+      tags,
+      state: pgStateOf(this.#pg, this.#tasks.state()),
+      pg,
+      view,
+      isDcsReachable,
+      dcsLastSeenEpochS: this.#dcsState.lastOkWallEpochS,
+      isLeaderWithLock,
+      isPaused: config.pause === true,
+      task: this.#tasks.state(),
+      lastCycleAtMs: clock.nowMs(),
+      ttlMs: this.#timing.ttlMs,
+      lastReason: this.#lastReason,
+    };
+  }
+}
+
+const EMPTY_PG: LocalPg = {
+  dataDir: 'missing',
+  isRunning: false,
+  role: undefined,
+  sysid: undefined,
+  timeline: undefined,
+  writeLsn: undefined,
+  receivedLsn: undefined,
+  replayedLsn: undefined,
+  isStreaming: false,
+  upstream: undefined,
+  crashedAtMs: undefined,
+  controlState: undefined,
+  serverVersion: undefined,
+  postmasterStartTime: undefined,
+  replayedTimestamp: undefined,
+  isReplayPaused: false,
+  replication: [],
+};

@@ -1,0 +1,71 @@
+// Gathers one Observation: PostgreSQL probe, DCS read, peer statuses, each under its own deadline; failures become data.
+import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
+import type { ClusterView, DcsObservation, LeaderProbe, LocalPg, PeerStatus } from '../core/types.js';
+import { deadline } from '../util/abort.js';
+import { describeError } from '../util/errors.js';
+import type { Log } from '../util/log.js';
+
+/** Peers get Patroni's budget for the leader race: one short attempt, no retries. */
+const PEER_STATUS_BUDGET_MS = 2000;
+/** A refused TCP connect answers in well under a millisecond on a live host; anything slower is "not refused". */
+const LEADER_PROBE_BUDGET_MS = 300;
+
+export interface DcsReadState {
+  view: ClusterView | undefined;
+  unreachableSinceMs: number | undefined;
+  lastOkWallEpochS: number | undefined;
+}
+
+export async function observePg(pg: PgController, budgetMs: number, log: Log, previous: LocalPg | undefined): Promise<LocalPg | undefined> {
+  try {
+    return await pg.probe(deadline(budgetMs));
+  } catch (error) {
+    log.warn({ error: describeError(error) }, 'PostgreSQL probe failed');
+    return previous;
+  }
+}
+
+/** Reads the cluster; a failure keeps the last view and starts (or continues) the unreachable clock. */
+export async function observeDcs(dcs: Dcs, clock: Clock, budgetMs: number, state: DcsReadState, log: Log): Promise<DcsObservation> {
+  try {
+    const view = await dcs.loadCluster(deadline(budgetMs));
+    if (state.unreachableSinceMs !== undefined) log.info({}, 'DCS reachable again');
+    state.view = view;
+    state.unreachableSinceMs = undefined;
+    state.lastOkWallEpochS = Math.floor(Date.now() / 1000);
+    return { kind: 'ok', view };
+  } catch (error) {
+    if (state.unreachableSinceMs === undefined) {
+      state.unreachableSinceMs = clock.nowMs();
+      log.warn({ error: describeError(error) }, 'DCS is not accessible');
+    }
+    return { kind: 'unreachable', sinceMs: state.unreachableSinceMs, lastView: state.view };
+  }
+}
+
+/** Peer statuses for the leader race: only when the view has no leader (the race is the only reader). */
+export async function observePeers(view: ClusterView, self: string, peers: PeerClient): Promise<PeerStatus[]> {
+  if (view.leader !== undefined) return [];
+  const others = view.members.filter((member) => member.name !== self);
+  const signal = deadline(PEER_STATUS_BUDGET_MS);
+  return Promise.all(others.map((member) => peers.fetchStatus(member, signal)));
+}
+
+/**
+ * The dead-leader fast path's evidence: probed only on a replica whose WAL receiver is down while another member
+ * holds the lock, because that is the moment a leader crash shows first.
+ */
+export async function observeLeaderProbe(
+  view: ClusterView,
+  self: string,
+  pg: LocalPg,
+  peers: PeerClient,
+  isEnabled: boolean,
+): Promise<LeaderProbe | undefined> {
+  if (!isEnabled || view.leader === undefined || view.leader.name === self) return undefined;
+  if (!pg.isRunning || pg.role !== 'replica' || pg.isStreaming) return undefined;
+  const leaderMember = view.members.find((member) => member.name === view.leader?.name);
+  if (leaderMember === undefined) return undefined;
+  const refused = await peers.probeRefused(leaderMember, deadline(LEADER_PROBE_BUDGET_MS));
+  return { leader: view.leader, isApiRefused: refused.isApiRefused, isPgRefused: refused.isPgRefused };
+}

@@ -1,0 +1,72 @@
+// The single long-task slot (bootstrap, basebackup, rewind, start, promote...): one at a time, cancellable, outcome kept for the next observation.
+import type { TaskName, TaskState } from '../core/types.js';
+import type { Clock } from '../core/ports.js';
+import { describeError } from '../util/errors.js';
+import type { Log } from '../util/log.js';
+
+export type TaskBody = (signal: AbortSignal) => Promise<void>;
+
+export class TaskSlot {
+  #state: TaskState = { kind: 'idle' };
+  #controller: AbortController | undefined;
+  #running: Promise<void> | undefined;
+  readonly #clock: Clock;
+  readonly #log: Log;
+  readonly #onSettled: () => void;
+
+  constructor(clock: Clock, log: Log, onSettled: () => void) {
+    this.#clock = clock;
+    this.#log = log;
+    this.#onSettled = onSettled;
+  }
+
+  state(): TaskState {
+    return this.#state;
+  }
+
+  isRunning(): boolean {
+    return this.#state.kind === 'running';
+  }
+
+  /** Starts `body` unless a task is already running (then returns false: the caller's decision is stale). */
+  start(name: TaskName, body: TaskBody): boolean {
+    if (this.#state.kind === 'running') return false;
+    const controller = new AbortController();
+    this.#controller = controller;
+    this.#state = { kind: 'running', name, startedAtMs: this.#clock.nowMs() };
+    this.#log.info({ task: name }, `task ${name} started`);
+    this.#running = body(controller.signal).then(
+      () => this.#finish(name, controller, undefined),
+      (error: unknown) => this.#finish(name, controller, error),
+    );
+    return true;
+  }
+
+  #finish(name: TaskName, controller: AbortController, error: unknown): void {
+    if (this.#controller !== controller) return; // superseded by cancel()
+    this.#controller = undefined;
+    this.#running = undefined;
+    const endedAtMs = this.#clock.nowMs();
+    if (error === undefined) {
+      this.#state = { kind: 'done', name, isOk: true, endedAtMs };
+      this.#log.info({ task: name }, `task ${name} finished`);
+    } else {
+      this.#state = { kind: 'done', name, isOk: false, error: describeError(error), endedAtMs };
+      this.#log.error({ task: name, error: describeError(error) }, `task ${name} failed`);
+    }
+    this.#onSettled();
+  }
+
+  /** Aborts the running task and waits (bounded) for it to unwind; used before a demote, which must not wait behind it. */
+  async cancel(waitMs: number): Promise<void> {
+    const controller = this.#controller;
+    const running = this.#running;
+    if (controller === undefined || running === undefined) return;
+    const name = this.#state.kind === 'running' ? this.#state.name : undefined;
+    controller.abort(new Error('task cancelled'));
+    this.#controller = undefined;
+    this.#running = undefined;
+    this.#state = { kind: 'done', name: name ?? 'stop', isOk: false, error: 'cancelled', endedAtMs: this.#clock.nowMs() };
+    await Promise.race([running, this.#clock.sleep(waitMs)]);
+  }
+}

@@ -1,0 +1,224 @@
+// A real local cluster on 127.0.0.1: an etcd cluster plus N agents (each owning a PostgreSQL), started and stopped by PID.
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EtcdDcs } from '../dcs/etcd/etcd-dcs.js';
+import type { ClusterView } from '../core/types.js';
+import { deadline } from '../util/abort.js';
+import { describeError, PgwardenError } from '../util/errors.js';
+import { startEtcdCluster, type EtcdClusterHandle } from './etcd-cluster.js';
+import { pickFreePorts } from './free-port.js';
+import { renderNodeConfig, type LocalTiming } from './node-config.js';
+import { isAlive, spawnManaged, stopPid } from './process.js';
+
+export interface LocalClusterOptions {
+  readonly dir: string;
+  readonly nodes?: number;
+  readonly etcdMembers?: number;
+  readonly scope?: string;
+  readonly namespace?: string;
+  readonly timing?: LocalTiming;
+  readonly binDir?: string;
+  /** Per-node tags, e.g. { node3: { nofailover: true } }. */
+  readonly tags?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+}
+
+export interface LocalNode {
+  readonly name: string;
+  readonly configPath: string;
+  readonly nodeDir: string;
+  readonly dataDir: string;
+  readonly apiPort: number;
+  readonly pgPort: number;
+  readonly logFile: string;
+  agentPid: number | undefined;
+}
+
+/** What a background cluster leaves on disk so that `pgwarden local stop` can find its processes. */
+export interface LocalClusterState {
+  readonly dir: string;
+  readonly scope: string;
+  readonly namespace: string;
+  readonly etcdEndpoints: readonly string[];
+  readonly etcdPids: readonly number[];
+  readonly nodes: readonly { readonly name: string; readonly agentPid: number | undefined; readonly dataDir: string; readonly pgPort: number; readonly apiPort: number }[];
+  readonly superuserPassword: string;
+}
+
+export const DEFAULT_TIMING: LocalTiming = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
+const AGENT_ENTRY = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
+const AGENT_STOP_GRACE_MS = 30_000;
+
+export class LocalCluster {
+  readonly dir: string;
+  readonly scope: string;
+  readonly namespace: string;
+  readonly nodes: LocalNode[];
+  readonly etcd: EtcdClusterHandle;
+  readonly superuserPassword: string;
+
+  private constructor(dir: string, scope: string, namespace: string, nodes: LocalNode[], etcd: EtcdClusterHandle, superuserPassword: string) {
+    this.dir = dir;
+    this.scope = scope;
+    this.namespace = namespace;
+    this.nodes = nodes;
+    this.etcd = etcd;
+    this.superuserPassword = superuserPassword;
+  }
+
+  static async start(options: LocalClusterOptions): Promise<LocalCluster> {
+    const nodeCount = options.nodes ?? 3;
+    const scope = options.scope ?? 'pgwarden';
+    const namespace = options.namespace ?? '/service';
+    await mkdir(options.dir, { recursive: true });
+    // PostgreSQL runs as the postgres user and must be able to reach its data dir through this one.
+    await chmod(options.dir, 0o755);
+    const etcd = await startEtcdCluster({ size: options.etcdMembers ?? 3, dir: join(options.dir, 'etcd') });
+    const superuserPassword = randomBytes(9).toString('base64url');
+    const replicationPassword = randomBytes(9).toString('base64url');
+    const ports = await pickFreePorts(nodeCount * 2);
+    const nodes: LocalNode[] = [];
+    try {
+      for (let index = 0; index < nodeCount; index++) {
+        const name = `node${index + 1}`;
+        const nodeDir = join(options.dir, name);
+        await mkdir(nodeDir, { recursive: true });
+        await chmod(nodeDir, 0o777);
+        const apiPort = ports[index * 2]!;
+        const pgPort = ports[index * 2 + 1]!;
+        const configPath = join(nodeDir, 'pgwarden.yml');
+        const yaml = renderNodeConfig({
+          scope,
+          namespace,
+          name,
+          apiPort,
+          pgPort,
+          nodeDir,
+          etcdHosts: etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')),
+          timing: options.timing ?? DEFAULT_TIMING,
+          superuserPassword,
+          replicationPassword,
+          binDir: options.binDir ?? '/usr/lib/postgresql/15/bin',
+          ...(options.tags?.[name] !== undefined ? { tags: options.tags[name] } : {}),
+        });
+        await writeFile(configPath, yaml, { mode: 0o600 });
+        nodes.push({ name, configPath, nodeDir, dataDir: join(nodeDir, 'data'), apiPort, pgPort, logFile: join(nodeDir, 'agent.log'), agentPid: undefined });
+      }
+      const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword);
+      for (const node of nodes) cluster.startAgent(node.name);
+      return cluster;
+    } catch (error) {
+      await etcd.stop();
+      throw error;
+    }
+  }
+
+  node(name: string): LocalNode {
+    const node = this.nodes.find((candidate) => candidate.name === name);
+    if (node === undefined) throw new PgwardenError('PGW_LOCAL_PROCESS', `no local node named ${name}`);
+    return node;
+  }
+
+  startAgent(name: string): number {
+    const node = this.node(name);
+    if (node.agentPid !== undefined && isAlive(node.agentPid)) return node.agentPid;
+    const child = spawnManaged({ command: process.execPath, args: ['--enable-source-maps', AGENT_ENTRY, node.configPath], logFile: node.logFile });
+    node.agentPid = child.pid;
+    return child.pid;
+  }
+
+  /** SIGKILL (or another signal) to the agent only; PostgreSQL keeps running, as after an agent crash. */
+  killAgent(name: string, signal: NodeJS.Signals = 'SIGKILL'): void {
+    const node = this.node(name);
+    if (node.agentPid !== undefined) {
+      try {
+        process.kill(node.agentPid, signal);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Graceful stop of one agent (it stops its PostgreSQL and releases the lock). */
+  async stopAgent(name: string): Promise<void> {
+    const node = this.node(name);
+    if (node.agentPid === undefined) return;
+    await stopPid(node.agentPid, { signal: 'SIGTERM', graceMs: AGENT_STOP_GRACE_MS });
+    node.agentPid = undefined;
+  }
+
+  async postmasterPid(name: string): Promise<number | undefined> {
+    try {
+      const text = await readFile(join(this.node(name).dataDir, 'postmaster.pid'), 'utf8');
+      const pid = Number(text.split('\n')[0]);
+      return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  async killPostmaster(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | undefined> {
+    const pid = await this.postmasterPid(name);
+    if (pid !== undefined) process.kill(pid, signal);
+    return pid;
+  }
+
+  /** A read-only DCS client for tests and the CLI view of this cluster. */
+  async view(timeoutMs = 3000): Promise<ClusterView> {
+    const dcs = new EtcdDcs({ endpoints: this.etcd.endpoints, namespace: this.namespace, scope: this.scope, member: '__local_observer', ttlSeconds: 30 });
+    try {
+      return await dcs.loadCluster(deadline(timeoutMs));
+    } finally {
+      await dcs.close();
+    }
+  }
+
+  /** libpq multi-host connection string that always lands on the writable primary. */
+  connectionString(targetSessionAttrs = 'read-write'): string {
+    const hosts = this.nodes.map((node) => `127.0.0.1:${node.pgPort}`).join(',');
+    return `postgresql://postgres:${this.superuserPassword}@${hosts}/postgres?target_session_attrs=${targetSessionAttrs}&connect_timeout=2`;
+  }
+
+  state(): LocalClusterState {
+    return {
+      dir: this.dir,
+      scope: this.scope,
+      namespace: this.namespace,
+      etcdEndpoints: this.etcd.endpoints,
+      etcdPids: this.etcd.members.map((member) => member.pid).filter((pid): pid is number => pid !== undefined),
+      nodes: this.nodes.map((node) => ({ name: node.name, agentPid: node.agentPid, dataDir: node.dataDir, pgPort: node.pgPort, apiPort: node.apiPort })),
+      superuserPassword: this.superuserPassword,
+    };
+  }
+
+  /** Stops agents gracefully (they stop PostgreSQL), then any postmaster left over, then etcd. */
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.stopAgent(node.name).catch(() => undefined)));
+    await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
+    await this.etcd.stop();
+  }
+}
+
+/** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */
+export async function stopLeftoverPostmaster(dataDir: string): Promise<void> {
+  try {
+    const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8');
+    const pid = Number(text.split('\n')[0]);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+      // SIGINT = fast shutdown; stopPid escalates to SIGKILL after the grace period.
+      await stopPid(pid, { signal: 'SIGINT', graceMs: 10_000 });
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PgwardenError('PGW_LOCAL_PROCESS', `could not stop the postmaster of ${dataDir}: ${describeError(error)}`);
+  }
+}
+
+/** Stops a background cluster from its state file, by PID. */
+export async function stopFromState(state: LocalClusterState): Promise<void> {
+  await Promise.all(state.nodes.map(async (node) => {
+    if (node.agentPid !== undefined && isAlive(node.agentPid)) await stopPid(node.agentPid, { signal: 'SIGTERM', graceMs: AGENT_STOP_GRACE_MS });
+  }));
+  await Promise.all(state.nodes.map((node) => stopLeftoverPostmaster(node.dataDir)));
+  await Promise.all(state.etcdPids.map((pid) => (isAlive(pid) ? stopPid(pid, { signal: 'SIGTERM', graceMs: 2000 }) : undefined)));
+}

@@ -1,0 +1,128 @@
+// `pgwarden local start|stop|status`: the one-command local cluster, in the foreground (Ctrl-C stops it) or in the background.
+import { existsSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { ClusterView } from '../core/types.js';
+import { PgwardenError } from '../util/errors.js';
+import { LocalCluster, stopFromState, type LocalClusterState } from './local-cluster.js';
+import type { LocalTiming } from './node-config.js';
+import { isAlive } from './process.js';
+
+export interface LocalStartOptions {
+  readonly dir: string;
+  readonly isBackground: boolean;
+  readonly nodes: number;
+  readonly timing: LocalTiming;
+  readonly healthyTimeoutMs: number;
+  /** Renders the member table (the CLI's `list` renderer). */
+  readonly renderTable: (view: ClusterView, scope: string) => string;
+  readonly out: (line: string) => void;
+}
+
+const STATE_FILE = 'cluster-state.json';
+
+export function defaultLocalDir(): string {
+  return resolve(process.env.PGWARDEN_LOCAL_DIR ?? '.pgwarden/local');
+}
+
+async function readState(dir: string): Promise<LocalClusterState | undefined> {
+  try {
+    return JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as LocalClusterState;
+  } catch {
+    return undefined;
+  }
+}
+
+function isStateAlive(state: LocalClusterState): boolean {
+  return state.etcdPids.some(isAlive) || state.nodes.some((node) => node.agentPid !== undefined && isAlive(node.agentPid));
+}
+
+async function waitForLeaderAndReplicas(cluster: LocalCluster, timeoutMs: number): Promise<ClusterView> {
+  const startedAt = Date.now();
+  let last: ClusterView | undefined;
+  while (Date.now() - startedAt < timeoutMs) {
+    try {
+      last = await cluster.view();
+      const leader = last.leader?.name;
+      const isHealthy = leader !== undefined && cluster.nodes.every((node) => {
+        const member = last?.members.find((candidate) => candidate.name === node.name);
+        return node.name === leader ? member?.state === 'running' : member?.replication_state === 'streaming';
+      });
+      if (isHealthy) return last;
+    } catch {
+      // etcd may still be electing; keep waiting within the bound
+    }
+    await new Promise((resolveSleep) => setTimeout(resolveSleep, 300));
+  }
+  const seen = last === undefined ? 'no DCS view' : last.members.map((member) => `${member.name}=${member.state}/${member.replication_state ?? member.role}`).join(' ');
+  throw new PgwardenError('PGW_LOCAL_PROCESS', `the local cluster did not become healthy within ${timeoutMs / 1000} s (last seen: ${seen}); see the agent logs under ${cluster.dir}/node*/agent.log`);
+}
+
+export async function runLocalStart(options: LocalStartOptions): Promise<void> {
+  const { dir, out } = options;
+  const previous = await readState(dir);
+  if (previous !== undefined && isStateAlive(previous)) {
+    throw new PgwardenError('PGW_LOCAL_PROCESS', `a local cluster is already running from ${dir}; stop it with 'npm run cluster -- stop' (or 'pgwarden local stop --dir ${dir}')`);
+  }
+  if (existsSync(dir)) {
+    out(`removing the previous local cluster data in ${dir}`);
+    await rm(dir, { recursive: true, force: true });
+  }
+  out(`starting 3 etcd members and ${options.nodes} pgwarden agents with PostgreSQL 15 under ${dir} ...`);
+  const cluster = await LocalCluster.start({ dir, nodes: options.nodes, timing: options.timing, scope: 'demo' });
+  await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2));
+  let isStopping = false;
+  const stop = async (): Promise<void> => {
+    if (isStopping) return;
+    isStopping = true;
+    out('stopping the local cluster (agents stop PostgreSQL, then etcd) ...');
+    await cluster.stop();
+    await rm(join(dir, STATE_FILE), { force: true });
+    out('stopped.');
+  };
+  try {
+    const view = await waitForLeaderAndReplicas(cluster, options.healthyTimeoutMs);
+    out(options.renderTable(view, cluster.scope));
+    out('');
+    out(`connect (writes):  psql '${cluster.connectionString('read-write')}'`);
+    out(`connect (reads):   psql '${cluster.connectionString('prefer-standby')}'`);
+    out(`REST API:          ${cluster.nodes.map((node) => `http://127.0.0.1:${node.apiPort}`).join('  ')}`);
+    out(`etcd:              ${cluster.etcd.endpoints.join(',')}`);
+    out(`CLI:               node dist/src/bin/pgwarden.js -c ${cluster.nodes[0]?.configPath ?? ''} list`);
+    out(`logs:              ${dir}/node*/agent.log`);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  if (options.isBackground) {
+    out(`running in the background; stop it with: npm run cluster -- stop`);
+    return;
+  }
+  out('press Ctrl-C to stop');
+  await new Promise<void>((resolveWait) => {
+    const onSignal = (): void => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolveWait();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await stop();
+}
+
+export async function runLocalStop(dir: string, out: (line: string) => void): Promise<void> {
+  const state = await readState(dir);
+  if (state === undefined) {
+    out(`no local cluster state in ${dir}: nothing to stop`);
+    return;
+  }
+  await stopFromState(state);
+  await rm(join(dir, STATE_FILE), { force: true });
+  out(`stopped the local cluster in ${dir}`);
+}
+
+export async function readLocalState(dir: string): Promise<LocalClusterState | undefined> {
+  const state = await readState(dir);
+  return state !== undefined && isStateAlive(state) ? state : undefined;
+}

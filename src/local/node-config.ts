@@ -1,0 +1,69 @@
+// Renders the patroni.yml-shaped config of one local-cluster node (pure: paths and ports in, YAML text out).
+import { stringify } from 'yaml';
+
+export interface LocalTiming {
+  readonly ttl: number;
+  readonly loop_wait: number;
+  readonly retry_timeout: number;
+  readonly maximum_lag_on_failover?: number;
+}
+
+export interface LocalNodeSpec {
+  readonly scope: string;
+  readonly namespace: string;
+  readonly name: string;
+  readonly apiPort: number;
+  readonly pgPort: number;
+  readonly nodeDir: string;
+  readonly etcdHosts: readonly string[];
+  readonly timing: LocalTiming;
+  readonly superuserPassword: string;
+  readonly replicationPassword: string;
+  readonly binDir: string;
+  readonly tags?: Readonly<Record<string, unknown>>;
+  readonly extraParameters?: Readonly<Record<string, string | number | boolean>>;
+}
+
+export function renderNodeConfig(spec: LocalNodeSpec): string {
+  const config = {
+    scope: spec.scope,
+    namespace: spec.namespace,
+    name: spec.name,
+    log: { level: 'INFO' },
+    restapi: { listen: `127.0.0.1:${spec.apiPort}`, connect_address: `127.0.0.1:${spec.apiPort}` },
+    etcd3: { hosts: spec.etcdHosts.join(',') },
+    bootstrap: {
+      dcs: {
+        ttl: spec.timing.ttl,
+        loop_wait: spec.timing.loop_wait,
+        retry_timeout: spec.timing.retry_timeout,
+        maximum_lag_on_failover: spec.timing.maximum_lag_on_failover ?? 1048576,
+        postgresql: {
+          use_pg_rewind: true,
+          use_slots: true,
+          parameters: { wal_level: 'replica', hot_standby: 'on', wal_log_hints: 'on', max_wal_senders: 10, max_replication_slots: 10, wal_keep_size: '128MB', max_connections: 100 },
+        },
+      },
+      initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],
+    },
+    postgresql: {
+      listen: `127.0.0.1:${spec.pgPort}`,
+      connect_address: `127.0.0.1:${spec.pgPort}`,
+      data_dir: `${spec.nodeDir}/data`,
+      bin_dir: spec.binDir,
+      pgpass: `${spec.nodeDir}/pgpass`,
+      authentication: {
+        superuser: { username: 'postgres', password: spec.superuserPassword },
+        replication: { username: 'replicator', password: spec.replicationPassword },
+      },
+      parameters: { unix_socket_directories: spec.nodeDir, shared_buffers: '32MB', ...spec.extraParameters },
+      pg_hba: [
+        'local all all trust',
+        'host replication replicator 127.0.0.1/32 scram-sha-256',
+        'host all all 127.0.0.1/32 scram-sha-256',
+      ],
+    },
+    tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, ...spec.tags },
+  };
+  return stringify(config);
+}

@@ -1,0 +1,98 @@
+// PeerClient over HTTP and TCP: a peer's `/patroni` document for the leader race, and connect-refused probes.
+import { connect } from 'node:net';
+import type { PeerClient } from '../core/ports.js';
+import type { MemberRecord, PeerStatus } from '../core/types.js';
+
+interface PatroniStatusDocument {
+  readonly state?: unknown;
+  readonly role?: unknown;
+  readonly timeline?: unknown;
+  readonly xlog?: { readonly location?: unknown; readonly received_location?: unknown; readonly replayed_location?: unknown };
+  readonly tags?: unknown;
+}
+
+function toBigInt(value: unknown): bigint | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? BigInt(Math.trunc(value)) : undefined;
+}
+
+/** Parses a peer's status document the way Patroni's race does: WAL position = max(received, replayed) or the primary's location. */
+export function peerStatusFromDocument(member: MemberRecord, document: PatroniStatusDocument): PeerStatus {
+  const role = document.role === 'primary' || document.role === 'master' ? 'primary' : document.role === 'replica' ? 'replica' : undefined;
+  const location = toBigInt(document.xlog?.location);
+  const received = toBigInt(document.xlog?.received_location);
+  const replayed = toBigInt(document.xlog?.replayed_location);
+  const candidates = [location, received, replayed].filter((value): value is bigint => value !== undefined);
+  const walPosition = candidates.length === 0 ? undefined : candidates.reduce((a, b) => (a > b ? a : b));
+  const tags = typeof document.tags === 'object' && document.tags !== null ? (document.tags as PeerStatus['tags']) : (member.tags ?? {});
+  return {
+    name: member.name,
+    isReachable: true,
+    role,
+    isRunning: document.state === 'running',
+    walPosition,
+    timeline: typeof document.timeline === 'number' ? document.timeline : undefined,
+    tags,
+  };
+}
+
+function hostPortOf(url: string): { host: string; port: number } | undefined {
+  try {
+    const parsed = new URL(url);
+    const port = Number(parsed.port);
+    if (!Number.isInteger(port) || port <= 0) return undefined;
+    return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port };
+  } catch {
+    return undefined;
+  }
+}
+
+/** True only for an active refusal (ECONNREFUSED); timeouts, resets and successes are all "not refused". */
+function isConnectRefused(host: string, port: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) {
+      resolve(false);
+      return;
+    }
+    const socket = connect({ host, port });
+    const finish = (isRefused: boolean): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.destroy();
+      resolve(isRefused);
+    };
+    const onAbort = (): void => finish(false);
+    signal.addEventListener('abort', onAbort, { once: true });
+    socket.once('connect', () => finish(false));
+    socket.once('error', (error: NodeJS.ErrnoException) => finish(error.code === 'ECONNREFUSED'));
+  });
+}
+
+export class HttpPeerClient implements PeerClient {
+  async fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus> {
+    const unreachable: PeerStatus = {
+      name: member.name,
+      isReachable: false,
+      role: undefined,
+      isRunning: false,
+      walPosition: undefined,
+      timeline: undefined,
+      tags: member.tags ?? {},
+    };
+    try {
+      const response = await fetch(member.api_url, { signal });
+      const document = (await response.json()) as PatroniStatusDocument;
+      return peerStatusFromDocument(member, document);
+    } catch {
+      return unreachable;
+    }
+  }
+
+  async probeRefused(member: MemberRecord, signal: AbortSignal): Promise<{ isApiRefused: boolean; isPgRefused: boolean }> {
+    const api = hostPortOf(member.api_url);
+    const pg = hostPortOf(member.conn_url);
+    const [isApiRefused, isPgRefused] = await Promise.all([
+      api === undefined ? Promise.resolve(false) : isConnectRefused(api.host, api.port, signal),
+      pg === undefined ? Promise.resolve(false) : isConnectRefused(pg.host, pg.port, signal),
+    ]);
+    return { isApiRefused, isPgRefused };
+  }
+}
