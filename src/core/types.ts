@@ -222,16 +222,16 @@ export interface LeaderProbe {
 
 /** State carried from one decision to the next: the only memory decide() has. */
 export interface HaMemory {
-  /** Role we last acted as: lets us notice transitions (for history, callbacks). */
-  readonly lastRole: 'primary' | 'replica' | 'none';
-  /** When we first saw PostgreSQL down while we held the lock (crash recovery clock). */
-  readonly primaryDownSinceMs: number | undefined;
-  /** Upstream of the last start/rewind so we don't re-issue them every cycle. */
-  readonly followingLeader: string | undefined;
-  /** Timeline the last promote produced, to write a history entry exactly once. */
-  readonly pendingHistoryForTimeline: number | undefined;
-  /** A rewind failed for this leader: fall back to reinitialize. */
+  /** Set when we promote: the timeline and LSN we left, so one history entry is written once the new timeline shows. */
+  readonly promotedFrom: { readonly timeline: number; readonly lsn: bigint } | undefined;
+  /** A rewind from this leader failed: the next attempt re-clones instead. */
   readonly rewindFailedFor: string | undefined;
+  /** endedAtMs of the last finished task whose outcome we already acted on. */
+  readonly handledTaskEndedAtMs: number | undefined;
+  /** After a failed PostgreSQL task, don't retry before this time (no tight failure loops). */
+  readonly retryNotBeforeMs: number | undefined;
+  /** When this replica was first seen running but not streaming from the current leader. */
+  readonly notStreamingSinceMs: number | undefined;
 }
 
 export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-nolock';

@@ -1,0 +1,61 @@
+// The HA decision: a pure function from what the agent observed (and remembers) to actions, a reason and a wake time.
+//
+// Safety invariants, in priority order (each enforced by the rule named after it):
+// 1. PostgreSQL is a writable primary only on the node holding the leader lock, and only until that node's own
+//    deadline (last renewal *sent* + ttl - margin), which is earlier than any moment etcd can hand the lock to
+//    someone else. A primary that cannot prove it holds the lock demotes (primary-safety).
+// 2. Promotion happens only after the lock is acquired and renewed with enough time left to finish (leader).
+// 3. Only the healthiest eligible member races for the lock, and the race is an atomic create-if-absent (race).
+// 4. Exactly one member runs initdb: the winner of the create-only `initialize` key (bootstrap).
+// 5. A former primary never streams from a new leader before pg_rewind (or a re-clone) removed its divergence (follow).
+// When in doubt a rule demotes or waits; it never promotes.
+import { buildContext, decision, type Rule } from './context.js';
+import { uninitializedRule } from './rules/bootstrap.js';
+import { followRule } from './rules/follow.js';
+import { leaderRule } from './rules/leader.js';
+import { pausedRule } from './rules/pause.js';
+import { primarySafetyRule } from './rules/primary-safety.js';
+import { raceRule } from './rules/race.js';
+import { failedTaskRule, runningTaskRule } from './rules/task.js';
+import type { Decision, HaMemory, Observation } from './types.js';
+
+export function initialMemory(): HaMemory {
+  return { promotedFrom: undefined, rewindFailedFor: undefined, handledTaskEndedAtMs: undefined, retryNotBeforeMs: undefined, notStreamingSinceMs: undefined };
+}
+
+/** DCS unreachable and not a primary: keep whatever runs (a replica keeps streaming), start nothing. */
+const dcsUnreachableRule: Rule = (context) => {
+  if (context.view !== undefined) return undefined;
+  return decision(context, `DCS is not accessible; I am (${context.name}) and take no action`, [], { wakeAfterMs: Math.min(context.obs.timing.loopWaitMs, 1000) });
+};
+
+/** Data from another cluster must never be started, promoted or cloned over automatically. */
+const foreignDataRule: Rule = (context) => {
+  const { view, obs } = context;
+  const initialized = view?.initialize;
+  if (initialized === undefined || initialized === '' || obs.pg.sysid === undefined || obs.pg.sysid === initialized) return undefined;
+  return decision(context, `data directory belongs to another cluster (system identifier ${obs.pg.sysid}, cluster has ${initialized}); reinitialize this member`, []);
+};
+
+/** The rules in order; the first that decides wins. Safety first, then long tasks, then the normal roles. */
+export const RULES: readonly (readonly [string, Rule])[] = [
+  ['paused', pausedRule],
+  ['primary-safety', primarySafetyRule],
+  ['running-task', runningTaskRule],
+  ['failed-task', failedTaskRule],
+  ['dcs-unreachable', dcsUnreachableRule],
+  ['uninitialized', uninitializedRule],
+  ['foreign-data', foreignDataRule],
+  ['leader', leaderRule],
+  ['follow', followRule],
+  ['race', raceRule],
+];
+
+export function decide(obs: Observation, mem: HaMemory): Decision {
+  const context = buildContext(obs, mem);
+  for (const [, rule] of RULES) {
+    const result = rule(context);
+    if (result !== undefined) return result;
+  }
+  return decision(context, `no action. I am (${context.name})`, []);
+}

@@ -1,0 +1,24 @@
+// An empty data directory: win the `initialize` race and run initdb, or clone from a running member.
+import { decision, type Rule } from '../context.js';
+import { isBackingOff } from './task.js';
+
+export const uninitializedRule: Rule = (context) => {
+  const { obs, view, name } = context;
+  if (obs.pg.dataDir === 'initialized') return undefined;
+  if (view === undefined) return decision(context, 'DCS is not accessible; waiting to bootstrap', []);
+  if (isBackingOff(context)) return decision(context, 'waiting before the next bootstrap attempt', []);
+  const leader = context.leaderName;
+  if (leader === name) {
+    // We hold a lock but have no data: an interrupted bootstrap. Give everything back so the race can restart.
+    return decision(context, 'removing the leader key and initialize key of an interrupted bootstrap', [{ kind: 'abortBootstrap' }], { wakeAfterMs: 0 });
+  }
+  if (view.initialize === undefined && leader === undefined) {
+    if (!obs.self.canBootstrap || context.myPriority === 0) return decision(context, 'waiting for leader to bootstrap', []);
+    // initialize is create-only: exactly one member wins and only it runs initdb; the others wait for its leader key.
+    return decision(context, 'trying to bootstrap a new cluster', [{ kind: 'initializeCluster' }, { kind: 'acquireLeader' }, { kind: 'bootstrap' }]);
+  }
+  if (leader === undefined || context.leaderMember === undefined) return decision(context, 'waiting for leader to bootstrap', []);
+  const cloneSource = view.members.find((member) => member.name !== name && member.tags?.clonefrom === true && member.state === 'running');
+  const from = cloneSource?.name ?? leader;
+  return decision(context, `bootstrapping from ${from === leader ? 'leader' : 'member'} '${from}'`, [{ kind: 'basebackup', from }]);
+};

@@ -1,0 +1,47 @@
+// Another member holds the lock: stream from it, rewinding or re-cloning a diverged data dir first.
+import { decision, type Rule } from '../context.js';
+import { isBackingOff } from './task.js';
+
+/** A replica that cannot stream from the leader this long (several loops, at least 5 s) is checked with pg_rewind. */
+function notStreamingLimitMs(loopWaitMs: number): number {
+  return Math.max(5000, 3 * loopWaitMs);
+}
+
+export const followRule: Rule = (context) => {
+  const { obs, view, name, mem } = context;
+  const leader = context.leaderName;
+  if (view === undefined || leader === undefined || leader === name) return undefined;
+  const pg = obs.pg;
+
+  const probe = obs.leaderProbe;
+  if (probe !== undefined && probe.leader.name === leader && probe.leader.modRevision === view.leader?.modRevision && probe.isApiRefused && probe.isPgRefused) {
+    // Safe because the delete compares the key's mod revision: if the old leader's agent came back and rewrote the
+    // key (which it must do before starting PostgreSQL as primary), the delete fails and nothing happens.
+    return decision(context, `leader ${leader} is gone (its API and PostgreSQL refuse connections): removing its stale lock`, [{ kind: 'deleteStaleLeader', leader: probe.leader }], { wakeAfterMs: 0 });
+  }
+
+  if (context.leaderMember === undefined) return decision(context, `waiting for leader ${leader} to publish its member key`, []);
+  if (pg.isRunning && pg.role === 'replica') {
+    if (pg.upstream !== leader) return decision(context, `changing primary_conninfo to follow new leader (${leader})`, [{ kind: 'followLeader', upstream: leader }], { memory: { notStreamingSinceMs: undefined } });
+    if (pg.isStreaming) {
+      return decision(context, `no action. I am (${name}), a secondary, and following a leader (${leader})`, [], { memory: { notStreamingSinceMs: undefined, rewindFailedFor: undefined } });
+    }
+    const since = mem.notStreamingSinceMs ?? obs.nowMs;
+    const leaderTimeline = context.leaderMember.timeline;
+    const isBehindTimeline = leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline < leaderTimeline;
+    if (isBehindTimeline && obs.nowMs - since >= notStreamingLimitMs(obs.timing.loopWaitMs) && !isBackingOff(context)) {
+      // Not streaming and on an older timeline: probably diverged (a former primary). pg_rewind fixes it or says there is nothing to do.
+      const action = obs.useRewind && mem.rewindFailedFor !== leader ? ({ kind: 'rewind', from: leader } as const) : ({ kind: 'reinitialize', from: leader } as const);
+      return decision(context, `replica cannot stream from ${leader} on timeline ${leaderTimeline}: ${action.kind === 'rewind' ? 'rewinding' : 'reinitializing'}`, [action], { memory: { notStreamingSinceMs: undefined } });
+    }
+    return decision(context, `no action. I am (${name}), a secondary, waiting to stream from the leader (${leader})`, [], { memory: { notStreamingSinceMs: since } });
+  }
+  if (pg.isRunning || obs.task.kind === 'running') return undefined;
+  if (isBackingOff(context)) return decision(context, 'waiting before retrying to start PostgreSQL', []);
+  if (pg.role === 'primary') {
+    // A former primary may hold WAL the new leader never got: it must not stream until its history is rewound.
+    if (obs.useRewind && mem.rewindFailedFor !== leader) return decision(context, `rewinding former primary to follow the leader (${leader})`, [{ kind: 'rewind', from: leader }]);
+    return decision(context, `reinitializing former primary from the leader (${leader})`, [{ kind: 'reinitialize', from: leader }]);
+  }
+  return decision(context, `starting as a secondary following the leader (${leader})`, [{ kind: 'startReplica', upstream: leader }]);
+};

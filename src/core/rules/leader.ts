@@ -1,0 +1,44 @@
+// This node holds the leader key: renew, keep PostgreSQL a primary (promote or restart it), publish status and history.
+import { decision, type Rule } from '../context.js';
+import { slotNameForMember } from '../slot-names.js';
+import type { Action } from '../types.js';
+
+export const leaderRule: Rule = (context) => {
+  const { obs, view, name, mem } = context;
+  if (view === undefined || context.leaderName !== name) return undefined;
+  if (!context.holdsLock) return decision(context, `updating leader lock (${name})`, [{ kind: 'renewLeader' }], { wakeAfterMs: 0 });
+  const pg = obs.pg;
+  const renew: Action = { kind: 'renewLeader' };
+
+  if (context.isRunningPrimary) {
+    const actions: Action[] = [renew];
+    if (view.initialize === undefined || view.initialize === '') {
+      if (pg.sysid !== undefined) actions.push({ kind: 'publishInitialize', sysid: pg.sysid });
+      if (view.config === undefined) actions.push({ kind: 'writeBootstrapConfig' });
+    }
+    if (pg.writeLsn !== undefined) actions.push({ kind: 'publishStatus', optime: Number(pg.writeLsn) });
+    let memory = {};
+    if (mem.promotedFrom !== undefined && pg.timeline !== undefined && pg.timeline > mem.promotedFrom.timeline) {
+      actions.push({ kind: 'writeHistory', entry: [mem.promotedFrom.timeline, Number(mem.promotedFrom.lsn), 'no recovery target specified', obs.wallIso, name] });
+      memory = { promotedFrom: undefined };
+    }
+    if (view.failover !== undefined) actions.push({ kind: 'clearFailover' });
+    if (obs.useSlots) actions.push({ kind: 'syncSlots', slots: view.members.filter((member) => member.name !== name).map((member) => slotNameForMember(member.name)) });
+    return decision(context, `no action. I am (${name}), the leader with the lock`, actions, { memory });
+  }
+
+  const timeLeftMs = (context.deadlineMs ?? obs.nowMs) - obs.nowMs;
+  if (context.isRunningReplica) {
+    // Promote only with enough lock left to finish; otherwise renew first and promote on the next (immediate) cycle.
+    if (timeLeftMs < obs.timing.ttlMs / 2) return decision(context, 'renewing the lock before promoting', [renew], { wakeAfterMs: 0 });
+    const lsn = context.myWal;
+    return decision(context, 'promoted self to leader by acquiring session lock', [renew, { kind: 'promote' }], {
+      memory: { promotedFrom: { timeline: pg.timeline ?? 1, lsn } },
+      wakeAfterMs: 0,
+    });
+  }
+  if (obs.task.kind === 'running') return undefined;
+  if (pg.role === 'primary') return decision(context, 'starting primary after failure', [renew, { kind: 'startPrimary' }], { wakeAfterMs: 0 });
+  // A replica's data dir holding the lock starts as a replica first; the next cycle promotes it (new timeline).
+  return decision(context, 'starting as a replica before promoting', [renew, { kind: 'startReplica', upstream: undefined }], { wakeAfterMs: 0 });
+};

@@ -1,0 +1,12 @@
+// Maintenance mode: keep the lock of a running primary, never start, stop, promote or demote on our own.
+import { decision, type Rule } from '../context.js';
+
+export const pausedRule: Rule = (context) => {
+  if (!context.obs.isPaused) return undefined;
+  const { name, view, isRunningPrimary } = context;
+  if (view !== undefined && context.leaderName === name) return decision(context, `PAUSE: no action. I am (${name}), the leader with the lock`, [{ kind: 'renewLeader' }]);
+  if (view !== undefined && context.leaderName === undefined && isRunningPrimary) {
+    return decision(context, `PAUSE: acquiring the leader lock for the running primary (${name})`, [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
+  }
+  return decision(context, `PAUSE: no action. I am (${name})${context.leaderName !== undefined ? `, following ${context.leaderName}` : ''}`, []);
+};

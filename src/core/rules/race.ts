@@ -1,0 +1,29 @@
+// No leader: the healthiest eligible member takes the lock; the others stay replicas.
+import { compareCandidates, failoverPriority } from '../candidates.js';
+import { decision, type Rule } from '../context.js';
+import { isBackingOff } from './task.js';
+
+export const raceRule: Rule = (context) => {
+  const { obs, view, name } = context;
+  if (view === undefined || context.leaderName !== undefined) return undefined;
+  const pg = obs.pg;
+  if (!pg.isRunning) {
+    if (obs.task.kind === 'running' || isBackingOff(context)) return decision(context, 'waiting for PostgreSQL before the leader race', []);
+    return decision(context, 'starting as a read-only replica while the cluster has no leader', [{ kind: 'startReplica', upstream: undefined }]);
+  }
+  if (context.myPriority === 0) return decision(context, 'following a different leader because I am not allowed to promote', []);
+  if (view.optime !== undefined && BigInt(Math.trunc(view.optime)) - context.myWal > BigInt(obs.maximumLagOnFailover)) {
+    return decision(context, `not healthy enough for leader race: lag exceeds maximum_lag_on_failover (${obs.maximumLagOnFailover} bytes)`, []);
+  }
+  const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
+  for (const peer of obs.peers) {
+    if (!peer.isReachable) continue;
+    if (peer.isRunning && peer.role === 'primary') return decision(context, `following a different leader because ${peer.name} is still running as primary`, []);
+    const priority = failoverPriority(peer.tags);
+    if (priority === 0 || peer.walPosition === undefined) continue;
+    if (compareCandidates({ name: peer.name, walPosition: peer.walPosition, failoverPriority: priority }, me) < 0) {
+      return decision(context, `following a different leader because i am not the healthiest node (${peer.name} is ahead or preferred)`, []);
+    }
+  }
+  return decision(context, 'acquiring the leader lock as the healthiest member', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
+};

@@ -1,0 +1,51 @@
+// Long tasks: while one runs only the lock is renewed; a finished failure is acted on exactly once.
+import { decision, type DecisionContext, type Rule } from '../context.js';
+import type { Action, Decision } from '../types.js';
+
+/** A failed PostgreSQL action is retried after a pause, never in a tight loop. */
+const RETRY_AFTER_FAILURE_LOOPS = 1;
+
+export const runningTaskRule: Rule = (context) => {
+  const task = context.obs.task;
+  if (task.kind !== 'running') return undefined;
+  if (context.holdsLock) return decision(context, `updated leader lock during ${task.name}`, [{ kind: 'renewLeader' }]);
+  if (context.leaderName === context.name && (task.name === 'promote' || task.name === 'start')) {
+    // Starting or promoting as leader without a valid lock: stop before it becomes a writable primary.
+    return decision(context, `lost leader lock during ${task.name}`, [{ kind: 'demote', mode: 'immediate-nolock' }], { wakeAfterMs: 0 });
+  }
+  return decision(context, `${task.name} in progress`, []);
+};
+
+function failureFollowUp(context: DecisionContext): { readonly actions: readonly Action[]; readonly memory: Partial<Decision['memory']>; readonly reason: string } | undefined {
+  const task = context.obs.task;
+  if (task.kind !== 'done' || task.isOk || task.endedAtMs === context.mem.handledTaskEndedAtMs) return undefined;
+  const retryNotBeforeMs = context.obs.nowMs + context.obs.timing.loopWaitMs * RETRY_AFTER_FAILURE_LOOPS;
+  const base = { handledTaskEndedAtMs: task.endedAtMs, retryNotBeforeMs };
+  switch (task.name) {
+    case 'bootstrap':
+      return { actions: [{ kind: 'abortBootstrap' }], memory: base, reason: `removing initialize key after failed attempt to bootstrap the cluster: ${task.error ?? ''}` };
+    case 'rewind':
+      return { actions: [], memory: { ...base, rewindFailedFor: context.leaderName }, reason: `pg_rewind failed (${task.error ?? ''}); will re-clone from the leader` };
+    case 'start':
+      if (context.holdsLock) return { actions: [{ kind: 'releaseLeader' }], memory: base, reason: 'removed leader key after trying and failing to start postgres' };
+      return { actions: [], memory: base, reason: `failed to start postgres: ${task.error ?? ''}` };
+    case 'basebackup':
+    case 'reinitialize':
+    case 'promote':
+    case 'stop':
+    case 'restart':
+      return { actions: [], memory: base, reason: `${task.name} failed: ${task.error ?? ''}` };
+  }
+}
+
+export const failedTaskRule: Rule = (context) => {
+  const followUp = failureFollowUp(context);
+  if (followUp === undefined) return undefined;
+  return decision(context, followUp.reason, followUp.actions, { memory: followUp.memory, wakeAfterMs: followUp.actions.length > 0 ? 0 : context.obs.timing.loopWaitMs });
+};
+
+/** True while a recent failure asks us to wait before starting another PostgreSQL task. */
+export function isBackingOff(context: DecisionContext): boolean {
+  const retryAt = context.mem.retryNotBeforeMs;
+  return retryAt !== undefined && context.obs.nowMs < retryAt;
+}

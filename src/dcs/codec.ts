@@ -1,0 +1,112 @@
+// Decodes the raw keys of one cluster prefix into a ClusterView; lenient, because other tools write these keys too.
+import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../core/types.js';
+import type { ClusterKeys } from './keys.js';
+
+export interface RawKey {
+  readonly key: string;
+  readonly value: string;
+  readonly modRevision: string;
+  readonly createRevision: string;
+  readonly lease: string;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+export function decodeMember(name: string, text: string): MemberRecord | undefined {
+  const value = parseJson(text);
+  if (!isObject(value)) return undefined;
+  return { ...(value as Partial<MemberRecord>), name, conn_url: String(value.conn_url ?? ''), api_url: String(value.api_url ?? ''), state: String(value.state ?? 'unknown'), role: String(value.role ?? 'unknown') };
+}
+
+/** Compact JSON without the name (it is in the key), as Patroni writes it. */
+export function encodeMember(record: MemberRecord): string {
+  const { name: _name, ...rest } = record;
+  return JSON.stringify(rest);
+}
+
+export function decodeConfig(text: string): DynamicConfig | undefined {
+  const value = parseJson(text);
+  return isObject(value) ? (value as DynamicConfig) : undefined;
+}
+
+export function decodeFailover(text: string): FailoverIntent | undefined {
+  const value = parseJson(text);
+  if (isObject(value)) {
+    const intent: { leader?: string; member?: string; scheduled_at?: string } = {};
+    if (typeof value.leader === 'string') intent.leader = value.leader;
+    if (typeof value.member === 'string') intent.member = value.member;
+    if (typeof value.scheduled_at === 'string') intent.scheduled_at = value.scheduled_at;
+    return Object.keys(intent).length === 0 ? undefined : intent;
+  }
+  // Legacy text form `leader:candidate`.
+  const [leader, member] = text.split(':');
+  if (leader === undefined || text.trim() === '') return undefined;
+  return { ...(leader !== '' ? { leader } : {}), ...(member !== undefined && member !== '' ? { member } : {}) };
+}
+
+export function decodeSync(text: string): SyncState | undefined {
+  const value = parseJson(text);
+  if (!isObject(value)) return undefined;
+  return {
+    leader: typeof value.leader === 'string' ? value.leader : null,
+    sync_standby: typeof value.sync_standby === 'string' ? value.sync_standby : null,
+    ...(typeof value.quorum === 'number' ? { quorum: value.quorum } : {}),
+  };
+}
+
+export function decodeHistory(text: string): HistoryEntry[] {
+  const value = parseJson(text);
+  if (!Array.isArray(value)) return [];
+  return value.filter((entry): entry is HistoryEntry => Array.isArray(entry) && typeof entry[0] === 'number' && typeof entry[1] === 'number');
+}
+
+export function decodeOptime(text: string): number | undefined {
+  const value = parseJson(text);
+  if (isObject(value) && typeof value.optime === 'number') return value.optime;
+  return undefined;
+}
+
+export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revision: string): ClusterView {
+  let initialize: string | undefined;
+  let config: DynamicConfig | undefined;
+  let configRevision: string | undefined;
+  let leader: ClusterView['leader'];
+  let failover: FailoverIntent | undefined;
+  let failoverRevision: string | undefined;
+  let sync: SyncState | undefined;
+  let history: HistoryEntry[] = [];
+  let optime: number | undefined;
+  const members: MemberRecord[] = [];
+  for (const item of raw) {
+    if (item.key === keys.leader) {
+      if (item.value !== '') leader = { name: item.value, modRevision: item.modRevision };
+    } else if (item.key === keys.config) {
+      config = decodeConfig(item.value);
+      configRevision = item.modRevision;
+    } else if (item.key === keys.initialize) {
+      initialize = item.value;
+    } else if (item.key === keys.failover) {
+      failover = decodeFailover(item.value);
+      failoverRevision = item.modRevision;
+    } else if (item.key === keys.sync) {
+      sync = decodeSync(item.value);
+    } else if (item.key === keys.history) {
+      history = decodeHistory(item.value);
+    } else if (item.key === keys.status) {
+      optime = decodeOptime(item.value);
+    } else if (item.key.startsWith(keys.membersPrefix)) {
+      const member = decodeMember(item.key.slice(keys.membersPrefix.length), item.value);
+      if (member !== undefined) members.push(member);
+    }
+  }
+  members.sort((a, b) => a.name.localeCompare(b.name));
+  return { initialize, config, configRevision, leader, members, failover, failoverRevision, sync, history, optime, revision };
+}

@@ -1,0 +1,214 @@
+// The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
+import type { CasResult, Dcs } from '../../core/ports.js';
+import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
+import { PgwardenError } from '../../util/errors.js';
+import type { Log } from '../../util/log.js';
+import { buildClusterView, encodeMember, type RawKey } from '../codec.js';
+import { ClusterKeys } from '../keys.js';
+import { b64, EtcdGateway, prefixRangeEnd, unb64, type GatewayHeader, type GatewayKv } from './gateway.js';
+
+export interface EtcdDcsOptions {
+  readonly endpoints: readonly string[];
+  readonly namespace: string;
+  readonly scope: string;
+  readonly member: string;
+  readonly ttlSeconds: number;
+  readonly log?: Log;
+}
+
+/** 'h1:2379,h2:2379' or a list, with or without scheme -> ['http://h1:2379', ...]. */
+export function parseEtcdHosts(value: string | readonly string[], protocol = 'http'): string[] {
+  const items = typeof value === 'string' ? value.split(',') : [...value];
+  return items
+    .map((item) => item.trim())
+    .filter((item) => item !== '')
+    .map((item) => (/^[a-z]+:\/\//.test(item) ? item : `${protocol}://${item}`));
+}
+
+type Compare =
+  | { readonly key: string; readonly target: 'CREATE'; readonly result: 'EQUAL'; readonly create_revision: string }
+  | { readonly key: string; readonly target: 'MOD'; readonly result: 'EQUAL'; readonly mod_revision: string }
+  | { readonly key: string; readonly target: 'VALUE'; readonly result: 'EQUAL'; readonly value: string };
+
+type Operation =
+  | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
+  | { readonly request_delete_range: { readonly key: string } };
+
+export class EtcdDcs implements Dcs {
+  readonly #keys: ClusterKeys;
+  readonly #gateway: EtcdGateway;
+  readonly #member: string;
+  #ttlSeconds: number;
+  #leaseId: string | undefined;
+  /** Last value/lease we wrote per key, so that unchanged values are not rewritten every cycle. */
+  readonly #written = new Map<string, string>();
+  readonly #closed = new AbortController();
+
+  constructor(options: EtcdDcsOptions) {
+    this.#keys = new ClusterKeys(options.namespace, options.scope);
+    this.#gateway = new EtcdGateway(options.endpoints, options.member);
+    this.#member = options.member;
+    this.#ttlSeconds = options.ttlSeconds;
+  }
+
+  get keys(): ClusterKeys {
+    return this.#keys;
+  }
+
+  /** A new TTL applies to a new lease; the keys move to it on the next renew/touch. */
+  setTtl(seconds: number): void {
+    if (seconds === this.#ttlSeconds) return;
+    this.#ttlSeconds = seconds;
+    this.#leaseId = undefined;
+    this.#written.clear();
+  }
+
+  #signal(signal: AbortSignal): AbortSignal {
+    return AbortSignal.any([signal, this.#closed.signal]);
+  }
+
+  async loadCluster(signal: AbortSignal): Promise<ClusterView> {
+    const response = await this.#gateway.call<{ header?: GatewayHeader; kvs?: GatewayKv[] }>(
+      '/v3/kv/range',
+      { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
+      this.#signal(signal),
+      this.#keys.prefix,
+    );
+    const raw: RawKey[] = (response.kvs ?? []).map((kv) => ({
+      key: unb64(kv.key),
+      value: unb64(kv.value),
+      modRevision: kv.mod_revision ?? '0',
+      createRevision: kv.create_revision ?? '0',
+      lease: kv.lease ?? '0',
+    }));
+    return buildClusterView(this.#keys, raw, response.header?.revision ?? '0');
+  }
+
+  async #txn(compare: readonly Compare[], success: readonly Operation[], signal: AbortSignal, key: string): Promise<boolean> {
+    const response = await this.#gateway.call<{ succeeded?: boolean }>('/v3/kv/txn', { compare, success, failure: [] }, this.#signal(signal), key);
+    // The gateway omits false fields: a failed transaction has no `succeeded`.
+    return response.succeeded === true;
+  }
+
+  async #put(key: string, value: string, signal: AbortSignal, lease?: string): Promise<void> {
+    await this.#gateway.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) }, this.#signal(signal), key);
+  }
+
+  async #grantLease(signal: AbortSignal): Promise<string> {
+    const response = await this.#gateway.call<{ ID?: string; TTL?: string; error?: string }>('/v3/lease/grant', { TTL: String(Math.max(1, Math.round(this.#ttlSeconds))), ID: '0' }, this.#signal(signal));
+    if (response.ID === undefined) throw new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd did not grant a lease: ${response.error ?? 'no ID'}`, { isRetryable: true, context: { member: this.#member } });
+    this.#leaseId = response.ID;
+    this.#written.clear();
+    return response.ID;
+  }
+
+  /** Keeps our lease alive; a lease that expired (TTL 0 in the answer) is replaced by a new one. */
+  async #keepAlive(signal: AbortSignal): Promise<string> {
+    if (this.#leaseId === undefined) return this.#grantLease(signal);
+    const response = await this.#gateway.call<{ result?: { TTL?: string } }>('/v3/lease/keepalive', { ID: this.#leaseId }, this.#signal(signal));
+    if (Number(response.result?.TTL ?? '0') <= 0) return this.#grantLease(signal);
+    return this.#leaseId;
+  }
+
+  async acquireLeader(signal: AbortSignal): Promise<CasResult> {
+    const lease = await this.#keepAlive(signal);
+    const key = this.#keys.leader;
+    return this.#txn(
+      [{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
+      [{ request_put: { key: b64(key), value: b64(this.#member), lease } }],
+      signal,
+      key,
+    );
+  }
+
+  async renewLeader(signal: AbortSignal): Promise<CasResult> {
+    const lease = await this.#keepAlive(signal);
+    const key = this.#keys.leader;
+    const current = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, this.#signal(signal), key);
+    const kv = current.kvs?.[0];
+    if (kv === undefined || unb64(kv.value) !== this.#member) return false;
+    if (kv.lease === lease) return true;
+    // The key is ours but on an older lease (TTL change, re-granted lease): move it, still only if it is ours.
+    return this.#txn(
+      [{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(this.#member) }],
+      [{ request_put: { key: b64(key), value: b64(this.#member), lease } }],
+      signal,
+      key,
+    );
+  }
+
+  releaseLeader(signal: AbortSignal): Promise<CasResult> {
+    const key = this.#keys.leader;
+    return this.#txn([{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(this.#member) }], [{ request_delete_range: { key: b64(key) } }], signal, key);
+  }
+
+  deleteLeaderIfUnchanged(modRevision: string, signal: AbortSignal): Promise<CasResult> {
+    const key = this.#keys.leader;
+    return this.#txn([{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: modRevision }], [{ request_delete_range: { key: b64(key) } }], signal, key);
+  }
+
+  async touchMember(record: MemberRecord, signal: AbortSignal): Promise<void> {
+    const lease = await this.#keepAlive(signal);
+    const key = this.#keys.member(this.#member);
+    const value = encodeMember(record);
+    const fingerprint = `${lease}\u0000${value}`;
+    if (this.#written.get(key) === fingerprint) return;
+    await this.#put(key, value, signal, lease);
+    this.#written.set(key, fingerprint);
+  }
+
+  initialize(value: string, signal: AbortSignal): Promise<CasResult> {
+    const key = this.#keys.initialize;
+    return this.#txn([{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }], [{ request_put: { key: b64(key), value: b64(value) } }], signal, key);
+  }
+
+  setInitialize(sysid: string, signal: AbortSignal): Promise<void> {
+    return this.#put(this.#keys.initialize, sysid, signal);
+  }
+
+  async cancelInitialize(signal: AbortSignal): Promise<void> {
+    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, this.#signal(signal), this.#keys.initialize);
+  }
+
+  #casWrite(key: string, value: string | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
+    const operation: Operation = value === undefined ? { request_delete_range: { key: b64(key) } } : { request_put: { key: b64(key), value: b64(value) } };
+    const compare: Compare[] = expectedRevision === undefined ? [] : [{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: expectedRevision }];
+    return this.#txn(compare, [operation], signal, key);
+  }
+
+  setConfig(config: DynamicConfig, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
+    return this.#casWrite(this.#keys.config, JSON.stringify(config), expectedRevision, signal);
+  }
+
+  setFailover(intent: FailoverIntent | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
+    return this.#casWrite(this.#keys.failover, intent === undefined ? undefined : JSON.stringify(intent), expectedRevision, signal);
+  }
+
+  setSync(state: SyncState | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
+    return this.#casWrite(this.#keys.sync, state === undefined ? undefined : JSON.stringify(state), expectedRevision, signal);
+  }
+
+  async setHistory(history: readonly HistoryEntry[], signal: AbortSignal): Promise<void> {
+    await this.#put(this.#keys.history, JSON.stringify(history), signal);
+  }
+
+  async setStatus(optime: number, signal: AbortSignal): Promise<void> {
+    const key = this.#keys.status;
+    const value = JSON.stringify({ optime });
+    if (this.#written.get(key) === value) return;
+    await this.#put(key, value, signal);
+    this.#written.set(key, value);
+  }
+
+  async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
+    const start = (BigInt(fromRevision) + 1n).toString();
+    // Member, status and history keys change every cycle somewhere; only control keys are worth waking the loop for.
+    const keys = this.#keys;
+    const isControlKey = (key: string): boolean => key !== keys.status && key !== keys.history && !key.startsWith(keys.membersPrefix);
+    await this.#gateway.watchOnce(keys.prefix, start, this.#signal(signal), isControlKey);
+  }
+
+  async close(): Promise<void> {
+    this.#closed.abort(new Error('DCS client closed'));
+  }
+}

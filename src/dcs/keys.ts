@@ -1,0 +1,43 @@
+// Patroni's key layout under <namespace>/<scope>/: the names users see with `etcdctl get --prefix`.
+
+/** '/service/', 'service' and '/service' all mean '/service'. */
+export function normalizeNamespace(namespace: string): string {
+  const trimmed = namespace.replace(/^\/+|\/+$/g, '');
+  return trimmed === '' ? '' : `/${trimmed}`;
+}
+
+export class ClusterKeys {
+  readonly prefix: string;
+
+  constructor(namespace: string, scope: string) {
+    this.prefix = `${normalizeNamespace(namespace)}/${scope}/`;
+  }
+
+  get leader(): string {
+    return `${this.prefix}leader`;
+  }
+  get config(): string {
+    return `${this.prefix}config`;
+  }
+  get initialize(): string {
+    return `${this.prefix}initialize`;
+  }
+  get failover(): string {
+    return `${this.prefix}failover`;
+  }
+  get sync(): string {
+    return `${this.prefix}sync`;
+  }
+  get history(): string {
+    return `${this.prefix}history`;
+  }
+  get status(): string {
+    return `${this.prefix}status`;
+  }
+  member(name: string): string {
+    return `${this.prefix}members/${name}`;
+  }
+  get membersPrefix(): string {
+    return `${this.prefix}members/`;
+  }
+}

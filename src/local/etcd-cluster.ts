@@ -1,0 +1,126 @@
+// A real etcd cluster on 127.0.0.1 for the local cluster and tests: start, stop and restart members by PID.
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PgwardenError } from '../util/errors.js';
+import { pickFreePorts } from './free-port.js';
+import { isAlive, spawnManaged, stopPid } from './process.js';
+
+export interface EtcdMember {
+  readonly name: string;
+  readonly clientUrl: string;
+  readonly peerUrl: string;
+  readonly dataDir: string;
+  readonly logFile: string;
+  pid: number | undefined;
+}
+
+export interface EtcdClusterHandle {
+  readonly endpoints: readonly string[];
+  readonly members: readonly EtcdMember[];
+  stopMember(index: number): Promise<void>;
+  startMember(index: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** etcd can take 5-25 s to honour SIGTERM; tests cannot wait that long, and its data is expendable. */
+const STOP_GRACE_MS = 2000;
+const HEALTHY_TIMEOUT_MS = 30_000;
+
+async function isHealthy(clientUrl: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
+    const body = (await response.json()) as { health?: string };
+    return body.health === 'true';
+  } catch {
+    return false;
+  }
+}
+
+export async function startEtcdCluster(options: { readonly size: number; readonly dir: string; readonly binary?: string }): Promise<EtcdClusterHandle> {
+  const size = options.size;
+  const ports = await pickFreePorts(size * 2);
+  const token = `pgw-${randomBytes(4).toString('hex')}`;
+  await mkdir(options.dir, { recursive: true });
+  const members: EtcdMember[] = Array.from({ length: size }, (_unused, index) => ({
+    name: `etcd${index + 1}`,
+    clientUrl: `http://127.0.0.1:${ports[index * 2]!}`,
+    peerUrl: `http://127.0.0.1:${ports[index * 2 + 1]!}`,
+    dataDir: join(options.dir, `etcd${index + 1}`),
+    logFile: join(options.dir, `etcd${index + 1}.log`),
+    pid: undefined,
+  }));
+  const initialCluster = members.map((member) => `${member.name}=${member.peerUrl}`).join(',');
+  const binary = options.binary ?? 'etcd';
+
+  const launch = (member: EtcdMember): void => {
+    const child = spawnManaged({
+      command: binary,
+      args: [
+        '--name', member.name,
+        '--data-dir', member.dataDir,
+        '--listen-client-urls', member.clientUrl,
+        '--advertise-client-urls', member.clientUrl,
+        '--listen-peer-urls', member.peerUrl,
+        '--initial-advertise-peer-urls', member.peerUrl,
+        '--initial-cluster', initialCluster,
+        '--initial-cluster-token', token,
+        '--initial-cluster-state', 'new',
+        // Without pre-vote a healed partition forces a needless re-election.
+        '--pre-vote=true',
+        '--enable-v2=false',
+        '--logger=zap',
+        '--log-level=warn',
+        // Short heartbeats keep leader elections (and our failover tests) quick on loopback.
+        '--heartbeat-interval=100',
+        '--election-timeout=1000',
+      ],
+      logFile: member.logFile,
+    });
+    member.pid = child.pid;
+  };
+
+  const waitHealthy = async (targets: readonly EtcdMember[]): Promise<void> => {
+    const startedAt = Date.now();
+    while (Date.now() - startedAt < HEALTHY_TIMEOUT_MS) {
+      const states = await Promise.all(targets.map((member) => isHealthy(member.clientUrl)));
+      if (states.every(Boolean)) return;
+      const dead = targets.find((member) => member.pid !== undefined && !isAlive(member.pid));
+      if (dead !== undefined) throw new PgwardenError('PGW_LOCAL_PROCESS', `etcd member ${dead.name} exited during start-up; see ${dead.logFile}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    throw new PgwardenError('PGW_LOCAL_PROCESS', `etcd did not become healthy within ${HEALTHY_TIMEOUT_MS / 1000} s; see ${options.dir}/etcd*.log`);
+  };
+
+  const stopMember = async (index: number): Promise<void> => {
+    const member = members[index];
+    if (member?.pid === undefined) return;
+    await stopPid(member.pid, { signal: 'SIGTERM', graceMs: STOP_GRACE_MS });
+    member.pid = undefined;
+  };
+
+  const handle: EtcdClusterHandle = {
+    endpoints: members.map((member) => member.clientUrl),
+    members,
+    stopMember,
+    startMember: async (index: number): Promise<void> => {
+      const member = members[index];
+      if (member === undefined || (member.pid !== undefined && isAlive(member.pid))) return;
+      launch(member);
+      // A lone restarted member is healthy only once it rejoined a quorum; wait for it when one exists.
+      const running = members.filter((candidate) => candidate.pid !== undefined);
+      if (running.length * 2 > size) await waitHealthy([member]);
+    },
+    stop: async (): Promise<void> => {
+      await Promise.all(members.map((_member, index) => stopMember(index)));
+    },
+  };
+  try {
+    members.forEach(launch);
+    await waitHealthy(members);
+  } catch (error) {
+    await handle.stop();
+    throw error;
+  }
+  return handle;
+}

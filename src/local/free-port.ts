@@ -1,0 +1,25 @@
+// Free TCP ports on 127.0.0.1 chosen at run time, below the ephemeral range so a restarting server can rebind them.
+import { createServer } from 'node:net';
+
+const LOW = 15000;
+const HIGH = 32000;
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Distinct ports that were free a moment ago; random so parallel sessions on one machine rarely collide. */
+export async function pickFreePorts(count: number): Promise<number[]> {
+  const chosen = new Set<number>();
+  for (let attempt = 0; chosen.size < count && attempt < count * 200; attempt++) {
+    const port = LOW + Math.floor(Math.random() * (HIGH - LOW));
+    if (chosen.has(port)) continue;
+    if (await canBind(port)) chosen.add(port);
+  }
+  if (chosen.size < count) throw new Error(`could not find ${count} free ports between ${LOW} and ${HIGH}`);
+  return [...chosen];
+}

@@ -1,0 +1,101 @@
+// Pure rendering of the files pgwarden owns in a data directory: postgresql.conf, pg_hba.conf, primary_conninfo, pgpass.
+
+export type GucValue = string | number | boolean;
+
+/** GUC value quoting: single quotes doubled, everything quoted (PostgreSQL accepts quoted numbers and booleans). */
+export function quoteGuc(value: GucValue): string {
+  const text = typeof value === 'boolean' ? (value ? 'on' : 'off') : String(value);
+  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+/** libpq keyword/value quoting for primary_conninfo. */
+export function quoteConninfoValue(value: string): string {
+  return /^[A-Za-z0-9_.\-/]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+export interface ReplicaSettings {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly applicationName: string;
+  readonly passfile: string;
+  readonly slotName: string | undefined;
+}
+
+export function renderPrimaryConninfo(settings: ReplicaSettings): string {
+  const pairs: [string, string][] = [
+    ['host', settings.host],
+    ['port', String(settings.port)],
+    ['user', settings.user],
+    ['application_name', settings.applicationName],
+    ['passfile', settings.passfile],
+    ['sslmode', 'prefer'],
+    // A dead primary must be noticed in seconds, not after the kernel's TCP timeouts.
+    ['connect_timeout', '2'],
+    ['keepalives', '1'],
+    ['keepalives_idle', '2'],
+    ['keepalives_interval', '1'],
+    ['keepalives_count', '3'],
+  ];
+  return pairs.map(([key, value]) => `${key}=${quoteConninfoValue(value)}`).join(' ');
+}
+
+export interface ConfInput {
+  readonly parameters: Readonly<Record<string, GucValue>>;
+  readonly listenHost: string;
+  readonly port: number;
+  readonly scope: string;
+  readonly socketDir: string;
+  readonly replica: ReplicaSettings | undefined;
+}
+
+/** GUCs pgwarden always controls, whatever the user set: the HA machinery depends on them. */
+export function renderPostgresqlConf(input: ConfInput): string {
+  const merged: Record<string, GucValue> = {
+    wal_level: 'replica',
+    max_wal_senders: 10,
+    max_replication_slots: 10,
+    wal_keep_size: '128MB',
+    hot_standby: 'on',
+    ...input.parameters,
+    listen_addresses: input.listenHost,
+    port: input.port,
+    cluster_name: input.scope,
+    unix_socket_directories: input.socketDir,
+    // pg_rewind needs either checksums or hint-bit WAL logging; forcing it keeps rejoin by rewind possible.
+    wal_log_hints: 'on',
+    hot_standby_feedback: input.parameters.hot_standby_feedback ?? 'on',
+  };
+  if (input.replica !== undefined) {
+    merged.primary_conninfo = renderPrimaryConninfo(input.replica);
+    if (input.replica.slotName !== undefined) merged.primary_slot_name = input.replica.slotName;
+    merged.recovery_target_timeline = 'latest';
+  }
+  const lines = ['# Written by pgwarden: changes here are overwritten. Use the DCS config or the agent config instead.', "include_if_exists 'postgresql.base.conf'"];
+  for (const name of Object.keys(merged).sort()) lines.push(`${name} = ${quoteGuc(merged[name]!)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function renderPgHba(lines: readonly string[]): string {
+  return `# Written by pgwarden from postgresql.pg_hba\n${lines.join('\n')}\n`;
+}
+
+export function renderPgpass(entries: readonly { readonly username: string; readonly password: string | undefined }[]): string {
+  const escape = (text: string): string => text.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+  return entries
+    .filter((entry) => entry.password !== undefined)
+    .map((entry) => `*:*:*:${escape(entry.username)}:${escape(entry.password ?? '')}`)
+    .join('\n')
+    .concat('\n');
+}
+
+/** Patroni's member-name -> slot-name rule (same as core/slot-names). */
+export function slotNameForMember(name: string): string {
+  let out = '';
+  for (const char of name.toLowerCase()) {
+    if (/[a-z0-9_]/.test(char)) out += char;
+    else if (char === '-' || char === '.') out += '_';
+    else out += `u${char.codePointAt(0)!.toString(16).padStart(4, '0')}`;
+  }
+  return out.slice(0, 63);
+}
