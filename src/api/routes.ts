@@ -1,0 +1,153 @@
+// Patroni-compatible REST API, health part: pure handlers from (request, agent snapshot) to status and body.
+import type { AgentSnapshot } from '../agent/snapshot.js';
+import { summarizeCluster } from '../core/cluster-summary.js';
+
+export interface ApiRequest {
+  readonly method: string;
+  readonly path: string;
+  readonly query: URLSearchParams;
+}
+
+export interface ApiResponse {
+  readonly status: number;
+  /** undefined = status line only (HEAD, OPTIONS, /liveness, /readiness). */
+  readonly body: string | undefined;
+  readonly contentType: string;
+}
+
+export interface ApiContext {
+  readonly snapshot: AgentSnapshot;
+  readonly nowMs: number;
+}
+
+const JSON_TYPE = 'application/json';
+
+const UNITS: Readonly<Record<string, number>> = { '': 1, B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
+
+/** Patroni's lag syntax: bytes or a number with kB/MB/GB/TB. */
+export function parseLag(text: string): number | undefined {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
+  if (match === null) return undefined;
+  const factor = UNITS[(match[2] ?? '').toUpperCase()];
+  return factor === undefined ? undefined : Math.floor(Number(match[1]) * factor);
+}
+
+function roleOf(snapshot: AgentSnapshot): string | undefined {
+  return snapshot.pg.isRunning ? snapshot.pg.role : undefined;
+}
+
+/** Patroni's status document (GET /patroni and the body of every GET health check). */
+export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown> {
+  const pg = snapshot.pg;
+  const view = snapshot.view;
+  const document: Record<string, unknown> = { state: snapshot.state };
+  if (pg.isRunning) {
+    if (pg.postmasterStartTime !== undefined) document.postmaster_start_time = pg.postmasterStartTime;
+    document.role = pg.role;
+    if (pg.serverVersion !== undefined) document.server_version = pg.serverVersion;
+    document.xlog =
+      pg.role === 'primary'
+        ? { location: Number(pg.writeLsn ?? 0n) }
+        : {
+            received_location: Number(pg.receivedLsn ?? pg.replayedLsn ?? 0n),
+            replayed_location: Number(pg.replayedLsn ?? 0n),
+            replayed_timestamp: pg.replayedTimestamp ?? null,
+            paused: pg.isReplayPaused,
+          };
+    if (pg.timeline !== undefined) document.timeline = pg.timeline;
+    if (pg.role === 'replica') document.replication_state = pg.isStreaming ? 'streaming' : 'in archive recovery';
+    if (pg.replication.length > 0) document.replication = pg.replication;
+  } else {
+    document.role = pg.dataDir !== 'initialized' ? 'uninitialized' : pg.role === 'primary' ? 'demoted' : 'replica';
+  }
+  if (snapshot.isPaused) document.pause = true;
+  if (view === undefined || view.leader === undefined || !snapshot.isDcsReachable) document.cluster_unlocked = true;
+  if (snapshot.dcsLastSeenEpochS !== undefined) document.dcs_last_seen = snapshot.dcsLastSeenEpochS;
+  if (Object.keys(snapshot.tags).length > 0) document.tags = snapshot.tags;
+  if (pg.sysid !== undefined) document.database_system_identifier = pg.sysid;
+  document.patroni = { version: snapshot.version, scope: snapshot.scope, name: snapshot.name };
+  return document;
+}
+
+function isLeaderOk(snapshot: AgentSnapshot): boolean {
+  return snapshot.isLeaderWithLock && snapshot.pg.isRunning && snapshot.pg.role === 'primary';
+}
+
+function tagsMatch(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
+  for (const [key, expected] of query) {
+    if (!key.startsWith('tag_')) continue;
+    const actual = snapshot.tags[key.slice(4)];
+    if (actual === undefined || String(actual).toLowerCase() !== expected.toLowerCase()) return false;
+  }
+  return true;
+}
+
+function isReplicaOk(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
+  const pg = snapshot.pg;
+  if (!pg.isRunning || pg.role !== 'replica' || snapshot.state !== 'running' || snapshot.tags.noloadbalance === true) return false;
+  const lagText = query.get('lag');
+  if (lagText !== null) {
+    const maxLag = parseLag(lagText);
+    if (maxLag === undefined) return false;
+    const leaderOptime = Math.max(snapshot.view?.optime ?? 0, Number(pg.receivedLsn ?? 0n));
+    if (leaderOptime > Number(pg.replayedLsn ?? 0n) + maxLag) return false;
+  }
+  const state = query.get('replication_state');
+  if (state !== null && state !== (pg.isStreaming ? 'streaming' : 'in archive recovery')) return false;
+  return tagsMatch(snapshot, query);
+}
+
+/** Health-check routing as Patroni does it: by substring of the path. */
+function healthCheck(path: string, snapshot: AgentSnapshot, query: URLSearchParams): boolean {
+  if (path === '/' || path.includes('primary') || path.includes('master') || path.includes('read-write')) return isLeaderOk(snapshot);
+  if (path.includes('standby-leader') || path.includes('standby_leader')) return false;
+  if (path.includes('leader')) return isLeaderOk(snapshot);
+  if (path.includes('read-only')) return isLeaderOk(snapshot) || isReplicaOk(snapshot, query);
+  if (path.includes('replica')) return isReplicaOk(snapshot, query);
+  if (path.includes('health')) return snapshot.state === 'running';
+  return false;
+}
+
+function json(status: number, value: unknown): ApiResponse {
+  return { status, body: JSON.stringify(value), contentType: JSON_TYPE };
+}
+
+function statusOnly(status: number): ApiResponse {
+  return { status, body: undefined, contentType: JSON_TYPE };
+}
+
+function liveness(context: ApiContext): boolean {
+  const { snapshot, nowMs } = context;
+  if (snapshot.isPaused) return true;
+  const limit = snapshot.isLeaderWithLock ? snapshot.ttlMs : 2 * snapshot.ttlMs;
+  return nowMs - snapshot.lastCycleAtMs <= limit;
+}
+
+function readiness(snapshot: AgentSnapshot): boolean {
+  if (isLeaderOk(snapshot)) return true;
+  return snapshot.state === 'running' && snapshot.isDcsReachable && snapshot.pg.isStreaming;
+}
+
+export function handleRequest(request: ApiRequest, context: ApiContext): ApiResponse {
+  const { snapshot } = context;
+  const method = request.method;
+  const segment = `/${request.path.split('/')[1] ?? ''}`;
+  if (method === 'HEAD' || method === 'OPTIONS') return statusOnly(healthCheck(request.path, snapshot, request.query) ? 200 : 503);
+  if (method !== 'GET') return json(501, { error: `${method} ${request.path} is not supported by this agent yet` });
+  switch (segment) {
+    case '/patroni':
+      return json(200, statusDocument(snapshot));
+    case '/liveness':
+      return statusOnly(liveness(context) ? 200 : 503);
+    case '/readiness':
+      return statusOnly(readiness(snapshot) ? 200 : 503);
+    case '/cluster':
+      return snapshot.view === undefined ? json(503, { error: 'no DCS view yet' }) : json(200, { ...summarizeCluster(snapshot.view), scope: snapshot.scope });
+    case '/history':
+      return json(200, snapshot.view?.history ?? []);
+    case '/config':
+      return snapshot.view?.config === undefined ? json(502, { error: 'no config in the DCS' }) : json(200, snapshot.view.config);
+    default:
+      return json(healthCheck(request.path, snapshot, request.query) ? 200 : 503, statusDocument(snapshot));
+  }
+}

@@ -1,0 +1,100 @@
+// Wires one agent from its config file: logger, etcd DCS, PostgreSQL controller, peer client, HA loop and REST API.
+import { dirname } from 'node:path';
+import { Agent } from '../agent/loop.js';
+import { startApiServer } from '../api/server.js';
+import { loadConfig } from '../config/load.js';
+import { timingFromDynamicConfig } from '../core/timing-rules.js';
+import type { DynamicConfig } from '../core/types.js';
+import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
+import { createLogger } from '../obs/logger.js';
+import { HttpPeerClient } from '../peers/http-peer-client.js';
+import { PostgresController, resolveRunAs } from '../postgres/controller.js';
+import { SystemClock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+
+/** Published as the member `version`: Patroni tooling parses it as dotted integers and branches on it. */
+export const PATRONI_COMPATIBLE_VERSION = '3.0.2';
+
+export async function runAgent(configPath: string): Promise<void> {
+  const { config, warnings } = loadConfig(configPath);
+  const log = createLogger({ member: config.name, scope: config.scope, level: config.log.level });
+  for (const warning of warnings) log.warn({ config: configPath }, warning);
+
+  const clock = new SystemClock();
+  const bootstrapConfig: DynamicConfig = config.bootstrap.dcs;
+  const timing = timingFromDynamicConfig(bootstrapConfig);
+  const dcs = new EtcdDcs({
+    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    namespace: config.namespace,
+    scope: config.scope,
+    member: config.name,
+    ttlSeconds: timing.ttlMs / 1000,
+    log,
+  });
+  const dataDir = config.postgresql.data_dir;
+  const parameters = { ...(bootstrapConfig.postgresql?.parameters ?? {}), ...config.postgresql.parameters };
+  const socketDir = typeof parameters.unix_socket_directories === 'string' ? parameters.unix_socket_directories.split(',')[0]!.trim() : dirname(dataDir);
+  const pg = new PostgresController({
+    member: config.name,
+    scope: config.scope,
+    dataDir,
+    binDir: config.postgresql.bin_dir,
+    listenHost: config.postgresql.listen.host,
+    port: config.postgresql.listen.port,
+    socketDir,
+    superuser: config.postgresql.authentication.superuser,
+    replication: config.postgresql.authentication.replication,
+    parameters,
+    pgHba: config.postgresql.pg_hba ?? config.bootstrap.pg_hba ?? [],
+    initdbOptions: config.bootstrap.initdb,
+    pgpassPath: config.postgresql.pgpass ?? `${dirname(dataDir)}/pgpass`,
+    runAs: resolveRunAs(),
+    log,
+    logFile: `${dirname(dataDir)}/postgresql.log`,
+  });
+  const restapi = config.restapi;
+  const agent = new Agent({
+    identity: {
+      name: config.name,
+      connUrl: `postgres://${config.postgresql.connect_address.host}:${config.postgresql.connect_address.port}/postgres`,
+      apiUrl: `http://${restapi.connect_address.host}:${restapi.connect_address.port}/patroni`,
+      version: PATRONI_COMPATIBLE_VERSION,
+      tags: config.tags,
+    },
+    scope: config.scope,
+    canBootstrap: true,
+    bootstrapConfig,
+    timingOf: timingFromDynamicConfig,
+    isFastDeadLeaderEnabled: true,
+    onTimingChanged: (next) => dcs.setTtl(next.ttlMs / 1000),
+    dcs,
+    pg,
+    peers: new HttpPeerClient(),
+    clock,
+    log,
+  });
+  const api = await startApiServer({
+    host: restapi.listen.host,
+    port: restapi.listen.port,
+    getSnapshot: () => agent.snapshot(),
+    nowMs: () => clock.nowMs(),
+    log,
+  });
+  log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');
+  agent.start();
+
+  let isStopping = false;
+  const shutdown = (signal: string): void => {
+    if (isStopping) return;
+    isStopping = true;
+    log.info({ signal }, 'shutting down: stopping PostgreSQL and releasing the leader lock');
+    agent
+      .stop({ stopPostgres: true })
+      .catch((error: unknown) => log.error({ error: describeError(error) }, 'shutdown failed'))
+      .finally(() => {
+        void api.close().finally(() => process.exit(0));
+      });
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}

@@ -1,0 +1,62 @@
+// Patroni's `cluster_as_json` from a ClusterView: the data behind GET /cluster and `pgwarden list` (pure).
+import type { ClusterView, MemberTags } from './types.js';
+
+export interface MemberSummary {
+  readonly name: string;
+  readonly role: 'leader' | 'sync_standby' | 'replica';
+  readonly state: string;
+  readonly api_url: string;
+  readonly host: string;
+  readonly port: number;
+  readonly timeline?: number;
+  readonly lag?: number | 'unknown';
+  readonly pending_restart?: boolean;
+  readonly tags?: MemberTags;
+}
+
+export interface ClusterSummary {
+  readonly members: readonly MemberSummary[];
+  readonly pause?: boolean;
+  readonly scheduled_switchover?: { readonly at: string; readonly from?: string; readonly to?: string };
+}
+
+export function hostPortFromConnUrl(connUrl: string): { host: string; port: number } {
+  try {
+    const url = new URL(connUrl);
+    return { host: url.hostname, port: Number(url.port || '5432') };
+  } catch {
+    return { host: '', port: 5432 };
+  }
+}
+
+export function summarizeCluster(view: ClusterView): ClusterSummary {
+  const leader = view.leader?.name;
+  const syncNames = new Set((view.sync?.sync_standby ?? '').split(',').filter((name) => name !== ''));
+  const leaderRecord = view.members.find((member) => member.name === leader);
+  const optime = view.optime ?? leaderRecord?.xlog_location;
+  const members = [...view.members]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((member): MemberSummary => {
+      const role = member.name === leader ? 'leader' : syncNames.has(member.name) ? 'sync_standby' : 'replica';
+      const { host, port } = hostPortFromConnUrl(member.conn_url);
+      const lag = role === 'leader' ? undefined : member.xlog_location === undefined || optime === undefined ? 'unknown' : Math.max(0, optime - member.xlog_location);
+      return {
+        name: member.name,
+        role,
+        state: member.state,
+        api_url: member.api_url,
+        host,
+        port,
+        ...(member.timeline !== undefined ? { timeline: member.timeline } : {}),
+        ...(lag !== undefined ? { lag } : {}),
+        ...(member.pending_restart === true ? { pending_restart: true } : {}),
+        ...(member.tags !== undefined && Object.keys(member.tags).length > 0 ? { tags: member.tags } : {}),
+      };
+    });
+  const failover = view.failover;
+  return {
+    members,
+    ...(view.config?.pause === true ? { pause: true } : {}),
+    ...(failover?.scheduled_at !== undefined ? { scheduled_switchover: { at: failover.scheduled_at, ...(failover.leader !== undefined ? { from: failover.leader } : {}), ...(failover.member !== undefined ? { to: failover.member } : {}) } } : {}),
+  };
+}
