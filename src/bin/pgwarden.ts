@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+// Composition root of the `pgwarden` CLI: wires config + etcd into the verbs, and adds `agent` and `local`.
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { runCli } from '../cli/main.js';
+import { renderMemberTable } from '../cli/render.js';
+import { loadConfig } from '../config/load.js';
+import { summarizeCluster } from '../core/cluster-summary.js';
+import type { ClusterView } from '../core/types.js';
+import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
+import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
+import { runAgent } from './agent-main.js';
+
+const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const out = (text: string): void => void process.stdout.write(`${text}\n`);
+
+async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView }> {
+  const { config } = loadConfig(configPath);
+  const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
+  try {
+    return { scope: config.scope, view: await dcs.loadCluster(signal) };
+  } finally {
+    await dcs.close();
+  }
+}
+
+function positiveNumber(name: string, value: string): number {
+  const number = Number(value);
+  if (!(number > 0)) throw new Error(`--${name} expects a positive number, got "${value}"`);
+  return number;
+}
+
+function register(program: Command): void {
+  program
+    .command('agent')
+    .description('run the HA agent for one PostgreSQL node (like `patroni <config>`)')
+    .argument('[config]', 'config file (defaults to -c)')
+    .action(async (configArgument: string | undefined) => {
+      const path = configArgument ?? program.opts<{ config?: string }>().config;
+      if (path === undefined) throw new Error('agent needs a config file: pgwarden agent <pgwarden.yml>');
+      await runAgent(path);
+      await new Promise<never>(() => undefined);
+    });
+  const local = program.command('local').description('a local cluster on 127.0.0.1: 3 etcd members and 3 agents with PostgreSQL 15');
+  local
+    .command('start', { isDefault: true })
+    .description('start it, wait until healthy, print the member table; Ctrl-C stops it')
+    .option('--background', 'leave it running and return')
+    .option('--dir <dir>', 'where data and logs go', defaultLocalDir())
+    .option('--nodes <n>', 'number of PostgreSQL nodes', '3')
+    .option('--ttl <s>', 'leader lease TTL (seconds)', '30')
+    .option('--loop-wait <s>', 'HA loop period (seconds)', '10')
+    .option('--retry-timeout <s>', 'DCS retry budget (seconds)', '10')
+    .action(async (options: { background?: boolean; dir: string; nodes: string; ttl: string; loopWait: string; retryTimeout: string }) => {
+      await runLocalStart({
+        dir: options.dir,
+        isBackground: options.background === true,
+        nodes: positiveNumber('nodes', options.nodes),
+        timing: { ttl: positiveNumber('ttl', options.ttl), loop_wait: positiveNumber('loop-wait', options.loopWait), retry_timeout: positiveNumber('retry-timeout', options.retryTimeout) },
+        healthyTimeoutMs: 180_000,
+        renderTable: (view, scope) => renderMemberTable(scope, summarizeCluster(view), 'pretty'),
+        out,
+      });
+    });
+  local
+    .command('stop')
+    .description('stop a background local cluster by PID')
+    .option('--dir <dir>', 'the cluster directory', defaultLocalDir())
+    .action(async (options: { dir: string }) => runLocalStop(options.dir, out));
+  local
+    .command('status')
+    .description('print the member table of the running local cluster')
+    .option('--dir <dir>', 'the cluster directory', defaultLocalDir())
+    .action(async (options: { dir: string }) => {
+      const state = await readLocalState(options.dir);
+      if (state === undefined) throw new Error(`no local cluster is running from ${options.dir}; start one with: npm run cluster`);
+      const dcs = new EtcdDcs({ endpoints: state.etcdEndpoints, namespace: state.namespace, scope: state.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
+      try {
+        out(renderMemberTable(state.scope, summarizeCluster(await dcs.loadCluster(AbortSignal.timeout(5000))), 'pretty'));
+      } finally {
+        await dcs.close();
+      }
+    });
+}
+
+runCli(process.argv.slice(2), { loadCluster, version, out, register }).then(
+  (code) => {
+    if (code !== 0) process.exit(code);
+  },
+  (error: unknown) => {
+    process.stderr.write(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,25 @@
+// `pgwarden list`: the member table straight from the DCS, once or every N seconds.
+import { summarizeCluster } from '../../core/cluster-summary.js';
+import type { ClusterView } from '../../core/types.js';
+import { renderMemberTable, type OutputFormat } from '../render.js';
+
+export interface ListOptions {
+  readonly configPath: string;
+  readonly extended?: boolean;
+  readonly format: OutputFormat;
+  readonly W?: boolean;
+  readonly watch?: string;
+  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView }>;
+  readonly out: (text: string) => void;
+}
+
+export async function listCommand(options: ListOptions): Promise<void> {
+  const intervalS = options.watch !== undefined ? Number(options.watch) : options.W === true ? 2 : undefined;
+  if (intervalS !== undefined && !(intervalS > 0)) throw new Error(`--watch expects a positive number of seconds, got "${options.watch ?? ''}"`);
+  for (;;) {
+    const { scope, view } = await options.loadCluster(options.configPath, AbortSignal.timeout(5000));
+    options.out(renderMemberTable(scope, summarizeCluster(view), options.format, options.extended === true));
+    if (intervalS === undefined) return;
+    await new Promise((resolve) => setTimeout(resolve, intervalS * 1000));
+  }
+}
