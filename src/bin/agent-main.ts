@@ -4,7 +4,7 @@ import { Agent } from '../agent/loop.js';
 import { startApiServer } from '../api/server.js';
 import { loadConfig } from '../config/load.js';
 import { timingFromDynamicConfig } from '../core/timing-rules.js';
-import type { DynamicConfig } from '../core/types.js';
+import type { DynamicConfig, MemberTags } from '../core/types.js';
 import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
 import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
@@ -14,6 +14,12 @@ import { describeError } from '../util/errors.js';
 
 /** Published as the member `version`: Patroni tooling parses it as dotted integers and branches on it. */
 export const PATRONI_COMPATIBLE_VERSION = '3.0.2';
+
+/** Patroni publishes the standard boolean tags only when they are set, and user tags always. */
+function publishedTags(tags: MemberTags): MemberTags {
+  const standard = new Set(['nofailover', 'noloadbalance', 'clonefrom', 'nosync']);
+  return Object.fromEntries(Object.entries(tags).filter(([key, value]) => !standard.has(key) || value === true));
+}
 
 export async function runAgent(configPath: string): Promise<void> {
   const { config, warnings } = loadConfig(configPath);
@@ -59,7 +65,7 @@ export async function runAgent(configPath: string): Promise<void> {
       connUrl: `postgres://${config.postgresql.connect_address.host}:${config.postgresql.connect_address.port}/postgres`,
       apiUrl: `http://${restapi.connect_address.host}:${restapi.connect_address.port}/patroni`,
       version: PATRONI_COMPATIBLE_VERSION,
-      tags: config.tags,
+      tags: publishedTags(config.tags),
     },
     scope: config.scope,
     canBootstrap: true,

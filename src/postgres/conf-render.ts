@@ -57,6 +57,8 @@ export function renderPostgresqlConf(input: ConfInput): string {
     max_replication_slots: 10,
     wal_keep_size: '128MB',
     hot_standby: 'on',
+    // PostgreSQL's default of 5 s between WAL receiver retries would add up to 5 s to every failover.
+    wal_retrieve_retry_interval: '1s',
     ...input.parameters,
     listen_addresses: input.listenHost,
     port: input.port,

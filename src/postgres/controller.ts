@@ -96,6 +96,8 @@ export class PostgresController implements PgController {
   #client: pg.Client | undefined;
   #crashedAtMs: number | undefined;
   #upstream: string | undefined;
+  /** A replica's timeline only grows; SQL shows it reliably only while streaming, so remember the highest seen. */
+  #replicaTimeline = 0;
 
   constructor(options: PgControllerOptions) {
     this.#options = options;
@@ -339,6 +341,7 @@ export class PostgresController implements PgController {
   }
 
   async basebackup(from: Upstream, signal: AbortSignal): Promise<void> {
+    this.#replicaTimeline = 0;
     await rm(this.#dataDir, { recursive: true, force: true });
     await this.#ensureDir(dirname(this.#dataDir), 0o755).catch(() => undefined);
     await this.#ensureDir(this.#dataDir, 0o700);
@@ -349,6 +352,7 @@ export class PostgresController implements PgController {
   }
 
   async rewind(from: Upstream, signal: AbortSignal): Promise<void> {
+    this.#replicaTimeline = 0;
     await this.stop('fast', signal);
     const control = await this.#controlData(signal);
     // Remove recovery signals: single-user mode refuses to run in standby mode.
@@ -372,6 +376,7 @@ export class PostgresController implements PgController {
   }
 
   async initdb(signal: AbortSignal): Promise<void> {
+    this.#replicaTimeline = 0;
     if (await this.#dataDirState() === 'initialized') throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] refusing initdb: ${this.#dataDir} already holds a cluster`);
     await rm(this.#dataDir, { recursive: true, force: true });
     await this.#ensureDir(dirname(this.#dataDir), 0o755).catch(() => undefined);
@@ -476,7 +481,7 @@ export class PostgresController implements PgController {
       isRunning: true,
       role: isReplica ? 'replica' : 'primary',
       sysid: row.sysid,
-      timeline: isReplica ? (row.received_tli ?? row.checkpoint_tli) : (row.current_tli ?? row.checkpoint_tli),
+      timeline: isReplica ? this.#noteReplicaTimeline(row.received_tli ?? row.checkpoint_tli) : (row.current_tli ?? row.checkpoint_tli),
       writeLsn: isReplica ? undefined : lsnOrUndefined(row.write_lsn),
       receivedLsn: isReplica ? lsnOrUndefined(row.received_lsn) : undefined,
       replayedLsn: isReplica ? lsnOrUndefined(row.replayed_lsn) : undefined,
@@ -490,6 +495,11 @@ export class PostgresController implements PgController {
       isReplayPaused: row.replay_paused,
       replication: row.replication,
     };
+  }
+
+  #noteReplicaTimeline(timeline: number): number {
+    this.#replicaTimeline = Math.max(this.#replicaTimeline, timeline);
+    return this.#replicaTimeline;
   }
 
   // ---------- SQL ----------
