@@ -32,10 +32,6 @@ export function parseLag(text: string): number | undefined {
   return factor === undefined ? undefined : Math.floor(Number(match[1]) * factor);
 }
 
-function roleOf(snapshot: AgentSnapshot): string | undefined {
-  return snapshot.pg.isRunning ? snapshot.pg.role : undefined;
-}
-
 /** Patroni's status document (GET /patroni and the body of every GET health check). */
 export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown> {
   const pg = snapshot.pg;
@@ -77,7 +73,8 @@ function tagsMatch(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
   for (const [key, expected] of query) {
     if (!key.startsWith('tag_')) continue;
     const actual = snapshot.tags[key.slice(4)];
-    if (actual === undefined || String(actual).toLowerCase() !== expected.toLowerCase()) return false;
+    const isScalar = typeof actual === 'string' || typeof actual === 'number' || typeof actual === 'boolean';
+    if (!isScalar || String(actual).toLowerCase() !== expected.toLowerCase()) return false;
   }
   return true;
 }

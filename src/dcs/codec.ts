@@ -23,7 +23,8 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 export function decodeMember(name: string, text: string): MemberRecord | undefined {
   const value = parseJson(text);
   if (!isObject(value)) return undefined;
-  return { ...(value as Partial<MemberRecord>), name, conn_url: String(value.conn_url ?? ''), api_url: String(value.api_url ?? ''), state: String(value.state ?? 'unknown'), role: String(value.role ?? 'unknown') };
+  const field = (raw: unknown, fallback: string): string => (typeof raw === 'string' ? raw : fallback);
+  return { ...(value as Partial<MemberRecord>), name, conn_url: field(value.conn_url, ''), api_url: field(value.api_url, ''), state: field(value.state, 'unknown'), role: field(value.role, 'unknown') };
 }
 
 /** Compact JSON without the name (it is in the key), as Patroni writes it. */

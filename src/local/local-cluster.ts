@@ -220,5 +220,5 @@ export async function stopFromState(state: LocalClusterState): Promise<void> {
     if (node.agentPid !== undefined && isAlive(node.agentPid)) await stopPid(node.agentPid, { signal: 'SIGTERM', graceMs: AGENT_STOP_GRACE_MS });
   }));
   await Promise.all(state.nodes.map((node) => stopLeftoverPostmaster(node.dataDir)));
-  await Promise.all(state.etcdPids.map((pid) => (isAlive(pid) ? stopPid(pid, { signal: 'SIGTERM', graceMs: 2000 }) : undefined)));
+  await Promise.all(state.etcdPids.filter(isAlive).map((pid) => stopPid(pid, { signal: 'SIGTERM', graceMs: 2000 })));
 }

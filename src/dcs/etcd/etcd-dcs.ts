@@ -208,7 +208,8 @@ export class EtcdDcs implements Dcs {
     await this.#gateway.watchOnce(keys.prefix, start, this.#signal(signal), isControlKey);
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
     this.#closed.abort(new Error('DCS client closed'));
+    return Promise.resolve();
   }
 }

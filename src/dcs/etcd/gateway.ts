@@ -93,7 +93,7 @@ export class EtcdGateway {
     let buffered = '';
     try {
       for (;;) {
-        const { value, done } = await reader.read();
+        const { value, done } = (await reader.read()) as { value?: Uint8Array; done: boolean };
         if (done) throw new Error('etcd watch stream ended');
         buffered += decoder.decode(value, { stream: true });
         let newline = buffered.indexOf('\n');
