@@ -77,8 +77,10 @@ async function main(): Promise<void> {
       });
       const newPrimaryMs = performance.now() - killedAt;
       const expectedPort = cluster.node(newLeader).pgPort;
-      await poll('a write acknowledged by the new primary', 120_000, 20, async () => (writer!.acks.some((ack) => ack.atMs > killedAt && ack.port === expectedPort) ? true : undefined));
-      const { gapMs } = writer.gapAround(killedAt);
+      // The outage ends with the first acknowledged write on the new primary after the writer first saw the failure.
+      const failedAt = await poll('the writer to notice the crash', 60_000, 20, async () => writer!.errors.find((error) => error.atMs > killedAt)?.atMs).catch(() => killedAt);
+      const recovered = await poll('a write acknowledged by the new primary', 120_000, 20, async () => writer!.acks.find((ack) => ack.atMs > failedAt && ack.port === expectedPort));
+      const gapMs = writer.outage(killedAt, recovered.atMs);
 
       const rejoinStartedAt = performance.now();
       if (kind === 'agent+postmaster') cluster.startAgent(victim);

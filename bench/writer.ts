@@ -84,18 +84,22 @@ export class MultiHostWriter {
     }
   }
 
-  /** The longest interval between consecutive acknowledgements that contains `atMs`. */
-  gapAround(atMs: number): { gapMs: number; firstAfter: Ack | undefined } {
-    let lastBefore: Ack | undefined;
-    let firstAfter: Ack | undefined;
+  /**
+   * The write outage caused by a fault at `faultAtMs`: the longest interval between consecutive acknowledgements
+   * from the last one before the fault up to `recoveredAtMs` (a write in flight may still be acknowledged just
+   * after the fault was injected, so the first ack after the fault is not necessarily the end of the outage).
+   */
+  outage(faultAtMs: number, recoveredAtMs: number): number {
+    let worst = Number.NaN;
+    let previous: Ack | undefined;
     for (const ack of this.acks) {
-      if (ack.atMs <= atMs) lastBefore = ack;
-      else {
-        firstAfter = ack;
-        break;
+      if (previous !== undefined && ack.atMs > faultAtMs && previous.atMs <= recoveredAtMs) {
+        const gap = ack.atMs - previous.atMs;
+        if (!(gap <= worst)) worst = gap;
       }
+      previous = ack;
+      if (ack.atMs > recoveredAtMs) break;
     }
-    if (lastBefore === undefined || firstAfter === undefined) return { gapMs: Number.NaN, firstAfter };
-    return { gapMs: firstAfter.atMs - lastBefore.atMs, firstAfter };
+    return worst;
   }
 }

@@ -20,6 +20,12 @@ const MAX_DCS_CALL_MS = 3000;
 const MIN_DCS_CALL_MS = 200;
 const PG_PROBE_BUDGET_MS = 2000;
 const PG_COMMAND_BUDGET_MS = 5000;
+/**
+ * How often a streaming replica checks its WAL receiver between loops. A primary's death shows first as a
+ * dropped replication connection; noticing it here instead of at the next loop_wait is what makes failover
+ * independent of loop_wait. One tiny query per interval.
+ */
+const STREAM_CHECK_INTERVAL_MS = 250;
 
 export interface AgentOptions {
   readonly identity: MemberIdentity;
@@ -54,6 +60,7 @@ export class Agent {
   #snapshot: AgentSnapshot;
   #loopDone: Promise<void> | undefined;
   #watchDone: Promise<void> | undefined;
+  #streamCheckDone: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -83,6 +90,7 @@ export class Agent {
   start(): void {
     this.#loopDone = this.#runLoop();
     this.#watchDone = this.#runWatch();
+    this.#streamCheckDone = this.#runStreamCheck();
   }
 
   /** Graceful shutdown: stop PostgreSQL and release the lock so that failover starts without waiting for the TTL. */
@@ -100,6 +108,7 @@ export class Agent {
       await dcs.releaseLeader(deadline(MAX_DCS_CALL_MS)).catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not release the leader key'));
     }
     await this.#watchDone?.catch(() => undefined);
+    await this.#streamCheckDone?.catch(() => undefined);
     await dcs.close();
     await pg.close();
   }
@@ -228,6 +237,23 @@ export class Agent {
       } catch {
         // A broken or timed-out watch is harmless: the loop wakes on its own schedule. Back off briefly.
         await this.#options.clock.sleep(500, signal).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Wakes the loop when a streaming replica's WAL receiver stops streaming (the usual first sign of a dead primary). */
+  async #runStreamCheck(): Promise<void> {
+    const signal = this.#stopController.signal;
+    const { clock, pg } = this.#options;
+    while (!signal.aborted) {
+      await clock.sleep(STREAM_CHECK_INTERVAL_MS, signal).catch(() => undefined);
+      const last = this.#pg;
+      if (signal.aborted || last === undefined || !last.isRunning || last.role !== 'replica' || !last.isStreaming || this.#tasks.isRunning()) continue;
+      if (!(await pg.isWalReceiverStreaming(deadline(PG_PROBE_BUDGET_MS)))) {
+        this.#options.log.info({}, 'WAL receiver stopped streaming: checking the cluster now');
+        // Mark the last observation as not streaming so the check does not fire again before the loop re-probes.
+        this.#pg = { ...last, isStreaming: false };
+        this.#wakeup.nudge();
       }
     }
   }

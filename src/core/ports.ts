@@ -76,6 +76,8 @@ export interface PgController {
   removeDataDir(signal: AbortSignal): Promise<void>;
   /** Create missing / drop unknown physical replication slots (primary only). */
   syncSlots(slotNames: readonly string[], signal: AbortSignal): Promise<void>;
+  /** One cheap query: whether the WAL receiver is streaming right now (false when down or not a replica). */
+  isWalReceiverStreaming(signal: AbortSignal): Promise<boolean>;
   /** Called with the exit of a postmaster the agent did not ask to stop. */
   onUnexpectedExit(listener: () => void): void;
   close(): Promise<void>;

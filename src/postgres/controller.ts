@@ -412,6 +412,15 @@ export class PostgresController implements PgController {
     }
   }
 
+  async isWalReceiverStreaming(signal: AbortSignal): Promise<boolean> {
+    try {
+      const rows = await this.#query<{ status: string | null }>('SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status', signal);
+      return rows[0]?.status === 'streaming';
+    } catch {
+      return false;
+    }
+  }
+
   // ---------- probe ----------
 
   async #dataDirState(): Promise<LocalPg['dataDir']> {

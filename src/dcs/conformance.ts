@@ -1,0 +1,107 @@
+// The behaviour every DCS backend must show (run against real etcd and the memory backend): locks, TTLs, CAS, watch, errors.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Dcs } from '../core/ports.js';
+import type { MemberRecord } from '../core/types.js';
+import { isPgwardenError } from '../util/errors.js';
+
+export interface DcsHarness {
+  /** A fresh scope per call, so tests don't see each other's keys. */
+  newScope(): (member: string) => Dcs;
+  /** Lets more than the TTL pass (real sleep for etcd, fake clock for memory). */
+  advancePastTtl(): Promise<void>;
+  /** A client whose every call must fail with PGW_DCS_UNAVAILABLE. */
+  unreachable(): Dcs;
+  readonly ttlSeconds: number;
+}
+
+const signal = (): AbortSignal => AbortSignal.timeout(5000);
+
+function member(name: string): MemberRecord {
+  return { name, conn_url: `postgres://127.0.0.1:5432/postgres`, api_url: `http://127.0.0.1:8008/patroni`, state: 'running', role: 'replica' };
+}
+
+export function runDcsConformance(backendName: string, makeHarness: () => DcsHarness): void {
+  describe(`DCS conformance: ${backendName}`, () => {
+    const harness = makeHarness();
+
+    it('lets exactly one of two racing members acquire the leader lock', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      const results = await Promise.all([a.acquireLeader(signal()), b.acquireLeader(signal())]);
+      assert.equal(results.filter(Boolean).length, 1);
+      const view = await a.loadCluster(signal());
+      assert.equal(view.leader?.name, results[0] === true ? 'node1' : 'node2');
+    });
+
+    it('renews only for the holder; a non-holder cannot release it', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal(await a.acquireLeader(signal()), true);
+      assert.equal(await a.renewLeader(signal()), true);
+      assert.equal(await b.renewLeader(signal()), false);
+      assert.equal(await b.releaseLeader(signal()), false);
+      assert.equal((await b.loadCluster(signal())).leader?.name, 'node1');
+      assert.equal(await a.releaseLeader(signal()), true);
+      assert.equal((await b.loadCluster(signal())).leader, undefined);
+    });
+
+    it('expires the lock and member key after the TTL; the old holder cannot renew, another can acquire', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal(await a.acquireLeader(signal()), true);
+      await a.touchMember(member('node1'), signal());
+      assert.equal((await b.loadCluster(signal())).members.some((m) => m.name === 'node1'), true);
+      await harness.advancePastTtl();
+      const view = await b.loadCluster(signal());
+      assert.equal(view.leader, undefined, 'leader key gone with its lease');
+      assert.equal(view.members.some((m) => m.name === 'node1'), false, 'member key gone with its lease');
+      assert.equal(await a.renewLeader(signal()), false, 'renew never re-creates a lost lock');
+      assert.equal(await b.acquireLeader(signal()), true);
+    });
+
+    it('deletes a stale leader only while its revision is unchanged', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal(await a.acquireLeader(signal()), true);
+      const seen = (await b.loadCluster(signal())).leader;
+      assert.ok(seen !== undefined);
+      assert.equal(await b.deleteLeaderIfUnchanged(String(BigInt(seen.modRevision) + 1000n), signal()), false);
+      assert.equal(await b.deleteLeaderIfUnchanged(seen.modRevision, signal()), true);
+      assert.equal((await b.loadCluster(signal())).leader, undefined);
+    });
+
+    it('creates initialize only once and guards config with its revision', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal(await a.initialize('', signal()), true);
+      assert.equal(await b.initialize('', signal()), false);
+      await a.setInitialize('7711055670619385940', signal());
+      assert.equal((await b.loadCluster(signal())).initialize, '7711055670619385940');
+      const config = { ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576 };
+      assert.equal(await a.setConfig(config, undefined, signal()), true);
+      const revision = (await a.loadCluster(signal())).configRevision;
+      assert.ok(revision !== undefined);
+      assert.equal(await b.setConfig({ ...config, ttl: 20 }, revision, signal()), true);
+      assert.equal(await a.setConfig({ ...config, ttl: 40 }, revision, signal()), false, 'a stale revision loses');
+      assert.equal((await a.loadCluster(signal())).config?.ttl, 20);
+    });
+
+    it('wakes a watcher when the leader changes', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      const revision = (await b.loadCluster(signal())).revision;
+      const watching = b.watch(revision, signal());
+      await a.acquireLeader(signal());
+      await watching;
+    });
+
+    it('fails with PGW_DCS_UNAVAILABLE, within the deadline, when unreachable', async () => {
+      const dcs = harness.unreachable();
+      const startedAt = performance.now();
+      await assert.rejects(dcs.loadCluster(AbortSignal.timeout(500)), (error: unknown) => isPgwardenError(error, 'PGW_DCS_UNAVAILABLE'));
+      await assert.rejects(dcs.acquireLeader(AbortSignal.timeout(500)), (error: unknown) => isPgwardenError(error, 'PGW_DCS_UNAVAILABLE'));
+      assert.ok(performance.now() - startedAt < 2500, 'errors arrive within the deadline');
+    });
+  });
+}

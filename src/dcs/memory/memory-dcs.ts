@@ -1,0 +1,241 @@
+// An in-memory DCS with etcd's semantics (revisions, leases on an injected clock, CAS, watch) for tests and simulations.
+import type { CasResult, Clock, Dcs } from '../../core/ports.js';
+import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
+import { PgwardenError } from '../../util/errors.js';
+import { buildClusterView, encodeMember, type RawKey } from '../codec.js';
+import { ClusterKeys } from '../keys.js';
+
+interface StoredKey {
+  value: string;
+  createRevision: number;
+  modRevision: number;
+  lease: number;
+}
+
+/** Shared state of one simulated etcd: every member's MemoryDcs talks to the same store. */
+export class MemoryDcsStore {
+  readonly clock: Clock;
+  readonly #keys = new Map<string, StoredKey>();
+  readonly #leases = new Map<number, { ttlMs: number; expiresAtMs: number }>();
+  #revision = 1;
+  #nextLease = 1;
+  #watchers: { fromRevision: number; prefix: string; resolve: () => void }[] = [];
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  get revision(): number {
+    return this.#revision;
+  }
+
+  /** Expires leases whose time has come (etcd does this on its own timer; here any operation or sweep() does it). */
+  sweep(): void {
+    const now = this.clock.nowMs();
+    for (const [id, lease] of this.#leases) {
+      if (lease.expiresAtMs > now) continue;
+      this.#leases.delete(id);
+      for (const [key, stored] of this.#keys) if (stored.lease === id) this.#delete(key);
+    }
+  }
+
+  grant(ttlMs: number): number {
+    this.sweep();
+    const id = this.#nextLease++;
+    this.#leases.set(id, { ttlMs, expiresAtMs: this.clock.nowMs() + ttlMs });
+    return id;
+  }
+
+  /** false when the lease already expired. */
+  keepAlive(id: number): boolean {
+    this.sweep();
+    const lease = this.#leases.get(id);
+    if (lease === undefined) return false;
+    lease.expiresAtMs = this.clock.nowMs() + lease.ttlMs;
+    return true;
+  }
+
+  get(key: string): StoredKey | undefined {
+    this.sweep();
+    return this.#keys.get(key);
+  }
+
+  range(prefix: string): RawKey[] {
+    this.sweep();
+    return [...this.#keys.entries()]
+      .filter(([key]) => key.startsWith(prefix))
+      .map(([key, stored]) => ({ key, value: stored.value, modRevision: String(stored.modRevision), createRevision: String(stored.createRevision), lease: String(stored.lease) }));
+  }
+
+  put(key: string, value: string, lease = 0): void {
+    if (lease !== 0 && !this.#leases.has(lease)) throw new Error(`lease ${lease} not found`);
+    this.#revision++;
+    const existing = this.#keys.get(key);
+    this.#keys.set(key, { value, createRevision: existing?.createRevision ?? this.#revision, modRevision: this.#revision, lease });
+    this.#notify(key);
+  }
+
+  delete(key: string): boolean {
+    this.sweep();
+    return this.#delete(key);
+  }
+
+  #delete(key: string): boolean {
+    if (!this.#keys.has(key)) return false;
+    this.#revision++;
+    this.#keys.delete(key);
+    this.#notify(key);
+    return true;
+  }
+
+  #notify(key: string): void {
+    const ready = this.#watchers.filter((watcher) => key.startsWith(watcher.prefix) && this.#revision > watcher.fromRevision);
+    this.#watchers = this.#watchers.filter((watcher) => !ready.includes(watcher));
+    for (const watcher of ready) watcher.resolve();
+  }
+
+  watch(prefix: string, fromRevision: number, signal: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const entry = { fromRevision, prefix, resolve: () => resolve() };
+      this.#watchers.push(entry);
+      signal.addEventListener('abort', () => {
+        this.#watchers = this.#watchers.filter((watcher) => watcher !== entry);
+        reject(signal.reason instanceof Error ? signal.reason : new Error('watch aborted'));
+      }, { once: true });
+    });
+  }
+}
+
+export class MemoryDcs implements Dcs {
+  readonly #store: MemoryDcsStore;
+  readonly #keys: ClusterKeys;
+  readonly #member: string;
+  #ttlMs: number;
+  #lease: number | undefined;
+  #isReachable = true;
+
+  constructor(store: MemoryDcsStore, options: { readonly namespace: string; readonly scope: string; readonly member: string; readonly ttlSeconds: number }) {
+    this.#store = store;
+    this.#keys = new ClusterKeys(options.namespace, options.scope);
+    this.#member = options.member;
+    this.#ttlMs = options.ttlSeconds * 1000;
+  }
+
+  /** Fault injection: an unreachable member's calls fail as a partitioned etcd client's would. */
+  setReachable(isReachable: boolean): void {
+    this.#isReachable = isReachable;
+  }
+
+  setTtl(seconds: number): void {
+    this.#ttlMs = seconds * 1000;
+    this.#lease = undefined;
+  }
+
+  #check(signal: AbortSignal, key?: string): void {
+    if (signal.aborted || !this.#isReachable) {
+      throw new PgwardenError('PGW_DCS_UNAVAILABLE', `memory DCS unreachable for ${this.#member}`, { isRetryable: true, context: { member: this.#member, ...(key !== undefined ? { key } : {}) } });
+    }
+  }
+
+  #keepAlive(): number {
+    if (this.#lease === undefined || !this.#store.keepAlive(this.#lease)) this.#lease = this.#store.grant(this.#ttlMs);
+    return this.#lease;
+  }
+
+  async loadCluster(signal: AbortSignal): Promise<ClusterView> {
+    this.#check(signal);
+    return buildClusterView(this.#keys, this.#store.range(this.#keys.prefix), String(this.#store.revision));
+  }
+
+  async acquireLeader(signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.leader);
+    const lease = this.#keepAlive();
+    if (this.#store.get(this.#keys.leader) !== undefined) return false;
+    this.#store.put(this.#keys.leader, this.#member, lease);
+    return true;
+  }
+
+  async renewLeader(signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.leader);
+    const lease = this.#keepAlive();
+    const current = this.#store.get(this.#keys.leader);
+    if (current?.value !== this.#member) return false;
+    if (current.lease !== lease) this.#store.put(this.#keys.leader, this.#member, lease);
+    return true;
+  }
+
+  async releaseLeader(signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.leader);
+    if (this.#store.get(this.#keys.leader)?.value !== this.#member) return false;
+    return this.#store.delete(this.#keys.leader);
+  }
+
+  async deleteLeaderIfUnchanged(modRevision: string, signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.leader);
+    if (String(this.#store.get(this.#keys.leader)?.modRevision) !== modRevision) return false;
+    return this.#store.delete(this.#keys.leader);
+  }
+
+  async touchMember(record: MemberRecord, signal: AbortSignal): Promise<void> {
+    this.#check(signal);
+    const lease = this.#keepAlive();
+    this.#store.put(this.#keys.member(this.#member), encodeMember(record), lease);
+  }
+
+  async initialize(value: string, signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.initialize);
+    if (this.#store.get(this.#keys.initialize) !== undefined) return false;
+    this.#store.put(this.#keys.initialize, value);
+    return true;
+  }
+
+  async setInitialize(sysid: string, signal: AbortSignal): Promise<void> {
+    this.#check(signal, this.#keys.initialize);
+    this.#store.put(this.#keys.initialize, sysid);
+  }
+
+  async cancelInitialize(signal: AbortSignal): Promise<void> {
+    this.#check(signal, this.#keys.initialize);
+    this.#store.delete(this.#keys.initialize);
+  }
+
+  #cas(key: string, value: string | undefined, expectedRevision: string | undefined, signal: AbortSignal): CasResult {
+    this.#check(signal, key);
+    const current = this.#store.get(key);
+    if (expectedRevision !== undefined && String(current?.modRevision ?? 0) !== expectedRevision) return false;
+    if (value === undefined) this.#store.delete(key);
+    else this.#store.put(key, value);
+    return true;
+  }
+
+  async setConfig(config: DynamicConfig, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
+    return this.#cas(this.#keys.config, JSON.stringify(config), expectedRevision, signal);
+  }
+
+  async setFailover(intent: FailoverIntent | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
+    return this.#cas(this.#keys.failover, intent === undefined ? undefined : JSON.stringify(intent), expectedRevision, signal);
+  }
+
+  async setSync(state: SyncState | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
+    return this.#cas(this.#keys.sync, state === undefined ? undefined : JSON.stringify(state), expectedRevision, signal);
+  }
+
+  async setHistory(history: readonly HistoryEntry[], signal: AbortSignal): Promise<void> {
+    this.#check(signal, this.#keys.history);
+    this.#store.put(this.#keys.history, JSON.stringify(history));
+  }
+
+  async setStatus(optime: number, signal: AbortSignal): Promise<void> {
+    this.#check(signal, this.#keys.status);
+    this.#store.put(this.#keys.status, JSON.stringify({ optime }));
+  }
+
+  async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
+    this.#check(signal);
+    await this.#store.watch(this.#keys.prefix, Number(fromRevision), signal);
+  }
+
+  async close(): Promise<void> {
+    this.#lease = undefined;
+  }
+}
