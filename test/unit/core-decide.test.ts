@@ -222,7 +222,7 @@ describe('scripted: the leader loses the DCS', () => {
       now += Math.max(1, decision.wakeAfterMs);
     }
     assert.ok(demotedAt !== undefined, 'the primary demoted');
-    assert.ok(demotedAt < lockDeadlineMs(lastRenew!, TIMING.ttlMs), `demoted at ${demotedAt} before the deadline ${lockDeadlineMs(lastRenew!, TIMING.ttlMs)}`);
+    assert.ok(demotedAt < lockDeadlineMs(lastRenew, TIMING.ttlMs), `demoted at ${demotedAt} before the deadline ${lockDeadlineMs(lastRenew, TIMING.ttlMs)}`);
     assert.ok(demotedAt - downSince! <= TIMING.retryTimeoutMs + 500, 'within retry_timeout of noticing the outage');
   });
 });
