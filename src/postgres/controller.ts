@@ -11,7 +11,8 @@ import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
 import { parseControlData, roleFromControlState, isCleanShutdown } from './controldata.js';
-import { renderPgHba, renderPgpass, renderPostgresqlConf, slotNameForMember, type GucValue, type ReplicaSettings } from './conf-render.js';
+import { slotNameForMember } from '../core/slot-names.js';
+import { renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
 import { parseLsn } from './lsn.js';
 import { runCommand, type RunAs } from './runner.js';
 

@@ -1,0 +1,111 @@
+// REST health checks: status codes per role and lock, Patroni's query parameters, status-only replies, and a server that survives garbage.
+import assert from 'node:assert/strict';
+import { connect } from 'node:net';
+import { describe, it } from 'node:test';
+import type { AgentSnapshot } from '../../src/agent/snapshot.js';
+import { handleRequest, parseLag, statusDocument } from '../../src/api/routes.js';
+import { startApiServer } from '../../src/api/server.js';
+import { silentLog } from '../../src/util/log.js';
+import { pgState, primaryPg, view } from '../sim/builders.js';
+
+function snapshot(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
+  return {
+    name: 'node1', scope: 'batman', version: '3.0.2', tags: {}, state: 'running', pg: primaryPg({ writeLsn: 83886080n }), view: view({ leaderName: 'node1' }),
+    isDcsReachable: true, dcsLastSeenEpochS: 1795370065, isLeaderWithLock: true, isPaused: false, task: { kind: 'idle' }, lastCycleAtMs: 1000, ttlMs: 30_000, lastReason: '',
+    ...overrides,
+  };
+}
+const replica = (overrides: Partial<AgentSnapshot> = {}): AgentSnapshot => snapshot({ name: 'node2', isLeaderWithLock: false, pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n }), ...overrides });
+
+function status(path: string, snap: AgentSnapshot, method = 'GET'): number {
+  const url = new URL(path, 'http://x');
+  return handleRequest({ method, path: url.pathname, query: url.searchParams }, { snapshot: snap, nowMs: 2000 }).status;
+}
+
+describe('health checks', () => {
+  it('answers /primary, /master, /read-write, / and /leader with 200 only on the lock holder running as primary', () => {
+    for (const path of ['/', '/primary', '/master', '/read-write', '/leader']) {
+      assert.equal(status(path, snapshot()), 200, path);
+      assert.equal(status(path, replica()), 503, path);
+      assert.equal(status(path, snapshot({ isLeaderWithLock: false })), 503, `${path} on a primary whose lock deadline passed`);
+    }
+  });
+
+  it('answers /replica on a running replica, honouring lag, tags and noloadbalance', () => {
+    assert.equal(status('/replica', replica()), 200);
+    assert.equal(status('/replica', snapshot()), 503);
+    const lagging = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n - 20n * 1048576n }) });
+    assert.equal(status('/replica?lag=10MB', lagging), 503);
+    assert.equal(status('/replica?lag=1GB', lagging), 200);
+    assert.equal(status('/replica?lag=nonsense', replica()), 503);
+    assert.equal(status('/replica?tag_zone=a', replica({ tags: { zone: 'a' } })), 200);
+    assert.equal(status('/replica?tag_zone=b', replica({ tags: { zone: 'a' } })), 503);
+    assert.equal(status('/replica', replica({ tags: { noloadbalance: true } })), 503);
+  });
+
+  it('answers /read-only on both, /health on any running node, 503 for unknown paths', () => {
+    assert.equal(status('/read-only', snapshot()), 200);
+    assert.equal(status('/read-only', replica()), 200);
+    assert.equal(status('/health', replica()), 200);
+    assert.equal(status('/health', replica({ state: 'stopped' })), 503);
+    assert.equal(status('/standby-leader', snapshot()), 503);
+    assert.equal(status('/no-such-thing', snapshot()), 503);
+  });
+
+  it('replies to HEAD and OPTIONS with a status line only', () => {
+    const url = new URL('http://x/primary');
+    const head = handleRequest({ method: 'HEAD', path: url.pathname, query: url.searchParams }, { snapshot: snapshot(), nowMs: 0 });
+    assert.deepEqual([head.status, head.body], [200, undefined]);
+    assert.equal(status('/', replica(), 'OPTIONS'), 503);
+  });
+
+  it('reports liveness from the age of the last HA cycle', () => {
+    assert.equal(status('/liveness', snapshot({ lastCycleAtMs: 1000 })), 200);
+    assert.equal(handleRequest({ method: 'GET', path: '/liveness', query: new URLSearchParams() }, { snapshot: snapshot({ lastCycleAtMs: 0 }), nowMs: 60_000 }).status, 503);
+  });
+
+  it('parses lag units like Patroni', () => {
+    assert.deepEqual([parseLag('1048576'), parseLag('1024kB'), parseLag('10MB'), parseLag('1GB'), parseLag('x')], [1048576, 1048576, 10485760, 1073741824, undefined]);
+  });
+});
+
+describe('status document', () => {
+  it('has the Patroni fields for a primary and a replica', () => {
+    const primary = statusDocument(snapshot());
+    assert.deepEqual(primary.xlog, { location: 83886080 });
+    assert.equal(primary.role, 'primary');
+    assert.equal(primary.database_system_identifier, '7711055670619385940');
+    assert.deepEqual(primary.patroni, { version: '3.0.2', scope: 'batman', name: 'node1' });
+    const standby = statusDocument(replica());
+    assert.deepEqual(standby.xlog, { received_location: 83886080, replayed_location: 83886080, replayed_timestamp: null, paused: false });
+    assert.equal(standby.replication_state, 'streaming');
+    assert.equal(statusDocument(replica({ view: view({}) })).cluster_unlocked, true);
+  });
+
+  it('serves /cluster from the DCS view', () => {
+    const url = new URL('http://x/cluster');
+    const body = JSON.parse(handleRequest({ method: 'GET', path: url.pathname, query: url.searchParams }, { snapshot: snapshot(), nowMs: 0 }).body!) as { members: { name: string; role: string }[] };
+    assert.deepEqual(body.members.map((m) => [m.name, m.role]), [['node1', 'leader'], ['node2', 'replica'], ['node3', 'replica']]);
+  });
+});
+
+describe('API server', () => {
+  it('survives a garbage request line and keeps serving', async () => {
+    const server = await startApiServer({ host: '127.0.0.1', port: 0, getSnapshot: () => snapshot(), nowMs: () => 2000, log: silentLog });
+    try {
+      const reply = await new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: server.port }, () => socket.write('\u0000\u0001 GARBAGE\r\n\r\n'));
+        let data = '';
+        socket.on('data', (chunk: Buffer) => (data += chunk.toString()));
+        socket.on('end', () => resolve(data));
+        socket.on('error', reject);
+      });
+      assert.match(reply, /^HTTP\/1\.1 400/);
+      const response = await fetch(`http://127.0.0.1:${server.port}/primary`);
+      assert.equal(response.status, 200);
+      assert.equal(((await response.json()) as { role: string }).role, 'primary');
+    } finally {
+      await server.close();
+    }
+  });
+});

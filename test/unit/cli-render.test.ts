@@ -1,0 +1,43 @@
+// `pgwarden list` renders the reference cluster exactly like patronictl 3.0.2 does.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { renderMemberTable } from '../../src/cli/render.js';
+import { summarizeCluster } from '../../src/core/cluster-summary.js';
+import { buildClusterView } from '../../src/dcs/codec.js';
+import { ClusterKeys } from '../../src/dcs/keys.js';
+
+const fixtures = new URL('../../../test/fixtures/', import.meta.url);
+const dump = JSON.parse(readFileSync(new URL('etcd-get-prefix.decoded.json', fixtures), 'utf8')) as { key: string; value: string; mod_revision: number; create_revision: number; lease_hex: string }[];
+const view = buildClusterView(
+  new ClusterKeys('/service/', 'bench'),
+  dump.map((kv) => ({ key: kv.key, value: kv.value, modRevision: String(kv.mod_revision), createRevision: String(kv.create_revision), lease: kv.lease_hex })),
+  '18',
+);
+
+describe('member table', () => {
+  it('matches patronictl list byte for byte', () => {
+    const expected = readFileSync(new URL('patronictl-list.txt', fixtures), 'utf8').trimEnd();
+    assert.equal(renderMemberTable('bench', summarizeCluster(view), 'pretty'), expected);
+  });
+
+  it('builds the /cluster document like Patroni', () => {
+    const summary = summarizeCluster(view);
+    assert.deepEqual(summary.members[1], { name: 'node2', role: 'replica', state: 'running', api_url: 'http://127.0.0.1:28009/patroni', host: '127.0.0.1', port: 25433, timeline: 1, lag: 16777216 });
+    assert.equal(summary.members[0]?.lag, undefined);
+  });
+
+  it('renders json, yaml and tsv with patronictl column names', () => {
+    const json = JSON.parse(renderMemberTable('bench', summarizeCluster(view), 'json')) as Record<string, unknown>[];
+    assert.deepEqual(json[0], { Cluster: 'bench', Member: 'node1', Host: '127.0.0.1:25432', Role: 'Leader', State: 'running', TL: 1 });
+    assert.deepEqual(json[1]?.['Lag in MB'], 16);
+    const tsv = renderMemberTable('bench', summarizeCluster(view), 'tsv').split('\n');
+    assert.equal(tsv[0], 'Cluster\tMember\tHost\tRole\tState\tTL\tLag in MB');
+    assert.match(renderMemberTable('bench', summarizeCluster(view), 'yaml'), /- Cluster: bench\n {2}Member: node1/);
+  });
+
+  it('shows the maintenance footer when paused', () => {
+    const paused = summarizeCluster({ ...view, config: { ...view.config!, pause: true } });
+    assert.match(renderMemberTable('bench', paused, 'pretty'), /\n Maintenance mode: on$/);
+  });
+});
