@@ -51,7 +51,7 @@ describe('config', () => {
   });
 
   it('requires etcd endpoints', () => {
-    assert.match(problems(patroniYaml.replace(/etcd3:\n  hosts: .*\n/, '')), /etcd3: no etcd endpoints/);
+    assert.match(problems(patroniYaml.replace(/etcd3:\n {2}hosts: .*\n/, '')), /etcd3: no etcd endpoints/);
   });
 
   it('warns about unknown keys instead of failing', () => {
