@@ -1,7 +1,11 @@
 // A deterministic model of N agents, their PostgreSQL and an etcd, driven by the real decide(); faults come from a seeded PRNG.
 import { decide, initialMemory } from '../../src/core/decide.js';
 import { lockDeadlineMs } from '../../src/core/lease.js';
+import type { Clock } from '../../src/core/ports.js';
 import type { Action, ClusterView, Decision, HaMemory, LocalPg, MemberRecord, Observation, PeerStatus, TaskName, TaskState } from '../../src/core/types.js';
+import { buildClusterView, encodeMember } from '../../src/dcs/codec.js';
+import { ClusterKeys } from '../../src/dcs/keys.js';
+import { MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
 
 export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
@@ -15,8 +19,6 @@ export function mulberry32(seed: number): () => number {
 }
 
 export const SIM_TIMING = { ttlMs: 5000, loopWaitMs: 1000, retryTimeoutMs: 2000 };
-/** Network latency of a DCS request: the server applies it this long after the agent sent it. */
-const DCS_LATENCY_MS = 5;
 
 interface SimPg {
   dataDir: LocalPg['dataDir'];
@@ -51,12 +53,6 @@ export interface SimNode {
   lastView: ClusterView | undefined;
 }
 
-interface LeaderKey {
-  name: string;
-  expiresAtMs: number;
-  modRevision: number;
-}
-
 export interface Violation {
   readonly atMs: number;
   readonly message: string;
@@ -67,16 +63,21 @@ export class SimWorld {
   readonly nodes: SimNode[];
   readonly violations: Violation[] = [];
   readonly log: string[] = [];
-  #leader: LeaderKey | undefined;
-  #initialize: string | undefined;
-  #optime = 0;
-  #revision = 1;
   #nextTimeline = 2;
-  readonly #memberExpiry = new Map<string, number>();
   readonly #random: () => number;
+  /**
+   * The DCS is the same in-memory store that passes the DCS conformance suite, on the world's clock. Requests
+   * take effect the moment they are sent (no latency): the tightest case for the lock-deadline arithmetic.
+   */
+  readonly #store: MemoryDcsStore;
+  readonly #keys = new ClusterKeys('/service', 'sim');
+  readonly #leases = new Map<string, number>();
+  #lastLeader: string | undefined;
 
   constructor(seed: number, names: readonly string[]) {
     this.#random = mulberry32(seed);
+    const clock: Clock = { nowMs: () => this.nowMs, wallIso: () => new Date(this.nowMs).toISOString(), sleep: () => Promise.resolve() };
+    this.#store = new MemoryDcsStore(clock);
     this.nodes = names.map((name) => ({
       name,
       pg: { dataDir: 'missing', isRunning: false, role: undefined, timeline: 1, lsn: 0n, upstream: undefined, crashedAtMs: undefined, forks: new Map() },
@@ -103,40 +104,38 @@ export class SimWorld {
 
   // ----- the DCS -----
 
-  #expire(): void {
-    if (this.#leader !== undefined && this.#leader.expiresAtMs <= this.nowMs) {
-      this.log.push(`${this.nowMs}: leader key of ${this.#leader.name} expired`);
-      this.#leader = undefined;
-      this.#revision++;
-    }
+  #leaderName(): string | undefined {
+    const name = this.#store.get(this.#keys.leader)?.value;
+    if (name !== this.#lastLeader && name === undefined && this.#lastLeader !== undefined) this.log.push(`${this.nowMs}: leader key of ${this.#lastLeader} is gone`);
+    this.#lastLeader = name;
+    return name;
+  }
+
+  /** The node's lease, kept alive; a lease that expired is replaced (as the etcd backend does). */
+  #lease(node: SimNode): number {
+    const current = this.#leases.get(node.name);
+    if (current !== undefined && this.#store.keepAlive(current)) return current;
+    const lease = this.#store.grant(SIM_TIMING.ttlMs);
+    this.#leases.set(node.name, lease);
+    return lease;
+  }
+
+  #memberRecord(node: SimNode): MemberRecord {
+    return {
+      name: node.name,
+      conn_url: `postgres://${node.name}:5432/postgres`,
+      api_url: `http://${node.name}:8008/patroni`,
+      state: node.pg.isRunning ? 'running' : 'stopped',
+      role: node.pg.role ?? 'uninitialized',
+      timeline: node.pg.timeline,
+      xlog_location: Number(node.pg.lsn),
+    };
   }
 
   #view(): ClusterView {
-    this.#expire();
-    const members: MemberRecord[] = this.nodes
-      .filter((node) => (this.#memberExpiry.get(node.name) ?? 0) > this.nowMs)
-      .map((node) => ({
-        name: node.name,
-        conn_url: `postgres://${node.name}:5432/postgres`,
-        api_url: `http://${node.name}:8008/patroni`,
-        state: node.pg.isRunning ? 'running' : 'stopped',
-        role: node.pg.role ?? 'uninitialized',
-        timeline: node.pg.timeline,
-        xlog_location: Number(node.pg.lsn),
-      }));
-    return {
-      initialize: this.#initialize,
-      config: { ttl: SIM_TIMING.ttlMs / 1000, loop_wait: SIM_TIMING.loopWaitMs / 1000, retry_timeout: SIM_TIMING.retryTimeoutMs / 1000, maximum_lag_on_failover: 1048576 },
-      configRevision: '1',
-      leader: this.#leader === undefined ? undefined : { name: this.#leader.name, modRevision: String(this.#leader.modRevision) },
-      members,
-      failover: undefined,
-      failoverRevision: undefined,
-      sync: undefined,
-      history: [],
-      optime: this.#optime,
-      revision: String(this.#revision),
-    };
+    this.#leaderName();
+    const view = buildClusterView(this.#keys, this.#store.range(this.#keys.prefix), String(this.#store.revision));
+    return { ...view, config: { ttl: SIM_TIMING.ttlMs / 1000, loop_wait: SIM_TIMING.loopWaitMs / 1000, retry_timeout: SIM_TIMING.retryTimeoutMs / 1000, maximum_lag_on_failover: 1048576 } };
   }
 
   // ----- PostgreSQL model -----
@@ -223,6 +222,8 @@ export class SimWorld {
   restartAgent(node: SimNode): void {
     if (node.isAgentAlive) return;
     node.isAgentAlive = true;
+    // A new agent process has a new lease; the old one (and keys bound to it) expires on its own.
+    this.#leases.delete(node.name);
     node.memory = initialMemory();
     node.lastRenewSentAtMs = undefined;
     node.taskState = { kind: 'idle' };
@@ -293,7 +294,7 @@ export class SimWorld {
     for (const action of decision.actions) {
       if (!this.#apply(node, action)) break;
     }
-    if (!node.isPartitioned) this.#memberExpiry.set(node.name, this.nowMs + SIM_TIMING.ttlMs);
+    if (!node.isPartitioned) this.#store.put(this.#keys.member(node.name), encodeMember(this.#memberRecord(node)), this.#lease(node));
     node.wakeAtMs = this.nowMs + Math.max(1, decision.wakeAfterMs) + Math.floor(this.#random() * 20);
     return decision;
   }
@@ -311,51 +312,52 @@ export class SimWorld {
 
   #apply(node: SimNode, action: Action): boolean {
     const sentAt = this.nowMs;
-    const serverTime = sentAt + DCS_LATENCY_MS;
     const dcsOk = !node.isPartitioned;
+    const leader = this.#keys.leader;
     switch (action.kind) {
       case 'acquireLeader':
         if (!dcsOk) return false;
-        this.#expire();
-        if (this.#leader !== undefined) return false;
-        this.#leader = { name: node.name, expiresAtMs: serverTime + SIM_TIMING.ttlMs, modRevision: ++this.#revision };
+        if (this.#store.get(leader) !== undefined) return false;
+        this.#store.put(leader, node.name, this.#lease(node));
         node.lastRenewSentAtMs = sentAt;
         return true;
       case 'renewLeader':
         if (!dcsOk) return false;
-        this.#expire();
-        if (this.#leader?.name !== node.name) {
-          node.lastRenewSentAtMs = undefined;
-          return false;
+        {
+          const lease = this.#lease(node);
+          const current = this.#store.get(leader);
+          if (current?.value !== node.name) {
+            node.lastRenewSentAtMs = undefined;
+            return false;
+          }
+          if (current.lease !== lease) this.#store.put(leader, node.name, lease);
         }
-        this.#leader.expiresAtMs = serverTime + SIM_TIMING.ttlMs;
         node.lastRenewSentAtMs = sentAt;
         return true;
       case 'releaseLeader':
         if (!dcsOk) return false;
-        if (this.#leader?.name === node.name) this.#leader = undefined;
+        if (this.#leaderName() === node.name) this.#store.delete(leader);
         node.lastRenewSentAtMs = undefined;
         return true;
       case 'deleteStaleLeader':
-        if (!dcsOk || String(this.#leader?.modRevision) !== action.leader.modRevision) return false;
-        this.#leader = undefined;
-        return true;
+        if (!dcsOk || String(this.#store.get(leader)?.modRevision) !== action.leader.modRevision) return false;
+        return this.#store.delete(leader);
       case 'initializeCluster':
-        if (!dcsOk || this.#initialize !== undefined) return false;
-        this.#initialize = '';
+        if (!dcsOk || this.#store.get(this.#keys.initialize) !== undefined) return false;
+        this.#store.put(this.#keys.initialize, '');
         return true;
       case 'publishInitialize':
         if (!dcsOk) return false;
-        this.#initialize = action.sysid;
+        this.#store.put(this.#keys.initialize, action.sysid);
         return true;
       case 'abortBootstrap':
-        if (this.#leader?.name === node.name) this.#leader = undefined;
-        this.#initialize = undefined;
+        if (this.#leaderName() === node.name) this.#store.delete(leader);
+        this.#store.delete(this.#keys.initialize);
         node.pg = { ...node.pg, dataDir: 'missing', isRunning: false };
         return true;
       case 'publishStatus':
         if (!dcsOk) return false;
-        this.#optime = action.optime;
+        this.#store.put(this.#keys.status, JSON.stringify({ optime: action.optime }));
         return true;
       case 'writeBootstrapConfig':
       case 'writeHistory':
@@ -368,7 +370,7 @@ export class SimWorld {
       case 'demote':
         node.task = undefined;
         node.pg.isRunning = false;
-        if ((action.mode === 'immediate' || action.mode === 'graceful') && this.#leader?.name === node.name && dcsOk) this.#leader = undefined;
+        if ((action.mode === 'immediate' || action.mode === 'graceful') && this.#leaderName() === node.name && dcsOk) this.#store.delete(leader);
         this.log.push(`${this.nowMs}: ${node.name} demoted (${action.mode})`);
         return true;
       case 'bootstrap':
@@ -444,7 +446,7 @@ export class SimWorld {
     }
     // Stronger, real-world form: a second node may be writable only after the first one's lock could have expired.
     if (writable.length > 1) {
-      const holder = this.#leader?.name;
+      const holder = this.#store.get(this.#keys.leader)?.value;
       const others = writable.filter((node) => node.name !== holder && this.#hasValidDeadline(node));
       if (others.length > 0) this.violations.push({ atMs: this.nowMs, message: `writable primary ${others.map((node) => node.name).join(', ')} believes it holds a lock that ${holder ?? 'nobody'} holds` });
     }
@@ -452,7 +454,7 @@ export class SimWorld {
 
   /** Exactly one primary holding the lock; everyone else a running replica streaming from it. */
   convergence(): string | undefined {
-    const leader = this.#leader?.name;
+    const leader = this.#store.get(this.#keys.leader)?.value;
     if (leader === undefined) return 'no leader';
     const primary = this.node(leader);
     if (!primary.pg.isRunning || primary.pg.role !== 'primary') return `leader ${leader} is not a running primary`;
