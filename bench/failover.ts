@@ -39,12 +39,14 @@ const median = (xs: number[]): number => {
 };
 const fmt = (ms: number): string => (Number.isFinite(ms) ? `${Math.round(ms)}` : 'n/a');
 
-async function readProcStat(pid: number): Promise<{ rssKb: number; cpuTicks: number }> {
+async function readProcStat(pid: number): Promise<{ rssKb: number; anonKb: number; cpuTicks: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+  const field = (name: string): number => Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
+  const rssKb = field('VmRSS');
+  const anonKb = field('RssAnon');
   const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
   // Fields 14 and 15 (utime, stime) are at index 11 and 12 after the comm field.
-  return { rssKb, cpuTicks: Number(stat[11]) + Number(stat[12]) };
+  return { rssKb, anonKb, cpuTicks: Number(stat[11]) + Number(stat[12]) };
 }
 
 async function main(): Promise<void> {
@@ -114,7 +116,9 @@ async function main(): Promise<void> {
     const ticksPerSecond = 100;
     pids.forEach((pid, index) => {
       const cpuPercent = ((endStats[index]!.cpuTicks - startStats[index]!.cpuTicks) / ticksPerSecond / idleSeconds) * 100;
-      console.log(`agent ${cluster.nodes[index]!.name} (pid ${pid}): RSS ${(endStats[index]!.rssKb / 1024).toFixed(1)} MB, idle CPU ${cpuPercent.toFixed(2)} % over ${idleSeconds} s`);
+      const end = endStats[index]!;
+      // VmRSS includes the node executable's file-backed pages, shared by every Node process; RssAnon is the agent's own memory.
+      console.log(`agent ${cluster.nodes[index]!.name} (pid ${pid}): RSS ${(end.rssKb / 1024).toFixed(1)} MB (private ${(end.anonKb / 1024).toFixed(1)} MB), idle CPU ${cpuPercent.toFixed(2)} % over ${idleSeconds} s`);
     });
   } finally {
     await writer?.stop().catch(() => undefined);

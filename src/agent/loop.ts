@@ -25,7 +25,7 @@ const PG_COMMAND_BUDGET_MS = 5000;
  * dropped replication connection; noticing it here instead of at the next loop_wait is what makes failover
  * independent of loop_wait. One tiny query per interval.
  */
-const STREAM_CHECK_INTERVAL_MS = 250;
+const STREAM_CHECK_INTERVAL_MS = 500;
 
 export interface AgentOptions {
   readonly identity: MemberIdentity;
