@@ -100,7 +100,10 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
   }
   out('press Ctrl-C to stop');
   await new Promise<void>((resolveWait) => {
+    // The children are detached and unref'd: without a timer Node would see an empty event loop and exit at once.
+    const keepAlive = setInterval(() => undefined, 60_000);
     const onSignal = (): void => {
+      clearInterval(keepAlive);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       resolveWait();
