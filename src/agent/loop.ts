@@ -1,6 +1,7 @@
 // The HA loop: observe, decide (pure core), execute, publish the member key and snapshot, then sleep until woken.
 import { decide, initialMemory } from '../core/decide.js';
 import { lockDeadlineMs } from '../core/lease.js';
+import { STOPPED_PG } from '../core/local-pg.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import type { DynamicConfig, HaMemory, LocalPg, MemberTags, Observation, Timing } from '../core/types.js';
 import { deadline } from '../util/abort.js';
@@ -265,7 +266,7 @@ export class Agent {
     const isLeaderWithLock = isLockValid && (view === undefined || view.leader?.name === identity.name);
     const tags: MemberTags = identity.tags;
     const config = view?.config ?? this.#options.bootstrapConfig;
-    const pg: LocalPg = this.#pg ?? EMPTY_PG;
+    const pg: LocalPg = this.#pg ?? STOPPED_PG;
     return {
       name: identity.name,
       scope: this.#options.scope,
@@ -285,23 +286,3 @@ export class Agent {
     };
   }
 }
-
-const EMPTY_PG: LocalPg = {
-  dataDir: 'missing',
-  isRunning: false,
-  role: undefined,
-  sysid: undefined,
-  timeline: undefined,
-  writeLsn: undefined,
-  receivedLsn: undefined,
-  replayedLsn: undefined,
-  isStreaming: false,
-  upstream: undefined,
-  crashedAtMs: undefined,
-  controlState: undefined,
-  serverVersion: undefined,
-  postmasterStartTime: undefined,
-  replayedTimestamp: undefined,
-  isReplayPaused: false,
-  replication: [],
-};

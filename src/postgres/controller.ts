@@ -11,6 +11,7 @@ import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
 import { parseControlData, roleFromControlState, isCleanShutdown } from './controldata.js';
+import { STOPPED_PG } from '../core/local-pg.js';
 import { slotNameForMember } from '../core/slot-names.js';
 import { renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
 import { parseLsn } from './lsn.js';
@@ -444,25 +445,7 @@ export class PostgresController implements PgController {
 
   async probe(signal: AbortSignal): Promise<LocalPg> {
     const dataDir = await this.#dataDirState();
-    const down: LocalPg = {
-      dataDir,
-      isRunning: false,
-      role: undefined,
-      sysid: undefined,
-      timeline: undefined,
-      writeLsn: undefined,
-      receivedLsn: undefined,
-      replayedLsn: undefined,
-      isStreaming: false,
-      upstream: this.#upstream,
-      crashedAtMs: this.#crashedAtMs,
-      controlState: undefined,
-      serverVersion: undefined,
-      postmasterStartTime: undefined,
-      replayedTimestamp: undefined,
-      isReplayPaused: false,
-      replication: [],
-    };
+    const down: LocalPg = { ...STOPPED_PG, dataDir, upstream: this.#upstream, crashedAtMs: this.#crashedAtMs };
     if (dataDir !== 'initialized') return down;
     const pid = await this.#runningPid();
     if (pid !== undefined) {
