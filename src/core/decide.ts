@@ -16,6 +16,7 @@ import { leaderRule } from './rules/leader.js';
 import { pausedRule } from './rules/pause.js';
 import { primarySafetyRule } from './rules/primary-safety.js';
 import { raceRule } from './rules/race.js';
+import { switchoverRule } from './rules/switchover.js';
 import { failedTaskRule, runningTaskRule } from './rules/task.js';
 import type { Decision, HaMemory, Observation } from './types.js';
 
@@ -46,6 +47,7 @@ export const RULES: readonly (readonly [string, Rule])[] = [
   ['dcs-unreachable', dcsUnreachableRule],
   ['uninitialized', uninitializedRule],
   ['foreign-data', foreignDataRule],
+  ['switchover', switchoverRule],
   ['leader', leaderRule],
   ['follow', followRule],
   ['race', raceRule],

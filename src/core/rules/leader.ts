@@ -22,7 +22,9 @@ export const leaderRule: Rule = (context) => {
       actions.push({ kind: 'writeHistory', entry: [mem.promotedFrom.timeline, Number(mem.promotedFrom.lsn), 'no recovery target specified', obs.wallIso, name] });
       memory = { promotedFrom: undefined };
     }
-    if (view.failover !== undefined) actions.push({ kind: 'clearFailover' });
+    // An intent still here was for us (we are the new leader) or is stale: either way it is done. A scheduled one
+    // for this leader is left alone until it is due (the switchover rule acts on it).
+    if (view.failover !== undefined && !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))) actions.push({ kind: 'clearFailover' });
     if (obs.useSlots) actions.push({ kind: 'syncSlots', slots: view.members.filter((member) => member.name !== name).map((member) => slotNameForMember(member.name)) });
     return decision(context, `no action. I am (${name}), the leader with the lock`, actions, { memory });
   }

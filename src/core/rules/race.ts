@@ -1,6 +1,7 @@
 // No leader: the healthiest eligible member takes the lock; the others stay replicas.
 import { compareCandidates, failoverPriority } from '../candidates.js';
 import { decision, type Rule } from '../context.js';
+import { raceRestriction } from './switchover.js';
 import { isBackingOff } from './task.js';
 
 export const raceRule: Rule = (context) => {
@@ -15,9 +16,13 @@ export const raceRule: Rule = (context) => {
   if (view.optime !== undefined && BigInt(Math.trunc(view.optime)) - context.myWal > BigInt(obs.maximumLagOnFailover)) {
     return decision(context, `not healthy enough for leader race: lag exceeds maximum_lag_on_failover (${obs.maximumLagOnFailover} bytes)`, []);
   }
+  const restriction = raceRestriction(context);
+  if (restriction !== undefined) return decision(context, restriction, []);
+  const intent = view.failover;
+  if (intent?.member === name) return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
   for (const peer of obs.peers) {
-    if (!peer.isReachable) continue;
+    if (!peer.isReachable || (intent !== undefined && peer.name === intent.leader)) continue;
     if (peer.isRunning && peer.role === 'primary') return decision(context, `following a different leader because ${peer.name} is still running as primary`, []);
     const priority = failoverPriority(peer.tags);
     if (priority === 0 || peer.walPosition === undefined) continue;

@@ -1,0 +1,54 @@
+// A pending switchover/failover (the DCS `failover` key) addressed to this leader: hand over cleanly, or drop an impossible request.
+import { failoverPriority } from '../candidates.js';
+import { decision, type DecisionContext, type Rule } from '../context.js';
+import type { FailoverIntent } from '../types.js';
+
+/** True once a scheduled intent is due (ISO-8601 with a zone; an unparsable time never becomes due). */
+export function isDue(intent: FailoverIntent, wallIso: string): boolean {
+  if (intent.scheduled_at === undefined) return true;
+  const at = Date.parse(intent.scheduled_at);
+  return Number.isFinite(at) && at <= Date.parse(wallIso);
+}
+
+/** Members that could take over: a named candidate, or any other member that runs, streams and may be promoted. */
+function viableCandidates(context: DecisionContext, intent: FailoverIntent): string[] {
+  const view = context.view;
+  if (view === undefined) return [];
+  return view.members
+    .filter((member) => member.name !== context.name)
+    .filter((member) => intent.member === undefined || member.name === intent.member)
+    .filter((member) => member.state === 'running' && failoverPriority(member.tags ?? {}) > 0)
+    .map((member) => member.name);
+}
+
+export const switchoverRule: Rule = (context) => {
+  const { view, name, obs } = context;
+  const intent = view?.failover;
+  if (view === undefined || intent === undefined || context.leaderName !== name || !context.holdsLock || !context.isRunningPrimary) return undefined;
+  if (intent.leader !== undefined && intent.leader !== name) return undefined;
+  if (!isDue(intent, obs.wallIso)) return undefined;
+  if (intent.member === name) return decision(context, `cleaning up a switchover to myself (${name})`, [{ kind: 'renewLeader' }, { kind: 'clearFailover' }]);
+  const candidates = viableCandidates(context, intent);
+  if (candidates.length === 0) {
+    return decision(context, `manual ${intent.leader === undefined ? 'failover' : 'switchover'}: no healthy candidate${intent.member !== undefined ? ` (${intent.member})` : ''} found, staying the leader`, [{ kind: 'renewLeader' }, { kind: 'clearFailover' }]);
+  }
+  // Graceful: a fast shutdown writes the shutdown checkpoint and waits for the replicas to receive it, then the
+  // lock is released so the candidate can take it at once; the failover key stays for the candidate to read.
+  return decision(context, `manual switchover: demoting myself in favour of ${intent.member ?? 'the healthiest replica'}`, [{ kind: 'demote', mode: 'graceful' }], { wakeAfterMs: 0 });
+};
+
+/**
+ * In the race, a pending intent decides who may try: the named candidate only, or anyone but the old leader.
+ * Returns undefined when the intent does not restrict this member.
+ */
+export function raceRestriction(context: DecisionContext): string | undefined {
+  const intent = context.view?.failover;
+  if (intent === undefined) return undefined;
+  if (intent.member !== undefined && intent.member !== context.name) {
+    const candidate = context.view?.members.find((member) => member.name === intent.member);
+    // A candidate that is gone must not block the cluster forever: fall back to the normal race.
+    if (candidate !== undefined && candidate.state === 'running') return `following a different leader because a switchover to ${intent.member} is pending`;
+  }
+  if (intent.member === undefined && intent.leader === context.name) return 'not racing: I am the leader that is being switched over';
+  return undefined;
+}

@@ -1,0 +1,60 @@
+// Planned switchover and manual failover through the `failover` key: who demotes, who races, when it is dropped.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decide } from '../../src/core/decide.js';
+import { isDue } from '../../src/core/rules/switchover.js';
+import type { FailoverIntent } from '../../src/core/types.js';
+import { freshMemory, kinds, member, observe, pgState, primaryPg, view } from '../sim/builders.js';
+
+const NOW = 100_000;
+const leaderObs = (failover: FailoverIntent | undefined, members = [member('node1'), member('node2'), member('node3')]) =>
+  observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({ leaderName: 'node1', failover, members }) } });
+
+describe('switchover on the leader', () => {
+  it('demotes gracefully for a switchover to a running candidate', () => {
+    const decision = decide(leaderObs({ leader: 'node1', member: 'node2' }), freshMemory());
+    assert.deepEqual(decision.actions, [{ kind: 'demote', mode: 'graceful' }]);
+    assert.match(decision.reason, /manual switchover: demoting myself in favour of node2/);
+  });
+
+  it('drops a request naming a stopped or nofailover candidate, or itself, and stays leader', () => {
+    const stopped = decide(leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { state: 'stopped' })]), freshMemory());
+    assert.deepEqual(kinds(stopped.actions), ['renewLeader', 'clearFailover']);
+    const nofailover = decide(leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { tags: { nofailover: true } })]), freshMemory());
+    assert.deepEqual(kinds(nofailover.actions), ['renewLeader', 'clearFailover']);
+    assert.deepEqual(kinds(decide(leaderObs({ leader: 'node1', member: 'node1' }), freshMemory()).actions), ['renewLeader', 'clearFailover']);
+  });
+
+  it('waits for a scheduled switchover, and acts once it is due', () => {
+    const early = decide(leaderObs({ leader: 'node1', member: 'node2', scheduled_at: '2026-11-24T00:10:00+00:00' }), freshMemory());
+    assert.equal(early.actions.some((action) => action.kind === 'demote' || action.kind === 'clearFailover'), false);
+    const due = decide(leaderObs({ leader: 'node1', member: 'node2', scheduled_at: '2026-11-23T23:59:00+00:00' }), freshMemory());
+    assert.deepEqual(due.actions, [{ kind: 'demote', mode: 'graceful' }]);
+    assert.equal(isDue({ scheduled_at: 'not a date' }, '2026-11-24T00:00:00.000Z'), false);
+  });
+
+  it('ignores an intent for another leader (it is stale) and clears it', () => {
+    const decision = decide(leaderObs({ leader: 'node3', member: 'node2' }), freshMemory());
+    assert.ok(kinds(decision.actions).includes('clearFailover'));
+    assert.equal(kinds(decision.actions).includes('demote'), false);
+  });
+});
+
+describe('the race during a switchover', () => {
+  const noLeader = (failover: FailoverIntent | undefined) => view({ failover });
+  const ahead = { name: 'node3', isReachable: true, role: 'replica' as const, isRunning: true, walPosition: 99_999n, timeline: 1, tags: {} };
+
+  it('lets only the named candidate race, even if another replica has more WAL', () => {
+    assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) }, peers: [ahead] }), freshMemory()).actions), ['acquireLeader']);
+    const other = decide(observe({ name: 'node3', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) } }), freshMemory());
+    assert.deepEqual(other.actions, []);
+    assert.match(other.reason, /switchover to node2 is pending/);
+  });
+
+  it('keeps the old leader out of a switchover without candidate', () => {
+    const old = decide(observe({ name: 'node1', pg: pgState(), dcs: { kind: 'ok', view: noLeader({ leader: 'node1' }) } }), freshMemory());
+    assert.deepEqual(old.actions, []);
+    const peersWithOldLeaderAhead = [{ ...ahead, name: 'node1' }];
+    assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader({ leader: 'node1' }) }, peers: peersWithOldLeaderAhead }), freshMemory()).actions), ['acquireLeader']);
+  });
+});
