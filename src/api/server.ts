@@ -1,10 +1,14 @@
-// node:http wiring of the REST API: parses the request line, calls the pure routes, and never dies on bad input.
+// node:http wiring of the REST API: health checks (sync, fast), metrics, and authenticated mutations; never dies on bad input.
+import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AgentSnapshot } from '../agent/snapshot.js';
+import type { Dcs } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
-import { handleRequest } from './routes.js';
+import { MetricsExporter } from './metrics.js';
+import { handleConfigWrite, handleDeleteSwitchover, handleSwitchover, type MutationContext } from './mutations.js';
+import { handleRequest, type ApiResponse } from './routes.js';
 
 export interface ApiServerOptions {
   readonly host: string;
@@ -12,6 +16,11 @@ export interface ApiServerOptions {
   readonly getSnapshot: () => AgentSnapshot;
   readonly nowMs: () => number;
   readonly log: Log;
+  /** Enables the unsafe endpoints (switchover, failover, config). */
+  readonly dcs?: Pick<Dcs, 'loadCluster' | 'setFailover' | 'setConfig'>;
+  readonly nudge?: () => void;
+  /** restapi.authentication: required (HTTP Basic) for every unsafe method when set. */
+  readonly authentication?: { readonly username: string; readonly password?: string | undefined } | undefined;
 }
 
 export interface ApiServer {
@@ -19,25 +28,106 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
-  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
-    try {
-      const url = new URL(request.url ?? '/', 'http://localhost');
-      const result = handleRequest({ method: request.method ?? 'GET', path: url.pathname, query: url.searchParams }, { snapshot: options.getSnapshot(), nowMs: options.nowMs() });
-      if (result.body === undefined) {
-        response.writeHead(result.status, { 'content-length': '0' });
-        response.end();
-        return;
-      }
-      response.writeHead(result.status, { 'content-type': result.contentType, 'content-length': Buffer.byteLength(result.body) });
-      response.end(result.body);
-    } catch (error) {
-      options.log.error({ error: describeError(error), url: request.url ?? '' }, 'REST request failed');
-      if (!response.headersSent) response.writeHead(500, { 'content-type': 'application/json' });
-      response.end(JSON.stringify({ error: 'internal error' }));
-    }
+const MAX_BODY_BYTES = 1024 * 1024;
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function send(response: ServerResponse, result: ApiResponse, extraHeaders: Record<string, string> = {}): void {
+  if (result.body === undefined) {
+    response.writeHead(result.status, { 'content-length': '0', ...extraHeaders });
+    response.end();
+    return;
+  }
+  response.writeHead(result.status, { 'content-type': result.contentType, 'content-length': Buffer.byteLength(result.body), ...extraHeaders });
+  response.end(result.body);
+}
+
+const plain = (status: number, body: string): ApiResponse => ({ status, body, contentType: 'text/plain' });
+
+function isAuthorized(header: string | undefined, expected: NonNullable<ApiServerOptions['authentication']>): boolean {
+  if (header === undefined || !header.startsWith('Basic ')) return false;
+  const given = Buffer.from(header.slice(6), 'base64');
+  const wanted = Buffer.from(`${expected.username}:${expected.password ?? ''}`);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+async function readJsonBody(request: IncomingMessage): Promise<{ body: unknown } | ApiResponse> {
+  if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) return plain(411, 'Content-Length required');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return plain(413, `request body larger than ${MAX_BODY_BYTES} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return { body: {} };
+  try {
+    return { body: JSON.parse(text) as unknown };
+  } catch {
+    return plain(400, 'the request body is not valid JSON');
+  }
+}
+
+async function handleUnsafe(method: string, segment: string, request: IncomingMessage, options: ApiServerOptions): Promise<ApiResponse> {
+  const auth = options.authentication;
+  if (auth !== undefined) {
+    const header = request.headers.authorization;
+    if (header === undefined) return plain(401, 'no auth header received');
+    if (!isAuthorized(header, auth)) return plain(401, 'not authenticated');
+  }
+  const dcs = options.dcs;
+  if (dcs === undefined) return plain(501, `${method} ${segment} is not available on this server`);
+  const parsed = await readJsonBody(request);
+  if ('status' in parsed) return parsed;
+  const context: MutationContext = {
+    snapshot: options.getSnapshot(),
+    dcs,
+    wallNowMs: () => Date.now(),
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    nudge: options.nudge ?? (() => undefined),
   };
-  const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000, maxHeaderSize: 16 * 1024 }, onRequest);
+  const route = `${method} ${segment}`;
+  switch (route) {
+    case 'POST /switchover':
+      return handleSwitchover('switchover', parsed.body, context);
+    case 'POST /failover':
+      return handleSwitchover('failover', parsed.body, context);
+    case 'DELETE /switchover':
+      return handleDeleteSwitchover(context);
+    case 'PATCH /config':
+      return handleConfigWrite('PATCH', parsed.body, context);
+    case 'PUT /config':
+      return handleConfigWrite('PUT', parsed.body, context);
+    default:
+      return plain(501, `${route} is not implemented`);
+  }
+}
+
+export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
+  const metrics = new MetricsExporter();
+  const onRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const method = request.method ?? 'GET';
+    const segment = `/${url.pathname.split('/')[1] ?? ''}`;
+    if (method === 'GET' && segment === '/metrics') {
+      response.writeHead(200, { 'content-type': metrics.contentType });
+      response.end(await metrics.render(options.getSnapshot()));
+      return;
+    }
+    if (UNSAFE_METHODS.has(method)) {
+      const result = await handleUnsafe(method, segment, request, options);
+      send(response, result, result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {});
+      return;
+    }
+    send(response, handleRequest({ method, path: url.pathname, query: url.searchParams }, { snapshot: options.getSnapshot(), nowMs: options.nowMs() }));
+  };
+  const server = createServer({ requestTimeout: 60_000, headersTimeout: 5_000, maxHeaderSize: 16 * 1024 }, (request, response) => {
+    onRequest(request, response).catch((error: unknown) => {
+      options.log.error({ error: describeError(error), url: request.url ?? '' }, 'REST request failed');
+      if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
+      response.end('internal error');
+    });
+  });
   // Garbage on the socket (bad request lines, oversized headers) gets a 400 and a closed connection, never a crash.
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

@@ -85,6 +85,9 @@ export async function runAgent(configPath: string): Promise<void> {
     getSnapshot: () => agent.snapshot(),
     nowMs: () => clock.nowMs(),
     log,
+    dcs,
+    nudge: () => agent.nudge(),
+    authentication: restapi.authentication,
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');
   agent.start();

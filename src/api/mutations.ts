@@ -1,0 +1,138 @@
+// Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
+import type { AgentSnapshot } from '../agent/snapshot.js';
+import { failoverPriority } from '../core/candidates.js';
+import type { Dcs } from '../core/ports.js';
+import type { ClusterView, DynamicConfig, FailoverIntent } from '../core/types.js';
+import { describeError } from '../util/errors.js';
+import type { ApiResponse } from './routes.js';
+
+export interface MutationContext {
+  readonly snapshot: AgentSnapshot;
+  readonly dcs: Pick<Dcs, 'loadCluster' | 'setFailover' | 'setConfig'>;
+  readonly wallNowMs: () => number;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** Wakes the local HA loop after a change it should act on. */
+  readonly nudge: () => void;
+}
+
+const text = (status: number, body: string): ApiResponse => ({ status, body, contentType: 'text/plain' });
+const json = (status: number, value: unknown): ApiResponse => ({ status, body: JSON.stringify(value), contentType: 'application/json' });
+const DCS_BUDGET_MS = 5000;
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+async function load(context: MutationContext): Promise<ClusterView | ApiResponse> {
+  try {
+    return await context.dcs.loadCluster(AbortSignal.timeout(DCS_BUDGET_MS));
+  } catch (error) {
+    return text(503, `DCS is not accessible: ${describeError(error)}`);
+  }
+}
+
+/** Parses Patroni's `scheduled_at`: ISO-8601 with a mandatory zone, not in the past. */
+function parseSchedule(value: unknown, nowMs: number): { at: string } | ApiResponse {
+  if (typeof value !== 'string') return text(422, 'Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601');
+  if (!/(Z|[+-]\d{2}:?\d{2})$/i.test(value.trim())) return text(400, 'Timezone information is mandatory for the scheduled switchover');
+  const at = Date.parse(value);
+  if (!Number.isFinite(at)) return text(422, 'Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601');
+  if (at < nowMs) return text(422, "Can't schedule switchover in the past");
+  return { at: new Date(at).toISOString() };
+}
+
+export async function handleSwitchover(kind: 'switchover' | 'failover', body: unknown, context: MutationContext): Promise<ApiResponse> {
+  if (!isObject(body) || Object.keys(body).length === 0) return text(400, kind === 'failover' ? 'Failover could be performed only to a specific candidate' : 'Switchover could be performed only from a specific leader');
+  const leader = typeof body.leader === 'string' && body.leader !== '' ? body.leader : undefined;
+  const candidateValue = body.candidate ?? body.member;
+  const candidate = typeof candidateValue === 'string' && candidateValue !== '' ? candidateValue : undefined;
+  // Patroni treats a failover that names the current leader as a switchover.
+  const action = kind === 'failover' && leader !== undefined ? 'switchover' : kind;
+  if (action === 'failover' && candidate === undefined) return text(400, 'Failover could be performed only to a specific candidate');
+  if (action === 'switchover' && leader === undefined) return text(400, 'Switchover could be performed only from a specific leader');
+  let scheduledAt: string | undefined;
+  if (body.scheduled_at !== undefined && body.scheduled_at !== null) {
+    if (action === 'failover') return text(400, "Failover can't be scheduled");
+    if (context.snapshot.isPaused) return text(400, "Can't schedule switchover in the paused state");
+    const parsed = parseSchedule(body.scheduled_at, context.wallNowMs());
+    if ('status' in parsed) return parsed;
+    scheduledAt = parsed.at;
+  }
+  if (context.snapshot.isPaused && candidate === undefined) return text(400, 'Switchover is possible only to a specific candidate in a paused state');
+  if (leader !== undefined && leader === candidate) return text(400, 'Switchover target and source are the same');
+
+  const view = await load(context);
+  if ('status' in view) return view;
+  if (leader !== undefined && view.leader?.name !== leader) return text(412, 'leader name does not match');
+  if (candidate !== undefined && !view.members.some((member) => member.name === candidate)) return text(412, 'candidate does not exists');
+  const others = view.members.filter((member) => member.name !== view.leader?.name);
+  if (others.length === 0) return text(412, `${action} is not possible: cluster does not have members except leader`);
+  const good = others.filter((member) => (candidate === undefined || member.name === candidate) && member.state === 'running' && failoverPriority(member.tags ?? {}) > 0);
+  if (good.length === 0) return text(412, `${action} is not possible: no good candidates have been found`);
+
+  const intent: FailoverIntent = { ...(leader !== undefined ? { leader } : {}), ...(candidate !== undefined ? { member: candidate } : {}), ...(scheduledAt !== undefined ? { scheduled_at: scheduledAt } : {}) };
+  try {
+    if (!(await context.dcs.setFailover(intent, view.failoverRevision ?? '0', AbortSignal.timeout(DCS_BUDGET_MS)))) return text(409, 'another switchover or failover was requested concurrently; try again');
+  } catch {
+    return text(503, 'failed to write failover key into DCS');
+  }
+  context.nudge();
+  if (scheduledAt !== undefined) return text(202, `${action === 'switchover' ? 'Switchover' : 'Failover'} scheduled`);
+  return waitForOutcome(action, view, candidate, context);
+}
+
+/** Polls the DCS until the leader changes (Patroni waits 2*max(10, loop_wait) seconds). */
+async function waitForOutcome(action: 'switchover' | 'failover', before: ClusterView, candidate: string | undefined, context: MutationContext): Promise<ApiResponse> {
+  const loopWaitS = Number(before.config?.loop_wait ?? 10);
+  const limitMs = 2 * Math.max(10, loopWaitS) * 1000;
+  const startedAt = context.wallNowMs();
+  const verb = action === 'switchover' ? 'switched over' : 'failed over';
+  while (context.wallNowMs() - startedAt < limitMs) {
+    await context.sleep(100);
+    const view = await load(context);
+    if ('status' in view) continue;
+    const leader = view.leader?.name;
+    if (leader !== undefined && leader !== before.leader?.name) {
+      if (candidate === undefined || leader === candidate) return text(200, `Successfully ${verb} to "${leader}"`);
+      return text(200, `${action === 'switchover' ? 'Switched over' : 'Failed over'} to "${leader}" instead of "${candidate}"`);
+    }
+    if (view.failover === undefined && leader === before.leader?.name) return text(503, `${action === 'switchover' ? 'Switchover' : 'Failover'} failed`);
+  }
+  return text(503, `${action === 'switchover' ? 'Switchover' : 'Failover'} status unknown after ${Math.round(limitMs / 1000)} seconds; operation may still be in progress`);
+}
+
+export async function handleDeleteSwitchover(context: MutationContext): Promise<ApiResponse> {
+  const view = await load(context);
+  if ('status' in view) return view;
+  if (view.failover?.scheduled_at === undefined) return text(404, 'no switchover is scheduled');
+  try {
+    if (!(await context.dcs.setFailover(undefined, view.failoverRevision, AbortSignal.timeout(DCS_BUDGET_MS)))) return text(409, 'the scheduled switchover changed concurrently; try again');
+  } catch {
+    return text(503, 'failed to delete the failover key in DCS');
+  }
+  return text(200, 'scheduled switchover deleted');
+}
+
+/** Deep merge where `null` deletes a key (Patroni's PATCH /config semantics). */
+export function mergeConfigPatch(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete merged[key];
+    else if (isObject(value) && isObject(merged[key])) merged[key] = mergeConfigPatch(merged[key], value);
+    else merged[key] = value;
+  }
+  return merged;
+}
+
+export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, context: MutationContext): Promise<ApiResponse> {
+  if (!isObject(body) || Object.keys(body).length === 0) return text(400, 'the request body must be a non-empty JSON object');
+  const view = await load(context);
+  if ('status' in view) return view;
+  if (method === 'PATCH' && view.config === undefined) return text(503, 'no configuration in the DCS yet: the cluster is not initialized');
+  const next = method === 'PATCH' ? mergeConfigPatch(view.config as Record<string, unknown>, body) : body;
+  try {
+    const isWritten = await context.dcs.setConfig(next as DynamicConfig, method === 'PATCH' ? view.configRevision : undefined, AbortSignal.timeout(DCS_BUDGET_MS));
+    if (!isWritten) return text(409, 'the configuration changed concurrently; re-read it and try again');
+  } catch {
+    return text(502, 'failed to write the configuration into DCS');
+  }
+  context.nudge();
+  return json(200, next);
+}
