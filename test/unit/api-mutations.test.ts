@@ -1,0 +1,137 @@
+// Unsafe REST endpoints against the in-memory DCS: Patroni's validation answers, intents written, config merge and CAS, auth.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { AgentSnapshot } from '../../src/agent/snapshot.js';
+import { handleConfigWrite, handleDeleteSwitchover, handleSwitchover, mergeConfigPatch, type MutationContext } from '../../src/api/mutations.js';
+import { startApiServer } from '../../src/api/server.js';
+import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
+import { silentLog } from '../../src/util/log.js';
+import { FakeClock } from '../kit/fake-clock.js';
+import { member, primaryPg, view } from '../sim/builders.js';
+
+const WALL_NOW = Date.parse('2026-11-24T00:00:00Z');
+
+async function cluster(members = [member('node1'), member('node2'), member('node3', { tags: { nofailover: true } })]) {
+  const store = new MemoryDcsStore(new FakeClock());
+  const handles = new Map(members.map((m) => [m.name, new MemoryDcs(store, { namespace: '/service', scope: 'batman', member: m.name, ttlSeconds: 30 })]));
+  for (const m of members) await handles.get(m.name)!.touchMember(m, AbortSignal.timeout(1000));
+  await handles.get('node1')!.acquireLeader(AbortSignal.timeout(1000));
+  await handles.get('node1')!.setConfig({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, postgresql: { parameters: { max_connections: 100 } } }, undefined, AbortSignal.timeout(1000));
+  return { store, dcs: handles.get('node1')!, handles };
+}
+
+function context(dcs: MemoryDcs, overrides: Partial<MutationContext> = {}): MutationContext {
+  const snapshot: AgentSnapshot = {
+    name: 'node1', scope: 'batman', version: '3.0.2', tags: {}, state: 'running', pg: primaryPg(), view: view({ leaderName: 'node1' }), isDcsReachable: true,
+    dcsLastSeenEpochS: 0, isLeaderWithLock: true, isPaused: false, task: { kind: 'idle' }, lastCycleAtMs: 0, ttlMs: 30_000, lastReason: '',
+  };
+  let now = WALL_NOW;
+  return { snapshot, dcs, wallNowMs: () => now, sleep: async (ms) => void (now += ms), nudge: () => undefined, ...overrides };
+}
+
+describe('POST /switchover and /failover', () => {
+  it('answers Patroni validation errors without touching the DCS', async () => {
+    const { dcs } = await cluster();
+    const ctx = context(dcs);
+    const cases: [string, 'switchover' | 'failover', unknown, number, RegExp][] = [
+      ['empty', 'switchover', {}, 400, /only from a specific leader/],
+      ['failover without candidate', 'failover', { foo: 'bar' }, 400, /only to a specific candidate/],
+      ['same node', 'switchover', { leader: 'node1', candidate: 'node1' }, 400, /target and source are the same/],
+      ['wrong leader', 'switchover', { leader: 'node2', candidate: 'node1' }, 412, /leader name does not match/],
+      ['unknown candidate', 'switchover', { leader: 'node1', candidate: 'node9' }, 412, /candidate does not exists/],
+      ['nofailover candidate', 'switchover', { leader: 'node1', candidate: 'node3' }, 412, /no good candidates have been found/],
+      ['failover scheduled', 'failover', { candidate: 'node2', scheduled_at: '2026-11-24T01:00:00Z' }, 400, /can't be scheduled/],
+      ['no timezone', 'switchover', { leader: 'node1', scheduled_at: '2026-11-24T01:00:00' }, 400, /Timezone information is mandatory/],
+      ['in the past', 'switchover', { leader: 'node1', scheduled_at: '2026-11-23T01:00:00Z' }, 422, /in the past/],
+      ['not a body', 'switchover', ['leader'], 400, /only from a specific leader/],
+    ];
+    for (const [name, kind, body, status, message] of cases) {
+      const response = await handleSwitchover(kind, body, ctx);
+      assert.equal(response.status, status, name);
+      assert.match(response.body ?? '', message, name);
+    }
+    assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).failover, undefined);
+  });
+
+  it('refuses a switchover when the leader is alone', async () => {
+    const { dcs } = await cluster([member('node1')]);
+    const response = await handleSwitchover('switchover', { leader: 'node1' }, context(dcs));
+    assert.deepEqual([response.status, response.body], [412, 'switchover is not possible: cluster does not have members except leader']);
+  });
+
+  it('writes a scheduled switchover (202) that DELETE removes', async () => {
+    const { dcs } = await cluster();
+    const response = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2', scheduled_at: '2026-11-24T01:00:00+00:00' }, context(dcs));
+    assert.deepEqual([response.status, response.body], [202, 'Switchover scheduled']);
+    assert.deepEqual((await dcs.loadCluster(AbortSignal.timeout(1000))).failover, { leader: 'node1', member: 'node2', scheduled_at: '2026-11-24T01:00:00.000Z' });
+    assert.equal((await handleDeleteSwitchover(context(dcs))).status, 200);
+    assert.equal((await handleDeleteSwitchover(context(dcs))).status, 404);
+  });
+
+  it('reports success once the candidate holds the lock', async () => {
+    const { dcs, handles } = await cluster();
+    let step = 0;
+    const ctx = context(dcs, {
+      sleep: async () => {
+        // The old leader releases, the candidate takes the lock: what the agents do on their own.
+        if (++step === 3) {
+          await dcs.releaseLeader(AbortSignal.timeout(1000));
+          await handles.get('node2')!.acquireLeader(AbortSignal.timeout(1000));
+        }
+      },
+    });
+    const response = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2' }, ctx);
+    assert.deepEqual([response.status, response.body], [200, 'Successfully switched over to "node2"']);
+  });
+
+  it('gives up with "status unknown" when nothing happens', async () => {
+    const { dcs } = await cluster();
+    let now = WALL_NOW;
+    const response = await handleSwitchover('switchover', { leader: 'node1' }, context(dcs, { wallNowMs: () => now, sleep: async (ms) => void (now += ms * 50) }));
+    assert.equal(response.status, 503);
+    assert.match(response.body ?? '', /status unknown after 20 seconds/);
+  });
+});
+
+describe('PATCH and PUT /config', () => {
+  it('deep-merges with null deleting a key', () => {
+    assert.deepEqual(mergeConfigPatch({ ttl: 30, postgresql: { parameters: { a: 1, b: 2 } } }, { ttl: 20, postgresql: { parameters: { a: null, c: 3 } }, pause: true }), { ttl: 20, postgresql: { parameters: { b: 2, c: 3 } }, pause: true });
+  });
+
+  it('writes the merged config and rejects bodies that are not objects', async () => {
+    const { dcs } = await cluster();
+    const response = await handleConfigWrite('PATCH', { pause: true, postgresql: { parameters: { max_connections: null } } }, context(dcs));
+    assert.equal(response.status, 200);
+    const stored = (await dcs.loadCluster(AbortSignal.timeout(1000))).config;
+    assert.equal(stored?.pause, true);
+    assert.deepEqual(stored?.postgresql?.parameters, {});
+    assert.equal((await handleConfigWrite('PATCH', 'pause', context(dcs))).status, 400);
+    assert.equal((await handleConfigWrite('PUT', { ttl: 20, loop_wait: 5, retry_timeout: 5, maximum_lag_on_failover: 1 }, context(dcs))).status, 200);
+    assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).config?.ttl, 20);
+  });
+});
+
+describe('the server guards unsafe methods', () => {
+  it('requires basic auth when configured, answers 411/400 for bad bodies, keeps GETs open', async () => {
+    const { dcs } = await cluster();
+    const server = await startApiServer({ host: '127.0.0.1', port: 0, getSnapshot: () => context(dcs).snapshot, nowMs: () => 0, log: silentLog, dcs, authentication: { username: 'admin', password: 's3cret' } });
+    const base = `http://127.0.0.1:${server.port}`;
+    try {
+      const noAuth = await fetch(`${base}/config`, { method: 'PATCH', body: '{"pause":true}' });
+      assert.deepEqual([noAuth.status, await noAuth.text(), noAuth.headers.get('www-authenticate')], [401, 'no auth header received', 'Basic realm="Patroni"']);
+      const wrong = await fetch(`${base}/config`, { method: 'PATCH', body: '{"pause":true}', headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` } });
+      assert.deepEqual([wrong.status, await wrong.text()], [401, 'not authenticated']);
+      const authorization = `Basic ${Buffer.from('admin:s3cret').toString('base64')}`;
+      const bad = await fetch(`${base}/config`, { method: 'PATCH', body: '{not json', headers: { authorization } });
+      assert.equal(bad.status, 400);
+      const ok = await fetch(`${base}/config`, { method: 'PATCH', body: '{"pause":true}', headers: { authorization } });
+      assert.equal(ok.status, 200);
+      assert.equal((await fetch(`${base}/patroni`)).status, 200);
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      assert.match(metrics, /^patroni_primary\{scope="batman",name="node1"\} 1$/m);
+      assert.match(metrics, /^# TYPE patroni_postgres_running gauge$/m);
+    } finally {
+      await server.close();
+    }
+  });
+});
