@@ -2,6 +2,7 @@
 // Composition root of the `pgwarden` CLI: wires config + etcd into the verbs, and adds `agent` and `local`.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import type { Credentials } from '../cli/api-client.js';
 import { runCli } from '../cli/main.js';
 import { renderMemberTable } from '../cli/render.js';
 import { loadConfig } from '../config/load.js';
@@ -14,11 +15,12 @@ import { runAgent } from './agent-main.js';
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 
-async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView }> {
+async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined }> {
   const { config } = loadConfig(configPath);
+  const credentials = config.ctl?.authentication ?? config.restapi.authentication;
   const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
   try {
-    return { scope: config.scope, view: await dcs.loadCluster(signal) };
+    return { scope: config.scope, view: await dcs.loadCluster(signal), credentials };
   } finally {
     await dcs.close();
   }

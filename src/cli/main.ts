@@ -2,11 +2,14 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { ClusterView } from '../core/types.js';
 import { describeError } from '../util/errors.js';
+import type { Credentials } from './api-client.js';
+import { editConfigCommand, pauseCommand, switchoverCommand, type ControlContext } from './commands/control.js';
+import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { listCommand } from './commands/list.js';
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
-  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView }>;
+  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView; readonly credentials?: Credentials | undefined }>;
   readonly version: string;
   readonly out: (text: string) => void;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
@@ -37,6 +40,52 @@ export function buildProgram(deps: CliDeps): Command {
       const configPath = configPathFrom(program);
       await listCommand({ ...options, configPath, loadCluster: deps.loadCluster, out: deps.out });
     });
+  const control = async (isForced: boolean): Promise<ControlContext> => {
+    const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
+    return { scope: loaded.scope, view: loaded.view, credentials: loaded.credentials, out: deps.out, isForced };
+  };
+  const reload = async (): Promise<ClusterView> => (await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000))).view;
+  for (const kind of ['switchover', 'failover'] as const) {
+    program
+      .command(kind)
+      .description(kind === 'switchover' ? 'hand the primary role to another member, cleanly' : 'promote a named member (also when the cluster has no leader)')
+      .option('--leader, --primary <name>', 'the current leader (default: read from the DCS)')
+      .option('--candidate <name>', 'the member to promote')
+      .option('--scheduled <time>', 'ISO-8601 time with zone, or "now"')
+      .option('--force', 'do not ask for confirmation')
+      .action(async (options: { leader?: string; primary?: string; candidate?: string; scheduled?: string; force?: boolean }) => {
+        const leader = options.leader ?? options.primary;
+        await switchoverCommand(kind, { ...(leader !== undefined ? { leader } : {}), ...(options.candidate !== undefined ? { candidate: options.candidate } : {}), ...(options.scheduled !== undefined ? { scheduled: options.scheduled } : {}) }, await control(options.force === true));
+      });
+  }
+  for (const verb of ['pause', 'resume'] as const) {
+    program
+      .command(verb)
+      .description(verb === 'pause' ? 'maintenance mode: stop all automatic failover and restarts' : 'leave maintenance mode')
+      .option('--wait', 'wait until every member has seen it')
+      .action(async (options: { wait?: boolean }) => pauseCommand(verb === 'pause', options, await control(true), reload));
+  }
+  program
+    .command('show-config')
+    .description('print the dynamic configuration stored in the DCS')
+    .action(async () => deps.out(showConfig(await reload())));
+  program
+    .command('edit-config')
+    .description('change the dynamic configuration (through the REST API, compare-and-set)')
+    .option('-s, --set <key=value>', 'set a key path, e.g. ttl=20 or postgresql.parameters.work_mem=8MB; null deletes', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('-p, --pg <param=value>', 'shorthand for --set postgresql.parameters.<param>=<value>', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('--force', 'apply without asking')
+    .action(async (options: { set: string[]; pg: string[]; force?: boolean }) => editConfigCommand(options, await control(options.force === true)));
+  program
+    .command('history')
+    .description('timeline history of the cluster')
+    .action(async () => deps.out(historyTable(await reload())));
+  program
+    .command('dsn')
+    .description('connection parameters of a member (default: the leader)')
+    .option('-r, --role <role>', 'leader, primary, replica or any')
+    .option('-m, --member <name>', 'a member by name')
+    .action(async (options: { role?: string; member?: string }) => deps.out(dsn(await reload(), options)));
   program
     .command('version')
     .description('print the pgwarden version')

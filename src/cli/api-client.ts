@@ -1,0 +1,24 @@
+// The CLI's HTTP client for members' REST APIs: Basic auth from ctl/restapi.authentication, bounded by a deadline.
+import type { MemberRecord } from '../core/types.js';
+
+export interface Credentials {
+  readonly username: string;
+  readonly password?: string | undefined;
+}
+
+export interface ApiReply {
+  readonly status: number;
+  readonly text: string;
+}
+
+/** `http://host:port/patroni` -> `http://host:port`. */
+export function apiBase(member: MemberRecord): string {
+  return member.api_url.replace(/\/patroni\/?$/, '');
+}
+
+export async function callApi(member: MemberRecord, method: string, path: string, body: unknown, credentials: Credentials | undefined, timeoutMs: number): Promise<ApiReply> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (credentials !== undefined) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
+  const response = await fetch(`${apiBase(member)}${path}`, { method, headers, body: body === undefined ? '{}' : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+  return { status: response.status, text: await response.text() };
+}

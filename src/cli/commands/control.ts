@@ -1,0 +1,118 @@
+// Verbs that act through the members' REST APIs: switchover, failover, pause, resume, edit-config.
+import { stringify } from 'yaml';
+import { summarizeCluster } from '../../core/cluster-summary.js';
+import type { ClusterView, MemberRecord } from '../../core/types.js';
+import { describeError } from '../../util/errors.js';
+import { callApi, type Credentials } from '../api-client.js';
+import { renderMemberTable } from '../render.js';
+
+export interface ControlContext {
+  readonly scope: string;
+  readonly view: ClusterView;
+  readonly credentials: Credentials | undefined;
+  readonly out: (text: string) => void;
+  readonly isForced: boolean;
+}
+
+/** Without --force a destructive verb needs a human at a terminal; scripts must say --force. */
+function requireConfirmation(context: ControlContext, what: string): void {
+  if (!context.isForced) throw new Error(`${what}: add --force to confirm (pgwarden does not prompt)`);
+}
+
+function table(context: ControlContext, view: ClusterView): string {
+  return renderMemberTable(context.scope, summarizeCluster(view), 'pretty');
+}
+
+/** The leader first, then the others: the API call goes to the first member that answers. */
+async function callAnyMember(context: ControlContext, method: string, path: string, body: unknown, timeoutMs: number): Promise<{ member: MemberRecord; status: number; text: string }> {
+  const leader = context.view.leader?.name;
+  const ordered = [...context.view.members].sort((a, b) => Number(b.name === leader) - Number(a.name === leader));
+  let lastError = 'the cluster has no members';
+  for (const member of ordered) {
+    try {
+      const reply = await callApi(member, method, path, body, context.credentials, timeoutMs);
+      return { member, ...reply };
+    } catch (error) {
+      lastError = `${member.name}: ${describeError(error)}`;
+    }
+  }
+  throw new Error(`no member's REST API answered (${lastError})`);
+}
+
+export async function switchoverCommand(kind: 'switchover' | 'failover', options: { leader?: string; candidate?: string; scheduled?: string }, context: ControlContext): Promise<void> {
+  const { view, out } = context;
+  const leader = kind === 'switchover' ? (options.leader ?? view.leader?.name) : options.leader;
+  if (kind === 'switchover' && leader === undefined) throw new Error('This cluster has no leader: use failover --candidate <member> instead');
+  if (kind === 'failover' && options.candidate === undefined) throw new Error('failover needs --candidate <member>');
+  if (kind === 'switchover' && options.candidate === undefined && view.members.filter((member) => member.name !== leader).length === 0) throw new Error('No candidates found to switchover to');
+  out('Current cluster topology');
+  out(table(context, view));
+  requireConfirmation(context, `${kind} of cluster ${context.scope}`);
+  const body = { ...(leader !== undefined ? { leader } : {}), ...(options.candidate !== undefined ? { candidate: options.candidate } : {}), ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { scheduled_at: options.scheduled } : {}) };
+  const reply = await callAnyMember(context, 'POST', `/${kind}`, body, 60_000);
+  if (reply.status !== 200 && reply.status !== 202) {
+    throw new Error(`${kind === 'switchover' ? 'Switchover' : 'Failover'} failed, details: ${reply.status}, ${reply.text}`);
+  }
+  out(`${new Date().toISOString()} ${reply.text}`);
+}
+
+export async function pauseCommand(isPause: boolean, options: { wait?: boolean }, context: ControlContext, reload: () => Promise<ClusterView>): Promise<void> {
+  const isPaused = context.view.config?.pause === true;
+  if (isPause && isPaused) throw new Error('Cluster is already paused');
+  if (!isPause && !isPaused) throw new Error('Cluster is not paused');
+  const reply = await callAnyMember(context, 'PATCH', '/config', { pause: isPause ? true : null }, 10_000);
+  if (reply.status !== 200) throw new Error(`${isPause ? 'pause' : 'resume'} failed, details: ${reply.status}, ${reply.text}`);
+  if (options.wait === true) {
+    context.out(`'${isPause ? 'pause' : 'resume'}' request sent, waiting until it is recognized by all nodes`);
+    const deadlineAt = Date.now() + 60_000;
+    for (;;) {
+      const view = await reload();
+      if (view.members.every((member) => (member.pause === true) === isPause)) break;
+      if (Date.now() > deadlineAt) throw new Error('not every member acknowledged the change within 60 s');
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  context.out(`Success: cluster management is ${isPause ? 'paused' : 'resumed'}`);
+}
+
+/** `--set a.b=c`: YAML-typed values, `null` deletes (Patroni's edit-config -s). */
+export function patchFromSettings(settings: readonly string[], pgSettings: readonly string[]): Record<string, unknown> {
+  const patch: Record<string, unknown> = {};
+  const assign = (path: string[], raw: string): void => {
+    let node = patch;
+    for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
+    const value: unknown = raw === 'null' ? null : /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
+    node[path[path.length - 1]!] = value;
+  };
+  for (const setting of settings) {
+    const index = setting.indexOf('=');
+    if (index <= 0) throw new Error(`--set expects key.path=value, got "${setting}"`);
+    assign(setting.slice(0, index).split('.'), setting.slice(index + 1));
+  }
+  for (const setting of pgSettings) {
+    const index = setting.indexOf('=');
+    if (index <= 0) throw new Error(`--pg expects parameter=value, got "${setting}"`);
+    assign(['postgresql', 'parameters', setting.slice(0, index)], setting.slice(index + 1));
+  }
+  return patch;
+}
+
+/** A minimal unified-style diff of two YAML documents: removed lines with '-', added with '+'. */
+export function configDiff(before: unknown, after: unknown): string[] {
+  const a = stringify(before, { sortMapEntries: true }).split('\n');
+  const b = stringify(after, { sortMapEntries: true }).split('\n');
+  const lines = ['---', '+++'];
+  for (const line of a) if (!b.includes(line)) lines.push(`-${line}`);
+  for (const line of b) if (!a.includes(line)) lines.push(`+${line}`);
+  return lines;
+}
+
+export async function editConfigCommand(options: { set: string[]; pg: string[] }, context: ControlContext): Promise<void> {
+  const patch = patchFromSettings(options.set, options.pg);
+  if (Object.keys(patch).length === 0) throw new Error('nothing to change: use --set key=value or --pg parameter=value');
+  requireConfirmation(context, 'edit-config');
+  const reply = await callAnyMember(context, 'PATCH', '/config', patch, 10_000);
+  if (reply.status !== 200) throw new Error(`edit-config failed, details: ${reply.status}, ${reply.text}`);
+  for (const line of configDiff(context.view.config ?? {}, JSON.parse(reply.text))) context.out(line);
+  context.out('Configuration changed');
+}

@@ -1,0 +1,33 @@
+// Read-only verbs straight from the DCS: show-config, history, dsn.
+import { stringify } from 'yaml';
+import { hostPortFromConnUrl } from '../../core/cluster-summary.js';
+import type { ClusterView } from '../../core/types.js';
+
+export function showConfig(view: ClusterView): string {
+  if (view.config === undefined) throw new Error('the cluster has no configuration in the DCS (not initialized yet?)');
+  return stringify(view.config, { sortMapEntries: true }).trimEnd();
+}
+
+export function historyTable(view: ClusterView): string {
+  const header = ['TL', 'LSN', 'Reason', 'Timestamp', 'New Leader'];
+  const rows = view.history.map((entry) => [String(entry[0]), String(entry[1]), entry[2], entry[3] ?? '', entry[4] ?? '']);
+  const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => row[index]!.length)));
+  const border = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
+  const line = (cells: readonly string[]): string => `| ${cells.map((cell, index) => (index < 2 ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))).join(' | ')} |`;
+  return [border, `| ${header.map((title, index) => title.padEnd(widths[index]!)).join(' | ')} |`, border, ...rows.map(line), border].join('\n');
+}
+
+export function dsn(view: ClusterView, options: { role?: string; member?: string }): string {
+  const leader = view.leader?.name;
+  const role = options.role ?? 'leader';
+  const candidates = view.members.filter((member) => {
+    if (options.member !== undefined) return member.name === options.member;
+    if (role === 'leader' || role === 'primary' || role === 'master') return member.name === leader;
+    if (role === 'replica' || role === 'standby') return member.name !== leader;
+    return true;
+  });
+  const chosen = candidates[0];
+  if (chosen === undefined) throw new Error(options.member !== undefined ? `no member named ${options.member}` : `no member with role ${role}`);
+  const { host, port } = hostPortFromConnUrl(chosen.conn_url);
+  return `host=${host} port=${port}`;
+}
