@@ -1,0 +1,92 @@
+// System test of the control plane on real processes: the pgwarden CLI drives switchover and maintenance mode over REST and etcd.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { LocalCluster } from '../../src/local/local-cluster.js';
+import { httpStatus, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
+
+const CLI = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
+
+function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { timeout: 90_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+  });
+}
+
+describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
+  let dir: string;
+  let cluster: LocalCluster;
+  let config: string[];
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgw-control-'));
+    cluster = await LocalCluster.start({ dir, timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 }, scope: 'ctl' });
+    config = ['-c', cluster.node('node1').configPath];
+  });
+
+  after(async () => {
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('switches over to a named candidate without losing a committed row', async () => {
+    const { leader, replicas } = await waitHealthy(cluster, 90_000);
+    const candidate = replicas[0]!;
+    await sql(cluster, leader, 'CREATE TABLE ctl_rows (id int primary key)');
+    await sql(cluster, leader, 'INSERT INTO ctl_rows SELECT generate_series(1, 100)');
+    const refused = await cli([...config, 'switchover', '--candidate', candidate]);
+    assert.equal(refused.code, 1, 'no --force: refused');
+    assert.match(refused.stderr, /^Error: .*--force/m);
+    const result = await cli([...config, 'switchover', '--candidate', candidate, '--force']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`Successfully switched over to "${candidate}"`));
+    // The API answers once the candidate holds the lock; promotion follows within its next cycle.
+    await poll(`${candidate} writable`, 15_000, 50, async () => ((await isWritable(cluster, candidate)) ? true : undefined));
+    const healthy = await waitHealthy(cluster, 60_000);
+    assert.equal(healthy.leader, candidate);
+    const rows = await sql<{ count: string }>(cluster, candidate, 'SELECT count(*) FROM ctl_rows');
+    assert.equal(rows[0]?.count, '100');
+    await poll('the old leader to serve as a replica', 15_000, 100, async () => ((await httpStatus(cluster, leader, '/replica')) === 200 ? true : undefined));
+    const history = await cli([...config, 'history']);
+    assert.match(history.stdout, new RegExp(`\\|\\s+1 \\|.*\\| ${candidate}\\s+\\|`));
+  });
+
+  it('rejects impossible switchovers with 412 and changes nothing', async () => {
+    const view = await cluster.view();
+    const leader = view.leader!.name;
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate: 'nobody' }) });
+    assert.deepEqual([response.status, await response.text()], [412, 'candidate does not exists']);
+    const garbage = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: '{oops' });
+    assert.equal(garbage.status, 400);
+    assert.equal((await cluster.view()).leader?.name, leader);
+  });
+
+  it('in maintenance mode does not restart a crashed replica, and does after resume', async () => {
+    const view = await cluster.view();
+    const replica = view.members.find((member) => member.name !== view.leader?.name)!.name;
+    const paused = await cli([...config, 'pause', '--wait']);
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.match((await cli([...config, 'list'])).stdout, / Maintenance mode: on/);
+    await cluster.killPostmaster(replica, 'SIGKILL');
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    assert.equal(await cluster.postmasterPid(replica), undefined, 'paused: the agent leaves the crashed postmaster alone');
+    const resumed = await cli([...config, 'resume', '--wait']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    await poll(`${replica} restarted after resume`, 30_000, 200, async () => ((await httpStatus(cluster, replica, '/replica')) === 200 ? true : undefined));
+  });
+
+  it('fails with a one-line error when etcd is unreachable or flags are wrong', async () => {
+    const bad = await cli(['-c', '/nonexistent.yml', 'list']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^Error: cannot read config file \/nonexistent\.yml/);
+    const wrongFlag = await cli([...config, 'list', '--format', 'xml']);
+    assert.notEqual(wrongFlag.code, 0);
+    assert.match(wrongFlag.stderr, /argument 'xml' is invalid/);
+  });
+});
