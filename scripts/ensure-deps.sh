@@ -8,6 +8,8 @@ command -v etcd >/dev/null 2>&1 || need_apt+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_apt+=(postgresql-15)
 [ -x /usr/lib/postgresql/15/bin/pgbench ] || need_apt+=(postgresql-15)
+# HAProxy is used by the interop test that routes with Patroni-style health checks.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "pgwarden setup: installing ${need_apt[*]} with apt-get" >&2
   SUDO=""

@@ -1,0 +1,97 @@
+// Interop: HAProxy configured Patroni-style (httpchk GET /primary and /replica against our REST API) routes and follows a switchover.
+import assert from 'node:assert/strict';
+import { writeFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { pickFreePorts } from '../../src/local/free-port.js';
+import { LocalCluster } from '../../src/local/local-cluster.js';
+import { spawnManaged, stopPid } from '../../src/local/process.js';
+import { poll, waitHealthy } from '../kit/cluster-kit.js';
+
+const HAPROXY = '/usr/sbin/haproxy';
+
+function haproxyConfig(cluster: LocalCluster, writePort: number, readPort: number): string {
+  const servers = (check: string): string => cluster.nodes.map((node) => `  server ${node.name} 127.0.0.1:${node.pgPort} check port ${node.apiPort}${check}`).join('\n');
+  return `global
+  maxconn 200
+defaults
+  mode tcp
+  timeout connect 2s
+  timeout client 30m
+  timeout server 30m
+  timeout check 2s
+listen primary
+  bind 127.0.0.1:${writePort}
+  option httpchk GET /primary
+  http-check expect status 200
+  default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions
+${servers('')}
+listen replicas
+  bind 127.0.0.1:${readPort}
+  balance roundrobin
+  option httpchk GET /replica
+  http-check expect status 200
+  default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions
+${servers('')}
+`;
+}
+
+async function whoServes(cluster: LocalCluster, port: number): Promise<{ port: number; isReplica: boolean } | undefined> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 3000 });
+  try {
+    await client.connect();
+    const result = await client.query<{ port: number; replica: boolean }>('SELECT inet_server_port() AS port, pg_is_in_recovery() AS replica');
+    return { port: result.rows[0]!.port, isReplica: result.rows[0]!.replica };
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+describe('HAProxy with Patroni-style checks', { timeout: 300_000 }, () => {
+  let dir: string;
+  let cluster: LocalCluster;
+  let haproxyPid: number | undefined;
+  let writePort = 0;
+  let readPort = 0;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgw-haproxy-'));
+    cluster = await LocalCluster.start({ dir, timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 }, scope: 'hap' });
+    [writePort, readPort] = await pickFreePorts(2) as [number, number];
+    const configPath = join(dir, 'haproxy.cfg');
+    await writeFile(configPath, haproxyConfig(cluster, writePort, readPort));
+    haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', configPath], logFile: join(dir, 'haproxy.log') }).pid;
+  });
+
+  after(async () => {
+    if (haproxyPid !== undefined) await stopPid(haproxyPid, { signal: 'SIGTERM', graceMs: 3000 });
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('sends writes to the primary and reads to a replica, and follows a switchover', async () => {
+    const { leader, replicas } = await waitHealthy(cluster, 90_000);
+    const leaderPort = cluster.node(leader).pgPort;
+    const writes = await poll('HAProxy to route the write port to the primary', 20_000, 200, async () => {
+      const served = await whoServes(cluster, writePort);
+      return served?.port === leaderPort ? served : undefined;
+    });
+    assert.equal(writes.isReplica, false);
+    const reads = await poll('HAProxy to route the read port to a replica', 20_000, 200, () => whoServes(cluster, readPort));
+    assert.equal(reads.isReplica, true);
+    assert.ok(replicas.map((name) => cluster.node(name).pgPort).includes(reads.port));
+
+    const candidate = replicas[0]!;
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate }) });
+    assert.equal(response.status, 200, await response.text());
+    const after = await poll('HAProxy to route writes to the new primary', 20_000, 200, async () => {
+      const served = await whoServes(cluster, writePort);
+      return served?.port === cluster.node(candidate).pgPort && !served.isReplica ? served : undefined;
+    });
+    assert.equal(after.isReplica, false);
+  });
+});
