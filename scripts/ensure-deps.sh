@@ -10,6 +10,8 @@ command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 [ -x /usr/lib/postgresql/15/bin/pgbench ] || need_apt+=(postgresql-15)
 # HAProxy is used by the interop test that routes with Patroni-style health checks.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+# Debian's Patroni 3.0.2 provides patronictl for the interop test (pgwarden must look like Patroni to it).
+command -v patronictl >/dev/null 2>&1 || need_apt+=(patroni)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "pgwarden setup: installing ${need_apt[*]} with apt-get" >&2
   SUDO=""

@@ -14,7 +14,8 @@ export function historyTable(view: ClusterView): string {
   const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => row[index]!.length)));
   const border = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
   const line = (cells: readonly string[]): string => `| ${cells.map((cell, index) => (index < 2 ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))).join(' | ')} |`;
-  return [border, `| ${header.map((title, index) => title.padEnd(widths[index]!)).join(' | ')} |`, border, ...rows.map(line), border].join('\n');
+  // As patronictl: the numeric TL and LSN columns (header included) are right-aligned.
+  return [border, line(header), border, ...rows.map(line), border].join('\n');
 }
 
 export function dsn(view: ClusterView, options: { role?: string; member?: string }): string {
