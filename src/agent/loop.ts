@@ -37,6 +37,8 @@ export interface AgentOptions {
   /** Converts a DCS `config` value into effective timing (validated, adjusted). */
   readonly timingOf: (config: DynamicConfig) => Timing;
   readonly isFastDeadLeaderEnabled: boolean;
+  /** postgresql.parameters of the local file: they win over the dynamic configuration's. */
+  readonly localParameters: Readonly<Record<string, string | number | boolean>>;
   /** Lets the composition root resize the DCS lease when `ttl` changes at runtime. */
   readonly onTimingChanged?: (timing: Timing) => void;
   readonly dcs: Dcs;
@@ -58,6 +60,8 @@ export class Agent {
   #pg: LocalPg | undefined;
   #timing: Timing;
   #lastReason = '';
+  /** Fingerprint of the GUCs last handed to PostgreSQL, so a config change is applied exactly once. */
+  #appliedParameters: string | undefined;
   #snapshot: AgentSnapshot;
   #loopDone: Promise<void> | undefined;
   #watchDone: Promise<void> | undefined;
@@ -143,6 +147,7 @@ export class Agent {
       this.#timing = timing;
     }
     const view = dcsObservation.kind === 'ok' ? dcsObservation.view : undefined;
+    if (view?.config !== undefined) await this.#applyParameters(view.config);
     const [peerStatuses, leaderProbe] = view === undefined
       ? [[], undefined]
       : await Promise.all([
@@ -193,6 +198,19 @@ export class Agent {
     }
     this.#snapshot = this.#buildSnapshot(view ?? this.#dcsState.view, dcsObservation.kind === 'ok');
     return decision.wakeAfterMs;
+  }
+
+  /** Dynamic postgresql.parameters reach PostgreSQL by a reload; restart-only ones are then reported as pending_restart. */
+  async #applyParameters(config: DynamicConfig): Promise<void> {
+    const parameters = { ...(config.postgresql?.parameters ?? {}), ...this.#options.localParameters };
+    const fingerprint = JSON.stringify(Object.entries(parameters).sort(([a], [b]) => a.localeCompare(b)));
+    if (fingerprint === this.#appliedParameters) return;
+    try {
+      await this.#options.pg.reconfigure(parameters, deadline(PG_COMMAND_BUDGET_MS));
+      this.#appliedParameters = fingerprint;
+    } catch (error) {
+      this.#options.log.warn({ error: describeError(error) }, 'could not apply the PostgreSQL parameters of the dynamic configuration');
+    }
   }
 
   /** A DCS call must finish before the lock's deadline, or the answer would arrive too late to matter. */

@@ -45,6 +45,7 @@ export function buildMemberRecord(identity: MemberIdentity, pg: LocalPg | undefi
     ...(Object.keys(identity.tags).length > 0 ? { tags: identity.tags } : {}),
     ...(isPaused ? { pause: true } : {}),
     ...(pg?.timeline !== undefined ? { timeline: pg.timeline } : {}),
+    ...(pg?.isPendingRestart === true ? { pending_restart: true } : {}),
   };
   if (pg === undefined || !pg.isRunning) return base;
   if (pg.role === 'primary') {

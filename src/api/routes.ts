@@ -61,6 +61,7 @@ export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown>
   if (snapshot.dcsLastSeenEpochS !== undefined) document.dcs_last_seen = snapshot.dcsLastSeenEpochS;
   if (Object.keys(snapshot.tags).length > 0) document.tags = snapshot.tags;
   if (pg.sysid !== undefined) document.database_system_identifier = pg.sysid;
+  if (pg.isPendingRestart) document.pending_restart = true;
   document.patroni = { version: snapshot.version, scope: snapshot.scope, name: snapshot.name };
   return document;
 }

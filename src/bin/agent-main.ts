@@ -72,6 +72,7 @@ export async function runAgent(configPath: string): Promise<void> {
     bootstrapConfig,
     timingOf: timingFromDynamicConfig,
     isFastDeadLeaderEnabled: true,
+    localParameters: config.postgresql.parameters,
     onTimingChanged: (next) => dcs.setTtl(next.ttlMs / 1000),
     dcs,
     pg,

@@ -19,4 +19,5 @@ export const STOPPED_PG: LocalPg = {
   replayedTimestamp: undefined,
   isReplayPaused: false,
   replication: [],
+  isPendingRestart: false,
 };

@@ -74,6 +74,8 @@ export interface PgController {
   rewind(from: Upstream, signal: AbortSignal): Promise<void>;
   /** Remove the data directory (before a re-clone). */
   removeDataDir(signal: AbortSignal): Promise<void>;
+  /** Apply new GUCs from the dynamic configuration (re-render, reload); restart-only ones surface as isPendingRestart. */
+  reconfigure(parameters: Readonly<Record<string, string | number | boolean>>, signal: AbortSignal): Promise<void>;
   /** Create missing / drop unknown physical replication slots (primary only). */
   syncSlots(slotNames: readonly string[], signal: AbortSignal): Promise<void>;
   /** One cheap query: whether the WAL receiver is streaming right now (false when down or not a replica). */

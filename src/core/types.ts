@@ -137,6 +137,8 @@ export interface LocalPg {
   readonly isReplayPaused: boolean;
   /** pg_stat_replication rows (primary). */
   readonly replication: readonly ReplicationRow[];
+  /** A changed setting waits for a restart (pg_settings.pending_restart). */
+  readonly isPendingRestart: boolean;
 }
 
 export interface ReplicationRow {

@@ -67,6 +67,7 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   CASE WHEN pg_is_in_recovery() THEN NULL ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS current_tli,
   (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status,
   (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS received_tli,
+  (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings) AS pending_restart,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
      'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
 
@@ -84,6 +85,7 @@ interface ProbeRow {
   current_tli: number | null;
   receiver_status: string | null;
   received_tli: number | null;
+  pending_restart: boolean;
   replication: ReplicationRow[];
 }
 
@@ -98,11 +100,15 @@ export class PostgresController implements PgController {
   #client: pg.Client | undefined;
   #crashedAtMs: number | undefined;
   #upstream: string | undefined;
+  /** What the last rendered config pointed at, so a parameter change re-renders the same role. */
+  #rendered: { readonly upstream: Upstream | undefined; readonly isReplica: boolean } | undefined;
+  #parameters: Readonly<Record<string, GucValue>>;
   /** A replica's timeline only grows; SQL shows it reliably only while streaming, so remember the highest seen. */
   #replicaTimeline = 0;
 
   constructor(options: PgControllerOptions) {
     this.#options = options;
+    this.#parameters = options.parameters;
   }
 
   onUnexpectedExit(listener: () => void): void {
@@ -169,7 +175,7 @@ export class PostgresController implements PgController {
       if (!current.startsWith('# Written by pgwarden')) await rename(confPath, basePath);
     }
     await this.#writeOwnedFile(confPath, renderPostgresqlConf({
-      parameters: this.#options.parameters,
+      parameters: this.#parameters,
       listenHost: this.#options.listenHost,
       port: this.#options.port,
       scope: this.#options.scope,
@@ -183,6 +189,19 @@ export class PostgresController implements PgController {
     await rm(join(dir, 'recovery.signal'), { force: true });
     await this.#writePgpass();
     this.#upstream = upstream?.name;
+    this.#rendered = { upstream, isReplica };
+  }
+
+  /**
+   * New GUCs from the dynamic config: re-render and reload. Settings that need a restart show up as
+   * `pendingRestart` in the next probe (pg_settings.pending_restart), as Patroni reports them.
+   */
+  async reconfigure(parameters: Readonly<Record<string, GucValue>>, signal: AbortSignal): Promise<void> {
+    this.#parameters = parameters;
+    if (this.#rendered === undefined || (await this.#dataDirState()) !== 'initialized') return;
+    await this.#writeConfig(this.#rendered.upstream, this.#rendered.isReplica);
+    if ((await this.#runningPid()) !== undefined) await this.#query('SELECT pg_reload_conf()', signal);
+    this.#options.log.info({ parameters: Object.keys(parameters).length }, 'applied PostgreSQL parameters from the dynamic configuration');
   }
 
   async #ensureDir(path: string, mode: number): Promise<void> {
@@ -487,6 +506,7 @@ export class PostgresController implements PgController {
       replayedTimestamp: row.replayed_ts,
       isReplayPaused: row.replay_paused,
       replication: row.replication,
+      isPendingRestart: row.pending_restart,
     };
   }
 

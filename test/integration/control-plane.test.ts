@@ -81,6 +81,21 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     await poll(`${replica} restarted after resume`, 30_000, 200, async () => ((await httpStatus(cluster, replica, '/replica')) === 200 ? true : undefined));
   });
 
+  it('applies dynamic PostgreSQL parameters by reload, and flags restart-only ones as pending_restart', async () => {
+    const edited = await cli([...config, 'edit-config', '--pg', 'work_mem=12MB', '--pg', 'max_connections=101', '--force']);
+    assert.equal(edited.code, 0, edited.stderr);
+    assert.match(edited.stdout, /\+\s+work_mem: 12MB/);
+    for (const node of cluster.nodes) {
+      await poll(`work_mem reloaded on ${node.name}`, 20_000, 200, async () => ((await sql<{ work_mem: string }>(cluster, node.name, 'SHOW work_mem'))[0]?.work_mem === '12MB' ? true : undefined));
+      const status = await poll(`pending_restart on ${node.name}`, 20_000, 200, async () => {
+        const document = (await (await fetch(`http://127.0.0.1:${node.apiPort}/patroni`)).json()) as { pending_restart?: boolean };
+        return document.pending_restart === true ? document : undefined;
+      });
+      assert.equal(status.pending_restart, true);
+    }
+    assert.match((await cli([...config, 'list'])).stdout, /Pending restart/);
+  });
+
   it('fails with a one-line error when etcd is unreachable or flags are wrong', async () => {
     const bad = await cli(['-c', '/nonexistent.yml', 'list']);
     assert.equal(bad.code, 1);

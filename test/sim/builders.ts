@@ -23,6 +23,7 @@ export function pgState(overrides: Partial<LocalPg> = {}): LocalPg {
     replayedTimestamp: null,
     isReplayPaused: false,
     replication: [],
+    isPendingRestart: false,
     ...overrides,
   };
 }

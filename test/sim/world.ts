@@ -172,6 +172,7 @@ export class SimWorld {
       replayedTimestamp: null,
       isReplayPaused: false,
       replication: [],
+      isPendingRestart: false,
     };
   }
 

@@ -10,7 +10,7 @@ const runningReplica: LocalPg = {
   dataDir: 'initialized', isRunning: true, role: 'replica', sysid: '7711055670619385940', timeline: 1,
   writeLsn: undefined, receivedLsn: 83886080n, replayedLsn: 67108864n, isStreaming: true, upstream: 'node1',
   crashedAtMs: undefined, controlState: undefined, serverVersion: 150018, postmasterStartTime: undefined,
-  replayedTimestamp: null, isReplayPaused: false, replication: [],
+  replayedTimestamp: null, isReplayPaused: false, replication: [], isPendingRestart: false,
 };
 
 describe('member record', () => {
