@@ -169,6 +169,14 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         // Without a checkpoint on the new timeline, pg_rewind on the old primary may wrongly see nothing to do.
         await pg.checkpoint(signal).catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'checkpoint after promote failed'));
       });
+    case 'restart': {
+      const upstream = action.upstream === undefined ? undefined : upstreamFor(context.view, action.upstream);
+      return tasks.start('restart', async (signal) => {
+        await pg.stop('fast', signal);
+        if (action.asPrimary) await pg.startPrimary(signal);
+        else await pg.startReplica(upstream, signal);
+      });
+    }
     case 'startPrimary':
       return tasks.start('start', (signal) => pg.startPrimary(signal));
     case 'startReplica': {

@@ -3,7 +3,7 @@ import { decide, initialMemory } from '../core/decide.js';
 import { lockDeadlineMs } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
-import type { DynamicConfig, HaMemory, LocalPg, MemberTags, Observation, Timing } from '../core/types.js';
+import type { AgentCommand, DynamicConfig, HaMemory, LocalPg, MemberTags, Observation, Timing } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
@@ -60,6 +60,10 @@ export class Agent {
   #pg: LocalPg | undefined;
   #timing: Timing;
   #lastReason = '';
+  #commandSeq = 0;
+  #pendingCommand: AgentCommand | undefined;
+  /** Outcome sentence of each command the core acted on, by id (read by runCommand). */
+  readonly #commandReasons = new Map<number, string>();
   /** Fingerprint of the GUCs last handed to PostgreSQL, so a config change is applied exactly once. */
   #appliedParameters: string | undefined;
   #snapshot: AgentSnapshot;
@@ -90,6 +94,34 @@ export class Agent {
   /** Wake the loop now (API actions, tests). */
   nudge(): void {
     this.#wakeup.nudge();
+  }
+
+  /**
+   * A manual restart or reinitialize from the REST API: the core decides whether it is allowed (once), the
+   * executor runs it as the long task. Resolves with whether it ran and the core's sentence, after the restart
+   * finished (reinitialize only waits until it started, as Patroni's API does).
+   */
+  async runCommand(kind: AgentCommand['kind'], timeoutMs: number): Promise<{ readonly isOk: boolean; readonly message: string }> {
+    const id = ++this.#commandSeq;
+    this.#pendingCommand = { id, kind };
+    this.#wakeup.nudge();
+    const { clock } = this.#options;
+    const startedAt = clock.nowMs();
+    while (!this.#commandReasons.has(id)) {
+      if (clock.nowMs() - startedAt > timeoutMs) return { isOk: false, message: `${kind} was not picked up within ${timeoutMs} ms` };
+      await clock.sleep(50);
+    }
+    const reason = this.#commandReasons.get(id)!;
+    this.#commandReasons.delete(id);
+    const task = this.#tasks.state();
+    if (task.kind !== 'running' || task.name !== kind) return { isOk: false, message: reason };
+    if (kind === 'reinitialize') return { isOk: true, message: 'reinitialize started' };
+    while (this.#tasks.isRunning()) {
+      if (clock.nowMs() - startedAt > timeoutMs) return { isOk: false, message: `${kind} still running after ${timeoutMs} ms` };
+      await clock.sleep(50);
+    }
+    const done = this.#tasks.state();
+    return done.kind === 'done' && done.isOk ? { isOk: true, message: 'restarted successfully' } : { isOk: false, message: 'restart failed' };
   }
 
   start(): void {
@@ -170,9 +202,15 @@ export class Agent {
       useSlots: config.postgresql?.use_slots ?? true,
       isPaused: config.pause === true,
       leaderProbe,
+      command: this.#pendingCommand,
     };
     const decision = decide(observation, this.#memory);
     this.#memory = decision.memory;
+    const pending = this.#pendingCommand;
+    if (pending !== undefined && (decision.memory.handledCommandId ?? 0) >= pending.id) {
+      this.#commandReasons.set(pending.id, decision.reason);
+      this.#pendingCommand = undefined;
+    }
     if (decision.reason !== this.#lastReason || decision.actions.length > 0) {
       log.info({ actions: decision.actions.map((action) => action.kind) }, decision.reason);
     }

@@ -136,3 +136,41 @@ export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, 
   context.nudge();
   return json(200, next);
 }
+
+export type CommandRunner = (kind: 'restart' | 'reinitialize', timeoutMs: number) => Promise<{ readonly isOk: boolean; readonly message: string }>;
+
+const RESTART_FILTERS = new Set(['role', 'restart_pending', 'postgres_version', 'timeout', 'schedule']);
+
+/** `9.6.24`, `15`, `15.4` -> server_version_num style integer for comparison. */
+function versionNumber(text: string): number | undefined {
+  const parts = text.split('.').map(Number);
+  if (parts.some((part) => !Number.isInteger(part))) return undefined;
+  const [major = 0, minor = 0, patch = 0] = parts;
+  return major >= 10 ? major * 10000 + minor : major * 10000 + minor * 100 + patch;
+}
+
+export async function handleRestart(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner): Promise<ApiResponse> {
+  if (!isObject(body)) return text(400, 'the request body must be a JSON object');
+  for (const key of Object.keys(body)) if (!RESTART_FILTERS.has(key)) return text(400, `Unknown filter for the scheduled restart: ${key}`);
+  if (body.schedule !== undefined) return text(400, 'scheduled restarts are not supported by pgwarden yet; restart now or schedule it externally');
+  const role = snapshot.pg.isRunning ? snapshot.pg.role : undefined;
+  const wanted = body.role === 'master' ? 'primary' : body.role;
+  const isPendingFilterUnmet = (body.restart_pending === true || body.restart_pending === 'True' || body.restart_pending === 'true') && !snapshot.pg.isPendingRestart;
+  const versionLimit = typeof body.postgres_version === 'string' ? versionNumber(body.postgres_version) : undefined;
+  const isVersionFilterUnmet = versionLimit !== undefined && (snapshot.pg.serverVersion ?? 0) >= versionLimit;
+  if ((wanted !== undefined && wanted !== role) || isPendingFilterUnmet || isVersionFilterUnmet) return text(503, 'restart conditions are not satisfied');
+  if (snapshot.task.kind === 'running') return text(503, `${snapshot.task.name} already in progress`);
+  const timeoutS = typeof body.timeout === 'number' && body.timeout > 0 ? body.timeout : 120;
+  const outcome = await runCommand('restart', timeoutS * 1000);
+  return text(outcome.isOk ? 200 : 503, outcome.message);
+}
+
+export async function handleReinitialize(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner): Promise<ApiResponse> {
+  if (!isObject(body)) return text(400, 'the request body must be a JSON object');
+  const leader = snapshot.view?.leader?.name;
+  if (leader === undefined) return text(503, 'Cluster has no leader, can not reinitialize');
+  if (leader === snapshot.name) return text(503, 'I am the leader, can not reinitialize');
+  if (snapshot.task.kind === 'running' && body.force !== true) return text(503, `${snapshot.task.name} already in progress`);
+  const outcome = await runCommand('reinitialize', 30_000);
+  return text(outcome.isOk ? 200 : 503, outcome.message);
+}

@@ -7,7 +7,7 @@ import type { Dcs } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { MetricsExporter } from './metrics.js';
-import { handleConfigWrite, handleDeleteSwitchover, handleSwitchover, type MutationContext } from './mutations.js';
+import { handleConfigWrite, handleDeleteSwitchover, handleReinitialize, handleRestart, handleSwitchover, type CommandRunner, type MutationContext } from './mutations.js';
 import { handleRequest, type ApiResponse } from './routes.js';
 
 export interface ApiServerOptions {
@@ -19,6 +19,8 @@ export interface ApiServerOptions {
   /** Enables the unsafe endpoints (switchover, failover, config). */
   readonly dcs?: Pick<Dcs, 'loadCluster' | 'setFailover' | 'setConfig'>;
   readonly nudge?: () => void;
+  /** Runs a manual restart/reinitialize through the agent's HA loop. */
+  readonly runCommand?: CommandRunner;
   /** restapi.authentication: required (HTTP Basic) for every unsafe method when set. */
   readonly authentication?: { readonly username: string; readonly password?: string | undefined } | undefined;
 }
@@ -98,6 +100,10 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
       return handleConfigWrite('PATCH', parsed.body, context);
     case 'PUT /config':
       return handleConfigWrite('PUT', parsed.body, context);
+    case 'POST /restart':
+      return options.runCommand === undefined ? plain(501, 'restart is not available') : handleRestart(parsed.body, context.snapshot, options.runCommand);
+    case 'POST /reinitialize':
+      return options.runCommand === undefined ? plain(501, 'reinitialize is not available') : handleReinitialize(parsed.body, context.snapshot, options.runCommand);
     default:
       return plain(501, `${route} is not implemented`);
   }

@@ -88,6 +88,7 @@ export async function runAgent(configPath: string): Promise<void> {
     log,
     dcs,
     nudge: () => agent.nudge(),
+    runCommand: (kind, timeoutMs) => agent.runCommand(kind, timeoutMs),
     authentication: restapi.authentication,
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');

@@ -19,6 +19,7 @@ export function apiBase(member: MemberRecord): string {
 export async function callApi(member: MemberRecord, method: string, path: string, body: unknown, credentials: Credentials | undefined, timeoutMs: number): Promise<ApiReply> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (credentials !== undefined) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
-  const response = await fetch(`${apiBase(member)}${path}`, { method, headers, body: body === undefined ? '{}' : JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+  const hasBody = method !== 'GET' && method !== 'HEAD';
+  const response = await fetch(`${apiBase(member)}${path}`, { method, headers, ...(hasBody ? { body: body === undefined ? '{}' : JSON.stringify(body) } : {}), signal: AbortSignal.timeout(timeoutMs) });
   return { status: response.status, text: await response.text() };
 }

@@ -3,7 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { ClusterView } from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import type { Credentials } from './api-client.js';
-import { editConfigCommand, pauseCommand, switchoverCommand, type ControlContext } from './commands/control.js';
+import { editConfigCommand, pauseCommand, reinitCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { listCommand } from './commands/list.js';
 
@@ -65,6 +65,25 @@ export function buildProgram(deps: CliDeps): Command {
       .option('--wait', 'wait until every member has seen it')
       .action(async (options: { wait?: boolean }) => pauseCommand(verb === 'pause', options, await control(true), reload));
   }
+  program
+    .command('restart')
+    .description('restart PostgreSQL on members (all by default) through their REST API')
+    .argument('[members...]', 'member names')
+    .option('-r, --role <role>', 'leader, replica or any')
+    .option('--pending', 'only members with a pending restart')
+    .option('--force', 'do not ask for confirmation')
+    .action(async (members: string[], options: { role?: string; pending?: boolean; force?: boolean }) => {
+      if (!(await restartCommand(members, options, await control(options.force === true)))) throw new Error('some restarts failed');
+    });
+  program
+    .command('reinit')
+    .description('re-clone replicas from the leader')
+    .argument('<members...>', 'member names')
+    .option('--wait', 'wait until the new copy runs')
+    .option('--force', 'do not ask for confirmation')
+    .action(async (members: string[], options: { wait?: boolean; force?: boolean }) => {
+      if (!(await reinitCommand(members, options, await control(options.force === true)))) throw new Error('some reinitializations failed');
+    });
   program
     .command('show-config')
     .description('print the dynamic configuration stored in the DCS')

@@ -11,6 +11,7 @@
 // When in doubt a rule demotes or waits; it never promotes.
 import { buildContext, decision, type Rule } from './context.js';
 import { uninitializedRule } from './rules/bootstrap.js';
+import { commandRule } from './rules/command.js';
 import { followRule } from './rules/follow.js';
 import { leaderRule } from './rules/leader.js';
 import { pausedRule } from './rules/pause.js';
@@ -21,7 +22,7 @@ import { failedTaskRule, runningTaskRule } from './rules/task.js';
 import type { Decision, HaMemory, Observation } from './types.js';
 
 export function initialMemory(): HaMemory {
-  return { promotedFrom: undefined, rewindFailedFor: undefined, handledTaskEndedAtMs: undefined, retryNotBeforeMs: undefined, notStreamingSinceMs: undefined };
+  return { promotedFrom: undefined, rewindFailedFor: undefined, handledTaskEndedAtMs: undefined, retryNotBeforeMs: undefined, notStreamingSinceMs: undefined, handledCommandId: undefined };
 }
 
 /** DCS unreachable and not a primary: keep whatever runs (a replica keeps streaming), start nothing. */
@@ -44,6 +45,7 @@ export const RULES: readonly (readonly [string, Rule])[] = [
   ['primary-safety', primarySafetyRule],
   ['running-task', runningTaskRule],
   ['failed-task', failedTaskRule],
+  ['command', commandRule],
   ['dcs-unreachable', dcsUnreachableRule],
   ['uninitialized', uninitializedRule],
   ['foreign-data', foreignDataRule],

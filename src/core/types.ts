@@ -214,6 +214,14 @@ export interface Observation {
    * so nothing there can accept writes). Undefined when not probed or when the fast path is disabled.
    */
   readonly leaderProbe: LeaderProbe | undefined;
+  /** A pending manual command (restart, reinitialize), if any. */
+  readonly command?: AgentCommand | undefined;
+}
+
+/** A manual request from the REST API for this member, consumed by exactly one decision. */
+export interface AgentCommand {
+  readonly id: number;
+  readonly kind: 'restart' | 'reinitialize';
 }
 
 export interface LeaderProbe {
@@ -234,6 +242,8 @@ export interface HaMemory {
   readonly retryNotBeforeMs: number | undefined;
   /** When this replica was first seen running but not streaming from the current leader. */
   readonly notStreamingSinceMs: number | undefined;
+  /** The last manual command acted on (ids only grow). */
+  readonly handledCommandId?: number | undefined;
 }
 
 export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-nolock';
@@ -264,6 +274,7 @@ export type Action =
   | { readonly kind: 'followLeader'; readonly upstream: string }
   | { readonly kind: 'rewind'; readonly from: string }
   | { readonly kind: 'reinitialize'; readonly from: string }
+  | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }
   | { readonly kind: 'syncSlots'; readonly slots: readonly string[] }
   | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry }
   | { readonly kind: 'clearFailover' }

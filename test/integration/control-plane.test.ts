@@ -96,6 +96,28 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.match((await cli([...config, 'list'])).stdout, /Pending restart/);
   });
 
+  it('restarts members and re-clones a replica on request', async () => {
+    const { leader, replicas } = await waitHealthy(cluster, 60_000);
+    const replica = replicas[0]!;
+    const beforeReplica = await cluster.postmasterPid(replica);
+    const beforeLeader = await cluster.postmasterPid(leader);
+    const restarted = await cli([...config, 'restart', replica, leader, '--force']);
+    assert.equal(restarted.code, 0, restarted.stdout + restarted.stderr);
+    assert.match(restarted.stdout, new RegExp(`Success: restart on member ${replica}`));
+    assert.match(restarted.stdout, new RegExp(`Success: restart on member ${leader}`));
+    assert.notEqual(await cluster.postmasterPid(replica), beforeReplica);
+    assert.notEqual(await cluster.postmasterPid(leader), beforeLeader);
+    assert.equal((await waitHealthy(cluster, 60_000)).leader, leader, 'a restart is not a failover');
+    const refused = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/reinitialize`, { method: 'POST', body: '{}' });
+    assert.deepEqual([refused.status, await refused.text()], [503, 'I am the leader, can not reinitialize']);
+    await sql(cluster, leader, 'CREATE TABLE reinit_marker (id int)');
+    const reinit = await cli([...config, 'reinit', replica, '--force', '--wait']);
+    assert.equal(reinit.code, 0, reinit.stdout + reinit.stderr);
+    assert.match(reinit.stdout, new RegExp(`Reinitialize is completed on: ${replica}`));
+    await waitHealthy(cluster, 60_000);
+    await poll('the marker table on the re-cloned replica', 20_000, 200, async () => ((await sql(cluster, replica, "SELECT 1 FROM pg_class WHERE relname = 'reinit_marker'")).length === 1 ? true : undefined));
+  });
+
   it('fails with a one-line error when etcd is unreachable or flags are wrong', async () => {
     const bad = await cli(['-c', '/nonexistent.yml', 'list']);
     assert.equal(bad.code, 1);

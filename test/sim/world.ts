@@ -400,6 +400,11 @@ export class SimWorld {
           node.pg = { ...node.pg, role: 'primary', timeline, upstream: undefined };
           this.log.push(`${this.nowMs}: ${node.name} promoted to timeline ${timeline}`);
         });
+      case 'restart':
+        node.pg.isRunning = false;
+        return this.#startTask(node, 'restart', 300, () => {
+          node.pg = { ...node.pg, isRunning: true, role: action.asPrimary ? 'primary' : 'replica', crashedAtMs: undefined, upstream: action.upstream };
+        });
       case 'startPrimary':
         return this.#startTask(node, 'start', 300, () => {
           node.pg = { ...node.pg, isRunning: true, role: 'primary', crashedAtMs: undefined, upstream: undefined };
@@ -420,7 +425,8 @@ export class SimWorld {
   #checkDecision(node: SimNode, observation: Observation, decision: Decision): void {
     const view = observation.dcs.kind === 'ok' ? observation.dcs.view : undefined;
     for (const action of decision.actions) {
-      if ((action.kind === 'promote' || action.kind === 'startPrimary') && (!this.#hasValidDeadline(node) || view?.leader?.name !== node.name)) {
+      const startsPrimary = action.kind === 'promote' || action.kind === 'startPrimary' || (action.kind === 'restart' && action.asPrimary);
+      if (startsPrimary && (!this.#hasValidDeadline(node) || view?.leader?.name !== node.name)) {
         this.violations.push({ atMs: this.nowMs, message: `${node.name} decided ${action.kind} without holding the lock (${decision.reason})` });
       }
       if (action.kind === 'acquireLeader' && view?.leader !== undefined) {

@@ -116,3 +116,72 @@ export async function editConfigCommand(options: { set: string[]; pg: string[] }
   for (const line of configDiff(context.view.config ?? {}, JSON.parse(reply.text))) context.out(line);
   context.out('Configuration changed');
 }
+
+function selectMembers(context: ControlContext, names: readonly string[], role: string | undefined): MemberRecord[] {
+  const leader = context.view.leader?.name;
+  const unknown = names.filter((name) => !context.view.members.some((member) => member.name === name));
+  if (unknown.length > 0) throw new Error(`${unknown.join(', ')} is not a member of cluster ${context.scope}`);
+  return context.view.members.filter((member) => {
+    if (names.length > 0 && !names.includes(member.name)) return false;
+    if (role === undefined || role === 'any') return true;
+    const isLeader = member.name === leader;
+    return role === 'leader' || role === 'primary' || role === 'master' ? isLeader : !isLeader;
+  });
+}
+
+export async function restartCommand(names: readonly string[], options: { role?: string; pending?: boolean }, context: ControlContext): Promise<boolean> {
+  const members = selectMembers(context, names, options.role);
+  if (members.length === 0) throw new Error('no member matches');
+  context.out(table(context, context.view));
+  requireConfirmation(context, `restart of ${members.map((member) => member.name).join(', ')}`);
+  let isAllOk = true;
+  for (const member of members) {
+    const body = options.pending === true ? { restart_pending: true } : {};
+    try {
+      const reply = await callApi(member, 'POST', '/restart', body, context.credentials, 180_000);
+      if (reply.status === 200) context.out(`Success: restart on member ${member.name}`);
+      else {
+        isAllOk = false;
+        context.out(`Failed: restart for member ${member.name}, status code=${reply.status}, (${reply.text})`);
+      }
+    } catch (error) {
+      isAllOk = false;
+      context.out(`Failed: restart for member ${member.name}: ${describeError(error)}`);
+    }
+  }
+  return isAllOk;
+}
+
+export async function reinitCommand(names: readonly string[], options: { wait?: boolean }, context: ControlContext): Promise<boolean> {
+  if (names.length === 0) throw new Error('name the member(s) to reinitialize');
+  const members = selectMembers(context, names, undefined);
+  context.out(table(context, context.view));
+  requireConfirmation(context, `reinitialize of ${names.join(', ')}`);
+  let isAllOk = true;
+  const started: MemberRecord[] = [];
+  for (const member of members) {
+    const reply = await callApi(member, 'POST', '/reinitialize', { force: true }, context.credentials, 60_000).catch((error: unknown) => ({ status: 0, text: describeError(error) }));
+    if (reply.status === 200) {
+      context.out(`Success: reinitialize for member ${member.name}`);
+      started.push(member);
+    } else {
+      isAllOk = false;
+      context.out(`Failed: reinitialize for member ${member.name}, status code=${reply.status}, (${reply.text})`);
+    }
+  }
+  if (options.wait === true && started.length > 0) {
+    context.out(`Waiting for reinitialize to complete on: ${started.map((member) => member.name).join(', ')}`);
+    const deadlineAt = Date.now() + 600_000;
+    for (const member of started) {
+      for (;;) {
+        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 5000).catch(() => ({ status: 0, text: '{}' }));
+        const state = (JSON.parse(reply.text || '{}') as { state?: string }).state;
+        if (reply.status === 200 && state === 'running') break;
+        if (Date.now() > deadlineAt) throw new Error(`reinitialize of ${member.name} did not complete within 10 minutes`);
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+      }
+    }
+    context.out(`Reinitialize is completed on: ${started.map((member) => member.name).join(', ')}`);
+  }
+  return isAllOk;
+}

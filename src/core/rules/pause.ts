@@ -1,8 +1,12 @@
 // Maintenance mode: keep the lock of a running primary, never start, stop, promote or demote on our own.
 import { decision, type Rule } from '../context.js';
+import { commandRule } from './command.js';
 
 export const pausedRule: Rule = (context) => {
   if (!context.obs.isPaused) return undefined;
+  // Manual restart and reinitialize stay possible in maintenance mode, as in Patroni.
+  const manual = commandRule(context);
+  if (manual !== undefined) return { ...manual, reason: `PAUSE: ${manual.reason}` };
   const { name, view, isRunningPrimary } = context;
   if (view !== undefined && context.leaderName === name) return decision(context, `PAUSE: no action. I am (${name}), the leader with the lock`, [{ kind: 'renewLeader' }]);
   if (view !== undefined && context.leaderName === undefined && isRunningPrimary) {
