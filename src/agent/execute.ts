@@ -4,6 +4,7 @@ import type { Action, ClusterView, DemoteMode, DynamicConfig } from '../core/typ
 import { deadline } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
+import type { CallbackRunner } from './callbacks.js';
 import type { TaskSlot } from './tasks.js';
 
 /** How each demote mode stops PostgreSQL and whether it gives the lock back (Patroni's demote table). */
@@ -35,6 +36,8 @@ export interface ExecutorDeps {
   readonly tasks: TaskSlot;
   readonly lock: LockRecord;
   readonly bootstrapConfig: DynamicConfig;
+  /** User callbacks after role and state changes (fire and forget). */
+  readonly callbacks?: CallbackRunner | undefined;
   /** Called with the new send time after every successful acquire/renew (arms the lease fence). */
   readonly onLockRenewed: (sentAtMs: number | undefined) => void;
 }
@@ -72,6 +75,7 @@ export async function executeActions(actions: readonly Action[], deps: ExecutorD
 
 async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteContext): Promise<boolean> {
   const { dcs, pg, tasks, clock, lock } = deps;
+  const callback = (name: Parameters<CallbackRunner['fire']>[0], role: string): void => deps.callbacks?.fire(name, role);
   const dcsSignal = (): AbortSignal => deadline(context.dcsBudgetMs);
   switch (action.kind) {
     case 'acquireLeader':
@@ -119,6 +123,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       await tasks.cancel(TASK_CANCEL_WAIT_MS);
       deps.log.warn({ mode: action.mode }, `demoting: stopping PostgreSQL (${policy.stop})`);
       await pg.stop(policy.stop, deadline(context.pgBudgetMs * 3));
+      callback('on_role_change', 'demoted');
       if (policy.releaseLock) {
         await dcs.releaseLeader(dcsSignal()).catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not release the leader key after demote'));
         lock.lastRenewSentAtMs = undefined;
@@ -130,6 +135,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       return tasks.start('bootstrap', async (signal) => {
         await pg.initdb(signal);
         await pg.startPrimary(signal);
+        callback('on_start', 'primary');
       });
     case 'abortBootstrap':
       return tasks.start('bootstrap', async (signal) => {
@@ -144,6 +150,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         await pg.removeDataDir(signal);
         await pg.basebackup(upstream, signal);
         await pg.startReplica(upstream, signal);
+        callback('on_start', 'replica');
       });
     }
     case 'reinitialize': {
@@ -161,11 +168,13 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         await pg.stop('fast', signal);
         await pg.rewind(upstream, signal);
         await pg.startReplica(upstream, signal);
+        callback('on_start', 'replica');
       });
     }
     case 'promote':
       return tasks.start('promote', async (signal) => {
         await pg.promote(signal);
+        callback('on_role_change', 'primary');
         // Without a checkpoint on the new timeline, pg_rewind on the old primary may wrongly see nothing to do.
         await pg.checkpoint(signal).catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'checkpoint after promote failed'));
       });
@@ -175,13 +184,20 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         await pg.stop('fast', signal);
         if (action.asPrimary) await pg.startPrimary(signal);
         else await pg.startReplica(upstream, signal);
+        callback('on_restart', action.asPrimary ? 'primary' : 'replica');
       });
     }
     case 'startPrimary':
-      return tasks.start('start', (signal) => pg.startPrimary(signal));
+      return tasks.start('start', async (signal) => {
+        await pg.startPrimary(signal);
+        callback('on_start', 'primary');
+      });
     case 'startReplica': {
       const upstream = action.upstream === undefined ? undefined : upstreamFor(context.view, action.upstream);
-      return tasks.start('start', (signal) => pg.startReplica(upstream, signal));
+      return tasks.start('start', async (signal) => {
+        await pg.startReplica(upstream, signal);
+        callback('on_start', 'replica');
+      });
     }
   }
 }

@@ -7,6 +7,7 @@ import type { AgentCommand, DynamicConfig, HaMemory, LocalPg, MemberTags, Observ
 import { deadline } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
+import type { CallbackRunner } from './callbacks.js';
 import { executeActions, type LockRecord } from './execute.js';
 import { LeaseFence } from './lease-fence.js';
 import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
@@ -37,6 +38,7 @@ export interface AgentOptions {
   /** Converts a DCS `config` value into effective timing (validated, adjusted). */
   readonly timingOf: (config: DynamicConfig) => Timing;
   readonly isFastDeadLeaderEnabled: boolean;
+  readonly callbacks?: CallbackRunner | undefined;
   /** postgresql.parameters of the local file: they win over the dynamic configuration's. */
   readonly localParameters: Readonly<Record<string, string | number | boolean>>;
   /** Lets the composition root resize the DCS lease when `ttl` changes at runtime. */
@@ -225,6 +227,7 @@ export class Agent {
         tasks: this.#tasks,
         lock: this.#lock,
         bootstrapConfig: this.#options.bootstrapConfig,
+        callbacks: this.#options.callbacks,
         onLockRenewed: (sentAtMs) => this.#onLockRenewed(sentAtMs),
       }, { view, dcsBudgetMs: this.#dcsBudgetMs(), pgBudgetMs: PG_COMMAND_BUDGET_MS });
     }

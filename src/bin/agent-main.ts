@@ -1,5 +1,6 @@
 // Wires one agent from its config file: logger, etcd DCS, PostgreSQL controller, peer client, HA loop and REST API.
 import { dirname } from 'node:path';
+import { CallbackRunner } from '../agent/callbacks.js';
 import { Agent } from '../agent/loop.js';
 import { startApiServer } from '../api/server.js';
 import { timingFromDynamicConfig } from '../core/timing-rules.js';
@@ -73,6 +74,7 @@ export async function runAgent(configPath: string): Promise<void> {
     timingOf: timingFromDynamicConfig,
     isFastDeadLeaderEnabled: true,
     localParameters: config.postgresql.parameters,
+    callbacks: new CallbackRunner(config.postgresql.callbacks ?? {}, config.scope, log),
     onTimingChanged: (next) => dcs.setTtl(next.ttlMs / 1000),
     dcs,
     pg,

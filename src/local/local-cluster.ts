@@ -22,6 +22,8 @@ export interface LocalClusterOptions {
   readonly binDir?: string;
   /** Per-node tags, e.g. { node3: { nofailover: true } }. */
   readonly tags?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  /** postgresql.callbacks for every node, e.g. { on_role_change: '/path/to/script' }. */
+  readonly callbacks?: Readonly<Record<string, string>>;
 }
 
 export interface LocalNode {
@@ -103,6 +105,7 @@ export class LocalCluster {
           replicationPassword,
           binDir: options.binDir ?? '/usr/lib/postgresql/15/bin',
           ...(options.tags?.[name] !== undefined ? { tags: options.tags[name] } : {}),
+          ...(options.callbacks !== undefined ? { callbacks: options.callbacks } : {}),
         });
         await writeFile(configPath, yaml, { mode: 0o600 });
         nodes.push({ name, configPath, nodeDir, dataDir: join(nodeDir, 'data'), apiPort, pgPort, logFile: join(nodeDir, 'agent.log'), agentPid: undefined });

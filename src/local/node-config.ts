@@ -22,6 +22,7 @@ export interface LocalNodeSpec {
   readonly binDir: string;
   readonly tags?: Readonly<Record<string, unknown>>;
   readonly extraParameters?: Readonly<Record<string, string | number | boolean>>;
+  readonly callbacks?: Readonly<Record<string, string>>;
 }
 
 export function renderNodeConfig(spec: LocalNodeSpec): string {
@@ -57,6 +58,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
         replication: { username: 'replicator', password: spec.replicationPassword },
       },
       parameters: { unix_socket_directories: spec.nodeDir, shared_buffers: '32MB', ...spec.extraParameters },
+      ...(spec.callbacks !== undefined ? { callbacks: spec.callbacks } : {}),
       pg_hba: [
         'local all all trust',
         'host replication replicator 127.0.0.1/32 scram-sha-256',

@@ -1,7 +1,7 @@
 // System test of the control plane on real processes: the pgwarden CLI drives switchover and maintenance mode over REST and etcd.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -26,7 +26,10 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgw-control-'));
-    cluster = await LocalCluster.start({ dir, timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 }, scope: 'ctl' });
+    // The callback logs its parent (the agent) so the test can tell which member called it.
+    await writeFile(join(dir, 'callback.sh'), `#!/bin/sh\necho "$PPID $1 $2 $3" >> ${join(dir, 'callbacks.log')}\n`, { mode: 0o755 });
+    const script = join(dir, 'callback.sh');
+    cluster = await LocalCluster.start({ dir, timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 }, scope: 'ctl', callbacks: { on_role_change: script, on_start: script, on_restart: script } });
     config = ['-c', cluster.node('node1').configPath];
   });
 
@@ -53,6 +56,12 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const rows = await sql<{ count: string }>(cluster, candidate, 'SELECT count(*) FROM ctl_rows');
     assert.equal(rows[0]?.count, '100');
     await poll('the old leader to serve as a replica', 15_000, 100, async () => ((await httpStatus(cluster, leader, '/replica')) === 200 ? true : undefined));
+    const callbacks = await poll('on_role_change callbacks of both members', 10_000, 100, async () => {
+      const lines = (await readFile(join(dir, 'callbacks.log'), 'utf8').catch(() => '')).split('\n');
+      const of = (name: string): string[] => lines.filter((line) => line.startsWith(`${cluster.node(name).agentPid ?? 0} `)).map((line) => line.split(' ').slice(1).join(' '));
+      return of(candidate).includes('on_role_change primary ctl') && of(leader).includes('on_role_change demoted ctl') ? true : undefined;
+    });
+    assert.equal(callbacks, true);
     const history = await cli([...config, 'history']);
     assert.match(history.stdout, new RegExp(`\\|\\s+1 \\|.*\\| ${candidate}\\s+\\|`));
   });
