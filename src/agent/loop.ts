@@ -62,6 +62,8 @@ export class Agent {
   #pg: LocalPg | undefined;
   #timing: Timing;
   #lastReason = '';
+  /** The parts of the local config file that a reload (POST /reload, SIGHUP) may change. */
+  #local: { identity: MemberIdentity; parameters: AgentOptions['localParameters']; callbacks: CallbackRunner | undefined };
   #commandSeq = 0;
   #pendingCommand: AgentCommand | undefined;
   /** Outcome sentence of each command the core acted on, by id (read by runCommand). */
@@ -75,6 +77,7 @@ export class Agent {
 
   constructor(options: AgentOptions) {
     this.#options = options;
+    this.#local = { identity: options.identity, parameters: options.localParameters, callbacks: options.callbacks };
     this.#timing = options.timingOf(options.bootstrapConfig);
     this.#tasks = new TaskSlot(options.clock, options.log, () => this.#wakeup.nudge());
     this.#fence = new LeaseFence(options.clock, () => this.#onLeaseExpired());
@@ -91,6 +94,14 @@ export class Agent {
     const isLockValid = sentAt !== undefined && this.#options.clock.nowMs() < lockDeadlineMs(sentAt, this.#timing.ttlMs);
     if (isLockValid === this.#snapshot.isLeaderWithLock || !this.#snapshot.isLeaderWithLock) return this.#snapshot;
     return { ...this.#snapshot, isLeaderWithLock: false };
+  }
+
+  /** Applies a re-read local config: tags, local GUCs and callbacks; the name and addresses need a restart of the agent. */
+  reloadLocalConfig(update: { readonly tags: MemberTags; readonly parameters: AgentOptions['localParameters']; readonly callbacks: CallbackRunner | undefined }): void {
+    this.#local = { identity: { ...this.#local.identity, tags: update.tags }, parameters: update.parameters, callbacks: update.callbacks };
+    this.#appliedParameters = undefined;
+    this.#options.log.info({ tags: update.tags }, 'reloaded the local configuration');
+    this.#wakeup.nudge();
   }
 
   /** Wake the loop now (API actions, tests). */
@@ -167,7 +178,8 @@ export class Agent {
   }
 
   async #cycle(): Promise<number> {
-    const { clock, dcs, pg, peers, log, identity } = this.#options;
+    const { clock, dcs, pg, peers, log } = this.#options;
+    const identity = this.#local.identity;
     const budget = this.#dcsBudgetMs();
     const [localPg, dcsObservation] = await Promise.all([
       observePg(pg, PG_PROBE_BUDGET_MS, log, this.#pg),
@@ -227,7 +239,7 @@ export class Agent {
         tasks: this.#tasks,
         lock: this.#lock,
         bootstrapConfig: this.#options.bootstrapConfig,
-        callbacks: this.#options.callbacks,
+        callbacks: this.#local.callbacks,
         onLockRenewed: (sentAtMs) => this.#onLockRenewed(sentAtMs),
       }, { view, dcsBudgetMs: this.#dcsBudgetMs(), pgBudgetMs: PG_COMMAND_BUDGET_MS });
     }
@@ -243,7 +255,7 @@ export class Agent {
 
   /** Dynamic postgresql.parameters reach PostgreSQL by a reload; restart-only ones are then reported as pending_restart. */
   async #applyParameters(config: DynamicConfig): Promise<void> {
-    const parameters = { ...(config.postgresql?.parameters ?? {}), ...this.#options.localParameters };
+    const parameters = { ...(config.postgresql?.parameters ?? {}), ...this.#local.parameters };
     const fingerprint = JSON.stringify(Object.entries(parameters).sort(([a], [b]) => a.localeCompare(b)));
     if (fingerprint === this.#appliedParameters) return;
     try {
@@ -319,7 +331,8 @@ export class Agent {
   }
 
   #buildSnapshot(view: AgentSnapshot['view'], isDcsReachable: boolean): AgentSnapshot {
-    const { identity, clock } = this.#options;
+    const { clock } = this.#options;
+    const identity = this.#local.identity;
     const sentAt = this.#lock.lastRenewSentAtMs;
     const isLockValid = sentAt !== undefined && clock.nowMs() < lockDeadlineMs(sentAt, this.#timing.ttlMs);
     const isLeaderWithLock = isLockValid && (view === undefined || view.leader?.name === identity.name);

@@ -21,6 +21,8 @@ export interface ApiServerOptions {
   readonly nudge?: () => void;
   /** Runs a manual restart/reinitialize through the agent's HA loop. */
   readonly runCommand?: CommandRunner;
+  /** Re-reads the local config file (tags, local GUCs, callbacks). */
+  readonly reload?: () => Promise<void>;
   /** restapi.authentication: required (HTTP Basic) for every unsafe method when set. */
   readonly authentication?: { readonly username: string; readonly password?: string | undefined } | undefined;
 }
@@ -100,6 +102,13 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
       return handleConfigWrite('PATCH', parsed.body, context);
     case 'PUT /config':
       return handleConfigWrite('PUT', parsed.body, context);
+    case 'POST /reload': {
+      const reload = options.reload;
+      if (reload === undefined) return plain(501, 'reload is not available');
+      // Patroni answers 202 at once and applies the file in the background; failures are logged with the reason.
+      reload().catch((error: unknown) => options.log.error({ error: describeError(error) }, 'reload failed; keeping the previous configuration'));
+      return plain(202, 'reload scheduled');
+    }
     case 'POST /restart':
       return options.runCommand === undefined ? plain(501, 'restart is not available') : handleRestart(parsed.body, context.snapshot, options.runCommand);
     case 'POST /reinitialize':

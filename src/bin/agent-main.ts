@@ -82,6 +82,11 @@ export async function runAgent(configPath: string): Promise<void> {
     clock,
     log,
   });
+  const reloadLocalConfig = async (): Promise<void> => {
+    const reloaded = (await loadConfigIsolated(configPath)).config;
+    if (reloaded.name !== config.name || reloaded.scope !== config.scope) throw new Error('name and scope cannot change on reload: restart the agent');
+    agent.reloadLocalConfig({ tags: publishedTags(reloaded.tags), parameters: reloaded.postgresql.parameters, callbacks: new CallbackRunner(reloaded.postgresql.callbacks ?? {}, config.scope, log) });
+  };
   const api = await startApiServer({
     host: restapi.listen.host,
     port: restapi.listen.port,
@@ -91,6 +96,7 @@ export async function runAgent(configPath: string): Promise<void> {
     dcs,
     nudge: () => agent.nudge(),
     runCommand: (kind, timeoutMs) => agent.runCommand(kind, timeoutMs),
+    reload: reloadLocalConfig,
     authentication: restapi.authentication,
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');
@@ -108,6 +114,9 @@ export async function runAgent(configPath: string): Promise<void> {
         void api.close().finally(() => process.exit(0));
       });
   };
+  process.on('SIGHUP', () => {
+    reloadLocalConfig().catch((error: unknown) => log.error({ error: describeError(error) }, 'reload failed; keeping the previous configuration'));
+  });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
 }

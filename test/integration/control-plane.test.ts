@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { parse, stringify } from 'yaml';
 import { LocalCluster } from '../../src/local/local-cluster.js';
 import { httpStatus, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
 
@@ -125,6 +126,19 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.match(reinit.stdout, new RegExp(`Reinitialize is completed on: ${replica}`));
     await waitHealthy(cluster, 60_000);
     await poll('the marker table on the re-cloned replica', 20_000, 200, async () => ((await sql(cluster, replica, "SELECT 1 FROM pg_class WHERE relname = 'reinit_marker'")).length === 1 ? true : undefined));
+  });
+
+  it('reloads the local config (tags) on POST /reload', async () => {
+    const view = await cluster.view();
+    const replica = view.members.find((member) => member.name !== view.leader?.name)!.name;
+    const node = cluster.node(replica);
+    const local = parse(await readFile(node.configPath, 'utf8')) as { tags: Record<string, unknown> };
+    local.tags.zone = 'eu1';
+    await writeFile(node.configPath, stringify(local));
+    const response = await fetch(`http://127.0.0.1:${node.apiPort}/reload`, { method: 'POST', body: '{}' });
+    assert.deepEqual([response.status, await response.text()], [202, 'reload scheduled']);
+    await poll('the new tag to be served', 10_000, 100, async () => ((await httpStatus(cluster, replica, '/replica?tag_zone=eu1')) === 200 ? true : undefined));
+    await poll('the new tag in the member key', 10_000, 100, async () => ((await cluster.view()).members.find((member) => member.name === replica)?.tags?.zone === 'eu1' ? true : undefined));
   });
 
   it('fails with a one-line error when etcd is unreachable or flags are wrong', async () => {

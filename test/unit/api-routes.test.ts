@@ -52,6 +52,15 @@ describe('health checks', () => {
     assert.equal(status('/no-such-thing', snapshot()), 503);
   });
 
+  it('answers /sync and /async from the DCS sync key', () => {
+    const listed = replica({ view: view({ leaderName: 'node1', sync: { leader: 'node1', sync_standby: 'node2' } }) });
+    assert.deepEqual([status('/sync', listed), status('/synchronous', listed), status('/async', listed), status('/read-only-sync', listed)], [200, 200, 503, 200]);
+    const unlisted = replica();
+    assert.deepEqual([status('/sync', unlisted), status('/async', unlisted), status('/asynchronous', unlisted), status('/read-only-sync', unlisted)], [503, 200, 200, 503]);
+    assert.equal(status('/async', replica({ isDcsReachable: false })), 503);
+    assert.equal(status('/read-only-sync', snapshot()), 200);
+  });
+
   it('replies to HEAD and OPTIONS with a status line only', () => {
     const url = new URL('http://x/primary');
     const head = handleRequest({ method: 'HEAD', path: url.pathname, query: url.searchParams }, { snapshot: snapshot(), nowMs: 0 });
