@@ -1,6 +1,8 @@
 // node:http wiring of the REST API: health checks (sync, fast), metrics, and authenticated mutations; never dies on bad input.
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import type { Dcs } from '../core/ports.js';
@@ -21,6 +23,8 @@ export interface ApiServerOptions {
   readonly nudge?: () => void;
   /** Runs a manual restart/reinitialize through the agent's HA loop. */
   readonly runCommand?: CommandRunner;
+  /** HTTPS (restapi.certfile/keyfile); verifyClient as Patroni: `required` for every request, `optional` for unsafe ones. */
+  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly passphrase?: string | undefined; readonly ca?: Buffer | undefined; readonly verifyClient: 'none' | 'optional' | 'required' } | undefined;
   /** Re-reads the local config file (tags, local GUCs, callbacks). */
   readonly reload?: () => Promise<void>;
   /** restapi.authentication: required (HTTP Basic) for every unsafe method when set. */
@@ -120,9 +124,17 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
 
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const metrics = new MetricsExporter();
+  const verifyClient = options.tls?.verifyClient ?? 'none';
+  /** A client certificate signed by our CA (the TLS layer checked it; we only read the verdict). */
+  const hasClientCertificate = (request: IncomingMessage): boolean => (request.socket as TLSSocket).authorized === true;
   const onRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const method = request.method ?? 'GET';
+    const needsCertificate = verifyClient === 'required' || (verifyClient === 'optional' && UNSAFE_METHODS.has(method));
+    if (needsCertificate && !hasClientCertificate(request)) {
+      send(response, plain(403, 'client certificate required'));
+      return;
+    }
     const segment = `/${url.pathname.split('/')[1] ?? ''}`;
     if (method === 'GET' && segment === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.contentType });
@@ -136,13 +148,19 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
     send(response, handleRequest({ method, path: url.pathname, query: url.searchParams }, { snapshot: options.getSnapshot(), nowMs: options.nowMs() }));
   };
-  const server = createServer({ requestTimeout: 60_000, headersTimeout: 5_000, maxHeaderSize: 16 * 1024 }, (request, response) => {
+  const listener: RequestListener = (request, response) => {
     onRequest(request, response).catch((error: unknown) => {
       options.log.error({ error: describeError(error), url: request.url ?? '' }, 'REST request failed');
       if (!response.headersSent) response.writeHead(500, { 'content-type': 'text/plain' });
       response.end('internal error');
     });
-  });
+  };
+  const httpOptions = { requestTimeout: 60_000, headersTimeout: 5_000, maxHeaderSize: 16 * 1024 };
+  const tls = options.tls;
+  const server =
+    tls === undefined
+      ? createServer(httpOptions, listener)
+      : createTlsServer({ ...httpOptions, cert: tls.cert, key: tls.key, passphrase: tls.passphrase, ca: tls.ca, requestCert: tls.verifyClient !== 'none', rejectUnauthorized: false }, listener);
   // Garbage on the socket (bad request lines, oversized headers) gets a 400 and a closed connection, never a crash.
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

@@ -1,4 +1,5 @@
 // Wires one agent from its config file: logger, etcd DCS, PostgreSQL controller, peer client, HA loop and REST API.
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CallbackRunner } from '../agent/callbacks.js';
 import { Agent } from '../agent/loop.js';
@@ -60,11 +61,28 @@ export async function runAgent(configPath: string): Promise<void> {
     logFile: `${dirname(dataDir)}/postgresql.log`,
   });
   const restapi = config.restapi;
+  const isHttps = restapi.certfile !== undefined;
+  const readTlsFile = (path: string, key: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      throw new Error(`restapi.${key}: cannot read ${path} (${describeError(error)}); fix the path or remove the key`);
+    }
+  };
+  const tls = isHttps
+    ? {
+        cert: readTlsFile(restapi.certfile!, 'certfile'),
+        key: readTlsFile(restapi.keyfile ?? restapi.certfile!, 'keyfile'),
+        passphrase: restapi.keyfile_password,
+        ca: restapi.cafile === undefined ? undefined : readTlsFile(restapi.cafile, 'cafile'),
+        verifyClient: restapi.verify_client ?? 'none',
+      }
+    : undefined;
   const agent = new Agent({
     identity: {
       name: config.name,
       connUrl: `postgres://${config.postgresql.connect_address.host}:${config.postgresql.connect_address.port}/postgres`,
-      apiUrl: `http://${restapi.connect_address.host}:${restapi.connect_address.port}/patroni`,
+      apiUrl: `${isHttps ? 'https' : 'http'}://${restapi.connect_address.host}:${restapi.connect_address.port}/patroni`,
       version: PATRONI_COMPATIBLE_VERSION,
       tags: publishedTags(config.tags),
     },
@@ -78,7 +96,7 @@ export async function runAgent(configPath: string): Promise<void> {
     onTimingChanged: (next) => dcs.setTtl(next.ttlMs / 1000),
     dcs,
     pg,
-    peers: new HttpPeerClient(),
+    peers: new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined),
     clock,
     log,
   });
@@ -97,6 +115,7 @@ export async function runAgent(configPath: string): Promise<void> {
     nudge: () => agent.nudge(),
     runCommand: (kind, timeoutMs) => agent.runCommand(kind, timeoutMs),
     reload: reloadLocalConfig,
+    tls,
     authentication: restapi.authentication,
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');

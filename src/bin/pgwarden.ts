@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import type { Credentials } from '../cli/api-client.js';
+import type { TlsClientOptions } from '../util/http-request.js';
 import { runCli } from '../cli/main.js';
 import { renderMemberTable } from '../cli/render.js';
 import { loadConfig } from '../config/load.js';
@@ -15,12 +16,19 @@ import { runAgent } from './agent-main.js';
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 
-async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined }> {
+async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined; tls: TlsClientOptions }> {
   const { config } = loadConfig(configPath);
   const credentials = config.ctl?.authentication ?? config.restapi.authentication;
+  const caFile = config.ctl?.cacert ?? config.restapi.cafile;
+  const tls: TlsClientOptions = {
+    ...(caFile !== undefined ? { ca: readFileSync(caFile) } : {}),
+    ...(config.ctl?.certfile !== undefined ? { cert: readFileSync(config.ctl.certfile) } : {}),
+    ...(config.ctl?.keyfile !== undefined ? { key: readFileSync(config.ctl.keyfile) } : {}),
+    isInsecure: config.ctl?.insecure === true,
+  };
   const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
   try {
-    return { scope: config.scope, view: await dcs.loadCluster(signal), credentials };
+    return { scope: config.scope, view: await dcs.loadCluster(signal), credentials, tls };
   } finally {
     await dcs.close();
   }

@@ -1,5 +1,6 @@
 // The CLI's HTTP client for members' REST APIs: Basic auth from ctl/restapi.authentication, bounded by a deadline.
 import type { MemberRecord } from '../core/types.js';
+import { requestText, type TlsClientOptions } from '../util/http-request.js';
 
 export interface Credentials {
   readonly username: string;
@@ -16,10 +17,9 @@ export function apiBase(member: MemberRecord): string {
   return member.api_url.replace(/\/patroni\/?$/, '');
 }
 
-export async function callApi(member: MemberRecord, method: string, path: string, body: unknown, credentials: Credentials | undefined, timeoutMs: number): Promise<ApiReply> {
+export async function callApi(member: MemberRecord, method: string, path: string, body: unknown, credentials: Credentials | undefined, timeoutMs: number, tls?: TlsClientOptions): Promise<ApiReply> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (credentials !== undefined) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
   const hasBody = method !== 'GET' && method !== 'HEAD';
-  const response = await fetch(`${apiBase(member)}${path}`, { method, headers, ...(hasBody ? { body: body === undefined ? '{}' : JSON.stringify(body) } : {}), signal: AbortSignal.timeout(timeoutMs) });
-  return { status: response.status, text: await response.text() };
+  return requestText(`${apiBase(member)}${path}`, { method, headers, ...(hasBody ? { body: body === undefined ? '{}' : JSON.stringify(body) } : {}), signal: AbortSignal.timeout(timeoutMs), ...(tls !== undefined ? { tls } : {}) });
 }

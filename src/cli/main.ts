@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { ClusterView } from '../core/types.js';
 import { describeError } from '../util/errors.js';
+import type { TlsClientOptions } from '../util/http-request.js';
 import type { Credentials } from './api-client.js';
 import { editConfigCommand, pauseCommand, reinitCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
@@ -9,7 +10,7 @@ import { listCommand } from './commands/list.js';
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
-  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView; readonly credentials?: Credentials | undefined }>;
+  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView; readonly credentials?: Credentials | undefined; readonly tls?: TlsClientOptions | undefined }>;
   readonly version: string;
   readonly out: (text: string) => void;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
@@ -42,7 +43,7 @@ export function buildProgram(deps: CliDeps): Command {
     });
   const control = async (isForced: boolean): Promise<ControlContext> => {
     const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
-    return { scope: loaded.scope, view: loaded.view, credentials: loaded.credentials, out: deps.out, isForced };
+    return { scope: loaded.scope, view: loaded.view, credentials: loaded.credentials, tls: loaded.tls, out: deps.out, isForced };
   };
   const reload = async (): Promise<ClusterView> => (await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000))).view;
   for (const kind of ['switchover', 'failover'] as const) {

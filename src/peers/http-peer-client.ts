@@ -2,6 +2,7 @@
 import { connect } from 'node:net';
 import type { PeerClient } from '../core/ports.js';
 import type { MemberRecord, PeerStatus } from '../core/types.js';
+import { requestText, type TlsClientOptions } from '../util/http-request.js';
 
 interface PatroniStatusDocument {
   readonly state?: unknown;
@@ -67,6 +68,13 @@ function isConnectRefused(host: string, port: number, signal: AbortSignal): Prom
 }
 
 export class HttpPeerClient implements PeerClient {
+  readonly #tls: TlsClientOptions | undefined;
+
+  /** `tls` carries the CA that signed the peers' REST certificates (restapi.cafile) when they use HTTPS. */
+  constructor(tls?: TlsClientOptions) {
+    this.#tls = tls;
+  }
+
   async fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus> {
     const unreachable: PeerStatus = {
       name: member.name,
@@ -78,8 +86,8 @@ export class HttpPeerClient implements PeerClient {
       tags: member.tags ?? {},
     };
     try {
-      const response = await fetch(member.api_url, { signal });
-      const document = (await response.json()) as PatroniStatusDocument;
+      const reply = await requestText(member.api_url, { signal, ...(this.#tls !== undefined ? { tls: this.#tls } : {}) });
+      const document = JSON.parse(reply.text) as PatroniStatusDocument;
       return peerStatusFromDocument(member, document);
     } catch {
       return unreachable;

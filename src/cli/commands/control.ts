@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import { summarizeCluster } from '../../core/cluster-summary.js';
 import type { ClusterView, MemberRecord } from '../../core/types.js';
 import { describeError } from '../../util/errors.js';
+import type { TlsClientOptions } from '../../util/http-request.js';
 import { callApi, type Credentials } from '../api-client.js';
 import { renderMemberTable } from '../render.js';
 
@@ -10,6 +11,7 @@ export interface ControlContext {
   readonly scope: string;
   readonly view: ClusterView;
   readonly credentials: Credentials | undefined;
+  readonly tls?: TlsClientOptions | undefined;
   readonly out: (text: string) => void;
   readonly isForced: boolean;
 }
@@ -30,7 +32,7 @@ async function callAnyMember(context: ControlContext, method: string, path: stri
   let lastError = 'the cluster has no members';
   for (const member of ordered) {
     try {
-      const reply = await callApi(member, method, path, body, context.credentials, timeoutMs);
+      const reply = await callApi(member, method, path, body, context.credentials, timeoutMs, context.tls);
       return { member, ...reply };
     } catch (error) {
       lastError = `${member.name}: ${describeError(error)}`;
@@ -138,7 +140,7 @@ export async function restartCommand(names: readonly string[], options: { role?:
   for (const member of members) {
     const body = options.pending === true ? { restart_pending: true } : {};
     try {
-      const reply = await callApi(member, 'POST', '/restart', body, context.credentials, 180_000);
+      const reply = await callApi(member, 'POST', '/restart', body, context.credentials, 180_000, context.tls);
       if (reply.status === 200) context.out(`Success: restart on member ${member.name}`);
       else {
         isAllOk = false;
@@ -160,7 +162,7 @@ export async function reinitCommand(names: readonly string[], options: { wait?: 
   let isAllOk = true;
   const started: MemberRecord[] = [];
   for (const member of members) {
-    const reply = await callApi(member, 'POST', '/reinitialize', { force: true }, context.credentials, 60_000).catch((error: unknown) => ({ status: 0, text: describeError(error) }));
+    const reply = await callApi(member, 'POST', '/reinitialize', { force: true }, context.credentials, 60_000, context.tls).catch((error: unknown) => ({ status: 0, text: describeError(error) }));
     if (reply.status === 200) {
       context.out(`Success: reinitialize for member ${member.name}`);
       started.push(member);
@@ -174,7 +176,7 @@ export async function reinitCommand(names: readonly string[], options: { wait?: 
     const deadlineAt = Date.now() + 600_000;
     for (const member of started) {
       for (;;) {
-        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 5000).catch(() => ({ status: 0, text: '{}' }));
+        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 5000, context.tls).catch(() => ({ status: 0, text: '{}' }));
         const state = (JSON.parse(reply.text || '{}') as { state?: string }).state;
         if (reply.status === 200 && state === 'running') break;
         if (Date.now() > deadlineAt) throw new Error(`reinitialize of ${member.name} did not complete within 10 minutes`);

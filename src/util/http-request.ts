@@ -1,0 +1,37 @@
+// One HTTP(S) request with a deadline and optional CA/client certificate: fetch cannot trust a private CA on Node 20.
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+
+export interface TlsClientOptions {
+  /** PEM CA bundle to trust (restapi.cafile / ctl.cacert). */
+  readonly ca?: Buffer | undefined;
+  readonly cert?: Buffer | undefined;
+  readonly key?: Buffer | undefined;
+  /** ctl.insecure: accept any server certificate. */
+  readonly isInsecure?: boolean | undefined;
+}
+
+export interface HttpReply {
+  readonly status: number;
+  readonly text: string;
+}
+
+export function requestText(url: string, options: { readonly method?: string; readonly headers?: Readonly<Record<string, string>>; readonly body?: string; readonly signal: AbortSignal; readonly tls?: TlsClientOptions }): Promise<HttpReply> {
+  return new Promise((resolve, reject) => {
+    const parsed = new URL(url);
+    const isHttps = parsed.protocol === 'https:';
+    const tls = options.tls;
+    const common = { method: options.method ?? 'GET', headers: { ...options.headers, ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}) }, signal: options.signal };
+    const onResponse = (response: IncomingMessage): void => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      response.on('error', reject);
+    };
+    const req = isHttps
+      ? httpsRequest(parsed, { ...common, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.isInsecure !== true }, onResponse)
+      : httpRequest(parsed, common, onResponse);
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
