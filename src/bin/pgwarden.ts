@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Composition root of the `pgwarden` CLI: wires config + etcd into the verbs, and adds `agent` and `local`.
 import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { Credentials } from '../cli/api-client.js';
 import type { TlsClientOptions } from '../util/http-request.js';
@@ -93,8 +94,32 @@ function register(program: Command): void {
     });
 }
 
-runCli(process.argv.slice(2), { loadCluster, version, out, register }).then(
+async function removeCluster(configPath: string): Promise<void> {
+  const { config } = loadConfig(configPath);
+  const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
+  try {
+    await dcs.removeCluster(AbortSignal.timeout(5000));
+  } finally {
+    await dcs.close();
+  }
+}
+
+/** Answers from stdin, one line per prompt: works at a terminal and from `printf 'a\nb\n' | pgwarden remove`. */
+let stdin: { readonly lines: AsyncIterator<string>; close(): void } | undefined;
+async function readLine(prompt: string): Promise<string> {
+  if (stdin === undefined) {
+    // Created on first use only: an open stdin reader would keep every other command from exiting.
+    const reader = createInterface({ input: process.stdin, terminal: false });
+    stdin = { lines: reader[Symbol.asyncIterator](), close: () => reader.close() };
+  }
+  process.stdout.write(prompt);
+  const next = await stdin.lines.next();
+  return next.done === true ? '' : String(next.value).trim();
+}
+
+runCli(process.argv.slice(2), { loadCluster, version, out, register, removeCluster, readLine }).then(
   (code) => {
+    stdin?.close();
     if (code !== 0) process.exit(code);
   },
   (error: unknown) => {

@@ -7,12 +7,18 @@ import type { Credentials } from './api-client.js';
 import { editConfigCommand, pauseCommand, reinitCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { listCommand } from './commands/list.js';
+import { renderTopology } from './render.js';
+import { summarizeCluster } from '../core/cluster-summary.js';
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
   readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView; readonly credentials?: Credentials | undefined; readonly tls?: TlsClientOptions | undefined }>;
   readonly version: string;
   readonly out: (text: string) => void;
+  /** Deletes every DCS key of the cluster (`remove`). */
+  readonly removeCluster?: (configPath: string) => Promise<void>;
+  /** Reads the confirmation answers of `remove` (one line each). */
+  readonly readLine?: (prompt: string) => Promise<string>;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
   readonly register?: (program: Command) => void;
 }
@@ -96,6 +102,29 @@ export function buildProgram(deps: CliDeps): Command {
     .option('-p, --pg <param=value>', 'shorthand for --set postgresql.parameters.<param>=<value>', (value: string, list: string[]) => [...list, value], [] as string[])
     .option('--force', 'apply without asking')
     .action(async (options: { set: string[]; pg: string[]; force?: boolean }) => editConfigCommand(options, await control(options.force === true)));
+  program
+    .command('topology')
+    .description('the member table as a tree: the leader and its replicas')
+    .action(async () => {
+      const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
+      deps.out(renderTopology(loaded.scope, summarizeCluster(loaded.view)));
+    });
+  program
+    .command('remove')
+    .description("delete the cluster's keys from the DCS (asks to type the cluster name)")
+    .argument('<cluster>', 'the cluster name (scope)')
+    .action(async (cluster: string) => {
+      const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
+      if (cluster !== loaded.scope) throw new Error(`the config file is for cluster ${loaded.scope}, not ${cluster}`);
+      const readLine = deps.readLine;
+      if (deps.removeCluster === undefined || readLine === undefined) throw new Error('remove is not available');
+      if ((await readLine('Please confirm the cluster name to remove: ')) !== cluster) throw new Error('Cluster names specified do not match');
+      if ((await readLine('You are about to remove all information in DCS for ' + cluster + ', please type: "Yes I am aware": ')) !== 'Yes I am aware') throw new Error('You did not exactly type "Yes I am aware"');
+      const leader = loaded.view.leader?.name;
+      if (leader !== undefined && (await readLine('This cluster currently is healthy. Please specify the leader name to continue: ')) !== leader) throw new Error('You did not specify the current leader of the cluster');
+      await deps.removeCluster(configPathFrom(program));
+      deps.out(`Success: cluster ${cluster} removed from the DCS`);
+    });
   program
     .command('history')
     .description('timeline history of the cluster')

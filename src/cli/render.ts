@@ -63,6 +63,13 @@ function pretty(scope: string, summary: ClusterSummary, isExtended: boolean): st
   return out.join('\n');
 }
 
+/** patronictl topology: the leader first, replicas indented under it with `+ `. */
+export function renderTopology(scope: string, summary: ClusterSummary): string {
+  const leader = summary.members.filter((member) => member.role === 'leader');
+  const others = summary.members.filter((member) => member.role !== 'leader').map((member) => ({ ...member, name: `+ ${member.name}` }));
+  return pretty(scope, { ...summary, members: [...leader, ...others] }, false);
+}
+
 export function renderMemberTable(scope: string, summary: ClusterSummary, format: OutputFormat, isExtended = false): string {
   const cols = columns(summary, isExtended);
   if (format === 'pretty') return pretty(scope, summary, isExtended);

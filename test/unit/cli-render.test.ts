@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { renderMemberTable } from '../../src/cli/render.js';
+import { renderMemberTable, renderTopology } from '../../src/cli/render.js';
 import { summarizeCluster } from '../../src/core/cluster-summary.js';
 import { buildClusterView } from '../../src/dcs/codec.js';
 import { ClusterKeys } from '../../src/dcs/keys.js';
@@ -19,6 +19,11 @@ describe('member table', () => {
   it('matches patronictl list byte for byte', () => {
     const expected = readFileSync(new URL('patronictl-list.txt', fixtures), 'utf8').trimEnd();
     assert.equal(renderMemberTable('bench', summarizeCluster(view), 'pretty'), expected);
+  });
+
+  it('matches patronictl topology byte for byte', () => {
+    const expected = readFileSync(new URL('patronictl-topology.txt', fixtures), 'utf8').trimEnd();
+    assert.equal(renderTopology('bench', summarizeCluster(view)), expected);
   });
 
   it('builds the /cluster document like Patroni', () => {

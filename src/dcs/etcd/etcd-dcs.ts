@@ -208,6 +208,11 @@ export class EtcdDcs implements Dcs {
     await this.#gateway.watchOnce(keys.prefix, start, this.#signal(signal), isControlKey);
   }
 
+  /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */
+  async removeCluster(signal: AbortSignal): Promise<void> {
+    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) }, this.#signal(signal), this.#keys.prefix);
+  }
+
   close(): Promise<void> {
     this.#closed.abort(new Error('DCS client closed'));
     return Promise.resolve();
