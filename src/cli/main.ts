@@ -1,9 +1,10 @@
 // The `pgwarden` command line: global options and the verbs, with one-line errors and non-zero exits.
+import { readFile } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
 import type { ClusterView } from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import type { TlsClientOptions } from '../util/http-request.js';
-import type { Credentials } from './api-client.js';
+import { callApi, type Credentials } from './api-client.js';
 import { editConfigCommand, pauseCommand, reinitCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { listCommand } from './commands/list.js';
@@ -21,6 +22,12 @@ export interface CliDeps {
   readonly readLine?: (prompt: string) => Promise<string>;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
   readonly register?: (program: Command) => void;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export function configPathFrom(program: Command): string {
@@ -100,8 +107,13 @@ export function buildProgram(deps: CliDeps): Command {
     .description('change the dynamic configuration (through the REST API, compare-and-set)')
     .option('-s, --set <key=value>', 'set a key path, e.g. ttl=20 or postgresql.parameters.work_mem=8MB; null deletes', (value: string, list: string[]) => [...list, value], [] as string[])
     .option('-p, --pg <param=value>', 'shorthand for --set postgresql.parameters.<param>=<value>', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option('--apply <file>', 'merge a YAML file (or - for stdin) into the config; null deletes')
+    .option('--replace <file>', 'replace the whole config with a YAML file (or - for stdin)')
     .option('--force', 'apply without asking')
-    .action(async (options: { set: string[]; pg: string[]; force?: boolean }) => editConfigCommand(options, await control(options.force === true)));
+    .action(async (options: { set: string[]; pg: string[]; apply?: string; replace?: string; force?: boolean }) => {
+      if (options.apply !== undefined && options.replace !== undefined) throw new Error('use either --apply or --replace, not both');
+      await editConfigCommand({ ...options, readFile: (path) => (path === '-' ? readStdin() : readFile(path, 'utf8')) }, await control(options.force === true));
+    });
   program
     .command('topology')
     .description('the member table as a tree: the leader and its replicas')
@@ -137,8 +149,20 @@ export function buildProgram(deps: CliDeps): Command {
     .action(async (options: { role?: string; member?: string }) => deps.out(dsn(await reload(), options)));
   program
     .command('version')
-    .description('print the pgwarden version')
-    .action(() => deps.out(`pgwarden ${deps.version}`));
+    .description('print the pgwarden version, and with -c the version of every member')
+    .action(async () => {
+      deps.out(`pgwarden ${deps.version}`);
+      const options = program.opts<{ config?: string }>();
+      if (options.config === undefined && process.env.PGWARDEN_CONFIG === undefined) return;
+      const context = await control(true);
+      deps.out('');
+      for (const member of context.view.members) {
+        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 3000, context.tls).catch(() => undefined);
+        const document = reply?.status === 200 ? (JSON.parse(reply.text) as { server_version?: number; patroni?: { version?: string } }) : undefined;
+        const pgVersion = document?.server_version === undefined ? 'unknown' : `${Math.floor(document.server_version / 10000)}.${document.server_version % 10000}`;
+        deps.out(`${member.name}: ${document === undefined ? 'not reachable' : `pgwarden (Patroni ${document.patroni?.version ?? '?'}) PostgreSQL ${pgVersion}`}`);
+      }
+    });
   deps.register?.(program);
   return program;
 }

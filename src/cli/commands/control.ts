@@ -1,5 +1,5 @@
 // Verbs that act through the members' REST APIs: switchover, failover, pause, resume, edit-config.
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { summarizeCluster } from '../../core/cluster-summary.js';
 import type { ClusterView, MemberRecord } from '../../core/types.js';
 import { describeError } from '../../util/errors.js';
@@ -109,11 +109,20 @@ export function configDiff(before: unknown, after: unknown): string[] {
   return lines;
 }
 
-export async function editConfigCommand(options: { set: string[]; pg: string[] }, context: ControlContext): Promise<void> {
-  const patch = patchFromSettings(options.set, options.pg);
-  if (Object.keys(patch).length === 0) throw new Error('nothing to change: use --set key=value or --pg parameter=value');
+export async function editConfigCommand(options: { set: string[]; pg: string[]; apply?: string; replace?: string; readFile: (path: string) => Promise<string> }, context: ControlContext): Promise<void> {
+  let patch = patchFromSettings(options.set, options.pg);
+  let method: 'PATCH' | 'PUT' = 'PATCH';
+  const source = options.replace ?? options.apply;
+  if (source !== undefined) {
+    // --apply merges a YAML document into the config (null deletes); --replace makes it the whole config.
+    const document = parse(await options.readFile(source)) as unknown;
+    if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new Error(`${source === '-' ? 'stdin' : source} does not hold a YAML mapping`);
+    patch = { ...(document as Record<string, unknown>), ...patch };
+    if (options.replace !== undefined) method = 'PUT';
+  }
+  if (Object.keys(patch).length === 0) throw new Error('nothing to change: use --set key=value, --pg parameter=value, --apply FILE or --replace FILE');
   requireConfirmation(context, 'edit-config');
-  const reply = await callAnyMember(context, 'PATCH', '/config', patch, 10_000);
+  const reply = await callAnyMember(context, method, '/config', patch, 10_000);
   if (reply.status !== 200) throw new Error(`edit-config failed, details: ${reply.status}, ${reply.text}`);
   for (const line of configDiff(context.view.config ?? {}, JSON.parse(reply.text))) context.out(line);
   context.out('Configuration changed');
