@@ -5,7 +5,7 @@ import type { ClusterView } from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import type { TlsClientOptions } from '../util/http-request.js';
 import { callApi, type Credentials } from './api-client.js';
-import { editConfigCommand, pauseCommand, reinitCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
+import { editConfigCommand, pauseCommand, reinitCommand, reloadCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { listCommand } from './commands/list.js';
 import { renderTopology } from './render.js';
@@ -56,7 +56,9 @@ export function buildProgram(deps: CliDeps): Command {
     });
   const control = async (isForced: boolean): Promise<ControlContext> => {
     const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
-    return { scope: loaded.scope, view: loaded.view, credentials: loaded.credentials, tls: loaded.tls, out: deps.out, isForced };
+    const readLine = deps.readLine;
+    const confirm = process.stdin.isTTY && readLine !== undefined ? async (question: string) => /^y(es)?$/i.test(await readLine(question)) : undefined;
+    return { scope: loaded.scope, view: loaded.view, credentials: loaded.credentials, tls: loaded.tls, out: deps.out, isForced, confirm };
   };
   const reload = async (): Promise<ClusterView> => (await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000))).view;
   for (const kind of ['switchover', 'failover'] as const) {
@@ -88,6 +90,15 @@ export function buildProgram(deps: CliDeps): Command {
     .option('--force', 'do not ask for confirmation')
     .action(async (members: string[], options: { role?: string; pending?: boolean; force?: boolean }) => {
       if (!(await restartCommand(members, options, await control(options.force === true)))) throw new Error('some restarts failed');
+    });
+  program
+    .command('reload')
+    .description('make members re-read their local config file (tags, local GUCs, callbacks)')
+    .argument('[members...]', 'member names')
+    .option('-r, --role <role>', 'leader, replica or any')
+    .option('--force', 'do not ask for confirmation')
+    .action(async (members: string[], options: { role?: string; force?: boolean }) => {
+      if (!(await reloadCommand(members, options, await control(options.force === true)))) throw new Error('some reloads failed');
     });
   program
     .command('reinit')

@@ -14,11 +14,15 @@ export interface ControlContext {
   readonly tls?: TlsClientOptions | undefined;
   readonly out: (text: string) => void;
   readonly isForced: boolean;
+  /** Asks a yes/no question at a terminal; undefined when nobody can answer (not a TTY). */
+  readonly confirm?: ((question: string) => Promise<boolean>) | undefined;
 }
 
-/** Without --force a destructive verb needs a human at a terminal; scripts must say --force. */
-function requireConfirmation(context: ControlContext, what: string): void {
-  if (!context.isForced) throw new Error(`${what}: add --force to confirm (pgwarden does not prompt)`);
+/** Without --force a destructive verb asks the human at the terminal; scripts (no TTY) must say --force. */
+async function requireConfirmation(context: ControlContext, what: string): Promise<void> {
+  if (context.isForced) return;
+  if (context.confirm === undefined) throw new Error(`${what}: add --force to confirm (no terminal to ask on)`);
+  if (!(await context.confirm(`Are you sure you want to go on with the ${what}? [y/N] `))) throw new Error('Aborted');
 }
 
 function table(context: ControlContext, view: ClusterView): string {
@@ -49,7 +53,7 @@ export async function switchoverCommand(kind: 'switchover' | 'failover', options
   if (kind === 'switchover' && options.candidate === undefined && view.members.filter((member) => member.name !== leader).length === 0) throw new Error('No candidates found to switchover to');
   out('Current cluster topology');
   out(table(context, view));
-  requireConfirmation(context, `${kind} of cluster ${context.scope}`);
+  await requireConfirmation(context, `${kind} of cluster ${context.scope}`);
   const body = { ...(leader !== undefined ? { leader } : {}), ...(options.candidate !== undefined ? { candidate: options.candidate } : {}), ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { scheduled_at: options.scheduled } : {}) };
   const reply = await callAnyMember(context, 'POST', `/${kind}`, body, 60_000);
   if (reply.status !== 200 && reply.status !== 202) {
@@ -121,7 +125,7 @@ export async function editConfigCommand(options: { set: string[]; pg: string[]; 
     if (options.replace !== undefined) method = 'PUT';
   }
   if (Object.keys(patch).length === 0) throw new Error('nothing to change: use --set key=value, --pg parameter=value, --apply FILE or --replace FILE');
-  requireConfirmation(context, 'edit-config');
+  await requireConfirmation(context, 'edit-config');
   const reply = await callAnyMember(context, method, '/config', patch, 10_000);
   if (reply.status !== 200) throw new Error(`edit-config failed, details: ${reply.status}, ${reply.text}`);
   for (const line of configDiff(context.view.config ?? {}, JSON.parse(reply.text))) context.out(line);
@@ -140,11 +144,29 @@ function selectMembers(context: ControlContext, names: readonly string[], role: 
   });
 }
 
+export async function reloadCommand(names: readonly string[], options: { role?: string }, context: ControlContext): Promise<boolean> {
+  const members = selectMembers(context, names, options.role);
+  if (members.length === 0) throw new Error('no member matches');
+  context.out(table(context, context.view));
+  await requireConfirmation(context, `reload of ${members.map((member) => member.name).join(', ')}`);
+  let isAllOk = true;
+  for (const member of members) {
+    const reply = await callApi(member, 'POST', '/reload', {}, context.credentials, 10_000, context.tls).catch((error: unknown) => ({ status: 0, text: describeError(error) }));
+    if (reply.status === 202) context.out(`Reload request received for member ${member.name} and will be processed within ${String(context.view.config?.loop_wait ?? 10)} seconds`);
+    else if (reply.status === 200) context.out(`No changes to apply on member ${member.name}`);
+    else {
+      isAllOk = false;
+      context.out(`Failed: reload for member ${member.name}, status code=${reply.status}, (${reply.text})`);
+    }
+  }
+  return isAllOk;
+}
+
 export async function restartCommand(names: readonly string[], options: { role?: string; pending?: boolean }, context: ControlContext): Promise<boolean> {
   const members = selectMembers(context, names, options.role);
   if (members.length === 0) throw new Error('no member matches');
   context.out(table(context, context.view));
-  requireConfirmation(context, `restart of ${members.map((member) => member.name).join(', ')}`);
+  await requireConfirmation(context, `restart of ${members.map((member) => member.name).join(', ')}`);
   let isAllOk = true;
   for (const member of members) {
     const body = options.pending === true ? { restart_pending: true } : {};
@@ -167,7 +189,7 @@ export async function reinitCommand(names: readonly string[], options: { wait?: 
   if (names.length === 0) throw new Error('name the member(s) to reinitialize');
   const members = selectMembers(context, names, undefined);
   context.out(table(context, context.view));
-  requireConfirmation(context, `reinitialize of ${names.join(', ')}`);
+  await requireConfirmation(context, `reinitialize of ${names.join(', ')}`);
   let isAllOk = true;
   const started: MemberRecord[] = [];
   for (const member of members) {
