@@ -53,6 +53,17 @@ describe('etcd backend with several endpoints', () => {
     }
   });
 
+  it('renews with a compare-only transaction: the leader key is not rewritten (no watch event per renewal)', async () => {
+    const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service', scope: 'renew', member: 'node1', ttlSeconds: 10 });
+    assert.equal(await dcs.acquireLeader(AbortSignal.timeout(5000)), true);
+    const before = (await dcs.loadCluster(AbortSignal.timeout(5000))).leader?.modRevision;
+    for (let i = 0; i < 3; i++) assert.equal(await dcs.renewLeader(AbortSignal.timeout(5000)), true);
+    assert.equal((await dcs.loadCluster(AbortSignal.timeout(5000))).leader?.modRevision, before);
+    dcs.setTtl(20);
+    assert.equal(await dcs.renewLeader(AbortSignal.timeout(5000)), true, 'a new lease moves the key (compare value, then put)');
+    assert.notEqual((await dcs.loadCluster(AbortSignal.timeout(5000))).leader?.modRevision, before);
+  });
+
   it('stores Patroni-shaped values that etcdctl shows as such', async () => {
     const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service/', scope: 'shapes', member: 'node1', ttlSeconds: 10 });
     await dcs.acquireLeader(AbortSignal.timeout(5000));

@@ -28,7 +28,8 @@ export function parseEtcdHosts(value: string | readonly string[], protocol = 'ht
 type Compare =
   | { readonly key: string; readonly target: 'CREATE'; readonly result: 'EQUAL'; readonly create_revision: string }
   | { readonly key: string; readonly target: 'MOD'; readonly result: 'EQUAL'; readonly mod_revision: string }
-  | { readonly key: string; readonly target: 'VALUE'; readonly result: 'EQUAL'; readonly value: string };
+  | { readonly key: string; readonly target: 'VALUE'; readonly result: 'EQUAL'; readonly value: string }
+  | { readonly key: string; readonly target: 'LEASE'; readonly result: 'EQUAL'; readonly lease: string };
 
 type Operation =
   | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
@@ -124,17 +125,12 @@ export class EtcdDcs implements Dcs {
   async renewLeader(signal: AbortSignal): Promise<CasResult> {
     const lease = await this.#keepAlive(signal);
     const key = this.#keys.leader;
-    const current = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, this.#signal(signal), key);
-    const kv = current.kvs?.[0];
-    if (kv === undefined || unb64(kv.value) !== this.#member) return false;
-    if (kv.lease === lease) return true;
+    const ours: Compare = { key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(this.#member) };
+    // Usual case: the key holds our name on our current lease; the keepalive above was the renewal, and this
+    // compare-value transaction (no write, so no watch event for everyone) proves the key is still ours.
+    if (await this.#txn([ours, { key: b64(key), target: 'LEASE', result: 'EQUAL', lease }], [], signal, key)) return true;
     // The key is ours but on an older lease (TTL change, re-granted lease): move it, still only if it is ours.
-    return this.#txn(
-      [{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(this.#member) }],
-      [{ request_put: { key: b64(key), value: b64(this.#member), lease } }],
-      signal,
-      key,
-    );
+    return this.#txn([ours], [{ request_put: { key: b64(key), value: b64(this.#member), lease } }], signal, key);
   }
 
   releaseLeader(signal: AbortSignal): Promise<CasResult> {
