@@ -3,7 +3,7 @@ import { decide, initialMemory } from '../core/decide.js';
 import { lockDeadlineMs } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
-import type { AgentCommand, DynamicConfig, HaMemory, LocalPg, MemberTags, Observation, Timing } from '../core/types.js';
+import type { AgentCommand, DynamicConfig, HaMemory, LocalPg, MemberRecord, MemberTags, Observation, Timing } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
@@ -64,6 +64,8 @@ export class Agent {
   #lastReason = '';
   /** The parts of the local config file that a reload (POST /reload, SIGHUP) may change. */
   #local: { identity: MemberIdentity; parameters: AgentOptions['localParameters']; callbacks: CallbackRunner | undefined };
+  /** A restart scheduled through POST /restart {schedule}: kept locally and published in the member key, as Patroni does. */
+  #scheduledRestart: { readonly atWallMs: number; readonly record: NonNullable<MemberRecord['scheduled_restart']>; readonly role: string | undefined; readonly isPendingOnly: boolean } | undefined;
   #commandSeq = 0;
   #pendingCommand: AgentCommand | undefined;
   /** Outcome sentence of each command the core acted on, by id (read by runCommand). */
@@ -102,6 +104,21 @@ export class Agent {
     this.#appliedParameters = undefined;
     this.#options.log.info({ tags: update.tags }, 'reloaded the local configuration');
     this.#wakeup.nudge();
+  }
+
+  /** Schedules one restart at an ISO time; false when one is already scheduled. Role and pending filters are re-checked when it is due. */
+  scheduleRestart(scheduleIso: string, filters: { readonly role?: string | undefined; readonly isPendingOnly: boolean }): boolean {
+    if (this.#scheduledRestart !== undefined) return false;
+    const record = { schedule: scheduleIso, ...(filters.role !== undefined ? { role: filters.role } : {}), ...(filters.isPendingOnly ? { restart_pending: true } : {}) };
+    this.#scheduledRestart = { atWallMs: Date.parse(scheduleIso), record, role: filters.role, isPendingOnly: filters.isPendingOnly };
+    this.#wakeup.nudge();
+    return true;
+  }
+
+  cancelScheduledRestart(): boolean {
+    const had = this.#scheduledRestart !== undefined;
+    this.#scheduledRestart = undefined;
+    return had;
   }
 
   /** Wake the loop now (API actions, tests). */
@@ -243,14 +260,29 @@ export class Agent {
         onLockRenewed: (sentAtMs) => this.#onLockRenewed(sentAtMs),
       }, { view, dcsBudgetMs: this.#dcsBudgetMs(), pgBudgetMs: PG_COMMAND_BUDGET_MS });
     }
+    this.#runDueRestart(observation.isPaused);
     const isPaused = observation.isPaused;
     const state = pgStateOf(this.#pg, this.#tasks.state());
     if (dcsObservation.kind === 'ok') {
-      const record = buildMemberRecord(identity, this.#pg, state, isPaused);
+      const record = buildMemberRecord(identity, this.#pg, state, isPaused, this.#scheduledRestart?.record);
       await dcs.touchMember(record, deadline(this.#dcsBudgetMs())).catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'));
     }
     this.#snapshot = this.#buildSnapshot(view ?? this.#dcsState.view, dcsObservation.kind === 'ok');
     return decision.wakeAfterMs;
+  }
+
+  /** A due scheduled restart becomes an ordinary restart command (the core still decides whether it is allowed). */
+  #runDueRestart(isPaused: boolean): void {
+    const scheduled = this.#scheduledRestart;
+    if (scheduled === undefined || Date.now() < scheduled.atWallMs) return;
+    this.#scheduledRestart = undefined;
+    const pg = this.#pg;
+    const role = pg?.isRunning === true ? pg.role : undefined;
+    if (isPaused || (scheduled.role !== undefined && scheduled.role !== role) || (scheduled.isPendingOnly && pg?.isPendingRestart !== true)) {
+      this.#options.log.info({ schedule: scheduled.record.schedule }, 'scheduled restart skipped: its conditions are not satisfied');
+      return;
+    }
+    void this.runCommand('restart', 120_000).then((outcome) => this.#options.log.info({ schedule: scheduled.record.schedule, ok: outcome.isOk }, `scheduled restart: ${outcome.message}`));
   }
 
   /** Dynamic postgresql.parameters reach PostgreSQL by a reload; restart-only ones are then reported as pending_restart. */

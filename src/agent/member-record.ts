@@ -33,7 +33,7 @@ export interface MemberIdentity {
   readonly tags: MemberTags;
 }
 
-export function buildMemberRecord(identity: MemberIdentity, pg: LocalPg | undefined, state: PgState, isPaused: boolean): MemberRecord {
+export function buildMemberRecord(identity: MemberIdentity, pg: LocalPg | undefined, state: PgState, isPaused: boolean, scheduledRestart?: MemberRecord['scheduled_restart']): MemberRecord {
   const role = pg?.role ?? 'uninitialized';
   const base = {
     name: identity.name,
@@ -46,6 +46,7 @@ export function buildMemberRecord(identity: MemberIdentity, pg: LocalPg | undefi
     ...(isPaused ? { pause: true } : {}),
     ...(pg?.timeline !== undefined ? { timeline: pg.timeline } : {}),
     ...(pg?.isPendingRestart === true ? { pending_restart: true } : {}),
+    ...(scheduledRestart !== undefined ? { scheduled_restart: scheduledRestart } : {}),
   };
   if (pg === undefined || !pg.isRunning) return base;
   if (pg.role === 'primary') {

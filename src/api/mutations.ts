@@ -149,13 +149,26 @@ function versionNumber(text: string): number | undefined {
   return major >= 10 ? major * 10000 + minor : major * 10000 + minor * 100 + patch;
 }
 
-export async function handleRestart(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner): Promise<ApiResponse> {
+export interface RestartScheduler {
+  schedule(scheduleIso: string, filters: { readonly role?: string | undefined; readonly isPendingOnly: boolean }): boolean;
+  cancel(): boolean;
+}
+
+export async function handleRestart(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner, scheduler?: RestartScheduler, wallNowMs: () => number = Date.now): Promise<ApiResponse> {
   if (!isObject(body)) return text(400, 'the request body must be a JSON object');
   for (const key of Object.keys(body)) if (!RESTART_FILTERS.has(key)) return text(400, `Unknown filter for the scheduled restart: ${key}`);
-  if (body.schedule !== undefined) return text(400, 'scheduled restarts are not supported by pgwarden yet; restart now or schedule it externally');
   const role = snapshot.pg.isRunning ? snapshot.pg.role : undefined;
   const wanted = body.role === 'master' ? 'primary' : body.role;
-  const isPendingFilterUnmet = (body.restart_pending === true || body.restart_pending === 'True' || body.restart_pending === 'true') && !snapshot.pg.isPendingRestart;
+  if (wanted !== undefined && wanted !== 'primary' && wanted !== 'replica') return text(400, `PostgreSQL role should be one of primary, replica (got ${JSON.stringify(wanted)})`);
+  const isPendingOnly = body.restart_pending === true || body.restart_pending === 'True' || body.restart_pending === 'true';
+  if (body.schedule !== undefined && body.schedule !== null) {
+    if (scheduler === undefined) return text(501, 'scheduled restarts are not available');
+    if (snapshot.isPaused) return text(500, "Can't schedule restart in the paused state");
+    const parsed = parseSchedule(body.schedule, wallNowMs());
+    if ('status' in parsed) return parsed;
+    return scheduler.schedule(parsed.at, { role: wanted, isPendingOnly }) ? text(202, 'Restart scheduled') : text(409, 'Another restart is already scheduled');
+  }
+  const isPendingFilterUnmet = isPendingOnly && !snapshot.pg.isPendingRestart;
   const versionLimit = typeof body.postgres_version === 'string' ? versionNumber(body.postgres_version) : undefined;
   const isVersionFilterUnmet = versionLimit !== undefined && (snapshot.pg.serverVersion ?? 0) >= versionLimit;
   if ((wanted !== undefined && wanted !== role) || isPendingFilterUnmet || isVersionFilterUnmet) return text(503, 'restart conditions are not satisfied');
@@ -163,6 +176,11 @@ export async function handleRestart(body: unknown, snapshot: AgentSnapshot, runC
   const timeoutS = typeof body.timeout === 'number' && body.timeout > 0 ? body.timeout : 120;
   const outcome = await runCommand('restart', timeoutS * 1000);
   return text(outcome.isOk ? 200 : 503, outcome.message);
+}
+
+export function handleDeleteRestart(scheduler: RestartScheduler | undefined): ApiResponse {
+  if (scheduler === undefined) return text(501, 'scheduled restarts are not available');
+  return scheduler.cancel() ? text(200, 'scheduled restart deleted') : text(404, 'no restarts are scheduled');
 }
 
 export async function handleReinitialize(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner): Promise<ApiResponse> {

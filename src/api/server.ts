@@ -9,7 +9,7 @@ import type { Dcs } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { MetricsExporter } from './metrics.js';
-import { handleConfigWrite, handleDeleteSwitchover, handleReinitialize, handleRestart, handleSwitchover, type CommandRunner, type MutationContext } from './mutations.js';
+import { handleConfigWrite, handleDeleteRestart, handleDeleteSwitchover, handleReinitialize, handleRestart, handleSwitchover, type CommandRunner, type MutationContext, type RestartScheduler } from './mutations.js';
 import { handleRequest, type ApiResponse } from './routes.js';
 
 export interface ApiServerOptions {
@@ -23,6 +23,7 @@ export interface ApiServerOptions {
   readonly nudge?: () => void;
   /** Runs a manual restart/reinitialize through the agent's HA loop. */
   readonly runCommand?: CommandRunner;
+  readonly restartScheduler?: RestartScheduler;
   /** HTTPS (restapi.certfile/keyfile); verifyClient as Patroni: `required` for every request, `optional` for unsafe ones. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly passphrase?: string | undefined; readonly ca?: Buffer | undefined; readonly verifyClient: 'none' | 'optional' | 'required' } | undefined;
   /** Re-reads the local config file (tags, local GUCs, callbacks). */
@@ -114,7 +115,9 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
       return plain(202, 'reload scheduled');
     }
     case 'POST /restart':
-      return options.runCommand === undefined ? plain(501, 'restart is not available') : handleRestart(parsed.body, context.snapshot, options.runCommand);
+      return options.runCommand === undefined ? plain(501, 'restart is not available') : handleRestart(parsed.body, context.snapshot, options.runCommand, options.restartScheduler);
+    case 'DELETE /restart':
+      return handleDeleteRestart(options.restartScheduler);
     case 'POST /reinitialize':
       return options.runCommand === undefined ? plain(501, 'reinitialize is not available') : handleReinitialize(parsed.body, context.snapshot, options.runCommand);
     default:

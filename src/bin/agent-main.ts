@@ -114,6 +114,7 @@ export async function runAgent(configPath: string): Promise<void> {
     dcs,
     nudge: () => agent.nudge(),
     runCommand: (kind, timeoutMs) => agent.runCommand(kind, timeoutMs),
+    restartScheduler: { schedule: (at, filters) => agent.scheduleRestart(at, filters), cancel: () => agent.cancelScheduledRestart() },
     reload: reloadLocalConfig,
     tls,
     authentication: restapi.authentication,

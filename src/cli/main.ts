@@ -87,8 +87,9 @@ export function buildProgram(deps: CliDeps): Command {
     .argument('[members...]', 'member names')
     .option('-r, --role <role>', 'leader, replica or any')
     .option('--pending', 'only members with a pending restart')
+    .option('--scheduled <time>', 'ISO-8601 time with zone, or "now"')
     .option('--force', 'do not ask for confirmation')
-    .action(async (members: string[], options: { role?: string; pending?: boolean; force?: boolean }) => {
+    .action(async (members: string[], options: { role?: string; pending?: boolean; scheduled?: string; force?: boolean }) => {
       if (!(await restartCommand(members, options, await control(options.force === true)))) throw new Error('some restarts failed');
     });
   program

@@ -37,7 +37,8 @@ function columns(summary: ClusterSummary, isExtended: boolean): Column[] {
   const hasPending = summary.members.some((member) => member.pending_restart === true);
   const hasTags = summary.members.some((member) => member.tags !== undefined);
   if (isExtended || hasPending) list.push({ title: 'Pending restart', isRightAligned: false, value: (m) => (m.pending_restart === true ? '*' : '') });
-  if (isExtended) list.push({ title: 'Scheduled restart', isRightAligned: false, value: () => '' });
+  const hasScheduled = summary.members.some((member) => member.scheduled_restart !== undefined);
+  if (isExtended || hasScheduled) list.push({ title: 'Scheduled restart', isRightAligned: false, value: (m) => m.scheduled_restart?.schedule ?? '' });
   if (isExtended || hasTags) list.push({ title: 'Tags', isRightAligned: false, value: (m) => (m.tags === undefined ? '' : Object.entries(m.tags).map(([key, value]) => `${key}: ${String(value)}`).join(', ')) });
   return list;
 }

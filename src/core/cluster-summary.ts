@@ -11,6 +11,7 @@ export interface MemberSummary {
   readonly timeline?: number;
   readonly lag?: number | 'unknown';
   readonly pending_restart?: boolean;
+  readonly scheduled_restart?: { readonly schedule: string; readonly [filter: string]: unknown };
   readonly tags?: MemberTags;
 }
 
@@ -50,6 +51,7 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
         ...(member.timeline !== undefined ? { timeline: member.timeline } : {}),
         ...(lag !== undefined ? { lag } : {}),
         ...(member.pending_restart === true ? { pending_restart: true } : {}),
+        ...(member.scheduled_restart !== undefined ? { scheduled_restart: member.scheduled_restart } : {}),
         ...(member.tags !== undefined && Object.keys(member.tags).length > 0 ? { tags: member.tags } : {}),
       };
     });

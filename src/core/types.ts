@@ -27,6 +27,7 @@ export interface MemberRecord {
   readonly tags?: MemberTags;
   readonly pending_restart?: boolean;
   readonly pause?: boolean;
+  readonly scheduled_restart?: { readonly schedule: string; readonly [filter: string]: unknown };
 }
 
 /** Value of `failover`: a pending manual switchover/failover. */

@@ -128,6 +128,23 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     await poll('the marker table on the re-cloned replica', 20_000, 200, async () => ((await sql(cluster, replica, "SELECT 1 FROM pg_class WHERE relname = 'reinit_marker'")).length === 1 ? true : undefined));
   });
 
+  it('runs a scheduled restart when it is due, and shows it until then', async () => {
+    const { replicas } = await waitHealthy(cluster, 60_000);
+    const replica = replicas[0]!;
+    const before = await cluster.postmasterPid(replica);
+    const at = new Date(Date.now() + 4000).toISOString();
+    const scheduled = await cli([...config, 'restart', replica, '--scheduled', at, '--force']);
+    assert.equal(scheduled.code, 0, scheduled.stdout + scheduled.stderr);
+    assert.match(scheduled.stdout, new RegExp(`Success: restart scheduled on member ${replica}`));
+    await poll('the schedule in the member key', 10_000, 100, async () => ((await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart !== undefined ? true : undefined));
+    assert.match((await cli([...config, 'list', '-e'])).stdout, /Scheduled restart/);
+    await poll('the scheduled restart to happen', 30_000, 200, async () => {
+      const pid = await cluster.postmasterPid(replica);
+      return pid !== undefined && pid !== before ? pid : undefined;
+    });
+    await poll('the schedule to be cleared', 10_000, 100, async () => ((await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart === undefined ? true : undefined));
+  });
+
   it('reloads the local config (tags) on POST /reload', async () => {
     const view = await cluster.view();
     const replica = view.members.find((member) => member.name !== view.leader?.name)!.name;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AgentSnapshot } from '../../src/agent/snapshot.js';
-import { handleConfigWrite, handleDeleteSwitchover, handleSwitchover, mergeConfigPatch, type MutationContext } from '../../src/api/mutations.js';
+import { handleConfigWrite, handleDeleteRestart, handleDeleteSwitchover, handleRestart, handleSwitchover, mergeConfigPatch, type MutationContext, type RestartScheduler } from '../../src/api/mutations.js';
 import { startApiServer } from '../../src/api/server.js';
 import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
 import { silentLog } from '../../src/util/log.js';
@@ -90,6 +90,29 @@ describe('POST /switchover and /failover', () => {
     const response = await handleSwitchover('switchover', { leader: 'node1' }, context(dcs, { wallNowMs: () => now, sleep: async (ms) => void (now += ms * 50) }));
     assert.equal(response.status, 503);
     assert.match(response.body ?? '', /status unknown after 20 seconds/);
+  });
+});
+
+describe('POST and DELETE /restart', () => {
+  it('schedules one restart, refuses a second, deletes it, and validates filters', async () => {
+    const { dcs } = await cluster();
+    const { snapshot } = context(dcs);
+    let scheduled: string | undefined;
+    const scheduler: RestartScheduler = {
+      schedule: (at) => (scheduled === undefined ? ((scheduled = at), true) : false),
+      cancel: () => (scheduled !== undefined ? ((scheduled = undefined), true) : false),
+    };
+    const neverRuns = async (): Promise<never> => assert.fail('an immediate restart must not run here');
+    const body = { schedule: '2026-11-24T02:00:00+00:00', role: 'primary' };
+    assert.deepEqual(await handleRestart(body, snapshot, neverRuns, scheduler, () => WALL_NOW), { status: 202, body: 'Restart scheduled', contentType: 'text/plain' });
+    assert.equal(scheduled, '2026-11-24T02:00:00.000Z');
+    assert.equal((await handleRestart(body, snapshot, neverRuns, scheduler, () => WALL_NOW)).status, 409);
+    assert.equal(handleDeleteRestart(scheduler).status, 200);
+    assert.equal(handleDeleteRestart(scheduler).status, 404);
+    assert.equal((await handleRestart({ schedule: '2026-11-24T02:00:00+00:00' }, { ...snapshot, isPaused: true }, neverRuns, scheduler, () => WALL_NOW)).status, 500);
+    assert.deepEqual((await handleRestart({ frobnicate: 1 }, snapshot, neverRuns, scheduler)).body, 'Unknown filter for the scheduled restart: frobnicate');
+    assert.equal((await handleRestart({ role: 'replica' }, snapshot, neverRuns, scheduler)).status, 503, 'the primary does not match role=replica');
+    assert.equal((await handleRestart({ restart_pending: true }, snapshot, neverRuns, scheduler)).status, 503, 'nothing is pending');
   });
 });
 

@@ -162,17 +162,22 @@ export async function reloadCommand(names: readonly string[], options: { role?: 
   return isAllOk;
 }
 
-export async function restartCommand(names: readonly string[], options: { role?: string; pending?: boolean }, context: ControlContext): Promise<boolean> {
+export async function restartCommand(names: readonly string[], options: { role?: string; pending?: boolean; scheduled?: string }, context: ControlContext): Promise<boolean> {
   const members = selectMembers(context, names, options.role);
   if (members.length === 0) throw new Error('no member matches');
   context.out(table(context, context.view));
   await requireConfirmation(context, `restart of ${members.map((member) => member.name).join(', ')}`);
   let isAllOk = true;
   for (const member of members) {
-    const body = options.pending === true ? { restart_pending: true } : {};
+    const body = { ...(options.pending === true ? { restart_pending: true } : {}), ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { schedule: options.scheduled } : {}) };
     try {
       const reply = await callApi(member, 'POST', '/restart', body, context.credentials, 180_000, context.tls);
       if (reply.status === 200) context.out(`Success: restart on member ${member.name}`);
+      else if (reply.status === 202) context.out(`Success: restart scheduled on member ${member.name}`);
+      else if (reply.status === 409) {
+        isAllOk = false;
+        context.out(`Failed: another restart is already scheduled on member ${member.name}`);
+      }
       else {
         isAllOk = false;
         context.out(`Failed: restart for member ${member.name}, status code=${reply.status}, (${reply.text})`);
