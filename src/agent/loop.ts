@@ -169,7 +169,9 @@ export class Agent {
     this.#fence.disarm();
     const { pg, dcs, log } = this.#options;
     if (options.stopPostgres) {
+      const role = this.#pg?.isRunning === true ? (this.#pg.role ?? 'replica') : undefined;
       await pg.stop('fast', deadline(30_000)).catch((error: unknown) => log.error({ error: describeError(error) }, 'could not stop PostgreSQL'));
+      if (role !== undefined) this.#local.callbacks?.fire('on_stop', role);
     }
     if (this.#lock.lastRenewSentAtMs !== undefined) {
       await dcs.releaseLeader(deadline(MAX_DCS_CALL_MS)).catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not release the leader key'));
@@ -291,8 +293,10 @@ export class Agent {
     const fingerprint = JSON.stringify(Object.entries(parameters).sort(([a], [b]) => a.localeCompare(b)));
     if (fingerprint === this.#appliedParameters) return;
     try {
+      const isFirst = this.#appliedParameters === undefined;
       await this.#options.pg.reconfigure(parameters, deadline(PG_COMMAND_BUDGET_MS));
       this.#appliedParameters = fingerprint;
+      if (!isFirst && this.#pg?.isRunning === true) this.#local.callbacks?.fire('on_reload', this.#pg.role ?? 'replica');
     } catch (error) {
       this.#options.log.warn({ error: describeError(error) }, 'could not apply the PostgreSQL parameters of the dynamic configuration');
     }

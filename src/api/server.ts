@@ -26,6 +26,8 @@ export interface ApiServerOptions {
   readonly restartScheduler?: RestartScheduler;
   /** HTTPS (restapi.certfile/keyfile); verifyClient as Patroni: `required` for every request, `optional` for unsafe ones. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly passphrase?: string | undefined; readonly ca?: Buffer | undefined; readonly verifyClient: 'none' | 'optional' | 'required' } | undefined;
+  /** restapi.http_extra_headers (or https_extra_headers under TLS): added to every response with a body. */
+  readonly extraHeaders?: Readonly<Record<string, string>> | undefined;
   /** Re-reads the local config file (tags, local GUCs, callbacks). */
   readonly reload?: () => Promise<void>;
   /** restapi.authentication: required (HTTP Basic) for every unsafe method when set. */
@@ -40,7 +42,7 @@ export interface ApiServer {
 const MAX_BODY_BYTES = 1024 * 1024;
 const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-function send(response: ServerResponse, result: ApiResponse, extraHeaders: Record<string, string> = {}): void {
+function send(response: ServerResponse, result: ApiResponse, extraHeaders: Readonly<Record<string, string>> = {}): void {
   if (result.body === undefined) {
     response.writeHead(result.status, { 'content-length': '0', ...extraHeaders });
     response.end();
@@ -146,10 +148,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
     if (UNSAFE_METHODS.has(method)) {
       const result = await handleUnsafe(method, segment, request, options);
-      send(response, result, result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {});
+      send(response, result, { ...options.extraHeaders, ...(result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}) });
       return;
     }
-    send(response, handleRequest({ method, path: url.pathname, query: url.searchParams }, { snapshot: options.getSnapshot(), nowMs: options.nowMs() }));
+    const result = handleRequest({ method, path: url.pathname, query: url.searchParams }, { snapshot: options.getSnapshot(), nowMs: options.nowMs() });
+    // Status-only replies (HEAD, OPTIONS, probes) stay bare, as HAProxy and Patroni expect.
+    send(response, result, result.body === undefined ? {} : options.extraHeaders);
   };
   const listener: RequestListener = (request, response) => {
     onRequest(request, response).catch((error: unknown) => {

@@ -100,7 +100,7 @@ describe('status document', () => {
 
 describe('API server', () => {
   it('survives a garbage request line and keeps serving', async () => {
-    const server = await startApiServer({ host: '127.0.0.1', port: 0, getSnapshot: () => snapshot(), nowMs: () => 2000, log: silentLog });
+    const server = await startApiServer({ host: '127.0.0.1', port: 0, getSnapshot: () => snapshot(), nowMs: () => 2000, log: silentLog, extraHeaders: { 'x-frame-options': 'DENY' } });
     try {
       const reply = await new Promise<string>((resolve, reject) => {
         const socket = connect({ host: '127.0.0.1', port: server.port }, () => socket.write('\u0000\u0001 GARBAGE\r\n\r\n'));
@@ -112,6 +112,7 @@ describe('API server', () => {
       assert.match(reply, /^HTTP\/1\.1 400/);
       const response = await fetch(`http://127.0.0.1:${server.port}/primary`);
       assert.equal(response.status, 200);
+      assert.equal(response.headers.get('x-frame-options'), 'DENY', 'restapi.http_extra_headers');
       assert.equal(((await response.json()) as { role: string }).role, 'primary');
     } finally {
       await server.close();
