@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 // Composition root of the `pgwarden` CLI: wires config + etcd into the verbs, and adds `agent` and `local`.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { Credentials } from '../cli/api-client.js';
 import type { TlsClientOptions } from '../util/http-request.js';
+import type { DbAccess } from '../cli/commands/query.js';
 import { runCli } from '../cli/main.js';
 import { renderMemberTable } from '../cli/render.js';
 import { loadConfig } from '../config/load.js';
@@ -17,7 +19,7 @@ import { runAgent } from './agent-main.js';
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 
-async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined; tls: TlsClientOptions }> {
+async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined; tls: TlsClientOptions; db: DbAccess }> {
   const { config } = loadConfig(configPath);
   const credentials = config.ctl?.authentication ?? config.restapi.authentication;
   const caFile = config.ctl?.cacert ?? config.restapi.cafile;
@@ -29,7 +31,9 @@ async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ s
   };
   const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
   try {
-    return { scope: config.scope, view: await dcs.loadCluster(signal), credentials, tls };
+    const psql = join(config.postgresql.bin_dir, 'psql');
+    const db: DbAccess = { psql: existsSync(psql) ? psql : 'psql', username: config.postgresql.authentication.superuser.username, password: config.postgresql.authentication.superuser.password };
+    return { scope: config.scope, view: await dcs.loadCluster(signal), credentials, tls, db };
   } finally {
     await dcs.close();
   }

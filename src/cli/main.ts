@@ -1,5 +1,8 @@
 // The `pgwarden` command line: global options and the verbs, with one-line errors and non-zero exits.
-import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { ClusterView } from '../core/types.js';
 import { describeError } from '../util/errors.js';
@@ -8,12 +11,13 @@ import { callApi, type Credentials } from './api-client.js';
 import { editConfigCommand, pauseCommand, reinitCommand, reloadCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { listCommand } from './commands/list.js';
+import { queryCommand, type DbAccess } from './commands/query.js';
 import { renderTopology } from './render.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
-  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView; readonly credentials?: Credentials | undefined; readonly tls?: TlsClientOptions | undefined }>;
+  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView; readonly credentials?: Credentials | undefined; readonly tls?: TlsClientOptions | undefined; readonly db?: DbAccess | undefined }>;
   readonly version: string;
   readonly out: (text: string) => void;
   /** Deletes every DCS key of the cluster (`remove`). */
@@ -22,6 +26,25 @@ export interface CliDeps {
   readonly readLine?: (prompt: string) => Promise<string>;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
   readonly register?: (program: Command) => void;
+}
+
+/** Opens $EDITOR (or vi) on a temporary copy and returns what the user saved. */
+async function editInEditor(text: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'pgwarden-edit-'));
+  const file = join(dir, 'config.yaml');
+  try {
+    await writeFile(file, text);
+    const editor = process.env.EDITOR ?? process.env.VISUAL ?? 'vi';
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(editor, [file], { stdio: 'inherit', shell: true });
+      child.once('error', reject);
+      child.once('exit', resolve);
+    });
+    if (code !== 0) throw new Error(`${editor} exited with ${code ?? 'a signal'}; nothing changed`);
+    return await readFile(file, 'utf8');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function readStdin(): Promise<string> {
@@ -42,6 +65,8 @@ export function buildProgram(deps: CliDeps): Command {
     .description('PostgreSQL high availability on etcd, Patroni-compatible')
     .option('-c, --config <file>', 'agent/patroni YAML config file (or $PGWARDEN_CONFIG)')
     .showHelpAfterError('(run pgwarden --help for usage)')
+    // Global options go before the verb (as with patronictl), so `query -c <SQL>` is not taken for `-c <config>`.
+    .enablePositionalOptions()
     .exitOverride();
   program
     .command('list')
@@ -124,7 +149,8 @@ export function buildProgram(deps: CliDeps): Command {
     .option('--force', 'apply without asking')
     .action(async (options: { set: string[]; pg: string[]; apply?: string; replace?: string; force?: boolean }) => {
       if (options.apply !== undefined && options.replace !== undefined) throw new Error('use either --apply or --replace, not both');
-      await editConfigCommand({ ...options, readFile: (path) => (path === '-' ? readStdin() : readFile(path, 'utf8')) }, await control(options.force === true));
+      const edit = process.stdin.isTTY ? editInEditor : undefined;
+      await editConfigCommand({ ...options, readFile: (path) => (path === '-' ? readStdin() : readFile(path, 'utf8')), edit }, await control(options.force === true));
     });
   program
     .command('topology')
@@ -148,6 +174,20 @@ export function buildProgram(deps: CliDeps): Command {
       if (leader !== undefined && (await readLine('This cluster currently is healthy. Please specify the leader name to continue: ')) !== leader) throw new Error('You did not specify the current leader of the cluster');
       await deps.removeCluster(configPathFrom(program));
       deps.out(`Success: cluster ${cluster} removed from the DCS`);
+    });
+  program
+    .command('query')
+    .description('run SQL on a member (default: the leader) and print tab-separated rows')
+    .option('-c, --command <sql>', 'the SQL to run')
+    .option('-f, --file <file>', 'a file of SQL to run')
+    .option('-r, --role <role>', 'leader, replica or any')
+    .option('-m, --member <name>', 'a member by name')
+    .option('-d, --dbname <db>', 'database (default postgres)')
+    .option('-U, --username <user>', 'user (default: the superuser of the config file)')
+    .action(async (options: { command?: string; file?: string; role?: string; member?: string; dbname?: string; username?: string }) => {
+      const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
+      if (loaded.db === undefined) throw new Error('query needs postgresql settings in the config file');
+      await queryCommand(loaded.view, options, loaded.db, deps.out);
     });
   program
     .command('history')

@@ -158,6 +158,17 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     await poll('the new tag in the member key', 10_000, 100, async () => ((await cluster.view()).members.find((member) => member.name === replica)?.tags?.zone === 'eu1' ? true : undefined));
   });
 
+  it('runs SQL on the leader or a replica with query', async () => {
+    const onLeader = await cli([...config, 'query', '-c', 'SELECT pg_is_in_recovery() AS standby, 40 + 2 AS answer']);
+    assert.equal(onLeader.code, 0, onLeader.stderr);
+    assert.equal(onLeader.stdout.trim(), 'standby\tanswer\nf\t42');
+    const onReplica = await cli([...config, 'query', '-r', 'replica', '-c', 'SELECT pg_is_in_recovery()']);
+    assert.equal(onReplica.stdout.trim().split('\n')[1], 't');
+    const failing = await cli([...config, 'query', '-c', 'SELECT nosuch']);
+    assert.equal(failing.code, 1);
+    assert.match(failing.stderr, /^Error: query on node\d failed: ERROR: +column "nosuch" does not exist/);
+  });
+
   it('fails with a one-line error when etcd is unreachable or flags are wrong', async () => {
     const bad = await cli(['-c', '/nonexistent.yml', 'list']);
     assert.equal(bad.code, 1);

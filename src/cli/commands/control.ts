@@ -113,9 +113,26 @@ export function configDiff(before: unknown, after: unknown): string[] {
   return lines;
 }
 
-export async function editConfigCommand(options: { set: string[]; pg: string[]; apply?: string; replace?: string; readFile: (path: string) => Promise<string> }, context: ControlContext): Promise<void> {
+export async function editConfigCommand(options: { set: string[]; pg: string[]; apply?: string; replace?: string; readFile: (path: string) => Promise<string>; edit?: ((yaml: string) => Promise<string>) | undefined }, context: ControlContext): Promise<void> {
   let patch = patchFromSettings(options.set, options.pg);
   let method: 'PATCH' | 'PUT' = 'PATCH';
+  if (Object.keys(patch).length === 0 && options.apply === undefined && options.replace === undefined && options.edit !== undefined) {
+    // Interactive: the whole config in $EDITOR; what comes back replaces it.
+    const before = stringify(context.view.config ?? {}, { sortMapEntries: true });
+    const after = await options.edit(before);
+    if (after.trim() === before.trim()) {
+      context.out('Not changed');
+      return;
+    }
+    const document = parse(after) as unknown;
+    if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new Error('the edited config is not a YAML mapping');
+    for (const line of configDiff(context.view.config ?? {}, document)) context.out(line);
+    await requireConfirmation(context, 'edit-config');
+    const reply = await callAnyMember(context, 'PUT', '/config', document, 10_000);
+    if (reply.status !== 200) throw new Error(`edit-config failed, details: ${reply.status}, ${reply.text}`);
+    context.out('Configuration changed');
+    return;
+  }
   const source = options.replace ?? options.apply;
   if (source !== undefined) {
     // --apply merges a YAML document into the config (null deletes); --replace makes it the whole config.

@@ -1,0 +1,53 @@
+// `pgwarden query`: run SQL on a member chosen by role or name, through psql (libpq), printing tab-separated rows.
+import { spawn } from 'node:child_process';
+import { hostPortFromConnUrl } from '../../core/cluster-summary.js';
+import type { ClusterView } from '../../core/types.js';
+
+export interface QueryOptions {
+  readonly command?: string;
+  readonly file?: string;
+  readonly role?: string;
+  readonly member?: string;
+  readonly dbname?: string;
+  readonly username?: string;
+}
+
+export interface DbAccess {
+  readonly psql: string;
+  readonly username: string;
+  readonly password: string | undefined;
+}
+
+export function pickMember(view: ClusterView, options: { readonly role?: string | undefined; readonly member?: string | undefined }): { name: string; host: string; port: number } {
+  const leader = view.leader?.name;
+  const role = options.role ?? 'leader';
+  const chosen = view.members.find((member) => {
+    if (options.member !== undefined) return member.name === options.member;
+    if (role === 'leader' || role === 'primary' || role === 'master') return member.name === leader;
+    if (role === 'replica' || role === 'standby') return member.name !== leader && member.state === 'running';
+    return member.state === 'running';
+  });
+  if (chosen === undefined) throw new Error(options.member !== undefined ? `no member named ${options.member}` : `no running member with role ${role}`);
+  return { name: chosen.name, ...hostPortFromConnUrl(chosen.conn_url) };
+}
+
+export function queryCommand(view: ClusterView, options: QueryOptions, access: DbAccess, out: (text: string) => void): Promise<void> {
+  if ((options.command === undefined) === (options.file === undefined)) return Promise.reject(new Error('query needs exactly one of -c <SQL> or -f <file>'));
+  const target = pickMember(view, options);
+  const args = ['-X', '-A', '-F', '\t', '-P', 'footer=off', '-v', 'ON_ERROR_STOP=1', '-h', target.host, '-p', String(target.port), '-U', options.username ?? access.username, '-d', options.dbname ?? 'postgres'];
+  args.push(...(options.command !== undefined ? ['-c', options.command] : ['-f', options.file!]));
+  return new Promise((resolve, reject) => {
+    const child = spawn(access.psql, args, { env: { ...process.env, ...(access.password !== undefined && options.username === undefined ? { PGPASSWORD: access.password } : {}), PGCONNECT_TIMEOUT: '5' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', (error) => reject(new Error(`could not run ${access.psql}: ${error.message}`)));
+    child.once('close', (code) => {
+      if (code === 0) {
+        out(stdout.trimEnd());
+        resolve();
+      } else reject(new Error(`query on ${target.name} failed: ${stderr.trim().split('\n').slice(-3).join(' ')}`));
+    });
+  });
+}
