@@ -1,6 +1,6 @@
 // Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
 import type { AgentSnapshot } from '../agent/snapshot.js';
-import { failoverPriority } from '../core/candidates.js';
+import { isViableCandidate } from '../core/rules/switchover.js';
 import type { Dcs } from '../core/ports.js';
 import type { ClusterView, DynamicConfig, FailoverIntent } from '../core/types.js';
 import { describeError } from '../util/errors.js';
@@ -64,7 +64,9 @@ export async function handleSwitchover(kind: 'switchover' | 'failover', body: un
   if (candidate !== undefined && !view.members.some((member) => member.name === candidate)) return text(412, 'candidate does not exists');
   const others = view.members.filter((member) => member.name !== view.leader?.name);
   if (others.length === 0) return text(412, `${action} is not possible: cluster does not have members except leader`);
-  const good = others.filter((member) => (candidate === undefined || member.name === candidate) && member.state === 'running' && failoverPriority(member.tags ?? {}) > 0);
+  const maximumLag = Number(view.config?.maximum_lag_on_failover ?? 1048576);
+  const leaderLsn = view.members.find((member) => member.name === view.leader?.name)?.xlog_location ?? view.optime;
+  const good = others.filter((member) => (candidate === undefined || member.name === candidate) && isViableCandidate(member, leaderLsn, maximumLag));
   if (good.length === 0) return text(412, `${action} is not possible: no good candidates have been found`);
 
   const intent: FailoverIntent = { ...(leader !== undefined ? { leader } : {}), ...(candidate !== undefined ? { member: candidate } : {}), ...(scheduledAt !== undefined ? { scheduled_at: scheduledAt } : {}) };

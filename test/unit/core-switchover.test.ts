@@ -25,6 +25,11 @@ describe('switchover on the leader', () => {
     assert.deepEqual(kinds(decide(leaderObs({ leader: 'node1', member: 'node1' }), freshMemory()).actions), ['renewLeader', 'clearFailover']);
   });
 
+  it('drops a switchover to a candidate lagging beyond maximum_lag_on_failover (it would never race)', () => {
+    const lagging = decide(leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { xlog_location: 1000 - 2 * 1048576 - 1 })]), freshMemory());
+    assert.deepEqual(kinds(lagging.actions), ['renewLeader', 'clearFailover']);
+  });
+
   it('waits for a scheduled switchover, and acts once it is due', () => {
     const early = decide(leaderObs({ leader: 'node1', member: 'node2', scheduled_at: '2026-11-24T00:10:00+00:00' }), freshMemory());
     assert.equal(early.actions.some((action) => action.kind === 'demote' || action.kind === 'clearFailover'), false);
@@ -49,6 +54,12 @@ describe('the race during a switchover', () => {
     const other = decide(observe({ name: 'node3', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) } }), freshMemory());
     assert.deepEqual(other.actions, []);
     assert.match(other.reason, /switchover to node2 is pending/);
+  });
+
+  it('does not wait for a named candidate that is too far behind to race', () => {
+    const v = view({ failover: { leader: 'node1', member: 'node2' }, optime: 10 * 1048576, members: [member('node1'), member('node2', { xlog_location: 0 }), member('node3', { xlog_location: 10 * 1048576 })] });
+    const other = decide(observe({ name: 'node3', pg: pgState({ receivedLsn: BigInt(10 * 1048576), replayedLsn: BigInt(10 * 1048576) }), dcs: { kind: 'ok', view: v } }), freshMemory());
+    assert.deepEqual(kinds(other.actions), ['acquireLeader']);
   });
 
   it('keeps the old leader out of a switchover without candidate', () => {

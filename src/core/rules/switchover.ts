@@ -1,7 +1,7 @@
 // A pending switchover/failover (the DCS `failover` key) addressed to this leader: hand over cleanly, or drop an impossible request.
 import { failoverPriority } from '../candidates.js';
 import { decision, type DecisionContext, type Rule } from '../context.js';
-import type { FailoverIntent } from '../types.js';
+import type { FailoverIntent, MemberRecord } from '../types.js';
 
 /** True once a scheduled intent is due (ISO-8601 with a zone; an unparsable time never becomes due). */
 export function isDue(intent: FailoverIntent, wallIso: string): boolean {
@@ -11,13 +11,24 @@ export function isDue(intent: FailoverIntent, wallIso: string): boolean {
 }
 
 /** Members that could take over: a named candidate, or any other member that runs, streams and may be promoted. */
+/**
+ * Whether a member could win the race right now: running, allowed to promote, and within maximum_lag_on_failover
+ * of `referenceLsn` by its published WAL position (a lagging candidate would refuse the race, leaving no leader).
+ */
+export function isViableCandidate(member: MemberRecord, referenceLsn: number | undefined, maximumLagOnFailover: number): boolean {
+  if (member.state !== 'running' || failoverPriority(member.tags ?? {}) === 0) return false;
+  if (referenceLsn === undefined) return true;
+  return member.xlog_location !== undefined && referenceLsn - member.xlog_location <= maximumLagOnFailover;
+}
+
 function viableCandidates(context: DecisionContext, intent: FailoverIntent): string[] {
   const view = context.view;
   if (view === undefined) return [];
+  const reference = context.obs.pg.writeLsn === undefined ? view.optime : Number(context.obs.pg.writeLsn);
   return view.members
     .filter((member) => member.name !== context.name)
     .filter((member) => intent.member === undefined || member.name === intent.member)
-    .filter((member) => member.state === 'running' && failoverPriority(member.tags ?? {}) > 0)
+    .filter((member) => isViableCandidate(member, reference, context.obs.maximumLagOnFailover))
     .map((member) => member.name);
 }
 
@@ -46,8 +57,8 @@ export function raceRestriction(context: DecisionContext): string | undefined {
   if (intent === undefined) return undefined;
   if (intent.member !== undefined && intent.member !== context.name) {
     const candidate = context.view?.members.find((member) => member.name === intent.member);
-    // A candidate that is gone must not block the cluster forever: fall back to the normal race.
-    if (candidate !== undefined && candidate.state === 'running') return `following a different leader because a switchover to ${intent.member} is pending`;
+    // A candidate that is gone or too far behind to race must not block the cluster: fall back to the normal race.
+    if (candidate !== undefined && isViableCandidate(candidate, context.view?.optime, context.obs.maximumLagOnFailover)) return `following a different leader because a switchover to ${intent.member} is pending`;
   }
   if (intent.member === undefined && intent.leader === context.name) return 'not racing: I am the leader that is being switched over';
   return undefined;
