@@ -1,11 +1,14 @@
 // REST API benchmark on a real local cluster: GET /primary latency and throughput, and the write gap of a planned switchover.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../src/local/local-cluster.js';
+import { pickFreePorts } from '../src/local/free-port.js';
+import { spawnManaged, stopPid } from '../src/local/process.js';
 import { poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
 import { MultiHostWriter } from './writer.js';
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '5' }, connections: { type: 'string', default: '8' }, switchovers: { type: 'string', default: '3' } } });
@@ -53,10 +56,17 @@ async function main(): Promise<void> {
     console.log(`GET /primary with ${values.connections} concurrent keep-alive connections: ${Math.round(completed / seconds)} requests/s (client and server share this 2-core machine)`);
 
     await sql(cluster, leader, 'CREATE TABLE bench_sw (id int primary key)');
+    await sql(cluster, leader, 'CREATE TABLE bench_sw_haproxy (id int primary key)');
+    const [writePort, readPort] = (await pickFreePorts(2)) as [number, number];
+    await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(cluster, writePort, readPort));
+    const haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', join(dir, 'haproxy.cfg')], logFile: join(dir, 'haproxy.log') }).pid;
     const writer = new MultiHostWriter(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })), cluster.superuserPassword, 10, 'bench_sw');
+    const viaHaproxy = new MultiHostWriter([{ host: '127.0.0.1', port: writePort }], cluster.superuserPassword, 10, 'bench_sw_haproxy');
     writer.start();
-    await new Promise((resolve) => setTimeout(resolve, 2000));
+    viaHaproxy.start();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
     const gaps: number[] = [];
+    const haproxyGaps: number[] = [];
     for (let run = 0; run < Number(values.switchovers); run++) {
       const view = await cluster.view();
       const candidate = view.members.find((member) => member.name !== leader)!.name;
@@ -67,15 +77,25 @@ async function main(): Promise<void> {
       const recovered = await poll('a write on the new primary', 60_000, 10, async () => writer.acks.find((ack) => ack.atMs > failedAt && ack.port === cluster.node(candidate).pgPort));
       const gap = writer.outage(startedAt, recovered.atMs);
       gaps.push(gap);
-      console.log(`switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms`);
+      // Through HAProxy the writer always dials the same port; the outage ends with its first write after its first error.
+      const haproxyFailedAt = await poll('the HAProxy writer to notice', 30_000, 10, async () => viaHaproxy.errors.find((error) => error.atMs > startedAt)?.atMs).catch(() => startedAt);
+      const haproxyRecovered = await poll('a write through HAProxy', 60_000, 10, async () => viaHaproxy.acks.find((ack) => ack.atMs > haproxyFailedAt));
+      const haproxyGap = viaHaproxy.outage(startedAt, haproxyRecovered.atMs);
+      haproxyGaps.push(haproxyGap);
+      console.log(`switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms, through HAProxy (inter 300ms fall 2) ${Math.round(haproxyGap)} ms`);
       leader = candidate;
       await waitHealthy(cluster, 60_000);
       await new Promise((resolve) => setTimeout(resolve, 2000));
     }
     await writer.stop();
+    await viaHaproxy.stop();
+    await stopPid(haproxyPid, { signal: 'SIGTERM', graceMs: 3000 });
     const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM bench_sw')).map((row) => row.id));
+    const presentHaproxy = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM bench_sw_haproxy')).map((row) => row.id));
     const sorted = [...gaps].sort((a, b) => a - b);
-    console.log(`switchover write gap median ${Math.round(percentile(sorted, 50))} ms, max ${Math.round(sorted[sorted.length - 1]!)} ms; acknowledged writes ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
+    const sortedHaproxy = [...haproxyGaps].sort((a, b) => a - b);
+    console.log(`switchover write gap, libpq multi-host: median ${Math.round(percentile(sorted, 50))} ms, max ${Math.round(sorted[sorted.length - 1]!)} ms; acknowledged writes ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
+    console.log(`switchover write gap, through HAProxy: median ${Math.round(percentile(sortedHaproxy, 50))} ms, max ${Math.round(sortedHaproxy[sortedHaproxy.length - 1]!)} ms; acknowledged writes ${viaHaproxy.acks.length}, lost ${viaHaproxy.acks.filter((ack) => !presentHaproxy.has(ack.id)).length}`);
   } finally {
     agent.destroy();
     await cluster.stop();

@@ -192,7 +192,8 @@ export function buildProgram(deps: CliDeps): Command {
   program
     .command('history')
     .description('timeline history of the cluster')
-    .action(async () => deps.out(historyTable(await reload())));
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['pretty', 'tsv', 'json', 'yaml']).default('pretty'))
+    .action(async (options: { format: 'pretty' | 'tsv' | 'json' | 'yaml' }) => deps.out(historyTable(await reload(), options.format)));
   program
     .command('dsn')
     .description('connection parameters of a member (default: the leader)')

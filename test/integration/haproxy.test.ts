@@ -9,34 +9,9 @@ import { pickFreePorts } from '../../src/local/free-port.js';
 import { LocalCluster } from '../../src/local/local-cluster.js';
 import { spawnManaged, stopPid } from '../../src/local/process.js';
 import { poll, waitHealthy } from '../kit/cluster-kit.js';
+import { haproxyConfig } from '../kit/haproxy.js';
 
-const HAPROXY = '/usr/sbin/haproxy';
-
-function haproxyConfig(cluster: LocalCluster, writePort: number, readPort: number): string {
-  const servers = (check: string): string => cluster.nodes.map((node) => `  server ${node.name} 127.0.0.1:${node.pgPort} check port ${node.apiPort}${check}`).join('\n');
-  return `global
-  maxconn 200
-defaults
-  mode tcp
-  timeout connect 2s
-  timeout client 30m
-  timeout server 30m
-  timeout check 2s
-listen primary
-  bind 127.0.0.1:${writePort}
-  option httpchk GET /primary
-  http-check expect status 200
-  default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions
-${servers('')}
-listen replicas
-  bind 127.0.0.1:${readPort}
-  balance roundrobin
-  option httpchk GET /replica
-  http-check expect status 200
-  default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions
-${servers('')}
-`;
-}
+import { HAPROXY } from '../kit/haproxy.js';
 
 async function whoServes(cluster: LocalCluster, port: number): Promise<{ port: number; isReplica: boolean } | undefined> {
   const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 3000 });

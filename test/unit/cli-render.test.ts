@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { historyTable } from '../../src/cli/commands/inspect.js';
 import { renderMemberTable, renderTopology } from '../../src/cli/render.js';
 import { summarizeCluster } from '../../src/core/cluster-summary.js';
 import { buildClusterView } from '../../src/dcs/codec.js';
@@ -39,6 +40,13 @@ describe('member table', () => {
     const tsv = renderMemberTable('bench', summarizeCluster(view), 'tsv').split('\n');
     assert.equal(tsv[0], 'Cluster\tMember\tHost\tRole\tState\tTL\tLag in MB');
     assert.match(renderMemberTable('bench', summarizeCluster(view), 'yaml'), /- Cluster: bench\n {2}Member: node1/);
+  });
+
+  it('renders history as patronictl does, in every format', () => {
+    const withHistory = { ...view, history: [[1, 83886240, 'no recovery target specified', '2026-11-22T17:56:01.123456+00:00', 'node2'] as const] };
+    assert.equal(historyTable(withHistory).split('\n')[1], '| TL |      LSN | Reason                       | Timestamp                        | New Leader |');
+    assert.deepEqual(JSON.parse(historyTable(withHistory, 'json')), [{ TL: 1, LSN: 83886240, Reason: 'no recovery target specified', Timestamp: '2026-11-22T17:56:01.123456+00:00', 'New Leader': 'node2' }]);
+    assert.equal(historyTable(withHistory, 'tsv').split('\n')[1], '1\t83886240\tno recovery target specified\t2026-11-22T17:56:01.123456+00:00\tnode2');
   });
 
   it('shows the maintenance footer when paused', () => {

@@ -8,9 +8,14 @@ export function showConfig(view: ClusterView): string {
   return stringify(view.config, { sortMapEntries: true }).trimEnd();
 }
 
-export function historyTable(view: ClusterView): string {
+export function historyTable(view: ClusterView, format: 'pretty' | 'json' | 'yaml' | 'tsv' = 'pretty'): string {
   const header = ['TL', 'LSN', 'Reason', 'Timestamp', 'New Leader'];
   const rows = view.history.map((entry) => [String(entry[0]), String(entry[1]), entry[2], entry[3] ?? '', entry[4] ?? '']);
+  if (format === 'tsv') return [header, ...rows].map((row) => row.join('\t')).join('\n');
+  if (format === 'json' || format === 'yaml') {
+    const objects = view.history.map((entry) => ({ TL: entry[0], LSN: entry[1], Reason: entry[2], ...(entry[3] !== undefined ? { Timestamp: entry[3] } : {}), ...(entry[4] !== undefined ? { 'New Leader': entry[4] } : {}) }));
+    return format === 'json' ? JSON.stringify(objects) : stringify(objects).trimEnd();
+  }
   const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => row[index]!.length)));
   const border = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
   const line = (cells: readonly string[]): string => `| ${cells.map((cell, index) => (index < 2 ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))).join(' | ')} |`;
