@@ -2,12 +2,14 @@
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { isViableCandidate } from '../core/rules/switchover.js';
 import type { Dcs } from '../core/ports.js';
-import type { ClusterView, DynamicConfig, FailoverIntent } from '../core/types.js';
+import type { ClusterView, DynamicConfig, FailoverIntent, MemberRecord, PeerStatus } from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import type { ApiResponse } from './routes.js';
 
 export interface MutationContext {
   readonly snapshot: AgentSnapshot;
+  /** Live `/patroni` of a member (Patroni checks candidates this way, not from possibly stale member keys). */
+  readonly fetchPeerStatus?: ((member: MemberRecord) => Promise<PeerStatus>) | undefined;
   readonly dcs: Pick<Dcs, 'loadCluster' | 'setFailover' | 'setConfig'>;
   readonly wallNowMs: () => number;
   readonly sleep: (ms: number) => Promise<void>;
@@ -65,8 +67,8 @@ export async function handleSwitchover(kind: 'switchover' | 'failover', body: un
   const others = view.members.filter((member) => member.name !== view.leader?.name);
   if (others.length === 0) return text(412, `${action} is not possible: cluster does not have members except leader`);
   const maximumLag = Number(view.config?.maximum_lag_on_failover ?? 1048576);
-  const leaderLsn = view.members.find((member) => member.name === view.leader?.name)?.xlog_location ?? view.optime;
-  const good = others.filter((member) => (candidate === undefined || member.name === candidate) && isViableCandidate(member, leaderLsn, maximumLag));
+  const named = others.filter((member) => (candidate === undefined || member.name === candidate) && isViableCandidate(member, undefined, maximumLag));
+  const good = await liveCandidates(named, view, maximumLag, context);
   if (good.length === 0) return text(412, `${action} is not possible: no good candidates have been found`);
 
   const intent: FailoverIntent = { ...(leader !== undefined ? { leader } : {}), ...(candidate !== undefined ? { member: candidate } : {}), ...(scheduledAt !== undefined ? { scheduled_at: scheduledAt } : {}) };
@@ -78,6 +80,18 @@ export async function handleSwitchover(kind: 'switchover' | 'failover', body: un
   context.nudge();
   if (scheduledAt !== undefined) return text(202, `${action === 'switchover' ? 'Switchover' : 'Failover'} scheduled`);
   return waitForOutcome(action, view, candidate, context);
+}
+
+/** Keeps the members whose live status is a running replica within maximum_lag_on_failover of the leader. */
+async function liveCandidates(members: readonly MemberRecord[], view: ClusterView, maximumLag: number, context: MutationContext): Promise<MemberRecord[]> {
+  const fetchStatus = context.fetchPeerStatus;
+  if (fetchStatus === undefined) return [...members];
+  const isSelfLeader = context.snapshot.name === view.leader?.name && context.snapshot.pg.writeLsn !== undefined;
+  const leaderLsn = isSelfLeader ? Number(context.snapshot.pg.writeLsn) : (view.members.find((member) => member.name === view.leader?.name)?.xlog_location ?? view.optime);
+  const statuses = await Promise.all(members.map(async (member) => ({ member, status: await fetchStatus(member) })));
+  return statuses
+    .filter(({ status }) => status.isReachable && status.isRunning && status.walPosition !== undefined && (leaderLsn === undefined || leaderLsn - Number(status.walPosition) <= maximumLag))
+    .map(({ member }) => member);
 }
 
 /** Polls the DCS until the leader changes (Patroni waits 2*max(10, loop_wait) seconds). */

@@ -24,6 +24,7 @@ export interface ApiServerOptions {
   /** Runs a manual restart/reinitialize through the agent's HA loop. */
   readonly runCommand?: CommandRunner;
   readonly restartScheduler?: RestartScheduler;
+  readonly fetchPeerStatus?: MutationContext['fetchPeerStatus'];
   /** HTTPS (restapi.certfile/keyfile); verifyClient as Patroni: `required` for every request, `optional` for unsafe ones. */
   readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly passphrase?: string | undefined; readonly ca?: Buffer | undefined; readonly verifyClient: 'none' | 'optional' | 'required' } | undefined;
   /** restapi.http_extra_headers (or https_extra_headers under TLS): added to every response with a body. */
@@ -96,6 +97,7 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
     wallNowMs: () => Date.now(),
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     nudge: options.nudge ?? (() => undefined),
+    fetchPeerStatus: options.fetchPeerStatus,
   };
   const route = `${method} ${segment}`;
   switch (route) {

@@ -78,6 +78,7 @@ export async function runAgent(configPath: string): Promise<void> {
         verifyClient: restapi.verify_client ?? 'none',
       }
     : undefined;
+  const peers = new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined);
   const agent = new Agent({
     identity: {
       name: config.name,
@@ -96,7 +97,7 @@ export async function runAgent(configPath: string): Promise<void> {
     onTimingChanged: (next) => dcs.setTtl(next.ttlMs / 1000),
     dcs,
     pg,
-    peers: new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined),
+    peers,
     clock,
     log,
   });
@@ -114,6 +115,7 @@ export async function runAgent(configPath: string): Promise<void> {
     dcs,
     nudge: () => agent.nudge(),
     runCommand: (kind, timeoutMs) => agent.runCommand(kind, timeoutMs),
+    fetchPeerStatus: (member) => peers.fetchStatus(member, AbortSignal.timeout(2000)),
     restartScheduler: { schedule: (at, filters) => agent.scheduleRestart(at, filters), cancel: () => agent.cancelScheduledRestart() },
     reload: reloadLocalConfig,
     tls,

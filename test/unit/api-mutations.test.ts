@@ -53,6 +53,18 @@ describe('POST /switchover and /failover', () => {
     assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).failover, undefined);
   });
 
+  it('checks candidates live: unreachable or lagging ones are no good', async () => {
+    const { dcs } = await cluster();
+    const status = (walPosition: bigint | undefined, isReachable = true) => async (m: { name: string }) => ({ name: m.name, isReachable, role: 'replica' as const, isRunning: isReachable, walPosition, timeline: 1, tags: {} });
+    const aheadLeader = { ...context(dcs).snapshot, pg: primaryPg({ writeLsn: 10n * 1048576n }) };
+    const lagging = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2' }, context(dcs, { fetchPeerStatus: status(0n), snapshot: aheadLeader }));
+    assert.deepEqual([lagging.status, lagging.body], [412, 'switchover is not possible: no good candidates have been found']);
+    const unreachable = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2' }, context(dcs, { fetchPeerStatus: status(undefined, false) }));
+    assert.equal(unreachable.status, 412);
+    const scheduledOk = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2', scheduled_at: '2026-11-24T01:00:00+00:00' }, context(dcs, { fetchPeerStatus: status(1000n) }));
+    assert.equal(scheduledOk.status, 202);
+  });
+
   it('refuses a switchover when the leader is alone', async () => {
     const { dcs } = await cluster([member('node1')]);
     const response = await handleSwitchover('switchover', { leader: 'node1' }, context(dcs));

@@ -21,14 +21,18 @@ export function isViableCandidate(member: MemberRecord, referenceLsn: number | u
   return member.xlog_location !== undefined && referenceLsn - member.xlog_location <= maximumLagOnFailover;
 }
 
+/**
+ * Lag is not judged here: member keys are up to loop_wait old, so a healthy candidate could look far behind
+ * right after a WAL segment switch. The API checks lag on live /patroni data before writing the intent, and a
+ * candidate that really lags refuses the race, which lifts the restriction for the others (raceRestriction).
+ */
 function viableCandidates(context: DecisionContext, intent: FailoverIntent): string[] {
   const view = context.view;
   if (view === undefined) return [];
-  const reference = context.obs.pg.writeLsn === undefined ? view.optime : Number(context.obs.pg.writeLsn);
   return view.members
     .filter((member) => member.name !== context.name)
     .filter((member) => intent.member === undefined || member.name === intent.member)
-    .filter((member) => isViableCandidate(member, reference, context.obs.maximumLagOnFailover))
+    .filter((member) => isViableCandidate(member, undefined, context.obs.maximumLagOnFailover))
     .map((member) => member.name);
 }
 
