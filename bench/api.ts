@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     await sql(cluster, leader, 'CREATE TABLE bench_sw (id int primary key)');
     await sql(cluster, leader, 'CREATE TABLE bench_sw_haproxy (id int primary key)');
     const [writePort, readPort] = (await pickFreePorts(2)) as [number, number];
-    await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(cluster, writePort, readPort));
+    await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(cluster, writePort, readPort, 100));
     const haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', join(dir, 'haproxy.cfg')], logFile: join(dir, 'haproxy.log') }).pid;
     const writer = new MultiHostWriter(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })), cluster.superuserPassword, 10, 'bench_sw');
     const viaHaproxy = new MultiHostWriter([{ host: '127.0.0.1', port: writePort }], cluster.superuserPassword, 10, 'bench_sw_haproxy');
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
       const haproxyRecovered = await poll('a write through HAProxy', 60_000, 10, async () => viaHaproxy.acks.find((ack) => ack.atMs > haproxyFailedAt));
       const haproxyGap = viaHaproxy.outage(startedAt, haproxyRecovered.atMs);
       haproxyGaps.push(haproxyGap);
-      console.log(`switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms, through HAProxy (inter 300ms fall 2) ${Math.round(haproxyGap)} ms`);
+      console.log(`switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms, through HAProxy (inter 100ms fall 2 rise 1) ${Math.round(haproxyGap)} ms`);
       leader = candidate;
       await waitHealthy(cluster, 60_000);
       await new Promise((resolve) => setTimeout(resolve, 2000));

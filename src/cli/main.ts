@@ -184,7 +184,8 @@ export function buildProgram(deps: CliDeps): Command {
     .option('-m, --member <name>', 'a member by name')
     .option('-d, --dbname <db>', 'database (default postgres)')
     .option('-U, --username <user>', 'user (default: the superuser of the config file)')
-    .action(async (options: { command?: string; file?: string; role?: string; member?: string; dbname?: string; username?: string }) => {
+    .addOption(new Option('--format <format>', 'output format').choices(['tsv', 'json', 'yaml']).default('tsv'))
+    .action(async (options: { command?: string; file?: string; role?: string; member?: string; dbname?: string; username?: string; format: 'tsv' | 'json' | 'yaml' }) => {
       const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
       if (loaded.db === undefined) throw new Error('query needs postgresql settings in the config file');
       await queryCommand(loaded.view, options, loaded.db, deps.out);

@@ -162,6 +162,8 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const onLeader = await cli([...config, 'query', '-c', 'SELECT pg_is_in_recovery() AS standby, 40 + 2 AS answer']);
     assert.equal(onLeader.code, 0, onLeader.stderr);
     assert.equal(onLeader.stdout.trim(), 'standby\tanswer\nf\t42');
+    const asJson = await cli([...config, 'query', '--format', 'json', '-c', 'SELECT 40 + 2 AS answer']);
+    assert.deepEqual(JSON.parse(asJson.stdout), [{ answer: '42' }]);
     const onReplica = await cli([...config, 'query', '-r', 'replica', '-c', 'SELECT pg_is_in_recovery()']);
     assert.equal(onReplica.stdout.trim().split('\n')[1], 't');
     const failing = await cli([...config, 'query', '-c', 'SELECT nosuch']);

@@ -3,7 +3,7 @@ import type { LocalCluster } from '../../src/local/local-cluster.js';
 
 export const HAPROXY = '/usr/sbin/haproxy';
 
-export function haproxyConfig(cluster: LocalCluster, writePort: number, readPort: number): string {
+export function haproxyConfig(cluster: LocalCluster, writePort: number, readPort: number, checkIntervalMs = 300): string {
   const servers = (check: string): string => cluster.nodes.map((node) => `  server ${node.name} 127.0.0.1:${node.pgPort} check port ${node.apiPort}${check}`).join('\n');
   return `global
   maxconn 200
@@ -17,14 +17,14 @@ listen primary
   bind 127.0.0.1:${writePort}
   option httpchk GET /primary
   http-check expect status 200
-  default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions
+  default-server inter ${checkIntervalMs}ms fall 2 rise 1 on-marked-down shutdown-sessions
 ${servers('')}
 listen replicas
   bind 127.0.0.1:${readPort}
   balance roundrobin
   option httpchk GET /replica
   http-check expect status 200
-  default-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions
+  default-server inter ${checkIntervalMs}ms fall 2 rise 1 on-marked-down shutdown-sessions
 ${servers('')}
 `;
 }

@@ -1,9 +1,19 @@
 // `pgwarden query`: run SQL on a member chosen by role or name, through psql (libpq), printing tab-separated rows.
 import { spawn } from 'node:child_process';
+import { stringify } from 'yaml';
 import { hostPortFromConnUrl } from '../../core/cluster-summary.js';
 import type { ClusterView } from '../../core/types.js';
 
+/** psql's unaligned tab-separated output (header row first) as rows of objects, for --format json|yaml. */
+export function tsvToObjects(text: string): Record<string, string>[] {
+  const [header, ...rows] = text.split('\n').filter((line) => line !== '');
+  if (header === undefined) return [];
+  const names = header.split('\t');
+  return rows.map((row) => Object.fromEntries(row.split('\t').map((value, index) => [names[index] ?? `column${index + 1}`, value])));
+}
+
 export interface QueryOptions {
+  readonly format?: 'tsv' | 'json' | 'yaml' | undefined;
   readonly command?: string;
   readonly file?: string;
   readonly role?: string;
@@ -45,7 +55,8 @@ export function queryCommand(view: ClusterView, options: QueryOptions, access: D
     child.once('error', (error) => reject(new Error(`could not run ${access.psql}: ${error.message}`)));
     child.once('close', (code) => {
       if (code === 0) {
-        out(stdout.trimEnd());
+        const format = options.format ?? 'tsv';
+        out(format === 'tsv' ? stdout.trimEnd() : format === 'json' ? JSON.stringify(tsvToObjects(stdout)) : stringify(tsvToObjects(stdout)).trimEnd());
         resolve();
       } else reject(new Error(`query on ${target.name} failed: ${stderr.trim().split('\n').slice(-3).join(' ')}`));
     });
