@@ -1,6 +1,9 @@
 // Process supervision by PID: spawn detached with output to a log file, signal, wait for exit, escalate to SIGKILL.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import { isAlive } from '../util/process-alive.js';
+
+export { isAlive };
 
 export interface SpawnOptions {
   readonly command: string;
@@ -39,30 +42,6 @@ export function spawnManaged(options: SpawnOptions): ManagedProcess {
   } finally {
     closeSync(fd);
   }
-}
-
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !isZombie(pid);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** A killed child that nobody reaped still answers kill(0); /proc tells us it is really gone. */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readProcStat(pid);
-    return stat === 'Z' || stat === 'X';
-  } catch {
-    return false;
-  }
-}
-
-function readProcStat(pid: number): string | undefined {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return text.slice(text.lastIndexOf(')') + 2).split(' ')[0];
 }
 
 export function killPid(pid: number, signal: NodeJS.Signals): void {

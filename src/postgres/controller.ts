@@ -1,6 +1,6 @@
 // PgController for a local PostgreSQL 15: owns the data dir, runs the postmaster as a child, and probes it with one SQL round trip.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { chown, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -8,6 +8,7 @@ import pg from 'pg';
 import type { PgController, StopMode, Upstream } from '../core/ports.js';
 import type { LocalPg, ReplicationRow } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import { isAlive } from '../util/process-alive.js';
 import type { Log } from '../util/log.js';
 import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
 import { parseControlData, roleFromControlState, isCleanShutdown } from './controldata.js';
@@ -215,14 +216,14 @@ export class PostgresController implements PgController {
     try {
       const text = await readFile(join(this.#dataDir, 'postmaster.pid'), 'utf8');
       const pid = Number(text.split('\n')[0]);
-      return Number.isInteger(pid) && pid > 0 && isProcessAlive(pid) ? pid : undefined;
+      return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
     } catch {
       return undefined;
     }
   }
 
   async #runningPid(): Promise<number | undefined> {
-    if (this.#childPid !== undefined && isProcessAlive(this.#childPid)) return this.#childPid;
+    if (this.#childPid !== undefined && isAlive(this.#childPid)) return this.#childPid;
     const pid = await this.#postmasterPidFromFile();
     if (pid !== undefined && this.#childPid === undefined) this.#adopt(pid);
     return pid;
@@ -233,7 +234,7 @@ export class PostgresController implements PgController {
     if (this.#adoptedTimer !== undefined) return;
     this.#options.log.info({ pid }, 'adopted a running postmaster');
     this.#adoptedTimer = setInterval(() => {
-      if (isProcessAlive(pid)) return;
+      if (isAlive(pid)) return;
       clearInterval(this.#adoptedTimer);
       this.#adoptedTimer = undefined;
       this.#onPostmasterExit(pid, 'exited');
@@ -277,7 +278,7 @@ export class PostgresController implements PgController {
     });
     this.#options.log.info({ pid, upstream: upstream?.name ?? null, replica: isReplica }, 'started postmaster');
     while (!signal.aborted) {
-      if (exitCode !== undefined || !isProcessAlive(pid)) {
+      if (exitCode !== undefined || !isAlive(pid)) {
         throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] postgres -D ${this.#dataDir} exited during start-up (code ${exitCode ?? 'unknown'}): ${await this.#logTail()}`, {
           context: { member: this.#options.member, command: ['postgres', '-D', this.#dataDir], exitCode: exitCode ?? null, hint: `see ${this.#options.logFile}` },
         });
@@ -332,7 +333,7 @@ export class PostgresController implements PgController {
     this.#options.log.info({ pid, mode }, 'stopping postmaster');
     const fastDeadline = performance.now() + (mode === 'immediate' ? 10_000 : 60_000);
     let escalated = mode === 'immediate';
-    while (isProcessAlive(pid)) {
+    while (isAlive(pid)) {
       if (!escalated && (signal.aborted || performance.now() > fastDeadline)) {
         // A stop that does not finish in time becomes an immediate one: a demote must not hang.
         process.kill(pid, 'SIGQUIT');
@@ -566,22 +567,6 @@ export class PostgresController implements PgController {
     if (this.#adoptedTimer !== undefined) clearInterval(this.#adoptedTimer);
     this.#adoptedTimer = undefined;
     await this.#dropClient();
-  }
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    // A dead child nobody reaped yet still answers kill(0): it is a zombie, not a running postmaster.
-    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const state = text.slice(text.lastIndexOf(')') + 2, text.lastIndexOf(')') + 3);
-    return state !== 'Z' && state !== 'X';
-  } catch {
-    return true;
   }
 }
 

@@ -1,7 +1,7 @@
 // Read-only verbs straight from the DCS: show-config, history, dsn.
 import { stringify } from 'yaml';
-import { hostPortFromConnUrl } from '../../core/cluster-summary.js';
 import type { ClusterView } from '../../core/types.js';
+import { pickMember } from './query.js';
 
 export function showConfig(view: ClusterView): string {
   if (view.config === undefined) throw new Error('the cluster has no configuration in the DCS (not initialized yet?)');
@@ -23,17 +23,8 @@ export function historyTable(view: ClusterView, format: 'pretty' | 'json' | 'yam
   return [border, line(header), border, ...rows.map(line), border].join('\n');
 }
 
+/** Same member choice as `query`: the leader by default, a running replica with `-r replica`, or a name. */
 export function dsn(view: ClusterView, options: { role?: string; member?: string }): string {
-  const leader = view.leader?.name;
-  const role = options.role ?? 'leader';
-  const candidates = view.members.filter((member) => {
-    if (options.member !== undefined) return member.name === options.member;
-    if (role === 'leader' || role === 'primary' || role === 'master') return member.name === leader;
-    if (role === 'replica' || role === 'standby') return member.name !== leader;
-    return true;
-  });
-  const chosen = candidates[0];
-  if (chosen === undefined) throw new Error(options.member !== undefined ? `no member named ${options.member}` : `no member with role ${role}`);
-  const { host, port } = hostPortFromConnUrl(chosen.conn_url);
+  const { host, port } = pickMember(view, options);
   return `host=${host} port=${port}`;
 }
