@@ -8,6 +8,7 @@ import type { AgentSnapshot } from '../agent/snapshot.js';
 import type { Dcs } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
+import type { Allowlist } from './allowlist.js';
 import { MetricsExporter } from './metrics.js';
 import { handleConfigWrite, handleDeleteRestart, handleDeleteSwitchover, handleReinitialize, handleRestart, handleSwitchover, type CommandRunner, type MutationContext, type RestartScheduler } from './mutations.js';
 import { handleRequest, type ApiResponse } from './routes.js';
@@ -33,6 +34,8 @@ export interface ApiServerOptions {
   readonly reload?: () => Promise<void>;
   /** restapi.authentication: required (HTTP Basic) for every unsafe method when set. */
   readonly authentication?: { readonly username: string; readonly password?: string | undefined } | undefined;
+  /** restapi.allowlist (+ allowlist_include_members): client addresses admitted to unsafe endpoints. */
+  readonly allowlist?: Allowlist | undefined;
 }
 
 export interface ApiServer {
@@ -137,6 +140,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const onRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const method = request.method ?? 'GET';
+    const allowlist = options.allowlist;
+    if (UNSAFE_METHODS.has(method) && allowlist !== undefined && !allowlist.isOpen) {
+      const memberUrls = options.getSnapshot().view?.members.map((member) => member.api_url) ?? [];
+      if (!(await allowlist.allows(request.socket.remoteAddress ?? '', memberUrls))) {
+        options.log.warn({ client: request.socket.remoteAddress ?? '', method, url: request.url ?? '' }, 'unsafe request refused: client not in restapi.allowlist');
+        send(response, plain(403, 'Access is denied'));
+        return;
+      }
+    }
     const needsCertificate = verifyClient === 'required' || (verifyClient === 'optional' && UNSAFE_METHODS.has(method));
     if (needsCertificate && !hasClientCertificate(request)) {
       send(response, plain(403, 'client certificate required'));

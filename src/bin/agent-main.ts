@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CallbackRunner } from '../agent/callbacks.js';
 import { Agent } from '../agent/loop.js';
+import { Allowlist } from '../api/allowlist.js';
 import { startApiServer } from '../api/server.js';
 import { timingFromDynamicConfig } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
@@ -121,6 +122,7 @@ export async function runAgent(configPath: string): Promise<void> {
     tls,
     extraHeaders: { ...restapi.http_extra_headers, ...(isHttps ? restapi.https_extra_headers : {}) },
     authentication: restapi.authentication,
+    allowlist: new Allowlist({ entries: restapi.allowlist ?? [], includeMembers: restapi.allowlist_include_members ?? false, nowMs: () => clock.nowMs() }),
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');
   agent.start();

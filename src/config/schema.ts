@@ -76,6 +76,8 @@ export const configSchema = z.object({
     ciphers: z.string().optional(),
     http_extra_headers: z.record(z.string(), z.string()).optional(),
     https_extra_headers: z.record(z.string(), z.string()).optional(),
+    allowlist: z.array(z.string()).optional(),
+    allowlist_include_members: z.boolean().optional(),
   }),
   etcd3: etcdSection.optional(),
   etcd: etcdSection.optional(),
