@@ -73,6 +73,7 @@ async function main(): Promise<void> {
       const startedAt = performance.now();
       const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate }) });
       const answer = await response.text();
+      if (!response.ok) throw new Error(`switchover ${run + 1} (${leader} -> ${candidate}) refused: HTTP ${response.status} ${answer}`);
       const failedAt = await poll('the writer to notice the switchover', 30_000, 10, async () => writer.errors.find((error) => error.atMs > startedAt)?.atMs).catch(() => startedAt);
       const recovered = await poll('a write on the new primary', 60_000, 10, async () => writer.acks.find((ack) => ack.atMs > failedAt && ack.port === cluster.node(candidate).pgPort));
       const gap = writer.outage(startedAt, recovered.atMs);

@@ -12,8 +12,6 @@ import { editConfigCommand, pauseCommand, reinitCommand, reloadCommand, restartC
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { listCommand } from './commands/list.js';
 import { queryCommand, type DbAccess } from './commands/query.js';
-import { renderTopology } from './render.js';
-import { summarizeCluster } from '../core/cluster-summary.js';
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
@@ -138,7 +136,8 @@ export function buildProgram(deps: CliDeps): Command {
   program
     .command('show-config')
     .description('print the dynamic configuration stored in the DCS')
-    .action(async () => deps.out(showConfig(await reload())));
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
+    .action(async (options: { format: 'yaml' | 'json' }) => deps.out(showConfig(await reload(), options.format)));
   program
     .command('edit-config')
     .description('change the dynamic configuration (through the REST API, compare-and-set)')
@@ -155,9 +154,11 @@ export function buildProgram(deps: CliDeps): Command {
   program
     .command('topology')
     .description('the member table as a tree: the leader and its replicas')
-    .action(async () => {
-      const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
-      deps.out(renderTopology(loaded.scope, summarizeCluster(loaded.view)));
+    .addOption(new Option('-f, --format <format>', 'output format (pretty draws the tree)').choices(['pretty', 'tsv', 'json', 'yaml']).default('pretty'))
+    .option('-W', 'refresh every 2 seconds')
+    .option('-w, --watch <seconds>', 'refresh every N seconds')
+    .action(async (options: { format: 'pretty' | 'tsv' | 'json' | 'yaml'; W?: boolean; watch?: string }) => {
+      await listCommand({ ...options, isTopology: true, configPath: configPathFrom(program), loadCluster: deps.loadCluster, out: deps.out });
     });
   program
     .command('remove')

@@ -3,8 +3,9 @@ import { stringify } from 'yaml';
 import type { ClusterView } from '../../core/types.js';
 import { pickMember } from './query.js';
 
-export function showConfig(view: ClusterView): string {
+export function showConfig(view: ClusterView, format: 'yaml' | 'json' = 'yaml'): string {
   if (view.config === undefined) throw new Error('the cluster has no configuration in the DCS (not initialized yet?)');
+  if (format === 'json') return JSON.stringify(view.config, null, 2);
   return stringify(view.config, { sortMapEntries: true }).trimEnd();
 }
 

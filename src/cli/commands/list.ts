@@ -1,11 +1,13 @@
-// `pgwarden list`: the member table straight from the DCS, once or every N seconds.
+// `pgwarden list` and `topology`: the member table straight from the DCS, once or every N seconds.
 import { summarizeCluster } from '../../core/cluster-summary.js';
 import type { ClusterView } from '../../core/types.js';
-import { renderMemberTable, type OutputFormat } from '../render.js';
+import { renderMemberTable, renderTopology, type OutputFormat } from '../render.js';
 
 export interface ListOptions {
   readonly configPath: string;
   readonly extended?: boolean;
+  /** `topology`: the pretty table as a tree (leader first, replicas under it). */
+  readonly isTopology?: boolean;
   readonly format: OutputFormat;
   readonly W?: boolean;
   readonly watch?: string;
@@ -18,7 +20,8 @@ export async function listCommand(options: ListOptions): Promise<void> {
   if (intervalS !== undefined && !(intervalS > 0)) throw new Error(`--watch expects a positive number of seconds, got "${options.watch ?? ''}"`);
   for (;;) {
     const { scope, view } = await options.loadCluster(options.configPath, AbortSignal.timeout(5000));
-    options.out(renderMemberTable(scope, summarizeCluster(view), options.format, options.extended === true));
+    const summary = summarizeCluster(view);
+    options.out(options.isTopology === true && options.format === 'pretty' ? renderTopology(scope, summary) : renderMemberTable(scope, summary, options.format, options.extended === true));
     if (intervalS === undefined) return;
     await new Promise((resolve) => setTimeout(resolve, intervalS * 1000));
   }
