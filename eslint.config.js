@@ -43,6 +43,19 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/proxy/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['../dcs/*', '../postgres/*', '../agent/*', '../api/*', '../cli/*', '../bin/*', 'pg'], message: 'proxy/ receives the DCS and the probe from its composition root.' }] }],
+    },
+  },
+  {
+    files: ['src/proxy/routing.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: [...nodeAndNpm, '../*/**', '!../core/**'], message: 'routing is pure: it imports only core/ types.' }] }],
+      'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'routing gets time from its input.' }],
+    },
+  },
+  {
     files: ['src/api/**/*.ts', 'src/cli/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [{ group: ['../postgres/*', 'pg'], message: 'api/ and cli/ never touch PostgreSQL directly.' }] }],

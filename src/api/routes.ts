@@ -1,6 +1,7 @@
 // Patroni-compatible REST API, health part: pure handlers from (request, agent snapshot) to status and body.
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
+import { parseByteSize } from '../util/byte-size.js';
 
 export interface ApiRequest {
   readonly method: string;
@@ -22,15 +23,8 @@ export interface ApiContext {
 
 const JSON_TYPE = 'application/json';
 
-const UNITS: Readonly<Record<string, number>> = { '': 1, B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3, TB: 1024 ** 4 };
-
 /** Patroni's lag syntax: bytes or a number with kB/MB/GB/TB. */
-export function parseLag(text: string): number | undefined {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(text);
-  if (match === null) return undefined;
-  const factor = UNITS[(match[2] ?? '').toUpperCase()];
-  return factor === undefined ? undefined : Math.floor(Number(match[1]) * factor);
-}
+export const parseLag = parseByteSize;
 
 /** Patroni's status document (GET /patroni and the body of every GET health check). */
 export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown> {

@@ -15,6 +15,7 @@ import type { ClusterView } from '../core/types.js';
 import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
 import { runAgent } from './agent-main.js';
+import { runProxy } from './proxy-main.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -54,6 +55,16 @@ function register(program: Command): void {
       const path = configArgument ?? program.opts<{ config?: string }>().config;
       if (path === undefined) throw new Error('agent needs a config file: pgwarden agent <pgwarden.yml>');
       await runAgent(path);
+      await new Promise<never>(() => undefined);
+    });
+  program
+    .command('proxy')
+    .description('DCS-driven router: a primary port that follows the leader lock and a replica port (proxy: section)')
+    .argument('[config]', 'config file (defaults to -c)')
+    .action(async (configArgument: string | undefined) => {
+      const path = configArgument ?? program.opts<{ config?: string }>().config;
+      if (path === undefined) throw new Error('proxy needs a config file: pgwarden -c <pgwarden.yml> proxy');
+      await runProxy(path);
       await new Promise<never>(() => undefined);
     });
   const local = program.command('local').description('a local cluster on 127.0.0.1: 3 etcd members and 3 agents with PostgreSQL 15');

@@ -47,7 +47,7 @@ function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): string[
   return found;
 }
 
-function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): string[] {
+export function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): string[] {
   if (section.hosts !== undefined) return (typeof section.hosts === 'string' ? section.hosts.split(',') : section.hosts).map((host) => host.trim()).filter((host) => host !== '');
   if (section.host !== undefined) return [section.host];
   if (section.url !== undefined) return [section.url];

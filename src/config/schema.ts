@@ -2,7 +2,7 @@
 import { z } from 'zod';
 import { TIMING_DEFAULTS, TIMING_MINIMUMS } from '../core/timing-rules.js';
 
-const hostPort = z.string().transform((value, context) => {
+export const hostPort = z.string().transform((value, context) => {
   const match = /^(.*):(\d{1,5})$/.exec(value.trim());
   const port = Number(match?.[2]);
   if (match === null || match[1] === '' || !(port > 0 && port < 65536)) {
@@ -13,7 +13,7 @@ const hostPort = z.string().transform((value, context) => {
 });
 
 const gucValue = z.union([z.string(), z.number(), z.boolean()]);
-const credentials = z.object({ username: z.string().min(1), password: z.union([z.string(), z.number()]).transform(String).optional() });
+export const credentials = z.object({ username: z.string().min(1), password: z.union([z.string(), z.number()]).transform(String).optional() });
 
 const dcsPostgresql = z
   .object({
@@ -47,7 +47,7 @@ const bootstrapDcs = z
 
 const initdbOption = z.union([z.string(), z.record(z.string(), z.union([z.string(), z.number()]).transform(String))]);
 
-const etcdSection = z.object({
+export const etcdSection = z.object({
   host: z.string().optional(),
   hosts: z.union([z.string(), z.array(z.string())]).optional(),
   url: z.string().optional(),

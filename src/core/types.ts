@@ -69,6 +69,8 @@ export interface DynamicConfig {
 export interface LeaderRecord {
   readonly name: string;
   readonly modRevision: string;
+  /** Stays the same while the key is rewritten in place; a lock lost and taken again gets a new one. */
+  readonly createRevision?: string;
 }
 
 /** One consistent read of the cluster prefix. */

@@ -88,7 +88,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   const members: MemberRecord[] = [];
   for (const item of raw) {
     if (item.key === keys.leader) {
-      if (item.value !== '') leader = { name: item.value, modRevision: item.modRevision };
+      if (item.value !== '') leader = { name: item.value, modRevision: item.modRevision, ...(item.createRevision !== undefined ? { createRevision: item.createRevision } : {}) };
     } else if (item.key === keys.config) {
       config = decodeConfig(item.value);
       configRevision = item.modRevision;

@@ -24,7 +24,22 @@ export interface LocalClusterOptions {
   readonly tags?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   /** postgresql.callbacks for every node, e.g. { on_role_change: '/path/to/script' }. */
   readonly callbacks?: Readonly<Record<string, string>>;
+  /** How many `pgwarden proxy` instances to start with the cluster (each with a primary, replica and API port). */
+  readonly proxies?: number;
 }
+
+export interface LocalProxy {
+  readonly name: string;
+  readonly configPath: string;
+  readonly logFile: string;
+  readonly primaryPort: number;
+  readonly replicaPort: number;
+  readonly apiPort: number;
+  pid: number | undefined;
+}
+
+/** Extra `proxy:` settings for a local proxy (seconds, bytes), e.g. { hold_timeout: 5 }. */
+export type LocalProxySettings = Readonly<Record<string, string | number | boolean>>;
 
 export interface LocalNode {
   readonly name: string;
@@ -45,11 +60,13 @@ export interface LocalClusterState {
   readonly etcdEndpoints: readonly string[];
   readonly etcdPids: readonly number[];
   readonly nodes: readonly { readonly name: string; readonly agentPid: number | undefined; readonly dataDir: string; readonly pgPort: number; readonly apiPort: number }[];
+  readonly proxies?: readonly { readonly name: string; readonly pid: number | undefined; readonly primaryPort: number; readonly replicaPort: number; readonly apiPort: number }[];
   readonly superuserPassword: string;
 }
 
 export const DEFAULT_TIMING: LocalTiming = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
 const AGENT_ENTRY = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
+const CLI_ENTRY = fileURLToPath(new URL('../bin/pgwarden.js', import.meta.url));
 const AGENT_STOP_GRACE_MS = 30_000;
 /** A 1 MB young generation keeps an idle agent's RSS near 60 MB instead of ~70 MB; the agent allocates little. */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
@@ -61,6 +78,7 @@ export class LocalCluster {
   readonly nodes: LocalNode[];
   readonly etcd: EtcdClusterHandle;
   readonly superuserPassword: string;
+  readonly proxies: LocalProxy[] = [];
 
   private constructor(dir: string, scope: string, namespace: string, nodes: LocalNode[], etcd: EtcdClusterHandle, superuserPassword: string) {
     this.dir = dir;
@@ -112,6 +130,12 @@ export class LocalCluster {
       }
       const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword);
       for (const node of nodes) cluster.startAgent(node.name);
+      try {
+        for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy();
+      } catch (error) {
+        await cluster.stop();
+        throw error;
+      }
       return cluster;
     } catch (error) {
       await etcd.stop();
@@ -131,6 +155,49 @@ export class LocalCluster {
     const child = spawnManaged({ command: process.execPath, args: [...AGENT_NODE_FLAGS, AGENT_ENTRY, node.configPath], logFile: node.logFile });
     node.agentPid = child.pid;
     return child.pid;
+  }
+
+  /** Starts a `pgwarden proxy` for this cluster on free ports and waits until its API answers. */
+  async startProxy(settings: LocalProxySettings = {}): Promise<LocalProxy> {
+    const name = `proxy${this.proxies.length + 1}`;
+    const proxyDir = join(this.dir, name);
+    await mkdir(proxyDir, { recursive: true });
+    const [primaryPort, replicaPort, apiPort] = (await pickFreePorts(3)) as [number, number, number];
+    const configPath = join(proxyDir, 'proxy.yml');
+    const extra = Object.entries(settings).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`);
+    await writeFile(configPath, [
+      `scope: ${this.scope}`,
+      `namespace: ${this.namespace}`,
+      'etcd3:',
+      `  hosts: ${this.etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')).join(',')}`,
+      'proxy:',
+      `  primary_listen: 127.0.0.1:${primaryPort}`,
+      `  replica_listen: 127.0.0.1:${replicaPort}`,
+      `  api_listen: 127.0.0.1:${apiPort}`,
+      ...extra,
+      '',
+    ].join('\n'));
+    const logFile = join(proxyDir, 'proxy.log');
+    const child = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile });
+    const proxy: LocalProxy = { name, configPath, logFile, primaryPort, replicaPort, apiPort, pid: child.pid };
+    this.proxies.push(proxy);
+    const giveUpAt = Date.now() + 15_000;
+    for (;;) {
+      const isUp = await fetch(`http://127.0.0.1:${apiPort}/status`, { signal: AbortSignal.timeout(1000) }).then((response) => response.ok, () => false);
+      if (isUp) return proxy;
+      if (!isAlive(child.pid) || Date.now() > giveUpAt) {
+        const log = await readFile(logFile, 'utf8').catch(() => '');
+        throw new PgwardenError('PGW_LOCAL_PROCESS', `${name} did not start (see ${logFile}): ${log.split('\n').slice(-3).join(' ')}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  async stopProxy(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const proxy = this.proxies.find((candidate) => candidate.name === name);
+    if (proxy?.pid === undefined) return;
+    await stopPid(proxy.pid, { signal, graceMs: 10_000 });
+    proxy.pid = undefined;
   }
 
   /** SIGKILL (or another signal) to the agent only; PostgreSQL keeps running, as after an agent crash. */
@@ -193,12 +260,14 @@ export class LocalCluster {
       etcdEndpoints: this.etcd.endpoints,
       etcdPids: this.etcd.members.map((member) => member.pid).filter((pid): pid is number => pid !== undefined),
       nodes: this.nodes.map((node) => ({ name: node.name, agentPid: node.agentPid, dataDir: node.dataDir, pgPort: node.pgPort, apiPort: node.apiPort })),
+      proxies: this.proxies.map((proxy) => ({ name: proxy.name, pid: proxy.pid, primaryPort: proxy.primaryPort, replicaPort: proxy.replicaPort, apiPort: proxy.apiPort })),
       superuserPassword: this.superuserPassword,
     };
   }
 
   /** Stops agents gracefully (they stop PostgreSQL), then any postmaster left over, then etcd. */
   async stop(): Promise<void> {
+    await Promise.all(this.proxies.map((proxy) => this.stopProxy(proxy.name).catch(() => undefined)));
     await Promise.all(this.nodes.map((node) => this.stopAgent(node.name).catch(() => undefined)));
     await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
     await this.etcd.stop();
@@ -221,6 +290,9 @@ export async function stopLeftoverPostmaster(dataDir: string): Promise<void> {
 
 /** Stops a background cluster from its state file, by PID. */
 export async function stopFromState(state: LocalClusterState): Promise<void> {
+  await Promise.all((state.proxies ?? []).map(async (proxy) => {
+    if (proxy.pid !== undefined && isAlive(proxy.pid)) await stopPid(proxy.pid, { signal: 'SIGTERM', graceMs: 10_000 });
+  }));
   await Promise.all(state.nodes.map(async (node) => {
     if (node.agentPid !== undefined && isAlive(node.agentPid)) await stopPid(node.agentPid, { signal: 'SIGTERM', graceMs: AGENT_STOP_GRACE_MS });
   }));

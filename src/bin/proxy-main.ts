@@ -1,0 +1,79 @@
+// Composition root of `pgwarden proxy`: config, etcd, the agents' REST API as the writable-primary probe, signals.
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
+import type { MemberRecord } from '../core/types.js';
+import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
+import { createLogger } from '../obs/logger.js';
+import type { PrimaryProbe } from '../proxy/cluster-feed.js';
+import { ProxyServer } from '../proxy/proxy-server.js';
+import { SystemClock } from '../util/clock.js';
+import { describeError } from '../util/errors.js';
+
+/** GET <member's REST API>/primary over a kept-alive connection: 200 only on the writable lock holder. */
+function primaryProbe(config: ProxyConfig): PrimaryProbe {
+  const tls = config.tls;
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 4 });
+  const httpsAgent = new HttpsAgent({
+    keepAlive: true,
+    maxSockets: 4,
+    ...(tls.cafile !== undefined ? { ca: readFileSync(tls.cafile) } : {}),
+    ...(tls.certfile !== undefined ? { cert: readFileSync(tls.certfile) } : {}),
+    ...(tls.keyfile !== undefined ? { key: readFileSync(tls.keyfile) } : {}),
+    rejectUnauthorized: !tls.isInsecure,
+  });
+  return (member: MemberRecord, signal: AbortSignal) =>
+    new Promise<boolean>((resolve) => {
+      let url: URL;
+      try {
+        url = new URL('/primary', member.api_url);
+      } catch {
+        resolve(false);
+        return;
+      }
+      const isHttps = url.protocol === 'https:';
+      const request = (isHttps ? httpsRequest : httpRequest)(url, { method: 'GET', agent: isHttps ? httpsAgent : httpAgent, signal }, (response) => {
+        response.resume();
+        resolve(response.statusCode === 200);
+      });
+      request.on('error', () => resolve(false));
+      request.end();
+    });
+}
+
+export async function runProxy(configPath: string): Promise<void> {
+  const config = loadProxyConfig(configPath);
+  const log = createLogger({ member: 'proxy', scope: config.scope });
+  const clock = new SystemClock();
+  const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_proxy', ttlSeconds: 30, log });
+  const server = await ProxyServer.start({ section: config.proxy, source: dcs, probe: primaryProbe(config), nowMs: () => clock.nowMs(), log });
+  log.info({ primary: `${config.proxy.primary_listen.host}:${server.ports.primary}`, replica: server.ports.replica ?? null, api: server.ports.api ?? null }, 'pgwarden proxy started');
+
+  let isStopping = false;
+  const shutdown = (signal: string): void => {
+    if (isStopping) return;
+    isStopping = true;
+    log.info({ signal, grace_s: config.proxy.shutdown_grace }, 'shutting down: no new connections; open ones get the grace period');
+    server
+      .stop()
+      .then(() => dcs.close())
+      .catch((error: unknown) => log.error({ error: describeError(error) }, 'shutdown failed'))
+      .finally(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      const reloaded = loadProxyConfig(configPath);
+      if (reloaded.scope !== config.scope || reloaded.namespace !== config.namespace) throw new Error('scope and namespace cannot change on reload: restart the proxy');
+      server
+        .reload(reloaded.proxy)
+        .then(() => log.info({ primary: server.ports.primary, replica: server.ports.replica ?? null }, 'proxy configuration reloaded'))
+        .catch((error: unknown) => log.error({ error: describeError(error) }, 'reload failed; keeping the previous listeners'));
+    } catch (error) {
+      log.error({ error: describeError(error) }, 'reload failed; keeping the previous configuration');
+    }
+  });
+}

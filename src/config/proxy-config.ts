@@ -1,0 +1,100 @@
+// The `proxy:` section and what a proxy needs from the rest of pgwarden.yml (scope, namespace, etcd, REST API TLS).
+// A proxy host may carry only these keys; an agent's full config file works too (the other sections are ignored).
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { parseByteSize } from '../util/byte-size.js';
+import { PgwardenError } from '../util/errors.js';
+import { etcdHosts } from './load.js';
+import { credentials, etcdSection, hostPort } from './schema.js';
+
+const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
+  const bytes = typeof value === 'number' ? value : parseByteSize(value);
+  if (bytes === undefined) {
+    context.addIssue({ code: 'custom', message: `expected bytes or a size like 10MB, got "${String(value)}"` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const seconds = (minimum: number) => z.number().min(minimum);
+
+export const proxySectionSchema = z.object({
+  primary_listen: hostPort,
+  replica_listen: hostPort.optional(),
+  /** /metrics and /health of the proxy itself. */
+  api_listen: hostPort.optional(),
+  /** How long a new primary connection waits for a writable primary before it is closed. */
+  hold_timeout: seconds(0).default(30),
+  /** Fail closed when the DCS has not confirmed the leader for this long (capped at the cluster's ttl). */
+  dcs_timeout: seconds(0.5).default(10),
+  connect_timeout: seconds(0.05).default(2),
+  replica_max_lag: byteSize.default(1024 * 1024),
+  /** With no replica within replica_max_lag, send reads to the primary instead of refusing them. */
+  replica_fallback_to_primary: z.boolean().default(true),
+  /** Clients that have not finished within this many seconds after SIGTERM are disconnected. */
+  shutdown_grace: seconds(0).default(5),
+});
+
+export type ProxySection = z.output<typeof proxySectionSchema>;
+
+const proxyFileSchema = z
+  .object({
+    scope: z.string().min(1, 'scope is required: the cluster name, e.g. scope: batman'),
+    namespace: z.string().default('/service'),
+    name: z.string().optional(),
+    etcd3: etcdSection.optional(),
+    etcd: etcdSection.optional(),
+    restapi: z.object({ cafile: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() }).loose().optional(),
+    ctl: z.object({ authentication: credentials.optional(), insecure: z.boolean().optional(), cacert: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() }).loose().optional(),
+    proxy: proxySectionSchema,
+  })
+  .loose();
+
+export interface ProxyConfig {
+  readonly scope: string;
+  readonly namespace: string;
+  readonly etcd: { readonly hosts: readonly string[]; readonly protocol: string };
+  /** CA (and client certificate) for probing agents' REST APIs over HTTPS. */
+  readonly tls: { readonly cafile?: string | undefined; readonly certfile?: string | undefined; readonly keyfile?: string | undefined; readonly isInsecure: boolean };
+  readonly proxy: ProxySection;
+}
+
+export function parseProxyConfig(text: string, sourceName: string): ProxyConfig {
+  const document = parseDocument(text);
+  if (document.errors.length > 0) {
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName} is not valid YAML: ${document.errors.map((error) => error.message.split('\n')[0] ?? '').join('; ')}`, { context: { path: sourceName } });
+  }
+  const raw: unknown = document.toJS();
+  const result = proxyFileSchema.safeParse(raw);
+  if (!result.success) {
+    const problems = result.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`);
+    const hint = result.error.issues.some((issue) => issue.path[0] === 'proxy' && issue.path.length === 1) ? ' (add a proxy: section with at least primary_listen: 127.0.0.1:5000)' : '';
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: ${problems.join('; ')}${hint}`, { context: { path: sourceName } });
+  }
+  const parsed = result.data;
+  const section = parsed.etcd3 ?? parsed.etcd;
+  const hosts = section === undefined ? [] : etcdHosts(section);
+  if (hosts.length === 0) throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379`, { context: { path: sourceName } });
+  const { proxy } = parsed;
+  if (proxy.replica_listen !== undefined && proxy.replica_listen.host === proxy.primary_listen.host && proxy.replica_listen.port === proxy.primary_listen.port) {
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: proxy.primary_listen and proxy.replica_listen are the same address; give them different ports`, { context: { path: sourceName } });
+  }
+  return {
+    scope: parsed.scope,
+    namespace: parsed.namespace,
+    etcd: { hosts, protocol: section?.protocol ?? 'http' },
+    tls: { cafile: parsed.ctl?.cacert ?? parsed.restapi?.cafile, certfile: parsed.ctl?.certfile, keyfile: parsed.ctl?.keyfile, isInsecure: parsed.ctl?.insecure === true },
+    proxy,
+  };
+}
+
+export function loadProxyConfig(path: string): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new PgwardenError('PGW_CONFIG_UNREADABLE', `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; pass the proxy's YAML with -c`, { context: { path }, cause: error });
+  }
+  return parseProxyConfig(text, path);
+}

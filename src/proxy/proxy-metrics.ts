@@ -1,0 +1,82 @@
+// Prometheus metrics of one proxy instance (served on proxy.api_listen at /metrics).
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { ForwarderEvents, ListenerKind, ProxiedConnection } from './forwarder.js';
+
+export class ProxyMetrics implements ForwarderEvents {
+  readonly registry = new Registry();
+  readonly #accepted = new Counter({ name: 'pgwarden_proxy_connections_accepted_total', help: 'Client connections accepted', labelNames: ['listener'], registers: [this.registry] });
+  readonly #active = new Gauge({ name: 'pgwarden_proxy_connections', help: 'Client connections currently forwarded to a backend', labelNames: ['listener'], registers: [this.registry] });
+  readonly #held = new Gauge({ name: 'pgwarden_proxy_held_connections', help: 'Client connections waiting for a backend (switchover, failover, startup)', labelNames: ['listener'], registers: [this.registry] });
+  readonly #heldTotal = new Counter({ name: 'pgwarden_proxy_held_total', help: 'Client connections that had to wait for a backend', labelNames: ['listener'], registers: [this.registry] });
+  readonly #refused = new Counter({ name: 'pgwarden_proxy_refused_total', help: 'Client connections closed without a backend', labelNames: ['listener', 'reason'], registers: [this.registry] });
+  readonly #reroutes = new Counter({ name: 'pgwarden_proxy_reroutes_total', help: 'Changes of the primary route (new lock holder, or no route)', registers: [this.registry] });
+  readonly #closedByReroute = new Counter({ name: 'pgwarden_proxy_closed_by_reroute_total', help: 'Connections closed because their backend no longer holds the leader lock', labelNames: ['listener'], registers: [this.registry] });
+  readonly #primaryRoutable = new Gauge({ name: 'pgwarden_proxy_primary_routable', help: '1 when new primary connections are forwarded at once, 0 while they are held', registers: [this.registry] });
+  readonly #closedBytes = { fromClient: 0, toClient: 0 };
+
+  constructor(liveConnections: () => Iterable<ProxiedConnection>, dcsAgeSeconds: () => number | undefined) {
+    const closedBytes = this.#closedBytes;
+    new Counter({
+      name: 'pgwarden_proxy_bytes_total',
+      help: 'Bytes forwarded, by direction',
+      labelNames: ['direction'],
+      registers: [this.registry],
+      collect() {
+        let fromClient = closedBytes.fromClient;
+        let toClient = closedBytes.toClient;
+        for (const connection of liveConnections()) {
+          const bytes = connection.bytes;
+          fromClient += bytes.fromClient;
+          toClient += bytes.toClient;
+        }
+        this.reset();
+        this.inc({ direction: 'client_to_server' }, fromClient);
+        this.inc({ direction: 'server_to_client' }, toClient);
+      },
+    });
+    new Gauge({
+      name: 'pgwarden_proxy_dcs_view_age_seconds',
+      help: 'Age of the last cluster view confirmed by the DCS',
+      registers: [this.registry],
+      collect() {
+        const age = dcsAgeSeconds();
+        if (age === undefined) this.reset();
+        else this.set(age);
+      },
+    });
+  }
+
+  accepted(kind: ListenerKind): void {
+    this.#accepted.inc({ listener: kind });
+  }
+
+  held(kind: ListenerKind, isHeld: boolean): void {
+    this.#held.inc({ listener: kind }, isHeld ? 1 : -1);
+    if (isHeld) this.#heldTotal.inc({ listener: kind });
+  }
+
+  refused(kind: ListenerKind, reason: string): void {
+    this.#refused.inc({ listener: kind, reason });
+  }
+
+  forwarded(kind: ListenerKind, delta: 1 | -1, bytes?: { fromClient: number; toClient: number }): void {
+    this.#active.inc({ listener: kind }, delta);
+    if (bytes !== undefined) {
+      this.#closedBytes.fromClient += bytes.fromClient;
+      this.#closedBytes.toClient += bytes.toClient;
+    }
+  }
+
+  rerouted(closed: number, kind: ListenerKind): void {
+    this.#reroutes.inc();
+    if (closed > 0) this.#closedByReroute.inc({ listener: kind }, closed);
+  }
+
+  closedByReroute(closed: number, kind: ListenerKind): void {
+    if (closed > 0) this.#closedByReroute.inc({ listener: kind }, closed);
+  }
+
+  primaryRoutable(isRoutable: boolean): void {
+    this.#primaryRoutable.set(isRoutable ? 1 : 0);
+  }
+}

@@ -1,0 +1,269 @@
+// A pgwarden proxy instance: the cluster feed, a primary and a replica listener, and a small HTTP endpoint for
+// /metrics and /health. Route changes close connections to nodes that no longer hold the lock.
+import { createServer, type Server } from 'node:http';
+import type { ProxySection } from '../config/proxy-config.js';
+import { describeError } from '../util/errors.js';
+import type { Log } from '../util/log.js';
+import { ClusterFeed, type ClusterSource, type PrimaryProbe } from './cluster-feed.js';
+import { Forwarder, type ListenerKind, type ProxiedConnection } from './forwarder.js';
+import { ProxyMetrics } from './proxy-metrics.js';
+import { pickLeastConnections, routePrimary, routeReplicas, type Backend, type PrimaryRoute, type ReplicaRoute, type RoutingOptions } from './routing.js';
+
+export interface ProxyServerOptions {
+  readonly section: ProxySection;
+  readonly source: ClusterSource;
+  readonly probe: PrimaryProbe;
+  readonly nowMs: () => number;
+  readonly log: Log;
+  /** Linearizable re-read period of the cluster feed. */
+  readonly refreshMs?: number;
+}
+
+export interface ProxyStatus {
+  readonly primary: PrimaryRoute;
+  readonly replicas: ReplicaRoute;
+  readonly connections: Readonly<Record<ListenerKind, number>>;
+}
+
+const sameAddress = (a: { host: string; port: number } | undefined, b: { host: string; port: number } | undefined): boolean => a?.host === b?.host && a?.port === b?.port;
+
+export class ProxyServer {
+  #section: ProxySection;
+  readonly #options: ProxyServerOptions;
+  readonly #feed: ClusterFeed;
+  readonly #metrics: ProxyMetrics;
+  readonly #forwarders: Record<ListenerKind, Forwarder | undefined> = { primary: undefined, replica: undefined };
+  /** Listeners replaced by a reload: no longer accepting, but their connections still follow route changes. */
+  readonly #retired: Forwarder[] = [];
+  #http: Server | undefined;
+  #lastPrimary: string | undefined = 'unset';
+  readonly #waiters = new Set<() => void>();
+  #replicaPicks = 0;
+  readonly ports: { primary: number; replica: number | undefined; api: number | undefined } = { primary: 0, replica: undefined, api: undefined };
+
+  private constructor(options: ProxyServerOptions) {
+    this.#options = options;
+    this.#section = options.section;
+    this.#feed = new ClusterFeed({ source: options.source, probe: options.probe, nowMs: options.nowMs, log: options.log, routing: this.#routingOptions(), refreshMs: options.refreshMs ?? 1000 });
+    this.#metrics = new ProxyMetrics(() => this.#allConnections(), () => {
+      const confirmedAt = this.#feed.input().confirmedAtMs;
+      return confirmedAt === undefined ? undefined : (options.nowMs() - confirmedAt) / 1000;
+    });
+    this.#feed.onChange(() => this.#onClusterChange());
+  }
+
+  static async start(options: ProxyServerOptions): Promise<ProxyServer> {
+    const server = new ProxyServer(options);
+    try {
+      await server.#openListeners();
+    } catch (error) {
+      await server.stop(0);
+      throw error;
+    }
+    server.#feed.start();
+    return server;
+  }
+
+  #routingOptions(): RoutingOptions {
+    return { dcsTimeoutMs: this.#section.dcs_timeout * 1000, replicaMaxLagBytes: this.#section.replica_max_lag, replicaFallbackToPrimary: this.#section.replica_fallback_to_primary };
+  }
+
+  status(): ProxyStatus {
+    const input = this.#feed.input();
+    return {
+      primary: routePrimary(input, this.#routingOptions()),
+      replicas: routeReplicas(input, this.#routingOptions()),
+      connections: { primary: this.#count('primary'), replica: this.#count('replica') },
+    };
+  }
+
+  #count(kind: ListenerKind): number {
+    let count = 0;
+    for (const forwarder of [this.#forwarders[kind], ...this.#retired]) if (forwarder?.kind === kind) count += forwarder.connections.size;
+    return count;
+  }
+
+  *#allConnections(): Iterable<ProxiedConnection> {
+    for (const forwarder of [this.#forwarders.primary, this.#forwarders.replica, ...this.#retired]) if (forwarder !== undefined) yield* forwarder.connections;
+  }
+
+  #forwardersOf(kind: ListenerKind): Forwarder[] {
+    return [this.#forwarders[kind], ...this.#retired].filter((forwarder): forwarder is Forwarder => forwarder?.kind === kind);
+  }
+
+  #newForwarder(kind: ListenerKind, address: { host: string; port: number }): Forwarder {
+    return new Forwarder({
+      kind,
+      host: address.host,
+      port: address.port,
+      chooseBackend: (deadlineMs, signal) => this.#waitForBackend(kind, deadlineMs, signal),
+      holdTimeoutMs: () => this.#section.hold_timeout * 1000,
+      connectTimeoutMs: () => this.#section.connect_timeout * 1000,
+      nowMs: this.#options.nowMs,
+      log: this.#options.log,
+      events: this.#metrics,
+    });
+  }
+
+  async #openListeners(): Promise<void> {
+    const section = this.#section;
+    const primary = this.#newForwarder('primary', section.primary_listen);
+    this.#forwarders.primary = primary;
+    this.ports.primary = await primary.listen();
+    if (section.replica_listen !== undefined) {
+      const replica = this.#newForwarder('replica', section.replica_listen);
+      this.#forwarders.replica = replica;
+      this.ports.replica = await replica.listen();
+    }
+    if (section.api_listen !== undefined) this.ports.api = await this.#openHttp(section.api_listen);
+  }
+
+  async #openHttp(address: { host: string; port: number }): Promise<number> {
+    const http = createServer((request, response) => {
+      const path = new URL(request.url ?? '/', 'http://localhost').pathname;
+      if (request.method === 'GET' && path === '/metrics') {
+        this.#metrics.registry
+          .metrics()
+          .then((text) => {
+            response.writeHead(200, { 'content-type': this.#metrics.registry.contentType });
+            response.end(text);
+          })
+          .catch((error: unknown) => {
+            response.writeHead(500, { 'content-type': 'text/plain' });
+            response.end(describeError(error));
+          });
+        return;
+      }
+      if (request.method === 'GET' && (path === '/health' || path === '/status')) {
+        const status = this.status();
+        const body = JSON.stringify({
+          primary: status.primary.kind === 'route' ? { member: status.primary.backend.member, host: status.primary.backend.host, port: status.primary.backend.port } : { held: status.primary.reason },
+          replicas: status.replicas.kind === 'route' ? { members: status.replicas.backends.map((backend) => backend.member), is_fallback: status.replicas.isFallback } : { held: status.replicas.reason },
+          connections: status.connections,
+        });
+        // /health: 200 while primary traffic flows, so a VIP or DNS check can prefer proxies that see the cluster.
+        response.writeHead(path === '/health' && status.primary.kind !== 'route' ? 503 : 200, { 'content-type': 'application/json' });
+        response.end(body);
+        return;
+      }
+      response.writeHead(404, { 'content-type': 'text/plain' });
+      response.end('not found: try /metrics, /health or /status');
+    });
+    this.#http = http;
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', (error) => reject(new Error(`proxy api_listen cannot bind ${address.host}:${address.port}: ${error.message}`)));
+      http.listen(address.port, address.host, () => resolve());
+    });
+    const bound = http.address();
+    return typeof bound === 'object' && bound !== null ? bound.port : address.port;
+  }
+
+  #pick(kind: ListenerKind): Backend | undefined {
+    const input = this.#feed.input();
+    if (kind === 'primary') {
+      const route = routePrimary(input, this.#routingOptions());
+      return route.kind === 'route' ? route.backend : undefined;
+    }
+    const route = routeReplicas(input, this.#routingOptions());
+    if (route.kind !== 'route') return undefined;
+    const counts = new Map<string, number>();
+    for (const forwarder of this.#forwardersOf('replica')) for (const [member, count] of forwarder.countsByMember()) counts.set(member, (counts.get(member) ?? 0) + count);
+    return pickLeastConnections(route.backends, counts, this.#replicaPicks++);
+  }
+
+  async #waitForBackend(kind: ListenerKind, deadlineMs: number, signal: AbortSignal): Promise<Backend | undefined> {
+    for (;;) {
+      const backend = this.#pick(kind);
+      if (backend !== undefined) return backend;
+      const remainingMs = deadlineMs - this.#options.nowMs();
+      if (remainingMs <= 0 || signal.aborted) return undefined;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.#waiters.delete(done);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, remainingMs);
+        this.#waiters.add(done);
+        signal.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  #onClusterChange(): void {
+    const input = this.#feed.input();
+    const options = this.#routingOptions();
+    const primary = routePrimary(input, options);
+    const identity = primary.kind === 'route' ? primary.leader : undefined;
+    this.#metrics.primaryRoutable(primary.kind === 'route');
+    if (identity !== this.#lastPrimary) {
+      // Fail closed: every primary connection not on the confirmed lock holder is cut (RST, nothing more is sent).
+      let closed = 0;
+      for (const forwarder of this.#forwardersOf('primary')) {
+        closed += forwarder.closeWhere((connection) => connection.backend !== undefined && (primary.kind !== 'route' || connection.backend.member !== primary.backend.member), true);
+      }
+      if (this.#lastPrimary !== 'unset') this.#metrics.rerouted(closed, 'primary');
+      this.#options.log.info(primary.kind === 'route' ? { primary: primary.backend.member, closed } : { held: primary.reason, closed }, primary.kind === 'route' ? 'primary route: forwarding to the lock holder' : 'primary route: holding new connections');
+      this.#lastPrimary = identity;
+    }
+    // Reads that fell back to a primary which lost the lock, or went to a member that left the cluster, are cut too.
+    const view = input.view;
+    if (view !== undefined) {
+      const known = new Set(view.members.map((member) => member.name));
+      for (const forwarder of this.#forwardersOf('replica')) {
+        const closed = forwarder.closeWhere((connection) => connection.backend !== undefined && !known.has(connection.backend.member), false);
+        this.#metrics.closedByReroute(closed, 'replica');
+      }
+    }
+    for (const wake of [...this.#waiters]) wake();
+  }
+
+  /** Applies a re-read proxy section: timeouts at once; changed listen addresses get new listeners (open clients stay). */
+  async reload(section: ProxySection): Promise<void> {
+    const previous = this.#section;
+    this.#section = section;
+    const swap = async (kind: ListenerKind, before: { host: string; port: number } | undefined, after: { host: string; port: number } | undefined): Promise<void> => {
+      if (sameAddress(before, after)) return;
+      const old = this.#forwarders[kind];
+      if (after !== undefined) {
+        const next = this.#newForwarder(kind, after);
+        const port = await next.listen();
+        this.#forwarders[kind] = next;
+        if (kind === 'primary') this.ports.primary = port;
+        else this.ports.replica = port;
+      } else {
+        this.#forwarders[kind] = undefined;
+        if (kind === 'replica') this.ports.replica = undefined;
+      }
+      if (old !== undefined) {
+        await old.stopListening();
+        this.#retired.push(old);
+      }
+      this.#options.log.info({ listener: kind, listen: after === undefined ? null : `${after.host}:${after.port}` }, 'proxy listener moved');
+    };
+    try {
+      await swap('primary', previous.primary_listen, section.primary_listen);
+      await swap('replica', previous.replica_listen, section.replica_listen);
+    } catch (error) {
+      this.#section = { ...section, primary_listen: previous.primary_listen, replica_listen: previous.replica_listen };
+      throw error;
+    }
+    this.#onClusterChange();
+  }
+
+  /** Stops accepting, lets open clients finish for up to `graceMs`, then disconnects the rest. */
+  async stop(graceMs = this.#section.shutdown_grace * 1000): Promise<void> {
+    const forwarders = [this.#forwarders.primary, this.#forwarders.replica, ...this.#retired].filter((forwarder): forwarder is Forwarder => forwarder !== undefined);
+    await Promise.all(forwarders.map((forwarder) => forwarder.stopListening()));
+    const endAt = this.#options.nowMs() + graceMs;
+    while (this.#options.nowMs() < endAt && forwarders.some((forwarder) => forwarder.connections.size > 0)) await new Promise((resolve) => setTimeout(resolve, 50));
+    for (const forwarder of forwarders) forwarder.closeWhere(() => true, false);
+    await this.#feed.stop();
+    const http = this.#http;
+    if (http !== undefined) {
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  }
+}

@@ -1,0 +1,121 @@
+// Where the proxy sends a new connection, as a pure function of the cluster view and time. It fails closed: without a
+// fresh, confirmed leader there is no primary route at all, only a reason to hold the client.
+import type { ClusterView, MemberRecord } from '../core/types.js';
+
+export interface Backend {
+  readonly member: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface RoutingInput {
+  readonly view: ClusterView | undefined;
+  /** Monotonic ms when the DCS last answered a linearizable read (the view is true as of then). */
+  readonly confirmedAtMs: number | undefined;
+  readonly nowMs: number;
+  /** The leader identity (see leaderIdentity) whose own REST API answered 200 on /primary. */
+  readonly confirmedPrimary: string | undefined;
+}
+
+export interface RoutingOptions {
+  /** Fail closed when the view is older than this (capped at the cluster's ttl). */
+  readonly dcsTimeoutMs: number;
+  readonly replicaMaxLagBytes: number;
+  readonly replicaFallbackToPrimary: boolean;
+}
+
+export type PrimaryRoute =
+  | { readonly kind: 'route'; readonly backend: Backend; readonly leader: string }
+  | { readonly kind: 'hold'; readonly reason: string; /** A lock holder to ask whether it is writable yet. */ readonly probe?: { readonly leader: string; readonly member: MemberRecord } };
+
+export type ReplicaRoute = { readonly kind: 'route'; readonly backends: readonly Backend[]; readonly isFallback: boolean } | { readonly kind: 'hold'; readonly reason: string };
+
+/**
+ * A lock holder is identified by name and the key's create revision: renewals and in-place rewrites keep it, a lock
+ * lost and taken again (even by the same member) must be confirmed writable again.
+ */
+export function leaderIdentity(view: ClusterView | undefined): string | undefined {
+  const leader = view?.leader;
+  return leader === undefined ? undefined : `${leader.name}@${leader.createRevision ?? leader.modRevision}`;
+}
+
+/** The host and port of a member's conn_url (postgres://host:port/db). */
+export function backendOf(member: MemberRecord): Backend | undefined {
+  try {
+    const url = new URL(member.conn_url);
+    const port = Number(url.port === '' ? 5432 : url.port);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    if (host === '' || !(port > 0 && port < 65536)) return undefined;
+    return { member: member.name, host, port };
+  } catch {
+    return undefined;
+  }
+}
+
+function staleness(input: RoutingInput, options: RoutingOptions): string | undefined {
+  if (input.view === undefined || input.confirmedAtMs === undefined) return 'no cluster view from the DCS yet';
+  const ttlMs = Number(input.view.config?.ttl ?? 30) * 1000;
+  const boundMs = Math.min(options.dcsTimeoutMs, ttlMs);
+  const ageMs = input.nowMs - input.confirmedAtMs;
+  return ageMs > boundMs ? `the DCS has not confirmed the leader for ${Math.round(ageMs)} ms (bound ${Math.round(boundMs)} ms)` : undefined;
+}
+
+export function routePrimary(input: RoutingInput, options: RoutingOptions): PrimaryRoute {
+  const stale = staleness(input, options);
+  if (stale !== undefined) return { kind: 'hold', reason: stale };
+  const view = input.view!;
+  const leader = view.leader;
+  if (leader === undefined) return { kind: 'hold', reason: 'no leader key: a failover or switchover is in progress' };
+  const member = view.members.find((candidate) => candidate.name === leader.name);
+  if (member === undefined) return { kind: 'hold', reason: `the leader ${leader.name} has no member key` };
+  const backend = backendOf(member);
+  if (backend === undefined) return { kind: 'hold', reason: `the leader ${leader.name} has an unusable conn_url "${member.conn_url}"` };
+  const identity = leaderIdentity(view)!;
+  if (input.confirmedPrimary !== identity) return { kind: 'hold', reason: `waiting for ${leader.name} to report a writable primary`, probe: { leader: identity, member } };
+  return { kind: 'route', backend, leader: identity };
+}
+
+function leaderLsn(view: ClusterView): number | undefined {
+  const leaderName = view.leader?.name;
+  const published = view.members.find((member) => member.name === leaderName)?.xlog_location;
+  if (published === undefined) return view.optime;
+  return view.optime === undefined ? published : Math.max(published, view.optime);
+}
+
+/** Streaming replicas within the lag bound, excluding noloadbalance members; the primary when none qualifies (if allowed). */
+export function routeReplicas(input: RoutingInput, options: RoutingOptions): ReplicaRoute {
+  const stale = staleness(input, options);
+  if (stale !== undefined) return { kind: 'hold', reason: stale };
+  const view = input.view!;
+  const reference = leaderLsn(view);
+  const backends: Backend[] = [];
+  for (const member of view.members) {
+    if (member.name === view.leader?.name || member.role !== 'replica') continue;
+    if (member.state !== 'running' && member.state !== 'streaming') continue;
+    if (member.tags?.noloadbalance === true) continue;
+    if (member.xlog_location === undefined) continue;
+    if (reference !== undefined && reference - member.xlog_location > options.replicaMaxLagBytes) continue;
+    const backend = backendOf(member);
+    if (backend !== undefined) backends.push(backend);
+  }
+  if (backends.length > 0) return { kind: 'route', backends, isFallback: false };
+  if (!options.replicaFallbackToPrimary) return { kind: 'hold', reason: `no streaming replica within ${options.replicaMaxLagBytes} bytes of the leader` };
+  const primary = routePrimary(input, options);
+  if (primary.kind === 'hold') return { kind: 'hold', reason: `no replica qualifies and the primary is unavailable: ${primary.reason}` };
+  return { kind: 'route', backends: [primary.backend], isFallback: true };
+}
+
+/** Least connections; among equally loaded members the `rotation`-th (by name), so short-lived clients spread out too. */
+export function pickLeastConnections(backends: readonly Backend[], connectionsByMember: ReadonlyMap<string, number>, rotation = 0): Backend | undefined {
+  if (backends.length === 0) return undefined;
+  const load = (backend: Backend): number => connectionsByMember.get(backend.member) ?? 0;
+  const least = Math.min(...backends.map(load));
+  const tied = backends.filter((backend) => load(backend) === least).sort((a, b) => a.member.localeCompare(b.member));
+  return tied[rotation % tied.length];
+}
+
+/** After a route change, the open connections that must be closed: any primary connection not on the confirmed leader. */
+export function primaryConnectionsToClose(route: PrimaryRoute, openBackends: ReadonlySet<string>): string[] {
+  if (route.kind === 'route') return [...openBackends].filter((member) => member !== route.backend.member);
+  return [...openBackends];
+}

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { parseProxyConfig } from '../../src/config/proxy-config.js';
+import type { ClusterView } from '../../src/core/types.js';
+import { backendOf, leaderIdentity, pickLeastConnections, primaryConnectionsToClose, routePrimary, routeReplicas, type RoutingInput, type RoutingOptions } from '../../src/proxy/routing.js';
+import { member, view } from '../sim/builders.js';
+
+const options: RoutingOptions = { dcsTimeoutMs: 10_000, replicaMaxLagBytes: 1000, replicaFallbackToPrimary: true };
+
+function cluster(overrides: Partial<ClusterView> & { leaderName?: string } = {}): ClusterView {
+  return view({
+    leaderName: 'node1',
+    members: [
+      member('node1', { role: 'primary', conn_url: 'postgres://10.0.0.1:5432/postgres', xlog_location: 5000 }),
+      member('node2', { conn_url: 'postgres://10.0.0.2:5433/postgres', xlog_location: 4500 }),
+      member('node3', { conn_url: 'postgres://10.0.0.3:5434/postgres', xlog_location: 3000 }),
+    ],
+    ...overrides,
+  });
+}
+
+function input(current: ClusterView | undefined, extra: Partial<RoutingInput> = {}): RoutingInput {
+  return { view: current, confirmedAtMs: 1000, nowMs: 2000, confirmedPrimary: leaderIdentity(current), ...extra };
+}
+
+describe('primary routing', () => {
+  it('routes to the lock holder once it confirmed itself writable', () => {
+    const route = routePrimary(input(cluster()), options);
+    assert.equal(route.kind, 'route');
+    assert.deepEqual(route.kind === 'route' ? route.backend : undefined, { member: 'node1', host: '10.0.0.1', port: 5432 });
+  });
+
+  it('holds, and asks for a probe, while a new lock holder has not confirmed it is writable', () => {
+    const current = cluster({ leaderName: 'node2' });
+    const route = routePrimary(input(current, { confirmedPrimary: leaderIdentity(cluster()) }), options);
+    assert.equal(route.kind, 'hold');
+    assert.equal(route.kind === 'hold' ? route.probe?.member.name : undefined, 'node2');
+  });
+
+  it('treats a lock taken again by the same member as a new holder to confirm', () => {
+    const before = cluster({ leader: { name: 'node1', modRevision: '10', createRevision: '10' } });
+    const renewed = cluster({ leader: { name: 'node1', modRevision: '15', createRevision: '10' } });
+    const retaken = cluster({ leader: { name: 'node1', modRevision: '20', createRevision: '20' } });
+    assert.equal(routePrimary(input(renewed, { confirmedPrimary: leaderIdentity(before) }), options).kind, 'route');
+    assert.equal(routePrimary(input(retaken, { confirmedPrimary: leaderIdentity(before) }), options).kind, 'hold');
+  });
+
+  it('fails closed without a leader key, without a member key, or with a view older than the bound', () => {
+    assert.match(JSON.stringify(routePrimary(input(cluster({ leader: undefined })), options)), /no leader key/);
+    assert.match(JSON.stringify(routePrimary(input(cluster({ members: [member('node2')] })), options)), /has no member key/);
+    assert.match(JSON.stringify(routePrimary(input(cluster(), { nowMs: 1000 + 10_001 }), options)), /has not confirmed the leader for 10001 ms/);
+    assert.equal(routePrimary(input(cluster(), { nowMs: 1000 + 10_000 }), options).kind, 'route');
+    assert.match(JSON.stringify(routePrimary(input(undefined), options)), /no cluster view/);
+  });
+
+  it('caps the staleness bound at the cluster ttl', () => {
+    const shortTtl = cluster({ config: { ttl: 5, loop_wait: 1, retry_timeout: 2, maximum_lag_on_failover: 0 } });
+    assert.equal(routePrimary(input(shortTtl, { nowMs: 1000 + 5001 }), options).kind, 'hold');
+    assert.equal(routePrimary(input(shortTtl, { nowMs: 1000 + 4999 }), options).kind, 'route');
+  });
+
+  it('closes every primary connection that is not on the routed lock holder, and all of them while holding', () => {
+    const open = new Set(['node1', 'node2']);
+    assert.deepEqual(primaryConnectionsToClose(routePrimary(input(cluster()), options), open), ['node2']);
+    assert.deepEqual(primaryConnectionsToClose(routePrimary(input(cluster({ leader: undefined })), options), open), ['node1', 'node2']);
+  });
+});
+
+describe('replica routing', () => {
+  it('offers streaming replicas within the lag bound, never the leader', () => {
+    const route = routeReplicas(input(cluster()), options);
+    assert.deepEqual(route.kind === 'route' ? route.backends.map((backend) => backend.member) : route, ['node2']);
+  });
+
+  it('excludes noloadbalance members and members that are not running', () => {
+    const current = cluster({
+      members: [
+        member('node1', { role: 'primary', xlog_location: 5000 }),
+        member('node2', { xlog_location: 5000, tags: { noloadbalance: true } }),
+        member('node3', { xlog_location: 5000, state: 'starting' }),
+        member('node4', { xlog_location: 5000, state: 'streaming', conn_url: 'postgres://10.0.0.4:5432/postgres' }),
+      ],
+    });
+    const route = routeReplicas(input(current), options);
+    assert.deepEqual(route.kind === 'route' ? route.backends.map((backend) => backend.member) : route, ['node4']);
+  });
+
+  it('falls back to the primary when no replica qualifies, or holds when fallback is off', () => {
+    const lagging = { ...options, replicaMaxLagBytes: 100 };
+    const route = routeReplicas(input(cluster()), lagging);
+    assert.equal(route.kind === 'route' && route.isFallback, true);
+    assert.deepEqual(route.kind === 'route' ? route.backends.map((backend) => backend.member) : [], ['node1']);
+    assert.equal(routeReplicas(input(cluster()), { ...lagging, replicaFallbackToPrimary: false }).kind, 'hold');
+  });
+
+  it('holds reads too when the view is stale', () => {
+    assert.equal(routeReplicas(input(cluster(), { nowMs: 50_000 }), options).kind, 'hold');
+  });
+
+  it('picks the least-loaded replica and rotates among equally loaded ones', () => {
+    const backends = [backendOf(member('node3'))!, backendOf(member('node2'))!];
+    assert.equal(pickLeastConnections(backends, new Map([['node2', 3], ['node3', 1]]))?.member, 'node3');
+    const picks = [0, 1, 2, 3].map((rotation) => pickLeastConnections(backends, new Map(), rotation)?.member);
+    assert.deepEqual(picks, ['node2', 'node3', 'node2', 'node3']);
+    assert.equal(pickLeastConnections([], new Map()), undefined);
+  });
+
+  it('reads host and port from conn_url, IPv6 included, and rejects garbage', () => {
+    assert.deepEqual(backendOf(member('a', { conn_url: 'postgres://[fd00::1]:6543/postgres' })), { member: 'a', host: 'fd00::1', port: 6543 });
+    assert.deepEqual(backendOf(member('b', { conn_url: 'postgres://db.internal/postgres' })), { member: 'b', host: 'db.internal', port: 5432 });
+    assert.equal(backendOf(member('c', { conn_url: 'not a url' })), undefined);
+  });
+});
+
+describe('proxy config', () => {
+  const base = 'scope: demo\netcd3:\n  hosts: 127.0.0.1:2379\n';
+  it('applies defaults and parses sizes', () => {
+    const config = parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_max_lag: 10MB\n`, 'proxy.yml');
+    assert.equal(config.proxy.hold_timeout, 30);
+    assert.equal(config.proxy.replica_max_lag, 10 * 1024 * 1024);
+    assert.deepEqual(config.proxy.primary_listen, { host: '127.0.0.1', port: 5000 });
+  });
+
+  it('names the key and what to write for bad input', () => {
+    assert.throws(() => parseProxyConfig(base, 'p.yml'), /proxy: .*add a proxy: section/);
+    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: nowhere\n`, 'p.yml'), /proxy\.primary_listen: expected host:port/);
+    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_max_lag: lots\n`, 'p.yml'), /replica_max_lag: expected bytes or a size/);
+    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_listen: 127.0.0.1:5000\n`, 'p.yml'), /same address/);
+    assert.throws(() => parseProxyConfig('scope: demo\nproxy:\n  primary_listen: 127.0.0.1:5000\n', 'p.yml'), /no etcd endpoints/);
+    assert.throws(() => parseProxyConfig('scope: [unclosed', 'p.yml'), /not valid YAML/);
+  });
+});
