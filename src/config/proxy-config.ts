@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
 import { PgwardenError } from '../util/errors.js';
 import { etcdHosts } from './load.js';
-import { credentials, etcdSection, hostPort } from './schema.js';
+import { credentials, etcdSection } from './schema.js';
 
 const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
   const bytes = typeof value === 'number' ? value : parseByteSize(value);
@@ -19,11 +19,22 @@ const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value
 
 const seconds = (minimum: number) => z.number().min(minimum);
 
+/** host:port to listen on; port 0 picks a free port (tests, or when the port is published elsewhere). */
+const listenAddress = z.string().transform((value, context) => {
+  const match = /^(.*):(\d{1,5})$/.exec(value.trim());
+  const port = Number(match?.[2]);
+  if (match === null || match[1] === '' || !(port >= 0 && port < 65536)) {
+    context.addIssue({ code: 'custom', message: `expected host:port, got "${value}"; write it like 127.0.0.1:5000` });
+    return z.NEVER;
+  }
+  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+});
+
 export const proxySectionSchema = z.object({
-  primary_listen: hostPort,
-  replica_listen: hostPort.optional(),
+  primary_listen: listenAddress,
+  replica_listen: listenAddress.optional(),
   /** /metrics and /health of the proxy itself. */
-  api_listen: hostPort.optional(),
+  api_listen: listenAddress.optional(),
   /** How long a new primary connection waits for a writable primary before it is closed. */
   hold_timeout: seconds(0).default(30),
   /** Fail closed when the DCS has not confirmed the leader for this long (capped at the cluster's ttl). */
@@ -77,7 +88,7 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
   const hosts = section === undefined ? [] : etcdHosts(section);
   if (hosts.length === 0) throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379`, { context: { path: sourceName } });
   const { proxy } = parsed;
-  if (proxy.replica_listen !== undefined && proxy.replica_listen.host === proxy.primary_listen.host && proxy.replica_listen.port === proxy.primary_listen.port) {
+  if (proxy.replica_listen !== undefined && proxy.replica_listen.port !== 0 && proxy.replica_listen.host === proxy.primary_listen.host && proxy.replica_listen.port === proxy.primary_listen.port) {
     throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: proxy.primary_listen and proxy.replica_listen are the same address; give them different ports`, { context: { path: sourceName } });
   }
   return {

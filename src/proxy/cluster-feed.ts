@@ -31,6 +31,7 @@ export class ClusterFeed {
   #confirmedAtMs: number | undefined;
   #confirmedPrimary: string | undefined;
   #probing: string | undefined;
+  #failoverSeen: { revision: string; atMs: number } | undefined;
   #reloading: Promise<void> | undefined;
   #isReloadQueued = false;
   #lastLoadError: string | undefined;
@@ -44,7 +45,7 @@ export class ClusterFeed {
   }
 
   input(): RoutingInput {
-    return { view: this.#view, confirmedAtMs: this.#confirmedAtMs, nowMs: this.#options.nowMs(), confirmedPrimary: this.#confirmedPrimary };
+    return { view: this.#view, confirmedAtMs: this.#confirmedAtMs, nowMs: this.#options.nowMs(), confirmedPrimary: this.#confirmedPrimary, wallIso: new Date().toISOString(), failoverSeenAtMs: this.#failoverSeen?.atMs };
   }
 
   onChange(listener: () => void): void {
@@ -87,6 +88,9 @@ export class ClusterFeed {
     try {
       const view = await this.#options.source.loadCluster(deadline(this.#options.requestTimeoutMs ?? 2000, this.#stop.signal));
       this.#view = view;
+      const failoverRevision = view.failover === undefined ? undefined : (view.failoverRevision ?? 'unknown');
+      if (failoverRevision === undefined) this.#failoverSeen = undefined;
+      else if (this.#failoverSeen?.revision !== failoverRevision) this.#failoverSeen = { revision: failoverRevision, atMs: startedAtMs };
       // The read was served some time after it was sent: date it from the send, the conservative end.
       this.#confirmedAtMs = startedAtMs;
       if (this.#lastLoadError !== undefined) this.#options.log.info({}, 'DCS reachable again');

@@ -7,7 +7,7 @@ import type { Log } from '../util/log.js';
 import { ClusterFeed, type ClusterSource, type PrimaryProbe } from './cluster-feed.js';
 import { Forwarder, type ListenerKind, type ProxiedConnection } from './forwarder.js';
 import { ProxyMetrics } from './proxy-metrics.js';
-import { pickLeastConnections, routePrimary, routeReplicas, type Backend, type PrimaryRoute, type ReplicaRoute, type RoutingOptions } from './routing.js';
+import { pickLeastConnections, primaryConnectionsToClose, routePrimary, routeReplicas, type Backend, type PrimaryRoute, type ReplicaRoute, type RoutingOptions } from './routing.js';
 
 export interface ProxyServerOptions {
   readonly section: ProxySection;
@@ -201,7 +201,9 @@ export class ProxyServer {
       // Fail closed: every primary connection not on the confirmed lock holder is cut (RST, nothing more is sent).
       let closed = 0;
       for (const forwarder of this.#forwardersOf('primary')) {
-        closed += forwarder.closeWhere((connection) => connection.backend !== undefined && (primary.kind !== 'route' || connection.backend.member !== primary.backend.member), true);
+        const members = new Set([...forwarder.connections].map((connection) => connection.backend?.member).filter((member): member is string => member !== undefined));
+        const doomed = new Set(primaryConnectionsToClose(primary, members));
+        closed += forwarder.closeWhere((connection) => connection.backend !== undefined && doomed.has(connection.backend.member), true);
       }
       if (this.#lastPrimary !== 'unset') this.#metrics.rerouted(closed, 'primary');
       this.#options.log.info(primary.kind === 'route' ? { primary: primary.backend.member, closed } : { held: primary.reason, closed }, primary.kind === 'route' ? 'primary route: forwarding to the lock holder' : 'primary route: holding new connections');

@@ -1,5 +1,6 @@
 // Where the proxy sends a new connection, as a pure function of the cluster view and time. It fails closed: without a
 // fresh, confirmed leader there is no primary route at all, only a reason to hold the client.
+import { isDue } from '../core/rules/switchover.js';
 import type { ClusterView, MemberRecord } from '../core/types.js';
 
 export interface Backend {
@@ -15,6 +16,10 @@ export interface RoutingInput {
   readonly nowMs: number;
   /** The leader identity (see leaderIdentity) whose own REST API answered 200 on /primary. */
   readonly confirmedPrimary: string | undefined;
+  /** Wall clock, only to tell whether a scheduled switchover is due. */
+  readonly wallIso: string;
+  /** Monotonic ms when the current `failover` key (by revision) was first seen. */
+  readonly failoverSeenAtMs: number | undefined;
 }
 
 export interface RoutingOptions {
@@ -26,7 +31,14 @@ export interface RoutingOptions {
 
 export type PrimaryRoute =
   | { readonly kind: 'route'; readonly backend: Backend; readonly leader: string }
-  | { readonly kind: 'hold'; readonly reason: string; /** A lock holder to ask whether it is writable yet. */ readonly probe?: { readonly leader: string; readonly member: MemberRecord } };
+  | {
+      readonly kind: 'hold';
+      readonly reason: string;
+      /** A lock holder to ask whether it is writable yet. */
+      readonly probe?: { readonly leader: string; readonly member: MemberRecord };
+      /** The member whose open connections may stay: it still holds the lock (a planned switchover has not started). */
+      readonly keep?: string;
+    };
 
 export type ReplicaRoute = { readonly kind: 'route'; readonly backends: readonly Backend[]; readonly isFallback: boolean } | { readonly kind: 'hold'; readonly reason: string };
 
@@ -70,6 +82,15 @@ export function routePrimary(input: RoutingInput, options: RoutingOptions): Prim
   if (member === undefined) return { kind: 'hold', reason: `the leader ${leader.name} has no member key` };
   const backend = backendOf(member);
   if (backend === undefined) return { kind: 'hold', reason: `the leader ${leader.name} has an unusable conn_url "${member.conn_url}"` };
+  const intent = view.failover;
+  if (intent !== undefined && isDue(intent, input.wallIso) && intent.member !== leader.name && (intent.leader === undefined || intent.leader === leader.name)) {
+    // The leader is about to demote: hold new clients now rather than hand them a server that is shutting down. Bounded
+    // like Patroni's own wait for a switchover, so an intent nobody acts on cannot block writes for long.
+    const windowMs = 2 * Math.max(10, Number(view.config?.loop_wait ?? 10)) * 1000;
+    if (input.failoverSeenAtMs !== undefined && input.nowMs - input.failoverSeenAtMs <= windowMs) {
+      return { kind: 'hold', reason: `a ${intent.leader === undefined ? 'failover' : 'switchover'} away from ${leader.name} is in progress`, keep: leader.name };
+    }
+  }
   const identity = leaderIdentity(view)!;
   if (input.confirmedPrimary !== identity) return { kind: 'hold', reason: `waiting for ${leader.name} to report a writable primary`, probe: { leader: identity, member } };
   return { kind: 'route', backend, leader: identity };
@@ -114,8 +135,8 @@ export function pickLeastConnections(backends: readonly Backend[], connectionsBy
   return tied[rotation % tied.length];
 }
 
-/** After a route change, the open connections that must be closed: any primary connection not on the confirmed leader. */
+/** After a route change, the members whose open primary connections must be cut: every one but the lock holder. */
 export function primaryConnectionsToClose(route: PrimaryRoute, openBackends: ReadonlySet<string>): string[] {
-  if (route.kind === 'route') return [...openBackends].filter((member) => member !== route.backend.member);
-  return [...openBackends];
+  const keep = route.kind === 'route' ? route.backend.member : route.keep;
+  return [...openBackends].filter((member) => member !== keep);
 }

@@ -20,7 +20,7 @@ function cluster(overrides: Partial<ClusterView> & { leaderName?: string } = {})
 }
 
 function input(current: ClusterView | undefined, extra: Partial<RoutingInput> = {}): RoutingInput {
-  return { view: current, confirmedAtMs: 1000, nowMs: 2000, confirmedPrimary: leaderIdentity(current), ...extra };
+  return { view: current, confirmedAtMs: 1000, nowMs: 2000, confirmedPrimary: leaderIdentity(current), wallIso: '2026-11-24T12:00:00.000Z', failoverSeenAtMs: undefined, ...extra };
 }
 
 describe('primary routing', () => {
@@ -57,6 +57,19 @@ describe('primary routing', () => {
     const shortTtl = cluster({ config: { ttl: 5, loop_wait: 1, retry_timeout: 2, maximum_lag_on_failover: 0 } });
     assert.equal(routePrimary(input(shortTtl, { nowMs: 1000 + 5001 }), options).kind, 'hold');
     assert.equal(routePrimary(input(shortTtl, { nowMs: 1000 + 4999 }), options).kind, 'route');
+  });
+
+  it('holds new clients as soon as a due switchover away from the leader appears, keeping its open connections', () => {
+    const switching = cluster({ failover: { leader: 'node1', member: 'node2' } });
+    const route = routePrimary(input(switching, { failoverSeenAtMs: 1500 }), options);
+    assert.equal(route.kind, 'hold');
+    assert.equal(route.kind === 'hold' ? route.keep : undefined, 'node1');
+    assert.deepEqual(primaryConnectionsToClose(route, new Set(['node1', 'node3'])), ['node3']);
+    assert.equal(routePrimary(input(switching, { failoverSeenAtMs: 1500, nowMs: 1500 + 20_001, confirmedAtMs: 1500 + 20_000 }), options).kind, 'route', 'an intent nobody acts on stops holding after 2*max(10, loop_wait) s');
+    const scheduled = cluster({ failover: { leader: 'node1', member: 'node2', scheduled_at: '2026-11-24T13:00:00+00:00' } });
+    assert.equal(routePrimary(input(scheduled, { failoverSeenAtMs: 1500 }), options).kind, 'route', 'a scheduled switchover holds only once due');
+    const done = cluster({ leaderName: 'node2', failover: { leader: 'node1', member: 'node2' } });
+    assert.equal(routePrimary(input(done, { failoverSeenAtMs: 1500 }), options).kind, 'route', 'the new leader is not held by the leftover intent');
   });
 
   it('closes every primary connection that is not on the routed lock holder, and all of them while holding', () => {
