@@ -1,0 +1,149 @@
+// pgwarden proxy on real etcd + PostgreSQL: routing, planned switchover without failed connects, failover, and a frozen
+// old primary that gets no write through the proxy after it lost the lock.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { LocalCluster, type LocalProxy } from '../../src/local/local-cluster.js';
+import { isAlive } from '../../src/local/process.js';
+import { poll, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { ReconnectingWriter } from '../kit/reconnecting-writer.js';
+
+const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
+
+async function queryVia(cluster: LocalCluster, port: number, text: string): Promise<Record<string, unknown>[]> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows as Record<string, unknown>[];
+  } finally {
+    await client.end();
+  }
+}
+
+interface ProxyStatusDocument {
+  readonly primary: { readonly member?: string; readonly held?: string };
+  readonly replicas: { readonly members?: readonly string[]; readonly is_fallback?: boolean; readonly held?: string };
+}
+
+async function proxyStatus(proxy: LocalProxy): Promise<ProxyStatusDocument> {
+  return (await (await fetch(`http://127.0.0.1:${proxy.apiPort}/status`)).json()) as ProxyStatusDocument;
+}
+
+async function metric(proxy: LocalProxy, line: RegExp): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${proxy.apiPort}/metrics`)).text();
+  return Number(line.exec(text)?.[1] ?? 0);
+}
+
+function processTree(pid: number): number[] {
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((line) => Number(line.trim())).filter((child) => child > 0);
+  return [pid, ...children];
+}
+
+describe('pgwarden proxy on a real cluster', { timeout: 600_000 }, () => {
+  let dir: string;
+  let cluster: LocalCluster;
+  let proxy: LocalProxy;
+  let leader: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgw-proxy-'));
+    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'proxytest', proxies: 1 });
+    proxy = cluster.proxies[0]!;
+    leader = (await waitHealthy(cluster, 120_000)).leader;
+    await sql(cluster, leader, 'CREATE TABLE proxied (id int primary key)');
+  });
+
+  after(async () => {
+    const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.proxies.map((candidate) => candidate.pid)];
+    await cluster.stop();
+    for (const pid of pids) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('sends writes to the primary and reads to streaming replicas', async () => {
+    let status: ProxyStatusDocument | undefined;
+    await poll('the proxy to route to the leader and both replicas', 20_000, 100, async () => {
+      status = await proxyStatus(proxy);
+      return status.primary.member === leader && status.replicas.members?.length === 2 && status.replicas.is_fallback === false ? true : undefined;
+    }, () => JSON.stringify(status));
+    const [write] = await queryVia(cluster, proxy.primaryPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
+    assert.deepEqual(write, { port: cluster.node(leader).pgPort, standby: false });
+    const readPorts = new Set<number>();
+    for (let index = 0; index < 4; index++) {
+      const [read] = await queryVia(cluster, proxy.replicaPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
+      assert.equal(read?.standby, true);
+      readPorts.add(read!.port as number);
+    }
+    assert.equal(readPorts.size, 2, 'reads are spread over both replicas');
+  });
+
+  it('holds reconnecting clients through a planned switchover: no failed connect, writes continue on the new primary', async () => {
+    const heldBefore = await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/);
+    const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+    writer.start();
+    await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+    const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate }) });
+    assert.equal(response.status, 200, await response.text());
+    const switchedAt = performance.now();
+    await poll('a write on the new primary', 30_000, 50, async () => (writer.acks.some((ack) => ack.atMs > switchedAt && ack.serverPort === cluster.node(candidate).pgPort) ? true : undefined));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await writer.stop();
+    assert.deepEqual(writer.connectFailures, [], 'no client connect failed during the switchover');
+    assert.ok(writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.serverPort === cluster.node(candidate).pgPort), 'after the switchover every write lands on the new primary');
+    assert.ok((await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/)) > heldBefore, 'some clients were held');
+    leader = candidate;
+    await waitHealthy(cluster, 60_000);
+  });
+
+  it('follows a failover after SIGKILL of the primary (agent and postmaster) without failed connects', async () => {
+    const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+    writer.start();
+    await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+    const old = leader;
+    cluster.killAgent(old, 'SIGKILL');
+    await cluster.killPostmaster(old, 'SIGKILL');
+    const killedAt = performance.now();
+    const ack = await poll('a write on a new primary', 60_000, 50, async () => writer.acks.find((candidate) => candidate.atMs > killedAt && candidate.serverPort !== cluster.node(old).pgPort));
+    await writer.stop();
+    assert.deepEqual(writer.connectFailures, [], 'clients were held, not refused, while the cluster failed over');
+    leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
+    cluster.startAgent(old);
+    await waitHealthy(cluster, 120_000);
+  });
+
+  it('gives a frozen-then-resumed old primary no write through the proxy once it lost the lock', async () => {
+    const old = leader;
+    const oldPort = cluster.node(old).pgPort;
+    const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied', 20, 5000);
+    writer.start();
+    await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+    const postmaster = await cluster.postmasterPid(old);
+    assert.ok(postmaster !== undefined);
+    const frozen = [cluster.node(old).agentPid!, ...processTree(postmaster)];
+    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+    const frozenAt = performance.now();
+    try {
+      const ack = await poll('a write on a new primary while the old one is frozen', 60_000, 50, async () => writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.serverPort !== oldPort));
+      leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
+      // Stay frozen past the ttl, as a long GC pause or a stalled VM would, then wake up believing it is still primary.
+      await new Promise((resolve) => setTimeout(resolve, TIMING.ttl * 1000));
+    } finally {
+      for (const pid of frozen) process.kill(pid, 'SIGCONT');
+    }
+    const resumedAt = performance.now();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await writer.stop();
+    const lateOnOld = writer.acks.filter((ack) => ack.atMs > frozenAt && ack.serverPort === oldPort);
+    assert.deepEqual(lateOnOld, [], 'no write acknowledged by the old primary after it was frozen');
+    assert.ok(writer.acks.some((ack) => ack.atMs > resumedAt && ack.serverPort === cluster.node(leader).pgPort), 'writes go on on the new primary after the old one resumed');
+    await waitHealthy(cluster, 120_000);
+    const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM proxied')).map((row) => row.id));
+    const lost = writer.acks.filter((ack) => !present.has(ack.id));
+    assert.deepEqual(lost, [], 'every acknowledged write is on the current primary');
+  });
+});
