@@ -76,7 +76,7 @@ describe('pgwarden proxy on a real cluster', { timeout: 600_000 }, () => {
     for (let index = 0; index < 4; index++) {
       const [read] = await queryVia(cluster, proxy.replicaPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
       assert.equal(read?.standby, true);
-      readPorts.add(read!.port as number);
+      readPorts.add(read.port as number);
     }
     assert.equal(readPorts.size, 2, 'reads are spread over both replicas');
   });
