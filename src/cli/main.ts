@@ -10,6 +10,7 @@ import type { TlsClientOptions } from '../util/http-request.js';
 import { callApi, type Credentials } from './api-client.js';
 import { editConfigCommand, pauseCommand, reinitCommand, reloadCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
+import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.js';
 import { listCommand } from './commands/list.js';
 import { queryCommand, type DbAccess } from './commands/query.js';
 
@@ -202,6 +203,25 @@ export function buildProgram(deps: CliDeps): Command {
     .option('-r, --role <role>', 'leader, primary, replica or any')
     .option('-m, --member <name>', 'a member by name')
     .action(async (options: { role?: string; member?: string }) => deps.out(dsn(await reload(), options)));
+  program
+    .command('haproxy-config')
+    .description('print an HAProxy config with Patroni-style checks (GET /primary, GET /replica) for this cluster')
+    .option('--bind <address>', 'address HAProxy listens on', '0.0.0.0')
+    .option('--primary-port <port>', 'port for writes (the primary)', '5000')
+    .option('--replica-port <port>', 'port for reads (replicas)', '5001')
+    .option('--check-interval <ms>', 'health check interval in milliseconds', '1000')
+    .option('--stats-port <port>', 'also serve the HAProxy stats page on this port')
+    .action(async (options: { bind: string; primaryPort: string; replicaPort: string; checkInterval: string; statsPort?: string }) => {
+      const port = (flag: string, value: string): number => {
+        const number = Number(value);
+        if (!Number.isInteger(number) || number < 1 || number > 65535) throw new Error(`--${flag} expects a port number (1-65535), got "${value}"`);
+        return number;
+      };
+      const interval = Number(options.checkInterval);
+      if (!(interval >= 10)) throw new Error(`--check-interval expects milliseconds (>= 10), got "${options.checkInterval}"`);
+      const servers = serversFromView(await reload());
+      deps.out(renderHaproxyConfig(servers, { bind: options.bind, primaryPort: port('primary-port', options.primaryPort), replicaPort: port('replica-port', options.replicaPort), checkIntervalMs: interval, statsPort: options.statsPort === undefined ? undefined : port('stats-port', options.statsPort) }).trimEnd());
+    });
   program
     .command('version')
     .description('print the pgwarden version, and with -c the version of every member')

@@ -69,7 +69,7 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   out(`starting 3 etcd members and ${options.nodes} pgwarden agents with PostgreSQL 15 under ${dir} ...`);
-  const cluster = await LocalCluster.start({ dir, nodes: options.nodes, timing: options.timing, scope: 'demo' });
+  const cluster = await LocalCluster.start({ dir, nodes: options.nodes, timing: options.timing, scope: 'demo', proxies: 1 });
   await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2));
   let isStopping = false;
   const stop = async (): Promise<void> => {
@@ -84,12 +84,18 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     const view = await waitForLeaderAndReplicas(cluster, options.healthyTimeoutMs);
     out(options.renderTable(view, cluster.scope));
     out('');
-    out(`connect (writes):  psql '${cluster.connectionString('read-write')}'`);
-    out(`connect (reads):   psql '${cluster.connectionString('prefer-standby')}'`);
+    const proxy = cluster.proxies[0];
+    if (proxy !== undefined) {
+      out(`proxy (writes):    psql 'postgresql://postgres:${cluster.superuserPassword}@127.0.0.1:${proxy.primaryPort}/postgres'`);
+      out(`proxy (reads):     psql 'postgresql://postgres:${cluster.superuserPassword}@127.0.0.1:${proxy.replicaPort}/postgres'`);
+      out(`proxy status:      http://127.0.0.1:${proxy.apiPort}/status  (metrics: /metrics)`);
+    }
+    out(`libpq (writes):    psql '${cluster.connectionString('read-write')}'`);
+    out(`libpq (reads):     psql '${cluster.connectionString('prefer-standby')}'`);
     out(`REST API:          ${cluster.nodes.map((node) => `http://127.0.0.1:${node.apiPort}`).join('  ')}`);
     out(`etcd:              ${cluster.etcd.endpoints.join(',')}`);
     out(`CLI:               node dist/src/bin/pgwarden.js -c ${cluster.nodes[0]?.configPath ?? ''} list`);
-    out(`logs:              ${dir}/node*/agent.log`);
+    out(`logs:              ${dir}/node*/agent.log ${dir}/proxy*/proxy.log`);
   } catch (error) {
     await stop();
     throw error;

@@ -37,6 +37,20 @@ describe('pgwarden CLI formats', () => {
     assert.deepEqual(asJson, view.config);
   });
 
+  it('haproxy-config prints Patroni-style checks for every member from the DCS', async () => {
+    const config = await run('haproxy-config', '--primary-port', '6000', '--replica-port', '6001', '--check-interval', '500');
+    assert.match(config, /listen primary\n {2}bind 0\.0\.0\.0:6000\n {2}option httpchk GET \/primary/);
+    assert.match(config, /listen replicas\n {2}bind 0\.0\.0\.0:6001\n {2}balance leastconn\n {2}option httpchk GET \/replica/);
+    assert.match(config, /default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions/);
+    for (const name of ['node1', 'node2', 'node3']) {
+      const member = view.members.find((candidate) => candidate.name === name)!;
+      const conn = new URL(member.conn_url);
+      const api = new URL(member.api_url);
+      assert.ok(config.includes(`server ${name} ${conn.hostname}:${conn.port} check port ${api.port}`), `${name} is checked on its REST API port`);
+    }
+    await assert.rejects(run('haproxy-config', '--primary-port', '70000'), /--primary-port expects a port number/);
+  });
+
   it('refuses an unknown format and an unknown flag', async () => {
     await assert.rejects(run('topology', '-f', 'xml'), /Allowed choices are pretty, tsv, json, yaml/);
     await assert.rejects(run('show-config', '--format', 'tsv'), /Allowed choices are yaml, json/);
