@@ -349,18 +349,29 @@ export class Agent {
     }
   }
 
-  /** Wakes the loop when a streaming replica's WAL receiver stops streaming (the usual first sign of a dead primary). */
+  /**
+   * Between cycles: refreshes the WAL positions the REST API reports (switchover candidates are judged on them), and
+   * wakes the loop when a streaming replica's WAL receiver stops streaming (the usual first sign of a dead primary).
+   */
   async #runStreamCheck(): Promise<void> {
     const signal = this.#stopController.signal;
     const { clock, pg } = this.#options;
     while (!signal.aborted) {
       await clock.sleep(STREAM_CHECK_INTERVAL_MS, signal).catch(() => undefined);
       const last = this.#pg;
-      if (signal.aborted || last === undefined || !last.isRunning || last.role !== 'replica' || !last.isStreaming || this.#tasks.isRunning()) continue;
-      if (!(await pg.isWalReceiverStreaming(deadline(PG_PROBE_BUDGET_MS)))) {
+      if (signal.aborted || last === undefined || !last.isRunning || this.#tasks.isRunning()) continue;
+      const status = await pg.walStatus(deadline(PG_PROBE_BUDGET_MS));
+      const current = this.#pg;
+      if (status === undefined || current === undefined || !current.isRunning || this.#tasks.isRunning()) continue;
+      const isPrimary = current.role === 'primary';
+      if (isPrimary === (status.writeLsn !== undefined)) {
+        const positions = isPrimary ? { writeLsn: status.writeLsn } : { receivedLsn: status.receivedLsn ?? current.receivedLsn, replayedLsn: status.replayedLsn ?? current.replayedLsn };
+        this.#snapshot = { ...this.#snapshot, pg: { ...this.#snapshot.pg, ...positions } };
+      }
+      if (current.role === 'replica' && current.isStreaming && !status.isStreaming) {
         this.#options.log.info({}, 'WAL receiver stopped streaming: checking the cluster now');
         // Mark the last observation as not streaming so the check does not fire again before the loop re-probes.
-        this.#pg = { ...last, isStreaming: false };
+        this.#pg = { ...current, isStreaming: false };
         this.#wakeup.nudge();
       }
     }

@@ -57,6 +57,14 @@ export interface Upstream {
 export type StopMode = 'smart' | 'fast' | 'immediate';
 
 /** Control of the local PostgreSQL. Failures reject with a PgwardenError carrying argv, exit code and stderr tail. */
+/** A cheap live reading of WAL positions, taken between HA cycles so the REST API never reports positions a loop old. */
+export interface WalStatus {
+  readonly isStreaming: boolean;
+  readonly writeLsn: bigint | undefined;
+  readonly receivedLsn: bigint | undefined;
+  readonly replayedLsn: bigint | undefined;
+}
+
 export interface PgController {
   probe(signal: AbortSignal): Promise<LocalPg>;
   initdb(signal: AbortSignal): Promise<void>;
@@ -78,8 +86,8 @@ export interface PgController {
   reconfigure(parameters: Readonly<Record<string, string | number | boolean>>, signal: AbortSignal): Promise<void>;
   /** Create missing / drop unknown physical replication slots (primary only). */
   syncSlots(slotNames: readonly string[], signal: AbortSignal): Promise<void>;
-  /** One cheap query: whether the WAL receiver is streaming right now (false when down or not a replica). */
-  isWalReceiverStreaming(signal: AbortSignal): Promise<boolean>;
+  /** One cheap query: WAL positions and whether the WAL receiver streams right now; undefined when PostgreSQL is down. */
+  walStatus(signal: AbortSignal): Promise<WalStatus | undefined>;
   /** Called with the exit of a postmaster the agent did not ask to stop. */
   onUnexpectedExit(listener: () => void): void;
   close(): Promise<void>;

@@ -5,7 +5,7 @@ import { chown, mkdir, open, readFile, readdir, rename, rm, stat, writeFile } fr
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
-import type { PgController, StopMode, Upstream } from '../core/ports.js';
+import type { PgController, StopMode, Upstream, WalStatus } from '../core/ports.js';
 import type { LocalPg, ReplicationRow } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { isAlive } from '../util/process-alive.js';
@@ -71,6 +71,11 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings) AS pending_restart,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
      'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
+
+const WAL_STATUS_SQL = `SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS write_lsn,
+  pg_last_wal_receive_lsn()::text AS received_lsn,
+  pg_last_wal_replay_lsn()::text AS replayed_lsn,
+  (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status`;
 
 interface ProbeRow {
   in_recovery: boolean;
@@ -434,12 +439,14 @@ export class PostgresController implements PgController {
     }
   }
 
-  async isWalReceiverStreaming(signal: AbortSignal): Promise<boolean> {
+  async walStatus(signal: AbortSignal): Promise<WalStatus | undefined> {
     try {
-      const rows = await this.#query<{ status: string | null }>('SELECT (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status', signal);
-      return rows[0]?.status === 'streaming';
+      const rows = await this.#query<{ write_lsn: string | null; received_lsn: string | null; replayed_lsn: string | null; status: string | null }>(WAL_STATUS_SQL, signal);
+      const row = rows[0];
+      if (row === undefined) return undefined;
+      return { isStreaming: row.status === 'streaming', writeLsn: lsnOrUndefined(row.write_lsn), receivedLsn: lsnOrUndefined(row.received_lsn), replayedLsn: lsnOrUndefined(row.replayed_lsn) };
     } catch {
-      return false;
+      return undefined;
     }
   }
 

@@ -51,6 +51,10 @@ export class ProxiedConnection {
     this.#backendSocket = socket;
   }
 
+  get bufferedBytes(): number {
+    return this.client.writableLength + (this.#backendSocket?.writableLength ?? 0);
+  }
+
   get bytes(): { fromClient: number; toClient: number } {
     return { fromClient: this.client.bytesRead, toClient: this.client.bytesWritten };
   }
@@ -134,15 +138,16 @@ export class Forwarder {
     return typeof address === 'object' && address !== null ? address.port : port;
   }
 
-  /** Stops accepting; open connections stay. */
-  stopListening(): Promise<void> {
-    return new Promise((resolve) => {
-      if (!this.#server.listening) {
-        resolve();
-        return;
-      }
-      this.#server.close(() => resolve());
-    });
+  /** Stops accepting; open connections stay (server.close's callback would wait for them, so it is not awaited). */
+  async stopListening(): Promise<void> {
+    if (this.#server.listening) this.#server.close();
+  }
+
+  /** Bytes queued in our sockets' write buffers: bounded by backpressure, whatever the clients do. */
+  bufferedBytes(): number {
+    let total = 0;
+    for (const connection of this.connections) total += connection.bufferedBytes;
+    return total;
   }
 
   /** Open (forwarded) connections per backend member. */

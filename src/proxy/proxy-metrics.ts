@@ -15,6 +15,16 @@ export class ProxyMetrics implements ForwarderEvents {
   readonly #closedBytes = { fromClient: 0, toClient: 0 };
 
   constructor(liveConnections: () => Iterable<ProxiedConnection>, dcsAgeSeconds: () => number | undefined) {
+    new Gauge({
+      name: 'pgwarden_proxy_buffered_bytes',
+      help: 'Bytes waiting in the proxy for a slow peer (bounded by backpressure)',
+      registers: [this.registry],
+      collect() {
+        let total = 0;
+        for (const connection of liveConnections()) total += connection.bufferedBytes;
+        this.set(total);
+      },
+    });
     const closedBytes = this.#closedBytes;
     new Counter({
       name: 'pgwarden_proxy_bytes_total',

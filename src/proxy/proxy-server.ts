@@ -77,6 +77,13 @@ export class ProxyServer {
     };
   }
 
+  /** Bytes the proxy holds for slow peers, across every connection. */
+  bufferedBytes(): number {
+    let total = 0;
+    for (const connection of this.#allConnections()) total += connection.bufferedBytes;
+    return total;
+  }
+
   #count(kind: ListenerKind): number {
     let count = 0;
     for (const forwarder of [this.#forwarders[kind], ...this.#retired]) if (forwarder?.kind === kind) count += forwarder.connections.size;

@@ -5,6 +5,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { proxySectionSchema } from '../../src/config/proxy-config.js';
 import type { ClusterView } from '../../src/core/types.js';
+import { pickFreePorts } from '../../src/local/free-port.js';
 import { ProxyServer } from '../../src/proxy/proxy-server.js';
 import { silentLog } from '../../src/util/log.js';
 import { member, view } from '../sim/builders.js';
@@ -41,8 +42,11 @@ class ScriptedCluster {
 }
 
 /** Says its name on connect, then echoes; answers a half-close with "bye" before closing. */
-async function taggedEcho(name: string): Promise<{ server: Server; port: number }> {
+async function taggedEcho(name: string): Promise<{ server: Server; port: number; open: () => number }> {
+  let open = 0;
   const server = createServer({ allowHalfOpen: true }, (socket) => {
+    open++;
+    socket.on('close', () => open--);
     socket.write(`${name}|`);
     socket.on('data', (data) => socket.write(data));
     socket.on('end', () => socket.end('bye'));
@@ -50,7 +54,7 @@ async function taggedEcho(name: string): Promise<{ server: Server; port: number 
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return { server, port: (server.address() as { port: number }).port };
+  return { server, port: (server.address() as { port: number }).port, open: () => open };
 }
 
 async function dial(port: number): Promise<{ socket: Socket; received: () => string; closed: Promise<void> }> {
@@ -72,10 +76,12 @@ async function until(what: string, probe: () => boolean, timeoutMs = 5000): Prom
   }
 }
 
+const startSettings = { primary_listen: '127.0.0.1:0', replica_listen: '127.0.0.1:0', api_listen: '127.0.0.1:0', hold_timeout: 1.5, dcs_timeout: 0.6, shutdown_grace: 0 };
+
 describe('proxy engine', () => {
   const scripted = new ScriptedCluster();
   const writable = new Set<string>();
-  const backends: { server: Server; port: number }[] = [];
+  const backends: { server: Server; port: number; open: () => number }[] = [];
   let proxy: ProxyServer;
   const clusterWith = (leaderName: string | undefined, createRevision = '1'): ClusterView =>
     view({
@@ -88,7 +94,7 @@ describe('proxy engine', () => {
     scripted.set(clusterWith('node1'));
     writable.add('node1');
     proxy = await ProxyServer.start({
-      section: proxySectionSchema.parse({ primary_listen: '127.0.0.1:0', replica_listen: '127.0.0.1:0', api_listen: '127.0.0.1:0', hold_timeout: 1.5, dcs_timeout: 0.6, shutdown_grace: 0 }),
+      section: proxySectionSchema.parse(startSettings),
       source: scripted.source,
       probe: async (candidate) => writable.has(candidate.name),
       nowMs: () => performance.now(),
@@ -119,6 +125,46 @@ describe('proxy engine', () => {
     client.socket.end();
     await client.closed;
     assert.equal(client.received(), 'node1|bye');
+  });
+
+  it('applies backpressure: a client that does not read does not grow the proxy buffers', async () => {
+    const client = connect({ host: '127.0.0.1', port: proxy.ports.primary });
+    client.on('error', () => undefined);
+    await once(client, 'connect');
+    client.pause();
+    const chunk = Buffer.alloc(64 * 1024, 120);
+    for (let index = 0; index < 320; index++) client.write(chunk);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const buffered = proxy.bufferedBytes();
+    assert.ok(buffered < 2 * 1024 * 1024, `proxy buffers ${buffered} bytes for a client that reads nothing (20 MB sent through it)`);
+    client.destroy();
+  });
+
+  it('closes the backend side when a client resets its connection', async () => {
+    const client = await dial(proxy.ports.primary);
+    await until('the greeting', () => client.received() === 'node1|');
+    const openBefore = backends[0]!.open();
+    client.socket.resetAndDestroy();
+    await until('the backend connection to close', () => backends[0]!.open() === openBefore - 1);
+  });
+
+  it('moves a listener on reload while open clients keep working', { timeout: 8000 }, async () => {
+    const before = await dial(proxy.ports.primary);
+    await until('the greeting', () => before.received() === 'node1|');
+    const oldPort = proxy.ports.primary;
+    const [newPort] = await pickFreePorts(1);
+    // Same settings as at start (port 0 stays "unchanged"), only the primary address moves.
+    await proxy.reload(proxySectionSchema.parse({ ...startSettings, primary_listen: `127.0.0.1:${newPort}` }));
+    assert.equal(proxy.ports.primary, newPort);
+    before.socket.write('still here');
+    await until('the old client echo', () => before.received() === 'node1|still here');
+    const after = await dial(newPort!);
+    await until('a greeting on the new port', () => after.received() === 'node1|');
+    const refused = connect({ host: '127.0.0.1', port: oldPort });
+    const [error] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
+    assert.equal(error.code, 'ECONNREFUSED');
+    before.socket.destroy();
+    after.socket.destroy();
   });
 
   it('holds a client while there is no leader, then connects it to the new, confirmed primary and cuts the old one', async () => {
