@@ -8,15 +8,18 @@ import type { CallbackRunner } from './callbacks.js';
 import type { TaskSlot } from './tasks.js';
 
 /** How each demote mode stops PostgreSQL and whether it gives the lock back (Patroni's demote table). */
-const DEMOTE_POLICY: Readonly<Record<DemoteMode, { readonly stop: StopMode; readonly releaseLock: boolean }>> = {
+const DEMOTE_POLICY: Readonly<Record<DemoteMode, { readonly stop: StopMode; readonly releaseLock: boolean; readonly drainMs: number }>> = {
   // DCS lost: stop quickly; the lock cannot be released anyway and will expire.
-  offline: { stop: 'fast', releaseLock: false },
-  // Switchover: a clean shutdown checkpoint lets the old primary rejoin without rewind.
-  graceful: { stop: 'fast', releaseLock: true },
+  offline: { stop: 'fast', releaseLock: false, drainMs: 0 },
+  // Switchover: a clean shutdown checkpoint lets the old primary rejoin without rewind. The short drain first lets
+  // proxies, which see the same switchover request, start holding new clients, and lets connections already in their
+  // startup handshake finish it, so a reconnecting client meets a delay, not a failed connect. Writes keep working
+  // during the drain: it delays the outage, it does not lengthen it.
+  graceful: { stop: 'fast', releaseLock: true, drainMs: 150 },
   // Unhealthy primary still holding the lock: stop now and let others race at once.
-  immediate: { stop: 'immediate', releaseLock: true },
+  immediate: { stop: 'immediate', releaseLock: true, drainMs: 0 },
   // Lost the lock: someone else may already be promoting, every millisecond as primary is a risk.
-  'immediate-nolock': { stop: 'immediate', releaseLock: false },
+  'immediate-nolock': { stop: 'immediate', releaseLock: false, drainMs: 0 },
 };
 
 /** A cancelled task gets this long to unwind before a demote proceeds regardless. */
@@ -121,6 +124,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'demote': {
       const policy = DEMOTE_POLICY[action.mode];
       await tasks.cancel(TASK_CANCEL_WAIT_MS);
+      if (policy.drainMs > 0) await deps.clock.sleep(policy.drainMs);
       deps.log.warn({ mode: action.mode }, `demoting: stopping PostgreSQL (${policy.stop})`);
       await pg.stop(policy.stop, deadline(context.pgBudgetMs * 3));
       callback('on_role_change', 'demoted');

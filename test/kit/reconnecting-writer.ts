@@ -11,7 +11,7 @@ export interface WriteAck {
 
 export class ReconnectingWriter {
   readonly acks: WriteAck[] = [];
-  readonly connectFailures: { atMs: number; message: string }[] = [];
+  readonly connectFailures: { startedAtMs: number; atMs: number; message: string }[] = [];
   readonly queryFailures: { atMs: number; message: string }[] = [];
   #nextId = 1;
   #isStopped = false;
@@ -42,7 +42,7 @@ export class ReconnectingWriter {
       try {
         await client.connect();
       } catch (error) {
-        this.connectFailures.push({ atMs: performance.now(), message: error instanceof Error ? error.message : String(error) });
+        this.connectFailures.push({ startedAtMs: startedAt, atMs: performance.now(), message: error instanceof Error ? error.message : String(error) });
         await client.end().catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
         continue;
