@@ -96,12 +96,15 @@ export function parseConfig(text: string, sourceName: string): LoadedConfig {
   };
 }
 
-export function loadConfig(path: string): LoadedConfig {
-  let text: string;
+/** The text of a config file, or an error that names the path and what to pass instead. */
+export function readConfigText(path: string, what = 'your pgwarden/patroni YAML'): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new PgwardenError('PGW_CONFIG_UNREADABLE', `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; pass the path of your pgwarden/patroni YAML with -c`, { context: { path }, cause: error });
+    throw new PgwardenError('PGW_CONFIG_UNREADABLE', `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; pass the path of ${what} with -c`, { context: { path }, cause: error });
   }
-  return parseConfig(text, path);
+}
+
+export function loadConfig(path: string): LoadedConfig {
+  return parseConfig(readConfigText(path), path);
 }

@@ -1,12 +1,11 @@
 // The `proxy:` section and what a proxy needs from the rest of pgwarden.yml (scope, namespace, etcd, REST API TLS).
 // A proxy host may carry only these keys; an agent's full config file works too (the other sections are ignored).
-import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
 import { PgwardenError } from '../util/errors.js';
-import { etcdHosts } from './load.js';
-import { credentials, etcdSection } from './schema.js';
+import { etcdHosts, readConfigText } from './load.js';
+import { credentials, etcdSection, hostPortSchema } from './schema.js';
 
 const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
   const bytes = typeof value === 'number' ? value : parseByteSize(value);
@@ -20,15 +19,7 @@ const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value
 const seconds = (minimum: number) => z.number().min(minimum);
 
 /** host:port to listen on; port 0 picks a free port (tests, or when the port is published elsewhere). */
-const listenAddress = z.string().transform((value, context) => {
-  const match = /^(.*):(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[2]);
-  if (match === null || match[1] === '' || !(port >= 0 && port < 65536)) {
-    context.addIssue({ code: 'custom', message: `expected host:port, got "${value}"; write it like 127.0.0.1:5000` });
-    return z.NEVER;
-  }
-  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
-});
+const listenAddress = hostPortSchema(0, '127.0.0.1:5000');
 
 export const proxySectionSchema = z.object({
   primary_listen: listenAddress,
@@ -101,11 +92,5 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
 }
 
 export function loadProxyConfig(path: string): ProxyConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (error) {
-    throw new PgwardenError('PGW_CONFIG_UNREADABLE', `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; pass the proxy's YAML with -c`, { context: { path }, cause: error });
-  }
-  return parseProxyConfig(text, path);
+  return parseProxyConfig(readConfigText(path, "the proxy's YAML"), path);
 }

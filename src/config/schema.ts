@@ -2,15 +2,19 @@
 import { z } from 'zod';
 import { TIMING_DEFAULTS, TIMING_MINIMUMS } from '../core/timing-rules.js';
 
-export const hostPort = z.string().transform((value, context) => {
-  const match = /^(.*):(\d{1,5})$/.exec(value.trim());
-  const port = Number(match?.[2]);
-  if (match === null || match[1] === '' || !(port > 0 && port < 65536)) {
-    context.addIssue({ code: 'custom', message: `expected host:port, got "${value}"; write it like 127.0.0.1:8008` });
-    return z.NEVER;
-  }
-  return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
-});
+/** host:port; `minPort: 0` also accepts port 0 (listen on any free port). */
+export const hostPortSchema = (minPort = 1, example = '127.0.0.1:8008') =>
+  z.string().transform((value, context) => {
+    const match = /^(.*):(\d{1,5})$/.exec(value.trim());
+    const port = Number(match?.[2]);
+    if (match === null || match[1] === '' || !(port >= minPort && port < 65536)) {
+      context.addIssue({ code: 'custom', message: `expected host:port, got "${value}"; write it like ${example}` });
+      return z.NEVER;
+    }
+    return { host: match[1]!.replace(/^\[|\]$/g, ''), port };
+  });
+
+export const hostPort = hostPortSchema();
 
 const gucValue = z.union([z.string(), z.number(), z.boolean()]);
 export const credentials = z.object({ username: z.string().min(1), password: z.union([z.string(), z.number()]).transform(String).optional() });

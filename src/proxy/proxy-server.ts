@@ -85,9 +85,7 @@ export class ProxyServer {
   }
 
   #count(kind: ListenerKind): number {
-    let count = 0;
-    for (const forwarder of [this.#forwarders[kind], ...this.#retired]) if (forwarder?.kind === kind) count += forwarder.connections.size;
-    return count;
+    return this.#forwardersOf(kind).reduce((total, forwarder) => total + forwarder.connections.size, 0);
   }
 
   *#allConnections(): Iterable<ProxiedConnection> {

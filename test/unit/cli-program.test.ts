@@ -4,16 +4,9 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { buildProgram } from '../../src/cli/main.js';
-import { buildClusterView } from '../../src/dcs/codec.js';
-import { ClusterKeys } from '../../src/dcs/keys.js';
+import { fixtures, referenceView } from '../kit/reference-view.js';
 
-const fixtures = new URL('../../../test/fixtures/', import.meta.url);
-const dump = JSON.parse(readFileSync(new URL('etcd-get-prefix.decoded.json', fixtures), 'utf8')) as { key: string; value: string; mod_revision: number; create_revision: number; lease_hex: string }[];
-const view = buildClusterView(
-  new ClusterKeys('/service/', 'bench'),
-  dump.map((kv) => ({ key: kv.key, value: kv.value, modRevision: String(kv.mod_revision), createRevision: String(kv.create_revision), lease: kv.lease_hex })),
-  '18',
-);
+const view = referenceView();
 
 async function run(...args: string[]): Promise<string> {
   const lines: string[] = [];

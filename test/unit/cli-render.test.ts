@@ -5,16 +5,9 @@ import { describe, it } from 'node:test';
 import { historyTable } from '../../src/cli/commands/inspect.js';
 import { renderMemberTable, renderTopology } from '../../src/cli/render.js';
 import { summarizeCluster } from '../../src/core/cluster-summary.js';
-import { buildClusterView } from '../../src/dcs/codec.js';
-import { ClusterKeys } from '../../src/dcs/keys.js';
+import { fixtures, referenceView } from '../kit/reference-view.js';
 
-const fixtures = new URL('../../../test/fixtures/', import.meta.url);
-const dump = JSON.parse(readFileSync(new URL('etcd-get-prefix.decoded.json', fixtures), 'utf8')) as { key: string; value: string; mod_revision: number; create_revision: number; lease_hex: string }[];
-const view = buildClusterView(
-  new ClusterKeys('/service/', 'bench'),
-  dump.map((kv) => ({ key: kv.key, value: kv.value, modRevision: String(kv.mod_revision), createRevision: String(kv.create_revision), lease: kv.lease_hex })),
-  '18',
-);
+const view = referenceView();
 
 describe('member table', () => {
   it('matches patronictl list byte for byte', () => {
