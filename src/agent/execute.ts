@@ -121,6 +121,12 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'syncSlots':
       await pg.syncSlots(action.slots, deadline(context.pgBudgetMs));
       return true;
+    case 'setSynchronousStandbyNames':
+      await pg.setSynchronousStandbyNames(action.value, deadline(context.pgBudgetMs));
+      return true;
+    case 'writeSync':
+      // Create-only when the view had no key (mod revision 0), compare-and-set otherwise: never over a newer writer.
+      return dcs.setSync(action.state, context.view?.syncRevision ?? '0', dcsSignal());
     case 'demote': {
       const policy = DEMOTE_POLICY[action.mode];
       await tasks.cancel(TASK_CANCEL_WAIT_MS);

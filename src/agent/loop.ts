@@ -1,5 +1,6 @@
 // The HA loop: observe, decide (pure core), execute, publish the member key and snapshot, then sleep until woken.
 import { decide, initialMemory } from '../core/decide.js';
+import { syncSettingsOf } from '../core/sync-plan.js';
 import { lockDeadlineMs } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
@@ -236,6 +237,8 @@ export class Agent {
       isPaused: config.pause === true,
       leaderProbe,
       command: this.#pendingCommand,
+      sync: syncSettingsOf(config),
+      configuredSynchronousStandbyNames: configuredSsn({ ...(config.postgresql?.parameters ?? {}), ...this.#local.parameters }),
     };
     const decision = decide(observation, this.#memory);
     this.#memory = decision.memory;
@@ -404,4 +407,9 @@ export class Agent {
       lastReason: this.#lastReason,
     };
   }
+}
+
+function configuredSsn(parameters: Readonly<Record<string, unknown>>): string {
+  const value = parameters.synchronous_standby_names;
+  return typeof value === 'string' ? value : '';
 }

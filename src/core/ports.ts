@@ -86,6 +86,8 @@ export interface PgController {
   reconfigure(parameters: Readonly<Record<string, string | number | boolean>>, signal: AbortSignal): Promise<void>;
   /** Create missing / drop unknown physical replication slots (primary only). */
   syncSlots(slotNames: readonly string[], signal: AbortSignal): Promise<void>;
+  /** Set and reload synchronous_standby_names (persisted, so a restart keeps it). */
+  setSynchronousStandbyNames(value: string, signal: AbortSignal): Promise<void>;
   /** One cheap query: WAL positions and whether the WAL receiver streams right now; undefined when PostgreSQL is down. */
   walStatus(signal: AbortSignal): Promise<WalStatus | undefined>;
   /** Called with the exit of a postmaster the agent did not ask to stop. */

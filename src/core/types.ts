@@ -54,8 +54,10 @@ export interface DynamicConfig {
   readonly retry_timeout: number;
   readonly maximum_lag_on_failover: number;
   readonly primary_start_timeout?: number;
-  readonly synchronous_mode?: boolean;
+  /** true/'on' = priority mode, 'quorum' = ANY n. */
+  readonly synchronous_mode?: boolean | string;
   readonly synchronous_mode_strict?: boolean;
+  readonly synchronous_node_count?: number;
   readonly pause?: boolean;
   readonly postgresql?: {
     readonly use_pg_rewind?: boolean;
@@ -84,6 +86,7 @@ export interface ClusterView {
   readonly failover: FailoverIntent | undefined;
   readonly failoverRevision: string | undefined;
   readonly sync: SyncState | undefined;
+  readonly syncRevision?: string | undefined;
   readonly history: readonly HistoryEntry[];
   /** `status.optime`: the leader's last published WAL position in bytes. */
   readonly optime: number | undefined;
@@ -142,6 +145,10 @@ export interface LocalPg {
   readonly replication: readonly ReplicationRow[];
   /** A changed setting waits for a restart (pg_settings.pending_restart). */
   readonly isPendingRestart: boolean;
+  /** current_setting('synchronous_standby_names') while running. */
+  readonly synchronousStandbyNames?: string | undefined;
+  /** Flush position each connected standby (by application_name) reported (primary). */
+  readonly standbyFlushLsn?: Readonly<Record<string, bigint>> | undefined;
 }
 
 export interface ReplicationRow {
@@ -219,6 +226,17 @@ export interface Observation {
   readonly leaderProbe: LeaderProbe | undefined;
   /** A pending manual command (restart, reinitialize), if any. */
   readonly command?: AgentCommand | undefined;
+  /** Synchronous replication settings from the dynamic config. */
+  readonly sync?: SyncSettings | undefined;
+  /** synchronous_standby_names from postgresql.parameters: what the primary uses when synchronous mode is off. */
+  readonly configuredSynchronousStandbyNames?: string | undefined;
+}
+
+export interface SyncSettings {
+  readonly mode: 'off' | 'priority' | 'quorum';
+  readonly isStrict: boolean;
+  /** synchronous_node_count: standbys per commit (priority) or ANY n (quorum). */
+  readonly nodeCount: number;
 }
 
 /** A manual request from the REST API for this member, consumed by exactly one decision. */
@@ -247,6 +265,8 @@ export interface HaMemory {
   readonly notStreamingSinceMs: number | undefined;
   /** The last manual command acted on (ids only grow). */
   readonly handledCommandId?: number | undefined;
+  /** The synchronous_standby_names value first seen in effect, with the primary's flush LSN at that moment. */
+  readonly syncAppliedAt?: { readonly value: string; readonly lsn: bigint } | undefined;
 }
 
 export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-nolock';
@@ -279,6 +299,8 @@ export type Action =
   | { readonly kind: 'reinitialize'; readonly from: string }
   | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }
   | { readonly kind: 'syncSlots'; readonly slots: readonly string[] }
+  | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }
+  | { readonly kind: 'writeSync'; readonly state: SyncState | undefined }
   | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry }
   | { readonly kind: 'clearFailover' }
   | { readonly kind: 'publishStatus'; readonly optime: number };

@@ -83,6 +83,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   let failover: FailoverIntent | undefined;
   let failoverRevision: string | undefined;
   let sync: SyncState | undefined;
+  let syncRevision: string | undefined;
   let history: HistoryEntry[] = [];
   let optime: number | undefined;
   const members: MemberRecord[] = [];
@@ -99,6 +100,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
       failoverRevision = item.modRevision;
     } else if (item.key === keys.sync) {
       sync = decodeSync(item.value);
+      syncRevision = item.modRevision;
     } else if (item.key === keys.history) {
       history = decodeHistory(item.value);
     } else if (item.key === keys.status) {
@@ -109,5 +111,5 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     }
   }
   members.sort((a, b) => a.name.localeCompare(b.name));
-  return { initialize, config, configRevision, leader, members, failover, failoverRevision, sync, history, optime, revision };
+  return { initialize, config, configRevision, leader, members, failover, failoverRevision, sync, syncRevision, history, optime, revision };
 }

@@ -69,8 +69,9 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS receiver_status,
   (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS received_tli,
   (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings) AS pending_restart,
+  current_setting('synchronous_standby_names') AS synchronous_standby_names,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
-     'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
+     'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority, 'flush_lsn', flush_lsn::text) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
 
 const WAL_STATUS_SQL = `SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS write_lsn,
   pg_last_wal_receive_lsn()::text AS received_lsn,
@@ -92,7 +93,8 @@ interface ProbeRow {
   receiver_status: string | null;
   received_tli: number | null;
   pending_restart: boolean;
-  replication: ReplicationRow[];
+  synchronous_standby_names: string;
+  replication: (ReplicationRow & { flush_lsn: string | null })[];
 }
 
 const lsnOrUndefined = (text: string | null): bigint | undefined => (text === null ? undefined : parseLsn(text));
@@ -439,6 +441,16 @@ export class PostgresController implements PgController {
     }
   }
 
+  /**
+   * ALTER SYSTEM (postgresql.auto.conf) rather than our rendered file: it applies to a postmaster this agent adopted
+   * and survives a crash restart, so a primary that comes back keeps waiting for the standbys the sync key allows.
+   */
+  async setSynchronousStandbyNames(value: string, signal: AbortSignal): Promise<void> {
+    await this.#query(`ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`, signal);
+    await this.#query('SELECT pg_reload_conf()', signal);
+    this.#options.log.info({ synchronous_standby_names: value }, 'set synchronous_standby_names');
+  }
+
   async walStatus(signal: AbortSignal): Promise<WalStatus | undefined> {
     try {
       const rows = await this.#query<{ write_lsn: string | null; received_lsn: string | null; replayed_lsn: string | null; status: string | null }>(WAL_STATUS_SQL, signal);
@@ -513,8 +525,10 @@ export class PostgresController implements PgController {
       postmasterStartTime: row.start_time,
       replayedTimestamp: row.replayed_ts,
       isReplayPaused: row.replay_paused,
-      replication: row.replication,
+      replication: row.replication.map(({ flush_lsn: _flush, ...rest }) => rest),
       isPendingRestart: row.pending_restart,
+      synchronousStandbyNames: row.synchronous_standby_names,
+      standbyFlushLsn: Object.fromEntries(row.replication.filter((entry) => entry.flush_lsn !== null).map((entry) => [entry.application_name, parseLsn(entry.flush_lsn ?? '0/0')])),
     };
   }
 

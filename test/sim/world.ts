@@ -360,6 +360,9 @@ export class SimWorld {
         if (!dcsOk) return false;
         this.#store.put(this.#keys.status, JSON.stringify({ optime: action.optime }));
         return true;
+      case 'setSynchronousStandbyNames':
+        return true;
+      case 'writeSync':
       case 'writeBootstrapConfig':
       case 'writeHistory':
       case 'clearFailover':

@@ -1,6 +1,7 @@
 // This node holds the leader key: renew, keep PostgreSQL a primary (promote or restart it), publish status and history.
 import { decision, type Rule } from '../context.js';
 import { slotNameForMember } from '../slot-names.js';
+import { planSync, promotionSync } from '../sync-plan.js';
 import type { Action } from '../types.js';
 
 export const leaderRule: Rule = (context) => {
@@ -26,7 +27,11 @@ export const leaderRule: Rule = (context) => {
     // for this leader is left alone until it is due (the switchover rule acts on it).
     if (view.failover !== undefined && !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))) actions.push({ kind: 'clearFailover' });
     if (obs.useSlots) actions.push({ kind: 'syncSlots', slots: view.members.filter((member) => member.name !== name).map((member) => slotNameForMember(member.name)) });
-    return decision(context, `no action. I am (${name}), the leader with the lock`, actions, { memory });
+    // Last: a sync-key CAS that loses skips only what follows it.
+    const sync = planSync(context);
+    actions.push(...sync.actions);
+    const reason = sync.note === undefined ? `no action. I am (${name}), the leader with the lock` : `${sync.note}. I am (${name}), the leader with the lock`;
+    return decision(context, reason, actions, { memory: { ...memory, ...sync.memory }, ...(sync.wakeAfterMs !== undefined ? { wakeAfterMs: Math.min(sync.wakeAfterMs, obs.timing.loopWaitMs) } : {}) });
   }
 
   const timeLeftMs = (context.deadlineMs ?? obs.nowMs) - obs.nowMs;
@@ -34,7 +39,10 @@ export const leaderRule: Rule = (context) => {
     // Promote only with enough lock left to finish; otherwise renew first and promote on the next (immediate) cycle.
     if (timeLeftMs < obs.timing.ttlMs / 2) return decision(context, 'renewing the lock before promoting', [renew], { wakeAfterMs: 0 });
     const lsn = context.myWal;
-    return decision(context, 'promoted self to leader by acquiring session lock', [renew, { kind: 'promote' }], {
+    // Synchronous mode: the key names us before we accept a write, and PostgreSQL starts with the set that key allows.
+    const sync = promotionSync(context);
+    const prepare: Action[] = sync === undefined ? [] : [{ kind: 'writeSync', state: sync.state }, { kind: 'setSynchronousStandbyNames', value: sync.value }];
+    return decision(context, 'promoted self to leader by acquiring session lock', [renew, ...prepare, { kind: 'promote' }], {
       memory: { promotedFrom: { timeline: pg.timeline ?? 1, lsn } },
       wakeAfterMs: 0,
     });

@@ -1,5 +1,6 @@
 // Maintenance mode: keep the lock of a running primary, never start, stop, promote or demote on our own.
 import { decision, type Rule } from '../context.js';
+import { planSync } from '../sync-plan.js';
 import { commandRule } from './command.js';
 
 export const pausedRule: Rule = (context) => {
@@ -8,7 +9,14 @@ export const pausedRule: Rule = (context) => {
   const manual = commandRule(context);
   if (manual !== undefined) return { ...manual, reason: `PAUSE: ${manual.reason}` };
   const { name, view, isRunningPrimary } = context;
-  if (view !== undefined && context.leaderName === name) return decision(context, `PAUSE: no action. I am (${name}), the leader with the lock`, [{ kind: 'renewLeader' }]);
+  if (view !== undefined && context.leaderName === name) {
+    // Synchronous replication stays managed in maintenance mode: it is about durability, not about failover.
+    const sync = isRunningPrimary && context.holdsLock ? planSync(context) : undefined;
+    return decision(context, `PAUSE: no action. I am (${name}), the leader with the lock`, [{ kind: 'renewLeader' }, ...(sync?.actions ?? [])], {
+      memory: sync?.memory ?? {},
+      ...(sync?.wakeAfterMs !== undefined ? { wakeAfterMs: Math.min(sync.wakeAfterMs, context.obs.timing.loopWaitMs) } : {}),
+    });
+  }
   if (view !== undefined && context.leaderName === undefined && isRunningPrimary) {
     return decision(context, `PAUSE: acquiring the leader lock for the running primary (${name})`, [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   }

@@ -1,6 +1,7 @@
 // No leader: the healthiest eligible member takes the lock; the others stay replicas.
 import { compareCandidates, failoverPriority } from '../candidates.js';
 import { decision, type Rule } from '../context.js';
+import { syncRaceRestriction } from '../sync-plan.js';
 import { raceRestriction } from './switchover.js';
 import { isBackingOff } from './task.js';
 
@@ -19,6 +20,9 @@ export const raceRule: Rule = (context) => {
   const restriction = raceRestriction(context);
   if (restriction !== undefined) return decision(context, restriction, []);
   const intent = view.failover;
+  // A manual failover names its candidate explicitly (the operator's call, as in Patroni); otherwise sync rules apply.
+  const syncRestriction = intent?.member === name ? undefined : syncRaceRestriction(context);
+  if (syncRestriction !== undefined) return decision(context, syncRestriction, []);
   if (intent?.member === name) return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
   for (const peer of obs.peers) {

@@ -1,6 +1,7 @@
 // A pending switchover/failover (the DCS `failover` key) addressed to this leader: hand over cleanly, or drop an impossible request.
 import { failoverPriority } from '../candidates.js';
 import { decision, type DecisionContext, type Rule } from '../context.js';
+import { keyRuleOf, SYNC_OFF } from '../sync-plan.js';
 import type { FailoverIntent, MemberRecord } from '../types.js';
 
 /** True once a scheduled intent is due (ISO-8601 with a zone; an unparsable time never becomes due). */
@@ -29,8 +30,11 @@ export function isViableCandidate(member: MemberRecord, referenceLsn: number | u
 function viableCandidates(context: DecisionContext, intent: FailoverIntent): string[] {
   const view = context.view;
   if (view === undefined) return [];
+  // In synchronous mode a planned switchover goes only to a standby known to hold every acknowledged commit.
+  const syncSet = (context.obs.sync ?? SYNC_OFF).mode === 'off' ? undefined : keyRuleOf(view.sync, context.name)?.names;
   return view.members
     .filter((member) => member.name !== context.name)
+    .filter((member) => syncSet === undefined || syncSet.includes(member.name))
     .filter((member) => intent.member === undefined || member.name === intent.member)
     .filter((member) => isViableCandidate(member, undefined, context.obs.maximumLagOnFailover))
     .map((member) => member.name);

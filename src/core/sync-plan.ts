@@ -1,0 +1,153 @@
+// Synchronous replication, decided purely: which standbys the primary waits for (synchronous_standby_names) and
+// who may take over (the DCS `sync` key), changed in an order that never lets a promotion lose an acknowledged commit.
+//
+// The invariant: at every moment the sync key is safe for every synchronous_standby_names value whose commits may
+// exist (isKeySafeFor). So the key is widened before PostgreSQL's set changes, and narrowed only after the new set is
+// in effect and its members have caught up with the primary's position when it took effect.
+import type { DecisionContext } from './context.js';
+import { guaranteeOf, isKeySafeFor, renderSynchronousStandbyNames, safeKeyFor, STRICT_SYNC_PLACEHOLDER, type SyncKeyRule, type SyncMethod } from './sync-standby-names.js';
+import type { Action, DynamicConfig, HaMemory, SyncSettings, SyncState } from './types.js';
+
+export const SYNC_OFF: SyncSettings = { mode: 'off', isStrict: false, nodeCount: 1 };
+
+/** How often a leader re-checks while a sync change is half done. */
+export const SYNC_TRANSITION_WAKE_MS = 250;
+
+export function syncSettingsOf(config: DynamicConfig | undefined): SyncSettings {
+  const raw = config?.synchronous_mode;
+  const text = typeof raw === 'string' ? raw.trim().toLowerCase() : raw;
+  const mode = text === 'quorum' ? 'quorum' : text === true || text === 'on' || text === 'true' ? 'priority' : 'off';
+  const count = config?.synchronous_node_count;
+  return { mode, isStrict: mode !== 'off' && config?.synchronous_mode_strict === true, nodeCount: typeof count === 'number' && Number.isInteger(count) && count >= 1 ? count : 1 };
+}
+
+export function syncNames(state: SyncState | undefined): string[] {
+  return (state?.sync_standby ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+}
+
+/** The key as a promotion rule, when it belongs to `leader`. */
+export function keyRuleOf(state: SyncState | undefined, leader: string): SyncKeyRule | undefined {
+  if (state === undefined || state.leader !== leader) return undefined;
+  return { names: syncNames(state).sort(), quorum: state.quorum ?? 0 };
+}
+
+function keyState(leader: string, rule: SyncKeyRule, method: SyncMethod): SyncState {
+  return { leader, sync_standby: rule.names.length === 0 ? null : [...rule.names].sort().join(','), ...(method === 'quorum' || rule.quorum > 0 ? { quorum: rule.quorum } : {}) };
+}
+
+const sameRule = (a: SyncKeyRule, b: SyncKeyRule): boolean => a.quorum === b.quorum && a.names.length === b.names.length && a.names.every((name, index) => name === b.names[index]);
+
+export interface SyncPlan {
+  readonly actions: readonly Action[];
+  readonly memory: Partial<HaMemory>;
+  /** Set while a change is half done: decide again soon. */
+  readonly wakeAfterMs: number | undefined;
+  readonly note: string | undefined;
+}
+
+/** The leader's step towards the wanted synchronous set. Call only on a running primary that holds the lock. */
+export function planSync(context: DecisionContext): SyncPlan {
+  const { obs, view, name, mem } = context;
+  const settings = obs.sync ?? SYNC_OFF;
+  const current = obs.pg.synchronousStandbyNames;
+  const none: SyncPlan = { actions: [], memory: {}, wakeAfterMs: undefined, note: undefined };
+  if (view === undefined || current === undefined) return none;
+
+  if (settings.mode === 'off') {
+    // Key first: while it exists only its members may promote, which stays true whatever PostgreSQL does meanwhile.
+    const actions: Action[] = [];
+    if (view.sync !== undefined) actions.push({ kind: 'writeSync', state: undefined });
+    const wanted = obs.configuredSynchronousStandbyNames ?? '';
+    if (current !== wanted) actions.push({ kind: 'setSynchronousStandbyNames', value: wanted });
+    return { actions, memory: mem.syncAppliedAt === undefined ? {} : { syncAppliedAt: undefined }, wakeAfterMs: undefined, note: undefined };
+  }
+
+  const method: SyncMethod = settings.mode;
+  const key = keyRuleOf(view.sync, name);
+  const currentGuarantee = guaranteeOf(current);
+  if (key === undefined) {
+    // No key of ours yet (synchronous mode just enabled): publish what the present setting already guarantees.
+    return { actions: [{ kind: 'writeSync', state: keyState(name, safeKeyFor([currentGuarantee]), method) }], memory: {}, wakeAfterMs: 0, note: 'publishing the synchronous standby set' };
+  }
+
+  const flush = obs.pg.standbyFlushLsn ?? {};
+  const memberByName = new Map(view.members.map((member) => [member.name, member]));
+  const inKey = new Set(key.names);
+  const eligible = obs.pg.replication
+    .filter((row) => row.state === 'streaming' && row.application_name !== name)
+    .map((row) => row.application_name)
+    .filter((standby) => memberByName.get(standby)?.tags?.nosync !== true && memberByName.has(standby))
+    .sort((a, b) => {
+      // Keep current members (no needless churn), then prefer the standby with the most WAL.
+      if (inKey.has(a) !== inKey.has(b)) return inKey.has(a) ? -1 : 1;
+      const fa = flush[a] ?? 0n;
+      const fb = flush[b] ?? 0n;
+      if (fa !== fb) return fa > fb ? -1 : 1;
+      return a < b ? -1 : a > b ? 1 : 0;
+    });
+  const chosen = method === 'priority' ? eligible.slice(0, settings.nodeCount) : eligible;
+  const count = method === 'priority' ? chosen.length : Math.min(settings.nodeCount, chosen.length);
+  const wanted = renderSynchronousStandbyNames(method, chosen, count, settings.isStrict);
+  const wantedGuarantee = guaranteeOf(wanted);
+
+  if (current !== wanted) {
+    const actions: Action[] = [];
+    if (!isKeySafeFor(key, currentGuarantee) || !isKeySafeFor(key, wantedGuarantee)) {
+      actions.push({ kind: 'writeSync', state: keyState(name, safeKeyFor([currentGuarantee, wantedGuarantee]), method) });
+    }
+    actions.push({ kind: 'setSynchronousStandbyNames', value: wanted });
+    return { actions, memory: { syncAppliedAt: undefined }, wakeAfterMs: SYNC_TRANSITION_WAKE_MS, note: `synchronous_standby_names ${JSON.stringify(current)} -> ${JSON.stringify(wanted)}` };
+  }
+
+  const applied = mem.syncAppliedAt?.value === wanted ? mem.syncAppliedAt : undefined;
+  if (applied === undefined) {
+    // Commits acknowledged before this moment may be only on the previous set: new members must pass this LSN first.
+    return { actions: [], memory: { syncAppliedAt: { value: wanted, lsn: obs.pg.writeLsn ?? 0n } }, wakeAfterMs: SYNC_TRANSITION_WAKE_MS, note: undefined };
+  }
+  // Strict mode with nobody to wait for: nothing new is acknowledged, so the key keeps whoever holds the old commits.
+  if (wantedGuarantee.isBlocking) return none;
+  const target = safeKeyFor([wantedGuarantee]);
+  if (sameRule(key, target)) return none;
+  const lagging = target.names.filter((standby) => (flush[standby] ?? 0n) < applied.lsn);
+  if (lagging.length > 0) return { actions: [], memory: {}, wakeAfterMs: SYNC_TRANSITION_WAKE_MS, note: `waiting for ${lagging.join(',')} to confirm WAL up to the synchronous set change` };
+  return { actions: [{ kind: 'writeSync', state: keyState(name, target, method) }], memory: {}, wakeAfterMs: undefined, note: `synchronous standbys now ${target.names.join(',') || 'none'}` };
+}
+
+/**
+ * The sync key to publish before a replica promotes itself: the new leader with nobody allowed after it (not strict:
+ * commits are acknowledged alone until a standby joins), or the previous holders of acknowledged commits (strict:
+ * commits wait, so the old set stays the one that may take over).
+ */
+export function promotionSync(context: DecisionContext): { readonly state: SyncState; readonly value: string } | undefined {
+  const settings = context.obs.sync ?? SYNC_OFF;
+  const view = context.view;
+  if (settings.mode === 'off' || view === undefined) return undefined;
+  const method: SyncMethod = settings.mode;
+  const previous = view.sync;
+  const value = renderSynchronousStandbyNames(method, [], 0, settings.isStrict);
+  if (!settings.isStrict) return { state: { leader: context.name, sync_standby: null, ...(method === 'quorum' ? { quorum: 0 } : {}) }, value };
+  const names = new Set(syncNames(previous));
+  if (previous?.leader !== null && previous?.leader !== undefined) names.add(previous.leader);
+  names.delete(context.name);
+  names.delete(STRICT_SYNC_PLACEHOLDER);
+  return { state: keyState(context.name, { names: [...names].sort(), quorum: previous?.quorum ?? 0 }, method), value };
+}
+
+/** In synchronous mode only the last leader and its synchronous standbys may race, and in quorum mode only with enough votes. */
+export function syncRaceRestriction(context: DecisionContext): string | undefined {
+  const { obs, view, name } = context;
+  if ((obs.sync ?? SYNC_OFF).mode === 'off' || view?.sync === undefined || view.sync.leader === null || view.sync.leader === name) return undefined;
+  const names = syncNames(view.sync);
+  if (!names.includes(name)) return `not racing: synchronous mode is on and I am not a synchronous standby of ${view.sync.leader} (sync set: ${names.join(',') || 'none'})`;
+  const quorum = view.sync.quorum ?? 0;
+  if (quorum > 0) {
+    const seen = obs.peers.filter((peer) => peer.isReachable && peer.name !== name && names.includes(peer.name) && peer.walPosition !== undefined).length;
+    if (seen < quorum) return `not racing: need ${quorum} other synchronous standbys to confirm I have every acknowledged commit, reached ${seen}`;
+  }
+  return undefined;
+}
+
+/** True when strict synchronous mode has no standby to wait for: the primary accepts no writes. */
+export function isWaitingForSyncStandby(settings: SyncSettings, synchronousStandbyNames: string | undefined): boolean {
+  return settings.mode !== 'off' && settings.isStrict && synchronousStandbyNames !== undefined && guaranteeOf(synchronousStandbyNames).isBlocking;
+}
