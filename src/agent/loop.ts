@@ -60,6 +60,8 @@ export class Agent {
   readonly #dcsState: DcsReadState = { view: undefined, unreachableSinceMs: undefined, lastOkWallEpochS: undefined };
   readonly #stopController = new AbortController();
   #memory: HaMemory = initialMemory();
+  /** The streaming-standby set the stream check last woke the loop for (one nudge per change). */
+  #lastStandbySet: string | undefined;
   #pg: LocalPg | undefined;
   #timing: Timing;
   #lastReason = '';
@@ -376,6 +378,17 @@ export class Agent {
         // Mark the last observation as not streaming so the check does not fire again before the loop re-probes.
         this.#pg = { ...current, isStreaming: false };
         this.#wakeup.nudge();
+      }
+      if (isPrimary && status.streamingStandbys !== undefined) {
+        const before = current.replication.filter((row) => row.state === 'streaming').map((row) => row.application_name).sort().join(',');
+        const now = status.streamingStandbys.join(',');
+        if (before !== now && now !== this.#lastStandbySet) {
+          // A standby came or went: in synchronous mode the primary may be waiting on one that is gone, or strict
+          // mode may be blocking writes that a newly arrived standby can unblock. Decide now, not at loop_wait.
+          this.#options.log.info({ standbys: now }, 'streaming standbys changed: checking synchronous replication now');
+          this.#lastStandbySet = now;
+          this.#wakeup.nudge();
+        }
       }
     }
   }

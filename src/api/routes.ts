@@ -1,6 +1,7 @@
 // Patroni-compatible REST API, health part: pure handlers from (request, agent snapshot) to status and body.
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
+import { isWaitingForSyncStandby, syncSettingsOf } from '../core/sync-plan.js';
 import { parseByteSize } from '../util/byte-size.js';
 
 export interface ApiRequest {
@@ -56,6 +57,9 @@ export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown>
   if (Object.keys(snapshot.tags).length > 0) document.tags = snapshot.tags;
   if (pg.sysid !== undefined) document.database_system_identifier = pg.sysid;
   if (pg.isPendingRestart) document.pending_restart = true;
+  if (pg.isRunning && pg.role === 'primary' && isWaitingForSyncStandby(syncSettingsOf(view?.config), pg.synchronousStandbyNames)) {
+    document.writes_waiting = 'synchronous_mode_strict: no synchronous standby, commits wait until one connects';
+  }
   document.patroni = { version: snapshot.version, scope: snapshot.scope, name: snapshot.name };
   return document;
 }

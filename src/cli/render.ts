@@ -56,6 +56,7 @@ function pretty(scope: string, summary: ClusterSummary, isExtended: boolean): st
   const header = `| ${cols.map((column, index) => column.title.padEnd(widths[index]!)).join(' | ')} |`;
   const out = [top, header, border, ...rows.map(line), border];
   if (summary.pause === true) out.push(' Maintenance mode: on');
+  if (summary.synchronous_mode_warning !== undefined) out.push(` Synchronous mode: ${summary.synchronous_mode_warning}`);
   if (summary.scheduled_switchover !== undefined) {
     out.push(` Switchover scheduled at: ${summary.scheduled_switchover.at}`);
     if (summary.scheduled_switchover.from !== undefined) out.push(`                    from: ${summary.scheduled_switchover.from}`);

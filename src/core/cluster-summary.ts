@@ -1,4 +1,5 @@
 // Patroni's `cluster_as_json` from a ClusterView: the data behind GET /cluster and `pgwarden list` (pure).
+import { syncSettingsOf } from './sync-plan.js';
 import type { ClusterView, MemberTags } from './types.js';
 
 export interface MemberSummary {
@@ -19,6 +20,20 @@ export interface ClusterSummary {
   readonly members: readonly MemberSummary[];
   readonly pause?: boolean;
   readonly scheduled_switchover?: { readonly at: string; readonly from?: string; readonly to?: string };
+  /** Set when synchronous mode cannot give its promise right now (pgwarden addition). */
+  readonly synchronous_mode_warning?: string;
+}
+
+/** What synchronous mode cannot do right now, judged from the DCS: writes wait (strict) or failover is off. */
+export function synchronousModeWarning(view: ClusterView): string | undefined {
+  const settings = syncSettingsOf(view.config);
+  const leader = view.leader?.name;
+  if (settings.mode === 'off' || leader === undefined || view.sync?.leader !== leader) return undefined;
+  const listed = (view.sync.sync_standby ?? '').split(',').filter((name) => name !== '');
+  const streaming = listed.filter((name) => view.members.find((member) => member.name === name)?.replication_state === 'streaming');
+  if (settings.isStrict && streaming.length === 0) return 'strict and no synchronous standby is streaming: writes wait until one is';
+  if (!settings.isStrict && listed.length === 0) return 'no synchronous standby: commits are asynchronous and automatic failover is disabled';
+  return undefined;
 }
 
 export function hostPortFromConnUrl(connUrl: string): { host: string; port: number } {
@@ -56,8 +71,10 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
       };
     });
   const failover = view.failover;
+  const warning = synchronousModeWarning(view);
   return {
     members,
+    ...(warning !== undefined ? { synchronous_mode_warning: warning } : {}),
     ...(view.config?.pause === true ? { pause: true } : {}),
     ...(failover?.scheduled_at !== undefined ? { scheduled_switchover: { at: failover.scheduled_at, ...(failover.leader !== undefined ? { from: failover.leader } : {}), ...(failover.member !== undefined ? { to: failover.member } : {}) } } : {}),
   };

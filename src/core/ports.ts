@@ -63,6 +63,8 @@ export interface WalStatus {
   readonly writeLsn: bigint | undefined;
   readonly receivedLsn: bigint | undefined;
   readonly replayedLsn: bigint | undefined;
+  /** Primary: application names of the standbys streaming right now, sorted. */
+  readonly streamingStandbys?: readonly string[] | undefined;
 }
 
 export interface PgController {

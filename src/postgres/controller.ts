@@ -76,7 +76,8 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
 const WAL_STATUS_SQL = `SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS write_lsn,
   pg_last_wal_receive_lsn()::text AS received_lsn,
   pg_last_wal_replay_lsn()::text AS replayed_lsn,
-  (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status`;
+  (SELECT status FROM pg_stat_wal_receiver LIMIT 1) AS status,
+  (SELECT coalesce(string_agg(application_name, ',' ORDER BY application_name), '') FROM pg_stat_replication WHERE state = 'streaming') AS streaming_standbys`;
 
 interface ProbeRow {
   in_recovery: boolean;
@@ -453,10 +454,16 @@ export class PostgresController implements PgController {
 
   async walStatus(signal: AbortSignal): Promise<WalStatus | undefined> {
     try {
-      const rows = await this.#query<{ write_lsn: string | null; received_lsn: string | null; replayed_lsn: string | null; status: string | null }>(WAL_STATUS_SQL, signal);
+      const rows = await this.#query<{ write_lsn: string | null; received_lsn: string | null; replayed_lsn: string | null; status: string | null; streaming_standbys: string }>(WAL_STATUS_SQL, signal);
       const row = rows[0];
       if (row === undefined) return undefined;
-      return { isStreaming: row.status === 'streaming', writeLsn: lsnOrUndefined(row.write_lsn), receivedLsn: lsnOrUndefined(row.received_lsn), replayedLsn: lsnOrUndefined(row.replayed_lsn) };
+      return {
+        isStreaming: row.status === 'streaming',
+        writeLsn: lsnOrUndefined(row.write_lsn),
+        receivedLsn: lsnOrUndefined(row.received_lsn),
+        replayedLsn: lsnOrUndefined(row.replayed_lsn),
+        streamingStandbys: row.streaming_standbys === '' ? [] : row.streaming_standbys.split(','),
+      };
     } catch {
       return undefined;
     }

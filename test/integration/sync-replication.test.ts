@@ -1,0 +1,155 @@
+// Synchronous mode on real etcd and PostgreSQL: every acknowledged commit survives SIGKILL of the primary, of the
+// synchronous standby first, and strict mode makes writes wait rather than acknowledging them on the primary alone.
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import type { ClusterView } from '../../src/core/types.js';
+import { LocalCluster } from '../../src/local/local-cluster.js';
+import { isAlive } from '../../src/local/process.js';
+import { httpStatus, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { PrimaryWriter } from '../kit/primary-writer.js';
+
+const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
+const TABLE = 'sync_acks';
+const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
+
+describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_000 }, () => {
+  let dir: string;
+  let cluster: LocalCluster;
+  let writer: PrimaryWriter | undefined;
+  const names = (): string[] => cluster.nodes.map((node) => node.name);
+
+  async function patchConfig(body: Record<string, unknown>): Promise<void> {
+    const leader = (await cluster.view()).leader?.name ?? 'node1';
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, { method: 'PATCH', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(5000) });
+    assert.equal(response.status, 200, await response.text());
+  }
+
+  /** Leader plus a sync key naming a streaming standby that PostgreSQL on the leader waits for. */
+  async function waitSyncReady(timeoutMs = 60_000): Promise<{ leader: string; standby: string; view: ClusterView }> {
+    let last = '';
+    return poll('a leader with a streaming synchronous standby', timeoutMs, 200, async () => {
+      const view = await cluster.view();
+      const leader = view.leader?.name;
+      last = JSON.stringify({ leader, sync: view.sync, members: view.members.map((m) => [m.name, m.role, m.state, m.replication_state]) });
+      if (leader === undefined || view.sync?.leader !== leader || view.sync.sync_standby === null) return undefined;
+      const standby = view.sync.sync_standby.split(',')[0]!;
+      if (view.members.find((member) => member.name === standby)?.replication_state !== 'streaming') return undefined;
+      const rows = await sql<{ name: string; state: string }>(cluster, leader, "SELECT application_name AS name, sync_state AS state FROM pg_stat_replication WHERE sync_state = 'sync'");
+      return rows.some((row) => row.name === standby) ? { leader, standby, view } : undefined;
+    }, () => last);
+  }
+
+  async function killNode(name: string): Promise<void> {
+    const postmaster = await cluster.postmasterPid(name);
+    cluster.killAgent(name, 'SIGKILL');
+    if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
+    await poll(`${name}'s processes to exit`, 10_000, 50, async () => (postmaster === undefined || !isAlive(postmaster) ? true : undefined));
+  }
+
+  async function acksAdvance(count: number, timeoutMs: number, onPort?: number): Promise<void> {
+    const active = writer!;
+    const start = active.acks.length;
+    await poll(`${count} more acknowledged commits${onPort !== undefined ? ` on port ${onPort}` : ''}`, timeoutMs, 50, async () => {
+      const fresh = active.acks.slice(start).filter((ack) => onPort === undefined || ack.port === onPort);
+      return fresh.length >= count ? true : undefined;
+    }, () => `acks=${active.acks.length} errors=${active.errors.slice(-2).join(' | ')}`);
+  }
+
+  async function assertNoAckLost(): Promise<void> {
+    const healthy = await waitHealthy(cluster, 120_000);
+    const acked = writer!.acks.map((ack) => ack.id);
+    assert.ok(acked.length > 0, 'the writer got commits acknowledged');
+    const present = new Set((await sql<{ id: number }>(cluster, healthy.leader, `SELECT id FROM ${TABLE}`)).map((row) => row.id));
+    const lost = acked.filter((id) => !present.has(id));
+    assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged commits missing on ${healthy.leader}`);
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgw-sync-'));
+    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'synctest' });
+    const healthy = await waitHealthy(cluster, 120_000);
+    await sql(cluster, healthy.leader, `CREATE TABLE ${TABLE} (id int PRIMARY KEY)`);
+    await patchConfig({ synchronous_mode: true });
+  });
+
+  after(async () => {
+    await writer?.stop();
+    const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.etcd.members.map((member) => member.pid)];
+    const postmasters = await Promise.all(cluster.nodes.map((node) => cluster.postmasterPid(node.name)));
+    await cluster.stop();
+    for (const pid of [...pids, ...postmasters]) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps one synchronous standby in synchronous_standby_names and the sync key, visible in /sync, /async and list', async () => {
+    const { leader, standby } = await waitSyncReady();
+    const ssn = await sql<{ value: string }>(cluster, leader, "SELECT current_setting('synchronous_standby_names') AS value");
+    assert.equal(ssn[0]?.value, `"${standby}"`);
+    const other = names().find((name) => name !== leader && name !== standby)!;
+    await poll('/sync on the sync standby and /async on the other', 10_000, 200, async () => ((await httpStatus(cluster, standby, '/sync')) === 200 && (await httpStatus(cluster, other, '/async')) === 200 ? true : undefined));
+    assert.equal(await httpStatus(cluster, other, '/sync'), 503);
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
+    assert.match(stdout, new RegExp(`\\| ${standby} .*\\| Sync Standby \\|`));
+  });
+
+  it('loses no acknowledged commit when the primary (agent and postmaster) is SIGKILLed three times', async () => {
+    writer = new PrimaryWriter(cluster.nodes.map((node) => node.pgPort), cluster.superuserPassword, TABLE);
+    writer.start();
+    for (let round = 1; round <= 3; round++) {
+      const { leader, view } = await waitSyncReady(120_000);
+      await acksAdvance(30, 20_000);
+      const allowed = (view.sync?.sync_standby ?? '').split(',');
+      await killNode(leader);
+      const newLeader = await poll(`round ${round}: a new writable primary`, 60_000, 100, async () => {
+        for (const name of names().filter((candidate) => candidate !== leader)) if (await isWritable(cluster, name)) return name;
+        return undefined;
+      });
+      assert.ok(allowed.includes(newLeader), `round ${round}: ${newLeader} took over but the sync set was ${allowed.join(',')}`);
+      cluster.startAgent(leader);
+      await acksAdvance(10, 60_000, cluster.node(newLeader).pgPort);
+    }
+    await assertNoAckLost();
+  });
+
+  it('not strict: a killed synchronous standby is replaced, writes go on, and a later primary kill still loses nothing', async () => {
+    const { leader, standby } = await waitSyncReady(120_000);
+    const other = names().find((name) => name !== leader && name !== standby)!;
+    await killNode(standby);
+    await acksAdvance(20, 20_000, cluster.node(leader).pgPort);
+    await poll(`${other} as the new synchronous standby`, 30_000, 200, async () => ((await cluster.view()).sync?.sync_standby === other ? true : undefined));
+    await acksAdvance(20, 20_000);
+    await killNode(leader);
+    const newLeader = await poll('the replacement standby promoted', 60_000, 100, async () => ((await isWritable(cluster, other)) ? other : undefined));
+    assert.equal(newLeader, other);
+    await acksAdvance(10, 60_000, cluster.node(other).pgPort);
+    cluster.startAgent(leader);
+    cluster.startAgent(standby);
+    await assertNoAckLost();
+  });
+
+  it('strict: with no standby left the primary makes commits wait, says so, and resumes when one returns', async () => {
+    await patchConfig({ synchronous_mode_strict: true });
+    const { leader } = await waitSyncReady(120_000);
+    const replicas = names().filter((name) => name !== leader);
+    for (const name of replicas) await killNode(name);
+    const active = writer!;
+    await poll('a commit waiting longer than 3 s', 30_000, 200, async () => (active.inFlightSinceMs !== undefined && performance.now() - active.inFlightSinceMs > 3000 ? true : undefined));
+    const blockedAt = active.acks.length;
+    const status = (await (await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/`, { signal: AbortSignal.timeout(3000) })).json()) as Record<string, unknown>;
+    assert.match(String(status.writes_waiting), /no synchronous standby/);
+    // The DCS shows the dead standbys until their member keys expire (ttl), so `list` may take that long to say it.
+    await poll('list to report blocked writes', 30_000, 500, async () => {
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
+      return /Synchronous mode: strict and no synchronous standby is streaming/.test(stdout) ? true : undefined;
+    });
+    assert.ok(active.acks.length <= blockedAt + 1, 'no commit is acknowledged while no standby is connected');
+    for (const name of replicas) cluster.startAgent(name);
+    await acksAdvance(20, 90_000);
+    await assertNoAckLost();
+  });
+});
