@@ -59,7 +59,7 @@ export function planSync(context: DecisionContext): SyncPlan {
     if (view.sync !== undefined) actions.push({ kind: 'writeSync', state: undefined });
     const wanted = obs.configuredSynchronousStandbyNames ?? '';
     if (current !== wanted) actions.push({ kind: 'setSynchronousStandbyNames', value: wanted });
-    return { actions, memory: mem.syncAppliedAt === undefined ? {} : { syncAppliedAt: undefined }, wakeAfterMs: undefined, note: undefined };
+    return { actions, memory: mem.syncAppliedAt === undefined ? {} : { syncAppliedAt: undefined }, wakeAfterMs: undefined, note: actions.length === 0 ? undefined : 'synchronous mode is off: removing the sync key and restoring the configured synchronous_standby_names' };
   }
 
   const method: SyncMethod = settings.mode;
@@ -72,7 +72,9 @@ export function planSync(context: DecisionContext): SyncPlan {
 
   const flush = obs.pg.standbyFlushLsn ?? {};
   const memberByName = new Map(view.members.map((member) => [member.name, member]));
-  const inKey = new Set(key.names);
+  // Incumbents (in the key or in the setting now) stay first: choosing by WAL position alone would flap between
+  // standbys that overtake each other under load, and every change costs a reload and a key write.
+  const inKey = new Set([...key.names, ...currentGuarantee.names]);
   const eligible = obs.pg.replication
     .filter((row) => row.state === 'streaming' && row.application_name !== name)
     .map((row) => row.application_name)
