@@ -113,14 +113,20 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'clearFailover':
       return dcs.setFailover(undefined, context.view?.failoverRevision, dcsSignal());
     case 'publishStatus':
-      await dcs.setStatus(action.optime, dcsSignal());
+      await dcs.setStatus(action.optime, action.slots, dcsSignal());
       return true;
     case 'followLeader':
       await pg.followUpstream(upstreamFor(context.view, action.upstream), deadline(context.pgBudgetMs));
       return true;
-    case 'syncSlots':
-      await pg.syncSlots(action.slots, deadline(context.pgBudgetMs));
+    case 'manageSlots':
+      await pg.manageSlots(action.wanted, action.ignore, action.advanceTo, deadline(context.pgBudgetMs));
       return true;
+    case 'copyLogicalSlots': {
+      const from = upstreamFor(context.view, action.from);
+      return tasks.start('copy-slots', async (signal) => {
+        await pg.copyLogicalSlots(from, action.slots, signal);
+      });
+    }
     case 'setSynchronousStandbyNames':
       await pg.setSynchronousStandbyNames(action.value, deadline(context.pgBudgetMs));
       return true;

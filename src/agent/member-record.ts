@@ -8,6 +8,7 @@ const TASK_STATES: Readonly<Partial<Record<string, PgState>>> = {
   start: 'starting',
   stop: 'stopping',
   restart: 'restarting',
+  'copy-slots': 'restarting',
 };
 
 export function pgStateOf(pg: LocalPg | undefined, task: TaskState): PgState {

@@ -1,4 +1,5 @@
 // Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
+import { validateSlotConfig } from '../core/slot-plan.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { isViableCandidate } from '../core/rules/switchover.js';
 import type { Dcs } from '../core/ports.js';
@@ -137,12 +138,27 @@ export function mergeConfigPatch(base: Record<string, unknown>, patch: Record<st
   return merged;
 }
 
+/** synchronous_mode and synchronous_node_count as Patroni accepts them. */
+function validateSyncConfig(config: Readonly<Record<string, unknown>>): string | undefined {
+  const mode = config.synchronous_mode;
+  if (mode !== undefined && mode !== null && typeof mode !== 'boolean' && !(typeof mode === 'string' && ['on', 'off', 'true', 'false', 'quorum'].includes(mode.toLowerCase()))) {
+    return `synchronous_mode must be true, false or "quorum", got ${JSON.stringify(mode)}`;
+  }
+  const count = config.synchronous_node_count;
+  if (count !== undefined && count !== null && !(typeof count === 'number' && Number.isInteger(count) && count >= 1)) return `synchronous_node_count must be an integer >= 1, got ${JSON.stringify(count)}`;
+  const strict = config.synchronous_mode_strict;
+  if (strict !== undefined && strict !== null && typeof strict !== 'boolean') return `synchronous_mode_strict must be true or false, got ${JSON.stringify(strict)}`;
+  return undefined;
+}
+
 export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, context: MutationContext): Promise<ApiResponse> {
   if (!isObject(body) || Object.keys(body).length === 0) return text(400, 'the request body must be a non-empty JSON object');
   const view = await load(context);
   if ('status' in view) return view;
   if (method === 'PATCH' && view.config === undefined) return text(503, 'no configuration in the DCS yet: the cluster is not initialized');
   const next = method === 'PATCH' ? mergeConfigPatch(view.config as Record<string, unknown>, body) : body;
+  const invalid = validateSlotConfig(next) ?? validateSyncConfig(next);
+  if (invalid !== undefined) return text(400, `invalid configuration: ${invalid}`);
   try {
     const isWritten = await context.dcs.setConfig(next as DynamicConfig, method === 'PATCH' ? view.configRevision : undefined, AbortSignal.timeout(DCS_BUDGET_MS));
     if (!isWritten) return text(409, 'the configuration changed concurrently; re-read it and try again');

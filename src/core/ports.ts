@@ -1,4 +1,5 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
+import type { IgnoreRule, SlotSpec } from './slot-plan.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, LocalPg, MemberRecord, PeerStatus, SyncState } from './types.js';
 
 /** Monotonic time plus wall time for stamping DCS values. */
@@ -40,7 +41,7 @@ export interface Dcs {
   setFailover(intent: FailoverIntent | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult>;
   setSync(state: SyncState | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult>;
   setHistory(history: readonly HistoryEntry[], signal: AbortSignal): Promise<void>;
-  setStatus(optime: number, signal: AbortSignal): Promise<void>;
+  setStatus(optime: number, slots: Readonly<Record<string, number>> | undefined, signal: AbortSignal): Promise<void>;
   /** Resolves when anything under the cluster prefix changes after `fromRevision`, or rejects on abort/error. */
   watch(fromRevision: string, signal: AbortSignal): Promise<void>;
   /** Stop keepalives; does not revoke the lease (a killed agent's keys must expire by TTL, as a crash would). */
@@ -86,8 +87,13 @@ export interface PgController {
   removeDataDir(signal: AbortSignal): Promise<void>;
   /** Apply new GUCs from the dynamic configuration (re-render, reload); restart-only ones surface as isPendingRestart. */
   reconfigure(parameters: Readonly<Record<string, string | number | boolean>>, signal: AbortSignal): Promise<void>;
-  /** Create missing / drop unknown physical replication slots (primary only). */
-  syncSlots(slotNames: readonly string[], signal: AbortSignal): Promise<void>;
+  /**
+   * Make the node's slots match `wanted`: create missing ones (logical ones only on a primary), drop unknown inactive
+   * ones that no ignore rule protects, and on a replica advance copies to `advanceTo` (capped at the replay position).
+   */
+  manageSlots(wanted: readonly SlotSpec[], ignore: readonly IgnoreRule[], advanceTo: Readonly<Record<string, number>>, signal: AbortSignal): Promise<void>;
+  /** Replica: copy logical slots' state from the primary (PostgreSQL 15 cannot create them in recovery) and restart. */
+  copyLogicalSlots(from: Upstream, slotNames: readonly string[], signal: AbortSignal): Promise<void>;
   /** Set and reload synchronous_standby_names (persisted, so a restart keeps it). */
   setSynchronousStandbyNames(value: string, signal: AbortSignal): Promise<void>;
   /** One cheap query: WAL positions and whether the WAL receiver streams right now; undefined when PostgreSQL is down. */

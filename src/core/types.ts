@@ -1,5 +1,6 @@
 // The HA domain vocabulary: what an agent observes about itself, its PostgreSQL and the DCS, and what it may do.
 // Pure data only: no I/O, no classes with behaviour. Times are monotonic milliseconds unless named `wall`.
+import type { IgnoreRule, SlotSpec, SlotState } from './slot-plan.js';
 
 /** Member tags, Patroni's names. */
 export interface MemberTags {
@@ -90,6 +91,8 @@ export interface ClusterView {
   readonly history: readonly HistoryEntry[];
   /** `status.optime`: the leader's last published WAL position in bytes. */
   readonly optime: number | undefined;
+  /** `status.slots`: the position each of the leader's slots has reached (bytes), for replicas to advance their copies. */
+  readonly statusSlots?: Readonly<Record<string, number>> | undefined;
   /** etcd revision of the read. */
   readonly revision: string;
 }
@@ -147,6 +150,8 @@ export interface LocalPg {
   readonly isPendingRestart: boolean;
   /** current_setting('synchronous_standby_names') while running. */
   readonly synchronousStandbyNames?: string | undefined;
+  /** Replication slots on this node (while running). */
+  readonly slots?: readonly SlotState[] | undefined;
   /** Flush position each connected standby (by application_name) reported (primary). */
   readonly standbyFlushLsn?: Readonly<Record<string, bigint>> | undefined;
 }
@@ -178,7 +183,7 @@ export type TaskState =
   | { readonly kind: 'running'; readonly name: TaskName; readonly startedAtMs: number }
   | { readonly kind: 'done'; readonly name: TaskName; readonly isOk: boolean; readonly error?: string; readonly endedAtMs: number };
 
-export type TaskName = 'bootstrap' | 'basebackup' | 'rewind' | 'reinitialize' | 'start' | 'stop' | 'promote' | 'restart';
+export type TaskName = 'bootstrap' | 'basebackup' | 'rewind' | 'reinitialize' | 'start' | 'stop' | 'promote' | 'restart' | 'copy-slots';
 
 /** Effective timing, already validated and converted to milliseconds. */
 export interface Timing {
@@ -276,8 +281,8 @@ export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-noloc
  * Execution contract (agent/execute.ts): actions run in list order and the first one that fails (a CAS that
  * returns false, or an error) skips the rest. DCS actions run inline. PostgreSQL actions (bootstrap, basebackup,
  * promote, startPrimary, startReplica, rewind, reinitialize, abortBootstrap) run as the single long task and
- * must come last in a list; `demote` cancels any running task and runs at once; followLeader and syncSlots are
- * quick and inline. Promote's task also runs CHECKPOINT so a later pg_rewind sees the new timeline.
+ * must come last in a list; `demote` cancels any running task and runs at once; followLeader and manageSlots are
+ * quick and inline; copyLogicalSlots is a long task (it restarts the replica). Promote's task also runs CHECKPOINT so a later pg_rewind sees the new timeline.
  */
 export type Action =
   | { readonly kind: 'acquireLeader' }
@@ -298,12 +303,13 @@ export type Action =
   | { readonly kind: 'rewind'; readonly from: string }
   | { readonly kind: 'reinitialize'; readonly from: string }
   | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }
-  | { readonly kind: 'syncSlots'; readonly slots: readonly string[] }
+  | { readonly kind: 'manageSlots'; readonly wanted: readonly SlotSpec[]; readonly ignore: readonly IgnoreRule[]; readonly advanceTo: Readonly<Record<string, number>> }
+  | { readonly kind: 'copyLogicalSlots'; readonly from: string; readonly slots: readonly string[] }
   | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }
   | { readonly kind: 'writeSync'; readonly state: SyncState | undefined }
   | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry }
   | { readonly kind: 'clearFailover' }
-  | { readonly kind: 'publishStatus'; readonly optime: number };
+  | { readonly kind: 'publishStatus'; readonly optime: number; readonly slots?: Readonly<Record<string, number>> | undefined };
 
 export interface Decision {
   readonly actions: readonly Action[];

@@ -75,6 +75,17 @@ export function decodeOptime(text: string): number | undefined {
   return undefined;
 }
 
+export function decodeStatusSlots(text: string): Record<string, number> | undefined {
+  const value = parseJson(text);
+  if (!isObject(value) || !isObject(value.slots)) return undefined;
+  return Object.fromEntries(Object.entries(value.slots).filter((entry): entry is [string, number] => typeof entry[1] === 'number'));
+}
+
+/** `status` as Patroni writes it: the optime and, when there are any, the slot positions. */
+export function encodeStatus(optime: number, slots: Readonly<Record<string, number>> | undefined): string {
+  return JSON.stringify(slots === undefined || Object.keys(slots).length === 0 ? { optime } : { optime, slots });
+}
+
 export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revision: string): ClusterView {
   let initialize: string | undefined;
   let config: DynamicConfig | undefined;
@@ -86,6 +97,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   let syncRevision: string | undefined;
   let history: HistoryEntry[] = [];
   let optime: number | undefined;
+  let statusSlots: Record<string, number> | undefined;
   const members: MemberRecord[] = [];
   for (const item of raw) {
     if (item.key === keys.leader) {
@@ -105,11 +117,12 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
       history = decodeHistory(item.value);
     } else if (item.key === keys.status) {
       optime = decodeOptime(item.value);
+      statusSlots = decodeStatusSlots(item.value);
     } else if (item.key.startsWith(keys.membersPrefix)) {
       const member = decodeMember(item.key.slice(keys.membersPrefix.length), item.value);
       if (member !== undefined) members.push(member);
     }
   }
   members.sort((a, b) => a.name.localeCompare(b.name));
-  return { initialize, config, configRevision, leader, members, failover, failoverRevision, sync, syncRevision, history, optime, revision };
+  return { initialize, config, configRevision, leader, members, failover, failoverRevision, sync, syncRevision, history, optime, statusSlots, revision };
 }

@@ -14,8 +14,9 @@ import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUs
 import { parseControlData, roleFromControlState, isCleanShutdown } from './controldata.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import { slotNameForMember } from '../core/slot-names.js';
+import { isIgnored, type IgnoreRule, type SlotSpec } from '../core/slot-plan.js';
 import { renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
-import { parseLsn } from './lsn.js';
+import { formatLsn, parseLsn } from './lsn.js';
 import { runCommand, type RunAs } from './runner.js';
 
 export interface PgControllerOptions {
@@ -70,8 +71,37 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS received_tli,
   (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings) AS pending_restart,
   current_setting('synchronous_standby_names') AS synchronous_standby_names,
+  (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'database', database, 'plugin', plugin, 'active', active,
+     'restart_lsn', restart_lsn::text, 'confirmed_flush_lsn', confirmed_flush_lsn::text, 'wal_status', wal_status,
+     'retained', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)) ORDER BY slot_name), '[]'::json)
+     FROM pg_replication_slots WHERE NOT temporary) AS slots,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
      'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority, 'flush_lsn', flush_lsn::text) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
+
+const SLOTS_SQL = `SELECT slot_name, slot_type, database, plugin, active, temporary, restart_lsn::text AS restart_lsn, confirmed_flush_lsn::text AS confirmed_flush_lsn FROM pg_replication_slots`;
+
+interface SlotRow {
+  slot_name: string;
+  slot_type: string;
+  database: string | null;
+  plugin: string | null;
+  active: boolean;
+  temporary: boolean;
+  restart_lsn: string | null;
+  confirmed_flush_lsn: string | null;
+}
+
+interface ProbeSlot {
+  name: string;
+  type: string;
+  database: string | null;
+  plugin: string | null;
+  active: boolean;
+  restart_lsn: string | null;
+  confirmed_flush_lsn: string | null;
+  wal_status: string | null;
+  retained: number | null;
+}
 
 const WAL_STATUS_SQL = `SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS write_lsn,
   pg_last_wal_receive_lsn()::text AS received_lsn,
@@ -95,6 +125,7 @@ interface ProbeRow {
   received_tli: number | null;
   pending_restart: boolean;
   synchronous_standby_names: string;
+  slots: ProbeSlot[];
   replication: (ReplicationRow & { flush_lsn: string | null })[];
 }
 
@@ -425,20 +456,110 @@ export class PostgresController implements PgController {
     await this.#writeConfig(undefined, false);
   }
 
-  async syncSlots(slotNames: readonly string[], signal: AbortSignal): Promise<void> {
-    const existing = await this.#query<{ slot_name: string; active: boolean }>("SELECT slot_name, active FROM pg_replication_slots WHERE slot_type = 'physical'", signal);
-    const wanted = new Set(slotNames);
-    for (const name of slotNames) {
-      if (!existing.some((slot) => slot.slot_name === name)) {
-        await this.#query('SELECT pg_create_physical_replication_slot($1, true)', signal, [name]);
-        this.#options.log.info({ slot: name }, 'created replication slot');
+  async manageSlots(wanted: readonly SlotSpec[], ignore: readonly IgnoreRule[], advanceTo: Readonly<Record<string, number>>, signal: AbortSignal): Promise<void> {
+    const rows = await this.#query<SlotRow>(SLOTS_SQL, signal);
+    const inRecovery = (await this.#query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery', signal))[0]?.in_recovery === true;
+    const replayLsn = inRecovery ? parseLsn((await this.#query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn', signal))[0]?.lsn ?? '0/0') : undefined;
+    const byName = new Map(wanted.map((slot) => [slot.name, slot]));
+    const matches = (row: SlotRow, spec: SlotSpec | undefined): boolean =>
+      spec !== undefined && row.slot_type === spec.type && (spec.type === 'physical' || (row.database === spec.database && row.plugin === spec.plugin));
+    const present = new Set<string>();
+    for (const row of rows) {
+      if (row.temporary) continue;
+      const spec = byName.get(row.slot_name);
+      if (matches(row, spec)) {
+        present.add(row.slot_name);
+        continue;
+      }
+      const asSpec: SlotSpec = { name: row.slot_name, type: row.slot_type === 'logical' ? 'logical' : 'physical', database: row.database ?? undefined, plugin: row.plugin ?? undefined };
+      if (isIgnored(asSpec, ignore) || row.active) continue;
+      await this.#query('SELECT pg_drop_replication_slot($1)', signal, [row.slot_name]);
+      this.#options.log.info({ slot: row.slot_name, type: row.slot_type }, spec === undefined ? 'dropped a replication slot no member or permanent slot needs' : 'dropped a replication slot whose definition changed');
+    }
+    for (const spec of wanted) {
+      if (present.has(spec.name)) continue;
+      if (spec.type === 'physical') {
+        await this.#query('SELECT pg_create_physical_replication_slot($1, true)', signal, [spec.name]);
+        this.#options.log.info({ slot: spec.name }, 'created physical replication slot');
+      } else if (!inRecovery) {
+        // A logical slot belongs to one database: it must be created from a session in that database.
+        await this.#queryIn(spec.database ?? 'postgres', 'SELECT pg_create_logical_replication_slot($1, $2)', [spec.name, spec.plugin], signal);
+        this.#options.log.info({ slot: spec.name, database: spec.database ?? null, plugin: spec.plugin ?? null }, 'created logical replication slot');
       }
     }
-    for (const slot of existing) {
-      if (!wanted.has(slot.slot_name) && !slot.active) {
-        await this.#query('SELECT pg_drop_replication_slot($1)', signal, [slot.slot_name]);
-        this.#options.log.info({ slot: slot.slot_name }, 'dropped replication slot of a removed member');
+    if (replayLsn === undefined) return;
+    for (const row of await this.#query<SlotRow>(SLOTS_SQL, signal)) {
+      const target = advanceTo[row.slot_name];
+      const spec = byName.get(row.slot_name);
+      if (target === undefined || spec === undefined || row.active) continue;
+      const capped = BigInt(target) < replayLsn ? BigInt(target) : replayLsn;
+      const reached = lsnOrUndefined(row.slot_type === 'logical' ? row.confirmed_flush_lsn : row.restart_lsn);
+      if (reached !== undefined && reached >= capped) continue;
+      const lsnText = formatLsn(capped);
+      try {
+        if (row.slot_type === 'logical') await this.#queryIn(row.database ?? 'postgres', 'SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [row.slot_name, lsnText], signal);
+        else await this.#query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', signal, [row.slot_name, lsnText]);
+      } catch (error) {
+        this.#options.log.warn({ slot: row.slot_name, lsn: lsnText, error: describeError(error) }, 'could not advance a replication slot copy');
       }
+    }
+  }
+
+  /**
+   * PostgreSQL 15 cannot create a logical slot in recovery, so a replica gets a byte copy of the primary's slot state
+   * (as Patroni does): read with pg_read_binary_file on the primary, written into pg_replslot while stopped, loaded at
+   * start. From then on manageSlots advances it to the position the primary's consumers confirmed.
+   */
+  async copyLogicalSlots(from: Upstream, slotNames: readonly string[], signal: AbortSignal): Promise<void> {
+    const url = new URL(from.connUrl);
+    const client = new pg.Client({ host: url.hostname, port: Number(url.port || '5432'), user: this.#options.superuser.username, password: this.#options.superuser.password, database: 'postgres', connectionTimeoutMillis: 3000, query_timeout: 10_000 });
+    client.on('error', () => undefined);
+    const states = new Map<string, Buffer>();
+    await client.connect();
+    try {
+      for (const name of slotNames) {
+        const result = await client.query<{ state: Buffer }>("SELECT pg_read_binary_file('pg_replslot/' || slot_name || '/state') AS state FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'logical'", [name]);
+        const state = result.rows[0]?.state;
+        if (state === undefined) throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] logical slot ${name} is not on ${from.name} (any more): nothing to copy`);
+        states.set(name, state);
+      }
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    await this.stop('fast', signal);
+    const written: string[] = [];
+    for (const [name, state] of states) {
+      const dir = join(this.#dataDir, 'pg_replslot', name);
+      await rm(dir, { recursive: true, force: true });
+      await this.#ensureDir(dir, 0o700);
+      await this.#writeOwnedFile(join(dir, 'state'), '', 0o600);
+      await writeFile(join(dir, 'state'), state);
+      written.push(dir);
+    }
+    this.#options.log.info({ slots: [...states.keys()], from: from.name }, 'copied logical slot state from the primary; restarting');
+    try {
+      await this.startReplica(from, signal);
+    } catch (error) {
+      // A copy PostgreSQL refuses (e.g. wal_level is not logical here) must not keep the replica down.
+      for (const dir of written) await rm(dir, { recursive: true, force: true });
+      await this.startReplica(from, signal).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #queryIn(database: string, text: string, params: unknown[], signal: AbortSignal): Promise<void> {
+    const client = new pg.Client({ host: this.#options.socketDir, port: this.#options.port, user: this.#options.superuser.username, password: this.#options.superuser.password, database, application_name: 'pgwarden', connectionTimeoutMillis: 2000, query_timeout: 30_000 });
+    client.on('error', () => undefined);
+    const onAbort = (): void => void client.end().catch(() => undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await client.connect();
+      await client.query(text, params);
+    } catch (error) {
+      throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${this.#options.member}] query in database ${database} failed: ${describeError(error)}`, { cause: error, context: { member: this.#options.member } });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await client.end().catch(() => undefined);
     }
   }
 
@@ -535,6 +656,17 @@ export class PostgresController implements PgController {
       replication: row.replication.map(({ flush_lsn: _flush, ...rest }) => rest),
       isPendingRestart: row.pending_restart,
       synchronousStandbyNames: row.synchronous_standby_names,
+      slots: row.slots.map((slot) => ({
+        name: slot.name,
+        type: slot.type === 'logical' ? 'logical' : 'physical',
+        database: slot.database ?? undefined,
+        plugin: slot.plugin ?? undefined,
+        isActive: slot.active,
+        restartLsn: lsnOrUndefined(slot.restart_lsn),
+        confirmedFlushLsn: lsnOrUndefined(slot.confirmed_flush_lsn),
+        retainedBytes: slot.retained === null ? undefined : Math.max(0, Number(slot.retained)),
+        walStatus: slot.wal_status ?? undefined,
+      })),
       standbyFlushLsn: Object.fromEntries(row.replication.filter((entry) => entry.flush_lsn !== null).map((entry) => [entry.application_name, parseLsn(entry.flush_lsn ?? '0/0')])),
     };
   }

@@ -68,7 +68,7 @@ describe('etcd backend with several endpoints', () => {
     const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service/', scope: 'shapes', member: 'node1', ttlSeconds: 10 });
     await dcs.acquireLeader(AbortSignal.timeout(5000));
     await dcs.touchMember({ name: 'node1', conn_url: 'postgres://127.0.0.1:25432/postgres', api_url: 'http://127.0.0.1:28008/patroni', state: 'running', role: 'primary', xlog_location: 83886080, timeline: 1 }, AbortSignal.timeout(5000));
-    await dcs.setStatus(83886080, AbortSignal.timeout(5000));
+    await dcs.setStatus(83886080, undefined, AbortSignal.timeout(5000));
     const get = (key: string): string => execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', key, '--print-value-only'], { encoding: 'utf8' }).trim();
     assert.equal(get('/service/shapes/leader'), 'node1');
     assert.deepEqual(JSON.parse(get('/service/shapes/members/node1')), { conn_url: 'postgres://127.0.0.1:25432/postgres', api_url: 'http://127.0.0.1:28008/patroni', state: 'running', role: 'primary', xlog_location: 83886080, timeline: 1 });

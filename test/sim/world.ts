@@ -366,8 +366,10 @@ export class SimWorld {
       case 'writeBootstrapConfig':
       case 'writeHistory':
       case 'clearFailover':
-      case 'syncSlots':
-        return dcsOk || action.kind === 'syncSlots';
+      case 'manageSlots':
+        return dcsOk || action.kind === 'manageSlots';
+      case 'copyLogicalSlots':
+        return true;
       case 'followLeader':
         node.pg.upstream = action.upstream;
         return true;

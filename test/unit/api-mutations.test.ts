@@ -144,6 +144,20 @@ describe('PATCH and PUT /config', () => {
     assert.equal((await handleConfigWrite('PUT', { ttl: 20, loop_wait: 5, retry_timeout: 5, maximum_lag_on_failover: 1 }, context(dcs))).status, 200);
     assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).config?.ttl, 20);
   });
+
+  it('refuses bad slot and synchronous settings with a message naming the entry, and stores nothing', async () => {
+    const { dcs } = await cluster();
+    const before = (await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision;
+    const badSlot = await handleConfigWrite('PATCH', { slots: { cdc: { type: 'logical', database: 'app' } } }, context(dcs));
+    assert.equal(badSlot.status, 400);
+    assert.match(badSlot.body ?? '', /slots\.cdc: a logical slot needs plugin/);
+    const badMode = await handleConfigWrite('PATCH', { synchronous_mode: 'sometimes' }, context(dcs));
+    assert.equal(badMode.status, 400);
+    assert.match(badMode.body ?? '', /synchronous_mode must be/);
+    assert.equal((await handleConfigWrite('PATCH', { synchronous_node_count: 0 }, context(dcs))).status, 400);
+    assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision, before);
+    assert.equal((await handleConfigWrite('PATCH', { synchronous_mode: 'quorum', slots: { cdc: { type: 'logical', database: 'app', plugin: 'pgoutput' } } }, context(dcs))).status, 200);
+  });
 });
 
 describe('the server guards unsafe methods', () => {

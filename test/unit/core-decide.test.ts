@@ -51,8 +51,8 @@ describe('the leader with the lock', () => {
 
   it('renews, publishes status and slots', () => {
     const decision = decide(leaderObs, freshMemory());
-    assert.deepEqual(kinds(decision.actions), ['renewLeader', 'publishStatus', 'syncSlots']);
-    assert.deepEqual(decision.actions[2], { kind: 'syncSlots', slots: ['node2', 'node3'] });
+    assert.deepEqual(kinds(decision.actions), ['renewLeader', 'publishStatus', 'manageSlots']);
+    assert.deepEqual(decision.actions[2], { kind: 'manageSlots', wanted: [{ name: 'node2', type: 'physical' }, { name: 'node3', type: 'physical' }], ignore: [], advanceTo: {} });
     assert.equal(decision.reason, 'no action. I am (node1), the leader with the lock');
   });
 
@@ -120,7 +120,8 @@ describe('primary safety', () => {
 describe('replicas', () => {
   it('follows the leader quietly while streaming', () => {
     const decision = decide(observe({ name: 'node2' }), freshMemory());
-    assert.deepEqual(decision.actions, []);
+    // Only slot upkeep: copies for the other members, the leader's advanced to its published position.
+    assert.deepEqual(decision.actions, [{ kind: 'manageSlots', wanted: [{ name: 'node1', type: 'physical' }, { name: 'node3', type: 'physical' }], ignore: [], advanceTo: { node1: 1000 } }]);
     assert.equal(decision.reason, 'no action. I am (node2), a secondary, and following a leader (node1)');
   });
 

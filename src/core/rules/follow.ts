@@ -1,5 +1,6 @@
 // Another member holds the lock: stream from it, rewinding or re-cloning a diverged data dir first.
 import { decision, type Rule } from '../context.js';
+import { slotActions } from './slots.js';
 import { isBackingOff } from './task.js';
 
 /** A replica that cannot stream from the leader this long (several loops, at least 5 s) is checked with pg_rewind. */
@@ -24,7 +25,10 @@ export const followRule: Rule = (context) => {
   if (pg.isRunning && pg.role === 'replica') {
     if (pg.upstream !== leader) return decision(context, `changing primary_conninfo to follow new leader (${leader})`, [{ kind: 'followLeader', upstream: leader }], { memory: { notStreamingSinceMs: undefined } });
     if (pg.isStreaming) {
-      return decision(context, `no action. I am (${name}), a secondary, and following a leader (${leader})`, [], { memory: { notStreamingSinceMs: undefined, rewindFailedFor: undefined } });
+      const slots = obs.task.kind === 'running' ? [] : slotActions(context, false);
+      const copy = slots.find((action) => action.kind === 'copyLogicalSlots');
+      const reason = copy !== undefined ? `copying logical slots ${copy.slots.join(',')} from the leader (${leader}): restarting` : `no action. I am (${name}), a secondary, and following a leader (${leader})`;
+      return decision(context, reason, slots, { memory: { notStreamingSinceMs: undefined, rewindFailedFor: undefined } });
     }
     const since = mem.notStreamingSinceMs ?? obs.nowMs;
     const leaderTimeline = context.leaderMember.timeline;

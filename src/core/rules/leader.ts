@@ -1,8 +1,9 @@
 // This node holds the leader key: renew, keep PostgreSQL a primary (promote or restart it), publish status and history.
 import { decision, type Rule } from '../context.js';
-import { slotNameForMember } from '../slot-names.js';
+import { publishedSlotPositions } from '../slot-plan.js';
 import { planSync, promotionSync } from '../sync-plan.js';
 import type { Action } from '../types.js';
+import { slotActions } from './slots.js';
 
 export const leaderRule: Rule = (context) => {
   const { obs, view, name, mem } = context;
@@ -17,7 +18,7 @@ export const leaderRule: Rule = (context) => {
       if (pg.sysid !== undefined) actions.push({ kind: 'publishInitialize', sysid: pg.sysid });
       if (view.config === undefined) actions.push({ kind: 'writeBootstrapConfig' });
     }
-    if (pg.writeLsn !== undefined) actions.push({ kind: 'publishStatus', optime: Number(pg.writeLsn) });
+    if (pg.writeLsn !== undefined) actions.push({ kind: 'publishStatus', optime: Number(pg.writeLsn), slots: publishedSlotPositions(pg.slots ?? []) });
     let memory = {};
     if (mem.promotedFrom !== undefined && pg.timeline !== undefined && pg.timeline > mem.promotedFrom.timeline) {
       actions.push({ kind: 'writeHistory', entry: [mem.promotedFrom.timeline, Number(mem.promotedFrom.lsn), 'no recovery target specified', obs.wallIso, name] });
@@ -26,7 +27,7 @@ export const leaderRule: Rule = (context) => {
     // An intent still here was for us (we are the new leader) or is stale: either way it is done. A scheduled one
     // for this leader is left alone until it is due (the switchover rule acts on it).
     if (view.failover !== undefined && !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))) actions.push({ kind: 'clearFailover' });
-    if (obs.useSlots) actions.push({ kind: 'syncSlots', slots: view.members.filter((member) => member.name !== name).map((member) => slotNameForMember(member.name)) });
+    actions.push(...slotActions(context, true));
     // Last: a sync-key CAS that loses skips only what follows it.
     const sync = planSync(context);
     actions.push(...sync.actions);

@@ -35,6 +35,9 @@ function failureFollowUp(context: DecisionContext): { readonly actions: readonly
     case 'stop':
     case 'restart':
       return { actions: [], memory: base, reason: `${task.name} failed: ${task.error ?? ''}` };
+    case 'copy-slots':
+      // Each attempt restarts the replica: retry rarely.
+      return { actions: [], memory: { ...base, retryNotBeforeMs: context.obs.nowMs + Math.max(60_000, 6 * context.obs.timing.loopWaitMs) }, reason: `copying logical slots failed: ${task.error ?? ''}` };
   }
 }
 

@@ -3,7 +3,7 @@ import type { CasResult, Dcs } from '../../core/ports.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
-import { buildClusterView, encodeMember, type RawKey } from '../codec.js';
+import { buildClusterView, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 import { b64, EtcdGateway, prefixRangeEnd, unb64, type GatewayHeader, type GatewayKv } from './gateway.js';
 
@@ -188,9 +188,9 @@ export class EtcdDcs implements Dcs {
     await this.#put(this.#keys.history, JSON.stringify(history), signal);
   }
 
-  async setStatus(optime: number, signal: AbortSignal): Promise<void> {
+  async setStatus(optime: number, slots: Readonly<Record<string, number>> | undefined, signal: AbortSignal): Promise<void> {
     const key = this.#keys.status;
-    const value = JSON.stringify({ optime });
+    const value = encodeStatus(optime, slots);
     if (this.#written.get(key) === value) return;
     await this.#put(key, value, signal);
     this.#written.set(key, value);

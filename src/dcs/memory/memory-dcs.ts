@@ -2,7 +2,7 @@
 import type { CasResult, Clock, Dcs } from '../../core/ports.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
-import { buildClusterView, encodeMember, type RawKey } from '../codec.js';
+import { buildClusterView, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 
 interface StoredKey {
@@ -225,9 +225,9 @@ export class MemoryDcs implements Dcs {
     this.#store.put(this.#keys.history, JSON.stringify(history));
   }
 
-  async setStatus(optime: number, signal: AbortSignal): Promise<void> {
+  async setStatus(optime: number, slots: Readonly<Record<string, number>> | undefined, signal: AbortSignal): Promise<void> {
     this.#check(signal, this.#keys.status);
-    this.#store.put(this.#keys.status, JSON.stringify({ optime }));
+    this.#store.put(this.#keys.status, encodeStatus(optime, slots));
   }
 
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
