@@ -62,6 +62,26 @@ export class MetricsExporter {
         },
       });
     }
+    // Per slot, so an alert can name the slot that holds WAL back (an abandoned CDC consumer fills pg_wal).
+    const slotGauge = (name: string, help: string, value: (slot: NonNullable<AgentSnapshot['pg']['slots']>[number]) => number | undefined): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['scope', 'name', 'slot_name', 'slot_type'],
+        registers: [this.#registry],
+        collect() {
+          this.reset();
+          const snapshot = current();
+          for (const slot of snapshot?.pg.slots ?? []) {
+            const number = value(slot);
+            if (snapshot !== undefined && number !== undefined) this.set({ scope: snapshot.scope, name: snapshot.name, slot_name: slot.name, slot_type: slot.type }, number);
+          }
+        },
+      });
+    };
+    slotGauge('pgwarden_replication_slot_retained_wal_bytes', 'WAL bytes a replication slot keeps from being removed (current or replayed position minus restart_lsn)', (slot) => slot.retainedBytes);
+    slotGauge('pgwarden_replication_slot_active', 'Value is 1 if a consumer is connected to the slot', (slot) => (slot.isActive ? 1 : 0));
+    slotGauge('pgwarden_replication_slot_wal_lost', 'Value is 1 if max_slot_wal_keep_size removed WAL the slot needed (wal_status lost)', (slot) => (slot.walStatus === 'lost' ? 1 : 0));
   }
 
   get contentType(): string {

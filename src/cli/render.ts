@@ -40,6 +40,8 @@ function columns(summary: ClusterSummary, isExtended: boolean): Column[] {
   const hasScheduled = summary.members.some((member) => member.scheduled_restart !== undefined);
   if (isExtended || hasScheduled) list.push({ title: 'Scheduled restart', isRightAligned: false, value: (m) => m.scheduled_restart?.schedule ?? '' });
   if (isExtended || hasTags) list.push({ title: 'Tags', isRightAligned: false, value: (m) => (m.tags === undefined ? '' : Object.entries(m.tags).map(([key, value]) => `${key}: ${String(value)}`).join(', ')) });
+  // Last, so scripts that split patronictl's extended columns by position keep working.
+  if (isExtended) list.push({ title: 'Slot WAL in MB', isRightAligned: true, value: (m) => (m.slot_retained_bytes === undefined ? '' : String(Math.round(m.slot_retained_bytes / 1024 / 1024))) });
   return list;
 }
 
@@ -56,6 +58,7 @@ function pretty(scope: string, summary: ClusterSummary, isExtended: boolean): st
   const header = `| ${cols.map((column, index) => column.title.padEnd(widths[index]!)).join(' | ')} |`;
   const out = [top, header, border, ...rows.map(line), border];
   if (summary.pause === true) out.push(' Maintenance mode: on');
+  if (isExtended) for (const slot of summary.slots ?? []) out.push(` Slot ${slot.name}: ${Math.round(slot.behind_bytes / 1024 / 1024)} MB behind the leader`);
   if (summary.synchronous_mode_warning !== undefined) out.push(` Synchronous mode: ${summary.synchronous_mode_warning}`);
   if (summary.scheduled_switchover !== undefined) {
     out.push(` Switchover scheduled at: ${summary.scheduled_switchover.at}`);

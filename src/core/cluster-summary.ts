@@ -1,4 +1,5 @@
 // Patroni's `cluster_as_json` from a ClusterView: the data behind GET /cluster and `pgwarden list` (pure).
+import { slotNameForMember } from './slot-names.js';
 import { syncSettingsOf } from './sync-plan.js';
 import type { ClusterView, MemberTags } from './types.js';
 
@@ -14,12 +15,16 @@ export interface MemberSummary {
   readonly pending_restart?: boolean;
   readonly scheduled_restart?: { readonly schedule: string; readonly [filter: string]: unknown };
   readonly tags?: MemberTags;
+  /** Bytes of WAL the leader keeps for this member's slot (optime - the slot's published position; pgwarden addition). */
+  readonly slot_retained_bytes?: number;
 }
 
 export interface ClusterSummary {
   readonly members: readonly MemberSummary[];
   readonly pause?: boolean;
   readonly scheduled_switchover?: { readonly at: string; readonly from?: string; readonly to?: string };
+  /** Permanent slots on the leader and how far each is behind the leader's WAL position (pgwarden addition). */
+  readonly slots?: readonly { readonly name: string; readonly behind_bytes: number }[];
   /** Set when synchronous mode cannot give its promise right now (pgwarden addition). */
   readonly synchronous_mode_warning?: string;
 }
@@ -50,6 +55,12 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
   const syncNames = new Set((view.sync?.sync_standby ?? '').split(',').filter((name) => name !== ''));
   const leaderRecord = view.members.find((member) => member.name === leader);
   const optime = view.optime ?? leaderRecord?.xlog_location;
+  const slotBehind = (slot: string): number | undefined => {
+    const position = view.statusSlots?.[slot];
+    return position === undefined || optime === undefined ? undefined : Math.max(0, optime - position);
+  };
+  const memberSlots = new Set(view.members.map((member) => slotNameForMember(member.name)));
+  const permanent = Object.keys(view.statusSlots ?? {}).filter((slot) => !memberSlots.has(slot)).sort().map((name) => ({ name, behind_bytes: slotBehind(name) ?? 0 }));
   const members = [...view.members]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((member): MemberSummary => {
@@ -68,6 +79,7 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
         ...(member.pending_restart === true ? { pending_restart: true } : {}),
         ...(member.scheduled_restart !== undefined ? { scheduled_restart: member.scheduled_restart } : {}),
         ...(member.tags !== undefined && Object.keys(member.tags).length > 0 ? { tags: member.tags } : {}),
+        ...(role !== 'leader' && slotBehind(slotNameForMember(member.name)) !== undefined ? { slot_retained_bytes: slotBehind(slotNameForMember(member.name))! } : {}),
       };
     });
   const failover = view.failover;
@@ -75,6 +87,7 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
   return {
     members,
     ...(warning !== undefined ? { synchronous_mode_warning: warning } : {}),
+    ...(permanent.length > 0 ? { slots: permanent } : {}),
     ...(view.config?.pause === true ? { pause: true } : {}),
     ...(failover?.scheduled_at !== undefined ? { scheduled_switchover: { at: failover.scheduled_at, ...(failover.leader !== undefined ? { from: failover.leader } : {}), ...(failover.member !== undefined ? { to: failover.member } : {}) } } : {}),
   };

@@ -26,6 +26,8 @@ export interface LocalClusterOptions {
   readonly callbacks?: Readonly<Record<string, string>>;
   /** How many `pgwarden proxy` instances to start with the cluster (each with a primary, replica and API port). */
   readonly proxies?: number;
+  /** Extra local postgresql.parameters for every node, e.g. { wal_level: 'logical' }. */
+  readonly parameters?: Readonly<Record<string, string | number | boolean>>;
 }
 
 export interface LocalProxy {
@@ -124,6 +126,7 @@ export class LocalCluster {
           binDir: options.binDir ?? '/usr/lib/postgresql/15/bin',
           ...(options.tags?.[name] !== undefined ? { tags: options.tags[name] } : {}),
           ...(options.callbacks !== undefined ? { callbacks: options.callbacks } : {}),
+          ...(options.parameters !== undefined ? { extraParameters: options.parameters } : {}),
         });
         await writeFile(configPath, yaml, { mode: 0o600 });
         nodes.push({ name, configPath, nodeDir, dataDir: join(nodeDir, 'data'), apiPort, pgPort, logFile: join(nodeDir, 'agent.log'), agentPid: undefined });

@@ -1,0 +1,151 @@
+// Replication slots on real etcd and PostgreSQL: member and permanent slots on every failover-capable member,
+// ignore_slots, retained WAL in /metrics and `list -e`, and a pg_recvlogical (test_decoding) consumer that
+// continues on the new primary after a failover without missing a change.
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { LocalCluster } from '../../src/local/local-cluster.js';
+import { isAlive } from '../../src/local/process.js';
+import { isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
+
+const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
+const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
+const RECVLOGICAL = '/usr/lib/postgresql/15/bin/pg_recvlogical';
+
+interface SlotRow extends Record<string, unknown> {
+  slot_name: string;
+  slot_type: string;
+  confirmed_flush_lsn: string | null;
+}
+
+describe('replication slots and logical slot failover on real etcd and PostgreSQL', { timeout: 600_000 }, () => {
+  let dir: string;
+  let cluster: LocalCluster;
+  let leader: string;
+  const consumers: ChildProcess[] = [];
+
+  const slotsOn = async (name: string): Promise<SlotRow[]> => sql<SlotRow>(cluster, name, 'SELECT slot_name, slot_type, confirmed_flush_lsn::text AS confirmed_flush_lsn FROM pg_replication_slots ORDER BY slot_name');
+  const slotNames = async (name: string): Promise<string[]> => (await slotsOn(name)).map((row) => row.slot_name);
+
+  function startConsumer(node: string, file: string): ChildProcess {
+    const child = spawn(RECVLOGICAL, ['-h', '127.0.0.1', '-p', String(cluster.node(node).pgPort), '-U', 'postgres', '-d', 'postgres', '-S', 'cdc', '--start', '-f', file, '-F', '0', '-s', '1', '--no-loop'], {
+      env: { ...process.env, PGPASSWORD: cluster.superuserPassword },
+      stdio: 'ignore',
+    });
+    consumers.push(child);
+    return child;
+  }
+
+  async function receivedIds(files: readonly string[]): Promise<Set<number>> {
+    const ids = new Set<number>();
+    for (const file of files) {
+      const text = await readFile(file, 'utf8').catch(() => '');
+      for (const match of text.matchAll(/table public\.cdc_rows: INSERT: id\[integer\]:(\d+)/g)) ids.add(Number(match[1]));
+    }
+    return ids;
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgw-slots-'));
+    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'slotstest', parameters: { wal_level: 'logical' } });
+    leader = (await waitHealthy(cluster, 120_000)).leader;
+  });
+
+  after(async () => {
+    for (const child of consumers) if (child.exitCode === null) child.kill('SIGKILL');
+    const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.etcd.members.map((member) => member.pid)];
+    const postmasters = await Promise.all(cluster.nodes.map((node) => cluster.postmasterPid(node.name)));
+    await cluster.stop();
+    for (const pid of [...pids, ...postmasters]) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('keeps member and permanent slots on every member, drops unknown ones and spares ignored ones', async () => {
+    await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('stray')");
+    await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('keep_me')");
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ slots: { cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' }, archiver: { type: 'physical' } }, ignore_slots: [{ name: 'keep_me', type: 'physical' }] }),
+    });
+    assert.equal(response.status, 200, await response.text());
+    const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
+    await poll('permanent slots on the leader, stray dropped, ignored kept', 30_000, 200, async () => {
+      const names = await slotNames(leader);
+      return names.includes('cdc') && names.includes('archiver') && names.includes('keep_me') && !names.includes('stray') ? true : undefined;
+    });
+    for (const replica of replicas) {
+      const others = cluster.nodes.map((node) => node.name).filter((name) => name !== replica);
+      await poll(`${replica} keeps copies of the member slots, archiver and the logical cdc slot`, 60_000, 300, async () => {
+        const rows = await slotsOn(replica);
+        const names = rows.map((row) => row.slot_name);
+        const hasAll = [...others, 'archiver'].every((name) => names.includes(name)) && rows.some((row) => row.slot_name === 'cdc' && row.slot_type === 'logical');
+        return hasAll ? true : undefined;
+      }, () => '');
+    }
+    const status = (await cluster.view()).statusSlots ?? {};
+    assert.ok(status.cdc !== undefined && status.archiver !== undefined, `status.slots publishes the leader's slots: ${JSON.stringify(status)}`);
+  });
+
+  it('shows retained WAL per slot in /metrics and list -e', async () => {
+    const metrics = await (await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/metrics`)).text();
+    assert.match(metrics, /pgwarden_replication_slot_retained_wal_bytes\{scope="slotstest",name="[^"]+",slot_name="cdc",slot_type="logical"\} \d+/);
+    assert.match(metrics, /pgwarden_replication_slot_active\{[^}]*slot_name="archiver"[^}]*\} 0/);
+    const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list', '-e']);
+    assert.match(stdout, /Slot WAL in MB/);
+    assert.match(stdout, / Slot cdc: \d+ MB behind the leader/);
+  });
+
+  it('a pg_recvlogical consumer continues on the new primary after a failover without missing a change', async () => {
+    await sql(cluster, leader, 'CREATE TABLE cdc_rows (id int PRIMARY KEY)');
+    const before = join(dir, 'cdc-before.txt');
+    const afterFile = join(dir, 'cdc-after.txt');
+    const first = startConsumer(leader, before);
+    await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(1, 200)');
+    await poll('the consumer to receive the first 200 changes', 30_000, 200, async () => ((await receivedIds([before])).size >= 200 ? true : undefined));
+    // The consumer confirms every second; the leader publishes it, and each replica advances its copy past it.
+    const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
+    const confirmed = await poll('the consumer position confirmed on the leader', 20_000, 200, async () => {
+      const row = (await slotsOn(leader)).find((slot) => slot.slot_name === 'cdc');
+      const published = (await cluster.view()).statusSlots?.cdc;
+      return row?.confirmed_flush_lsn !== null && published !== undefined ? published : undefined;
+    });
+    for (const replica of replicas) {
+      await poll(`${replica}'s copy of cdc advanced to the confirmed position`, 30_000, 300, async () => {
+        const row = (await slotsOn(replica)).find((slot) => slot.slot_name === 'cdc');
+        const [hi, lo] = (row?.confirmed_flush_lsn ?? '0/0').split('/').map((part) => BigInt(`0x${part}`));
+        return ((hi! << 32n) + lo!) >= BigInt(confirmed) ? true : undefined;
+      });
+    }
+    // The first consumer dies before the next changes: they can only come from the new primary's copy of the slot.
+    first.kill('SIGKILL');
+    await poll('the first consumer to exit', 5000, 50, async () => (first.exitCode !== null || first.signalCode !== null ? true : undefined));
+    await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(201, 300)');
+    const oldLeader = leader;
+    const postmaster = await cluster.postmasterPid(oldLeader);
+    cluster.killAgent(oldLeader, 'SIGKILL');
+    if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
+    leader = await poll('a new writable primary', 60_000, 100, async () => {
+      for (const name of replicas) if (await isWritable(cluster, name)) return name;
+      return undefined;
+    });
+    await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(301, 350)');
+    const consumer = startConsumer(leader, afterFile);
+    cluster.startAgent(oldLeader);
+    const committed = (await sql<{ id: number }>(cluster, leader, 'SELECT id FROM cdc_rows ORDER BY id')).map((row) => row.id);
+    let missing: number[] = [];
+    await poll('every committed change delivered before or after the failover', 60_000, 300, async () => {
+      const received = await receivedIds([before, afterFile]);
+      missing = committed.filter((id) => !received.has(id));
+      return missing.length === 0 ? true : undefined;
+    }, () => `missing ${missing.length}: ${missing.slice(0, 10).join(',')}; consumer exit ${consumer.exitCode}`);
+    assert.ok(committed.includes(350));
+    const afterFailover = await receivedIds([afterFile]);
+    assert.ok(afterFailover.has(301) && [...afterFailover].some((id) => id > 200 && id <= 300) === committed.some((id) => id > 200 && id <= 300), 'changes made after the first consumer died came from the new primary');
+    await waitHealthy(cluster, 120_000);
+  });
+});
