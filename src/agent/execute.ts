@@ -115,6 +115,9 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'publishStatus':
       await dcs.setStatus(action.optime, action.slots, dcsSignal());
       return true;
+    case 'detachUpstream':
+      await pg.detachUpstream(deadline(context.pgBudgetMs));
+      return true;
     case 'followLeader':
       await pg.followUpstream(upstreamFor(context.view, action.upstream), deadline(context.pgBudgetMs));
       return true;

@@ -5,7 +5,7 @@
 // exist (isKeySafeFor). So the key is widened before PostgreSQL's set changes, and narrowed only after the new set is
 // in effect and its members have caught up with the primary's position when it took effect.
 import type { DecisionContext } from './context.js';
-import { guaranteeOf, isKeySafeFor, renderSynchronousStandbyNames, safeKeyFor, STRICT_SYNC_PLACEHOLDER, type SyncKeyRule, type SyncMethod } from './sync-standby-names.js';
+import { guaranteeOf, isKeySafeFor, renderSynchronousStandbyNames, safeKeyFor, STRICT_SYNC_PLACEHOLDER, type SyncGuarantee, type SyncKeyRule, type SyncMethod } from './sync-standby-names.js';
 import type { Action, DynamicConfig, HaMemory, SyncSettings, SyncState } from './types.js';
 
 export const SYNC_OFF: SyncSettings = { mode: 'off', isStrict: false, nodeCount: 1 };
@@ -94,8 +94,11 @@ export function planSync(context: DecisionContext): SyncPlan {
 
   if (current !== wanted) {
     const actions: Action[] = [];
+    // The key also stands for commits acknowledged under settings before the current one (e.g. before strict mode's
+    // placeholder blocked commits): whoever it allows must stay covered until the new set has caught up.
+    const keyGuarantee: SyncGuarantee[] = key.names.length === 0 ? [] : [{ names: key.names, count: Math.max(1, key.names.length - key.quorum), isBlocking: false }];
     if (!isKeySafeFor(key, currentGuarantee) || !isKeySafeFor(key, wantedGuarantee)) {
-      actions.push({ kind: 'writeSync', state: keyState(name, safeKeyFor([currentGuarantee, wantedGuarantee]), method) });
+      actions.push({ kind: 'writeSync', state: keyState(name, safeKeyFor([...keyGuarantee, currentGuarantee, wantedGuarantee]), method) });
     }
     actions.push({ kind: 'setSynchronousStandbyNames', value: wanted });
     return { actions, memory: { syncAppliedAt: undefined }, wakeAfterMs: SYNC_TRANSITION_WAKE_MS, note: `synchronous_standby_names ${JSON.stringify(current)} -> ${JSON.stringify(wanted)}` };
@@ -143,10 +146,33 @@ export function syncRaceRestriction(context: DecisionContext): string | undefine
   if (!names.includes(name)) return `not racing: synchronous mode is on and I am not a synchronous standby of ${view.sync.leader} (sync set: ${names.join(',') || 'none'})`;
   const quorum = view.sync.quorum ?? 0;
   if (quorum > 0) {
-    const seen = obs.peers.filter((peer) => peer.isReachable && peer.name !== name && names.includes(peer.name) && peer.walPosition !== undefined).length;
-    if (seen < quorum) return `not racing: need ${quorum} other synchronous standbys to confirm I have every acknowledged commit, reached ${seen}`;
+    // A vote counts only from a standby that no longer receives WAL: the old primary may still be running and
+    // acknowledging commits that any quorum member flushes, so positions must be frozen before they are compared.
+    const seen = obs.peers.filter((peer) => peer.isReachable && peer.name !== name && names.includes(peer.name) && peer.walPosition !== undefined && peer.isStreaming !== true).length;
+    if (seen < quorum) return `not racing: need ${quorum} other synchronous standbys detached from the old primary to confirm I have every acknowledged commit, reached ${seen}`;
   }
   return undefined;
+}
+
+/**
+ * In synchronous mode the members whose WAL matters in the race: the last leader and its synchronous standbys.
+ * Anyone else's extra WAL was never acknowledged, so comparing with it could only block a safe candidate forever.
+ */
+export function syncRaceRivals(context: DecisionContext): ReadonlySet<string> | undefined {
+  const { obs, view } = context;
+  if ((obs.sync ?? SYNC_OFF).mode === 'off' || view?.sync === undefined || view.sync.leader === null) return undefined;
+  return new Set([view.sync.leader, ...syncNames(view.sync)]);
+}
+
+/**
+ * With no leader and a sync key that needs votes (quorum > 0), a listed standby stops receiving WAL first: the old
+ * primary may be alive without its agent, and every flush by a quorum member would let it acknowledge more commits.
+ */
+export function mustDetachForQuorum(context: DecisionContext): boolean {
+  const { obs, view, name } = context;
+  if ((obs.sync ?? SYNC_OFF).mode === 'off' || view?.sync === undefined || view.sync.leader === null || view.leader !== undefined) return false;
+  if ((view.sync.quorum ?? 0) === 0 || !syncNames(view.sync).includes(name)) return false;
+  return obs.pg.isRunning && obs.pg.role === 'replica' && (obs.pg.isStreaming || obs.pg.upstream !== undefined);
 }
 
 /** True when strict synchronous mode has no standby to wait for: the primary accepts no writes. */

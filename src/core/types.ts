@@ -175,6 +175,8 @@ export interface PeerStatus {
   readonly walPosition: bigint | undefined;
   readonly timeline: number | undefined;
   readonly tags: MemberTags;
+  /** Replica whose WAL receiver streams right now (its position may still grow). */
+  readonly isStreaming?: boolean | undefined;
 }
 
 /** The long-running task slot (basebackup, rewind, bootstrap, ...): only one at a time. */
@@ -300,6 +302,7 @@ export type Action =
   | { readonly kind: 'startPrimary' }
   | { readonly kind: 'startReplica'; readonly upstream: string | undefined }
   | { readonly kind: 'followLeader'; readonly upstream: string }
+  | { readonly kind: 'detachUpstream' }
   | { readonly kind: 'rewind'; readonly from: string }
   | { readonly kind: 'reinitialize'; readonly from: string }
   | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }

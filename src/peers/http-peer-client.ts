@@ -10,6 +10,7 @@ interface PatroniStatusDocument {
   readonly timeline?: unknown;
   readonly xlog?: { readonly location?: unknown; readonly received_location?: unknown; readonly replayed_location?: unknown };
   readonly tags?: unknown;
+  readonly replication_state?: unknown;
 }
 
 function toBigInt(value: unknown): bigint | undefined {
@@ -33,6 +34,7 @@ export function peerStatusFromDocument(member: MemberRecord, document: PatroniSt
     walPosition,
     timeline: typeof document.timeline === 'number' ? document.timeline : undefined,
     tags,
+    isStreaming: document.replication_state === 'streaming',
   };
 }
 

@@ -357,6 +357,12 @@ export class PostgresController implements PgController {
     return this.#start(upstream, true, signal);
   }
 
+  async detachUpstream(signal: AbortSignal): Promise<void> {
+    await this.#writeConfig(undefined, true);
+    await this.#query('SELECT pg_reload_conf()', signal);
+    this.#options.log.info({}, 'detached from the upstream: WAL receiver stopped');
+  }
+
   async followUpstream(upstream: Upstream, signal: AbortSignal): Promise<void> {
     await this.#writeConfig(upstream, true);
     await this.#query('SELECT pg_reload_conf()', signal);

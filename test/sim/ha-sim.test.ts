@@ -1,10 +1,12 @@
 // Seeded simulation of 3 agents running the real decide() under faults; invariants are checked after every step.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { SyncSettings } from '../../src/core/types.js';
 import { SimWorld, type SimNode } from './world.js';
 
 const NAMES = ['node1', 'node2', 'node3'];
 const SEEDS = Number(process.env.PGWARDEN_SIM_SEEDS ?? 150);
+const SYNC_SEEDS = Number(process.env.PGWARDEN_SIM_SEEDS ?? 60);
 const FAULTY_UNTIL_MS = 150_000;
 const END_MS = 210_000;
 
@@ -36,8 +38,8 @@ function injectFault(world: SimWorld, healers: Healer[]): void {
   }
 }
 
-function runSeed(seed: number): SimWorld {
-  const world = new SimWorld(seed, NAMES);
+function runSeed(seed: number, sync?: SyncSettings): SimWorld {
+  const world = new SimWorld(seed, NAMES, sync);
   const healers: Healer[] = [];
   let nextFaultAt = 20_000;
   let steps = 0;
@@ -81,6 +83,32 @@ describe('HA simulation (seeded, replayable with PGWARDEN_SIM_SEED)', () => {
     context.diagnostic(`${seeds.length} seeds, ${faults} faults injected, ${promotions} promotions, 0 invariant violations`);
     assert.ok(faults > seeds.length * 5 && promotions > seeds.length, 'the simulation really exercises failovers');
   });
+
+  const syncModes: readonly [string, SyncSettings][] = [
+    ['priority', { mode: 'priority', isStrict: false, nodeCount: 1 }],
+    ['priority strict', { mode: 'priority', isStrict: true, nodeCount: 1 }],
+    ['priority, 2 standbys', { mode: 'priority', isStrict: false, nodeCount: 2 }],
+    ['quorum ANY 1', { mode: 'quorum', isStrict: false, nodeCount: 1 }],
+    ['quorum strict', { mode: 'quorum', isStrict: true, nodeCount: 1 }],
+  ];
+  for (const [label, sync] of syncModes) {
+    it(`synchronous mode (${label}): no promotion ever loses an acknowledged commit, over ${SYNC_SEEDS} seeds`, (context) => {
+      const only = process.env.PGWARDEN_SIM_SEED;
+      const seeds = only !== undefined ? [Number(only)] : Array.from({ length: SYNC_SEEDS }, (_unused, index) => index + 1);
+      let promotions = 0;
+      let acked = 0;
+      for (const seed of seeds) {
+        const world = runSeed(seed, sync);
+        promotions += world.log.filter((line) => line.includes('promoted to timeline')).length;
+        acked += world.ackedCommits;
+        const describeRun = (): string => `${label}, seed ${seed} (replay: PGWARDEN_SIM_SEED=${seed}); last events:\n${world.log.slice(-25).join('\n')}`;
+        assert.deepEqual(world.violations.slice(0, 3), [], describeRun());
+        assert.equal(world.convergence(), undefined, `did not converge after faults healed: ${describeRun()}`);
+      }
+      context.diagnostic(`${label}: ${seeds.length} seeds, ${promotions} promotions, ${acked} acknowledgement steps, 0 lost, all converged`);
+      assert.ok(promotions > seeds.length / 2 && acked > seeds.length, 'the simulation really fails over and acknowledges commits in synchronous mode');
+    });
+  }
 
   it('elects exactly one leader on a clean start', () => {
     const world = new SimWorld(4242, NAMES);

@@ -6,6 +6,9 @@ import type { Action, ClusterView, Decision, HaMemory, LocalPg, MemberRecord, Ob
 import { buildClusterView, encodeMember } from '../../src/dcs/codec.js';
 import { ClusterKeys } from '../../src/dcs/keys.js';
 import { MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
+import { SYNC_OFF } from '../../src/core/sync-plan.js';
+import { guaranteeOf } from '../../src/core/sync-standby-names.js';
+import type { SyncSettings } from '../../src/core/types.js';
 
 export function mulberry32(seed: number): () => number {
   let state = seed >>> 0;
@@ -30,6 +33,8 @@ interface SimPg {
   crashedAtMs: number | undefined;
   /** timeline -> LSN at which this node's history left it (its promotions and those it inherited). */
   forks: Map<number, bigint>;
+  /** synchronous_standby_names as set by the agent (persisted, like ALTER SYSTEM). */
+  ssn: string;
 }
 
 interface SimTask {
@@ -73,14 +78,20 @@ export class SimWorld {
   readonly #keys = new ClusterKeys('/service', 'sim');
   readonly #leases = new Map<string, number>();
   #lastLeader: string | undefined;
+  /** Synchronous replication settings every agent sees in the dynamic config. */
+  readonly sync: SyncSettings;
+  /** timeline -> highest WAL position a primary on it acknowledged to a client as committed. */
+  readonly #acked = new Map<number, bigint>();
+  ackedCommits = 0;
 
-  constructor(seed: number, names: readonly string[]) {
+  constructor(seed: number, names: readonly string[], sync: SyncSettings = SYNC_OFF) {
+    this.sync = sync;
     this.#random = mulberry32(seed);
     const clock: Clock = { nowMs: () => this.nowMs, wallIso: () => new Date(this.nowMs).toISOString(), sleep: () => Promise.resolve() };
     this.#store = new MemoryDcsStore(clock);
     this.nodes = names.map((name) => ({
       name,
-      pg: { dataDir: 'missing', isRunning: false, role: undefined, timeline: 1, lsn: 0n, upstream: undefined, crashedAtMs: undefined, forks: new Map() },
+      pg: { dataDir: 'missing', isRunning: false, role: undefined, timeline: 1, lsn: 0n, upstream: undefined, crashedAtMs: undefined, forks: new Map(), ssn: '' },
       isAgentAlive: true,
       pausedUntilMs: 0,
       isPartitioned: false,
@@ -135,7 +146,8 @@ export class SimWorld {
   #view(): ClusterView {
     this.#leaderName();
     const view = buildClusterView(this.#keys, this.#store.range(this.#keys.prefix), String(this.#store.revision));
-    return { ...view, config: { ttl: SIM_TIMING.ttlMs / 1000, loop_wait: SIM_TIMING.loopWaitMs / 1000, retry_timeout: SIM_TIMING.retryTimeoutMs / 1000, maximum_lag_on_failover: 1048576 } };
+    const sync = this.sync.mode === 'off' ? {} : { synchronous_mode: this.sync.mode === 'quorum' ? 'quorum' : true, synchronous_mode_strict: this.sync.isStrict, synchronous_node_count: this.sync.nodeCount };
+    return { ...view, config: { ttl: SIM_TIMING.ttlMs / 1000, loop_wait: SIM_TIMING.loopWaitMs / 1000, retry_timeout: SIM_TIMING.retryTimeoutMs / 1000, maximum_lag_on_failover: 1048576, ...sync } };
   }
 
   // ----- PostgreSQL model -----
@@ -171,9 +183,36 @@ export class SimWorld {
       postmasterStartTime: undefined,
       replayedTimestamp: null,
       isReplayPaused: false,
-      replication: [],
+      replication: this.#standbysOf(node).map((standby) => ({ usename: 'replicator', application_name: standby.name, client_addr: null, state: 'streaming', sync_state: 'async', sync_priority: 0 })),
       isPendingRestart: false,
+      synchronousStandbyNames: pg.isRunning ? pg.ssn : undefined,
+      standbyFlushLsn: Object.fromEntries(this.#standbysOf(node).map((standby) => [standby.name, standby.pg.lsn])),
     };
+  }
+
+  #standbysOf(node: SimNode): SimNode[] {
+    if (!node.pg.isRunning || node.pg.role !== 'primary') return [];
+    return this.nodes.filter((other) => other !== node && this.#streamingSource(other) === node);
+  }
+
+  /** What a running primary has acknowledged: everything (async), up to its sync standbys' flush, or nothing new (blocked). */
+  #recordAcks(): void {
+    for (const node of this.nodes) {
+      if (!node.pg.isRunning || node.pg.role !== 'primary') continue;
+      const guarantee = guaranteeOf(node.pg.ssn);
+      let ackedTo: bigint | undefined;
+      if (guarantee.isBlocking) ackedTo = undefined;
+      else if (guarantee.count === 0) ackedTo = node.pg.lsn;
+      else {
+        const flushes = this.#standbysOf(node).filter((standby) => guarantee.names.includes(standby.name)).map((standby) => standby.pg.lsn).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+        ackedTo = flushes.length >= guarantee.count ? flushes[guarantee.count - 1] : undefined;
+      }
+      const previous = this.#acked.get(node.pg.timeline) ?? 0n;
+      if (ackedTo !== undefined && ackedTo > previous) {
+        this.#acked.set(node.pg.timeline, ackedTo);
+        this.ackedCommits++;
+      }
+    }
   }
 
   /** Time passes: primaries write, streaming replicas catch up, finished tasks take effect. */
@@ -187,7 +226,9 @@ export class SimWorld {
       for (const node of this.nodes) {
         const source = this.#streamingSource(node);
         if (source !== undefined) {
-          node.pg.lsn = source.pg.lsn;
+          // Replicas trail a little on the same timeline, so which standby holds which commit matters.
+          const lag = BigInt(Math.floor(this.#random() * 40));
+          node.pg.lsn = node.pg.timeline === source.pg.timeline && source.pg.lsn - lag > node.pg.lsn ? source.pg.lsn - lag : node.pg.timeline === source.pg.timeline ? node.pg.lsn : source.pg.lsn;
           node.pg.timeline = source.pg.timeline;
           node.pg.forks = new Map(source.pg.forks);
         }
@@ -199,6 +240,7 @@ export class SimWorld {
           node.wakeAtMs = Math.min(node.wakeAtMs, this.nowMs);
         }
       }
+      this.#recordAcks();
       this.checkInvariants();
     }
   }
@@ -233,7 +275,8 @@ export class SimWorld {
   }
 
   pauseAgent(node: SimNode, forMs: number): void {
-    node.pausedUntilMs = this.nowMs + forMs;
+    // A second SIGSTOP does not shorten the first one.
+    node.pausedUntilMs = Math.max(node.pausedUntilMs, this.nowMs + forMs);
     node.wakeAtMs = Math.max(node.wakeAtMs, node.pausedUntilMs);
     this.log.push(`${this.nowMs}: FAULT agent of ${node.name} paused for ${forMs} ms`);
   }
@@ -265,7 +308,7 @@ export class SimWorld {
             .map((other) => {
               const pg = this.#localPg(other);
               const isReachable = other.isAgentAlive && this.nowMs >= other.pausedUntilMs;
-              return { name: other.name, isReachable, role: pg.isRunning ? pg.role : undefined, isRunning: pg.isRunning, walPosition: pg.isRunning ? other.pg.lsn : undefined, timeline: other.pg.timeline, tags: {} };
+              return { name: other.name, isReachable, role: pg.isRunning ? pg.role : undefined, isRunning: pg.isRunning, walPosition: pg.isRunning ? other.pg.lsn : undefined, timeline: other.pg.timeline, tags: {}, isStreaming: pg.isStreaming };
             })
         : [];
     return {
@@ -283,6 +326,7 @@ export class SimWorld {
       useSlots: false,
       isPaused: false,
       leaderProbe: undefined,
+      sync: this.sync,
     };
   }
 
@@ -321,6 +365,7 @@ export class SimWorld {
         if (this.#store.get(leader) !== undefined) return false;
         this.#store.put(leader, node.name, this.#lease(node));
         node.lastRenewSentAtMs = sentAt;
+        if (node.pg.isRunning && node.pg.role === 'primary') this.#checkKeepsAcked(node, 'took the lock back as a running primary');
         return true;
       case 'renewLeader':
         if (!dcsOk) return false;
@@ -361,14 +406,26 @@ export class SimWorld {
         this.#store.put(this.#keys.status, JSON.stringify({ optime: action.optime }));
         return true;
       case 'setSynchronousStandbyNames':
+        if (!node.pg.isRunning) return false;
+        node.pg.ssn = action.value;
         return true;
-      case 'writeSync':
+      case 'writeSync': {
+        if (!dcsOk) return false;
+        const current = this.#store.get(this.#keys.sync);
+        if (String(current?.modRevision ?? 0) !== (node.lastView?.syncRevision ?? '0')) return false;
+        if (action.state === undefined) this.#store.delete(this.#keys.sync);
+        else this.#store.put(this.#keys.sync, JSON.stringify(action.state));
+        return true;
+      }
       case 'writeBootstrapConfig':
       case 'writeHistory':
       case 'clearFailover':
       case 'manageSlots':
         return dcsOk || action.kind === 'manageSlots';
       case 'copyLogicalSlots':
+        return true;
+      case 'detachUpstream':
+        node.pg.upstream = undefined;
         return true;
       case 'followLeader':
         node.pg.upstream = action.upstream;
@@ -400,6 +457,7 @@ export class SimWorld {
       case 'promote':
         return this.#startTask(node, 'promote', 60, () => {
           if (!node.pg.isRunning) return;
+          this.#checkKeepsAcked(node, 'promoted');
           const timeline = this.#nextTimeline++;
           node.pg.forks.set(node.pg.timeline, node.pg.lsn);
           node.pg = { ...node.pg, role: 'primary', timeline, upstream: undefined };
@@ -422,6 +480,17 @@ export class SimWorld {
   }
 
   // ----- invariants -----
+
+  /** Synchronous mode: a node that becomes the writable leader must hold every commit any primary acknowledged. */
+  #checkKeepsAcked(node: SimNode, what: string): void {
+    if (this.sync.mode === 'off') return;
+    for (const [timeline, acked] of this.#acked) {
+      const reached = node.pg.timeline === timeline ? node.pg.lsn : node.pg.forks.get(timeline);
+      if (reached === undefined || reached < acked) {
+        this.violations.push({ atMs: this.nowMs, message: `${node.name} ${what} on timeline ${node.pg.timeline} at ${node.pg.lsn}, but commits up to ${acked} were acknowledged on timeline ${timeline} (reached ${reached ?? 'never'}): lost` });
+      }
+    }
+  }
 
   #hasValidDeadline(node: SimNode): boolean {
     return node.lastRenewSentAtMs !== undefined && this.nowMs < lockDeadlineMs(node.lastRenewSentAtMs, SIM_TIMING.ttlMs);

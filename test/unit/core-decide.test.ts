@@ -125,6 +125,14 @@ describe('replicas', () => {
     assert.equal(decision.reason, 'no action. I am (node2), a secondary, and following a leader (node1)');
   });
 
+  it('rewinds a replica stuck on a timeline the leader never had (a short-lived promotion elsewhere)', () => {
+    const obs = observe({ name: 'node3', pg: pgState({ timeline: 4, isStreaming: false, upstream: 'node1' }), dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1', { timeline: 3, role: 'primary' }), member('node2'), member('node3')] }) } });
+    const first = decide(obs, freshMemory());
+    assert.deepEqual(first.actions, []);
+    const later = decide({ ...obs, nowMs: NOW + 31_000 }, first.memory);
+    assert.deepEqual(later.actions, [{ kind: 'rewind', from: 'node1' }]);
+  });
+
   it('repoints primary_conninfo at a new leader', () => {
     const decision = decide(observe({ name: 'node3', dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } }), freshMemory());
     assert.deepEqual(decision.actions, [{ kind: 'followLeader', upstream: 'node2' }]);

@@ -121,6 +121,15 @@ describe('the leader in synchronous mode', () => {
     assert.deepEqual(kinds(later.actions).filter((kind) => kind === 'writeSync'), []);
   });
 
+  it('keeps the standby that holds older commits in the key when strict mode unblocks with a different standby', () => {
+    const strict = { ...PRIORITY, isStrict: true };
+    const actions = syncActions(leaderObs({ ssn: `"${STRICT_SYNC_PLACEHOLDER}"`, key: { leader: 'node1', sync_standby: 'node2' }, standbys: { node3: 5n }, sync: strict }));
+    assert.deepEqual(actions, [
+      { kind: 'writeSync', state: { leader: 'node1', sync_standby: 'node2,node3', quorum: 1 } },
+      { kind: 'setSynchronousStandbyNames', value: '"node3"' },
+    ]);
+  });
+
   it('never picks a nosync member', () => {
     const members = { kind: 'ok' as const, view: view({ leaderName: 'node1', sync: { leader: 'node1', sync_standby: null }, syncRevision: '5', members: [member('node1'), member('node2', { tags: { nosync: true } }), member('node3')] }) };
     assert.deepEqual(syncActions(leaderObs({ ssn: '', standbys: { node2: 9999n, node3: 1n }, members })), [{ kind: 'setSynchronousStandbyNames', value: '"node3"' }]);
@@ -148,7 +157,7 @@ describe('failover in synchronous mode', () => {
   const noLeader = (sync: SyncState) => ({ kind: 'ok' as const, view: view({ sync, syncRevision: '9' }) });
   const peer = (name: string, walPosition: bigint): PeerStatus => ({ name, isReachable: true, role: 'replica', isRunning: true, walPosition, timeline: 1, tags: {} });
   const replica = (name: string, sync: SyncState, settings: SyncSettings = PRIORITY, peers: PeerStatus[] = [peer('node2', 900n), peer('node3', 900n)].filter((entry) => entry.name !== name)) =>
-    decide(observe({ name, pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n }), dcs: noLeader(sync), sync: settings, peers }), freshMemory());
+    decide(observe({ name, pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: false, upstream: undefined }), dcs: noLeader(sync), sync: settings, peers }), freshMemory());
 
   it('lets only a listed synchronous standby race', () => {
     const sync = { leader: 'node1', sync_standby: 'node2' };
@@ -169,6 +178,30 @@ describe('failover in synchronous mode', () => {
     const alone = replica('node2', sync, quorum, [{ ...peer('node3', 0n), isReachable: false, walPosition: undefined }]);
     assert.deepEqual(alone.actions, []);
     assert.match(alone.reason, /need 1 other synchronous standbys/);
+  });
+
+  it('in quorum mode a listed standby detaches from the old primary first, and streaming peers give no vote', () => {
+    const sync = { leader: 'node1', sync_standby: 'node2,node3', quorum: 1 };
+    const quorum = { mode: 'quorum' as const, isStrict: false, nodeCount: 1 };
+    const streamingObs = observe({ name: 'node2', pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: true, upstream: 'node1' }), dcs: noLeader(sync), sync: quorum, peers: [peer('node3', 900n)] });
+    assert.deepEqual(decide(streamingObs, freshMemory()).actions, [{ kind: 'detachUpstream' }]);
+    const detached = { ...streamingObs, pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: false, upstream: undefined }) };
+    const stillStreamingPeer = decide({ ...detached, peers: [{ ...peer('node3', 900n), isStreaming: true }] }, freshMemory());
+    assert.deepEqual(stillStreamingPeer.actions, []);
+    assert.match(stillStreamingPeer.reason, /detached from the old primary/);
+    assert.deepEqual(kinds(decide({ ...detached, peers: [{ ...peer('node3', 900n), isStreaming: false }] }, freshMemory()).actions), ['acquireLeader']);
+  });
+
+  it('a running primary that lost its key may not take it back when the sync key names another leader', () => {
+    const obs = observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: noLeader({ leader: 'node2', sync_standby: null }), sync: PRIORITY });
+    assert.deepEqual(decide(obs, freshMemory()).actions, [{ kind: 'demote', mode: 'immediate-nolock' }]);
+    const own = observe({ ...obs, dcs: noLeader({ leader: 'node1', sync_standby: 'node2' }) });
+    assert.deepEqual(kinds(decide(own, freshMemory()).actions), ['acquireLeader']);
+  });
+
+  it('compares WAL only with members that may hold acknowledged commits', () => {
+    const sync = { leader: 'node1', sync_standby: 'node2' };
+    assert.deepEqual(kinds(replica('node2', sync, PRIORITY, [peer('node3', 5000n)]).actions), ['acquireLeader'], 'node3 is ahead but none of its extra WAL was acknowledged');
   });
 
   it('publishes the key and the standby set before promoting', () => {

@@ -32,7 +32,8 @@ export const followRule: Rule = (context) => {
     }
     const since = mem.notStreamingSinceMs ?? obs.nowMs;
     const leaderTimeline = context.leaderMember.timeline;
-    const isBehindTimeline = leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline < leaderTimeline;
+    // Behind, or on a timeline the leader never had (a short-lived promotion elsewhere): both need a rewind.
+    const isBehindTimeline = leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline !== leaderTimeline;
     if (isBehindTimeline && obs.nowMs - since >= notStreamingLimitMs(obs.timing.loopWaitMs) && !isBackingOff(context)) {
       // Not streaming and on an older timeline: probably diverged (a former primary). pg_rewind fixes it or says there is nothing to do.
       const action = obs.useRewind && mem.rewindFailedFor !== leader ? ({ kind: 'rewind', from: leader } as const) : ({ kind: 'reinitialize', from: leader } as const);

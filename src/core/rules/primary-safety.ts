@@ -1,5 +1,6 @@
 // The safety rules of a running primary: whoever cannot prove it holds the lock stops being primary.
 import { decision, type Rule } from '../context.js';
+import { syncRaceRestriction } from '../sync-plan.js';
 
 /**
  * Invariant: PostgreSQL runs as a writable primary only while this node holds the lock, i.e. its last renewal was
@@ -30,6 +31,11 @@ export const primarySafetyRule: Rule = (context) => {
   }
   if (deadlineMs !== undefined && isPastDeadline) {
     return decision(context, 'demoted self because failed to update leader lock in DCS', [{ kind: 'demote', mode: 'immediate-nolock' }], { wakeAfterMs: 0 });
+  }
+  if (leader === undefined && syncRaceRestriction(context) !== undefined) {
+    // Synchronous mode: the lock went to nobody, but the sync key says another leader acknowledged commits since
+    // (we were fenced out): re-taking the lock here would throw them away.
+    return decision(context, `demoting self: the leader key is gone and the sync key no longer allows me (${syncRaceRestriction(context) ?? ''})`, [{ kind: 'demote', mode: 'immediate-nolock' }], { wakeAfterMs: 0 });
   }
   if (leader === undefined) {
     // The key vanished under a running primary (expired or deleted). Take it back atomically; if another member

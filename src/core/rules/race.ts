@@ -1,7 +1,7 @@
 // No leader: the healthiest eligible member takes the lock; the others stay replicas.
 import { compareCandidates, failoverPriority } from '../candidates.js';
 import { decision, type Rule } from '../context.js';
-import { syncRaceRestriction } from '../sync-plan.js';
+import { mustDetachForQuorum, syncRaceRestriction, syncRaceRivals } from '../sync-plan.js';
 import { raceRestriction } from './switchover.js';
 import { isBackingOff } from './task.js';
 
@@ -13,6 +13,7 @@ export const raceRule: Rule = (context) => {
     if (obs.task.kind === 'running' || isBackingOff(context)) return decision(context, 'waiting for PostgreSQL before the leader race', []);
     return decision(context, 'starting as a read-only replica while the cluster has no leader', [{ kind: 'startReplica', upstream: undefined }]);
   }
+  if (mustDetachForQuorum(context)) return decision(context, 'no leader and a quorum sync key: detaching from the old primary so it cannot acknowledge more commits', [{ kind: 'detachUpstream' }], { wakeAfterMs: 0 });
   if (context.myPriority === 0) return decision(context, 'following a different leader because I am not allowed to promote', []);
   if (view.optime !== undefined && BigInt(Math.trunc(view.optime)) - context.myWal > BigInt(obs.maximumLagOnFailover)) {
     return decision(context, `not healthy enough for leader race: lag exceeds maximum_lag_on_failover (${obs.maximumLagOnFailover} bytes)`, []);
@@ -25,9 +26,11 @@ export const raceRule: Rule = (context) => {
   if (syncRestriction !== undefined) return decision(context, syncRestriction, []);
   if (intent?.member === name) return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
+  const rivals = syncRestriction === undefined && intent?.member !== name ? syncRaceRivals(context) : undefined;
   for (const peer of obs.peers) {
     if (!peer.isReachable || (intent !== undefined && peer.name === intent.leader)) continue;
     if (peer.isRunning && peer.role === 'primary') return decision(context, `following a different leader because ${peer.name} is still running as primary`, []);
+    if (rivals !== undefined && !rivals.has(peer.name)) continue;
     const priority = failoverPriority(peer.tags);
     if (priority === 0 || peer.walPosition === undefined) continue;
     if (compareCandidates({ name: peer.name, walPosition: peer.walPosition, failoverPriority: priority }, me) < 0) {
