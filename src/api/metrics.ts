@@ -1,6 +1,7 @@
 // GET /metrics: Patroni's Prometheus metric names (so existing alerts keep working), computed from the agent snapshot.
 import { Gauge, Registry } from 'prom-client';
 import type { AgentSnapshot } from '../agent/snapshot.js';
+import { syncSettingsOf } from '../core/sync-plan.js';
 
 interface MetricSpec {
   readonly name: string;
@@ -27,7 +28,8 @@ const SPECS: readonly MetricSpec[] = [
   { name: 'patroni_xlog_location', help: 'Current location of the PostgreSQL transaction log, 0 for replicas', value: (s) => (s.pg.role === 'primary' ? Number(s.pg.writeLsn ?? 0n) : 0) },
   { name: 'patroni_standby_leader', help: 'Value is 1 if this node is the standby leader, 0 otherwise', value: () => 0 },
   { name: 'patroni_replica', help: 'Value is 1 if this node is a replica, 0 otherwise', value: (s) => (s.pg.isRunning && s.pg.role === 'replica' ? 1 : 0) },
-  { name: 'patroni_sync_standby', help: 'Value is 1 if this node is a sync standby, 0 otherwise', value: (s) => ((s.view?.sync?.sync_standby ?? '').split(',').includes(s.name) ? 1 : 0) },
+  { name: 'patroni_sync_standby', help: 'Value is 1 if this node is a sync standby, 0 otherwise', value: (s) => (syncSettingsOf(s.view?.config).mode !== 'quorum' && (s.view?.sync?.sync_standby ?? '').split(',').includes(s.name) ? 1 : 0) },
+  { name: 'patroni_quorum_standby', help: 'Value is 1 if this node is a quorum standby, 0 otherwise', value: (s) => (syncSettingsOf(s.view?.config).mode === 'quorum' && (s.view?.sync?.sync_standby ?? '').split(',').includes(s.name) ? 1 : 0) },
   { name: 'patroni_xlog_received_location', help: 'Current location of the received transaction log, 0 for the primary', value: (s) => Number(s.pg.receivedLsn ?? 0n) },
   { name: 'patroni_xlog_replayed_location', help: 'Current location of the replayed transaction log, 0 for the primary', value: (s) => Number(s.pg.replayedLsn ?? 0n) },
   { name: 'patroni_xlog_replayed_timestamp', help: 'Epoch seconds of the last replayed transaction', value: (s) => startEpochS(s.pg.replayedTimestamp ?? undefined) },

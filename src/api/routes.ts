@@ -98,6 +98,8 @@ function isSyncStandby(snapshot: AgentSnapshot): boolean {
   return snapshot.isDcsReachable && (snapshot.view?.sync?.sync_standby ?? '').split(',').includes(snapshot.name);
 }
 
+const isQuorumMode = (snapshot: AgentSnapshot): boolean => syncSettingsOf(snapshot.view?.config).mode === 'quorum';
+
 /** Health-check routing as Patroni does it: by substring of the path, most specific first. */
 function healthCheck(path: string, snapshot: AgentSnapshot, query: URLSearchParams): boolean {
   if (path === '/' || path.includes('primary') || path.includes('master') || path.includes('read-write')) return isLeaderOk(snapshot);
@@ -105,8 +107,9 @@ function healthCheck(path: string, snapshot: AgentSnapshot, query: URLSearchPara
   if (path.includes('leader')) return isLeaderOk(snapshot);
   if (path.includes('read-only-sync') || path.includes('read-only-synchronous')) return isLeaderOk(snapshot) || (isSyncStandby(snapshot) && isReplicaOk(snapshot, query));
   if (path.includes('read-only')) return isLeaderOk(snapshot) || isReplicaOk(snapshot, query);
+  if (path.includes('quorum')) return isQuorumMode(snapshot) && isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
   if (path.includes('async')) return snapshot.isDcsReachable && !isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
-  if (path.includes('sync')) return isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
+  if (path.includes('sync')) return !isQuorumMode(snapshot) && isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
   if (path.includes('replica')) return isReplicaOk(snapshot, query);
   if (path.includes('health')) return snapshot.state === 'running';
   return false;

@@ -5,7 +5,7 @@ import type { ClusterView, MemberTags } from './types.js';
 
 export interface MemberSummary {
   readonly name: string;
-  readonly role: 'leader' | 'sync_standby' | 'replica';
+  readonly role: 'leader' | 'sync_standby' | 'quorum_standby' | 'replica';
   readonly state: string;
   readonly api_url: string;
   readonly host: string;
@@ -52,6 +52,7 @@ export function hostPortFromConnUrl(connUrl: string): { host: string; port: numb
 
 export function summarizeCluster(view: ClusterView): ClusterSummary {
   const leader = view.leader?.name;
+  const isQuorum = syncSettingsOf(view.config).mode === 'quorum';
   const syncNames = new Set((view.sync?.sync_standby ?? '').split(',').filter((name) => name !== ''));
   const leaderRecord = view.members.find((member) => member.name === leader);
   const optime = view.optime ?? leaderRecord?.xlog_location;
@@ -64,7 +65,7 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
   const members = [...view.members]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((member): MemberSummary => {
-      const role = member.name === leader ? 'leader' : syncNames.has(member.name) ? 'sync_standby' : 'replica';
+      const role = member.name === leader ? 'leader' : syncNames.has(member.name) ? (isQuorum ? 'quorum_standby' : 'sync_standby') : 'replica';
       const { host, port } = hostPortFromConnUrl(member.conn_url);
       const lag = role === 'leader' ? undefined : member.xlog_location === undefined || optime === undefined ? 'unknown' : Math.max(0, optime - member.xlog_location);
       return {

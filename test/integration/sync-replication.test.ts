@@ -152,4 +152,34 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     await acksAdvance(20, 90_000);
     await assertNoAckLost();
   });
+
+  it('quorum (ANY 1 of 2): no acknowledged commit lost when the primary is SIGKILLed twice', async () => {
+    await patchConfig({ synchronous_mode: 'quorum', synchronous_mode_strict: false });
+    for (let round = 1; round <= 2; round++) {
+      let last = '';
+      const { leader } = await poll('a quorum leader with ANY 1 of two streaming standbys and quorum 1 in the key', 120_000, 200, async () => {
+        const view = await cluster.view();
+        const name = view.leader?.name;
+        last = JSON.stringify(view.sync);
+        if (name === undefined || view.sync?.leader !== name || view.sync.quorum !== 1 || (view.sync.sync_standby ?? '').split(',').length !== 2) return undefined;
+        const ssn = await sql<{ value: string }>(cluster, name, "SELECT current_setting('synchronous_standby_names') AS value");
+        return ssn[0]?.value.startsWith('ANY 1 (') === true ? { leader: name } : undefined;
+      }, () => last);
+      if (round === 1) {
+        const standbys = names().filter((name) => name !== leader);
+        await poll('/quorum on both standbys', 10_000, 200, async () => ((await Promise.all(standbys.map((name) => httpStatus(cluster, name, '/quorum')))).every((status) => status === 200) ? true : undefined));
+        const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
+        assert.equal(stdout.match(/\| Quorum Standby \|/g)?.length, 2, stdout);
+      }
+      await acksAdvance(30, 20_000);
+      await killNode(leader);
+      const newLeader = await poll(`quorum round ${round}: a new writable primary`, 60_000, 100, async () => {
+        for (const name of names().filter((candidate) => candidate !== leader)) if (await isWritable(cluster, name)) return name;
+        return undefined;
+      });
+      cluster.startAgent(leader);
+      await acksAdvance(10, 60_000, cluster.node(newLeader).pgPort);
+    }
+    await assertNoAckLost();
+  });
 });
