@@ -150,6 +150,8 @@ export interface LocalPg {
   readonly isPendingRestart: boolean;
   /** current_setting('synchronous_standby_names') while running. */
   readonly synchronousStandbyNames?: string | undefined;
+  /** current_setting('wal_level') while running. */
+  readonly walLevel?: string | undefined;
   /** Replication slots on this node (while running). */
   readonly slots?: readonly SlotState[] | undefined;
   /** Flush position each connected standby (by application_name) reported (primary). */

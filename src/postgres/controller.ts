@@ -71,6 +71,7 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   (SELECT received_tli FROM pg_stat_wal_receiver LIMIT 1) AS received_tli,
   (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings) AS pending_restart,
   current_setting('synchronous_standby_names') AS synchronous_standby_names,
+  current_setting('wal_level') AS wal_level,
   (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'database', database, 'plugin', plugin, 'active', active,
      'restart_lsn', restart_lsn::text, 'confirmed_flush_lsn', confirmed_flush_lsn::text, 'wal_status', wal_status,
      'retained', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)) ORDER BY slot_name), '[]'::json)
@@ -125,6 +126,7 @@ interface ProbeRow {
   received_tli: number | null;
   pending_restart: boolean;
   synchronous_standby_names: string;
+  wal_level: string;
   slots: ProbeSlot[];
   replication: (ReplicationRow & { flush_lsn: string | null })[];
 }
@@ -469,6 +471,15 @@ export class PostgresController implements PgController {
     const byName = new Map(wanted.map((slot) => [slot.name, slot]));
     const matches = (row: SlotRow, spec: SlotSpec | undefined): boolean =>
       spec !== undefined && row.slot_type === spec.type && (spec.type === 'physical' || (row.database === spec.database && row.plugin === spec.plugin));
+    // One slot's failure (a logical slot without wal_level=logical, a missing plugin) must not stop the others,
+    // nor the HA actions that follow this one: each step is logged and skipped.
+    const attempt = async (slot: string, what: string, step: () => Promise<void>, hint = ''): Promise<void> => {
+      try {
+        await step();
+      } catch (error) {
+        this.#options.log.warn({ slot, error: describeError(error) }, `could not ${what} replication slot ${slot}${hint}`);
+      }
+    };
     const present = new Set<string>();
     for (const row of rows) {
       if (row.temporary) continue;
@@ -479,18 +490,24 @@ export class PostgresController implements PgController {
       }
       const asSpec: SlotSpec = { name: row.slot_name, type: row.slot_type === 'logical' ? 'logical' : 'physical', database: row.database ?? undefined, plugin: row.plugin ?? undefined };
       if (isIgnored(asSpec, ignore) || row.active) continue;
-      await this.#query('SELECT pg_drop_replication_slot($1)', signal, [row.slot_name]);
-      this.#options.log.info({ slot: row.slot_name, type: row.slot_type }, spec === undefined ? 'dropped a replication slot no member or permanent slot needs' : 'dropped a replication slot whose definition changed');
+      await attempt(row.slot_name, 'drop', async () => {
+        await this.#query('SELECT pg_drop_replication_slot($1)', signal, [row.slot_name]);
+        this.#options.log.info({ slot: row.slot_name, type: row.slot_type }, spec === undefined ? 'dropped a replication slot no member or permanent slot needs' : 'dropped a replication slot whose definition changed');
+      });
     }
     for (const spec of wanted) {
       if (present.has(spec.name)) continue;
       if (spec.type === 'physical') {
-        await this.#query('SELECT pg_create_physical_replication_slot($1, true)', signal, [spec.name]);
-        this.#options.log.info({ slot: spec.name }, 'created physical replication slot');
+        await attempt(spec.name, 'create', async () => {
+          await this.#query('SELECT pg_create_physical_replication_slot($1, true)', signal, [spec.name]);
+          this.#options.log.info({ slot: spec.name }, 'created physical replication slot');
+        });
       } else if (!inRecovery) {
         // A logical slot belongs to one database: it must be created from a session in that database.
-        await this.#queryIn(spec.database ?? 'postgres', 'SELECT pg_create_logical_replication_slot($1, $2)', [spec.name, spec.plugin], signal);
-        this.#options.log.info({ slot: spec.name, database: spec.database ?? null, plugin: spec.plugin ?? null }, 'created logical replication slot');
+        await attempt(spec.name, 'create', async () => {
+          await this.#queryIn(spec.database ?? 'postgres', 'SELECT pg_create_logical_replication_slot($1, $2)', [spec.name, spec.plugin], signal);
+          this.#options.log.info({ slot: spec.name, database: spec.database ?? null, plugin: spec.plugin ?? null }, 'created logical replication slot');
+        }, ' (logical slots need wal_level=logical, the database and the output plugin)');
       }
     }
     if (replayLsn === undefined) return;
@@ -502,12 +519,10 @@ export class PostgresController implements PgController {
       const reached = lsnOrUndefined(row.slot_type === 'logical' ? row.confirmed_flush_lsn : row.restart_lsn);
       if (reached !== undefined && reached >= capped) continue;
       const lsnText = formatLsn(capped);
-      try {
+      await attempt(row.slot_name, `advance to ${lsnText} the copy of`, async () => {
         if (row.slot_type === 'logical') await this.#queryIn(row.database ?? 'postgres', 'SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [row.slot_name, lsnText], signal);
         else await this.#query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', signal, [row.slot_name, lsnText]);
-      } catch (error) {
-        this.#options.log.warn({ slot: row.slot_name, lsn: lsnText, error: describeError(error) }, 'could not advance a replication slot copy');
-      }
+      });
     }
   }
 
@@ -662,6 +677,7 @@ export class PostgresController implements PgController {
       replication: row.replication.map(({ flush_lsn: _flush, ...rest }) => rest),
       isPendingRestart: row.pending_restart,
       synchronousStandbyNames: row.synchronous_standby_names,
+      walLevel: row.wal_level,
       slots: row.slots.map((slot) => ({
         name: slot.name,
         type: slot.type === 'logical' ? 'logical' : 'physical',

@@ -42,7 +42,7 @@ describe('slot configuration', () => {
 
 describe('slots in the HA loop', () => {
   const replicaObs = (slots: readonly SlotState[], statusSlots: Record<string, number> | undefined) =>
-    observe({ name: 'node2', pg: pgState({ slots }), dcs: { kind: 'ok', view: view({ leaderName: 'node1', config: WITH_SLOTS, statusSlots, members: [member('node1'), member('node2'), member('node3')] }) } });
+    observe({ name: 'node2', pg: pgState({ slots, walLevel: 'logical' }), dcs: { kind: 'ok', view: view({ leaderName: 'node1', config: WITH_SLOTS, statusSlots, members: [member('node1'), member('node2'), member('node3')] }) } });
 
   it('the leader publishes its slot positions with the optime', () => {
     const obs = observe({ pg: pgState({ role: 'primary', writeLsn: 5000n, receivedLsn: undefined, replayedLsn: undefined, slots: [slot('cdc', 'logical')] }), lock: { lastRenewSentAtMs: 99_000 } });
@@ -54,6 +54,9 @@ describe('slots in the HA loop', () => {
     const decision = decide(replicaObs([], { cdc: 300, node3: 250 }), freshMemory());
     assert.deepEqual(decision.actions, [{ kind: 'copyLogicalSlots', from: 'node1', slots: ['cdc'] }]);
     assert.match(decision.reason, /copying logical slots cdc/);
+    const replicaLevel = replicaObs([], { cdc: 300 });
+    const withoutLogical = decide({ ...replicaLevel, pg: { ...replicaLevel.pg, walLevel: 'replica' } }, freshMemory());
+    assert.deepEqual(withoutLogical.actions.map((action) => action.kind), ['manageSlots'], 'a copy would stop a replica without wal_level=logical from starting');
   });
 
   it('a replica advances its copies to the leader\'s positions (the leader\'s own slot to the optime)', () => {

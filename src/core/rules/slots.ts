@@ -19,7 +19,8 @@ export function slotActions(context: DecisionContext, isLeader: boolean): Action
   const leader = context.leaderName;
   const published = view.statusSlots ?? {};
   const existing = obs.pg.slots;
-  if (leader !== undefined && existing !== undefined && !isBackingOff(context)) {
+  // A copied logical slot stops a replica without wal_level=logical from starting: never try there.
+  if (leader !== undefined && existing !== undefined && obs.pg.walLevel === 'logical' && !isBackingOff(context)) {
     const missing = wanted.filter((slot) => slot.type === 'logical' && published[slot.name] !== undefined && !existing.some((have) => have.name === slot.name && have.type === 'logical'));
     if (missing.length > 0) return [{ kind: 'copyLogicalSlots', from: leader, slots: missing.map((slot) => slot.name) }];
   }
