@@ -59,6 +59,9 @@ export function renderPostgresqlConf(input: ConfInput): string {
     hot_standby: 'on',
     // PostgreSQL's default of 5 s between WAL receiver retries would add up to 5 s to every failover.
     wal_retrieve_retry_interval: '1s',
+    // A standby that already flushed a waiting commit reports it only at its next status message: PostgreSQL's 10 s
+    // default would hold commits that long after the synchronous set changes.
+    wal_receiver_status_interval: '1s',
     ...input.parameters,
     listen_addresses: input.listenHost,
     port: input.port,

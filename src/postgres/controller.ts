@@ -591,6 +591,10 @@ export class PostgresController implements PgController {
   async setSynchronousStandbyNames(value: string, signal: AbortSignal): Promise<void> {
     await this.#query(`ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`, signal);
     await this.#query('SELECT pg_reload_conf()', signal);
+    // Commits already waiting are released when a listed standby next reports its position; a little WAL makes the
+    // standbys report now (after the walsenders have had a moment to reload) instead of at their status interval.
+    await sleep(50);
+    await this.#query("SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_logical_emit_message(false, 'pgwarden', 'synchronous_standby_names changed') END", signal).catch(() => undefined);
     this.#options.log.info({ synchronous_standby_names: value }, 'set synchronous_standby_names');
   }
 

@@ -6,20 +6,12 @@ import type { Action, ClusterView, Decision, HaMemory, LocalPg, MemberRecord, Ob
 import { buildClusterView, encodeMember } from '../../src/dcs/codec.js';
 import { ClusterKeys } from '../../src/dcs/keys.js';
 import { MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
+import { mulberry32 } from '../../src/util/prng.js';
 import { SYNC_OFF } from '../../src/core/sync-plan.js';
 import { guaranteeOf } from '../../src/core/sync-standby-names.js';
 import type { SyncSettings } from '../../src/core/types.js';
 
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 export const SIM_TIMING = { ttlMs: 5000, loopWaitMs: 1000, retryTimeoutMs: 2000 };
 

@@ -1,0 +1,239 @@
+// `pgwarden chaos`: a seeded fault schedule against a fresh local cluster (real etcd, PostgreSQL and proxy), with a
+// writer through the proxy and the consistency checker at the end. Process faults only: see the README for what
+// network partitions need.
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import type { ClusterView } from '../core/types.js';
+import { LocalCluster } from '../local/local-cluster.js';
+import { checkRun, type CheckReport } from './checker.js';
+import { faultSchedule, type Fault, type FaultKind } from './schedule.js';
+import { CHAOS_TABLE_SQL, ChaosWriter } from './workload.js';
+
+export interface ChaosOptions {
+  readonly seed: number;
+  readonly faults: number;
+  readonly isSync: boolean;
+  readonly kinds?: readonly FaultKind[];
+  readonly keepDir?: boolean;
+  readonly out: (line: string) => void;
+}
+
+export interface FaultOutcome {
+  readonly index: number;
+  readonly kind: FaultKind;
+  readonly target: string;
+  /** From the fault to the next acknowledged write through the proxy; undefined if writes never resumed. */
+  readonly recoveryMs: number | undefined;
+  readonly converged: boolean;
+}
+
+export interface ChaosReport extends Omit<CheckReport, 'dualWritable'> {
+  readonly seed: number;
+  readonly isSync: boolean;
+  readonly faults: readonly FaultOutcome[];
+  readonly dualWritable: number;
+  readonly converged: boolean;
+  readonly timelines: readonly number[];
+  readonly writerErrors: number;
+  readonly reportPath: string;
+}
+
+const TIMING = { ttl: 10, loop_wait: 1, retry_timeout: 3 };
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function poll<T>(timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
+  const giveUpAt = Date.now() + timeoutMs;
+  while (Date.now() < giveUpAt) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    await sleep(200);
+  }
+  return undefined;
+}
+
+function isHealthy(view: ClusterView, names: readonly string[]): string | undefined {
+  const leader = view.leader?.name;
+  const leaderMember = view.members.find((member) => member.name === leader);
+  if (leader === undefined || leaderMember?.role !== 'primary' || leaderMember.state !== 'running') return undefined;
+  const ok = names.filter((name) => name !== leader).every((name) => {
+    const member = view.members.find((candidate) => candidate.name === name);
+    return member?.replication_state === 'streaming' && member.timeline === leaderMember.timeline;
+  });
+  return ok ? leader : undefined;
+}
+
+async function query<T extends Record<string, unknown>>(cluster: LocalCluster, name: string, text: string): Promise<T[]> {
+  const client = new pg.Client({ host: '127.0.0.1', port: cluster.node(name).pgPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 3000, query_timeout: 10_000 });
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return (await client.query<T>(text)).rows;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** The postmaster and all its children (backends, walsenders...): SIGSTOP must freeze the whole server. */
+async function processTree(root: number): Promise<number[]> {
+  const children = new Map<number, number[]>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (Number.isInteger(parent)) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree: number[] = [];
+  const visit = (pid: number): void => {
+    tree.push(pid);
+    for (const child of children.get(pid) ?? []) visit(child);
+  };
+  visit(root);
+  return tree;
+}
+
+const signalAll = (pids: readonly number[], signal: NodeJS.Signals): void => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+};
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const { out } = options;
+  const schedule = faultSchedule(options.seed, options.faults, options.kinds);
+  const dir = await mkdtemp(join(tmpdir(), 'pgw-chaos-'));
+  out(`chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, cluster in ${dir}`);
+  const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1 });
+  const names = cluster.nodes.map((node) => node.name);
+  let writer: ChaosWriter | undefined;
+  const stopped: number[] = [];
+  try {
+    const healthy = async (timeoutMs: number): Promise<string | undefined> => poll(timeoutMs, async () => isHealthy(await cluster.view(), names));
+    const first = await healthy(120_000);
+    if (first === undefined) throw new Error('the local cluster did not become healthy within 120 s');
+    await query(cluster, first, CHAOS_TABLE_SQL);
+    if (options.isSync) {
+      const response = await fetch(`http://127.0.0.1:${cluster.node(first).apiPort}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ synchronous_mode: true }) });
+      if (response.status !== 200) throw new Error(`could not enable synchronous_mode: ${response.status} ${await response.text()}`);
+      await poll(60_000, async () => ((await cluster.view()).sync?.sync_standby ? true : undefined));
+    }
+    const proxy = cluster.proxies[0]!;
+    writer = new ChaosWriter(proxy.primaryPort, cluster.superuserPassword);
+    writer.start();
+    const outcomes: FaultOutcome[] = [];
+    for (const fault of schedule) {
+      await sleep(fault.settleS * 1000);
+      const leader = (await healthy(90_000)) ?? (await cluster.view()).leader?.name ?? first;
+      const injectedAt = performance.now();
+      const { target, heal } = await inject(cluster, fault, leader, stopped);
+      const resumed = await poll(60_000, async () => writer?.acks.find((ack) => ack.atMs > injectedAt));
+      await heal();
+      const converged = (await healthy(120_000)) !== undefined;
+      const outcome: FaultOutcome = { index: fault.index, kind: fault.kind, target, recoveryMs: resumed === undefined ? undefined : Math.round(resumed.atMs - injectedAt), converged };
+      outcomes.push(outcome);
+      out(`  fault ${fault.index + 1}/${schedule.length}: ${fault.kind} on ${target}: writes resumed after ${outcome.recoveryMs ?? 'never'} ms, ${converged ? 'converged' : 'NOT converged'}`);
+    }
+    await sleep(1000);
+    await writer.stop();
+    const finalLeader = await healthy(120_000);
+    const converged = finalLeader !== undefined;
+    const leader = finalLeader ?? (await cluster.view()).leader?.name ?? first;
+    const ids = new Set((await query<{ id: string }>(cluster, leader, 'SELECT id FROM chaos_acks')).map((row) => Number(row.id)));
+    const leaderCount = ids.size;
+    const fingerprints = new Map<string, string>();
+    for (const name of names) {
+      const fingerprint = await poll(30_000, async () => {
+        const rows = await query<{ n: string; digest: string | null }>(cluster, name, 'SELECT count(*) AS n, md5(string_agg(id::text, \',\' ORDER BY id)) AS digest FROM chaos_acks');
+        return Number(rows[0]?.n) === leaderCount || name === leader ? `${rows[0]?.n}:${rows[0]?.digest ?? ''}` : undefined;
+      });
+      fingerprints.set(name, fingerprint ?? 'unreachable or behind');
+    }
+    const checked = checkRun(writer.acks, ids, fingerprints);
+    const timelines = [...new Set(writer.acks.map((ack) => ack.timeline))].sort((a, b) => a - b);
+    const reportPath = join(options.keepDir === true ? dir : tmpdir(), `pgwarden-chaos-seed${options.seed}.json`);
+    const report: ChaosReport = { ...checked, dualWritable: checked.dualWritable.length, seed: options.seed, isSync: options.isSync, faults: outcomes, converged, timelines, writerErrors: writer.errors, reportPath };
+    await writeFile(reportPath, `${JSON.stringify({ ...report, lost: checked.lost, dualWritableDetails: checked.dualWritable }, null, 2)}\n`);
+    printSummary(report, out);
+    return report;
+  } finally {
+    signalAll(stopped, 'SIGCONT');
+    await writer?.stop();
+    await cluster.stop();
+    if (options.keepDir !== true) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopped: number[]): Promise<{ target: string; heal: () => Promise<void> }> {
+  const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader).sort();
+  const replica = replicas[fault.pick % replicas.length] ?? leader;
+  const killBoth = async (name: string): Promise<void> => {
+    const postmaster = await cluster.postmasterPid(name);
+    cluster.killAgent(name, 'SIGKILL');
+    if (postmaster !== undefined) signalAll([postmaster], 'SIGKILL');
+  };
+  const restartLater = (name: string) => async (): Promise<void> => {
+    await sleep(2000);
+    cluster.startAgent(name);
+  };
+  switch (fault.kind) {
+    case 'kill-primary-agent':
+      cluster.killAgent(leader, 'SIGKILL');
+      return { target: leader, heal: restartLater(leader) };
+    case 'kill-primary-postmaster':
+      await cluster.killPostmaster(leader, 'SIGKILL');
+      return { target: leader, heal: async () => undefined };
+    case 'kill-primary-both':
+      await killBoth(leader);
+      return { target: leader, heal: restartLater(leader) };
+    case 'kill-replica-both':
+      await killBoth(replica);
+      return { target: replica, heal: restartLater(replica) };
+    case 'stop-primary': {
+      const agent = cluster.node(leader).agentPid;
+      const postmaster = await cluster.postmasterPid(leader);
+      const pids = [...(agent !== undefined ? [agent] : []), ...(postmaster !== undefined ? await processTree(postmaster) : [])];
+      signalAll(pids, 'SIGSTOP');
+      stopped.push(...pids);
+      await sleep((TIMING.ttl + 3) * 1000);
+      return {
+        target: leader,
+        heal: async () => {
+          signalAll(pids, 'SIGCONT');
+          stopped.splice(0, stopped.length, ...stopped.filter((pid) => !pids.includes(pid)));
+        },
+      };
+    }
+    case 'kill-etcd-member': {
+      const index = fault.pick % cluster.etcd.members.length;
+      await cluster.etcd.stopMember(index);
+      return {
+        target: `etcd${index + 1}`,
+        heal: async () => {
+          await sleep(2000);
+          await cluster.etcd.startMember(index);
+        },
+      };
+    }
+    case 'switchover-replica-kill': {
+      await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader }), signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+      await killBoth(replica);
+      return { target: `${leader} (switchover) + ${replica}`, heal: restartLater(replica) };
+    }
+  }
+}
+
+function printSummary(report: ChaosReport, out: (line: string) => void): void {
+  const recoveries = report.faults.map((fault) => fault.recoveryMs).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b);
+  const median = recoveries.length === 0 ? undefined : recoveries[Math.floor((recoveries.length - 1) / 2)];
+  out('');
+  out('| seed | faults | acknowledged | lost | dual-writable | divergent | converged | recovery median / max ms | timelines |');
+  out('|---|---|---|---|---|---|---|---|---|');
+  out(`| ${report.seed} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} | ${report.dualWritable} | ${report.divergentMembers.join(',') || 'none'} | ${report.converged ? 'yes' : 'NO'} | ${median ?? '-'} / ${recoveries.at(-1) ?? '-'} | ${report.timelines.join(',')} |`);
+  out(`JSON report: ${report.reportPath}`);
+}
+

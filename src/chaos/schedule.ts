@@ -1,0 +1,34 @@
+// A fault schedule from a seed (pure): the same seed and options always give the same faults in the same order.
+import { mulberry32 } from '../util/prng.js';
+
+export type FaultKind =
+  | 'kill-primary-agent'
+  | 'kill-primary-postmaster'
+  | 'kill-primary-both'
+  | 'stop-primary'
+  | 'kill-replica-both'
+  | 'kill-etcd-member'
+  | 'switchover-replica-kill';
+
+export interface Fault {
+  readonly index: number;
+  readonly kind: FaultKind;
+  /** Which replica / etcd member, as an index into the sorted candidates at the time of injection. */
+  readonly pick: number;
+  /** Seconds of steady workload before the fault. */
+  readonly settleS: number;
+}
+
+export const FAULT_KINDS: readonly FaultKind[] = ['kill-primary-agent', 'kill-primary-postmaster', 'kill-primary-both', 'stop-primary', 'kill-replica-both', 'kill-etcd-member', 'switchover-replica-kill'];
+
+export function faultSchedule(seed: number, count: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {
+  if (!Number.isInteger(count) || count < 1) throw new Error(`--faults must be a positive integer, got ${count}`);
+  if (kinds.length === 0) throw new Error('no fault kinds to choose from');
+  const random = mulberry32(seed);
+  return Array.from({ length: count }, (_unused, index) => ({
+    index,
+    kind: kinds[Math.floor(random() * kinds.length)]!,
+    pick: Math.floor(random() * 1000),
+    settleS: 1 + Math.floor(random() * 3),
+  }));
+}

@@ -1,0 +1,64 @@
+// The chaos workload: one sequential writer through the proxy's primary port, recording for every acknowledged
+// commit which server (port, system identifier, timeline) acknowledged it.
+import pg from 'pg';
+import type { Ack } from './checker.js';
+
+const INSERT_SQL = `INSERT INTO chaos_acks (id) VALUES ($1)
+  RETURNING inet_server_port() AS port, (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
+  ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS timeline`;
+
+export const CHAOS_TABLE_SQL = 'CREATE TABLE IF NOT EXISTS chaos_acks (id bigint PRIMARY KEY)';
+
+export class ChaosWriter {
+  readonly acks: Ack[] = [];
+  errors = 0;
+  #nextId = 1;
+  #isStopped = false;
+  #loop: Promise<void> | undefined;
+  #client: pg.Client | undefined;
+
+  constructor(
+    private readonly port: number,
+    private readonly password: string,
+  ) {}
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#isStopped = true;
+    await this.#client?.end().catch(() => undefined);
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    while (!this.#isStopped) {
+      if (this.#client === undefined) {
+        const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 35_000, query_timeout: 10_000 });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          this.#client = client;
+        } catch {
+          this.errors++;
+          await client.end().catch(() => undefined);
+          await new Promise((resolve) => setTimeout(resolve, 100));
+          continue;
+        }
+      }
+      const id = this.#nextId++;
+      try {
+        const result = await this.#client.query<{ port: number; sysid: string; timeline: number }>(INSERT_SQL, [id]);
+        const row = result.rows[0]!;
+        this.acks.push({ id, atMs: performance.now(), port: row.port, sysid: row.sysid, timeline: row.timeline });
+      } catch {
+        this.errors++;
+        const client = this.#client;
+        this.#client = undefined;
+        await client?.end().catch(() => undefined);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+}
