@@ -1,0 +1,33 @@
+// Longer chaos runs: several seeds, synchronous and asynchronous, each a fresh local cluster; prints one row per
+// run and the totals (faults, lost writes, dual-writable periods, recovery time).
+import { parseArgs } from 'node:util';
+import { runChaos, type ChaosReport } from '../src/chaos/runner.js';
+
+const { values } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, faults: { type: 'string', default: '8' }, 'first-seed': { type: 'string', default: '100' } } });
+
+async function main(): Promise<void> {
+  const reports: ChaosReport[] = [];
+  const first = Number(values['first-seed']);
+  for (let seed = first; seed < first + Number(values.seeds); seed++) {
+    for (const isSync of [true, false]) {
+      reports.push(await runChaos({ seed, faults: Number(values.faults), isSync, out: (line) => console.log(line) }));
+    }
+  }
+  const recoveries = reports.flatMap((report) => report.faults.map((fault) => fault.recoveryMs)).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b);
+  const byKind = new Map<string, number[]>();
+  for (const fault of reports.flatMap((report) => report.faults)) if (fault.recoveryMs !== undefined) byKind.set(fault.kind, [...(byKind.get(fault.kind) ?? []), fault.recoveryMs]);
+  console.log('\n| seed | mode | faults | acknowledged | lost | dual-writable | divergent | converged |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const report of reports) console.log(`| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} | ${report.dualWritable} | ${report.divergentMembers.length} | ${report.converged ? 'yes' : 'NO'} |`);
+  console.log(`\ntotal: ${reports.reduce((sum, report) => sum + report.faults.length, 0)} faults, lost (sync) ${reports.filter((r) => r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, lost (async) ${reports.filter((r) => !r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, dual-writable ${reports.reduce((sum, r) => sum + r.dualWritable, 0)}`);
+  console.log(`recovery (fault -> next acknowledged write through the proxy): median ${recoveries[Math.floor((recoveries.length - 1) / 2)] ?? '-'} ms, max ${recoveries.at(-1) ?? '-'} ms`);
+  for (const [kind, list] of [...byKind].sort()) {
+    const sorted = list.sort((a, b) => a - b);
+    console.log(`  ${kind.padEnd(26)} n=${sorted.length} median ${sorted[Math.floor((sorted.length - 1) / 2)]} ms, max ${sorted.at(-1)} ms`);
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? error.stack : error);
+  process.exitCode = 1;
+});
