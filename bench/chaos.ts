@@ -20,7 +20,7 @@ async function main(): Promise<void> {
   console.log('|---|---|---|---|---|---|---|---|');
   for (const report of reports) console.log(`| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} | ${report.dualWritable} | ${report.divergentMembers.length} | ${report.converged ? 'yes' : 'NO'} |`);
   console.log(`\ntotal: ${reports.reduce((sum, report) => sum + report.faults.length, 0)} faults, lost (sync) ${reports.filter((r) => r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, lost (async) ${reports.filter((r) => !r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, dual-writable ${reports.reduce((sum, r) => sum + r.dualWritable, 0)}`);
-  console.log(`recovery (fault -> next acknowledged write through the proxy): median ${recoveries[Math.floor((recoveries.length - 1) / 2)] ?? '-'} ms, max ${recoveries.at(-1) ?? '-'} ms`);
+  console.log(`longest write pause per fault (what the application saw, through the proxy): median ${recoveries[Math.floor((recoveries.length - 1) / 2)] ?? '-'} ms, max ${recoveries.at(-1) ?? '-'} ms`);
   for (const [kind, list] of [...byKind].sort()) {
     const sorted = list.sort((a, b) => a - b);
     console.log(`  ${kind.padEnd(26)} n=${sorted.length} median ${sorted[Math.floor((sorted.length - 1) / 2)]} ms, max ${sorted.at(-1)} ms`);
