@@ -144,7 +144,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       const { target, heal } = await inject(cluster, fault, leader, stopped);
       await heal();
       const converged = (await healthy(120_000)) !== undefined;
-      await poll(60_000, async () => writer?.acks.find((ack) => ack.atMs > performance.now() - 500));
+      // Writes must be flowing again after convergence, or the longest pause is not over yet.
+      const convergedAt = performance.now();
+      await poll(60_000, async () => writer?.acks.find((ack) => ack.atMs > convergedAt));
       const outcome: FaultOutcome = { index: fault.index, kind: fault.kind, target, recoveryMs: longestPauseAfter(writer.acks, injectedAt), converged };
       outcomes.push(outcome);
       out(`  fault ${fault.index + 1}/${schedule.length}: ${fault.kind} on ${target}: longest write pause ${outcome.recoveryMs ?? 'never (no write after the fault)'} ms, ${converged ? 'converged' : 'NOT converged'}`);

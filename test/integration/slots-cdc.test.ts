@@ -91,6 +91,14 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     assert.ok(status.cdc !== undefined && status.archiver !== undefined, `status.slots publishes the leader's slots: ${JSON.stringify(status)}`);
   });
 
+  it('applies max_slot_wal_keep_size from the dynamic config on every member', async () => {
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ postgresql: { parameters: { max_slot_wal_keep_size: '64MB' } } }) });
+    assert.equal(response.status, 200, await response.text());
+    for (const node of cluster.nodes) {
+      await poll(`max_slot_wal_keep_size on ${node.name}`, 30_000, 300, async () => ((await sql<{ value: string }>(cluster, node.name, 'SHOW max_slot_wal_keep_size'))[0]?.value === '64MB' ? true : undefined));
+    }
+  });
+
   it('shows retained WAL per slot in /metrics and list -e', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/metrics`)).text();
     assert.match(metrics, /pgwarden_replication_slot_retained_wal_bytes\{scope="slotstest",name="[^"]+",slot_name="cdc",slot_type="logical"\} \d+/);
