@@ -4,7 +4,7 @@ import { syncSettingsOf } from '../core/sync-plan.js';
 import { lockDeadlineMs } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
-import type { AgentCommand, DynamicConfig, HaMemory, LocalPg, MemberRecord, MemberTags, Observation, Timing } from '../core/types.js';
+import type { AgentCommand, ClusterView, DynamicConfig, HaMemory, LocalPg, MemberRecord, MemberTags, Observation, Timing } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
@@ -203,12 +203,16 @@ export class Agent {
     const { clock, dcs, pg, peers, log } = this.#options;
     const identity = this.#local.identity;
     const budget = this.#dcsBudgetMs();
-    const [localPg, dcsObservation] = await Promise.all([
+    const [probedPg, dcsObservation] = await Promise.all([
       observePg(pg, PG_PROBE_BUDGET_MS, log, this.#pg),
       observeDcs(dcs, clock, budget, this.#dcsState, log),
     ]);
+    if (probedPg === undefined) {
+      this.#pg = undefined;
+      return this.#timing.loopWaitMs;
+    }
+    const localPg = await this.#withHistoryCheck(probedPg, dcsObservation.kind === 'ok' ? dcsObservation.view : undefined);
     this.#pg = localPg;
-    if (localPg === undefined) return this.#timing.loopWaitMs;
     if (dcsObservation.kind === 'ok' && dcsObservation.view.config !== undefined) {
       const timing = this.#options.timingOf(dcsObservation.view.config);
       if (timing.ttlMs !== this.#timing.ttlMs) this.#options.onTimingChanged?.(timing);
@@ -290,6 +294,19 @@ export class Agent {
       return;
     }
     void this.runCommand('restart', 120_000).then((outcome) => this.#options.log.info({ schedule: scheduled.record.schedule, ok: outcome.isOk }, `scheduled restart: ${outcome.message}`));
+  }
+
+  /**
+   * A replica that cannot stream while on the leader's timeline number may have promoted itself to that same ID
+   * (a promotion cut short): pg_rewind sees "same timeline" and does nothing, so compare the history files.
+   */
+  async #withHistoryCheck(localPg: LocalPg, view: ClusterView | undefined): Promise<LocalPg> {
+    const leader = view?.leader?.name;
+    const leaderMember = view?.members.find((member) => member.name === leader);
+    if (leaderMember === undefined || leader === this.#local.identity.name || !localPg.isRunning || localPg.role !== 'replica' || localPg.isStreaming) return localPg;
+    if (localPg.timeline === undefined || leaderMember.timeline !== localPg.timeline) return localPg;
+    const isHistoryDivergent = await this.#options.pg.isHistoryDivergent({ name: leader!, connUrl: leaderMember.conn_url }, localPg.timeline, deadline(PG_PROBE_BUDGET_MS)).catch(() => undefined);
+    return { ...localPg, isHistoryDivergent };
   }
 
   /** Dynamic postgresql.parameters reach PostgreSQL by a reload; restart-only ones are then reported as pending_restart. */

@@ -75,6 +75,8 @@ export interface PgController {
   startPrimary(signal: AbortSignal): Promise<void>;
   /** Write standby.signal + primary_conninfo for `upstream` (or none) and start; returns once the postmaster accepts connections. */
   startReplica(upstream: Upstream | undefined, signal: AbortSignal): Promise<void>;
+  /** Whether this node's history file for `timeline` differs from `upstream`'s; undefined when it cannot tell. */
+  isHistoryDivergent(upstream: Upstream, timeline: number, signal: AbortSignal): Promise<boolean | undefined>;
   /** Stop a running replica's WAL receiver (empty primary_conninfo, reload): its position stops growing. */
   detachUpstream(signal: AbortSignal): Promise<void>;
   /** Point a running replica at a new upstream (rewrites primary_conninfo and reloads). */

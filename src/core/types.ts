@@ -150,6 +150,11 @@ export interface LocalPg {
   readonly isPendingRestart: boolean;
   /** current_setting('synchronous_standby_names') while running. */
   readonly synchronousStandbyNames?: string | undefined;
+  /**
+   * Replica on the leader's timeline number whose history file for it differs from the leader's: it promoted itself
+   * to the same timeline ID (a promotion cut short) and can never stream. Filled only when checked.
+   */
+  readonly isHistoryDivergent?: boolean | undefined;
   /** current_setting('wal_level') while running. */
   readonly walLevel?: string | undefined;
   /** Replication slots on this node (while running). */

@@ -359,6 +359,29 @@ export class PostgresController implements PgController {
     return this.#start(upstream, true, signal);
   }
 
+  async isHistoryDivergent(upstream: Upstream, timeline: number, signal: AbortSignal): Promise<boolean | undefined> {
+    if (timeline <= 1) return false;
+    const file = `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
+    const local = await readFile(join(this.#dataDir, 'pg_wal', file), 'utf8').catch(() => undefined);
+    if (local === undefined) return undefined;
+    const url = new URL(upstream.connUrl);
+    const client = new pg.Client({ host: url.hostname, port: Number(url.port || '5432'), user: this.#options.superuser.username, password: this.#options.superuser.password, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 3000 });
+    client.on('error', () => undefined);
+    const onAbort = (): void => void client.end().catch(() => undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await client.connect();
+      const rows = await client.query<{ text: string }>('SELECT pg_read_file($1) AS text', [`pg_wal/${file}`]);
+      const remote = rows.rows[0]?.text;
+      return remote === undefined ? undefined : remote.trim() !== local.trim();
+    } catch {
+      return undefined;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+      await client.end().catch(() => undefined);
+    }
+  }
+
   async detachUpstream(signal: AbortSignal): Promise<void> {
     await this.#writeConfig(undefined, true);
     await this.#query('SELECT pg_reload_conf()', signal);

@@ -133,6 +133,14 @@ describe('replicas', () => {
     assert.deepEqual(later.actions, [{ kind: 'rewind', from: 'node1' }]);
   });
 
+  it('re-clones a replica whose history for the leader\'s timeline number differs (a promotion cut short)', () => {
+    const obs = observe({ name: 'node3', pg: pgState({ timeline: 2, isStreaming: false, upstream: 'node1', isHistoryDivergent: true }), dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1', { timeline: 2, role: 'primary' }), member('node2'), member('node3')] }) } });
+    const decision = decide(obs, freshMemory());
+    assert.deepEqual(decision.actions, [{ kind: 'reinitialize', from: 'node1' }]);
+    assert.match(decision.reason, /history differs/);
+    assert.deepEqual(decide({ ...obs, pg: { ...obs.pg, isHistoryDivergent: false } }, freshMemory()).actions, []);
+  });
+
   it('repoints primary_conninfo at a new leader', () => {
     const decision = decide(observe({ name: 'node3', dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } }), freshMemory());
     assert.deepEqual(decision.actions, [{ kind: 'followLeader', upstream: 'node2' }]);

@@ -30,6 +30,10 @@ export const followRule: Rule = (context) => {
       const reason = copy !== undefined ? `copying logical slots ${copy.slots.join(',')} from the leader (${leader}): restarting` : `no action. I am (${name}), a secondary, and following a leader (${leader})`;
       return decision(context, reason, slots, { memory: { notStreamingSinceMs: undefined, rewindFailedFor: undefined } });
     }
+    if (pg.isHistoryDivergent === true && !isBackingOff(context)) {
+      // Same timeline ID, different history: pg_rewind would report "no rewind required"; only a re-clone helps.
+      return decision(context, `my timeline ${pg.timeline ?? '?'} history differs from the leader's (a promotion cut short): reinitializing from ${leader}`, [{ kind: 'reinitialize', from: leader }], { memory: { notStreamingSinceMs: undefined } });
+    }
     const since = mem.notStreamingSinceMs ?? obs.nowMs;
     const leaderTimeline = context.leaderMember.timeline;
     // Behind, or on a timeline the leader never had (a short-lived promotion elsewhere): both need a rewind.
