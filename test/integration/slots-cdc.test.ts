@@ -95,7 +95,11 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ postgresql: { parameters: { max_slot_wal_keep_size: '64MB' } } }) });
     assert.equal(response.status, 200, await response.text());
     for (const node of cluster.nodes) {
-      await poll(`max_slot_wal_keep_size on ${node.name}`, 30_000, 300, async () => ((await sql<{ value: string }>(cluster, node.name, 'SHOW max_slot_wal_keep_size'))[0]?.value === '64MB' ? true : undefined));
+      let seen = '';
+      await poll(`max_slot_wal_keep_size on ${node.name}`, 30_000, 300, async () => {
+        seen = (await sql<{ max_slot_wal_keep_size: string }>(cluster, node.name, 'SHOW max_slot_wal_keep_size'))[0]?.max_slot_wal_keep_size ?? '';
+        return seen === '64MB' ? true : undefined;
+      }, () => `SHOW says ${JSON.stringify(seen)}`);
     }
   });
 
