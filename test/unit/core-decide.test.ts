@@ -141,6 +141,17 @@ describe('replicas', () => {
     assert.deepEqual(decide({ ...obs, pg: { ...obs.pg, isHistoryDivergent: false } }, freshMemory()).actions, []);
   });
 
+  it('re-clones a stopped replica once pg_rewind failed for this leader instead of starting it to wait forever', () => {
+    const memory = { ...freshMemory(), rewindFailedFor: 'node1' };
+    const stopped = observe({ name: 'node3', pg: pgState({ isRunning: false, role: 'replica' }) });
+    assert.deepEqual(decide(stopped, memory).actions, [{ kind: 'reinitialize', from: 'node1' }]);
+    assert.deepEqual(decide(stopped, freshMemory()).actions, [{ kind: 'startReplica', upstream: 'node1' }]);
+    const running = observe({ name: 'node3', pg: pgState({ isStreaming: false }) });
+    const first = decide(running, memory);
+    assert.deepEqual(first.actions, []);
+    assert.deepEqual(decide({ ...running, nowMs: NOW + 31_000 }, first.memory).actions, [{ kind: 'reinitialize', from: 'node1' }]);
+  });
+
   it('repoints primary_conninfo at a new leader', () => {
     const decision = decide(observe({ name: 'node3', dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } }), freshMemory());
     assert.deepEqual(decision.actions, [{ kind: 'followLeader', upstream: 'node2' }]);

@@ -38,7 +38,9 @@ export const followRule: Rule = (context) => {
     const leaderTimeline = context.leaderMember.timeline;
     // Behind, or on a timeline the leader never had (a short-lived promotion elsewhere): both need a rewind.
     const isBehindTimeline = leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline !== leaderTimeline;
-    if (isBehindTimeline && obs.nowMs - since >= notStreamingLimitMs(obs.timing.loopWaitMs) && !isBackingOff(context)) {
+    // A failed pg_rewind means this data dir cannot follow the leader as it is: re-clone rather than wait forever.
+    const hasFailedRewind = mem.rewindFailedFor === leader;
+    if ((isBehindTimeline || hasFailedRewind) && obs.nowMs - since >= notStreamingLimitMs(obs.timing.loopWaitMs) && !isBackingOff(context)) {
       // Not streaming and on an older timeline: probably diverged (a former primary). pg_rewind fixes it or says there is nothing to do.
       const action = obs.useRewind && mem.rewindFailedFor !== leader ? ({ kind: 'rewind', from: leader } as const) : ({ kind: 'reinitialize', from: leader } as const);
       return decision(context, `replica cannot stream from ${leader} on timeline ${leaderTimeline}: ${action.kind === 'rewind' ? 'rewinding' : 'reinitializing'}`, [action], { memory: { notStreamingSinceMs: undefined } });
@@ -51,6 +53,10 @@ export const followRule: Rule = (context) => {
     // A former primary may hold WAL the new leader never got: it must not stream until its history is rewound.
     if (obs.useRewind && mem.rewindFailedFor !== leader) return decision(context, `rewinding former primary to follow the leader (${leader})`, [{ kind: 'rewind', from: leader }]);
     return decision(context, `reinitializing former primary from the leader (${leader})`, [{ kind: 'reinitialize', from: leader }]);
+  }
+  if (mem.rewindFailedFor === leader) {
+    // pg_rewind could not read this data dir's WAL (e.g. a record torn by SIGKILL): starting it would only wait forever.
+    return decision(context, `reinitializing from the leader (${leader}) after pg_rewind failed`, [{ kind: 'reinitialize', from: leader }]);
   }
   return decision(context, `starting as a secondary following the leader (${leader})`, [{ kind: 'startReplica', upstream: leader }]);
 };
