@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { LocalCluster } from '../../src/local/local-cluster.js';
 import { isAlive } from '../../src/local/process.js';
-import { isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { agentLogTail, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
 
 const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
 const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
@@ -65,19 +65,24 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
   });
 
   it('keeps member and permanent slots on every member, drops unknown ones and spares ignored ones', async () => {
-    await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('stray')");
-    await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('keep_me')");
     const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ slots: { cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' }, archiver: { type: 'physical' } }, ignore_slots: [{ name: 'keep_me', type: 'physical' }] }),
     });
     assert.equal(response.status, 200, await response.text());
+    // Slots made by hand only after the agent acted on the new config (cdc exists): before it, keep_me is not yet
+    // ignored and the agent may rightly drop it. stray being dropped then proves a pass ran that spared keep_me.
+    await poll('the permanent slots from the new config on the leader', 30_000, 200, async () => ((await slotNames(leader)).includes('cdc') ? true : undefined), () => agentLogTail(cluster, leader, /slot|config/i, 15));
+    await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('stray')");
+    await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('keep_me')");
     const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
+    let seen: string[] = [];
     await poll('permanent slots on the leader, stray dropped, ignored kept', 30_000, 200, async () => {
       const names = await slotNames(leader);
+      seen = names;
       return names.includes('cdc') && names.includes('archiver') && names.includes('keep_me') && !names.includes('stray') ? true : undefined;
-    });
+    }, () => `slots on ${leader}: ${seen.join(',')}; agent log:\n${agentLogTail(cluster, leader, /slot|config|leader|demot|promot/i, 15)}`);
     for (const replica of replicas) {
       const others = cluster.nodes.map((node) => node.name).filter((name) => name !== replica);
       await poll(`${replica} keeps copies of the member slots, archiver and the logical cdc slot`, 60_000, 300, async () => {

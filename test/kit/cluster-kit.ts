@@ -1,5 +1,6 @@
 // Helpers for system tests on a LocalCluster: SQL on a node, REST status codes, and waiting for a healthy topology.
 import pg from 'pg';
+import { readFileSync } from 'node:fs';
 import type { ClusterView } from '../../src/core/types.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 
@@ -77,4 +78,14 @@ export async function waitHealthy(cluster: LocalCluster, timeoutMs: number, expe
     last = JSON.stringify({ leader: view.leader?.name, members: view.members.map((m) => [m.name, m.role, m.state, m.replication_state, m.timeline]) });
     return healthyTopology(view, expected);
   }, () => last);
+}
+
+/** The last lines of a member's agent log that match a pattern: what a failed wait prints so CI shows the cause. */
+export function agentLogTail(cluster: LocalCluster, name: string, pattern: RegExp, lines = 8): string {
+  try {
+    const text = readFileSync(cluster.node(name).logFile, 'utf8');
+    return text.split('\n').filter((line) => pattern.test(line)).slice(-lines).join('\n');
+  } catch (error) {
+    return `(no agent log for ${name}: ${error instanceof Error ? error.message : String(error)})`;
+  }
 }
