@@ -30,30 +30,31 @@ const tpsOf = (output: string): number => Number(/tps = ([\d.]+) \(without initi
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
 const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
 
-async function throughput(cluster: LocalCluster, leader: string, proxyPort: number, haproxyPort: number): Promise<void> {
+async function throughput(cluster: LocalCluster, leader: string, proxyPorts: Readonly<Record<string, number>>, haproxyPort: number): Promise<void> {
   const password = cluster.superuserPassword;
   await pgbench(cluster.node(leader).pgPort, password, ['-i', '-s', '10', '-q']);
-  const targets = { direct: cluster.node(leader).pgPort, 'pgwarden proxy': proxyPort, 'HAProxy 2.6': haproxyPort } as const;
-  const results: Record<string, number[]> = { direct: [], 'pgwarden proxy': [], 'HAProxy 2.6': [] };
+  const targets: Record<string, number> = { direct: cluster.node(leader).pgPort, ...proxyPorts, 'HAProxy 2.6': haproxyPort };
+  const results: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
   const args = ['-S', '-c', values.clients, '-j', values.threads, '-T', values.seconds, '-n'];
   console.log(`pgbench ${args.join(' ')} (scale 10), ${values.rounds} interleaved rounds`);
   for (let round = 1; round <= Number(values.rounds); round++) {
     for (const [name, port] of Object.entries(targets)) {
       const tps = tpsOf(await pgbench(port, password, args));
       results[name]!.push(tps);
-      console.log(`  round ${round} ${name.padEnd(15)} ${tps.toFixed(0)} tps`);
+      console.log(`  round ${round} ${name.padEnd(24)} ${tps.toFixed(0)} tps`);
     }
   }
   const direct = median(results.direct!);
   for (const name of Object.keys(targets)) {
     const value = median(results[name]!);
-    console.log(`${name.padEnd(15)} median ${value.toFixed(0)} tps = ${(value / direct).toFixed(2)}x direct`);
+    console.log(`${name.padEnd(24)} median ${value.toFixed(0)} tps = ${(value / direct).toFixed(2)}x direct`);
   }
 }
 
-async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: number): Promise<string> {
-  await sql(cluster, leader, 'CREATE TABLE bench_proxy_sw (id int primary key)');
-  const writer = new MultiHostWriter([{ host: '127.0.0.1', port: proxyPort }], cluster.superuserPassword, 10, 'bench_proxy_sw');
+async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: number, label: string): Promise<string> {
+  const table = `bench_proxy_sw_${label.replace(/\W+/g, '_')}`;
+  await sql(cluster, leader, `CREATE TABLE ${table} (id int primary key)`);
+  const writer = new MultiHostWriter([{ host: '127.0.0.1', port: proxyPort }], cluster.superuserPassword, 10, table);
   writer.start();
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const gaps: number[] = [];
@@ -67,14 +68,14 @@ async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: n
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const gap = writer.outage(startedAt, performance.now());
     gaps.push(gap);
-    console.log(`switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the pgwarden proxy ${Math.round(gap)} ms (errors seen by the writer: ${writer.errors.filter((error) => error.atMs > startedAt).length})`);
+    console.log(`switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the ${label} ${Math.round(gap)} ms (errors seen by the writer: ${writer.errors.filter((error) => error.atMs > startedAt).length})`);
     leader = candidate;
     await waitHealthy(cluster, 60_000);
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   await writer.stop();
-  const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM bench_proxy_sw')).map((row) => row.id));
-  console.log(`switchover write gap through the pgwarden proxy: median ${Math.round(median(gaps))} ms, max ${Math.round(Math.max(...gaps))} ms; acknowledged ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
+  const present = new Set((await sql<{ id: number }>(cluster, leader, `SELECT id FROM ${table}`)).map((row) => row.id));
+  console.log(`switchover write gap through the ${label}: median ${Math.round(median(gaps))} ms, max ${Math.round(Math.max(...gaps))} ms; acknowledged ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
   return leader;
 }
 
@@ -141,8 +142,17 @@ async function main(): Promise<void> {
     haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', join(dir, 'haproxy.cfg')], logFile: join(dir, 'haproxy.log') }).pid;
     await poll('the proxy to route to the leader', 20_000, 100, async () => ((await fetch(`http://127.0.0.1:${proxy.apiPort}/health`)).status === 200 ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    await throughput(cluster, leader, proxy.primaryPort, writePort);
-    leader = await switchoverGap(cluster, leader, proxy.primaryPort);
+    const proxyPorts: Record<string, number> = { 'pgwarden proxy userspace': proxy.primaryPort };
+    // The kernel data path (nftables DNAT) needs root; without it the benchmark says so and measures the rest.
+    let kernelProxy: typeof proxy | undefined;
+    if (process.getuid?.() === 0) {
+      kernelProxy = await cluster.startProxy({ data_path: 'kernel' });
+      await poll('the kernel-path proxy to route to the leader', 20_000, 100, async () => ((await fetch(`http://127.0.0.1:${kernelProxy!.apiPort}/health`)).status === 200 ? true : undefined));
+      proxyPorts['pgwarden proxy kernel'] = kernelProxy.primaryPort;
+    } else console.log('pgwarden proxy kernel: skipped (data_path: kernel needs root for nftables)');
+    await throughput(cluster, leader, proxyPorts, writePort);
+    leader = await switchoverGap(cluster, leader, proxy.primaryPort, 'pgwarden proxy userspace');
+    if (kernelProxy !== undefined) leader = await switchoverGap(cluster, leader, kernelProxy.primaryPort, 'pgwarden proxy kernel');
     await idleMemory(cluster, dir);
   } finally {
     if (haproxyPid !== undefined) await stopPid(haproxyPid, { signal: 'SIGTERM', graceMs: 3000 });

@@ -12,6 +12,11 @@ command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 # Debian's Patroni 3.0.2 provides patronictl for the interop test (pgwarden must look like Patroni to it).
 command -v patronictl >/dev/null 2>&1 || need_apt+=(patroni)
+# The proxy's kernel data path (proxy.data_path: kernel) programs nftables and clears conntrack flows.
+if [ "$(id -u)" -eq 0 ]; then
+  command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)
+  command -v conntrack >/dev/null 2>&1 || [ -x /usr/sbin/conntrack ] || need_apt+=(conntrack)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "pgwarden setup: installing ${need_apt[*]} with apt-get" >&2
   SUDO=""

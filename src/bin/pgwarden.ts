@@ -18,6 +18,7 @@ import { runChaos } from '../chaos/runner.js';
 import { FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
 import { runAgent } from './agent-main.js';
 import { runProxy } from './proxy-main.js';
+import { PgwardenError } from '../util/errors.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -97,11 +98,14 @@ function register(program: Command): void {
     .option('--ttl <s>', 'leader lease TTL (seconds)', '30')
     .option('--loop-wait <s>', 'HA loop period (seconds)', '10')
     .option('--retry-timeout <s>', 'DCS retry budget (seconds)', '10')
-    .action(async (options: { background?: boolean; dir: string; nodes: string; ttl: string; loopWait: string; retryTimeout: string }) => {
+    .option('--proxy-data-path <path>', 'data path of the local proxy: userspace, or kernel (nftables DNAT; root)', 'userspace')
+    .action(async (options: { background?: boolean; dir: string; nodes: string; ttl: string; loopWait: string; retryTimeout: string; proxyDataPath: string }) => {
+      if (options.proxyDataPath !== 'userspace' && options.proxyDataPath !== 'kernel') throw new PgwardenError('PGW_CLI_USAGE', `--proxy-data-path must be userspace or kernel, got "${options.proxyDataPath}"`);
       await runLocalStart({
         dir: options.dir,
         isBackground: options.background === true,
         nodes: positiveNumber('nodes', options.nodes),
+        proxyDataPath: options.proxyDataPath,
         timing: { ttl: positiveNumber('ttl', options.ttl), loop_wait: positiveNumber('loop-wait', options.loopWait), retry_timeout: positiveNumber('retry-timeout', options.retryTimeout) },
         healthyTimeoutMs: 180_000,
         renderTable: (view, scope) => renderMemberTable(scope, summarizeCluster(view), 'pretty'),

@@ -48,8 +48,8 @@ export async function runProxy(configPath: string): Promise<void> {
   const log = createLogger({ member: 'proxy', scope: config.scope });
   const clock = new SystemClock();
   const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_proxy', ttlSeconds: 30, log });
-  const server = await ProxyServer.start({ section: config.proxy, source: dcs, probe: primaryProbe(config), nowMs: () => clock.nowMs(), log });
-  log.info({ primary: `${config.proxy.primary_listen.host}:${server.ports.primary}`, replica: server.ports.replica ?? null, api: server.ports.api ?? null }, 'pgwarden proxy started');
+  const server = await ProxyServer.start({ section: config.proxy, scope: config.scope, source: dcs, probe: primaryProbe(config), nowMs: () => clock.nowMs(), log });
+  log.info({ primary: `${config.proxy.primary_listen.host}:${server.ports.primary}`, data_path: config.proxy.data_path, replica: server.ports.replica ?? null, api: server.ports.api ?? null }, 'pgwarden proxy started');
 
   let isStopping = false;
   const shutdown = (signal: string): void => {

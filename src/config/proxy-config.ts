@@ -3,6 +3,7 @@
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
+import { isIpv4Literal } from '../proxy/kernel-rules.js';
 import { PgwardenError } from '../util/errors.js';
 import { etcdHosts, readConfigText } from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';
@@ -36,6 +37,13 @@ export const proxySectionSchema = z.object({
   replica_fallback_to_primary: z.boolean().default(true),
   /** Clients that have not finished within this many seconds after SIGTERM are disconnected. */
   shutdown_grace: seconds(0).default(5),
+  /**
+   * userspace: the proxy relays every byte. kernel: once a confirmed lock holder is routable, nftables DNATs new
+   * primary connections straight to it (Linux, nftables, root or CAP_NET_ADMIN); the proxy still decides, holds
+   * and fails closed, and the kernel routes expire unless the proxy renews them every kernel_lease seconds.
+   */
+  data_path: z.enum(['userspace', 'kernel']).default('userspace'),
+  kernel_lease: seconds(0.3).default(2),
 });
 
 export type ProxySection = z.output<typeof proxySectionSchema>;
@@ -81,6 +89,9 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
   const { proxy } = parsed;
   if (proxy.replica_listen !== undefined && proxy.replica_listen.port !== 0 && proxy.replica_listen.host === proxy.primary_listen.host && proxy.replica_listen.port === proxy.primary_listen.port) {
     throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: proxy.primary_listen and proxy.replica_listen are the same address; give them different ports`, { context: { path: sourceName } });
+  }
+  if (proxy.data_path === 'kernel' && !isIpv4Literal(proxy.primary_listen.host)) {
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: proxy.data_path: kernel needs an IPv4 address in proxy.primary_listen (e.g. 127.0.0.1:5000 or 0.0.0.0:5000), got "${proxy.primary_listen.host}"`, { context: { path: sourceName } });
   }
   return {
     scope: parsed.scope,

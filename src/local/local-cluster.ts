@@ -26,6 +26,8 @@ export interface LocalClusterOptions {
   readonly callbacks?: Readonly<Record<string, string>>;
   /** How many `pgwarden proxy` instances to start with the cluster (each with a primary, replica and API port). */
   readonly proxies?: number;
+  /** `proxy:` settings for the proxies started with the cluster, e.g. { data_path: 'kernel' }. */
+  readonly proxySettings?: LocalProxySettings;
   /** Extra local postgresql.parameters for every node, e.g. { wal_level: 'logical' }. */
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
 }
@@ -134,7 +136,7 @@ export class LocalCluster {
       const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword);
       for (const node of nodes) cluster.startAgent(node.name);
       try {
-        for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy();
+        for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);
       } catch (error) {
         await cluster.stop();
         throw error;

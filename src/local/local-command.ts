@@ -13,6 +13,8 @@ export interface LocalStartOptions {
   readonly isBackground: boolean;
   readonly nodes: number;
   readonly timing: LocalTiming;
+  /** data_path of the local proxy (kernel: nftables DNAT, needs root). */
+  readonly proxyDataPath?: 'userspace' | 'kernel';
   readonly healthyTimeoutMs: number;
   /** Renders the member table (the CLI's `list` renderer). */
   readonly renderTable: (view: ClusterView, scope: string) => string;
@@ -69,7 +71,7 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     await rm(dir, { recursive: true, force: true });
   }
   out(`starting 3 etcd members and ${options.nodes} pgwarden agents with PostgreSQL 15 under ${dir} ...`);
-  const cluster = await LocalCluster.start({ dir, nodes: options.nodes, timing: options.timing, scope: 'demo', proxies: 1 });
+  const cluster = await LocalCluster.start({ dir, nodes: options.nodes, timing: options.timing, scope: 'demo', proxies: 1, proxySettings: { data_path: options.proxyDataPath ?? 'userspace' } });
   await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2));
   let isStopping = false;
   const stop = async (): Promise<void> => {

@@ -1,6 +1,7 @@
 // Prometheus metrics of one proxy instance (served on proxy.api_listen at /metrics).
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ForwarderEvents, ListenerKind, ProxiedConnection } from './forwarder.js';
+import type { KernelCounters } from './kernel-rules.js';
 
 export class ProxyMetrics implements ForwarderEvents {
   readonly registry = new Registry();
@@ -14,7 +15,45 @@ export class ProxyMetrics implements ForwarderEvents {
   readonly #primaryRoutable = new Gauge({ name: 'pgwarden_proxy_primary_routable', help: '1 when new primary connections are forwarded at once, 0 while they are held', registers: [this.registry] });
   readonly #closedBytes = { fromClient: 0, toClient: 0 };
 
-  constructor(liveConnections: () => Iterable<ProxiedConnection>, dcsAgeSeconds: () => number | undefined) {
+  constructor(liveConnections: () => Iterable<ProxiedConnection>, dcsAgeSeconds: () => number | undefined, kernelCounters: () => Promise<KernelCounters | undefined> = async () => undefined) {
+    // Kernel-routed connections never reach the proxy's sockets: their counts come from the nftables rule counters.
+    let kernelRead: Promise<KernelCounters | undefined> | undefined;
+    const readKernel = (): Promise<KernelCounters | undefined> => {
+      kernelRead ??= kernelCounters()
+        .catch(() => undefined)
+        .finally(() => setTimeout(() => (kernelRead = undefined), 0));
+      return kernelRead;
+    };
+    new Counter({
+      name: 'pgwarden_proxy_kernel_connections_total',
+      help: 'Primary connections routed by the kernel data path (nftables DNAT) straight to the lock holder',
+      registers: [this.registry],
+      async collect() {
+        const counters = await readKernel();
+        this.reset();
+        if (counters !== undefined) this.inc(counters.routed);
+      },
+    });
+    new Counter({
+      name: 'pgwarden_proxy_kernel_refusals_hidden_total',
+      help: 'Kernel-routed connects refused by a crashed lock holder and hidden from the client, which retried through the proxy',
+      registers: [this.registry],
+      async collect() {
+        const counters = await readKernel();
+        this.reset();
+        if (counters !== undefined) this.inc(counters.refusalsHidden);
+      },
+    });
+    new Counter({
+      name: 'pgwarden_proxy_kernel_resets_total',
+      help: 'Packets of kernel-routed connections reset because their backend no longer holds the lock',
+      registers: [this.registry],
+      async collect() {
+        const counters = await readKernel();
+        this.reset();
+        if (counters !== undefined) this.inc(counters.resets);
+      },
+    });
     new Gauge({
       name: 'pgwarden_proxy_buffered_bytes',
       help: 'Bytes waiting in the proxy for a slow peer (bounded by backpressure)',

@@ -6,11 +6,16 @@ import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { ClusterFeed, type ClusterSource, type PrimaryProbe } from './cluster-feed.js';
 import { Forwarder, type ListenerKind, type ProxiedConnection } from './forwarder.js';
+import { BackendProbe } from './backend-probe.js';
+import { KernelDataPath } from './kernel-data-path.js';
+import { kernelTableName, NO_GENERATION, planKernelRoute, type KernelGeneration, type KernelRoute } from './kernel-rules.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import { pickLeastConnections, primaryConnectionsToClose, routePrimary, routeReplicas, type Backend, type PrimaryRoute, type ReplicaRoute, type RoutingOptions } from './routing.js';
 
 export interface ProxyServerOptions {
   readonly section: ProxySection;
+  /** The cluster name: part of the kernel data path's nftables table name. */
+  readonly scope?: string;
   readonly source: ClusterSource;
   readonly probe: PrimaryProbe;
   readonly nowMs: () => number;
@@ -39,6 +44,23 @@ export class ProxyServer {
   #lastPrimary: string | undefined = 'unset';
   readonly #waiters = new Set<() => void>();
   #replicaPicks = 0;
+  /** The kernel data path of the current primary listener, and of listeners a reload replaced. */
+  #kernel: KernelDataPath | undefined;
+  readonly #retiredKernels: KernelDataPath[] = [];
+  /** Connection mark of the lock holder the kernel routes to; a new holder gets a new mark, cutting older flows. */
+  #kernelGeneration: KernelGeneration = NO_GENERATION;
+  #isStopping = false;
+  /** In kernel mode: notices a lock holder whose port refuses, well before its key expires. */
+  readonly #probe = new BackendProbe({
+    target: () => {
+      const route = routePrimary(this.#feed.input(), this.#routingOptions());
+      return route.kind === 'route' ? route.backend : undefined;
+    },
+    onChange: () => this.#onClusterChange(),
+    intervalMs: 200,
+    timeoutMs: 1000,
+  });
+  #nextMark = (0x50000000 + Math.floor(Math.random() * 0x0fffffff)) >>> 0;
   readonly ports: { primary: number; replica: number | undefined; api: number | undefined } = { primary: 0, replica: undefined, api: undefined };
 
   private constructor(options: ProxyServerOptions) {
@@ -48,7 +70,7 @@ export class ProxyServer {
     this.#metrics = new ProxyMetrics(() => this.#allConnections(), () => {
       const confirmedAt = this.#feed.input().confirmedAtMs;
       return confirmedAt === undefined ? undefined : (options.nowMs() - confirmedAt) / 1000;
-    });
+    }, async () => this.#kernel?.counters());
     this.#feed.onChange(() => this.#onClusterChange());
   }
 
@@ -56,12 +78,28 @@ export class ProxyServer {
     const server = new ProxyServer(options);
     try {
       await server.#openListeners();
+      if (options.section.data_path === 'kernel') {
+        server.#kernel = await server.#openKernel(options.section.primary_listen.host, server.ports.primary);
+        server.#probe.start();
+      }
     } catch (error) {
       await server.stop(0);
       throw error;
     }
     server.#feed.start();
     return server;
+  }
+
+  #openKernel(host: string, port: number): Promise<KernelDataPath> {
+    const listener = { table: kernelTableName(this.#options.scope ?? 'pgwarden', port), host, port };
+    return KernelDataPath.open(listener, this.#section.kernel_lease * 1000, this.#options.log, () => this.#kernelRoute());
+  }
+
+  #kernelRoute(): KernelRoute {
+    const planned = planKernelRoute(routePrimary(this.#feed.input(), this.#routingOptions()), this.#kernelGeneration, this.#nextMark, { isStopping: this.#isStopping, isUnreachable: (backend) => this.#probe.isUnreachable(backend) });
+    if (planned.generation.mark === this.#nextMark) this.#nextMark = this.#nextMark >= 0x5fffffff ? 0x50000000 : this.#nextMark + 1;
+    this.#kernelGeneration = planned.generation;
+    return planned.route;
   }
 
   #routingOptions(): RoutingOptions {
@@ -197,6 +235,12 @@ export class ProxyServer {
   }
 
   #onClusterChange(): void {
+    if (this.#kernel !== undefined) {
+      const route = this.#kernelRoute();
+      void this.#kernel.apply(route);
+      // A replaced listener's kernel flows follow the route too, but no new connection is routed through it.
+      for (const retired of this.#retiredKernels) void retired.apply({ liveGenerations: route.liveGenerations });
+    }
     const input = this.#feed.input();
     const options = this.#routingOptions();
     const primary = routePrimary(input, options);
@@ -237,8 +281,13 @@ export class ProxyServer {
         const next = this.#newForwarder(kind, after);
         const port = await next.listen();
         this.#forwarders[kind] = next;
-        if (kind === 'primary') this.ports.primary = port;
-        else this.ports.replica = port;
+        if (kind === 'primary') {
+          this.ports.primary = port;
+          if (this.#kernel !== undefined) {
+            this.#retiredKernels.push(this.#kernel);
+            this.#kernel = await this.#openKernel(after.host, port);
+          }
+        } else this.ports.replica = port;
       } else {
         this.#forwarders[kind] = undefined;
         if (kind === 'replica') this.ports.replica = undefined;
@@ -252,6 +301,15 @@ export class ProxyServer {
     try {
       await swap('primary', previous.primary_listen, section.primary_listen);
       await swap('replica', previous.replica_listen, section.replica_listen);
+      if (section.data_path === 'kernel' && this.#kernel === undefined) {
+        this.#kernel = await this.#openKernel(section.primary_listen.host, this.ports.primary);
+        this.#probe.start();
+      }
+      if (section.data_path === 'userspace' && this.#kernel !== undefined) {
+        this.#probe.stop();
+        await this.#kernel.close();
+        this.#kernel = undefined;
+      }
     } catch (error) {
       this.#section = { ...section, primary_listen: previous.primary_listen, replica_listen: previous.replica_listen };
       throw error;
@@ -263,9 +321,15 @@ export class ProxyServer {
   async stop(graceMs = this.#section.shutdown_grace * 1000): Promise<void> {
     const forwarders = [this.#forwarders.primary, this.#forwarders.replica, ...this.#retired].filter((forwarder): forwarder is Forwarder => forwarder !== undefined);
     await Promise.all(forwarders.map((forwarder) => forwarder.stopListening()));
+    // No new kernel-routed connections either; open ones get the same grace as the proxy's own.
+    this.#isStopping = true;
+    await this.#kernel?.apply(this.#kernelRoute());
     const endAt = this.#options.nowMs() + graceMs;
     while (this.#options.nowMs() < endAt && forwarders.some((forwarder) => forwarder.connections.size > 0)) await new Promise((resolve) => setTimeout(resolve, 50));
     for (const forwarder of forwarders) forwarder.closeWhere(() => true, false);
+    this.#probe.stop();
+    for (const kernel of [this.#kernel, ...this.#retiredKernels]) await kernel?.close();
+    this.#kernel = undefined;
     await this.#feed.stop();
     const http = this.#http;
     if (http !== undefined) {

@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'PGW_API_BAD_REQUEST'
   | 'PGW_CLI_USAGE'
   | 'PGW_LOCAL_PROCESS'
+  | 'PGW_PROXY_KERNEL'
   | 'PGW_INTERNAL';
 
 export interface ErrorContext {

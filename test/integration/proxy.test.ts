@@ -43,7 +43,11 @@ function processTree(pid: number): number[] {
   return [pid, ...children];
 }
 
-describe('pgwarden proxy on a real cluster', { timeout: 600_000 }, () => {
+// The kernel data path needs nftables and root; CI runs as root and the test command installs nftables.
+const canRouteInKernel = process.getuid?.() === 0;
+
+for (const dataPath of ['userspace', 'kernel'] as const) {
+describe(`pgwarden proxy on a real cluster (data_path: ${dataPath})`, { timeout: 600_000, skip: dataPath === 'kernel' && !canRouteInKernel ? 'the kernel data path needs root (CAP_NET_ADMIN)' : false }, () => {
   let dir: string;
   let cluster: LocalCluster;
   let proxy: LocalProxy;
@@ -51,7 +55,7 @@ describe('pgwarden proxy on a real cluster', { timeout: 600_000 }, () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgw-proxy-'));
-    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'proxytest', proxies: 1 });
+    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: `proxytest_${dataPath}`, proxies: 1, proxySettings: { data_path: dataPath } });
     proxy = cluster.proxies[0]!;
     leader = (await waitHealthy(cluster, 120_000)).leader;
     await sql(cluster, leader, 'CREATE TABLE proxied (id int primary key)');
@@ -70,8 +74,12 @@ describe('pgwarden proxy on a real cluster', { timeout: 600_000 }, () => {
       status = await proxyStatus(proxy);
       return status.primary.member === leader && status.replicas.members?.length === 2 && status.replicas.is_fallback === false ? true : undefined;
     }, () => JSON.stringify(status));
+    const routedBefore = await metric(proxy, /pgwarden_proxy_kernel_connections_total (\d+)/);
     const [write] = await queryVia(cluster, proxy.primaryPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
     assert.deepEqual(write, { port: cluster.node(leader).pgPort, standby: false });
+    const routedAfter = await metric(proxy, /pgwarden_proxy_kernel_connections_total (\d+)/);
+    if (dataPath === 'kernel') assert.equal(routedAfter, routedBefore + 1, 'the write connection went through the kernel route');
+    else assert.equal(routedAfter, 0);
     const readPorts = new Set<number>();
     for (let index = 0; index < 4; index++) {
       const [read] = await queryVia(cluster, proxy.replicaPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
@@ -148,4 +156,25 @@ describe('pgwarden proxy on a real cluster', { timeout: 600_000 }, () => {
     const lost = writer.acks.filter((ack) => !present.has(ack.id));
     assert.deepEqual(lost, [], 'every acknowledged write is on the current primary');
   });
+  it('fails closed in the kernel too when the proxy dies: the route and open flows expire within kernel_lease', { skip: dataPath !== 'kernel' }, async () => {
+    const client = new pg.Client({ host: '127.0.0.1', port: proxy.primaryPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 3000 });
+    client.on('error', () => undefined);
+    await client.connect();
+    assert.equal((await client.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one, 1);
+    const table = `pgwarden_proxytest_kernel_${proxy.primaryPort}`;
+    const killedAt = performance.now();
+    await cluster.stopProxy(proxy.name, 'SIGKILL');
+    try {
+      // Until the lease runs out the kernel keeps routing (the cluster has not changed); after it, nothing does.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      await assert.rejects(client.query('SELECT 2'), 'an open kernel-routed flow is reset once the lease expired');
+      assert.ok(performance.now() - killedAt < 4000, `the flow was reset at once, not after TCP retransmissions (${Math.round(performance.now() - killedAt)} ms after the kill)`);
+      await assert.rejects(queryVia(cluster, proxy.primaryPort, 'SELECT 3'), 'no new connection reaches the primary without a live proxy');
+      assert.match(execFileSync('nft', ['list', 'table', 'ip', table], { encoding: 'utf8' }), /map route \{[^}]*flags timeout\s*\}/, 'the route element expired');
+    } finally {
+      await client.end().catch(() => undefined);
+      execFileSync('nft', ['delete', 'table', 'ip', table]);
+    }
+  });
 });
+}

@@ -141,5 +141,8 @@ describe('proxy config', () => {
     assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_listen: 127.0.0.1:5000\n`, 'p.yml'), /same address/);
     assert.throws(() => parseProxyConfig('scope: demo\nproxy:\n  primary_listen: 127.0.0.1:5000\n', 'p.yml'), /no etcd endpoints/);
     assert.throws(() => parseProxyConfig('scope: [unclosed', 'p.yml'), /not valid YAML/);
+    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: localhost:5000\n  data_path: kernel\n`, 'p.yml'), /data_path: kernel needs an IPv4 address/);
+    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  data_path: turbo\n`, 'p.yml'), /proxy\.data_path/);
+    assert.equal(parseProxyConfig(`${base}proxy:\n  primary_listen: 0.0.0.0:5000\n  data_path: kernel\n`, 'p.yml').proxy.kernel_lease, 2);
   });
 });
