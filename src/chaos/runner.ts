@@ -68,7 +68,7 @@ function isHealthy(view: ClusterView, names: readonly string[]): string | undefi
 }
 
 async function query<T extends Record<string, unknown>>(cluster: LocalCluster, name: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ host: '127.0.0.1', port: cluster.node(name).pgPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 3000, query_timeout: 10_000 });
+  const client = new pg.Client({ host: cluster.node(name).host, port: cluster.node(name).pgPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 3000, query_timeout: 10_000 });
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -129,7 +129,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     if (first === undefined) throw new Error('the local cluster did not become healthy within 120 s');
     await query(cluster, first, CHAOS_TABLE_SQL);
     if (options.isSync) {
-      const response = await fetch(`http://127.0.0.1:${cluster.node(first).apiPort}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ synchronous_mode: true }) });
+      const response = await fetch(`http://${cluster.node(first).host}:${cluster.node(first).apiPort}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ synchronous_mode: true }) });
       if (response.status !== 200) throw new Error(`could not enable synchronous_mode: ${response.status} ${await response.text()}`);
       await poll(60_000, async () => ((await cluster.view()).sync?.sync_standby ? true : undefined));
     }
@@ -247,7 +247,7 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
       };
     }
     case 'switchover-replica-kill': {
-      await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader }), signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+      await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader }), signal: AbortSignal.timeout(1000) }).catch(() => undefined);
       await killBoth(replica);
       return { target: `${leader} (switchover) + ${replica}`, heal: restartLater(replica) };
     }

@@ -37,15 +37,25 @@ async function isHealthy(clientUrl: string): Promise<boolean> {
   }
 }
 
-export async function startEtcdCluster(options: { readonly size: number; readonly dir: string; readonly binary?: string }): Promise<EtcdClusterHandle> {
+export interface EtcdClusterOptions {
+  readonly size: number;
+  readonly dir: string;
+  readonly binary?: string;
+  /** Address of each member (default 127.0.0.1 for all). */
+  readonly hosts?: readonly string[];
+  /** argv prefix that runs member `index` where it lives, e.g. ['ip', 'netns', 'exec', ns]. */
+  readonly wrap?: (index: number) => readonly string[];
+}
+
+export async function startEtcdCluster(options: EtcdClusterOptions): Promise<EtcdClusterHandle> {
   const size = options.size;
   const ports = await pickFreePorts(size * 2);
   const token = `pgw-${randomBytes(4).toString('hex')}`;
   await mkdir(options.dir, { recursive: true });
   const members: EtcdMember[] = Array.from({ length: size }, (_unused, index) => ({
     name: `etcd${index + 1}`,
-    clientUrl: `http://127.0.0.1:${ports[index * 2]!}`,
-    peerUrl: `http://127.0.0.1:${ports[index * 2 + 1]!}`,
+    clientUrl: `http://${options.hosts?.[index] ?? '127.0.0.1'}:${ports[index * 2]!}`,
+    peerUrl: `http://${options.hosts?.[index] ?? '127.0.0.1'}:${ports[index * 2 + 1]!}`,
     dataDir: join(options.dir, `etcd${index + 1}`),
     logFile: join(options.dir, `etcd${index + 1}.log`),
     pid: undefined,
@@ -54,9 +64,11 @@ export async function startEtcdCluster(options: { readonly size: number; readonl
   const binary = options.binary ?? 'etcd';
 
   const launch = (member: EtcdMember): void => {
+    const prefix = options.wrap?.(members.indexOf(member)) ?? [];
     const child = spawnManaged({
-      command: binary,
+      command: prefix[0] ?? binary,
       args: [
+        ...(prefix.length > 0 ? [...prefix.slice(1), binary] : []),
         '--name', member.name,
         '--data-dir', member.dataDir,
         '--listen-client-urls', member.clientUrl,

@@ -10,6 +10,7 @@ import { describeError, PgwardenError } from '../util/errors.js';
 import { startEtcdCluster, type EtcdClusterHandle } from './etcd-cluster.js';
 import { pickFreePorts } from './free-port.js';
 import { renderNodeConfig, type LocalTiming } from './node-config.js';
+import { NetnsLab } from './netns.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 
 export interface LocalClusterOptions {
@@ -30,6 +31,11 @@ export interface LocalClusterOptions {
   readonly proxySettings?: LocalProxySettings;
   /** Extra local postgresql.parameters for every node, e.g. { wal_level: 'logical' }. */
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * loopback (default): everything on 127.0.0.1. netns: each etcd member and each node in its own network namespace
+   * on a private bridge (root only), so partitions, loss and latency are real network faults.
+   */
+  readonly network?: 'loopback' | 'netns';
 }
 
 export interface LocalProxy {
@@ -52,6 +58,8 @@ export interface LocalNode {
   readonly dataDir: string;
   readonly apiPort: number;
   readonly pgPort: number;
+  /** Where its PostgreSQL and REST API listen: 127.0.0.1, or its own address in a netns lab. */
+  readonly host: string;
   readonly logFile: string;
   agentPid: number | undefined;
 }
@@ -83,8 +91,11 @@ export class LocalCluster {
   readonly etcd: EtcdClusterHandle;
   readonly superuserPassword: string;
   readonly proxies: LocalProxy[] = [];
+  /** The network-namespace lab when started with network: 'netns'. */
+  readonly lab: NetnsLab | undefined;
 
-  private constructor(dir: string, scope: string, namespace: string, nodes: LocalNode[], etcd: EtcdClusterHandle, superuserPassword: string) {
+  private constructor(dir: string, scope: string, namespace: string, nodes: LocalNode[], etcd: EtcdClusterHandle, superuserPassword: string, lab: NetnsLab | undefined) {
+    this.lab = lab;
     this.dir = dir;
     this.scope = scope;
     this.namespace = namespace;
@@ -100,7 +111,30 @@ export class LocalCluster {
     await mkdir(options.dir, { recursive: true });
     // PostgreSQL runs as the postgres user and must be able to reach its data dir through this one.
     await chmod(options.dir, 0o755);
-    const etcd = await startEtcdCluster({ size: options.etcdMembers ?? 3, dir: join(options.dir, 'etcd') });
+    const etcdSize = options.etcdMembers ?? 3;
+    let lab: NetnsLab | undefined;
+    if (options.network === 'netns') {
+      lab = await NetnsLab.create();
+      try {
+        for (let index = 0; index < etcdSize; index++) await lab.addHost(`etcd${index + 1}`);
+        for (let index = 0; index < nodeCount; index++) await lab.addHost(`node${index + 1}`);
+      } catch (error) {
+        await lab.destroy();
+        throw error;
+      }
+    }
+    const withLab = lab;
+    let etcd: EtcdClusterHandle;
+    try {
+      etcd = await startEtcdCluster({
+        size: etcdSize,
+        dir: join(options.dir, 'etcd'),
+        ...(withLab === undefined ? {} : { hosts: Array.from({ length: etcdSize }, (_unused, index) => withLab.host(`etcd${index + 1}`).ip), wrap: (index: number) => withLab.wrap(`etcd${index + 1}`) }),
+      });
+    } catch (error) {
+      await lab?.destroy();
+      throw error;
+    }
     const superuserPassword = randomBytes(9).toString('base64url');
     const replicationPassword = randomBytes(9).toString('base64url');
     const ports = await pickFreePorts(nodeCount * 2);
@@ -114,12 +148,15 @@ export class LocalCluster {
         const apiPort = ports[index * 2]!;
         const pgPort = ports[index * 2 + 1]!;
         const configPath = join(nodeDir, 'pgwarden.yml');
+        const host = lab?.host(name).ip ?? '127.0.0.1';
         const yaml = renderNodeConfig({
           scope,
           namespace,
           name,
           apiPort,
           pgPort,
+          host,
+          ...(lab === undefined ? {} : { hbaNetwork: lab.subnet }),
           nodeDir,
           etcdHosts: etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')),
           timing: options.timing ?? DEFAULT_TIMING,
@@ -131,9 +168,9 @@ export class LocalCluster {
           ...(options.parameters !== undefined ? { extraParameters: options.parameters } : {}),
         });
         await writeFile(configPath, yaml, { mode: 0o600 });
-        nodes.push({ name, configPath, nodeDir, dataDir: join(nodeDir, 'data'), apiPort, pgPort, logFile: join(nodeDir, 'agent.log'), agentPid: undefined });
+        nodes.push({ name, configPath, nodeDir, dataDir: join(nodeDir, 'data'), apiPort, pgPort, host, logFile: join(nodeDir, 'agent.log'), agentPid: undefined });
       }
-      const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword);
+      const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword, lab);
       for (const node of nodes) cluster.startAgent(node.name);
       try {
         for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);
@@ -144,6 +181,7 @@ export class LocalCluster {
       return cluster;
     } catch (error) {
       await etcd.stop();
+      await lab?.destroy();
       throw error;
     }
   }
@@ -157,7 +195,9 @@ export class LocalCluster {
   startAgent(name: string): number {
     const node = this.node(name);
     if (node.agentPid !== undefined && isAlive(node.agentPid)) return node.agentPid;
-    const child = spawnManaged({ command: process.execPath, args: [...AGENT_NODE_FLAGS, AGENT_ENTRY, node.configPath], logFile: node.logFile });
+    const prefix = this.lab?.wrap(name) ?? [];
+    const argv = [...prefix, process.execPath, ...AGENT_NODE_FLAGS, AGENT_ENTRY, node.configPath];
+    const child = spawnManaged({ command: argv[0]!, args: argv.slice(1), logFile: node.logFile });
     node.agentPid = child.pid;
     return child.pid;
   }
@@ -253,7 +293,7 @@ export class LocalCluster {
 
   /** libpq multi-host connection string that always lands on the writable primary. */
   connectionString(targetSessionAttrs = 'read-write'): string {
-    const hosts = this.nodes.map((node) => `127.0.0.1:${node.pgPort}`).join(',');
+    const hosts = this.nodes.map((node) => `${node.host}:${node.pgPort}`).join(',');
     return `postgresql://postgres:${this.superuserPassword}@${hosts}/postgres?target_session_attrs=${targetSessionAttrs}&connect_timeout=2`;
   }
 
@@ -276,6 +316,7 @@ export class LocalCluster {
     await Promise.all(this.nodes.map((node) => this.stopAgent(node.name).catch(() => undefined)));
     await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
     await this.etcd.stop();
+    await this.lab?.destroy();
   }
 }
 

@@ -14,6 +14,10 @@ export interface LocalNodeSpec {
   readonly name: string;
   readonly apiPort: number;
   readonly pgPort: number;
+  /** The node's address (default 127.0.0.1); in a network-namespace lab, its own. */
+  readonly host?: string;
+  /** Extra network allowed by pg_hba, e.g. the lab's subnet. */
+  readonly hbaNetwork?: string;
   readonly nodeDir: string;
   readonly etcdHosts: readonly string[];
   readonly timing: LocalTiming;
@@ -26,12 +30,14 @@ export interface LocalNodeSpec {
 }
 
 export function renderNodeConfig(spec: LocalNodeSpec): string {
+  const host = spec.host ?? '127.0.0.1';
+  const networks = ['127.0.0.1/32', ...(spec.hbaNetwork === undefined ? [] : [spec.hbaNetwork])];
   const config = {
     scope: spec.scope,
     namespace: spec.namespace,
     name: spec.name,
     log: { level: 'INFO' },
-    restapi: { listen: `127.0.0.1:${spec.apiPort}`, connect_address: `127.0.0.1:${spec.apiPort}` },
+    restapi: { listen: `${host}:${spec.apiPort}`, connect_address: `${host}:${spec.apiPort}` },
     etcd3: { hosts: spec.etcdHosts.join(',') },
     bootstrap: {
       dcs: {
@@ -48,8 +54,8 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
       initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],
     },
     postgresql: {
-      listen: `127.0.0.1:${spec.pgPort}`,
-      connect_address: `127.0.0.1:${spec.pgPort}`,
+      listen: `${host}:${spec.pgPort}`,
+      connect_address: `${host}:${spec.pgPort}`,
       data_dir: `${spec.nodeDir}/data`,
       bin_dir: spec.binDir,
       pgpass: `${spec.nodeDir}/pgpass`,
@@ -61,8 +67,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
       ...(spec.callbacks !== undefined ? { callbacks: spec.callbacks } : {}),
       pg_hba: [
         'local all all trust',
-        'host replication replicator 127.0.0.1/32 scram-sha-256',
-        'host all all 127.0.0.1/32 scram-sha-256',
+        ...networks.flatMap((network) => [`host replication replicator ${network} scram-sha-256`, `host all all ${network} scram-sha-256`]),
       ],
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, ...spec.tags },

@@ -6,7 +6,7 @@ import type { LocalCluster } from '../../src/local/local-cluster.js';
 
 export async function sql<T extends Record<string, unknown>>(cluster: LocalCluster, name: string, text: string, params: unknown[] = []): Promise<T[]> {
   const node = cluster.node(name);
-  const client = new pg.Client({ host: '127.0.0.1', port: node.pgPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 5000 });
+  const client = new pg.Client({ host: node.host, port: node.pgPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 5000 });
   await client.connect();
   try {
     const result = await client.query<T>(text, params);
@@ -28,7 +28,7 @@ export async function isWritable(cluster: LocalCluster, name: string): Promise<b
 
 export async function httpStatus(cluster: LocalCluster, name: string, path: string): Promise<number> {
   try {
-    const response = await fetch(`http://127.0.0.1:${cluster.node(name).apiPort}${path}`, { signal: AbortSignal.timeout(2000) });
+    const response = await fetch(`http://${cluster.node(name).host}:${cluster.node(name).apiPort}${path}`, { signal: AbortSignal.timeout(2000) });
     await response.arrayBuffer();
     return response.status;
   } catch {
