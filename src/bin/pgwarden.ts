@@ -14,7 +14,7 @@ import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
 import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
-import { runChaos } from '../chaos/runner.js';
+import { isViolation, runChaos } from '../chaos/runner.js';
 import { FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
 import { runAgent } from './agent-main.js';
 import { runProxy } from './proxy-main.js';
@@ -77,16 +77,17 @@ function register(program: Command): void {
     .option('--faults <n>', 'number of faults', '5')
     .option('--sync', 'run with synchronous_mode on (then no acknowledged write may be lost)')
     .option('--kinds <list>', `comma-separated fault kinds (${FAULT_KINDS.join(', ')})`)
+    .option('--network <mode>', 'auto (network namespaces when root), netns, or loopback (process faults only)', 'auto')
     .option('--keep', 'keep the cluster directory (logs) and write the report there')
-    .action(async (options: { seed: string; faults: string; sync?: boolean; kinds?: string; keep?: boolean }) => {
+    .action(async (options: { seed: string; faults: string; sync?: boolean; kinds?: string; network: string; keep?: boolean }) => {
+      if (!['auto', 'netns', 'loopback'].includes(options.network)) throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns or loopback, got "${options.network}"`);
       const seed = Number(options.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed expects a non-negative integer, got "${options.seed}"`);
       const kinds = options.kinds?.split(',').map((kind) => kind.trim());
       const unknown = kinds?.filter((kind) => !(FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
       if (unknown.length > 0) throw new Error(`unknown fault kind ${unknown.join(', ')}; choose from ${FAULT_KINDS.join(', ')}`);
-      const report = await runChaos({ seed, faults: positiveNumber('faults', options.faults), isSync: options.sync === true, ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}), keepDir: options.keep === true, out });
-      const isViolated = report.dualWritable > 0 || report.divergentMembers.length > 0 || !report.converged || (report.isSync && report.lost.length > 0);
-      if (isViolated) process.exitCode = 2;
+      const report = await runChaos({ seed, faults: positiveNumber('faults', options.faults), isSync: options.sync === true, ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}), network: options.network as 'auto' | 'netns' | 'loopback', keepDir: options.keep === true, out });
+      if (isViolation(report)) process.exitCode = 2;
     });
   const local = program.command('local').description('a local cluster on 127.0.0.1: 3 etcd members and 3 agents with PostgreSQL 15');
   local

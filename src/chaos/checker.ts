@@ -7,6 +7,8 @@ export interface Ack {
   readonly port: number;
   readonly sysid: string;
   readonly timeline: number;
+  /** WAL position right after the commit (bytes). */
+  readonly lsn?: number;
 }
 
 export interface DualWrite {
@@ -20,6 +22,8 @@ export interface CheckReport {
   /** Acks that prove two servers accepted writes in the same period (a lower timeline after a higher one, or two servers on one timeline). */
   readonly dualWritable: readonly DualWrite[];
   readonly divergentMembers: readonly string[];
+  /** WAL the lost acknowledged writes spanned on the server that acknowledged them (the largest span per timeline). */
+  readonly lostWalBytes: number;
 }
 
 /**
@@ -43,5 +47,29 @@ export function checkRun(acks: readonly Ack[], idsOnLeader: ReadonlySet<number>,
   const values = [...fingerprints.values()];
   const majority = values.sort((a, b) => values.filter((v) => v === b).length - values.filter((v) => v === a).length)[0];
   const divergentMembers = [...fingerprints].filter(([, fingerprint]) => fingerprint !== majority).map(([name]) => name).sort();
-  return { acknowledged: acks.length, lost, dualWritable: findDualWrites(acks), divergentMembers };
+  return { acknowledged: acks.length, lost, dualWritable: findDualWrites(acks), divergentMembers, lostWalBytes: lostWalSpan(acks, new Set(lost)) };
+}
+
+/**
+ * How much WAL the lost writes covered: per server and timeline, from the position before the first lost commit to
+ * the position after the last one. In asynchronous mode a failover may lose at most what the new primary lacked,
+ * which maximum_lag_on_failover bounds; this is the figure to compare with it.
+ */
+export function lostWalSpan(acks: readonly Ack[], lost: ReadonlySet<number>): number {
+  const byServer = new Map<string, Ack[]>();
+  for (const ack of acks) {
+    const key = `${ack.sysid}/${ack.port}/${ack.timeline}`;
+    byServer.set(key, [...(byServer.get(key) ?? []), ack]);
+  }
+  let largest = 0;
+  for (const list of byServer.values()) {
+    const sorted = list.filter((ack) => ack.lsn !== undefined).sort((a, b) => a.lsn! - b.lsn!);
+    const lostIndexes = sorted.flatMap((ack, index) => (lost.has(ack.id) ? [index] : []));
+    if (lostIndexes.length === 0) continue;
+    const last = sorted[lostIndexes.at(-1)!]!.lsn!;
+    const firstIndex = lostIndexes[0]!;
+    const before = firstIndex > 0 ? sorted[firstIndex - 1]!.lsn! : sorted[firstIndex]!.lsn! - 1;
+    largest = Math.max(largest, last - before);
+  }
+  return largest;
 }

@@ -1,21 +1,24 @@
 // `pgwarden chaos`: a seeded fault schedule against a fresh local cluster (real etcd, PostgreSQL and proxy), with a
-// writer through the proxy and the consistency checker at the end. Process faults only: see the README for what
-// network partitions need.
+// writer and readers through the proxy and the consistency checker at the end. As root, every etcd member and node
+// runs in its own network namespace, so partitions, one-way loss and latency are real network faults.
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { ClusterView } from '../core/types.js';
 import { LocalCluster } from '../local/local-cluster.js';
+import { canUseNetns } from '../local/netns.js';
 import { checkRun, type CheckReport } from './checker.js';
-import { faultSchedule, type Fault, type FaultKind } from './schedule.js';
-import { CHAOS_TABLE_SQL, ChaosWriter } from './workload.js';
+import { FAULT_KINDS, faultSchedule, NEEDS_NETNS, type Fault, type FaultKind } from './schedule.js';
+import { CHAOS_TABLE_SQL, ChaosReader, ChaosWriter } from './workload.js';
 
 export interface ChaosOptions {
   readonly seed: number;
   readonly faults: number;
   readonly isSync: boolean;
   readonly kinds?: readonly FaultKind[];
+  /** auto (default): network namespaces when this machine allows them, else loopback without network faults. */
+  readonly network?: 'auto' | 'loopback' | 'netns';
   readonly keepDir?: boolean;
   readonly out: (line: string) => void;
 }
@@ -40,10 +43,21 @@ export interface ChaosReport extends Omit<CheckReport, 'dualWritable'> {
   readonly converged: boolean;
   readonly timelines: readonly number[];
   readonly writerErrors: number;
+  readonly reads: { readonly ok: number; readonly failed: number };
+  readonly network: 'loopback' | 'netns';
+  readonly kinds: readonly FaultKind[];
+  /** maximum_lag_on_failover of the run: in asynchronous mode lostWalBytes must stay within it. */
+  readonly maximumLagOnFailover: number;
   readonly reportPath: string;
 }
 
-const TIMING = { ttl: 10, loop_wait: 1, retry_timeout: 3 };
+/** True when the run broke a promise: the exit status of `pgwarden chaos`. */
+export function isViolation(report: ChaosReport): boolean {
+  const lossBroken = report.isSync ? report.lost.length > 0 : report.lostWalBytes > report.maximumLagOnFailover;
+  return report.dualWritable > 0 || report.divergentMembers.length > 0 || !report.converged || lossBroken;
+}
+
+const TIMING = { ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576 };
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function poll<T>(timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T | undefined> {
@@ -108,12 +122,27 @@ const signalAll = (pids: readonly number[], signal: NodeJS.Signals): void => {
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const { out } = options;
-  const schedule = faultSchedule(options.seed, options.faults, options.kinds);
+  const wanted = options.network ?? 'auto';
+  let network: 'loopback' | 'netns' = wanted === 'auto' ? 'netns' : wanted;
+  if (network === 'netns') {
+    const check = await canUseNetns();
+    if (!check.ok) {
+      if (wanted === 'netns' || options.kinds?.some((kind) => NEEDS_NETNS.has(kind)) === true) {
+        throw new Error(`network faults (${[...NEEDS_NETNS].join(', ')}) need every member in its own network namespace, which this machine does not allow: ${check.reason}; choose process faults with --kinds`);
+      }
+      out(`chaos: no network namespaces here (${check.reason}): running on loopback with process faults only`);
+      network = 'loopback';
+    }
+  }
+  const kinds = options.kinds ?? FAULT_KINDS.filter((kind) => network === 'netns' || !NEEDS_NETNS.has(kind));
+  const schedule = faultSchedule(options.seed, options.faults, kinds);
   const dir = await mkdtemp(join(tmpdir(), 'pgw-chaos-'));
-  out(`chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, cluster in ${dir}`);
-  const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1 });
+  out(`chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${network === 'netns' ? 'one network namespace per member' : 'loopback'}, cluster in ${dir}`);
+  out(`chaos: fault kinds (replay with the same list): --kinds ${kinds.join(',')}`);
+  const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1, network });
   const names = cluster.nodes.map((node) => node.name);
   let writer: ChaosWriter | undefined;
+  let reader: ChaosReader | undefined;
   const stopped: number[] = [];
   // Ctrl-C or a CI timeout must not leave etcd, agents or postmasters behind.
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -136,6 +165,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const proxy = cluster.proxies[0]!;
     writer = new ChaosWriter(proxy.primaryPort, cluster.superuserPassword);
     writer.start();
+    reader = new ChaosReader(proxy.replicaPort, cluster.superuserPassword);
+    reader.start();
     const outcomes: FaultOutcome[] = [];
     for (const fault of schedule) {
       await sleep(fault.settleS * 1000);
@@ -153,6 +184,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     await sleep(1000);
     await writer.stop();
+    await reader.stop();
     const finalLeader = await healthy(120_000);
     const converged = finalLeader !== undefined;
     const leader = finalLeader ?? (await cluster.view()).leader?.name ?? first;
@@ -169,7 +201,21 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const checked = checkRun(writer.acks, ids, fingerprints);
     const timelines = [...new Set(writer.acks.map((ack) => ack.timeline))].sort((a, b) => a - b);
     const reportPath = join(options.keepDir === true ? dir : tmpdir(), `pgwarden-chaos-seed${options.seed}.json`);
-    const report: ChaosReport = { ...checked, dualWritable: checked.dualWritable.length, seed: options.seed, isSync: options.isSync, faults: outcomes, converged, timelines, writerErrors: writer.errors, reportPath };
+    const report: ChaosReport = {
+      ...checked,
+      dualWritable: checked.dualWritable.length,
+      seed: options.seed,
+      isSync: options.isSync,
+      faults: outcomes,
+      converged,
+      timelines,
+      writerErrors: writer.errors,
+      reads: { ok: reader.ok, failed: reader.failed },
+      network,
+      kinds,
+      maximumLagOnFailover: TIMING.maximum_lag_on_failover,
+      reportPath,
+    };
     await writeFile(reportPath, `${JSON.stringify({ ...report, lost: checked.lost, dualWritableDetails: checked.dualWritable }, null, 2)}\n`);
     printSummary(report, out);
     return report;
@@ -178,6 +224,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     process.removeListener('SIGTERM', onSignal);
     signalAll(stopped, 'SIGCONT');
     await writer?.stop();
+    await reader?.stop();
+    await cluster.lab?.healAll().catch(() => undefined);
     await cluster.stop();
     if (options.keepDir !== true) await rm(dir, { recursive: true, force: true });
   }
@@ -246,6 +294,46 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
         },
       };
     }
+    case 'etcd-quorum-loss': {
+      // Two of three members down: no quorum. The primary cannot renew its lock and must stop taking writes.
+      const size = cluster.etcd.members.length;
+      const victims = [fault.pick % size, (fault.pick + 1) % size];
+      for (const index of victims) await cluster.etcd.stopMember(index);
+      await sleep((TIMING.retry_timeout + 4) * 1000);
+      return {
+        target: victims.map((index) => `etcd${index + 1}`).join('+'),
+        heal: async () => {
+          for (const index of victims) void cluster.etcd.startMember(index).catch(() => undefined);
+          await poll(30_000, async () => ((await cluster.view()).leader !== undefined ? true : undefined));
+        },
+      };
+    }
+    case 'partition-primary':
+    case 'partition-primary-oneway': {
+      // Cut off from etcd and the other members (both ways), or unable to send to etcd (it still hears it): either
+      // way it cannot renew its lock. Clients and the proxy still reach it, which is what makes this dangerous.
+      const lab = needLab(cluster);
+      const isOneWay = fault.kind === 'partition-primary-oneway';
+      const peers = isOneWay ? etcdAddresses(cluster) : [...etcdAddresses(cluster), ...cluster.nodes.filter((node) => node.name !== leader).map((node) => node.host)];
+      await lab.partition(leader, peers, isOneWay ? 'outbound' : 'both');
+      await sleep((TIMING.ttl + 3) * 1000);
+      return { target: leader, heal: async () => lab.heal(leader) };
+    }
+    case 'partition-etcd-minority': {
+      const lab = needLab(cluster);
+      const index = fault.pick % cluster.etcd.members.length;
+      const name = `etcd${index + 1}`;
+      const others = [...etcdAddresses(cluster).filter((address) => address !== lab.host(name).ip), ...cluster.nodes.map((node) => node.host)];
+      await lab.partition(name, others, 'both');
+      await sleep(8000);
+      return { target: name, heal: async () => lab.heal(name) };
+    }
+    case 'latency-primary': {
+      const lab = needLab(cluster);
+      await lab.netem(leader, 150, 2);
+      await sleep(8000);
+      return { target: `${leader} (+150 ms, 2% loss)`, heal: async () => lab.heal(leader) };
+    }
     case 'switchover-replica-kill': {
       await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader }), signal: AbortSignal.timeout(1000) }).catch(() => undefined);
       await killBoth(replica);
@@ -254,13 +342,21 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
   }
 }
 
+function needLab(cluster: LocalCluster): NonNullable<LocalCluster['lab']> {
+  if (cluster.lab === undefined) throw new Error('this fault needs the cluster in network namespaces (network: netns)');
+  return cluster.lab;
+}
+
+const etcdAddresses = (cluster: LocalCluster): string[] => cluster.etcd.members.map((member) => new URL(member.clientUrl).hostname);
+
 function printSummary(report: ChaosReport, out: (line: string) => void): void {
   const recoveries = report.faults.map((fault) => fault.recoveryMs).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b);
   const median = recoveries.length === 0 ? undefined : recoveries[Math.floor((recoveries.length - 1) / 2)];
   out('');
-  out('| seed | faults | acknowledged | lost | dual-writable | divergent | converged | write pause median / max ms | timelines |');
-  out('|---|---|---|---|---|---|---|---|---|');
-  out(`| ${report.seed} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} | ${report.dualWritable} | ${report.divergentMembers.join(',') || 'none'} | ${report.converged ? 'yes' : 'NO'} | ${median ?? '-'} / ${recoveries.at(-1) ?? '-'} | ${report.timelines.join(',')} |`);
+  out('| seed | mode | network | faults | acknowledged | lost (WAL bytes) | dual-writable | divergent | converged | write pause median / max ms | reads ok / failed | timelines |');
+  out('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  out(`| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.network} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} (${report.lostWalBytes}) | ${report.dualWritable} | ${report.divergentMembers.join(',') || 'none'} | ${report.converged ? 'yes' : 'NO'} | ${median ?? '-'} / ${recoveries.at(-1) ?? '-'} | ${report.reads.ok} / ${report.reads.failed} | ${report.timelines.join(',')} |`);
+  if (!report.isSync) out(`asynchronous mode: lost writes spanned ${report.lostWalBytes} bytes of WAL; maximum_lag_on_failover is ${report.maximumLagOnFailover} (${report.lostWalBytes <= report.maximumLagOnFailover ? 'within' : 'EXCEEDED'})`);
   out(`JSON report: ${report.reportPath}`);
 }
 

@@ -8,7 +8,12 @@ export type FaultKind =
   | 'stop-primary'
   | 'kill-replica-both'
   | 'kill-etcd-member'
-  | 'switchover-replica-kill';
+  | 'switchover-replica-kill'
+  | 'etcd-quorum-loss'
+  | 'partition-primary'
+  | 'partition-primary-oneway'
+  | 'partition-etcd-minority'
+  | 'latency-primary';
 
 export interface Fault {
   readonly index: number;
@@ -19,7 +24,12 @@ export interface Fault {
   readonly settleS: number;
 }
 
-export const FAULT_KINDS: readonly FaultKind[] = ['kill-primary-agent', 'kill-primary-postmaster', 'kill-primary-both', 'stop-primary', 'kill-replica-both', 'kill-etcd-member', 'switchover-replica-kill'];
+/** Faults on processes: any machine. The order is part of the schedule: seeds of earlier runs replay unchanged. */
+export const PROCESS_FAULT_KINDS: readonly FaultKind[] = ['kill-primary-agent', 'kill-primary-postmaster', 'kill-primary-both', 'stop-primary', 'kill-replica-both', 'kill-etcd-member', 'switchover-replica-kill'];
+/** Faults that need every member in its own network namespace (root). */
+export const NETWORK_FAULT_KINDS: readonly FaultKind[] = ['partition-primary', 'partition-primary-oneway', 'partition-etcd-minority', 'latency-primary'];
+export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', ...NETWORK_FAULT_KINDS];
+export const NEEDS_NETNS: ReadonlySet<FaultKind> = new Set(NETWORK_FAULT_KINDS);
 
 export function faultSchedule(seed: number, count: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {
   if (!Number.isInteger(count) || count < 1) throw new Error(`--faults must be a positive integer, got ${count}`);

@@ -5,7 +5,8 @@ import type { Ack } from './checker.js';
 
 const INSERT_SQL = `INSERT INTO chaos_acks (id) VALUES ($1)
   RETURNING inet_server_port() AS port, (SELECT system_identifier::text FROM pg_control_system()) AS sysid,
-  ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS timeline`;
+  ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS timeline,
+  (pg_current_wal_lsn() - '0/0')::text AS lsn`;
 
 export const CHAOS_TABLE_SQL = 'CREATE TABLE IF NOT EXISTS chaos_acks (id bigint PRIMARY KEY)';
 
@@ -49,9 +50,9 @@ export class ChaosWriter {
       }
       const id = this.#nextId++;
       try {
-        const result = await this.#client.query<{ port: number; sysid: string; timeline: number }>(INSERT_SQL, [id]);
+        const result = await this.#client.query<{ port: number; sysid: string; timeline: number; lsn: string }>(INSERT_SQL, [id]);
         const row = result.rows[0]!;
-        this.acks.push({ id, atMs: performance.now(), port: row.port, sysid: row.sysid, timeline: row.timeline });
+        this.acks.push({ id, atMs: performance.now(), port: row.port, sysid: row.sysid, timeline: row.timeline, lsn: Number(row.lsn) });
       } catch {
         this.errors++;
         const client = this.#client;
@@ -60,5 +61,50 @@ export class ChaosWriter {
       }
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
+  }
+}
+
+/** Readers through the proxy's replica port: what a read-only application sees during the faults. */
+export class ChaosReader {
+  ok = 0;
+  failed = 0;
+  #isStopped = false;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly port: number,
+    private readonly password: string,
+  ) {}
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#isStopped = true;
+    await this.#loop;
+  }
+
+  async #run(): Promise<void> {
+    let client: pg.Client | undefined;
+    while (!this.#isStopped) {
+      try {
+        if (client === undefined) {
+          const fresh = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 35_000, query_timeout: 10_000 });
+          fresh.on('error', () => undefined);
+          client = fresh;
+          await fresh.connect();
+        }
+        await client.query('SELECT count(*) FROM chaos_acks WHERE id > (SELECT coalesce(max(id), 0) - 100 FROM chaos_acks)');
+        this.ok++;
+      } catch {
+        this.failed++;
+        await client?.end().catch(() => undefined);
+        client = undefined;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await client?.end().catch(() => undefined);
   }
 }

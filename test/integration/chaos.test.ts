@@ -4,11 +4,12 @@ import assert from 'node:assert/strict';
 import { rm } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { runChaos } from '../../src/chaos/runner.js';
+import { NETWORK_FAULT_KINDS, PROCESS_FAULT_KINDS } from '../../src/chaos/schedule.js';
 
 describe('pgwarden chaos (short seeded run)', { timeout: 600_000 }, () => {
   it('loses no acknowledged write, never has two writable primaries through the proxy, and converges', async () => {
     const lines: string[] = [];
-    const report = await runChaos({ seed: 11, faults: 4, isSync: true, out: (line) => lines.push(line) });
+    const report = await runChaos({ seed: 11, faults: 4, isSync: true, kinds: PROCESS_FAULT_KINDS, network: 'loopback', out: (line) => lines.push(line) });
     const context = lines.join('\n');
     assert.ok(report.acknowledged > 100, context);
     assert.deepEqual(report.lost, [], context);
@@ -16,6 +17,21 @@ describe('pgwarden chaos (short seeded run)', { timeout: 600_000 }, () => {
     assert.deepEqual(report.divergentMembers, [], context);
     assert.equal(report.converged, true, context);
     assert.ok(report.faults.every((fault) => fault.recoveryMs !== undefined && fault.converged), context);
+    await rm(report.reportPath, { force: true });
+  });
+
+  it('survives real network faults (a partitioned primary, one-way loss to etcd, an isolated etcd member, latency, quorum loss) in network namespaces', { skip: process.getuid?.() === 0 ? false : 'network namespaces need root' }, async () => {
+    const lines: string[] = [];
+    const report = await runChaos({ seed: 105, faults: 5, isSync: true, kinds: [...NETWORK_FAULT_KINDS, 'etcd-quorum-loss'], network: 'netns', out: (line) => lines.push(line) });
+    const context = lines.join('\n');
+    assert.equal(report.network, 'netns', context);
+    assert.equal(new Set(report.faults.map((fault) => fault.kind)).size, 5, `seed 105 draws each network fault and quorum loss once: ${context}`);
+    assert.ok(report.acknowledged > 100, context);
+    assert.deepEqual(report.lost, [], context);
+    assert.equal(report.dualWritable, 0, context);
+    assert.deepEqual(report.divergentMembers, [], context);
+    assert.equal(report.converged, true, context);
+    assert.ok(report.reads.ok > 0, context);
     await rm(report.reportPath, { force: true });
   });
 });

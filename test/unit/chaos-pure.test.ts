@@ -2,8 +2,9 @@
 // dual-writable periods and divergent members.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkRun, findDualWrites, type Ack } from '../../src/chaos/checker.js';
-import { faultSchedule, FAULT_KINDS } from '../../src/chaos/schedule.js';
+import { checkRun, findDualWrites, lostWalSpan, type Ack } from '../../src/chaos/checker.js';
+import { isViolation, type ChaosReport } from '../../src/chaos/runner.js';
+import { faultSchedule, FAULT_KINDS, PROCESS_FAULT_KINDS } from '../../src/chaos/schedule.js';
 
 const ack = (id: number, atMs: number, port: number, timeline: number): Ack => ({ id, atMs, port, sysid: '1', timeline });
 
@@ -13,6 +14,12 @@ describe('fault schedules', () => {
     assert.notDeepEqual(faultSchedule(7, 10), faultSchedule(8, 10));
     assert.ok(faultSchedule(7, 50).every((fault) => FAULT_KINDS.includes(fault.kind)));
     assert.ok(new Set(faultSchedule(3, 60).map((fault) => fault.kind)).size >= 5, 'every kind gets drawn over a long schedule');
+  });
+
+  it('replay process-fault seeds of earlier runs unchanged', () => {
+    // Seed 11 with four faults is the short run of the test command; its schedule must not move when kinds are added.
+    assert.deepEqual(faultSchedule(11, 4, PROCESS_FAULT_KINDS).map((fault) => fault.kind), faultSchedule(11, 4, PROCESS_FAULT_KINDS.slice()).map((fault) => fault.kind));
+    assert.deepEqual(PROCESS_FAULT_KINDS, FAULT_KINDS.slice(0, PROCESS_FAULT_KINDS.length));
   });
 
   it('refuses a bad fault count', () => {
@@ -37,5 +44,23 @@ describe('the consistency checker', () => {
     assert.deepEqual(report.lost, [2]);
     assert.deepEqual(report.divergentMembers, ['node3']);
     assert.equal(report.acknowledged, 3);
+  });
+});
+
+describe('asynchronous loss against maximum_lag_on_failover', () => {
+  const withLsn = (id: number, timeline: number, lsn: number): Ack => ({ ...ack(id, id, 5001, timeline), lsn });
+
+  it('measures the WAL the lost writes covered on the server that acknowledged them', () => {
+    const acks = [withLsn(1, 1, 1000), withLsn(2, 1, 1100), withLsn(3, 1, 1200), withLsn(4, 1, 1300), withLsn(5, 2, 5000)];
+    assert.equal(lostWalSpan(acks, new Set([3, 4])), 200, 'from after write 2 to after write 4');
+    assert.equal(lostWalSpan(acks, new Set()), 0);
+  });
+
+  it('is a violation in async mode only beyond the bound, and any loss in sync mode', () => {
+    const base = { seed: 1, faults: [], acknowledged: 10, lost: [7], dualWritable: 0, divergentMembers: [], converged: true, timelines: [1], writerErrors: 0, reads: { ok: 1, failed: 0 }, network: 'loopback', kinds: [], maximumLagOnFailover: 1000, reportPath: '' } as const;
+    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 900 } as ChaosReport), false);
+    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 1001 } as ChaosReport), true);
+    assert.equal(isViolation({ ...base, isSync: true, lostWalBytes: 10 } as ChaosReport), true);
+    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 0, dualWritable: 1 } as ChaosReport), true);
   });
 });
