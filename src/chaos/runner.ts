@@ -295,11 +295,12 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
       };
     }
     case 'etcd-quorum-loss': {
-      // Two of three members down: no quorum. The primary cannot renew its lock and must stop taking writes.
+      // Two of three members down for longer than ttl: no quorum, so the primary cannot renew its lock and must
+      // stop taking writes before the lease it holds runs out; nobody can be elected until quorum is back.
       const size = cluster.etcd.members.length;
       const victims = [fault.pick % size, (fault.pick + 1) % size];
       for (const index of victims) await cluster.etcd.stopMember(index);
-      await sleep((TIMING.retry_timeout + 4) * 1000);
+      await sleep((TIMING.ttl + 3) * 1000);
       return {
         target: victims.map((index) => `etcd${index + 1}`).join('+'),
         heal: async () => {
@@ -330,9 +331,9 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
     }
     case 'latency-primary': {
       const lab = needLab(cluster);
-      await lab.netem(leader, 150, 2);
+      const applied = await lab.degrade(leader, 150, 5);
       await sleep(8000);
-      return { target: `${leader} (+150 ms, 2% loss)`, heal: async () => lab.heal(leader) };
+      return { target: `${leader} (${applied})`, heal: async () => lab.heal(leader) };
     }
     case 'switchover-replica-kill': {
       await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader }), signal: AbortSignal.timeout(1000) }).catch(() => undefined);

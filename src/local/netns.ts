@@ -129,17 +129,30 @@ export class NetnsLab {
     await inNs(host.ns, 'nft', ['-f', '-'], rules);
   }
 
-  /** Added latency (and optional loss) on everything the host sends. */
-  async netem(name: string, delayMs: number, lossPercent = 0): Promise<void> {
+  /**
+   * Added latency and loss on everything the host sends, with tc netem. Kernels built without sch_netem (this
+   * project's CI VMs among them) cannot delay packets at all; there the loss is applied with nftables' random
+   * numbers and the latency is left out. Returns what was applied, for the report.
+   */
+  async degrade(name: string, delayMs: number, lossPercent: number): Promise<string> {
+    const host = this.host(name);
     const args = ['qdisc', 'replace', 'dev', 'eth0', 'root', 'netem', 'delay', `${delayMs}ms`];
     if (lossPercent > 0) args.push('loss', `${lossPercent}%`);
-    await inNs(this.host(name).ns, 'tc', args);
+    try {
+      await inNs(host.ns, 'tc', args);
+      return `+${delayMs} ms, ${lossPercent}% loss (tc netem)`;
+    } catch (error) {
+      if (!/qdisc kind is unknown/.test(describeError(error))) throw error;
+    }
+    const rules = ['table inet pgwloss {}', 'delete table inet pgwloss', 'table inet pgwloss {', `  chain output { type filter hook output priority -5; numgen random mod 100 < ${Math.round(lossPercent)} drop; }`, '}', ''].join('\n');
+    await inNs(host.ns, 'nft', ['-f', '-'], rules);
+    return `${lossPercent}% loss (nftables; no latency: this kernel has no sch_netem)`;
   }
 
   /** Removes partitions and netem from one host. */
   async heal(name: string): Promise<void> {
     const host = this.host(name);
-    await inNs(host.ns, 'nft', ['-f', '-'], 'table inet pgwchaos {}\ndelete table inet pgwchaos\n');
+    await inNs(host.ns, 'nft', ['-f', '-'], 'table inet pgwchaos {}\ndelete table inet pgwchaos\ntable inet pgwloss {}\ndelete table inet pgwloss\n');
     await inNs(host.ns, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']).catch(() => undefined);
   }
 
