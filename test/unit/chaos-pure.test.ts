@@ -58,9 +58,9 @@ describe('asynchronous loss against maximum_lag_on_failover', () => {
 
   it('is a violation in async mode only beyond the bound, and any loss in sync mode', () => {
     const base = { seed: 1, faults: [], acknowledged: 10, lost: [7], dualWritable: 0, divergentMembers: [], converged: true, timelines: [1], writerErrors: 0, reads: { ok: 1, failed: 0 }, network: 'loopback', kinds: [], maximumLagOnFailover: 1000, reportPath: '' } as const;
-    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 900 } as ChaosReport), false);
-    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 1001 } as ChaosReport), true);
-    assert.equal(isViolation({ ...base, isSync: true, lostWalBytes: 10 } as ChaosReport), true);
-    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 0, dualWritable: 1 } as ChaosReport), true);
+    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 900 }), false);
+    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 1001 }), true);
+    assert.equal(isViolation({ ...base, isSync: true, lostWalBytes: 10 }), true);
+    assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 0, dualWritable: 1 }), true);
   });
 });
