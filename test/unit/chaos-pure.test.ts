@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkRun, findDualWrites, lostWalSpan, type Ack } from '../../src/chaos/checker.js';
-import { isViolation, type ChaosReport } from '../../src/chaos/runner.js';
+import { isViolation } from '../../src/chaos/runner.js';
 import { faultSchedule, FAULT_KINDS, PROCESS_FAULT_KINDS } from '../../src/chaos/schedule.js';
 
 const ack = (id: number, atMs: number, port: number, timeline: number): Ack => ({ id, atMs, port, sysid: '1', timeline });
