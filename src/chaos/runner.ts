@@ -139,7 +139,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-chaos-'));
   out(`chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${network === 'netns' ? 'one network namespace per member' : 'loopback'}, cluster in ${dir}`);
   out(`chaos: fault kinds (replay with the same list): --kinds ${kinds.join(',')}`);
-  const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1, network });
+  // As root every node's directory (data, pg_wal, logs) is a tmpfs of its own, so one can be filled.
+  const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1, network, ...(network === 'netns' ? { nodeTmpfsMb: 1024 } : {}) });
   const names = cluster.nodes.map((node) => node.name);
   let writer: ChaosWriter | undefined;
   let reader: ChaosReader | undefined;
@@ -334,6 +335,13 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
       const applied = await lab.degrade(leader, 150, 5);
       await sleep(8000);
       return { target: `${leader} (${applied})`, heal: async () => lab.heal(leader) };
+    }
+    case 'full-disk-primary': {
+      // The primary's disk (data, pg_wal and its agent's log) fills up: WAL and table writes fail until space is
+      // freed. Nothing acknowledged may be lost, the agent must survive, and writes must come back afterwards.
+      const { bytes, release } = await cluster.fillDisk(leader);
+      await sleep(10_000);
+      return { target: `${leader} (${Math.round(bytes / 1048576)} MB filled)`, heal: release };
     }
     case 'switchover-replica-kill': {
       await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader }), signal: AbortSignal.timeout(1000) }).catch(() => undefined);

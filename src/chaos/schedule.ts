@@ -13,7 +13,8 @@ export type FaultKind =
   | 'partition-primary'
   | 'partition-primary-oneway'
   | 'partition-etcd-minority'
-  | 'latency-primary';
+  | 'latency-primary'
+  | 'full-disk-primary';
 
 export interface Fault {
   readonly index: number;
@@ -28,8 +29,9 @@ export interface Fault {
 export const PROCESS_FAULT_KINDS: readonly FaultKind[] = ['kill-primary-agent', 'kill-primary-postmaster', 'kill-primary-both', 'stop-primary', 'kill-replica-both', 'kill-etcd-member', 'switchover-replica-kill'];
 /** Faults that need every member in its own network namespace (root). */
 export const NETWORK_FAULT_KINDS: readonly FaultKind[] = ['partition-primary', 'partition-primary-oneway', 'partition-etcd-minority', 'latency-primary'];
-export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', ...NETWORK_FAULT_KINDS];
-export const NEEDS_NETNS: ReadonlySet<FaultKind> = new Set(NETWORK_FAULT_KINDS);
+export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', ...NETWORK_FAULT_KINDS, 'full-disk-primary'];
+/** What only a root run can do: namespaces for the network faults, a tmpfs per node for the full disk. */
+export const NEEDS_NETNS: ReadonlySet<FaultKind> = new Set([...NETWORK_FAULT_KINDS, 'full-disk-primary']);
 
 export function faultSchedule(seed: number, count: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {
   if (!Number.isInteger(count) || count < 1) throw new Error(`--faults must be a positive integer, got ${count}`);

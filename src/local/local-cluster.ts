@@ -1,6 +1,8 @@
 // A real local cluster on 127.0.0.1: an etcd cluster plus N agents (each owning a PostgreSQL), started and stopped by PID.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EtcdDcs } from '../dcs/etcd/etcd-dcs.js';
@@ -36,6 +38,8 @@ export interface LocalClusterOptions {
    * on a private bridge (root only), so partitions, loss and latency are real network faults.
    */
   readonly network?: 'loopback' | 'netns';
+  /** Each node's directory (data, WAL, logs) on its own tmpfs of this many MB (root), so a disk can be filled. */
+  readonly nodeTmpfsMb?: number;
 }
 
 export interface LocalProxy {
@@ -144,6 +148,7 @@ export class LocalCluster {
         const name = `node${index + 1}`;
         const nodeDir = join(options.dir, name);
         await mkdir(nodeDir, { recursive: true });
+        if (options.nodeTmpfsMb !== undefined) await mountTmpfs(nodeDir, options.nodeTmpfsMb);
         await chmod(nodeDir, 0o777);
         const apiPort = ports[index * 2]!;
         const pgPort = ports[index * 2 + 1]!;
@@ -182,6 +187,7 @@ export class LocalCluster {
     } catch (error) {
       await etcd.stop();
       await lab?.destroy();
+      for (const node of nodes) await unmountTmpfs(node.nodeDir);
       throw error;
     }
   }
@@ -317,7 +323,33 @@ export class LocalCluster {
     await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
     await this.etcd.stop();
     await this.lab?.destroy();
+    for (const node of this.nodes) await unmountTmpfs(node.nodeDir);
   }
+
+  /** Fills the file system of a node's directory (tmpfs nodes only) and returns how to give the space back. */
+  async fillDisk(name: string): Promise<{ readonly bytes: number; readonly release: () => Promise<void> }> {
+    const node = this.node(name);
+    const stats = await statfs(node.nodeDir);
+    const bytes = Number(stats.bavail) * Number(stats.bsize);
+    const filler = join(node.nodeDir, 'disk-filler');
+    await run('fallocate', ['-l', String(bytes), filler]).catch(async () => run('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M'], { maxBuffer: 1024 * 1024 }).catch(() => undefined));
+    return { bytes, release: async () => rm(filler, { force: true }) };
+  }
+}
+
+const run = promisify(execFile);
+
+async function mountTmpfs(dir: string, sizeMb: number): Promise<void> {
+  try {
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0777`, 'tmpfs', dir]);
+  } catch (error) {
+    throw new PgwardenError('PGW_LOCAL_PROCESS', `could not mount a ${sizeMb} MB tmpfs on ${dir} (needs root): ${describeError(error)}`);
+  }
+}
+
+async function unmountTmpfs(dir: string): Promise<void> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
+  if (mounts.split('\n').some((line) => line.split(' ')[1] === dir)) await run('umount', ['-l', dir]).catch(() => undefined);
 }
 
 /** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */
