@@ -1,7 +1,7 @@
 // A real local cluster on 127.0.0.1: an etcd cluster plus N agents (each owning a PostgreSQL), started and stopped by PID.
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -323,7 +323,11 @@ export class LocalCluster {
     await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
     await this.etcd.stop();
     await this.lab?.destroy();
-    for (const node of this.nodes) await unmountTmpfs(node.nodeDir);
+    for (const node of this.nodes) {
+      // A tmpfs takes its contents with it: keep the agent's log next to it for the post-mortem.
+      if (await isMountPoint(node.nodeDir)) await copyFile(node.logFile, `${node.nodeDir}-agent.log`).catch(() => undefined);
+      await unmountTmpfs(node.nodeDir);
+    }
   }
 
   /** Fills the file system of a node's directory (tmpfs nodes only) and returns how to give the space back. */
@@ -347,9 +351,13 @@ async function mountTmpfs(dir: string, sizeMb: number): Promise<void> {
   }
 }
 
-async function unmountTmpfs(dir: string): Promise<void> {
+async function isMountPoint(dir: string): Promise<boolean> {
   const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
-  if (mounts.split('\n').some((line) => line.split(' ')[1] === dir)) await run('umount', ['-l', dir]).catch(() => undefined);
+  return mounts.split('\n').some((line) => line.split(' ')[1] === dir);
+}
+
+async function unmountTmpfs(dir: string): Promise<void> {
+  if (await isMountPoint(dir)) await run('umount', ['-l', dir]).catch(() => undefined);
 }
 
 /** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */

@@ -34,4 +34,16 @@ describe('pgwarden chaos (short seeded run)', { timeout: 600_000 }, () => {
     assert.ok(report.reads.ok > 0, context);
     await rm(report.reportPath, { force: true });
   });
+
+  it('survives a full disk on the primary (data, pg_wal and the agent log): writes pause and come back, nothing lost', { skip: process.getuid?.() === 0 ? false : 'a tmpfs per node needs root' }, async () => {
+    const lines: string[] = [];
+    const report = await runChaos({ seed: 1, faults: 1, isSync: true, kinds: ['full-disk-primary'], network: 'netns', out: (line) => lines.push(line) });
+    const context = lines.join('\n');
+    assert.equal(report.faults[0]?.kind, 'full-disk-primary', context);
+    assert.ok(report.faults[0]?.recoveryMs !== undefined, `writes came back after the disk was freed: ${context}`);
+    assert.deepEqual(report.lost, [], context);
+    assert.equal(report.dualWritable, 0, context);
+    assert.equal(report.converged, true, context);
+    await rm(report.reportPath, { force: true });
+  });
 });
