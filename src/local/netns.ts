@@ -32,7 +32,9 @@ async function inNs(ns: string, command: string, args: readonly string[], input?
   try {
     await new Promise<void>((resolve, reject) => {
       const child = execFile('ip', ['netns', 'exec', ns, command, ...args], { timeout: 10_000 }, (error, _stdout, stderr) => (error === null ? resolve() : reject(new Error(`${error.message} ${stderr}`))));
-      child.stdin?.end(input ?? '');
+      // A command that reads no input may exit before we write it: that is not an error.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(input ?? '');
     });
   } catch (error) {
     throw new PgwardenError('PGW_LOCAL_PROCESS', `in namespace ${ns}: ${command} ${args.join(' ')} failed: ${describeError(error)}`);

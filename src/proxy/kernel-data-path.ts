@@ -15,6 +15,8 @@ function run(command: string, args: readonly string[], input?: string): Promise<
       if (error !== null) reject(new Error(`${command} ${args.join(' ')} failed: ${(stderr || error.message).trim().split('\n').slice(0, 4).join(' | ')}`));
       else resolve(stdout);
     });
+    // A command that reads no input may exit before we write it: that is not an error.
+    child.stdin?.on('error', () => undefined);
     child.stdin?.end(input ?? '');
   });
 }

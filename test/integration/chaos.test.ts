@@ -46,4 +46,20 @@ describe('pgwarden chaos (short seeded run)', { timeout: 600_000 }, () => {
     assert.equal(report.converged, true, context);
     await rm(report.reportPath, { force: true });
   });
+
+  // Seeds whose asynchronous runs found bugs, replayed with the process faults they ran with: seed 100 left a replica
+  // that had promoted itself to the leader's timeline number waiting forever (history now compared, re-cloned);
+  // seed 200 left a replica stuck after pg_rewind failed (now re-cloned).
+  for (const seed of [100, 200]) {
+    it(`replays asynchronous seed ${seed}, which once found a stuck replica: converges with loss within maximum_lag_on_failover`, async () => {
+      const lines: string[] = [];
+      const report = await runChaos({ seed, faults: 8, isSync: false, kinds: PROCESS_FAULT_KINDS, network: 'loopback', out: (line) => lines.push(line) });
+      const context = lines.join('\n');
+      assert.equal(report.converged, true, context);
+      assert.deepEqual(report.divergentMembers, [], context);
+      assert.equal(report.dualWritable, 0, context);
+      assert.ok(report.lostWalBytes <= report.maximumLagOnFailover, context);
+      await rm(report.reportPath, { force: true });
+    });
+  }
 });
