@@ -1,9 +1,14 @@
 // Longer chaos runs: several seeds, synchronous and asynchronous, each a fresh local cluster; prints one row per
 // run and the totals (faults, lost writes, dual-writable periods, recovery time).
 import { parseArgs } from 'node:util';
-import { runChaos, type ChaosReport } from '../src/chaos/runner.js';
+import { runChaos, stopActiveClusters, type ChaosReport } from '../src/chaos/runner.js';
 
 const { values } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, faults: { type: 'string', default: '8' }, 'first-seed': { type: 'string', default: '100' } } });
+
+process.once('uncaughtException', (error) => {
+  console.error(error);
+  void stopActiveClusters().finally(() => process.exit(1));
+});
 
 async function main(): Promise<void> {
   const reports: ChaosReport[] = [];

@@ -14,11 +14,11 @@ import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
 import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
-import { isViolation, runChaos } from '../chaos/runner.js';
+import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
 import { FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
 import { runAgent } from './agent-main.js';
 import { runProxy } from './proxy-main.js';
-import { PgwardenError } from '../util/errors.js';
+import { describeError, PgwardenError } from '../util/errors.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -86,6 +86,10 @@ function register(program: Command): void {
       const kinds = options.kinds?.split(',').map((kind) => kind.trim());
       const unknown = kinds?.filter((kind) => !(FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
       if (unknown.length > 0) throw new Error(`unknown fault kind ${unknown.join(', ')}; choose from ${FAULT_KINDS.join(', ')}`);
+      process.once('uncaughtException', (error) => {
+        out(`chaos: crashed (${describeError(error)}): stopping the cluster`);
+        void stopActiveClusters().finally(() => process.exit(1));
+      });
       const report = await runChaos({ seed, faults: positiveNumber('faults', options.faults), isSync: options.sync === true, ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}), network: options.network as 'auto' | 'netns' | 'loopback', keepDir: options.keep === true, out });
       if (isViolation(report)) process.exitCode = 2;
     });

@@ -57,6 +57,20 @@ export function isViolation(report: ChaosReport): boolean {
   return report.dualWritable > 0 || report.divergentMembers.length > 0 || !report.converged || lossBroken;
 }
 
+/** Clusters of runs in progress, so a crash of the process can still stop them (see stopActiveClusters). */
+const active = new Set<LocalCluster>();
+
+/**
+ * Stops every cluster a run in this process has started. For callers' uncaughtException handlers: without it a crash
+ * would leave etcd, agents, postmasters, namespaces and tmpfs mounts behind.
+ */
+export async function stopActiveClusters(): Promise<void> {
+  await Promise.all([...active].map(async (cluster) => {
+    await cluster.lab?.healAll().catch(() => undefined);
+    await cluster.stop().catch(() => undefined);
+  }));
+}
+
 const TIMING = { ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576 };
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -141,6 +155,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   out(`chaos: fault kinds (replay with the same list): --kinds ${kinds.join(',')}`);
   // As root every node's directory (data, pg_wal, logs) is a tmpfs of its own, so one can be filled.
   const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1, network, ...(network === 'netns' ? { nodeTmpfsMb: 1024 } : {}) });
+  active.add(cluster);
   const names = cluster.nodes.map((node) => node.name);
   let writer: ChaosWriter | undefined;
   let reader: ChaosReader | undefined;
@@ -228,6 +243,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await reader?.stop();
     await cluster.lab?.healAll().catch(() => undefined);
     await cluster.stop();
+    active.delete(cluster);
     if (options.keepDir !== true) await rm(dir, { recursive: true, force: true });
   }
 }
