@@ -77,10 +77,10 @@ function register(program: Command): void {
     .option('--faults <n>', 'number of faults', '5')
     .option('--sync', 'run with synchronous_mode on (then no acknowledged write may be lost)')
     .option('--kinds <list>', `comma-separated fault kinds (${FAULT_KINDS.join(', ')})`)
-    .option('--network <mode>', 'auto (network namespaces when root), netns, or loopback (process faults only)', 'auto')
+    .option('--network <mode>', 'auto (network namespaces when root, else TCP relays to etcd), netns, relay, or loopback (process faults only)', 'auto')
     .option('--keep', 'keep the cluster directory (logs) and write the report there')
     .action(async (options: { seed: string; faults: string; sync?: boolean; kinds?: string; network: string; keep?: boolean }) => {
-      if (!['auto', 'netns', 'loopback'].includes(options.network)) throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns or loopback, got "${options.network}"`);
+      if (!['auto', 'netns', 'relay', 'loopback'].includes(options.network)) throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns, relay or loopback, got "${options.network}"`);
       const seed = Number(options.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed expects a non-negative integer, got "${options.seed}"`);
       const kinds = options.kinds?.split(',').map((kind) => kind.trim());
@@ -90,7 +90,7 @@ function register(program: Command): void {
         out(`chaos: crashed (${describeError(error)}): stopping the cluster`);
         void stopActiveClusters().finally(() => process.exit(1));
       });
-      const report = await runChaos({ seed, faults: positiveNumber('faults', options.faults), isSync: options.sync === true, ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}), network: options.network as 'auto' | 'netns' | 'loopback', keepDir: options.keep === true, out });
+      const report = await runChaos({ seed, faults: positiveNumber('faults', options.faults), isSync: options.sync === true, ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}), network: options.network as 'auto' | 'netns' | 'relay' | 'loopback', keepDir: options.keep === true, out });
       if (isViolation(report)) process.exitCode = 2;
     });
   const local = program.command('local').description('a local cluster on 127.0.0.1: 3 etcd members and 3 agents with PostgreSQL 15');

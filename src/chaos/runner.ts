@@ -9,7 +9,7 @@ import type { ClusterView } from '../core/types.js';
 import { LocalCluster } from '../local/local-cluster.js';
 import { canUseNetns } from '../local/netns.js';
 import { checkRun, type CheckReport } from './checker.js';
-import { FAULT_KINDS, faultSchedule, NEEDS_NETNS, type Fault, type FaultKind } from './schedule.js';
+import { FAULT_KINDS, faultSchedule, NEEDS_NETNS, RELAY_FAULT_KINDS, type Fault, type FaultKind } from './schedule.js';
 import { CHAOS_TABLE_SQL, ChaosReader, ChaosWriter } from './workload.js';
 
 export interface ChaosOptions {
@@ -17,8 +17,11 @@ export interface ChaosOptions {
   readonly faults: number;
   readonly isSync: boolean;
   readonly kinds?: readonly FaultKind[];
-  /** auto (default): network namespaces when this machine allows them, else loopback without network faults. */
-  readonly network?: 'auto' | 'loopback' | 'netns';
+  /**
+   * auto (default): network namespaces when this machine allows them, else TCP relays between agents and etcd.
+   * loopback: process faults only.
+   */
+  readonly network?: 'auto' | 'loopback' | 'netns' | 'relay';
   readonly keepDir?: boolean;
   readonly out: (line: string) => void;
 }
@@ -44,7 +47,7 @@ export interface ChaosReport extends Omit<CheckReport, 'dualWritable'> {
   readonly timelines: readonly number[];
   readonly writerErrors: number;
   readonly reads: { readonly ok: number; readonly failed: number };
-  readonly network: 'loopback' | 'netns';
+  readonly network: 'loopback' | 'netns' | 'relay';
   readonly kinds: readonly FaultKind[];
   /** maximum_lag_on_failover of the run: in asynchronous mode lostWalBytes must stay within it. */
   readonly maximumLagOnFailover: number;
@@ -137,21 +140,23 @@ const signalAll = (pids: readonly number[], signal: NodeJS.Signals): void => {
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const { out } = options;
   const wanted = options.network ?? 'auto';
-  let network: 'loopback' | 'netns' = wanted === 'auto' ? 'netns' : wanted;
+  let network: 'loopback' | 'netns' | 'relay' = wanted === 'auto' ? 'netns' : wanted;
   if (network === 'netns') {
     const check = await canUseNetns();
     if (!check.ok) {
-      if (wanted === 'netns' || options.kinds?.some((kind) => NEEDS_NETNS.has(kind)) === true) {
-        throw new Error(`network faults (${[...NEEDS_NETNS].join(', ')}) need every member in its own network namespace, which this machine does not allow: ${check.reason}; choose process faults with --kinds`);
-      }
-      out(`chaos: no network namespaces here (${check.reason}): running on loopback with process faults only`);
-      network = 'loopback';
+      if (wanted === 'netns') throw new Error(`--network netns: this machine does not allow network namespaces: ${check.reason}`);
+      out(`chaos: no network namespaces here (${check.reason}): partitions go through TCP relays between the agents and etcd instead`);
+      network = 'relay';
     }
   }
-  const kinds = options.kinds ?? FAULT_KINDS.filter((kind) => network === 'netns' || !NEEDS_NETNS.has(kind));
+  const usable = (kind: FaultKind): boolean => network === 'netns' || !NEEDS_NETNS.has(kind) || (network === 'relay' && RELAY_FAULT_KINDS.has(kind));
+  const unusable = options.kinds?.filter((kind) => !usable(kind)) ?? [];
+  if (unusable.length > 0) throw new Error(`fault kinds ${unusable.join(', ')} need every member in its own network namespace (root); on this ${network} run choose from ${FAULT_KINDS.filter(usable).join(', ')}`);
+  const kinds = options.kinds ?? FAULT_KINDS.filter(usable);
   const schedule = faultSchedule(options.seed, options.faults, kinds);
   const dir = await mkdtemp(join(tmpdir(), 'pgw-chaos-'));
-  out(`chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${network === 'netns' ? 'one network namespace per member' : 'loopback'}, cluster in ${dir}`);
+  const described = { netns: 'one network namespace per member', relay: 'loopback, agents reach etcd through fault relays', loopback: 'loopback' }[network];
+  out(`chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${described}, cluster in ${dir}`);
   out(`chaos: fault kinds (replay with the same list): --kinds ${kinds.join(',')}`);
   // As root every node's directory (data, pg_wal, logs) is a tmpfs of its own, so one can be filled.
   const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1, network, ...(network === 'netns' ? { nodeTmpfsMb: 1024 } : {}) });
@@ -330,8 +335,20 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
     case 'partition-primary-oneway': {
       // Cut off from etcd and the other members (both ways), or unable to send to etcd (it still hears it): either
       // way it cannot renew its lock. Clients and the proxy still reach it, which is what makes this dangerous.
-      const lab = needLab(cluster);
       const isOneWay = fault.kind === 'partition-primary-oneway';
+      const relays = cluster.relays.get(leader);
+      if (cluster.lab === undefined && relays !== undefined) {
+        // Without namespaces only the agent-to-etcd path can be cut; replication to the peers goes on.
+        for (const relay of relays) relay.setMode(isOneWay ? 'drop-outbound' : 'blackhole');
+        await sleep((TIMING.ttl + 3) * 1000);
+        return {
+          target: `${leader} (from etcd, by relay)`,
+          heal: async () => {
+            for (const relay of relays) relay.setMode('pass');
+          },
+        };
+      }
+      const lab = needLab(cluster);
       const peers = isOneWay ? etcdAddresses(cluster) : [...etcdAddresses(cluster), ...cluster.nodes.filter((node) => node.name !== leader).map((node) => node.host)];
       await lab.partition(leader, peers, isOneWay ? 'outbound' : 'both');
       await sleep((TIMING.ttl + 3) * 1000);

@@ -44,3 +44,5 @@ export function faultSchedule(seed: number, count: number, kinds: readonly Fault
     settleS: 1 + Math.floor(random() * 3),
   }));
 }
+/** Network faults a run without namespaces can still make, with TCP relays between the agents and etcd. */
+export const RELAY_FAULT_KINDS: ReadonlySet<FaultKind> = new Set(['partition-primary', 'partition-primary-oneway']);

@@ -12,6 +12,7 @@ import { describeError, PgwardenError } from '../util/errors.js';
 import { startEtcdCluster, type EtcdClusterHandle } from './etcd-cluster.js';
 import { pickFreePorts } from './free-port.js';
 import { renderNodeConfig, type LocalTiming } from './node-config.js';
+import { FaultRelay } from './fault-relay.js';
 import { NetnsLab } from './netns.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 
@@ -35,9 +36,10 @@ export interface LocalClusterOptions {
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
   /**
    * loopback (default): everything on 127.0.0.1. netns: each etcd member and each node in its own network namespace
-   * on a private bridge (root only), so partitions, loss and latency are real network faults.
+   * on a private bridge (root only), so partitions, loss and latency are real network faults. relay: loopback, with
+   * each agent reaching each etcd member through a TCP relay of this process that can stop moving bytes (no root).
    */
-  readonly network?: 'loopback' | 'netns';
+  readonly network?: 'loopback' | 'netns' | 'relay';
   /** Each node's directory (data, WAL, logs) on its own tmpfs of this many MB (root), so a disk can be filled. */
   readonly nodeTmpfsMb?: number;
 }
@@ -97,6 +99,8 @@ export class LocalCluster {
   readonly proxies: LocalProxy[] = [];
   /** The network-namespace lab when started with network: 'netns'. */
   readonly lab: NetnsLab | undefined;
+  /** network: 'relay': each node's relays to the etcd members, by node name. */
+  readonly relays = new Map<string, FaultRelay[]>();
 
   private constructor(dir: string, scope: string, namespace: string, nodes: LocalNode[], etcd: EtcdClusterHandle, superuserPassword: string, lab: NetnsLab | undefined) {
     this.lab = lab;
@@ -139,6 +143,15 @@ export class LocalCluster {
       await lab?.destroy();
       throw error;
     }
+    const relays = new Map<string, FaultRelay[]>();
+    if (options.network === 'relay') {
+      for (let index = 0; index < nodeCount; index++) {
+        relays.set(`node${index + 1}`, await Promise.all(etcd.endpoints.map(async (endpoint) => {
+          const url = new URL(endpoint);
+          return FaultRelay.start({ host: url.hostname, port: Number(url.port) });
+        })));
+      }
+    }
     const superuserPassword = randomBytes(9).toString('base64url');
     const replicationPassword = randomBytes(9).toString('base64url');
     const ports = await pickFreePorts(nodeCount * 2);
@@ -163,7 +176,7 @@ export class LocalCluster {
           host,
           ...(lab === undefined ? {} : { hbaNetwork: lab.subnet }),
           nodeDir,
-          etcdHosts: etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')),
+          etcdHosts: relays.get(name)?.map((relay) => `127.0.0.1:${relay.port}`) ?? etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')),
           timing: options.timing ?? DEFAULT_TIMING,
           superuserPassword,
           replicationPassword,
@@ -176,6 +189,7 @@ export class LocalCluster {
         nodes.push({ name, configPath, nodeDir, dataDir: join(nodeDir, 'data'), apiPort, pgPort, host, logFile: join(nodeDir, 'agent.log'), agentPid: undefined });
       }
       const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword, lab);
+      for (const [name, list] of relays) cluster.relays.set(name, list);
       for (const node of nodes) cluster.startAgent(node.name);
       try {
         for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);
@@ -187,6 +201,7 @@ export class LocalCluster {
     } catch (error) {
       await etcd.stop();
       await lab?.destroy();
+      for (const list of relays.values()) for (const relay of list) await relay.close();
       for (const node of nodes) await unmountTmpfs(node.nodeDir);
       throw error;
     }
@@ -323,6 +338,7 @@ export class LocalCluster {
     await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
     await this.etcd.stop();
     await this.lab?.destroy();
+    for (const list of this.relays.values()) for (const relay of list) await relay.close();
     for (const node of this.nodes) {
       // A tmpfs takes its contents with it: keep the agent's log next to it for the post-mortem.
       if (await isMountPoint(node.nodeDir)) await copyFile(node.logFile, `${node.nodeDir}-agent.log`).catch(() => undefined);

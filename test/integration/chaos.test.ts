@@ -47,6 +47,19 @@ describe('pgwarden chaos (short seeded run)', { timeout: 600_000 }, () => {
     await rm(report.reportPath, { force: true });
   });
 
+  it('falls back to TCP relays between agents and etcd where namespaces are not used: a primary cut off from etcd fences itself', async () => {
+    const lines: string[] = [];
+    const report = await runChaos({ seed: 7, faults: 2, isSync: true, kinds: ['partition-primary', 'partition-primary-oneway'], network: 'relay', out: (line) => lines.push(line) });
+    const context = lines.join('\n');
+    assert.equal(report.network, 'relay', context);
+    assert.deepEqual(report.faults.map((fault) => fault.kind), ['partition-primary', 'partition-primary-oneway'], context);
+    assert.deepEqual(report.lost, [], context);
+    assert.equal(report.dualWritable, 0, context);
+    assert.equal(report.converged, true, context);
+    assert.ok(report.timelines.length >= 2, `the partitioned primary lost its lock and another member took over: ${context}`);
+    await rm(report.reportPath, { force: true });
+  });
+
   // Seeds whose asynchronous runs found bugs, replayed with the process faults they ran with: seed 100 left a replica
   // that had promoted itself to the leader's timeline number waiting forever (history now compared, re-cloned);
   // seed 200 left a replica stuck after pg_rewind failed (now re-cloned).
