@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { runChaos } from '../../src/chaos/runner.js';
 import { NETWORK_FAULT_KINDS, PROCESS_FAULT_KINDS } from '../../src/chaos/schedule.js';
 
-describe('pgwarden chaos (short seeded run)', { timeout: 600_000 }, () => {
+describe('pgwarden chaos (short seeded runs)', { timeout: 2_700_000 }, () => {
   it('loses no acknowledged write, never has two writable primaries through the proxy, and converges', async () => {
     const lines: string[] = [];
     const report = await runChaos({ seed: 11, faults: 4, isSync: true, kinds: PROCESS_FAULT_KINDS, network: 'loopback', out: (line) => lines.push(line) });

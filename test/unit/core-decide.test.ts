@@ -141,6 +141,17 @@ describe('replicas', () => {
     assert.deepEqual(decide({ ...obs, pg: { ...obs.pg, isHistoryDivergent: false } }, freshMemory()).actions, []);
   });
 
+  it('re-clones a replica that cannot replay WAL it received on the leader\'s timeline (found by chaos seed 100, async), never while the leader is unreachable', () => {
+    const stuck = pgState({ timeline: 2, isStreaming: false, upstream: 'node1', isHistoryDivergent: false, receivedLsn: 0x405dae0n, replayedLsn: 0x404db30n });
+    const obs = observe({ name: 'node3', pg: stuck, dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1', { timeline: 2, role: 'primary' }), member('node2'), member('node3')] }) } });
+    const since = { ...freshMemory(), notStreamingSinceMs: obs.nowMs - 31_000 };
+    assert.deepEqual(decide(obs, since).actions, [{ kind: 'reinitialize', from: 'node1' }]);
+    assert.match(decide(obs, since).reason, /cannot replay WAL it received/);
+    assert.deepEqual(decide(obs, { ...freshMemory(), notStreamingSinceMs: obs.nowMs - 10_000 }).actions, [], 'not before the limit');
+    assert.deepEqual(decide({ ...obs, pg: { ...stuck, isHistoryDivergent: undefined } }, since).actions, [], 'not when the leader could not be read');
+    assert.deepEqual(decide({ ...obs, pg: { ...stuck, replayedLsn: 0x405dae0n } }, since).actions, [], 'not when everything received was replayed (merely disconnected)');
+  });
+
   it('re-clones a stopped replica once pg_rewind failed for this leader instead of starting it to wait forever', () => {
     const memory = { ...freshMemory(), rewindFailedFor: 'node1' };
     const stopped = observe({ name: 'node3', pg: pgState({ isRunning: false, role: 'replica' }) });

@@ -8,6 +8,9 @@ function notStreamingLimitMs(loopWaitMs: number): number {
   return Math.max(5000, 3 * loopWaitMs);
 }
 
+/** Long enough that a replica which merely lost its connection for a while is never mistaken for a stuck one. */
+export const STUCK_REPLAY_LIMIT_MS = 30_000;
+
 export const followRule: Rule = (context) => {
   const { obs, view, name, mem } = context;
   const leader = context.leaderName;
@@ -44,6 +47,14 @@ export const followRule: Rule = (context) => {
       // Not streaming and on an older timeline: probably diverged (a former primary). pg_rewind fixes it or says there is nothing to do.
       const action = obs.useRewind && mem.rewindFailedFor !== leader ? ({ kind: 'rewind', from: leader } as const) : ({ kind: 'reinitialize', from: leader } as const);
       return decision(context, `replica cannot stream from ${leader} on timeline ${leaderTimeline}: ${action.kind === 'rewind' ? 'rewinding' : 'reinitializing'}`, [action], { memory: { notStreamingSinceMs: undefined } });
+    }
+    // WAL it received but cannot replay, with no WAL receiver for this long, while the leader answers with the same
+    // history: two members promoted to the same timeline ID at the same LSN (a switchover target killed right after
+    // promoting) and their WAL parted there. pg_rewind sees "same timeline"; only a re-clone helps. Never while the
+    // leader is unreachable (isHistoryDivergent is false only after reading the leader's history file).
+    const isReplayStuck = pg.receivedLsn !== undefined && pg.replayedLsn !== undefined && pg.receivedLsn > pg.replayedLsn;
+    if (!isBehindTimeline && isReplayStuck && pg.isHistoryDivergent === false && obs.nowMs - since >= Math.max(STUCK_REPLAY_LIMIT_MS, notStreamingLimitMs(obs.timing.loopWaitMs)) && !isBackingOff(context)) {
+      return decision(context, `replica cannot replay WAL it received from ${leader} on timeline ${leaderTimeline} (its WAL parted from the leader's at the same timeline ID): reinitializing`, [{ kind: 'reinitialize', from: leader }], { memory: { notStreamingSinceMs: undefined } });
     }
     return decision(context, `no action. I am (${name}), a secondary, waiting to stream from the leader (${leader})`, [], { memory: { notStreamingSinceMs: since } });
   }
