@@ -1,5 +1,6 @@
 // Interop: Debian's patronictl 3.0.2, pointed at a pgwarden cluster, reads the same state and switches over through our REST API.
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -38,12 +39,26 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
 
   it('lists the same members and shows the same config as pgwarden', async () => {
     await waitHealthy(cluster, 90_000);
-    const theirs = await patronictl(config, 'list', '-f', 'json');
+    // The two tools read etcd a moment apart, and a replica's published lag can change in between (a fresh replica
+    // catching up): compare a few times until both saw the same keys; a real difference persists and fails.
+    let theirs = await patronictl(config, 'list', '-f', 'json');
+    let ours = await pgwarden(config, 'list', '-f', 'json');
+    let theirTable = await patronictl(config, 'list');
+    let ourTable = await pgwarden(config, 'list');
+    const sameJson = (a: string, b: string): boolean => {
+      try {
+        return isDeepStrictEqual(JSON.parse(a), JSON.parse(b));
+      } catch {
+        return false;
+      }
+    };
+    for (let attempt = 0; attempt < 10 && (!sameJson(theirs.stdout, ours.stdout) || theirTable.stdout.trim() !== ourTable.stdout.trim()); attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      [theirs, ours] = [await patronictl(config, 'list', '-f', 'json'), await pgwarden(config, 'list', '-f', 'json')];
+      [theirTable, ourTable] = [await patronictl(config, 'list'), await pgwarden(config, 'list')];
+    }
     assert.equal(theirs.code, 0, theirs.stderr);
-    const ours = await pgwarden(config, 'list', '-f', 'json');
     assert.deepEqual(JSON.parse(theirs.stdout), JSON.parse(ours.stdout));
-    const theirTable = await patronictl(config, 'list');
-    const ourTable = await pgwarden(config, 'list');
     assert.equal(theirTable.stdout.trim(), ourTable.stdout.trim());
     assert.deepEqual(parse((await patronictl(config, 'show-config')).stdout), parse((await pgwarden(config, 'show-config')).stdout));
   });
