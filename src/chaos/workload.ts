@@ -8,6 +8,13 @@ const INSERT_SQL = `INSERT INTO chaos_acks (id) VALUES ($1)
   ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS timeline,
   (pg_current_wal_lsn() - '0/0')::text AS lsn`;
 
+/** A client through one of the proxy's ports; the long connect timeout lets the proxy hold it through a failover. */
+function proxyClient(port: number, password: string): pg.Client {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 35_000, query_timeout: 10_000 });
+  client.on('error', () => undefined);
+  return client;
+}
+
 export const CHAOS_TABLE_SQL = 'CREATE TABLE IF NOT EXISTS chaos_acks (id bigint PRIMARY KEY)';
 
 export class ChaosWriter {
@@ -36,8 +43,7 @@ export class ChaosWriter {
   async #run(): Promise<void> {
     while (!this.#isStopped) {
       if (this.#client === undefined) {
-        const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 35_000, query_timeout: 10_000 });
-        client.on('error', () => undefined);
+        const client = proxyClient(this.port, this.password);
         try {
           await client.connect();
           this.#client = client;
@@ -90,8 +96,7 @@ export class ChaosReader {
     while (!this.#isStopped) {
       try {
         if (client === undefined) {
-          const fresh = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 35_000, query_timeout: 10_000 });
-          fresh.on('error', () => undefined);
+          const fresh = proxyClient(this.port, this.password);
           client = fresh;
           await fresh.connect();
         }

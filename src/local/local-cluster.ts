@@ -1,14 +1,13 @@
 // A real local cluster on 127.0.0.1: an etcd cluster plus N agents (each owning a PostgreSQL), started and stopped by PID.
 import { randomBytes } from 'node:crypto';
-import { execFile } from 'node:child_process';
 import { chmod, copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EtcdDcs } from '../dcs/etcd/etcd-dcs.js';
 import type { ClusterView } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import { runCommand } from '../util/run-command.js';
 import { startEtcdCluster, type EtcdClusterHandle } from './etcd-cluster.js';
 import { pickFreePorts } from './free-port.js';
 import { renderNodeConfig, type LocalTiming } from './node-config.js';
@@ -144,19 +143,19 @@ export class LocalCluster {
       throw error;
     }
     const relays = new Map<string, FaultRelay[]>();
-    if (options.network === 'relay') {
-      for (let index = 0; index < nodeCount; index++) {
-        relays.set(`node${index + 1}`, await Promise.all(etcd.endpoints.map(async (endpoint) => {
-          const url = new URL(endpoint);
-          return FaultRelay.start({ host: url.hostname, port: Number(url.port) });
-        })));
-      }
-    }
     const superuserPassword = randomBytes(9).toString('base64url');
     const replicationPassword = randomBytes(9).toString('base64url');
     const ports = await pickFreePorts(nodeCount * 2);
     const nodes: LocalNode[] = [];
     try {
+      if (options.network === 'relay') {
+        for (let index = 0; index < nodeCount; index++) {
+          relays.set(`node${index + 1}`, await Promise.all(etcd.endpoints.map(async (endpoint) => {
+            const url = new URL(endpoint);
+            return FaultRelay.start({ host: url.hostname, port: Number(url.port) });
+          })));
+        }
+      }
       for (let index = 0; index < nodeCount; index++) {
         const name = `node${index + 1}`;
         const nodeDir = join(options.dir, name);
@@ -352,16 +351,14 @@ export class LocalCluster {
     const stats = await statfs(node.nodeDir);
     const bytes = Number(stats.bavail) * Number(stats.bsize);
     const filler = join(node.nodeDir, 'disk-filler');
-    await run('fallocate', ['-l', String(bytes), filler]).catch(async () => run('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M'], { maxBuffer: 1024 * 1024 }).catch(() => undefined));
+    await runCommand('fallocate', ['-l', String(bytes), filler]);
     return { bytes, release: async () => rm(filler, { force: true }) };
   }
 }
 
-const run = promisify(execFile);
-
 async function mountTmpfs(dir: string, sizeMb: number): Promise<void> {
   try {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0777`, 'tmpfs', dir]);
+    await runCommand('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0777`, 'tmpfs', dir]);
   } catch (error) {
     throw new PgwardenError('PGW_LOCAL_PROCESS', `could not mount a ${sizeMb} MB tmpfs on ${dir} (needs root): ${describeError(error)}`);
   }
@@ -373,7 +370,7 @@ async function isMountPoint(dir: string): Promise<boolean> {
 }
 
 async function unmountTmpfs(dir: string): Promise<void> {
-  if (await isMountPoint(dir)) await run('umount', ['-l', dir]).catch(() => undefined);
+  if (await isMountPoint(dir)) await runCommand('umount', ['-l', dir]).catch(() => undefined);
 }
 
 /** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */

@@ -1,12 +1,9 @@
 // Hosts for the local cluster in Linux network namespaces: one namespace per etcd member and per PostgreSQL node,
 // each with a veth on a private bridge and its own address, so a partition is a real network fault (packets
 // dropped by nftables inside the host's namespace, or delayed and lost by tc netem on its interface).
-import { execFile } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
-import { promisify } from 'node:util';
 import { describeError, PgwardenError } from '../util/errors.js';
-
-const run = promisify(execFile);
+import { runCommand } from '../util/run-command.js';
 
 export interface LabHost {
   readonly name: string;
@@ -22,20 +19,15 @@ export type Direction = 'both' | 'outbound' | 'inbound';
 
 async function ip(args: readonly string[]): Promise<void> {
   try {
-    await run('ip', [...args], { timeout: 10_000 });
+    await runCommand('ip', args);
   } catch (error) {
-    throw new PgwardenError('PGW_LOCAL_PROCESS', `ip ${args.join(' ')} failed: ${describeError(error)}`);
+    throw new PgwardenError('PGW_LOCAL_PROCESS', describeError(error));
   }
 }
 
 async function inNs(ns: string, command: string, args: readonly string[], input?: string): Promise<void> {
   try {
-    await new Promise<void>((resolve, reject) => {
-      const child = execFile('ip', ['netns', 'exec', ns, command, ...args], { timeout: 10_000 }, (error, _stdout, stderr) => (error === null ? resolve() : reject(new Error(`${error.message} ${stderr}`))));
-      // A command that reads no input may exit before we write it: that is not an error.
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(input ?? '');
-    });
+    await runCommand('ip', ['netns', 'exec', ns, command, ...args], input === undefined ? {} : { input });
   } catch (error) {
     throw new PgwardenError('PGW_LOCAL_PROCESS', `in namespace ${ns}: ${command} ${args.join(' ')} failed: ${describeError(error)}`);
   }
@@ -47,8 +39,8 @@ export async function canUseNetns(): Promise<{ readonly ok: boolean; readonly re
   if (process.getuid?.() !== 0) return { ok: false, reason: 'creating network namespaces needs root' };
   const probe = `pgwprobe${randomBytes(3).toString('hex')}`;
   try {
-    await run('ip', ['netns', 'add', probe], { timeout: 5000 });
-    await run('ip', ['netns', 'del', probe], { timeout: 5000 });
+    await runCommand('ip', ['netns', 'add', probe], { timeoutMs: 5000 });
+    await runCommand('ip', ['netns', 'del', probe], { timeoutMs: 5000 });
     return { ok: true, reason: '' };
   } catch (error) {
     return { ok: false, reason: `ip netns add failed: ${describeError(error)}` };

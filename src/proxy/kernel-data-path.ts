@@ -1,30 +1,20 @@
 // Applies kernel routes with nft and keeps renewing them: the I/O side of kernel-rules.ts. Nothing here decides where
 // traffic goes; the proxy server hands over a KernelRoute computed from the primary route.
-import { execFile } from 'node:child_process';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
+import { runCommand } from '../util/run-command.js';
 import { parseCounters, renderRoute, renderTable, type KernelCounters, type KernelListener, type KernelRoute } from './kernel-rules.js';
 
 const NFT_TIMEOUT_MS = 5000;
 
-const nft = (args: readonly string[], input?: string): Promise<string> => run('nft', args, input);
-
-function run(command: string, args: readonly string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(command, [...args], { timeout: NFT_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error !== null) reject(new Error(`${command} ${args.join(' ')} failed: ${(stderr || error.message).trim().split('\n').slice(0, 4).join(' | ')}`));
-      else resolve(stdout);
-    });
-    // A command that reads no input may exit before we write it: that is not an error.
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(input ?? '');
-  });
-}
+const nft = (args: readonly string[], input?: string): Promise<string> => runCommand('nft', args, { ...(input !== undefined ? { input } : {}), timeoutMs: NFT_TIMEOUT_MS });
 
 export class KernelDataPath {
   readonly #listener: KernelListener;
   readonly #leaseMs: number;
   readonly #log: Log;
+  /** Where the route comes from: asked at every renewal, so time-based staleness needs no event. */
+  #source: () => KernelRoute;
   #route: KernelRoute = { liveGenerations: [] };
   #applied = '';
   #queue: Promise<void> = Promise.resolve();
@@ -32,14 +22,15 @@ export class KernelDataPath {
   #isClosed = false;
   #failures = 0;
 
-  private constructor(listener: KernelListener, leaseMs: number, log: Log) {
+  private constructor(listener: KernelListener, leaseMs: number, log: Log, source: () => KernelRoute) {
+    this.#source = source;
     this.#listener = listener;
     this.#leaseMs = leaseMs;
     this.#log = log;
   }
 
   /** Creates (or replaces) the listener's table; fails with what to do when nft or the privilege is missing. */
-  static async open(listener: KernelListener, leaseMs: number, log: Log, currentRoute: () => KernelRoute): Promise<KernelDataPath> {
+  static async open(listener: KernelListener, leaseMs: number, log: Log, source: () => KernelRoute): Promise<KernelDataPath> {
     try {
       await nft(['-f', '-'], renderTable(listener));
     } catch (error) {
@@ -48,20 +39,31 @@ export class KernelDataPath {
         cause: error,
       });
     }
-    const path = new KernelDataPath(listener, leaseMs, log);
+    const path = new KernelDataPath(listener, leaseMs, log, source);
     // Renewed well within the lease, from the route as it is now (staleness is a matter of time, not of events).
-    path.#timer = setInterval(() => void path.apply(currentRoute()), Math.max(100, Math.floor(leaseMs / 4)));
+    path.#timer = setInterval(() => void path.refresh(), Math.max(100, Math.floor(leaseMs / 4)));
     path.#timer.unref();
-    await path.apply(currentRoute());
+    await path.refresh();
     return path;
+  }
+
+  /** Applies the route as the source gives it now (each apply renews the lease); resolves once nft has taken it. */
+  refresh(): Promise<void> {
+    return this.#apply(this.#source());
+  }
+
+  /** A listener a reload replaced: its open flows keep following the route, but no new connection is routed. */
+  retire(): Promise<void> {
+    const source = this.#source;
+    this.#source = () => ({ liveGenerations: source().liveGenerations });
+    return this.refresh();
   }
 
   get listener(): KernelListener {
     return this.#listener;
   }
 
-  /** Queues the route (each apply renews the lease); resolves once nft has taken it. */
-  apply(route: KernelRoute): Promise<void> {
+  #apply(route: KernelRoute): Promise<void> {
     if (this.#isClosed) return Promise.resolve();
     this.#route = route;
     const run = async (): Promise<void> => {
@@ -96,13 +98,13 @@ export class KernelDataPath {
    */
   async close(): Promise<void> {
     if (this.#isClosed) return;
-    await this.apply({ liveGenerations: [] });
+    await this.#apply({ liveGenerations: [] });
     this.#isClosed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     await this.#queue;
     const { host, port, table } = this.#listener;
     const flows = ['-D', '-p', 'tcp', '--orig-port-dst', String(port), ...(host === '0.0.0.0' ? [] : ['--orig-dst', host])];
-    const deleted = await run('conntrack', flows).then(() => true, (error: unknown) => / 0 flow entries have been deleted/.test(describeError(error)));
+    const deleted = await runCommand('conntrack', flows, { timeoutMs: NFT_TIMEOUT_MS }).then(() => true, (error: unknown) => / 0 flow entries have been deleted/.test(describeError(error)));
     if (!deleted) {
       this.#log.warn({ table }, `kept nftables table ${table} (emptied) so that kernel-routed flows stay cut: install conntrack to let the proxy remove it`);
       return;

@@ -24,36 +24,23 @@ export class ProxyMetrics implements ForwarderEvents {
         .finally(() => setTimeout(() => (kernelRead = undefined), 0));
       return kernelRead;
     };
-    new Counter({
-      name: 'pgwarden_proxy_kernel_connections_total',
-      help: 'Primary connections routed by the kernel data path (nftables DNAT) straight to the lock holder',
-      registers: [this.registry],
-      async collect() {
-        const counters = await readKernel();
-        this.reset();
-        if (counters !== undefined) this.inc(counters.routed);
-      },
-    });
-    new Counter({
-      name: 'pgwarden_proxy_kernel_refusals_hidden_total',
-      help: 'Kernel-routed connects refused by a crashed lock holder and hidden from the client, which retried through the proxy',
-      registers: [this.registry],
-      async collect() {
-        const counters = await readKernel();
-        this.reset();
-        if (counters !== undefined) this.inc(counters.refusalsHidden);
-      },
-    });
-    new Counter({
-      name: 'pgwarden_proxy_kernel_resets_total',
-      help: 'Packets of kernel-routed connections reset because their backend no longer holds the lock',
-      registers: [this.registry],
-      async collect() {
-        const counters = await readKernel();
-        this.reset();
-        if (counters !== undefined) this.inc(counters.resets);
-      },
-    });
+    const kernelMetrics: readonly [string, string, keyof KernelCounters][] = [
+      ['pgwarden_proxy_kernel_connections_total', 'Primary connections routed by the kernel data path (nftables DNAT) straight to the lock holder', 'routed'],
+      ['pgwarden_proxy_kernel_refusals_hidden_total', 'Kernel-routed connects refused by a crashed lock holder and hidden from the client, which retried through the proxy', 'refusalsHidden'],
+      ['pgwarden_proxy_kernel_resets_total', 'Packets of kernel-routed connections reset because their backend no longer holds the lock', 'resets'],
+    ];
+    for (const [name, help, key] of kernelMetrics) {
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        async collect() {
+          const counters = await readKernel();
+          this.reset();
+          if (counters !== undefined) this.inc(counters[key]);
+        },
+      });
+    }
     new Gauge({
       name: 'pgwarden_proxy_buffered_bytes',
       help: 'Bytes waiting in the proxy for a slow peer (bounded by backpressure)',

@@ -235,12 +235,7 @@ export class ProxyServer {
   }
 
   #onClusterChange(): void {
-    if (this.#kernel !== undefined) {
-      const route = this.#kernelRoute();
-      void this.#kernel.apply(route);
-      // A replaced listener's kernel flows follow the route too, but no new connection is routed through it.
-      for (const retired of this.#retiredKernels) void retired.apply({ liveGenerations: route.liveGenerations });
-    }
+    for (const kernel of [this.#kernel, ...this.#retiredKernels]) void kernel?.refresh();
     const input = this.#feed.input();
     const options = this.#routingOptions();
     const primary = routePrimary(input, options);
@@ -284,6 +279,7 @@ export class ProxyServer {
         if (kind === 'primary') {
           this.ports.primary = port;
           if (this.#kernel !== undefined) {
+            await this.#kernel.retire();
             this.#retiredKernels.push(this.#kernel);
             this.#kernel = await this.#openKernel(after.host, port);
           }
@@ -323,7 +319,7 @@ export class ProxyServer {
     await Promise.all(forwarders.map((forwarder) => forwarder.stopListening()));
     // No new kernel-routed connections either; open ones get the same grace as the proxy's own.
     this.#isStopping = true;
-    await this.#kernel?.apply(this.#kernelRoute());
+    await this.#kernel?.refresh();
     const endAt = this.#options.nowMs() + graceMs;
     while (this.#options.nowMs() < endAt && forwarders.some((forwarder) => forwarder.connections.size > 0)) await new Promise((resolve) => setTimeout(resolve, 50));
     for (const forwarder of forwarders) forwarder.closeWhere(() => true, false);
