@@ -24,41 +24,75 @@ export default tseslint.config(
   {
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: [...nodeAndNpm, '../*/**', '!../core/**'], message: 'core/ is pure: it imports only core/.' }] }],
-      'no-restricted-properties': ['error',
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: [...nodeAndNpm, '../*/**', '!../core/**'], message: 'core/ is pure: it imports only core/.' }] },
+      ],
+      'no-restricted-properties': [
+        'error',
         { object: 'Date', property: 'now', message: 'core/ gets time from the Observation.' },
-        { object: 'Math', property: 'random', message: 'core/ is deterministic.' }],
+        { object: 'Math', property: 'random', message: 'core/ is deterministic.' },
+      ],
     },
   },
   {
     files: ['src/agent/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../dcs/*', '../postgres/*', '../api/*', '../cli/*', 'pg'], message: 'agent/ receives adapters through core/ports.ts.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../dcs/*', '../postgres/*', '../api/*', '../cli/*', 'pg'],
+              message: 'agent/ receives adapters through core/ports.ts.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/dcs/**/*.ts', 'src/postgres/**/*.ts', 'src/config/**/*.ts', 'src/obs/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../agent/*', '../api/*', '../cli/*', '../bin/*'], message: 'adapters must not import higher layers.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['../agent/*', '../api/*', '../cli/*', '../bin/*'], message: 'adapters must not import higher layers.' }] },
+      ],
     },
   },
   {
     files: ['src/proxy/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../dcs/*', '../postgres/*', '../agent/*', '../api/*', '../cli/*', '../bin/*', 'pg'], message: 'proxy/ receives the DCS and the probe from its composition root.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../dcs/*', '../postgres/*', '../agent/*', '../api/*', '../cli/*', '../bin/*', 'pg'],
+              message: 'proxy/ receives the DCS and the probe from its composition root.',
+            },
+          ],
+        },
+      ],
     },
   },
   {
     files: ['src/proxy/routing.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: [...nodeAndNpm, '../*/**', '!../core/**'], message: 'routing is pure: it imports only core/ types.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: [...nodeAndNpm, '../*/**', '!../core/**'], message: 'routing is pure: it imports only core/ types.' }] },
+      ],
       'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'routing gets time from its input.' }],
     },
   },
   {
     files: ['src/api/**/*.ts', 'src/cli/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['../postgres/*', 'pg'], message: 'api/ and cli/ never touch PostgreSQL directly.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['../postgres/*', 'pg'], message: 'api/ and cli/ never touch PostgreSQL directly.' }] },
+      ],
     },
   },
   {
@@ -67,7 +101,10 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/require-await': 'off',
       // node:test's describe/it return promises the runner tracks itself.
-      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', name: ['describe', 'it', 'test', 'before', 'after'], package: 'node:test' }] }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        { allowForKnownSafeCalls: [{ from: 'package', name: ['describe', 'it', 'test', 'before', 'after'], package: 'node:test' }] },
+      ],
     },
   },
 );

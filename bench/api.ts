@@ -11,7 +11,14 @@ import { poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
 import { MultiHostWriter } from './writer.js';
 
-const { values } = parseArgs({ options: { requests: { type: 'string', default: '5000' }, seconds: { type: 'string', default: '5' }, connections: { type: 'string', default: '8' }, switchovers: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '5000' },
+    seconds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '8' },
+    switchovers: { type: 'string', default: '3' },
+  },
+});
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -42,25 +49,40 @@ async function main(): Promise<void> {
       latencies.push(performance.now() - startedAt);
     }
     latencies.sort((a, b) => a - b);
-    console.log(`GET /primary sequential, ${latencies.length} requests, keep-alive: p50 ${percentile(latencies, 50).toFixed(3)} ms, p99 ${percentile(latencies, 99).toFixed(3)} ms`);
+    console.log(
+      `GET /primary sequential, ${latencies.length} requests, keep-alive: p50 ${percentile(latencies, 50).toFixed(3)} ms, p99 ${percentile(latencies, 99).toFixed(3)} ms`,
+    );
 
     const seconds = Number(values.seconds);
     const endAt = performance.now() + seconds * 1000;
     let completed = 0;
-    await Promise.all(Array.from({ length: Number(values.connections) }, async () => {
-      while (performance.now() < endAt) {
-        await get(port, '/primary');
-        completed++;
-      }
-    }));
-    console.log(`GET /primary with ${values.connections} concurrent keep-alive connections: ${Math.round(completed / seconds)} requests/s (client and server share this 2-core machine)`);
+    await Promise.all(
+      Array.from({ length: Number(values.connections) }, async () => {
+        while (performance.now() < endAt) {
+          await get(port, '/primary');
+          completed++;
+        }
+      }),
+    );
+    console.log(
+      `GET /primary with ${values.connections} concurrent keep-alive connections: ${Math.round(completed / seconds)} requests/s (client and server share this 2-core machine)`,
+    );
 
     await sql(cluster, leader, 'CREATE TABLE bench_sw (id int primary key)');
     await sql(cluster, leader, 'CREATE TABLE bench_sw_haproxy (id int primary key)');
     const [writePort, readPort] = (await pickFreePorts(2)) as [number, number];
     await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(cluster, writePort, readPort, 100));
-    const haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', join(dir, 'haproxy.cfg')], logFile: join(dir, 'haproxy.log') }).pid;
-    const writer = new MultiHostWriter(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })), cluster.superuserPassword, 10, 'bench_sw');
+    const haproxyPid = spawnManaged({
+      command: HAPROXY,
+      args: ['-db', '-f', join(dir, 'haproxy.cfg')],
+      logFile: join(dir, 'haproxy.log'),
+    }).pid;
+    const writer = new MultiHostWriter(
+      cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })),
+      cluster.superuserPassword,
+      10,
+      'bench_sw',
+    );
     const viaHaproxy = new MultiHostWriter([{ host: '127.0.0.1', port: writePort }], cluster.superuserPassword, 10, 'bench_sw_haproxy');
     writer.start();
     viaHaproxy.start();
@@ -71,19 +93,38 @@ async function main(): Promise<void> {
       const view = await cluster.view();
       const candidate = view.members.find((member) => member.name !== leader)!.name;
       const startedAt = performance.now();
-      const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate }) });
+      const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
+        method: 'POST',
+        body: JSON.stringify({ leader, candidate }),
+      });
       const answer = await response.text();
       if (!response.ok) throw new Error(`switchover ${run + 1} (${leader} -> ${candidate}) refused: HTTP ${response.status} ${answer}`);
-      const failedAt = await poll('the writer to notice the switchover', 30_000, 10, async () => writer.errors.find((error) => error.atMs > startedAt)?.atMs).catch(() => startedAt);
-      const recovered = await poll('a write on the new primary', 60_000, 10, async () => writer.acks.find((ack) => ack.atMs > failedAt && ack.port === cluster.node(candidate).pgPort));
+      const failedAt = await poll(
+        'the writer to notice the switchover',
+        30_000,
+        10,
+        async () => writer.errors.find((error) => error.atMs > startedAt)?.atMs,
+      ).catch(() => startedAt);
+      const recovered = await poll('a write on the new primary', 60_000, 10, async () =>
+        writer.acks.find((ack) => ack.atMs > failedAt && ack.port === cluster.node(candidate).pgPort),
+      );
       const gap = writer.outage(startedAt, recovered.atMs);
       gaps.push(gap);
       // Through HAProxy the writer always dials the same port; the outage ends with its first write after its first error.
-      const haproxyFailedAt = await poll('the HAProxy writer to notice', 30_000, 10, async () => viaHaproxy.errors.find((error) => error.atMs > startedAt)?.atMs).catch(() => startedAt);
-      const haproxyRecovered = await poll('a write through HAProxy', 60_000, 10, async () => viaHaproxy.acks.find((ack) => ack.atMs > haproxyFailedAt));
+      const haproxyFailedAt = await poll(
+        'the HAProxy writer to notice',
+        30_000,
+        10,
+        async () => viaHaproxy.errors.find((error) => error.atMs > startedAt)?.atMs,
+      ).catch(() => startedAt);
+      const haproxyRecovered = await poll('a write through HAProxy', 60_000, 10, async () =>
+        viaHaproxy.acks.find((ack) => ack.atMs > haproxyFailedAt),
+      );
       const haproxyGap = viaHaproxy.outage(startedAt, haproxyRecovered.atMs);
       haproxyGaps.push(haproxyGap);
-      console.log(`switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms, through HAProxy (inter 100ms fall 2 rise 1) ${Math.round(haproxyGap)} ms`);
+      console.log(
+        `switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms, through HAProxy (inter 100ms fall 2 rise 1) ${Math.round(haproxyGap)} ms`,
+      );
       leader = candidate;
       await waitHealthy(cluster, 60_000);
       await new Promise((resolve) => setTimeout(resolve, 2000));
@@ -95,8 +136,12 @@ async function main(): Promise<void> {
     const presentHaproxy = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM bench_sw_haproxy')).map((row) => row.id));
     const sorted = [...gaps].sort((a, b) => a - b);
     const sortedHaproxy = [...haproxyGaps].sort((a, b) => a - b);
-    console.log(`switchover write gap, libpq multi-host: median ${Math.round(percentile(sorted, 50))} ms, max ${Math.round(sorted[sorted.length - 1]!)} ms; acknowledged writes ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
-    console.log(`switchover write gap, through HAProxy: median ${Math.round(percentile(sortedHaproxy, 50))} ms, max ${Math.round(sortedHaproxy[sortedHaproxy.length - 1]!)} ms; acknowledged writes ${viaHaproxy.acks.length}, lost ${viaHaproxy.acks.filter((ack) => !presentHaproxy.has(ack.id)).length}`);
+    console.log(
+      `switchover write gap, libpq multi-host: median ${Math.round(percentile(sorted, 50))} ms, max ${Math.round(sorted[sorted.length - 1]!)} ms; acknowledged writes ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`,
+    );
+    console.log(
+      `switchover write gap, through HAProxy: median ${Math.round(percentile(sortedHaproxy, 50))} ms, max ${Math.round(sortedHaproxy[sortedHaproxy.length - 1]!)} ms; acknowledged writes ${viaHaproxy.acks.length}, lost ${viaHaproxy.acks.filter((ack) => !presentHaproxy.has(ack.id)).length}`,
+    );
   } finally {
     agent.destroy();
     await cluster.stop();

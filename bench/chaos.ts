@@ -3,7 +3,13 @@
 import { parseArgs } from 'node:util';
 import { runChaos, stopActiveClusters, type ChaosReport } from '../src/chaos/runner.js';
 
-const { values } = parseArgs({ options: { seeds: { type: 'string', default: '3' }, faults: { type: 'string', default: '8' }, 'first-seed': { type: 'string', default: '100' } } });
+const { values } = parseArgs({
+  options: {
+    seeds: { type: 'string', default: '3' },
+    faults: { type: 'string', default: '8' },
+    'first-seed': { type: 'string', default: '100' },
+  },
+});
 
 process.once('uncaughtException', (error) => {
   console.error(error);
@@ -18,20 +24,34 @@ async function main(): Promise<void> {
       reports.push(await runChaos({ seed, faults: Number(values.faults), isSync, out: (line) => console.log(line) }));
     }
   }
-  const recoveries = reports.flatMap((report) => report.faults.map((fault) => fault.recoveryMs)).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b);
+  const recoveries = reports
+    .flatMap((report) => report.faults.map((fault) => fault.recoveryMs))
+    .filter((ms): ms is number => ms !== undefined)
+    .sort((a, b) => a - b);
   const byKind = new Map<string, number[]>();
-  for (const fault of reports.flatMap((report) => report.faults)) if (fault.recoveryMs !== undefined) byKind.set(fault.kind, [...(byKind.get(fault.kind) ?? []), fault.recoveryMs]);
-  console.log('\n| seed | mode | network | faults | acknowledged | lost (WAL bytes; bound in async) | dual-writable | divergent | converged | reads ok / failed |');
+  for (const fault of reports.flatMap((report) => report.faults))
+    if (fault.recoveryMs !== undefined) byKind.set(fault.kind, [...(byKind.get(fault.kind) ?? []), fault.recoveryMs]);
+  console.log(
+    '\n| seed | mode | network | faults | acknowledged | lost (WAL bytes; bound in async) | dual-writable | divergent | converged | reads ok / failed |',
+  );
   console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const report of reports) {
     const loss = `${report.lost.length} (${report.lostWalBytes}${report.isSync ? '' : ` of ${report.maximumLagOnFailover}`})`;
-    console.log(`| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.network} | ${report.faults.length} | ${report.acknowledged} | ${loss} | ${report.dualWritable} | ${report.divergentMembers.length} | ${report.converged ? 'yes' : 'NO'} | ${report.reads.ok} / ${report.reads.failed} |`);
+    console.log(
+      `| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.network} | ${report.faults.length} | ${report.acknowledged} | ${loss} | ${report.dualWritable} | ${report.divergentMembers.length} | ${report.converged ? 'yes' : 'NO'} | ${report.reads.ok} / ${report.reads.failed} |`,
+    );
   }
-  console.log(`\ntotal: ${reports.reduce((sum, report) => sum + report.faults.length, 0)} faults, lost (sync) ${reports.filter((r) => r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, lost (async) ${reports.filter((r) => !r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, dual-writable ${reports.reduce((sum, r) => sum + r.dualWritable, 0)}`);
-  console.log(`longest write pause per fault (what the application saw, through the proxy): median ${recoveries[Math.floor((recoveries.length - 1) / 2)] ?? '-'} ms, max ${recoveries.at(-1) ?? '-'} ms`);
+  console.log(
+    `\ntotal: ${reports.reduce((sum, report) => sum + report.faults.length, 0)} faults, lost (sync) ${reports.filter((r) => r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, lost (async) ${reports.filter((r) => !r.isSync).reduce((sum, r) => sum + r.lost.length, 0)}, dual-writable ${reports.reduce((sum, r) => sum + r.dualWritable, 0)}`,
+  );
+  console.log(
+    `longest write pause per fault (what the application saw, through the proxy): median ${recoveries[Math.floor((recoveries.length - 1) / 2)] ?? '-'} ms, max ${recoveries.at(-1) ?? '-'} ms`,
+  );
   for (const [kind, list] of [...byKind].sort()) {
     const sorted = list.sort((a, b) => a - b);
-    console.log(`  ${kind.padEnd(26)} n=${sorted.length} median ${sorted[Math.floor((sorted.length - 1) / 2)]} ms, max ${sorted.at(-1)} ms`);
+    console.log(
+      `  ${kind.padEnd(26)} n=${sorted.length} median ${sorted[Math.floor((sorted.length - 1) / 2)]} ms, max ${sorted.at(-1)} ms`,
+    );
   }
 }
 

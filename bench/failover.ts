@@ -51,18 +51,28 @@ async function readProcStat(pid: number): Promise<{ rssKb: number; anonKb: numbe
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-'));
-  console.log(`pgwarden failover benchmark: ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout}, ${runs} agent+postmaster kills, ${postmasterRuns} postmaster-only kills`);
+  console.log(
+    `pgwarden failover benchmark: ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout}, ${runs} agent+postmaster kills, ${postmasterRuns} postmaster-only kills`,
+  );
   const cluster = await LocalCluster.start({ dir, timing, scope: 'bench' });
   const results: RunResult[] = [];
   let writer: MultiHostWriter | undefined;
   try {
     let { leader } = await waitHealthy(cluster, 120_000);
     await sql(cluster, leader, 'CREATE TABLE IF NOT EXISTS bench_writes (id int primary key, at timestamptz default now())');
-    writer = new MultiHostWriter(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })), cluster.superuserPassword, 10, 'bench_writes');
+    writer = new MultiHostWriter(
+      cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })),
+      cluster.superuserPassword,
+      10,
+      'bench_writes',
+    );
     writer.start();
     await sleep(2000);
 
-    const plan: RunResult['kind'][] = [...Array<RunResult['kind']>(runs).fill('agent+postmaster'), ...Array<RunResult['kind']>(postmasterRuns).fill('postmaster')];
+    const plan: RunResult['kind'][] = [
+      ...Array<RunResult['kind']>(runs).fill('agent+postmaster'),
+      ...Array<RunResult['kind']>(postmasterRuns).fill('postmaster'),
+    ];
     for (const kind of plan) {
       const victim = leader;
       const victimPort = cluster.node(victim).pgPort;
@@ -80,8 +90,15 @@ async function main(): Promise<void> {
       const newPrimaryMs = performance.now() - killedAt;
       const expectedPort = cluster.node(newLeader).pgPort;
       // The outage ends with the first acknowledged write on the new primary after the writer first saw the failure.
-      const failedAt = await poll('the writer to notice the crash', 60_000, 20, async () => writer!.errors.find((error) => error.atMs > killedAt)?.atMs).catch(() => killedAt);
-      const recovered = await poll('a write acknowledged by the new primary', 120_000, 20, async () => writer!.acks.find((ack) => ack.atMs > failedAt && ack.port === expectedPort));
+      const failedAt = await poll(
+        'the writer to notice the crash',
+        60_000,
+        20,
+        async () => writer!.errors.find((error) => error.atMs > killedAt)?.atMs,
+      ).catch(() => killedAt);
+      const recovered = await poll('a write acknowledged by the new primary', 120_000, 20, async () =>
+        writer!.acks.find((ack) => ack.atMs > failedAt && ack.port === expectedPort),
+      );
       const gapMs = writer.outage(killedAt, recovered.atMs);
 
       const rejoinStartedAt = performance.now();
@@ -89,7 +106,9 @@ async function main(): Promise<void> {
       await waitHealthy(cluster, 180_000);
       const rejoinMs = performance.now() - rejoinStartedAt;
       results.push({ kind, victim, gapMs, newPrimaryMs, rejoinMs, newLeader });
-      console.log(`run ${results.length} [${kind}] killed ${victim} (port ${victimPort}) -> primary ${newLeader}: write gap ${fmt(gapMs)} ms, new primary after ${fmt(newPrimaryMs)} ms, ${kind === 'agent+postmaster' ? 'rejoin' : 'healthy again'} after ${fmt(rejoinMs)} ms`);
+      console.log(
+        `run ${results.length} [${kind}] killed ${victim} (port ${victimPort}) -> primary ${newLeader}: write gap ${fmt(gapMs)} ms, new primary after ${fmt(newPrimaryMs)} ms, ${kind === 'agent+postmaster' ? 'rejoin' : 'healthy again'} after ${fmt(rejoinMs)} ms`,
+      );
       leader = newLeader;
       await sleep(2000);
     }
@@ -97,7 +116,16 @@ async function main(): Promise<void> {
     await writer.stop();
     const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM bench_writes')).map((row) => row.id));
     const lost = writer.acks.filter((ack) => !present.has(ack.id));
-    console.log(`\nacknowledged writes: ${writer.acks.length}, lost: ${lost.length}${lost.length > 0 ? ` (ids ${lost.slice(0, 10).map((ack) => ack.id).join(',')}...)` : ''}, failed attempts: ${writer.errors.length}`);
+    console.log(
+      `\nacknowledged writes: ${writer.acks.length}, lost: ${lost.length}${
+        lost.length > 0
+          ? ` (ids ${lost
+              .slice(0, 10)
+              .map((ack) => ack.id)
+              .join(',')}...)`
+          : ''
+      }, failed attempts: ${writer.errors.length}`,
+    );
 
     for (const kind of ['agent+postmaster', 'postmaster'] as const) {
       const subset = results.filter((result) => result.kind === kind);
@@ -105,7 +133,9 @@ async function main(): Promise<void> {
       const gaps = subset.map((result) => result.gapMs).filter(Number.isFinite);
       const primaries = subset.map((result) => result.newPrimaryMs);
       const rejoins = subset.map((result) => result.rejoinMs);
-      console.log(`${kind.padEnd(17)} gap median ${fmt(median(gaps))} ms max ${fmt(Math.max(...gaps))} ms | new primary median ${fmt(median(primaries))} ms max ${fmt(Math.max(...primaries))} ms | rejoin median ${fmt(median(rejoins))} ms max ${fmt(Math.max(...rejoins))} ms`);
+      console.log(
+        `${kind.padEnd(17)} gap median ${fmt(median(gaps))} ms max ${fmt(Math.max(...gaps))} ms | new primary median ${fmt(median(primaries))} ms max ${fmt(Math.max(...primaries))} ms | rejoin median ${fmt(median(rejoins))} ms max ${fmt(Math.max(...rejoins))} ms`,
+      );
     }
 
     await waitHealthy(cluster, 60_000);
@@ -118,7 +148,9 @@ async function main(): Promise<void> {
       const cpuPercent = ((endStats[index]!.cpuTicks - startStats[index]!.cpuTicks) / ticksPerSecond / idleSeconds) * 100;
       const end = endStats[index]!;
       // VmRSS includes the node executable's file-backed pages, shared by every Node process; RssAnon is the agent's own memory.
-      console.log(`agent ${cluster.nodes[index]!.name} (pid ${pid}): RSS ${(end.rssKb / 1024).toFixed(1)} MB (private ${(end.anonKb / 1024).toFixed(1)} MB), idle CPU ${cpuPercent.toFixed(2)} % over ${idleSeconds} s`);
+      console.log(
+        `agent ${cluster.nodes[index]!.name} (pid ${pid}): RSS ${(end.rssKb / 1024).toFixed(1)} MB (private ${(end.anonKb / 1024).toFixed(1)} MB), idle CPU ${cpuPercent.toFixed(2)} % over ${idleSeconds} s`,
+      );
     });
   } finally {
     await writer?.stop().catch(() => undefined);

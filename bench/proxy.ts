@@ -17,12 +17,24 @@ import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
 import { MultiHostWriter } from './writer.js';
 
 const run = promisify(execFile);
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '20' }, clients: { type: 'string', default: '8' }, threads: { type: 'string', default: '2' }, rounds: { type: 'string', default: '2' }, switchovers: { type: 'string', default: '3' }, idle: { type: 'string', default: '1000' } } });
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '20' },
+    clients: { type: 'string', default: '8' },
+    threads: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '2' },
+    switchovers: { type: 'string', default: '3' },
+    idle: { type: 'string', default: '1000' },
+  },
+});
 const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
 const CLI_ENTRY = fileURLToPath(new URL('../src/bin/pgwarden.js', import.meta.url));
 
 async function pgbench(port: number, password: string, args: string[]): Promise<string> {
-  const { stdout } = await run(PGBENCH, ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', ...args, 'postgres'], { env: { ...process.env, PGPASSWORD: password }, maxBuffer: 16 * 1024 * 1024 });
+  const { stdout } = await run(PGBENCH, ['-h', '127.0.0.1', '-p', String(port), '-U', 'postgres', ...args, 'postgres'], {
+    env: { ...process.env, PGPASSWORD: password },
+    maxBuffer: 16 * 1024 * 1024,
+  });
   return stdout;
 }
 
@@ -30,7 +42,12 @@ const tpsOf = (output: string): number => Number(/tps = ([\d.]+) \(without initi
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
 const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
 
-async function throughput(cluster: LocalCluster, leader: string, proxyPorts: Readonly<Record<string, number>>, haproxyPort: number): Promise<void> {
+async function throughput(
+  cluster: LocalCluster,
+  leader: string,
+  proxyPorts: Readonly<Record<string, number>>,
+  haproxyPort: number,
+): Promise<void> {
   const password = cluster.superuserPassword;
   await pgbench(cluster.node(leader).pgPort, password, ['-i', '-s', '10', '-q']);
   const targets: Record<string, number> = { direct: cluster.node(leader).pgPort, ...proxyPorts, 'HAProxy 2.6': haproxyPort };
@@ -61,21 +78,28 @@ async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: n
   for (let index = 0; index < Number(values.switchovers); index++) {
     const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
     const startedAt = performance.now();
-    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate }) });
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
+      method: 'POST',
+      body: JSON.stringify({ leader, candidate }),
+    });
     const answer = await response.text();
     if (!response.ok) throw new Error(`switchover ${leader} -> ${candidate} refused: HTTP ${response.status} ${answer}`);
     // The API answers once the new leader holds the lock; give the writer a moment, then take the longest silence.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const gap = writer.outage(startedAt, performance.now());
     gaps.push(gap);
-    console.log(`switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the ${label} ${Math.round(gap)} ms (errors seen by the writer: ${writer.errors.filter((error) => error.atMs > startedAt).length})`);
+    console.log(
+      `switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the ${label} ${Math.round(gap)} ms (errors seen by the writer: ${writer.errors.filter((error) => error.atMs > startedAt).length})`,
+    );
     leader = candidate;
     await waitHealthy(cluster, 60_000);
     await new Promise((resolve) => setTimeout(resolve, 1000));
   }
   await writer.stop();
   const present = new Set((await sql<{ id: number }>(cluster, leader, `SELECT id FROM ${table}`)).map((row) => row.id));
-  console.log(`switchover write gap through the ${label}: median ${Math.round(median(gaps))} ms, max ${Math.round(Math.max(...gaps))} ms; acknowledged ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
+  console.log(
+    `switchover write gap through the ${label}: median ${Math.round(median(gaps))} ms, max ${Math.round(Math.max(...gaps))} ms; acknowledged ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`,
+  );
   return leader;
 }
 
@@ -95,17 +119,33 @@ async function idleMemory(cluster: LocalCluster, dir: string): Promise<void> {
   const sinkPort = (sink.address() as { port: number }).port;
   const apiPort = (api.address() as { port: number }).port;
   const endpoint = cluster.etcd.endpoints[0]!;
-  const put = (key: string, value: string): Promise<unknown> => run('etcdctl', ['--endpoints', endpoint, 'put', `${cluster.namespace}/rss/${key}`, value], { env: { ...process.env, ETCDCTL_API: '3' } });
+  const put = (key: string, value: string): Promise<unknown> =>
+    run('etcdctl', ['--endpoints', endpoint, 'put', `${cluster.namespace}/rss/${key}`, value], {
+      env: { ...process.env, ETCDCTL_API: '3' },
+    });
   await put('config', JSON.stringify({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576 }));
-  await put('members/sink', JSON.stringify({ conn_url: `postgres://127.0.0.1:${sinkPort}/postgres`, api_url: `http://127.0.0.1:${apiPort}/patroni`, state: 'running', role: 'primary' }));
+  await put(
+    'members/sink',
+    JSON.stringify({
+      conn_url: `postgres://127.0.0.1:${sinkPort}/postgres`,
+      api_url: `http://127.0.0.1:${apiPort}/patroni`,
+      state: 'running',
+      role: 'primary',
+    }),
+  );
   await put('leader', 'sink');
   const [primaryPort, apiListen] = (await pickFreePorts(2)) as [number, number];
   const configPath = join(dir, 'rss-proxy.yml');
-  await writeFile(configPath, `scope: rss\nnamespace: ${cluster.namespace}\netcd3:\n  hosts: ${endpoint.replace(/^https?:\/\//, '')}\nproxy:\n  primary_listen: 127.0.0.1:${primaryPort}\n  api_listen: 127.0.0.1:${apiListen}\n`);
+  await writeFile(
+    configPath,
+    `scope: rss\nnamespace: ${cluster.namespace}\netcd3:\n  hosts: ${endpoint.replace(/^https?:\/\//, '')}\nproxy:\n  primary_listen: 127.0.0.1:${primaryPort}\n  api_listen: 127.0.0.1:${apiListen}\n`,
+  );
   const pid = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile: join(dir, 'rss-proxy.log') }).pid;
   const clients: Socket[] = [];
   try {
-    await poll('the stand-in proxy to route', 15_000, 100, async () => ((await fetch(`http://127.0.0.1:${apiListen}/health`)).status === 200 ? true : undefined));
+    await poll('the stand-in proxy to route', 15_000, 100, async () =>
+      (await fetch(`http://127.0.0.1:${apiListen}/health`)).status === 200 ? true : undefined,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const before = rssKb(pid);
     const count = Number(values.idle);
@@ -120,7 +160,9 @@ async function idleMemory(cluster: LocalCluster, dir: string): Promise<void> {
     await poll('every idle client to reach the backend', 30_000, 100, async () => (sinkSockets.length >= count ? true : undefined));
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const after = rssKb(pid);
-    console.log(`proxy RSS: ${(before / 1024).toFixed(1)} MB idle, ${(after / 1024).toFixed(1)} MB with ${count} idle client connections (${(((after - before) * 1024) / count / 1024).toFixed(1)} kB per client+backend pair)`);
+    console.log(
+      `proxy RSS: ${(before / 1024).toFixed(1)} MB idle, ${(after / 1024).toFixed(1)} MB with ${count} idle client connections (${(((after - before) * 1024) / count / 1024).toFixed(1)} kB per client+backend pair)`,
+    );
   } finally {
     for (const socket of clients) socket.destroy();
     await stopPid(pid, { signal: 'SIGTERM', graceMs: 5000 });
@@ -140,14 +182,18 @@ async function main(): Promise<void> {
     const [writePort, readPort] = (await pickFreePorts(2)) as [number, number];
     await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(cluster, writePort, readPort, 100));
     haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', join(dir, 'haproxy.cfg')], logFile: join(dir, 'haproxy.log') }).pid;
-    await poll('the proxy to route to the leader', 20_000, 100, async () => ((await fetch(`http://127.0.0.1:${proxy.apiPort}/health`)).status === 200 ? true : undefined));
+    await poll('the proxy to route to the leader', 20_000, 100, async () =>
+      (await fetch(`http://127.0.0.1:${proxy.apiPort}/health`)).status === 200 ? true : undefined,
+    );
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const proxyPorts: Record<string, number> = { 'pgwarden proxy userspace': proxy.primaryPort };
     // The kernel data path (nftables DNAT) needs root; without it the benchmark says so and measures the rest.
     let kernelProxy: typeof proxy | undefined;
     if (process.getuid?.() === 0) {
       kernelProxy = await cluster.startProxy({ data_path: 'kernel' });
-      await poll('the kernel-path proxy to route to the leader', 20_000, 100, async () => ((await fetch(`http://127.0.0.1:${kernelProxy!.apiPort}/health`)).status === 200 ? true : undefined));
+      await poll('the kernel-path proxy to route to the leader', 20_000, 100, async () =>
+        (await fetch(`http://127.0.0.1:${kernelProxy!.apiPort}/health`)).status === 200 ? true : undefined,
+      );
       proxyPorts['pgwarden proxy kernel'] = kernelProxy.primaryPort;
     } else console.log('pgwarden proxy kernel: skipped (data_path: kernel needs root for nftables)');
     await throughput(cluster, leader, proxyPorts, writePort);

@@ -20,8 +20,16 @@ interface Mode {
 
 const MODES: readonly Mode[] = [
   { label: 'async', config: { synchronous_mode: false }, isReady: (ssn) => ssn === '' },
-  { label: 'sync (priority, 1 standby)', config: { synchronous_mode: true, synchronous_node_count: 1 }, isReady: (ssn) => /^"[^"]+"$/.test(ssn) },
-  { label: 'quorum (ANY 1 of 2)', config: { synchronous_mode: 'quorum', synchronous_node_count: 1 }, isReady: (ssn) => ssn.startsWith('ANY 1 (') && guaranteeOf(ssn).names.length === 2 },
+  {
+    label: 'sync (priority, 1 standby)',
+    config: { synchronous_mode: true, synchronous_node_count: 1 },
+    isReady: (ssn) => /^"[^"]+"$/.test(ssn),
+  },
+  {
+    label: 'quorum (ANY 1 of 2)',
+    config: { synchronous_mode: 'quorum', synchronous_node_count: 1 },
+    isReady: (ssn) => ssn.startsWith('ANY 1 (') && guaranteeOf(ssn).names.length === 2,
+  },
 ];
 
 const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
@@ -53,7 +61,11 @@ async function main(): Promise<void> {
     const results = new Map<string, number[][]>();
     for (let round = 1; round <= Number(values.rounds); round++) {
       for (const mode of MODES) {
-        const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, { method: 'PATCH', body: JSON.stringify(mode.config), headers: { 'content-type': 'application/json' } });
+        const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
+          method: 'PATCH',
+          body: JSON.stringify(mode.config),
+          headers: { 'content-type': 'application/json' },
+        });
         if (response.status !== 200) throw new Error(`PATCH /config for ${mode.label}: ${response.status} ${await response.text()}`);
         const switchedAt = performance.now();
         await poll(`synchronous_standby_names for ${mode.label}`, 60_000, 100, async () => {
@@ -66,7 +78,9 @@ async function main(): Promise<void> {
         perRound.push(latencies);
         results.set(mode.label, perRound);
         const sorted = [...latencies].sort((a, b) => a - b);
-        console.log(`round ${round} ${mode.label.padEnd(28)} ${Math.round(latencies.length / Number(values.seconds))} commits/s, p50 ${percentile(sorted, 50).toFixed(3)} ms, p99 ${percentile(sorted, 99).toFixed(3)} ms, max ${sorted.at(-1)!.toFixed(1)} ms (mode in effect after ${Math.round(readyMs)} ms)`);
+        console.log(
+          `round ${round} ${mode.label.padEnd(28)} ${Math.round(latencies.length / Number(values.seconds))} commits/s, p50 ${percentile(sorted, 50).toFixed(3)} ms, p99 ${percentile(sorted, 99).toFixed(3)} ms, max ${sorted.at(-1)!.toFixed(1)} ms (mode in effect after ${Math.round(readyMs)} ms)`,
+        );
       }
     }
     console.log('\nsingle writer, autocommit INSERT, all rounds pooled:');
@@ -74,7 +88,9 @@ async function main(): Promise<void> {
     console.log('|---|---|---|---|');
     for (const [label, rounds] of results) {
       const all = rounds.flat().sort((a, b) => a - b);
-      console.log(`| ${label} | ${Math.round(all.length / (rounds.length * Number(values.seconds)))} | ${percentile(all, 50).toFixed(3)} | ${percentile(all, 99).toFixed(3)} |`);
+      console.log(
+        `| ${label} | ${Math.round(all.length / (rounds.length * Number(values.seconds)))} | ${percentile(all, 50).toFixed(3)} | ${percentile(all, 99).toFixed(3)} |`,
+      );
     }
   } finally {
     await cluster.stop();

@@ -45,7 +45,15 @@ export class MultiHostWriter {
 
   async #connect(): Promise<pg.Client | undefined> {
     for (const { host, port } of this.hosts) {
-      const client = new pg.Client({ host, port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 1000, query_timeout: 2000 });
+      const client = new pg.Client({
+        host,
+        port,
+        user: 'postgres',
+        password: this.password,
+        database: 'postgres',
+        connectionTimeoutMillis: 1000,
+        query_timeout: 2000,
+      });
       client.on('error', () => undefined);
       try {
         await client.connect();

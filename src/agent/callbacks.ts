@@ -36,7 +36,9 @@ export class CallbackRunner {
         clearTimeout(timer);
         if (code !== 0) this.#log.warn({ callback: action, command, code }, `callback ${action} exited with ${code ?? 'a signal'}`);
       });
-      child.once('error', (error) => this.#log.warn({ callback: action, command, error: describeError(error) }, `callback ${action} could not run`));
+      child.once('error', (error) =>
+        this.#log.warn({ callback: action, command, error: describeError(error) }, `callback ${action} could not run`),
+      );
       this.#log.info({ callback: action, role }, `calling ${action} ${role} ${this.#scope}`);
     } catch (error) {
       this.#log.warn({ callback: action, error: describeError(error) }, `callback ${action} could not run`);

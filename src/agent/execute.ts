@@ -97,7 +97,10 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       return isOk;
     }
     case 'deleteStaleLeader':
-      deps.log.warn({ leader: action.leader.name }, `leader ${action.leader.name} is gone (API and PostgreSQL refuse connections): removing its lock`);
+      deps.log.warn(
+        { leader: action.leader.name },
+        `leader ${action.leader.name} is gone (API and PostgreSQL refuse connections): removing its lock`,
+      );
       return dcs.deleteLeaderIfUnchanged(action.leader.modRevision, dcsSignal());
     case 'initializeCluster':
       return dcs.initialize('', dcsSignal());
@@ -144,7 +147,9 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       await pg.stop(policy.stop, deadline(context.pgBudgetMs * 3));
       callback('on_role_change', 'demoted');
       if (policy.releaseLock) {
-        await dcs.releaseLeader(dcsSignal()).catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not release the leader key after demote'));
+        await dcs
+          .releaseLeader(dcsSignal())
+          .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not release the leader key after demote'));
         lock.lastRenewSentAtMs = undefined;
         deps.onLockRenewed(undefined);
       }
@@ -195,7 +200,9 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         await pg.promote(signal);
         callback('on_role_change', 'primary');
         // Without a checkpoint on the new timeline, pg_rewind on the old primary may wrongly see nothing to do.
-        await pg.checkpoint(signal).catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'checkpoint after promote failed'));
+        await pg
+          .checkpoint(signal)
+          .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'checkpoint after promote failed'));
       });
     case 'restart': {
       const upstream = action.upstream === undefined ? undefined : upstreamFor(context.view, action.upstream);

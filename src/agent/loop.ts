@@ -4,7 +4,17 @@ import { syncSettingsOf } from '../core/sync-plan.js';
 import { lockDeadlineMs } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
-import type { AgentCommand, ClusterView, DynamicConfig, HaMemory, LocalPg, MemberRecord, MemberTags, Observation, Timing } from '../core/types.js';
+import type {
+  AgentCommand,
+  ClusterView,
+  DynamicConfig,
+  HaMemory,
+  LocalPg,
+  MemberRecord,
+  MemberTags,
+  Observation,
+  Timing,
+} from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
@@ -68,7 +78,14 @@ export class Agent {
   /** The parts of the local config file that a reload (POST /reload, SIGHUP) may change. */
   #local: { identity: MemberIdentity; parameters: AgentOptions['localParameters']; callbacks: CallbackRunner | undefined };
   /** A restart scheduled through POST /restart {schedule}: kept locally and published in the member key, as Patroni does. */
-  #scheduledRestart: { readonly atWallMs: number; readonly record: NonNullable<MemberRecord['scheduled_restart']>; readonly role: string | undefined; readonly isPendingOnly: boolean } | undefined;
+  #scheduledRestart:
+    | {
+        readonly atWallMs: number;
+        readonly record: NonNullable<MemberRecord['scheduled_restart']>;
+        readonly role: string | undefined;
+        readonly isPendingOnly: boolean;
+      }
+    | undefined;
   #commandSeq = 0;
   #pendingCommand: AgentCommand | undefined;
   /** Outcome sentence of each command the core acted on, by id (read by runCommand). */
@@ -102,7 +119,11 @@ export class Agent {
   }
 
   /** Applies a re-read local config: tags, local GUCs and callbacks; the name and addresses need a restart of the agent. */
-  reloadLocalConfig(update: { readonly tags: MemberTags; readonly parameters: AgentOptions['localParameters']; readonly callbacks: CallbackRunner | undefined }): void {
+  reloadLocalConfig(update: {
+    readonly tags: MemberTags;
+    readonly parameters: AgentOptions['localParameters'];
+    readonly callbacks: CallbackRunner | undefined;
+  }): void {
     this.#local = { identity: { ...this.#local.identity, tags: update.tags }, parameters: update.parameters, callbacks: update.callbacks };
     this.#appliedParameters = undefined;
     this.#options.log.info({ tags: update.tags }, 'reloaded the local configuration');
@@ -112,7 +133,11 @@ export class Agent {
   /** Schedules one restart at an ISO time; false when one is already scheduled. Role and pending filters are re-checked when it is due. */
   scheduleRestart(scheduleIso: string, filters: { readonly role?: string | undefined; readonly isPendingOnly: boolean }): boolean {
     if (this.#scheduledRestart !== undefined) return false;
-    const record = { schedule: scheduleIso, ...(filters.role !== undefined ? { role: filters.role } : {}), ...(filters.isPendingOnly ? { restart_pending: true } : {}) };
+    const record = {
+      schedule: scheduleIso,
+      ...(filters.role !== undefined ? { role: filters.role } : {}),
+      ...(filters.isPendingOnly ? { restart_pending: true } : {}),
+    };
     this.#scheduledRestart = { atWallMs: Date.parse(scheduleIso), record, role: filters.role, isPendingOnly: filters.isPendingOnly };
     this.#wakeup.nudge();
     return true;
@@ -154,7 +179,9 @@ export class Agent {
       await clock.sleep(50);
     }
     const done = this.#tasks.state();
-    return done.kind === 'done' && done.isOk ? { isOk: true, message: 'restarted successfully' } : { isOk: false, message: 'restart failed' };
+    return done.kind === 'done' && done.isOk
+      ? { isOk: true, message: 'restarted successfully' }
+      : { isOk: false, message: 'restart failed' };
   }
 
   start(): void {
@@ -173,11 +200,15 @@ export class Agent {
     const { pg, dcs, log } = this.#options;
     if (options.stopPostgres) {
       const role = this.#pg?.isRunning === true ? (this.#pg.role ?? 'replica') : undefined;
-      await pg.stop('fast', deadline(30_000)).catch((error: unknown) => log.error({ error: describeError(error) }, 'could not stop PostgreSQL'));
+      await pg
+        .stop('fast', deadline(30_000))
+        .catch((error: unknown) => log.error({ error: describeError(error) }, 'could not stop PostgreSQL'));
       if (role !== undefined) this.#local.callbacks?.fire('on_stop', role);
     }
     if (this.#lock.lastRenewSentAtMs !== undefined) {
-      await dcs.releaseLeader(deadline(MAX_DCS_CALL_MS)).catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not release the leader key'));
+      await dcs
+        .releaseLeader(deadline(MAX_DCS_CALL_MS))
+        .catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not release the leader key'));
     }
     await this.#watchDone?.catch(() => undefined);
     await this.#streamCheckDone?.catch(() => undefined);
@@ -220,12 +251,13 @@ export class Agent {
     }
     const view = dcsObservation.kind === 'ok' ? dcsObservation.view : undefined;
     if (view?.config !== undefined) await this.#applyParameters(view.config);
-    const [peerStatuses, leaderProbe] = view === undefined
-      ? [[], undefined]
-      : await Promise.all([
-          observePeers(view, identity.name, peers),
-          observeLeaderProbe(view, identity.name, localPg, peers, this.#options.isFastDeadLeaderEnabled),
-        ]);
+    const [peerStatuses, leaderProbe] =
+      view === undefined
+        ? [[], undefined]
+        : await Promise.all([
+            observePeers(view, identity.name, peers),
+            observeLeaderProbe(view, identity.name, localPg, peers, this.#options.isFastDeadLeaderEnabled),
+          ]);
     const config = view?.config ?? this.#options.bootstrapConfig;
     const observation: Observation = {
       nowMs: clock.nowMs(),
@@ -258,25 +290,31 @@ export class Agent {
     }
     this.#lastReason = decision.reason;
     if (decision.actions.length > 0) {
-      await executeActions(decision.actions, {
-        member: identity.name,
-        dcs,
-        pg,
-        clock,
-        log,
-        tasks: this.#tasks,
-        lock: this.#lock,
-        bootstrapConfig: this.#options.bootstrapConfig,
-        callbacks: this.#local.callbacks,
-        onLockRenewed: (sentAtMs) => this.#onLockRenewed(sentAtMs),
-      }, { view, dcsBudgetMs: this.#dcsBudgetMs(), pgBudgetMs: PG_COMMAND_BUDGET_MS });
+      await executeActions(
+        decision.actions,
+        {
+          member: identity.name,
+          dcs,
+          pg,
+          clock,
+          log,
+          tasks: this.#tasks,
+          lock: this.#lock,
+          bootstrapConfig: this.#options.bootstrapConfig,
+          callbacks: this.#local.callbacks,
+          onLockRenewed: (sentAtMs) => this.#onLockRenewed(sentAtMs),
+        },
+        { view, dcsBudgetMs: this.#dcsBudgetMs(), pgBudgetMs: PG_COMMAND_BUDGET_MS },
+      );
     }
     this.#runDueRestart(observation.isPaused);
     const isPaused = observation.isPaused;
     const state = pgStateOf(this.#pg, this.#tasks.state());
     if (dcsObservation.kind === 'ok') {
       const record = buildMemberRecord(identity, this.#pg, state, isPaused, this.#scheduledRestart?.record);
-      await dcs.touchMember(record, deadline(this.#dcsBudgetMs())).catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'));
+      await dcs
+        .touchMember(record, deadline(this.#dcsBudgetMs()))
+        .catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'));
     }
     this.#snapshot = this.#buildSnapshot(view ?? this.#dcsState.view, dcsObservation.kind === 'ok');
     return decision.wakeAfterMs;
@@ -289,11 +327,17 @@ export class Agent {
     this.#scheduledRestart = undefined;
     const pg = this.#pg;
     const role = pg?.isRunning === true ? pg.role : undefined;
-    if (isPaused || (scheduled.role !== undefined && scheduled.role !== role) || (scheduled.isPendingOnly && pg?.isPendingRestart !== true)) {
+    if (
+      isPaused ||
+      (scheduled.role !== undefined && scheduled.role !== role) ||
+      (scheduled.isPendingOnly && pg?.isPendingRestart !== true)
+    ) {
       this.#options.log.info({ schedule: scheduled.record.schedule }, 'scheduled restart skipped: its conditions are not satisfied');
       return;
     }
-    void this.runCommand('restart', 120_000).then((outcome) => this.#options.log.info({ schedule: scheduled.record.schedule, ok: outcome.isOk }, `scheduled restart: ${outcome.message}`));
+    void this.runCommand('restart', 120_000).then((outcome) =>
+      this.#options.log.info({ schedule: scheduled.record.schedule, ok: outcome.isOk }, `scheduled restart: ${outcome.message}`),
+    );
   }
 
   /**
@@ -303,9 +347,18 @@ export class Agent {
   async #withHistoryCheck(localPg: LocalPg, view: ClusterView | undefined): Promise<LocalPg> {
     const leader = view?.leader?.name;
     const leaderMember = view?.members.find((member) => member.name === leader);
-    if (leaderMember === undefined || leader === this.#local.identity.name || !localPg.isRunning || localPg.role !== 'replica' || localPg.isStreaming) return localPg;
+    if (
+      leaderMember === undefined ||
+      leader === this.#local.identity.name ||
+      !localPg.isRunning ||
+      localPg.role !== 'replica' ||
+      localPg.isStreaming
+    )
+      return localPg;
     if (localPg.timeline === undefined || leaderMember.timeline !== localPg.timeline) return localPg;
-    const isHistoryDivergent = await this.#options.pg.isHistoryDivergent({ name: leader!, connUrl: leaderMember.conn_url }, localPg.timeline, deadline(PG_PROBE_BUDGET_MS)).catch(() => undefined);
+    const isHistoryDivergent = await this.#options.pg
+      .isHistoryDivergent({ name: leader!, connUrl: leaderMember.conn_url }, localPg.timeline, deadline(PG_PROBE_BUDGET_MS))
+      .catch(() => undefined);
     return { ...localPg, isHistoryDivergent };
   }
 
@@ -347,7 +400,9 @@ export class Agent {
     this.#lock.lastRenewSentAtMs = undefined;
     if (this.#pg?.isRunning === true && this.#pg.role === 'primary') {
       log.error({}, 'leader lock deadline passed without a renewal: stopping PostgreSQL immediately');
-      pg.stop('immediate', deadline(PG_COMMAND_BUDGET_MS)).catch((error: unknown) => log.error({ error: describeError(error) }, 'fence stop failed'));
+      pg.stop('immediate', deadline(PG_COMMAND_BUDGET_MS)).catch((error: unknown) =>
+        log.error({ error: describeError(error) }, 'fence stop failed'),
+      );
     }
     this.#wakeup.nudge();
   }
@@ -387,7 +442,9 @@ export class Agent {
       if (status === undefined || current === undefined || !current.isRunning || this.#tasks.isRunning()) continue;
       const isPrimary = current.role === 'primary';
       if (isPrimary === (status.writeLsn !== undefined)) {
-        const positions = isPrimary ? { writeLsn: status.writeLsn } : { receivedLsn: status.receivedLsn ?? current.receivedLsn, replayedLsn: status.replayedLsn ?? current.replayedLsn };
+        const positions = isPrimary
+          ? { writeLsn: status.writeLsn }
+          : { receivedLsn: status.receivedLsn ?? current.receivedLsn, replayedLsn: status.replayedLsn ?? current.replayedLsn };
         this.#snapshot = { ...this.#snapshot, pg: { ...this.#snapshot.pg, ...positions } };
       }
       if (current.role === 'replica' && current.isStreaming && !status.isStreaming) {
@@ -397,7 +454,11 @@ export class Agent {
         this.#wakeup.nudge();
       }
       if (isPrimary && status.streamingStandbys !== undefined) {
-        const before = current.replication.filter((row) => row.state === 'streaming').map((row) => row.application_name).sort().join(',');
+        const before = current.replication
+          .filter((row) => row.state === 'streaming')
+          .map((row) => row.application_name)
+          .sort()
+          .join(',');
         const now = status.streamingStandbys.join(',');
         if (before !== now && now !== this.#lastStandbySet) {
           // A standby came or went: in synchronous mode the primary may be waiting on one that is gone, or strict

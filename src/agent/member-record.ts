@@ -34,7 +34,13 @@ export interface MemberIdentity {
   readonly tags: MemberTags;
 }
 
-export function buildMemberRecord(identity: MemberIdentity, pg: LocalPg | undefined, state: PgState, isPaused: boolean, scheduledRestart?: MemberRecord['scheduled_restart']): MemberRecord {
+export function buildMemberRecord(
+  identity: MemberIdentity,
+  pg: LocalPg | undefined,
+  state: PgState,
+  isPaused: boolean,
+  scheduledRestart?: MemberRecord['scheduled_restart'],
+): MemberRecord {
   const role = pg?.role ?? 'uninitialized';
   const base = {
     name: identity.name,

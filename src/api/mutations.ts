@@ -33,7 +33,8 @@ async function load(context: MutationContext): Promise<ClusterView | ApiResponse
 
 /** Parses Patroni's `scheduled_at`: ISO-8601 with a mandatory zone, not in the past. */
 function parseSchedule(value: unknown, nowMs: number): { at: string } | ApiResponse {
-  if (typeof value !== 'string') return text(422, 'Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601');
+  if (typeof value !== 'string')
+    return text(422, 'Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601');
   if (!/(Z|[+-]\d{2}:?\d{2})$/i.test(value.trim())) return text(400, 'Timezone information is mandatory for the scheduled switchover');
   const at = Date.parse(value);
   if (!Number.isFinite(at)) return text(422, 'Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601');
@@ -42,7 +43,13 @@ function parseSchedule(value: unknown, nowMs: number): { at: string } | ApiRespo
 }
 
 export async function handleSwitchover(kind: 'switchover' | 'failover', body: unknown, context: MutationContext): Promise<ApiResponse> {
-  if (!isObject(body) || Object.keys(body).length === 0) return text(400, kind === 'failover' ? 'Failover could be performed only to a specific candidate' : 'Switchover could be performed only from a specific leader');
+  if (!isObject(body) || Object.keys(body).length === 0)
+    return text(
+      400,
+      kind === 'failover'
+        ? 'Failover could be performed only to a specific candidate'
+        : 'Switchover could be performed only from a specific leader',
+    );
   const leader = typeof body.leader === 'string' && body.leader !== '' ? body.leader : undefined;
   const candidateValue = body.candidate ?? body.member;
   const candidate = typeof candidateValue === 'string' && candidateValue !== '' ? candidateValue : undefined;
@@ -58,7 +65,8 @@ export async function handleSwitchover(kind: 'switchover' | 'failover', body: un
     if ('status' in parsed) return parsed;
     scheduledAt = parsed.at;
   }
-  if (context.snapshot.isPaused && candidate === undefined) return text(400, 'Switchover is possible only to a specific candidate in a paused state');
+  if (context.snapshot.isPaused && candidate === undefined)
+    return text(400, 'Switchover is possible only to a specific candidate in a paused state');
   if (leader !== undefined && leader === candidate) return text(400, 'Switchover target and source are the same');
 
   const view = await load(context);
@@ -68,13 +76,20 @@ export async function handleSwitchover(kind: 'switchover' | 'failover', body: un
   const others = view.members.filter((member) => member.name !== view.leader?.name);
   if (others.length === 0) return text(412, `${action} is not possible: cluster does not have members except leader`);
   const maximumLag = Number(view.config?.maximum_lag_on_failover ?? 1048576);
-  const named = others.filter((member) => (candidate === undefined || member.name === candidate) && isViableCandidate(member, undefined, maximumLag));
+  const named = others.filter(
+    (member) => (candidate === undefined || member.name === candidate) && isViableCandidate(member, undefined, maximumLag),
+  );
   const good = await liveCandidates(named, view, maximumLag, context);
   if (good.length === 0) return text(412, `${action} is not possible: no good candidates have been found`);
 
-  const intent: FailoverIntent = { ...(leader !== undefined ? { leader } : {}), ...(candidate !== undefined ? { member: candidate } : {}), ...(scheduledAt !== undefined ? { scheduled_at: scheduledAt } : {}) };
+  const intent: FailoverIntent = {
+    ...(leader !== undefined ? { leader } : {}),
+    ...(candidate !== undefined ? { member: candidate } : {}),
+    ...(scheduledAt !== undefined ? { scheduled_at: scheduledAt } : {}),
+  };
   try {
-    if (!(await context.dcs.setFailover(intent, view.failoverRevision ?? '0', AbortSignal.timeout(DCS_BUDGET_MS)))) return text(409, 'another switchover or failover was requested concurrently; try again');
+    if (!(await context.dcs.setFailover(intent, view.failoverRevision ?? '0', AbortSignal.timeout(DCS_BUDGET_MS))))
+      return text(409, 'another switchover or failover was requested concurrently; try again');
   } catch {
     return text(503, 'failed to write failover key into DCS');
   }
@@ -84,19 +99,37 @@ export async function handleSwitchover(kind: 'switchover' | 'failover', body: un
 }
 
 /** Keeps the members whose live status is a running replica within maximum_lag_on_failover of the leader. */
-async function liveCandidates(members: readonly MemberRecord[], view: ClusterView, maximumLag: number, context: MutationContext): Promise<MemberRecord[]> {
+async function liveCandidates(
+  members: readonly MemberRecord[],
+  view: ClusterView,
+  maximumLag: number,
+  context: MutationContext,
+): Promise<MemberRecord[]> {
   const fetchStatus = context.fetchPeerStatus;
   if (fetchStatus === undefined) return [...members];
   const isSelfLeader = context.snapshot.name === view.leader?.name && context.snapshot.pg.writeLsn !== undefined;
-  const leaderLsn = isSelfLeader ? Number(context.snapshot.pg.writeLsn) : (view.members.find((member) => member.name === view.leader?.name)?.xlog_location ?? view.optime);
+  const leaderLsn = isSelfLeader
+    ? Number(context.snapshot.pg.writeLsn)
+    : (view.members.find((member) => member.name === view.leader?.name)?.xlog_location ?? view.optime);
   const statuses = await Promise.all(members.map(async (member) => ({ member, status: await fetchStatus(member) })));
   return statuses
-    .filter(({ status }) => status.isReachable && status.isRunning && status.walPosition !== undefined && (leaderLsn === undefined || leaderLsn - Number(status.walPosition) <= maximumLag))
+    .filter(
+      ({ status }) =>
+        status.isReachable &&
+        status.isRunning &&
+        status.walPosition !== undefined &&
+        (leaderLsn === undefined || leaderLsn - Number(status.walPosition) <= maximumLag),
+    )
     .map(({ member }) => member);
 }
 
 /** Polls the DCS until the leader changes (Patroni waits 2*max(10, loop_wait) seconds). */
-async function waitForOutcome(action: 'switchover' | 'failover', before: ClusterView, candidate: string | undefined, context: MutationContext): Promise<ApiResponse> {
+async function waitForOutcome(
+  action: 'switchover' | 'failover',
+  before: ClusterView,
+  candidate: string | undefined,
+  context: MutationContext,
+): Promise<ApiResponse> {
   const loopWaitS = Number(before.config?.loop_wait ?? 10);
   const limitMs = 2 * Math.max(10, loopWaitS) * 1000;
   const startedAt = context.wallNowMs();
@@ -110,9 +143,13 @@ async function waitForOutcome(action: 'switchover' | 'failover', before: Cluster
       if (candidate === undefined || leader === candidate) return text(200, `Successfully ${verb} to "${leader}"`);
       return text(200, `${action === 'switchover' ? 'Switched over' : 'Failed over'} to "${leader}" instead of "${candidate}"`);
     }
-    if (view.failover === undefined && leader === before.leader?.name) return text(503, `${action === 'switchover' ? 'Switchover' : 'Failover'} failed`);
+    if (view.failover === undefined && leader === before.leader?.name)
+      return text(503, `${action === 'switchover' ? 'Switchover' : 'Failover'} failed`);
   }
-  return text(503, `${action === 'switchover' ? 'Switchover' : 'Failover'} status unknown after ${Math.round(limitMs / 1000)} seconds; operation may still be in progress`);
+  return text(
+    503,
+    `${action === 'switchover' ? 'Switchover' : 'Failover'} status unknown after ${Math.round(limitMs / 1000)} seconds; operation may still be in progress`,
+  );
 }
 
 export async function handleDeleteSwitchover(context: MutationContext): Promise<ApiResponse> {
@@ -120,7 +157,8 @@ export async function handleDeleteSwitchover(context: MutationContext): Promise<
   if ('status' in view) return view;
   if (view.failover?.scheduled_at === undefined) return text(404, 'no switchover is scheduled');
   try {
-    if (!(await context.dcs.setFailover(undefined, view.failoverRevision, AbortSignal.timeout(DCS_BUDGET_MS)))) return text(409, 'the scheduled switchover changed concurrently; try again');
+    if (!(await context.dcs.setFailover(undefined, view.failoverRevision, AbortSignal.timeout(DCS_BUDGET_MS))))
+      return text(409, 'the scheduled switchover changed concurrently; try again');
   } catch {
     return text(503, 'failed to delete the failover key in DCS');
   }
@@ -141,13 +179,20 @@ export function mergeConfigPatch(base: Record<string, unknown>, patch: Record<st
 /** synchronous_mode and synchronous_node_count as Patroni accepts them. */
 function validateSyncConfig(config: Readonly<Record<string, unknown>>): string | undefined {
   const mode = config.synchronous_mode;
-  if (mode !== undefined && mode !== null && typeof mode !== 'boolean' && !(typeof mode === 'string' && ['on', 'off', 'true', 'false', 'quorum'].includes(mode.toLowerCase()))) {
+  if (
+    mode !== undefined &&
+    mode !== null &&
+    typeof mode !== 'boolean' &&
+    !(typeof mode === 'string' && ['on', 'off', 'true', 'false', 'quorum'].includes(mode.toLowerCase()))
+  ) {
     return `synchronous_mode must be true, false or "quorum", got ${JSON.stringify(mode)}`;
   }
   const count = config.synchronous_node_count;
-  if (count !== undefined && count !== null && !(typeof count === 'number' && Number.isInteger(count) && count >= 1)) return `synchronous_node_count must be an integer >= 1, got ${JSON.stringify(count)}`;
+  if (count !== undefined && count !== null && !(typeof count === 'number' && Number.isInteger(count) && count >= 1))
+    return `synchronous_node_count must be an integer >= 1, got ${JSON.stringify(count)}`;
   const strict = config.synchronous_mode_strict;
-  if (strict !== undefined && strict !== null && typeof strict !== 'boolean') return `synchronous_mode_strict must be true or false, got ${JSON.stringify(strict)}`;
+  if (strict !== undefined && strict !== null && typeof strict !== 'boolean')
+    return `synchronous_mode_strict must be true or false, got ${JSON.stringify(strict)}`;
   return undefined;
 }
 
@@ -160,7 +205,11 @@ export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, 
   const invalid = validateSlotConfig(next) ?? validateSyncConfig(next);
   if (invalid !== undefined) return text(400, `invalid configuration: ${invalid}`);
   try {
-    const isWritten = await context.dcs.setConfig(next as DynamicConfig, method === 'PATCH' ? view.configRevision : undefined, AbortSignal.timeout(DCS_BUDGET_MS));
+    const isWritten = await context.dcs.setConfig(
+      next as DynamicConfig,
+      method === 'PATCH' ? view.configRevision : undefined,
+      AbortSignal.timeout(DCS_BUDGET_MS),
+    );
     if (!isWritten) return text(409, 'the configuration changed concurrently; re-read it and try again');
   } catch {
     return text(502, 'failed to write the configuration into DCS');
@@ -169,7 +218,10 @@ export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, 
   return json(200, next);
 }
 
-export type CommandRunner = (kind: 'restart' | 'reinitialize', timeoutMs: number) => Promise<{ readonly isOk: boolean; readonly message: string }>;
+export type CommandRunner = (
+  kind: 'restart' | 'reinitialize',
+  timeoutMs: number,
+) => Promise<{ readonly isOk: boolean; readonly message: string }>;
 
 const RESTART_FILTERS = new Set(['role', 'restart_pending', 'postgres_version', 'timeout', 'schedule']);
 
@@ -186,24 +238,34 @@ export interface RestartScheduler {
   cancel(): boolean;
 }
 
-export async function handleRestart(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner, scheduler?: RestartScheduler, wallNowMs: () => number = Date.now): Promise<ApiResponse> {
+export async function handleRestart(
+  body: unknown,
+  snapshot: AgentSnapshot,
+  runCommand: CommandRunner,
+  scheduler?: RestartScheduler,
+  wallNowMs: () => number = Date.now,
+): Promise<ApiResponse> {
   if (!isObject(body)) return text(400, 'the request body must be a JSON object');
   for (const key of Object.keys(body)) if (!RESTART_FILTERS.has(key)) return text(400, `Unknown filter for the scheduled restart: ${key}`);
   const role = snapshot.pg.isRunning ? snapshot.pg.role : undefined;
   const wanted = body.role === 'master' ? 'primary' : body.role;
-  if (wanted !== undefined && wanted !== 'primary' && wanted !== 'replica') return text(400, `PostgreSQL role should be one of primary, replica (got ${JSON.stringify(wanted)})`);
+  if (wanted !== undefined && wanted !== 'primary' && wanted !== 'replica')
+    return text(400, `PostgreSQL role should be one of primary, replica (got ${JSON.stringify(wanted)})`);
   const isPendingOnly = body.restart_pending === true || body.restart_pending === 'True' || body.restart_pending === 'true';
   if (body.schedule !== undefined && body.schedule !== null) {
     if (scheduler === undefined) return text(501, 'scheduled restarts are not available');
     if (snapshot.isPaused) return text(500, "Can't schedule restart in the paused state");
     const parsed = parseSchedule(body.schedule, wallNowMs());
     if ('status' in parsed) return parsed;
-    return scheduler.schedule(parsed.at, { role: wanted, isPendingOnly }) ? text(202, 'Restart scheduled') : text(409, 'Another restart is already scheduled');
+    return scheduler.schedule(parsed.at, { role: wanted, isPendingOnly })
+      ? text(202, 'Restart scheduled')
+      : text(409, 'Another restart is already scheduled');
   }
   const isPendingFilterUnmet = isPendingOnly && !snapshot.pg.isPendingRestart;
   const versionLimit = typeof body.postgres_version === 'string' ? versionNumber(body.postgres_version) : undefined;
   const isVersionFilterUnmet = versionLimit !== undefined && (snapshot.pg.serverVersion ?? 0) >= versionLimit;
-  if ((wanted !== undefined && wanted !== role) || isPendingFilterUnmet || isVersionFilterUnmet) return text(503, 'restart conditions are not satisfied');
+  if ((wanted !== undefined && wanted !== role) || isPendingFilterUnmet || isVersionFilterUnmet)
+    return text(503, 'restart conditions are not satisfied');
   if (snapshot.task.kind === 'running') return text(503, `${snapshot.task.name} already in progress`);
   const timeoutS = typeof body.timeout === 'number' && body.timeout > 0 ? body.timeout : 120;
   const outcome = await runCommand('restart', timeoutS * 1000);

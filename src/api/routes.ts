@@ -105,7 +105,8 @@ function healthCheck(path: string, snapshot: AgentSnapshot, query: URLSearchPara
   if (path === '/' || path.includes('primary') || path.includes('master') || path.includes('read-write')) return isLeaderOk(snapshot);
   if (path.includes('standby-leader') || path.includes('standby_leader')) return false;
   if (path.includes('leader')) return isLeaderOk(snapshot);
-  if (path.includes('read-only-sync') || path.includes('read-only-synchronous')) return isLeaderOk(snapshot) || (isSyncStandby(snapshot) && isReplicaOk(snapshot, query));
+  if (path.includes('read-only-sync') || path.includes('read-only-synchronous'))
+    return isLeaderOk(snapshot) || (isSyncStandby(snapshot) && isReplicaOk(snapshot, query));
   if (path.includes('read-only')) return isLeaderOk(snapshot) || isReplicaOk(snapshot, query);
   if (path.includes('quorum')) return isQuorumMode(snapshot) && isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
   if (path.includes('async')) return snapshot.isDcsReachable && !isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
@@ -149,7 +150,9 @@ export function handleRequest(request: ApiRequest, context: ApiContext): ApiResp
     case '/readiness':
       return statusOnly(readiness(snapshot) ? 200 : 503);
     case '/cluster':
-      return snapshot.view === undefined ? json(503, { error: 'no DCS view yet' }) : json(200, { ...summarizeCluster(snapshot.view), scope: snapshot.scope });
+      return snapshot.view === undefined
+        ? json(503, { error: 'no DCS view yet' })
+        : json(200, { ...summarizeCluster(snapshot.view), scope: snapshot.scope });
     case '/history':
       return json(200, snapshot.view?.history ?? []);
     case '/config':

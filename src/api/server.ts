@@ -10,7 +10,17 @@ import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { Allowlist } from './allowlist.js';
 import { MetricsExporter } from './metrics.js';
-import { handleConfigWrite, handleDeleteRestart, handleDeleteSwitchover, handleReinitialize, handleRestart, handleSwitchover, type CommandRunner, type MutationContext, type RestartScheduler } from './mutations.js';
+import {
+  handleConfigWrite,
+  handleDeleteRestart,
+  handleDeleteSwitchover,
+  handleReinitialize,
+  handleRestart,
+  handleSwitchover,
+  type CommandRunner,
+  type MutationContext,
+  type RestartScheduler,
+} from './mutations.js';
 import { handleRequest, type ApiResponse } from './routes.js';
 
 export interface ApiServerOptions {
@@ -27,7 +37,15 @@ export interface ApiServerOptions {
   readonly restartScheduler?: RestartScheduler;
   readonly fetchPeerStatus?: MutationContext['fetchPeerStatus'];
   /** HTTPS (restapi.certfile/keyfile); verifyClient as Patroni: `required` for every request, `optional` for unsafe ones. */
-  readonly tls?: { readonly cert: Buffer; readonly key: Buffer; readonly passphrase?: string | undefined; readonly ca?: Buffer | undefined; readonly verifyClient: 'none' | 'optional' | 'required' } | undefined;
+  readonly tls?:
+    | {
+        readonly cert: Buffer;
+        readonly key: Buffer;
+        readonly passphrase?: string | undefined;
+        readonly ca?: Buffer | undefined;
+        readonly verifyClient: 'none' | 'optional' | 'required';
+      }
+    | undefined;
   /** restapi.http_extra_headers (or https_extra_headers under TLS): added to every response with a body. */
   readonly extraHeaders?: Readonly<Record<string, string>> | undefined;
   /** Re-reads the local config file (tags, local GUCs, callbacks). */
@@ -52,7 +70,11 @@ function send(response: ServerResponse, result: ApiResponse, extraHeaders: Reado
     response.end();
     return;
   }
-  response.writeHead(result.status, { 'content-type': result.contentType, 'content-length': Buffer.byteLength(result.body), ...extraHeaders });
+  response.writeHead(result.status, {
+    'content-type': result.contentType,
+    'content-length': Buffer.byteLength(result.body),
+    ...extraHeaders,
+  });
   response.end(result.body);
 }
 
@@ -66,7 +88,8 @@ function isAuthorized(header: string | undefined, expected: NonNullable<ApiServe
 }
 
 async function readJsonBody(request: IncomingMessage): Promise<{ body: unknown } | ApiResponse> {
-  if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) return plain(411, 'Content-Length required');
+  if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined)
+    return plain(411, 'Content-Length required');
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {
@@ -118,15 +141,21 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
       const reload = options.reload;
       if (reload === undefined) return plain(501, 'reload is not available');
       // Patroni answers 202 at once and applies the file in the background; failures are logged with the reason.
-      reload().catch((error: unknown) => options.log.error({ error: describeError(error) }, 'reload failed; keeping the previous configuration'));
+      reload().catch((error: unknown) =>
+        options.log.error({ error: describeError(error) }, 'reload failed; keeping the previous configuration'),
+      );
       return plain(202, 'reload scheduled');
     }
     case 'POST /restart':
-      return options.runCommand === undefined ? plain(501, 'restart is not available') : handleRestart(parsed.body, context.snapshot, options.runCommand, options.restartScheduler);
+      return options.runCommand === undefined
+        ? plain(501, 'restart is not available')
+        : handleRestart(parsed.body, context.snapshot, options.runCommand, options.restartScheduler);
     case 'DELETE /restart':
       return handleDeleteRestart(options.restartScheduler);
     case 'POST /reinitialize':
-      return options.runCommand === undefined ? plain(501, 'reinitialize is not available') : handleReinitialize(parsed.body, context.snapshot, options.runCommand);
+      return options.runCommand === undefined
+        ? plain(501, 'reinitialize is not available')
+        : handleReinitialize(parsed.body, context.snapshot, options.runCommand);
     default:
       return plain(501, `${route} is not implemented`);
   }
@@ -144,7 +173,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     if (UNSAFE_METHODS.has(method) && allowlist !== undefined && !allowlist.isOpen) {
       const memberUrls = options.getSnapshot().view?.members.map((member) => member.api_url) ?? [];
       if (!(await allowlist.allows(request.socket.remoteAddress ?? '', memberUrls))) {
-        options.log.warn({ client: request.socket.remoteAddress ?? '', method, url: request.url ?? '' }, 'unsafe request refused: client not in restapi.allowlist');
+        options.log.warn(
+          { client: request.socket.remoteAddress ?? '', method, url: request.url ?? '' },
+          'unsafe request refused: client not in restapi.allowlist',
+        );
         send(response, plain(403, 'Access is denied'));
         return;
       }
@@ -162,10 +194,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
     if (UNSAFE_METHODS.has(method)) {
       const result = await handleUnsafe(method, segment, request, options);
-      send(response, result, { ...options.extraHeaders, ...(result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}) });
+      send(response, result, {
+        ...options.extraHeaders,
+        ...(result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}),
+      });
       return;
     }
-    const result = handleRequest({ method, path: url.pathname, query: url.searchParams }, { snapshot: options.getSnapshot(), nowMs: options.nowMs() });
+    const result = handleRequest(
+      { method, path: url.pathname, query: url.searchParams },
+      { snapshot: options.getSnapshot(), nowMs: options.nowMs() },
+    );
     // Status-only replies (HEAD, OPTIONS, probes) stay bare, as HAProxy and Patroni expect.
     send(response, result, result.body === undefined ? {} : options.extraHeaders);
   };
@@ -181,7 +219,18 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const server =
     tls === undefined
       ? createServer(httpOptions, listener)
-      : createTlsServer({ ...httpOptions, cert: tls.cert, key: tls.key, passphrase: tls.passphrase, ca: tls.ca, requestCert: tls.verifyClient !== 'none', rejectUnauthorized: false }, listener);
+      : createTlsServer(
+          {
+            ...httpOptions,
+            cert: tls.cert,
+            key: tls.key,
+            passphrase: tls.passphrase,
+            ca: tls.ca,
+            requestCert: tls.verifyClient !== 'none',
+            rejectUnauthorized: false,
+          },
+          listener,
+        );
   // Garbage on the socket (bad request lines, oversized headers) gets a 400 and a closed connection, never a crash.
   server.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');

@@ -42,7 +42,8 @@ export async function runAgent(configPath: string): Promise<void> {
   });
   const dataDir = config.postgresql.data_dir;
   const parameters = { ...(bootstrapConfig.postgresql?.parameters ?? {}), ...config.postgresql.parameters };
-  const socketDir = typeof parameters.unix_socket_directories === 'string' ? parameters.unix_socket_directories.split(',')[0]!.trim() : dirname(dataDir);
+  const socketDir =
+    typeof parameters.unix_socket_directories === 'string' ? parameters.unix_socket_directories.split(',')[0]!.trim() : dirname(dataDir);
   const pg = new PostgresController({
     member: config.name,
     scope: config.scope,
@@ -104,8 +105,13 @@ export async function runAgent(configPath: string): Promise<void> {
   });
   const reloadLocalConfig = async (): Promise<void> => {
     const reloaded = (await loadConfigIsolated(configPath)).config;
-    if (reloaded.name !== config.name || reloaded.scope !== config.scope) throw new Error('name and scope cannot change on reload: restart the agent');
-    agent.reloadLocalConfig({ tags: publishedTags(reloaded.tags), parameters: reloaded.postgresql.parameters, callbacks: new CallbackRunner(reloaded.postgresql.callbacks ?? {}, config.scope, log) });
+    if (reloaded.name !== config.name || reloaded.scope !== config.scope)
+      throw new Error('name and scope cannot change on reload: restart the agent');
+    agent.reloadLocalConfig({
+      tags: publishedTags(reloaded.tags),
+      parameters: reloaded.postgresql.parameters,
+      callbacks: new CallbackRunner(reloaded.postgresql.callbacks ?? {}, config.scope, log),
+    });
   };
   const api = await startApiServer({
     host: restapi.listen.host,
@@ -122,7 +128,11 @@ export async function runAgent(configPath: string): Promise<void> {
     tls,
     extraHeaders: { ...restapi.http_extra_headers, ...(isHttps ? restapi.https_extra_headers : {}) },
     authentication: restapi.authentication,
-    allowlist: new Allowlist({ entries: restapi.allowlist ?? [], includeMembers: restapi.allowlist_include_members ?? false, nowMs: () => clock.nowMs() }),
+    allowlist: new Allowlist({
+      entries: restapi.allowlist ?? [],
+      includeMembers: restapi.allowlist_include_members ?? false,
+      nowMs: () => clock.nowMs(),
+    }),
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');
   agent.start();
@@ -140,7 +150,9 @@ export async function runAgent(configPath: string): Promise<void> {
       });
   };
   process.on('SIGHUP', () => {
-    reloadLocalConfig().catch((error: unknown) => log.error({ error: describeError(error) }, 'reload failed; keeping the previous configuration'));
+    reloadLocalConfig().catch((error: unknown) =>
+      log.error({ error: describeError(error) }, 'reload failed; keeping the previous configuration'),
+    );
   });
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -6,5 +6,9 @@ import { isPgwardenError } from '../util/errors.js';
 try {
   parentPort?.postMessage({ ok: true, loaded: loadConfig(workerData as string) });
 } catch (error) {
-  parentPort?.postMessage({ ok: false, message: error instanceof Error ? error.message : String(error), code: isPgwardenError(error) ? error.code : 'PGW_CONFIG_INVALID' });
+  parentPort?.postMessage({
+    ok: false,
+    message: error instanceof Error ? error.message : String(error),
+    code: isPgwardenError(error) ? error.code : 'PGW_CONFIG_INVALID',
+  });
 }

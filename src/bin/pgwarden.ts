@@ -23,7 +23,10 @@ import { describeError, PgwardenError } from '../util/errors.js';
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 
-async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined; tls: TlsClientOptions; db: DbAccess }> {
+async function loadCluster(
+  configPath: string,
+  signal: AbortSignal,
+): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined; tls: TlsClientOptions; db: DbAccess }> {
   const { config } = loadConfig(configPath);
   const credentials = config.ctl?.authentication ?? config.restapi.authentication;
   const caFile = config.ctl?.cacert ?? config.restapi.cafile;
@@ -33,10 +36,20 @@ async function loadCluster(configPath: string, signal: AbortSignal): Promise<{ s
     ...(config.ctl?.keyfile !== undefined ? { key: readFileSync(config.ctl.keyfile) } : {}),
     isInsecure: config.ctl?.insecure === true,
   };
-  const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
+  const dcs = new EtcdDcs({
+    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    namespace: config.namespace,
+    scope: config.scope,
+    member: '__pgwarden_cli',
+    ttlSeconds: 30,
+  });
   try {
     const psql = join(config.postgresql.bin_dir, 'psql');
-    const db: DbAccess = { psql: existsSync(psql) ? psql : 'psql', username: config.postgresql.authentication.superuser.username, password: config.postgresql.authentication.superuser.password };
+    const db: DbAccess = {
+      psql: existsSync(psql) ? psql : 'psql',
+      username: config.postgresql.authentication.superuser.username,
+      password: config.postgresql.authentication.superuser.password,
+    };
     return { scope: config.scope, view: await dcs.loadCluster(signal), credentials, tls, db };
   } finally {
     await dcs.close();
@@ -77,10 +90,15 @@ function register(program: Command): void {
     .option('--faults <n>', 'number of faults', '5')
     .option('--sync', 'run with synchronous_mode on (then no acknowledged write may be lost)')
     .option('--kinds <list>', `comma-separated fault kinds (${FAULT_KINDS.join(', ')})`)
-    .option('--network <mode>', 'auto (network namespaces when root, else TCP relays to etcd), netns, relay, or loopback (process faults only)', 'auto')
+    .option(
+      '--network <mode>',
+      'auto (network namespaces when root, else TCP relays to etcd), netns, relay, or loopback (process faults only)',
+      'auto',
+    )
     .option('--keep', 'keep the cluster directory (logs) and write the report there')
     .action(async (options: { seed: string; faults: string; sync?: boolean; kinds?: string; network: string; keep?: boolean }) => {
-      if (!['auto', 'netns', 'relay', 'loopback'].includes(options.network)) throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns, relay or loopback, got "${options.network}"`);
+      if (!['auto', 'netns', 'relay', 'loopback'].includes(options.network))
+        throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns, relay or loopback, got "${options.network}"`);
       const seed = Number(options.seed);
       if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed expects a non-negative integer, got "${options.seed}"`);
       const kinds = options.kinds?.split(',').map((kind) => kind.trim());
@@ -90,7 +108,15 @@ function register(program: Command): void {
         out(`chaos: crashed (${describeError(error)}): stopping the cluster`);
         void stopActiveClusters().finally(() => process.exit(1));
       });
-      const report = await runChaos({ seed, faults: positiveNumber('faults', options.faults), isSync: options.sync === true, ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}), network: options.network as 'auto' | 'netns' | 'relay' | 'loopback', keepDir: options.keep === true, out });
+      const report = await runChaos({
+        seed,
+        faults: positiveNumber('faults', options.faults),
+        isSync: options.sync === true,
+        ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}),
+        network: options.network as 'auto' | 'netns' | 'relay' | 'loopback',
+        keepDir: options.keep === true,
+        out,
+      });
       if (isViolation(report)) process.exitCode = 2;
     });
   const local = program.command('local').description('a local cluster on 127.0.0.1: 3 etcd members and 3 agents with PostgreSQL 15');
@@ -104,19 +130,34 @@ function register(program: Command): void {
     .option('--loop-wait <s>', 'HA loop period (seconds)', '10')
     .option('--retry-timeout <s>', 'DCS retry budget (seconds)', '10')
     .option('--proxy-data-path <path>', 'data path of the local proxy: userspace, or kernel (nftables DNAT; root)', 'userspace')
-    .action(async (options: { background?: boolean; dir: string; nodes: string; ttl: string; loopWait: string; retryTimeout: string; proxyDataPath: string }) => {
-      if (options.proxyDataPath !== 'userspace' && options.proxyDataPath !== 'kernel') throw new PgwardenError('PGW_CLI_USAGE', `--proxy-data-path must be userspace or kernel, got "${options.proxyDataPath}"`);
-      await runLocalStart({
-        dir: options.dir,
-        isBackground: options.background === true,
-        nodes: positiveNumber('nodes', options.nodes),
-        proxyDataPath: options.proxyDataPath,
-        timing: { ttl: positiveNumber('ttl', options.ttl), loop_wait: positiveNumber('loop-wait', options.loopWait), retry_timeout: positiveNumber('retry-timeout', options.retryTimeout) },
-        healthyTimeoutMs: 180_000,
-        renderTable: (view, scope) => renderMemberTable(scope, summarizeCluster(view), 'pretty'),
-        out,
-      });
-    });
+    .action(
+      async (options: {
+        background?: boolean;
+        dir: string;
+        nodes: string;
+        ttl: string;
+        loopWait: string;
+        retryTimeout: string;
+        proxyDataPath: string;
+      }) => {
+        if (options.proxyDataPath !== 'userspace' && options.proxyDataPath !== 'kernel')
+          throw new PgwardenError('PGW_CLI_USAGE', `--proxy-data-path must be userspace or kernel, got "${options.proxyDataPath}"`);
+        await runLocalStart({
+          dir: options.dir,
+          isBackground: options.background === true,
+          nodes: positiveNumber('nodes', options.nodes),
+          proxyDataPath: options.proxyDataPath,
+          timing: {
+            ttl: positiveNumber('ttl', options.ttl),
+            loop_wait: positiveNumber('loop-wait', options.loopWait),
+            retry_timeout: positiveNumber('retry-timeout', options.retryTimeout),
+          },
+          healthyTimeoutMs: 180_000,
+          renderTable: (view, scope) => renderMemberTable(scope, summarizeCluster(view), 'pretty'),
+          out,
+        });
+      },
+    );
   local
     .command('stop')
     .description('stop a background local cluster by PID')
@@ -129,7 +170,13 @@ function register(program: Command): void {
     .action(async (options: { dir: string }) => {
       const state = await readLocalState(options.dir);
       if (state === undefined) throw new Error(`no local cluster is running from ${options.dir}; start one with: npm run cluster`);
-      const dcs = new EtcdDcs({ endpoints: state.etcdEndpoints, namespace: state.namespace, scope: state.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
+      const dcs = new EtcdDcs({
+        endpoints: state.etcdEndpoints,
+        namespace: state.namespace,
+        scope: state.scope,
+        member: '__pgwarden_cli',
+        ttlSeconds: 30,
+      });
       try {
         out(renderMemberTable(state.scope, summarizeCluster(await dcs.loadCluster(AbortSignal.timeout(5000))), 'pretty'));
       } finally {
@@ -140,7 +187,13 @@ function register(program: Command): void {
 
 async function removeCluster(configPath: string): Promise<void> {
   const { config } = loadConfig(configPath);
-  const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli', ttlSeconds: 30 });
+  const dcs = new EtcdDcs({
+    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    namespace: config.namespace,
+    scope: config.scope,
+    member: '__pgwarden_cli',
+    ttlSeconds: 30,
+  });
   try {
     await dcs.removeCluster(AbortSignal.timeout(5000));
   } finally {

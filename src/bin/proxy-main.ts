@@ -34,10 +34,14 @@ function primaryProbe(config: ProxyConfig): PrimaryProbe {
         return;
       }
       const isHttps = url.protocol === 'https:';
-      const request = (isHttps ? httpsRequest : httpRequest)(url, { method: 'GET', agent: isHttps ? httpsAgent : httpAgent, signal }, (response) => {
-        response.resume();
-        resolve(response.statusCode === 200);
-      });
+      const request = (isHttps ? httpsRequest : httpRequest)(
+        url,
+        { method: 'GET', agent: isHttps ? httpsAgent : httpAgent, signal },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode === 200);
+        },
+      );
       request.on('error', () => resolve(false));
       request.end();
     });
@@ -47,9 +51,31 @@ export async function runProxy(configPath: string): Promise<void> {
   const config = loadProxyConfig(configPath);
   const log = createLogger({ member: 'proxy', scope: config.scope });
   const clock = new SystemClock();
-  const dcs = new EtcdDcs({ endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol), namespace: config.namespace, scope: config.scope, member: '__pgwarden_proxy', ttlSeconds: 30, log });
-  const server = await ProxyServer.start({ section: config.proxy, scope: config.scope, source: dcs, probe: primaryProbe(config), nowMs: () => clock.nowMs(), log });
-  log.info({ primary: `${config.proxy.primary_listen.host}:${server.ports.primary}`, data_path: config.proxy.data_path, replica: server.ports.replica ?? null, api: server.ports.api ?? null }, 'pgwarden proxy started');
+  const dcs = new EtcdDcs({
+    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    namespace: config.namespace,
+    scope: config.scope,
+    member: '__pgwarden_proxy',
+    ttlSeconds: 30,
+    log,
+  });
+  const server = await ProxyServer.start({
+    section: config.proxy,
+    scope: config.scope,
+    source: dcs,
+    probe: primaryProbe(config),
+    nowMs: () => clock.nowMs(),
+    log,
+  });
+  log.info(
+    {
+      primary: `${config.proxy.primary_listen.host}:${server.ports.primary}`,
+      data_path: config.proxy.data_path,
+      replica: server.ports.replica ?? null,
+      api: server.ports.api ?? null,
+    },
+    'pgwarden proxy started',
+  );
 
   let isStopping = false;
   const shutdown = (signal: string): void => {
@@ -67,7 +93,8 @@ export async function runProxy(configPath: string): Promise<void> {
   process.on('SIGHUP', () => {
     try {
       const reloaded = loadProxyConfig(configPath);
-      if (reloaded.scope !== config.scope || reloaded.namespace !== config.namespace) throw new Error('scope and namespace cannot change on reload: restart the proxy');
+      if (reloaded.scope !== config.scope || reloaded.namespace !== config.namespace)
+        throw new Error('scope and namespace cannot change on reload: restart the proxy');
       server
         .reload(reloaded.proxy)
         .then(() => log.info({ primary: server.ports.primary, replica: server.ports.replica ?? null }, 'proxy configuration reloaded'))

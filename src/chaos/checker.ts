@@ -36,7 +36,8 @@ export function findDualWrites(acks: readonly Ack[]): DualWrite[] {
   const found: DualWrite[] = [];
   let highest: Ack | undefined;
   for (const ack of sorted) {
-    if (highest !== undefined && (ack.timeline < highest.timeline || (ack.timeline === highest.timeline && ack.port !== highest.port))) found.push({ earlier: highest, later: ack });
+    if (highest !== undefined && (ack.timeline < highest.timeline || (ack.timeline === highest.timeline && ack.port !== highest.port)))
+      found.push({ earlier: highest, later: ack });
     if (highest === undefined || ack.timeline > highest.timeline) highest = ack;
   }
   return found;
@@ -46,8 +47,17 @@ export function checkRun(acks: readonly Ack[], idsOnLeader: ReadonlySet<number>,
   const lost = acks.map((ack) => ack.id).filter((id) => !idsOnLeader.has(id));
   const values = [...fingerprints.values()];
   const majority = values.sort((a, b) => values.filter((v) => v === b).length - values.filter((v) => v === a).length)[0];
-  const divergentMembers = [...fingerprints].filter(([, fingerprint]) => fingerprint !== majority).map(([name]) => name).sort();
-  return { acknowledged: acks.length, lost, dualWritable: findDualWrites(acks), divergentMembers, lostWalBytes: lostWalSpan(acks, new Set(lost)) };
+  const divergentMembers = [...fingerprints]
+    .filter(([, fingerprint]) => fingerprint !== majority)
+    .map(([name]) => name)
+    .sort();
+  return {
+    acknowledged: acks.length,
+    lost,
+    dualWritable: findDualWrites(acks),
+    divergentMembers,
+    lostWalBytes: lostWalSpan(acks, new Set(lost)),
+  };
 }
 
 /**

@@ -68,10 +68,12 @@ const active = new Set<LocalCluster>();
  * would leave etcd, agents, postmasters, namespaces and tmpfs mounts behind.
  */
 export async function stopActiveClusters(): Promise<void> {
-  await Promise.all([...active].map(async (cluster) => {
-    await cluster.lab?.healAll().catch(() => undefined);
-    await cluster.stop().catch(() => undefined);
-  }));
+  await Promise.all(
+    [...active].map(async (cluster) => {
+      await cluster.lab?.healAll().catch(() => undefined);
+      await cluster.stop().catch(() => undefined);
+    }),
+  );
 }
 
 const TIMING = { ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576 };
@@ -91,15 +93,25 @@ function isHealthy(view: ClusterView, names: readonly string[]): string | undefi
   const leader = view.leader?.name;
   const leaderMember = view.members.find((member) => member.name === leader);
   if (leader === undefined || leaderMember?.role !== 'primary' || leaderMember.state !== 'running') return undefined;
-  const ok = names.filter((name) => name !== leader).every((name) => {
-    const member = view.members.find((candidate) => candidate.name === name);
-    return member?.replication_state === 'streaming' && member.timeline === leaderMember.timeline;
-  });
+  const ok = names
+    .filter((name) => name !== leader)
+    .every((name) => {
+      const member = view.members.find((candidate) => candidate.name === name);
+      return member?.replication_state === 'streaming' && member.timeline === leaderMember.timeline;
+    });
   return ok ? leader : undefined;
 }
 
 async function query<T extends Record<string, unknown>>(cluster: LocalCluster, name: string, text: string): Promise<T[]> {
-  const client = new pg.Client({ host: cluster.node(name).host, port: cluster.node(name).pgPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 3000, query_timeout: 10_000 });
+  const client = new pg.Client({
+    host: cluster.node(name).host,
+    port: cluster.node(name).pgPort,
+    user: 'postgres',
+    password: cluster.superuserPassword,
+    database: 'postgres',
+    connectionTimeoutMillis: 3000,
+    query_timeout: 10_000,
+  });
   client.on('error', () => undefined);
   await client.connect();
   try {
@@ -149,17 +161,34 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       network = 'relay';
     }
   }
-  const usable = (kind: FaultKind): boolean => network === 'netns' || !NEEDS_NETNS.has(kind) || (network === 'relay' && RELAY_FAULT_KINDS.has(kind));
+  const usable = (kind: FaultKind): boolean =>
+    network === 'netns' || !NEEDS_NETNS.has(kind) || (network === 'relay' && RELAY_FAULT_KINDS.has(kind));
   const unusable = options.kinds?.filter((kind) => !usable(kind)) ?? [];
-  if (unusable.length > 0) throw new Error(`fault kinds ${unusable.join(', ')} need every member in its own network namespace (root); on this ${network} run choose from ${FAULT_KINDS.filter(usable).join(', ')}`);
+  if (unusable.length > 0)
+    throw new Error(
+      `fault kinds ${unusable.join(', ')} need every member in its own network namespace (root); on this ${network} run choose from ${FAULT_KINDS.filter(usable).join(', ')}`,
+    );
   const kinds = options.kinds ?? FAULT_KINDS.filter(usable);
   const schedule = faultSchedule(options.seed, options.faults, kinds);
   const dir = await mkdtemp(join(tmpdir(), 'pgw-chaos-'));
-  const described = { netns: 'one network namespace per member', relay: 'loopback, agents reach etcd through fault relays', loopback: 'loopback' }[network];
-  out(`chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${described}, cluster in ${dir}`);
+  const described = {
+    netns: 'one network namespace per member',
+    relay: 'loopback, agents reach etcd through fault relays',
+    loopback: 'loopback',
+  }[network];
+  out(
+    `chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${described}, cluster in ${dir}`,
+  );
   out(`chaos: fault kinds (replay with the same list): --kinds ${kinds.join(',')}`);
   // As root every node's directory (data, pg_wal, logs) is a tmpfs of its own, so one can be filled.
-  const cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'chaos', proxies: 1, network, ...(network === 'netns' ? { nodeTmpfsMb: 1024 } : {}) });
+  const cluster = await LocalCluster.start({
+    dir,
+    timing: TIMING,
+    scope: 'chaos',
+    proxies: 1,
+    network,
+    ...(network === 'netns' ? { nodeTmpfsMb: 1024 } : {}),
+  });
   active.add(cluster);
   const names = cluster.nodes.map((node) => node.name);
   let writer: ChaosWriter | undefined;
@@ -174,12 +203,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const healthy = async (timeoutMs: number): Promise<string | undefined> => poll(timeoutMs, async () => isHealthy(await cluster.view(), names));
+    const healthy = async (timeoutMs: number): Promise<string | undefined> =>
+      poll(timeoutMs, async () => isHealthy(await cluster.view(), names));
     const first = await healthy(120_000);
     if (first === undefined) throw new Error('the local cluster did not become healthy within 120 s');
     await query(cluster, first, CHAOS_TABLE_SQL);
     if (options.isSync) {
-      const response = await fetch(`http://${cluster.node(first).host}:${cluster.node(first).apiPort}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ synchronous_mode: true }) });
+      const response = await fetch(`http://${cluster.node(first).host}:${cluster.node(first).apiPort}/config`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ synchronous_mode: true }),
+      });
       if (response.status !== 200) throw new Error(`could not enable synchronous_mode: ${response.status} ${await response.text()}`);
       await poll(60_000, async () => ((await cluster.view()).sync?.sync_standby ? true : undefined));
     }
@@ -199,9 +233,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       // Writes must be flowing again after convergence, or the longest pause is not over yet.
       const convergedAt = performance.now();
       await poll(60_000, async () => writer?.acks.find((ack) => ack.atMs > convergedAt));
-      const outcome: FaultOutcome = { index: fault.index, kind: fault.kind, target, recoveryMs: longestPauseAfter(writer.acks, injectedAt), converged };
+      const outcome: FaultOutcome = {
+        index: fault.index,
+        kind: fault.kind,
+        target,
+        recoveryMs: longestPauseAfter(writer.acks, injectedAt),
+        converged,
+      };
       outcomes.push(outcome);
-      out(`  fault ${fault.index + 1}/${schedule.length}: ${fault.kind} on ${target}: longest write pause ${outcome.recoveryMs ?? 'never (no write after the fault)'} ms, ${converged ? 'converged' : 'NOT converged'}`);
+      out(
+        `  fault ${fault.index + 1}/${schedule.length}: ${fault.kind} on ${target}: longest write pause ${outcome.recoveryMs ?? 'never (no write after the fault)'} ms, ${converged ? 'converged' : 'NOT converged'}`,
+      );
     }
     await sleep(1000);
     await writer.stop();
@@ -214,7 +256,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const fingerprints = new Map<string, string>();
     for (const name of names) {
       const fingerprint = await poll(30_000, async () => {
-        const rows = await query<{ n: string; digest: string | null }>(cluster, name, 'SELECT count(*) AS n, md5(string_agg(id::text, \',\' ORDER BY id)) AS digest FROM chaos_acks');
+        const rows = await query<{ n: string; digest: string | null }>(
+          cluster,
+          name,
+          "SELECT count(*) AS n, md5(string_agg(id::text, ',' ORDER BY id)) AS digest FROM chaos_acks",
+        );
         return Number(rows[0]?.n) === leaderCount || name === leader ? `${rows[0]?.n}:${rows[0]?.digest ?? ''}` : undefined;
       });
       fingerprints.set(name, fingerprint ?? 'unreachable or behind');
@@ -237,7 +283,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       maximumLagOnFailover: TIMING.maximum_lag_on_failover,
       reportPath,
     };
-    await writeFile(reportPath, `${JSON.stringify({ ...report, lost: checked.lost, dualWritableDetails: checked.dualWritable }, null, 2)}\n`);
+    await writeFile(
+      reportPath,
+      `${JSON.stringify({ ...report, lost: checked.lost, dualWritableDetails: checked.dualWritable }, null, 2)}\n`,
+    );
     printSummary(report, out);
     return report;
   } finally {
@@ -265,8 +314,16 @@ export function longestPauseAfter(acks: readonly { readonly atMs: number }[], si
   return longest === undefined ? undefined : Math.round(longest);
 }
 
-async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopped: number[]): Promise<{ target: string; heal: () => Promise<void> }> {
-  const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader).sort();
+async function inject(
+  cluster: LocalCluster,
+  fault: Fault,
+  leader: string,
+  stopped: number[],
+): Promise<{ target: string; heal: () => Promise<void> }> {
+  const replicas = cluster.nodes
+    .map((node) => node.name)
+    .filter((name) => name !== leader)
+    .sort();
   const replica = replicas[fault.pick % replicas.length] ?? leader;
   const killBoth = async (name: string): Promise<void> => {
     const postmaster = await cluster.postmasterPid(name);
@@ -349,7 +406,9 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
         };
       }
       const lab = needLab(cluster);
-      const peers = isOneWay ? etcdAddresses(cluster) : [...etcdAddresses(cluster), ...cluster.nodes.filter((node) => node.name !== leader).map((node) => node.host)];
+      const peers = isOneWay
+        ? etcdAddresses(cluster)
+        : [...etcdAddresses(cluster), ...cluster.nodes.filter((node) => node.name !== leader).map((node) => node.host)];
       await lab.partition(leader, peers, isOneWay ? 'outbound' : 'both');
       await sleep((TIMING.ttl + 3) * 1000);
       return { target: leader, heal: async () => lab.heal(leader) };
@@ -358,7 +417,10 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
       const lab = needLab(cluster);
       const index = fault.pick % cluster.etcd.members.length;
       const name = `etcd${index + 1}`;
-      const others = [...etcdAddresses(cluster).filter((address) => address !== lab.host(name).ip), ...cluster.nodes.map((node) => node.host)];
+      const others = [
+        ...etcdAddresses(cluster).filter((address) => address !== lab.host(name).ip),
+        ...cluster.nodes.map((node) => node.host),
+      ];
       await lab.partition(name, others, 'both');
       await sleep(8000);
       return { target: name, heal: async () => lab.heal(name) };
@@ -377,7 +439,12 @@ async function inject(cluster: LocalCluster, fault: Fault, leader: string, stopp
       return { target: `${leader} (${Math.round(bytes / 1048576)} MB filled)`, heal: release };
     }
     case 'switchover-replica-kill': {
-      await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ leader }), signal: AbortSignal.timeout(1000) }).catch(() => undefined);
+      await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ leader }),
+        signal: AbortSignal.timeout(1000),
+      }).catch(() => undefined);
       await killBoth(replica);
       return { target: `${leader} (switchover) + ${replica}`, heal: restartLater(replica) };
     }
@@ -392,13 +459,22 @@ function needLab(cluster: LocalCluster): NonNullable<LocalCluster['lab']> {
 const etcdAddresses = (cluster: LocalCluster): string[] => cluster.etcd.members.map((member) => new URL(member.clientUrl).hostname);
 
 function printSummary(report: ChaosReport, out: (line: string) => void): void {
-  const recoveries = report.faults.map((fault) => fault.recoveryMs).filter((ms): ms is number => ms !== undefined).sort((a, b) => a - b);
+  const recoveries = report.faults
+    .map((fault) => fault.recoveryMs)
+    .filter((ms): ms is number => ms !== undefined)
+    .sort((a, b) => a - b);
   const median = recoveries.length === 0 ? undefined : recoveries[Math.floor((recoveries.length - 1) / 2)];
   out('');
-  out('| seed | mode | network | faults | acknowledged | lost (WAL bytes) | dual-writable | divergent | converged | write pause median / max ms | reads ok / failed | timelines |');
+  out(
+    '| seed | mode | network | faults | acknowledged | lost (WAL bytes) | dual-writable | divergent | converged | write pause median / max ms | reads ok / failed | timelines |',
+  );
   out('|---|---|---|---|---|---|---|---|---|---|---|---|');
-  out(`| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.network} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} (${report.lostWalBytes}) | ${report.dualWritable} | ${report.divergentMembers.join(',') || 'none'} | ${report.converged ? 'yes' : 'NO'} | ${median ?? '-'} / ${recoveries.at(-1) ?? '-'} | ${report.reads.ok} / ${report.reads.failed} | ${report.timelines.join(',')} |`);
-  if (!report.isSync) out(`asynchronous mode: lost writes spanned ${report.lostWalBytes} bytes of WAL; maximum_lag_on_failover is ${report.maximumLagOnFailover} (${report.lostWalBytes <= report.maximumLagOnFailover ? 'within' : 'EXCEEDED'})`);
+  out(
+    `| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.network} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} (${report.lostWalBytes}) | ${report.dualWritable} | ${report.divergentMembers.join(',') || 'none'} | ${report.converged ? 'yes' : 'NO'} | ${median ?? '-'} / ${recoveries.at(-1) ?? '-'} | ${report.reads.ok} / ${report.reads.failed} | ${report.timelines.join(',')} |`,
+  );
+  if (!report.isSync)
+    out(
+      `asynchronous mode: lost writes spanned ${report.lostWalBytes} bytes of WAL; maximum_lag_on_failover is ${report.maximumLagOnFailover} (${report.lostWalBytes <= report.maximumLagOnFailover ? 'within' : 'EXCEEDED'})`,
+    );
   out(`JSON report: ${report.reportPath}`);
 }
-

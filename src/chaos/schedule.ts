@@ -26,9 +26,22 @@ export interface Fault {
 }
 
 /** Faults on processes: any machine. The order is part of the schedule: seeds of earlier runs replay unchanged. */
-export const PROCESS_FAULT_KINDS: readonly FaultKind[] = ['kill-primary-agent', 'kill-primary-postmaster', 'kill-primary-both', 'stop-primary', 'kill-replica-both', 'kill-etcd-member', 'switchover-replica-kill'];
+export const PROCESS_FAULT_KINDS: readonly FaultKind[] = [
+  'kill-primary-agent',
+  'kill-primary-postmaster',
+  'kill-primary-both',
+  'stop-primary',
+  'kill-replica-both',
+  'kill-etcd-member',
+  'switchover-replica-kill',
+];
 /** Faults that need every member in its own network namespace (root). */
-export const NETWORK_FAULT_KINDS: readonly FaultKind[] = ['partition-primary', 'partition-primary-oneway', 'partition-etcd-minority', 'latency-primary'];
+export const NETWORK_FAULT_KINDS: readonly FaultKind[] = [
+  'partition-primary',
+  'partition-primary-oneway',
+  'partition-etcd-minority',
+  'latency-primary',
+];
 export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', ...NETWORK_FAULT_KINDS, 'full-disk-primary'];
 /** What only a root run can do: namespaces for the network faults, a tmpfs per node for the full disk. */
 export const NEEDS_NETNS: ReadonlySet<FaultKind> = new Set([...NETWORK_FAULT_KINDS, 'full-disk-primary']);

@@ -10,7 +10,15 @@ const INSERT_SQL = `INSERT INTO chaos_acks (id) VALUES ($1)
 
 /** A client through one of the proxy's ports; the long connect timeout lets the proxy hold it through a failover. */
 function proxyClient(port: number, password: string): pg.Client {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password, database: 'postgres', connectionTimeoutMillis: 35_000, query_timeout: 10_000 });
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password,
+    database: 'postgres',
+    connectionTimeoutMillis: 35_000,
+    query_timeout: 10_000,
+  });
   client.on('error', () => undefined);
   return client;
 }

@@ -17,9 +17,24 @@ export function apiBase(member: MemberRecord): string {
   return member.api_url.replace(/\/patroni\/?$/, '');
 }
 
-export async function callApi(member: MemberRecord, method: string, path: string, body: unknown, credentials: Credentials | undefined, timeoutMs: number, tls?: TlsClientOptions): Promise<ApiReply> {
+export async function callApi(
+  member: MemberRecord,
+  method: string,
+  path: string,
+  body: unknown,
+  credentials: Credentials | undefined,
+  timeoutMs: number,
+  tls?: TlsClientOptions,
+): Promise<ApiReply> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (credentials !== undefined) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
+  if (credentials !== undefined)
+    headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
   const hasBody = method !== 'GET' && method !== 'HEAD';
-  return requestText(`${apiBase(member)}${path}`, { method, headers, ...(hasBody ? { body: body === undefined ? '{}' : JSON.stringify(body) } : {}), signal: AbortSignal.timeout(timeoutMs), ...(tls !== undefined ? { tls } : {}) });
+  return requestText(`${apiBase(member)}${path}`, {
+    method,
+    headers,
+    ...(hasBody ? { body: body === undefined ? '{}' : JSON.stringify(body) } : {}),
+    signal: AbortSignal.timeout(timeoutMs),
+    ...(tls !== undefined ? { tls } : {}),
+  });
 }

@@ -8,7 +8,15 @@ import type { ClusterView } from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import type { TlsClientOptions } from '../util/http-request.js';
 import { callApi, type Credentials } from './api-client.js';
-import { editConfigCommand, pauseCommand, reinitCommand, reloadCommand, restartCommand, switchoverCommand, type ControlContext } from './commands/control.js';
+import {
+  editConfigCommand,
+  pauseCommand,
+  reinitCommand,
+  reloadCommand,
+  restartCommand,
+  switchoverCommand,
+  type ControlContext,
+} from './commands/control.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.js';
 import { listCommand } from './commands/list.js';
@@ -16,7 +24,16 @@ import { queryCommand, type DbAccess } from './commands/query.js';
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
-  readonly loadCluster: (configPath: string, signal: AbortSignal) => Promise<{ readonly scope: string; readonly view: ClusterView; readonly credentials?: Credentials | undefined; readonly tls?: TlsClientOptions | undefined; readonly db?: DbAccess | undefined }>;
+  readonly loadCluster: (
+    configPath: string,
+    signal: AbortSignal,
+  ) => Promise<{
+    readonly scope: string;
+    readonly view: ClusterView;
+    readonly credentials?: Credentials | undefined;
+    readonly tls?: TlsClientOptions | undefined;
+    readonly db?: DbAccess | undefined;
+  }>;
   readonly version: string;
   readonly out: (text: string) => void;
   /** Deletes every DCS key of the cluster (`remove`). */
@@ -81,21 +98,34 @@ export function buildProgram(deps: CliDeps): Command {
   const control = async (isForced: boolean): Promise<ControlContext> => {
     const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
     const readLine = deps.readLine;
-    const confirm = process.stdin.isTTY && readLine !== undefined ? async (question: string) => /^y(es)?$/i.test(await readLine(question)) : undefined;
+    const confirm =
+      process.stdin.isTTY && readLine !== undefined ? async (question: string) => /^y(es)?$/i.test(await readLine(question)) : undefined;
     return { scope: loaded.scope, view: loaded.view, credentials: loaded.credentials, tls: loaded.tls, out: deps.out, isForced, confirm };
   };
   const reload = async (): Promise<ClusterView> => (await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000))).view;
   for (const kind of ['switchover', 'failover'] as const) {
     program
       .command(kind)
-      .description(kind === 'switchover' ? 'hand the primary role to another member, cleanly' : 'promote a named member (also when the cluster has no leader)')
+      .description(
+        kind === 'switchover'
+          ? 'hand the primary role to another member, cleanly'
+          : 'promote a named member (also when the cluster has no leader)',
+      )
       .option('--leader, --primary <name>', 'the current leader (default: read from the DCS)')
       .option('--candidate <name>', 'the member to promote')
       .option('--scheduled <time>', 'ISO-8601 time with zone, or "now"')
       .option('--force', 'do not ask for confirmation')
       .action(async (options: { leader?: string; primary?: string; candidate?: string; scheduled?: string; force?: boolean }) => {
         const leader = options.leader ?? options.primary;
-        await switchoverCommand(kind, { ...(leader !== undefined ? { leader } : {}), ...(options.candidate !== undefined ? { candidate: options.candidate } : {}), ...(options.scheduled !== undefined ? { scheduled: options.scheduled } : {}) }, await control(options.force === true));
+        await switchoverCommand(
+          kind,
+          {
+            ...(leader !== undefined ? { leader } : {}),
+            ...(options.candidate !== undefined ? { candidate: options.candidate } : {}),
+            ...(options.scheduled !== undefined ? { scheduled: options.scheduled } : {}),
+          },
+          await control(options.force === true),
+        );
       });
   }
   for (const verb of ['pause', 'resume'] as const) {
@@ -142,24 +172,47 @@ export function buildProgram(deps: CliDeps): Command {
   program
     .command('edit-config')
     .description('change the dynamic configuration (through the REST API, compare-and-set)')
-    .option('-s, --set <key=value>', 'set a key path, e.g. ttl=20 or postgresql.parameters.work_mem=8MB; null deletes', (value: string, list: string[]) => [...list, value], [] as string[])
-    .option('-p, --pg <param=value>', 'shorthand for --set postgresql.parameters.<param>=<value>', (value: string, list: string[]) => [...list, value], [] as string[])
+    .option(
+      '-s, --set <key=value>',
+      'set a key path, e.g. ttl=20 or postgresql.parameters.work_mem=8MB; null deletes',
+      (value: string, list: string[]) => [...list, value],
+      [] as string[],
+    )
+    .option(
+      '-p, --pg <param=value>',
+      'shorthand for --set postgresql.parameters.<param>=<value>',
+      (value: string, list: string[]) => [...list, value],
+      [] as string[],
+    )
     .option('--apply <file>', 'merge a YAML file (or - for stdin) into the config; null deletes')
     .option('--replace <file>', 'replace the whole config with a YAML file (or - for stdin)')
     .option('--force', 'apply without asking')
     .action(async (options: { set: string[]; pg: string[]; apply?: string; replace?: string; force?: boolean }) => {
       if (options.apply !== undefined && options.replace !== undefined) throw new Error('use either --apply or --replace, not both');
       const edit = process.stdin.isTTY ? editInEditor : undefined;
-      await editConfigCommand({ ...options, readFile: (path) => (path === '-' ? readStdin() : readFile(path, 'utf8')), edit }, await control(options.force === true));
+      await editConfigCommand(
+        { ...options, readFile: (path) => (path === '-' ? readStdin() : readFile(path, 'utf8')), edit },
+        await control(options.force === true),
+      );
     });
   program
     .command('topology')
     .description('the member table as a tree: the leader and its replicas')
-    .addOption(new Option('-f, --format <format>', 'output format (pretty draws the tree)').choices(['pretty', 'tsv', 'json', 'yaml']).default('pretty'))
+    .addOption(
+      new Option('-f, --format <format>', 'output format (pretty draws the tree)')
+        .choices(['pretty', 'tsv', 'json', 'yaml'])
+        .default('pretty'),
+    )
     .option('-W', 'refresh every 2 seconds')
     .option('-w, --watch <seconds>', 'refresh every N seconds')
     .action(async (options: { format: 'pretty' | 'tsv' | 'json' | 'yaml'; W?: boolean; watch?: string }) => {
-      await listCommand({ ...options, isTopology: true, configPath: configPathFrom(program), loadCluster: deps.loadCluster, out: deps.out });
+      await listCommand({
+        ...options,
+        isTopology: true,
+        configPath: configPathFrom(program),
+        loadCluster: deps.loadCluster,
+        out: deps.out,
+      });
     });
   program
     .command('remove')
@@ -170,10 +223,19 @@ export function buildProgram(deps: CliDeps): Command {
       if (cluster !== loaded.scope) throw new Error(`the config file is for cluster ${loaded.scope}, not ${cluster}`);
       const readLine = deps.readLine;
       if (deps.removeCluster === undefined || readLine === undefined) throw new Error('remove is not available');
-      if ((await readLine('Please confirm the cluster name to remove: ')) !== cluster) throw new Error('Cluster names specified do not match');
-      if ((await readLine('You are about to remove all information in DCS for ' + cluster + ', please type: "Yes I am aware": ')) !== 'Yes I am aware') throw new Error('You did not exactly type "Yes I am aware"');
+      if ((await readLine('Please confirm the cluster name to remove: ')) !== cluster)
+        throw new Error('Cluster names specified do not match');
+      if (
+        (await readLine('You are about to remove all information in DCS for ' + cluster + ', please type: "Yes I am aware": ')) !==
+        'Yes I am aware'
+      )
+        throw new Error('You did not exactly type "Yes I am aware"');
       const leader = loaded.view.leader?.name;
-      if (leader !== undefined && (await readLine('This cluster currently is healthy. Please specify the leader name to continue: ')) !== leader) throw new Error('You did not specify the current leader of the cluster');
+      if (
+        leader !== undefined &&
+        (await readLine('This cluster currently is healthy. Please specify the leader name to continue: ')) !== leader
+      )
+        throw new Error('You did not specify the current leader of the cluster');
       await deps.removeCluster(configPathFrom(program));
       deps.out(`Success: cluster ${cluster} removed from the DCS`);
     });
@@ -187,11 +249,21 @@ export function buildProgram(deps: CliDeps): Command {
     .option('-d, --dbname <db>', 'database (default postgres)')
     .option('-U, --username <user>', 'user (default: the superuser of the config file)')
     .addOption(new Option('--format <format>', 'output format').choices(['tsv', 'json', 'yaml']).default('tsv'))
-    .action(async (options: { command?: string; file?: string; role?: string; member?: string; dbname?: string; username?: string; format: 'tsv' | 'json' | 'yaml' }) => {
-      const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
-      if (loaded.db === undefined) throw new Error('query needs postgresql settings in the config file');
-      await queryCommand(loaded.view, options, loaded.db, deps.out);
-    });
+    .action(
+      async (options: {
+        command?: string;
+        file?: string;
+        role?: string;
+        member?: string;
+        dbname?: string;
+        username?: string;
+        format: 'tsv' | 'json' | 'yaml';
+      }) => {
+        const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
+        if (loaded.db === undefined) throw new Error('query needs postgresql settings in the config file');
+        await queryCommand(loaded.view, options, loaded.db, deps.out);
+      },
+    );
   program
     .command('history')
     .description('timeline history of the cluster')
@@ -214,13 +286,22 @@ export function buildProgram(deps: CliDeps): Command {
     .action(async (options: { bind: string; primaryPort: string; replicaPort: string; checkInterval: string; statsPort?: string }) => {
       const port = (flag: string, value: string): number => {
         const number = Number(value);
-        if (!Number.isInteger(number) || number < 1 || number > 65535) throw new Error(`--${flag} expects a port number (1-65535), got "${value}"`);
+        if (!Number.isInteger(number) || number < 1 || number > 65535)
+          throw new Error(`--${flag} expects a port number (1-65535), got "${value}"`);
         return number;
       };
       const interval = Number(options.checkInterval);
       if (!(interval >= 10)) throw new Error(`--check-interval expects milliseconds (>= 10), got "${options.checkInterval}"`);
       const servers = serversFromView(await reload());
-      deps.out(renderHaproxyConfig(servers, { bind: options.bind, primaryPort: port('primary-port', options.primaryPort), replicaPort: port('replica-port', options.replicaPort), checkIntervalMs: interval, statsPort: options.statsPort === undefined ? undefined : port('stats-port', options.statsPort) }).trimEnd());
+      deps.out(
+        renderHaproxyConfig(servers, {
+          bind: options.bind,
+          primaryPort: port('primary-port', options.primaryPort),
+          replicaPort: port('replica-port', options.replicaPort),
+          checkIntervalMs: interval,
+          statsPort: options.statsPort === undefined ? undefined : port('stats-port', options.statsPort),
+        }).trimEnd(),
+      );
     });
   program
     .command('version')
@@ -233,9 +314,15 @@ export function buildProgram(deps: CliDeps): Command {
       deps.out('');
       for (const member of context.view.members) {
         const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 3000, context.tls).catch(() => undefined);
-        const document = reply?.status === 200 ? (JSON.parse(reply.text) as { server_version?: number; patroni?: { version?: string } }) : undefined;
-        const pgVersion = document?.server_version === undefined ? 'unknown' : `${Math.floor(document.server_version / 10000)}.${document.server_version % 10000}`;
-        deps.out(`${member.name}: ${document === undefined ? 'not reachable' : `pgwarden (Patroni ${document.patroni?.version ?? '?'}) PostgreSQL ${pgVersion}`}`);
+        const document =
+          reply?.status === 200 ? (JSON.parse(reply.text) as { server_version?: number; patroni?: { version?: string } }) : undefined;
+        const pgVersion =
+          document?.server_version === undefined
+            ? 'unknown'
+            : `${Math.floor(document.server_version / 10000)}.${document.server_version % 10000}`;
+        deps.out(
+          `${member.name}: ${document === undefined ? 'not reachable' : `pgwarden (Patroni ${document.patroni?.version ?? '?'}) PostgreSQL ${pgVersion}`}`,
+        );
       }
     });
   deps.register?.(program);

@@ -36,12 +36,29 @@ function columns(summary: ClusterSummary, isExtended: boolean): Column[] {
   ];
   const hasPending = summary.members.some((member) => member.pending_restart === true);
   const hasTags = summary.members.some((member) => member.tags !== undefined);
-  if (isExtended || hasPending) list.push({ title: 'Pending restart', isRightAligned: false, value: (m) => (m.pending_restart === true ? '*' : '') });
+  if (isExtended || hasPending)
+    list.push({ title: 'Pending restart', isRightAligned: false, value: (m) => (m.pending_restart === true ? '*' : '') });
   const hasScheduled = summary.members.some((member) => member.scheduled_restart !== undefined);
-  if (isExtended || hasScheduled) list.push({ title: 'Scheduled restart', isRightAligned: false, value: (m) => m.scheduled_restart?.schedule ?? '' });
-  if (isExtended || hasTags) list.push({ title: 'Tags', isRightAligned: false, value: (m) => (m.tags === undefined ? '' : Object.entries(m.tags).map(([key, value]) => `${key}: ${String(value)}`).join(', ')) });
+  if (isExtended || hasScheduled)
+    list.push({ title: 'Scheduled restart', isRightAligned: false, value: (m) => m.scheduled_restart?.schedule ?? '' });
+  if (isExtended || hasTags)
+    list.push({
+      title: 'Tags',
+      isRightAligned: false,
+      value: (m) =>
+        m.tags === undefined
+          ? ''
+          : Object.entries(m.tags)
+              .map(([key, value]) => `${key}: ${String(value)}`)
+              .join(', '),
+    });
   // Last, so scripts that split patronictl's extended columns by position keep working.
-  if (isExtended) list.push({ title: 'Slot WAL in MB', isRightAligned: true, value: (m) => (m.slot_retained_bytes === undefined ? '' : String(Math.round(m.slot_retained_bytes / 1024 / 1024))) });
+  if (isExtended)
+    list.push({
+      title: 'Slot WAL in MB',
+      isRightAligned: true,
+      value: (m) => (m.slot_retained_bytes === undefined ? '' : String(Math.round(m.slot_retained_bytes / 1024 / 1024))),
+    });
   return list;
 }
 
@@ -58,7 +75,9 @@ function pretty(scope: string, summary: ClusterSummary, isExtended: boolean): st
   const header = `| ${cols.map((column, index) => column.title.padEnd(widths[index]!)).join(' | ')} |`;
   const out = [top, header, border, ...rows.map(line), border];
   if (summary.pause === true) out.push(' Maintenance mode: on');
-  if (isExtended) for (const slot of summary.slots ?? []) out.push(` Slot ${slot.name}: ${Math.round(slot.behind_bytes / 1024 / 1024)} MB behind the leader`);
+  if (isExtended)
+    for (const slot of summary.slots ?? [])
+      out.push(` Slot ${slot.name}: ${Math.round(slot.behind_bytes / 1024 / 1024)} MB behind the leader`);
   if (summary.synchronous_mode_warning !== undefined) out.push(` Synchronous mode: ${summary.synchronous_mode_warning}`);
   if (summary.scheduled_switchover !== undefined) {
     out.push(` Switchover scheduled at: ${summary.scheduled_switchover.at}`);
@@ -79,7 +98,10 @@ export function renderMemberTable(scope: string, summary: ClusterSummary, format
   const cols = columns(summary, isExtended);
   if (format === 'pretty') return pretty(scope, summary, isExtended);
   if (format === 'tsv') {
-    return [['Cluster', ...cols.map((column) => column.title)].join('\t'), ...summary.members.map((member) => [scope, ...cols.map((column) => column.value(member))].join('\t'))].join('\n');
+    return [
+      ['Cluster', ...cols.map((column) => column.title)].join('\t'),
+      ...summary.members.map((member) => [scope, ...cols.map((column) => column.value(member))].join('\t')),
+    ].join('\n');
   }
   const objects = summary.members.map((member) => {
     const entry: Record<string, string | number> = { Cluster: scope };
@@ -92,4 +114,3 @@ export function renderMemberTable(scope: string, summary: ClusterSummary, format
   });
   return format === 'json' ? JSON.stringify(objects) : stringify(objects).trimEnd();
 }
-

@@ -28,7 +28,8 @@ function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): string[
   let current: z.ZodType = schema;
   for (;;) {
     const type = current.def.type;
-    if (type === 'optional' || type === 'default' || type === 'nullable') current = (current.def as unknown as { innerType: z.ZodType }).innerType;
+    if (type === 'optional' || type === 'default' || type === 'nullable')
+      current = (current.def as unknown as { innerType: z.ZodType }).innerType;
     else if (type === 'pipe') current = (current.def as unknown as { in: z.ZodType }).in;
     else break;
   }
@@ -48,7 +49,10 @@ function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): string[
 }
 
 export function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): string[] {
-  if (section.hosts !== undefined) return (typeof section.hosts === 'string' ? section.hosts.split(',') : section.hosts).map((host) => host.trim()).filter((host) => host !== '');
+  if (section.hosts !== undefined)
+    return (typeof section.hosts === 'string' ? section.hosts.split(',') : section.hosts)
+      .map((host) => host.trim())
+      .filter((host) => host !== '');
   if (section.host !== undefined) return [section.host];
   if (section.url !== undefined) return [section.url];
   return [];
@@ -57,12 +61,21 @@ export function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): str
 export function parseConfig(text: string, sourceName: string): LoadedConfig {
   const document = parseDocument(text, { prettyErrors: true });
   if (document.errors.length > 0) {
-    const messages = document.errors.map((error) => `${error.linePos?.[0] !== undefined ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}: ` : ''}${error.message.split('\n')[0] ?? ''}`);
-    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName} is not valid YAML: ${messages.join('; ')}`, { context: { path: sourceName } });
+    const messages = document.errors.map(
+      (error) =>
+        `${error.linePos?.[0] !== undefined ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}: ` : ''}${error.message.split('\n')[0] ?? ''}`,
+    );
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName} is not valid YAML: ${messages.join('; ')}`, {
+      context: { path: sourceName },
+    });
   }
   const raw: unknown = document.toJS();
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: expected a YAML mapping with scope, name, restapi, etcd3 and postgresql sections`, { context: { path: sourceName } });
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: expected a YAML mapping with scope, name, restapi, etcd3 and postgresql sections`,
+      { context: { path: sourceName } },
+    );
   }
   const result = configSchema.safeParse(raw);
   const problems: string[] = [];
@@ -77,13 +90,17 @@ export function parseConfig(text: string, sourceName: string): LoadedConfig {
   if (parsed !== undefined) {
     for (const problem of checkTimingRules(parsed.bootstrap.dcs)) problems.push(`bootstrap.dcs.${problem}`);
     const tags = parsed.tags;
-    if (tags.nofailover === true && (tags.failover_priority ?? 0) > 0) problems.push('tags: nofailover and failover_priority > 0 contradict each other; keep one');
+    if (tags.nofailover === true && (tags.failover_priority ?? 0) > 0)
+      problems.push('tags: nofailover and failover_priority > 0 contradict each other; keep one');
   }
   if (problems.length > 0 || parsed === undefined) {
-    throw new PgwardenError('PGW_CONFIG_INVALID', `invalid configuration in ${sourceName}:\n  - ${problems.join('\n  - ')}`, { context: { path: sourceName } });
+    throw new PgwardenError('PGW_CONFIG_INVALID', `invalid configuration in ${sourceName}:\n  - ${problems.join('\n  - ')}`, {
+      context: { path: sourceName },
+    });
   }
   const warnings = unknownKeys(configSchema, raw, []).map((key) => `unknown configuration key ${key} in ${sourceName} (ignored)`);
-  if (parsed.watchdog?.mode === 'required') warnings.push('watchdog.mode is required but pgwarden has no watchdog support; fencing relies on the lock deadline');
+  if (parsed.watchdog?.mode === 'required')
+    warnings.push('watchdog.mode is required but pgwarden has no watchdog support; fencing relies on the lock deadline');
   const { etcd3: _etcd3, etcd: _etcd, ...rest } = parsed;
   return {
     config: {
@@ -101,7 +118,11 @@ export function readConfigText(path: string, what = 'your pgwarden/patroni YAML'
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new PgwardenError('PGW_CONFIG_UNREADABLE', `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; pass the path of ${what} with -c`, { context: { path }, cause: error });
+    throw new PgwardenError(
+      'PGW_CONFIG_UNREADABLE',
+      `cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code ?? String(error)}; pass the path of ${what} with -c`,
+      { context: { path }, cause: error },
+    );
   }
 }
 

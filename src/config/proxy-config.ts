@@ -55,8 +55,20 @@ const proxyFileSchema = z
     name: z.string().optional(),
     etcd3: etcdSection.optional(),
     etcd: etcdSection.optional(),
-    restapi: z.object({ cafile: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() }).loose().optional(),
-    ctl: z.object({ authentication: credentials.optional(), insecure: z.boolean().optional(), cacert: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() }).loose().optional(),
+    restapi: z
+      .object({ cafile: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() })
+      .loose()
+      .optional(),
+    ctl: z
+      .object({
+        authentication: credentials.optional(),
+        insecure: z.boolean().optional(),
+        cacert: z.string().optional(),
+        certfile: z.string().optional(),
+        keyfile: z.string().optional(),
+      })
+      .loose()
+      .optional(),
     proxy: proxySectionSchema,
   })
   .loose();
@@ -66,38 +78,70 @@ export interface ProxyConfig {
   readonly namespace: string;
   readonly etcd: { readonly hosts: readonly string[]; readonly protocol: string };
   /** CA (and client certificate) for probing agents' REST APIs over HTTPS. */
-  readonly tls: { readonly cafile?: string | undefined; readonly certfile?: string | undefined; readonly keyfile?: string | undefined; readonly isInsecure: boolean };
+  readonly tls: {
+    readonly cafile?: string | undefined;
+    readonly certfile?: string | undefined;
+    readonly keyfile?: string | undefined;
+    readonly isInsecure: boolean;
+  };
   readonly proxy: ProxySection;
 }
 
 export function parseProxyConfig(text: string, sourceName: string): ProxyConfig {
   const document = parseDocument(text);
   if (document.errors.length > 0) {
-    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName} is not valid YAML: ${document.errors.map((error) => error.message.split('\n')[0] ?? '').join('; ')}`, { context: { path: sourceName } });
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName} is not valid YAML: ${document.errors.map((error) => error.message.split('\n')[0] ?? '').join('; ')}`,
+      { context: { path: sourceName } },
+    );
   }
   const raw: unknown = document.toJS();
   const result = proxyFileSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`);
-    const hint = result.error.issues.some((issue) => issue.path[0] === 'proxy' && issue.path.length === 1) ? ' (add a proxy: section with at least primary_listen: 127.0.0.1:5000)' : '';
+    const hint = result.error.issues.some((issue) => issue.path[0] === 'proxy' && issue.path.length === 1)
+      ? ' (add a proxy: section with at least primary_listen: 127.0.0.1:5000)'
+      : '';
     throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: ${problems.join('; ')}${hint}`, { context: { path: sourceName } });
   }
   const parsed = result.data;
   const section = parsed.etcd3 ?? parsed.etcd;
   const hosts = section === undefined ? [] : etcdHosts(section);
-  if (hosts.length === 0) throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379`, { context: { path: sourceName } });
+  if (hosts.length === 0)
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379`, {
+      context: { path: sourceName },
+    });
   const { proxy } = parsed;
-  if (proxy.replica_listen !== undefined && proxy.replica_listen.port !== 0 && proxy.replica_listen.host === proxy.primary_listen.host && proxy.replica_listen.port === proxy.primary_listen.port) {
-    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: proxy.primary_listen and proxy.replica_listen are the same address; give them different ports`, { context: { path: sourceName } });
+  if (
+    proxy.replica_listen !== undefined &&
+    proxy.replica_listen.port !== 0 &&
+    proxy.replica_listen.host === proxy.primary_listen.host &&
+    proxy.replica_listen.port === proxy.primary_listen.port
+  ) {
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: proxy.primary_listen and proxy.replica_listen are the same address; give them different ports`,
+      { context: { path: sourceName } },
+    );
   }
   if (proxy.data_path === 'kernel' && !isIpv4Literal(proxy.primary_listen.host)) {
-    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: proxy.data_path: kernel needs an IPv4 address in proxy.primary_listen (e.g. 127.0.0.1:5000 or 0.0.0.0:5000), got "${proxy.primary_listen.host}"`, { context: { path: sourceName } });
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: proxy.data_path: kernel needs an IPv4 address in proxy.primary_listen (e.g. 127.0.0.1:5000 or 0.0.0.0:5000), got "${proxy.primary_listen.host}"`,
+      { context: { path: sourceName } },
+    );
   }
   return {
     scope: parsed.scope,
     namespace: parsed.namespace,
     etcd: { hosts, protocol: section?.protocol ?? 'http' },
-    tls: { cafile: parsed.ctl?.cacert ?? parsed.restapi?.cafile, certfile: parsed.ctl?.certfile, keyfile: parsed.ctl?.keyfile, isInsecure: parsed.ctl?.insecure === true },
+    tls: {
+      cafile: parsed.ctl?.cacert ?? parsed.restapi?.cafile,
+      certfile: parsed.ctl?.certfile,
+      keyfile: parsed.ctl?.keyfile,
+      isInsecure: parsed.ctl?.insecure === true,
+    },
     proxy,
   };
 }

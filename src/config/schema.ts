@@ -17,7 +17,10 @@ export const hostPortSchema = (minPort = 1, example = '127.0.0.1:8008') =>
 export const hostPort = hostPortSchema();
 
 const gucValue = z.union([z.string(), z.number(), z.boolean()]);
-export const credentials = z.object({ username: z.string().min(1), password: z.union([z.string(), z.number()]).transform(String).optional() });
+export const credentials = z.object({
+  username: z.string().min(1),
+  password: z.union([z.string(), z.number()]).transform(String).optional(),
+});
 
 const dcsPostgresql = z
   .object({
@@ -67,7 +70,10 @@ export const configSchema = z.object({
   scope: z.string().min(1, 'scope is required: the cluster name, e.g. scope: batman'),
   namespace: z.string().default('/service'),
   name: z.string().min(1, 'name is required: a unique member name, e.g. name: node1'),
-  log: z.object({ level: z.string().default('INFO'), type: z.string().optional(), format: z.string().optional(), dir: z.string().optional() }).loose().default({ level: 'INFO' }),
+  log: z
+    .object({ level: z.string().default('INFO'), type: z.string().optional(), format: z.string().optional(), dir: z.string().optional() })
+    .loose()
+    .default({ level: 'INFO' }),
   restapi: z.object({
     listen: hostPort,
     connect_address: hostPort,
@@ -117,7 +123,13 @@ export const configSchema = z.object({
     pg_ctl_timeout: z.number().optional(),
     create_replica_methods: z.array(z.string()).optional(),
   }),
-  watchdog: z.object({ mode: z.union([z.enum(['off', 'automatic', 'required']), z.boolean()]).optional(), device: z.string().optional(), safety_margin: z.number().optional() }).optional(),
+  watchdog: z
+    .object({
+      mode: z.union([z.enum(['off', 'automatic', 'required']), z.boolean()]).optional(),
+      device: z.string().optional(),
+      safety_margin: z.number().optional(),
+    })
+    .optional(),
   tags: z
     .object({
       nofailover: z.boolean().optional(),
@@ -129,7 +141,15 @@ export const configSchema = z.object({
     })
     .loose()
     .default({}),
-  ctl: z.object({ authentication: credentials.optional(), insecure: z.boolean().optional(), cacert: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() }).optional(),
+  ctl: z
+    .object({
+      authentication: credentials.optional(),
+      insecure: z.boolean().optional(),
+      cacert: z.string().optional(),
+      certfile: z.string().optional(),
+      keyfile: z.string().optional(),
+    })
+    .optional(),
 });
 
 export type RawPgwardenConfig = z.output<typeof configSchema>;

@@ -37,7 +37,8 @@ export function synchronousModeWarning(view: ClusterView): string | undefined {
   const listed = (view.sync.sync_standby ?? '').split(',').filter((name) => name !== '');
   const streaming = listed.filter((name) => view.members.find((member) => member.name === name)?.replication_state === 'streaming');
   if (settings.isStrict && streaming.length === 0) return 'strict and no synchronous standby is streaming: writes wait until one is';
-  if (!settings.isStrict && listed.length === 0) return 'no synchronous standby: commits are asynchronous and automatic failover is disabled';
+  if (!settings.isStrict && listed.length === 0)
+    return 'no synchronous standby: commits are asynchronous and automatic failover is disabled';
   return undefined;
 }
 
@@ -61,13 +62,22 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
     return position === undefined || optime === undefined ? undefined : Math.max(0, optime - position);
   };
   const memberSlots = new Set(view.members.map((member) => slotNameForMember(member.name)));
-  const permanent = Object.keys(view.statusSlots ?? {}).filter((slot) => !memberSlots.has(slot)).sort().map((name) => ({ name, behind_bytes: slotBehind(name) ?? 0 }));
+  const permanent = Object.keys(view.statusSlots ?? {})
+    .filter((slot) => !memberSlots.has(slot))
+    .sort()
+    .map((name) => ({ name, behind_bytes: slotBehind(name) ?? 0 }));
   const members = [...view.members]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((member): MemberSummary => {
-      const role = member.name === leader ? 'leader' : syncNames.has(member.name) ? (isQuorum ? 'quorum_standby' : 'sync_standby') : 'replica';
+      const role =
+        member.name === leader ? 'leader' : syncNames.has(member.name) ? (isQuorum ? 'quorum_standby' : 'sync_standby') : 'replica';
       const { host, port } = hostPortFromConnUrl(member.conn_url);
-      const lag = role === 'leader' ? undefined : member.xlog_location === undefined || optime === undefined ? 'unknown' : Math.max(0, optime - member.xlog_location);
+      const lag =
+        role === 'leader'
+          ? undefined
+          : member.xlog_location === undefined || optime === undefined
+            ? 'unknown'
+            : Math.max(0, optime - member.xlog_location);
       return {
         name: member.name,
         role,
@@ -80,7 +90,9 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
         ...(member.pending_restart === true ? { pending_restart: true } : {}),
         ...(member.scheduled_restart !== undefined ? { scheduled_restart: member.scheduled_restart } : {}),
         ...(member.tags !== undefined && Object.keys(member.tags).length > 0 ? { tags: member.tags } : {}),
-        ...(role !== 'leader' && slotBehind(slotNameForMember(member.name)) !== undefined ? { slot_retained_bytes: slotBehind(slotNameForMember(member.name))! } : {}),
+        ...(role !== 'leader' && slotBehind(slotNameForMember(member.name)) !== undefined
+          ? { slot_retained_bytes: slotBehind(slotNameForMember(member.name))! }
+          : {}),
       };
     });
   const failover = view.failover;
@@ -90,6 +102,14 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
     ...(warning !== undefined ? { synchronous_mode_warning: warning } : {}),
     ...(permanent.length > 0 ? { slots: permanent } : {}),
     ...(view.config?.pause === true ? { pause: true } : {}),
-    ...(failover?.scheduled_at !== undefined ? { scheduled_switchover: { at: failover.scheduled_at, ...(failover.leader !== undefined ? { from: failover.leader } : {}), ...(failover.member !== undefined ? { to: failover.member } : {}) } } : {}),
+    ...(failover?.scheduled_at !== undefined
+      ? {
+          scheduled_switchover: {
+            at: failover.scheduled_at,
+            ...(failover.leader !== undefined ? { from: failover.leader } : {}),
+            ...(failover.member !== undefined ? { to: failover.member } : {}),
+          },
+        }
+      : {}),
   };
 }

@@ -54,7 +54,12 @@ export function wakeFor(context: DecisionContext, preferredMs: number): number {
   return Math.max(0, Math.min(preferredMs, untilDeadline - 50));
 }
 
-export function decision(context: DecisionContext, reason: string, actions: Decision['actions'], options: { wakeAfterMs?: number; memory?: Partial<HaMemory> } = {}): Decision {
+export function decision(
+  context: DecisionContext,
+  reason: string,
+  actions: Decision['actions'],
+  options: { wakeAfterMs?: number; memory?: Partial<HaMemory> } = {},
+): Decision {
   const preferred = options.wakeAfterMs ?? context.obs.timing.loopWaitMs;
   return {
     actions,

@@ -22,13 +22,22 @@ import { failedTaskRule, runningTaskRule } from './rules/task.js';
 import type { Decision, HaMemory, Observation } from './types.js';
 
 export function initialMemory(): HaMemory {
-  return { promotedFrom: undefined, rewindFailedFor: undefined, handledTaskEndedAtMs: undefined, retryNotBeforeMs: undefined, notStreamingSinceMs: undefined, handledCommandId: undefined };
+  return {
+    promotedFrom: undefined,
+    rewindFailedFor: undefined,
+    handledTaskEndedAtMs: undefined,
+    retryNotBeforeMs: undefined,
+    notStreamingSinceMs: undefined,
+    handledCommandId: undefined,
+  };
 }
 
 /** DCS unreachable and not a primary: keep whatever runs (a replica keeps streaming), start nothing. */
 const dcsUnreachableRule: Rule = (context) => {
   if (context.view !== undefined) return undefined;
-  return decision(context, `DCS is not accessible; I am (${context.name}) and take no action`, [], { wakeAfterMs: Math.min(context.obs.timing.loopWaitMs, 1000) });
+  return decision(context, `DCS is not accessible; I am (${context.name}) and take no action`, [], {
+    wakeAfterMs: Math.min(context.obs.timing.loopWaitMs, 1000),
+  });
 };
 
 /** Data from another cluster must never be started, promoted or cloned over automatically. */
@@ -36,7 +45,11 @@ const foreignDataRule: Rule = (context) => {
   const { view, obs } = context;
   const initialized = view?.initialize;
   if (initialized === undefined || initialized === '' || obs.pg.sysid === undefined || obs.pg.sysid === initialized) return undefined;
-  return decision(context, `data directory belongs to another cluster (system identifier ${obs.pg.sysid}, cluster has ${initialized}); reinitialize this member`, []);
+  return decision(
+    context,
+    `data directory belongs to another cluster (system identifier ${obs.pg.sysid}, cluster has ${initialized}); reinitialize this member`,
+    [],
+  );
 };
 
 /** The rules in order; the first that decides wins. Safety first, then long tasks, then the normal roles. */

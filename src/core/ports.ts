@@ -95,7 +95,12 @@ export interface PgController {
    * Make the node's slots match `wanted`: create missing ones (logical ones only on a primary), drop unknown inactive
    * ones that no ignore rule protects, and on a replica advance copies to `advanceTo` (capped at the replay position).
    */
-  manageSlots(wanted: readonly SlotSpec[], ignore: readonly IgnoreRule[], advanceTo: Readonly<Record<string, number>>, signal: AbortSignal): Promise<void>;
+  manageSlots(
+    wanted: readonly SlotSpec[],
+    ignore: readonly IgnoreRule[],
+    advanceTo: Readonly<Record<string, number>>,
+    signal: AbortSignal,
+  ): Promise<void>;
   /** Replica: copy logical slots' state from the primary (PostgreSQL 15 cannot create them in recovery) and restart. */
   copyLogicalSlots(from: Upstream, slotNames: readonly string[], signal: AbortSignal): Promise<void>;
   /** Set and reload synchronous_standby_names (persisted, so a restart keeps it). */

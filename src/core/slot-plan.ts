@@ -40,26 +40,32 @@ const SLOT_NAME = /^[a-z0-9_]{1,63}$/;
 export function validateSlotConfig(config: Readonly<Record<string, unknown>>): string | undefined {
   const slots = config.slots;
   if (slots !== undefined && slots !== null) {
-    if (typeof slots !== 'object' || Array.isArray(slots)) return 'slots must be a mapping of slot name to {type: physical} or {type: logical, database, plugin}';
+    if (typeof slots !== 'object' || Array.isArray(slots))
+      return 'slots must be a mapping of slot name to {type: physical} or {type: logical, database, plugin}';
     for (const [name, value] of Object.entries(slots)) {
-      if (!SLOT_NAME.test(name)) return `slots.${name}: a slot name may contain only lower-case letters, digits and underscores (at most 63)`;
+      if (!SLOT_NAME.test(name))
+        return `slots.${name}: a slot name may contain only lower-case letters, digits and underscores (at most 63)`;
       if (value === null || value === 0) continue;
-      if (typeof value !== 'object' || Array.isArray(value)) return `slots.${name}: expected {type: physical} or {type: logical, database, plugin}`;
+      if (typeof value !== 'object' || Array.isArray(value))
+        return `slots.${name}: expected {type: physical} or {type: logical, database, plugin}`;
       const entry = value as Record<string, unknown>;
       const type = entry.type ?? 'physical';
       if (type === 'physical') continue;
       if (type !== 'logical') return `slots.${name}.type: must be physical or logical, got ${JSON.stringify(type)}`;
       if (typeof entry.database !== 'string' || entry.database === '') return `slots.${name}: a logical slot needs database`;
-      if (typeof entry.plugin !== 'string' || entry.plugin === '') return `slots.${name}: a logical slot needs plugin (e.g. pgoutput or test_decoding)`;
+      if (typeof entry.plugin !== 'string' || entry.plugin === '')
+        return `slots.${name}: a logical slot needs plugin (e.g. pgoutput or test_decoding)`;
     }
   }
   const ignore = config.ignore_slots;
   if (ignore !== undefined && ignore !== null) {
     if (!Array.isArray(ignore)) return 'ignore_slots must be a list of matchers like {name: x, type: logical, database: db, plugin: p}';
     for (const [index, rule] of ignore.entries()) {
-      if (typeof rule !== 'object' || rule === null || Array.isArray(rule)) return `ignore_slots[${index}]: expected a mapping with name, type, database and/or plugin`;
+      if (typeof rule !== 'object' || rule === null || Array.isArray(rule))
+        return `ignore_slots[${index}]: expected a mapping with name, type, database and/or plugin`;
       for (const [key, value] of Object.entries(rule as Record<string, unknown>)) {
-        if (!['name', 'type', 'database', 'plugin'].includes(key)) return `ignore_slots[${index}].${key}: unknown field (name, type, database, plugin)`;
+        if (!['name', 'type', 'database', 'plugin'].includes(key))
+          return `ignore_slots[${index}].${key}: unknown field (name, type, database, plugin)`;
         if (typeof value !== 'string') return `ignore_slots[${index}].${key}: must be a string`;
       }
     }
@@ -76,7 +82,8 @@ export function permanentSlots(config: DynamicConfig | undefined): SlotSpec[] {
     if (!SLOT_NAME.test(name)) continue;
     const entry = typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
     if (entry.type === 'logical') {
-      if (typeof entry.database === 'string' && typeof entry.plugin === 'string') specs.push({ name, type: 'logical', database: entry.database, plugin: entry.plugin });
+      if (typeof entry.database === 'string' && typeof entry.plugin === 'string')
+        specs.push({ name, type: 'logical', database: entry.database, plugin: entry.plugin });
     } else if (entry.type === undefined || entry.type === 'physical') {
       specs.push({ name, type: 'physical' });
     }
@@ -91,7 +98,13 @@ export function ignoreRules(config: DynamicConfig | undefined): IgnoreRule[] {
 }
 
 export function isIgnored(slot: SlotSpec, rules: readonly IgnoreRule[]): boolean {
-  return rules.some((rule) => (rule.name === undefined || rule.name === slot.name) && (rule.type === undefined || rule.type === slot.type) && (rule.database === undefined || rule.database === slot.database) && (rule.plugin === undefined || rule.plugin === slot.plugin));
+  return rules.some(
+    (rule) =>
+      (rule.name === undefined || rule.name === slot.name) &&
+      (rule.type === undefined || rule.type === slot.type) &&
+      (rule.database === undefined || rule.database === slot.database) &&
+      (rule.plugin === undefined || rule.plugin === slot.plugin),
+  );
 }
 
 /**
@@ -102,7 +115,11 @@ export function isIgnored(slot: SlotSpec, rules: readonly IgnoreRule[]): boolean
 export function wantedSlots(view: ClusterView, self: string, selfTags: MemberTags, isLeader: boolean, useSlots: boolean): SlotSpec[] {
   if (!isLeader && failoverPriority(selfTags) === 0) return [];
   const ownSlot = slotNameForMember(self);
-  const members: SlotSpec[] = useSlots ? view.members.filter((member) => member.name !== self).map((member) => ({ name: slotNameForMember(member.name), type: 'physical' as const })) : [];
+  const members: SlotSpec[] = useSlots
+    ? view.members
+        .filter((member) => member.name !== self)
+        .map((member) => ({ name: slotNameForMember(member.name), type: 'physical' as const }))
+    : [];
   const names = new Set(members.map((slot) => slot.name));
   const permanent = permanentSlots(view.config).filter((slot) => slot.name !== ownSlot && !names.has(slot.name));
   return [...members, ...permanent].sort((a, b) => a.name.localeCompare(b.name));

@@ -5,7 +5,16 @@
 // exist (isKeySafeFor). So the key is widened before PostgreSQL's set changes, and narrowed only after the new set is
 // in effect and its members have caught up with the primary's position when it took effect.
 import type { DecisionContext } from './context.js';
-import { guaranteeOf, isKeySafeFor, renderSynchronousStandbyNames, safeKeyFor, STRICT_SYNC_PLACEHOLDER, type SyncGuarantee, type SyncKeyRule, type SyncMethod } from './sync-standby-names.js';
+import {
+  guaranteeOf,
+  isKeySafeFor,
+  renderSynchronousStandbyNames,
+  safeKeyFor,
+  STRICT_SYNC_PLACEHOLDER,
+  type SyncGuarantee,
+  type SyncKeyRule,
+  type SyncMethod,
+} from './sync-standby-names.js';
 import type { Action, DynamicConfig, HaMemory, SyncSettings, SyncState } from './types.js';
 
 export const SYNC_OFF: SyncSettings = { mode: 'off', isStrict: false, nodeCount: 1 };
@@ -18,11 +27,18 @@ export function syncSettingsOf(config: DynamicConfig | undefined): SyncSettings 
   const text = typeof raw === 'string' ? raw.trim().toLowerCase() : raw;
   const mode = text === 'quorum' ? 'quorum' : text === true || text === 'on' || text === 'true' ? 'priority' : 'off';
   const count = config?.synchronous_node_count;
-  return { mode, isStrict: mode !== 'off' && config?.synchronous_mode_strict === true, nodeCount: typeof count === 'number' && Number.isInteger(count) && count >= 1 ? count : 1 };
+  return {
+    mode,
+    isStrict: mode !== 'off' && config?.synchronous_mode_strict === true,
+    nodeCount: typeof count === 'number' && Number.isInteger(count) && count >= 1 ? count : 1,
+  };
 }
 
 export function syncNames(state: SyncState | undefined): string[] {
-  return (state?.sync_standby ?? '').split(',').map((name) => name.trim()).filter((name) => name !== '');
+  return (state?.sync_standby ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
 }
 
 /** The key as a promotion rule, when it belongs to `leader`. */
@@ -32,10 +48,15 @@ export function keyRuleOf(state: SyncState | undefined, leader: string): SyncKey
 }
 
 function keyState(leader: string, rule: SyncKeyRule, method: SyncMethod): SyncState {
-  return { leader, sync_standby: rule.names.length === 0 ? null : [...rule.names].sort().join(','), ...(method === 'quorum' || rule.quorum > 0 ? { quorum: rule.quorum } : {}) };
+  return {
+    leader,
+    sync_standby: rule.names.length === 0 ? null : [...rule.names].sort().join(','),
+    ...(method === 'quorum' || rule.quorum > 0 ? { quorum: rule.quorum } : {}),
+  };
 }
 
-const sameRule = (a: SyncKeyRule, b: SyncKeyRule): boolean => a.quorum === b.quorum && a.names.length === b.names.length && a.names.every((name, index) => name === b.names[index]);
+const sameRule = (a: SyncKeyRule, b: SyncKeyRule): boolean =>
+  a.quorum === b.quorum && a.names.length === b.names.length && a.names.every((name, index) => name === b.names[index]);
 
 export interface SyncPlan {
   readonly actions: readonly Action[];
@@ -59,7 +80,15 @@ export function planSync(context: DecisionContext): SyncPlan {
     if (view.sync !== undefined) actions.push({ kind: 'writeSync', state: undefined });
     const wanted = obs.configuredSynchronousStandbyNames ?? '';
     if (current !== wanted) actions.push({ kind: 'setSynchronousStandbyNames', value: wanted });
-    return { actions, memory: mem.syncAppliedAt === undefined ? {} : { syncAppliedAt: undefined }, wakeAfterMs: undefined, note: actions.length === 0 ? undefined : 'synchronous mode is off: removing the sync key and restoring the configured synchronous_standby_names' };
+    return {
+      actions,
+      memory: mem.syncAppliedAt === undefined ? {} : { syncAppliedAt: undefined },
+      wakeAfterMs: undefined,
+      note:
+        actions.length === 0
+          ? undefined
+          : 'synchronous mode is off: removing the sync key and restoring the configured synchronous_standby_names',
+    };
   }
 
   const method: SyncMethod = settings.mode;
@@ -67,7 +96,12 @@ export function planSync(context: DecisionContext): SyncPlan {
   const currentGuarantee = guaranteeOf(current);
   if (key === undefined) {
     // No key of ours yet (synchronous mode just enabled): publish what the present setting already guarantees.
-    return { actions: [{ kind: 'writeSync', state: keyState(name, safeKeyFor([currentGuarantee]), method) }], memory: {}, wakeAfterMs: 0, note: 'publishing the synchronous standby set' };
+    return {
+      actions: [{ kind: 'writeSync', state: keyState(name, safeKeyFor([currentGuarantee]), method) }],
+      memory: {},
+      wakeAfterMs: 0,
+      note: 'publishing the synchronous standby set',
+    };
   }
 
   const flush = obs.pg.standbyFlushLsn ?? {};
@@ -96,26 +130,48 @@ export function planSync(context: DecisionContext): SyncPlan {
     const actions: Action[] = [];
     // The key also stands for commits acknowledged under settings before the current one (e.g. before strict mode's
     // placeholder blocked commits): whoever it allows must stay covered until the new set has caught up.
-    const keyGuarantee: SyncGuarantee[] = key.names.length === 0 ? [] : [{ names: key.names, count: Math.max(1, key.names.length - key.quorum), isBlocking: false }];
+    const keyGuarantee: SyncGuarantee[] =
+      key.names.length === 0 ? [] : [{ names: key.names, count: Math.max(1, key.names.length - key.quorum), isBlocking: false }];
     if (!isKeySafeFor(key, currentGuarantee) || !isKeySafeFor(key, wantedGuarantee)) {
       actions.push({ kind: 'writeSync', state: keyState(name, safeKeyFor([...keyGuarantee, currentGuarantee, wantedGuarantee]), method) });
     }
     actions.push({ kind: 'setSynchronousStandbyNames', value: wanted });
-    return { actions, memory: { syncAppliedAt: undefined }, wakeAfterMs: SYNC_TRANSITION_WAKE_MS, note: `synchronous_standby_names ${JSON.stringify(current)} -> ${JSON.stringify(wanted)}` };
+    return {
+      actions,
+      memory: { syncAppliedAt: undefined },
+      wakeAfterMs: SYNC_TRANSITION_WAKE_MS,
+      note: `synchronous_standby_names ${JSON.stringify(current)} -> ${JSON.stringify(wanted)}`,
+    };
   }
 
   const applied = mem.syncAppliedAt?.value === wanted ? mem.syncAppliedAt : undefined;
   if (applied === undefined) {
     // Commits acknowledged before this moment may be only on the previous set: new members must pass this LSN first.
-    return { actions: [], memory: { syncAppliedAt: { value: wanted, lsn: obs.pg.writeLsn ?? 0n } }, wakeAfterMs: SYNC_TRANSITION_WAKE_MS, note: undefined };
+    return {
+      actions: [],
+      memory: { syncAppliedAt: { value: wanted, lsn: obs.pg.writeLsn ?? 0n } },
+      wakeAfterMs: SYNC_TRANSITION_WAKE_MS,
+      note: undefined,
+    };
   }
   // Strict mode with nobody to wait for: nothing new is acknowledged, so the key keeps whoever holds the old commits.
   if (wantedGuarantee.isBlocking) return none;
   const target = safeKeyFor([wantedGuarantee]);
   if (sameRule(key, target)) return none;
   const lagging = target.names.filter((standby) => (flush[standby] ?? 0n) < applied.lsn);
-  if (lagging.length > 0) return { actions: [], memory: {}, wakeAfterMs: SYNC_TRANSITION_WAKE_MS, note: `waiting for ${lagging.join(',')} to confirm WAL up to the synchronous set change` };
-  return { actions: [{ kind: 'writeSync', state: keyState(name, target, method) }], memory: {}, wakeAfterMs: undefined, note: `synchronous standbys now ${target.names.join(',') || 'none'}` };
+  if (lagging.length > 0)
+    return {
+      actions: [],
+      memory: {},
+      wakeAfterMs: SYNC_TRANSITION_WAKE_MS,
+      note: `waiting for ${lagging.join(',')} to confirm WAL up to the synchronous set change`,
+    };
+  return {
+    actions: [{ kind: 'writeSync', state: keyState(name, target, method) }],
+    memory: {},
+    wakeAfterMs: undefined,
+    note: `synchronous standbys now ${target.names.join(',') || 'none'}`,
+  };
 }
 
 /**
@@ -130,7 +186,8 @@ export function promotionSync(context: DecisionContext): { readonly state: SyncS
   const method: SyncMethod = settings.mode;
   const previous = view.sync;
   const value = renderSynchronousStandbyNames(method, [], 0, settings.isStrict);
-  if (!settings.isStrict) return { state: { leader: context.name, sync_standby: null, ...(method === 'quorum' ? { quorum: 0 } : {}) }, value };
+  if (!settings.isStrict)
+    return { state: { leader: context.name, sync_standby: null, ...(method === 'quorum' ? { quorum: 0 } : {}) }, value };
   const names = new Set(syncNames(previous));
   if (previous?.leader !== null && previous?.leader !== undefined) names.add(previous.leader);
   names.delete(context.name);
@@ -141,15 +198,21 @@ export function promotionSync(context: DecisionContext): { readonly state: SyncS
 /** In synchronous mode only the last leader and its synchronous standbys may race, and in quorum mode only with enough votes. */
 export function syncRaceRestriction(context: DecisionContext): string | undefined {
   const { obs, view, name } = context;
-  if ((obs.sync ?? SYNC_OFF).mode === 'off' || view?.sync === undefined || view.sync.leader === null || view.sync.leader === name) return undefined;
+  if ((obs.sync ?? SYNC_OFF).mode === 'off' || view?.sync === undefined || view.sync.leader === null || view.sync.leader === name)
+    return undefined;
   const names = syncNames(view.sync);
-  if (!names.includes(name)) return `not racing: synchronous mode is on and I am not a synchronous standby of ${view.sync.leader} (sync set: ${names.join(',') || 'none'})`;
+  if (!names.includes(name))
+    return `not racing: synchronous mode is on and I am not a synchronous standby of ${view.sync.leader} (sync set: ${names.join(',') || 'none'})`;
   const quorum = view.sync.quorum ?? 0;
   if (quorum > 0) {
     // A vote counts only from a standby that no longer receives WAL: the old primary may still be running and
     // acknowledging commits that any quorum member flushes, so positions must be frozen before they are compared.
-    const seen = obs.peers.filter((peer) => peer.isReachable && peer.name !== name && names.includes(peer.name) && peer.walPosition !== undefined && peer.isStreaming !== true).length;
-    if (seen < quorum) return `not racing: need ${quorum} other synchronous standbys detached from the old primary to confirm I have every acknowledged commit, reached ${seen}`;
+    const seen = obs.peers.filter(
+      (peer) =>
+        peer.isReachable && peer.name !== name && names.includes(peer.name) && peer.walPosition !== undefined && peer.isStreaming !== true,
+    ).length;
+    if (seen < quorum)
+      return `not racing: need ${quorum} other synchronous standbys detached from the old primary to confirm I have every acknowledged commit, reached ${seen}`;
   }
   return undefined;
 }
@@ -170,12 +233,15 @@ export function syncRaceRivals(context: DecisionContext): ReadonlySet<string> | 
  */
 export function mustDetachForQuorum(context: DecisionContext): boolean {
   const { obs, view, name } = context;
-  if ((obs.sync ?? SYNC_OFF).mode === 'off' || view?.sync === undefined || view.sync.leader === null || view.leader !== undefined) return false;
+  if ((obs.sync ?? SYNC_OFF).mode === 'off' || view?.sync === undefined || view.sync.leader === null || view.leader !== undefined)
+    return false;
   if ((view.sync.quorum ?? 0) === 0 || !syncNames(view.sync).includes(name)) return false;
   return obs.pg.isRunning && obs.pg.role === 'replica' && (obs.pg.isStreaming || obs.pg.upstream !== undefined);
 }
 
 /** True when strict synchronous mode has no standby to wait for: the primary accepts no writes. */
 export function isWaitingForSyncStandby(settings: SyncSettings, synchronousStandbyNames: string | undefined): boolean {
-  return settings.mode !== 'off' && settings.isStrict && synchronousStandbyNames !== undefined && guaranteeOf(synchronousStandbyNames).isBlocking;
+  return (
+    settings.mode !== 'off' && settings.isStrict && synchronousStandbyNames !== undefined && guaranteeOf(synchronousStandbyNames).isBlocking
+  );
 }

@@ -19,7 +19,9 @@ export function checkTimingRules(timing: TimingSeconds): string[] {
   }
   const total = timing.loop_wait + 2 * timing.retry_timeout;
   if (total > timing.ttl) {
-    problems.push(`loop_wait: loop_wait + 2*retry_timeout (${timing.loop_wait} + 2*${timing.retry_timeout} = ${total}) must be <= ttl (${timing.ttl}); lower loop_wait or retry_timeout, or raise ttl`);
+    problems.push(
+      `loop_wait: loop_wait + 2*retry_timeout (${timing.loop_wait} + 2*${timing.retry_timeout} = ${total}) must be <= ttl (${timing.ttl}); lower loop_wait or retry_timeout, or raise ttl`,
+    );
   }
   return problems;
 }
@@ -33,7 +35,8 @@ export function adjustTiming(timing: TimingSeconds): { timing: TimingSeconds; wa
   let ttl = Math.max(TIMING_MINIMUMS.ttl, finite(timing.ttl, TIMING_DEFAULTS.ttl));
   let loopWait = Math.max(TIMING_MINIMUMS.loop_wait, finite(timing.loop_wait, TIMING_DEFAULTS.loop_wait));
   let retryTimeout = Math.max(TIMING_MINIMUMS.retry_timeout, finite(timing.retry_timeout, TIMING_DEFAULTS.retry_timeout));
-  if (ttl !== timing.ttl || loopWait !== timing.loop_wait || retryTimeout !== timing.retry_timeout) warnings.push('timing values below the minimum were raised');
+  if (ttl !== timing.ttl || loopWait !== timing.loop_wait || retryTimeout !== timing.retry_timeout)
+    warnings.push('timing values below the minimum were raised');
   if (loopWait + 2 * retryTimeout > ttl) {
     loopWait = Math.max(TIMING_MINIMUMS.loop_wait, ttl - 2 * retryTimeout);
     if (loopWait + 2 * retryTimeout > ttl) retryTimeout = Math.max(TIMING_MINIMUMS.retry_timeout, Math.floor((ttl - loopWait) / 2));

@@ -313,7 +313,12 @@ export type Action =
   | { readonly kind: 'rewind'; readonly from: string }
   | { readonly kind: 'reinitialize'; readonly from: string }
   | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }
-  | { readonly kind: 'manageSlots'; readonly wanted: readonly SlotSpec[]; readonly ignore: readonly IgnoreRule[]; readonly advanceTo: Readonly<Record<string, number>> }
+  | {
+      readonly kind: 'manageSlots';
+      readonly wanted: readonly SlotSpec[];
+      readonly ignore: readonly IgnoreRule[];
+      readonly advanceTo: Readonly<Record<string, number>>;
+    }
   | { readonly kind: 'copyLogicalSlots'; readonly from: string; readonly slots: readonly string[] }
   | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }
   | { readonly kind: 'writeSync'; readonly state: SyncState | undefined }

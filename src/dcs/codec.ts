@@ -24,7 +24,14 @@ export function decodeMember(name: string, text: string): MemberRecord | undefin
   const value = parseJson(text);
   if (!isObject(value)) return undefined;
   const field = (raw: unknown, fallback: string): string => (typeof raw === 'string' ? raw : fallback);
-  return { ...(value as Partial<MemberRecord>), name, conn_url: field(value.conn_url, ''), api_url: field(value.api_url, ''), state: field(value.state, 'unknown'), role: field(value.role, 'unknown') };
+  return {
+    ...(value as Partial<MemberRecord>),
+    name,
+    conn_url: field(value.conn_url, ''),
+    api_url: field(value.api_url, ''),
+    state: field(value.state, 'unknown'),
+    role: field(value.role, 'unknown'),
+  };
 }
 
 /** Compact JSON without the name (it is in the key), as Patroni writes it. */
@@ -66,7 +73,9 @@ export function decodeSync(text: string): SyncState | undefined {
 export function decodeHistory(text: string): HistoryEntry[] {
   const value = parseJson(text);
   if (!Array.isArray(value)) return [];
-  return value.filter((entry): entry is HistoryEntry => Array.isArray(entry) && typeof entry[0] === 'number' && typeof entry[1] === 'number');
+  return value.filter(
+    (entry): entry is HistoryEntry => Array.isArray(entry) && typeof entry[0] === 'number' && typeof entry[1] === 'number',
+  );
 }
 
 export function decodeOptime(text: string): number | undefined {
@@ -101,7 +110,12 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   const members: MemberRecord[] = [];
   for (const item of raw) {
     if (item.key === keys.leader) {
-      if (item.value !== '') leader = { name: item.value, modRevision: item.modRevision, ...(item.createRevision !== undefined ? { createRevision: item.createRevision } : {}) };
+      if (item.value !== '')
+        leader = {
+          name: item.value,
+          modRevision: item.modRevision,
+          ...(item.createRevision !== undefined ? { createRevision: item.createRevision } : {}),
+        };
     } else if (item.key === keys.config) {
       config = decodeConfig(item.value);
       configRevision = item.modRevision;
@@ -124,5 +138,19 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     }
   }
   members.sort((a, b) => a.name.localeCompare(b.name));
-  return { initialize, config, configRevision, leader, members, failover, failoverRevision, sync, syncRevision, history, optime, statusSlots, revision };
+  return {
+    initialize,
+    config,
+    configRevision,
+    leader,
+    members,
+    failover,
+    failoverRevision,
+    sync,
+    syncRevision,
+    history,
+    optime,
+    statusSlots,
+    revision,
+  };
 }

@@ -18,7 +18,13 @@ export interface DcsHarness {
 const signal = (): AbortSignal => AbortSignal.timeout(5000);
 
 function member(name: string): MemberRecord {
-  return { name, conn_url: `postgres://127.0.0.1:5432/postgres`, api_url: `http://127.0.0.1:8008/patroni`, state: 'running', role: 'replica' };
+  return {
+    name,
+    conn_url: `postgres://127.0.0.1:5432/postgres`,
+    api_url: `http://127.0.0.1:8008/patroni`,
+    state: 'running',
+    role: 'replica',
+  };
 }
 
 export function runDcsConformance(backendName: string, makeHarness: () => DcsHarness): void {
@@ -51,11 +57,18 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       const [a, b] = [dcs('node1'), dcs('node2')];
       assert.equal(await a.acquireLeader(signal()), true);
       await a.touchMember(member('node1'), signal());
-      assert.equal((await b.loadCluster(signal())).members.some((m) => m.name === 'node1'), true);
+      assert.equal(
+        (await b.loadCluster(signal())).members.some((m) => m.name === 'node1'),
+        true,
+      );
       await harness.advancePastTtl();
       const view = await b.loadCluster(signal());
       assert.equal(view.leader, undefined, 'leader key gone with its lease');
-      assert.equal(view.members.some((m) => m.name === 'node1'), false, 'member key gone with its lease');
+      assert.equal(
+        view.members.some((m) => m.name === 'node1'),
+        false,
+        'member key gone with its lease',
+      );
       assert.equal(await a.renewLeader(signal()), false, 'renew never re-creates a lost lock');
       assert.equal(await b.acquireLeader(signal()), true);
     });

@@ -69,15 +69,24 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
       command: prefix[0] ?? binary,
       args: [
         ...(prefix.length > 0 ? [...prefix.slice(1), binary] : []),
-        '--name', member.name,
-        '--data-dir', member.dataDir,
-        '--listen-client-urls', member.clientUrl,
-        '--advertise-client-urls', member.clientUrl,
-        '--listen-peer-urls', member.peerUrl,
-        '--initial-advertise-peer-urls', member.peerUrl,
-        '--initial-cluster', initialCluster,
-        '--initial-cluster-token', token,
-        '--initial-cluster-state', 'new',
+        '--name',
+        member.name,
+        '--data-dir',
+        member.dataDir,
+        '--listen-client-urls',
+        member.clientUrl,
+        '--advertise-client-urls',
+        member.clientUrl,
+        '--listen-peer-urls',
+        member.peerUrl,
+        '--initial-advertise-peer-urls',
+        member.peerUrl,
+        '--initial-cluster',
+        initialCluster,
+        '--initial-cluster-token',
+        token,
+        '--initial-cluster-state',
+        'new',
         // Without pre-vote a healed partition forces a needless re-election.
         '--pre-vote=true',
         '--enable-v2=false',
@@ -98,10 +107,14 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
       const states = await Promise.all(targets.map((member) => isHealthy(member.clientUrl)));
       if (states.every(Boolean)) return;
       const dead = targets.find((member) => member.pid !== undefined && !isAlive(member.pid));
-      if (dead !== undefined) throw new PgwardenError('PGW_LOCAL_PROCESS', `etcd member ${dead.name} exited during start-up; see ${dead.logFile}`);
+      if (dead !== undefined)
+        throw new PgwardenError('PGW_LOCAL_PROCESS', `etcd member ${dead.name} exited during start-up; see ${dead.logFile}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
-    throw new PgwardenError('PGW_LOCAL_PROCESS', `etcd did not become healthy within ${HEALTHY_TIMEOUT_MS / 1000} s; see ${options.dir}/etcd*.log`);
+    throw new PgwardenError(
+      'PGW_LOCAL_PROCESS',
+      `etcd did not become healthy within ${HEALTHY_TIMEOUT_MS / 1000} s; see ${options.dir}/etcd*.log`,
+    );
   };
 
   const stopMember = async (index: number): Promise<void> => {

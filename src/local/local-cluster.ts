@@ -76,8 +76,20 @@ export interface LocalClusterState {
   readonly namespace: string;
   readonly etcdEndpoints: readonly string[];
   readonly etcdPids: readonly number[];
-  readonly nodes: readonly { readonly name: string; readonly agentPid: number | undefined; readonly dataDir: string; readonly pgPort: number; readonly apiPort: number }[];
-  readonly proxies?: readonly { readonly name: string; readonly pid: number | undefined; readonly primaryPort: number; readonly replicaPort: number; readonly apiPort: number }[];
+  readonly nodes: readonly {
+    readonly name: string;
+    readonly agentPid: number | undefined;
+    readonly dataDir: string;
+    readonly pgPort: number;
+    readonly apiPort: number;
+  }[];
+  readonly proxies?: readonly {
+    readonly name: string;
+    readonly pid: number | undefined;
+    readonly primaryPort: number;
+    readonly replicaPort: number;
+    readonly apiPort: number;
+  }[];
   readonly superuserPassword: string;
 }
 
@@ -101,7 +113,15 @@ export class LocalCluster {
   /** network: 'relay': each node's relays to the etcd members, by node name. */
   readonly relays = new Map<string, FaultRelay[]>();
 
-  private constructor(dir: string, scope: string, namespace: string, nodes: LocalNode[], etcd: EtcdClusterHandle, superuserPassword: string, lab: NetnsLab | undefined) {
+  private constructor(
+    dir: string,
+    scope: string,
+    namespace: string,
+    nodes: LocalNode[],
+    etcd: EtcdClusterHandle,
+    superuserPassword: string,
+    lab: NetnsLab | undefined,
+  ) {
     this.lab = lab;
     this.dir = dir;
     this.scope = scope;
@@ -136,7 +156,12 @@ export class LocalCluster {
       etcd = await startEtcdCluster({
         size: etcdSize,
         dir: join(options.dir, 'etcd'),
-        ...(withLab === undefined ? {} : { hosts: Array.from({ length: etcdSize }, (_unused, index) => withLab.host(`etcd${index + 1}`).ip), wrap: (index: number) => withLab.wrap(`etcd${index + 1}`) }),
+        ...(withLab === undefined
+          ? {}
+          : {
+              hosts: Array.from({ length: etcdSize }, (_unused, index) => withLab.host(`etcd${index + 1}`).ip),
+              wrap: (index: number) => withLab.wrap(`etcd${index + 1}`),
+            }),
       });
     } catch (error) {
       await lab?.destroy();
@@ -150,10 +175,15 @@ export class LocalCluster {
     try {
       if (options.network === 'relay') {
         for (let index = 0; index < nodeCount; index++) {
-          relays.set(`node${index + 1}`, await Promise.all(etcd.endpoints.map(async (endpoint) => {
-            const url = new URL(endpoint);
-            return FaultRelay.start({ host: url.hostname, port: Number(url.port) });
-          })));
+          relays.set(
+            `node${index + 1}`,
+            await Promise.all(
+              etcd.endpoints.map(async (endpoint) => {
+                const url = new URL(endpoint);
+                return FaultRelay.start({ host: url.hostname, port: Number(url.port) });
+              }),
+            ),
+          );
         }
       }
       for (let index = 0; index < nodeCount; index++) {
@@ -175,7 +205,9 @@ export class LocalCluster {
           host,
           ...(lab === undefined ? {} : { hbaNetwork: lab.subnet }),
           nodeDir,
-          etcdHosts: relays.get(name)?.map((relay) => `127.0.0.1:${relay.port}`) ?? etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')),
+          etcdHosts:
+            relays.get(name)?.map((relay) => `127.0.0.1:${relay.port}`) ??
+            etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')),
           timing: options.timing ?? DEFAULT_TIMING,
           superuserPassword,
           replicationPassword,
@@ -185,7 +217,17 @@ export class LocalCluster {
           ...(options.parameters !== undefined ? { extraParameters: options.parameters } : {}),
         });
         await writeFile(configPath, yaml, { mode: 0o600 });
-        nodes.push({ name, configPath, nodeDir, dataDir: join(nodeDir, 'data'), apiPort, pgPort, host, logFile: join(nodeDir, 'agent.log'), agentPid: undefined });
+        nodes.push({
+          name,
+          configPath,
+          nodeDir,
+          dataDir: join(nodeDir, 'data'),
+          apiPort,
+          pgPort,
+          host,
+          logFile: join(nodeDir, 'agent.log'),
+          agentPid: undefined,
+        });
       }
       const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword, lab);
       for (const [name, list] of relays) cluster.relays.set(name, list);
@@ -230,25 +272,31 @@ export class LocalCluster {
     const [primaryPort, replicaPort, apiPort] = (await pickFreePorts(3)) as [number, number, number];
     const configPath = join(proxyDir, 'proxy.yml');
     const extra = Object.entries(settings).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`);
-    await writeFile(configPath, [
-      `scope: ${this.scope}`,
-      `namespace: ${this.namespace}`,
-      'etcd3:',
-      `  hosts: ${this.etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')).join(',')}`,
-      'proxy:',
-      `  primary_listen: 127.0.0.1:${primaryPort}`,
-      `  replica_listen: 127.0.0.1:${replicaPort}`,
-      `  api_listen: 127.0.0.1:${apiPort}`,
-      ...extra,
-      '',
-    ].join('\n'));
+    await writeFile(
+      configPath,
+      [
+        `scope: ${this.scope}`,
+        `namespace: ${this.namespace}`,
+        'etcd3:',
+        `  hosts: ${this.etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')).join(',')}`,
+        'proxy:',
+        `  primary_listen: 127.0.0.1:${primaryPort}`,
+        `  replica_listen: 127.0.0.1:${replicaPort}`,
+        `  api_listen: 127.0.0.1:${apiPort}`,
+        ...extra,
+        '',
+      ].join('\n'),
+    );
     const logFile = join(proxyDir, 'proxy.log');
     const child = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile });
     const proxy: LocalProxy = { name, configPath, logFile, primaryPort, replicaPort, apiPort, pid: child.pid };
     this.proxies.push(proxy);
     const giveUpAt = Date.now() + 15_000;
     for (;;) {
-      const isUp = await fetch(`http://127.0.0.1:${apiPort}/status`, { signal: AbortSignal.timeout(1000) }).then((response) => response.ok, () => false);
+      const isUp = await fetch(`http://127.0.0.1:${apiPort}/status`, { signal: AbortSignal.timeout(1000) }).then(
+        (response) => response.ok,
+        () => false,
+      );
       if (isUp) return proxy;
       if (!isAlive(child.pid) || Date.now() > giveUpAt) {
         const log = await readFile(logFile, 'utf8').catch(() => '');
@@ -303,7 +351,13 @@ export class LocalCluster {
 
   /** A read-only DCS client for tests and the CLI view of this cluster. */
   async view(timeoutMs = 3000): Promise<ClusterView> {
-    const dcs = new EtcdDcs({ endpoints: this.etcd.endpoints, namespace: this.namespace, scope: this.scope, member: '__local_observer', ttlSeconds: 30 });
+    const dcs = new EtcdDcs({
+      endpoints: this.etcd.endpoints,
+      namespace: this.namespace,
+      scope: this.scope,
+      member: '__local_observer',
+      ttlSeconds: 30,
+    });
     try {
       return await dcs.loadCluster(deadline(timeoutMs));
     } finally {
@@ -324,8 +378,20 @@ export class LocalCluster {
       namespace: this.namespace,
       etcdEndpoints: this.etcd.endpoints,
       etcdPids: this.etcd.members.map((member) => member.pid).filter((pid): pid is number => pid !== undefined),
-      nodes: this.nodes.map((node) => ({ name: node.name, agentPid: node.agentPid, dataDir: node.dataDir, pgPort: node.pgPort, apiPort: node.apiPort })),
-      proxies: this.proxies.map((proxy) => ({ name: proxy.name, pid: proxy.pid, primaryPort: proxy.primaryPort, replicaPort: proxy.replicaPort, apiPort: proxy.apiPort })),
+      nodes: this.nodes.map((node) => ({
+        name: node.name,
+        agentPid: node.agentPid,
+        dataDir: node.dataDir,
+        pgPort: node.pgPort,
+        apiPort: node.apiPort,
+      })),
+      proxies: this.proxies.map((proxy) => ({
+        name: proxy.name,
+        pid: proxy.pid,
+        primaryPort: proxy.primaryPort,
+        replicaPort: proxy.replicaPort,
+        apiPort: proxy.apiPort,
+      })),
       superuserPassword: this.superuserPassword,
     };
   }
@@ -383,18 +449,24 @@ export async function stopLeftoverPostmaster(dataDir: string): Promise<void> {
       await stopPid(pid, { signal: 'SIGINT', graceMs: 10_000 });
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new PgwardenError('PGW_LOCAL_PROCESS', `could not stop the postmaster of ${dataDir}: ${describeError(error)}`);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new PgwardenError('PGW_LOCAL_PROCESS', `could not stop the postmaster of ${dataDir}: ${describeError(error)}`);
   }
 }
 
 /** Stops a background cluster from its state file, by PID. */
 export async function stopFromState(state: LocalClusterState): Promise<void> {
-  await Promise.all((state.proxies ?? []).map(async (proxy) => {
-    if (proxy.pid !== undefined && isAlive(proxy.pid)) await stopPid(proxy.pid, { signal: 'SIGTERM', graceMs: 10_000 });
-  }));
-  await Promise.all(state.nodes.map(async (node) => {
-    if (node.agentPid !== undefined && isAlive(node.agentPid)) await stopPid(node.agentPid, { signal: 'SIGTERM', graceMs: AGENT_STOP_GRACE_MS });
-  }));
+  await Promise.all(
+    (state.proxies ?? []).map(async (proxy) => {
+      if (proxy.pid !== undefined && isAlive(proxy.pid)) await stopPid(proxy.pid, { signal: 'SIGTERM', graceMs: 10_000 });
+    }),
+  );
+  await Promise.all(
+    state.nodes.map(async (node) => {
+      if (node.agentPid !== undefined && isAlive(node.agentPid))
+        await stopPid(node.agentPid, { signal: 'SIGTERM', graceMs: AGENT_STOP_GRACE_MS });
+    }),
+  );
   await Promise.all(state.nodes.map((node) => stopLeftoverPostmaster(node.dataDir)));
   await Promise.all(state.etcdPids.filter(isAlive).map((pid) => stopPid(pid, { signal: 'SIGTERM', graceMs: 2000 })));
 }

@@ -46,32 +46,50 @@ async function waitForLeaderAndReplicas(cluster: LocalCluster, timeoutMs: number
     try {
       last = await cluster.view();
       const leader = last.leader?.name;
-      const isHealthy = leader !== undefined && cluster.nodes.every((node) => {
-        const member = last?.members.find((candidate) => candidate.name === node.name);
-        return node.name === leader ? member?.state === 'running' : member?.replication_state === 'streaming';
-      });
+      const isHealthy =
+        leader !== undefined &&
+        cluster.nodes.every((node) => {
+          const member = last?.members.find((candidate) => candidate.name === node.name);
+          return node.name === leader ? member?.state === 'running' : member?.replication_state === 'streaming';
+        });
       if (isHealthy) return last;
     } catch {
       // etcd may still be electing; keep waiting within the bound
     }
     await new Promise((resolveSleep) => setTimeout(resolveSleep, 300));
   }
-  const seen = last === undefined ? 'no DCS view' : last.members.map((member) => `${member.name}=${member.state}/${member.replication_state ?? member.role}`).join(' ');
-  throw new PgwardenError('PGW_LOCAL_PROCESS', `the local cluster did not become healthy within ${timeoutMs / 1000} s (last seen: ${seen}); see the agent logs under ${cluster.dir}/node*/agent.log`);
+  const seen =
+    last === undefined
+      ? 'no DCS view'
+      : last.members.map((member) => `${member.name}=${member.state}/${member.replication_state ?? member.role}`).join(' ');
+  throw new PgwardenError(
+    'PGW_LOCAL_PROCESS',
+    `the local cluster did not become healthy within ${timeoutMs / 1000} s (last seen: ${seen}); see the agent logs under ${cluster.dir}/node*/agent.log`,
+  );
 }
 
 export async function runLocalStart(options: LocalStartOptions): Promise<void> {
   const { dir, out } = options;
   const previous = await readState(dir);
   if (previous !== undefined && isStateAlive(previous)) {
-    throw new PgwardenError('PGW_LOCAL_PROCESS', `a local cluster is already running from ${dir}; stop it with 'npm run cluster -- stop' (or 'pgwarden local stop --dir ${dir}')`);
+    throw new PgwardenError(
+      'PGW_LOCAL_PROCESS',
+      `a local cluster is already running from ${dir}; stop it with 'npm run cluster -- stop' (or 'pgwarden local stop --dir ${dir}')`,
+    );
   }
   if (existsSync(dir)) {
     out(`removing the previous local cluster data in ${dir}`);
     await rm(dir, { recursive: true, force: true });
   }
   out(`starting 3 etcd members and ${options.nodes} pgwarden agents with PostgreSQL 15 under ${dir} ...`);
-  const cluster = await LocalCluster.start({ dir, nodes: options.nodes, timing: options.timing, scope: 'demo', proxies: 1, proxySettings: { data_path: options.proxyDataPath ?? 'userspace' } });
+  const cluster = await LocalCluster.start({
+    dir,
+    nodes: options.nodes,
+    timing: options.timing,
+    scope: 'demo',
+    proxies: 1,
+    proxySettings: { data_path: options.proxyDataPath ?? 'userspace' },
+  });
   await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2));
   let isStopping = false;
   const stop = async (): Promise<void> => {

@@ -79,7 +79,12 @@ export class NetnsLab {
   /** A namespace with one interface (eth0) on the bridge, loopback up, and a route to the bridge's gateway. */
   async addHost(name: string): Promise<LabHost> {
     const index = this.#nextOctet++;
-    const host: LabHost = { name, ns: `pgw${this.#id}${name}`, ip: `${this.gateway.replace(/\.1$/, '')}.${index}`, hostVeth: `pgwv${this.#id}${index}` };
+    const host: LabHost = {
+      name,
+      ns: `pgw${this.#id}${name}`,
+      ip: `${this.gateway.replace(/\.1$/, '')}.${index}`,
+      hostVeth: `pgwv${this.#id}${index}`,
+    };
     this.hosts.set(name, host);
     await ip(['netns', 'add', host.ns]);
     await ip(['link', 'add', host.hostVeth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', host.ns]);
@@ -138,7 +143,14 @@ export class NetnsLab {
     } catch (error) {
       if (!/qdisc kind is unknown/.test(describeError(error))) throw error;
     }
-    const rules = ['table inet pgwloss {}', 'delete table inet pgwloss', 'table inet pgwloss {', `  chain output { type filter hook output priority -5; numgen random mod 100 < ${Math.round(lossPercent)} drop; }`, '}', ''].join('\n');
+    const rules = [
+      'table inet pgwloss {}',
+      'delete table inet pgwloss',
+      'table inet pgwloss {',
+      `  chain output { type filter hook output priority -5; numgen random mod 100 < ${Math.round(lossPercent)} drop; }`,
+      '}',
+      '',
+    ].join('\n');
     await inNs(host.ns, 'nft', ['-f', '-'], rules);
     return `${lossPercent}% loss (nftables; no latency: this kernel has no sch_netem)`;
   }
@@ -146,7 +158,12 @@ export class NetnsLab {
   /** Removes partitions and netem from one host. */
   async heal(name: string): Promise<void> {
     const host = this.host(name);
-    await inNs(host.ns, 'nft', ['-f', '-'], 'table inet pgwchaos {}\ndelete table inet pgwchaos\ntable inet pgwloss {}\ndelete table inet pgwloss\n');
+    await inNs(
+      host.ns,
+      'nft',
+      ['-f', '-'],
+      'table inet pgwchaos {}\ndelete table inet pgwchaos\ntable inet pgwloss {}\ndelete table inet pgwloss\n',
+    );
     await inNs(host.ns, 'tc', ['qdisc', 'del', 'dev', 'eth0', 'root']).catch(() => undefined);
   }
 

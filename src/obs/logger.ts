@@ -2,7 +2,14 @@
 import { destination as pinoDestination, pino } from 'pino';
 import type { Log } from '../util/log.js';
 
-const LEVELS: Readonly<Record<string, string>> = { DEBUG: 'debug', INFO: 'info', WARNING: 'warn', WARN: 'warn', ERROR: 'error', CRITICAL: 'fatal' };
+const LEVELS: Readonly<Record<string, string>> = {
+  DEBUG: 'debug',
+  INFO: 'info',
+  WARNING: 'warn',
+  WARN: 'warn',
+  ERROR: 'error',
+  CRITICAL: 'fatal',
+};
 
 export function createLogger(options: { readonly member: string; readonly scope: string; readonly level?: string }): Log {
   const destination = pinoDestination({ dest: 1, sync: true });

@@ -76,7 +76,10 @@ export function renderPostgresqlConf(input: ConfInput): string {
     if (input.replica.slotName !== undefined) merged.primary_slot_name = input.replica.slotName;
     merged.recovery_target_timeline = 'latest';
   }
-  const lines = ['# Written by pgwarden: changes here are overwritten. Use the DCS config or the agent config instead.', "include_if_exists 'postgresql.base.conf'"];
+  const lines = [
+    '# Written by pgwarden: changes here are overwritten. Use the DCS config or the agent config instead.',
+    "include_if_exists 'postgresql.base.conf'",
+  ];
   for (const name of Object.keys(merged).sort()) lines.push(`${name} = ${quoteGuc(merged[name]!)}`);
   return `${lines.join('\n')}\n`;
 }

@@ -46,7 +46,10 @@ export function resolveRunAs(): RunAs | undefined {
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
     return { uid, gid };
   } catch {
-    throw new PgwardenError('PGW_CONFIG_INVALID', 'the agent runs as root but there is no postgres OS user to run PostgreSQL as; create it (apt-get install postgresql-15 does) or run the agent as the postgres user');
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      'the agent runs as root but there is no postgres OS user to run PostgreSQL as; create it (apt-get install postgresql-15 does) or run the agent as the postgres user',
+    );
   }
 }
 
@@ -170,7 +173,11 @@ export class PostgresController implements PgController {
     if (runAs !== undefined) await chown(path, runAs.uid, runAs.gid);
   }
 
-  async #run(argv: readonly string[], signal: AbortSignal, extra: { stdin?: string; hint?: string } = {}): Promise<{ stdout: string; stderr: string }> {
+  async #run(
+    argv: readonly string[],
+    signal: AbortSignal,
+    extra: { stdin?: string; hint?: string } = {},
+  ): Promise<{ stdout: string; stderr: string }> {
     return runCommand({
       member: this.#options.member,
       argv,
@@ -192,7 +199,13 @@ export class PostgresController implements PgController {
 
   async #writePgpass(): Promise<void> {
     await mkdir(dirname(this.#options.pgpassPath), { recursive: true });
-    await this.#writeOwnedFile(this.#options.pgpassPath, renderPgpass([this.#options.replication, this.#options.superuser].map((auth) => ({ username: auth.username, password: auth.password }))), 0o600);
+    await this.#writeOwnedFile(
+      this.#options.pgpassPath,
+      renderPgpass(
+        [this.#options.replication, this.#options.superuser].map((auth) => ({ username: auth.username, password: auth.password })),
+      ),
+      0o600,
+    );
   }
 
   #replicaSettings(upstream: Upstream): ReplicaSettings {
@@ -216,14 +229,18 @@ export class PostgresController implements PgController {
       const current = await readFile(confPath, 'utf8');
       if (!current.startsWith('# Written by pgwarden')) await rename(confPath, basePath);
     }
-    await this.#writeOwnedFile(confPath, renderPostgresqlConf({
-      parameters: this.#parameters,
-      listenHost: this.#options.listenHost,
-      port: this.#options.port,
-      scope: this.#options.scope,
-      socketDir: this.#options.socketDir,
-      replica: upstream === undefined ? undefined : this.#replicaSettings(upstream),
-    }), 0o600);
+    await this.#writeOwnedFile(
+      confPath,
+      renderPostgresqlConf({
+        parameters: this.#parameters,
+        listenHost: this.#options.listenHost,
+        port: this.#options.port,
+        scope: this.#options.scope,
+        socketDir: this.#options.socketDir,
+        replica: upstream === undefined ? undefined : this.#replicaSettings(upstream),
+      }),
+      0o600,
+    );
     await this.#writeOwnedFile(join(dir, 'pg_hba.conf'), renderPgHba(this.#options.pgHba), 0o600);
     const standbySignal = join(dir, 'standby.signal');
     if (isReplica) await this.#writeOwnedFile(standbySignal, '', 0o600);
@@ -294,7 +311,12 @@ export class PostgresController implements PgController {
 
   async #start(upstream: Upstream | undefined, isReplica: boolean, signal: AbortSignal): Promise<void> {
     const existing = await this.#runningPid();
-    if (existing !== undefined) throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] PostgreSQL is already running (pid ${existing}); stop it first`, { context: { member: this.#options.member, path: this.#dataDir } });
+    if (existing !== undefined)
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${this.#options.member}] PostgreSQL is already running (pid ${existing}); stop it first`,
+        { context: { member: this.#options.member, path: this.#dataDir } },
+      );
     await this.#ensureDir(this.#options.socketDir, 0o755);
     await this.#writeConfig(upstream, isReplica);
     const logHandle = await open(this.#options.logFile, 'a');
@@ -309,7 +331,8 @@ export class PostgresController implements PgController {
     });
     await logHandle.close();
     const pid = child.pid;
-    if (pid === undefined) throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] could not spawn ${this.#bin('postgres')}`);
+    if (pid === undefined)
+      throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] could not spawn ${this.#bin('postgres')}`);
     child.unref();
     this.#childPid = pid;
     let exitCode: number | null | undefined;
@@ -320,9 +343,18 @@ export class PostgresController implements PgController {
     this.#options.log.info({ pid, upstream: upstream?.name ?? null, replica: isReplica }, 'started postmaster');
     while (!signal.aborted) {
       if (exitCode !== undefined || !isAlive(pid)) {
-        throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] postgres -D ${this.#dataDir} exited during start-up (code ${exitCode ?? 'unknown'}): ${await this.#logTail()}`, {
-          context: { member: this.#options.member, command: ['postgres', '-D', this.#dataDir], exitCode: exitCode ?? null, hint: `see ${this.#options.logFile}` },
-        });
+        throw new PgwardenError(
+          'PGW_PG_COMMAND_FAILED',
+          `[${this.#options.member}] postgres -D ${this.#dataDir} exited during start-up (code ${exitCode ?? 'unknown'}): ${await this.#logTail()}`,
+          {
+            context: {
+              member: this.#options.member,
+              command: ['postgres', '-D', this.#dataDir],
+              exitCode: exitCode ?? null,
+              hint: `see ${this.#options.logFile}`,
+            },
+          },
+        );
       }
       if (await this.#isAcceptingConnections()) {
         this.#crashedAtMs = undefined;
@@ -330,7 +362,10 @@ export class PostgresController implements PgController {
       }
       await sleep(START_POLL_MS);
     }
-    throw new PgwardenError('PGW_PG_TIMEOUT', `[${this.#options.member}] PostgreSQL did not accept connections before the deadline; it keeps starting in the background (see ${this.#options.logFile})`);
+    throw new PgwardenError(
+      'PGW_PG_TIMEOUT',
+      `[${this.#options.member}] PostgreSQL did not accept connections before the deadline; it keeps starting in the background (see ${this.#options.logFile})`,
+    );
   }
 
   async #logTail(): Promise<string> {
@@ -365,7 +400,15 @@ export class PostgresController implements PgController {
     const local = await readFile(join(this.#dataDir, 'pg_wal', file), 'utf8').catch(() => undefined);
     if (local === undefined) return undefined;
     const url = new URL(upstream.connUrl);
-    const client = new pg.Client({ host: url.hostname, port: Number(url.port || '5432'), user: this.#options.superuser.username, password: this.#options.superuser.password, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 3000 });
+    const client = new pg.Client({
+      host: url.hostname,
+      port: Number(url.port || '5432'),
+      user: this.#options.superuser.username,
+      password: this.#options.superuser.password,
+      database: 'postgres',
+      connectionTimeoutMillis: 2000,
+      query_timeout: 3000,
+    });
     client.on('error', () => undefined);
     const onAbort = (): void => void client.end().catch(() => undefined);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -423,7 +466,8 @@ export class PostgresController implements PgController {
 
   async promote(signal: AbortSignal): Promise<void> {
     const rows = await this.#query<{ promoted: boolean }>('SELECT pg_promote(true, 60) AS promoted', signal);
-    if (rows[0]?.promoted !== true) throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] pg_promote did not finish within 60 s`);
+    if (rows[0]?.promoted !== true)
+      throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] pg_promote did not finish within 60 s`);
     this.#upstream = undefined;
     this.#options.log.info({}, 'promoted');
   }
@@ -439,7 +483,16 @@ export class PostgresController implements PgController {
     await this.#ensureDir(this.#dataDir, 0o700);
     await this.#writePgpass();
     const url = new URL(from.connUrl);
-    await this.#run(pgBasebackupArgv(this.#bin('pg_basebackup'), { dataDir: this.#dataDir, host: url.hostname, port: Number(url.port || '5432'), user: this.#options.replication.username }), signal, { hint: `can the replication user connect to ${from.name}? check pg_hba and the replication password` });
+    await this.#run(
+      pgBasebackupArgv(this.#bin('pg_basebackup'), {
+        dataDir: this.#dataDir,
+        host: url.hostname,
+        port: Number(url.port || '5432'),
+        user: this.#options.replication.username,
+      }),
+      signal,
+      { hint: `can the replication user connect to ${from.name}? check pg_hba and the replication password` },
+    );
     await this.#writeConfig(from, true);
   }
 
@@ -456,7 +509,16 @@ export class PostgresController implements PgController {
     }
     const url = new URL(from.connUrl);
     await this.#writePgpass();
-    await this.#run(pgRewindArgv(this.#bin('pg_rewind'), { dataDir: this.#dataDir, host: url.hostname, port: Number(url.port || '5432'), user: this.#options.superuser.username }), signal, { hint: 'if rewind keeps failing, pgwarden re-clones the member' });
+    await this.#run(
+      pgRewindArgv(this.#bin('pg_rewind'), {
+        dataDir: this.#dataDir,
+        host: url.hostname,
+        port: Number(url.port || '5432'),
+        user: this.#options.superuser.username,
+      }),
+      signal,
+      { hint: 'if rewind keeps failing, pgwarden re-clones the member' },
+    );
     await this.#writeConfig(from, true);
     this.#options.log.info({ from: from.name }, 'pg_rewind finished');
   }
@@ -469,31 +531,55 @@ export class PostgresController implements PgController {
 
   async initdb(signal: AbortSignal): Promise<void> {
     this.#replicaTimeline = 0;
-    if (await this.#dataDirState() === 'initialized') throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] refusing initdb: ${this.#dataDir} already holds a cluster`);
+    if ((await this.#dataDirState()) === 'initialized')
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${this.#options.member}] refusing initdb: ${this.#dataDir} already holds a cluster`,
+      );
     await rm(this.#dataDir, { recursive: true, force: true });
     await this.#ensureDir(dirname(this.#dataDir), 0o755).catch(() => undefined);
     await this.#ensureDir(this.#dataDir, 0o700);
     const pwfile = join(dirname(this.#dataDir), `.pgwarden-pwfile-${process.pid}`);
     await this.#writeOwnedFile(pwfile, `${this.#options.superuser.password ?? 'postgres'}\n`, 0o600);
     try {
-      await this.#run(initdbArgv(this.#bin('initdb'), { dataDir: this.#dataDir, superuser: this.#options.superuser.username, pwfile, options: this.#options.initdbOptions }), signal);
+      await this.#run(
+        initdbArgv(this.#bin('initdb'), {
+          dataDir: this.#dataDir,
+          superuser: this.#options.superuser.username,
+          pwfile,
+          options: this.#options.initdbOptions,
+        }),
+        signal,
+      );
     } finally {
       await rm(pwfile, { force: true });
     }
     const role = this.#options.replication.username.replace(/"/g, '""');
     const password = (this.#options.replication.password ?? '').replace(/'/g, "''");
     // Single-user mode creates the role before any TCP listener exists: no window with a password-less replication user.
-    await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir), signal, { stdin: `CREATE ROLE "${role}" WITH REPLICATION LOGIN PASSWORD '${password}';\n` });
+    await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir), signal, {
+      stdin: `CREATE ROLE "${role}" WITH REPLICATION LOGIN PASSWORD '${password}';\n`,
+    });
     await this.#writeConfig(undefined, false);
   }
 
-  async manageSlots(wanted: readonly SlotSpec[], ignore: readonly IgnoreRule[], advanceTo: Readonly<Record<string, number>>, signal: AbortSignal): Promise<void> {
+  async manageSlots(
+    wanted: readonly SlotSpec[],
+    ignore: readonly IgnoreRule[],
+    advanceTo: Readonly<Record<string, number>>,
+    signal: AbortSignal,
+  ): Promise<void> {
     const rows = await this.#query<SlotRow>(SLOTS_SQL, signal);
-    const inRecovery = (await this.#query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery', signal))[0]?.in_recovery === true;
-    const replayLsn = inRecovery ? parseLsn((await this.#query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn', signal))[0]?.lsn ?? '0/0') : undefined;
+    const inRecovery =
+      (await this.#query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery', signal))[0]?.in_recovery === true;
+    const replayLsn = inRecovery
+      ? parseLsn((await this.#query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn', signal))[0]?.lsn ?? '0/0')
+      : undefined;
     const byName = new Map(wanted.map((slot) => [slot.name, slot]));
     const matches = (row: SlotRow, spec: SlotSpec | undefined): boolean =>
-      spec !== undefined && row.slot_type === spec.type && (spec.type === 'physical' || (row.database === spec.database && row.plugin === spec.plugin));
+      spec !== undefined &&
+      row.slot_type === spec.type &&
+      (spec.type === 'physical' || (row.database === spec.database && row.plugin === spec.plugin));
     // One slot's failure (a logical slot without wal_level=logical, a missing plugin) must not stop the others,
     // nor the HA actions that follow this one: each step is logged and skipped.
     const attempt = async (slot: string, what: string, step: () => Promise<void>, hint = ''): Promise<void> => {
@@ -511,11 +597,21 @@ export class PostgresController implements PgController {
         present.add(row.slot_name);
         continue;
       }
-      const asSpec: SlotSpec = { name: row.slot_name, type: row.slot_type === 'logical' ? 'logical' : 'physical', database: row.database ?? undefined, plugin: row.plugin ?? undefined };
+      const asSpec: SlotSpec = {
+        name: row.slot_name,
+        type: row.slot_type === 'logical' ? 'logical' : 'physical',
+        database: row.database ?? undefined,
+        plugin: row.plugin ?? undefined,
+      };
       if (isIgnored(asSpec, ignore) || row.active) continue;
       await attempt(row.slot_name, 'drop', async () => {
         await this.#query('SELECT pg_drop_replication_slot($1)', signal, [row.slot_name]);
-        this.#options.log.info({ slot: row.slot_name, type: row.slot_type }, spec === undefined ? 'dropped a replication slot no member or permanent slot needs' : 'dropped a replication slot whose definition changed');
+        this.#options.log.info(
+          { slot: row.slot_name, type: row.slot_type },
+          spec === undefined
+            ? 'dropped a replication slot no member or permanent slot needs'
+            : 'dropped a replication slot whose definition changed',
+        );
       });
     }
     for (const spec of wanted) {
@@ -527,10 +623,23 @@ export class PostgresController implements PgController {
         });
       } else if (!inRecovery) {
         // A logical slot belongs to one database: it must be created from a session in that database.
-        await attempt(spec.name, 'create', async () => {
-          await this.#queryIn(spec.database ?? 'postgres', 'SELECT pg_create_logical_replication_slot($1, $2)', [spec.name, spec.plugin], signal);
-          this.#options.log.info({ slot: spec.name, database: spec.database ?? null, plugin: spec.plugin ?? null }, 'created logical replication slot');
-        }, ' (logical slots need wal_level=logical, the database and the output plugin)');
+        await attempt(
+          spec.name,
+          'create',
+          async () => {
+            await this.#queryIn(
+              spec.database ?? 'postgres',
+              'SELECT pg_create_logical_replication_slot($1, $2)',
+              [spec.name, spec.plugin],
+              signal,
+            );
+            this.#options.log.info(
+              { slot: spec.name, database: spec.database ?? null, plugin: spec.plugin ?? null },
+              'created logical replication slot',
+            );
+          },
+          ' (logical slots need wal_level=logical, the database and the output plugin)',
+        );
       }
     }
     if (replayLsn === undefined) return;
@@ -543,7 +652,13 @@ export class PostgresController implements PgController {
       if (reached !== undefined && reached >= capped) continue;
       const lsnText = formatLsn(capped);
       await attempt(row.slot_name, `advance to ${lsnText} the copy of`, async () => {
-        if (row.slot_type === 'logical') await this.#queryIn(row.database ?? 'postgres', 'SELECT pg_replication_slot_advance($1, $2::pg_lsn)', [row.slot_name, lsnText], signal);
+        if (row.slot_type === 'logical')
+          await this.#queryIn(
+            row.database ?? 'postgres',
+            'SELECT pg_replication_slot_advance($1, $2::pg_lsn)',
+            [row.slot_name, lsnText],
+            signal,
+          );
         else await this.#query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', signal, [row.slot_name, lsnText]);
       });
     }
@@ -556,15 +671,30 @@ export class PostgresController implements PgController {
    */
   async copyLogicalSlots(from: Upstream, slotNames: readonly string[], signal: AbortSignal): Promise<void> {
     const url = new URL(from.connUrl);
-    const client = new pg.Client({ host: url.hostname, port: Number(url.port || '5432'), user: this.#options.superuser.username, password: this.#options.superuser.password, database: 'postgres', connectionTimeoutMillis: 3000, query_timeout: 10_000 });
+    const client = new pg.Client({
+      host: url.hostname,
+      port: Number(url.port || '5432'),
+      user: this.#options.superuser.username,
+      password: this.#options.superuser.password,
+      database: 'postgres',
+      connectionTimeoutMillis: 3000,
+      query_timeout: 10_000,
+    });
     client.on('error', () => undefined);
     const states = new Map<string, Buffer>();
     await client.connect();
     try {
       for (const name of slotNames) {
-        const result = await client.query<{ state: Buffer }>("SELECT pg_read_binary_file('pg_replslot/' || slot_name || '/state') AS state FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'logical'", [name]);
+        const result = await client.query<{ state: Buffer }>(
+          "SELECT pg_read_binary_file('pg_replslot/' || slot_name || '/state') AS state FROM pg_replication_slots WHERE slot_name = $1 AND slot_type = 'logical'",
+          [name],
+        );
         const state = result.rows[0]?.state;
-        if (state === undefined) throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] logical slot ${name} is not on ${from.name} (any more): nothing to copy`);
+        if (state === undefined)
+          throw new PgwardenError(
+            'PGW_PG_COMMAND_FAILED',
+            `[${this.#options.member}] logical slot ${name} is not on ${from.name} (any more): nothing to copy`,
+          );
         states.set(name, state);
       }
     } finally {
@@ -592,7 +722,16 @@ export class PostgresController implements PgController {
   }
 
   async #queryIn(database: string, text: string, params: unknown[], signal: AbortSignal): Promise<void> {
-    const client = new pg.Client({ host: this.#options.socketDir, port: this.#options.port, user: this.#options.superuser.username, password: this.#options.superuser.password, database, application_name: 'pgwarden', connectionTimeoutMillis: 2000, query_timeout: 30_000 });
+    const client = new pg.Client({
+      host: this.#options.socketDir,
+      port: this.#options.port,
+      user: this.#options.superuser.username,
+      password: this.#options.superuser.password,
+      database,
+      application_name: 'pgwarden',
+      connectionTimeoutMillis: 2000,
+      query_timeout: 30_000,
+    });
     client.on('error', () => undefined);
     const onAbort = (): void => void client.end().catch(() => undefined);
     signal.addEventListener('abort', onAbort, { once: true });
@@ -600,7 +739,11 @@ export class PostgresController implements PgController {
       await client.connect();
       await client.query(text, params);
     } catch (error) {
-      throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${this.#options.member}] query in database ${database} failed: ${describeError(error)}`, { cause: error, context: { member: this.#options.member } });
+      throw new PgwardenError(
+        'PGW_PG_QUERY_FAILED',
+        `[${this.#options.member}] query in database ${database} failed: ${describeError(error)}`,
+        { cause: error, context: { member: this.#options.member } },
+      );
     } finally {
       signal.removeEventListener('abort', onAbort);
       await client.end().catch(() => undefined);
@@ -617,13 +760,22 @@ export class PostgresController implements PgController {
     // Commits already waiting are released when a listed standby next reports its position; a little WAL makes the
     // standbys report now (after the walsenders have had a moment to reload) instead of at their status interval.
     await sleep(50);
-    await this.#query("SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_logical_emit_message(false, 'pgwarden', 'synchronous_standby_names changed') END", signal).catch(() => undefined);
+    await this.#query(
+      "SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_logical_emit_message(false, 'pgwarden', 'synchronous_standby_names changed') END",
+      signal,
+    ).catch(() => undefined);
     this.#options.log.info({ synchronous_standby_names: value }, 'set synchronous_standby_names');
   }
 
   async walStatus(signal: AbortSignal): Promise<WalStatus | undefined> {
     try {
-      const rows = await this.#query<{ write_lsn: string | null; received_lsn: string | null; replayed_lsn: string | null; status: string | null; streaming_standbys: string }>(WAL_STATUS_SQL, signal);
+      const rows = await this.#query<{
+        write_lsn: string | null;
+        received_lsn: string | null;
+        replayed_lsn: string | null;
+        status: string | null;
+        streaming_standbys: string;
+      }>(WAL_STATUS_SQL, signal);
       const row = rows[0];
       if (row === undefined) return undefined;
       return {
@@ -675,7 +827,13 @@ export class PostgresController implements PgController {
     }
     try {
       const control = await this.#controlData(signal);
-      return { ...down, sysid: control.sysid, timeline: control.timeline, controlState: control.state, role: roleFromControlState(control.state) };
+      return {
+        ...down,
+        sysid: control.sysid,
+        timeline: control.timeline,
+        controlState: control.state,
+        role: roleFromControlState(control.state),
+      };
     } catch (error) {
       this.#options.log.warn({ error: describeError(error) }, 'pg_controldata failed');
       return down;
@@ -716,7 +874,11 @@ export class PostgresController implements PgController {
         retainedBytes: slot.retained === null ? undefined : Math.max(0, Number(slot.retained)),
         walStatus: slot.wal_status ?? undefined,
       })),
-      standbyFlushLsn: Object.fromEntries(row.replication.filter((entry) => entry.flush_lsn !== null).map((entry) => [entry.application_name, parseLsn(entry.flush_lsn ?? '0/0')])),
+      standbyFlushLsn: Object.fromEntries(
+        row.replication
+          .filter((entry) => entry.flush_lsn !== null)
+          .map((entry) => [entry.application_name, parseLsn(entry.flush_lsn ?? '0/0')]),
+      ),
     };
   }
 
@@ -737,7 +899,10 @@ export class PostgresController implements PgController {
       return result.rows;
     } catch (error) {
       await this.#dropClient();
-      throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${this.#options.member}] query failed: ${describeError(error)}`, { cause: error, context: { member: this.#options.member } });
+      throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${this.#options.member}] query failed: ${describeError(error)}`, {
+        cause: error,
+        context: { member: this.#options.member },
+      });
     } finally {
       signal.removeEventListener('abort', onAbort);
     }

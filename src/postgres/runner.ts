@@ -45,7 +45,12 @@ export function runCommand(options: RunOptions): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...(options.runAs !== undefined ? { HOME: '/var/lib/postgresql', USER: 'postgres' } : {}), ...options.env, LC_ALL: 'C.UTF-8' },
+      env: {
+        ...process.env,
+        ...(options.runAs !== undefined ? { HOME: '/var/lib/postgresql', USER: 'postgres' } : {}),
+        ...options.env,
+        LC_ALL: 'C.UTF-8',
+      },
       ...(options.runAs !== undefined ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
       cwd: '/',
     });
@@ -68,9 +73,20 @@ export function runCommand(options: RunOptions): Promise<RunResult> {
       const stderrTail = tail(stderr || stdout);
       const hint = hintFor(stderr, options.hint);
       reject(
-        new PgwardenError(options.signal.aborted ? 'PGW_PG_TIMEOUT' : 'PGW_PG_COMMAND_FAILED', `[${options.member}] ${options.argv.join(' ')} ${reason}${options.dataDir !== undefined ? ` (data dir ${options.dataDir})` : ''}${stderrTail !== '' ? `: ${stderrTail}` : ''}${hint !== undefined ? ` — hint: ${hint}` : ''}`, {
-          context: { member: options.member, command: options.argv, exitCode, stderrTail, ...(options.dataDir !== undefined ? { path: options.dataDir } : {}), ...(hint !== undefined ? { hint } : {}) },
-        }),
+        new PgwardenError(
+          options.signal.aborted ? 'PGW_PG_TIMEOUT' : 'PGW_PG_COMMAND_FAILED',
+          `[${options.member}] ${options.argv.join(' ')} ${reason}${options.dataDir !== undefined ? ` (data dir ${options.dataDir})` : ''}${stderrTail !== '' ? `: ${stderrTail}` : ''}${hint !== undefined ? ` — hint: ${hint}` : ''}`,
+          {
+            context: {
+              member: options.member,
+              command: options.argv,
+              exitCode,
+              stderrTail,
+              ...(options.dataDir !== undefined ? { path: options.dataDir } : {}),
+              ...(hint !== undefined ? { hint } : {}),
+            },
+          },
+        ),
       );
     };
     child.once('error', (error) => {

@@ -45,7 +45,14 @@ export class ClusterFeed {
   }
 
   input(): RoutingInput {
-    return { view: this.#view, confirmedAtMs: this.#confirmedAtMs, nowMs: this.#options.nowMs(), confirmedPrimary: this.#confirmedPrimary, wallIso: new Date().toISOString(), failoverSeenAtMs: this.#failoverSeen?.atMs };
+    return {
+      view: this.#view,
+      confirmedAtMs: this.#confirmedAtMs,
+      nowMs: this.#options.nowMs(),
+      confirmedPrimary: this.#confirmedPrimary,
+      wallIso: new Date().toISOString(),
+      failoverSeenAtMs: this.#failoverSeen?.atMs,
+    };
   }
 
   onChange(listener: () => void): void {
@@ -99,7 +106,8 @@ export class ClusterFeed {
     } catch (error) {
       if (this.#stop.signal.aborted) return;
       const message = describeError(error);
-      if (message !== this.#lastLoadError) this.#options.log.warn({ error: message }, 'cannot read the cluster from the DCS; routing on the last view until it is too old');
+      if (message !== this.#lastLoadError)
+        this.#options.log.warn({ error: message }, 'cannot read the cluster from the DCS; routing on the last view until it is too old');
       this.#lastLoadError = message;
     }
   }

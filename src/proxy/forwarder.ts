@@ -77,10 +77,14 @@ export class ProxiedConnection {
 const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
   new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 
 function connectBackend(backend: Backend, timeoutMs: number, signal: AbortSignal): Promise<Socket> {
@@ -91,7 +95,8 @@ function connectBackend(backend: Backend, timeoutMs: number, signal: AbortSignal
       socket.destroy();
       reject(error);
     };
-    const onTimeout = (): void => fail(new Error(`connect to ${backend.member} (${backend.host}:${backend.port}) timed out after ${timeoutMs} ms`));
+    const onTimeout = (): void =>
+      fail(new Error(`connect to ${backend.member} (${backend.host}:${backend.port}) timed out after ${timeoutMs} ms`));
     const onAbort = (): void => fail(new Error('client went away'));
     const timer = setTimeout(onTimeout, timeoutMs);
     const cleanup = (): void => {
@@ -126,14 +131,17 @@ export class Forwarder {
   async listen(): Promise<number> {
     const { host, port } = this.#options;
     await new Promise<void>((resolve, reject) => {
-      const onError = (error: Error): void => reject(new Error(`proxy ${this.#options.kind} listener cannot bind ${host}:${port}: ${error.message}`));
+      const onError = (error: Error): void =>
+        reject(new Error(`proxy ${this.#options.kind} listener cannot bind ${host}:${port}: ${error.message}`));
       this.#server.once('error', onError);
       this.#server.listen({ host, port, backlog: 1024 }, () => {
         this.#server.removeListener('error', onError);
         resolve();
       });
     });
-    this.#server.on('error', (error) => this.#options.log.error({ listener: this.#options.kind, error: describeError(error) }, 'proxy listener error'));
+    this.#server.on('error', (error) =>
+      this.#options.log.error({ listener: this.#options.kind, error: describeError(error) }, 'proxy listener error'),
+    );
     const address = this.#server.address();
     return typeof address === 'object' && address !== null ? address.port : port;
   }
@@ -197,7 +205,15 @@ export class Forwarder {
       if (connection.isClosed) return;
       if (backend === undefined) {
         events.refused(kind, 'hold_timeout');
-        log.warn({ listener: kind, client: client.remoteAddress ?? '', held_ms: Math.round(this.#options.nowMs() - (heldSince ?? giveUpAtMs)), last_error: lastError }, 'no backend within hold_timeout: closing the client connection');
+        log.warn(
+          {
+            listener: kind,
+            client: client.remoteAddress ?? '',
+            held_ms: Math.round(this.#options.nowMs() - (heldSince ?? giveUpAtMs)),
+            last_error: lastError,
+          },
+          'no backend within hold_timeout: closing the client connection',
+        );
         finish();
         return;
       }
@@ -228,7 +244,10 @@ export class Forwarder {
         if (connection.isClosed) return;
         if (this.#options.nowMs() >= giveUpAtMs) {
           events.refused(kind, 'connect_failed');
-          log.warn({ listener: kind, backend: backend.member, error: lastError }, 'backend unreachable until hold_timeout: closing the client connection');
+          log.warn(
+            { listener: kind, backend: backend.member, error: lastError },
+            'backend unreachable until hold_timeout: closing the client connection',
+          );
           finish();
           return;
         }

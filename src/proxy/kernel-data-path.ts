@@ -7,7 +7,8 @@ import { parseCounters, renderRoute, renderTable, type KernelCounters, type Kern
 
 const NFT_TIMEOUT_MS = 5000;
 
-const nft = (args: readonly string[], input?: string): Promise<string> => runCommand('nft', args, { ...(input !== undefined ? { input } : {}), timeoutMs: NFT_TIMEOUT_MS });
+const nft = (args: readonly string[], input?: string): Promise<string> =>
+  runCommand('nft', args, { ...(input !== undefined ? { input } : {}), timeoutMs: NFT_TIMEOUT_MS });
 
 export class KernelDataPath {
   readonly #listener: KernelListener;
@@ -34,10 +35,14 @@ export class KernelDataPath {
     try {
       await nft(['-f', '-'], renderTable(listener));
     } catch (error) {
-      throw new PgwardenError('PGW_PROXY_KERNEL', `proxy.data_path: kernel could not set up nftables table ${listener.table} for ${listener.host}:${listener.port}: ${describeError(error)}; install nftables (apt-get install nftables) and run the proxy as root or with CAP_NET_ADMIN, or set proxy.data_path: userspace`, {
-        context: { hint: 'proxy.data_path: userspace needs no privileges' },
-        cause: error,
-      });
+      throw new PgwardenError(
+        'PGW_PROXY_KERNEL',
+        `proxy.data_path: kernel could not set up nftables table ${listener.table} for ${listener.host}:${listener.port}: ${describeError(error)}; install nftables (apt-get install nftables) and run the proxy as root or with CAP_NET_ADMIN, or set proxy.data_path: userspace`,
+        {
+          context: { hint: 'proxy.data_path: userspace needs no privileges' },
+          cause: error,
+        },
+      );
     }
     const path = new KernelDataPath(listener, leaseMs, log, source);
     // Renewed well within the lease, from the route as it is now (staleness is a matter of time, not of events).
@@ -75,12 +80,19 @@ export class KernelDataPath {
         this.#failures = 0;
         const summary = this.#route.target === undefined ? 'none' : `${this.#route.target.host}:${this.#route.target.port}`;
         if (summary !== this.#applied) {
-          this.#log.info({ table: this.#listener.table, target: summary, live: this.#route.liveGenerations.length }, 'kernel route applied');
+          this.#log.info(
+            { table: this.#listener.table, target: summary, live: this.#route.liveGenerations.length },
+            'kernel route applied',
+          );
           this.#applied = summary;
         }
       } catch (error) {
         // The elements expire by themselves: a failing renewal fails closed, and the proxy's own listener takes over.
-        if (this.#failures++ === 0) this.#log.error({ table: this.#listener.table, error: describeError(error) }, 'could not renew the kernel route; it expires and clients fall back to the proxy');
+        if (this.#failures++ === 0)
+          this.#log.error(
+            { table: this.#listener.table, error: describeError(error) },
+            'could not renew the kernel route; it expires and clients fall back to the proxy',
+          );
       }
     };
     this.#queue = this.#queue.then(run);
@@ -104,9 +116,15 @@ export class KernelDataPath {
     await this.#queue;
     const { host, port, table } = this.#listener;
     const flows = ['-D', '-p', 'tcp', '--orig-port-dst', String(port), ...(host === '0.0.0.0' ? [] : ['--orig-dst', host])];
-    const deleted = await runCommand('conntrack', flows, { timeoutMs: NFT_TIMEOUT_MS }).then(() => true, (error: unknown) => / 0 flow entries have been deleted/.test(describeError(error)));
+    const deleted = await runCommand('conntrack', flows, { timeoutMs: NFT_TIMEOUT_MS }).then(
+      () => true,
+      (error: unknown) => / 0 flow entries have been deleted/.test(describeError(error)),
+    );
     if (!deleted) {
-      this.#log.warn({ table }, `kept nftables table ${table} (emptied) so that kernel-routed flows stay cut: install conntrack to let the proxy remove it`);
+      this.#log.warn(
+        { table },
+        `kept nftables table ${table} (emptied) so that kernel-routed flows stay cut: install conntrack to let the proxy remove it`,
+      );
       return;
     }
     try {

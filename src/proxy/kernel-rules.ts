@@ -40,16 +40,30 @@ export const NO_GENERATION: KernelGeneration = { identity: '', member: '', mark:
  * cuts kernel-routed flows and leaves new connections to the proxy's own listener, which holds them (or relays to a
  * backend named by host name).
  */
-export function planKernelRoute(route: PrimaryRoute, current: KernelGeneration, nextMark: number, options: { readonly isStopping: boolean; readonly isUnreachable: (backend: { host: string; port: number }) => boolean }): { readonly route: KernelRoute; readonly generation: KernelGeneration } {
+export function planKernelRoute(
+  route: PrimaryRoute,
+  current: KernelGeneration,
+  nextMark: number,
+  options: { readonly isStopping: boolean; readonly isUnreachable: (backend: { host: string; port: number }) => boolean },
+): { readonly route: KernelRoute; readonly generation: KernelGeneration } {
   if (options.isStopping) return { route: { liveGenerations: current.mark === 0 ? [] : [current.mark] }, generation: current };
   if (route.kind === 'route' && isIpv4Literal(route.backend.host)) {
-    const generation = current.identity === route.leader ? current : { identity: route.leader, member: route.backend.member, mark: nextMark };
+    const generation =
+      current.identity === route.leader ? current : { identity: route.leader, member: route.backend.member, mark: nextMark };
     // A lock holder whose port refuses (postmaster crashed, restarting): new clients go to the proxy, which retries
     // and holds them; the kernel could only refuse them.
     if (options.isUnreachable(route.backend)) return { route: { liveGenerations: [generation.mark] }, generation };
-    return { route: { target: { host: route.backend.host, port: route.backend.port }, generation: generation.mark, liveGenerations: [generation.mark] }, generation };
+    return {
+      route: {
+        target: { host: route.backend.host, port: route.backend.port },
+        generation: generation.mark,
+        liveGenerations: [generation.mark],
+      },
+      generation,
+    };
   }
-  if (route.kind === 'hold' && route.keep !== undefined && route.keep === current.member && current.mark !== 0) return { route: { liveGenerations: [current.mark] }, generation: current };
+  if (route.kind === 'hold' && route.keep !== undefined && route.keep === current.member && current.mark !== 0)
+    return { route: { liveGenerations: [current.mark] }, generation: current };
   return { route: { liveGenerations: [] }, generation: current };
 }
 

@@ -5,17 +5,59 @@ import type { KernelCounters } from './kernel-rules.js';
 
 export class ProxyMetrics implements ForwarderEvents {
   readonly registry = new Registry();
-  readonly #accepted = new Counter({ name: 'pgwarden_proxy_connections_accepted_total', help: 'Client connections accepted', labelNames: ['listener'], registers: [this.registry] });
-  readonly #active = new Gauge({ name: 'pgwarden_proxy_connections', help: 'Client connections currently forwarded to a backend', labelNames: ['listener'], registers: [this.registry] });
-  readonly #held = new Gauge({ name: 'pgwarden_proxy_held_connections', help: 'Client connections waiting for a backend (switchover, failover, startup)', labelNames: ['listener'], registers: [this.registry] });
-  readonly #heldTotal = new Counter({ name: 'pgwarden_proxy_held_total', help: 'Client connections that had to wait for a backend', labelNames: ['listener'], registers: [this.registry] });
-  readonly #refused = new Counter({ name: 'pgwarden_proxy_refused_total', help: 'Client connections closed without a backend', labelNames: ['listener', 'reason'], registers: [this.registry] });
-  readonly #reroutes = new Counter({ name: 'pgwarden_proxy_reroutes_total', help: 'Changes of the primary route (new lock holder, or no route)', registers: [this.registry] });
-  readonly #closedByReroute = new Counter({ name: 'pgwarden_proxy_closed_by_reroute_total', help: 'Connections closed because their backend no longer holds the leader lock', labelNames: ['listener'], registers: [this.registry] });
-  readonly #primaryRoutable = new Gauge({ name: 'pgwarden_proxy_primary_routable', help: '1 when new primary connections are forwarded at once, 0 while they are held', registers: [this.registry] });
+  readonly #accepted = new Counter({
+    name: 'pgwarden_proxy_connections_accepted_total',
+    help: 'Client connections accepted',
+    labelNames: ['listener'],
+    registers: [this.registry],
+  });
+  readonly #active = new Gauge({
+    name: 'pgwarden_proxy_connections',
+    help: 'Client connections currently forwarded to a backend',
+    labelNames: ['listener'],
+    registers: [this.registry],
+  });
+  readonly #held = new Gauge({
+    name: 'pgwarden_proxy_held_connections',
+    help: 'Client connections waiting for a backend (switchover, failover, startup)',
+    labelNames: ['listener'],
+    registers: [this.registry],
+  });
+  readonly #heldTotal = new Counter({
+    name: 'pgwarden_proxy_held_total',
+    help: 'Client connections that had to wait for a backend',
+    labelNames: ['listener'],
+    registers: [this.registry],
+  });
+  readonly #refused = new Counter({
+    name: 'pgwarden_proxy_refused_total',
+    help: 'Client connections closed without a backend',
+    labelNames: ['listener', 'reason'],
+    registers: [this.registry],
+  });
+  readonly #reroutes = new Counter({
+    name: 'pgwarden_proxy_reroutes_total',
+    help: 'Changes of the primary route (new lock holder, or no route)',
+    registers: [this.registry],
+  });
+  readonly #closedByReroute = new Counter({
+    name: 'pgwarden_proxy_closed_by_reroute_total',
+    help: 'Connections closed because their backend no longer holds the leader lock',
+    labelNames: ['listener'],
+    registers: [this.registry],
+  });
+  readonly #primaryRoutable = new Gauge({
+    name: 'pgwarden_proxy_primary_routable',
+    help: '1 when new primary connections are forwarded at once, 0 while they are held',
+    registers: [this.registry],
+  });
   readonly #closedBytes = { fromClient: 0, toClient: 0 };
 
-  constructor(liveConnections: () => Iterable<ProxiedConnection>, dcsAgeSeconds: () => number | undefined, kernelCounters: () => Promise<KernelCounters | undefined> = async () => undefined) {
+  constructor(
+    liveConnections: () => Iterable<ProxiedConnection>,
+    dcsAgeSeconds: () => number | undefined,
+    kernelCounters: () => Promise<KernelCounters | undefined> = async () => undefined,
+  ) {
     // Kernel-routed connections never reach the proxy's sockets: their counts come from the nftables rule counters.
     let kernelRead: Promise<KernelCounters | undefined> | undefined;
     const readKernel = (): Promise<KernelCounters | undefined> => {
@@ -25,9 +67,21 @@ export class ProxyMetrics implements ForwarderEvents {
       return kernelRead;
     };
     const kernelMetrics: readonly [string, string, keyof KernelCounters][] = [
-      ['pgwarden_proxy_kernel_connections_total', 'Primary connections routed by the kernel data path (nftables DNAT) straight to the lock holder', 'routed'],
-      ['pgwarden_proxy_kernel_refusals_hidden_total', 'Kernel-routed connects refused by a crashed lock holder and hidden from the client, which retried through the proxy', 'refusalsHidden'],
-      ['pgwarden_proxy_kernel_resets_total', 'Packets of kernel-routed connections reset because their backend no longer holds the lock', 'resets'],
+      [
+        'pgwarden_proxy_kernel_connections_total',
+        'Primary connections routed by the kernel data path (nftables DNAT) straight to the lock holder',
+        'routed',
+      ],
+      [
+        'pgwarden_proxy_kernel_refusals_hidden_total',
+        'Kernel-routed connects refused by a crashed lock holder and hidden from the client, which retried through the proxy',
+        'refusalsHidden',
+      ],
+      [
+        'pgwarden_proxy_kernel_resets_total',
+        'Packets of kernel-routed connections reset because their backend no longer holds the lock',
+        'resets',
+      ],
     ];
     for (const [name, help, key] of kernelMetrics) {
       new Counter({

@@ -10,7 +10,16 @@ import { BackendProbe } from './backend-probe.js';
 import { KernelDataPath } from './kernel-data-path.js';
 import { kernelTableName, NO_GENERATION, planKernelRoute, type KernelGeneration, type KernelRoute } from './kernel-rules.js';
 import { ProxyMetrics } from './proxy-metrics.js';
-import { pickLeastConnections, primaryConnectionsToClose, routePrimary, routeReplicas, type Backend, type PrimaryRoute, type ReplicaRoute, type RoutingOptions } from './routing.js';
+import {
+  pickLeastConnections,
+  primaryConnectionsToClose,
+  routePrimary,
+  routeReplicas,
+  type Backend,
+  type PrimaryRoute,
+  type ReplicaRoute,
+  type RoutingOptions,
+} from './routing.js';
 
 export interface ProxyServerOptions {
   readonly section: ProxySection;
@@ -30,7 +39,8 @@ export interface ProxyStatus {
   readonly connections: Readonly<Record<ListenerKind, number>>;
 }
 
-const sameAddress = (a: { host: string; port: number } | undefined, b: { host: string; port: number } | undefined): boolean => a?.host === b?.host && a?.port === b?.port;
+const sameAddress = (a: { host: string; port: number } | undefined, b: { host: string; port: number } | undefined): boolean =>
+  a?.host === b?.host && a?.port === b?.port;
 
 export class ProxyServer {
   #section: ProxySection;
@@ -61,16 +71,31 @@ export class ProxyServer {
     timeoutMs: 1000,
   });
   #nextMark = (0x50000000 + Math.floor(Math.random() * 0x0fffffff)) >>> 0;
-  readonly ports: { primary: number; replica: number | undefined; api: number | undefined } = { primary: 0, replica: undefined, api: undefined };
+  readonly ports: { primary: number; replica: number | undefined; api: number | undefined } = {
+    primary: 0,
+    replica: undefined,
+    api: undefined,
+  };
 
   private constructor(options: ProxyServerOptions) {
     this.#options = options;
     this.#section = options.section;
-    this.#feed = new ClusterFeed({ source: options.source, probe: options.probe, nowMs: options.nowMs, log: options.log, routing: this.#routingOptions(), refreshMs: options.refreshMs ?? 1000 });
-    this.#metrics = new ProxyMetrics(() => this.#allConnections(), () => {
-      const confirmedAt = this.#feed.input().confirmedAtMs;
-      return confirmedAt === undefined ? undefined : (options.nowMs() - confirmedAt) / 1000;
-    }, async () => this.#kernel?.counters());
+    this.#feed = new ClusterFeed({
+      source: options.source,
+      probe: options.probe,
+      nowMs: options.nowMs,
+      log: options.log,
+      routing: this.#routingOptions(),
+      refreshMs: options.refreshMs ?? 1000,
+    });
+    this.#metrics = new ProxyMetrics(
+      () => this.#allConnections(),
+      () => {
+        const confirmedAt = this.#feed.input().confirmedAtMs;
+        return confirmedAt === undefined ? undefined : (options.nowMs() - confirmedAt) / 1000;
+      },
+      async () => this.#kernel?.counters(),
+    );
     this.#feed.onChange(() => this.#onClusterChange());
   }
 
@@ -96,14 +121,21 @@ export class ProxyServer {
   }
 
   #kernelRoute(): KernelRoute {
-    const planned = planKernelRoute(routePrimary(this.#feed.input(), this.#routingOptions()), this.#kernelGeneration, this.#nextMark, { isStopping: this.#isStopping, isUnreachable: (backend) => this.#probe.isUnreachable(backend) });
+    const planned = planKernelRoute(routePrimary(this.#feed.input(), this.#routingOptions()), this.#kernelGeneration, this.#nextMark, {
+      isStopping: this.#isStopping,
+      isUnreachable: (backend) => this.#probe.isUnreachable(backend),
+    });
     if (planned.generation.mark === this.#nextMark) this.#nextMark = this.#nextMark >= 0x5fffffff ? 0x50000000 : this.#nextMark + 1;
     this.#kernelGeneration = planned.generation;
     return planned.route;
   }
 
   #routingOptions(): RoutingOptions {
-    return { dcsTimeoutMs: this.#section.dcs_timeout * 1000, replicaMaxLagBytes: this.#section.replica_max_lag, replicaFallbackToPrimary: this.#section.replica_fallback_to_primary };
+    return {
+      dcsTimeoutMs: this.#section.dcs_timeout * 1000,
+      replicaMaxLagBytes: this.#section.replica_max_lag,
+      replicaFallbackToPrimary: this.#section.replica_fallback_to_primary,
+    };
   }
 
   status(): ProxyStatus {
@@ -127,7 +159,8 @@ export class ProxyServer {
   }
 
   *#allConnections(): Iterable<ProxiedConnection> {
-    for (const forwarder of [this.#forwarders.primary, this.#forwarders.replica, ...this.#retired]) if (forwarder !== undefined) yield* forwarder.connections;
+    for (const forwarder of [this.#forwarders.primary, this.#forwarders.replica, ...this.#retired])
+      if (forwarder !== undefined) yield* forwarder.connections;
   }
 
   #forwardersOf(kind: ListenerKind): Forwarder[] {
@@ -180,8 +213,14 @@ export class ProxyServer {
       if (request.method === 'GET' && (path === '/health' || path === '/status')) {
         const status = this.status();
         const body = JSON.stringify({
-          primary: status.primary.kind === 'route' ? { member: status.primary.backend.member, host: status.primary.backend.host, port: status.primary.backend.port } : { held: status.primary.reason },
-          replicas: status.replicas.kind === 'route' ? { members: status.replicas.backends.map((backend) => backend.member), is_fallback: status.replicas.isFallback } : { held: status.replicas.reason },
+          primary:
+            status.primary.kind === 'route'
+              ? { member: status.primary.backend.member, host: status.primary.backend.host, port: status.primary.backend.port }
+              : { held: status.primary.reason },
+          replicas:
+            status.replicas.kind === 'route'
+              ? { members: status.replicas.backends.map((backend) => backend.member), is_fallback: status.replicas.isFallback }
+              : { held: status.replicas.reason },
           connections: status.connections,
         });
         // /health: 200 while primary traffic flows, so a VIP or DNS check can prefer proxies that see the cluster.
@@ -210,7 +249,8 @@ export class ProxyServer {
     const route = routeReplicas(input, this.#routingOptions());
     if (route.kind !== 'route') return undefined;
     const counts = new Map<string, number>();
-    for (const forwarder of this.#forwardersOf('replica')) for (const [member, count] of forwarder.countsByMember()) counts.set(member, (counts.get(member) ?? 0) + count);
+    for (const forwarder of this.#forwardersOf('replica'))
+      for (const [member, count] of forwarder.countsByMember()) counts.set(member, (counts.get(member) ?? 0) + count);
     return pickLeastConnections(route.backends, counts, this.#replicaPicks++);
   }
 
@@ -245,12 +285,19 @@ export class ProxyServer {
       // Fail closed: every primary connection not on the confirmed lock holder is cut (RST, nothing more is sent).
       let closed = 0;
       for (const forwarder of this.#forwardersOf('primary')) {
-        const members = new Set([...forwarder.connections].map((connection) => connection.backend?.member).filter((member): member is string => member !== undefined));
+        const members = new Set(
+          [...forwarder.connections]
+            .map((connection) => connection.backend?.member)
+            .filter((member): member is string => member !== undefined),
+        );
         const doomed = new Set(primaryConnectionsToClose(primary, members));
         closed += forwarder.closeWhere((connection) => connection.backend !== undefined && doomed.has(connection.backend.member), true);
       }
       if (this.#lastPrimary !== 'unset') this.#metrics.rerouted(closed, 'primary');
-      this.#options.log.info(primary.kind === 'route' ? { primary: primary.backend.member, closed } : { held: primary.reason, closed }, primary.kind === 'route' ? 'primary route: forwarding to the lock holder' : 'primary route: holding new connections');
+      this.#options.log.info(
+        primary.kind === 'route' ? { primary: primary.backend.member, closed } : { held: primary.reason, closed },
+        primary.kind === 'route' ? 'primary route: forwarding to the lock holder' : 'primary route: holding new connections',
+      );
       this.#lastPrimary = identity;
     }
     // Reads that fell back to a primary which lost the lock, or went to a member that left the cluster, are cut too.
@@ -258,7 +305,10 @@ export class ProxyServer {
     if (view !== undefined) {
       const known = new Set(view.members.map((member) => member.name));
       for (const forwarder of this.#forwardersOf('replica')) {
-        const closed = forwarder.closeWhere((connection) => connection.backend !== undefined && !known.has(connection.backend.member), false);
+        const closed = forwarder.closeWhere(
+          (connection) => connection.backend !== undefined && !known.has(connection.backend.member),
+          false,
+        );
         this.#metrics.closedByReroute(closed, 'replica');
       }
     }
@@ -269,7 +319,11 @@ export class ProxyServer {
   async reload(section: ProxySection): Promise<void> {
     const previous = this.#section;
     this.#section = section;
-    const swap = async (kind: ListenerKind, before: { host: string; port: number } | undefined, after: { host: string; port: number } | undefined): Promise<void> => {
+    const swap = async (
+      kind: ListenerKind,
+      before: { host: string; port: number } | undefined,
+      after: { host: string; port: number } | undefined,
+    ): Promise<void> => {
       if (sameAddress(before, after)) return;
       const old = this.#forwarders[kind];
       if (after !== undefined) {
@@ -292,7 +346,10 @@ export class ProxyServer {
         await old.stopListening();
         this.#retired.push(old);
       }
-      this.#options.log.info({ listener: kind, listen: after === undefined ? null : `${after.host}:${after.port}` }, 'proxy listener moved');
+      this.#options.log.info(
+        { listener: kind, listen: after === undefined ? null : `${after.host}:${after.port}` },
+        'proxy listener moved',
+      );
     };
     try {
       await swap('primary', previous.primary_listen, section.primary_listen);
@@ -315,13 +372,16 @@ export class ProxyServer {
 
   /** Stops accepting, lets open clients finish for up to `graceMs`, then disconnects the rest. */
   async stop(graceMs = this.#section.shutdown_grace * 1000): Promise<void> {
-    const forwarders = [this.#forwarders.primary, this.#forwarders.replica, ...this.#retired].filter((forwarder): forwarder is Forwarder => forwarder !== undefined);
+    const forwarders = [this.#forwarders.primary, this.#forwarders.replica, ...this.#retired].filter(
+      (forwarder): forwarder is Forwarder => forwarder !== undefined,
+    );
     await Promise.all(forwarders.map((forwarder) => forwarder.stopListening()));
     // No new kernel-routed connections either; open ones get the same grace as the proxy's own.
     this.#isStopping = true;
     await this.#kernel?.refresh();
     const endAt = this.#options.nowMs() + graceMs;
-    while (this.#options.nowMs() < endAt && forwarders.some((forwarder) => forwarder.connections.size > 0)) await new Promise((resolve) => setTimeout(resolve, 50));
+    while (this.#options.nowMs() < endAt && forwarders.some((forwarder) => forwarder.connections.size > 0))
+      await new Promise((resolve) => setTimeout(resolve, 50));
     for (const forwarder of forwarders) forwarder.closeWhere(() => true, false);
     this.#probe.stop();
     for (const kernel of [this.#kernel, ...this.#retiredKernels]) await kernel?.close();

@@ -40,7 +40,9 @@ export type PrimaryRoute =
       readonly keep?: string;
     };
 
-export type ReplicaRoute = { readonly kind: 'route'; readonly backends: readonly Backend[]; readonly isFallback: boolean } | { readonly kind: 'hold'; readonly reason: string };
+export type ReplicaRoute =
+  | { readonly kind: 'route'; readonly backends: readonly Backend[]; readonly isFallback: boolean }
+  | { readonly kind: 'hold'; readonly reason: string };
 
 /**
  * A lock holder is identified by name and the key's create revision: renewals and in-place rewrites keep it, a lock
@@ -83,16 +85,26 @@ export function routePrimary(input: RoutingInput, options: RoutingOptions): Prim
   const backend = backendOf(member);
   if (backend === undefined) return { kind: 'hold', reason: `the leader ${leader.name} has an unusable conn_url "${member.conn_url}"` };
   const intent = view.failover;
-  if (intent !== undefined && isDue(intent, input.wallIso) && intent.member !== leader.name && (intent.leader === undefined || intent.leader === leader.name)) {
+  if (
+    intent !== undefined &&
+    isDue(intent, input.wallIso) &&
+    intent.member !== leader.name &&
+    (intent.leader === undefined || intent.leader === leader.name)
+  ) {
     // The leader is about to demote: hold new clients now rather than hand them a server that is shutting down. Bounded
     // like Patroni's own wait for a switchover, so an intent nobody acts on cannot block writes for long.
     const windowMs = 2 * Math.max(10, Number(view.config?.loop_wait ?? 10)) * 1000;
     if (input.failoverSeenAtMs !== undefined && input.nowMs - input.failoverSeenAtMs <= windowMs) {
-      return { kind: 'hold', reason: `a ${intent.leader === undefined ? 'failover' : 'switchover'} away from ${leader.name} is in progress`, keep: leader.name };
+      return {
+        kind: 'hold',
+        reason: `a ${intent.leader === undefined ? 'failover' : 'switchover'} away from ${leader.name} is in progress`,
+        keep: leader.name,
+      };
     }
   }
   const identity = leaderIdentity(view)!;
-  if (input.confirmedPrimary !== identity) return { kind: 'hold', reason: `waiting for ${leader.name} to report a writable primary`, probe: { leader: identity, member } };
+  if (input.confirmedPrimary !== identity)
+    return { kind: 'hold', reason: `waiting for ${leader.name} to report a writable primary`, probe: { leader: identity, member } };
   return { kind: 'route', backend, leader: identity };
 }
 
@@ -120,14 +132,19 @@ export function routeReplicas(input: RoutingInput, options: RoutingOptions): Rep
     if (backend !== undefined) backends.push(backend);
   }
   if (backends.length > 0) return { kind: 'route', backends, isFallback: false };
-  if (!options.replicaFallbackToPrimary) return { kind: 'hold', reason: `no streaming replica within ${options.replicaMaxLagBytes} bytes of the leader` };
+  if (!options.replicaFallbackToPrimary)
+    return { kind: 'hold', reason: `no streaming replica within ${options.replicaMaxLagBytes} bytes of the leader` };
   const primary = routePrimary(input, options);
   if (primary.kind === 'hold') return { kind: 'hold', reason: `no replica qualifies and the primary is unavailable: ${primary.reason}` };
   return { kind: 'route', backends: [primary.backend], isFallback: true };
 }
 
 /** Least connections; among equally loaded members the `rotation`-th (by name), so short-lived clients spread out too. */
-export function pickLeastConnections(backends: readonly Backend[], connectionsByMember: ReadonlyMap<string, number>, rotation = 0): Backend | undefined {
+export function pickLeastConnections(
+  backends: readonly Backend[],
+  connectionsByMember: ReadonlyMap<string, number>,
+  rotation = 0,
+): Backend | undefined {
   if (backends.length === 0) return undefined;
   const load = (backend: Backend): number => connectionsByMember.get(backend.member) ?? 0;
   const least = Math.min(...backends.map(load));

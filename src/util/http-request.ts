@@ -16,12 +16,25 @@ export interface HttpReply {
   readonly text: string;
 }
 
-export function requestText(url: string, options: { readonly method?: string; readonly headers?: Readonly<Record<string, string>>; readonly body?: string; readonly signal: AbortSignal; readonly tls?: TlsClientOptions }): Promise<HttpReply> {
+export function requestText(
+  url: string,
+  options: {
+    readonly method?: string;
+    readonly headers?: Readonly<Record<string, string>>;
+    readonly body?: string;
+    readonly signal: AbortSignal;
+    readonly tls?: TlsClientOptions;
+  },
+): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
     const parsed = new URL(url);
     const isHttps = parsed.protocol === 'https:';
     const tls = options.tls;
-    const common = { method: options.method ?? 'GET', headers: { ...options.headers, ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}) }, signal: options.signal };
+    const common = {
+      method: options.method ?? 'GET',
+      headers: { ...options.headers, ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}) },
+      signal: options.signal,
+    };
     const onResponse = (response: IncomingMessage): void => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -29,7 +42,11 @@ export function requestText(url: string, options: { readonly method?: string; re
       response.on('error', reject);
     };
     const req = isHttps
-      ? httpsRequest(parsed, { ...common, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.isInsecure !== true }, onResponse)
+      ? httpsRequest(
+          parsed,
+          { ...common, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.isInsecure !== true },
+          onResponse,
+        )
       : httpRequest(parsed, common, onResponse);
     req.on('error', reject);
     req.end(options.body);

@@ -9,50 +9,97 @@ import { NETWORK_FAULT_KINDS, PROCESS_FAULT_KINDS } from '../../src/chaos/schedu
 describe('pgwarden chaos (short seeded runs)', { timeout: 2_700_000 }, () => {
   it('loses no acknowledged write, never has two writable primaries through the proxy, and converges', async () => {
     const lines: string[] = [];
-    const report = await runChaos({ seed: 11, faults: 4, isSync: true, kinds: PROCESS_FAULT_KINDS, network: 'loopback', out: (line) => lines.push(line) });
+    const report = await runChaos({
+      seed: 11,
+      faults: 4,
+      isSync: true,
+      kinds: PROCESS_FAULT_KINDS,
+      network: 'loopback',
+      out: (line) => lines.push(line),
+    });
     const context = lines.join('\n');
     assert.ok(report.acknowledged > 100, context);
     assert.deepEqual(report.lost, [], context);
     assert.equal(report.dualWritable, 0, context);
     assert.deepEqual(report.divergentMembers, [], context);
     assert.equal(report.converged, true, context);
-    assert.ok(report.faults.every((fault) => fault.recoveryMs !== undefined && fault.converged), context);
+    assert.ok(
+      report.faults.every((fault) => fault.recoveryMs !== undefined && fault.converged),
+      context,
+    );
     await rm(report.reportPath, { force: true });
   });
 
-  it('survives real network faults (a partitioned primary, one-way loss to etcd, an isolated etcd member, latency, quorum loss) in network namespaces', { skip: process.getuid?.() === 0 ? false : 'network namespaces need root' }, async () => {
-    const lines: string[] = [];
-    const report = await runChaos({ seed: 105, faults: 5, isSync: true, kinds: [...NETWORK_FAULT_KINDS, 'etcd-quorum-loss'], network: 'netns', out: (line) => lines.push(line) });
-    const context = lines.join('\n');
-    assert.equal(report.network, 'netns', context);
-    assert.equal(new Set(report.faults.map((fault) => fault.kind)).size, 5, `seed 105 draws each network fault and quorum loss once: ${context}`);
-    assert.ok(report.acknowledged > 100, context);
-    assert.deepEqual(report.lost, [], context);
-    assert.equal(report.dualWritable, 0, context);
-    assert.deepEqual(report.divergentMembers, [], context);
-    assert.equal(report.converged, true, context);
-    assert.ok(report.reads.ok > 0, context);
-    await rm(report.reportPath, { force: true });
-  });
+  it(
+    'survives real network faults (a partitioned primary, one-way loss to etcd, an isolated etcd member, latency, quorum loss) in network namespaces',
+    { skip: process.getuid?.() === 0 ? false : 'network namespaces need root' },
+    async () => {
+      const lines: string[] = [];
+      const report = await runChaos({
+        seed: 105,
+        faults: 5,
+        isSync: true,
+        kinds: [...NETWORK_FAULT_KINDS, 'etcd-quorum-loss'],
+        network: 'netns',
+        out: (line) => lines.push(line),
+      });
+      const context = lines.join('\n');
+      assert.equal(report.network, 'netns', context);
+      assert.equal(
+        new Set(report.faults.map((fault) => fault.kind)).size,
+        5,
+        `seed 105 draws each network fault and quorum loss once: ${context}`,
+      );
+      assert.ok(report.acknowledged > 100, context);
+      assert.deepEqual(report.lost, [], context);
+      assert.equal(report.dualWritable, 0, context);
+      assert.deepEqual(report.divergentMembers, [], context);
+      assert.equal(report.converged, true, context);
+      assert.ok(report.reads.ok > 0, context);
+      await rm(report.reportPath, { force: true });
+    },
+  );
 
-  it('survives a full disk on the primary (data, pg_wal and the agent log): writes pause and come back, nothing lost', { skip: process.getuid?.() === 0 ? false : 'a tmpfs per node needs root' }, async () => {
-    const lines: string[] = [];
-    const report = await runChaos({ seed: 1, faults: 1, isSync: true, kinds: ['full-disk-primary'], network: 'netns', out: (line) => lines.push(line) });
-    const context = lines.join('\n');
-    assert.equal(report.faults[0]?.kind, 'full-disk-primary', context);
-    assert.ok(report.faults[0]?.recoveryMs !== undefined, `writes came back after the disk was freed: ${context}`);
-    assert.deepEqual(report.lost, [], context);
-    assert.equal(report.dualWritable, 0, context);
-    assert.equal(report.converged, true, context);
-    await rm(report.reportPath, { force: true });
-  });
+  it(
+    'survives a full disk on the primary (data, pg_wal and the agent log): writes pause and come back, nothing lost',
+    { skip: process.getuid?.() === 0 ? false : 'a tmpfs per node needs root' },
+    async () => {
+      const lines: string[] = [];
+      const report = await runChaos({
+        seed: 1,
+        faults: 1,
+        isSync: true,
+        kinds: ['full-disk-primary'],
+        network: 'netns',
+        out: (line) => lines.push(line),
+      });
+      const context = lines.join('\n');
+      assert.equal(report.faults[0]?.kind, 'full-disk-primary', context);
+      assert.ok(report.faults[0]?.recoveryMs !== undefined, `writes came back after the disk was freed: ${context}`);
+      assert.deepEqual(report.lost, [], context);
+      assert.equal(report.dualWritable, 0, context);
+      assert.equal(report.converged, true, context);
+      await rm(report.reportPath, { force: true });
+    },
+  );
 
   it('falls back to TCP relays between agents and etcd where namespaces are not used: a primary cut off from etcd fences itself', async () => {
     const lines: string[] = [];
-    const report = await runChaos({ seed: 7, faults: 2, isSync: true, kinds: ['partition-primary', 'partition-primary-oneway'], network: 'relay', out: (line) => lines.push(line) });
+    const report = await runChaos({
+      seed: 7,
+      faults: 2,
+      isSync: true,
+      kinds: ['partition-primary', 'partition-primary-oneway'],
+      network: 'relay',
+      out: (line) => lines.push(line),
+    });
     const context = lines.join('\n');
     assert.equal(report.network, 'relay', context);
-    assert.deepEqual(report.faults.map((fault) => fault.kind), ['partition-primary', 'partition-primary-oneway'], context);
+    assert.deepEqual(
+      report.faults.map((fault) => fault.kind),
+      ['partition-primary', 'partition-primary-oneway'],
+      context,
+    );
     assert.deepEqual(report.lost, [], context);
     assert.equal(report.dualWritable, 0, context);
     assert.equal(report.converged, true, context);
@@ -66,7 +113,14 @@ describe('pgwarden chaos (short seeded runs)', { timeout: 2_700_000 }, () => {
   for (const seed of [100, 200]) {
     it(`replays asynchronous seed ${seed}, which once found a stuck replica: converges with loss within maximum_lag_on_failover`, async () => {
       const lines: string[] = [];
-      const report = await runChaos({ seed, faults: 8, isSync: false, kinds: PROCESS_FAULT_KINDS, network: 'loopback', out: (line) => lines.push(line) });
+      const report = await runChaos({
+        seed,
+        faults: 8,
+        isSync: false,
+        kinds: PROCESS_FAULT_KINDS,
+        network: 'loopback',
+        out: (line) => lines.push(line),
+      });
       const context = lines.join('\n');
       assert.equal(report.converged, true, context);
       assert.deepEqual(report.divergentMembers, [], context);

@@ -42,7 +42,11 @@ describe('a 3-node cluster on real etcd and PostgreSQL', { timeout: 600_000 }, (
     }
     assert.equal(await httpStatus(cluster, leader, '/replica'), 503);
     const slots = await poll('one active physical slot per replica on the leader', 20_000, 200, async () => {
-      const rows = await sql<{ slot_name: string }>(cluster, leader, "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' AND active ORDER BY 1");
+      const rows = await sql<{ slot_name: string }>(
+        cluster,
+        leader,
+        "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' AND active ORDER BY 1",
+      );
       return rows.length === healthy.replicas.length ? rows.map((row) => row.slot_name) : undefined;
     });
     assert.deepEqual(slots, [...healthy.replicas].sort());
@@ -64,7 +68,9 @@ describe('a 3-node cluster on real etcd and PostgreSQL', { timeout: 600_000 }, (
     const before = (await cluster.view()).members.find((member) => member.name === leader)?.timeline;
     const pid = await cluster.killPostmaster(leader, 'SIGKILL');
     assert.ok(pid !== undefined, 'leader has a postmaster');
-    await poll('the old postmaster to restart as writable primary', 30_000, 100, async () => ((await isWritable(cluster, leader)) ? true : undefined));
+    await poll('the old postmaster to restart as writable primary', 30_000, 100, async () =>
+      (await isWritable(cluster, leader)) ? true : undefined,
+    );
     const healthy = await waitHealthy(cluster, 60_000);
     assert.equal(healthy.leader, leader, 'no failover for a postmaster crash');
     assert.equal(healthy.view.members.find((member) => member.name === leader)?.timeline, before);

@@ -30,7 +30,12 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     // The callback logs its parent (the agent) so the test can tell which member called it.
     await writeFile(join(dir, 'callback.sh'), `#!/bin/sh\necho "$PPID $1 $2 $3" >> ${join(dir, 'callbacks.log')}\n`, { mode: 0o755 });
     const script = join(dir, 'callback.sh');
-    cluster = await LocalCluster.start({ dir, timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 }, scope: 'ctl', callbacks: { on_role_change: script, on_start: script, on_restart: script } });
+    cluster = await LocalCluster.start({
+      dir,
+      timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 },
+      scope: 'ctl',
+      callbacks: { on_role_change: script, on_start: script, on_restart: script },
+    });
     config = ['-c', cluster.node('node1').configPath];
   });
 
@@ -56,10 +61,13 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(healthy.leader, candidate);
     const rows = await sql<{ count: string }>(cluster, candidate, 'SELECT count(*) FROM ctl_rows');
     assert.equal(rows[0]?.count, '100');
-    await poll('the old leader to serve as a replica', 15_000, 100, async () => ((await httpStatus(cluster, leader, '/replica')) === 200 ? true : undefined));
+    await poll('the old leader to serve as a replica', 15_000, 100, async () =>
+      (await httpStatus(cluster, leader, '/replica')) === 200 ? true : undefined,
+    );
     const callbacks = await poll('on_role_change callbacks of both members', 10_000, 100, async () => {
       const lines = (await readFile(join(dir, 'callbacks.log'), 'utf8').catch(() => '')).split('\n');
-      const of = (name: string): string[] => lines.filter((line) => line.startsWith(`${cluster.node(name).agentPid ?? 0} `)).map((line) => line.split(' ').slice(1).join(' '));
+      const of = (name: string): string[] =>
+        lines.filter((line) => line.startsWith(`${cluster.node(name).agentPid ?? 0} `)).map((line) => line.split(' ').slice(1).join(' '));
       return of(candidate).includes('on_role_change primary ctl') && of(leader).includes('on_role_change demoted ctl') ? true : undefined;
     });
     assert.equal(callbacks, true);
@@ -70,7 +78,10 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
   it('rejects impossible switchovers with 412 and changes nothing', async () => {
     const view = await cluster.view();
     const leader = view.leader!.name;
-    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate: 'nobody' }) });
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
+      method: 'POST',
+      body: JSON.stringify({ leader, candidate: 'nobody' }),
+    });
     assert.deepEqual([response.status, await response.text()], [412, 'candidate does not exists']);
     const garbage = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: '{oops' });
     assert.equal(garbage.status, 400);
@@ -88,7 +99,9 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(await cluster.postmasterPid(replica), undefined, 'paused: the agent leaves the crashed postmaster alone');
     const resumed = await cli([...config, 'resume', '--wait']);
     assert.equal(resumed.code, 0, resumed.stderr);
-    await poll(`${replica} restarted after resume`, 30_000, 200, async () => ((await httpStatus(cluster, replica, '/replica')) === 200 ? true : undefined));
+    await poll(`${replica} restarted after resume`, 30_000, 200, async () =>
+      (await httpStatus(cluster, replica, '/replica')) === 200 ? true : undefined,
+    );
   });
 
   it('applies dynamic PostgreSQL parameters by reload, and flags restart-only ones as pending_restart', async () => {
@@ -96,7 +109,9 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(edited.code, 0, edited.stderr);
     assert.match(edited.stdout, /\+\s+work_mem: 12MB/);
     for (const node of cluster.nodes) {
-      await poll(`work_mem reloaded on ${node.name}`, 20_000, 200, async () => ((await sql<{ work_mem: string }>(cluster, node.name, 'SHOW work_mem'))[0]?.work_mem === '12MB' ? true : undefined));
+      await poll(`work_mem reloaded on ${node.name}`, 20_000, 200, async () =>
+        (await sql<{ work_mem: string }>(cluster, node.name, 'SHOW work_mem'))[0]?.work_mem === '12MB' ? true : undefined,
+      );
       const status = await poll(`pending_restart on ${node.name}`, 20_000, 200, async () => {
         const document = (await (await fetch(`http://127.0.0.1:${node.apiPort}/patroni`)).json()) as { pending_restart?: boolean };
         return document.pending_restart === true ? document : undefined;
@@ -125,7 +140,9 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(reinit.code, 0, reinit.stdout + reinit.stderr);
     assert.match(reinit.stdout, new RegExp(`Reinitialize is completed on: ${replica}`));
     await waitHealthy(cluster, 60_000);
-    await poll('the marker table on the re-cloned replica', 20_000, 200, async () => ((await sql(cluster, replica, "SELECT 1 FROM pg_class WHERE relname = 'reinit_marker'")).length === 1 ? true : undefined));
+    await poll('the marker table on the re-cloned replica', 20_000, 200, async () =>
+      (await sql(cluster, replica, "SELECT 1 FROM pg_class WHERE relname = 'reinit_marker'")).length === 1 ? true : undefined,
+    );
   });
 
   it('runs a scheduled restart when it is due, and shows it until then', async () => {
@@ -136,13 +153,17 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const scheduled = await cli([...config, 'restart', replica, '--scheduled', at, '--force']);
     assert.equal(scheduled.code, 0, scheduled.stdout + scheduled.stderr);
     assert.match(scheduled.stdout, new RegExp(`Success: restart scheduled on member ${replica}`));
-    await poll('the schedule in the member key', 10_000, 100, async () => ((await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart !== undefined ? true : undefined));
+    await poll('the schedule in the member key', 10_000, 100, async () =>
+      (await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart !== undefined ? true : undefined,
+    );
     assert.match((await cli([...config, 'list', '-e'])).stdout, /Scheduled restart/);
     await poll('the scheduled restart to happen', 30_000, 200, async () => {
       const pid = await cluster.postmasterPid(replica);
       return pid !== undefined && pid !== before ? pid : undefined;
     });
-    await poll('the schedule to be cleared', 10_000, 100, async () => ((await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart === undefined ? true : undefined));
+    await poll('the schedule to be cleared', 10_000, 100, async () =>
+      (await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart === undefined ? true : undefined,
+    );
   });
 
   it('reloads the local config (tags) on POST /reload', async () => {
@@ -154,8 +175,12 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     await writeFile(node.configPath, stringify(local));
     const response = await fetch(`http://127.0.0.1:${node.apiPort}/reload`, { method: 'POST', body: '{}' });
     assert.deepEqual([response.status, await response.text()], [202, 'reload scheduled']);
-    await poll('the new tag to be served', 10_000, 100, async () => ((await httpStatus(cluster, replica, '/replica?tag_zone=eu1')) === 200 ? true : undefined));
-    await poll('the new tag in the member key', 10_000, 100, async () => ((await cluster.view()).members.find((member) => member.name === replica)?.tags?.zone === 'eu1' ? true : undefined));
+    await poll('the new tag to be served', 10_000, 100, async () =>
+      (await httpStatus(cluster, replica, '/replica?tag_zone=eu1')) === 200 ? true : undefined,
+    );
+    await poll('the new tag in the member key', 10_000, 100, async () =>
+      (await cluster.view()).members.find((member) => member.name === replica)?.tags?.zone === 'eu1' ? true : undefined,
+    );
   });
 
   it('runs SQL on the leader or a replica with query', async () => {

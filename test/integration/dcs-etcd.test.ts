@@ -35,14 +35,26 @@ runDcsConformance('etcd', () => ({
   advancePastTtl: () => new Promise((resolve) => setTimeout(resolve, TTL_SECONDS * 1000 + 1500)),
   unreachable: () => {
     const closedPort = 1; // nothing listens on port 1 as non-root services go; connect is refused at once
-    return new EtcdDcs({ endpoints: [`http://127.0.0.1:${closedPort}`], namespace: '/service', scope: 'x', member: 'node9', ttlSeconds: TTL_SECONDS });
+    return new EtcdDcs({
+      endpoints: [`http://127.0.0.1:${closedPort}`],
+      namespace: '/service',
+      scope: 'x',
+      member: 'node9',
+      ttlSeconds: TTL_SECONDS,
+    });
   },
 }));
 
 describe('etcd backend with several endpoints', () => {
   it('keeps working when the endpoint it used goes down', async () => {
     const [deadPort] = await pickFreePorts(1);
-    const dcs = new EtcdDcs({ endpoints: [`http://127.0.0.1:${deadPort!}`, ...etcd!.endpoints], namespace: '/service', scope: 'failover', member: 'node1', ttlSeconds: 10 });
+    const dcs = new EtcdDcs({
+      endpoints: [`http://127.0.0.1:${deadPort!}`, ...etcd!.endpoints],
+      namespace: '/service',
+      scope: 'failover',
+      member: 'node1',
+      ttlSeconds: 10,
+    });
     assert.equal(await dcs.acquireLeader(AbortSignal.timeout(5000)), true, 'skips a refusing endpoint');
     await etcd!.stopMember(0);
     try {
@@ -67,13 +79,34 @@ describe('etcd backend with several endpoints', () => {
   it('stores Patroni-shaped values that etcdctl shows as such', async () => {
     const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service/', scope: 'shapes', member: 'node1', ttlSeconds: 10 });
     await dcs.acquireLeader(AbortSignal.timeout(5000));
-    await dcs.touchMember({ name: 'node1', conn_url: 'postgres://127.0.0.1:25432/postgres', api_url: 'http://127.0.0.1:28008/patroni', state: 'running', role: 'primary', xlog_location: 83886080, timeline: 1 }, AbortSignal.timeout(5000));
+    await dcs.touchMember(
+      {
+        name: 'node1',
+        conn_url: 'postgres://127.0.0.1:25432/postgres',
+        api_url: 'http://127.0.0.1:28008/patroni',
+        state: 'running',
+        role: 'primary',
+        xlog_location: 83886080,
+        timeline: 1,
+      },
+      AbortSignal.timeout(5000),
+    );
     await dcs.setStatus(83886080, undefined, AbortSignal.timeout(5000));
-    const get = (key: string): string => execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', key, '--print-value-only'], { encoding: 'utf8' }).trim();
+    const get = (key: string): string =>
+      execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', key, '--print-value-only'], { encoding: 'utf8' }).trim();
     assert.equal(get('/service/shapes/leader'), 'node1');
-    assert.deepEqual(JSON.parse(get('/service/shapes/members/node1')), { conn_url: 'postgres://127.0.0.1:25432/postgres', api_url: 'http://127.0.0.1:28008/patroni', state: 'running', role: 'primary', xlog_location: 83886080, timeline: 1 });
+    assert.deepEqual(JSON.parse(get('/service/shapes/members/node1')), {
+      conn_url: 'postgres://127.0.0.1:25432/postgres',
+      api_url: 'http://127.0.0.1:28008/patroni',
+      state: 'running',
+      role: 'primary',
+      xlog_location: 83886080,
+      timeline: 1,
+    });
     assert.equal(get('/service/shapes/status'), '{"optime":83886080}');
-    const lease = execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', '/service/shapes/leader', '-w', 'json'], { encoding: 'utf8' });
+    const lease = execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', '/service/shapes/leader', '-w', 'json'], {
+      encoding: 'utf8',
+    });
     assert.notEqual((JSON.parse(lease) as { kvs: { lease?: number }[] }).kvs[0]?.lease ?? 0, 0, 'the leader key is bound to a lease');
   });
 });

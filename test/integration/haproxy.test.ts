@@ -14,10 +14,20 @@ import { haproxyConfig } from '../kit/haproxy.js';
 import { HAPROXY } from '../kit/haproxy.js';
 
 async function whoServes(cluster: LocalCluster, port: number): Promise<{ port: number; isReplica: boolean } | undefined> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 3000 });
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password: cluster.superuserPassword,
+    database: 'postgres',
+    connectionTimeoutMillis: 2000,
+    query_timeout: 3000,
+  });
   try {
     await client.connect();
-    const result = await client.query<{ port: number; replica: boolean }>('SELECT inet_server_port() AS port, pg_is_in_recovery() AS replica');
+    const result = await client.query<{ port: number; replica: boolean }>(
+      'SELECT inet_server_port() AS port, pg_is_in_recovery() AS replica',
+    );
     return { port: result.rows[0]!.port, isReplica: result.rows[0]!.replica };
   } catch {
     return undefined;
@@ -36,7 +46,7 @@ describe('HAProxy with Patroni-style checks', { timeout: 300_000 }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgw-haproxy-'));
     cluster = await LocalCluster.start({ dir, timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 }, scope: 'hap' });
-    [writePort, readPort] = await pickFreePorts(2) as [number, number];
+    [writePort, readPort] = (await pickFreePorts(2)) as [number, number];
     const configPath = join(dir, 'haproxy.cfg');
     await writeFile(configPath, haproxyConfig(cluster, writePort, readPort));
     haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', configPath], logFile: join(dir, 'haproxy.log') }).pid;
@@ -61,7 +71,10 @@ describe('HAProxy with Patroni-style checks', { timeout: 300_000 }, () => {
     assert.ok(replicas.map((name) => cluster.node(name).pgPort).includes(reads.port));
 
     const candidate = replicas[0]!;
-    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate }) });
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
+      method: 'POST',
+      body: JSON.stringify({ leader, candidate }),
+    });
     assert.equal(response.status, 200, await response.text());
     const after = await poll('HAProxy to route writes to the new primary', 20_000, 200, async () => {
       const served = await whoServes(cluster, writePort);

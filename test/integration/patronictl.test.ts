@@ -15,7 +15,9 @@ const PGWARDEN = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.
 
 function run(command: string, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(command, [...args], { timeout: 90_000 }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr }));
+    execFile(command, [...args], { timeout: 90_000 }, (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr }),
+    );
   });
 }
 const patronictl = (config: string, ...args: string[]) => run('patronictl', ['-c', config, ...args]);
@@ -52,7 +54,11 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
         return false;
       }
     };
-    for (let attempt = 0; attempt < 10 && (!sameJson(theirs.stdout, ours.stdout) || theirTable.stdout.trim() !== ourTable.stdout.trim()); attempt++) {
+    for (
+      let attempt = 0;
+      attempt < 10 && (!sameJson(theirs.stdout, ours.stdout) || theirTable.stdout.trim() !== ourTable.stdout.trim());
+      attempt++
+    ) {
       await new Promise((resolve) => setTimeout(resolve, 500));
       [theirs, ours] = [await patronictl(config, 'list', '-f', 'json'), await pgwarden(config, 'list', '-f', 'json')];
       [theirTable, ourTable] = [await patronictl(config, 'list'), await pgwarden(config, 'list')];

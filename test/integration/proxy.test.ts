@@ -15,7 +15,14 @@ import { ReconnectingWriter } from '../kit/reconnecting-writer.js';
 const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
 
 async function queryVia(cluster: LocalCluster, port: number, text: string): Promise<Record<string, unknown>[]> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 10_000 });
+  const client = new pg.Client({
+    host: '127.0.0.1',
+    port,
+    user: 'postgres',
+    password: cluster.superuserPassword,
+    database: 'postgres',
+    connectionTimeoutMillis: 10_000,
+  });
   await client.connect();
   try {
     return (await client.query(text)).rows as Record<string, unknown>[];
@@ -39,7 +46,10 @@ async function metric(proxy: LocalProxy, line: RegExp): Promise<number> {
 }
 
 function processTree(pid: number): number[] {
-  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' }).split('\n').map((line) => Number(line.trim())).filter((child) => child > 0);
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
+    .split('\n')
+    .map((line) => Number(line.trim()))
+    .filter((child) => child > 0);
   return [pid, ...children];
 }
 
@@ -47,140 +57,200 @@ function processTree(pid: number): number[] {
 const canRouteInKernel = process.getuid?.() === 0;
 
 for (const dataPath of ['userspace', 'kernel'] as const) {
-describe(`pgwarden proxy on a real cluster (data_path: ${dataPath})`, { timeout: 600_000, skip: dataPath === 'kernel' && !canRouteInKernel ? 'the kernel data path needs root (CAP_NET_ADMIN)' : false }, () => {
-  let dir: string;
-  let cluster: LocalCluster;
-  let proxy: LocalProxy;
-  let leader: string;
+  describe(
+    `pgwarden proxy on a real cluster (data_path: ${dataPath})`,
+    { timeout: 600_000, skip: dataPath === 'kernel' && !canRouteInKernel ? 'the kernel data path needs root (CAP_NET_ADMIN)' : false },
+    () => {
+      let dir: string;
+      let cluster: LocalCluster;
+      let proxy: LocalProxy;
+      let leader: string;
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pgw-proxy-'));
-    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: `proxytest_${dataPath}`, proxies: 1, proxySettings: { data_path: dataPath } });
-    proxy = cluster.proxies[0]!;
-    leader = (await waitHealthy(cluster, 120_000)).leader;
-    await sql(cluster, leader, 'CREATE TABLE proxied (id int primary key)');
-  });
+      before(async () => {
+        dir = await mkdtemp(join(tmpdir(), 'pgw-proxy-'));
+        cluster = await LocalCluster.start({
+          dir,
+          timing: TIMING,
+          scope: `proxytest_${dataPath}`,
+          proxies: 1,
+          proxySettings: { data_path: dataPath },
+        });
+        proxy = cluster.proxies[0]!;
+        leader = (await waitHealthy(cluster, 120_000)).leader;
+        await sql(cluster, leader, 'CREATE TABLE proxied (id int primary key)');
+      });
 
-  after(async () => {
-    const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.proxies.map((candidate) => candidate.pid)];
-    await cluster.stop();
-    for (const pid of pids) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
-    await rm(dir, { recursive: true, force: true });
-  });
+      after(async () => {
+        const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.proxies.map((candidate) => candidate.pid)];
+        await cluster.stop();
+        for (const pid of pids) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
+        await rm(dir, { recursive: true, force: true });
+      });
 
-  it('sends writes to the primary and reads to streaming replicas', async () => {
-    let status: ProxyStatusDocument | undefined;
-    await poll('the proxy to route to the leader and both replicas', 20_000, 100, async () => {
-      status = await proxyStatus(proxy);
-      return status.primary.member === leader && status.replicas.members?.length === 2 && status.replicas.is_fallback === false ? true : undefined;
-    }, () => JSON.stringify(status));
-    const routedBefore = await metric(proxy, /pgwarden_proxy_kernel_connections_total (\d+)/);
-    const [write] = await queryVia(cluster, proxy.primaryPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
-    assert.deepEqual(write, { port: cluster.node(leader).pgPort, standby: false });
-    const routedAfter = await metric(proxy, /pgwarden_proxy_kernel_connections_total (\d+)/);
-    if (dataPath === 'kernel') assert.equal(routedAfter, routedBefore + 1, 'the write connection went through the kernel route');
-    else assert.equal(routedAfter, 0);
-    const readPorts = new Set<number>();
-    for (let index = 0; index < 4; index++) {
-      const [read] = await queryVia(cluster, proxy.replicaPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
-      assert.equal(read?.standby, true);
-      readPorts.add(read.port as number);
-    }
-    assert.equal(readPorts.size, 2, 'reads are spread over both replicas');
-  });
+      it('sends writes to the primary and reads to streaming replicas', async () => {
+        let status: ProxyStatusDocument | undefined;
+        await poll(
+          'the proxy to route to the leader and both replicas',
+          20_000,
+          100,
+          async () => {
+            status = await proxyStatus(proxy);
+            return status.primary.member === leader && status.replicas.members?.length === 2 && status.replicas.is_fallback === false
+              ? true
+              : undefined;
+          },
+          () => JSON.stringify(status),
+        );
+        const routedBefore = await metric(proxy, /pgwarden_proxy_kernel_connections_total (\d+)/);
+        const [write] = await queryVia(cluster, proxy.primaryPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
+        assert.deepEqual(write, { port: cluster.node(leader).pgPort, standby: false });
+        const routedAfter = await metric(proxy, /pgwarden_proxy_kernel_connections_total (\d+)/);
+        if (dataPath === 'kernel') assert.equal(routedAfter, routedBefore + 1, 'the write connection went through the kernel route');
+        else assert.equal(routedAfter, 0);
+        const readPorts = new Set<number>();
+        for (let index = 0; index < 4; index++) {
+          const [read] = await queryVia(cluster, proxy.replicaPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
+          assert.equal(read?.standby, true);
+          readPorts.add(read.port as number);
+        }
+        assert.equal(readPorts.size, 2, 'reads are spread over both replicas');
+      });
 
-  it('holds reconnecting clients through a planned switchover: no failed connect, writes continue on the new primary', async () => {
-    const heldBefore = await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/);
-    const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
-    writer.start();
-    await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
-    const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
-    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, { method: 'POST', body: JSON.stringify({ leader, candidate }) });
-    assert.equal(response.status, 200, await response.text());
-    const switchedAt = performance.now();
-    await poll('a write on the new primary', 30_000, 50, async () => (writer.acks.some((ack) => ack.atMs > switchedAt && ack.serverPort === cluster.node(candidate).pgPort) ? true : undefined));
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    await writer.stop();
-    assert.deepEqual(writer.connectFailures, [], 'no client connect failed during the switchover');
-    assert.ok(writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.serverPort === cluster.node(candidate).pgPort), 'after the switchover every write lands on the new primary');
-    assert.ok((await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/)) > heldBefore, 'some clients were held');
-    leader = candidate;
-    await waitHealthy(cluster, 60_000);
-  });
+      it('holds reconnecting clients through a planned switchover: no failed connect, writes continue on the new primary', async () => {
+        const heldBefore = await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/);
+        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+        writer.start();
+        await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+        const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
+        const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
+          method: 'POST',
+          body: JSON.stringify({ leader, candidate }),
+        });
+        assert.equal(response.status, 200, await response.text());
+        const switchedAt = performance.now();
+        await poll('a write on the new primary', 30_000, 50, async () =>
+          writer.acks.some((ack) => ack.atMs > switchedAt && ack.serverPort === cluster.node(candidate).pgPort) ? true : undefined,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        await writer.stop();
+        assert.deepEqual(writer.connectFailures, [], 'no client connect failed during the switchover');
+        assert.ok(
+          writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.serverPort === cluster.node(candidate).pgPort),
+          'after the switchover every write lands on the new primary',
+        );
+        assert.ok((await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/)) > heldBefore, 'some clients were held');
+        leader = candidate;
+        await waitHealthy(cluster, 60_000);
+      });
 
-  it('follows a failover after SIGKILL of the primary (agent and postmaster) without failed connects', async () => {
-    const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
-    writer.start();
-    await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
-    const old = leader;
-    const killedAt = performance.now();
-    cluster.killAgent(old, 'SIGKILL');
-    const postmaster = await cluster.killPostmaster(old, 'SIGKILL');
-    // Until the killed postmaster has exited, its listen socket still completes handshakes that its exit then resets.
-    await poll('the killed postmaster to exit', 5000, 5, async () => (postmaster === undefined || !isAlive(postmaster) ? true : undefined));
-    const deadAt = performance.now();
-    const ack = await poll('a write on a new primary', 60_000, 50, async () => writer.acks.find((candidate) => candidate.atMs > killedAt && candidate.serverPort !== cluster.node(old).pgPort));
-    await writer.stop();
-    // A client halfway through its handshake when the postmaster died fails like any client of a crashed server;
-    // every connection started after the crash must be held until the new primary is up.
-    assert.deepEqual(writer.connectFailures.filter((failure) => failure.startedAtMs > deadAt), [], 'clients that connected after the crash were held, not refused');
-    leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
-    cluster.startAgent(old);
-    await waitHealthy(cluster, 120_000);
-  });
+      it('follows a failover after SIGKILL of the primary (agent and postmaster) without failed connects', async () => {
+        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+        writer.start();
+        await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+        const old = leader;
+        const killedAt = performance.now();
+        cluster.killAgent(old, 'SIGKILL');
+        const postmaster = await cluster.killPostmaster(old, 'SIGKILL');
+        // Until the killed postmaster has exited, its listen socket still completes handshakes that its exit then resets.
+        await poll('the killed postmaster to exit', 5000, 5, async () =>
+          postmaster === undefined || !isAlive(postmaster) ? true : undefined,
+        );
+        const deadAt = performance.now();
+        const ack = await poll('a write on a new primary', 60_000, 50, async () =>
+          writer.acks.find((candidate) => candidate.atMs > killedAt && candidate.serverPort !== cluster.node(old).pgPort),
+        );
+        await writer.stop();
+        // A client halfway through its handshake when the postmaster died fails like any client of a crashed server;
+        // every connection started after the crash must be held until the new primary is up.
+        assert.deepEqual(
+          writer.connectFailures.filter((failure) => failure.startedAtMs > deadAt),
+          [],
+          'clients that connected after the crash were held, not refused',
+        );
+        leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
+        cluster.startAgent(old);
+        await waitHealthy(cluster, 120_000);
+      });
 
-  it('gives a frozen-then-resumed old primary no write through the proxy once it lost the lock', async () => {
-    const old = leader;
-    const oldPort = cluster.node(old).pgPort;
-    const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied', 20, 5000);
-    writer.start();
-    await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
-    const postmaster = await cluster.postmasterPid(old);
-    assert.ok(postmaster !== undefined);
-    const frozen = [cluster.node(old).agentPid!, ...processTree(postmaster)];
-    for (const pid of frozen) process.kill(pid, 'SIGSTOP');
-    const frozenAt = performance.now();
-    try {
-      const ack = await poll('a write on a new primary while the old one is frozen', 60_000, 50, async () => writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.serverPort !== oldPort));
-      leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
-      // Stay frozen past the ttl, as a long GC pause or a stalled VM would, then wake up believing it is still primary.
-      await new Promise((resolve) => setTimeout(resolve, TIMING.ttl * 1000));
-    } finally {
-      for (const pid of frozen) process.kill(pid, 'SIGCONT');
-    }
-    const resumedAt = performance.now();
-    await new Promise((resolve) => setTimeout(resolve, 3000));
-    await writer.stop();
-    // From the first write on the new primary on, the old one had lost the lock (a reply it sent just before the
-    // freeze may still reach the writer after frozenAt: that write was acknowledged while it held the lock).
-    const takenOverAt = writer.acks.find((ack) => ack.atMs > frozenAt && ack.serverPort !== oldPort)!.atMs;
-    const lateOnOld = writer.acks.filter((ack) => ack.atMs > takenOverAt && ack.serverPort === oldPort);
-    assert.deepEqual(lateOnOld, [], 'no write acknowledged by the old primary once another member took over');
-    assert.ok(writer.acks.some((ack) => ack.atMs > resumedAt && ack.serverPort === cluster.node(leader).pgPort), 'writes go on on the new primary after the old one resumed');
-    await waitHealthy(cluster, 120_000);
-    const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM proxied')).map((row) => row.id));
-    const lost = writer.acks.filter((ack) => !present.has(ack.id));
-    assert.deepEqual(lost, [], 'every acknowledged write is on the current primary');
-  });
-  it('fails closed in the kernel too when the proxy dies: the route and open flows expire within kernel_lease', { skip: dataPath !== 'kernel' }, async () => {
-    const client = new pg.Client({ host: '127.0.0.1', port: proxy.primaryPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 3000 });
-    client.on('error', () => undefined);
-    await client.connect();
-    assert.equal((await client.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one, 1);
-    const table = `pgwarden_proxytest_kernel_${proxy.primaryPort}`;
-    const killedAt = performance.now();
-    await cluster.stopProxy(proxy.name, 'SIGKILL');
-    try {
-      // Until the lease runs out the kernel keeps routing (the cluster has not changed); after it, nothing does.
-      await new Promise((resolve) => setTimeout(resolve, 2500));
-      await assert.rejects(client.query('SELECT 2'), 'an open kernel-routed flow is reset once the lease expired');
-      assert.ok(performance.now() - killedAt < 4000, `the flow was reset at once, not after TCP retransmissions (${Math.round(performance.now() - killedAt)} ms after the kill)`);
-      await assert.rejects(queryVia(cluster, proxy.primaryPort, 'SELECT 3'), 'no new connection reaches the primary without a live proxy');
-      assert.match(execFileSync('nft', ['list', 'table', 'ip', table], { encoding: 'utf8' }), /map route \{[^}]*flags timeout\s*\}/, 'the route element expired');
-    } finally {
-      await client.end().catch(() => undefined);
-      execFileSync('nft', ['delete', 'table', 'ip', table]);
-    }
-  });
-});
+      it('gives a frozen-then-resumed old primary no write through the proxy once it lost the lock', async () => {
+        const old = leader;
+        const oldPort = cluster.node(old).pgPort;
+        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied', 20, 5000);
+        writer.start();
+        await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+        const postmaster = await cluster.postmasterPid(old);
+        assert.ok(postmaster !== undefined);
+        const frozen = [cluster.node(old).agentPid!, ...processTree(postmaster)];
+        for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+        const frozenAt = performance.now();
+        try {
+          const ack = await poll('a write on a new primary while the old one is frozen', 60_000, 50, async () =>
+            writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.serverPort !== oldPort),
+          );
+          leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
+          // Stay frozen past the ttl, as a long GC pause or a stalled VM would, then wake up believing it is still primary.
+          await new Promise((resolve) => setTimeout(resolve, TIMING.ttl * 1000));
+        } finally {
+          for (const pid of frozen) process.kill(pid, 'SIGCONT');
+        }
+        const resumedAt = performance.now();
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        await writer.stop();
+        // From the first write on the new primary on, the old one had lost the lock (a reply it sent just before the
+        // freeze may still reach the writer after frozenAt: that write was acknowledged while it held the lock).
+        const takenOverAt = writer.acks.find((ack) => ack.atMs > frozenAt && ack.serverPort !== oldPort)!.atMs;
+        const lateOnOld = writer.acks.filter((ack) => ack.atMs > takenOverAt && ack.serverPort === oldPort);
+        assert.deepEqual(lateOnOld, [], 'no write acknowledged by the old primary once another member took over');
+        assert.ok(
+          writer.acks.some((ack) => ack.atMs > resumedAt && ack.serverPort === cluster.node(leader).pgPort),
+          'writes go on on the new primary after the old one resumed',
+        );
+        await waitHealthy(cluster, 120_000);
+        const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM proxied')).map((row) => row.id));
+        const lost = writer.acks.filter((ack) => !present.has(ack.id));
+        assert.deepEqual(lost, [], 'every acknowledged write is on the current primary');
+      });
+      it(
+        'fails closed in the kernel too when the proxy dies: the route and open flows expire within kernel_lease',
+        { skip: dataPath !== 'kernel' },
+        async () => {
+          const client = new pg.Client({
+            host: '127.0.0.1',
+            port: proxy.primaryPort,
+            user: 'postgres',
+            password: cluster.superuserPassword,
+            database: 'postgres',
+            connectionTimeoutMillis: 3000,
+          });
+          client.on('error', () => undefined);
+          await client.connect();
+          assert.equal((await client.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one, 1);
+          const table = `pgwarden_proxytest_kernel_${proxy.primaryPort}`;
+          const killedAt = performance.now();
+          await cluster.stopProxy(proxy.name, 'SIGKILL');
+          try {
+            // Until the lease runs out the kernel keeps routing (the cluster has not changed); after it, nothing does.
+            await new Promise((resolve) => setTimeout(resolve, 2500));
+            await assert.rejects(client.query('SELECT 2'), 'an open kernel-routed flow is reset once the lease expired');
+            assert.ok(
+              performance.now() - killedAt < 4000,
+              `the flow was reset at once, not after TCP retransmissions (${Math.round(performance.now() - killedAt)} ms after the kill)`,
+            );
+            await assert.rejects(
+              queryVia(cluster, proxy.primaryPort, 'SELECT 3'),
+              'no new connection reaches the primary without a live proxy',
+            );
+            assert.match(
+              execFileSync('nft', ['list', 'table', 'ip', table], { encoding: 'utf8' }),
+              /map route \{[^}]*flags timeout\s*\}/,
+              'the route element expired',
+            );
+          } finally {
+            await client.end().catch(() => undefined);
+            execFileSync('nft', ['delete', 'table', 'ip', table]);
+          }
+        },
+      );
+    },
+  );
 }

@@ -28,14 +28,42 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
   let leader: string;
   const consumers: ChildProcess[] = [];
 
-  const slotsOn = async (name: string): Promise<SlotRow[]> => sql<SlotRow>(cluster, name, 'SELECT slot_name, slot_type, confirmed_flush_lsn::text AS confirmed_flush_lsn FROM pg_replication_slots ORDER BY slot_name');
+  const slotsOn = async (name: string): Promise<SlotRow[]> =>
+    sql<SlotRow>(
+      cluster,
+      name,
+      'SELECT slot_name, slot_type, confirmed_flush_lsn::text AS confirmed_flush_lsn FROM pg_replication_slots ORDER BY slot_name',
+    );
   const slotNames = async (name: string): Promise<string[]> => (await slotsOn(name)).map((row) => row.slot_name);
 
   function startConsumer(node: string, file: string): ChildProcess {
-    const child = spawn(RECVLOGICAL, ['-h', '127.0.0.1', '-p', String(cluster.node(node).pgPort), '-U', 'postgres', '-d', 'postgres', '-S', 'cdc', '--start', '-f', file, '-F', '0', '-s', '1', '--no-loop'], {
-      env: { ...process.env, PGPASSWORD: cluster.superuserPassword },
-      stdio: 'ignore',
-    });
+    const child = spawn(
+      RECVLOGICAL,
+      [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(cluster.node(node).pgPort),
+        '-U',
+        'postgres',
+        '-d',
+        'postgres',
+        '-S',
+        'cdc',
+        '--start',
+        '-f',
+        file,
+        '-F',
+        '0',
+        '-s',
+        '1',
+        '--no-loop',
+      ],
+      {
+        env: { ...process.env, PGPASSWORD: cluster.superuserPassword },
+        stdio: 'ignore',
+      },
+    );
     consumers.push(child);
     return child;
   }
@@ -60,7 +88,8 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.etcd.members.map((member) => member.pid)];
     const postmasters = await Promise.all(cluster.nodes.map((node) => cluster.postmasterPid(node.name)));
     await cluster.stop();
-    for (const pid of [...pids, ...postmasters]) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
+    for (const pid of [...pids, ...postmasters])
+      if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -68,49 +97,92 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ slots: { cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' }, archiver: { type: 'physical' } }, ignore_slots: [{ name: 'keep_me', type: 'physical' }] }),
+      body: JSON.stringify({
+        slots: { cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' }, archiver: { type: 'physical' } },
+        ignore_slots: [{ name: 'keep_me', type: 'physical' }],
+      }),
     });
     assert.equal(response.status, 200, await response.text());
     // Slots made by hand only after the agent acted on the new config (cdc exists): before it, keep_me is not yet
     // ignored and the agent may rightly drop it. stray being dropped then proves a pass ran that spared keep_me.
-    await poll('the permanent slots from the new config on the leader', 30_000, 200, async () => ((await slotNames(leader)).includes('cdc') ? true : undefined), () => agentLogTail(cluster, leader, /slot|config/i, 15));
+    await poll(
+      'the permanent slots from the new config on the leader',
+      30_000,
+      200,
+      async () => ((await slotNames(leader)).includes('cdc') ? true : undefined),
+      () => agentLogTail(cluster, leader, /slot|config/i, 15),
+    );
     await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('stray')");
     await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('keep_me')");
     const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
     let seen: string[] = [];
-    await poll('permanent slots on the leader, stray dropped, ignored kept', 30_000, 200, async () => {
-      const names = await slotNames(leader);
-      seen = names;
-      return names.includes('cdc') && names.includes('archiver') && names.includes('keep_me') && !names.includes('stray') ? true : undefined;
-    }, () => `slots on ${leader}: ${seen.join(',')}; agent log:\n${agentLogTail(cluster, leader, /slot|config|leader|demot|promot/i, 15)}`);
+    await poll(
+      'permanent slots on the leader, stray dropped, ignored kept',
+      30_000,
+      200,
+      async () => {
+        const names = await slotNames(leader);
+        seen = names;
+        return names.includes('cdc') && names.includes('archiver') && names.includes('keep_me') && !names.includes('stray')
+          ? true
+          : undefined;
+      },
+      () => `slots on ${leader}: ${seen.join(',')}; agent log:\n${agentLogTail(cluster, leader, /slot|config|leader|demot|promot/i, 15)}`,
+    );
     for (const replica of replicas) {
       const others = cluster.nodes.map((node) => node.name).filter((name) => name !== replica);
-      await poll(`${replica} keeps copies of the member slots, archiver and the logical cdc slot`, 60_000, 300, async () => {
-        const rows = await slotsOn(replica);
-        const names = rows.map((row) => row.slot_name);
-        const hasAll = [...others, 'archiver'].every((name) => names.includes(name)) && rows.some((row) => row.slot_name === 'cdc' && row.slot_type === 'logical');
-        return hasAll ? true : undefined;
-      }, () => '');
+      await poll(
+        `${replica} keeps copies of the member slots, archiver and the logical cdc slot`,
+        60_000,
+        300,
+        async () => {
+          const rows = await slotsOn(replica);
+          const names = rows.map((row) => row.slot_name);
+          const hasAll =
+            [...others, 'archiver'].every((name) => names.includes(name)) &&
+            rows.some((row) => row.slot_name === 'cdc' && row.slot_type === 'logical');
+          return hasAll ? true : undefined;
+        },
+        () => '',
+      );
     }
     const status = (await cluster.view()).statusSlots ?? {};
-    assert.ok(status.cdc !== undefined && status.archiver !== undefined, `status.slots publishes the leader's slots: ${JSON.stringify(status)}`);
+    assert.ok(
+      status.cdc !== undefined && status.archiver !== undefined,
+      `status.slots publishes the leader's slots: ${JSON.stringify(status)}`,
+    );
   });
 
   it('applies max_slot_wal_keep_size from the dynamic config on every member', async () => {
-    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ postgresql: { parameters: { max_slot_wal_keep_size: '64MB' } } }) });
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ postgresql: { parameters: { max_slot_wal_keep_size: '64MB' } } }),
+    });
     assert.equal(response.status, 200, await response.text());
     for (const node of cluster.nodes) {
       let seen = '';
-      await poll(`max_slot_wal_keep_size on ${node.name}`, 30_000, 300, async () => {
-        seen = (await sql<{ max_slot_wal_keep_size: string }>(cluster, node.name, 'SHOW max_slot_wal_keep_size'))[0]?.max_slot_wal_keep_size ?? '';
-        return seen === '64MB' ? true : undefined;
-      }, () => `SHOW says ${JSON.stringify(seen)}`);
+      await poll(
+        `max_slot_wal_keep_size on ${node.name}`,
+        30_000,
+        300,
+        async () => {
+          seen =
+            (await sql<{ max_slot_wal_keep_size: string }>(cluster, node.name, 'SHOW max_slot_wal_keep_size'))[0]?.max_slot_wal_keep_size ??
+            '';
+          return seen === '64MB' ? true : undefined;
+        },
+        () => `SHOW says ${JSON.stringify(seen)}`,
+      );
     }
   });
 
   it('shows retained WAL per slot in /metrics and list -e', async () => {
     const metrics = await (await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/metrics`)).text();
-    assert.match(metrics, /pgwarden_replication_slot_retained_wal_bytes\{scope="slotstest",name="[^"]+",slot_name="cdc",slot_type="logical"\} \d+/);
+    assert.match(
+      metrics,
+      /pgwarden_replication_slot_retained_wal_bytes\{scope="slotstest",name="[^"]+",slot_name="cdc",slot_type="logical"\} \d+/,
+    );
     assert.match(metrics, /pgwarden_replication_slot_active\{[^}]*slot_name="archiver"[^}]*\} 0/);
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list', '-e']);
     assert.match(stdout, /Slot WAL in MB/);
@@ -123,7 +195,9 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     const afterFile = join(dir, 'cdc-after.txt');
     const first = startConsumer(leader, before);
     await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(1, 200)');
-    await poll('the consumer to receive the first 200 changes', 30_000, 200, async () => ((await receivedIds([before])).size >= 200 ? true : undefined));
+    await poll('the consumer to receive the first 200 changes', 30_000, 200, async () =>
+      (await receivedIds([before])).size >= 200 ? true : undefined,
+    );
     // The consumer confirms every second; the leader publishes it, and each replica advances its copy past it.
     const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
     const confirmed = await poll('the consumer position confirmed on the leader', 20_000, 200, async () => {
@@ -135,12 +209,14 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
       await poll(`${replica}'s copy of cdc advanced to the confirmed position`, 30_000, 300, async () => {
         const row = (await slotsOn(replica)).find((slot) => slot.slot_name === 'cdc');
         const [hi, lo] = (row?.confirmed_flush_lsn ?? '0/0').split('/').map((part) => BigInt(`0x${part}`));
-        return ((hi! << 32n) + lo!) >= BigInt(confirmed) ? true : undefined;
+        return (hi! << 32n) + lo! >= BigInt(confirmed) ? true : undefined;
       });
     }
     // The first consumer dies before the next changes: they can only come from the new primary's copy of the slot.
     first.kill('SIGKILL');
-    await poll('the first consumer to exit', 5000, 50, async () => (first.exitCode !== null || first.signalCode !== null ? true : undefined));
+    await poll('the first consumer to exit', 5000, 50, async () =>
+      first.exitCode !== null || first.signalCode !== null ? true : undefined,
+    );
     await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(201, 300)');
     const oldLeader = leader;
     const postmaster = await cluster.postmasterPid(oldLeader);
@@ -155,14 +231,23 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     cluster.startAgent(oldLeader);
     const committed = (await sql<{ id: number }>(cluster, leader, 'SELECT id FROM cdc_rows ORDER BY id')).map((row) => row.id);
     let missing: number[] = [];
-    await poll('every committed change delivered before or after the failover', 60_000, 300, async () => {
-      const received = await receivedIds([before, afterFile]);
-      missing = committed.filter((id) => !received.has(id));
-      return missing.length === 0 ? true : undefined;
-    }, () => `missing ${missing.length}: ${missing.slice(0, 10).join(',')}; consumer exit ${consumer.exitCode}`);
+    await poll(
+      'every committed change delivered before or after the failover',
+      60_000,
+      300,
+      async () => {
+        const received = await receivedIds([before, afterFile]);
+        missing = committed.filter((id) => !received.has(id));
+        return missing.length === 0 ? true : undefined;
+      },
+      () => `missing ${missing.length}: ${missing.slice(0, 10).join(',')}; consumer exit ${consumer.exitCode}`,
+    );
     assert.ok(committed.includes(350));
     const afterFailover = await receivedIds([afterFile]);
-    assert.ok(afterFailover.has(301) && [...afterFailover].some((id) => id > 200 && id <= 300) === committed.some((id) => id > 200 && id <= 300), 'changes made after the first consumer died came from the new primary');
+    assert.ok(
+      afterFailover.has(301) && [...afterFailover].some((id) => id > 200 && id <= 300) === committed.some((id) => id > 200 && id <= 300),
+      'changes made after the first consumer died came from the new primary',
+    );
     await waitHealthy(cluster, 120_000);
   });
 });

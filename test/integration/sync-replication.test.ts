@@ -25,39 +25,66 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
 
   async function patchConfig(body: Record<string, unknown>): Promise<void> {
     const leader = (await cluster.view()).leader?.name ?? 'node1';
-    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, { method: 'PATCH', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(5000) });
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
+      method: 'PATCH',
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json' },
+      signal: AbortSignal.timeout(5000),
+    });
     assert.equal(response.status, 200, await response.text());
   }
 
   /** Leader plus a sync key naming a streaming standby that PostgreSQL on the leader waits for. */
   async function waitSyncReady(timeoutMs = 60_000): Promise<{ leader: string; standby: string; view: ClusterView }> {
     let last = '';
-    return poll('a leader with a streaming synchronous standby', timeoutMs, 200, async () => {
-      const view = await cluster.view();
-      const leader = view.leader?.name;
-      last = JSON.stringify({ leader, sync: view.sync, members: view.members.map((m) => [m.name, m.role, m.state, m.replication_state]) });
-      if (leader === undefined || view.sync?.leader !== leader || view.sync.sync_standby === null) return undefined;
-      const standby = view.sync.sync_standby.split(',')[0]!;
-      if (view.members.find((member) => member.name === standby)?.replication_state !== 'streaming') return undefined;
-      const rows = await sql<{ name: string; state: string }>(cluster, leader, "SELECT application_name AS name, sync_state AS state FROM pg_stat_replication WHERE sync_state = 'sync'");
-      return rows.some((row) => row.name === standby) ? { leader, standby, view } : undefined;
-    }, () => last);
+    return poll(
+      'a leader with a streaming synchronous standby',
+      timeoutMs,
+      200,
+      async () => {
+        const view = await cluster.view();
+        const leader = view.leader?.name;
+        last = JSON.stringify({
+          leader,
+          sync: view.sync,
+          members: view.members.map((m) => [m.name, m.role, m.state, m.replication_state]),
+        });
+        if (leader === undefined || view.sync?.leader !== leader || view.sync.sync_standby === null) return undefined;
+        const standby = view.sync.sync_standby.split(',')[0]!;
+        if (view.members.find((member) => member.name === standby)?.replication_state !== 'streaming') return undefined;
+        const rows = await sql<{ name: string; state: string }>(
+          cluster,
+          leader,
+          "SELECT application_name AS name, sync_state AS state FROM pg_stat_replication WHERE sync_state = 'sync'",
+        );
+        return rows.some((row) => row.name === standby) ? { leader, standby, view } : undefined;
+      },
+      () => last,
+    );
   }
 
   async function killNode(name: string): Promise<void> {
     const postmaster = await cluster.postmasterPid(name);
     cluster.killAgent(name, 'SIGKILL');
     if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
-    await poll(`${name}'s processes to exit`, 10_000, 50, async () => (postmaster === undefined || !isAlive(postmaster) ? true : undefined));
+    await poll(`${name}'s processes to exit`, 10_000, 50, async () =>
+      postmaster === undefined || !isAlive(postmaster) ? true : undefined,
+    );
   }
 
   async function acksAdvance(count: number, timeoutMs: number, onPort?: number): Promise<void> {
     const active = writer!;
     const start = active.acks.length;
-    await poll(`${count} more acknowledged commits${onPort !== undefined ? ` on port ${onPort}` : ''}`, timeoutMs, 50, async () => {
-      const fresh = active.acks.slice(start).filter((ack) => onPort === undefined || ack.port === onPort);
-      return fresh.length >= count ? true : undefined;
-    }, () => `acks=${active.acks.length} errors=${active.errors.slice(-2).join(' | ')}`);
+    await poll(
+      `${count} more acknowledged commits${onPort !== undefined ? ` on port ${onPort}` : ''}`,
+      timeoutMs,
+      50,
+      async () => {
+        const fresh = active.acks.slice(start).filter((ack) => onPort === undefined || ack.port === onPort);
+        return fresh.length >= count ? true : undefined;
+      },
+      () => `acks=${active.acks.length} errors=${active.errors.slice(-2).join(' | ')}`,
+    );
   }
 
   async function assertNoAckLost(): Promise<void> {
@@ -82,7 +109,8 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.etcd.members.map((member) => member.pid)];
     const postmasters = await Promise.all(cluster.nodes.map((node) => cluster.postmasterPid(node.name)));
     await cluster.stop();
-    for (const pid of [...pids, ...postmasters]) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
+    for (const pid of [...pids, ...postmasters])
+      if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -91,14 +119,20 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     const ssn = await sql<{ value: string }>(cluster, leader, "SELECT current_setting('synchronous_standby_names') AS value");
     assert.equal(ssn[0]?.value, `"${standby}"`);
     const other = names().find((name) => name !== leader && name !== standby)!;
-    await poll('/sync on the sync standby and /async on the other', 10_000, 200, async () => ((await httpStatus(cluster, standby, '/sync')) === 200 && (await httpStatus(cluster, other, '/async')) === 200 ? true : undefined));
+    await poll('/sync on the sync standby and /async on the other', 10_000, 200, async () =>
+      (await httpStatus(cluster, standby, '/sync')) === 200 && (await httpStatus(cluster, other, '/async')) === 200 ? true : undefined,
+    );
     assert.equal(await httpStatus(cluster, other, '/sync'), 503);
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
     assert.match(stdout, new RegExp(`\\| ${standby} .*\\| Sync Standby \\|`));
   });
 
   it('loses no acknowledged commit when the primary (agent and postmaster) is SIGKILLed three times', async () => {
-    writer = new PrimaryWriter(cluster.nodes.map((node) => node.pgPort), cluster.superuserPassword, TABLE);
+    writer = new PrimaryWriter(
+      cluster.nodes.map((node) => node.pgPort),
+      cluster.superuserPassword,
+      TABLE,
+    );
     writer.start();
     for (let round = 1; round <= 3; round++) {
       const { leader, view } = await waitSyncReady(120_000);
@@ -121,10 +155,14 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     const other = names().find((name) => name !== leader && name !== standby)!;
     await killNode(standby);
     await acksAdvance(20, 20_000, cluster.node(leader).pgPort);
-    await poll(`${other} as the new synchronous standby`, 30_000, 200, async () => ((await cluster.view()).sync?.sync_standby === other ? true : undefined));
+    await poll(`${other} as the new synchronous standby`, 30_000, 200, async () =>
+      (await cluster.view()).sync?.sync_standby === other ? true : undefined,
+    );
     await acksAdvance(20, 20_000);
     await killNode(leader);
-    const newLeader = await poll('the replacement standby promoted', 60_000, 100, async () => ((await isWritable(cluster, other)) ? other : undefined));
+    const newLeader = await poll('the replacement standby promoted', 60_000, 100, async () =>
+      (await isWritable(cluster, other)) ? other : undefined,
+    );
     assert.equal(newLeader, other);
     await acksAdvance(10, 60_000, cluster.node(other).pgPort);
     cluster.startAgent(leader);
@@ -138,9 +176,13 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     const replicas = names().filter((name) => name !== leader);
     for (const name of replicas) await killNode(name);
     const active = writer!;
-    await poll('a commit waiting longer than 3 s', 30_000, 200, async () => (active.inFlightSinceMs !== undefined && performance.now() - active.inFlightSinceMs > 3000 ? true : undefined));
+    await poll('a commit waiting longer than 3 s', 30_000, 200, async () =>
+      active.inFlightSinceMs !== undefined && performance.now() - active.inFlightSinceMs > 3000 ? true : undefined,
+    );
     const blockedAt = active.acks.length;
-    const status = (await (await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/`, { signal: AbortSignal.timeout(3000) })).json()) as Record<string, unknown>;
+    const status = (await (
+      await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/`, { signal: AbortSignal.timeout(3000) })
+    ).json()) as Record<string, unknown>;
     assert.match(String(status.writes_waiting), /no synchronous standby/);
     // The DCS shows the dead standbys until their member keys expire (ttl), so `list` may take that long to say it.
     await poll('list to report blocked writes', 30_000, 500, async () => {
@@ -157,17 +199,33 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     await patchConfig({ synchronous_mode: 'quorum', synchronous_mode_strict: false });
     for (let round = 1; round <= 2; round++) {
       let last = '';
-      const { leader } = await poll('a quorum leader with ANY 1 of two streaming standbys and quorum 1 in the key', 120_000, 200, async () => {
-        const view = await cluster.view();
-        const name = view.leader?.name;
-        last = JSON.stringify(view.sync);
-        if (name === undefined || view.sync?.leader !== name || view.sync.quorum !== 1 || (view.sync.sync_standby ?? '').split(',').length !== 2) return undefined;
-        const ssn = await sql<{ value: string }>(cluster, name, "SELECT current_setting('synchronous_standby_names') AS value");
-        return ssn[0]?.value.startsWith('ANY 1 (') === true ? { leader: name } : undefined;
-      }, () => last);
+      const { leader } = await poll(
+        'a quorum leader with ANY 1 of two streaming standbys and quorum 1 in the key',
+        120_000,
+        200,
+        async () => {
+          const view = await cluster.view();
+          const name = view.leader?.name;
+          last = JSON.stringify(view.sync);
+          if (
+            name === undefined ||
+            view.sync?.leader !== name ||
+            view.sync.quorum !== 1 ||
+            (view.sync.sync_standby ?? '').split(',').length !== 2
+          )
+            return undefined;
+          const ssn = await sql<{ value: string }>(cluster, name, "SELECT current_setting('synchronous_standby_names') AS value");
+          return ssn[0]?.value.startsWith('ANY 1 (') === true ? { leader: name } : undefined;
+        },
+        () => last,
+      );
       if (round === 1) {
         const standbys = names().filter((name) => name !== leader);
-        await poll('/quorum on both standbys', 10_000, 200, async () => ((await Promise.all(standbys.map((name) => httpStatus(cluster, name, '/quorum')))).every((status) => status === 200) ? true : undefined));
+        await poll('/quorum on both standbys', 10_000, 200, async () =>
+          (await Promise.all(standbys.map((name) => httpStatus(cluster, name, '/quorum')))).every((status) => status === 200)
+            ? true
+            : undefined,
+        );
         const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
         assert.equal(stdout.match(/\| Quorum Standby \|/g)?.length, 2, stdout);
       }

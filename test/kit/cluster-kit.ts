@@ -4,9 +4,22 @@ import { readFileSync } from 'node:fs';
 import type { ClusterView } from '../../src/core/types.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 
-export async function sql<T extends Record<string, unknown>>(cluster: LocalCluster, name: string, text: string, params: unknown[] = []): Promise<T[]> {
+export async function sql<T extends Record<string, unknown>>(
+  cluster: LocalCluster,
+  name: string,
+  text: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const node = cluster.node(name);
-  const client = new pg.Client({ host: node.host, port: node.pgPort, user: 'postgres', password: cluster.superuserPassword, database: 'postgres', connectionTimeoutMillis: 2000, query_timeout: 5000 });
+  const client = new pg.Client({
+    host: node.host,
+    port: node.pgPort,
+    user: 'postgres',
+    password: cluster.superuserPassword,
+    database: 'postgres',
+    connectionTimeoutMillis: 2000,
+    query_timeout: 5000,
+  });
   await client.connect();
   try {
     const result = await client.query<T>(text, params);
@@ -28,7 +41,9 @@ export async function isWritable(cluster: LocalCluster, name: string): Promise<b
 
 export async function httpStatus(cluster: LocalCluster, name: string, path: string): Promise<number> {
   try {
-    const response = await fetch(`http://${cluster.node(name).host}:${cluster.node(name).apiPort}${path}`, { signal: AbortSignal.timeout(2000) });
+    const response = await fetch(`http://${cluster.node(name).host}:${cluster.node(name).apiPort}${path}`, {
+      signal: AbortSignal.timeout(2000),
+    });
     await response.arrayBuffer();
     return response.status;
   } catch {
@@ -56,7 +71,13 @@ export function healthyTopology(view: ClusterView, expected: readonly string[]):
   return { leader, replicas, view };
 }
 
-export async function poll<T>(what: string, timeoutMs: number, intervalMs: number, probe: () => Promise<T | undefined>, lastState: () => string = () => ''): Promise<T> {
+export async function poll<T>(
+  what: string,
+  timeoutMs: number,
+  intervalMs: number,
+  probe: () => Promise<T | undefined>,
+  lastState: () => string = () => '',
+): Promise<T> {
   const startedAt = Date.now();
   let lastError = '';
   while (Date.now() - startedAt < timeoutMs) {
@@ -71,20 +92,37 @@ export async function poll<T>(what: string, timeoutMs: number, intervalMs: numbe
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last state: ${lastState()} ${lastError}`);
 }
 
-export async function waitHealthy(cluster: LocalCluster, timeoutMs: number, expected: readonly string[] = cluster.nodes.map((node) => node.name)): Promise<Healthy> {
+export async function waitHealthy(
+  cluster: LocalCluster,
+  timeoutMs: number,
+  expected: readonly string[] = cluster.nodes.map((node) => node.name),
+): Promise<Healthy> {
   let last = '';
-  return poll('a healthy cluster (1 leader, all others streaming)', timeoutMs, 250, async () => {
-    const view = await cluster.view();
-    last = JSON.stringify({ leader: view.leader?.name, members: view.members.map((m) => [m.name, m.role, m.state, m.replication_state, m.timeline]) });
-    return healthyTopology(view, expected);
-  }, () => last);
+  return poll(
+    'a healthy cluster (1 leader, all others streaming)',
+    timeoutMs,
+    250,
+    async () => {
+      const view = await cluster.view();
+      last = JSON.stringify({
+        leader: view.leader?.name,
+        members: view.members.map((m) => [m.name, m.role, m.state, m.replication_state, m.timeline]),
+      });
+      return healthyTopology(view, expected);
+    },
+    () => last,
+  );
 }
 
 /** The last lines of a member's agent log that match a pattern: what a failed wait prints so CI shows the cause. */
 export function agentLogTail(cluster: LocalCluster, name: string, pattern: RegExp, lines = 8): string {
   try {
     const text = readFileSync(cluster.node(name).logFile, 'utf8');
-    return text.split('\n').filter((line) => pattern.test(line)).slice(-lines).join('\n');
+    return text
+      .split('\n')
+      .filter((line) => pattern.test(line))
+      .slice(-lines)
+      .join('\n');
   } catch (error) {
     return `(no agent log for ${name}: ${error instanceof Error ? error.message : String(error)})`;
   }

@@ -41,7 +41,15 @@ export class PrimaryWriter {
 
   async #connectPrimary(): Promise<{ client: pg.Client; port: number } | undefined> {
     for (const port of this.ports) {
-      const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: 1000, query_timeout: this.queryTimeoutMs });
+      const client = new pg.Client({
+        host: '127.0.0.1',
+        port,
+        user: 'postgres',
+        password: this.password,
+        database: 'postgres',
+        connectionTimeoutMillis: 1000,
+        query_timeout: this.queryTimeoutMs,
+      });
       client.on('error', () => undefined);
       try {
         await client.connect();

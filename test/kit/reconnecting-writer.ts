@@ -36,13 +36,25 @@ export class ReconnectingWriter {
 
   async #run(): Promise<void> {
     while (!this.#isStopped) {
-      const client = new pg.Client({ host: '127.0.0.1', port: this.port, user: 'postgres', password: this.password, database: 'postgres', connectionTimeoutMillis: this.connectTimeoutMs, query_timeout: 5000 });
+      const client = new pg.Client({
+        host: '127.0.0.1',
+        port: this.port,
+        user: 'postgres',
+        password: this.password,
+        database: 'postgres',
+        connectionTimeoutMillis: this.connectTimeoutMs,
+        query_timeout: 5000,
+      });
       client.on('error', () => undefined);
       const startedAt = performance.now();
       try {
         await client.connect();
       } catch (error) {
-        this.connectFailures.push({ startedAtMs: startedAt, atMs: performance.now(), message: error instanceof Error ? error.message : String(error) });
+        this.connectFailures.push({
+          startedAtMs: startedAt,
+          atMs: performance.now(),
+          message: error instanceof Error ? error.message : String(error),
+        });
         await client.end().catch(() => undefined);
         await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
         continue;
@@ -50,7 +62,10 @@ export class ReconnectingWriter {
       const connectMs = performance.now() - startedAt;
       const id = this.#nextId++;
       try {
-        const result = await client.query<{ port: number }>(`INSERT INTO ${this.table} (id) VALUES ($1) RETURNING inet_server_port() AS port`, [id]);
+        const result = await client.query<{ port: number }>(
+          `INSERT INTO ${this.table} (id) VALUES ($1) RETURNING inet_server_port() AS port`,
+          [id],
+        );
         this.acks.push({ id, atMs: performance.now(), serverPort: result.rows[0]!.port, connectMs });
       } catch (error) {
         this.queryFailures.push({ atMs: performance.now(), message: error instanceof Error ? error.message : String(error) });

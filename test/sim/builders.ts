@@ -29,10 +29,27 @@ export function pgState(overrides: Partial<LocalPg> = {}): LocalPg {
 }
 
 export const primaryPg = (overrides: Partial<LocalPg> = {}): LocalPg =>
-  pgState({ role: 'primary', writeLsn: 1000n, receivedLsn: undefined, replayedLsn: undefined, isStreaming: false, upstream: undefined, ...overrides });
+  pgState({
+    role: 'primary',
+    writeLsn: 1000n,
+    receivedLsn: undefined,
+    replayedLsn: undefined,
+    isStreaming: false,
+    upstream: undefined,
+    ...overrides,
+  });
 
 export function member(name: string, overrides: Partial<MemberRecord> = {}): MemberRecord {
-  return { name, conn_url: `postgres://127.0.0.1:5432/${name}`, api_url: `http://127.0.0.1:8008/${name}/patroni`, state: 'running', role: 'replica', timeline: 1, xlog_location: 1000, ...overrides };
+  return {
+    name,
+    conn_url: `postgres://127.0.0.1:5432/${name}`,
+    api_url: `http://127.0.0.1:8008/${name}/patroni`,
+    state: 'running',
+    role: 'replica',
+    timeline: 1,
+    xlog_location: 1000,
+    ...overrides,
+  };
 }
 
 export function view(overrides: Partial<ClusterView> & { leaderName?: string } = {}): ClusterView {

@@ -77,7 +77,8 @@ describe('HA simulation (seeded, replayable with PGWARDEN_SIM_SEED)', () => {
       const world = runSeed(seed);
       faults += world.log.filter((line) => line.includes('FAULT')).length;
       promotions += world.log.filter((line) => line.includes('promoted to timeline')).length;
-      const describeRun = (): string => `seed ${seed} (replay: PGWARDEN_SIM_SEED=${seed}); last events:\n${world.log.slice(-25).join('\n')}`;
+      const describeRun = (): string =>
+        `seed ${seed} (replay: PGWARDEN_SIM_SEED=${seed}); last events:\n${world.log.slice(-25).join('\n')}`;
       assert.deepEqual(world.violations.slice(0, 3), [], describeRun());
       assert.equal(world.convergence(), undefined, `did not converge after faults healed: ${describeRun()}`);
     }
@@ -102,12 +103,18 @@ describe('HA simulation (seeded, replayable with PGWARDEN_SIM_SEED)', () => {
         const world = runSeed(seed, sync);
         promotions += world.log.filter((line) => line.includes('promoted to timeline')).length;
         acked += world.ackedCommits;
-        const describeRun = (): string => `${label}, seed ${seed} (replay: PGWARDEN_SIM_SEED=${seed}); last events:\n${world.log.slice(-25).join('\n')}`;
+        const describeRun = (): string =>
+          `${label}, seed ${seed} (replay: PGWARDEN_SIM_SEED=${seed}); last events:\n${world.log.slice(-25).join('\n')}`;
         assert.deepEqual(world.violations.slice(0, 3), [], describeRun());
         assert.equal(world.convergence(), undefined, `did not converge after faults healed: ${describeRun()}`);
       }
-      context.diagnostic(`${label}: ${seeds.length} seeds, ${promotions} promotions, ${acked} acknowledgement steps, 0 lost, all converged`);
-      assert.ok(promotions > seeds.length / 2 && acked > seeds.length, 'the simulation really fails over and acknowledges commits in synchronous mode');
+      context.diagnostic(
+        `${label}: ${seeds.length} seeds, ${promotions} promotions, ${acked} acknowledgement steps, 0 lost, all converged`,
+      );
+      assert.ok(
+        promotions > seeds.length / 2 && acked > seeds.length,
+        'the simulation really fails over and acknowledges commits in synchronous mode',
+      );
     });
   }
 

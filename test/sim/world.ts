@@ -2,7 +2,18 @@
 import { decide, initialMemory } from '../../src/core/decide.js';
 import { lockDeadlineMs } from '../../src/core/lease.js';
 import type { Clock } from '../../src/core/ports.js';
-import type { Action, ClusterView, Decision, HaMemory, LocalPg, MemberRecord, Observation, PeerStatus, TaskName, TaskState } from '../../src/core/types.js';
+import type {
+  Action,
+  ClusterView,
+  Decision,
+  HaMemory,
+  LocalPg,
+  MemberRecord,
+  Observation,
+  PeerStatus,
+  TaskName,
+  TaskState,
+} from '../../src/core/types.js';
 import { buildClusterView, encodeMember } from '../../src/dcs/codec.js';
 import { ClusterKeys } from '../../src/dcs/keys.js';
 import { MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
@@ -83,7 +94,17 @@ export class SimWorld {
     this.#store = new MemoryDcsStore(clock);
     this.nodes = names.map((name) => ({
       name,
-      pg: { dataDir: 'missing', isRunning: false, role: undefined, timeline: 1, lsn: 0n, upstream: undefined, crashedAtMs: undefined, forks: new Map(), ssn: '' },
+      pg: {
+        dataDir: 'missing',
+        isRunning: false,
+        role: undefined,
+        timeline: 1,
+        lsn: 0n,
+        upstream: undefined,
+        crashedAtMs: undefined,
+        forks: new Map(),
+        ssn: '',
+      },
       isAgentAlive: true,
       pausedUntilMs: 0,
       isPartitioned: false,
@@ -109,7 +130,8 @@ export class SimWorld {
 
   #leaderName(): string | undefined {
     const name = this.#store.get(this.#keys.leader)?.value;
-    if (name !== this.#lastLeader && name === undefined && this.#lastLeader !== undefined) this.log.push(`${this.nowMs}: leader key of ${this.#lastLeader} is gone`);
+    if (name !== this.#lastLeader && name === undefined && this.#lastLeader !== undefined)
+      this.log.push(`${this.nowMs}: leader key of ${this.#lastLeader} is gone`);
     this.#lastLeader = name;
     return name;
   }
@@ -138,8 +160,24 @@ export class SimWorld {
   #view(): ClusterView {
     this.#leaderName();
     const view = buildClusterView(this.#keys, this.#store.range(this.#keys.prefix), String(this.#store.revision));
-    const sync = this.sync.mode === 'off' ? {} : { synchronous_mode: this.sync.mode === 'quorum' ? 'quorum' : true, synchronous_mode_strict: this.sync.isStrict, synchronous_node_count: this.sync.nodeCount };
-    return { ...view, config: { ttl: SIM_TIMING.ttlMs / 1000, loop_wait: SIM_TIMING.loopWaitMs / 1000, retry_timeout: SIM_TIMING.retryTimeoutMs / 1000, maximum_lag_on_failover: 1048576, ...sync } };
+    const sync =
+      this.sync.mode === 'off'
+        ? {}
+        : {
+            synchronous_mode: this.sync.mode === 'quorum' ? 'quorum' : true,
+            synchronous_mode_strict: this.sync.isStrict,
+            synchronous_node_count: this.sync.nodeCount,
+          };
+    return {
+      ...view,
+      config: {
+        ttl: SIM_TIMING.ttlMs / 1000,
+        loop_wait: SIM_TIMING.loopWaitMs / 1000,
+        retry_timeout: SIM_TIMING.retryTimeoutMs / 1000,
+        maximum_lag_on_failover: 1048576,
+        ...sync,
+      },
+    };
   }
 
   // ----- PostgreSQL model -----
@@ -148,7 +186,7 @@ export class SimWorld {
     const pg = node.pg;
     if (!pg.isRunning || pg.role !== 'replica' || pg.upstream === undefined) return undefined;
     const source = this.node(pg.upstream);
-    if (!source.pg.isRunning || source.pg.role !== 'primary' && source.pg.role !== 'replica') return undefined;
+    if (!source.pg.isRunning || (source.pg.role !== 'primary' && source.pg.role !== 'replica')) return undefined;
     if (source.pg.role === 'replica' || source.name === node.name) return undefined;
     if (pg.timeline === source.pg.timeline) return pg.lsn <= source.pg.lsn ? source : undefined;
     const fork = source.pg.forks.get(pg.timeline);
@@ -175,7 +213,14 @@ export class SimWorld {
       postmasterStartTime: undefined,
       replayedTimestamp: null,
       isReplayPaused: false,
-      replication: this.#standbysOf(node).map((standby) => ({ usename: 'replicator', application_name: standby.name, client_addr: null, state: 'streaming', sync_state: 'async', sync_priority: 0 })),
+      replication: this.#standbysOf(node).map((standby) => ({
+        usename: 'replicator',
+        application_name: standby.name,
+        client_addr: null,
+        state: 'streaming',
+        sync_state: 'async',
+        sync_priority: 0,
+      })),
       isPendingRestart: false,
       synchronousStandbyNames: pg.isRunning ? pg.ssn : undefined,
       standbyFlushLsn: Object.fromEntries(this.#standbysOf(node).map((standby) => [standby.name, standby.pg.lsn])),
@@ -196,7 +241,10 @@ export class SimWorld {
       if (guarantee.isBlocking) ackedTo = undefined;
       else if (guarantee.count === 0) ackedTo = node.pg.lsn;
       else {
-        const flushes = this.#standbysOf(node).filter((standby) => guarantee.names.includes(standby.name)).map((standby) => standby.pg.lsn).sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+        const flushes = this.#standbysOf(node)
+          .filter((standby) => guarantee.names.includes(standby.name))
+          .map((standby) => standby.pg.lsn)
+          .sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
         ackedTo = flushes.length >= guarantee.count ? flushes[guarantee.count - 1] : undefined;
       }
       const previous = this.#acked.get(node.pg.timeline) ?? 0n;
@@ -220,7 +268,12 @@ export class SimWorld {
         if (source !== undefined) {
           // Replicas trail a little on the same timeline, so which standby holds which commit matters.
           const lag = BigInt(Math.floor(this.#random() * 40));
-          node.pg.lsn = node.pg.timeline === source.pg.timeline && source.pg.lsn - lag > node.pg.lsn ? source.pg.lsn - lag : node.pg.timeline === source.pg.timeline ? node.pg.lsn : source.pg.lsn;
+          node.pg.lsn =
+            node.pg.timeline === source.pg.timeline && source.pg.lsn - lag > node.pg.lsn
+              ? source.pg.lsn - lag
+              : node.pg.timeline === source.pg.timeline
+                ? node.pg.lsn
+                : source.pg.lsn;
           node.pg.timeline = source.pg.timeline;
           node.pg.forks = new Map(source.pg.forks);
         }
@@ -300,7 +353,16 @@ export class SimWorld {
             .map((other) => {
               const pg = this.#localPg(other);
               const isReachable = other.isAgentAlive && this.nowMs >= other.pausedUntilMs;
-              return { name: other.name, isReachable, role: pg.isRunning ? pg.role : undefined, isRunning: pg.isRunning, walPosition: pg.isRunning ? other.pg.lsn : undefined, timeline: other.pg.timeline, tags: {}, isStreaming: pg.isStreaming };
+              return {
+                name: other.name,
+                isReachable,
+                role: pg.isRunning ? pg.role : undefined,
+                isRunning: pg.isRunning,
+                walPosition: pg.isRunning ? other.pg.lsn : undefined,
+                timeline: other.pg.timeline,
+                tags: {},
+                isStreaming: pg.isStreaming,
+              };
             })
         : [];
     return {
@@ -344,7 +406,17 @@ export class SimWorld {
   }
 
   #cloneFrom(node: SimNode, source: SimNode): void {
-    node.pg = { ...node.pg, dataDir: 'initialized', isRunning: true, role: 'replica', timeline: source.pg.timeline, lsn: source.pg.lsn, upstream: source.name, crashedAtMs: undefined, forks: new Map(source.pg.forks) };
+    node.pg = {
+      ...node.pg,
+      dataDir: 'initialized',
+      isRunning: true,
+      role: 'replica',
+      timeline: source.pg.timeline,
+      lsn: source.pg.lsn,
+      upstream: source.name,
+      crashedAtMs: undefined,
+      forks: new Map(source.pg.forks),
+    };
   }
 
   #apply(node: SimNode, action: Action): boolean {
@@ -425,12 +497,22 @@ export class SimWorld {
       case 'demote':
         node.task = undefined;
         node.pg.isRunning = false;
-        if ((action.mode === 'immediate' || action.mode === 'graceful') && this.#leaderName() === node.name && dcsOk) this.#store.delete(leader);
+        if ((action.mode === 'immediate' || action.mode === 'graceful') && this.#leaderName() === node.name && dcsOk)
+          this.#store.delete(leader);
         this.log.push(`${this.nowMs}: ${node.name} demoted (${action.mode})`);
         return true;
       case 'bootstrap':
         return this.#startTask(node, 'bootstrap', 1500, () => {
-          node.pg = { ...node.pg, dataDir: 'initialized', isRunning: true, role: 'primary', timeline: 1, lsn: 100n, upstream: undefined, crashedAtMs: undefined };
+          node.pg = {
+            ...node.pg,
+            dataDir: 'initialized',
+            isRunning: true,
+            role: 'primary',
+            timeline: 1,
+            lsn: 100n,
+            upstream: undefined,
+            crashedAtMs: undefined,
+          };
         });
       case 'basebackup':
       case 'reinitialize': {
@@ -458,7 +540,13 @@ export class SimWorld {
       case 'restart':
         node.pg.isRunning = false;
         return this.#startTask(node, 'restart', 300, () => {
-          node.pg = { ...node.pg, isRunning: true, role: action.asPrimary ? 'primary' : 'replica', crashedAtMs: undefined, upstream: action.upstream };
+          node.pg = {
+            ...node.pg,
+            isRunning: true,
+            role: action.asPrimary ? 'primary' : 'replica',
+            crashedAtMs: undefined,
+            upstream: action.upstream,
+          };
         });
       case 'startPrimary':
         return this.#startTask(node, 'start', 300, () => {
@@ -466,7 +554,13 @@ export class SimWorld {
         });
       case 'startReplica':
         return this.#startTask(node, 'start', 300, () => {
-          node.pg = { ...node.pg, isRunning: true, role: node.pg.role === 'primary' && node.pg.isRunning ? 'primary' : 'replica', crashedAtMs: undefined, upstream: action.upstream };
+          node.pg = {
+            ...node.pg,
+            isRunning: true,
+            role: node.pg.role === 'primary' && node.pg.isRunning ? 'primary' : 'replica',
+            crashedAtMs: undefined,
+            upstream: action.upstream,
+          };
         });
     }
   }
@@ -479,7 +573,10 @@ export class SimWorld {
     for (const [timeline, acked] of this.#acked) {
       const reached = node.pg.timeline === timeline ? node.pg.lsn : node.pg.forks.get(timeline);
       if (reached === undefined || reached < acked) {
-        this.violations.push({ atMs: this.nowMs, message: `${node.name} ${what} on timeline ${node.pg.timeline} at ${node.pg.lsn}, but commits up to ${acked} were acknowledged on timeline ${timeline} (reached ${reached ?? 'never'}): lost` });
+        this.violations.push({
+          atMs: this.nowMs,
+          message: `${node.name} ${what} on timeline ${node.pg.timeline} at ${node.pg.lsn}, but commits up to ${acked} were acknowledged on timeline ${timeline} (reached ${reached ?? 'never'}): lost`,
+        });
       }
     }
   }
@@ -493,7 +590,10 @@ export class SimWorld {
     for (const action of decision.actions) {
       const startsPrimary = action.kind === 'promote' || action.kind === 'startPrimary' || (action.kind === 'restart' && action.asPrimary);
       if (startsPrimary && (!this.#hasValidDeadline(node) || view?.leader?.name !== node.name)) {
-        this.violations.push({ atMs: this.nowMs, message: `${node.name} decided ${action.kind} without holding the lock (${decision.reason})` });
+        this.violations.push({
+          atMs: this.nowMs,
+          message: `${node.name} decided ${action.kind} without holding the lock (${decision.reason})`,
+        });
       }
       if (action.kind === 'acquireLeader' && view?.leader !== undefined) {
         this.violations.push({ atMs: this.nowMs, message: `${node.name} raced although ${view.leader.name} holds the lock` });
@@ -508,7 +608,11 @@ export class SimWorld {
   checkInvariants(): void {
     const writable = this.nodes.filter((node) => node.pg.isRunning && node.pg.role === 'primary');
     const withLock = writable.filter((node) => this.#hasValidDeadline(node));
-    if (withLock.length > 1) this.violations.push({ atMs: this.nowMs, message: `two writable primaries with valid locks: ${withLock.map((node) => node.name).join(', ')}` });
+    if (withLock.length > 1)
+      this.violations.push({
+        atMs: this.nowMs,
+        message: `two writable primaries with valid locks: ${withLock.map((node) => node.name).join(', ')}`,
+      });
     for (const node of writable) {
       // A resumed agent's overdue fence timer fires at once (SIGCONT); give its first cycle one slot to run.
       const isAgentRunning = node.isAgentAlive && this.nowMs >= node.pausedUntilMs + 200;
@@ -521,7 +625,11 @@ export class SimWorld {
     if (writable.length > 1) {
       const holder = this.#store.get(this.#keys.leader)?.value;
       const others = writable.filter((node) => node.name !== holder && this.#hasValidDeadline(node));
-      if (others.length > 0) this.violations.push({ atMs: this.nowMs, message: `writable primary ${others.map((node) => node.name).join(', ')} believes it holds a lock that ${holder ?? 'nobody'} holds` });
+      if (others.length > 0)
+        this.violations.push({
+          atMs: this.nowMs,
+          message: `writable primary ${others.map((node) => node.name).join(', ')} believes it holds a lock that ${holder ?? 'nobody'} holds`,
+        });
     }
   }
 

@@ -11,8 +11,15 @@ describe('task slot', () => {
     let settled = 0;
     const slot = new TaskSlot(new SystemClock(), silentLog, () => settled++);
     let release!: () => void;
-    assert.equal(slot.start('basebackup', () => new Promise<void>((resolve) => (release = resolve))), true);
-    assert.equal(slot.start('rewind', async () => undefined), false, 'a second task is refused while one runs');
+    assert.equal(
+      slot.start('basebackup', () => new Promise<void>((resolve) => (release = resolve))),
+      true,
+    );
+    assert.equal(
+      slot.start('rewind', async () => undefined),
+      false,
+      'a second task is refused while one runs',
+    );
     assert.equal(slot.state().kind, 'running');
     release();
     await new Promise((resolve) => setImmediate(resolve));
@@ -27,16 +34,25 @@ describe('task slot', () => {
     });
     await new Promise((resolve) => setImmediate(resolve));
     const state = slot.state();
-    assert.equal(state.kind === 'done' && !state.isOk ? state.error : '', 'pg_rewind: source and target clusters are from different systems');
+    assert.equal(
+      state.kind === 'done' && !state.isOk ? state.error : '',
+      'pg_rewind: source and target clusters are from different systems',
+    );
   });
 
   it('cancels a running task through its signal', async () => {
     const slot = new TaskSlot(new SystemClock(), silentLog, () => undefined);
     let wasAborted = false;
-    slot.start('promote', (signal) => new Promise<void>((_resolve, reject) => signal.addEventListener('abort', () => {
-      wasAborted = true;
-      reject(new Error('aborted'));
-    })));
+    slot.start(
+      'promote',
+      (signal) =>
+        new Promise<void>((_resolve, reject) =>
+          signal.addEventListener('abort', () => {
+            wasAborted = true;
+            reject(new Error('aborted'));
+          }),
+        ),
+    );
     await slot.cancel(1000);
     assert.equal(wasAborted, true);
     assert.equal(slot.isRunning(), false);

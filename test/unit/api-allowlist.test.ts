@@ -64,24 +64,52 @@ describe('restapi.allowlist matching', () => {
   });
 
   it('rejects a malformed network with the offending entry in the message', () => {
-    assert.throws(() => new Allowlist({ entries: ['10.0.0.0/33'], includeMembers: false, nowMs: fixedClock }), /restapi\.allowlist entry "10\.0\.0\.0\/33"/);
+    assert.throws(
+      () => new Allowlist({ entries: ['10.0.0.0/33'], includeMembers: false, nowMs: fixedClock }),
+      /restapi\.allowlist entry "10\.0\.0\.0\/33"/,
+    );
     assert.throws(() => new Allowlist({ entries: ['nonsense/8'], includeMembers: false, nowMs: fixedClock }), /not a valid CIDR/);
   });
 });
 
 describe('REST API with restapi.allowlist', () => {
   const snapshot: AgentSnapshot = {
-    name: 'node1', scope: 'batman', version: '3.0.2', tags: {}, state: 'running', pg: primaryPg(), view: view({ leaderName: 'node1', members: [member('node1', { role: 'primary' })] }),
-    isDcsReachable: true, dcsLastSeenEpochS: 0, isLeaderWithLock: true, isPaused: false, task: { kind: 'idle' }, lastCycleAtMs: 0, ttlMs: 30_000, lastReason: '',
+    name: 'node1',
+    scope: 'batman',
+    version: '3.0.2',
+    tags: {},
+    state: 'running',
+    pg: primaryPg(),
+    view: view({ leaderName: 'node1', members: [member('node1', { role: 'primary' })] }),
+    isDcsReachable: true,
+    dcsLastSeenEpochS: 0,
+    isLeaderWithLock: true,
+    isPaused: false,
+    task: { kind: 'idle' },
+    lastCycleAtMs: 0,
+    ttlMs: 30_000,
+    lastReason: '',
   };
   const servers: ApiServer[] = [];
   const start = async (entries: string[], includeMembers = false): Promise<number> => {
-    const server = await startApiServer({ host: '127.0.0.1', port: 0, getSnapshot: () => snapshot, nowMs: fixedClock, log: silentLog, allowlist: new Allowlist({ entries, includeMembers, nowMs: fixedClock }) });
+    const server = await startApiServer({
+      host: '127.0.0.1',
+      port: 0,
+      getSnapshot: () => snapshot,
+      nowMs: fixedClock,
+      log: silentLog,
+      allowlist: new Allowlist({ entries, includeMembers, nowMs: fixedClock }),
+    });
     servers.push(server);
     return server.port;
   };
   const post = (port: number, path: string): Promise<{ status: number; text: string }> =>
-    requestText(`http://127.0.0.1:${port}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"leader":"node1"}', signal: AbortSignal.timeout(5000) });
+    requestText(`http://127.0.0.1:${port}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"leader":"node1"}',
+      signal: AbortSignal.timeout(5000),
+    });
 
   let deniedPort = 0;
   let allowedPort = 0;

@@ -2,7 +2,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { AgentSnapshot } from '../../src/agent/snapshot.js';
-import { handleConfigWrite, handleDeleteRestart, handleDeleteSwitchover, handleRestart, handleSwitchover, mergeConfigPatch, type MutationContext, type RestartScheduler } from '../../src/api/mutations.js';
+import {
+  handleConfigWrite,
+  handleDeleteRestart,
+  handleDeleteSwitchover,
+  handleRestart,
+  handleSwitchover,
+  mergeConfigPatch,
+  type MutationContext,
+  type RestartScheduler,
+} from '../../src/api/mutations.js';
 import { startApiServer } from '../../src/api/server.js';
 import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
 import { silentLog } from '../../src/util/log.js';
@@ -13,17 +22,38 @@ const WALL_NOW = Date.parse('2026-11-24T00:00:00Z');
 
 async function cluster(members = [member('node1'), member('node2'), member('node3', { tags: { nofailover: true } })]) {
   const store = new MemoryDcsStore(new FakeClock());
-  const handles = new Map(members.map((m) => [m.name, new MemoryDcs(store, { namespace: '/service', scope: 'batman', member: m.name, ttlSeconds: 30 })]));
+  const handles = new Map(
+    members.map((m) => [m.name, new MemoryDcs(store, { namespace: '/service', scope: 'batman', member: m.name, ttlSeconds: 30 })]),
+  );
   for (const m of members) await handles.get(m.name)!.touchMember(m, AbortSignal.timeout(1000));
   await handles.get('node1')!.acquireLeader(AbortSignal.timeout(1000));
-  await handles.get('node1')!.setConfig({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, postgresql: { parameters: { max_connections: 100 } } }, undefined, AbortSignal.timeout(1000));
+  await handles
+    .get('node1')!
+    .setConfig(
+      { ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, postgresql: { parameters: { max_connections: 100 } } },
+      undefined,
+      AbortSignal.timeout(1000),
+    );
   return { store, dcs: handles.get('node1')!, handles };
 }
 
 function context(dcs: MemoryDcs, overrides: Partial<MutationContext> = {}): MutationContext {
   const snapshot: AgentSnapshot = {
-    name: 'node1', scope: 'batman', version: '3.0.2', tags: {}, state: 'running', pg: primaryPg(), view: view({ leaderName: 'node1' }), isDcsReachable: true,
-    dcsLastSeenEpochS: 0, isLeaderWithLock: true, isPaused: false, task: { kind: 'idle' }, lastCycleAtMs: 0, ttlMs: 30_000, lastReason: '',
+    name: 'node1',
+    scope: 'batman',
+    version: '3.0.2',
+    tags: {},
+    state: 'running',
+    pg: primaryPg(),
+    view: view({ leaderName: 'node1' }),
+    isDcsReachable: true,
+    dcsLastSeenEpochS: 0,
+    isLeaderWithLock: true,
+    isPaused: false,
+    task: { kind: 'idle' },
+    lastCycleAtMs: 0,
+    ttlMs: 30_000,
+    lastReason: '',
   };
   let now = WALL_NOW;
   return { snapshot, dcs, wallNowMs: () => now, sleep: async (ms) => void (now += ms), nudge: () => undefined, ...overrides };
@@ -55,13 +85,35 @@ describe('POST /switchover and /failover', () => {
 
   it('checks candidates live: unreachable or lagging ones are no good', async () => {
     const { dcs } = await cluster();
-    const status = (walPosition: bigint | undefined, isReachable = true) => async (m: { name: string }) => ({ name: m.name, isReachable, role: 'replica' as const, isRunning: isReachable, walPosition, timeline: 1, tags: {} });
+    const status =
+      (walPosition: bigint | undefined, isReachable = true) =>
+      async (m: { name: string }) => ({
+        name: m.name,
+        isReachable,
+        role: 'replica' as const,
+        isRunning: isReachable,
+        walPosition,
+        timeline: 1,
+        tags: {},
+      });
     const aheadLeader = { ...context(dcs).snapshot, pg: primaryPg({ writeLsn: 10n * 1048576n }) };
-    const lagging = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2' }, context(dcs, { fetchPeerStatus: status(0n), snapshot: aheadLeader }));
+    const lagging = await handleSwitchover(
+      'switchover',
+      { leader: 'node1', candidate: 'node2' },
+      context(dcs, { fetchPeerStatus: status(0n), snapshot: aheadLeader }),
+    );
     assert.deepEqual([lagging.status, lagging.body], [412, 'switchover is not possible: no good candidates have been found']);
-    const unreachable = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2' }, context(dcs, { fetchPeerStatus: status(undefined, false) }));
+    const unreachable = await handleSwitchover(
+      'switchover',
+      { leader: 'node1', candidate: 'node2' },
+      context(dcs, { fetchPeerStatus: status(undefined, false) }),
+    );
     assert.equal(unreachable.status, 412);
-    const scheduledOk = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2', scheduled_at: '2026-11-24T01:00:00+00:00' }, context(dcs, { fetchPeerStatus: status(1000n) }));
+    const scheduledOk = await handleSwitchover(
+      'switchover',
+      { leader: 'node1', candidate: 'node2', scheduled_at: '2026-11-24T01:00:00+00:00' },
+      context(dcs, { fetchPeerStatus: status(1000n) }),
+    );
     assert.equal(scheduledOk.status, 202);
   });
 
@@ -73,9 +125,17 @@ describe('POST /switchover and /failover', () => {
 
   it('writes a scheduled switchover (202) that DELETE removes', async () => {
     const { dcs } = await cluster();
-    const response = await handleSwitchover('switchover', { leader: 'node1', candidate: 'node2', scheduled_at: '2026-11-24T01:00:00+00:00' }, context(dcs));
+    const response = await handleSwitchover(
+      'switchover',
+      { leader: 'node1', candidate: 'node2', scheduled_at: '2026-11-24T01:00:00+00:00' },
+      context(dcs),
+    );
     assert.deepEqual([response.status, response.body], [202, 'Switchover scheduled']);
-    assert.deepEqual((await dcs.loadCluster(AbortSignal.timeout(1000))).failover, { leader: 'node1', member: 'node2', scheduled_at: '2026-11-24T01:00:00.000Z' });
+    assert.deepEqual((await dcs.loadCluster(AbortSignal.timeout(1000))).failover, {
+      leader: 'node1',
+      member: 'node2',
+      scheduled_at: '2026-11-24T01:00:00.000Z',
+    });
     assert.equal((await handleDeleteSwitchover(context(dcs))).status, 200);
     assert.equal((await handleDeleteSwitchover(context(dcs))).status, 404);
   });
@@ -99,7 +159,11 @@ describe('POST /switchover and /failover', () => {
   it('gives up with "status unknown" when nothing happens', async () => {
     const { dcs } = await cluster();
     let now = WALL_NOW;
-    const response = await handleSwitchover('switchover', { leader: 'node1' }, context(dcs, { wallNowMs: () => now, sleep: async (ms) => void (now += ms * 50) }));
+    const response = await handleSwitchover(
+      'switchover',
+      { leader: 'node1' },
+      context(dcs, { wallNowMs: () => now, sleep: async (ms) => void (now += ms * 50) }),
+    );
     assert.equal(response.status, 503);
     assert.match(response.body ?? '', /status unknown after 20 seconds/);
   });
@@ -116,21 +180,49 @@ describe('POST and DELETE /restart', () => {
     };
     const neverRuns = async (): Promise<never> => assert.fail('an immediate restart must not run here');
     const body = { schedule: '2026-11-24T02:00:00+00:00', role: 'primary' };
-    assert.deepEqual(await handleRestart(body, snapshot, neverRuns, scheduler, () => WALL_NOW), { status: 202, body: 'Restart scheduled', contentType: 'text/plain' });
+    assert.deepEqual(await handleRestart(body, snapshot, neverRuns, scheduler, () => WALL_NOW), {
+      status: 202,
+      body: 'Restart scheduled',
+      contentType: 'text/plain',
+    });
     assert.equal(scheduled, '2026-11-24T02:00:00.000Z');
     assert.equal((await handleRestart(body, snapshot, neverRuns, scheduler, () => WALL_NOW)).status, 409);
     assert.equal(handleDeleteRestart(scheduler).status, 200);
     assert.equal(handleDeleteRestart(scheduler).status, 404);
-    assert.equal((await handleRestart({ schedule: '2026-11-24T02:00:00+00:00' }, { ...snapshot, isPaused: true }, neverRuns, scheduler, () => WALL_NOW)).status, 500);
-    assert.deepEqual((await handleRestart({ frobnicate: 1 }, snapshot, neverRuns, scheduler)).body, 'Unknown filter for the scheduled restart: frobnicate');
-    assert.equal((await handleRestart({ role: 'replica' }, snapshot, neverRuns, scheduler)).status, 503, 'the primary does not match role=replica');
+    assert.equal(
+      (
+        await handleRestart(
+          { schedule: '2026-11-24T02:00:00+00:00' },
+          { ...snapshot, isPaused: true },
+          neverRuns,
+          scheduler,
+          () => WALL_NOW,
+        )
+      ).status,
+      500,
+    );
+    assert.deepEqual(
+      (await handleRestart({ frobnicate: 1 }, snapshot, neverRuns, scheduler)).body,
+      'Unknown filter for the scheduled restart: frobnicate',
+    );
+    assert.equal(
+      (await handleRestart({ role: 'replica' }, snapshot, neverRuns, scheduler)).status,
+      503,
+      'the primary does not match role=replica',
+    );
     assert.equal((await handleRestart({ restart_pending: true }, snapshot, neverRuns, scheduler)).status, 503, 'nothing is pending');
   });
 });
 
 describe('PATCH and PUT /config', () => {
   it('deep-merges with null deleting a key', () => {
-    assert.deepEqual(mergeConfigPatch({ ttl: 30, postgresql: { parameters: { a: 1, b: 2 } } }, { ttl: 20, postgresql: { parameters: { a: null, c: 3 } }, pause: true }), { ttl: 20, postgresql: { parameters: { b: 2, c: 3 } }, pause: true });
+    assert.deepEqual(
+      mergeConfigPatch(
+        { ttl: 30, postgresql: { parameters: { a: 1, b: 2 } } },
+        { ttl: 20, postgresql: { parameters: { a: null, c: 3 } }, pause: true },
+      ),
+      { ttl: 20, postgresql: { parameters: { b: 2, c: 3 } }, pause: true },
+    );
   });
 
   it('writes the merged config and rejects bodies that are not objects', async () => {
@@ -141,7 +233,10 @@ describe('PATCH and PUT /config', () => {
     assert.equal(stored?.pause, true);
     assert.deepEqual(stored?.postgresql?.parameters, {});
     assert.equal((await handleConfigWrite('PATCH', 'pause', context(dcs))).status, 400);
-    assert.equal((await handleConfigWrite('PUT', { ttl: 20, loop_wait: 5, retry_timeout: 5, maximum_lag_on_failover: 1 }, context(dcs))).status, 200);
+    assert.equal(
+      (await handleConfigWrite('PUT', { ttl: 20, loop_wait: 5, retry_timeout: 5, maximum_lag_on_failover: 1 }, context(dcs))).status,
+      200,
+    );
     assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).config?.ttl, 20);
   });
 
@@ -156,19 +251,43 @@ describe('PATCH and PUT /config', () => {
     assert.match(badMode.body ?? '', /synchronous_mode must be/);
     assert.equal((await handleConfigWrite('PATCH', { synchronous_node_count: 0 }, context(dcs))).status, 400);
     assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision, before);
-    assert.equal((await handleConfigWrite('PATCH', { synchronous_mode: 'quorum', slots: { cdc: { type: 'logical', database: 'app', plugin: 'pgoutput' } } }, context(dcs))).status, 200);
+    assert.equal(
+      (
+        await handleConfigWrite(
+          'PATCH',
+          { synchronous_mode: 'quorum', slots: { cdc: { type: 'logical', database: 'app', plugin: 'pgoutput' } } },
+          context(dcs),
+        )
+      ).status,
+      200,
+    );
   });
 });
 
 describe('the server guards unsafe methods', () => {
   it('requires basic auth when configured, answers 411/400 for bad bodies, keeps GETs open', async () => {
     const { dcs } = await cluster();
-    const server = await startApiServer({ host: '127.0.0.1', port: 0, getSnapshot: () => context(dcs).snapshot, nowMs: () => 0, log: silentLog, dcs, authentication: { username: 'admin', password: 's3cret' } });
+    const server = await startApiServer({
+      host: '127.0.0.1',
+      port: 0,
+      getSnapshot: () => context(dcs).snapshot,
+      nowMs: () => 0,
+      log: silentLog,
+      dcs,
+      authentication: { username: 'admin', password: 's3cret' },
+    });
     const base = `http://127.0.0.1:${server.port}`;
     try {
       const noAuth = await fetch(`${base}/config`, { method: 'PATCH', body: '{"pause":true}' });
-      assert.deepEqual([noAuth.status, await noAuth.text(), noAuth.headers.get('www-authenticate')], [401, 'no auth header received', 'Basic realm="Patroni"']);
-      const wrong = await fetch(`${base}/config`, { method: 'PATCH', body: '{"pause":true}', headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` } });
+      assert.deepEqual(
+        [noAuth.status, await noAuth.text(), noAuth.headers.get('www-authenticate')],
+        [401, 'no auth header received', 'Basic realm="Patroni"'],
+      );
+      const wrong = await fetch(`${base}/config`, {
+        method: 'PATCH',
+        body: '{"pause":true}',
+        headers: { authorization: `Basic ${Buffer.from('admin:nope').toString('base64')}` },
+      });
       assert.deepEqual([wrong.status, await wrong.text()], [401, 'not authenticated']);
       const authorization = `Basic ${Buffer.from('admin:s3cret').toString('base64')}`;
       const bad = await fetch(`${base}/config`, { method: 'PATCH', body: '{not json', headers: { authorization } });

@@ -10,12 +10,26 @@ import { pgState, primaryPg, view } from '../sim/builders.js';
 
 function snapshot(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
   return {
-    name: 'node1', scope: 'batman', version: '3.0.2', tags: {}, state: 'running', pg: primaryPg({ writeLsn: 83886080n }), view: view({ leaderName: 'node1' }),
-    isDcsReachable: true, dcsLastSeenEpochS: 1795370065, isLeaderWithLock: true, isPaused: false, task: { kind: 'idle' }, lastCycleAtMs: 1000, ttlMs: 30_000, lastReason: '',
+    name: 'node1',
+    scope: 'batman',
+    version: '3.0.2',
+    tags: {},
+    state: 'running',
+    pg: primaryPg({ writeLsn: 83886080n }),
+    view: view({ leaderName: 'node1' }),
+    isDcsReachable: true,
+    dcsLastSeenEpochS: 1795370065,
+    isLeaderWithLock: true,
+    isPaused: false,
+    task: { kind: 'idle' },
+    lastCycleAtMs: 1000,
+    ttlMs: 30_000,
+    lastReason: '',
     ...overrides,
   };
 }
-const replica = (overrides: Partial<AgentSnapshot> = {}): AgentSnapshot => snapshot({ name: 'node2', isLeaderWithLock: false, pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n }), ...overrides });
+const replica = (overrides: Partial<AgentSnapshot> = {}): AgentSnapshot =>
+  snapshot({ name: 'node2', isLeaderWithLock: false, pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n }), ...overrides });
 
 function status(path: string, snap: AgentSnapshot, method = 'GET'): number {
   const url = new URL(path, 'http://x');
@@ -54,9 +68,15 @@ describe('health checks', () => {
 
   it('answers /sync and /async from the DCS sync key', () => {
     const listed = replica({ view: view({ leaderName: 'node1', sync: { leader: 'node1', sync_standby: 'node2' } }) });
-    assert.deepEqual([status('/sync', listed), status('/synchronous', listed), status('/async', listed), status('/read-only-sync', listed)], [200, 200, 503, 200]);
+    assert.deepEqual(
+      [status('/sync', listed), status('/synchronous', listed), status('/async', listed), status('/read-only-sync', listed)],
+      [200, 200, 503, 200],
+    );
     const unlisted = replica();
-    assert.deepEqual([status('/sync', unlisted), status('/async', unlisted), status('/asynchronous', unlisted), status('/read-only-sync', unlisted)], [503, 200, 200, 503]);
+    assert.deepEqual(
+      [status('/sync', unlisted), status('/async', unlisted), status('/asynchronous', unlisted), status('/read-only-sync', unlisted)],
+      [503, 200, 200, 503],
+    );
     assert.equal(status('/async', replica({ isDcsReachable: false })), 503);
     assert.equal(status('/read-only-sync', snapshot()), 200);
   });
@@ -70,11 +90,20 @@ describe('health checks', () => {
 
   it('reports liveness from the age of the last HA cycle', () => {
     assert.equal(status('/liveness', snapshot({ lastCycleAtMs: 1000 })), 200);
-    assert.equal(handleRequest({ method: 'GET', path: '/liveness', query: new URLSearchParams() }, { snapshot: snapshot({ lastCycleAtMs: 0 }), nowMs: 60_000 }).status, 503);
+    assert.equal(
+      handleRequest(
+        { method: 'GET', path: '/liveness', query: new URLSearchParams() },
+        { snapshot: snapshot({ lastCycleAtMs: 0 }), nowMs: 60_000 },
+      ).status,
+      503,
+    );
   });
 
   it('parses lag units like Patroni', () => {
-    assert.deepEqual([parseLag('1048576'), parseLag('1024kB'), parseLag('10MB'), parseLag('1GB'), parseLag('x')], [1048576, 1048576, 10485760, 1073741824, undefined]);
+    assert.deepEqual(
+      [parseLag('1048576'), parseLag('1024kB'), parseLag('10MB'), parseLag('1GB'), parseLag('x')],
+      [1048576, 1048576, 10485760, 1073741824, undefined],
+    );
   });
 });
 
@@ -93,14 +122,30 @@ describe('status document', () => {
 
   it('serves /cluster from the DCS view', () => {
     const url = new URL('http://x/cluster');
-    const body = JSON.parse(handleRequest({ method: 'GET', path: url.pathname, query: url.searchParams }, { snapshot: snapshot(), nowMs: 0 }).body!) as { members: { name: string; role: string }[] };
-    assert.deepEqual(body.members.map((m) => [m.name, m.role]), [['node1', 'leader'], ['node2', 'replica'], ['node3', 'replica']]);
+    const body = JSON.parse(
+      handleRequest({ method: 'GET', path: url.pathname, query: url.searchParams }, { snapshot: snapshot(), nowMs: 0 }).body!,
+    ) as { members: { name: string; role: string }[] };
+    assert.deepEqual(
+      body.members.map((m) => [m.name, m.role]),
+      [
+        ['node1', 'leader'],
+        ['node2', 'replica'],
+        ['node3', 'replica'],
+      ],
+    );
   });
 });
 
 describe('API server', () => {
   it('survives a garbage request line and keeps serving', async () => {
-    const server = await startApiServer({ host: '127.0.0.1', port: 0, getSnapshot: () => snapshot(), nowMs: () => 2000, log: silentLog, extraHeaders: { 'x-frame-options': 'DENY' } });
+    const server = await startApiServer({
+      host: '127.0.0.1',
+      port: 0,
+      getSnapshot: () => snapshot(),
+      nowMs: () => 2000,
+      log: silentLog,
+      extraHeaders: { 'x-frame-options': 'DENY' },
+    });
     try {
       const reply = await new Promise<string>((resolve, reject) => {
         const socket = connect({ host: '127.0.0.1', port: server.port }, () => socket.write('\u0000\u0001 GARBAGE\r\n\r\n'));

@@ -18,7 +18,10 @@ describe('fault schedules', () => {
 
   it('replay process-fault seeds of earlier runs unchanged', () => {
     // Seed 11 with four faults is the short run of the test command; its schedule must not move when kinds are added.
-    assert.deepEqual(faultSchedule(11, 4, PROCESS_FAULT_KINDS).map((fault) => fault.kind), faultSchedule(11, 4, PROCESS_FAULT_KINDS.slice()).map((fault) => fault.kind));
+    assert.deepEqual(
+      faultSchedule(11, 4, PROCESS_FAULT_KINDS).map((fault) => fault.kind),
+      faultSchedule(11, 4, PROCESS_FAULT_KINDS.slice()).map((fault) => fault.kind),
+    );
     assert.deepEqual(PROCESS_FAULT_KINDS, FAULT_KINDS.slice(0, PROCESS_FAULT_KINDS.length));
   });
 
@@ -40,7 +43,15 @@ describe('the consistency checker', () => {
   });
 
   it('counts acknowledged writes missing on the leader and names divergent members', () => {
-    const report = checkRun([ack(1, 1, 5001, 1), ack(2, 2, 5001, 1), ack(3, 3, 5001, 1)], new Set([1, 3]), new Map([['node1', 'a'], ['node2', 'a'], ['node3', 'b']]));
+    const report = checkRun(
+      [ack(1, 1, 5001, 1), ack(2, 2, 5001, 1), ack(3, 3, 5001, 1)],
+      new Set([1, 3]),
+      new Map([
+        ['node1', 'a'],
+        ['node2', 'a'],
+        ['node3', 'b'],
+      ]),
+    );
     assert.deepEqual(report.lost, [2]);
     assert.deepEqual(report.divergentMembers, ['node3']);
     assert.equal(report.acknowledged, 3);
@@ -57,7 +68,22 @@ describe('asynchronous loss against maximum_lag_on_failover', () => {
   });
 
   it('is a violation in async mode only beyond the bound, and any loss in sync mode', () => {
-    const base = { seed: 1, faults: [], acknowledged: 10, lost: [7], dualWritable: 0, divergentMembers: [], converged: true, timelines: [1], writerErrors: 0, reads: { ok: 1, failed: 0 }, network: 'loopback', kinds: [], maximumLagOnFailover: 1000, reportPath: '' } as const;
+    const base = {
+      seed: 1,
+      faults: [],
+      acknowledged: 10,
+      lost: [7],
+      dualWritable: 0,
+      divergentMembers: [],
+      converged: true,
+      timelines: [1],
+      writerErrors: 0,
+      reads: { ok: 1, failed: 0 },
+      network: 'loopback',
+      kinds: [],
+      maximumLagOnFailover: 1000,
+      reportPath: '',
+    } as const;
     assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 900 }), false);
     assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 1001 }), true);
     assert.equal(isViolation({ ...base, isSync: true, lostWalBytes: 10 }), true);

@@ -10,7 +10,11 @@ const view = referenceView();
 
 async function run(...args: string[]): Promise<string> {
   const lines: string[] = [];
-  const program = buildProgram({ loadCluster: async () => ({ scope: 'bench', view }), version: '0.0.0-test', out: (text) => lines.push(text) });
+  const program = buildProgram({
+    loadCluster: async () => ({ scope: 'bench', view }),
+    version: '0.0.0-test',
+    out: (text) => lines.push(text),
+  });
   program.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
   await program.parseAsync(['node', 'pgwarden', '-c', '/dev/null', ...args]);
   return lines.join('\n');
@@ -20,7 +24,14 @@ describe('pgwarden CLI formats', () => {
   it('topology draws the tree by default and prints rows with --format json', async () => {
     assert.equal(await run('topology'), readFileSync(new URL('patronictl-topology.txt', fixtures), 'utf8').trimEnd());
     const rows = JSON.parse(await run('topology', '-f', 'json')) as { Member: string; Role: string }[];
-    assert.deepEqual(rows.map((row) => [row.Member, row.Role]), [['node1', 'Leader'], ['node2', 'Replica'], ['node3', 'Replica']]);
+    assert.deepEqual(
+      rows.map((row) => [row.Member, row.Role]),
+      [
+        ['node1', 'Leader'],
+        ['node2', 'Replica'],
+        ['node3', 'Replica'],
+      ],
+    );
   });
 
   it('show-config prints the same configuration as YAML and as JSON', async () => {
@@ -39,7 +50,10 @@ describe('pgwarden CLI formats', () => {
       const member = view.members.find((candidate) => candidate.name === name)!;
       const conn = new URL(member.conn_url);
       const api = new URL(member.api_url);
-      assert.ok(config.includes(`server ${name} ${conn.hostname}:${conn.port} check port ${api.port}`), `${name} is checked on its REST API port`);
+      assert.ok(
+        config.includes(`server ${name} ${conn.hostname}:${conn.port} check port ${api.port}`),
+        `${name} is checked on its REST API port`,
+      );
     }
     await assert.rejects(run('haproxy-config', '--primary-port', '70000'), /--primary-port expects a port number/);
   });

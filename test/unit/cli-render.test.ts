@@ -22,7 +22,16 @@ describe('member table', () => {
 
   it('builds the /cluster document like Patroni', () => {
     const summary = summarizeCluster(view);
-    assert.deepEqual(summary.members[1], { name: 'node2', role: 'replica', state: 'running', api_url: 'http://127.0.0.1:28009/patroni', host: '127.0.0.1', port: 25433, timeline: 1, lag: 16777216 });
+    assert.deepEqual(summary.members[1], {
+      name: 'node2',
+      role: 'replica',
+      state: 'running',
+      api_url: 'http://127.0.0.1:28009/patroni',
+      host: '127.0.0.1',
+      port: 25433,
+      timeline: 1,
+      lag: 16777216,
+    });
     assert.equal(summary.members[0]?.lag, undefined);
   });
 
@@ -36,10 +45,27 @@ describe('member table', () => {
   });
 
   it('renders history as patronictl does, in every format', () => {
-    const withHistory = { ...view, history: [[1, 83886240, 'no recovery target specified', '2026-11-22T17:56:01.123456+00:00', 'node2'] as const] };
-    assert.equal(historyTable(withHistory).split('\n')[1], '| TL |      LSN | Reason                       | Timestamp                        | New Leader |');
-    assert.deepEqual(JSON.parse(historyTable(withHistory, 'json')), [{ TL: 1, LSN: 83886240, Reason: 'no recovery target specified', Timestamp: '2026-11-22T17:56:01.123456+00:00', 'New Leader': 'node2' }]);
-    assert.equal(historyTable(withHistory, 'tsv').split('\n')[1], '1\t83886240\tno recovery target specified\t2026-11-22T17:56:01.123456+00:00\tnode2');
+    const withHistory = {
+      ...view,
+      history: [[1, 83886240, 'no recovery target specified', '2026-11-22T17:56:01.123456+00:00', 'node2'] as const],
+    };
+    assert.equal(
+      historyTable(withHistory).split('\n')[1],
+      '| TL |      LSN | Reason                       | Timestamp                        | New Leader |',
+    );
+    assert.deepEqual(JSON.parse(historyTable(withHistory, 'json')), [
+      {
+        TL: 1,
+        LSN: 83886240,
+        Reason: 'no recovery target specified',
+        Timestamp: '2026-11-22T17:56:01.123456+00:00',
+        'New Leader': 'node2',
+      },
+    ]);
+    assert.equal(
+      historyTable(withHistory, 'tsv').split('\n')[1],
+      '1\t83886240\tno recovery target specified\t2026-11-22T17:56:01.123456+00:00\tnode2',
+    );
   });
 
   it('shows the maintenance footer when paused', () => {

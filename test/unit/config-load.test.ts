@@ -35,7 +35,13 @@ describe('config', () => {
   });
 
   it('accepts the etcd: section and a host list', () => {
-    const { config } = parseConfig(patroniYaml.replace('etcd3:\n  hosts: 127.0.0.1:23790,127.0.0.1:23791,127.0.0.1:23792', 'etcd:\n  hosts:\n  - 10.0.0.1:2379\n  - 10.0.0.2:2379'), 'x.yml');
+    const { config } = parseConfig(
+      patroniYaml.replace(
+        'etcd3:\n  hosts: 127.0.0.1:23790,127.0.0.1:23791,127.0.0.1:23792',
+        'etcd:\n  hosts:\n  - 10.0.0.1:2379\n  - 10.0.0.2:2379',
+      ),
+      'x.yml',
+    );
     assert.deepEqual(config.etcd.hosts, ['10.0.0.1:2379', '10.0.0.2:2379']);
   });
 
@@ -55,12 +61,23 @@ describe('config', () => {
   });
 
   it('warns about unknown keys instead of failing', () => {
-    const { warnings } = parseConfig(patroniYaml.replace('scope: bench', 'scope: bench\nfrobnicate: 1').replace('  connect_address: 127.0.0.1:28008', '  connect_address: 127.0.0.1:28008\n  colour: blue'), 'x.yml');
-    assert.deepEqual(warnings.map((warning) => warning.split(' ')[3]), ['frobnicate', 'restapi.colour']);
+    const { warnings } = parseConfig(
+      patroniYaml
+        .replace('scope: bench', 'scope: bench\nfrobnicate: 1')
+        .replace('  connect_address: 127.0.0.1:28008', '  connect_address: 127.0.0.1:28008\n  colour: blue'),
+      'x.yml',
+    );
+    assert.deepEqual(
+      warnings.map((warning) => warning.split(' ')[3]),
+      ['frobnicate', 'restapi.colour'],
+    );
   });
 
   it('reports YAML syntax errors with the position and a missing file with its path', () => {
     assert.match(problems('scope: [unclosed\nname: x'), /line \d+, column \d+/);
-    assert.throws(() => loadConfig('/nonexistent/pgwarden.yml'), (error: unknown) => isPgwardenError(error, 'PGW_CONFIG_UNREADABLE') && error.message.includes('/nonexistent/pgwarden.yml'));
+    assert.throws(
+      () => loadConfig('/nonexistent/pgwarden.yml'),
+      (error: unknown) => isPgwardenError(error, 'PGW_CONFIG_UNREADABLE') && error.message.includes('/nonexistent/pgwarden.yml'),
+    );
   });
 });

@@ -11,23 +11,48 @@ describe('manual commands', () => {
     const obs = observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, command: { id: 1, kind: 'restart' } });
     const first = decide(obs, freshMemory());
     assert.deepEqual(first.actions, [{ kind: 'renewLeader' }, { kind: 'restart', asPrimary: true, upstream: undefined }]);
-    assert.equal(decide(obs, first.memory).actions.some((action) => action.kind === 'restart'), false);
+    assert.equal(
+      decide(obs, first.memory).actions.some((action) => action.kind === 'restart'),
+      false,
+    );
   });
 
   it('refuses to restart a primary whose lock is not valid', () => {
-    const decision = decide(observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({ leaderName: 'node1' }) }, command: { id: 1, kind: 'restart' }, nowMs: NOW + 40_000 }), freshMemory());
-    assert.equal(decision.actions.some((action) => action.kind === 'restart'), false);
+    const decision = decide(
+      observe({
+        pg: primaryPg(),
+        lock: { lastRenewSentAtMs: NOW - 1000 },
+        dcs: { kind: 'ok', view: view({ leaderName: 'node1' }) },
+        command: { id: 1, kind: 'restart' },
+        nowMs: NOW + 40_000,
+      }),
+      freshMemory(),
+    );
+    assert.equal(
+      decision.actions.some((action) => action.kind === 'restart'),
+      false,
+    );
   });
 
   it('restarts a replica following its leader, and reinitializes it from the leader', () => {
-    assert.deepEqual(decide(observe({ name: 'node2', command: { id: 7, kind: 'restart' } }), freshMemory()).actions, [{ kind: 'restart', asPrimary: false, upstream: 'node1' }]);
-    assert.deepEqual(decide(observe({ name: 'node2', command: { id: 8, kind: 'reinitialize' } }), freshMemory()).actions, [{ kind: 'reinitialize', from: 'node1' }]);
+    assert.deepEqual(decide(observe({ name: 'node2', command: { id: 7, kind: 'restart' } }), freshMemory()).actions, [
+      { kind: 'restart', asPrimary: false, upstream: 'node1' },
+    ]);
+    assert.deepEqual(decide(observe({ name: 'node2', command: { id: 8, kind: 'reinitialize' } }), freshMemory()).actions, [
+      { kind: 'reinitialize', from: 'node1' },
+    ]);
   });
 
   it('never reinitializes the leader or a member of a leaderless cluster', () => {
-    const leader = decide(observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, command: { id: 1, kind: 'reinitialize' } }), freshMemory());
+    const leader = decide(
+      observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, command: { id: 1, kind: 'reinitialize' } }),
+      freshMemory(),
+    );
     assert.equal(leader.reason, 'I am the leader, can not reinitialize');
-    const leaderless = decide(observe({ name: 'node2', pg: pgState(), dcs: { kind: 'ok', view: view({}) }, command: { id: 1, kind: 'reinitialize' } }), freshMemory());
+    const leaderless = decide(
+      observe({ name: 'node2', pg: pgState(), dcs: { kind: 'ok', view: view({}) }, command: { id: 1, kind: 'reinitialize' } }),
+      freshMemory(),
+    );
     assert.equal(leaderless.reason, 'cluster has no leader, can not reinitialize');
   });
 

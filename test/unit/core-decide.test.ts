@@ -9,36 +9,73 @@ const NOW = 100_000;
 
 describe('bootstrap', () => {
   it('races for initialize, the lock and initdb on an empty cluster', () => {
-    const decision = decide(observe({ pg: pgState({ dataDir: 'missing', isRunning: false }), dcs: { kind: 'ok', view: view({ initialize: undefined, members: [] }) } }), freshMemory());
+    const decision = decide(
+      observe({
+        pg: pgState({ dataDir: 'missing', isRunning: false }),
+        dcs: { kind: 'ok', view: view({ initialize: undefined, members: [] }) },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(decision.actions), ['initializeCluster', 'acquireLeader', 'bootstrap']);
     assert.equal(decision.reason, 'trying to bootstrap a new cluster');
   });
 
   it('waits instead of racing when another member is bootstrapping', () => {
-    const decision = decide(observe({ name: 'node2', pg: pgState({ dataDir: 'empty', isRunning: false }), dcs: { kind: 'ok', view: view({ initialize: '', members: [] }) } }), freshMemory());
+    const decision = decide(
+      observe({
+        name: 'node2',
+        pg: pgState({ dataDir: 'empty', isRunning: false }),
+        dcs: { kind: 'ok', view: view({ initialize: '', members: [] }) },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(decision.actions, []);
     assert.equal(decision.reason, 'waiting for leader to bootstrap');
   });
 
   it('clones from the leader, or from a running clonefrom member', () => {
-    const obs = observe({ name: 'node3', pg: pgState({ dataDir: 'missing', isRunning: false }), dcs: { kind: 'ok', view: view({ leaderName: 'node1' }) } });
+    const obs = observe({
+      name: 'node3',
+      pg: pgState({ dataDir: 'missing', isRunning: false }),
+      dcs: { kind: 'ok', view: view({ leaderName: 'node1' }) },
+    });
     assert.deepEqual(decide(obs, freshMemory()).actions, [{ kind: 'basebackup', from: 'node1' }]);
-    const withClone = observe({ ...obs, dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1'), member('node2', { tags: { clonefrom: true } })] }) } });
+    const withClone = observe({
+      ...obs,
+      dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1'), member('node2', { tags: { clonefrom: true } })] }) },
+    });
     assert.deepEqual(decide(withClone, freshMemory()).actions, [{ kind: 'basebackup', from: 'node2' }]);
   });
 
   it('never bootstraps a nofailover member', () => {
-    const decision = decide(observe({ self: { name: 'node1', tags: { nofailover: true }, canBootstrap: true }, pg: pgState({ dataDir: 'missing', isRunning: false }), dcs: { kind: 'ok', view: view({ initialize: undefined, members: [] }) } }), freshMemory());
+    const decision = decide(
+      observe({
+        self: { name: 'node1', tags: { nofailover: true }, canBootstrap: true },
+        pg: pgState({ dataDir: 'missing', isRunning: false }),
+        dcs: { kind: 'ok', view: view({ initialize: undefined, members: [] }) },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(decision.actions, []);
   });
 
   it('publishes the system identifier after initdb, as the leader', () => {
-    const decision = decide(observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({ leaderName: 'node1', initialize: '', config: undefined }) } }), freshMemory());
+    const decision = decide(
+      observe({
+        pg: primaryPg(),
+        lock: { lastRenewSentAtMs: NOW - 1000 },
+        dcs: { kind: 'ok', view: view({ leaderName: 'node1', initialize: '', config: undefined }) },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(decision.actions).slice(0, 3), ['renewLeader', 'publishInitialize', 'writeBootstrapConfig']);
   });
 
   it('aborts a failed bootstrap exactly once', () => {
-    const obs = observe({ pg: pgState({ dataDir: 'empty', isRunning: false }), task: { kind: 'done', name: 'bootstrap', isOk: false, error: 'initdb failed', endedAtMs: NOW - 10 } });
+    const obs = observe({
+      pg: pgState({ dataDir: 'empty', isRunning: false }),
+      task: { kind: 'done', name: 'bootstrap', isOk: false, error: 'initdb failed', endedAtMs: NOW - 10 },
+    });
     const first = decide(obs, freshMemory());
     assert.deepEqual(kinds(first.actions), ['abortBootstrap']);
     const second = decide(obs, first.memory);
@@ -52,7 +89,15 @@ describe('the leader with the lock', () => {
   it('renews, publishes status and slots', () => {
     const decision = decide(leaderObs, freshMemory());
     assert.deepEqual(kinds(decision.actions), ['renewLeader', 'publishStatus', 'manageSlots']);
-    assert.deepEqual(decision.actions[2], { kind: 'manageSlots', wanted: [{ name: 'node2', type: 'physical' }, { name: 'node3', type: 'physical' }], ignore: [], advanceTo: {} });
+    assert.deepEqual(decision.actions[2], {
+      kind: 'manageSlots',
+      wanted: [
+        { name: 'node2', type: 'physical' },
+        { name: 'node3', type: 'physical' },
+      ],
+      ignore: [],
+      advanceTo: {},
+    });
     assert.equal(decision.reason, 'no action. I am (node1), the leader with the lock');
   });
 
@@ -62,32 +107,58 @@ describe('the leader with the lock', () => {
   });
 
   it('restarts a crashed primary at once, without failover', () => {
-    const decision = decide(observe({ pg: primaryPg({ isRunning: false, crashedAtMs: NOW - 5, controlState: 'in production' }), lock: { lastRenewSentAtMs: NOW - 2000 } }), freshMemory());
+    const decision = decide(
+      observe({
+        pg: primaryPg({ isRunning: false, crashedAtMs: NOW - 5, controlState: 'in production' }),
+        lock: { lastRenewSentAtMs: NOW - 2000 },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(decision.actions), ['renewLeader', 'startPrimary']);
     assert.equal(decision.wakeAfterMs, 0);
   });
 
   it('promotes a replica that holds the lock with enough time left, and records history on the new timeline', () => {
-    const obs = observe({ name: 'node2', pg: pgState({ receivedLsn: 7000n, replayedLsn: 6000n }), lock: { lastRenewSentAtMs: NOW - 100 }, dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } });
+    const obs = observe({
+      name: 'node2',
+      pg: pgState({ receivedLsn: 7000n, replayedLsn: 6000n }),
+      lock: { lastRenewSentAtMs: NOW - 100 },
+      dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) },
+    });
     const promoted = decide(obs, freshMemory());
     assert.deepEqual(kinds(promoted.actions), ['renewLeader', 'promote']);
     assert.equal(promoted.reason, 'promoted self to leader by acquiring session lock');
     const after = decide(observe({ ...obs, pg: primaryPg({ timeline: 2, writeLsn: 7100n }) }), promoted.memory);
     const history = after.actions.find((action) => action.kind === 'writeHistory');
-    assert.deepEqual(history, { kind: 'writeHistory', entry: [1, 7000, 'no recovery target specified', '2026-11-24T00:00:00.000Z', 'node2'] });
+    assert.deepEqual(history, {
+      kind: 'writeHistory',
+      entry: [1, 7000, 'no recovery target specified', '2026-11-24T00:00:00.000Z', 'node2'],
+    });
     const later = decide(observe({ ...obs, pg: primaryPg({ timeline: 2, writeLsn: 7200n }) }), after.memory);
-    assert.equal(later.actions.some((action) => action.kind === 'writeHistory'), false, 'history is written once');
+    assert.equal(
+      later.actions.some((action) => action.kind === 'writeHistory'),
+      false,
+      'history is written once',
+    );
   });
 
   it('renews before promoting when the lock is close to its deadline', () => {
-    const obs = observe({ name: 'node2', pg: pgState(), lock: { lastRenewSentAtMs: NOW - 20_000 }, dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } });
+    const obs = observe({
+      name: 'node2',
+      pg: pgState(),
+      lock: { lastRenewSentAtMs: NOW - 20_000 },
+      dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) },
+    });
     assert.deepEqual(kinds(decide(obs, freshMemory()).actions), ['renewLeader']);
   });
 });
 
 describe('primary safety', () => {
   it('demotes immediately when another member holds the lock', () => {
-    const decision = decide(observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } }), freshMemory());
+    const decision = decide(
+      observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } }),
+      freshMemory(),
+    );
     assert.deepEqual(decision.actions, [{ kind: 'demote', mode: 'immediate-nolock' }]);
   });
 
@@ -99,20 +170,47 @@ describe('primary safety', () => {
 
   it('keeps the primary while the DCS is briefly unreachable, demotes after retry_timeout', () => {
     const lastRenew = NOW - 1000;
-    const brief = decide(observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: lastRenew }, dcs: { kind: 'unreachable', sinceMs: NOW - 2000, lastView: undefined } }), freshMemory());
-    assert.equal(brief.actions.some((action) => action.kind === 'demote'), false);
-    const long = decide(observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: lastRenew }, dcs: { kind: 'unreachable', sinceMs: NOW - TIMING.retryTimeoutMs, lastView: undefined } }), freshMemory());
+    const brief = decide(
+      observe({
+        pg: primaryPg(),
+        lock: { lastRenewSentAtMs: lastRenew },
+        dcs: { kind: 'unreachable', sinceMs: NOW - 2000, lastView: undefined },
+      }),
+      freshMemory(),
+    );
+    assert.equal(
+      brief.actions.some((action) => action.kind === 'demote'),
+      false,
+    );
+    const long = decide(
+      observe({
+        pg: primaryPg(),
+        lock: { lastRenewSentAtMs: lastRenew },
+        dcs: { kind: 'unreachable', sinceMs: NOW - TIMING.retryTimeoutMs, lastView: undefined },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(long.actions, [{ kind: 'demote', mode: 'offline' }]);
     assert.equal(long.reason, 'demoting self because DCS is not accessible and I was a leader');
   });
 
   it('re-takes a vanished key for a running primary instead of running without it', () => {
-    const decision = decide(observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({}) } }), freshMemory());
+    const decision = decide(
+      observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({}) } }),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(decision.actions), ['acquireLeader']);
   });
 
   it('a lock-less member starting or promoting as leader is stopped', () => {
-    const decision = decide(observe({ pg: pgState({ isRunning: false }), task: { kind: 'running', name: 'promote', startedAtMs: NOW - 10 }, lock: { lastRenewSentAtMs: NOW - TIMING.ttlMs } }), freshMemory());
+    const decision = decide(
+      observe({
+        pg: pgState({ isRunning: false }),
+        task: { kind: 'running', name: 'promote', startedAtMs: NOW - 10 },
+        lock: { lastRenewSentAtMs: NOW - TIMING.ttlMs },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(decision.actions, [{ kind: 'demote', mode: 'immediate-nolock' }]);
   });
 });
@@ -121,35 +219,81 @@ describe('replicas', () => {
   it('follows the leader quietly while streaming', () => {
     const decision = decide(observe({ name: 'node2' }), freshMemory());
     // Only slot upkeep: copies for the other members, the leader's advanced to its published position.
-    assert.deepEqual(decision.actions, [{ kind: 'manageSlots', wanted: [{ name: 'node1', type: 'physical' }, { name: 'node3', type: 'physical' }], ignore: [], advanceTo: { node1: 1000 } }]);
+    assert.deepEqual(decision.actions, [
+      {
+        kind: 'manageSlots',
+        wanted: [
+          { name: 'node1', type: 'physical' },
+          { name: 'node3', type: 'physical' },
+        ],
+        ignore: [],
+        advanceTo: { node1: 1000 },
+      },
+    ]);
     assert.equal(decision.reason, 'no action. I am (node2), a secondary, and following a leader (node1)');
   });
 
   it('rewinds a replica stuck on a timeline the leader never had (a short-lived promotion elsewhere)', () => {
-    const obs = observe({ name: 'node3', pg: pgState({ timeline: 4, isStreaming: false, upstream: 'node1' }), dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1', { timeline: 3, role: 'primary' }), member('node2'), member('node3')] }) } });
+    const obs = observe({
+      name: 'node3',
+      pg: pgState({ timeline: 4, isStreaming: false, upstream: 'node1' }),
+      dcs: {
+        kind: 'ok',
+        view: view({ leaderName: 'node1', members: [member('node1', { timeline: 3, role: 'primary' }), member('node2'), member('node3')] }),
+      },
+    });
     const first = decide(obs, freshMemory());
     assert.deepEqual(first.actions, []);
     const later = decide({ ...obs, nowMs: NOW + 31_000 }, first.memory);
     assert.deepEqual(later.actions, [{ kind: 'rewind', from: 'node1' }]);
   });
 
-  it('re-clones a replica whose history for the leader\'s timeline number differs (a promotion cut short)', () => {
-    const obs = observe({ name: 'node3', pg: pgState({ timeline: 2, isStreaming: false, upstream: 'node1', isHistoryDivergent: true }), dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1', { timeline: 2, role: 'primary' }), member('node2'), member('node3')] }) } });
+  it("re-clones a replica whose history for the leader's timeline number differs (a promotion cut short)", () => {
+    const obs = observe({
+      name: 'node3',
+      pg: pgState({ timeline: 2, isStreaming: false, upstream: 'node1', isHistoryDivergent: true }),
+      dcs: {
+        kind: 'ok',
+        view: view({ leaderName: 'node1', members: [member('node1', { timeline: 2, role: 'primary' }), member('node2'), member('node3')] }),
+      },
+    });
     const decision = decide(obs, freshMemory());
     assert.deepEqual(decision.actions, [{ kind: 'reinitialize', from: 'node1' }]);
     assert.match(decision.reason, /history differs/);
     assert.deepEqual(decide({ ...obs, pg: { ...obs.pg, isHistoryDivergent: false } }, freshMemory()).actions, []);
   });
 
-  it('re-clones a replica that cannot replay WAL it received on the leader\'s timeline (found by chaos seed 100, async), never while the leader is unreachable', () => {
-    const stuck = pgState({ timeline: 2, isStreaming: false, upstream: 'node1', isHistoryDivergent: false, receivedLsn: 0x405dae0n, replayedLsn: 0x404db30n });
-    const obs = observe({ name: 'node3', pg: stuck, dcs: { kind: 'ok', view: view({ leaderName: 'node1', members: [member('node1', { timeline: 2, role: 'primary' }), member('node2'), member('node3')] }) } });
+  it("re-clones a replica that cannot replay WAL it received on the leader's timeline (found by chaos seed 100, async), never while the leader is unreachable", () => {
+    const stuck = pgState({
+      timeline: 2,
+      isStreaming: false,
+      upstream: 'node1',
+      isHistoryDivergent: false,
+      receivedLsn: 0x405dae0n,
+      replayedLsn: 0x404db30n,
+    });
+    const obs = observe({
+      name: 'node3',
+      pg: stuck,
+      dcs: {
+        kind: 'ok',
+        view: view({ leaderName: 'node1', members: [member('node1', { timeline: 2, role: 'primary' }), member('node2'), member('node3')] }),
+      },
+    });
     const since = { ...freshMemory(), notStreamingSinceMs: obs.nowMs - 31_000 };
     assert.deepEqual(decide(obs, since).actions, [{ kind: 'reinitialize', from: 'node1' }]);
     assert.match(decide(obs, since).reason, /cannot replay WAL it received/);
     assert.deepEqual(decide(obs, { ...freshMemory(), notStreamingSinceMs: obs.nowMs - 10_000 }).actions, [], 'not before the limit');
-    assert.deepEqual(decide({ ...obs, pg: { ...stuck, isHistoryDivergent: undefined } }, since).actions, [], 'not when the leader could not be read');
-    assert.deepEqual(decide({ ...obs, pg: { ...stuck, replayedLsn: 0x405dae0n } }, since).actions, [], 'not when everything received was replayed (merely disconnected)');
+    assert.deepEqual(
+      decide({ ...obs, pg: { ...stuck, isHistoryDivergent: undefined } }, since).actions,
+      [],
+      'not when the leader could not be read',
+    );
+    assert.deepEqual(
+      decide({ ...obs, pg: { ...stuck, replayedLsn: 0x405dae0n } }, since).actions,
+      [],
+      'not when everything received was replayed (merely disconnected)',
+    );
   });
 
   it('re-clones a stopped replica once pg_rewind failed for this leader instead of starting it to wait forever', () => {
@@ -169,23 +313,49 @@ describe('replicas', () => {
   });
 
   it('rewinds a stopped former primary before it follows; re-clones once rewind failed', () => {
-    const obs = observe({ name: 'node1', pg: primaryPg({ isRunning: false, controlState: 'in production' }), dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } });
+    const obs = observe({
+      name: 'node1',
+      pg: primaryPg({ isRunning: false, controlState: 'in production' }),
+      dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) },
+    });
     assert.deepEqual(decide(obs, freshMemory()).actions, [{ kind: 'rewind', from: 'node2' }]);
-    const failed = decide(observe({ ...obs, task: { kind: 'done', name: 'rewind', isOk: false, error: 'pg_rewind failed', endedAtMs: NOW - 1 } }), freshMemory());
+    const failed = decide(
+      observe({ ...obs, task: { kind: 'done', name: 'rewind', isOk: false, error: 'pg_rewind failed', endedAtMs: NOW - 1 } }),
+      freshMemory(),
+    );
     const retry = decide(observe({ ...obs, nowMs: NOW + TIMING.loopWaitMs + 1 }), failed.memory);
     assert.deepEqual(retry.actions, [{ kind: 'reinitialize', from: 'node2' }]);
   });
 
   it('starts a stopped replica following the leader', () => {
-    const decision = decide(observe({ name: 'node3', pg: pgState({ isRunning: false, controlState: 'shut down in recovery' }) }), freshMemory());
+    const decision = decide(
+      observe({ name: 'node3', pg: pgState({ isRunning: false, controlState: 'shut down in recovery' }) }),
+      freshMemory(),
+    );
     assert.deepEqual(decision.actions, [{ kind: 'startReplica', upstream: 'node1' }]);
   });
 
   it('removes the lock of a leader whose API and PostgreSQL both refuse connections', () => {
     const v = view({ leaderName: 'node1' });
-    const decision = decide(observe({ name: 'node2', pg: pgState({ isStreaming: false }), dcs: { kind: 'ok', view: v }, leaderProbe: { leader: v.leader!, isApiRefused: true, isPgRefused: true } }), freshMemory());
+    const decision = decide(
+      observe({
+        name: 'node2',
+        pg: pgState({ isStreaming: false }),
+        dcs: { kind: 'ok', view: v },
+        leaderProbe: { leader: v.leader!, isApiRefused: true, isPgRefused: true },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(decision.actions, [{ kind: 'deleteStaleLeader', leader: v.leader }]);
-    const onlyPg = decide(observe({ name: 'node2', pg: pgState({ isStreaming: false }), dcs: { kind: 'ok', view: v }, leaderProbe: { leader: v.leader!, isApiRefused: false, isPgRefused: true } }), freshMemory());
+    const onlyPg = decide(
+      observe({
+        name: 'node2',
+        pg: pgState({ isStreaming: false }),
+        dcs: { kind: 'ok', view: v },
+        leaderProbe: { leader: v.leader!, isApiRefused: false, isPgRefused: true },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(onlyPg.actions, [], 'a live agent restarts its postmaster: no failover');
   });
 });
@@ -194,7 +364,15 @@ describe('leader race', () => {
   const noLeader = view({});
 
   it('acquires the lock as the healthiest member', () => {
-    const decision = decide(observe({ name: 'node2', pg: pgState({ receivedLsn: 2000n, replayedLsn: 2000n }), dcs: { kind: 'ok', view: noLeader }, peers: [{ name: 'node3', isReachable: true, role: 'replica', isRunning: true, walPosition: 1500n, timeline: 1, tags: {} }] }), freshMemory());
+    const decision = decide(
+      observe({
+        name: 'node2',
+        pg: pgState({ receivedLsn: 2000n, replayedLsn: 2000n }),
+        dcs: { kind: 'ok', view: noLeader },
+        peers: [{ name: 'node3', isReachable: true, role: 'replica', isRunning: true, walPosition: 1500n, timeline: 1, tags: {} }],
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(decision.actions), ['acquireLeader']);
     assert.equal(decision.wakeAfterMs, 0);
   });
@@ -203,29 +381,70 @@ describe('leader race', () => {
     const base = { name: 'node2', pg: pgState({ receivedLsn: 2000n, replayedLsn: 2000n }), dcs: { kind: 'ok' as const, view: noLeader } };
     const peer = { name: 'node3', isReachable: true, role: 'replica' as const, isRunning: true, timeline: 1, tags: {} };
     assert.deepEqual(decide(observe({ ...base, peers: [{ ...peer, walPosition: 2001n }] }), freshMemory()).actions, []);
-    assert.deepEqual(decide(observe({ ...base, peers: [{ ...peer, walPosition: 2000n, tags: { failover_priority: 2 } }] }), freshMemory()).actions, []);
-    assert.deepEqual(kinds(decide(observe({ ...base, peers: [{ ...peer, walPosition: 2000n }] }), freshMemory()).actions), ['acquireLeader'], 'node2 < node3');
-    assert.deepEqual(decide(observe({ ...base, name: 'node3', peers: [{ ...peer, name: 'node2', walPosition: 2000n }] }), freshMemory()).actions, []);
+    assert.deepEqual(
+      decide(observe({ ...base, peers: [{ ...peer, walPosition: 2000n, tags: { failover_priority: 2 } }] }), freshMemory()).actions,
+      [],
+    );
+    assert.deepEqual(
+      kinds(decide(observe({ ...base, peers: [{ ...peer, walPosition: 2000n }] }), freshMemory()).actions),
+      ['acquireLeader'],
+      'node2 < node3',
+    );
+    assert.deepEqual(
+      decide(observe({ ...base, name: 'node3', peers: [{ ...peer, name: 'node2', walPosition: 2000n }] }), freshMemory()).actions,
+      [],
+    );
   });
 
   it('ignores unreachable and nofailover peers', () => {
     const peers = [
       { name: 'node1', isReachable: false, role: undefined, isRunning: false, walPosition: undefined, timeline: undefined, tags: {} },
-      { name: 'node3', isReachable: true, role: 'replica' as const, isRunning: true, walPosition: 9999n, timeline: 1, tags: { nofailover: true } },
+      {
+        name: 'node3',
+        isReachable: true,
+        role: 'replica' as const,
+        isRunning: true,
+        walPosition: 9999n,
+        timeline: 1,
+        tags: { nofailover: true },
+      },
     ];
-    assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader }, peers }), freshMemory()).actions), ['acquireLeader']);
+    assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader }, peers }), freshMemory()).actions), [
+      'acquireLeader',
+    ]);
   });
 
   it('does not race when lagging beyond maximum_lag_on_failover, or when nofailover', () => {
-    const lagging = decide(observe({ name: 'node2', pg: pgState({ receivedLsn: 100n, replayedLsn: 100n }), dcs: { kind: 'ok', view: view({ optime: 100 + 2 * 1048576 }) } }), freshMemory());
+    const lagging = decide(
+      observe({
+        name: 'node2',
+        pg: pgState({ receivedLsn: 100n, replayedLsn: 100n }),
+        dcs: { kind: 'ok', view: view({ optime: 100 + 2 * 1048576 }) },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(lagging.actions, []);
     assert.match(lagging.reason, /maximum_lag_on_failover/);
-    const nofailover = decide(observe({ name: 'node2', self: { name: 'node2', tags: { nofailover: true }, canBootstrap: true }, dcs: { kind: 'ok', view: noLeader } }), freshMemory());
+    const nofailover = decide(
+      observe({
+        name: 'node2',
+        self: { name: 'node2', tags: { nofailover: true }, canBootstrap: true },
+        dcs: { kind: 'ok', view: noLeader },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(nofailover.actions, []);
   });
 
   it('does not race while a peer still runs as primary', () => {
-    const decision = decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader }, peers: [{ name: 'node1', isReachable: true, role: 'primary', isRunning: true, walPosition: 1n, timeline: 1, tags: {} }] }), freshMemory());
+    const decision = decide(
+      observe({
+        name: 'node2',
+        dcs: { kind: 'ok', view: noLeader },
+        peers: [{ name: 'node1', isReachable: true, role: 'primary', isRunning: true, walPosition: 1n, timeline: 1, tags: {} }],
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(decision.actions, []);
   });
 });
@@ -252,7 +471,14 @@ describe('scripted: the leader loses the DCS', () => {
       const isDown = now >= etcdDownAt;
       if (isDown && downSince === undefined) downSince = now;
       const decision = decide(
-        observe({ nowMs: now, pg: primaryPg(), lock: { lastRenewSentAtMs: lastRenew }, dcs: isDown ? { kind: 'unreachable', sinceMs: downSince!, lastView: undefined } : { kind: 'ok', view: view({ leaderName: 'node1' }) } }),
+        observe({
+          nowMs: now,
+          pg: primaryPg(),
+          lock: { lastRenewSentAtMs: lastRenew },
+          dcs: isDown
+            ? { kind: 'unreachable', sinceMs: downSince!, lastView: undefined }
+            : { kind: 'ok', view: view({ leaderName: 'node1' }) },
+        }),
         mem,
       );
       mem = decision.memory;
@@ -261,7 +487,10 @@ describe('scripted: the leader loses the DCS', () => {
       now += Math.max(1, decision.wakeAfterMs);
     }
     assert.ok(demotedAt !== undefined, 'the primary demoted');
-    assert.ok(demotedAt < lockDeadlineMs(lastRenew, TIMING.ttlMs), `demoted at ${demotedAt} before the deadline ${lockDeadlineMs(lastRenew, TIMING.ttlMs)}`);
+    assert.ok(
+      demotedAt < lockDeadlineMs(lastRenew, TIMING.ttlMs),
+      `demoted at ${demotedAt} before the deadline ${lockDeadlineMs(lastRenew, TIMING.ttlMs)}`,
+    );
     assert.ok(demotedAt - downSince! <= TIMING.retryTimeoutMs + 500, 'within retry_timeout of noticing the outage');
   });
 });

@@ -8,7 +8,11 @@ import { freshMemory, kinds, member, observe, pgState, primaryPg, view } from '.
 
 const NOW = 100_000;
 const leaderObs = (failover: FailoverIntent | undefined, members = [member('node1'), member('node2'), member('node3')]) =>
-  observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: { kind: 'ok', view: view({ leaderName: 'node1', failover, members }) } });
+  observe({
+    pg: primaryPg(),
+    lock: { lastRenewSentAtMs: NOW - 1000 },
+    dcs: { kind: 'ok', view: view({ leaderName: 'node1', failover, members }) },
+  });
 
 describe('switchover on the leader', () => {
   it('demotes gracefully for a switchover to a running candidate', () => {
@@ -18,21 +22,36 @@ describe('switchover on the leader', () => {
   });
 
   it('drops a request naming a stopped or nofailover candidate, or itself, and stays leader', () => {
-    const stopped = decide(leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { state: 'stopped' })]), freshMemory());
+    const stopped = decide(
+      leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { state: 'stopped' })]),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(stopped.actions), ['renewLeader', 'clearFailover']);
-    const nofailover = decide(leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { tags: { nofailover: true } })]), freshMemory());
+    const nofailover = decide(
+      leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { tags: { nofailover: true } })]),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(nofailover.actions), ['renewLeader', 'clearFailover']);
-    assert.deepEqual(kinds(decide(leaderObs({ leader: 'node1', member: 'node1' }), freshMemory()).actions), ['renewLeader', 'clearFailover']);
+    assert.deepEqual(kinds(decide(leaderObs({ leader: 'node1', member: 'node1' }), freshMemory()).actions), [
+      'renewLeader',
+      'clearFailover',
+    ]);
   });
 
   it('does not judge lag from member keys (they may be a loop old): the API checked it live', () => {
-    const stale = decide(leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { xlog_location: 0 })]), freshMemory());
+    const stale = decide(
+      leaderObs({ leader: 'node1', member: 'node2' }, [member('node1'), member('node2', { xlog_location: 0 })]),
+      freshMemory(),
+    );
     assert.deepEqual(stale.actions, [{ kind: 'demote', mode: 'graceful' }]);
   });
 
   it('waits for a scheduled switchover, and acts once it is due', () => {
     const early = decide(leaderObs({ leader: 'node1', member: 'node2', scheduled_at: '2026-11-24T00:10:00+00:00' }), freshMemory());
-    assert.equal(early.actions.some((action) => action.kind === 'demote' || action.kind === 'clearFailover'), false);
+    assert.equal(
+      early.actions.some((action) => action.kind === 'demote' || action.kind === 'clearFailover'),
+      false,
+    );
     const due = decide(leaderObs({ leader: 'node1', member: 'node2', scheduled_at: '2026-11-23T23:59:00+00:00' }), freshMemory());
     assert.deepEqual(due.actions, [{ kind: 'demote', mode: 'graceful' }]);
     assert.equal(isDue({ scheduled_at: 'not a date' }, '2026-11-24T00:00:00.000Z'), false);
@@ -47,18 +66,48 @@ describe('switchover on the leader', () => {
 
 describe('the race during a switchover', () => {
   const noLeader = (failover: FailoverIntent | undefined) => view({ failover });
-  const ahead = { name: 'node3', isReachable: true, role: 'replica' as const, isRunning: true, walPosition: 99_999n, timeline: 1, tags: {} };
+  const ahead = {
+    name: 'node3',
+    isReachable: true,
+    role: 'replica' as const,
+    isRunning: true,
+    walPosition: 99_999n,
+    timeline: 1,
+    tags: {},
+  };
 
   it('lets only the named candidate race, even if another replica has more WAL', () => {
-    assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) }, peers: [ahead] }), freshMemory()).actions), ['acquireLeader']);
-    const other = decide(observe({ name: 'node3', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) } }), freshMemory());
+    assert.deepEqual(
+      kinds(
+        decide(
+          observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) }, peers: [ahead] }),
+          freshMemory(),
+        ).actions,
+      ),
+      ['acquireLeader'],
+    );
+    const other = decide(
+      observe({ name: 'node3', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) } }),
+      freshMemory(),
+    );
     assert.deepEqual(other.actions, []);
     assert.match(other.reason, /switchover to node2 is pending/);
   });
 
   it('does not wait for a named candidate that is too far behind to race', () => {
-    const v = view({ failover: { leader: 'node1', member: 'node2' }, optime: 10 * 1048576, members: [member('node1'), member('node2', { xlog_location: 0 }), member('node3', { xlog_location: 10 * 1048576 })] });
-    const other = decide(observe({ name: 'node3', pg: pgState({ receivedLsn: BigInt(10 * 1048576), replayedLsn: BigInt(10 * 1048576) }), dcs: { kind: 'ok', view: v } }), freshMemory());
+    const v = view({
+      failover: { leader: 'node1', member: 'node2' },
+      optime: 10 * 1048576,
+      members: [member('node1'), member('node2', { xlog_location: 0 }), member('node3', { xlog_location: 10 * 1048576 })],
+    });
+    const other = decide(
+      observe({
+        name: 'node3',
+        pg: pgState({ receivedLsn: BigInt(10 * 1048576), replayedLsn: BigInt(10 * 1048576) }),
+        dcs: { kind: 'ok', view: v },
+      }),
+      freshMemory(),
+    );
     assert.deepEqual(kinds(other.actions), ['acquireLeader']);
   });
 
@@ -66,6 +115,14 @@ describe('the race during a switchover', () => {
     const old = decide(observe({ name: 'node1', pg: pgState(), dcs: { kind: 'ok', view: noLeader({ leader: 'node1' }) } }), freshMemory());
     assert.deepEqual(old.actions, []);
     const peersWithOldLeaderAhead = [{ ...ahead, name: 'node1' }];
-    assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader({ leader: 'node1' }) }, peers: peersWithOldLeaderAhead }), freshMemory()).actions), ['acquireLeader']);
+    assert.deepEqual(
+      kinds(
+        decide(
+          observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader({ leader: 'node1' }) }, peers: peersWithOldLeaderAhead }),
+          freshMemory(),
+        ).actions,
+      ),
+      ['acquireLeader'],
+    );
   });
 });

@@ -3,7 +3,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decide } from '../../src/core/decide.js';
-import { guaranteeOf, isKeySafeFor, renderSynchronousStandbyNames, safeKeyFor, STRICT_SYNC_PLACEHOLDER } from '../../src/core/sync-standby-names.js';
+import {
+  guaranteeOf,
+  isKeySafeFor,
+  renderSynchronousStandbyNames,
+  safeKeyFor,
+  STRICT_SYNC_PLACEHOLDER,
+} from '../../src/core/sync-standby-names.js';
 import { syncSettingsOf } from '../../src/core/sync-plan.js';
 import type { HaMemory, Observation, PeerStatus, ReplicationRow, SyncSettings, SyncState } from '../../src/core/types.js';
 import { freshMemory, kinds, member, observe, pgState, primaryPg, view } from '../sim/builders.js';
@@ -11,13 +17,35 @@ import { freshMemory, kinds, member, observe, pgState, primaryPg, view } from '.
 const NOW = 100_000;
 const PRIORITY: SyncSettings = { mode: 'priority', isStrict: false, nodeCount: 1 };
 
-const streaming = (name: string): ReplicationRow => ({ usename: 'replicator', application_name: name, client_addr: '127.0.0.1', state: 'streaming', sync_state: 'async', sync_priority: 0 });
+const streaming = (name: string): ReplicationRow => ({
+  usename: 'replicator',
+  application_name: name,
+  client_addr: '127.0.0.1',
+  state: 'streaming',
+  sync_state: 'async',
+  sync_priority: 0,
+});
 
-function leaderObs(options: { ssn: string; key?: SyncState | undefined; standbys?: Record<string, bigint>; sync?: SyncSettings; writeLsn?: bigint; members?: Observation['dcs'] }): Observation {
+function leaderObs(options: {
+  ssn: string;
+  key?: SyncState | undefined;
+  standbys?: Record<string, bigint>;
+  sync?: SyncSettings;
+  writeLsn?: bigint;
+  members?: Observation['dcs'];
+}): Observation {
   const standbys = options.standbys ?? {};
-  const dcs = options.members ?? { kind: 'ok', view: view({ leaderName: 'node1', sync: options.key, syncRevision: options.key === undefined ? undefined : '77' }) };
+  const dcs = options.members ?? {
+    kind: 'ok',
+    view: view({ leaderName: 'node1', sync: options.key, syncRevision: options.key === undefined ? undefined : '77' }),
+  };
   return observe({
-    pg: primaryPg({ writeLsn: options.writeLsn ?? 10_000n, synchronousStandbyNames: options.ssn, replication: Object.keys(standbys).map(streaming), standbyFlushLsn: standbys }),
+    pg: primaryPg({
+      writeLsn: options.writeLsn ?? 10_000n,
+      synchronousStandbyNames: options.ssn,
+      replication: Object.keys(standbys).map(streaming),
+      standbyFlushLsn: standbys,
+    }),
     lock: { lastRenewSentAtMs: NOW - 1000 },
     dcs,
     sync: options.sync ?? PRIORITY,
@@ -25,7 +53,8 @@ function leaderObs(options: { ssn: string; key?: SyncState | undefined; standbys
   });
 }
 
-const syncActions = (obs: Observation, memory: HaMemory = freshMemory()) => decide(obs, memory).actions.filter((action) => action.kind === 'writeSync' || action.kind === 'setSynchronousStandbyNames');
+const syncActions = (obs: Observation, memory: HaMemory = freshMemory()) =>
+  decide(obs, memory).actions.filter((action) => action.kind === 'writeSync' || action.kind === 'setSynchronousStandbyNames');
 
 describe('synchronous_standby_names', () => {
   it('reads every form PostgreSQL accepts as a guarantee', () => {
@@ -51,7 +80,11 @@ describe('synchronous_standby_names', () => {
     assert.equal(renderSynchronousStandbyNames('quorum', ['node3', 'node2'], 1, false), 'ANY 1 ("node2","node3")');
     assert.equal(renderSynchronousStandbyNames('priority', [], 0, false), '');
     assert.equal(renderSynchronousStandbyNames('priority', [], 0, true), `"${STRICT_SYNC_PLACEHOLDER}"`);
-    assert.deepEqual(guaranteeOf(renderSynchronousStandbyNames('quorum', ['a', 'b', 'c'], 2, false)), { names: ['a', 'b', 'c'], count: 2, isBlocking: false });
+    assert.deepEqual(guaranteeOf(renderSynchronousStandbyNames('quorum', ['a', 'b', 'c'], 2, false)), {
+      names: ['a', 'b', 'c'],
+      count: 2,
+      isBlocking: false,
+    });
   });
 
   it('calls a key safe only when any promoter it allows must hold every acknowledged commit', () => {
@@ -70,26 +103,62 @@ describe('synchronous_standby_names', () => {
   });
 
   it('reads the dynamic config like Patroni', () => {
-    assert.deepEqual(syncSettingsOf({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1, synchronous_mode: 'on', synchronous_mode_strict: true, synchronous_node_count: 2 }), { mode: 'priority', isStrict: true, nodeCount: 2 });
-    assert.deepEqual(syncSettingsOf({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1, synchronous_mode: 'quorum' }), { mode: 'quorum', isStrict: false, nodeCount: 1 });
-    assert.equal(syncSettingsOf({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1, synchronous_mode: false, synchronous_mode_strict: true }).mode, 'off');
+    assert.deepEqual(
+      syncSettingsOf({
+        ttl: 30,
+        loop_wait: 10,
+        retry_timeout: 10,
+        maximum_lag_on_failover: 1,
+        synchronous_mode: 'on',
+        synchronous_mode_strict: true,
+        synchronous_node_count: 2,
+      }),
+      { mode: 'priority', isStrict: true, nodeCount: 2 },
+    );
+    assert.deepEqual(
+      syncSettingsOf({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1, synchronous_mode: 'quorum' }),
+      { mode: 'quorum', isStrict: false, nodeCount: 1 },
+    );
+    assert.equal(
+      syncSettingsOf({
+        ttl: 30,
+        loop_wait: 10,
+        retry_timeout: 10,
+        maximum_lag_on_failover: 1,
+        synchronous_mode: false,
+        synchronous_mode_strict: true,
+      }).mode,
+      'off',
+    );
   });
 });
 
 describe('the leader in synchronous mode', () => {
   it('publishes its own sync key first when synchronous mode was just enabled', () => {
-    assert.deepEqual(syncActions(leaderObs({ ssn: '', key: undefined, standbys: { node2: 9000n } })), [{ kind: 'writeSync', state: { leader: 'node1', sync_standby: null } }]);
+    assert.deepEqual(syncActions(leaderObs({ ssn: '', key: undefined, standbys: { node2: 9000n } })), [
+      { kind: 'writeSync', state: { leader: 'node1', sync_standby: null } },
+    ]);
   });
 
   it('adds the most advanced standby to PostgreSQL first, and to the key only once it caught up', () => {
     const key = { leader: 'node1', sync_standby: null };
     const first = decide(leaderObs({ ssn: '', key, standbys: { node2: 9000n, node3: 9500n } }), freshMemory());
-    assert.deepEqual(first.actions.filter((action) => action.kind === 'setSynchronousStandbyNames' || action.kind === 'writeSync'), [{ kind: 'setSynchronousStandbyNames', value: '"node3"' }]);
+    assert.deepEqual(
+      first.actions.filter((action) => action.kind === 'setSynchronousStandbyNames' || action.kind === 'writeSync'),
+      [{ kind: 'setSynchronousStandbyNames', value: '"node3"' }],
+    );
     const inEffect = decide(leaderObs({ ssn: '"node3"', key, standbys: { node2: 9000n, node3: 9500n }, writeLsn: 10_000n }), first.memory);
-    assert.deepEqual(kinds(inEffect.actions).filter((kind) => kind === 'writeSync'), [], 'the LSN of the change is noted first');
+    assert.deepEqual(
+      kinds(inEffect.actions).filter((kind) => kind === 'writeSync'),
+      [],
+      'the LSN of the change is noted first',
+    );
     assert.equal(inEffect.memory.syncAppliedAt?.lsn, 10_000n);
     const lagging = decide(leaderObs({ ssn: '"node3"', key, standbys: { node3: 9999n } }), inEffect.memory);
-    assert.deepEqual(kinds(lagging.actions).filter((kind) => kind === 'writeSync'), []);
+    assert.deepEqual(
+      kinds(lagging.actions).filter((kind) => kind === 'writeSync'),
+      [],
+    );
     assert.match(lagging.reason, /waiting for node3/);
     const caughtUp = decide(leaderObs({ ssn: '"node3"', key, standbys: { node3: 10_000n } }), inEffect.memory);
     assert.deepEqual(caughtUp.actions.at(-1), { kind: 'writeSync', state: { leader: 'node1', sync_standby: 'node3' } });
@@ -115,15 +184,28 @@ describe('the leader in synchronous mode', () => {
     const strict = { ...PRIORITY, isStrict: true };
     const key = { leader: 'node1', sync_standby: 'node2' };
     const first = decide(leaderObs({ ssn: '"node2"', key, standbys: {}, sync: strict }), freshMemory());
-    assert.deepEqual(first.actions.filter((action) => action.kind === 'setSynchronousStandbyNames' || action.kind === 'writeSync'), [{ kind: 'setSynchronousStandbyNames', value: `"${STRICT_SYNC_PLACEHOLDER}"` }]);
+    assert.deepEqual(
+      first.actions.filter((action) => action.kind === 'setSynchronousStandbyNames' || action.kind === 'writeSync'),
+      [{ kind: 'setSynchronousStandbyNames', value: `"${STRICT_SYNC_PLACEHOLDER}"` }],
+    );
     const noted = decide(leaderObs({ ssn: `"${STRICT_SYNC_PLACEHOLDER}"`, key, standbys: {}, sync: strict }), first.memory);
     const later = decide(leaderObs({ ssn: `"${STRICT_SYNC_PLACEHOLDER}"`, key, standbys: {}, sync: strict }), noted.memory);
-    assert.deepEqual(kinds(later.actions).filter((kind) => kind === 'writeSync'), []);
+    assert.deepEqual(
+      kinds(later.actions).filter((kind) => kind === 'writeSync'),
+      [],
+    );
   });
 
   it('keeps the standby that holds older commits in the key when strict mode unblocks with a different standby', () => {
     const strict = { ...PRIORITY, isStrict: true };
-    const actions = syncActions(leaderObs({ ssn: `"${STRICT_SYNC_PLACEHOLDER}"`, key: { leader: 'node1', sync_standby: 'node2' }, standbys: { node3: 5n }, sync: strict }));
+    const actions = syncActions(
+      leaderObs({
+        ssn: `"${STRICT_SYNC_PLACEHOLDER}"`,
+        key: { leader: 'node1', sync_standby: 'node2' },
+        standbys: { node3: 5n },
+        sync: strict,
+      }),
+    );
     assert.deepEqual(actions, [
       { kind: 'writeSync', state: { leader: 'node1', sync_standby: 'node2,node3', quorum: 1 } },
       { kind: 'setSynchronousStandbyNames', value: '"node3"' },
@@ -131,33 +213,86 @@ describe('the leader in synchronous mode', () => {
   });
 
   it('never picks a nosync member', () => {
-    const members = { kind: 'ok' as const, view: view({ leaderName: 'node1', sync: { leader: 'node1', sync_standby: null }, syncRevision: '5', members: [member('node1'), member('node2', { tags: { nosync: true } }), member('node3')] }) };
-    assert.deepEqual(syncActions(leaderObs({ ssn: '', standbys: { node2: 9999n, node3: 1n }, members })), [{ kind: 'setSynchronousStandbyNames', value: '"node3"' }]);
+    const members = {
+      kind: 'ok' as const,
+      view: view({
+        leaderName: 'node1',
+        sync: { leader: 'node1', sync_standby: null },
+        syncRevision: '5',
+        members: [member('node1'), member('node2', { tags: { nosync: true } }), member('node3')],
+      }),
+    };
+    assert.deepEqual(syncActions(leaderObs({ ssn: '', standbys: { node2: 9999n, node3: 1n }, members })), [
+      { kind: 'setSynchronousStandbyNames', value: '"node3"' },
+    ]);
   });
 
   it('keeps two synchronous standbys with synchronous_node_count 2, and uses ANY n in quorum mode', () => {
     const key = { leader: 'node1', sync_standby: null };
-    assert.deepEqual(syncActions(leaderObs({ ssn: '', key, standbys: { node2: 1n, node3: 2n }, sync: { ...PRIORITY, nodeCount: 2 } })), [{ kind: 'setSynchronousStandbyNames', value: '2 ("node2","node3")' }]);
+    assert.deepEqual(syncActions(leaderObs({ ssn: '', key, standbys: { node2: 1n, node3: 2n }, sync: { ...PRIORITY, nodeCount: 2 } })), [
+      { kind: 'setSynchronousStandbyNames', value: '2 ("node2","node3")' },
+    ]);
     const quorumKey = { leader: 'node1', sync_standby: null, quorum: 0 };
     const quorum = { mode: 'quorum' as const, isStrict: false, nodeCount: 1 };
     const first = decide(leaderObs({ ssn: '', key: quorumKey, standbys: { node2: 1n, node3: 2n }, sync: quorum }), freshMemory());
-    assert.deepEqual(first.actions.filter((action) => action.kind === 'setSynchronousStandbyNames'), [{ kind: 'setSynchronousStandbyNames', value: 'ANY 1 ("node2","node3")' }]);
-    const noted = decide(leaderObs({ ssn: 'ANY 1 ("node2","node3")', key: quorumKey, standbys: { node2: 1n, node3: 2n }, sync: quorum, writeLsn: 5n }), first.memory);
-    const tightened = decide(leaderObs({ ssn: 'ANY 1 ("node2","node3")', key: quorumKey, standbys: { node2: 5n, node3: 6n }, sync: quorum }), noted.memory);
+    assert.deepEqual(
+      first.actions.filter((action) => action.kind === 'setSynchronousStandbyNames'),
+      [{ kind: 'setSynchronousStandbyNames', value: 'ANY 1 ("node2","node3")' }],
+    );
+    const noted = decide(
+      leaderObs({ ssn: 'ANY 1 ("node2","node3")', key: quorumKey, standbys: { node2: 1n, node3: 2n }, sync: quorum, writeLsn: 5n }),
+      first.memory,
+    );
+    const tightened = decide(
+      leaderObs({ ssn: 'ANY 1 ("node2","node3")', key: quorumKey, standbys: { node2: 5n, node3: 6n }, sync: quorum }),
+      noted.memory,
+    );
     assert.deepEqual(tightened.actions.at(-1), { kind: 'writeSync', state: { leader: 'node1', sync_standby: 'node2,node3', quorum: 1 } });
   });
 
   it('deletes the key before restoring the configured value when synchronous mode is turned off', () => {
-    const actions = syncActions(leaderObs({ ssn: '"node2"', key: { leader: 'node1', sync_standby: 'node2' }, standbys: { node2: 1n }, sync: { mode: 'off', isStrict: false, nodeCount: 1 } }));
-    assert.deepEqual(actions, [{ kind: 'writeSync', state: undefined }, { kind: 'setSynchronousStandbyNames', value: '' }]);
+    const actions = syncActions(
+      leaderObs({
+        ssn: '"node2"',
+        key: { leader: 'node1', sync_standby: 'node2' },
+        standbys: { node2: 1n },
+        sync: { mode: 'off', isStrict: false, nodeCount: 1 },
+      }),
+    );
+    assert.deepEqual(actions, [
+      { kind: 'writeSync', state: undefined },
+      { kind: 'setSynchronousStandbyNames', value: '' },
+    ]);
   });
 });
 
 describe('failover in synchronous mode', () => {
   const noLeader = (sync: SyncState) => ({ kind: 'ok' as const, view: view({ sync, syncRevision: '9' }) });
-  const peer = (name: string, walPosition: bigint): PeerStatus => ({ name, isReachable: true, role: 'replica', isRunning: true, walPosition, timeline: 1, tags: {} });
-  const replica = (name: string, sync: SyncState, settings: SyncSettings = PRIORITY, peers: PeerStatus[] = [peer('node2', 900n), peer('node3', 900n)].filter((entry) => entry.name !== name)) =>
-    decide(observe({ name, pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: false, upstream: undefined }), dcs: noLeader(sync), sync: settings, peers }), freshMemory());
+  const peer = (name: string, walPosition: bigint): PeerStatus => ({
+    name,
+    isReachable: true,
+    role: 'replica',
+    isRunning: true,
+    walPosition,
+    timeline: 1,
+    tags: {},
+  });
+  const replica = (
+    name: string,
+    sync: SyncState,
+    settings: SyncSettings = PRIORITY,
+    peers: PeerStatus[] = [peer('node2', 900n), peer('node3', 900n)].filter((entry) => entry.name !== name),
+  ) =>
+    decide(
+      observe({
+        name,
+        pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: false, upstream: undefined }),
+        dcs: noLeader(sync),
+        sync: settings,
+        peers,
+      }),
+      freshMemory(),
+    );
 
   it('lets only a listed synchronous standby race', () => {
     const sync = { leader: 'node1', sync_standby: 'node2' };
@@ -183,17 +318,30 @@ describe('failover in synchronous mode', () => {
   it('in quorum mode a listed standby detaches from the old primary first, and streaming peers give no vote', () => {
     const sync = { leader: 'node1', sync_standby: 'node2,node3', quorum: 1 };
     const quorum = { mode: 'quorum' as const, isStrict: false, nodeCount: 1 };
-    const streamingObs = observe({ name: 'node2', pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: true, upstream: 'node1' }), dcs: noLeader(sync), sync: quorum, peers: [peer('node3', 900n)] });
+    const streamingObs = observe({
+      name: 'node2',
+      pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: true, upstream: 'node1' }),
+      dcs: noLeader(sync),
+      sync: quorum,
+      peers: [peer('node3', 900n)],
+    });
     assert.deepEqual(decide(streamingObs, freshMemory()).actions, [{ kind: 'detachUpstream' }]);
     const detached = { ...streamingObs, pg: pgState({ receivedLsn: 1000n, replayedLsn: 1000n, isStreaming: false, upstream: undefined }) };
     const stillStreamingPeer = decide({ ...detached, peers: [{ ...peer('node3', 900n), isStreaming: true }] }, freshMemory());
     assert.deepEqual(stillStreamingPeer.actions, []);
     assert.match(stillStreamingPeer.reason, /detached from the old primary/);
-    assert.deepEqual(kinds(decide({ ...detached, peers: [{ ...peer('node3', 900n), isStreaming: false }] }, freshMemory()).actions), ['acquireLeader']);
+    assert.deepEqual(kinds(decide({ ...detached, peers: [{ ...peer('node3', 900n), isStreaming: false }] }, freshMemory()).actions), [
+      'acquireLeader',
+    ]);
   });
 
   it('a running primary that lost its key may not take it back when the sync key names another leader', () => {
-    const obs = observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, dcs: noLeader({ leader: 'node2', sync_standby: null }), sync: PRIORITY });
+    const obs = observe({
+      pg: primaryPg(),
+      lock: { lastRenewSentAtMs: NOW - 1000 },
+      dcs: noLeader({ leader: 'node2', sync_standby: null }),
+      sync: PRIORITY,
+    });
     assert.deepEqual(decide(obs, freshMemory()).actions, [{ kind: 'demote', mode: 'immediate-nolock' }]);
     const own = observe({ ...obs, dcs: noLeader({ leader: 'node1', sync_standby: 'node2' }) });
     assert.deepEqual(kinds(decide(own, freshMemory()).actions), ['acquireLeader']);
@@ -201,11 +349,21 @@ describe('failover in synchronous mode', () => {
 
   it('compares WAL only with members that may hold acknowledged commits', () => {
     const sync = { leader: 'node1', sync_standby: 'node2' };
-    assert.deepEqual(kinds(replica('node2', sync, PRIORITY, [peer('node3', 5000n)]).actions), ['acquireLeader'], 'node3 is ahead but none of its extra WAL was acknowledged');
+    assert.deepEqual(
+      kinds(replica('node2', sync, PRIORITY, [peer('node3', 5000n)]).actions),
+      ['acquireLeader'],
+      'node3 is ahead but none of its extra WAL was acknowledged',
+    );
   });
 
   it('publishes the key and the standby set before promoting', () => {
-    const obs = observe({ name: 'node2', pg: pgState({ receivedLsn: 7000n, replayedLsn: 7000n }), lock: { lastRenewSentAtMs: NOW - 100 }, dcs: { kind: 'ok', view: view({ leaderName: 'node2', sync: { leader: 'node1', sync_standby: 'node2' }, syncRevision: '8' }) }, sync: PRIORITY });
+    const obs = observe({
+      name: 'node2',
+      pg: pgState({ receivedLsn: 7000n, replayedLsn: 7000n }),
+      lock: { lastRenewSentAtMs: NOW - 100 },
+      dcs: { kind: 'ok', view: view({ leaderName: 'node2', sync: { leader: 'node1', sync_standby: 'node2' }, syncRevision: '8' }) },
+      sync: PRIORITY,
+    });
     assert.deepEqual(decide(obs, freshMemory()).actions, [
       { kind: 'renewLeader' },
       { kind: 'writeSync', state: { leader: 'node2', sync_standby: null } },
@@ -221,8 +379,14 @@ describe('failover in synchronous mode', () => {
 
   it('switches over only to a synchronous standby', () => {
     const obs = leaderObs({ ssn: '"node2"', key: { leader: 'node1', sync_standby: 'node2' }, standbys: { node2: 1n, node3: 1n } });
-    const withIntent = (intent: { leader: string; member?: string }): Observation => ({ ...obs, dcs: { kind: 'ok', view: { ...(obs.dcs.kind === 'ok' ? obs.dcs.view : view()), failover: intent } } });
-    assert.deepEqual(kinds(decide(withIntent({ leader: 'node1', member: 'node3' }), freshMemory()).actions), ['renewLeader', 'clearFailover']);
+    const withIntent = (intent: { leader: string; member?: string }): Observation => ({
+      ...obs,
+      dcs: { kind: 'ok', view: { ...(obs.dcs.kind === 'ok' ? obs.dcs.view : view()), failover: intent } },
+    });
+    assert.deepEqual(kinds(decide(withIntent({ leader: 'node1', member: 'node3' }), freshMemory()).actions), [
+      'renewLeader',
+      'clearFailover',
+    ]);
     assert.deepEqual(kinds(decide(withIntent({ leader: 'node1', member: 'node2' }), freshMemory()).actions), ['demote']);
   });
 });

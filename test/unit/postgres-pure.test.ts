@@ -22,7 +22,10 @@ describe('postgresql.conf rendering', () => {
   it('keeps the GUCs the HA machinery needs whatever the user set, and quotes values', () => {
     const conf = renderPostgresqlConf({
       parameters: { wal_log_hints: 'off', port: 1, max_connections: 100, application_name: "it's" },
-      listenHost: '127.0.0.1', port: 25432, scope: 'batman', socketDir: '/run/pg',
+      listenHost: '127.0.0.1',
+      port: 25432,
+      scope: 'batman',
+      socketDir: '/run/pg',
       replica: { host: '127.0.0.1', port: 25433, user: 'replicator', applicationName: 'node2', passfile: '/p/pgpass', slotName: 'node2' },
     });
     assert.match(conf, /^wal_log_hints = 'on'$/m);
@@ -32,20 +35,38 @@ describe('postgresql.conf rendering', () => {
     assert.match(conf, /^primary_slot_name = 'node2'$/m);
     assert.match(conf, /^recovery_target_timeline = 'latest'$/m);
     assert.match(conf, /^primary_conninfo = 'host=127\.0\.0\.1 port=25433 user=replicator application_name=node2 passfile=\/p\/pgpass /m);
-    assert.doesNotMatch(renderPostgresqlConf({ parameters: {}, listenHost: '*', port: 5432, scope: 's', socketDir: '/tmp', replica: undefined }), /primary_conninfo/);
+    assert.doesNotMatch(
+      renderPostgresqlConf({ parameters: {}, listenHost: '*', port: 5432, scope: 's', socketDir: '/tmp', replica: undefined }),
+      /primary_conninfo/,
+    );
   });
 
   it('quotes libpq values and pgpass fields', () => {
-    assert.match(renderPrimaryConninfo({ host: 'h', port: 1, user: "we'ird user", applicationName: 'a', passfile: '/x', slotName: undefined }), /user='we\\'ird user'/);
+    assert.match(
+      renderPrimaryConninfo({ host: 'h', port: 1, user: "we'ird user", applicationName: 'a', passfile: '/x', slotName: undefined }),
+      /user='we\\'ird user'/,
+    );
     assert.equal(quoteGuc(true), "'on'");
-    assert.equal(renderPgpass([{ username: 'rep', password: 'a:b\\c' }, { username: 'none', password: undefined }]), '*:*:*:rep:a\\:b\\\\c\n');
+    assert.equal(
+      renderPgpass([
+        { username: 'rep', password: 'a:b\\c' },
+        { username: 'none', password: undefined },
+      ]),
+      '*:*:*:rep:a\\:b\\\\c\n',
+    );
   });
 });
 
 describe('pg_controldata', () => {
   it('parses identity, timeline and state', () => {
     const parsed = parseControlData(CONTROLDATA);
-    assert.deepEqual(parsed, { state: 'shut down in recovery', sysid: '7711055670619385940', timeline: 2, checkpointLsn: '0/5000060', minRecoveryEndLsn: '0/5000110' });
+    assert.deepEqual(parsed, {
+      state: 'shut down in recovery',
+      sysid: '7711055670619385940',
+      timeline: 2,
+      checkpointLsn: '0/5000060',
+      minRecoveryEndLsn: '0/5000110',
+    });
     assert.equal(roleFromControlState('in production'), 'primary');
     assert.equal(roleFromControlState('shut down in recovery'), 'replica');
     assert.equal(isCleanShutdown('in production'), false);
@@ -54,9 +75,35 @@ describe('pg_controldata', () => {
 
 describe('argv builders and names', () => {
   it('builds initdb, basebackup and rewind command lines', () => {
-    assert.deepEqual(initdbArgv('/bin/initdb', { dataDir: '/d', superuser: 'postgres', pwfile: '/pw', options: ['data-checksums', { encoding: 'UTF8' }] }).slice(-2), ['--data-checksums', '--encoding=UTF8']);
-    assert.deepEqual(pgBasebackupArgv('/bin/pg_basebackup', { dataDir: '/d', host: 'h', port: 5, user: 'r' }), ['/bin/pg_basebackup', '-D', '/d', '-X', 'stream', '-c', 'fast', '-h', 'h', '-p', '5', '-U', 'r', '--no-password']);
-    assert.match(pgRewindArgv('/bin/pg_rewind', { dataDir: '/d', host: 'h', port: 5, user: 'postgres' })[3]!, /^--source-server=host=h port=5 user=postgres dbname=postgres/);
+    assert.deepEqual(
+      initdbArgv('/bin/initdb', {
+        dataDir: '/d',
+        superuser: 'postgres',
+        pwfile: '/pw',
+        options: ['data-checksums', { encoding: 'UTF8' }],
+      }).slice(-2),
+      ['--data-checksums', '--encoding=UTF8'],
+    );
+    assert.deepEqual(pgBasebackupArgv('/bin/pg_basebackup', { dataDir: '/d', host: 'h', port: 5, user: 'r' }), [
+      '/bin/pg_basebackup',
+      '-D',
+      '/d',
+      '-X',
+      'stream',
+      '-c',
+      'fast',
+      '-h',
+      'h',
+      '-p',
+      '5',
+      '-U',
+      'r',
+      '--no-password',
+    ]);
+    assert.match(
+      pgRewindArgv('/bin/pg_rewind', { dataDir: '/d', host: 'h', port: 5, user: 'postgres' })[3]!,
+      /^--source-server=host=h port=5 user=postgres dbname=postgres/,
+    );
   });
 
   it('maps member names to slot names like Patroni and LSNs both ways', () => {

@@ -2,7 +2,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseProxyConfig } from '../../src/config/proxy-config.js';
 import type { ClusterView } from '../../src/core/types.js';
-import { backendOf, leaderIdentity, pickLeastConnections, primaryConnectionsToClose, routePrimary, routeReplicas, type RoutingInput, type RoutingOptions } from '../../src/proxy/routing.js';
+import {
+  backendOf,
+  leaderIdentity,
+  pickLeastConnections,
+  primaryConnectionsToClose,
+  routePrimary,
+  routeReplicas,
+  type RoutingInput,
+  type RoutingOptions,
+} from '../../src/proxy/routing.js';
 import { member, view } from '../sim/builders.js';
 
 const options: RoutingOptions = { dcsTimeoutMs: 10_000, replicaMaxLagBytes: 1000, replicaFallbackToPrimary: true };
@@ -20,7 +29,15 @@ function cluster(overrides: Partial<ClusterView> & { leaderName?: string } = {})
 }
 
 function input(current: ClusterView | undefined, extra: Partial<RoutingInput> = {}): RoutingInput {
-  return { view: current, confirmedAtMs: 1000, nowMs: 2000, confirmedPrimary: leaderIdentity(current), wallIso: '2026-11-24T12:00:00.000Z', failoverSeenAtMs: undefined, ...extra };
+  return {
+    view: current,
+    confirmedAtMs: 1000,
+    nowMs: 2000,
+    confirmedPrimary: leaderIdentity(current),
+    wallIso: '2026-11-24T12:00:00.000Z',
+    failoverSeenAtMs: undefined,
+    ...extra,
+  };
 }
 
 describe('primary routing', () => {
@@ -48,7 +65,10 @@ describe('primary routing', () => {
   it('fails closed without a leader key, without a member key, or with a view older than the bound', () => {
     assert.match(JSON.stringify(routePrimary(input(cluster({ leader: undefined })), options)), /no leader key/);
     assert.match(JSON.stringify(routePrimary(input(cluster({ members: [member('node2')] })), options)), /has no member key/);
-    assert.match(JSON.stringify(routePrimary(input(cluster(), { nowMs: 1000 + 10_001 }), options)), /has not confirmed the leader for 10001 ms/);
+    assert.match(
+      JSON.stringify(routePrimary(input(cluster(), { nowMs: 1000 + 10_001 }), options)),
+      /has not confirmed the leader for 10001 ms/,
+    );
     assert.equal(routePrimary(input(cluster(), { nowMs: 1000 + 10_000 }), options).kind, 'route');
     assert.match(JSON.stringify(routePrimary(input(undefined), options)), /no cluster view/);
   });
@@ -65,11 +85,23 @@ describe('primary routing', () => {
     assert.equal(route.kind, 'hold');
     assert.equal(route.kind === 'hold' ? route.keep : undefined, 'node1');
     assert.deepEqual(primaryConnectionsToClose(route, new Set(['node1', 'node3'])), ['node3']);
-    assert.equal(routePrimary(input(switching, { failoverSeenAtMs: 1500, nowMs: 1500 + 20_001, confirmedAtMs: 1500 + 20_000 }), options).kind, 'route', 'an intent nobody acts on stops holding after 2*max(10, loop_wait) s');
+    assert.equal(
+      routePrimary(input(switching, { failoverSeenAtMs: 1500, nowMs: 1500 + 20_001, confirmedAtMs: 1500 + 20_000 }), options).kind,
+      'route',
+      'an intent nobody acts on stops holding after 2*max(10, loop_wait) s',
+    );
     const scheduled = cluster({ failover: { leader: 'node1', member: 'node2', scheduled_at: '2026-11-24T13:00:00+00:00' } });
-    assert.equal(routePrimary(input(scheduled, { failoverSeenAtMs: 1500 }), options).kind, 'route', 'a scheduled switchover holds only once due');
+    assert.equal(
+      routePrimary(input(scheduled, { failoverSeenAtMs: 1500 }), options).kind,
+      'route',
+      'a scheduled switchover holds only once due',
+    );
     const done = cluster({ leaderName: 'node2', failover: { leader: 'node1', member: 'node2' } });
-    assert.equal(routePrimary(input(done, { failoverSeenAtMs: 1500 }), options).kind, 'route', 'the new leader is not held by the leftover intent');
+    assert.equal(
+      routePrimary(input(done, { failoverSeenAtMs: 1500 }), options).kind,
+      'route',
+      'the new leader is not held by the leftover intent',
+    );
   });
 
   it('closes every primary connection that is not on the routed lock holder, and all of them while holding', () => {
@@ -112,15 +144,32 @@ describe('replica routing', () => {
 
   it('picks the least-loaded replica and rotates among equally loaded ones', () => {
     const backends = [backendOf(member('node3'))!, backendOf(member('node2'))!];
-    assert.equal(pickLeastConnections(backends, new Map([['node2', 3], ['node3', 1]]))?.member, 'node3');
+    assert.equal(
+      pickLeastConnections(
+        backends,
+        new Map([
+          ['node2', 3],
+          ['node3', 1],
+        ]),
+      )?.member,
+      'node3',
+    );
     const picks = [0, 1, 2, 3].map((rotation) => pickLeastConnections(backends, new Map(), rotation)?.member);
     assert.deepEqual(picks, ['node2', 'node3', 'node2', 'node3']);
     assert.equal(pickLeastConnections([], new Map()), undefined);
   });
 
   it('reads host and port from conn_url, IPv6 included, and rejects garbage', () => {
-    assert.deepEqual(backendOf(member('a', { conn_url: 'postgres://[fd00::1]:6543/postgres' })), { member: 'a', host: 'fd00::1', port: 6543 });
-    assert.deepEqual(backendOf(member('b', { conn_url: 'postgres://db.internal/postgres' })), { member: 'b', host: 'db.internal', port: 5432 });
+    assert.deepEqual(backendOf(member('a', { conn_url: 'postgres://[fd00::1]:6543/postgres' })), {
+      member: 'a',
+      host: 'fd00::1',
+      port: 6543,
+    });
+    assert.deepEqual(backendOf(member('b', { conn_url: 'postgres://db.internal/postgres' })), {
+      member: 'b',
+      host: 'db.internal',
+      port: 5432,
+    });
     assert.equal(backendOf(member('c', { conn_url: 'not a url' })), undefined);
   });
 });
@@ -136,13 +185,28 @@ describe('proxy config', () => {
 
   it('names the key and what to write for bad input', () => {
     assert.throws(() => parseProxyConfig(base, 'p.yml'), /proxy: .*add a proxy: section/);
-    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: nowhere\n`, 'p.yml'), /proxy\.primary_listen: expected host:port/);
-    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_max_lag: lots\n`, 'p.yml'), /replica_max_lag: expected bytes or a size/);
-    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_listen: 127.0.0.1:5000\n`, 'p.yml'), /same address/);
+    assert.throws(
+      () => parseProxyConfig(`${base}proxy:\n  primary_listen: nowhere\n`, 'p.yml'),
+      /proxy\.primary_listen: expected host:port/,
+    );
+    assert.throws(
+      () => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_max_lag: lots\n`, 'p.yml'),
+      /replica_max_lag: expected bytes or a size/,
+    );
+    assert.throws(
+      () => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_listen: 127.0.0.1:5000\n`, 'p.yml'),
+      /same address/,
+    );
     assert.throws(() => parseProxyConfig('scope: demo\nproxy:\n  primary_listen: 127.0.0.1:5000\n', 'p.yml'), /no etcd endpoints/);
     assert.throws(() => parseProxyConfig('scope: [unclosed', 'p.yml'), /not valid YAML/);
-    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: localhost:5000\n  data_path: kernel\n`, 'p.yml'), /data_path: kernel needs an IPv4 address/);
-    assert.throws(() => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  data_path: turbo\n`, 'p.yml'), /proxy\.data_path/);
+    assert.throws(
+      () => parseProxyConfig(`${base}proxy:\n  primary_listen: localhost:5000\n  data_path: kernel\n`, 'p.yml'),
+      /data_path: kernel needs an IPv4 address/,
+    );
+    assert.throws(
+      () => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  data_path: turbo\n`, 'p.yml'),
+      /proxy\.data_path/,
+    );
     assert.equal(parseProxyConfig(`${base}proxy:\n  primary_listen: 0.0.0.0:5000\n  data_path: kernel\n`, 'p.yml').proxy.kernel_lease, 2);
   });
 });

@@ -33,10 +33,14 @@ class ScriptedCluster {
           resolve();
         };
         this.#watchers.add(wake);
-        signal.addEventListener('abort', () => {
-          this.#watchers.delete(wake);
-          reject(new Error('aborted'));
-        }, { once: true });
+        signal.addEventListener(
+          'abort',
+          () => {
+            this.#watchers.delete(wake);
+            reject(new Error('aborted'));
+          },
+          { once: true },
+        );
       }),
   };
 }
@@ -76,7 +80,14 @@ async function until(what: string, probe: () => boolean, timeoutMs = 5000): Prom
   }
 }
 
-const startSettings = { primary_listen: '127.0.0.1:0', replica_listen: '127.0.0.1:0', api_listen: '127.0.0.1:0', hold_timeout: 1.5, dcs_timeout: 0.6, shutdown_grace: 0 };
+const startSettings = {
+  primary_listen: '127.0.0.1:0',
+  replica_listen: '127.0.0.1:0',
+  api_listen: '127.0.0.1:0',
+  hold_timeout: 1.5,
+  dcs_timeout: 0.6,
+  shutdown_grace: 0,
+};
 
 describe('proxy engine', () => {
   const scripted = new ScriptedCluster();
@@ -86,7 +97,13 @@ describe('proxy engine', () => {
   const clusterWith = (leaderName: string | undefined, createRevision = '1'): ClusterView =>
     view({
       ...(leaderName === undefined ? { leader: undefined } : { leader: { name: leaderName, modRevision: createRevision, createRevision } }),
-      members: backends.map((backend, index) => member(`node${index + 1}`, { role: `node${index + 1}` === leaderName ? 'primary' : 'replica', conn_url: `postgres://127.0.0.1:${backend.port}/postgres`, xlog_location: 100 })),
+      members: backends.map((backend, index) =>
+        member(`node${index + 1}`, {
+          role: `node${index + 1}` === leaderName ? 'primary' : 'replica',
+          conn_url: `postgres://127.0.0.1:${backend.port}/postgres`,
+          xlog_location: 100,
+        }),
+      ),
     });
 
   before(async () => {

@@ -30,7 +30,13 @@ function table(context: ControlContext, view: ClusterView): string {
 }
 
 /** The leader first, then the others: the API call goes to the first member that answers. */
-async function callAnyMember(context: ControlContext, method: string, path: string, body: unknown, timeoutMs: number): Promise<{ member: MemberRecord; status: number; text: string }> {
+async function callAnyMember(
+  context: ControlContext,
+  method: string,
+  path: string,
+  body: unknown,
+  timeoutMs: number,
+): Promise<{ member: MemberRecord; status: number; text: string }> {
   const leader = context.view.leader?.name;
   const ordered = [...context.view.members].sort((a, b) => Number(b.name === leader) - Number(a.name === leader));
   let lastError = 'the cluster has no members';
@@ -45,16 +51,26 @@ async function callAnyMember(context: ControlContext, method: string, path: stri
   throw new Error(`no member's REST API answered (${lastError})`);
 }
 
-export async function switchoverCommand(kind: 'switchover' | 'failover', options: { leader?: string; candidate?: string; scheduled?: string }, context: ControlContext): Promise<void> {
+export async function switchoverCommand(
+  kind: 'switchover' | 'failover',
+  options: { leader?: string; candidate?: string; scheduled?: string },
+  context: ControlContext,
+): Promise<void> {
   const { view, out } = context;
   const leader = kind === 'switchover' ? (options.leader ?? view.leader?.name) : options.leader;
-  if (kind === 'switchover' && leader === undefined) throw new Error('This cluster has no leader: use failover --candidate <member> instead');
+  if (kind === 'switchover' && leader === undefined)
+    throw new Error('This cluster has no leader: use failover --candidate <member> instead');
   if (kind === 'failover' && options.candidate === undefined) throw new Error('failover needs --candidate <member>');
-  if (kind === 'switchover' && options.candidate === undefined && view.members.filter((member) => member.name !== leader).length === 0) throw new Error('No candidates found to switchover to');
+  if (kind === 'switchover' && options.candidate === undefined && view.members.filter((member) => member.name !== leader).length === 0)
+    throw new Error('No candidates found to switchover to');
   out('Current cluster topology');
   out(table(context, view));
   await requireConfirmation(context, `${kind} of cluster ${context.scope}`);
-  const body = { ...(leader !== undefined ? { leader } : {}), ...(options.candidate !== undefined ? { candidate: options.candidate } : {}), ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { scheduled_at: options.scheduled } : {}) };
+  const body = {
+    ...(leader !== undefined ? { leader } : {}),
+    ...(options.candidate !== undefined ? { candidate: options.candidate } : {}),
+    ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { scheduled_at: options.scheduled } : {}),
+  };
   const reply = await callAnyMember(context, 'POST', `/${kind}`, body, 60_000);
   if (reply.status !== 200 && reply.status !== 202) {
     throw new Error(`${kind === 'switchover' ? 'Switchover' : 'Failover'} failed, details: ${reply.status}, ${reply.text}`);
@@ -62,7 +78,12 @@ export async function switchoverCommand(kind: 'switchover' | 'failover', options
   out(`${new Date().toISOString()} ${reply.text}`);
 }
 
-export async function pauseCommand(isPause: boolean, options: { wait?: boolean }, context: ControlContext, reload: () => Promise<ClusterView>): Promise<void> {
+export async function pauseCommand(
+  isPause: boolean,
+  options: { wait?: boolean },
+  context: ControlContext,
+  reload: () => Promise<ClusterView>,
+): Promise<void> {
   const isPaused = context.view.config?.pause === true;
   if (isPause && isPaused) throw new Error('Cluster is already paused');
   if (!isPause && !isPaused) throw new Error('Cluster is not paused');
@@ -87,7 +108,8 @@ export function patchFromSettings(settings: readonly string[], pgSettings: reado
   const assign = (path: string[], raw: string): void => {
     let node = patch;
     for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
-    const value: unknown = raw === 'null' ? null : /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
+    const value: unknown =
+      raw === 'null' ? null : /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw === 'true' ? true : raw === 'false' ? false : raw;
     node[path[path.length - 1]!] = value;
   };
   for (const setting of settings) {
@@ -113,7 +135,17 @@ export function configDiff(before: unknown, after: unknown): string[] {
   return lines;
 }
 
-export async function editConfigCommand(options: { set: string[]; pg: string[]; apply?: string; replace?: string; readFile: (path: string) => Promise<string>; edit?: ((yaml: string) => Promise<string>) | undefined }, context: ControlContext): Promise<void> {
+export async function editConfigCommand(
+  options: {
+    set: string[];
+    pg: string[];
+    apply?: string;
+    replace?: string;
+    readFile: (path: string) => Promise<string>;
+    edit?: ((yaml: string) => Promise<string>) | undefined;
+  },
+  context: ControlContext,
+): Promise<void> {
   let patch = patchFromSettings(options.set, options.pg);
   let method: 'PATCH' | 'PUT' = 'PATCH';
   if (Object.keys(patch).length === 0 && options.apply === undefined && options.replace === undefined && options.edit !== undefined) {
@@ -125,7 +157,8 @@ export async function editConfigCommand(options: { set: string[]; pg: string[]; 
       return;
     }
     const document = parse(after) as unknown;
-    if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new Error('the edited config is not a YAML mapping');
+    if (typeof document !== 'object' || document === null || Array.isArray(document))
+      throw new Error('the edited config is not a YAML mapping');
     for (const line of configDiff(context.view.config ?? {}, document)) context.out(line);
     await requireConfirmation(context, 'edit-config');
     const reply = await callAnyMember(context, 'PUT', '/config', document, 10_000);
@@ -137,11 +170,13 @@ export async function editConfigCommand(options: { set: string[]; pg: string[]; 
   if (source !== undefined) {
     // --apply merges a YAML document into the config (null deletes); --replace makes it the whole config.
     const document = parse(await options.readFile(source)) as unknown;
-    if (typeof document !== 'object' || document === null || Array.isArray(document)) throw new Error(`${source === '-' ? 'stdin' : source} does not hold a YAML mapping`);
+    if (typeof document !== 'object' || document === null || Array.isArray(document))
+      throw new Error(`${source === '-' ? 'stdin' : source} does not hold a YAML mapping`);
     patch = { ...(document as Record<string, unknown>), ...patch };
     if (options.replace !== undefined) method = 'PUT';
   }
-  if (Object.keys(patch).length === 0) throw new Error('nothing to change: use --set key=value, --pg parameter=value, --apply FILE or --replace FILE');
+  if (Object.keys(patch).length === 0)
+    throw new Error('nothing to change: use --set key=value, --pg parameter=value, --apply FILE or --replace FILE');
   await requireConfirmation(context, 'edit-config');
   const reply = await callAnyMember(context, method, '/config', patch, 10_000);
   if (reply.status !== 200) throw new Error(`edit-config failed, details: ${reply.status}, ${reply.text}`);
@@ -168,8 +203,14 @@ export async function reloadCommand(names: readonly string[], options: { role?: 
   await requireConfirmation(context, `reload of ${members.map((member) => member.name).join(', ')}`);
   let isAllOk = true;
   for (const member of members) {
-    const reply = await callApi(member, 'POST', '/reload', {}, context.credentials, 10_000, context.tls).catch((error: unknown) => ({ status: 0, text: describeError(error) }));
-    if (reply.status === 202) context.out(`Reload request received for member ${member.name} and will be processed within ${String(context.view.config?.loop_wait ?? 10)} seconds`);
+    const reply = await callApi(member, 'POST', '/reload', {}, context.credentials, 10_000, context.tls).catch((error: unknown) => ({
+      status: 0,
+      text: describeError(error),
+    }));
+    if (reply.status === 202)
+      context.out(
+        `Reload request received for member ${member.name} and will be processed within ${String(context.view.config?.loop_wait ?? 10)} seconds`,
+      );
     else if (reply.status === 200) context.out(`No changes to apply on member ${member.name}`);
     else {
       isAllOk = false;
@@ -179,14 +220,21 @@ export async function reloadCommand(names: readonly string[], options: { role?: 
   return isAllOk;
 }
 
-export async function restartCommand(names: readonly string[], options: { role?: string; pending?: boolean; scheduled?: string }, context: ControlContext): Promise<boolean> {
+export async function restartCommand(
+  names: readonly string[],
+  options: { role?: string; pending?: boolean; scheduled?: string },
+  context: ControlContext,
+): Promise<boolean> {
   const members = selectMembers(context, names, options.role);
   if (members.length === 0) throw new Error('no member matches');
   context.out(table(context, context.view));
   await requireConfirmation(context, `restart of ${members.map((member) => member.name).join(', ')}`);
   let isAllOk = true;
   for (const member of members) {
-    const body = { ...(options.pending === true ? { restart_pending: true } : {}), ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { schedule: options.scheduled } : {}) };
+    const body = {
+      ...(options.pending === true ? { restart_pending: true } : {}),
+      ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { schedule: options.scheduled } : {}),
+    };
     try {
       const reply = await callApi(member, 'POST', '/restart', body, context.credentials, 180_000, context.tls);
       if (reply.status === 200) context.out(`Success: restart on member ${member.name}`);
@@ -194,8 +242,7 @@ export async function restartCommand(names: readonly string[], options: { role?:
       else if (reply.status === 409) {
         isAllOk = false;
         context.out(`Failed: another restart is already scheduled on member ${member.name}`);
-      }
-      else {
+      } else {
         isAllOk = false;
         context.out(`Failed: restart for member ${member.name}, status code=${reply.status}, (${reply.text})`);
       }
@@ -215,7 +262,9 @@ export async function reinitCommand(names: readonly string[], options: { wait?: 
   let isAllOk = true;
   const started: MemberRecord[] = [];
   for (const member of members) {
-    const reply = await callApi(member, 'POST', '/reinitialize', { force: true }, context.credentials, 60_000, context.tls).catch((error: unknown) => ({ status: 0, text: describeError(error) }));
+    const reply = await callApi(member, 'POST', '/reinitialize', { force: true }, context.credentials, 60_000, context.tls).catch(
+      (error: unknown) => ({ status: 0, text: describeError(error) }),
+    );
     if (reply.status === 200) {
       context.out(`Success: reinitialize for member ${member.name}`);
       started.push(member);
@@ -229,7 +278,10 @@ export async function reinitCommand(names: readonly string[], options: { wait?: 
     const deadlineAt = Date.now() + 600_000;
     for (const member of started) {
       for (;;) {
-        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 5000, context.tls).catch(() => ({ status: 0, text: '{}' }));
+        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 5000, context.tls).catch(() => ({
+          status: 0,
+          text: '{}',
+        }));
         const state = (JSON.parse(reply.text || '{}') as { state?: string }).state;
         if (reply.status === 200 && state === 'running') break;
         if (Date.now() > deadlineAt) throw new Error(`reinitialize of ${member.name} did not complete within 10 minutes`);

@@ -28,7 +28,13 @@ export function serversFromView(view: ClusterView): HaproxyServer[] {
       const conn = new URL(member.conn_url);
       const api = new URL(member.api_url);
       const isApiHttps = api.protocol === 'https:';
-      servers.push({ name: member.name, host: conn.hostname, pgPort: Number(conn.port || 5432), apiPort: Number(api.port || (isApiHttps ? 443 : 80)), isApiHttps });
+      servers.push({
+        name: member.name,
+        host: conn.hostname,
+        pgPort: Number(conn.port || 5432),
+        apiPort: Number(api.port || (isApiHttps ? 443 : 80)),
+        isApiHttps,
+      });
     } catch {
       throw new Error(`member ${member.name} has an unusable conn_url "${member.conn_url}" or api_url "${member.api_url}" in the DCS`);
     }
@@ -39,7 +45,12 @@ export function serversFromView(view: ClusterView): HaproxyServer[] {
 export function renderHaproxyConfig(servers: readonly HaproxyServer[], options: HaproxyOptions): string {
   if (servers.length === 0) throw new Error('the cluster has no members in the DCS yet: start the agents first');
   const interval = `${options.checkIntervalMs}ms`;
-  const serverLines = servers.map((server) => `  server ${server.name} ${server.host}:${server.pgPort} check port ${server.apiPort}${server.isApiHttps ? ' check-ssl verify none' : ''}`).join('\n');
+  const serverLines = servers
+    .map(
+      (server) =>
+        `  server ${server.name} ${server.host}:${server.pgPort} check port ${server.apiPort}${server.isApiHttps ? ' check-ssl verify none' : ''}`,
+    )
+    .join('\n');
   const listen = (name: string, port: number, path: string, balance: string): string => `listen ${name}
   bind ${options.bind}:${port}
 ${balance}  option httpchk GET ${path}
@@ -47,7 +58,10 @@ ${balance}  option httpchk GET ${path}
   default-server inter ${interval} fall 2 rise 1 on-marked-down shutdown-sessions
 ${serverLines}
 `;
-  const stats = options.statsPort === undefined ? '' : `listen stats
+  const stats =
+    options.statsPort === undefined
+      ? ''
+      : `listen stats
   mode http
   bind ${options.bind}:${options.statsPort}
   stats enable

@@ -14,12 +14,19 @@ export function historyTable(view: ClusterView, format: 'pretty' | 'json' | 'yam
   const rows = view.history.map((entry) => [String(entry[0]), String(entry[1]), entry[2], entry[3] ?? '', entry[4] ?? '']);
   if (format === 'tsv') return [header, ...rows].map((row) => row.join('\t')).join('\n');
   if (format === 'json' || format === 'yaml') {
-    const objects = view.history.map((entry) => ({ TL: entry[0], LSN: entry[1], Reason: entry[2], ...(entry[3] !== undefined ? { Timestamp: entry[3] } : {}), ...(entry[4] !== undefined ? { 'New Leader': entry[4] } : {}) }));
+    const objects = view.history.map((entry) => ({
+      TL: entry[0],
+      LSN: entry[1],
+      Reason: entry[2],
+      ...(entry[3] !== undefined ? { Timestamp: entry[3] } : {}),
+      ...(entry[4] !== undefined ? { 'New Leader': entry[4] } : {}),
+    }));
     return format === 'json' ? JSON.stringify(objects) : stringify(objects).trimEnd();
   }
   const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => row[index]!.length)));
   const border = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
-  const line = (cells: readonly string[]): string => `| ${cells.map((cell, index) => (index < 2 ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))).join(' | ')} |`;
+  const line = (cells: readonly string[]): string =>
+    `| ${cells.map((cell, index) => (index < 2 ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))).join(' | ')} |`;
   // As patronictl: the numeric TL and LSN columns (header included) are right-aligned.
   return [border, line(header), border, ...rows.map(line), border].join('\n');
 }

@@ -17,11 +17,16 @@ export interface ListOptions {
 
 export async function listCommand(options: ListOptions): Promise<void> {
   const intervalS = options.watch !== undefined ? Number(options.watch) : options.W === true ? 2 : undefined;
-  if (intervalS !== undefined && !(intervalS > 0)) throw new Error(`--watch expects a positive number of seconds, got "${options.watch ?? ''}"`);
+  if (intervalS !== undefined && !(intervalS > 0))
+    throw new Error(`--watch expects a positive number of seconds, got "${options.watch ?? ''}"`);
   for (;;) {
     const { scope, view } = await options.loadCluster(options.configPath, AbortSignal.timeout(5000));
     const summary = summarizeCluster(view);
-    options.out(options.isTopology === true && options.format === 'pretty' ? renderTopology(scope, summary) : renderMemberTable(scope, summary, options.format, options.extended === true));
+    options.out(
+      options.isTopology === true && options.format === 'pretty'
+        ? renderTopology(scope, summary)
+        : renderMemberTable(scope, summary, options.format, options.extended === true),
+    );
     if (intervalS === undefined) return;
     await new Promise((resolve) => setTimeout(resolve, intervalS * 1000));
   }

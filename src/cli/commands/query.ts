@@ -28,7 +28,10 @@ export interface DbAccess {
   readonly password: string | undefined;
 }
 
-export function pickMember(view: ClusterView, options: { readonly role?: string | undefined; readonly member?: string | undefined }): { name: string; host: string; port: number } {
+export function pickMember(
+  view: ClusterView,
+  options: { readonly role?: string | undefined; readonly member?: string | undefined },
+): { name: string; host: string; port: number } {
   const leader = view.leader?.name;
   const role = options.role ?? 'leader';
   const chosen = view.members.find((member) => {
@@ -37,17 +40,43 @@ export function pickMember(view: ClusterView, options: { readonly role?: string 
     if (role === 'replica' || role === 'standby') return member.name !== leader && member.state === 'running';
     return member.state === 'running';
   });
-  if (chosen === undefined) throw new Error(options.member !== undefined ? `no member named ${options.member}` : `no running member with role ${role}`);
+  if (chosen === undefined)
+    throw new Error(options.member !== undefined ? `no member named ${options.member}` : `no running member with role ${role}`);
   return { name: chosen.name, ...hostPortFromConnUrl(chosen.conn_url) };
 }
 
 export function queryCommand(view: ClusterView, options: QueryOptions, access: DbAccess, out: (text: string) => void): Promise<void> {
-  if ((options.command === undefined) === (options.file === undefined)) return Promise.reject(new Error('query needs exactly one of -c <SQL> or -f <file>'));
+  if ((options.command === undefined) === (options.file === undefined))
+    return Promise.reject(new Error('query needs exactly one of -c <SQL> or -f <file>'));
   const target = pickMember(view, options);
-  const args = ['-X', '-A', '-F', '\t', '-P', 'footer=off', '-v', 'ON_ERROR_STOP=1', '-h', target.host, '-p', String(target.port), '-U', options.username ?? access.username, '-d', options.dbname ?? 'postgres'];
+  const args = [
+    '-X',
+    '-A',
+    '-F',
+    '\t',
+    '-P',
+    'footer=off',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-h',
+    target.host,
+    '-p',
+    String(target.port),
+    '-U',
+    options.username ?? access.username,
+    '-d',
+    options.dbname ?? 'postgres',
+  ];
   args.push(...(options.command !== undefined ? ['-c', options.command] : ['-f', options.file!]));
   return new Promise((resolve, reject) => {
-    const child = spawn(access.psql, args, { env: { ...process.env, ...(access.password !== undefined && options.username === undefined ? { PGPASSWORD: access.password } : {}), PGCONNECT_TIMEOUT: '5' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(access.psql, args, {
+      env: {
+        ...process.env,
+        ...(access.password !== undefined && options.username === undefined ? { PGPASSWORD: access.password } : {}),
+        PGCONNECT_TIMEOUT: '5',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -56,7 +85,13 @@ export function queryCommand(view: ClusterView, options: QueryOptions, access: D
     child.once('close', (code) => {
       if (code === 0) {
         const format = options.format ?? 'tsv';
-        out(format === 'tsv' ? stdout.trimEnd() : format === 'json' ? JSON.stringify(tsvToObjects(stdout)) : stringify(tsvToObjects(stdout)).trimEnd());
+        out(
+          format === 'tsv'
+            ? stdout.trimEnd()
+            : format === 'json'
+              ? JSON.stringify(tsvToObjects(stdout))
+              : stringify(tsvToObjects(stdout)).trimEnd(),
+        );
         resolve();
       } else reject(new Error(`query on ${target.name} failed: ${stderr.trim().split('\n').slice(-3).join(' ')}`));
     });

@@ -10,12 +10,18 @@ export const uninitializedRule: Rule = (context) => {
   const leader = context.leaderName;
   if (leader === name) {
     // We hold a lock but have no data: an interrupted bootstrap. Give everything back so the race can restart.
-    return decision(context, 'removing the leader key and initialize key of an interrupted bootstrap', [{ kind: 'abortBootstrap' }], { wakeAfterMs: 0 });
+    return decision(context, 'removing the leader key and initialize key of an interrupted bootstrap', [{ kind: 'abortBootstrap' }], {
+      wakeAfterMs: 0,
+    });
   }
   if (view.initialize === undefined && leader === undefined) {
     if (!obs.self.canBootstrap || context.myPriority === 0) return decision(context, 'waiting for leader to bootstrap', []);
     // initialize is create-only: exactly one member wins and only it runs initdb; the others wait for its leader key.
-    return decision(context, 'trying to bootstrap a new cluster', [{ kind: 'initializeCluster' }, { kind: 'acquireLeader' }, { kind: 'bootstrap' }]);
+    return decision(context, 'trying to bootstrap a new cluster', [
+      { kind: 'initializeCluster' },
+      { kind: 'acquireLeader' },
+      { kind: 'bootstrap' },
+    ]);
   }
   if (leader === undefined || context.leaderMember === undefined) return decision(context, 'waiting for leader to bootstrap', []);
   const cloneSource = view.members.find((member) => member.name !== name && member.tags?.clonefrom === true && member.state === 'running');

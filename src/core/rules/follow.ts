@@ -18,24 +18,46 @@ export const followRule: Rule = (context) => {
   const pg = obs.pg;
 
   const probe = obs.leaderProbe;
-  if (probe !== undefined && probe.leader.name === leader && probe.leader.modRevision === view.leader?.modRevision && probe.isApiRefused && probe.isPgRefused) {
+  if (
+    probe !== undefined &&
+    probe.leader.name === leader &&
+    probe.leader.modRevision === view.leader?.modRevision &&
+    probe.isApiRefused &&
+    probe.isPgRefused
+  ) {
     // Safe because the delete compares the key's mod revision: if the old leader's agent came back and rewrote the
     // key (which it must do before starting PostgreSQL as primary), the delete fails and nothing happens.
-    return decision(context, `leader ${leader} is gone (its API and PostgreSQL refuse connections): removing its stale lock`, [{ kind: 'deleteStaleLeader', leader: probe.leader }], { wakeAfterMs: 0 });
+    return decision(
+      context,
+      `leader ${leader} is gone (its API and PostgreSQL refuse connections): removing its stale lock`,
+      [{ kind: 'deleteStaleLeader', leader: probe.leader }],
+      { wakeAfterMs: 0 },
+    );
   }
 
   if (context.leaderMember === undefined) return decision(context, `waiting for leader ${leader} to publish its member key`, []);
   if (pg.isRunning && pg.role === 'replica') {
-    if (pg.upstream !== leader) return decision(context, `changing primary_conninfo to follow new leader (${leader})`, [{ kind: 'followLeader', upstream: leader }], { memory: { notStreamingSinceMs: undefined } });
+    if (pg.upstream !== leader)
+      return decision(context, `changing primary_conninfo to follow new leader (${leader})`, [{ kind: 'followLeader', upstream: leader }], {
+        memory: { notStreamingSinceMs: undefined },
+      });
     if (pg.isStreaming) {
       const slots = obs.task.kind === 'running' ? [] : slotActions(context, false);
       const copy = slots.find((action) => action.kind === 'copyLogicalSlots');
-      const reason = copy !== undefined ? `copying logical slots ${copy.slots.join(',')} from the leader (${leader}): restarting` : `no action. I am (${name}), a secondary, and following a leader (${leader})`;
+      const reason =
+        copy !== undefined
+          ? `copying logical slots ${copy.slots.join(',')} from the leader (${leader}): restarting`
+          : `no action. I am (${name}), a secondary, and following a leader (${leader})`;
       return decision(context, reason, slots, { memory: { notStreamingSinceMs: undefined, rewindFailedFor: undefined } });
     }
     if (pg.isHistoryDivergent === true && !isBackingOff(context)) {
       // Same timeline ID, different history: pg_rewind would report "no rewind required"; only a re-clone helps.
-      return decision(context, `my timeline ${pg.timeline ?? '?'} history differs from the leader's (a promotion cut short): reinitializing from ${leader}`, [{ kind: 'reinitialize', from: leader }], { memory: { notStreamingSinceMs: undefined } });
+      return decision(
+        context,
+        `my timeline ${pg.timeline ?? '?'} history differs from the leader's (a promotion cut short): reinitializing from ${leader}`,
+        [{ kind: 'reinitialize', from: leader }],
+        { memory: { notStreamingSinceMs: undefined } },
+      );
     }
     const since = mem.notStreamingSinceMs ?? obs.nowMs;
     const leaderTimeline = context.leaderMember.timeline;
@@ -43,26 +65,52 @@ export const followRule: Rule = (context) => {
     const isBehindTimeline = leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline !== leaderTimeline;
     // A failed pg_rewind means this data dir cannot follow the leader as it is: re-clone rather than wait forever.
     const hasFailedRewind = mem.rewindFailedFor === leader;
-    if ((isBehindTimeline || hasFailedRewind) && obs.nowMs - since >= notStreamingLimitMs(obs.timing.loopWaitMs) && !isBackingOff(context)) {
+    if (
+      (isBehindTimeline || hasFailedRewind) &&
+      obs.nowMs - since >= notStreamingLimitMs(obs.timing.loopWaitMs) &&
+      !isBackingOff(context)
+    ) {
       // Not streaming and on an older timeline: probably diverged (a former primary). pg_rewind fixes it or says there is nothing to do.
-      const action = obs.useRewind && mem.rewindFailedFor !== leader ? ({ kind: 'rewind', from: leader } as const) : ({ kind: 'reinitialize', from: leader } as const);
-      return decision(context, `replica cannot stream from ${leader} on timeline ${leaderTimeline}: ${action.kind === 'rewind' ? 'rewinding' : 'reinitializing'}`, [action], { memory: { notStreamingSinceMs: undefined } });
+      const action =
+        obs.useRewind && mem.rewindFailedFor !== leader
+          ? ({ kind: 'rewind', from: leader } as const)
+          : ({ kind: 'reinitialize', from: leader } as const);
+      return decision(
+        context,
+        `replica cannot stream from ${leader} on timeline ${leaderTimeline}: ${action.kind === 'rewind' ? 'rewinding' : 'reinitializing'}`,
+        [action],
+        { memory: { notStreamingSinceMs: undefined } },
+      );
     }
     // WAL it received but cannot replay, with no WAL receiver for this long, while the leader answers with the same
     // history: two members promoted to the same timeline ID at the same LSN (a switchover target killed right after
     // promoting) and their WAL parted there. pg_rewind sees "same timeline"; only a re-clone helps. Never while the
     // leader is unreachable (isHistoryDivergent is false only after reading the leader's history file).
     const isReplayStuck = pg.receivedLsn !== undefined && pg.replayedLsn !== undefined && pg.receivedLsn > pg.replayedLsn;
-    if (!isBehindTimeline && isReplayStuck && pg.isHistoryDivergent === false && obs.nowMs - since >= Math.max(STUCK_REPLAY_LIMIT_MS, notStreamingLimitMs(obs.timing.loopWaitMs)) && !isBackingOff(context)) {
-      return decision(context, `replica cannot replay WAL it received from ${leader} on timeline ${leaderTimeline} (its WAL parted from the leader's at the same timeline ID): reinitializing`, [{ kind: 'reinitialize', from: leader }], { memory: { notStreamingSinceMs: undefined } });
+    if (
+      !isBehindTimeline &&
+      isReplayStuck &&
+      pg.isHistoryDivergent === false &&
+      obs.nowMs - since >= Math.max(STUCK_REPLAY_LIMIT_MS, notStreamingLimitMs(obs.timing.loopWaitMs)) &&
+      !isBackingOff(context)
+    ) {
+      return decision(
+        context,
+        `replica cannot replay WAL it received from ${leader} on timeline ${leaderTimeline} (its WAL parted from the leader's at the same timeline ID): reinitializing`,
+        [{ kind: 'reinitialize', from: leader }],
+        { memory: { notStreamingSinceMs: undefined } },
+      );
     }
-    return decision(context, `no action. I am (${name}), a secondary, waiting to stream from the leader (${leader})`, [], { memory: { notStreamingSinceMs: since } });
+    return decision(context, `no action. I am (${name}), a secondary, waiting to stream from the leader (${leader})`, [], {
+      memory: { notStreamingSinceMs: since },
+    });
   }
   if (pg.isRunning || obs.task.kind === 'running') return undefined;
   if (isBackingOff(context)) return decision(context, 'waiting before retrying to start PostgreSQL', []);
   if (pg.role === 'primary') {
     // A former primary may hold WAL the new leader never got: it must not stream until its history is rewound.
-    if (obs.useRewind && mem.rewindFailedFor !== leader) return decision(context, `rewinding former primary to follow the leader (${leader})`, [{ kind: 'rewind', from: leader }]);
+    if (obs.useRewind && mem.rewindFailedFor !== leader)
+      return decision(context, `rewinding former primary to follow the leader (${leader})`, [{ kind: 'rewind', from: leader }]);
     return decision(context, `reinitializing former primary from the leader (${leader})`, [{ kind: 'reinitialize', from: leader }]);
   }
   if (mem.rewindFailedFor === leader) {

@@ -18,21 +18,35 @@ export const leaderRule: Rule = (context) => {
       if (pg.sysid !== undefined) actions.push({ kind: 'publishInitialize', sysid: pg.sysid });
       if (view.config === undefined) actions.push({ kind: 'writeBootstrapConfig' });
     }
-    if (pg.writeLsn !== undefined) actions.push({ kind: 'publishStatus', optime: Number(pg.writeLsn), slots: publishedSlotPositions(pg.slots ?? []) });
+    if (pg.writeLsn !== undefined)
+      actions.push({ kind: 'publishStatus', optime: Number(pg.writeLsn), slots: publishedSlotPositions(pg.slots ?? []) });
     let memory = {};
     if (mem.promotedFrom !== undefined && pg.timeline !== undefined && pg.timeline > mem.promotedFrom.timeline) {
-      actions.push({ kind: 'writeHistory', entry: [mem.promotedFrom.timeline, Number(mem.promotedFrom.lsn), 'no recovery target specified', obs.wallIso, name] });
+      actions.push({
+        kind: 'writeHistory',
+        entry: [mem.promotedFrom.timeline, Number(mem.promotedFrom.lsn), 'no recovery target specified', obs.wallIso, name],
+      });
       memory = { promotedFrom: undefined };
     }
     // An intent still here was for us (we are the new leader) or is stale: either way it is done. A scheduled one
     // for this leader is left alone until it is due (the switchover rule acts on it).
-    if (view.failover !== undefined && !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))) actions.push({ kind: 'clearFailover' });
+    if (
+      view.failover !== undefined &&
+      !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))
+    )
+      actions.push({ kind: 'clearFailover' });
     actions.push(...slotActions(context, true));
     // Last: a sync-key CAS that loses skips only what follows it.
     const sync = planSync(context);
     actions.push(...sync.actions);
-    const reason = sync.note === undefined ? `no action. I am (${name}), the leader with the lock` : `${sync.note}. I am (${name}), the leader with the lock`;
-    return decision(context, reason, actions, { memory: { ...memory, ...sync.memory }, ...(sync.wakeAfterMs !== undefined ? { wakeAfterMs: Math.min(sync.wakeAfterMs, obs.timing.loopWaitMs) } : {}) });
+    const reason =
+      sync.note === undefined
+        ? `no action. I am (${name}), the leader with the lock`
+        : `${sync.note}. I am (${name}), the leader with the lock`;
+    return decision(context, reason, actions, {
+      memory: { ...memory, ...sync.memory },
+      ...(sync.wakeAfterMs !== undefined ? { wakeAfterMs: Math.min(sync.wakeAfterMs, obs.timing.loopWaitMs) } : {}),
+    });
   }
 
   const timeLeftMs = (context.deadlineMs ?? obs.nowMs) - obs.nowMs;
@@ -42,14 +56,23 @@ export const leaderRule: Rule = (context) => {
     const lsn = context.myWal;
     // Synchronous mode: the key names us before we accept a write, and PostgreSQL starts with the set that key allows.
     const sync = promotionSync(context);
-    const prepare: Action[] = sync === undefined ? [] : [{ kind: 'writeSync', state: sync.state }, { kind: 'setSynchronousStandbyNames', value: sync.value }];
+    const prepare: Action[] =
+      sync === undefined
+        ? []
+        : [
+            { kind: 'writeSync', state: sync.state },
+            { kind: 'setSynchronousStandbyNames', value: sync.value },
+          ];
     return decision(context, 'promoted self to leader by acquiring session lock', [renew, ...prepare, { kind: 'promote' }], {
       memory: { promotedFrom: { timeline: pg.timeline ?? 1, lsn } },
       wakeAfterMs: 0,
     });
   }
   if (obs.task.kind === 'running') return undefined;
-  if (pg.role === 'primary') return decision(context, 'starting primary after failure', [renew, { kind: 'startPrimary' }], { wakeAfterMs: 0 });
+  if (pg.role === 'primary')
+    return decision(context, 'starting primary after failure', [renew, { kind: 'startPrimary' }], { wakeAfterMs: 0 });
   // A replica's data dir holding the lock starts as a replica first; the next cycle promotes it (new timeline).
-  return decision(context, 'starting as a replica before promoting', [renew, { kind: 'startReplica', upstream: undefined }], { wakeAfterMs: 0 });
+  return decision(context, 'starting as a replica before promoting', [renew, { kind: 'startReplica', upstream: undefined }], {
+    wakeAfterMs: 0,
+  });
 };

@@ -12,13 +12,24 @@ export const pausedRule: Rule = (context) => {
   if (view !== undefined && context.leaderName === name) {
     // Synchronous replication stays managed in maintenance mode: it is about durability, not about failover.
     const sync = isRunningPrimary && context.holdsLock ? planSync(context) : undefined;
-    return decision(context, `PAUSE: no action. I am (${name}), the leader with the lock`, [{ kind: 'renewLeader' }, ...(sync?.actions ?? [])], {
-      memory: sync?.memory ?? {},
-      ...(sync?.wakeAfterMs !== undefined ? { wakeAfterMs: Math.min(sync.wakeAfterMs, context.obs.timing.loopWaitMs) } : {}),
-    });
+    return decision(
+      context,
+      `PAUSE: no action. I am (${name}), the leader with the lock`,
+      [{ kind: 'renewLeader' }, ...(sync?.actions ?? [])],
+      {
+        memory: sync?.memory ?? {},
+        ...(sync?.wakeAfterMs !== undefined ? { wakeAfterMs: Math.min(sync.wakeAfterMs, context.obs.timing.loopWaitMs) } : {}),
+      },
+    );
   }
   if (view !== undefined && context.leaderName === undefined && isRunningPrimary) {
-    return decision(context, `PAUSE: acquiring the leader lock for the running primary (${name})`, [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
+    return decision(context, `PAUSE: acquiring the leader lock for the running primary (${name})`, [{ kind: 'acquireLeader' }], {
+      wakeAfterMs: 0,
+    });
   }
-  return decision(context, `PAUSE: no action. I am (${name})${context.leaderName !== undefined ? `, following ${context.leaderName}` : ''}`, []);
+  return decision(
+    context,
+    `PAUSE: no action. I am (${name})${context.leaderName !== undefined ? `, following ${context.leaderName}` : ''}`,
+    [],
+  );
 };

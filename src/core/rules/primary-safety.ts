@@ -17,30 +17,48 @@ export const primarySafetyRule: Rule = (context) => {
     const unreachableForMs = now - obs.dcs.sinceMs;
     // retry_timeout is the budget the user gave the DCS; the deadline is the hard limit either way.
     if (isPastDeadline || unreachableForMs >= obs.timing.retryTimeoutMs) {
-      return decision(context, 'demoting self because DCS is not accessible and I was a leader', [{ kind: 'demote', mode: 'offline' }], { wakeAfterMs: 0 });
+      return decision(context, 'demoting self because DCS is not accessible and I was a leader', [{ kind: 'demote', mode: 'offline' }], {
+        wakeAfterMs: 0,
+      });
     }
     const untilRetryBudget = obs.dcs.sinceMs + obs.timing.retryTimeoutMs - now;
-    return decision(context, `DCS is not accessible; keeping the primary for at most ${Math.ceil(Math.min(untilRetryBudget, (deadlineMs ?? now) - now))} ms`, [{ kind: 'renewLeader' }], {
-      wakeAfterMs: Math.min(obs.timing.loopWaitMs, untilRetryBudget, 500),
-    });
+    return decision(
+      context,
+      `DCS is not accessible; keeping the primary for at most ${Math.ceil(Math.min(untilRetryBudget, (deadlineMs ?? now) - now))} ms`,
+      [{ kind: 'renewLeader' }],
+      {
+        wakeAfterMs: Math.min(obs.timing.loopWaitMs, untilRetryBudget, 500),
+      },
+    );
   }
 
   const leader = context.leaderName;
   if (leader !== undefined && leader !== name) {
-    return decision(context, `demoting self because ${leader} holds the leader lock`, [{ kind: 'demote', mode: 'immediate-nolock' }], { wakeAfterMs: 0 });
+    return decision(context, `demoting self because ${leader} holds the leader lock`, [{ kind: 'demote', mode: 'immediate-nolock' }], {
+      wakeAfterMs: 0,
+    });
   }
   if (deadlineMs !== undefined && isPastDeadline) {
-    return decision(context, 'demoted self because failed to update leader lock in DCS', [{ kind: 'demote', mode: 'immediate-nolock' }], { wakeAfterMs: 0 });
+    return decision(context, 'demoted self because failed to update leader lock in DCS', [{ kind: 'demote', mode: 'immediate-nolock' }], {
+      wakeAfterMs: 0,
+    });
   }
   if (leader === undefined && syncRaceRestriction(context) !== undefined) {
     // Synchronous mode: the lock went to nobody, but the sync key says another leader acknowledged commits since
     // (we were fenced out): re-taking the lock here would throw them away.
-    return decision(context, `demoting self: the leader key is gone and the sync key no longer allows me (${syncRaceRestriction(context) ?? ''})`, [{ kind: 'demote', mode: 'immediate-nolock' }], { wakeAfterMs: 0 });
+    return decision(
+      context,
+      `demoting self: the leader key is gone and the sync key no longer allows me (${syncRaceRestriction(context) ?? ''})`,
+      [{ kind: 'demote', mode: 'immediate-nolock' }],
+      { wakeAfterMs: 0 },
+    );
   }
   if (leader === undefined) {
     // The key vanished under a running primary (expired or deleted). Take it back atomically; if another member
     // won the race, the next decision (at once) sees its name and demotes.
-    return decision(context, `acquiring the leader lock for the running primary (${name})`, [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
+    return decision(context, `acquiring the leader lock for the running primary (${name})`, [{ kind: 'acquireLeader' }], {
+      wakeAfterMs: 0,
+    });
   }
   if (!context.holdsLock) {
     // The key names us but we have no fresh renewal (agent restart, or an acquire whose answer was lost).

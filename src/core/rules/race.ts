@@ -11,12 +11,24 @@ export const raceRule: Rule = (context) => {
   const pg = obs.pg;
   if (!pg.isRunning) {
     if (obs.task.kind === 'running' || isBackingOff(context)) return decision(context, 'waiting for PostgreSQL before the leader race', []);
-    return decision(context, 'starting as a read-only replica while the cluster has no leader', [{ kind: 'startReplica', upstream: undefined }]);
+    return decision(context, 'starting as a read-only replica while the cluster has no leader', [
+      { kind: 'startReplica', upstream: undefined },
+    ]);
   }
-  if (mustDetachForQuorum(context)) return decision(context, 'no leader and a quorum sync key: detaching from the old primary so it cannot acknowledge more commits', [{ kind: 'detachUpstream' }], { wakeAfterMs: 0 });
+  if (mustDetachForQuorum(context))
+    return decision(
+      context,
+      'no leader and a quorum sync key: detaching from the old primary so it cannot acknowledge more commits',
+      [{ kind: 'detachUpstream' }],
+      { wakeAfterMs: 0 },
+    );
   if (context.myPriority === 0) return decision(context, 'following a different leader because I am not allowed to promote', []);
   if (view.optime !== undefined && BigInt(Math.trunc(view.optime)) - context.myWal > BigInt(obs.maximumLagOnFailover)) {
-    return decision(context, `not healthy enough for leader race: lag exceeds maximum_lag_on_failover (${obs.maximumLagOnFailover} bytes)`, []);
+    return decision(
+      context,
+      `not healthy enough for leader race: lag exceeds maximum_lag_on_failover (${obs.maximumLagOnFailover} bytes)`,
+      [],
+    );
   }
   const restriction = raceRestriction(context);
   if (restriction !== undefined) return decision(context, restriction, []);
@@ -24,17 +36,23 @@ export const raceRule: Rule = (context) => {
   // A manual failover names its candidate explicitly (the operator's call, as in Patroni); otherwise sync rules apply.
   const syncRestriction = intent?.member === name ? undefined : syncRaceRestriction(context);
   if (syncRestriction !== undefined) return decision(context, syncRestriction, []);
-  if (intent?.member === name) return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
+  if (intent?.member === name)
+    return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
   const rivals = syncRestriction === undefined && intent?.member !== name ? syncRaceRivals(context) : undefined;
   for (const peer of obs.peers) {
     if (!peer.isReachable || (intent !== undefined && peer.name === intent.leader)) continue;
-    if (peer.isRunning && peer.role === 'primary') return decision(context, `following a different leader because ${peer.name} is still running as primary`, []);
+    if (peer.isRunning && peer.role === 'primary')
+      return decision(context, `following a different leader because ${peer.name} is still running as primary`, []);
     if (rivals !== undefined && !rivals.has(peer.name)) continue;
     const priority = failoverPriority(peer.tags);
     if (priority === 0 || peer.walPosition === undefined) continue;
     if (compareCandidates({ name: peer.name, walPosition: peer.walPosition, failoverPriority: priority }, me) < 0) {
-      return decision(context, `following a different leader because i am not the healthiest node (${peer.name} is ahead or preferred)`, []);
+      return decision(
+        context,
+        `following a different leader because i am not the healthiest node (${peer.name} is ahead or preferred)`,
+        [],
+      );
     }
   }
   return decision(context, 'acquiring the leader lock as the healthiest member', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });

@@ -21,7 +21,12 @@ export function slotActions(context: DecisionContext, isLeader: boolean): Action
   const existing = obs.pg.slots;
   // A copied logical slot stops a replica without wal_level=logical from starting: never try there.
   if (leader !== undefined && existing !== undefined && obs.pg.walLevel === 'logical' && !isBackingOff(context)) {
-    const missing = wanted.filter((slot) => slot.type === 'logical' && published[slot.name] !== undefined && !existing.some((have) => have.name === slot.name && have.type === 'logical'));
+    const missing = wanted.filter(
+      (slot) =>
+        slot.type === 'logical' &&
+        published[slot.name] !== undefined &&
+        !existing.some((have) => have.name === slot.name && have.type === 'logical'),
+    );
     if (missing.length > 0) return [{ kind: 'copyLogicalSlots', from: leader, slots: missing.map((slot) => slot.name) }];
   }
   const advanceTo: Record<string, number> = {};

@@ -43,17 +43,28 @@ function viableCandidates(context: DecisionContext, intent: FailoverIntent): str
 export const switchoverRule: Rule = (context) => {
   const { view, name, obs } = context;
   const intent = view?.failover;
-  if (view === undefined || intent === undefined || context.leaderName !== name || !context.holdsLock || !context.isRunningPrimary) return undefined;
+  if (view === undefined || intent === undefined || context.leaderName !== name || !context.holdsLock || !context.isRunningPrimary)
+    return undefined;
   if (intent.leader !== undefined && intent.leader !== name) return undefined;
   if (!isDue(intent, obs.wallIso)) return undefined;
-  if (intent.member === name) return decision(context, `cleaning up a switchover to myself (${name})`, [{ kind: 'renewLeader' }, { kind: 'clearFailover' }]);
+  if (intent.member === name)
+    return decision(context, `cleaning up a switchover to myself (${name})`, [{ kind: 'renewLeader' }, { kind: 'clearFailover' }]);
   const candidates = viableCandidates(context, intent);
   if (candidates.length === 0) {
-    return decision(context, `manual ${intent.leader === undefined ? 'failover' : 'switchover'}: no healthy candidate${intent.member !== undefined ? ` (${intent.member})` : ''} found, staying the leader`, [{ kind: 'renewLeader' }, { kind: 'clearFailover' }]);
+    return decision(
+      context,
+      `manual ${intent.leader === undefined ? 'failover' : 'switchover'}: no healthy candidate${intent.member !== undefined ? ` (${intent.member})` : ''} found, staying the leader`,
+      [{ kind: 'renewLeader' }, { kind: 'clearFailover' }],
+    );
   }
   // Graceful: a fast shutdown writes the shutdown checkpoint and waits for the replicas to receive it, then the
   // lock is released so the candidate can take it at once; the failover key stays for the candidate to read.
-  return decision(context, `manual switchover: demoting myself in favour of ${intent.member ?? 'the healthiest replica'}`, [{ kind: 'demote', mode: 'graceful' }], { wakeAfterMs: 0 });
+  return decision(
+    context,
+    `manual switchover: demoting myself in favour of ${intent.member ?? 'the healthiest replica'}`,
+    [{ kind: 'demote', mode: 'graceful' }],
+    { wakeAfterMs: 0 },
+  );
 };
 
 /**
@@ -66,7 +77,8 @@ export function raceRestriction(context: DecisionContext): string | undefined {
   if (intent.member !== undefined && intent.member !== context.name) {
     const candidate = context.view?.members.find((member) => member.name === intent.member);
     // A candidate that is gone or too far behind to race must not block the cluster: fall back to the normal race.
-    if (candidate !== undefined && isViableCandidate(candidate, context.view?.optime, context.obs.maximumLagOnFailover)) return `following a different leader because a switchover to ${intent.member} is pending`;
+    if (candidate !== undefined && isViableCandidate(candidate, context.view?.optime, context.obs.maximumLagOnFailover))
+      return `following a different leader because a switchover to ${intent.member} is pending`;
   }
   if (intent.member === undefined && intent.leader === context.name) return 'not racing: I am the leader that is being switched over';
   return undefined;

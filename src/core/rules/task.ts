@@ -16,18 +16,33 @@ export const runningTaskRule: Rule = (context) => {
   return decision(context, `${task.name} in progress`, []);
 };
 
-function failureFollowUp(context: DecisionContext): { readonly actions: readonly Action[]; readonly memory: Partial<Decision['memory']>; readonly reason: string } | undefined {
+function failureFollowUp(
+  context: DecisionContext,
+): { readonly actions: readonly Action[]; readonly memory: Partial<Decision['memory']>; readonly reason: string } | undefined {
   const task = context.obs.task;
   if (task.kind !== 'done' || task.isOk || task.endedAtMs === context.mem.handledTaskEndedAtMs) return undefined;
   const retryNotBeforeMs = context.obs.nowMs + context.obs.timing.loopWaitMs * RETRY_AFTER_FAILURE_LOOPS;
   const base = { handledTaskEndedAtMs: task.endedAtMs, retryNotBeforeMs };
   switch (task.name) {
     case 'bootstrap':
-      return { actions: [{ kind: 'abortBootstrap' }], memory: base, reason: `removing initialize key after failed attempt to bootstrap the cluster: ${task.error ?? ''}` };
+      return {
+        actions: [{ kind: 'abortBootstrap' }],
+        memory: base,
+        reason: `removing initialize key after failed attempt to bootstrap the cluster: ${task.error ?? ''}`,
+      };
     case 'rewind':
-      return { actions: [], memory: { ...base, rewindFailedFor: context.leaderName }, reason: `pg_rewind failed (${task.error ?? ''}); will re-clone from the leader` };
+      return {
+        actions: [],
+        memory: { ...base, rewindFailedFor: context.leaderName },
+        reason: `pg_rewind failed (${task.error ?? ''}); will re-clone from the leader`,
+      };
     case 'start':
-      if (context.holdsLock) return { actions: [{ kind: 'releaseLeader' }], memory: base, reason: 'removed leader key after trying and failing to start postgres' };
+      if (context.holdsLock)
+        return {
+          actions: [{ kind: 'releaseLeader' }],
+          memory: base,
+          reason: 'removed leader key after trying and failing to start postgres',
+        };
       return { actions: [], memory: base, reason: `failed to start postgres: ${task.error ?? ''}` };
     case 'basebackup':
     case 'reinitialize':
@@ -37,14 +52,21 @@ function failureFollowUp(context: DecisionContext): { readonly actions: readonly
       return { actions: [], memory: base, reason: `${task.name} failed: ${task.error ?? ''}` };
     case 'copy-slots':
       // Each attempt restarts the replica: retry rarely.
-      return { actions: [], memory: { ...base, retryNotBeforeMs: context.obs.nowMs + Math.max(60_000, 6 * context.obs.timing.loopWaitMs) }, reason: `copying logical slots failed: ${task.error ?? ''}` };
+      return {
+        actions: [],
+        memory: { ...base, retryNotBeforeMs: context.obs.nowMs + Math.max(60_000, 6 * context.obs.timing.loopWaitMs) },
+        reason: `copying logical slots failed: ${task.error ?? ''}`,
+      };
   }
 }
 
 export const failedTaskRule: Rule = (context) => {
   const followUp = failureFollowUp(context);
   if (followUp === undefined) return undefined;
-  return decision(context, followUp.reason, followUp.actions, { memory: followUp.memory, wakeAfterMs: followUp.actions.length > 0 ? 0 : context.obs.timing.loopWaitMs });
+  return decision(context, followUp.reason, followUp.actions, {
+    memory: followUp.memory,
+    wakeAfterMs: followUp.actions.length > 0 ? 0 : context.obs.timing.loopWaitMs,
+  });
 };
 
 /** True while a recent failure asks us to wait before starting another PostgreSQL task. */

@@ -86,18 +86,36 @@ export class EtcdDcs implements Dcs {
   }
 
   async #txn(compare: readonly Compare[], success: readonly Operation[], signal: AbortSignal, key: string): Promise<boolean> {
-    const response = await this.#gateway.call<{ succeeded?: boolean }>('/v3/kv/txn', { compare, success, failure: [] }, this.#signal(signal), key);
+    const response = await this.#gateway.call<{ succeeded?: boolean }>(
+      '/v3/kv/txn',
+      { compare, success, failure: [] },
+      this.#signal(signal),
+      key,
+    );
     // The gateway omits false fields: a failed transaction has no `succeeded`.
     return response.succeeded === true;
   }
 
   async #put(key: string, value: string, signal: AbortSignal, lease?: string): Promise<void> {
-    await this.#gateway.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) }, this.#signal(signal), key);
+    await this.#gateway.call(
+      '/v3/kv/put',
+      { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) },
+      this.#signal(signal),
+      key,
+    );
   }
 
   async #grantLease(signal: AbortSignal): Promise<string> {
-    const response = await this.#gateway.call<{ ID?: string; TTL?: string; error?: string }>('/v3/lease/grant', { TTL: String(Math.max(1, Math.round(this.#ttlSeconds))), ID: '0' }, this.#signal(signal));
-    if (response.ID === undefined) throw new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd did not grant a lease: ${response.error ?? 'no ID'}`, { isRetryable: true, context: { member: this.#member } });
+    const response = await this.#gateway.call<{ ID?: string; TTL?: string; error?: string }>(
+      '/v3/lease/grant',
+      { TTL: String(Math.max(1, Math.round(this.#ttlSeconds))), ID: '0' },
+      this.#signal(signal),
+    );
+    if (response.ID === undefined)
+      throw new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd did not grant a lease: ${response.error ?? 'no ID'}`, {
+        isRetryable: true,
+        context: { member: this.#member },
+      });
     this.#leaseId = response.ID;
     this.#written.clear();
     return response.ID;
@@ -106,7 +124,11 @@ export class EtcdDcs implements Dcs {
   /** Keeps our lease alive; a lease that expired (TTL 0 in the answer) is replaced by a new one. */
   async #keepAlive(signal: AbortSignal): Promise<string> {
     if (this.#leaseId === undefined) return this.#grantLease(signal);
-    const response = await this.#gateway.call<{ result?: { TTL?: string } }>('/v3/lease/keepalive', { ID: this.#leaseId }, this.#signal(signal));
+    const response = await this.#gateway.call<{ result?: { TTL?: string } }>(
+      '/v3/lease/keepalive',
+      { ID: this.#leaseId },
+      this.#signal(signal),
+    );
     if (Number(response.result?.TTL ?? '0') <= 0) return this.#grantLease(signal);
     return this.#leaseId;
   }
@@ -135,12 +157,22 @@ export class EtcdDcs implements Dcs {
 
   releaseLeader(signal: AbortSignal): Promise<CasResult> {
     const key = this.#keys.leader;
-    return this.#txn([{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(this.#member) }], [{ request_delete_range: { key: b64(key) } }], signal, key);
+    return this.#txn(
+      [{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(this.#member) }],
+      [{ request_delete_range: { key: b64(key) } }],
+      signal,
+      key,
+    );
   }
 
   deleteLeaderIfUnchanged(modRevision: string, signal: AbortSignal): Promise<CasResult> {
     const key = this.#keys.leader;
-    return this.#txn([{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: modRevision }], [{ request_delete_range: { key: b64(key) } }], signal, key);
+    return this.#txn(
+      [{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: modRevision }],
+      [{ request_delete_range: { key: b64(key) } }],
+      signal,
+      key,
+    );
   }
 
   async touchMember(record: MemberRecord, signal: AbortSignal): Promise<void> {
@@ -155,7 +187,12 @@ export class EtcdDcs implements Dcs {
 
   initialize(value: string, signal: AbortSignal): Promise<CasResult> {
     const key = this.#keys.initialize;
-    return this.#txn([{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }], [{ request_put: { key: b64(key), value: b64(value) } }], signal, key);
+    return this.#txn(
+      [{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
+      [{ request_put: { key: b64(key), value: b64(value) } }],
+      signal,
+      key,
+    );
   }
 
   setInitialize(sysid: string, signal: AbortSignal): Promise<void> {
@@ -167,8 +204,10 @@ export class EtcdDcs implements Dcs {
   }
 
   #casWrite(key: string, value: string | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
-    const operation: Operation = value === undefined ? { request_delete_range: { key: b64(key) } } : { request_put: { key: b64(key), value: b64(value) } };
-    const compare: Compare[] = expectedRevision === undefined ? [] : [{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: expectedRevision }];
+    const operation: Operation =
+      value === undefined ? { request_delete_range: { key: b64(key) } } : { request_put: { key: b64(key), value: b64(value) } };
+    const compare: Compare[] =
+      expectedRevision === undefined ? [] : [{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: expectedRevision }];
     return this.#txn(compare, [operation], signal, key);
   }
 
@@ -206,7 +245,12 @@ export class EtcdDcs implements Dcs {
 
   /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */
   async removeCluster(signal: AbortSignal): Promise<void> {
-    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) }, this.#signal(signal), this.#keys.prefix);
+    await this.#gateway.call(
+      '/v3/kv/deleterange',
+      { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
+      this.#signal(signal),
+      this.#keys.prefix,
+    );
   }
 
   close(): Promise<void> {

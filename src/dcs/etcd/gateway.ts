@@ -59,7 +59,12 @@ export class EtcdGateway {
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const endpoint = this.#endpoints[this.#current]!;
       try {
-        const response = await fetch(`${endpoint}${path}`, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal });
+        const response = await fetch(`${endpoint}${path}`, {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json' },
+          signal,
+        });
         const text = await response.text();
         if (response.ok) return JSON.parse(text) as T;
         lastError = new Error(`etcd ${endpoint}${path} answered ${response.status}: ${text.slice(0, 200)}`);
@@ -71,11 +76,15 @@ export class EtcdGateway {
       this.#current = (this.#current + 1) % this.#endpoints.length;
     }
     const reason = signal.aborted ? 'no answer before the deadline' : lastError instanceof Error ? lastError.message : String(lastError);
-    throw new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd is not reachable (${this.#endpoints.join(',')}): ${reason}${key === undefined ? '' : ` [key ${key}]`}`, {
-      isRetryable: true,
-      cause: lastError,
-      context: { member: this.#member, ...(key !== undefined ? { key } : {}), endpoint: this.currentEndpoint },
-    });
+    throw new PgwardenError(
+      'PGW_DCS_UNAVAILABLE',
+      `etcd is not reachable (${this.#endpoints.join(',')}): ${reason}${key === undefined ? '' : ` [key ${key}]`}`,
+      {
+        isRetryable: true,
+        cause: lastError,
+        context: { member: this.#member, ...(key !== undefined ? { key } : {}), endpoint: this.currentEndpoint },
+      },
+    );
   }
 
   /** Opens a streaming watch; resolves at the first event batch, rejects on abort or a broken stream. */
@@ -83,7 +92,9 @@ export class EtcdGateway {
     const endpoint = this.currentEndpoint;
     const response = await fetch(`${endpoint}/v3/watch`, {
       method: 'POST',
-      body: JSON.stringify({ create_request: { key: b64(keyPrefix), range_end: prefixRangeEnd(keyPrefix), start_revision: startRevision } }),
+      body: JSON.stringify({
+        create_request: { key: b64(keyPrefix), range_end: prefixRangeEnd(keyPrefix), start_revision: startRevision },
+      }),
       headers: { 'content-type': 'application/json' },
       signal,
     });
@@ -101,7 +112,9 @@ export class EtcdGateway {
           const line = buffered.slice(0, newline).trim();
           buffered = buffered.slice(newline + 1);
           if (line !== '') {
-            const message = JSON.parse(line) as { result?: { events?: { kv?: GatewayKv }[]; canceled?: boolean; compact_revision?: string } };
+            const message = JSON.parse(line) as {
+              result?: { events?: { kv?: GatewayKv }[]; canceled?: boolean; compact_revision?: string };
+            };
             if ((message.result?.events ?? []).some((event) => isInteresting(unb64(event.kv?.key)))) return;
             // A compacted start revision means we missed changes: wake the loop so it re-reads everything.
             if (message.result?.canceled === true || message.result?.compact_revision !== undefined) return;

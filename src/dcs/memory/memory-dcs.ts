@@ -64,7 +64,13 @@ export class MemoryDcsStore {
     this.sweep();
     return [...this.#keys.entries()]
       .filter(([key]) => key.startsWith(prefix))
-      .map(([key, stored]) => ({ key, value: stored.value, modRevision: String(stored.modRevision), createRevision: String(stored.createRevision), lease: String(stored.lease) }));
+      .map(([key, stored]) => ({
+        key,
+        value: stored.value,
+        modRevision: String(stored.modRevision),
+        createRevision: String(stored.createRevision),
+        lease: String(stored.lease),
+      }));
   }
 
   put(key: string, value: string, lease = 0): void {
@@ -98,10 +104,14 @@ export class MemoryDcsStore {
     return new Promise((resolve, reject) => {
       const entry = { fromRevision, prefix, resolve: () => resolve() };
       this.#watchers.push(entry);
-      signal.addEventListener('abort', () => {
-        this.#watchers = this.#watchers.filter((watcher) => watcher !== entry);
-        reject(signal.reason instanceof Error ? signal.reason : new Error('watch aborted'));
-      }, { once: true });
+      signal.addEventListener(
+        'abort',
+        () => {
+          this.#watchers = this.#watchers.filter((watcher) => watcher !== entry);
+          reject(signal.reason instanceof Error ? signal.reason : new Error('watch aborted'));
+        },
+        { once: true },
+      );
     });
   }
 }
@@ -114,7 +124,10 @@ export class MemoryDcs implements Dcs {
   #lease: number | undefined;
   #isReachable = true;
 
-  constructor(store: MemoryDcsStore, options: { readonly namespace: string; readonly scope: string; readonly member: string; readonly ttlSeconds: number }) {
+  constructor(
+    store: MemoryDcsStore,
+    options: { readonly namespace: string; readonly scope: string; readonly member: string; readonly ttlSeconds: number },
+  ) {
     this.#store = store;
     this.#keys = new ClusterKeys(options.namespace, options.scope);
     this.#member = options.member;
@@ -133,7 +146,10 @@ export class MemoryDcs implements Dcs {
 
   #check(signal: AbortSignal, key?: string): void {
     if (signal.aborted || !this.#isReachable) {
-      throw new PgwardenError('PGW_DCS_UNAVAILABLE', `memory DCS unreachable for ${this.#member}`, { isRetryable: true, context: { member: this.#member, ...(key !== undefined ? { key } : {}) } });
+      throw new PgwardenError('PGW_DCS_UNAVAILABLE', `memory DCS unreachable for ${this.#member}`, {
+        isRetryable: true,
+        context: { member: this.#member, ...(key !== undefined ? { key } : {}) },
+      });
     }
   }
 
