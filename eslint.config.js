@@ -1,14 +1,77 @@
-// Lint rules: type-aware checks for promise misuse plus the layer rules of docs/architecture.md.
+// Lint rules: type-aware checks for promise misuse, the formatter, import cycles and the layer rules of
+// docs/architecture.md. Layer rules are resolved paths (import-x no-restricted-paths), so they hold at any depth.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import importX from 'eslint-plugin-import-x';
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
 const nodeAndNpm = ['node:*', 'pg', 'pino', 'yaml', 'zod', 'commander', 'prom-client'];
+
+/** A layer may import only itself and the listed layers (paths relative to src/). */
+const layer = (target, allowed, message) => ({
+  target: `./src/${target}`,
+  from: './src',
+  except: [`./${target}`, ...allowed.map((path) => `./${path}`)],
+  message,
+});
+
+const layerZones = [
+  layer('core', [], 'core/ is pure: it imports only core/.'),
+  layer('util', [], 'util/ is below every layer: it imports nothing from src/.'),
+  layer('dcs', ['core', 'util'], 'dcs/ may import core/ and util/ only.'),
+  layer('postgres', ['core', 'util'], 'postgres/ may import core/ and util/ only.'),
+  layer('config', ['core', 'util'], 'config/ may import core/ and util/ only.'),
+  layer('obs', ['core', 'util'], 'obs/ may import core/ and util/ only.'),
+  layer('peers', ['core', 'util'], 'peers/ may import core/ and util/ only.'),
+  layer('agent', ['core', 'util'], 'agent/ receives adapters through core/ports.ts.'),
+  layer('api', ['core', 'util', 'agent/snapshot.ts', 'agent/member-record.ts'], 'api/ reads the agent snapshot and the Dcs port only.'),
+  layer('proxy', ['core', 'util', 'config/proxy-config.ts'], 'proxy/ receives the DCS and the probe from its composition root.'),
+  layer('cli', ['core', 'util'], 'cli/ reads the cluster through the Dcs port and mutates through HTTP.'),
+  {
+    target: ['./src/api', './src/proxy', './src/cli'],
+    from: './src/core/rules',
+    message: 'HA rules belong to the agent: share what you need through a core module that is not a rule.',
+  },
+  {
+    target: [
+      './src/agent',
+      './src/api',
+      './src/chaos',
+      './src/cli',
+      './src/config',
+      './src/core',
+      './src/obs',
+      './src/peers',
+      './src/proxy',
+      './src/util',
+      './src/local',
+      './src/dcs/memory',
+      './src/postgres/!(controller).ts',
+    ],
+    from: ['./src/dcs/etcd', './src/postgres/controller.ts'],
+    message: 'Real adapters are constructed in bin/ only, through src/bin/adapters.ts (local/ uses that factory too).',
+  },
+  {
+    target: ['./src/!(bin)/**', './src/*.ts'],
+    from: './src/bin',
+    except: ['./adapters.ts'],
+    message: 'bin/ is a composition root: only its adapter factory may be imported.',
+  },
+  { target: './src', from: './test', message: 'src/ never imports test/.' },
+  { target: './src', from: './bench', message: 'src/ never imports bench/.' },
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'eslint.config.js'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/extensions': ['.ts', '.js'],
+    },
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -19,15 +82,14 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': ['error', { selector: 'ExportDefaultDeclaration', message: 'Use named exports only.' }],
+      'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      'import-x/no-restricted-paths': ['error', { zones: layerZones }],
     },
   },
   {
     files: ['src/core/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: [...nodeAndNpm, '../*/**', '!../core/**'], message: 'core/ is pure: it imports only core/.' }] },
-      ],
+      'no-restricted-imports': ['error', { patterns: [{ group: nodeAndNpm, message: 'core/ is pure: no Node.js or npm modules.' }] }],
       'no-restricted-properties': [
         'error',
         { object: 'Date', property: 'now', message: 'core/ gets time from the Observation.' },
@@ -36,63 +98,16 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/agent/**/*.ts'],
+    files: ['src/agent/**/*.ts', 'src/api/**/*.ts', 'src/cli/**/*.ts', 'src/proxy/**/*.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['../dcs/*', '../postgres/*', '../api/*', '../cli/*', 'pg'],
-              message: 'agent/ receives adapters through core/ports.ts.',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['src/dcs/**/*.ts', 'src/postgres/**/*.ts', 'src/config/**/*.ts', 'src/obs/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['../agent/*', '../api/*', '../cli/*', '../bin/*'], message: 'adapters must not import higher layers.' }] },
-      ],
-    },
-  },
-  {
-    files: ['src/proxy/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['../dcs/*', '../postgres/*', '../agent/*', '../api/*', '../cli/*', '../bin/*', 'pg'],
-              message: 'proxy/ receives the DCS and the probe from its composition root.',
-            },
-          ],
-        },
-      ],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['pg'], message: 'Only postgres/ talks to PostgreSQL.' }] }],
     },
   },
   {
     files: ['src/proxy/routing.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: [...nodeAndNpm, '../*/**', '!../core/**'], message: 'routing is pure: it imports only core/ types.' }] },
-      ],
+      'no-restricted-imports': ['error', { patterns: [{ group: nodeAndNpm, message: 'routing is pure: it imports only core/ types.' }] }],
       'no-restricted-properties': ['error', { object: 'Date', property: 'now', message: 'routing gets time from its input.' }],
-    },
-  },
-  {
-    files: ['src/api/**/*.ts', 'src/cli/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['../postgres/*', 'pg'], message: 'api/ and cli/ never touch PostgreSQL directly.' }] },
-      ],
     },
   },
   {

@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/ensure-deps.sh
 npx eslint src test bench
+npx prettier --check --log-level warn .
 
 tiers=("$@")
 [ ${#tiers[@]} -gt 0 ] || tiers=(unit sim integration)

@@ -1,7 +1,7 @@
 // Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
 import { validateSlotConfig } from '../core/slot-plan.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
-import { isViableCandidate } from '../core/rules/switchover.js';
+import { isViableCandidate } from '../core/failover-intent.js';
 import type { Dcs } from '../core/ports.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, MemberRecord, PeerStatus } from '../core/types.js';
 import { describeError } from '../util/errors.js';

@@ -7,10 +7,10 @@ import { Allowlist } from '../api/allowlist.js';
 import { startApiServer } from '../api/server.js';
 import { timingFromDynamicConfig } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
-import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
+import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
-import { PostgresController, resolveRunAs } from '../postgres/controller.js';
+import { openPostgresController, resolveRunAs } from './adapters.js';
 import { SystemClock } from '../util/clock.js';
 import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError } from '../util/errors.js';
@@ -32,7 +32,7 @@ export async function runAgent(configPath: string): Promise<void> {
   const clock = new SystemClock();
   const bootstrapConfig: DynamicConfig = config.bootstrap.dcs;
   const timing = timingFromDynamicConfig(bootstrapConfig);
-  const dcs = new EtcdDcs({
+  const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
     namespace: config.namespace,
     scope: config.scope,
@@ -44,7 +44,7 @@ export async function runAgent(configPath: string): Promise<void> {
   const parameters = { ...(bootstrapConfig.postgresql?.parameters ?? {}), ...config.postgresql.parameters };
   const socketDir =
     typeof parameters.unix_socket_directories === 'string' ? parameters.unix_socket_directories.split(',')[0]!.trim() : dirname(dataDir);
-  const pg = new PostgresController({
+  const pg = openPostgresController({
     member: config.name,
     scope: config.scope,
     dataDir,

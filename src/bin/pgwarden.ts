@@ -12,7 +12,7 @@ import { renderMemberTable } from '../cli/render.js';
 import { loadConfig } from '../config/load.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
-import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
+import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
 import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
 import { FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
@@ -36,7 +36,7 @@ async function loadCluster(
     ...(config.ctl?.keyfile !== undefined ? { key: readFileSync(config.ctl.keyfile) } : {}),
     isInsecure: config.ctl?.insecure === true,
   };
-  const dcs = new EtcdDcs({
+  const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
     namespace: config.namespace,
     scope: config.scope,
@@ -170,7 +170,7 @@ function register(program: Command): void {
     .action(async (options: { dir: string }) => {
       const state = await readLocalState(options.dir);
       if (state === undefined) throw new Error(`no local cluster is running from ${options.dir}; start one with: npm run cluster`);
-      const dcs = new EtcdDcs({
+      const dcs = openEtcdDcs({
         endpoints: state.etcdEndpoints,
         namespace: state.namespace,
         scope: state.scope,
@@ -187,7 +187,7 @@ function register(program: Command): void {
 
 async function removeCluster(configPath: string): Promise<void> {
   const { config } = loadConfig(configPath);
-  const dcs = new EtcdDcs({
+  const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
     namespace: config.namespace,
     scope: config.scope,

@@ -5,7 +5,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import type { MemberRecord } from '../core/types.js';
-import { EtcdDcs, parseEtcdHosts } from '../dcs/etcd/etcd-dcs.js';
+import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
@@ -51,7 +51,7 @@ export async function runProxy(configPath: string): Promise<void> {
   const config = loadProxyConfig(configPath);
   const log = createLogger({ member: 'proxy', scope: config.scope });
   const clock = new SystemClock();
-  const dcs = new EtcdDcs({
+  const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
     namespace: config.namespace,
     scope: config.scope,

@@ -3,7 +3,7 @@
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
-import { isIpv4Literal } from '../proxy/kernel-rules.js';
+import { isIpv4Literal } from '../util/ip.js';
 import { PgwardenError } from '../util/errors.js';
 import { etcdHosts, readConfigText } from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EtcdDcs } from '../dcs/etcd/etcd-dcs.js';
+import { openEtcdDcs } from '../bin/adapters.js';
 import type { ClusterView } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { describeError, PgwardenError } from '../util/errors.js';
@@ -351,7 +351,7 @@ export class LocalCluster {
 
   /** A read-only DCS client for tests and the CLI view of this cluster. */
   async view(timeoutMs = 3000): Promise<ClusterView> {
-    const dcs = new EtcdDcs({
+    const dcs = openEtcdDcs({
       endpoints: this.etcd.endpoints,
       namespace: this.namespace,
       scope: this.scope,

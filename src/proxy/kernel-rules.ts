@@ -3,7 +3,7 @@
 // new connections straight to it, so bytes never cross user space. Every routing fact is a set or map element with a
 // timeout that the proxy must keep renewing: if the proxy dies or stops deciding, the route and the right of existing
 // flows to live expire on their own, and the kernel fails closed too.
-import { isIP } from 'node:net';
+import { isIpv4Literal } from '../util/ip.js';
 import type { PrimaryRoute } from './routing.js';
 
 export interface KernelListener {
@@ -66,8 +66,6 @@ export function planKernelRoute(
     return { route: { liveGenerations: [current.mark] }, generation: current };
   return { route: { liveGenerations: [] }, generation: current };
 }
-
-export const isIpv4Literal = (host: string): boolean => isIP(host) === 4;
 
 /** A table name nft accepts (letters, digits, underscores), derived from the scope and the listen port. */
 export function kernelTableName(scope: string, port: number): string {

@@ -1,6 +1,6 @@
 // Where the proxy sends a new connection, as a pure function of the cluster view and time. It fails closed: without a
 // fresh, confirmed leader there is no primary route at all, only a reason to hold the client.
-import { isDue } from '../core/rules/switchover.js';
+import { isDue } from '../core/failover-intent.js';
 import type { ClusterView, MemberRecord } from '../core/types.js';
 
 export interface Backend {

@@ -1,9 +1,9 @@
 // SystemClock: monotonic time from performance.now(); wall time only for values written to the DCS.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import type { Clock } from '../core/ports.js';
 
-export class SystemClock implements Clock {
+/** Satisfies core's Clock port structurally: util/ may not import core/. */
+export class SystemClock {
   nowMs(): number {
     return performance.now();
   }

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decide } from '../../src/core/decide.js';
-import { isDue } from '../../src/core/rules/switchover.js';
+import { isDue } from '../../src/core/failover-intent.js';
 import type { FailoverIntent } from '../../src/core/types.js';
 import { freshMemory, kinds, member, observe, pgState, primaryPg, view } from '../sim/builders.js';
 

@@ -1,26 +1,8 @@
 // A pending switchover/failover (the DCS `failover` key) addressed to this leader: hand over cleanly, or drop an impossible request.
-import { failoverPriority } from '../candidates.js';
+import { isDue, isViableCandidate } from '../failover-intent.js';
 import { decision, type DecisionContext, type Rule } from '../context.js';
 import { keyRuleOf, SYNC_OFF } from '../sync-plan.js';
-import type { FailoverIntent, MemberRecord } from '../types.js';
-
-/** True once a scheduled intent is due (ISO-8601 with a zone; an unparsable time never becomes due). */
-export function isDue(intent: FailoverIntent, wallIso: string): boolean {
-  if (intent.scheduled_at === undefined) return true;
-  const at = Date.parse(intent.scheduled_at);
-  return Number.isFinite(at) && at <= Date.parse(wallIso);
-}
-
-/** Members that could take over: a named candidate, or any other member that runs, streams and may be promoted. */
-/**
- * Whether a member could win the race right now: running, allowed to promote, and within maximum_lag_on_failover
- * of `referenceLsn` by its published WAL position (a lagging candidate would refuse the race, leaving no leader).
- */
-export function isViableCandidate(member: MemberRecord, referenceLsn: number | undefined, maximumLagOnFailover: number): boolean {
-  if (member.state !== 'running' || failoverPriority(member.tags ?? {}) === 0) return false;
-  if (referenceLsn === undefined) return true;
-  return member.xlog_location !== undefined && referenceLsn - member.xlog_location <= maximumLagOnFailover;
-}
+import type { FailoverIntent } from '../types.js';
 
 /**
  * Lag is not judged here: member keys are up to loop_wait old, so a healthy candidate could look far behind
