@@ -1,7 +1,7 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
-import type { Action, ClusterView, DemoteMode, DynamicConfig } from '../core/types.js';
-import { deadline } from '../util/abort.js';
+import type { Action, ClusterView, DemoteMode, DynamicConfig, LockObservation } from '../core/types.js';
+import { PgwardenError } from '../util/errors.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -25,10 +25,15 @@ const DEMOTE_POLICY: Readonly<Record<DemoteMode, { readonly stop: StopMode; read
 /** A cancelled task gets this long to unwind before a demote proceeds regardless. */
 const TASK_CANCEL_WAIT_MS = 2000;
 
-/** What the executor remembers about the lock between cycles: the send time of the last successful write. */
-export interface LockRecord {
-  lastRenewSentAtMs: number | undefined;
+/**
+ * What the executor remembers about the lock between cycles: the send time of the last successful acquire/renew and
+ * the TTL that request asked the lease for (the lock is judged by it, whatever ttl is in force later).
+ */
+export interface LockHolder {
+  current: LockObservation;
 }
+
+export const NO_LOCK: LockObservation = { lastRenewSentAtMs: undefined };
 
 export interface ExecutorDeps {
   readonly member: string;
@@ -37,16 +42,21 @@ export interface ExecutorDeps {
   readonly clock: Clock;
   readonly log: Log;
   readonly tasks: TaskSlot;
-  readonly lock: LockRecord;
+  readonly lock: LockHolder;
   readonly bootstrapConfig: DynamicConfig;
   /** User callbacks after role and state changes (fire and forget). */
   readonly callbacks?: CallbackRunner | undefined;
-  /** Called with the new send time after every successful acquire/renew (arms the lease fence). */
-  readonly onLockRenewed: (sentAtMs: number | undefined) => void;
+  /** Called with the lock after every acquire/renew/release outcome (arms or disarms the lease fence). */
+  readonly onLockChanged: (lock: LockObservation) => void;
+  /** A reconfigure took effect: the fingerprint of the GUC set now applied. */
+  readonly onParametersApplied: (fingerprint: string) => void;
+  readonly onScheduledRestartCleared: () => void;
 }
 
 export interface ExecuteContext {
   readonly view: ClusterView | undefined;
+  /** The ttl in force for this cycle: acquire and renew ask the lease for it, and the lock is then judged by it. */
+  readonly ttlMs: number;
   /** Budget for each inline DCS call: never longer than the time the lock has left. */
   readonly dcsBudgetMs: number;
   readonly pgBudgetMs: number;
@@ -54,7 +64,10 @@ export interface ExecuteContext {
 
 export function upstreamFor(view: ClusterView | undefined, name: string): Upstream {
   const member = view?.members.find((candidate) => candidate.name === name);
-  if (member === undefined) throw new Error(`member ${name} has no key in the DCS: cannot find its conn_url`);
+  if (member === undefined)
+    throw new PgwardenError('PGW_MEMBER_UNKNOWN', `member ${name} has no key in the DCS: cannot find its conn_url`, {
+      context: { member: name },
+    });
   return { name, connUrl: member.conn_url };
 }
 
@@ -79,21 +92,26 @@ export async function executeActions(actions: readonly Action[], deps: ExecutorD
 async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteContext): Promise<boolean> {
   const { dcs, pg, tasks, clock, lock } = deps;
   const callback = (name: Parameters<CallbackRunner['fire']>[0], role: string): void => deps.callbacks?.fire(name, role);
-  const dcsSignal = (): AbortSignal => deadline(context.dcsBudgetMs);
+  const dcsSignal = (): AbortSignal => clock.deadline(context.dcsBudgetMs);
+  const pgSignal = (factor = 1): AbortSignal => clock.deadline(context.pgBudgetMs * factor);
+  const setLock = (next: LockObservation): void => {
+    lock.current = next;
+    deps.onLockChanged(next);
+  };
   switch (action.kind) {
     case 'acquireLeader':
     case 'renewLeader': {
       const sentAtMs = clock.nowMs();
-      const isOk = action.kind === 'acquireLeader' ? await dcs.acquireLeader(dcsSignal()) : await dcs.renewLeader(dcsSignal());
-      // Only a definite answer changes the record: after a timeout the old deadline keeps ticking.
-      lock.lastRenewSentAtMs = isOk ? sentAtMs : undefined;
-      deps.onLockRenewed(lock.lastRenewSentAtMs);
+      const ttlMs = context.ttlMs;
+      const isOk =
+        action.kind === 'acquireLeader' ? await dcs.acquireLeader(ttlMs, dcsSignal()) : await dcs.renewLeader(ttlMs, dcsSignal());
+      // Only a definite answer changes the record: after a timeout the old deadline (and its TTL) keeps ticking.
+      setLock(isOk ? { lastRenewSentAtMs: sentAtMs, ttlMs } : NO_LOCK);
       return isOk;
     }
     case 'releaseLeader': {
       const isOk = await dcs.releaseLeader(dcsSignal());
-      lock.lastRenewSentAtMs = undefined;
-      deps.onLockRenewed(undefined);
+      setLock(NO_LOCK);
       return isOk;
     }
     case 'deleteStaleLeader':
@@ -113,19 +131,34 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'writeHistory':
       await dcs.setHistory([...(context.view?.history ?? []), action.entry], dcsSignal());
       return true;
+    case 'clearScheduledRestart':
+      deps.onScheduledRestartCleared();
+      return true;
+    case 'reconfigure':
+      try {
+        await pg.reconfigure(action.parameters, pgSignal());
+        deps.onParametersApplied(action.fingerprint);
+        if (action.reloadCallbackRole !== undefined) callback('on_reload', action.reloadCallbackRole);
+      } catch (error) {
+        deps.log.warn(
+          { error: describeError(error) },
+          'could not apply the PostgreSQL parameters of the dynamic configuration; retrying at the next cycle',
+        );
+      }
+      return true;
     case 'clearFailover':
       return dcs.setFailover(undefined, context.view?.failoverRevision, dcsSignal());
     case 'publishStatus':
       await dcs.setStatus(action.optime, action.slots, dcsSignal());
       return true;
     case 'detachUpstream':
-      await pg.detachUpstream(deadline(context.pgBudgetMs));
+      await pg.detachUpstream(pgSignal());
       return true;
     case 'followLeader':
-      await pg.followUpstream(upstreamFor(context.view, action.upstream), deadline(context.pgBudgetMs));
+      await pg.followUpstream(upstreamFor(context.view, action.upstream), pgSignal());
       return true;
     case 'manageSlots':
-      await pg.manageSlots(action.wanted, action.ignore, action.advanceTo, deadline(context.pgBudgetMs));
+      await pg.manageSlots(action.wanted, action.ignore, action.advanceTo, pgSignal());
       return true;
     case 'copyLogicalSlots': {
       const from = upstreamFor(context.view, action.from);
@@ -134,7 +167,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       });
     }
     case 'setSynchronousStandbyNames':
-      await pg.setSynchronousStandbyNames(action.value, deadline(context.pgBudgetMs));
+      await pg.setSynchronousStandbyNames(action.value, pgSignal());
       return true;
     case 'writeSync':
       // Create-only when the view had no key (mod revision 0), compare-and-set otherwise: never over a newer writer.
@@ -144,14 +177,13 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       await tasks.cancel(TASK_CANCEL_WAIT_MS);
       if (policy.drainMs > 0) await deps.clock.sleep(policy.drainMs);
       deps.log.warn({ mode: action.mode }, `demoting: stopping PostgreSQL (${policy.stop})`);
-      await pg.stop(policy.stop, deadline(context.pgBudgetMs * 3));
+      await pg.stop(policy.stop, pgSignal(3));
       callback('on_role_change', 'demoted');
       if (policy.releaseLock) {
         await dcs
           .releaseLeader(dcsSignal())
           .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not release the leader key after demote'));
-        lock.lastRenewSentAtMs = undefined;
-        deps.onLockRenewed(undefined);
+        setLock(NO_LOCK);
       }
       return true;
     }

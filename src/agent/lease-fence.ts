@@ -1,14 +1,16 @@
 // Enforces the lock deadline even while the loop is stuck in a slow call: at the deadline a primary stops at once.
+import { lockDeadlineMs } from '../core/lease.js';
 import type { Clock } from '../core/ports.js';
+import type { LockObservation } from '../core/types.js';
 
 /**
  * The HA loop demotes at its deadline too, but an observe or renew that hangs (quorum loss makes etcd answer
  * only after seconds) could delay that decision past the moment another node may promote. This timer is the
- * independent backstop: armed with each successful renewal's deadline, it fires `onExpired` if no newer
- * renewal re-armed it. It decides nothing else.
+ * independent backstop: armed with each successful renewal's deadline (judged by the TTL that renewal asked for),
+ * it fires `onExpired` if no newer renewal re-armed it. It decides nothing else.
  */
 export class LeaseFence {
-  #timer: NodeJS.Timeout | undefined;
+  #cancel: (() => void) | undefined;
   readonly #clock: Clock;
   readonly #onExpired: () => void;
 
@@ -17,19 +19,25 @@ export class LeaseFence {
     this.#onExpired = onExpired;
   }
 
+  /** Arms at the lock's deadline, or disarms when there is no lock. */
+  follow(lock: LockObservation): void {
+    if (lock.lastRenewSentAtMs === undefined) {
+      this.disarm();
+      return;
+    }
+    this.arm(lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs));
+  }
+
   arm(deadlineMs: number): void {
     this.disarm();
-    const delayMs = Math.max(0, deadlineMs - this.#clock.nowMs());
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined;
+    this.#cancel = this.#clock.setTimer(Math.max(0, deadlineMs - this.#clock.nowMs()), () => {
+      this.#cancel = undefined;
       this.#onExpired();
-    }, delayMs);
-    // The fence must not keep a stopping agent alive.
-    this.#timer.unref();
+    });
   }
 
   disarm(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancel?.();
+    this.#cancel = undefined;
   }
 }

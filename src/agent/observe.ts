@@ -1,7 +1,6 @@
 // Gathers one Observation: PostgreSQL probe, DCS read, peer statuses, each under its own deadline; failures become data.
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import type { ClusterView, DcsObservation, LeaderProbe, LocalPg, PeerStatus } from '../core/types.js';
-import { deadline } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
@@ -16,9 +15,15 @@ export interface DcsReadState {
   lastOkWallEpochS: number | undefined;
 }
 
-export async function observePg(pg: PgController, budgetMs: number, log: Log, previous: LocalPg | undefined): Promise<LocalPg | undefined> {
+export async function observePg(
+  pg: PgController,
+  clock: Clock,
+  budgetMs: number,
+  log: Log,
+  previous: LocalPg | undefined,
+): Promise<LocalPg | undefined> {
   try {
-    return await pg.probe(deadline(budgetMs));
+    return await pg.probe(clock.deadline(budgetMs));
   } catch (error) {
     log.warn({ error: describeError(error) }, 'PostgreSQL probe failed');
     return previous;
@@ -28,11 +33,11 @@ export async function observePg(pg: PgController, budgetMs: number, log: Log, pr
 /** Reads the cluster; a failure keeps the last view and starts (or continues) the unreachable clock. */
 export async function observeDcs(dcs: Dcs, clock: Clock, budgetMs: number, state: DcsReadState, log: Log): Promise<DcsObservation> {
   try {
-    const view = await dcs.loadCluster(deadline(budgetMs));
+    const view = await dcs.loadCluster(clock.deadline(budgetMs));
     if (state.unreachableSinceMs !== undefined) log.info({}, 'DCS reachable again');
     state.view = view;
     state.unreachableSinceMs = undefined;
-    state.lastOkWallEpochS = Math.floor(Date.now() / 1000);
+    state.lastOkWallEpochS = Math.floor(Date.parse(clock.wallIso()) / 1000);
     return { kind: 'ok', view };
   } catch (error) {
     if (state.unreachableSinceMs === undefined) {
@@ -44,10 +49,10 @@ export async function observeDcs(dcs: Dcs, clock: Clock, budgetMs: number, state
 }
 
 /** Peer statuses for the leader race: only when the view has no leader (the race is the only reader). */
-export async function observePeers(view: ClusterView, self: string, peers: PeerClient): Promise<PeerStatus[]> {
+export async function observePeers(view: ClusterView, self: string, peers: PeerClient, clock: Clock): Promise<PeerStatus[]> {
   if (view.leader !== undefined) return [];
   const others = view.members.filter((member) => member.name !== self);
-  const signal = deadline(PEER_STATUS_BUDGET_MS);
+  const signal = clock.deadline(PEER_STATUS_BUDGET_MS);
   return Promise.all(others.map((member) => peers.fetchStatus(member, signal)));
 }
 
@@ -60,12 +65,36 @@ export async function observeLeaderProbe(
   self: string,
   pg: LocalPg,
   peers: PeerClient,
+  clock: Clock,
   isEnabled: boolean,
 ): Promise<LeaderProbe | undefined> {
   if (!isEnabled || view.leader === undefined || view.leader.name === self) return undefined;
   if (!pg.isRunning || pg.role !== 'replica' || pg.isStreaming) return undefined;
   const leaderMember = view.members.find((member) => member.name === view.leader?.name);
   if (leaderMember === undefined) return undefined;
-  const refused = await peers.probeRefused(leaderMember, deadline(LEADER_PROBE_BUDGET_MS));
+  const refused = await peers.probeRefused(leaderMember, clock.deadline(LEADER_PROBE_BUDGET_MS));
   return { leader: view.leader, isApiRefused: refused.isApiRefused, isPgRefused: refused.isPgRefused };
+}
+
+/**
+ * A replica that cannot stream while on the leader's timeline number may have promoted itself to that same ID
+ * (a promotion cut short): pg_rewind sees "same timeline" and does nothing, so compare the history files.
+ */
+export async function observeHistoryDivergence(
+  pg: PgController,
+  clock: Clock,
+  budgetMs: number,
+  localPg: LocalPg,
+  view: ClusterView | undefined,
+  self: string,
+): Promise<LocalPg> {
+  const leader = view?.leader?.name;
+  const leaderMember = view?.members.find((member) => member.name === leader);
+  if (leader === undefined || leaderMember === undefined || leader === self) return localPg;
+  if (!localPg.isRunning || localPg.role !== 'replica' || localPg.isStreaming) return localPg;
+  if (localPg.timeline === undefined || leaderMember.timeline !== localPg.timeline) return localPg;
+  const isHistoryDivergent = await pg
+    .isHistoryDivergent({ name: leader, connUrl: leaderMember.conn_url }, localPg.timeline, clock.deadline(budgetMs))
+    .catch(() => undefined);
+  return { ...localPg, isHistoryDivergent };
 }

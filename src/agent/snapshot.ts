@@ -1,5 +1,8 @@
 // The read-only state an agent exposes to the REST API and metrics, replaced atomically after each cycle.
-import type { ClusterView, LocalPg, MemberTags, PgState, TaskState } from '../core/types.js';
+import { lockDeadlineMs } from '../core/lease.js';
+import { STOPPED_PG } from '../core/local-pg.js';
+import type { ClusterView, DynamicConfig, LocalPg, LockObservation, MemberTags, PgState, TaskState, Timing } from '../core/types.js';
+import { pgStateOf, type MemberIdentity } from './member-record.js';
 
 export interface AgentSnapshot {
   readonly name: string;
@@ -24,16 +27,44 @@ export interface AgentSnapshot {
   readonly lastReason: string;
 }
 
-/** A holder the API reads from; the loop replaces the value after each cycle. */
-export class SnapshotHolder {
-  #current: AgentSnapshot;
-  constructor(initial: AgentSnapshot) {
-    this.#current = initial;
-  }
-  get(): AgentSnapshot {
-    return this.#current;
-  }
-  set(next: AgentSnapshot): void {
-    this.#current = next;
-  }
+/** Whether a lock renewal sent at `lock.lastRenewSentAtMs` is still good at `nowMs`, judged by its own lease's TTL. */
+export function isLockValidAt(lock: LockObservation, nowMs: number): boolean {
+  return lock.lastRenewSentAtMs !== undefined && nowMs < lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+}
+
+export interface SnapshotInputs {
+  readonly identity: MemberIdentity;
+  readonly scope: string;
+  readonly pg: LocalPg | undefined;
+  readonly task: TaskState;
+  readonly view: ClusterView | undefined;
+  readonly isDcsReachable: boolean;
+  readonly dcsLastSeenEpochS: number | undefined;
+  readonly lock: LockObservation;
+  readonly config: DynamicConfig;
+  readonly timing: Timing;
+  readonly lastReason: string;
+  readonly nowMs: number;
+}
+
+export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
+  const { identity, view } = inputs;
+  const isLeaderWithLock = isLockValidAt(inputs.lock, inputs.nowMs) && (view === undefined || view.leader?.name === identity.name);
+  return {
+    name: identity.name,
+    scope: inputs.scope,
+    version: identity.version,
+    tags: identity.tags,
+    state: pgStateOf(inputs.pg, inputs.task),
+    pg: inputs.pg ?? STOPPED_PG,
+    view,
+    isDcsReachable: inputs.isDcsReachable,
+    dcsLastSeenEpochS: inputs.dcsLastSeenEpochS,
+    isLeaderWithLock,
+    isPaused: inputs.config.pause === true,
+    task: inputs.task,
+    lastCycleAtMs: inputs.nowMs,
+    ttlMs: inputs.timing.ttlMs,
+    lastReason: inputs.lastReason,
+  };
 }

@@ -5,7 +5,6 @@ import { CallbackRunner } from '../agent/callbacks.js';
 import { Agent } from '../agent/loop.js';
 import { Allowlist } from '../api/allowlist.js';
 import { startApiServer } from '../api/server.js';
-import { timingFromDynamicConfig } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
 import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
@@ -31,13 +30,11 @@ export async function runAgent(configPath: string): Promise<void> {
 
   const clock = new SystemClock();
   const bootstrapConfig: DynamicConfig = config.bootstrap.dcs;
-  const timing = timingFromDynamicConfig(bootstrapConfig);
   const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
     namespace: config.namespace,
     scope: config.scope,
     member: config.name,
-    ttlSeconds: timing.ttlMs / 1000,
     log,
   });
   const dataDir = config.postgresql.data_dir;
@@ -92,11 +89,11 @@ export async function runAgent(configPath: string): Promise<void> {
     scope: config.scope,
     canBootstrap: true,
     bootstrapConfig,
-    timingOf: timingFromDynamicConfig,
     isFastDeadLeaderEnabled: true,
+    // Debug mode: every decision is checked against the core's safety invariants before it is executed.
+    isCheckingInvariants: process.env.PGWARDEN_CHECK_INVARIANTS === '1',
     localParameters: config.postgresql.parameters,
     callbacks: new CallbackRunner(config.postgresql.callbacks ?? {}, config.scope, log),
-    onTimingChanged: (next) => dcs.setTtl(next.ttlMs / 1000),
     dcs,
     pg,
     peers,

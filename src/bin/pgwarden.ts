@@ -41,7 +41,6 @@ async function loadCluster(
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_cli',
-    ttlSeconds: 30,
   });
   try {
     const psql = join(config.postgresql.bin_dir, 'psql');
@@ -175,7 +174,6 @@ function register(program: Command): void {
         namespace: state.namespace,
         scope: state.scope,
         member: '__pgwarden_cli',
-        ttlSeconds: 30,
       });
       try {
         out(renderMemberTable(state.scope, summarizeCluster(await dcs.loadCluster(AbortSignal.timeout(5000))), 'pretty'));
@@ -192,7 +190,6 @@ async function removeCluster(configPath: string): Promise<void> {
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_cli',
-    ttlSeconds: 30,
   });
   try {
     await dcs.removeCluster(AbortSignal.timeout(5000));

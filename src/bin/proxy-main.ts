@@ -56,7 +56,6 @@ export async function runProxy(configPath: string): Promise<void> {
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_proxy',
-    ttlSeconds: 30,
     log,
   });
   const server = await ProxyServer.start({

@@ -24,8 +24,8 @@ export interface DecisionContext {
 export function buildContext(obs: Observation, mem: HaMemory): DecisionContext {
   const view = obs.dcs.kind === 'ok' ? obs.dcs.view : undefined;
   const name = obs.self.name;
-  const sentAt = obs.lock.lastRenewSentAtMs;
-  const deadlineMs = sentAt === undefined ? undefined : lockDeadlineMs(sentAt, obs.timing.ttlMs);
+  const lock = obs.lock;
+  const deadlineMs = lock.lastRenewSentAtMs === undefined ? undefined : lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
   const isWithinDeadline = deadlineMs !== undefined && obs.nowMs < deadlineMs;
   const leaderName = view?.leader?.name;
   const holdsLock = isWithinDeadline && (view === undefined || leaderName === name);

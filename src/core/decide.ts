@@ -17,9 +17,11 @@ import { leaderRule } from './rules/leader.js';
 import { pausedRule } from './rules/pause.js';
 import { primarySafetyRule } from './rules/primary-safety.js';
 import { raceRule } from './rules/race.js';
+import { scheduledRestartRule } from './rules/scheduled-restart.js';
+import { reconfigureAction } from './parameters.js';
 import { switchoverRule } from './rules/switchover.js';
 import { failedTaskRule, runningTaskRule } from './rules/task.js';
-import type { Decision, HaMemory, Observation } from './types.js';
+import type { Action, Decision, HaMemory, Observation } from './types.js';
 
 export function initialMemory(): HaMemory {
   return {
@@ -59,6 +61,7 @@ export const RULES: readonly (readonly [string, Rule])[] = [
   ['running-task', runningTaskRule],
   ['failed-task', failedTaskRule],
   ['command', commandRule],
+  ['scheduled-restart', scheduledRestartRule],
   ['dcs-unreachable', dcsUnreachableRule],
   ['uninitialized', uninitializedRule],
   ['foreign-data', foreignDataRule],
@@ -68,11 +71,25 @@ export const RULES: readonly (readonly [string, Rule])[] = [
   ['race', raceRule],
 ];
 
-export function decide(obs: Observation, mem: HaMemory): Decision {
+export function decide(obs: Observation, mem: HaMemory, rules: readonly (readonly [string, Rule])[] = RULES): Decision {
   const context = buildContext(obs, mem);
-  for (const [, rule] of RULES) {
-    const result = rule(context);
-    if (result !== undefined) return result;
+  let chosen: Decision | undefined;
+  for (const [, rule] of rules) {
+    chosen = rule(context);
+    if (chosen !== undefined) break;
   }
-  return decision(context, `no action. I am (${context.name})`, []);
+  return withReconfigure(obs, chosen ?? decision(context, `no action. I am (${context.name})`, []));
+}
+
+/**
+ * Changed GUCs are applied whatever the rules decided, right after the lock actions (a renewal never waits behind a
+ * reload), and never in a cycle that demotes: stopping a primary must not wait for anything.
+ */
+function withReconfigure(obs: Observation, chosen: Decision): Decision {
+  const reconfigure = reconfigureAction(obs);
+  if (reconfigure === undefined || chosen.actions.some((action) => action.kind === 'demote')) return chosen;
+  const isLockAction = (action: Action): boolean => action.kind === 'renewLeader' || action.kind === 'acquireLeader';
+  const lead = chosen.actions.findIndex((action) => !isLockAction(action));
+  const at = lead === -1 ? chosen.actions.length : lead;
+  return { ...chosen, actions: [...chosen.actions.slice(0, at), reconfigure, ...chosen.actions.slice(at)] };
 }

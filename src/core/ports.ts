@@ -10,6 +10,13 @@ export interface Clock {
   wallIso(): string;
   /** Resolves after `ms` or rejects with the signal's reason when aborted. */
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
+  /**
+   * A deadline on this clock: aborts after `ms` or when `parent` aborts. Every DCS and PostgreSQL call the agent makes
+   * gets one, so a simulated clock bounds calls in simulated time exactly as the system clock does in real time.
+   */
+  deadline(ms: number, parent?: AbortSignal): AbortSignal;
+  /** Calls `fire` once after `ms` on this clock; the returned function cancels it. Never keeps a stopping process alive. */
+  setTimer(ms: number, fire: () => void): () => void;
 }
 
 /** Result of a compare-and-set style DCS write: false means the precondition did not hold. */
@@ -21,16 +28,19 @@ export type CasResult = boolean;
  */
 export interface Dcs {
   loadCluster(signal: AbortSignal): Promise<ClusterView>;
-  /** Create-if-absent `leader = name`, bound to this agent's lease (granting one if needed). */
-  acquireLeader(signal: AbortSignal): Promise<CasResult>;
-  /** Keep the lease alive and ensure `leader == name` is bound to it (compare value). */
-  renewLeader(signal: AbortSignal): Promise<CasResult>;
+  /**
+   * Create-if-absent `leader = name`, bound to this agent's lease of `ttlMs` (granting one, or a new one when the
+   * current lease was granted with another TTL). The caller judges the lock by the TTL it passed here.
+   */
+  acquireLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult>;
+  /** Keep the lease (of `ttlMs`, re-granted if its TTL differs) alive and ensure `leader == name` is bound to it. */
+  renewLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult>;
   /** Delete `leader` if its value is still our name. */
   releaseLeader(signal: AbortSignal): Promise<CasResult>;
   /** Delete `leader` only if its mod revision is still `modRevision` (a dead leader whose lease has not yet expired). */
   deleteLeaderIfUnchanged(modRevision: string, signal: AbortSignal): Promise<CasResult>;
-  /** Put `members/<name>` on this agent's lease. */
-  touchMember(record: MemberRecord, signal: AbortSignal): Promise<void>;
+  /** Put `members/<name>` on this agent's lease (of `ttlMs`, as for renewLeader). */
+  touchMember(record: MemberRecord, ttlMs: number, signal: AbortSignal): Promise<void>;
   /** Create-only `initialize` (value '' while bootstrapping, or a sysid). */
   initialize(value: string, signal: AbortSignal): Promise<CasResult>;
   /** Overwrite `initialize` with the system identifier after bootstrap. */

@@ -51,7 +51,25 @@ function finite(value: unknown, fallback: number): number {
   return typeof number === 'number' && Number.isFinite(number) ? number : fallback;
 }
 
-export function timingFromDynamicConfig(config: DynamicConfig): Timing {
-  const { timing } = adjustTiming({ ttl: config.ttl, loop_wait: config.loop_wait, retry_timeout: config.retry_timeout });
-  return { ttlMs: timing.ttl * 1000, loopWaitMs: timing.loop_wait * 1000, retryTimeoutMs: timing.retry_timeout * 1000 };
+/**
+ * The one derivation of effective timing from a dynamic config (agent, proxy, API): validated, repaired as Patroni
+ * does, with the repairs made said so that the caller can log them. A missing config means Patroni's defaults.
+ */
+export function deriveTiming(config: Partial<TimingSeconds> | undefined): {
+  readonly timing: Timing;
+  readonly adjustments: readonly string[];
+} {
+  const { timing, warnings } = adjustTiming({
+    ttl: config?.ttl ?? TIMING_DEFAULTS.ttl,
+    loop_wait: config?.loop_wait ?? TIMING_DEFAULTS.loop_wait,
+    retry_timeout: config?.retry_timeout ?? TIMING_DEFAULTS.retry_timeout,
+  });
+  return {
+    timing: { ttlMs: timing.ttl * 1000, loopWaitMs: timing.loop_wait * 1000, retryTimeoutMs: timing.retry_timeout * 1000 },
+    adjustments: warnings,
+  };
+}
+
+export function timingFromDynamicConfig(config: DynamicConfig | undefined): Timing {
+  return deriveTiming(config).timing;
 }

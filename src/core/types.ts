@@ -209,11 +209,13 @@ export interface SelfInfo {
   readonly canBootstrap: boolean;
 }
 
-/** The lock as this agent last saw it succeed: the send time of the last successful acquire/renew. */
-export interface LockObservation {
-  /** Monotonic time at which the last successful acquire/renew request was *sent*; undefined if we never held it. */
-  readonly lastRenewSentAtMs: number | undefined;
-}
+/**
+ * The lock as this agent last saw it succeed: the send time of the last successful acquire/renew, and the TTL of the
+ * lease that renewal was made under. The lock is judged by that TTL, never by the ttl in force now: a lease granted
+ * for 10 s does not last 30 s because someone raised `ttl` since.
+ */
+export type LockObservation =
+  { readonly lastRenewSentAtMs: undefined; readonly ttlMs?: undefined } | { readonly lastRenewSentAtMs: number; readonly ttlMs: number };
 
 /** Everything decide() reads. */
 export interface Observation {
@@ -244,6 +246,29 @@ export interface Observation {
   readonly sync?: SyncSettings | undefined;
   /** synchronous_standby_names from postgresql.parameters: what the primary uses when synchronous mode is off. */
   readonly configuredSynchronousStandbyNames?: string | undefined;
+  /** A restart scheduled through POST /restart {schedule}, with its filters (re-checked when it is due). */
+  readonly scheduledRestart?: ScheduledRestart | undefined;
+  /**
+   * The GUCs PostgreSQL should run with (dynamic config merged under the local file's) and the fingerprint of the
+   * set last applied; present only once the DCS has a config.
+   */
+  readonly parameters?: ParameterState | undefined;
+}
+
+export type GucValue = string | number | boolean;
+
+export interface ScheduledRestart {
+  /** ISO-8601 wall time at which it becomes due. */
+  readonly atIso: string;
+  /** Only restart while in this role ('primary'/'master' or 'replica'). */
+  readonly role?: string | undefined;
+  /** Only restart when a changed setting waits for it. */
+  readonly isPendingOnly: boolean;
+}
+
+export interface ParameterState {
+  readonly wanted: Readonly<Record<string, GucValue>>;
+  readonly appliedFingerprint: string | undefined;
 }
 
 export interface SyncSettings {
@@ -292,6 +317,7 @@ export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-noloc
  * promote, startPrimary, startReplica, rewind, reinitialize, abortBootstrap) run as the single long task and
  * must come last in a list; `demote` cancels any running task and runs at once; followLeader and manageSlots are
  * quick and inline; copyLogicalSlots is a long task (it restarts the replica). Promote's task also runs CHECKPOINT so a later pg_rewind sees the new timeline.
+ * `reconfigure` and `clearScheduledRestart` never fail the list: a GUC that cannot be applied is logged and retried.
  */
 export type Action =
   | { readonly kind: 'acquireLeader' }
@@ -324,6 +350,14 @@ export type Action =
   | { readonly kind: 'writeSync'; readonly state: SyncState | undefined }
   | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry }
   | { readonly kind: 'clearFailover' }
+  | { readonly kind: 'clearScheduledRestart' }
+  | {
+      readonly kind: 'reconfigure';
+      readonly parameters: Readonly<Record<string, GucValue>>;
+      readonly fingerprint: string;
+      /** A change after the first application to a running PostgreSQL: on_reload fires with this role. */
+      readonly reloadCallbackRole: PgRole | undefined;
+    }
   | { readonly kind: 'publishStatus'; readonly optime: number; readonly slots?: Readonly<Record<string, number>> | undefined };
 
 export interface Decision {

@@ -30,11 +30,12 @@ function member(name: string): MemberRecord {
 export function runDcsConformance(backendName: string, makeHarness: () => DcsHarness): void {
   describe(`DCS conformance: ${backendName}`, () => {
     const harness = makeHarness();
+    const ttlMs = harness.ttlSeconds * 1000;
 
     it('lets exactly one of two racing members acquire the leader lock', async () => {
       const dcs = harness.newScope();
       const [a, b] = [dcs('node1'), dcs('node2')];
-      const results = await Promise.all([a.acquireLeader(signal()), b.acquireLeader(signal())]);
+      const results = await Promise.all([a.acquireLeader(ttlMs, signal()), b.acquireLeader(ttlMs, signal())]);
       assert.equal(results.filter(Boolean).length, 1);
       const view = await a.loadCluster(signal());
       assert.equal(view.leader?.name, results[0] === true ? 'node1' : 'node2');
@@ -43,9 +44,9 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
     it('renews only for the holder; a non-holder cannot release it', async () => {
       const dcs = harness.newScope();
       const [a, b] = [dcs('node1'), dcs('node2')];
-      assert.equal(await a.acquireLeader(signal()), true);
-      assert.equal(await a.renewLeader(signal()), true);
-      assert.equal(await b.renewLeader(signal()), false);
+      assert.equal(await a.acquireLeader(ttlMs, signal()), true);
+      assert.equal(await a.renewLeader(ttlMs, signal()), true);
+      assert.equal(await b.renewLeader(ttlMs, signal()), false);
       assert.equal(await b.releaseLeader(signal()), false);
       assert.equal((await b.loadCluster(signal())).leader?.name, 'node1');
       assert.equal(await a.releaseLeader(signal()), true);
@@ -55,8 +56,8 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
     it('expires the lock and member key after the TTL; the old holder cannot renew, another can acquire', async () => {
       const dcs = harness.newScope();
       const [a, b] = [dcs('node1'), dcs('node2')];
-      assert.equal(await a.acquireLeader(signal()), true);
-      await a.touchMember(member('node1'), signal());
+      assert.equal(await a.acquireLeader(ttlMs, signal()), true);
+      await a.touchMember(member('node1'), ttlMs, signal());
       assert.equal(
         (await b.loadCluster(signal())).members.some((m) => m.name === 'node1'),
         true,
@@ -69,14 +70,27 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
         false,
         'member key gone with its lease',
       );
-      assert.equal(await a.renewLeader(signal()), false, 'renew never re-creates a lost lock');
-      assert.equal(await b.acquireLeader(signal()), true);
+      assert.equal(await a.renewLeader(ttlMs, signal()), false, 'renew never re-creates a lost lock');
+      assert.equal(await b.acquireLeader(ttlMs, signal()), true);
+    });
+
+    it('judges nothing by a TTL it was not asked for: renewing under a longer TTL moves the lock to a lease that long', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal(await a.acquireLeader(ttlMs, signal()), true);
+      assert.equal(await a.renewLeader(ttlMs * 4, signal()), true);
+      await a.touchMember(member('node1'), ttlMs * 4, signal());
+      await harness.advancePastTtl();
+      const view = await b.loadCluster(signal());
+      assert.equal(view.leader?.name, 'node1', 'the lock lives by the TTL of its last renewal');
+      assert.equal(await b.acquireLeader(ttlMs, signal()), false);
+      assert.equal(await a.renewLeader(ttlMs * 4, signal()), true);
     });
 
     it('deletes a stale leader only while its revision is unchanged', async () => {
       const dcs = harness.newScope();
       const [a, b] = [dcs('node1'), dcs('node2')];
-      assert.equal(await a.acquireLeader(signal()), true);
+      assert.equal(await a.acquireLeader(ttlMs, signal()), true);
       const seen = (await b.loadCluster(signal())).leader;
       assert.ok(seen !== undefined);
       assert.equal(await b.deleteLeaderIfUnchanged(String(BigInt(seen.modRevision) + 1000n), signal()), false);
@@ -105,7 +119,7 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       const [a, b] = [dcs('node1'), dcs('node2')];
       const revision = (await b.loadCluster(signal())).revision;
       const watching = b.watch(revision, signal());
-      await a.acquireLeader(signal());
+      await a.acquireLeader(ttlMs, signal());
       await watching;
     });
 
@@ -113,7 +127,9 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       const dcs = harness.unreachable();
       const startedAt = performance.now();
       await assert.rejects(dcs.loadCluster(AbortSignal.timeout(500)), (error: unknown) => isPgwardenError(error, 'PGW_DCS_UNAVAILABLE'));
-      await assert.rejects(dcs.acquireLeader(AbortSignal.timeout(500)), (error: unknown) => isPgwardenError(error, 'PGW_DCS_UNAVAILABLE'));
+      await assert.rejects(dcs.acquireLeader(ttlMs, AbortSignal.timeout(500)), (error: unknown) =>
+        isPgwardenError(error, 'PGW_DCS_UNAVAILABLE'),
+      );
       assert.ok(performance.now() - startedAt < 2500, 'errors arrive within the deadline');
     });
   });

@@ -356,7 +356,6 @@ export class LocalCluster {
       namespace: this.namespace,
       scope: this.scope,
       member: '__local_observer',
-      ttlSeconds: 30,
     });
     try {
       return await dcs.loadCluster(deadline(timeoutMs));

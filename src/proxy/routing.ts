@@ -1,6 +1,7 @@
 // Where the proxy sends a new connection, as a pure function of the cluster view and time. It fails closed: without a
 // fresh, confirmed leader there is no primary route at all, only a reason to hold the client.
 import { isDue } from '../core/failover-intent.js';
+import { timingFromDynamicConfig } from '../core/timing-rules.js';
 import type { ClusterView, MemberRecord } from '../core/types.js';
 
 export interface Backend {
@@ -68,7 +69,7 @@ export function backendOf(member: MemberRecord): Backend | undefined {
 
 function staleness(input: RoutingInput, options: RoutingOptions): string | undefined {
   if (input.view === undefined || input.confirmedAtMs === undefined) return 'no cluster view from the DCS yet';
-  const ttlMs = Number(input.view.config?.ttl ?? 30) * 1000;
+  const ttlMs = timingFromDynamicConfig(input.view.config).ttlMs;
   const boundMs = Math.min(options.dcsTimeoutMs, ttlMs);
   const ageMs = input.nowMs - input.confirmedAtMs;
   return ageMs > boundMs ? `the DCS has not confirmed the leader for ${Math.round(ageMs)} ms (bound ${Math.round(boundMs)} ms)` : undefined;

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'PGW_CLI_USAGE'
   | 'PGW_LOCAL_PROCESS'
   | 'PGW_PROXY_KERNEL'
+  | 'PGW_MEMBER_UNKNOWN'
   | 'PGW_INTERNAL';
 
 export interface ErrorContext {

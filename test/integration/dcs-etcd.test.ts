@@ -29,7 +29,7 @@ runDcsConformance('etcd', () => ({
   ttlSeconds: TTL_SECONDS,
   newScope: () => {
     const scope = `conformance${++scopes}`;
-    return (member: string) => new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service', scope, member, ttlSeconds: TTL_SECONDS });
+    return (member: string) => new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service', scope, member });
   },
   // etcd checks lease expiry on a 500 ms tick: give it a little more than the TTL.
   advancePastTtl: () => new Promise((resolve) => setTimeout(resolve, TTL_SECONDS * 1000 + 1500)),
@@ -40,7 +40,6 @@ runDcsConformance('etcd', () => ({
       namespace: '/service',
       scope: 'x',
       member: 'node9',
-      ttlSeconds: TTL_SECONDS,
     });
   },
 }));
@@ -53,12 +52,11 @@ describe('etcd backend with several endpoints', () => {
       namespace: '/service',
       scope: 'failover',
       member: 'node1',
-      ttlSeconds: 10,
     });
-    assert.equal(await dcs.acquireLeader(AbortSignal.timeout(5000)), true, 'skips a refusing endpoint');
+    assert.equal(await dcs.acquireLeader(10_000, AbortSignal.timeout(5000)), true, 'skips a refusing endpoint');
     await etcd!.stopMember(0);
     try {
-      assert.equal(await dcs.renewLeader(AbortSignal.timeout(5000)), true, 'quorum of 2 of 3 still answers');
+      assert.equal(await dcs.renewLeader(10_000, AbortSignal.timeout(5000)), true, 'quorum of 2 of 3 still answers');
       assert.equal((await dcs.loadCluster(AbortSignal.timeout(5000))).leader?.name, 'node1');
     } finally {
       await etcd!.startMember(0);
@@ -66,19 +64,22 @@ describe('etcd backend with several endpoints', () => {
   });
 
   it('renews with a compare-only transaction: the leader key is not rewritten (no watch event per renewal)', async () => {
-    const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service', scope: 'renew', member: 'node1', ttlSeconds: 10 });
-    assert.equal(await dcs.acquireLeader(AbortSignal.timeout(5000)), true);
+    const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service', scope: 'renew', member: 'node1' });
+    assert.equal(await dcs.acquireLeader(10_000, AbortSignal.timeout(5000)), true);
     const before = (await dcs.loadCluster(AbortSignal.timeout(5000))).leader?.modRevision;
-    for (let i = 0; i < 3; i++) assert.equal(await dcs.renewLeader(AbortSignal.timeout(5000)), true);
+    for (let i = 0; i < 3; i++) assert.equal(await dcs.renewLeader(10_000, AbortSignal.timeout(5000)), true);
     assert.equal((await dcs.loadCluster(AbortSignal.timeout(5000))).leader?.modRevision, before);
-    dcs.setTtl(20);
-    assert.equal(await dcs.renewLeader(AbortSignal.timeout(5000)), true, 'a new lease moves the key (compare value, then put)');
+    assert.equal(
+      await dcs.renewLeader(20_000, AbortSignal.timeout(5000)),
+      true,
+      'a new TTL moves the key to a new lease (compare value, then put)',
+    );
     assert.notEqual((await dcs.loadCluster(AbortSignal.timeout(5000))).leader?.modRevision, before);
   });
 
   it('stores Patroni-shaped values that etcdctl shows as such', async () => {
-    const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service/', scope: 'shapes', member: 'node1', ttlSeconds: 10 });
-    await dcs.acquireLeader(AbortSignal.timeout(5000));
+    const dcs = new EtcdDcs({ endpoints: etcd!.endpoints, namespace: '/service/', scope: 'shapes', member: 'node1' });
+    await dcs.acquireLeader(10_000, AbortSignal.timeout(5000));
     await dcs.touchMember(
       {
         name: 'node1',
@@ -89,6 +90,7 @@ describe('etcd backend with several endpoints', () => {
         xlog_location: 83886080,
         timeline: 1,
       },
+      10_000,
       AbortSignal.timeout(5000),
     );
     await dcs.setStatus(83886080, undefined, AbortSignal.timeout(5000));

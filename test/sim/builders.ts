@@ -71,15 +71,18 @@ export function view(overrides: Partial<ClusterView> & { leaderName?: string } =
   };
 }
 
-export function observe(overrides: Partial<Observation> & { name?: string } = {}): Observation {
-  const { name, ...rest } = overrides;
+/** A renewal as tests write it; without a TTL it was made under the observation's own ttl. */
+export type LockOverride = { readonly lastRenewSentAtMs: number | undefined; readonly ttlMs?: number | undefined };
+
+export function observe(overrides: Omit<Partial<Observation>, 'lock'> & { name?: string; lock?: LockOverride } = {}): Observation {
+  const { name, lock, ...rest } = overrides;
+  const ttlMs = lock?.ttlMs ?? (rest.timing ?? TIMING).ttlMs;
   return {
     nowMs: 100_000,
     wallIso: '2026-11-24T00:00:00.000Z',
     self: { name: name ?? 'node1', tags: {}, canBootstrap: true },
     pg: pgState(),
     dcs: { kind: 'ok', view: view({ leaderName: 'node1' }) },
-    lock: { lastRenewSentAtMs: undefined },
     peers: [],
     task: { kind: 'idle' },
     timing: TIMING,
@@ -89,6 +92,7 @@ export function observe(overrides: Partial<Observation> & { name?: string } = {}
     isPaused: false,
     leaderProbe: undefined,
     ...rest,
+    lock: lock?.lastRenewSentAtMs === undefined ? { lastRenewSentAtMs: undefined } : { lastRenewSentAtMs: lock.lastRenewSentAtMs, ttlMs },
   };
 }
 

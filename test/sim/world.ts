@@ -90,7 +90,13 @@ export class SimWorld {
   constructor(seed: number, names: readonly string[], sync: SyncSettings = SYNC_OFF) {
     this.sync = sync;
     this.#random = mulberry32(seed);
-    const clock: Clock = { nowMs: () => this.nowMs, wallIso: () => new Date(this.nowMs).toISOString(), sleep: () => Promise.resolve() };
+    const clock: Clock = {
+      nowMs: () => this.nowMs,
+      wallIso: () => new Date(this.nowMs).toISOString(),
+      sleep: () => Promise.resolve(),
+      deadline: () => new AbortController().signal,
+      setTimer: () => () => undefined,
+    };
     this.#store = new MemoryDcsStore(clock);
     this.nodes = names.map((name) => ({
       name,
@@ -371,7 +377,10 @@ export class SimWorld {
       self: { name: node.name, tags: {}, canBootstrap: true },
       pg: this.#localPg(node),
       dcs,
-      lock: { lastRenewSentAtMs: node.lastRenewSentAtMs },
+      lock:
+        node.lastRenewSentAtMs === undefined
+          ? { lastRenewSentAtMs: undefined }
+          : { lastRenewSentAtMs: node.lastRenewSentAtMs, ttlMs: SIM_TIMING.ttlMs },
       peers,
       task: node.task === undefined ? node.taskState : { kind: 'running', name: node.task.name, startedAtMs: this.nowMs },
       timing: SIM_TIMING,
@@ -487,6 +496,8 @@ export class SimWorld {
       case 'manageSlots':
         return dcsOk || action.kind === 'manageSlots';
       case 'copyLogicalSlots':
+      case 'clearScheduledRestart':
+      case 'reconfigure':
         return true;
       case 'detachUpstream':
         node.pg.upstream = undefined;

@@ -22,11 +22,9 @@ const WALL_NOW = Date.parse('2026-11-24T00:00:00Z');
 
 async function cluster(members = [member('node1'), member('node2'), member('node3', { tags: { nofailover: true } })]) {
   const store = new MemoryDcsStore(new FakeClock());
-  const handles = new Map(
-    members.map((m) => [m.name, new MemoryDcs(store, { namespace: '/service', scope: 'batman', member: m.name, ttlSeconds: 30 })]),
-  );
-  for (const m of members) await handles.get(m.name)!.touchMember(m, AbortSignal.timeout(1000));
-  await handles.get('node1')!.acquireLeader(AbortSignal.timeout(1000));
+  const handles = new Map(members.map((m) => [m.name, new MemoryDcs(store, { namespace: '/service', scope: 'batman', member: m.name })]));
+  for (const m of members) await handles.get(m.name)!.touchMember(m, 30_000, AbortSignal.timeout(1000));
+  await handles.get('node1')!.acquireLeader(30_000, AbortSignal.timeout(1000));
   await handles
     .get('node1')!
     .setConfig(
@@ -148,7 +146,7 @@ describe('POST /switchover and /failover', () => {
         // The old leader releases, the candidate takes the lock: what the agents do on their own.
         if (++step === 3) {
           await dcs.releaseLeader(AbortSignal.timeout(1000));
-          await handles.get('node2')!.acquireLeader(AbortSignal.timeout(1000));
+          await handles.get('node2')!.acquireLeader(30_000, AbortSignal.timeout(1000));
         }
       },
     });

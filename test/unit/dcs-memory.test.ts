@@ -11,14 +11,14 @@ runDcsConformance('memory', () => ({
   ttlSeconds: 2,
   newScope: () => {
     const scope = `scope${++scopes}`;
-    return (member: string) => new MemoryDcs(store, { namespace: '/service', scope, member, ttlSeconds: 2 });
+    return (member: string) => new MemoryDcs(store, { namespace: '/service', scope, member });
   },
   advancePastTtl: async () => {
     clock.advance(2500);
     store.sweep();
   },
   unreachable: () => {
-    const dcs = new MemoryDcs(store, { namespace: '/service', scope: 'unreachable', member: 'node9', ttlSeconds: 2 });
+    const dcs = new MemoryDcs(store, { namespace: '/service', scope: 'unreachable', member: 'node9' });
     dcs.setReachable(false);
     return dcs;
   },

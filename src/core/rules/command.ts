@@ -1,5 +1,6 @@
 // Manual commands from the REST API (restart, reinitialize): acted on once, and never in a way that breaks the lock rules.
-import { decision, type Rule } from '../context.js';
+import { decision, type DecisionContext, type Rule } from '../context.js';
+import type { Decision, HaMemory } from '../types.js';
 
 export const commandRule: Rule = (context) => {
   const { obs, mem, view, name } = context;
@@ -17,26 +18,31 @@ export const commandRule: Rule = (context) => {
       memory: handled,
     });
   }
+  return restartDecision(context, 'restart requested', handled);
+};
+
+/**
+ * A restart, asked for now (REST) or due now (scheduled): a primary restarts only while it holds the lock, and keeps
+ * renewing it while the restart task runs; a replica restarts following the leader.
+ */
+export function restartDecision(context: DecisionContext, what: string, memory: Partial<HaMemory> = {}): Decision {
+  const { obs, name } = context;
   if (!obs.pg.isRunning)
-    return decision(context, 'restart requested but PostgreSQL is not running: the normal rules will start it', [], {
-      memory: handled,
-      wakeAfterMs: 0,
-    });
+    return decision(context, `${what} but PostgreSQL is not running: the normal rules will start it`, [], { memory, wakeAfterMs: 0 });
   if (context.isRunningPrimary) {
-    // A primary restarts only while it holds the lock, and keeps renewing it while the restart task runs.
-    if (!context.holdsLock)
-      return decision(context, 'restart requested on a primary without a valid lock: refused', [], { memory: handled });
+    if (!context.holdsLock) return decision(context, `${what} on a primary without a valid lock: refused`, [], { memory });
     return decision(
       context,
       'restarting PostgreSQL on request',
       [{ kind: 'renewLeader' }, { kind: 'restart', asPrimary: true, upstream: undefined }],
-      { memory: handled },
+      { memory },
     );
   }
+  const leader = context.leaderName;
   return decision(
     context,
     'restarting PostgreSQL on request',
     [{ kind: 'restart', asPrimary: false, upstream: leader !== undefined && leader !== name ? leader : undefined }],
-    { memory: handled },
+    { memory },
   );
-};
+}

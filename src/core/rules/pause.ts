@@ -2,9 +2,13 @@
 import { decision, type Rule } from '../context.js';
 import { planSync } from '../sync-plan.js';
 import { commandRule } from './command.js';
+import { scheduledRestartRule } from './scheduled-restart.js';
 
 export const pausedRule: Rule = (context) => {
   if (!context.obs.isPaused) return undefined;
+  // A restart that falls due in maintenance mode is skipped, as in Patroni.
+  const scheduled = scheduledRestartRule(context);
+  if (scheduled !== undefined) return { ...scheduled, reason: `PAUSE: ${scheduled.reason}` };
   // Manual restart and reinitialize stay possible in maintenance mode, as in Patroni.
   const manual = commandRule(context);
   if (manual !== undefined) return { ...manual, reason: `PAUSE: ${manual.reason}` };

@@ -12,7 +12,6 @@ export interface EtcdDcsOptions {
   readonly namespace: string;
   readonly scope: string;
   readonly member: string;
-  readonly ttlSeconds: number;
   readonly log?: Log;
 }
 
@@ -39,8 +38,9 @@ export class EtcdDcs implements Dcs {
   readonly #keys: ClusterKeys;
   readonly #gateway: EtcdGateway;
   readonly #member: string;
-  #ttlSeconds: number;
   #leaseId: string | undefined;
+  /** The TTL our current lease was granted with: a call asking for another TTL gets a new lease. */
+  #leaseTtlSeconds: number | undefined;
   /** Last value/lease we wrote per key, so that unchanged values are not rewritten every cycle. */
   readonly #written = new Map<string, string>();
   readonly #closed = new AbortController();
@@ -49,19 +49,10 @@ export class EtcdDcs implements Dcs {
     this.#keys = new ClusterKeys(options.namespace, options.scope);
     this.#gateway = new EtcdGateway(options.endpoints, options.member);
     this.#member = options.member;
-    this.#ttlSeconds = options.ttlSeconds;
   }
 
   get keys(): ClusterKeys {
     return this.#keys;
-  }
-
-  /** A new TTL applies to a new lease; the keys move to it on the next renew/touch. */
-  setTtl(seconds: number): void {
-    if (seconds === this.#ttlSeconds) return;
-    this.#ttlSeconds = seconds;
-    this.#leaseId = undefined;
-    this.#written.clear();
   }
 
   #signal(signal: AbortSignal): AbortSignal {
@@ -105,10 +96,10 @@ export class EtcdDcs implements Dcs {
     );
   }
 
-  async #grantLease(signal: AbortSignal): Promise<string> {
+  async #grantLease(ttlSeconds: number, signal: AbortSignal): Promise<string> {
     const response = await this.#gateway.call<{ ID?: string; TTL?: string; error?: string }>(
       '/v3/lease/grant',
-      { TTL: String(Math.max(1, Math.round(this.#ttlSeconds))), ID: '0' },
+      { TTL: String(ttlSeconds), ID: '0' },
       this.#signal(signal),
     );
     if (response.ID === undefined)
@@ -117,24 +108,29 @@ export class EtcdDcs implements Dcs {
         context: { member: this.#member },
       });
     this.#leaseId = response.ID;
+    this.#leaseTtlSeconds = ttlSeconds;
     this.#written.clear();
     return response.ID;
   }
 
-  /** Keeps our lease alive; a lease that expired (TTL 0 in the answer) is replaced by a new one. */
-  async #keepAlive(signal: AbortSignal): Promise<string> {
-    if (this.#leaseId === undefined) return this.#grantLease(signal);
+  /**
+   * Keeps our lease alive; a lease that expired (TTL 0 in the answer) or was granted with another TTL is replaced by a
+   * new one (keys move to it on their next write), so the lease always has the TTL the caller judges the lock by.
+   */
+  async #keepAlive(ttlMs: number, signal: AbortSignal): Promise<string> {
+    const ttlSeconds = Math.max(1, Math.round(ttlMs / 1000));
+    if (this.#leaseId === undefined || this.#leaseTtlSeconds !== ttlSeconds) return this.#grantLease(ttlSeconds, signal);
     const response = await this.#gateway.call<{ result?: { TTL?: string } }>(
       '/v3/lease/keepalive',
       { ID: this.#leaseId },
       this.#signal(signal),
     );
-    if (Number(response.result?.TTL ?? '0') <= 0) return this.#grantLease(signal);
+    if (Number(response.result?.TTL ?? '0') <= 0) return this.#grantLease(ttlSeconds, signal);
     return this.#leaseId;
   }
 
-  async acquireLeader(signal: AbortSignal): Promise<CasResult> {
-    const lease = await this.#keepAlive(signal);
+  async acquireLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {
+    const lease = await this.#keepAlive(ttlMs, signal);
     const key = this.#keys.leader;
     return this.#txn(
       [{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
@@ -144,8 +140,8 @@ export class EtcdDcs implements Dcs {
     );
   }
 
-  async renewLeader(signal: AbortSignal): Promise<CasResult> {
-    const lease = await this.#keepAlive(signal);
+  async renewLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {
+    const lease = await this.#keepAlive(ttlMs, signal);
     const key = this.#keys.leader;
     const ours: Compare = { key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(this.#member) };
     // Usual case: the key holds our name on our current lease; the keepalive above was the renewal, and this
@@ -175,8 +171,8 @@ export class EtcdDcs implements Dcs {
     );
   }
 
-  async touchMember(record: MemberRecord, signal: AbortSignal): Promise<void> {
-    const lease = await this.#keepAlive(signal);
+  async touchMember(record: MemberRecord, ttlMs: number, signal: AbortSignal): Promise<void> {
+    const lease = await this.#keepAlive(ttlMs, signal);
     const key = this.#keys.member(this.#member);
     const value = encodeMember(record);
     const fingerprint = `${lease}\u0000${value}`;

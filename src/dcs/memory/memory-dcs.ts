@@ -120,28 +120,19 @@ export class MemoryDcs implements Dcs {
   readonly #store: MemoryDcsStore;
   readonly #keys: ClusterKeys;
   readonly #member: string;
-  #ttlMs: number;
   #lease: number | undefined;
+  #leaseTtlMs: number | undefined;
   #isReachable = true;
 
-  constructor(
-    store: MemoryDcsStore,
-    options: { readonly namespace: string; readonly scope: string; readonly member: string; readonly ttlSeconds: number },
-  ) {
+  constructor(store: MemoryDcsStore, options: { readonly namespace: string; readonly scope: string; readonly member: string }) {
     this.#store = store;
     this.#keys = new ClusterKeys(options.namespace, options.scope);
     this.#member = options.member;
-    this.#ttlMs = options.ttlSeconds * 1000;
   }
 
   /** Fault injection: an unreachable member's calls fail as a partitioned etcd client's would. */
   setReachable(isReachable: boolean): void {
     this.#isReachable = isReachable;
-  }
-
-  setTtl(seconds: number): void {
-    this.#ttlMs = seconds * 1000;
-    this.#lease = undefined;
   }
 
   #check(signal: AbortSignal, key?: string): void {
@@ -153,8 +144,12 @@ export class MemoryDcs implements Dcs {
     }
   }
 
-  #keepAlive(): number {
-    if (this.#lease === undefined || !this.#store.keepAlive(this.#lease)) this.#lease = this.#store.grant(this.#ttlMs);
+  /** As the etcd backend: a lease granted with another TTL than asked for is replaced. */
+  #keepAlive(ttlMs: number): number {
+    if (this.#lease === undefined || this.#leaseTtlMs !== ttlMs || !this.#store.keepAlive(this.#lease)) {
+      this.#lease = this.#store.grant(ttlMs);
+      this.#leaseTtlMs = ttlMs;
+    }
     return this.#lease;
   }
 
@@ -163,17 +158,17 @@ export class MemoryDcs implements Dcs {
     return buildClusterView(this.#keys, this.#store.range(this.#keys.prefix), String(this.#store.revision));
   }
 
-  async acquireLeader(signal: AbortSignal): Promise<CasResult> {
+  async acquireLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {
     this.#check(signal, this.#keys.leader);
-    const lease = this.#keepAlive();
+    const lease = this.#keepAlive(ttlMs);
     if (this.#store.get(this.#keys.leader) !== undefined) return false;
     this.#store.put(this.#keys.leader, this.#member, lease);
     return true;
   }
 
-  async renewLeader(signal: AbortSignal): Promise<CasResult> {
+  async renewLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {
     this.#check(signal, this.#keys.leader);
-    const lease = this.#keepAlive();
+    const lease = this.#keepAlive(ttlMs);
     const current = this.#store.get(this.#keys.leader);
     if (current?.value !== this.#member) return false;
     if (current.lease !== lease) this.#store.put(this.#keys.leader, this.#member, lease);
@@ -192,9 +187,9 @@ export class MemoryDcs implements Dcs {
     return this.#store.delete(this.#keys.leader);
   }
 
-  async touchMember(record: MemberRecord, signal: AbortSignal): Promise<void> {
+  async touchMember(record: MemberRecord, ttlMs: number, signal: AbortSignal): Promise<void> {
     this.#check(signal);
-    const lease = this.#keepAlive();
+    const lease = this.#keepAlive(ttlMs);
     this.#store.put(this.#keys.member(this.#member), encodeMember(record), lease);
   }
 

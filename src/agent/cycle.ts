@@ -1,0 +1,273 @@
+// One HA cycle: observe (PostgreSQL, DCS, peers) -> decide (pure core) -> execute -> publish the member key and
+// snapshot. A function of explicit ports and state: the agent's loop runs it, and so does the simulator.
+import { decide as coreDecide, initialMemory } from '../core/decide.js';
+import { checkDecision } from '../core/invariants.js';
+import { lockDeadlineMs } from '../core/lease.js';
+import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
+import { syncSettingsOf } from '../core/sync-plan.js';
+import { deriveTiming } from '../core/timing-rules.js';
+import type { Decision, DynamicConfig, GucValue, HaMemory, LocalPg, Observation, Timing } from '../core/types.js';
+import { describeError } from '../util/errors.js';
+import type { Log } from '../util/log.js';
+import type { CallbackRunner } from './callbacks.js';
+import type { CommandInbox } from './command-inbox.js';
+import { executeActions, NO_LOCK, type LockHolder } from './execute.js';
+import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
+import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
+import { buildSnapshot, type AgentSnapshot } from './snapshot.js';
+import type { TaskSlot } from './tasks.js';
+
+/** A DCS call never gets more than this, whatever retry_timeout says: a slow etcd must not stall the loop. */
+const MAX_DCS_CALL_MS = 3000;
+/** Floor for a DCS call's budget so that a lock close to its deadline can still try to renew. */
+const MIN_DCS_CALL_MS = 200;
+const PG_PROBE_BUDGET_MS = 2000;
+export const PG_COMMAND_BUDGET_MS = 5000;
+/** A reason that stays the same is logged again this often, with how long it has held, instead of going silent. */
+const REPEATED_REASON_LOG_MS = 60_000;
+
+export type DecideFunction = (obs: Observation, mem: HaMemory) => Decision;
+
+/** The outside world of one agent, as ports. */
+export interface CyclePorts {
+  readonly dcs: Dcs;
+  readonly pg: PgController;
+  readonly peers: PeerClient;
+  readonly clock: Clock;
+  readonly log: Log;
+  readonly tasks: TaskSlot;
+  readonly inbox: CommandInbox;
+  /** Called with every lock outcome: the shell arms or disarms the lease fence with it. */
+  readonly onLockChanged: (lock: LockHolder['current']) => void;
+  /** decide() itself in production; the simulator passes variants with one rule removed to prove each is needed. */
+  readonly decide?: DecideFunction | undefined;
+}
+
+/** What does not change while the agent runs. */
+export interface CycleSettings {
+  readonly scope: string;
+  readonly canBootstrap: boolean;
+  /** `bootstrap.dcs`: written to `config` after initdb, and the config used until the DCS has one. */
+  readonly bootstrapConfig: DynamicConfig;
+  readonly isFastDeadLeaderEnabled: boolean;
+  /** Debug mode: check the core's safety invariants on every decision and refuse to execute one that breaks them. */
+  readonly isCheckingInvariants: boolean;
+}
+
+/** The parts of the local config file a reload (POST /reload, SIGHUP) may change. */
+export interface LocalSettings {
+  readonly identity: MemberIdentity;
+  readonly parameters: Readonly<Record<string, GucValue>>;
+  readonly callbacks: CallbackRunner | undefined;
+}
+
+/** Everything one agent carries from cycle to cycle (plain data; the simulator keeps one per node). */
+export interface CycleState {
+  memory: HaMemory;
+  readonly lock: LockHolder;
+  readonly dcsRead: DcsReadState;
+  pg: LocalPg | undefined;
+  timing: Timing;
+  /** The timing repairs last logged, so each change of them is logged once. */
+  timingAdjustments: string;
+  lastReason: string;
+  lastReasonLoggedAtMs: number;
+  lastReasonSinceMs: number;
+  /** Fingerprint of the GUC set PostgreSQL last accepted (undefined: never applied, or the local file was reloaded). */
+  appliedParameters: string | undefined;
+  local: LocalSettings;
+  snapshot: AgentSnapshot;
+  /** The last decision and what it was made from (tests and the simulator read them). */
+  lastObservation: Observation | undefined;
+  lastDecision: Decision | undefined;
+}
+
+export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
+  const timing = deriveTiming(settings.bootstrapConfig).timing;
+  const state: CycleState = {
+    memory: initialMemory(),
+    lock: { current: NO_LOCK },
+    dcsRead: { view: undefined, unreachableSinceMs: undefined, lastOkWallEpochS: undefined },
+    pg: undefined,
+    timing,
+    timingAdjustments: '',
+    lastReason: '',
+    lastReasonLoggedAtMs: 0,
+    lastReasonSinceMs: nowMs,
+    appliedParameters: undefined,
+    local,
+    snapshot: undefined as unknown as AgentSnapshot,
+    lastObservation: undefined,
+    lastDecision: undefined,
+  };
+  state.snapshot = snapshotOf(settings, state, task, nowMs, true);
+  return state;
+}
+
+/** A DCS call must finish before the lock's deadline, or the answer would arrive too late to matter. */
+export function dcsBudgetMs(state: CycleState, nowMs: number): number {
+  const budget = Math.min(MAX_DCS_CALL_MS, state.timing.retryTimeoutMs);
+  const lock = state.lock.current;
+  if (lock.lastRenewSentAtMs === undefined) return budget;
+  const left = lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs) - nowMs;
+  return Math.max(MIN_DCS_CALL_MS, Math.min(budget, left));
+}
+
+function snapshotOf(settings: CycleSettings, state: CycleState, tasks: TaskSlot, nowMs: number, isDcsReachable: boolean): AgentSnapshot {
+  const view = state.dcsRead.view;
+  return buildSnapshot({
+    identity: state.local.identity,
+    scope: settings.scope,
+    pg: state.pg,
+    task: tasks.state(),
+    view,
+    isDcsReachable,
+    dcsLastSeenEpochS: state.dcsRead.lastOkWallEpochS,
+    lock: state.lock.current,
+    config: view?.config ?? settings.bootstrapConfig,
+    timing: state.timing,
+    lastReason: state.lastReason,
+    nowMs,
+  });
+}
+
+function configuredSsn(parameters: Readonly<Record<string, unknown>>): string {
+  const value = parameters.synchronous_standby_names;
+  return typeof value === 'string' ? value : '';
+}
+
+/** Timing comes from the view's config once per cycle; its repairs are logged whenever they change. */
+function adoptTiming(state: CycleState, config: DynamicConfig, log: Log): void {
+  const derived = deriveTiming(config);
+  const adjustments = derived.adjustments.join('; ');
+  if (adjustments !== state.timingAdjustments && adjustments !== '') {
+    log.warn({ ttl: config.ttl, loop_wait: config.loop_wait, retry_timeout: config.retry_timeout }, `timing adjusted: ${adjustments}`);
+  }
+  state.timingAdjustments = adjustments;
+  state.timing = derived.timing;
+}
+
+function logDecision(state: CycleState, decision: Decision, nowMs: number, log: Log): void {
+  const actions = decision.actions.map((action) => action.kind);
+  if (decision.reason !== state.lastReason) {
+    state.lastReasonSinceMs = nowMs;
+    state.lastReasonLoggedAtMs = nowMs;
+    log.info({ actions }, decision.reason);
+  } else if (actions.length > 0 || nowMs - state.lastReasonLoggedAtMs >= REPEATED_REASON_LOG_MS) {
+    state.lastReasonLoggedAtMs = nowMs;
+    log.info({ actions, repeated_for_ms: Math.round(nowMs - state.lastReasonSinceMs) }, decision.reason);
+  }
+  state.lastReason = decision.reason;
+}
+
+/** Runs one cycle; resolves with how long the loop may sleep before the next one. */
+export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, state: CycleState): Promise<number> {
+  const { clock, dcs, pg, peers, log, tasks, inbox } = ports;
+  const identity = state.local.identity;
+  const [probedPg, dcsObservation] = await Promise.all([
+    observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg),
+    observeDcs(dcs, clock, dcsBudgetMs(state, clock.nowMs()), state.dcsRead, log),
+  ]);
+  if (probedPg === undefined) {
+    state.pg = undefined;
+    return state.timing.loopWaitMs;
+  }
+  const view = dcsObservation.kind === 'ok' ? dcsObservation.view : undefined;
+  const localPg = await observeHistoryDivergence(pg, clock, PG_PROBE_BUDGET_MS, probedPg, view, identity.name);
+  state.pg = localPg;
+  if (view?.config !== undefined) adoptTiming(state, view.config, log);
+  const [peerStatuses, leaderProbe] =
+    view === undefined
+      ? [[], undefined]
+      : await Promise.all([
+          observePeers(view, identity.name, peers, clock),
+          observeLeaderProbe(view, identity.name, localPg, peers, clock, settings.isFastDeadLeaderEnabled),
+        ]);
+  const config = view?.config ?? settings.bootstrapConfig;
+  const wantedParameters = { ...(config.postgresql?.parameters ?? {}), ...state.local.parameters };
+  const scheduled = inbox.scheduled();
+  const observation: Observation = {
+    nowMs: clock.nowMs(),
+    wallIso: clock.wallIso(),
+    self: { name: identity.name, tags: identity.tags, canBootstrap: settings.canBootstrap },
+    pg: localPg,
+    dcs: dcsObservation,
+    lock: state.lock.current,
+    peers: peerStatuses,
+    task: tasks.state(),
+    timing: state.timing,
+    maximumLagOnFailover: config.maximum_lag_on_failover,
+    useRewind: config.postgresql?.use_pg_rewind ?? true,
+    useSlots: config.postgresql?.use_slots ?? true,
+    isPaused: config.pause === true,
+    leaderProbe,
+    command: inbox.pending(),
+    sync: syncSettingsOf(config),
+    configuredSynchronousStandbyNames: configuredSsn(wantedParameters),
+    scheduledRestart: scheduled?.due,
+    parameters: view?.config === undefined ? undefined : { wanted: wantedParameters, appliedFingerprint: state.appliedParameters },
+  };
+  const decision = (ports.decide ?? coreDecide)(observation, state.memory);
+  state.memory = decision.memory;
+  state.lastObservation = observation;
+  state.lastDecision = decision;
+  inbox.settleUpTo(decision.memory.handledCommandId, decision.reason);
+  logDecision(state, decision, observation.nowMs, log);
+  const violations = settings.isCheckingInvariants ? checkDecision(observation, decision) : [];
+  for (const violation of violations) log.error({ invariant: violation.invariant }, `safety invariant broken: ${violation.message}`);
+  if (decision.actions.length > 0 && violations.length === 0) {
+    await executeActions(
+      decision.actions,
+      {
+        member: identity.name,
+        dcs,
+        pg,
+        clock,
+        log,
+        tasks,
+        lock: state.lock,
+        bootstrapConfig: settings.bootstrapConfig,
+        callbacks: state.local.callbacks,
+        onLockChanged: ports.onLockChanged,
+        onParametersApplied: (fingerprint) => (state.appliedParameters = fingerprint),
+        onScheduledRestartCleared: () => inbox.cancelScheduled(),
+      },
+      { view, ttlMs: state.timing.ttlMs, dcsBudgetMs: dcsBudgetMs(state, clock.nowMs()), pgBudgetMs: PG_COMMAND_BUDGET_MS },
+    );
+  }
+  if (dcsObservation.kind === 'ok') {
+    const record = buildMemberRecord(
+      identity,
+      state.pg,
+      pgStateOf(state.pg, tasks.state()),
+      observation.isPaused,
+      inbox.scheduled()?.record,
+    );
+    await dcs
+      .touchMember(record, state.timing.ttlMs, clock.deadline(dcsBudgetMs(state, clock.nowMs())))
+      .catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'));
+  }
+  state.snapshot = snapshotOf(settings, state, tasks, clock.nowMs(), dcsObservation.kind === 'ok');
+  return decision.wakeAfterMs;
+}
+
+/** The snapshot as the API must see it now: /primary turns 503 the moment the lock deadline passes. */
+export function currentSnapshot(state: CycleState, nowMs: number): AgentSnapshot {
+  const snapshot = state.snapshot;
+  if (!snapshot.isLeaderWithLock) return snapshot;
+  const lock = state.lock.current;
+  const isLockValid = lock.lastRenewSentAtMs !== undefined && nowMs < lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+  return isLockValid ? snapshot : { ...snapshot, isLeaderWithLock: false };
+}
+
+/** Backstop at the lock deadline (the lease fence fires it): a primary whose lock was not renewed in time stops at once. */
+export function enforceLeaseDeadline(ports: Pick<CyclePorts, 'pg' | 'clock' | 'log'>, state: CycleState): void {
+  const { log, pg, clock } = ports;
+  state.lock.current = NO_LOCK;
+  if (state.pg?.isRunning === true && state.pg.role === 'primary') {
+    log.error({}, 'leader lock deadline passed without a renewal: stopping PostgreSQL immediately');
+    pg.stop('immediate', clock.deadline(PG_COMMAND_BUDGET_MS)).catch((error: unknown) =>
+      log.error({ error: describeError(error) }, 'fence stop failed'),
+    );
+  }
+}
