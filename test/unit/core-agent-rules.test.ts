@@ -1,0 +1,136 @@
+// Decisions that used to live in the agent shell: scheduled-restart gating, when to reconfigure PostgreSQL, and the
+// lock judged by the TTL its lease was granted with.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { decide } from '../../src/core/decide.js';
+import { parametersFingerprint } from '../../src/core/parameters.js';
+import { deriveTiming } from '../../src/core/timing-rules.js';
+import { freshMemory, kinds, observe, pgState, primaryPg, TIMING } from '../sim/builders.js';
+
+const NOW = 100_000;
+const WALL = '2026-11-24T00:00:00.000Z';
+const BEFORE = '2026-11-23T23:59:00.000Z';
+const AFTER = '2026-11-24T00:01:00.000Z';
+
+describe('scheduled restart', () => {
+  it('waits until it is due', () => {
+    const decision = decide(
+      observe({ name: 'node2', wallIso: WALL, scheduledRestart: { atIso: AFTER, isPendingOnly: false } }),
+      freshMemory(),
+    );
+    assert.equal(kinds(decision.actions).includes('restart') || kinds(decision.actions).includes('clearScheduledRestart'), false);
+  });
+
+  it('restarts a replica when due, clearing the schedule first', () => {
+    const decision = decide(
+      observe({ name: 'node2', wallIso: WALL, scheduledRestart: { atIso: BEFORE, isPendingOnly: false } }),
+      freshMemory(),
+    );
+    assert.deepEqual(decision.actions, [{ kind: 'clearScheduledRestart' }, { kind: 'restart', asPrimary: false, upstream: 'node1' }]);
+    assert.match(decision.reason, /^scheduled restart at /);
+  });
+
+  it('restarts the leader as primary only while renewing its lock', () => {
+    const decision = decide(
+      observe({
+        pg: primaryPg(),
+        lock: { lastRenewSentAtMs: NOW - 1000 },
+        wallIso: WALL,
+        scheduledRestart: { atIso: BEFORE, role: 'master', isPendingOnly: false },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(decision.actions), ['clearScheduledRestart', 'renewLeader', 'restart']);
+  });
+
+  for (const [what, overrides, why] of [
+    ['in maintenance mode', { isPaused: true }, /maintenance mode/],
+    ['for another role', { scheduledRestart: { atIso: BEFORE, role: 'primary', isPendingOnly: false } }, /role is replica, not primary/],
+    ['with no restart pending', { scheduledRestart: { atIso: BEFORE, isPendingOnly: true } }, /no restart is pending/],
+  ] as const) {
+    it(`is skipped ${what}, and the schedule cleared`, () => {
+      const decision = decide(
+        observe({
+          name: 'node2',
+          wallIso: WALL,
+          scheduledRestart: { atIso: BEFORE, isPendingOnly: false },
+          ...overrides,
+        }),
+        freshMemory(),
+      );
+      assert.deepEqual(decision.actions, [{ kind: 'clearScheduledRestart' }]);
+      assert.match(decision.reason, why);
+    });
+  }
+
+  it('runs when its pending filter is met', () => {
+    const decision = decide(
+      observe({
+        name: 'node2',
+        wallIso: WALL,
+        pg: pgState({ isPendingRestart: true }),
+        scheduledRestart: { atIso: BEFORE, isPendingOnly: true },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(decision.actions), ['clearScheduledRestart', 'restart']);
+  });
+});
+
+describe('reconfiguring PostgreSQL', () => {
+  const wanted = { work_mem: '8MB', max_connections: 100 };
+
+  it('applies a changed GUC set once, after the lock renewal, and reloads only after the first time', () => {
+    const leader = (applied: string | undefined): ReturnType<typeof decide> =>
+      decide(
+        observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 1000 }, parameters: { wanted, appliedFingerprint: applied } }),
+        freshMemory(),
+      );
+    const first = leader(undefined);
+    assert.deepEqual(kinds(first.actions).slice(0, 2), ['renewLeader', 'reconfigure']);
+    assert.equal(first.actions[1]?.kind === 'reconfigure' && first.actions[1].reloadCallbackRole, undefined);
+    const changed = leader(parametersFingerprint({ work_mem: '4MB', max_connections: 100 }));
+    assert.equal(changed.actions[1]?.kind === 'reconfigure' && changed.actions[1].reloadCallbackRole, 'primary');
+    assert.equal(kinds(leader(parametersFingerprint({ max_connections: 100, work_mem: '8MB' })).actions).includes('reconfigure'), false);
+  });
+
+  it('never delays a demote', () => {
+    const decision = decide(
+      observe({ pg: primaryPg(), lock: { lastRenewSentAtMs: NOW - 40_000 }, parameters: { wanted, appliedFingerprint: undefined } }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(decision.actions), ['demote']);
+  });
+
+  it('waits for the DCS config (no parameters observed: nothing to apply)', () => {
+    assert.equal(kinds(decide(observe({ name: 'node2' }), freshMemory()).actions).includes('reconfigure'), false);
+  });
+});
+
+describe('lease timing', () => {
+  it('judges a renewal by the TTL its lease was granted with, not by a ttl raised since', () => {
+    // Renewed at t=0 under ttl 10 s; ttl is now 30 s. The lease still ends at 10 s, so at 9.5 s the primary is past
+    // its own deadline (10 s - 1 s margin) and must demote, although 30 s would leave it 19.5 s more.
+    const decision = decide(
+      observe({
+        pg: primaryPg(),
+        nowMs: 9_500,
+        timing: { ...TIMING, ttlMs: 30_000 },
+        lock: { lastRenewSentAtMs: 0, ttlMs: 10_000 },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(decision.actions), ['demote']);
+  });
+
+  it('derives timing once, repairing a config as Patroni does and saying what it changed', () => {
+    assert.deepEqual(deriveTiming({ ttl: 10, loop_wait: 10, retry_timeout: 10 }).timing, {
+      ttlMs: 10_000,
+      loopWaitMs: 1_000,
+      retryTimeoutMs: 4_000,
+    });
+    assert.match(deriveTiming({ ttl: 10, loop_wait: 10, retry_timeout: 10 }).adjustments.join(), /loop_wait \+ 2\*retry_timeout/);
+    assert.deepEqual(deriveTiming(undefined).adjustments, []);
+    assert.equal(deriveTiming(undefined).timing.ttlMs, 30_000);
+  });
+});
