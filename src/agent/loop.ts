@@ -2,7 +2,7 @@
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
-import type { AgentCommand, MemberTags } from '../core/types.js';
+import type { AgentCommand, LockObservation, MemberTags } from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -15,6 +15,7 @@ import {
   type CyclePorts,
   type CycleSettings,
   type CycleState,
+  type DecideFunction,
 } from './cycle.js';
 import { runDcsWatch } from './dcs-watch.js';
 import { LeaseFence } from './lease-fence.js';
@@ -37,11 +38,13 @@ export interface AgentOptions extends CycleSettings {
   readonly peers: PeerClient;
   readonly clock: Clock;
   readonly log: Log;
+  /** The decision function (decide() unless a test proves a rule is needed by running without it). */
+  readonly decide?: DecideFunction | undefined;
 }
 
 export class Agent {
   readonly #options: AgentOptions;
-  readonly #wakeup = new Wakeup();
+  readonly #wakeup: Wakeup;
   readonly #tasks: TaskSlot;
   readonly #fence: LeaseFence;
   readonly #inbox = new CommandInbox();
@@ -53,6 +56,7 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.#options = options;
     const { clock, log } = options;
+    this.#wakeup = new Wakeup(clock);
     this.#tasks = new TaskSlot(clock, log, () => this.#wakeup.nudge());
     this.#fence = new LeaseFence(clock, () => this.#onLeaseExpired());
     this.#state = initialCycleState(
@@ -70,6 +74,7 @@ export class Agent {
       tasks: this.#tasks,
       inbox: this.#inbox,
       onLockChanged: (lock) => this.#fence.follow(lock),
+      decide: options.decide,
     };
     options.pg.onUnexpectedExit(() => {
       log.warn({}, 'postmaster exited unexpectedly');
@@ -80,6 +85,11 @@ export class Agent {
   /** The last cycle's snapshot, with the lock validity evaluated now. */
   snapshot(): AgentSnapshot {
     return currentSnapshot(this.#state, this.#options.clock.nowMs());
+  }
+
+  /** The lock as this agent holds it (send time of its last renewal and that lease's TTL): the simulator checks it. */
+  lock(): LockObservation {
+    return this.#state.lock.current;
   }
 
   /** Applies a re-read local config: tags, local GUCs and callbacks; the name and addresses need a restart of the agent. */

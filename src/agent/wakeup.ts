@@ -1,9 +1,15 @@
 // Lets the HA loop sleep until its wake time or until something (DCS watch, postmaster exit, API) nudges it.
+import type { Clock } from '../core/ports.js';
 
 export class Wakeup {
+  readonly #clock: Clock;
   #pending = false;
   #resolve: (() => void) | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #cancelTimer: (() => void) | undefined;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
 
   /** Wakes the sleeper now, or makes the next wait return at once. */
   nudge(): void {
@@ -23,16 +29,16 @@ export class Wakeup {
     }
     return new Promise<void>((resolve) => {
       this.#resolve = resolve;
-      this.#timer = setTimeout(() => {
+      this.#cancelTimer = this.#clock.setTimer(ms, () => {
         this.#clear();
         resolve();
-      }, ms);
+      });
     });
   }
 
   #clear(): void {
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
     this.#resolve = undefined;
   }
 }

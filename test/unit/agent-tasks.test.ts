@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TaskSlot } from '../../src/agent/tasks.js';
 import { Wakeup } from '../../src/agent/wakeup.js';
+import { FakeClock } from '../kit/fake-clock.js';
 import { SystemClock } from '../../src/util/clock.js';
 import { silentLog } from '../../src/util/log.js';
 
@@ -61,14 +62,28 @@ describe('task slot', () => {
 
 describe('wakeup', () => {
   it('returns early on a nudge and remembers a nudge that came before the wait', async () => {
-    const wakeup = new Wakeup();
-    const startedAt = performance.now();
-    setTimeout(() => wakeup.nudge(), 20);
-    await wakeup.wait(5000);
-    assert.ok(performance.now() - startedAt < 1000);
+    const clock = new FakeClock();
+    const wakeup = new Wakeup(clock);
+    let isWoken = false;
+    const waiting = wakeup.wait(5000).then(() => (isWoken = true));
+    clock.advance(4999);
+    await Promise.resolve();
+    assert.equal(isWoken, false, 'not before its time');
     wakeup.nudge();
-    const again = performance.now();
-    await wakeup.wait(5000);
-    assert.ok(performance.now() - again < 50);
+    await waiting;
+    wakeup.nudge();
+    let isWokenAgain = false;
+    const again = wakeup.wait(5000).then(() => (isWokenAgain = true));
+    await Promise.resolve();
+    await again;
+    assert.equal(isWokenAgain, true, 'a nudge before the wait ends the next wait at once, with no time passing');
+  });
+
+  it('wakes by itself when its time comes', async () => {
+    const clock = new FakeClock();
+    const wakeup = new Wakeup(clock);
+    const waiting = wakeup.wait(1000);
+    clock.advance(1000);
+    await waiting;
   });
 });

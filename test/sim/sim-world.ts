@@ -1,0 +1,340 @@
+// The simulated cluster: N real Agents (the agent's own shell, cycle, executor and core) on simulated time, each with
+// a MemoryDcs client of one shared store, a node of the in-memory PostgreSQL model and peers that answer from the
+// real REST status document. Faults and operator actions come from a seeded PRNG; invariants are checked after every
+// step of simulated time.
+import { Agent } from '../../src/agent/loop.js';
+import { statusDocument } from '../../src/api/routes.js';
+import { decide, RULES } from '../../src/core/decide.js';
+import { checkKeepsAcknowledged, checkWritablePrimaries, type InvariantViolation } from '../../src/core/invariants.js';
+import { lockDeadlineMs } from '../../src/core/lease.js';
+import type { PeerClient } from '../../src/core/ports.js';
+import { guaranteeOf } from '../../src/core/sync-standby-names.js';
+import type { DynamicConfig, MemberRecord, PeerStatus, SyncSettings } from '../../src/core/types.js';
+import { ClusterKeys } from '../../src/dcs/keys.js';
+import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
+import { peerStatusFromDocument } from '../../src/peers/http-peer-client.js';
+import type { Log } from '../../src/util/log.js';
+import { mulberry32 } from '../../src/util/prng.js';
+import { openSimPg, type SimPg } from './sim-pg.js';
+import { SimProcess, SimRuntime } from './sim-runtime.js';
+
+export const SIM_TIMING = { ttlMs: 5000, loopWaitMs: 1000, retryTimeoutMs: 2000 };
+const SCOPE = 'sim';
+const NAMESPACE = '/service';
+/** The world's physics step: primaries write, replicas replay. */
+const PHYSICS_STEP_MS = 100;
+/** How late a running agent may act on its own deadline: its fence fires at the deadline, the stop lands a moment later. */
+const DEADLINE_GRACE_MS = 150;
+/** A resumed agent's overdue fence timer fires at once (SIGCONT); its stop needs one slot to land. */
+const RESUME_GRACE_MS = 200;
+
+export interface SimOptions {
+  readonly sync?: SyncSettings | undefined;
+  /** Rule names to leave out of decide(): proves each safety rule is needed. */
+  readonly withoutRules?: readonly string[] | undefined;
+}
+
+export interface SimNode {
+  readonly name: string;
+  process: SimProcess;
+  agent: Agent;
+  /** The node's DCS client without the gate, to cut it off from the store (a partition). */
+  dcs: MemoryDcs;
+  isPartitioned: boolean;
+}
+
+export interface Violation {
+  readonly atMs: number;
+  readonly invariant: string;
+  readonly message: string;
+}
+
+/** A Log that keeps what the agent says: errors carrying an `invariant` are the agent's own safety checks failing. */
+function simLog(world: SimWorld, name: string): Log {
+  const log: Log = {
+    info: () => undefined,
+    warn: () => undefined,
+    debug: () => undefined,
+    error: (fields: Record<string, unknown>, message: string) => {
+      if (typeof fields.invariant === 'string') world.recordViolation({ invariant: fields.invariant, message: `${name}: ${message}` });
+    },
+    child: () => log,
+  } as unknown as Log;
+  return log;
+}
+
+export class SimWorld {
+  readonly runtime = new SimRuntime();
+  readonly nodes: SimNode[] = [];
+  readonly violations: Violation[] = [];
+  readonly events: string[] = [];
+  readonly sync: SyncSettings;
+  readonly pg: SimPg;
+  readonly store: MemoryDcsStore;
+  readonly keys = new ClusterKeys(NAMESPACE, SCOPE);
+  readonly #random: () => number;
+  readonly #options: SimOptions;
+  readonly #config: DynamicConfig;
+  /** timeline -> highest WAL position a primary on it acknowledged to a client as committed. */
+  readonly #acked = new Map<number, bigint>();
+  ackedCommits = 0;
+  /** Who was the confirmed writable leader at the last step (a new one must hold every acknowledged commit). */
+  #lastWritableLeader: string | undefined;
+
+  constructor(seed: number, names: readonly string[], options: SimOptions = {}) {
+    this.#options = options;
+    this.sync = options.sync ?? { mode: 'off', isStrict: false, nodeCount: 1 };
+    this.#random = mulberry32(seed);
+    const worldClock = this.runtime.clockFor(undefined);
+    this.store = new MemoryDcsStore(worldClock);
+    this.pg = openSimPg(worldClock, this.#random);
+    this.#config = {
+      ttl: SIM_TIMING.ttlMs / 1000,
+      loop_wait: SIM_TIMING.loopWaitMs / 1000,
+      retry_timeout: SIM_TIMING.retryTimeoutMs / 1000,
+      maximum_lag_on_failover: 1048576,
+      ...(this.sync.mode === 'off'
+        ? {}
+        : {
+            synchronous_mode: this.sync.mode === 'quorum' ? 'quorum' : true,
+            synchronous_mode_strict: this.sync.isStrict,
+            synchronous_node_count: this.sync.nodeCount,
+          }),
+      slots: { permanent_physical: { type: 'physical' } },
+    };
+    for (const name of names) this.nodes.push(this.#startAgent(name, undefined));
+    this.#schedulePhysics();
+  }
+
+  random(): number {
+    return this.#random();
+  }
+
+  node(name: string): SimNode {
+    return this.nodes.find((node) => node.name === name)!;
+  }
+
+  recordViolation(violation: Omit<Violation, 'atMs'>): void {
+    this.violations.push({ atMs: this.runtime.nowMs, ...violation });
+  }
+
+  #decide(): ((...args: Parameters<typeof decide>) => ReturnType<typeof decide>) | undefined {
+    const without = this.#options.withoutRules;
+    if (without === undefined || without.length === 0) return undefined;
+    const rules = RULES.filter(([name]) => !without.includes(name));
+    return (obs, mem) => decide(obs, mem, rules);
+  }
+
+  #startAgent(name: string, previous: SimNode | undefined): SimNode {
+    const process = new SimProcess(this.runtime, name);
+    const dcs = new MemoryDcs(this.store, { namespace: NAMESPACE, scope: SCOPE, member: name });
+    if (previous?.isPartitioned === true) dcs.setReachable(false);
+    const agent = new Agent({
+      identity: {
+        name,
+        connUrl: `postgres://${name}:5432/postgres`,
+        apiUrl: `http://${name}:8008/patroni`,
+        version: '3.0.2',
+        tags: {},
+      },
+      scope: SCOPE,
+      canBootstrap: true,
+      bootstrapConfig: this.#config,
+      isFastDeadLeaderEnabled: true,
+      isCheckingInvariants: true,
+      localParameters: {},
+      dcs: process.gatePort(dcs),
+      pg: process.gatePort(this.pg.controller(name)),
+      peers: process.gatePort(new SimPeers(this, name)),
+      clock: process.clock(),
+      log: simLog(this, name),
+      decide: this.#decide(),
+    });
+    agent.start();
+    return { name, process, agent, dcs, isPartitioned: previous?.isPartitioned ?? false };
+  }
+
+  #schedulePhysics(): void {
+    this.runtime.schedule(PHYSICS_STEP_MS, undefined, () => {
+      this.pg.advance(PHYSICS_STEP_MS);
+      this.#recordAcks();
+      this.#schedulePhysics();
+    });
+  }
+
+  /** Runs the world until `targetMs`, checking the invariants after every step. */
+  async runUntil(targetMs: number): Promise<void> {
+    await this.runtime.runUntil(targetMs, () => this.checkInvariants());
+  }
+
+  // ----- faults and operator actions -----
+
+  crashPostmaster(node: SimNode): void {
+    if (!this.pg.inspect(node.name).isRunning) return;
+    this.pg.crash(node.name);
+    this.events.push(`${this.runtime.nowMs}: FAULT postmaster of ${node.name} crashed`);
+  }
+
+  killAgent(node: SimNode, withPostmaster: boolean): void {
+    if (!node.process.isAlive) return;
+    node.process.isAlive = false;
+    if (withPostmaster) this.pg.kill(node.name);
+    this.events.push(`${this.runtime.nowMs}: FAULT agent of ${node.name} killed${withPostmaster ? ' with its postmaster' : ''}`);
+  }
+
+  restartAgent(node: SimNode): void {
+    if (node.process.isAlive) return;
+    // A new agent process has a new lease; the old one (and keys bound to it) expires on its own.
+    const restarted = this.#startAgent(node.name, node);
+    Object.assign(node, restarted);
+    this.events.push(`${this.runtime.nowMs}: agent of ${node.name} restarted`);
+  }
+
+  pauseAgent(node: SimNode, forMs: number): void {
+    // A second SIGSTOP does not shorten the first one.
+    node.process.pausedUntilMs = Math.max(node.process.pausedUntilMs, this.runtime.nowMs + forMs);
+    this.events.push(`${this.runtime.nowMs}: FAULT agent of ${node.name} frozen for ${forMs} ms`);
+  }
+
+  partition(node: SimNode, isPartitioned: boolean): void {
+    node.isPartitioned = isPartitioned;
+    node.dcs.setReachable(!isPartitioned);
+    this.events.push(`${this.runtime.nowMs}: FAULT ${node.name} ${isPartitioned ? 'cut off from' : 'reconnected to'} the DCS`);
+  }
+
+  /** What an operator does with `pgwarden pause` / `resume`: the dynamic config's pause flag. */
+  setMaintenance(isPaused: boolean): void {
+    const current = this.store.get(this.keys.config);
+    if (current === undefined) return;
+    const config = JSON.parse(current.value) as Record<string, unknown>;
+    this.store.put(this.keys.config, JSON.stringify({ ...config, pause: isPaused }));
+    this.events.push(`${this.runtime.nowMs}: operator ${isPaused ? 'paused' : 'resumed'} the cluster`);
+  }
+
+  /** What POST /switchover writes (after the API's own checks): the failover key, to any or a named member. */
+  requestSwitchover(candidate: string | undefined): void {
+    const leader = this.store.get(this.keys.leader)?.value;
+    if (leader === undefined || this.store.get(this.keys.failover) !== undefined || candidate === leader) return;
+    this.store.put(this.keys.failover, JSON.stringify({ leader, ...(candidate !== undefined ? { member: candidate } : {}) }));
+    this.events.push(`${this.runtime.nowMs}: operator asked for a switchover from ${leader} to ${candidate ?? 'anyone'}`);
+  }
+
+  /** What POST /restart {schedule} does on one member. */
+  scheduleRestart(node: SimNode, inMs: number, role: string | undefined): void {
+    if (!node.process.isAlive) return;
+    const at = new Date(Date.parse(this.runtime.wallIso()) + inMs).toISOString();
+    if (node.agent.scheduleRestart(at, { role, isPendingOnly: false })) {
+      this.events.push(`${this.runtime.nowMs}: operator scheduled a restart of ${node.name} at ${at}${role !== undefined ? ` (${role})` : ''}`);
+    }
+  }
+
+  // ----- invariants -----
+
+  /** What a running primary has acknowledged: everything (async), up to its sync standbys' flush, or nothing (blocked). */
+  #recordAcks(): void {
+    for (const node of this.nodes) {
+      const pg = this.pg.inspect(node.name);
+      if (!pg.isRunning || pg.role !== 'primary') continue;
+      const guarantee = guaranteeOf(pg.synchronousStandbyNames);
+      let ackedTo: bigint | undefined;
+      if (guarantee.isBlocking) ackedTo = undefined;
+      else if (guarantee.count === 0) ackedTo = pg.lsn;
+      else {
+        const flushes = this.pg
+          .standbysOf(node.name)
+          .filter((standby) => guarantee.names.includes(standby))
+          .map((standby) => this.pg.inspect(standby).lsn)
+          .sort((a, b) => (a > b ? -1 : a < b ? 1 : 0));
+        ackedTo = flushes.length >= guarantee.count ? flushes[guarantee.count - 1] : undefined;
+      }
+      const previous = this.#acked.get(pg.timeline) ?? 0n;
+      if (ackedTo !== undefined && ackedTo > previous) {
+        this.#acked.set(pg.timeline, ackedTo);
+        this.ackedCommits++;
+      }
+    }
+  }
+
+  #lockDeadline(node: SimNode): number | undefined {
+    const lock = node.agent.lock();
+    return lock.lastRenewSentAtMs === undefined ? undefined : lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+  }
+
+  checkInvariants(): void {
+    const now = this.runtime.nowMs;
+    const states = this.nodes.map((node) => {
+      const pg = this.pg.inspect(node.name);
+      return {
+        name: node.name,
+        isWritablePrimary: pg.isRunning && pg.role === 'primary',
+        lockDeadlineMs: this.#lockDeadline(node),
+        isAgentRunning: node.process.isAlive && now >= node.process.pausedUntilMs + RESUME_GRACE_MS,
+      };
+    });
+    const found: InvariantViolation[] = [...checkWritablePrimaries(states, now, DEADLINE_GRACE_MS)];
+    // Stronger, real-world form: a second node may be writable only after the first one's lock could have expired.
+    const holder = this.store.get(this.keys.leader)?.value;
+    const writable = states.filter((state) => state.isWritablePrimary);
+    if (writable.length > 1) {
+      const others = writable.filter((state) => state.name !== holder && state.lockDeadlineMs !== undefined && now < state.lockDeadlineMs);
+      if (others.length > 0) {
+        found.push({
+          invariant: 'single-writable-primary',
+          message: `writable primary ${others.map((state) => state.name).join(', ')} believes it holds a lock that ${holder ?? 'nobody'} holds`,
+        });
+      }
+    }
+    const leader = writable.find((state) => state.name === holder && state.lockDeadlineMs !== undefined && now < state.lockDeadlineMs);
+    if (leader !== undefined && leader.name !== this.#lastWritableLeader && this.sync.mode !== 'off') {
+      const pg = this.pg.inspect(leader.name);
+      found.push(...checkKeepsAcknowledged(leader.name, { timeline: pg.timeline, lsn: pg.lsn, forks: pg.forks }, this.#acked));
+    }
+    this.#lastWritableLeader = leader?.name ?? (holder === undefined ? undefined : this.#lastWritableLeader);
+    for (const violation of found) this.recordViolation(violation);
+  }
+
+  /** Exactly one primary holding the lock; everyone else a running replica streaming from it. */
+  convergence(): string | undefined {
+    const leader = this.store.get(this.keys.leader)?.value;
+    if (leader === undefined) return 'no leader';
+    const primary = this.pg.inspect(leader);
+    if (!primary.isRunning || primary.role !== 'primary') return `leader ${leader} is not a running primary`;
+    for (const node of this.nodes) {
+      if (node.name === leader) continue;
+      const pg = this.pg.inspect(node.name);
+      if (!pg.isRunning || pg.role !== 'replica') return `${node.name} is not a running replica`;
+      if (this.pg.streamingSource(node.name) !== leader) return `${node.name} does not stream from ${leader}`;
+    }
+    return undefined;
+  }
+
+  leaderName(): string | undefined {
+    return this.store.get(this.keys.leader)?.value;
+  }
+}
+
+/** Peers as the agent's HTTP peer client sees them: the other agent's real /patroni document, or no answer. */
+class SimPeers implements PeerClient {
+  readonly #world: SimWorld;
+  readonly #self: string;
+
+  constructor(world: SimWorld, self: string) {
+    this.#world = world;
+    this.#self = self;
+  }
+
+  async fetchStatus(member: MemberRecord): Promise<PeerStatus> {
+    const node = this.#world.nodes.find((candidate) => candidate.name === member.name);
+    if (node === undefined || !node.process.isRunning() || member.name === this.#self) {
+      return { name: member.name, isReachable: false, role: undefined, isRunning: false, walPosition: undefined, timeline: undefined, tags: {} };
+    }
+    return peerStatusFromDocument(member, statusDocument(node.agent.snapshot()));
+  }
+
+  /** A dead agent's API port refuses; a frozen one accepts (the kernel does) but never answers. */
+  async probeRefused(member: MemberRecord): Promise<{ readonly isApiRefused: boolean; readonly isPgRefused: boolean }> {
+    const node = this.#world.nodes.find((candidate) => candidate.name === member.name);
+    if (node === undefined) return { isApiRefused: true, isPgRefused: true };
+    return { isApiRefused: !node.process.isAlive, isPgRefused: !this.#world.pg.inspect(member.name).isRunning };
+  }
+}
