@@ -1,5 +1,6 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
+import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import type { Action, ClusterView, DemoteMode, DynamicConfig, LockObservation } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
 import { describeError } from '../util/errors.js';
@@ -157,9 +158,14 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'followLeader':
       await pg.followUpstream(upstreamFor(context.view, action.upstream), pgSignal());
       return true;
-    case 'manageSlots':
-      await pg.manageSlots(action.wanted, action.ignore, action.advanceTo, pgSignal());
+    case 'manageSlots': {
+      // A failed slot step is logged, never fatal: the HA actions after this one still run.
+      const results = await pg
+        .applySlotPlan(action.plan.steps, pgSignal())
+        .catch((error: unknown) => failedSlotSteps(action.plan.steps, describeError(error)));
+      for (const failure of describeSlotFailures(results)) deps.log.warn(failure.fields, failure.message);
       return true;
+    }
     case 'copyLogicalSlots': {
       const from = upstreamFor(context.view, action.from);
       return tasks.start('copy-slots', async (signal) => {

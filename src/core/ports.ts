@@ -1,5 +1,5 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
-import type { IgnoreRule, SlotSpec } from './slot-plan.js';
+import type { SlotStep, SlotStepResult } from './slot-changes.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, LocalPg, MemberRecord, PeerStatus, SyncState } from './types.js';
 
 /** Monotonic time plus wall time for stamping DCS values. */
@@ -67,7 +67,6 @@ export interface Upstream {
 
 export type StopMode = 'smart' | 'fast' | 'immediate';
 
-/** Control of the local PostgreSQL. Failures reject with a PgwardenError carrying argv, exit code and stderr tail. */
 /** A cheap live reading of WAL positions, taken between HA cycles so the REST API never reports positions a loop old. */
 export interface WalStatus {
   readonly isStreaming: boolean;
@@ -78,6 +77,7 @@ export interface WalStatus {
   readonly streamingStandbys?: readonly string[] | undefined;
 }
 
+/** Control of the local PostgreSQL. Failures reject with a PgwardenError carrying argv, exit code and stderr tail. */
 export interface PgController {
   probe(signal: AbortSignal): Promise<LocalPg>;
   initdb(signal: AbortSignal): Promise<void>;
@@ -102,15 +102,10 @@ export interface PgController {
   /** Apply new GUCs from the dynamic configuration (re-render, reload); restart-only ones surface as isPendingRestart. */
   reconfigure(parameters: Readonly<Record<string, string | number | boolean>>, signal: AbortSignal): Promise<void>;
   /**
-   * Make the node's slots match `wanted`: create missing ones (logical ones only on a primary), drop unknown inactive
-   * ones that no ignore rule protects, and on a replica advance copies to `advanceTo` (capped at the replay position).
+   * Apply the steps core planned (planSlotChanges), in order, and say how each went. Never rejects: a failed step
+   * (PostgreSQL down, a consumer connected since the probe, a missing plugin) is a `failed` result and the rest still run.
    */
-  manageSlots(
-    wanted: readonly SlotSpec[],
-    ignore: readonly IgnoreRule[],
-    advanceTo: Readonly<Record<string, number>>,
-    signal: AbortSignal,
-  ): Promise<void>;
+  applySlotPlan(steps: readonly SlotStep[], signal: AbortSignal): Promise<readonly SlotStepResult[]>;
   /** Replica: copy logical slots' state from the primary (PostgreSQL 15 cannot create them in recovery) and restart. */
   copyLogicalSlots(from: Upstream, slotNames: readonly string[], signal: AbortSignal): Promise<void>;
   /** Set and reload synchronous_standby_names (persisted, so a restart keeps it). */

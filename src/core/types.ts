@@ -1,6 +1,7 @@
 // The HA domain vocabulary: what an agent observes about itself, its PostgreSQL and the DCS, and what it may do.
 // Pure data only: no I/O, no classes with behaviour. Times are monotonic milliseconds unless named `wall`.
-import type { IgnoreRule, SlotSpec, SlotState } from './slot-plan.js';
+import type { SlotPlan } from './slot-changes.js';
+import type { SlotState } from './slot-plan.js';
 
 /** Member tags, Patroni's names. */
 export interface MemberTags {
@@ -339,12 +340,7 @@ export type Action =
   | { readonly kind: 'rewind'; readonly from: string }
   | { readonly kind: 'reinitialize'; readonly from: string }
   | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }
-  | {
-      readonly kind: 'manageSlots';
-      readonly wanted: readonly SlotSpec[];
-      readonly ignore: readonly IgnoreRule[];
-      readonly advanceTo: Readonly<Record<string, number>>;
-    }
+  | { readonly kind: 'manageSlots'; readonly plan: SlotPlan }
   | { readonly kind: 'copyLogicalSlots'; readonly from: string; readonly slots: readonly string[] }
   | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }
   | { readonly kind: 'writeSync'; readonly state: SyncState | undefined }

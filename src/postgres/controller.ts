@@ -14,7 +14,7 @@ import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUs
 import { parseControlData, roleFromControlState, isCleanShutdown } from './controldata.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import { slotNameForMember } from '../core/slot-names.js';
-import { isIgnored, type IgnoreRule, type SlotSpec } from '../core/slot-plan.js';
+import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import { renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
 import { formatLsn, parseLsn } from './lsn.js';
 import { runCommand, type RunAs } from './runner.js';
@@ -81,19 +81,6 @@ const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
      FROM pg_replication_slots WHERE NOT temporary) AS slots,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
      'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority, 'flush_lsn', flush_lsn::text) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
-
-const SLOTS_SQL = `SELECT slot_name, slot_type, database, plugin, active, temporary, restart_lsn::text AS restart_lsn, confirmed_flush_lsn::text AS confirmed_flush_lsn FROM pg_replication_slots`;
-
-interface SlotRow {
-  slot_name: string;
-  slot_type: string;
-  database: string | null;
-  plugin: string | null;
-  active: boolean;
-  temporary: boolean;
-  restart_lsn: string | null;
-  confirmed_flush_lsn: string | null;
-}
 
 interface ProbeSlot {
   name: string;
@@ -563,104 +550,61 @@ export class PostgresController implements PgController {
     await this.#writeConfig(undefined, false);
   }
 
-  async manageSlots(
-    wanted: readonly SlotSpec[],
-    ignore: readonly IgnoreRule[],
-    advanceTo: Readonly<Record<string, number>>,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const rows = await this.#query<SlotRow>(SLOTS_SQL, signal);
-    const inRecovery =
-      (await this.#query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery', signal))[0]?.in_recovery === true;
-    const replayLsn = inRecovery
-      ? parseLsn((await this.#query<{ lsn: string | null }>('SELECT pg_last_wal_replay_lsn()::text AS lsn', signal))[0]?.lsn ?? '0/0')
-      : undefined;
-    const byName = new Map(wanted.map((slot) => [slot.name, slot]));
-    const matches = (row: SlotRow, spec: SlotSpec | undefined): boolean =>
-      spec !== undefined &&
-      row.slot_type === spec.type &&
-      (spec.type === 'physical' || (row.database === spec.database && row.plugin === spec.plugin));
-    // One slot's failure (a logical slot without wal_level=logical, a missing plugin) must not stop the others,
-    // nor the HA actions that follow this one: each step is logged and skipped.
-    const attempt = async (slot: string, what: string, step: () => Promise<void>, hint = ''): Promise<void> => {
+  async applySlotPlan(steps: readonly SlotStep[], signal: AbortSignal): Promise<readonly SlotStepResult[]> {
+    const results: SlotStepResult[] = [];
+    for (const step of steps) {
       try {
-        await step();
+        await this.#applySlotStep(step, signal);
+        results.push({ step, status: 'ok' });
       } catch (error) {
-        this.#options.log.warn({ slot, error: describeError(error) }, `could not ${what} replication slot ${slot}${hint}`);
+        results.push({ step, status: 'failed', error: describeError(error) });
       }
-    };
-    const present = new Set<string>();
-    for (const row of rows) {
-      if (row.temporary) continue;
-      const spec = byName.get(row.slot_name);
-      if (matches(row, spec)) {
-        present.add(row.slot_name);
-        continue;
-      }
-      const asSpec: SlotSpec = {
-        name: row.slot_name,
-        type: row.slot_type === 'logical' ? 'logical' : 'physical',
-        database: row.database ?? undefined,
-        plugin: row.plugin ?? undefined,
-      };
-      if (isIgnored(asSpec, ignore) || row.active) continue;
-      await attempt(row.slot_name, 'drop', async () => {
-        await this.#query('SELECT pg_drop_replication_slot($1)', signal, [row.slot_name]);
+    }
+    return results;
+  }
+
+  async #applySlotStep(step: SlotStep, signal: AbortSignal): Promise<void> {
+    const { slot } = step;
+    switch (step.kind) {
+      case 'drop':
+        await this.#query('SELECT pg_drop_replication_slot($1)', signal, [slot.name]);
         this.#options.log.info(
-          { slot: row.slot_name, type: row.slot_type },
-          spec === undefined
+          { slot: slot.name, type: slot.type },
+          step.reason === 'unknown'
             ? 'dropped a replication slot no member or permanent slot needs'
             : 'dropped a replication slot whose definition changed',
         );
-      });
-    }
-    for (const spec of wanted) {
-      if (present.has(spec.name)) continue;
-      if (spec.type === 'physical') {
-        await attempt(spec.name, 'create', async () => {
-          await this.#query('SELECT pg_create_physical_replication_slot($1, true)', signal, [spec.name]);
-          this.#options.log.info({ slot: spec.name }, 'created physical replication slot');
-        });
-      } else if (!inRecovery) {
-        // A logical slot belongs to one database: it must be created from a session in that database.
-        await attempt(
-          spec.name,
-          'create',
-          async () => {
-            await this.#queryIn(
-              spec.database ?? 'postgres',
-              'SELECT pg_create_logical_replication_slot($1, $2)',
-              [spec.name, spec.plugin],
-              signal,
-            );
-            this.#options.log.info(
-              { slot: spec.name, database: spec.database ?? null, plugin: spec.plugin ?? null },
-              'created logical replication slot',
-            );
-          },
-          ' (logical slots need wal_level=logical, the database and the output plugin)',
-        );
-      }
-    }
-    if (replayLsn === undefined) return;
-    for (const row of await this.#query<SlotRow>(SLOTS_SQL, signal)) {
-      const target = advanceTo[row.slot_name];
-      const spec = byName.get(row.slot_name);
-      if (target === undefined || spec === undefined || row.active) continue;
-      const capped = BigInt(target) < replayLsn ? BigInt(target) : replayLsn;
-      const reached = lsnOrUndefined(row.slot_type === 'logical' ? row.confirmed_flush_lsn : row.restart_lsn);
-      if (reached !== undefined && reached >= capped) continue;
-      const lsnText = formatLsn(capped);
-      await attempt(row.slot_name, `advance to ${lsnText} the copy of`, async () => {
-        if (row.slot_type === 'logical')
+        return;
+      case 'create':
+        if (slot.type === 'physical') {
+          await this.#query('SELECT pg_create_physical_replication_slot($1, true)', signal, [slot.name]);
+          this.#options.log.info({ slot: slot.name }, 'created physical replication slot');
+        } else {
+          // A logical slot belongs to one database: it must be created from a session in that database.
           await this.#queryIn(
-            row.database ?? 'postgres',
-            'SELECT pg_replication_slot_advance($1, $2::pg_lsn)',
-            [row.slot_name, lsnText],
+            slot.database ?? 'postgres',
+            'SELECT pg_create_logical_replication_slot($1, $2)',
+            [slot.name, slot.plugin],
             signal,
           );
-        else await this.#query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', signal, [row.slot_name, lsnText]);
-      });
+          this.#options.log.info(
+            { slot: slot.name, database: slot.database ?? null, plugin: slot.plugin ?? null },
+            'created logical replication slot',
+          );
+        }
+        return;
+      case 'advance': {
+        const lsnText = formatLsn(step.lsn);
+        if (slot.type === 'logical')
+          await this.#queryIn(
+            slot.database ?? 'postgres',
+            'SELECT pg_replication_slot_advance($1, $2::pg_lsn)',
+            [slot.name, lsnText],
+            signal,
+          );
+        else await this.#query('SELECT pg_replication_slot_advance($1, $2::pg_lsn)', signal, [slot.name, lsnText]);
+        return;
+      }
     }
   }
 

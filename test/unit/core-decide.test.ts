@@ -84,19 +84,20 @@ describe('bootstrap', () => {
 });
 
 describe('the leader with the lock', () => {
-  const leaderObs = observe({ pg: primaryPg({ writeLsn: 5000n }), lock: { lastRenewSentAtMs: NOW - 2000 } });
+  const leaderObs = observe({ pg: primaryPg({ writeLsn: 5000n, slots: [] }), lock: { lastRenewSentAtMs: NOW - 2000 } });
 
   it('renews, publishes status and slots', () => {
     const decision = decide(leaderObs, freshMemory());
     assert.deepEqual(kinds(decision.actions), ['renewLeader', 'publishStatus', 'manageSlots']);
     assert.deepEqual(decision.actions[2], {
       kind: 'manageSlots',
-      wanted: [
-        { name: 'node2', type: 'physical' },
-        { name: 'node3', type: 'physical' },
-      ],
-      ignore: [],
-      advanceTo: {},
+      plan: {
+        steps: [
+          { kind: 'create', slot: { name: 'node2', type: 'physical' } },
+          { kind: 'create', slot: { name: 'node3', type: 'physical' } },
+        ],
+        skipped: [],
+      },
     });
     assert.equal(decision.reason, 'no action. I am (node1), the leader with the lock');
   });
@@ -217,18 +218,19 @@ describe('primary safety', () => {
 
 describe('replicas', () => {
   it('follows the leader quietly while streaming', () => {
-    const decision = decide(observe({ name: 'node2' }), freshMemory());
+    const copy = (name: string, restartLsn: bigint) => ({
+      name,
+      type: 'physical' as const,
+      isActive: false,
+      restartLsn,
+      confirmedFlushLsn: undefined,
+      retainedBytes: 0,
+      walStatus: 'reserved',
+    });
+    const decision = decide(observe({ name: 'node2', pg: pgState({ slots: [copy('node1', 500n), copy('node3', 1000n)] }) }), freshMemory());
     // Only slot upkeep: copies for the other members, the leader's advanced to its published position.
     assert.deepEqual(decision.actions, [
-      {
-        kind: 'manageSlots',
-        wanted: [
-          { name: 'node1', type: 'physical' },
-          { name: 'node3', type: 'physical' },
-        ],
-        ignore: [],
-        advanceTo: { node1: 1000 },
-      },
+      { kind: 'manageSlots', plan: { steps: [{ kind: 'advance', slot: { name: 'node1', type: 'physical' }, lsn: 1000n }], skipped: [] } },
     ]);
     assert.equal(decision.reason, 'no action. I am (node2), a secondary, and following a leader (node1)');
   });

@@ -111,10 +111,33 @@ describe('slots in the HA loop', () => {
   });
 
   it("a replica advances its copies to the leader's positions (the leader's own slot to the optime)", () => {
-    const decision = decide(replicaObs([slot('cdc', 'logical')], { cdc: 300, node3: 250 }), freshMemory());
+    const cdc = slot('cdc', 'logical', { database: 'app', plugin: 'pgoutput' });
+    const decision = decide(
+      replicaObs([cdc, slot('node1', 'physical'), slot('node3', 'physical')], { cdc: 300, node3: 250 }),
+      freshMemory(),
+    );
     const manage = decision.actions.find((action) => action.kind === 'manageSlots');
     assert.ok(manage !== undefined && manage.kind === 'manageSlots');
-    assert.deepEqual(manage.advanceTo, { cdc: 300, node1: 1000, node3: 250 });
+    assert.deepEqual(manage.plan.steps, [
+      { kind: 'create', slot: { name: 'archiver', type: 'physical' } },
+      { kind: 'create', slot: { name: 'legacy', type: 'physical' } },
+      { kind: 'advance', slot: { name: 'cdc', type: 'logical', database: 'app', plugin: 'pgoutput' }, lsn: 300n },
+      { kind: 'advance', slot: { name: 'node1', type: 'physical' }, lsn: 1000n },
+      { kind: 'advance', slot: { name: 'node3', type: 'physical' }, lsn: 250n },
+    ]);
+  });
+
+  it('plans nothing before the probe has listed the slots, and no action when nothing is to be done', () => {
+    const unlisted = replicaObs([], { cdc: 300 });
+    assert.deepEqual(decide({ ...unlisted, pg: { ...unlisted.pg, slots: undefined, walLevel: 'replica' } }, freshMemory()).actions, []);
+    const done = [
+      slot('archiver', 'physical'),
+      slot('cdc', 'logical', { database: 'app', plugin: 'pgoutput', confirmedFlushLsn: 300n }),
+      slot('legacy', 'physical'),
+      slot('node1', 'physical', { restartLsn: 1000n }),
+      slot('node3', 'physical', { restartLsn: 250n }),
+    ];
+    assert.deepEqual(decide(replicaObs(done, { cdc: 300, node3: 250 }), freshMemory()).actions, []);
   });
 
   it('leaves slots alone with use_slots off', () => {
