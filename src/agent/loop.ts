@@ -3,7 +3,7 @@
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import type { AgentCommand, LockObservation, MemberTags } from '../core/types.js';
-import { describeError } from '../util/errors.js';
+import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
 import { CommandInbox } from './command-inbox.js';
@@ -201,7 +201,9 @@ export class Agent {
    * when asked to.
    */
   async stop(options: { readonly stopPostgres: boolean }): Promise<void> {
-    this.#stopController.abort(new Error('agent stopping'));
+    this.#stopController.abort(
+      new PgwardenError('PGW_AGENT_STOPPING', 'the agent is stopping', { context: { member: this.#state.local.identity.name } }),
+    );
     this.#wakeup.nudge();
     await Promise.allSettled(this.#running.slice(0, 1));
     await this.#tasks.cancel(5000);

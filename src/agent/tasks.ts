@@ -1,7 +1,7 @@
 // The single long-task slot (bootstrap, basebackup, rewind, start, promote...): one at a time, cancellable, outcome kept for the next observation.
 import type { TaskName, TaskState } from '../core/types.js';
 import type { Clock } from '../core/ports.js';
-import { describeError } from '../util/errors.js';
+import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
 export type TaskBody = (signal: AbortSignal) => Promise<void>;
@@ -63,7 +63,9 @@ export class TaskSlot {
     const running = this.#running;
     if (controller === undefined || running === undefined) return;
     const name = this.#state.kind === 'running' ? this.#state.name : undefined;
-    controller.abort(new Error('task cancelled'));
+    controller.abort(
+      new PgwardenError('PGW_TASK_CANCELLED', `task ${name ?? 'unknown'} cancelled: a demote or shutdown does not wait for it`),
+    );
     this.#controller = undefined;
     this.#running = undefined;
     this.#state = { kind: 'done', name: name ?? 'stop', isOk: false, error: 'cancelled', endedAtMs: this.#clock.nowMs() };

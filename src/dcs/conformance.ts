@@ -123,6 +123,23 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       await watching;
     });
 
+    it('does not wake a watcher for member, status or history writes, and does for the next control key', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      const revision = (await b.loadCluster(signal())).revision;
+      let isWoken = false;
+      const watching = b.watch(revision, signal()).then(() => (isWoken = true));
+      await a.touchMember(member('node1'), ttlMs, signal());
+      await a.setStatus(1234, undefined, signal());
+      await a.setHistory([[1, 0, 'no recovery target specified']], signal());
+      // The watch has seen those writes (each later revision); the failover key written next is what wakes it.
+      await b.loadCluster(signal());
+      assert.equal(isWoken, false, 'member/status/history writes are not control keys');
+      await a.setFailover({ leader: 'node1' }, undefined, signal());
+      await watching;
+      assert.equal(isWoken, true);
+    });
+
     it('fails with PGW_DCS_UNAVAILABLE, within the deadline, when unreachable', async () => {
       const dcs = harness.unreachable();
       const startedAt = performance.now();

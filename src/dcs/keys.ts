@@ -40,4 +40,11 @@ export class ClusterKeys {
   get membersPrefix(): string {
     return `${this.prefix}members/`;
   }
+  /**
+   * Keys worth waking an agent's loop for. Member, status and history keys change every cycle somewhere; waking every
+   * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key).
+   */
+  isControlKey(key: string): boolean {
+    return key.startsWith(this.prefix) && key !== this.status && key !== this.history && !key.startsWith(this.membersPrefix);
+  }
 }

@@ -13,6 +13,8 @@ export type ErrorCode =
   | 'PGW_LOCAL_PROCESS'
   | 'PGW_PROXY_KERNEL'
   | 'PGW_MEMBER_UNKNOWN'
+  | 'PGW_TASK_CANCELLED'
+  | 'PGW_AGENT_STOPPING'
   | 'PGW_INTERNAL';
 
 export interface ErrorContext {

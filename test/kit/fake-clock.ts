@@ -44,16 +44,9 @@ export class FakeClock implements Clock {
 
   deadline(ms: number, parent?: AbortSignal): AbortSignal {
     const controller = new AbortController();
-    const cancel = this.setTimer(ms, () => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')));
-    parent?.addEventListener(
-      'abort',
-      () => {
-        cancel();
-        controller.abort(parent.reason);
-      },
-      { once: true },
-    );
-    return controller.signal;
+    this.setTimer(ms, () => controller.abort(new DOMException('The operation timed out.', 'TimeoutError')));
+    // AbortSignal.any holds the parent weakly: no listener piles up on a long-lived parent.
+    return parent === undefined ? controller.signal : AbortSignal.any([controller.signal, parent]);
   }
 
   setTimer(ms: number, fire: () => void): () => void {

@@ -15,7 +15,7 @@ import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
 import { peerStatusFromDocument } from '../../src/peers/http-peer-client.js';
 import type { Log } from '../../src/util/log.js';
 import { mulberry32 } from '../../src/util/prng.js';
-import { openSimPg, type SimPg } from './sim-pg.js';
+import { MemoryPgCluster } from '../../src/postgres/memory/memory-pg.js';
 import { SimProcess, SimRuntime } from './sim-runtime.js';
 
 export const SIM_TIMING = { ttlMs: 5000, loopWaitMs: 1000, retryTimeoutMs: 2000 };
@@ -50,12 +50,21 @@ export interface Violation {
 }
 
 /** A Log that keeps what the agent says: errors carrying an `invariant` are the agent's own safety checks failing. */
+const isVerbose = process.env.PGWARDEN_SIM_VERBOSE === '1';
+
 function simLog(world: SimWorld, name: string): Log {
+  const say = (level: string) => (fields: Record<string, unknown>, message: string) => {
+    if (isVerbose)
+      world.events.push(
+        `${world.runtime.nowMs}: ${name} ${level} ${message} ${JSON.stringify(fields, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,
+      );
+  };
   const log: Log = {
-    info: () => undefined,
-    warn: () => undefined,
+    info: say('info'),
+    warn: say('warn'),
     debug: () => undefined,
     error: (fields: Record<string, unknown>, message: string) => {
+      say('error')(fields, message);
       if (typeof fields.invariant === 'string') world.recordViolation({ invariant: fields.invariant, message: `${name}: ${message}` });
     },
     child: () => log,
@@ -69,7 +78,7 @@ export class SimWorld {
   readonly violations: Violation[] = [];
   readonly events: string[] = [];
   readonly sync: SyncSettings;
-  readonly pg: SimPg;
+  readonly pg: MemoryPgCluster;
   readonly store: MemoryDcsStore;
   readonly keys = new ClusterKeys(NAMESPACE, SCOPE);
   readonly #random: () => number;
@@ -78,6 +87,9 @@ export class SimWorld {
   /** timeline -> highest WAL position a primary on it acknowledged to a client as committed. */
   readonly #acked = new Map<number, bigint>();
   ackedCommits = 0;
+  /** Promotions seen (a node reaching a timeline higher than any before). */
+  promotions = 0;
+  #highestTimeline = 1;
   /** Who was the confirmed writable leader at the last step (a new one must hold every acknowledged commit). */
   #lastWritableLeader: string | undefined;
 
@@ -87,7 +99,7 @@ export class SimWorld {
     this.#random = mulberry32(seed);
     const worldClock = this.runtime.clockFor(undefined);
     this.store = new MemoryDcsStore(worldClock);
-    this.pg = openSimPg(worldClock, this.#random);
+    this.pg = new MemoryPgCluster({ clock: worldClock, random: this.#random });
     this.#config = {
       ttl: SIM_TIMING.ttlMs / 1000,
       loop_wait: SIM_TIMING.loopWaitMs / 1000,
@@ -103,7 +115,6 @@ export class SimWorld {
       slots: { permanent_physical: { type: 'physical' } },
     };
     for (const name of names) this.nodes.push(this.#startAgent(name, undefined));
-    this.#schedulePhysics();
   }
 
   random(): number {
@@ -144,7 +155,7 @@ export class SimWorld {
       isCheckingInvariants: true,
       localParameters: {},
       dcs: process.gatePort(dcs),
-      pg: process.gatePort(this.pg.controller(name)),
+      pg: process.gatePort(this.pg.node(name)),
       peers: process.gatePort(new SimPeers(this, name)),
       clock: process.clock(),
       log: simLog(this, name),
@@ -154,17 +165,25 @@ export class SimWorld {
     return { name, process, agent, dcs, isPartitioned: previous?.isPartitioned ?? false };
   }
 
-  #schedulePhysics(): void {
-    this.runtime.schedule(PHYSICS_STEP_MS, undefined, () => {
-      this.pg.advance(PHYSICS_STEP_MS);
+  #physicsAtMs = 0;
+
+  /** Primaries write and replicas replay, in steps of at most PHYSICS_STEP_MS, up to `toMs`. */
+  #passTime(toMs: number): void {
+    while (this.#physicsAtMs < toMs) {
+      const step = Math.min(PHYSICS_STEP_MS, toMs - this.#physicsAtMs);
+      this.#physicsAtMs += step;
+      this.pg.advance(step);
       this.#recordAcks();
-      this.#schedulePhysics();
-    });
+    }
   }
 
   /** Runs the world until `targetMs`, checking the invariants after every step. */
   async runUntil(targetMs: number): Promise<void> {
-    await this.runtime.runUntil(targetMs, () => this.checkInvariants());
+    await this.runtime.runUntil(
+      targetMs,
+      () => this.checkInvariants(),
+      (toMs) => this.#passTime(toMs),
+    );
   }
 
   // ----- faults and operator actions -----
@@ -224,7 +243,9 @@ export class SimWorld {
     if (!node.process.isAlive) return;
     const at = new Date(Date.parse(this.runtime.wallIso()) + inMs).toISOString();
     if (node.agent.scheduleRestart(at, { role, isPendingOnly: false })) {
-      this.events.push(`${this.runtime.nowMs}: operator scheduled a restart of ${node.name} at ${at}${role !== undefined ? ` (${role})` : ''}`);
+      this.events.push(
+        `${this.runtime.nowMs}: operator scheduled a restart of ${node.name} at ${at}${role !== undefined ? ` (${role})` : ''}`,
+      );
     }
   }
 
@@ -271,6 +292,14 @@ export class SimWorld {
         isAgentRunning: node.process.isAlive && now >= node.process.pausedUntilMs + RESUME_GRACE_MS,
       };
     });
+    for (const node of this.nodes) {
+      const timeline = this.pg.inspect(node.name).timeline;
+      if (timeline > this.#highestTimeline) {
+        this.#highestTimeline = timeline;
+        this.promotions++;
+        this.events.push(`${now}: ${node.name} promoted to timeline ${timeline}`);
+      }
+    }
     const found: InvariantViolation[] = [...checkWritablePrimaries(states, now, DEADLINE_GRACE_MS)];
     // Stronger, real-world form: a second node may be writable only after the first one's lock could have expired.
     const holder = this.store.get(this.keys.leader)?.value;
@@ -308,6 +337,11 @@ export class SimWorld {
     return undefined;
   }
 
+  /** Ends the run: every agent process is gone, so no promise chain of theirs runs again. */
+  stop(): void {
+    for (const node of this.nodes) node.process.isAlive = false;
+  }
+
   leaderName(): string | undefined {
     return this.store.get(this.keys.leader)?.value;
   }
@@ -326,7 +360,15 @@ class SimPeers implements PeerClient {
   async fetchStatus(member: MemberRecord): Promise<PeerStatus> {
     const node = this.#world.nodes.find((candidate) => candidate.name === member.name);
     if (node === undefined || !node.process.isRunning() || member.name === this.#self) {
-      return { name: member.name, isReachable: false, role: undefined, isRunning: false, walPosition: undefined, timeline: undefined, tags: {} };
+      return {
+        name: member.name,
+        isReachable: false,
+        role: undefined,
+        isRunning: false,
+        walPosition: undefined,
+        timeline: undefined,
+        tags: {},
+      };
     }
     return peerStatusFromDocument(member, statusDocument(node.agent.snapshot()));
   }

@@ -233,10 +233,8 @@ export class EtcdDcs implements Dcs {
 
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
     const start = (BigInt(fromRevision) + 1n).toString();
-    // Member, status and history keys change every cycle somewhere; only control keys are worth waking the loop for.
     const keys = this.#keys;
-    const isControlKey = (key: string): boolean => key !== keys.status && key !== keys.history && !key.startsWith(keys.membersPrefix);
-    await this.#gateway.watchOnce(keys.prefix, start, this.#signal(signal), isControlKey);
+    await this.#gateway.watchOnce(keys.prefix, start, this.#signal(signal), (key) => keys.isControlKey(key));
   }
 
   /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */

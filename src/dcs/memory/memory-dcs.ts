@@ -19,7 +19,7 @@ export class MemoryDcsStore {
   readonly #leases = new Map<number, { ttlMs: number; expiresAtMs: number }>();
   #revision = 1;
   #nextLease = 1;
-  #watchers: { fromRevision: number; prefix: string; resolve: () => void }[] = [];
+  #watchers: { fromRevision: number; prefix: string; isRelevant: (key: string) => boolean; resolve: () => void }[] = [];
 
   constructor(clock: Clock) {
     this.clock = clock;
@@ -95,14 +95,17 @@ export class MemoryDcsStore {
   }
 
   #notify(key: string): void {
-    const ready = this.#watchers.filter((watcher) => key.startsWith(watcher.prefix) && this.#revision > watcher.fromRevision);
+    const ready = this.#watchers.filter(
+      (watcher) => key.startsWith(watcher.prefix) && this.#revision > watcher.fromRevision && watcher.isRelevant(key),
+    );
     this.#watchers = this.#watchers.filter((watcher) => !ready.includes(watcher));
     for (const watcher of ready) watcher.resolve();
   }
 
-  watch(prefix: string, fromRevision: number, signal: AbortSignal): Promise<void> {
+  /** Resolves at the next change under `prefix` after `fromRevision` that `isRelevant` accepts (etcd's watch filter). */
+  watch(prefix: string, fromRevision: number, signal: AbortSignal, isRelevant: (key: string) => boolean = () => true): Promise<void> {
     return new Promise((resolve, reject) => {
-      const entry = { fromRevision, prefix, resolve: () => resolve() };
+      const entry = { fromRevision, prefix, isRelevant, resolve: () => resolve() };
       this.#watchers.push(entry);
       signal.addEventListener(
         'abort',
@@ -243,7 +246,8 @@ export class MemoryDcs implements Dcs {
 
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
     this.#check(signal);
-    await this.#store.watch(this.#keys.prefix, Number(fromRevision), signal);
+    const keys = this.#keys;
+    await this.#store.watch(keys.prefix, Number(fromRevision), signal, (key) => keys.isControlKey(key));
   }
 
   async close(): Promise<void> {
