@@ -153,6 +153,15 @@ export class PostgresController implements PgController {
 
   async #start(upstream: Upstream | undefined, isReplica: boolean, signal: AbortSignal): Promise<void> {
     await this.#postmaster.assertStopped();
+    const state = await this.#dataDir.state();
+    if (state !== 'initialized')
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${this.#options.member}] no data dir to start: ${this.#dataDir.path} is ${state}`,
+        {
+          context: { member: this.#options.member, path: this.#dataDir.path, hint: 'bootstrap or clone the member first' },
+        },
+      );
     await this.#dataDir.ensureDir(this.#options.socketDir, 0o755);
     await this.#writeConfig(upstream, isReplica);
     await this.#postmaster.start(() => this.#isAcceptingConnections(), signal, { upstream: upstream?.name ?? null, replica: isReplica });
@@ -253,7 +262,10 @@ export class PostgresController implements PgController {
     await this.#writeConfig(undefined, false);
   }
 
+  /** Clones `from` into a fresh data dir; PGW_PG_UNREACHABLE when `from` does not answer (the dir is left empty). */
   async basebackup(from: Upstream, signal: AbortSignal): Promise<void> {
+    // Never empty the data dir under a running postmaster.
+    await this.#postmaster.assertStopped();
     this.#replicaTimeline = 0;
     await this.#dataDir.recreateEmpty();
     await this.#dataDir.writePgpass();
