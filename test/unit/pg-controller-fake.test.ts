@@ -208,6 +208,36 @@ describe('MemoryPgCluster under simulated time', () => {
     assert.equal(cluster.inspect('n2').role, 'primary');
   });
 
+  it('a stop ends a start in flight, and a promotion survives its agent only with the postmaster', async () => {
+    const { cluster, run, signal } = simulated();
+    const [n1, n2] = [cluster.node('n1'), cluster.node('n2')];
+    await within(run, 5000, n1.initdb(signal()));
+    const starting = within(run, 5000, n1.startPrimary(signal()));
+    await n1.stop('fast', signal());
+    assert.ok(isPgwardenError((await starting).error, 'PGW_PG_COMMAND_FAILED'));
+    assert.equal(cluster.inspect('n1').isRunning, false);
+    await within(run, 5000, n1.startPrimary(signal()));
+    await within(run, 5000, n2.basebackup(upstreamOf('n1'), signal()));
+    await within(run, 5000, n2.startReplica(upstreamOf('n1'), signal()));
+    void n2.promote(signal()).catch(() => undefined);
+    cluster.kill('n2', { keepPostmaster: true });
+    await run(100);
+    assert.equal(cluster.inspect('n2').role, 'primary', 'pg_promote was signalled: the startup process finishes it');
+    await n1.stop('fast', signal());
+    await within(run, 5000, n1.startReplica(upstreamOf('n2'), signal()));
+    void cluster
+      .node('n1')
+      .promote(signal())
+      .catch(() => undefined);
+    cluster.kill('n1');
+    await run(100);
+    assert.deepEqual(
+      [cluster.inspect('n1').isRunning, cluster.inspect('n1').role],
+      [false, 'replica'],
+      'the postmaster died with its agent',
+    );
+  });
+
   it('crash() tells the agent; kill() tells nobody, and the next controller is a new agent', async () => {
     const { cluster, run, signal } = simulated();
     const n1 = cluster.node('n1');

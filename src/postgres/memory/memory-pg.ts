@@ -323,10 +323,11 @@ export class MemoryPg implements PgController {
   async stop(mode: StopMode, _signal: AbortSignal): Promise<void> {
     this.#inject('stop');
     const node = this.#node;
+    // Also ends a start in flight: the postmaster it spawned is stopped before it accepts connections.
+    node.runId++;
     if (!node.isRunning) return;
     node.isRunning = false;
     node.isCleanShutdown = mode !== 'immediate';
-    node.runId++;
   }
 
   /** The promotion proceeds once signalled, as pg_promote does: an abort stops the wait, not the promotion. */
@@ -339,7 +340,8 @@ export class MemoryPg implements PgController {
     let isPromoted = false;
     const duration = this.#core.durations.promote;
     const promotion = (duration > 0 ? this.#core.clock.sleep(duration) : Promise.resolve()).then(() => {
-      if (this.#life.signal.aborted || node.runId !== runId || !node.isRunning || node.role !== 'replica') return;
+      // Signalled, the startup process finishes the promotion even if the agent dies; only a stopped server does not.
+      if (node.runId !== runId || !node.isRunning || node.role !== 'replica') return;
       node.forks.set(node.timeline, node.lsn);
       node.timeline = this.#core.newTimeline(node);
       node.role = 'primary';
