@@ -255,6 +255,8 @@ describe('MemoryPgCluster under simulated time', () => {
     assert.match(String((await starting).error), /killed/);
     cluster.kill('n1');
     assert.equal(exits, 1);
+    await assert.rejects(n1.startPrimary(signal()), /killed/, "a dead agent's controller does nothing more");
+    await assert.rejects(n1.probe(signal()), /killed/);
     assert.equal(cluster.inspect('n1').isRunning, false);
     assert.notEqual(cluster.node('n1'), n1, 'a new agent process');
     assert.equal((await cluster.node('n1').probe(signal())).crashedAtMs, undefined, 'a new agent knows of no crash');

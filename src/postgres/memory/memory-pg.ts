@@ -160,7 +160,13 @@ export class MemoryPg implements PgController {
     return new PgwardenError(code, `[${this.name}] ${message}`, { context: { member: this.name } });
   }
 
+  /** A killed agent's controller can do nothing more: the process that held it is gone. */
+  #assertAlive(): void {
+    if (this.#life.signal.aborted) throw this.#life.signal.reason as Error;
+  }
+
   #inject(operation: MemoryPgOperation): void {
+    this.#assertAlive();
     const failure = this.#core.takeFailure(this.name, operation);
     if (failure !== undefined) throw failure;
   }
@@ -199,7 +205,8 @@ export class MemoryPg implements PgController {
   }
 
   async walStatus(_signal: AbortSignal): Promise<WalStatus | undefined> {
-    if (this.#core.takeFailure(this.name, 'walStatus') !== undefined || !this.#node.isRunning) return undefined;
+    if (this.#life.signal.aborted || this.#core.takeFailure(this.name, 'walStatus') !== undefined || !this.#node.isRunning)
+      return undefined;
     const isPrimary = this.#node.role === 'primary';
     return {
       isStreaming: this.#core.isStreaming(this.#node),
@@ -226,6 +233,7 @@ export class MemoryPg implements PgController {
   // ----- data dir -----
 
   async initdb(signal: AbortSignal): Promise<void> {
+    this.#assertAlive();
     const node = this.#node;
     if (node.dataDir === 'initialized') throw this.#error('PGW_PG_COMMAND_FAILED', 'refusing initdb: the data dir already holds a cluster');
     wipe(node, 'empty');
@@ -240,6 +248,7 @@ export class MemoryPg implements PgController {
   }
 
   async basebackup(from: Upstream, signal: AbortSignal): Promise<void> {
+    this.#assertAlive();
     const node = this.#node;
     if (node.isRunning)
       throw this.#error('PGW_PG_COMMAND_FAILED', 'refusing basebackup into the data dir of a running PostgreSQL: stop it first');
@@ -291,6 +300,7 @@ export class MemoryPg implements PgController {
   // ----- process -----
 
   async #start(upstream: Upstream | undefined, isReplica: boolean, signal: AbortSignal): Promise<void> {
+    this.#assertAlive();
     const node = this.#node;
     if (node.isRunning) throw this.#error('PGW_PG_COMMAND_FAILED', 'PostgreSQL is already running; stop it first');
     if (node.dataDir !== 'initialized') throw this.#error('PGW_PG_COMMAND_FAILED', `no data dir to start (it is ${node.dataDir})`);
@@ -389,6 +399,7 @@ export class MemoryPg implements PgController {
   // ----- slots -----
 
   async applySlotPlan(steps: readonly SlotStep[], _signal: AbortSignal): Promise<readonly SlotStepResult[]> {
+    if (this.#life.signal.aborted) return failedSlotSteps(steps, `the agent of ${this.name} was killed`);
     const failure = this.#core.takeFailure(this.name, 'applySlotPlan');
     if (failure !== undefined) return failedSlotSteps(steps, failure.message);
     if (!this.#node.isRunning) return failedSlotSteps(steps, `[${this.name}] query failed: PostgreSQL is not running`);
