@@ -46,6 +46,7 @@ const layerZones = [
       './src/util',
       './src/local',
       './src/dcs/memory',
+      './src/postgres/memory',
       './src/postgres/!(controller).ts',
     ],
     from: ['./src/dcs/etcd', './src/postgres/controller.ts'],
@@ -111,7 +112,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'src/dcs/conformance.ts'],
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'src/dcs/conformance.ts', 'src/postgres/conformance.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/require-await': 'off',

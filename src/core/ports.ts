@@ -77,9 +77,16 @@ export interface WalStatus {
   readonly streamingStandbys?: readonly string[] | undefined;
 }
 
-/** Control of the local PostgreSQL. Failures reject with a PgwardenError carrying argv, exit code and stderr tail. */
+/**
+ * Control of the local PostgreSQL. Failures reject with a PgwardenError whose code the conformance suite
+ * (postgres/conformance.ts) pins for every implementation: PGW_PG_COMMAND_FAILED (a program or start-up failed; argv,
+ * exit code and stderr tail in the context), PGW_PG_QUERY_FAILED (SQL failed, e.g. the server is not running),
+ * PGW_PG_UNREACHABLE (the upstream does not answer), PGW_PG_TIMEOUT (the deadline passed).
+ */
 export interface PgController {
+  /** SQL while running, pg_control while down; rejects only when even that cannot be read. */
   probe(signal: AbortSignal): Promise<LocalPg>;
+  /** A new cluster, stopped (pg_control says primary); refuses a data dir that already holds one. */
   initdb(signal: AbortSignal): Promise<void>;
   /** Start as primary (no standby.signal) and wait until it accepts connections. */
   startPrimary(signal: AbortSignal): Promise<void>;
@@ -91,11 +98,18 @@ export interface PgController {
   detachUpstream(signal: AbortSignal): Promise<void>;
   /** Point a running replica at a new upstream (rewrites primary_conninfo and reloads). */
   followUpstream(upstream: Upstream, signal: AbortSignal): Promise<void>;
+  /** Resolves at once when nothing runs; a requested stop never reaches onUnexpectedExit. */
   stop(mode: StopMode, signal: AbortSignal): Promise<void>;
+  /** Resolves once the replica runs as primary on the next timeline; rejects (PGW_PG_QUERY_FAILED) unless it is a running replica. */
   promote(signal: AbortSignal): Promise<void>;
   /** CHECKPOINT, so pg_rewind on the old primary sees the new timeline. */
   checkpoint(signal: AbortSignal): Promise<void>;
+  /** Replace the (stopped) node's data dir with a copy of `from`'s; a failure leaves an empty data dir. */
   basebackup(from: Upstream, signal: AbortSignal): Promise<void>;
+  /**
+   * Stop, then make the data dir follow `from` (crash recovery first if it was not shut down cleanly). A failure
+   * (no data dir, another system, `from` unreachable) leaves the data dir as it was.
+   */
   rewind(from: Upstream, signal: AbortSignal): Promise<void>;
   /** Remove the data directory (before a re-clone). */
   removeDataDir(signal: AbortSignal): Promise<void>;

@@ -7,6 +7,7 @@ import { openEtcdDcs } from '../bin/adapters.js';
 import type { ClusterView } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import { postmasterPidFrom } from '../postgres/postmaster-pid.js';
 import { runCommand } from '../util/run-command.js';
 import { startEtcdCluster, type EtcdClusterHandle } from './etcd-cluster.js';
 import { pickFreePorts } from './free-port.js';
@@ -335,9 +336,8 @@ export class LocalCluster {
 
   async postmasterPid(name: string): Promise<number | undefined> {
     try {
-      const text = await readFile(join(this.node(name).dataDir, 'postmaster.pid'), 'utf8');
-      const pid = Number(text.split('\n')[0]);
-      return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+      const pid = postmasterPidFrom(await readFile(join(this.node(name).dataDir, 'postmaster.pid'), 'utf8'));
+      return pid !== undefined && isAlive(pid) ? pid : undefined;
     } catch {
       return undefined;
     }
@@ -441,9 +441,8 @@ async function unmountTmpfs(dir: string): Promise<void> {
 /** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */
 export async function stopLeftoverPostmaster(dataDir: string): Promise<void> {
   try {
-    const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8');
-    const pid = Number(text.split('\n')[0]);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+    const pid = postmasterPidFrom(await readFile(join(dataDir, 'postmaster.pid'), 'utf8'));
+    if (pid !== undefined && isAlive(pid)) {
       // SIGINT = fast shutdown; stopPid escalates to SIGKILL after the grace period.
       await stopPid(pid, { signal: 'SIGINT', graceMs: 10_000 });
     }

@@ -29,6 +29,9 @@ function tail(text: string): string {
   return text.trim().split('\n').slice(-TAIL_LINES).join('\n');
 }
 
+/** libpq's words for a server nothing answers at (pg_basebackup, pg_rewind): the source is down or out of reach. */
+const UNREACHABLE_STDERR = /Connection refused|timeout expired|No route to host|Network is unreachable|could not translate host name/;
+
 /** Hints for the failures users actually meet; the raw stderr tail is always included too. */
 function hintFor(stderr: string, fallback: string | undefined): string | undefined {
   if (/cannot be run as root/.test(stderr)) return 'run PostgreSQL as the postgres OS user';
@@ -36,6 +39,7 @@ function hintFor(stderr: string, fallback: string | undefined): string | undefin
   if (/exists but is not empty/.test(stderr)) return 'the data directory is not empty: remove it or let pgwarden reinitialize the member';
   if (/password authentication failed/.test(stderr)) return 'check postgresql.authentication and pg_hba';
   if (/Permission denied/.test(stderr)) return 'the postgres OS user needs access to the data directory and its parents';
+  if (UNREACHABLE_STDERR.test(stderr)) return 'the source server does not answer: is it running, and reachable from this host?';
   return fallback;
 }
 
@@ -74,7 +78,7 @@ export function runCommand(options: RunOptions): Promise<RunResult> {
       const hint = hintFor(stderr, options.hint);
       reject(
         new PgwardenError(
-          options.signal.aborted ? 'PGW_PG_TIMEOUT' : 'PGW_PG_COMMAND_FAILED',
+          options.signal.aborted ? 'PGW_PG_TIMEOUT' : UNREACHABLE_STDERR.test(stderr) ? 'PGW_PG_UNREACHABLE' : 'PGW_PG_COMMAND_FAILED',
           `[${options.member}] ${options.argv.join(' ')} ${reason}${options.dataDir !== undefined ? ` (data dir ${options.dataDir})` : ''}${stderrTail !== '' ? `: ${stderrTail}` : ''}${hint !== undefined ? ` — hint: ${hint}` : ''}`,
           {
             context: {

@@ -99,7 +99,7 @@ export class SimWorld {
     this.#random = mulberry32(seed);
     const worldClock = this.runtime.clockFor(undefined);
     this.store = new MemoryDcsStore(worldClock);
-    this.pg = new MemoryPgCluster({ clock: worldClock, random: this.#random });
+    this.pg = new MemoryPgCluster({ clock: worldClock, random: this.#random, timelineIds: 'cluster-unique' });
     this.#config = {
       ttl: SIM_TIMING.ttlMs / 1000,
       loop_wait: SIM_TIMING.loopWaitMs / 1000,
@@ -256,7 +256,7 @@ export class SimWorld {
     for (const node of this.nodes) {
       const pg = this.pg.inspect(node.name);
       if (!pg.isRunning || pg.role !== 'primary') continue;
-      const guarantee = guaranteeOf(pg.synchronousStandbyNames);
+      const guarantee = guaranteeOf(pg.ssn);
       let ackedTo: bigint | undefined;
       if (guarantee.isBlocking) ackedTo = undefined;
       else if (guarantee.count === 0) ackedTo = pg.lsn;

@@ -1,265 +1,191 @@
-// An in-memory model of a group of PostgreSQL nodes (data directories, postmasters, streaming, timelines, slots) whose
-// nodes implement PgController; long operations take time on an injected Clock. For the simulator and the unit tier.
+// An in-memory PostgreSQL cluster on an injected Clock: MemoryPg implements PgController for one node, long
+// operations take simulated time, and MemoryPgCluster advances WAL, injects faults and lets a checker inspect state.
 import type { Clock, PgController, StopMode, Upstream, WalStatus } from '../../core/ports.js';
 import type { SlotStep, SlotStepResult } from '../../core/slot-changes.js';
-import type { SlotState } from '../../core/slot-plan.js';
-import type { GucValue, LocalPg, PgRole } from '../../core/types.js';
-import { PgwardenError } from '../../util/errors.js';
+import { failedSlotSteps } from '../../core/slot-changes.js';
+import { slotNameForMember } from '../../core/slot-names.js';
+import type { LocalPg, PgRole } from '../../core/types.js';
+import { PgwardenError, type ErrorCode } from '../../util/errors.js';
+import type { GucValue } from '../conf-render.js';
+import {
+  catchUp,
+  copyFrom,
+  historyOf,
+  INITDB_LSN,
+  localPgOf,
+  newNodeState,
+  nextTimelineOf,
+  streamingSourceOf,
+  walLevelOf,
+  wipe,
+  type NodeState,
+} from './memory-node.js';
+import { applyStepsToNode } from './memory-slots.js';
 
-/** How long each operation takes (ms): the simulator's defaults, close to small real clusters. */
+/** How long each long operation takes, in clock milliseconds. */
 export interface MemoryPgDurations {
   readonly initdb: number;
-  readonly start: number;
-  readonly stop: number;
-  readonly promote: number;
   readonly basebackup: number;
   readonly rewind: number;
+  readonly start: number;
+  readonly promote: number;
 }
 
-export const DEFAULT_DURATIONS: MemoryPgDurations = { initdb: 1500, start: 300, stop: 20, promote: 60, basebackup: 1000, rewind: 500 };
+/** The simulator's durations: a bootstrap (initdb then start) takes 1.8 s, a promotion 60 ms. */
+export const DEFAULT_DURATIONS: MemoryPgDurations = { initdb: 1500, basebackup: 1000, rewind: 500, start: 300, promote: 60 };
 
-/** GUCs PostgreSQL applies only at a restart (a subset of context=postmaster, enough to model pending_restart). */
-const RESTART_ONLY = new Set(['max_connections', 'shared_buffers', 'wal_level', 'max_wal_senders', 'max_replication_slots', 'port']);
+/** Operations a test can make fail once with failNext. */
+export type MemoryPgOperation =
+  | 'probe'
+  | 'initdb'
+  | 'startPrimary'
+  | 'startReplica'
+  | 'stop'
+  | 'promote'
+  | 'checkpoint'
+  | 'basebackup'
+  | 'rewind'
+  | 'removeDataDir'
+  | 'reconfigure'
+  | 'followUpstream'
+  | 'detachUpstream'
+  | 'isHistoryDivergent'
+  | 'applySlotPlan'
+  | 'copyLogicalSlots'
+  | 'setSynchronousStandbyNames'
+  | 'walStatus';
 
-export type MemoryPgOperation = 'initdb' | 'start' | 'stop' | 'promote' | 'basebackup' | 'rewind' | 'probe' | 'reconfigure';
+export interface MemoryPgClusterOptions {
+  readonly clock: Clock;
+  /** Replication lag draws; pass the simulation's seeded PRNG for replayable runs. */
+  readonly random: () => number;
+  readonly durations?: Partial<MemoryPgDurations> | undefined;
+  /**
+   * How a promotion picks its timeline. 'per-node' is PostgreSQL's rule (one above the highest this node knows), so
+   * two promotions cut short can pick the same ID with different histories. 'cluster-unique' gives every promotion a
+   * new ID (the simulator's earlier model).
+   */
+  readonly timelineIds?: 'per-node' | 'cluster-unique' | undefined;
+}
 
-/** One node's state, as an invariant checker reads it. */
-export interface MemoryPgState {
+export interface MemoryPgNodeOptions {
+  /** The GUCs the node renders (as PgControllerOptions.parameters); wal_level defaults to replica. */
+  readonly parameters?: Readonly<Record<string, GucValue>> | undefined;
+}
+
+/** A read-only view of one node for invariant checkers. */
+export interface MemoryPgInspection {
+  readonly name: string;
   readonly dataDir: LocalPg['dataDir'];
   readonly isRunning: boolean;
   readonly role: PgRole | undefined;
   readonly timeline: number;
   readonly lsn: bigint;
-  /** timeline -> LSN at which this node's history left it (its promotions and those it inherited). */
   readonly forks: ReadonlyMap<number, bigint>;
-  readonly synchronousStandbyNames: string;
+  readonly ssn: string;
   readonly upstream: string | undefined;
+  readonly sysid: string | undefined;
 }
 
-interface NodeState {
-  dataDir: LocalPg['dataDir'];
-  isRunning: boolean;
-  role: PgRole | undefined;
-  timeline: number;
-  lsn: bigint;
-  forks: Map<number, bigint>;
-  ssn: string;
-  upstream: string | undefined;
-  crashedAtMs: number | undefined;
-  controlState: string | undefined;
-  sysid: string | undefined;
-  startedAtMs: number | undefined;
-  slots: Map<string, SlotState>;
-  appliedParameters: Readonly<Record<string, GucValue>>;
-  runningParameters: Readonly<Record<string, GucValue>>;
+/** How the cluster reaches into a controller for faults, without widening the PgController surface. */
+interface ControllerHooks {
+  /** The agent process died. */
+  readonly kill: () => void;
+  /** The postmaster died on its own. */
+  readonly noteCrash: () => void;
 }
 
-const failure = (member: string, operation: string, message: string, hint?: string): PgwardenError =>
-  new PgwardenError('PGW_PG_COMMAND_FAILED', `${member}: ${operation} failed: ${message}`, {
-    context: { member, command: [operation], ...(hint !== undefined ? { hint } : {}) },
+/** What a MemoryPg needs from its cluster; not exported, so only this module builds controllers. */
+interface ClusterCore {
+  readonly clock: Clock;
+  readonly durations: MemoryPgDurations;
+  find(name: string): NodeState | undefined;
+  resolve(upstream: Upstream): NodeState | undefined;
+  standbysOf(node: NodeState): NodeState[];
+  isStreaming(node: NodeState): boolean;
+  takeFailure(name: string, operation: MemoryPgOperation): Error | undefined;
+  newSysid(): string;
+  newTimeline(node: NodeState): number;
+  /** A new controller hands the cluster its fault hooks. */
+  register(controller: MemoryPg, hooks: ControllerHooks): void;
+}
+
+/** Waits `ms` on the clock; an abort rejects with the signal's reason at once (even if the clock ignores signals). */
+function pause(clock: Clock, ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  if (ms <= 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    clock.sleep(ms, signal).then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
   });
-
-export class MemoryPgCluster {
-  readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #durations: MemoryPgDurations;
-  readonly #nodes = new Map<string, MemoryPg>();
-  /** Timeline IDs are unique across the model (two real nodes can promote to the same ID; the model does not). */
-  #nextTimeline = 2;
-  #nextSysid = 7_000_000_000_000_000_001n;
-
-  constructor(options: { readonly clock: Clock; readonly random: () => number; readonly durations?: Partial<MemoryPgDurations> }) {
-    this.#clock = options.clock;
-    this.#random = options.random;
-    this.#durations = { ...DEFAULT_DURATIONS, ...options.durations };
-  }
-
-  get durations(): MemoryPgDurations {
-    return this.#durations;
-  }
-
-  /** The node named `name` (created empty on first use). */
-  node(name: string): MemoryPg {
-    let node = this.#nodes.get(name);
-    if (node === undefined) {
-      node = new MemoryPg(this, name, this.#clock);
-      this.#nodes.set(name, node);
-    }
-    return node;
-  }
-
-  /** Resolves an upstream by its member name, else by the host of its conn_url. */
-  resolve(upstream: Upstream): MemoryPg | undefined {
-    const byName = this.#nodes.get(upstream.name);
-    if (byName !== undefined) return byName;
-    try {
-      return this.#nodes.get(new URL(upstream.connUrl).hostname);
-    } catch {
-      return undefined;
-    }
-  }
-
-  takeTimeline(): number {
-    return this.#nextTimeline++;
-  }
-
-  takeSysid(): string {
-    return String(this.#nextSysid++);
-  }
-
-  /** Where `name` streams from right now: its upstream, if that is a running primary whose history contains ours. */
-  streamingSource(name: string): string | undefined {
-    const node = this.#nodes.get(name)?.raw();
-    if (node === undefined || !node.isRunning || node.role !== 'replica' || node.upstream === undefined) return undefined;
-    const source = this.#nodes.get(node.upstream)?.raw();
-    if (source === undefined || source === node || !source.isRunning || source.role !== 'primary') return undefined;
-    if (node.timeline === source.timeline) return node.lsn <= source.lsn ? node.upstream : undefined;
-    const fork = source.forks.get(node.timeline);
-    return node.timeline < source.timeline && fork !== undefined && node.lsn <= fork ? node.upstream : undefined;
-  }
-
-  /** Every standby streaming from `name` receives all of its WAL (a clean shutdown's last act). */
-  flushToStandbys(name: string): void {
-    const primary = this.#nodes.get(name)?.raw();
-    if (primary === undefined) return;
-    for (const standby of this.standbysOf(name)) {
-      const state = this.#nodes.get(standby)!.raw();
-      if (state.timeline === primary.timeline && state.lsn < primary.lsn) state.lsn = primary.lsn;
-    }
-  }
-
-  standbysOf(name: string): string[] {
-    const node = this.#nodes.get(name)?.raw();
-    if (node === undefined || !node.isRunning || node.role !== 'primary') return [];
-    return [...this.#nodes.keys()].filter((other) => other !== name && this.streamingSource(other) === name);
-  }
-
-  /** Time passes: running primaries write, streaming replicas catch up (a little behind, so which holds what matters). */
-  advance(stepMs: number): void {
-    for (const node of this.#nodes.values()) {
-      const state = node.raw();
-      if (state.isRunning && state.role === 'primary') state.lsn += BigInt(Math.max(0, Math.round(stepMs)));
-    }
-    for (const [name, node] of this.#nodes) {
-      const sourceName = this.streamingSource(name);
-      if (sourceName === undefined) continue;
-      const state = node.raw();
-      const source = this.#nodes.get(sourceName)!.raw();
-      const lag = BigInt(Math.floor(this.#random() * 40));
-      if (state.timeline === source.timeline) {
-        if (source.lsn - lag > state.lsn) state.lsn = source.lsn - lag;
-      } else {
-        state.lsn = source.lsn;
-        state.timeline = source.timeline;
-      }
-      state.forks = new Map(source.forks);
-    }
-  }
-
-  inspect(name: string): MemoryPgState {
-    const state = this.node(name).raw();
-    return {
-      dataDir: state.dataDir,
-      isRunning: state.isRunning,
-      role: state.role,
-      timeline: state.timeline,
-      lsn: state.lsn,
-      forks: state.forks,
-      synchronousStandbyNames: state.ssn,
-      upstream: state.upstream,
-    };
-  }
-
-  /** The postmaster dies on its own (OOM kill, segfault): the agent hears of it. */
-  crash(name: string): void {
-    this.node(name).crash(true);
-  }
-
-  /** The postmaster dies together with its agent: nobody is told. */
-  kill(name: string): void {
-    this.node(name).crash(false);
-  }
-
-  /** The next `operation` on `name` fails with `message` (a full disk, a missing binary...). */
-  failNext(name: string, operation: MemoryPgOperation, message: string): void {
-    this.node(name).failNext(operation, message);
-  }
 }
 
+/** The agent-side controller of one node. A killed agent's controller is dead: its operations never land. */
 export class MemoryPg implements PgController {
-  readonly #cluster: MemoryPgCluster;
-  readonly #name: string;
-  readonly #clock: Clock;
-  readonly #state: NodeState = {
-    dataDir: 'missing',
-    isRunning: false,
-    role: undefined,
-    timeline: 1,
-    lsn: 0n,
-    forks: new Map(),
-    ssn: '',
-    upstream: undefined,
-    crashedAtMs: undefined,
-    controlState: undefined,
-    sysid: undefined,
-    startedAtMs: undefined,
-    slots: new Map(),
-    appliedParameters: {},
-    runningParameters: {},
-  };
+  readonly name: string;
+  readonly #core: ClusterCore;
+  readonly #node: NodeState;
   readonly #listeners: (() => void)[] = [];
-  readonly #failures = new Map<MemoryPgOperation, string>();
+  /** Aborted when the agent is killed: everything it had in flight dies with it. */
+  readonly #life = new AbortController();
+  #crashedAtMs: number | undefined;
 
-  constructor(cluster: MemoryPgCluster, name: string, clock: Clock) {
-    this.#cluster = cluster;
-    this.#name = name;
-    this.#clock = clock;
+  /** Built by MemoryPgCluster.node, which keeps the hooks. */
+  constructor(core: ClusterCore, node: NodeState) {
+    this.#core = core;
+    this.#node = node;
+    this.name = node.name;
+    core.register(this, {
+      kill: () => this.#life.abort(new Error(`the agent of ${this.name} was killed`)),
+      noteCrash: () => {
+        this.#crashedAtMs = this.#core.clock.nowMs();
+        for (const listener of this.#listeners) listener();
+      },
+    });
   }
 
-  /** The mutable state (the cluster model moves WAL; nothing else may touch it). */
-  raw(): NodeState {
-    return this.#state;
+  // ----- helpers -----
+
+  #error(code: ErrorCode, message: string): PgwardenError {
+    return new PgwardenError(code, `[${this.name}] ${message}`, { context: { member: this.name } });
   }
 
-  crash(isNoticed: boolean): void {
-    if (!this.#state.isRunning) return;
-    this.#state.isRunning = false;
-    this.#state.crashedAtMs = this.#clock.nowMs();
-    this.#state.controlState = this.#state.role === 'primary' ? 'in production' : 'in archive recovery';
-    if (isNoticed) for (const listener of this.#listeners) listener();
+  /** A killed agent's controller can do nothing more: the process that held it is gone. */
+  #assertAlive(): void {
+    if (this.#life.signal.aborted) throw this.#life.signal.reason as Error;
   }
 
-  failNext(operation: MemoryPgOperation, message: string): void {
-    this.#failures.set(operation, message);
+  #inject(operation: MemoryPgOperation): void {
+    this.#assertAlive();
+    const failure = this.#core.takeFailure(this.name, operation);
+    if (failure !== undefined) throw failure;
   }
 
-  #injected(operation: MemoryPgOperation): void {
-    const message = this.#failures.get(operation);
-    if (message === undefined) return;
-    this.#failures.delete(operation);
-    throw failure(this.#name, operation, message);
+  #signal(signal: AbortSignal): AbortSignal {
+    return AbortSignal.any([signal, this.#life.signal]);
   }
 
-  /** Waits `ms` of the clock, failing with the signal's reason when aborted: the state changes only after it. */
-  async #takes(operation: MemoryPgOperation, ms: number, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw signal.reason as Error;
-    await this.#clock.sleep(ms, signal);
-    this.#injected(operation);
+  #requireRunning(what: string): void {
+    if (!this.#node.isRunning) throw this.#error('PGW_PG_QUERY_FAILED', `${what} failed: PostgreSQL is not running`);
   }
 
-  #requireData(operation: string): void {
-    if (this.#state.dataDir !== 'initialized')
-      throw failure(this.#name, operation, 'the data directory is not initialized', 'bootstrap or clone this member first');
-  }
-
-  #requireRunning(operation: string): void {
-    if (!this.#state.isRunning) throw failure(this.#name, operation, 'PostgreSQL is not running');
-  }
-
-  #source(upstream: Upstream, operation: string, wantPrimary: boolean): NodeState {
-    const source = this.#cluster.resolve(upstream)?.raw();
-    if (source === undefined || !source.isRunning || (wantPrimary && source.role !== 'primary'))
-      throw failure(this.#name, operation, `could not connect to ${upstream.name} (${upstream.connUrl})`, 'is the upstream running?');
+  #reachable(upstream: Upstream): NodeState {
+    const source = this.#core.resolve(upstream);
+    if (source === undefined || !source.isRunning)
+      throw this.#error(
+        'PGW_PG_UNREACHABLE',
+        `${upstream.name} does not answer at ${upstream.connUrl}: is it running, and reachable from this host?`,
+      );
     return source;
   }
 
@@ -267,261 +193,411 @@ export class MemoryPg implements PgController {
     this.#listeners.push(listener);
   }
 
-  async probe(signal: AbortSignal): Promise<LocalPg> {
-    if (signal.aborted) throw signal.reason as Error;
-    this.#injected('probe');
-    const state = this.#state;
-    const isInitialized = state.dataDir === 'initialized';
-    const isRunning = state.isRunning;
-    const isPrimary = isRunning && state.role === 'primary';
-    const isReplica = isRunning && state.role === 'replica';
-    const standbys = this.#cluster.standbysOf(this.#name);
+  // ----- observation -----
+
+  async probe(_signal: AbortSignal): Promise<LocalPg> {
+    this.#inject('probe');
+    return localPgOf(this.#node, {
+      crashedAtMs: this.#crashedAtMs,
+      standbys: this.#core.standbysOf(this.#node),
+      isStreaming: this.#core.isStreaming(this.#node),
+    });
+  }
+
+  async walStatus(_signal: AbortSignal): Promise<WalStatus | undefined> {
+    if (this.#life.signal.aborted || this.#core.takeFailure(this.name, 'walStatus') !== undefined || !this.#node.isRunning)
+      return undefined;
+    const isPrimary = this.#node.role === 'primary';
     return {
-      dataDir: state.dataDir,
-      isRunning,
-      role: isInitialized ? state.role : undefined,
-      sysid: isInitialized ? state.sysid : undefined,
-      timeline: isInitialized ? state.timeline : undefined,
-      writeLsn: isPrimary ? state.lsn : undefined,
-      receivedLsn: isReplica ? state.lsn : undefined,
-      replayedLsn: isReplica ? state.lsn : undefined,
-      isStreaming: this.#cluster.streamingSource(this.#name) !== undefined,
-      upstream: state.upstream,
-      crashedAtMs: state.crashedAtMs,
-      controlState: isRunning ? undefined : state.controlState,
-      serverVersion: isRunning ? 150000 : undefined,
-      postmasterStartTime: isRunning && state.startedAtMs !== undefined ? new Date(state.startedAtMs).toISOString() : undefined,
-      replayedTimestamp: isReplica ? null : undefined,
-      isReplayPaused: false,
-      replication: standbys.map((standby) => ({
-        usename: 'replicator',
-        application_name: standby,
-        client_addr: null,
-        state: 'streaming',
-        sync_state: 'async',
-        sync_priority: 0,
-      })),
-      isPendingRestart: isRunning && this.#isPendingRestart(),
-      synchronousStandbyNames: isRunning ? state.ssn : undefined,
-      walLevel: isRunning ? 'replica' : undefined,
-      slots: isRunning ? [...state.slots.values()] : undefined,
-      standbyFlushLsn: Object.fromEntries(standbys.map((standby) => [standby, this.#cluster.inspect(standby).lsn])),
+      isStreaming: this.#core.isStreaming(this.#node),
+      writeLsn: isPrimary ? this.#node.lsn : undefined,
+      receivedLsn: isPrimary ? undefined : this.#node.lsn,
+      replayedLsn: isPrimary ? undefined : this.#node.lsn,
+      streamingStandbys: this.#core
+        .standbysOf(this.#node)
+        .map((standby) => standby.name)
+        .sort(),
     };
   }
 
-  #isPendingRestart(): boolean {
-    const { appliedParameters, runningParameters } = this.#state;
-    return [...RESTART_ONLY].some((name) => appliedParameters[name] !== runningParameters[name]);
+  async isHistoryDivergent(upstream: Upstream, timeline: number, _signal: AbortSignal): Promise<boolean | undefined> {
+    this.#inject('isHistoryDivergent');
+    if (timeline <= 1) return false;
+    const local = historyOf(this.#node, timeline);
+    if (local === undefined) return undefined;
+    const source = this.#core.resolve(upstream);
+    const remote = source !== undefined && source.isRunning ? historyOf(source, timeline) : undefined;
+    return remote === undefined ? undefined : remote !== local;
   }
+
+  // ----- data dir -----
 
   async initdb(signal: AbortSignal): Promise<void> {
-    if (this.#state.dataDir === 'initialized') throw failure(this.#name, 'initdb', 'the data directory is not empty');
-    await this.#takes('initdb', this.#cluster.durations.initdb, signal);
-    Object.assign(this.#state, {
-      dataDir: 'initialized',
-      role: 'primary',
-      timeline: 1,
-      lsn: 100n,
-      forks: new Map(),
-      sysid: this.#cluster.takeSysid(),
-      controlState: 'shut down',
-      slots: new Map(),
-    });
-  }
-
-  async #start(role: PgRole, upstream: Upstream | undefined, signal: AbortSignal): Promise<void> {
-    this.#requireData('start');
-    if (this.#state.isRunning) {
-      if (this.#state.role === role) return;
-      throw failure(this.#name, 'start', `PostgreSQL is already running as ${this.#state.role ?? 'unknown'}`);
-    }
-    await this.#takes('start', this.#cluster.durations.start, signal);
-    const state = this.#state;
-    if (role === 'primary' && state.role === 'replica') {
-      // A standby's data directory started without standby.signal ends recovery on a new timeline.
-      state.forks.set(state.timeline, state.lsn);
-      state.timeline = this.#cluster.takeTimeline();
-    }
-    Object.assign(state, {
-      isRunning: true,
-      role,
-      upstream: role === 'replica' ? upstream?.name : undefined,
-      crashedAtMs: undefined,
-      controlState: undefined,
-      startedAtMs: this.#clock.nowMs(),
-      runningParameters: state.appliedParameters,
-    });
-  }
-
-  startPrimary(signal: AbortSignal): Promise<void> {
-    return this.#start('primary', undefined, signal);
-  }
-
-  startReplica(upstream: Upstream | undefined, signal: AbortSignal): Promise<void> {
-    return this.#start('replica', upstream, signal);
-  }
-
-  async isHistoryDivergent(upstream: Upstream, timeline: number, signal: AbortSignal): Promise<boolean | undefined> {
-    if (signal.aborted) throw signal.reason as Error;
-    const source = this.#cluster.resolve(upstream)?.raw();
-    if (source === undefined || !source.isRunning) return undefined;
-    for (const [forked, lsn] of this.#state.forks) if (forked < timeline && source.forks.get(forked) !== lsn) return true;
-    return false;
-  }
-
-  async detachUpstream(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw signal.reason as Error;
-    this.#state.upstream = undefined;
-  }
-
-  async followUpstream(upstream: Upstream, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw signal.reason as Error;
-    this.#requireRunning('follow');
-    this.#state.upstream = upstream.name;
-  }
-
-  async stop(mode: StopMode, signal: AbortSignal): Promise<void> {
-    if (!this.#state.isRunning) return;
-    await this.#takes('stop', this.#cluster.durations.stop, signal);
-    const state = this.#state;
-    // A clean (smart/fast) shutdown of a primary sends all its WAL, up to the shutdown checkpoint, to the standbys
-    // streaming from it before the postmaster exits; an immediate one does not.
-    if (mode !== 'immediate' && state.role === 'primary') this.#cluster.flushToStandbys(this.#name);
-    state.isRunning = false;
-    state.crashedAtMs = undefined;
-    state.controlState = state.role === 'primary' ? 'shut down' : 'shut down in recovery';
-  }
-
-  async promote(signal: AbortSignal): Promise<void> {
-    this.#requireRunning('promote');
-    if (this.#state.role === 'primary') return;
-    await this.#takes('promote', this.#cluster.durations.promote, signal);
-    const state = this.#state;
-    if (!state.isRunning) throw failure(this.#name, 'promote', 'PostgreSQL stopped while promoting');
-    state.forks.set(state.timeline, state.lsn);
-    Object.assign(state, { role: 'primary', timeline: this.#cluster.takeTimeline(), upstream: undefined });
-  }
-
-  async checkpoint(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw signal.reason as Error;
-    this.#requireRunning('checkpoint');
+    this.#assertAlive();
+    const node = this.#node;
+    if (node.dataDir === 'initialized') throw this.#error('PGW_PG_COMMAND_FAILED', 'refusing initdb: the data dir already holds a cluster');
+    wipe(node, 'empty');
+    await pause(this.#core.clock, this.#core.durations.initdb, this.#signal(signal));
+    this.#inject('initdb');
+    node.dataDir = 'initialized';
+    node.role = 'primary';
+    node.timeline = 1;
+    node.lsn = INITDB_LSN;
+    node.sysid = this.#core.newSysid();
+    node.isCleanShutdown = true;
   }
 
   async basebackup(from: Upstream, signal: AbortSignal): Promise<void> {
-    if (this.#state.dataDir === 'initialized') throw failure(this.#name, 'basebackup', 'the data directory is not empty');
-    this.#source(from, 'basebackup', false);
-    await this.#takes('basebackup', this.#cluster.durations.basebackup, signal);
-    const source = this.#source(from, 'basebackup', false);
-    Object.assign(this.#state, {
-      dataDir: 'initialized',
-      isRunning: false,
-      role: 'replica',
-      timeline: source.timeline,
-      lsn: source.lsn,
-      forks: new Map(source.forks),
-      sysid: source.sysid,
-      controlState: 'in archive recovery',
-      slots: new Map(),
-      crashedAtMs: undefined,
-    });
+    this.#assertAlive();
+    const node = this.#node;
+    if (node.isRunning)
+      throw this.#error('PGW_PG_COMMAND_FAILED', 'refusing basebackup into the data dir of a running PostgreSQL: stop it first');
+    wipe(node, 'empty');
+    this.#reachable(from);
+    await pause(this.#core.clock, this.#core.durations.basebackup, this.#signal(signal));
+    this.#inject('basebackup');
+    const source = this.#core.resolve(from);
+    if (source === undefined || !source.isRunning)
+      throw this.#error('PGW_PG_COMMAND_FAILED', `pg_basebackup: ${from.name} went away during the copy`);
+    copyFrom(node, source);
+    node.dataDir = 'initialized';
+    // pg_control comes from the source: a copy of a primary says 'in production' until it first starts.
+    node.role = source.role;
+    node.isCleanShutdown = false;
+    node.upstream = from.name;
   }
 
   async rewind(from: Upstream, signal: AbortSignal): Promise<void> {
-    this.#requireData('rewind');
-    if (this.#state.isRunning) throw failure(this.#name, 'rewind', 'PostgreSQL must be stopped before pg_rewind');
-    const before = this.#source(from, 'rewind', true);
-    if (before.sysid !== this.#state.sysid) throw failure(this.#name, 'rewind', 'source and target clusters are from different systems');
-    await this.#takes('rewind', this.#cluster.durations.rewind, signal);
-    const source = this.#source(from, 'rewind', true);
-    Object.assign(this.#state, {
-      role: 'replica',
-      timeline: source.timeline,
-      lsn: source.lsn,
-      forks: new Map(source.forks),
-      controlState: 'in archive recovery',
-    });
+    const node = this.#node;
+    await this.stop('fast', signal);
+    if (node.dataDir !== 'initialized') throw this.#error('PGW_PG_COMMAND_FAILED', 'pg_controldata: no data dir to rewind');
+    // Crash recovery in single-user mode leaves a cleanly shut down data dir behind.
+    node.isCleanShutdown = true;
+    const source = this.#reachable(from);
+    if (source.sysid !== node.sysid)
+      throw this.#error('PGW_PG_COMMAND_FAILED', `pg_rewind: source and target clusters are from different systems (${from.name})`);
+    await pause(this.#core.clock, this.#core.durations.rewind, this.#signal(signal));
+    this.#inject('rewind');
+    if (!source.isRunning) throw this.#error('PGW_PG_UNREACHABLE', `pg_rewind: ${from.name} went away during the rewind`);
+    copyFrom(node, source);
+    node.role = 'replica';
+    node.isCleanShutdown = false;
+    node.upstream = from.name;
   }
 
   async removeDataDir(signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw signal.reason as Error;
-    if (this.#state.isRunning) throw failure(this.#name, 'remove data directory', 'PostgreSQL is running');
-    Object.assign(this.#state, { dataDir: 'missing', role: undefined, sysid: undefined, slots: new Map(), controlState: undefined });
+    if (signal.aborted) throw this.#error('PGW_PG_TIMEOUT', 'aborted before removing the data dir');
+    this.#inject('removeDataDir');
+    await this.stop('immediate', signal);
+    wipe(this.#node, 'missing');
   }
 
-  async reconfigure(parameters: Readonly<Record<string, GucValue>>, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw signal.reason as Error;
-    this.#injected('reconfigure');
-    this.#state.appliedParameters = parameters;
-    if (!this.#state.isRunning) this.#state.runningParameters = parameters;
+  async reconfigure(parameters: Readonly<Record<string, string | number | boolean>>, _signal: AbortSignal): Promise<void> {
+    this.#inject('reconfigure');
+    this.#node.parameters = parameters;
   }
 
-  async applySlotPlan(steps: readonly SlotStep[], signal: AbortSignal): Promise<readonly SlotStepResult[]> {
-    const state = this.#state;
-    return steps.map((step): SlotStepResult => {
-      if (signal.aborted || !state.isRunning) return { step, status: 'failed', error: `${this.#name}: PostgreSQL is not running` };
-      const existing = state.slots.get(step.slot.name);
-      switch (step.kind) {
-        case 'create':
-          if (existing !== undefined) return { step, status: 'failed', error: `replication slot "${step.slot.name}" already exists` };
-          if (step.slot.type === 'logical' && state.role !== 'primary')
-            return { step, status: 'failed', error: 'logical decoding cannot be used while in recovery' };
-          state.slots.set(step.slot.name, {
-            ...step.slot,
-            isActive: false,
-            restartLsn: state.lsn,
-            confirmedFlushLsn: step.slot.type === 'logical' ? state.lsn : undefined,
-            retainedBytes: 0,
-            walStatus: 'reserved',
-          });
-          return { step, status: 'ok' };
-        case 'drop':
-          if (existing === undefined) return { step, status: 'failed', error: `replication slot "${step.slot.name}" does not exist` };
-          state.slots.delete(step.slot.name);
-          return { step, status: 'ok' };
-        case 'advance':
-          if (existing === undefined) return { step, status: 'failed', error: `replication slot "${step.slot.name}" does not exist` };
-          state.slots.set(step.slot.name, {
-            ...existing,
-            restartLsn: step.lsn,
-            ...(existing.type === 'logical' ? { confirmedFlushLsn: step.lsn } : {}),
-          });
-          return { step, status: 'ok' };
+  // ----- process -----
+
+  async #start(upstream: Upstream | undefined, isReplica: boolean, signal: AbortSignal): Promise<void> {
+    this.#assertAlive();
+    const node = this.#node;
+    if (node.isRunning) throw this.#error('PGW_PG_COMMAND_FAILED', 'PostgreSQL is already running; stop it first');
+    if (node.dataDir !== 'initialized') throw this.#error('PGW_PG_COMMAND_FAILED', `no data dir to start (it is ${node.dataDir})`);
+    node.upstream = isReplica ? upstream?.name : undefined;
+    const runId = ++node.runId;
+    await pause(this.#core.clock, this.#core.durations.start, this.#signal(signal));
+    this.#inject(isReplica ? 'startReplica' : 'startPrimary');
+    if (node.runId !== runId || node.dataDir !== 'initialized')
+      throw this.#error('PGW_PG_COMMAND_FAILED', 'postgres exited during start-up (the data dir changed under it)');
+    if (walLevelOf(node.parameters) !== 'logical' && [...node.slots.values()].some((slot) => slot.type === 'logical'))
+      throw this.#error(
+        'PGW_PG_COMMAND_FAILED',
+        'postgres exited during start-up: logical replication slot exists, but wal_level < logical',
+      );
+    node.isRunning = true;
+    node.role = isReplica ? 'replica' : 'primary';
+    node.runningParameters = node.parameters;
+    node.startedAtWall = this.#core.clock.wallIso();
+    this.#crashedAtMs = undefined;
+  }
+
+  startPrimary(signal: AbortSignal): Promise<void> {
+    return this.#start(undefined, false, signal);
+  }
+
+  startReplica(upstream: Upstream | undefined, signal: AbortSignal): Promise<void> {
+    return this.#start(upstream, true, signal);
+  }
+
+  async stop(mode: StopMode, _signal: AbortSignal): Promise<void> {
+    this.#inject('stop');
+    const node = this.#node;
+    // Also ends a start in flight: the postmaster it spawned is stopped before it accepts connections.
+    node.runId++;
+    if (!node.isRunning) return;
+    if (mode !== 'immediate' && node.role === 'primary') {
+      // A clean (smart/fast) shutdown sends all WAL up to the shutdown checkpoint to the standbys streaming from the
+      // primary before the postmaster exits; an immediate one does not.
+      for (const standby of this.#core.standbysOf(node)) {
+        if (standby.timeline === node.timeline && standby.lsn < node.lsn) standby.lsn = node.lsn;
       }
-      return { step, status: 'failed', error: 'unknown step' };
+    }
+    node.isRunning = false;
+    node.isCleanShutdown = mode !== 'immediate';
+  }
+
+  /** The promotion proceeds once signalled, as pg_promote does: an abort stops the wait, not the promotion. */
+  async promote(signal: AbortSignal): Promise<void> {
+    this.#inject('promote');
+    const node = this.#node;
+    this.#requireRunning('pg_promote');
+    if (node.role !== 'replica') throw this.#error('PGW_PG_QUERY_FAILED', 'pg_promote failed: recovery is not in progress');
+    const runId = node.runId;
+    let isPromoted = false;
+    const duration = this.#core.durations.promote;
+    const promotion = (duration > 0 ? this.#core.clock.sleep(duration) : Promise.resolve()).then(() => {
+      // Signalled, the startup process finishes the promotion even if the agent dies; only a stopped server does not.
+      if (node.runId !== runId || !node.isRunning || node.role !== 'replica') return;
+      node.forks.set(node.timeline, node.lsn);
+      node.timeline = this.#core.newTimeline(node);
+      node.role = 'primary';
+      node.upstream = undefined;
+      isPromoted = true;
     });
+    const combined = this.#signal(signal);
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => reject(combined.reason as Error);
+      combined.addEventListener('abort', onAbort, { once: true });
+      void promotion.then(() => {
+        combined.removeEventListener('abort', onAbort);
+        resolve();
+      });
+    });
+    if (!isPromoted) throw this.#error('PGW_PG_QUERY_FAILED', 'pg_promote failed: the server stopped before the promotion finished');
+  }
+
+  async checkpoint(_signal: AbortSignal): Promise<void> {
+    this.#inject('checkpoint');
+    this.#requireRunning('CHECKPOINT');
+  }
+
+  // ----- following -----
+
+  async detachUpstream(_signal: AbortSignal): Promise<void> {
+    this.#inject('detachUpstream');
+    // The config is rewritten first; the reload then needs a running server (as the real controller does).
+    this.#node.upstream = undefined;
+    this.#requireRunning('pg_reload_conf');
+  }
+
+  async followUpstream(upstream: Upstream, _signal: AbortSignal): Promise<void> {
+    this.#inject('followUpstream');
+    this.#node.upstream = upstream.name;
+    this.#requireRunning('pg_reload_conf');
+  }
+
+  async setSynchronousStandbyNames(value: string, _signal: AbortSignal): Promise<void> {
+    this.#inject('setSynchronousStandbyNames');
+    this.#requireRunning('ALTER SYSTEM');
+    this.#node.ssn = value;
+  }
+
+  // ----- slots -----
+
+  async applySlotPlan(steps: readonly SlotStep[], _signal: AbortSignal): Promise<readonly SlotStepResult[]> {
+    if (this.#life.signal.aborted) return failedSlotSteps(steps, `the agent of ${this.name} was killed`);
+    const failure = this.#core.takeFailure(this.name, 'applySlotPlan');
+    if (failure !== undefined) return failedSlotSteps(steps, failure.message);
+    if (!this.#node.isRunning) return failedSlotSteps(steps, `[${this.name}] query failed: PostgreSQL is not running`);
+    const active = new Set(this.#core.standbysOf(this.#node).map((standby) => slotNameForMember(standby.name)));
+    return applyStepsToNode(this.#node, steps, active);
   }
 
   async copyLogicalSlots(from: Upstream, slotNames: readonly string[], signal: AbortSignal): Promise<void> {
-    const source = this.#source(from, 'copy logical slots', true);
-    await this.stop('fast', signal);
-    for (const name of slotNames) {
+    this.#inject('copyLogicalSlots');
+    const source = this.#reachable(from);
+    const copies = slotNames.map((name) => {
       const slot = source.slots.get(name);
-      if (slot !== undefined) this.#state.slots.set(name, { ...slot, isActive: false });
+      if (slot === undefined || slot.type !== 'logical')
+        throw this.#error('PGW_PG_COMMAND_FAILED', `logical slot ${name} is not on ${from.name} (any more): nothing to copy`);
+      return { ...slot };
+    });
+    await this.stop('fast', signal);
+    for (const copy of copies) this.#node.slots.set(copy.name, copy);
+    try {
+      await this.startReplica(from, signal);
+    } catch (error) {
+      // A copy PostgreSQL refuses (e.g. wal_level is not logical here) must not keep the replica down.
+      for (const copy of copies) this.#node.slots.delete(copy.name);
+      await this.startReplica(from, signal).catch(() => undefined);
+      throw error;
     }
-    await this.startReplica(from, signal);
-  }
-
-  async setSynchronousStandbyNames(value: string, signal: AbortSignal): Promise<void> {
-    if (signal.aborted) throw signal.reason as Error;
-    this.#requireRunning('set synchronous_standby_names');
-    this.#state.ssn = value;
-  }
-
-  async walStatus(signal: AbortSignal): Promise<WalStatus | undefined> {
-    if (signal.aborted) throw signal.reason as Error;
-    const state = this.#state;
-    if (!state.isRunning) return undefined;
-    const isPrimary = state.role === 'primary';
-    return {
-      isStreaming: this.#cluster.streamingSource(this.#name) !== undefined,
-      writeLsn: isPrimary ? state.lsn : undefined,
-      receivedLsn: isPrimary ? undefined : state.lsn,
-      replayedLsn: isPrimary ? undefined : state.lsn,
-      ...(isPrimary ? { streamingStandbys: this.#cluster.standbysOf(this.#name).sort() } : {}),
-    };
   }
 
   async close(): Promise<void> {
-    this.#listeners.length = 0;
+    // Nothing to release: the model lives in the cluster.
+  }
+}
+
+/**
+ * Several nodes' PostgreSQL in memory, on one Clock. The caller drives WAL with advance() (the simulator every
+ * <= 100 ms of simulated time) and lets pending promises settle after moving its clock.
+ */
+export class MemoryPgCluster {
+  readonly #clock: Clock;
+  readonly #random: () => number;
+  readonly #durations: MemoryPgDurations;
+  readonly #timelineIds: 'per-node' | 'cluster-unique';
+  readonly #nodes = new Map<string, NodeState>();
+  readonly #controllers = new Map<string, { readonly controller: MemoryPg; readonly hooks: ControllerHooks }>();
+  readonly #failures = new Map<string, Error[]>();
+  #sysids = 0;
+  #nextTimeline = 2;
+  readonly #core: ClusterCore;
+
+  constructor(options: MemoryPgClusterOptions) {
+    this.#clock = options.clock;
+    this.#random = options.random;
+    this.#durations = { ...DEFAULT_DURATIONS, ...options.durations };
+    this.#timelineIds = options.timelineIds ?? 'per-node';
+    this.#core = {
+      clock: this.#clock,
+      durations: this.#durations,
+      find: (name) => this.#nodes.get(name),
+      resolve: (upstream) => this.#nodes.get(upstream.name) ?? this.#nodes.get(hostOf(upstream.connUrl)),
+      standbysOf: (node) => this.#standbysOf(node),
+      isStreaming: (node) => this.#sourceOf(node) !== undefined,
+      takeFailure: (name, operation) => this.#failures.get(`${name}/${operation}`)?.shift(),
+      newSysid: () => String(7_300_000_000_000_000_000n + BigInt(++this.#sysids)),
+      newTimeline: (node) => this.#newTimeline(node),
+      register: (controller, hooks) => this.#controllers.set(controller.name, { controller, hooks }),
+    };
+  }
+
+  /** The controller of `name`, creating the node (no data dir yet) on first use; a killed agent's is replaced. */
+  node(name: string, options: MemoryPgNodeOptions = {}): MemoryPg {
+    let state = this.#nodes.get(name);
+    if (state === undefined) {
+      state = newNodeState(name, options.parameters ?? {});
+      this.#nodes.set(name, state);
+    }
+    const current = this.#controllers.get(name);
+    if (current !== undefined) return current.controller;
+    return new MemoryPg(this.#core, state);
+  }
+
+  names(): string[] {
+    return [...this.#nodes.keys()];
+  }
+
+  #state(name: string): NodeState {
+    const state = this.#nodes.get(name);
+    if (state === undefined) throw new PgwardenError('PGW_INTERNAL', `no in-memory PostgreSQL node named ${name}`);
+    return state;
+  }
+
+  #sourceOf(node: NodeState): NodeState | undefined {
+    return streamingSourceOf(node, (name) => this.#nodes.get(name));
+  }
+
+  #standbysOf(node: NodeState): NodeState[] {
+    if (!node.isRunning || node.role !== 'primary') return [];
+    return [...this.#nodes.values()].filter((other) => other !== node && this.#sourceOf(other) === node);
+  }
+
+  #newTimeline(node: NodeState): number {
+    if (this.#timelineIds === 'per-node') return nextTimelineOf(node);
+    const timeline = Math.max(this.#nextTimeline, nextTimelineOf(node));
+    this.#nextTimeline = timeline + 1;
+    return timeline;
+  }
+
+  // ----- time -----
+
+  /** One step of physics: running primaries write `stepMs` bytes, then every streaming replica catches up. */
+  advance(stepMs: number): void {
+    const bytes = BigInt(Math.max(0, Math.round(stepMs)));
+    for (const node of this.#nodes.values()) if (node.isRunning && node.role === 'primary') node.lsn += bytes;
+    for (const node of this.#nodes.values()) {
+      const source = this.#sourceOf(node);
+      if (source !== undefined) catchUp(node, source, this.#random);
+    }
+  }
+
+  /** A client commit of `bytes` on a running primary (beyond the steady writes of advance). */
+  write(name: string, bytes = 1000): void {
+    const node = this.#state(name);
+    if (!node.isRunning || node.role !== 'primary')
+      throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${name}] cannot write: not a running primary`);
+    node.lsn += BigInt(bytes);
+  }
+
+  // ----- faults -----
+
+  /** The postmaster dies on its own: the agent hears of it (onUnexpectedExit) and probes show crashedAtMs. */
+  crash(name: string): void {
+    const node = this.#state(name);
+    if (!node.isRunning) return;
+    node.isRunning = false;
+    node.isCleanShutdown = false;
+    node.runId++;
+    this.#controllers.get(name)?.hooks.noteCrash();
+  }
+
+  /**
+   * The agent process dies (with its postmaster unless keepPostmaster): nothing is notified, its operations in
+   * flight never land, and the next node(name) is a new agent's controller.
+   */
+  kill(name: string, options: { readonly keepPostmaster?: boolean } = {}): void {
+    const node = this.#state(name);
+    this.#controllers.get(name)?.hooks.kill();
+    this.#controllers.delete(name);
+    if (options.keepPostmaster === true || !node.isRunning) return;
+    node.isRunning = false;
+    node.isCleanShutdown = false;
+    node.runId++;
+  }
+
+  /** The next call of `operation` on `name` rejects with `error` (long operations after their duration, state as a real failure leaves it). */
+  failNext(name: string, operation: MemoryPgOperation, error: Error): void {
+    const key = `${name}/${operation}`;
+    this.#failures.set(key, [...(this.#failures.get(key) ?? []), error]);
+  }
+
+  // ----- inspection -----
+
+  inspect(name: string): MemoryPgInspection {
+    const node = this.#state(name);
+    return {
+      name,
+      dataDir: node.dataDir,
+      isRunning: node.isRunning,
+      role: node.role,
+      timeline: node.timeline,
+      lsn: node.lsn,
+      forks: new Map(node.forks),
+      ssn: node.ssn,
+      upstream: node.upstream,
+      sysid: node.sysid,
+    };
+  }
+
+  /** Names of the replicas streaming from `name` right now (empty unless it is a running primary). */
+  standbysOf(name: string): string[] {
+    return this.#standbysOf(this.#state(name)).map((node) => node.name);
+  }
+
+  /** The node `name` streams from right now, if any. */
+  streamingSource(name: string): string | undefined {
+    return this.#sourceOf(this.#state(name))?.name;
+  }
+}
+
+function hostOf(connUrl: string): string {
+  try {
+    return new URL(connUrl).hostname;
+  } catch {
+    return '';
   }
 }

@@ -1,0 +1,198 @@
+// The postmaster process: spawned as our child or adopted from postmaster.pid, watched for exits the agent did not
+// ask for, and stopped by signal with escalation so a demote never hangs.
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { open, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { StopMode } from '../core/ports.js';
+import { PgwardenError } from '../util/errors.js';
+import type { Log } from '../util/log.js';
+import { isAlive } from '../util/process-alive.js';
+import { postmasterPidFrom } from './postmaster-pid.js';
+import type { RunAs } from './runner.js';
+
+/** How often a start checks for connections: short, because a failover waits on it. */
+export const START_POLL_MS = 50;
+/** An adopted postmaster (not our child) is watched by polling, the only portable way without pidfd. */
+export const ADOPTED_POLL_MS = 200;
+/** smart waits for clients, fast disconnects them and checkpoints, immediate skips the checkpoint (crash restart). */
+export const STOP_SIGNALS: Readonly<Record<StopMode, NodeJS.Signals>> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
+/** A smart or fast stop that takes longer becomes immediate; an immediate one that hangs this much longer is killed. */
+const STOP_ESCALATE_MS: Readonly<Record<StopMode, number>> = { smart: 60_000, fast: 60_000, immediate: 10_000 };
+const STOP_KILL_AFTER_MS = 10_000;
+const STOP_POLL_MS = 20;
+/** After the postmaster is gone its children may still hold shared memory (and postmaster.pid) for a moment. */
+const PID_FILE_RELEASE_ATTEMPTS = 100;
+
+export interface PostmasterOptions {
+  readonly member: string;
+  readonly dataDir: string;
+  readonly binDir: string;
+  readonly runAs?: RunAs | undefined;
+  readonly logFile: string;
+  readonly log: Log;
+  /** Every exit, asked for or not (the SQL session to it is dead either way). */
+  readonly onExit: () => void;
+}
+
+export class Postmaster {
+  readonly #options: PostmasterOptions;
+  readonly #unexpectedExitListeners: (() => void)[] = [];
+  #childPid: number | undefined;
+  #isStopRequested = false;
+  #adoptedTimer: NodeJS.Timeout | undefined;
+  #crashedAtMs: number | undefined;
+
+  constructor(options: PostmasterOptions) {
+    this.#options = options;
+  }
+
+  /** Monotonic time of the last exit nobody asked for; cleared once a start succeeds. */
+  get crashedAtMs(): number | undefined {
+    return this.#crashedAtMs;
+  }
+
+  onUnexpectedExit(listener: () => void): void {
+    this.#unexpectedExitListeners.push(listener);
+  }
+
+  async #pidFromFile(): Promise<number | undefined> {
+    const text = await readFile(join(this.#options.dataDir, 'postmaster.pid'), 'utf8').catch(() => undefined);
+    const pid = text === undefined ? undefined : postmasterPidFrom(text);
+    return pid !== undefined && isAlive(pid) ? pid : undefined;
+  }
+
+  /** The live postmaster of this data dir, adopting one an earlier agent process started. */
+  async runningPid(): Promise<number | undefined> {
+    if (this.#childPid !== undefined && isAlive(this.#childPid)) return this.#childPid;
+    const pid = await this.#pidFromFile();
+    if (pid !== undefined && this.#childPid === undefined) this.#adopt(pid);
+    return pid;
+  }
+
+  /** A postmaster started by an earlier agent process: we cannot get its exit event, so we poll for it. */
+  #adopt(pid: number): void {
+    if (this.#adoptedTimer !== undefined) return;
+    this.#options.log.info({ pid }, 'adopted a running postmaster');
+    this.#adoptedTimer = setInterval(() => {
+      if (isAlive(pid)) return;
+      clearInterval(this.#adoptedTimer);
+      this.#adoptedTimer = undefined;
+      this.#onExit(pid, 'exited');
+    }, ADOPTED_POLL_MS);
+    this.#adoptedTimer.unref();
+  }
+
+  #onExit(pid: number, how: string): void {
+    if (this.#childPid === pid) this.#childPid = undefined;
+    this.#options.onExit();
+    if (this.#isStopRequested) return;
+    this.#crashedAtMs = performance.now();
+    this.#options.log.error({ pid, how }, 'postmaster exited without being asked to');
+    for (const listener of this.#unexpectedExitListeners) listener();
+  }
+
+  /** Rejects when a postmaster runs on this data dir: a second one would refuse to start anyway, after our files changed. */
+  async assertStopped(): Promise<void> {
+    const existing = await this.runningPid();
+    if (existing !== undefined)
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${this.#options.member}] PostgreSQL is already running (pid ${existing}); stop it first`,
+        { context: { member: this.#options.member, path: this.#options.dataDir } },
+      );
+  }
+
+  /**
+   * Spawns `postgres -D` and waits until `isReady` (it accepts connections). A postmaster that exits during start-up
+   * fails the start with the tail of its log; one still starting at the deadline keeps starting in the background.
+   */
+  async start(isReady: () => Promise<boolean>, signal: AbortSignal, detail: Record<string, unknown>): Promise<void> {
+    const { member, dataDir, logFile, runAs } = this.#options;
+    await this.assertStopped();
+    const logHandle = await open(logFile, 'a');
+    if (runAs !== undefined) await logHandle.chown(runAs.uid, runAs.gid).catch(() => undefined);
+    this.#isStopRequested = false;
+    const binary = join(this.#options.binDir, 'postgres');
+    const child = spawn(binary, ['-D', dataDir], {
+      stdio: ['ignore', logHandle.fd, logHandle.fd],
+      detached: true,
+      env: { ...process.env, LC_ALL: 'C.UTF-8' },
+      cwd: '/',
+      ...(runAs !== undefined ? { uid: runAs.uid, gid: runAs.gid } : {}),
+    });
+    await logHandle.close();
+    const pid = child.pid;
+    if (pid === undefined) throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${member}] could not spawn ${binary}`);
+    child.unref();
+    this.#childPid = pid;
+    let exitCode: number | null | undefined;
+    child.once('exit', (code, exitSignal) => {
+      exitCode = code;
+      this.#onExit(pid, `exit ${code ?? exitSignal ?? 'unknown'}`);
+    });
+    this.#options.log.info({ pid, ...detail }, 'started postmaster');
+    while (!signal.aborted) {
+      if (exitCode !== undefined || !isAlive(pid)) {
+        throw new PgwardenError(
+          'PGW_PG_COMMAND_FAILED',
+          `[${member}] postgres -D ${dataDir} exited during start-up (code ${exitCode ?? 'unknown'}): ${await this.logTail()}`,
+          { context: { member, command: [binary, '-D', dataDir], exitCode: exitCode ?? null, hint: `see ${logFile}` } },
+        );
+      }
+      if (await isReady()) {
+        this.#crashedAtMs = undefined;
+        return;
+      }
+      await sleep(START_POLL_MS);
+    }
+    throw new PgwardenError(
+      'PGW_PG_TIMEOUT',
+      `[${member}] PostgreSQL did not accept connections before the deadline; it keeps starting in the background (see ${logFile})`,
+    );
+  }
+
+  async logTail(): Promise<string> {
+    try {
+      const text = await readFile(this.#options.logFile, 'utf8');
+      return text.trim().split('\n').slice(-8).join(' | ');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  /** Stops the postmaster, escalating to immediate and then SIGKILL; returns once its shared memory is released. */
+  async stop(mode: StopMode, signal: AbortSignal): Promise<void> {
+    const pid = await this.runningPid();
+    if (pid === undefined) return;
+    this.#isStopRequested = true;
+    this.#options.onExit();
+    process.kill(pid, STOP_SIGNALS[mode]);
+    this.#options.log.info({ pid, mode }, 'stopping postmaster');
+    const escalateAt = performance.now() + STOP_ESCALATE_MS[mode];
+    let isEscalated = mode === 'immediate';
+    while (isAlive(pid)) {
+      if (!isEscalated && (signal.aborted || performance.now() > escalateAt)) {
+        // A stop that does not finish in time becomes an immediate one: a demote must not hang.
+        process.kill(pid, 'SIGQUIT');
+        isEscalated = true;
+      } else if (isEscalated && performance.now() > escalateAt + STOP_KILL_AFTER_MS) {
+        process.kill(pid, 'SIGKILL');
+      }
+      await sleep(STOP_POLL_MS);
+    }
+    const pidFile = join(this.#options.dataDir, 'postmaster.pid');
+    for (let attempt = 0; attempt < PID_FILE_RELEASE_ATTEMPTS && existsSync(pidFile); attempt++) {
+      if ((await this.#pidFromFile()) === undefined) break;
+      await sleep(STOP_POLL_MS);
+    }
+    if (this.#childPid === pid) this.#childPid = undefined;
+  }
+
+  close(): void {
+    if (this.#adoptedTimer !== undefined) clearInterval(this.#adoptedTimer);
+    this.#adoptedTimer = undefined;
+  }
+}

@@ -1,0 +1,149 @@
+// The one way pgwarden opens a PostgreSQL session (node-postgres): the local socket and every upstream alike, with
+// connect and query deadlines, abort, and node-postgres errors turned into PgwardenErrors.
+import pg from 'pg';
+import type { Upstream } from '../core/ports.js';
+import { describeError, PgwardenError } from '../util/errors.js';
+
+export interface SqlTarget {
+  /** Host name, address, or the directory of a Unix socket. */
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly password?: string | undefined;
+  readonly database: string;
+  readonly connectTimeoutMs: number;
+  readonly queryTimeoutMs: number;
+  /** Names the node in error messages. */
+  readonly member: string;
+}
+
+export type SqlClient = pg.Client;
+
+/** Socket-level failures: nothing accepted the connection, so the server is down or out of reach. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ENOENT']);
+
+function isUnreachable(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return true;
+  return /timeout expired|connection timeout/i.test(describeError(error));
+}
+
+/** Where an upstream's conn_url points (postgres://host:port/db). */
+export function addressOf(upstream: Upstream): { readonly host: string; readonly port: number } {
+  const url = new URL(upstream.connUrl);
+  return { host: url.hostname, port: Number(url.port || '5432') };
+}
+
+/**
+ * Opens a session. Rejects with PGW_PG_UNREACHABLE when nothing accepts the connection and PGW_PG_QUERY_FAILED
+ * otherwise (authentication, a server still starting up). `onError` hears of a session that breaks later.
+ */
+export async function connectTo(target: SqlTarget, signal?: AbortSignal, onError?: () => void): Promise<SqlClient> {
+  const client = new pg.Client({
+    host: target.host,
+    port: target.port,
+    user: target.user,
+    password: target.password,
+    database: target.database,
+    application_name: 'pgwarden',
+    connectionTimeoutMillis: target.connectTimeoutMs,
+    query_timeout: target.queryTimeoutMs,
+  });
+  // node-postgres emits 'error' on a broken idle session; unhandled it would crash the agent.
+  client.on('error', () => onError?.());
+  const onAbort = (): void => void client.end().catch(() => undefined);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (signal?.aborted === true) throw new Error('aborted before connecting');
+    await client.connect();
+    return client;
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    throw new PgwardenError(
+      isUnreachable(error) ? 'PGW_PG_UNREACHABLE' : 'PGW_PG_QUERY_FAILED',
+      `[${target.member}] could not connect to PostgreSQL at ${target.host}:${target.port} (database ${target.database}): ${describeError(error)}`,
+      { cause: error, context: { member: target.member, hint: 'is PostgreSQL running there, and does pg_hba let the superuser in?' } },
+    );
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** A session for the length of `work`: an abort ends it (failing the query in flight), and it is always closed. */
+export async function withSession<T>(target: SqlTarget, signal: AbortSignal, work: (client: SqlClient) => Promise<T>): Promise<T> {
+  const client = await connectTo(target, signal);
+  const onAbort = (): void => void client.end().catch(() => undefined);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    return await work(client);
+  } catch (error) {
+    if (error instanceof PgwardenError) throw error;
+    throw new PgwardenError(
+      'PGW_PG_QUERY_FAILED',
+      `[${target.member}] query on ${target.host}:${target.port} failed: ${describeError(error)}`,
+      {
+        cause: error,
+        context: { member: target.member },
+      },
+    );
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * The agent's own session to its local PostgreSQL, kept open between probes (one backend, not one per cycle) and
+ * dropped on any error or when the postmaster exits, so the next query reconnects.
+ */
+export class LocalSession {
+  readonly #target: SqlTarget;
+  /** The connect in flight or done; concurrent callers share it rather than each opening a backend. */
+  #client: Promise<SqlClient> | undefined;
+
+  constructor(target: SqlTarget) {
+    this.#target = target;
+  }
+
+  async query<T extends object>(text: string, signal: AbortSignal, params: unknown[] = []): Promise<T[]> {
+    if (signal.aborted) throw new PgwardenError('PGW_PG_TIMEOUT', `[${this.#target.member}] aborted before the query`);
+    const onAbort = (): void => void this.drop();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      this.#client ??= connectTo(this.#target, signal, () => void this.drop());
+      const result = await (await this.#client).query<T>(text, params);
+      return result.rows;
+    } catch (error) {
+      await this.drop();
+      throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${this.#target.member}] query failed: ${describeError(error)}`, {
+        cause: error,
+        context: { member: this.#target.member },
+      });
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** A one-off session in another database of the local server (logical slots live in one database). */
+  async queryIn(database: string, text: string, params: unknown[], signal: AbortSignal): Promise<void> {
+    try {
+      await withSession({ ...this.#target, database, queryTimeoutMs: 30_000 }, signal, (client) => client.query(text, params));
+    } catch (error) {
+      throw new PgwardenError(
+        'PGW_PG_QUERY_FAILED',
+        `[${this.#target.member}] query in database ${database} failed: ${describeError(error)}`,
+        {
+          cause: error,
+          context: { member: this.#target.member },
+        },
+      );
+    }
+  }
+
+  async drop(): Promise<void> {
+    const pending = this.#client;
+    this.#client = undefined;
+    const client = await pending?.catch(() => undefined);
+    await client?.end().catch(() => undefined);
+  }
+}
