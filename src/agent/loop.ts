@@ -40,6 +40,11 @@ export interface AgentOptions extends CycleSettings {
   readonly log: Log;
   /** The decision function (decide() unless a test proves a rule is needed by running without it). */
   readonly decide?: DecideFunction | undefined;
+  /**
+   * The lease fence is on unless a test turns it off to see what the core's rules guarantee on their own (the fence
+   * is a second line of defence and would mask a missing rule).
+   */
+  readonly isLeaseFenceEnabled?: boolean | undefined;
 }
 
 export class Agent {
@@ -73,7 +78,9 @@ export class Agent {
       log,
       tasks: this.#tasks,
       inbox: this.#inbox,
-      onLockChanged: (lock) => this.#fence.follow(lock),
+      onLockChanged: (lock) => {
+        if (options.isLeaseFenceEnabled !== false) this.#fence.follow(lock);
+      },
       decide: options.decide,
     };
     options.pg.onUnexpectedExit(() => {

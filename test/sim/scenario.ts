@@ -49,7 +49,10 @@ function injectFault(world: SimWorld, healers: Healer[]): void {
 }
 
 /** Runs one seed to the end (or to its first invariant violation). */
-export async function runSeed(seed: number, options: { sync?: SyncSettings; withoutRules?: readonly string[] } = {}): Promise<SimWorld> {
+export async function runSeed(
+  seed: number,
+  options: { sync?: SyncSettings; withoutRules?: readonly string[]; withoutFence?: boolean } = {},
+): Promise<SimWorld> {
   const world = new SimWorld(seed, NAMES, options);
   const healers: Healer[] = [];
   let nextFaultAt = FIRST_FAULT_MS;

@@ -5,11 +5,12 @@ import { SYNC_MODES } from './sync-modes.js';
 const from = Number(process.argv[2] ?? 1);
 const to = Number(process.argv[3] ?? from);
 const sync = SYNC_MODES[process.argv[4] ?? 'off'];
-const without = process.argv[5] === undefined ? [] : [process.argv[5]];
+const without = process.argv[5] === undefined || process.argv[5] === '-' ? [] : process.argv[5].split(',');
+const withoutFence = process.env.PGWARDEN_SIM_NO_FENCE === '1';
 let failed = 0;
 const startedAt = performance.now();
 for (let seed = from; seed <= to; seed++) {
-  const world = await runSeed(seed, { ...(sync !== undefined ? { sync } : {}), withoutRules: without });
+  const world = await runSeed(seed, { ...(sync !== undefined ? { sync } : {}), withoutRules: without, withoutFence });
   const problem = world.violations[0]?.message ?? world.convergence();
   if (problem !== undefined) {
     failed++;

@@ -32,6 +32,8 @@ export interface SimOptions {
   readonly sync?: SyncSettings | undefined;
   /** Rule names to leave out of decide(): proves each safety rule is needed. */
   readonly withoutRules?: readonly string[] | undefined;
+  /** Runs the agents without their lease fence, so the rules alone must keep the invariants. */
+  readonly withoutFence?: boolean | undefined;
 }
 
 export interface SimNode {
@@ -160,6 +162,7 @@ export class SimWorld {
       clock: process.clock(),
       log: simLog(this, name),
       decide: this.#decide(),
+      isLeaseFenceEnabled: this.#options.withoutFence !== true,
     });
     agent.start();
     return { name, process, agent, dcs, isPartitioned: previous?.isPartitioned ?? false };

@@ -85,6 +85,8 @@ export interface MemoryPgInspection {
   readonly ssn: string;
   readonly upstream: string | undefined;
   readonly sysid: string | undefined;
+  /** Replication slots on the node, by name and type. */
+  readonly slots: readonly { readonly name: string; readonly type: 'physical' | 'logical' }[];
 }
 
 /** How the cluster reaches into a controller for faults, without widening the PgController surface. */
@@ -580,6 +582,7 @@ export class MemoryPgCluster {
       ssn: node.ssn,
       upstream: node.upstream,
       sysid: node.sysid,
+      slots: [...node.slots.values()].map((slot) => ({ name: slot.name, type: slot.type })),
     };
   }
 
