@@ -1,6 +1,7 @@
 // restapi.allowlist: which client addresses may call unsafe endpoints (Patroni answers 403 "Access is denied" otherwise).
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { PgwardenError } from '../util/errors.js';
 
 export type ResolveHost = (host: string) => Promise<string[]>;
 
@@ -29,7 +30,17 @@ function addLiteral(list: BlockList, entry: string): boolean {
   const prefix = Number(entry.slice(slash + 1));
   const family = isIP(network);
   if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
-    throw new Error(`restapi.allowlist entry "${entry}" is not a valid CIDR network (expected e.g. 10.0.0.0/8 or fd00::/8)`);
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `restapi.allowlist entry "${entry}" is not a valid CIDR network (expected e.g. 10.0.0.0/8 or fd00::/8)`,
+      {
+        context: {
+          key: 'restapi.allowlist',
+          entry,
+          hint: `write an address with a prefix length of 0-${family === 6 ? 128 : 32} (e.g. 10.0.0.0/8 or fd00::/8), a single address, or a host name`,
+        },
+      },
+    );
   }
   list.addSubnet(network, prefix, family === 6 ? 'ipv6' : 'ipv4');
   return true;

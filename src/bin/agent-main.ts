@@ -12,7 +12,7 @@ import { HttpPeerClient } from '../peers/http-peer-client.js';
 import { openPostgresController, resolveRunAs } from './adapters.js';
 import { SystemClock } from '../util/clock.js';
 import { loadConfigIsolated } from './load-config-isolated.js';
-import { describeError } from '../util/errors.js';
+import { describeError, PgwardenError } from '../util/errors.js';
 
 /** Published as the member `version`: Patroni tooling parses it as dotted integers and branches on it. */
 export const PATRONI_COMPATIBLE_VERSION = '3.0.2';
@@ -65,7 +65,14 @@ export async function runAgent(configPath: string): Promise<void> {
     try {
       return readFileSync(path);
     } catch (error) {
-      throw new Error(`restapi.${key}: cannot read ${path} (${describeError(error)}); fix the path or remove the key`);
+      throw new PgwardenError(
+        'PGW_CONFIG_UNREADABLE',
+        `restapi.${key}: cannot read ${path} (${describeError(error)}); fix the path or remove the key`,
+        {
+          cause: error,
+          context: { key: `restapi.${key}`, path, hint: 'fix the path or remove the key' },
+        },
+      );
     }
   };
   const tls = isHttps
@@ -103,7 +110,15 @@ export async function runAgent(configPath: string): Promise<void> {
   const reloadLocalConfig = async (): Promise<void> => {
     const reloaded = (await loadConfigIsolated(configPath)).config;
     if (reloaded.name !== config.name || reloaded.scope !== config.scope)
-      throw new Error('name and scope cannot change on reload: restart the agent');
+      throw new PgwardenError('PGW_CONFIG_INVALID', 'name and scope cannot change on reload: restart the agent', {
+        context: {
+          path: configPath,
+          member: config.name,
+          scope: config.scope,
+          reloaded: { name: reloaded.name, scope: reloaded.scope },
+          hint: 'restart the agent to take a new name or scope, or put the old values back',
+        },
+      });
     agent.reloadLocalConfig({
       tags: publishedTags(reloaded.tags),
       parameters: reloaded.postgresql.parameters,

@@ -57,7 +57,10 @@ async function loadCluster(
 
 function positiveNumber(name: string, value: string): number {
   const number = Number(value);
-  if (!(number > 0)) throw new Error(`--${name} expects a positive number, got "${value}"`);
+  if (!(number > 0))
+    throw new PgwardenError('PGW_CLI_USAGE', `--${name} expects a positive number, got "${value}"`, {
+      context: { flag: `--${name}`, value, hint: `pass a number above 0 to --${name}` },
+    });
   return number;
 }
 
@@ -68,7 +71,10 @@ function register(program: Command): void {
     .argument('[config]', 'config file (defaults to -c)')
     .action(async (configArgument: string | undefined) => {
       const path = configArgument ?? program.opts<{ config?: string }>().config;
-      if (path === undefined) throw new Error('agent needs a config file: pgwarden agent <pgwarden.yml>');
+      if (path === undefined)
+        throw new PgwardenError('PGW_CLI_USAGE', 'agent needs a config file: pgwarden agent <pgwarden.yml>', {
+          context: { command: ['pgwarden', 'agent'], hint: 'pgwarden agent <pgwarden.yml> (or pgwarden -c <pgwarden.yml> agent)' },
+        });
       await runAgent(path);
       await new Promise<never>(() => undefined);
     });
@@ -78,7 +84,10 @@ function register(program: Command): void {
     .argument('[config]', 'config file (defaults to -c)')
     .action(async (configArgument: string | undefined) => {
       const path = configArgument ?? program.opts<{ config?: string }>().config;
-      if (path === undefined) throw new Error('proxy needs a config file: pgwarden -c <pgwarden.yml> proxy');
+      if (path === undefined)
+        throw new PgwardenError('PGW_CLI_USAGE', 'proxy needs a config file: pgwarden -c <pgwarden.yml> proxy', {
+          context: { command: ['pgwarden', 'proxy'], hint: 'pgwarden -c <pgwarden.yml> proxy (or pgwarden proxy <pgwarden.yml>)' },
+        });
       await runProxy(path);
       await new Promise<never>(() => undefined);
     });
@@ -97,12 +106,36 @@ function register(program: Command): void {
     .option('--keep', 'keep the cluster directory (logs) and write the report there')
     .action(async (options: { seed: string; faults: string; sync?: boolean; kinds?: string; network: string; keep?: boolean }) => {
       if (!['auto', 'netns', 'relay', 'loopback'].includes(options.network))
-        throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns, relay or loopback, got "${options.network}"`);
+        throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns, relay or loopback, got "${options.network}"`, {
+          context: {
+            command: ['pgwarden', 'chaos'],
+            flag: '--network',
+            value: options.network,
+            hint: 'choose auto, netns, relay or loopback',
+          },
+        });
       const seed = Number(options.seed);
-      if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed expects a non-negative integer, got "${options.seed}"`);
+      if (!Number.isInteger(seed) || seed < 0)
+        throw new PgwardenError('PGW_CLI_USAGE', `--seed expects a non-negative integer, got "${options.seed}"`, {
+          context: {
+            command: ['pgwarden', 'chaos'],
+            flag: '--seed',
+            value: options.seed,
+            hint: 'pass 0, 1, 2...: the same seed replays the same faults',
+          },
+        });
       const kinds = options.kinds?.split(',').map((kind) => kind.trim());
       const unknown = kinds?.filter((kind) => !(FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
-      if (unknown.length > 0) throw new Error(`unknown fault kind ${unknown.join(', ')}; choose from ${FAULT_KINDS.join(', ')}`);
+      if (unknown.length > 0)
+        throw new PgwardenError('PGW_CLI_USAGE', `unknown fault kind ${unknown.join(', ')}; choose from ${FAULT_KINDS.join(', ')}`, {
+          context: {
+            command: ['pgwarden', 'chaos'],
+            flag: '--kinds',
+            value: options.kinds,
+            unknown,
+            hint: `choose from ${FAULT_KINDS.join(', ')}`,
+          },
+        });
       process.once('uncaughtException', (error) => {
         out(`chaos: crashed (${describeError(error)}): stopping the cluster`);
         void stopActiveClusters().finally(() => process.exit(1));
@@ -140,7 +173,14 @@ function register(program: Command): void {
         proxyDataPath: string;
       }) => {
         if (options.proxyDataPath !== 'userspace' && options.proxyDataPath !== 'kernel')
-          throw new PgwardenError('PGW_CLI_USAGE', `--proxy-data-path must be userspace or kernel, got "${options.proxyDataPath}"`);
+          throw new PgwardenError('PGW_CLI_USAGE', `--proxy-data-path must be userspace or kernel, got "${options.proxyDataPath}"`, {
+            context: {
+              command: ['pgwarden', 'local', 'start'],
+              flag: '--proxy-data-path',
+              value: options.proxyDataPath,
+              hint: 'choose userspace, or kernel (nftables, needs root)',
+            },
+          });
         await runLocalStart({
           dir: options.dir,
           isBackground: options.background === true,
@@ -168,7 +208,14 @@ function register(program: Command): void {
     .option('--dir <dir>', 'the cluster directory', defaultLocalDir())
     .action(async (options: { dir: string }) => {
       const state = await readLocalState(options.dir);
-      if (state === undefined) throw new Error(`no local cluster is running from ${options.dir}; start one with: npm run cluster`);
+      if (state === undefined)
+        throw new PgwardenError('PGW_LOCAL_PROCESS', `no local cluster is running from ${options.dir}; start one with: npm run cluster`, {
+          context: {
+            command: ['pgwarden', 'local', 'status'],
+            path: options.dir,
+            hint: 'start one with: npm run cluster (or pass --dir of a running one)',
+          },
+        });
       const dcs = openEtcdDcs({
         endpoints: state.etcdEndpoints,
         namespace: state.namespace,

@@ -10,7 +10,7 @@ import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
 import { SystemClock } from '../util/clock.js';
-import { describeError } from '../util/errors.js';
+import { describeError, PgwardenError } from '../util/errors.js';
 
 /** GET <member's REST API>/primary over a kept-alive connection: 200 only on the writable lock holder. */
 function primaryProbe(config: ProxyConfig): PrimaryProbe {
@@ -93,7 +93,15 @@ export async function runProxy(configPath: string): Promise<void> {
     try {
       const reloaded = loadProxyConfig(configPath);
       if (reloaded.scope !== config.scope || reloaded.namespace !== config.namespace)
-        throw new Error('scope and namespace cannot change on reload: restart the proxy');
+        throw new PgwardenError('PGW_CONFIG_INVALID', 'scope and namespace cannot change on reload: restart the proxy', {
+          context: {
+            path: configPath,
+            scope: config.scope,
+            namespace: config.namespace,
+            reloaded: { scope: reloaded.scope, namespace: reloaded.namespace },
+            hint: 'restart the proxy to follow another cluster, or put the old values back',
+          },
+        });
       server
         .reload(reloaded.proxy)
         .then(() => log.info({ primary: server.ports.primary, replica: server.ports.replica ?? null }, 'proxy configuration reloaded'))

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { ClusterView } from '../core/types.js';
-import { describeError } from '../util/errors.js';
+import { describeError, PgwardenError } from '../util/errors.js';
 import type { TlsClientOptions } from '../util/http-request.js';
 import { callApi, type Credentials } from './api-client.js';
 import {
@@ -56,7 +56,14 @@ async function editInEditor(text: string): Promise<string> {
       child.once('error', reject);
       child.once('exit', resolve);
     });
-    if (code !== 0) throw new Error(`${editor} exited with ${code ?? 'a signal'}; nothing changed`);
+    if (code !== 0)
+      throw new PgwardenError('PGW_CLI_ABORTED', `${editor} exited with ${code ?? 'a signal'}; nothing changed`, {
+        context: {
+          command: [editor, file],
+          exitCode: code,
+          hint: 'nothing was changed: save and quit the editor normally to apply, or set $EDITOR to a working editor',
+        },
+      });
     return await readFile(file, 'utf8');
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -72,7 +79,10 @@ async function readStdin(): Promise<string> {
 export function configPathFrom(program: Command): string {
   const options = program.opts<{ config?: string }>();
   const path = options.config ?? process.env.PGWARDEN_CONFIG ?? process.env.PATRONICTL_CONFIG_FILE;
-  if (path === undefined) throw new Error('no config file: pass -c <pgwarden.yml> (or set PGWARDEN_CONFIG)');
+  if (path === undefined)
+    throw new PgwardenError('PGW_CLI_USAGE', 'no config file: pass -c <pgwarden.yml> (or set PGWARDEN_CONFIG)', {
+      context: { flag: '-c', hint: 'pass -c <pgwarden.yml> before the verb, or set PGWARDEN_CONFIG (or PATRONICTL_CONFIG_FILE)' },
+    });
   return path;
 }
 
@@ -144,7 +154,11 @@ export function buildProgram(deps: CliDeps): Command {
     .option('--scheduled <time>', 'ISO-8601 time with zone, or "now"')
     .option('--force', 'do not ask for confirmation')
     .action(async (members: string[], options: { role?: string; pending?: boolean; scheduled?: string; force?: boolean }) => {
-      if (!(await restartCommand(members, options, await control(options.force === true)))) throw new Error('some restarts failed');
+      const failed = await restartCommand(members, options, await control(options.force === true));
+      if (failed.length > 0)
+        throw new PgwardenError('PGW_CLI_PARTIAL_FAILURE', 'some restarts failed', {
+          context: { command: ['pgwarden', 'restart'], members: failed, hint: 'the Failed: lines above say why for each member' },
+        });
     });
   program
     .command('reload')
@@ -153,7 +167,11 @@ export function buildProgram(deps: CliDeps): Command {
     .option('-r, --role <role>', 'leader, replica or any')
     .option('--force', 'do not ask for confirmation')
     .action(async (members: string[], options: { role?: string; force?: boolean }) => {
-      if (!(await reloadCommand(members, options, await control(options.force === true)))) throw new Error('some reloads failed');
+      const failed = await reloadCommand(members, options, await control(options.force === true));
+      if (failed.length > 0)
+        throw new PgwardenError('PGW_CLI_PARTIAL_FAILURE', 'some reloads failed', {
+          context: { command: ['pgwarden', 'reload'], members: failed, hint: 'the Failed: lines above say why for each member' },
+        });
     });
   program
     .command('reinit')
@@ -162,7 +180,11 @@ export function buildProgram(deps: CliDeps): Command {
     .option('--wait', 'wait until the new copy runs')
     .option('--force', 'do not ask for confirmation')
     .action(async (members: string[], options: { wait?: boolean; force?: boolean }) => {
-      if (!(await reinitCommand(members, options, await control(options.force === true)))) throw new Error('some reinitializations failed');
+      const failed = await reinitCommand(members, options, await control(options.force === true));
+      if (failed.length > 0)
+        throw new PgwardenError('PGW_CLI_PARTIAL_FAILURE', 'some reinitializations failed', {
+          context: { command: ['pgwarden', 'reinit'], members: failed, hint: 'the Failed: lines above say why for each member' },
+        });
     });
   program
     .command('show-config')
@@ -188,7 +210,14 @@ export function buildProgram(deps: CliDeps): Command {
     .option('--replace <file>', 'replace the whole config with a YAML file (or - for stdin)')
     .option('--force', 'apply without asking')
     .action(async (options: { set: string[]; pg: string[]; apply?: string; replace?: string; force?: boolean }) => {
-      if (options.apply !== undefined && options.replace !== undefined) throw new Error('use either --apply or --replace, not both');
+      if (options.apply !== undefined && options.replace !== undefined)
+        throw new PgwardenError('PGW_CLI_USAGE', 'use either --apply or --replace, not both', {
+          context: {
+            command: ['pgwarden', 'edit-config'],
+            flag: '--apply/--replace',
+            hint: '--apply merges a file into the config, --replace makes it the whole config: pick one',
+          },
+        });
       const edit = process.stdin.isTTY ? editInEditor : undefined;
       await editConfigCommand(
         { ...options, readFile: (path) => (path === '-' ? readStdin() : readFile(path, 'utf8')), edit },
@@ -219,24 +248,41 @@ export function buildProgram(deps: CliDeps): Command {
     .description("delete the cluster's keys from the DCS (asks to type the cluster name)")
     .argument('<cluster>', 'the cluster name (scope)')
     .action(async (cluster: string) => {
-      const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
-      if (cluster !== loaded.scope) throw new Error(`the config file is for cluster ${loaded.scope}, not ${cluster}`);
+      const configPath = configPathFrom(program);
+      const loaded = await deps.loadCluster(configPath, AbortSignal.timeout(5000));
+      if (cluster !== loaded.scope)
+        throw new PgwardenError('PGW_CLI_USAGE', `the config file is for cluster ${loaded.scope}, not ${cluster}`, {
+          context: {
+            command: ['pgwarden', 'remove', cluster],
+            path: configPath,
+            scope: loaded.scope,
+            hint: `pass the config file of cluster ${cluster} with -c, or name cluster ${loaded.scope}`,
+          },
+        });
       const readLine = deps.readLine;
-      if (deps.removeCluster === undefined || readLine === undefined) throw new Error('remove is not available');
+      if (deps.removeCluster === undefined || readLine === undefined)
+        throw new PgwardenError('PGW_INTERNAL', 'remove is not available', {
+          context: { command: ['pgwarden', 'remove'], hint: 'this build of the CLI has no DCS access for remove: use the pgwarden binary' },
+        });
+      const aborted = (message: string, hint: string): PgwardenError =>
+        new PgwardenError('PGW_CLI_ABORTED', message, { context: { command: ['pgwarden', 'remove', cluster], scope: cluster, hint } });
       if ((await readLine('Please confirm the cluster name to remove: ')) !== cluster)
-        throw new Error('Cluster names specified do not match');
+        throw aborted('Cluster names specified do not match', `nothing was removed: type the cluster name ${cluster} exactly`);
       if (
         (await readLine('You are about to remove all information in DCS for ' + cluster + ', please type: "Yes I am aware": ')) !==
         'Yes I am aware'
       )
-        throw new Error('You did not exactly type "Yes I am aware"');
+        throw aborted('You did not exactly type "Yes I am aware"', 'nothing was removed: type Yes I am aware exactly');
       const leader = loaded.view.leader?.name;
       if (
         leader !== undefined &&
         (await readLine('This cluster currently is healthy. Please specify the leader name to continue: ')) !== leader
       )
-        throw new Error('You did not specify the current leader of the cluster');
-      await deps.removeCluster(configPathFrom(program));
+        throw aborted(
+          'You did not specify the current leader of the cluster',
+          `nothing was removed: type the name of the current leader, ${leader}`,
+        );
+      await deps.removeCluster(configPath);
       deps.out(`Success: cluster ${cluster} removed from the DCS`);
     });
   program
@@ -259,8 +305,17 @@ export function buildProgram(deps: CliDeps): Command {
         username?: string;
         format: 'tsv' | 'json' | 'yaml';
       }) => {
-        const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
-        if (loaded.db === undefined) throw new Error('query needs postgresql settings in the config file');
+        const configPath = configPathFrom(program);
+        const loaded = await deps.loadCluster(configPath, AbortSignal.timeout(5000));
+        if (loaded.db === undefined)
+          throw new PgwardenError('PGW_CONFIG_INVALID', 'query needs postgresql settings in the config file', {
+            context: {
+              command: ['pgwarden', 'query'],
+              path: configPath,
+              key: 'postgresql',
+              hint: 'add the postgresql section (bin_dir, authentication.superuser) to the config file',
+            },
+          });
         await queryCommand(loaded.view, options, loaded.db, deps.out);
       },
     );
@@ -287,11 +342,21 @@ export function buildProgram(deps: CliDeps): Command {
       const port = (flag: string, value: string): number => {
         const number = Number(value);
         if (!Number.isInteger(number) || number < 1 || number > 65535)
-          throw new Error(`--${flag} expects a port number (1-65535), got "${value}"`);
+          throw new PgwardenError('PGW_CLI_USAGE', `--${flag} expects a port number (1-65535), got "${value}"`, {
+            context: { command: ['pgwarden', 'haproxy-config'], flag: `--${flag}`, value, hint: 'pass a port number from 1 to 65535' },
+          });
         return number;
       };
       const interval = Number(options.checkInterval);
-      if (!(interval >= 10)) throw new Error(`--check-interval expects milliseconds (>= 10), got "${options.checkInterval}"`);
+      if (!(interval >= 10))
+        throw new PgwardenError('PGW_CLI_USAGE', `--check-interval expects milliseconds (>= 10), got "${options.checkInterval}"`, {
+          context: {
+            command: ['pgwarden', 'haproxy-config'],
+            flag: '--check-interval',
+            value: options.checkInterval,
+            hint: 'pass milliseconds, at least 10 (e.g. 1000)',
+          },
+        });
       const servers = serversFromView(await reload());
       deps.out(
         renderHaproxyConfig(servers, {

@@ -5,12 +5,39 @@ export type ErrorCode =
   | 'PGW_CONFIG_UNREADABLE'
   | 'PGW_DCS_UNAVAILABLE'
   | 'PGW_DCS_BAD_VALUE'
+  /** The DCS client was closed: every call still in flight ends with this (open a new client to go on). */
+  | 'PGW_DCS_CLOSED'
+  /** A key was written with a lease that does not exist (expired or never granted). */
+  | 'PGW_DCS_LEASE_NOT_FOUND'
+  /** A watch stream broke off (etcd closed it); the watcher re-reads and watches again. */
+  | 'PGW_DCS_WATCH_BROKEN'
+  /** A watch was cancelled by its caller. */
+  | 'PGW_DCS_WATCH_ABORTED'
+  /** etcd answered an HTTP request with a non-2xx status (context: endpoint, path, status). */
+  | 'PGW_ETCD_ANSWER'
   | 'PGW_PG_COMMAND_FAILED'
   | 'PGW_PG_QUERY_FAILED'
   | 'PGW_PG_TIMEOUT'
   | 'PGW_PG_UNREACHABLE'
   | 'PGW_API_BAD_REQUEST'
+  /** No member's REST API answered at all (network, TLS, auth layer): retryable. */
+  | 'PGW_API_UNREACHABLE'
+  /** A member's REST API answered but refused the request (context: member, path, status). */
+  | 'PGW_API_REQUEST_FAILED'
+  /** Bad flags or arguments on the command line (context: flag, value, hint). */
   | 'PGW_CLI_USAGE'
+  /** The user declined a confirmation, or the edit was abandoned: nothing was changed. */
+  | 'PGW_CLI_ABORTED'
+  /** No member by that name, or none with the asked role (context: member or role, scope). */
+  | 'PGW_CLI_NO_MEMBER'
+  /** The cluster is not in the state the verb needs (already paused, not initialized, no members yet). */
+  | 'PGW_CLI_CLUSTER_STATE'
+  /** A --wait ran out of time before every member got there. */
+  | 'PGW_CLI_TIMEOUT'
+  /** A verb acting on several members failed on some of them (each failure was printed above). */
+  | 'PGW_CLI_PARTIAL_FAILURE'
+  /** A short system command (ip, nft, mount...) failed, timed out or is not installed (context: command, exitCode). */
+  | 'PGW_SYSTEM_COMMAND_FAILED'
   | 'PGW_LOCAL_PROCESS'
   | 'PGW_PROXY_KERNEL'
   | 'PGW_MEMBER_UNKNOWN'

@@ -1,6 +1,7 @@
 // `pgwarden haproxy-config`: an HAProxy configuration with Patroni-style health checks against the agents' REST API,
 // for users who keep HAProxy in front of the cluster.
 import type { ClusterView } from '../../core/types.js';
+import { PgwardenError } from '../../util/errors.js';
 
 export interface HaproxyServer {
   readonly name: string;
@@ -35,15 +36,31 @@ export function serversFromView(view: ClusterView): HaproxyServer[] {
         apiPort: Number(api.port || (isApiHttps ? 443 : 80)),
         isApiHttps,
       });
-    } catch {
-      throw new Error(`member ${member.name} has an unusable conn_url "${member.conn_url}" or api_url "${member.api_url}" in the DCS`);
+    } catch (error) {
+      throw new PgwardenError(
+        'PGW_DCS_BAD_VALUE',
+        `member ${member.name} has an unusable conn_url "${member.conn_url}" or api_url "${member.api_url}" in the DCS`,
+        {
+          cause: error,
+          context: {
+            member: member.name,
+            key: `<namespace>/<scope>/members/${member.name}`,
+            conn_url: member.conn_url,
+            api_url: member.api_url,
+            hint: `fix postgresql.connect_address and restapi.connect_address in the config file of ${member.name}, then reload its agent`,
+          },
+        },
+      );
     }
   }
   return servers;
 }
 
 export function renderHaproxyConfig(servers: readonly HaproxyServer[], options: HaproxyOptions): string {
-  if (servers.length === 0) throw new Error('the cluster has no members in the DCS yet: start the agents first');
+  if (servers.length === 0)
+    throw new PgwardenError('PGW_CLI_CLUSTER_STATE', 'the cluster has no members in the DCS yet: start the agents first', {
+      context: { command: ['pgwarden', 'haproxy-config'], key: '<namespace>/<scope>/members/', hint: 'start the agents first' },
+    });
   const interval = `${options.checkIntervalMs}ms`;
   const serverLines = servers
     .map(

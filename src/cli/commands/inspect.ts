@@ -1,10 +1,18 @@
 // Read-only verbs straight from the DCS: show-config, history, dsn.
 import { stringify } from 'yaml';
 import type { ClusterView } from '../../core/types.js';
+import { PgwardenError } from '../../util/errors.js';
 import { pickMember } from './query.js';
 
 export function showConfig(view: ClusterView, format: 'yaml' | 'json' = 'yaml'): string {
-  if (view.config === undefined) throw new Error('the cluster has no configuration in the DCS (not initialized yet?)');
+  if (view.config === undefined)
+    throw new PgwardenError('PGW_CLI_CLUSTER_STATE', 'the cluster has no configuration in the DCS (not initialized yet?)', {
+      context: {
+        command: ['pgwarden', 'show-config'],
+        key: '<namespace>/<scope>/config',
+        hint: 'start an agent to bootstrap the cluster; it writes the config key',
+      },
+    });
   if (format === 'json') return JSON.stringify(view.config, null, 2);
   return stringify(view.config, { sortMapEntries: true }).trimEnd();
 }

@@ -1,6 +1,7 @@
 // `pgwarden list` and `topology`: the member table straight from the DCS, once or every N seconds.
 import { summarizeCluster } from '../../core/cluster-summary.js';
 import type { ClusterView } from '../../core/types.js';
+import { PgwardenError } from '../../util/errors.js';
 import { renderMemberTable, renderTopology, type OutputFormat } from '../render.js';
 
 export interface ListOptions {
@@ -18,7 +19,15 @@ export interface ListOptions {
 export async function listCommand(options: ListOptions): Promise<void> {
   const intervalS = options.watch !== undefined ? Number(options.watch) : options.W === true ? 2 : undefined;
   if (intervalS !== undefined && !(intervalS > 0))
-    throw new Error(`--watch expects a positive number of seconds, got "${options.watch ?? ''}"`);
+    throw new PgwardenError('PGW_CLI_USAGE', `--watch expects a positive number of seconds, got "${options.watch ?? ''}"`, {
+      context: {
+        command: ['pgwarden', options.isTopology === true ? 'topology' : 'list'],
+        flag: '--watch',
+        value: options.watch ?? '',
+        path: options.configPath,
+        hint: 'e.g. --watch 5 (or -W for every 2 seconds)',
+      },
+    });
   for (;;) {
     const { scope, view } = await options.loadCluster(options.configPath, AbortSignal.timeout(5000));
     const summary = summarizeCluster(view);

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { stringify } from 'yaml';
 import { hostPortFromConnUrl } from '../../core/cluster-summary.js';
 import type { ClusterView } from '../../core/types.js';
+import { PgwardenError } from '../../util/errors.js';
 
 /** psql's unaligned tab-separated output (header row first) as rows of objects, for --format json|yaml. */
 export function tsvToObjects(text: string): Record<string, string>[] {
@@ -41,13 +42,29 @@ export function pickMember(
     return member.state === 'running';
   });
   if (chosen === undefined)
-    throw new Error(options.member !== undefined ? `no member named ${options.member}` : `no running member with role ${role}`);
+    throw new PgwardenError(
+      'PGW_CLI_NO_MEMBER',
+      options.member !== undefined ? `no member named ${options.member}` : `no running member with role ${role}`,
+      {
+        context: {
+          ...(options.member !== undefined ? { member: options.member, flag: '--member' } : { role, flag: '--role' }),
+          hint:
+            options.member !== undefined
+              ? 'pgwarden list shows the member names'
+              : 'pgwarden list shows the roles and states; pick another role or a member with -m <name>',
+        },
+      },
+    );
   return { name: chosen.name, ...hostPortFromConnUrl(chosen.conn_url) };
 }
 
 export function queryCommand(view: ClusterView, options: QueryOptions, access: DbAccess, out: (text: string) => void): Promise<void> {
   if ((options.command === undefined) === (options.file === undefined))
-    return Promise.reject(new Error('query needs exactly one of -c <SQL> or -f <file>'));
+    return Promise.reject(
+      new PgwardenError('PGW_CLI_USAGE', 'query needs exactly one of -c <SQL> or -f <file>', {
+        context: { command: ['pgwarden', 'query'], flag: '-c/-f', hint: 'pass the SQL with -c <SQL>, or a file of SQL with -f <file>' },
+      }),
+    );
   const target = pickMember(view, options);
   const args = [
     '-X',
@@ -81,7 +98,18 @@ export function queryCommand(view: ClusterView, options: QueryOptions, access: D
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', (error) => reject(new Error(`could not run ${access.psql}: ${error.message}`)));
+    child.once('error', (error) =>
+      reject(
+        new PgwardenError('PGW_PG_COMMAND_FAILED', `could not run ${access.psql}: ${error.message}`, {
+          cause: error,
+          context: {
+            member: target.name,
+            path: access.psql,
+            hint: 'install the PostgreSQL client (psql), or set postgresql.bin_dir in the config file to where it is',
+          },
+        }),
+      ),
+    );
     child.once('close', (code) => {
       if (code === 0) {
         const format = options.format ?? 'tsv';
@@ -93,7 +121,22 @@ export function queryCommand(view: ClusterView, options: QueryOptions, access: D
               : stringify(tsvToObjects(stdout)).trimEnd(),
         );
         resolve();
-      } else reject(new Error(`query on ${target.name} failed: ${stderr.trim().split('\n').slice(-3).join(' ')}`));
+      } else {
+        const tail = stderr.trim().split('\n').slice(-3).join(' ');
+        reject(
+          new PgwardenError('PGW_PG_QUERY_FAILED', `query on ${target.name} failed: ${tail}`, {
+            context: {
+              member: target.name,
+              host: target.host,
+              port: target.port,
+              database: options.dbname ?? 'postgres',
+              exitCode: code,
+              stderrTail: tail,
+              hint: 'psql said why: fix the SQL, or check that the member accepts connections (pg_hba, password)',
+            },
+          }),
+        );
+      }
     });
   });
 }

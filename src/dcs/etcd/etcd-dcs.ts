@@ -248,7 +248,11 @@ export class EtcdDcs implements Dcs {
   }
 
   close(): Promise<void> {
-    this.#closed.abort(new Error('DCS client closed'));
+    this.#closed.abort(
+      new PgwardenError('PGW_DCS_CLOSED', 'DCS client closed', {
+        context: { member: this.#member, key: this.#keys.prefix, hint: 'the client was closed: open a new one to talk to etcd again' },
+      }),
+    );
     return Promise.resolve();
   }
 }

@@ -67,7 +67,20 @@ export class EtcdGateway {
         });
         const text = await response.text();
         if (response.ok) return JSON.parse(text) as T;
-        lastError = new Error(`etcd ${endpoint}${path} answered ${response.status}: ${text.slice(0, 200)}`);
+        lastError = new PgwardenError('PGW_ETCD_ANSWER', `etcd ${endpoint}${path} answered ${response.status}: ${text.slice(0, 200)}`, {
+          isRetryable: response.status >= 500,
+          context: {
+            member: this.#member,
+            ...(key !== undefined ? { key } : {}),
+            endpoint,
+            path,
+            status: response.status,
+            hint:
+              response.status >= 500
+                ? 'etcd is unhealthy: check etcdctl endpoint health'
+                : 'etcd refused the request (its answer says why): check the etcd version and authentication',
+          },
+        });
         if (response.status < 500) break;
       } catch (error) {
         lastError = error;
@@ -98,14 +111,22 @@ export class EtcdGateway {
       headers: { 'content-type': 'application/json' },
       signal,
     });
-    if (!response.ok || response.body === null) throw new Error(`etcd watch on ${endpoint} answered ${response.status}`);
+    if (!response.ok || response.body === null)
+      throw new PgwardenError('PGW_ETCD_ANSWER', `etcd watch on ${endpoint} answered ${response.status}`, {
+        isRetryable: true,
+        context: { member: this.#member, key: keyPrefix, endpoint, path: '/v3/watch', status: response.status },
+      });
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffered = '';
     try {
       for (;;) {
         const { value, done } = (await reader.read()) as { value?: Uint8Array; done: boolean };
-        if (done) throw new Error('etcd watch stream ended');
+        if (done)
+          throw new PgwardenError('PGW_DCS_WATCH_BROKEN', 'etcd watch stream ended', {
+            isRetryable: true,
+            context: { member: this.#member, key: keyPrefix, endpoint, hint: 'etcd closed the watch: watch again from the last revision' },
+          });
         buffered += decoder.decode(value, { stream: true });
         let newline = buffered.indexOf('\n');
         while (newline >= 0) {

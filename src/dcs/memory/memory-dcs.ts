@@ -74,7 +74,10 @@ export class MemoryDcsStore {
   }
 
   put(key: string, value: string, lease = 0): void {
-    if (lease !== 0 && !this.#leases.has(lease)) throw new Error(`lease ${lease} not found`);
+    if (lease !== 0 && !this.#leases.has(lease))
+      throw new PgwardenError('PGW_DCS_LEASE_NOT_FOUND', `lease ${lease} not found`, {
+        context: { key, lease, hint: 'the lease expired or was never granted: grant a new lease and write the key again' },
+      });
     this.#revision++;
     const existing = this.#keys.get(key);
     this.#keys.set(key, { value, createRevision: existing?.createRevision ?? this.#revision, modRevision: this.#revision, lease });
@@ -111,7 +114,11 @@ export class MemoryDcsStore {
         'abort',
         () => {
           this.#watchers = this.#watchers.filter((watcher) => watcher !== entry);
-          reject(signal.reason instanceof Error ? signal.reason : new Error('watch aborted'));
+          reject(
+            signal.reason instanceof Error
+              ? signal.reason
+              : new PgwardenError('PGW_DCS_WATCH_ABORTED', 'watch aborted', { context: { key: prefix, reason: signal.reason } }),
+          );
         },
         { once: true },
       );
