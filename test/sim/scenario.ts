@@ -1,7 +1,6 @@
 // One seeded simulation run: faults (crashes, kills, freezes, partitions) and operator actions (maintenance mode,
 // switchovers, scheduled restarts) drawn from the seed, then a quiet period in which the cluster must converge.
-import type { SyncSettings } from '../../src/core/types.js';
-import { SimWorld, type SimNode } from './sim-world.js';
+import { SimWorld, type SimNode, type SimOptions } from './sim-world.js';
 
 export const NAMES = ['node1', 'node2', 'node3'];
 const FIRST_FAULT_MS = 20_000;
@@ -49,10 +48,7 @@ function injectFault(world: SimWorld, healers: Healer[]): void {
 }
 
 /** Runs one seed to the end (or to its first invariant violation). */
-export async function runSeed(
-  seed: number,
-  options: { sync?: SyncSettings; withoutRules?: readonly string[]; withoutFence?: boolean } = {},
-): Promise<SimWorld> {
+export async function runSeed(seed: number, options: SimOptions = {}): Promise<SimWorld> {
   const world = new SimWorld(seed, NAMES, options);
   const healers: Healer[] = [];
   let nextFaultAt = FIRST_FAULT_MS;

@@ -125,7 +125,7 @@ export class SimProcess {
           // The listener, too, runs only while the process runs.
           return (listener: () => void) => method.call(target, () => void this.#runnable().then(listener));
         }
-        return (...args: unknown[]) => this.gate(async () => (await method.apply(target, args)) as unknown);
+        return (...args: unknown[]) => this.gate<unknown>(async () => await method.apply(target, args));
       },
     });
   }
@@ -157,34 +157,34 @@ export class SimRuntime {
 
   /** A Clock whose timers belong to `owner`: dropped when it dies, held back while it is frozen. */
   clockFor(owner: SimProcess | undefined): Clock {
-    const runtime = this;
-    return {
-      nowMs: () => runtime.nowMs,
-      wallIso: () => runtime.wallIso(),
-      sleep(ms: number, signal?: AbortSignal): Promise<void> {
-        return new Promise((resolve, reject) => {
-          if (signal?.aborted === true) {
-            reject(signal.reason as Error);
-            return;
-          }
-          const onAbort = (): void => {
-            cancel();
-            reject(signal?.reason as Error);
-          };
-          const cancel = runtime.schedule(ms, owner, () => {
-            signal?.removeEventListener('abort', onAbort);
-            resolve();
-          });
-          signal?.addEventListener('abort', onAbort, { once: true });
+    const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
+      new Promise((resolve, reject) => {
+        if (signal?.aborted === true) {
+          reject(signal.reason as Error);
+          return;
+        }
+        const onAbort = (): void => {
+          cancel();
+          reject(signal?.reason as Error);
+        };
+        const cancel = this.schedule(ms, owner, () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
         });
-      },
-      deadline(ms: number, parent?: AbortSignal): AbortSignal {
-        const controller = new AbortController();
-        runtime.schedule(ms, owner, () => controller.abort(TIMEOUT), true);
-        // AbortSignal.any holds the parent weakly: no listener piles up on a long-lived parent (the agent's stop signal).
-        return parent === undefined ? controller.signal : AbortSignal.any([controller.signal, parent]);
-      },
-      setTimer: (ms: number, fire: () => void) => runtime.schedule(ms, owner, fire),
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
+    const deadline = (ms: number, parent?: AbortSignal): AbortSignal => {
+      const controller = new AbortController();
+      this.schedule(ms, owner, () => controller.abort(TIMEOUT), true);
+      // AbortSignal.any holds the parent weakly: no listener piles up on a long-lived parent (the agent's stop signal).
+      return parent === undefined ? controller.signal : AbortSignal.any([controller.signal, parent]);
+    };
+    return {
+      nowMs: () => this.nowMs,
+      wallIso: () => this.wallIso(),
+      sleep,
+      deadline,
+      setTimer: (ms: number, fire: () => void) => this.schedule(ms, owner, fire),
     };
   }
 

@@ -34,6 +34,8 @@ export interface SimOptions {
   readonly withoutRules?: readonly string[] | undefined;
   /** Runs the agents without their lease fence, so the rules alone must keep the invariants. */
   readonly withoutFence?: boolean | undefined;
+  /** A change to what decide() sees or returns (a safety rule weakened), to prove the invariants catch it. */
+  readonly mutateDecide?: ((decideFunction: typeof decide) => typeof decide) | undefined;
 }
 
 export interface SimNode {
@@ -131,11 +133,13 @@ export class SimWorld {
     this.violations.push({ atMs: this.runtime.nowMs, ...violation });
   }
 
-  #decide(): ((...args: Parameters<typeof decide>) => ReturnType<typeof decide>) | undefined {
-    const without = this.#options.withoutRules;
-    if (without === undefined || without.length === 0) return undefined;
+  #decide(): typeof decide | undefined {
+    const without = this.#options.withoutRules ?? [];
+    const mutate = this.#options.mutateDecide;
+    if (without.length === 0 && mutate === undefined) return undefined;
     const rules = RULES.filter(([name]) => !without.includes(name));
-    return (obs, mem) => decide(obs, mem, rules);
+    const base: typeof decide = (obs, mem) => decide(obs, mem, rules);
+    return mutate === undefined ? base : mutate(base);
   }
 
   #startAgent(name: string, previous: SimNode | undefined): SimNode {
