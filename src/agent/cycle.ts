@@ -211,7 +211,6 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   state.memory = decision.memory;
   state.lastObservation = observation;
   state.lastDecision = decision;
-  inbox.settleUpTo(decision.memory.handledCommandId, decision.reason);
   logDecision(state, decision, observation.nowMs, log);
   const violations = settings.isCheckingInvariants ? checkDecision(observation, decision) : [];
   for (const violation of violations) log.error({ invariant: violation.invariant }, `safety invariant broken: ${violation.message}`);
@@ -235,6 +234,8 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       { view, ttlMs: state.timing.ttlMs, dcsBudgetMs: dcsBudgetMs(state, clock.nowMs()), pgBudgetMs: PG_COMMAND_BUDGET_MS },
     );
   }
+  // Settled only now: the API request waiting for this command must see the task the actions started.
+  inbox.settleUpTo(decision.memory.handledCommandId, decision.reason);
   if (dcsObservation.kind === 'ok') {
     const record = buildMemberRecord(
       identity,

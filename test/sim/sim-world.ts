@@ -13,6 +13,7 @@ import type { DynamicConfig, MemberRecord, PeerStatus, SyncSettings } from '../.
 import { ClusterKeys } from '../../src/dcs/keys.js';
 import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
 import { peerStatusFromDocument } from '../../src/peers/http-peer-client.js';
+import { PgwardenError } from '../../src/util/errors.js';
 import type { Log } from '../../src/util/log.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { MemoryPgCluster } from '../../src/postgres/memory/memory-pg.js';
@@ -45,6 +46,41 @@ export interface SimNode {
   /** The node's DCS client without the gate, to cut it off from the store (a partition). */
   dcs: MemoryDcs;
   isPartitioned: boolean;
+  /** Its writes time out while its reads still work (a one-way partition, an overloaded etcd leader). */
+  areWritesCut: boolean;
+}
+
+const DCS_WRITES = new Set([
+  'acquireLeader',
+  'renewLeader',
+  'releaseLeader',
+  'touchMember',
+  'deleteLeaderIfUnchanged',
+  'setStatus',
+  'setHistory',
+  'setSync',
+  'setFailover',
+  'setConfig',
+  'initialize',
+  'setInitialize',
+]);
+
+/** The DCS as `node` reaches it: every write fails as unavailable while its writes are cut. */
+function withCuttableWrites(dcs: MemoryDcs, isCut: () => boolean): MemoryDcs {
+  return new Proxy(dcs, {
+    get: (target, property, receiver) => {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      const method = value as (...args: unknown[]) => Promise<unknown>;
+      if (typeof property === 'string' && DCS_WRITES.has(property)) {
+        return async (...args: unknown[]) => {
+          if (isCut()) throw new PgwardenError('PGW_DCS_UNAVAILABLE', `simulated write timeout (${property})`, { isRetryable: true });
+          return method.apply(target, args);
+        };
+      }
+      return method.bind(target);
+    },
+  });
 }
 
 export interface Violation {
@@ -146,6 +182,7 @@ export class SimWorld {
     const process = new SimProcess(this.runtime, name);
     const dcs = new MemoryDcs(this.store, { namespace: NAMESPACE, scope: SCOPE, member: name });
     if (previous?.isPartitioned === true) dcs.setReachable(false);
+    let node: SimNode | undefined;
     const agent = new Agent({
       identity: {
         name,
@@ -160,7 +197,7 @@ export class SimWorld {
       isFastDeadLeaderEnabled: true,
       isCheckingInvariants: true,
       localParameters: {},
-      dcs: process.gatePort(dcs),
+      dcs: process.gatePort(withCuttableWrites(dcs, () => node?.areWritesCut === true)),
       pg: process.gatePort(this.pg.node(name)),
       peers: process.gatePort(new SimPeers(this, name)),
       clock: process.clock(),
@@ -169,7 +206,12 @@ export class SimWorld {
       isLeaseFenceEnabled: this.#options.withoutFence !== true,
     });
     agent.start();
-    return { name, process, agent, dcs, isPartitioned: previous?.isPartitioned ?? false };
+    if (previous === undefined) {
+      node = { name, process, agent, dcs, isPartitioned: false, areWritesCut: false };
+      return node;
+    }
+    node = previous;
+    return { ...previous, process, agent, dcs };
   }
 
   #physicsAtMs = 0;
@@ -235,6 +277,20 @@ export class SimWorld {
     const config = JSON.parse(current.value) as Record<string, unknown>;
     this.store.put(this.keys.config, JSON.stringify({ ...config, pause: isPaused }));
     this.events.push(`${this.runtime.nowMs}: operator ${isPaused ? 'paused' : 'resumed'} the cluster`);
+  }
+
+  cutWrites(node: SimNode, isCut: boolean): void {
+    node.areWritesCut = isCut;
+    this.events.push(`${this.runtime.nowMs}: FAULT ${node.name}'s DCS writes ${isCut ? 'time out' : 'work again'}`);
+  }
+
+  /** What `pgwarden edit-config --set ttl=N` does: a new ttl in the dynamic config. */
+  raiseTtl(ttlSeconds: number): void {
+    const current = this.store.get(this.keys.config);
+    if (current === undefined) return;
+    const config = JSON.parse(current.value) as Record<string, unknown>;
+    this.store.put(this.keys.config, JSON.stringify({ ...config, ttl: ttlSeconds }));
+    this.events.push(`${this.runtime.nowMs}: operator set ttl to ${ttlSeconds} s`);
   }
 
   /** What POST /switchover writes (after the API's own checks): the failover key, to any or a named member. */

@@ -1,0 +1,55 @@
+// The agent shell on simulated time: manual commands, and the lock judged by the TTL it was granted with when the
+// ttl changes at runtime.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { lockDeadlineMs } from '../../src/core/lease.js';
+import { NAMES } from './scenario.js';
+import { SimWorld } from './sim-world.js';
+
+async function healthyWorld(seed: number): Promise<{ world: SimWorld; leader: string; replica: string }> {
+  const world = new SimWorld(seed, NAMES);
+  await world.runUntil(30_000);
+  assert.equal(world.convergence(), undefined);
+  const leader = world.leaderName()!;
+  return { world, leader, replica: NAMES.find((name) => name !== leader)! };
+}
+
+describe('agent shell', () => {
+  it('restarts the leader and a replica on request and says so once the restart finished', async () => {
+    const { world, leader, replica } = await healthyWorld(7);
+    for (const name of [leader, replica]) {
+      const before = world.pg.inspect(name).timeline;
+      const outcome = world.node(name).agent.runCommand('restart', 30_000);
+      await world.runUntil(world.runtime.nowMs + 5_000);
+      assert.deepEqual(await outcome, { isOk: true, message: 'restarted successfully' }, name);
+      assert.equal(world.pg.inspect(name).timeline, before, 'a restart is not a promotion');
+    }
+    await world.runUntil(world.runtime.nowMs + 5_000);
+    assert.equal(world.leaderName(), leader, 'a restart is not a failover');
+    world.stop();
+    assert.deepEqual(world.violations, []);
+  });
+
+  for (const withFence of [false, true]) {
+    it(`judges the lock by the TTL its lease was granted with when ttl is raised at runtime (lease fence ${withFence ? 'on' : 'off'})`, async () => {
+      const world = new SimWorld(11, NAMES, { withoutFence: !withFence });
+      await world.runUntil(30_000);
+      const leader = world.leaderName()!;
+      const node = world.node(leader);
+      assert.equal(node.agent.lock().ttlMs, 5_000);
+      // The leader's writes start timing out while it still reads the DCS, and ttl is raised to 30 s: it adopts the
+      // new timing but cannot renew, so its lease still ends 5 s after its last renewal. It must stop being primary
+      // by then (another member may hold the lock right after), not 30 s later.
+      world.cutWrites(node, true);
+      world.raiseTtl(30);
+      const sentAt = node.agent.lock().lastRenewSentAtMs!;
+      await world.runUntil(world.runtime.nowMs + 2_000);
+      assert.equal(node.agent.snapshot().ttlMs, 30_000, 'the new ttl is in force');
+      await world.runUntil(lockDeadlineMs(sentAt, 5_000) + 300);
+      const pg = world.pg.inspect(leader);
+      assert.equal(pg.isRunning && pg.role === 'primary', false, 'demoted by the deadline of the lease it holds');
+      world.stop();
+      assert.deepEqual(world.violations, []);
+    });
+  }
+});
