@@ -12,6 +12,11 @@ export type ErrorCode =
   | 'PGW_CLI_USAGE'
   | 'PGW_LOCAL_PROCESS'
   | 'PGW_PROXY_KERNEL'
+  | 'PGW_PROXY_LISTEN'
+  | 'PGW_WAIT_TIMEOUT'
+  | 'PGW_CHAOS_USAGE'
+  | 'PGW_CHAOS_FAULT'
+  | 'PGW_CHAOS_CLUSTER'
   | 'PGW_INTERNAL';
 
 export interface ErrorContext {
