@@ -48,9 +48,9 @@ export async function waitHealthy(
     {
       timeoutMs,
       intervalMs: 250,
-      describe: 'a healthy cluster (1 leader, all others streaming)',
+      describe: `a healthy cluster (1 leader, all others streaming; agent logs: ${cluster.dir}/node*/agent.log)`,
       lastState: () => last,
-      context: { path: cluster.dir, hint: `see the agent logs under ${cluster.dir}/node*/agent.log` },
+      context: { path: cluster.dir },
     },
   );
 }
