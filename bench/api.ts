@@ -9,7 +9,8 @@ import { pickFreePorts } from '../src/local/free-port.js';
 import { spawnManaged, stopPid } from '../src/local/process.js';
 import { poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
-import { MultiHostWriter } from './writer.js';
+import { longestWriteGap } from '../src/chaos/workload.js';
+import { benchWriter } from './writer.js';
 
 const { values } = parseArgs({
   options: {
@@ -77,13 +78,12 @@ async function main(): Promise<void> {
       args: ['-db', '-f', join(dir, 'haproxy.cfg')],
       logFile: join(dir, 'haproxy.log'),
     }).pid;
-    const writer = new MultiHostWriter(
+    const writer = benchWriter(
       cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })),
       cluster.superuserPassword,
-      10,
       'bench_sw',
     );
-    const viaHaproxy = new MultiHostWriter([{ host: '127.0.0.1', port: writePort }], cluster.superuserPassword, 10, 'bench_sw_haproxy');
+    const viaHaproxy = benchWriter([{ host: '127.0.0.1', port: writePort }], cluster.superuserPassword, 'bench_sw_haproxy');
     writer.start();
     viaHaproxy.start();
     await new Promise((resolve) => setTimeout(resolve, 3000));
@@ -103,24 +103,24 @@ async function main(): Promise<void> {
         'the writer to notice the switchover',
         30_000,
         10,
-        async () => writer.errors.find((error) => error.atMs > startedAt)?.atMs,
+        async () => writer.failures.find((failure) => failure.atMs > startedAt)?.atMs,
       ).catch(() => startedAt);
       const recovered = await poll('a write on the new primary', 60_000, 10, async () =>
         writer.acks.find((ack) => ack.atMs > failedAt && ack.port === cluster.node(candidate).pgPort),
       );
-      const gap = writer.outage(startedAt, recovered.atMs);
+      const gap = longestWriteGap(writer.acks, startedAt, recovered.atMs) ?? Number.NaN;
       gaps.push(gap);
       // Through HAProxy the writer always dials the same port; the outage ends with its first write after its first error.
       const haproxyFailedAt = await poll(
         'the HAProxy writer to notice',
         30_000,
         10,
-        async () => viaHaproxy.errors.find((error) => error.atMs > startedAt)?.atMs,
+        async () => viaHaproxy.failures.find((failure) => failure.atMs > startedAt)?.atMs,
       ).catch(() => startedAt);
       const haproxyRecovered = await poll('a write through HAProxy', 60_000, 10, async () =>
         viaHaproxy.acks.find((ack) => ack.atMs > haproxyFailedAt),
       );
-      const haproxyGap = viaHaproxy.outage(startedAt, haproxyRecovered.atMs);
+      const haproxyGap = longestWriteGap(viaHaproxy.acks, startedAt, haproxyRecovered.atMs) ?? Number.NaN;
       haproxyGaps.push(haproxyGap);
       console.log(
         `switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms, through HAProxy (inter 100ms fall 2 rise 1) ${Math.round(haproxyGap)} ms`,

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../src/local/local-cluster.js';
 import { httpStatus, poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
-import { MultiHostWriter } from './writer.js';
+import { longestWriteGap, type Writer } from '../src/chaos/workload.js';
+import { benchWriter } from './writer.js';
 
 const { values } = parseArgs({
   options: {
@@ -56,14 +57,13 @@ async function main(): Promise<void> {
   );
   const cluster = await LocalCluster.start({ dir, timing, scope: 'bench' });
   const results: RunResult[] = [];
-  let writer: MultiHostWriter | undefined;
+  let writer: Writer | undefined;
   try {
     let { leader } = await waitHealthy(cluster, 120_000);
     await sql(cluster, leader, 'CREATE TABLE IF NOT EXISTS bench_writes (id int primary key, at timestamptz default now())');
-    writer = new MultiHostWriter(
+    writer = benchWriter(
       cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })),
       cluster.superuserPassword,
-      10,
       'bench_writes',
     );
     writer.start();
@@ -94,12 +94,12 @@ async function main(): Promise<void> {
         'the writer to notice the crash',
         60_000,
         20,
-        async () => writer!.errors.find((error) => error.atMs > killedAt)?.atMs,
+        async () => writer!.failures.find((failure) => failure.atMs > killedAt)?.atMs,
       ).catch(() => killedAt);
       const recovered = await poll('a write acknowledged by the new primary', 120_000, 20, async () =>
         writer!.acks.find((ack) => ack.atMs > failedAt && ack.port === expectedPort),
       );
-      const gapMs = writer.outage(killedAt, recovered.atMs);
+      const gapMs = longestWriteGap(writer.acks, killedAt, recovered.atMs) ?? Number.NaN;
 
       const rejoinStartedAt = performance.now();
       if (kind === 'agent+postmaster') cluster.startAgent(victim);
@@ -124,7 +124,7 @@ async function main(): Promise<void> {
               .map((ack) => ack.id)
               .join(',')}...)`
           : ''
-      }, failed attempts: ${writer.errors.length}`,
+      }, failed attempts: ${writer.failures.length}`,
     );
 
     for (const kind of ['agent+postmaster', 'postmaster'] as const) {

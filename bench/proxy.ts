@@ -14,7 +14,8 @@ import { pickFreePorts } from '../src/local/free-port.js';
 import { spawnManaged, stopPid } from '../src/local/process.js';
 import { poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
-import { MultiHostWriter } from './writer.js';
+import { longestWriteGap } from '../src/chaos/workload.js';
+import { benchWriter } from './writer.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -71,7 +72,7 @@ async function throughput(
 async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: number, label: string): Promise<string> {
   const table = `bench_proxy_sw_${label.replace(/\W+/g, '_')}`;
   await sql(cluster, leader, `CREATE TABLE ${table} (id int primary key)`);
-  const writer = new MultiHostWriter([{ host: '127.0.0.1', port: proxyPort }], cluster.superuserPassword, 10, table);
+  const writer = benchWriter([{ host: '127.0.0.1', port: proxyPort }], cluster.superuserPassword, table);
   writer.start();
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const gaps: number[] = [];
@@ -86,10 +87,10 @@ async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: n
     if (!response.ok) throw new Error(`switchover ${leader} -> ${candidate} refused: HTTP ${response.status} ${answer}`);
     // The API answers once the new leader holds the lock; give the writer a moment, then take the longest silence.
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const gap = writer.outage(startedAt, performance.now());
+    const gap = longestWriteGap(writer.acks, startedAt, performance.now()) ?? Number.NaN;
     gaps.push(gap);
     console.log(
-      `switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the ${label} ${Math.round(gap)} ms (errors seen by the writer: ${writer.errors.filter((error) => error.atMs > startedAt).length})`,
+      `switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the ${label} ${Math.round(gap)} ms (errors seen by the writer: ${writer.failures.filter((failure) => failure.atMs > startedAt).length})`,
     );
     leader = candidate;
     await waitHealthy(cluster, 60_000);

@@ -15,7 +15,7 @@ import { isWaitTimeout, waitUntil, type WaitOptions } from '../util/wait-until.j
 import { checkRun, type CheckReport } from './checker.js';
 import { checkFaultKinds, FAULT_TABLE, faultKindsFor, pickReplica, type ChaosNetwork, type FaultContext } from './faults.js';
 import { faultSchedule, type FaultKind } from './schedule.js';
-import { CHAOS_TABLE_SQL, ChaosReader, ChaosWriter } from './workload.js';
+import { ackTableSql, longestWriteGap, Reader, Writer } from './workload.js';
 
 export interface ChaosOptions {
   readonly seed: number;
@@ -82,6 +82,7 @@ export async function stopActiveClusters(): Promise<void> {
 }
 
 const TIMING = { ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576 };
+const ACK_TABLE = 'chaos_acks';
 
 /** The value the wait ends with, or undefined once its deadline passed (then `onTimeout` hears what was last seen). */
 async function valueWithin<T>(
@@ -156,8 +157,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   });
   active.add(cluster);
   const names = cluster.nodes.map((node) => node.name);
-  let writer: ChaosWriter | undefined;
-  let reader: ChaosReader | undefined;
+  let writer: Writer | undefined;
+  let reader: Reader | undefined;
   const stopped = new Set<number>();
   // Ctrl-C or a CI timeout must not leave etcd, agents or postmasters behind.
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -190,7 +191,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       throw new PgwardenError('PGW_CHAOS_CLUSTER', `the local cluster did not become healthy within 120 s; see the agent logs in ${dir}`, {
         context: { path: dir, hint: 'run with --keep to keep the logs' },
       });
-    await query(cluster, first, CHAOS_TABLE_SQL);
+    await query(cluster, first, ackTableSql(ACK_TABLE));
     if (options.isSync) {
       const response = await fetch(`http://${cluster.node(first).host}:${cluster.node(first).apiPort}/config`, {
         method: 'PATCH',
@@ -208,9 +209,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       });
     }
     const proxy = cluster.proxies[0]!;
-    writer = new ChaosWriter(proxy.primaryPort, cluster.superuserPassword);
+    writer = new Writer({
+      targets: [{ host: '127.0.0.1', port: proxy.primaryPort }],
+      password: cluster.superuserPassword,
+      table: ACK_TABLE,
+    });
     writer.start();
-    reader = new ChaosReader(proxy.replicaPort, cluster.superuserPassword);
+    reader = new Reader({ host: '127.0.0.1', port: proxy.replicaPort }, cluster.superuserPassword, ACK_TABLE);
     reader.start();
     const outcomes: FaultOutcome[] = [];
     for (const fault of schedule) {
@@ -242,7 +247,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         index: fault.index,
         kind: fault.kind,
         target,
-        recoveryMs: longestPauseAfter(writer.acks, injectedAt),
+        recoveryMs: roundMs(longestWriteGap(writer.acks, injectedAt)),
         converged,
       };
       outcomes.push(outcome);
@@ -256,7 +261,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const finalLeader = await healthy(120_000);
     const converged = finalLeader !== undefined;
     const leader = finalLeader ?? (await cluster.view()).leader?.name ?? first;
-    const ids = new Set((await query<{ id: string }>(cluster, leader, 'SELECT id FROM chaos_acks')).map((row) => Number(row.id)));
+    const ids = new Set((await query<{ id: string }>(cluster, leader, `SELECT id FROM ${ACK_TABLE}`)).map((row) => Number(row.id)));
     const leaderCount = ids.size;
     const fingerprints = new Map<string, string>();
     for (const name of names) {
@@ -265,7 +270,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
           const rows = await query<{ n: string; digest: string | null }>(
             cluster,
             name,
-            "SELECT count(*) AS n, md5(string_agg(id::text, ',' ORDER BY id)) AS digest FROM chaos_acks",
+            `SELECT count(*) AS n, md5(string_agg(id::text, ',' ORDER BY id)) AS digest FROM ${ACK_TABLE}`,
           );
           return Number(rows[0]?.n) === leaderCount || name === leader ? `${rows[0]?.n}:${rows[0]?.digest ?? ''}` : undefined;
         },
@@ -284,7 +289,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       faults: outcomes,
       converged,
       timelines,
-      writerErrors: writer.errors,
+      writerErrors: writer.failures.length,
       reads: { ok: reader.ok, failed: reader.failed },
       network,
       kinds,
@@ -310,17 +315,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-/** The longest gap between consecutive acknowledged writes that ends after `sinceMs`. */
-export function longestPauseAfter(acks: readonly { readonly atMs: number }[], sinceMs: number): number | undefined {
-  let longest: number | undefined;
-  for (let index = 1; index < acks.length; index++) {
-    const ack = acks[index]!;
-    if (ack.atMs <= sinceMs) continue;
-    const gap = ack.atMs - acks[index - 1]!.atMs;
-    longest = Math.max(longest ?? 0, gap);
-  }
-  return longest === undefined ? undefined : Math.round(longest);
-}
+const roundMs = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : Math.round(ms));
 
 function printSummary(report: ChaosReport, out: (line: string) => void): void {
   const recoveries = report.faults

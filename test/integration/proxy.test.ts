@@ -10,9 +10,25 @@ import pg from 'pg';
 import { LocalCluster, type LocalProxy } from '../../src/local/local-cluster.js';
 import { isAlive } from '../../src/local/process.js';
 import { poll, sql, waitHealthy } from '../kit/cluster-kit.js';
-import { ReconnectingWriter } from '../kit/reconnecting-writer.js';
+import { Writer } from '../../src/chaos/workload.js';
 
 const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
+
+/** A new connection through the proxy for every write, as a pool recycling after errors would: shows held and refused connects. */
+function reconnectingWriter(cluster: LocalCluster, port: number, connectTimeoutMs = 35_000): Writer {
+  return new Writer({
+    targets: [{ host: '127.0.0.1', port }],
+    password: cluster.superuserPassword,
+    table: 'proxied',
+    connection: 'per-write',
+    intervalMs: 20,
+    reconnectDelayMs: 20,
+    connectTimeoutMs,
+    queryTimeoutMs: 5000,
+  });
+}
+
+const connectFailures = (writer: Writer): Writer['failures'] => writer.failures.filter((failure) => failure.phase === 'connect');
 
 async function queryVia(cluster: LocalCluster, port: number, text: string): Promise<Record<string, unknown>[]> {
   const client = new pg.Client({
@@ -118,7 +134,7 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
 
       it('holds reconnecting clients through a planned switchover: no failed connect, writes continue on the new primary', async () => {
         const heldBefore = await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/);
-        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+        const writer = reconnectingWriter(cluster, proxy.primaryPort);
         writer.start();
         await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
         const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
@@ -129,13 +145,13 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         assert.equal(response.status, 200, await response.text());
         const switchedAt = performance.now();
         await poll('a write on the new primary', 30_000, 50, async () =>
-          writer.acks.some((ack) => ack.atMs > switchedAt && ack.serverPort === cluster.node(candidate).pgPort) ? true : undefined,
+          writer.acks.some((ack) => ack.atMs > switchedAt && ack.port === cluster.node(candidate).pgPort) ? true : undefined,
         );
         await new Promise((resolve) => setTimeout(resolve, 500));
         await writer.stop();
-        assert.deepEqual(writer.connectFailures, [], 'no client connect failed during the switchover');
+        assert.deepEqual(connectFailures(writer), [], 'no client connect failed during the switchover');
         assert.ok(
-          writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.serverPort === cluster.node(candidate).pgPort),
+          writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.port === cluster.node(candidate).pgPort),
           'after the switchover every write lands on the new primary',
         );
         assert.ok((await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/)) > heldBefore, 'some clients were held');
@@ -144,7 +160,7 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
       });
 
       it('follows a failover after SIGKILL of the primary (agent and postmaster) without failed connects', async () => {
-        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+        const writer = reconnectingWriter(cluster, proxy.primaryPort);
         writer.start();
         await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
         const old = leader;
@@ -157,17 +173,17 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         );
         const deadAt = performance.now();
         const ack = await poll('a write on a new primary', 60_000, 50, async () =>
-          writer.acks.find((candidate) => candidate.atMs > killedAt && candidate.serverPort !== cluster.node(old).pgPort),
+          writer.acks.find((candidate) => candidate.atMs > killedAt && candidate.port !== cluster.node(old).pgPort),
         );
         await writer.stop();
         // A client halfway through its handshake when the postmaster died fails like any client of a crashed server;
         // every connection started after the crash must be held until the new primary is up.
         assert.deepEqual(
-          writer.connectFailures.filter((failure) => failure.startedAtMs > deadAt),
+          connectFailures(writer).filter((failure) => failure.startedAtMs > deadAt),
           [],
           'clients that connected after the crash were held, not refused',
         );
-        leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
+        leader = cluster.nodes.find((node) => node.pgPort === ack.port)!.name;
         cluster.startAgent(old);
         await waitHealthy(cluster, 120_000);
       });
@@ -175,7 +191,7 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
       it('gives a frozen-then-resumed old primary no write through the proxy once it lost the lock', async () => {
         const old = leader;
         const oldPort = cluster.node(old).pgPort;
-        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied', 20, 5000);
+        const writer = reconnectingWriter(cluster, proxy.primaryPort, 5000);
         writer.start();
         await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
         const postmaster = await cluster.postmasterPid(old);
@@ -185,9 +201,9 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         const frozenAt = performance.now();
         try {
           const ack = await poll('a write on a new primary while the old one is frozen', 60_000, 50, async () =>
-            writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.serverPort !== oldPort),
+            writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.port !== oldPort),
           );
-          leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
+          leader = cluster.nodes.find((node) => node.pgPort === ack.port)!.name;
           // Stay frozen past the ttl, as a long GC pause or a stalled VM would, then wake up believing it is still primary.
           await new Promise((resolve) => setTimeout(resolve, TIMING.ttl * 1000));
         } finally {
@@ -198,11 +214,11 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         await writer.stop();
         // From the first write on the new primary on, the old one had lost the lock (a reply it sent just before the
         // freeze may still reach the writer after frozenAt: that write was acknowledged while it held the lock).
-        const takenOverAt = writer.acks.find((ack) => ack.atMs > frozenAt && ack.serverPort !== oldPort)!.atMs;
-        const lateOnOld = writer.acks.filter((ack) => ack.atMs > takenOverAt && ack.serverPort === oldPort);
+        const takenOverAt = writer.acks.find((ack) => ack.atMs > frozenAt && ack.port !== oldPort)!.atMs;
+        const lateOnOld = writer.acks.filter((ack) => ack.atMs > takenOverAt && ack.port === oldPort);
         assert.deepEqual(lateOnOld, [], 'no write acknowledged by the old primary once another member took over');
         assert.ok(
-          writer.acks.some((ack) => ack.atMs > resumedAt && ack.serverPort === cluster.node(leader).pgPort),
+          writer.acks.some((ack) => ack.atMs > resumedAt && ack.port === cluster.node(leader).pgPort),
           'writes go on on the new primary after the old one resumed',
         );
         await waitHealthy(cluster, 120_000);

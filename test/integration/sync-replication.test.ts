@@ -11,7 +11,7 @@ import type { ClusterView } from '../../src/core/types.js';
 import { LocalCluster } from '../../src/local/local-cluster.js';
 import { isAlive } from '../../src/local/process.js';
 import { httpStatus, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
-import { PrimaryWriter } from '../kit/primary-writer.js';
+import { Writer } from '../../src/chaos/workload.js';
 
 const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
 const TABLE = 'sync_acks';
@@ -20,7 +20,7 @@ const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
 describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_000 }, () => {
   let dir: string;
   let cluster: LocalCluster;
-  let writer: PrimaryWriter | undefined;
+  let writer: Writer | undefined;
   const names = (): string[] => cluster.nodes.map((node) => node.name);
 
   async function patchConfig(body: Record<string, unknown>): Promise<void> {
@@ -83,7 +83,11 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
         const fresh = active.acks.slice(start).filter((ack) => onPort === undefined || ack.port === onPort);
         return fresh.length >= count ? true : undefined;
       },
-      () => `acks=${active.acks.length} errors=${active.errors.slice(-2).join(' | ')}`,
+      () =>
+        `acks=${active.acks.length} failures=${active.failures
+          .slice(-2)
+          .map((failure) => failure.message)
+          .join(' | ')}`,
     );
   }
 
@@ -128,11 +132,14 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
   });
 
   it('loses no acknowledged commit when the primary (agent and postmaster) is SIGKILLed three times', async () => {
-    writer = new PrimaryWriter(
-      cluster.nodes.map((node) => node.pgPort),
-      cluster.superuserPassword,
-      TABLE,
-    );
+    // Back to back on whichever node is writable, as libpq's target_session_attrs=read-write would connect.
+    writer = new Writer({
+      targets: cluster.nodes.map((node) => ({ host: node.host, port: node.pgPort })),
+      password: cluster.superuserPassword,
+      table: TABLE,
+      intervalMs: 0,
+      connectTimeoutMs: 1000,
+    });
     writer.start();
     for (let round = 1; round <= 3; round++) {
       const { leader, view } = await waitSyncReady(120_000);

@@ -2,10 +2,19 @@
 // against maximum_lag_on_failover. The schedules are pinned in chaos-schedule.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkRun, findDualWrites, lostWalSpan, type Ack } from '../../src/chaos/checker.js';
+import { checkRun, findDualWrites, lostWalSpan } from '../../src/chaos/checker.js';
 import { isViolation } from '../../src/chaos/runner.js';
+import { longestWriteGap, type Ack } from '../../src/chaos/workload.js';
 
-const ack = (id: number, atMs: number, port: number, timeline: number): Ack => ({ id, atMs, port, sysid: '1', timeline });
+const ack = (id: number, atMs: number, port: number, timeline: number): Ack => ({
+  id,
+  atMs,
+  sentAtMs: atMs,
+  port,
+  sysid: '1',
+  timeline,
+  lsn: id,
+});
 
 describe('the consistency checker', () => {
   it('accepts a failover that moves to a higher timeline', () => {
@@ -65,5 +74,20 @@ describe('asynchronous loss against maximum_lag_on_failover', () => {
     assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 1001 }), true);
     assert.equal(isViolation({ ...base, isSync: true, lostWalBytes: 10 }), true);
     assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 0, dualWritable: 1 }), true);
+  });
+});
+
+describe('the longest write gap', () => {
+  const at = (...times: number[]): { atMs: number }[] => times.map((atMs) => ({ atMs }));
+
+  it('is the longest interval between acks that ends after the fault, including the write in flight at the fault', () => {
+    assert.equal(longestWriteGap(at(0, 10, 20, 900, 910), 15), 880);
+    assert.equal(longestWriteGap(at(0, 10, 20, 25, 900), 22), 875, 'an ack just after the fault does not end the outage');
+  });
+
+  it('ignores gaps that end after the recovery ack, and is undefined without an ack after the fault', () => {
+    assert.equal(longestWriteGap(at(0, 10, 500, 510, 5000), 5, 510), 490);
+    assert.equal(longestWriteGap(at(0, 10, 20), 20), undefined);
+    assert.equal(longestWriteGap([], 0), undefined);
   });
 });
