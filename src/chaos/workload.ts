@@ -108,7 +108,7 @@ export class Writer {
     this.#loop = this.#run();
   }
 
-  /** Stops after the write in flight (a session ended under it counts as its failure). */
+  /** Ends the session (a write in flight fails, unrecorded) and waits for the loop to finish. */
   async stop(): Promise<void> {
     this.#isStopped = true;
     await this.#session?.end().catch(() => undefined);
@@ -154,7 +154,9 @@ export class Writer {
       });
       return true;
     } catch (error) {
-      this.failures.push({ phase: 'write', startedAtMs: sentAtMs, atMs: performance.now(), message: messageOf(error) });
+      // A write cut short by stop() ending the session says nothing about the cluster.
+      if (!this.#isStopped)
+        this.failures.push({ phase: 'write', startedAtMs: sentAtMs, atMs: performance.now(), message: messageOf(error) });
       return false;
     } finally {
       this.inFlightSinceMs = undefined;
