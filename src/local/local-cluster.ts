@@ -16,7 +16,7 @@ import type { FaultRelay } from './fault-relay.js';
 import { pickFreePorts } from './free-port.js';
 import { renderLocalProxyConfig } from './local-proxy-config.js';
 import type { NetnsLab } from './netns.js';
-import type { LocalTiming } from './node-config.js';
+import { DEFAULT_DYNAMIC_CONFIG, type LocalTiming } from './node-config.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 import { isMountPoint, unmountTmpfs } from './tmpfs.js';
 
@@ -87,7 +87,7 @@ export interface LocalClusterState {
   readonly superuserPassword: string;
 }
 
-export const DEFAULT_TIMING: LocalTiming = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
+export const DEFAULT_TIMING: LocalTiming = DEFAULT_DYNAMIC_CONFIG;
 const AGENT_ENTRY = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
 const CLI_ENTRY = fileURLToPath(new URL('../bin/pgwarden.js', import.meta.url));
 const AGENT_STOP_GRACE_MS = 30_000;

@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'PGW_CHAOS_USAGE'
   | 'PGW_CHAOS_FAULT'
   | 'PGW_CHAOS_CLUSTER'
+  | 'PGW_BENCH_SETUP'
   | 'PGW_INTERNAL';
 
 export interface ErrorContext {
