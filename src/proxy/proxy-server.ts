@@ -35,6 +35,12 @@ export interface ProxyServerOptions {
 
 export type { ProxyStatus } from './proxy-http.js';
 
+export interface ProxyFlow {
+  readonly bufferedBytes: number;
+  readonly pausedClients: number;
+  readonly bytesFromClients: number;
+}
+
 const sameAddress = (a: { host: string; port: number } | undefined, b: { host: string; port: number } | undefined): boolean =>
   a?.host === b?.host && a?.port === b?.port;
 
@@ -145,9 +151,24 @@ export class ProxyServer {
 
   /** Bytes the proxy holds for slow peers, across every connection. */
   bufferedBytes(): number {
-    let total = 0;
-    for (const connection of this.#allConnections()) total += connection.bufferedBytes;
-    return total;
+    return this.flow().bufferedBytes;
+  }
+
+  /**
+   * How the data path stands: bytes held for slow peers, clients the proxy stopped reading because their backend
+   * (or, through it, the client itself) is not keeping up, which is backpressure reaching the sender, and bytes read.
+   */
+  flow(): ProxyFlow {
+    let bufferedBytes = 0;
+    let pausedClients = 0;
+    let bytesFromClients = 0;
+    for (const connection of this.#allConnections()) {
+      bufferedBytes += connection.bufferedBytes;
+      // A held client is not read by design (nothing has been read from it yet); one paused after it was read is backpressure.
+      if (connection.client.isPaused() && connection.client.bytesRead > 0) pausedClients++;
+      bytesFromClients += connection.client.bytesRead;
+    }
+    return { bufferedBytes, pausedClients, bytesFromClients };
   }
 
   #count(kind: ListenerKind): number {

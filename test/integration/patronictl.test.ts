@@ -94,11 +94,14 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
   });
 
   it('pauses and resumes the cluster', async () => {
+    // pause --wait waits for every member to acknowledge: start from a cluster whose members all run.
+    await waitHealthy(cluster, 60_000);
     const paused = await patronictl(config, 'pause', '--wait');
     assert.equal(paused.code, 0, paused.stderr);
-    assert.match(paused.stdout, /Success: cluster management is paused/);
-    assert.match((await pgwarden(config, 'list')).stdout, / Maintenance mode: on/);
+    assert.match(paused.stdout, /Success: cluster management is paused/, paused.stdout + paused.stderr);
+    const listed = await pgwarden(config, 'list');
+    assert.match(listed.stdout, / Maintenance mode: on/, listed.stdout + listed.stderr);
     const resumed = await patronictl(config, 'resume', '--wait');
-    assert.match(resumed.stdout, /Success: cluster management is resumed/);
+    assert.match(resumed.stdout, /Success: cluster management is resumed/, resumed.stdout + resumed.stderr);
   });
 });
