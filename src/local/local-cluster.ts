@@ -91,6 +91,8 @@ export const DEFAULT_TIMING: LocalTiming = DEFAULT_DYNAMIC_CONFIG;
 const AGENT_ENTRY = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
 const CLI_ENTRY = fileURLToPath(new URL('../bin/pgwarden.js', import.meta.url));
 const AGENT_STOP_GRACE_MS = 30_000;
+/** fillDisk stops below this much free space: far too little for a new WAL segment (16 MB). */
+const FILL_REMAINDER_BYTES = 64 * 1024;
 /** A proxy answers its API within a second or two; 15 s leaves room for a loaded CI machine. */
 const PROXY_START_TIMEOUT_MS = 15_000;
 /** A 1 MB young generation keeps an idle agent's RSS near 60 MB instead of ~70 MB; the agent allocates little. */
@@ -383,11 +385,38 @@ export class LocalCluster {
   /** Fills the file system of a node's directory (tmpfs nodes only) and returns how to give the space back. */
   async fillDisk(name: string): Promise<{ readonly bytes: number; readonly release: () => Promise<void> }> {
     const node = this.node(name);
-    const stats = await statfs(node.nodeDir);
-    const bytes = Number(stats.bavail) * Number(stats.bsize);
-    const filler = join(node.nodeDir, 'disk-filler');
-    await runCommand('fallocate', ['-l', String(bytes), filler]);
-    return { bytes, release: async () => rm(filler, { force: true }) };
+    const freeBytes = async (): Promise<number> => {
+      const stats = await statfs(node.nodeDir);
+      return Number(stats.bavail) * Number(stats.bsize);
+    };
+    // PostgreSQL keeps writing WAL meanwhile: what statfs called free may be gone when fallocate (all or nothing)
+    // asks for it. Fill in pieces, halving a piece that no longer fits, until less than FILL_REMAINDER_BYTES is left.
+    const fillers: string[] = [];
+    let bytes = 0;
+    let lastError: unknown;
+    let piece = await freeBytes();
+    while (piece >= FILL_REMAINDER_BYTES) {
+      const filler = join(node.nodeDir, `disk-filler-${fillers.length}`);
+      try {
+        await runCommand('fallocate', ['-l', String(piece), filler]);
+        fillers.push(filler);
+        bytes += piece;
+        piece = await freeBytes();
+      } catch (error) {
+        lastError = error;
+        await rm(filler, { force: true });
+        piece = Math.floor(piece / 2);
+      }
+    }
+    const release = async (): Promise<void> => {
+      for (const filler of fillers) await rm(filler, { force: true });
+    };
+    if (bytes === 0 && lastError !== undefined)
+      throw new PgwardenError('PGW_LOCAL_PROCESS', `could not fill the disk of ${name}: ${describeError(lastError)}`, {
+        context: { member: name, path: node.nodeDir, command: ['fallocate'], hint: 'nodes need their own tmpfs (nodeTmpfsMb, root)' },
+        cause: lastError,
+      });
+    return { bytes, release };
   }
 }
 
