@@ -7,9 +7,13 @@ import { parseArgs } from 'node:util';
 import { LocalCluster } from '../src/local/local-cluster.js';
 import { pickFreePorts } from '../src/local/free-port.js';
 import { spawnManaged, stopPid } from '../src/local/process.js';
-import { poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { waitUntil } from '../src/util/wait-until.js';
+import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
-import { MultiHostWriter } from './writer.js';
+import { longestWriteGap } from '../src/chaos/workload.js';
+import { benchWriter } from './writer.js';
+import { DEFAULT_DYNAMIC_CONFIG } from '../test/kit/fixtures.js';
+import { PgwardenError } from '../src/util/errors.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,7 +41,7 @@ const percentile = (sorted: number[], p: number): number => sorted[Math.min(sort
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-api-'));
-  const cluster = await LocalCluster.start({ dir, timing: { ttl: 30, loop_wait: 10, retry_timeout: 10 }, scope: 'benchapi' });
+  const cluster = await LocalCluster.start({ dir, timing: DEFAULT_DYNAMIC_CONFIG, scope: 'benchapi' });
   try {
     let { leader } = await waitHealthy(cluster, 120_000);
     const port = cluster.node(leader).apiPort;
@@ -77,13 +81,12 @@ async function main(): Promise<void> {
       args: ['-db', '-f', join(dir, 'haproxy.cfg')],
       logFile: join(dir, 'haproxy.log'),
     }).pid;
-    const writer = new MultiHostWriter(
+    const writer = benchWriter(
       cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })),
       cluster.superuserPassword,
-      10,
       'bench_sw',
     );
-    const viaHaproxy = new MultiHostWriter([{ host: '127.0.0.1', port: writePort }], cluster.superuserPassword, 10, 'bench_sw_haproxy');
+    const viaHaproxy = benchWriter([{ host: '127.0.0.1', port: writePort }], cluster.superuserPassword, 'bench_sw_haproxy');
     writer.start();
     viaHaproxy.start();
     await new Promise((resolve) => setTimeout(resolve, 3000));
@@ -98,29 +101,37 @@ async function main(): Promise<void> {
         body: JSON.stringify({ leader, candidate }),
       });
       const answer = await response.text();
-      if (!response.ok) throw new Error(`switchover ${run + 1} (${leader} -> ${candidate}) refused: HTTP ${response.status} ${answer}`);
-      const failedAt = await poll(
-        'the writer to notice the switchover',
-        30_000,
-        10,
-        async () => writer.errors.find((error) => error.atMs > startedAt)?.atMs,
-      ).catch(() => startedAt);
-      const recovered = await poll('a write on the new primary', 60_000, 10, async () =>
-        writer.acks.find((ack) => ack.atMs > failedAt && ack.port === cluster.node(candidate).pgPort),
+      if (!response.ok)
+        throw new PgwardenError(
+          'PGW_BENCH_SETUP',
+          `switchover ${run + 1} (${leader} -> ${candidate}) refused: HTTP ${response.status} ${answer}`,
+          {
+            context: { member: leader, candidate, hint: `see ${cluster.node(leader).logFile}` },
+          },
+        );
+      const failedAt = await waitUntil(async () => writer.failures.find((failure) => failure.atMs > startedAt)?.atMs, {
+        timeoutMs: 30_000,
+        intervalMs: 10,
+        describe: 'the writer to notice the switchover',
+      }).catch(() => startedAt);
+      const recovered = await waitUntil(
+        async () => writer.acks.find((ack) => ack.atMs > failedAt && ack.port === cluster.node(candidate).pgPort),
+        { timeoutMs: 60_000, intervalMs: 10, describe: 'a write on the new primary' },
       );
-      const gap = writer.outage(startedAt, recovered.atMs);
+      const gap = longestWriteGap(writer.acks, startedAt, recovered.atMs) ?? Number.NaN;
       gaps.push(gap);
       // Through HAProxy the writer always dials the same port; the outage ends with its first write after its first error.
-      const haproxyFailedAt = await poll(
-        'the HAProxy writer to notice',
-        30_000,
-        10,
-        async () => viaHaproxy.errors.find((error) => error.atMs > startedAt)?.atMs,
-      ).catch(() => startedAt);
-      const haproxyRecovered = await poll('a write through HAProxy', 60_000, 10, async () =>
-        viaHaproxy.acks.find((ack) => ack.atMs > haproxyFailedAt),
-      );
-      const haproxyGap = viaHaproxy.outage(startedAt, haproxyRecovered.atMs);
+      const haproxyFailedAt = await waitUntil(async () => viaHaproxy.failures.find((failure) => failure.atMs > startedAt)?.atMs, {
+        timeoutMs: 30_000,
+        intervalMs: 10,
+        describe: 'the HAProxy writer to notice',
+      }).catch(() => startedAt);
+      const haproxyRecovered = await waitUntil(async () => viaHaproxy.acks.find((ack) => ack.atMs > haproxyFailedAt), {
+        timeoutMs: 60_000,
+        intervalMs: 10,
+        describe: 'a write through HAProxy',
+      });
+      const haproxyGap = longestWriteGap(viaHaproxy.acks, startedAt, haproxyRecovered.atMs) ?? Number.NaN;
       haproxyGaps.push(haproxyGap);
       console.log(
         `switchover ${run + 1}: ${leader} -> ${candidate}: API answered "${answer}" after ${Math.round(performance.now() - startedAt)} ms; write gap through libpq-style multi-host ${Math.round(gap)} ms, through HAProxy (inter 100ms fall 2 rise 1) ${Math.round(haproxyGap)} ms`,

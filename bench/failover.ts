@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { LocalCluster } from '../src/local/local-cluster.js';
-import { httpStatus, poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
-import { MultiHostWriter } from './writer.js';
+import { waitUntil } from '../src/util/wait-until.js';
+import { httpStatus, sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { longestWriteGap, type Writer } from '../src/chaos/workload.js';
+import { benchWriter } from './writer.js';
 
 const { values } = parseArgs({
   options: {
@@ -56,14 +58,13 @@ async function main(): Promise<void> {
   );
   const cluster = await LocalCluster.start({ dir, timing, scope: 'bench' });
   const results: RunResult[] = [];
-  let writer: MultiHostWriter | undefined;
+  let writer: Writer | undefined;
   try {
     let { leader } = await waitHealthy(cluster, 120_000);
     await sql(cluster, leader, 'CREATE TABLE IF NOT EXISTS bench_writes (id int primary key, at timestamptz default now())');
-    writer = new MultiHostWriter(
+    writer = benchWriter(
       cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.pgPort })),
       cluster.superuserPassword,
-      10,
       'bench_writes',
     );
     writer.start();
@@ -81,25 +82,29 @@ async function main(): Promise<void> {
       if (kind === 'agent+postmaster') cluster.killAgent(victim, 'SIGKILL');
       if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
 
-      const newLeader = await poll('a primary with the lock', 180_000, 25, async () => {
-        const view = await cluster.view(1000);
-        const name = view.leader?.name;
-        if (name === undefined || (kind === 'agent+postmaster' && name === victim)) return undefined;
-        return (await httpStatus(cluster, name, '/primary')) === 200 ? name : undefined;
-      });
+      const newLeader = await waitUntil(
+        async () => {
+          const view = await cluster.view(1000);
+          const name = view.leader?.name;
+          if (name === undefined || (kind === 'agent+postmaster' && name === victim)) return undefined;
+          return (await httpStatus(cluster, name, '/primary')) === 200 ? name : undefined;
+        },
+        { timeoutMs: 180_000, intervalMs: 25, describe: 'a primary with the lock' },
+      );
       const newPrimaryMs = performance.now() - killedAt;
       const expectedPort = cluster.node(newLeader).pgPort;
       // The outage ends with the first acknowledged write on the new primary after the writer first saw the failure.
-      const failedAt = await poll(
-        'the writer to notice the crash',
-        60_000,
-        20,
-        async () => writer!.errors.find((error) => error.atMs > killedAt)?.atMs,
-      ).catch(() => killedAt);
-      const recovered = await poll('a write acknowledged by the new primary', 120_000, 20, async () =>
-        writer!.acks.find((ack) => ack.atMs > failedAt && ack.port === expectedPort),
-      );
-      const gapMs = writer.outage(killedAt, recovered.atMs);
+      const failedAt = await waitUntil(async () => writer!.failures.find((failure) => failure.atMs > killedAt)?.atMs, {
+        timeoutMs: 60_000,
+        intervalMs: 20,
+        describe: 'the writer to notice the crash',
+      }).catch(() => killedAt);
+      const recovered = await waitUntil(async () => writer!.acks.find((ack) => ack.atMs > failedAt && ack.port === expectedPort), {
+        timeoutMs: 120_000,
+        intervalMs: 20,
+        describe: 'a write acknowledged by the new primary',
+      });
+      const gapMs = longestWriteGap(writer.acks, killedAt, recovered.atMs) ?? Number.NaN;
 
       const rejoinStartedAt = performance.now();
       if (kind === 'agent+postmaster') cluster.startAgent(victim);
@@ -124,7 +129,7 @@ async function main(): Promise<void> {
               .map((ack) => ack.id)
               .join(',')}...)`
           : ''
-      }, failed attempts: ${writer.errors.length}`,
+      }, failed attempts: ${writer.failures.length}`,
     );
 
     for (const kind of ['agent+postmaster', 'postmaster'] as const) {

@@ -12,9 +12,13 @@ import { parseArgs, promisify } from 'node:util';
 import { LocalCluster } from '../src/local/local-cluster.js';
 import { pickFreePorts } from '../src/local/free-port.js';
 import { spawnManaged, stopPid } from '../src/local/process.js';
-import { poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { waitUntil } from '../src/util/wait-until.js';
+import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
-import { MultiHostWriter } from './writer.js';
+import { longestWriteGap } from '../src/chaos/workload.js';
+import { benchWriter } from './writer.js';
+import { DEFAULT_DYNAMIC_CONFIG } from '../test/kit/fixtures.js';
+import { PgwardenError } from '../src/util/errors.js';
 
 const run = promisify(execFile);
 const { values } = parseArgs({
@@ -71,7 +75,7 @@ async function throughput(
 async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: number, label: string): Promise<string> {
   const table = `bench_proxy_sw_${label.replace(/\W+/g, '_')}`;
   await sql(cluster, leader, `CREATE TABLE ${table} (id int primary key)`);
-  const writer = new MultiHostWriter([{ host: '127.0.0.1', port: proxyPort }], cluster.superuserPassword, 10, table);
+  const writer = benchWriter([{ host: '127.0.0.1', port: proxyPort }], cluster.superuserPassword, table);
   writer.start();
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const gaps: number[] = [];
@@ -83,13 +87,16 @@ async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: n
       body: JSON.stringify({ leader, candidate }),
     });
     const answer = await response.text();
-    if (!response.ok) throw new Error(`switchover ${leader} -> ${candidate} refused: HTTP ${response.status} ${answer}`);
+    if (!response.ok)
+      throw new PgwardenError('PGW_BENCH_SETUP', `switchover ${leader} -> ${candidate} refused: HTTP ${response.status} ${answer}`, {
+        context: { member: leader, candidate, hint: `see ${cluster.node(leader).logFile}` },
+      });
     // The API answers once the new leader holds the lock; give the writer a moment, then take the longest silence.
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const gap = writer.outage(startedAt, performance.now());
+    const gap = longestWriteGap(writer.acks, startedAt, performance.now()) ?? Number.NaN;
     gaps.push(gap);
     console.log(
-      `switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the ${label} ${Math.round(gap)} ms (errors seen by the writer: ${writer.errors.filter((error) => error.atMs > startedAt).length})`,
+      `switchover ${index + 1}: ${leader} -> ${candidate}: write gap through the ${label} ${Math.round(gap)} ms (errors seen by the writer: ${writer.failures.filter((failure) => failure.atMs > startedAt).length})`,
     );
     leader = candidate;
     await waitHealthy(cluster, 60_000);
@@ -123,7 +130,7 @@ async function idleMemory(cluster: LocalCluster, dir: string): Promise<void> {
     run('etcdctl', ['--endpoints', endpoint, 'put', `${cluster.namespace}/rss/${key}`, value], {
       env: { ...process.env, ETCDCTL_API: '3' },
     });
-  await put('config', JSON.stringify({ ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576 }));
+  await put('config', JSON.stringify(DEFAULT_DYNAMIC_CONFIG));
   await put(
     'members/sink',
     JSON.stringify({
@@ -143,9 +150,11 @@ async function idleMemory(cluster: LocalCluster, dir: string): Promise<void> {
   const pid = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile: join(dir, 'rss-proxy.log') }).pid;
   const clients: Socket[] = [];
   try {
-    await poll('the stand-in proxy to route', 15_000, 100, async () =>
-      (await fetch(`http://127.0.0.1:${apiListen}/health`)).status === 200 ? true : undefined,
-    );
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${apiListen}/health`)).status === 200, {
+      timeoutMs: 15_000,
+      intervalMs: 100,
+      describe: 'the stand-in proxy to route',
+    });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const before = rssKb(pid);
     const count = Number(values.idle);
@@ -157,7 +166,11 @@ async function idleMemory(cluster: LocalCluster, dir: string): Promise<void> {
       socket.write(Buffer.from([0, 0, 0, 8, 4, 210, 22, 47]));
       if (index % 100 === 99) await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    await poll('every idle client to reach the backend', 30_000, 100, async () => (sinkSockets.length >= count ? true : undefined));
+    await waitUntil(async () => (sinkSockets.length >= count ? true : undefined), {
+      timeoutMs: 30_000,
+      intervalMs: 100,
+      describe: 'every idle client to reach the backend',
+    });
     await new Promise((resolve) => setTimeout(resolve, 2000));
     const after = rssKb(pid);
     console.log(
@@ -174,7 +187,7 @@ async function idleMemory(cluster: LocalCluster, dir: string): Promise<void> {
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-proxy-'));
-  const cluster = await LocalCluster.start({ dir, timing: { ttl: 30, loop_wait: 10, retry_timeout: 10 }, scope: 'benchproxy', proxies: 1 });
+  const cluster = await LocalCluster.start({ dir, timing: DEFAULT_DYNAMIC_CONFIG, scope: 'benchproxy', proxies: 1 });
   let haproxyPid: number | undefined;
   try {
     let { leader } = await waitHealthy(cluster, 120_000);
@@ -182,18 +195,22 @@ async function main(): Promise<void> {
     const [writePort, readPort] = (await pickFreePorts(2)) as [number, number];
     await writeFile(join(dir, 'haproxy.cfg'), haproxyConfig(cluster, writePort, readPort, 100));
     haproxyPid = spawnManaged({ command: HAPROXY, args: ['-db', '-f', join(dir, 'haproxy.cfg')], logFile: join(dir, 'haproxy.log') }).pid;
-    await poll('the proxy to route to the leader', 20_000, 100, async () =>
-      (await fetch(`http://127.0.0.1:${proxy.apiPort}/health`)).status === 200 ? true : undefined,
-    );
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${proxy.apiPort}/health`)).status === 200, {
+      timeoutMs: 20_000,
+      intervalMs: 100,
+      describe: 'the proxy to route to the leader',
+    });
     await new Promise((resolve) => setTimeout(resolve, 1000));
     const proxyPorts: Record<string, number> = { 'pgwarden proxy userspace': proxy.primaryPort };
     // The kernel data path (nftables DNAT) needs root; without it the benchmark says so and measures the rest.
     let kernelProxy: typeof proxy | undefined;
     if (process.getuid?.() === 0) {
       kernelProxy = await cluster.startProxy({ data_path: 'kernel' });
-      await poll('the kernel-path proxy to route to the leader', 20_000, 100, async () =>
-        (await fetch(`http://127.0.0.1:${kernelProxy!.apiPort}/health`)).status === 200 ? true : undefined,
-      );
+      await waitUntil(async () => (await fetch(`http://127.0.0.1:${kernelProxy!.apiPort}/health`)).status === 200, {
+        timeoutMs: 20_000,
+        intervalMs: 100,
+        describe: 'the kernel-path proxy to route to the leader',
+      });
       proxyPorts['pgwarden proxy kernel'] = kernelProxy.primaryPort;
     } else console.log('pgwarden proxy kernel: skipped (data_path: kernel needs root for nftables)');
     await throughput(cluster, leader, proxyPorts, writePort);

@@ -7,7 +7,10 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { guaranteeOf } from '../src/core/sync-standby-names.js';
 import { LocalCluster } from '../src/local/local-cluster.js';
-import { poll, sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { waitUntil } from '../src/util/wait-until.js';
+import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { DEFAULT_DYNAMIC_CONFIG } from '../test/kit/fixtures.js';
+import { PgwardenError } from '../src/util/errors.js';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' }, rounds: { type: 'string', default: '2' } } });
 
@@ -54,7 +57,7 @@ async function measure(port: number, password: string, seconds: number): Promise
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-sync-'));
-  const cluster = await LocalCluster.start({ dir, timing: { ttl: 30, loop_wait: 10, retry_timeout: 10 }, scope: 'benchsync' });
+  const cluster = await LocalCluster.start({ dir, timing: DEFAULT_DYNAMIC_CONFIG, scope: 'benchsync' });
   try {
     const { leader } = await waitHealthy(cluster, 120_000);
     await sql(cluster, leader, 'CREATE TABLE bench_sync (id bigint PRIMARY KEY)');
@@ -66,12 +69,18 @@ async function main(): Promise<void> {
           body: JSON.stringify(mode.config),
           headers: { 'content-type': 'application/json' },
         });
-        if (response.status !== 200) throw new Error(`PATCH /config for ${mode.label}: ${response.status} ${await response.text()}`);
+        if (response.status !== 200)
+          throw new PgwardenError('PGW_BENCH_SETUP', `PATCH /config for ${mode.label}: ${response.status} ${await response.text()}`, {
+            context: { member: leader, key: 'config', mode: mode.label },
+          });
         const switchedAt = performance.now();
-        await poll(`synchronous_standby_names for ${mode.label}`, 60_000, 100, async () => {
-          const rows = await sql<{ value: string }>(cluster, leader, "SELECT current_setting('synchronous_standby_names') AS value");
-          return mode.isReady(rows[0]?.value ?? '') ? true : undefined;
-        });
+        await waitUntil(
+          async () => {
+            const rows = await sql<{ value: string }>(cluster, leader, "SELECT current_setting('synchronous_standby_names') AS value");
+            return mode.isReady(rows[0]?.value ?? '') ? true : undefined;
+          },
+          { timeoutMs: 60_000, intervalMs: 100, describe: `synchronous_standby_names for ${mode.label}` },
+        );
         const readyMs = performance.now() - switchedAt;
         const latencies = await measure(cluster.node(leader).pgPort, cluster.superuserPassword, Number(values.seconds));
         const perRound = results.get(mode.label) ?? [];

@@ -1,15 +1,5 @@
 // The consistency checker (pure): from every acknowledged write and the final data, what the cluster broke.
-
-export interface Ack {
-  readonly id: number;
-  readonly atMs: number;
-  /** Which server acknowledged: its port, system identifier and timeline at the time. */
-  readonly port: number;
-  readonly sysid: string;
-  readonly timeline: number;
-  /** WAL position right after the commit (bytes). */
-  readonly lsn?: number;
-}
+import type { Ack } from './workload.js';
 
 export interface DualWrite {
   readonly earlier: Ack;
@@ -73,12 +63,13 @@ export function lostWalSpan(acks: readonly Ack[], lost: ReadonlySet<number>): nu
   }
   let largest = 0;
   for (const list of byServer.values()) {
-    const sorted = list.filter((ack) => ack.lsn !== undefined).sort((a, b) => a.lsn! - b.lsn!);
+    const sorted = [...list].sort((a, b) => a.lsn - b.lsn);
     const lostIndexes = sorted.flatMap((ack, index) => (lost.has(ack.id) ? [index] : []));
-    if (lostIndexes.length === 0) continue;
-    const last = sorted[lostIndexes.at(-1)!]!.lsn!;
-    const firstIndex = lostIndexes[0]!;
-    const before = firstIndex > 0 ? sorted[firstIndex - 1]!.lsn! : sorted[firstIndex]!.lsn! - 1;
+    const firstIndex = lostIndexes[0];
+    const lastIndex = lostIndexes.at(-1);
+    if (firstIndex === undefined || lastIndex === undefined) continue;
+    const last = sorted[lastIndex]!.lsn;
+    const before = firstIndex > 0 ? sorted[firstIndex - 1]!.lsn : sorted[firstIndex]!.lsn - 1;
     largest = Math.max(largest, last - before);
   }
   return largest;

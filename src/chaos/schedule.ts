@@ -1,4 +1,5 @@
 // A fault schedule from a seed (pure): the same seed and options always give the same faults in the same order.
+import { PgwardenError } from '../util/errors.js';
 import { mulberry32 } from '../util/prng.js';
 
 export type FaultKind =
@@ -35,7 +36,7 @@ export const PROCESS_FAULT_KINDS: readonly FaultKind[] = [
   'kill-etcd-member',
   'switchover-replica-kill',
 ];
-/** Faults that need every member in its own network namespace (root). */
+/** Faults on the network between members (which networks can make each: the fault table in faults.ts). */
 export const NETWORK_FAULT_KINDS: readonly FaultKind[] = [
   'partition-primary',
   'partition-primary-oneway',
@@ -43,12 +44,12 @@ export const NETWORK_FAULT_KINDS: readonly FaultKind[] = [
   'latency-primary',
 ];
 export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', ...NETWORK_FAULT_KINDS, 'full-disk-primary'];
-/** What only a root run can do: namespaces for the network faults, a tmpfs per node for the full disk. */
-export const NEEDS_NETNS: ReadonlySet<FaultKind> = new Set([...NETWORK_FAULT_KINDS, 'full-disk-primary']);
 
 export function faultSchedule(seed: number, count: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {
-  if (!Number.isInteger(count) || count < 1) throw new Error(`--faults must be a positive integer, got ${count}`);
-  if (kinds.length === 0) throw new Error('no fault kinds to choose from');
+  if (!Number.isInteger(count) || count < 1)
+    throw new PgwardenError('PGW_CHAOS_USAGE', `--faults must be a positive integer, got ${count}`, { context: { faults: count } });
+  if (kinds.length === 0)
+    throw new PgwardenError('PGW_CHAOS_USAGE', 'no fault kinds to choose from', { context: { hint: 'pass at least one kind in --kinds' } });
   const random = mulberry32(seed);
   return Array.from({ length: count }, (_unused, index) => ({
     index,
@@ -57,5 +58,3 @@ export function faultSchedule(seed: number, count: number, kinds: readonly Fault
     settleS: 1 + Math.floor(random() * 3),
   }));
 }
-/** Network faults a run without namespaces can still make, with TCP relays between the agents and etcd. */
-export const RELAY_FAULT_KINDS: ReadonlySet<FaultKind> = new Set(['partition-primary', 'partition-primary-oneway']);

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PgwardenError } from '../util/errors.js';
+import { waitUntil } from '../util/wait-until.js';
 import { pickFreePorts } from './free-port.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 
@@ -102,19 +103,26 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
   };
 
   const waitHealthy = async (targets: readonly EtcdMember[]): Promise<void> => {
-    const startedAt = Date.now();
-    while (Date.now() - startedAt < HEALTHY_TIMEOUT_MS) {
-      const states = await Promise.all(targets.map((member) => isHealthy(member.clientUrl)));
-      if (states.every(Boolean)) return;
-      const dead = targets.find((member) => member.pid !== undefined && !isAlive(member.pid));
-      if (dead !== undefined)
-        throw new PgwardenError('PGW_LOCAL_PROCESS', `etcd member ${dead.name} exited during start-up; see ${dead.logFile}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    throw new PgwardenError(
-      'PGW_LOCAL_PROCESS',
-      `etcd did not become healthy within ${HEALTHY_TIMEOUT_MS / 1000} s; see ${options.dir}/etcd*.log`,
+    let last = '';
+    const outcome = await waitUntil(
+      async () => {
+        const dead = targets.find((member) => member.pid !== undefined && !isAlive(member.pid));
+        if (dead !== undefined) return { dead };
+        const states = await Promise.all(targets.map((member) => isHealthy(member.clientUrl)));
+        last = targets.map((member, index) => `${member.name} ${states[index] === true ? 'healthy' : 'not healthy'}`).join(', ');
+        return states.every(Boolean) ? { dead: undefined } : undefined;
+      },
+      {
+        timeoutMs: HEALTHY_TIMEOUT_MS,
+        describe: `etcd ${targets.map((member) => member.name).join(', ')} to report healthy (logs: ${options.dir}/etcd*.log)`,
+        lastState: () => last,
+        context: { path: options.dir, hint: `see ${options.dir}/etcd*.log` },
+      },
     );
+    if (outcome.dead !== undefined)
+      throw new PgwardenError('PGW_LOCAL_PROCESS', `etcd member ${outcome.dead.name} exited during start-up; see ${outcome.dead.logFile}`, {
+        context: { member: outcome.dead.name, path: outcome.dead.logFile },
+      });
   };
 
   const stopMember = async (index: number): Promise<void> => {

@@ -1,5 +1,6 @@
 // Free TCP ports on 127.0.0.1 chosen at run time, below the ephemeral range so a restarting server can rebind them.
 import { createServer } from 'node:net';
+import { PgwardenError } from '../util/errors.js';
 
 const LOW = 15000;
 const HIGH = 32000;
@@ -20,6 +21,9 @@ export async function pickFreePorts(count: number): Promise<number[]> {
     if (chosen.has(port)) continue;
     if (await canBind(port)) chosen.add(port);
   }
-  if (chosen.size < count) throw new Error(`could not find ${count} free ports between ${LOW} and ${HIGH}`);
+  if (chosen.size < count)
+    throw new PgwardenError('PGW_LOCAL_PROCESS', `could not find ${count} free ports between ${LOW} and ${HIGH}`, {
+      context: { found: chosen.size, hint: 'stop leftover test clusters (pgwarden local stop) or free ports in that range' },
+    });
   return [...chosen];
 }

@@ -9,12 +9,19 @@ import { deadline } from '../util/abort.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { postmasterPidFrom } from '../postgres/postmaster-pid.js';
 import { runCommand } from '../util/run-command.js';
+import { waitUntil } from '../util/wait-until.js';
+import { prepareNodes, type LocalNode } from './cluster-nodes.js';
+import { openNetwork, type ClusterNetwork } from './cluster-network.js';
 import { startEtcdCluster, type EtcdClusterHandle } from './etcd-cluster.js';
+import type { FaultRelay } from './fault-relay.js';
 import { pickFreePorts } from './free-port.js';
-import { renderNodeConfig, type LocalTiming } from './node-config.js';
-import { FaultRelay } from './fault-relay.js';
-import { NetnsLab } from './netns.js';
+import { renderLocalProxyConfig } from './local-proxy-config.js';
+import type { NetnsLab } from './netns.js';
+import { DEFAULT_DYNAMIC_CONFIG, type LocalTiming } from './node-config.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
+import { isMountPoint, unmountTmpfs } from './tmpfs.js';
+
+export type { LocalNode } from './cluster-nodes.js';
 
 export interface LocalClusterOptions {
   readonly dir: string;
@@ -57,19 +64,6 @@ export interface LocalProxy {
 /** Extra `proxy:` settings for a local proxy (seconds, bytes), e.g. { hold_timeout: 5 }. */
 export type LocalProxySettings = Readonly<Record<string, string | number | boolean>>;
 
-export interface LocalNode {
-  readonly name: string;
-  readonly configPath: string;
-  readonly nodeDir: string;
-  readonly dataDir: string;
-  readonly apiPort: number;
-  readonly pgPort: number;
-  /** Where its PostgreSQL and REST API listen: 127.0.0.1, or its own address in a netns lab. */
-  readonly host: string;
-  readonly logFile: string;
-  agentPid: number | undefined;
-}
-
 /** What a background cluster leaves on disk so that `pgwarden local stop` can find its processes. */
 export interface LocalClusterState {
   readonly dir: string;
@@ -94,12 +88,44 @@ export interface LocalClusterState {
   readonly superuserPassword: string;
 }
 
-export const DEFAULT_TIMING: LocalTiming = { ttl: 30, loop_wait: 10, retry_timeout: 10 };
+export const DEFAULT_TIMING: LocalTiming = DEFAULT_DYNAMIC_CONFIG;
 const AGENT_ENTRY = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
 const CLI_ENTRY = fileURLToPath(new URL('../bin/pgwarden.js', import.meta.url));
 const AGENT_STOP_GRACE_MS = 30_000;
+/** fillDisk stops below this much free space: far too little for a new WAL segment (16 MB). */
+const FILL_REMAINDER_BYTES = 64 * 1024;
+/** A proxy answers its API within a second or two; 15 s leaves room for a loaded CI machine. */
+const PROXY_START_TIMEOUT_MS = 15_000;
 /** A 1 MB young generation keeps an idle agent's RSS near 60 MB instead of ~70 MB; the agent allocates little. */
 export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
+
+/** Undo actions of the start-up steps done so far, run newest first when a later step fails. */
+class StartupUndo {
+  readonly #actions: (() => Promise<void>)[] = [];
+
+  push(action: () => Promise<void>): void {
+    this.#actions.push(action);
+  }
+
+  /** From here on one action (the cluster's stop) undoes everything. */
+  replaceAll(action: () => Promise<void>): void {
+    this.#actions.splice(0, this.#actions.length, action);
+  }
+
+  async run(): Promise<void> {
+    for (const action of this.#actions.reverse()) await action().catch(() => undefined);
+  }
+}
+
+interface ClusterParts {
+  readonly dir: string;
+  readonly scope: string;
+  readonly namespace: string;
+  readonly nodes: LocalNode[];
+  readonly etcd: EtcdClusterHandle;
+  readonly network: ClusterNetwork;
+  readonly superuserPassword: string;
+}
 
 export class LocalCluster {
   readonly dir: string;
@@ -112,146 +138,89 @@ export class LocalCluster {
   /** The network-namespace lab when started with network: 'netns'. */
   readonly lab: NetnsLab | undefined;
   /** network: 'relay': each node's relays to the etcd members, by node name. */
-  readonly relays = new Map<string, FaultRelay[]>();
+  readonly relays: ReadonlyMap<string, FaultRelay[]>;
+  readonly #network: ClusterNetwork;
 
-  private constructor(
-    dir: string,
-    scope: string,
-    namespace: string,
-    nodes: LocalNode[],
-    etcd: EtcdClusterHandle,
-    superuserPassword: string,
-    lab: NetnsLab | undefined,
-  ) {
-    this.lab = lab;
-    this.dir = dir;
-    this.scope = scope;
-    this.namespace = namespace;
-    this.nodes = nodes;
-    this.etcd = etcd;
-    this.superuserPassword = superuserPassword;
+  private constructor(parts: ClusterParts) {
+    this.dir = parts.dir;
+    this.scope = parts.scope;
+    this.namespace = parts.namespace;
+    this.nodes = parts.nodes;
+    this.etcd = parts.etcd;
+    this.superuserPassword = parts.superuserPassword;
+    this.#network = parts.network;
+    this.lab = parts.network.lab;
+    this.relays = parts.network.relays;
   }
 
+  /**
+   * Starts the cluster in steps, each undone if a later one fails: the network (loopback, namespaces or relays), etcd,
+   * the node configs, the agents, the proxies. Returns once the proxies answer; the agents elect a leader after that.
+   */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
-    const nodeCount = options.nodes ?? 3;
     const scope = options.scope ?? 'pgwarden';
     const namespace = options.namespace ?? '/service';
+    const etcdNames = Array.from({ length: options.etcdMembers ?? 3 }, (_unused, index) => `etcd${index + 1}`);
+    const nodeNames = Array.from({ length: options.nodes ?? 3 }, (_unused, index) => `node${index + 1}`);
     await mkdir(options.dir, { recursive: true });
     // PostgreSQL runs as the postgres user and must be able to reach its data dir through this one.
     await chmod(options.dir, 0o755);
-    const etcdSize = options.etcdMembers ?? 3;
-    let lab: NetnsLab | undefined;
-    if (options.network === 'netns') {
-      lab = await NetnsLab.create();
-      try {
-        for (let index = 0; index < etcdSize; index++) await lab.addHost(`etcd${index + 1}`);
-        for (let index = 0; index < nodeCount; index++) await lab.addHost(`node${index + 1}`);
-      } catch (error) {
-        await lab.destroy();
-        throw error;
-      }
-    }
-    const withLab = lab;
-    let etcd: EtcdClusterHandle;
+    const undo = new StartupUndo();
     try {
-      etcd = await startEtcdCluster({
-        size: etcdSize,
+      // Namespace hosts are numbered in this order: etcd members first, then nodes.
+      const network = await openNetwork(options.network ?? 'loopback', [...etcdNames, ...nodeNames]);
+      undo.push(() => network.close());
+      const etcd = await startEtcdCluster({
+        size: etcdNames.length,
         dir: join(options.dir, 'etcd'),
-        ...(withLab === undefined
+        ...(network.lab === undefined
           ? {}
-          : {
-              hosts: Array.from({ length: etcdSize }, (_unused, index) => withLab.host(`etcd${index + 1}`).ip),
-              wrap: (index: number) => withLab.wrap(`etcd${index + 1}`),
-            }),
+          : { hosts: etcdNames.map((name) => network.host(name)), wrap: (index: number) => network.wrap(etcdNames[index]!) }),
       });
-    } catch (error) {
-      await lab?.destroy();
-      throw error;
-    }
-    const relays = new Map<string, FaultRelay[]>();
-    const superuserPassword = randomBytes(9).toString('base64url');
-    const replicationPassword = randomBytes(9).toString('base64url');
-    const ports = await pickFreePorts(nodeCount * 2);
-    const nodes: LocalNode[] = [];
-    try {
-      if (options.network === 'relay') {
-        for (let index = 0; index < nodeCount; index++) {
-          relays.set(
-            `node${index + 1}`,
-            await Promise.all(
-              etcd.endpoints.map(async (endpoint) => {
-                const url = new URL(endpoint);
-                return FaultRelay.start({ host: url.hostname, port: Number(url.port) });
-              }),
-            ),
-          );
-        }
-      }
-      for (let index = 0; index < nodeCount; index++) {
-        const name = `node${index + 1}`;
-        const nodeDir = join(options.dir, name);
-        await mkdir(nodeDir, { recursive: true });
-        if (options.nodeTmpfsMb !== undefined) await mountTmpfs(nodeDir, options.nodeTmpfsMb);
-        await chmod(nodeDir, 0o777);
-        const apiPort = ports[index * 2]!;
-        const pgPort = ports[index * 2 + 1]!;
-        const configPath = join(nodeDir, 'pgwarden.yml');
-        const host = lab?.host(name).ip ?? '127.0.0.1';
-        const yaml = renderNodeConfig({
-          scope,
-          namespace,
-          name,
-          apiPort,
-          pgPort,
-          host,
-          ...(lab === undefined ? {} : { hbaNetwork: lab.subnet }),
-          nodeDir,
-          etcdHosts:
-            relays.get(name)?.map((relay) => `127.0.0.1:${relay.port}`) ??
-            etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')),
-          timing: options.timing ?? DEFAULT_TIMING,
-          superuserPassword,
-          replicationPassword,
-          binDir: options.binDir ?? '/usr/lib/postgresql/15/bin',
-          ...(options.tags?.[name] !== undefined ? { tags: options.tags[name] } : {}),
-          ...(options.callbacks !== undefined ? { callbacks: options.callbacks } : {}),
-          ...(options.parameters !== undefined ? { extraParameters: options.parameters } : {}),
-        });
-        await writeFile(configPath, yaml, { mode: 0o600 });
-        nodes.push({
-          name,
-          configPath,
-          nodeDir,
-          dataDir: join(nodeDir, 'data'),
-          apiPort,
-          pgPort,
-          host,
-          logFile: join(nodeDir, 'agent.log'),
-          agentPid: undefined,
-        });
-      }
-      const cluster = new LocalCluster(options.dir, scope, namespace, nodes, etcd, superuserPassword, lab);
-      for (const [name, list] of relays) cluster.relays.set(name, list);
+      undo.push(() => etcd.stop());
+      const superuserPassword = randomBytes(9).toString('base64url');
+      const etcdHosts = await network.connectNodes(nodeNames, etcd.endpoints);
+      const nodes = await prepareNodes({
+        dir: options.dir,
+        names: nodeNames,
+        scope,
+        namespace,
+        timing: options.timing ?? DEFAULT_TIMING,
+        binDir: options.binDir ?? '/usr/lib/postgresql/15/bin',
+        superuserPassword,
+        replicationPassword: randomBytes(9).toString('base64url'),
+        hostOf: (name) => network.host(name),
+        etcdHostsOf: (name) => etcdHosts.get(name) ?? [],
+        hbaNetwork: network.hbaNetwork,
+        ...(options.tags !== undefined ? { tags: options.tags } : {}),
+        ...(options.callbacks !== undefined ? { callbacks: options.callbacks } : {}),
+        ...(options.parameters !== undefined ? { parameters: options.parameters } : {}),
+        ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
+      });
+      undo.push(async () => {
+        for (const node of nodes) await unmountTmpfs(node.nodeDir);
+      });
+      const cluster = new LocalCluster({ dir: options.dir, scope, namespace, nodes, etcd, network, superuserPassword });
+      undo.replaceAll(() => cluster.stop());
       for (const node of nodes) cluster.startAgent(node.name);
-      try {
-        for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);
-      } catch (error) {
-        await cluster.stop();
-        throw error;
-      }
+      for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);
       return cluster;
     } catch (error) {
-      await etcd.stop();
-      await lab?.destroy();
-      for (const list of relays.values()) for (const relay of list) await relay.close();
-      for (const node of nodes) await unmountTmpfs(node.nodeDir);
+      await undo.run();
       throw error;
     }
   }
 
   node(name: string): LocalNode {
     const node = this.nodes.find((candidate) => candidate.name === name);
-    if (node === undefined) throw new PgwardenError('PGW_LOCAL_PROCESS', `no local node named ${name}`);
+    if (node === undefined)
+      throw new PgwardenError(
+        'PGW_LOCAL_PROCESS',
+        `no local node named ${name}; this cluster has ${this.nodes.map((candidate) => candidate.name).join(', ')}`,
+        {
+          context: { member: name },
+        },
+      );
     return node;
   }
 
@@ -272,39 +241,42 @@ export class LocalCluster {
     await mkdir(proxyDir, { recursive: true });
     const [primaryPort, replicaPort, apiPort] = (await pickFreePorts(3)) as [number, number, number];
     const configPath = join(proxyDir, 'proxy.yml');
-    const extra = Object.entries(settings).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`);
     await writeFile(
       configPath,
-      [
-        `scope: ${this.scope}`,
-        `namespace: ${this.namespace}`,
-        'etcd3:',
-        `  hosts: ${this.etcd.endpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')).join(',')}`,
-        'proxy:',
-        `  primary_listen: 127.0.0.1:${primaryPort}`,
-        `  replica_listen: 127.0.0.1:${replicaPort}`,
-        `  api_listen: 127.0.0.1:${apiPort}`,
-        ...extra,
-        '',
-      ].join('\n'),
+      renderLocalProxyConfig({
+        scope: this.scope,
+        namespace: this.namespace,
+        etcdEndpoints: this.etcd.endpoints,
+        primaryPort,
+        replicaPort,
+        apiPort,
+        settings,
+      }),
     );
     const logFile = join(proxyDir, 'proxy.log');
     const child = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile });
     const proxy: LocalProxy = { name, configPath, logFile, primaryPort, replicaPort, apiPort, pid: child.pid };
     this.proxies.push(proxy);
-    const giveUpAt = Date.now() + 15_000;
-    for (;;) {
-      const isUp = await fetch(`http://127.0.0.1:${apiPort}/status`, { signal: AbortSignal.timeout(1000) }).then(
-        (response) => response.ok,
-        () => false,
-      );
-      if (isUp) return proxy;
-      if (!isAlive(child.pid) || Date.now() > giveUpAt) {
-        const log = await readFile(logFile, 'utf8').catch(() => '');
-        throw new PgwardenError('PGW_LOCAL_PROCESS', `${name} did not start (see ${logFile}): ${log.split('\n').slice(-3).join(' ')}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    let hasExited = false;
+    const isUp = await waitUntil(
+      async () => {
+        hasExited = !isAlive(child.pid);
+        if (hasExited) return 'exited';
+        const response = await fetch(`http://127.0.0.1:${apiPort}/status`, { signal: AbortSignal.timeout(1000) });
+        return response.ok;
+      },
+      { timeoutMs: PROXY_START_TIMEOUT_MS, describe: `${name} to answer on its API port ${apiPort}` },
+    ).then(
+      (value) => value === true,
+      () => false,
+    );
+    if (isUp) return proxy;
+    const log = await readFile(logFile, 'utf8').catch(() => '');
+    throw new PgwardenError(
+      'PGW_LOCAL_PROCESS',
+      `${name} ${hasExited ? 'exited' : `did not answer within ${PROXY_START_TIMEOUT_MS / 1000} s`} (see ${logFile}): ${log.split('\n').slice(-3).join(' ')}`,
+      { context: { member: name, path: logFile, command: [process.execPath, CLI_ENTRY, 'proxy', configPath] } },
+    );
   }
 
   async stopProxy(name: string, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -401,8 +373,7 @@ export class LocalCluster {
     await Promise.all(this.nodes.map((node) => this.stopAgent(node.name).catch(() => undefined)));
     await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
     await this.etcd.stop();
-    await this.lab?.destroy();
-    for (const list of this.relays.values()) for (const relay of list) await relay.close();
+    await this.#network.close();
     for (const node of this.nodes) {
       // A tmpfs takes its contents with it: keep the agent's log next to it for the post-mortem.
       if (await isMountPoint(node.nodeDir)) await copyFile(node.logFile, `${node.nodeDir}-agent.log`).catch(() => undefined);
@@ -413,29 +384,39 @@ export class LocalCluster {
   /** Fills the file system of a node's directory (tmpfs nodes only) and returns how to give the space back. */
   async fillDisk(name: string): Promise<{ readonly bytes: number; readonly release: () => Promise<void> }> {
     const node = this.node(name);
-    const stats = await statfs(node.nodeDir);
-    const bytes = Number(stats.bavail) * Number(stats.bsize);
-    const filler = join(node.nodeDir, 'disk-filler');
-    await runCommand('fallocate', ['-l', String(bytes), filler]);
-    return { bytes, release: async () => rm(filler, { force: true }) };
+    const freeBytes = async (): Promise<number> => {
+      const stats = await statfs(node.nodeDir);
+      return Number(stats.bavail) * Number(stats.bsize);
+    };
+    // PostgreSQL keeps writing WAL meanwhile: what statfs called free may be gone when fallocate (all or nothing)
+    // asks for it. Fill in pieces, halving a piece that no longer fits, until less than FILL_REMAINDER_BYTES is left.
+    const fillers: string[] = [];
+    let bytes = 0;
+    let lastError: unknown;
+    let piece = await freeBytes();
+    while (piece >= FILL_REMAINDER_BYTES) {
+      const filler = join(node.nodeDir, `disk-filler-${fillers.length}`);
+      try {
+        await runCommand('fallocate', ['-l', String(piece), filler]);
+        fillers.push(filler);
+        bytes += piece;
+        piece = await freeBytes();
+      } catch (error) {
+        lastError = error;
+        await rm(filler, { force: true });
+        piece = Math.floor(piece / 2);
+      }
+    }
+    const release = async (): Promise<void> => {
+      for (const filler of fillers) await rm(filler, { force: true });
+    };
+    if (bytes === 0 && lastError !== undefined)
+      throw new PgwardenError('PGW_LOCAL_PROCESS', `could not fill the disk of ${name}: ${describeError(lastError)}`, {
+        context: { member: name, path: node.nodeDir, command: ['fallocate'], hint: 'nodes need their own tmpfs (nodeTmpfsMb, root)' },
+        cause: lastError,
+      });
+    return { bytes, release };
   }
-}
-
-async function mountTmpfs(dir: string, sizeMb: number): Promise<void> {
-  try {
-    await runCommand('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0777`, 'tmpfs', dir]);
-  } catch (error) {
-    throw new PgwardenError('PGW_LOCAL_PROCESS', `could not mount a ${sizeMb} MB tmpfs on ${dir} (needs root): ${describeError(error)}`);
-  }
-}
-
-async function isMountPoint(dir: string): Promise<boolean> {
-  const mounts = await readFile('/proc/self/mounts', 'utf8').catch(() => '');
-  return mounts.split('\n').some((line) => line.split(' ')[1] === dir);
-}
-
-async function unmountTmpfs(dir: string): Promise<void> {
-  if (await isMountPoint(dir)) await runCommand('umount', ['-l', dir]).catch(() => undefined);
 }
 
 /** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */

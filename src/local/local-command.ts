@@ -4,6 +4,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ClusterView } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
+import { waitHealthy } from './cluster-health.js';
 import { LocalCluster, stopFromState, type LocalClusterState } from './local-cluster.js';
 import type { LocalTiming } from './node-config.js';
 import { isAlive } from './process.js';
@@ -39,35 +40,6 @@ function isStateAlive(state: LocalClusterState): boolean {
   return state.etcdPids.some(isAlive) || state.nodes.some((node) => node.agentPid !== undefined && isAlive(node.agentPid));
 }
 
-async function waitForLeaderAndReplicas(cluster: LocalCluster, timeoutMs: number): Promise<ClusterView> {
-  const startedAt = Date.now();
-  let last: ClusterView | undefined;
-  while (Date.now() - startedAt < timeoutMs) {
-    try {
-      last = await cluster.view();
-      const leader = last.leader?.name;
-      const isHealthy =
-        leader !== undefined &&
-        cluster.nodes.every((node) => {
-          const member = last?.members.find((candidate) => candidate.name === node.name);
-          return node.name === leader ? member?.state === 'running' : member?.replication_state === 'streaming';
-        });
-      if (isHealthy) return last;
-    } catch {
-      // etcd may still be electing; keep waiting within the bound
-    }
-    await new Promise((resolveSleep) => setTimeout(resolveSleep, 300));
-  }
-  const seen =
-    last === undefined
-      ? 'no DCS view'
-      : last.members.map((member) => `${member.name}=${member.state}/${member.replication_state ?? member.role}`).join(' ');
-  throw new PgwardenError(
-    'PGW_LOCAL_PROCESS',
-    `the local cluster did not become healthy within ${timeoutMs / 1000} s (last seen: ${seen}); see the agent logs under ${cluster.dir}/node*/agent.log`,
-  );
-}
-
 export async function runLocalStart(options: LocalStartOptions): Promise<void> {
   const { dir, out } = options;
   const previous = await readState(dir);
@@ -101,7 +73,7 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     out('stopped.');
   };
   try {
-    const view = await waitForLeaderAndReplicas(cluster, options.healthyTimeoutMs);
+    const { view } = await waitHealthy(cluster, options.healthyTimeoutMs);
     out(options.renderTable(view, cluster.scope));
     out('');
     const proxy = cluster.proxies[0];

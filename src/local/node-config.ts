@@ -1,5 +1,6 @@
 // Renders the patroni.yml-shaped config of one local-cluster node (pure: paths and ports in, YAML text out).
 import { stringify } from 'yaml';
+import type { DynamicConfig } from '../core/types.js';
 
 export interface LocalTiming {
   readonly ttl: number;
@@ -7,6 +8,9 @@ export interface LocalTiming {
   readonly retry_timeout: number;
   readonly maximum_lag_on_failover?: number;
 }
+
+/** Patroni's defaults for the timing part of the dynamic config: what a local cluster runs with unless told otherwise. */
+export const DEFAULT_DYNAMIC_CONFIG: DynamicConfig = { ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576 };
 
 export interface LocalNodeSpec {
   readonly scope: string;
@@ -44,7 +48,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
         ttl: spec.timing.ttl,
         loop_wait: spec.timing.loop_wait,
         retry_timeout: spec.timing.retry_timeout,
-        maximum_lag_on_failover: spec.timing.maximum_lag_on_failover ?? 1048576,
+        maximum_lag_on_failover: spec.timing.maximum_lag_on_failover ?? DEFAULT_DYNAMIC_CONFIG.maximum_lag_on_failover,
         postgresql: {
           use_pg_rewind: true,
           use_slots: true,

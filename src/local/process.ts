@@ -1,7 +1,10 @@
 // Process supervision by PID: spawn detached with output to a log file, signal, wait for exit, escalate to SIGKILL.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import { PgwardenError } from '../util/errors.js';
 import { isAlive } from '../util/process-alive.js';
+import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
 
 export { isAlive };
 
@@ -32,7 +35,10 @@ export function spawnManaged(options: SpawnOptions): ManagedProcess {
       ...(options.uid !== undefined ? { uid: options.uid } : {}),
       ...(options.gid !== undefined ? { gid: options.gid } : {}),
     });
-    if (child.pid === undefined) throw new Error(`could not start ${options.command}: no pid (see ${options.logFile})`);
+    if (child.pid === undefined)
+      throw new PgwardenError('PGW_LOCAL_PROCESS', `could not start ${options.command}: no pid; see ${options.logFile}`, {
+        context: { command: [options.command, ...options.args], path: options.logFile, hint: 'is the program installed and on PATH?' },
+      });
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));
       child.once('error', () => resolve({ code: null, signal: null }));
@@ -52,13 +58,38 @@ export function killPid(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
+/** Signals each PID, skipping those already gone. */
+export function signalAll(pids: Iterable<number>, signal: NodeJS.Signals): void {
+  for (const pid of pids) killPid(pid, signal);
+}
+
+/** True once the process is gone, false if it still runs after timeoutMs. */
 export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
-  const deadlineAt = Date.now() + timeoutMs;
-  while (Date.now() < deadlineAt) {
-    if (!isAlive(pid)) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
+  try {
+    return await waitUntil(() => !isAlive(pid), { timeoutMs, intervalMs: 50, describe: `process ${pid} to exit` });
+  } catch (error) {
+    if (isWaitTimeout(error)) return false;
+    throw error;
   }
-  return !isAlive(pid);
+}
+
+/** A process and all its descendants (a postmaster's backends and walsenders...), read from /proc: SIGSTOP must freeze them all. */
+export async function processTree(root: number): Promise<number[]> {
+  const children = new Map<number, number[]>();
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
+    // The parent PID is the second field after the command name, which may itself contain spaces and parentheses.
+    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (Number.isInteger(parent)) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+  }
+  const tree: number[] = [];
+  const visit = (pid: number): void => {
+    tree.push(pid);
+    for (const child of children.get(pid) ?? []) visit(child);
+  };
+  visit(root);
+  return tree;
 }
 
 /** Sends `signal`, waits up to graceMs, then SIGKILLs and waits for the exit. */

@@ -1,14 +1,16 @@
-// A pgwarden proxy instance: the cluster feed, a primary and a replica listener, and a small HTTP endpoint for
-// /metrics and /health. Route changes close connections to nodes that no longer hold the lock.
+// A pgwarden proxy instance: the cluster feed, a primary and a replica listener, and the node:http wiring of its
+// HTTP endpoint (answers from proxy-http.ts). Route changes close connections to nodes that no longer hold the lock.
 import { createServer, type Server } from 'node:http';
 import type { ProxySection } from '../config/proxy-config.js';
-import { describeError } from '../util/errors.js';
+import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
+import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
 import { ClusterFeed, type ClusterSource, type PrimaryProbe } from './cluster-feed.js';
 import { Forwarder, type ListenerKind, type ProxiedConnection } from './forwarder.js';
 import { BackendProbe } from './backend-probe.js';
 import { KernelDataPath } from './kernel-data-path.js';
 import { kernelTableName, NO_GENERATION, planKernelRoute, type KernelGeneration, type KernelRoute } from './kernel-rules.js';
+import { handleProxyHttp, needsMetrics, type ProxyStatus, type RenderedMetrics } from './proxy-http.js';
 import { ProxyMetrics } from './proxy-metrics.js';
 import {
   pickLeastConnections,
@@ -16,8 +18,6 @@ import {
   routePrimary,
   routeReplicas,
   type Backend,
-  type PrimaryRoute,
-  type ReplicaRoute,
   type RoutingOptions,
 } from './routing.js';
 
@@ -33,10 +33,12 @@ export interface ProxyServerOptions {
   readonly refreshMs?: number;
 }
 
-export interface ProxyStatus {
-  readonly primary: PrimaryRoute;
-  readonly replicas: ReplicaRoute;
-  readonly connections: Readonly<Record<ListenerKind, number>>;
+export type { ProxyStatus } from './proxy-http.js';
+
+export interface ProxyFlow {
+  readonly bufferedBytes: number;
+  readonly pausedClients: number;
+  readonly bytesFromClients: number;
 }
 
 const sameAddress = (a: { host: string; port: number } | undefined, b: { host: string; port: number } | undefined): boolean =>
@@ -149,9 +151,24 @@ export class ProxyServer {
 
   /** Bytes the proxy holds for slow peers, across every connection. */
   bufferedBytes(): number {
-    let total = 0;
-    for (const connection of this.#allConnections()) total += connection.bufferedBytes;
-    return total;
+    return this.flow().bufferedBytes;
+  }
+
+  /**
+   * How the data path stands: bytes held for slow peers, clients the proxy stopped reading because their backend
+   * (or, through it, the client itself) is not keeping up, which is backpressure reaching the sender, and bytes read.
+   */
+  flow(): ProxyFlow {
+    let bufferedBytes = 0;
+    let pausedClients = 0;
+    let bytesFromClients = 0;
+    for (const connection of this.#allConnections()) {
+      bufferedBytes += connection.bufferedBytes;
+      // A held client is not read by design (nothing has been read from it yet); one paused after it was read is backpressure.
+      if (connection.client.isPaused() && connection.client.bytesRead > 0) pausedClients++;
+      bytesFromClients += connection.client.bytesRead;
+    }
+    return { bufferedBytes, pausedClients, bytesFromClients };
   }
 
   #count(kind: ListenerKind): number {
@@ -195,49 +212,36 @@ export class ProxyServer {
   }
 
   async #openHttp(address: { host: string; port: number }): Promise<number> {
-    const http = createServer((request, response) => {
-      const path = new URL(request.url ?? '/', 'http://localhost').pathname;
-      if (request.method === 'GET' && path === '/metrics') {
-        this.#metrics.registry
-          .metrics()
-          .then((text) => {
-            response.writeHead(200, { 'content-type': this.#metrics.registry.contentType });
-            response.end(text);
-          })
-          .catch((error: unknown) => {
-            response.writeHead(500, { 'content-type': 'text/plain' });
-            response.end(describeError(error));
-          });
-        return;
-      }
-      if (request.method === 'GET' && (path === '/health' || path === '/status')) {
-        const status = this.status();
-        const body = JSON.stringify({
-          primary:
-            status.primary.kind === 'route'
-              ? { member: status.primary.backend.member, host: status.primary.backend.host, port: status.primary.backend.port }
-              : { held: status.primary.reason },
-          replicas:
-            status.replicas.kind === 'route'
-              ? { members: status.replicas.backends.map((backend) => backend.member), is_fallback: status.replicas.isFallback }
-              : { held: status.replicas.reason },
-          connections: status.connections,
-        });
-        // /health: 200 while primary traffic flows, so a VIP or DNS check can prefer proxies that see the cluster.
-        response.writeHead(path === '/health' && status.primary.kind !== 'route' ? 503 : 200, { 'content-type': 'application/json' });
-        response.end(body);
-        return;
-      }
-      response.writeHead(404, { 'content-type': 'text/plain' });
-      response.end('not found: try /metrics, /health or /status');
+    const http = createServer((incoming, outgoing) => {
+      const request = { method: incoming.method ?? 'GET', path: new URL(incoming.url ?? '/', 'http://localhost').pathname };
+      void (needsMetrics(request) ? this.#renderMetrics() : Promise.resolve(undefined)).then((metrics) => {
+        const reply = handleProxyHttp(request, { status: this.status(), ...(metrics === undefined ? {} : { metrics }) });
+        outgoing.writeHead(reply.status, reply.headers);
+        outgoing.end(reply.body);
+      });
     });
     this.#http = http;
     await new Promise<void>((resolve, reject) => {
-      http.once('error', (error) => reject(new Error(`proxy api_listen cannot bind ${address.host}:${address.port}: ${error.message}`)));
+      http.once('error', (error) =>
+        reject(
+          new PgwardenError('PGW_PROXY_LISTEN', `proxy api_listen cannot bind ${address.host}:${address.port}: ${error.message}`, {
+            context: { key: 'proxy.api_listen', hint: 'choose a free port or stop what listens there' },
+            cause: error,
+          }),
+        ),
+      );
       http.listen(address.port, address.host, () => resolve());
     });
     const bound = http.address();
     return typeof bound === 'object' && bound !== null ? bound.port : address.port;
+  }
+
+  async #renderMetrics(): Promise<RenderedMetrics> {
+    try {
+      return { contentType: this.#metrics.registry.contentType, text: await this.#metrics.registry.metrics() };
+    } catch (error) {
+      return { error: describeError(error) };
+    }
   }
 
   #pick(kind: ListenerKind): Backend | undefined {
@@ -379,9 +383,15 @@ export class ProxyServer {
     // No new kernel-routed connections either; open ones get the same grace as the proxy's own.
     this.#isStopping = true;
     await this.#kernel?.refresh();
-    const endAt = this.#options.nowMs() + graceMs;
-    while (this.#options.nowMs() < endAt && forwarders.some((forwarder) => forwarder.connections.size > 0))
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitUntil(() => forwarders.every((forwarder) => forwarder.connections.size === 0), {
+      timeoutMs: graceMs,
+      intervalMs: 50,
+      describe: 'open clients to finish',
+      clock: { nowMs: this.#options.nowMs, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)) },
+    }).catch((error: unknown) => {
+      // Past the grace period the rest are disconnected below.
+      if (!isWaitTimeout(error)) throw error;
+    });
     for (const forwarder of forwarders) forwarder.closeWhere(() => true, false);
     this.#probe.stop();
     for (const kernel of [this.#kernel, ...this.#retiredKernels]) await kernel?.close();

@@ -3,6 +3,12 @@
 export type ErrorCode =
   | 'PGW_CONFIG_INVALID'
   | 'PGW_CONFIG_UNREADABLE'
+  | 'PGW_PROXY_LISTEN'
+  | 'PGW_WAIT_TIMEOUT'
+  | 'PGW_CHAOS_USAGE'
+  | 'PGW_CHAOS_FAULT'
+  | 'PGW_CHAOS_CLUSTER'
+  | 'PGW_BENCH_SETUP'
   | 'PGW_DCS_UNAVAILABLE'
   | 'PGW_DCS_BAD_VALUE'
   /** The DCS client was closed: every call still in flight ends with this (open a new client to go on). */

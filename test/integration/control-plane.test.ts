@@ -7,8 +7,11 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { LocalCluster } from '../../src/local/local-cluster.js';
-import { httpStatus, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
+import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+import { assertStays } from '../kit/assert-stays.js';
+import { httpStatus, isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const CLI = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
 
@@ -21,27 +24,27 @@ function cli(args: readonly string[]): Promise<{ code: number; stdout: string; s
 }
 
 describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
-  let dir: string;
+  // The callback script lives outside the cluster's directory: it exists before the cluster does.
+  let scriptDir: string;
   let cluster: LocalCluster;
   let config: string[];
+  let startedCluster: LocalCluster | undefined;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pgw-control-'));
+    scriptDir = await mkdtemp(join(tmpdir(), 'pgw-control-callbacks-'));
     // The callback logs its parent (the agent) so the test can tell which member called it.
-    await writeFile(join(dir, 'callback.sh'), `#!/bin/sh\necho "$PPID $1 $2 $3" >> ${join(dir, 'callbacks.log')}\n`, { mode: 0o755 });
-    const script = join(dir, 'callback.sh');
-    cluster = await LocalCluster.start({
-      dir,
-      timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 },
-      scope: 'ctl',
-      callbacks: { on_role_change: script, on_start: script, on_restart: script },
+    await writeFile(join(scriptDir, 'callback.sh'), `#!/bin/sh\necho "$PPID $1 $2 $3" >> ${join(scriptDir, 'callbacks.log')}\n`, {
+      mode: 0o755,
     });
+    const script = join(scriptDir, 'callback.sh');
+    startedCluster = await startTestCluster('ctl', { callbacks: { on_role_change: script, on_start: script, on_restart: script } });
+    cluster = startedCluster;
     config = ['-c', cluster.node('node1').configPath];
   });
 
   after(async () => {
-    await cluster.stop();
-    await rm(dir, { recursive: true, force: true });
+    await teardownCluster(startedCluster);
+    await rm(scriptDir, { recursive: true, force: true });
   });
 
   it('switches over to a named candidate without losing a committed row', async () => {
@@ -56,21 +59,25 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`Successfully switched over to "${candidate}"`));
     // The API answers once the candidate holds the lock; promotion follows within its next cycle.
-    await poll(`${candidate} writable`, 15_000, 50, async () => ((await isWritable(cluster, candidate)) ? true : undefined));
+    await waitUntil(() => isWritable(cluster, candidate), { timeoutMs: 15_000, intervalMs: 50, describe: `${candidate} writable` });
     const healthy = await waitHealthy(cluster, 60_000);
     assert.equal(healthy.leader, candidate);
     const rows = await sql<{ count: string }>(cluster, candidate, 'SELECT count(*) FROM ctl_rows');
     assert.equal(rows[0]?.count, '100');
-    await poll('the old leader to serve as a replica', 15_000, 100, async () =>
-      (await httpStatus(cluster, leader, '/replica')) === 200 ? true : undefined,
-    );
-    const callbacks = await poll('on_role_change callbacks of both members', 10_000, 100, async () => {
-      const lines = (await readFile(join(dir, 'callbacks.log'), 'utf8').catch(() => '')).split('\n');
-      const of = (name: string): string[] =>
-        lines.filter((line) => line.startsWith(`${cluster.node(name).agentPid ?? 0} `)).map((line) => line.split(' ').slice(1).join(' '));
-      return of(candidate).includes('on_role_change primary ctl') && of(leader).includes('on_role_change demoted ctl') ? true : undefined;
+    await waitUntil(async () => (await httpStatus(cluster, leader, '/replica')) === 200, {
+      timeoutMs: 15_000,
+      describe: `the old leader ${leader} to serve as a replica`,
     });
-    assert.equal(callbacks, true);
+    let lines: string[] = [];
+    await waitUntil(
+      async () => {
+        lines = (await readFile(join(scriptDir, 'callbacks.log'), 'utf8').catch(() => '')).split('\n');
+        const of = (name: string): string[] =>
+          lines.filter((line) => line.startsWith(`${cluster.node(name).agentPid ?? 0} `)).map((line) => line.split(' ').slice(1).join(' '));
+        return of(candidate).includes('on_role_change primary ctl') && of(leader).includes('on_role_change demoted ctl');
+      },
+      { timeoutMs: 10_000, describe: 'on_role_change callbacks of both members', lastState: () => lines },
+    );
     const history = await cli([...config, 'history']);
     assert.match(history.stdout, new RegExp(`\\|\\s+1 \\|.*\\| ${candidate}\\s+\\|`));
   });
@@ -95,13 +102,28 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(paused.code, 0, paused.stderr);
     assert.match((await cli([...config, 'list'])).stdout, / Maintenance mode: on/);
     await cluster.killPostmaster(replica, 'SIGKILL');
-    await new Promise((resolve) => setTimeout(resolve, 4000));
-    assert.equal(await cluster.postmasterPid(replica), undefined, 'paused: the agent leaves the crashed postmaster alone');
+    // The agent has seen the crash once its member key says so; a paused agent decided then to leave it alone.
+    let state: string | undefined;
+    await waitUntil(
+      async () => {
+        state = (await cluster.view()).members.find((member) => member.name === replica)?.state;
+        return state === 'crashed' || state === 'stopped';
+      },
+      { timeoutMs: 15_000, describe: `the member key of ${replica} to show its crash`, lastState: () => state },
+    );
+    // And it keeps leaving it alone over the next cycles.
+    await assertStays(async () => (await cluster.postmasterPid(replica)) === undefined, {
+      forMs: 3 * FAST_TIMING.loop_wait * 1000,
+      intervalMs: 200,
+      describe: `paused: no postmaster on ${replica} after its crash`,
+    });
     const resumed = await cli([...config, 'resume', '--wait']);
     assert.equal(resumed.code, 0, resumed.stderr);
-    await poll(`${replica} restarted after resume`, 30_000, 200, async () =>
-      (await httpStatus(cluster, replica, '/replica')) === 200 ? true : undefined,
-    );
+    await waitUntil(async () => (await httpStatus(cluster, replica, '/replica')) === 200, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: `${replica} restarted after resume`,
+    });
   });
 
   it('applies dynamic PostgreSQL parameters by reload, and flags restart-only ones as pending_restart', async () => {
@@ -109,13 +131,18 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(edited.code, 0, edited.stderr);
     assert.match(edited.stdout, /\+\s+work_mem: 12MB/);
     for (const node of cluster.nodes) {
-      await poll(`work_mem reloaded on ${node.name}`, 20_000, 200, async () =>
-        (await sql<{ work_mem: string }>(cluster, node.name, 'SHOW work_mem'))[0]?.work_mem === '12MB' ? true : undefined,
-      );
-      const status = await poll(`pending_restart on ${node.name}`, 20_000, 200, async () => {
-        const document = (await (await fetch(`http://127.0.0.1:${node.apiPort}/patroni`)).json()) as { pending_restart?: boolean };
-        return document.pending_restart === true ? document : undefined;
+      await waitUntil(async () => (await sql<{ work_mem: string }>(cluster, node.name, 'SHOW work_mem'))[0]?.work_mem === '12MB', {
+        timeoutMs: 20_000,
+        intervalMs: 200,
+        describe: `work_mem reloaded on ${node.name}`,
       });
+      const status = await waitUntil(
+        async () => {
+          const document = (await (await fetch(`http://127.0.0.1:${node.apiPort}/patroni`)).json()) as { pending_restart?: boolean };
+          return document.pending_restart === true ? document : undefined;
+        },
+        { timeoutMs: 20_000, intervalMs: 200, describe: `pending_restart on ${node.name}` },
+      );
       assert.equal(status.pending_restart, true);
     }
     assert.match((await cli([...config, 'list'])).stdout, /Pending restart/);
@@ -140,9 +167,11 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal(reinit.code, 0, reinit.stdout + reinit.stderr);
     assert.match(reinit.stdout, new RegExp(`Reinitialize is completed on: ${replica}`));
     await waitHealthy(cluster, 60_000);
-    await poll('the marker table on the re-cloned replica', 20_000, 200, async () =>
-      (await sql(cluster, replica, "SELECT 1 FROM pg_class WHERE relname = 'reinit_marker'")).length === 1 ? true : undefined,
-    );
+    await waitUntil(async () => (await sql(cluster, replica, "SELECT 1 FROM pg_class WHERE relname = 'reinit_marker'")).length === 1, {
+      timeoutMs: 20_000,
+      intervalMs: 200,
+      describe: `the marker table on the re-cloned ${replica}`,
+    });
   });
 
   it('runs a scheduled restart when it is due, and shows it until then', async () => {
@@ -153,17 +182,21 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const scheduled = await cli([...config, 'restart', replica, '--scheduled', at, '--force']);
     assert.equal(scheduled.code, 0, scheduled.stdout + scheduled.stderr);
     assert.match(scheduled.stdout, new RegExp(`Success: restart scheduled on member ${replica}`));
-    await poll('the schedule in the member key', 10_000, 100, async () =>
-      (await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart !== undefined ? true : undefined,
-    );
-    assert.match((await cli([...config, 'list', '-e'])).stdout, /Scheduled restart/);
-    await poll('the scheduled restart to happen', 30_000, 200, async () => {
-      const pid = await cluster.postmasterPid(replica);
-      return pid !== undefined && pid !== before ? pid : undefined;
+    const scheduledRestart = async (): Promise<unknown> =>
+      (await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart;
+    await waitUntil(async () => (await scheduledRestart()) !== undefined, {
+      timeoutMs: 10_000,
+      describe: 'the schedule in the member key',
     });
-    await poll('the schedule to be cleared', 10_000, 100, async () =>
-      (await cluster.view()).members.find((member) => member.name === replica)?.scheduled_restart === undefined ? true : undefined,
+    assert.match((await cli([...config, 'list', '-e'])).stdout, /Scheduled restart/);
+    await waitUntil(
+      async () => {
+        const pid = await cluster.postmasterPid(replica);
+        return pid !== undefined && pid !== before;
+      },
+      { timeoutMs: 30_000, intervalMs: 200, describe: `the scheduled restart of ${replica} to happen` },
     );
+    await waitUntil(async () => (await scheduledRestart()) === undefined, { timeoutMs: 10_000, describe: 'the schedule to be cleared' });
   });
 
   it('reloads the local config (tags) on POST /reload', async () => {
@@ -175,12 +208,14 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     await writeFile(node.configPath, stringify(local));
     const response = await fetch(`http://127.0.0.1:${node.apiPort}/reload`, { method: 'POST', body: '{}' });
     assert.deepEqual([response.status, await response.text()], [202, 'reload scheduled']);
-    await poll('the new tag to be served', 10_000, 100, async () =>
-      (await httpStatus(cluster, replica, '/replica?tag_zone=eu1')) === 200 ? true : undefined,
-    );
-    await poll('the new tag in the member key', 10_000, 100, async () =>
-      (await cluster.view()).members.find((member) => member.name === replica)?.tags?.zone === 'eu1' ? true : undefined,
-    );
+    await waitUntil(async () => (await httpStatus(cluster, replica, '/replica?tag_zone=eu1')) === 200, {
+      timeoutMs: 10_000,
+      describe: 'the new tag to be served',
+    });
+    await waitUntil(async () => (await cluster.view()).members.find((member) => member.name === replica)?.tags?.zone === 'eu1', {
+      timeoutMs: 10_000,
+      describe: 'the new tag in the member key',
+    });
   });
 
   it('runs SQL on the leader or a replica with query', async () => {

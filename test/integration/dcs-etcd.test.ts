@@ -9,19 +9,24 @@ import { runDcsConformance } from '../../src/dcs/conformance.js';
 import { EtcdDcs } from '../../src/dcs/etcd/etcd-dcs.js';
 import { startEtcdCluster, type EtcdClusterHandle } from '../../src/local/etcd-cluster.js';
 import { pickFreePorts } from '../../src/local/free-port.js';
+import { stopOnInterrupt } from '../kit/fixtures.js';
 
 let etcd: EtcdClusterHandle | undefined;
 let dir = '';
 let scopes = 0;
+let forgetInterrupt: (() => void) | undefined;
 const TTL_SECONDS = 2;
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pgw-etcd-'));
   etcd = await startEtcdCluster({ size: 3, dir });
+  const started = etcd;
+  forgetInterrupt = stopOnInterrupt(() => started.stop());
 });
 
 after(async () => {
   await etcd?.stop();
+  forgetInterrupt?.();
   await rm(dir, { recursive: true, force: true });
 });
 

@@ -2,14 +2,13 @@
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { LocalCluster } from '../../src/local/local-cluster.js';
+import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { isWaitTimeout, waitUntil } from '../../src/util/wait-until.js';
 import { waitHealthy } from '../kit/cluster-kit.js';
+import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const PGWARDEN = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
 
@@ -20,33 +19,33 @@ function run(command: string, args: readonly string[]): Promise<{ code: number; 
     );
   });
 }
+interface Listing {
+  readonly theirs: { code: number; stdout: string; stderr: string };
+  readonly ours: { code: number; stdout: string; stderr: string };
+  readonly theirTable: string;
+  readonly ourTable: string;
+}
+
 const patronictl = (config: string, ...args: string[]) => run('patronictl', ['-c', config, ...args]);
 const pgwarden = (config: string, ...args: string[]) => run(process.execPath, [PGWARDEN, '-c', config, ...args]);
 
 describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
-  let dir: string;
   let cluster: LocalCluster;
+  let started: LocalCluster | undefined;
   let config: string;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pgw-patronictl-'));
-    cluster = await LocalCluster.start({ dir, timing: { ttl: 8, loop_wait: 1, retry_timeout: 3 }, scope: 'interop' });
+    started = await startTestCluster('interop');
+    cluster = started;
     config = cluster.node('node1').configPath;
   });
 
-  after(async () => {
-    await cluster.stop();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => teardownCluster(started));
 
   it('lists the same members and shows the same config as pgwarden', async () => {
     await waitHealthy(cluster, 90_000);
     // The two tools read etcd a moment apart, and a replica's published lag can change in between (a fresh replica
     // catching up): compare a few times until both saw the same keys; a real difference persists and fails.
-    let theirs = await patronictl(config, 'list', '-f', 'json');
-    let ours = await pgwarden(config, 'list', '-f', 'json');
-    let theirTable = await patronictl(config, 'list');
-    let ourTable = await pgwarden(config, 'list');
     const sameJson = (a: string, b: string): boolean => {
       try {
         return isDeepStrictEqual(JSON.parse(a), JSON.parse(b));
@@ -54,18 +53,32 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
         return false;
       }
     };
-    for (
-      let attempt = 0;
-      attempt < 10 && (!sameJson(theirs.stdout, ours.stdout) || theirTable.stdout.trim() !== ourTable.stdout.trim());
-      attempt++
-    ) {
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      [theirs, ours] = [await patronictl(config, 'list', '-f', 'json'), await pgwarden(config, 'list', '-f', 'json')];
-      [theirTable, ourTable] = [await patronictl(config, 'list'), await pgwarden(config, 'list')];
-    }
+    const read = async (): Promise<Listing> => ({
+      theirs: await patronictl(config, 'list', '-f', 'json'),
+      ours: await pgwarden(config, 'list', '-f', 'json'),
+      theirTable: (await patronictl(config, 'list')).stdout.trim(),
+      ourTable: (await pgwarden(config, 'list')).stdout.trim(),
+    });
+    let last: Listing | undefined;
+    let isDone = false;
+    await waitUntil(
+      async () => {
+        const listing = await read();
+        // A read still running when the wait gave up must not change what the asserts below look at.
+        if (!isDone) last = listing;
+        return sameJson(listing.theirs.stdout, listing.ours.stdout) && listing.theirTable === listing.ourTable;
+      },
+      { timeoutMs: 30_000, intervalMs: 500, describe: 'patronictl and pgwarden to list the same members' },
+    ).catch((error: unknown) => {
+      // The asserts below show the difference if the two never agreed.
+      if (!isWaitTimeout(error)) throw error;
+    });
+    isDone = true;
+    assert.ok(last !== undefined, 'no listing finished within 30 s');
+    const { theirs, ours, theirTable, ourTable } = last;
     assert.equal(theirs.code, 0, theirs.stderr);
     assert.deepEqual(JSON.parse(theirs.stdout), JSON.parse(ours.stdout));
-    assert.equal(theirTable.stdout.trim(), ourTable.stdout.trim());
+    assert.equal(theirTable, ourTable);
     assert.deepEqual(parse((await patronictl(config, 'show-config')).stdout), parse((await pgwarden(config, 'show-config')).stdout));
   });
 
@@ -81,11 +94,14 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
   });
 
   it('pauses and resumes the cluster', async () => {
+    // pause --wait waits for every member to acknowledge: start from a cluster whose members all run.
+    await waitHealthy(cluster, 60_000);
     const paused = await patronictl(config, 'pause', '--wait');
     assert.equal(paused.code, 0, paused.stderr);
-    assert.match(paused.stdout, /Success: cluster management is paused/);
-    assert.match((await pgwarden(config, 'list')).stdout, / Maintenance mode: on/);
+    assert.match(paused.stdout, /Success: cluster management is paused/, paused.stdout + paused.stderr);
+    const listed = await pgwarden(config, 'list');
+    assert.match(listed.stdout, / Maintenance mode: on/, listed.stdout + listed.stderr);
     const resumed = await patronictl(config, 'resume', '--wait');
-    assert.match(resumed.stdout, /Success: cluster management is resumed/);
+    assert.match(resumed.stdout, /Success: cluster management is resumed/, resumed.stdout + resumed.stderr);
   });
 });

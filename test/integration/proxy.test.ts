@@ -2,17 +2,45 @@
 // old primary that gets no write through the proxy after it lost the lock.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
-import { LocalCluster, type LocalProxy } from '../../src/local/local-cluster.js';
-import { isAlive } from '../../src/local/process.js';
-import { poll, sql, waitHealthy } from '../kit/cluster-kit.js';
-import { ReconnectingWriter } from '../kit/reconnecting-writer.js';
+import { Writer } from '../../src/chaos/workload.js';
+import type { LocalCluster, LocalProxy } from '../../src/local/local-cluster.js';
+import { isAlive, processTree } from '../../src/local/process.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+import { isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
-const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
+/** A new connection through the proxy for every write, as a pool recycling after errors would: shows held and refused connects. */
+function reconnectingWriter(cluster: LocalCluster, port: number, connectTimeoutMs = 35_000): Writer {
+  return new Writer({
+    targets: [{ host: '127.0.0.1', port }],
+    password: cluster.superuserPassword,
+    table: 'proxied',
+    connection: 'per-write',
+    intervalMs: 20,
+    reconnectDelayMs: 20,
+    connectTimeoutMs,
+    queryTimeoutMs: 5000,
+  });
+}
+
+const connectFailures = (writer: Writer): Writer['failures'] => writer.failures.filter((failure) => failure.phase === 'connect');
+
+/** Waits until `count` writes were acknowledged by the server on `port` (any server when undefined) after `sinceMs`. */
+async function acksOn(writer: Writer, count: number, sinceMs: number, port: number | undefined, timeoutMs: number): Promise<void> {
+  const matching = (): number => writer.acks.filter((ack) => ack.atMs > sinceMs && (port === undefined || ack.port === port)).length;
+  await waitUntil(() => matching() >= count, {
+    timeoutMs,
+    intervalMs: 50,
+    describe: `${count} writes through the proxy${port === undefined ? '' : ` acknowledged by port ${port}`}`,
+    lastState: () =>
+      `${matching()} so far; last failures: ${writer.failures
+        .slice(-2)
+        .map((failure) => failure.message)
+        .join(' | ')}`,
+  });
+}
 
 async function queryVia(cluster: LocalCluster, port: number, text: string): Promise<Record<string, unknown>[]> {
   const client = new pg.Client({
@@ -23,6 +51,7 @@ async function queryVia(cluster: LocalCluster, port: number, text: string): Prom
     database: 'postgres',
     connectionTimeoutMillis: 10_000,
   });
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return (await client.query(text)).rows as Record<string, unknown>[];
@@ -45,14 +74,6 @@ async function metric(proxy: LocalProxy, line: RegExp): Promise<number> {
   return Number(line.exec(text)?.[1] ?? 0);
 }
 
-function processTree(pid: number): number[] {
-  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' })
-    .split('\n')
-    .map((line) => Number(line.trim()))
-    .filter((child) => child > 0);
-  return [pid, ...children];
-}
-
 // The kernel data path needs nftables and root; CI runs as root and the test command installs nftables.
 const canRouteInKernel = process.getuid?.() === 0;
 
@@ -61,45 +82,43 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
     `pgwarden proxy on a real cluster (data_path: ${dataPath})`,
     { timeout: 600_000, skip: dataPath === 'kernel' && !canRouteInKernel ? 'the kernel data path needs root (CAP_NET_ADMIN)' : false },
     () => {
-      let dir: string;
       let cluster: LocalCluster;
+      let started: LocalCluster | undefined;
       let proxy: LocalProxy;
-      let leader: string;
 
       before(async () => {
-        dir = await mkdtemp(join(tmpdir(), 'pgw-proxy-'));
-        cluster = await LocalCluster.start({
-          dir,
-          timing: TIMING,
-          scope: `proxytest_${dataPath}`,
-          proxies: 1,
-          proxySettings: { data_path: dataPath },
-        });
+        started = await startTestCluster(`proxytest_${dataPath}`, { proxies: 1, proxySettings: { data_path: dataPath } });
+        cluster = started;
         proxy = cluster.proxies[0]!;
-        leader = (await waitHealthy(cluster, 120_000)).leader;
+        const { leader } = await waitHealthy(cluster, 120_000);
         await sql(cluster, leader, 'CREATE TABLE proxied (id int primary key)');
       });
 
-      after(async () => {
-        const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.proxies.map((candidate) => candidate.pid)];
-        await cluster.stop();
-        for (const pid of pids) if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
-        await rm(dir, { recursive: true, force: true });
-      });
+      after(() => teardownCluster(started));
 
-      it('sends writes to the primary and reads to streaming replicas', async () => {
+      /** The current leader once the cluster is healthy and the proxy routes primary traffic to it. */
+      async function routedLeader(): Promise<string> {
+        const { leader } = await waitHealthy(cluster, 120_000);
         let status: ProxyStatusDocument | undefined;
-        await poll(
-          'the proxy to route to the leader and both replicas',
-          20_000,
-          100,
+        await waitUntil(
           async () => {
             status = await proxyStatus(proxy);
-            return status.primary.member === leader && status.replicas.members?.length === 2 && status.replicas.is_fallback === false
-              ? true
-              : undefined;
+            return status.primary.member === leader;
           },
-          () => JSON.stringify(status),
+          { timeoutMs: 20_000, describe: `the proxy to route primary traffic to ${leader}`, lastState: () => status },
+        );
+        return leader;
+      }
+
+      it('sends writes to the primary and reads to streaming replicas', async () => {
+        const leader = await routedLeader();
+        let status: ProxyStatusDocument | undefined;
+        await waitUntil(
+          async () => {
+            status = await proxyStatus(proxy);
+            return status.primary.member === leader && status.replicas.members?.length === 2 && status.replicas.is_fallback === false;
+          },
+          { timeoutMs: 20_000, describe: 'the proxy to route to the leader and both replicas', lastState: () => status },
         );
         const routedBefore = await metric(proxy, /pgwarden_proxy_kernel_connections_total (\d+)/);
         const [write] = await queryVia(cluster, proxy.primaryPort, 'SELECT inet_server_port() AS port, pg_is_in_recovery() AS standby');
@@ -117,10 +136,11 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
       });
 
       it('holds reconnecting clients through a planned switchover: no failed connect, writes continue on the new primary', async () => {
+        const leader = await routedLeader();
         const heldBefore = await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/);
-        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+        const writer = reconnectingWriter(cluster, proxy.primaryPort);
         writer.start();
-        await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+        await acksOn(writer, 10, 0, undefined, 10_000);
         const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
         const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
           method: 'POST',
@@ -128,81 +148,91 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         });
         assert.equal(response.status, 200, await response.text());
         const switchedAt = performance.now();
-        await poll('a write on the new primary', 30_000, 50, async () =>
-          writer.acks.some((ack) => ack.atMs > switchedAt && ack.serverPort === cluster.node(candidate).pgPort) ? true : undefined,
-        );
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        // Enough writes on the new primary that clients held during the switch have all come through.
+        await acksOn(writer, 20, switchedAt, cluster.node(candidate).pgPort, 30_000);
         await writer.stop();
-        assert.deepEqual(writer.connectFailures, [], 'no client connect failed during the switchover');
+        assert.deepEqual(connectFailures(writer), [], 'no client connect failed during the switchover');
         assert.ok(
-          writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.serverPort === cluster.node(candidate).pgPort),
+          writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.port === cluster.node(candidate).pgPort),
           'after the switchover every write lands on the new primary',
         );
         assert.ok((await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/)) > heldBefore, 'some clients were held');
-        leader = candidate;
-        await waitHealthy(cluster, 60_000);
+        assert.equal((await waitHealthy(cluster, 60_000)).leader, candidate);
       });
 
       it('follows a failover after SIGKILL of the primary (agent and postmaster) without failed connects', async () => {
-        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied');
+        const old = await routedLeader();
+        const writer = reconnectingWriter(cluster, proxy.primaryPort);
         writer.start();
-        await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
-        const old = leader;
+        await acksOn(writer, 10, 0, undefined, 10_000);
         const killedAt = performance.now();
         cluster.killAgent(old, 'SIGKILL');
         const postmaster = await cluster.killPostmaster(old, 'SIGKILL');
         // Until the killed postmaster has exited, its listen socket still completes handshakes that its exit then resets.
-        await poll('the killed postmaster to exit', 5000, 5, async () =>
-          postmaster === undefined || !isAlive(postmaster) ? true : undefined,
-        );
+        await waitUntil(() => postmaster === undefined || !isAlive(postmaster), {
+          timeoutMs: 5000,
+          intervalMs: 5,
+          describe: `the killed postmaster ${postmaster ?? ''} of ${old} to exit`,
+        });
         const deadAt = performance.now();
-        const ack = await poll('a write on a new primary', 60_000, 50, async () =>
-          writer.acks.find((candidate) => candidate.atMs > killedAt && candidate.serverPort !== cluster.node(old).pgPort),
-        );
+        await waitUntil(() => writer.acks.some((candidate) => candidate.atMs > killedAt && candidate.port !== cluster.node(old).pgPort), {
+          timeoutMs: 60_000,
+          intervalMs: 50,
+          describe: 'a write on a new primary',
+        });
         await writer.stop();
         // A client halfway through its handshake when the postmaster died fails like any client of a crashed server;
         // every connection started after the crash must be held until the new primary is up.
         assert.deepEqual(
-          writer.connectFailures.filter((failure) => failure.startedAtMs > deadAt),
+          connectFailures(writer).filter((failure) => failure.startedAtMs > deadAt),
           [],
           'clients that connected after the crash were held, not refused',
         );
-        leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
         cluster.startAgent(old);
         await waitHealthy(cluster, 120_000);
       });
 
       it('gives a frozen-then-resumed old primary no write through the proxy once it lost the lock', async () => {
-        const old = leader;
+        const old = await routedLeader();
         const oldPort = cluster.node(old).pgPort;
-        const writer = new ReconnectingWriter(proxy.primaryPort, cluster.superuserPassword, 'proxied', 20, 5000);
+        const writer = reconnectingWriter(cluster, proxy.primaryPort, 5000);
         writer.start();
-        await poll('writes through the proxy', 10_000, 50, async () => (writer.acks.length >= 10 ? true : undefined));
+        await acksOn(writer, 10, 0, undefined, 10_000);
         const postmaster = await cluster.postmasterPid(old);
         assert.ok(postmaster !== undefined);
-        const frozen = [cluster.node(old).agentPid!, ...processTree(postmaster)];
+        const frozen = [cluster.node(old).agentPid!, ...(await processTree(postmaster))];
         for (const pid of frozen) process.kill(pid, 'SIGSTOP');
         const frozenAt = performance.now();
+        let leader: string;
         try {
-          const ack = await poll('a write on a new primary while the old one is frozen', 60_000, 50, async () =>
-            writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.serverPort !== oldPort),
-          );
-          leader = cluster.nodes.find((node) => node.pgPort === ack.serverPort)!.name;
+          const ack = await waitUntil(() => writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.port !== oldPort), {
+            timeoutMs: 60_000,
+            intervalMs: 50,
+            describe: `a write on a new primary while ${old} is frozen`,
+          });
+          leader = cluster.nodes.find((node) => node.pgPort === ack.port)!.name;
           // Stay frozen past the ttl, as a long GC pause or a stalled VM would, then wake up believing it is still primary.
-          await new Promise((resolve) => setTimeout(resolve, TIMING.ttl * 1000));
+          await new Promise((resolve) => setTimeout(resolve, FAST_TIMING.ttl * 1000));
         } finally {
           for (const pid of frozen) process.kill(pid, 'SIGCONT');
         }
         const resumedAt = performance.now();
-        await new Promise((resolve) => setTimeout(resolve, 3000));
+        // The dangerous moment is right after the resume, until its agent notices it lost the lock and demotes it: the
+        // writer keeps going through that window, and on until more writes landed on the new primary.
+        await waitUntil(async () => !(await isWritable(cluster, old)), {
+          timeoutMs: 60_000,
+          intervalMs: 100,
+          describe: `the resumed ${old} to be demoted`,
+        });
+        await acksOn(writer, 20, resumedAt, cluster.node(leader).pgPort, 30_000);
         await writer.stop();
         // From the first write on the new primary on, the old one had lost the lock (a reply it sent just before the
         // freeze may still reach the writer after frozenAt: that write was acknowledged while it held the lock).
-        const takenOverAt = writer.acks.find((ack) => ack.atMs > frozenAt && ack.serverPort !== oldPort)!.atMs;
-        const lateOnOld = writer.acks.filter((ack) => ack.atMs > takenOverAt && ack.serverPort === oldPort);
+        const takenOverAt = writer.acks.find((ack) => ack.atMs > frozenAt && ack.port !== oldPort)!.atMs;
+        const lateOnOld = writer.acks.filter((ack) => ack.atMs > takenOverAt && ack.port === oldPort);
         assert.deepEqual(lateOnOld, [], 'no write acknowledged by the old primary once another member took over');
         assert.ok(
-          writer.acks.some((ack) => ack.atMs > resumedAt && ack.serverPort === cluster.node(leader).pgPort),
+          writer.acks.some((ack) => ack.atMs > resumedAt && ack.port === cluster.node(leader).pgPort),
           'writes go on on the new primary after the old one resumed',
         );
         await waitHealthy(cluster, 120_000);
@@ -230,8 +260,18 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
           await cluster.stopProxy(proxy.name, 'SIGKILL');
           try {
             // Until the lease runs out the kernel keeps routing (the cluster has not changed); after it, nothing does.
-            await new Promise((resolve) => setTimeout(resolve, 2500));
-            await assert.rejects(client.query('SELECT 2'), 'an open kernel-routed flow is reset once the lease expired');
+            await waitUntil(
+              () =>
+                client.query('SELECT 2').then(
+                  () => false,
+                  () => true,
+                ),
+              {
+                timeoutMs: 4000,
+                intervalMs: 100,
+                describe: 'the open kernel-routed flow to be reset once the lease expired',
+              },
+            );
             assert.ok(
               performance.now() - killedAt < 4000,
               `the flow was reset at once, not after TCP retransmissions (${Math.round(performance.now() - killedAt)} ms after the kill)`,

@@ -3,16 +3,14 @@
 // continues on the new primary after a failover without missing a change.
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { LocalCluster } from '../../src/local/local-cluster.js';
-import { isAlive } from '../../src/local/process.js';
-import { agentLogTail, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
-
-const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
+import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+import { agentLogTail, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
+import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
 const RECVLOGICAL = '/usr/lib/postgresql/15/bin/pg_recvlogical';
 
@@ -23,10 +21,13 @@ interface SlotRow extends Record<string, unknown> {
 }
 
 describe('replication slots and logical slot failover on real etcd and PostgreSQL', { timeout: 600_000 }, () => {
-  let dir: string;
   let cluster: LocalCluster;
-  let leader: string;
+  let started: LocalCluster | undefined;
   const consumers: ChildProcess[] = [];
+  const permanentSlots = {
+    slots: { cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' }, archiver: { type: 'physical' } },
+    ignore_slots: [{ name: 'keep_me', type: 'physical' }],
+  };
 
   const slotsOn = async (name: string): Promise<SlotRow[]> =>
     sql<SlotRow>(
@@ -77,73 +78,74 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     return ids;
   }
 
+  /** The permanent slots in the dynamic config (PATCH is idempotent) and the cdc slot on the leader: what each test needs. */
+  async function withPermanentSlots(): Promise<string> {
+    const { leader } = await waitHealthy(cluster, 120_000);
+    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(permanentSlots),
+    });
+    assert.equal(response.status, 200, await response.text());
+    await waitUntil(async () => (await slotNames(leader)).includes('cdc'), {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: `the permanent slots from the new config on ${leader}`,
+      lastState: () => agentLogTail(cluster, leader, /slot|config/i, 15),
+    });
+    return leader;
+  }
+
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pgw-slots-'));
-    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'slotstest', parameters: { wal_level: 'logical' } });
-    leader = (await waitHealthy(cluster, 120_000)).leader;
+    started = await startTestCluster('slotstest', { parameters: { wal_level: 'logical' } });
+    cluster = started;
+    await waitHealthy(cluster, 120_000);
   });
 
   after(async () => {
     for (const child of consumers) if (child.exitCode === null) child.kill('SIGKILL');
-    const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.etcd.members.map((member) => member.pid)];
-    const postmasters = await Promise.all(cluster.nodes.map((node) => cluster.postmasterPid(node.name)));
-    await cluster.stop();
-    for (const pid of [...pids, ...postmasters])
-      if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
-    await rm(dir, { recursive: true, force: true });
+    await teardownCluster(started);
   });
 
   it('keeps member and permanent slots on every member, drops unknown ones and spares ignored ones', async () => {
-    const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        slots: { cdc: { type: 'logical', database: 'postgres', plugin: 'test_decoding' }, archiver: { type: 'physical' } },
-        ignore_slots: [{ name: 'keep_me', type: 'physical' }],
-      }),
-    });
-    assert.equal(response.status, 200, await response.text());
     // Slots made by hand only after the agent acted on the new config (cdc exists): before it, keep_me is not yet
     // ignored and the agent may rightly drop it. stray being dropped then proves a pass ran that spared keep_me.
-    await poll(
-      'the permanent slots from the new config on the leader',
-      30_000,
-      200,
-      async () => ((await slotNames(leader)).includes('cdc') ? true : undefined),
-      () => agentLogTail(cluster, leader, /slot|config/i, 15),
-    );
+    const leader = await withPermanentSlots();
     await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('stray')");
     await sql(cluster, leader, "SELECT pg_create_physical_replication_slot('keep_me')");
     const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
     let seen: string[] = [];
-    await poll(
-      'permanent slots on the leader, stray dropped, ignored kept',
-      30_000,
-      200,
+    await waitUntil(
       async () => {
-        const names = await slotNames(leader);
-        seen = names;
-        return names.includes('cdc') && names.includes('archiver') && names.includes('keep_me') && !names.includes('stray')
-          ? true
-          : undefined;
+        seen = await slotNames(leader);
+        return seen.includes('cdc') && seen.includes('archiver') && seen.includes('keep_me') && !seen.includes('stray');
       },
-      () => `slots on ${leader}: ${seen.join(',')}; agent log:\n${agentLogTail(cluster, leader, /slot|config|leader|demot|promot/i, 15)}`,
+      {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        describe: 'permanent slots on the leader, stray dropped, ignored kept',
+        lastState: () =>
+          `slots on ${leader}: ${seen.join(',')}; agent log:\n${agentLogTail(cluster, leader, /slot|config|leader|demot|promot/i, 15)}`,
+      },
     );
     for (const replica of replicas) {
       const others = cluster.nodes.map((node) => node.name).filter((name) => name !== replica);
-      await poll(
-        `${replica} keeps copies of the member slots, archiver and the logical cdc slot`,
-        60_000,
-        300,
+      let names: string[] = [];
+      await waitUntil(
         async () => {
           const rows = await slotsOn(replica);
-          const names = rows.map((row) => row.slot_name);
-          const hasAll =
+          names = rows.map((row) => row.slot_name);
+          return (
             [...others, 'archiver'].every((name) => names.includes(name)) &&
-            rows.some((row) => row.slot_name === 'cdc' && row.slot_type === 'logical');
-          return hasAll ? true : undefined;
+            rows.some((row) => row.slot_name === 'cdc' && row.slot_type === 'logical')
+          );
         },
-        () => '',
+        {
+          timeoutMs: 60_000,
+          intervalMs: 300,
+          describe: `${replica} keeps copies of the member slots, archiver and the logical cdc slot`,
+          lastState: () => names,
+        },
       );
     }
     const status = (await cluster.view()).statusSlots ?? {};
@@ -154,6 +156,7 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
   });
 
   it('applies max_slot_wal_keep_size from the dynamic config on every member', async () => {
+    const { leader } = await waitHealthy(cluster, 120_000);
     const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, {
       method: 'PATCH',
       headers: { 'content-type': 'application/json' },
@@ -162,22 +165,25 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
     assert.equal(response.status, 200, await response.text());
     for (const node of cluster.nodes) {
       let seen = '';
-      await poll(
-        `max_slot_wal_keep_size on ${node.name}`,
-        30_000,
-        300,
+      await waitUntil(
         async () => {
           seen =
             (await sql<{ max_slot_wal_keep_size: string }>(cluster, node.name, 'SHOW max_slot_wal_keep_size'))[0]?.max_slot_wal_keep_size ??
             '';
-          return seen === '64MB' ? true : undefined;
+          return seen === '64MB';
         },
-        () => `SHOW says ${JSON.stringify(seen)}`,
+        {
+          timeoutMs: 30_000,
+          intervalMs: 300,
+          describe: `max_slot_wal_keep_size on ${node.name}`,
+          lastState: () => `SHOW says ${JSON.stringify(seen)}`,
+        },
       );
     }
   });
 
   it('shows retained WAL per slot in /metrics and list -e', async () => {
+    const leader = await withPermanentSlots();
     const metrics = await (await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/metrics`)).text();
     assert.match(
       metrics,
@@ -190,57 +196,69 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
   });
 
   it('a pg_recvlogical consumer continues on the new primary after a failover without missing a change', async () => {
-    await sql(cluster, leader, 'CREATE TABLE cdc_rows (id int PRIMARY KEY)');
-    const before = join(dir, 'cdc-before.txt');
-    const afterFile = join(dir, 'cdc-after.txt');
-    const first = startConsumer(leader, before);
-    await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(1, 200)');
-    await poll('the consumer to receive the first 200 changes', 30_000, 200, async () =>
-      (await receivedIds([before])).size >= 200 ? true : undefined,
-    );
-    // The consumer confirms every second; the leader publishes it, and each replica advances its copy past it.
-    const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
-    const confirmed = await poll('the consumer position confirmed on the leader', 20_000, 200, async () => {
-      const row = (await slotsOn(leader)).find((slot) => slot.slot_name === 'cdc');
-      const published = (await cluster.view()).statusSlots?.cdc;
-      return row?.confirmed_flush_lsn !== null && published !== undefined ? published : undefined;
+    const oldLeader = await withPermanentSlots();
+    await sql(cluster, oldLeader, 'CREATE TABLE cdc_rows (id int PRIMARY KEY)');
+    const before = join(cluster.dir, 'cdc-before.txt');
+    const afterFile = join(cluster.dir, 'cdc-after.txt');
+    const first = startConsumer(oldLeader, before);
+    await sql(cluster, oldLeader, 'INSERT INTO cdc_rows SELECT generate_series(1, 200)');
+    await waitUntil(async () => (await receivedIds([before])).size >= 200, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: 'the consumer to receive the first 200 changes',
     });
+    // The consumer confirms every second; the leader publishes it, and each replica advances its copy past it.
+    const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== oldLeader);
+    const confirmed = await waitUntil(
+      async () => {
+        const row = (await slotsOn(oldLeader)).find((slot) => slot.slot_name === 'cdc');
+        const published = (await cluster.view()).statusSlots?.cdc;
+        return row?.confirmed_flush_lsn !== null && published !== undefined ? published : undefined;
+      },
+      { timeoutMs: 20_000, intervalMs: 200, describe: 'the consumer position confirmed on the leader' },
+    );
     for (const replica of replicas) {
-      await poll(`${replica}'s copy of cdc advanced to the confirmed position`, 30_000, 300, async () => {
-        const row = (await slotsOn(replica)).find((slot) => slot.slot_name === 'cdc');
-        const [hi, lo] = (row?.confirmed_flush_lsn ?? '0/0').split('/').map((part) => BigInt(`0x${part}`));
-        return (hi! << 32n) + lo! >= BigInt(confirmed) ? true : undefined;
-      });
+      await waitUntil(
+        async () => {
+          const row = (await slotsOn(replica)).find((slot) => slot.slot_name === 'cdc');
+          const [hi, lo] = (row?.confirmed_flush_lsn ?? '0/0').split('/').map((part) => BigInt(`0x${part}`));
+          return (hi! << 32n) + lo! >= BigInt(confirmed);
+        },
+        { timeoutMs: 30_000, intervalMs: 300, describe: `${replica}'s copy of cdc advanced to the confirmed position` },
+      );
     }
     // The first consumer dies before the next changes: they can only come from the new primary's copy of the slot.
     first.kill('SIGKILL');
-    await poll('the first consumer to exit', 5000, 50, async () =>
-      first.exitCode !== null || first.signalCode !== null ? true : undefined,
-    );
-    await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(201, 300)');
-    const oldLeader = leader;
+    await waitUntil(() => first.exitCode !== null || first.signalCode !== null, {
+      timeoutMs: 5000,
+      intervalMs: 50,
+      describe: 'the first consumer to exit',
+    });
+    await sql(cluster, oldLeader, 'INSERT INTO cdc_rows SELECT generate_series(201, 300)');
     const postmaster = await cluster.postmasterPid(oldLeader);
     cluster.killAgent(oldLeader, 'SIGKILL');
     if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
-    leader = await poll('a new writable primary', 60_000, 100, async () => {
-      for (const name of replicas) if (await isWritable(cluster, name)) return name;
-      return undefined;
+    const leader = await waitUntil(() => writableAmong(cluster, replicas), {
+      timeoutMs: 60_000,
+      describe: `a new writable primary among ${replicas.join(', ')}`,
     });
     await sql(cluster, leader, 'INSERT INTO cdc_rows SELECT generate_series(301, 350)');
     const consumer = startConsumer(leader, afterFile);
     cluster.startAgent(oldLeader);
     const committed = (await sql<{ id: number }>(cluster, leader, 'SELECT id FROM cdc_rows ORDER BY id')).map((row) => row.id);
     let missing: number[] = [];
-    await poll(
-      'every committed change delivered before or after the failover',
-      60_000,
-      300,
+    await waitUntil(
       async () => {
         const received = await receivedIds([before, afterFile]);
         missing = committed.filter((id) => !received.has(id));
-        return missing.length === 0 ? true : undefined;
+        return missing.length === 0;
       },
-      () => `missing ${missing.length}: ${missing.slice(0, 10).join(',')}; consumer exit ${consumer.exitCode}`,
+      {
+        timeoutMs: 60_000,
+        intervalMs: 300,
+        describe: 'every committed change delivered before or after the failover',
+        lastState: () => `missing ${missing.length}: ${missing.slice(0, 10).join(',')}; consumer exit ${consumer.exitCode}`,
+      },
     );
     assert.ok(committed.includes(350));
     const afterFailover = await receivedIds([afterFile]);

@@ -2,25 +2,25 @@
 // synchronous standby first, and strict mode makes writes wait rather than acknowledging them on the primary alone.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
+import { Writer } from '../../src/chaos/workload.js';
 import type { ClusterView } from '../../src/core/types.js';
-import { LocalCluster } from '../../src/local/local-cluster.js';
+import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { isAlive } from '../../src/local/process.js';
-import { httpStatus, isWritable, poll, sql, waitHealthy } from '../kit/cluster-kit.js';
-import { PrimaryWriter } from '../kit/primary-writer.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+import { httpStatus, isWritable, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
+import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
-const TIMING = { ttl: 8, loop_wait: 1, retry_timeout: 3 };
 const TABLE = 'sync_acks';
 const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
 
 describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_000 }, () => {
-  let dir: string;
   let cluster: LocalCluster;
-  let writer: PrimaryWriter | undefined;
+  let started: LocalCluster | undefined;
+  /** Started in before and kept running: every test adds to the same record of acknowledged commits. */
+  let writer: Writer;
   const names = (): string[] => cluster.nodes.map((node) => node.name);
 
   async function patchConfig(body: Record<string, unknown>): Promise<void> {
@@ -37,10 +37,7 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
   /** Leader plus a sync key naming a streaming standby that PostgreSQL on the leader waits for. */
   async function waitSyncReady(timeoutMs = 60_000): Promise<{ leader: string; standby: string; view: ClusterView }> {
     let last = '';
-    return poll(
-      'a leader with a streaming synchronous standby',
-      timeoutMs,
-      200,
+    return waitUntil(
       async () => {
         const view = await cluster.view();
         const leader = view.leader?.name;
@@ -59,7 +56,7 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
         );
         return rows.some((row) => row.name === standby) ? { leader, standby, view } : undefined;
       },
-      () => last,
+      { timeoutMs, intervalMs: 200, describe: 'a leader with a streaming synchronous standby', lastState: () => last },
     );
   }
 
@@ -67,29 +64,30 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     const postmaster = await cluster.postmasterPid(name);
     cluster.killAgent(name, 'SIGKILL');
     if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
-    await poll(`${name}'s processes to exit`, 10_000, 50, async () =>
-      postmaster === undefined || !isAlive(postmaster) ? true : undefined,
-    );
+    await waitUntil(() => postmaster === undefined || !isAlive(postmaster), {
+      timeoutMs: 10_000,
+      intervalMs: 50,
+      describe: `${name}'s processes to exit`,
+    });
   }
 
   async function acksAdvance(count: number, timeoutMs: number, onPort?: number): Promise<void> {
-    const active = writer!;
-    const start = active.acks.length;
-    await poll(
-      `${count} more acknowledged commits${onPort !== undefined ? ` on port ${onPort}` : ''}`,
+    const start = writer.acks.length;
+    await waitUntil(() => writer.acks.slice(start).filter((ack) => onPort === undefined || ack.port === onPort).length >= count, {
       timeoutMs,
-      50,
-      async () => {
-        const fresh = active.acks.slice(start).filter((ack) => onPort === undefined || ack.port === onPort);
-        return fresh.length >= count ? true : undefined;
-      },
-      () => `acks=${active.acks.length} errors=${active.errors.slice(-2).join(' | ')}`,
-    );
+      intervalMs: 50,
+      describe: `${count} more acknowledged commits${onPort !== undefined ? ` on port ${onPort}` : ''}`,
+      lastState: () =>
+        `acks=${writer.acks.length} failures=${writer.failures
+          .slice(-2)
+          .map((failure) => failure.message)
+          .join(' | ')}`,
+    });
   }
 
   async function assertNoAckLost(): Promise<void> {
     const healthy = await waitHealthy(cluster, 120_000);
-    const acked = writer!.acks.map((ack) => ack.id);
+    const acked = writer.acks.map((ack) => ack.id);
     assert.ok(acked.length > 0, 'the writer got commits acknowledged');
     const present = new Set((await sql<{ id: number }>(cluster, healthy.leader, `SELECT id FROM ${TABLE}`)).map((row) => row.id));
     const lost = acked.filter((id) => !present.has(id));
@@ -97,21 +95,25 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
   }
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'pgw-sync-'));
-    cluster = await LocalCluster.start({ dir, timing: TIMING, scope: 'synctest' });
+    started = await startTestCluster('synctest');
+    cluster = started;
     const healthy = await waitHealthy(cluster, 120_000);
     await sql(cluster, healthy.leader, `CREATE TABLE ${TABLE} (id int PRIMARY KEY)`);
     await patchConfig({ synchronous_mode: true });
+    // Back to back on whichever node is writable, as libpq's target_session_attrs=read-write would connect.
+    writer = new Writer({
+      targets: cluster.nodes.map((node) => ({ host: node.host, port: node.pgPort })),
+      password: cluster.superuserPassword,
+      table: TABLE,
+      intervalMs: 0,
+      connectTimeoutMs: 1000,
+    });
+    writer.start();
   });
 
   after(async () => {
     await writer?.stop();
-    const pids = [...cluster.nodes.map((node) => node.agentPid), ...cluster.etcd.members.map((member) => member.pid)];
-    const postmasters = await Promise.all(cluster.nodes.map((node) => cluster.postmasterPid(node.name)));
-    await cluster.stop();
-    for (const pid of [...pids, ...postmasters])
-      if (pid !== undefined) assert.equal(isAlive(pid), false, `process ${pid} still running after stop`);
-    await rm(dir, { recursive: true, force: true });
+    await teardownCluster(started);
   });
 
   it('keeps one synchronous standby in synchronous_standby_names and the sync key, visible in /sync, /async and list', async () => {
@@ -119,8 +121,13 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     const ssn = await sql<{ value: string }>(cluster, leader, "SELECT current_setting('synchronous_standby_names') AS value");
     assert.equal(ssn[0]?.value, `"${standby}"`);
     const other = names().find((name) => name !== leader && name !== standby)!;
-    await poll('/sync on the sync standby and /async on the other', 10_000, 200, async () =>
-      (await httpStatus(cluster, standby, '/sync')) === 200 && (await httpStatus(cluster, other, '/async')) === 200 ? true : undefined,
+    await waitUntil(
+      async () => (await httpStatus(cluster, standby, '/sync')) === 200 && (await httpStatus(cluster, other, '/async')) === 200,
+      {
+        timeoutMs: 10_000,
+        intervalMs: 200,
+        describe: '/sync on the sync standby and /async on the other',
+      },
     );
     assert.equal(await httpStatus(cluster, other, '/sync'), 503);
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
@@ -128,21 +135,23 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
   });
 
   it('loses no acknowledged commit when the primary (agent and postmaster) is SIGKILLed three times', async () => {
-    writer = new PrimaryWriter(
-      cluster.nodes.map((node) => node.pgPort),
-      cluster.superuserPassword,
-      TABLE,
-    );
-    writer.start();
+    await patchConfig({ synchronous_mode: true, synchronous_mode_strict: false });
     for (let round = 1; round <= 3; round++) {
       const { leader, view } = await waitSyncReady(120_000);
       await acksAdvance(30, 20_000);
       const allowed = (view.sync?.sync_standby ?? '').split(',');
       await killNode(leader);
-      const newLeader = await poll(`round ${round}: a new writable primary`, 60_000, 100, async () => {
-        for (const name of names().filter((candidate) => candidate !== leader)) if (await isWritable(cluster, name)) return name;
-        return undefined;
-      });
+      const newLeader = await waitUntil(
+        () =>
+          writableAmong(
+            cluster,
+            names().filter((candidate) => candidate !== leader),
+          ),
+        {
+          timeoutMs: 60_000,
+          describe: `round ${round}: a new writable primary`,
+        },
+      );
       assert.ok(allowed.includes(newLeader), `round ${round}: ${newLeader} took over but the sync set was ${allowed.join(',')}`);
       cluster.startAgent(leader);
       await acksAdvance(10, 60_000, cluster.node(newLeader).pgPort);
@@ -151,19 +160,19 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
   });
 
   it('not strict: a killed synchronous standby is replaced, writes go on, and a later primary kill still loses nothing', async () => {
+    await patchConfig({ synchronous_mode: true, synchronous_mode_strict: false });
     const { leader, standby } = await waitSyncReady(120_000);
     const other = names().find((name) => name !== leader && name !== standby)!;
     await killNode(standby);
     await acksAdvance(20, 20_000, cluster.node(leader).pgPort);
-    await poll(`${other} as the new synchronous standby`, 30_000, 200, async () =>
-      (await cluster.view()).sync?.sync_standby === other ? true : undefined,
-    );
+    await waitUntil(async () => (await cluster.view()).sync?.sync_standby === other, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: `${other} as the new synchronous standby`,
+    });
     await acksAdvance(20, 20_000);
     await killNode(leader);
-    const newLeader = await poll('the replacement standby promoted', 60_000, 100, async () =>
-      (await isWritable(cluster, other)) ? other : undefined,
-    );
-    assert.equal(newLeader, other);
+    await waitUntil(() => isWritable(cluster, other), { timeoutMs: 60_000, describe: `the replacement standby ${other} promoted` });
     await acksAdvance(10, 60_000, cluster.node(other).pgPort);
     cluster.startAgent(leader);
     cluster.startAgent(standby);
@@ -171,25 +180,29 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
   });
 
   it('strict: with no standby left the primary makes commits wait, says so, and resumes when one returns', async () => {
-    await patchConfig({ synchronous_mode_strict: true });
+    await patchConfig({ synchronous_mode: true, synchronous_mode_strict: true });
     const { leader } = await waitSyncReady(120_000);
     const replicas = names().filter((name) => name !== leader);
     for (const name of replicas) await killNode(name);
-    const active = writer!;
-    await poll('a commit waiting longer than 3 s', 30_000, 200, async () =>
-      active.inFlightSinceMs !== undefined && performance.now() - active.inFlightSinceMs > 3000 ? true : undefined,
-    );
-    const blockedAt = active.acks.length;
+    await waitUntil(() => writer.inFlightSinceMs !== undefined && performance.now() - writer.inFlightSinceMs > 3000, {
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      describe: 'a commit waiting longer than 3 s',
+    });
+    const blockedAt = writer.acks.length;
     const status = (await (
       await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/`, { signal: AbortSignal.timeout(3000) })
     ).json()) as Record<string, unknown>;
     assert.match(String(status.writes_waiting), /no synchronous standby/);
     // The DCS shows the dead standbys until their member keys expire (ttl), so `list` may take that long to say it.
-    await poll('list to report blocked writes', 30_000, 500, async () => {
-      const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
-      return /Synchronous mode: strict and no synchronous standby is streaming/.test(stdout) ? true : undefined;
-    });
-    assert.ok(active.acks.length <= blockedAt + 1, 'no commit is acknowledged while no standby is connected');
+    await waitUntil(
+      async () => {
+        const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
+        return /Synchronous mode: strict and no synchronous standby is streaming/.test(stdout);
+      },
+      { timeoutMs: 30_000, intervalMs: 500, describe: 'list to report blocked writes' },
+    );
+    assert.ok(writer.acks.length <= blockedAt + 1, 'no commit is acknowledged while no standby is connected');
     for (const name of replicas) cluster.startAgent(name);
     await acksAdvance(20, 90_000);
     await assertNoAckLost();
@@ -199,10 +212,7 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     await patchConfig({ synchronous_mode: 'quorum', synchronous_mode_strict: false });
     for (let round = 1; round <= 2; round++) {
       let last = '';
-      const { leader } = await poll(
-        'a quorum leader with ANY 1 of two streaming standbys and quorum 1 in the key',
-        120_000,
-        200,
+      const { leader } = await waitUntil(
         async () => {
           const view = await cluster.view();
           const name = view.leader?.name;
@@ -217,24 +227,35 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
           const ssn = await sql<{ value: string }>(cluster, name, "SELECT current_setting('synchronous_standby_names') AS value");
           return ssn[0]?.value.startsWith('ANY 1 (') === true ? { leader: name } : undefined;
         },
-        () => last,
+        {
+          timeoutMs: 120_000,
+          intervalMs: 200,
+          describe: 'a quorum leader with ANY 1 of two streaming standbys and quorum 1 in the key',
+          lastState: () => last,
+        },
       );
       if (round === 1) {
         const standbys = names().filter((name) => name !== leader);
-        await poll('/quorum on both standbys', 10_000, 200, async () =>
-          (await Promise.all(standbys.map((name) => httpStatus(cluster, name, '/quorum')))).every((status) => status === 200)
-            ? true
-            : undefined,
+        await waitUntil(
+          async () => (await Promise.all(standbys.map((name) => httpStatus(cluster, name, '/quorum')))).every((status) => status === 200),
+          { timeoutMs: 10_000, intervalMs: 200, describe: '/quorum on both standbys' },
         );
         const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
         assert.equal(stdout.match(/\| Quorum Standby \|/g)?.length, 2, stdout);
       }
       await acksAdvance(30, 20_000);
       await killNode(leader);
-      const newLeader = await poll(`quorum round ${round}: a new writable primary`, 60_000, 100, async () => {
-        for (const name of names().filter((candidate) => candidate !== leader)) if (await isWritable(cluster, name)) return name;
-        return undefined;
-      });
+      const newLeader = await waitUntil(
+        () =>
+          writableAmong(
+            cluster,
+            names().filter((candidate) => candidate !== leader),
+          ),
+        {
+          timeoutMs: 60_000,
+          describe: `quorum round ${round}: a new writable primary`,
+        },
+      );
       cluster.startAgent(leader);
       await acksAdvance(10, 60_000, cluster.node(newLeader).pgPort);
     }

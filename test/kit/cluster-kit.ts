@@ -1,8 +1,11 @@
-// Helpers for system tests on a LocalCluster: SQL on a node, REST status codes, and waiting for a healthy topology.
-import pg from 'pg';
+// Helpers for system tests on a LocalCluster: SQL on a node, REST status codes, agent log lines, and (from
+// src/local/cluster-health.ts) waiting for a healthy topology.
 import { readFileSync } from 'node:fs';
-import type { ClusterView } from '../../src/core/types.js';
+import pg from 'pg';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+
+export { healthyTopology, waitHealthy, type Healthy } from '../../src/local/cluster-health.js';
 
 export async function sql<T extends Record<string, unknown>>(
   cluster: LocalCluster,
@@ -20,6 +23,7 @@ export async function sql<T extends Record<string, unknown>>(
     connectionTimeoutMillis: 2000,
     query_timeout: 5000,
   });
+  client.on('error', () => undefined);
   await client.connect();
   try {
     const result = await client.query<T>(text, params);
@@ -29,7 +33,7 @@ export async function sql<T extends Record<string, unknown>>(
   }
 }
 
-/** True when the node accepts a write right now (connect + not in recovery + a real INSERT). */
+/** True when the node accepts a write right now (connects and is not in recovery). */
 export async function isWritable(cluster: LocalCluster, name: string): Promise<boolean> {
   try {
     const rows = await sql<{ ok: boolean }>(cluster, name, 'SELECT NOT pg_is_in_recovery() AS ok');
@@ -37,6 +41,12 @@ export async function isWritable(cluster: LocalCluster, name: string): Promise<b
   } catch {
     return false;
   }
+}
+
+/** The first of `names` that is writable now, if any. */
+export async function writableAmong(cluster: LocalCluster, names: readonly string[]): Promise<string | undefined> {
+  for (const name of names) if (await isWritable(cluster, name)) return name;
+  return undefined;
 }
 
 export async function httpStatus(cluster: LocalCluster, name: string, path: string): Promise<number> {
@@ -51,67 +61,18 @@ export async function httpStatus(cluster: LocalCluster, name: string, path: stri
   }
 }
 
-export interface Healthy {
-  readonly leader: string;
-  readonly replicas: readonly string[];
-  readonly view: ClusterView;
-}
-
-/** One leader whose member key says running and every other expected member streaming on the leader's timeline. */
-export function healthyTopology(view: ClusterView, expected: readonly string[]): Healthy | undefined {
-  const leader = view.leader?.name;
-  if (leader === undefined) return undefined;
-  const leaderMember = view.members.find((member) => member.name === leader);
-  if (leaderMember?.state !== 'running' || leaderMember.role !== 'primary') return undefined;
-  const replicas = expected.filter((name) => name !== leader);
-  for (const name of replicas) {
-    const member = view.members.find((candidate) => candidate.name === name);
-    if (member?.replication_state !== 'streaming' || member.timeline !== leaderMember.timeline) return undefined;
-  }
-  return { leader, replicas, view };
-}
-
+/**
+ * @deprecated Use waitUntil (src/util/wait-until.ts). Kept with this signature so tests written against the old kit
+ * (on branches not merged yet) still build; it delegates to waitUntil.
+ */
 export async function poll<T>(
   what: string,
   timeoutMs: number,
   intervalMs: number,
   probe: () => Promise<T | undefined>,
-  lastState: () => string = () => '',
-): Promise<T> {
-  const startedAt = Date.now();
-  let lastError = '';
-  while (Date.now() - startedAt < timeoutMs) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (error) {
-      lastError = error instanceof Error ? error.message : String(error);
-    }
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last state: ${lastState()} ${lastError}`);
-}
-
-export async function waitHealthy(
-  cluster: LocalCluster,
-  timeoutMs: number,
-  expected: readonly string[] = cluster.nodes.map((node) => node.name),
-): Promise<Healthy> {
-  let last = '';
-  return poll(
-    'a healthy cluster (1 leader, all others streaming)',
-    timeoutMs,
-    250,
-    async () => {
-      const view = await cluster.view();
-      last = JSON.stringify({
-        leader: view.leader?.name,
-        members: view.members.map((m) => [m.name, m.role, m.state, m.replication_state, m.timeline]),
-      });
-      return healthyTopology(view, expected);
-    },
-    () => last,
-  );
+  lastState?: () => string,
+): Promise<Exclude<T, undefined | null | false>> {
+  return waitUntil(probe, { timeoutMs, intervalMs, describe: what, ...(lastState !== undefined ? { lastState } : {}) });
 }
 
 /** The last lines of a member's agent log that match a pattern: what a failed wait prints so CI shows the cause. */

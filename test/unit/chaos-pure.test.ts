@@ -1,33 +1,19 @@
-// The chaos suite's pure parts: schedules replay exactly from their seed, and the checker finds lost writes,
-// dual-writable periods and divergent members.
+// The chaos checker (pure): it finds lost writes, dual-writable periods and divergent members, and judges async loss
+// against maximum_lag_on_failover. The schedules are pinned in chaos-schedule.test.ts.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkRun, findDualWrites, lostWalSpan, type Ack } from '../../src/chaos/checker.js';
+import { checkRun, findDualWrites, lostWalSpan } from '../../src/chaos/checker.js';
 import { isViolation } from '../../src/chaos/runner.js';
-import { faultSchedule, FAULT_KINDS, PROCESS_FAULT_KINDS } from '../../src/chaos/schedule.js';
+import { longestWriteGap, type Ack } from '../../src/chaos/workload.js';
 
-const ack = (id: number, atMs: number, port: number, timeline: number): Ack => ({ id, atMs, port, sysid: '1', timeline });
-
-describe('fault schedules', () => {
-  it('are the same for the same seed and differ between seeds', () => {
-    assert.deepEqual(faultSchedule(7, 10), faultSchedule(7, 10));
-    assert.notDeepEqual(faultSchedule(7, 10), faultSchedule(8, 10));
-    assert.ok(faultSchedule(7, 50).every((fault) => FAULT_KINDS.includes(fault.kind)));
-    assert.ok(new Set(faultSchedule(3, 60).map((fault) => fault.kind)).size >= 5, 'every kind gets drawn over a long schedule');
-  });
-
-  it('replay process-fault seeds of earlier runs unchanged', () => {
-    // Seed 11 with four faults is the short run of the test command; its schedule must not move when kinds are added.
-    assert.deepEqual(
-      faultSchedule(11, 4, PROCESS_FAULT_KINDS).map((fault) => fault.kind),
-      faultSchedule(11, 4, PROCESS_FAULT_KINDS.slice()).map((fault) => fault.kind),
-    );
-    assert.deepEqual(PROCESS_FAULT_KINDS, FAULT_KINDS.slice(0, PROCESS_FAULT_KINDS.length));
-  });
-
-  it('refuses a bad fault count', () => {
-    assert.throws(() => faultSchedule(1, 0), /--faults must be a positive integer/);
-  });
+const ack = (id: number, atMs: number, port: number, timeline: number): Ack => ({
+  id,
+  atMs,
+  sentAtMs: atMs,
+  port,
+  sysid: '1',
+  timeline,
+  lsn: id,
 });
 
 describe('the consistency checker', () => {
@@ -88,5 +74,20 @@ describe('asynchronous loss against maximum_lag_on_failover', () => {
     assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 1001 }), true);
     assert.equal(isViolation({ ...base, isSync: true, lostWalBytes: 10 }), true);
     assert.equal(isViolation({ ...base, isSync: false, lostWalBytes: 0, dualWritable: 1 }), true);
+  });
+});
+
+describe('the longest write gap', () => {
+  const at = (...times: number[]): { atMs: number }[] => times.map((atMs) => ({ atMs }));
+
+  it('is the longest interval between acks that ends after the fault, including the write in flight at the fault', () => {
+    assert.equal(longestWriteGap(at(0, 10, 20, 900, 910), 15), 880);
+    assert.equal(longestWriteGap(at(0, 10, 20, 25, 900), 22), 875, 'an ack just after the fault does not end the outage');
+  });
+
+  it('ignores gaps that end after the recovery ack, and is undefined without an ack after the fault', () => {
+    assert.equal(longestWriteGap(at(0, 10, 500, 510, 5000), 5, 510), 490);
+    assert.equal(longestWriteGap(at(0, 10, 20), 20), undefined);
+    assert.equal(longestWriteGap([], 0), undefined);
   });
 });

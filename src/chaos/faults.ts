@@ -1,0 +1,292 @@
+// The fault injectors as one table: for every fault kind, the networks a run needs for it, how to inject it, how
+// long it stays, and how to heal it. The runner only walks the schedule and calls the row of each fault.
+import type { LocalCluster } from '../local/local-cluster.js';
+import { processTree, signalAll } from '../local/process.js';
+import { PgwardenError } from '../util/errors.js';
+import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
+import { FAULT_KINDS, type Fault, type FaultKind } from './schedule.js';
+
+/** How the run's members reach each other (see ChaosOptions.network). */
+export type ChaosNetwork = 'loopback' | 'netns' | 'relay';
+
+export interface FaultContext {
+  readonly cluster: LocalCluster;
+  readonly fault: Fault;
+  /** The leader when the fault is injected. */
+  readonly leader: string;
+  /** The replica `fault.pick` chooses among the sorted non-leaders (the leader when there is none). */
+  readonly replica: string;
+  /** The run's ttl in seconds. */
+  readonly ttlS: number;
+  /** Processes under SIGSTOP right now: an interrupted run resumes them before it stops the cluster. */
+  readonly stopped: Set<number>;
+}
+
+export interface Injected<S> {
+  /** What the fault hit, for the report: a member, an etcd member, or a description. */
+  readonly target: string;
+  /** What heal needs to undo this injection. */
+  readonly state: S;
+}
+
+export interface FaultInjector<S> {
+  /** The networks on which this fault can be made; the default kinds of a run are those its network allows. */
+  readonly runsOn: readonly ChaosNetwork[];
+  /** What a run needs for it, for the error when it was asked for on another network. */
+  readonly needs: string;
+  /** How long the fault stays in place between inject and heal. */
+  holdMs(context: FaultContext): number;
+  inject(context: FaultContext): Promise<Injected<S>>;
+  heal(context: FaultContext, state: S): Promise<void>;
+}
+
+const ANY_NETWORK: readonly ChaosNetwork[] = ['loopback', 'relay', 'netns'];
+const NETNS_ONLY: readonly ChaosNetwork[] = ['netns'];
+const NEEDS_NOTHING = 'nothing beyond a local cluster';
+const NEEDS_NETNS = 'every member in its own network namespace (root)';
+
+/**
+ * A killed process stays down this long before it is started again: the others notice it is gone, and the rejoin
+ * happens while the failover may still be settling, which is where rejoin bugs hide.
+ */
+const RESTART_DELAY_MS = 2000;
+/** Longer than the lease: the primary must have fenced itself and another member taken over before the heal. */
+const pastTtlMs = (context: FaultContext): number => (context.ttlS + 3) * 1000;
+/** Network degradation short of a lease loss: long enough for several renewals and replication round trips. */
+const DEGRADED_MS = 8000;
+/** A full disk stays full this long: writes fail for a while, and the agent must keep running through it. */
+const FULL_DISK_MS = 10_000;
+const QUORUM_BACK_TIMEOUT_MS = 30_000;
+
+/** Keeps each row's state type while the table holds rows of different states (heal is a method: bivariant). */
+const row = <S>(injector: FaultInjector<S>): FaultInjector<unknown> => injector;
+
+async function killAgentAndPostmaster(cluster: LocalCluster, name: string): Promise<void> {
+  const postmaster = await cluster.postmasterPid(name);
+  cluster.killAgent(name, 'SIGKILL');
+  if (postmaster !== undefined) signalAll([postmaster], 'SIGKILL');
+}
+
+function labOf(context: FaultContext): NonNullable<LocalCluster['lab']> {
+  const lab = context.cluster.lab;
+  if (lab === undefined)
+    throw new PgwardenError('PGW_CHAOS_FAULT', `fault ${context.fault.kind} needs the cluster in network namespaces`, {
+      context: { fault: context.fault.kind, index: context.fault.index, hint: 'run with --network netns (as root)' },
+    });
+  return lab;
+}
+
+const etcdAddresses = (cluster: LocalCluster): string[] => cluster.etcd.members.map((member) => new URL(member.clientUrl).hostname);
+
+/** Restarts the agent of the member the fault took down. */
+const restartAgent = async ({ cluster }: FaultContext, name: string): Promise<void> => void cluster.startAgent(name);
+
+/** Cut off from etcd and the other members (both ways), or unable to send to etcd while it still hears it. */
+function partitionPrimary(isOneWay: boolean): FaultInjector<unknown> {
+  return row<{ readonly undo: () => Promise<void> }>({
+    runsOn: ['relay', 'netns'],
+    needs: `${NEEDS_NETNS}, or TCP relays between the agents and etcd (network: relay)`,
+    holdMs: pastTtlMs,
+    async inject(context) {
+      // Either way it cannot renew its lock. Clients and the proxy still reach it, which is what makes this dangerous.
+      const { cluster, leader } = context;
+      const relays = cluster.relays.get(leader);
+      if (cluster.lab === undefined && relays !== undefined) {
+        // Without namespaces only the agent-to-etcd path can be cut; replication to the peers goes on.
+        for (const relay of relays) relay.setMode(isOneWay ? 'drop-outbound' : 'blackhole');
+        return {
+          target: `${leader} (from etcd, by relay)`,
+          state: { undo: async () => relays.forEach((relay) => relay.setMode('pass')) },
+        };
+      }
+      const lab = labOf(context);
+      const peers = isOneWay
+        ? etcdAddresses(cluster)
+        : [...etcdAddresses(cluster), ...cluster.nodes.filter((node) => node.name !== leader).map((node) => node.host)];
+      await lab.partition(leader, peers, isOneWay ? 'outbound' : 'both');
+      return { target: leader, state: { undo: () => lab.heal(leader) } };
+    },
+    heal: async (_context, state) => state.undo(),
+  });
+}
+
+export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } = {
+  'kill-primary-agent': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    holdMs: () => RESTART_DELAY_MS,
+    async inject({ cluster, leader }) {
+      cluster.killAgent(leader, 'SIGKILL');
+      return { target: leader, state: leader };
+    },
+    heal: restartAgent,
+  }),
+  'kill-primary-postmaster': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    // The agent itself must restart its PostgreSQL: there is nothing to heal.
+    holdMs: () => 0,
+    async inject({ cluster, leader }) {
+      await cluster.killPostmaster(leader, 'SIGKILL');
+      return { target: leader, state: undefined };
+    },
+    heal: async () => undefined,
+  }),
+  'kill-primary-both': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    holdMs: () => RESTART_DELAY_MS,
+    async inject({ cluster, leader }) {
+      await killAgentAndPostmaster(cluster, leader);
+      return { target: leader, state: leader };
+    },
+    heal: restartAgent,
+  }),
+  'stop-primary': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    // Frozen past its lease, as a long GC pause or a stalled VM would, then woken up believing it is still primary.
+    holdMs: pastTtlMs,
+    async inject({ cluster, leader, stopped }) {
+      const agent = cluster.node(leader).agentPid;
+      const postmaster = await cluster.postmasterPid(leader);
+      const pids = [...(agent !== undefined ? [agent] : []), ...(postmaster !== undefined ? await processTree(postmaster) : [])];
+      signalAll(pids, 'SIGSTOP');
+      for (const pid of pids) stopped.add(pid);
+      return { target: leader, state: pids };
+    },
+    async heal({ stopped }, pids) {
+      signalAll(pids, 'SIGCONT');
+      for (const pid of pids) stopped.delete(pid);
+    },
+  }),
+  'kill-replica-both': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    holdMs: () => RESTART_DELAY_MS,
+    async inject({ cluster, replica }) {
+      await killAgentAndPostmaster(cluster, replica);
+      return { target: replica, state: replica };
+    },
+    heal: restartAgent,
+  }),
+  'kill-etcd-member': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    holdMs: () => RESTART_DELAY_MS,
+    async inject({ cluster, fault }) {
+      const index = fault.pick % cluster.etcd.members.length;
+      await cluster.etcd.stopMember(index);
+      return { target: `etcd${index + 1}`, state: index };
+    },
+    heal: async ({ cluster }, index) => cluster.etcd.startMember(index),
+  }),
+  'switchover-replica-kill': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    holdMs: () => RESTART_DELAY_MS,
+    async inject({ cluster, leader, replica }) {
+      // A switchover is asked for and, before it completes, a replica (maybe the candidate) dies.
+      await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ leader }),
+        signal: AbortSignal.timeout(1000),
+      }).catch(() => undefined);
+      await killAgentAndPostmaster(cluster, replica);
+      return { target: `${leader} (switchover) + ${replica}`, state: replica };
+    },
+    heal: restartAgent,
+  }),
+  'etcd-quorum-loss': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    // No quorum for longer than ttl: the primary cannot renew its lock and must stop taking writes before the lease
+    // it holds runs out; nobody can be elected until quorum is back.
+    holdMs: pastTtlMs,
+    async inject({ cluster, fault }) {
+      const size = cluster.etcd.members.length;
+      const victims = [fault.pick % size, (fault.pick + 1) % size];
+      for (const index of victims) await cluster.etcd.stopMember(index);
+      return { target: victims.map((index) => `etcd${index + 1}`).join('+'), state: victims };
+    },
+    async heal({ cluster }, victims) {
+      // Started together: a lone restarted member waits for a quorum that only the other one can complete.
+      for (const index of victims) void cluster.etcd.startMember(index).catch(() => undefined);
+      await waitUntil(async () => (await cluster.view()).leader !== undefined, {
+        timeoutMs: QUORUM_BACK_TIMEOUT_MS,
+        intervalMs: 200,
+        describe: 'a leader key once etcd quorum is back',
+      }).catch((error: unknown) => {
+        // Not converging is what the runner measures next; it reports it.
+        if (!isWaitTimeout(error)) throw error;
+      });
+    },
+  }),
+  'partition-primary': partitionPrimary(false),
+  'partition-primary-oneway': partitionPrimary(true),
+  'partition-etcd-minority': row({
+    runsOn: NETNS_ONLY,
+    needs: NEEDS_NETNS,
+    holdMs: () => DEGRADED_MS,
+    async inject(context) {
+      const { cluster, fault } = context;
+      const lab = labOf(context);
+      const index = fault.pick % cluster.etcd.members.length;
+      const name = `etcd${index + 1}`;
+      const others = [
+        ...etcdAddresses(cluster).filter((address) => address !== lab.host(name).ip),
+        ...cluster.nodes.map((node) => node.host),
+      ];
+      await lab.partition(name, others, 'both');
+      return { target: name, state: name };
+    },
+    heal: async (context, name) => labOf(context).heal(name),
+  }),
+  'latency-primary': row({
+    runsOn: NETNS_ONLY,
+    needs: NEEDS_NETNS,
+    holdMs: () => DEGRADED_MS,
+    async inject(context) {
+      const applied = await labOf(context).degrade(context.leader, 150, 5);
+      return { target: `${context.leader} (${applied})`, state: context.leader };
+    },
+    heal: async (context, name) => labOf(context).heal(name),
+  }),
+  'full-disk-primary': row({
+    runsOn: NETNS_ONLY,
+    needs: `${NEEDS_NETNS}, with a tmpfs per node`,
+    holdMs: () => FULL_DISK_MS,
+    async inject({ cluster, leader }) {
+      // The primary's disk (data, pg_wal and its agent's log) fills up: WAL and table writes fail until space is
+      // freed. Nothing acknowledged may be lost, the agent must survive, and writes must come back afterwards.
+      const { bytes, release } = await cluster.fillDisk(leader);
+      return { target: `${leader} (${Math.round(bytes / 1048576)} MB filled)`, state: release };
+    },
+    heal: async (_context, release) => release(),
+  }),
+};
+
+/** The kinds a run on this network can make, in schedule order (the default kinds of such a run). */
+export function faultKindsFor(network: ChaosNetwork): FaultKind[] {
+  return FAULT_KINDS.filter((kind) => FAULT_TABLE[kind].runsOn.includes(network));
+}
+
+/** Refuses kinds this network cannot make, naming what each needs and what the run could use instead. */
+export function checkFaultKinds(kinds: readonly FaultKind[], network: ChaosNetwork): void {
+  const unusable = kinds.filter((kind) => !FAULT_TABLE[kind].runsOn.includes(network));
+  if (unusable.length === 0) return;
+  const needs = unusable.map((kind) => `${kind} needs ${FAULT_TABLE[kind].needs}`).join('; ');
+  throw new PgwardenError('PGW_CHAOS_USAGE', `${needs}; on this ${network} run choose from ${faultKindsFor(network).join(', ')}`, {
+    context: { kinds: unusable, network, hint: 'run as root with --network netns, or pick other --kinds' },
+  });
+}
+
+/** The replica a fault's pick chooses: stable for a given leader and member set, so a seed replays the same target. */
+export function pickReplica(cluster: LocalCluster, fault: Fault, leader: string): string {
+  const replicas = cluster.nodes
+    .map((node) => node.name)
+    .filter((name) => name !== leader)
+    .sort();
+  return replicas[fault.pick % replicas.length] ?? leader;
+}

@@ -1,0 +1,98 @@
+// The node-config step of a local cluster: each node's directory (on its own tmpfs if asked), ports and rendered
+// pgwarden.yml. Nothing runs yet; the agents are started from these records.
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pickFreePorts } from './free-port.js';
+import { renderNodeConfig, type LocalTiming } from './node-config.js';
+import { mountTmpfs, unmountTmpfs } from './tmpfs.js';
+
+export interface LocalNode {
+  readonly name: string;
+  readonly configPath: string;
+  readonly nodeDir: string;
+  readonly dataDir: string;
+  readonly apiPort: number;
+  readonly pgPort: number;
+  /** Where its PostgreSQL and REST API listen: 127.0.0.1, or its own address in a netns lab. */
+  readonly host: string;
+  readonly logFile: string;
+  agentPid: number | undefined;
+}
+
+export interface NodeSetup {
+  readonly dir: string;
+  readonly names: readonly string[];
+  readonly scope: string;
+  readonly namespace: string;
+  readonly timing: LocalTiming;
+  readonly binDir: string;
+  readonly superuserPassword: string;
+  readonly replicationPassword: string;
+  /** Where each node listens. */
+  readonly hostOf: (name: string) => string;
+  /** What each node's config lists as etcd3.hosts. */
+  readonly etcdHostsOf: (name: string) => readonly string[];
+  readonly hbaNetwork: string | undefined;
+  readonly tags?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
+  readonly callbacks?: Readonly<Record<string, string>>;
+  readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  readonly nodeTmpfsMb?: number;
+}
+
+/** Writes every node's directory and config; on failure unmounts what it mounted. */
+export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
+  const ports = await pickFreePorts(setup.names.length * 2);
+  const nodes: LocalNode[] = [];
+  const mounted: string[] = [];
+  try {
+    for (const [index, name] of setup.names.entries()) {
+      const nodeDir = join(setup.dir, name);
+      await mkdir(nodeDir, { recursive: true });
+      if (setup.nodeTmpfsMb !== undefined) {
+        await mountTmpfs(nodeDir, setup.nodeTmpfsMb);
+        mounted.push(nodeDir);
+      }
+      // PostgreSQL runs as the postgres user and creates its data dir in here.
+      await chmod(nodeDir, 0o777);
+      const apiPort = ports[index * 2]!;
+      const pgPort = ports[index * 2 + 1]!;
+      const host = setup.hostOf(name);
+      const configPath = join(nodeDir, 'pgwarden.yml');
+      const yaml = renderNodeConfig({
+        scope: setup.scope,
+        namespace: setup.namespace,
+        name,
+        apiPort,
+        pgPort,
+        host,
+        ...(setup.hbaNetwork === undefined ? {} : { hbaNetwork: setup.hbaNetwork }),
+        nodeDir,
+        etcdHosts: setup.etcdHostsOf(name),
+        timing: setup.timing,
+        superuserPassword: setup.superuserPassword,
+        replicationPassword: setup.replicationPassword,
+        binDir: setup.binDir,
+        ...(setup.tags?.[name] !== undefined ? { tags: setup.tags[name] } : {}),
+        ...(setup.callbacks !== undefined ? { callbacks: setup.callbacks } : {}),
+        ...(setup.parameters !== undefined ? { extraParameters: setup.parameters } : {}),
+      });
+      // The config holds the superuser and replication passwords.
+      await writeFile(configPath, yaml, { mode: 0o600 });
+      nodes.push({
+        name,
+        configPath,
+        nodeDir,
+        dataDir: join(nodeDir, 'data'),
+        apiPort,
+        pgPort,
+        host,
+        logFile: join(nodeDir, 'agent.log'),
+        agentPid: undefined,
+      });
+    }
+    return nodes;
+  } catch (error) {
+    for (const dir of mounted) await unmountTmpfs(dir);
+    throw error;
+  }
+}

@@ -1,0 +1,27 @@
+// Renders the config of a `pgwarden proxy` started with a local cluster (pure: scope, etcd and ports in, YAML out).
+export interface LocalProxySpec {
+  readonly scope: string;
+  readonly namespace: string;
+  readonly etcdEndpoints: readonly string[];
+  readonly primaryPort: number;
+  readonly replicaPort: number;
+  readonly apiPort: number;
+  /** Extra `proxy:` settings (seconds, bytes), e.g. { hold_timeout: 5 }. */
+  readonly settings: Readonly<Record<string, string | number | boolean>>;
+}
+
+export function renderLocalProxyConfig(spec: LocalProxySpec): string {
+  const extra = Object.entries(spec.settings).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`);
+  return [
+    `scope: ${spec.scope}`,
+    `namespace: ${spec.namespace}`,
+    'etcd3:',
+    `  hosts: ${spec.etcdEndpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')).join(',')}`,
+    'proxy:',
+    `  primary_listen: 127.0.0.1:${spec.primaryPort}`,
+    `  replica_listen: 127.0.0.1:${spec.replicaPort}`,
+    `  api_listen: 127.0.0.1:${spec.apiPort}`,
+    ...extra,
+    '',
+  ].join('\n');
+}
