@@ -40,14 +40,21 @@ describe('safety rules are load-bearing (lease fence off)', () => {
     });
   }
 
-  for (const mode of ['priority', 'quorum']) {
-    it(`${mode}: replicas that ignore synchronous mode in the race lose acknowledged commits`, async (context) => {
-      const { seeds, first } = await failingSeeds({
-        sync: SYNC_MODES[mode]!,
-        mutateDecide: (decide) => (obs, mem) => decide(obs.pg.role === 'replica' ? { ...obs, sync: SYNC_OFF } : obs, mem),
-      });
-      context.diagnostic(`failing seeds: ${seeds.join(', ')}; first: ${first ?? 'none'}`);
-      assert.ok(seeds.length > 0, 'ignoring the sync key in the race must lose a commit somewhere');
+  it('priority: replicas that ignore the sync key in the race break the sync invariants', async (context) => {
+    const { seeds, first } = await failingSeeds({
+      sync: SYNC_MODES.priority!,
+      mutateDecide: (decide) => (obs, mem) => decide(obs.pg.role === 'replica' ? { ...obs, sync: SYNC_OFF } : obs, mem),
     });
-  }
+    context.diagnostic(`failing seeds: ${seeds.join(', ')}; first: ${first ?? 'none'}`);
+    assert.ok(seeds.length > 0, 'ignoring the sync key in the race must be caught');
+  });
+
+  it('quorum: counting votes of standbys still streaming from the old primary loses acknowledged commits', async (context) => {
+    const { seeds, first } = await failingSeeds({
+      sync: SYNC_MODES.quorum!,
+      mutateDecide: (decide) => (obs, mem) => decide({ ...obs, peers: obs.peers.map((peer) => ({ ...peer, isStreaming: false })) }, mem),
+    });
+    context.diagnostic(`failing seeds: ${seeds.join(', ')}; first: ${first ?? 'none'}`);
+    assert.ok(seeds.length > 0, 'a vote from a standby that may still receive WAL must not count');
+  });
 });

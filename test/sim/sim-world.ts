@@ -94,6 +94,13 @@ const isVerbose = process.env.PGWARDEN_SIM_VERBOSE === '1';
 
 function simLog(world: SimWorld, name: string): Log {
   const say = (level: string) => (fields: Record<string, unknown>, message: string) => {
+    const dump = process.env.PGWARDEN_SIM_DUMP;
+    if (isVerbose && dump !== undefined && message.includes(dump)) {
+      const agent = world.nodes.find((node) => node.name === name)?.agent;
+      world.events.push(
+        `${world.runtime.nowMs}: DUMP sync=${world.store.get(world.keys.sync)?.value ?? 'none'} lock=${JSON.stringify(agent?.lock())} snapshot.view.sync=${JSON.stringify(agent?.snapshot().view?.sync)}`,
+      );
+    }
     if (isVerbose)
       world.events.push(
         `${world.runtime.nowMs}: ${name} ${level} ${message} ${JSON.stringify(fields, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { decide } from '../../src/core/decide.js';
 import { parametersFingerprint } from '../../src/core/parameters.js';
 import { deriveTiming } from '../../src/core/timing-rules.js';
-import { freshMemory, kinds, observe, pgState, primaryPg, TIMING } from '../sim/builders.js';
+import { freshMemory, kinds, observe, pgState, primaryPg, TIMING, view } from '../sim/builders.js';
 
 const NOW = 100_000;
 const WALL = '2026-11-24T00:00:00.000Z';
@@ -132,5 +132,55 @@ describe('lease timing', () => {
     assert.match(deriveTiming({ ttl: 10, loop_wait: 10, retry_timeout: 10 }).adjustments.join(), /loop_wait \+ 2\*retry_timeout/);
     assert.deepEqual(deriveTiming(undefined).adjustments, []);
     assert.equal(deriveTiming(undefined).timing.ttlMs, 30_000);
+  });
+});
+
+describe('cluster timeline (synchronous mode)', () => {
+  const sync = { mode: 'priority', isStrict: false, nodeCount: 1 } as const;
+  const history = [[1, 1000, 'no recovery target specified']] as const;
+
+  it('a running primary behind the cluster timeline does not take back a vanished lock: it demotes', () => {
+    const decision = decide(
+      observe({
+        sync,
+        pg: primaryPg({ timeline: 1 }),
+        lock: { lastRenewSentAtMs: NOW - 1000 },
+        dcs: { kind: 'ok', view: view({ history: [...history] }) },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(decision.actions), ['demote']);
+    assert.match(decision.reason, /my timeline 1 is behind last known cluster timeline 2/);
+  });
+
+  it('a replica behind it stays out of the race, and does not count as a rival of one on it', () => {
+    const behind = decide(
+      observe({ name: 'node2', sync, pg: pgState({ timeline: 1 }), dcs: { kind: 'ok', view: view({ history: [...history] }) } }),
+      freshMemory(),
+    );
+    assert.equal(kinds(behind.actions).includes('acquireLeader'), false);
+    const current = decide(
+      observe({
+        name: 'node3',
+        sync,
+        pg: pgState({ timeline: 2, receivedLsn: 2000n, replayedLsn: 2000n }),
+        dcs: { kind: 'ok', view: view({ history: [...history], sync: { leader: 'node1', sync_standby: 'node3' } }) },
+        peers: [{ name: 'node2', isReachable: true, role: 'replica', isRunning: true, walPosition: 9000n, timeline: 1, tags: {} }],
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(current.actions), ['acquireLeader'], current.reason);
+  });
+
+  it('does not apply in asynchronous mode (Patroni checks timelines only when asked)', () => {
+    const decision = decide(
+      observe({
+        pg: primaryPg({ timeline: 1 }),
+        lock: { lastRenewSentAtMs: NOW - 1000 },
+        dcs: { kind: 'ok', view: view({ history: [...history] }) },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(decision.actions).includes('demote'), false);
   });
 });

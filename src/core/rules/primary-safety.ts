@@ -1,5 +1,6 @@
 // The safety rules of a running primary: whoever cannot prove it holds the lock stops being primary.
 import { decision, type Rule } from '../context.js';
+import { timelineRestriction } from '../cluster-timeline.js';
 import { syncRaceRestriction } from '../sync-plan.js';
 
 /**
@@ -40,6 +41,14 @@ export const primarySafetyRule: Rule = (context) => {
   }
   if (deadlineMs !== undefined && isPastDeadline) {
     return decision(context, 'demoted self because failed to update leader lock in DCS', [{ kind: 'demote', mode: 'immediate-nolock' }], {
+      wakeAfterMs: 0,
+    });
+  }
+  const behind = leader === undefined ? timelineRestriction(context) : undefined;
+  if (behind !== undefined) {
+    // Synchronous mode: the lock went to nobody, but someone promoted past our timeline since (we were frozen or cut
+    // off): our WAL past that fork was never acknowledged, theirs may have been.
+    return decision(context, `demoting self: the leader key is gone and ${behind}`, [{ kind: 'demote', mode: 'immediate-nolock' }], {
       wakeAfterMs: 0,
     });
   }

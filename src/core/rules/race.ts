@@ -1,7 +1,8 @@
 // No leader: the healthiest eligible member takes the lock; the others stay replicas.
 import { compareCandidates, failoverPriority } from '../candidates.js';
+import { clusterTimelineOf, timelineRestriction } from '../cluster-timeline.js';
 import { decision, type Rule } from '../context.js';
-import { mustDetachForQuorum, syncRaceRestriction, syncRaceRivals } from '../sync-plan.js';
+import { mustDetachForQuorum, SYNC_OFF, syncRaceRestriction, syncRaceRivals } from '../sync-plan.js';
 import { raceRestriction } from './switchover.js';
 import { isBackingOff } from './task.js';
 
@@ -30,6 +31,8 @@ export const raceRule: Rule = (context) => {
       [],
     );
   }
+  const behind = timelineRestriction(context);
+  if (behind !== undefined) return decision(context, `not healthy enough for leader race: ${behind}`, []);
   const restriction = raceRestriction(context);
   if (restriction !== undefined) return decision(context, restriction, []);
   const intent = view.failover;
@@ -39,6 +42,7 @@ export const raceRule: Rule = (context) => {
   if (intent?.member === name)
     return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
+  const behindTimeline = (obs.sync ?? SYNC_OFF).mode === 'off' ? undefined : clusterTimelineOf(view);
   const rivals = syncRestriction === undefined && intent?.member !== name ? syncRaceRivals(context) : undefined;
   for (const peer of obs.peers) {
     if (!peer.isReachable || (intent !== undefined && peer.name === intent.leader)) continue;
@@ -47,6 +51,8 @@ export const raceRule: Rule = (context) => {
     if (rivals !== undefined && !rivals.has(peer.name)) continue;
     const priority = failoverPriority(peer.tags);
     if (priority === 0 || peer.walPosition === undefined) continue;
+    // A peer behind the cluster's timeline cannot win (timelineRestriction): its LSN counts a diverged history.
+    if (behindTimeline !== undefined && peer.timeline !== undefined && peer.timeline < behindTimeline) continue;
     if (compareCandidates({ name: peer.name, walPosition: peer.walPosition, failoverPriority: priority }, me) < 0) {
       return decision(
         context,
