@@ -2,7 +2,7 @@
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
-import type { AgentCommand, LockObservation, MemberTags } from '../core/types.js';
+import type { AgentCommand, LockObservation, MemberTags, Observation } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -99,6 +99,11 @@ export class Agent {
     return this.#state.lock.current;
   }
 
+  /** What the last decision was made from (the simulator prints it when it replays a seed). */
+  lastObservation(): Observation | undefined {
+    return this.#state.lastObservation;
+  }
+
   /** Applies a re-read local config: tags, local GUCs and callbacks; the name and addresses need a restart of the agent. */
   reloadLocalConfig(update: {
     readonly tags: MemberTags;
@@ -191,9 +196,11 @@ export class Agent {
             isSyncMode: syncSettingsOf(state.dcsRead.view?.config).mode !== 'off',
           }),
           onPositions: (positions) => (state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, ...positions } }),
-          onStreamLost: () => {
-            // Marks the last observation as not streaming so the check does not fire again before the loop re-probes.
-            if (state.pg !== undefined) state.pg = { ...state.pg, isStreaming: false };
+          onStreamLost: (positions) => {
+            // Marks the last observation as not streaming (with the positions read with that fact) so the check does
+            // not fire again before the loop re-probes, and so the snapshot never pairs "stopped" with older positions.
+            if (state.pg !== undefined) state.pg = { ...state.pg, ...positions, isStreaming: false };
+            state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, ...positions, isStreaming: false } };
             this.#wakeup.nudge();
           },
           onStandbysChanged: () => this.#wakeup.nudge(),

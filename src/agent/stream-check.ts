@@ -26,8 +26,12 @@ export interface StreamCheckOptions {
   readonly view: () => StreamCheckView;
   /** Fresh WAL positions for the REST API (switchover candidates are judged on them). */
   readonly onPositions: (positions: Pick<LocalPg, 'writeLsn' | 'receivedLsn' | 'replayedLsn'>) => void;
-  /** The replica's WAL receiver stopped: mark the observation and decide now. */
-  readonly onStreamLost: () => void;
+  /**
+   * The replica's WAL receiver stopped: mark the observation and decide now. The positions come with it, read in the
+   * same query: a "not streaming" member must never publish a position from before its stream stopped (a quorum
+   * candidate would count it as a vote that it is not behind).
+   */
+  readonly onStreamLost: (positions: Pick<LocalPg, 'receivedLsn' | 'replayedLsn'>) => void;
   readonly onStandbysChanged: () => void;
 }
 
@@ -65,14 +69,14 @@ export async function runStreamCheck(options: StreamCheckOptions, stop: AbortSig
     const current = options.view();
     if (status === undefined || streamCheckKind(current) !== kind || current.pg === undefined) continue;
     if (kind === 'replica-stream') {
-      options.onPositions({
-        writeLsn: undefined,
+      const positions = {
         receivedLsn: status.receivedLsn ?? current.pg.receivedLsn,
         replayedLsn: status.replayedLsn ?? current.pg.replayedLsn,
-      });
+      };
+      options.onPositions({ writeLsn: undefined, ...positions });
       if (!status.isStreaming) {
         log.info({}, 'WAL receiver stopped streaming: checking the cluster now');
-        options.onStreamLost();
+        options.onStreamLost(positions);
       }
       continue;
     }

@@ -98,7 +98,7 @@ function simLog(world: SimWorld, name: string): Log {
     if (isVerbose && dump !== undefined && message.includes(dump)) {
       const agent = world.nodes.find((node) => node.name === name)?.agent;
       world.events.push(
-        `${world.runtime.nowMs}: DUMP sync=${world.store.get(world.keys.sync)?.value ?? 'none'} lock=${JSON.stringify(agent?.lock())} snapshot.view.sync=${JSON.stringify(agent?.snapshot().view?.sync)}`,
+        `${world.runtime.nowMs}: DUMP sync=${world.store.get(world.keys.sync)?.value ?? 'none'} lock=${JSON.stringify(agent?.lock())} peers=${JSON.stringify(agent?.lastObservation()?.peers, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v))} pg=${world.nodes.map((other) => `${other.name}:${world.pg.inspect(other.name).lsn}/snap:${other.agent.snapshot().pg.receivedLsn}/${other.agent.snapshot().pg.replayedLsn}/${other.agent.snapshot().pg.isStreaming}/at${other.agent.snapshot().lastCycleAtMs}`).join(',')}`,
       );
     }
     if (isVerbose)
