@@ -33,17 +33,22 @@ export const raceRule: Rule = (context) => {
   }
   const behind = timelineRestriction(context);
   if (behind !== undefined) return decision(context, `not healthy enough for leader race: ${behind}`, []);
-  const restriction = raceRestriction(context);
+  // A switchover names the leader that was to hand over cleanly; in synchronous mode, if that leader is gone instead,
+  // this is an unplanned failover and the normal race decides who holds every acknowledged commit (simulator,
+  // quorum-strict seed 131: a frozen leader's switchover candidate took over without the commits the other standby
+  // had acknowledged). A manual failover (no leader named) picks its candidate explicitly: the operator's call.
+  const isSync = (obs.sync ?? SYNC_OFF).mode !== 'off';
+  const intent = isSync && view.failover?.leader !== undefined ? undefined : view.failover;
+  const restriction = intent === undefined ? undefined : raceRestriction(context);
   if (restriction !== undefined) return decision(context, restriction, []);
-  const intent = view.failover;
-  // A manual failover names its candidate explicitly (the operator's call, as in Patroni); otherwise sync rules apply.
-  const syncRestriction = intent?.member === name ? undefined : syncRaceRestriction(context);
+  const isManualFailover = intent?.member === name && intent.leader === undefined;
+  const syncRestriction = isManualFailover ? undefined : syncRaceRestriction(context);
   if (syncRestriction !== undefined) return decision(context, syncRestriction, []);
   if (intent?.member === name)
     return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
   const behindTimeline = (obs.sync ?? SYNC_OFF).mode === 'off' ? undefined : clusterTimelineOf(view);
-  const rivals = syncRestriction === undefined && intent?.member !== name ? syncRaceRivals(context) : undefined;
+  const rivals = syncRestriction === undefined && !isManualFailover ? syncRaceRivals(context) : undefined;
   for (const peer of obs.peers) {
     if (!peer.isReachable || (intent !== undefined && peer.name === intent.leader)) continue;
     if (peer.isRunning && peer.role === 'primary')
