@@ -33,12 +33,16 @@ export const raceRule: Rule = (context) => {
   }
   const behind = timelineRestriction(context);
   if (behind !== undefined) return decision(context, `not healthy enough for leader race: ${behind}`, []);
-  // A switchover names the leader that was to hand over cleanly; in synchronous mode, if that leader is gone instead,
+  // A switchover names the leader that was to hand over cleanly; in synchronous mode, if that leader is gone instead
+  // (its agent does not answer: killed or frozen, so no clean shutdown sent its WAL to the standbys),
   // this is an unplanned failover and the normal race decides who holds every acknowledged commit (simulator,
   // quorum-strict seed 131: a frozen leader's switchover candidate took over without the commits the other standby
   // had acknowledged). A manual failover (no leader named) picks its candidate explicitly: the operator's call.
   const isSync = (obs.sync ?? SYNC_OFF).mode !== 'off';
-  const intent = isSync && view.failover?.leader !== undefined ? undefined : view.failover;
+  const handingOver = view.failover?.leader;
+  const isHandoverGone =
+    handingOver !== undefined && handingOver !== name && !obs.peers.some((peer) => peer.name === handingOver && peer.isReachable);
+  const intent = isSync && isHandoverGone ? undefined : view.failover;
   const restriction = intent === undefined ? undefined : raceRestriction(context);
   if (restriction !== undefined) return decision(context, restriction, []);
   const isManualFailover = intent?.member === name && intent.leader === undefined;
