@@ -239,12 +239,12 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM proxied')).map((row) => row.id));
         // Asynchronous replication: a commit the old primary acknowledged just before it froze may not have reached
         // the standby yet, and is lost with the failover (bounded by maximum_lag_on_failover). Anything acknowledged
-        // after the freeze must be on the current primary.
+        // for a write sent after the freeze must be on the current primary.
         const lost = writer.acks.filter((ack) => !present.has(ack.id));
         assert.deepEqual(
-          lost.filter((ack) => ack.atMs > frozenAt),
+          lost.filter((ack) => ack.sentAtMs > frozenAt),
           [],
-          'every write acknowledged after the freeze is on the current primary',
+          'every write sent after the freeze and acknowledged is on the current primary',
         );
         assert.ok(
           lost.every((ack) => ack.port === oldPort),
