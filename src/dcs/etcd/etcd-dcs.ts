@@ -44,10 +44,12 @@ export class EtcdDcs implements Dcs {
   /** Last value/lease we wrote per key, so that unchanged values are not rewritten every cycle. */
   readonly #written = new Map<string, string>();
   readonly #closed = new AbortController();
+  /** When the last keepalive of the current lease was sent and answered (performance.now()). */
+  #lastKeepAliveSentAtMs: number | undefined;
 
   constructor(options: EtcdDcsOptions) {
     this.#keys = new ClusterKeys(options.namespace, options.scope);
-    this.#gateway = new EtcdGateway(options.endpoints, options.member);
+    this.#gateway = new EtcdGateway(options.endpoints, options.member, this.#closed.signal);
     this.#member = options.member;
     this.#ttlSeconds = options.ttlSeconds;
   }
@@ -61,18 +63,15 @@ export class EtcdDcs implements Dcs {
     if (seconds === this.#ttlSeconds) return;
     this.#ttlSeconds = seconds;
     this.#leaseId = undefined;
+    this.#lastKeepAliveSentAtMs = undefined;
     this.#written.clear();
-  }
-
-  #signal(signal: AbortSignal): AbortSignal {
-    return AbortSignal.any([signal, this.#closed.signal]);
   }
 
   async loadCluster(signal: AbortSignal): Promise<ClusterView> {
     const response = await this.#gateway.call<{ header?: GatewayHeader; kvs?: GatewayKv[] }>(
       '/v3/kv/range',
       { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
-      this.#signal(signal),
+      signal,
       this.#keys.prefix,
     );
     const raw: RawKey[] = (response.kvs ?? []).map((kv) => ({
@@ -86,30 +85,21 @@ export class EtcdDcs implements Dcs {
   }
 
   async #txn(compare: readonly Compare[], success: readonly Operation[], signal: AbortSignal, key: string): Promise<boolean> {
-    const response = await this.#gateway.call<{ succeeded?: boolean }>(
-      '/v3/kv/txn',
-      { compare, success, failure: [] },
-      this.#signal(signal),
-      key,
-    );
+    const response = await this.#gateway.call<{ succeeded?: boolean }>('/v3/kv/txn', { compare, success, failure: [] }, signal, key);
     // The gateway omits false fields: a failed transaction has no `succeeded`.
     return response.succeeded === true;
   }
 
   async #put(key: string, value: string, signal: AbortSignal, lease?: string): Promise<void> {
-    await this.#gateway.call(
-      '/v3/kv/put',
-      { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) },
-      this.#signal(signal),
-      key,
-    );
+    await this.#gateway.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) }, signal, key);
   }
 
   async #grantLease(signal: AbortSignal): Promise<string> {
+    const sentAtMs = performance.now();
     const response = await this.#gateway.call<{ ID?: string; TTL?: string; error?: string }>(
       '/v3/lease/grant',
       { TTL: String(Math.max(1, Math.round(this.#ttlSeconds))), ID: '0' },
-      this.#signal(signal),
+      signal,
     );
     if (response.ID === undefined)
       throw new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd did not grant a lease: ${response.error ?? 'no ID'}`, {
@@ -117,20 +107,26 @@ export class EtcdDcs implements Dcs {
         context: { member: this.#member },
       });
     this.#leaseId = response.ID;
+    this.#lastKeepAliveSentAtMs = sentAtMs;
     this.#written.clear();
     return response.ID;
   }
 
-  /** Keeps our lease alive; a lease that expired (TTL 0 in the answer) is replaced by a new one. */
-  async #keepAlive(signal: AbortSignal): Promise<string> {
-    if (this.#leaseId === undefined) return this.#grantLease(signal);
-    const response = await this.#gateway.call<{ result?: { TTL?: string } }>(
-      '/v3/lease/keepalive',
-      { ID: this.#leaseId },
-      this.#signal(signal),
-    );
+  /**
+   * Keeps our lease alive; a lease that expired (TTL 0 in the answer) is replaced by a new one. With `maxAgeMs`, a
+   * keepalive of the current lease sent less than that long ago and answered is enough (the leader renews its lease
+   * and then touches its member key in the same cycle: one keepalive, not two, as Patroni refreshes once per loop).
+   */
+  async #keepAlive(signal: AbortSignal, maxAgeMs = 0): Promise<string> {
+    const leaseId = this.#leaseId;
+    if (leaseId === undefined) return this.#grantLease(signal);
+    const sentAtMs = performance.now();
+    const last = this.#lastKeepAliveSentAtMs;
+    if (last !== undefined && sentAtMs - last < maxAgeMs) return leaseId;
+    const response = await this.#gateway.call<{ result?: { TTL?: string } }>('/v3/lease/keepalive', { ID: leaseId }, signal);
     if (Number(response.result?.TTL ?? '0') <= 0) return this.#grantLease(signal);
-    return this.#leaseId;
+    if (this.#leaseId === leaseId) this.#lastKeepAliveSentAtMs = sentAtMs;
+    return leaseId;
   }
 
   async acquireLeader(signal: AbortSignal): Promise<CasResult> {
@@ -176,7 +172,7 @@ export class EtcdDcs implements Dcs {
   }
 
   async touchMember(record: MemberRecord, signal: AbortSignal): Promise<void> {
-    const lease = await this.#keepAlive(signal);
+    const lease = await this.#keepAlive(signal, Math.min(1000, this.#ttlSeconds * 100));
     const key = this.#keys.member(this.#member);
     const value = encodeMember(record);
     const fingerprint = `${lease}\u0000${value}`;
@@ -200,7 +196,7 @@ export class EtcdDcs implements Dcs {
   }
 
   async cancelInitialize(signal: AbortSignal): Promise<void> {
-    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, this.#signal(signal), this.#keys.initialize);
+    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, signal, this.#keys.initialize);
   }
 
   #casWrite(key: string, value: string | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
@@ -240,7 +236,7 @@ export class EtcdDcs implements Dcs {
     // Member, status and history keys change every cycle somewhere; only control keys are worth waking the loop for.
     const keys = this.#keys;
     const isControlKey = (key: string): boolean => key !== keys.status && key !== keys.history && !key.startsWith(keys.membersPrefix);
-    await this.#gateway.watchOnce(keys.prefix, start, this.#signal(signal), isControlKey);
+    await this.#gateway.watchOnce(keys.prefix, start, signal, isControlKey);
   }
 
   /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */
@@ -248,13 +244,14 @@ export class EtcdDcs implements Dcs {
     await this.#gateway.call(
       '/v3/kv/deleterange',
       { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
-      this.#signal(signal),
+      signal,
       this.#keys.prefix,
     );
   }
 
   close(): Promise<void> {
     this.#closed.abort(new Error('DCS client closed'));
+    this.#gateway.close();
     return Promise.resolve();
   }
 }
