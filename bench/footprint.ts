@@ -46,6 +46,8 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 interface ProcSample {
   readonly rssKb: number;
   readonly anonKb: number;
+  /** Unique set size: pages no other process maps (what its exit would give back). */
+  readonly ussKb: number;
   readonly threads: number;
   readonly cpuTicks: number;
 }
@@ -55,7 +57,15 @@ async function readProc(pid: number): Promise<ProcSample> {
   const field = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? Number.NaN);
   // Fields 14 and 15 (utime, stime) are at index 11 and 12 after the ") " that ends the comm field.
   const stat = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
-  return { rssKb: field('VmRSS'), anonKb: field('RssAnon'), threads: field('Threads'), cpuTicks: Number(stat[11]) + Number(stat[12]) };
+  const rollup = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const rollupField = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(rollup)?.[1] ?? Number.NaN);
+  return {
+    rssKb: field('VmRSS'),
+    anonKb: field('RssAnon'),
+    ussKb: rollupField('Private_Clean') + rollupField('Private_Dirty'),
+    threads: field('Threads'),
+    cpuTicks: Number(stat[11]) + Number(stat[12]),
+  };
 }
 
 async function cpuTicksOf(pid: number): Promise<number | undefined> {
@@ -80,6 +90,7 @@ interface Target {
 interface WindowResult {
   readonly rssMb: number;
   readonly anonMb: number;
+  readonly ussMb: number;
   readonly threads: number;
   readonly cpuPercent: number;
   /** CPU of the PostgreSQL backends serving the agent's own connections (its probes and checks). */
@@ -204,6 +215,7 @@ async function measureWindow(targets: readonly Target[]): Promise<WindowResult[]
     return {
       rssMb: end[index]!.rssKb / 1024,
       anonMb: end[index]!.anonKb / 1024,
+      ussMb: end[index]!.ussKb / 1024,
       threads: Math.max(peakThreads[index]!, end[index]!.threads),
       cpuPercent: ((end[index]!.cpuTicks - start[index]!.cpuTicks) / TICKS_PER_SECOND / elapsedS) * 100,
       backendCpuPercent: (backendTicks / TICKS_PER_SECOND / elapsedS) * 100,
@@ -243,6 +255,7 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
       target.role,
       of((r) => r.rssMb).toFixed(1),
       of((r) => r.anonMb).toFixed(1),
+      of((r) => r.ussMb).toFixed(1),
       of((r) => r.cpuPercent).toFixed(2),
       of((r) => r.backendCpuPercent).toFixed(2),
       String(of((r) => r.threads)),
@@ -257,6 +270,9 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
   console.log(line(header));
   console.log(`|${widths.map((width, column) => (column < 2 ? `:${'-'.repeat(width + 1)}` : `${'-'.repeat(width + 1)}:`)).join('|')}|`);
   for (const row of rows) console.log(line(row));
+  console.log(
+    '  RSS = VmRSS (includes the interpreter binary and libraries mapped from disk, shared with every process running them); anon = RssAnon (heap, stacks); USS = pages no other process maps; CPU = utime+stime of the agent process; PG conn CPU = its PostgreSQL backends',
+  );
   if (windows > 1) {
     for (const [index, target] of targets.entries()) {
       console.log(

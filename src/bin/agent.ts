@@ -1,4 +1,4 @@
-#!/usr/bin/env -S UV_THREADPOOL_SIZE=2 node --max-semi-space-size=1 --v8-pool-size=1
+#!/usr/bin/env -S UV_THREADPOOL_SIZE=2 node --max-semi-space-size=1 --optimize-for-size --v8-pool-size=1
 // Entry of one pgwarden agent. Run it as `dist/src/bin/agent.js <config>` (this shebang applies the process settings
 // of src/util/agent-process.ts) or `node <those flags> dist/src/bin/agent.js <config>`; started without them the
 // agent works the same and says in its log what it runs without. Modules load after the checks below.

@@ -1,8 +1,7 @@
 // etcd v3 JSON gateway transport over node:http with keep-alive: base64 keys, string int64s, several endpoints with
 // failover. node:http rather than fetch: fetch loads undici (~10 MB RSS in an idle agent) and costs several times
 // more CPU per call than a request on a kept-alive socket; the agent makes a few such calls every loop_wait.
-import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { PgwardenError } from '../../util/errors.js';
 
 export const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
@@ -45,6 +44,15 @@ function abortReason(signals: readonly AbortSignal[]): unknown {
   return signals.find((signal) => signal.aborted)?.reason ?? new Error('aborted');
 }
 
+/** How requests reach one kind of endpoint: node:http, or node:https (loaded only for https endpoints). */
+interface Transport {
+  readonly request: (options: RequestOptions) => ClientRequest;
+  /** Kept-alive connections for unary calls; a watch gets a connection of its own (it streams until cancelled). */
+  readonly agent: HttpAgent;
+}
+
+const AGENT_OPTIONS = { keepAlive: true, keepAliveMsecs: 10_000, maxSockets: 8, maxFreeSockets: 2, scheduling: 'lifo' } as const;
+
 interface Endpoint {
   readonly url: string;
   readonly isHttps: boolean;
@@ -59,7 +67,8 @@ interface Endpoint {
  */
 function send(
   endpoint: Endpoint,
-  agent: HttpAgent | false,
+  transport: Transport,
+  isStreaming: boolean,
   path: string,
   body: string,
   signals: readonly AbortSignal[],
@@ -75,10 +84,10 @@ function send(
     port: endpoint.port,
     path,
     method: 'POST',
-    agent,
+    agent: isStreaming ? false : transport.agent,
     headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
   };
-  const sent = endpoint.isHttps ? httpsRequest(options) : httpRequest(options);
+  const sent = transport.request(options);
   const abort = (): void => void sent.destroy(asError(abortReason(signals)));
   const cleanup = (): void => {
     for (const signal of signals) signal.removeEventListener('abort', abort);
@@ -100,9 +109,10 @@ export class EtcdGateway {
   readonly #endpoints: readonly Endpoint[];
   #current = 0;
   readonly #member: string;
-  /** Kept-alive connections for unary calls; a watch gets a connection of its own (it streams until cancelled). */
-  readonly #httpAgent = new HttpAgent({ keepAlive: true, keepAliveMsecs: 10_000, maxSockets: 8, maxFreeSockets: 2, scheduling: 'lifo' });
-  readonly #httpsAgent = new HttpsAgent({ keepAlive: true, keepAliveMsecs: 10_000, maxSockets: 8, maxFreeSockets: 2, scheduling: 'lifo' });
+  readonly #http: Transport = { request: (options) => httpRequest(options), agent: new HttpAgent(AGENT_OPTIONS) };
+  /** node:https and its TLS stack (~1 MB RSS) load with the first https endpoint's first call. */
+  #https: Promise<Transport> | undefined;
+  #httpsAgent: HttpAgent | undefined;
   /** Aborts every request in flight when the client is closed. */
   readonly #closed: AbortSignal | undefined;
 
@@ -122,12 +132,28 @@ export class EtcdGateway {
     return this.#endpoints[this.#current]!.url;
   }
 
+  #transport(endpoint: Endpoint): Transport | Promise<Transport> {
+    if (!endpoint.isHttps) return this.#http;
+    this.#https ??= import('node:https').then((https) => {
+      const agent = new https.Agent(AGENT_OPTIONS);
+      this.#httpsAgent = agent;
+      return { request: (options: RequestOptions) => https.request(options), agent };
+    });
+    return this.#https;
+  }
+
   #signals(signal: AbortSignal): AbortSignal[] {
     return this.#closed === undefined ? [signal] : [signal, this.#closed];
   }
 
   /** One POST and its whole answer; rejects with the transport error (marked `staleSocket` when etcd had closed it). */
-  #post(endpoint: Endpoint, path: string, body: string, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  #post(
+    endpoint: Endpoint,
+    transport: Transport,
+    path: string,
+    body: string,
+    signal: AbortSignal,
+  ): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
       let isSettled = false;
       let cleanup = (): void => undefined;
@@ -140,7 +166,8 @@ export class EtcdGateway {
       };
       cleanup = send(
         endpoint,
-        endpoint.isHttps ? this.#httpsAgent : this.#httpAgent,
+        transport,
+        false,
         path,
         body,
         this.#signals(signal),
@@ -149,7 +176,10 @@ export class EtcdGateway {
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
           response.once('end', () => settle(undefined, { status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
           response.on('error', (error) => settle(error));
-          response.once('close', () => settle(new Error(`etcd ${endpoint.url}${path}: connection closed before the answer ended`)));
+          // Checked before building the error: 'close' follows every 'end', and an Error captures a stack.
+          response.once('close', () => {
+            if (!isSettled) settle(new Error(`etcd ${endpoint.url}${path}: connection closed before the answer ended`));
+          });
         },
         (error, isStaleSocket) =>
           settle(isStaleSocket ? Object.assign(new Error('stale kept-alive socket'), { staleSocket: true, cause: error }) : error),
@@ -170,7 +200,8 @@ export class EtcdGateway {
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const endpoint = this.#endpoints[this.#current]!;
       try {
-        const response = await this.#post(endpoint, path, text, signal);
+        const transport = this.#transport(endpoint);
+        const response = await this.#post(endpoint, transport instanceof Promise ? await transport : transport, path, text, signal);
         if (response.status >= 200 && response.status < 300) return JSON.parse(response.text) as T;
         lastError = new Error(`etcd ${endpoint.url}${path} answered ${response.status}: ${response.text.slice(0, 200)}`);
         if (response.status < 500) break;
@@ -199,8 +230,9 @@ export class EtcdGateway {
   }
 
   /** Opens a streaming watch; resolves at the first event batch, rejects on abort or a broken stream. */
-  watchOnce(keyPrefix: string, startRevision: string, signal: AbortSignal, isInteresting: (key: string) => boolean): Promise<void> {
+  async watchOnce(keyPrefix: string, startRevision: string, signal: AbortSignal, isInteresting: (key: string) => boolean): Promise<void> {
     const endpoint = this.#endpoints[this.#current]!;
+    const transport = await this.#transport(endpoint);
     const body = JSON.stringify({
       create_request: { key: b64(keyPrefix), range_end: prefixRangeEnd(keyPrefix), start_revision: startRevision },
     });
@@ -219,7 +251,8 @@ export class EtcdGateway {
       };
       cleanup = send(
         endpoint,
-        false,
+        transport,
+        true,
         '/v3/watch',
         body,
         this.#signals(signal),
@@ -255,7 +288,9 @@ export class EtcdGateway {
           });
           response.once('end', () => settle(new Error('etcd watch stream ended')));
           response.on('error', (error) => settle(error));
-          response.once('close', () => settle(new Error('etcd watch stream closed')));
+          response.once('close', () => {
+            if (!isSettled) settle(new Error('etcd watch stream closed'));
+          });
         },
         (error) => settle(error),
       );
@@ -264,7 +299,7 @@ export class EtcdGateway {
 
   /** Closes idle kept-alive connections (requests in flight end with the `closed` signal). */
   close(): void {
-    this.#httpAgent.destroy();
-    this.#httpsAgent.destroy();
+    this.#http.agent.destroy();
+    this.#httpsAgent?.destroy();
   }
 }
