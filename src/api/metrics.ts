@@ -1,5 +1,6 @@
 // GET /metrics: Patroni's Prometheus metric names (so existing alerts keep working), computed from the agent snapshot.
-import { Gauge, Registry } from 'prom-client';
+// Rendered by hand in the text exposition format (gauges only, byte-for-byte what prom-client printed): the agent does
+// not load prom-client (~10 MB RSS) for two dozen gauges, and a scrape allocates one string.
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 
@@ -121,65 +122,72 @@ const SPECS: readonly MetricSpec[] = [
   { name: 'pgwarden_dcs_reachable', help: 'Value is 1 if the last DCS read succeeded', value: (s) => (s.isDcsReachable ? 1 : 0) },
 ];
 
-export class MetricsExporter {
-  readonly #registry = new Registry();
-  #snapshot: AgentSnapshot | undefined;
+type Slot = NonNullable<AgentSnapshot['pg']['slots']>[number];
 
-  constructor() {
-    const current = (): AgentSnapshot | undefined => this.#snapshot;
-    for (const spec of SPECS) {
-      new Gauge({
-        name: spec.name,
-        help: spec.help,
-        labelNames: ['scope', 'name'],
-        registers: [this.#registry],
-        collect() {
-          const snapshot = current();
-          if (snapshot !== undefined) this.set({ scope: snapshot.scope, name: snapshot.name }, spec.value(snapshot, Date.now() / 1000));
-        },
-      });
-    }
-    // Per slot, so an alert can name the slot that holds WAL back (an abandoned CDC consumer fills pg_wal).
-    const slotGauge = (
-      name: string,
-      help: string,
-      value: (slot: NonNullable<AgentSnapshot['pg']['slots']>[number]) => number | undefined,
-    ): void => {
-      new Gauge({
-        name,
-        help,
-        labelNames: ['scope', 'name', 'slot_name', 'slot_type'],
-        registers: [this.#registry],
-        collect() {
-          this.reset();
-          const snapshot = current();
-          for (const slot of snapshot?.pg.slots ?? []) {
-            const number = value(slot);
-            if (snapshot !== undefined && number !== undefined)
-              this.set({ scope: snapshot.scope, name: snapshot.name, slot_name: slot.name, slot_type: slot.type }, number);
-          }
-        },
-      });
-    };
-    slotGauge(
-      'pgwarden_replication_slot_retained_wal_bytes',
-      'WAL bytes a replication slot keeps from being removed (current or replayed position minus restart_lsn)',
-      (slot) => slot.retainedBytes,
-    );
-    slotGauge('pgwarden_replication_slot_active', 'Value is 1 if a consumer is connected to the slot', (slot) => (slot.isActive ? 1 : 0));
-    slotGauge(
-      'pgwarden_replication_slot_wal_lost',
-      'Value is 1 if max_slot_wal_keep_size removed WAL the slot needed (wal_status lost)',
-      (slot) => (slot.walStatus === 'lost' ? 1 : 0),
-    );
-  }
+interface SlotMetricSpec {
+  readonly name: string;
+  readonly help: string;
+  readonly value: (slot: Slot) => number | undefined;
+}
+
+/** Per slot, so an alert can name the slot that holds WAL back (an abandoned CDC consumer fills pg_wal). */
+const SLOT_SPECS: readonly SlotMetricSpec[] = [
+  {
+    name: 'pgwarden_replication_slot_retained_wal_bytes',
+    help: 'WAL bytes a replication slot keeps from being removed (current or replayed position minus restart_lsn)',
+    value: (slot) => slot.retainedBytes,
+  },
+  {
+    name: 'pgwarden_replication_slot_active',
+    help: 'Value is 1 if a consumer is connected to the slot',
+    value: (slot) => (slot.isActive ? 1 : 0),
+  },
+  {
+    name: 'pgwarden_replication_slot_wal_lost',
+    help: 'Value is 1 if max_slot_wal_keep_size removed WAL the slot needed (wal_status lost)',
+    value: (slot) => (slot.walStatus === 'lost' ? 1 : 0),
+  },
+];
+
+const escapeHelp = (text: string): string => text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+const escapeLabel = (text: string): string => text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+
+function formatValue(value: number): string {
+  if (Number.isNaN(value)) return 'Nan';
+  if (value === Infinity) return '+Inf';
+  if (value === -Infinity) return '-Inf';
+  return String(value);
+}
+
+function header(name: string, help: string): string {
+  return `# HELP ${name} ${escapeHelp(help)}\n# TYPE ${name} gauge\n`;
+}
+
+export class MetricsExporter {
+  /** HELP/TYPE lines never change: built once. */
+  readonly #headers = SPECS.map((spec) => header(spec.name, spec.help));
+  readonly #slotHeaders = SLOT_SPECS.map((spec) => header(spec.name, spec.help));
 
   get contentType(): string {
-    return this.#registry.contentType;
+    return 'text/plain; version=0.0.4; charset=utf-8';
   }
 
-  async render(snapshot: AgentSnapshot): Promise<string> {
-    this.#snapshot = snapshot;
-    return this.#registry.metrics();
+  render(snapshot: AgentSnapshot): Promise<string> {
+    const nowEpochS = Date.now() / 1000;
+    const labels = `scope="${escapeLabel(snapshot.scope)}",name="${escapeLabel(snapshot.name)}"`;
+    const blocks = SPECS.map(
+      (spec, index) => `${this.#headers[index]!}${spec.name}{${labels}} ${formatValue(spec.value(snapshot, nowEpochS))}\n`,
+    );
+    const slots = snapshot.pg.slots ?? [];
+    SLOT_SPECS.forEach((spec, index) => {
+      let block = this.#slotHeaders[index]!;
+      for (const slot of slots) {
+        const value = spec.value(slot);
+        if (value !== undefined)
+          block += `${spec.name}{${labels},slot_name="${escapeLabel(slot.name)}",slot_type="${escapeLabel(slot.type)}"} ${formatValue(value)}\n`;
+      }
+      blocks.push(block);
+    });
+    return Promise.resolve(blocks.join('\n'));
   }
 }

@@ -1,7 +1,6 @@
 // node:http wiring of the REST API: health checks (sync, fast), metrics, and authenticated mutations; never dies on bad input.
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { AgentSnapshot } from '../agent/snapshot.js';
@@ -216,10 +215,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
   const httpOptions = { requestTimeout: 60_000, headersTimeout: 5_000, maxHeaderSize: 16 * 1024 };
   const tls = options.tls;
+  // node:https (and its TLS stack, ~1 MB RSS) is loaded only for restapi.certfile.
   const server =
     tls === undefined
       ? createServer(httpOptions, listener)
-      : createTlsServer(
+      : (await import('node:https')).createServer(
           {
             ...httpOptions,
             cert: tls.cert,

@@ -13,6 +13,7 @@ import { openPostgresController, resolveRunAs } from './adapters.js';
 import { SystemClock } from '../util/clock.js';
 import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS, missingAgentSettings } from '../util/agent-process.js';
 
 /** Published as the member `version`: Patroni tooling parses it as dotted integers and branches on it. */
 export const PATRONI_COMPATIBLE_VERSION = '3.0.2';
@@ -27,6 +28,17 @@ export async function runAgent(configPath: string): Promise<void> {
   const { config, warnings } = await loadConfigIsolated(configPath);
   const log = createLogger({ member: config.name, scope: config.scope, level: config.log.level });
   for (const warning of warnings) log.warn({ config: configPath }, warning);
+  const missingSettings = missingAgentSettings(process.execArgv, process.env);
+  if (missingSettings.length > 0) {
+    log.info(
+      { missing: missingSettings },
+      `started without the agent's process settings (more threads and memory than needed, same behaviour); run dist/src/bin/agent.js directly or \`${Object.entries(
+        AGENT_ENV,
+      )
+        .map(([name, value]) => `${name}=${value}`)
+        .join(' ')} node ${AGENT_NODE_FLAGS.join(' ')} dist/src/bin/agent.js <config>\``,
+    );
+  }
 
   const clock = new SystemClock();
   const bootstrapConfig: DynamicConfig = config.bootstrap.dcs;

@@ -1,8 +1,10 @@
-#!/usr/bin/env node
-// Composition root of one pgwarden agent: config -> etcd DCS, PostgreSQL controller, REST API, HA loop.
+#!/usr/bin/env -S UV_THREADPOOL_SIZE=2 node --max-semi-space-size=1 --optimize-for-size --v8-pool-size=1
+// Entry of one pgwarden agent. Run it as `dist/src/bin/agent.js <config>` (this shebang applies the process settings
+// of src/util/agent-process.ts) or `node <those flags> dist/src/bin/agent.js <config>`; started without them the
+// agent works the same and says in its log what it runs without. Modules load after the checks below.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { runAgent } from './agent-main.js';
+import './pg-node-runtime.js';
 
 const configPath = process.argv[2] ?? process.env.PGWARDEN_CONFIG ?? process.env.PATRONI_CONFIG_FILE;
 if (configPath === undefined) {
@@ -13,6 +15,7 @@ if (configPath === undefined) {
   process.exit(2);
 }
 
+const { runAgent } = await import('./agent-main.js');
 runAgent(configPath).catch((error: unknown) => {
   process.stderr.write(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exit(1);

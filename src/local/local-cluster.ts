@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { openEtcdDcs } from '../bin/adapters.js';
 import type { ClusterView } from '../core/types.js';
 import { deadline } from '../util/abort.js';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../util/agent-process.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { postmasterPidFrom } from '../postgres/postmaster-pid.js';
 import { runCommand } from '../util/run-command.js';
@@ -96,8 +97,8 @@ const AGENT_STOP_GRACE_MS = 30_000;
 const FILL_REMAINDER_BYTES = 64 * 1024;
 /** A proxy answers its API within a second or two; 15 s leaves room for a loaded CI machine. */
 const PROXY_START_TIMEOUT_MS = 15_000;
-/** A 1 MB young generation keeps an idle agent's RSS near 60 MB instead of ~70 MB; the agent allocates little. */
-export const AGENT_NODE_FLAGS = ['--max-semi-space-size=1'];
+/** Agents get the process settings of a production agent (src/util/agent-process.ts). */
+export { AGENT_NODE_FLAGS };
 
 /** Undo actions of the start-up steps done so far, run newest first when a later step fails. */
 class StartupUndo {
@@ -229,7 +230,8 @@ export class LocalCluster {
     if (node.agentPid !== undefined && isAlive(node.agentPid)) return node.agentPid;
     const prefix = this.lab?.wrap(name) ?? [];
     const argv = [...prefix, process.execPath, ...AGENT_NODE_FLAGS, AGENT_ENTRY, node.configPath];
-    const child = spawnManaged({ command: argv[0]!, args: argv.slice(1), logFile: node.logFile });
+    const env = { ...process.env, ...AGENT_ENV };
+    const child = spawnManaged({ command: argv[0]!, args: argv.slice(1), logFile: node.logFile, env });
     node.agentPid = child.pid;
     return child.pid;
   }

@@ -44,10 +44,12 @@ export class EtcdDcs implements Dcs {
   /** Last value/lease we wrote per key, so that unchanged values are not rewritten every cycle. */
   readonly #written = new Map<string, string>();
   readonly #closed = new AbortController();
+  /** When the last keepalive of the current lease was sent and answered (performance.now()). */
+  #lastKeepAliveSentAtMs: number | undefined;
 
   constructor(options: EtcdDcsOptions) {
     this.#keys = new ClusterKeys(options.namespace, options.scope);
-    this.#gateway = new EtcdGateway(options.endpoints, options.member);
+    this.#gateway = new EtcdGateway(options.endpoints, options.member, this.#closed.signal);
     this.#member = options.member;
   }
 
@@ -55,15 +57,11 @@ export class EtcdDcs implements Dcs {
     return this.#keys;
   }
 
-  #signal(signal: AbortSignal): AbortSignal {
-    return AbortSignal.any([signal, this.#closed.signal]);
-  }
-
   async loadCluster(signal: AbortSignal): Promise<ClusterView> {
     const response = await this.#gateway.call<{ header?: GatewayHeader; kvs?: GatewayKv[] }>(
       '/v3/kv/range',
       { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
-      this.#signal(signal),
+      signal,
       this.#keys.prefix,
     );
     const raw: RawKey[] = (response.kvs ?? []).map((kv) => ({
@@ -77,30 +75,21 @@ export class EtcdDcs implements Dcs {
   }
 
   async #txn(compare: readonly Compare[], success: readonly Operation[], signal: AbortSignal, key: string): Promise<boolean> {
-    const response = await this.#gateway.call<{ succeeded?: boolean }>(
-      '/v3/kv/txn',
-      { compare, success, failure: [] },
-      this.#signal(signal),
-      key,
-    );
+    const response = await this.#gateway.call<{ succeeded?: boolean }>('/v3/kv/txn', { compare, success, failure: [] }, signal, key);
     // The gateway omits false fields: a failed transaction has no `succeeded`.
     return response.succeeded === true;
   }
 
   async #put(key: string, value: string, signal: AbortSignal, lease?: string): Promise<void> {
-    await this.#gateway.call(
-      '/v3/kv/put',
-      { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) },
-      this.#signal(signal),
-      key,
-    );
+    await this.#gateway.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) }, signal, key);
   }
 
   async #grantLease(ttlSeconds: number, signal: AbortSignal): Promise<string> {
+    const sentAtMs = performance.now();
     const response = await this.#gateway.call<{ ID?: string; TTL?: string; error?: string }>(
       '/v3/lease/grant',
       { TTL: String(ttlSeconds), ID: '0' },
-      this.#signal(signal),
+      signal,
     );
     if (response.ID === undefined)
       throw new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd did not grant a lease: ${response.error ?? 'no ID'}`, {
@@ -109,6 +98,7 @@ export class EtcdDcs implements Dcs {
       });
     this.#leaseId = response.ID;
     this.#leaseTtlSeconds = ttlSeconds;
+    this.#lastKeepAliveSentAtMs = sentAtMs;
     this.#written.clear();
     return response.ID;
   }
@@ -116,17 +106,21 @@ export class EtcdDcs implements Dcs {
   /**
    * Keeps our lease alive; a lease that expired (TTL 0 in the answer) or was granted with another TTL is replaced by a
    * new one (keys move to it on their next write), so the lease always has the TTL the caller judges the lock by.
+   * With `maxAgeMs`, a keepalive of the current lease sent less than that long ago and answered is enough (the leader
+   * renews its lease and then touches its member key in the same cycle: one keepalive, not two, as Patroni refreshes
+   * once per loop).
    */
-  async #keepAlive(ttlMs: number, signal: AbortSignal): Promise<string> {
+  async #keepAlive(ttlMs: number, signal: AbortSignal, maxAgeMs = 0): Promise<string> {
     const ttlSeconds = Math.max(1, Math.round(ttlMs / 1000));
-    if (this.#leaseId === undefined || this.#leaseTtlSeconds !== ttlSeconds) return this.#grantLease(ttlSeconds, signal);
-    const response = await this.#gateway.call<{ result?: { TTL?: string } }>(
-      '/v3/lease/keepalive',
-      { ID: this.#leaseId },
-      this.#signal(signal),
-    );
+    const leaseId = this.#leaseId;
+    if (leaseId === undefined || this.#leaseTtlSeconds !== ttlSeconds) return this.#grantLease(ttlSeconds, signal);
+    const sentAtMs = performance.now();
+    const last = this.#lastKeepAliveSentAtMs;
+    if (last !== undefined && sentAtMs - last < maxAgeMs) return leaseId;
+    const response = await this.#gateway.call<{ result?: { TTL?: string } }>('/v3/lease/keepalive', { ID: leaseId }, signal);
     if (Number(response.result?.TTL ?? '0') <= 0) return this.#grantLease(ttlSeconds, signal);
-    return this.#leaseId;
+    if (this.#leaseId === leaseId) this.#lastKeepAliveSentAtMs = sentAtMs;
+    return leaseId;
   }
 
   async acquireLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {
@@ -172,7 +166,7 @@ export class EtcdDcs implements Dcs {
   }
 
   async touchMember(record: MemberRecord, ttlMs: number, signal: AbortSignal): Promise<void> {
-    const lease = await this.#keepAlive(ttlMs, signal);
+    const lease = await this.#keepAlive(ttlMs, signal, Math.min(1000, ttlMs / 10));
     const key = this.#keys.member(this.#member);
     const value = encodeMember(record);
     const fingerprint = `${lease}\u0000${value}`;
@@ -196,7 +190,7 @@ export class EtcdDcs implements Dcs {
   }
 
   async cancelInitialize(signal: AbortSignal): Promise<void> {
-    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, this.#signal(signal), this.#keys.initialize);
+    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, signal, this.#keys.initialize);
   }
 
   #casWrite(key: string, value: string | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
@@ -234,7 +228,7 @@ export class EtcdDcs implements Dcs {
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
     const start = (BigInt(fromRevision) + 1n).toString();
     const keys = this.#keys;
-    await this.#gateway.watchOnce(keys.prefix, start, this.#signal(signal), (key) => keys.isControlKey(key));
+    await this.#gateway.watchOnce(keys.prefix, start, signal, (key) => keys.isControlKey(key));
   }
 
   /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */
@@ -242,7 +236,7 @@ export class EtcdDcs implements Dcs {
     await this.#gateway.call(
       '/v3/kv/deleterange',
       { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
-      this.#signal(signal),
+      signal,
       this.#keys.prefix,
     );
   }
@@ -253,6 +247,7 @@ export class EtcdDcs implements Dcs {
         context: { member: this.#member, key: this.#keys.prefix, hint: 'the client was closed: open a new one to talk to etcd again' },
       }),
     );
+    this.#gateway.close();
     return Promise.resolve();
   }
 }
