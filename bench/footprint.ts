@@ -4,7 +4,8 @@
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { LocalCluster } from '../src/local/local-cluster.js';
@@ -23,6 +24,12 @@ const { values } = parseArgs({
     settle: { type: 'string', default: '20' },
     /** pgwarden, patroni or both. */
     only: { type: 'string', default: 'both' },
+    /**
+     * dist/ directory of another pgwarden build (e.g. an older commit built with tsc): its local cluster runs in the
+     * same windows, with its own etcd, and is reported as pgwarden@<baseline-label>, for before/after in one run.
+     */
+    baseline: { type: 'string' },
+    'baseline-label': { type: 'string', default: 'before' },
     /** Keep the clusters' directories (logs) after the run. */
     keep: { type: 'boolean', default: false },
   },
@@ -78,13 +85,15 @@ async function cpuTicksOf(pid: number): Promise<number | undefined> {
 
 /** One measured agent: its PID, REST port and how to find its PostgreSQL connections. */
 interface Target {
-  readonly impl: 'pgwarden' | 'Patroni';
+  readonly impl: string;
   readonly role: 'leader' | 'replica';
   readonly name: string;
   readonly pid: number;
   readonly apiPort: number;
   readonly pgPort: number;
   readonly password: string;
+  /** Its log, quoted when the process is gone mid-measurement. */
+  readonly logFile: string;
 }
 
 interface WindowResult {
@@ -178,10 +187,22 @@ async function waitHealthyByRest(
   throw new Error(`${label} did not become healthy within ${timeoutMs / 1000} s (last: ${last})`);
 }
 
+/** /proc of a target; a target that exited is an error that quotes the end of its log. */
+async function readTarget(target: Target): Promise<ProcSample> {
+  try {
+    return await readProc(target.pid);
+  } catch (error) {
+    const tail = (await readFile(target.logFile, 'utf8').catch(() => '')).split('\n').slice(-12).join('\n');
+    throw new Error(`${target.impl} ${target.role} ${target.name} (pid ${target.pid}) is gone; the end of ${target.logFile}:\n${tail}`, {
+      cause: error,
+    });
+  }
+}
+
 async function measureWindow(targets: readonly Target[]): Promise<WindowResult[]> {
   const backends = await Promise.all(targets.map(agentBackends));
   const backendStart = await Promise.all(backends.map((pids) => Promise.all(pids.map(cpuTicksOf))));
-  const start = await Promise.all(targets.map((target) => readProc(target.pid)));
+  const start = await Promise.all(targets.map(readTarget));
   const startedAt = performance.now();
   const peakRssKb = start.map((sample) => sample.rssKb);
   const peakThreads = start.map((sample) => sample.threads);
@@ -189,13 +210,13 @@ async function measureWindow(targets: readonly Target[]): Promise<WindowResult[]
   // Sampled once a second so a transient peak shows; the agents do not notice a read of /proc.
   while (performance.now() < endAt) {
     await sleep(Math.min(1000, endAt - performance.now()));
-    const samples = await Promise.all(targets.map((target) => readProc(target.pid)));
+    const samples = await Promise.all(targets.map(readTarget));
     samples.forEach((sample, index) => {
       peakRssKb[index] = Math.max(peakRssKb[index]!, sample.rssKb);
       peakThreads[index] = Math.max(peakThreads[index]!, sample.threads);
     });
   }
-  const end = await Promise.all(targets.map((target) => readProc(target.pid)));
+  const end = await Promise.all(targets.map(readTarget));
   const elapsedS = (performance.now() - startedAt) / 1000;
   const backendEnd = await Promise.all(backends.map((pids) => Promise.all(pids.map(cpuTicksOf))));
 
@@ -240,7 +261,8 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
     'agent',
     'role',
     'RSS MB',
-    'private MB',
+    'anon MB',
+    'USS MB',
     'CPU %',
     'PG conn CPU %',
     'threads',
@@ -283,13 +305,17 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
 }
 
 let pgwardenCluster: LocalCluster | undefined;
+let baselineCluster: LocalCluster | undefined;
 let patroniCluster: PatroniCluster | undefined;
 let isStopping = false;
 
 async function stopAll(): Promise<void> {
   const stops: Promise<void>[] = [];
   if (patroniCluster !== undefined) stops.push(patroniCluster.stop().catch((error: unknown) => console.error('stopping Patroni:', error)));
+  if (baselineCluster !== undefined)
+    stops.push(baselineCluster.stop().catch((error: unknown) => console.error('stopping the baseline:', error)));
   await Promise.all(stops);
+  baselineCluster = undefined;
   // pgwarden's cluster owns the shared etcd: stop it last so Patroni can release its keys first.
   await pgwardenCluster?.stop().catch((error: unknown) => console.error('stopping pgwarden:', error));
   patroniCluster = undefined;
@@ -315,29 +341,41 @@ async function runProfile(profile: string): Promise<void> {
         superuserPassword: cluster.superuserPassword,
       });
     }
+    if (values.baseline !== undefined) {
+      const module = (await import(pathToFileURL(join(resolve(values.baseline), 'src/local/local-cluster.js')).href)) as {
+        LocalCluster: typeof LocalCluster;
+      };
+      baselineCluster = await module.LocalCluster.start({ dir: join(dir, 'baseline'), timing, scope: 'footprint-baseline' });
+    }
     const patroni = patroniCluster;
-    const [pgwHealthy, patroniHealthy] = await Promise.all([
+    const baseline = baselineCluster;
+    const [pgwHealthy, patroniHealthy, baselineHealthy] = await Promise.all([
       runsPgwarden ? waitHealthyByRest('pgwarden', cluster.nodes, 180_000) : Promise.resolve(undefined),
       patroni === undefined ? Promise.resolve(undefined) : waitHealthyByRest('Patroni', patroni.nodes, 180_000),
+      baseline === undefined ? Promise.resolve(undefined) : waitHealthyByRest('the baseline', baseline.nodes, 180_000),
     ]);
     const targets: Target[] = [];
-    if (pgwHealthy !== undefined) {
+    const pgwardenTargets = (impl: string, of: LocalCluster, healthy: { leader: string; replicas: string[] }): void => {
       for (const [role, name] of [
-        ['leader', pgwHealthy.leader],
-        ['replica', pgwHealthy.replicas[0]!],
+        ['leader', healthy.leader],
+        ['replica', healthy.replicas[0]!],
       ] as const) {
-        const node = cluster.node(name);
+        const node = of.node(name);
         targets.push({
-          impl: 'pgwarden',
+          impl,
           role,
           name,
           pid: node.agentPid!,
           apiPort: node.apiPort,
           pgPort: node.pgPort,
-          password: cluster.superuserPassword,
+          password: of.superuserPassword,
+          logFile: node.logFile,
         });
       }
-    }
+    };
+    if (baseline !== undefined && baselineHealthy !== undefined)
+      pgwardenTargets(`pgwarden@${values['baseline-label']}`, baseline, baselineHealthy);
+    if (pgwHealthy !== undefined) pgwardenTargets('pgwarden', cluster, pgwHealthy);
     if (patroni !== undefined && patroniHealthy !== undefined) {
       for (const [role, name] of [
         ['leader', patroniHealthy.leader],
@@ -352,6 +390,7 @@ async function runProfile(profile: string): Promise<void> {
           apiPort: node.apiPort,
           pgPort: node.pgPort,
           password: patroni.superuserPassword,
+          logFile: node.logFile,
         });
       }
     }
