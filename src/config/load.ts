@@ -4,6 +4,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { checkTimingRules } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
+import { unhonouredKeyWarnings } from './unhonoured-keys.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
 
@@ -99,6 +100,7 @@ export function parseConfig(text: string, sourceName: string): LoadedConfig {
     });
   }
   const warnings = unknownKeys(configSchema, raw, []).map((key) => `unknown configuration key ${key} in ${sourceName} (ignored)`);
+  warnings.push(...unhonouredKeyWarnings(raw, sourceName));
   if (parsed.watchdog?.mode === 'required')
     warnings.push('watchdog.mode is required but pgwarden has no watchdog support; fencing relies on the lock deadline');
   const { etcd3: _etcd3, etcd: _etcd, ...rest } = parsed;

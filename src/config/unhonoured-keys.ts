@@ -1,0 +1,38 @@
+// Patroni keys pgwarden accepts (so a patroni.yml loads unchanged) but does not act on yet, each with why: loading
+// one logs a warning naming it, never a silent no-op.
+export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] = [
+  ['restapi.ciphers', 'the REST API uses Node.js default TLS ciphers'],
+  ['bootstrap.post_bootstrap', 'no post-bootstrap script is run (issue 12)'],
+  ['bootstrap.post_init', 'no post-bootstrap script is run (issue 12)'],
+  ['bootstrap.dcs.master_start_timeout', 'a crashed primary is always restarted in place (issue 12)'],
+  ['bootstrap.dcs.failsafe_mode', 'a primary that loses the DCS demotes at its deadline; there is no failsafe mode'],
+  ['bootstrap.dcs.maximum_lag_on_syncnode', 'a lagging synchronous standby is not replaced (issue 12)'],
+  ['bootstrap.dcs.max_timelines_history', 'the history key keeps every entry'],
+  ['postgresql.config_dir', 'configuration files live in data_dir'],
+  ['postgresql.use_unix_socket', 'the agent connects to its PostgreSQL through the socket directory it configures itself'],
+  ['postgresql.use_unix_socket_repl', 'replication connects over TCP to conn_url'],
+  ['postgresql.pg_ident', 'pg_ident.conf is left as initdb wrote it'],
+  ['postgresql.remove_data_directory_on_rewind_failure', 'a failed rewind is always followed by a re-clone'],
+  ['postgresql.remove_data_directory_on_diverged_timelines', 'a diverged replica is always rewound or re-cloned'],
+  ['postgresql.pg_ctl_timeout', 'start and stop use the agent\u2019s own budgets'],
+  ['postgresql.create_replica_methods', 'replicas are created with pg_basebackup only (backups are issue 16)'],
+  ['watchdog.device', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
+  ['watchdog.safety_margin', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
+  ['tags.replicatefrom', 'replicas always stream from the leader (issue 12)'],
+];
+
+function isPresent(raw: unknown, path: string): boolean {
+  let node = raw;
+  for (const part of path.split('.')) {
+    if (typeof node !== 'object' || node === null || !(part in node)) return false;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node !== undefined && node !== null;
+}
+
+/** One warning per accepted-but-unhonoured key present in the raw config. */
+export function unhonouredKeyWarnings(raw: unknown, sourceName: string): string[] {
+  return UNHONOURED_KEYS.filter(([path]) => isPresent(raw, path)).map(
+    ([path, why]) => `${path} in ${sourceName} is accepted for Patroni compatibility but not honoured: ${why}`,
+  );
+}
