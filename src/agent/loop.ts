@@ -1,8 +1,8 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
-import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
+import type { Clock, Dcs, PeerClient, PgController, Upstream, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
-import type { AgentCommand, LockObservation, MemberTags, Observation } from '../core/types.js';
+import type { AgentCommand, ClusterView, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -19,6 +19,7 @@ import {
 } from './cycle.js';
 import { runDcsWatch } from './dcs-watch.js';
 import { LeaseFence } from './lease-fence.js';
+import { LivePositions } from './live-positions.js';
 import type { MemberIdentity } from './member-record.js';
 import type { AgentSnapshot } from './snapshot.js';
 import { runStreamCheck } from './stream-check.js';
@@ -47,6 +48,11 @@ export interface AgentOptions extends CycleSettings {
   readonly isLeaseFenceEnabled?: boolean | undefined;
 }
 
+function upstreamOf(view: ClusterView | undefined, name: string | undefined): Upstream | undefined {
+  const member = name === undefined ? undefined : view?.members.find((candidate) => candidate.name === name);
+  return member === undefined ? undefined : { name: member.name, connUrl: member.conn_url };
+}
+
 export class Agent {
   readonly #options: AgentOptions;
   readonly #wakeup: Wakeup;
@@ -56,6 +62,7 @@ export class Agent {
   readonly #state: CycleState;
   readonly #ports: CyclePorts;
   readonly #stopController = new AbortController();
+  readonly #livePositions: LivePositions;
   #running: Promise<unknown>[] = [];
 
   constructor(options: AgentOptions) {
@@ -83,6 +90,12 @@ export class Agent {
       },
       decide: options.decide,
     };
+    this.#livePositions = new LivePositions({
+      pg: options.pg,
+      clock,
+      isApplicable: () => this.#state.pg?.isRunning === true && !this.#tasks.isRunning(),
+      apply: (status) => this.#applyWalStatus(status),
+    });
     options.pg.onUnexpectedExit(() => {
       log.warn({}, 'postmaster exited unexpectedly');
       this.#wakeup.nudge();
@@ -92,6 +105,37 @@ export class Agent {
   /** The last cycle's snapshot, with the lock validity evaluated now. */
   snapshot(): AgentSnapshot {
     return currentSnapshot(this.#state, this.#options.clock.nowMs());
+  }
+
+  /** The snapshot with WAL positions read now (for the REST API and peers): what Patroni reports per request. */
+  async freshSnapshot(): Promise<AgentSnapshot> {
+    await this.#livePositions.refresh();
+    return this.snapshot();
+  }
+
+  #applyWalStatus(status: WalStatus): void {
+    const state = this.#state;
+    if (state.pg?.role === 'primary') {
+      state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, writeLsn: status.writeLsn ?? state.snapshot.pg.writeLsn } };
+      return;
+    }
+    const positions = {
+      receivedLsn: status.receivedLsn ?? state.snapshot.pg.receivedLsn,
+      replayedLsn: status.replayedLsn ?? state.snapshot.pg.replayedLsn,
+    };
+    if (!status.isStreaming && state.pg?.isStreaming === true) this.#onStreamLost(positions);
+    else state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, ...positions } };
+  }
+
+  /**
+   * Marks the last observation as not streaming (with the positions read with that fact) so no check fires again
+   * before the loop re-probes, and so the snapshot never pairs "stopped" with older positions; then decides now.
+   */
+  #onStreamLost(positions: Pick<LocalPg, 'receivedLsn' | 'replayedLsn'>): void {
+    const state = this.#state;
+    if (state.pg !== undefined) state.pg = { ...state.pg, ...positions, isStreaming: false };
+    state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, ...positions, isStreaming: false } };
+    this.#wakeup.nudge();
   }
 
   /** The lock as this agent holds it (send time of its last renewal and that lease's TTL): the simulator checks it. */
@@ -194,15 +238,9 @@ export class Agent {
             pg: state.pg,
             isTaskRunning: this.#tasks.isRunning(),
             isSyncMode: syncSettingsOf(state.dcsRead.view?.config).mode !== 'off',
+            upstream: upstreamOf(state.dcsRead.view, state.pg?.upstream),
           }),
-          onPositions: (positions) => (state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, ...positions } }),
-          onStreamLost: (positions) => {
-            // Marks the last observation as not streaming (with the positions read with that fact) so the check does
-            // not fire again before the loop re-probes, and so the snapshot never pairs "stopped" with older positions.
-            if (state.pg !== undefined) state.pg = { ...state.pg, ...positions, isStreaming: false };
-            state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, ...positions, isStreaming: false } };
-            this.#wakeup.nudge();
-          },
+          onStreamLost: (positions) => this.#onStreamLost(positions),
           onStandbysChanged: () => this.#wakeup.nudge(),
         },
         stop,

@@ -26,6 +26,8 @@ export interface ApiServerOptions {
   readonly host: string;
   readonly port: number;
   readonly getSnapshot: () => AgentSnapshot;
+  /** The snapshot with WAL positions read now, for status and metrics requests (getSnapshot when absent). */
+  readonly getLiveSnapshot?: (() => Promise<AgentSnapshot>) | undefined;
   readonly nowMs: () => number;
   readonly log: Log;
   /** Enables the unsafe endpoints (switchover, failover, config). */
@@ -165,6 +167,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const verifyClient = options.tls?.verifyClient ?? 'none';
   /** A client certificate signed by our CA (the TLS layer checked it; we only read the verdict). */
   const hasClientCertificate = (request: IncomingMessage): boolean => (request.socket as TLSSocket).authorized === true;
+  const liveSnapshot = async (): Promise<AgentSnapshot> => (await options.getLiveSnapshot?.()) ?? options.getSnapshot();
   const onRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://localhost');
     const method = request.method ?? 'GET';
@@ -188,7 +191,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const segment = `/${url.pathname.split('/')[1] ?? ''}`;
     if (method === 'GET' && segment === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.contentType });
-      response.end(await metrics.render(options.getSnapshot()));
+      response.end(await metrics.render(await liveSnapshot()));
       return;
     }
     if (UNSAFE_METHODS.has(method)) {
@@ -201,7 +204,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
     const result = handleRequest(
       { method, path: url.pathname, query: url.searchParams },
-      { snapshot: options.getSnapshot(), nowMs: options.nowMs() },
+      { snapshot: await liveSnapshot(), nowMs: options.nowMs() },
     );
     // Status-only replies (HEAD, OPTIONS, probes) stay bare, as HAProxy and Patroni expect.
     send(response, result, result.body === undefined ? {} : options.extraHeaders);

@@ -141,6 +141,7 @@ export async function runAgent(configPath: string): Promise<void> {
     host: restapi.listen.host,
     port: restapi.listen.port,
     getSnapshot: () => agent.snapshot(),
+    getLiveSnapshot: () => agent.freshSnapshot(),
     nowMs: () => clock.nowMs(),
     log,
     dcs,

@@ -67,6 +67,12 @@ export interface Upstream {
 
 export type StopMode = 'smart' | 'fast' | 'immediate';
 
+/**
+ * How a watch on the upstream's server ended: `closed` (the session to it ended: its postmaster stopped or died, or the
+ * network said so), `unavailable` (no session could be opened: the caller falls back to polling), `aborted`.
+ */
+export type UpstreamWatchEnd = 'closed' | 'unavailable' | 'aborted';
+
 /** A cheap live reading of WAL positions, taken between HA cycles so the REST API never reports positions a loop old. */
 export interface WalStatus {
   readonly isStreaming: boolean;
@@ -126,6 +132,11 @@ export interface PgController {
   setSynchronousStandbyNames(value: string, signal: AbortSignal): Promise<void>;
   /** One cheap query: WAL positions and whether the WAL receiver streams right now; undefined when PostgreSQL is down. */
   walStatus(signal: AbortSignal): Promise<WalStatus | undefined>;
+  /**
+   * Holds an idle session to `upstream`'s server and resolves when it ends: the event that replaces polling the WAL
+   * receiver (a dead primary's backends exit with its postmaster, so the session closes at once).
+   */
+  watchUpstream(upstream: Upstream, signal: AbortSignal): Promise<UpstreamWatchEnd>;
   /** Called with the exit of a postmaster the agent did not ask to stop. */
   onUnexpectedExit(listener: () => void): void;
   close(): Promise<void>;

@@ -182,6 +182,23 @@ export function runPgControllerConformance(
       assert.deepEqual(primaryWal.streamingStandbys, [name(1)]);
     });
 
+    it('watchUpstream holds a session to the upstream until its postmaster dies; unavailable when nothing answers', async () => {
+      assert.equal(await b.watchUpstream(harness.unreachable(), signal()), 'unavailable');
+      const aborted = new AbortController();
+      const abortedWatch = b.watchUpstream(up(0), aborted.signal);
+      await harness.pass(STEP_MS);
+      aborted.abort();
+      assert.equal(await abortedWatch, 'aborted');
+      let end: string | undefined;
+      const watch = b.watchUpstream(up(0), signal()).then((result) => (end = result));
+      await harness.pass(5 * STEP_MS);
+      assert.equal(end, undefined, 'the watch stays open while the upstream runs');
+      await harness.crash(0);
+      assert.equal(await watch, 'closed');
+      await a.startPrimary(signal());
+      await replicated(0, b);
+    });
+
     it('fails a basebackup from a source nothing answers at with PGW_PG_UNREACHABLE, leaving nothing to start', async () => {
       await assert.rejects(c.basebackup(harness.unreachable(), signal()), rejectsWith('PGW_PG_UNREACHABLE'));
       const pg = await probe(c);

@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PgController, StopMode, Upstream, WalStatus } from '../core/ports.js';
+import type { PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
@@ -25,7 +25,7 @@ import {
 } from './probe.js';
 import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
-import { addressOf, LocalSession, withSession, type SqlTarget } from './sql-session.js';
+import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
 
 export interface PgControllerOptions {
   readonly member: string;
@@ -66,6 +66,8 @@ const LOCAL_TIMEOUTS = { connectTimeoutMs: 2000, queryTimeoutMs: 60_000 };
 /** isHistoryDivergent runs inside an HA cycle: an upstream that is slow to answer counts as "cannot tell". */
 const HISTORY_TIMEOUTS = { connectTimeoutMs: 2000, queryTimeoutMs: 3000 };
 const SLOT_COPY_TIMEOUTS = { connectTimeoutMs: 3000, queryTimeoutMs: 10_000 };
+/** The upstream watch only connects; it never queries. */
+const WATCH_TIMEOUTS = { connectTimeoutMs: 2000, queryTimeoutMs: 2000 };
 /** Lets walsenders reload synchronous_standby_names before the WAL that makes standbys report (see below). */
 const SYNC_RELOAD_SETTLE_MS = 50;
 /** A readiness check must not outlast the start poll by much: the start loop owns the deadline. */
@@ -363,6 +365,31 @@ export class PostgresController implements PgController {
     } catch {
       return undefined;
     }
+  }
+
+  async watchUpstream(upstream: Upstream, signal: AbortSignal): Promise<UpstreamWatchEnd> {
+    let client: SqlClient;
+    try {
+      client = await connectTo(this.#upstreamTarget(upstream, WATCH_TIMEOUTS), signal);
+    } catch (error) {
+      if (signal.aborted) return 'aborted';
+      this.#options.log.debug({ upstream: upstream.name, error: describeError(error) }, 'could not open the upstream watch session');
+      return 'unavailable';
+    }
+    return new Promise<UpstreamWatchEnd>((resolve) => {
+      const finish = (end: UpstreamWatchEnd): void => {
+        signal.removeEventListener('abort', onAbort);
+        client.removeListener('end', onEnd);
+        void client.end().catch(() => undefined);
+        resolve(end);
+      };
+      const onAbort = (): void => finish('aborted');
+      const onEnd = (): void => finish('closed');
+      client.once('end', onEnd);
+      // connectTo already listens for 'error' (an unhandled one would crash the agent); 'end' follows it.
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (signal.aborted) finish('aborted');
+    });
   }
 
   async #controlData(signal: AbortSignal): Promise<ControlData> {

@@ -40,6 +40,8 @@ describe('safety rules are load-bearing (lease fence off)', () => {
     });
   }
 
+  // Quorum votes from standbys still streaming: with positions read per request the model (no WAL in flight after a
+  // primary dies) cannot show the loss; test/unit/core-sync.test.ts pins the rule.
   it('priority: replicas that ignore the sync key in the race break the sync invariants', async (context) => {
     const { seeds, first } = await failingSeeds({
       sync: SYNC_MODES.priority!,
@@ -47,14 +49,5 @@ describe('safety rules are load-bearing (lease fence off)', () => {
     });
     context.diagnostic(`failing seeds: ${seeds.join(', ')}; first: ${first ?? 'none'}`);
     assert.ok(seeds.length > 0, 'ignoring the sync key in the race must be caught');
-  });
-
-  it('quorum: counting votes of standbys still streaming from the old primary loses acknowledged commits', async (context) => {
-    const { seeds, first } = await failingSeeds({
-      sync: SYNC_MODES.quorum!,
-      mutateDecide: (decide) => (obs, mem) => decide({ ...obs, peers: obs.peers.map((peer) => ({ ...peer, isStreaming: false })) }, mem),
-    });
-    context.diagnostic(`failing seeds: ${seeds.join(', ')}; first: ${first ?? 'none'}`);
-    assert.ok(seeds.length > 0, 'a vote from a standby that may still receive WAL must not count');
   });
 });

@@ -417,6 +417,14 @@ export class SimWorld {
   }
 }
 
+function abortedBy(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    const fail = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
+}
+
 /** Peers as the agent's HTTP peer client sees them: the other agent's real /patroni document, or no answer. */
 class SimPeers implements PeerClient {
   readonly #world: SimWorld;
@@ -427,7 +435,7 @@ class SimPeers implements PeerClient {
     this.#self = self;
   }
 
-  async fetchStatus(member: MemberRecord): Promise<PeerStatus> {
+  async fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus> {
     const node = this.#world.nodes.find((candidate) => candidate.name === member.name);
     if (node === undefined || !node.process.isRunning() || member.name === this.#self) {
       return {
@@ -440,7 +448,9 @@ class SimPeers implements PeerClient {
         tags: {},
       };
     }
-    return peerStatusFromDocument(member, statusDocument(node.agent.snapshot()));
+    // The peer reads its positions per request, as its REST API does; a peer frozen meanwhile answers nothing in time.
+    const snapshot = await Promise.race([node.agent.freshSnapshot(), abortedBy(signal)]);
+    return peerStatusFromDocument(member, statusDocument(snapshot));
   }
 
   /** A dead agent's API port refuses; a frozen one accepts (the kernel does) but never answers. */

@@ -40,6 +40,16 @@ export interface NodeState {
   startedAtWall: string | undefined;
   /** Bumped by every start and stop: an operation started before a restart must not land on the new postmaster. */
   runId: number;
+  /** Sessions open to this run of the postmaster (upstream watches): they end with it. */
+  readonly sessionsEnded: Set<() => void>;
+}
+
+/** A start or stop: whatever the old postmaster was doing no longer lands, and every session to it ends. */
+export function endRun(node: NodeState): void {
+  node.runId++;
+  const ended = [...node.sessionsEnded];
+  node.sessionsEnded.clear();
+  for (const end of ended) end();
 }
 
 /** The first position of a fresh cluster: initdb writes a little WAL. */
@@ -82,6 +92,7 @@ export function newNodeState(name: string, parameters: Readonly<Record<string, G
     runningParameters: parameters,
     startedAtWall: undefined,
     runId: 0,
+    sessionsEnded: new Set(),
   };
 }
 
@@ -98,7 +109,7 @@ export function wipe(node: NodeState, dataDir: 'missing' | 'empty'): void {
   node.sysid = undefined;
   node.isCleanShutdown = true;
   node.slots = new Map();
-  node.runId++;
+  endRun(node);
 }
 
 /**

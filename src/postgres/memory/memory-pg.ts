@@ -1,6 +1,6 @@
 // An in-memory PostgreSQL cluster on an injected Clock: MemoryPg implements PgController for one node, long
 // operations take simulated time, and MemoryPgCluster advances WAL, injects faults and lets a checker inspect state.
-import type { Clock, PgController, StopMode, Upstream, WalStatus } from '../../core/ports.js';
+import type { Clock, PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../../core/ports.js';
 import type { SlotStep, SlotStepResult } from '../../core/slot-changes.js';
 import { failedSlotSteps } from '../../core/slot-changes.js';
 import { slotNameForMember } from '../../core/slot-names.js';
@@ -10,6 +10,7 @@ import type { GucValue } from '../conf-render.js';
 import {
   catchUp,
   copyFrom,
+  endRun,
   historyOf,
   INITDB_LSN,
   localPgOf,
@@ -222,6 +223,27 @@ export class MemoryPg implements PgController {
     };
   }
 
+  async watchUpstream(upstream: Upstream, signal: AbortSignal): Promise<UpstreamWatchEnd> {
+    this.#assertAlive();
+    const source = this.#core.resolve(upstream);
+    if (source === undefined || !source.isRunning) return 'unavailable';
+    const combined = this.#signal(signal);
+    return new Promise<UpstreamWatchEnd>((resolve) => {
+      const onEnd = (): void => {
+        combined.removeEventListener('abort', onAbort);
+        resolve('closed');
+      };
+      const onAbort = (): void => {
+        source.sessionsEnded.delete(onEnd);
+        // A killed agent's call never returns; an aborted one says so.
+        if (!this.#life.signal.aborted) resolve('aborted');
+      };
+      source.sessionsEnded.add(onEnd);
+      combined.addEventListener('abort', onAbort, { once: true });
+      if (combined.aborted) onAbort();
+    });
+  }
+
   async isHistoryDivergent(upstream: Upstream, timeline: number, _signal: AbortSignal): Promise<boolean | undefined> {
     this.#inject('isHistoryDivergent');
     if (timeline <= 1) return false;
@@ -307,7 +329,8 @@ export class MemoryPg implements PgController {
     if (node.isRunning) throw this.#error('PGW_PG_COMMAND_FAILED', 'PostgreSQL is already running; stop it first');
     if (node.dataDir !== 'initialized') throw this.#error('PGW_PG_COMMAND_FAILED', `no data dir to start (it is ${node.dataDir})`);
     node.upstream = isReplica ? upstream?.name : undefined;
-    const runId = ++node.runId;
+    endRun(node);
+    const runId = node.runId;
     await pause(this.#core.clock, this.#core.durations.start, this.#signal(signal));
     this.#inject(isReplica ? 'startReplica' : 'startPrimary');
     if (node.runId !== runId || node.dataDir !== 'initialized')
@@ -336,7 +359,7 @@ export class MemoryPg implements PgController {
     this.#inject('stop');
     const node = this.#node;
     // Also ends a start in flight: the postmaster it spawned is stopped before it accepts connections.
-    node.runId++;
+    endRun(node);
     if (!node.isRunning) return;
     if (mode !== 'immediate' && node.role === 'primary') {
       // A clean (smart/fast) shutdown sends all WAL up to the shutdown checkpoint to the standbys streaming from the
@@ -543,7 +566,7 @@ export class MemoryPgCluster {
     if (!node.isRunning) return;
     node.isRunning = false;
     node.isCleanShutdown = false;
-    node.runId++;
+    endRun(node);
     this.#controllers.get(name)?.hooks.noteCrash();
   }
 
@@ -558,7 +581,7 @@ export class MemoryPgCluster {
     if (options.keepPostmaster === true || !node.isRunning) return;
     node.isRunning = false;
     node.isCleanShutdown = false;
-    node.runId++;
+    endRun(node);
   }
 
   /** The next call of `operation` on `name` rejects with `error` (long operations after their duration, state as a real failure leaves it). */
