@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S UV_THREADPOOL_SIZE=2 node --max-semi-space-size=1 --optimize-for-size --v8-pool-size=1
 // Composition root of the `pgwarden` CLI: wires config + etcd into the verbs, and adds `agent` and `local`.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,6 +1,9 @@
 // One HTTP(S) request with a deadline and optional CA/client certificate: fetch cannot trust a private CA on Node 20.
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import type * as Https from 'node:https';
+
+/** node:https and its TLS stack (~1.2 MB RSS) load with the first https request, not with every agent. */
+let httpsModule: Promise<typeof Https> | undefined;
 
 export interface TlsClientOptions {
   /** PEM CA bundle to trust (restapi.cafile / ctl.cacert). */
@@ -16,7 +19,7 @@ export interface HttpReply {
   readonly text: string;
 }
 
-export function requestText(
+export async function requestText(
   url: string,
   options: {
     readonly method?: string;
@@ -26,9 +29,15 @@ export function requestText(
     readonly tls?: TlsClientOptions;
   },
 ): Promise<HttpReply> {
+  const parsed = new URL(url);
+  const isHttps = parsed.protocol === 'https:';
+  if (!isHttps) return send(parsed, options, undefined);
+  httpsModule ??= import('node:https');
+  return httpsModule.then((https) => send(parsed, options, https.request));
+}
+
+function send(parsed: URL, options: Parameters<typeof requestText>[1], httpsRequest: typeof Https.request | undefined): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
-    const parsed = new URL(url);
-    const isHttps = parsed.protocol === 'https:';
     const tls = options.tls;
     const common = {
       method: options.method ?? 'GET',
@@ -41,13 +50,14 @@ export function requestText(
       response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
       response.on('error', reject);
     };
-    const req = isHttps
-      ? httpsRequest(
-          parsed,
-          { ...common, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.isInsecure !== true },
-          onResponse,
-        )
-      : httpRequest(parsed, common, onResponse);
+    const req =
+      httpsRequest !== undefined
+        ? httpsRequest(
+            parsed,
+            { ...common, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.isInsecure !== true },
+            onResponse,
+          )
+        : httpRequest(parsed, common, onResponse);
     req.on('error', reject);
     req.end(options.body);
   });

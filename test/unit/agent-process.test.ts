@@ -8,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 import { AGENT_ENV, AGENT_NODE_FLAGS, missingAgentSettings } from '../../src/util/agent-process.js';
 
 describe('agent process settings', () => {
-  it('the shebang of the agent entry sets exactly AGENT_ENV and AGENT_NODE_FLAGS', () => {
-    const source = readFileSync(fileURLToPath(new URL('../../../src/bin/agent.ts', import.meta.url)), 'utf8');
-    const shebang = source.split('\n')[0]!;
-    const env = Object.entries(AGENT_ENV).map(([name, value]) => `${name}=${value}`);
-    assert.equal(shebang, `#!/usr/bin/env -S ${[...env, 'node', ...AGENT_NODE_FLAGS].join(' ')}`);
-  });
+  for (const entry of ['agent.ts', 'pgwarden.ts']) {
+    it(`the shebang of ${entry} (an agent runs from either) sets exactly AGENT_ENV and AGENT_NODE_FLAGS`, () => {
+      const source = readFileSync(fileURLToPath(new URL(`../../../src/bin/${entry}`, import.meta.url)), 'utf8');
+      const shebang = source.split('\n')[0]!;
+      const env = Object.entries(AGENT_ENV).map(([name, value]) => `${name}=${value}`);
+      assert.equal(shebang, `#!/usr/bin/env -S ${[...env, 'node', ...AGENT_NODE_FLAGS].join(' ')}`);
+    });
+  }
 
   it('names the missing settings; flags count whatever their value, from execArgv or NODE_OPTIONS', () => {
     assert.deepEqual(missingAgentSettings([], {}), [...Object.entries(AGENT_ENV).map(([n, v]) => `${n}=${v}`), ...AGENT_NODE_FLAGS]);
