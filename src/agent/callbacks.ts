@@ -1,5 +1,6 @@
 // User callbacks (postgresql.callbacks): `<cmd> <action> <role> <scope>` run in the background with a timeout, never blocking the HA loop.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { wireRole } from '../core/patroni-wire.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
@@ -28,7 +29,7 @@ export class CallbackRunner {
     if (program === undefined) return;
     if (this.#running !== undefined && this.#running.exitCode === null) this.#running.kill('SIGKILL');
     try {
-      const child = spawn(program, [...args, action, role, this.#scope], { stdio: 'ignore', detached: false });
+      const child = spawn(program, [...args, action, wireRole(role), this.#scope], { stdio: 'ignore', detached: false });
       this.#running = child;
       const timer = setTimeout(() => child.kill('SIGKILL'), CALLBACK_TIMEOUT_MS);
       timer.unref();
@@ -39,7 +40,7 @@ export class CallbackRunner {
       child.once('error', (error) =>
         this.#log.warn({ callback: action, command, error: describeError(error) }, `callback ${action} could not run`),
       );
-      this.#log.info({ callback: action, role }, `calling ${action} ${role} ${this.#scope}`);
+      this.#log.info({ callback: action, role: wireRole(role) }, `calling ${action} ${wireRole(role)} ${this.#scope}`);
     } catch (error) {
       this.#log.warn({ callback: action, error: describeError(error) }, `callback ${action} could not run`);
     }

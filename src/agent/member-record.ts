@@ -1,4 +1,5 @@
 // Derives Patroni's state string and the `members/<name>` value from what the agent observed.
+import { wireRole } from '../core/patroni-wire.js';
 import type { LocalPg, MemberRecord, MemberTags, PgState, TaskState } from '../core/types.js';
 
 const TASK_STATES: Readonly<Partial<Record<string, PgState>>> = {
@@ -47,7 +48,9 @@ export function buildMemberRecord(
     conn_url: identity.connUrl,
     api_url: identity.apiUrl,
     state,
-    role: pg?.isRunning === true ? role : pg?.dataDir === 'initialized' ? (role === 'primary' ? 'demoted' : role) : 'uninitialized',
+    role: wireRole(
+      pg?.isRunning === true ? role : pg?.dataDir === 'initialized' ? (role === 'primary' ? 'demoted' : role) : 'uninitialized',
+    ),
     version: identity.version,
     ...(Object.keys(identity.tags).length > 0 ? { tags: identity.tags } : {}),
     ...(isPaused ? { pause: true } : {}),

@@ -1,4 +1,5 @@
 // Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
+import { roleFromWire } from '../core/patroni-wire.js';
 import { validateSlotConfig } from '../core/slot-plan.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { isViableCandidate } from '../core/failover-intent.js';
@@ -248,7 +249,7 @@ export async function handleRestart(
   if (!isObject(body)) return text(400, 'the request body must be a JSON object');
   for (const key of Object.keys(body)) if (!RESTART_FILTERS.has(key)) return text(400, `Unknown filter for the scheduled restart: ${key}`);
   const role = snapshot.pg.isRunning ? snapshot.pg.role : undefined;
-  const wanted = body.role === 'master' ? 'primary' : body.role;
+  const wanted = typeof body.role === 'string' ? roleFromWire(body.role) : body.role;
   if (wanted !== undefined && wanted !== 'primary' && wanted !== 'replica')
     return text(400, `PostgreSQL role should be one of primary, replica (got ${JSON.stringify(wanted)})`);
   const isPendingOnly = body.restart_pending === true || body.restart_pending === 'True' || body.restart_pending === 'true';

@@ -1,4 +1,5 @@
 // Patroni-compatible REST API, health part: pure handlers from (request, agent snapshot) to status and body.
+import { wireRole } from '../core/patroni-wire.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import { isWaitingForSyncStandby, syncSettingsOf } from '../core/sync-plan.js';
@@ -34,7 +35,7 @@ export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown>
   const document: Record<string, unknown> = { state: snapshot.state };
   if (pg.isRunning) {
     if (pg.postmasterStartTime !== undefined) document.postmaster_start_time = pg.postmasterStartTime;
-    document.role = pg.role;
+    if (pg.role !== undefined) document.role = wireRole(pg.role);
     if (pg.serverVersion !== undefined) document.server_version = pg.serverVersion;
     document.xlog =
       pg.role === 'primary'

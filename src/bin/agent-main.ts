@@ -1,4 +1,5 @@
 // Wires one agent from its config file: logger, etcd DCS, PostgreSQL controller, peer client, HA loop and REST API.
+import { PATRONI_WIRE_VERSION } from '../core/patroni-wire.js';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CallbackRunner } from '../agent/callbacks.js';
@@ -14,9 +15,6 @@ import { SystemClock } from '../util/clock.js';
 import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS, missingAgentSettings } from '../util/agent-process.js';
-
-/** Published as the member `version`: Patroni tooling parses it as dotted integers and branches on it. */
-export const PATRONI_COMPATIBLE_VERSION = '3.0.2';
 
 /** Patroni publishes the standard boolean tags only when they are set, and user tags always. */
 function publishedTags(tags: MemberTags): MemberTags {
@@ -102,7 +100,7 @@ export async function runAgent(configPath: string): Promise<void> {
       name: config.name,
       connUrl: `postgres://${config.postgresql.connect_address.host}:${config.postgresql.connect_address.port}/postgres`,
       apiUrl: `${isHttps ? 'https' : 'http'}://${restapi.connect_address.host}:${restapi.connect_address.port}/patroni`,
-      version: PATRONI_COMPATIBLE_VERSION,
+      version: PATRONI_WIRE_VERSION,
       tags: publishedTags(config.tags),
     },
     scope: config.scope,

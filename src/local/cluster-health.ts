@@ -1,5 +1,6 @@
 // When a local cluster is healthy (one running primary holding the lock, every other member streaming on its
 // timeline), a one-line picture of a view for timeout messages, and the bounded wait for health.
+import { roleFromWire } from '../core/patroni-wire.js';
 import type { ClusterView } from '../core/types.js';
 import { waitUntil } from '../util/wait-until.js';
 import type { LocalCluster } from './local-cluster.js';
@@ -15,7 +16,7 @@ export function healthyTopology(view: ClusterView, expected: readonly string[]):
   const leader = view.leader?.name;
   if (leader === undefined) return undefined;
   const leaderMember = view.members.find((member) => member.name === leader);
-  if (leaderMember?.state !== 'running' || leaderMember.role !== 'primary') return undefined;
+  if (leaderMember?.state !== 'running' || roleFromWire(leaderMember.role) !== 'primary') return undefined;
   const replicas = expected.filter((name) => name !== leader);
   for (const name of replicas) {
     const member = view.members.find((candidate) => candidate.name === name);

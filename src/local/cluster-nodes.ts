@@ -36,6 +36,7 @@ export interface NodeSetup {
   readonly tags?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   readonly callbacks?: Readonly<Record<string, string>>;
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
   readonly nodeTmpfsMb?: number;
 }
 
@@ -75,6 +76,7 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.tags?.[name] !== undefined ? { tags: setup.tags[name] } : {}),
         ...(setup.callbacks !== undefined ? { callbacks: setup.callbacks } : {}),
         ...(setup.parameters !== undefined ? { extraParameters: setup.parameters } : {}),
+        ...(setup.bootstrapParameters !== undefined ? { bootstrapParameters: setup.bootstrapParameters } : {}),
       });
       // The config holds the superuser and replication passwords.
       await writeFile(configPath, yaml, { mode: 0o600 });

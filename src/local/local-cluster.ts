@@ -42,6 +42,8 @@ export interface LocalClusterOptions {
   readonly proxySettings?: LocalProxySettings;
   /** Extra local postgresql.parameters for every node, e.g. { wal_level: 'logical' }. */
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
+  /** Extra bootstrap.dcs.postgresql.parameters (the dynamic config the cluster starts with), e.g. { wal_keep_segments: 100 }. */
+  readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
   /**
    * loopback (default): everything on 127.0.0.1. netns: each etcd member and each node in its own network namespace
    * on a private bridge (root only), so partitions, loss and latency are real network faults. relay: loopback, with
@@ -196,6 +198,7 @@ export class LocalCluster {
         ...(options.tags !== undefined ? { tags: options.tags } : {}),
         ...(options.callbacks !== undefined ? { callbacks: options.callbacks } : {}),
         ...(options.parameters !== undefined ? { parameters: options.parameters } : {}),
+        ...(options.bootstrapParameters !== undefined ? { bootstrapParameters: options.bootstrapParameters } : {}),
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
       });
       undo.push(async () => {

@@ -30,6 +30,7 @@ export interface LocalNodeSpec {
   readonly binDir: string;
   readonly tags?: Readonly<Record<string, unknown>>;
   readonly extraParameters?: Readonly<Record<string, string | number | boolean>>;
+  readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
   readonly callbacks?: Readonly<Record<string, string>>;
 }
 
@@ -58,8 +59,8 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
             wal_log_hints: 'on',
             max_wal_senders: 10,
             max_replication_slots: 10,
-            wal_keep_size: '128MB',
             max_connections: 100,
+            ...spec.bootstrapParameters,
           },
         },
       },

@@ -2,6 +2,7 @@
 import { connect } from 'node:net';
 import type { PeerClient } from '../core/ports.js';
 import type { MemberRecord, PeerStatus } from '../core/types.js';
+import { roleFromWire } from '../core/patroni-wire.js';
 import { requestText, type TlsClientOptions } from '../util/http-request.js';
 
 interface PatroniStatusDocument {
@@ -19,7 +20,8 @@ function toBigInt(value: unknown): bigint | undefined {
 
 /** Parses a peer's status document the way Patroni's race does: WAL position = max(received, replayed) or the primary's location. */
 export function peerStatusFromDocument(member: MemberRecord, document: PatroniStatusDocument): PeerStatus {
-  const role = document.role === 'primary' || document.role === 'master' ? 'primary' : document.role === 'replica' ? 'replica' : undefined;
+  const wire = typeof document.role === 'string' ? roleFromWire(document.role) : undefined;
+  const role = wire === 'primary' || wire === 'replica' ? wire : undefined;
   const location = toBigInt(document.xlog?.location);
   const received = toBigInt(document.xlog?.received_location);
   const replayed = toBigInt(document.xlog?.replayed_location);

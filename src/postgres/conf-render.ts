@@ -1,5 +1,7 @@
 // Pure rendering of the files pgwarden owns in a data directory: postgresql.conf, pg_hba.conf, primary_conninfo, pgpass.
 
+import { adaptParametersToVersion } from './parameter-versions.js';
+
 export type GucValue = string | number | boolean;
 
 /** GUC value quoting: single quotes doubled, everything quoted (PostgreSQL accepts quoted numbers and booleans). */
@@ -47,6 +49,8 @@ export interface ConfInput {
   readonly scope: string;
   readonly socketDir: string;
   readonly replica: ReplicaSettings | undefined;
+  /** The server's major version (PG_VERSION): pgwarden's own defaults are adapted to it (parameter-versions.ts). */
+  readonly serverMajor?: number | undefined;
 }
 
 /** GUCs pgwarden always controls, whatever the user set: the HA machinery depends on them. */
@@ -71,6 +75,11 @@ export function renderPostgresqlConf(input: ConfInput): string {
     wal_log_hints: 'on',
     hot_standby_feedback: input.parameters.hot_standby_feedback ?? 'on',
   };
+  if (input.serverMajor !== undefined) {
+    const adapted = adaptParametersToVersion(merged, input.serverMajor).parameters;
+    for (const name of Object.keys(merged)) delete merged[name];
+    Object.assign(merged, adapted);
+  }
   if (input.replica !== undefined) {
     merged.primary_conninfo = renderPrimaryConninfo(input.replica);
     if (input.replica.slotName !== undefined) merged.primary_slot_name = input.replica.slotName;

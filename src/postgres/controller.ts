@@ -134,7 +134,18 @@ export class PostgresController implements PgController {
 
   async #writeConfig(upstream: Upstream | undefined, isReplica: boolean): Promise<void> {
     const role = { upstream, isReplica };
-    await this.#dataDir.writeConfig(this.#parameters, role);
+    const changes = await this.#dataDir.writeConfig(this.#parameters, role);
+    for (const change of changes)
+      this.#options.log.warn(
+        {
+          parameter: change.parameter,
+          change: change.change,
+          ...(change.to !== undefined ? { to: change.to.parameter, value: change.to.value } : {}),
+        },
+        change.to === undefined
+          ? `PostgreSQL parameter ${change.parameter} not written: ${change.reason}`
+          : `PostgreSQL parameter ${change.parameter} written as ${change.to.parameter} = ${String(change.to.value)}: ${change.reason}`,
+      );
     this.#upstream = upstream?.name;
     this.#rendered = role;
   }

@@ -7,6 +7,7 @@ import type { Upstream } from '../core/ports.js';
 import type { LocalPg } from '../core/types.js';
 import { slotNameForMember } from '../core/slot-names.js';
 import { renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
+import { adaptParametersToVersion, type ParameterChange } from './parameter-versions.js';
 import type { RunAs } from './runner.js';
 import { addressOf } from './sql-session.js';
 
@@ -129,8 +130,20 @@ export class DataDir {
    * Renders every file pgwarden owns; called after initdb, basebackup and rewind (they copy the source's files). The
    * postgresql.conf initdb wrote is kept as postgresql.base.conf and included, so its locale settings stay.
    */
-  async writeConfig(parameters: Readonly<Record<string, GucValue>>, role: RenderedRole): Promise<void> {
+  /** The major version of the cluster in the data dir (PG_VERSION), if there is one. */
+  async serverMajor(): Promise<number | undefined> {
+    const text = await readFile(join(this.path, 'PG_VERSION'), 'utf8').catch(() => undefined);
+    const major = text === undefined ? Number.NaN : Number.parseInt(text.trim(), 10);
+    return Number.isInteger(major) ? major : undefined;
+  }
+
+  /** Renders the config for the server in the data dir; returns the parameters adapted to its version. */
+  async writeConfig(userParameters: Readonly<Record<string, GucValue>>, role: RenderedRole): Promise<readonly ParameterChange[]> {
     const dir = this.path;
+    const serverMajor = await this.serverMajor();
+    const adapted =
+      serverMajor === undefined ? { parameters: userParameters, changes: [] } : adaptParametersToVersion(userParameters, serverMajor);
+    const parameters = adapted.parameters;
     const confPath = join(dir, 'postgresql.conf');
     const basePath = join(dir, 'postgresql.base.conf');
     if (!existsSync(basePath) && existsSync(confPath)) {
@@ -146,6 +159,7 @@ export class DataDir {
         scope: this.#options.scope,
         socketDir: this.#options.socketDir,
         replica: role.upstream === undefined ? undefined : this.#replicaSettings(role.upstream),
+        serverMajor,
       }),
       0o600,
     );
@@ -155,6 +169,7 @@ export class DataDir {
     else await rm(standbySignal, { force: true });
     await rm(join(dir, 'recovery.signal'), { force: true });
     await this.writePgpass();
+    return adapted.changes;
   }
 
   /** Single-user mode refuses to run in standby mode: crash recovery before pg_rewind needs the signals gone. */

@@ -113,6 +113,8 @@ export class Postmaster {
     const { member, dataDir, logFile, runAs } = this.#options;
     await this.assertStopped();
     const logHandle = await open(logFile, 'a');
+    // An error quotes what this start wrote, not an earlier attempt's lines.
+    const logOffset = (await logHandle.stat()).size;
     if (runAs !== undefined) await logHandle.chown(runAs.uid, runAs.gid).catch(() => undefined);
     this.#isStopRequested = false;
     const binary = join(this.#options.binDir, 'postgres');
@@ -138,7 +140,7 @@ export class Postmaster {
       if (exitCode !== undefined || !isAlive(pid)) {
         throw new PgwardenError(
           'PGW_PG_COMMAND_FAILED',
-          `[${member}] postgres -D ${dataDir} exited during start-up (code ${exitCode ?? 'unknown'}): ${await this.logTail()}`,
+          `[${member}] postgres -D ${dataDir} exited during start-up (code ${exitCode ?? 'unknown'}): ${await this.logTail(logOffset)}`,
           { context: { member, command: [binary, '-D', dataDir], exitCode: exitCode ?? null, hint: `see ${logFile}` } },
         );
       }
@@ -154,9 +156,11 @@ export class Postmaster {
     );
   }
 
-  async logTail(): Promise<string> {
+  /** The last lines of the server log, from byte `fromOffset` on. */
+  async logTail(fromOffset = 0): Promise<string> {
     try {
-      const text = await readFile(this.#options.logFile, 'utf8');
+      const text = (await readFile(this.#options.logFile)).subarray(fromOffset).toString('utf8');
+      if (text.trim() === '') return '(nothing logged)';
       return text.trim().split('\n').slice(-8).join(' | ');
     } catch {
       return '(no log)';

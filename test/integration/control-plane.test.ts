@@ -10,7 +10,7 @@ import { parse, stringify } from 'yaml';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { assertStays } from '../kit/assert-stays.js';
-import { httpStatus, isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { agentLogTail, httpStatus, isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const CLI = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
@@ -37,7 +37,12 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
       mode: 0o755,
     });
     const script = join(scriptDir, 'callback.sh');
-    startedCluster = await startTestCluster('ctl', { callbacks: { on_role_change: script, on_start: script, on_restart: script } });
+    // A configuration written for PostgreSQL 12: wal_keep_segments (renamed in 13) and stats_temp_directory (gone in 15).
+    startedCluster = await startTestCluster('ctl', {
+      callbacks: { on_role_change: script, on_start: script, on_restart: script },
+      bootstrapParameters: { wal_keep_segments: 100 },
+      parameters: { stats_temp_directory: 'pg_stat_tmp' },
+    });
     cluster = startedCluster;
     config = ['-c', cluster.node('node1').configPath];
   });
@@ -74,12 +79,25 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
         lines = (await readFile(join(scriptDir, 'callbacks.log'), 'utf8').catch(() => '')).split('\n');
         const of = (name: string): string[] =>
           lines.filter((line) => line.startsWith(`${cluster.node(name).agentPid ?? 0} `)).map((line) => line.split(' ').slice(1).join(' '));
-        return of(candidate).includes('on_role_change primary ctl') && of(leader).includes('on_role_change demoted ctl');
+        return of(candidate).includes('on_role_change master ctl') && of(leader).includes('on_role_change demoted ctl');
       },
       { timeoutMs: 10_000, describe: 'on_role_change callbacks of both members', lastState: () => lines },
     );
     const history = await cli([...config, 'history']);
     assert.match(history.stdout, new RegExp(`\\|\\s+1 \\|.*\\| ${candidate}\\s+\\|`));
+  });
+
+  it('runs a PostgreSQL 12 era configuration on 15: wal_keep_segments as wal_keep_size, stats_temp_directory dropped, both logged', async () => {
+    await waitHealthy(cluster, 90_000);
+    for (const node of cluster.nodes) {
+      const rows = await sql<{ wal_keep_size: string }>(cluster, node.name, 'SHOW wal_keep_size');
+      assert.equal(rows[0]?.wal_keep_size, '1600MB', node.name);
+      assert.match(
+        agentLogTail(cluster, node.name, /wal_keep_segments written as wal_keep_size = 1600MB: renamed in PostgreSQL 13/),
+        /wal_keep_size/,
+      );
+      assert.match(agentLogTail(cluster, node.name, /stats_temp_directory not written: removed in PostgreSQL 15/), /stats_temp_directory/);
+    }
   });
 
   it('rejects impossible switchovers with 412 and changes nothing', async () => {

@@ -58,7 +58,7 @@ describe('member record', () => {
       'running',
       true,
     );
-    assert.equal(record.role, 'primary');
+    assert.equal(record.role, 'master', 'Patroni 3.0.2 writes master in the member key');
     assert.equal(record.xlog_location, 100);
     assert.equal(record.pause, true);
     assert.equal(record.replication_state, undefined);

@@ -111,7 +111,7 @@ describe('status document', () => {
   it('has the Patroni fields for a primary and a replica', () => {
     const primary = statusDocument(snapshot());
     assert.deepEqual(primary.xlog, { location: 83886080 });
-    assert.equal(primary.role, 'primary');
+    assert.equal(primary.role, 'master', 'Patroni 3.0.2 says master in GET /');
     assert.equal(primary.database_system_identifier, '7711055670619385940');
     assert.deepEqual(primary.patroni, { version: '3.0.2', scope: 'batman', name: 'node1' });
     const standby = statusDocument(replica());
@@ -158,7 +158,7 @@ describe('API server', () => {
       const response = await fetch(`http://127.0.0.1:${server.port}/primary`);
       assert.equal(response.status, 200);
       assert.equal(response.headers.get('x-frame-options'), 'DENY', 'restapi.http_extra_headers');
-      assert.equal(((await response.json()) as { role: string }).role, 'primary');
+      assert.equal(((await response.json()) as { role: string }).role, 'master');
     } finally {
       await server.close();
     }

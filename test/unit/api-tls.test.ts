@@ -98,7 +98,7 @@ describe('REST API over TLS', () => {
       tls: { ca: readFileSync(file('ca.crt')), cert: readFileSync(file('client.crt')), key: readFileSync(file('client.key')) },
     });
     assert.equal(reply.status, 200);
-    assert.equal((JSON.parse(reply.text) as { role: string }).role, 'primary');
+    assert.equal((JSON.parse(reply.text) as { role: string }).role, 'master');
   });
 
   it('answers 403 without a client certificate and refuses an untrusted server certificate', async () => {
