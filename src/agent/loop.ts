@@ -22,6 +22,7 @@ import { LeaseFence } from './lease-fence.js';
 import { LivePositions } from './live-positions.js';
 import type { MemberIdentity } from './member-record.js';
 import type { AgentSnapshot } from './snapshot.js';
+import { Notifier } from './notifier.js';
 import { runStreamCheck } from './stream-check.js';
 import { TaskSlot } from './tasks.js';
 import { Wakeup } from './wakeup.js';
@@ -63,6 +64,8 @@ export class Agent {
   readonly #ports: CyclePorts;
   readonly #stopController = new AbortController();
   readonly #livePositions: LivePositions;
+  /** Fired after every cycle and every stream-loss mark: what the stream check waits on instead of polling the view. */
+  readonly #viewChanged = new Notifier();
   #running: Promise<unknown>[] = [];
 
   constructor(options: AgentOptions) {
@@ -135,6 +138,7 @@ export class Agent {
     const state = this.#state;
     if (state.pg !== undefined) state.pg = { ...state.pg, ...positions, isStreaming: false };
     state.snapshot = { ...state.snapshot, pg: { ...state.snapshot.pg, ...positions, isStreaming: false } };
+    this.#viewChanged.fire();
     this.#wakeup.nudge();
   }
 
@@ -240,6 +244,7 @@ export class Agent {
             isSyncMode: syncSettingsOf(state.dcsRead.view?.config).mode !== 'off',
             upstream: upstreamOf(state.dcsRead.view, state.pg?.upstream),
           }),
+          viewChanged: (signal) => this.#viewChanged.next(signal),
           onStreamLost: (positions) => this.#onStreamLost(positions),
           onStandbysChanged: () => this.#wakeup.nudge(),
         },
@@ -288,6 +293,7 @@ export class Agent {
       } catch (error) {
         this.#options.log.error({ error: describeError(error) }, 'HA cycle failed');
       }
+      this.#viewChanged.fire();
       if (signal.aborted) break;
       await this.#wakeup.wait(wakeAfterMs);
     }

@@ -12,8 +12,6 @@ const WAL_STATUS_BUDGET_MS = 2000;
 /** After the upstream session ends, how often and how long to look for the WAL receiver to notice. */
 const STREAM_LOSS_POLL_MS = 50;
 const STREAM_LOSS_WAIT_MS = 2000;
-/** How often a watch re-reads the view (no I/O) to follow a new upstream. */
-const WATCH_VIEW_RECHECK_MS = 1000;
 /** An upstream that refused the watch session, or closed it while the stream went on, is polled this long instead. */
 const WATCH_RETRY_MS = 30_000;
 
@@ -32,6 +30,8 @@ export interface StreamCheckOptions {
   readonly clock: Clock;
   readonly log: Log;
   readonly view: () => StreamCheckView;
+  /** Resolves when the view may have changed (after a cycle), or when the signal aborts. */
+  readonly viewChanged: (signal: AbortSignal) => Promise<void>;
   /**
    * The replica's WAL receiver stopped: mark the observation and decide now. The positions come with it, read in the
    * same query: a "not streaming" member must never publish a position from before its stream stopped (a quorum
@@ -99,14 +99,14 @@ async function confirmStreamLoss(options: StreamCheckOptions, stop: AbortSignal)
 
 /** Holds the upstream watch until it ends or the view stops naming this upstream for a streaming replica. */
 async function watchWhileCurrent(options: StreamCheckOptions, upstream: Upstream, stop: AbortSignal): Promise<string> {
-  const { clock, pg } = options;
+  const { pg } = options;
   const watch = new AbortController();
   const signal = AbortSignal.any([stop, watch.signal]);
   let end: string | undefined;
   const ended = pg.watchUpstream(upstream, signal).then((result) => (end = result));
   try {
     while (end === undefined && !stop.aborted) {
-      await Promise.race([ended, clock.sleep(WATCH_VIEW_RECHECK_MS, signal).catch(() => undefined)]);
+      await Promise.race([ended, options.viewChanged(signal)]);
       if (end !== undefined) break;
       const view = options.view();
       if (streamCheckKind(view) !== 'replica-stream' || !isSameUpstream(view.upstream, upstream)) return 'moved';
@@ -147,6 +147,11 @@ export async function runStreamCheck(options: StreamCheckOptions, stop: AbortSig
         if (outcome === 'streaming') pollInstead(upstream, 'the upstream closed the watch session but replication goes on');
         if (outcome === 'lost') polledUpstream = undefined;
       }
+      continue;
+    }
+    if (kind === undefined) {
+      // Nothing between cycles can change a decision: no timer, wait for the next cycle's view.
+      await options.viewChanged(stop);
       continue;
     }
     await clock.sleep(STREAM_CHECK_INTERVAL_MS, stop).catch(() => undefined);

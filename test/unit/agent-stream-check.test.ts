@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setImmediate as settle } from 'node:timers/promises';
+import { Notifier } from '../../src/agent/notifier.js';
 import { runStreamCheck, STREAM_CHECK_INTERVAL_MS, type StreamCheckView } from '../../src/agent/stream-check.js';
 import type { PgController, Upstream } from '../../src/core/ports.js';
 import type { LocalPg } from '../../src/core/types.js';
@@ -71,6 +72,7 @@ describe('stream check', () => {
     const { log } = recordingLog();
     let lostAtMs: number | undefined;
     let view: StreamCheckView = { pg, isTaskRunning: false, isSyncMode: false, upstream: upstreamOf('n1') };
+    const viewChanged = new Notifier();
     const stop = new AbortController();
     const running = runStreamCheck(
       {
@@ -78,9 +80,11 @@ describe('stream check', () => {
         clock,
         log,
         view: () => view,
+        viewChanged: (signal) => viewChanged.next(signal),
         onStreamLost: () => {
           lostAtMs = clock.nowMs();
           view = { ...view, pg: { ...pg, isStreaming: false } };
+          viewChanged.fire();
         },
         onStandbysChanged: () => undefined,
       },
@@ -93,6 +97,8 @@ describe('stream check', () => {
     cluster.crash('n1');
     await run(500);
     assert.ok(lostAtMs !== undefined && lostAtMs - crashedAtMs <= 100, `stream loss heard ${String(lostAtMs)} vs crash ${crashedAtMs}`);
+    await run(3000);
+    assert.equal(clock.nextTimerAtMs(), undefined, 'no timer left: the check waits for the next cycle, not on a clock');
     stop.abort();
     await run(1000);
     await running;
@@ -113,6 +119,7 @@ describe('stream check', () => {
         clock,
         log,
         view: () => ({ pg, isTaskRunning: false, isSyncMode: false, upstream: upstreamOf('n1') }),
+        viewChanged: (signal) => new Notifier().next(signal),
         onStreamLost: () => assert.fail('the stream is fine'),
         onStandbysChanged: () => undefined,
       },
