@@ -22,10 +22,11 @@ function publishedTags(tags: MemberTags): MemberTags {
   return Object.fromEntries(Object.entries(tags).filter(([key, value]) => !standard.has(key) || value === true));
 }
 
-export async function runAgent(configPath: string): Promise<void> {
+/** `configPath` undefined: configured by the PATRONI_* environment alone. */
+export async function runAgent(configPath: string | undefined): Promise<void> {
   const { config, warnings } = await loadConfigIsolated(configPath);
   const log = createLogger({ member: config.name, scope: config.scope, level: config.log.level });
-  for (const warning of warnings) log.warn({ config: configPath }, warning);
+  for (const warning of warnings) log.warn({ config: configPath ?? 'environment' }, warning);
   const missingSettings = missingAgentSettings(process.execArgv, process.env);
   if (missingSettings.length > 0) {
     log.info(
@@ -122,7 +123,7 @@ export async function runAgent(configPath: string): Promise<void> {
     if (reloaded.name !== config.name || reloaded.scope !== config.scope)
       throw new PgwardenError('PGW_CONFIG_INVALID', 'name and scope cannot change on reload: restart the agent', {
         context: {
-          path: configPath,
+          path: configPath ?? 'PATRONI_* environment',
           member: config.name,
           scope: config.scope,
           reloaded: { name: reloaded.name, scope: reloaded.scope },

@@ -4,14 +4,17 @@
 // agent works the same and says in its log what it runs without. Modules load after the checks below.
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { hasEnvironmentConfig } from '../config/environment-source.js';
 import './pg-node-runtime.js';
 
 const configPath = process.argv[2] ?? process.env.PGWARDEN_CONFIG ?? process.env.PATRONI_CONFIG_FILE;
-if (configPath === undefined) {
+if (configPath === undefined && !hasEnvironmentConfig(process.env)) {
   const version = (
     JSON.parse(readFileSync(join(dirname(new URL(import.meta.url).pathname), '../../../package.json'), 'utf8')) as { version: string }
   ).version;
-  process.stderr.write(`pgwarden agent ${version}\nusage: agent <config.yml>   (or set PGWARDEN_CONFIG)\n`);
+  process.stderr.write(
+    `pgwarden agent ${version}\nusage: agent <config.yml>   (or set PGWARDEN_CONFIG, or configure it with PATRONI_CONFIGURATION or PATRONI_* variables)\n`,
+  );
   process.exit(2);
 }
 

@@ -1,10 +1,11 @@
 // Loads the config in a worker thread so the schema validator's memory is released once the agent has its config.
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadConfig } from '../config/load.js';
+import { loadConfig, loadConfigFromEnvironment } from '../config/load.js';
 import { isPgwardenError } from '../util/errors.js';
 
 try {
-  parentPort?.postMessage({ ok: true, loaded: loadConfig(workerData as string) });
+  const path = workerData as string | null;
+  parentPort?.postMessage({ ok: true, loaded: path === null ? loadConfigFromEnvironment() : loadConfig(path) });
 } catch (error) {
   parentPort?.postMessage({
     ok: false,

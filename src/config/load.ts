@@ -2,8 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { checkTimingRules } from '../core/timing-rules.js';
+import { adjustTiming, checkTimingRules, TIMING_DEFAULTS } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
+import { configFromEnvironment, parsePatroniBool, parsePatroniInt, patchConfig, type Environment } from './patroni-env.js';
 import { unhonouredKeyWarnings } from './unhonoured-keys.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
@@ -59,7 +60,55 @@ export function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): str
   return [];
 }
 
-export function parseConfig(text: string, sourceName: string): LoadedConfig {
+/** The standard boolean tags, read with Patroni's parse_bool; failover_priority with parse_int. */
+const BOOLEAN_TAGS = ['nofailover', 'clonefrom', 'noloadbalance', 'nosync', 'nostream'] as const;
+
+/** Tags as Patroni reads them: "true"/"off"/1 for booleans, '1' for a priority; a contradiction warned, nofailover wins. */
+function normalizeTags(raw: Record<string, unknown>, sourceName: string, warnings: string[]): void {
+  const tags = raw.tags;
+  if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) return;
+  const normalized: Record<string, unknown> = { ...(tags as Record<string, unknown>) };
+  for (const name of BOOLEAN_TAGS) {
+    const value = normalized[name];
+    if (value === undefined || value === null || typeof value === 'boolean') continue;
+    const parsed = parsePatroniBool(value);
+    if (parsed !== undefined) normalized[name] = parsed;
+  }
+  const priority = normalized.failover_priority;
+  if (priority !== undefined && typeof priority !== 'number') {
+    const parsed = parsePatroniInt(priority);
+    if (parsed !== undefined) normalized.failover_priority = parsed;
+  }
+  if (typeof normalized.failover_priority === 'number' && typeof normalized.nofailover === 'boolean') {
+    const isContradictory = normalized.nofailover ? normalized.failover_priority > 0 : normalized.failover_priority <= 0;
+    if (isContradictory) {
+      warnings.push(
+        `${sourceName}: tags.nofailover (${String(normalized.nofailover)}) and tags.failover_priority (${normalized.failover_priority}) contradict each other; using nofailover, as Patroni does`,
+      );
+      delete normalized.failover_priority;
+    }
+  }
+  raw.tags = normalized;
+}
+
+/** The bootstrap timing as given, repaired as at runtime (one rule for file and DCS) with the repair said. */
+function adjustBootstrapTiming(raw: Record<string, unknown>, sourceName: string, warnings: string[]): void {
+  const bootstrap = raw.bootstrap as { dcs?: Record<string, unknown> } | undefined;
+  const dcs = bootstrap?.dcs;
+  if (typeof dcs !== 'object' || dcs === null) return;
+  const given = { ttl: dcs.ttl, loop_wait: dcs.loop_wait, retry_timeout: dcs.retry_timeout };
+  if (Object.values(given).some((value) => value !== undefined && typeof value !== 'number')) return;
+  const { timing, warnings: repairs } = adjustTiming({
+    ttl: (given.ttl as number | undefined) ?? TIMING_DEFAULTS.ttl,
+    loop_wait: (given.loop_wait as number | undefined) ?? TIMING_DEFAULTS.loop_wait,
+    retry_timeout: (given.retry_timeout as number | undefined) ?? TIMING_DEFAULTS.retry_timeout,
+  });
+  if (repairs.length === 0) return;
+  for (const repair of repairs) warnings.push(`${sourceName}: bootstrap.dcs timing adjusted: ${repair}`);
+  Object.assign(dcs, timing);
+}
+
+export function parseConfig(text: string, sourceName: string, env: Environment = {}): LoadedConfig {
   const document = parseDocument(text, { prettyErrors: true });
   if (document.errors.length > 0) {
     const messages = document.errors.map(
@@ -70,16 +119,22 @@ export function parseConfig(text: string, sourceName: string): LoadedConfig {
       context: { path: sourceName },
     });
   }
-  const raw: unknown = document.toJS();
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+  const fromFile: unknown = document.toJS() ?? {};
+  if (typeof fromFile !== 'object' || fromFile === null || Array.isArray(fromFile)) {
     throw new PgwardenError(
       'PGW_CONFIG_INVALID',
       `${sourceName}: expected a YAML mapping with scope, name, restapi, etcd3 and postgresql sections`,
       { context: { path: sourceName } },
     );
   }
+  // PATRONI_* variables win over the file, as in Patroni.
+  const fromEnv = configFromEnvironment(env);
+  const raw = patchConfig(fromFile, fromEnv.config) as Record<string, unknown>;
+  const early: string[] = [];
+  normalizeTags(raw, sourceName, early);
+  adjustBootstrapTiming(raw, sourceName, early);
   const result = configSchema.safeParse(raw);
-  const problems: string[] = [];
+  const problems: string[] = [...fromEnv.problems];
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(`${pathOf(issue.path)}: ${issue.message}`);
   }
@@ -90,16 +145,18 @@ export function parseConfig(text: string, sourceName: string): LoadedConfig {
   }
   if (parsed !== undefined) {
     for (const problem of checkTimingRules(parsed.bootstrap.dcs)) problems.push(`bootstrap.dcs.${problem}`);
-    const tags = parsed.tags;
-    if (tags.nofailover === true && (tags.failover_priority ?? 0) > 0)
-      problems.push('tags: nofailover and failover_priority > 0 contradict each other; keep one');
   }
   if (problems.length > 0 || parsed === undefined) {
     throw new PgwardenError('PGW_CONFIG_INVALID', `invalid configuration in ${sourceName}:\n  - ${problems.join('\n  - ')}`, {
       context: { path: sourceName },
     });
   }
-  const warnings = unknownKeys(configSchema, raw, []).map((key) => `unknown configuration key ${key} in ${sourceName} (ignored)`);
+  const warnings = [
+    ...early,
+    ...unknownKeys(configSchema, raw, []).map((key) => `unknown configuration key ${key} in ${sourceName} (ignored)`),
+  ];
+  if (fromEnv.variables.length > 0)
+    warnings.push(`configuration from the environment, over ${sourceName}: ${fromEnv.variables.join(', ')}`);
   warnings.push(...unhonouredKeyWarnings(raw, sourceName));
   if (parsed.watchdog?.mode === 'required')
     warnings.push('watchdog.mode is required but pgwarden has no watchdog support; fencing relies on the lock deadline');
@@ -128,6 +185,13 @@ export function readConfigText(path: string, what = 'your pgwarden/patroni YAML'
   }
 }
 
-export function loadConfig(path: string): LoadedConfig {
-  return parseConfig(readConfigText(path), path);
+export function loadConfig(path: string, env: Environment = process.env): LoadedConfig {
+  return parseConfig(readConfigText(path), path, env);
+}
+
+/** No config file: PATRONI_CONFIGURATION (a whole YAML document) or the PATRONI_* variables alone, as Patroni does. */
+export function loadConfigFromEnvironment(env: Environment = process.env): LoadedConfig {
+  const document = env.PATRONI_CONFIGURATION;
+  if (document !== undefined && document.trim() !== '') return parseConfig(document, 'PATRONI_CONFIGURATION', env);
+  return parseConfig('{}', 'the PATRONI_* environment', env);
 }

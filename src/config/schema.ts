@@ -33,6 +33,7 @@ const dcsPostgresql = z
 
 const bootstrapDcs = z
   .object({
+    // Values below the minimums are raised, with a warning, before validation (config/load.ts), as at runtime.
     ttl: z.number().min(TIMING_MINIMUMS.ttl).default(TIMING_DEFAULTS.ttl),
     loop_wait: z.number().min(TIMING_MINIMUMS.loop_wait).default(TIMING_DEFAULTS.loop_wait),
     retry_timeout: z.number().min(TIMING_MINIMUMS.retry_timeout).default(TIMING_DEFAULTS.retry_timeout),

@@ -19,6 +19,7 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['watchdog.device', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
   ['watchdog.safety_margin', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
   ['tags.replicatefrom', 'replicas always stream from the leader (issue 12)'],
+  ['tags.nostream', 'the member streams from the leader like any replica (issue 12)'],
 ];
 
 function isPresent(raw: unknown, path: string): boolean {

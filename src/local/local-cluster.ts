@@ -228,12 +228,25 @@ export class LocalCluster {
     return node;
   }
 
-  startAgent(name: string): number {
+  /**
+   * Starts the node's agent (a no-op while one runs). `environment` adds variables (PATRONI_*); with `withoutConfigFile`
+   * the agent gets no config path and must be configured by the environment alone, as in Patroni's container images.
+   */
+  startAgent(
+    name: string,
+    options: { readonly environment?: Readonly<Record<string, string>>; readonly withoutConfigFile?: boolean } = {},
+  ): number {
     const node = this.node(name);
     if (node.agentPid !== undefined && isAlive(node.agentPid)) return node.agentPid;
     const prefix = this.lab?.wrap(name) ?? [];
-    const argv = [...prefix, process.execPath, ...AGENT_NODE_FLAGS, AGENT_ENTRY, node.configPath];
-    const env = { ...process.env, ...AGENT_ENV };
+    const argv = [
+      ...prefix,
+      process.execPath,
+      ...AGENT_NODE_FLAGS,
+      AGENT_ENTRY,
+      ...(options.withoutConfigFile === true ? [] : [node.configPath]),
+    ];
+    const env = { ...process.env, ...AGENT_ENV, ...options.environment };
     const child = spawnManaged({ command: argv[0]!, args: argv.slice(1), logFile: node.logFile, env });
     node.agentPid = child.pid;
     return child.pid;

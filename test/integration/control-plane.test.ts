@@ -249,6 +249,42 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.match(failing.stderr, /^Error: query on node\d failed: ERROR: +column "nosuch" does not exist/);
   });
 
+  it('takes PATRONI_* variables over the file, and runs an agent configured by the environment alone', async () => {
+    const { leader } = await waitHealthy(cluster, 60_000);
+    const member = cluster.nodes.find((node) => node.name !== leader)!.name;
+    const api = `http://127.0.0.1:${cluster.node(member).apiPort}`;
+    const restartOn = async (environment: Record<string, string>, withoutConfigFile: boolean): Promise<void> => {
+      // SIGKILL leaves PostgreSQL running: the new agent adopts it.
+      cluster.killAgent(member);
+      await waitUntil(async () => (await fetch(`${api}/liveness`).catch(() => undefined)) === undefined, {
+        timeoutMs: 10_000,
+        describe: 'the old agent gone',
+      });
+      cluster.startAgent(member, { environment, withoutConfigFile });
+      await waitUntil(async () => (await fetch(`${api}/replica`).catch(() => undefined))?.status === 200, {
+        timeoutMs: 30_000,
+        describe: `${member} serving as a replica again`,
+      });
+    };
+    // Over the file: REST API credentials from the environment protect the mutating endpoints.
+    await restartOn({ PATRONI_RESTAPI_USERNAME: 'ops', PATRONI_RESTAPI_PASSWORD: 'env-secret' }, false);
+    assert.equal((await fetch(`${api}/reload`, { method: 'POST' })).status, 401);
+    const authorized = await fetch(`${api}/reload`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from('ops:env-secret').toString('base64')}` },
+    });
+    assert.ok(authorized.status < 300, `authorized reload: ${authorized.status}`);
+    assert.match(agentLogTail(cluster, member, /configuration from the environment/), /PATRONI_RESTAPI_PASSWORD/);
+    // No file at all: the whole document in PATRONI_CONFIGURATION, the member name from PATRONI_NAME.
+    const document = await readFile(cluster.node(member).configPath, 'utf8');
+    await restartOn({ PATRONI_CONFIGURATION: document.replace(/^name: .*$/m, 'name: placeholder'), PATRONI_NAME: member }, true);
+    assert.match(agentLogTail(cluster, member, /configuration from the environment, over PATRONI_CONFIGURATION/), /PATRONI_NAME/);
+    // The member key is written under PATRONI_NAME (not the document's name) and streams again.
+    const healthy = await waitHealthy(cluster, 60_000);
+    assert.equal(healthy.leader, leader);
+    await restartOn({}, false);
+  });
+
   it('fails with a one-line error when etcd is unreachable or flags are wrong', async () => {
     const bad = await cli(['-c', '/nonexistent.yml', 'list']);
     assert.equal(bad.code, 1);

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { loadConfig, parseConfig } from '../../src/config/load.js';
+import { loadConfig, loadConfigFromEnvironment, parseConfig } from '../../src/config/load.js';
 import { isPgwardenError } from '../../src/util/errors.js';
 
 const fixture = new URL('../../../test/fixtures/patroni-node1.yml', import.meta.url).pathname;
@@ -45,9 +45,78 @@ describe('config', () => {
     assert.deepEqual(config.etcd.hosts, ['10.0.0.1:2379', '10.0.0.2:2379']);
   });
 
-  it('rejects loop_wait + 2*retry_timeout > ttl with the rule spelled out', () => {
-    const message = problems(patroniYaml.replace('retry_timeout: 10', 'retry_timeout: 15'));
-    assert.match(message, /bootstrap\.dcs\.loop_wait: loop_wait \+ 2\*retry_timeout \(10 \+ 2\*15 = 40\) must be <= ttl \(30\)/);
+  it('adjusts a bootstrap timing that breaks loop_wait + 2*retry_timeout <= ttl, as at runtime, and says so', () => {
+    const { config, warnings } = parseConfig(patroniYaml.replace('retry_timeout: 10', 'retry_timeout: 15'), 'test.yml');
+    assert.deepEqual([config.bootstrap.dcs.ttl, config.bootstrap.dcs.loop_wait, config.bootstrap.dcs.retry_timeout], [30, 1, 14]);
+    assert.ok(
+      warnings.some((warning) => /test\.yml: bootstrap\.dcs timing adjusted: loop_wait \+ 2\*retry_timeout must be <= ttl/.test(warning)),
+      warnings.join('\n'),
+    );
+  });
+
+  it('reads tags as Patroni does: boolean and integer strings, a contradiction warned with nofailover winning', () => {
+    const withTags = (tags: string): ReturnType<typeof parseConfig> =>
+      parseConfig(patroniYaml.replace(/^tags:\n(?: {2}.*\n)*/m, `tags:\n${tags}`), 'tags.yml');
+    const parsed = withTags("  clonefrom: 'true'\n  nofailover: \"false\"\n  failover_priority: '1'\n  noloadbalance: 'on'\n  nosync: 0\n");
+    assert.deepEqual(
+      [
+        parsed.config.tags.clonefrom,
+        parsed.config.tags.nofailover,
+        parsed.config.tags.failover_priority,
+        parsed.config.tags.noloadbalance,
+        parsed.config.tags.nosync,
+      ],
+      [true, false, 1, true, false],
+    );
+    const contradictory = withTags('  nofailover: true\n  failover_priority: 2\n');
+    assert.equal(contradictory.config.tags.nofailover, true);
+    assert.equal(contradictory.config.tags.failover_priority, undefined);
+    assert.ok(contradictory.warnings.some((warning) => /contradict each other; using nofailover/.test(warning)));
+    assert.match(problems(patroniYaml.replace(/^tags:\n(?: {2}.*\n)*/m, "tags:\n  nofailover: 'maybe'\n")), /tags\.nofailover/);
+  });
+
+  it('takes PATRONI_* environment variables over the file, with Patroni parsing', () => {
+    const env = {
+      PATRONI_NAME: 'envnode',
+      PATRONI_SCOPE: 'envscope',
+      PATRONI_ETCD3_HOSTS: "'10.1.0.1:2379','10.1.0.2:2379'",
+      PATRONI_RESTAPI_USERNAME: 'admin',
+      PATRONI_RESTAPI_PASSWORD: 'secret',
+      PATRONI_RESTAPI_LISTEN: '0.0.0.0:8009',
+      PATRONI_RESTAPI_ALLOWLIST_INCLUDE_MEMBERS: 'yes',
+      PATRONI_POSTGRESQL_DATA_DIR: '/data/pg',
+      PATRONI_SUPERUSER_PASSWORD: 'supersecret',
+      PATRONI_REPLICATION_USERNAME: 'repl',
+      PATRONI_LOGLEVEL: 'DEBUG',
+    };
+    const { config, warnings } = parseConfig(patroniYaml, 'env.yml', env);
+    assert.deepEqual([config.name, config.scope], ['envnode', 'envscope']);
+    assert.deepEqual(config.etcd.hosts, ['10.1.0.1:2379', '10.1.0.2:2379']);
+    assert.deepEqual(config.restapi.authentication, { username: 'admin', password: 'secret' });
+    assert.deepEqual(config.restapi.listen, { host: '0.0.0.0', port: 8009 });
+    assert.equal(config.restapi.allowlist_include_members, true);
+    assert.equal(config.postgresql.data_dir, '/data/pg');
+    assert.equal(config.postgresql.authentication.superuser.password, 'supersecret');
+    assert.equal(config.postgresql.authentication.superuser.username, 'postgres', 'the file keeps what the environment does not set');
+    assert.equal(config.postgresql.authentication.replication.username, 'repl');
+    assert.equal(config.log.level, 'DEBUG');
+    const used = warnings.find((warning) => warning.startsWith('configuration from the environment'));
+    assert.ok(used !== undefined && used.includes('PATRONI_RESTAPI_PASSWORD') && !used.includes('secret,'), used);
+    assert.match(problems(patroniYaml.replace('scope: bench\n', '')), /scope/);
+  });
+
+  it('loads from the environment alone: PATRONI_CONFIGURATION, or the variables', () => {
+    const document = patroniYaml.replace('name: node1', 'name: fromdoc');
+    assert.equal(loadConfigFromEnvironment({ PATRONI_CONFIGURATION: document }).config.name, 'fromdoc');
+    const message = (() => {
+      try {
+        loadConfigFromEnvironment({ PATRONI_NAME: 'n1', PATRONI_SCOPE: 's1' });
+      } catch (error) {
+        return String(error);
+      }
+      return 'accepted';
+    })();
+    assert.match(message, /restapi/, 'what is still missing is named');
   });
 
   it('names every bad key path with what to change', () => {
