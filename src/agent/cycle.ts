@@ -47,6 +47,7 @@ export interface CyclePorts {
 export interface CycleSettings {
   readonly scope: string;
   readonly canBootstrap: boolean;
+  readonly bootstrapRefusal?: string | undefined;
   /** `bootstrap.dcs`: written to `config` after initdb, and the config used until the DCS has one. */
   readonly bootstrapConfig: DynamicConfig;
   readonly isFastDeadLeaderEnabled: boolean;
@@ -189,7 +190,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   const observation: Observation = {
     nowMs: clock.nowMs(),
     wallIso: clock.wallIso(),
-    self: { name: identity.name, tags: identity.tags, canBootstrap: settings.canBootstrap },
+    self: { name: identity.name, tags: identity.tags, canBootstrap: settings.canBootstrap, bootstrapRefusal: settings.bootstrapRefusal },
     pg: localPg,
     dcs: dcsObservation,
     lock: state.lock.current,

@@ -16,6 +16,12 @@ import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS, missingAgentSettings } from '../util/agent-process.js';
 
+/** A custom bootstrap method (restore from a backup tool) is not supported yet: never replace it with initdb. */
+function bootstrapRefusalOf(method: string | undefined): string | undefined {
+  if (method === undefined || method === 'initdb') return undefined;
+  return `bootstrap.method ${method} is not supported yet (only initdb): remove it to bootstrap with initdb, or bootstrap this cluster elsewhere`;
+}
+
 /** Patroni publishes the standard boolean tags only when they are set, and user tags always. */
 function publishedTags(tags: MemberTags): MemberTags {
   const standard = new Set(['nofailover', 'noloadbalance', 'clonefrom', 'nosync']);
@@ -106,6 +112,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     },
     scope: config.scope,
     canBootstrap: true,
+    bootstrapRefusal: bootstrapRefusalOf(config.bootstrap.method),
     bootstrapConfig,
     isFastDeadLeaderEnabled: true,
     // Debug mode: every decision is checked against the core's safety invariants before it is executed.

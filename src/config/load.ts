@@ -158,6 +158,11 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   if (fromEnv.variables.length > 0)
     warnings.push(`configuration from the environment, over ${sourceName}: ${fromEnv.variables.join(', ')}`);
   warnings.push(...unhonouredKeyWarnings(raw, sourceName));
+  const method = parsed.bootstrap.method;
+  if (method !== undefined && method !== 'initdb')
+    warnings.push(
+      `bootstrap.method ${method} in ${sourceName} is not supported yet (only initdb): this member joins an existing cluster but never bootstraps a new one`,
+    );
   if (parsed.watchdog?.mode === 'required')
     warnings.push('watchdog.mode is required but pgwarden has no watchdog support; fencing relies on the lock deadline');
   const { etcd3: _etcd3, etcd: _etcd, ...rest } = parsed;

@@ -208,6 +208,8 @@ export interface SelfInfo {
   readonly tags: MemberTags;
   /** Whether the local config has a bootstrap section allowing this node to run initdb. */
   readonly canBootstrap: boolean;
+  /** Why this member must not bootstrap a new cluster (an unsupported bootstrap.method), said in the decision. */
+  readonly bootstrapRefusal?: string | undefined;
 }
 
 /**

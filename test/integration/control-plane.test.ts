@@ -1,19 +1,23 @@
 // System test of the control plane on real processes: the pgwarden CLI drives switchover and maintenance mode over REST and etcd.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
+import { pickFreePorts } from '../../src/local/free-port.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { isAlive, killPid, spawnManaged } from '../../src/local/process.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { assertStays } from '../kit/assert-stays.js';
 import { agentLogTail, httpStatus, isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const CLI = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
+const AGENT_ENTRY = fileURLToPath(new URL('../../src/bin/agent.js', import.meta.url));
 
 function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -283,6 +287,48 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const healthy = await waitHealthy(cluster, 60_000);
     assert.equal(healthy.leader, leader);
     await restartOn({}, false);
+  });
+
+  it('does not turn an unsupported bootstrap.method into initdb: a new cluster is not created, and the log says why', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pgw-method-'));
+    const [apiPort, pgPort] = await pickFreePorts(2);
+    const config = parse(await readFile(cluster.node('node1').configPath, 'utf8')) as Record<string, Record<string, unknown>>;
+    const configPath = join(dir, 'pgwarden.yml');
+    await writeFile(
+      configPath,
+      stringify({
+        ...config,
+        scope: 'ctl-method',
+        name: 'lonely',
+        restapi: { listen: `127.0.0.1:${apiPort}`, connect_address: `127.0.0.1:${apiPort}` },
+        bootstrap: { ...config.bootstrap, method: 'pgbackrest', pgbackrest: { command: 'true' } },
+        postgresql: {
+          ...config.postgresql,
+          listen: `127.0.0.1:${pgPort}`,
+          connect_address: `127.0.0.1:${pgPort}`,
+          data_dir: join(dir, 'data'),
+          pgpass: join(dir, 'pgpass'),
+        },
+      }),
+      { mode: 0o600 },
+    );
+    const logFile = join(dir, 'agent.log');
+    const agent = spawnManaged({ command: process.execPath, args: [AGENT_ENTRY, configPath], logFile });
+    try {
+      const refusal = /not bootstrapping a new cluster: bootstrap\.method pgbackrest is not supported yet/;
+      await waitUntil(async () => refusal.test(await readFile(logFile, 'utf8').catch(() => '')), {
+        timeoutMs: 20_000,
+        describe: 'the refusal in the agent log',
+      });
+      const status = (await (await fetch(`http://127.0.0.1:${apiPort}/patroni`)).json()) as { role?: string };
+      assert.equal(status.role, 'uninitialized');
+      assert.equal(existsSync(join(dir, 'data', 'PG_VERSION')), false, 'initdb never ran');
+    } finally {
+      killPid(agent.pid, 'SIGKILL');
+      // The child is unref'd: wait on the PID (a timer), not on its exit event, which alone keeps no loop alive.
+      await waitUntil(() => !isAlive(agent.pid), { timeoutMs: 10_000, describe: 'the agent gone' });
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails with a one-line error when etcd is unreachable or flags are wrong', async () => {

@@ -20,6 +20,19 @@ describe('bootstrap', () => {
     assert.equal(decision.reason, 'trying to bootstrap a new cluster');
   });
 
+  it('never races for initialize when its bootstrap method is refused, and says why', () => {
+    const empty = observe({
+      pg: pgState({ dataDir: 'missing', isRunning: false }),
+      dcs: { kind: 'ok', view: view({ initialize: undefined, members: [] }) },
+    });
+    const decision = decide(
+      { ...empty, self: { ...empty.self, bootstrapRefusal: 'bootstrap.method pgbackrest is not supported yet' } },
+      freshMemory(),
+    );
+    assert.deepEqual(decision.actions, []);
+    assert.equal(decision.reason, 'not bootstrapping a new cluster: bootstrap.method pgbackrest is not supported yet');
+  });
+
   it('waits instead of racing when another member is bootstrapping', () => {
     const decision = decide(
       observe({

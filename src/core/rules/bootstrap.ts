@@ -15,6 +15,9 @@ export const uninitializedRule: Rule = (context) => {
     });
   }
   if (view.initialize === undefined && leader === undefined) {
+    const refusal = obs.self.bootstrapRefusal;
+    // An unsupported custom method must not turn into initdb: that would be a new, empty cluster where a restore was asked for.
+    if (refusal !== undefined) return decision(context, `not bootstrapping a new cluster: ${refusal}`, []);
     if (!obs.self.canBootstrap || context.myPriority === 0) return decision(context, 'waiting for leader to bootstrap', []);
     // initialize is create-only: exactly one member wins and only it runs initdb; the others wait for its leader key.
     return decision(context, 'trying to bootstrap a new cluster', [
