@@ -1,6 +1,7 @@
 // One HA cycle: observe (PostgreSQL, DCS, peers) -> decide (pure core) -> execute -> publish the member key and
 // snapshot. A function of explicit ports and state: the agent's loop runs it, and so does the simulator.
 import { decide as coreDecide, initialMemory } from '../core/decide.js';
+import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineMs } from '../core/lease.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
@@ -81,6 +82,8 @@ export interface CycleState {
   /** The last decision and what it was made from (tests and the simulator read them). */
   lastObservation: Observation | undefined;
   lastDecision: Decision | undefined;
+  /** What the cycle in progress is doing, for the stall report (every step has a deadline; a stall is a bug). */
+  cycleStep: string;
 }
 
 export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
@@ -100,6 +103,7 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
     snapshot: undefined as unknown as AgentSnapshot,
     lastObservation: undefined,
     lastDecision: undefined,
+    cycleStep: 'idle',
   };
   state.snapshot = snapshotOf(settings, state, task, nowMs, true);
   return state;
@@ -165,6 +169,7 @@ function logDecision(state: CycleState, decision: Decision, nowMs: number, log: 
 export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, state: CycleState): Promise<number> {
   const { clock, dcs, pg, peers, log, tasks, inbox } = ports;
   const identity = state.local.identity;
+  state.cycleStep = 'observe: probe PostgreSQL and read the DCS';
   const [probedPg, dcsObservation] = await Promise.all([
     observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg),
     observeDcs(dcs, clock, dcsBudgetMs(state, clock.nowMs()), state.dcsRead, log),
@@ -174,6 +179,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     return state.timing.loopWaitMs;
   }
   const view = dcsObservation.kind === 'ok' ? dcsObservation.view : undefined;
+  state.cycleStep = 'observe: timeline history, peers, leader probe';
   const localPg = await observeHistoryDivergence(pg, clock, PG_PROBE_BUDGET_MS, probedPg, view, identity.name);
   state.pg = localPg;
   if (view?.config !== undefined) adoptTiming(state, view.config, log);
@@ -198,6 +204,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     task: tasks.state(),
     timing: state.timing,
     maximumLagOnFailover: config.maximum_lag_on_failover,
+    primaryStartTimeoutMs: primaryStartTimeoutMs(config),
     useRewind: config.postgresql?.use_pg_rewind ?? true,
     useSlots: config.postgresql?.use_slots ?? true,
     isPaused: config.pause === true,
@@ -216,6 +223,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   const violations = settings.isCheckingInvariants ? checkDecision(observation, decision) : [];
   for (const violation of violations) log.error({ invariant: violation.invariant }, `safety invariant broken: ${violation.message}`);
   if (decision.actions.length > 0 && violations.length === 0) {
+    state.cycleStep = `execute: ${decision.actions.map((action) => action.kind).join(', ')}`;
     await executeActions(
       decision.actions,
       {
@@ -245,11 +253,13 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       observation.isPaused,
       inbox.scheduled()?.record,
     );
+    state.cycleStep = 'publish the member key';
     await dcs
       .touchMember(record, state.timing.ttlMs, clock.deadline(dcsBudgetMs(state, clock.nowMs())))
       .catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'));
   }
   state.snapshot = snapshotOf(settings, state, tasks, clock.nowMs(), dcsObservation.kind === 'ok');
+  state.cycleStep = 'idle';
   return decision.wakeAfterMs;
 }
 

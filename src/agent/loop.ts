@@ -267,6 +267,14 @@ export class Agent {
     this.#fence.disarm();
     const { pg, dcs, log, clock } = this.#options;
     const state = this.#state;
+    // Maintenance mode: operators restart the agent under pause expecting PostgreSQL and the lock to stay, as in Patroni.
+    if (state.dcsRead.view?.config?.pause === true) {
+      log.info({}, 'Leader key is not deleted and PostgreSQL is not shut down because of running in maintenance mode');
+      await Promise.allSettled(this.#running);
+      await dcs.close();
+      await pg.close();
+      return;
+    }
     if (options.stopPostgres) {
       const role = state.pg?.isRunning === true ? (state.pg.role ?? 'replica') : undefined;
       await pg
@@ -288,15 +296,38 @@ export class Agent {
     const signal = this.#stopController.signal;
     while (!signal.aborted) {
       let wakeAfterMs = this.#state.timing.loopWaitMs;
+      const cancelStallReport = this.#reportStalls(this.#options.clock.nowMs());
       try {
         wakeAfterMs = await runHaCycle(this.#ports, this.#options, this.#state);
       } catch (error) {
         this.#options.log.error({ error: describeError(error) }, 'HA cycle failed');
+      } finally {
+        cancelStallReport();
       }
       this.#viewChanged.fire();
       if (signal.aborted) break;
       await this.#wakeup.wait(wakeAfterMs);
     }
+  }
+
+  /**
+   * Every step of a cycle has a deadline, so a cycle still running after a ttl is a bug: it is logged (with the step)
+   * every ttl until it ends, never silent.
+   */
+  #reportStalls(startedAtMs: number): () => void {
+    const { clock, log } = this.#options;
+    let cancel: () => void = () => undefined;
+    const arm = (): void => {
+      cancel = clock.setTimer(this.#state.timing.ttlMs, () => {
+        log.error(
+          { step: this.#state.cycleStep, stalled_ms: Math.round(clock.nowMs() - startedAtMs) },
+          `HA cycle has not finished: stuck in ${this.#state.cycleStep}`,
+        );
+        arm();
+      });
+    };
+    arm();
+    return () => cancel();
   }
 
   /** A scheduled restart must be looked at when it falls due, not up to loop_wait later. */

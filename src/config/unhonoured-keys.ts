@@ -4,7 +4,6 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['restapi.ciphers', 'the REST API uses Node.js default TLS ciphers'],
   ['bootstrap.post_bootstrap', 'no post-bootstrap script is run (issue 12)'],
   ['bootstrap.post_init', 'no post-bootstrap script is run (issue 12)'],
-  ['bootstrap.dcs.master_start_timeout', 'a crashed primary is always restarted in place (issue 12)'],
   ['bootstrap.dcs.failsafe_mode', 'a primary that loses the DCS demotes at its deadline; there is no failsafe mode'],
   ['bootstrap.dcs.maximum_lag_on_syncnode', 'a lagging synchronous standby is not replaced (issue 12)'],
   ['bootstrap.dcs.max_timelines_history', 'the history key keeps every entry'],

@@ -56,6 +56,8 @@ export interface DynamicConfig {
   readonly retry_timeout: number;
   readonly maximum_lag_on_failover: number;
   readonly primary_start_timeout?: number;
+  /** Patroni's older name of primary_start_timeout (used when that is absent). */
+  readonly master_start_timeout?: number;
   /** true/'on' = priority mode, 'quorum' = ANY n. */
   readonly synchronous_mode?: boolean | string;
   readonly synchronous_mode_strict?: boolean;
@@ -234,6 +236,11 @@ export interface Observation {
   readonly task: TaskState;
   readonly timing: Timing;
   readonly maximumLagOnFailover: number;
+  /**
+   * primary_start_timeout (ms): how long a crashed primary holding the lock may take to start again before it gives
+   * the lock up for a failover, when one is possible; 0 = fail over at once instead of restarting.
+   */
+  readonly primaryStartTimeoutMs: number;
   readonly useRewind: boolean;
   readonly useSlots: boolean;
   readonly isPaused: boolean;

@@ -117,6 +117,43 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal((await cluster.view()).leader?.name, leader);
   });
 
+  it('in maintenance mode starts a stopped member on restart, and an agent stopped under pause leaves PostgreSQL running', async () => {
+    const { leader, replicas } = await waitHealthy(cluster, 60_000);
+    const replica = replicas[0]!;
+    assert.equal((await cli([...config, 'pause', '--wait'])).code, 0);
+    try {
+      await cluster.killPostmaster(replica, 'SIGKILL');
+      await waitUntil(
+        async () => ['crashed', 'stopped'].includes((await cluster.view()).members.find((m) => m.name === replica)?.state ?? ''),
+        {
+          timeoutMs: 15_000,
+          describe: `the crash of ${replica} in its member key`,
+        },
+      );
+      const restarted = await cli([...config, 'restart', 'ctl', replica, '--force']);
+      assert.equal(restarted.code, 0, restarted.stderr);
+      assert.match(restarted.stdout, /Success: restart on member/);
+      await waitUntil(async () => (await httpStatus(cluster, replica, '/replica')) === 200, {
+        timeoutMs: 30_000,
+        describe: `${replica} running again after the restart under pause`,
+      });
+      // The leader's agent stops (SIGTERM): under pause its PostgreSQL keeps running and keeps the lock.
+      const postmaster = await cluster.postmasterPid(leader);
+      await cluster.stopAgent(leader);
+      assert.ok(postmaster !== undefined && (await cluster.postmasterPid(leader)) === postmaster, 'the primary is still running');
+      assert.match(agentLogTail(cluster, leader, /not shut down because of running in maintenance mode/), /maintenance mode/);
+      assert.equal(await isWritable(cluster, leader), true);
+      cluster.startAgent(leader);
+      await waitUntil(async () => (await httpStatus(cluster, leader, '/primary')) === 200, {
+        timeoutMs: 30_000,
+        describe: 'the leader agent back',
+      });
+    } finally {
+      await cli([...config, 'resume', '--wait']);
+    }
+    await waitHealthy(cluster, 60_000);
+  });
+
   it('in maintenance mode does not restart a crashed replica, and does after resume', async () => {
     const view = await cluster.view();
     const replica = view.members.find((member) => member.name !== view.leader?.name)!.name;
@@ -268,6 +305,7 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
       await waitUntil(async () => (await fetch(`${api}/replica`).catch(() => undefined))?.status === 200, {
         timeoutMs: 30_000,
         describe: `${member} serving as a replica again`,
+        lastState: () => agentLogTail(cluster, member, /./, 12),
       });
     };
     // Over the file: REST API credentials from the environment protect the mutating endpoints.
@@ -287,6 +325,43 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const healthy = await waitHealthy(cluster, 60_000);
     assert.equal(healthy.leader, leader);
     await restartOn({}, false);
+  });
+
+  it('with primary_start_timeout 0 fails a crashed primary over to a replica instead of restarting it', async () => {
+    const { leader } = await waitHealthy(cluster, 60_000);
+    const patch = (body: unknown): Promise<Response> =>
+      fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/config`, { method: 'PATCH', body: JSON.stringify(body) });
+    assert.equal((await patch({ primary_start_timeout: 0 })).status, 200);
+    await waitUntil(async () => (await cluster.view()).config?.primary_start_timeout === 0, { timeoutMs: 10_000, describe: 'the config' });
+    // Every agent reads the new config at its next cycle; give the leader's one to see it.
+    await waitUntil(async () => agentLogTail(cluster, leader, /no action\. I am/).length > 0, {
+      timeoutMs: 10_000,
+      describe: 'a leader cycle',
+    });
+    await cluster.killPostmaster(leader);
+    const next = await waitUntil(
+      async () => {
+        const current = (await cluster.view()).leader?.name;
+        return current !== undefined && current !== leader && (await isWritable(cluster, current)) ? current : undefined;
+      },
+      { timeoutMs: 30_000, describe: 'a replica promoted in place of the crashed primary' },
+    );
+    assert.match(
+      agentLogTail(cluster, leader, /Failing over \(primary_start_timeout is 0\)/),
+      /Failing over/,
+      agentLogTail(cluster, leader, /./, 30),
+    );
+    const healthy = await waitHealthy(cluster, 90_000);
+    assert.equal(healthy.leader, next);
+    assert.equal(
+      (
+        await fetch(`http://127.0.0.1:${cluster.node(next).apiPort}/config`, {
+          method: 'PATCH',
+          body: JSON.stringify({ primary_start_timeout: null }),
+        })
+      ).status,
+      200,
+    );
   });
 
   it('does not turn an unsupported bootstrap.method into initdb: a new cluster is not created, and the log says why', async () => {

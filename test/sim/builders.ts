@@ -87,6 +87,7 @@ export function observe(overrides: Omit<Partial<Observation>, 'lock'> & { name?:
     task: { kind: 'idle' },
     timing: TIMING,
     maximumLagOnFailover: 1048576,
+    primaryStartTimeoutMs: 300_000,
     useRewind: true,
     useSlots: true,
     isPaused: false,

@@ -509,3 +509,71 @@ describe('scripted: the leader loses the DCS', () => {
     assert.ok(demotedAt - downSince! <= TIMING.retryTimeoutMs + 500, 'within retry_timeout of noticing the outage');
   });
 });
+
+describe('primary_start_timeout', () => {
+  const crashed = (overrides: Parameters<typeof observe>[0] = {}) =>
+    observe({
+      pg: primaryPg({ isRunning: false, writeLsn: undefined, crashedAtMs: NOW - 100 }),
+      lock: { lastRenewSentAtMs: NOW - 1000 },
+      ...overrides,
+    });
+
+  it('restarts a crashed primary in place by default (300 s)', () => {
+    const decision = decide(crashed(), freshMemory());
+    assert.deepEqual(kinds(decision.actions), ['renewLeader', 'startPrimary']);
+    assert.equal(decision.reason, 'starting primary after failure');
+  });
+
+  it('with 0, gives the lock up at once when a replica can take over, and restarts in place when none can', () => {
+    const failing = decide(crashed({ primaryStartTimeoutMs: 0 }), freshMemory());
+    assert.deepEqual(failing.actions, [{ kind: 'demote', mode: 'immediate' }]);
+    assert.match(failing.reason, /Failing over/);
+    const alone = view({
+      leaderName: 'node1',
+      members: [member('node1'), member('node2', { state: 'stopped' }), member('node3', { tags: { nofailover: true } })],
+    });
+    const restarting = decide(crashed({ primaryStartTimeoutMs: 0, dcs: { kind: 'ok', view: alone } }), freshMemory());
+    assert.deepEqual(kinds(restarting.actions), ['renewLeader', 'startPrimary']);
+  });
+
+  it('hands over when the start takes longer than the timeout, if anyone can take over', () => {
+    const starting = (startedAgoMs: number, members = view({ leaderName: 'node1' })) =>
+      decide(
+        crashed({
+          primaryStartTimeoutMs: 60_000,
+          task: { kind: 'running', name: 'start', startedAtMs: NOW - startedAgoMs },
+          dcs: { kind: 'ok', view: members },
+        }),
+        freshMemory(),
+      );
+    assert.deepEqual(kinds(starting(30_000).actions), ['renewLeader']);
+    assert.deepEqual(starting(60_000).actions, [{ kind: 'demote', mode: 'immediate' }]);
+    const lagging = view({ leaderName: 'node1', optime: 100_000_000, members: [member('node1'), member('node2'), member('node3')] });
+    const waiting = starting(60_000, lagging);
+    assert.deepEqual(kinds(waiting.actions), ['renewLeader']);
+    assert.equal(waiting.reason, 'primary start has timed out, but continuing to wait because failover is not possible');
+  });
+});
+
+describe('restart on request in maintenance mode', () => {
+  const command = { id: 1, kind: 'restart' as const };
+  const paused = (pg: ReturnType<typeof pgState>, overrides: Parameters<typeof observe>[0] = {}) =>
+    observe({ pg, isPaused: true, command, ...overrides });
+
+  it('starts a stopped replica (nothing else would under pause)', () => {
+    const decision = decide(
+      paused(pgState({ isRunning: false }), { name: 'node2', dcs: { kind: 'ok', view: view({ leaderName: 'node1' }) } }),
+      freshMemory(),
+    );
+    assert.deepEqual(decision.actions, [{ kind: 'restart', asPrimary: false, upstream: 'node1' }]);
+  });
+
+  it('starts a stopped primary only under its own valid lock', () => {
+    const stoppedPrimary = primaryPg({ isRunning: false, writeLsn: undefined });
+    const own = decide(paused(stoppedPrimary, { lock: { lastRenewSentAtMs: NOW - 1000 } }), freshMemory());
+    assert.deepEqual(kinds(own.actions), ['renewLeader', 'restart']);
+    const foreign = decide(paused(stoppedPrimary, { dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } }), freshMemory());
+    assert.deepEqual(foreign.actions, []);
+    assert.match(foreign.reason, /do not hold the leader lock: refused/);
+  });
+});

@@ -27,8 +27,11 @@ export const commandRule: Rule = (context) => {
  */
 export function restartDecision(context: DecisionContext, what: string, memory: Partial<HaMemory> = {}): Decision {
   const { obs, name } = context;
-  if (!obs.pg.isRunning)
+  if (!obs.pg.isRunning) {
+    // In maintenance mode nothing else starts PostgreSQL: the restart does, as Patroni's does (stop is a no-op).
+    if (obs.isPaused) return stoppedRestartInPause(context, what, memory);
     return decision(context, `${what} but PostgreSQL is not running: the normal rules will start it`, [], { memory, wakeAfterMs: 0 });
+  }
   if (context.isRunningPrimary) {
     if (!context.holdsLock) return decision(context, `${what} on a primary without a valid lock: refused`, [], { memory });
     return decision(
@@ -42,6 +45,38 @@ export function restartDecision(context: DecisionContext, what: string, memory: 
   return decision(
     context,
     'restarting PostgreSQL on request',
+    [{ kind: 'restart', asPrimary: false, upstream: leader !== undefined && leader !== name ? leader : undefined }],
+    { memory },
+  );
+}
+
+function stoppedRestartInPause(context: DecisionContext, what: string, memory: Partial<HaMemory>): Decision {
+  const { obs, name } = context;
+  if (obs.pg.dataDir !== 'initialized') return decision(context, `${what} but there is no data directory to start`, [], { memory });
+  const leader = context.leaderName;
+  if (obs.pg.role === 'primary') {
+    // A primary's data dir starts as primary only under the lock: without it, it would be a second writable primary.
+    if (leader !== name || !context.holdsLock)
+      return decision(
+        context,
+        `${what}: PostgreSQL is stopped and its data dir is a primary's, but I do not hold the leader lock: refused`,
+        [],
+        {
+          memory,
+        },
+      );
+    return decision(
+      context,
+      'starting PostgreSQL on request (maintenance mode)',
+      [{ kind: 'renewLeader' }, { kind: 'restart', asPrimary: true, upstream: undefined }],
+      {
+        memory,
+      },
+    );
+  }
+  return decision(
+    context,
+    'starting PostgreSQL on request (maintenance mode)',
     [{ kind: 'restart', asPrimary: false, upstream: leader !== undefined && leader !== name ? leader : undefined }],
     { memory },
   );

@@ -1,5 +1,6 @@
 // This node holds the leader key: renew, keep PostgreSQL a primary (promote or restart it), publish status and history.
 import { decision, type Rule } from '../context.js';
+import { failoverCandidates } from '../failover-candidates.js';
 import { publishedSlotPositions } from '../slot-plan.js';
 import { planSync, promotionSync } from '../sync-plan.js';
 import type { Action } from '../types.js';
@@ -69,8 +70,14 @@ export const leaderRule: Rule = (context) => {
     });
   }
   if (obs.task.kind === 'running') return undefined;
-  if (pg.role === 'primary')
+  if (pg.role === 'primary') {
+    // primary_start_timeout 0: a replica that can take over is preferred to restarting this primary in place.
+    if (obs.primaryStartTimeoutMs === 0 && failoverCandidates(context, { referenceLsn: view.optime }).length > 0)
+      return decision(context, 'Primary crashed. Failing over (primary_start_timeout is 0)', [{ kind: 'demote', mode: 'immediate' }], {
+        wakeAfterMs: 0,
+      });
     return decision(context, 'starting primary after failure', [renew, { kind: 'startPrimary' }], { wakeAfterMs: 0 });
+  }
   // A replica's data dir holding the lock starts as a replica first; the next cycle promotes it (new timeline).
   return decision(context, 'starting as a replica before promoting', [renew, { kind: 'startReplica', upstream: undefined }], {
     wakeAfterMs: 0,

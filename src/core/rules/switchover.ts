@@ -1,27 +1,11 @@
 // A pending switchover/failover (the DCS `failover` key) addressed to this leader: hand over cleanly, or drop an impossible request.
+import { failoverCandidates } from '../failover-candidates.js';
 import { isDue, isViableCandidate } from '../failover-intent.js';
 import { decision, type DecisionContext, type Rule } from '../context.js';
-import { keyRuleOf, SYNC_OFF } from '../sync-plan.js';
-import type { FailoverIntent } from '../types.js';
 
-/**
- * Lag is not judged here: member keys are up to loop_wait old, so a healthy candidate could look far behind
- * right after a WAL segment switch. The API checks lag on live /patroni data before writing the intent, and a
- * candidate that really lags refuses the race, which lifts the restriction for the others (raceRestriction).
- */
-function viableCandidates(context: DecisionContext, intent: FailoverIntent): string[] {
-  const view = context.view;
-  if (view === undefined) return [];
-  // In synchronous mode a planned switchover goes only to a standby known to hold every acknowledged commit.
-  const syncSet = (context.obs.sync ?? SYNC_OFF).mode === 'off' ? undefined : keyRuleOf(view.sync, context.name)?.names;
-  return view.members
-    .filter((member) => member.name !== context.name)
-    .filter((member) => syncSet === undefined || syncSet.includes(member.name))
-    .filter((member) => intent.member === undefined || member.name === intent.member)
-    .filter((member) => isViableCandidate(member, undefined, context.obs.maximumLagOnFailover))
-    .map((member) => member.name);
-}
-
+// Lag is not judged here: member keys are up to loop_wait old, so a healthy candidate could look far behind right
+// after a WAL segment switch. The API checks lag on live /patroni data before writing the intent, and a candidate that
+// really lags refuses the race, which lifts the restriction for the others (raceRestriction).
 export const switchoverRule: Rule = (context) => {
   const { view, name, obs } = context;
   const intent = view?.failover;
@@ -31,7 +15,7 @@ export const switchoverRule: Rule = (context) => {
   if (!isDue(intent, obs.wallIso)) return undefined;
   if (intent.member === name)
     return decision(context, `cleaning up a switchover to myself (${name})`, [{ kind: 'renewLeader' }, { kind: 'clearFailover' }]);
-  const candidates = viableCandidates(context, intent);
+  const candidates = failoverCandidates(context, intent.member === undefined ? {} : { member: intent.member });
   if (candidates.length === 0) {
     return decision(
       context,

@@ -1,5 +1,6 @@
 // Long tasks: while one runs only the lock is renewed; a finished failure is acted on exactly once.
 import { decision, type DecisionContext, type Rule } from '../context.js';
+import { failoverCandidates } from '../failover-candidates.js';
 import type { Action, Decision } from '../types.js';
 
 /** A failed PostgreSQL action is retried after a pause, never in a tight loop. */
@@ -8,7 +9,21 @@ const RETRY_AFTER_FAILURE_LOOPS = 1;
 export const runningTaskRule: Rule = (context) => {
   const task = context.obs.task;
   if (task.kind !== 'running') return undefined;
-  if (context.holdsLock) return decision(context, `updated leader lock during ${task.name}`, [{ kind: 'renewLeader' }]);
+  if (context.holdsLock) {
+    const { obs } = context;
+    const startingForMs = obs.nowMs - task.startedAtMs;
+    // A primary that does not come back within primary_start_timeout hands over, if anyone can take over.
+    if (task.name === 'start' && obs.pg.role === 'primary' && startingForMs >= obs.primaryStartTimeoutMs) {
+      if (failoverCandidates(context, { referenceLsn: context.view?.optime }).length > 0)
+        return decision(context, 'primary start has timed out: failing over to a replica', [{ kind: 'demote', mode: 'immediate' }], {
+          wakeAfterMs: 0,
+        });
+      return decision(context, 'primary start has timed out, but continuing to wait because failover is not possible', [
+        { kind: 'renewLeader' },
+      ]);
+    }
+    return decision(context, `updated leader lock during ${task.name}`, [{ kind: 'renewLeader' }]);
+  }
   if (context.leaderName === context.name && (task.name === 'promote' || task.name === 'start')) {
     // Starting or promoting as leader without a valid lock: stop before it becomes a writable primary.
     return decision(context, `lost leader lock during ${task.name}`, [{ kind: 'demote', mode: 'immediate-nolock' }], { wakeAfterMs: 0 });
