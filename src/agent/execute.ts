@@ -9,9 +9,15 @@ import type { CallbackRunner } from './callbacks.js';
 import type { TaskSlot } from './tasks.js';
 
 /** How each demote mode stops PostgreSQL and whether it gives the lock back (Patroni's demote table). */
-const DEMOTE_POLICY: Readonly<Record<DemoteMode, { readonly stop: StopMode; readonly releaseLock: boolean; readonly drainMs: number }>> = {
-  // DCS lost: stop quickly; the lock cannot be released anyway and will expire.
-  offline: { stop: 'fast', releaseLock: false, drainMs: 0 },
+const DEMOTE_POLICY: Readonly<
+  Record<
+    DemoteMode,
+    { readonly stop: StopMode; readonly releaseLock: boolean; readonly drainMs: number; readonly restartReadOnly?: boolean }
+  >
+> = {
+  // DCS lost: stop quickly (the lock cannot be released anyway and will expire), then start again read-only, as
+  // Patroni does, so that reads keep working while the DCS is away.
+  offline: { stop: 'fast', releaseLock: false, drainMs: 0, restartReadOnly: true },
   // Switchover: a clean shutdown checkpoint lets the old primary rejoin without rewind. The short drain first lets
   // proxies, which see the same switchover request, start holding new clients, and lets connections already in their
   // startup handshake finish it, so a reconnecting client meets a delay, not a failed connect. Writes keep working
@@ -190,6 +196,15 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
           .releaseLeader(dcsSignal())
           .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not release the leader key after demote'));
         setLock(NO_LOCK);
+      }
+      if (policy.restartReadOnly === true) {
+        // No longer a primary: the lease fence has nothing left to stop, and must not stop the read-only server.
+        setLock(NO_LOCK);
+        return tasks.start('start', async (signal) => {
+          await pg.startReplica(undefined, signal);
+          deps.log.info({}, 'started PostgreSQL read-only (no upstream) while the DCS is not accessible');
+          callback('on_start', 'replica');
+        });
       }
       return true;
     }

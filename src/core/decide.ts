@@ -20,7 +20,7 @@ import { raceRule } from './rules/race.js';
 import { scheduledRestartRule } from './rules/scheduled-restart.js';
 import { reconfigureAction } from './parameters.js';
 import { switchoverRule } from './rules/switchover.js';
-import { failedTaskRule, runningTaskRule } from './rules/task.js';
+import { failedTaskRule, isBackingOff, runningTaskRule } from './rules/task.js';
 import type { Action, Decision, HaMemory, Observation } from './types.js';
 
 export function initialMemory(): HaMemory {
@@ -37,6 +37,13 @@ export function initialMemory(): HaMemory {
 /** DCS unreachable and not a primary: keep whatever runs (a replica keeps streaming), start nothing. */
 const dcsUnreachableRule: Rule = (context) => {
   if (context.view !== undefined) return undefined;
+  const { obs } = context;
+  // A primary stopped by its fence or its demotion (or a crashed replica) comes back read-only, as in Patroni: reads
+  // keep working while the DCS is away, and a standby without an upstream can never accept a write.
+  if (!obs.pg.isRunning && obs.pg.dataDir === 'initialized' && obs.task.kind !== 'running' && !isBackingOff(context))
+    return decision(context, `DCS is not accessible; starting PostgreSQL read-only (${context.name})`, [
+      { kind: 'startReplica', upstream: undefined },
+    ]);
   return decision(context, `DCS is not accessible; I am (${context.name}) and take no action`, [], {
     wakeAfterMs: Math.min(context.obs.timing.loopWaitMs, 1000),
   });

@@ -156,9 +156,26 @@ export class PostgresController implements PgController {
    */
   async reconfigure(parameters: Readonly<Record<string, GucValue>>, signal: AbortSignal): Promise<void> {
     this.#parameters = parameters;
-    if (this.#rendered === undefined || (await this.#dataDir.state()) !== 'initialized') return;
+    if ((await this.#dataDir.state()) !== 'initialized') return;
+    const isRunning = (await this.#postmaster.runningPid()) !== undefined;
+    // A postmaster adopted from an earlier agent process was never rendered by this one: a primary's role is known
+    // from the server itself; a replica's upstream is set by the follow that the next cycle makes.
+    if (this.#rendered === undefined && isRunning) {
+      const row = (await this.#query<{ in_recovery: boolean }>('SELECT pg_is_in_recovery() AS in_recovery', signal))[0];
+      if (row?.in_recovery === false) this.#rendered = { upstream: undefined, isReplica: false };
+    }
+    if (this.#rendered === undefined) {
+      if (!isRunning) return;
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${this.#options.member}] the replica's upstream is not known yet: parameters are applied after it follows the leader`,
+        {
+          context: { member: this.#options.member },
+        },
+      );
+    }
     await this.#writeConfig(this.#rendered.upstream, this.#rendered.isReplica);
-    if ((await this.#postmaster.runningPid()) !== undefined) await this.#query('SELECT pg_reload_conf()', signal);
+    if (isRunning) await this.#query('SELECT pg_reload_conf()', signal);
     this.#options.log.info({ parameters: Object.keys(parameters).length }, 'applied PostgreSQL parameters from the dynamic configuration');
   }
 

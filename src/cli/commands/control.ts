@@ -308,8 +308,11 @@ export async function editConfigCommand(
   context.out('Configuration changed');
 }
 
-function selectMembers(context: ControlContext, names: readonly string[], role: string | undefined): MemberRecord[] {
+function selectMembers(context: ControlContext, given: readonly string[], role: string | undefined): MemberRecord[] {
   const leader = context.view.leader?.name;
+  // patronictl habit: `restart <cluster> [members]`. The cluster name first (when no member has that name) is dropped.
+  const isClusterFirst = given[0] === context.scope && !context.view.members.some((member) => member.name === context.scope);
+  const names = isClusterFirst ? given.slice(1) : given;
   const unknown = names.filter((name) => !context.view.members.some((member) => member.name === name));
   if (unknown.length > 0)
     throw new PgwardenError('PGW_CLI_NO_MEMBER', `${unknown.join(', ')} is not a member of cluster ${context.scope}`, {
