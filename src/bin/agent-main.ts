@@ -31,7 +31,14 @@ function publishedTags(tags: MemberTags): MemberTags {
 /** `configPath` undefined: configured by the PATRONI_* environment alone. */
 export async function runAgent(configPath: string | undefined): Promise<void> {
   const { config, warnings } = await loadConfigIsolated(configPath);
-  const log = createLogger({ member: config.name, scope: config.scope, level: config.log.level });
+  const log = createLogger({
+    member: config.name,
+    scope: config.scope,
+    level: config.log.level,
+    type: config.log.type,
+    format: config.log.format,
+    dateformat: config.log.dateformat,
+  });
   for (const warning of warnings) log.warn({ config: configPath ?? 'environment' }, warning);
   const missingSettings = missingAgentSettings(process.execArgv, process.env);
   if (missingSettings.length > 0) {

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { adjustTiming, checkTimingRules, TIMING_DEFAULTS } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
 import { configFromEnvironment, parsePatroniBool, parsePatroniInt, patchConfig, type Environment } from './patroni-env.js';
+import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
 import { unhonouredKeyWarnings } from './unhonoured-keys.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
@@ -158,6 +159,21 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   if (fromEnv.variables.length > 0)
     warnings.push(`configuration from the environment, over ${sourceName}: ${fromEnv.variables.join(', ')}`);
   warnings.push(...unhonouredKeyWarnings(raw, sourceName));
+  if (parsed.log.type !== 'plain' && parsed.log.format !== undefined)
+    warnings.push(`log.format in ${sourceName} is used only with log.type: plain (JSON lines have pgwarden's fixed fields)`);
+  if (parsed.log.type === 'plain') {
+    try {
+      compilePlainFormat(parsed.log.format ?? PATRONI_PLAIN_FORMAT, parsed.log.dateformat);
+    } catch (error) {
+      throw new PgwardenError(
+        'PGW_CONFIG_INVALID',
+        `invalid configuration in ${sourceName}:\n  - ${error instanceof Error ? error.message : String(error)}`,
+        {
+          context: { path: sourceName },
+        },
+      );
+    }
+  }
   const method = parsed.bootstrap.method;
   if (method !== undefined && method !== 'initdb')
     warnings.push(

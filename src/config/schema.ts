@@ -72,7 +72,13 @@ export const configSchema = z.object({
   namespace: z.string().default('/service'),
   name: z.string().min(1, 'name is required: a unique member name, e.g. name: node1'),
   log: z
-    .object({ level: z.string().default('INFO'), type: z.string().optional(), format: z.string().optional(), dir: z.string().optional() })
+    .object({
+      level: z.string().default('INFO'),
+      type: z.enum(['json', 'plain']).optional(),
+      format: z.string().optional(),
+      dateformat: z.string().optional(),
+      dir: z.string().optional(),
+    })
     .loose()
     .default({ level: 'INFO' }),
   restapi: z.object({

@@ -18,6 +18,14 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['watchdog.device', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
   ['watchdog.safety_margin', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
   ['tags.replicatefrom', 'replicas always stream from the leader (issue 12)'],
+  ['log.dir', 'the agent logs to stdout (journald, a container runtime or a redirect keeps the file)'],
+  ['log.file_size', 'the agent logs to stdout; rotation belongs to journald or logrotate'],
+  ['log.file_num', 'the agent logs to stdout; rotation belongs to journald or logrotate'],
+  ['log.mode', 'the agent logs to stdout'],
+  ['log.traceback_level', 'errors are logged with their message and code, without Python tracebacks'],
+  ['log.static_fields', 'JSON lines carry member and scope; other static fields are not added'],
+  ['log.loggers', 'there are no per-module loggers to set levels for'],
+  ['log.max_queue_size', 'lines are written synchronously, without a queue'],
   ['tags.nostream', 'the member streams from the leader like any replica (issue 12)'],
 ];
 

@@ -1,8 +1,10 @@
-// Structured logs: one JSON line per event on stdout, every line carrying the member and scope. The lines are
+// Structured logs: one JSON line per event on stdout (or Patroni's plain layout with log.type: plain), every line
+// carrying the member and scope. The lines are
 // pino's (level label, ISO time, member, scope, fields, msg), written synchronously with one write(2) each; pino itself
 // is not loaded (~7 MB RSS of modules in an agent that logs a few lines a minute).
 import { writeSync } from 'node:fs';
 import type { Log } from '../util/log.js';
+import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
 
 const LEVELS: Readonly<Record<string, string>> = {
   DEBUG: 'debug',
@@ -53,15 +55,44 @@ function writeLine(fd: number, line: string): void {
   }
 }
 
-export function createLogger(options: { readonly member: string; readonly scope: string; readonly level?: string }): Log {
+/** Fields as key=value after a plain line (values with spaces or structure JSON-encoded). */
+function fieldsPlain(fields: Record<string, unknown>): string {
+  const pairs: string[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    let text: string;
+    try {
+      text = typeof value === 'string' && /^[^\s"=]+$/.test(value) ? value : (JSON.stringify(value, replacer) ?? typeof value);
+    } catch {
+      text = '[unserializable]';
+    }
+    pairs.push(`${key}=${text}`);
+  }
+  return pairs.join(' ');
+}
+
+export interface LoggerOptions {
+  readonly member: string;
+  readonly scope: string;
+  readonly level?: string | undefined;
+  /** log.type: json (pgwarden's default: pino-shaped lines) or plain (Patroni's layout, log.format/log.dateformat). */
+  readonly type?: string | undefined;
+  readonly format?: string | undefined;
+  readonly dateformat?: string | undefined;
+}
+
+export function createLogger(options: LoggerOptions): Log {
   const threshold = SEVERITY[LEVELS[(options.level ?? 'INFO').toUpperCase()] ?? 'info']!;
   const base = `"member":${JSON.stringify(options.member)},"scope":${JSON.stringify(options.scope)}`;
+  const plain = options.type === 'plain' ? compilePlainFormat(options.format ?? PATRONI_PLAIN_FORMAT, options.dateformat) : undefined;
   const emit = (level: string, fields: Record<string, unknown>, message: string): void => {
     if (SEVERITY[level]! < threshold) return;
-    writeLine(
-      1,
-      `{"level":"${level}","time":"${new Date().toISOString()}",${base}${fieldsJson(fields)},"msg":${JSON.stringify(message)}}\n`,
-    );
+    const time = new Date();
+    if (plain !== undefined) {
+      writeLine(1, `${plain({ level, time, message, member: options.member, scope: options.scope, fields: fieldsPlain(fields) })}\n`);
+      return;
+    }
+    writeLine(1, `{"level":"${level}","time":"${time.toISOString()}",${base}${fieldsJson(fields)},"msg":${JSON.stringify(message)}}\n`);
   };
   return {
     debug: (fields, message) => emit('debug', fields, message),

@@ -107,11 +107,28 @@ export class LocalSession {
 
   async query<T extends object>(text: string, signal: AbortSignal, params: unknown[] = []): Promise<T[]> {
     if (signal.aborted) throw new PgwardenError('PGW_PG_TIMEOUT', `[${this.#target.member}] aborted before the query`);
-    const onAbort = (): void => void this.drop();
+    // The deadline is kept here, whatever node-postgres does with a session ended under a query: a caller (the HA
+    // cycle, a REST request) never waits past its signal.
+    let onAbort: () => void = () => undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = (): void => {
+        void this.drop();
+        reject(
+          new PgwardenError('PGW_PG_TIMEOUT', `[${this.#target.member}] query aborted at its deadline`, {
+            context: { member: this.#target.member },
+          }),
+        );
+      };
+    });
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       this.#client ??= connectTo(this.#target, signal, () => void this.drop());
-      const result = await (await this.#client).query<T>(text, params);
+      const client = this.#client;
+      const running = (async () => (await client).query<T>(text, params))();
+      // Whichever loses the race must not become an unhandled rejection.
+      running.catch(() => undefined);
+      aborted.catch(() => undefined);
+      const result = await Promise.race([running, aborted]);
       return result.rows;
     } catch (error) {
       await this.drop();

@@ -319,8 +319,19 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.match(agentLogTail(cluster, member, /configuration from the environment/), /PATRONI_RESTAPI_PASSWORD/);
     // No file at all: the whole document in PATRONI_CONFIGURATION, the member name from PATRONI_NAME.
     const document = await readFile(cluster.node(member).configPath, 'utf8');
-    await restartOn({ PATRONI_CONFIGURATION: document.replace(/^name: .*$/m, 'name: placeholder'), PATRONI_NAME: member }, true);
+    await restartOn(
+      { PATRONI_CONFIGURATION: document.replace(/^name: .*$/m, 'name: placeholder'), PATRONI_NAME: member, PATRONI_LOG_TYPE: 'plain' },
+      true,
+    );
     assert.match(agentLogTail(cluster, member, /configuration from the environment, over PATRONI_CONFIGURATION/), /PATRONI_NAME/);
+    // log.type plain (here from PATRONI_LOG_TYPE): Patroni's line layout, which log greps and alerts match.
+    await waitUntil(
+      () =>
+        /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO: no action\. I am \(node\d\), a secondary, and following a leader \(node\d\)/m.test(
+          agentLogTail(cluster, member, /INFO: no action/),
+        ),
+      { timeoutMs: 15_000, describe: 'a plain Patroni-style log line', lastState: () => agentLogTail(cluster, member, /./, 5) },
+    );
     // The member key is written under PATRONI_NAME (not the document's name) and streams again.
     const healthy = await waitHealthy(cluster, 60_000);
     assert.equal(healthy.leader, leader);

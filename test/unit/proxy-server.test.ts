@@ -184,8 +184,9 @@ describe('proxy engine', () => {
     'applies backpressure to a slow reader: every byte arrives in order while the proxy buffers stay bounded',
     { timeout: 60_000 },
     async () => {
-      // Far more than the proxy may hold, and more than loopback's socket buffers absorb (about 15 MB here).
-      const payload = randomBytes(64 * 1024 * 1024);
+      // Far more than the proxy may hold, and more than the kernel can absorb: loopback receive buffers autotune up to
+      // tcp_rmem's maximum (32 MB here), four sockets deep, so a smaller payload could fit without any backpressure.
+      const payload = randomBytes(256 * 1024 * 1024);
       const bound = 1024 * 1024;
       const expected = createHash('sha256').update('node1|').update(payload).update('bye').digest('hex');
       const client = connect({ host: '127.0.0.1', port: proxy.ports.primary, allowHalfOpen: true });
@@ -197,7 +198,11 @@ describe('proxy engine', () => {
       client.end();
       // Backpressure has gone round the loop (proxy -> slow client, echo -> proxy, proxy -> echo) once the proxy
       // stopped reading from this client: from then on the rest of the payload waits in the sender.
-      await until('the proxy to stop reading from the client', () => proxy.flow().pausedClients === 1);
+      await waitUntil(() => proxy.flow().pausedClients === 1 || undefined, {
+        timeoutMs: 30_000,
+        intervalMs: 10,
+        describe: 'the proxy to stop reading from the client',
+      });
       const stalled = proxy.flow();
       assert.ok(stalled.bufferedBytes < bound, `the proxy holds ${stalled.bufferedBytes} bytes for a stalled reader (bound ${bound})`);
       assert.ok(
