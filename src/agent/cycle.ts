@@ -205,6 +205,8 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     timing: state.timing,
     maximumLagOnFailover: config.maximum_lag_on_failover,
     primaryStartTimeoutMs: primaryStartTimeoutMs(config),
+    maximumLagOnSyncnode: config.maximum_lag_on_syncnode,
+    synchronousCommit: typeof wantedParameters.synchronous_commit === 'string' ? wantedParameters.synchronous_commit : undefined,
     useRewind: config.postgresql?.use_pg_rewind ?? true,
     useSlots: config.postgresql?.use_slots ?? true,
     isPaused: config.pause === true,

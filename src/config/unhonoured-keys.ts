@@ -5,7 +5,6 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['bootstrap.post_bootstrap', 'no post-bootstrap script is run (issue 12)'],
   ['bootstrap.post_init', 'no post-bootstrap script is run (issue 12)'],
   ['bootstrap.dcs.failsafe_mode', 'a primary that loses the DCS demotes at its deadline; there is no failsafe mode'],
-  ['bootstrap.dcs.maximum_lag_on_syncnode', 'a lagging synchronous standby is not replaced (issue 12)'],
   ['bootstrap.dcs.max_timelines_history', 'the history key keeps every entry'],
   ['postgresql.config_dir', 'configuration files live in data_dir'],
   ['postgresql.use_unix_socket', 'the agent connects to its PostgreSQL through the socket directory it configures itself'],

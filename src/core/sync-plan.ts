@@ -67,6 +67,25 @@ export interface SyncPlan {
 }
 
 /** The leader's step towards the wanted synchronous set. Call only on a running primary that holds the lock. */
+/**
+ * maximum_lag_on_syncnode, as Patroni applies it: a standby more than that many bytes behind the most advanced
+ * standby (or the primary, when there is only one) by the position synchronous_commit waits for is not chosen.
+ */
+export function laggingSyncCandidates(obs: DecisionContext['obs'], standbys: readonly string[]): ReadonlySet<string> {
+  const maxLag = obs.maximumLagOnSyncnode;
+  if (maxLag === undefined || !(maxLag > 0)) return new Set();
+  const positions =
+    obs.synchronousCommit === 'remote_apply'
+      ? obs.pg.standbyReplayLsn
+      : obs.synchronousCommit === 'remote_write'
+        ? obs.pg.standbyWriteLsn
+        : obs.pg.standbyFlushLsn;
+  const known = standbys.filter((standby) => positions?.[standby] !== undefined);
+  const reference = known.length > 1 ? known.map((standby) => positions![standby]!).reduce((a, b) => (a > b ? a : b)) : obs.pg.writeLsn;
+  if (reference === undefined) return new Set();
+  return new Set(known.filter((standby) => reference - positions![standby]! > BigInt(Math.floor(maxLag))));
+}
+
 export function planSync(context: DecisionContext): SyncPlan {
   const { obs, view, name, mem } = context;
   const settings = obs.sync ?? SYNC_OFF;
@@ -109,10 +128,13 @@ export function planSync(context: DecisionContext): SyncPlan {
   // Incumbents (in the key or in the setting now) stay first: choosing by WAL position alone would flap between
   // standbys that overtake each other under load, and every change costs a reload and a key write.
   const inKey = new Set([...key.names, ...currentGuarantee.names]);
-  const eligible = obs.pg.replication
+  const streaming = obs.pg.replication
     .filter((row) => row.state === 'streaming' && row.application_name !== name)
     .map((row) => row.application_name)
-    .filter((standby) => memberByName.get(standby)?.tags?.nosync !== true && memberByName.has(standby))
+    .filter((standby) => memberByName.get(standby)?.tags?.nosync !== true && memberByName.has(standby));
+  const tooFarBehind = laggingSyncCandidates(obs, streaming);
+  const eligible = streaming
+    .filter((standby) => !tooFarBehind.has(standby))
     .sort((a, b) => {
       // Keep current members (no needless churn), then prefer the standby with the most WAL.
       if (inKey.has(a) !== inKey.has(b)) return inKey.has(a) ? -1 : 1;

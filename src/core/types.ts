@@ -58,6 +58,7 @@ export interface DynamicConfig {
   readonly primary_start_timeout?: number;
   /** Patroni's older name of primary_start_timeout (used when that is absent). */
   readonly master_start_timeout?: number;
+  readonly maximum_lag_on_syncnode?: number;
   /** true/'on' = priority mode, 'quorum' = ANY n. */
   readonly synchronous_mode?: boolean | string;
   readonly synchronous_mode_strict?: boolean;
@@ -164,6 +165,9 @@ export interface LocalPg {
   readonly slots?: readonly SlotState[] | undefined;
   /** Flush position each connected standby (by application_name) reported (primary). */
   readonly standbyFlushLsn?: Readonly<Record<string, bigint>> | undefined;
+  /** Write and replay positions each standby reported (primary): what synchronous_commit remote_write/remote_apply wait for. */
+  readonly standbyWriteLsn?: Readonly<Record<string, bigint>> | undefined;
+  readonly standbyReplayLsn?: Readonly<Record<string, bigint>> | undefined;
 }
 
 export interface ReplicationRow {
@@ -241,6 +245,13 @@ export interface Observation {
    * the lock up for a failover, when one is possible; 0 = fail over at once instead of restarting.
    */
   readonly primaryStartTimeoutMs: number;
+  /**
+   * maximum_lag_on_syncnode (bytes): a standby further behind the most advanced one (by the position
+   * synchronous_commit waits for) is not chosen as synchronous; 0 or less disables it, as in Patroni.
+   */
+  readonly maximumLagOnSyncnode?: number | undefined;
+  /** synchronous_commit as configured (on, remote_write, remote_apply, ...): which standby position counts. */
+  readonly synchronousCommit?: string | undefined;
   readonly useRewind: boolean;
   readonly useSlots: boolean;
   readonly isPaused: boolean;

@@ -27,7 +27,7 @@ export const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
      'retained', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)) ORDER BY slot_name), '[]'::json)
      FROM pg_replication_slots WHERE NOT temporary) AS slots,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
-     'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority, 'flush_lsn', flush_lsn::text) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
+     'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority, 'flush_lsn', flush_lsn::text, 'write_lsn', write_lsn::text, 'replay_lsn', replay_lsn::text) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
 
 export const WAL_STATUS_SQL = `SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS write_lsn,
   pg_last_wal_receive_lsn()::text AS received_lsn,
@@ -65,7 +65,11 @@ export interface ProbeRow {
   readonly synchronous_standby_names: string;
   readonly wal_level: string;
   readonly slots: readonly ProbeSlotRow[];
-  readonly replication: readonly (ReplicationRow & { readonly flush_lsn: string | null })[];
+  readonly replication: readonly (ReplicationRow & {
+    readonly flush_lsn: string | null;
+    readonly write_lsn?: string | null;
+    readonly replay_lsn?: string | null;
+  })[];
 }
 
 export interface WalStatusRow {
@@ -113,7 +117,7 @@ export function localPgFromRow(row: ProbeRow, context: ProbeContext, replicaTime
     postmasterStartTime: row.start_time,
     replayedTimestamp: row.replayed_ts,
     isReplayPaused: row.replay_paused,
-    replication: row.replication.map(({ flush_lsn: _flush, ...rest }) => rest),
+    replication: row.replication.map(({ flush_lsn: _flush, write_lsn: _write, replay_lsn: _replay, ...rest }) => rest),
     isPendingRestart: row.pending_restart,
     synchronousStandbyNames: row.synchronous_standby_names,
     walLevel: row.wal_level,
@@ -128,12 +132,22 @@ export function localPgFromRow(row: ProbeRow, context: ProbeContext, replicaTime
       retainedBytes: slot.retained === null ? undefined : Math.max(0, Number(slot.retained)),
       walStatus: slot.wal_status ?? undefined,
     })),
-    standbyFlushLsn: Object.fromEntries(
-      row.replication
-        .filter((entry) => entry.flush_lsn !== null)
-        .map((entry) => [entry.application_name, parseLsn(entry.flush_lsn ?? '0/0')]),
-    ),
+    standbyFlushLsn: standbyPositions(row.replication, 'flush_lsn'),
+    standbyWriteLsn: standbyPositions(row.replication, 'write_lsn'),
+    standbyReplayLsn: standbyPositions(row.replication, 'replay_lsn'),
   };
+}
+
+function standbyPositions(
+  rows: ProbeRow['replication'],
+  column: 'flush_lsn' | 'write_lsn' | 'replay_lsn',
+): Readonly<Record<string, bigint>> {
+  return Object.fromEntries(
+    rows.flatMap((entry) => {
+      const text = entry[column];
+      return text === null || text === undefined ? [] : [[entry.application_name, parseLsn(text)] as const];
+    }),
+  );
 }
 
 /** A node that is not running: what its data dir and (when it has one) pg_control say. */

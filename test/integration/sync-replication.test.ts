@@ -10,7 +10,7 @@ import type { ClusterView } from '../../src/core/types.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { isAlive } from '../../src/local/process.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { httpStatus, isWritable, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
+import { agentLogTail, httpStatus, isWritable, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const TABLE = 'sync_acks';
@@ -132,6 +132,45 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     assert.equal(await httpStatus(cluster, other, '/sync'), 503);
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
     assert.match(stdout, new RegExp(`\\| ${standby} .*\\| Sync Standby \\|`));
+  });
+
+  it('maximum_lag_on_syncnode with remote_apply: a sync standby whose replay is paused is swapped for one that keeps up', async () => {
+    await patchConfig({
+      synchronous_mode: true,
+      synchronous_mode_strict: false,
+      maximum_lag_on_syncnode: 65_536,
+      postgresql: { parameters: { synchronous_commit: 'remote_apply' } },
+    });
+    const { leader, standby } = await waitSyncReady(60_000);
+    const other = names().find((name) => name !== leader && name !== standby)!;
+    await waitUntil(
+      async () => (await sql<{ v: string }>(cluster, leader, "SELECT current_setting('synchronous_commit') AS v"))[0]?.v === 'remote_apply',
+      {
+        timeoutMs: 20_000,
+        describe: 'synchronous_commit = remote_apply on the leader',
+      },
+    );
+    await sql(cluster, standby, 'SELECT pg_wal_replay_pause()');
+    try {
+      // WAL the paused standby receives but does not replay (written without waiting for it).
+      await sql(
+        cluster,
+        leader,
+        "SET synchronous_commit = local; CREATE TABLE lag_filler AS SELECT repeat('x', 1000) AS pad FROM generate_series(1, 2000)",
+      );
+      await waitUntil(async () => (await cluster.view()).sync?.sync_standby === other, {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        describe: `${other} as the synchronous standby instead of the paused ${standby}`,
+        lastState: () => agentLogTail(cluster, leader, /synchronous|sync/, 5),
+      });
+      // Commits that waited for the paused standby's replay go through on the standby that applies them.
+      await acksAdvance(10, 20_000, cluster.node(leader).pgPort);
+    } finally {
+      await sql(cluster, standby, 'SELECT pg_wal_replay_resume()').catch(() => undefined);
+      await sql(cluster, leader, 'DROP TABLE IF EXISTS lag_filler').catch(() => undefined);
+      await patchConfig({ maximum_lag_on_syncnode: null, postgresql: { parameters: { synchronous_commit: null } } });
+    }
   });
 
   it('loses no acknowledged commit when the primary (agent and postmaster) is SIGKILLed three times', async () => {

@@ -164,6 +164,28 @@ describe('the leader in synchronous mode', () => {
     assert.deepEqual(caughtUp.actions.at(-1), { kind: 'writeSync', state: { leader: 'node1', sync_standby: 'node3' } });
   });
 
+  it('maximum_lag_on_syncnode: swaps out a sync standby too far behind the others, by the position synchronous_commit waits for', () => {
+    const key = { leader: 'node1', sync_standby: 'node2' };
+    const base = leaderObs({ ssn: '"node2"', key, standbys: { node2: 9000n, node3: 9900n } });
+    // Within the limit (or the limit off): the incumbent stays.
+    assert.deepEqual(syncActions({ ...base, maximumLagOnSyncnode: 1000 }), []);
+    assert.deepEqual(syncActions({ ...base, maximumLagOnSyncnode: -1 }), []);
+    // Beyond it: widened key first, then PostgreSQL waits for the standby that keeps up.
+    assert.deepEqual(syncActions({ ...base, maximumLagOnSyncnode: 500 }), [
+      { kind: 'writeSync', state: { leader: 'node1', sync_standby: 'node2,node3', quorum: 1 } },
+      { kind: 'setSynchronousStandbyNames', value: '"node3"' },
+    ]);
+    // remote_apply counts replay: a standby whose replay is paused lags although it flushes everything.
+    const paused: Observation = {
+      ...base,
+      maximumLagOnSyncnode: 500,
+      synchronousCommit: 'remote_apply',
+      pg: { ...base.pg, standbyFlushLsn: { node2: 9900n, node3: 9900n }, standbyReplayLsn: { node2: 5000n, node3: 9900n } },
+    };
+    assert.deepEqual(kinds(syncActions(paused)), ['writeSync', 'setSynchronousStandbyNames']);
+    assert.deepEqual(syncActions({ ...paused, synchronousCommit: 'on' }), [], 'by flush position it keeps up');
+  });
+
   it('replaces a lost sync standby by widening the key before PostgreSQL waits for the new one', () => {
     const actions = syncActions(leaderObs({ ssn: '"node2"', key: { leader: 'node1', sync_standby: 'node2' }, standbys: { node3: 9000n } }));
     assert.deepEqual(actions, [

@@ -243,5 +243,7 @@ export function localPgOf(
           }))
       : undefined,
     standbyFlushLsn: isRunning ? Object.fromEntries(context.standbys.map((standby) => [standby.name, standby.lsn])) : undefined,
+    standbyWriteLsn: isRunning ? Object.fromEntries(context.standbys.map((standby) => [standby.name, standby.lsn])) : undefined,
+    standbyReplayLsn: isRunning ? Object.fromEntries(context.standbys.map((standby) => [standby.name, standby.lsn])) : undefined,
   };
 }
