@@ -5,7 +5,7 @@ import { isIgnored, type IgnoreRule, type SlotSpec, type SlotState } from './slo
 /** A slot as a step names it: enough to run the SQL (a logical slot is advanced from a session in its database). */
 export type SlotStep =
   | { readonly kind: 'create'; readonly slot: SlotSpec }
-  | { readonly kind: 'drop'; readonly slot: SlotSpec; readonly reason: 'unknown' | 'redefined' }
+  | { readonly kind: 'drop'; readonly slot: SlotSpec; readonly reason: 'unknown' | 'redefined' | 'xmin' }
   | { readonly kind: 'advance'; readonly slot: SlotSpec; readonly lsn: bigint };
 
 export type SlotSkipReason =
@@ -75,6 +75,12 @@ export function planSlotChanges(input: SlotPlanInput): SlotPlan {
   for (const have of input.observed) {
     const spec = byName.get(have.name);
     if (matches(have, spec)) {
+      // A replica's copy of a member slot keeps the xmin its standby's hot_standby_feedback left on it when this node
+      // was primary; nothing updates it here, and the standby would hold vacuum back on the new primary: recreate it.
+      if (input.role === 'replica' && have.type === 'physical' && !have.isActive && have.xmin !== undefined) {
+        drops.push({ kind: 'drop', slot: specOf(have), reason: 'xmin' });
+        continue;
+      }
       present.add(have.name);
       kept.push(have);
       continue;

@@ -28,6 +28,8 @@ export interface SlotState extends SlotSpec {
   readonly retainedBytes: number | undefined;
   /** pg_replication_slots.wal_status: reserved, extended, unreserved or lost (max_slot_wal_keep_size). */
   readonly walStatus: string | undefined;
+  /** A physical slot's xmin (hot_standby_feedback of the standby that used it), as text; undefined when null. */
+  readonly xmin?: string | undefined;
 }
 
 const SLOT_NAME = /^[a-z0-9_]{1,63}$/;

@@ -24,7 +24,7 @@ export const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   current_setting('wal_level') AS wal_level,
   (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'database', database, 'plugin', plugin, 'active', active,
      'restart_lsn', restart_lsn::text, 'confirmed_flush_lsn', confirmed_flush_lsn::text, 'wal_status', wal_status,
-     'retained', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)) ORDER BY slot_name), '[]'::json)
+     'xmin', xmin::text, 'retained', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)) ORDER BY slot_name), '[]'::json)
      FROM pg_replication_slots WHERE NOT temporary) AS slots,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
      'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority, 'flush_lsn', flush_lsn::text, 'write_lsn', write_lsn::text, 'replay_lsn', replay_lsn::text) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
@@ -45,6 +45,7 @@ export interface ProbeSlotRow {
   readonly confirmed_flush_lsn: string | null;
   readonly wal_status: string | null;
   readonly retained: number | null;
+  readonly xmin?: string | null;
 }
 
 export interface ProbeRow {
@@ -131,6 +132,7 @@ export function localPgFromRow(row: ProbeRow, context: ProbeContext, replicaTime
       confirmedFlushLsn: lsnOrUndefined(slot.confirmed_flush_lsn),
       retainedBytes: slot.retained === null ? undefined : Math.max(0, Number(slot.retained)),
       walStatus: slot.wal_status ?? undefined,
+      ...(slot.xmin !== null && slot.xmin !== undefined ? { xmin: slot.xmin } : {}),
     })),
     standbyFlushLsn: standbyPositions(row.replication, 'flush_lsn'),
     standbyWriteLsn: standbyPositions(row.replication, 'write_lsn'),

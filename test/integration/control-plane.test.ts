@@ -61,6 +61,21 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const candidate = replicas[0]!;
     await sql(cluster, leader, 'CREATE TABLE ctl_rows (id int primary key)');
     await sql(cluster, leader, 'INSERT INTO ctl_rows SELECT generate_series(1, 100)');
+    // hot_standby_feedback (on by default) leaves an xmin on the leader's member slots.
+    const slotXmins = async (name: string): Promise<string[]> =>
+      (
+        await sql<{ xmin: string | null }>(
+          cluster,
+          name,
+          "SELECT xmin::text AS xmin FROM pg_replication_slots WHERE slot_type = 'physical'",
+        )
+      )
+        .map((row) => row.xmin)
+        .filter((xmin): xmin is string => xmin !== null);
+    await waitUntil(async () => (await slotXmins(leader)).length > 0, {
+      timeoutMs: 20_000,
+      describe: `an xmin on ${leader}'s member slots`,
+    });
     const refused = await cli([...config, 'switchover', '--candidate', candidate]);
     assert.equal(refused.code, 1, 'no --force: refused');
     assert.match(refused.stderr, /^Error: .*--force/m);
@@ -76,6 +91,11 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     await waitUntil(async () => (await httpStatus(cluster, leader, '/replica')) === 200, {
       timeoutMs: 15_000,
       describe: `the old leader ${leader} to serve as a replica`,
+    });
+    // On the old leader, now a replica, no copy of a member slot keeps the xmin it had as primary.
+    await waitUntil(async () => (await slotXmins(leader)).length === 0, {
+      timeoutMs: 20_000,
+      describe: `member slots on ${leader} recreated without xmin`,
     });
     let lines: string[] = [];
     await waitUntil(

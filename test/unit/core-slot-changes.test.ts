@@ -28,6 +28,22 @@ interface Case {
 
 const CASES: readonly Case[] = [
   {
+    name: 'a replica recreates a member slot that kept xmin from when it was primary; a primary keeps it',
+    input: { ...REPLICA, wanted: [physical('node3')], observed: [seen(physical('node3'), { xmin: '7412' })], advanceTo: { node3: 500 } },
+    plan: {
+      steps: [
+        { kind: 'drop', slot: physical('node3'), reason: 'xmin' },
+        { kind: 'create', slot: physical('node3') },
+      ],
+      skipped: [],
+    },
+  },
+  {
+    name: 'a primary leaves the xmin of a member slot to the standby that streams through it',
+    input: { ...PRIMARY, wanted: [physical('node3')], observed: [seen(physical('node3'), { xmin: '7412' })] },
+    plan: { steps: [], skipped: [] },
+  },
+  {
     name: 'a primary creates the missing physical and logical slots',
     input: { ...PRIMARY, wanted: [physical('node2'), logical('cdc')] },
     plan: {
