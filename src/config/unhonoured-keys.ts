@@ -16,7 +16,6 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['postgresql.create_replica_methods', 'replicas are created with pg_basebackup only (backups are issue 16)'],
   ['watchdog.device', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
   ['watchdog.safety_margin', 'pgwarden has no watchdog support; fencing relies on the lock deadline (issue 13)'],
-  ['tags.replicatefrom', 'replicas always stream from the leader (issue 12)'],
   ['log.dir', 'the agent logs to stdout (journald, a container runtime or a redirect keeps the file)'],
   ['log.file_size', 'the agent logs to stdout; rotation belongs to journald or logrotate'],
   ['log.file_num', 'the agent logs to stdout; rotation belongs to journald or logrotate'],

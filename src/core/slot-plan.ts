@@ -114,16 +114,43 @@ export function isIgnored(slot: SlotSpec, rules: readonly IgnoreRule[]): boolean
  * the permanent slots, so after a failover the new primary already retains the WAL its replicas and consumers need.
  * A member that can never promote keeps none (as in Patroni).
  */
+/**
+ * The member `name` streams from instead of the leader: its `replicatefrom` member while that one runs as a streaming
+ * replica (and does not replicate from `name` in turn), as Patroni chooses; undefined means the leader.
+ */
+export function cascadeSourceOf(
+  view: ClusterView,
+  name: string,
+  tags: MemberTags | undefined,
+  leader: string | undefined,
+): string | undefined {
+  const wanted = tags?.replicatefrom;
+  if (typeof wanted !== 'string' || wanted === '' || wanted === name || wanted === leader) return undefined;
+  const source = view.members.find((member) => member.name === wanted);
+  const isFeeding =
+    source !== undefined &&
+    source.state === 'running' &&
+    source.role === 'replica' &&
+    source.replication_state === 'streaming' &&
+    source.tags?.replicatefrom !== name;
+  return isFeeding ? wanted : undefined;
+}
+
 export function wantedSlots(view: ClusterView, self: string, selfTags: MemberTags, isLeader: boolean, useSlots: boolean): SlotSpec[] {
-  if (!isLeader && failoverPriority(selfTags) === 0) return [];
+  const physicalFor = (name: string): SlotSpec => ({ name: slotNameForMember(name), type: 'physical' });
+  // Members that replicate from this node (replicatefrom) stream through its slots whatever its own tags.
+  const cascading = useSlots ? view.members.filter((member) => member.name !== self && member.tags?.replicatefrom === self) : [];
+  if (!isLeader && failoverPriority(selfTags) === 0) return cascading.map((member) => physicalFor(member.name));
   const ownSlot = slotNameForMember(self);
+  // The leader keeps no slot for a member that streams from another member: nothing would advance it, and it would
+  // hold WAL on the leader for ever (Patroni leaves those out too). It gets one again as soon as it falls back.
+  const isFedElsewhere = (member: ClusterView['members'][number]): boolean =>
+    isLeader && cascadeSourceOf(view, member.name, member.tags, view.leader?.name) !== undefined;
   const members: SlotSpec[] = useSlots
-    ? view.members
-        .filter((member) => member.name !== self)
-        .map((member) => ({ name: slotNameForMember(member.name), type: 'physical' as const }))
+    ? view.members.filter((member) => member.name !== self && !isFedElsewhere(member)).map((member) => physicalFor(member.name))
     : [];
-  const names = new Set(members.map((slot) => slot.name));
-  const permanent = permanentSlots(view.config).filter((slot) => slot.name !== ownSlot && !names.has(slot.name));
+  const memberSlots = new Set(members.map((slot) => slot.name));
+  const permanent = permanentSlots(view.config).filter((slot) => slot.name !== ownSlot && !memberSlots.has(slot.name));
   return [...members, ...permanent].sort((a, b) => a.name.localeCompare(b.name));
 }
 

@@ -577,3 +577,41 @@ describe('restart on request in maintenance mode', () => {
     assert.match(foreign.reason, /do not hold the leader lock: refused/);
   });
 });
+
+describe('replicatefrom (cascading)', () => {
+  const cascadeView = (source: Partial<ReturnType<typeof member>> = {}) =>
+    view({
+      leaderName: 'node1',
+      members: [
+        member('node1', { role: 'master' }),
+        member('node2', { replication_state: 'streaming', ...source }),
+        member('node3', { tags: { replicatefrom: 'node2' } }),
+      ],
+    });
+  const node3 = (overrides: Parameters<typeof observe>[0] = {}) =>
+    observe({ name: 'node3', self: { name: 'node3', tags: { replicatefrom: 'node2' }, canBootstrap: true }, ...overrides });
+
+  it('streams from its replicatefrom member while that one streams, and from the leader when it does not', () => {
+    const cascading = decide(node3({ pg: pgState({ upstream: 'node1' }), dcs: { kind: 'ok', view: cascadeView() } }), freshMemory());
+    assert.deepEqual(cascading.actions, [{ kind: 'followLeader', upstream: 'node2' }]);
+    assert.match(cascading.reason, /replicate from member node2/);
+    const settled = decide(node3({ pg: pgState({ upstream: 'node2' }), dcs: { kind: 'ok', view: cascadeView() } }), freshMemory());
+    assert.ok(!kinds(settled.actions).includes('followLeader'), settled.reason);
+    const sourceDown = decide(
+      node3({
+        pg: pgState({ upstream: 'node2' }),
+        dcs: { kind: 'ok', view: cascadeView({ state: 'stopped', replication_state: 'in archive recovery' }) },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(sourceDown.actions, [{ kind: 'followLeader', upstream: 'node1' }]);
+  });
+
+  it('starts a stopped replica towards its cascade source', () => {
+    const decision = decide(
+      node3({ pg: pgState({ isRunning: false, upstream: undefined }), dcs: { kind: 'ok', view: cascadeView() } }),
+      freshMemory(),
+    );
+    assert.deepEqual(decision.actions, [{ kind: 'startReplica', upstream: 'node2' }]);
+  });
+});

@@ -145,3 +145,25 @@ describe('slots in the HA loop', () => {
     assert.deepEqual(decision.actions, []);
   });
 });
+
+describe('slots with replicatefrom', () => {
+  const cascade = view({
+    leaderName: 'node1',
+    members: [
+      member('node1', { role: 'master' }),
+      member('node2', { replication_state: 'streaming', tags: { nofailover: true } }),
+      member('node3', { tags: { replicatefrom: 'node2' } }),
+    ],
+  });
+  const names = (slots: readonly { name: string }[]): string[] => slots.map((one) => one.name);
+
+  it('a nofailover member keeps the slots of the members replicating from it, and only those', () => {
+    assert.deepEqual(names(wantedSlots(cascade, 'node2', { nofailover: true }, false, true)), ['node3']);
+  });
+
+  it('the leader keeps no slot for a member fed by another one, and one again once that source stops', () => {
+    assert.deepEqual(names(wantedSlots(cascade, 'node1', {}, true, true)), ['node2']);
+    const stopped = { ...cascade, members: cascade.members.map((one) => (one.name === 'node2' ? { ...one, state: 'stopped' } : one)) };
+    assert.deepEqual(names(wantedSlots(stopped, 'node1', {}, true, true)), ['node2', 'node3']);
+  });
+});

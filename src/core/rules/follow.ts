@@ -1,5 +1,6 @@
 // Another member holds the lock: stream from it, rewinding or re-cloning a diverged data dir first.
-import { decision, type Rule } from '../context.js';
+import { decision, type DecisionContext, type Rule } from '../context.js';
+import { cascadeSourceOf } from '../slot-plan.js';
 import { slotActions } from './slots.js';
 import { isBackingOff } from './task.js';
 
@@ -10,6 +11,13 @@ function notStreamingLimitMs(loopWaitMs: number): number {
 
 /** Long enough that a replica which merely lost its connection for a while is never mistaken for a stuck one. */
 export const STUCK_REPLAY_LIMIT_MS = 30_000;
+
+/** The member this replica streams from: its cascade source (replicatefrom) or the leader. */
+export function upstreamToFollow(context: DecisionContext): string | undefined {
+  const { view, name, obs } = context;
+  const leader = context.leaderName;
+  return (view === undefined ? undefined : cascadeSourceOf(view, name, obs.self.tags, leader)) ?? leader;
+}
 
 export const followRule: Rule = (context) => {
   const { obs, view, name, mem } = context;
@@ -36,11 +44,17 @@ export const followRule: Rule = (context) => {
   }
 
   if (context.leaderMember === undefined) return decision(context, `waiting for leader ${leader} to publish its member key`, []);
+  const upstream = upstreamToFollow(context) ?? leader;
   if (pg.isRunning && pg.role === 'replica') {
-    if (pg.upstream !== leader)
-      return decision(context, `changing primary_conninfo to follow new leader (${leader})`, [{ kind: 'followLeader', upstream: leader }], {
-        memory: { notStreamingSinceMs: undefined },
-      });
+    if (pg.upstream !== upstream)
+      return decision(
+        context,
+        upstream === leader
+          ? `changing primary_conninfo to follow new leader (${leader})`
+          : `changing primary_conninfo to replicate from member ${upstream} (replicatefrom)`,
+        [{ kind: 'followLeader', upstream }],
+        { memory: { notStreamingSinceMs: undefined } },
+      );
     if (pg.isStreaming) {
       const slots = obs.task.kind === 'running' ? [] : slotActions(context, false);
       const copy = slots.find((action) => action.kind === 'copyLogicalSlots');
@@ -117,5 +131,9 @@ export const followRule: Rule = (context) => {
     // pg_rewind could not read this data dir's WAL (e.g. a record torn by SIGKILL): starting it would only wait forever.
     return decision(context, `reinitializing from the leader (${leader}) after pg_rewind failed`, [{ kind: 'reinitialize', from: leader }]);
   }
+  if (upstream !== leader)
+    return decision(context, `starting as a secondary replicating from member ${upstream} (replicatefrom)`, [
+      { kind: 'startReplica', upstream },
+    ]);
   return decision(context, `starting as a secondary following the leader (${leader})`, [{ kind: 'startReplica', upstream: leader }]);
 };
