@@ -8,6 +8,7 @@ import { pickFreePorts } from '../src/local/free-port.js';
 import { stopLeftoverPostmaster } from '../src/local/local-cluster.js';
 import type { LocalTiming } from '../src/local/node-config.js';
 import { spawnManaged, stopPid } from '../src/local/process.js';
+import { LOCAL_BOOTSTRAP_PARAMETERS } from '../src/local/node-config.js';
 
 export interface PatroniNode {
   readonly name: string;
@@ -75,15 +76,8 @@ export class PatroniCluster {
             postgresql: {
               use_pg_rewind: true,
               use_slots: true,
-              parameters: {
-                wal_level: 'replica',
-                hot_standby: 'on',
-                wal_log_hints: 'on',
-                max_wal_senders: 10,
-                max_replication_slots: 10,
-                wal_keep_size: '128MB',
-                max_connections: 100,
-              },
+              // wal_keep_size: pgwarden's renderer sets 128MB itself; Patroni gets it from the config.
+              parameters: { ...LOCAL_BOOTSTRAP_PARAMETERS, wal_keep_size: '128MB' },
             },
           },
           initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],

@@ -9,15 +9,10 @@ import type { CallbackRunner } from './callbacks.js';
 import type { TaskSlot } from './tasks.js';
 
 /** How each demote mode stops PostgreSQL and whether it gives the lock back (Patroni's demote table). */
-const DEMOTE_POLICY: Readonly<
-  Record<
-    DemoteMode,
-    { readonly stop: StopMode; readonly releaseLock: boolean; readonly drainMs: number; readonly restartReadOnly?: boolean }
-  >
-> = {
-  // DCS lost: stop quickly (the lock cannot be released anyway and will expire), then start again read-only, as
-  // Patroni does, so that reads keep working while the DCS is away.
-  offline: { stop: 'fast', releaseLock: false, drainMs: 0, restartReadOnly: true },
+const DEMOTE_POLICY: Readonly<Record<DemoteMode, { readonly stop: StopMode; readonly releaseLock: boolean; readonly drainMs: number }>> = {
+  // DCS lost: stop quickly; the lock cannot be released anyway and will expire. The core's dcs-unreachable rule then
+  // starts PostgreSQL again read-only, as Patroni does.
+  offline: { stop: 'fast', releaseLock: false, drainMs: 0 },
   // Switchover: a clean shutdown checkpoint lets the old primary rejoin without rewind. The short drain first lets
   // proxies, which see the same switchover request, start holding new clients, and lets connections already in their
   // startup handshake finish it, so a reconnecting client meets a delay, not a failed connect. Writes keep working
@@ -69,13 +64,19 @@ export interface ExecuteContext {
   readonly pgBudgetMs: number;
 }
 
+/** Where `name` is reached for replication, from its member key; undefined when the view has no key for it. */
+export function upstreamOf(view: ClusterView | undefined, name: string | undefined): Upstream | undefined {
+  const member = name === undefined ? undefined : view?.members.find((candidate) => candidate.name === name);
+  return member === undefined ? undefined : { name: member.name, connUrl: member.conn_url };
+}
+
 export function upstreamFor(view: ClusterView | undefined, name: string): Upstream {
-  const member = view?.members.find((candidate) => candidate.name === name);
-  if (member === undefined)
+  const upstream = upstreamOf(view, name);
+  if (upstream === undefined)
     throw new PgwardenError('PGW_MEMBER_UNKNOWN', `member ${name} has no key in the DCS: cannot find its conn_url`, {
       context: { member: name },
     });
-  return { name, connUrl: member.conn_url };
+  return upstream;
 }
 
 /** Runs the actions; returns false when one failed (the rest were skipped). */
@@ -196,15 +197,6 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
           .releaseLeader(dcsSignal())
           .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not release the leader key after demote'));
         setLock(NO_LOCK);
-      }
-      if (policy.restartReadOnly === true) {
-        // No longer a primary: the lease fence has nothing left to stop, and must not stop the read-only server.
-        setLock(NO_LOCK);
-        return tasks.start('start', async (signal) => {
-          await pg.startReplica(undefined, signal);
-          deps.log.info({}, 'started PostgreSQL read-only (no upstream) while the DCS is not accessible');
-          callback('on_start', 'replica');
-        });
       }
       return true;
     }

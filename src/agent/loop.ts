@@ -1,8 +1,8 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
-import type { Clock, Dcs, PeerClient, PgController, Upstream, WalStatus } from '../core/ports.js';
+import type { Clock, Dcs, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
-import type { AgentCommand, ClusterView, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
+import type { AgentCommand, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -22,6 +22,7 @@ import { LeaseFence } from './lease-fence.js';
 import { LivePositions } from './live-positions.js';
 import type { MemberIdentity } from './member-record.js';
 import type { AgentSnapshot } from './snapshot.js';
+import { upstreamOf } from './execute.js';
 import { Notifier } from './notifier.js';
 import { runStreamCheck } from './stream-check.js';
 import { TaskSlot } from './tasks.js';
@@ -47,11 +48,6 @@ export interface AgentOptions extends CycleSettings {
    * is a second line of defence and would mask a missing rule).
    */
   readonly isLeaseFenceEnabled?: boolean | undefined;
-}
-
-function upstreamOf(view: ClusterView | undefined, name: string | undefined): Upstream | undefined {
-  const member = name === undefined ? undefined : view?.members.find((candidate) => candidate.name === name);
-  return member === undefined ? undefined : { name: member.name, connUrl: member.conn_url };
 }
 
 export class Agent {

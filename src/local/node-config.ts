@@ -34,6 +34,16 @@ export interface LocalNodeSpec {
   readonly callbacks?: Readonly<Record<string, string>>;
 }
 
+/** The PostgreSQL parameters a local cluster bootstraps with (the Patroni cluster of the benchmarks uses them too). */
+export const LOCAL_BOOTSTRAP_PARAMETERS: Readonly<Record<string, string | number>> = {
+  wal_level: 'replica',
+  hot_standby: 'on',
+  wal_log_hints: 'on',
+  max_wal_senders: 10,
+  max_replication_slots: 10,
+  max_connections: 100,
+};
+
 export function renderNodeConfig(spec: LocalNodeSpec): string {
   const host = spec.host ?? '127.0.0.1';
   const networks = ['127.0.0.1/32', ...(spec.hbaNetwork === undefined ? [] : [spec.hbaNetwork])];
@@ -53,15 +63,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
         postgresql: {
           use_pg_rewind: true,
           use_slots: true,
-          parameters: {
-            wal_level: 'replica',
-            hot_standby: 'on',
-            wal_log_hints: 'on',
-            max_wal_senders: 10,
-            max_replication_slots: 10,
-            max_connections: 100,
-            ...spec.bootstrapParameters,
-          },
+          parameters: { ...LOCAL_BOOTSTRAP_PARAMETERS, ...spec.bootstrapParameters },
         },
       },
       initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],

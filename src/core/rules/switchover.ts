@@ -15,7 +15,7 @@ export const switchoverRule: Rule = (context) => {
   if (!isDue(intent, obs.wallIso)) return undefined;
   if (intent.member === name)
     return decision(context, `cleaning up a switchover to myself (${name})`, [{ kind: 'renewLeader' }, { kind: 'clearFailover' }]);
-  const candidates = failoverCandidates(context, intent.member === undefined ? {} : { member: intent.member });
+  const candidates = failoverCandidates(context, { member: intent.member });
   if (candidates.length === 0) {
     return decision(
       context,
