@@ -137,7 +137,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       if (context.view?.config !== undefined) return true;
       return dcs.setConfig(deps.bootstrapConfig, undefined, dcsSignal());
     case 'writeHistory':
-      await dcs.setHistory([...(context.view?.history ?? []), action.entry], dcsSignal());
+      await dcs.setHistory([...(context.view?.history ?? []), action.entry].slice(-(action.keepLast ?? 0)), dcsSignal());
       return true;
     case 'clearScheduledRestart':
       deps.onScheduledRestartCleared();

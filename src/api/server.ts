@@ -45,6 +45,8 @@ export interface ApiServerOptions {
         readonly passphrase?: string | undefined;
         readonly ca?: Buffer | undefined;
         readonly verifyClient: 'none' | 'optional' | 'required';
+        /** restapi.ciphers: the OpenSSL cipher list the server offers (Node's default when absent). */
+        readonly ciphers?: string | undefined;
       }
     | undefined;
   /** restapi.http_extra_headers (or https_extra_headers under TLS): added to every response with a body. */
@@ -230,6 +232,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
             passphrase: tls.passphrase,
             ca: tls.ca,
             requestCert: tls.verifyClient !== 'none',
+            ...(tls.ciphers !== undefined ? { ciphers: tls.ciphers } : {}),
             rejectUnauthorized: false,
           },
           listener,

@@ -106,6 +106,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         passphrase: restapi.keyfile_password,
         ca: restapi.cafile === undefined ? undefined : readTlsFile(restapi.cafile, 'cafile'),
         verifyClient: restapi.verify_client ?? 'none',
+        ciphers: restapi.ciphers,
       }
     : undefined;
   const peers = new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined);

@@ -1,11 +1,9 @@
 // Patroni keys pgwarden accepts (so a patroni.yml loads unchanged) but does not act on yet, each with why: loading
 // one logs a warning naming it, never a silent no-op.
 export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] = [
-  ['restapi.ciphers', 'the REST API uses Node.js default TLS ciphers'],
   ['bootstrap.post_bootstrap', 'no post-bootstrap script is run (issue 12)'],
   ['bootstrap.post_init', 'no post-bootstrap script is run (issue 12)'],
   ['bootstrap.dcs.failsafe_mode', 'a primary that loses the DCS demotes at its deadline; there is no failsafe mode'],
-  ['bootstrap.dcs.max_timelines_history', 'the history key keeps every entry'],
   ['postgresql.config_dir', 'configuration files live in data_dir'],
   ['postgresql.use_unix_socket', 'the agent connects to its PostgreSQL through the socket directory it configures itself'],
   ['postgresql.use_unix_socket_repl', 'replication connects over TCP to conn_url'],

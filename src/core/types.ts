@@ -59,6 +59,8 @@ export interface DynamicConfig {
   /** Patroni's older name of primary_start_timeout (used when that is absent). */
   readonly master_start_timeout?: number;
   readonly maximum_lag_on_syncnode?: number;
+  /** How many entries the history key keeps (the newest); 0 or absent keeps all, as in Patroni. */
+  readonly max_timelines_history?: number;
   /** true/'on' = priority mode, 'quorum' = ANY n. */
   readonly synchronous_mode?: boolean | string;
   readonly synchronous_mode_strict?: boolean;
@@ -364,7 +366,7 @@ export type Action =
   | { readonly kind: 'copyLogicalSlots'; readonly from: string; readonly slots: readonly string[] }
   | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }
   | { readonly kind: 'writeSync'; readonly state: SyncState | undefined }
-  | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry }
+  | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry; readonly keepLast?: number }
   | { readonly kind: 'clearFailover' }
   | { readonly kind: 'clearScheduledRestart' }
   | {

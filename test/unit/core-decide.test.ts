@@ -156,6 +156,20 @@ describe('the leader with the lock', () => {
     );
   });
 
+  it('keeps only max_timelines_history entries in the history key when that is set', () => {
+    const config = { ttl: 30, loop_wait: 10, retry_timeout: 10, maximum_lag_on_failover: 1048576, max_timelines_history: 2 };
+    const obs = observe({
+      name: 'node2',
+      pg: pgState({ receivedLsn: 7000n, replayedLsn: 6000n }),
+      lock: { lastRenewSentAtMs: NOW - 100 },
+      dcs: { kind: 'ok', view: view({ leaderName: 'node2', config }) },
+    });
+    const promoted = decide(obs, freshMemory());
+    const after = decide(observe({ ...obs, pg: primaryPg({ timeline: 2, writeLsn: 7100n }) }), promoted.memory);
+    const history = after.actions.find((action) => action.kind === 'writeHistory');
+    assert.equal(history?.kind === 'writeHistory' ? history.keepLast : undefined, 2);
+  });
+
   it('renews before promoting when the lock is close to its deadline', () => {
     const obs = observe({
       name: 'node2',

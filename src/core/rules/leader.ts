@@ -23,9 +23,11 @@ export const leaderRule: Rule = (context) => {
       actions.push({ kind: 'publishStatus', optime: Number(pg.writeLsn), slots: publishedSlotPositions(pg.slots ?? []) });
     let memory = {};
     if (mem.promotedFrom !== undefined && pg.timeline !== undefined && pg.timeline > mem.promotedFrom.timeline) {
+      const keepLast = view.config?.max_timelines_history ?? 0;
       actions.push({
         kind: 'writeHistory',
         entry: [mem.promotedFrom.timeline, Number(mem.promotedFrom.lsn), 'no recovery target specified', obs.wallIso, name],
+        ...(Number.isInteger(keepLast) && keepLast > 0 ? { keepLast } : {}),
       });
       memory = { promotedFrom: undefined };
     }
