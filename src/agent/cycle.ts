@@ -5,6 +5,7 @@ import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineMs } from '../core/lease.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
+import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import { deriveTiming } from '../core/timing-rules.js';
 import type { Decision, DynamicConfig, GucValue, HaMemory, LocalPg, Observation, Timing } from '../core/types.js';
@@ -15,7 +16,7 @@ import type { CommandInbox } from './command-inbox.js';
 import { executeActions, NO_LOCK, type LockHolder } from './execute.js';
 import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
 import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
-import { buildSnapshot, type AgentSnapshot } from './snapshot.js';
+import { buildSnapshot, isLockValidAt, type AgentSnapshot } from './snapshot.js';
 import type { TaskSlot } from './tasks.js';
 
 /** A DCS call never gets more than this, whatever retry_timeout says: a slow etcd must not stall the loop. */
@@ -196,7 +197,13 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   const observation: Observation = {
     nowMs: clock.nowMs(),
     wallIso: clock.wallIso(),
-    self: { name: identity.name, tags: identity.tags, canBootstrap: settings.canBootstrap, bootstrapRefusal: settings.bootstrapRefusal },
+    self: {
+      name: identity.name,
+      tags: identity.tags,
+      canBootstrap: settings.canBootstrap,
+      bootstrapRefusal: settings.bootstrapRefusal,
+      isStandbyClusterAtBootstrap: standbyClusterOf(settings.bootstrapConfig) !== undefined,
+    },
     pg: localPg,
     dcs: dcsObservation,
     lock: state.lock.current,
@@ -254,6 +261,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       pgStateOf(state.pg, tasks.state()),
       observation.isPaused,
       inbox.scheduled()?.record,
+      isStandbyLeaderNow(view, identity.name, state.pg, isLockValidAt(state.lock.current, clock.nowMs())),
     );
     state.cycleStep = 'publish the member key';
     await dcs
@@ -271,7 +279,7 @@ export function currentSnapshot(state: CycleState, nowMs: number): AgentSnapshot
   if (!snapshot.isLeaderWithLock) return snapshot;
   const lock = state.lock.current;
   const isLockValid = lock.lastRenewSentAtMs !== undefined && nowMs < lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
-  return isLockValid ? snapshot : { ...snapshot, isLeaderWithLock: false };
+  return isLockValid ? snapshot : { ...snapshot, isLeaderWithLock: false, isStandbyLeader: false };
 }
 
 /** Backstop at the lock deadline (the lease fence fires it): a primary whose lock was not renewed in time stops at once. */

@@ -1,6 +1,7 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
+import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
 import type { Action, ClusterView, DemoteMode, DynamicConfig, LockObservation } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
 import { describeError } from '../util/errors.js';
@@ -64,18 +65,51 @@ export interface ExecuteContext {
   readonly pgBudgetMs: number;
 }
 
-/** Where `name` is reached for replication, from its member key; undefined when the view has no key for it. */
-export function upstreamOf(view: ClusterView | undefined, name: string | undefined): Upstream | undefined {
+/**
+ * Where `name` is reached for replication, from its member key (or, for the remote primary of a standby cluster, from
+ * the `standby_cluster` section); undefined when the view has neither.
+ */
+export function upstreamOf(view: ClusterView | undefined, name: string | undefined, bootstrapConfig?: DynamicConfig): Upstream | undefined {
+  if (name === REMOTE_PRIMARY) return remoteUpstreamOf(view?.config ?? bootstrapConfig);
   const member = name === undefined ? undefined : view?.members.find((candidate) => candidate.name === name);
   return member === undefined ? undefined : { name: member.name, connUrl: member.conn_url };
 }
 
-export function upstreamFor(view: ClusterView | undefined, name: string): Upstream {
-  const upstream = upstreamOf(view, name);
+/** Before the DCS holds a config, the local bootstrap.dcs says where a new standby cluster clones from. */
+function remoteUpstreamOf(config: DynamicConfig | undefined): Upstream | undefined {
+  const settings = standbyClusterOf(config);
+  if (settings === undefined) return undefined;
+  const connUrl =
+    settings.host === undefined && settings.port === undefined
+      ? ''
+      : `postgres://${formatHost(settings.host ?? '127.0.0.1')}:${settings.port ?? 5432}/postgres`;
+  return {
+    name: REMOTE_PRIMARY,
+    connUrl,
+    remote: {
+      slotName: settings.primarySlotName,
+      restoreCommand: settings.restoreCommand,
+      archiveCleanupCommand: settings.archiveCleanupCommand,
+      recoveryMinApplyDelay: settings.recoveryMinApplyDelay,
+    },
+  };
+}
+
+/** An IPv6 address goes in brackets in a URL. */
+function formatHost(host: string): string {
+  return host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+}
+
+export function upstreamFor(view: ClusterView | undefined, name: string, bootstrapConfig?: DynamicConfig): Upstream {
+  const upstream = upstreamOf(view, name, bootstrapConfig);
   if (upstream === undefined)
-    throw new PgwardenError('PGW_MEMBER_UNKNOWN', `member ${name} has no key in the DCS: cannot find its conn_url`, {
-      context: { member: name },
-    });
+    throw new PgwardenError(
+      'PGW_MEMBER_UNKNOWN',
+      name === REMOTE_PRIMARY
+        ? 'the dynamic config has no usable standby_cluster section: cannot find the remote primary'
+        : `member ${name} has no key in the DCS: cannot find its conn_url`,
+      { context: { member: name } },
+    );
   return upstream;
 }
 
@@ -164,6 +198,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       return true;
     case 'followLeader':
       await pg.followUpstream(upstreamFor(context.view, action.upstream), pgSignal());
+      if (action.upstream === REMOTE_PRIMARY) callback('on_role_change', 'standby_leader');
       return true;
     case 'manageSlots': {
       // A failed slot step is logged, never fatal: the HA actions after this one still run.
@@ -214,7 +249,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         await pg.removeDataDir(signal);
       });
     case 'basebackup': {
-      const upstream = upstreamFor(context.view, action.from);
+      const upstream = upstreamFor(context.view, action.from, deps.bootstrapConfig);
       return tasks.start('basebackup', async (signal) => {
         await pg.removeDataDir(signal);
         await pg.basebackup(upstream, signal);
@@ -268,6 +303,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       return tasks.start('start', async (signal) => {
         await pg.startReplica(upstream, signal);
         callback('on_start', 'replica');
+        if (action.upstream === REMOTE_PRIMARY) callback('on_role_change', 'standby_leader');
       });
     }
   }

@@ -41,8 +41,9 @@ export function buildMemberRecord(
   state: PgState,
   isPaused: boolean,
   scheduledRestart?: MemberRecord['scheduled_restart'],
+  isStandbyLeader = false,
 ): MemberRecord {
-  const role = pg?.role ?? 'uninitialized';
+  const role = isStandbyLeader ? 'standby_leader' : (pg?.role ?? 'uninitialized');
   const base = {
     name: identity.name,
     conn_url: identity.connUrl,

@@ -1,6 +1,7 @@
 // The read-only state an agent exposes to the REST API and metrics, replaced atomically after each cycle.
 import { lockDeadlineMs } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
+import { isStandbyLeaderNow } from '../core/standby-cluster.js';
 import type { ClusterView, DynamicConfig, LocalPg, LockObservation, MemberTags, PgState, TaskState, Timing } from '../core/types.js';
 import { pgStateOf, type MemberIdentity } from './member-record.js';
 
@@ -19,6 +20,8 @@ export interface AgentSnapshot {
   readonly dcsLastSeenEpochS: number | undefined;
   /** True while this agent holds a lock whose local deadline has not passed. */
   readonly isLeaderWithLock: boolean;
+  /** The lock holder of a standby cluster, running as a replica of the remote primary (role standby_leader). */
+  readonly isStandbyLeader: boolean;
   readonly isPaused: boolean;
   readonly task: TaskState;
   /** Monotonic ms of the last completed HA cycle (for /liveness). */
@@ -61,6 +64,7 @@ export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
     isDcsReachable: inputs.isDcsReachable,
     dcsLastSeenEpochS: inputs.dcsLastSeenEpochS,
     isLeaderWithLock,
+    isStandbyLeader: isStandbyLeaderNow(view, identity.name, inputs.pg, isLeaderWithLock),
     isPaused: inputs.config.pause === true,
     task: inputs.task,
     lastCycleAtMs: inputs.nowMs,

@@ -48,7 +48,11 @@ const SPECS: readonly MetricSpec[] = [
     help: 'Current location of the PostgreSQL transaction log, 0 for replicas',
     value: (s) => (s.pg.role === 'primary' ? Number(s.pg.writeLsn ?? 0n) : 0),
   },
-  { name: 'patroni_standby_leader', help: 'Value is 1 if this node is the standby leader, 0 otherwise', value: () => 0 },
+  {
+    name: 'patroni_standby_leader',
+    help: 'Value is 1 if this node is the standby leader, 0 otherwise',
+    value: (s) => (s.isStandbyLeader ? 1 : 0),
+  },
   {
     name: 'patroni_replica',
     help: 'Value is 1 if this node is a replica, 0 otherwise',

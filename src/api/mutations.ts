@@ -1,6 +1,7 @@
 // Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
 import { roleFromWire } from '../core/patroni-wire.js';
 import { validateSlotConfig } from '../core/slot-plan.js';
+import { validateStandbyCluster } from '../core/standby-cluster.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { isViableCandidate } from '../core/failover-intent.js';
 import type { Dcs } from '../core/ports.js';
@@ -203,7 +204,7 @@ export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, 
   if ('status' in view) return view;
   if (method === 'PATCH' && view.config === undefined) return text(503, 'no configuration in the DCS yet: the cluster is not initialized');
   const next = method === 'PATCH' ? mergeConfigPatch(view.config as Record<string, unknown>, body) : body;
-  const invalid = validateSlotConfig(next) ?? validateSyncConfig(next);
+  const invalid = validateSlotConfig(next) ?? validateSyncConfig(next) ?? validateStandbyCluster(next.standby_cluster);
   if (invalid !== undefined) return text(400, `invalid configuration: ${invalid}`);
   try {
     const isWritten = await context.dcs.setConfig(

@@ -35,7 +35,7 @@ export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown>
   const document: Record<string, unknown> = { state: snapshot.state };
   if (pg.isRunning) {
     if (pg.postmasterStartTime !== undefined) document.postmaster_start_time = pg.postmasterStartTime;
-    if (pg.role !== undefined) document.role = wireRole(pg.role);
+    if (pg.role !== undefined) document.role = snapshot.isStandbyLeader ? 'standby_leader' : wireRole(pg.role);
     if (pg.serverVersion !== undefined) document.server_version = pg.serverVersion;
     document.xlog =
       pg.role === 'primary'
@@ -82,6 +82,8 @@ function tagsMatch(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
 function isReplicaOk(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
   const pg = snapshot.pg;
   if (!pg.isRunning || pg.role !== 'replica' || snapshot.state !== 'running' || snapshot.tags.noloadbalance === true) return false;
+  // Patroni 3.0.2: the standby leader is not a replica of this cluster (it answers /standby-leader and /read-only).
+  if (snapshot.isStandbyLeader) return false;
   const lagText = query.get('lag');
   if (lagText !== null) {
     const maxLag = parseLag(lagText);
@@ -104,11 +106,11 @@ const isQuorumMode = (snapshot: AgentSnapshot): boolean => syncSettingsOf(snapsh
 /** Health-check routing as Patroni does it: by substring of the path, most specific first. */
 function healthCheck(path: string, snapshot: AgentSnapshot, query: URLSearchParams): boolean {
   if (path === '/' || path.includes('primary') || path.includes('master') || path.includes('read-write')) return isLeaderOk(snapshot);
-  if (path.includes('standby-leader') || path.includes('standby_leader')) return false;
+  if (path.includes('standby-leader') || path.includes('standby_leader')) return snapshot.isStandbyLeader;
   if (path.includes('leader')) return isLeaderOk(snapshot);
   if (path.includes('read-only-sync') || path.includes('read-only-synchronous'))
     return isLeaderOk(snapshot) || (isSyncStandby(snapshot) && isReplicaOk(snapshot, query));
-  if (path.includes('read-only')) return isLeaderOk(snapshot) || isReplicaOk(snapshot, query);
+  if (path.includes('read-only')) return isLeaderOk(snapshot) || snapshot.isStandbyLeader || isReplicaOk(snapshot, query);
   if (path.includes('quorum')) return isQuorumMode(snapshot) && isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
   if (path.includes('async')) return snapshot.isDcsReachable && !isSyncStandby(snapshot) && isReplicaOk(snapshot, query);
   if (path.includes('sync')) return !isQuorumMode(snapshot) && isSyncStandby(snapshot) && isReplicaOk(snapshot, query);

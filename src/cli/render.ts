@@ -89,8 +89,9 @@ function pretty(scope: string, summary: ClusterSummary, isExtended: boolean): st
 
 /** patronictl topology: the leader first, replicas indented under it with `+ `. */
 export function renderTopology(scope: string, summary: ClusterSummary): string {
-  const leader = summary.members.filter((member) => member.role === 'leader');
-  const others = summary.members.filter((member) => member.role !== 'leader').map((member) => ({ ...member, name: `+ ${member.name}` }));
+  const isLeader = (member: MemberSummary): boolean => member.role === 'leader' || member.role === 'standby_leader';
+  const leader = summary.members.filter(isLeader);
+  const others = summary.members.filter((member) => !isLeader(member)).map((member) => ({ ...member, name: `+ ${member.name}` }));
   return pretty(scope, { ...summary, members: [...leader, ...others] }, false);
 }
 

@@ -1,5 +1,6 @@
 // The patroni.yml schema pgwarden accepts (zod): Patroni's key names, defaults, and the address/host shapes parsed.
 import { z } from 'zod';
+import { validateStandbyCluster } from '../core/standby-cluster.js';
 import { TIMING_DEFAULTS, TIMING_MINIMUMS } from '../core/timing-rules.js';
 
 /** host:port; `minPort: 0` also accepts port 0 (listen on any free port). */
@@ -50,6 +51,13 @@ const bootstrapDcs = z
     slots: z.record(z.string(), z.unknown()).optional(),
     ignore_slots: z.array(z.unknown()).optional(),
     postgresql: dcsPostgresql.optional(),
+    standby_cluster: z
+      .unknown()
+      .optional()
+      .superRefine((value, context) => {
+        const invalid = validateStandbyCluster(value);
+        if (invalid !== undefined) context.addIssue({ code: 'custom', message: invalid });
+      }),
   })
   .loose();
 

@@ -1,11 +1,12 @@
 // Patroni's `cluster_as_json` from a ClusterView: the data behind GET /cluster and `pgwarden list` (pure).
 import { slotNameForMember } from './slot-names.js';
+import { standbyClusterOf } from './standby-cluster.js';
 import { syncSettingsOf } from './sync-plan.js';
 import type { ClusterView, MemberTags } from './types.js';
 
 export interface MemberSummary {
   readonly name: string;
-  readonly role: 'leader' | 'sync_standby' | 'quorum_standby' | 'replica';
+  readonly role: 'leader' | 'standby_leader' | 'sync_standby' | 'quorum_standby' | 'replica';
   readonly state: string;
   readonly api_url: string;
   readonly host: string;
@@ -54,6 +55,8 @@ export function hostPortFromConnUrl(connUrl: string): { host: string; port: numb
 export function summarizeCluster(view: ClusterView): ClusterSummary {
   const leader = view.leader?.name;
   const isQuorum = syncSettingsOf(view.config).mode === 'quorum';
+  // In a standby cluster the lock holder replicates from the remote primary: Patroni calls it the standby leader.
+  const leaderRole = standbyClusterOf(view.config) === undefined ? 'leader' : 'standby_leader';
   const syncNames = new Set((view.sync?.sync_standby ?? '').split(',').filter((name) => name !== ''));
   const leaderRecord = view.members.find((member) => member.name === leader);
   const optime = view.optime ?? leaderRecord?.xlog_location;
@@ -70,10 +73,10 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((member): MemberSummary => {
       const role =
-        member.name === leader ? 'leader' : syncNames.has(member.name) ? (isQuorum ? 'quorum_standby' : 'sync_standby') : 'replica';
+        member.name === leader ? leaderRole : syncNames.has(member.name) ? (isQuorum ? 'quorum_standby' : 'sync_standby') : 'replica';
       const { host, port } = hostPortFromConnUrl(member.conn_url);
       const lag =
-        role === 'leader'
+        role === leaderRole
           ? undefined
           : member.xlog_location === undefined || optime === undefined
             ? 'unknown'
@@ -90,7 +93,7 @@ export function summarizeCluster(view: ClusterView): ClusterSummary {
         ...(member.pending_restart === true ? { pending_restart: true } : {}),
         ...(member.scheduled_restart !== undefined ? { scheduled_restart: member.scheduled_restart } : {}),
         ...(member.tags !== undefined && Object.keys(member.tags).length > 0 ? { tags: member.tags } : {}),
-        ...(role !== 'leader' && slotBehind(slotNameForMember(member.name)) !== undefined
+        ...(role !== leaderRole && slotBehind(slotNameForMember(member.name)) !== undefined
           ? { slot_retained_bytes: slotBehind(slotNameForMember(member.name))! }
           : {}),
       };

@@ -1,6 +1,7 @@
 // Facts derived once per decision from the Observation, shared by all rules (pure).
 import { failoverPriority } from './candidates.js';
 import { lockDeadlineMs } from './lease.js';
+import { standbyClusterOf } from './standby-cluster.js';
 import type { ClusterView, Decision, HaMemory, MemberRecord, Observation } from './types.js';
 
 export interface DecisionContext {
@@ -19,6 +20,8 @@ export interface DecisionContext {
   readonly isRunningReplica: boolean;
   readonly myWal: bigint;
   readonly myPriority: number;
+  /** The dynamic config has a `standby_cluster` section: the leader replicates from a remote primary, never promotes. */
+  readonly isStandbyCluster: boolean;
 }
 
 export function buildContext(obs: Observation, mem: HaMemory): DecisionContext {
@@ -44,6 +47,8 @@ export function buildContext(obs: Observation, mem: HaMemory): DecisionContext {
     isRunningReplica: pg.isRunning && pg.role === 'replica',
     myWal: positions.reduce((a, b) => (a > b ? a : b), 0n),
     myPriority: failoverPriority(obs.self.tags),
+    isStandbyCluster:
+      view?.config !== undefined ? standbyClusterOf(view.config) !== undefined : obs.self.isStandbyClusterAtBootstrap === true,
   };
 }
 

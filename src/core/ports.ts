@@ -61,8 +61,20 @@ export interface Dcs {
 /** Where a replica streams from. */
 export interface Upstream {
   readonly name: string;
-  /** postgres://host:port/db as published in the member's conn_url. */
+  /** postgres://host:port/db as published in the member's conn_url; '' when WAL comes from an archive only. */
   readonly connUrl: string;
+  /**
+   * Another cluster's primary (standby_cluster): `slotName` is the slot to use there (none when undefined), and the
+   * recovery settings of that section apply. A member upstream (remote undefined) uses this member's own slot.
+   */
+  readonly remote?:
+    | {
+        readonly slotName: string | undefined;
+        readonly restoreCommand: string | undefined;
+        readonly archiveCleanupCommand: string | undefined;
+        readonly recoveryMinApplyDelay: string | number | undefined;
+      }
+    | undefined;
 }
 
 export type StopMode = 'smart' | 'fast' | 'immediate';

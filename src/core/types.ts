@@ -218,6 +218,11 @@ export interface SelfInfo {
   readonly canBootstrap: boolean;
   /** Why this member must not bootstrap a new cluster (an unsupported bootstrap.method), said in the decision. */
   readonly bootstrapRefusal?: string | undefined;
+  /**
+   * The local bootstrap.dcs has a standby_cluster section: until the DCS holds a config, it decides whether a new
+   * cluster is a standby cluster (cloned from the remote primary) or a new one (initdb), as in Patroni.
+   */
+  readonly isStandbyClusterAtBootstrap?: boolean | undefined;
 }
 
 /**

@@ -11,12 +11,16 @@ export interface Healthy {
   readonly view: ClusterView;
 }
 
-/** One leader whose member key says running primary, and every other expected member streaming on its timeline. */
+/**
+ * One leader whose member key says running primary (or standby leader, in a standby cluster), and every other
+ * expected member streaming on its timeline.
+ */
 export function healthyTopology(view: ClusterView, expected: readonly string[]): Healthy | undefined {
   const leader = view.leader?.name;
   if (leader === undefined) return undefined;
   const leaderMember = view.members.find((member) => member.name === leader);
-  if (leaderMember?.state !== 'running' || roleFromWire(leaderMember.role) !== 'primary') return undefined;
+  const isLeading = leaderMember !== undefined && (roleFromWire(leaderMember.role) === 'primary' || leaderMember.role === 'standby_leader');
+  if (leaderMember?.state !== 'running' || !isLeading) return undefined;
   const replicas = expected.filter((name) => name !== leader);
   for (const name of replicas) {
     const member = view.members.find((candidate) => candidate.name === name);

@@ -37,6 +37,7 @@ export interface NodeSetup {
   readonly callbacks?: Readonly<Record<string, string>>;
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
   readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
+  readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
   readonly nodeTmpfsMb?: number;
 }
 
@@ -77,6 +78,7 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.callbacks !== undefined ? { callbacks: setup.callbacks } : {}),
         ...(setup.parameters !== undefined ? { extraParameters: setup.parameters } : {}),
         ...(setup.bootstrapParameters !== undefined ? { bootstrapParameters: setup.bootstrapParameters } : {}),
+        ...(setup.bootstrapDcs !== undefined ? { bootstrapDcs: setup.bootstrapDcs } : {}),
       });
       // The config holds the superuser and replication passwords.
       await writeFile(configPath, yaml, { mode: 0o600 });

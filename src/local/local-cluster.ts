@@ -44,6 +44,15 @@ export interface LocalClusterOptions {
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
   /** Extra bootstrap.dcs.postgresql.parameters (the dynamic config the cluster starts with), e.g. { wal_keep_segments: 100 }. */
   readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
+  /** Other bootstrap.dcs keys, e.g. { standby_cluster: { host, port } } for a standby cluster. */
+  readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
+  /**
+   * Use this running etcd (loopback only) instead of starting one: several clusters (scopes) on one etcd. It is not
+   * stopped with this cluster.
+   */
+  readonly sharedEtcd?: EtcdClusterHandle;
+  /** The superuser and replication passwords, e.g. those of the cluster a standby cluster is a copy of. */
+  readonly passwords?: { readonly superuser: string; readonly replication: string };
   /**
    * loopback (default): everything on 127.0.0.1. netns: each etcd member and each node in its own network namespace
    * on a private bridge (root only), so partitions, loss and latency are real network faults. relay: loopback, with
@@ -173,15 +182,18 @@ export class LocalCluster {
       // Namespace hosts are numbered in this order: etcd members first, then nodes.
       const network = await openNetwork(options.network ?? 'loopback', [...etcdNames, ...nodeNames]);
       undo.push(() => network.close());
-      const etcd = await startEtcdCluster({
-        size: etcdNames.length,
-        dir: join(options.dir, 'etcd'),
-        ...(network.lab === undefined
-          ? {}
-          : { hosts: etcdNames.map((name) => network.host(name)), wrap: (index: number) => network.wrap(etcdNames[index]!) }),
-      });
+      const etcd =
+        options.sharedEtcd !== undefined && network.lab === undefined
+          ? borrowedEtcd(options.sharedEtcd)
+          : await startEtcdCluster({
+              size: etcdNames.length,
+              dir: join(options.dir, 'etcd'),
+              ...(network.lab === undefined
+                ? {}
+                : { hosts: etcdNames.map((name) => network.host(name)), wrap: (index: number) => network.wrap(etcdNames[index]!) }),
+            });
       undo.push(() => etcd.stop());
-      const superuserPassword = randomBytes(9).toString('base64url');
+      const superuserPassword = options.passwords?.superuser ?? randomBytes(9).toString('base64url');
       const etcdHosts = await network.connectNodes(nodeNames, etcd.endpoints);
       const nodes = await prepareNodes({
         dir: options.dir,
@@ -191,7 +203,7 @@ export class LocalCluster {
         timing: options.timing ?? DEFAULT_TIMING,
         binDir: options.binDir ?? '/usr/lib/postgresql/15/bin',
         superuserPassword,
-        replicationPassword: randomBytes(9).toString('base64url'),
+        replicationPassword: options.passwords?.replication ?? randomBytes(9).toString('base64url'),
         hostOf: (name) => network.host(name),
         etcdHostsOf: (name) => etcdHosts.get(name) ?? [],
         hbaNetwork: network.hbaNetwork,
@@ -199,6 +211,7 @@ export class LocalCluster {
         ...(options.callbacks !== undefined ? { callbacks: options.callbacks } : {}),
         ...(options.parameters !== undefined ? { parameters: options.parameters } : {}),
         ...(options.bootstrapParameters !== undefined ? { bootstrapParameters: options.bootstrapParameters } : {}),
+        ...(options.bootstrapDcs !== undefined ? { bootstrapDcs: options.bootstrapDcs } : {}),
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
       });
       undo.push(async () => {
@@ -435,6 +448,13 @@ export class LocalCluster {
       });
     return { bytes, release };
   }
+}
+
+/** Another cluster's etcd, used but not owned: this cluster neither stops it nor counts its processes as its own. */
+function borrowedEtcd(etcd: EtcdClusterHandle): EtcdClusterHandle {
+  const notOwned = (): Promise<void> =>
+    Promise.reject(new PgwardenError('PGW_LOCAL_PROCESS', "this cluster uses another cluster's etcd: stop or start its members there"));
+  return { endpoints: etcd.endpoints, members: [], stopMember: notOwned, startMember: notOwned, stop: () => Promise.resolve() };
 }
 
 /** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */

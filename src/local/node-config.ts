@@ -31,6 +31,8 @@ export interface LocalNodeSpec {
   readonly tags?: Readonly<Record<string, unknown>>;
   readonly extraParameters?: Readonly<Record<string, string | number | boolean>>;
   readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
+  /** Other bootstrap.dcs keys, e.g. { standby_cluster: { host, port } }. */
+  readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
   readonly callbacks?: Readonly<Record<string, string>>;
 }
 
@@ -65,6 +67,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
           use_slots: true,
           parameters: { ...LOCAL_BOOTSTRAP_PARAMETERS, ...spec.bootstrapParameters },
         },
+        ...spec.bootstrapDcs,
       },
       initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],
     },

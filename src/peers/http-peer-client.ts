@@ -21,7 +21,8 @@ function toBigInt(value: unknown): bigint | undefined {
 /** Parses a peer's status document the way Patroni's race does: WAL position = max(received, replayed) or the primary's location. */
 export function peerStatusFromDocument(member: MemberRecord, document: PatroniStatusDocument): PeerStatus {
   const wire = typeof document.role === 'string' ? roleFromWire(document.role) : undefined;
-  const role = wire === 'primary' || wire === 'replica' ? wire : undefined;
+  // A standby leader runs PostgreSQL as a replica (of another cluster's primary).
+  const role = wire === 'primary' || wire === 'replica' ? wire : wire === 'standby_leader' ? 'replica' : undefined;
   const location = toBigInt(document.xlog?.location);
   const received = toBigInt(document.xlog?.received_location);
   const replayed = toBigInt(document.xlog?.replayed_location);

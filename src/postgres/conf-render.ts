@@ -22,6 +22,10 @@ export interface ReplicaSettings {
   readonly applicationName: string;
   readonly passfile: string;
   readonly slotName: string | undefined;
+  /** No primary_conninfo: WAL comes from restore_command only (a standby cluster without host). */
+  readonly isArchiveOnly?: boolean | undefined;
+  /** Recovery GUCs of the upstream (restore_command, archive_cleanup_command, recovery_min_apply_delay). */
+  readonly recovery?: Readonly<Record<string, GucValue>> | undefined;
 }
 
 export function renderPrimaryConninfo(settings: ReplicaSettings): string {
@@ -81,8 +85,9 @@ export function renderPostgresqlConf(input: ConfInput): string {
     Object.assign(merged, adapted);
   }
   if (input.replica !== undefined) {
-    merged.primary_conninfo = renderPrimaryConninfo(input.replica);
-    if (input.replica.slotName !== undefined) merged.primary_slot_name = input.replica.slotName;
+    if (input.replica.isArchiveOnly !== true) merged.primary_conninfo = renderPrimaryConninfo(input.replica);
+    if (input.replica.slotName !== undefined && input.replica.isArchiveOnly !== true) merged.primary_slot_name = input.replica.slotName;
+    Object.assign(merged, input.replica.recovery ?? {});
     merged.recovery_target_timeline = 'latest';
   }
   const lines = [

@@ -299,6 +299,10 @@ export class PostgresController implements PgController {
     this.#replicaTimeline = 0;
     await this.#dataDir.recreateEmpty();
     await this.#dataDir.writePgpass();
+    if (from.connUrl === '')
+      throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] cannot clone ${from.name}: it has no host and port`, {
+        context: { member: this.#options.member, hint: 'give standby_cluster a host and port to clone the remote primary from' },
+      });
     const { host, port } = addressOf(from);
     await this.#run(
       pgBasebackupArgv(this.#bin('pg_basebackup'), { dataDir: this.#dataDir.path, host, port, user: this.#options.replication.username }),

@@ -1,6 +1,5 @@
 // System test of the control plane on real processes: the pgwarden CLI drives switchover and maintenance mode over REST and etcd.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,19 +12,12 @@ import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { isAlive, killPid, spawnManaged } from '../../src/local/process.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { assertStays } from '../kit/assert-stays.js';
-import { agentLogTail, httpStatus, isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { agentLogTail, httpStatus, isWritable, runCli, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
-const CLI = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
 const AGENT_ENTRY = fileURLToPath(new URL('../../src/bin/agent.js', import.meta.url));
 
-function cli(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { timeout: 90_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
-    });
-  });
-}
+const cli = (args: readonly string[]): ReturnType<typeof runCli> => runCli(args);
 
 describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
   // The callback script lives outside the cluster's directory: it exists before the cluster does.

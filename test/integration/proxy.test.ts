@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { Writer } from '../../src/chaos/workload.js';
 import type { LocalCluster, LocalProxy } from '../../src/local/local-cluster.js';
-import { isAlive, processTree } from '../../src/local/process.js';
+import { isAlive, processTree, signalAll } from '../../src/local/process.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
@@ -201,7 +201,8 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         const postmaster = await cluster.postmasterPid(old);
         assert.ok(postmaster !== undefined);
         const frozen = [cluster.node(old).agentPid!, ...(await processTree(postmaster))];
-        for (const pid of frozen) process.kill(pid, 'SIGSTOP');
+        // A backend may exit between the listing and the signal: signalAll skips the ones already gone.
+        signalAll(frozen, 'SIGSTOP');
         const frozenAt = performance.now();
         let leader: string;
         try {
@@ -214,7 +215,7 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
           // Stay frozen past the ttl, as a long GC pause or a stalled VM would, then wake up believing it is still primary.
           await new Promise((resolve) => setTimeout(resolve, FAST_TIMING.ttl * 1000));
         } finally {
-          for (const pid of frozen) process.kill(pid, 'SIGCONT');
+          signalAll(frozen, 'SIGCONT');
         }
         const resumedAt = performance.now();
         // The dangerous moment is right after the resume, until its agent notices it lost the lock and demotes it: the

@@ -2,16 +2,14 @@
 // ignore_slots, retained WAL in /metrics and `list -e`, and a pg_recvlogical (test_decoding) consumer that
 // continues on the new primary after a failover without missing a change.
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { agentLogTail, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
+import { agentLogTail, runCliOk, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
-const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
 const RECVLOGICAL = '/usr/lib/postgresql/15/bin/pg_recvlogical';
 
 interface SlotRow extends Record<string, unknown> {
@@ -190,7 +188,7 @@ describe('replication slots and logical slot failover on real etcd and PostgreSQ
       /pgwarden_replication_slot_retained_wal_bytes\{scope="slotstest",name="[^"]+",slot_name="cdc",slot_type="logical"\} \d+/,
     );
     assert.match(metrics, /pgwarden_replication_slot_active\{[^}]*slot_name="archiver"[^}]*\} 0/);
-    const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list', '-e']);
+    const { stdout } = await runCliOk(['-c', cluster.node(leader).configPath, 'list', '-e']);
     assert.match(stdout, /Slot WAL in MB/);
     assert.match(stdout, / Slot cdc: \d+ MB behind the leader/);
   });

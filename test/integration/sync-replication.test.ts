@@ -1,20 +1,16 @@
 // Synchronous mode on real etcd and PostgreSQL: every acknowledged commit survives SIGKILL of the primary, of the
 // synchronous standby first, and strict mode makes writes wait rather than acknowledging them on the primary alone.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { Writer } from '../../src/chaos/workload.js';
 import type { ClusterView } from '../../src/core/types.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { isAlive } from '../../src/local/process.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { agentLogTail, httpStatus, isWritable, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
+import { agentLogTail, httpStatus, isWritable, runCliOk, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const TABLE = 'sync_acks';
-const CLI = join(process.cwd(), 'dist', 'src', 'bin', 'pgwarden.js');
 
 describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_000 }, () => {
   let cluster: LocalCluster;
@@ -130,7 +126,7 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
       },
     );
     assert.equal(await httpStatus(cluster, other, '/sync'), 503);
-    const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
+    const { stdout } = await runCliOk(['-c', cluster.node(leader).configPath, 'list']);
     assert.match(stdout, new RegExp(`\\| ${standby} .*\\| Sync Standby \\|`));
   });
 
@@ -236,7 +232,7 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
     // The DCS shows the dead standbys until their member keys expire (ttl), so `list` may take that long to say it.
     await waitUntil(
       async () => {
-        const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
+        const { stdout } = await runCliOk(['-c', cluster.node(leader).configPath, 'list']);
         return /Synchronous mode: strict and no synchronous standby is streaming/.test(stdout);
       },
       { timeoutMs: 30_000, intervalMs: 500, describe: 'list to report blocked writes' },
@@ -279,7 +275,7 @@ describe('synchronous replication on real etcd and PostgreSQL', { timeout: 900_0
           async () => (await Promise.all(standbys.map((name) => httpStatus(cluster, name, '/quorum')))).every((status) => status === 200),
           { timeoutMs: 10_000, intervalMs: 200, describe: '/quorum on both standbys' },
         );
-        const { stdout } = await promisify(execFile)(process.execPath, [CLI, '-c', cluster.node(leader).configPath, 'list']);
+        const { stdout } = await runCliOk(['-c', cluster.node(leader).configPath, 'list']);
         assert.equal(stdout.match(/\| Quorum Standby \|/g)?.length, 2, stdout);
       }
       await acksAdvance(30, 20_000);

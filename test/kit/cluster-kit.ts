@@ -1,11 +1,31 @@
-// Helpers for system tests on a LocalCluster: SQL on a node, REST status codes, agent log lines, and (from
-// src/local/cluster-health.ts) waiting for a healthy topology.
+// Helpers for system tests on a LocalCluster: SQL on a node, REST status codes, agent log lines, the pgwarden CLI, and
+// (from src/local/cluster-health.ts) waiting for a healthy topology.
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 
 export { healthyTopology, waitHealthy, type Healthy } from '../../src/local/cluster-health.js';
+
+const CLI_ENTRY = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
+
+/** Runs the built `pgwarden` CLI; never rejects: the exit code and both outputs are the result. */
+export function runCli(args: readonly string[], timeoutMs = 90_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI_ENTRY, ...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+  });
+}
+
+/** Runs the CLI and fails with its output unless it exits 0. */
+export async function runCliOk(args: readonly string[]): Promise<{ stdout: string }> {
+  const result = await runCli(args);
+  if (result.code !== 0) throw new Error(`pgwarden ${args.join(' ')} exited ${result.code}: ${result.stderr || result.stdout}`);
+  return { stdout: result.stdout };
+}
 
 export async function sql<T extends Record<string, unknown>>(
   cluster: LocalCluster,

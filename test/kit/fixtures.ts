@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster, type LocalClusterOptions } from '../../src/local/local-cluster.js';
 import type { LocalTiming } from '../../src/local/node-config.js';
-import { isAlive, signalAll } from '../../src/local/process.js';
+import { isAlive, processTree, signalAll } from '../../src/local/process.js';
 
 export { DEFAULT_DYNAMIC_CONFIG } from '../../src/local/node-config.js';
 
@@ -71,8 +71,10 @@ export async function teardownCluster(cluster: LocalCluster | undefined): Promis
     ...postmasters,
     ...cluster.etcd.members.map((member) => member.pid),
   ].filter((pid): pid is number => pid !== undefined);
-  // A test that failed while it had processes frozen must not leave them unable to handle SIGTERM.
-  signalAll(pids, 'SIGCONT');
+  // A test that failed while it had processes frozen must not leave them unable to handle SIGTERM: that includes a
+  // postmaster's backends, which would otherwise keep the postmaster waiting for them until it is SIGKILLed.
+  const trees = await Promise.all(postmasters.map((pid) => (pid === undefined ? Promise.resolve([]) : processTree(pid))));
+  signalAll([...pids, ...trees.flat()], 'SIGCONT');
   await cluster.stop();
   interruptible.get(cluster)?.();
   interruptible.delete(cluster);

@@ -84,6 +84,7 @@ describe('REST API with restapi.allowlist', () => {
     isDcsReachable: true,
     dcsLastSeenEpochS: 0,
     isLeaderWithLock: true,
+    isStandbyLeader: false,
     isPaused: false,
     task: { kind: 'idle' },
     lastCycleAtMs: 0,

@@ -47,6 +47,7 @@ function context(dcs: MemoryDcs, overrides: Partial<MutationContext> = {}): Muta
     isDcsReachable: true,
     dcsLastSeenEpochS: 0,
     isLeaderWithLock: true,
+    isStandbyLeader: false,
     isPaused: false,
     task: { kind: 'idle' },
     lastCycleAtMs: 0,

@@ -20,6 +20,7 @@ function snapshot(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
     isDcsReachable: true,
     dcsLastSeenEpochS: 1795370065,
     isLeaderWithLock: true,
+    isStandbyLeader: false,
     isPaused: false,
     task: { kind: 'idle' },
     lastCycleAtMs: 1000,
@@ -55,6 +56,15 @@ describe('health checks', () => {
     assert.equal(status('/replica?tag_zone=a', replica({ tags: { zone: 'a' } })), 200);
     assert.equal(status('/replica?tag_zone=b', replica({ tags: { zone: 'a' } })), 503);
     assert.equal(status('/replica', replica({ tags: { noloadbalance: true } })), 503);
+  });
+
+  it('answers as Patroni 3.0.2 on the standby leader of a standby cluster', () => {
+    const standbyLeader = replica({ name: 'node1', isLeaderWithLock: true, isStandbyLeader: true });
+    for (const path of ['/standby-leader', '/standby_leader', '/read-only']) assert.equal(status(path, standbyLeader), 200, path);
+    for (const path of ['/', '/primary', '/leader', '/replica', '/read-write']) assert.equal(status(path, standbyLeader), 503, path);
+    assert.equal(status('/standby-leader', snapshot()), 503, 'a primary is not a standby leader');
+    assert.equal(status('/standby-leader', replica()), 503);
+    assert.equal(statusDocument(standbyLeader).role, 'standby_leader');
   });
 
   it('answers /read-only on both, /health on any running node, 503 for unknown paths', () => {

@@ -22,6 +22,7 @@ const snapshot: AgentSnapshot = {
   isDcsReachable: true,
   dcsLastSeenEpochS: 0,
   isLeaderWithLock: true,
+  isStandbyLeader: false,
   isPaused: false,
   task: { kind: 'idle' },
   lastCycleAtMs: 0,

@@ -1,5 +1,6 @@
 // An empty data directory: win the `initialize` race and run initdb, or clone from a running member.
 import { decision, type Rule } from '../context.js';
+import { REMOTE_PRIMARY } from '../standby-cluster.js';
 import { isBackingOff } from './task.js';
 
 export const uninitializedRule: Rule = (context) => {
@@ -19,6 +20,13 @@ export const uninitializedRule: Rule = (context) => {
     // An unsupported custom method must not turn into initdb: that would be a new, empty cluster where a restore was asked for.
     if (refusal !== undefined) return decision(context, `not bootstrapping a new cluster: ${refusal}`, []);
     if (!obs.self.canBootstrap || context.myPriority === 0) return decision(context, 'waiting for leader to bootstrap', []);
+    // A standby cluster starts as a copy of the remote primary: the winner clones it and becomes the standby leader.
+    if (context.isStandbyCluster)
+      return decision(context, 'trying to bootstrap a standby cluster from the remote primary', [
+        { kind: 'initializeCluster' },
+        { kind: 'acquireLeader' },
+        { kind: 'basebackup', from: REMOTE_PRIMARY },
+      ]);
     // initialize is create-only: exactly one member wins and only it runs initdb; the others wait for its leader key.
     return decision(context, 'trying to bootstrap a new cluster', [
       { kind: 'initializeCluster' },

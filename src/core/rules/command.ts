@@ -1,6 +1,15 @@
 // Manual commands from the REST API (restart, reinitialize): acted on once, and never in a way that breaks the lock rules.
 import { decision, type DecisionContext, type Rule } from '../context.js';
+import { REMOTE_PRIMARY } from '../standby-cluster.js';
 import type { Decision, HaMemory } from '../types.js';
+
+/** Where a replica restarts from: the leader, or the remote primary when it is the standby leader itself. */
+function restartUpstream(context: DecisionContext): string | undefined {
+  const leader = context.leaderName;
+  if (leader === undefined) return undefined;
+  if (leader !== context.name) return leader;
+  return context.isStandbyCluster ? REMOTE_PRIMARY : undefined;
+}
 
 export const commandRule: Rule = (context) => {
   const { obs, mem, view, name } = context;
@@ -26,7 +35,7 @@ export const commandRule: Rule = (context) => {
  * renewing it while the restart task runs; a replica restarts following the leader.
  */
 export function restartDecision(context: DecisionContext, what: string, memory: Partial<HaMemory> = {}): Decision {
-  const { obs, name } = context;
+  const { obs } = context;
   if (!obs.pg.isRunning) {
     // In maintenance mode nothing else starts PostgreSQL: the restart does, as Patroni's does (stop is a no-op).
     if (obs.isPaused) return stoppedRestartInPause(context, what, memory);
@@ -41,11 +50,10 @@ export function restartDecision(context: DecisionContext, what: string, memory: 
       { memory },
     );
   }
-  const leader = context.leaderName;
   return decision(
     context,
     'restarting PostgreSQL on request',
-    [{ kind: 'restart', asPrimary: false, upstream: leader !== undefined && leader !== name ? leader : undefined }],
+    [{ kind: 'restart', asPrimary: false, upstream: restartUpstream(context) }],
     { memory },
   );
 }
@@ -77,7 +85,7 @@ function stoppedRestartInPause(context: DecisionContext, what: string, memory: P
   return decision(
     context,
     'starting PostgreSQL on request (maintenance mode)',
-    [{ kind: 'restart', asPrimary: false, upstream: leader !== undefined && leader !== name ? leader : undefined }],
+    [{ kind: 'restart', asPrimary: false, upstream: restartUpstream(context) }],
     { memory },
   );
 }

@@ -3,8 +3,10 @@ import { decision, type Rule } from '../context.js';
 import { failoverCandidates } from '../failover-candidates.js';
 import { publishedSlotPositions } from '../slot-plan.js';
 import { planSync, promotionSync } from '../sync-plan.js';
+import { REMOTE_PRIMARY } from '../standby-cluster.js';
 import type { Action } from '../types.js';
 import { slotActions } from './slots.js';
+import { isBackingOff } from './task.js';
 
 export const leaderRule: Rule = (context) => {
   const { obs, view, name, mem } = context;
@@ -12,6 +14,7 @@ export const leaderRule: Rule = (context) => {
   if (!context.holdsLock) return decision(context, `updating leader lock (${name})`, [{ kind: 'renewLeader' }], { wakeAfterMs: 0 });
   const pg = obs.pg;
   const renew: Action = { kind: 'renewLeader' };
+  if (context.isStandbyCluster) return standbyLeaderDecision(context);
 
   if (context.isRunningPrimary) {
     const actions: Action[] = [renew];
@@ -84,4 +87,66 @@ export const leaderRule: Rule = (context) => {
   return decision(context, 'starting as a replica before promoting', [renew, { kind: 'startReplica', upstream: undefined }], {
     wakeAfterMs: 0,
   });
+};
+
+/**
+ * The standby leader: holds the lock like any leader, but keeps PostgreSQL a replica of the remote primary named in
+ * `standby_cluster`, and never promotes while that section is there. Its replicas cascade from it (the follow rule).
+ */
+const standbyLeaderDecision: Rule = (context) => {
+  const { obs, view, name } = context;
+  const pg = obs.pg;
+  const renew: Action = { kind: 'renewLeader' };
+  if (view === undefined) return undefined;
+  const isBootstrapping = view.initialize === undefined || view.initialize === '';
+  // A new standby cluster: the clone's system identifier and the bootstrap config go into the DCS, as after initdb.
+  const publishInitialize: Action[] = isBootstrapping
+    ? [
+        ...(pg.sysid !== undefined ? [{ kind: 'publishInitialize', sysid: pg.sysid } as const] : []),
+        ...(view.config === undefined ? [{ kind: 'writeBootstrapConfig' } as const] : []),
+      ]
+    : [];
+  if (context.isRunningPrimary) {
+    // A primary turned into a standby cluster (the section was added): it stops accepting writes at once and comes back
+    // as a replica of the remote. Its own writes since the fork are lost to the remote's history, as in Patroni.
+    return decision(
+      context,
+      `demoting the primary to a standby leader following the remote primary (standby_cluster)`,
+      [renew, { kind: 'restart', asPrimary: false, upstream: REMOTE_PRIMARY }],
+      { wakeAfterMs: 0 },
+    );
+  }
+  if (context.isRunningReplica) {
+    if (pg.upstream !== REMOTE_PRIMARY)
+      return decision(
+        context,
+        `I am (${name}), the standby leader: changing primary_conninfo to follow the remote primary`,
+        [renew, ...publishInitialize, { kind: 'followLeader', upstream: REMOTE_PRIMARY }],
+        { wakeAfterMs: 0 },
+      );
+    const position =
+      pg.receivedLsn !== undefined && pg.replayedLsn !== undefined && pg.receivedLsn > pg.replayedLsn ? pg.receivedLsn : pg.replayedLsn;
+    const status: Action[] =
+      position === undefined ? [] : [{ kind: 'publishStatus', optime: Number(position), slots: publishedSlotPositions(pg.slots ?? []) }];
+    const failoverCleanup: Action[] =
+      view.failover !== undefined &&
+      !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))
+        ? [{ kind: 'clearFailover' }]
+        : [];
+    return decision(context, `no action. I am (${name}), the standby leader with the lock`, [
+      renew,
+      ...publishInitialize,
+      ...status,
+      ...failoverCleanup,
+      ...slotActions(context, true),
+    ]);
+  }
+  if (obs.task.kind === 'running') return undefined;
+  if (isBackingOff(context)) return decision(context, 'waiting before retrying to start the standby leader', [renew]);
+  return decision(
+    context,
+    `starting as the standby leader, following the remote primary`,
+    [renew, { kind: 'startReplica', upstream: REMOTE_PRIMARY }],
+    { wakeAfterMs: 0 },
+  );
 };

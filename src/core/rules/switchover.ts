@@ -9,8 +9,8 @@ import { decision, type DecisionContext, type Rule } from '../context.js';
 export const switchoverRule: Rule = (context) => {
   const { view, name, obs } = context;
   const intent = view?.failover;
-  if (view === undefined || intent === undefined || context.leaderName !== name || !context.holdsLock || !context.isRunningPrimary)
-    return undefined;
+  const isActingLeader = context.isRunningPrimary || (context.isStandbyCluster && context.isRunningReplica);
+  if (view === undefined || intent === undefined || context.leaderName !== name || !context.holdsLock || !isActingLeader) return undefined;
   if (intent.leader !== undefined && intent.leader !== name) return undefined;
   if (!isDue(intent, obs.wallIso)) return undefined;
   if (intent.member === name)
