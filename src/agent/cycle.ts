@@ -62,6 +62,8 @@ export interface LocalSettings {
   readonly identity: MemberIdentity;
   readonly parameters: Readonly<Record<string, GucValue>>;
   readonly callbacks: CallbackRunner | undefined;
+  /** postgresql.recovery_conf: recovery GUCs (restore_command, ...) of this member whenever it runs as a replica. */
+  readonly recoveryConf?: Readonly<Record<string, GucValue>> | undefined;
 }
 
 /** Everything one agent carries from cycle to cycle (plain data; the simulator keeps one per node). */
@@ -248,6 +250,10 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
         onLockChanged: ports.onLockChanged,
         onParametersApplied: (fingerprint) => (state.appliedParameters = fingerprint),
         onScheduledRestartCleared: () => inbox.cancelScheduled(),
+        replicaOptions: () => ({
+          recoveryConf: state.local.recoveryConf ?? {},
+          isNoStream: state.local.identity.tags.nostream === true,
+        }),
       },
       { view, ttlMs: state.timing.ttlMs, dcsBudgetMs: dcsBudgetMs(state, clock.nowMs()), pgBudgetMs: PG_COMMAND_BUDGET_MS },
     );

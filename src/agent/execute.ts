@@ -54,6 +54,23 @@ export interface ExecutorDeps {
   /** A reconfigure took effect: the fingerprint of the GUC set now applied. */
   readonly onParametersApplied: (fingerprint: string) => void;
   readonly onScheduledRestartCleared: () => void;
+  /**
+   * How this member runs as a replica of another member: postgresql.recovery_conf (restore_command, ...) and the
+   * nostream tag (WAL from the archive only, no replication connection). Read per action: a reload may change them.
+   */
+  readonly replicaOptions?: (() => ReplicaOptions) | undefined;
+}
+
+export interface ReplicaOptions {
+  readonly recoveryConf: Readonly<Record<string, string | number | boolean>>;
+  readonly isNoStream: boolean;
+}
+
+/** The upstream as this member starts or follows it: a member with this member's recovery_conf and nostream tag. */
+function asReplicaOf(upstream: Upstream, deps: ExecutorDeps): Upstream {
+  if (upstream.name === REMOTE_PRIMARY || deps.replicaOptions === undefined) return upstream;
+  const options = deps.replicaOptions();
+  return { ...upstream, connUrl: options.isNoStream ? '' : upstream.connUrl, recovery: options.recoveryConf };
 }
 
 export interface ExecuteContext {
@@ -83,16 +100,11 @@ function remoteUpstreamOf(config: DynamicConfig | undefined): Upstream | undefin
     settings.host === undefined && settings.port === undefined
       ? ''
       : `postgres://${formatHost(settings.host ?? '127.0.0.1')}:${settings.port ?? 5432}/postgres`;
-  return {
-    name: REMOTE_PRIMARY,
-    connUrl,
-    remote: {
-      slotName: settings.primarySlotName,
-      restoreCommand: settings.restoreCommand,
-      archiveCleanupCommand: settings.archiveCleanupCommand,
-      recoveryMinApplyDelay: settings.recoveryMinApplyDelay,
-    },
-  };
+  const recovery: Record<string, string | number> = {};
+  if (settings.restoreCommand !== undefined) recovery.restore_command = settings.restoreCommand;
+  if (settings.archiveCleanupCommand !== undefined) recovery.archive_cleanup_command = settings.archiveCleanupCommand;
+  if (settings.recoveryMinApplyDelay !== undefined) recovery.recovery_min_apply_delay = settings.recoveryMinApplyDelay;
+  return { name: REMOTE_PRIMARY, connUrl, slotName: settings.primarySlotName ?? null, recovery };
 }
 
 /** An IPv6 address goes in brackets in a URL. */
@@ -197,7 +209,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       await pg.detachUpstream(pgSignal());
       return true;
     case 'followLeader':
-      await pg.followUpstream(upstreamFor(context.view, action.upstream), pgSignal());
+      await pg.followUpstream(asReplicaOf(upstreamFor(context.view, action.upstream), deps), pgSignal());
       if (action.upstream === REMOTE_PRIMARY) callback('on_role_change', 'standby_leader');
       return true;
     case 'manageSlots': {
@@ -253,7 +265,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       return tasks.start('basebackup', async (signal) => {
         await pg.removeDataDir(signal);
         await pg.basebackup(upstream, signal);
-        await pg.startReplica(upstream, signal);
+        await pg.startReplica(asReplicaOf(upstream, deps), signal);
         callback('on_start', 'replica');
       });
     }
@@ -263,7 +275,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         await pg.stop('immediate', signal);
         await pg.removeDataDir(signal);
         await pg.basebackup(upstream, signal);
-        await pg.startReplica(upstream, signal);
+        await pg.startReplica(asReplicaOf(upstream, deps), signal);
       });
     }
     case 'rewind': {
@@ -271,7 +283,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       return tasks.start('rewind', async (signal) => {
         await pg.stop('fast', signal);
         await pg.rewind(upstream, signal);
-        await pg.startReplica(upstream, signal);
+        await pg.startReplica(asReplicaOf(upstream, deps), signal);
         callback('on_start', 'replica');
       });
     }
@@ -285,7 +297,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
           .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'checkpoint after promote failed'));
       });
     case 'restart': {
-      const upstream = action.upstream === undefined ? undefined : upstreamFor(context.view, action.upstream);
+      const upstream = action.upstream === undefined ? undefined : asReplicaOf(upstreamFor(context.view, action.upstream), deps);
       return tasks.start('restart', async (signal) => {
         await pg.stop('fast', signal);
         if (action.asPrimary) await pg.startPrimary(signal);
@@ -299,7 +311,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         callback('on_start', 'primary');
       });
     case 'startReplica': {
-      const upstream = action.upstream === undefined ? undefined : upstreamFor(context.view, action.upstream);
+      const upstream = action.upstream === undefined ? undefined : asReplicaOf(upstreamFor(context.view, action.upstream), deps);
       return tasks.start('start', async (signal) => {
         await pg.startReplica(upstream, signal);
         callback('on_start', 'replica');

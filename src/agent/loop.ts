@@ -36,6 +36,8 @@ export interface AgentOptions extends CycleSettings {
   readonly callbacks?: CallbackRunner | undefined;
   /** postgresql.parameters of the local file: they win over the dynamic configuration's. */
   readonly localParameters: Readonly<Record<string, string | number | boolean>>;
+  /** postgresql.recovery_conf of the local file (restore_command, ...), used whenever this member runs as a replica. */
+  readonly recoveryConf?: Readonly<Record<string, string | number | boolean>> | undefined;
   readonly dcs: Dcs;
   readonly pg: PgController;
   readonly peers: PeerClient;
@@ -72,7 +74,7 @@ export class Agent {
     this.#fence = new LeaseFence(clock, () => this.#onLeaseExpired());
     this.#state = initialCycleState(
       options,
-      { identity: options.identity, parameters: options.localParameters, callbacks: options.callbacks },
+      { identity: options.identity, parameters: options.localParameters, callbacks: options.callbacks, recoveryConf: options.recoveryConf },
       this.#tasks,
       clock.nowMs(),
     );
@@ -153,9 +155,15 @@ export class Agent {
     readonly tags: MemberTags;
     readonly parameters: AgentOptions['localParameters'];
     readonly callbacks: CallbackRunner | undefined;
+    readonly recoveryConf?: AgentOptions['recoveryConf'];
   }): void {
     const state = this.#state;
-    state.local = { identity: { ...state.local.identity, tags: update.tags }, parameters: update.parameters, callbacks: update.callbacks };
+    state.local = {
+      identity: { ...state.local.identity, tags: update.tags },
+      parameters: update.parameters,
+      callbacks: update.callbacks,
+      recoveryConf: update.recoveryConf,
+    };
     state.appliedParameters = undefined;
     this.#options.log.info({ tags: update.tags }, 'reloaded the local configuration');
     this.#wakeup.nudge();

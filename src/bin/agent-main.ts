@@ -126,6 +126,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     // Debug mode: every decision is checked against the core's safety invariants before it is executed.
     isCheckingInvariants: process.env.PGWARDEN_CHECK_INVARIANTS === '1',
     localParameters: config.postgresql.parameters,
+    recoveryConf: config.postgresql.recovery_conf,
     callbacks: new CallbackRunner(config.postgresql.callbacks ?? {}, config.scope, log),
     dcs,
     pg,
@@ -148,6 +149,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     agent.reloadLocalConfig({
       tags: publishedTags(reloaded.tags),
       parameters: reloaded.postgresql.parameters,
+      recoveryConf: reloaded.postgresql.recovery_conf,
       callbacks: new CallbackRunner(reloaded.postgresql.callbacks ?? {}, config.scope, log),
     });
   };

@@ -128,6 +128,8 @@ export const configSchema = z.object({
     use_unix_socket_repl: z.boolean().optional(),
     authentication: z.object({ superuser: credentials, replication: credentials, rewind: credentials.optional() }),
     parameters: z.record(z.string(), gucValue).default({}),
+    // Recovery GUCs of a replica (restore_command, recovery_min_apply_delay, ...), as Patroni's recovery_conf.
+    recovery_conf: z.record(z.string(), gucValue).optional(),
     pg_hba: z.array(z.string()).optional(),
     pg_ident: z.array(z.string()).optional(),
     basebackup: z.array(z.union([z.string(), z.record(z.string(), z.unknown())])).optional(),
@@ -153,6 +155,7 @@ export const configSchema = z.object({
       clonefrom: z.boolean().optional(),
       nosync: z.boolean().optional(),
       replicatefrom: z.string().optional(),
+      nostream: z.boolean().optional(),
     })
     .loose()
     .default({}),

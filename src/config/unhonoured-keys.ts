@@ -22,7 +22,6 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['log.static_fields', 'JSON lines carry member and scope; other static fields are not added'],
   ['log.loggers', 'there are no per-module loggers to set levels for'],
   ['log.max_queue_size', 'lines are written synchronously, without a queue'],
-  ['tags.nostream', 'the member streams from the leader like any replica (issue 12)'],
 ];
 
 function isPresent(raw: unknown, path: string): boolean {

@@ -61,20 +61,15 @@ export interface Dcs {
 /** Where a replica streams from. */
 export interface Upstream {
   readonly name: string;
-  /** postgres://host:port/db as published in the member's conn_url; '' when WAL comes from an archive only. */
+  /** postgres://host:port/db as published in the member's conn_url; '' when WAL comes from the archive only. */
   readonly connUrl: string;
   /**
-   * Another cluster's primary (standby_cluster): `slotName` is the slot to use there (none when undefined), and the
-   * recovery settings of that section apply. A member upstream (remote undefined) uses this member's own slot.
+   * The slot to stream through on the upstream: undefined = this member's own member slot (a member of this cluster);
+   * null = none (another cluster's primary without primary_slot_name).
    */
-  readonly remote?:
-    | {
-        readonly slotName: string | undefined;
-        readonly restoreCommand: string | undefined;
-        readonly archiveCleanupCommand: string | undefined;
-        readonly recoveryMinApplyDelay: string | number | undefined;
-      }
-    | undefined;
+  readonly slotName?: string | null | undefined;
+  /** Recovery GUCs written with it (restore_command, archive_cleanup_command, recovery_min_apply_delay, ...). */
+  readonly recovery?: Readonly<Record<string, string | number | boolean>> | undefined;
 }
 
 export type StopMode = 'smart' | 'fast' | 'immediate';

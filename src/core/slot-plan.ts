@@ -146,8 +146,11 @@ export function wantedSlots(view: ClusterView, self: string, selfTags: MemberTag
   // hold WAL on the leader for ever (Patroni leaves those out too). It gets one again as soon as it falls back.
   const isFedElsewhere = (member: ClusterView['members'][number]): boolean =>
     isLeader && cascadeSourceOf(view, member.name, member.tags, view.leader?.name) !== undefined;
+  // A nostream member never opens a replication connection: a slot for it would only hold WAL back.
   const members: SlotSpec[] = useSlots
-    ? view.members.filter((member) => member.name !== self && !isFedElsewhere(member)).map((member) => physicalFor(member.name))
+    ? view.members
+        .filter((member) => member.name !== self && !isFedElsewhere(member) && member.tags?.nostream !== true)
+        .map((member) => physicalFor(member.name))
     : [];
   const memberSlots = new Set(members.map((slot) => slot.name));
   const permanent = permanentSlots(view.config).filter((slot) => slot.name !== ownSlot && !memberSlots.has(slot.name));

@@ -10,6 +10,8 @@ export interface MemberTags {
   readonly noloadbalance?: boolean;
   readonly clonefrom?: boolean;
   readonly nosync?: boolean;
+  /** WAL from the archive only (restore_command), no replication connection (Patroni 3.0+). */
+  readonly nostream?: boolean;
   readonly [key: string]: unknown;
 }
 

@@ -38,6 +38,7 @@ export interface NodeSetup {
   readonly parameters?: Readonly<Record<string, string | number | boolean>>;
   readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
   readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
+  readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
   readonly nodeTmpfsMb?: number;
 }
 
@@ -79,6 +80,7 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.parameters !== undefined ? { extraParameters: setup.parameters } : {}),
         ...(setup.bootstrapParameters !== undefined ? { bootstrapParameters: setup.bootstrapParameters } : {}),
         ...(setup.bootstrapDcs !== undefined ? { bootstrapDcs: setup.bootstrapDcs } : {}),
+        ...(setup.recoveryConf !== undefined ? { recoveryConf: setup.recoveryConf } : {}),
       });
       // The config holds the superuser and replication passwords.
       await writeFile(configPath, yaml, { mode: 0o600 });

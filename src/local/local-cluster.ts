@@ -46,6 +46,8 @@ export interface LocalClusterOptions {
   readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
   /** Other bootstrap.dcs keys, e.g. { standby_cluster: { host, port } } for a standby cluster. */
   readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
+  /** postgresql.recovery_conf for every node, e.g. { restore_command: 'cp /archive/%f %p' }. */
+  readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
   /**
    * Use this running etcd (loopback only) instead of starting one: several clusters (scopes) on one etcd. It is not
    * stopped with this cluster.
@@ -212,6 +214,7 @@ export class LocalCluster {
         ...(options.parameters !== undefined ? { parameters: options.parameters } : {}),
         ...(options.bootstrapParameters !== undefined ? { bootstrapParameters: options.bootstrapParameters } : {}),
         ...(options.bootstrapDcs !== undefined ? { bootstrapDcs: options.bootstrapDcs } : {}),
+        ...(options.recoveryConf !== undefined ? { recoveryConf: options.recoveryConf } : {}),
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
       });
       undo.push(async () => {

@@ -34,6 +34,8 @@ export interface LocalNodeSpec {
   /** Other bootstrap.dcs keys, e.g. { standby_cluster: { host, port } }. */
   readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
   readonly callbacks?: Readonly<Record<string, string>>;
+  /** postgresql.recovery_conf, e.g. { restore_command: 'cp /archive/%f %p' }. */
+  readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** The PostgreSQL parameters a local cluster bootstraps with (the Patroni cluster of the benchmarks uses them too). */
@@ -83,6 +85,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
       },
       parameters: { unix_socket_directories: spec.nodeDir, shared_buffers: '32MB', ...spec.extraParameters },
       ...(spec.callbacks !== undefined ? { callbacks: spec.callbacks } : {}),
+      ...(spec.recoveryConf !== undefined ? { recovery_conf: spec.recoveryConf } : {}),
       pg_hba: [
         'local all all trust',
         ...networks.flatMap((network) => [`host replication replicator ${network} scram-sha-256`, `host all all ${network} scram-sha-256`]),

@@ -117,21 +117,15 @@ export class DataDir {
   #replicaSettings(upstream: Upstream): ReplicaSettings {
     const isArchiveOnly = upstream.connUrl === '';
     const { host, port } = isArchiveOnly ? { host: '', port: 0 } : addressOf(upstream);
-    const remote = upstream.remote;
-    const recovery: Record<string, GucValue> = {};
-    if (remote?.restoreCommand !== undefined) recovery.restore_command = remote.restoreCommand;
-    if (remote?.archiveCleanupCommand !== undefined) recovery.archive_cleanup_command = remote.archiveCleanupCommand;
-    if (remote?.recoveryMinApplyDelay !== undefined) recovery.recovery_min_apply_delay = remote.recoveryMinApplyDelay;
     return {
       host,
       port,
       user: this.#options.replication.username,
       applicationName: this.#options.member,
       passfile: this.#options.pgpassPath,
-      // On another cluster's primary only the slot its standby_cluster section names; on a member, our member slot.
-      slotName: remote === undefined ? slotNameForMember(this.#options.member) : remote.slotName,
+      slotName: upstream.slotName === undefined ? slotNameForMember(this.#options.member) : (upstream.slotName ?? undefined),
       isArchiveOnly,
-      recovery,
+      recovery: upstream.recovery ?? {},
     };
   }
 

@@ -166,29 +166,33 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         writer.start();
         await acksOn(writer, 10, 0, undefined, 10_000);
         const killedAt = performance.now();
-        cluster.killAgent(old, 'SIGKILL');
-        const postmaster = await cluster.killPostmaster(old, 'SIGKILL');
-        // Until the killed postmaster has exited, its listen socket still completes handshakes that its exit then resets.
-        await waitUntil(() => postmaster === undefined || !isAlive(postmaster), {
-          timeoutMs: 5000,
-          intervalMs: 5,
-          describe: `the killed postmaster ${postmaster ?? ''} of ${old} to exit`,
-        });
-        const deadAt = performance.now();
-        await waitUntil(() => writer.acks.some((candidate) => candidate.atMs > killedAt && candidate.port !== cluster.node(old).pgPort), {
-          timeoutMs: 60_000,
-          intervalMs: 50,
-          describe: 'a write on a new primary',
-        });
-        await writer.stop();
-        // A client halfway through its handshake when the postmaster died fails like any client of a crashed server;
-        // every connection started after the crash must be held until the new primary is up.
-        assert.deepEqual(
-          connectFailures(writer).filter((failure) => failure.startedAtMs > deadAt),
-          [],
-          'clients that connected after the crash were held, not refused',
-        );
-        cluster.startAgent(old);
+        try {
+          cluster.killAgent(old, 'SIGKILL');
+          const postmaster = await cluster.killPostmaster(old, 'SIGKILL');
+          // Until the killed postmaster has exited, its listen socket still completes handshakes that its exit then resets.
+          await waitUntil(() => postmaster === undefined || !isAlive(postmaster), {
+            timeoutMs: 5000,
+            intervalMs: 5,
+            describe: `the killed postmaster ${postmaster ?? ''} of ${old} to exit`,
+          });
+          const deadAt = performance.now();
+          await waitUntil(() => writer.acks.some((candidate) => candidate.atMs > killedAt && candidate.port !== cluster.node(old).pgPort), {
+            timeoutMs: 60_000,
+            intervalMs: 50,
+            describe: 'a write on a new primary',
+          });
+          await writer.stop();
+          // A client halfway through its handshake when the postmaster died fails like any client of a crashed server;
+          // every connection started after the crash must be held until the new primary is up.
+          assert.deepEqual(
+            connectFailures(writer).filter((failure) => failure.startedAtMs > deadAt),
+            [],
+            'clients that connected after the crash were held, not refused',
+          );
+        } finally {
+          // Also after a failed assertion: the next test needs all three members back.
+          cluster.startAgent(old);
+        }
         await waitHealthy(cluster, 120_000);
       });
 

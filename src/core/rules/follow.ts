@@ -55,6 +55,18 @@ export const followRule: Rule = (context) => {
         [{ kind: 'followLeader', upstream }],
         { memory: { notStreamingSinceMs: undefined } },
       );
+    if (obs.self.tags.nostream === true)
+      // No WAL receiver by design: recovery reads the archive (restore_command) and pg_wal, and follows a new
+      // timeline from the history file the new primary archives; no slot copies either, as in Patroni. A stopped
+      // former primary is rewound before it starts (below); a running one is never nostream's concern.
+      return decision(
+        context,
+        `no action. I am (${name}), a secondary, and following a leader (${leader}) from the WAL archive (nostream)`,
+        [],
+        {
+          memory: { notStreamingSinceMs: undefined },
+        },
+      );
     if (pg.isStreaming) {
       const slots = obs.task.kind === 'running' ? [] : slotActions(context, false);
       const copy = slots.find((action) => action.kind === 'copyLogicalSlots');
