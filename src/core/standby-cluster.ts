@@ -101,3 +101,8 @@ export function isStandbyLeaderNow(
     pg.role === 'replica'
   );
 }
+
+/** A stable text of the settings, to tell whether the standby leader follows the section as it is now. */
+export function standbyClusterFingerprint(settings: StandbyClusterSettings | undefined): string {
+  return JSON.stringify(settings ?? null);
+}

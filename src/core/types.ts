@@ -336,6 +336,8 @@ export interface HaMemory {
   readonly handledCommandId?: number | undefined;
   /** The synchronous_standby_names value first seen in effect, with the primary's flush LSN at that moment. */
   readonly syncAppliedAt?: { readonly value: string; readonly lsn: bigint } | undefined;
+  /** The standby_cluster settings the standby leader last pointed PostgreSQL at (a changed section is followed again). */
+  readonly followedStandbyCluster?: string | undefined;
 }
 
 export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-nolock';

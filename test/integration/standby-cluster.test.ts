@@ -1,13 +1,15 @@
 // A standby cluster (Patroni's standby_cluster) on real processes: a second pgwarden cluster on the same etcd clones
 // the first one's primary, its standby leader replicates from it and its replica cascades from the standby leader; a
-// failover inside the standby cluster keeps it a standby cluster; removing the section promotes it.
+// failover inside the standby cluster keeps it a standby cluster; without host and port it replays the remote
+// cluster's archive; removing the section promotes it.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { resolveRunAs } from '../../src/postgres/controller.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { httpStatus, isWritable, runCliOk, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
@@ -23,6 +25,15 @@ async function statusOf(cluster: LocalCluster, name: string): Promise<StatusDocu
   return (await response.json()) as StatusDocument;
 }
 
+async function patchConfig(cluster: LocalCluster, name: string, patch: Record<string, unknown>): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${cluster.node(name).apiPort}/config`, {
+    method: 'PATCH',
+    body: JSON.stringify(patch),
+    headers: { 'content-type': 'application/json' },
+  });
+  assert.equal(response.status, 200, await response.text());
+}
+
 async function rowsOf(cluster: LocalCluster, name: string): Promise<number> {
   const rows = await sql<{ n: string }>(cluster, name, 'SELECT count(*) AS n FROM standby_rows').catch(() => []);
   return Number(rows[0]?.n ?? -1);
@@ -31,16 +42,26 @@ async function rowsOf(cluster: LocalCluster, name: string): Promise<number> {
 describe('standby cluster', { timeout: 300_000 }, () => {
   let primaryCluster: LocalCluster | undefined;
   let standbyCluster: LocalCluster | undefined;
-  // The callback script lives outside the clusters' directories: it exists before they do.
+  // The callback script and the WAL archive live outside the clusters' directories: they exist before them.
   let scriptDir: string;
+  let archive: string;
 
   before(async () => {
     scriptDir = await mkdtemp(join(tmpdir(), 'pgw-standby-callbacks-'));
     await writeFile(join(scriptDir, 'callback.sh'), `#!/bin/sh\necho "$1 $2 $3" >> ${join(scriptDir, 'callbacks.log')}\n`);
     await chmod(join(scriptDir, 'callback.sh'), 0o755);
+    await chmod(scriptDir, 0o755);
+    archive = join(scriptDir, 'wal');
+    await mkdir(archive, { mode: 0o700 });
+    const runAs = resolveRunAs();
+    if (runAs !== undefined) await chown(archive, runAs.uid, runAs.gid);
     // The standby cluster is a byte copy of the primary cluster: the same roles and passwords.
     const passwords = { superuser: randomBytes(9).toString('base64url'), replication: randomBytes(9).toString('base64url') };
-    primaryCluster = await startTestCluster('main', { nodes: 1, passwords });
+    primaryCluster = await startTestCluster('main', {
+      nodes: 1,
+      passwords,
+      parameters: { archive_mode: 'on', archive_command: `test ! -f ${archive}/%f && cp %p ${archive}/%f` },
+    });
     const { leader } = await waitHealthy(primaryCluster, 90_000);
     await sql(primaryCluster, leader, 'CREATE TABLE standby_rows AS SELECT generate_series(1, 100) AS id');
     standbyCluster = await startTestCluster('standby', {
@@ -115,21 +136,28 @@ describe('standby cluster', { timeout: 300_000 }, () => {
       describe: `${standbyLeader} streaming from the new standby leader ${replica}`,
     });
 
-    // Removing standby_cluster promotes the standby leader; the primary cluster is untouched.
-    const response = await fetch(`http://127.0.0.1:${standby.node(replica).apiPort}/config`, {
-      method: 'PATCH',
-      body: JSON.stringify({ standby_cluster: null }),
-      headers: { 'content-type': 'application/json' },
+    // Archive recovery only: without host and port the standby leader replays the remote cluster's archive.
+    await patchConfig(standby, replica, { standby_cluster: { host: null, port: null, restore_command: `cp ${archive}/%f %p` } });
+    await waitUntil(async () => (await statusOf(standby, replica)).replication_state === 'in archive recovery', {
+      timeoutMs: 30_000,
+      describe: `${replica} in archive recovery`,
     });
-    assert.equal(response.status, 200, await response.text());
+    assert.equal((await statusOf(standby, replica)).role, 'standby_leader');
+    await sql(main, mainLeader, 'INSERT INTO standby_rows SELECT generate_series(301, 400)');
+    await sql(main, mainLeader, 'SELECT pg_switch_wal()');
+    for (const name of [replica, standbyLeader])
+      await waitUntil(async () => (await rowsOf(standby, name)) === 400, { timeoutMs: 30_000, describe: `archived rows on ${name}` });
+
+    // Removing standby_cluster promotes the standby leader; the primary cluster is untouched.
+    await patchConfig(standby, replica, { standby_cluster: null });
     await waitUntil(() => isWritable(standby, replica), { timeoutMs: 30_000, describe: `${replica} promoted` });
     assert.equal(await httpStatus(standby, replica, '/primary'), 200);
-    await sql(standby, replica, 'INSERT INTO standby_rows SELECT generate_series(301, 310)');
-    await waitUntil(async () => (await rowsOf(standby, standbyLeader)) === 310, {
+    await sql(standby, replica, 'INSERT INTO standby_rows SELECT generate_series(401, 410)');
+    await waitUntil(async () => (await rowsOf(standby, standbyLeader)) === 410, {
       timeoutMs: 30_000,
       describe: `the promoted cluster's own write on ${standbyLeader}`,
     });
-    assert.equal(await rowsOf(main, mainLeader), 300, 'the primary cluster did not see the standby cluster write');
+    assert.equal(await rowsOf(main, mainLeader), 400, 'the primary cluster did not see the standby cluster write');
     assert.equal(await isWritable(main, mainLeader), true);
   });
 });

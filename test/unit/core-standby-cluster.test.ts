@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decide } from '../../src/core/decide.js';
-import { REMOTE_PRIMARY, standbyClusterOf, validateStandbyCluster } from '../../src/core/standby-cluster.js';
+import { REMOTE_PRIMARY, standbyClusterFingerprint, standbyClusterOf, validateStandbyCluster } from '../../src/core/standby-cluster.js';
 import type { ClusterView } from '../../src/core/types.js';
 import { freshMemory, kinds, observe, pgState, primaryPg, view } from '../sim/builders.js';
 
@@ -40,18 +40,33 @@ describe('standby cluster', () => {
     assert.deepEqual(following.actions[1], { kind: 'followLeader', upstream: REMOTE_PRIMARY });
     assert.equal(kinds(following.actions).includes('promote'), false);
 
+    const followedNow = { ...freshMemory(), followedStandbyCluster: standbyClusterFingerprint(standbyClusterOf(STANDBY_CONFIG)) };
+    assert.equal(following.memory.followedStandbyCluster, followedNow.followedStandbyCluster);
     const steady = decide(
       observe({
         dcs: { kind: 'ok', view: standbyView({ leaderName: 'node1' }) },
         lock: { lastRenewSentAtMs: NOW - 1000 },
         pg: pgState({ upstream: REMOTE_PRIMARY }),
       }),
-      freshMemory(),
+      followedNow,
     );
     assert.equal(steady.reason, 'no action. I am (node1), the standby leader with the lock');
     assert.equal(kinds(steady.actions)[0], 'renewLeader');
     assert.equal(kinds(steady.actions).includes('promote'), false);
     assert.ok(kinds(steady.actions).includes('publishStatus'));
+
+    // A changed section (here: archive recovery only) is followed again, without a restart.
+    const archiveOnly = { ...STANDBY_CONFIG, standby_cluster: { restore_command: 'cp /archive/%f %p' } };
+    const changed = decide(
+      observe({
+        dcs: { kind: 'ok', view: standbyView({ leaderName: 'node1', config: archiveOnly }) },
+        lock: { lastRenewSentAtMs: NOW - 1000 },
+        pg: pgState({ upstream: REMOTE_PRIMARY }),
+      }),
+      followedNow,
+    );
+    assert.deepEqual(changed.actions[1], { kind: 'followLeader', upstream: REMOTE_PRIMARY });
+    assert.match(changed.reason, /standby_cluster changed/);
   });
 
   it('a stopped standby leader starts as a replica of the remote primary', () => {

@@ -3,7 +3,7 @@ import { decision, type Rule } from '../context.js';
 import { failoverCandidates } from '../failover-candidates.js';
 import { publishedSlotPositions } from '../slot-plan.js';
 import { planSync, promotionSync } from '../sync-plan.js';
-import { REMOTE_PRIMARY } from '../standby-cluster.js';
+import { REMOTE_PRIMARY, standbyClusterFingerprint, standbyClusterOf } from '../standby-cluster.js';
 import type { Action } from '../types.js';
 import { slotActions } from './slots.js';
 import { isBackingOff } from './task.js';
@@ -117,12 +117,17 @@ const standbyLeaderDecision: Rule = (context) => {
     );
   }
   if (context.isRunningReplica) {
-    if (pg.upstream !== REMOTE_PRIMARY)
+    // The section as it is now (undefined only before the DCS holds a config: the bootstrap clone already follows it).
+    const followed =
+      view.config === undefined ? context.mem.followedStandbyCluster : standbyClusterFingerprint(standbyClusterOf(view.config));
+    if (pg.upstream !== REMOTE_PRIMARY || followed !== context.mem.followedStandbyCluster)
       return decision(
         context,
-        `I am (${name}), the standby leader: changing primary_conninfo to follow the remote primary`,
+        pg.upstream !== REMOTE_PRIMARY
+          ? `I am (${name}), the standby leader: changing primary_conninfo to follow the remote primary`
+          : `I am (${name}), the standby leader: standby_cluster changed, following it`,
         [renew, ...publishInitialize, { kind: 'followLeader', upstream: REMOTE_PRIMARY }],
-        { wakeAfterMs: 0 },
+        { wakeAfterMs: 0, memory: { followedStandbyCluster: followed } },
       );
     const position =
       pg.receivedLsn !== undefined && pg.replayedLsn !== undefined && pg.receivedLsn > pg.replayedLsn ? pg.receivedLsn : pg.replayedLsn;
