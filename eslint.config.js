@@ -27,6 +27,11 @@ const layerZones = [
   layer('api', ['core', 'util', 'agent/snapshot.ts', 'agent/member-record.ts'], 'api/ reads the agent snapshot and the Dcs port only.'),
   layer('proxy', ['core', 'util', 'config/proxy-config.ts'], 'proxy/ receives the DCS and the probe from its composition root.'),
   layer('cli', ['core', 'util'], 'cli/ reads the cluster through the Dcs port and mutates through HTTP.'),
+  layer(
+    'fence',
+    ['core', 'util', 'postgres/postmaster-pid.ts'],
+    'fence/ is a process of its own: it reads postmaster.pid and signals processes, nothing else.',
+  ),
   {
     target: ['./src/api', './src/proxy', './src/cli'],
     from: './src/core/rules',

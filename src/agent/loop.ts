@@ -1,6 +1,7 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
-import type { Clock, Dcs, PeerClient, PgController, WalStatus } from '../core/ports.js';
+import { lockDeadlineMs } from '../core/lease.js';
+import type { Clock, Dcs, ExternalFence, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import type { AgentCommand, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
@@ -50,6 +51,8 @@ export interface AgentOptions extends CycleSettings {
    * is a second line of defence and would mask a missing rule).
    */
   readonly isLeaseFenceEnabled?: boolean | undefined;
+  /** The fence process (src/fence): stops a primary at the lock deadline even while this agent is stalled. */
+  readonly externalFence?: ExternalFence | undefined;
 }
 
 export class Agent {
@@ -88,6 +91,7 @@ export class Agent {
       inbox: this.#inbox,
       onLockChanged: (lock) => {
         if (options.isLeaseFenceEnabled !== false) this.#fence.follow(lock);
+        this.#feedExternalFence(lock);
       },
       decide: options.decide,
     };
@@ -269,11 +273,13 @@ export class Agent {
     await Promise.allSettled(this.#running.slice(0, 1));
     await this.#tasks.cancel(5000);
     this.#fence.disarm();
-    const { pg, dcs, log, clock } = this.#options;
+    const { pg, dcs, log, clock, externalFence } = this.#options;
     const state = this.#state;
     // Maintenance mode: operators restart the agent under pause expecting PostgreSQL and the lock to stay, as in Patroni.
     if (state.dcsRead.view?.config?.pause === true) {
       log.info({}, 'Leader key is not deleted and PostgreSQL is not shut down because of running in maintenance mode');
+      externalFence?.disarm();
+      await externalFence?.close({ exit: true });
       await Promise.allSettled(this.#running);
       await dcs.close();
       await pg.close();
@@ -286,6 +292,8 @@ export class Agent {
         .catch((error: unknown) => log.error({ error: describeError(error) }, 'could not stop PostgreSQL'));
       if (role !== undefined) state.local.callbacks?.fire('on_stop', role);
     }
+    // PostgreSQL stopped: nothing left to fence. Left running, the fence keeps the last deadline and enforces it.
+    await externalFence?.close({ exit: options.stopPostgres });
     if (state.lock.current.lastRenewSentAtMs !== undefined) {
       await dcs
         .releaseLeader(clock.deadline(STOP_DCS_BUDGET_MS))
@@ -341,6 +349,17 @@ export class Agent {
       return;
     }
     this.#options.clock.setTimer(inMs, () => this.#wakeup.nudge());
+  }
+
+  /**
+   * The fence process enforces the newest deadline this agent proved. A lost lock changes nothing there (the old
+   * deadline stands and passes); maintenance mode disarms it, as Patroni disables its watchdog while paused.
+   */
+  #feedExternalFence(lock: LockObservation): void {
+    const fence = this.#options.externalFence;
+    if (fence === undefined) return;
+    if (this.#state.dcsRead.view?.config?.pause === true) fence.disarm();
+    else if (lock.lastRenewSentAtMs !== undefined) fence.armUntil(lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs));
   }
 
   #onLeaseExpired(): void {

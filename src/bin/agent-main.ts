@@ -12,9 +12,16 @@ import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
 import { openPostgresController, resolveRunAs } from './adapters.js';
 import { SystemClock } from '../util/clock.js';
+import { FenceClient } from '../fence/fence-client.js';
+import { fenceSocketPathOf } from '../fence/fence-paths.js';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS, missingAgentSettings } from '../util/agent-process.js';
+
+const FENCE_ENTRY = fileURLToPath(new URL('./fence.js', import.meta.url));
 
 /** A custom bootstrap method (restore from a backup tool) is not supported yet: never replace it with initdb. */
 function bootstrapRefusalOf(method: string | undefined): string | undefined {
@@ -109,6 +116,20 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         ciphers: restapi.ciphers,
       }
     : undefined;
+  const externalFence = new FenceClient({
+    socketPath: fenceSocketPathOf(dataDir),
+    startFence: () => {
+      // Detached, in its own process group: it must outlive this agent (that is its whole point) and not share its signals.
+      spawn(process.execPath, [...AGENT_NODE_FLAGS, FENCE_ENTRY, config.name, dataDir], {
+        detached: true,
+        stdio: ['ignore', 'inherit', 'inherit'],
+        env: { ...process.env, ...AGENT_ENV },
+      }).unref();
+    },
+    // The agent's clock is performance.now(); the fence process shares only CLOCK_MONOTONIC (process.hrtime).
+    toMonotonicNs: (deadlineMs) => process.hrtime.bigint() + BigInt(Math.round((deadlineMs - performance.now()) * 1e6)),
+    log,
+  });
   const peers = new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined);
   const agent = new Agent({
     identity: {
@@ -125,6 +146,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     isFastDeadLeaderEnabled: true,
     // Debug mode: every decision is checked against the core's safety invariants before it is executed.
     isCheckingInvariants: process.env.PGWARDEN_CHECK_INVARIANTS === '1',
+    externalFence,
     localParameters: config.postgresql.parameters,
     recoveryConf: config.postgresql.recovery_conf,
     callbacks: new CallbackRunner(config.postgresql.callbacks ?? {}, config.scope, log),

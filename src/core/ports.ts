@@ -156,3 +156,16 @@ export interface PeerClient {
   /** Whether TCP connects to the member's REST API and PostgreSQL port are actively refused (its processes are gone). */
   probeRefused(member: MemberRecord, signal: AbortSignal): Promise<{ readonly isApiRefused: boolean; readonly isPgRefused: boolean }>;
 }
+
+/**
+ * A fence outside the agent's process (src/fence): it stops PostgreSQL, if it runs as a primary, at the lock deadline
+ * the agent last proved, even when the agent itself is stopped, hung or starved. Never rejects; fire and forget.
+ */
+export interface ExternalFence {
+  /** The lock is proved until `deadlineMs` on the agent's clock: a primary still running then is stopped. */
+  armUntil(deadlineMs: number): void;
+  /** Nothing to enforce (PostgreSQL stopped or not a primary, or maintenance mode). */
+  disarm(): void;
+  /** The agent stops: `exit` tells the fence to leave (PostgreSQL was stopped or the fence disarmed first). */
+  close(options: { readonly exit: boolean }): Promise<void>;
+}

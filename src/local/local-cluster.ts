@@ -8,6 +8,7 @@ import type { ClusterView } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../util/agent-process.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import { fencePidPathOf } from '../fence/fence-paths.js';
 import { postmasterPidFrom } from '../postgres/postmaster-pid.js';
 import { runCommand } from '../util/run-command.js';
 import { waitUntil } from '../util/wait-until.js';
@@ -406,6 +407,8 @@ export class LocalCluster {
     await Promise.all(this.proxies.map((proxy) => this.stopProxy(proxy.name).catch(() => undefined)));
     await Promise.all(this.nodes.map((node) => this.stopAgent(node.name).catch(() => undefined)));
     await Promise.all(this.nodes.map(async (node) => stopLeftoverPostmaster(node.dataDir)));
+    // A killed agent's fence outlives it by design (it enforces the last deadline): here everything stops.
+    await Promise.all(this.nodes.map(async (node) => stopLeftoverFence(node.dataDir)));
     await this.etcd.stop();
     await this.#network.close();
     for (const node of this.nodes) {
@@ -474,6 +477,18 @@ export async function stopLeftoverPostmaster(dataDir: string): Promise<void> {
   }
 }
 
+/** The PID of the fence process of a data dir, from the file it keeps while it runs. */
+export async function fencePidOf(dataDir: string): Promise<number | undefined> {
+  const text = await readFile(fencePidPathOf(dataDir), 'utf8').catch(() => '');
+  const pid = Number.parseInt(text.trim(), 10);
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+}
+
+export async function stopLeftoverFence(dataDir: string): Promise<void> {
+  const pid = await fencePidOf(dataDir);
+  if (pid !== undefined) await stopPid(pid, { signal: 'SIGTERM', graceMs: 2000 });
+}
+
 /** Stops a background cluster from its state file, by PID. */
 export async function stopFromState(state: LocalClusterState): Promise<void> {
   await Promise.all(
@@ -488,5 +503,6 @@ export async function stopFromState(state: LocalClusterState): Promise<void> {
     }),
   );
   await Promise.all(state.nodes.map((node) => stopLeftoverPostmaster(node.dataDir)));
+  await Promise.all(state.nodes.map((node) => stopLeftoverFence(node.dataDir)));
   await Promise.all(state.etcdPids.filter(isAlive).map((pid) => stopPid(pid, { signal: 'SIGTERM', graceMs: 2000 })));
 }

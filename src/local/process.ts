@@ -1,12 +1,12 @@
 // Process supervision by PID: spawn detached with output to a log file, signal, wait for exit, escalate to SIGKILL.
 import { spawn } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
 import { PgwardenError } from '../util/errors.js';
 import { isAlive } from '../util/process-alive.js';
 import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
 
 export { isAlive };
+export { processTree } from '../util/process-tree.js';
 
 export interface SpawnOptions {
   readonly command: string;
@@ -71,25 +71,6 @@ export async function waitForExit(pid: number, timeoutMs: number): Promise<boole
     if (isWaitTimeout(error)) return false;
     throw error;
   }
-}
-
-/** A process and all its descendants (a postmaster's backends and walsenders...), read from /proc: SIGSTOP must freeze them all. */
-export async function processTree(root: number): Promise<number[]> {
-  const children = new Map<number, number[]>();
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => '');
-    // The parent PID is the second field after the command name, which may itself contain spaces and parentheses.
-    const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (Number.isInteger(parent)) children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
-  }
-  const tree: number[] = [];
-  const visit = (pid: number): void => {
-    tree.push(pid);
-    for (const child of children.get(pid) ?? []) visit(child);
-  };
-  visit(root);
-  return tree;
 }
 
 /** Sends `signal`, waits up to graceMs, then SIGKILLs and waits for the exit. */

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalCluster, type LocalClusterOptions } from '../../src/local/local-cluster.js';
+import { fencePidOf, LocalCluster, type LocalClusterOptions } from '../../src/local/local-cluster.js';
 import type { LocalTiming } from '../../src/local/node-config.js';
 import { isAlive, processTree, signalAll } from '../../src/local/process.js';
 
@@ -65,7 +65,9 @@ export async function startTestCluster(name: string, options: Omit<LocalClusterO
 export async function teardownCluster(cluster: LocalCluster | undefined): Promise<void> {
   if (cluster === undefined) return;
   const postmasters = await Promise.all(cluster.nodes.map((node) => cluster.postmasterPid(node.name)));
+  const fences = await Promise.all(cluster.nodes.map((node) => fencePidOf(node.dataDir)));
   const pids = [
+    ...fences,
     ...cluster.proxies.map((proxy) => proxy.pid),
     ...cluster.nodes.map((node) => node.agentPid),
     ...postmasters,

@@ -1,0 +1,137 @@
+// The fence process's logic on a real Unix socket with a recorded stop: it enforces the newest deadline the agent
+// sent, also after the agent is gone, and does nothing once disarmed.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { FenceClient } from '../../src/fence/fence-client.js';
+import { startFenceServer, type FenceServer } from '../../src/fence/fence-server.js';
+import { applyFenceMessage, INITIAL_FENCE_STATE, isFenceDue, parseFenceMessage } from '../../src/fence/fence-state.js';
+import type { FenceOutcome } from '../../src/fence/stop-primary.js';
+import { silentLog } from '../../src/util/log.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+
+describe('fence state', () => {
+  it('keeps the newest deadline, clears it on disarm, and parses only its own protocol', () => {
+    const armed = applyFenceMessage(INITIAL_FENCE_STATE, { kind: 'arm', deadlineNs: 100n });
+    assert.equal(isFenceDue(armed, 99n), false);
+    assert.equal(isFenceDue(armed, 100n), true);
+    const moved = applyFenceMessage(armed, { kind: 'arm', deadlineNs: 50n });
+    assert.equal(moved.deadlineNs, 50n, 'the newest proof counts, also when it is shorter');
+    assert.equal(isFenceDue(applyFenceMessage(moved, { kind: 'disarm' }), 1000n), false);
+    assert.deepEqual(applyFenceMessage(moved, { kind: 'exit' }), { deadlineNs: undefined, isExiting: true });
+    assert.deepEqual(parseFenceMessage('{"kind":"arm","deadlineNs":"123"}'), { kind: 'arm', deadlineNs: 123n });
+    for (const line of ['', 'arm', '{"kind":"arm","deadlineNs":12}', '{"kind":"arm","deadlineNs":"-1"}', '{"kind":"boom"}', 'null'])
+      assert.equal(parseFenceMessage(line), undefined, line);
+  });
+});
+
+describe('fence process', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'pgw-fence-unit-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function start(name: string): Promise<{ server: FenceServer; stops: bigint[]; client: FenceClient; exits: number[] }> {
+    const socketPath = join(dir, `${name}.sock`);
+    const stops: bigint[] = [];
+    const exits: number[] = [];
+    const server = await startFenceServer({
+      socketPath,
+      dataDir: join(dir, name),
+      nowNs: () => process.hrtime.bigint(),
+      stopPrimary: async (): Promise<FenceOutcome> => {
+        stops.push(process.hrtime.bigint());
+        return { kind: 'stopped', pid: 1, processes: 1 };
+      },
+      log: () => undefined,
+      idleExitMs: 60_000,
+      onExit: () => exits.push(1),
+    });
+    assert.ok(server !== undefined);
+    const client = new FenceClient({
+      socketPath,
+      startFence: () => assert.fail('the fence runs already'),
+      toMonotonicNs: (deadlineMs) => BigInt(Math.round(deadlineMs * 1e6)),
+      log: silentLog,
+    });
+    return { server, stops, client, exits };
+  }
+
+  const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+  it('stops PostgreSQL at the deadline when no renewal moved it, also after the agent disconnected', async () => {
+    const { server, stops, client } = await start('a');
+    const deadline = nowMs() + 300;
+    client.armUntil(deadline);
+    await waitUntil(() => server.state().deadlineNs !== undefined, { timeoutMs: 2000, describe: 'the arm to arrive' });
+    await client.close({ exit: false });
+    await waitUntil(() => stops.length === 1, { timeoutMs: 3000, describe: 'the fence to fire' });
+    assert.ok(Number(stops[0]!) / 1e6 >= deadline, 'never before the deadline');
+    assert.ok(Number(stops[0]!) / 1e6 - deadline < 200, 'within 200 ms of the deadline');
+    await server.close();
+  });
+
+  it('a renewal moves the deadline and a disarm cancels it', async () => {
+    const { server, stops, client } = await start('b');
+    client.armUntil(nowMs() + 200);
+    const later = nowMs() + 600;
+    client.armUntil(later);
+    await waitUntil(() => stops.length === 1, { timeoutMs: 3000, describe: 'the fence to fire at the later deadline' });
+    assert.ok(Number(stops[0]!) / 1e6 >= later);
+    client.armUntil(nowMs() + 200);
+    client.disarm();
+    await waitUntil(() => server.state().deadlineNs === undefined, { timeoutMs: 2000, describe: 'the disarm to arrive' });
+    // The cancelled deadline passes without a stop (bounded: the deadline plus a margin, then check).
+    await waitUntil(() => nowMs() > later + 400, { timeoutMs: 2000, intervalMs: 20, describe: 'time to pass the cancelled deadline' });
+    assert.equal(stops.length, 1);
+    await client.close({ exit: false });
+    await server.close();
+  });
+
+  it('leaves when the agent stops cleanly, and a second fence does not take over a served socket', async () => {
+    const { server, exits, client } = await start('c');
+    const second = await startFenceServer({
+      socketPath: join(dir, 'c.sock'),
+      dataDir: join(dir, 'c'),
+      nowNs: () => process.hrtime.bigint(),
+      stopPrimary: async () => ({ kind: 'not-running' }),
+      log: () => undefined,
+      idleExitMs: 60_000,
+      onExit: () => undefined,
+    });
+    assert.equal(second, undefined);
+    await client.close({ exit: true });
+    await waitUntil(() => exits.length === 1, { timeoutMs: 2000, describe: 'the fence to exit' });
+    assert.equal(server.state().isExiting, true);
+  });
+
+  it('the client starts the fence when none answers', async () => {
+    const socketPath = join(dir, 'd.sock');
+    let started: FenceServer | undefined;
+    const client = new FenceClient({
+      socketPath,
+      startFence: () => {
+        void startFenceServer({
+          socketPath,
+          dataDir: join(dir, 'd'),
+          nowNs: () => process.hrtime.bigint(),
+          stopPrimary: async () => ({ kind: 'not-running' }),
+          log: () => undefined,
+          idleExitMs: 60_000,
+          onExit: () => undefined,
+        }).then((server) => (started = server));
+      },
+      toMonotonicNs: (deadlineMs) => BigInt(Math.round(deadlineMs * 1e6)),
+      log: silentLog,
+    });
+    client.armUntil(nowMs() + 60_000);
+    await waitUntil(() => started?.state().deadlineNs !== undefined, { timeoutMs: 3000, describe: 'the started fence to be armed' });
+    await client.close({ exit: false });
+    await started!.close();
+  });
+});
