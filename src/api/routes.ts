@@ -84,6 +84,7 @@ function isReplicaOk(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
   if (!pg.isRunning || pg.role !== 'replica' || snapshot.state !== 'running' || snapshot.tags.noloadbalance === true) return false;
   // Patroni 3.0.2: the standby leader is not a replica of this cluster (it answers /standby-leader and /read-only).
   if (snapshot.isStandbyLeader) return false;
+  if (!isFollowingLeader(snapshot)) return false;
   const lagText = query.get('lag');
   if (lagText !== null) {
     const maxLag = parseLag(lagText);
@@ -94,6 +95,23 @@ function isReplicaOk(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
   const state = query.get('replication_state');
   if (state !== null && state !== (pg.isStreaming ? 'streaming' : 'in archive recovery')) return false;
   return tagsMatch(snapshot, query);
+}
+
+/**
+ * A replica serves reads only while it follows the current leader: streaming (a nostream member: replaying the
+ * archive), on the leader's timeline, with a history that did not part from it. A thawed old primary, a replica cut
+ * off from the leader or one waiting for a rewind would otherwise serve stale or diverged data behind a load balancer.
+ * Without a DCS view or a leader there is nothing to compare with: running is enough, as in Patroni (reads keep working
+ * while the DCS is away).
+ */
+function isFollowingLeader(snapshot: AgentSnapshot): boolean {
+  const { view, pg } = snapshot;
+  const leader = view?.leader?.name;
+  if (!snapshot.isDcsReachable || view === undefined || leader === undefined || leader === snapshot.name) return true;
+  if (pg.isHistoryDivergent === true) return false;
+  const leaderTimeline = view.members.find((member) => member.name === leader)?.timeline;
+  if (leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline !== leaderTimeline) return false;
+  return pg.isStreaming || snapshot.tags.nostream === true;
 }
 
 /** Listed in the DCS `sync` key as a synchronous standby (only meaningful while the DCS answers). */

@@ -7,6 +7,7 @@ import type { DynamicConfig, MemberTags } from '../core/types.js';
 import { configFromEnvironment, parsePatroniBool, parsePatroniInt, patchConfig, type Environment } from './patroni-env.js';
 import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
 import { unhonouredKeyWarnings } from './unhonoured-keys.js';
+import { watchdogRefusal } from './watchdog.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
 
@@ -179,15 +180,16 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
     warnings.push(
       `bootstrap.method ${method} in ${sourceName} is not supported yet (only initdb): this member joins an existing cluster but never bootstraps a new one`,
     );
-  if (parsed.watchdog?.mode === 'required')
-    warnings.push('watchdog.mode is required but pgwarden has no watchdog support; fencing relies on the lock deadline');
+  const refusal = watchdogRefusal(parsed.watchdog);
+  if (refusal !== undefined) warnings.push(refusal);
   const { etcd3: _etcd3, etcd: _etcd, ...rest } = parsed;
   return {
     config: {
       ...rest,
       etcd: { hosts: etcdHosts(etcdSection!), protocol: etcdSection!.protocol ?? 'http' },
       bootstrap: { ...parsed.bootstrap, dcs: parsed.bootstrap.dcs as DynamicConfig },
-      tags: parsed.tags as MemberTags,
+      // Never leader under watchdog.mode: required (published, so no race or switchover picks this member).
+      tags: (refusal === undefined ? parsed.tags : { ...parsed.tags, nofailover: true }) as MemberTags,
     },
     warnings,
   };

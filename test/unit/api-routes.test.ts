@@ -58,6 +58,18 @@ describe('health checks', () => {
     assert.equal(status('/replica', replica({ tags: { noloadbalance: true } })), 503);
   });
 
+  it('answers /replica and /read-only only on a replica that follows the current leader', () => {
+    const notStreaming = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, isStreaming: false }) });
+    for (const path of ['/replica', '/read-only', '/replica?lag=1GB'])
+      assert.equal(status(path, notStreaming), 503, `${path} not streaming`);
+    const otherTimeline = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, timeline: 7 }) });
+    assert.equal(status('/replica', otherTimeline), 503, 'a replica on another timeline than the leader');
+    const diverged = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, isHistoryDivergent: true }) });
+    assert.equal(status('/replica', diverged), 503, 'a replica whose history parted from the leader');
+    assert.equal(status('/replica', replica({ pg: notStreaming.pg, tags: { nostream: true } })), 200, 'nostream replays the archive');
+    assert.equal(status('/replica', replica({ pg: notStreaming.pg, isDcsReachable: false })), 200, 'without the DCS, running is enough');
+  });
+
   it('answers as Patroni 3.0.2 on the standby leader of a standby cluster', () => {
     const standbyLeader = replica({ name: 'node1', isLeaderWithLock: true, isStandbyLeader: true });
     for (const path of ['/standby-leader', '/standby_leader', '/read-only']) assert.equal(status(path, standbyLeader), 200, path);

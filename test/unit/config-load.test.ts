@@ -75,6 +75,16 @@ describe('config', () => {
     assert.match(problems(patroniYaml.replace(/^tags:\n(?: {2}.*\n)*/m, "tags:\n  nofailover: 'maybe'\n")), /tags\.nofailover/);
   });
 
+  it('honours watchdog.mode required as Patroni does without a usable watchdog: never leader (nofailover), said why', () => {
+    const withWatchdog = (section: string): ReturnType<typeof parseConfig> =>
+      parseConfig(`${patroniYaml.replace(/^watchdog:\n(?: {2}.*\n)*/m, '')}\nwatchdog:\n${section}`, 'watchdog.yml');
+    const required = withWatchdog('  mode: required\n  device: /dev/watchdog\n');
+    assert.equal(required.config.tags.nofailover, true);
+    assert.ok(required.warnings.some((warning) => /watchdog\.mode is required.*never becomes leader/.test(warning)));
+    for (const mode of ['automatic', 'off'])
+      assert.notEqual(withWatchdog(`  mode: ${mode}\n`).config.tags.nofailover, true, `watchdog.mode ${mode}`);
+  });
+
   it('takes PATRONI_* environment variables over the file, with Patroni parsing', () => {
     const env = {
       PATRONI_NAME: 'envnode',
