@@ -353,13 +353,12 @@ export class Agent {
 
   /**
    * The fence process enforces the newest deadline this agent proved. A lost lock changes nothing there (the old
-   * deadline stands and passes); maintenance mode disarms it, as Patroni disables its watchdog while paused.
+   * deadline stands and passes). Maintenance mode keeps it armed, unlike Patroni's watchdog: an agent that dies while
+   * paused leaves a primary nobody would stop once the cluster is resumed and another member takes the lock (the
+   * simulator found it). Only a clean stop under pause disarms it.
    */
   #feedExternalFence(lock: LockObservation): void {
-    const fence = this.#options.externalFence;
-    if (fence === undefined) return;
-    if (this.#state.dcsRead.view?.config?.pause === true) fence.disarm();
-    else if (lock.lastRenewSentAtMs !== undefined) fence.armUntil(lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs));
+    if (lock.lastRenewSentAtMs !== undefined) this.#options.externalFence?.armUntil(lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs));
   }
 
   #onLeaseExpired(): void {

@@ -1,5 +1,6 @@
-// Each safety rule is needed: with the lease fence off (it would mask a missing rule), the full core keeps every
-// invariant, and weakening one rule makes seeds fail. The failing seeds are printed for replay.
+// Each safety rule is needed: with the lease fence and the fence process off (they would mask a missing rule), the full
+// core keeps every invariant, and weakening one rule makes seeds fail. And the fence process is needed: without it a
+// frozen or killed agent's primary stays writable beside the next one. The failing seeds are printed for replay.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { SYNC_OFF } from '../../src/core/sync-plan.js';
@@ -14,7 +15,7 @@ async function failingSeeds(options: SimOptions): Promise<{ readonly seeds: numb
   const seeds: number[] = [];
   let first: string | undefined;
   for (const seed of seedsToRun(SEEDS)) {
-    const world = await runSeed(seed, { ...options, withoutFence: true });
+    const world = await runSeed(seed, { withoutFence: true, withoutFenceProcess: true, ...options });
     const problem =
       world.violations[0] === undefined ? world.convergence() : `${world.violations[0].invariant}: ${world.violations[0].message}`;
     if (problem === undefined) continue;
@@ -25,6 +26,12 @@ async function failingSeeds(options: SimOptions): Promise<{ readonly seeds: numb
 }
 
 describe('safety rules are load-bearing (lease fence off)', () => {
+  it('off: without the fence process, a frozen or killed agent leaves its primary writable beside the next one', async (context) => {
+    const { seeds, first } = await failingSeeds({ sync: SYNC_MODES.off!, withoutFence: false, checksOneWritable: true });
+    context.diagnostic(`failing seeds: ${seeds.join(', ')}; first: ${first ?? 'none'}`);
+    assert.ok(seeds.length > 0, 'without the fence process two members must be writable at once in some seed');
+  });
+
   for (const mode of ['off', 'quorum']) {
     it(`${mode}: the whole core keeps every invariant on its own`, async () => {
       const { seeds, first } = await failingSeeds({ sync: SYNC_MODES[mode]! });

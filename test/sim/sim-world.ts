@@ -17,6 +17,7 @@ import { PgwardenError } from '../../src/util/errors.js';
 import type { Log } from '../../src/util/log.js';
 import { mulberry32 } from '../../src/util/prng.js';
 import { MemoryPgCluster } from '../../src/postgres/memory/memory-pg.js';
+import { SimFence } from './sim-fence.js';
 import { SimProcess, SimRuntime } from './sim-runtime.js';
 
 export const SIM_TIMING = { ttlMs: 5000, loopWaitMs: 1000, retryTimeoutMs: 2000 };
@@ -35,6 +36,16 @@ export interface SimOptions {
   readonly withoutRules?: readonly string[] | undefined;
   /** Runs the agents without their lease fence, so the rules alone must keep the invariants. */
   readonly withoutFence?: boolean | undefined;
+  /**
+   * Runs the nodes without their fence process: a frozen or killed agent's primary then stays writable beside the
+   * next one (what the strict one-writable-primary invariant catches).
+   */
+  readonly withoutFenceProcess?: boolean | undefined;
+  /**
+   * Checks that no two members are ever writable at once (default: when the fence process runs; without it a frozen
+   * agent's primary stays writable, which the rule-mutation runs do not judge).
+   */
+  readonly checksOneWritable?: boolean | undefined;
   /** A change to what decide() sees or returns (a safety rule weakened), to prove the invariants catch it. */
   readonly mutateDecide?: ((decideFunction: typeof decide) => typeof decide) | undefined;
 }
@@ -48,6 +59,8 @@ export interface SimNode {
   isPartitioned: boolean;
   /** Its writes time out while its reads still work (a one-way partition, an overloaded etcd leader). */
   areWritesCut: boolean;
+  /** The node's fence process: it outlives agent restarts, as the real one outlives its agent. */
+  readonly fence: SimFence;
 }
 
 const DCS_WRITES = new Set([
@@ -190,6 +203,8 @@ export class SimWorld {
     const dcs = new MemoryDcs(this.store, { namespace: NAMESPACE, scope: SCOPE, member: name });
     if (previous?.isPartitioned === true) dcs.setReachable(false);
     let node: SimNode | undefined;
+    const fence =
+      previous?.fence ?? new SimFence(this.runtime, this.pg, name, (message) => this.events.push(`${this.runtime.nowMs}: ${message}`));
     const agent = new Agent({
       identity: {
         name,
@@ -211,10 +226,11 @@ export class SimWorld {
       log: simLog(this, name),
       decide: this.#decide(),
       isLeaseFenceEnabled: this.#options.withoutFence !== true,
+      externalFence: this.#options.withoutFenceProcess === true ? undefined : fence,
     });
     agent.start();
     if (previous === undefined) {
-      node = { name, process, agent, dcs, isPartitioned: false, areWritesCut: false };
+      node = { name, process, agent, dcs, isPartitioned: false, areWritesCut: false, fence };
       return node;
     }
     node = previous;
@@ -371,6 +387,28 @@ export class SimWorld {
       }
     }
     const found: InvariantViolation[] = [...checkWritablePrimaries(states, now, DEADLINE_GRACE_MS)];
+    // Whatever its agent does (frozen, killed), a node's primary stops at the deadline its fence enforces, and so no
+    // write is ever acknowledged by one member while another is writable.
+    if (this.#options.withoutFenceProcess !== true)
+      for (const node of this.nodes) {
+        const deadline = node.fence.deadlineMs;
+        if (
+          deadline !== undefined &&
+          now > deadline + DEADLINE_GRACE_MS &&
+          states.find((state) => state.name === node.name)?.isWritablePrimary
+        )
+          found.push({
+            invariant: 'no-primary-past-fence-deadline',
+            message: `${node.name} is a writable primary past its fence deadline`,
+          });
+      }
+    const writableNow = states.filter((state) => state.isWritablePrimary);
+    const checksOneWritable = this.#options.checksOneWritable ?? this.#options.withoutFenceProcess !== true;
+    if (checksOneWritable && writableNow.length > 1)
+      found.push({
+        invariant: 'one-writable-primary',
+        message: `${writableNow.map((state) => state.name).join(' and ')} are writable primaries at the same time`,
+      });
     // Stronger, real-world form: a second node may be writable only after the first one's lock could have expired.
     const holder = this.store.get(this.keys.leader)?.value;
     const writable = states.filter((state) => state.isWritablePrimary);
