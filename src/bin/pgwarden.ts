@@ -15,7 +15,7 @@ import type { ClusterView } from '../core/types.js';
 import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
 import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
-import { FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
+import { ALL_FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
 import { runAgent } from './agent-main.js';
 import { runProxy } from './proxy-main.js';
 import { describeError, PgwardenError } from '../util/errors.js';
@@ -97,7 +97,7 @@ function register(program: Command): void {
     .option('--seed <n>', 'schedule seed: the same seed replays the same faults', '1')
     .option('--faults <n>', 'number of faults', '5')
     .option('--sync', 'run with synchronous_mode on (then no acknowledged write may be lost)')
-    .option('--kinds <list>', `comma-separated fault kinds (${FAULT_KINDS.join(', ')})`)
+    .option('--kinds <list>', `comma-separated fault kinds (${ALL_FAULT_KINDS.join(', ')})`)
     .option(
       '--network <mode>',
       'auto (network namespaces when root, else TCP relays to etcd), netns, relay, or loopback (process faults only)',
@@ -125,15 +125,15 @@ function register(program: Command): void {
           },
         });
       const kinds = options.kinds?.split(',').map((kind) => kind.trim());
-      const unknown = kinds?.filter((kind) => !(FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
+      const unknown = kinds?.filter((kind) => !(ALL_FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
       if (unknown.length > 0)
-        throw new PgwardenError('PGW_CLI_USAGE', `unknown fault kind ${unknown.join(', ')}; choose from ${FAULT_KINDS.join(', ')}`, {
+        throw new PgwardenError('PGW_CLI_USAGE', `unknown fault kind ${unknown.join(', ')}; choose from ${ALL_FAULT_KINDS.join(', ')}`, {
           context: {
             command: ['pgwarden', 'chaos'],
             flag: '--kinds',
             value: options.kinds,
             unknown,
-            hint: `choose from ${FAULT_KINDS.join(', ')}`,
+            hint: `choose from ${ALL_FAULT_KINDS.join(', ')}`,
           },
         });
       process.once('uncaughtException', (error) => {

@@ -78,6 +78,12 @@ function labOf(context: FaultContext): NonNullable<LocalCluster['lab']> {
 
 const etcdAddresses = (cluster: LocalCluster): string[] => cluster.etcd.members.map((member) => new URL(member.clientUrl).hostname);
 
+/** SIGCONT for what a freeze stopped. */
+const resumeStopped = async ({ stopped }: FaultContext, pids: readonly number[]): Promise<void> => {
+  signalAll(pids, 'SIGCONT');
+  for (const pid of pids) stopped.delete(pid);
+};
+
 /** Restarts the agent of the member the fault took down. */
 const restartAgent = async ({ cluster }: FaultContext, name: string): Promise<void> => void cluster.startAgent(name);
 
@@ -155,10 +161,22 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
       for (const pid of pids) stopped.add(pid);
       return { target: leader, state: pids };
     },
-    async heal({ stopped }, pids) {
-      signalAll(pids, 'SIGCONT');
-      for (const pid of pids) stopped.delete(pid);
+    heal: resumeStopped,
+  }),
+  'stop-primary-agent': row({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    // The agent alone is frozen past the lease while PostgreSQL keeps serving the clients connected to it: only
+    // something outside the agent (its fence process) can stop that primary before another member is promoted.
+    holdMs: pastTtlMs,
+    async inject({ cluster, leader, stopped }) {
+      const agent = cluster.node(leader).agentPid;
+      const pids = agent !== undefined ? [agent] : [];
+      signalAll(pids, 'SIGSTOP');
+      for (const pid of pids) stopped.add(pid);
+      return { target: `${leader} (agent only)`, state: pids };
     },
+    heal: resumeStopped,
   }),
   'kill-replica-both': row({
     runsOn: ANY_NETWORK,

@@ -51,6 +51,8 @@ export interface ChaosReport extends Omit<CheckReport, 'dualWritable'> {
   readonly converged: boolean;
   readonly timelines: readonly number[];
   readonly writerErrors: number;
+  /** Writes acknowledged to the multi-host client connected straight to the members (included in the checks). */
+  readonly directAcknowledged: number;
   readonly reads: { readonly ok: number; readonly failed: number };
   readonly network: ChaosNetwork;
   readonly kinds: readonly FaultKind[];
@@ -83,6 +85,8 @@ export async function stopActiveClusters(): Promise<void> {
 
 const TIMING = { ttl: 10, loop_wait: 1, retry_timeout: 3, maximum_lag_on_failover: 1048576 };
 const ACK_TABLE = 'chaos_acks';
+/** The direct writer's ids start here, far above anything the proxy writer reaches in a run. */
+const DIRECT_FIRST_ID = 1_000_000_000;
 
 /** The value the wait ends with, or undefined once its deadline passed (then `onTimeout` hears what was last seen). */
 async function valueWithin<T>(
@@ -158,6 +162,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   active.add(cluster);
   const names = cluster.nodes.map((node) => node.name);
   let writer: Writer | undefined;
+  let directWriter: Writer | undefined;
   let reader: Reader | undefined;
   const stopped = new Set<number>();
   // Ctrl-C or a CI timeout must not leave etcd, agents or postmasters behind.
@@ -215,6 +220,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       table: ACK_TABLE,
     });
     writer.start();
+    // A libpq multi-host client connected straight to the members' PostgreSQL (target_session_attrs=read-write): it
+    // stays on a primary as long as that one answers, so a primary that should have stopped shows in its acks. Its
+    // ids are disjoint from the proxy writer's: both are checked together (loss, dual writes).
+    directWriter = new Writer({
+      targets: cluster.nodes.map((node) => ({ host: node.host, port: node.pgPort })),
+      password: cluster.superuserPassword,
+      table: ACK_TABLE,
+      connectTimeoutMs: 3000,
+      firstId: DIRECT_FIRST_ID,
+    });
+    directWriter.start();
     reader = new Reader({ host: '127.0.0.1', port: proxy.replicaPort }, cluster.superuserPassword, ACK_TABLE);
     reader.start();
     const outcomes: FaultOutcome[] = [];
@@ -257,6 +273,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     }
     await sleep(1000);
     await writer.stop();
+    await directWriter.stop();
     await reader.stop();
     const finalLeader = await healthy(120_000);
     const converged = finalLeader !== undefined;
@@ -278,8 +295,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       );
       fingerprints.set(name, fingerprint ?? 'unreachable or behind');
     }
-    const checked = checkRun(writer.acks, ids, fingerprints);
-    const timelines = [...new Set(writer.acks.map((ack) => ack.timeline))].sort((a, b) => a - b);
+    const allAcks = [...writer.acks, ...directWriter.acks];
+    const checked = checkRun(allAcks, ids, fingerprints);
+    const timelines = [...new Set(allAcks.map((ack) => ack.timeline))].sort((a, b) => a - b);
     const reportPath = join(options.keepDir === true ? dir : tmpdir(), `pgwarden-chaos-seed${options.seed}.json`);
     const report: ChaosReport = {
       ...checked,
@@ -290,6 +308,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       converged,
       timelines,
       writerErrors: writer.failures.length,
+      directAcknowledged: directWriter.acks.length,
       reads: { ok: reader.ok, failed: reader.failed },
       network,
       kinds,
@@ -307,6 +326,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     process.removeListener('SIGTERM', onSignal);
     signalAll(stopped, 'SIGCONT');
     await writer?.stop();
+    await directWriter?.stop();
     await reader?.stop();
     await cluster.lab?.healAll().catch(() => undefined);
     await cluster.stop();

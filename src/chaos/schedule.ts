@@ -7,6 +7,7 @@ export type FaultKind =
   | 'kill-primary-postmaster'
   | 'kill-primary-both'
   | 'stop-primary'
+  | 'stop-primary-agent'
   | 'kill-replica-both'
   | 'kill-etcd-member'
   | 'switchover-replica-kill'
@@ -44,6 +45,12 @@ export const NETWORK_FAULT_KINDS: readonly FaultKind[] = [
   'latency-primary',
 ];
 export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', ...NETWORK_FAULT_KINDS, 'full-disk-primary'];
+/**
+ * Kinds a run makes only when asked (--kinds): outside the default lists, so that the seeds of earlier runs replay the
+ * same schedule. stop-primary-agent freezes the primary's agent alone while its PostgreSQL runs (the fence's case).
+ */
+export const EXTRA_FAULT_KINDS: readonly FaultKind[] = ['stop-primary-agent'];
+export const ALL_FAULT_KINDS: readonly FaultKind[] = [...FAULT_KINDS, ...EXTRA_FAULT_KINDS];
 
 export function faultSchedule(seed: number, count: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {
   if (!Number.isInteger(count) || count < 1)

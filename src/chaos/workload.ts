@@ -51,6 +51,8 @@ export interface WriterOptions {
   /** A proxy holds a connect through a failover: the default waits for it as long as a patient client would. */
   readonly connectTimeoutMs?: number;
   readonly queryTimeoutMs?: number;
+  /** The first id written (ids then count up): writers sharing one table use disjoint ranges. */
+  readonly firstId?: number;
 }
 
 const WRITE_DEFAULTS = {
@@ -59,6 +61,7 @@ const WRITE_DEFAULTS = {
   reconnectDelayMs: 100,
   connectTimeoutMs: 35_000,
   queryTimeoutMs: 10_000,
+  firstId: 1,
 } as const;
 
 /** The table the writer fills (bigint: a long run outgrows int). */
@@ -101,6 +104,7 @@ export class Writer {
 
   constructor(options: WriterOptions) {
     this.#options = { ...WRITE_DEFAULTS, ...options };
+    this.#nextId = this.#options.firstId;
     this.#insert = insertSql(options.table);
   }
 

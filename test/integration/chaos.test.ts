@@ -30,6 +30,25 @@ describe('pgwarden chaos (short seeded runs)', { timeout: 2_700_000 }, () => {
     await rm(report.reportPath, { force: true });
   });
 
+  it('a primary whose agent alone is frozen past its lease acknowledges nothing once another member is writable, also to clients connected directly', async () => {
+    const lines: string[] = [];
+    const report = await runChaos({
+      seed: 5,
+      faults: 2,
+      isSync: false,
+      kinds: ['stop-primary-agent'],
+      network: 'loopback',
+      out: (line) => lines.push(line),
+    });
+    const context = lines.join('\n');
+    assert.ok(report.directAcknowledged > 50, `the direct multi-host writer wrote: ${context}`);
+    assert.equal(report.dualWritable, 0, context);
+    assert.deepEqual(report.divergentMembers, [], context);
+    assert.equal(report.converged, true, context);
+    assert.ok(report.lostWalBytes <= report.maximumLagOnFailover, context);
+    await rm(report.reportPath, { force: true });
+  });
+
   it(
     'survives real network faults (a partitioned primary, one-way loss to etcd, an isolated etcd member, latency, quorum loss) in network namespaces',
     { skip: process.getuid?.() === 0 ? false : 'network namespaces need root' },

@@ -64,6 +64,7 @@ describe('asynchronous loss against maximum_lag_on_failover', () => {
       converged: true,
       timelines: [1],
       writerErrors: 0,
+      directAcknowledged: 0,
       reads: { ok: 1, failed: 0 },
       network: 'loopback',
       kinds: [],
