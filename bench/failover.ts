@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { LocalCluster } from '../src/local/local-cluster.js';
+import { fencePidOf, LocalCluster } from '../src/local/local-cluster.js';
 import { waitUntil } from '../src/util/wait-until.js';
 import { httpStatus, sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { longestWriteGap, type Writer } from '../src/chaos/workload.js';
@@ -16,21 +16,25 @@ const { values } = parseArgs({
     'retry-timeout': { type: 'string', default: '10' },
     runs: { type: 'string', default: '3' },
     'postmaster-runs': { type: 'string', default: '2' },
+    'agent-stop-runs': { type: 'string', default: '2' },
     'idle-seconds': { type: 'string', default: '10' },
   },
 });
 const timing = { ttl: Number(values.ttl), loop_wait: Number(values['loop-wait']), retry_timeout: Number(values['retry-timeout']) };
 const runs = Number(values.runs);
 const postmasterRuns = Number(values['postmaster-runs']);
+const agentStopRuns = Number(values['agent-stop-runs']);
 const idleSeconds = Number(values['idle-seconds']);
 
 interface RunResult {
-  readonly kind: 'agent+postmaster' | 'postmaster';
+  readonly kind: 'agent+postmaster' | 'postmaster' | 'agent stopped';
   readonly victim: string;
   readonly gapMs: number;
   readonly newPrimaryMs: number;
   readonly rejoinMs: number;
   readonly newLeader: string;
+  /** Writes the old primary acknowledged after the new primary answered /primary (the fence's job: always 0). */
+  readonly lateOnOld: number;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -54,7 +58,7 @@ async function readProcStat(pid: number): Promise<{ rssKb: number; anonKb: numbe
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-'));
   console.log(
-    `pgwarden failover benchmark: ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout}, ${runs} agent+postmaster kills, ${postmasterRuns} postmaster-only kills`,
+    `pgwarden failover benchmark: ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout}, ${runs} agent+postmaster kills, ${postmasterRuns} postmaster-only kills, ${agentStopRuns} SIGSTOPs of the agent alone`,
   );
   const cluster = await LocalCluster.start({ dir, timing, scope: 'bench' });
   const results: RunResult[] = [];
@@ -73,25 +77,33 @@ async function main(): Promise<void> {
     const plan: RunResult['kind'][] = [
       ...Array<RunResult['kind']>(runs).fill('agent+postmaster'),
       ...Array<RunResult['kind']>(postmasterRuns).fill('postmaster'),
+      ...Array<RunResult['kind']>(agentStopRuns).fill('agent stopped'),
     ];
     for (const kind of plan) {
       const victim = leader;
       const victimPort = cluster.node(victim).pgPort;
       const postmaster = await cluster.postmasterPid(victim);
       const killedAt = performance.now();
-      if (kind === 'agent+postmaster') cluster.killAgent(victim, 'SIGKILL');
-      if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
+      const agentPid = cluster.node(victim).agentPid;
+      if (kind === 'agent stopped') {
+        // The agent alone is frozen; PostgreSQL keeps serving the writer until the fence process stops it.
+        if (agentPid !== undefined) process.kill(agentPid, 'SIGSTOP');
+      } else {
+        if (kind === 'agent+postmaster') cluster.killAgent(victim, 'SIGKILL');
+        if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
+      }
 
       const newLeader = await waitUntil(
         async () => {
           const view = await cluster.view(1000);
           const name = view.leader?.name;
-          if (name === undefined || (kind === 'agent+postmaster' && name === victim)) return undefined;
+          if (name === undefined || (kind !== 'postmaster' && name === victim)) return undefined;
           return (await httpStatus(cluster, name, '/primary')) === 200 ? name : undefined;
         },
         { timeoutMs: 180_000, intervalMs: 25, describe: 'a primary with the lock' },
       );
-      const newPrimaryMs = performance.now() - killedAt;
+      const newPrimaryAt = performance.now();
+      const newPrimaryMs = newPrimaryAt - killedAt;
       const expectedPort = cluster.node(newLeader).pgPort;
       // The outage ends with the first acknowledged write on the new primary after the writer first saw the failure.
       const failedAt = await waitUntil(async () => writer!.failures.find((failure) => failure.atMs > killedAt)?.atMs, {
@@ -106,13 +118,15 @@ async function main(): Promise<void> {
       });
       const gapMs = longestWriteGap(writer.acks, killedAt, recovered.atMs) ?? Number.NaN;
 
+      const lateOnOld = kind === 'postmaster' ? 0 : writer.acks.filter((ack) => ack.port === victimPort && ack.atMs > newPrimaryAt).length;
       const rejoinStartedAt = performance.now();
       if (kind === 'agent+postmaster') cluster.startAgent(victim);
+      if (kind === 'agent stopped' && agentPid !== undefined) process.kill(agentPid, 'SIGCONT');
       await waitHealthy(cluster, 180_000);
       const rejoinMs = performance.now() - rejoinStartedAt;
-      results.push({ kind, victim, gapMs, newPrimaryMs, rejoinMs, newLeader });
+      results.push({ kind, victim, gapMs, newPrimaryMs, rejoinMs, newLeader, lateOnOld });
       console.log(
-        `run ${results.length} [${kind}] killed ${victim} (port ${victimPort}) -> primary ${newLeader}: write gap ${fmt(gapMs)} ms, new primary after ${fmt(newPrimaryMs)} ms, ${kind === 'agent+postmaster' ? 'rejoin' : 'healthy again'} after ${fmt(rejoinMs)} ms`,
+        `run ${results.length} [${kind}] ${victim} (port ${victimPort}) -> primary ${newLeader}: write gap ${fmt(gapMs)} ms, new primary after ${fmt(newPrimaryMs)} ms, ${kind === 'postmaster' ? 'healthy again' : 'rejoin'} after ${fmt(rejoinMs)} ms, acknowledged by the old primary after that: ${lateOnOld}`,
       );
       leader = newLeader;
       await sleep(2000);
@@ -132,19 +146,24 @@ async function main(): Promise<void> {
       }, failed attempts: ${writer.failures.length}`,
     );
 
-    for (const kind of ['agent+postmaster', 'postmaster'] as const) {
+    for (const kind of ['agent+postmaster', 'postmaster', 'agent stopped'] as const) {
       const subset = results.filter((result) => result.kind === kind);
       if (subset.length === 0) continue;
       const gaps = subset.map((result) => result.gapMs).filter(Number.isFinite);
       const primaries = subset.map((result) => result.newPrimaryMs);
       const rejoins = subset.map((result) => result.rejoinMs);
       console.log(
-        `${kind.padEnd(17)} gap median ${fmt(median(gaps))} ms max ${fmt(Math.max(...gaps))} ms | new primary median ${fmt(median(primaries))} ms max ${fmt(Math.max(...primaries))} ms | rejoin median ${fmt(median(rejoins))} ms max ${fmt(Math.max(...rejoins))} ms`,
+        `${kind.padEnd(17)} gap median ${fmt(median(gaps))} ms max ${fmt(Math.max(...gaps))} ms | new primary median ${fmt(median(primaries))} ms max ${fmt(Math.max(...primaries))} ms | rejoin median ${fmt(median(rejoins))} ms max ${fmt(Math.max(...rejoins))} ms | late acks on the old primary ${subset.reduce((sum, result) => sum + result.lateOnOld, 0)}`,
       );
     }
 
     await waitHealthy(cluster, 60_000);
     const pids = cluster.nodes.map((node) => node.agentPid).filter((pid): pid is number => pid !== undefined);
+    const fences = (await Promise.all(cluster.nodes.map((node) => fencePidOf(node.dataDir)))).filter((pid): pid is number => pid !== undefined);
+    for (const pid of fences) {
+      const stats = await readProcStat(pid);
+      console.log(`fence process (pid ${pid}): RSS ${(stats.rssKb / 1024).toFixed(1)} MB (private ${(stats.anonKb / 1024).toFixed(1)} MB)`);
+    }
     const startStats = await Promise.all(pids.map(readProcStat));
     await sleep(idleSeconds * 1000);
     const endStats = await Promise.all(pids.map(readProcStat));
