@@ -338,6 +338,11 @@ export interface HaMemory {
   readonly syncAppliedAt?: { readonly value: string; readonly lsn: bigint } | undefined;
   /** The standby_cluster settings the standby leader last pointed PostgreSQL at (a changed section is followed again). */
   readonly followedStandbyCluster?: string | undefined;
+  /**
+   * Set when this leader demoted for a switchover in maintenance mode: the member it handed over to. Until PostgreSQL
+   * runs again it starts as a replica of that member, as Patroni's demote does, although a paused agent starts nothing.
+   */
+  readonly handedOverInPauseTo?: string | undefined;
 }
 
 export type DemoteMode = 'offline' | 'graceful' | 'immediate' | 'immediate-nolock';

@@ -64,6 +64,8 @@ export interface LocalClusterOptions {
   readonly network?: 'loopback' | 'netns' | 'relay';
   /** Each node's directory (data, WAL, logs) on its own tmpfs of this many MB (root), so a disk can be filled. */
   readonly nodeTmpfsMb?: number;
+  /** The nodes whose agents start with the cluster (default: all); the others wait for startAgent, as a member added later. */
+  readonly agents?: readonly string[];
 }
 
 export interface LocalProxy {
@@ -223,7 +225,7 @@ export class LocalCluster {
       });
       const cluster = new LocalCluster({ dir: options.dir, scope, namespace, nodes, etcd, network, superuserPassword });
       undo.replaceAll(() => cluster.stop());
-      for (const node of nodes) cluster.startAgent(node.name);
+      for (const node of nodes) if (options.agents === undefined || options.agents.includes(node.name)) cluster.startAgent(node.name);
       for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);
       return cluster;
     } catch (error) {

@@ -629,3 +629,28 @@ describe('replicatefrom (cascading)', () => {
     assert.deepEqual(decision.actions, [{ kind: 'startReplica', upstream: 'node2' }]);
   });
 });
+
+describe('a primary that cannot start', () => {
+  const failedStart = { kind: 'done' as const, name: 'start' as const, isOk: false, error: 'exited during start-up', endedAtMs: NOW - 10 };
+
+  it('is demoted: the lock is released and on_role_change reports demoted (Patroni 4.0.4+)', () => {
+    const decision = decide(
+      observe({
+        pg: primaryPg({ isRunning: false, controlState: 'in production' }),
+        lock: { lastRenewSentAtMs: NOW - 1000 },
+        task: failedStart,
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(decision.actions, [{ kind: 'demote', mode: 'immediate' }]);
+    assert.equal(decision.reason, 'removed leader key after trying and failing to start postgres');
+  });
+
+  it('a replica data dir that holds the lock and cannot start only releases it (it was never the primary)', () => {
+    const decision = decide(
+      observe({ pg: pgState({ isRunning: false }), lock: { lastRenewSentAtMs: NOW - 1000 }, task: failedStart }),
+      freshMemory(),
+    );
+    assert.deepEqual(decision.actions, [{ kind: 'releaseLeader' }]);
+  });
+});

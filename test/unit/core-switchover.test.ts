@@ -126,3 +126,84 @@ describe('the race during a switchover', () => {
     );
   });
 });
+
+describe('switchover in maintenance mode (Patroni: only to a named candidate, never a scheduled one)', () => {
+  const intent = { leader: 'node1', member: 'node2' };
+  const stoppedOldLeader = primaryPg({ isRunning: false, controlState: 'shut down' });
+
+  it('the leader demotes gracefully for a named candidate and remembers whom it handed over to', () => {
+    const decision = decide({ ...leaderObs(intent), isPaused: true }, freshMemory());
+    assert.deepEqual(decision.actions, [{ kind: 'demote', mode: 'graceful' }]);
+    assert.match(decision.reason, /^PAUSE: manual switchover: demoting myself in favour of node2/);
+    assert.equal(decision.memory.handedOverInPauseTo, 'node2');
+  });
+
+  it('the leader ignores a request without candidate or a scheduled one', () => {
+    for (const failover of [{ leader: 'node1' }, { ...intent, scheduled_at: '2026-11-23T23:59:00+00:00' }]) {
+      const decision = decide({ ...leaderObs(failover), isPaused: true }, freshMemory());
+      assert.deepEqual(kinds(decision.actions), ['renewLeader'], JSON.stringify(failover));
+      assert.match(decision.reason, /^PAUSE: no action/);
+    }
+  });
+
+  it('only the candidate takes the free lock, and promotes once it holds it', () => {
+    const noLeader = { kind: 'ok' as const, view: view({ failover: intent }) };
+    const candidate = decide(observe({ name: 'node2', isPaused: true, dcs: noLeader }), freshMemory());
+    assert.deepEqual(kinds(candidate.actions), ['acquireLeader']);
+    assert.match(candidate.reason, /^PAUSE: acquiring the leader lock as the switchover candidate/);
+    const other = decide(observe({ name: 'node3', isPaused: true, dcs: noLeader }), freshMemory());
+    assert.deepEqual(other.actions, []);
+    const holding = decide(
+      observe({
+        name: 'node2',
+        isPaused: true,
+        lock: { lastRenewSentAtMs: NOW - 100 },
+        dcs: { kind: 'ok', view: view({ leaderName: 'node2', failover: intent }) },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(holding.actions), ['renewLeader', 'promote']);
+    // Without the request, a replica holding the lock in maintenance mode does not promote on its own.
+    const unrequested = decide(
+      observe({
+        name: 'node2',
+        isPaused: true,
+        lock: { lastRenewSentAtMs: NOW - 100 },
+        dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) },
+      }),
+      freshMemory(),
+    );
+    assert.equal(
+      unrequested.actions.some((action) => action.kind === 'promote'),
+      false,
+    );
+  });
+
+  it('the new primary writes its history entry and clears the request', () => {
+    const decision = decide(
+      observe({
+        name: 'node2',
+        isPaused: true,
+        pg: primaryPg({ timeline: 2, writeLsn: 7100n }),
+        lock: { lastRenewSentAtMs: NOW - 100 },
+        dcs: { kind: 'ok', view: view({ leaderName: 'node2', failover: intent }) },
+      }),
+      { ...freshMemory(), promotedFrom: { timeline: 1, lsn: 7000n } },
+    );
+    assert.ok(kinds(decision.actions).includes('writeHistory'));
+    assert.ok(kinds(decision.actions).includes('clearFailover'));
+    assert.equal(decision.memory.promotedFrom, undefined);
+  });
+
+  it('the old leader starts again as a replica of the member it handed over to, and only then', () => {
+    const oldLeader = (leaderName: string | undefined) =>
+      observe({ isPaused: true, pg: stoppedOldLeader, dcs: { kind: 'ok', view: view({ ...(leaderName ? { leaderName } : {}) }) } });
+    const handedOver = { ...freshMemory(), handedOverInPauseTo: 'node2' };
+    assert.deepEqual(decide(oldLeader('node2'), handedOver).actions, [{ kind: 'rewind', from: 'node2' }]);
+    assert.deepEqual(decide(oldLeader(undefined), handedOver).actions, [], 'no leader yet: wait');
+    assert.deepEqual(decide(oldLeader('node3'), handedOver).actions, [], 'another leader than the candidate: stay stopped');
+    assert.deepEqual(decide(oldLeader('node2'), freshMemory()).actions, [], 'a primary stopped for another reason stays stopped');
+    const running = decide(observe({ isPaused: true, dcs: { kind: 'ok', view: view({ leaderName: 'node2' }) } }), handedOver);
+    assert.equal(running.memory.handedOverInPauseTo, undefined, 'forgotten once PostgreSQL runs');
+  });
+});

@@ -52,9 +52,15 @@ function failureFollowUp(
         reason: `pg_rewind failed (${task.error ?? ''}); will re-clone from the leader`,
       };
     case 'start':
+      // A primary (or standby leader) that cannot start is demoted: the lock goes and on_role_change reports
+      // `demoted`, as in Patroni since 4.0.4 (3.0.2 only released the lock). PostgreSQL is already down: the stop is a no-op.
       if (context.holdsLock)
         return {
-          actions: [{ kind: 'releaseLeader' }],
+          actions: [
+            context.obs.pg.role === 'primary' || context.isStandbyCluster
+              ? { kind: 'demote', mode: 'immediate' }
+              : { kind: 'releaseLeader' },
+          ],
           memory: base,
           reason: 'removed leader key after trying and failing to start postgres',
         };
