@@ -159,7 +159,9 @@ async function main(): Promise<void> {
 
     await waitHealthy(cluster, 60_000);
     const pids = cluster.nodes.map((node) => node.agentPid).filter((pid): pid is number => pid !== undefined);
-    const fences = (await Promise.all(cluster.nodes.map((node) => fencePidOf(node.dataDir)))).filter((pid): pid is number => pid !== undefined);
+    const fences = (await Promise.all(cluster.nodes.map((node) => fencePidOf(node.dataDir)))).filter(
+      (pid): pid is number => pid !== undefined,
+    );
     for (const pid of fences) {
       const stats = await readProcStat(pid);
       console.log(`fence process (pid ${pid}): RSS ${(stats.rssKb / 1024).toFixed(1)} MB (private ${(stats.anonKb / 1024).toFixed(1)} MB)`);

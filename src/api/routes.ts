@@ -99,7 +99,7 @@ function isReplicaOk(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
 
 /**
  * A replica serves reads only while it follows the current leader: streaming (a nostream member: replaying the
- * archive), on the leader's timeline, with a history that did not part from it. A thawed old primary, a replica cut
+ * archive), not behind the leader's timeline, with a history that did not part from it. A thawed old primary, a replica cut
  * off from the leader or one waiting for a rewind would otherwise serve stale or diverged data behind a load balancer.
  * Without a DCS view or a leader there is nothing to compare with: running is enough, as in Patroni (reads keep working
  * while the DCS is away).
@@ -110,7 +110,9 @@ function isFollowingLeader(snapshot: AgentSnapshot): boolean {
   if (!snapshot.isDcsReachable || view === undefined || leader === undefined || leader === snapshot.name) return true;
   if (pg.isHistoryDivergent === true) return false;
   const leaderTimeline = view.members.find((member) => member.name === leader)?.timeline;
-  if (leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline !== leaderTimeline) return false;
+  // Behind the leader's timeline: not switched over yet, or a thawed former primary. (The leader's member key may lag
+  // its own promotion by a cycle, so a replica already on a newer timeline than the key says is fine.)
+  if (leaderTimeline !== undefined && pg.timeline !== undefined && pg.timeline < leaderTimeline) return false;
   return pg.isStreaming || snapshot.tags.nostream === true;
 }
 

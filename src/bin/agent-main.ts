@@ -3,6 +3,7 @@ import { PATRONI_WIRE_VERSION } from '../core/patroni-wire.js';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { CallbackRunner } from '../agent/callbacks.js';
+import { assertNoRunningNamesake } from '../agent/duplicate-name.js';
 import { Agent } from '../agent/loop.js';
 import { Allowlist } from '../api/allowlist.js';
 import { startApiServer } from '../api/server.js';
@@ -131,6 +132,13 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     log,
   });
   const peers = new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined);
+  try {
+    await assertNoRunningNamesake(config.name, dcs, peers, AbortSignal.timeout(5000));
+  } catch (error) {
+    log.error({ code: (error as { code?: string }).code ?? null }, describeError(error));
+    await dcs.close().catch(() => undefined);
+    process.exit(1);
+  }
   const agent = new Agent({
     identity: {
       name: config.name,

@@ -47,6 +47,8 @@ export type ErrorCode =
   | 'PGW_LOCAL_PROCESS'
   | 'PGW_PROXY_KERNEL'
   | 'PGW_MEMBER_UNKNOWN'
+  /** Another running agent already uses this member name (its REST API answers): this one refuses to start. */
+  | 'PGW_DUPLICATE_MEMBER'
   | 'PGW_TASK_CANCELLED'
   | 'PGW_AGENT_STOPPING'
   | 'PGW_INTERNAL';

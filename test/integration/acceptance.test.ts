@@ -4,8 +4,8 @@
 // under pause, a clonefrom member and a primary that cannot start. The scope is `batman` as in the suite; pgwarden
 // speaks Patroni 3.0.2 on the wire (role `master`). Writes of the test use synchronous_commit=local, as the suite's own
 // connections do, so a strict sync setting never blocks the test itself.
-// Not replayed because pgwarden differs (see the README's table): basic_replication 7 (a second agent with a duplicate
-// name is not refused) and 8 (Patroni 4 keeps the old primary in synchronous_standby_names after a strict-mode failover).
+// Not replayed because pgwarden differs (see the README's table): basic_replication 8 (Patroni 4 keeps the old primary
+// in synchronous_standby_names after a strict-mode failover).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -13,6 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
+import { fileURLToPath } from 'node:url';
+import { pickFreePorts } from '../../src/local/free-port.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { resolveRunAs } from '../../src/postgres/controller.js';
 import { STRICT_SYNC_PLACEHOLDER } from '../../src/core/sync-standby-names.js';
@@ -23,6 +25,7 @@ import { agentLogTail, httpStatus, isWritable, sql } from '../kit/cluster-kit.js
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const SCOPE = 'batman';
+const AGENT_ENTRY = fileURLToPath(new URL('../../src/bin/agent.js', import.meta.url));
 /** The suite's timeout_multiplier: its "after N seconds" bounds are doubled on this 2-core machine shared with other runs. */
 const TIMEOUT_MULTIPLIER = 2;
 /** A bound of the suite ("... after N seconds"), in milliseconds. */
@@ -374,6 +377,37 @@ describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, 
     assert.deepEqual(await sql(cluster, 'node1', "SELECT 1 FROM pg_class WHERE relname = 'splitbrain'"), []);
   });
 
+  it("basic_replication 7: a second agent with a running member's name refuses to start, and changes nothing", async () => {
+    const before = await cluster.view();
+    const [apiPort, pgPort] = (await pickFreePorts(2)) as [number, number];
+    const dir = await mkdtemp(join(tmpdir(), 'pgw-duplicate-'));
+    try {
+      const config = parse(await readFile(cluster.node('node1').configPath, 'utf8')) as Record<string, Record<string, unknown>>;
+      const duplicate = {
+        ...config,
+        restapi: { ...config.restapi, listen: `127.0.0.1:${apiPort}`, connect_address: `127.0.0.1:${apiPort}` },
+        postgresql: {
+          ...config.postgresql,
+          listen: `127.0.0.1:${pgPort}`,
+          connect_address: `127.0.0.1:${pgPort}`,
+          data_dir: join(dir, 'data'),
+        },
+      };
+      await writeFile(join(dir, 'duplicate.yml'), stringify(duplicate), { mode: 0o600 });
+      const startedAt = performance.now();
+      const result = await run(process.execPath, [AGENT_ENTRY, join(dir, 'duplicate.yml')]);
+      assert.equal(result.code, 1, result.output);
+      assert.match(result.output, /already a node named 'node1' running/);
+      assert.ok(performance.now() - startedAt < within(5), `refused within ${within(5)} ms`);
+      const after = await cluster.view();
+      assert.equal(after.leader?.name, before.leader?.name);
+      assert.equal(after.leader?.modRevision, before.leader?.modRevision, 'the leader key was not touched');
+      assert.equal(after.initialize, before.initialize);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('patroni_api 6: a switchover under pause moves the leader and flips the health checks', async () => {
     const paused = await patronictl('pause', SCOPE, '--wait');
     assert.equal(paused.code, 0, paused.output);
@@ -407,7 +441,8 @@ describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, 
     assert.equal(await httpStatus(cluster, 'node3', '/primary'), 200);
     assert.equal(await httpStatus(cluster, 'node3', '/replica'), 503);
     assert.equal(await httpStatus(cluster, 'node1', '/primary'), 503);
-    assert.equal(await httpStatus(cluster, 'node1', '/replica'), 200);
+    // /replica needs the member to stream from the new leader (not only to run as a replica): a cycle after it rejoined.
+    await waitStatus('node1', '/replica', 200, within(5));
   });
 
   it('cascading_replication 1: a new member clones from the clonefrom member, not the leader', async () => {

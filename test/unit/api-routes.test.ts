@@ -6,7 +6,7 @@ import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { handleRequest, parseLag, statusDocument } from '../../src/api/routes.js';
 import { startApiServer } from '../../src/api/server.js';
 import { silentLog } from '../../src/util/log.js';
-import { pgState, primaryPg, view } from '../sim/builders.js';
+import { member, pgState, primaryPg, view } from '../sim/builders.js';
 
 function snapshot(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
   return {
@@ -62,8 +62,13 @@ describe('health checks', () => {
     const notStreaming = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, isStreaming: false }) });
     for (const path of ['/replica', '/read-only', '/replica?lag=1GB'])
       assert.equal(status(path, notStreaming), 503, `${path} not streaming`);
-    const otherTimeline = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, timeline: 7 }) });
-    assert.equal(status('/replica', otherTimeline), 503, 'a replica on another timeline than the leader');
+    const behind = replica({
+      pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, timeline: 1 }),
+      view: view({ leaderName: 'node1', members: [member('node1', { timeline: 2 }), member('node2')] }),
+    });
+    assert.equal(status('/replica', behind), 503, "a replica behind the leader's timeline");
+    const ahead = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, timeline: 7 }) });
+    assert.equal(status('/replica', ahead), 200, "the leader's member key may lag its promotion by a cycle");
     const diverged = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n, isHistoryDivergent: true }) });
     assert.equal(status('/replica', diverged), 503, 'a replica whose history parted from the leader');
     assert.equal(status('/replica', replica({ pg: notStreaming.pg, tags: { nostream: true } })), 200, 'nostream replays the archive');
