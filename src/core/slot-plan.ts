@@ -131,7 +131,8 @@ export function cascadeSourceOf(
     source !== undefined &&
     source.state === 'running' &&
     source.role === 'replica' &&
-    source.replication_state === 'streaming' &&
+    // A nostream member replays the archive instead of streaming, and still feeds its cascade (as in Patroni).
+    (source.replication_state === 'streaming' || (source.tags?.nostream === true && source.replication_state === 'in archive recovery')) &&
     source.tags?.replicatefrom !== name;
   return isFeeding ? wanted : undefined;
 }

@@ -1,5 +1,5 @@
-// Cascading replication (tags.replicatefrom) on real processes: a replica streams from the member it names through
-// that member's slot, the leader keeps no slot for it meanwhile, and it falls back to the leader when its source stops.
+// Cascading replication (tags.replicatefrom) on real processes: a replica streams from the member it names (here a
+// nofailover one) through that member's slot, the leader keeps no slot for it meanwhile, and it falls back to the leader when its source stops.
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
@@ -34,10 +34,16 @@ describe('cascading replication', { timeout: 300_000 }, () => {
         ])
       )[0];
 
-    const node = local.node(cascaded);
-    const config = parse(await readFile(node.configPath, 'utf8')) as { tags: Record<string, unknown> };
-    await writeFile(node.configPath, stringify({ ...config, tags: { ...config.tags, replicatefrom: source } }), { mode: 0o600 });
-    assert.equal((await fetch(`http://127.0.0.1:${node.apiPort}/reload`, { method: 'POST' })).status, 202);
+    const setTags = async (name: string, tags: Record<string, unknown>): Promise<void> => {
+      const node = local.node(name);
+      const config = parse(await readFile(node.configPath, 'utf8')) as { tags: Record<string, unknown> };
+      await writeFile(node.configPath, stringify({ ...config, tags: { ...config.tags, ...tags } }), { mode: 0o600 });
+      assert.equal((await fetch(`http://127.0.0.1:${node.apiPort}/reload`, { method: 'POST' })).status, 202);
+    };
+    // As in Patroni's permanent_slots scenario: the source may not be a failover candidate (nofailover) and still
+    // keeps the slot of the member that streams from it.
+    await setTags(source, { nofailover: true });
+    await setTags(cascaded, { replicatefrom: source });
 
     await waitUntil(async () => (await senderPort()) === local.node(source).pgPort, {
       timeoutMs: 30_000,

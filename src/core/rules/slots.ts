@@ -1,7 +1,7 @@
 // The slot work of one cycle, for the leader and for a streaming replica (pure).
 import type { DecisionContext } from '../context.js';
 import { planSlotChanges } from '../slot-changes.js';
-import { ignoreRules, wantedSlots } from '../slot-plan.js';
+import { cascadeSourceOf, ignoreRules, wantedSlots } from '../slot-plan.js';
 import { slotNameForMember } from '../slot-names.js';
 import type { Action } from '../types.js';
 import { isBackingOff } from './task.js';
@@ -15,7 +15,11 @@ import { isBackingOff } from './task.js';
 export function slotActions(context: DecisionContext, isLeader: boolean): Action[] {
   const { view, obs, name } = context;
   if (view === undefined || !obs.useSlots) return [];
-  const wanted = wantedSlots(view, name, obs.self.tags, isLeader, obs.useSlots);
+  const all = wantedSlots(view, name, obs.self.tags, isLeader, obs.useSlots);
+  // Logical slots are neither copied to a nostream member nor to anything cascading from one (Patroni 3.0+).
+  const source = isLeader ? undefined : cascadeSourceOf(view, name, obs.self.tags, context.leaderName);
+  const isBehindNostream = view.members.some((member) => member.name === source && member.tags?.nostream === true);
+  const wanted = isBehindNostream ? all.filter((slot) => slot.type !== 'logical') : all;
   const ignore = ignoreRules(view.config);
   const existing = obs.pg.slots;
   if (existing === undefined) return [];
