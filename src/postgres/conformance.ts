@@ -135,6 +135,11 @@ export function runPgControllerConformance(
       assert.equal(isCleanShutdown(pg.controlState), false, `an immediate stop is no clean shutdown (${pg.controlState})`);
       await a.startPrimary(signal());
       assert.equal((await probe(a)).isRunning, true, 'crash recovery at start');
+      // A start issued while a stop is still in flight (the fence's stop, which nobody awaits) waits for it.
+      const stopping = a.stop('immediate', signal());
+      await a.startPrimary(signal());
+      await stopping;
+      assert.equal((await probe(a)).isRunning, true, 'the start waited for the stop in flight');
     });
 
     it('tells onUnexpectedExit of a postmaster that died, never of a stop it was asked for', async () => {

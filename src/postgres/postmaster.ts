@@ -94,8 +94,13 @@ export class Postmaster {
     for (const listener of this.#unexpectedExitListeners) listener();
   }
 
-  /** Rejects when a postmaster runs on this data dir: a second one would refuse to start anyway, after our files changed. */
+  /**
+   * Rejects when a postmaster runs on this data dir (after any stop in flight finished): a second one would refuse to
+   * start anyway, after our files changed.
+   */
   async assertStopped(): Promise<void> {
+    // A stop in flight is waited for: it is about to make this true.
+    await this.#stopping?.catch(() => undefined);
     const existing = await this.runningPid();
     if (existing !== undefined)
       throw new PgwardenError(
@@ -168,7 +173,23 @@ export class Postmaster {
   }
 
   /** Stops the postmaster, escalating to immediate and then SIGKILL; returns once its shared memory is released. */
+  /**
+   * A stop in flight: a start waits for it (the fence's immediate stop at the lock deadline is not awaited by the HA
+   * loop, and a start racing it failed with "already running" and was retried only a loop_wait later).
+   */
+  #stopping: Promise<void> | undefined;
+
   async stop(mode: StopMode, signal: AbortSignal): Promise<void> {
+    const stopping = this.#stop(mode, signal);
+    this.#stopping = stopping;
+    try {
+      await stopping;
+    } finally {
+      if (this.#stopping === stopping) this.#stopping = undefined;
+    }
+  }
+
+  async #stop(mode: StopMode, signal: AbortSignal): Promise<void> {
     const pid = await this.runningPid();
     if (pid === undefined) return;
     this.#isStopRequested = true;
