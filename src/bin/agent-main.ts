@@ -117,20 +117,29 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         ciphers: restapi.ciphers,
       }
     : undefined;
-  const externalFence = new FenceClient({
-    socketPath: fenceSocketPathOf(dataDir),
-    startFence: () => {
-      // Detached, in its own process group: it must outlive this agent (that is its whole point) and not share its signals.
-      spawn(process.execPath, [...AGENT_NODE_FLAGS, FENCE_ENTRY, config.name, dataDir], {
-        detached: true,
-        stdio: ['ignore', 'inherit', 'inherit'],
-        env: { ...process.env, ...AGENT_ENV },
-      }).unref();
-    },
-    // The agent's clock is performance.now(); the fence process shares only CLOCK_MONOTONIC (process.hrtime).
-    toMonotonicNs: (deadlineMs) => process.hrtime.bigint() + BigInt(Math.round((deadlineMs - performance.now()) * 1e6)),
-    log,
-  });
+  // A Unix socket path is limited to 107 bytes on Linux: say so now rather than fail at every renewal.
+  const isFenceSocketTooLong = Buffer.byteLength(fenceSocketPathOf(dataDir)) > 107;
+  if (isFenceSocketTooLong)
+    log.error(
+      { socket: fenceSocketPathOf(dataDir) },
+      'the data dir path is too long for the fence socket beside it (107 bytes at most): running WITHOUT the fence process, so a stalled agent cannot be fenced; use a shorter data_dir',
+    );
+  const externalFence = isFenceSocketTooLong
+    ? undefined
+    : new FenceClient({
+        socketPath: fenceSocketPathOf(dataDir),
+        startFence: () => {
+          // Detached, in its own process group: it must outlive this agent (that is its whole point) and not share its signals.
+          spawn(process.execPath, [...AGENT_NODE_FLAGS, FENCE_ENTRY, config.name, dataDir], {
+            detached: true,
+            stdio: ['ignore', 'inherit', 'inherit'],
+            env: { ...process.env, ...AGENT_ENV },
+          }).unref();
+        },
+        // The agent's clock is performance.now(); the fence process shares only CLOCK_MONOTONIC (process.hrtime).
+        toMonotonicNs: (deadlineMs) => process.hrtime.bigint() + BigInt(Math.round((deadlineMs - performance.now()) * 1e6)),
+        log,
+      });
   const peers = new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined);
   try {
     await assertNoRunningNamesake(config.name, dcs, peers, AbortSignal.timeout(5000));

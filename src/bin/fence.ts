@@ -21,6 +21,9 @@ const log = (event: string, fields: Readonly<Record<string, unknown>> = {}): voi
   );
 };
 
+// The fence shares the agent's stdout: if whatever reads it goes away (a pipe to a pager, tee), a write error must not
+// take the fence down with it.
+process.stdout.on('error', () => undefined);
 // The agent's signals are not the fence's: a Ctrl-C or SIGTERM meant for the agent must not take the fence with it.
 process.on('SIGINT', () => undefined);
 process.on('SIGHUP', () => undefined);

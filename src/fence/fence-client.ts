@@ -2,6 +2,7 @@
 // starts one when none answers, and sends it the newest deadline. Only the last message matters, so a message that
 // cannot be delivered now is kept until the connection is back, replaced by any newer one.
 import { createConnection, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { ExternalFence } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
@@ -17,6 +18,7 @@ export interface FenceClientOptions {
 }
 
 const RECONNECT_DELAYS_MS = [0, 20, 50, 100, 200, 400, 800];
+const RETRY_AFTER_FAILURE_MS = 30_000;
 
 export class FenceClient implements ExternalFence {
   readonly #options: FenceClientOptions;
@@ -24,6 +26,8 @@ export class FenceClient implements ExternalFence {
   #connecting: Promise<Socket | undefined> | undefined;
   #pending: FenceMessage | undefined;
   #isClosed = false;
+  /** After a series of attempts found no fence, the next one waits this long (no process spawned per renewal). */
+  #retryNotBeforeMs = 0;
 
   constructor(options: FenceClientOptions) {
     this.#options = options;
@@ -67,6 +71,7 @@ export class FenceClient implements ExternalFence {
   }
 
   async #connectWithRetries(): Promise<Socket | undefined> {
+    if (performance.now() < this.#retryNotBeforeMs) return undefined;
     let lastError: unknown;
     for (const [attempt, delayMs] of RECONNECT_DELAYS_MS.entries()) {
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
@@ -83,9 +88,10 @@ export class FenceClient implements ExternalFence {
         if (attempt === 0) this.#options.startFence();
       }
     }
+    this.#retryNotBeforeMs = performance.now() + RETRY_AFTER_FAILURE_MS;
     this.#options.log.error(
-      { socket: this.#options.socketPath, error: describeError(lastError) },
-      'the fence process does not answer: a stalled agent could not be fenced; retrying with the next renewal',
+      { socket: this.#options.socketPath, error: describeError(lastError), retry_in_ms: RETRY_AFTER_FAILURE_MS },
+      'the fence process does not answer: a stalled agent could not be fenced; trying again later',
     );
     return undefined;
   }

@@ -134,4 +134,23 @@ describe('fence process', () => {
     await client.close({ exit: false });
     await started!.close();
   });
+
+  it('does not start a fence process per renewal when none comes up: one series of attempts, then a pause', async () => {
+    let starts = 0;
+    const errors: string[] = [];
+    const client = new FenceClient({
+      socketPath: join(dir, 'never.sock'),
+      startFence: () => starts++,
+      toMonotonicNs: (deadlineMs) => BigInt(Math.round(deadlineMs * 1e6)),
+      log: { ...silentLog, error: (_fields: unknown, message: string) => errors.push(message) },
+    });
+    client.armUntil(nowMs() + 60_000);
+    await waitUntil(() => errors.length === 1, { timeoutMs: 5000, describe: 'the series of attempts to give up' });
+    client.armUntil(nowMs() + 60_000);
+    client.armUntil(nowMs() + 60_000);
+    await waitUntil(() => nowMs() > 0, { timeoutMs: 100, describe: 'a turn of the event loop' });
+    assert.equal(starts, 1, 'one start per series, none while pausing');
+    assert.match(errors[0]!, /does not answer/);
+    await client.close({ exit: false });
+  });
 });
