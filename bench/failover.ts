@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { fencePidOf, LocalCluster } from '../src/local/local-cluster.js';
 import { waitUntil } from '../src/util/wait-until.js';
 import { httpStatus, sql, waitHealthy } from '../test/kit/cluster-kit.js';
-import { longestWriteGap, type Writer } from '../src/chaos/workload.js';
+import { longestWriteGap, Writer } from '../src/chaos/workload.js';
 import { benchWriter } from './writer.js';
 
 const { values } = parseArgs({
@@ -30,6 +30,8 @@ interface RunResult {
   readonly kind: 'agent+postmaster' | 'postmaster' | 'agent stopped';
   readonly victim: string;
   readonly gapMs: number;
+  /** The longest pause of the writer through the proxy. */
+  readonly proxyGapMs: number;
   readonly newPrimaryMs: number;
   readonly rejoinMs: number;
   readonly newLeader: string;
@@ -60,9 +62,10 @@ async function main(): Promise<void> {
   console.log(
     `pgwarden failover benchmark: ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout}, ${runs} agent+postmaster kills, ${postmasterRuns} postmaster-only kills, ${agentStopRuns} SIGSTOPs of the agent alone`,
   );
-  const cluster = await LocalCluster.start({ dir, timing, scope: 'bench' });
+  const cluster = await LocalCluster.start({ dir, timing, scope: 'bench', proxies: 1 });
   const results: RunResult[] = [];
   let writer: Writer | undefined;
+  let proxyWriter: Writer | undefined;
   try {
     let { leader } = await waitHealthy(cluster, 120_000);
     await sql(cluster, leader, 'CREATE TABLE IF NOT EXISTS bench_writes (id int primary key, at timestamptz default now())');
@@ -72,6 +75,18 @@ async function main(): Promise<void> {
       'bench_writes',
     );
     writer.start();
+    // The same workload through the pgwarden proxy's primary port: what an application behind the proxy sees. Its ids
+    // start far above the direct writer's (one table).
+    const proxy = cluster.proxies[0]!;
+    proxyWriter = new Writer({
+      targets: [{ host: '127.0.0.1', port: proxy.primaryPort }],
+      password: cluster.superuserPassword,
+      table: 'bench_writes',
+      intervalMs: 10,
+      queryTimeoutMs: 2000,
+      firstId: 1_000_000_000,
+    });
+    proxyWriter.start();
     await sleep(2000);
 
     const plan: RunResult['kind'][] = [
@@ -117,24 +132,37 @@ async function main(): Promise<void> {
         describe: 'a write acknowledged by the new primary',
       });
       const gapMs = longestWriteGap(writer.acks, killedAt, recovered.atMs) ?? Number.NaN;
+      const proxyRecovered = await waitUntil(
+        async () => proxyWriter!.acks.find((ack) => ack.atMs > newPrimaryAt && ack.port === expectedPort),
+        {
+          timeoutMs: 120_000,
+          intervalMs: 20,
+          describe: 'a write through the proxy acknowledged by the new primary',
+        },
+      );
+      const proxyGapMs = longestWriteGap(proxyWriter.acks, killedAt, proxyRecovered.atMs) ?? Number.NaN;
 
-      const lateOnOld = kind === 'postmaster' ? 0 : writer.acks.filter((ack) => ack.port === victimPort && ack.atMs > newPrimaryAt).length;
+      const lateOnOld =
+        kind === 'postmaster'
+          ? 0
+          : [...writer.acks, ...proxyWriter.acks].filter((ack) => ack.port === victimPort && ack.atMs > newPrimaryAt).length;
       const rejoinStartedAt = performance.now();
       if (kind === 'agent+postmaster') cluster.startAgent(victim);
       if (kind === 'agent stopped' && agentPid !== undefined) process.kill(agentPid, 'SIGCONT');
       await waitHealthy(cluster, 180_000);
       const rejoinMs = performance.now() - rejoinStartedAt;
-      results.push({ kind, victim, gapMs, newPrimaryMs, rejoinMs, newLeader, lateOnOld });
+      results.push({ kind, victim, gapMs, proxyGapMs, newPrimaryMs, rejoinMs, newLeader, lateOnOld });
       console.log(
-        `run ${results.length} [${kind}] ${victim} (port ${victimPort}) -> primary ${newLeader}: write gap ${fmt(gapMs)} ms, new primary after ${fmt(newPrimaryMs)} ms, ${kind === 'postmaster' ? 'healthy again' : 'rejoin'} after ${fmt(rejoinMs)} ms, acknowledged by the old primary after that: ${lateOnOld}`,
+        `run ${results.length} [${kind}] ${victim} (port ${victimPort}) -> primary ${newLeader}: write gap ${fmt(gapMs)} ms (through the proxy ${fmt(proxyGapMs)} ms), new primary after ${fmt(newPrimaryMs)} ms, ${kind === 'postmaster' ? 'healthy again' : 'rejoin'} after ${fmt(rejoinMs)} ms, acknowledged by the old primary after that: ${lateOnOld}`,
       );
       leader = newLeader;
       await sleep(2000);
     }
 
     await writer.stop();
+    await proxyWriter.stop();
     const present = new Set((await sql<{ id: number }>(cluster, leader, 'SELECT id FROM bench_writes')).map((row) => row.id));
-    const lost = writer.acks.filter((ack) => !present.has(ack.id));
+    const lost = [...writer.acks, ...proxyWriter.acks].filter((ack) => !present.has(ack.id));
     console.log(
       `\nacknowledged writes: ${writer.acks.length}, lost: ${lost.length}${
         lost.length > 0
@@ -150,10 +178,11 @@ async function main(): Promise<void> {
       const subset = results.filter((result) => result.kind === kind);
       if (subset.length === 0) continue;
       const gaps = subset.map((result) => result.gapMs).filter(Number.isFinite);
+      const proxyGaps = subset.map((result) => result.proxyGapMs).filter(Number.isFinite);
       const primaries = subset.map((result) => result.newPrimaryMs);
       const rejoins = subset.map((result) => result.rejoinMs);
       console.log(
-        `${kind.padEnd(17)} gap median ${fmt(median(gaps))} ms max ${fmt(Math.max(...gaps))} ms | new primary median ${fmt(median(primaries))} ms max ${fmt(Math.max(...primaries))} ms | rejoin median ${fmt(median(rejoins))} ms max ${fmt(Math.max(...rejoins))} ms | late acks on the old primary ${subset.reduce((sum, result) => sum + result.lateOnOld, 0)}`,
+        `${kind.padEnd(17)} gap median ${fmt(median(gaps))} ms max ${fmt(Math.max(...gaps))} ms | through the proxy median ${fmt(median(proxyGaps))} ms max ${fmt(Math.max(...proxyGaps))} ms | new primary median ${fmt(median(primaries))} ms max ${fmt(Math.max(...primaries))} ms | rejoin median ${fmt(median(rejoins))} ms max ${fmt(Math.max(...rejoins))} ms | late acks on the old primary ${subset.reduce((sum, result) => sum + result.lateOnOld, 0)}`,
       );
     }
 
@@ -180,6 +209,7 @@ async function main(): Promise<void> {
     });
   } finally {
     await writer?.stop().catch(() => undefined);
+    await proxyWriter?.stop().catch(() => undefined);
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   }
