@@ -418,10 +418,10 @@ describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, 
     await waitRole('node3', 'secondary', within(10));
     await replicationWorks('node1', 'node3', within(20));
     await waitMemberState('node3', 'running', within(10));
-    assert.equal(await httpStatus(cluster, 'node3', '/primary'), 503);
-    assert.equal(await httpStatus(cluster, 'node3', '/replica'), 200);
-    assert.equal(await httpStatus(cluster, 'node1', '/primary'), 200);
-    assert.equal(await httpStatus(cluster, 'node1', '/replica'), 503);
+    await waitStatus('node3', '/primary', 503, within(5));
+    await waitStatus('node3', '/replica', 200, within(5));
+    await waitStatus('node1', '/primary', 200, within(5));
+    await waitStatus('node1', '/replica', 503, within(5));
   });
 
   it('patroni_api 7: a scheduled switchover is refused under pause and runs when due after resume', async () => {
@@ -438,9 +438,9 @@ describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, 
     await waitRole('node1', 'secondary', within(10));
     await replicationWorks('node3', 'node1', within(25));
     await waitMemberState('node1', 'running', within(10));
-    assert.equal(await httpStatus(cluster, 'node3', '/primary'), 200);
-    assert.equal(await httpStatus(cluster, 'node3', '/replica'), 503);
-    assert.equal(await httpStatus(cluster, 'node1', '/primary'), 503);
+    await waitStatus('node3', '/primary', 200, within(5));
+    await waitStatus('node3', '/replica', 503, within(5));
+    await waitStatus('node1', '/primary', 503, within(5));
     // /replica needs the member to stream from the new leader (not only to run as a replica): a cycle after it rejoined.
     await waitStatus('node1', '/replica', 200, within(5));
   });

@@ -151,7 +151,11 @@ describe('standby cluster', { timeout: 300_000 }, () => {
     // Removing standby_cluster promotes the standby leader; the primary cluster is untouched.
     await patchConfig(standby, replica, { standby_cluster: null });
     await waitUntil(() => isWritable(standby, replica), { timeoutMs: 30_000, describe: `${replica} promoted` });
-    assert.equal(await httpStatus(standby, replica, '/primary'), 200);
+    // The REST API says so from the agent's next cycle after the promotion.
+    await waitUntil(async () => (await httpStatus(standby, replica, '/primary')) === 200, {
+      timeoutMs: 10_000,
+      describe: `${replica} answering /primary`,
+    });
     await sql(standby, replica, 'INSERT INTO standby_rows SELECT generate_series(401, 410)');
     await waitUntil(async () => (await rowsOf(standby, standbyLeader)) === 410, {
       timeoutMs: 30_000,
