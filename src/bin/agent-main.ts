@@ -174,7 +174,9 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     log,
   });
   const reloadLocalConfig = async (): Promise<void> => {
-    const reloaded = (await loadConfigIsolated(configPath)).config;
+    const { config: reloaded, warnings: reloadWarnings } = await loadConfigIsolated(configPath);
+    // What the file says wrong or contradictory (a nofailover/failover_priority conflict...) is said on every reload.
+    for (const warning of reloadWarnings) log.warn({ config: configPath ?? 'environment' }, warning);
     if (reloaded.name !== config.name || reloaded.scope !== config.scope)
       throw new PgwardenError('PGW_CONFIG_INVALID', 'name and scope cannot change on reload: restart the agent', {
         context: {

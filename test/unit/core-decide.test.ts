@@ -425,6 +425,22 @@ describe('leader race', () => {
     );
   });
 
+  it("says why it defers in Patroni's words: a peer ahead, or with equal WAL and a higher priority", () => {
+    const base = { name: 'node2', pg: pgState({ receivedLsn: 2000n, replayedLsn: 2000n }), dcs: { kind: 'ok' as const, view: noLeader } };
+    const peer = { name: 'node3', isReachable: true, role: 'replica' as const, isRunning: true, timeline: 1, tags: {} };
+    const reason = (peers: (typeof peer & { walPosition: bigint })[], name = 'node2'): string =>
+      decide(observe({ ...base, name, peers }), freshMemory()).reason;
+    assert.match(reason([{ ...peer, walPosition: 2001n }]), /Wal position of node3 is ahead of my wal position/);
+    assert.match(
+      reason([{ ...peer, walPosition: 2000n, tags: { failover_priority: 2 } }]),
+      /node3 has equally tolerable WAL position and priority 2, while this node has priority 1/,
+    );
+    assert.match(
+      reason([{ ...peer, name: 'node1', walPosition: 2000n }]),
+      /node1 has the same WAL position and priority, and the name that goes first/,
+    );
+  });
+
   it('ignores unreachable and nofailover peers', () => {
     const peers = [
       { name: 'node1', isReachable: false, role: undefined, isRunning: false, walPosition: undefined, timeline: undefined, tags: {} },

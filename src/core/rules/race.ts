@@ -65,10 +65,23 @@ export const raceRule: Rule = (context) => {
     if (compareCandidates({ name: peer.name, walPosition: peer.walPosition, failoverPriority: priority }, me) < 0) {
       return decision(
         context,
-        `following a different leader because i am not the healthiest node (${peer.name} is ahead or preferred)`,
+        `following a different leader because i am not the healthiest node (${whyPreferred(peer.name, peer.walPosition, priority, me)})`,
         [],
       );
     }
   }
   return decision(context, 'acquiring the leader lock as the healthiest member', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
 };
+
+/** Why a peer wins the race over this member, in Patroni's words where it has them (its log lines for the same checks). */
+export function whyPreferred(
+  peer: string,
+  peerWal: bigint,
+  peerPriority: number,
+  me: { readonly walPosition: bigint; readonly failoverPriority: number },
+): string {
+  if (peerWal > me.walPosition) return `Wal position of ${peer} is ahead of my wal position`;
+  if (peerPriority > me.failoverPriority)
+    return `${peer} has equally tolerable WAL position and priority ${peerPriority}, while this node has priority ${me.failoverPriority}`;
+  return `${peer} has the same WAL position and priority, and the name that goes first`;
+}
