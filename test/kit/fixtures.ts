@@ -82,5 +82,6 @@ export async function teardownCluster(cluster: LocalCluster | undefined): Promis
   interruptible.delete(cluster);
   const survivors = pids.filter(isAlive);
   assert.deepEqual(survivors, [], `processes still running after the cluster stopped (directory kept: ${cluster.dir})`);
-  await rm(cluster.dir, { recursive: true, force: true });
+  // PGWARDEN_KEEP_TEST_DIRS=1 keeps the logs of every cluster for a post-mortem.
+  if (process.env.PGWARDEN_KEEP_TEST_DIRS !== '1') await rm(cluster.dir, { recursive: true, force: true });
 }
