@@ -32,6 +32,13 @@ export class ProxiedConnection {
   #backendSocket: Socket | undefined;
   #isClosed = false;
   readonly #abort = new AbortController();
+  /** The connect to a backend in progress, cancelled (not the client) when a reroute dooms that backend. */
+  attempt: AbortController | undefined;
+
+  /** Forwarding to a backend (its connect succeeded); until then the client is only being held or connected. */
+  get isAttached(): boolean {
+    return this.#backendSocket !== undefined;
+  }
 
   constructor(
     readonly id: number,
@@ -168,13 +175,26 @@ export class Forwarder {
     return counts;
   }
 
+  /**
+   * Closes the matching forwarded connections. A matching client still connecting is not cut: its connect to the doomed
+   * backend is cancelled and it chooses again (held until there is a route), as a client arriving now would be.
+   */
   closeWhere(predicate: (connection: ProxiedConnection) => boolean, reset: boolean): number {
+    this.#routeEpoch++;
     let closed = 0;
     for (const connection of [...this.connections]) {
-      if (predicate(connection) && connection.close(reset)) closed++;
+      if (!predicate(connection)) continue;
+      if (!connection.isAttached) {
+        connection.attempt?.abort();
+        continue;
+      }
+      if (connection.close(reset)) closed++;
     }
     return closed;
   }
+
+  /** Bumped by every reroute: a connect that began before one must choose again (it may lead to a doomed backend). */
+  #routeEpoch = 0;
 
   async #serve(client: Socket): Promise<void> {
     const { kind, events, log } = this.#options;
@@ -219,11 +239,25 @@ export class Forwarder {
       }
       // Counted against the member from now on, so a burst of new clients spreads over replicas and a reroute sees it.
       connection.backend = backend;
+      const epoch = this.#routeEpoch;
+      const attempt = new AbortController();
+      connection.attempt = attempt;
       try {
-        const socket = await connectBackend(backend, this.#options.connectTimeoutMs(), connection.signal);
+        const socket = await connectBackend(
+          backend,
+          this.#options.connectTimeoutMs(),
+          AbortSignal.any([connection.signal, attempt.signal]),
+        );
+        connection.attempt = undefined;
         if (connection.isClosed) {
           socket.destroy();
           return;
+        }
+        if (this.#routeEpoch !== epoch) {
+          // Rerouted while connecting: this backend may have lost the lock; choose again rather than forward to it.
+          socket.destroy();
+          connection.backend = undefined;
+          continue;
         }
         connection.attach(backend, socket);
         if (heldSince !== undefined) {
@@ -239,6 +273,7 @@ export class Forwarder {
         client.resume();
         return;
       } catch (error) {
+        connection.attempt = undefined;
         lastError = describeError(error);
         connection.backend = undefined;
         if (connection.isClosed) return;
