@@ -283,9 +283,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
 export function currentSnapshot(state: CycleState, nowMs: number): AgentSnapshot {
   const snapshot = state.snapshot;
   if (!snapshot.isLeaderWithLock) return snapshot;
-  const lock = state.lock.current;
-  const isLockValid = lock.lastRenewSentAtMs !== undefined && nowMs < lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
-  return isLockValid ? snapshot : { ...snapshot, isLeaderWithLock: false, isStandbyLeader: false };
+  return isLockValidAt(state.lock.current, nowMs) ? snapshot : { ...snapshot, isLeaderWithLock: false, isStandbyLeader: false };
 }
 
 /** Backstop at the lock deadline (the lease fence fires it): a primary whose lock was not renewed in time stops at once. */

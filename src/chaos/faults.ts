@@ -78,6 +78,13 @@ function labOf(context: FaultContext): NonNullable<LocalCluster['lab']> {
 
 const etcdAddresses = (cluster: LocalCluster): string[] => cluster.etcd.members.map((member) => new URL(member.clientUrl).hostname);
 
+/** SIGSTOP, remembered so that an interrupted run resumes them; returns the PIDs for the heal. */
+function freeze(pids: readonly number[], stopped: Set<number>): readonly number[] {
+  signalAll(pids, 'SIGSTOP');
+  for (const pid of pids) stopped.add(pid);
+  return pids;
+}
+
 /** SIGCONT for what a freeze stopped. */
 const resumeStopped = async ({ stopped }: FaultContext, pids: readonly number[]): Promise<void> => {
   signalAll(pids, 'SIGCONT');
@@ -157,9 +164,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
       const agent = cluster.node(leader).agentPid;
       const postmaster = await cluster.postmasterPid(leader);
       const pids = [...(agent !== undefined ? [agent] : []), ...(postmaster !== undefined ? await processTree(postmaster) : [])];
-      signalAll(pids, 'SIGSTOP');
-      for (const pid of pids) stopped.add(pid);
-      return { target: leader, state: pids };
+      return { target: leader, state: freeze(pids, stopped) };
     },
     heal: resumeStopped,
   }),
@@ -171,10 +176,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     holdMs: pastTtlMs,
     async inject({ cluster, leader, stopped }) {
       const agent = cluster.node(leader).agentPid;
-      const pids = agent !== undefined ? [agent] : [];
-      signalAll(pids, 'SIGSTOP');
-      for (const pid of pids) stopped.add(pid);
-      return { target: `${leader} (agent only)`, state: pids };
+      return { target: `${leader} (agent only)`, state: freeze(agent !== undefined ? [agent] : [], stopped) };
     },
     heal: resumeStopped,
   }),

@@ -1,8 +1,8 @@
 // Patroni keys pgwarden accepts (so a patroni.yml loads unchanged) but does not act on yet, each with why: loading
 // one logs a warning naming it, never a silent no-op.
 export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] = [
-  ['bootstrap.post_bootstrap', 'no post-bootstrap script is run (issue 12)'],
-  ['bootstrap.post_init', 'no post-bootstrap script is run (issue 12)'],
+  ['bootstrap.post_bootstrap', 'no script is run after initdb: pgwarden creates its superuser and replication roles itself'],
+  ['bootstrap.post_init', 'no script is run after initdb: pgwarden creates its superuser and replication roles itself'],
   ['bootstrap.dcs.failsafe_mode', 'a primary that loses the DCS demotes at its deadline; there is no failsafe mode'],
   ['postgresql.config_dir', 'configuration files live in data_dir'],
   ['postgresql.use_unix_socket', 'the agent connects to its PostgreSQL through the socket directory it configures itself'],

@@ -7,7 +7,6 @@
 // Not replayed because pgwarden differs (see the README's table): basic_replication 8 (Patroni 4 keeps the old primary
 // in synchronous_standby_names after a strict-mode failover).
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chown, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +20,7 @@ import { STRICT_SYNC_PLACEHOLDER } from '../../src/core/sync-standby-names.js';
 import type { MemberRecord } from '../../src/core/types.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { assertStays } from '../kit/assert-stays.js';
-import { agentLogTail, httpStatus, isWritable, sql } from '../kit/cluster-kit.js';
+import { agentLogTail, httpStatus, isWritable, runProgram, sql } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const SCOPE = 'batman';
@@ -36,12 +35,9 @@ interface Reply {
   readonly text: string;
 }
 
-function run(command: string, args: readonly string[]): Promise<{ code: number; output: string }> {
-  return new Promise((resolve) => {
-    execFile(command, [...args], { timeout: 90_000 }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, output: stdout + stderr }),
-    );
-  });
+async function run(command: string, args: readonly string[]): Promise<{ code: number; output: string }> {
+  const { code, stdout, stderr } = await runProgram(command, args);
+  return { code, output: stdout + stderr };
 }
 
 describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, () => {
@@ -158,6 +154,17 @@ describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, 
       intervalMs: 250,
       describe: `GET ${path} on ${name} to answer ${status}`,
     });
+
+  /**
+   * After a switchover the health checks flip: /primary on the new primary only, /replica on the old one only (it
+   * must stream from the new leader, not only run as a replica: a cycle after it rejoined).
+   */
+  const waitHealthFlipped = async (primary: string, replica: string): Promise<void> => {
+    await waitStatus(replica, '/primary', 503, within(5));
+    await waitStatus(primary, '/replica', 503, within(5));
+    await waitStatus(primary, '/primary', 200, within(5));
+    await waitStatus(replica, '/replica', 200, within(5));
+  };
 
   const callbackLog = async (): Promise<string[]> =>
     (await readFile(join(scriptDir, 'callbacks.log'), 'utf8').catch(() => '')).split('\n').filter((line) => line !== '');
@@ -418,10 +425,7 @@ describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, 
     await waitRole('node3', 'secondary', within(10));
     await replicationWorks('node1', 'node3', within(20));
     await waitMemberState('node3', 'running', within(10));
-    await waitStatus('node3', '/primary', 503, within(5));
-    await waitStatus('node3', '/replica', 200, within(5));
-    await waitStatus('node1', '/primary', 200, within(5));
-    await waitStatus('node1', '/replica', 503, within(5));
+    await waitHealthFlipped('node1', 'node3');
   });
 
   it('patroni_api 7: a scheduled switchover is refused under pause and runs when due after resume', async () => {
@@ -438,11 +442,7 @@ describe("Patroni's acceptance scenarios on one cluster", { timeout: 600_000 }, 
     await waitRole('node1', 'secondary', within(10));
     await replicationWorks('node3', 'node1', within(25));
     await waitMemberState('node1', 'running', within(10));
-    await waitStatus('node3', '/primary', 200, within(5));
-    await waitStatus('node3', '/replica', 503, within(5));
-    await waitStatus('node1', '/primary', 503, within(5));
-    // /replica needs the member to stream from the new leader (not only to run as a replica): a cycle after it rejoined.
-    await waitStatus('node1', '/replica', 200, within(5));
+    await waitHealthFlipped('node3', 'node1');
   });
 
   it('cascading_replication 1: a new member clones from the clonefrom member, not the leader', async () => {

@@ -11,13 +11,22 @@ export { healthyTopology, waitHealthy, type Healthy } from '../../src/local/clus
 
 const CLI_ENTRY = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
 
-/** Runs the built `pgwarden` CLI; never rejects: the exit code and both outputs are the result. */
-export function runCli(args: readonly string[], timeoutMs = 90_000): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs a program (patronictl, an agent...); never rejects: the exit code and both outputs are the result. */
+export function runProgram(
+  command: string,
+  args: readonly string[],
+  timeoutMs = 90_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI_ENTRY, ...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
+    execFile(command, [...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
     });
   });
+}
+
+/** Runs the built `pgwarden` CLI (see runProgram). */
+export function runCli(args: readonly string[], timeoutMs = 90_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runProgram(process.execPath, [CLI_ENTRY, ...args], timeoutMs);
 }
 
 /** Runs the CLI and fails with its output unless it exits 0. */

@@ -36,6 +36,18 @@ describe('fence process', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  /** A fence for `name` whose stops find nothing running. */
+  const idleFence = (name: string): ReturnType<typeof startFenceServer> =>
+    startFenceServer({
+      socketPath: join(dir, `${name}.sock`),
+      dataDir: join(dir, name),
+      nowNs: () => process.hrtime.bigint(),
+      stopPrimary: async () => ({ kind: 'not-running' }),
+      log: () => undefined,
+      idleExitMs: 60_000,
+      onExit: () => undefined,
+    });
+
   async function start(name: string): Promise<{ server: FenceServer; stops: bigint[]; client: FenceClient; exits: number[] }> {
     const socketPath = join(dir, `${name}.sock`);
     const stops: bigint[] = [];
@@ -95,15 +107,7 @@ describe('fence process', () => {
 
   it('leaves when the agent stops cleanly, and a second fence does not take over a served socket', async () => {
     const { server, exits, client } = await start('c');
-    const second = await startFenceServer({
-      socketPath: join(dir, 'c.sock'),
-      dataDir: join(dir, 'c'),
-      nowNs: () => process.hrtime.bigint(),
-      stopPrimary: async () => ({ kind: 'not-running' }),
-      log: () => undefined,
-      idleExitMs: 60_000,
-      onExit: () => undefined,
-    });
+    const second = await idleFence('c');
     assert.equal(second, undefined);
     await client.close({ exit: true });
     await waitUntil(() => exits.length === 1, { timeoutMs: 2000, describe: 'the fence to exit' });
@@ -116,15 +120,7 @@ describe('fence process', () => {
     const client = new FenceClient({
       socketPath,
       startFence: () => {
-        void startFenceServer({
-          socketPath,
-          dataDir: join(dir, 'd'),
-          nowNs: () => process.hrtime.bigint(),
-          stopPrimary: async () => ({ kind: 'not-running' }),
-          log: () => undefined,
-          idleExitMs: 60_000,
-          onExit: () => undefined,
-        }).then((server) => (started = server));
+        void idleFence('d').then((server) => (started = server));
       },
       toMonotonicNs: (deadlineMs) => BigInt(Math.round(deadlineMs * 1e6)),
       log: silentLog,

@@ -4,9 +4,20 @@ import { failoverCandidates } from '../failover-candidates.js';
 import { publishedSlotPositions } from '../slot-plan.js';
 import { planSync, promotionSync } from '../sync-plan.js';
 import { REMOTE_PRIMARY, standbyClusterFingerprint, standbyClusterOf } from '../standby-cluster.js';
-import type { Action } from '../types.js';
+import type { Action, ClusterView } from '../types.js';
 import { slotActions } from './slots.js';
 import { isBackingOff } from './task.js';
+
+/**
+ * An intent still here was for us (we are the new leader) or is stale: either way it is done. A scheduled one for this
+ * leader is left alone until it is due (the switchover rule acts on it).
+ */
+function doneFailoverCleanup(view: ClusterView, name: string): Action[] {
+  const intent = view.failover;
+  if (intent === undefined) return [];
+  const isScheduledForMe = intent.scheduled_at !== undefined && (intent.leader === undefined || intent.leader === name);
+  return isScheduledForMe ? [] : [{ kind: 'clearFailover' }];
+}
 
 export const leaderRule: Rule = (context) => {
   const { obs, view, name, mem } = context;
@@ -34,13 +45,7 @@ export const leaderRule: Rule = (context) => {
       });
       memory = { promotedFrom: undefined };
     }
-    // An intent still here was for us (we are the new leader) or is stale: either way it is done. A scheduled one
-    // for this leader is left alone until it is due (the switchover rule acts on it).
-    if (
-      view.failover !== undefined &&
-      !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))
-    )
-      actions.push({ kind: 'clearFailover' });
+    actions.push(...doneFailoverCleanup(view, name));
     actions.push(...slotActions(context, true));
     // Last: a sync-key CAS that loses skips only what follows it.
     const sync = planSync(context);
@@ -133,16 +138,11 @@ const standbyLeaderDecision: Rule = (context) => {
       pg.receivedLsn !== undefined && pg.replayedLsn !== undefined && pg.receivedLsn > pg.replayedLsn ? pg.receivedLsn : pg.replayedLsn;
     const status: Action[] =
       position === undefined ? [] : [{ kind: 'publishStatus', optime: Number(position), slots: publishedSlotPositions(pg.slots ?? []) }];
-    const failoverCleanup: Action[] =
-      view.failover !== undefined &&
-      !(view.failover.scheduled_at !== undefined && (view.failover.leader === undefined || view.failover.leader === name))
-        ? [{ kind: 'clearFailover' }]
-        : [];
     return decision(context, `no action. I am (${name}), the standby leader with the lock`, [
       renew,
       ...publishInitialize,
       ...status,
-      ...failoverCleanup,
+      ...doneFailoverCleanup(view, name),
       ...slotActions(context, true),
     ]);
   }
