@@ -8,7 +8,17 @@ import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import { deriveTiming } from '../core/timing-rules.js';
-import type { Decision, DynamicConfig, GucValue, HaMemory, LocalPg, Observation, Timing } from '../core/types.js';
+import type {
+  ClusterView,
+  Decision,
+  DynamicConfig,
+  GucValue,
+  HaMemory,
+  LeaderSilence,
+  LocalPg,
+  Observation,
+  Timing,
+} from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -43,6 +53,8 @@ export interface CyclePorts {
   readonly onLockChanged: (lock: LockHolder['current']) => void;
   /** decide() itself in production; the simulator passes variants with one rule removed to prove each is needed. */
   readonly decide?: DecideFunction | undefined;
+  /** The silent-leader detector's evidence (agent/leader-silence.ts), fed with every view read. */
+  readonly silence?: { observeView(view: ClusterView): void; evidence(): LeaderSilence | undefined } | undefined;
 }
 
 /** What does not change while the agent runs. */
@@ -182,6 +194,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     return state.timing.loopWaitMs;
   }
   const view = dcsObservation.kind === 'ok' ? dcsObservation.view : undefined;
+  if (view !== undefined) ports.silence?.observeView(view);
   state.cycleStep = 'observe: timeline history, peers, leader probe';
   const localPg = await observeHistoryDivergence(pg, clock, PG_PROBE_BUDGET_MS, probedPg, view, identity.name);
   state.pg = localPg;
@@ -220,6 +233,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     useSlots: config.postgresql?.use_slots ?? true,
     isPaused: config.pause === true,
     leaderProbe,
+    leaderSilence: ports.silence?.evidence(),
     command: inbox.pending(),
     sync: syncSettingsOf(config),
     configuredSynchronousStandbyNames: configuredSsn(wantedParameters),

@@ -174,6 +174,12 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         `leader ${action.leader.name} is gone (API and PostgreSQL refuse connections): removing its lock`,
       );
       return dcs.deleteLeaderIfUnchanged(action.leader.modRevision, dcsSignal());
+    case 'deleteSilentLeader':
+      deps.log.warn(
+        { leader: action.leader.name, heartbeat_revision: action.heartbeatRevision },
+        `leader ${action.leader.name} is silent past its fence window: removing its lock`,
+      );
+      return dcs.deleteSilentLeader(action.leader, action.heartbeatRevision, dcsSignal());
     case 'initializeCluster':
       return dcs.initialize('', dcsSignal());
     case 'publishInitialize':

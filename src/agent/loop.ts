@@ -19,6 +19,8 @@ import {
   type DecideFunction,
 } from './cycle.js';
 import { runDcsWatch } from './dcs-watch.js';
+import { runLeaderHeartbeat } from './leader-heartbeat.js';
+import { LeaderSilenceMonitor } from './leader-silence.js';
 import { LeaseFence } from './lease-fence.js';
 import { LivePositions } from './live-positions.js';
 import type { MemberIdentity } from './member-record.js';
@@ -67,6 +69,10 @@ export class Agent {
   readonly #livePositions: LivePositions;
   /** Fired after every cycle and every stream-loss mark: what the stream check waits on instead of polling the view. */
   readonly #viewChanged = new Notifier();
+  readonly #silence: LeaderSilenceMonitor;
+  /** What the fence process is armed with: the lock deadline and the heartbeat's freeze instant (agent clock). */
+  #fenceDeadlineMs: number | undefined;
+  #fenceFreezeAtMs: number | undefined;
   #running: Promise<unknown>[] = [];
 
   constructor(options: AgentOptions) {
@@ -81,6 +87,22 @@ export class Agent {
       this.#tasks,
       clock.nowMs(),
     );
+    this.#silence = new LeaderSilenceMonitor({
+      dcs: options.dcs,
+      clock,
+      context: () => {
+        const view = this.#state.dcsRead.view;
+        return {
+          settings: this.#state.timing.silence,
+          self: this.#state.local.identity.name,
+          leader: view?.leader?.name,
+          isPaused: view?.config?.pause === true,
+          revision: view?.revision,
+        };
+      },
+      onSilent: () => this.#wakeup.nudge(),
+      nextCycle: (maxMs, stop) => this.#nextCycle(maxMs, stop),
+    });
     this.#ports = {
       dcs: options.dcs,
       pg: options.pg,
@@ -94,6 +116,7 @@ export class Agent {
         this.#feedExternalFence(lock);
       },
       decide: options.decide,
+      silence: this.#silence,
     };
     this.#livePositions = new LivePositions({
       pg: options.pg,
@@ -241,6 +264,29 @@ export class Agent {
         },
         stop,
       ),
+      this.#silence.run(stop),
+      runLeaderHeartbeat(
+        {
+          dcs,
+          clock,
+          log,
+          settings: () => state.timing.silence,
+          isLeading: () =>
+            state.lock.current.lastRenewSentAtMs !== undefined &&
+            state.pg?.isRunning === true &&
+            state.pg.role === 'primary' &&
+            state.dcsRead.view?.config?.pause !== true,
+          isPrimaryRunning: () => state.pg?.isRunning === true && state.pg.role === 'primary',
+          isFenced: () => this.#options.externalFence?.isConnected() === true,
+          setFreezeAt: (freezeAtMs) => {
+            this.#fenceFreezeAtMs = freezeAtMs;
+            this.#sendFence();
+          },
+          onLockLost: () => this.#wakeup.nudge(),
+          nextCycle: (maxMs, stop) => this.#nextCycle(maxMs, stop),
+        },
+        stop,
+      ),
       runStreamCheck(
         {
           pg,
@@ -358,7 +404,20 @@ export class Agent {
    * simulator found it). Only a clean stop under pause disarms it.
    */
   #feedExternalFence(lock: LockObservation): void {
-    if (lock.lastRenewSentAtMs !== undefined) this.#options.externalFence?.armUntil(lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs));
+    if (lock.lastRenewSentAtMs === undefined) return;
+    this.#fenceDeadlineMs = lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+    this.#sendFence();
+  }
+
+  /** The lock deadline and the heartbeat's freeze instant go together: each arm replaces both in the fence. */
+  #sendFence(): void {
+    if (this.#fenceDeadlineMs === undefined) return;
+    this.#options.externalFence?.armUntil(this.#fenceDeadlineMs, this.#fenceFreezeAtMs);
+  }
+
+  /** Resolves after the next HA cycle, after `maxMs`, or when `stop` aborts. */
+  #nextCycle(maxMs: number, stop: AbortSignal): Promise<void> {
+    return this.#viewChanged.next(this.#options.clock.deadline(maxMs, stop));
   }
 
   #onLeaseExpired(): void {

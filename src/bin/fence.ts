@@ -3,7 +3,7 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { fencePidPathOf, fenceSocketPathOf } from '../fence/fence-paths.js';
 import { startFenceServer } from '../fence/fence-server.js';
-import { stopPrimaryPostgres } from '../fence/stop-primary.js';
+import { freezePrimaryPostgres, killFrozenPostgres, stopPrimaryPostgres, thawPostgres } from '../fence/stop-primary.js';
 
 const IDLE_EXIT_MS = 60_000;
 
@@ -33,6 +33,9 @@ const server = await startFenceServer({
   dataDir,
   nowNs: () => process.hrtime.bigint(),
   stopPrimary: stopPrimaryPostgres,
+  freezePrimary: freezePrimaryPostgres,
+  thaw: thawPostgres,
+  killFrozen: killFrozenPostgres,
   log,
   idleExitMs: IDLE_EXIT_MS,
   onExit: () => {

@@ -39,6 +39,10 @@ const bootstrapDcs = z
     loop_wait: z.number().min(TIMING_MINIMUMS.loop_wait).default(TIMING_DEFAULTS.loop_wait),
     retry_timeout: z.number().min(TIMING_MINIMUMS.retry_timeout).default(TIMING_DEFAULTS.retry_timeout),
     maximum_lag_on_failover: z.number().int().min(0).default(TIMING_DEFAULTS.maximum_lag_on_failover),
+    // The silent-leader detector (core/timing-rules.ts checks how they relate to each other and to ttl).
+    heartbeat_interval: z.number().optional(),
+    fence_window: z.number().optional(),
+    silence_margin: z.number().optional(),
     primary_start_timeout: z.number().min(0).optional(),
     master_start_timeout: z.number().min(0).optional(),
     synchronous_mode: z.union([z.boolean(), z.string()]).optional(),

@@ -1,6 +1,17 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
 import type { SlotStep, SlotStepResult } from './slot-changes.js';
-import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, LocalPg, MemberRecord, PeerStatus, SyncState } from './types.js';
+import type {
+  ClusterView,
+  DynamicConfig,
+  FailoverIntent,
+  HeartbeatRecord,
+  HistoryEntry,
+  LeaderRecord,
+  LocalPg,
+  MemberRecord,
+  PeerStatus,
+  SyncState,
+} from './types.js';
 
 /** Monotonic time plus wall time for stamping DCS values. */
 export interface Clock {
@@ -39,6 +50,27 @@ export interface Dcs {
   releaseLeader(signal: AbortSignal): Promise<CasResult>;
   /** Delete `leader` only if its mod revision is still `modRevision` (a dead leader whose lease has not yet expired). */
   deleteLeaderIfUnchanged(modRevision: string, signal: AbortSignal): Promise<CasResult>;
+  /**
+   * Leader: write the heartbeat (this member's name and its fence window) on this agent's lease, only while the leader
+   * key holds our name on that lease; false when it does not (the lock is lost or the lease was replaced).
+   */
+  beatHeartbeat(fenceMs: number, signal: AbortSignal): Promise<CasResult>;
+  /** A linearizable read of the heartbeat; undefined when there is none. */
+  readHeartbeat(signal: AbortSignal): Promise<HeartbeatRecord | undefined>;
+  /**
+   * Calls `onBeat` with every heartbeat written (or deleted: undefined) after `fromRevision`, until `signal` aborts
+   * (rejects with its reason) or the stream breaks (rejects): the caller watches again from the last revision it saw.
+   */
+  watchHeartbeat(
+    fromRevision: string,
+    onBeat: (beat: HeartbeatRecord | undefined, revision: string) => void,
+    signal: AbortSignal,
+  ): Promise<void>;
+  /**
+   * Delete the leader key (and the heartbeat) only if the key is still `leader`'s (same create revision) and the
+   * heartbeat is still at `heartbeatRevision`: a leader that beat since, or a new leader, makes it fail.
+   */
+  deleteSilentLeader(leader: LeaderRecord, heartbeatRevision: string, signal: AbortSignal): Promise<CasResult>;
   /** Put `members/<name>` on this agent's lease (of `ttlMs`, as for renewLeader). */
   touchMember(record: MemberRecord, ttlMs: number, signal: AbortSignal): Promise<void>;
   /** Create-only `initialize` (value '' while bootstrapping, or a sysid). */
@@ -162,8 +194,14 @@ export interface PeerClient {
  * the agent last proved, even when the agent itself is stopped, hung or starved. Never rejects; fire and forget.
  */
 export interface ExternalFence {
-  /** The lock is proved until `deadlineMs` on the agent's clock: a primary still running then is stopped. */
-  armUntil(deadlineMs: number): void;
+  /**
+   * The lock is proved until `deadlineMs` on the agent's clock: a primary still running then is stopped. With
+   * `freezeAtMs` (the silent-leader detector), a primary is frozen (SIGSTOP) from that instant until a newer arm moves it
+   * into the future again, and killed at `deadlineMs`.
+   */
+  armUntil(deadlineMs: number, freezeAtMs?: number): void;
+  /** Whether the fence process is connected right now (only then may the heartbeat announce a fence window). */
+  isConnected(): boolean;
   /** Nothing to enforce (PostgreSQL stopped or not a primary, or maintenance mode). */
   disarm(): void;
   /** The agent stops: `exit` tells the fence to leave (PostgreSQL was stopped or the fence disarmed first). */

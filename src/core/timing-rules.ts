@@ -1,5 +1,5 @@
 // Timing rules for the dynamic config: minimums and loop_wait + 2*retry_timeout <= ttl, checked or adjusted (pure).
-import type { DynamicConfig, Timing } from './types.js';
+import type { DynamicConfig, SilenceDetection, Timing } from './types.js';
 
 /** pgwarden's minimums (seconds): lower than Patroni's ttl >= 20 so that fast failover profiles are possible. */
 export const TIMING_MINIMUMS = { ttl: 2, loop_wait: 1, retry_timeout: 1 } as const;
@@ -9,7 +9,20 @@ export interface TimingSeconds {
   readonly ttl: number;
   readonly loop_wait: number;
   readonly retry_timeout: number;
+  /** The silent-leader detector (seconds); fence_window 0 turns it off. */
+  readonly heartbeat_interval?: number | undefined;
+  readonly fence_window?: number | undefined;
+  readonly silence_margin?: number | undefined;
 }
+
+/**
+ * Defaults of the silent-leader detector: a silent primary is replaced about fence_window + silence_margin + two
+ * intervals after its last beat (about 2 s), whatever the ttl. An etcd leader election (about 1-2 s with etcd's default
+ * election timeout) pauses writes for its duration but causes no failover: the replicas wait until etcd has answered
+ * them promptly for two intervals while the beat stays unchanged, and a live leader beats within one.
+ */
+export const SILENCE_DEFAULTS = { heartbeat_interval: 0.25, fence_window: 1, silence_margin: 0.4 } as const;
+const SILENCE_MINIMUMS = { heartbeat_interval: 0.05, fence_window: 0.5, silence_margin: 0.2 } as const;
 
 /** Human-readable violations, each saying what to change; empty when the values are usable as they are. */
 export function checkTimingRules(timing: TimingSeconds): string[] {
@@ -23,7 +36,57 @@ export function checkTimingRules(timing: TimingSeconds): string[] {
       `loop_wait: loop_wait + 2*retry_timeout (${timing.loop_wait} + 2*${timing.retry_timeout} = ${total}) must be <= ttl (${timing.ttl}); lower loop_wait or retry_timeout, or raise ttl`,
     );
   }
+  problems.push(...checkSilenceRules(timing));
   return problems;
+}
+
+/** The detector's rules: each value at least its minimum, several beats per fence window, and detection within the ttl. */
+export function checkSilenceRules(timing: TimingSeconds): string[] {
+  const problems: string[] = [];
+  const interval = timing.heartbeat_interval ?? SILENCE_DEFAULTS.heartbeat_interval;
+  const window = timing.fence_window ?? SILENCE_DEFAULTS.fence_window;
+  const margin = timing.silence_margin ?? SILENCE_DEFAULTS.silence_margin;
+  for (const [key, value] of [
+    ['heartbeat_interval', interval],
+    ['fence_window', window],
+    ['silence_margin', margin],
+  ] as const) {
+    if (typeof value !== 'number' || !Number.isFinite(value)) problems.push(`${key}: must be a number of seconds (got ${String(value)})`);
+  }
+  if (problems.length > 0 || window === 0) return problems;
+  if (window < SILENCE_MINIMUMS.fence_window)
+    problems.push(`fence_window: must be 0 (detector off) or at least ${SILENCE_MINIMUMS.fence_window} (got ${window})`);
+  if (interval < SILENCE_MINIMUMS.heartbeat_interval)
+    problems.push(`heartbeat_interval: must be at least ${SILENCE_MINIMUMS.heartbeat_interval} (got ${interval})`);
+  if (margin < SILENCE_MINIMUMS.silence_margin)
+    problems.push(`silence_margin: must be at least ${SILENCE_MINIMUMS.silence_margin} (got ${margin}): it pays for the fence's own delay`);
+  if (interval * 3 > window)
+    problems.push(
+      `heartbeat_interval: at least three beats must fit in fence_window (3*${interval} > ${window}); lower heartbeat_interval or raise fence_window`,
+    );
+  if (window + margin + 2 * interval >= timing.ttl)
+    problems.push(
+      `fence_window: fence_window + silence_margin + 2*heartbeat_interval (${window + margin + 2 * interval}) must be < ttl (${timing.ttl}), or the ttl replaces a silent leader first; lower them, raise ttl, or set fence_window: 0`,
+    );
+  return problems;
+}
+
+/** Runtime values: a detector whose settings break a rule is turned off (said), never run with unchecked values. */
+function deriveSilence(timing: TimingSeconds): { silence: SilenceDetection | undefined; warnings: string[] } {
+  if (timing.fence_window === 0) return { silence: undefined, warnings: [] };
+  const problems = checkSilenceRules(timing);
+  if (problems.length > 0)
+    return { silence: undefined, warnings: [`silent-leader detector off (failover after ttl only): ${problems.join('; ')}`] };
+  const intervalMs = (timing.heartbeat_interval ?? SILENCE_DEFAULTS.heartbeat_interval) * 1000;
+  return {
+    silence: {
+      intervalMs,
+      fenceWindowMs: (timing.fence_window ?? SILENCE_DEFAULTS.fence_window) * 1000,
+      marginMs: (timing.silence_margin ?? SILENCE_DEFAULTS.silence_margin) * 1000,
+      confirmMs: 2 * intervalMs,
+    },
+    warnings: [],
+  };
 }
 
 /**
@@ -46,6 +109,13 @@ export function adjustTiming(timing: TimingSeconds): { timing: TimingSeconds; wa
   return { timing: { ttl, loop_wait: loopWait, retry_timeout: retryTimeout }, warnings };
 }
 
+/** A number given as a string ("0.5", as edit-config --set writes it) is that number; anything else stays as it is. */
+function numberOrRaw(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const number = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return number as number;
+}
+
 function finite(value: unknown, fallback: number): number {
   const number = typeof value === 'string' ? Number(value) : value;
   return typeof number === 'number' && Number.isFinite(number) ? number : fallback;
@@ -64,9 +134,20 @@ export function deriveTiming(config: Partial<TimingSeconds> | undefined): {
     loop_wait: config?.loop_wait ?? TIMING_DEFAULTS.loop_wait,
     retry_timeout: config?.retry_timeout ?? TIMING_DEFAULTS.retry_timeout,
   });
+  const silence = deriveSilence({
+    ...timing,
+    heartbeat_interval: numberOrRaw(config?.heartbeat_interval),
+    fence_window: numberOrRaw(config?.fence_window),
+    silence_margin: numberOrRaw(config?.silence_margin),
+  });
   return {
-    timing: { ttlMs: timing.ttl * 1000, loopWaitMs: timing.loop_wait * 1000, retryTimeoutMs: timing.retry_timeout * 1000 },
-    adjustments: warnings,
+    timing: {
+      ttlMs: timing.ttl * 1000,
+      loopWaitMs: timing.loop_wait * 1000,
+      retryTimeoutMs: timing.retry_timeout * 1000,
+      silence: silence.silence,
+    },
+    adjustments: [...warnings, ...silence.warnings],
   };
 }
 

@@ -101,6 +101,8 @@ export interface ClusterView {
   readonly optime: number | undefined;
   /** `status.slots`: the position each of the leader's slots has reached (bytes), for replicas to advance their copies. */
   readonly statusSlots?: Readonly<Record<string, number>> | undefined;
+  /** The leader's heartbeat (the silent-host detector), when one was written. */
+  readonly heartbeat?: HeartbeatRecord | undefined;
   /** etcd revision of the read. */
   readonly revision: string;
 }
@@ -210,6 +212,43 @@ export interface Timing {
   readonly ttlMs: number;
   readonly loopWaitMs: number;
   readonly retryTimeoutMs: number;
+  /** The silent-leader detector; undefined when the dynamic config turns it off (fence_window: 0). */
+  readonly silence?: SilenceDetection | undefined;
+}
+
+/**
+ * The silent-leader detector (dynamic config heartbeat_interval, fence_window, silence_margin). The leader writes the
+ * heartbeat key every `intervalMs`; its fence freezes PostgreSQL `fenceWindowMs` after sending the last beat etcd
+ * acknowledged. A replica that has seen no newer beat for `fenceWindowMs + marginMs` on its own clock, and has found
+ * etcd answering promptly for `confirmMs` since, knows the old primary has stopped acknowledging writes.
+ */
+export interface SilenceDetection {
+  readonly intervalMs: number;
+  readonly fenceWindowMs: number;
+  readonly marginMs: number;
+  readonly confirmMs: number;
+}
+
+/** The heartbeat key as read from the DCS. */
+export interface HeartbeatRecord {
+  readonly leader: string;
+  /** The fence window the leader's fence enforces; 0 = no fence (the silent path must not be used against it). */
+  readonly fenceMs: number;
+  readonly modRevision: string;
+}
+
+/** What a replica has seen of the leader's heartbeat (gathered by agent/leader-silence.ts). */
+export interface LeaderSilence {
+  readonly beat: HeartbeatRecord;
+  /** When this agent first saw that beat (its monotonic clock). */
+  readonly seenAtMs: number;
+  /**
+   * Since when every linearizable read of the heartbeat found that same beat and was answered within the heartbeat
+   * interval (etcd answering promptly: a live leader could have written); undefined until one such read.
+   */
+  readonly confirmedSinceMs: number | undefined;
+  /** When the newest such read was answered. */
+  readonly lastConfirmedAtMs: number | undefined;
 }
 
 /** Static facts about this agent from the local config. */
@@ -270,6 +309,8 @@ export interface Observation {
    * so nothing there can accept writes). Undefined when not probed or when the fast path is disabled.
    */
   readonly leaderProbe: LeaderProbe | undefined;
+  /** A replica's view of the leader's heartbeat (the silent-host detector); undefined when it has none. */
+  readonly leaderSilence?: LeaderSilence | undefined;
   /** A pending manual command (restart, reinitialize), if any. */
   readonly command?: AgentCommand | undefined;
   /** Synchronous replication settings from the dynamic config. */
@@ -361,6 +402,8 @@ export type Action =
   | { readonly kind: 'renewLeader' }
   | { readonly kind: 'releaseLeader' }
   | { readonly kind: 'deleteStaleLeader'; readonly leader: LeaderRecord }
+  /** Delete the leader key (and heartbeat) only if neither changed: the leader was silent past its fence window. */
+  | { readonly kind: 'deleteSilentLeader'; readonly leader: LeaderRecord; readonly heartbeatRevision: string }
   | { readonly kind: 'initializeCluster' }
   | { readonly kind: 'publishInitialize'; readonly sysid: string }
   | { readonly kind: 'writeBootstrapConfig' }

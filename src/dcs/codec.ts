@@ -1,5 +1,5 @@
 // Decodes the raw keys of one cluster prefix into a ClusterView; lenient, because other tools write these keys too.
-import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../core/types.js';
+import type { ClusterView, DynamicConfig, FailoverIntent, HeartbeatRecord, HistoryEntry, MemberRecord, SyncState } from '../core/types.js';
 import type { ClusterKeys } from './keys.js';
 
 export interface RawKey {
@@ -95,6 +95,18 @@ export function encodeStatus(optime: number, slots: Readonly<Record<string, numb
   return JSON.stringify(slots === undefined || Object.keys(slots).length === 0 ? { optime } : { optime, slots });
 }
 
+/** The heartbeat value: {"leader": name, "fence_ms": window}; undefined for anything else (a reader never trusts a bad beat). */
+export function decodeHeartbeat(text: string, modRevision: string): HeartbeatRecord | undefined {
+  const value = parseJson(text);
+  if (!isObject(value) || typeof value.leader !== 'string' || value.leader === '') return undefined;
+  const fenceMs = typeof value.fence_ms === 'number' && Number.isFinite(value.fence_ms) && value.fence_ms > 0 ? value.fence_ms : 0;
+  return { leader: value.leader, fenceMs, modRevision };
+}
+
+export function encodeHeartbeat(leader: string, fenceMs: number): string {
+  return JSON.stringify({ leader, fence_ms: fenceMs });
+}
+
 export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revision: string): ClusterView {
   let initialize: string | undefined;
   let config: DynamicConfig | undefined;
@@ -107,6 +119,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   let history: HistoryEntry[] = [];
   let optime: number | undefined;
   let statusSlots: Record<string, number> | undefined;
+  let heartbeat: HeartbeatRecord | undefined;
   const members: MemberRecord[] = [];
   for (const item of raw) {
     if (item.key === keys.leader) {
@@ -132,6 +145,8 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     } else if (item.key === keys.status) {
       optime = decodeOptime(item.value);
       statusSlots = decodeStatusSlots(item.value);
+    } else if (item.key === keys.heartbeat) {
+      heartbeat = decodeHeartbeat(item.value, item.modRevision);
     } else if (item.key.startsWith(keys.membersPrefix)) {
       const member = decodeMember(item.key.slice(keys.membersPrefix.length), item.value);
       if (member !== undefined) members.push(member);
@@ -151,6 +166,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     history,
     optime,
     statusSlots,
+    ...(heartbeat !== undefined ? { heartbeat } : {}),
     revision,
   };
 }

@@ -98,6 +98,45 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       assert.equal((await b.loadCluster(signal())).leader, undefined);
     });
 
+    it('lets only the holder beat; a silent leader is deleted only while neither its key nor its beat changed', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal(await a.beatHeartbeat(1000, signal()), false, 'no lock, no beat');
+      assert.equal(await a.acquireLeader(ttlMs, signal()), true);
+      assert.equal(await b.beatHeartbeat(1000, signal()), false, 'only the holder beats');
+      const start = (await b.loadCluster(signal())).revision;
+      const beats: (string | undefined)[] = [];
+      const watching = new AbortController();
+      const watched = b
+        .watchHeartbeat(start, (beat) => beats.push(beat === undefined ? undefined : `${beat.leader}/${beat.fenceMs}`), watching.signal)
+        .catch(() => undefined);
+      assert.equal(await a.beatHeartbeat(1000, signal()), true);
+      const first = await b.readHeartbeat(signal());
+      assert.equal(first?.leader, 'node1');
+      assert.equal(first?.fenceMs, 1000);
+      const view = await b.loadCluster(signal());
+      assert.deepEqual(view.heartbeat, first, 'the view carries the beat too');
+      assert.equal(await a.beatHeartbeat(0, signal()), true);
+      const second = await b.readHeartbeat(signal());
+      assert.ok(second !== undefined && second.modRevision !== first?.modRevision);
+      assert.equal(await b.deleteSilentLeader(view.leader!, first.modRevision, signal()), false, 'the leader beat since');
+      assert.equal(
+        await b.deleteSilentLeader({ ...view.leader!, createRevision: '1', modRevision: '1' }, second.modRevision, signal()),
+        false,
+        'another incarnation of the key',
+      );
+      assert.equal(await b.deleteSilentLeader(view.leader!, second.modRevision, signal()), true);
+      const after = await b.loadCluster(signal());
+      assert.equal(after.leader, undefined);
+      assert.equal(after.heartbeat, undefined, 'the beat goes with the key');
+      assert.equal(await a.beatHeartbeat(1000, signal()), false, 'the old leader cannot beat any more');
+      const deadline = Date.now() + 5000;
+      while (beats.length < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      watching.abort();
+      await watched;
+      assert.deepEqual(beats.slice(0, 3), ['node1/1000', 'node1/0', undefined], 'the watch saw both beats and the delete');
+    });
+
     it('creates initialize only once and guards config with its revision', async () => {
       const dcs = harness.newScope();
       const [a, b] = [dcs('node1'), dcs('node2')];

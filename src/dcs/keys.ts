@@ -34,6 +34,10 @@ export class ClusterKeys {
   get status(): string {
     return `${this.prefix}status`;
   }
+  /** pgwarden's silent-leader detector (Patroni has no such key; its tools ignore it). */
+  get heartbeat(): string {
+    return `${this.prefix}heartbeat`;
+  }
   member(name: string): string {
     return `${this.prefix}members/${name}`;
   }
@@ -42,9 +46,16 @@ export class ClusterKeys {
   }
   /**
    * Keys worth waking an agent's loop for. Member, status and history keys change every cycle somewhere; waking every
-   * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key).
+   * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key). The
+   * heartbeat changes several times a second and has its own watch (agent/leader-silence.ts).
    */
   isControlKey(key: string): boolean {
-    return key.startsWith(this.prefix) && key !== this.status && key !== this.history && !key.startsWith(this.membersPrefix);
+    return (
+      key.startsWith(this.prefix) &&
+      key !== this.status &&
+      key !== this.history &&
+      key !== this.heartbeat &&
+      !key.startsWith(this.membersPrefix)
+    );
   }
 }

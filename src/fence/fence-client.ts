@@ -33,8 +33,13 @@ export class FenceClient implements ExternalFence {
     this.#options = options;
   }
 
-  armUntil(deadlineMs: number): void {
-    this.#send({ kind: 'arm', deadlineNs: this.#options.toMonotonicNs(deadlineMs) });
+  armUntil(deadlineMs: number, freezeAtMs?: number): void {
+    const toNs = this.#options.toMonotonicNs;
+    this.#send({ kind: 'arm', deadlineNs: toNs(deadlineMs), freezeAtNs: freezeAtMs === undefined ? undefined : toNs(freezeAtMs) });
+  }
+
+  isConnected(): boolean {
+    return this.#socket !== undefined && !this.#socket.destroyed;
   }
 
   disarm(): void {

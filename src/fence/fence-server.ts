@@ -3,14 +3,25 @@
 // moment another member may promote.
 import { chmod, rm } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { applyFenceMessage, INITIAL_FENCE_STATE, isFenceDue, parseFenceMessage, type FenceState } from './fence-state.js';
-import type { FenceOutcome } from './stop-primary.js';
+import {
+  applyFenceMessage,
+  INITIAL_FENCE_STATE,
+  nextFenceCheckNs,
+  nextFenceStep,
+  parseFenceMessage,
+  type FenceState,
+} from './fence-state.js';
+import type { FenceOutcome, FreezeOutcome } from './stop-primary.js';
 
 export interface FenceServerOptions {
   readonly socketPath: string;
   readonly dataDir: string;
   readonly nowNs: () => bigint;
   readonly stopPrimary: (dataDir: string) => Promise<FenceOutcome>;
+  /** The silent-leader detector's freeze, its thaw and the kill of what it froze (stop-primary.ts). */
+  readonly freezePrimary: (dataDir: string) => Promise<FreezeOutcome>;
+  readonly thaw: (pids: readonly number[]) => void;
+  readonly killFrozen: (pids: readonly number[]) => void;
   /** One structured line per event. */
   readonly log: (event: string, fields?: Readonly<Record<string, unknown>>) => void;
   /** Leave after this long with no agent connected and nothing armed (a stopped agent's fence does not linger). */
@@ -57,38 +68,101 @@ export async function startFenceServer(options: FenceServerOptions): Promise<Fen
 
   const scheduleIdleExit = (): void => {
     clearTimeout(idleTimer);
-    if (clients.size > 0 || state.deadlineNs !== undefined) return;
+    if (clients.size > 0 || state.deadlineNs !== undefined || state.isFrozen) return;
     idleTimer = setTimeout(() => {
       options.log('no agent connected and nothing armed: fence exiting');
       void close();
     }, options.idleExitMs);
   };
 
-  const fire = async (): Promise<void> => {
+  /** The processes frozen now (the fence's only other memory besides `state`). */
+  let frozen: readonly number[] = [];
+  let frozenAtNs = 0n;
+  let isStepping = false;
+
+  const ms = (ns: bigint): number => Math.round(Number(ns) / 1e5) / 10;
+
+  /** Does what the state calls for now (one step at a time: a freeze's process scan is asynchronous), then re-schedules. */
+  const step = async (): Promise<void> => {
     timer = undefined;
-    if (!isFenceDue(state, options.nowNs())) {
-      schedule();
+    if (isStepping) return;
+    isStepping = true;
+    try {
+      const now = options.nowNs();
+      const next = nextFenceStep(state, now);
+      if (next === 'kill') await kill(now);
+      else if (next === 'freeze') await freeze(now);
+      else if (next === 'thaw') {
+        options.thaw(frozen);
+        options.log('the agent proved its lock again: PostgreSQL primary thawed', {
+          processes: frozen.length,
+          frozen_ms: ms(now - frozenAtNs),
+        });
+        frozen = [];
+        state = { ...state, isFrozen: false };
+      }
+    } finally {
+      isStepping = false;
+    }
+    if (nextFenceStep(state, options.nowNs()) !== 'none') {
+      void step();
       return;
     }
-    const lateMs = Number(options.nowNs() - state.deadlineNs!) / 1e6;
-    state = { ...state, deadlineNs: undefined };
+    schedule();
+    scheduleIdleExit();
+  };
+
+  const kill = async (now: bigint): Promise<void> => {
+    const lateMs = state.deadlineNs === undefined ? 0 : ms(now - state.deadlineNs);
+    if (state.isFrozen) {
+      options.killFrozen(frozen);
+      options.log(
+        state.deadlineNs === undefined
+          ? 'disarmed while PostgreSQL was frozen: primary killed rather than thawed'
+          : 'lock deadline passed while PostgreSQL was frozen: primary killed',
+        { processes: frozen.length, late_ms: lateMs },
+      );
+      frozen = [];
+      state = { ...state, deadlineNs: undefined, freezeAtNs: undefined, isFrozen: false };
+      return;
+    }
+    state = { ...state, deadlineNs: undefined, freezeAtNs: undefined };
     const outcome = await options.stopPrimary(options.dataDir);
     if (outcome.kind === 'stopped')
       options.log('lock deadline passed without a renewal from the agent: PostgreSQL primary frozen and killed', {
         pid: outcome.pid,
         processes: outcome.processes,
-        late_ms: Math.round(lateMs * 10) / 10,
+        late_ms: lateMs,
       });
     else options.log(`lock deadline passed without a renewal; nothing to stop (${outcome.kind})`);
-    scheduleIdleExit();
+  };
+
+  const freeze = async (now: bigint): Promise<void> => {
+    const lateMs = ms(now - (state.freezeAtNs ?? now));
+    const outcome = await options.freezePrimary(options.dataDir);
+    if (outcome.kind !== 'frozen') {
+      // Nothing to freeze (a replica, or stopped): forget this window so that it is not tried again in a loop.
+      state = { ...state, freezeAtNs: undefined };
+      options.log(`heartbeat window passed without a proof; nothing to freeze (${outcome.kind})`);
+      return;
+    }
+    frozen = outcome.pids;
+    frozenAtNs = now;
+    state = { ...state, isFrozen: true };
+    options.log('heartbeat window passed without a proof from the agent: PostgreSQL primary frozen', {
+      pid: outcome.pid,
+      processes: outcome.pids.length,
+      late_ms: lateMs,
+    });
   };
 
   const schedule = (): void => {
     clearTimeout(timer);
     timer = undefined;
-    if (state.deadlineNs === undefined) return;
-    const inMs = Math.max(0, Number(state.deadlineNs - options.nowNs()) / 1e6);
-    timer = setTimeout(() => void fire(), Math.ceil(inMs));
+    const at = nextFenceCheckNs(state, options.nowNs());
+    if (at === undefined) return;
+    const inMs = Math.max(0, Number(at - options.nowNs()) / 1e6);
+    timer = setTimeout(() => void step(), Math.ceil(inMs));
   };
 
   const onLine = (line: string): void => {
@@ -101,11 +175,14 @@ export async function startFenceServer(options: FenceServerOptions): Promise<Fen
     state = applyFenceMessage(state, message);
     if (state.isExiting) {
       options.log('agent stopped cleanly: fence exiting');
+      if (state.isFrozen) {
+        options.killFrozen(frozen);
+        options.log('PostgreSQL was frozen: primary killed rather than left stopped', { processes: frozen.length });
+      }
       void close();
       return;
     }
-    schedule();
-    scheduleIdleExit();
+    void step();
   };
 
   const server: Server = createServer((socket) => {

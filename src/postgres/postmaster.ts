@@ -10,6 +10,7 @@ import type { StopMode } from '../core/ports.js';
 import { PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { isAlive } from '../util/process-alive.js';
+import { processTree } from '../util/process-tree.js';
 import { postmasterPidFrom } from './postmaster-pid.js';
 import type { RunAs } from './runner.js';
 
@@ -35,6 +36,20 @@ export interface PostmasterOptions {
   readonly log: Log;
   /** Every exit, asked for or not (the SQL session to it is dead either way). */
   readonly onExit: () => void;
+}
+
+/** Whether the process is stopped by a signal (state T in /proc/<pid>/stat). */
+async function isFrozen(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
+}
+
+function signalIfAlive(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // gone already
+  }
 }
 
 export class Postmaster {
@@ -194,7 +209,13 @@ export class Postmaster {
     if (pid === undefined) return;
     this.#isStopRequested = true;
     this.#options.onExit();
-    process.kill(pid, STOP_SIGNALS[mode]);
+    if (await isFrozen(pid)) {
+      // The fence froze it (the heartbeat window passed): a frozen postmaster cannot act on a stop signal, and thawing
+      // it could let a backend acknowledge a commit. Killed while frozen, it ends as an immediate stop would.
+      const tree = await processTree(pid);
+      for (const child of tree) signalIfAlive(child, 'SIGKILL');
+      this.#options.log.warn({ pid, processes: tree.length, mode }, 'postmaster was frozen by the fence: killed instead of stopped');
+    } else process.kill(pid, STOP_SIGNALS[mode]);
     this.#options.log.info({ pid, mode }, 'stopping postmaster');
     const escalateAt = performance.now() + STOP_ESCALATE_MS[mode];
     let isEscalated = mode === 'immediate';

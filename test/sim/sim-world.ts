@@ -373,7 +373,7 @@ export class SimWorld {
       const pg = this.pg.inspect(node.name);
       return {
         name: node.name,
-        isWritablePrimary: pg.isRunning && pg.role === 'primary',
+        isWritablePrimary: pg.isRunning && pg.role === 'primary' && !pg.isFrozen,
         lockDeadlineMs: this.#lockDeadline(node),
         isAgentRunning: node.process.isAlive && now >= node.process.pausedUntilMs + RESUME_GRACE_MS,
       };
@@ -400,6 +400,16 @@ export class SimWorld {
           found.push({
             invariant: 'no-primary-past-fence-deadline',
             message: `${node.name} is a writable primary past its fence deadline`,
+          });
+        const freezeAt = node.fence.freezeAtMs;
+        if (
+          freezeAt !== undefined &&
+          now > freezeAt + DEADLINE_GRACE_MS &&
+          states.find((state) => state.name === node.name)?.isWritablePrimary
+        )
+          found.push({
+            invariant: 'no-primary-past-heartbeat-window',
+            message: `${node.name} is a writable primary past its heartbeat window (its fence should have frozen it)`,
           });
       }
     const writableNow = states.filter((state) => state.isWritablePrimary);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decide } from '../../src/core/decide.js';
 import { parametersFingerprint } from '../../src/core/parameters.js';
-import { deriveTiming } from '../../src/core/timing-rules.js';
+import { checkTimingRules, deriveTiming } from '../../src/core/timing-rules.js';
 import { freshMemory, kinds, observe, pgState, primaryPg, TIMING, view } from '../sim/builders.js';
 
 const NOW = 100_000;
@@ -128,10 +128,34 @@ describe('lease timing', () => {
       ttlMs: 10_000,
       loopWaitMs: 1_000,
       retryTimeoutMs: 4_000,
+      silence: { intervalMs: 250, fenceWindowMs: 1000, marginMs: 400, confirmMs: 500 },
     });
     assert.match(deriveTiming({ ttl: 10, loop_wait: 10, retry_timeout: 10 }).adjustments.join(), /loop_wait \+ 2\*retry_timeout/);
     assert.deepEqual(deriveTiming(undefined).adjustments, []);
     assert.equal(deriveTiming(undefined).timing.ttlMs, 30_000);
+  });
+
+  it('derives the silent-leader detector, turns it off when asked, and refuses values that break its rules', () => {
+    assert.equal(deriveTiming({ ttl: 30, loop_wait: 10, retry_timeout: 10, fence_window: 0 }).timing.silence, undefined);
+    assert.deepEqual(deriveTiming({ ttl: 30, loop_wait: 10, retry_timeout: 10, fence_window: 2, heartbeat_interval: 0.5 }).timing.silence, {
+      intervalMs: 500,
+      fenceWindowMs: 2000,
+      marginMs: 400,
+      confirmMs: 1000,
+    });
+    // At runtime (the DCS config) a bad combination turns the detector off, and says why.
+    const tooSlow = deriveTiming({ ttl: 30, loop_wait: 10, retry_timeout: 10, fence_window: 1, heartbeat_interval: 0.5 });
+    assert.equal(tooSlow.timing.silence, undefined);
+    assert.match(tooSlow.adjustments.join(), /at least three beats must fit in fence_window/);
+    const pastTtl = deriveTiming({ ttl: 3, loop_wait: 1, retry_timeout: 1, fence_window: 2.5 });
+    assert.equal(pastTtl.timing.silence, undefined);
+    assert.match(pastTtl.adjustments.join(), /must be < ttl/);
+    assert.match(
+      checkTimingRules({ ttl: 30, loop_wait: 10, retry_timeout: 10, silence_margin: 0.01 }).join(),
+      /silence_margin: must be at least/,
+    );
+    assert.match(checkTimingRules({ ttl: 30, loop_wait: 10, retry_timeout: 10, fence_window: 0.1 }).join(), /fence_window: must be 0/);
+    assert.deepEqual(checkTimingRules({ ttl: 30, loop_wait: 10, retry_timeout: 10 }), []);
   });
 });
 

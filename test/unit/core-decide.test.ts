@@ -389,6 +389,43 @@ describe('replicas', () => {
   });
 });
 
+describe('silent leader (heartbeat detector)', () => {
+  const silence = { intervalMs: 250, fenceWindowMs: 1000, marginMs: 400, confirmMs: 500 };
+  const v = view({ leaderName: 'node1' });
+  const beat = { leader: 'node1', fenceMs: 1000, modRevision: '77' };
+  /** A replica's decision `silentForMs` after it saw the beat, etcd having answered promptly since `confirmedForMs`. */
+  const decideAt = (silentForMs: number, confirmedForMs: number | undefined, overrides: { fenceMs?: number; isPaused?: boolean } = {}) =>
+    decide(
+      observe({
+        name: 'node2',
+        timing: { ...TIMING, silence },
+        isPaused: overrides.isPaused ?? false,
+        dcs: { kind: 'ok', view: v },
+        leaderSilence: {
+          beat: { ...beat, fenceMs: overrides.fenceMs ?? beat.fenceMs },
+          seenAtMs: NOW - silentForMs,
+          confirmedSinceMs: confirmedForMs === undefined ? undefined : NOW - confirmedForMs,
+          lastConfirmedAtMs: confirmedForMs === undefined ? undefined : NOW - 50,
+        },
+      }),
+      freshMemory(),
+    );
+
+  it('removes the lock once the beat is older than the fence window plus the margin and etcd answered meanwhile', () => {
+    const decision = decideAt(1450, 500);
+    assert.deepEqual(decision.actions, [{ kind: 'deleteSilentLeader', leader: v.leader, heartbeatRevision: '77' }]);
+    assert.match(decision.reason, /leader node1 is silent: no heartbeat for 1450 ms/);
+  });
+
+  it('waits while the leader may still be writing, while etcd has not answered long enough, or when it cannot be fenced', () => {
+    assert.deepEqual(kinds(decideAt(1350, 500).actions), [], 'inside fence window + margin');
+    assert.deepEqual(kinds(decideAt(1450, undefined).actions), [], 'etcd has not answered (an election, a stall)');
+    assert.deepEqual(kinds(decideAt(1450, 300).actions), [], 'etcd answered for less than two beat intervals');
+    assert.deepEqual(kinds(decideAt(5000, 500, { fenceMs: 0 }).actions), [], 'the leader announced no fence window');
+    assert.deepEqual(kinds(decideAt(5000, 500, { isPaused: true }).actions), [], 'maintenance mode');
+  });
+});
+
 describe('leader race', () => {
   const noLeader = view({});
 

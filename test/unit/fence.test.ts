@@ -7,7 +7,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FenceClient } from '../../src/fence/fence-client.js';
 import { startFenceServer, type FenceServer } from '../../src/fence/fence-server.js';
-import { applyFenceMessage, INITIAL_FENCE_STATE, isFenceDue, parseFenceMessage } from '../../src/fence/fence-state.js';
+import {
+  applyFenceMessage,
+  formatFenceMessage,
+  INITIAL_FENCE_STATE,
+  isFenceDue,
+  nextFenceCheckNs,
+  nextFenceStep,
+  parseFenceMessage,
+} from '../../src/fence/fence-state.js';
 import type { FenceOutcome } from '../../src/fence/stop-primary.js';
 import { silentLog } from '../../src/util/log.js';
 import { waitUntil } from '../../src/util/wait-until.js';
@@ -20,10 +28,35 @@ describe('fence state', () => {
     const moved = applyFenceMessage(armed, { kind: 'arm', deadlineNs: 50n });
     assert.equal(moved.deadlineNs, 50n, 'the newest proof counts, also when it is shorter');
     assert.equal(isFenceDue(applyFenceMessage(moved, { kind: 'disarm' }), 1000n), false);
-    assert.deepEqual(applyFenceMessage(moved, { kind: 'exit' }), { deadlineNs: undefined, isExiting: true });
+    assert.deepEqual(applyFenceMessage(moved, { kind: 'exit' }), {
+      deadlineNs: undefined,
+      freezeAtNs: undefined,
+      isFrozen: false,
+      isExiting: true,
+    });
     assert.deepEqual(parseFenceMessage('{"kind":"arm","deadlineNs":"123"}'), { kind: 'arm', deadlineNs: 123n });
     for (const line of ['', 'arm', '{"kind":"arm","deadlineNs":12}', '{"kind":"arm","deadlineNs":"-1"}', '{"kind":"boom"}', 'null'])
       assert.equal(parseFenceMessage(line), undefined, line);
+  });
+
+  it('freezes from the freeze instant, thaws only on a newer proof, and kills at the deadline or on a disarm while frozen', () => {
+    const armed = applyFenceMessage(INITIAL_FENCE_STATE, { kind: 'arm', deadlineNs: 1000n, freezeAtNs: 100n });
+    assert.deepEqual(parseFenceMessage(formatFenceMessage({ kind: 'arm', deadlineNs: 1000n, freezeAtNs: 100n })), {
+      kind: 'arm',
+      deadlineNs: 1000n,
+      freezeAtNs: 100n,
+    });
+    assert.equal(nextFenceStep(armed, 99n), 'none');
+    assert.equal(nextFenceCheckNs(armed, 99n), 100n);
+    assert.equal(nextFenceStep(armed, 100n), 'freeze');
+    const frozen = { ...armed, isFrozen: true };
+    assert.equal(nextFenceStep(frozen, 500n), 'none', 'stays frozen while no newer proof came');
+    assert.equal(nextFenceCheckNs(frozen, 500n), 1000n, 'then looks again at the deadline');
+    assert.equal(nextFenceStep(applyFenceMessage(frozen, { kind: 'arm', deadlineNs: 2000n, freezeAtNs: 600n }), 500n), 'thaw');
+    assert.equal(nextFenceStep(applyFenceMessage(frozen, { kind: 'arm', deadlineNs: 2000n, freezeAtNs: 400n }), 500n), 'none');
+    assert.equal(nextFenceStep(frozen, 1000n), 'kill');
+    assert.equal(nextFenceStep(applyFenceMessage(frozen, { kind: 'disarm' }), 500n), 'kill');
+    assert.equal(nextFenceStep(applyFenceMessage(INITIAL_FENCE_STATE, { kind: 'disarm' }), 500n), 'none');
   });
 });
 
@@ -43,15 +76,25 @@ describe('fence process', () => {
       dataDir: join(dir, name),
       nowNs: () => process.hrtime.bigint(),
       stopPrimary: async () => ({ kind: 'not-running' }),
+      freezePrimary: async () => ({ kind: 'not-running' }),
+      thaw: () => undefined,
+      killFrozen: () => undefined,
       log: () => undefined,
       idleExitMs: 60_000,
       onExit: () => undefined,
     });
 
-  async function start(name: string): Promise<{ server: FenceServer; stops: bigint[]; client: FenceClient; exits: number[] }> {
+  async function start(name: string): Promise<{
+    server: FenceServer;
+    stops: bigint[];
+    client: FenceClient;
+    exits: number[];
+    events: string[];
+  }> {
     const socketPath = join(dir, `${name}.sock`);
     const stops: bigint[] = [];
     const exits: number[] = [];
+    const events: string[] = [];
     const server = await startFenceServer({
       socketPath,
       dataDir: join(dir, name),
@@ -60,6 +103,12 @@ describe('fence process', () => {
         stops.push(process.hrtime.bigint());
         return { kind: 'stopped', pid: 1, processes: 1 };
       },
+      freezePrimary: async () => {
+        events.push(`freeze@${Math.round(nowMs())}`);
+        return { kind: 'frozen', pid: 10, pids: [10, 11] };
+      },
+      thaw: (pids) => events.push(`thaw ${pids.join(',')}`),
+      killFrozen: (pids) => events.push(`kill ${pids.join(',')}`),
       log: () => undefined,
       idleExitMs: 60_000,
       onExit: () => exits.push(1),
@@ -71,7 +120,7 @@ describe('fence process', () => {
       toMonotonicNs: (deadlineMs) => BigInt(Math.round(deadlineMs * 1e6)),
       log: silentLog,
     });
-    return { server, stops, client, exits };
+    return { server, stops, client, exits, events };
   }
 
   const nowMs = (): number => Number(process.hrtime.bigint()) / 1e6;
@@ -101,6 +150,37 @@ describe('fence process', () => {
     // The cancelled deadline passes without a stop (bounded: the deadline plus a margin, then check).
     await waitUntil(() => nowMs() > later + 400, { timeoutMs: 2000, intervalMs: 20, describe: 'time to pass the cancelled deadline' });
     assert.equal(stops.length, 1);
+    await client.close({ exit: false });
+    await server.close();
+  });
+
+  it('freezes at the heartbeat window, thaws on a newer proof, and kills what it froze at the lock deadline', async () => {
+    const { server, stops, client, events } = await start('f');
+    const freezeAt = nowMs() + 150;
+    client.armUntil(nowMs() + 60_000, freezeAt);
+    await waitUntil(() => server.state().isFrozen, { timeoutMs: 2000, describe: 'the freeze' });
+    assert.ok(Number(events[0]!.slice('freeze@'.length)) >= Math.floor(freezeAt), 'never before the window ends');
+    client.armUntil(nowMs() + 60_000, nowMs() + 60_000);
+    await waitUntil(() => !server.state().isFrozen, { timeoutMs: 2000, describe: 'the thaw' });
+    assert.deepEqual(events.slice(1), ['thaw 10,11']);
+    // Frozen again, then the lock deadline passes without a proof: killed, not thawed.
+    client.armUntil(nowMs() + 300, nowMs());
+    await waitUntil(() => events.length === 4, { timeoutMs: 3000, describe: 'a freeze and then the kill' });
+    assert.match(events[2]!, /^freeze@/);
+    assert.equal(events[3], 'kill 10,11');
+    assert.equal(stops.length, 0, 'what was frozen is killed directly');
+    assert.equal(server.state().isFrozen, false);
+    await client.close({ exit: false });
+    await server.close();
+  });
+
+  it('a disarm while frozen kills rather than thaws', async () => {
+    const { server, client, events } = await start('g');
+    client.armUntil(nowMs() + 60_000, nowMs());
+    await waitUntil(() => server.state().isFrozen, { timeoutMs: 2000, describe: 'the freeze' });
+    client.disarm();
+    await waitUntil(() => events.length === 2, { timeoutMs: 2000, describe: 'the kill' });
+    assert.equal(events[1], 'kill 10,11');
     await client.close({ exit: false });
     await server.close();
   });

@@ -1,5 +1,6 @@
 // Another member holds the lock: stream from it, rewinding or re-cloning a diverged data dir first.
 import { decision, type DecisionContext, type Rule } from '../context.js';
+import { silentLeaderVerdict } from '../silent-leader.js';
 import { cascadeSourceOf } from '../slot-plan.js';
 import { slotActions } from './slots.js';
 import { isBackingOff } from './task.js';
@@ -24,6 +25,16 @@ export const followRule: Rule = (context) => {
   const leader = context.leaderName;
   if (view === undefined || leader === undefined || leader === name) return undefined;
   const pg = obs.pg;
+
+  const silent = silentLeaderVerdict(obs, view.leader);
+  if (silent !== undefined && view.leader !== undefined) {
+    return decision(
+      context,
+      `leader ${leader} is silent: no heartbeat for ${Math.round(silent.silentForMs)} ms (its fence stops writes after ${silent.fenceMs} ms) while etcd answers: removing its lock`,
+      [{ kind: 'deleteSilentLeader', leader: view.leader, heartbeatRevision: silent.heartbeatRevision }],
+      { wakeAfterMs: 0 },
+    );
+  }
 
   const probe = obs.leaderProbe;
   if (

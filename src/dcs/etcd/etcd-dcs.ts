@@ -1,9 +1,18 @@
 // The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
 import type { CasResult, Dcs } from '../../core/ports.js';
-import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
+import type {
+  ClusterView,
+  DynamicConfig,
+  FailoverIntent,
+  HeartbeatRecord,
+  HistoryEntry,
+  LeaderRecord,
+  MemberRecord,
+  SyncState,
+} from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
-import { buildClusterView, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import { buildClusterView, decodeHeartbeat, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 import { b64, EtcdGateway, prefixRangeEnd, unb64, type GatewayHeader, type GatewayKv } from './gateway.js';
 
@@ -162,6 +171,76 @@ export class EtcdDcs implements Dcs {
       [{ request_delete_range: { key: b64(key) } }],
       signal,
       key,
+    );
+  }
+
+  async beatHeartbeat(fenceMs: number, signal: AbortSignal): Promise<CasResult> {
+    const lease = this.#leaseId;
+    if (lease === undefined) return false;
+    const leader = b64(this.#keys.leader);
+    const key = this.#keys.heartbeat;
+    try {
+      return await this.#txn(
+        [
+          { key: leader, target: 'VALUE', result: 'EQUAL', value: b64(this.#member) },
+          { key: leader, target: 'LEASE', result: 'EQUAL', lease },
+        ],
+        [{ request_put: { key: b64(key), value: b64(encodeHeartbeat(this.#member, fenceMs)), lease } }],
+        signal,
+        key,
+      );
+    } catch (error) {
+      // A beat that got no answer in time may have met a stalled or cut-off etcd member: the next one tries another,
+      // so that one unhealthy etcd member cannot silence a healthy leader.
+      this.#gateway.rotate();
+      throw error;
+    }
+  }
+
+  async readHeartbeat(signal: AbortSignal): Promise<HeartbeatRecord | undefined> {
+    const key = this.#keys.heartbeat;
+    const response = await this.#gateway
+      .call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, signal, key)
+      .catch((error: unknown) => {
+        // As for a beat: the next read asks another etcd member.
+        this.#gateway.rotate();
+        throw error;
+      });
+    const kv = response.kvs?.[0];
+    return kv === undefined ? undefined : decodeHeartbeat(unb64(kv.value), kv.mod_revision ?? '0');
+  }
+
+  async watchHeartbeat(
+    fromRevision: string,
+    onBeat: (beat: HeartbeatRecord | undefined, revision: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const start = (BigInt(fromRevision) + 1n).toString();
+    await this.#gateway.watchStream(this.#keys.heartbeat, undefined, start, signal, (batch) => {
+      for (const event of batch.events) {
+        const revision = event.kv?.mod_revision ?? batch.revision ?? fromRevision;
+        onBeat(event.type === 'DELETE' ? undefined : decodeHeartbeat(unb64(event.kv?.value), revision), revision);
+      }
+      return false;
+    });
+  }
+
+  deleteSilentLeader(leader: LeaderRecord, heartbeatRevision: string, signal: AbortSignal): Promise<CasResult> {
+    const leaderKey = b64(this.#keys.leader);
+    const heartbeatKey = b64(this.#keys.heartbeat);
+    const sameLeader: Compare =
+      leader.createRevision !== undefined
+        ? { key: leaderKey, target: 'CREATE', result: 'EQUAL', create_revision: leader.createRevision }
+        : { key: leaderKey, target: 'MOD', result: 'EQUAL', mod_revision: leader.modRevision };
+    return this.#txn(
+      [
+        sameLeader,
+        { key: leaderKey, target: 'VALUE', result: 'EQUAL', value: b64(leader.name) },
+        { key: heartbeatKey, target: 'MOD', result: 'EQUAL', mod_revision: heartbeatRevision },
+      ],
+      [{ request_delete_range: { key: leaderKey } }, { request_delete_range: { key: heartbeatKey } }],
+      signal,
+      this.#keys.leader,
     );
   }
 

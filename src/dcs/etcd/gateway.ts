@@ -31,6 +31,13 @@ export interface GatewayHeader {
   readonly revision?: string;
 }
 
+/** One message of a watch stream: its events (type absent = PUT), and whether etcd cancelled the watch. */
+export interface WatchBatch {
+  readonly events: readonly { readonly type?: string; readonly kv?: GatewayKv }[];
+  readonly revision: string | undefined;
+  readonly isCancelled: boolean;
+}
+
 /** Connection-level failures where the request surely never reached etcd: safe to retry on another endpoint. */
 function isNotSent(error: unknown): boolean {
   const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
@@ -262,12 +269,29 @@ export class EtcdGateway {
     );
   }
 
-  /** Opens a streaming watch; resolves at the first event batch, rejects on abort or a broken stream. */
-  async watchOnce(keyPrefix: string, startRevision: string, signal: AbortSignal, isInteresting: (key: string) => boolean): Promise<void> {
+  /** Opens a streaming watch; resolves at the first batch with an interesting key, rejects on abort or a broken stream. */
+  watchOnce(keyPrefix: string, startRevision: string, signal: AbortSignal, isInteresting: (key: string) => boolean): Promise<void> {
+    return this.watchStream(keyPrefix, prefixRangeEnd(keyPrefix), startRevision, signal, (batch) =>
+      // A compacted start revision means we missed changes: wake the loop so it re-reads everything.
+      batch.isCancelled ? true : batch.events.some((event) => isInteresting(unb64(event.kv?.key))),
+    );
+  }
+
+  /**
+   * A streaming watch of `key` (or the range up to `rangeEnd`) from `startRevision`: every batch of events goes to
+   * `onBatch`, and the watch ends (resolves) when it returns true; rejects on abort or a broken stream.
+   */
+  async watchStream(
+    key: string,
+    rangeEnd: string | undefined,
+    startRevision: string,
+    signal: AbortSignal,
+    onBatch: (batch: WatchBatch) => boolean,
+  ): Promise<void> {
     const endpoint = this.#endpoints[this.#current]!;
     const transport = await this.#transport(endpoint);
     const body = JSON.stringify({
-      create_request: { key: b64(keyPrefix), range_end: prefixRangeEnd(keyPrefix), start_revision: startRevision },
+      create_request: { key: b64(key), ...(rangeEnd !== undefined ? { range_end: rangeEnd } : {}), start_revision: startRevision },
     });
     return new Promise((resolve, reject) => {
       let isSettled = false;
@@ -312,11 +336,27 @@ export class EtcdGateway {
               if (line !== '') {
                 try {
                   const message = JSON.parse(line) as {
-                    result?: { events?: { kv?: GatewayKv }[]; canceled?: boolean; compact_revision?: string };
+                    result?: {
+                      header?: GatewayHeader;
+                      events?: { type?: string; kv?: GatewayKv }[];
+                      canceled?: boolean;
+                      compact_revision?: string;
+                    };
                   };
-                  if ((message.result?.events ?? []).some((event) => isInteresting(unb64(event.kv?.key)))) settle();
-                  // A compacted start revision means we missed changes: wake the loop so it re-reads everything.
-                  else if (message.result?.canceled === true || message.result?.compact_revision !== undefined) settle();
+                  const result = message.result;
+                  const batch: WatchBatch = {
+                    events: result?.events ?? [],
+                    revision: result?.header?.revision,
+                    isCancelled: result?.canceled === true || result?.compact_revision !== undefined,
+                  };
+                  if ((batch.events.length > 0 || batch.isCancelled) && onBatch(batch)) settle();
+                  else if (batch.isCancelled)
+                    settle(
+                      new PgwardenError('PGW_DCS_WATCH_BROKEN', 'etcd cancelled the watch', {
+                        isRetryable: true,
+                        context: { endpoint: endpoint.url, key, hint: 'watch again from a current revision' },
+                      }),
+                    );
                 } catch (error) {
                   settle(error);
                 }
@@ -346,6 +386,11 @@ export class EtcdGateway {
         (error) => settle(error),
       );
     });
+  }
+
+  /** Moves on to the next endpoint (after a call that timed out where another member might answer). */
+  rotate(): void {
+    this.#current = (this.#current + 1) % this.#endpoints.length;
   }
 
   /** Closes idle kept-alive connections (requests in flight end with the `closed` signal). */

@@ -1,8 +1,17 @@
 // An in-memory DCS with etcd's semantics (revisions, leases on an injected clock, CAS, watch) for tests and simulations.
 import type { CasResult, Clock, Dcs } from '../../core/ports.js';
-import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
+import type {
+  ClusterView,
+  DynamicConfig,
+  FailoverIntent,
+  HeartbeatRecord,
+  HistoryEntry,
+  LeaderRecord,
+  MemberRecord,
+  SyncState,
+} from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
-import { buildClusterView, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import { buildClusterView, decodeHeartbeat, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 
 interface StoredKey {
@@ -195,6 +204,53 @@ export class MemoryDcs implements Dcs {
     this.#check(signal, this.#keys.leader);
     if (String(this.#store.get(this.#keys.leader)?.modRevision) !== modRevision) return false;
     return this.#store.delete(this.#keys.leader);
+  }
+
+  async beatHeartbeat(fenceMs: number, signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.heartbeat);
+    const current = this.#store.get(this.#keys.leader);
+    if (this.#lease === undefined || current?.value !== this.#member || current.lease !== this.#lease) return false;
+    this.#store.put(this.#keys.heartbeat, encodeHeartbeat(this.#member, fenceMs), this.#lease);
+    return true;
+  }
+
+  async readHeartbeat(signal: AbortSignal): Promise<HeartbeatRecord | undefined> {
+    this.#check(signal, this.#keys.heartbeat);
+    const stored = this.#store.get(this.#keys.heartbeat);
+    return stored === undefined ? undefined : decodeHeartbeat(stored.value, String(stored.modRevision));
+  }
+
+  async watchHeartbeat(
+    fromRevision: string,
+    onBeat: (beat: HeartbeatRecord | undefined, revision: string) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const key = this.#keys.heartbeat;
+    let revision = Number(fromRevision);
+    for (;;) {
+      this.#check(signal, key);
+      await this.#store.watch(key, revision, signal, (changed) => changed === key);
+      // As etcd's gateway: only reachable members get events (a partitioned one's stream breaks).
+      this.#check(signal, key);
+      revision = this.#store.revision;
+      const stored = this.#store.get(key);
+      onBeat(stored === undefined ? undefined : decodeHeartbeat(stored.value, String(stored.modRevision)), String(revision));
+    }
+  }
+
+  async deleteSilentLeader(leader: LeaderRecord, heartbeatRevision: string, signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.leader);
+    const current = this.#store.get(this.#keys.leader);
+    const isSameLeader =
+      current !== undefined &&
+      current.value === leader.name &&
+      (leader.createRevision !== undefined
+        ? String(current.createRevision) === leader.createRevision
+        : String(current.modRevision) === leader.modRevision);
+    if (!isSameLeader || String(this.#store.get(this.#keys.heartbeat)?.modRevision) !== heartbeatRevision) return false;
+    this.#store.delete(this.#keys.leader);
+    this.#store.delete(this.#keys.heartbeat);
+    return true;
   }
 
   async touchMember(record: MemberRecord, ttlMs: number, signal: AbortSignal): Promise<void> {

@@ -42,6 +42,8 @@ export interface NodeState {
   runId: number;
   /** Sessions open to this run of the postmaster (upstream watches): they end with it. */
   readonly sessionsEnded: Set<() => void>;
+  /** Frozen by the fence (SIGSTOP): running, but it answers nothing and acknowledges no commit until thawed or killed. */
+  isFrozen: boolean;
 }
 
 /** A start or stop: whatever the old postmaster was doing no longer lands, and every session to it ends. */
@@ -93,6 +95,7 @@ export function newNodeState(name: string, parameters: Readonly<Record<string, G
     startedAtWall: undefined,
     runId: 0,
     sessionsEnded: new Set(),
+    isFrozen: false,
   };
 }
 

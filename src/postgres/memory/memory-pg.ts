@@ -79,6 +79,8 @@ export interface MemoryPgInspection {
   readonly name: string;
   readonly dataDir: LocalPg['dataDir'];
   readonly isRunning: boolean;
+  /** Frozen by the fence: running, but acknowledging nothing. */
+  readonly isFrozen: boolean;
   readonly role: PgRole | undefined;
   readonly timeline: number;
   readonly lsn: bigint;
@@ -170,6 +172,9 @@ export class MemoryPg implements PgController {
 
   #inject(operation: MemoryPgOperation): void {
     this.#assertAlive();
+    // A frozen postmaster answers nothing: every call times out, except a stop, which kills it (postgres/postmaster.ts).
+    if (this.#node.isFrozen && operation !== 'stop')
+      throw this.#error('PGW_PG_TIMEOUT', `${operation}: PostgreSQL does not answer (frozen by the fence)`);
     const failure = this.#core.takeFailure(this.name, operation);
     if (failure !== undefined) throw failure;
   }
@@ -361,6 +366,13 @@ export class MemoryPg implements PgController {
     // Also ends a start in flight: the postmaster it spawned is stopped before it accepts connections.
     endRun(node);
     if (!node.isRunning) return;
+    if (node.isFrozen) {
+      // Killed while frozen: nothing more is sent or acknowledged, as after an immediate stop.
+      node.isFrozen = false;
+      node.isRunning = false;
+      node.isCleanShutdown = false;
+      return;
+    }
     if (mode !== 'immediate' && node.role === 'primary') {
       // A clean (smart/fast) shutdown sends all WAL up to the shutdown checkpoint to the standbys streaming from the
       // primary before the postmaster exits; an immediate one does not.
@@ -543,7 +555,7 @@ export class MemoryPgCluster {
   /** One step of physics: running primaries write `stepMs` bytes, then every streaming replica catches up. */
   advance(stepMs: number): void {
     const bytes = BigInt(Math.max(0, Math.round(stepMs)));
-    for (const node of this.#nodes.values()) if (node.isRunning && node.role === 'primary') node.lsn += bytes;
+    for (const node of this.#nodes.values()) if (node.isRunning && node.role === 'primary' && !node.isFrozen) node.lsn += bytes;
     for (const node of this.#nodes.values()) {
       const source = this.#sourceOf(node);
       if (source !== undefined) catchUp(node, source, this.#random);
@@ -553,9 +565,29 @@ export class MemoryPgCluster {
   /** A client commit of `bytes` on a running primary (beyond the steady writes of advance). */
   write(name: string, bytes = 1000): void {
     const node = this.#state(name);
-    if (!node.isRunning || node.role !== 'primary')
+    if (!node.isRunning || node.role !== 'primary' || node.isFrozen)
       throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${name}] cannot write: not a running primary`);
     node.lsn += BigInt(bytes);
+  }
+
+  /** The fence's SIGSTOP of the whole postmaster tree: false when nothing runs as a primary there. */
+  freeze(name: string): boolean {
+    const node = this.#state(name);
+    if (!node.isRunning || node.role !== 'primary' || node.isFrozen) return false;
+    node.isFrozen = true;
+    return true;
+  }
+
+  thaw(name: string): void {
+    this.#state(name).isFrozen = false;
+  }
+
+  /** The fence's SIGKILL of a frozen tree: a crash the agent hears of. */
+  killFrozen(name: string): void {
+    const node = this.#state(name);
+    if (!node.isFrozen) return;
+    node.isFrozen = false;
+    this.crash(name);
   }
 
   // ----- faults -----
@@ -598,6 +630,7 @@ export class MemoryPgCluster {
       name,
       dataDir: node.dataDir,
       isRunning: node.isRunning,
+      isFrozen: node.isFrozen,
       role: node.role,
       timeline: node.timeline,
       lsn: node.lsn,

@@ -1,0 +1,145 @@
+// A replica's side of the silent-leader detector: follows the heartbeat key with its own watch, notes when each beat
+// was first seen (on this agent's clock), and once a beat grows old reads the key now and then to learn whether etcd
+// answers while no new beat comes. It gathers evidence only; core/silent-leader.ts judges it.
+import type { Clock, Dcs } from '../core/ports.js';
+import { confirmingFromMs, silencePhase } from '../core/silent-leader.js';
+import type { ClusterView, HeartbeatRecord, LeaderSilence, SilenceDetection } from '../core/types.js';
+
+export interface LeaderSilenceContext {
+  readonly settings: SilenceDetection | undefined;
+  readonly self: string;
+  readonly leader: string | undefined;
+  readonly isPaused: boolean;
+  /** The revision of the last view read (where a watch starts when no beat was seen). */
+  readonly revision: string | undefined;
+}
+
+export interface LeaderSilenceOptions {
+  readonly dcs: Dcs;
+  readonly clock: Clock;
+  readonly context: () => LeaderSilenceContext;
+  /** The evidence is complete: the HA cycle should decide now. */
+  readonly onSilent: () => void;
+  /** Resolves after the next HA cycle (or after `maxMs`): what the monitor waits on while it has nothing to watch. */
+  readonly nextCycle: (maxMs: number, stop: AbortSignal) => Promise<void>;
+}
+
+const IDLE_CHECK_MS = 1000;
+const WATCH_RETRY_MS = 100;
+/** A heartbeat watch is re-opened at least this often, in case its etcd member went quiet without closing it. */
+const MAX_WATCH_MS = 5000;
+
+const isNewer = (beat: HeartbeatRecord, than: HeartbeatRecord | undefined): boolean =>
+  than === undefined || BigInt(beat.modRevision) > BigInt(than.modRevision);
+
+export class LeaderSilenceMonitor {
+  readonly #options: LeaderSilenceOptions;
+  #evidence: LeaderSilence | undefined;
+
+  constructor(options: LeaderSilenceOptions) {
+    this.#options = options;
+  }
+
+  evidence(): LeaderSilence | undefined {
+    return this.#evidence;
+  }
+
+  /** A beat from the watch, a read, or a cycle's view; only a newer one counts (a view may be older than the watch). */
+  observe(beat: HeartbeatRecord | undefined): void {
+    if (beat === undefined) {
+      this.#evidence = undefined;
+      return;
+    }
+    if (!isNewer(beat, this.#evidence?.beat)) return;
+    this.#evidence = { beat, seenAtMs: this.#options.clock.nowMs(), confirmedSinceMs: undefined, lastConfirmedAtMs: undefined };
+  }
+
+  /** What a cycle's view says: its beat, or none when the key is gone. */
+  observeView(view: ClusterView): void {
+    if (view.heartbeat === undefined) {
+      if (view.leader === undefined) this.#evidence = undefined;
+      return;
+    }
+    this.observe(view.heartbeat);
+  }
+
+  run(stop: AbortSignal): Promise<unknown> {
+    return Promise.allSettled([this.#watch(stop), this.#confirm(stop)]);
+  }
+
+  async #watch(stop: AbortSignal): Promise<void> {
+    const { dcs, clock } = this.#options;
+    while (!stop.aborted) {
+      const context = this.#options.context();
+      const from = this.#evidence?.beat.modRevision ?? context.revision;
+      if (context.settings === undefined || from === undefined) {
+        await this.#options.nextCycle(IDLE_CHECK_MS, stop);
+        continue;
+      }
+      const signal = clock.deadline(MAX_WATCH_MS, stop);
+      await dcs.watchHeartbeat(from, (beat) => this.observe(beat), signal).catch(() => undefined);
+      if (stop.aborted || signal.aborted) continue;
+      // The stream broke (its etcd member died, or etcd cancelled it): catch up with a read, then watch again.
+      await clock.sleep(WATCH_RETRY_MS, stop).catch(() => undefined);
+      await dcs
+        .readHeartbeat(clock.deadline(MAX_WATCH_MS, stop))
+        .then((beat) => this.observe(beat))
+        .catch(() => undefined);
+    }
+  }
+
+  async #confirm(stop: AbortSignal): Promise<void> {
+    const { clock } = this.#options;
+    while (!stop.aborted) {
+      const context = this.#options.context();
+      const evidence = this.#evidence;
+      const settings = context.settings;
+      if (
+        settings === undefined ||
+        evidence === undefined ||
+        context.isPaused ||
+        context.leader === undefined ||
+        context.leader === context.self ||
+        evidence.beat.leader !== context.leader
+      ) {
+        await this.#options.nextCycle(IDLE_CHECK_MS, stop);
+        continue;
+      }
+      const now = clock.nowMs();
+      if (silencePhase(evidence, settings, now) === 'beating') {
+        // Until this beat grows old; a newer beat meanwhile only moves that instant, looked at on waking.
+        await clock.sleep(Math.max(1, confirmingFromMs(evidence, settings) - now), stop).catch(() => undefined);
+        continue;
+      }
+      await this.#readOnce(evidence, settings);
+      const updated = this.#evidence;
+      if (updated !== undefined && silencePhase(updated, settings, clock.nowMs()) === 'silent') this.#options.onSilent();
+      await clock.sleep(settings.intervalMs / 2, stop).catch(() => undefined);
+    }
+  }
+
+  /** One linearizable read: a prompt answer with the same beat extends the confirmation; anything else restarts it. */
+  async #readOnce(evidence: LeaderSilence, settings: SilenceDetection): Promise<void> {
+    const { dcs, clock } = this.#options;
+    const sentAtMs = clock.nowMs();
+    let beat: HeartbeatRecord | undefined;
+    let isAnswered = false;
+    try {
+      beat = await dcs.readHeartbeat(clock.deadline(settings.intervalMs));
+      isAnswered = true;
+    } catch {
+      // No answer in time: etcd is not answering promptly, so silence proves nothing yet.
+    }
+    const answeredAtMs = clock.nowMs();
+    if (this.#evidence !== evidence) return;
+    if (!isAnswered || answeredAtMs - sentAtMs > settings.intervalMs) {
+      this.#evidence = { ...evidence, confirmedSinceMs: undefined, lastConfirmedAtMs: undefined };
+      return;
+    }
+    if (beat === undefined || beat.modRevision !== evidence.beat.modRevision) {
+      this.observe(beat);
+      return;
+    }
+    this.#evidence = { ...evidence, confirmedSinceMs: evidence.confirmedSinceMs ?? answeredAtMs, lastConfirmedAtMs: answeredAtMs };
+  }
+}
