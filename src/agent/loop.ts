@@ -1,6 +1,6 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
-import { lockDeadlineMs } from '../core/lease.js';
+import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, ExternalFence, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import type { AgentCommand, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
@@ -12,7 +12,9 @@ import {
   currentSnapshot,
   enforceLeaseDeadline,
   initialCycleState,
+  receiveFailsafe,
   runHaCycle,
+  type FailsafeReceipt,
   type CyclePorts,
   type CycleSettings,
   type CycleState,
@@ -192,6 +194,11 @@ export class Agent {
     return this.#inbox.cancelScheduled();
   }
 
+  /** POST /failsafe from a leader running without the DCS (failsafe_mode): the core decides whether to confirm it. */
+  receiveFailsafe(body: unknown): FailsafeReceipt {
+    return receiveFailsafe(this.#options, this.#state, this.#tasks, body, this.#options.clock.nowMs(), this.#options.log);
+  }
+
   /** Wake the loop now (API actions, tests). */
   nudge(): void {
     this.#wakeup.nudge();
@@ -358,7 +365,8 @@ export class Agent {
    * simulator found it). Only a clean stop under pause disarms it.
    */
   #feedExternalFence(lock: LockObservation): void {
-    if (lock.lastRenewSentAtMs !== undefined) this.#options.externalFence?.armUntil(lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs));
+    const deadlineMs = lockDeadlineOf(lock);
+    if (deadlineMs !== undefined) this.#options.externalFence?.armUntil(deadlineMs);
   }
 
   #onLeaseExpired(): void {

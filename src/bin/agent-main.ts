@@ -140,7 +140,11 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         toMonotonicNs: (deadlineMs) => process.hrtime.bigint() + BigInt(Math.round((deadlineMs - performance.now()) * 1e6)),
         log,
       });
-  const peers = new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined);
+  // POST /failsafe carries credentials as Patroni's requests do: ctl.authentication, else restapi.authentication.
+  const peers = new HttpPeerClient(
+    tls?.ca !== undefined ? { ca: tls.ca } : undefined,
+    config.ctl?.authentication ?? restapi.authentication,
+  );
   try {
     await assertNoRunningNamesake(config.name, dcs, peers, AbortSignal.timeout(5000));
   } catch (error) {
@@ -210,6 +214,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     tls,
     extraHeaders: { ...restapi.http_extra_headers, ...(isHttps ? restapi.https_extra_headers : {}) },
     authentication: restapi.authentication,
+    receiveFailsafe: (body) => agent.receiveFailsafe(body),
     allowlist: new Allowlist({
       entries: restapi.allowlist ?? [],
       includeMembers: restapi.allowlist_include_members ?? false,

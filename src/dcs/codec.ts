@@ -1,5 +1,5 @@
 // Decodes the raw keys of one cluster prefix into a ClusterView; lenient, because other tools write these keys too.
-import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../core/types.js';
+import type { ClusterView, DynamicConfig, FailoverIntent, FailsafeTopology, HistoryEntry, MemberRecord, SyncState } from '../core/types.js';
 import type { ClusterKeys } from './keys.js';
 
 export interface RawKey {
@@ -95,6 +95,17 @@ export function encodeStatus(optime: number, slots: Readonly<Record<string, numb
   return JSON.stringify(slots === undefined || Object.keys(slots).length === 0 ? { optime } : { optime, slots });
 }
 
+/** `failsafe`: a JSON object of member name -> api_url; anything else (garbage, other types) is no topology, as in Patroni. */
+export function decodeFailsafe(text: string): FailsafeTopology | undefined {
+  const value = parseJson(text);
+  if (!isObject(value)) return undefined;
+  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+export function encodeFailsafe(topology: FailsafeTopology): string {
+  return JSON.stringify(topology);
+}
+
 export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revision: string): ClusterView {
   let initialize: string | undefined;
   let config: DynamicConfig | undefined;
@@ -107,6 +118,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   let history: HistoryEntry[] = [];
   let optime: number | undefined;
   let statusSlots: Record<string, number> | undefined;
+  let failsafe: FailsafeTopology | undefined;
   const members: MemberRecord[] = [];
   for (const item of raw) {
     if (item.key === keys.leader) {
@@ -132,6 +144,8 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     } else if (item.key === keys.status) {
       optime = decodeOptime(item.value);
       statusSlots = decodeStatusSlots(item.value);
+    } else if (item.key === keys.failsafe) {
+      failsafe = decodeFailsafe(item.value);
     } else if (item.key.startsWith(keys.membersPrefix)) {
       const member = decodeMember(item.key.slice(keys.membersPrefix.length), item.value);
       if (member !== undefined) members.push(member);
@@ -151,6 +165,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     history,
     optime,
     statusSlots,
+    failsafe,
     revision,
   };
 }

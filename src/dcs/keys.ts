@@ -34,6 +34,10 @@ export class ClusterKeys {
   get status(): string {
     return `${this.prefix}status`;
   }
+  /** failsafe_mode's topology, written by the leader (no lease: it must outlive a DCS outage's expiries). */
+  get failsafe(): string {
+    return `${this.prefix}failsafe`;
+  }
   member(name: string): string {
     return `${this.prefix}members/${name}`;
   }
@@ -42,9 +46,16 @@ export class ClusterKeys {
   }
   /**
    * Keys worth waking an agent's loop for. Member, status and history keys change every cycle somewhere; waking every
-   * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key).
+   * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key). The
+   * failsafe key follows the members and nobody acts on its change at once.
    */
   isControlKey(key: string): boolean {
-    return key.startsWith(this.prefix) && key !== this.status && key !== this.history && !key.startsWith(this.membersPrefix);
+    return (
+      key.startsWith(this.prefix) &&
+      key !== this.status &&
+      key !== this.history &&
+      key !== this.failsafe &&
+      !key.startsWith(this.membersPrefix)
+    );
   }
 }

@@ -6,8 +6,8 @@ import { Agent } from '../../src/agent/loop.js';
 import { statusDocument } from '../../src/api/routes.js';
 import { decide, RULES } from '../../src/core/decide.js';
 import { checkKeepsAcknowledged, checkWritablePrimaries, type InvariantViolation } from '../../src/core/invariants.js';
-import { lockDeadlineMs } from '../../src/core/lease.js';
-import type { PeerClient } from '../../src/core/ports.js';
+import { lockDeadlineOf } from '../../src/core/lease.js';
+import type { FailsafeRequest, PeerClient } from '../../src/core/ports.js';
 import { guaranteeOf } from '../../src/core/sync-standby-names.js';
 import type { DynamicConfig, MemberRecord, PeerStatus, SyncSettings } from '../../src/core/types.js';
 import { ClusterKeys } from '../../src/dcs/keys.js';
@@ -363,8 +363,7 @@ export class SimWorld {
   }
 
   #lockDeadline(node: SimNode): number | undefined {
-    const lock = node.agent.lock();
-    return lock.lastRenewSentAtMs === undefined ? undefined : lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+    return lockDeadlineOf(node.agent.lock());
   }
 
   checkInvariants(): void {
@@ -489,6 +488,15 @@ class SimPeers implements PeerClient {
     // The peer reads its positions per request, as its REST API does; a peer frozen meanwhile answers nothing in time.
     const snapshot = await Promise.race([node.agent.freshSnapshot(), abortedBy(signal)]);
     return peerStatusFromDocument(member, statusDocument(snapshot));
+  }
+
+  /** POST /failsafe to the other agent's real handler; a dead agent refuses at once, a frozen one never answers in time. */
+  async postFailsafe(apiUrl: string, request: FailsafeRequest, signal: AbortSignal): Promise<boolean> {
+    const node = this.#world.nodes.find((candidate) => apiUrl === `http://${candidate.name}:8008/patroni`);
+    if (node === undefined || !node.process.isAlive || node.name === this.#self) return false;
+    if (!node.process.isRunning()) return abortedBy(signal).catch(() => false);
+    const receipt = node.agent.receiveFailsafe(request);
+    return receipt.status === 200 && receipt.message === 'Accepted';
   }
 
   /** A dead agent's API port refuses; a frozen one accepts (the kernel does) but never answers. */

@@ -2,6 +2,7 @@
 import { decision, type Rule } from '../context.js';
 import { timelineRestriction } from '../cluster-timeline.js';
 import { syncRaceRestriction } from '../sync-plan.js';
+import { failsafeLeaderDecision } from './failsafe.js';
 
 /**
  * Invariant: PostgreSQL runs as a writable primary only while this node holds the lock, i.e. its last renewal was
@@ -15,6 +16,8 @@ export const primarySafetyRule: Rule = (context) => {
   const isPastDeadline = deadlineMs === undefined || now >= deadlineMs;
 
   if (obs.dcs.kind === 'unreachable') {
+    const failsafe = failsafeLeaderDecision(context);
+    if (failsafe !== undefined) return failsafe;
     const unreachableForMs = now - obs.dcs.sinceMs;
     // retry_timeout is the budget the user gave the DCS; the deadline is the hard limit either way.
     if (isPastDeadline || unreachableForMs >= obs.timing.retryTimeoutMs) {

@@ -1,9 +1,17 @@
 // The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
 import type { CasResult, Dcs } from '../../core/ports.js';
-import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
+import type {
+  ClusterView,
+  DynamicConfig,
+  FailoverIntent,
+  FailsafeTopology,
+  HistoryEntry,
+  MemberRecord,
+  SyncState,
+} from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
-import { buildClusterView, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import { buildClusterView, encodeFailsafe, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 import { b64, EtcdGateway, prefixRangeEnd, unb64, type GatewayHeader, type GatewayKv } from './gateway.js';
 
@@ -223,6 +231,11 @@ export class EtcdDcs implements Dcs {
     if (this.#written.get(key) === value) return;
     await this.#put(key, value, signal);
     this.#written.set(key, value);
+  }
+
+  /** Permanent (no lease), as in Patroni: replicas must still read the topology after the leader's lease expired. */
+  async setFailsafe(topology: FailsafeTopology, signal: AbortSignal): Promise<void> {
+    await this.#put(this.#keys.failsafe, encodeFailsafe(topology), signal);
   }
 
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {

@@ -1,8 +1,16 @@
 // An in-memory DCS with etcd's semantics (revisions, leases on an injected clock, CAS, watch) for tests and simulations.
 import type { CasResult, Clock, Dcs } from '../../core/ports.js';
-import type { ClusterView, DynamicConfig, FailoverIntent, HistoryEntry, MemberRecord, SyncState } from '../../core/types.js';
+import type {
+  ClusterView,
+  DynamicConfig,
+  FailoverIntent,
+  FailsafeTopology,
+  HistoryEntry,
+  MemberRecord,
+  SyncState,
+} from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
-import { buildClusterView, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import { buildClusterView, encodeFailsafe, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 
 interface StoredKey {
@@ -249,6 +257,11 @@ export class MemoryDcs implements Dcs {
   async setStatus(optime: number, slots: Readonly<Record<string, number>> | undefined, signal: AbortSignal): Promise<void> {
     this.#check(signal, this.#keys.status);
     this.#store.put(this.#keys.status, encodeStatus(optime, slots));
+  }
+
+  async setFailsafe(topology: FailsafeTopology, signal: AbortSignal): Promise<void> {
+    this.#check(signal, this.#keys.failsafe);
+    this.#store.put(this.#keys.failsafe, encodeFailsafe(topology));
   }
 
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
