@@ -21,6 +21,8 @@ import type { Action, ClusterView, Decision, FailsafeRecord, FailsafeTarget, Fai
 
 /** A POST /failsafe gets at most this long (Patroni's 2 s); never longer than a fifth of the TTL nor than the lock has left. */
 export const FAILSAFE_CALL_MS = 2000;
+/** Rounds are never sent more often than this. */
+const MIN_ROUND_INTERVAL_MS = 1000;
 /** Time kept in hand when scheduling the next round, for timer jitter and a slow event loop. */
 const ROUND_SLACK_MS = 200;
 
@@ -106,11 +108,11 @@ export function failsafeLeaderDecision(context: DecisionContext): Decision | und
   const budgetMs = Math.max(1, Math.floor(Math.min(FAILSAFE_CALL_MS, ttlMs / 5, untilDeadlineMs)));
   // If this round is confirmed the deadline moves to about now + ttl - margin; the next round must be sent and
   // answered before that, after this round (budgetMs) and the next cycle's DCS read (at most min(3 s, retry_timeout)).
+  // Never more often than once a second though (an etcd that refuses at once would make the loop spin): with a ttl too
+  // short for that, a slow round ends in a demotion at the deadline, never in a primary past it.
   const nextReadMs = Math.min(3000, obs.timing.retryTimeoutMs);
-  const wakeAfterMs = Math.max(
-    0,
-    Math.min(obs.timing.loopWaitMs, ttlMs - safetyMarginMs(ttlMs) - 2 * budgetMs - nextReadMs - ROUND_SLACK_MS),
-  );
+  const inTimeMs = ttlMs - safetyMarginMs(ttlMs) - 2 * budgetMs - nextReadMs - ROUND_SLACK_MS;
+  const wakeAfterMs = Math.min(obs.timing.loopWaitMs, Math.max(MIN_ROUND_INTERVAL_MS, inTimeMs));
   const isOnFailsafe = obs.lock.lastFailsafeSentAtMs !== undefined && obs.lock.lastFailsafeSentAtMs >= obs.dcs.sinceMs;
   const reason = isOnFailsafe
     ? 'continue to run as a leader because failsafe mode is enabled and all members are accessible'
