@@ -363,10 +363,18 @@ export function receiveFailsafe(
   return { status: 200, message: 'Accepted', lsn: positions.length === 0 ? undefined : positions.reduce((a, b) => (a > b ? a : b)) };
 }
 
-/** failsafe_mode is active: this leader runs on confirmed rounds, or this member holds a fresh POST /failsafe. */
+/**
+ * failsafe_mode is active: this member runs as primary on confirmed rounds while the DCS is away, or holds a fresh
+ * POST /failsafe (Patroni's replicas report it for ttl after the last one, too).
+ */
 function isFailsafeActiveAt(state: CycleState, nowMs: number): boolean {
   const lock = state.lock.current;
-  const isLeaderOnFailsafe = lock.lastFailsafeSentAtMs !== undefined && isLockValidAt(lock, nowMs);
+  const isLeaderOnFailsafe =
+    lock.lastFailsafeSentAtMs !== undefined &&
+    isLockValidAt(lock, nowMs) &&
+    state.dcsRead.unreachableSinceMs !== undefined &&
+    state.pg?.isRunning === true &&
+    state.pg.role === 'primary';
   return isLeaderOnFailsafe || isFailsafeRecordFresh(state.failsafe.record, nowMs);
 }
 
