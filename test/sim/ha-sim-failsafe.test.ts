@@ -71,6 +71,16 @@ describe('HA simulation, failsafe_mode', () => {
 });
 
 describe('failsafe rules are load-bearing', () => {
+  // As in ha-sim-rules: without the fence process a killed agent's primary stays writable (not judged here); every
+  // other invariant, including no primary past its (failsafe-extended) deadline while its agent runs, must hold.
+  it('the core keeps every invariant on its own (lease fence and fence process off)', async () => {
+    for (const seed of seedsToRun(15)) {
+      const world = await runSeed(seed, { failsafeMode: true, withoutFence: true, withoutFenceProcess: true });
+      assert.deepEqual(world.violations, [], describeRun(world, 'failsafe, fences off', seed));
+      assert.equal(world.convergence(), undefined, describeRun(world, 'failsafe, fences off', seed));
+    }
+  });
+
   it('replicas that ignore a fresh POST /failsafe and race are caught', async (context) => {
     const failing: number[] = [];
     for (const seed of seedsToRun(15)) {
