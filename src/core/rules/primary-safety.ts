@@ -5,8 +5,9 @@ import { syncRaceRestriction } from '../sync-plan.js';
 import { failsafeLeaderDecision } from './failsafe.js';
 
 /**
- * Invariant: PostgreSQL runs as a writable primary only while this node holds the lock, i.e. its last renewal was
- * sent less than `ttl - margin` ago and the DCS (when readable) names it leader. Every branch below either proves
+ * Invariant: PostgreSQL runs as a writable primary only while this node holds the lock, i.e. its last renewal (or, with
+ * failsafe_mode and the DCS away, its last round every member confirmed: rules/failsafe.ts) was sent less than
+ * `ttl - margin` ago and the DCS (when readable) names it leader. Every branch below either proves
  * that, restores it without a window (renew/acquire are atomic), or demotes.
  */
 export const primarySafetyRule: Rule = (context) => {
