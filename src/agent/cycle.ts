@@ -3,9 +3,10 @@
 import { decide as coreDecide, initialMemory } from '../core/decide.js';
 import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
-import { lockDeadlineMs } from '../core/lease.js';
+import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
+import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import { deriveTiming } from '../core/timing-rules.js';
 import type {
@@ -23,7 +24,8 @@ import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
 import type { CommandInbox } from './command-inbox.js';
-import { executeActions, NO_LOCK, type LockHolder } from './execute.js';
+import { executeActions, NO_LOCK, type FailsafeHooks, type LockHolder } from './execute.js';
+import { failsafeObservation, initialFailsafeState, isFailsafeEnabled, runFailsafeRound, type FailsafeState } from './failsafe.js';
 import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
 import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
 import { buildSnapshot, isLockValidAt, type AgentSnapshot } from './snapshot.js';
@@ -99,6 +101,8 @@ export interface CycleState {
   lastDecision: Decision | undefined;
   /** What the cycle in progress is doing, for the stall report (every step has a deadline; a stall is a bug). */
   cycleStep: string;
+  /** failsafe_mode: the accepted POST /failsafe, the last round sent, lock calls in flight. */
+  readonly failsafe: FailsafeState;
 }
 
 export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
@@ -119,6 +123,7 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
     lastObservation: undefined,
     lastDecision: undefined,
     cycleStep: 'idle',
+    failsafe: initialFailsafeState(nowMs),
   };
   state.snapshot = snapshotOf(settings, state, task, nowMs, true);
   return state;
@@ -127,9 +132,9 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
 /** A DCS call must finish before the lock's deadline, or the answer would arrive too late to matter. */
 export function dcsBudgetMs(state: CycleState, nowMs: number): number {
   const budget = Math.min(MAX_DCS_CALL_MS, state.timing.retryTimeoutMs);
-  const lock = state.lock.current;
-  if (lock.lastRenewSentAtMs === undefined) return budget;
-  const left = lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs) - nowMs;
+  const deadlineMs = lockDeadlineOf(state.lock.current);
+  if (deadlineMs === undefined) return budget;
+  const left = deadlineMs - nowMs;
   return Math.max(MIN_DCS_CALL_MS, Math.min(budget, left));
 }
 
@@ -218,6 +223,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       canBootstrap: settings.canBootstrap,
       bootstrapRefusal: settings.bootstrapRefusal,
       isStandbyClusterAtBootstrap: standbyClusterOf(settings.bootstrapConfig) !== undefined,
+      apiUrl: identity.apiUrl,
     },
     pg: localPg,
     dcs: dcsObservation,
@@ -235,6 +241,8 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     leaderProbe,
     leaderSilence: ports.silence?.evidence(),
     command: inbox.pending(),
+    // While the DCS is away, failsafe_mode is what the last view's config said (the bootstrap one is not the cluster's).
+    failsafe: failsafeObservation(state.failsafe, (view ?? state.dcsRead.view)?.config ?? settings.bootstrapConfig, clock.nowMs()),
     sync: syncSettingsOf(config),
     configuredSynchronousStandbyNames: configuredSsn(wantedParameters),
     scheduledRestart: scheduled?.due,
@@ -268,6 +276,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
           recoveryConf: state.local.recoveryConf ?? {},
           isNoStream: state.local.identity.tags.nostream === true,
         }),
+        failsafe: failsafeHooks(ports, state),
       },
       { view, ttlMs: state.timing.ttlMs, dcsBudgetMs: dcsBudgetMs(state, clock.nowMs()), pgBudgetMs: PG_COMMAND_BUDGET_MS },
     );
@@ -290,12 +299,103 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   }
   state.snapshot = snapshotOf(settings, state, tasks, clock.nowMs(), dcsObservation.kind === 'ok');
   state.cycleStep = 'idle';
+  // A round that was not confirmed is decided on at once (the leader demotes), not a loop later.
+  const round = state.failsafe.lastRound;
+  if (decision.actions.some((action) => action.kind === 'confirmFailsafe') && round !== undefined && !round.isConfirmed) return 0;
   return decision.wakeAfterMs;
+}
+
+function failsafeHooks(ports: CyclePorts, state: CycleState): FailsafeHooks {
+  const { clock, peers, log } = ports;
+  const failsafe = state.failsafe;
+  return {
+    vetoAcquire: () => {
+      const record = failsafe.record;
+      if (!isFailsafeRecordFresh(record, clock.nowMs()) || record.leader === state.local.identity.name) return undefined;
+      return `failsafe leader ${record.leader} was confirmed ${Math.round(clock.nowMs() - record.receivedAtMs)} ms ago`;
+    },
+    lockCallStarted: () => void failsafe.lockCallsInFlight++,
+    lockCallEnded: () => void failsafe.lockCallsInFlight--,
+    confirm: async (targets, ttlMs, signal, sentAtMs) => {
+      const identity = state.local.identity;
+      const request = { name: identity.name, conn_url: identity.connUrl, api_url: identity.apiUrl, ttl: ttlMs / 1000 };
+      const round = await runFailsafeRound(peers, request, targets, signal, sentAtMs);
+      failsafe.lastRound = round;
+      if (!round.isConfirmed) log.warn({ unconfirmed: round.unconfirmed }, 'failsafe: not every member confirmed this leader');
+      return round.isConfirmed;
+    },
+  };
+}
+
+/** What POST /failsafe answers: the status, Patroni's text, and this replica's WAL position for the `lsn` header. */
+export interface FailsafeReceipt {
+  readonly status: number;
+  readonly message: string;
+  readonly lsn: bigint | undefined;
+}
+
+/**
+ * A leader running without the DCS asks this member to confirm it (POST /failsafe). The core decides the answer; an
+ * accepted one is recorded on this agent's clock and holds for the longer of our ttl and the leader's.
+ */
+export function receiveFailsafe(
+  settings: CycleSettings,
+  state: CycleState,
+  tasks: TaskSlot,
+  body: unknown,
+  nowMs: number,
+  log: Log,
+): FailsafeReceipt {
+  const fields = typeof body === 'object' && body !== null ? (body as Record<string, unknown>) : {};
+  const { name, conn_url: connUrl, api_url: apiUrl, ttl } = fields;
+  if (typeof name !== 'string' || name === '' || typeof connUrl !== 'string' || typeof apiUrl !== 'string')
+    return { status: 400, message: 'the body must carry the leader name, conn_url and api_url', lsn: undefined };
+  const pg = state.pg;
+  const task = tasks.state();
+  const view = state.dcsRead.view;
+  const answer = answerFailsafe({
+    self: state.local.identity.name,
+    sender: name,
+    isEnabled: isFailsafeEnabled(view?.config ?? settings.bootstrapConfig),
+    isRunningPrimary: pg?.isRunning === true && pg.role === 'primary',
+    isLockBusy:
+      isLockValidAt(state.lock.current, nowMs) ||
+      state.failsafe.lockCallsInFlight > 0 ||
+      (task.kind === 'running' && task.name === 'promote'),
+    viewLeader: state.dcsRead.unreachableSinceMs === undefined ? view?.leader?.name : undefined,
+  });
+  if (!answer.isAccepted) {
+    log.info({ leader: name, status: answer.status }, `refused POST /failsafe: ${answer.message}`);
+    return { status: answer.status, message: answer.message, lsn: undefined };
+  }
+  const leaderTtlMs = typeof ttl === 'number' && Number.isFinite(ttl) && ttl > 0 ? ttl * 1000 : 0;
+  const previous = state.failsafe.record;
+  state.failsafe.record = { leader: name, connUrl, apiUrl, receivedAtMs: nowMs, ttlMs: Math.max(state.timing.ttlMs, leaderTtlMs) };
+  if (!isFailsafeRecordFresh(previous, nowMs) || previous.leader !== name)
+    log.warn({ leader: name }, `failsafe: ${name} runs as leader without the DCS; not racing while it keeps confirming`);
+  const positions = [pg?.receivedLsn, pg?.replayedLsn].filter((value): value is bigint => value !== undefined);
+  return { status: 200, message: 'Accepted', lsn: positions.length === 0 ? undefined : positions.reduce((a, b) => (a > b ? a : b)) };
+}
+
+/**
+ * failsafe_mode is active: this member runs as primary on confirmed rounds while the DCS is away, or holds a fresh
+ * POST /failsafe (Patroni's replicas report it for ttl after the last one, too).
+ */
+function isFailsafeActiveAt(state: CycleState, nowMs: number): boolean {
+  const lock = state.lock.current;
+  const isLeaderOnFailsafe =
+    lock.lastFailsafeSentAtMs !== undefined &&
+    isLockValidAt(lock, nowMs) &&
+    state.dcsRead.unreachableSinceMs !== undefined &&
+    state.pg?.isRunning === true &&
+    state.pg.role === 'primary';
+  return isLeaderOnFailsafe || isFailsafeRecordFresh(state.failsafe.record, nowMs);
 }
 
 /** The snapshot as the API must see it now: /primary turns 503 the moment the lock deadline passes. */
 export function currentSnapshot(state: CycleState, nowMs: number): AgentSnapshot {
-  const snapshot = state.snapshot;
+  const isFailsafeActive = isFailsafeActiveAt(state, nowMs);
+  const snapshot = state.snapshot.isFailsafeActive === isFailsafeActive ? state.snapshot : { ...state.snapshot, isFailsafeActive };
   if (!snapshot.isLeaderWithLock) return snapshot;
   return isLockValidAt(state.lock.current, nowMs) ? snapshot : { ...snapshot, isLeaderWithLock: false, isStandbyLeader: false };
 }

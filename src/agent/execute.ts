@@ -1,8 +1,9 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
+import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
-import type { Action, ClusterView, DemoteMode, DynamicConfig, LockObservation } from '../core/types.js';
+import type { Action, ClusterView, DemoteMode, DynamicConfig, FailsafeTarget, LockObservation } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
@@ -59,6 +60,19 @@ export interface ExecutorDeps {
    * nostream tag (WAL from the archive only, no replication connection). Read per action: a reload may change them.
    */
   readonly replicaOptions?: (() => ReplicaOptions) | undefined;
+  /** failsafe_mode's hooks; without them a round confirms nothing and acquires are never vetoed. */
+  readonly failsafe?: FailsafeHooks | undefined;
+}
+
+/** What the executor needs from the shell's failsafe state (agent/failsafe.ts). */
+export interface FailsafeHooks {
+  /** Why not to acquire now (a failsafe leader was confirmed after the decision was made), or undefined. */
+  vetoAcquire(): string | undefined;
+  /** Brackets every acquire/renew in flight: a POST /failsafe that arrives meanwhile is refused. */
+  lockCallStarted(): void;
+  lockCallEnded(): void;
+  /** Sends one round (recording its outcome for the next observation) and says whether every target confirmed. */
+  confirm(targets: readonly FailsafeTarget[], ttlMs: number, signal: AbortSignal, sentAtMs: number): Promise<boolean>;
 }
 
 export interface ReplicaOptions {
@@ -155,13 +169,48 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
   switch (action.kind) {
     case 'acquireLeader':
     case 'renewLeader': {
+      // Checked in the same synchronous step as the send: a POST /failsafe accepted after the decision stops the race.
+      const veto = action.kind === 'acquireLeader' ? deps.failsafe?.vetoAcquire() : undefined;
+      if (veto !== undefined) {
+        deps.log.info({}, `not acquiring the leader lock: ${veto}`);
+        return false;
+      }
       const sentAtMs = clock.nowMs();
       const ttlMs = context.ttlMs;
-      const isOk =
-        action.kind === 'acquireLeader' ? await dcs.acquireLeader(ttlMs, dcsSignal()) : await dcs.renewLeader(ttlMs, dcsSignal());
+      deps.failsafe?.lockCallStarted();
+      let isOk: boolean;
+      try {
+        isOk = action.kind === 'acquireLeader' ? await dcs.acquireLeader(ttlMs, dcsSignal()) : await dcs.renewLeader(ttlMs, dcsSignal());
+      } finally {
+        deps.failsafe?.lockCallEnded();
+      }
       // Only a definite answer changes the record: after a timeout the old deadline (and its TTL) keeps ticking.
       setLock(isOk ? { lastRenewSentAtMs: sentAtMs, ttlMs } : NO_LOCK);
       return isOk;
+    }
+    case 'writeFailsafe':
+      // Never fails the list: the topology is written again at the next renewal if it still differs.
+      await dcs
+        .setFailsafe(action.topology, dcsSignal())
+        .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not write the failsafe key'));
+      return true;
+    case 'confirmFailsafe': {
+      if (deps.failsafe === undefined) return true;
+      const sentAtMs = clock.nowMs();
+      const before = lock.current;
+      const isConfirmed = await deps.failsafe.confirm(
+        action.targets,
+        before.ttlMs ?? context.ttlMs,
+        clock.deadline(action.budgetMs),
+        sentAtMs,
+      );
+      // A confirmed round proves the lock from its send time, but only for the lock it was sent under and only if
+      // that lock was still valid then: a round never revives a lock that expired (the fence already stopped PostgreSQL).
+      const current = lock.current;
+      const deadlineMs = lockDeadlineOf(current);
+      if (isConfirmed && current === before && current.lastRenewSentAtMs !== undefined && deadlineMs !== undefined && sentAtMs < deadlineMs)
+        setLock({ ...current, lastFailsafeSentAtMs: sentAtMs });
+      return true;
     }
     case 'releaseLeader': {
       const isOk = await dcs.releaseLeader(dcsSignal());

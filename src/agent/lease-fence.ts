@@ -1,5 +1,5 @@
 // Enforces the lock deadline even while the loop is stuck in a slow call: at the deadline a primary stops at once.
-import { lockDeadlineMs } from '../core/lease.js';
+import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock } from '../core/ports.js';
 import type { LockObservation } from '../core/types.js';
 
@@ -21,11 +21,12 @@ export class LeaseFence {
 
   /** Arms at the lock's deadline, or disarms when there is no lock. */
   follow(lock: LockObservation): void {
-    if (lock.lastRenewSentAtMs === undefined) {
+    const deadlineMs = lockDeadlineOf(lock);
+    if (deadlineMs === undefined) {
       this.disarm();
       return;
     }
-    this.arm(lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs));
+    this.arm(deadlineMs);
   }
 
   arm(deadlineMs: number): void {

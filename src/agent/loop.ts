@@ -1,6 +1,6 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
-import { lockDeadlineMs } from '../core/lease.js';
+import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, ExternalFence, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import type { AgentCommand, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
@@ -12,7 +12,9 @@ import {
   currentSnapshot,
   enforceLeaseDeadline,
   initialCycleState,
+  receiveFailsafe,
   runHaCycle,
+  type FailsafeReceipt,
   type CyclePorts,
   type CycleSettings,
   type CycleState,
@@ -73,6 +75,8 @@ export class Agent {
   /** What the fence process is armed with: the lock deadline and the heartbeat's freeze instant (agent clock). */
   #fenceDeadlineMs: number | undefined;
   #fenceFreezeAtMs: number | undefined;
+  /** failsafe_mode: while confirmed rounds prove the lock, nothing freezes before the lock deadline they give. */
+  #failsafeFreezeAtMs: number | undefined;
   #running: Promise<unknown>[] = [];
 
   constructor(options: AgentOptions) {
@@ -213,6 +217,11 @@ export class Agent {
 
   cancelScheduledRestart(): boolean {
     return this.#inbox.cancelScheduled();
+  }
+
+  /** POST /failsafe from a leader running without the DCS (failsafe_mode): the core decides whether to confirm it. */
+  receiveFailsafe(body: unknown): FailsafeReceipt {
+    return receiveFailsafe(this.#options, this.#state, this.#tasks, body, this.#options.clock.nowMs(), this.#options.log);
   }
 
   /** Wake the loop now (API actions, tests). */
@@ -404,15 +413,20 @@ export class Agent {
    * simulator found it). Only a clean stop under pause disarms it.
    */
   #feedExternalFence(lock: LockObservation): void {
-    if (lock.lastRenewSentAtMs === undefined) return;
-    this.#fenceDeadlineMs = lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+    const deadlineMs = lockDeadlineOf(lock);
+    if (deadlineMs === undefined) return;
+    this.#fenceDeadlineMs = deadlineMs;
+    // Every member that confirmed a failsafe round keeps off the lock, the silent-leader path included, for a ttl.
+    this.#failsafeFreezeAtMs = lock.lastFailsafeSentAtMs !== undefined ? deadlineMs : undefined;
     this.#sendFence();
   }
 
   /** The lock deadline and the heartbeat's freeze instant go together: each arm replaces both in the fence. */
   #sendFence(): void {
     if (this.#fenceDeadlineMs === undefined) return;
-    this.#options.externalFence?.armUntil(this.#fenceDeadlineMs, this.#fenceFreezeAtMs);
+    const freezeAtMs =
+      this.#fenceFreezeAtMs === undefined ? undefined : Math.max(this.#fenceFreezeAtMs, this.#failsafeFreezeAtMs ?? -Infinity);
+    this.#options.externalFence?.armUntil(this.#fenceDeadlineMs, freezeAtMs);
   }
 
   /** Resolves after the next HA cycle, after `maxMs`, or when `stop` aborts. */

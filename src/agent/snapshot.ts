@@ -1,5 +1,5 @@
 // The read-only state an agent exposes to the REST API and metrics, replaced atomically after each cycle.
-import { lockDeadlineMs } from '../core/lease.js';
+import { lockDeadlineOf } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import { isStandbyLeaderNow } from '../core/standby-cluster.js';
 import type { ClusterView, DynamicConfig, LocalPg, LockObservation, MemberTags, PgState, TaskState, Timing } from '../core/types.js';
@@ -28,11 +28,14 @@ export interface AgentSnapshot {
   readonly lastCycleAtMs: number;
   readonly ttlMs: number;
   readonly lastReason: string;
+  /** failsafe_mode is active (Patroni's failsafe_mode_is_active): set per read by the agent (cycle.ts currentSnapshot). */
+  readonly isFailsafeActive?: boolean | undefined;
 }
 
 /** Whether a lock renewal sent at `lock.lastRenewSentAtMs` is still good at `nowMs`, judged by its own lease's TTL. */
 export function isLockValidAt(lock: LockObservation, nowMs: number): boolean {
-  return lock.lastRenewSentAtMs !== undefined && nowMs < lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+  const deadlineMs = lockDeadlineOf(lock);
+  return deadlineMs !== undefined && nowMs < deadlineMs;
 }
 
 export interface SnapshotInputs {
@@ -70,5 +73,6 @@ export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
     lastCycleAtMs: inputs.nowMs,
     ttlMs: inputs.timing.ttlMs,
     lastReason: inputs.lastReason,
+    isFailsafeActive: false,
   };
 }

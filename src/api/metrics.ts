@@ -101,7 +101,11 @@ const SPECS: readonly MetricSpec[] = [
     help: 'Value is 1 if the cluster is unlocked, 0 if locked',
     value: (s) => (s.view?.leader === undefined || !s.isDcsReachable ? 1 : 0),
   },
-  { name: 'patroni_failsafe_mode_is_active', help: 'Value is 1 if failsafe mode is active, 0 if inactive', value: () => 0 },
+  {
+    name: 'patroni_failsafe_mode_is_active',
+    help: 'Value is 1 if failsafe mode is active, 0 if inactive',
+    value: (s) => (s.isFailsafeActive === true ? 1 : 0),
+  },
   {
     name: 'patroni_postgres_timeline',
     help: 'PostgreSQL timeline of this node (if running), 0 otherwise',

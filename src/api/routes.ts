@@ -16,6 +16,8 @@ export interface ApiResponse {
   /** undefined = status line only (HEAD, OPTIONS, /liveness, /readiness). */
   readonly body: string | undefined;
   readonly contentType: string;
+  /** Extra response headers (POST /failsafe's `lsn`). */
+  readonly headers?: Readonly<Record<string, string>> | undefined;
 }
 
 export interface ApiContext {
@@ -54,6 +56,7 @@ export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown>
   }
   if (snapshot.isPaused) document.pause = true;
   if (view === undefined || view.leader === undefined || !snapshot.isDcsReachable) document.cluster_unlocked = true;
+  if (snapshot.isFailsafeActive === true) document.failsafe_mode_is_active = true;
   if (snapshot.dcsLastSeenEpochS !== undefined) document.dcs_last_seen = snapshot.dcsLastSeenEpochS;
   if (Object.keys(snapshot.tags).length > 0) document.tags = snapshot.tags;
   if (pg.sysid !== undefined) document.database_system_identifier = pg.sysid;
@@ -178,6 +181,11 @@ export function handleRequest(request: ApiRequest, context: ApiContext): ApiResp
         : json(200, { ...summarizeCluster(snapshot.view), scope: snapshot.scope });
     case '/history':
       return json(200, snapshot.view?.history ?? []);
+    case '/failsafe':
+      // Patroni answers 502 when the key is absent or is not an object (failsafe_mode never enabled).
+      return snapshot.view?.failsafe === undefined
+        ? json(502, { error: 'no failsafe topology in the DCS' })
+        : json(200, snapshot.view.failsafe);
     case '/config':
       return snapshot.view?.config === undefined ? json(502, { error: 'no config in the DCS' }) : json(200, snapshot.view.config);
     default:

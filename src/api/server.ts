@@ -57,6 +57,9 @@ export interface ApiServerOptions {
   readonly authentication?: { readonly username: string; readonly password?: string | undefined } | undefined;
   /** restapi.allowlist (+ allowlist_include_members): client addresses admitted to unsafe endpoints. */
   readonly allowlist?: Allowlist | undefined;
+  /** POST /failsafe (failsafe_mode): a leader without the DCS asks this member to confirm it. */
+  readonly receiveFailsafe?:
+    ((body: unknown) => { readonly status: number; readonly message: string; readonly lsn: bigint | undefined }) | undefined;
 }
 
 export interface ApiServer {
@@ -109,6 +112,16 @@ async function readJsonBody(request: IncomingMessage): Promise<{ body: unknown }
   }
 }
 
+/** Authenticated like every unsafe endpoint; answers as Patroni does: 200 "Accepted" with the `lsn` header, or 500/502 and why. */
+async function handleFailsafe(request: IncomingMessage, options: ApiServerOptions): Promise<ApiResponse> {
+  const receive = options.receiveFailsafe;
+  if (receive === undefined) return plain(501, 'POST /failsafe is not available on this server');
+  const parsed = await readJsonBody(request);
+  if ('status' in parsed) return parsed;
+  const receipt = receive(parsed.body);
+  return { ...plain(receipt.status, receipt.message), ...(receipt.lsn !== undefined ? { headers: { lsn: receipt.lsn.toString() } } : {}) };
+}
+
 async function handleUnsafe(method: string, segment: string, request: IncomingMessage, options: ApiServerOptions): Promise<ApiResponse> {
   const auth = options.authentication;
   if (auth !== undefined) {
@@ -116,6 +129,7 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
     if (header === undefined) return plain(401, 'no auth header received');
     if (!isAuthorized(header, auth)) return plain(401, 'not authenticated');
   }
+  if (method === 'POST' && segment === '/failsafe') return handleFailsafe(request, options);
   const dcs = options.dcs;
   if (dcs === undefined) return plain(501, `${method} ${segment} is not available on this server`);
   const parsed = await readJsonBody(request);
@@ -200,6 +214,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       const result = await handleUnsafe(method, segment, request, options);
       send(response, result, {
         ...options.extraHeaders,
+        ...result.headers,
         ...(result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}),
       });
       return;

@@ -140,7 +140,27 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         toMonotonicNs: (deadlineMs) => process.hrtime.bigint() + BigInt(Math.round((deadlineMs - performance.now()) * 1e6)),
         log,
       });
-  const peers = new HttpPeerClient(tls?.ca !== undefined ? { ca: tls.ca } : undefined);
+  // POST /failsafe carries credentials as Patroni's requests do: ctl.authentication, else restapi.authentication, and
+  // the ctl.certfile client certificate for peers that verify clients.
+  const ctl = config.ctl;
+  const readCtlFile = (path: string | undefined, key: string): Buffer | undefined => {
+    if (path === undefined) return undefined;
+    try {
+      return readFileSync(path);
+    } catch (error) {
+      log.warn({ key: `ctl.${key}`, path, error: describeError(error) }, `ctl.${key} is unreadable: requests to peers go without it`);
+      return undefined;
+    }
+  };
+  const peerCa = readCtlFile(ctl?.cacert, 'cacert') ?? tls?.ca;
+  const peerCert = readCtlFile(ctl?.certfile, 'certfile');
+  const peerKey = peerCert === undefined ? undefined : readCtlFile(ctl?.keyfile ?? ctl?.certfile, 'keyfile');
+  const peerTls = {
+    ...(peerCa !== undefined ? { ca: peerCa } : {}),
+    ...(peerCert !== undefined && peerKey !== undefined ? { cert: peerCert, key: peerKey } : {}),
+    ...(ctl?.insecure === true ? { isInsecure: true } : {}),
+  };
+  const peers = new HttpPeerClient(Object.keys(peerTls).length > 0 ? peerTls : undefined, ctl?.authentication ?? restapi.authentication);
   try {
     await assertNoRunningNamesake(config.name, dcs, peers, AbortSignal.timeout(5000));
   } catch (error) {
@@ -210,6 +230,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     tls,
     extraHeaders: { ...restapi.http_extra_headers, ...(isHttps ? restapi.https_extra_headers : {}) },
     authentication: restapi.authentication,
+    receiveFailsafe: (body) => agent.receiveFailsafe(body),
     allowlist: new Allowlist({
       entries: restapi.allowlist ?? [],
       includeMembers: restapi.allowlist_include_members ?? false,

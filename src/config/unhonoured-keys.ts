@@ -3,7 +3,6 @@
 export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] = [
   ['bootstrap.post_bootstrap', 'no script is run after initdb: pgwarden creates its superuser and replication roles itself'],
   ['bootstrap.post_init', 'no script is run after initdb: pgwarden creates its superuser and replication roles itself'],
-  ['bootstrap.dcs.failsafe_mode', 'a primary that loses the DCS demotes at its deadline; there is no failsafe mode'],
   ['postgresql.config_dir', 'configuration files live in data_dir'],
   ['postgresql.use_unix_socket', 'the agent connects to its PostgreSQL through the socket directory it configures itself'],
   ['postgresql.use_unix_socket_repl', 'replication connects over TCP to conn_url'],

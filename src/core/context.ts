@@ -1,6 +1,6 @@
 // Facts derived once per decision from the Observation, shared by all rules (pure).
 import { failoverPriority } from './candidates.js';
-import { lockDeadlineMs } from './lease.js';
+import { lockDeadlineOf } from './lease.js';
 import { standbyClusterOf } from './standby-cluster.js';
 import type { ClusterView, Decision, HaMemory, MemberRecord, Observation } from './types.js';
 
@@ -28,7 +28,7 @@ export function buildContext(obs: Observation, mem: HaMemory): DecisionContext {
   const view = obs.dcs.kind === 'ok' ? obs.dcs.view : undefined;
   const name = obs.self.name;
   const lock = obs.lock;
-  const deadlineMs = lock.lastRenewSentAtMs === undefined ? undefined : lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+  const deadlineMs = lockDeadlineOf(lock);
   const isWithinDeadline = deadlineMs !== undefined && obs.nowMs < deadlineMs;
   const leaderName = view?.leader?.name;
   const holdsLock = isWithinDeadline && (view === undefined || leaderName === name);

@@ -3,7 +3,8 @@
 // Safety invariants, in priority order (each enforced by the rule named after it):
 // 1. PostgreSQL is a writable primary only on the node holding the leader lock, and only until that node's own
 //    deadline (last renewal *sent* + ttl - margin), which is earlier than any moment etcd can hand the lock to
-//    someone else. A primary that cannot prove it holds the lock demotes (primary-safety).
+//    someone else. A primary that cannot prove it holds the lock demotes (primary-safety). With failsafe_mode, a round
+//    of POST /failsafe every member confirmed proves the lock like a renewal sent at that moment (rules/failsafe.ts).
 // 2. Promotion happens only after the lock is acquired and renewed with enough time left to finish (leader).
 // 3. Only the healthiest eligible member races for the lock, and the race is an atomic create-if-absent (race).
 // 4. Exactly one member runs initdb: the winner of the create-only `initialize` key (bootstrap).
@@ -12,6 +13,7 @@
 import { buildContext, decision, type Rule } from './context.js';
 import { uninitializedRule } from './rules/bootstrap.js';
 import { commandRule } from './rules/command.js';
+import { failsafeRaceRule, withFailsafeTopology } from './rules/failsafe.js';
 import { followRule } from './rules/follow.js';
 import { leaderRule } from './rules/leader.js';
 import { pausedRule } from './rules/pause.js';
@@ -75,6 +77,7 @@ export const RULES: readonly (readonly [string, Rule])[] = [
   ['switchover', switchoverRule],
   ['leader', leaderRule],
   ['follow', followRule],
+  ['failsafe-race', failsafeRaceRule],
   ['race', raceRule],
 ];
 
@@ -85,7 +88,7 @@ export function decide(obs: Observation, mem: HaMemory, rules: readonly (readonl
     chosen = rule(context);
     if (chosen !== undefined) break;
   }
-  return withReconfigure(obs, chosen ?? decision(context, `no action. I am (${context.name})`, []));
+  return withFailsafeTopology(context, withReconfigure(obs, chosen ?? decision(context, `no action. I am (${context.name})`, [])));
 }
 
 /**

@@ -3,14 +3,16 @@
 //
 // 1. Never promote without the lock: promote, startPrimary and a restart as primary are decided only by a node whose
 //    lock deadline is in the future and whose fresh view names it leader.
-// 2. Never race a holder: acquireLeader is never decided while the view shows a leader.
+// 2. Never race a holder: acquireLeader is never decided while the view shows a leader, nor by a member that accepted
+//    a failsafe leader's POST /failsafe less than ttl ago (that leader may run as primary without the DCS).
 // 3. Synchronous mode: a replica that is not in the sync key never races (unless an operator named it in a failover).
 // 4. Synchronous mode: at every point of an action list the sync key is safe for every synchronous_standby_names
 //    value whose commits may exist: the one in effect and each one set earlier in the list (widen before waiting,
 //    narrow only after the new set is in effect).
 // 5. At most one writable primary among nodes whose lock deadline has not passed, and none of them past it.
 // 6. Synchronous mode: a node that becomes the writable leader holds every commit any primary acknowledged.
-import { lockDeadlineMs } from './lease.js';
+import { lockDeadlineOf } from './lease.js';
+import { isFailsafeRecordFresh } from './rules/failsafe.js';
 import { keyRuleOf, SYNC_OFF, syncNames } from './sync-plan.js';
 import { guaranteeOf, isKeySafeFor, type SyncGuarantee, type SyncKeyRule } from './sync-standby-names.js';
 import type { Action, Decision, Observation, SyncState } from './types.js';
@@ -30,7 +32,8 @@ export function checkDecision(obs: Observation, decision: Decision): InvariantVi
   const name = obs.self.name;
   const view = obs.dcs.kind === 'ok' ? obs.dcs.view : undefined;
   const lock = obs.lock;
-  const isLockValid = lock.lastRenewSentAtMs !== undefined && obs.nowMs < lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+  const lockDeadlineMs = lockDeadlineOf(lock);
+  const isLockValid = lockDeadlineMs !== undefined && obs.nowMs < lockDeadlineMs;
   const sync = obs.sync ?? SYNC_OFF;
   for (const action of decision.actions) {
     if (startsPrimary(action) && (!isLockValid || view?.leader?.name !== name)) {
@@ -43,6 +46,18 @@ export function checkDecision(obs: Observation, decision: Decision): InvariantVi
       violations.push({ invariant: 'no-race-against-holder', message: `${name} raced although ${view.leader.name} holds the lock` });
     }
     const isRaceCandidate = !(obs.pg.isRunning && obs.pg.role === 'primary');
+    const failsafeLeader = obs.failsafe?.record;
+    if (
+      action.kind === 'acquireLeader' &&
+      isRaceCandidate &&
+      isFailsafeRecordFresh(failsafeLeader, obs.nowMs) &&
+      failsafeLeader.leader !== name
+    ) {
+      violations.push({
+        invariant: 'no-race-against-failsafe-leader',
+        message: `${name} raced although failsafe leader ${failsafeLeader.leader} was confirmed ${obs.nowMs - failsafeLeader.receivedAtMs} ms ago`,
+      });
+    }
     if (
       action.kind === 'acquireLeader' &&
       isRaceCandidate &&

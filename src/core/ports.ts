@@ -5,6 +5,7 @@ import type {
   DynamicConfig,
   FailoverIntent,
   HeartbeatRecord,
+  FailsafeTopology,
   HistoryEntry,
   LeaderRecord,
   LocalPg,
@@ -84,6 +85,8 @@ export interface Dcs {
   setSync(state: SyncState | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult>;
   setHistory(history: readonly HistoryEntry[], signal: AbortSignal): Promise<void>;
   setStatus(optime: number, slots: Readonly<Record<string, number>> | undefined, signal: AbortSignal): Promise<void>;
+  /** Overwrite the permanent `failsafe` key (failsafe_mode): member name -> api_url, as Patroni writes it. */
+  setFailsafe(topology: FailsafeTopology, signal: AbortSignal): Promise<void>;
   /** Resolves when anything under the cluster prefix changes after `fromRevision`, or rejects on abort/error. */
   watch(fromRevision: string, signal: AbortSignal): Promise<void>;
   /** Stop keepalives; does not revoke the lease (a killed agent's keys must expire by TTL, as a crash would). */
@@ -187,6 +190,19 @@ export interface PeerClient {
   fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus>;
   /** Whether TCP connects to the member's REST API and PostgreSQL port are actively refused (its processes are gone). */
   probeRefused(member: MemberRecord, signal: AbortSignal): Promise<{ readonly isApiRefused: boolean; readonly isPgRefused: boolean }>;
+  /**
+   * failsafe_mode: POST /failsafe to a member's REST API (`apiUrl` is its api_url); true only for 200 "Accepted".
+   * Never rejects: no answer in time is false.
+   */
+  postFailsafe(apiUrl: string, request: FailsafeRequest, signal: AbortSignal): Promise<boolean>;
+}
+
+/** The body of POST /failsafe (Patroni's fields, plus the ttl in seconds the leader judges its deadline by). */
+export interface FailsafeRequest {
+  readonly name: string;
+  readonly conn_url: string;
+  readonly api_url: string;
+  readonly ttl?: number;
 }
 
 /**

@@ -1,4 +1,5 @@
 // The silent-leader detector's judgement: when a replica may remove the lock of a leader that stopped beating.
+import { isFailsafeRecordFresh } from './rules/failsafe.js';
 import type { LeaderRecord, LeaderSilence, Observation, SilenceDetection } from './types.js';
 
 export interface SilentLeaderVerdict {
@@ -48,5 +49,9 @@ export function silentLeaderVerdict(obs: Observation, leader: LeaderRecord | und
   const evidence = obs.leaderSilence;
   if (settings === undefined || evidence === undefined || leader === undefined || obs.isPaused) return undefined;
   if (evidence.beat.leader !== leader.name || silencePhase(evidence, settings, obs.nowMs) !== 'silent') return undefined;
+  // failsafe_mode: this member confirmed that leader runs without the DCS; its beats stopped because etcd did, and the
+  // leader keeps its primary on our confirmation, not on its fence window.
+  const record = obs.failsafe?.record;
+  if (isFailsafeRecordFresh(record, obs.nowMs) && record.leader === leader.name) return undefined;
   return { heartbeatRevision: evidence.beat.modRevision, silentForMs: obs.nowMs - evidence.seenAtMs, fenceMs: evidence.beat.fenceMs };
 }

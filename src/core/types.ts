@@ -84,6 +84,9 @@ export interface LeaderRecord {
   readonly createRevision?: string;
 }
 
+/** Value of `failsafe`: every member the leader knew, name -> REST api_url, itself included (Patroni's format). */
+export type FailsafeTopology = Readonly<Record<string, string>>;
+
 /** One consistent read of the cluster prefix. */
 export interface ClusterView {
   /** undefined = key absent; '' = bootstrap in progress; else the database system identifier. */
@@ -103,6 +106,8 @@ export interface ClusterView {
   readonly statusSlots?: Readonly<Record<string, number>> | undefined;
   /** The leader's heartbeat (the silent-host detector), when one was written. */
   readonly heartbeat?: HeartbeatRecord | undefined;
+  /** `failsafe` (Patroni 3.0+): the members the leader last knew, name -> api_url; undefined when absent or not an object. */
+  readonly failsafe?: FailsafeTopology | undefined;
   /** etcd revision of the read. */
   readonly revision: string;
 }
@@ -264,6 +269,8 @@ export interface SelfInfo {
    * cluster is a standby cluster (cloned from the remote primary) or a new one (initdb), as in Patroni.
    */
   readonly isStandbyClusterAtBootstrap?: boolean | undefined;
+  /** This member's REST api_url: what the leader writes for itself in the failsafe key. */
+  readonly apiUrl?: string | undefined;
 }
 
 /**
@@ -272,7 +279,54 @@ export interface SelfInfo {
  * for 10 s does not last 30 s because someone raised `ttl` since.
  */
 export type LockObservation =
-  { readonly lastRenewSentAtMs: undefined; readonly ttlMs?: undefined } | { readonly lastRenewSentAtMs: number; readonly ttlMs: number };
+  | { readonly lastRenewSentAtMs: undefined; readonly ttlMs?: undefined; readonly lastFailsafeSentAtMs?: undefined }
+  | {
+      readonly lastRenewSentAtMs: number;
+      readonly ttlMs: number;
+      /**
+       * failsafe_mode: the send time of the last POST /failsafe round every listed member confirmed while the DCS was
+       * unreachable. It proves the lock as a renewal sent then would (lease.ts lockDeadlineOf); a renewal clears it.
+       */
+      readonly lastFailsafeSentAtMs?: number | undefined;
+    };
+
+/**
+ * failsafe_mode as this member sees it: whether the dynamic config enables it, the POST /failsafe this member last
+ * accepted from a leader (while fresh), and the outcome of the last round this member sent as leader.
+ */
+export interface FailsafeObservation {
+  readonly isEnabled: boolean;
+  /** A leader's POST /failsafe accepted less than its ttl ago (on this agent's clock); undefined otherwise. */
+  readonly record: FailsafeRecord | undefined;
+  /** The last round of POST /failsafe this member sent (as leader), if any. */
+  readonly lastRound: FailsafeRound | undefined;
+  /** When this agent started (monotonic): whatever it confirmed before a restart is forgotten. */
+  readonly agentStartedAtMs?: number | undefined;
+}
+
+/** A POST /failsafe this member accepted: that leader runs as primary without the DCS, and nobody may race it. */
+export interface FailsafeRecord {
+  readonly leader: string;
+  readonly connUrl: string;
+  readonly apiUrl: string;
+  /** Monotonic time of the acceptance on this agent's clock. */
+  readonly receivedAtMs: number;
+  /** How long it holds: at least this member's ttl, and at least the ttl the leader judged its own deadline by. */
+  readonly ttlMs: number;
+}
+
+export interface FailsafeRound {
+  readonly sentAtMs: number;
+  readonly isConfirmed: boolean;
+  /** The members that did not answer 200 "Accepted" in time. */
+  readonly unconfirmed: readonly string[];
+}
+
+/** A member asked to confirm a failsafe leader: its name and REST api_url (from the failsafe key or its member key). */
+export interface FailsafeTarget {
+  readonly name: string;
+  readonly apiUrl: string;
+}
 
 /** Everything decide() reads. */
 export interface Observation {
@@ -313,6 +367,8 @@ export interface Observation {
   readonly leaderSilence?: LeaderSilence | undefined;
   /** A pending manual command (restart, reinitialize), if any. */
   readonly command?: AgentCommand | undefined;
+  /** failsafe_mode (Patroni 3.0+); absent means off. */
+  readonly failsafe?: FailsafeObservation | undefined;
   /** Synchronous replication settings from the dynamic config. */
   readonly sync?: SyncSettings | undefined;
   /** synchronous_standby_names from postgresql.parameters: what the primary uses when synchronous mode is off. */
@@ -433,7 +489,14 @@ export type Action =
       /** A change after the first application to a running PostgreSQL: on_reload fires with this role. */
       readonly reloadCallbackRole: PgRole | undefined;
     }
-  | { readonly kind: 'publishStatus'; readonly optime: number; readonly slots?: Readonly<Record<string, number>> | undefined };
+  | { readonly kind: 'publishStatus'; readonly optime: number; readonly slots?: Readonly<Record<string, number>> | undefined }
+  /** failsafe_mode: the leader publishes the members it knows (never fails the list: the next cycle retries). */
+  | { readonly kind: 'writeFailsafe'; readonly topology: FailsafeTopology }
+  /**
+   * failsafe_mode with the DCS unreachable: POST /failsafe to every target, each bounded by `budgetMs`. The outcome comes
+   * back as obs.failsafe.lastRound and, when all confirmed, as lock.lastFailsafeSentAtMs (the send time). Never fails the list.
+   */
+  | { readonly kind: 'confirmFailsafe'; readonly targets: readonly FailsafeTarget[]; readonly budgetMs: number };
 
 export interface Decision {
   readonly actions: readonly Action[];

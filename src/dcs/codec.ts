@@ -1,5 +1,14 @@
 // Decodes the raw keys of one cluster prefix into a ClusterView; lenient, because other tools write these keys too.
-import type { ClusterView, DynamicConfig, FailoverIntent, HeartbeatRecord, HistoryEntry, MemberRecord, SyncState } from '../core/types.js';
+import type {
+  ClusterView,
+  DynamicConfig,
+  FailoverIntent,
+  FailsafeTopology,
+  HeartbeatRecord,
+  HistoryEntry,
+  MemberRecord,
+  SyncState,
+} from '../core/types.js';
 import type { ClusterKeys } from './keys.js';
 
 export interface RawKey {
@@ -107,6 +116,17 @@ export function encodeHeartbeat(leader: string, fenceMs: number): string {
   return JSON.stringify({ leader, fence_ms: fenceMs });
 }
 
+/** `failsafe`: a JSON object of member name -> api_url; anything else (garbage, other types) is no topology, as in Patroni. */
+export function decodeFailsafe(text: string): FailsafeTopology | undefined {
+  const value = parseJson(text);
+  if (!isObject(value)) return undefined;
+  return Object.fromEntries(Object.entries(value).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+export function encodeFailsafe(topology: FailsafeTopology): string {
+  return JSON.stringify(topology);
+}
+
 export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revision: string): ClusterView {
   let initialize: string | undefined;
   let config: DynamicConfig | undefined;
@@ -120,6 +140,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   let optime: number | undefined;
   let statusSlots: Record<string, number> | undefined;
   let heartbeat: HeartbeatRecord | undefined;
+  let failsafe: FailsafeTopology | undefined;
   const members: MemberRecord[] = [];
   for (const item of raw) {
     if (item.key === keys.leader) {
@@ -147,6 +168,8 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
       statusSlots = decodeStatusSlots(item.value);
     } else if (item.key === keys.heartbeat) {
       heartbeat = decodeHeartbeat(item.value, item.modRevision);
+    } else if (item.key === keys.failsafe) {
+      failsafe = decodeFailsafe(item.value);
     } else if (item.key.startsWith(keys.membersPrefix)) {
       const member = decodeMember(item.key.slice(keys.membersPrefix.length), item.value);
       if (member !== undefined) members.push(member);
@@ -167,6 +190,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     optime,
     statusSlots,
     ...(heartbeat !== undefined ? { heartbeat } : {}),
+    failsafe,
     revision,
   };
 }

@@ -171,12 +171,29 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       await a.touchMember(member('node1'), ttlMs, signal());
       await a.setStatus(1234, undefined, signal());
       await a.setHistory([[1, 0, 'no recovery target specified']], signal());
+      await a.setFailsafe({ node1: 'http://127.0.0.1:8008/patroni' }, signal());
       // The watch has seen those writes (each later revision); the failover key written next is what wakes it.
       await b.loadCluster(signal());
-      assert.equal(isWoken, false, 'member/status/history writes are not control keys');
+      assert.equal(isWoken, false, 'member/status/history/failsafe writes are not control keys');
       await a.setFailover({ leader: 'node1' }, undefined, signal());
       await watching;
       assert.equal(isWoken, true);
+    });
+
+    it('keeps the failsafe topology (name -> api_url) after the writer lease expired, and overwrites it whole', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal((await b.loadCluster(signal())).failsafe, undefined, 'no key, no topology');
+      assert.equal(await a.acquireLeader(ttlMs, signal()), true);
+      const topology = { node1: 'http://127.0.0.1:8008/patroni', node2: 'http://127.0.0.1:8009/patroni' };
+      await a.setFailsafe(topology, signal());
+      assert.deepEqual((await b.loadCluster(signal())).failsafe, topology);
+      await harness.advancePastTtl();
+      const view = await b.loadCluster(signal());
+      assert.equal(view.leader, undefined, 'the lock expired');
+      assert.deepEqual(view.failsafe, topology, 'the failsafe key is permanent: replicas still read who may race');
+      await b.setFailsafe({ node2: 'http://127.0.0.1:8009/patroni' }, signal());
+      assert.deepEqual((await a.loadCluster(signal())).failsafe, { node2: 'http://127.0.0.1:8009/patroni' });
     });
 
     it('fails with PGW_DCS_UNAVAILABLE, within the deadline, when unreachable', async () => {

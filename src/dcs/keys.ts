@@ -38,6 +38,10 @@ export class ClusterKeys {
   get heartbeat(): string {
     return `${this.prefix}heartbeat`;
   }
+  /** failsafe_mode's topology, written by the leader (no lease: it must outlive a DCS outage's expiries). */
+  get failsafe(): string {
+    return `${this.prefix}failsafe`;
+  }
   member(name: string): string {
     return `${this.prefix}members/${name}`;
   }
@@ -47,7 +51,8 @@ export class ClusterKeys {
   /**
    * Keys worth waking an agent's loop for. Member, status and history keys change every cycle somewhere; waking every
    * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key). The
-   * heartbeat changes several times a second and has its own watch (agent/leader-silence.ts).
+   * heartbeat changes several times a second and has its own watch (agent/leader-silence.ts). The failsafe key follows
+   * the members and nobody acts on its change at once.
    */
   isControlKey(key: string): boolean {
     return (
@@ -55,6 +60,7 @@ export class ClusterKeys {
       key !== this.status &&
       key !== this.history &&
       key !== this.heartbeat &&
+      key !== this.failsafe &&
       !key.startsWith(this.membersPrefix)
     );
   }

@@ -1,6 +1,7 @@
-// PeerClient over HTTP and TCP: a peer's `/patroni` document for the leader race, and connect-refused probes.
+// PeerClient over HTTP and TCP: a peer's `/patroni` document for the leader race, connect-refused probes, and the
+// failsafe leader's POST /failsafe.
 import { connect } from 'node:net';
-import type { PeerClient } from '../core/ports.js';
+import type { FailsafeRequest, PeerClient } from '../core/ports.js';
 import type { MemberRecord, PeerStatus } from '../core/types.js';
 import { roleFromWire } from '../core/patroni-wire.js';
 import { requestText, type TlsClientOptions } from '../util/http-request.js';
@@ -72,12 +73,57 @@ function isConnectRefused(host: string, port: number, signal: AbortSignal): Prom
   });
 }
 
+/** Where a member's REST API answers `endpoint`: its api_url with the path replaced, as Patroni's get_endpoint_url does. */
+export function endpointUrl(apiUrl: string, endpoint: string): string | undefined {
+  try {
+    const url = new URL(apiUrl);
+    url.pathname = `/${endpoint}`;
+    url.search = '';
+    return url.toString();
+  } catch {
+    return undefined;
+  }
+}
+
+export interface PeerCredentials {
+  readonly username: string;
+  readonly password?: string | undefined;
+}
+
 export class HttpPeerClient implements PeerClient {
   readonly #tls: TlsClientOptions | undefined;
+  readonly #authorization: string | undefined;
 
-  /** `tls` carries the CA that signed the peers' REST certificates (restapi.cafile) when they use HTTPS. */
-  constructor(tls?: TlsClientOptions) {
+  /**
+   * `tls` carries the CA that signed the peers' REST certificates (restapi.cafile) when they use HTTPS; `credentials`
+   * (ctl.authentication, else restapi.authentication, as Patroni's request does) go with unsafe requests.
+   */
+  constructor(tls?: TlsClientOptions, credentials?: PeerCredentials) {
     this.#tls = tls;
+    this.#authorization =
+      credentials === undefined
+        ? undefined
+        : `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
+  }
+
+  async postFailsafe(apiUrl: string, request: FailsafeRequest, signal: AbortSignal): Promise<boolean> {
+    const url = endpointUrl(apiUrl, 'failsafe');
+    if (url === undefined) return false;
+    try {
+      const reply = await requestText(url, {
+        method: 'POST',
+        body: JSON.stringify(request),
+        headers: {
+          'content-type': 'application/json',
+          ...(this.#authorization !== undefined ? { authorization: this.#authorization } : {}),
+        },
+        signal,
+        ...(this.#tls !== undefined ? { tls: this.#tls } : {}),
+      });
+      return reply.status === 200 && reply.text === 'Accepted';
+    } catch {
+      return false;
+    }
   }
 
   async fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus> {

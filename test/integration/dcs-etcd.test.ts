@@ -99,6 +99,7 @@ describe('etcd backend with several endpoints', () => {
       AbortSignal.timeout(5000),
     );
     await dcs.setStatus(83886080, undefined, AbortSignal.timeout(5000));
+    await dcs.setFailsafe({ node1: 'http://127.0.0.1:28008/patroni' }, AbortSignal.timeout(5000));
     const get = (key: string): string =>
       execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', key, '--print-value-only'], { encoding: 'utf8' }).trim();
     assert.equal(get('/service/shapes/leader'), 'node1');
@@ -111,6 +112,12 @@ describe('etcd backend with several endpoints', () => {
       timeline: 1,
     });
     assert.equal(get('/service/shapes/status'), '{"optime":83886080}');
+    // Patroni's failsafe key: compact JSON, member name -> api_url, with no lease (it outlives every member's).
+    assert.equal(get('/service/shapes/failsafe'), '{"node1":"http://127.0.0.1:28008/patroni"}');
+    const failsafe = execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', '/service/shapes/failsafe', '-w', 'json'], {
+      encoding: 'utf8',
+    });
+    assert.equal((JSON.parse(failsafe) as { kvs: { lease?: number }[] }).kvs[0]?.lease ?? 0, 0, 'the failsafe key is permanent');
     const lease = execFileSync('etcdctl', ['--endpoints', etcd!.endpoints.join(','), 'get', '/service/shapes/leader', '-w', 'json'], {
       encoding: 'utf8',
     });

@@ -7,16 +7,18 @@ const FIRST_FAULT_MS = 20_000;
 const FAULTY_UNTIL_MS = 150_000;
 export const END_MS = Number(process.env.PGWARDEN_SIM_END_MS ?? 210_000);
 
-type Healer = { atMs: number; heal: () => void };
+type Healer = { atMs: number; heal: () => void; isDcsOutage?: boolean };
 
 const KINDS = ['crash', 'kill', 'kill-both', 'freeze', 'partition', 'maintenance', 'switchover', 'scheduled-restart'] as const;
+/** With failsafe_mode on, the whole DCS may go away too (the case failsafe exists for). */
+const FAILSAFE_KINDS = [...KINDS, 'dcs-outage', 'dcs-outage'] as const;
 
-function injectFault(world: SimWorld, healers: Healer[]): void {
+function injectFault(world: SimWorld, healers: Healer[], kinds: readonly (typeof FAILSAFE_KINDS)[number][]): void {
   const pick = <T>(items: readonly T[]): T => items[Math.floor(world.random() * items.length)]!;
   const node: SimNode = pick(world.nodes);
   const now = world.runtime.nowMs;
   const duration = 1000 + Math.floor(world.random() * 12_000);
-  switch (pick(KINDS)) {
+  switch (pick(kinds)) {
     case 'crash':
       world.crashPostmaster(node);
       break;
@@ -44,6 +46,12 @@ function injectFault(world: SimWorld, healers: Healer[]): void {
     case 'scheduled-restart':
       world.scheduleRestart(node, 500 + Math.floor(world.random() * 3000), pick([undefined, 'primary', 'replica']));
       break;
+    case 'dcs-outage':
+      if (healers.some((healer) => healer.isDcsOutage === true)) break;
+      world.dcsOutage(true);
+      // Up to several ttls: the leader must live on confirmed rounds alone.
+      healers.push({ atMs: now + 2 * duration, heal: () => world.dcsOutage(false), isDcsOutage: true });
+      break;
   }
 }
 
@@ -62,7 +70,7 @@ export async function runSeed(seed: number, options: SimOptions = {}): Promise<S
       healers.splice(healers.indexOf(healer), 1);
     }
     if (world.runtime.nowMs >= nextFaultAt && nextFaultAt < FAULTY_UNTIL_MS) {
-      injectFault(world, healers);
+      injectFault(world, healers, options.failsafeMode === true ? FAILSAFE_KINDS : KINDS);
       nextFaultAt = world.runtime.nowMs + 3000 + Math.floor(world.random() * 12_000);
     }
   }

@@ -6,8 +6,8 @@ import { Agent } from '../../src/agent/loop.js';
 import { statusDocument } from '../../src/api/routes.js';
 import { decide, RULES } from '../../src/core/decide.js';
 import { checkKeepsAcknowledged, checkWritablePrimaries, type InvariantViolation } from '../../src/core/invariants.js';
-import { lockDeadlineMs } from '../../src/core/lease.js';
-import type { PeerClient } from '../../src/core/ports.js';
+import { lockDeadlineOf } from '../../src/core/lease.js';
+import type { FailsafeRequest, PeerClient } from '../../src/core/ports.js';
 import { guaranteeOf } from '../../src/core/sync-standby-names.js';
 import type { DynamicConfig, MemberRecord, PeerStatus, SyncSettings } from '../../src/core/types.js';
 import { ClusterKeys } from '../../src/dcs/keys.js';
@@ -48,6 +48,8 @@ export interface SimOptions {
   readonly checksOneWritable?: boolean | undefined;
   /** A change to what decide() sees or returns (a safety rule weakened), to prove the invariants catch it. */
   readonly mutateDecide?: ((decideFunction: typeof decide) => typeof decide) | undefined;
+  /** failsafe_mode: true in the dynamic config (Patroni 3.0+). */
+  readonly failsafeMode?: boolean | undefined;
 }
 
 export interface SimNode {
@@ -173,6 +175,7 @@ export class SimWorld {
             synchronous_node_count: this.sync.nodeCount,
           }),
       slots: { permanent_physical: { type: 'physical' } },
+      ...(options.failsafeMode === true ? { failsafe_mode: true } : {}),
     };
     for (const name of names) this.nodes.push(this.#startAgent(name, undefined));
   }
@@ -201,7 +204,7 @@ export class SimWorld {
   #startAgent(name: string, previous: SimNode | undefined): SimNode {
     const process = new SimProcess(this.runtime, name);
     const dcs = new MemoryDcs(this.store, { namespace: NAMESPACE, scope: SCOPE, member: name });
-    if (previous?.isPartitioned === true) dcs.setReachable(false);
+    if (previous?.isPartitioned === true || this.#isDcsDown) dcs.setReachable(false);
     let node: SimNode | undefined;
     const fence =
       previous?.fence ?? new SimFence(this.runtime, this.pg, name, (message) => this.events.push(`${this.runtime.nowMs}: ${message}`));
@@ -287,9 +290,18 @@ export class SimWorld {
     this.events.push(`${this.runtime.nowMs}: FAULT agent of ${node.name} frozen for ${forMs} ms`);
   }
 
+  #isDcsDown = false;
+
+  /** The whole DCS is gone for everyone (etcd quorum lost), on top of any single-node partition. */
+  dcsOutage(isDown: boolean): void {
+    this.#isDcsDown = isDown;
+    for (const node of this.nodes) node.dcs.setReachable(!node.isPartitioned && !isDown);
+    this.events.push(`${this.runtime.nowMs}: FAULT the DCS is ${isDown ? 'down for every member' : 'back'}`);
+  }
+
   partition(node: SimNode, isPartitioned: boolean): void {
     node.isPartitioned = isPartitioned;
-    node.dcs.setReachable(!isPartitioned);
+    node.dcs.setReachable(!isPartitioned && !this.#isDcsDown);
     this.events.push(`${this.runtime.nowMs}: FAULT ${node.name} ${isPartitioned ? 'cut off from' : 'reconnected to'} the DCS`);
   }
 
@@ -363,8 +375,7 @@ export class SimWorld {
   }
 
   #lockDeadline(node: SimNode): number | undefined {
-    const lock = node.agent.lock();
-    return lock.lastRenewSentAtMs === undefined ? undefined : lockDeadlineMs(lock.lastRenewSentAtMs, lock.ttlMs);
+    return lockDeadlineOf(node.agent.lock());
   }
 
   checkInvariants(): void {
@@ -499,6 +510,15 @@ class SimPeers implements PeerClient {
     // The peer reads its positions per request, as its REST API does; a peer frozen meanwhile answers nothing in time.
     const snapshot = await Promise.race([node.agent.freshSnapshot(), abortedBy(signal)]);
     return peerStatusFromDocument(member, statusDocument(snapshot));
+  }
+
+  /** POST /failsafe to the other agent's real handler; a dead agent refuses at once, a frozen one never answers in time. */
+  async postFailsafe(apiUrl: string, request: FailsafeRequest, signal: AbortSignal): Promise<boolean> {
+    const node = this.#world.nodes.find((candidate) => apiUrl === `http://${candidate.name}:8008/patroni`);
+    if (node === undefined || !node.process.isAlive || node.name === this.#self) return false;
+    if (!node.process.isRunning()) return abortedBy(signal).catch(() => false);
+    const receipt = node.agent.receiveFailsafe(request);
+    return receipt.status === 200 && receipt.message === 'Accepted';
   }
 
   /** A dead agent's API port refuses; a frozen one accepts (the kernel does) but never answers. */

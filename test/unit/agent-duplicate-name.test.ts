@@ -20,6 +20,7 @@ const peers = (isReachable: boolean): PeerClient => ({
     tags: {},
   }),
   probeRefused: async () => ({ isApiRefused: !isReachable, isPgRefused: !isReachable }),
+  postFailsafe: async () => false,
 });
 
 describe('duplicate member name at start', () => {

@@ -2,10 +2,12 @@
 import { decision, type Rule } from '../context.js';
 import { timelineRestriction } from '../cluster-timeline.js';
 import { syncRaceRestriction } from '../sync-plan.js';
+import { failsafeLeaderDecision } from './failsafe.js';
 
 /**
- * Invariant: PostgreSQL runs as a writable primary only while this node holds the lock, i.e. its last renewal was
- * sent less than `ttl - margin` ago and the DCS (when readable) names it leader. Every branch below either proves
+ * Invariant: PostgreSQL runs as a writable primary only while this node holds the lock, i.e. its last renewal (or, with
+ * failsafe_mode and the DCS away, its last round every member confirmed: rules/failsafe.ts) was sent less than
+ * `ttl - margin` ago and the DCS (when readable) names it leader. Every branch below either proves
  * that, restores it without a window (renew/acquire are atomic), or demotes.
  */
 export const primarySafetyRule: Rule = (context) => {
@@ -15,6 +17,8 @@ export const primarySafetyRule: Rule = (context) => {
   const isPastDeadline = deadlineMs === undefined || now >= deadlineMs;
 
   if (obs.dcs.kind === 'unreachable') {
+    const failsafe = failsafeLeaderDecision(context);
+    if (failsafe !== undefined) return failsafe;
     const unreachableForMs = now - obs.dcs.sinceMs;
     // retry_timeout is the budget the user gave the DCS; the deadline is the hard limit either way.
     if (isPastDeadline || unreachableForMs >= obs.timing.retryTimeoutMs) {

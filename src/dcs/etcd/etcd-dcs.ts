@@ -5,6 +5,7 @@ import type {
   DynamicConfig,
   FailoverIntent,
   HeartbeatRecord,
+  FailsafeTopology,
   HistoryEntry,
   LeaderRecord,
   MemberRecord,
@@ -12,7 +13,7 @@ import type {
 } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
-import { buildClusterView, decodeHeartbeat, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import { buildClusterView, decodeHeartbeat, encodeFailsafe, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 import { b64, EtcdGateway, prefixRangeEnd, unb64, type GatewayHeader, type GatewayKv } from './gateway.js';
 
@@ -302,6 +303,11 @@ export class EtcdDcs implements Dcs {
     if (this.#written.get(key) === value) return;
     await this.#put(key, value, signal);
     this.#written.set(key, value);
+  }
+
+  /** Permanent (no lease), as in Patroni: replicas must still read the topology after the leader's lease expired. */
+  async setFailsafe(topology: FailsafeTopology, signal: AbortSignal): Promise<void> {
+    await this.#put(this.#keys.failsafe, encodeFailsafe(topology), signal);
   }
 
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {

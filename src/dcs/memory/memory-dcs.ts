@@ -5,13 +5,14 @@ import type {
   DynamicConfig,
   FailoverIntent,
   HeartbeatRecord,
+  FailsafeTopology,
   HistoryEntry,
   LeaderRecord,
   MemberRecord,
   SyncState,
 } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
-import { buildClusterView, decodeHeartbeat, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import { buildClusterView, decodeHeartbeat, encodeFailsafe, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 
 interface StoredKey {
@@ -305,6 +306,11 @@ export class MemoryDcs implements Dcs {
   async setStatus(optime: number, slots: Readonly<Record<string, number>> | undefined, signal: AbortSignal): Promise<void> {
     this.#check(signal, this.#keys.status);
     this.#store.put(this.#keys.status, encodeStatus(optime, slots));
+  }
+
+  async setFailsafe(topology: FailsafeTopology, signal: AbortSignal): Promise<void> {
+    this.#check(signal, this.#keys.failsafe);
+    this.#store.put(this.#keys.failsafe, encodeFailsafe(topology));
   }
 
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {

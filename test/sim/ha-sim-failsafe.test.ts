@@ -1,0 +1,97 @@
+// failsafe_mode in the simulator: the real agents, their POST /failsafe to each other and the DCS lost for everyone or
+// for the leader alone. The invariants (one writable primary, none past its deadline or its fence's) hold in every seed.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { describeRun, NAMES, runSeed } from './scenario.js';
+import { seedsToRun } from './seeds.js';
+import { SIM_TIMING, SimWorld } from './sim-world.js';
+
+function isWritablePrimary(world: SimWorld, name: string): boolean {
+  const pg = world.pg.inspect(name);
+  return pg.isRunning && pg.role === 'primary';
+}
+
+describe('HA simulation, failsafe_mode', () => {
+  it('keeps the invariants and converges with whole-DCS outages among the faults', async (context) => {
+    const seeds = seedsToRun(40);
+    let outages = 0;
+    for (const seed of seeds) {
+      const world = await runSeed(seed, { failsafeMode: true });
+      outages += world.events.filter((line) => line.includes('DCS is down for every member')).length;
+      assert.deepEqual(world.violations, [], describeRun(world, 'failsafe', seed));
+      assert.equal(world.convergence(), undefined, `did not converge after faults healed: ${describeRun(world, 'failsafe', seed)}`);
+    }
+    context.diagnostic(`${seeds.length} seeds, ${outages} whole-DCS outages, 0 invariant violations`);
+    assert.ok(seeds.length < 10 || outages >= seeds.length / 2, 'the outages really happen');
+  });
+
+  it('without the DCS the primary lives on confirmed rounds; a member that stops answering makes it demote', async () => {
+    const world = new SimWorld(11, NAMES, { failsafeMode: true });
+    await world.runUntil(30_000);
+    assert.equal(world.convergence(), undefined);
+    const leader = world.leaderName()!;
+    const [victim, other] = NAMES.filter((name) => name !== leader) as [string, string];
+    const promotions = world.promotions;
+    world.dcsOutage(true);
+    await world.runUntil(30_000 + 4 * SIM_TIMING.ttlMs);
+    assert.ok(isWritablePrimary(world, leader), `${leader} still writable ${4 * SIM_TIMING.ttlMs} ms into the outage`);
+    assert.equal(world.promotions, promotions, 'nobody promoted');
+    assert.equal(world.node(leader).agent.snapshot().isFailsafeActive, true, 'the leader reports failsafe active');
+    assert.equal(world.node(victim).agent.snapshot().isFailsafeActive, true, 'a replica that confirmed it too');
+    world.killAgent(world.node(victim), false);
+    const killedAt = world.runtime.nowMs;
+    await world.runUntil(killedAt + SIM_TIMING.ttlMs);
+    assert.equal(isWritablePrimary(world, leader), false, `${leader} demoted once ${victim} stopped confirming`);
+    assert.equal(isWritablePrimary(world, other), false, 'and nobody else is writable without the DCS');
+    world.dcsOutage(false);
+    world.restartAgent(world.node(victim));
+    await world.runUntil(killedAt + 60_000);
+    world.stop();
+    assert.deepEqual(world.violations, []);
+    assert.equal(world.convergence(), undefined, 'one leader again once the DCS is back');
+  });
+
+  it('a leader cut off from the DCS alone outlives its lease key: the replicas confirm it and do not race', async () => {
+    const world = new SimWorld(12, NAMES, { failsafeMode: true });
+    await world.runUntil(30_000);
+    const leader = world.leaderName()!;
+    const promotions = world.promotions;
+    world.partition(world.node(leader), true);
+    await world.runUntil(30_000 + 3 * SIM_TIMING.ttlMs);
+    assert.equal(world.leaderName(), undefined, 'its key expired with its lease');
+    assert.ok(isWritablePrimary(world, leader), `${leader} still the writable primary`);
+    assert.equal(world.promotions, promotions, 'no replica raced against the failsafe leader');
+    world.partition(world.node(leader), false);
+    await world.runUntil(30_000 + 3 * SIM_TIMING.ttlMs + 20_000);
+    world.stop();
+    assert.deepEqual(world.violations, []);
+    assert.equal(world.leaderName(), leader, 'it took its key back');
+    assert.equal(world.convergence(), undefined);
+  });
+});
+
+describe('failsafe rules are load-bearing', () => {
+  // As in ha-sim-rules: without the fence process a killed agent's primary stays writable (not judged here); every
+  // other invariant, including no primary past its (failsafe-extended) deadline while its agent runs, must hold.
+  it('the core keeps every invariant on its own (lease fence and fence process off)', async () => {
+    for (const seed of seedsToRun(15)) {
+      const world = await runSeed(seed, { failsafeMode: true, withoutFence: true, withoutFenceProcess: true });
+      assert.deepEqual(world.violations, [], describeRun(world, 'failsafe, fences off', seed));
+      assert.equal(world.convergence(), undefined, describeRun(world, 'failsafe, fences off', seed));
+    }
+  });
+
+  it('replicas that ignore a fresh POST /failsafe and race are caught', async (context) => {
+    const failing: number[] = [];
+    for (const seed of seedsToRun(15)) {
+      const world = await runSeed(seed, {
+        failsafeMode: true,
+        mutateDecide: (decide) => (obs, mem) =>
+          decide(obs.failsafe === undefined ? obs : { ...obs, failsafe: { ...obs.failsafe, record: undefined } }, mem),
+      });
+      if (world.violations.length > 0) failing.push(seed);
+    }
+    context.diagnostic(`failing seeds: ${failing.join(', ')}`);
+    assert.ok(failing.length > 0, 'racing against a confirmed failsafe leader must break an invariant');
+  });
+});
