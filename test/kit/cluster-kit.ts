@@ -4,6 +4,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import type { HeartbeatRecord } from '../../src/core/types.js';
+import { EtcdDcs } from '../../src/dcs/etcd/etcd-dcs.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 
@@ -115,5 +117,20 @@ export function agentLogTail(cluster: LocalCluster, name: string, pattern: RegEx
       .join('\n');
   } catch (error) {
     return `(no agent log for ${name}: ${error instanceof Error ? error.message : String(error)})`;
+  }
+}
+
+/** The heartbeat key as the cluster's etcd holds it now (pgwarden's silent-leader detector). */
+export async function readHeartbeat(cluster: LocalCluster): Promise<HeartbeatRecord | undefined> {
+  const dcs = new EtcdDcs({
+    endpoints: cluster.etcd.members.map((member) => member.clientUrl),
+    namespace: cluster.namespace,
+    scope: cluster.scope,
+    member: 'test-kit',
+  });
+  try {
+    return await dcs.readHeartbeat(AbortSignal.timeout(5000));
+  } finally {
+    await dcs.close();
   }
 }
