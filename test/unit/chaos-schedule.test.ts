@@ -108,6 +108,12 @@ const GOLDEN: readonly {
     ],
   },
   {
+    name: 'seed 13, the blackhole and the etcd leader kills (the integration run of the extra kinds)',
+    seed: 13,
+    kinds: ['blackhole-primary', 'kill-etcd-leader'],
+    faults: ['kill-etcd-leader 360 1', 'blackhole-primary 36 1'],
+  },
+  {
     name: 'seed 3, the default kinds of a loopback run',
     seed: 3,
     kinds: faultKindsFor('loopback'),
