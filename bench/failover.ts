@@ -272,7 +272,7 @@ interface Elections {
 async function electEtcdLeaders(cluster: LocalCluster, writers: readonly [Writer, Writer], count: number): Promise<Elections> {
   const { leader: before } = await waitHealthy(cluster, 60_000);
   const startedAt = performance.now();
-  const timelineBefore = Math.max(0, ...writers.flatMap((writer) => writer.acks.map((ack) => ack.timeline)));
+  const timelineBefore = writers.flatMap((writer) => writer.acks).reduce((highest, ack) => Math.max(highest, ack.timeline), 0);
   const watch = new LeaderWatch(() => cluster.view(1000));
   watch.start();
   let elections = 0;

@@ -152,13 +152,15 @@ export function judgeFault(evidence: FaultEvidence): Omit<FaultOutcome, 'index' 
   const within = (ack: Ack): boolean => ack.atMs > startMs && ack.atMs <= endMs;
   // The timeline of the primary before the fault: the newest acknowledged before it, by either writer.
   const before = [...evidence.proxyAcks, ...evidence.directAcks].filter((ack) => ack.atMs <= startMs);
-  const timelineBefore = Math.max(0, ...before.map((ack) => ack.timeline));
+  // (reduce, not Math.max(...): a long run has more acks than a call has room for arguments)
+  const timelineBefore = before.reduce((highest, ack) => Math.max(highest, ack.timeline), 0);
   const windowAcks = [...evidence.proxyAcks.filter(within), ...evidence.directAcks.filter(within)];
   const promoted = windowAcks.some((ack) => ack.timeline > timelineBefore && timelineBefore > 0);
   const newLeaders = evidence.leaderChanges.map((change) => change.leader);
   const failover = newLeaders.length > 0 || promoted;
   // The last acks before the fault anchor the timeline the window starts on.
-  const anchor = before.sort((a, b) => a.atMs - b.atMs).slice(-1);
+  const last = before.reduce<Ack | undefined>((latest, ack) => (latest === undefined || ack.atMs > latest.atMs ? ack : latest), undefined);
+  const anchor = last === undefined ? [] : [last];
   const late = new Set(lateAcks([...anchor, ...windowAcks]));
   const count = (acks: readonly Ack[]): number => acks.filter((ack) => within(ack) && late.has(ack)).length;
   const firstChange = evidence.leaderChanges[0];

@@ -77,6 +77,13 @@ describe('one fault judged', () => {
     assert.equal(judged.directRecoveryMs, undefined, 'no direct write after the fault: the pause never ended');
   });
 
+  it('judges a long run (more acks than a call takes arguments)', () => {
+    const proxyAcks = Array.from({ length: 300_000 }, (_unused, index) => ack(index, index, 5001, 1));
+    const judged = judgeFault({ ...base, startMs: 299_000, endMs: 400_000, proxyAcks, directAcks: [] });
+    assert.equal(judged.recoveryMs, 1);
+    assert.equal(judged.failover, false);
+  });
+
   it('takes only the leader changes of the fault window, from the first that is not the leader before it', () => {
     const changes = [
       { atMs: 10, leader: 'node1' },
