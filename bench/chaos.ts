@@ -1,15 +1,27 @@
 // Longer chaos runs: several seeds, synchronous and asynchronous, each a fresh local cluster; prints one row per
 // run and the totals (faults, lost writes, dual-writable periods, recovery time).
 import { parseArgs } from 'node:util';
+import { kindSummaryTable, summarizeByKind } from '../src/chaos/checker.js';
 import { runChaos, stopActiveClusters, type ChaosReport } from '../src/chaos/runner.js';
+import { ALL_FAULT_KINDS, type FaultKind } from '../src/chaos/schedule.js';
 
 const { values } = parseArgs({
   options: {
     seeds: { type: 'string', default: '3' },
     faults: { type: 'string', default: '8' },
     'first-seed': { type: 'string', default: '100' },
+    /** Comma-separated fault kinds (default: those the network allows), e.g. blackhole-primary,kill-etcd-leader. */
+    kinds: { type: 'string' },
+    network: { type: 'string', default: 'auto' },
+    /** sync, async or both (default). */
+    mode: { type: 'string', default: 'both' },
   },
 });
+const kinds = values.kinds?.split(',').map((kind) => kind.trim());
+const unknown = kinds?.filter((kind) => !(ALL_FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
+if (unknown.length > 0) throw new Error(`unknown fault kinds ${unknown.join(', ')}; choose from ${ALL_FAULT_KINDS.join(', ')}`);
+const network = values.network as 'auto' | 'loopback' | 'netns' | 'relay';
+const modes = { sync: [true], async: [false], both: [true, false] }[values.mode as 'sync' | 'async' | 'both'] ?? [true, false];
 
 process.once('uncaughtException', (error) => {
   console.error(error);
@@ -20,17 +32,23 @@ async function main(): Promise<void> {
   const reports: ChaosReport[] = [];
   const first = Number(values['first-seed']);
   for (let seed = first; seed < first + Number(values.seeds); seed++) {
-    for (const isSync of [true, false]) {
-      reports.push(await runChaos({ seed, faults: Number(values.faults), isSync, out: (line) => console.log(line) }));
+    for (const isSync of modes) {
+      reports.push(
+        await runChaos({
+          seed,
+          faults: Number(values.faults),
+          isSync,
+          network,
+          ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}),
+          out: (line) => console.log(line),
+        }),
+      );
     }
   }
   const recoveries = reports
     .flatMap((report) => report.faults.map((fault) => fault.recoveryMs))
     .filter((ms): ms is number => ms !== undefined)
     .sort((a, b) => a - b);
-  const byKind = new Map<string, number[]>();
-  for (const fault of reports.flatMap((report) => report.faults))
-    if (fault.recoveryMs !== undefined) byKind.set(fault.kind, [...(byKind.get(fault.kind) ?? []), fault.recoveryMs]);
   console.log(
     '\n| seed | mode | network | faults | acknowledged | lost (WAL bytes; bound in async) | dual-writable | divergent | converged | reads ok / failed |',
   );
@@ -47,12 +65,8 @@ async function main(): Promise<void> {
   console.log(
     `longest write pause per fault (what the application saw, through the proxy): median ${recoveries[Math.floor((recoveries.length - 1) / 2)] ?? '-'} ms, max ${recoveries.at(-1) ?? '-'} ms`,
   );
-  for (const [kind, list] of [...byKind].sort()) {
-    const sorted = list.sort((a, b) => a - b);
-    console.log(
-      `  ${kind.padEnd(26)} n=${sorted.length} median ${sorted[Math.floor((sorted.length - 1) / 2)]} ms, max ${sorted.at(-1)} ms`,
-    );
-  }
+  console.log('\nper fault kind, over every run:');
+  for (const line of kindSummaryTable(summarizeByKind(reports.flatMap((report) => report.faults)))) console.log(line);
 }
 
 main().catch((error: unknown) => {

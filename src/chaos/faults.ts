@@ -1,9 +1,11 @@
 // The fault injectors as one table: for every fault kind, the networks a run needs for it, how to inject it, how
 // long it stays, and how to heal it. The runner only walks the schedule and calls the row of each fault.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalCluster } from '../local/local-cluster.js';
 import { processTree, signalAll } from '../local/process.js';
 import { PgwardenError } from '../util/errors.js';
 import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
+import type { FailoverExpectation } from './checker.js';
 import { FAULT_KINDS, type Fault, type FaultKind } from './schedule.js';
 
 /** How the run's members reach each other (see ChaosOptions.network). */
@@ -34,10 +36,16 @@ export interface FaultInjector<S> {
   readonly runsOn: readonly ChaosNetwork[];
   /** What a run needs for it, for the error when it was asked for on another network. */
   readonly needs: string;
-  /** How long the fault stays in place between inject and heal. */
+  /** Whether the fault must cause a failover, must not (quorum intact: a false failover), or may. */
+  readonly failover: FailoverExpectation;
+  /** How long the fault stays in place between inject and heal (at most, when `hold` ends it earlier). */
   holdMs(context: FaultContext): number;
   inject(context: FaultContext): Promise<Injected<S>>;
+  /** What happens between inject and heal, when it is more than waiting holdMs (the default). */
+  hold?(context: FaultContext, state: S): Promise<void>;
   heal(context: FaultContext, state: S): Promise<void>;
+  /** The target for the report once healed, when the fault hit more than what inject returned (repeated kills). */
+  describe?(state: S): string;
 }
 
 const ANY_NETWORK: readonly ChaosNetwork[] = ['loopback', 'relay', 'netns'];
@@ -57,6 +65,13 @@ const DEGRADED_MS = 8000;
 /** A full disk stays full this long: writes fail for a while, and the agent must keep running through it. */
 const FULL_DISK_MS = 10_000;
 const QUORUM_BACK_TIMEOUT_MS = 30_000;
+/** A fault that must force a failover stays this long after the new leader is seen: the old primary rejoins later. */
+const AFTER_FAILOVER_MS = 2000;
+/** kill-etcd-leader: how many raft leaders one fault kills, and the pause between a restart and the next kill. */
+const ETCD_LEADER_KILLS = 3;
+const ETCD_BETWEEN_KILLS_MS = 2000;
+/** An etcd cluster with quorum elects a leader within a few election timeouts (1 s here). */
+const ETCD_LEADER_TIMEOUT_MS = 15_000;
 
 /** Keeps each row's state type while the table holds rows of different states (heal is a method: bivariant). */
 const row = <S>(injector: FaultInjector<S>): FaultInjector<unknown> => injector;
@@ -94,11 +109,39 @@ const resumeStopped = async ({ stopped }: FaultContext, pids: readonly number[])
 /** Restarts the agent of the member the fault took down. */
 const restartAgent = async ({ cluster }: FaultContext, name: string): Promise<void> => void cluster.startAgent(name);
 
+/** SIGKILLs the etcd raft leader (once the running members agree on one) and returns its index. */
+async function killEtcdLeader(cluster: LocalCluster): Promise<number> {
+  const index = await waitUntil(() => cluster.etcd.leaderIndex(), {
+    timeoutMs: ETCD_LEADER_TIMEOUT_MS,
+    intervalMs: 100,
+    describe: 'an etcd raft leader',
+  });
+  await cluster.etcd.killMember(index);
+  return index;
+}
+
+/** Holds until the DCS names a leader other than the one the fault hit (at most holdMs), then AFTER_FAILOVER_MS more. */
+async function holdUntilFailover(context: FaultContext, maxMs: number): Promise<void> {
+  await waitUntil(
+    async () => ((await context.cluster.view(1000).catch(() => undefined))?.leader?.name ?? context.leader) !== context.leader,
+    {
+      timeoutMs: maxMs,
+      intervalMs: 200,
+      describe: `a leader other than ${context.leader}`,
+    },
+  ).catch((error: unknown) => {
+    // No failover within the hold: the checker reports it (missed failover); the fault is healed all the same.
+    if (!isWaitTimeout(error)) throw error;
+  });
+  await sleep(AFTER_FAILOVER_MS);
+}
+
 /** Cut off from etcd and the other members (both ways), or unable to send to etcd while it still hears it. */
 function partitionPrimary(isOneWay: boolean): FaultInjector<unknown> {
   return row<{ readonly undo: () => Promise<void> }>({
     runsOn: ['relay', 'netns'],
     needs: `${NEEDS_NETNS}, or TCP relays between the agents and etcd (network: relay)`,
+    failover: 'required',
     holdMs: pastTtlMs,
     async inject(context) {
       // Either way it cannot renew its lock. Clients and the proxy still reach it, which is what makes this dangerous.
@@ -125,6 +168,7 @@ function partitionPrimary(isOneWay: boolean): FaultInjector<unknown> {
 
 export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } = {
   'kill-primary-agent': row({
+    failover: 'allowed',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     holdMs: () => RESTART_DELAY_MS,
@@ -135,6 +179,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: restartAgent,
   }),
   'kill-primary-postmaster': row({
+    failover: 'allowed',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     // The agent itself must restart its PostgreSQL: there is nothing to heal.
@@ -146,6 +191,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: async () => undefined,
   }),
   'kill-primary-both': row({
+    failover: 'allowed',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     holdMs: () => RESTART_DELAY_MS,
@@ -156,6 +202,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: restartAgent,
   }),
   'stop-primary': row({
+    failover: 'required',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     // Frozen past its lease, as a long GC pause or a stalled VM would, then woken up believing it is still primary.
@@ -169,6 +216,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: resumeStopped,
   }),
   'stop-primary-agent': row({
+    failover: 'required',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     // The agent alone is frozen past the lease while PostgreSQL keeps serving the clients connected to it: only
@@ -181,6 +229,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: resumeStopped,
   }),
   'kill-replica-both': row({
+    failover: 'forbidden',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     holdMs: () => RESTART_DELAY_MS,
@@ -191,6 +240,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: restartAgent,
   }),
   'kill-etcd-member': row({
+    failover: 'forbidden',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     holdMs: () => RESTART_DELAY_MS,
@@ -202,6 +252,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: async ({ cluster }, index) => cluster.etcd.startMember(index),
   }),
   'switchover-replica-kill': row({
+    failover: 'allowed',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     holdMs: () => RESTART_DELAY_MS,
@@ -219,6 +270,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: restartAgent,
   }),
   'etcd-quorum-loss': row({
+    failover: 'allowed',
     runsOn: ANY_NETWORK,
     needs: NEEDS_NOTHING,
     // No quorum for longer than ttl: the primary cannot renew its lock and must stop taking writes before the lease
@@ -246,6 +298,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
   'partition-primary': partitionPrimary(false),
   'partition-primary-oneway': partitionPrimary(true),
   'partition-etcd-minority': row({
+    failover: 'forbidden',
     runsOn: NETNS_ONLY,
     needs: NEEDS_NETNS,
     holdMs: () => DEGRADED_MS,
@@ -264,6 +317,7 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     heal: async (context, name) => labOf(context).heal(name),
   }),
   'latency-primary': row({
+    failover: 'forbidden',
     runsOn: NETNS_ONLY,
     needs: NEEDS_NETNS,
     holdMs: () => DEGRADED_MS,
@@ -273,7 +327,46 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     },
     heal: async (context, name) => labOf(context).heal(name),
   }),
+  'blackhole-primary': row({
+    runsOn: NETNS_ONLY,
+    needs: NEEDS_NETNS,
+    failover: 'required',
+    // A power loss as the others see it: every packet to and from the primary's namespace dropped (etcd, peers,
+    // proxies, direct clients, the gateway), no RST, no FIN. Held until another member leads (at most past the lease),
+    // then healed: the old primary must find itself demoted and rejoin as a replica.
+    holdMs: pastTtlMs,
+    async inject(context) {
+      await labOf(context).blackhole(context.leader);
+      return { target: `${context.leader} (blackholed)`, state: context.leader };
+    },
+    hold: async (context) => holdUntilFailover(context, pastTtlMs(context)),
+    heal: async (context, name) => labOf(context).heal(name),
+  }),
+  'kill-etcd-leader': row<{ readonly killed: number[] }>({
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    failover: 'forbidden',
+    // SIGKILL of the raft leader, restarted RESTART_DELAY_MS later, ETCD_LEADER_KILLS times: an election each time,
+    // quorum intact throughout. PostgreSQL must keep its leader (a failover here is a false one).
+    holdMs: () => RESTART_DELAY_MS,
+    async inject({ cluster }) {
+      const first = await killEtcdLeader(cluster);
+      return { target: `etcd${first + 1} (raft leader)`, state: { killed: [first] } };
+    },
+    async hold({ cluster }, state) {
+      for (let round = 1; round < ETCD_LEADER_KILLS; round++) {
+        await sleep(RESTART_DELAY_MS);
+        await cluster.etcd.startMember(state.killed.at(-1)!);
+        await sleep(ETCD_BETWEEN_KILLS_MS);
+        state.killed.push(await killEtcdLeader(cluster));
+      }
+      await sleep(RESTART_DELAY_MS);
+    },
+    heal: async ({ cluster }, state) => cluster.etcd.startMember(state.killed.at(-1)!),
+    describe: (state) => `etcd raft leaders ${state.killed.map((index) => `etcd${index + 1}`).join(', ')} (SIGKILL, restarted)`,
+  }),
   'full-disk-primary': row({
+    failover: 'allowed',
     runsOn: NETNS_ONLY,
     needs: `${NEEDS_NETNS}, with a tmpfs per node`,
     holdMs: () => FULL_DISK_MS,

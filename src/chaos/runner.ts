@@ -12,10 +12,21 @@ import { canUseNetns } from '../local/netns.js';
 import { signalAll } from '../local/process.js';
 import { PgwardenError } from '../util/errors.js';
 import { isWaitTimeout, waitUntil, type WaitOptions } from '../util/wait-until.js';
-import { checkRun, type CheckReport } from './checker.js';
+import {
+  checkRun,
+  judgeFault,
+  kindSummaryTable,
+  summarizeByKind,
+  type CheckReport,
+  type FaultOutcome,
+  type KindSummary,
+} from './checker.js';
 import { checkFaultKinds, FAULT_TABLE, faultKindsFor, pickReplica, type ChaosNetwork, type FaultContext } from './faults.js';
+import { LeaderWatch, leaderChangesWithin } from './leader-watch.js';
 import { faultSchedule, type FaultKind } from './schedule.js';
-import { ackTableSql, longestWriteGap, Reader, Writer } from './workload.js';
+import { ackTableSql, Reader, Writer } from './workload.js';
+
+export type { FaultOutcome } from './checker.js';
 
 export interface ChaosOptions {
   readonly seed: number;
@@ -31,22 +42,12 @@ export interface ChaosOptions {
   readonly out: (line: string) => void;
 }
 
-export interface FaultOutcome {
-  readonly index: number;
-  readonly kind: FaultKind;
-  readonly target: string;
-  /**
-   * The longest pause between two acknowledged writes that ends after the fault, until the cluster converged:
-   * the outage the application saw. Undefined if no write was acknowledged after the fault.
-   */
-  readonly recoveryMs: number | undefined;
-  readonly converged: boolean;
-}
-
 export interface ChaosReport extends Omit<CheckReport, 'dualWritable'> {
   readonly seed: number;
   readonly isSync: boolean;
   readonly faults: readonly FaultOutcome[];
+  /** Per fault kind: failovers (false, missed), write pauses, writes acknowledged after a promotion. */
+  readonly byKind: readonly KindSummary[];
   readonly dualWritable: number;
   readonly converged: boolean;
   readonly timelines: readonly number[];
@@ -164,6 +165,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let writer: Writer | undefined;
   let directWriter: Writer | undefined;
   let reader: Reader | undefined;
+  const watch = new LeaderWatch(() => cluster.view(1000));
   const stopped = new Set<number>();
   // Ctrl-C or a CI timeout must not leave etcd, agents or postmasters behind.
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -233,6 +235,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     directWriter.start();
     reader = new Reader({ host: '127.0.0.1', port: proxy.replicaPort }, cluster.superuserPassword, ACK_TABLE);
     reader.start();
+    watch.start();
     const outcomes: FaultOutcome[] = [];
     for (const fault of schedule) {
       await sleep(fault.settleS * 1000);
@@ -247,34 +250,48 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         ttlS: TIMING.ttl,
         stopped,
       };
-      const { target, state } = await injector.inject(context);
-      await sleep(injector.holdMs(context));
-      await injector.heal(context, state);
+      const injected = await injector.inject(context);
+      if (injector.hold !== undefined) await injector.hold(context, injected.state);
+      else await sleep(injector.holdMs(context));
+      await injector.heal(context, injected.state);
+      const target = injector.describe?.(injected.state) ?? injected.target;
       const converged = (await healthy(120_000)) !== undefined;
-      // Writes must be flowing again after convergence, or the longest pause is not over yet.
+      // Writes must be flowing again after convergence, or the longest pause is not over yet: through the proxy and
+      // (not waited for as long) straight to the members, whose client may be trying a dead host first.
       const convergedAt = performance.now();
-      const active = writer;
-      await valueWithin(async () => active.acks.find((ack) => ack.atMs > convergedAt), {
-        timeoutMs: 60_000,
-        intervalMs: 200,
-        describe: `a write acknowledged after fault ${fault.index + 1} converged`,
-      });
+      for (const [active, timeoutMs] of [
+        [writer, 60_000],
+        [directWriter, 30_000],
+      ] as const)
+        await valueWithin(async () => active.acks.find((ack) => ack.atMs > convergedAt), {
+          timeoutMs,
+          intervalMs: 200,
+          describe: `a write acknowledged after fault ${fault.index + 1} converged`,
+        });
+      const endMs = performance.now();
       const outcome: FaultOutcome = {
         index: fault.index,
         kind: fault.kind,
         target,
-        recoveryMs: roundMs(longestWriteGap(writer.acks, injectedAt)),
         converged,
+        ...judgeFault({
+          startMs: injectedAt,
+          endMs,
+          leaderBefore: leader,
+          leaderChanges: leaderChangesWithin(watch.changes, leader, injectedAt, endMs),
+          proxyAcks: writer.acks,
+          directAcks: directWriter.acks,
+          expectation: injector.failover,
+        }),
       };
       outcomes.push(outcome);
-      out(
-        `  fault ${fault.index + 1}/${schedule.length}: ${fault.kind} on ${target}: longest write pause ${outcome.recoveryMs ?? 'never (no write after the fault)'} ms, ${converged ? 'converged' : 'NOT converged'}`,
-      );
+      out(`  fault ${fault.index + 1}/${schedule.length}: ${fault.kind} on ${target}: ${describeOutcome(outcome)}`);
     }
     await sleep(1000);
     await writer.stop();
     await directWriter.stop();
     await reader.stop();
+    await watch.stop();
     const finalLeader = await healthy(120_000);
     const converged = finalLeader !== undefined;
     const leader = finalLeader ?? (await cluster.view()).leader?.name ?? first;
@@ -305,6 +322,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       seed: options.seed,
       isSync: options.isSync,
       faults: outcomes,
+      byKind: summarizeByKind(outcomes),
       converged,
       timelines,
       writerErrors: writer.failures.length,
@@ -328,6 +346,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     await writer?.stop();
     await directWriter?.stop();
     await reader?.stop();
+    await watch.stop();
     await cluster.lab?.healAll().catch(() => undefined);
     await cluster.stop();
     active.delete(cluster);
@@ -335,7 +354,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
 }
 
-const roundMs = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : Math.round(ms));
+/** One fault's line: the pauses, the failover (and whether the fault should have caused one), late acks. */
+export function describeOutcome(outcome: FaultOutcome): string {
+  const pause = (ms: number | undefined): string => (ms === undefined ? 'never ended (no write after the fault)' : `${ms} ms`);
+  const failover = outcome.failover
+    ? `failover to ${outcome.newLeaders.join(' then ') || 'a newer timeline'}${outcome.newLeaderMs === undefined ? '' : ` seen after ${outcome.newLeaderMs} ms`}${outcome.falseFailover ? ' (FALSE FAILOVER: quorum was intact)' : ''}`
+    : `no failover${outcome.missedFailover ? ' (MISSED: the fault should have forced one)' : ''}`;
+  const late = outcome.lateAcks.proxy + outcome.lateAcks.direct;
+  return [
+    `longest write pause ${pause(outcome.recoveryMs)} through the proxy, ${pause(outcome.directRecoveryMs)} direct`,
+    failover,
+    `${late === 0 ? 'no write' : `${late} WRITES (proxy ${outcome.lateAcks.proxy}, direct ${outcome.lateAcks.direct})`} acknowledged by a member after another was promoted`,
+    outcome.converged ? 'converged' : 'NOT converged',
+  ].join(', ');
+}
 
 function printSummary(report: ChaosReport, out: (line: string) => void): void {
   const recoveries = report.faults
@@ -351,6 +383,9 @@ function printSummary(report: ChaosReport, out: (line: string) => void): void {
   out(
     `| ${report.seed} | ${report.isSync ? 'sync' : 'async'} | ${report.network} | ${report.faults.length} | ${report.acknowledged} | ${report.lost.length} (${report.lostWalBytes}) | ${report.dualWritable} | ${report.divergentMembers.join(',') || 'none'} | ${report.converged ? 'yes' : 'NO'} | ${median ?? '-'} / ${recoveries.at(-1) ?? '-'} | ${report.reads.ok} / ${report.reads.failed} | ${report.timelines.join(',')} |`,
   );
+  out('');
+  for (const line of kindSummaryTable(report.byKind)) out(line);
+  out('');
   if (!report.isSync)
     out(
       `asynchronous mode: lost writes spanned ${report.lostWalBytes} bytes of WAL; maximum_lag_on_failover is ${report.maximumLagOnFailover} (${report.lostWalBytes <= report.maximumLagOnFailover ? 'within' : 'EXCEEDED'})`,

@@ -16,7 +16,9 @@ export type FaultKind =
   | 'partition-primary-oneway'
   | 'partition-etcd-minority'
   | 'latency-primary'
-  | 'full-disk-primary';
+  | 'full-disk-primary'
+  | 'blackhole-primary'
+  | 'kill-etcd-leader';
 
 export interface Fault {
   readonly index: number;
@@ -47,9 +49,11 @@ export const NETWORK_FAULT_KINDS: readonly FaultKind[] = [
 export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', ...NETWORK_FAULT_KINDS, 'full-disk-primary'];
 /**
  * Kinds a run makes only when asked (--kinds): outside the default lists, so that the seeds of earlier runs replay the
- * same schedule. stop-primary-agent freezes the primary's agent alone while its PostgreSQL runs (the fence's case).
+ * same schedule. stop-primary-agent freezes the primary's agent alone while its PostgreSQL runs (the fence's case);
+ * blackhole-primary drops every packet of the primary's namespace (a power loss, as the others see it; netns only);
+ * kill-etcd-leader SIGKILLs the etcd raft leader a few times under load (no PostgreSQL failover may follow).
  */
-export const EXTRA_FAULT_KINDS: readonly FaultKind[] = ['stop-primary-agent'];
+export const EXTRA_FAULT_KINDS: readonly FaultKind[] = ['stop-primary-agent', 'blackhole-primary', 'kill-etcd-leader'];
 export const ALL_FAULT_KINDS: readonly FaultKind[] = [...FAULT_KINDS, ...EXTRA_FAULT_KINDS];
 
 export function faultSchedule(seed: number, count: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {

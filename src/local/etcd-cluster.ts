@@ -20,13 +20,54 @@ export interface EtcdClusterHandle {
   readonly endpoints: readonly string[];
   readonly members: readonly EtcdMember[];
   stopMember(index: number): Promise<void>;
+  /** SIGKILL (no graceful leader transfer, as a crash or a power loss), waiting until the process is gone. */
+  killMember(index: number): Promise<void>;
   startMember(index: number): Promise<void>;
+  /** The index of the raft leader as the running members report it (/v3/maintenance/status), undefined if none. */
+  leaderIndex(): Promise<number | undefined>;
   stop(): Promise<void>;
 }
 
 /** etcd can take 5-25 s to honour SIGTERM; tests cannot wait that long, and its data is expendable. */
 const STOP_GRACE_MS = 2000;
 const HEALTHY_TIMEOUT_MS = 30_000;
+
+interface MemberStatus {
+  readonly header?: { readonly member_id?: string };
+  readonly leader?: string;
+}
+
+/** etcd's own status of one member: its id and the id of the leader it follows (uint64s as decimal strings). */
+async function memberStatus(clientUrl: string): Promise<MemberStatus | undefined> {
+  try {
+    const response = await fetch(`${clientUrl}/v3/maintenance/status`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+      signal: AbortSignal.timeout(1000),
+    });
+    return response.ok ? ((await response.json()) as MemberStatus) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Which of these members leads: each running member names its own id and its leader's; the leader is the member
+ * whose id the others name (a member cut off may still name an old leader: the most named one wins).
+ */
+export async function raftLeaderIndex(members: readonly EtcdMember[]): Promise<number | undefined> {
+  const statuses = await Promise.all(
+    members.map((member) => (member.pid === undefined ? Promise.resolve(undefined) : memberStatus(member.clientUrl))),
+  );
+  const votes = new Map<string, number>();
+  for (const status of statuses)
+    if (status?.leader !== undefined && status.leader !== '0') votes.set(status.leader, (votes.get(status.leader) ?? 0) + 1);
+  const leaderId = [...votes].sort((a, b) => b[1] - a[1])[0]?.[0];
+  if (leaderId === undefined) return undefined;
+  const index = statuses.findIndex((status) => status?.header?.member_id === leaderId);
+  return index < 0 ? undefined : index;
+}
 
 async function isHealthy(clientUrl: string): Promise<boolean> {
   try {
@@ -136,6 +177,13 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
     endpoints: members.map((member) => member.clientUrl),
     members,
     stopMember,
+    killMember: async (index: number): Promise<void> => {
+      const member = members[index];
+      if (member?.pid === undefined) return;
+      await stopPid(member.pid, { signal: 'SIGKILL', graceMs: 5000 });
+      member.pid = undefined;
+    },
+    leaderIndex: () => raftLeaderIndex(members),
     startMember: async (index: number): Promise<void> => {
       const member = members[index];
       if (member === undefined || (member.pid !== undefined && isAlive(member.pid))) return;

@@ -462,7 +462,15 @@ export class LocalCluster {
 function borrowedEtcd(etcd: EtcdClusterHandle): EtcdClusterHandle {
   const notOwned = (): Promise<void> =>
     Promise.reject(new PgwardenError('PGW_LOCAL_PROCESS', "this cluster uses another cluster's etcd: stop or start its members there"));
-  return { endpoints: etcd.endpoints, members: [], stopMember: notOwned, startMember: notOwned, stop: () => Promise.resolve() };
+  return {
+    endpoints: etcd.endpoints,
+    members: [],
+    stopMember: notOwned,
+    killMember: notOwned,
+    startMember: notOwned,
+    leaderIndex: () => Promise.resolve(undefined),
+    stop: () => Promise.resolve(),
+  };
 }
 
 /** A postmaster whose agent was killed keeps running: stop it by the PID in postmaster.pid. */

@@ -129,6 +129,26 @@ export class NetnsLab {
   }
 
   /**
+   * Every packet in or out of the host's interface dropped, whoever the peer (etcd, the other members, the bridge's
+   * gateway and so every process of the root namespace: proxies, clients): a host that lost power, as its peers see
+   * it. Nothing answers, not even with a RST or a FIN; its own processes still reach each other over loopback.
+   * Replaces any earlier partition of that host; heal removes it.
+   */
+  async blackhole(name: string): Promise<void> {
+    const host = this.host(name);
+    const rules = [
+      'table inet pgwchaos {}',
+      'delete table inet pgwchaos',
+      'table inet pgwchaos {',
+      '  chain input { type filter hook input priority -10; iifname "eth0" drop; }',
+      '  chain output { type filter hook output priority -10; oifname "eth0" drop; }',
+      '}',
+      '',
+    ].join('\n');
+    await inNs(host.ns, 'nft', ['-f', '-'], rules);
+  }
+
+  /**
    * Added latency and loss on everything the host sends, with tc netem. Kernels built without sch_netem (this
    * project's CI VMs among them) cannot delay packets at all; there the loss is applied with nftables' random
    * numbers and the latency is left out. Returns what was applied, for the report.

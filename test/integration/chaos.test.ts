@@ -80,6 +80,35 @@ describe('pgwarden chaos (short seeded runs)', { timeout: 2_700_000 }, () => {
   );
 
   it(
+    'a blackholed primary (power loss: no RST, no FIN) is replaced and rejoins as a replica; etcd leader kills under load cause no failover',
+    { skip: process.getuid?.() === 0 ? false : 'network namespaces need root' },
+    async () => {
+      const lines: string[] = [];
+      const report = await runChaos({
+        seed: 13,
+        faults: 2,
+        isSync: false,
+        kinds: ['blackhole-primary', 'kill-etcd-leader'],
+        network: 'netns',
+        out: (line) => lines.push(line),
+      });
+      const context = lines.join('\n');
+      const [etcd, blackhole] = report.faults;
+      assert.equal(etcd?.kind, 'kill-etcd-leader', context);
+      assert.equal(etcd.falseFailover, false, `three etcd leader elections, quorum intact: no PostgreSQL failover: ${context}`);
+      assert.equal(blackhole?.kind, 'blackhole-primary', context);
+      assert.equal(blackhole.failover, true, `another member took over from the blackholed primary: ${context}`);
+      assert.ok(blackhole.directRecoveryMs !== undefined, `the direct multi-host writer found the new primary: ${context}`);
+      for (const fault of report.faults) assert.deepEqual(fault.lateAcks, { proxy: 0, direct: 0 }, context);
+      assert.equal(report.dualWritable, 0, context);
+      assert.deepEqual(report.divergentMembers, [], context);
+      assert.equal(report.converged, true, `the old primary rejoined as a replica: ${context}`);
+      assert.ok(report.lostWalBytes <= report.maximumLagOnFailover, context);
+      await rm(report.reportPath, { force: true });
+    },
+  );
+
+  it(
     'survives a full disk on the primary (data, pg_wal and the agent log): writes pause and come back, nothing lost',
     { skip: process.getuid?.() === 0 ? false : 'a tmpfs per node needs root' },
     async () => {

@@ -57,6 +57,7 @@ describe('asynchronous loss against maximum_lag_on_failover', () => {
     const base = {
       seed: 1,
       faults: [],
+      byKind: [],
       acknowledged: 10,
       lost: [7],
       dualWritable: 0,

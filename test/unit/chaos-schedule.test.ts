@@ -108,6 +108,12 @@ const GOLDEN: readonly {
     ],
   },
   {
+    name: 'seed 13, the blackhole and the etcd leader kills (the integration run of the extra kinds)',
+    seed: 13,
+    kinds: ['blackhole-primary', 'kill-etcd-leader'],
+    faults: ['kill-etcd-leader 360 1', 'blackhole-primary 36 1'],
+  },
+  {
     name: 'seed 3, the default kinds of a loopback run',
     seed: 3,
     kinds: faultKindsFor('loopback'),
@@ -191,7 +197,7 @@ describe('the fault table', () => {
   it('has a row for every kind, and the kind order the schedules depend on', () => {
     assert.deepEqual(Object.keys(FAULT_TABLE).sort(), [...ALL_FAULT_KINDS].sort());
     // Kinds made only when asked for stay out of the default lists: the schedules of earlier seeds do not change.
-    assert.deepEqual(EXTRA_FAULT_KINDS, ['stop-primary-agent']);
+    assert.deepEqual(EXTRA_FAULT_KINDS, ['stop-primary-agent', 'blackhole-primary', 'kill-etcd-leader']);
     assert.ok(EXTRA_FAULT_KINDS.every((kind) => !FAULT_KINDS.includes(kind)));
     assert.deepEqual(FAULT_KINDS, [
       'kill-primary-agent',
@@ -215,6 +221,33 @@ describe('the fault table', () => {
     assert.deepEqual(faultKindsFor('loopback'), [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss']);
     assert.deepEqual(faultKindsFor('relay'), [...PROCESS_FAULT_KINDS, 'etcd-quorum-loss', 'partition-primary', 'partition-primary-oneway']);
     assert.deepEqual(faultKindsFor('netns'), FAULT_KINDS);
+  });
+
+  it('makes the blackhole only in namespaces, the etcd leader kills anywhere', () => {
+    assert.deepEqual(FAULT_TABLE['blackhole-primary'].runsOn, ['netns']);
+    assert.doesNotThrow(() => checkFaultKinds(['kill-etcd-leader'], 'loopback'));
+    assert.throws(
+      () => checkFaultKinds(['blackhole-primary'], 'relay'),
+      /blackhole-primary needs every member in its own network namespace/,
+    );
+  });
+
+  it('says which kinds must, must not and may cause a failover', () => {
+    const by = (expectation: string): FaultKind[] => ALL_FAULT_KINDS.filter((kind) => FAULT_TABLE[kind].failover === expectation);
+    assert.deepEqual(by('required'), [
+      'stop-primary',
+      'partition-primary',
+      'partition-primary-oneway',
+      'stop-primary-agent',
+      'blackhole-primary',
+    ]);
+    assert.deepEqual(by('forbidden'), [
+      'kill-replica-both',
+      'kill-etcd-member',
+      'partition-etcd-minority',
+      'latency-primary',
+      'kill-etcd-leader',
+    ]);
   });
 
   it('refuses kinds the network cannot make, saying what they need and what the run can use', () => {
