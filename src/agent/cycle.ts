@@ -103,6 +103,11 @@ export interface CycleState {
   cycleStep: string;
   /** failsafe_mode: the accepted POST /failsafe, the last round sent, lock calls in flight. */
   readonly failsafe: FailsafeState;
+  /**
+   * The leader this member removed for silence, and when: the race that follows does not wait for that member's REST
+   * API (a silent host answers nothing, and would hold the race for the whole peer budget).
+   */
+  silencedLeader?: { readonly name: string; readonly atMs: number } | undefined;
 }
 
 export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
@@ -127,6 +132,12 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
   };
   state.snapshot = snapshotOf(settings, state, task, nowMs, true);
   return state;
+}
+
+/** The member removed for silence less than a ttl ago, if any. */
+function silencedRecently(state: CycleState, nowMs: number): string | undefined {
+  const silenced = state.silencedLeader;
+  return silenced !== undefined && nowMs - silenced.atMs < state.timing.ttlMs ? silenced.name : undefined;
 }
 
 /** A DCS call must finish before the lock's deadline, or the answer would arrive too late to matter. */
@@ -208,7 +219,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     view === undefined
       ? [[], undefined]
       : await Promise.all([
-          observePeers(view, identity.name, peers, clock),
+          observePeers(view, identity.name, peers, clock, silencedRecently(state, clock.nowMs())),
           observeLeaderProbe(view, identity.name, localPg, peers, clock, settings.isFastDeadLeaderEnabled),
         ]);
   const config = view?.config ?? settings.bootstrapConfig;
@@ -257,6 +268,8 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   for (const violation of violations) log.error({ invariant: violation.invariant }, `safety invariant broken: ${violation.message}`);
   if (decision.actions.length > 0 && violations.length === 0) {
     state.cycleStep = `execute: ${decision.actions.map((action) => action.kind).join(', ')}`;
+    const silenced = decision.actions.find((action) => action.kind === 'deleteSilentLeader');
+    if (silenced !== undefined) state.silencedLeader = { name: silenced.leader.name, atMs: clock.nowMs() };
     await executeActions(
       decision.actions,
       {

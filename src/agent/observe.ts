@@ -48,10 +48,13 @@ export async function observeDcs(dcs: Dcs, clock: Clock, budgetMs: number, state
   }
 }
 
-/** Peer statuses for the leader race: only when the view has no leader (the race is the only reader). */
-export async function observePeers(view: ClusterView, self: string, peers: PeerClient, clock: Clock): Promise<PeerStatus[]> {
+/**
+ * Peer statuses for the leader race: only when the view has no leader (the race is the only reader). `skip` is a member
+ * known to answer nothing (a leader this member just removed for silence): it counts as unreachable at once.
+ */
+export async function observePeers(view: ClusterView, self: string, peers: PeerClient, clock: Clock, skip?: string): Promise<PeerStatus[]> {
   if (view.leader !== undefined) return [];
-  const others = view.members.filter((member) => member.name !== self);
+  const others = view.members.filter((member) => member.name !== self && member.name !== skip);
   const signal = clock.deadline(PEER_STATUS_BUDGET_MS);
   return Promise.all(others.map((member) => peers.fetchStatus(member, signal)));
 }

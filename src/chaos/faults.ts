@@ -295,6 +295,38 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
       });
     },
   }),
+  'etcd-quorum-loss-failsafe': row<readonly number[]>({
+    failover: 'forbidden',
+    runsOn: ANY_NETWORK,
+    needs: NEEDS_NOTHING,
+    // Longer than the lease: without failsafe_mode the primary would demote; with it, every member confirms it.
+    holdMs: pastTtlMs,
+    async inject({ cluster, fault }) {
+      await cluster.patchConfig({ failsafe_mode: true });
+      // The leader writes the failsafe key with its next renewal: only then does it know whom to ask.
+      await waitUntil(async () => Object.keys((await cluster.view()).failsafe ?? {}).length === cluster.nodes.length, {
+        timeoutMs: QUORUM_BACK_TIMEOUT_MS,
+        intervalMs: 200,
+        describe: 'the leader to publish the failsafe key',
+      });
+      const size = cluster.etcd.members.length;
+      const victims = [fault.pick % size, (fault.pick + 1) % size];
+      for (const index of victims) await cluster.etcd.stopMember(index);
+      return { target: `${victims.map((index) => `etcd${index + 1}`).join('+')} (failsafe_mode)`, state: victims };
+    },
+    async heal({ cluster }, victims) {
+      for (const index of victims) void cluster.etcd.startMember(index).catch(() => undefined);
+      await waitUntil(async () => (await cluster.view()).leader !== undefined, {
+        timeoutMs: QUORUM_BACK_TIMEOUT_MS,
+        intervalMs: 200,
+        describe: 'a leader key once etcd quorum is back',
+      }).catch((error: unknown) => {
+        if (!isWaitTimeout(error)) throw error;
+      });
+      // The next faults run as configured before this one.
+      await cluster.patchConfig({ failsafe_mode: false }).catch(() => undefined);
+    },
+  }),
   'partition-primary': partitionPrimary(false),
   'partition-primary-oneway': partitionPrimary(true),
   'partition-etcd-minority': row({

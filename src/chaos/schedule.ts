@@ -18,7 +18,8 @@ export type FaultKind =
   | 'latency-primary'
   | 'full-disk-primary'
   | 'blackhole-primary'
-  | 'kill-etcd-leader';
+  | 'kill-etcd-leader'
+  | 'etcd-quorum-loss-failsafe';
 
 export interface Fault {
   readonly index: number;
@@ -51,9 +52,15 @@ export const FAULT_KINDS: readonly FaultKind[] = [...PROCESS_FAULT_KINDS, 'etcd-
  * Kinds a run makes only when asked (--kinds): outside the default lists, so that the seeds of earlier runs replay the
  * same schedule. stop-primary-agent freezes the primary's agent alone while its PostgreSQL runs (the fence's case);
  * blackhole-primary drops every packet of the primary's namespace (a power loss, as the others see it; netns only);
- * kill-etcd-leader SIGKILLs the etcd raft leader a few times under load (no PostgreSQL failover may follow).
+ * kill-etcd-leader SIGKILLs the etcd raft leader a few times under load (no PostgreSQL failover may follow);
+ * etcd-quorum-loss-failsafe takes etcd's quorum away with failsafe_mode on (the primary must stay, nobody promotes).
  */
-export const EXTRA_FAULT_KINDS: readonly FaultKind[] = ['stop-primary-agent', 'blackhole-primary', 'kill-etcd-leader'];
+export const EXTRA_FAULT_KINDS: readonly FaultKind[] = [
+  'stop-primary-agent',
+  'blackhole-primary',
+  'kill-etcd-leader',
+  'etcd-quorum-loss-failsafe',
+];
 export const ALL_FAULT_KINDS: readonly FaultKind[] = [...FAULT_KINDS, ...EXTRA_FAULT_KINDS];
 
 export function faultSchedule(seed: number, count: number, kinds: readonly FaultKind[] = FAULT_KINDS): Fault[] {

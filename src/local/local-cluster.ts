@@ -373,6 +373,21 @@ export class LocalCluster {
     }
   }
 
+  /** Merges `patch` into the dynamic configuration (compare-and-set on its revision, retried a few times). */
+  async patchConfig(patch: Readonly<Record<string, unknown>>, timeoutMs = 5000): Promise<void> {
+    const dcs = openEtcdDcs({ endpoints: this.etcd.endpoints, namespace: this.namespace, scope: this.scope, member: '__local_observer' });
+    try {
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const view = await dcs.loadCluster(deadline(timeoutMs));
+        if (view.config === undefined) throw new PgwardenError('PGW_LOCAL_PROCESS', 'the cluster has no dynamic configuration yet');
+        if (await dcs.setConfig({ ...view.config, ...patch }, view.configRevision, deadline(timeoutMs))) return;
+      }
+      throw new PgwardenError('PGW_LOCAL_PROCESS', 'the dynamic configuration kept changing under the update', { context: { patch } });
+    } finally {
+      await dcs.close();
+    }
+  }
+
   /** libpq multi-host connection string that always lands on the writable primary. */
   connectionString(targetSessionAttrs = 'read-write'): string {
     const hosts = this.nodes.map((node) => `${node.host}:${node.pgPort}`).join(',');

@@ -5,7 +5,6 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { HeartbeatRecord } from '../../src/core/types.js';
-import { EtcdDcs } from '../../src/dcs/etcd/etcd-dcs.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 
@@ -122,15 +121,5 @@ export function agentLogTail(cluster: LocalCluster, name: string, pattern: RegEx
 
 /** The heartbeat key as the cluster's etcd holds it now (pgwarden's silent-leader detector). */
 export async function readHeartbeat(cluster: LocalCluster): Promise<HeartbeatRecord | undefined> {
-  const dcs = new EtcdDcs({
-    endpoints: cluster.etcd.members.map((member) => member.clientUrl),
-    namespace: cluster.namespace,
-    scope: cluster.scope,
-    member: 'test-kit',
-  });
-  try {
-    return await dcs.readHeartbeat(AbortSignal.timeout(5000));
-  } finally {
-    await dcs.close();
-  }
+  return (await cluster.view()).heartbeat;
 }

@@ -197,7 +197,7 @@ describe('the fault table', () => {
   it('has a row for every kind, and the kind order the schedules depend on', () => {
     assert.deepEqual(Object.keys(FAULT_TABLE).sort(), [...ALL_FAULT_KINDS].sort());
     // Kinds made only when asked for stay out of the default lists: the schedules of earlier seeds do not change.
-    assert.deepEqual(EXTRA_FAULT_KINDS, ['stop-primary-agent', 'blackhole-primary', 'kill-etcd-leader']);
+    assert.deepEqual(EXTRA_FAULT_KINDS, ['stop-primary-agent', 'blackhole-primary', 'kill-etcd-leader', 'etcd-quorum-loss-failsafe']);
     assert.ok(EXTRA_FAULT_KINDS.every((kind) => !FAULT_KINDS.includes(kind)));
     assert.deepEqual(FAULT_KINDS, [
       'kill-primary-agent',
