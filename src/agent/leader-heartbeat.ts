@@ -13,6 +13,8 @@ export interface LeaderHeartbeatOptions {
   readonly settings: () => SilenceDetection | undefined;
   /** Whether this member holds the lock and runs PostgreSQL as a primary, outside maintenance mode. */
   readonly isLeading: () => boolean;
+  /** The creation revision of the leader key this member holds (its term), when the last view showed it. */
+  readonly term: () => string | undefined;
   /** Whether PostgreSQL runs as a primary at all (a freeze instant has an object only then). */
   readonly isPrimaryRunning: () => boolean;
   /** Whether a fence process would carry out a freeze now (only then is a fence window announced). */
@@ -45,9 +47,20 @@ export async function runLeaderHeartbeat(options: LeaderHeartbeatOptions, stop: 
     options.setFreezeAt(value);
   };
 
+  let wasLeading = false;
+  let lastTerm: string | undefined;
   while (!stop.aborted) {
     const settings = options.settings();
     const isLeading = settings !== undefined && options.isLeading();
+    const term = options.term();
+    const isNewTerm = isLeading && term !== undefined && lastTerm !== undefined && term !== lastTerm;
+    if (term !== undefined) lastTerm = term;
+    if (isLeading && (!wasLeading || isNewTerm)) {
+      // A new term: no freeze instant of an earlier one may stop this primary. Until its first beat is acknowledged the
+      // instant counts from now (before that beat's send).
+      setFreezeAt(options.isFenced() ? clock.nowMs() + settings.fenceWindowMs : undefined);
+    }
+    wasLeading = isLeading;
     if (!isLeading && announcedMs === 0) {
       // Not leading and nothing announced: a primary that lost its lock keeps its freeze instant (it must freeze); once
       // PostgreSQL is a replica or stopped the instant has no object, and must not freeze a later promotion.

@@ -2,13 +2,13 @@
 // was first seen (on this agent's clock), and once a beat grows old reads the key now and then to learn whether etcd
 // answers while no new beat comes. It gathers evidence only; core/silent-leader.ts judges it.
 import type { Clock, Dcs } from '../core/ports.js';
-import { confirmingFromMs, silencePhase } from '../core/silent-leader.js';
-import type { ClusterView, HeartbeatRecord, LeaderSilence, SilenceDetection } from '../core/types.js';
+import { confirmingFromMs, isBeatOfTerm, silencePhase } from '../core/silent-leader.js';
+import type { ClusterView, HeartbeatRecord, LeaderRecord, LeaderSilence, SilenceDetection } from '../core/types.js';
 
 export interface LeaderSilenceContext {
   readonly settings: SilenceDetection | undefined;
   readonly self: string;
-  readonly leader: string | undefined;
+  readonly leader: LeaderRecord | undefined;
   readonly isPaused: boolean;
   /** The revision of the last view read (where a watch starts when no beat was seen). */
   readonly revision: string | undefined;
@@ -99,8 +99,8 @@ export class LeaderSilenceMonitor {
         evidence === undefined ||
         context.isPaused ||
         context.leader === undefined ||
-        context.leader === context.self ||
-        evidence.beat.leader !== context.leader
+        context.leader.name === context.self ||
+        !isBeatOfTerm(evidence.beat, context.leader)
       ) {
         await this.#options.nextCycle(IDLE_CHECK_MS, stop);
         continue;

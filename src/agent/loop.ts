@@ -99,7 +99,7 @@ export class Agent {
         return {
           settings: this.#state.timing.silence,
           self: this.#state.local.identity.name,
-          leader: view?.leader?.name,
+          leader: view?.leader,
           isPaused: view?.config?.pause === true,
           revision: view?.revision,
         };
@@ -285,10 +285,15 @@ export class Agent {
             state.pg?.isRunning === true &&
             state.pg.role === 'primary' &&
             state.dcsRead.view?.config?.pause !== true,
+          term: () => {
+            const leader = state.dcsRead.view?.leader;
+            return leader?.name === state.local.identity.name ? (leader.createRevision ?? leader.modRevision) : undefined;
+          },
           isPrimaryRunning: () => state.pg?.isRunning === true && state.pg.role === 'primary',
           isFenced: () => this.#options.externalFence?.isConnected() === true,
           setFreezeAt: (freezeAtMs) => {
             this.#fenceFreezeAtMs = freezeAtMs;
+            this.#failsafeFreezeAtMs = undefined;
             this.#sendFence();
           },
           onLockLost: () => this.#wakeup.nudge(),
@@ -416,8 +421,9 @@ export class Agent {
     const deadlineMs = lockDeadlineOf(lock);
     if (deadlineMs === undefined) return;
     this.#fenceDeadlineMs = deadlineMs;
-    // Every member that confirmed a failsafe round keeps off the lock, the silent-leader path included, for a ttl.
-    this.#failsafeFreezeAtMs = lock.lastFailsafeSentAtMs !== undefined ? deadlineMs : undefined;
+    // Every member that confirmed a failsafe round keeps off the lock, the silent-leader path included, for a ttl from
+    // its receipt: that bound stands after the DCS is back, until the next acknowledged beat gives a fresher one.
+    if (lock.lastFailsafeSentAtMs !== undefined) this.#failsafeFreezeAtMs = deadlineMs;
     this.#sendFence();
   }
 

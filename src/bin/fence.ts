@@ -4,6 +4,7 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { fencePidPathOf, fenceSocketPathOf } from '../fence/fence-paths.js';
 import { startFenceServer } from '../fence/fence-server.js';
 import { freezePrimaryPostgres, killFrozenPostgres, stopPrimaryPostgres, thawPostgres } from '../fence/stop-primary.js';
+import { isAlive } from '../util/process-alive.js';
 
 const IDLE_EXIT_MS = 60_000;
 
@@ -36,6 +37,7 @@ const server = await startFenceServer({
   freezePrimary: freezePrimaryPostgres,
   thaw: thawPostgres,
   killFrozen: killFrozenPostgres,
+  isAlive,
   log,
   idleExitMs: IDLE_EXIT_MS,
   onExit: () => {

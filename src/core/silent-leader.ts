@@ -44,11 +44,24 @@ export function confirmingFromMs(evidence: LeaderSilence, settings: SilenceDetec
   return evidence.seenAtMs + evidence.beat.fenceMs + settings.marginMs - settings.confirmMs;
 }
 
+/**
+ * Whether `beat` was written by the holder of this very leader key (after the key was created): a beat of an earlier
+ * term of the same member says nothing about this one, whose fence may not be armed with it.
+ */
+export function isBeatOfTerm(beat: LeaderSilence['beat'], leader: LeaderRecord): boolean {
+  if (beat.leader !== leader.name) return false;
+  try {
+    return BigInt(beat.modRevision) > BigInt(leader.createRevision ?? leader.modRevision);
+  } catch {
+    return false;
+  }
+}
+
 export function silentLeaderVerdict(obs: Observation, leader: LeaderRecord | undefined): SilentLeaderVerdict | undefined {
   const settings = obs.timing.silence;
   const evidence = obs.leaderSilence;
   if (settings === undefined || evidence === undefined || leader === undefined || obs.isPaused) return undefined;
-  if (evidence.beat.leader !== leader.name || silencePhase(evidence, settings, obs.nowMs) !== 'silent') return undefined;
+  if (!isBeatOfTerm(evidence.beat, leader) || silencePhase(evidence, settings, obs.nowMs) !== 'silent') return undefined;
   // failsafe_mode: this member confirmed that leader runs without the DCS; its beats stopped because etcd did, and the
   // leader keeps its primary on our confirmation, not on its fence window.
   const record = obs.failsafe?.record;

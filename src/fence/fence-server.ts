@@ -22,6 +22,8 @@ export interface FenceServerOptions {
   readonly freezePrimary: (dataDir: string) => Promise<FreezeOutcome>;
   readonly thaw: (pids: readonly number[]) => void;
   readonly killFrozen: (pids: readonly number[]) => void;
+  /** Whether a process still exists (the frozen postmaster may have been killed by the agent meanwhile). */
+  readonly isAlive: (pid: number) => boolean;
   /** One structured line per event. */
   readonly log: (event: string, fields?: Readonly<Record<string, unknown>>) => void;
   /** Leave after this long with no agent connected and nothing armed (a stopped agent's fence does not linger). */
@@ -88,6 +90,13 @@ export async function startFenceServer(options: FenceServerOptions): Promise<Fen
     if (isStepping) return;
     isStepping = true;
     try {
+      if (state.isFrozen && !options.isAlive(frozen[0] ?? 0)) {
+        // The agent killed what this fence froze (a demote stops a frozen postmaster by SIGKILL): a postmaster started
+        // since is a new one, and a freeze instant already past must freeze it too.
+        options.log('the postmaster this fence froze is gone', { pid: frozen[0] });
+        frozen = [];
+        state = { ...state, isFrozen: false };
+      }
       const now = options.nowNs();
       const next = nextFenceStep(state, now);
       if (next === 'kill') await kill(now);

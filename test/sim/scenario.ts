@@ -9,7 +9,18 @@ export const END_MS = Number(process.env.PGWARDEN_SIM_END_MS ?? 210_000);
 
 type Healer = { atMs: number; heal: () => void; isDcsOutage?: boolean };
 
-const KINDS = ['crash', 'kill', 'kill-both', 'freeze', 'partition', 'maintenance', 'switchover', 'scheduled-restart'] as const;
+const KINDS = [
+  'crash',
+  'kill',
+  'kill-both',
+  'freeze',
+  'partition',
+  'maintenance',
+  'switchover',
+  'scheduled-restart',
+  'silent-host',
+  'etcd-election',
+] as const;
 /** With failsafe_mode on, the whole DCS may go away too (the case failsafe exists for). */
 const FAILSAFE_KINDS = [...KINDS, 'dcs-outage', 'dcs-outage'] as const;
 
@@ -45,6 +56,18 @@ function injectFault(world: SimWorld, healers: Healer[], kinds: readonly (typeof
       break;
     case 'scheduled-restart':
       world.scheduleRestart(node, 500 + Math.floor(world.random() * 3000), pick([undefined, 'primary', 'replica']));
+      break;
+    case 'silent-host':
+      // Power loss or a network blackhole: nothing refuses, nothing answers; the heartbeat detector's case.
+      if (node.isPartitioned) break;
+      world.silence(node, true);
+      healers.push({ atMs: now + duration, heal: () => world.silence(node, false) });
+      break;
+    case 'etcd-election':
+      // etcd answers nobody for one to two and a half seconds (a leader election): writes may pause, nobody may fail over.
+      if (healers.some((healer) => healer.isDcsOutage === true)) break;
+      world.dcsOutage(true);
+      healers.push({ atMs: now + 1000 + Math.floor(world.random() * 1500), heal: () => world.dcsOutage(false), isDcsOutage: true });
       break;
     case 'dcs-outage':
       if (healers.some((healer) => healer.isDcsOutage === true)) break;

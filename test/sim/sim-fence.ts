@@ -33,6 +33,8 @@ export class SimFence implements ExternalFence {
     this.deadlineMs = deadlineMs;
     this.freezeAtMs = freezeAtMs;
     const now = this.#runtime.nowMs;
+    // The agent killed what this fence froze (a demote stops a frozen postmaster): nothing of it is left to thaw.
+    if (this.isFrozen && !this.#pg.inspect(this.#name).isFrozen) this.isFrozen = false;
     // No owner: the fence's timers run whatever the agent's process does.
     this.#cancel = this.#runtime.schedule(deadlineMs - now, undefined, () => this.#fire());
     if (this.isFrozen && (freezeAtMs === undefined || freezeAtMs > now)) {
@@ -40,8 +42,11 @@ export class SimFence implements ExternalFence {
       this.#pg.thaw(this.#name);
       this.#onStop(`FENCE thawed the primary of ${this.#name}: a newer heartbeat proof`);
     }
-    if (freezeAtMs !== undefined && !this.isFrozen)
-      this.#cancelFreeze = this.#runtime.schedule(freezeAtMs - now, undefined, () => this.#freeze());
+    // An instant already past freezes at once, as bin/fence.js steps on every message it reads.
+    if (freezeAtMs !== undefined && !this.isFrozen) {
+      if (freezeAtMs <= now) this.#freeze();
+      else this.#cancelFreeze = this.#runtime.schedule(freezeAtMs - now, undefined, () => this.#freeze());
+    }
   }
 
   isConnected(): boolean {

@@ -59,6 +59,8 @@ export interface SimNode {
   /** The node's DCS client without the gate, to cut it off from the store (a partition). */
   dcs: MemoryDcs;
   isPartitioned: boolean;
+  /** A silent host (power loss, blackhole): cut off from the DCS and from every peer, both ways; nothing refuses. */
+  isSilent?: boolean;
   /** Its writes time out while its reads still work (a one-way partition, an overloaded etcd leader). */
   areWritesCut: boolean;
   /** The node's fence process: it outlives agent restarts, as the real one outlives its agent. */
@@ -78,6 +80,9 @@ const DCS_WRITES = new Set([
   'setConfig',
   'initialize',
   'setInitialize',
+  'setFailsafe',
+  'beatHeartbeat',
+  'deleteSilentLeader',
 ]);
 
 /** The DCS as `node` reaches it: every write fails as unavailable while its writes are cut. */
@@ -305,6 +310,14 @@ export class SimWorld {
     this.events.push(`${this.runtime.nowMs}: FAULT ${node.name} ${isPartitioned ? 'cut off from' : 'reconnected to'} the DCS`);
   }
 
+  /** A silent host: the DCS and every peer stop hearing it, and it them; its processes run on (its fence too). */
+  silence(node: SimNode, isSilent: boolean): void {
+    node.isSilent = isSilent;
+    node.isPartitioned = isSilent;
+    node.dcs.setReachable(!isSilent && !this.#isDcsDown);
+    this.events.push(`${this.runtime.nowMs}: FAULT ${node.name} ${isSilent ? 'went silent (blackhole)' : 'is heard again'}`);
+  }
+
   /** What an operator does with `pgwarden pause` / `resume`: the dynamic config's pause flag. */
   setMaintenance(isPaused: boolean): void {
     const current = this.store.get(this.keys.config);
@@ -494,8 +507,14 @@ class SimPeers implements PeerClient {
     this.#self = self;
   }
 
+  /** Whether the network between this agent and `node` drops everything (either one is a silent host). */
+  #isCutFrom(node: SimNode): boolean {
+    return node.isSilent === true || this.#world.nodes.find((candidate) => candidate.name === this.#self)?.isSilent === true;
+  }
+
   async fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus> {
     const node = this.#world.nodes.find((candidate) => candidate.name === member.name);
+    if (node !== undefined && member.name !== this.#self && this.#isCutFrom(node)) await abortedBy(signal);
     if (node === undefined || !node.process.isRunning() || member.name === this.#self) {
       return {
         name: member.name,
@@ -516,7 +535,7 @@ class SimPeers implements PeerClient {
   async postFailsafe(apiUrl: string, request: FailsafeRequest, signal: AbortSignal): Promise<boolean> {
     const node = this.#world.nodes.find((candidate) => apiUrl === `http://${candidate.name}:8008/patroni`);
     if (node === undefined || !node.process.isAlive || node.name === this.#self) return false;
-    if (!node.process.isRunning()) return abortedBy(signal).catch(() => false);
+    if (!node.process.isRunning() || this.#isCutFrom(node)) return abortedBy(signal).catch(() => false);
     const receipt = node.agent.receiveFailsafe(request);
     return receipt.status === 200 && receipt.message === 'Accepted';
   }
@@ -525,6 +544,8 @@ class SimPeers implements PeerClient {
   async probeRefused(member: MemberRecord): Promise<{ readonly isApiRefused: boolean; readonly isPgRefused: boolean }> {
     const node = this.#world.nodes.find((candidate) => candidate.name === member.name);
     if (node === undefined) return { isApiRefused: true, isPgRefused: true };
+    // Dropped packets are not refusals: a silent host never looks dead to this fast path.
+    if (this.#isCutFrom(node)) return { isApiRefused: false, isPgRefused: false };
     return { isApiRefused: !node.process.isAlive, isPgRefused: !this.#world.pg.inspect(member.name).isRunning };
   }
 }

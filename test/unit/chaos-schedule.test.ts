@@ -247,6 +247,7 @@ describe('the fault table', () => {
       'partition-etcd-minority',
       'latency-primary',
       'kill-etcd-leader',
+      'etcd-quorum-loss-failsafe',
     ]);
   });
 

@@ -394,7 +394,11 @@ describe('silent leader (heartbeat detector)', () => {
   const v = view({ leaderName: 'node1' });
   const beat = { leader: 'node1', fenceMs: 1000, modRevision: '77' };
   /** A replica's decision `silentForMs` after it saw the beat, etcd having answered promptly since `confirmedForMs`. */
-  const decideAt = (silentForMs: number, confirmedForMs: number | undefined, overrides: { fenceMs?: number; isPaused?: boolean } = {}) =>
+  const decideAt = (
+    silentForMs: number,
+    confirmedForMs: number | undefined,
+    overrides: { fenceMs?: number; isPaused?: boolean; beatRevision?: string } = {},
+  ) =>
     decide(
       observe({
         name: 'node2',
@@ -402,7 +406,7 @@ describe('silent leader (heartbeat detector)', () => {
         isPaused: overrides.isPaused ?? false,
         dcs: { kind: 'ok', view: v },
         leaderSilence: {
-          beat: { ...beat, fenceMs: overrides.fenceMs ?? beat.fenceMs },
+          beat: { ...beat, fenceMs: overrides.fenceMs ?? beat.fenceMs, modRevision: overrides.beatRevision ?? beat.modRevision },
           seenAtMs: NOW - silentForMs,
           confirmedSinceMs: confirmedForMs === undefined ? undefined : NOW - confirmedForMs,
           lastConfirmedAtMs: confirmedForMs === undefined ? undefined : NOW - 50,
@@ -423,6 +427,7 @@ describe('silent leader (heartbeat detector)', () => {
     assert.deepEqual(kinds(decideAt(1450, 300).actions), [], 'etcd answered for less than two beat intervals');
     assert.deepEqual(kinds(decideAt(5000, 500, { fenceMs: 0 }).actions), [], 'the leader announced no fence window');
     assert.deepEqual(kinds(decideAt(5000, 500, { isPaused: true }).actions), [], 'maintenance mode');
+    assert.deepEqual(kinds(decideAt(5000, 500, { beatRevision: '1' }).actions), [], 'a beat of an earlier term of that leader');
   });
 });
 
