@@ -93,6 +93,27 @@ function labOf(context: FaultContext): NonNullable<LocalCluster['lab']> {
 
 const etcdAddresses = (cluster: LocalCluster): string[] => cluster.etcd.members.map((member) => new URL(member.clientUrl).hostname);
 
+/** Two of three etcd members stopped (chosen by the fault's pick): no quorum. Returns their indexes for the heal. */
+async function stopEtcdQuorum(cluster: LocalCluster, fault: Fault): Promise<readonly number[]> {
+  const size = cluster.etcd.members.length;
+  const victims = [fault.pick % size, (fault.pick + 1) % size];
+  for (const index of victims) await cluster.etcd.stopMember(index);
+  return victims;
+}
+
+async function restoreEtcdQuorum(cluster: LocalCluster, victims: readonly number[]): Promise<void> {
+  // Started together: a lone restarted member waits for a quorum that only the other one can complete.
+  for (const index of victims) void cluster.etcd.startMember(index).catch(() => undefined);
+  await waitUntil(async () => (await cluster.view()).leader !== undefined, {
+    timeoutMs: QUORUM_BACK_TIMEOUT_MS,
+    intervalMs: 200,
+    describe: 'a leader key once etcd quorum is back',
+  }).catch((error: unknown) => {
+    // Not converging is what the runner measures next; it reports it.
+    if (!isWaitTimeout(error)) throw error;
+  });
+}
+
 /** SIGSTOP, remembered so that an interrupted run resumes them; returns the PIDs for the heal. */
 function freeze(pids: readonly number[], stopped: Set<number>): readonly number[] {
   signalAll(pids, 'SIGSTOP');
@@ -277,23 +298,10 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     // it holds runs out; nobody can be elected until quorum is back.
     holdMs: pastTtlMs,
     async inject({ cluster, fault }) {
-      const size = cluster.etcd.members.length;
-      const victims = [fault.pick % size, (fault.pick + 1) % size];
-      for (const index of victims) await cluster.etcd.stopMember(index);
+      const victims = await stopEtcdQuorum(cluster, fault);
       return { target: victims.map((index) => `etcd${index + 1}`).join('+'), state: victims };
     },
-    async heal({ cluster }, victims) {
-      // Started together: a lone restarted member waits for a quorum that only the other one can complete.
-      for (const index of victims) void cluster.etcd.startMember(index).catch(() => undefined);
-      await waitUntil(async () => (await cluster.view()).leader !== undefined, {
-        timeoutMs: QUORUM_BACK_TIMEOUT_MS,
-        intervalMs: 200,
-        describe: 'a leader key once etcd quorum is back',
-      }).catch((error: unknown) => {
-        // Not converging is what the runner measures next; it reports it.
-        if (!isWaitTimeout(error)) throw error;
-      });
-    },
+    heal: async ({ cluster }, victims) => restoreEtcdQuorum(cluster, victims),
   }),
   'etcd-quorum-loss-failsafe': row<readonly number[]>({
     failover: 'forbidden',
@@ -309,20 +317,11 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
         intervalMs: 200,
         describe: 'the leader to publish the failsafe key',
       });
-      const size = cluster.etcd.members.length;
-      const victims = [fault.pick % size, (fault.pick + 1) % size];
-      for (const index of victims) await cluster.etcd.stopMember(index);
+      const victims = await stopEtcdQuorum(cluster, fault);
       return { target: `${victims.map((index) => `etcd${index + 1}`).join('+')} (failsafe_mode)`, state: victims };
     },
     async heal({ cluster }, victims) {
-      for (const index of victims) void cluster.etcd.startMember(index).catch(() => undefined);
-      await waitUntil(async () => (await cluster.view()).leader !== undefined, {
-        timeoutMs: QUORUM_BACK_TIMEOUT_MS,
-        intervalMs: 200,
-        describe: 'a leader key once etcd quorum is back',
-      }).catch((error: unknown) => {
-        if (!isWaitTimeout(error)) throw error;
-      });
+      await restoreEtcdQuorum(cluster, victims);
       // The next faults run as configured before this one.
       await cluster.patchConfig({ failsafe_mode: false }).catch(() => undefined);
     },

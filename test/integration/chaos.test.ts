@@ -108,6 +108,27 @@ describe('pgwarden chaos (short seeded runs)', { timeout: 2_700_000 }, () => {
     },
   );
 
+  it('with failsafe_mode, an etcd quorum loss longer than the ttl causes no failover: the primary lives on its members confirmations', async () => {
+    const lines: string[] = [];
+    const report = await runChaos({
+      seed: 3,
+      faults: 1,
+      isSync: false,
+      kinds: ['etcd-quorum-loss-failsafe'],
+      network: 'loopback',
+      out: (line) => lines.push(line),
+    });
+    const context = lines.join('\n');
+    const [outage] = report.faults;
+    assert.equal(outage?.kind, 'etcd-quorum-loss-failsafe', context);
+    assert.equal(outage.failover, false, `no failover while the members confirm the primary: ${context}`);
+    assert.equal(outage.falseFailover, false, context);
+    assert.deepEqual(outage.lateAcks, { proxy: 0, direct: 0 }, context);
+    assert.equal(report.dualWritable, 0, context);
+    assert.equal(report.converged, true, context);
+    await rm(report.reportPath, { force: true });
+  });
+
   it(
     'survives a full disk on the primary (data, pg_wal and the agent log): writes pause and come back, nothing lost',
     { skip: process.getuid?.() === 0 ? false : 'a tmpfs per node needs root' },
