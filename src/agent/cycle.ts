@@ -55,8 +55,16 @@ export interface CyclePorts {
   readonly onLockChanged: (lock: LockHolder['current']) => void;
   /** decide() itself in production; the simulator passes variants with one rule removed to prove each is needed. */
   readonly decide?: DecideFunction | undefined;
+  /** Whether the fence has frozen PostgreSQL (the heartbeat window passed without a proof) and no proof came since. */
+  readonly isPgFrozen?: (() => boolean) | undefined;
   /** The silent-leader detector's evidence (agent/leader-silence.ts), fed with every view read. */
-  readonly silence?: { observeView(view: ClusterView): void; evidence(): LeaderSilence | undefined } | undefined;
+  readonly silence?:
+    | {
+        observeView(view: ClusterView): void;
+        evidence(): LeaderSilence | undefined;
+        silencedMember(nowMs: number, forMs: number): string | undefined;
+      }
+    | undefined;
 }
 
 /** What does not change while the agent runs. */
@@ -103,11 +111,6 @@ export interface CycleState {
   cycleStep: string;
   /** failsafe_mode: the accepted POST /failsafe, the last round sent, lock calls in flight. */
   readonly failsafe: FailsafeState;
-  /**
-   * The leader this member removed for silence, and when: the race that follows does not wait for that member's REST
-   * API (a silent host answers nothing, and would hold the race for the whole peer budget).
-   */
-  silencedLeader?: { readonly name: string; readonly atMs: number } | undefined;
 }
 
 export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
@@ -132,12 +135,6 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
   };
   state.snapshot = snapshotOf(settings, state, task, nowMs, true);
   return state;
-}
-
-/** The member removed for silence less than a ttl ago, if any. */
-function silencedRecently(state: CycleState, nowMs: number): string | undefined {
-  const silenced = state.silencedLeader;
-  return silenced !== undefined && nowMs - silenced.atMs < state.timing.ttlMs ? silenced.name : undefined;
 }
 
 /** A DCS call must finish before the lock's deadline, or the answer would arrive too late to matter. */
@@ -202,7 +199,11 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   const identity = state.local.identity;
   state.cycleStep = 'observe: probe PostgreSQL and read the DCS';
   const [probedPg, dcsObservation] = await Promise.all([
-    observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg),
+    // A postmaster the fence froze answers nothing: probing it would hold this cycle (and the lock's renewal) for the
+    // whole probe budget. It is what it was when it froze.
+    ports.isPgFrozen?.() === true && state.pg !== undefined
+      ? Promise.resolve(state.pg)
+      : observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg),
     observeDcs(dcs, clock, dcsBudgetMs(state, clock.nowMs()), state.dcsRead, log),
   ]);
   if (probedPg === undefined) {
@@ -219,7 +220,8 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     view === undefined
       ? [[], undefined]
       : await Promise.all([
-          observePeers(view, identity.name, peers, clock, silencedRecently(state, clock.nowMs())),
+          // A leader whose beats stopped before its key went away answers nothing: the race does not wait for it.
+          observePeers(view, identity.name, peers, clock, ports.silence?.silencedMember(clock.nowMs(), state.timing.ttlMs)),
           observeLeaderProbe(view, identity.name, localPg, peers, clock, settings.isFastDeadLeaderEnabled),
         ]);
   const config = view?.config ?? settings.bootstrapConfig;
@@ -268,8 +270,6 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   for (const violation of violations) log.error({ invariant: violation.invariant }, `safety invariant broken: ${violation.message}`);
   if (decision.actions.length > 0 && violations.length === 0) {
     state.cycleStep = `execute: ${decision.actions.map((action) => action.kind).join(', ')}`;
-    const silenced = decision.actions.find((action) => action.kind === 'deleteSilentLeader');
-    if (silenced !== undefined) state.silencedLeader = { name: silenced.leader.name, atMs: clock.nowMs() };
     await executeActions(
       decision.actions,
       {

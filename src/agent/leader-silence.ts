@@ -35,6 +35,7 @@ const isNewer = (beat: HeartbeatRecord, than: HeartbeatRecord | undefined): bool
 export class LeaderSilenceMonitor {
   readonly #options: LeaderSilenceOptions;
   #evidence: LeaderSilence | undefined;
+  #silenced: { readonly name: string; readonly atMs: number } | undefined;
 
   constructor(options: LeaderSilenceOptions) {
     this.#options = options;
@@ -47,7 +48,7 @@ export class LeaderSilenceMonitor {
   /** A beat from the watch, a read, or a cycle's view; only a newer one counts (a view may be older than the watch). */
   observe(beat: HeartbeatRecord | undefined): void {
     if (beat === undefined) {
-      this.#evidence = undefined;
+      this.#forget();
       return;
     }
     if (!isNewer(beat, this.#evidence?.beat)) return;
@@ -57,10 +58,28 @@ export class LeaderSilenceMonitor {
   /** What a cycle's view says: its beat, or none when the key is gone. */
   observeView(view: ClusterView): void {
     if (view.heartbeat === undefined) {
-      if (view.leader === undefined) this.#evidence = undefined;
+      if (view.leader === undefined) this.#forget();
       return;
     }
     this.observe(view.heartbeat);
+  }
+
+  /**
+   * The member whose beats stopped before its key went away (removed for silence, by this member or another), within
+   * `forMs` of noticing: the race that follows treats it as unreachable at once instead of waiting for its REST API.
+   */
+  silencedMember(nowMs: number, forMs: number): string | undefined {
+    const silenced = this.#silenced;
+    return silenced !== undefined && nowMs - silenced.atMs < forMs ? silenced.name : undefined;
+  }
+
+  #forget(): void {
+    const evidence = this.#evidence;
+    const settings = this.#options.context().settings;
+    const now = this.#options.clock.nowMs();
+    if (evidence !== undefined && settings !== undefined && silencePhase(evidence, settings, now) !== 'beating')
+      this.#silenced = { name: evidence.beat.leader, atMs: now };
+    this.#evidence = undefined;
   }
 
   run(stop: AbortSignal): Promise<unknown> {

@@ -121,6 +121,7 @@ export class Agent {
       },
       decide: options.decide,
       silence: this.#silence,
+      isPgFrozen: () => this.#isPgFrozen(),
     };
     this.#livePositions = new LivePositions({
       pg: options.pg,
@@ -430,9 +431,27 @@ export class Agent {
   /** The lock deadline and the heartbeat's freeze instant go together: each arm replaces both in the fence. */
   #sendFence(): void {
     if (this.#fenceDeadlineMs === undefined) return;
-    const freezeAtMs =
-      this.#fenceFreezeAtMs === undefined ? undefined : Math.max(this.#fenceFreezeAtMs, this.#failsafeFreezeAtMs ?? -Infinity);
-    this.#options.externalFence?.armUntil(this.#fenceDeadlineMs, freezeAtMs);
+    this.#options.externalFence?.armUntil(this.#fenceDeadlineMs, this.#effectiveFreezeAtMs());
+  }
+
+  /** Whether the freeze instant the fence holds has passed (it froze a primary PostgreSQL then). */
+  #isPgFrozen(): boolean {
+    const freezeAtMs = this.#effectiveFreezeAtMs();
+    const lockDeadline = lockDeadlineOf(this.#state.lock.current);
+    const now = this.#options.clock.nowMs();
+    // Only while the lock is still held: past its deadline the fence kills what it froze, and a probe says so.
+    return (
+      freezeAtMs !== undefined &&
+      lockDeadline !== undefined &&
+      now >= freezeAtMs &&
+      now < lockDeadline &&
+      this.#options.externalFence?.isConnected() === true &&
+      this.#state.pg?.role === 'primary'
+    );
+  }
+
+  #effectiveFreezeAtMs(): number | undefined {
+    return this.#fenceFreezeAtMs === undefined ? undefined : Math.max(this.#fenceFreezeAtMs, this.#failsafeFreezeAtMs ?? -Infinity);
   }
 
   /** Resolves after the next HA cycle, after `maxMs`, or when `stop` aborts. */

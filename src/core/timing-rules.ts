@@ -19,7 +19,7 @@ export interface TimingSeconds {
  * Defaults of the silent-leader detector: a silent primary is replaced about fence_window + silence_margin + two
  * intervals after its last beat (about 2 s), whatever the ttl. An etcd leader election (about 1-2 s with etcd's default
  * election timeout) pauses writes for its duration but causes no failover: the replicas wait until etcd has answered
- * them promptly for two intervals while the beat stays unchanged, and a live leader beats within one.
+ * them promptly for four intervals while the beat stays unchanged, and a live leader beats within one.
  */
 export const SILENCE_DEFAULTS = { heartbeat_interval: 0.25, fence_window: 1, silence_margin: 0.4 } as const;
 const SILENCE_MINIMUMS = { heartbeat_interval: 0.05, fence_window: 0.5, silence_margin: 0.2 } as const;
@@ -78,12 +78,17 @@ function deriveSilence(timing: TimingSeconds): { silence: SilenceDetection | und
   if (problems.length > 0)
     return { silence: undefined, warnings: [`silent-leader detector off (failover after ttl only): ${problems.join('; ')}`] };
   const intervalMs = (timing.heartbeat_interval ?? SILENCE_DEFAULTS.heartbeat_interval) * 1000;
+  const fenceWindowMs = (timing.fence_window ?? SILENCE_DEFAULTS.fence_window) * 1000;
+  const marginMs = (timing.silence_margin ?? SILENCE_DEFAULTS.silence_margin) * 1000;
   return {
     silence: {
       intervalMs,
-      fenceWindowMs: (timing.fence_window ?? SILENCE_DEFAULTS.fence_window) * 1000,
-      marginMs: (timing.silence_margin ?? SILENCE_DEFAULTS.silence_margin) * 1000,
-      confirmMs: 2 * intervalMs,
+      fenceWindowMs,
+      marginMs,
+      // etcd must have answered promptly for four beats (a live leader lands one within that after an election), and
+      // the confirmation runs inside the window, starting at least one beat after the last one seen: it adds nothing
+      // to the time a silent host is replaced in while etcd answers.
+      confirmMs: Math.min(4 * intervalMs, fenceWindowMs + marginMs - intervalMs),
     },
     warnings: [],
   };

@@ -128,7 +128,7 @@ describe('lease timing', () => {
       ttlMs: 10_000,
       loopWaitMs: 1_000,
       retryTimeoutMs: 4_000,
-      silence: { intervalMs: 250, fenceWindowMs: 1000, marginMs: 400, confirmMs: 500 },
+      silence: { intervalMs: 250, fenceWindowMs: 1000, marginMs: 400, confirmMs: 1000 },
     });
     assert.match(deriveTiming({ ttl: 10, loop_wait: 10, retry_timeout: 10 }).adjustments.join(), /loop_wait \+ 2\*retry_timeout/);
     assert.deepEqual(deriveTiming(undefined).adjustments, []);
@@ -141,7 +141,7 @@ describe('lease timing', () => {
       intervalMs: 500,
       fenceWindowMs: 2000,
       marginMs: 400,
-      confirmMs: 1000,
+      confirmMs: 1900,
     });
     // At runtime (the DCS config) a bad combination turns the detector off, and says why.
     const tooSlow = deriveTiming({ ttl: 30, loop_wait: 10, retry_timeout: 10, fence_window: 1, heartbeat_interval: 0.5 });

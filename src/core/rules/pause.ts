@@ -7,6 +7,7 @@ import { commandRule } from './command.js';
 import { followRule } from './follow.js';
 import { leaderRule } from './leader.js';
 import { primarySafetyRule } from './primary-safety.js';
+import { failsafeRaceRule } from './failsafe.js';
 import { raceRule } from './race.js';
 import { scheduledRestartRule } from './scheduled-restart.js';
 import { switchoverRule } from './switchover.js';
@@ -34,7 +35,8 @@ function pausedSwitchover(context: DecisionContext): Decision | undefined {
       }
     }
     if (intent.member === name && context.leaderName === undefined && context.isRunningReplica) {
-      const race = raceRule(context);
+      // A failsafe leader confirmed less than a ttl ago may still run as primary without its key: it goes first.
+      const race = failsafeRaceRule(context) ?? raceRule(context);
       if (race !== undefined) return paused(race);
     }
     if (intent.member === name && context.leaderName === name && (context.isRunningReplica || context.isRunningPrimary)) {
