@@ -250,7 +250,9 @@ async function main(): Promise<void> {
     await writer?.stop().catch(() => undefined);
     await proxyWriter?.stop().catch(() => undefined);
     await cluster.stop();
-    await rm(dir, { recursive: true, force: true });
+    // PGWARDEN_KEEP_TEST_DIRS=1 keeps the cluster's logs for a post-mortem, as in the tests.
+    if (process.env.PGWARDEN_KEEP_TEST_DIRS === '1') console.log(`cluster directory kept: ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
   }
 }
 

@@ -75,7 +75,9 @@ export async function runLeaderHeartbeat(options: LeaderHeartbeatOptions, stop: 
     if (fenceMs > 0 && freezeAtMs === undefined) setFreezeAt(clock.nowMs() + fenceMs);
     const sentAtMs = clock.nowMs();
     try {
-      const isOk = await dcs.beatHeartbeat(fenceMs, clock.deadline(Math.max(2 * intervalMs, 200), stop));
+      // One interval at most: a beat stuck on an etcd member that lost its leader (an election) gives way to the next,
+      // sent to another member at once, so that a healthy leader lands a beat as soon as etcd answers again.
+      const isOk = await dcs.beatHeartbeat(fenceMs, clock.deadline(Math.max(intervalMs, 150), stop));
       if (isOk) {
         if (failingSinceMs !== undefined)
           log.info({ failing_ms: Math.round(clock.nowMs() - failingSinceMs) }, 'heartbeat acknowledged again');
