@@ -1,6 +1,5 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
-import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, ExternalFence, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import type { AgentCommand, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
@@ -21,6 +20,7 @@ import {
   type DecideFunction,
 } from './cycle.js';
 import { runDcsWatch } from './dcs-watch.js';
+import { FenceFeed } from './fence-feed.js';
 import { runLeaderHeartbeat } from './leader-heartbeat.js';
 import { LeaderSilenceMonitor } from './leader-silence.js';
 import { LeaseFence } from './lease-fence.js';
@@ -72,11 +72,7 @@ export class Agent {
   /** Fired after every cycle and every stream-loss mark: what the stream check waits on instead of polling the view. */
   readonly #viewChanged = new Notifier();
   readonly #silence: LeaderSilenceMonitor;
-  /** What the fence process is armed with: the lock deadline and the heartbeat's freeze instant (agent clock). */
-  #fenceDeadlineMs: number | undefined;
-  #fenceFreezeAtMs: number | undefined;
-  /** failsafe_mode: while confirmed rounds prove the lock, nothing freezes before the lock deadline they give. */
-  #failsafeFreezeAtMs: number | undefined;
+  readonly #fenceFeed: FenceFeed;
   #running: Promise<unknown>[] = [];
 
   constructor(options: AgentOptions) {
@@ -91,6 +87,7 @@ export class Agent {
       this.#tasks,
       clock.nowMs(),
     );
+    this.#fenceFeed = new FenceFeed(options.externalFence);
     this.#silence = new LeaderSilenceMonitor({
       dcs: options.dcs,
       clock,
@@ -117,11 +114,11 @@ export class Agent {
       inbox: this.#inbox,
       onLockChanged: (lock) => {
         if (options.isLeaseFenceEnabled !== false) this.#fence.follow(lock);
-        this.#feedExternalFence(lock);
+        this.#fenceFeed.onLock(lock);
       },
       decide: options.decide,
       silence: this.#silence,
-      isPgFrozen: () => this.#isPgFrozen(),
+      isPgFrozen: () => this.#fenceFeed.isFrozen(clock.nowMs(), this.#state.lock.current, this.#state.pg?.role === 'primary'),
     };
     this.#livePositions = new LivePositions({
       pg: options.pg,
@@ -291,12 +288,8 @@ export class Agent {
             return leader?.name === state.local.identity.name ? (leader.createRevision ?? leader.modRevision) : undefined;
           },
           isPrimaryRunning: () => state.pg?.isRunning === true && state.pg.role === 'primary',
-          isFenced: () => this.#options.externalFence?.isConnected() === true,
-          setFreezeAt: (freezeAtMs) => {
-            this.#fenceFreezeAtMs = freezeAtMs;
-            this.#failsafeFreezeAtMs = undefined;
-            this.#sendFence();
-          },
+          isFenced: () => this.#fenceFeed.isConnected(),
+          setFreezeAt: (freezeAtMs) => this.#fenceFeed.onBeatProof(freezeAtMs),
           onLockLost: () => this.#wakeup.nudge(),
           nextCycle: (maxMs, stop) => this.#nextCycle(maxMs, stop),
         },
@@ -410,48 +403,6 @@ export class Agent {
       return;
     }
     this.#options.clock.setTimer(inMs, () => this.#wakeup.nudge());
-  }
-
-  /**
-   * The fence process enforces the newest deadline this agent proved. A lost lock changes nothing there (the old
-   * deadline stands and passes). Maintenance mode keeps it armed, unlike Patroni's watchdog: an agent that dies while
-   * paused leaves a primary nobody would stop once the cluster is resumed and another member takes the lock (the
-   * simulator found it). Only a clean stop under pause disarms it.
-   */
-  #feedExternalFence(lock: LockObservation): void {
-    const deadlineMs = lockDeadlineOf(lock);
-    if (deadlineMs === undefined) return;
-    this.#fenceDeadlineMs = deadlineMs;
-    // Every member that confirmed a failsafe round keeps off the lock, the silent-leader path included, for a ttl from
-    // its receipt: that bound stands after the DCS is back, until the next acknowledged beat gives a fresher one.
-    if (lock.lastFailsafeSentAtMs !== undefined) this.#failsafeFreezeAtMs = deadlineMs;
-    this.#sendFence();
-  }
-
-  /** The lock deadline and the heartbeat's freeze instant go together: each arm replaces both in the fence. */
-  #sendFence(): void {
-    if (this.#fenceDeadlineMs === undefined) return;
-    this.#options.externalFence?.armUntil(this.#fenceDeadlineMs, this.#effectiveFreezeAtMs());
-  }
-
-  /** Whether the freeze instant the fence holds has passed (it froze a primary PostgreSQL then). */
-  #isPgFrozen(): boolean {
-    const freezeAtMs = this.#effectiveFreezeAtMs();
-    const lockDeadline = lockDeadlineOf(this.#state.lock.current);
-    const now = this.#options.clock.nowMs();
-    // Only while the lock is still held: past its deadline the fence kills what it froze, and a probe says so.
-    return (
-      freezeAtMs !== undefined &&
-      lockDeadline !== undefined &&
-      now >= freezeAtMs &&
-      now < lockDeadline &&
-      this.#options.externalFence?.isConnected() === true &&
-      this.#state.pg?.role === 'primary'
-    );
-  }
-
-  #effectiveFreezeAtMs(): number | undefined {
-    return this.#fenceFreezeAtMs === undefined ? undefined : Math.max(this.#fenceFreezeAtMs, this.#failsafeFreezeAtMs ?? -Infinity);
   }
 
   /** Resolves after the next HA cycle, after `maxMs`, or when `stop` aborts. */
