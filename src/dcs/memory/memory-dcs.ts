@@ -118,20 +118,26 @@ export class MemoryDcsStore {
   /** Resolves at the next change under `prefix` after `fromRevision` that `isRelevant` accepts (etcd's watch filter). */
   watch(prefix: string, fromRevision: number, signal: AbortSignal, isRelevant: (key: string) => boolean = () => true): Promise<void> {
     return new Promise((resolve, reject) => {
-      const entry = { fromRevision, prefix, isRelevant, resolve: () => resolve() };
-      this.#watchers.push(entry);
-      signal.addEventListener(
-        'abort',
-        () => {
-          this.#watchers = this.#watchers.filter((watcher) => watcher !== entry);
-          reject(
-            signal.reason instanceof Error
-              ? signal.reason
-              : new PgwardenError('PGW_DCS_WATCH_ABORTED', 'watch aborted', { context: { key: prefix, reason: signal.reason } }),
-          );
+      const onAbort = (): void => {
+        this.#watchers = this.#watchers.filter((watcher) => watcher !== entry);
+        reject(
+          signal.reason instanceof Error
+            ? signal.reason
+            : new PgwardenError('PGW_DCS_WATCH_ABORTED', 'watch aborted', { context: { key: prefix, reason: signal.reason } }),
+        );
+      };
+      // A watch that fired leaves no listener behind on a signal that outlives it (a heartbeat watch re-arms per beat).
+      const entry = {
+        fromRevision,
+        prefix,
+        isRelevant,
+        resolve: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
         },
-        { once: true },
-      );
+      };
+      this.#watchers.push(entry);
+      signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 }
