@@ -119,6 +119,8 @@ export class LeaderSilenceMonitor {
         context.isPaused ||
         context.leader === undefined ||
         context.leader.name === context.self ||
+        // A leader that announces no fence window is never judged by its beats: nothing to confirm.
+        evidence.beat.fenceMs <= 0 ||
         !isBeatOfTerm(evidence.beat, context.leader)
       ) {
         await this.#options.nextCycle(IDLE_CHECK_MS, stop);
@@ -126,8 +128,9 @@ export class LeaderSilenceMonitor {
       }
       const now = clock.nowMs();
       if (silencePhase(evidence, settings, now) === 'beating') {
-        // Until this beat grows old; a newer beat meanwhile only moves that instant, looked at on waking.
-        await clock.sleep(Math.max(1, confirmingFromMs(evidence, settings) - now), stop).catch(() => undefined);
+        // Until this beat grows old; a newer beat meanwhile only moves that instant, looked at on waking. Never less
+        // than half a beat: this loop must not spin.
+        await clock.sleep(Math.max(settings.intervalMs / 2, confirmingFromMs(evidence, settings) - now), stop).catch(() => undefined);
         continue;
       }
       await this.#readOnce(evidence, settings);

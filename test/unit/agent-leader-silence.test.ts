@@ -11,8 +11,17 @@ import { FakeClock } from '../kit/fake-clock.js';
 const SETTINGS = { intervalMs: 250, fenceWindowMs: 1000, marginMs: 400, confirmMs: 500 };
 const TTL_MS = 30_000;
 
-async function cluster(): Promise<{
-  clock: FakeClock;
+/** Counts sleeps: a monitor with nothing to do must wait for the next cycle, not spin. */
+class CountingClock extends FakeClock {
+  sleeps = 0;
+  override sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    this.sleeps++;
+    return super.sleep(ms, signal);
+  }
+}
+
+async function cluster(fenceMs = 1000): Promise<{
+  clock: CountingClock;
   leader: MemoryDcs;
   replica: MemoryDcs;
   monitor: LeaderSilenceMonitor;
@@ -20,14 +29,14 @@ async function cluster(): Promise<{
   step: (ms: number) => Promise<void>;
   stop: AbortController;
 }> {
-  const clock = new FakeClock();
+  const clock = new CountingClock();
   const store = new MemoryDcsStore(clock);
   const options = { namespace: '/service', scope: 'silence' };
   const leader = new MemoryDcs(store, { ...options, member: 'node1' });
   const replica = new MemoryDcs(store, { ...options, member: 'node2' });
   const signal = (): AbortSignal => AbortSignal.timeout(5000);
   assert.equal(await leader.acquireLeader(TTL_MS, signal()), true);
-  assert.equal(await leader.beatHeartbeat(1000, signal()), true);
+  assert.equal(await leader.beatHeartbeat(fenceMs, signal()), true);
   let view: ClusterView = await replica.loadCluster(signal());
   const silentAt: number[] = [];
   const monitor = new LeaderSilenceMonitor({
@@ -80,6 +89,16 @@ describe('silent-leader monitor', () => {
     await step(200);
     assert.deepEqual(silentAt, []);
     assert.equal(silencePhase(monitor.evidence()!, SETTINGS, clock.nowMs()), 'beating');
+    stop.abort();
+  });
+
+  it('never judges a leader that announces no fence window, and does not spin meanwhile', async () => {
+    const { clock, monitor, silentAt, step, stop } = await cluster(0);
+    const sleepsBefore = clock.sleeps;
+    await step(3000);
+    assert.deepEqual(silentAt, [], 'no window announced: the ttl decides, not silence');
+    assert.equal(monitor.evidence()?.beat.fenceMs, 0);
+    assert.ok(clock.sleeps - sleepsBefore < 20, `the monitor slept ${clock.sleeps - sleepsBefore} times in 3 s`);
     stop.abort();
   });
 });
