@@ -22,7 +22,7 @@ export type SilencePhase = 'beating' | 'confirming' | 'silent';
  * beat written after the delete fails (the key is gone), so the leader's fence is never moved by it.
  *
  * Liveness (no failover for an etcd election or stall): etcd must also have answered *us* promptly, with the same beat,
- * for `confirmMs` (two beat intervals), starting at least one interval after the beat. While etcd answers, a live
+ * for `confirmMs` (four beat intervals, inside the window), starting at least one interval after the beat. While etcd answers, a live
  * leader beats within one interval.
  */
 export function silencePhase(evidence: LeaderSilence, settings: SilenceDetection, nowMs: number): SilencePhase {
