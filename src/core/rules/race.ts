@@ -1,7 +1,7 @@
 // No leader: the healthiest eligible member takes the lock; the others stay replicas.
 import { compareCandidates, failoverPriority } from '../candidates.js';
 import { clusterTimelineOf, timelineRestriction } from '../cluster-timeline.js';
-import { decision, type Rule } from '../context.js';
+import { decision, type DecisionContext, type Rule } from '../context.js';
 import { mustDetachForQuorum, SYNC_OFF, syncRaceRestriction, syncRaceRivals } from '../sync-plan.js';
 import { raceRestriction } from './switchover.js';
 import { isBackingOff } from './task.js';
@@ -58,6 +58,9 @@ export const raceRule: Rule = (context) => {
     if (peer.isRunning && peer.role === 'primary')
       return decision(context, `following a different leader because ${peer.name} is still running as primary`, []);
     if (rivals !== undefined && !rivals.has(peer.name)) continue;
+    // failsafe_mode: a member missing from a non-empty failsafe key never races (failsafeRaceRule), so it is no rival;
+    // deferring to it would leave the cluster without a leader (the simulator found it).
+    if (isOutsideFailsafeTopology(context, peer.name)) continue;
     const priority = failoverPriority(peer.tags);
     if (priority === 0 || peer.walPosition === undefined) continue;
     // A peer behind the cluster's timeline cannot win (timelineRestriction): its LSN counts a diverged history.
@@ -84,4 +87,11 @@ export function whyPreferred(
   if (peerPriority > me.failoverPriority)
     return `${peer} has equally tolerable WAL position and priority ${peerPriority}, while this node has priority ${me.failoverPriority}`;
   return `${peer} has the same WAL position and priority, and the name that goes first`;
+}
+
+function isOutsideFailsafeTopology(context: DecisionContext, member: string): boolean {
+  const topology = context.view?.failsafe;
+  return (
+    context.obs.failsafe?.isEnabled === true && topology !== undefined && Object.keys(topology).length > 0 && topology[member] === undefined
+  );
 }
