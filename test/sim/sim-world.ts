@@ -415,26 +415,15 @@ export class SimWorld {
     // write is ever acknowledged by one member while another is writable.
     if (this.#options.withoutFenceProcess !== true)
       for (const node of this.nodes) {
-        const deadline = node.fence.deadlineMs;
-        if (
-          deadline !== undefined &&
-          now > deadline + DEADLINE_GRACE_MS &&
-          states.find((state) => state.name === node.name)?.isWritablePrimary
-        )
-          found.push({
-            invariant: 'no-primary-past-fence-deadline',
-            message: `${node.name} is a writable primary past its fence deadline`,
-          });
-        const freezeAt = node.fence.freezeAtMs;
-        if (
-          freezeAt !== undefined &&
-          now > freezeAt + DEADLINE_GRACE_MS &&
-          states.find((state) => state.name === node.name)?.isWritablePrimary
-        )
-          found.push({
-            invariant: 'no-primary-past-heartbeat-window',
-            message: `${node.name} is a writable primary past its heartbeat window (its fence should have frozen it)`,
-          });
+        if (states.find((state) => state.name === node.name)?.isWritablePrimary !== true) continue;
+        // The lock deadline kills; the heartbeat window freezes: past either, the node must not be writable.
+        const instants = [
+          ['no-primary-past-fence-deadline', node.fence.deadlineMs, 'its fence deadline'],
+          ['no-primary-past-heartbeat-window', node.fence.freezeAtMs, 'its heartbeat window (its fence should have frozen it)'],
+        ] as const;
+        for (const [invariant, atMs, what] of instants)
+          if (atMs !== undefined && now > atMs + DEADLINE_GRACE_MS)
+            found.push({ invariant, message: `${node.name} is a writable primary past ${what}` });
       }
     const writableNow = states.filter((state) => state.isWritablePrimary);
     const checksOneWritable = this.#options.checksOneWritable ?? this.#options.withoutFenceProcess !== true;
