@@ -31,6 +31,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "pgwarden setup: installing npm packages" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
+addon=native/working-set/build/Release/working_set.node
+if [ ! -f "$addon" ] || [ native/working-set/working-set.cc -nt "$addon" ]; then
+  npm run --silent build:native
+fi
 if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
   npx tsc -p tsconfig.json
   touch dist/.built

@@ -21,6 +21,7 @@ import { performance } from 'node:perf_hooks';
 import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS, missingAgentSettings } from '../util/agent-process.js';
+import { trimWorkingSetLater } from './working-set-report.js';
 
 const FENCE_ENTRY = fileURLToPath(new URL('./fence.js', import.meta.url));
 
@@ -239,6 +240,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');
   agent.start();
+  trimWorkingSetLater(log);
 
   let isStopping = false;
   const shutdown = (signal: string): void => {

@@ -5,6 +5,7 @@ import { fencePidPathOf, fenceSocketPathOf } from '../fence/fence-paths.js';
 import { startFenceServer } from '../fence/fence-server.js';
 import { freezePrimaryPostgres, killFrozenPostgres, stopPrimaryPostgres, thawPostgres } from '../fence/stop-primary.js';
 import { isAlive } from '../util/process-alive.js';
+import { scheduleWorkingSetTrims } from '../util/working-set.js';
 
 const IDLE_EXIT_MS = 60_000;
 
@@ -54,3 +55,5 @@ if (server === undefined) {
 }
 writeFileSync(pidPath, `${process.pid}\n`, { mode: 0o600 });
 log('fence listening', { socket: socketPath, data_dir: dataDir });
+// Its resident set is what stays of start-up: nothing to report either way.
+scheduleWorkingSetTrims(() => undefined);

@@ -1,4 +1,5 @@
 // Composition root of `pgwarden proxy`: config, etcd, the agents' REST API as the writable-primary probe, signals.
+import { trimWorkingSetLater } from './working-set-report.js';
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -75,6 +76,7 @@ export async function runProxy(configPath: string): Promise<void> {
     },
     'pgwarden proxy started',
   );
+  trimWorkingSetLater(log);
 
   let isStopping = false;
   const shutdown = (signal: string): void => {
