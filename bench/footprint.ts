@@ -1,6 +1,7 @@
 // Idle footprint of the agent, side by side with Patroni 3.0.2 on the same machine and in the same time window:
 // RSS, CPU, threads and the CPU of each agent's PostgreSQL connection over an idle window, then GET /patroni latency.
 // Prints figures; asserts nothing. Both clusters share one etcd (different scopes) and are measured interleaved.
+import { readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { fencePidPathOf } from '../src/fence/fence-paths.js';
 import { LocalCluster } from '../src/local/local-cluster.js';
 import type { LocalTiming } from '../src/local/node-config.js';
 import { PatroniCluster } from './patroni-cluster.js';
@@ -30,6 +32,11 @@ const { values } = parseArgs({
      */
     baseline: { type: 'string' },
     'baseline-label': { type: 'string', default: 'before' },
+    /**
+     * The silent-leader detector's fence window in seconds (dynamic key fence_window; 0 turns the detector off and
+     * with it the leader's heartbeat, about 4 etcd writes a second). Default: the product's default (on).
+     */
+    'fence-window': { type: 'string' },
     /** Keep the clusters' directories (logs) after the run. */
     keep: { type: 'boolean', default: false },
   },
@@ -89,6 +96,8 @@ interface Target {
   readonly role: 'leader' | 'replica';
   readonly name: string;
   readonly pid: number;
+  /** pgwarden's fence process (fence/), a second process per member that the agent feeds. */
+  readonly fencePid?: number;
   readonly apiPort: number;
   readonly pgPort: number;
   readonly password: string;
@@ -104,6 +113,8 @@ interface WindowResult {
   readonly cpuPercent: number;
   /** CPU of the PostgreSQL backends serving the agent's own connections (its probes and checks). */
   readonly backendCpuPercent: number;
+  readonly fenceRssMb: number | undefined;
+  readonly fenceCpuPercent: number | undefined;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
@@ -203,6 +214,9 @@ async function measureWindow(targets: readonly Target[]): Promise<WindowResult[]
   const backends = await Promise.all(targets.map(agentBackends));
   const backendStart = await Promise.all(backends.map((pids) => Promise.all(pids.map(cpuTicksOf))));
   const start = await Promise.all(targets.map(readTarget));
+  const fenceOf = (target: Target): Promise<ProcSample | undefined> =>
+    target.fencePid === undefined ? Promise.resolve(undefined) : readProc(target.fencePid).catch(() => undefined);
+  const fenceStart = await Promise.all(targets.map(fenceOf));
   const startedAt = performance.now();
   const peakRssKb = start.map((sample) => sample.rssKb);
   const peakThreads = start.map((sample) => sample.threads);
@@ -217,6 +231,7 @@ async function measureWindow(targets: readonly Target[]): Promise<WindowResult[]
     });
   }
   const end = await Promise.all(targets.map(readTarget));
+  const fenceEnd = await Promise.all(targets.map(fenceOf));
   const elapsedS = (performance.now() - startedAt) / 1000;
   const backendEnd = await Promise.all(backends.map((pids) => Promise.all(pids.map(cpuTicksOf))));
 
@@ -240,6 +255,11 @@ async function measureWindow(targets: readonly Target[]): Promise<WindowResult[]
       threads: Math.max(peakThreads[index]!, end[index]!.threads),
       cpuPercent: ((end[index]!.cpuTicks - start[index]!.cpuTicks) / TICKS_PER_SECOND / elapsedS) * 100,
       backendCpuPercent: (backendTicks / TICKS_PER_SECOND / elapsedS) * 100,
+      fenceRssMb: fenceEnd[index] === undefined ? undefined : fenceEnd[index].rssKb / 1024,
+      fenceCpuPercent:
+        fenceStart[index] === undefined || fenceEnd[index] === undefined
+          ? undefined
+          : ((fenceEnd[index].cpuTicks - fenceStart[index].cpuTicks) / TICKS_PER_SECOND / elapsedS) * 100,
       p50Ms: pick(50),
       p99Ms: pick(99),
       maxMs: sorted[sorted.length - 1]!,
@@ -255,7 +275,7 @@ const median = (xs: readonly number[]): number => {
 
 function printTable(profile: string, timing: LocalTiming, targets: readonly Target[], results: readonly WindowResult[][]): void {
   console.log(
-    `\n== ${profile} profile (ttl ${timing.ttl}, loop_wait ${timing.loop_wait}, retry_timeout ${timing.retry_timeout}): ${windows} idle window(s) of ${seconds} s, then ${requests} sequential GET /patroni each (new connection per request); medians over windows`,
+    `\n== ${profile} profile (ttl ${timing.ttl}, loop_wait ${timing.loop_wait}, retry_timeout ${timing.retry_timeout}; silent-leader detector ${values['fence-window'] === undefined ? 'on (default)' : Number(values['fence-window']) > 0 ? `fence_window ${values['fence-window']}` : 'off'}): ${windows} idle window(s) of ${seconds} s, then ${requests} sequential GET /patroni each (new connection per request); medians over windows`,
   );
   const header = [
     'agent',
@@ -265,6 +285,8 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
     'USS MB',
     'CPU %',
     'PG conn CPU %',
+    'fence RSS MB',
+    'fence CPU %',
     'threads',
     'REST p50 ms',
     'REST p99 ms',
@@ -272,6 +294,10 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
   ];
   const rows = targets.map((target, index) => {
     const of = (pick: (result: WindowResult) => number): number => median(results.map((window) => pick(window[index]!)));
+    const optional = (pick: (result: WindowResult) => number | undefined, digits: number): string => {
+      const values = results.map((window) => pick(window[index]!)).filter((value) => value !== undefined);
+      return values.length === 0 ? '-' : median(values).toFixed(digits);
+    };
     return [
       target.impl,
       target.role,
@@ -280,6 +306,8 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
       of((r) => r.ussMb).toFixed(1),
       of((r) => r.cpuPercent).toFixed(2),
       of((r) => r.backendCpuPercent).toFixed(2),
+      optional((r) => r.fenceRssMb, 1),
+      optional((r) => r.fenceCpuPercent, 2),
       String(of((r) => r.threads)),
       of((r) => r.p50Ms).toFixed(2),
       of((r) => r.p99Ms).toFixed(2),
@@ -293,7 +321,7 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
   console.log(`|${widths.map((width, column) => (column < 2 ? `:${'-'.repeat(width + 1)}` : `${'-'.repeat(width + 1)}:`)).join('|')}|`);
   for (const row of rows) console.log(line(row));
   console.log(
-    '  RSS = VmRSS (includes the interpreter binary and libraries mapped from disk, shared with every process running them); anon = RssAnon (heap, stacks); USS = pages no other process maps; CPU = utime+stime of the agent process; PG conn CPU = its PostgreSQL backends',
+    '  RSS = VmRSS (includes the interpreter binary and libraries mapped from disk, shared with every process running them); anon = RssAnon (heap, stacks); USS = pages no other process maps; CPU = utime+stime of the agent process; PG conn CPU = its PostgreSQL backends; fence = pgwarden's fence process of that member (Patroni has none)',
   );
   if (windows > 1) {
     for (const [index, target] of targets.entries()) {
@@ -301,6 +329,15 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
         `  ${target.impl} ${target.role} per window: CPU % ${results.map((window) => window[index]!.cpuPercent.toFixed(2)).join(' ')}; RSS MB ${results.map((window) => window[index]!.rssMb.toFixed(1)).join(' ')}; p99 ms ${results.map((window) => window[index]!.p99Ms.toFixed(2)).join(' ')}`,
       );
     }
+  }
+}
+
+function fencePidOf(dataDir: string): { fencePid?: number } {
+  try {
+    const pid = Number(readFileSync(fencePidPathOf(dataDir), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? { fencePid: pid } : {};
+  } catch {
+    return {};
   }
 }
 
@@ -330,7 +367,12 @@ async function runProfile(profile: string): Promise<void> {
   await chmod(dir, 0o755);
   try {
     // The pgwarden cluster brings the etcd both clusters use (3 members, scopes footprint and patroni-footprint).
-    pgwardenCluster = await LocalCluster.start({ dir: join(dir, 'pgwarden'), timing, scope: 'footprint' });
+    pgwardenCluster = await LocalCluster.start({
+      dir: join(dir, 'pgwarden'),
+      timing,
+      scope: 'footprint',
+      ...(values['fence-window'] !== undefined ? { bootstrapDcs: { fence_window: Number(values['fence-window']) } } : {}),
+    });
     const cluster = pgwardenCluster;
     if (runsPatroni) {
       patroniCluster = await PatroniCluster.start({
@@ -366,6 +408,7 @@ async function runProfile(profile: string): Promise<void> {
           role,
           name,
           pid: node.agentPid!,
+          ...fencePidOf(node.dataDir),
           apiPort: node.apiPort,
           pgPort: node.pgPort,
           password: of.superuserPassword,

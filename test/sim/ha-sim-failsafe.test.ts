@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeRun, NAMES, runSeed } from './scenario.js';
-import { seedsToRun } from './seeds.js';
+import { findFailingSeeds, seedsToRun } from './seeds.js';
 import { SIM_TIMING, SimWorld } from './sim-world.js';
 
 function isWritablePrimary(world: SimWorld, name: string): boolean {
@@ -82,15 +82,14 @@ describe('failsafe rules are load-bearing', () => {
   });
 
   it('replicas that ignore a fresh POST /failsafe and race are caught', async (context) => {
-    const failing: number[] = [];
-    for (const seed of seedsToRun(15)) {
+    const { seeds: failing } = await findFailingSeeds(15, async (seed) => {
       const world = await runSeed(seed, {
         failsafeMode: true,
         mutateDecide: (decide) => (obs, mem) =>
           decide(obs.failsafe === undefined ? obs : { ...obs, failsafe: { ...obs.failsafe, record: undefined } }, mem),
       });
-      if (world.violations.length > 0) failing.push(seed);
-    }
+      return world.violations[0]?.message;
+    });
     context.diagnostic(`failing seeds: ${failing.join(', ')}`);
     assert.ok(failing.length > 0, 'racing against a confirmed failsafe leader must break an invariant');
   });

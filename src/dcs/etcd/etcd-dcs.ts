@@ -217,7 +217,7 @@ export class EtcdDcs implements Dcs {
     signal: AbortSignal,
   ): Promise<void> {
     const start = (BigInt(fromRevision) + 1n).toString();
-    await this.#gateway.watchStream(this.#keys.heartbeat, undefined, start, signal, (batch) => {
+    await this.#gateway.watchStream([{ key: this.#keys.heartbeat }], start, signal, (batch) => {
       for (const event of batch.events) {
         const revision = event.kv?.mod_revision ?? batch.revision ?? fromRevision;
         onBeat(event.type === 'DELETE' ? undefined : decodeHeartbeat(unb64(event.kv?.value), revision), revision);
@@ -313,7 +313,12 @@ export class EtcdDcs implements Dcs {
   async watch(fromRevision: string, signal: AbortSignal): Promise<void> {
     const start = (BigInt(fromRevision) + 1n).toString();
     const keys = this.#keys;
-    await this.#gateway.watchOnce(keys.prefix, start, signal, (key) => keys.isControlKey(key));
+    // Every key but the heartbeat, which changes several times a second and has its own watch: two ranges on one stream.
+    const ranges = [
+      { key: keys.prefix, rangeEnd: b64(keys.heartbeat) },
+      { key: `${keys.heartbeat}\0`, rangeEnd: prefixRangeEnd(keys.prefix) },
+    ];
+    await this.#gateway.watchOnce(ranges, start, signal, (key) => keys.isControlKey(key));
   }
 
   /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */

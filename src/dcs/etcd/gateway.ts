@@ -19,6 +19,12 @@ export function prefixRangeEnd(prefix: string): string {
   return Buffer.from([0]).toString('base64');
 }
 
+/** One key, or keys from `key` up to `rangeEnd` (exclusive; base64, as etcd and prefixRangeEnd give it). */
+export interface WatchRange {
+  readonly key: string;
+  readonly rangeEnd?: string;
+}
+
 export interface GatewayKv {
   readonly key?: string;
   readonly value?: string;
@@ -269,30 +275,42 @@ export class EtcdGateway {
     );
   }
 
-  /** Opens a streaming watch; resolves at the first batch with an interesting key, rejects on abort or a broken stream. */
-  watchOnce(keyPrefix: string, startRevision: string, signal: AbortSignal, isInteresting: (key: string) => boolean): Promise<void> {
-    return this.watchStream(keyPrefix, prefixRangeEnd(keyPrefix), startRevision, signal, (batch) =>
+  /**
+   * Opens one streaming watch of several key ranges; resolves at the first batch with an interesting key, rejects on
+   * abort or a broken stream.
+   */
+  watchOnce(
+    ranges: readonly WatchRange[],
+    startRevision: string,
+    signal: AbortSignal,
+    isInteresting: (key: string) => boolean,
+  ): Promise<void> {
+    return this.watchStream(ranges, startRevision, signal, (batch) =>
       // A compacted start revision means we missed changes: wake the loop so it re-reads everything.
       batch.isCancelled ? true : batch.events.some((event) => isInteresting(unb64(event.kv?.key))),
     );
   }
 
   /**
-   * A streaming watch of `key` (or the range up to `rangeEnd`) from `startRevision`: every batch of events goes to
-   * `onBatch`, and the watch ends (resolves) when it returns true; rejects on abort or a broken stream.
+   * A streaming watch of key ranges from `startRevision`, one etcd watch per range on the same stream (the gateway
+   * reads one create request per line of the body): every batch of events goes to `onBatch`, and the watch ends
+   * (resolves) when it returns true; rejects on abort or a broken stream.
    */
   async watchStream(
-    key: string,
-    rangeEnd: string | undefined,
+    ranges: readonly WatchRange[],
     startRevision: string,
     signal: AbortSignal,
     onBatch: (batch: WatchBatch) => boolean,
   ): Promise<void> {
     const endpoint = this.#endpoints[this.#current]!;
     const transport = await this.#transport(endpoint);
-    const body = JSON.stringify({
-      create_request: { key: b64(key), ...(rangeEnd !== undefined ? { range_end: rangeEnd } : {}), start_revision: startRevision },
-    });
+    const body = ranges
+      .map(({ key, rangeEnd }) =>
+        JSON.stringify({
+          create_request: { key: b64(key), ...(rangeEnd !== undefined ? { range_end: rangeEnd } : {}), start_revision: startRevision },
+        }),
+      )
+      .join('\n');
     return new Promise((resolve, reject) => {
       let isSettled = false;
       let request: ClientRequest | undefined;
@@ -354,7 +372,11 @@ export class EtcdGateway {
                     settle(
                       new PgwardenError('PGW_DCS_WATCH_BROKEN', 'etcd cancelled the watch', {
                         isRetryable: true,
-                        context: { endpoint: endpoint.url, key, hint: 'watch again from a current revision' },
+                        context: {
+                          endpoint: endpoint.url,
+                          key: ranges.map((range) => range.key).join(','),
+                          hint: 'watch again from a current revision',
+                        },
                       }),
                     );
                 } catch (error) {
