@@ -31,8 +31,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   echo "pgwarden setup: installing npm packages" >&2
   npm ci --no-audit --no-fund --loglevel=error
 fi
-addon=native/working-set/build/Release/working_set.node
-if [ ! -f "$addon" ] || [ native/working-set/working-set.cc -nt "$addon" ]; then
+addon=native/linux/build/Release/pgwarden_linux.node
+if [ ! -f "$addon" ] || [ native/linux/linux.cc -nt "$addon" ]; then
   npm run --silent build:native
 fi
 if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json -newer dist/.built -print -quit 2>/dev/null)" ]; then

@@ -55,6 +55,8 @@ export interface CyclePorts {
   readonly onLockChanged: (lock: LockHolder['current']) => void;
   /** decide() itself in production; the simulator passes variants with one rule removed to prove each is needed. */
   readonly decide?: DecideFunction | undefined;
+  /** watchdog.mode automatic/required (agent/watchdog-feed.ts): activated before an acquire. */
+  readonly watchdogVetoAcquire?: ((ttlMs: number) => string | undefined) | undefined;
   /** Whether the fence has frozen PostgreSQL (the heartbeat window passed without a proof) and no proof came since. */
   readonly isPgFrozen?: (() => boolean) | undefined;
   /** The silent-leader detector's evidence (agent/leader-silence.ts), fed with every view read. */
@@ -290,6 +292,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
           isNoStream: state.local.identity.tags.nostream === true,
         }),
         failsafe: failsafeHooks(ports, state),
+        watchdogVetoAcquire: ports.watchdogVetoAcquire && (() => ports.watchdogVetoAcquire?.(state.timing.ttlMs)),
       },
       { view, ttlMs: state.timing.ttlMs, dcsBudgetMs: dcsBudgetMs(state, clock.nowMs()), pgBudgetMs: PG_COMMAND_BUDGET_MS },
     );

@@ -52,6 +52,8 @@ export interface ExecutorDeps {
   readonly callbacks?: CallbackRunner | undefined;
   /** Called with the lock after every acquire/renew/release outcome (arms or disarms the lease fence). */
   readonly onLockChanged: (lock: LockObservation) => void;
+  /** watchdog.mode: activates the watchdog before an acquire; why not to acquire when `required` and it cannot. */
+  readonly watchdogVetoAcquire?: (() => string | undefined) | undefined;
   /** A reconfigure took effect: the fingerprint of the GUC set now applied. */
   readonly onParametersApplied: (fingerprint: string) => void;
   readonly onScheduledRestartCleared: () => void;
@@ -170,7 +172,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'acquireLeader':
     case 'renewLeader': {
       // Checked in the same synchronous step as the send: a POST /failsafe accepted after the decision stops the race.
-      const veto = action.kind === 'acquireLeader' ? deps.failsafe?.vetoAcquire() : undefined;
+      const veto = action.kind === 'acquireLeader' ? (deps.failsafe?.vetoAcquire() ?? deps.watchdogVetoAcquire?.()) : undefined;
       if (veto !== undefined) {
         deps.log.info({}, `not acquiring the leader lock: ${veto}`);
         return false;

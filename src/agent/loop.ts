@@ -21,6 +21,7 @@ import {
 } from './cycle.js';
 import { runDcsWatch } from './dcs-watch.js';
 import { FenceFeed } from './fence-feed.js';
+import type { WatchdogFeed } from './watchdog-feed.js';
 import { runLeaderHeartbeat } from './leader-heartbeat.js';
 import { LeaderSilenceMonitor } from './leader-silence.js';
 import { LeaseFence } from './lease-fence.js';
@@ -57,6 +58,8 @@ export interface AgentOptions extends CycleSettings {
   readonly isLeaseFenceEnabled?: boolean | undefined;
   /** The fence process (src/fence): stops a primary at the lock deadline even while this agent is stalled. */
   readonly externalFence?: ExternalFence | undefined;
+  /** watchdog.mode automatic/required: a Linux watchdog device kept alive while this member leads. */
+  readonly watchdog?: WatchdogFeed | undefined;
 }
 
 export class Agent {
@@ -115,7 +118,9 @@ export class Agent {
       onLockChanged: (lock) => {
         if (options.isLeaseFenceEnabled !== false) this.#fence.follow(lock);
         this.#fenceFeed.onLock(lock);
+        options.watchdog?.onLock(lock);
       },
+      watchdogVetoAcquire: options.watchdog && ((ttlMs) => options.watchdog?.vetoAcquire(ttlMs)),
       decide: options.decide,
       silence: this.#silence,
       isPgFrozen: () => this.#fenceFeed.isFrozen(clock.nowMs(), this.#state.lock.current, this.#state.pg?.role === 'primary'),
@@ -334,6 +339,7 @@ export class Agent {
       log.info({}, 'Leader key is not deleted and PostgreSQL is not shut down because of running in maintenance mode');
       externalFence?.disarm();
       await externalFence?.close({ exit: true });
+      this.#options.watchdog?.close();
       await Promise.allSettled(this.#running);
       await dcs.close();
       await pg.close();
@@ -354,6 +360,8 @@ export class Agent {
         .catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not release the leader key'));
     }
     await Promise.allSettled(this.#running);
+    // PostgreSQL stopped or left running under pause alike: nothing must reset this host once the agent is gone.
+    this.#options.watchdog?.close();
     await dcs.close();
     await pg.close();
   }
@@ -371,6 +379,12 @@ export class Agent {
         cancelStallReport();
       }
       this.#viewChanged.fire();
+      // Wanted while this member holds the lock (a promotion may still run) or runs a primary (a demotion may still run);
+      // disabled under maintenance mode, as in Patroni.
+      const isPaused = this.#state.dcsRead.view?.config?.pause === true;
+      const isPrimaryRunning = this.#state.pg?.isRunning === true && this.#state.pg.role === 'primary';
+      const isLockHeld = this.#state.lock.current.lastRenewSentAtMs !== undefined;
+      this.#options.watchdog?.afterCycle(!isPaused && (isLockHeld || isPrimaryRunning));
       if (signal.aborted) break;
       await this.#wakeup.wait(wakeAfterMs);
     }

@@ -22,6 +22,9 @@ import { loadConfigIsolated } from './load-config-isolated.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS, missingAgentSettings } from '../util/agent-process.js';
 import { trimWorkingSetLater } from './working-set-report.js';
+import { DEFAULT_SAFETY_MARGIN_SECONDS, WatchdogFeed } from '../agent/watchdog-feed.js';
+import { DEFAULT_WATCHDOG_DEVICE, watchdogModeOf } from '../config/watchdog.js';
+import { LinuxWatchdogDevice } from './linux-watchdog.js';
 
 const FENCE_ENTRY = fileURLToPath(new URL('./fence.js', import.meta.url));
 
@@ -169,6 +172,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     await dcs.close().catch(() => undefined);
     process.exit(1);
   }
+  const watchdogMode = watchdogModeOf(config.watchdog?.mode);
   const agent = new Agent({
     identity: {
       name: config.name,
@@ -185,6 +189,15 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     // Debug mode: every decision is checked against the core's safety invariants before it is executed.
     isCheckingInvariants: process.env.PGWARDEN_CHECK_INVARIANTS === '1',
     externalFence,
+    watchdog:
+      watchdogMode === 'off'
+        ? undefined
+        : new WatchdogFeed({
+            mode: watchdogMode,
+            device: new LinuxWatchdogDevice(config.watchdog?.device ?? DEFAULT_WATCHDOG_DEVICE),
+            safetyMarginSeconds: config.watchdog?.safety_margin ?? DEFAULT_SAFETY_MARGIN_SECONDS,
+            log,
+          }),
     localParameters: config.postgresql.parameters,
     recoveryConf: config.postgresql.recovery_conf,
     callbacks: new CallbackRunner(config.postgresql.callbacks ?? {}, config.scope, log),

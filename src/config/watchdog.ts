@@ -1,8 +1,14 @@
-// watchdog.mode as Patroni reads it. pgwarden fences with its own process (src/fence) on every host; it does not
-// drive a Linux watchdog device (that needs ioctl WDIOC_SETTIMEOUT, which Node cannot issue without a native addon),
-// so `required` is honoured the way Patroni honours it when no watchdog can be activated: never leader.
+// watchdog.mode as Patroni reads it. A Linux watchdog device is driven through the native addon (agent/watchdog-feed.ts)
+// when the mode is automatic or required; pgwarden's fence process (src/fence) stops a stalled primary on every host
+// whether or not there is one. `required` without a usable device means this member never becomes leader, as in Patroni.
+import { accessSync, constants } from 'node:fs';
+import { nativeAddon } from '../util/native-addon.js';
 
-export type WatchdogMode = 'off' | 'automatic' | 'required';
+import type { WatchdogMode } from '../core/ports.js';
+
+export type { WatchdogMode };
+
+export const DEFAULT_WATCHDOG_DEVICE = '/dev/watchdog';
 
 /** Patroni accepts off/automatic/required, and YAML turns a bare `off` into false. */
 export function watchdogModeOf(mode: string | boolean | undefined): WatchdogMode {
@@ -11,14 +17,30 @@ export function watchdogModeOf(mode: string | boolean | undefined): WatchdogMode
   return mode === 'required' || mode === 'off' ? mode : 'automatic';
 }
 
+/** Why the device cannot be driven (Patroni's check before a race: it exists and this user may write it), or undefined. */
+export function watchdogDeviceProblem(device: string): string | undefined {
+  try {
+    accessSync(device, constants.W_OK);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    return code === 'ENOENT'
+      ? `${device} does not exist (no watchdog driver loaded)`
+      : `${device} is not writable by this user (${code ?? String(error)})`;
+  }
+  const addon = nativeAddon();
+  return typeof addon === 'string' ? addon : undefined;
+}
+
 /**
  * Why this member must never become leader under `watchdog.mode: required` (published as nofailover, so no switchover
  * or race picks it), or undefined when it may.
  */
 export function watchdogRefusal(
   watchdog: { readonly mode?: string | boolean | undefined; readonly device?: string | undefined } | undefined,
+  deviceProblem: (device: string) => string | undefined = watchdogDeviceProblem,
 ): string | undefined {
   if (watchdogModeOf(watchdog?.mode) !== 'required') return undefined;
-  const device = watchdog?.device ?? '/dev/watchdog';
-  return `watchdog.mode is required, but pgwarden does not drive a watchdog device (${device}); this member never becomes leader (as Patroni without a usable watchdog). Set watchdog.mode: automatic or off: pgwarden's fence process stops a primary whose agent stalls`;
+  const problem = deviceProblem(watchdog?.device ?? DEFAULT_WATCHDOG_DEVICE);
+  if (problem === undefined) return undefined;
+  return `watchdog.mode is required, but the watchdog cannot be used: ${problem}; this member never becomes leader (as Patroni without a usable watchdog). Load a watchdog driver (e.g. modprobe softdog) and let this user write the device, or set watchdog.mode: automatic or off (pgwarden's fence process still stops a primary whose agent stalls)`;
 }

@@ -205,6 +205,19 @@ export interface FailsafeRequest {
   readonly ttl?: number;
 }
 
+/** watchdog.mode, as Patroni reads it (config/watchdog.ts). */
+export type WatchdogMode = 'off' | 'automatic' | 'required';
+
+/** A Linux watchdog device (bin/linux-watchdog.ts), driven by agent/watchdog-feed.ts. */
+export interface WatchdogDevice {
+  readonly path: string;
+  /** Starts the timer with this timeout (seconds); returns the timeout the driver accepted. Throws when it cannot. */
+  open(timeoutSeconds: number): number;
+  keepalive(): void;
+  /** Magic close: stops the timer (unless the driver has nowayout). */
+  close(): void;
+}
+
 /**
  * A fence outside the agent's process (src/fence): it stops PostgreSQL, if it runs as a primary, at the lock deadline
  * the agent last proved, even when the agent itself is stopped, hung or starved. Never rejects; fire and forget.

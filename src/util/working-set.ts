@@ -1,38 +1,19 @@
 // Gives back the resident pages that only start-up needed. Most of an idle agent's RSS (about 40 MB) is the node
 // binary's own code and read-only data, touched once while V8 and Node boot and never again; the optional addon in
-// native/working-set unmaps this process's clean pages of read-only file mappings, and the kernel maps back in, from
+// native/linux unmaps this process's clean pages of read-only file mappings, and the kernel maps back in, from
 // the page cache, whatever is used later. The page cache itself is not freed: what shrinks is this process's
 // resident set (and with it the memory the kernel must keep mapped for it), not the host's cached files.
-import { createRequire } from 'node:module';
+import { nativeAddon } from './native-addon.js';
 
 export type WorkingSetTrim = { readonly rssBeforeMb: number; readonly rssAfterMb: number } | { readonly unavailable: string };
 
-interface WorkingSetAddon {
-  trimReadOnlyFilePages(): number;
-}
-
-const ADDON_PATH = new URL('../../../native/working-set/build/Release/working_set.node', import.meta.url).pathname;
 /** After start-up has settled, then now and then: pages used once since (a bootstrap, a base backup) go back too. */
 const FIRST_TRIM_MS = 10_000;
 const TRIM_EVERY_MS = 5 * 60_000;
 
-let addon: WorkingSetAddon | string | undefined;
-
-function loadAddon(): WorkingSetAddon | string {
-  if (addon === undefined) {
-    try {
-      addon = createRequire(import.meta.url)(ADDON_PATH) as WorkingSetAddon;
-    } catch (error) {
-      addon = `native addon ${ADDON_PATH} not loaded (${error instanceof Error ? error.message.split('\n')[0] : String(error)}); build it with \`npm run build:native\``;
-    }
-  }
-  return addon;
-}
-
 export function trimWorkingSet(): WorkingSetTrim {
-  const loaded = loadAddon();
+  const loaded = nativeAddon();
   if (typeof loaded === 'string') return { unavailable: loaded };
-  if (process.platform !== 'linux') return { unavailable: 'only on Linux' };
   const rssMb = (): number => Math.round(process.memoryUsage.rss() / 1048576);
   const rssBeforeMb = rssMb();
   loaded.trimReadOnlyFilePages();

@@ -1,8 +1,8 @@
 {
   "targets": [
     {
-      "target_name": "working_set",
-      "sources": ["working-set.cc"],
+      "target_name": "pgwarden_linux",
+      "sources": ["linux.cc"],
       "cflags": ["-O2", "-Wall", "-Wextra"]
     }
   ]
