@@ -7,6 +7,7 @@ import { isViableCandidate } from '../core/failover-intent.js';
 import type { Dcs } from '../core/ports.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, MemberRecord, PeerStatus } from '../core/types.js';
 import { describeError } from '../util/errors.js';
+import { redactSecrets } from '../util/redact.js';
 import type { ApiResponse } from './routes.js';
 
 export interface MutationContext {
@@ -21,7 +22,11 @@ export interface MutationContext {
 }
 
 const text = (status: number, body: string): ApiResponse => ({ status, body, contentType: 'text/plain' });
-const json = (status: number, value: unknown): ApiResponse => ({ status, body: JSON.stringify(value), contentType: 'application/json' });
+const json = (status: number, value: unknown): ApiResponse => ({
+  status,
+  body: JSON.stringify(redactSecrets(value)),
+  contentType: 'application/json',
+});
 const DCS_BUDGET_MS = 5000;
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 

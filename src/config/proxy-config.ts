@@ -1,5 +1,7 @@
 // The `proxy:` section and what a proxy needs from the rest of pgwarden.yml (scope, namespace, etcd, REST API TLS).
 // A proxy host may carry only these keys; an agent's full config file works too (the other sections are ignored).
+import { restClientSettings } from './rest-client-settings.js';
+import type { RestClientSettings } from '../util/rest-client.js';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
@@ -56,7 +58,13 @@ const proxyFileSchema = z
     etcd3: etcdSection.optional(),
     etcd: etcdSection.optional(),
     restapi: z
-      .object({ cafile: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() })
+      .object({
+        authentication: credentials.optional(),
+        cafile: z.string().optional(),
+        certfile: z.string().optional(),
+        keyfile: z.string().optional(),
+        keyfile_password: z.string().optional(),
+      })
       .loose()
       .optional(),
     ctl: z
@@ -66,6 +74,7 @@ const proxyFileSchema = z
         cacert: z.string().optional(),
         certfile: z.string().optional(),
         keyfile: z.string().optional(),
+        keyfile_password: z.string().optional(),
       })
       .loose()
       .optional(),
@@ -77,13 +86,8 @@ export interface ProxyConfig {
   readonly scope: string;
   readonly namespace: string;
   readonly etcd: { readonly hosts: readonly string[]; readonly protocol: string };
-  /** CA (and client certificate) for probing agents' REST APIs over HTTPS. */
-  readonly tls: {
-    readonly cafile?: string | undefined;
-    readonly certfile?: string | undefined;
-    readonly keyfile?: string | undefined;
-    readonly isInsecure: boolean;
-  };
+  /** How to reach the agents' REST APIs (CA, client certificate), read from ctl/restapi as patronictl does. */
+  readonly rest: RestClientSettings;
   readonly proxy: ProxySection;
 }
 
@@ -136,12 +140,7 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
     scope: parsed.scope,
     namespace: parsed.namespace,
     etcd: { hosts, protocol: section?.protocol ?? 'http' },
-    tls: {
-      cafile: parsed.ctl?.cacert ?? parsed.restapi?.cafile,
-      certfile: parsed.ctl?.certfile,
-      keyfile: parsed.ctl?.keyfile,
-      isInsecure: parsed.ctl?.insecure === true,
-    },
+    rest: restClientSettings(parsed),
     proxy,
   };
 }

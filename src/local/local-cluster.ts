@@ -388,10 +388,11 @@ export class LocalCluster {
     }
   }
 
-  /** libpq multi-host connection string that always lands on the writable primary. */
-  connectionString(targetSessionAttrs = 'read-write'): string {
+  /** libpq multi-host connection string that always lands on the writable primary (without the password: to print). */
+  connectionString(targetSessionAttrs = 'read-write', hasPassword = true): string {
     const hosts = this.nodes.map((node) => `${node.host}:${node.pgPort}`).join(',');
-    return `postgresql://postgres:${this.superuserPassword}@${hosts}/postgres?target_session_attrs=${targetSessionAttrs}&connect_timeout=2`;
+    const user = hasPassword ? `postgres:${encodeURIComponent(this.superuserPassword)}` : 'postgres';
+    return `postgresql://${user}@${hosts}/postgres?target_session_attrs=${targetSessionAttrs}&connect_timeout=2`;
   }
 
   state(): LocalClusterState {
