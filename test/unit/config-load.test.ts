@@ -145,7 +145,7 @@ describe('config', () => {
 
   it('warns about unknown keys outside the security sections instead of failing', () => {
     const { warnings } = parseConfig(
-      patroniYaml.replace('scope: bench', 'scope: bench\nfrobnicate: 1\nwatchdog:\n  colour: blue'),
+      patroniYaml.replace('scope: bench', 'scope: bench\nfrobnicate: 1').replace("  mode: 'off'", "  mode: 'off'\n  colour: blue"),
       'x.yml',
     );
     assert.deepEqual(
