@@ -62,3 +62,17 @@ function redactValue(value: unknown, seen: WeakSet<object>): unknown {
   }
   return copy;
 }
+
+/**
+ * The key path of the first string that carries the placeholder, if any: a document read back from a redacted output
+ * (GET /config, show-config) and written again would replace real passwords with "******".
+ */
+export function redactedPath(value: unknown, path: readonly string[] = []): string | undefined {
+  if (typeof value === 'string') return value.includes(REDACTED) ? path.join('.') || '(value)' : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const found = redactedPath(item, [...path, key]);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
