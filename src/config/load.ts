@@ -105,6 +105,18 @@ export function strictKeyProblem(unknown: UnknownKey): string | undefined {
   );
 }
 
+/**
+ * The strict-section problems of `sections` of a raw document, judged by the agent's schema: for readers of an agent's
+ * config file that validate only part of it (the proxy reads ctl and restapi to reach the REST APIs).
+ */
+export function securityKeyProblems(raw: unknown, sections: readonly ('restapi' | 'ctl')[]): string[] {
+  if (typeof raw !== 'object' || raw === null) return [];
+  const picked = Object.fromEntries(sections.filter((name) => name in raw).map((name) => [name, (raw as Record<string, unknown>)[name]]));
+  return unknownKeys(configSchema, picked, [])
+    .map(strictKeyProblem)
+    .filter((problem): problem is string => problem !== undefined);
+}
+
 export function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): string[] {
   if (section.hosts !== undefined)
     return (typeof section.hosts === 'string' ? section.hosts.split(',') : section.hosts)

@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
 import { isIpv4Literal } from '../util/ip.js';
 import { PgwardenError } from '../util/errors.js';
-import { etcdHosts, readConfigText } from './load.js';
+import { etcdHosts, readConfigText, securityKeyProblems } from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';
 
 const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
@@ -101,6 +101,10 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
     );
   }
   const raw: unknown = document.toJS();
+  // ctl and restapi say how to reach the REST APIs: a misspelled key there is an error, as for the agent.
+  const securityProblems = securityKeyProblems(raw, ['restapi', 'ctl']);
+  if (securityProblems.length > 0)
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: ${securityProblems.join('; ')}`, { context: { path: sourceName } });
   const result = proxyFileSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`);
