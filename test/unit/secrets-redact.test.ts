@@ -2,12 +2,16 @@
 // show-config, the edit-config diff, error messages, log lines).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { handleRequest } from '../../src/api/routes.js';
 import { configDiff } from '../../src/cli/commands/control.js';
 import { showConfig } from '../../src/cli/commands/inspect.js';
 import type { DynamicConfig } from '../../src/core/types.js';
+import { DataDir } from '../../src/postgres/data-dir.js';
 import { describeError, PgwardenError } from '../../src/util/errors.js';
 import { isSecretKey, REDACTED, redactSecrets, redactText } from '../../src/util/redact.js';
 import { primaryPg, view } from '../sim/builders.js';
@@ -106,6 +110,32 @@ describe('redaction', () => {
     const diff = configDiff(config, { ...config, standby_cluster: { password: 'other' } });
     assert.ok(!diff.join('\n').includes(SECRET) && !diff.join('\n').includes('other'));
     assert.deepEqual(diff, ['---', '+++', `-  password: "${REDACTED}"`, `+  password: "${REDACTED}"`]);
+  });
+
+  it('the pgpass file pgwarden writes is 0600, also over a file left readable by others', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pgw-pgpass-'));
+    try {
+      const pgpassPath = join(dir, 'pgpass');
+      writeFileSync(pgpassPath, 'old\n', { mode: 0o644 });
+      chmodSync(pgpassPath, 0o644);
+      const dataDir = new DataDir({
+        member: 'node1',
+        scope: 'batman',
+        dataDir: join(dir, 'data'),
+        listenHost: '127.0.0.1',
+        port: 5432,
+        socketDir: dir,
+        superuser: { username: 'postgres', password: SECRET },
+        replication: { username: 'replicator', password: SECRET },
+        pgHba: [],
+        pgpassPath,
+      });
+      await dataDir.writePgpass();
+      assert.equal(statSync(pgpassPath).mode & 0o777, 0o600);
+      assert.match(readFileSync(pgpassPath, 'utf8'), /replicator/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('log lines carry no secret, whatever the fields and the message hold', () => {
