@@ -16,8 +16,8 @@ export function isSecretKey(key: string): boolean {
   return SECRET_KEY.test(key) && !NOT_SECRET_KEY.test(key);
 }
 
-/** conninfo `password=...` (quoted or bare), and the same for sslpassword and PGPASSWORD=... in a command line. */
-const CONNINFO_PASSWORD = /\b((?:ssl)?password|PGPASSWORD)(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&,;'"]+)/gi;
+/** conninfo `password=...` (quoted or bare), and sslpassword=, keyfile_password=, PGPASSWORD=... in a command line. */
+const CONNINFO_PASSWORD = /\b(\w*pass(?:word|wd|phrase))(\s*=\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&,;'"]+)/gi;
 /** scheme://user:password@host */
 const URI_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)(@)/gi;
 /** Authorization: Basic/Bearer <token> */

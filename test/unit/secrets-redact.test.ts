@@ -55,6 +55,10 @@ describe('redaction', () => {
     assert.equal(redactText(`host=h password='a b\\' c' user=u`), `host=h password=${REDACTED} user=u`);
     assert.equal(redactText(`PGPASSWORD=${SECRET} psql`), `PGPASSWORD=${REDACTED} psql`);
     assert.equal(
+      redactText(`sslpassword=${SECRET} keyfile_password = ${SECRET}`),
+      `sslpassword=${REDACTED} keyfile_password = ${REDACTED}`,
+    );
+    assert.equal(
       redactText(`postgresql://postgres:${SECRET}@127.0.0.1:5432/postgres`),
       `postgresql://postgres:${REDACTED}@127.0.0.1:5432/postgres`,
     );
