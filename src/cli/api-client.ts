@@ -9,11 +9,6 @@ export interface ApiReply {
   readonly text: string;
 }
 
-/** `http://host:port/patroni` -> `http://host:port`. */
-export function apiBase(member: MemberRecord): string {
-  return member.api_url.replace(/\/patroni\/?$/, '');
-}
-
 /** 401 and a missing client certificate are configuration problems of this CLI, never a member's answer to show. */
 export function authRefusal(member: MemberRecord, reply: ApiReply, rest: RestClient): PgwardenError | undefined {
   if (reply.status === 401) {

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import type { FailsafeRequest, PeerClient } from '../core/ports.js';
 import type { MemberRecord, PeerStatus } from '../core/types.js';
 import { roleFromWire } from '../core/patroni-wire.js';
-import { createRestClient, type RestClient } from '../util/rest-client.js';
+import { createRestClient, memberEndpointUrl, type RestClient } from '../util/rest-client.js';
 
 interface PatroniStatusDocument {
   readonly state?: unknown;
@@ -76,10 +76,7 @@ function isConnectRefused(host: string, port: number, signal: AbortSignal): Prom
 /** Where a member's REST API answers `endpoint`: its api_url with the path replaced, as Patroni's get_endpoint_url does. */
 export function endpointUrl(apiUrl: string, endpoint: string): string | undefined {
   try {
-    const url = new URL(apiUrl);
-    url.pathname = `/${endpoint}`;
-    url.search = '';
-    return url.toString();
+    return memberEndpointUrl(apiUrl, endpoint);
   } catch {
     return undefined;
   }
