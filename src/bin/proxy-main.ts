@@ -24,6 +24,7 @@ function primaryProbe(config: ProxyConfig): PrimaryProbe {
 export async function runProxy(configPath: string): Promise<void> {
   const config = loadProxyConfig(configPath);
   const log = createLogger({ member: 'proxy', scope: config.scope });
+  for (const warning of config.warnings ?? []) log.warn({ config: configPath }, warning);
   const clock = new SystemClock();
   const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),

@@ -2,12 +2,13 @@
 // A proxy host may carry only these keys; an agent's full config file works too (the other sections are ignored).
 import { restClientSettings } from './rest-client-settings.js';
 import type { RestClientSettings } from '../util/rest-client.js';
+import { statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
 import { isIpv4Literal } from '../util/ip.js';
 import { PgwardenError } from '../util/errors.js';
-import { etcdHosts, readConfigText, securityKeyProblems } from './load.js';
+import { etcdHosts, readConfigText, secretFileModeWarning, securityKeyProblems } from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';
 
 const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
@@ -89,6 +90,8 @@ export interface ProxyConfig {
   /** How to reach the agents' REST APIs (CA, client certificate), read from ctl/restapi as patronictl does. */
   readonly rest: RestClientSettings;
   readonly proxy: ProxySection;
+  /** What to log at start (a config file holding passwords that others can read). */
+  readonly warnings?: readonly string[];
 }
 
 export function parseProxyConfig(text: string, sourceName: string): ProxyConfig {
@@ -150,5 +153,13 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
 }
 
 export function loadProxyConfig(path: string): ProxyConfig {
-  return parseProxyConfig(readConfigText(path, "the proxy's YAML"), path);
+  const text = readConfigText(path, "the proxy's YAML");
+  const config = parseProxyConfig(text, path);
+  let warning: string | undefined;
+  try {
+    warning = secretFileModeWarning(path, statSync(path).mode, parseDocument(text).toJS());
+  } catch {
+    warning = undefined;
+  }
+  return warning === undefined ? config : { ...config, warnings: [warning] };
 }
