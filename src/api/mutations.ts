@@ -7,6 +7,7 @@ import { isViableCandidate } from '../core/failover-intent.js';
 import type { Dcs } from '../core/ports.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, MemberRecord, PeerStatus } from '../core/types.js';
 import { describeError } from '../util/errors.js';
+import { REDACTED, redactedPath, redactSecrets } from '../util/redact.js';
 import type { ApiResponse } from './routes.js';
 
 export interface MutationContext {
@@ -21,7 +22,11 @@ export interface MutationContext {
 }
 
 const text = (status: number, body: string): ApiResponse => ({ status, body, contentType: 'text/plain' });
-const json = (status: number, value: unknown): ApiResponse => ({ status, body: JSON.stringify(value), contentType: 'application/json' });
+const json = (status: number, value: unknown): ApiResponse => ({
+  status,
+  body: JSON.stringify(redactSecrets(value)),
+  contentType: 'application/json',
+});
 const DCS_BUDGET_MS = 5000;
 const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
 
@@ -200,6 +205,12 @@ function validateSyncConfig(config: Readonly<Record<string, unknown>>): string |
 
 export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, context: MutationContext): Promise<ApiResponse> {
   if (!isObject(body) || Object.keys(body).length === 0) return text(400, 'the request body must be a non-empty JSON object');
+  const placeholder = redactedPath(body);
+  if (placeholder !== undefined)
+    return text(
+      400,
+      `invalid configuration: ${placeholder} holds the placeholder ${REDACTED} that GET /config and show-config show instead of a secret; send the real value, or leave the key out of a PATCH`,
+    );
   const view = await load(context);
   if ('status' in view) return view;
   if (method === 'PATCH' && view.config === undefined) return text(503, 'no configuration in the DCS yet: the cluster is not initialized');

@@ -4,6 +4,7 @@ import type { AgentSnapshot } from '../agent/snapshot.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import { isWaitingForSyncStandby, syncSettingsOf } from '../core/sync-plan.js';
 import { parseByteSize } from '../util/byte-size.js';
+import { redactSecrets } from '../util/redact.js';
 
 export interface ApiRequest {
   readonly method: string;
@@ -142,8 +143,9 @@ function healthCheck(path: string, snapshot: AgentSnapshot, query: URLSearchPara
   return false;
 }
 
+/** Every JSON answer is redacted: a password in the DCS config (a conninfo in a parameter) never leaves the agent. */
 function json(status: number, value: unknown): ApiResponse {
-  return { status, body: JSON.stringify(value), contentType: JSON_TYPE };
+  return { status, body: JSON.stringify(redactSecrets(value)), contentType: JSON_TYPE };
 }
 
 function statusOnly(status: number): ApiResponse {

@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import type { Dcs } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
+import { redactText } from '../util/redact.js';
 import type { Log } from '../util/log.js';
 import type { Allowlist } from './allowlist.js';
 import { MetricsExporter } from './metrics.js';
@@ -76,12 +77,15 @@ function send(response: ServerResponse, result: ApiResponse, extraHeaders: Reado
     response.end();
     return;
   }
+  // The output boundary of the REST API: JSON bodies were redacted by key (routes.ts), text here (an error quoting a
+  // conninfo or a URL with its password).
+  const body = result.contentType.startsWith('text/') ? redactText(result.body) : result.body;
   response.writeHead(result.status, {
     'content-type': result.contentType,
-    'content-length': Buffer.byteLength(result.body),
+    'content-length': Buffer.byteLength(body),
     ...extraHeaders,
   });
-  response.end(result.body);
+  response.end(body);
 }
 
 const plain = (status: number, body: string): ApiResponse => ({ status, body, contentType: 'text/plain' });

@@ -11,6 +11,8 @@ import type { DynamicConfig, MemberTags } from '../core/types.js';
 import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
+import { restClientSettings } from '../config/rest-client-settings.js';
+import { createRestClient } from '../util/rest-client.js';
 import { openPostgresController, resolveRunAs } from './adapters.js';
 import { SystemClock } from '../util/clock.js';
 import { FenceClient } from '../fence/fence-client.js';
@@ -144,27 +146,10 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         toMonotonicNs: (deadlineMs) => process.hrtime.bigint() + BigInt(Math.round((deadlineMs - performance.now()) * 1e6)),
         log,
       });
-  // POST /failsafe carries credentials as Patroni's requests do: ctl.authentication, else restapi.authentication, and
-  // the ctl.certfile client certificate for peers that verify clients.
-  const ctl = config.ctl;
-  const readCtlFile = (path: string | undefined, key: string): Buffer | undefined => {
-    if (path === undefined) return undefined;
-    try {
-      return readFileSync(path);
-    } catch (error) {
-      log.warn({ key: `ctl.${key}`, path, error: describeError(error) }, `ctl.${key} is unreadable: requests to peers go without it`);
-      return undefined;
-    }
-  };
-  const peerCa = readCtlFile(ctl?.cacert, 'cacert') ?? tls?.ca;
-  const peerCert = readCtlFile(ctl?.certfile, 'certfile');
-  const peerKey = peerCert === undefined ? undefined : readCtlFile(ctl?.keyfile ?? ctl?.certfile, 'keyfile');
-  const peerTls = {
-    ...(peerCa !== undefined ? { ca: peerCa } : {}),
-    ...(peerCert !== undefined && peerKey !== undefined ? { cert: peerCert, key: peerKey } : {}),
-    ...(ctl?.insecure === true ? { isInsecure: true } : {}),
-  };
-  const peers = new HttpPeerClient(Object.keys(peerTls).length > 0 ? peerTls : undefined, ctl?.authentication ?? restapi.authentication);
+  // Requests to peers (leader race, POST /failsafe, the namesake check) go through the one REST client, configured as
+  // Patroni's agent configures its own: ctl keys first, restapi's as the fallback (config/rest-client-settings.ts). An
+  // unreadable ctl/restapi file is a start-up error naming the key, like an unreadable restapi.certfile.
+  const peers = new HttpPeerClient(createRestClient(restClientSettings(config)));
   try {
     await assertNoRunningNamesake(config.name, dcs, peers, AbortSignal.timeout(5000));
   } catch (error) {

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hasEnvironmentConfig } from '../config/environment-source.js';
 import './pg-node-runtime.js';
+import { describeError } from '../util/errors.js';
 
 const configPath = process.argv[2] ?? process.env.PGWARDEN_CONFIG ?? process.env.PATRONI_CONFIG_FILE;
 if (configPath === undefined && !hasEnvironmentConfig(process.env)) {
@@ -20,6 +21,6 @@ if (configPath === undefined && !hasEnvironmentConfig(process.env)) {
 
 const { runAgent } = await import('./agent-main.js');
 runAgent(configPath).catch((error: unknown) => {
-  process.stderr.write(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`Error: ${describeError(error)}\n`);
   process.exit(1);
 });

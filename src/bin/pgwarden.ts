@@ -4,8 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
-import type { Credentials } from '../cli/api-client.js';
-import type { TlsClientOptions } from '../util/http-request.js';
+import { restClientSettings } from '../config/rest-client-settings.js';
+import { createRestClient, type RestClient } from '../util/rest-client.js';
 import type { DbAccess } from '../cli/commands/query.js';
 import { runCli } from '../cli/main.js';
 import { renderMemberTable } from '../cli/render.js';
@@ -26,16 +26,12 @@ const out = (text: string): void => void process.stdout.write(`${text}\n`);
 async function loadCluster(
   configPath: string,
   signal: AbortSignal,
-): Promise<{ scope: string; view: ClusterView; credentials: Credentials | undefined; tls: TlsClientOptions; db: DbAccess }> {
-  const { config } = loadConfig(configPath);
-  const credentials = config.ctl?.authentication ?? config.restapi.authentication;
-  const caFile = config.ctl?.cacert ?? config.restapi.cafile;
-  const tls: TlsClientOptions = {
-    ...(caFile !== undefined ? { ca: readFileSync(caFile) } : {}),
-    ...(config.ctl?.certfile !== undefined ? { cert: readFileSync(config.ctl.certfile) } : {}),
-    ...(config.ctl?.keyfile !== undefined ? { key: readFileSync(config.ctl.keyfile) } : {}),
-    isInsecure: config.ctl?.insecure === true,
-  };
+  options: { readonly isInsecure?: boolean | undefined } = {},
+): Promise<{ scope: string; view: ClusterView; rest: RestClient; db: DbAccess }> {
+  const { config, warnings } = loadConfig(configPath);
+  // A config file with passwords that others can read is said here too, not only in the agent's log.
+  for (const warning of warnings) if (warning.includes('holds passwords')) process.stderr.write(`Warning: ${warning}\n`);
+  const rest = createRestClient(restClientSettings(config, options));
   const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
     namespace: config.namespace,
@@ -49,7 +45,7 @@ async function loadCluster(
       username: config.postgresql.authentication.superuser.username,
       password: config.postgresql.authentication.superuser.password,
     };
-    return { scope: config.scope, view: await dcs.loadCluster(signal), credentials, tls, db };
+    return { scope: config.scope, view: await dcs.loadCluster(signal), rest, db };
   } finally {
     await dcs.close();
   }
@@ -264,7 +260,7 @@ runCli(process.argv.slice(2), { loadCluster, version, out, register, removeClust
     if (code !== 0) process.exit(code);
   },
   (error: unknown) => {
-    process.stderr.write(`Error: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(`Error: ${describeError(error)}\n`);
     process.exit(1);
   },
 );

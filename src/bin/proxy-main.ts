@@ -1,9 +1,5 @@
 // Composition root of `pgwarden proxy`: config, etcd, the agents' REST API as the writable-primary probe, signals.
 import { trimWorkingSetLater } from './working-set-report.js';
-import { readFileSync } from 'node:fs';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { request as httpRequest } from 'node:http';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import type { MemberRecord } from '../core/types.js';
 import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
@@ -11,46 +7,25 @@ import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
 import { SystemClock } from '../util/clock.js';
+import { createRestClient } from '../util/rest-client.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 
-/** GET <member's REST API>/primary over a kept-alive connection: 200 only on the writable lock holder. */
+/** GET <member's REST API>/primary over a kept-alive connection of the one REST client: 200 only on the writable lock holder. */
 function primaryProbe(config: ProxyConfig): PrimaryProbe {
-  const tls = config.tls;
-  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 4 });
-  const httpsAgent = new HttpsAgent({
-    keepAlive: true,
-    maxSockets: 4,
-    ...(tls.cafile !== undefined ? { ca: readFileSync(tls.cafile) } : {}),
-    ...(tls.certfile !== undefined ? { cert: readFileSync(tls.certfile) } : {}),
-    ...(tls.keyfile !== undefined ? { key: readFileSync(tls.keyfile) } : {}),
-    rejectUnauthorized: !tls.isInsecure,
-  });
-  return (member: MemberRecord, signal: AbortSignal) =>
-    new Promise<boolean>((resolve) => {
-      let url: URL;
-      try {
-        url = new URL('/primary', member.api_url);
-      } catch {
-        resolve(false);
-        return;
-      }
-      const isHttps = url.protocol === 'https:';
-      const request = (isHttps ? httpsRequest : httpRequest)(
-        url,
-        { method: 'GET', agent: isHttps ? httpsAgent : httpAgent, signal },
-        (response) => {
-          response.resume();
-          resolve(response.statusCode === 200);
-        },
-      );
-      request.on('error', () => resolve(false));
-      request.end();
-    });
+  const rest = createRestClient(config.rest, { isKeptAlive: true });
+  return async (member: MemberRecord, signal: AbortSignal) => {
+    try {
+      return (await rest.callMember(member.api_url, '/primary', { signal })).status === 200;
+    } catch {
+      return false;
+    }
+  };
 }
 
 export async function runProxy(configPath: string): Promise<void> {
   const config = loadProxyConfig(configPath);
   const log = createLogger({ member: 'proxy', scope: config.scope });
+  for (const warning of config.warnings ?? []) log.warn({ config: configPath }, warning);
   const clock = new SystemClock();
   const dcs = openEtcdDcs({
     endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),

@@ -1,5 +1,6 @@
 // The fault injectors as one table: for every fault kind, the networks a run needs for it, how to inject it, how
 // long it stays, and how to heal it. The runner only walks the schedule and calls the row of each fault.
+import { createRestClient } from '../util/rest-client.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { LocalCluster } from '../local/local-cluster.js';
 import { processTree, signalAll } from '../local/process.js';
@@ -279,12 +280,13 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     holdMs: () => RESTART_DELAY_MS,
     async inject({ cluster, leader, replica }) {
       // A switchover is asked for and, before it completes, a replica (maybe the candidate) dies.
-      await fetch(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ leader }),
-        signal: AbortSignal.timeout(1000),
-      }).catch(() => undefined);
+      await createRestClient({})
+        .request(`http://${cluster.node(leader).host}:${cluster.node(leader).apiPort}/switchover`, {
+          method: 'POST',
+          body: { leader },
+          signal: AbortSignal.timeout(1000),
+        })
+        .catch(() => undefined);
       await killAgentAndPostmaster(cluster, replica);
       return { target: `${leader} (switchover) + ${replica}`, state: replica };
     },

@@ -1,6 +1,8 @@
 // `pgwarden chaos`: a seeded fault schedule against a fresh local cluster (real etcd, PostgreSQL and proxy), with a
 // writer and readers through the proxy and the consistency checker at the end. As root, every etcd member and node
 // runs in its own network namespace, so partitions, one-way loss and latency are real network faults.
+import { redactSecrets } from '../util/redact.js';
+import { createRestClient } from '../util/rest-client.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -200,13 +202,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       });
     await query(cluster, first, ackTableSql(ACK_TABLE));
     if (options.isSync) {
-      const response = await fetch(`http://${cluster.node(first).host}:${cluster.node(first).apiPort}/config`, {
+      const response = await createRestClient({}).request(`http://${cluster.node(first).host}:${cluster.node(first).apiPort}/config`, {
         method: 'PATCH',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ synchronous_mode: true }),
+        body: { synchronous_mode: true },
+        signal: AbortSignal.timeout(10_000),
       });
       if (response.status !== 200)
-        throw new PgwardenError('PGW_CHAOS_CLUSTER', `could not enable synchronous_mode: ${response.status} ${await response.text()}`, {
+        throw new PgwardenError('PGW_CHAOS_CLUSTER', `could not enable synchronous_mode: ${response.status} ${response.text}`, {
           context: { member: first, key: 'config', hint: `see ${cluster.node(first).logFile}` },
         });
       await valueWithin(async () => Boolean((await cluster.view()).sync?.sync_standby), {
@@ -335,7 +337,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     };
     await writeFile(
       reportPath,
-      `${JSON.stringify({ ...report, lost: checked.lost, dualWritableDetails: checked.dualWritable }, null, 2)}\n`,
+      // A report is shared (CI artifacts, issues): it goes through the one redaction like every other output.
+      `${JSON.stringify(redactSecrets({ ...report, lost: checked.lost, dualWritableDetails: checked.dualWritable }), null, 2)}\n`,
     );
     printSummary(report, out);
     return report;

@@ -1,20 +1,38 @@
-// The CLI's HTTP client for members' REST APIs: Basic auth from ctl/restapi.authentication, bounded by a deadline.
+// The CLI's calls to members' REST APIs, through the one REST client (TLS, Basic auth), bounded by a deadline; a
+// refusal for want of credentials or a client certificate becomes an error that says which key to set.
 import type { MemberRecord } from '../core/types.js';
-import { requestText, type TlsClientOptions } from '../util/http-request.js';
-
-export interface Credentials {
-  readonly username: string;
-  readonly password?: string | undefined;
-}
+import { PgwardenError } from '../util/errors.js';
+import type { RestClient } from '../util/rest-client.js';
 
 export interface ApiReply {
   readonly status: number;
   readonly text: string;
 }
 
-/** `http://host:port/patroni` -> `http://host:port`. */
-export function apiBase(member: MemberRecord): string {
-  return member.api_url.replace(/\/patroni\/?$/, '');
+/** 401 and a missing client certificate are configuration problems of this CLI, never a member's answer to show. */
+export function authRefusal(member: MemberRecord, reply: ApiReply, rest: RestClient): PgwardenError | undefined {
+  if (reply.status === 401) {
+    const key = rest.credentialsKey;
+    const message =
+      key === undefined
+        ? `${member.name}: authentication required: set ctl.authentication or restapi.authentication (username and password) in the config file`
+        : `${member.name}: authentication failed with the username and password of ${key} (${reply.text}); make them match the members' restapi.authentication`;
+    return new PgwardenError('PGW_API_AUTH', message, {
+      context: {
+        member: member.name,
+        status: 401,
+        ...(key !== undefined ? { key } : {}),
+        hint: key === undefined ? 'set ctl.authentication (or restapi.authentication)' : `check ${key}`,
+      },
+    });
+  }
+  if (reply.status === 403 && reply.text === 'client certificate required')
+    return new PgwardenError(
+      'PGW_API_AUTH',
+      `${member.name}: the REST API requires a client certificate: set ctl.certfile and ctl.keyfile (a certificate its restapi.cafile trusts)`,
+      { context: { member: member.name, status: 403, hint: 'set ctl.certfile and ctl.keyfile' } },
+    );
+  return undefined;
 }
 
 export async function callApi(
@@ -22,19 +40,11 @@ export async function callApi(
   method: string,
   path: string,
   body: unknown,
-  credentials: Credentials | undefined,
+  rest: RestClient,
   timeoutMs: number,
-  tls?: TlsClientOptions,
 ): Promise<ApiReply> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (credentials !== undefined)
-    headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
-  const hasBody = method !== 'GET' && method !== 'HEAD';
-  return requestText(`${apiBase(member)}${path}`, {
-    method,
-    headers,
-    ...(hasBody ? { body: body === undefined ? '{}' : JSON.stringify(body) } : {}),
-    signal: AbortSignal.timeout(timeoutMs),
-    ...(tls !== undefined ? { tls } : {}),
-  });
+  const reply = await rest.callMember(member.api_url, path, { method, body, signal: AbortSignal.timeout(timeoutMs) });
+  const refusal = authRefusal(member, reply, rest);
+  if (refusal !== undefined) throw refusal;
+  return reply;
 }

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import type { ClusterView } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
-import type { TlsClientOptions } from '../util/http-request.js';
-import { callApi, type Credentials } from './api-client.js';
+import { createRestClient, type RestClient } from '../util/rest-client.js';
+import { callApi } from './api-client.js';
 import {
   editConfigCommand,
   pauseCommand,
@@ -27,11 +27,12 @@ export interface CliDeps {
   readonly loadCluster: (
     configPath: string,
     signal: AbortSignal,
+    options?: { readonly isInsecure?: boolean | undefined },
   ) => Promise<{
     readonly scope: string;
     readonly view: ClusterView;
-    readonly credentials?: Credentials | undefined;
-    readonly tls?: TlsClientOptions | undefined;
+    /** The REST client of the config file's ctl/restapi settings (default: plain, no credentials). */
+    readonly rest?: RestClient | undefined;
     readonly db?: DbAccess | undefined;
   }>;
   readonly version: string;
@@ -90,6 +91,7 @@ export function buildProgram(deps: CliDeps): Command {
   const program = new Command('pgwarden')
     .description('PostgreSQL high availability on etcd, Patroni-compatible')
     .option('-c, --config <file>', 'agent/patroni YAML config file (or $PGWARDEN_CONFIG)')
+    .option('-k, --insecure', "do not verify the members' REST API certificates (overrides ctl.insecure)")
     .showHelpAfterError('(run pgwarden --help for usage)')
     // Global options go before the verb (as with patronictl), so `query -c <SQL>` is not taken for `-c <config>`.
     .enablePositionalOptions()
@@ -106,11 +108,13 @@ export function buildProgram(deps: CliDeps): Command {
       await listCommand({ ...options, configPath, loadCluster: deps.loadCluster, out: deps.out });
     });
   const control = async (isForced: boolean): Promise<ControlContext> => {
-    const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000));
+    const isInsecure = program.opts<{ insecure?: boolean }>().insecure === true ? true : undefined;
+    const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000), { isInsecure });
     const readLine = deps.readLine;
     const confirm =
       process.stdin.isTTY && readLine !== undefined ? async (question: string) => /^y(es)?$/i.test(await readLine(question)) : undefined;
-    return { scope: loaded.scope, view: loaded.view, credentials: loaded.credentials, tls: loaded.tls, out: deps.out, isForced, confirm };
+    const rest = loaded.rest ?? createRestClient({});
+    return { scope: loaded.scope, view: loaded.view, rest, out: deps.out, isForced, confirm };
   };
   const reload = async (): Promise<ClusterView> => (await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000))).view;
   for (const kind of ['switchover', 'failover'] as const) {
@@ -378,7 +382,7 @@ export function buildProgram(deps: CliDeps): Command {
       const context = await control(true);
       deps.out('');
       for (const member of context.view.members) {
-        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 3000, context.tls).catch(() => undefined);
+        const reply = await callApi(member, 'GET', '/patroni', undefined, context.rest, 3000).catch(() => undefined);
         const document =
           reply?.status === 200 ? (JSON.parse(reply.text) as { server_version?: number; patroni?: { version?: string } }) : undefined;
         const pgVersion =

@@ -1,10 +1,19 @@
 // Loads and validates patroni.yml-style config: every problem named by key path with what to change; unknown keys warned.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { adjustTiming, checkTimingRules, TIMING_DEFAULTS } from '../core/timing-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
-import { configFromEnvironment, parsePatroniBool, parsePatroniInt, patchConfig, type Environment } from './patroni-env.js';
+import {
+  configFromEnvironment,
+  parsePatroniBool,
+  parsePatroniInt,
+  patchConfig,
+  PATRONI_AUTH_PARAMETERS,
+  type Environment,
+} from './patroni-env.js';
+import { closestName } from '../util/did-you-mean.js';
+import { isSecretKey, redactText } from '../util/redact.js';
 import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
 import { unhonouredKeyWarnings } from './unhonoured-keys.js';
 import { watchdogRefusal } from './watchdog.js';
@@ -27,8 +36,15 @@ function pathOf(path: readonly PropertyKey[]): string {
   return path.map(String).join('.') || '(top level)';
 }
 
+interface UnknownKey {
+  /** Where it is, e.g. ['restapi', 'authentification']. */
+  readonly path: readonly string[];
+  /** The keys the schema knows at that level, for "did you mean". */
+  readonly known: readonly string[];
+}
+
 /** Walks the raw YAML beside the schema and lists keys the schema does not know (loose sections accept anything). */
-function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): string[] {
+function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): UnknownKey[] {
   let current: z.ZodType = schema;
   for (;;) {
     const type = current.def.type;
@@ -40,16 +56,65 @@ function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): string[
   if (current.def.type !== 'object' || typeof value !== 'object' || value === null || Array.isArray(value)) return [];
   const shape = (current as unknown as { shape: Record<string, z.ZodType> }).shape;
   const isLoose = (current.def as unknown as { catchall?: { def: { type: string } } }).catchall?.def.type === 'unknown';
-  const found: string[] = [];
+  const found: UnknownKey[] = [];
   for (const [key, child] of Object.entries(value)) {
     const childSchema = shape[key];
     if (childSchema === undefined) {
-      if (!isLoose) found.push([...path, key].join('.'));
+      if (!isLoose) found.push({ path: [...path, key], known: Object.keys(shape) });
     } else {
       found.push(...unknownKeys(childSchema, child, [...path, key]));
     }
   }
   return found;
+}
+
+/**
+ * Sections where a misspelled key would silently drop a protection (a password, a client-certificate check, the CA to
+ * verify against): an unknown key there is an error, not a warning. `*` is any PostgreSQL user entry.
+ */
+const STRICT_SECTIONS: ReadonlySet<string> = new Set([
+  'restapi',
+  'restapi.authentication',
+  'ctl',
+  'ctl.authentication',
+  'postgresql.authentication',
+  'postgresql.authentication.*',
+]);
+
+function isStrictSection(parent: readonly string[]): boolean {
+  const isUserEntry = parent.length === 3 && parent[0] === 'postgresql' && parent[1] === 'authentication';
+  return STRICT_SECTIONS.has(isUserEntry ? 'postgresql.authentication.*' : parent.join('.'));
+}
+
+/** A user entry's libpq settings Patroni accepts (sslmode, sslcert...) that this schema may not read yet: warned only. */
+function isPatroniAuthParameter(parent: readonly string[], key: string): boolean {
+  return parent.length === 3 && parent[1] === 'authentication' && PATRONI_AUTH_PARAMETERS.includes(key);
+}
+
+/** "unknown key restapi.authentification (did you mean restapi.authentication?)": an error in a strict section. */
+export function strictKeyProblem(unknown: UnknownKey): string | undefined {
+  const parent = unknown.path.slice(0, -1);
+  const key = unknown.path[unknown.path.length - 1]!;
+  if (!isStrictSection(parent) || isPatroniAuthParameter(parent, key)) return undefined;
+  const suggestion = closestName(key, unknown.known);
+  const where = unknown.path.join('.');
+  return (
+    `${where}: unknown key in the security section ${parent.join('.')}` +
+    (suggestion !== undefined ? ` (did you mean ${[...parent, suggestion].join('.')}?)` : ` (known keys: ${unknown.known.join(', ')})`) +
+    '; a misspelled security setting is never ignored: fix or remove it'
+  );
+}
+
+/**
+ * The strict-section problems of `sections` of a raw document, judged by the agent's schema: for readers of an agent's
+ * config file that validate only part of it (the proxy reads ctl and restapi to reach the REST APIs).
+ */
+export function securityKeyProblems(raw: unknown, sections: readonly ('restapi' | 'ctl')[]): string[] {
+  if (typeof raw !== 'object' || raw === null) return [];
+  const picked = Object.fromEntries(sections.filter((name) => name in raw).map((name) => [name, (raw as Record<string, unknown>)[name]]));
+  return unknownKeys(configSchema, picked, [])
+    .map(strictKeyProblem)
+    .filter((problem): problem is string => problem !== undefined);
 }
 
 export function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): string[] {
@@ -110,7 +175,25 @@ function adjustBootstrapTiming(raw: Record<string, unknown>, sourceName: string,
   Object.assign(dcs, timing);
 }
 
-export function parseConfig(text: string, sourceName: string, env: Environment = {}): LoadedConfig {
+/** True when a secret key (password, keyfile_password...) has a value anywhere in the document. */
+function holdsSecret(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.entries(value).some(
+    ([key, item]) =>
+      (isSecretKey(key) && item !== null && item !== undefined && item !== '' && typeof item !== 'object') || holdsSecret(item),
+  );
+}
+
+/** The warning for a config file that holds passwords and that its group or everyone can read (`mode`: st_mode). */
+export function secretFileModeWarning(sourceName: string, mode: number, document: unknown): string | undefined {
+  const permissions = mode & 0o777;
+  if ((permissions & 0o044) === 0 || !holdsSecret(document)) return undefined;
+  const who = (permissions & 0o004) !== 0 ? 'others' : 'its group';
+  return `config ${sourceName} holds passwords and is readable by ${who} (mode ${permissions.toString(8).padStart(4, '0')}); chmod 600 it`;
+}
+
+/** `fileMode`: the file's st_mode, to warn when it holds passwords and others can read it. */
+export function parseConfig(text: string, sourceName: string, env: Environment = {}, fileMode?: number): LoadedConfig {
   const document = parseDocument(text, { prettyErrors: true });
   if (document.errors.length > 0) {
     const messages = document.errors.map(
@@ -136,7 +219,9 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   normalizeTags(raw, sourceName, early);
   adjustBootstrapTiming(raw, sourceName, early);
   const result = configSchema.safeParse(raw);
-  const problems: string[] = [...fromEnv.problems];
+  const unknown = unknownKeys(configSchema, raw, []);
+  const strictProblems = unknown.map(strictKeyProblem).filter((problem): problem is string => problem !== undefined);
+  const problems: string[] = [...fromEnv.problems, ...strictProblems];
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(`${pathOf(issue.path)}: ${issue.message}`);
   }
@@ -149,13 +234,16 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
     for (const problem of checkTimingRules(parsed.bootstrap.dcs)) problems.push(`bootstrap.dcs.${problem}`);
   }
   if (problems.length > 0 || parsed === undefined) {
-    throw new PgwardenError('PGW_CONFIG_INVALID', `invalid configuration in ${sourceName}:\n  - ${problems.join('\n  - ')}`, {
+    // A problem may quote a value (a conninfo with its password): the message is redacted like any output.
+    throw new PgwardenError('PGW_CONFIG_INVALID', redactText(`invalid configuration in ${sourceName}:\n  - ${problems.join('\n  - ')}`), {
       context: { path: sourceName },
     });
   }
+  const modeWarning = fileMode === undefined ? undefined : secretFileModeWarning(sourceName, fileMode, fromFile);
   const warnings = [
+    ...(modeWarning !== undefined ? [modeWarning] : []),
     ...early,
-    ...unknownKeys(configSchema, raw, []).map((key) => `unknown configuration key ${key} in ${sourceName} (ignored)`),
+    ...unknown.map((key) => `unknown configuration key ${key.path.join('.')} in ${sourceName} (ignored)`),
   ];
   if (fromEnv.variables.length > 0)
     warnings.push(`configuration from the environment, over ${sourceName}: ${fromEnv.variables.join(', ')}`);
@@ -209,7 +297,14 @@ export function readConfigText(path: string, what = 'your pgwarden/patroni YAML'
 }
 
 export function loadConfig(path: string, env: Environment = process.env): LoadedConfig {
-  return parseConfig(readConfigText(path), path, env);
+  const text = readConfigText(path);
+  let mode: number | undefined;
+  try {
+    mode = statSync(path).mode;
+  } catch {
+    mode = undefined;
+  }
+  return parseConfig(text, path, env, mode);
 }
 
 /** No config file: PATRONI_CONFIGURATION (a whole YAML document) or the PATRONI_* variables alone, as Patroni does. */

@@ -73,7 +73,7 @@ const DICT_KEYS: ReadonlySet<string> = new Set([
   'log.loggers',
 ]);
 /** Connection settings a PostgreSQL user entry may carry (Patroni's _AUTH_ALLOWED_PARAMETERS). */
-const AUTH_KEYS = [
+export const PATRONI_AUTH_PARAMETERS: readonly string[] = [
   'username',
   'password',
   'sslmode',
@@ -190,7 +190,7 @@ export function configFromEnvironment(env: Environment): EnvironmentConfig {
   const authentication: Record<string, Record<string, string>> = {};
   for (const user of ['replication', 'superuser', 'rewind']) {
     const entry: Record<string, string> = {};
-    for (const key of AUTH_KEYS) {
+    for (const key of PATRONI_AUTH_PARAMETERS) {
       const value = read(`${user}_${key}`);
       if (value !== undefined) entry[key] = value;
     }

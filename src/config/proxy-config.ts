@@ -1,11 +1,14 @@
 // The `proxy:` section and what a proxy needs from the rest of pgwarden.yml (scope, namespace, etcd, REST API TLS).
 // A proxy host may carry only these keys; an agent's full config file works too (the other sections are ignored).
+import { restClientSettings } from './rest-client-settings.js';
+import type { RestClientSettings } from '../util/rest-client.js';
+import { statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
 import { isIpv4Literal } from '../util/ip.js';
 import { PgwardenError } from '../util/errors.js';
-import { etcdHosts, readConfigText } from './load.js';
+import { etcdHosts, readConfigText, secretFileModeWarning, securityKeyProblems } from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';
 
 const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
@@ -56,7 +59,13 @@ const proxyFileSchema = z
     etcd3: etcdSection.optional(),
     etcd: etcdSection.optional(),
     restapi: z
-      .object({ cafile: z.string().optional(), certfile: z.string().optional(), keyfile: z.string().optional() })
+      .object({
+        authentication: credentials.optional(),
+        cafile: z.string().optional(),
+        certfile: z.string().optional(),
+        keyfile: z.string().optional(),
+        keyfile_password: z.string().optional(),
+      })
       .loose()
       .optional(),
     ctl: z
@@ -66,6 +75,7 @@ const proxyFileSchema = z
         cacert: z.string().optional(),
         certfile: z.string().optional(),
         keyfile: z.string().optional(),
+        keyfile_password: z.string().optional(),
       })
       .loose()
       .optional(),
@@ -77,14 +87,11 @@ export interface ProxyConfig {
   readonly scope: string;
   readonly namespace: string;
   readonly etcd: { readonly hosts: readonly string[]; readonly protocol: string };
-  /** CA (and client certificate) for probing agents' REST APIs over HTTPS. */
-  readonly tls: {
-    readonly cafile?: string | undefined;
-    readonly certfile?: string | undefined;
-    readonly keyfile?: string | undefined;
-    readonly isInsecure: boolean;
-  };
+  /** How to reach the agents' REST APIs (CA, client certificate), read from ctl/restapi as patronictl does. */
+  readonly rest: RestClientSettings;
   readonly proxy: ProxySection;
+  /** What to log at start (a config file holding passwords that others can read). */
+  readonly warnings?: readonly string[];
 }
 
 export function parseProxyConfig(text: string, sourceName: string): ProxyConfig {
@@ -97,6 +104,10 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
     );
   }
   const raw: unknown = document.toJS();
+  // ctl and restapi say how to reach the REST APIs: a misspelled key there is an error, as for the agent.
+  const securityProblems = securityKeyProblems(raw, ['restapi', 'ctl']);
+  if (securityProblems.length > 0)
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: ${securityProblems.join('; ')}`, { context: { path: sourceName } });
   const result = proxyFileSchema.safeParse(raw);
   if (!result.success) {
     const problems = result.error.issues.map((issue) => `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`);
@@ -136,16 +147,19 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
     scope: parsed.scope,
     namespace: parsed.namespace,
     etcd: { hosts, protocol: section?.protocol ?? 'http' },
-    tls: {
-      cafile: parsed.ctl?.cacert ?? parsed.restapi?.cafile,
-      certfile: parsed.ctl?.certfile,
-      keyfile: parsed.ctl?.keyfile,
-      isInsecure: parsed.ctl?.insecure === true,
-    },
+    rest: restClientSettings(parsed),
     proxy,
   };
 }
 
 export function loadProxyConfig(path: string): ProxyConfig {
-  return parseProxyConfig(readConfigText(path, "the proxy's YAML"), path);
+  const text = readConfigText(path, "the proxy's YAML");
+  const config = parseProxyConfig(text, path);
+  let warning: string | undefined;
+  try {
+    warning = secretFileModeWarning(path, statSync(path).mode, parseDocument(text).toJS());
+  } catch {
+    warning = undefined;
+  }
+  return warning === undefined ? config : { ...config, warnings: [warning] };
 }

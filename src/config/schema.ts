@@ -107,6 +107,8 @@ export const configSchema = z.object({
     https_extra_headers: z.record(z.string(), z.string()).optional(),
     allowlist: z.array(z.string()).optional(),
     allowlist_include_members: z.boolean().optional(),
+    request_queue_size: z.number().int().min(0).optional(),
+    server_tokens: z.string().optional(),
   }),
   etcd3: etcdSection.optional(),
   etcd: etcdSection.optional(),
@@ -170,6 +172,7 @@ export const configSchema = z.object({
       cacert: z.string().optional(),
       certfile: z.string().optional(),
       keyfile: z.string().optional(),
+      keyfile_password: z.string().optional(),
     })
     .optional(),
 });

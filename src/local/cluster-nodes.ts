@@ -40,6 +40,8 @@ export interface NodeSetup {
   readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
   readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
   readonly nodeTmpfsMb?: number;
+  readonly restapi?: Readonly<Record<string, unknown>>;
+  readonly ctl?: Readonly<Record<string, unknown>>;
 }
 
 /** Writes every node's directory and config; on failure unmounts what it mounted. */
@@ -81,6 +83,8 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.bootstrapParameters !== undefined ? { bootstrapParameters: setup.bootstrapParameters } : {}),
         ...(setup.bootstrapDcs !== undefined ? { bootstrapDcs: setup.bootstrapDcs } : {}),
         ...(setup.recoveryConf !== undefined ? { recoveryConf: setup.recoveryConf } : {}),
+        ...(setup.restapi !== undefined ? { restapi: setup.restapi } : {}),
+        ...(setup.ctl !== undefined ? { ctl: setup.ctl } : {}),
       });
       // The config holds the superuser and replication passwords.
       await writeFile(configPath, yaml, { mode: 0o600 });

@@ -66,6 +66,10 @@ export interface LocalClusterOptions {
   readonly nodeTmpfsMb?: number;
   /** The nodes whose agents start with the cluster (default: all); the others wait for startAgent, as a member added later. */
   readonly agents?: readonly string[];
+  /** Extra restapi keys for every node (a TLS REST API with certfile/keyfile/cafile, verify_client, authentication). */
+  readonly restapi?: Readonly<Record<string, unknown>>;
+  /** A ctl section in every node's config (what `pgwarden -c <node config>` uses to call the REST APIs). */
+  readonly ctl?: Readonly<Record<string, unknown>>;
 }
 
 export interface LocalProxy {
@@ -219,6 +223,8 @@ export class LocalCluster {
         ...(options.bootstrapDcs !== undefined ? { bootstrapDcs: options.bootstrapDcs } : {}),
         ...(options.recoveryConf !== undefined ? { recoveryConf: options.recoveryConf } : {}),
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
+        ...(options.restapi !== undefined ? { restapi: options.restapi } : {}),
+        ...(options.ctl !== undefined ? { ctl: options.ctl } : {}),
       });
       undo.push(async () => {
         for (const node of nodes) await unmountTmpfs(node.nodeDir);
@@ -388,10 +394,11 @@ export class LocalCluster {
     }
   }
 
-  /** libpq multi-host connection string that always lands on the writable primary. */
-  connectionString(targetSessionAttrs = 'read-write'): string {
+  /** libpq multi-host connection string that always lands on the writable primary (without the password: to print). */
+  connectionString(targetSessionAttrs = 'read-write', hasPassword = true): string {
     const hosts = this.nodes.map((node) => `${node.host}:${node.pgPort}`).join(',');
-    return `postgresql://postgres:${this.superuserPassword}@${hosts}/postgres?target_session_attrs=${targetSessionAttrs}&connect_timeout=2`;
+    const user = hasPassword ? `postgres:${encodeURIComponent(this.superuserPassword)}` : 'postgres';
+    return `postgresql://${user}@${hosts}/postgres?target_session_attrs=${targetSessionAttrs}&connect_timeout=2`;
   }
 
   state(): LocalClusterState {

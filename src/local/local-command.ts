@@ -62,7 +62,10 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     proxies: 1,
     proxySettings: { data_path: options.proxyDataPath ?? 'userspace' },
   });
-  await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2));
+  // The state holds the superuser password: readable by its owner only, like the pgpass file the DSNs below name.
+  await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2), { mode: 0o600 });
+  const pgpass = join(dir, 'pgpass');
+  await writeFile(pgpass, `*:*:*:postgres:${cluster.superuserPassword.replace(/([\\:])/g, '\\$1')}\n`, { mode: 0o600 });
   let isStopping = false;
   const stop = async (): Promise<void> => {
     if (isStopping) return;
@@ -78,12 +81,14 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     out('');
     const proxy = cluster.proxies[0];
     if (proxy !== undefined) {
-      out(`proxy (writes):    psql 'postgresql://postgres:${cluster.superuserPassword}@127.0.0.1:${proxy.primaryPort}/postgres'`);
-      out(`proxy (reads):     psql 'postgresql://postgres:${cluster.superuserPassword}@127.0.0.1:${proxy.replicaPort}/postgres'`);
+      out(`proxy (writes):    psql 'postgresql://postgres@127.0.0.1:${proxy.primaryPort}/postgres'`);
+      out(`proxy (reads):     psql 'postgresql://postgres@127.0.0.1:${proxy.replicaPort}/postgres'`);
       out(`proxy status:      http://127.0.0.1:${proxy.apiPort}/status  (metrics: /metrics)`);
     }
-    out(`libpq (writes):    psql '${cluster.connectionString('read-write')}'`);
-    out(`libpq (reads):     psql '${cluster.connectionString('prefer-standby')}'`);
+    // The password stays out of the terminal (and its scrollback, and CI logs): psql reads it from the pgpass file.
+    out(`password:          in ${pgpass} (export PGPASSFILE=${pgpass} before psql)`);
+    out(`libpq (writes):    psql '${cluster.connectionString('read-write', false)}'`);
+    out(`libpq (reads):     psql '${cluster.connectionString('prefer-standby', false)}'`);
     out(`REST API:          ${cluster.nodes.map((node) => `http://127.0.0.1:${node.apiPort}`).join('  ')}`);
     out(`etcd:              ${cluster.etcd.endpoints.join(',')}`);
     out(`CLI:               node dist/src/bin/pgwarden.js -c ${cluster.nodes[0]?.configPath ?? ''} list`);

@@ -36,6 +36,10 @@ export interface LocalNodeSpec {
   readonly callbacks?: Readonly<Record<string, string>>;
   /** postgresql.recovery_conf, e.g. { restore_command: 'cp /archive/%f %p' }. */
   readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
+  /** Extra restapi keys (certfile, keyfile, cafile, verify_client, authentication...), e.g. for a TLS REST API. */
+  readonly restapi?: Readonly<Record<string, unknown>>;
+  /** A ctl section (certfile, keyfile, cacert, insecure, authentication), for the CLI run with this node's config. */
+  readonly ctl?: Readonly<Record<string, unknown>>;
 }
 
 /** The PostgreSQL parameters a local cluster bootstraps with (the Patroni cluster of the benchmarks uses them too). */
@@ -56,7 +60,8 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
     namespace: spec.namespace,
     name: spec.name,
     log: { level: 'INFO' },
-    restapi: { listen: `${host}:${spec.apiPort}`, connect_address: `${host}:${spec.apiPort}` },
+    restapi: { listen: `${host}:${spec.apiPort}`, connect_address: `${host}:${spec.apiPort}`, ...spec.restapi },
+    ...(spec.ctl !== undefined ? { ctl: spec.ctl } : {}),
     etcd3: { hosts: spec.etcdHosts.join(',') },
     bootstrap: {
       dcs: {

@@ -5,6 +5,7 @@
 import { writeSync } from 'node:fs';
 import type { Log } from '../util/log.js';
 import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
+import { redactSecrets, redactText } from '../util/redact.js';
 
 const LEVELS: Readonly<Record<string, string>> = {
   DEBUG: 'debug',
@@ -85,8 +86,11 @@ export function createLogger(options: LoggerOptions): Log {
   const threshold = SEVERITY[LEVELS[(options.level ?? 'INFO').toUpperCase()] ?? 'info']!;
   const base = `"member":${JSON.stringify(options.member)},"scope":${JSON.stringify(options.scope)}`;
   const plain = options.type === 'plain' ? compilePlainFormat(options.format ?? PATRONI_PLAIN_FORMAT, options.dateformat) : undefined;
-  const emit = (level: string, fields: Record<string, unknown>, message: string): void => {
+  const emit = (level: string, rawFields: Record<string, unknown>, rawMessage: string): void => {
     if (SEVERITY[level]! < threshold) return;
+    // No password, token or private key reaches a log line, whatever a caller passes (util/redact.ts).
+    const fields = redactSecrets(rawFields);
+    const message = redactText(rawMessage);
     const time = new Date();
     if (plain !== undefined) {
       writeLine(1, `${plain({ level, time, message, member: options.member, scope: options.scope, fields: fieldsPlain(fields) })}\n`);

@@ -4,7 +4,7 @@ import { connect } from 'node:net';
 import type { FailsafeRequest, PeerClient } from '../core/ports.js';
 import type { MemberRecord, PeerStatus } from '../core/types.js';
 import { roleFromWire } from '../core/patroni-wire.js';
-import { requestText, type TlsClientOptions } from '../util/http-request.js';
+import { createRestClient, memberEndpointUrl, type RestClient } from '../util/rest-client.js';
 
 interface PatroniStatusDocument {
   readonly state?: unknown;
@@ -76,50 +76,27 @@ function isConnectRefused(host: string, port: number, signal: AbortSignal): Prom
 /** Where a member's REST API answers `endpoint`: its api_url with the path replaced, as Patroni's get_endpoint_url does. */
 export function endpointUrl(apiUrl: string, endpoint: string): string | undefined {
   try {
-    const url = new URL(apiUrl);
-    url.pathname = `/${endpoint}`;
-    url.search = '';
-    return url.toString();
+    return memberEndpointUrl(apiUrl, endpoint);
   } catch {
     return undefined;
   }
 }
 
-export interface PeerCredentials {
-  readonly username: string;
-  readonly password?: string | undefined;
-}
-
 export class HttpPeerClient implements PeerClient {
-  readonly #tls: TlsClientOptions | undefined;
-  readonly #authorization: string | undefined;
+  readonly #rest: RestClient;
 
   /**
-   * `tls` carries the CA that signed the peers' REST certificates (restapi.cafile) when they use HTTPS; `credentials`
-   * (ctl.authentication, else restapi.authentication, as Patroni's request does) go with unsafe requests.
+   * `rest` is the one REST client, built from this agent's ctl/restapi settings as patronictl's are: the CA that signed
+   * the peers' certificates, a client certificate for peers that verify clients, and the credentials POST /failsafe
+   * carries (GETs go without them).
    */
-  constructor(tls?: TlsClientOptions, credentials?: PeerCredentials) {
-    this.#tls = tls;
-    this.#authorization =
-      credentials === undefined
-        ? undefined
-        : `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
+  constructor(rest: RestClient = createRestClient({})) {
+    this.#rest = rest;
   }
 
   async postFailsafe(apiUrl: string, request: FailsafeRequest, signal: AbortSignal): Promise<boolean> {
-    const url = endpointUrl(apiUrl, 'failsafe');
-    if (url === undefined) return false;
     try {
-      const reply = await requestText(url, {
-        method: 'POST',
-        body: JSON.stringify(request),
-        headers: {
-          'content-type': 'application/json',
-          ...(this.#authorization !== undefined ? { authorization: this.#authorization } : {}),
-        },
-        signal,
-        ...(this.#tls !== undefined ? { tls: this.#tls } : {}),
-      });
+      const reply = await this.#rest.callMember(apiUrl, '/failsafe', { method: 'POST', body: request, signal });
       return reply.status === 200 && reply.text === 'Accepted';
     } catch {
       return false;
@@ -137,7 +114,7 @@ export class HttpPeerClient implements PeerClient {
       tags: member.tags ?? {},
     };
     try {
-      const reply = await requestText(member.api_url, { signal, ...(this.#tls !== undefined ? { tls: this.#tls } : {}) });
+      const reply = await this.#rest.request(member.api_url, { signal });
       const document = JSON.parse(reply.text) as PatroniStatusDocument;
       return peerStatusFromDocument(member, document);
     } catch {

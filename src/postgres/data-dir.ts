@@ -1,7 +1,7 @@
 // The data directory and the files pgwarden owns in and around it: its state, removal, files written as the postgres
 // user, pgpass, postgresql.conf / pg_hba.conf / standby.signal, history files and copied slot state.
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Upstream } from '../core/ports.js';
 import type { LocalPg } from '../core/types.js';
@@ -90,6 +90,8 @@ export class DataDir {
 
   async writeOwnedFile(path: string, content: string | Buffer, mode: number): Promise<void> {
     await writeFile(path, content, { mode });
+    // writeFile's mode applies to a new file only: a pgpass left 0644 (by hand, an older version) is tightened too.
+    await chmod(path, mode);
     await this.chownToPostgres(path);
   }
 

@@ -1,4 +1,5 @@
 // PgwardenError: every failure that crosses a module boundary, with a stable code, context and a retryable flag.
+import { redactText } from './redact.js';
 
 export type ErrorCode =
   | 'PGW_CONFIG_INVALID'
@@ -29,6 +30,8 @@ export type ErrorCode =
   | 'PGW_API_BAD_REQUEST'
   /** No member's REST API answered at all (network, TLS, auth layer): retryable. */
   | 'PGW_API_UNREACHABLE'
+  /** A member's REST API wants credentials or a client certificate this client lacks or got wrong (context: member, key). */
+  | 'PGW_API_AUTH'
   /** A member's REST API answered but refused the request (context: member, path, status). */
   | 'PGW_API_REQUEST_FAILED'
   /** Bad flags or arguments on the command line (context: flag, value, hint). */
@@ -85,6 +88,6 @@ export function isPgwardenError(error: unknown, code?: ErrorCode): error is Pgwa
 
 /** A short, single-line description of any thrown value for logs. */
 export function describeError(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  return String(error);
+  // A message may quote a conninfo or URL with its password (a driver's, a library's): never pass it on.
+  return redactText(error instanceof Error ? error.message : String(error));
 }

@@ -1,5 +1,5 @@
 // One HTTP(S) request with a deadline and optional CA/client certificate: fetch cannot trust a private CA on Node 20.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type Agent as HttpAgent, type IncomingMessage } from 'node:http';
 import type * as Https from 'node:https';
 
 /** node:https and its TLS stack (~1.2 MB RSS) load with the first https request, not with every agent. */
@@ -10,8 +10,12 @@ export interface TlsClientOptions {
   readonly ca?: Buffer | undefined;
   readonly cert?: Buffer | undefined;
   readonly key?: Buffer | undefined;
+  /** Decrypts `key` (ctl.keyfile_password). */
+  readonly passphrase?: string | undefined;
   /** ctl.insecure: accept any server certificate. */
   readonly isInsecure?: boolean | undefined;
+  /** ctl.insecure with a client certificate: the chain is verified, the host name is not (as Patroni does). */
+  readonly isHostnameUnchecked?: boolean | undefined;
 }
 
 export interface HttpReply {
@@ -27,6 +31,8 @@ export async function requestText(
     readonly body?: string;
     readonly signal: AbortSignal;
     readonly tls?: TlsClientOptions;
+    /** A kept-alive connection pool (node:http's or node:https's Agent). */
+    readonly agent?: HttpAgent;
   },
 ): Promise<HttpReply> {
   const parsed = new URL(url);
@@ -43,6 +49,7 @@ function send(parsed: URL, options: Parameters<typeof requestText>[1], httpsRequ
       method: options.method ?? 'GET',
       headers: { ...options.headers, ...(options.body !== undefined ? { 'content-length': String(Buffer.byteLength(options.body)) } : {}) },
       signal: options.signal,
+      ...(options.agent !== undefined ? { agent: options.agent } : {}),
     };
     const onResponse = (response: IncomingMessage): void => {
       const chunks: Buffer[] = [];
@@ -54,7 +61,15 @@ function send(parsed: URL, options: Parameters<typeof requestText>[1], httpsRequ
       httpsRequest !== undefined
         ? httpsRequest(
             parsed,
-            { ...common, ca: tls?.ca, cert: tls?.cert, key: tls?.key, rejectUnauthorized: tls?.isInsecure !== true },
+            {
+              ...common,
+              ca: tls?.ca,
+              cert: tls?.cert,
+              key: tls?.key,
+              passphrase: tls?.passphrase,
+              rejectUnauthorized: tls?.isInsecure !== true,
+              ...(tls?.isHostnameUnchecked === true ? { checkServerIdentity: () => undefined } : {}),
+            },
             onResponse,
           )
         : httpRequest(parsed, common, onResponse);

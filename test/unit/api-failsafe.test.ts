@@ -10,10 +10,15 @@ import { handleRequest, statusDocument } from '../../src/api/routes.js';
 import { startApiServer } from '../../src/api/server.js';
 import { endpointUrl, HttpPeerClient } from '../../src/peers/http-peer-client.js';
 import { silentLog } from '../../src/util/log.js';
+import { createRestClient } from '../../src/util/rest-client.js';
 import { FakeClock } from '../kit/fake-clock.js';
 import { primaryPg, pgState, view } from '../sim/builders.js';
 
 const REQUEST = { name: 'node1', conn_url: 'postgres://127.0.0.1:5432/postgres', api_url: 'http://127.0.0.1:8008/patroni', ttl: 30 };
+
+/** A peer client with the REST client of `restapi.authentication: {username: admin, password}`. */
+const peerWith = (password: string): HttpPeerClient =>
+  new HttpPeerClient(createRestClient({ credentials: { username: 'admin', password, key: 'restapi.authentication' } }));
 
 function snapshotOf(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
   return {
@@ -68,19 +73,10 @@ describe('POST /failsafe over HTTP', () => {
       assert.deepEqual(received[0], REQUEST);
 
       const signal = (): AbortSignal => AbortSignal.timeout(2000);
-      assert.equal(
-        await new HttpPeerClient(undefined, { username: 'admin', password: 's3cret' }).postFailsafe(apiUrl, REQUEST, signal()),
-        true,
-      );
-      assert.equal(
-        await new HttpPeerClient(undefined, { username: 'admin', password: 'nope' }).postFailsafe(apiUrl, REQUEST, signal()),
-        false,
-      );
+      assert.equal(await peerWith('s3cret').postFailsafe(apiUrl, REQUEST, signal()), true);
+      assert.equal(await peerWith('nope').postFailsafe(apiUrl, REQUEST, signal()), false);
       answer = { status: 500, message: 'Running as a leader', lsn: undefined };
-      assert.equal(
-        await new HttpPeerClient(undefined, { username: 'admin', password: 's3cret' }).postFailsafe(apiUrl, REQUEST, signal()),
-        false,
-      );
+      assert.equal(await peerWith('s3cret').postFailsafe(apiUrl, REQUEST, signal()), false);
     } finally {
       await server.close();
     }

@@ -239,6 +239,19 @@ describe('PATCH and PUT /config', () => {
     assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).config?.ttl, 20);
   });
 
+  it('refuses a document read back from a redacted output, which would overwrite a secret with ******', async () => {
+    const { dcs } = await cluster();
+    const before = (await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision;
+    const echoed = await handleConfigWrite(
+      'PATCH',
+      { postgresql: { parameters: { primary_conninfo: 'host=a password=******' } } },
+      context(dcs),
+    );
+    assert.equal(echoed.status, 400);
+    assert.match(echoed.body ?? '', /^invalid configuration: postgresql\.parameters\.primary_conninfo holds the placeholder \*{6}/);
+    assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision, before);
+  });
+
   it('refuses bad slot and synchronous settings with a message naming the entry, and stores nothing', async () => {
     const { dcs } = await cluster();
     const before = (await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision;

@@ -209,4 +209,15 @@ describe('proxy config', () => {
     );
     assert.equal(parseProxyConfig(`${base}proxy:\n  primary_listen: 0.0.0.0:5000\n  data_path: kernel\n`, 'p.yml').proxy.kernel_lease, 2);
   });
+
+  it('reads how to reach the REST APIs from ctl and restapi, refusing a misspelled key there', () => {
+    const proxy = 'proxy:\n  primary_listen: 127.0.0.1:5000\n';
+    const config = parseProxyConfig(`${base}${proxy}ctl:\n  cacert: /ca.pem\n  insecure: true\nrestapi:\n  certfile: /c.pem\n`, 'p.yml');
+    assert.deepEqual(config.rest, {
+      cacert: { path: '/ca.pem', key: 'ctl.cacert' },
+      certfile: { path: '/c.pem', key: 'restapi.certfile' },
+      isInsecure: true,
+    });
+    assert.throws(() => parseProxyConfig(`${base}${proxy}ctl:\n  cacrt: /ca.pem\n`, 'p.yml'), /ctl\.cacrt: .*did you mean ctl\.cacert\?/);
+  });
 });

@@ -2,16 +2,17 @@
 import { parse, stringify } from 'yaml';
 import { summarizeCluster } from '../../core/cluster-summary.js';
 import type { ClusterView, MemberRecord } from '../../core/types.js';
-import { describeError, PgwardenError } from '../../util/errors.js';
-import type { TlsClientOptions } from '../../util/http-request.js';
-import { callApi, type Credentials } from '../api-client.js';
+import { describeError, isPgwardenError, PgwardenError } from '../../util/errors.js';
+import { REDACTED, redactSecrets } from '../../util/redact.js';
+import type { RestClient } from '../../util/rest-client.js';
+import { callApi } from '../api-client.js';
 import { renderMemberTable } from '../render.js';
 
 export interface ControlContext {
   readonly scope: string;
   readonly view: ClusterView;
-  readonly credentials: Credentials | undefined;
-  readonly tls?: TlsClientOptions | undefined;
+  /** The one REST client: TLS and credentials from ctl/restapi (config/rest-client-settings.ts). */
+  readonly rest: RestClient;
   readonly out: (text: string) => void;
   readonly isForced: boolean;
   /** Asks a yes/no question at a terminal; undefined when nobody can answer (not a TTY). */
@@ -64,9 +65,11 @@ async function callAnyMember(
   let lastMember: string | undefined;
   for (const member of ordered) {
     try {
-      const reply = await callApi(member, method, path, body, context.credentials, timeoutMs, context.tls);
+      const reply = await callApi(member, method, path, body, context.rest, timeoutMs);
       return { member, ...reply };
     } catch (error) {
+      // Missing or wrong credentials are the same at every member: say so instead of "no member answered".
+      if (isPgwardenError(error) && error.code === 'PGW_API_AUTH') throw error;
       lastError = `${member.name}: ${describeError(error)}`;
       lastCause = error;
       lastMember = member.name;
@@ -213,12 +216,18 @@ export function patchFromSettings(settings: readonly string[], pgSettings: reado
 }
 
 /** A minimal unified-style diff of two YAML documents: removed lines with '-', added with '+'. */
+/** The changed lines, compared on the real values and shown redacted: a changed password shows as a changed "******". */
 export function configDiff(before: unknown, after: unknown): string[] {
-  const a = stringify(before, { sortMapEntries: true }).split('\n');
-  const b = stringify(after, { sortMapEntries: true }).split('\n');
+  const linesOf = (document: unknown): { raw: string[]; shown: string[] } => {
+    const raw = stringify(document, { sortMapEntries: true }).split('\n');
+    const shown = stringify(redactSecrets(document), { sortMapEntries: true }).split('\n');
+    return { raw, shown: shown.length === raw.length ? shown : raw.map(() => REDACTED) };
+  };
+  const a = linesOf(before);
+  const b = linesOf(after);
   const lines = ['---', '+++'];
-  for (const line of a) if (!b.includes(line)) lines.push(`-${line}`);
-  for (const line of b) if (!a.includes(line)) lines.push(`+${line}`);
+  a.raw.forEach((line, index) => b.raw.includes(line) || lines.push(`-${a.shown[index]!}`));
+  b.raw.forEach((line, index) => a.raw.includes(line) || lines.push(`+${b.shown[index]!}`));
   return lines;
 }
 
@@ -348,7 +357,7 @@ export async function reloadCommand(names: readonly string[], options: { role?: 
   await requireConfirmation(context, `reload of ${members.map((member) => member.name).join(', ')}`);
   const failed: string[] = [];
   for (const member of members) {
-    const reply = await callApi(member, 'POST', '/reload', {}, context.credentials, 10_000, context.tls).catch((error: unknown) => ({
+    const reply = await callApi(member, 'POST', '/reload', {}, context.rest, 10_000).catch((error: unknown) => ({
       status: 0,
       text: describeError(error),
     }));
@@ -390,7 +399,7 @@ export async function restartCommand(
       ...(options.scheduled !== undefined && options.scheduled !== 'now' ? { schedule: options.scheduled } : {}),
     };
     try {
-      const reply = await callApi(member, 'POST', '/restart', body, context.credentials, 180_000, context.tls);
+      const reply = await callApi(member, 'POST', '/restart', body, context.rest, 180_000);
       if (reply.status === 200) context.out(`Success: restart on member ${member.name}`);
       else if (reply.status === 202) context.out(`Success: restart scheduled on member ${member.name}`);
       else if (reply.status === 409) {
@@ -419,9 +428,10 @@ export async function reinitCommand(names: readonly string[], options: { wait?: 
   const failed: string[] = [];
   const started: MemberRecord[] = [];
   for (const member of members) {
-    const reply = await callApi(member, 'POST', '/reinitialize', { force: true }, context.credentials, 60_000, context.tls).catch(
-      (error: unknown) => ({ status: 0, text: describeError(error) }),
-    );
+    const reply = await callApi(member, 'POST', '/reinitialize', { force: true }, context.rest, 60_000).catch((error: unknown) => ({
+      status: 0,
+      text: describeError(error),
+    }));
     if (reply.status === 200) {
       context.out(`Success: reinitialize for member ${member.name}`);
       started.push(member);
@@ -435,7 +445,7 @@ export async function reinitCommand(names: readonly string[], options: { wait?: 
     const deadlineAt = Date.now() + 600_000;
     for (const member of started) {
       for (;;) {
-        const reply = await callApi(member, 'GET', '/patroni', undefined, undefined, 5000, context.tls).catch(() => ({
+        const reply = await callApi(member, 'GET', '/patroni', undefined, context.rest, 5000).catch(() => ({
           status: 0,
           text: '{}',
         }));

@@ -2,6 +2,7 @@
 import { stringify } from 'yaml';
 import type { ClusterView } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
+import { redactSecrets } from '../../util/redact.js';
 import { pickMember } from './query.js';
 
 export function showConfig(view: ClusterView, format: 'yaml' | 'json' = 'yaml'): string {
@@ -13,8 +14,10 @@ export function showConfig(view: ClusterView, format: 'yaml' | 'json' = 'yaml'):
         hint: 'start an agent to bootstrap the cluster; it writes the config key',
       },
     });
-  if (format === 'json') return JSON.stringify(view.config, null, 2);
-  return stringify(view.config, { sortMapEntries: true }).trimEnd();
+  // Shown, never edited back: a password in the config (a conninfo in a parameter) is masked.
+  const config = redactSecrets(view.config);
+  if (format === 'json') return JSON.stringify(config, null, 2);
+  return stringify(config, { sortMapEntries: true }).trimEnd();
 }
 
 export function historyTable(view: ClusterView, format: 'pretty' | 'json' | 'yaml' | 'tsv' = 'pretty'): string {
