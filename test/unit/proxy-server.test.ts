@@ -1,5 +1,6 @@
 // The proxy engine on real sockets, with a scripted cluster view instead of etcd, tagged echo servers as backends and
 // a fake clock for every deadline (dcs_timeout, hold_timeout), so what depends on time is driven by the test.
+import { leaderIdentity } from '../../src/proxy/routing.js';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -124,10 +125,13 @@ describe('proxy engine', () => {
   async function routeTo(leader: string): Promise<void> {
     scripted.isReachable = true;
     writable = new Set([leader]);
-    scripted.set(clusterWith(leader, String(++createRevision)));
-    await until(`a primary route to ${leader}`, () => {
+    const next = clusterWith(leader, String(++createRevision));
+    scripted.set(next);
+    // This term's route: the previous term's (same member) is still up until the proxy reads the new view, and the
+    // switch to the new term cuts the connections opened before it.
+    await until(`a primary route to ${leader} in its new term`, () => {
       const route = proxy.status().primary;
-      return route.kind === 'route' && route.backend.member === leader;
+      return route.kind === 'route' && route.leader === leaderIdentity(next);
     });
   }
 
