@@ -1,4 +1,14 @@
 // Pure argv builders for PostgreSQL's programs.
+import { programConninfo, type PgSecurity } from './conninfo.js';
+
+/** Where a libpq program connects: address and user, the user's TLS keys, and the service holding its sslpassword. */
+export interface SourceServer {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly security?: PgSecurity | undefined;
+  readonly service?: string | undefined;
+}
 
 export function initdbArgv(
   binary: string,
@@ -21,8 +31,9 @@ export function initdbArgv(
   return argv;
 }
 
-export function pgBasebackupArgv(binary: string, input: { dataDir: string; host: string; port: number; user: string }): string[] {
-  // -c fast: don't wait for the next scheduled checkpoint; -X stream: the copy is consistent on its own.
+export function pgBasebackupArgv(binary: string, input: SourceServer & { readonly dataDir: string }): string[] {
+  // -c fast: don't wait for the next scheduled checkpoint; -X stream: the copy is consistent on its own. The conninfo
+  // (-d) carries the TLS keys; the password comes from PGPASSFILE, the sslpassword from the service file.
   return [
     binary,
     '-D',
@@ -31,22 +42,24 @@ export function pgBasebackupArgv(binary: string, input: { dataDir: string; host:
     'stream',
     '-c',
     'fast',
-    '-h',
-    input.host,
-    '-p',
-    String(input.port),
-    '-U',
-    input.user,
+    '-d',
+    programConninfo(input, input.security ?? {}, { service: input.service }),
     '--no-password',
   ];
 }
 
-export function pgRewindArgv(binary: string, input: { dataDir: string; host: string; port: number; user: string }): string[] {
+export function pgRewindArgv(binary: string, input: SourceServer & { readonly dataDir: string }): string[] {
   return [
     binary,
     '-D',
     input.dataDir,
-    `--source-server=host=${input.host} port=${input.port} user=${input.user} dbname=postgres connect_timeout=3`,
+    `--source-server=${programConninfo(input, input.security ?? {}, {
+      service: input.service,
+      pairs: [
+        ['dbname', 'postgres'],
+        ['connect_timeout', '3'],
+      ],
+    })}`,
   ];
 }
 

@@ -11,7 +11,8 @@ import type { Log } from '../util/log.js';
 import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
 import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
-import { DataDir, historyFileName, type RenderedRole } from './data-dir.js';
+import { serviceNameFor, type PgAuth } from './conninfo.js';
+import { DataDir, historyFileName, serviceFilePath, type RenderedRole } from './data-dir.js';
 import { Postmaster } from './postmaster.js';
 import {
   localPgFromRow,
@@ -35,8 +36,10 @@ export interface PgControllerOptions {
   readonly listenHost: string;
   readonly port: number;
   readonly socketDir: string;
-  readonly superuser: { readonly username: string; readonly password?: string | undefined };
-  readonly replication: { readonly username: string; readonly password?: string | undefined };
+  /** With its TLS keys: the agent's own sessions (upstreams over TCP) and pg_rewind use them. */
+  readonly superuser: PgAuth;
+  /** With its TLS keys: primary_conninfo and pg_basebackup use them. */
+  readonly replication: PgAuth;
   readonly parameters: Readonly<Record<string, GucValue>>;
   readonly pgHba: readonly string[];
   readonly initdbOptions: readonly (string | Readonly<Record<string, string>>)[];
@@ -95,7 +98,7 @@ export class PostgresController implements PgController {
 
   #target(host: string, port: number, database: string, timeouts: typeof LOCAL_TIMEOUTS): SqlTarget {
     const { superuser, member } = this.#options;
-    return { host, port, user: superuser.username, password: superuser.password, database, member, ...timeouts };
+    return { host, port, user: superuser.username, password: superuser.password, database, member, security: superuser, ...timeouts };
   }
 
   #upstreamTarget(upstream: Upstream, timeouts: typeof LOCAL_TIMEOUTS): SqlTarget {
@@ -121,7 +124,7 @@ export class PostgresController implements PgController {
       argv,
       signal,
       runAs: this.#options.runAs,
-      env: { PGPASSFILE: this.#options.pgpassPath, PGCONNECT_TIMEOUT: '3' },
+      env: { PGPASSFILE: this.#options.pgpassPath, PGSERVICEFILE: serviceFilePath(this.#options.pgpassPath), PGCONNECT_TIMEOUT: '3' },
       dataDir: this.#dataDir.path,
       ...(extra.stdin !== undefined ? { stdin: extra.stdin } : {}),
       ...(extra.hint !== undefined ? { hint: extra.hint } : {}),
@@ -305,9 +308,18 @@ export class PostgresController implements PgController {
       });
     const { host, port } = addressOf(from);
     await this.#run(
-      pgBasebackupArgv(this.#bin('pg_basebackup'), { dataDir: this.#dataDir.path, host, port, user: this.#options.replication.username }),
+      pgBasebackupArgv(this.#bin('pg_basebackup'), {
+        dataDir: this.#dataDir.path,
+        host,
+        port,
+        user: this.#options.replication.username,
+        security: this.#options.replication,
+        service: serviceNameFor('replication'),
+      }),
       signal,
-      { hint: `can the replication user connect to ${from.name}? check pg_hba and the replication password` },
+      {
+        hint: `can the replication user connect to ${from.name}? check pg_hba, the replication password and its TLS keys (postgresql.authentication.replication)`,
+      },
     );
     await this.#writeConfig(from, true);
   }
@@ -329,7 +341,14 @@ export class PostgresController implements PgController {
     const { host, port } = addressOf(from);
     await this.#dataDir.writePgpass();
     await this.#run(
-      pgRewindArgv(this.#bin('pg_rewind'), { dataDir: this.#dataDir.path, host, port, user: this.#options.superuser.username }),
+      pgRewindArgv(this.#bin('pg_rewind'), {
+        dataDir: this.#dataDir.path,
+        host,
+        port,
+        user: this.#options.superuser.username,
+        security: this.#options.superuser,
+        service: serviceNameFor('superuser'),
+      }),
       signal,
       { hint: 'if rewind keeps failing, pgwarden re-clones the member' },
     );
