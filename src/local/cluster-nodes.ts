@@ -3,7 +3,7 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pickFreePorts } from './free-port.js';
-import { renderNodeConfig, type LocalTiming } from './node-config.js';
+import { renderNodeConfig, type LocalTiming, type NodeTlsFiles } from './node-config.js';
 import { mountTmpfs, unmountTmpfs } from './tmpfs.js';
 
 export interface LocalNode {
@@ -40,6 +40,8 @@ export interface NodeSetup {
   readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
   readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
   readonly nodeTmpfsMb?: number;
+  /** Each node's certificate files when PostgreSQL runs over TLS, by node name. */
+  readonly postgresTlsOf?: (name: string) => NodeTlsFiles;
 }
 
 /** Writes every node's directory and config; on failure unmounts what it mounted. */
@@ -81,6 +83,7 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.bootstrapParameters !== undefined ? { bootstrapParameters: setup.bootstrapParameters } : {}),
         ...(setup.bootstrapDcs !== undefined ? { bootstrapDcs: setup.bootstrapDcs } : {}),
         ...(setup.recoveryConf !== undefined ? { recoveryConf: setup.recoveryConf } : {}),
+        ...(setup.postgresTlsOf !== undefined ? { postgresTls: setup.postgresTlsOf(name) } : {}),
       });
       // The config holds the superuser and replication passwords.
       await writeFile(configPath, yaml, { mode: 0o600 });
