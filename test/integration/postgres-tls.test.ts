@@ -10,6 +10,8 @@ import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { generateCa } from '../../src/local/pg-certificates.js';
+import type { PgSecurity } from '../../src/postgres/conninfo.js';
+import { connectTo, type SqlTarget } from '../../src/postgres/sql-session.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
@@ -140,6 +142,56 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
         intervalMs: 200,
         describe: `row 1 on ${replica}`,
       });
+  });
+
+  it("the agent's session factory honours sslmode and channel_binding against the hostssl-only server", async () => {
+    const cluster = running();
+    const { leader } = await waitHealthy(cluster, 60_000);
+    const tls = cluster.postgresTls ?? assert.fail('no certificates');
+    const superuser = tls.clients.get('postgres') ?? assert.fail('no superuser certificate');
+    const target = (security: PgSecurity, host = '127.0.0.1'): SqlTarget => ({
+      host,
+      port: cluster.node(leader).pgPort,
+      user: 'postgres',
+      password: cluster.superuserPassword,
+      database: 'postgres',
+      connectTimeoutMs: 3000,
+      queryTimeoutMs: 3000,
+      member: 'test',
+      security,
+    });
+    const certificate = { sslcert: superuser.certFile, sslkey: superuser.keyFile };
+    const isTls = async (security: PgSecurity, host?: string): Promise<boolean> => {
+      const client = await connectTo(target(security, host));
+      try {
+        const result = await client.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+        return result.rows[0]?.ssl === true;
+      } finally {
+        await client.end();
+      }
+    };
+    assert.equal(await isTls({ sslmode: 'verify-full', sslrootcert: tls.ca.certFile, ...certificate, channel_binding: 'require' }), true);
+    assert.equal(await isTls({ sslmode: 'verify-full', sslrootcert: tls.ca.certFile, ...certificate }, 'localhost'), true, 'SAN DNS');
+    assert.equal(await isTls({ sslmode: 'verify-ca', sslrootcert: tls.ca.certFile, ...certificate }), true);
+    assert.equal(await isTls({ sslmode: 'require', ...certificate }), true, 'require without a root certificate: no verification');
+    // prefer (the default) starts with TLS; allow starts plain, is turned away by pg_hba, and retries with TLS.
+    assert.equal(await isTls({ ...certificate }), true);
+    assert.equal(await isTls({ sslmode: 'allow', ...certificate }), true);
+    await assert.rejects(connectTo(target({ sslmode: 'disable', ...certificate })), /sslmode disable.*no encryption/);
+    const wrongCa = await generateCa(join(cluster.dir, 'tls-other'), 'other-ca');
+    await assert.rejects(
+      connectTo(target({ sslmode: 'verify-ca', sslrootcert: wrongCa.certFile, ...certificate })),
+      (error: Error) => /sslmode verify-ca/.test(error.message) && /certificate/.test(error.message),
+    );
+    await assert.rejects(
+      connectTo(target({ sslmode: 'verify-full', sslrootcert: join(cluster.dir, 'missing.crt') })),
+      /needs a root certificate/,
+    );
+    // No client certificate: clientcert=verify-full turns the login away even with the right password.
+    await assert.rejects(
+      connectTo(target({ sslmode: 'verify-full', sslrootcert: tls.ca.certFile, sslcert: join(cluster.dir, 'none.crt') })),
+      /certificate/,
+    );
   });
 
   it('fails over on SIGKILL; the old primary is rewound over TLS (superuser certificate) and streams again', async () => {
