@@ -3,17 +3,18 @@
 // failover with the old primary rewound over TLS, and a clone that fails on a wrong sslrootcert with a clear log line.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { generateCa } from '../../src/local/pg-certificates.js';
+import { runCommand } from '../../src/util/run-command.js';
 import type { PgSecurity } from '../../src/postgres/conninfo.js';
 import { connectTo, type SqlTarget } from '../../src/postgres/sql-session.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { agentLogTail, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
+import { agentLogTail, runCliOk, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 /** The walsenders of `leader` with their TLS state and the client certificate they were given. */
@@ -61,14 +62,12 @@ function logSince(cluster: LocalCluster, name: string, offset: number): string {
   return readFileSync(cluster.node(name).logFile).subarray(offset).toString('utf8');
 }
 
-async function editAuthentication(
-  cluster: LocalCluster,
-  name: string,
-  edit: (replication: Record<string, unknown>) => void,
-): Promise<void> {
+type Users = Record<'superuser' | 'replication', Record<string, unknown>>;
+
+async function editAuthentication(cluster: LocalCluster, name: string, edit: (users: Users) => void): Promise<void> {
   const path = cluster.node(name).configPath;
-  const config = parse(await readFile(path, 'utf8')) as { postgresql: { authentication: { replication: Record<string, unknown> } } };
-  edit(config.postgresql.authentication.replication);
+  const config = parse(await readFile(path, 'utf8')) as { postgresql: { authentication: Users } };
+  edit(config.postgresql.authentication);
   await writeFile(path, stringify(config), { mode: 0o600 });
 }
 
@@ -142,6 +141,16 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
         intervalMs: 200,
         describe: `row 1 on ${replica}`,
       });
+
+    // pgwarden query runs psql with the superuser's keys as libpq variables (PGSSLMODE, PGSSLCERT, ...).
+    const { stdout } = await runCliOk([
+      '-c',
+      cluster.node(leader).configPath,
+      'query',
+      '-c',
+      'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+    ]);
+    assert.match(stdout, /^ssl\nt$/m);
   });
 
   it("the agent's session factory honours sslmode and channel_binding against the hostssl-only server", async () => {
@@ -238,7 +247,7 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
     const rightCa = cluster.postgresTls?.ca.certFile ?? assert.fail('no certificates');
     await cluster.stopAgent(victim);
     await rm(cluster.node(victim).dataDir, { recursive: true, force: true });
-    await editAuthentication(cluster, victim, (replication) => (replication.sslrootcert = wrongCa.certFile));
+    await editAuthentication(cluster, victim, (users) => (users.replication.sslrootcert = wrongCa.certFile));
     const logOffset = statSync(cluster.node(victim).logFile).size;
     cluster.startAgent(victim);
     const failure = await waitUntil(
@@ -262,9 +271,62 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
 
     // With the right CA the member clones and streams again.
     await cluster.stopAgent(victim);
-    await editAuthentication(cluster, victim, (replication) => (replication.sslrootcert = rightCa));
+    await editAuthentication(cluster, victim, (users) => (users.replication.sslrootcert = rightCa));
     cluster.startAgent(victim);
     const healthy = await waitHealthy(cluster, 90_000);
     await waitStreamingOverTls(cluster, healthy.leader, healthy.replicas);
+  });
+  it('encrypted client keys: sslpassword reaches pg_basebackup (service file), the WAL receiver and the agent', async () => {
+    const cluster = running();
+    const { replicas } = await waitHealthy(cluster, 60_000);
+    const victim = replicas[replicas.length - 1]!;
+    const tls = cluster.postgresTls ?? assert.fail('no certificates');
+    const sslpassword = "se cr'et\\pass";
+    const encrypted = async (user: string): Promise<string> => {
+      const pair = tls.clients.get(user) ?? assert.fail(`no ${user} certificate`);
+      const keyFile = join(tls.dir, `client-${user}-encrypted.key`);
+      await runCommand('openssl', ['pkey', '-in', pair.keyFile, '-aes256', '-passout', `pass:${sslpassword}`, '-out', keyFile]);
+      const owner = statSync(pair.keyFile);
+      await chown(keyFile, owner.uid, owner.gid);
+      await chmod(keyFile, 0o600);
+      return keyFile;
+    };
+    const replicationKey = await encrypted('replicator');
+    const superuserKey = await encrypted('postgres');
+    await cluster.stopAgent(victim);
+    await rm(cluster.node(victim).dataDir, { recursive: true, force: true });
+    await editAuthentication(cluster, victim, (users) => {
+      users.replication.sslkey = replicationKey;
+      users.replication.sslpassword = sslpassword;
+      users.superuser.sslkey = superuserKey;
+      users.superuser.sslpassword = sslpassword;
+    });
+    const logOffset = statSync(cluster.node(victim).logFile).size;
+    cluster.startAgent(victim);
+    const healthy = await waitHealthy(cluster, 90_000);
+    await waitStreamingOverTls(cluster, healthy.leader, healthy.replicas);
+    assert.ok(healthy.replicas.includes(victim));
+    const log = logSince(cluster, victim, logOffset);
+    assert.match(log, /task basebackup finished|task reinitialize finished|started postmaster/);
+    assert.ok(!log.includes('se cr'), 'the sslpassword is not in the agent log');
+    const serviceFile = `${join(cluster.node(victim).nodeDir, 'pgpass')}.service.conf`;
+    const service = statSync(serviceFile);
+    assert.equal(service.mode & 0o777, 0o600, 'the service file is 0600');
+    assert.notEqual(service.uid, 0, 'and belongs to postgres');
+    assert.equal(readFileSync(serviceFile, 'utf8').match(/^sslpassword=(.*)$/m)?.[1], sslpassword);
+    // The victim's agent watches the leader with its encrypted superuser key.
+    let sessions: unknown;
+    await waitUntil(
+      async () => {
+        const rows = await sql<{ ssl: boolean }>(
+          cluster,
+          healthy.leader,
+          "SELECT s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) WHERE a.application_name = 'pgwarden' AND a.client_addr IS NOT NULL",
+        );
+        sessions = rows;
+        return rows.length >= healthy.replicas.length && rows.every((row) => row.ssl);
+      },
+      { timeoutMs: 20_000, intervalMs: 250, describe: 'every replica agent watching the leader over TLS', lastState: () => sessions },
+    );
   });
 });
