@@ -6,7 +6,6 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['postgresql.config_dir', 'configuration files live in data_dir'],
   ['postgresql.use_unix_socket', 'the agent connects to its PostgreSQL through the socket directory it configures itself'],
   ['postgresql.use_unix_socket_repl', 'replication connects over TCP to conn_url'],
-  ['postgresql.authentication.rewind', 'pg_rewind connects as the superuser, with its TLS keys; no rewind role is created'],
   [
     'postgresql.authentication.superuser.sslnegotiation',
     'PostgreSQL 15\u2019s libpq has no sslnegotiation: TLS starts with the SSLRequest',

@@ -19,7 +19,7 @@ import type { FaultRelay } from './fault-relay.js';
 import { pickFreePorts } from './free-port.js';
 import { renderLocalProxyConfig } from './local-proxy-config.js';
 import type { NetnsLab } from './netns.js';
-import { DEFAULT_DYNAMIC_CONFIG, type LocalTiming, type NodeTlsFiles } from './node-config.js';
+import { DEFAULT_DYNAMIC_CONFIG, LOCAL_REWIND_USER, type LocalTiming, type NodeTlsFiles } from './node-config.js';
 import { generatePgCertificates, type CertificatePair, type PgCertificates } from './pg-certificates.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 import { isMountPoint, unmountTmpfs } from './tmpfs.js';
@@ -70,7 +70,8 @@ export interface LocalClusterOptions {
   /**
    * PostgreSQL over TLS only (default off): a CA, a server certificate per node and client certificates for the
    * superuser and replication users are made in <dir>/tls (openssl); every node runs with ssl on, pg_hba accepts TCP
-   * only as hostssl with clientcert=verify-full, and both users connect with sslmode verify-full and their certificate.
+   * only as hostssl with clientcert=verify-full, and the superuser, replication and rewind users connect with sslmode
+   * verify-full and their own certificate.
    */
   readonly postgresTls?: boolean;
 }
@@ -151,6 +152,7 @@ function nodeTlsFiles(certificates: PgCertificates, name: string): NodeTlsFiles 
     server: pairOf(certificates.servers.get(name), 'server'),
     superuser: pairOf(certificates.clients.get('postgres'), 'superuser'),
     replication: pairOf(certificates.clients.get('replicator'), 'replication'),
+    rewind: pairOf(certificates.clients.get(LOCAL_REWIND_USER), 'rewind'),
   };
 }
 
@@ -229,7 +231,7 @@ export class LocalCluster {
           ? await generatePgCertificates({
               dir: join(options.dir, 'tls'),
               servers: nodeNames.map((name) => ({ name, host: network.host(name) })),
-              users: ['postgres', 'replicator'],
+              users: ['postgres', 'replicator', LOCAL_REWIND_USER],
             })
           : undefined;
       const nodes = await prepareNodes({

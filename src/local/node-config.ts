@@ -50,7 +50,11 @@ export interface NodeTlsFiles {
   readonly server: FilePair;
   readonly superuser: FilePair;
   readonly replication: FilePair;
+  readonly rewind: FilePair;
 }
+
+/** The rewind user of a TLS cluster: pg_rewind connects as it, with its own certificate (the user's CN). */
+export const LOCAL_REWIND_USER = 'rewind_user';
 
 /** The server side: ssl on with this node's certificate, and the CA that signed the clients' certificates. */
 function tlsParameters(tls: NodeTlsFiles): Record<string, string> {
@@ -128,6 +132,10 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
           password: spec.replicationPassword,
           ...(tls === undefined ? {} : tlsAuthentication(tls, tls.replication)),
         },
+        // Only with TLS, so the default cluster stays as it was. It shares the replication password.
+        ...(tls === undefined
+          ? {}
+          : { rewind: { username: LOCAL_REWIND_USER, password: spec.replicationPassword, ...tlsAuthentication(tls, tls.rewind) } }),
       },
       parameters: {
         unix_socket_directories: spec.nodeDir,

@@ -63,6 +63,35 @@ export function pgRewindArgv(binary: string, input: SourceServer & { readonly da
   ];
 }
 
+/** What a non-superuser pg_rewind source connection needs to be able to run (PostgreSQL's pg_rewind docs, Patroni). */
+const REWIND_FUNCTIONS = [
+  'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+  'pg_catalog.pg_stat_file(text, boolean)',
+  'pg_catalog.pg_read_binary_file(text)',
+  'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+];
+
+/**
+ * The statements single-user mode runs right after initdb (one per line: a newline ends a statement there): the
+ * replication role, and the rewind role with execute on what pg_rewind reads, as Patroni's post_bootstrap creates it.
+ */
+export function bootstrapRolesSql(input: {
+  readonly replication: { readonly username: string; readonly password?: string | undefined };
+  readonly rewind?: { readonly username: string; readonly password?: string | undefined } | undefined;
+}): string {
+  const identifier = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+  const literal = (text: string | undefined): string => `'${(text ?? '').replace(/'/g, "''")}'`;
+  const lines = [
+    `CREATE ROLE ${identifier(input.replication.username)} WITH REPLICATION LOGIN PASSWORD ${literal(input.replication.password)};`,
+  ];
+  if (input.rewind !== undefined) {
+    const role = identifier(input.rewind.username);
+    lines.push(`CREATE ROLE ${role} WITH LOGIN PASSWORD ${literal(input.rewind.password)};`);
+    for (const signature of REWIND_FUNCTIONS) lines.push(`GRANT EXECUTE ON FUNCTION ${signature} TO ${role};`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 export function pgControldataArgv(binary: string, dataDir: string): string[] {
   return [binary, '-D', dataDir];
 }

@@ -48,7 +48,7 @@ export function securityPairs(security: PgSecurity): [string, string][] {
 }
 
 /** The service name whose section of the service file holds `role`'s sslpassword. */
-export function serviceNameFor(role: 'replication' | 'superuser'): string {
+export function serviceNameFor(role: 'replication' | 'superuser' | 'rewind'): string {
   return `pgwarden_${role}`;
 }
 

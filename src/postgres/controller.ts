@@ -8,7 +8,7 @@ import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
-import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
+import { bootstrapRolesSql, initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
 import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
 import { serviceNameFor, type PgAuth } from './conninfo.js';
@@ -40,6 +40,11 @@ export interface PgControllerOptions {
   readonly superuser: PgAuth;
   /** With its TLS keys: primary_conninfo and pg_basebackup use them. */
   readonly replication: PgAuth;
+  /**
+   * postgresql.authentication.rewind: pg_rewind connects as this user, with its TLS keys (the superuser when absent).
+   * A new cluster creates it with what pg_rewind needs.
+   */
+  readonly rewind?: PgAuth | undefined;
   readonly parameters: Readonly<Record<string, GucValue>>;
   readonly pgHba: readonly string[];
   readonly initdbOptions: readonly (string | Readonly<Record<string, string>>)[];
@@ -286,11 +291,9 @@ export class PostgresController implements PgController {
         signal,
       ),
     );
-    const role = this.#options.replication.username.replace(/"/g, '""');
-    const password = (this.#options.replication.password ?? '').replace(/'/g, "''");
-    // Single-user mode creates the role before any TCP listener exists: no window with a password-less replication user.
+    // Single-user mode creates the roles before any TCP listener exists: no window with a password-less replication user.
     await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir.path), signal, {
-      stdin: `CREATE ROLE "${role}" WITH REPLICATION LOGIN PASSWORD '${password}';\n`,
+      stdin: bootstrapRolesSql({ replication: this.#options.replication, rewind: this.#rewindRole() }),
     });
     await this.#writeConfig(undefined, false);
   }
@@ -345,9 +348,9 @@ export class PostgresController implements PgController {
         dataDir: this.#dataDir.path,
         host,
         port,
-        user: this.#options.superuser.username,
-        security: this.#options.superuser,
-        service: serviceNameFor('superuser'),
+        user: (this.#options.rewind ?? this.#options.superuser).username,
+        security: this.#options.rewind ?? this.#options.superuser,
+        service: serviceNameFor(this.#options.rewind === undefined ? 'superuser' : 'rewind'),
       }),
       signal,
       { hint: 'if rewind keeps failing, pgwarden re-clones the member' },
@@ -360,6 +363,12 @@ export class PostgresController implements PgController {
     if (signal.aborted) throw new PgwardenError('PGW_PG_TIMEOUT', `[${this.#options.member}] aborted before removing the data dir`);
     await this.stop('immediate', signal);
     await this.#dataDir.remove();
+  }
+
+  /** The rewind user when it is a role of its own (the superuser needs no creating). */
+  #rewindRole(): PgAuth | undefined {
+    const rewind = this.#options.rewind;
+    return rewind === undefined || rewind.username === this.#options.superuser.username ? undefined : rewind;
   }
 
   // ---------- slots and synchronous replication ----------

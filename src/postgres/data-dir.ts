@@ -28,6 +28,7 @@ export interface DataDirOptions {
   readonly socketDir: string;
   readonly superuser: Credentials;
   readonly replication: Credentials;
+  readonly rewind?: Credentials | undefined;
   readonly pgHba: readonly string[];
   readonly pgpassPath: string;
   readonly runAs?: RunAs | undefined;
@@ -100,15 +101,12 @@ export class DataDir {
 
   /** The pgpass file and, when a user has an sslpassword, the service file: both 0600, owned by postgres. */
   async writePgpass(): Promise<void> {
-    const { pgpassPath, replication, superuser } = this.#options;
+    const { pgpassPath, replication, superuser, rewind } = this.#options;
     await mkdir(dirname(pgpassPath), { recursive: true });
-    await this.writeOwnedFile(
-      pgpassPath,
-      renderPgpass([replication, superuser].map((auth) => ({ username: auth.username, password: auth.password }))),
-      0o600,
-    );
+    const users = [replication, superuser, ...(rewind === undefined ? [] : [rewind])];
+    await this.writeOwnedFile(pgpassPath, renderPgpass(users.map((auth) => ({ username: auth.username, password: auth.password }))), 0o600);
     const servicePath = serviceFilePath(pgpassPath);
-    if (replication.sslpassword === undefined && superuser.sslpassword === undefined) {
+    if (users.every((auth) => auth.sslpassword === undefined)) {
       await rm(servicePath, { force: true });
       return;
     }
@@ -117,6 +115,7 @@ export class DataDir {
       renderServiceFile([
         { service: serviceNameFor('replication'), sslpassword: replication.sslpassword },
         { service: serviceNameFor('superuser'), sslpassword: superuser.sslpassword },
+        { service: serviceNameFor('rewind'), sslpassword: rewind?.sslpassword },
       ]),
       0o600,
     );

@@ -76,7 +76,8 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
   const running = (): LocalCluster => cluster ?? assert.fail('the cluster did not start');
 
   before(async () => {
-    cluster = await startTestCluster('pgtls', { postgresTls: true });
+    // log_connections: the postgresql.log shows who pg_rewind connected as.
+    cluster = await startTestCluster('pgtls', { postgresTls: true, parameters: { log_connections: 'on' } });
     const { leader } = await waitHealthy(cluster, 90_000);
     await sql(cluster, leader, 'CREATE TABLE tls_rows (id int primary key, note text)');
   });
@@ -203,7 +204,7 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
     );
   });
 
-  it('fails over on SIGKILL; the old primary is rewound over TLS (superuser certificate) and streams again', async () => {
+  it("fails over on SIGKILL; the old primary is rewound over TLS (the rewind user's certificate) and streams again", async () => {
     const cluster = running();
     const { leader: oldLeader, replicas: survivors } = await waitHealthy(cluster, 60_000);
     const postmaster = await cluster.postmasterPid(oldLeader);
@@ -235,6 +236,9 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
     });
     const rejoin = logSince(cluster, oldLeader, logOffset);
     assert.match(rejoin, /pg_rewind finished/, 'the old primary was rewound');
+    // As postgresql.authentication.rewind (created at bootstrap with what pg_rewind needs), over TLS.
+    const sourceLog = readFileSync(join(cluster.node(newLeader).nodeDir, 'postgresql.log'), 'utf8');
+    assert.match(sourceLog, /connection authorized: user=rewind_user database=postgres SSL enabled/);
     assert.doesNotMatch(rejoin, /pg_rewind.*failed|reinitializ/i, 'pg_rewind connected over TLS: no fallback to a re-clone');
     await waitStreamingOverTls(cluster, newLeader, healthy.replicas);
   });

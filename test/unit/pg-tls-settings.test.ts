@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
-import { pgBasebackupArgv, pgRewindArgv } from '../../src/postgres/commands.js';
+import { bootstrapRolesSql, pgBasebackupArgv, pgRewindArgv } from '../../src/postgres/commands.js';
 import { renderPostgresqlConf, renderPrimaryConninfo } from '../../src/postgres/conf-render.js';
 import {
   programConninfo,
@@ -119,6 +119,24 @@ describe('conninfo rendering', () => {
       '--source-server=host=h port=5 user=postgres dbname=postgres connect_timeout=3 sslmode=verify-ca sslrootcert=/ca',
     );
     assert.equal(programConninfo({ host: '/run/pg', port: 1, user: "o'neil" }, {}), "host=/run/pg port=1 user='o\\'neil' sslmode=prefer");
+  });
+
+  it('creates the rewind role after initdb with execute on what pg_rewind reads, names and passwords quoted', () => {
+    assert.equal(
+      bootstrapRolesSql({ replication: { username: 'replicator', password: "it's" } }),
+      "CREATE ROLE \"replicator\" WITH REPLICATION LOGIN PASSWORD 'it''s';\n",
+    );
+    const lines = bootstrapRolesSql({ replication: { username: 'r' }, rewind: { username: 're"wind', password: 'x' } })
+      .trimEnd()
+      .split('\n');
+    assert.deepEqual(lines, [
+      'CREATE ROLE "r" WITH REPLICATION LOGIN PASSWORD \'\';',
+      'CREATE ROLE "re""wind" WITH LOGIN PASSWORD \'x\';',
+      'GRANT EXECUTE ON FUNCTION pg_catalog.pg_ls_dir(text, boolean, boolean) TO "re""wind";',
+      'GRANT EXECUTE ON FUNCTION pg_catalog.pg_stat_file(text, boolean) TO "re""wind";',
+      'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text) TO "re""wind";',
+      'GRANT EXECUTE ON FUNCTION pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO "re""wind";',
+    ]);
   });
 
   it('the service file holds only sslpasswords, one section per user, and refuses a line break', () => {
