@@ -91,7 +91,8 @@ function tlsOptions(security: PgSecurity, sslmode: SslMode, files: TlsFiles): Co
   const crl = crlPath === undefined ? undefined : files.read(crlPath);
   if (crl !== undefined) crls.push(crl);
   if (security.sslcrldir !== undefined) {
-    for (const name of files.list(security.sslcrldir) ?? []) {
+    // OpenSSL's hashed-directory lookup, which libpq uses, reads only <subject hash>.r<n> files (c_rehash names).
+    for (const name of (files.list(security.sslcrldir) ?? []).filter((entry) => /^[0-9a-f]{8}\.r\d+$/i.test(entry)).sort()) {
       const content = files.read(join(security.sslcrldir, name));
       if (content !== undefined) crls.push(content);
     }

@@ -227,7 +227,7 @@ describe('sslmode mapped onto node-postgres (the agent\u2019s own sessions)', ()
   const CA = Buffer.from('ca');
   const files = (present: Record<string, string>, homeDir?: string): TlsFiles => ({
     read: (path) => (path in present ? Buffer.from(present[path]!) : undefined),
-    list: (path) => (path === '/crl.d' ? ['a.r0', 'b.r0'] : undefined),
+    list: (path) => (path === '/crl.d' ? ['README', '0a1b2c3d.r1', '0a1b2c3d.r0'] : undefined),
     homeDir,
   });
   const none = files({});
@@ -270,7 +270,15 @@ describe('sslmode mapped onto node-postgres (the agent\u2019s own sessions)', ()
     const [attempt] = nodeTlsPlan(
       { sslmode: 'verify-full', sslrootcert: '/ca', sslcert: '/c', sslkey: '/k', sslpassword: 'pw', sslcrl: '/crl', sslcrldir: '/crl.d' },
       'h',
-      files({ '/ca': 'ca', '/c': 'cert', '/k': 'key', '/crl': 'crl', '/crl.d/a.r0': 'a', '/crl.d/b.r0': 'b' }),
+      files({
+        '/ca': 'ca',
+        '/c': 'cert',
+        '/k': 'key',
+        '/crl': 'crl',
+        '/crl.d/0a1b2c3d.r0': 'a',
+        '/crl.d/0a1b2c3d.r1': 'b',
+        '/crl.d/README': 'not a CRL',
+      }),
     ).attempts;
     assert.ok(attempt !== false && attempt !== undefined);
     assert.deepEqual(attempt.cert, Buffer.from('cert'));
