@@ -89,6 +89,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     socketDir,
     superuser: config.postgresql.authentication.superuser,
     replication: config.postgresql.authentication.replication,
+    rewind: config.postgresql.authentication.rewind,
     parameters,
     pgHba: config.postgresql.pg_hba ?? config.bootstrap.pg_hba ?? [],
     initdbOptions: config.bootstrap.initdb,

@@ -13,6 +13,7 @@ import { loadConfig } from '../config/load.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
 import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
+import { securityEnvironment } from '../postgres/conninfo.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
 import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
 import { ALL_FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
@@ -44,6 +45,7 @@ async function loadCluster(
       psql: existsSync(psql) ? psql : 'psql',
       username: config.postgresql.authentication.superuser.username,
       password: config.postgresql.authentication.superuser.password,
+      environment: securityEnvironment(config.postgresql.authentication.superuser),
     };
     return { scope: config.scope, view: await dcs.loadCluster(signal), rest, db };
   } finally {

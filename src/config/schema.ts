@@ -23,6 +23,24 @@ export const credentials = z.object({
   password: z.union([z.string(), z.number()]).transform(String).optional(),
 });
 
+/**
+ * A postgresql.authentication user: Patroni's _AUTH_ALLOWED_PARAMETERS, libpq's keyword names. Enumerated values are
+ * checked here (libpq would refuse others at connect time); paths are checked when used.
+ */
+export const pgCredentials = credentials.extend({
+  sslmode: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+  sslcert: z.string().optional(),
+  sslkey: z.string().optional(),
+  sslpassword: z.union([z.string(), z.number()]).transform(String).optional(),
+  sslrootcert: z.string().optional(),
+  sslcrl: z.string().optional(),
+  sslcrldir: z.string().optional(),
+  gssencmode: z.enum(['disable', 'prefer', 'require']).optional(),
+  channel_binding: z.enum(['disable', 'prefer', 'require']).optional(),
+  // libpq 17's; PostgreSQL 15's libpq refuses the keyword, so it is accepted and never written (unhonoured-keys.ts).
+  sslnegotiation: z.string().optional(),
+});
+
 const dcsPostgresql = z
   .object({
     use_pg_rewind: z.boolean().optional(),
@@ -132,7 +150,7 @@ export const configSchema = z.object({
     pgpass: z.string().optional(),
     use_unix_socket: z.boolean().optional(),
     use_unix_socket_repl: z.boolean().optional(),
-    authentication: z.object({ superuser: credentials, replication: credentials, rewind: credentials.optional() }),
+    authentication: z.object({ superuser: pgCredentials, replication: pgCredentials, rewind: pgCredentials.optional() }),
     parameters: z.record(z.string(), gucValue).default({}),
     // Recovery GUCs of a replica (restore_command, recovery_min_apply_delay, ...), as Patroni's recovery_conf.
     recovery_conf: z.record(z.string(), gucValue).optional(),

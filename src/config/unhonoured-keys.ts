@@ -6,6 +6,14 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['postgresql.config_dir', 'configuration files live in data_dir'],
   ['postgresql.use_unix_socket', 'the agent connects to its PostgreSQL through the socket directory it configures itself'],
   ['postgresql.use_unix_socket_repl', 'replication connects over TCP to conn_url'],
+  [
+    'postgresql.authentication.superuser.sslnegotiation',
+    'PostgreSQL 15\u2019s libpq has no sslnegotiation: TLS starts with the SSLRequest',
+  ],
+  [
+    'postgresql.authentication.replication.sslnegotiation',
+    'PostgreSQL 15\u2019s libpq has no sslnegotiation: TLS starts with the SSLRequest',
+  ],
   ['postgresql.pg_ident', 'pg_ident.conf is left as initdb wrote it'],
   ['postgresql.remove_data_directory_on_rewind_failure', 'a failed rewind is always followed by a re-clone'],
   ['postgresql.remove_data_directory_on_diverged_timelines', 'a diverged replica is always rewound or re-cloned'],

@@ -3,7 +3,7 @@
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pickFreePorts } from './free-port.js';
-import { renderNodeConfig, type LocalTiming } from './node-config.js';
+import { renderNodeConfig, type LocalTiming, type NodeTlsFiles } from './node-config.js';
 import { mountTmpfs, unmountTmpfs } from './tmpfs.js';
 
 export interface LocalNode {
@@ -42,6 +42,8 @@ export interface NodeSetup {
   readonly nodeTmpfsMb?: number;
   readonly restapi?: Readonly<Record<string, unknown>>;
   readonly ctl?: Readonly<Record<string, unknown>>;
+  /** Each node's certificate files when PostgreSQL runs over TLS, by node name. */
+  readonly postgresTlsOf?: (name: string) => NodeTlsFiles;
 }
 
 /** Writes every node's directory and config; on failure unmounts what it mounted. */
@@ -85,6 +87,7 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.recoveryConf !== undefined ? { recoveryConf: setup.recoveryConf } : {}),
         ...(setup.restapi !== undefined ? { restapi: setup.restapi } : {}),
         ...(setup.ctl !== undefined ? { ctl: setup.ctl } : {}),
+        ...(setup.postgresTlsOf !== undefined ? { postgresTls: setup.postgresTlsOf(name) } : {}),
       });
       // The config holds the superuser and replication passwords.
       await writeFile(configPath, yaml, { mode: 0o600 });

@@ -19,7 +19,8 @@ import type { FaultRelay } from './fault-relay.js';
 import { pickFreePorts } from './free-port.js';
 import { renderLocalProxyConfig } from './local-proxy-config.js';
 import type { NetnsLab } from './netns.js';
-import { DEFAULT_DYNAMIC_CONFIG, type LocalTiming } from './node-config.js';
+import { DEFAULT_DYNAMIC_CONFIG, LOCAL_REWIND_USER, type LocalTiming, type NodeTlsFiles } from './node-config.js';
+import { generatePgCertificates, type CertificatePair, type PgCertificates } from './pg-certificates.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 import { isMountPoint, unmountTmpfs } from './tmpfs.js';
 
@@ -70,6 +71,13 @@ export interface LocalClusterOptions {
   readonly restapi?: Readonly<Record<string, unknown>>;
   /** A ctl section in every node's config (what `pgwarden -c <node config>` uses to call the REST APIs). */
   readonly ctl?: Readonly<Record<string, unknown>>;
+  /**
+   * PostgreSQL over TLS only (default off): a CA, a server certificate per node and client certificates for the
+   * superuser and replication users are made in <dir>/tls (openssl); every node runs with ssl on, pg_hba accepts TCP
+   * only as hostssl with clientcert=verify-full, and the superuser, replication and rewind users connect with sslmode
+   * verify-full and their own certificate.
+   */
+  readonly postgresTls?: boolean;
 }
 
 export interface LocalProxy {
@@ -138,6 +146,20 @@ class StartupUndo {
   }
 }
 
+function nodeTlsFiles(certificates: PgCertificates, name: string): NodeTlsFiles {
+  const pairOf = (pair: CertificatePair | undefined, what: string): CertificatePair => {
+    if (pair === undefined) throw new PgwardenError('PGW_INTERNAL', `no ${what} certificate was made for ${name}`);
+    return pair;
+  };
+  return {
+    caFile: certificates.ca.certFile,
+    server: pairOf(certificates.servers.get(name), 'server'),
+    superuser: pairOf(certificates.clients.get('postgres'), 'superuser'),
+    replication: pairOf(certificates.clients.get('replicator'), 'replication'),
+    rewind: pairOf(certificates.clients.get(LOCAL_REWIND_USER), 'rewind'),
+  };
+}
+
 interface ClusterParts {
   readonly dir: string;
   readonly scope: string;
@@ -146,6 +168,7 @@ interface ClusterParts {
   readonly etcd: EtcdClusterHandle;
   readonly network: ClusterNetwork;
   readonly superuserPassword: string;
+  readonly postgresTls: PgCertificates | undefined;
 }
 
 export class LocalCluster {
@@ -160,6 +183,8 @@ export class LocalCluster {
   readonly lab: NetnsLab | undefined;
   /** network: 'relay': each node's relays to the etcd members, by node name. */
   readonly relays: ReadonlyMap<string, FaultRelay[]>;
+  /** The certificates when started with postgresTls: clients use `ca` and the user's entry of `clients`. */
+  readonly postgresTls: PgCertificates | undefined;
   readonly #network: ClusterNetwork;
 
   private constructor(parts: ClusterParts) {
@@ -172,6 +197,7 @@ export class LocalCluster {
     this.#network = parts.network;
     this.lab = parts.network.lab;
     this.relays = parts.network.relays;
+    this.postgresTls = parts.postgresTls;
   }
 
   /**
@@ -204,6 +230,14 @@ export class LocalCluster {
       undo.push(() => etcd.stop());
       const superuserPassword = options.passwords?.superuser ?? randomBytes(9).toString('base64url');
       const etcdHosts = await network.connectNodes(nodeNames, etcd.endpoints);
+      const certificates =
+        options.postgresTls === true
+          ? await generatePgCertificates({
+              dir: join(options.dir, 'tls'),
+              servers: nodeNames.map((name) => ({ name, host: network.host(name) })),
+              users: ['postgres', 'replicator', LOCAL_REWIND_USER],
+            })
+          : undefined;
       const nodes = await prepareNodes({
         dir: options.dir,
         names: nodeNames,
@@ -225,11 +259,21 @@ export class LocalCluster {
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
         ...(options.restapi !== undefined ? { restapi: options.restapi } : {}),
         ...(options.ctl !== undefined ? { ctl: options.ctl } : {}),
+        ...(certificates !== undefined ? { postgresTlsOf: (name: string) => nodeTlsFiles(certificates, name) } : {}),
       });
       undo.push(async () => {
         for (const node of nodes) await unmountTmpfs(node.nodeDir);
       });
-      const cluster = new LocalCluster({ dir: options.dir, scope, namespace, nodes, etcd, network, superuserPassword });
+      const cluster = new LocalCluster({
+        dir: options.dir,
+        scope,
+        namespace,
+        nodes,
+        etcd,
+        network,
+        superuserPassword,
+        postgresTls: certificates,
+      });
       undo.replaceAll(() => cluster.stop());
       for (const node of nodes) if (options.agents === undefined || options.agents.includes(node.name)) cluster.startAgent(node.name);
       for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);

@@ -40,6 +40,47 @@ export interface LocalNodeSpec {
   readonly restapi?: Readonly<Record<string, unknown>>;
   /** A ctl section (certfile, keyfile, cacert, insecure, authentication), for the CLI run with this node's config. */
   readonly ctl?: Readonly<Record<string, unknown>>;
+  /** PostgreSQL over TLS (LocalClusterOptions.postgresTls): this node's certificate files. */
+  readonly postgresTls?: NodeTlsFiles;
+}
+
+interface FilePair {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface NodeTlsFiles {
+  readonly caFile: string;
+  readonly server: FilePair;
+  readonly superuser: FilePair;
+  readonly replication: FilePair;
+  readonly rewind: FilePair;
+}
+
+/** The rewind user of a TLS cluster: pg_rewind connects as it, with its own certificate (the user's CN). */
+export const LOCAL_REWIND_USER = 'rewind_user';
+
+/** The server side: ssl on with this node's certificate, and the CA that signed the clients' certificates. */
+function tlsParameters(tls: NodeTlsFiles): Record<string, string> {
+  return { ssl: 'on', ssl_cert_file: tls.server.certFile, ssl_key_file: tls.server.keyFile, ssl_ca_file: tls.caFile };
+}
+
+/** The client side of a user: verify the server's chain and host name, and present the user's own certificate. */
+function tlsAuthentication(tls: NodeTlsFiles, user: FilePair): Record<string, string> {
+  return { sslmode: 'verify-full', sslrootcert: tls.caFile, sslcert: user.certFile, sslkey: user.keyFile };
+}
+
+/**
+ * pg_hba: the Unix socket stays trusted (the agent's own session); over TCP only TLS with a client certificate whose
+ * CN is the user (clientcert=verify-full) and the password; without TLS, only plain TCP lines.
+ */
+function hbaLines(networks: readonly string[], isTls: boolean): string[] {
+  if (!isTls)
+    return networks.flatMap((network) => [`host replication replicator ${network} scram-sha-256`, `host all all ${network} scram-sha-256`]);
+  return networks.flatMap((network) => [
+    `hostssl replication replicator ${network} scram-sha-256 clientcert=verify-full`,
+    `hostssl all all ${network} scram-sha-256 clientcert=verify-full`,
+  ]);
 }
 
 /** The PostgreSQL parameters a local cluster bootstraps with (the Patroni cluster of the benchmarks uses them too). */
@@ -55,6 +96,7 @@ export const LOCAL_BOOTSTRAP_PARAMETERS: Readonly<Record<string, string | number
 export function renderNodeConfig(spec: LocalNodeSpec): string {
   const host = spec.host ?? '127.0.0.1';
   const networks = ['127.0.0.1/32', ...(spec.hbaNetwork === undefined ? [] : [spec.hbaNetwork])];
+  const tls = spec.postgresTls;
   const config = {
     scope: spec.scope,
     namespace: spec.namespace,
@@ -85,16 +127,30 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
       bin_dir: spec.binDir,
       pgpass: `${spec.nodeDir}/pgpass`,
       authentication: {
-        superuser: { username: 'postgres', password: spec.superuserPassword },
-        replication: { username: 'replicator', password: spec.replicationPassword },
+        superuser: {
+          username: 'postgres',
+          password: spec.superuserPassword,
+          ...(tls === undefined ? {} : tlsAuthentication(tls, tls.superuser)),
+        },
+        replication: {
+          username: 'replicator',
+          password: spec.replicationPassword,
+          ...(tls === undefined ? {} : tlsAuthentication(tls, tls.replication)),
+        },
+        // Only with TLS, so the default cluster stays as it was. It shares the replication password.
+        ...(tls === undefined
+          ? {}
+          : { rewind: { username: LOCAL_REWIND_USER, password: spec.replicationPassword, ...tlsAuthentication(tls, tls.rewind) } }),
       },
-      parameters: { unix_socket_directories: spec.nodeDir, shared_buffers: '32MB', ...spec.extraParameters },
+      parameters: {
+        unix_socket_directories: spec.nodeDir,
+        shared_buffers: '32MB',
+        ...(tls === undefined ? {} : tlsParameters(tls)),
+        ...spec.extraParameters,
+      },
       ...(spec.callbacks !== undefined ? { callbacks: spec.callbacks } : {}),
       ...(spec.recoveryConf !== undefined ? { recovery_conf: spec.recoveryConf } : {}),
-      pg_hba: [
-        'local all all trust',
-        ...networks.flatMap((network) => [`host replication replicator ${network} scram-sha-256`, `host all all ${network} scram-sha-256`]),
-      ],
+      pg_hba: ['local all all trust', ...hbaLines(networks, tls !== undefined)],
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, ...spec.tags },
   };

@@ -1,4 +1,14 @@
 // Pure argv builders for PostgreSQL's programs.
+import { programConninfo, type PgSecurity } from './conninfo.js';
+
+/** Where a libpq program connects: address and user, the user's TLS keys, and the service holding its sslpassword. */
+export interface SourceServer {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly security?: PgSecurity | undefined;
+  readonly service?: string | undefined;
+}
 
 export function initdbArgv(
   binary: string,
@@ -21,8 +31,9 @@ export function initdbArgv(
   return argv;
 }
 
-export function pgBasebackupArgv(binary: string, input: { dataDir: string; host: string; port: number; user: string }): string[] {
-  // -c fast: don't wait for the next scheduled checkpoint; -X stream: the copy is consistent on its own.
+export function pgBasebackupArgv(binary: string, input: SourceServer & { readonly dataDir: string }): string[] {
+  // -c fast: don't wait for the next scheduled checkpoint; -X stream: the copy is consistent on its own. The conninfo
+  // (-d) carries the TLS keys; the password comes from PGPASSFILE, the sslpassword from the service file.
   return [
     binary,
     '-D',
@@ -31,23 +42,54 @@ export function pgBasebackupArgv(binary: string, input: { dataDir: string; host:
     'stream',
     '-c',
     'fast',
-    '-h',
-    input.host,
-    '-p',
-    String(input.port),
-    '-U',
-    input.user,
+    '-d',
+    programConninfo(input, input.security ?? {}, { service: input.service }),
     '--no-password',
   ];
 }
 
-export function pgRewindArgv(binary: string, input: { dataDir: string; host: string; port: number; user: string }): string[] {
+export function pgRewindArgv(binary: string, input: SourceServer & { readonly dataDir: string }): string[] {
   return [
     binary,
     '-D',
     input.dataDir,
-    `--source-server=host=${input.host} port=${input.port} user=${input.user} dbname=postgres connect_timeout=3`,
+    `--source-server=${programConninfo(input, input.security ?? {}, {
+      service: input.service,
+      pairs: [
+        ['dbname', 'postgres'],
+        ['connect_timeout', '3'],
+      ],
+    })}`,
   ];
+}
+
+/** What a non-superuser pg_rewind source connection needs to be able to run (PostgreSQL's pg_rewind docs, Patroni). */
+const REWIND_FUNCTIONS = [
+  'pg_catalog.pg_ls_dir(text, boolean, boolean)',
+  'pg_catalog.pg_stat_file(text, boolean)',
+  'pg_catalog.pg_read_binary_file(text)',
+  'pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)',
+];
+
+/**
+ * The statements single-user mode runs right after initdb (one per line: a newline ends a statement there): the
+ * replication role, and the rewind role with execute on what pg_rewind reads, as Patroni's post_bootstrap creates it.
+ */
+export function bootstrapRolesSql(input: {
+  readonly replication: { readonly username: string; readonly password?: string | undefined };
+  readonly rewind?: { readonly username: string; readonly password?: string | undefined } | undefined;
+}): string {
+  const identifier = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+  const literal = (text: string | undefined): string => `'${(text ?? '').replace(/'/g, "''")}'`;
+  const lines = [
+    `CREATE ROLE ${identifier(input.replication.username)} WITH REPLICATION LOGIN PASSWORD ${literal(input.replication.password)};`,
+  ];
+  if (input.rewind !== undefined) {
+    const role = identifier(input.rewind.username);
+    lines.push(`CREATE ROLE ${role} WITH LOGIN PASSWORD ${literal(input.rewind.password)};`);
+    for (const signature of REWIND_FUNCTIONS) lines.push(`GRANT EXECUTE ON FUNCTION ${signature} TO ${role};`);
+  }
+  return `${lines.join('\n')}\n`;
 }
 
 export function pgControldataArgv(binary: string, dataDir: string): string[] {

@@ -1,6 +1,9 @@
 // Pure rendering of the files pgwarden owns in a data directory: postgresql.conf, pg_hba.conf, primary_conninfo, pgpass.
 
+import { renderConninfo, securityPairs, type PgSecurity } from './conninfo.js';
 import { adaptParametersToVersion } from './parameter-versions.js';
+
+export { quoteConninfoValue } from './conninfo.js';
 
 export type GucValue = string | number | boolean;
 
@@ -10,11 +13,6 @@ export function quoteGuc(value: GucValue): string {
   return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
-/** libpq keyword/value quoting for primary_conninfo. */
-export function quoteConninfoValue(value: string): string {
-  return /^[A-Za-z0-9_.\-/]+$/.test(value) ? value : `'${value.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-}
-
 export interface ReplicaSettings {
   readonly host: string;
   readonly port: number;
@@ -22,6 +20,11 @@ export interface ReplicaSettings {
   readonly applicationName: string;
   readonly passfile: string;
   readonly slotName: string | undefined;
+  /**
+   * The replication user's TLS/GSS keys (postgresql.authentication.replication). sslpassword is written too: the
+   * walreceiver has no other way to get it, postgresql.conf is 0600, and pg_stat_wal_receiver masks it.
+   */
+  readonly security?: PgSecurity | undefined;
   /** No primary_conninfo: WAL comes from restore_command only (a standby cluster without host). */
   readonly isArchiveOnly?: boolean | undefined;
   /** Recovery GUCs of the upstream (restore_command, archive_cleanup_command, recovery_min_apply_delay). */
@@ -35,7 +38,8 @@ export function renderPrimaryConninfo(settings: ReplicaSettings): string {
     ['user', settings.user],
     ['application_name', settings.applicationName],
     ['passfile', settings.passfile],
-    ['sslmode', 'prefer'],
+    ...securityPairs(settings.security ?? {}),
+    ...(settings.security?.sslpassword !== undefined ? [['sslpassword', settings.security.sslpassword] as [string, string]] : []),
     // A dead primary must be noticed in seconds, not after the kernel's TCP timeouts.
     ['connect_timeout', '2'],
     ['keepalives', '1'],
@@ -43,7 +47,7 @@ export function renderPrimaryConninfo(settings: ReplicaSettings): string {
     ['keepalives_interval', '1'],
     ['keepalives_count', '3'],
   ];
-  return pairs.map(([key, value]) => `${key}=${quoteConninfoValue(value)}`).join(' ');
+  return renderConninfo(pairs);
 }
 
 export interface ConfInput {

@@ -8,10 +8,11 @@ import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
-import { initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
+import { bootstrapRolesSql, initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
 import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
-import { DataDir, historyFileName, type RenderedRole } from './data-dir.js';
+import { serviceNameFor, type PgAuth } from './conninfo.js';
+import { DataDir, historyFileName, serviceFilePath, type RenderedRole } from './data-dir.js';
 import { Postmaster } from './postmaster.js';
 import {
   localPgFromRow,
@@ -35,8 +36,15 @@ export interface PgControllerOptions {
   readonly listenHost: string;
   readonly port: number;
   readonly socketDir: string;
-  readonly superuser: { readonly username: string; readonly password?: string | undefined };
-  readonly replication: { readonly username: string; readonly password?: string | undefined };
+  /** With its TLS keys: the agent's own sessions (upstreams over TCP) and pg_rewind use them. */
+  readonly superuser: PgAuth;
+  /** With its TLS keys: primary_conninfo and pg_basebackup use them. */
+  readonly replication: PgAuth;
+  /**
+   * postgresql.authentication.rewind: pg_rewind connects as this user, with its TLS keys (the superuser when absent).
+   * A new cluster creates it with what pg_rewind needs.
+   */
+  readonly rewind?: PgAuth | undefined;
   readonly parameters: Readonly<Record<string, GucValue>>;
   readonly pgHba: readonly string[];
   readonly initdbOptions: readonly (string | Readonly<Record<string, string>>)[];
@@ -95,7 +103,7 @@ export class PostgresController implements PgController {
 
   #target(host: string, port: number, database: string, timeouts: typeof LOCAL_TIMEOUTS): SqlTarget {
     const { superuser, member } = this.#options;
-    return { host, port, user: superuser.username, password: superuser.password, database, member, ...timeouts };
+    return { host, port, user: superuser.username, password: superuser.password, database, member, security: superuser, ...timeouts };
   }
 
   #upstreamTarget(upstream: Upstream, timeouts: typeof LOCAL_TIMEOUTS): SqlTarget {
@@ -121,7 +129,7 @@ export class PostgresController implements PgController {
       argv,
       signal,
       runAs: this.#options.runAs,
-      env: { PGPASSFILE: this.#options.pgpassPath, PGCONNECT_TIMEOUT: '3' },
+      env: { PGPASSFILE: this.#options.pgpassPath, PGSERVICEFILE: serviceFilePath(this.#options.pgpassPath), PGCONNECT_TIMEOUT: '3' },
       dataDir: this.#dataDir.path,
       ...(extra.stdin !== undefined ? { stdin: extra.stdin } : {}),
       ...(extra.hint !== undefined ? { hint: extra.hint } : {}),
@@ -283,11 +291,9 @@ export class PostgresController implements PgController {
         signal,
       ),
     );
-    const role = this.#options.replication.username.replace(/"/g, '""');
-    const password = (this.#options.replication.password ?? '').replace(/'/g, "''");
-    // Single-user mode creates the role before any TCP listener exists: no window with a password-less replication user.
+    // Single-user mode creates the roles before any TCP listener exists: no window with a password-less replication user.
     await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir.path), signal, {
-      stdin: `CREATE ROLE "${role}" WITH REPLICATION LOGIN PASSWORD '${password}';\n`,
+      stdin: bootstrapRolesSql({ replication: this.#options.replication, rewind: this.#rewindRole() }),
     });
     await this.#writeConfig(undefined, false);
   }
@@ -305,9 +311,18 @@ export class PostgresController implements PgController {
       });
     const { host, port } = addressOf(from);
     await this.#run(
-      pgBasebackupArgv(this.#bin('pg_basebackup'), { dataDir: this.#dataDir.path, host, port, user: this.#options.replication.username }),
+      pgBasebackupArgv(this.#bin('pg_basebackup'), {
+        dataDir: this.#dataDir.path,
+        host,
+        port,
+        user: this.#options.replication.username,
+        security: this.#options.replication,
+        service: serviceNameFor('replication'),
+      }),
       signal,
-      { hint: `can the replication user connect to ${from.name}? check pg_hba and the replication password` },
+      {
+        hint: `can the replication user connect to ${from.name}? check pg_hba, the replication password and its TLS keys (postgresql.authentication.replication)`,
+      },
     );
     await this.#writeConfig(from, true);
   }
@@ -329,7 +344,14 @@ export class PostgresController implements PgController {
     const { host, port } = addressOf(from);
     await this.#dataDir.writePgpass();
     await this.#run(
-      pgRewindArgv(this.#bin('pg_rewind'), { dataDir: this.#dataDir.path, host, port, user: this.#options.superuser.username }),
+      pgRewindArgv(this.#bin('pg_rewind'), {
+        dataDir: this.#dataDir.path,
+        host,
+        port,
+        user: (this.#options.rewind ?? this.#options.superuser).username,
+        security: this.#options.rewind ?? this.#options.superuser,
+        service: serviceNameFor(this.#options.rewind === undefined ? 'superuser' : 'rewind'),
+      }),
       signal,
       { hint: 'if rewind keeps failing, pgwarden re-clones the member' },
     );
@@ -341,6 +363,12 @@ export class PostgresController implements PgController {
     if (signal.aborted) throw new PgwardenError('PGW_PG_TIMEOUT', `[${this.#options.member}] aborted before removing the data dir`);
     await this.stop('immediate', signal);
     await this.#dataDir.remove();
+  }
+
+  /** The rewind user when it is a role of its own (the superuser needs no creating). */
+  #rewindRole(): PgAuth | undefined {
+    const rewind = this.#options.rewind;
+    return rewind === undefined || rewind.username === this.#options.superuser.username ? undefined : rewind;
   }
 
   // ---------- slots and synchronous replication ----------

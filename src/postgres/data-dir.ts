@@ -7,13 +7,16 @@ import type { Upstream } from '../core/ports.js';
 import type { LocalPg } from '../core/types.js';
 import { slotNameForMember } from '../core/slot-names.js';
 import { renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
+import { renderServiceFile, serviceNameFor, type PgAuth } from './conninfo.js';
 import { adaptParametersToVersion, type ParameterChange } from './parameter-versions.js';
 import type { RunAs } from './runner.js';
 import { addressOf } from './sql-session.js';
 
-export interface Credentials {
-  readonly username: string;
-  readonly password?: string | undefined;
+export type Credentials = PgAuth;
+
+/** The libpq service file beside the pgpass file: the sslpassword of each user, for pg_basebackup and pg_rewind. */
+export function serviceFilePath(pgpassPath: string): string {
+  return `${pgpassPath}.service.conf`;
 }
 
 export interface DataDirOptions {
@@ -25,6 +28,7 @@ export interface DataDirOptions {
   readonly socketDir: string;
   readonly superuser: Credentials;
   readonly replication: Credentials;
+  readonly rewind?: Credentials | undefined;
   readonly pgHba: readonly string[];
   readonly pgpassPath: string;
   readonly runAs?: RunAs | undefined;
@@ -90,17 +94,29 @@ export class DataDir {
 
   async writeOwnedFile(path: string, content: string | Buffer, mode: number): Promise<void> {
     await writeFile(path, content, { mode });
-    // writeFile's mode applies to a new file only: a pgpass left 0644 (by hand, an older version) is tightened too.
+    // writeFile's mode applies only to a new file: an existing one (pgpass, the service file) is narrowed too.
     await chmod(path, mode);
     await this.chownToPostgres(path);
   }
 
+  /** The pgpass file and, when a user has an sslpassword, the service file: both 0600, owned by postgres. */
   async writePgpass(): Promise<void> {
-    const { pgpassPath, replication, superuser } = this.#options;
+    const { pgpassPath, replication, superuser, rewind } = this.#options;
     await mkdir(dirname(pgpassPath), { recursive: true });
+    const users = [replication, superuser, ...(rewind === undefined ? [] : [rewind])];
+    await this.writeOwnedFile(pgpassPath, renderPgpass(users.map((auth) => ({ username: auth.username, password: auth.password }))), 0o600);
+    const servicePath = serviceFilePath(pgpassPath);
+    if (users.every((auth) => auth.sslpassword === undefined)) {
+      await rm(servicePath, { force: true });
+      return;
+    }
     await this.writeOwnedFile(
-      pgpassPath,
-      renderPgpass([replication, superuser].map((auth) => ({ username: auth.username, password: auth.password }))),
+      servicePath,
+      renderServiceFile([
+        { service: serviceNameFor('replication'), sslpassword: replication.sslpassword },
+        { service: serviceNameFor('superuser'), sslpassword: superuser.sslpassword },
+        { service: serviceNameFor('rewind'), sslpassword: rewind?.sslpassword },
+      ]),
       0o600,
     );
   }
@@ -125,6 +141,7 @@ export class DataDir {
       user: this.#options.replication.username,
       applicationName: this.#options.member,
       passfile: this.#options.pgpassPath,
+      security: this.#options.replication,
       slotName: upstream.slotName === undefined ? slotNameForMember(this.#options.member) : (upstream.slotName ?? undefined),
       isArchiveOnly,
       recovery: upstream.recovery ?? {},

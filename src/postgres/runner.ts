@@ -38,6 +38,8 @@ function hintFor(stderr: string, fallback: string | undefined): string | undefin
   if (/wal_log_hints/.test(stderr)) return 'pg_rewind needs wal_log_hints=on or data checksums; the node must be re-cloned';
   if (/exists but is not empty/.test(stderr)) return 'the data directory is not empty: remove it or let pgwarden reinitialize the member';
   if (/password authentication failed/.test(stderr)) return 'check postgresql.authentication and pg_hba';
+  if (/certificate|SSL|channel binding|sslmode|GSSAPI|no encryption/.test(stderr))
+    return 'check the TLS keys of the user in postgresql.authentication (sslmode, sslrootcert, sslcert, sslkey) against the server certificate, and pg_hba (hostssl)';
   if (/Permission denied/.test(stderr)) return 'the postgres OS user needs access to the data directory and its parents';
   if (UNREACHABLE_STDERR.test(stderr)) return 'the source server does not answer: is it running, and reachable from this host?';
   return fallback;

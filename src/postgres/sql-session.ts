@@ -1,8 +1,13 @@
 // The one way pgwarden opens a PostgreSQL session (node-postgres): the local socket and every upstream alike, with
 // connect and query deadlines, abort, and node-postgres errors turned into PgwardenErrors.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import pg from 'pg';
 import type { Upstream } from '../core/ports.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import type { PgSecurity } from './conninfo.js';
+import { nodeTlsPlan, TlsSettingsError, type ConnectionAttempt, type NodeTlsPlan, type TlsFiles } from './tls-options.js';
 
 export interface SqlTarget {
   /** Host name, address, or the directory of a Unix socket. */
@@ -15,6 +20,8 @@ export interface SqlTarget {
   readonly queryTimeoutMs: number;
   /** Names the node in error messages. */
   readonly member: string;
+  /** The user's TLS settings (postgresql.authentication.<user>.ssl*), applied as libpq would (tls-options.ts). */
+  readonly security?: PgSecurity | undefined;
 }
 
 export type SqlClient = pg.Client;
@@ -34,11 +41,61 @@ export function addressOf(upstream: Upstream): { readonly host: string; readonly
   return { host: url.hostname, port: Number(url.port || '5432') };
 }
 
-/**
- * Opens a session. Rejects with PGW_PG_UNREACHABLE when nothing accepts the connection and PGW_PG_QUERY_FAILED
- * otherwise (authentication, a server still starting up). `onError` hears of a session that breaks later.
- */
-export async function connectTo(target: SqlTarget, signal?: AbortSignal, onError?: () => void): Promise<SqlClient> {
+/** Certificate files are read at each connect, so a renewed certificate is used without a restart. */
+const NODE_FILES: TlsFiles = {
+  read: (path) => {
+    try {
+      return readFileSync(path);
+    } catch {
+      return undefined;
+    }
+  },
+  list: (path) => {
+    try {
+      return readdirSync(path).filter((name) => statSync(join(path, name)).isFile());
+    } catch {
+      return undefined;
+    }
+  },
+  homeDir: homedir(),
+};
+
+function planFor(target: SqlTarget): NodeTlsPlan {
+  try {
+    return nodeTlsPlan(target.security ?? {}, target.host, NODE_FILES);
+  } catch (error) {
+    if (!(error instanceof TlsSettingsError)) throw error;
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `[${target.member}] cannot connect to ${target.host}:${target.port} as ${target.user}: ${error.message}`,
+      {
+        cause: error,
+        context: {
+          member: target.member,
+          key: 'postgresql.authentication',
+          hint: 'fix the TLS keys of this user in postgresql.authentication',
+        },
+      },
+    );
+  }
+}
+
+/** Internals of node-postgres's Client used to tell whether the login was channel-bound (channel_binding=require). */
+interface ClientConnection {
+  readonly connection: {
+    on(event: 'authenticationSASL', listener: (message: { mechanisms: string[] }) => void): void;
+    on(event: 'authenticationOk', listener: () => void): void;
+    emit(event: 'error', error: Error): boolean;
+  };
+}
+
+async function connectOnce(
+  target: SqlTarget,
+  attempt: ConnectionAttempt,
+  plan: NodeTlsPlan,
+  signal: AbortSignal | undefined,
+  onError: (() => void) | undefined,
+): Promise<SqlClient> {
   const client = new pg.Client({
     host: target.host,
     port: target.port,
@@ -48,7 +105,21 @@ export async function connectTo(target: SqlTarget, signal?: AbortSignal, onError
     application_name: 'pgwarden',
     connectionTimeoutMillis: target.connectTimeoutMs,
     query_timeout: target.queryTimeoutMs,
+    // Always explicit: node-postgres would otherwise read PGSSLMODE itself, with other semantics than libpq's.
+    ssl: attempt,
+    enableChannelBinding: plan.isChannelBindingEnabled && attempt !== false,
   });
+  if (plan.isChannelBindingRequired) {
+    // libpq's check: the login must have used SCRAM-SHA-256-PLUS (offered only over TLS); trust, md5 or plain SCRAM fail.
+    const { connection } = client as unknown as ClientConnection;
+    let isBound = false;
+    connection.on('authenticationSASL', (message) => {
+      isBound = attempt !== false && message.mechanisms.includes('SCRAM-SHA-256-PLUS');
+    });
+    connection.on('authenticationOk', () => {
+      if (!isBound) connection.emit('error', new Error('channel binding required, but the server authenticated the client without it'));
+    });
+  }
   // node-postgres emits 'error' on a broken idle session; unhandled it would crash the agent.
   client.on('error', () => onError?.());
   const onAbort = (): void => void client.end().catch(() => undefined);
@@ -59,14 +130,46 @@ export async function connectTo(target: SqlTarget, signal?: AbortSignal, onError
     return client;
   } catch (error) {
     await client.end().catch(() => undefined);
-    throw new PgwardenError(
-      isUnreachable(error) ? 'PGW_PG_UNREACHABLE' : 'PGW_PG_QUERY_FAILED',
-      `[${target.member}] could not connect to PostgreSQL at ${target.host}:${target.port} (database ${target.database}): ${describeError(error)}`,
-      { cause: error, context: { member: target.member, hint: 'is PostgreSQL running there, and does pg_hba let the superuser in?' } },
-    );
+    throw error;
   } finally {
     signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/**
+ * Opens a session, with TLS as the user's sslmode says: a second connection (plain after TLS for prefer, TLS after
+ * plain for allow) when the first was refused, never when nothing answered. Rejects with PGW_PG_UNREACHABLE when
+ * nothing accepts the connection, PGW_CONFIG_INVALID for TLS settings that cannot work, and PGW_PG_QUERY_FAILED
+ * otherwise (authentication, TLS verification, a server still starting up). `onError` hears of a session that
+ * breaks later. Messages never carry a password or sslpassword.
+ */
+export async function connectTo(target: SqlTarget, signal?: AbortSignal, onError?: () => void): Promise<SqlClient> {
+  const plan = planFor(target);
+  const failures: string[] = [];
+  let lastError: unknown;
+  for (const attempt of plan.attempts) {
+    try {
+      return await connectOnce(target, attempt, plan, signal, onError);
+    } catch (error) {
+      lastError = error;
+      failures.push(`${plan.attempts.length > 1 ? (attempt === false ? 'without TLS: ' : 'with TLS: ') : ''}${describeError(error)}`);
+      if (isUnreachable(error) || signal?.aborted === true) break;
+    }
+  }
+  const isTcp = !target.host.startsWith('/');
+  throw new PgwardenError(
+    isUnreachable(lastError) ? 'PGW_PG_UNREACHABLE' : 'PGW_PG_QUERY_FAILED',
+    `[${target.member}] could not connect to PostgreSQL at ${target.host}:${target.port} (database ${target.database}${isTcp ? `, sslmode ${plan.sslmode}` : ''}): ${failures.join('; ')}`,
+    {
+      cause: lastError,
+      context: {
+        member: target.member,
+        hint: isTcp
+          ? 'is PostgreSQL running there, does pg_hba let the user in, and do its TLS settings (postgresql.authentication) match the server certificate?'
+          : 'is PostgreSQL running there, and does pg_hba let the superuser in?',
+      },
+    },
+  );
 }
 
 /** A session for the length of `work`: an abort ends it (failing the query in flight), and it is always closed. */

@@ -44,6 +44,8 @@ export async function sql<T extends Record<string, unknown>>(
   params: unknown[] = [],
 ): Promise<T[]> {
   const node = cluster.node(name);
+  const tls = cluster.postgresTls;
+  const superuserCertificate = tls?.clients.get('postgres');
   const client = new pg.Client({
     host: node.host,
     port: node.pgPort,
@@ -52,6 +54,16 @@ export async function sql<T extends Record<string, unknown>>(
     database: 'postgres',
     connectionTimeoutMillis: 2000,
     query_timeout: 5000,
+    // A postgresTls cluster takes TCP connections only over TLS with a client certificate: verify-full, as its agents.
+    ...(tls === undefined || superuserCertificate === undefined
+      ? {}
+      : {
+          ssl: {
+            ca: readFileSync(tls.ca.certFile),
+            cert: readFileSync(superuserCertificate.certFile),
+            key: readFileSync(superuserCertificate.keyFile),
+          },
+        }),
   });
   client.on('error', () => undefined);
   await client.connect();

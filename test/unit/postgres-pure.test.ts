@@ -92,12 +92,8 @@ describe('argv builders and names', () => {
       'stream',
       '-c',
       'fast',
-      '-h',
-      'h',
-      '-p',
-      '5',
-      '-U',
-      'r',
+      '-d',
+      'host=h port=5 user=r sslmode=prefer',
       '--no-password',
     ]);
     assert.match(

@@ -27,6 +27,8 @@ export interface DbAccess {
   readonly psql: string;
   readonly username: string;
   readonly password: string | undefined;
+  /** libpq's variables for the superuser's TLS keys (PGSSLMODE, PGSSLROOTCERT, ...), used with its password. */
+  readonly environment?: Readonly<Record<string, string>> | undefined;
 }
 
 export function pickMember(
@@ -89,6 +91,7 @@ export function queryCommand(view: ClusterView, options: QueryOptions, access: D
     const child = spawn(access.psql, args, {
       env: {
         ...process.env,
+        ...(options.username === undefined ? access.environment : {}),
         ...(access.password !== undefined && options.username === undefined ? { PGPASSWORD: access.password } : {}),
         PGCONNECT_TIMEOUT: '5',
       },
