@@ -335,6 +335,8 @@ export class PostgresController implements PgController {
   async rewind(from: Upstream, signal: AbortSignal): Promise<void> {
     this.#replicaTimeline = 0;
     await this.stop('fast', signal);
+    // Also clears the lock file of a postmaster killed with the agent and never reaped, which single-user mode trips on.
+    await this.#postmaster.assertStopped();
     const control = await this.#controlData(signal);
     await this.#dataDir.removeRecoverySignals();
     if (!isCleanShutdown(control.state)) {

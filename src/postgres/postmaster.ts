@@ -2,7 +2,7 @@
 // ask for, and stopped by signal with escalation so a demote never hangs.
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -123,6 +123,29 @@ export class Postmaster {
         `[${this.#options.member}] PostgreSQL is already running (pid ${existing}); stop it first`,
         { context: { member: this.#options.member, path: this.#options.dataDir } },
       );
+    await this.#removeZombieLockFile();
+  }
+
+  /**
+   * A postmaster.pid that names a dead postmaster nobody reaped (a zombie: kill(0) still succeeds on it) makes every
+   * later start and single-user run fail with "lock file already exists"; PostgreSQL removes a stale file itself only
+   * once the PID is gone. Here the process is known dead, so the file goes (a rewind otherwise became a re-clone).
+   */
+  async #removeZombieLockFile(): Promise<void> {
+    const path = join(this.#options.dataDir, 'postmaster.pid');
+    const text = await readFile(path, 'utf8').catch(() => undefined);
+    const pid = text === undefined ? undefined : postmasterPidFrom(text);
+    if (pid === undefined || isAlive(pid)) return;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+    await rm(path, { force: true });
+    this.#options.log.warn(
+      { pid, path },
+      'removed the lock file of a dead postmaster nobody reaped (a zombie); run the agent under an init that reaps orphans (systemd, tini)',
+    );
   }
 
   /**
