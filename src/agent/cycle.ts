@@ -205,7 +205,11 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     // whole probe budget. It is what it was when it froze.
     ports.isPgFrozen?.() === true && state.pg !== undefined
       ? Promise.resolve(state.pg)
-      : observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg),
+      : observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg).then((probed) =>
+          // Frozen during the probe, it stopped answering and reads as not running: a leader would then demote a primary
+          // that is only paused (chaos: a false failover in an etcd quorum loss under failsafe_mode).
+          ports.isPgFrozen?.() === true && state.pg !== undefined ? state.pg : probed,
+        ),
     observeDcs(dcs, clock, dcsBudgetMs(state, clock.nowMs()), state.dcsRead, log),
   ]);
   if (probedPg === undefined) {

@@ -7,6 +7,7 @@ import { slotNameForMember } from '../../core/slot-names.js';
 import type { LocalPg, PgRole } from '../../core/types.js';
 import { PgwardenError, type ErrorCode } from '../../util/errors.js';
 import type { GucValue } from '../conf-render.js';
+import { stoppedLocalPg } from '../probe.js';
 import {
   catchUp,
   copyFrom,
@@ -204,6 +205,13 @@ export class MemoryPg implements PgController {
   // ----- observation -----
 
   async probe(_signal: AbortSignal): Promise<LocalPg> {
+    this.#assertAlive();
+    // As the real probe (postgres/controller.ts): a live postmaster that does not answer reads as not running.
+    if (this.#node.isFrozen)
+      return {
+        ...stoppedLocalPg({ dataDir: this.#node.dataDir, upstream: this.#node.upstream, crashedAtMs: this.#crashedAtMs }, undefined),
+        controlState: 'running',
+      };
     this.#inject('probe');
     return localPgOf(this.#node, {
       crashedAtMs: this.#crashedAtMs,
