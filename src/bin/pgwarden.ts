@@ -12,7 +12,7 @@ import { renderMemberTable } from '../cli/render.js';
 import { loadConfig } from '../config/load.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
-import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
+import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
 import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
 import { ALL_FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
@@ -37,7 +37,7 @@ async function loadCluster(
     isInsecure: config.ctl?.insecure === true,
   };
   const dcs = openEtcdDcs({
-    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    ...etcdConnection(config.etcd),
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_cli',
@@ -233,7 +233,7 @@ function register(program: Command): void {
 async function removeCluster(configPath: string): Promise<void> {
   const { config } = loadConfig(configPath);
   const dcs = openEtcdDcs({
-    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    ...etcdConnection(config.etcd),
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_cli',

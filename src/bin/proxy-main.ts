@@ -5,7 +5,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import type { MemberRecord } from '../core/types.js';
-import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
+import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
@@ -50,9 +50,10 @@ function primaryProbe(config: ProxyConfig): PrimaryProbe {
 export async function runProxy(configPath: string): Promise<void> {
   const config = loadProxyConfig(configPath);
   const log = createLogger({ member: 'proxy', scope: config.scope });
+  for (const warning of config.warnings) log.warn({ config: configPath }, warning);
   const clock = new SystemClock();
   const dcs = openEtcdDcs({
-    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    ...etcdConnection(config.etcd),
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_proxy',

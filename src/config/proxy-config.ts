@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
 import { isIpv4Literal } from '../util/ip.js';
 import { PgwardenError } from '../util/errors.js';
-import { etcdHosts, readConfigText } from './load.js';
+import { checkEtcdSettings, etcdHosts, etcdSettings, readConfigText, type EtcdSettings } from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';
 
 const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
@@ -76,7 +76,9 @@ const proxyFileSchema = z
 export interface ProxyConfig {
   readonly scope: string;
   readonly namespace: string;
-  readonly etcd: { readonly hosts: readonly string[]; readonly protocol: string };
+  readonly etcd: EtcdSettings;
+  /** Warnings to log at start (TLS files that no https endpoint uses). */
+  readonly warnings: readonly string[];
   /** CA (and client certificate) for probing agents' REST APIs over HTTPS. */
   readonly tls: {
     readonly cafile?: string | undefined;
@@ -112,6 +114,10 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
     throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379`, {
       context: { path: sourceName },
     });
+  const etcd = etcdSettings(section!);
+  const etcdCheck = checkEtcdSettings(etcd, parsed.etcd3 !== undefined ? 'etcd3' : 'etcd');
+  if (etcdCheck.problems.length > 0)
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: ${etcdCheck.problems.join('; ')}`, { context: { path: sourceName } });
   const { proxy } = parsed;
   if (
     proxy.replica_listen !== undefined &&
@@ -135,7 +141,8 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
   return {
     scope: parsed.scope,
     namespace: parsed.namespace,
-    etcd: { hosts, protocol: section?.protocol ?? 'http' },
+    etcd,
+    warnings: etcdCheck.warnings.map((warning) => `${warning} (${sourceName})`),
     tls: {
       cafile: parsed.ctl?.cacert ?? parsed.restapi?.cafile,
       certfile: parsed.ctl?.certfile,
