@@ -217,7 +217,7 @@ function register(program: Command): void {
           },
         });
       const dcs = openEtcdDcs({
-        endpoints: state.etcdEndpoints,
+        ...etcdConnection({ hosts: state.etcdEndpoints, protocol: 'http', ...state.etcdClient }),
         namespace: state.namespace,
         scope: state.scope,
         member: '__pgwarden_cli',
