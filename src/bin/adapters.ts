@@ -55,6 +55,7 @@ export function etcdConnection(settings: EtcdSettings, section = 'etcd3'): EtcdC
             : settings.key === undefined
               ? readTlsFile(section, 'cert', settings.cert)
               : readTlsFile(section, 'key', settings.key),
+        keyPassphrase: settings.keyPassword,
       }
     : undefined;
   const auth: EtcdAuth | undefined =

@@ -21,6 +21,8 @@ export interface EtcdSettings {
   readonly cert?: string | undefined;
   /** Private key of `cert` (PEM path); defaults to `cert`. */
   readonly key?: string | undefined;
+  /** Passphrase of an encrypted `key`. Never logged or printed. */
+  readonly keyPassword?: string | undefined;
   readonly username?: string | undefined;
   /** Never logged or printed. */
   readonly password?: string | undefined;
@@ -85,6 +87,7 @@ export function etcdSettings(section: NonNullable<RawPgwardenConfig['etcd3']>): 
     ...(section.cacert !== undefined ? { cacert: section.cacert } : {}),
     ...(section.cert !== undefined ? { cert: section.cert } : {}),
     ...(section.key !== undefined ? { key: section.key } : {}),
+    ...(section.key_password !== undefined ? { keyPassword: section.key_password } : {}),
     ...(section.username !== undefined ? { username: section.username } : {}),
     ...(section.password !== undefined ? { password: section.password } : {}),
   };

@@ -150,6 +150,7 @@ class StartupUndo {
 }
 
 interface ClusterParts {
+  readonly etcdRootPassword: string | undefined;
   readonly dir: string;
   readonly scope: string;
   readonly namespace: string;
@@ -166,6 +167,8 @@ export class LocalCluster {
   readonly nodes: LocalNode[];
   readonly etcd: EtcdClusterHandle;
   readonly superuserPassword: string;
+  /** etcd's root password when the cluster was started with etcdAuth (for etcdctl --user root:...). */
+  readonly etcdRootPassword: string | undefined;
   readonly proxies: LocalProxy[] = [];
   /** The network-namespace lab when started with network: 'netns'. */
   readonly lab: NetnsLab | undefined;
@@ -180,6 +183,7 @@ export class LocalCluster {
     this.nodes = parts.nodes;
     this.etcd = parts.etcd;
     this.superuserPassword = parts.superuserPassword;
+    this.etcdRootPassword = parts.etcdRootPassword;
     this.#network = parts.network;
     this.lab = parts.network.lab;
     this.relays = parts.network.relays;
@@ -206,7 +210,12 @@ export class LocalCluster {
       const isOwnEtcd = sharedEtcd === undefined;
       const tlsFiles =
         options.etcdTls === true && isOwnEtcd
-          ? await createEtcdTlsFiles(join(options.dir, 'tls'), [...new Set(['127.0.0.1', ...etcdNames.map((name) => network.host(name))])])
+          ? await createEtcdTlsFiles(
+              join(options.dir, 'tls'),
+              [...new Set(['127.0.0.1', ...etcdNames.map((name) => network.host(name))])],
+              // etcd refuses gateway requests from a certificate with a CN when authentication is on too.
+              options.etcdAuth === true ? '/O=pgwarden' : undefined,
+            )
           : undefined;
       const etcd =
         sharedEtcd !== undefined
@@ -230,9 +239,10 @@ export class LocalCluster {
                   }),
             });
       undo.push(() => etcd.stop());
-      if (options.etcdAuth === true && isOwnEtcd)
+      const etcdRootPassword = options.etcdAuth === true && isOwnEtcd ? randomBytes(9).toString('base64url') : undefined;
+      if (etcdRootPassword !== undefined)
         await enableEtcdAuth(etcd, {
-          rootPassword: randomBytes(9).toString('base64url'),
+          rootPassword: etcdRootPassword,
           username: 'pgwarden',
           password: randomBytes(9).toString('base64url'),
           prefixes: [new ClusterKeys(namespace, scope).prefix],
@@ -263,7 +273,7 @@ export class LocalCluster {
       undo.push(async () => {
         for (const node of nodes) await unmountTmpfs(node.nodeDir);
       });
-      const cluster = new LocalCluster({ dir: options.dir, scope, namespace, nodes, etcd, network, superuserPassword });
+      const cluster = new LocalCluster({ dir: options.dir, scope, namespace, nodes, etcd, network, superuserPassword, etcdRootPassword });
       undo.replaceAll(() => cluster.stop());
       for (const node of nodes) if (options.agents === undefined || options.agents.includes(node.name)) cluster.startAgent(node.name);
       for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);

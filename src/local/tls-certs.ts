@@ -10,6 +10,8 @@ export interface CertificateFiles {
 }
 
 export interface IssueOptions {
+  /** The subject (default /CN=<name>); a client certificate for etcd's gateway with authentication on needs one without a CN. */
+  readonly subject?: string;
   /** Subject alternative names of a server certificate, e.g. { ips: ['127.0.0.1'], dns: ['localhost'] }. */
   readonly server?: { readonly ips?: readonly string[]; readonly dns?: readonly string[] };
   /** Usable as a TLS client certificate (default true; a server certificate is both, as etcd's peer certs are). */
@@ -72,7 +74,8 @@ export async function createCertificateAuthority(dir: string, commonName = 'pgwa
       'unique_subject = no',
       'copy_extensions = none',
       '[any_subject]',
-      'commonName = supplied',
+      'commonName = optional',
+      'organizationName = optional',
       '',
     ].join('\n'),
   );
@@ -82,7 +85,7 @@ export async function createCertificateAuthority(dir: string, commonName = 'pgwa
     const csrPath = join(dir, `${name}.csr`);
     const extensionsPath = join(dir, `${name}.ext`);
     await openssl(['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', keyPath]);
-    await openssl(['req', '-new', '-key', keyPath, '-subj', `/CN=${name}`, '-out', csrPath]);
+    await openssl(['req', '-new', '-key', keyPath, '-subj', options.subject ?? `/CN=${name}`, '-out', csrPath]);
     const usages = [...(options.server !== undefined ? ['serverAuth'] : []), ...(options.isClient !== false ? ['clientAuth'] : [])];
     const altNames = [...(options.server?.ips ?? []).map((ip) => `IP:${ip}`), ...(options.server?.dns ?? []).map((dns) => `DNS:${dns}`)];
     await writeFile(
@@ -130,9 +133,18 @@ export interface EtcdTlsFiles {
   readonly client: CertificateFiles;
 }
 
-export async function createEtcdTlsFiles(dir: string, serverIps: readonly string[] = ['127.0.0.1']): Promise<EtcdTlsFiles> {
+/**
+ * `clientSubject`: the client certificate's subject (default /CN=pgwarden-client). etcd with client certificates and
+ * authentication both on refuses gateway requests from a certificate with a CN: pass e.g. '/O=pgwarden' then.
+ */
+export async function createEtcdTlsFiles(
+  dir: string,
+  serverIps: readonly string[] = ['127.0.0.1'],
+  clientSubject?: string,
+): Promise<EtcdTlsFiles> {
   const ca = await createCertificateAuthority(dir);
+  // The server certificate is also etcd's client certificate: its gateway connects to its own gRPC port with it.
   const server = await ca.issue('etcd-server', { server: { ips: serverIps, dns: ['localhost'] } });
-  const client = await ca.issue('pgwarden-client');
+  const client = await ca.issue('pgwarden-client', clientSubject !== undefined ? { subject: clientSubject } : {});
   return { ca, server, client };
 }

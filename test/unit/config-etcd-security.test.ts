@@ -68,6 +68,18 @@ describe('etcd TLS and authentication config', () => {
     assert.match(warnings.join('\n'), /PATRONI_ETCD3_PASSWORD/);
   });
 
+  it('takes etcd3.key_password (PATRONI_ETCD3_KEY_PASSWORD) as the passphrase of an encrypted key', () => {
+    const { config, warnings } = parseConfig(
+      withEtcd('  hosts: 10.0.0.1:2379\n  protocol: https\n  cert: /c.pem\n  key: /k.pem\n'),
+      'x.yml',
+      {
+        PATRONI_ETCD3_KEY_PASSWORD: 'key-secret',
+      },
+    );
+    assert.equal(config.etcd.keyPassword, 'key-secret');
+    assert.ok(!warnings.some((warning) => warning.includes('unknown') || warning.includes('key-secret')), warnings.join('\n'));
+  });
+
   it('accepts https:// endpoints in etcd3.url and hosts without protocol: https', () => {
     const fromUrl = parseConfig(withEtcd('  url: https://etcd.example:2379\n  cacert: /ca.pem\n'), 'x.yml');
     assert.deepEqual(fromUrl.config.etcd.hosts, ['https://etcd.example:2379']);

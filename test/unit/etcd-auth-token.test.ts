@@ -21,6 +21,8 @@ interface FakeEtcd {
   isAuthEnabled: boolean;
   /** Tokens it hands out are never accepted (a broken etcd). */
   isRejectingAll: boolean;
+  /** Answers every request as etcd does to a client certificate with a CN when client-cert-auth and auth are on. */
+  isRefusingCommonName: boolean;
   /** What the next watch does once created: send events, then cancel for an invalid token. */
   midStreamScript: { events: number[]; thenCancel: boolean } | undefined;
 }
@@ -32,6 +34,7 @@ const fake: FakeEtcd = {
   valid: new Set(),
   isAuthEnabled: true,
   isRejectingAll: false,
+  isRefusingCommonName: false,
   midStreamScript: undefined,
 };
 
@@ -51,6 +54,11 @@ async function readBody(request: IncomingMessage): Promise<string> {
 function handle(request: IncomingMessage, response: ServerResponse): void {
   void readBody(request).then((text) => {
     const body = JSON.parse(text || '{}') as { name?: string; password?: string; create_request?: { start_revision?: string } };
+    if (fake.isRefusingCommonName) {
+      response.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' });
+      response.end('CommonName of client sending a request against gateway will be ignored and not used as expected\n');
+      return;
+    }
     if (request.url === '/v3/auth/authenticate') {
       fake.authenticates++;
       if (!fake.isAuthEnabled) return json(response, 400, { error: 'etcdserver: authentication is not enabled', code: 9 });
@@ -125,6 +133,7 @@ beforeEach(() => {
     valid: new Set(),
     isAuthEnabled: true,
     isRejectingAll: false,
+    isRefusingCommonName: false,
     midStreamScript: undefined,
   });
 });
@@ -209,6 +218,23 @@ describe('etcd authentication token', () => {
     await assert.rejects(range(client), check);
     assert.equal(fake.authenticates, 1, 'etcd (bcrypt) is not asked again within the hold');
     assert.equal(fake.seen.length, 0, 'nothing is sent without a token');
+    client.close();
+  });
+
+  it("etcd's refusal of a client certificate with a CommonName (client-cert-auth and auth both on) is one clear error", async () => {
+    fake.isRefusingCommonName = true;
+    const client = gateway();
+    await assert.rejects(range(client), (error: unknown) => {
+      assert.ok(isPgwardenError(error, 'PGW_DCS_TLS'), String(error));
+      assert.match(
+        error.message,
+        new RegExp(
+          `^etcd ${endpoint}: etcd refuses the client certificate because it has a CommonName: .* accepts only client certificates without a CN`,
+        ),
+      );
+      assert.match(String(error.context.hint), /without a CN/);
+      return true;
+    });
     client.close();
   });
 

@@ -6,7 +6,8 @@ import { PgwardenError } from '../../util/errors.js';
  * invalidToken: the token expired (simple tokens live --auth-token-ttl, 300 s by default, after their last use),
  * etcd restarted, or the auth revision moved on (JWT): authenticate again and retry once.
  */
-export type RefusalKind = 'invalidToken' | 'badCredentials' | 'authDisabled' | 'needCredentials' | 'permissionDenied' | 'needsTls';
+export type RefusalKind =
+  'invalidToken' | 'badCredentials' | 'authDisabled' | 'needCredentials' | 'permissionDenied' | 'needsTls' | 'commonNameRefused';
 
 /** The refusal an etcd answer (or a watch's cancel_reason) is, if it is one of those pgwarden handles by name. */
 export function refusalOf(text: string): RefusalKind | undefined {
@@ -17,6 +18,9 @@ export function refusalOf(text: string): RefusalKind | undefined {
   if (/authentication is not enabled/.test(text)) return 'authDisabled';
   if (/user name is empty/.test(text)) return 'needCredentials';
   if (/permission denied/.test(text)) return 'permissionDenied';
+  // etcd (embed/serve.go, since CVE-2018-16886) answers 400 to every gateway request whose client certificate has a
+  // CommonName while --client-cert-auth and authentication are both on: it cannot carry that identity through.
+  if (/CommonName of client sending a request against gateway/.test(text)) return 'commonNameRefused';
   // Go's TLS server answers plain HTTP with this 400.
   if (/Client sent an HTTP request to an HTTPS server/.test(text)) return 'needsTls';
   return undefined;
@@ -90,6 +94,12 @@ export function refusalError(kind: RefusalKind, context: RefusalContext): Pgward
         'PGW_DCS_AUTH',
         `authentication is not enabled on etcd (${context.etcdText})`,
         'remove etcd3.username or run etcdctl auth enable',
+      );
+    case 'commonNameRefused':
+      return make(
+        'PGW_DCS_TLS',
+        `etcd refuses the client certificate because it has a CommonName: with --client-cert-auth and authentication both on, etcd's JSON gateway accepts only client certificates without a CN (${context.etcdText})`,
+        'issue etcd3.cert without a CN (e.g. openssl req -subj /O=pgwarden) and authenticate with etcd3.username/password',
       );
     case 'needsTls':
       return make(

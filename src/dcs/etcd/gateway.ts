@@ -92,7 +92,7 @@ interface Transport {
   /** Kept-alive connections for unary calls; a watch gets a connection of its own (it streams until cancelled). */
   readonly agent: HttpAgent;
   /** CA, client certificate and key: in the agent for unary calls, in the request for a watch. */
-  readonly tlsOptions: Readonly<Record<string, Buffer>>;
+  readonly tlsOptions: Readonly<Record<string, Buffer | string>>;
   /** The one clear error a failed TLS connection is (undefined for plain http, or when it is not a TLS failure). */
   readonly diagnose: (endpoint: string, error: unknown) => PgwardenError | undefined;
 }
@@ -249,10 +249,11 @@ export class EtcdGateway {
     if (!endpoint.isHttps) return this.#http;
     this.#https ??= Promise.all([import('node:https'), import('./tls-diagnosis.js')]).then(([https, diagnosis]) => {
       const tls = this.#tls;
-      const tlsOptions: Record<string, Buffer> = {
+      const tlsOptions: Record<string, Buffer | string> = {
         ...(tls.ca !== undefined ? { ca: tls.ca.pem } : {}),
         ...(tls.cert !== undefined ? { cert: tls.cert.pem } : {}),
         ...(tls.key !== undefined ? { key: tls.key.pem } : {}),
+        ...(tls.keyPassphrase !== undefined ? { passphrase: tls.keyPassphrase } : {}),
       };
       const agent = new https.Agent({ ...AGENT_OPTIONS, ...tlsOptions });
       this.#httpsAgent = agent;

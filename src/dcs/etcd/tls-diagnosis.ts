@@ -14,6 +14,8 @@ export interface EtcdTls {
   readonly ca?: TlsFile | undefined;
   readonly cert?: TlsFile | undefined;
   readonly key?: TlsFile | undefined;
+  /** etcd3.key_password: the passphrase of an encrypted key. */
+  readonly keyPassphrase?: string | undefined;
 }
 
 /** Verification failures of etcd's certificate against our CA (Node's codes, from OpenSSL's X509_V_ERR_*). */
@@ -95,6 +97,9 @@ export function diagnoseTlsFailure(
     cause = `this endpoint does not speak TLS: use etcd3.protocol: http, or etcd's https client URL (${code || 'EPROTO'})`;
   } else if (code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH') {
     cause = `etcd3.key ${tls.key?.path ?? tls.cert?.path ?? ''} is not the private key of etcd3.cert ${tls.cert?.path ?? ''} (${code})`;
+    file = tls.key?.path;
+  } else if (code === 'ERR_OSSL_BAD_DECRYPT' || (code.startsWith('ERR_OSSL_') && /bad decrypt|interrupted or cancelled/i.test(message))) {
+    cause = `cannot decrypt etcd3.key ${tls.key?.path ?? ''}: ${tls.keyPassphrase === undefined ? 'it is encrypted and etcd3.key_password is not set' : 'wrong etcd3.key_password'} (${code})`;
     file = tls.key?.path;
   } else if (code.startsWith('ERR_OSSL_') && /PEM|ASN1|DECODER|BAD_BASE64|NO_START_LINE/.test(code)) {
     cause = `cannot use etcd3.cacert/cert/key: ${message} (${code})`;
