@@ -11,18 +11,9 @@ export interface DcsWatchOptions {
   readonly onChange: () => void;
 }
 
-/** The first retry of a failed watch, doubled for each failure in a row up to WATCH_RETRY_MAX_MS. */
-const WATCH_RETRY_MS = 500;
-/**
- * A watch that keeps failing at once (etcd refuses our certificate or credentials) is retried this often at most: the
- * loop reads the DCS every cycle anyway, and each attempt costs etcd a TLS handshake or a password check.
- */
-const WATCH_RETRY_MAX_MS = 5_000;
-
 /** Until the agent stops: watch from the last read revision, nudge the loop on any change, back off on errors. */
 export async function runDcsWatch(options: DcsWatchOptions, stop: AbortSignal): Promise<void> {
   const { dcs, clock } = options;
-  let retryMs = WATCH_RETRY_MS;
   while (!stop.aborted) {
     const revision = options.revision();
     if (revision === undefined) {
@@ -34,15 +25,10 @@ export async function runDcsWatch(options: DcsWatchOptions, stop: AbortSignal): 
     try {
       await dcs.watch(revision, signal);
       options.onChange();
-      retryMs = WATCH_RETRY_MS;
     } catch {
       // A watch that ran out its time is renewed at once; a broken one is harmless (the loop wakes on its own
-      // schedule) and is retried after a back-off that grows while it keeps failing.
-      if (signal.aborted) retryMs = WATCH_RETRY_MS;
-      else {
-        await clock.sleep(retryMs, stop).catch(() => undefined);
-        retryMs = Math.min(retryMs * 2, WATCH_RETRY_MAX_MS);
-      }
+      // schedule) and is retried after a short back-off.
+      if (!signal.aborted) await clock.sleep(500, stop).catch(() => undefined);
     }
   }
 }

@@ -340,6 +340,8 @@ export class LocalCluster {
         apiPort,
         settings,
       }),
+      // It may hold the etcd password.
+      { mode: 0o600 },
     );
     const logFile = join(proxyDir, 'proxy.log');
     const child = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile });

@@ -62,7 +62,8 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     proxies: 1,
     proxySettings: { data_path: options.proxyDataPath ?? 'userspace' },
   });
-  await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2));
+  // It holds the superuser password (and the etcd one with etcdAuth).
+  await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2), { mode: 0o600 });
   let isStopping = false;
   const stop = async (): Promise<void> => {
     if (isStopping) return;

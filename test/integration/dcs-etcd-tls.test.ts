@@ -103,6 +103,22 @@ describe('etcd TLS failures: one clear error naming the endpoint and the cause',
     assert.equal(error.context.path, otherCa.cert);
   });
 
+  it('a watch opened right after a TLS failure fails at once with the same error (no handshake every retry)', async () => {
+    const dcs = client({ cacert: otherCa.cert });
+    try {
+      await assert.rejects(dcs.loadCluster(AbortSignal.timeout(5000)), (error: unknown) => isPgwardenError(error, 'PGW_DCS_TLS'));
+      const startedAt = performance.now();
+      await assert.rejects(dcs.watch('1', AbortSignal.timeout(5000)), (error: unknown) => {
+        assert.ok(isPgwardenError(error, 'PGW_DCS_TLS'), String(error));
+        assert.match(error.message, /server certificate not trusted by cacert/);
+        return true;
+      });
+      assert.ok(performance.now() - startedAt < 100);
+    } finally {
+      await dcs.close();
+    }
+  });
+
   it('a client certificate signed by another CA', async () => {
     await expectTlsError(
       { cert: otherCa.client.cert, key: otherCa.client.key },

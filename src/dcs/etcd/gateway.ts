@@ -225,6 +225,11 @@ export class EtcdGateway {
   #authenticating: Promise<string> | undefined;
   /** The last failed token request, repeated to callers for AUTH_FAILURE_HOLD_MS. */
   #authFailure: { readonly error: unknown; readonly atMs: number } | undefined;
+  /**
+   * The last TLS failure (untrusted etcd, refused certificate), repeated to new watches for AUTH_FAILURE_HOLD_MS: the
+   * agent re-opens a failed watch every 500 ms, and each attempt would cost a handshake (and an etcd log line).
+   */
+  #tlsFailure: { readonly error: PgwardenError; readonly atMs: number } | undefined;
 
   constructor(endpoints: readonly string[], member: string, closed?: AbortSignal, security: GatewaySecurity = {}) {
     if (endpoints.length === 0) throw new PgwardenError('PGW_CONFIG_INVALID', 'etcd3.hosts is empty: list at least one etcd endpoint');
@@ -367,7 +372,10 @@ export class EtcdGateway {
           authorization,
           signal,
         );
-        if (response.status >= 200 && response.status < 300) return JSON.parse(response.text) as T;
+        if (response.status >= 200 && response.status < 300) {
+          this.#tlsFailure = undefined;
+          return JSON.parse(response.text) as T;
+        }
         const refusal = response.status < 500 ? refusalOf(response.text) : undefined;
         // The same on every member (users and tokens are replicated): no use asking the next one.
         if (refusal !== undefined) throw this.#refusal(refusal, endpoint, path, response.text, key);
@@ -406,7 +414,10 @@ export class EtcdGateway {
       }
       this.#current = (this.#current + 1) % this.#endpoints.length;
     }
-    if (refusedError !== undefined) throw refusedError;
+    if (refusedError !== undefined) {
+      this.#tlsFailure = { error: refusedError, atMs: performance.now() };
+      throw refusedError;
+    }
     const isAborted = signal.aborted || this.#closed?.aborted === true;
     const reason = isAborted ? 'no answer before the deadline' : lastError instanceof Error ? lastError.message : String(lastError);
     throw new PgwardenError(
@@ -422,7 +433,8 @@ export class EtcdGateway {
 
   /**
    * POSTs `body` to `path` with the current token (obtained first if there is none). A token etcd no longer knows
-   * (expired, etcd restarted) is replaced and the request sent once more: the caller never sees that.
+   * (expired, etcd restarted) is replaced and the request sent once more: the caller never sees that. Sending a
+   * write again is safe: etcd checks the token before it proposes the request, so a refused one was never applied.
    */
   async call<T>(path: string, body: unknown, signal: AbortSignal, key?: string): Promise<T> {
     const text = JSON.stringify(body);
@@ -525,6 +537,8 @@ export class EtcdGateway {
   ): Promise<void> {
     let start = startRevision;
     let hasReopened = false;
+    const tlsFailure = this.#tlsFailure;
+    if (tlsFailure !== undefined && performance.now() - tlsFailure.atMs < AUTH_FAILURE_HOLD_MS) throw tlsFailure.error;
     for (;;) {
       const token = await this.#authorization(signal);
       const reopen = await this.#watchOpen(key, rangeEnd, start, signal, onBatch, token);
@@ -677,7 +691,11 @@ export class EtcdGateway {
               );
           });
         },
-        (error) => settle(transport.diagnose(endpoint.url, error) ?? error),
+        (error) => {
+          const tlsError = transport.diagnose(endpoint.url, error);
+          if (tlsError !== undefined) this.#tlsFailure = { error: tlsError, atMs: performance.now() };
+          settle(tlsError ?? error);
+        },
       );
     });
   }
