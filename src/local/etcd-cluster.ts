@@ -145,9 +145,8 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
           serverTls.cert,
           '--key-file',
           serverTls.key,
-          '--trusted-ca-file',
-          serverTls.ca,
-          ...(serverTls.isClientCertRequired ? ['--client-cert-auth'] : []),
+          // etcd asks clients for certificates whenever it is given a CA for them: only with --client-cert-auth.
+          ...(serverTls.isClientCertRequired ? ['--trusted-ca-file', serverTls.ca, '--client-cert-auth'] : []),
         ];
   const clientTls: TlsClientOptions =
     serverTls === undefined

@@ -155,6 +155,47 @@ describe('etcd TLS failures: one clear error naming the endpoint and the cause',
   });
 });
 
+describe('etcd over TLS without client certificates', () => {
+  let serverOnly: EtcdClusterHandle | undefined;
+  before(async () => {
+    serverOnly = await startEtcdCluster({
+      size: 1,
+      dir: join(dir, 'etcd-server-only'),
+      tls: { ca: files.ca.cert, cert: files.server.cert, key: files.server.key, isClientCertRequired: false, client: files.client },
+    });
+  });
+  after(async () => {
+    await serverOnly?.stop();
+  });
+
+  it('verifies etcd against cacert alone; without cacert, it says the system CAs do not trust etcd', async () => {
+    const open = (cacert: string | undefined) =>
+      openEtcdDcs({
+        ...etcdConnection({ hosts: serverOnly!.endpoints, protocol: 'http', ...(cacert !== undefined ? { cacert } : {}) }),
+        namespace: '/service',
+        scope: 'server-only',
+        member: 'node1',
+      });
+    const trusted = open(files.ca.cert);
+    const untrusted = open(undefined);
+    try {
+      assert.equal(await trusted.acquireLeader(10_000, AbortSignal.timeout(5000)), true);
+      assert.equal((await trusted.loadCluster(AbortSignal.timeout(5000))).leader?.name, 'node1');
+      await assert.rejects(untrusted.loadCluster(AbortSignal.timeout(5000)), (error: unknown) => {
+        assert.ok(isPgwardenError(error, 'PGW_DCS_TLS'), String(error));
+        assert.equal(
+          error.message,
+          `etcd ${serverOnly!.endpoints[0]!}: server certificate not trusted by the system CAs: set etcd3.cacert to the CA that signed etcd's certificate (UNABLE_TO_VERIFY_LEAF_SIGNATURE)`,
+        );
+        return true;
+      });
+    } finally {
+      await trusted.close();
+      await untrusted.close();
+    }
+  });
+});
+
 describe('pgwarden CLI over TLS', () => {
   const run = promisify(execFile);
   const configWith = async (name: string, etcdSection: string): Promise<string> => {
