@@ -8,7 +8,7 @@ import { Agent } from '../agent/loop.js';
 import { Allowlist } from '../api/allowlist.js';
 import { startApiServer } from '../api/server.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
-import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
+import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
 import { restClientSettings } from '../config/rest-client-settings.js';
@@ -69,7 +69,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
   const clock = new SystemClock();
   const bootstrapConfig: DynamicConfig = config.bootstrap.dcs;
   const dcs = openEtcdDcs({
-    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    ...etcdConnection(config.etcd),
     namespace: config.namespace,
     scope: config.scope,
     member: config.name,

@@ -12,7 +12,7 @@ import { renderMemberTable } from '../cli/render.js';
 import { loadConfig } from '../config/load.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
-import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
+import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { securityEnvironment } from '../postgres/conninfo.js';
 import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
 import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
@@ -34,7 +34,7 @@ async function loadCluster(
   for (const warning of warnings) if (warning.includes('holds passwords')) process.stderr.write(`Warning: ${warning}\n`);
   const rest = createRestClient(restClientSettings(config, options));
   const dcs = openEtcdDcs({
-    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    ...etcdConnection(config.etcd),
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_cli',
@@ -215,7 +215,7 @@ function register(program: Command): void {
           },
         });
       const dcs = openEtcdDcs({
-        endpoints: state.etcdEndpoints,
+        ...etcdConnection({ hosts: state.etcdEndpoints, protocol: 'http', ...state.etcdClient }),
         namespace: state.namespace,
         scope: state.scope,
         member: '__pgwarden_cli',
@@ -231,7 +231,7 @@ function register(program: Command): void {
 async function removeCluster(configPath: string): Promise<void> {
   const { config } = loadConfig(configPath);
   const dcs = openEtcdDcs({
-    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    ...etcdConnection(config.etcd),
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_cli',

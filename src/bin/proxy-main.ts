@@ -2,7 +2,7 @@
 import { trimWorkingSetLater } from './working-set-report.js';
 import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import type { MemberRecord } from '../core/types.js';
-import { openEtcdDcs, parseEtcdHosts } from './adapters.js';
+import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
@@ -25,10 +25,10 @@ function primaryProbe(config: ProxyConfig): PrimaryProbe {
 export async function runProxy(configPath: string): Promise<void> {
   const config = loadProxyConfig(configPath);
   const log = createLogger({ member: 'proxy', scope: config.scope });
-  for (const warning of config.warnings ?? []) log.warn({ config: configPath }, warning);
+  for (const warning of config.warnings) log.warn({ config: configPath }, warning);
   const clock = new SystemClock();
   const dcs = openEtcdDcs({
-    endpoints: parseEtcdHosts(config.etcd.hosts, config.etcd.protocol),
+    ...etcdConnection(config.etcd),
     namespace: config.namespace,
     scope: config.scope,
     member: '__pgwarden_proxy',

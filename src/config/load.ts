@@ -20,9 +20,26 @@ import { watchdogRefusal } from './watchdog.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
 
+/** How to reach etcd: endpoints, TLS files (paths, read when the client is made) and credentials. */
+export interface EtcdSettings {
+  readonly hosts: readonly string[];
+  readonly protocol: string;
+  /** CA that signed etcd's certificate (PEM path). */
+  readonly cacert?: string | undefined;
+  /** Client certificate (PEM path), for etcd's --client-cert-auth; may hold the key too. */
+  readonly cert?: string | undefined;
+  /** Private key of `cert` (PEM path); defaults to `cert`. */
+  readonly key?: string | undefined;
+  /** Passphrase of an encrypted `key`. Never logged or printed. */
+  readonly keyPassword?: string | undefined;
+  readonly username?: string | undefined;
+  /** Never logged or printed. */
+  readonly password?: string | undefined;
+}
+
 export interface PgwardenConfig extends Omit<RawPgwardenConfig, 'etcd3' | 'etcd' | 'bootstrap' | 'tags'> {
   /** The etcd section, whichever name it had (`etcd3:` preferred, `etcd:` accepted). */
-  readonly etcd: { readonly hosts: readonly string[]; readonly protocol: string };
+  readonly etcd: EtcdSettings;
   readonly bootstrap: Omit<RawPgwardenConfig['bootstrap'], 'dcs'> & { readonly dcs: DynamicConfig };
   readonly tags: MemberTags;
 }
@@ -125,6 +142,41 @@ export function etcdHosts(section: NonNullable<RawPgwardenConfig['etcd3']>): str
   if (section.host !== undefined) return [section.host];
   if (section.url !== undefined) return [section.url];
   return [];
+}
+
+/** The settings of an etcd section, as the client factory takes them. */
+export function etcdSettings(section: NonNullable<RawPgwardenConfig['etcd3']>): EtcdSettings {
+  return {
+    hosts: etcdHosts(section),
+    protocol: section.protocol ?? 'http',
+    ...(section.cacert !== undefined ? { cacert: section.cacert } : {}),
+    ...(section.cert !== undefined ? { cert: section.cert } : {}),
+    ...(section.key !== undefined ? { key: section.key } : {}),
+    ...(section.key_password !== undefined ? { keyPassword: section.key_password } : {}),
+    ...(section.username !== undefined ? { username: section.username } : {}),
+    ...(section.password !== undefined ? { password: section.password } : {}),
+  };
+}
+
+/** Problems (credentials half given) and warnings (TLS files that no https endpoint uses) of an etcd section. */
+export function checkEtcdSettings(settings: EtcdSettings, sectionName: string): { problems: string[]; warnings: string[] } {
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  if (settings.username !== undefined && settings.password === undefined)
+    problems.push(`${sectionName}.password: required with ${sectionName}.username (or set PATRONI_ETCD3_PASSWORD)`);
+  if (settings.password !== undefined && settings.username === undefined)
+    problems.push(`${sectionName}.username: required with ${sectionName}.password (or set PATRONI_ETCD3_USERNAME)`);
+  if (settings.key !== undefined && settings.cert === undefined)
+    problems.push(`${sectionName}.cert: required with ${sectionName}.key (the client certificate the key belongs to)`);
+  const isAnyHttps = settings.hosts.some(
+    (host) => host.startsWith('https://') || (!/^[a-z]+:\/\//.test(host) && settings.protocol === 'https'),
+  );
+  const tlsKeys = (['cacert', 'cert', 'key'] as const).filter((key) => settings[key] !== undefined);
+  if (!isAnyHttps && tlsKeys.length > 0)
+    warnings.push(
+      `${tlsKeys.map((key) => `${sectionName}.${key}`).join(', ')} set but no etcd endpoint uses https: set ${sectionName}.protocol: https to use them`,
+    );
+  return { problems, warnings };
 }
 
 /** The standard boolean tags, read with Patroni's parse_bool; failover_priority with parse_int. */
@@ -230,6 +282,11 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   if (parsed !== undefined && (etcdSection === undefined || etcdHosts(etcdSection).length === 0)) {
     problems.push('etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379,127.0.0.1:2380');
   }
+  const etcdCheck =
+    etcdSection === undefined
+      ? { problems: [], warnings: [] }
+      : checkEtcdSettings(etcdSettings(etcdSection), parsed?.etcd3 !== undefined ? 'etcd3' : 'etcd');
+  problems.push(...etcdCheck.problems);
   if (parsed !== undefined) {
     for (const problem of checkTimingRules(parsed.bootstrap.dcs)) problems.push(`bootstrap.dcs.${problem}`);
   }
@@ -243,6 +300,7 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   const warnings = [
     ...(modeWarning !== undefined ? [modeWarning] : []),
     ...early,
+    ...etcdCheck.warnings.map((warning) => `${warning} (${sourceName})`),
     ...unknown.map((key) => `unknown configuration key ${key.path.join('.')} in ${sourceName} (ignored)`),
   ];
   if (fromEnv.variables.length > 0)
@@ -274,7 +332,7 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   return {
     config: {
       ...rest,
-      etcd: { hosts: etcdHosts(etcdSection!), protocol: etcdSection!.protocol ?? 'http' },
+      etcd: etcdSettings(etcdSection!),
       bootstrap: { ...parsed.bootstrap, dcs: parsed.bootstrap.dcs as DynamicConfig },
       // Never leader under watchdog.mode: required (published, so no race or switchover picks this member).
       tags: (refusal === undefined ? parsed.tags : { ...parsed.tags, nofailover: true }) as MemberTags,

@@ -8,7 +8,15 @@ import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
 import { isIpv4Literal } from '../util/ip.js';
 import { PgwardenError } from '../util/errors.js';
-import { etcdHosts, readConfigText, secretFileModeWarning, securityKeyProblems } from './load.js';
+import {
+  checkEtcdSettings,
+  etcdHosts,
+  etcdSettings,
+  readConfigText,
+  secretFileModeWarning,
+  securityKeyProblems,
+  type EtcdSettings,
+} from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';
 
 const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
@@ -86,12 +94,12 @@ const proxyFileSchema = z
 export interface ProxyConfig {
   readonly scope: string;
   readonly namespace: string;
-  readonly etcd: { readonly hosts: readonly string[]; readonly protocol: string };
+  readonly etcd: EtcdSettings;
+  /** What to log at start: TLS files that no https endpoint uses, a config file with passwords others can read. */
+  readonly warnings: readonly string[];
   /** How to reach the agents' REST APIs (CA, client certificate), read from ctl/restapi as patronictl does. */
   readonly rest: RestClientSettings;
   readonly proxy: ProxySection;
-  /** What to log at start (a config file holding passwords that others can read). */
-  readonly warnings?: readonly string[];
 }
 
 export function parseProxyConfig(text: string, sourceName: string): ProxyConfig {
@@ -123,6 +131,10 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
     throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379`, {
       context: { path: sourceName },
     });
+  const etcd = etcdSettings(section!);
+  const etcdCheck = checkEtcdSettings(etcd, parsed.etcd3 !== undefined ? 'etcd3' : 'etcd');
+  if (etcdCheck.problems.length > 0)
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${sourceName}: ${etcdCheck.problems.join('; ')}`, { context: { path: sourceName } });
   const { proxy } = parsed;
   if (
     proxy.replica_listen !== undefined &&
@@ -146,7 +158,8 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
   return {
     scope: parsed.scope,
     namespace: parsed.namespace,
-    etcd: { hosts, protocol: section?.protocol ?? 'http' },
+    etcd,
+    warnings: etcdCheck.warnings.map((warning) => `${warning} (${sourceName})`),
     rest: restClientSettings(parsed),
     proxy,
   };
@@ -161,5 +174,5 @@ export function loadProxyConfig(path: string): ProxyConfig {
   } catch {
     warning = undefined;
   }
-  return warning === undefined ? config : { ...config, warnings: [warning] };
+  return warning === undefined ? config : { ...config, warnings: [...config.warnings, warning] };
 }

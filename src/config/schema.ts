@@ -95,6 +95,7 @@ export const etcdSection = z.object({
   cacert: z.string().optional(),
   cert: z.string().optional(),
   key: z.string().optional(),
+  key_password: z.string().optional(),
 });
 
 export const configSchema = z.object({

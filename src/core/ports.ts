@@ -36,7 +36,9 @@ export type CasResult = boolean;
 
 /**
  * The DCS, Patroni-shaped. Every method takes an AbortSignal deadline; unavailability rejects with a
- * PgwardenError whose code is PGW_DCS_UNAVAILABLE (retryable). A failed precondition resolves false.
+ * PgwardenError whose code is PGW_DCS_UNAVAILABLE (retryable), or PGW_DCS_TLS / PGW_DCS_AUTH when the DCS refuses
+ * this client's certificate or credentials (the same to the agent: the DCS is not usable). A failed precondition
+ * resolves false.
  */
 export interface Dcs {
   loadCluster(signal: AbortSignal): Promise<ClusterView>;

@@ -2,6 +2,7 @@
 // pgwarden.yml. Nothing runs yet; the agents are started from these records.
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { EtcdClientSecurity } from './etcd-cluster.js';
 import { pickFreePorts } from './free-port.js';
 import { renderNodeConfig, type LocalTiming, type NodeTlsFiles } from './node-config.js';
 import { mountTmpfs, unmountTmpfs } from './tmpfs.js';
@@ -32,6 +33,8 @@ export interface NodeSetup {
   readonly hostOf: (name: string) => string;
   /** What each node's config lists as etcd3.hosts. */
   readonly etcdHostsOf: (name: string) => readonly string[];
+  /** etcd3.protocol, cacert, cert, key, username, password of every node. */
+  readonly etcdSecurity?: EtcdClientSecurity;
   readonly hbaNetwork: string | undefined;
   readonly tags?: Readonly<Record<string, Readonly<Record<string, unknown>>>>;
   readonly callbacks?: Readonly<Record<string, string>>;
@@ -75,6 +78,7 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.hbaNetwork === undefined ? {} : { hbaNetwork: setup.hbaNetwork }),
         nodeDir,
         etcdHosts: setup.etcdHostsOf(name),
+        ...(setup.etcdSecurity !== undefined ? { etcdSecurity: setup.etcdSecurity } : {}),
         timing: setup.timing,
         superuserPassword: setup.superuserPassword,
         replicationPassword: setup.replicationPassword,

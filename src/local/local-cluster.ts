@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openEtcdDcs } from '../bin/adapters.js';
+import { etcdConnection, openEtcdDcs, type EtcdDcs } from '../bin/adapters.js';
+import { ClusterKeys } from '../dcs/keys.js';
 import type { ClusterView } from '../core/types.js';
 import { deadline } from '../util/abort.js';
 import { AGENT_ENV, AGENT_NODE_FLAGS } from '../util/agent-process.js';
@@ -14,7 +15,7 @@ import { runCommand } from '../util/run-command.js';
 import { waitUntil } from '../util/wait-until.js';
 import { prepareNodes, type LocalNode } from './cluster-nodes.js';
 import { openNetwork, type ClusterNetwork } from './cluster-network.js';
-import { startEtcdCluster, type EtcdClusterHandle } from './etcd-cluster.js';
+import { enableEtcdAuth, startEtcdCluster, type EtcdClientSecurity, type EtcdClusterHandle } from './etcd-cluster.js';
 import type { FaultRelay } from './fault-relay.js';
 import { pickFreePorts } from './free-port.js';
 import { renderLocalProxyConfig } from './local-proxy-config.js';
@@ -23,6 +24,7 @@ import { DEFAULT_DYNAMIC_CONFIG, LOCAL_REWIND_USER, type LocalTiming, type NodeT
 import { generatePgCertificates, type CertificatePair, type PgCertificates } from './pg-certificates.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 import { isMountPoint, unmountTmpfs } from './tmpfs.js';
+import { createEtcdTlsFiles } from './tls-certs.js';
 
 export type { LocalNode } from './cluster-nodes.js';
 
@@ -78,6 +80,17 @@ export interface LocalClusterOptions {
    * verify-full and their own certificate.
    */
   readonly postgresTls?: boolean;
+  /**
+   * etcd serves clients over https and requires client certificates (--client-cert-auth): a CA, etcd's certificate and
+   * the one client certificate agents, proxies and this process use are made with openssl in <dir>/tls (files 0600).
+   * Opt-in for now; off by default.
+   */
+  readonly etcdTls?: boolean;
+  /**
+   * etcd authentication on (a root user, and user pgwarden whose role has readwrite on <namespace>/<scope>/ only);
+   * agents and proxies connect with etcd3.username/password. Not with sharedEtcd.
+   */
+  readonly etcdAuth?: boolean;
 }
 
 export interface LocalProxy {
@@ -99,6 +112,8 @@ export interface LocalClusterState {
   readonly scope: string;
   readonly namespace: string;
   readonly etcdEndpoints: readonly string[];
+  /** TLS files and credentials of etcd's clients, when the cluster was started with etcdTls or etcdAuth. */
+  readonly etcdClient?: EtcdClientSecurity;
   readonly etcdPids: readonly number[];
   readonly nodes: readonly {
     readonly name: string;
@@ -161,6 +176,7 @@ function nodeTlsFiles(certificates: PgCertificates, name: string): NodeTlsFiles 
 }
 
 interface ClusterParts {
+  readonly etcdRootPassword: string | undefined;
   readonly dir: string;
   readonly scope: string;
   readonly namespace: string;
@@ -178,6 +194,8 @@ export class LocalCluster {
   readonly nodes: LocalNode[];
   readonly etcd: EtcdClusterHandle;
   readonly superuserPassword: string;
+  /** etcd's root password when the cluster was started with etcdAuth (for etcdctl --user root:...). */
+  readonly etcdRootPassword: string | undefined;
   readonly proxies: LocalProxy[] = [];
   /** The network-namespace lab when started with network: 'netns'. */
   readonly lab: NetnsLab | undefined;
@@ -194,6 +212,7 @@ export class LocalCluster {
     this.nodes = parts.nodes;
     this.etcd = parts.etcd;
     this.superuserPassword = parts.superuserPassword;
+    this.etcdRootPassword = parts.etcdRootPassword;
     this.#network = parts.network;
     this.lab = parts.network.lab;
     this.relays = parts.network.relays;
@@ -217,17 +236,47 @@ export class LocalCluster {
       // Namespace hosts are numbered in this order: etcd members first, then nodes.
       const network = await openNetwork(options.network ?? 'loopback', [...etcdNames, ...nodeNames]);
       undo.push(() => network.close());
+      const sharedEtcd = network.lab === undefined ? options.sharedEtcd : undefined;
+      const isOwnEtcd = sharedEtcd === undefined;
+      const tlsFiles =
+        options.etcdTls === true && isOwnEtcd
+          ? await createEtcdTlsFiles(
+              join(options.dir, 'tls'),
+              [...new Set(['127.0.0.1', ...etcdNames.map((name) => network.host(name))])],
+              // etcd refuses gateway requests from a certificate with a CN when authentication is on too.
+              options.etcdAuth === true ? '/O=pgwarden' : undefined,
+            )
+          : undefined;
       const etcd =
-        options.sharedEtcd !== undefined && network.lab === undefined
-          ? borrowedEtcd(options.sharedEtcd)
+        sharedEtcd !== undefined
+          ? borrowedEtcd(sharedEtcd)
           : await startEtcdCluster({
               size: etcdNames.length,
               dir: join(options.dir, 'etcd'),
               ...(network.lab === undefined
                 ? {}
                 : { hosts: etcdNames.map((name) => network.host(name)), wrap: (index: number) => network.wrap(etcdNames[index]!) }),
+              ...(tlsFiles === undefined
+                ? {}
+                : {
+                    tls: {
+                      ca: tlsFiles.ca.cert,
+                      cert: tlsFiles.server.cert,
+                      key: tlsFiles.server.key,
+                      isClientCertRequired: true,
+                      client: tlsFiles.client,
+                    },
+                  }),
             });
       undo.push(() => etcd.stop());
+      const etcdRootPassword = options.etcdAuth === true && isOwnEtcd ? randomBytes(9).toString('base64url') : undefined;
+      if (etcdRootPassword !== undefined)
+        await enableEtcdAuth(etcd, {
+          rootPassword: etcdRootPassword,
+          username: 'pgwarden',
+          password: randomBytes(9).toString('base64url'),
+          prefixes: [new ClusterKeys(namespace, scope).prefix],
+        });
       const superuserPassword = options.passwords?.superuser ?? randomBytes(9).toString('base64url');
       const etcdHosts = await network.connectNodes(nodeNames, etcd.endpoints);
       const certificates =
@@ -249,6 +298,7 @@ export class LocalCluster {
         replicationPassword: options.passwords?.replication ?? randomBytes(9).toString('base64url'),
         hostOf: (name) => network.host(name),
         etcdHostsOf: (name) => etcdHosts.get(name) ?? [],
+        etcdSecurity: etcd.client,
         hbaNetwork: network.hbaNetwork,
         ...(options.tags !== undefined ? { tags: options.tags } : {}),
         ...(options.callbacks !== undefined ? { callbacks: options.callbacks } : {}),
@@ -273,6 +323,7 @@ export class LocalCluster {
         network,
         superuserPassword,
         postgresTls: certificates,
+        etcdRootPassword,
       });
       undo.replaceAll(() => cluster.stop());
       for (const node of nodes) if (options.agents === undefined || options.agents.includes(node.name)) cluster.startAgent(node.name);
@@ -334,11 +385,14 @@ export class LocalCluster {
         scope: this.scope,
         namespace: this.namespace,
         etcdEndpoints: this.etcd.endpoints,
+        etcdSecurity: this.etcd.client,
         primaryPort,
         replicaPort,
         apiPort,
         settings,
       }),
+      // It may hold the etcd password.
+      { mode: 0o600 },
     );
     const logFile = join(proxyDir, 'proxy.log');
     const child = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile });
@@ -408,14 +462,19 @@ export class LocalCluster {
     return pid;
   }
 
-  /** A read-only DCS client for tests and the CLI view of this cluster. */
-  async view(timeoutMs = 3000): Promise<ClusterView> {
-    const dcs = openEtcdDcs({
-      endpoints: this.etcd.endpoints,
+  /** A DCS client of this cluster (TLS and credentials as its agents have them); the caller closes it. */
+  openDcs(member = '__local_observer'): EtcdDcs {
+    return openEtcdDcs({
+      ...etcdConnection({ hosts: this.etcd.endpoints, protocol: 'http', ...this.etcd.client }),
       namespace: this.namespace,
       scope: this.scope,
-      member: '__local_observer',
+      member,
     });
+  }
+
+  /** A read-only DCS client for tests and the CLI view of this cluster. */
+  async view(timeoutMs = 3000): Promise<ClusterView> {
+    const dcs = this.openDcs();
     try {
       return await dcs.loadCluster(deadline(timeoutMs));
     } finally {
@@ -425,7 +484,7 @@ export class LocalCluster {
 
   /** Merges `patch` into the dynamic configuration (compare-and-set on its revision, retried a few times). */
   async patchConfig(patch: Readonly<Record<string, unknown>>, timeoutMs = 5000): Promise<void> {
-    const dcs = openEtcdDcs({ endpoints: this.etcd.endpoints, namespace: this.namespace, scope: this.scope, member: '__local_observer' });
+    const dcs = this.openDcs();
     try {
       for (let attempt = 0; attempt < 5; attempt++) {
         const view = await dcs.loadCluster(deadline(timeoutMs));
@@ -451,6 +510,7 @@ export class LocalCluster {
       scope: this.scope,
       namespace: this.namespace,
       etcdEndpoints: this.etcd.endpoints,
+      ...(Object.keys(this.etcd.client).length > 0 ? { etcdClient: this.etcd.client } : {}),
       etcdPids: this.etcd.members.map((member) => member.pid).filter((pid): pid is number => pid !== undefined),
       nodes: this.nodes.map((node) => ({
         name: node.name,
@@ -530,6 +590,7 @@ function borrowedEtcd(etcd: EtcdClusterHandle): EtcdClusterHandle {
     Promise.reject(new PgwardenError('PGW_LOCAL_PROCESS', "this cluster uses another cluster's etcd: stop or start its members there"));
   return {
     endpoints: etcd.endpoints,
+    client: etcd.client,
     members: [],
     stopMember: notOwned,
     killMember: notOwned,

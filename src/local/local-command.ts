@@ -62,7 +62,7 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
     proxies: 1,
     proxySettings: { data_path: options.proxyDataPath ?? 'userspace' },
   });
-  // The state holds the superuser password: readable by its owner only, like the pgpass file the DSNs below name.
+  // The state holds the superuser password (and the etcd one with etcdAuth): readable by its owner only, like the pgpass file the DSNs below name.
   await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2), { mode: 0o600 });
   const pgpass = join(dir, 'pgpass');
   await writeFile(pgpass, `*:*:*:postgres:${cluster.superuserPassword.replace(/([\\:])/g, '\\$1')}\n`, { mode: 0o600 });

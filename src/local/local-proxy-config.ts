@@ -1,8 +1,12 @@
 // Renders the config of a `pgwarden proxy` started with a local cluster (pure: scope, etcd and ports in, YAML out).
+import type { EtcdClientSecurity } from './etcd-cluster.js';
+
 export interface LocalProxySpec {
   readonly scope: string;
   readonly namespace: string;
   readonly etcdEndpoints: readonly string[];
+  /** etcd3.protocol, cacert, cert, key, username, password (absent: plain http, no authentication). */
+  readonly etcdSecurity?: EtcdClientSecurity;
   readonly primaryPort: number;
   readonly replicaPort: number;
   readonly apiPort: number;
@@ -17,6 +21,7 @@ export function renderLocalProxyConfig(spec: LocalProxySpec): string {
     `namespace: ${spec.namespace}`,
     'etcd3:',
     `  hosts: ${spec.etcdEndpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')).join(',')}`,
+    ...Object.entries(spec.etcdSecurity ?? {}).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`),
     'proxy:',
     `  primary_listen: 127.0.0.1:${spec.primaryPort}`,
     `  replica_listen: 127.0.0.1:${spec.replicaPort}`,

@@ -1,6 +1,7 @@
 // Renders the patroni.yml-shaped config of one local-cluster node (pure: paths and ports in, YAML text out).
 import { stringify } from 'yaml';
 import type { DynamicConfig } from '../core/types.js';
+import type { EtcdClientSecurity } from './etcd-cluster.js';
 
 export interface LocalTiming {
   readonly ttl: number;
@@ -24,6 +25,8 @@ export interface LocalNodeSpec {
   readonly hbaNetwork?: string;
   readonly nodeDir: string;
   readonly etcdHosts: readonly string[];
+  /** etcd3.protocol, cacert, cert, key, username, password (absent: plain http, no authentication). */
+  readonly etcdSecurity?: EtcdClientSecurity;
   readonly timing: LocalTiming;
   readonly superuserPassword: string;
   readonly replicationPassword: string;
@@ -104,7 +107,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
     log: { level: 'INFO' },
     restapi: { listen: `${host}:${spec.apiPort}`, connect_address: `${host}:${spec.apiPort}`, ...spec.restapi },
     ...(spec.ctl !== undefined ? { ctl: spec.ctl } : {}),
-    etcd3: { hosts: spec.etcdHosts.join(',') },
+    etcd3: { hosts: spec.etcdHosts.join(','), ...spec.etcdSecurity },
     bootstrap: {
       dcs: {
         ttl: spec.timing.ttl,

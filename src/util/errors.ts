@@ -21,6 +21,10 @@ export type ErrorCode =
   | 'PGW_DCS_WATCH_BROKEN'
   /** A watch was cancelled by its caller. */
   | 'PGW_DCS_WATCH_ABORTED'
+  /** TLS to etcd failed: etcd's certificate is not trusted, or etcd refused ours (context: endpoint, path of the file, tlsCode). */
+  | 'PGW_DCS_TLS'
+  /** etcd refused our credentials or permissions: wrong password, no user, no permission on the prefix (context: endpoint, username). */
+  | 'PGW_DCS_AUTH'
   /** etcd answered an HTTP request with a non-2xx status (context: endpoint, path, status). */
   | 'PGW_ETCD_ANSWER'
   | 'PGW_PG_COMMAND_FAILED'

@@ -15,10 +15,16 @@ import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
 import { buildClusterView, decodeHeartbeat, encodeFailsafe, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
-import { b64, EtcdGateway, prefixRangeEnd, unb64, type GatewayHeader, type GatewayKv } from './gateway.js';
+import { b64, EtcdGateway, prefixRangeEnd, unb64, type EtcdAuth, type EtcdTls, type GatewayHeader, type GatewayKv } from './gateway.js';
+
+export type { EtcdAuth, EtcdTls, TlsFile } from './gateway.js';
 
 export interface EtcdDcsOptions {
   readonly endpoints: readonly string[];
+  /** CA, client certificate and key for https endpoints (etcd3.cacert, etcd3.cert, etcd3.key). */
+  readonly tls?: EtcdTls | undefined;
+  /** etcd user and password (etcd3.username, etcd3.password). */
+  readonly auth?: EtcdAuth | undefined;
   readonly namespace: string;
   readonly scope: string;
   readonly member: string;
@@ -59,7 +65,7 @@ export class EtcdDcs implements Dcs {
 
   constructor(options: EtcdDcsOptions) {
     this.#keys = new ClusterKeys(options.namespace, options.scope);
-    this.#gateway = new EtcdGateway(options.endpoints, options.member, this.#closed.signal);
+    this.#gateway = new EtcdGateway(options.endpoints, options.member, this.#closed.signal, { tls: options.tls, auth: options.auth });
     this.#member = options.member;
   }
 

@@ -1,8 +1,39 @@
 // etcd v3 JSON gateway transport over node:http with keep-alive: base64 keys, string int64s, several endpoints with
-// failover. node:http rather than fetch: fetch loads undici (~10 MB RSS in an idle agent) and costs several times
-// more CPU per call than a request on a kept-alive socket; the agent makes a few such calls every loop_wait.
+// failover, TLS with a client certificate, and etcd authentication tokens. node:http rather than fetch: fetch loads
+// undici (~10 MB RSS in an idle agent) and costs several times more CPU per call than a request on a kept-alive
+// socket; the agent makes a few such calls every loop_wait.
 import { Agent as HttpAgent, request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { PgwardenError } from '../../util/errors.js';
+import { isPgwardenError, PgwardenError } from '../../util/errors.js';
+import { etcdErrorText, refusalError, refusalOf, type RefusalKind } from './etcd-refusals.js';
+import type { EtcdTls } from './tls-diagnosis.js';
+
+export type { EtcdTls, TlsFile } from './tls-diagnosis.js';
+
+/** etcd user and password (etcd3.username, etcd3.password): every request carries a token obtained with them. */
+export interface EtcdAuth {
+  readonly username: string;
+  readonly password: string;
+  /**
+   * How long etcd keeps an unused token (its --auth-token-ttl, 300 s by default). The token is renewed in the
+   * background at half of this; a token etcd dropped sooner (restart, shorter TTL) is renewed when etcd says so.
+   */
+  readonly tokenTtlMs?: number;
+}
+
+export interface GatewaySecurity {
+  readonly tls?: EtcdTls | undefined;
+  readonly auth?: EtcdAuth | undefined;
+}
+
+/** etcd's default --auth-token-ttl. */
+const DEFAULT_TOKEN_TTL_MS = 300_000;
+/**
+ * After a failed authentication, calls fail with that same error for this long instead of asking etcd again: etcd
+ * checks a password with bcrypt (tens of ms of its CPU), and an agent makes several calls per cycle.
+ */
+const AUTH_FAILURE_HOLD_MS = 2_000;
+/** A token request of its own deadline: it is shared by every call waiting for it, each still bound by its own. */
+const AUTHENTICATE_TIMEOUT_MS = 10_000;
 
 export const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
 export const unb64 = (text: string | undefined): string => (text === undefined ? '' : Buffer.from(text, 'base64').toString('utf8'));
@@ -18,6 +49,8 @@ export function prefixRangeEnd(prefix: string): string {
   }
   return Buffer.from([0]).toString('base64');
 }
+
+const keysOf = (ranges: readonly WatchRange[]): string => ranges.map((range) => range.key).join(',');
 
 /** One key, or keys from `key` up to `rangeEnd` (exclusive; base64, as etcd and prefixRangeEnd give it). */
 export interface WatchRange {
@@ -66,6 +99,10 @@ interface Transport {
   readonly request: (options: RequestOptions) => ClientRequest;
   /** Kept-alive connections for unary calls; a watch gets a connection of its own (it streams until cancelled). */
   readonly agent: HttpAgent;
+  /** CA, client certificate and key: in the agent for unary calls, in the request for a watch. */
+  readonly tlsOptions: Readonly<Record<string, Buffer | string>>;
+  /** The one clear error a failed TLS connection is (undefined for plain http, or when it is not a TLS failure). */
+  readonly diagnose: (endpoint: string, error: unknown) => PgwardenError | undefined;
 }
 
 const AGENT_OPTIONS = { keepAlive: true, keepAliveMsecs: 10_000, maxSockets: 8, maxFreeSockets: 2, scheduling: 'lifo' } as const;
@@ -75,6 +112,30 @@ interface Endpoint {
   readonly isHttps: boolean;
   readonly host: string;
   readonly port: number;
+}
+
+/** An etcd refusal of this kind (refusalError puts the kind in the context). */
+function isRefusal(error: unknown, ...kinds: readonly RefusalKind[]): boolean {
+  return isPgwardenError(error) && kinds.includes(error.context.refusal as RefusalKind);
+}
+
+/** Waits for `promise` (shared with other callers), or rejects when this caller's own `signal` fires first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(asError(signal.reason));
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(asError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(asError(error));
+      },
+    );
+  });
 }
 
 /**
@@ -88,6 +149,7 @@ function send(
   isStreaming: boolean,
   path: string,
   body: string,
+  authorization: string | undefined,
   signals: readonly AbortSignal[],
   onResponse: (response: IncomingMessage, request: ClientRequest) => void,
   onError: (error: unknown, isStaleSocket: boolean) => void,
@@ -102,9 +164,22 @@ function send(
     path,
     method: 'POST',
     agent: isStreaming ? false : transport.agent,
-    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+    ...(isStreaming ? transport.tlsOptions : {}),
+    headers: {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      // etcd's gateway takes the bare token, without a "Bearer" prefix.
+      ...(authorization !== undefined ? { authorization } : {}),
+    },
   };
-  const sent = transport.request(options);
+  let sent: ClientRequest;
+  try {
+    sent = transport.request(options);
+  } catch (error) {
+    // A CA, certificate or key that OpenSSL cannot use fails here, before any connection.
+    onError(error, false);
+    return () => undefined;
+  }
   const abort = (): void => void sent.destroy(asError(abortReason(signals)));
   const cleanup = (): void => {
     for (const signal of signals) signal.removeEventListener('abort', abort);
@@ -122,18 +197,49 @@ function send(
   return cleanup;
 }
 
+/** How one watch stream ended when it did not end the watch: etcd dropped our token, so open it again. */
+interface WatchReopen {
+  readonly nextRevision: string;
+  /** The stream had been accepted (created, not cancelled) before the token was refused. */
+  readonly hasProgressed: boolean;
+  readonly refusal: RefusalKind;
+  /** What etcd said (cancel_reason or the answer), for the error if the watch is not reopened. */
+  readonly etcdText: string;
+}
+
 export class EtcdGateway {
   readonly #endpoints: readonly Endpoint[];
   #current = 0;
   readonly #member: string;
-  readonly #http: Transport = { request: (options) => httpRequest(options), agent: new HttpAgent(AGENT_OPTIONS) };
+  readonly #http: Transport = {
+    request: (options) => httpRequest(options),
+    agent: new HttpAgent(AGENT_OPTIONS),
+    tlsOptions: {},
+    diagnose: () => undefined,
+  };
   /** node:https and its TLS stack (~1 MB RSS) load with the first https endpoint's first call. */
   #https: Promise<Transport> | undefined;
   #httpsAgent: HttpAgent | undefined;
   /** Aborts every request in flight when the client is closed. */
   readonly #closed: AbortSignal | undefined;
+  readonly #tls: EtcdTls;
+  readonly #auth: EtcdAuth | undefined;
+  readonly #refreshAfterMs: number;
+  /** The current token; '' when etcd said authentication is not enabled (no header is sent then). */
+  #token: string | undefined;
+  /** performance.now() when the current token was asked for; renewed from #refreshAtMs on. */
+  #refreshAtMs = 0;
+  /** The token request in flight, shared by every caller that needs one. */
+  #authenticating: Promise<string> | undefined;
+  /** The last failed token request, repeated to callers for AUTH_FAILURE_HOLD_MS. */
+  #authFailure: { readonly error: unknown; readonly atMs: number } | undefined;
+  /**
+   * The last TLS failure (untrusted etcd, refused certificate), repeated to new watches for AUTH_FAILURE_HOLD_MS: the
+   * agent re-opens a failed watch every 500 ms, and each attempt would cost a handshake (and an etcd log line).
+   */
+  #tlsFailure: { readonly error: PgwardenError; readonly atMs: number } | undefined;
 
-  constructor(endpoints: readonly string[], member: string, closed?: AbortSignal) {
+  constructor(endpoints: readonly string[], member: string, closed?: AbortSignal, security: GatewaySecurity = {}) {
     if (endpoints.length === 0) throw new PgwardenError('PGW_CONFIG_INVALID', 'etcd3.hosts is empty: list at least one etcd endpoint');
     this.#endpoints = endpoints.map((endpoint) => {
       const url = endpoint.replace(/\/+$/, '');
@@ -143,6 +249,9 @@ export class EtcdGateway {
     });
     this.#member = member;
     this.#closed = closed;
+    this.#tls = security.tls ?? {};
+    this.#auth = security.auth;
+    this.#refreshAfterMs = (security.auth?.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS) / 2;
   }
 
   get currentEndpoint(): string {
@@ -151,10 +260,22 @@ export class EtcdGateway {
 
   #transport(endpoint: Endpoint): Transport | Promise<Transport> {
     if (!endpoint.isHttps) return this.#http;
-    this.#https ??= import('node:https').then((https) => {
-      const agent = new https.Agent(AGENT_OPTIONS);
+    this.#https ??= Promise.all([import('node:https'), import('./tls-diagnosis.js')]).then(([https, diagnosis]) => {
+      const tls = this.#tls;
+      const tlsOptions: Record<string, Buffer | string> = {
+        ...(tls.ca !== undefined ? { ca: tls.ca.pem } : {}),
+        ...(tls.cert !== undefined ? { cert: tls.cert.pem } : {}),
+        ...(tls.key !== undefined ? { key: tls.key.pem } : {}),
+        ...(tls.keyPassphrase !== undefined ? { passphrase: tls.keyPassphrase } : {}),
+      };
+      const agent = new https.Agent({ ...AGENT_OPTIONS, ...tlsOptions });
       this.#httpsAgent = agent;
-      return { request: (options: RequestOptions) => https.request(options), agent };
+      return {
+        request: (options: RequestOptions) => https.request(options),
+        agent,
+        tlsOptions,
+        diagnose: (url: string, error: unknown) => diagnosis.diagnoseTlsFailure(url, this.#member, error, tls),
+      };
     });
     return this.#https;
   }
@@ -169,6 +290,7 @@ export class EtcdGateway {
     transport: Transport,
     path: string,
     body: string,
+    authorization: string | undefined,
     signal: AbortSignal,
   ): Promise<{ status: number; text: string }> {
     return new Promise((resolve, reject) => {
@@ -187,6 +309,7 @@ export class EtcdGateway {
         false,
         path,
         body,
+        authorization,
         this.#signals(signal),
         (response) => {
           const chunks: Buffer[] = [];
@@ -210,28 +333,60 @@ export class EtcdGateway {
               ? Object.assign(new PgwardenError('PGW_DCS_UNAVAILABLE', 'stale kept-alive socket', { isRetryable: true, cause: error }), {
                   staleSocket: true,
                 })
-              : error,
+              : (transport.diagnose(endpoint.url, error) ?? error),
           ),
       );
     });
   }
 
+  /** The error an etcd refusal (auth, permission, TLS-only port) is, with its kind in the context. */
+  #refusal(kind: RefusalKind, endpoint: Endpoint, path: string, text: string, key: string | undefined): PgwardenError {
+    return refusalError(kind, {
+      endpoint: endpoint.url,
+      member: this.#member,
+      username: this.#auth?.username,
+      path,
+      key,
+      etcdText: etcdErrorText(text),
+    });
+  }
+
   /**
-   * POSTs to the current endpoint; moves on to the next one when the request could not be sent or etcd answered
-   * 5xx/unavailable. A timeout is not retried elsewhere: the write may have been applied, and the caller must
-   * re-read before acting on it. A kept-alive socket that etcd had closed while idle is retried once, on a new
-   * connection to the same endpoint: etcd never read that request.
+   * POSTs to the current endpoint; moves on to the next one when the request could not be sent (refused, or TLS
+   * failed) or etcd answered 5xx/unavailable. A timeout is not retried elsewhere: the write may have been applied, and
+   * the caller must re-read before acting on it. A kept-alive socket that etcd had closed while idle is retried once,
+   * on a new connection to the same endpoint: etcd never read that request. A TLS or authentication failure wins over
+   * other errors in what is thrown: it is the one the user must fix.
    */
-  async call<T>(path: string, body: unknown, signal: AbortSignal, key?: string): Promise<T> {
+  async #request<T>(
+    path: string,
+    text: string,
+    signal: AbortSignal,
+    key: string | undefined,
+    authorization: string | undefined,
+  ): Promise<T> {
     let lastError: unknown;
-    const text = JSON.stringify(body);
+    let refusedError: PgwardenError | undefined;
     let isRetriedStale = false;
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const endpoint = this.#endpoints[this.#current]!;
       try {
         const transport = this.#transport(endpoint);
-        const response = await this.#post(endpoint, transport instanceof Promise ? await transport : transport, path, text, signal);
-        if (response.status >= 200 && response.status < 300) return JSON.parse(response.text) as T;
+        const response = await this.#post(
+          endpoint,
+          transport instanceof Promise ? await transport : transport,
+          path,
+          text,
+          authorization,
+          signal,
+        );
+        if (response.status >= 200 && response.status < 300) {
+          this.#tlsFailure = undefined;
+          return JSON.parse(response.text) as T;
+        }
+        const refusal = response.status < 500 ? refusalOf(response.text) : undefined;
+        // The same on every member (users and tokens are replicated): no use asking the next one.
+        if (refusal !== undefined) throw this.#refusal(refusal, endpoint, path, response.text, key);
         lastError = new PgwardenError(
           'PGW_ETCD_ANSWER',
           `etcd ${endpoint.url}${path} answered ${response.status}: ${response.text.slice(0, 200)}`,
@@ -252,15 +407,24 @@ export class EtcdGateway {
         );
         if (response.status < 500) break;
       } catch (error) {
+        if (isPgwardenError(error, 'PGW_DCS_AUTH') || (isPgwardenError(error, 'PGW_DCS_TLS') && error.context.refusal !== undefined))
+          throw error;
         if ((error as { staleSocket?: boolean }).staleSocket === true && !isRetriedStale && !signal.aborted) {
           isRetriedStale = true;
           attempt--;
           continue;
         }
         lastError = (error as { staleSocket?: boolean }).staleSocket === true ? (error as { cause?: unknown }).cause : error;
-        if (signal.aborted || this.#closed?.aborted === true || !isNotSent(error)) break;
+        if (isPgwardenError(error, 'PGW_DCS_TLS')) {
+          // The handshake failed: nothing was sent. Another member may have a certificate we trust.
+          refusedError ??= error;
+        } else if (signal.aborted || this.#closed?.aborted === true || !isNotSent(error)) break;
       }
       this.#current = (this.#current + 1) % this.#endpoints.length;
+    }
+    if (refusedError !== undefined) {
+      this.#tlsFailure = { error: refusedError, atMs: performance.now() };
+      throw refusedError;
     }
     const isAborted = signal.aborted || this.#closed?.aborted === true;
     const reason = isAborted ? 'no answer before the deadline' : lastError instanceof Error ? lastError.message : String(lastError);
@@ -273,6 +437,89 @@ export class EtcdGateway {
         context: { member: this.#member, ...(key !== undefined ? { key } : {}), endpoint: this.currentEndpoint },
       },
     );
+  }
+
+  /**
+   * POSTs `body` to `path` with the current token (obtained first if there is none). A token etcd no longer knows
+   * (expired, etcd restarted) is replaced and the request sent once more: the caller never sees that. Sending a
+   * write again is safe: etcd checks the token before it proposes the request, so a refused one was never applied.
+   */
+  async call<T>(path: string, body: unknown, signal: AbortSignal, key?: string): Promise<T> {
+    const text = JSON.stringify(body);
+    const token = await this.#authorization(signal);
+    try {
+      return await this.#request<T>(path, text, signal, key, token);
+    } catch (error) {
+      if (!this.#isTokenRefusal(error, token)) throw error;
+      this.#dropToken(token);
+      return this.#request<T>(path, text, signal, key, await this.#authorization(signal));
+    }
+  }
+
+  /** etcd refused the token we sent (or, having enabled authentication since, wants one): a new token may do. */
+  #isTokenRefusal(error: unknown, token: string | undefined): boolean {
+    if (this.#auth === undefined) return false;
+    return isRefusal(error, 'invalidToken') || (token === undefined && isRefusal(error, 'needCredentials'));
+  }
+
+  /** Forgets `token` unless another caller already replaced it. */
+  #dropToken(token: string | undefined): void {
+    if (this.#token === (token ?? '')) this.#token = undefined;
+  }
+
+  /** The Authorization header value: the current token, a new one if there is none; renewed in the background when old. */
+  async #authorization(signal: AbortSignal): Promise<string | undefined> {
+    if (this.#auth === undefined) return undefined;
+    const nowMs = performance.now();
+    if (this.#token !== undefined) {
+      if (nowMs >= this.#refreshAtMs && this.#authenticating === undefined) this.#refreshInBackground();
+      return this.#token === '' ? undefined : this.#token;
+    }
+    const failure = this.#authFailure;
+    if (failure !== undefined && nowMs - failure.atMs < AUTH_FAILURE_HOLD_MS) throw failure.error;
+    const token = await untilAborted(this.#authenticate(), signal);
+    return token === '' ? undefined : token;
+  }
+
+  /** The token request in flight, or a new one. */
+  #authenticate(): Promise<string> {
+    this.#authenticating ??= this.#obtainToken().finally(() => {
+      this.#authenticating = undefined;
+    });
+    return this.#authenticating;
+  }
+
+  /** Proactive renewal: the current token stays in use until the new one arrives; a failure is retried later. */
+  #refreshInBackground(): void {
+    this.#refreshAtMs = performance.now() + AUTH_FAILURE_HOLD_MS;
+    this.#authenticate().catch(() => undefined);
+  }
+
+  /** POST /v3/auth/authenticate {name, password} -> {token}. */
+  async #obtainToken(): Promise<string> {
+    const auth = this.#auth!;
+    const askedAtMs = performance.now();
+    try {
+      const reply = await this.#request<{ token?: string }>(
+        '/v3/auth/authenticate',
+        JSON.stringify({ name: auth.username, password: auth.password }),
+        AbortSignal.timeout(AUTHENTICATE_TIMEOUT_MS),
+        undefined,
+        undefined,
+      );
+      this.#token = reply.token ?? '';
+    } catch (error) {
+      if (!isRefusal(error, 'authDisabled')) {
+        if (isPgwardenError(error, 'PGW_DCS_AUTH') || isPgwardenError(error, 'PGW_DCS_TLS'))
+          this.#authFailure = { error, atMs: performance.now() };
+        throw error;
+      }
+      // Credentials configured, authentication off in etcd: send no token (and ask again at the next renewal).
+      this.#token = '';
+    }
+    this.#authFailure = undefined;
+    this.#refreshAtMs = askedAtMs + this.#refreshAfterMs;
+    return this.#token;
   }
 
   /**
@@ -295,6 +542,8 @@ export class EtcdGateway {
    * A streaming watch of key ranges from `startRevision`, one etcd watch per range on the same stream (the gateway
    * reads one create request per line of the body): every batch of events goes to `onBatch`, and the watch ends
    * (resolves) when it returns true; rejects on abort or a broken stream.
+   * When etcd cancels the stream because our token is no longer valid, the watch is opened again with a new token
+   * from the revision after the last one delivered; a new token refused at once is an error, not a loop.
    */
   async watchStream(
     ranges: readonly WatchRange[],
@@ -302,6 +551,33 @@ export class EtcdGateway {
     signal: AbortSignal,
     onBatch: (batch: WatchBatch) => boolean,
   ): Promise<void> {
+    let start = startRevision;
+    let hasReopened = false;
+    const tlsFailure = this.#tlsFailure;
+    if (tlsFailure !== undefined && performance.now() - tlsFailure.atMs < AUTH_FAILURE_HOLD_MS) throw tlsFailure.error;
+    for (;;) {
+      const token = await this.#authorization(signal);
+      const reopen = await this.#watchOpen(ranges, start, signal, onBatch, token);
+      if (reopen === undefined) return;
+      const isTokenRefusal =
+        this.#auth !== undefined && (reopen.refusal === 'invalidToken' || (token === undefined && reopen.refusal === 'needCredentials'));
+      // A stream refused before it was ever accepted, with the token just obtained for it: say so rather than loop.
+      if (!isTokenRefusal || (hasReopened && !reopen.hasProgressed))
+        throw this.#refusal(reopen.refusal, this.#endpoints[this.#current]!, '/v3/watch', reopen.etcdText, keysOf(ranges));
+      hasReopened = true;
+      this.#dropToken(token);
+      start = reopen.nextRevision;
+    }
+  }
+
+  /** One watch stream; resolves undefined when the watch is done, or how to reopen it when etcd refused our token. */
+  async #watchOpen(
+    ranges: readonly WatchRange[],
+    startRevision: string,
+    signal: AbortSignal,
+    onBatch: (batch: WatchBatch) => boolean,
+    token: string | undefined,
+  ): Promise<WatchReopen | undefined> {
     const endpoint = this.#endpoints[this.#current]!;
     const transport = await this.#transport(endpoint);
     const body = ranges
@@ -315,13 +591,15 @@ export class EtcdGateway {
       let isSettled = false;
       let request: ClientRequest | undefined;
       let cleanup = (): void => undefined;
-      const settle = (error?: unknown): void => {
+      let nextRevision = startRevision;
+      let hasProgressed = false;
+      const settle = (error?: unknown, reopen?: WatchReopen): void => {
         if (isSettled) return;
         isSettled = true;
         cleanup();
         // The stream never ends by itself: closing our side is how a watch is cancelled.
         request?.destroy();
-        if (error === undefined) resolve();
+        if (error === undefined) resolve(reopen);
         else reject(asError(error));
       };
       cleanup = send(
@@ -330,17 +608,29 @@ export class EtcdGateway {
         true,
         '/v3/watch',
         body,
+        token,
         this.#signals(signal),
         (response, sent) => {
           request = sent;
           if (response.statusCode !== 200) {
-            response.resume();
-            settle(
-              new PgwardenError('PGW_ETCD_ANSWER', `etcd watch on ${endpoint.url} answered ${response.statusCode ?? 'nothing'}`, {
-                isRetryable: true,
-                context: { endpoint: endpoint.url, path: '/v3/watch', status: response.statusCode },
-              }),
-            );
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.once('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              const refusal = refusalOf(text);
+              if (refusal === 'invalidToken' || refusal === 'needCredentials')
+                settle(undefined, { nextRevision, hasProgressed, refusal, etcdText: text });
+              else
+                settle(
+                  refusal !== undefined
+                    ? this.#refusal(refusal, endpoint, '/v3/watch', text, keysOf(ranges))
+                    : new PgwardenError('PGW_ETCD_ANSWER', `etcd watch on ${endpoint.url} answered ${response.statusCode ?? 'nothing'}`, {
+                        isRetryable: true,
+                        context: { endpoint: endpoint.url, path: '/v3/watch', status: response.statusCode },
+                      }),
+                );
+            });
+            response.on('error', (error) => settle(error));
             return;
           }
           let buffered = '';
@@ -357,16 +647,35 @@ export class EtcdGateway {
                     result?: {
                       header?: GatewayHeader;
                       events?: { type?: string; kv?: GatewayKv }[];
+                      created?: boolean;
                       canceled?: boolean;
+                      cancel_reason?: string;
                       compact_revision?: string;
                     };
+                    error?: { message?: string };
                   };
                   const result = message.result;
+                  // etcd cancels a watch opened (or, in some versions, held) with a token it no longer knows.
+                  const reason = result?.cancel_reason ?? message.error?.message ?? '';
+                  const refusal = refusalOf(reason);
+                  if (refusal === 'invalidToken' || refusal === 'needCredentials') {
+                    settle(undefined, { nextRevision, hasProgressed, refusal, etcdText: reason });
+                    break;
+                  }
+                  if (refusal !== undefined) {
+                    settle(this.#refusal(refusal, endpoint, '/v3/watch', reason, keysOf(ranges)));
+                    break;
+                  }
+                  if (result?.created === true && result.canceled !== true) hasProgressed = true;
                   const batch: WatchBatch = {
                     events: result?.events ?? [],
                     revision: result?.header?.revision,
                     isCancelled: result?.canceled === true || result?.compact_revision !== undefined,
                   };
+                  for (const event of batch.events) {
+                    const revision = BigInt(event.kv?.mod_revision ?? '0') + 1n;
+                    if (revision > BigInt(nextRevision)) nextRevision = revision.toString();
+                  }
                   if ((batch.events.length > 0 || batch.isCancelled) && onBatch(batch)) settle();
                   else if (batch.isCancelled)
                     settle(
@@ -374,7 +683,7 @@ export class EtcdGateway {
                         isRetryable: true,
                         context: {
                           endpoint: endpoint.url,
-                          key: ranges.map((range) => range.key).join(','),
+                          key: keysOf(ranges),
                           hint: 'watch again from a current revision',
                         },
                       }),
@@ -405,7 +714,11 @@ export class EtcdGateway {
               );
           });
         },
-        (error) => settle(error),
+        (error) => {
+          const tlsError = transport.diagnose(endpoint.url, error);
+          if (tlsError !== undefined) this.#tlsFailure = { error: tlsError, atMs: performance.now() };
+          settle(tlsError ?? error);
+        },
       );
     });
   }
