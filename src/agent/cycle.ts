@@ -57,8 +57,6 @@ export interface CyclePorts {
   readonly decide?: DecideFunction | undefined;
   /** watchdog.mode automatic/required (agent/watchdog-feed.ts): activated before an acquire. */
   readonly watchdogVetoAcquire?: ((ttlMs: number) => string | undefined) | undefined;
-  /** Whether the fence has frozen PostgreSQL (the heartbeat window passed without a proof) and no proof came since. */
-  readonly isPgFrozen?: (() => boolean) | undefined;
   /** The silent-leader detector's evidence (agent/leader-silence.ts), fed with every view read. */
   readonly silence?:
     | {
@@ -201,15 +199,12 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   const identity = state.local.identity;
   state.cycleStep = 'observe: probe PostgreSQL and read the DCS';
   const [probedPg, dcsObservation] = await Promise.all([
-    // A postmaster the fence froze answers nothing: probing it would hold this cycle (and the lock's renewal) for the
-    // whole probe budget. It is what it was when it froze.
-    ports.isPgFrozen?.() === true && state.pg !== undefined
-      ? Promise.resolve(state.pg)
-      : observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg).then((probed) =>
-          // Frozen during the probe, it stopped answering and reads as not running: a leader would then demote a primary
-          // that is only paused (chaos: a false failover in an etcd quorum loss under failsafe_mode).
-          ports.isPgFrozen?.() === true && state.pg !== undefined ? state.pg : probed,
-        ),
+    // A postmaster the fence froze answers nothing: it is what it was when it froze (a leader must not read it as
+    // stopped and demote a primary that is only paused; chaos found that in an etcd quorum loss under failsafe_mode).
+    // Once the fence or a demotion killed it, the probe says so.
+    observePg(pg, clock, PG_PROBE_BUDGET_MS, log, state.pg).then((probed) =>
+      probed?.isFrozen === true && state.pg !== undefined ? state.pg : probed,
+    ),
     observeDcs(dcs, clock, dcsBudgetMs(state, clock.nowMs()), state.dcsRead, log),
   ]);
   if (probedPg === undefined) {

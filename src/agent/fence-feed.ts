@@ -44,23 +44,6 @@ export class FenceFeed {
     return this.#fence?.isConnected() === true;
   }
 
-  /**
-   * Whether the fence has frozen a primary PostgreSQL: its freeze instant passed while the lock is still held (past the
-   * lock deadline the fence kills what it froze, and a probe says so).
-   */
-  isFrozen(nowMs: number, lock: LockObservation, isPrimary: boolean): boolean {
-    const freezeAtMs = this.#freezeAtMs();
-    const lockDeadline = lockDeadlineOf(lock);
-    return (
-      isPrimary &&
-      this.isConnected() &&
-      freezeAtMs !== undefined &&
-      lockDeadline !== undefined &&
-      nowMs >= freezeAtMs &&
-      nowMs < lockDeadline
-    );
-  }
-
   #freezeAtMs(): number | undefined {
     return this.#beatFreezeAtMs === undefined ? undefined : Math.max(this.#beatFreezeAtMs, this.#failsafeFreezeAtMs ?? -Infinity);
   }

@@ -123,7 +123,6 @@ export class Agent {
       watchdogVetoAcquire: options.watchdog && ((ttlMs) => options.watchdog?.vetoAcquire(ttlMs)),
       decide: options.decide,
       silence: this.#silence,
-      isPgFrozen: () => this.#fenceFeed.isFrozen(clock.nowMs(), this.#state.lock.current, this.#state.pg?.role === 'primary'),
     };
     this.#livePositions = new LivePositions({
       pg: options.pg,

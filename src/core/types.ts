@@ -137,6 +137,11 @@ export interface LocalPg {
   /** 'missing'/'empty' mean there is nothing to start; 'initialized' has a PG_VERSION. */
   readonly dataDir: 'missing' | 'empty' | 'initialized';
   readonly isRunning: boolean;
+  /**
+   * The postmaster is stopped by a signal (the fence froze it: its heartbeat window passed): it answers nothing and
+   * this probe knows nothing more (reported as not running). The agent keeps what it knew before the freeze.
+   */
+  readonly isFrozen?: boolean | undefined;
   /** Role PostgreSQL reports (pg_is_in_recovery) or, when down, what pg_control says. */
   readonly role: PgRole | undefined;
   readonly sysid: string | undefined;

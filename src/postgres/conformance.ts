@@ -20,6 +20,9 @@ export interface PgConformanceHarness {
   unreachable(): Upstream;
   /** Node i's postmaster dies without being asked to (SIGKILL for real); resolves once it is gone. */
   crash(index: number): Promise<void>;
+  /** The fence's freeze of node i, a running primary (SIGSTOP of its postmaster for real), and its thaw. */
+  freeze(index: number): Promise<void>;
+  thaw(index: number): Promise<void>;
   /** Commits a little WAL on node i, a running primary. */
   write(index: number): Promise<void>;
   /** Lets `ms` of the nodes' time pass (a real sleep, or simulated time), so replication progresses. */
@@ -140,6 +143,18 @@ export function runPgControllerConformance(
       await a.startPrimary(signal());
       await stopping;
       assert.equal((await probe(a)).isRunning, true, 'the start waited for the stop in flight');
+    });
+
+    it('probes a postmaster the fence froze as frozen (not running) at once, and as running again once thawed', async () => {
+      if (!(await probe(a)).isRunning) await a.startPrimary(signal());
+      await harness.freeze(0);
+      const startedAt = performance.now();
+      const frozen = await probe(a);
+      assert.deepEqual([frozen.isFrozen, frozen.isRunning], [true, false]);
+      assert.ok(performance.now() - startedAt < 1000, 'the probe does not wait for a frozen server to answer');
+      await harness.thaw(0);
+      const thawed = await probe(a);
+      assert.deepEqual([thawed.isFrozen ?? false, thawed.isRunning, thawed.role], [false, true, 'primary']);
     });
 
     it('tells onUnexpectedExit of a postmaster that died, never of a stop it was asked for', async () => {

@@ -13,7 +13,7 @@ import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
 import { serviceNameFor, type PgAuth } from './conninfo.js';
 import { DataDir, historyFileName, serviceFilePath, type RenderedRole } from './data-dir.js';
-import { Postmaster } from './postmaster.js';
+import { isFrozen, Postmaster } from './postmaster.js';
 import {
   localPgFromRow,
   PROBE_SQL,
@@ -462,7 +462,10 @@ export class PostgresController implements PgController {
   async probe(signal: AbortSignal): Promise<LocalPg> {
     const context = { dataDir: await this.#dataDir.state(), upstream: this.#upstream, crashedAtMs: this.#postmaster.crashedAtMs };
     if (context.dataDir !== 'initialized') return stoppedLocalPg(context, undefined);
-    if ((await this.#postmaster.runningPid()) !== undefined) {
+    const pid = await this.#postmaster.runningPid();
+    if (pid !== undefined) {
+      // Frozen by the fence: a query would only wait out its deadline (and hold the cycle and the lock's renewal).
+      if (await isFrozen(pid)) return { ...stoppedLocalPg(context, undefined), controlState: 'running', isFrozen: true };
       try {
         const row = (await this.#query<ProbeRow>(PROBE_SQL, signal))[0];
         if (row !== undefined) {

@@ -39,7 +39,7 @@ export interface PostmasterOptions {
 }
 
 /** Whether the process is stopped by a signal (state T in /proc/<pid>/stat). */
-async function isFrozen(pid: number): Promise<boolean> {
+export async function isFrozen(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'T';
 }

@@ -101,6 +101,15 @@ runPgControllerConformance(
           await sleep(20);
         }
       },
+      freeze: async (index) => {
+        const pid = await postmasterOf(index);
+        if (pid === undefined) throw new Error(`${NAMES[index]!} has no running postmaster to freeze`);
+        process.kill(pid, 'SIGSTOP');
+      },
+      thaw: async (index) => {
+        const pid = await postmasterOf(index);
+        if (pid !== undefined) process.kill(pid, 'SIGCONT');
+      },
       write: async (index) => {
         const client = new pg.Client({
           host: '127.0.0.1',

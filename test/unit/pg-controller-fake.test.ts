@@ -55,6 +55,8 @@ runPgControllerConformance('memory', async () => {
     upstreamOf: (index) => upstreamOf(NAMES[index]!),
     unreachable: () => upstreamOf('nowhere'),
     crash: async (index) => cluster.crash(NAMES[index]!),
+    freeze: async (index) => void cluster.freeze(NAMES[index]!),
+    thaw: async (index) => cluster.thaw(NAMES[index]!),
     write: async (index) => cluster.write(NAMES[index]!),
     pass: async (ms) => {
       for (let left = ms; left > 0; left -= 100) {

@@ -211,6 +211,7 @@ export class MemoryPg implements PgController {
       return {
         ...stoppedLocalPg({ dataDir: this.#node.dataDir, upstream: this.#node.upstream, crashedAtMs: this.#crashedAtMs }, undefined),
         controlState: 'running',
+        isFrozen: true,
       };
     this.#inject('probe');
     return localPgOf(this.#node, {
