@@ -321,7 +321,7 @@ function printTable(profile: string, timing: LocalTiming, targets: readonly Targ
   console.log(`|${widths.map((width, column) => (column < 2 ? `:${'-'.repeat(width + 1)}` : `${'-'.repeat(width + 1)}:`)).join('|')}|`);
   for (const row of rows) console.log(line(row));
   console.log(
-    '  RSS = VmRSS (includes the interpreter binary and libraries mapped from disk, shared with every process running them); anon = RssAnon (heap, stacks); USS = pages no other process maps; CPU = utime+stime of the agent process; PG conn CPU = its PostgreSQL backends; fence = pgwarden's fence process of that member (Patroni has none)',
+    '  RSS = VmRSS (includes the interpreter binary and libraries mapped from disk, shared with every process running them); anon = RssAnon (heap, stacks); USS = pages no other process maps; CPU = utime+stime of the agent process; PG conn CPU = its PostgreSQL backends; fence = the pgwarden fence process of that member (Patroni has none)',
   );
   if (windows > 1) {
     for (const [index, target] of targets.entries()) {
