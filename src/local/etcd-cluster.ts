@@ -4,6 +4,8 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PgwardenError } from '../util/errors.js';
 import { waitUntil } from '../util/wait-until.js';
+import { writeFileSync } from 'node:fs';
+import { etcdPidFileOf } from './cluster-processes.js';
 import { pickFreePorts } from './free-port.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 
@@ -87,11 +89,13 @@ export interface EtcdClusterOptions {
   readonly hosts?: readonly string[];
   /** argv prefix that runs member `index` where it lives, e.g. ['ip', 'netns', 'exec', ns]. */
   readonly wrap?: (index: number) => readonly string[];
+  /** Client and peer port of each member in turn (2 per member); free ports picked at random when absent. */
+  readonly ports?: readonly number[];
 }
 
 export async function startEtcdCluster(options: EtcdClusterOptions): Promise<EtcdClusterHandle> {
   const size = options.size;
-  const ports = await pickFreePorts(size * 2);
+  const ports = options.ports ?? (await pickFreePorts(size * 2));
   const token = `pgw-${randomBytes(4).toString('hex')}`;
   await mkdir(options.dir, { recursive: true });
   const members: EtcdMember[] = Array.from({ length: size }, (_unused, index) => ({
@@ -141,6 +145,8 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
       logFile: member.logFile,
     });
     member.pid = child.pid;
+    // `pgwarden local stop|status` find the member from this file even without the cluster's state file.
+    writeFileSync(etcdPidFileOf(options.dir, member.name), `${child.pid}\n`);
   };
 
   const waitHealthy = async (targets: readonly EtcdMember[]): Promise<void> => {
