@@ -65,6 +65,8 @@ describe('POST /switchover and /failover', () => {
     const cases: [string, 'switchover' | 'failover', unknown, number, RegExp][] = [
       ['empty', 'switchover', {}, 400, /only from a specific leader/],
       ['failover without candidate', 'failover', { candidate: '' }, 400, /only to a specific candidate/],
+      // Patroni's acceptance test (patroni_api.feature): unknown keys do not hide the missing candidate.
+      ['unknown key, no candidate', 'failover', { foo: 'bar' }, 400, /^Failover could be performed only to a specific candidate$/],
       ['same node', 'switchover', { leader: 'node1', candidate: 'node1' }, 400, /target and source are the same/],
       ['wrong leader', 'switchover', { leader: 'node2', candidate: 'node1' }, 412, /leader name does not match/],
       ['unknown candidate', 'switchover', { leader: 'node1', candidate: 'node9' }, 412, /candidate does not exists/],
@@ -174,13 +176,7 @@ describe('bad parameters name the parameter at fault', () => {
     const ctx = context(dcs);
     const cases: [string, 'switchover' | 'failover', unknown, number, string | RegExp][] = [
       ['leader not a string', 'switchover', { leader: 5 }, 400, 'leader should be a member name (a string), got 5'],
-      [
-        'leader missing',
-        'switchover',
-        { candidate: 'node2' },
-        400,
-        'Switchover could be performed only from a specific leader (leader is missing)',
-      ],
+      ['leader missing', 'switchover', { candidate: 'node2' }, 400, 'Switchover could be performed only from a specific leader'],
       [
         'candidate not a string',
         'switchover',
@@ -189,7 +185,7 @@ describe('bad parameters name the parameter at fault', () => {
         /^candidate should be a member name .*\["node2"\]/,
       ],
       ['member not a string', 'failover', { member: true }, 400, /^member should be a member name \(a string\), got true$/],
-      ['candidate missing', 'failover', {}, 400, 'Failover could be performed only to a specific candidate (candidate is missing)'],
+      ['candidate missing', 'failover', {}, 400, 'Failover could be performed only to a specific candidate'],
       [
         'candidate and member differ',
         'failover',
@@ -518,7 +514,7 @@ describe('bodiless unsafe requests (Patroni documented curl calls)', () => {
       });
       assert.deepEqual(await bodiless(server.port, 'POST', '/switchover', { authorization }), {
         status: 400,
-        body: 'Switchover could be performed only from a specific leader (leader is missing)',
+        body: 'Switchover could be performed only from a specific leader',
       });
       assert.deepEqual([restarts, reloads], [1, 1]);
     } finally {
