@@ -60,8 +60,12 @@ export function memberOfPath(dir: string, path: string): string | undefined {
   if (inside === '' || inside.startsWith('..') || isAbsolute(inside)) return inside === '' ? 'local' : undefined;
   const [first, second] = inside.split(sep);
   if (first === 'etcd' && second !== undefined) return second.replace(/\.(pid|log)$/, '');
-  return first;
+  // Only the layout of a local cluster counts: with --dir /tmp, another cluster in /tmp/pgw-x/node1 is not ours.
+  return first !== undefined && MEMBER_DIRECTORY.test(first) ? first : undefined;
 }
+
+/** The directories of a local cluster's members: node1..., proxy1... (etcd members live under etcd/). */
+const MEMBER_DIRECTORY = /^(node|proxy)\d+$/;
 
 /** The member a command line refers to inside `dir` (arguments relative to the process's working directory count too). */
 function memberOfCommandLine(dir: string, argv: readonly string[], cwd: string | undefined): string | undefined {
@@ -100,7 +104,7 @@ async function pidFileCandidates(dir: string): Promise<{ pid: number; kind: Clus
     if (pid !== undefined) found.push({ pid, kind, member });
   };
   for (const entry of entries) {
-    if (!entry.isDirectory()) continue;
+    if (!entry.isDirectory() || !(entry.name === 'etcd' || MEMBER_DIRECTORY.test(entry.name))) continue;
     const path = join(dir, entry.name);
     if (entry.name === 'etcd') {
       for (const file of await readdir(path).catch(() => []))

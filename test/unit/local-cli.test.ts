@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Command } from 'commander';
 import { classifyCommandLine, memberOfPath } from '../../src/local/cluster-processes.js';
+import { fixedPorts } from '../../src/local/free-port.js';
 import { registerLocalCommand, suggest, type LocalHandlers, type LocalStartArguments } from '../../src/local/local-cli.js';
 import { PgwardenError } from '../../src/util/errors.js';
 
@@ -120,5 +121,25 @@ describe('local cluster processes are recognized from their command lines', () =
     assert.equal(memberOfPath('/c', '/c'), 'local');
     assert.equal(memberOfPath('/c', '/cluster2/node1'), undefined);
     assert.equal(memberOfPath('/c', '/other/node1'), undefined);
+    assert.equal(memberOfPath('/tmp', '/tmp/pgw-other-cluster/node1/data'), undefined, 'another cluster below --dir is not ours');
+    assert.equal(memberOfPath('/c', '/c/node1.log'), undefined);
+  });
+
+  it('--port-base: a taken port is an error naming it and what it was for', async () => {
+    const { createServer } = await import('node:net');
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const taken = (server.address() as { port: number }).port;
+    try {
+      await assert.rejects(fixedPorts(taken, 2, 'etcd client and peer ports'), (error: unknown) => {
+        assert.ok(error instanceof PgwardenError);
+        assert.equal(error.message, `port ${taken} (etcd client and peer ports) is already in use on 127.0.0.1`);
+        assert.equal(error.context.port, taken);
+        return true;
+      });
+      await assert.rejects(fixedPorts(65_535, 2, 'proxy'), /port 65536 \(proxy\) is outside 1-65535/);
+    } finally {
+      server.close();
+    }
   });
 });
