@@ -47,7 +47,7 @@ function parseSchedule(parameter: string, action: string, value: unknown, nowMs:
   if (typeof value !== 'string') return unparsable;
   const at = Date.parse(value);
   if (!Number.isFinite(at)) return unparsable;
-  if (!/(Z|[+-]\d{2}(:?\d{2})?)$/i.test(value.trim()))
+  if (!/\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|GMT|[+-]\d{2}(:?\d{2})?)$/i.test(value.trim()))
     return text(400, `${parameter}: Timezone information is mandatory for the scheduled ${action} (got ${given}; add Z or +00:00)`);
   if (at < nowMs)
     return text(422, `${parameter}: Cannot schedule ${action} in the past (got ${given}, now is ${new Date(nowMs).toISOString()})`);

@@ -294,6 +294,12 @@ describe('bad parameters name the parameter at fault', () => {
       ],
       ['schedule past', { schedule: '2026-11-23T02:00:00Z' }, 422, /^schedule: Cannot schedule restart in the past/],
       ['schedule number', { schedule: 12 }, 422, /^schedule: Unable to parse scheduled timestamp 12/],
+      [
+        'schedule date only',
+        { schedule: '2026-11-25' },
+        400,
+        /^schedule: Timezone information is mandatory for the scheduled restart \(got "2026-11-25"/,
+      ],
       ['restart_pending garbage', { restart_pending: 'maybe' }, 400, 'restart_pending should be true or false (got "maybe")'],
       ['role garbage', { role: 'leader' }, 400, 'PostgreSQL role should be either primary or replica (role: got "leader")'],
       ['role number', { role: 1 }, 400, 'PostgreSQL role should be either primary or replica (role: got 1)'],
