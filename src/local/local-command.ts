@@ -4,6 +4,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
 import type { ClusterView } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
 import { waitHealthy } from './cluster-health.js';
@@ -205,8 +206,20 @@ interface MemberStatus {
   readonly rest: string;
 }
 
+/** The REST port of a node from its pgwarden.yml (restapi.listen), for a cluster whose state file is gone. */
+async function apiPortFromConfig(path: string): Promise<number | undefined> {
+  try {
+    const config = parse(await readFile(path, 'utf8')) as { restapi?: { listen?: unknown } } | null;
+    const listen = config?.restapi?.listen;
+    const port = typeof listen === 'string' ? Number(listen.split(':').pop()) : Number.NaN;
+    return Number.isInteger(port) && port > 0 ? port : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function restStatus(apiPort: number | undefined): Promise<string> {
-  if (apiPort === undefined) return 'REST port unknown (no state file)';
+  if (apiPort === undefined) return 'REST port unknown (no state file, no restapi.listen in pgwarden.yml)';
   try {
     const response = await fetch(`http://127.0.0.1:${apiPort}/patroni`, { signal: AbortSignal.timeout(2000) });
     const document = (await response.json()) as { state?: string; role?: string; timeline?: number };
@@ -240,7 +253,8 @@ export async function runLocalStatus(directory: string, out: (line: string) => v
     nodes.map(async (member) => {
       const own = processes.filter((process) => process.member === member);
       for (const kind of ['agent', 'postgres'] as const) if (!own.some((process) => process.kind === kind)) down.push(`${member} ${kind}`);
-      const apiPort = state?.nodes.find((node) => node.name === member)?.apiPort;
+      const apiPort =
+        state?.nodes.find((node) => node.name === member)?.apiPort ?? (await apiPortFromConfig(join(dir, member, 'pgwarden.yml')));
       return { member, processes: own, rest: await restStatus(apiPort) };
     }),
   );

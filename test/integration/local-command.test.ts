@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -88,6 +88,17 @@ describe('pgwarden local on real processes', { timeout: 600_000 }, () => {
     assert.match(outcome.stdout, /^node2 +\d+ +\d+ +(\d+|-) +(primary|master|replica), running/m);
     assert.match(outcome.stdout, /^etcd3 +running/m);
     assert.match(outcome.stdout, /^proxy1 +running/m);
+    // Without the state file (an interrupted start, a deleted file) the members and REST ports come from the directory.
+    const stateFile = join(dir, 'cluster-state.json');
+    await rename(stateFile, `${stateFile}.away`);
+    try {
+      const withoutState = await local(['status', '--dir', dir]);
+      assert.equal(withoutState.code, 0, withoutState.stderr);
+      assert.match(withoutState.stdout, /^node2 +\d+ +\d+ +(\d+|-) +(primary|master|replica), running/m);
+      assert.match(withoutState.stdout, /^etcd1 +running/m);
+    } finally {
+      await rename(`${stateFile}.away`, stateFile);
+    }
   });
 
   it('kill SIGKILLs a member (status then fails naming it) and restart brings it back', async () => {
