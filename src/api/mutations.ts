@@ -8,6 +8,7 @@ import type { Dcs } from '../core/ports.js';
 import type { ClusterView, DynamicConfig, FailoverIntent, MemberRecord, PeerStatus } from '../core/types.js';
 import { describeError } from '../util/errors.js';
 import { REDACTED, redactedPath, redactSecrets } from '../util/redact.js';
+import { parsePatroniInt } from '../util/patroni-int.js';
 import type { ApiResponse } from './routes.js';
 
 export interface MutationContext {
@@ -38,48 +39,92 @@ async function load(context: MutationContext): Promise<ClusterView | ApiResponse
   }
 }
 
-/** Parses Patroni's `scheduled_at`: ISO-8601 with a mandatory zone, not in the past. */
-function parseSchedule(value: unknown, nowMs: number): { at: string } | ApiResponse {
-  if (typeof value !== 'string')
-    return text(422, 'Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601');
-  if (!/(Z|[+-]\d{2}:?\d{2})$/i.test(value.trim())) return text(400, 'Timezone information is mandatory for the scheduled switchover');
+/**
+ * Parses a schedule (`scheduled_at` of a switchover, `schedule` of a restart) as Patroni does: a timestamp with a mandatory
+ * time zone, not in the past. Patroni's sentences, prefixed with the parameter at fault and followed by the value given.
+ */
+function parseSchedule(parameter: string, action: string, value: unknown, nowMs: number): { at: string } | ApiResponse {
+  const given = JSON.stringify(value);
+  const unparsable = text(
+    422,
+    `${parameter}: Unable to parse scheduled timestamp ${given}. It should be in an unambiguous format, e.g. ISO 8601 (2026-01-31T10:00:00+00:00)`,
+  );
+  if (typeof value !== 'string') return unparsable;
   const at = Date.parse(value);
-  if (!Number.isFinite(at)) return text(422, 'Unable to parse scheduled timestamp. It should be in an unambiguous format, e.g. ISO 8601');
-  if (at < nowMs) return text(422, "Can't schedule switchover in the past");
+  if (!Number.isFinite(at)) return unparsable;
+  if (!/\d:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|UTC|GMT|[+-]\d{2}(:?\d{2})?)$/i.test(value.trim()))
+    return text(400, `${parameter}: Timezone information is mandatory for the scheduled ${action} (got ${given}; add Z or +00:00)`);
+  if (at < nowMs)
+    return text(422, `${parameter}: Cannot schedule ${action} in the past (got ${given}, now is ${new Date(nowMs).toISOString()})`);
   return { at: new Date(at).toISOString() };
 }
 
+const SWITCHOVER_PARAMETERS = ['leader', 'candidate', 'member', 'scheduled_at'];
+
+/** A member name parameter: absent (undefined, null or ""), a name, or an error naming the parameter. */
+function memberName(body: Record<string, unknown>, parameter: string): { name: string | undefined } | ApiResponse {
+  const value = body[parameter];
+  if (value === undefined || value === null || value === '') return { name: undefined };
+  if (typeof value !== 'string') return text(400, `${parameter} should be a member name (a string), got ${JSON.stringify(value)}`);
+  return { name: value };
+}
+
 export async function handleSwitchover(kind: 'switchover' | 'failover', body: unknown, context: MutationContext): Promise<ApiResponse> {
-  if (!isObject(body) || Object.keys(body).length === 0)
+  const title = kind === 'failover' ? 'Failover' : 'Switchover';
+  if (!isObject(body))
     return text(
       400,
-      kind === 'failover'
-        ? 'Failover could be performed only to a specific candidate'
-        : 'Switchover could be performed only from a specific leader',
+      `the ${kind} request body must be a JSON object with ${SWITCHOVER_PARAMETERS.join(', ')}; got ${JSON.stringify(body)}`,
     );
-  const leader = typeof body.leader === 'string' && body.leader !== '' ? body.leader : undefined;
-  const candidateValue = body.candidate ?? body.member;
-  const candidate = typeof candidateValue === 'string' && candidateValue !== '' ? candidateValue : undefined;
+  const leaderName = memberName(body, 'leader');
+  if ('status' in leaderName) return leaderName;
+  const candidateName = memberName(body, 'candidate');
+  if ('status' in candidateName) return candidateName;
+  const memberParameter = memberName(body, 'member');
+  if ('status' in memberParameter) return memberParameter;
+  const leader = leaderName.name;
+  if (candidateName.name !== undefined && memberParameter.name !== undefined && candidateName.name !== memberParameter.name)
+    return text(
+      400,
+      `candidate and member name the target differently (${JSON.stringify(candidateName.name)} and ${JSON.stringify(memberParameter.name)}); give one of them`,
+    );
+  const candidateParameter = candidateName.name !== undefined ? 'candidate' : 'member';
+  const candidate = candidateName.name ?? memberParameter.name;
   // Patroni treats a failover that names the current leader as a switchover.
   const action = kind === 'failover' && leader !== undefined ? 'switchover' : kind;
   if (action === 'failover' && candidate === undefined) return text(400, 'Failover could be performed only to a specific candidate');
-  if (action === 'switchover' && leader === undefined) return text(400, 'Switchover could be performed only from a specific leader');
+  if (action === 'switchover' && leader === undefined) return text(400, `${title} could be performed only from a specific leader`);
+  // Patroni ignores unknown keys; its acceptance test expects the missing-candidate answer for {"foo": "bar"}, so the
+  // check comes after that one. A request that would otherwise run is refused rather than run without a mistyped key.
+  for (const key of Object.keys(body))
+    if (!SWITCHOVER_PARAMETERS.includes(key))
+      return text(400, `Unknown parameter for the ${kind}: ${key} (known: ${SWITCHOVER_PARAMETERS.join(', ')})`);
   let scheduledAt: string | undefined;
   if (body.scheduled_at !== undefined && body.scheduled_at !== null) {
-    if (action === 'failover') return text(400, "Failover can't be scheduled");
-    if (context.snapshot.isPaused) return text(400, "Can't schedule switchover in the paused state");
-    const parsed = parseSchedule(body.scheduled_at, context.wallNowMs());
+    if (action === 'failover')
+      return text(400, "scheduled_at: Failover can't be scheduled; only a switchover from a specific leader (leader) can");
+    if (context.snapshot.isPaused) return text(400, `scheduled_at: Can't schedule ${action} in the paused state`);
+    const parsed = parseSchedule('scheduled_at', action, body.scheduled_at, context.wallNowMs());
     if ('status' in parsed) return parsed;
     scheduledAt = parsed.at;
   }
   if (context.snapshot.isPaused && candidate === undefined)
-    return text(400, 'Switchover is possible only to a specific candidate in a paused state');
-  if (leader !== undefined && leader === candidate) return text(400, 'Switchover target and source are the same');
+    return text(400, `${title} is possible only to a specific candidate in a paused state`);
+  if (leader !== undefined && leader === candidate)
+    return text(400, `Switchover target and source are the same: leader and ${candidateParameter} both name ${JSON.stringify(leader)}`);
 
   const view = await load(context);
   if ('status' in view) return view;
-  if (leader !== undefined && view.leader?.name !== leader) return text(412, 'leader name does not match');
-  if (candidate !== undefined && !view.members.some((member) => member.name === candidate)) return text(412, 'candidate does not exists');
+  if (leader !== undefined && view.leader?.name !== leader)
+    return text(
+      412,
+      `leader name does not match: leader ${JSON.stringify(leader)} is not the leader (${view.leader === undefined ? 'the cluster has no leader' : `the leader is ${JSON.stringify(view.leader.name)}`})`,
+    );
+  if (candidate !== undefined && !view.members.some((member) => member.name === candidate))
+    return text(
+      412,
+      `candidate does not exists: ${candidateParameter} ${JSON.stringify(candidate)} is not a member of the cluster (members: ${view.members.map((member) => member.name).join(', ')})`,
+    );
   const others = view.members.filter((member) => member.name !== view.leader?.name);
   if (others.length === 0) return text(412, `${action} is not possible: cluster does not have members except leader`);
   const maximumLag = Number(view.config?.maximum_lag_on_failover ?? 1048576);
@@ -236,20 +281,106 @@ export type CommandRunner = (
   timeoutMs: number,
 ) => Promise<{ readonly isOk: boolean; readonly message: string }>;
 
-const RESTART_FILTERS = new Set(['role', 'restart_pending', 'postgres_version', 'timeout', 'schedule']);
+const RESTART_FILTERS = ['schedule', 'restart_pending', 'role', 'postgres_version', 'timeout'];
 
-/** `9.6.24`, `15`, `15.4` -> server_version_num style integer for comparison. */
-function versionNumber(text: string): number | undefined {
-  const parts = text.split('.').map(Number);
-  if (parts.some((part) => !Number.isInteger(part))) return undefined;
+/** Patroni's postgres_version_to_int: `9.6.24` -> 90624, `15.4` -> 150004; the sentence of its error otherwise. */
+export function postgresVersionNumber(version: string): number | string {
+  const parts = version.split('.').map((part) => (/^\s*[-+]?\d+\s*$/.test(part) ? Number(part) : Number.NaN));
+  if (parts.some((part) => Number.isNaN(part))) return `Invalid PostgreSQL version: ${version}`;
   const [major = 0, minor = 0, patch = 0] = parts;
-  return major >= 10 ? major * 10000 + minor : major * 10000 + minor * 100 + patch;
+  if (parts.length < 2 || (parts.length === 2 && major < 10) || parts.length > 3)
+    return `Invalid PostgreSQL version format: X.Y or X.Y.Z is accepted: ${version}`;
+  return parts.length === 2 ? major * 10000 + minor : major * 10000 + minor * 100 + patch;
 }
 
 export interface RestartScheduler {
   schedule(scheduleIso: string, filters: { readonly role?: string | undefined; readonly isPendingOnly: boolean }): boolean;
   cancel(): boolean;
 }
+
+interface RestartRequest {
+  readonly scheduleAt?: string;
+  readonly role?: 'primary' | 'replica';
+  readonly isPendingOnly: boolean;
+  readonly versionLimit?: number;
+  readonly timeoutS?: number;
+}
+
+/**
+ * Validates the restart filters in request order, as Patroni does, stopping at the first bad one. Each error names the
+ * parameter at fault and the value given; where Patroni has a sentence for it, that sentence leads.
+ */
+function parseRestartRequest(body: Record<string, unknown>, wallNowMs: number): RestartRequest | ApiResponse {
+  let request: RestartRequest = { isPendingOnly: false };
+  for (const [key, value] of Object.entries(body)) {
+    const given = JSON.stringify(value);
+    switch (key) {
+      case 'schedule': {
+        if (value === null) break;
+        const parsed = parseSchedule('schedule', 'restart', value, wallNowMs);
+        if ('status' in parsed) return parsed;
+        request = { ...request, scheduleAt: parsed.at };
+        break;
+      }
+      case 'role': {
+        if (value === null) break;
+        const role = typeof value === 'string' ? roleFromWire(value) : undefined;
+        if (role !== 'primary' && role !== 'replica')
+          return text(400, `PostgreSQL role should be either primary or replica (role: got ${given})`);
+        request = { ...request, role };
+        break;
+      }
+      case 'postgres_version': {
+        if (value === null) break;
+        if (typeof value !== 'string')
+          return text(400, `postgres_version: Invalid PostgreSQL version: ${given} (give a string such as "15.4" or "9.6.24")`);
+        const version = postgresVersionNumber(value);
+        if (typeof version === 'string') return text(400, `postgres_version: ${version}`);
+        request = { ...request, versionLimit: version };
+        break;
+      }
+      case 'timeout': {
+        const seconds = value === null ? undefined : parsePatroniInt(value, 's');
+        if (seconds === undefined || seconds <= 0)
+          return text(400, `Timeout should be a positive number of seconds (timeout: got ${given}; e.g. 60 or "5min")`);
+        request = { ...request, timeoutS: seconds };
+        break;
+      }
+      case 'restart_pending': {
+        const flag = parseFlag(value);
+        if (flag === undefined) return text(400, `restart_pending should be true or false (got ${given})`);
+        request = { ...request, isPendingOnly: flag };
+        break;
+      }
+      default:
+        return text(400, `Unknown filter for the scheduled restart: ${key} (known: ${RESTART_FILTERS.join(', ')})`);
+    }
+  }
+  return request;
+}
+
+/** Booleans as Patroni's parse_bool reads them from JSON: true/false, on/off, yes/no, 1/0 (strings in any case). */
+function parseFlag(value: unknown): boolean | undefined {
+  if (typeof value === 'boolean' || value === null) return value === true;
+  if (typeof value !== 'string' && typeof value !== 'number') return undefined;
+  const word = String(value).trim().toLowerCase();
+  if (['true', 'on', 'yes', '1'].includes(word)) return true;
+  if (['false', 'off', 'no', '0'].includes(word)) return false;
+  return undefined;
+}
+
+/** Why a filtered restart does not apply to this member now, naming the filter (undefined when every filter matches). */
+function unmetRestartFilter(request: RestartRequest, snapshot: AgentSnapshot): string | undefined {
+  const role = snapshot.pg.isRunning ? snapshot.pg.role : undefined;
+  if (request.role !== undefined && request.role !== role)
+    return `role: this member is ${role === undefined ? 'not running' : `a ${role}`}, not a ${request.role}`;
+  if (request.versionLimit !== undefined && (snapshot.pg.serverVersion ?? 0) >= request.versionLimit)
+    return `postgres_version: the server version ${snapshot.pg.serverVersion ?? 'unknown'} is not lower than ${request.versionLimit}`;
+  if (request.isPendingOnly && !snapshot.pg.isPendingRestart) return 'restart_pending: no restart is pending on this member';
+  return undefined;
+}
+
+const DEFAULT_RESTART_TIMEOUT_S = 120;
 
 export async function handleRestart(
   body: unknown,
@@ -258,30 +389,25 @@ export async function handleRestart(
   scheduler?: RestartScheduler,
   wallNowMs: () => number = Date.now,
 ): Promise<ApiResponse> {
-  if (!isObject(body)) return text(400, 'the request body must be a JSON object');
-  for (const key of Object.keys(body)) if (!RESTART_FILTERS.has(key)) return text(400, `Unknown filter for the scheduled restart: ${key}`);
-  const role = snapshot.pg.isRunning ? snapshot.pg.role : undefined;
-  const wanted = typeof body.role === 'string' ? roleFromWire(body.role) : body.role;
-  if (wanted !== undefined && wanted !== 'primary' && wanted !== 'replica')
-    return text(400, `PostgreSQL role should be one of primary, replica (got ${JSON.stringify(wanted)})`);
-  const isPendingOnly = body.restart_pending === true || body.restart_pending === 'True' || body.restart_pending === 'true';
-  if (body.schedule !== undefined && body.schedule !== null) {
-    if (scheduler === undefined) return text(501, 'scheduled restarts are not available');
-    if (snapshot.isPaused) return text(500, "Can't schedule restart in the paused state");
-    const parsed = parseSchedule(body.schedule, wallNowMs());
-    if ('status' in parsed) return parsed;
-    return scheduler.schedule(parsed.at, { role: wanted, isPendingOnly })
+  if (!isObject(body))
+    return text(
+      400,
+      `the restart request body must be a JSON object of filters (${RESTART_FILTERS.join(', ')}); got ${JSON.stringify(body)}`,
+    );
+  if (snapshot.isPaused && body.schedule !== undefined && body.schedule !== null)
+    return text(500, "schedule: Can't schedule restart in the paused state");
+  const request = parseRestartRequest(body, wallNowMs());
+  if ('status' in request) return request;
+  if (request.scheduleAt !== undefined) {
+    if (scheduler === undefined) return text(501, 'schedule: scheduled restarts are not available on this server');
+    return scheduler.schedule(request.scheduleAt, { role: request.role, isPendingOnly: request.isPendingOnly })
       ? text(202, 'Restart scheduled')
       : text(409, 'Another restart is already scheduled');
   }
-  const isPendingFilterUnmet = isPendingOnly && !snapshot.pg.isPendingRestart;
-  const versionLimit = typeof body.postgres_version === 'string' ? versionNumber(body.postgres_version) : undefined;
-  const isVersionFilterUnmet = versionLimit !== undefined && (snapshot.pg.serverVersion ?? 0) >= versionLimit;
-  if ((wanted !== undefined && wanted !== role) || isPendingFilterUnmet || isVersionFilterUnmet)
-    return text(503, 'restart conditions are not satisfied');
+  const unmet = unmetRestartFilter(request, snapshot);
+  if (unmet !== undefined) return text(503, `restart conditions are not satisfied: ${unmet}`);
   if (snapshot.task.kind === 'running') return text(503, `${snapshot.task.name} already in progress`);
-  const timeoutS = typeof body.timeout === 'number' && body.timeout > 0 ? body.timeout : 120;
-  const outcome = await runCommand('restart', timeoutS * 1000);
+  const outcome = await runCommand('restart', (request.timeoutS ?? DEFAULT_RESTART_TIMEOUT_S) * 1000);
   return text(outcome.isOk ? 200 : 503, outcome.message);
 }
 

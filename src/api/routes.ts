@@ -3,8 +3,8 @@ import { wireRole } from '../core/patroni-wire.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import { isWaitingForSyncStandby, syncSettingsOf } from '../core/sync-plan.js';
-import { parseByteSize } from '../util/byte-size.js';
 import { redactSecrets } from '../util/redact.js';
+import { parsePatroniInt } from '../util/patroni-int.js';
 
 export interface ApiRequest {
   readonly method: string;
@@ -28,8 +28,12 @@ export interface ApiContext {
 
 const JSON_TYPE = 'application/json';
 
-/** Patroni's lag syntax: bytes or a number with kB/MB/GB/TB. */
-export const parseLag = parseByteSize;
+/**
+ * `?lag=` as Patroni 3.0.2 reads it (parse_int with base unit B): bytes, or a number with B/kB/MB/GB/TB (case-sensitive).
+ * undefined for a value Patroni cannot parse (`1XB`, `abc`, `1kb`): Patroni then applies no lag limit at all, and so do we
+ * (documented in the README's REST section), so a typo widens the check instead of taking every replica out of rotation.
+ */
+export const parseLag = (text: string): number | undefined => parsePatroniInt(text, 'B');
 
 /** Patroni's status document (GET /patroni and the body of every GET health check). */
 export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown> {
@@ -91,8 +95,7 @@ function isReplicaOk(snapshot: AgentSnapshot, query: URLSearchParams): boolean {
   if (!isFollowingLeader(snapshot)) return false;
   const lagText = query.get('lag');
   if (lagText !== null) {
-    const maxLag = parseLag(lagText);
-    if (maxLag === undefined) return false;
+    const maxLag = parseLag(lagText) ?? Number.MAX_SAFE_INTEGER;
     const leaderOptime = Math.max(snapshot.view?.optime ?? 0, Number(pg.receivedLsn ?? 0n));
     if (leaderOptime > Number(pg.replayedLsn ?? 0n) + maxLag) return false;
   }

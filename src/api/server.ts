@@ -97,9 +97,13 @@ function isAuthorized(header: string | undefined, expected: NonNullable<ApiServe
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
+/**
+ * The JSON body of an unsafe request. A request without Content-Length or Transfer-Encoding has no body (RFC 9112 6.3), and
+ * no body is an empty object: Patroni's documented `curl -XPOST .../restart` and `curl -XDELETE .../switchover` send none.
+ * Endpoints that need parameters then say which one is missing.
+ */
 async function readJsonBody(request: IncomingMessage): Promise<{ body: unknown } | ApiResponse> {
-  if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined)
-    return plain(411, 'Content-Length required');
+  if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined) return { body: {} };
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of request) {

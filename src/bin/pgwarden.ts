@@ -14,7 +14,8 @@ import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
 import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { securityEnvironment } from '../postgres/conninfo.js';
-import { defaultLocalDir, readLocalState, runLocalStart, runLocalStop } from '../local/local-command.js';
+import { registerLocalCommand } from '../local/local-cli.js';
+import { defaultLocalDir, runLocalKill, runLocalRestart, runLocalStart, runLocalStatus, runLocalStop } from '../local/local-command.js';
 import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
 import { ALL_FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
 import { runAgent } from './agent-main.js';
@@ -149,83 +150,29 @@ function register(program: Command): void {
       });
       if (isViolation(report)) process.exitCode = 2;
     });
-  const local = program.command('local').description('a local cluster on 127.0.0.1: 3 etcd members and 3 agents with PostgreSQL 15');
-  local
-    .command('start', { isDefault: true })
-    .description('start it, wait until healthy, print the member table; Ctrl-C stops it')
-    .option('--background', 'leave it running and return')
-    .option('--dir <dir>', 'where data and logs go', defaultLocalDir())
-    .option('--nodes <n>', 'number of PostgreSQL nodes', '3')
-    .option('--ttl <s>', 'leader lease TTL (seconds)', '30')
-    .option('--loop-wait <s>', 'HA loop period (seconds)', '10')
-    .option('--retry-timeout <s>', 'DCS retry budget (seconds)', '10')
-    .option('--proxy-data-path <path>', 'data path of the local proxy: userspace, or kernel (nftables DNAT; root)', 'userspace')
-    .action(
-      async (options: {
-        background?: boolean;
-        dir: string;
-        nodes: string;
-        ttl: string;
-        loopWait: string;
-        retryTimeout: string;
-        proxyDataPath: string;
-      }) => {
-        if (options.proxyDataPath !== 'userspace' && options.proxyDataPath !== 'kernel')
-          throw new PgwardenError('PGW_CLI_USAGE', `--proxy-data-path must be userspace or kernel, got "${options.proxyDataPath}"`, {
-            context: {
-              command: ['pgwarden', 'local', 'start'],
-              flag: '--proxy-data-path',
-              value: options.proxyDataPath,
-              hint: 'choose userspace, or kernel (nftables, needs root)',
-            },
-          });
-        await runLocalStart({
+  registerLocalCommand(
+    program,
+    {
+      start: (options) =>
+        runLocalStart({
           dir: options.dir,
-          isBackground: options.background === true,
-          nodes: positiveNumber('nodes', options.nodes),
+          isBackground: options.isBackground,
+          isWipe: options.isWipe,
+          nodes: options.nodes,
           proxyDataPath: options.proxyDataPath,
-          timing: {
-            ttl: positiveNumber('ttl', options.ttl),
-            loop_wait: positiveNumber('loop-wait', options.loopWait),
-            retry_timeout: positiveNumber('retry-timeout', options.retryTimeout),
-          },
+          portBase: options.portBase,
+          timing: { ttl: options.ttl, loop_wait: options.loopWait, retry_timeout: options.retryTimeout },
           healthyTimeoutMs: 180_000,
           renderTable: (view, scope) => renderMemberTable(scope, summarizeCluster(view), 'pretty'),
           out,
-        });
-      },
-    );
-  local
-    .command('stop')
-    .description('stop a background local cluster by PID')
-    .option('--dir <dir>', 'the cluster directory', defaultLocalDir())
-    .action(async (options: { dir: string }) => runLocalStop(options.dir, out));
-  local
-    .command('status')
-    .description('print the member table of the running local cluster')
-    .option('--dir <dir>', 'the cluster directory', defaultLocalDir())
-    .action(async (options: { dir: string }) => {
-      const state = await readLocalState(options.dir);
-      if (state === undefined)
-        throw new PgwardenError('PGW_LOCAL_PROCESS', `no local cluster is running from ${options.dir}; start one with: npm run cluster`, {
-          context: {
-            command: ['pgwarden', 'local', 'status'],
-            path: options.dir,
-            hint: 'start one with: npm run cluster (or pass --dir of a running one)',
-          },
-        });
-      const dcs = openEtcdDcs({
-        ...etcdConnection({ hosts: state.etcdEndpoints, protocol: 'http', ...state.etcdClient }),
-        namespace: state.namespace,
-        scope: state.scope,
-        member: '__pgwarden_cli',
-      });
-      try {
-        out(renderMemberTable(state.scope, summarizeCluster(await dcs.loadCluster(AbortSignal.timeout(5000))), 'pretty'));
-      } finally {
-        await dcs.close();
-      }
-    });
+        }),
+      stop: (dir) => runLocalStop(dir, out),
+      status: (dir) => runLocalStatus(dir, out),
+      kill: (dir, member) => runLocalKill(dir, member, out),
+      restart: (dir, member) => runLocalRestart(dir, member, out),
+    },
+    defaultLocalDir(),
+  );
 }
 
 async function removeCluster(configPath: string): Promise<void> {

@@ -44,8 +44,13 @@ export const proxySectionSchema = z.object({
   dcs_timeout: seconds(0.5).default(10),
   connect_timeout: seconds(0.05).default(2),
   replica_max_lag: byteSize.default(1024 * 1024),
-  /** With no replica within replica_max_lag, send reads to the primary instead of refusing them. */
-  replica_fallback_to_primary: z.boolean().default(true),
+  /**
+   * With no replica within replica_max_lag, reads go to the primary: `read-only` (default) sessions that start with
+   * default_transaction_read_only=on, `read-write` plain sessions, `off` none (clients are held, then refused).
+   */
+  replica_fallback: z.enum(['read-only', 'read-write', 'off']).optional(),
+  /** Older spelling: false = replica_fallback: off, true = read-only (replica_fallback wins when both are set). */
+  replica_fallback_to_primary: z.boolean().optional(),
   /** Clients that have not finished within this many seconds after SIGTERM are disconnected. */
   shutdown_grace: seconds(0).default(5),
   /**
@@ -58,6 +63,13 @@ export const proxySectionSchema = z.object({
 });
 
 export type ProxySection = z.output<typeof proxySectionSchema>;
+
+/** proxy.replica_fallback, or what the older replica_fallback_to_primary flag means. */
+export function replicaFallbackOf(
+  section: Pick<ProxySection, 'replica_fallback' | 'replica_fallback_to_primary'>,
+): 'read-only' | 'read-write' | 'off' {
+  return section.replica_fallback ?? (section.replica_fallback_to_primary === false ? 'off' : 'read-only');
+}
 
 const proxyFileSchema = z
   .object({

@@ -47,11 +47,13 @@ export interface NodeSetup {
   readonly ctl?: Readonly<Record<string, unknown>>;
   /** Each node's certificate files when PostgreSQL runs over TLS, by node name. */
   readonly postgresTlsOf?: (name: string) => NodeTlsFiles;
+  /** REST API and PostgreSQL port of each node in turn (2 per node); free ports picked at random when absent. */
+  readonly ports?: readonly number[];
 }
 
 /** Writes every node's directory and config; on failure unmounts what it mounted. */
 export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
-  const ports = await pickFreePorts(setup.names.length * 2);
+  const ports = setup.ports ?? (await pickFreePorts(setup.names.length * 2));
   const nodes: LocalNode[] = [];
   const mounted: string[] = [];
   try {

@@ -7,6 +7,8 @@ import { PgwardenError } from '../util/errors.js';
 import { requestText, type TlsClientOptions } from '../util/http-request.js';
 import { runCommand } from '../util/run-command.js';
 import { waitUntil } from '../util/wait-until.js';
+import { writeFileSync } from 'node:fs';
+import { etcdPidFileOf } from './cluster-processes.js';
 import { pickFreePorts } from './free-port.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 
@@ -118,11 +120,13 @@ export interface EtcdClusterOptions {
   readonly tls?: EtcdServerTls;
   /** More etcd flags, e.g. ['--auth-token=simple', '--auth-token-ttl=2']. */
   readonly extraArgs?: readonly string[];
+  /** Client and peer port of each member in turn (2 per member); free ports picked at random when absent. */
+  readonly ports?: readonly number[];
 }
 
 export async function startEtcdCluster(options: EtcdClusterOptions): Promise<EtcdClusterHandle> {
   const size = options.size;
-  const ports = await pickFreePorts(size * 2);
+  const ports = options.ports ?? (await pickFreePorts(size * 2));
   const token = `pgw-${randomBytes(4).toString('hex')}`;
   await mkdir(options.dir, { recursive: true });
   const clientScheme = options.tls === undefined ? 'http' : 'https';
@@ -191,6 +195,8 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
       logFile: member.logFile,
     });
     member.pid = child.pid;
+    // `pgwarden local stop|status` find the member from this file even without the cluster's state file.
+    writeFileSync(etcdPidFileOf(options.dir, member.name), `${child.pid}\n`);
   };
 
   const waitHealthy = async (targets: readonly EtcdMember[]): Promise<void> => {

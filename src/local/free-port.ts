@@ -27,3 +27,22 @@ export async function pickFreePorts(count: number): Promise<number[]> {
     });
   return [...chosen];
 }
+
+/**
+ * `count` consecutive ports from `first` (a fixed layout chosen with --port-base), each checked free now; the error
+ * names the port that is taken and what it was meant for.
+ */
+export async function fixedPorts(first: number, count: number, purpose: string): Promise<number[]> {
+  const ports = Array.from({ length: count }, (_unused, index) => first + index);
+  for (const port of ports) {
+    if (!(port > 0 && port < 65536))
+      throw new PgwardenError('PGW_LOCAL_PROCESS', `port ${port} (${purpose}) is outside 1-65535`, {
+        context: { port, purpose, hint: 'choose a lower --port-base' },
+      });
+    if (!(await canBind(port)))
+      throw new PgwardenError('PGW_LOCAL_PROCESS', `port ${port} (${purpose}) is already in use on 127.0.0.1`, {
+        context: { port, purpose, hint: 'choose another --port-base, or stop what listens there (ss -ltnp)' },
+      });
+  }
+  return ports;
+}

@@ -1,5 +1,6 @@
 // A real local cluster on 127.0.0.1: an etcd cluster plus N agents (each owning a PostgreSQL), started and stopped by PID.
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { chmod, copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +18,8 @@ import { prepareNodes, type LocalNode } from './cluster-nodes.js';
 import { openNetwork, type ClusterNetwork } from './cluster-network.js';
 import { enableEtcdAuth, startEtcdCluster, type EtcdClientSecurity, type EtcdClusterHandle } from './etcd-cluster.js';
 import type { FaultRelay } from './fault-relay.js';
-import { pickFreePorts } from './free-port.js';
+import { fixedPorts, pickFreePorts } from './free-port.js';
+import { AGENT_PID_FILE, PROXY_PID_FILE } from './cluster-processes.js';
 import { renderLocalProxyConfig } from './local-proxy-config.js';
 import type { NetnsLab } from './netns.js';
 import { DEFAULT_DYNAMIC_CONFIG, LOCAL_REWIND_USER, type LocalTiming, type NodeTlsFiles } from './node-config.js';
@@ -91,6 +93,42 @@ export interface LocalClusterOptions {
    * agents and proxies connect with etcd3.username/password. Not with sharedEtcd.
    */
   readonly etcdAuth?: boolean;
+  /**
+   * Fixed ports instead of random free ones (see PORT_LAYOUT): etcd members from portBase, nodes (REST API, PostgreSQL)
+   * from portBase + 10, proxies (primary, replica, API) from portBase + 30. Start fails if one is taken.
+   */
+  readonly portBase?: number;
+  /** Aborting stops the start-up between steps and undoes what was started (SIGINT/SIGTERM of `pgwarden local start`). */
+  readonly signal?: AbortSignal;
+}
+
+/** Offsets from LocalClusterOptions.portBase: room for 5 etcd members, 10 nodes and several proxies. */
+export const PORT_LAYOUT = { etcd: 0, nodes: 10, proxies: 30 } as const;
+
+/**
+ * Spawns an agent for a node directory (log: agent.log, pid file: agent.pid beside its config), as the local cluster and
+ * `pgwarden local restart` do. `prefix` runs it elsewhere (a network namespace).
+ */
+export function spawnAgentProcess(
+  nodeDir: string,
+  options: {
+    readonly prefix?: readonly string[];
+    readonly configPath?: string | undefined;
+    readonly environment?: Readonly<Record<string, string>>;
+  } = {},
+): number {
+  const prefix = options.prefix ?? [];
+  const argv = [
+    ...prefix,
+    process.execPath,
+    ...AGENT_NODE_FLAGS,
+    AGENT_ENTRY,
+    ...(options.configPath === undefined ? [] : [options.configPath]),
+  ];
+  const env = { ...process.env, ...AGENT_ENV, ...options.environment };
+  const child = spawnManaged({ command: argv[0]!, args: argv.slice(1), logFile: join(nodeDir, 'agent.log'), env });
+  writeFileSync(join(nodeDir, AGENT_PID_FILE), `${child.pid}\n`);
+  return child.pid;
 }
 
 export interface LocalProxy {
@@ -185,6 +223,7 @@ interface ClusterParts {
   readonly network: ClusterNetwork;
   readonly superuserPassword: string;
   readonly postgresTls: PgCertificates | undefined;
+  readonly portBase: number | undefined;
 }
 
 export class LocalCluster {
@@ -204,6 +243,7 @@ export class LocalCluster {
   /** The certificates when started with postgresTls: clients use `ca` and the user's entry of `clients`. */
   readonly postgresTls: PgCertificates | undefined;
   readonly #network: ClusterNetwork;
+  readonly #portBase: number | undefined;
 
   private constructor(parts: ClusterParts) {
     this.dir = parts.dir;
@@ -217,6 +257,7 @@ export class LocalCluster {
     this.lab = parts.network.lab;
     this.relays = parts.network.relays;
     this.postgresTls = parts.postgresTls;
+    this.#portBase = parts.portBase;
   }
 
   /**
@@ -232,7 +273,15 @@ export class LocalCluster {
     // PostgreSQL runs as the postgres user and must be able to reach its data dir through this one.
     await chmod(options.dir, 0o755);
     const undo = new StartupUndo();
+    const portBase = options.portBase;
+    const checkAborted = (): void => {
+      if (options.signal?.aborted === true)
+        throw new PgwardenError('PGW_CLI_ABORTED', 'local cluster start-up interrupted: what was started is being stopped', {
+          context: { path: options.dir },
+        });
+    };
     try {
+      checkAborted();
       // Namespace hosts are numbered in this order: etcd members first, then nodes.
       const network = await openNetwork(options.network ?? 'loopback', [...etcdNames, ...nodeNames]);
       undo.push(() => network.close());
@@ -253,6 +302,9 @@ export class LocalCluster {
           : await startEtcdCluster({
               size: etcdNames.length,
               dir: join(options.dir, 'etcd'),
+              ...(portBase === undefined
+                ? {}
+                : { ports: await fixedPorts(portBase + PORT_LAYOUT.etcd, etcdNames.length * 2, 'etcd client and peer ports') }),
               ...(network.lab === undefined
                 ? {}
                 : { hosts: etcdNames.map((name) => network.host(name)), wrap: (index: number) => network.wrap(etcdNames[index]!) }),
@@ -277,6 +329,7 @@ export class LocalCluster {
           password: randomBytes(9).toString('base64url'),
           prefixes: [new ClusterKeys(namespace, scope).prefix],
         });
+      checkAborted();
       const superuserPassword = options.passwords?.superuser ?? randomBytes(9).toString('base64url');
       const etcdHosts = await network.connectNodes(nodeNames, etcd.endpoints);
       const certificates =
@@ -310,6 +363,9 @@ export class LocalCluster {
         ...(options.restapi !== undefined ? { restapi: options.restapi } : {}),
         ...(options.ctl !== undefined ? { ctl: options.ctl } : {}),
         ...(certificates !== undefined ? { postgresTlsOf: (name: string) => nodeTlsFiles(certificates, name) } : {}),
+        ...(portBase === undefined
+          ? {}
+          : { ports: await fixedPorts(portBase + PORT_LAYOUT.nodes, nodeNames.length * 2, 'node REST API and PostgreSQL ports') }),
       });
       undo.push(async () => {
         for (const node of nodes) await unmountTmpfs(node.nodeDir);
@@ -324,10 +380,18 @@ export class LocalCluster {
         superuserPassword,
         postgresTls: certificates,
         etcdRootPassword,
+        portBase,
       });
       undo.replaceAll(() => cluster.stop());
-      for (const node of nodes) if (options.agents === undefined || options.agents.includes(node.name)) cluster.startAgent(node.name);
-      for (let index = 0; index < (options.proxies ?? 0); index++) await cluster.startProxy(options.proxySettings);
+      for (const node of nodes) {
+        checkAborted();
+        if (options.agents === undefined || options.agents.includes(node.name)) cluster.startAgent(node.name);
+      }
+      for (let index = 0; index < (options.proxies ?? 0); index++) {
+        checkAborted();
+        await cluster.startProxy(options.proxySettings);
+      }
+      checkAborted();
       return cluster;
     } catch (error) {
       await undo.run();
@@ -358,18 +422,12 @@ export class LocalCluster {
   ): number {
     const node = this.node(name);
     if (node.agentPid !== undefined && isAlive(node.agentPid)) return node.agentPid;
-    const prefix = this.lab?.wrap(name) ?? [];
-    const argv = [
-      ...prefix,
-      process.execPath,
-      ...AGENT_NODE_FLAGS,
-      AGENT_ENTRY,
-      ...(options.withoutConfigFile === true ? [] : [node.configPath]),
-    ];
-    const env = { ...process.env, ...AGENT_ENV, ...options.environment };
-    const child = spawnManaged({ command: argv[0]!, args: argv.slice(1), logFile: node.logFile, env });
-    node.agentPid = child.pid;
-    return child.pid;
+    node.agentPid = spawnAgentProcess(node.nodeDir, {
+      prefix: this.lab?.wrap(name) ?? [],
+      configPath: options.withoutConfigFile === true ? undefined : node.configPath,
+      ...(options.environment !== undefined ? { environment: options.environment } : {}),
+    });
+    return node.agentPid;
   }
 
   /** Starts a `pgwarden proxy` for this cluster on free ports and waits until its API answers. */
@@ -377,7 +435,11 @@ export class LocalCluster {
     const name = `proxy${this.proxies.length + 1}`;
     const proxyDir = join(this.dir, name);
     await mkdir(proxyDir, { recursive: true });
-    const [primaryPort, replicaPort, apiPort] = (await pickFreePorts(3)) as [number, number, number];
+    const [primaryPort, replicaPort, apiPort] = (
+      this.#portBase === undefined
+        ? await pickFreePorts(3)
+        : await fixedPorts(this.#portBase + PORT_LAYOUT.proxies + 3 * this.proxies.length, 3, `${name} primary, replica and API`)
+    ) as [number, number, number];
     const configPath = join(proxyDir, 'proxy.yml');
     await writeFile(
       configPath,
@@ -396,6 +458,7 @@ export class LocalCluster {
     );
     const logFile = join(proxyDir, 'proxy.log');
     const child = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile });
+    writeFileSync(join(proxyDir, PROXY_PID_FILE), `${child.pid}\n`);
     const proxy: LocalProxy = { name, configPath, logFile, primaryPort, replicaPort, apiPort, pid: child.pid };
     this.proxies.push(proxy);
     let hasExited = false;

@@ -4,6 +4,10 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { Backend } from './routing.js';
+import { readRewrittenStartup } from './startup-packet.js';
+
+/** How long a client routed to a rewriting backend may take to send its startup packet (PostgreSQL allows 60 s to log in). */
+const STARTUP_TIMEOUT_MS = 30_000;
 
 export type ListenerKind = 'primary' | 'replica';
 
@@ -213,6 +217,8 @@ export class Forwarder {
     client.on('close', finish);
     const giveUpAtMs = this.#options.nowMs() + this.#options.holdTimeoutMs();
     let lastError = '';
+    /** The client's startup packet, already read and rewritten (sent first to whichever backend it lands on). */
+    let startup: Buffer | undefined;
     while (!connection.isClosed) {
       let backend = await this.#options.chooseBackend(this.#options.nowMs(), connection.signal);
       if (backend === undefined && !connection.isClosed) {
@@ -236,6 +242,20 @@ export class Forwarder {
         );
         finish();
         return;
+      }
+      if (backend.sessionSettings !== undefined && startup === undefined) {
+        // A session with settings of ours (a read-only fallback): its startup packet is read and rewritten before any
+        // byte reaches the server. Kept for a retry on another backend, which gets the same (read-only) session.
+        startup = await readRewrittenStartup(client, backend.sessionSettings, connection.signal, STARTUP_TIMEOUT_MS);
+        if (startup === undefined) {
+          log.warn(
+            { listener: kind, client: client.remoteAddress ?? '', backend: backend.member },
+            'no usable PostgreSQL startup packet from the client: closing it rather than giving it a session without the read-only setting',
+          );
+          finish();
+          return;
+        }
+        if (connection.isClosed) return;
       }
       // Counted against the member from now on, so a burst of new clients spreads over replicas and a reroute sees it.
       connection.backend = backend;
@@ -268,6 +288,7 @@ export class Forwarder {
         events.forwarded(kind, 1);
         socket.on('error', finish);
         socket.on('close', finish);
+        if (startup !== undefined) socket.write(startup);
         socket.pipe(client);
         client.pipe(socket);
         client.resume();

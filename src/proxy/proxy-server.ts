@@ -1,7 +1,7 @@
 // A pgwarden proxy instance: the cluster feed, a primary and a replica listener, and the node:http wiring of its
 // HTTP endpoint (answers from proxy-http.ts). Route changes close connections to nodes that no longer hold the lock.
 import { createServer, type Server } from 'node:http';
-import type { ProxySection } from '../config/proxy-config.js';
+import { replicaFallbackOf, type ProxySection } from '../config/proxy-config.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
@@ -136,7 +136,7 @@ export class ProxyServer {
     return {
       dcsTimeoutMs: this.#section.dcs_timeout * 1000,
       replicaMaxLagBytes: this.#section.replica_max_lag,
-      replicaFallbackToPrimary: this.#section.replica_fallback_to_primary,
+      replicaFallback: replicaFallbackOf(this.#section),
     };
   }
 

@@ -8,7 +8,15 @@ export interface Backend {
   readonly member: string;
   readonly host: string;
   readonly port: number;
+  /** Run-time settings the proxy adds to the session's startup packet (a read-only fallback to the primary). */
+  readonly sessionSettings?: Readonly<Record<string, string>>;
 }
+
+/** proxy.replica_fallback: what the replica port does when no replica qualifies. */
+export type ReplicaFallback = 'read-only' | 'read-write' | 'off';
+
+/** What a read session falling back to the primary runs with in `read-only` mode: every transaction read-only by default. */
+export const READ_ONLY_SESSION: Readonly<Record<string, string>> = { default_transaction_read_only: 'on' };
 
 export interface RoutingInput {
   readonly view: ClusterView | undefined;
@@ -27,7 +35,7 @@ export interface RoutingOptions {
   /** Fail closed when the view is older than this (capped at the cluster's ttl). */
   readonly dcsTimeoutMs: number;
   readonly replicaMaxLagBytes: number;
-  readonly replicaFallbackToPrimary: boolean;
+  readonly replicaFallback: ReplicaFallback;
 }
 
 export type PrimaryRoute =
@@ -133,11 +141,15 @@ export function routeReplicas(input: RoutingInput, options: RoutingOptions): Rep
     if (backend !== undefined) backends.push(backend);
   }
   if (backends.length > 0) return { kind: 'route', backends, isFallback: false };
-  if (!options.replicaFallbackToPrimary)
-    return { kind: 'hold', reason: `no streaming replica within ${options.replicaMaxLagBytes} bytes of the leader` };
+  if (options.replicaFallback === 'off')
+    return {
+      kind: 'hold',
+      reason: `no streaming replica within ${options.replicaMaxLagBytes} bytes of the leader (replica_fallback: off)`,
+    };
   const primary = routePrimary(input, options);
   if (primary.kind === 'hold') return { kind: 'hold', reason: `no replica qualifies and the primary is unavailable: ${primary.reason}` };
-  return { kind: 'route', backends: [primary.backend], isFallback: true };
+  const backend = options.replicaFallback === 'read-only' ? { ...primary.backend, sessionSettings: READ_ONLY_SESSION } : primary.backend;
+  return { kind: 'route', backends: [backend], isFallback: true };
 }
 
 /** Least connections; among equally loaded members the `rotation`-th (by name), so short-lived clients spread out too. */

@@ -4,6 +4,7 @@ import { connect } from 'node:net';
 import { describe, it } from 'node:test';
 import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { handleRequest, parseLag, statusDocument } from '../../src/api/routes.js';
+import { parsePatroniInt } from '../../src/util/patroni-int.js';
 import { startApiServer } from '../../src/api/server.js';
 import { silentLog } from '../../src/util/log.js';
 import { member, pgState, primaryPg, view } from '../sim/builders.js';
@@ -52,7 +53,13 @@ describe('health checks', () => {
     const lagging = replica({ pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n - 20n * 1048576n }) });
     assert.equal(status('/replica?lag=10MB', lagging), 503);
     assert.equal(status('/replica?lag=1GB', lagging), 200);
-    assert.equal(status('/replica?lag=nonsense', replica()), 503);
+    // Patroni 3.0.2 ignores a lag it cannot parse (parse_int gives None, the limit becomes sys.maxsize): no lag limit.
+    for (const bad of ['nonsense', '1XB', 'abc', '1kb', ''])
+      assert.equal(status(`/replica?lag=${bad}`, lagging), 200, `lag=${bad} is ignored as in Patroni`);
+    assert.equal(status('/replica?lag=16kB', lagging), 503);
+    assert.equal(status('/replica?lag=1MB', lagging), 503);
+    assert.equal(status('/replica?lag=32MB', lagging), 200);
+    assert.equal(status('/replica?lag=%201%20MB%20', lagging), 503, 'spaces around the number and unit are allowed');
     assert.equal(status('/replica?tag_zone=a', replica({ tags: { zone: 'a' } })), 200);
     assert.equal(status('/replica?tag_zone=b', replica({ tags: { zone: 'a' } })), 503);
     assert.equal(status('/replica', replica({ tags: { noloadbalance: true } })), 503);
@@ -131,6 +138,29 @@ describe('health checks', () => {
       [parseLag('1048576'), parseLag('1024kB'), parseLag('10MB'), parseLag('1GB'), parseLag('x')],
       [1048576, 1048576, 10485760, 1073741824, undefined],
     );
+    // Patroni's parse_int doctests and edge cases: hex, octal, decimals rounded half to even, case-sensitive units.
+    const cases: [string, number | undefined][] = [
+      ['16kB', 16384],
+      ['1 MB', 1048576],
+      ['0x10', 16],
+      ['010', 8],
+      ['1.5kB', 1536],
+      ['0.5', 0],
+      ['2.5', 2],
+      ['1TB', 1024 ** 4],
+      ['-1', -1],
+      ['1XB', undefined],
+      ['1kb', undefined],
+      ['1mb', undefined],
+      ['MB', undefined],
+      ['', undefined],
+      ['1e3', 1000],
+    ];
+    for (const [text, expected] of cases) assert.equal(parseLag(text), expected, text);
+    assert.equal(parsePatroniInt('1min', 's'), 60);
+    assert.equal(parsePatroniInt(30, 's'), 30);
+    assert.equal(parsePatroniInt('1000 ms', 's'), 1);
+    assert.equal(parsePatroniInt(true, 's'), undefined);
   });
 });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseProxyConfig } from '../../src/config/proxy-config.js';
+import { parseProxyConfig, replicaFallbackOf } from '../../src/config/proxy-config.js';
 import type { ClusterView } from '../../src/core/types.js';
 import {
   backendOf,
@@ -11,10 +11,12 @@ import {
   routeReplicas,
   type RoutingInput,
   type RoutingOptions,
+  READ_ONLY_SESSION,
 } from '../../src/proxy/routing.js';
+import { encodeStartupMessage, parseStartupMessage, readRewrittenStartup, withSessionSettings } from '../../src/proxy/startup-packet.js';
 import { member, view } from '../sim/builders.js';
 
-const options: RoutingOptions = { dcsTimeoutMs: 10_000, replicaMaxLagBytes: 1000, replicaFallbackToPrimary: true };
+const options: RoutingOptions = { dcsTimeoutMs: 10_000, replicaMaxLagBytes: 1000, replicaFallback: 'read-only' };
 
 function cluster(overrides: Partial<ClusterView> & { leaderName?: string } = {}): ClusterView {
   return view({
@@ -135,7 +137,26 @@ describe('replica routing', () => {
     const route = routeReplicas(input(cluster()), lagging);
     assert.equal(route.kind === 'route' && route.isFallback, true);
     assert.deepEqual(route.kind === 'route' ? route.backends.map((backend) => backend.member) : [], ['node1']);
-    assert.equal(routeReplicas(input(cluster()), { ...lagging, replicaFallbackToPrimary: false }).kind, 'hold');
+    assert.deepEqual(route.kind === 'route' ? route.backends[0]?.sessionSettings : undefined, { default_transaction_read_only: 'on' });
+    const readWrite = routeReplicas(input(cluster()), { ...lagging, replicaFallback: 'read-write' });
+    assert.equal(readWrite.kind === 'route' && readWrite.backends[0]?.sessionSettings, undefined, 'read-write: a plain session');
+    const off = routeReplicas(input(cluster()), { ...lagging, replicaFallback: 'off' });
+    assert.equal(off.kind, 'hold');
+    assert.match(off.kind === 'hold' ? off.reason : '', /replica_fallback: off/);
+    // Real replicas never get the rewrite: they are read-only anyway.
+    const normal = routeReplicas(input(cluster()), options);
+    assert.equal(normal.kind === 'route' && normal.backends.every((backend) => backend.sessionSettings === undefined), true);
+  });
+
+  it('replica_fallback: read-only by default, replica_fallback_to_primary: false is off, the new key wins', () => {
+    assert.equal(replicaFallbackOf({}), 'read-only');
+    assert.equal(replicaFallbackOf({ replica_fallback_to_primary: true }), 'read-only');
+    assert.equal(replicaFallbackOf({ replica_fallback_to_primary: false }), 'off');
+    assert.equal(replicaFallbackOf({ replica_fallback: 'read-write', replica_fallback_to_primary: false }), 'read-write');
+    const config = (fallback: string): string =>
+      `scope: s\netcd3:\n  hosts: 127.0.0.1:2379\nproxy:\n  primary_listen: 127.0.0.1:5000\n  replica_fallback: ${fallback}\n`;
+    assert.equal(parseProxyConfig(config('read-write'), 'p.yml').proxy.replica_fallback, 'read-write');
+    assert.throws(() => parseProxyConfig(config('readonly'), 'p.yml'), /proxy\.replica_fallback: .*read-only/);
   });
 
   it('holds reads too when the view is stale', () => {
@@ -219,5 +240,78 @@ describe('proxy config', () => {
       isInsecure: true,
     });
     assert.throws(() => parseProxyConfig(`${base}${proxy}ctl:\n  cacrt: /ca.pem\n`, 'p.yml'), /ctl\.cacrt: .*did you mean ctl\.cacert\?/);
+  });
+});
+
+describe('startup packet rewrite (read-only fallback sessions)', () => {
+  const startup = (parameters: [string, string][]): Buffer => encodeStartupMessage({ kind: 'startup', protocol: 196608, parameters });
+
+  it("adds -c default_transaction_read_only=on to options, after the client's own", () => {
+    const parsed = parseStartupMessage(
+      startup([
+        ['user', 'app'],
+        ['database', 'db'],
+      ]),
+    );
+    assert.equal(parsed.kind, 'startup');
+    if (parsed.kind !== 'startup') return;
+    const rewritten = parseStartupMessage(encodeStartupMessage(withSessionSettings(parsed, READ_ONLY_SESSION)));
+    assert.deepEqual(rewritten.kind === 'startup' ? rewritten.parameters : [], [
+      ['user', 'app'],
+      ['database', 'db'],
+      ['options', '-c default_transaction_read_only=on'],
+    ]);
+    const withOptions = parseStartupMessage(
+      startup([
+        ['user', 'app'],
+        ['options', '-c default_transaction_read_only=off'],
+      ]),
+    );
+    if (withOptions.kind !== 'startup') return assert.fail('a startup message');
+    assert.deepEqual(withSessionSettings(withOptions, READ_ONLY_SESSION).parameters, [
+      ['user', 'app'],
+      ['options', '-c default_transaction_read_only=off -c default_transaction_read_only=on'],
+    ]);
+  });
+
+  it('declines TLS itself and rewrites the startup that follows; refuses garbage', async () => {
+    const { createServer, connect } = await import('node:net');
+    const results: (Buffer | undefined)[] = [];
+    const server = createServer({ pauseOnConnect: true }, (socket) => {
+      void readRewrittenStartup(socket, READ_ONLY_SESSION, new AbortController().signal, 2000).then((bytes) => {
+        results.push(bytes);
+        socket.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const sslRequest = Buffer.alloc(8);
+      sslRequest.writeInt32BE(8, 0);
+      sslRequest.writeInt32BE(80877103, 4);
+      const answers: string[] = [];
+      await new Promise<void>((resolve) => {
+        const client = connect(port, '127.0.0.1', () => client.write(sslRequest));
+        client.on('data', (data) => {
+          answers.push(data.toString());
+          if (answers.length === 1) client.write(startup([['user', 'app']]));
+        });
+        client.on('close', () => resolve());
+      });
+      assert.deepEqual(answers, ['N']);
+      const first = results[0] === undefined ? undefined : parseStartupMessage(results[0]);
+      assert.deepEqual(first?.kind === 'startup' ? first.parameters : [], [
+        ['user', 'app'],
+        ['options', '-c default_transaction_read_only=on'],
+      ]);
+      await new Promise<void>((resolve) => {
+        const client = connect(port, '127.0.0.1', () => client.write(Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+        client.on('close', () => resolve());
+        client.on('error', () => resolve());
+      });
+      assert.equal(results[1], undefined, 'an HTTP request is no startup packet');
+    } finally {
+      server.close();
+    }
   });
 });
