@@ -7,8 +7,11 @@ import { nativeAddon } from './native-addon.js';
 
 export type WorkingSetTrim = { readonly rssBeforeMb: number; readonly rssAfterMb: number } | { readonly unavailable: string };
 
-/** After start-up has settled, then now and then: pages used once since (a bootstrap, a base backup) go back too. */
-const FIRST_TRIM_MS = 10_000;
+/**
+ * After start-up has settled, once more when a replica has usually been cloned and started, then now and then: pages
+ * used once since (a bootstrap, a base backup) go back too.
+ */
+const TRIM_AFTER_MS = [10_000, 60_000];
 const TRIM_EVERY_MS = 5 * 60_000;
 
 export function trimWorkingSet(): WorkingSetTrim {
@@ -25,6 +28,10 @@ export function scheduleWorkingSetTrims(onFirst: (result: WorkingSetTrim) => voi
   setTimeout(() => {
     const first = trimWorkingSet();
     onFirst(first);
-    if (!('unavailable' in first)) setInterval(trimWorkingSet, TRIM_EVERY_MS).unref();
-  }, FIRST_TRIM_MS).unref();
+    if ('unavailable' in first) return;
+    setTimeout(() => {
+      trimWorkingSet();
+      setInterval(trimWorkingSet, TRIM_EVERY_MS).unref();
+    }, TRIM_AFTER_MS[1]! - TRIM_AFTER_MS[0]!).unref();
+  }, TRIM_AFTER_MS[0]).unref();
 }
