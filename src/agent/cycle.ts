@@ -138,6 +138,9 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
 }
 
 /** A DCS call must finish before the lock's deadline, or the answer would arrive too late to matter. */
+/** After an action found etcd not answering, the next cycle (which reads the DCS) comes this soon at the latest. */
+const DCS_RETRY_AFTER_FAILED_ACTION_MS = 200;
+
 export function dcsBudgetMs(state: CycleState, nowMs: number): number {
   const budget = Math.min(MAX_DCS_CALL_MS, state.timing.retryTimeoutMs);
   const deadlineMs = lockDeadlineOf(state.lock.current);
@@ -269,9 +272,10 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   logDecision(state, decision, observation.nowMs, log);
   const violations = settings.isCheckingInvariants ? checkDecision(observation, decision) : [];
   for (const violation of violations) log.error({ invariant: violation.invariant }, `safety invariant broken: ${violation.message}`);
+  let outcome: Awaited<ReturnType<typeof executeActions>> = 'ok';
   if (decision.actions.length > 0 && violations.length === 0) {
     state.cycleStep = `execute: ${decision.actions.map((action) => action.kind).join(', ')}`;
-    await executeActions(
+    outcome = await executeActions(
       decision.actions,
       {
         member: identity.name,
@@ -298,6 +302,14 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   }
   // Settled only now: the API request waiting for this command must see the task the actions started.
   inbox.settleUpTo(decision.memory.handledCommandId, decision.reason);
+  // etcd stopped answering during this cycle's actions: the member key would wait out another budget, and a leader
+  // then reaches its lock deadline before its next cycle can see the DCS gone (and run failsafe_mode): chaos, etcd
+  // quorum loss right after a renewal. The next cycle starts soon instead (not at once: never a hot loop).
+  if (outcome === 'dcs-unavailable') {
+    state.snapshot = snapshotOf(settings, state, tasks, clock.nowMs(), false);
+    state.cycleStep = 'idle';
+    return Math.min(decision.wakeAfterMs, DCS_RETRY_AFTER_FAILED_ACTION_MS);
+  }
   if (dcsObservation.kind === 'ok') {
     const record = buildMemberRecord(
       identity,

@@ -5,7 +5,7 @@ import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
 import type { Action, ClusterView, DemoteMode, DynamicConfig, FailsafeTarget, LockObservation } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
-import { describeError } from '../util/errors.js';
+import { describeError, isPgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
 import type { TaskSlot } from './tasks.js';
@@ -141,22 +141,29 @@ export function upstreamFor(view: ClusterView | undefined, name: string, bootstr
   return upstream;
 }
 
-/** Runs the actions; returns false when one failed (the rest were skipped). */
-export async function executeActions(actions: readonly Action[], deps: ExecutorDeps, context: ExecuteContext): Promise<boolean> {
+/**
+ * Runs the actions in order; the first that fails ends the run (the rest are skipped). `dcs-unavailable`: it failed
+ * because etcd did not answer, so more DCS calls in this cycle would each wait out their budget too.
+ */
+export async function executeActions(
+  actions: readonly Action[],
+  deps: ExecutorDeps,
+  context: ExecuteContext,
+): Promise<'ok' | 'failed' | 'dcs-unavailable'> {
   for (const action of actions) {
     let isOk: boolean;
     try {
       isOk = await executeOne(action, deps, context);
     } catch (error) {
       deps.log.warn({ action: action.kind, error: describeError(error) }, `action ${action.kind} failed`);
-      return false;
+      return isPgwardenError(error, 'PGW_DCS_UNAVAILABLE') ? 'dcs-unavailable' : 'failed';
     }
     if (!isOk) {
       deps.log.info({ action: action.kind }, `action ${action.kind} did not take effect`);
-      return false;
+      return 'failed';
     }
   }
-  return true;
+  return 'ok';
 }
 
 async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteContext): Promise<boolean> {

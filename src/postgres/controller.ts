@@ -474,6 +474,8 @@ export class PostgresController implements PgController {
         }
       } catch (error) {
         this.#options.log.debug({ error: describeError(error) }, 'probe query failed');
+        // Frozen by the fence while the query ran: it is not "starting or shutting down".
+        if (await isFrozen(pid)) return { ...stoppedLocalPg(context, undefined), controlState: 'running', isFrozen: true };
       }
       // Running but not answering (starting, shutting down): report not running and let the task slot own it.
       return { ...stoppedLocalPg(context, undefined), controlState: 'running' };

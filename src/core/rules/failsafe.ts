@@ -78,6 +78,17 @@ export function failsafeTargetsOf(view: ClusterView, topology: FailsafeTopology,
  * that lists this member, ask every member to confirm it; demote when a round was not confirmed or the proof ran out.
  * Undefined when failsafe does not apply, so primary-safety handles the loss as without failsafe_mode.
  */
+/** Why failsafe_mode, enabled, does not carry this leader through a DCS outage (said in the decision), or undefined. */
+export function failsafeGap(context: DecisionContext): string | undefined {
+  const { obs, name } = context;
+  if (obs.dcs.kind !== 'unreachable' || obs.failsafe?.isEnabled !== true) return undefined;
+  const lastView = obs.dcs.lastView;
+  if (lastView === undefined) return 'failsafe_mode: no view of the cluster read yet';
+  if (lastView.failsafe === undefined) return 'failsafe_mode: the last view read has no failsafe key';
+  if (lastView.failsafe[name] === undefined) return `failsafe_mode: the failsafe key in the last view does not list ${name}`;
+  return undefined;
+}
+
 export function failsafeLeaderDecision(context: DecisionContext): Decision | undefined {
   const { obs, name, deadlineMs } = context;
   const failsafe = obs.failsafe;

@@ -2,7 +2,7 @@
 import { decision, type Rule } from '../context.js';
 import { timelineRestriction } from '../cluster-timeline.js';
 import { syncRaceRestriction } from '../sync-plan.js';
-import { failsafeLeaderDecision } from './failsafe.js';
+import { failsafeGap, failsafeLeaderDecision } from './failsafe.js';
 
 /**
  * Invariant: PostgreSQL runs as a writable primary only while this node holds the lock, i.e. its last renewal (or, with
@@ -27,9 +27,10 @@ export const primarySafetyRule: Rule = (context) => {
       });
     }
     const untilRetryBudget = obs.dcs.sinceMs + obs.timing.retryTimeoutMs - now;
+    const gap = failsafeGap(context);
     return decision(
       context,
-      `DCS is not accessible; keeping the primary for at most ${Math.ceil(Math.min(untilRetryBudget, (deadlineMs ?? now) - now))} ms`,
+      `DCS is not accessible; keeping the primary for at most ${Math.ceil(Math.min(untilRetryBudget, (deadlineMs ?? now) - now))} ms${gap === undefined ? '' : ` (${gap})`}`,
       [{ kind: 'renewLeader' }],
       {
         wakeAfterMs: Math.min(obs.timing.loopWaitMs, untilRetryBudget, 500),
