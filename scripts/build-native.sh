@@ -10,6 +10,9 @@ if [ ! -f "$node_gyp" ]; then
   exit 0
 fi
 if ! output=$(node "$node_gyp" rebuild --directory native/linux --loglevel=error 2>&1); then
-  echo "pgwarden: native addon not built ($(echo "$output" | tail -n 3 | tr '\n' ' ')); agents run without trimming start-up pages (about 20 MB more RSS) and cannot drive a watchdog device" >&2
+  # The lines that say why (make's and the compiler's errors, node-gyp's own Error), not node-gyp's trailer.
+  reason=$(printf '%s\n' "$output" | grep -E 'error:|\*\*\*|No such file|not found|^gyp ERR! stack Error: ' | head -n 3 | sed -E 's/^gyp ERR! stack //' | tr '\n' ' ')
+  [ -n "$reason" ] || reason=$(printf '%s\n' "$output" | tail -n 3 | tr '\n' ' ')
+  echo "pgwarden: native addon not built (${reason% }); agents run without trimming start-up pages (about 20 MB more RSS) and cannot drive a watchdog device" >&2
 fi
 exit 0

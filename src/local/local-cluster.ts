@@ -84,7 +84,8 @@ export interface LocalClusterOptions {
   readonly postgresTls?: boolean;
   /**
    * etcd serves clients over https and requires client certificates (--client-cert-auth): a CA, etcd's certificate and
-   * the one client certificate agents, proxies and this process use are made with openssl in <dir>/tls (files 0600).
+   * the one client certificate agents, proxies and this process use are made with openssl in <dir>/etcd-tls (files
+   * 0600; apart from postgresTls's <dir>/tls, which is made afresh and would take etcd's files with it).
    * Opt-in for now; off by default.
    */
   readonly etcdTls?: boolean;
@@ -290,7 +291,7 @@ export class LocalCluster {
       const tlsFiles =
         options.etcdTls === true && isOwnEtcd
           ? await createEtcdTlsFiles(
-              join(options.dir, 'tls'),
+              join(options.dir, 'etcd-tls'),
               [...new Set(['127.0.0.1', ...etcdNames.map((name) => network.host(name))])],
               // etcd refuses gateway requests from a certificate with a CN when authentication is on too.
               options.etcdAuth === true ? '/O=pgwarden' : undefined,
