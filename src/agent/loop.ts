@@ -1,5 +1,6 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
+import { setMaxListeners } from 'node:events';
 import type { Clock, Dcs, ExternalFence, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import type { AgentCommand, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
@@ -81,6 +82,9 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.#options = options;
     const { clock, log } = options;
+    // Every deadline of a call made under the stop signal listens on it until the deadline passes (util/abort.ts): a few
+    // dozen at once on a busy leader (heartbeats, confirmations, cycle calls), bounded, not a leak. Node warns from 11.
+    setMaxListeners(100, this.#stopController.signal);
     this.#wakeup = new Wakeup(clock);
     this.#tasks = new TaskSlot(clock, log, () => this.#wakeup.nudge());
     this.#fence = new LeaseFence(clock, () => this.#onLeaseExpired());

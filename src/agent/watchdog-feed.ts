@@ -4,7 +4,7 @@
 // deadline on every host; the watchdog adds what it cannot: a host reset when the fence process itself is stuck.
 import type { WatchdogDevice, WatchdogMode } from '../core/ports.js';
 import type { LockObservation } from '../core/types.js';
-import { describeError } from '../util/errors.js';
+import { describeError, isPgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
 export interface WatchdogFeedOptions {
@@ -103,15 +103,16 @@ export class WatchdogFeed {
       else log.info({ device: device.path, timeout_s: timeout }, 'watchdog activated');
       return undefined;
     } catch (error) {
-      return this.#report(describeError(error));
+      // No device at all under `automatic` is the common case (most VMs and containers): said at info, once.
+      return this.#report(describeError(error), isPgwardenError(error, 'PGW_WATCHDOG_ABSENT') ? 'info' : undefined);
     }
   }
 
   /** Logs a failure once until it changes (no line per renewal); returns it. */
-  #report(error: string): string {
+  #report(error: string, levelUnderAutomatic: 'info' | 'warn' = 'warn'): string {
     if (error !== this.#lastError) {
       this.#lastError = error;
-      const level = this.#options.mode === 'required' ? 'error' : 'warn';
+      const level = this.#options.mode === 'required' ? 'error' : levelUnderAutomatic;
       this.#options.log[level]({ device: this.#options.device.path, mode: this.#options.mode }, `watchdog: ${error}`);
     }
     return error;

@@ -23,8 +23,9 @@ export class LinuxWatchdogDevice implements WatchdogDevice {
       return timeout;
     } catch (error) {
       const isNotWatchdog = (error as { code?: string }).code === 'ENOTTY';
+      const isAbsent = error instanceof Error && error.message.includes('No such file or directory');
       throw new PgwardenError(
-        'PGW_WATCHDOG_UNAVAILABLE',
+        isAbsent ? 'PGW_WATCHDOG_ABSENT' : 'PGW_WATCHDOG_UNAVAILABLE',
         `watchdog device ${this.path} cannot be activated: ${isNotWatchdog ? 'it is not a watchdog device' : error instanceof Error ? error.message : String(error)}`,
         {
           cause: error,

@@ -4,6 +4,7 @@ import { redactText } from './redact.js';
 export type ErrorCode =
   | 'PGW_CONFIG_INVALID'
   | 'PGW_WATCHDOG_UNAVAILABLE'
+  | 'PGW_WATCHDOG_ABSENT'
   | 'PGW_CONFIG_UNREADABLE'
   | 'PGW_PROXY_LISTEN'
   | 'PGW_WAIT_TIMEOUT'

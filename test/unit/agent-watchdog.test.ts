@@ -5,6 +5,7 @@ import { watchdogDeviceProblem, watchdogRefusal } from '../../src/config/watchdo
 import type { WatchdogDevice } from '../../src/core/ports.js';
 import { WatchdogFeed, watchdogTimeoutSeconds } from '../../src/agent/watchdog-feed.js';
 import type { Log } from '../../src/util/log.js';
+import { PgwardenError } from '../../src/util/errors.js';
 
 /** Records what the feed did to the device; `failOpen` makes activation fail as a missing driver would. */
 function fakeDevice(failOpen = false): WatchdogDevice & { readonly calls: string[] } {
@@ -69,6 +70,18 @@ describe('watchdog', () => {
     const automatic = new WatchdogFeed({ mode: 'automatic', device: fakeDevice(true), safetyMarginSeconds: 5, log });
     assert.equal(automatic.vetoAcquire(30_000), undefined);
     assert.ok(log.lines.some((line) => line.startsWith('warn watchdog:')));
+    const absent: WatchdogDevice = {
+      ...fakeDevice(),
+      open: () => {
+        throw new PgwardenError('PGW_WATCHDOG_ABSENT', 'watchdog device /dev/watchdog cannot be activated: no such file');
+      },
+    };
+    const quiet = recordingLog();
+    assert.equal(
+      new WatchdogFeed({ mode: 'automatic', device: absent, safetyMarginSeconds: 5, log: quiet }).vetoAcquire(30_000),
+      undefined,
+    );
+    assert.deepEqual(quiet.lines, ['info watchdog: watchdog device /dev/watchdog cannot be activated: no such file'], 'no device: info');
     const tooShort = new WatchdogFeed({ mode: 'required', device: fakeDevice(), safetyMarginSeconds: 5, log });
     assert.match(tooShort.vetoAcquire(5_000) ?? '', /under 1 s/);
   });
