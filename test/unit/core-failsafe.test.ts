@@ -242,6 +242,12 @@ describe('failsafe: the leader keeps the failsafe key', () => {
   it('does not rewrite an unchanged key, and writes nothing with failsafe_mode off', () => {
     assert.equal(kinds(decideChecked(leader(ON, expected)).actions).includes('writeFailsafe'), false);
     assert.equal(kinds(decideChecked(leader({ ...ON, isEnabled: false }, undefined)).actions).includes('writeFailsafe'), false);
+    assert.equal(kinds(decideChecked(leader({ ...ON, isEnabled: false }, {})).actions).includes('writeFailsafe'), false);
+  });
+
+  it('empties the key once failsafe_mode is off, so that turning it on again rewrites it', () => {
+    const decision = decideChecked(leader({ ...ON, isEnabled: false }, expected));
+    assert.deepEqual(decision.actions.slice(0, 2), [{ kind: 'renewLeader' }, { kind: 'writeFailsafe', topology: {} }]);
   });
 
   it('lists itself even before its member key shows in the view', () => {

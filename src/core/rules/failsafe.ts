@@ -47,15 +47,19 @@ function sameTopology(a: FailsafeTopology | undefined, b: FailsafeTopology): boo
 
 /**
  * The leader keeps the failsafe key current: right after a renewal that the decision makes (so only while it holds the
- * lock and the DCS answers), and only when the members changed, as Patroni writes it only on a change.
+ * lock and the DCS answers), and only when the members changed, as Patroni writes it only on a change. Unlike Patroni,
+ * it empties the key once failsafe_mode is off: a key that outlived the mode would otherwise say, when the mode comes
+ * back, that the leader has taken it up before it has (a tool waiting for the key would go on too early).
  */
 export function withFailsafeTopology(context: DecisionContext, chosen: Decision): Decision {
   const { obs, view, name } = context;
-  if (obs.failsafe?.isEnabled !== true || view === undefined || context.leaderName !== name || !context.holdsLock) return chosen;
+  if (view === undefined || context.leaderName !== name || !context.holdsLock) return chosen;
+  const isEnabled = obs.failsafe?.isEnabled === true;
+  if (!isEnabled && Object.keys(view.failsafe ?? {}).length === 0) return chosen;
   if (chosen.actions.some((action) => action.kind === 'demote' || action.kind === 'releaseLeader')) return chosen;
   const at = chosen.actions.findIndex((action) => action.kind === 'renewLeader');
   if (at === -1) return chosen;
-  const topology = failsafeTopologyOf(view, name, obs.self.apiUrl);
+  const topology = isEnabled ? failsafeTopologyOf(view, name, obs.self.apiUrl) : {};
   if (sameTopology(view.failsafe, topology)) return chosen;
   const write: Action = { kind: 'writeFailsafe', topology };
   return { ...chosen, actions: [...chosen.actions.slice(0, at + 1), write, ...chosen.actions.slice(at + 1)] };
