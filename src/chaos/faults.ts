@@ -324,8 +324,14 @@ export const FAULT_TABLE: { readonly [K in FaultKind]: FaultInjector<unknown> } 
     },
     async heal({ cluster }, victims) {
       await restoreEtcdQuorum(cluster, victims);
-      // The next faults run as configured before this one.
+      // The next faults run as configured before this one. The leader empties the failsafe key once it has taken the
+      // change up: waiting for that keeps the next inject's wait for a full key a real proof that the mode is on again.
       await cluster.patchConfig({ failsafe_mode: false }).catch(() => undefined);
+      await waitUntil(async () => Object.keys((await cluster.view()).failsafe ?? {}).length === 0, {
+        timeoutMs: QUORUM_BACK_TIMEOUT_MS,
+        intervalMs: 200,
+        describe: 'the leader to empty the failsafe key',
+      }).catch(() => undefined);
     },
   }),
   'partition-primary': partitionPrimary(false),
