@@ -92,7 +92,8 @@ export interface LocalClusterOptions {
   /**
    * etcd serves clients over https and requires client certificates (--client-cert-auth): a CA, etcd's certificate and
    * the one client certificate agents, proxies and this process use are made with openssl in <dir>/tls (files 0600).
-   * Opt-in for now; off by default.
+   * Off by default here (it adds several seconds to every test cluster's start); `pgwarden local start` turns it on,
+   * with etcdAuth and restAuth, unless --insecure.
    */
   readonly etcdTls?: boolean;
   /**
