@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdConnection, openEtcdDcs, type EtcdDcs } from '../bin/adapters.js';
 import { ClusterKeys } from '../dcs/keys.js';
@@ -291,6 +291,8 @@ export class LocalCluster {
     const namespace = options.namespace ?? '/service';
     const etcdNames = Array.from({ length: options.etcdMembers ?? 3 }, (_unused, index) => `etcd${index + 1}`);
     const nodeNames = Array.from({ length: options.nodes ?? 3 }, (_unused, index) => `node${index + 1}`);
+    // Parents keep the usual mode (postgres must pass through them, e.g. a fresh .pgwarden/); the cluster dir is closed.
+    await mkdir(dirname(options.dir), { recursive: true });
     await mkdir(options.dir, { recursive: true, mode: 0o700 });
     // PostgreSQL runs as the postgres user and must be able to reach its data dir through this one: traverse, no more.
     await protectClusterDir(options.dir);
