@@ -94,7 +94,7 @@ export class PatroniCluster {
           },
           parameters: { unix_socket_directories: nodeDir, shared_buffers: '32MB' },
           pg_hba: [
-            'local all all trust',
+            'local all all scram-sha-256',
             'host replication replicator 127.0.0.1/32 scram-sha-256',
             'host all all 127.0.0.1/32 scram-sha-256',
           ],

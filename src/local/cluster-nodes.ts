@@ -1,6 +1,7 @@
 // The node-config step of a local cluster: each node's directory (on its own tmpfs if asked), ports and rendered
 // pgwarden.yml. Nothing runs yet; the agents are started from these records.
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { protectNodeDir } from './dir-modes.js';
 import { join } from 'node:path';
 import type { EtcdClientSecurity } from './etcd-cluster.js';
 import { pickFreePorts } from './free-port.js';
@@ -59,13 +60,13 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
   try {
     for (const [index, name] of setup.names.entries()) {
       const nodeDir = join(setup.dir, name);
-      await mkdir(nodeDir, { recursive: true });
+      await mkdir(nodeDir, { recursive: true, mode: 0o700 });
       if (setup.nodeTmpfsMb !== undefined) {
         await mountTmpfs(nodeDir, setup.nodeTmpfsMb);
         mounted.push(nodeDir);
       }
-      // PostgreSQL runs as the postgres user and creates its data dir in here.
-      await chmod(nodeDir, 0o777);
+      // PostgreSQL runs as the postgres user, creates its data dir and its socket in here: its own, and no one else's.
+      await protectNodeDir(nodeDir);
       const apiPort = ports[index * 2]!;
       const pgPort = ports[index * 2 + 1]!;
       const host = setup.hostOf(name);

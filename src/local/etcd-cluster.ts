@@ -1,7 +1,7 @@
 // A real etcd cluster on 127.0.0.1 for the local cluster and tests: start, stop and restart members by PID.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PgwardenError } from '../util/errors.js';
 import { requestText, type TlsClientOptions } from '../util/http-request.js';
@@ -128,7 +128,9 @@ export async function startEtcdCluster(options: EtcdClusterOptions): Promise<Etc
   const size = options.size;
   const ports = options.ports ?? (await pickFreePorts(size * 2));
   const token = `pgw-${randomBytes(4).toString('hex')}`;
-  await mkdir(options.dir, { recursive: true });
+  // etcd's data and logs: its owner only (etcd itself wants its data dirs 0700).
+  await mkdir(options.dir, { recursive: true, mode: 0o700 });
+  await chmod(options.dir, 0o700);
   const clientScheme = options.tls === undefined ? 'http' : 'https';
   const members: EtcdMember[] = Array.from({ length: size }, (_unused, index) => ({
     name: `etcd${index + 1}`,

@@ -13,6 +13,8 @@ export interface LocalStartArguments {
   readonly retryTimeout: number;
   readonly proxyDataPath: 'userspace' | 'kernel';
   readonly portBase: number | undefined;
+  /** No etcd TLS or authentication and no REST API credentials: for debugging on a host of one's own. */
+  readonly isInsecure: boolean;
 }
 
 export interface LocalHandlers {
@@ -155,6 +157,7 @@ export function registerLocalCommand(program: Command, handlers: LocalHandlers, 
     .option('--retry-timeout <s>', 'DCS retry budget (seconds)', '10')
     .option('--port-base <port>', 'fixed ports: etcd from here, nodes (REST, PostgreSQL) from +10, the proxy from +30')
     .option('--proxy-data-path <path>', 'data path of the local proxy: userspace, or kernel (nftables DNAT; root)', 'userspace')
+    .option('--insecure', 'etcd without TLS or authentication and REST API without credentials (debugging only)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       rejectLeftovers(command, []);
       const proxyDataPath = String(options.proxyDataPath);
@@ -175,6 +178,7 @@ export function registerLocalCommand(program: Command, handlers: LocalHandlers, 
         retryTimeout: positive('--retry-timeout', String(options.retryTimeout)),
         proxyDataPath,
         portBase: options.portBase === undefined ? undefined : integer('--port-base', String(options.portBase), 1024, 65_000),
+        isInsecure: options.insecure === true,
       });
     });
   strict(local.command('stop'))

@@ -1,8 +1,8 @@
 // A real local cluster on 127.0.0.1: an etcd cluster plus N agents (each owning a PostgreSQL), started and stopped by PID.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { copyFile, mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { etcdConnection, openEtcdDcs, type EtcdDcs } from '../bin/adapters.js';
 import { ClusterKeys } from '../dcs/keys.js';
@@ -26,6 +26,7 @@ import { DEFAULT_DYNAMIC_CONFIG, LOCAL_REWIND_USER, type LocalTiming, type NodeT
 import { generatePgCertificates, type CertificatePair, type PgCertificates } from './pg-certificates.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
 import { isMountPoint, unmountTmpfs } from './tmpfs.js';
+import { protectClusterDir, protectPrivateDir } from './dir-modes.js';
 import { createEtcdTlsFiles } from './tls-certs.js';
 
 export type { LocalNode } from './cluster-nodes.js';
@@ -73,6 +74,12 @@ export interface LocalClusterOptions {
   readonly agents?: readonly string[];
   /** Extra restapi keys for every node (a TLS REST API with certfile/keyfile/cafile, verify_client, authentication). */
   readonly restapi?: Readonly<Record<string, unknown>>;
+  /**
+   * REST API credentials generated for this cluster (default off): every node's restapi.authentication gets user
+   * pgwarden and a random password, so unsafe endpoints (POST, PATCH, PUT, DELETE) need HTTP Basic auth; the CLI and
+   * patronictl run with a node's config (0600) find them there. An explicit restapi.authentication wins.
+   */
+  readonly restAuth?: boolean;
   /** A ctl section in every node's config (what `pgwarden -c <node config>` uses to call the REST APIs). */
   readonly ctl?: Readonly<Record<string, unknown>>;
   /**
@@ -86,7 +93,8 @@ export interface LocalClusterOptions {
    * etcd serves clients over https and requires client certificates (--client-cert-auth): a CA, etcd's certificate and
    * the one client certificate agents, proxies and this process use are made with openssl in <dir>/etcd-tls (files
    * 0600; apart from postgresTls's <dir>/tls, which is made afresh and would take etcd's files with it).
-   * Opt-in for now; off by default.
+   * Off by default here (it adds several seconds to every test cluster's start); `pgwarden local start` turns it on,
+   * with etcdAuth and restAuth, unless --insecure.
    */
   readonly etcdTls?: boolean;
   /**
@@ -153,6 +161,10 @@ export interface LocalClusterState {
   readonly etcdEndpoints: readonly string[];
   /** TLS files and credentials of etcd's clients, when the cluster was started with etcdTls or etcdAuth. */
   readonly etcdClient?: EtcdClientSecurity;
+  /** etcd's root password (etcdctl --user root:...), when the cluster was started with etcdAuth. */
+  readonly etcdRootPassword?: string;
+  /** restapi.authentication of every node, when the cluster was started with restAuth. */
+  readonly restapiAuthentication?: RestCredentials;
   readonly etcdPids: readonly number[];
   readonly nodes: readonly {
     readonly name: string;
@@ -214,8 +226,15 @@ function nodeTlsFiles(certificates: PgCertificates, name: string): NodeTlsFiles 
   };
 }
 
+/** HTTP Basic credentials of the REST API's unsafe endpoints (restapi.authentication). */
+export interface RestCredentials {
+  readonly username: string;
+  readonly password: string;
+}
+
 interface ClusterParts {
   readonly etcdRootPassword: string | undefined;
+  readonly restCredentials: RestCredentials | undefined;
   readonly dir: string;
   readonly scope: string;
   readonly namespace: string;
@@ -236,6 +255,8 @@ export class LocalCluster {
   readonly superuserPassword: string;
   /** etcd's root password when the cluster was started with etcdAuth (for etcdctl --user root:...). */
   readonly etcdRootPassword: string | undefined;
+  /** The REST API's credentials when the cluster was started with restAuth (they are in every node's config too). */
+  readonly restCredentials: RestCredentials | undefined;
   readonly proxies: LocalProxy[] = [];
   /** The network-namespace lab when started with network: 'netns'. */
   readonly lab: NetnsLab | undefined;
@@ -254,6 +275,7 @@ export class LocalCluster {
     this.etcd = parts.etcd;
     this.superuserPassword = parts.superuserPassword;
     this.etcdRootPassword = parts.etcdRootPassword;
+    this.restCredentials = parts.restCredentials;
     this.#network = parts.network;
     this.lab = parts.network.lab;
     this.relays = parts.network.relays;
@@ -270,9 +292,11 @@ export class LocalCluster {
     const namespace = options.namespace ?? '/service';
     const etcdNames = Array.from({ length: options.etcdMembers ?? 3 }, (_unused, index) => `etcd${index + 1}`);
     const nodeNames = Array.from({ length: options.nodes ?? 3 }, (_unused, index) => `node${index + 1}`);
-    await mkdir(options.dir, { recursive: true });
-    // PostgreSQL runs as the postgres user and must be able to reach its data dir through this one.
-    await chmod(options.dir, 0o755);
+    // Parents keep the usual mode (postgres must pass through them, e.g. a fresh .pgwarden/); the cluster dir is closed.
+    await mkdir(dirname(options.dir), { recursive: true });
+    await mkdir(options.dir, { recursive: true, mode: 0o700 });
+    // PostgreSQL runs as the postgres user and must be able to reach its data dir through this one: traverse, no more.
+    await protectClusterDir(options.dir);
     const undo = new StartupUndo();
     const portBase = options.portBase;
     const checkAborted = (): void => {
@@ -333,6 +357,9 @@ export class LocalCluster {
       checkAborted();
       const superuserPassword = options.passwords?.superuser ?? randomBytes(9).toString('base64url');
       const etcdHosts = await network.connectNodes(nodeNames, etcd.endpoints);
+      const restCredentials: RestCredentials | undefined =
+        options.restAuth === true ? { username: 'pgwarden', password: randomBytes(12).toString('base64url') } : undefined;
+      const restapi = restCredentials === undefined ? options.restapi : { authentication: restCredentials, ...options.restapi };
       const certificates =
         options.postgresTls === true
           ? await generatePgCertificates({
@@ -361,7 +388,7 @@ export class LocalCluster {
         ...(options.bootstrapDcs !== undefined ? { bootstrapDcs: options.bootstrapDcs } : {}),
         ...(options.recoveryConf !== undefined ? { recoveryConf: options.recoveryConf } : {}),
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
-        ...(options.restapi !== undefined ? { restapi: options.restapi } : {}),
+        ...(restapi !== undefined ? { restapi } : {}),
         ...(options.ctl !== undefined ? { ctl: options.ctl } : {}),
         ...(certificates !== undefined ? { postgresTlsOf: (name: string) => nodeTlsFiles(certificates, name) } : {}),
         ...(portBase === undefined
@@ -381,6 +408,7 @@ export class LocalCluster {
         superuserPassword,
         postgresTls: certificates,
         etcdRootPassword,
+        restCredentials,
         portBase,
       });
       undo.replaceAll(() => cluster.stop());
@@ -435,7 +463,8 @@ export class LocalCluster {
   async startProxy(settings: LocalProxySettings = {}): Promise<LocalProxy> {
     const name = `proxy${this.proxies.length + 1}`;
     const proxyDir = join(this.dir, name);
-    await mkdir(proxyDir, { recursive: true });
+    await mkdir(proxyDir, { recursive: true, mode: 0o700 });
+    await protectPrivateDir(proxyDir);
     const [primaryPort, replicaPort, apiPort] = (
       this.#portBase === undefined
         ? await pickFreePorts(3)
@@ -575,6 +604,8 @@ export class LocalCluster {
       namespace: this.namespace,
       etcdEndpoints: this.etcd.endpoints,
       ...(Object.keys(this.etcd.client).length > 0 ? { etcdClient: this.etcd.client } : {}),
+      ...(this.etcdRootPassword !== undefined ? { etcdRootPassword: this.etcdRootPassword } : {}),
+      ...(this.restCredentials !== undefined ? { restapiAuthentication: this.restCredentials } : {}),
       etcdPids: this.etcd.members.map((member) => member.pid).filter((pid): pid is number => pid !== undefined),
       nodes: this.nodes.map((node) => ({
         name: node.name,

@@ -25,6 +25,8 @@ export interface LocalStartOptions {
   /** Fixed ports from here (see PORT_LAYOUT) instead of random free ones. */
   readonly portBase?: number | undefined;
   readonly healthyTimeoutMs: number;
+  /** Off: etcd over TLS with client certificates and authentication, REST API credentials. On: none of them. */
+  readonly isInsecure?: boolean;
   /** Renders the member table (the CLI's `list` renderer). */
   readonly renderTable: (view: ClusterView, scope: string) => string;
   readonly out: (line: string) => void;
@@ -127,10 +129,15 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
         proxies: 1,
         proxySettings: { data_path: options.proxyDataPath ?? 'userspace' },
         ...(options.portBase !== undefined ? { portBase: options.portBase } : {}),
+        // Safe on a shared host by default: etcd needs a client certificate and a password, unsafe REST calls need
+        // credentials (in each node's 0600 config, where the CLI and patronictl find them, and in the state file).
+        etcdTls: options.isInsecure !== true,
+        etcdAuth: options.isInsecure !== true,
+        restAuth: options.isInsecure !== true,
         signal: interrupt.signal,
       });
-      // The state holds the superuser password (and the etcd one with etcdAuth): readable by its owner only, like the
-      // pgpass file the DSNs name.
+      // The state holds the superuser password, the etcd ones and the REST credentials: readable by its owner only,
+      // like the pgpass file the DSNs name.
       await writeFile(join(dir, STATE_FILE), JSON.stringify(cluster.state(), null, 2), { mode: 0o600 });
       await writeFile(pgpassPathOf(dir), `*:*:*:postgres:${cluster.superuserPassword.replace(/([\\:])/g, '\\$1')}\n`, { mode: 0o600 });
       const { view } = await abortable(waitHealthy(cluster, options.healthyTimeoutMs), interrupt.signal);
@@ -175,7 +182,24 @@ function printConnections(cluster: LocalCluster, view: ClusterView, options: Loc
   out(`libpq (writes):    psql '${cluster.connectionString('read-write', false)}'`);
   out(`libpq (reads):     psql '${cluster.connectionString('prefer-standby', false)}'`);
   out(`REST API:          ${cluster.nodes.map((node) => `http://127.0.0.1:${node.apiPort}`).join('  ')}`);
+  const statePath = join(cluster.dir, STATE_FILE);
+  out(
+    cluster.restCredentials === undefined
+      ? 'REST credentials:  none (--insecure): anyone on this host may switch over, restart or reconfigure'
+      : `REST credentials:  user ${cluster.restCredentials.username}, password in ${statePath} (restapi.authentication; the CLI below uses it)`,
+  );
   out(`etcd:              ${cluster.etcd.endpoints.join(',')}`);
+  const etcdClient = cluster.etcd.client;
+  if (etcdClient.cert !== undefined || etcdClient.username !== undefined)
+    out(
+      `etcd client:       ${[
+        etcdClient.cert !== undefined ? `--cacert ${etcdClient.cacert ?? ''} --cert ${etcdClient.cert} --key ${etcdClient.key ?? ''}` : '',
+        etcdClient.username !== undefined ? `--user ${etcdClient.username} (password in ${statePath})` : '',
+      ]
+        .filter(Boolean)
+        .join(' ')}`,
+    );
+  else out('etcd client:       plain http, no authentication (--insecure)');
   out(`CLI:               node dist/src/bin/pgwarden.js -c ${cluster.nodes[0]?.configPath ?? ''} list`);
   out(`logs:              ${cluster.dir}/node*/agent.log ${cluster.dir}/proxy*/proxy.log`);
   out(

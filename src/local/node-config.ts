@@ -74,8 +74,9 @@ function tlsAuthentication(tls: NodeTlsFiles, user: FilePair): Record<string, st
 }
 
 /**
- * pg_hba: the Unix socket stays trusted (the agent's own session); over TCP only TLS with a client certificate whose
- * CN is the user (clientcert=verify-full) and the password; without TLS, only plain TCP lines.
+ * pg_hba: nothing is trusted. The Unix socket asks for the password too (the agent's own session has it), behind a
+ * socket directory only postgres enters; over TCP only TLS with a client certificate whose CN is the user
+ * (clientcert=verify-full) and the password; without TLS, plain TCP with the password.
  */
 function hbaLines(networks: readonly string[], isTls: boolean): string[] {
   if (!isTls)
@@ -153,7 +154,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
       },
       ...(spec.callbacks !== undefined ? { callbacks: spec.callbacks } : {}),
       ...(spec.recoveryConf !== undefined ? { recovery_conf: spec.recoveryConf } : {}),
-      pg_hba: ['local all all trust', ...hbaLines(networks, tls !== undefined)],
+      pg_hba: ['local all all scram-sha-256', ...hbaLines(networks, tls !== undefined)],
     },
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, ...spec.tags },
   };

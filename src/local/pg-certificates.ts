@@ -42,7 +42,9 @@ async function protect(pair: CertificatePair, owner: { uid: number; gid: number 
 
 /** A self-signed CA named `name` in `dir` (ca certificate and key; the key stays owned by whoever runs this). */
 export async function generateCa(dir: string, name: string): Promise<CertificatePair> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  await mkdir(dir, { recursive: true, mode: 0o711 });
+  // postgres reaches its own keys (0600, its own) in here; nobody may list the directory (etcd's keys may be in it too).
+  await chmod(dir, 0o711);
   const pair = { certFile: join(dir, `${name}.crt`), keyFile: join(dir, `${name}.key`) };
   await runCommand('openssl', [
     'req',

@@ -5,7 +5,7 @@ import { runCommand } from '../util/run-command.js';
 
 export async function mountTmpfs(dir: string, sizeMb: number): Promise<void> {
   try {
-    await runCommand('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0777`, 'tmpfs', dir]);
+    await runCommand('mount', ['-t', 'tmpfs', '-o', `size=${sizeMb}m,mode=0700`, 'tmpfs', dir]);
   } catch (error) {
     throw new PgwardenError('PGW_LOCAL_PROCESS', `could not mount a ${sizeMb} MB tmpfs on ${dir}: ${describeError(error)}`, {
       context: { path: dir, command: ['mount', '-t', 'tmpfs'], hint: 'mounting needs root; drop nodeTmpfsMb otherwise' },

@@ -21,7 +21,8 @@ export function initdbArgv(
     '-U',
     input.superuser,
     `--pwfile=${input.pwfile}`,
-    '--auth-local=trust',
+    // Never trust, even before pg_hba.conf is rewritten from the config: the superuser has the --pwfile password.
+    '--auth-local=scram-sha-256',
     '--auth-host=scram-sha-256',
   ];
   for (const option of input.options) {

@@ -35,7 +35,9 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
   let config: string;
 
   before(async () => {
-    started = await startTestCluster('interop');
+    // REST credentials, as `pgwarden local start` generates them: patronictl must send restapi.authentication for
+    // switchover and pause. (etcd stays plain here: this host's Debian patronictl cannot do https without python3-idna.)
+    started = await startTestCluster('interop', { restAuth: true });
     cluster = started;
     config = cluster.node('node1').configPath;
   });

@@ -69,7 +69,7 @@ runPgControllerConformance(
           replication: { username: 'replicator', password: 'conformance-repl' },
           parameters: PARAMETERS,
           pgHba: [
-            'local all all trust',
+            'local all all scram-sha-256',
             'host replication replicator 127.0.0.1/32 scram-sha-256',
             'host all all 127.0.0.1/32 scram-sha-256',
           ],

@@ -63,7 +63,7 @@ describe('pgwarden local arguments', () => {
   });
 
   it('valid invocations reach their handler with parsed values', async () => {
-    assert.deepEqual(await parse('start', '--background', '--wipe', '--dir', '/d', '--nodes', '2', '--port-base', '21000'), [
+    assert.deepEqual(await parse('start', '--background', '--wipe', '--dir', '/d', '--nodes', '2', '--port-base', '21000', '--insecure'), [
       [
         'start',
         {
@@ -76,11 +76,15 @@ describe('pgwarden local arguments', () => {
           retryTimeout: 10,
           proxyDataPath: 'userspace',
           portBase: 21000,
+          isInsecure: true,
         },
       ],
     ]);
     const [[, defaults]] = (await parse('start')) as [[string, LocalStartArguments]];
-    assert.deepEqual([defaults.dir, defaults.isWipe, defaults.isBackground, defaults.portBase], ['/default/dir', false, false, undefined]);
+    assert.deepEqual(
+      [defaults.dir, defaults.isWipe, defaults.isBackground, defaults.portBase, defaults.isInsecure],
+      ['/default/dir', false, false, undefined, false],
+    );
     assert.deepEqual(await parse('stop'), [['stop', '/default/dir']]);
     assert.deepEqual(await parse('status', '--dir', '/d'), [['status', '/d']]);
     assert.deepEqual(await parse('kill', 'node2', '--dir', '/d'), [['kill', '/d', 'node2']]);
