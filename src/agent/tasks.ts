@@ -13,6 +13,8 @@ export class TaskSlot {
   readonly #clock: Clock;
   readonly #log: Log;
   readonly #onSettled: () => void;
+  /** Consecutive failures per task name, reset by a success of that task: the core backs off on them. */
+  readonly #failuresInRow = new Map<TaskName, number>();
 
   constructor(clock: Clock, log: Log, onSettled: () => void) {
     this.#clock = clock;
@@ -48,11 +50,14 @@ export class TaskSlot {
     this.#running = undefined;
     const endedAtMs = this.#clock.nowMs();
     if (error === undefined) {
+      this.#failuresInRow.delete(name);
       this.#state = { kind: 'done', name, isOk: true, endedAtMs };
       this.#log.info({ task: name }, `task ${name} finished`);
     } else {
-      this.#state = { kind: 'done', name, isOk: false, error: describeError(error), endedAtMs };
-      this.#log.error({ task: name, error: describeError(error) }, `task ${name} failed`);
+      const failuresInRow = (this.#failuresInRow.get(name) ?? 0) + 1;
+      this.#failuresInRow.set(name, failuresInRow);
+      this.#state = { kind: 'done', name, isOk: false, error: describeError(error), endedAtMs, failuresInRow };
+      this.#log.error({ task: name, error: describeError(error), failures_in_row: failuresInRow }, `task ${name} failed`);
     }
     this.#onSettled();
   }

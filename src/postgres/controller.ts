@@ -12,7 +12,7 @@ import { bootstrapRolesSql, initdbArgv, pgBasebackupArgv, pgControldataArgv, pgR
 import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
 import { serviceNameFor, type PgAuth } from './conninfo.js';
-import { DataDir, historyFileName, serviceFilePath, type RenderedRole } from './data-dir.js';
+import { checkDataDirUsable, DataDir, historyFileName, serviceFilePath, type RenderedRole } from './data-dir.js';
 import { isFrozen, Postmaster } from './postmaster.js';
 import {
   localPgFromRow,
@@ -269,6 +269,15 @@ export class PostgresController implements PgController {
 
   // ---------- data dir ----------
 
+  /** The start-up check again before a bootstrap or clone: the mount may have changed since. Not retryable. */
+  async #assertDataDirUsable(): Promise<void> {
+    const problem = await checkDataDirUsable(this.#dataDir.path, this.#options.runAs);
+    if (problem !== undefined)
+      throw new PgwardenError('PGW_DATA_DIR_UNUSABLE', `[${this.#options.member}] ${problem}`, {
+        context: { member: this.#options.member, path: this.#dataDir.path },
+      });
+  }
+
   async initdb(signal: AbortSignal): Promise<void> {
     this.#replicaTimeline = 0;
     if ((await this.#dataDir.state()) === 'initialized')
@@ -279,6 +288,7 @@ export class PostgresController implements PgController {
           context: { member: this.#options.member, path: this.#dataDir.path },
         },
       );
+    await this.#assertDataDirUsable();
     await this.#dataDir.recreateEmpty();
     await this.#dataDir.withPasswordFile((pwfile) =>
       this.#run(
@@ -303,6 +313,7 @@ export class PostgresController implements PgController {
     // Never empty the data dir under a running postmaster.
     await this.#postmaster.assertStopped();
     this.#replicaTimeline = 0;
+    await this.#assertDataDirUsable();
     await this.#dataDir.recreateEmpty();
     await this.#dataDir.writePgpass();
     if (from.connUrl === '')
