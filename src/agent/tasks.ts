@@ -1,10 +1,18 @@
 // The single long-task slot (bootstrap, basebackup, rewind, start, promote...): one at a time, cancellable, outcome kept for the next observation.
 import type { TaskName, TaskState } from '../core/types.js';
 import type { Clock } from '../core/ports.js';
-import { describeError, PgwardenError } from '../util/errors.js';
+import { describeError, isPgwardenError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
 export type TaskBody = (signal: AbortSignal) => Promise<void>;
+
+/** A clone's source not answering yet is what a normal start looks like (the leader is still starting): said at info. */
+const TRANSIENT_FAILURES_IN_ROW = 3;
+
+function isExpectedTransient(name: TaskName, error: unknown, failuresInRow: number): boolean {
+  const isClone = name === 'basebackup' || name === 'reinitialize' || name === 'rewind';
+  return isClone && failuresInRow <= TRANSIENT_FAILURES_IN_ROW && isPgwardenError(error, 'PGW_PG_UNREACHABLE');
+}
 
 export class TaskSlot {
   #state: TaskState = { kind: 'idle' };
@@ -57,7 +65,10 @@ export class TaskSlot {
       const failuresInRow = (this.#failuresInRow.get(name) ?? 0) + 1;
       this.#failuresInRow.set(name, failuresInRow);
       this.#state = { kind: 'done', name, isOk: false, error: describeError(error), endedAtMs, failuresInRow };
-      this.#log.error({ task: name, error: describeError(error), failures_in_row: failuresInRow }, `task ${name} failed`);
+      const fields = { task: name, error: describeError(error), failures_in_row: failuresInRow };
+      if (isExpectedTransient(name, error, failuresInRow))
+        this.#log.info(fields, `task ${name} did not complete: its source is not accepting connections yet; retrying`);
+      else this.#log.error(fields, `task ${name} failed`);
     }
     this.#onSettled();
   }

@@ -1,6 +1,7 @@
 // PgController for a local PostgreSQL 15: a façade that composes the postmaster, the data dir, the SQL session, the
 // probe and the slot applier, and holds the little state an agent keeps about its node between calls.
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
@@ -492,7 +493,10 @@ export class PostgresController implements PgController {
     try {
       return stoppedLocalPg(context, await this.#controlData(signal));
     } catch (error) {
-      this.#options.log.warn({ error: describeError(error) }, 'pg_controldata failed');
+      // No pg_control yet (initdb or a clone in progress, an empty dir): expected, not worth a warning every cycle.
+      const hasControlFile = existsSync(join(this.#dataDir.path, 'global', 'pg_control'));
+      if (hasControlFile) this.#options.log.warn({ error: describeError(error) }, 'pg_controldata failed');
+      else this.#options.log.debug({ error: describeError(error) }, 'pg_controldata: no pg_control yet');
       return stoppedLocalPg(context, undefined);
     }
   }
