@@ -162,7 +162,8 @@ export function deriveTiming(config: Partial<Record<string, unknown>> | undefine
   readonly timing: Timing;
   readonly adjustments: readonly string[];
 } {
-  const problems = checkTimingValues(config);
+  // The silent-leader keys are judged by deriveSilence (which says what it does); these are ttl, loop_wait, retry_timeout.
+  const timingProblems = checkTimingValues({ ttl: config?.ttl, loop_wait: config?.loop_wait, retry_timeout: config?.retry_timeout });
   const { timing } = adjustTiming({
     ttl: finite(config?.ttl, TIMING_DEFAULTS.ttl),
     loop_wait: finite(config?.loop_wait, TIMING_DEFAULTS.loop_wait),
@@ -175,7 +176,6 @@ export function deriveTiming(config: Partial<Record<string, unknown>> | undefine
     silence_margin: numberOrRaw(config?.silence_margin),
   });
   const adjustments: string[] = [];
-  const timingProblems = problems.filter((problem) => !SILENCE_KEYS.some((key) => problem.startsWith(`${key}:`)));
   if (timingProblems.length > 0)
     adjustments.push(
       `invalid timing (${timingProblems.join('; ')}): using ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout} instead`,
@@ -191,8 +191,6 @@ export function deriveTiming(config: Partial<Record<string, unknown>> | undefine
     adjustments,
   };
 }
-
-const SILENCE_KEYS = ['heartbeat_interval', 'fence_window', 'silence_margin'] as const;
 
 export function timingFromDynamicConfig(config: DynamicConfig | undefined): Timing {
   return deriveTiming(config).timing;
