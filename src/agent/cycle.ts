@@ -8,7 +8,7 @@ import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
-import { deriveTiming } from '../core/timing-rules.js';
+import { deriveTiming, TIMING_KEYS } from '../core/timing-rules.js';
 import type {
   ClusterView,
   Decision,
@@ -172,12 +172,29 @@ function configuredSsn(parameters: Readonly<Record<string, unknown>>): string {
   return typeof value === 'string' ? value : '';
 }
 
-/** Timing comes from the view's config once per cycle; its repairs are logged whenever they change. */
+/**
+ * Timing comes from the view's config once per cycle. A value no write path accepts (another tool wrote it) is used
+ * repaired, never silently: logged once per distinct value, with the keys, the values and what is used instead.
+ */
 function adoptTiming(state: CycleState, config: DynamicConfig, log: Log): void {
   const derived = deriveTiming(config);
   const adjustments = derived.adjustments.join('; ');
   if (adjustments !== state.timingAdjustments && adjustments !== '') {
-    log.warn({ ttl: config.ttl, loop_wait: config.loop_wait, retry_timeout: config.retry_timeout }, `timing adjusted: ${adjustments}`);
+    const given = Object.fromEntries(TIMING_KEYS.filter((key) => config[key] !== undefined).map((key) => [key, config[key]]));
+    const used = derived.timing;
+    log.warn(
+      {
+        key: 'config',
+        given,
+        using: {
+          ttl: used.ttlMs / 1000,
+          loop_wait: used.loopWaitMs / 1000,
+          retry_timeout: used.retryTimeoutMs / 1000,
+          silent_leader_detector: used.silence !== undefined,
+        },
+      },
+      `invalid dynamic configuration in the DCS: ${adjustments}`,
+    );
   }
   state.timingAdjustments = adjustments;
   state.timing = derived.timing;

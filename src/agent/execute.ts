@@ -318,7 +318,8 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         callback('on_start', 'primary');
       });
     case 'abortBootstrap':
-      return tasks.start('bootstrap', async (signal) => {
+      // A task of its own: its failure must not read as a failed bootstrap (which asks for this abort again at once).
+      return tasks.start('abort-bootstrap', async (signal) => {
         await pg.stop('immediate', signal);
         await dcs.releaseLeader(signal).catch(() => false);
         await dcs.cancelInitialize(signal);

@@ -4,6 +4,7 @@ import type { LocalPg, MemberRecord, MemberTags, PgState, TaskState } from '../c
 
 const TASK_STATES: Readonly<Partial<Record<string, PgState>>> = {
   bootstrap: 'initializing new cluster',
+  'abort-bootstrap': 'stopping',
   basebackup: 'creating replica',
   reinitialize: 'creating replica',
   start: 'starting',

@@ -13,7 +13,15 @@ export interface DcsReadState {
   view: ClusterView | undefined;
   unreachableSinceMs: number | undefined;
   lastOkWallEpochS: number | undefined;
+  /** While unreachable: failed reads so far, when it was last said, and the cause last said. */
+  unreachable?: { reads: number; loggedAtMs: number; cause: string } | undefined;
 }
+
+/**
+ * An unreachable DCS is said again at this interval, with how long and how many reads, rather than going silent
+ * (and at once when the cause changes, e.g. refused becomes timeout).
+ */
+const DCS_UNREACHABLE_REPEAT_MS = 10_000;
 
 export async function observePg(
   pg: PgController,
@@ -34,15 +42,34 @@ export async function observePg(
 export async function observeDcs(dcs: Dcs, clock: Clock, budgetMs: number, state: DcsReadState, log: Log): Promise<DcsObservation> {
   try {
     const view = await dcs.loadCluster(clock.deadline(budgetMs));
-    if (state.unreachableSinceMs !== undefined) log.info({}, 'DCS reachable again');
+    if (state.unreachableSinceMs !== undefined)
+      log.info(
+        { unreachable_for_ms: Math.round(clock.nowMs() - state.unreachableSinceMs), failed_reads: state.unreachable?.reads ?? 0 },
+        'DCS reachable again',
+      );
     state.view = view;
     state.unreachableSinceMs = undefined;
+    state.unreachable = undefined;
     state.lastOkWallEpochS = Math.floor(Date.parse(clock.wallIso()) / 1000);
     return { kind: 'ok', view };
   } catch (error) {
-    if (state.unreachableSinceMs === undefined) {
-      state.unreachableSinceMs = clock.nowMs();
-      log.warn({ error: describeError(error) }, 'DCS is not accessible');
+    const nowMs = clock.nowMs();
+    const cause = describeError(error);
+    if (state.unreachableSinceMs === undefined || state.unreachable === undefined) {
+      state.unreachableSinceMs ??= nowMs;
+      state.unreachable = { reads: 1, loggedAtMs: nowMs, cause };
+      log.warn({ error: cause }, 'DCS is not accessible');
+    } else {
+      const unreachable = state.unreachable;
+      unreachable.reads += 1;
+      if (cause !== unreachable.cause || nowMs - unreachable.loggedAtMs >= DCS_UNREACHABLE_REPEAT_MS) {
+        unreachable.loggedAtMs = nowMs;
+        unreachable.cause = cause;
+        log.warn(
+          { error: cause, failed_reads: unreachable.reads, unreachable_for_ms: Math.round(nowMs - state.unreachableSinceMs) },
+          `DCS is still not accessible (for ${Math.round((nowMs - state.unreachableSinceMs) / 1000)} s, ${unreachable.reads} failed reads)`,
+        );
+      }
     }
     return { kind: 'unreachable', sinceMs: state.unreachableSinceMs, lastView: state.view };
   }

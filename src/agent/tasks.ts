@@ -1,10 +1,18 @@
 // The single long-task slot (bootstrap, basebackup, rewind, start, promote...): one at a time, cancellable, outcome kept for the next observation.
 import type { TaskName, TaskState } from '../core/types.js';
 import type { Clock } from '../core/ports.js';
-import { describeError, PgwardenError } from '../util/errors.js';
+import { describeError, isPgwardenError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
 export type TaskBody = (signal: AbortSignal) => Promise<void>;
+
+/** A clone's source not answering yet is what a normal start looks like (the leader is still starting): said at info. */
+const TRANSIENT_FAILURES_IN_ROW = 3;
+
+function isExpectedTransient(name: TaskName, error: unknown, failuresInRow: number): boolean {
+  const isClone = name === 'basebackup' || name === 'reinitialize' || name === 'rewind';
+  return isClone && failuresInRow <= TRANSIENT_FAILURES_IN_ROW && isPgwardenError(error, 'PGW_PG_UNREACHABLE');
+}
 
 export class TaskSlot {
   #state: TaskState = { kind: 'idle' };
@@ -13,6 +21,8 @@ export class TaskSlot {
   readonly #clock: Clock;
   readonly #log: Log;
   readonly #onSettled: () => void;
+  /** Consecutive failures per task name, reset by a success of that task: the core backs off on them. */
+  readonly #failuresInRow = new Map<TaskName, number>();
 
   constructor(clock: Clock, log: Log, onSettled: () => void) {
     this.#clock = clock;
@@ -48,11 +58,17 @@ export class TaskSlot {
     this.#running = undefined;
     const endedAtMs = this.#clock.nowMs();
     if (error === undefined) {
+      this.#failuresInRow.delete(name);
       this.#state = { kind: 'done', name, isOk: true, endedAtMs };
       this.#log.info({ task: name }, `task ${name} finished`);
     } else {
-      this.#state = { kind: 'done', name, isOk: false, error: describeError(error), endedAtMs };
-      this.#log.error({ task: name, error: describeError(error) }, `task ${name} failed`);
+      const failuresInRow = (this.#failuresInRow.get(name) ?? 0) + 1;
+      this.#failuresInRow.set(name, failuresInRow);
+      this.#state = { kind: 'done', name, isOk: false, error: describeError(error), endedAtMs, failuresInRow };
+      const fields = { task: name, error: describeError(error), failures_in_row: failuresInRow };
+      if (isExpectedTransient(name, error, failuresInRow))
+        this.#log.info(fields, `task ${name} did not complete: its source is not accepting connections yet; retrying`);
+      else this.#log.error(fields, `task ${name} failed`);
     }
     this.#onSettled();
   }

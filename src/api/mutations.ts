@@ -1,7 +1,6 @@
 // Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
 import { roleFromWire } from '../core/patroni-wire.js';
-import { validateSlotConfig } from '../core/slot-plan.js';
-import { validateStandbyCluster } from '../core/standby-cluster.js';
+import { checkDynamicConfig, mergeConfigPatch } from '../core/dynamic-config-rules.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { isViableCandidate } from '../core/failover-intent.js';
 import type { Dcs } from '../core/ports.js';
@@ -217,36 +216,7 @@ export async function handleDeleteSwitchover(context: MutationContext): Promise<
   return text(200, 'scheduled switchover deleted');
 }
 
-/** Deep merge where `null` deletes a key (Patroni's PATCH /config semantics). */
-export function mergeConfigPatch(base: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
-  const merged: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete merged[key];
-    else if (isObject(value) && isObject(merged[key])) merged[key] = mergeConfigPatch(merged[key], value);
-    else merged[key] = value;
-  }
-  return merged;
-}
-
-/** synchronous_mode and synchronous_node_count as Patroni accepts them. */
-function validateSyncConfig(config: Readonly<Record<string, unknown>>): string | undefined {
-  const mode = config.synchronous_mode;
-  if (
-    mode !== undefined &&
-    mode !== null &&
-    typeof mode !== 'boolean' &&
-    !(typeof mode === 'string' && ['on', 'off', 'true', 'false', 'quorum'].includes(mode.toLowerCase()))
-  ) {
-    return `synchronous_mode must be true, false or "quorum", got ${JSON.stringify(mode)}`;
-  }
-  const count = config.synchronous_node_count;
-  if (count !== undefined && count !== null && !(typeof count === 'number' && Number.isInteger(count) && count >= 1))
-    return `synchronous_node_count must be an integer >= 1, got ${JSON.stringify(count)}`;
-  const strict = config.synchronous_mode_strict;
-  if (strict !== undefined && strict !== null && typeof strict !== 'boolean')
-    return `synchronous_mode_strict must be true or false, got ${JSON.stringify(strict)}`;
-  return undefined;
-}
+export { mergeConfigPatch };
 
 export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, context: MutationContext): Promise<ApiResponse> {
   if (!isObject(body) || Object.keys(body).length === 0) return text(400, 'the request body must be a non-empty JSON object');
@@ -260,8 +230,9 @@ export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, 
   if ('status' in view) return view;
   if (method === 'PATCH' && view.config === undefined) return text(503, 'no configuration in the DCS yet: the cluster is not initialized');
   const next = method === 'PATCH' ? mergeConfigPatch(view.config as Record<string, unknown>, body) : body;
-  const invalid = validateSlotConfig(next) ?? validateSyncConfig(next) ?? validateStandbyCluster(next.standby_cluster);
-  if (invalid !== undefined) return text(400, `invalid configuration: ${invalid}`);
+  // The same rules as the config file's bootstrap.dcs and edit-config: nothing invalid reaches the DCS.
+  const problems = checkDynamicConfig(next);
+  if (problems.length > 0) return text(400, `invalid configuration: ${problems.join('; ')}`);
   try {
     const isWritten = await context.dcs.setConfig(
       next as DynamicConfig,

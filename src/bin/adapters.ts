@@ -9,6 +9,7 @@ import { PostgresController, resolveRunAs, type PgControllerOptions } from '../p
 import { describeError, PgwardenError } from '../util/errors.js';
 
 export { parseEtcdHosts, resolveRunAs };
+export { checkDataDirUsable } from '../postgres/data-dir.js';
 export type { EtcdDcs, EtcdSettings, PostgresController };
 
 /** Where and how to reach etcd: what EtcdDcsOptions takes besides the cluster's names. */

@@ -13,7 +13,7 @@ import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
 import { restClientSettings } from '../config/rest-client-settings.js';
 import { createRestClient } from '../util/rest-client.js';
-import { openPostgresController, resolveRunAs } from './adapters.js';
+import { checkDataDirUsable, openPostgresController, resolveRunAs } from './adapters.js';
 import { SystemClock } from '../util/clock.js';
 import { FenceClient } from '../fence/fence-client.js';
 import { fenceSocketPathOf } from '../fence/fence-paths.js';
@@ -64,6 +64,14 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         .map(([name, value]) => `${name}=${value}`)
         .join(' ')} node ${AGENT_NODE_FLAGS.join(' ')} dist/src/bin/agent.js <config>\``,
     );
+  }
+
+  // A data dir that cannot work (a file, /proc, a read-only mount, out of the postgres user's reach) is one clear
+  // error and exit 1 now, before the agent races for the initialize key, rather than failed bootstraps in a loop.
+  const dataDirProblem = await checkDataDirUsable(config.postgresql.data_dir, resolveRunAs());
+  if (dataDirProblem !== undefined) {
+    log.error({ code: 'PGW_DATA_DIR_UNUSABLE', data_dir: config.postgresql.data_dir }, dataDirProblem);
+    process.exit(1);
   }
 
   const clock = new SystemClock();

@@ -2,7 +2,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { adjustTiming, checkTimingRules, TIMING_DEFAULTS } from '../core/timing-rules.js';
+import { checkDynamicConfig } from '../core/dynamic-config-rules.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
 import {
   configFromEnvironment,
@@ -210,23 +210,6 @@ function normalizeTags(raw: Record<string, unknown>, sourceName: string, warning
   raw.tags = normalized;
 }
 
-/** The bootstrap timing as given, repaired as at runtime (one rule for file and DCS) with the repair said. */
-function adjustBootstrapTiming(raw: Record<string, unknown>, sourceName: string, warnings: string[]): void {
-  const bootstrap = raw.bootstrap as { dcs?: Record<string, unknown> } | undefined;
-  const dcs = bootstrap?.dcs;
-  if (typeof dcs !== 'object' || dcs === null) return;
-  const given = { ttl: dcs.ttl, loop_wait: dcs.loop_wait, retry_timeout: dcs.retry_timeout };
-  if (Object.values(given).some((value) => value !== undefined && typeof value !== 'number')) return;
-  const { timing, warnings: repairs } = adjustTiming({
-    ttl: (given.ttl as number | undefined) ?? TIMING_DEFAULTS.ttl,
-    loop_wait: (given.loop_wait as number | undefined) ?? TIMING_DEFAULTS.loop_wait,
-    retry_timeout: (given.retry_timeout as number | undefined) ?? TIMING_DEFAULTS.retry_timeout,
-  });
-  if (repairs.length === 0) return;
-  for (const repair of repairs) warnings.push(`${sourceName}: bootstrap.dcs timing adjusted: ${repair}`);
-  Object.assign(dcs, timing);
-}
-
 /** True when a secret key (password, keyfile_password...) has a value anywhere in the document. */
 function holdsSecret(value: unknown): boolean {
   if (typeof value !== 'object' || value === null) return false;
@@ -269,14 +252,25 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   const raw = patchConfig(fromFile, fromEnv.config) as Record<string, unknown>;
   const early: string[] = [];
   normalizeTags(raw, sourceName, early);
-  adjustBootstrapTiming(raw, sourceName, early);
   const result = configSchema.safeParse(raw);
   const unknown = unknownKeys(configSchema, raw, []);
   const strictProblems = unknown.map(strictKeyProblem).filter((problem): problem is string => problem !== undefined);
   const problems: string[] = [...fromEnv.problems, ...strictProblems];
+  // bootstrap.dcs is checked by the rules every path uses (REST, edit-config, the agent reading the DCS), and
+  // their message wins over the schema's for the keys they cover.
+  const bootstrapDcs = (raw.bootstrap as { dcs?: unknown } | undefined)?.dcs;
+  const dcsProblems =
+    typeof bootstrapDcs === 'object' && bootstrapDcs !== null && !Array.isArray(bootstrapDcs)
+      ? checkDynamicConfig(bootstrapDcs as Record<string, unknown>)
+      : [];
+  const coveredKeys = new Set(dcsProblems.map((problem) => /^[a-z_]+/.exec(problem)?.[0]));
   if (!result.success) {
-    for (const issue of result.error.issues) problems.push(`${pathOf(issue.path)}: ${issue.message}`);
+    for (const issue of result.error.issues) {
+      const isCovered = issue.path[0] === 'bootstrap' && issue.path[1] === 'dcs' && coveredKeys.has(String(issue.path[2]));
+      if (!isCovered) problems.push(`${pathOf(issue.path)}: ${issue.message}`);
+    }
   }
+  for (const problem of dcsProblems) problems.push(`bootstrap.dcs.${problem}`);
   const parsed = result.success ? result.data : undefined;
   const etcdSection = parsed?.etcd3 ?? parsed?.etcd;
   if (parsed !== undefined && (etcdSection === undefined || etcdHosts(etcdSection).length === 0)) {
@@ -287,9 +281,6 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
       ? { problems: [], warnings: [] }
       : checkEtcdSettings(etcdSettings(etcdSection), parsed?.etcd3 !== undefined ? 'etcd3' : 'etcd');
   problems.push(...etcdCheck.problems);
-  if (parsed !== undefined) {
-    for (const problem of checkTimingRules(parsed.bootstrap.dcs)) problems.push(`bootstrap.dcs.${problem}`);
-  }
   if (problems.length > 0 || parsed === undefined) {
     // A problem may quote a value (a conninfo with its password): the message is redacted like any output.
     throw new PgwardenError('PGW_CONFIG_INVALID', redactText(`invalid configuration in ${sourceName}:\n  - ${problems.join('\n  - ')}`), {

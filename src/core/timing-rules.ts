@@ -126,18 +126,48 @@ function finite(value: unknown, fallback: number): number {
   return typeof number === 'number' && Number.isFinite(number) ? number : fallback;
 }
 
+/** The timing keys of the dynamic config, each a number of seconds when present. */
+export const TIMING_KEYS = ['ttl', 'loop_wait', 'retry_timeout', 'heartbeat_interval', 'fence_window', 'silence_margin'] as const;
+
 /**
- * The one derivation of effective timing from a dynamic config (agent, proxy, API): validated, repaired as Patroni
- * does, with the repairs made said so that the caller can log them. A missing config means Patroni's defaults.
+ * The one check of timing values from any source (config file, REST, edit-config, the DCS): each present key a finite
+ * number, then checkTimingRules. Strings are refused: "abc" is nonsense, and "10" would be read differently by tools.
  */
-export function deriveTiming(config: Partial<TimingSeconds> | undefined): {
+export function checkTimingValues(config: Readonly<Record<string, unknown>> | undefined): string[] {
+  const problems: string[] = [];
+  for (const key of TIMING_KEYS) {
+    const value = config?.[key];
+    if (value !== undefined && (typeof value !== 'number' || !Number.isFinite(value)))
+      problems.push(`${key}: must be a number of seconds (got ${typeof value === 'number' ? String(value) : JSON.stringify(value)})`);
+  }
+  if (problems.length > 0) return problems;
+  const number = (key: (typeof TIMING_KEYS)[number]): number | undefined => config?.[key] as number | undefined;
+  return checkTimingRules({
+    ttl: number('ttl') ?? TIMING_DEFAULTS.ttl,
+    loop_wait: number('loop_wait') ?? TIMING_DEFAULTS.loop_wait,
+    retry_timeout: number('retry_timeout') ?? TIMING_DEFAULTS.retry_timeout,
+    heartbeat_interval: number('heartbeat_interval'),
+    fence_window: number('fence_window'),
+    silence_margin: number('silence_margin'),
+  });
+}
+
+/**
+ * The one derivation of effective timing from a dynamic config (agent, proxy, API). A config that breaks a rule (only
+ * possible in the DCS: every write path refuses it) is repaired as Patroni does, deterministically so that every
+ * member runs the same timing, and the adjustment names each bad key, its value and the values used instead.
+ * A missing config means Patroni's defaults.
+ */
+export function deriveTiming(config: Partial<Record<string, unknown>> | undefined): {
   readonly timing: Timing;
   readonly adjustments: readonly string[];
 } {
-  const { timing, warnings } = adjustTiming({
-    ttl: config?.ttl ?? TIMING_DEFAULTS.ttl,
-    loop_wait: config?.loop_wait ?? TIMING_DEFAULTS.loop_wait,
-    retry_timeout: config?.retry_timeout ?? TIMING_DEFAULTS.retry_timeout,
+  // The silent-leader keys are judged by deriveSilence (which says what it does); these are ttl, loop_wait, retry_timeout.
+  const timingProblems = checkTimingValues({ ttl: config?.ttl, loop_wait: config?.loop_wait, retry_timeout: config?.retry_timeout });
+  const { timing } = adjustTiming({
+    ttl: finite(config?.ttl, TIMING_DEFAULTS.ttl),
+    loop_wait: finite(config?.loop_wait, TIMING_DEFAULTS.loop_wait),
+    retry_timeout: finite(config?.retry_timeout, TIMING_DEFAULTS.retry_timeout),
   });
   const silence = deriveSilence({
     ...timing,
@@ -145,6 +175,12 @@ export function deriveTiming(config: Partial<TimingSeconds> | undefined): {
     fence_window: numberOrRaw(config?.fence_window),
     silence_margin: numberOrRaw(config?.silence_margin),
   });
+  const adjustments: string[] = [];
+  if (timingProblems.length > 0)
+    adjustments.push(
+      `invalid timing (${timingProblems.join('; ')}): using ttl=${timing.ttl} loop_wait=${timing.loop_wait} retry_timeout=${timing.retry_timeout} instead`,
+    );
+  adjustments.push(...silence.warnings);
   return {
     timing: {
       ttlMs: timing.ttl * 1000,
@@ -152,7 +188,7 @@ export function deriveTiming(config: Partial<TimingSeconds> | undefined): {
       retryTimeoutMs: timing.retry_timeout * 1000,
       silence: silence.silence,
     },
-    adjustments: [...warnings, ...silence.warnings],
+    adjustments,
   };
 }
 

@@ -213,9 +213,18 @@ export interface PeerStatus {
 export type TaskState =
   | { readonly kind: 'idle' }
   | { readonly kind: 'running'; readonly name: TaskName; readonly startedAtMs: number }
-  | { readonly kind: 'done'; readonly name: TaskName; readonly isOk: boolean; readonly error?: string; readonly endedAtMs: number };
+  | {
+      readonly kind: 'done';
+      readonly name: TaskName;
+      readonly isOk: boolean;
+      readonly error?: string;
+      readonly endedAtMs: number;
+      /** Failures of this task in a row, this one included (absent: 1); the retry pause doubles with each. */
+      readonly failuresInRow?: number;
+    };
 
-export type TaskName = 'bootstrap' | 'basebackup' | 'rewind' | 'reinitialize' | 'start' | 'stop' | 'promote' | 'restart' | 'copy-slots';
+export type TaskName =
+  'bootstrap' | 'abort-bootstrap' | 'basebackup' | 'rewind' | 'reinitialize' | 'start' | 'stop' | 'promote' | 'restart' | 'copy-slots';
 
 /** Effective timing, already validated and converted to milliseconds. */
 export interface Timing {

@@ -1,6 +1,7 @@
 // PgController for a local PostgreSQL 15: a façade that composes the postmaster, the data dir, the SQL session, the
 // probe and the slot applier, and holds the little state an agent keeps about its node between calls.
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
@@ -12,7 +13,7 @@ import { bootstrapRolesSql, initdbArgv, pgBasebackupArgv, pgControldataArgv, pgR
 import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
 import { serviceNameFor, type PgAuth } from './conninfo.js';
-import { DataDir, historyFileName, serviceFilePath, type RenderedRole } from './data-dir.js';
+import { checkDataDirUsable, DataDir, historyFileName, serviceFilePath, type RenderedRole } from './data-dir.js';
 import { isFrozen, Postmaster } from './postmaster.js';
 import {
   localPgFromRow,
@@ -269,6 +270,15 @@ export class PostgresController implements PgController {
 
   // ---------- data dir ----------
 
+  /** The start-up check again before a bootstrap or clone: the mount may have changed since. Not retryable. */
+  async #assertDataDirUsable(): Promise<void> {
+    const problem = await checkDataDirUsable(this.#dataDir.path, this.#options.runAs);
+    if (problem !== undefined)
+      throw new PgwardenError('PGW_DATA_DIR_UNUSABLE', `[${this.#options.member}] ${problem}`, {
+        context: { member: this.#options.member, path: this.#dataDir.path },
+      });
+  }
+
   async initdb(signal: AbortSignal): Promise<void> {
     this.#replicaTimeline = 0;
     if ((await this.#dataDir.state()) === 'initialized')
@@ -279,6 +289,7 @@ export class PostgresController implements PgController {
           context: { member: this.#options.member, path: this.#dataDir.path },
         },
       );
+    await this.#assertDataDirUsable();
     await this.#dataDir.recreateEmpty();
     await this.#dataDir.withPasswordFile((pwfile) =>
       this.#run(
@@ -303,6 +314,7 @@ export class PostgresController implements PgController {
     // Never empty the data dir under a running postmaster.
     await this.#postmaster.assertStopped();
     this.#replicaTimeline = 0;
+    await this.#assertDataDirUsable();
     await this.#dataDir.recreateEmpty();
     await this.#dataDir.writePgpass();
     if (from.connUrl === '')
@@ -483,7 +495,10 @@ export class PostgresController implements PgController {
     try {
       return stoppedLocalPg(context, await this.#controlData(signal));
     } catch (error) {
-      this.#options.log.warn({ error: describeError(error) }, 'pg_controldata failed');
+      // No pg_control yet (initdb or a clone in progress, an empty dir): expected, not worth a warning every cycle.
+      const hasControlFile = existsSync(join(this.#dataDir.path, 'global', 'pg_control'));
+      if (hasControlFile) this.#options.log.warn({ error: describeError(error) }, 'pg_controldata failed');
+      else this.#options.log.debug({ error: describeError(error) }, 'pg_controldata: no pg_control yet');
       return stoppedLocalPg(context, undefined);
     }
   }

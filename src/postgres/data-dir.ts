@@ -1,8 +1,9 @@
 // The data directory and the files pgwarden owns in and around it: its state, removal, files written as the postgres
 // user, pgpass, postgresql.conf / pg_hba.conf / standby.signal, history files and copied slot state.
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { constants } from 'node:fs';
+import { access, chmod, chown, lstat, mkdir, readFile, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import type { Upstream } from '../core/ports.js';
 import type { LocalPg } from '../core/types.js';
 import { slotNameForMember } from '../core/slot-names.js';
@@ -42,6 +43,88 @@ export interface RenderedRole {
 
 const CONF_MARK = '# Written by pgwarden';
 
+/** statfs f_type of kernel pseudo file systems: nothing written there is stored (initdb hangs or fails oddly). */
+const PSEUDO_FILE_SYSTEMS: ReadonlyMap<number, string> = new Map([
+  [0x9fa0, 'proc'],
+  [0x62656572, 'sysfs'],
+  [0x1cd1, 'devpts'],
+  [0x27e0eb, 'cgroup'],
+  [0x63677270, 'cgroup2'],
+  [0x64626720, 'debugfs'],
+  [0x73636673, 'securityfs'],
+  [0x74726163, 'tracefs'],
+  [0xcafe4a11, 'bpf'],
+  [0x6165676c, 'pstore'],
+  [0x62656570, 'configfs'],
+  [0x65735543, 'fusectl'],
+]);
+
+function errorCode(error: unknown): string | undefined {
+  return (error as { code?: unknown }).code as string | undefined;
+}
+
+/** Whether `uid`/`gid` (the postgres user) may search a directory with this stat (ACLs and extra groups not read). */
+function canTraverse(info: { uid: number; gid: number; mode: number }, runAs: RunAs): boolean {
+  if (runAs.uid === 0) return true;
+  if (info.uid === runAs.uid) return (info.mode & 0o100) !== 0;
+  if (info.gid === runAs.gid) return (info.mode & 0o010) !== 0;
+  return (info.mode & 0o001) !== 0;
+}
+
+/**
+ * What makes a data dir unusable before anything is tried (and before the initialize key is taken): undefined when it
+ * is usable, else one sentence naming the path, the cause and the fix. Checked: a data_dir that is a file or lies under
+ * one, a pseudo file system (/proc...), a read-only file system, a directory this process cannot write, and a parent
+ * the postgres user (`runAs`, when the agent runs as root) cannot reach.
+ */
+export async function checkDataDirUsable(dataDir: string, runAs: RunAs | undefined): Promise<string | undefined> {
+  const path = resolve(dataDir);
+  let existing = path;
+  for (;;) {
+    try {
+      const info = await stat(existing);
+      if (!info.isDirectory())
+        return existing === path
+          ? `data_dir ${path} is a regular file, not a directory: point postgresql.data_dir to a directory (pgwarden never removes a file it did not create)`
+          : `data_dir ${path} cannot be created: ${existing} is a file, not a directory; point postgresql.data_dir elsewhere`;
+      break;
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return `data_dir ${path}: cannot inspect ${existing}: ${(error as Error).message}`;
+      if (existing === dirname(existing)) return `data_dir ${path}: no existing parent directory`;
+      existing = dirname(existing);
+    }
+  }
+  const fileSystem = await statfs(existing).then(
+    (info) => PSEUDO_FILE_SYSTEMS.get(info.type),
+    () => undefined,
+  );
+  if (fileSystem !== undefined)
+    return `data_dir ${path} is on the ${fileSystem} pseudo file system (${existing}), which cannot hold a database: point postgresql.data_dir to a real disk`;
+  try {
+    await access(existing, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    if (errorCode(error) === 'EROFS')
+      return `data_dir ${path} is on a read-only file system (${existing}): remount it read-write or point postgresql.data_dir elsewhere`;
+    return `data_dir ${path}: ${existing} is not writable by this process (uid ${process.getuid?.() ?? '?'}): fix its owner or mode, or point postgresql.data_dir elsewhere`;
+  }
+  if (runAs !== undefined) {
+    // The postgres user must reach the data dir through every existing parent: pgwarden chowns only what it creates.
+    for (let parent = dirname(path); ; parent = dirname(parent)) {
+      const info = await stat(parent).catch(() => undefined);
+      if (info !== undefined && !canTraverse(info, runAs))
+        return `data_dir ${path}: the postgres user (uid ${runAs.uid}) cannot reach it: ${parent} is mode ${(info.mode & 0o777).toString(8).padStart(4, '0')} owned by uid ${info.uid}; chmod o+x or chown it (pgwarden does not change directories it did not create)`;
+      if (parent === dirname(parent)) break;
+    }
+    if (existing === path) {
+      const info = await stat(path);
+      if (info.uid !== runAs.uid && existsSync(join(path, 'PG_VERSION')))
+        return `data_dir ${path} holds a cluster owned by uid ${info.uid}, not the postgres user (uid ${runAs.uid}): chown -R it to postgres`;
+    }
+  }
+  return undefined;
+}
+
 /** pg_wal/<TLI>.history, the file PostgreSQL writes when a promotion starts timeline `timeline`. */
 export function historyFileName(timeline: number): string {
   return `${timeline.toString(16).toUpperCase().padStart(8, '0')}.history`;
@@ -71,7 +154,14 @@ export class DataDir {
     }
   }
 
+  /** Removes the data dir; a path that is not a directory (a file the user pointed data_dir to) is never removed. */
   async remove(): Promise<void> {
+    const info = await lstat(this.path).catch((error: unknown) => {
+      if (errorCode(error) === 'ENOENT') return undefined;
+      throw error;
+    });
+    if (info === undefined) return;
+    if (!info.isDirectory()) throw new Error(`data_dir ${this.path} is not a directory: not removing it`);
     await rm(this.path, { recursive: true, force: true });
   }
 
@@ -82,9 +172,16 @@ export class DataDir {
     await this.ensureDir(this.path, 0o700);
   }
 
+  /** Creates `path` and missing parents; only the directories created here are given to postgres, never existing ones. */
   async ensureDir(path: string, mode: number): Promise<void> {
-    await mkdir(path, { recursive: true, mode });
-    await this.chownToPostgres(path);
+    const firstCreated = await mkdir(path, { recursive: true, mode });
+    if (firstCreated === undefined) return;
+    const created: string[] = [];
+    for (let dir = resolve(path); ; dir = dirname(dir)) {
+      created.push(dir);
+      if (dir === resolve(firstCreated) || dir === dirname(dir)) break;
+    }
+    for (const dir of created.reverse()) await this.chownToPostgres(dir);
   }
 
   async chownToPostgres(path: string): Promise<void> {

@@ -31,6 +31,8 @@ function tail(text: string): string {
 
 /** libpq's words for a server nothing answers at (pg_basebackup, pg_rewind): the source is down or out of reach. */
 const UNREACHABLE_STDERR = /Connection refused|timeout expired|No route to host|Network is unreachable|could not translate host name/;
+/** The source is up but not accepting connections yet (or any more): expected while a leader starts, retried. */
+const NOT_READY_STDERR = /the database system is (starting up|not yet accepting connections|shutting down|in recovery mode)/;
 
 /** Hints for the failures users actually meet; the raw stderr tail is always included too. */
 function hintFor(stderr: string, fallback: string | undefined): string | undefined {
@@ -42,6 +44,7 @@ function hintFor(stderr: string, fallback: string | undefined): string | undefin
     return 'check the TLS keys of the user in postgresql.authentication (sslmode, sslrootcert, sslcert, sslkey) against the server certificate, and pg_hba (hostssl)';
   if (/Permission denied/.test(stderr)) return 'the postgres OS user needs access to the data directory and its parents';
   if (UNREACHABLE_STDERR.test(stderr)) return 'the source server does not answer: is it running, and reachable from this host?';
+  if (NOT_READY_STDERR.test(stderr)) return 'the source server is not accepting connections yet (starting up): retried';
   return fallback;
 }
 
@@ -80,7 +83,11 @@ export function runCommand(options: RunOptions): Promise<RunResult> {
       const hint = hintFor(stderr, options.hint);
       reject(
         new PgwardenError(
-          options.signal.aborted ? 'PGW_PG_TIMEOUT' : UNREACHABLE_STDERR.test(stderr) ? 'PGW_PG_UNREACHABLE' : 'PGW_PG_COMMAND_FAILED',
+          options.signal.aborted
+            ? 'PGW_PG_TIMEOUT'
+            : UNREACHABLE_STDERR.test(stderr) || NOT_READY_STDERR.test(stderr)
+              ? 'PGW_PG_UNREACHABLE'
+              : 'PGW_PG_COMMAND_FAILED',
           `[${options.member}] ${options.argv.join(' ')} ${reason}${options.dataDir !== undefined ? ` (data dir ${options.dataDir})` : ''}${stderrTail !== '' ? `: ${stderrTail}` : ''}${hint !== undefined ? ` — hint: ${hint}` : ''}`,
           {
             context: {

@@ -29,6 +29,8 @@ export type ErrorCode =
   /** etcd answered an HTTP request with a non-2xx status (context: endpoint, path, status). */
   | 'PGW_ETCD_ANSWER'
   | 'PGW_PG_COMMAND_FAILED'
+  /** data_dir cannot hold a database (a file, /proc, read-only, out of the postgres user's reach): not retryable. */
+  | 'PGW_DATA_DIR_UNUSABLE'
   | 'PGW_PG_QUERY_FAILED'
   | 'PGW_PG_TIMEOUT'
   | 'PGW_PG_UNREACHABLE'

@@ -52,4 +52,27 @@ describe('agent shell', () => {
       assert.deepEqual(world.violations, []);
     });
   }
+
+  it('logs an invalid timing written into the DCS by another tool once per value, with what it uses instead', async () => {
+    const { world, leader } = await healthyWorld(5);
+    const before = world.node(leader).agent.snapshot().ttlMs;
+    world.writeConfigDirectly({ loop_wait: 'abc' });
+    await world.runUntil(world.runtime.nowMs + 10_000);
+    const said = world.warnings.filter((warning) => warning.message.startsWith('invalid dynamic configuration in the DCS'));
+    assert.equal(said.length, NAMES.length, said.map((warning) => `${warning.name}: ${warning.message}`).join('\n'));
+    for (const warning of said) {
+      assert.match(
+        warning.message,
+        /loop_wait: must be a number of seconds \(got "abc"\)\): using ttl=5 loop_wait=1 retry_timeout=2 instead/,
+      );
+      assert.deepEqual((warning.fields.given as Record<string, unknown>).loop_wait, 'abc');
+      assert.equal((warning.fields.using as Record<string, unknown>).loop_wait, 1);
+    }
+    assert.equal(world.node(leader).agent.snapshot().ttlMs, before, 'ttl unchanged: only the bad key falls back');
+    world.writeConfigDirectly({ loop_wait: 1, ttl: -1 });
+    await world.runUntil(world.runtime.nowMs + 10_000);
+    const next = world.warnings.filter((warning) => /ttl: must be at least 2 \(got -1\)/.test(warning.message));
+    assert.equal(next.length, NAMES.length, 'a new bad value is said once per member');
+    world.stop();
+  });
 });

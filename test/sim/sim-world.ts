@@ -128,7 +128,10 @@ function simLog(world: SimWorld, name: string): Log {
   };
   const log: Log = {
     info: say('info'),
-    warn: say('warn'),
+    warn: (fields: Record<string, unknown>, message: string) => {
+      say('warn')(fields, message);
+      world.warnings.push({ name, message, fields });
+    },
     debug: () => undefined,
     error: (fields: Record<string, unknown>, message: string) => {
       say('error')(fields, message);
@@ -143,6 +146,8 @@ export class SimWorld {
   readonly runtime = new SimRuntime();
   readonly nodes: SimNode[] = [];
   readonly violations: Violation[] = [];
+  /** Every warning an agent logged: tests assert what an operator is told. */
+  readonly warnings: { readonly name: string; readonly message: string; readonly fields: Record<string, unknown> }[] = [];
   readonly events: string[] = [];
   readonly sync: SyncSettings;
   readonly pg: MemoryPgCluster;
@@ -339,6 +344,15 @@ export class SimWorld {
     const config = JSON.parse(current.value) as Record<string, unknown>;
     this.store.put(this.keys.config, JSON.stringify({ ...config, ttl: ttlSeconds }));
     this.events.push(`${this.runtime.nowMs}: operator set ttl to ${ttlSeconds} s`);
+  }
+
+  /** Another tool writing the config key directly (no REST validation): `patch` merged into it. */
+  writeConfigDirectly(patch: Readonly<Record<string, unknown>>): void {
+    const current = this.store.get(this.keys.config);
+    if (current === undefined) return;
+    const config = JSON.parse(current.value) as Record<string, unknown>;
+    this.store.put(this.keys.config, JSON.stringify({ ...config, ...patch }));
+    this.events.push(`${this.runtime.nowMs}: another tool wrote ${JSON.stringify(patch)} into the config key`);
   }
 
   /** What POST /switchover writes (after the API's own checks): the failover key, to any or a named member. */

@@ -28,6 +28,27 @@ describe('task slot', () => {
     assert.equal(settled, 1);
   });
 
+  it('counts failures in a row per task, reset by a success of that task', async () => {
+    const slot = new TaskSlot(new SystemClock(), silentLog, () => undefined);
+    const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+    const failures = (): number | undefined => {
+      const state = slot.state();
+      return state.kind === 'done' && !state.isOk ? (state.failuresInRow ?? 1) : undefined;
+    };
+    for (const expected of [1, 2]) {
+      slot.start('bootstrap', () => Promise.reject(new Error('ENOSPC')));
+      await settle();
+      assert.equal(failures(), expected);
+      slot.start('abort-bootstrap', async () => undefined);
+      await settle();
+    }
+    slot.start('bootstrap', async () => undefined);
+    await settle();
+    slot.start('bootstrap', () => Promise.reject(new Error('ENOSPC')));
+    await settle();
+    assert.equal(failures(), 1);
+  });
+
   it('records a failure with its message', async () => {
     const slot = new TaskSlot(new SystemClock(), silentLog, () => undefined);
     slot.start('rewind', async () => {

@@ -447,6 +447,29 @@ describe('PATCH and PUT /config', () => {
     assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision, before);
   });
 
+  it('refuses invalid timing (the rules of the config file and edit-config) with 400 and the message, and stores nothing', async () => {
+    const { dcs } = await cluster();
+    const before = (await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision;
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ttl: -1 }, /^invalid configuration: ttl: must be at least 2 \(got -1\)/],
+      [{ loop_wait: 'abc' }, /^invalid configuration: loop_wait: must be a number of seconds \(got "abc"\)/],
+      [{ ttl: 15 }, /loop_wait \+ 2\*retry_timeout \(10 \+ 2\*10 = 30\) must be <= ttl \(15\)/],
+      [{ fence_window: 0.1 }, /fence_window: must be 0 \(detector off\) or at least 0\.5/],
+      [{ heartbeat_interval: 'fast' }, /heartbeat_interval: must be a number of seconds/],
+      [{ maximum_lag_on_failover: -5 }, /maximum_lag_on_failover: must be a number >= 0/],
+    ];
+    for (const [patch, message] of cases) {
+      const response = await handleConfigWrite('PATCH', patch, context(dcs));
+      assert.equal(response.status, 400, JSON.stringify(patch));
+      assert.match(response.body ?? '', message);
+    }
+    const put = await handleConfigWrite('PUT', { ttl: 10, loop_wait: 5, retry_timeout: 5, maximum_lag_on_failover: 1 }, context(dcs));
+    assert.equal(put.status, 400);
+    assert.equal((await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision, before, 'nothing stored');
+    // A short ttl is pgwarden's on purpose (below Patroni's 20), as long as the rules hold.
+    assert.equal((await handleConfigWrite('PATCH', { ttl: 10, loop_wait: 2, retry_timeout: 4 }, context(dcs))).status, 200);
+  });
+
   it('refuses bad slot and synchronous settings with a message naming the entry, and stores nothing', async () => {
     const { dcs } = await cluster();
     const before = (await dcs.loadCluster(AbortSignal.timeout(1000))).configRevision;

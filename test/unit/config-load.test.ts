@@ -49,12 +49,22 @@ describe('config', () => {
     assert.deepEqual(config.etcd.hosts, ['10.0.0.1:2379', '10.0.0.2:2379']);
   });
 
-  it('adjusts a bootstrap timing that breaks loop_wait + 2*retry_timeout <= ttl, as at runtime, and says so', () => {
-    const { config, warnings } = parseConfig(patroniYaml.replace('retry_timeout: 10', 'retry_timeout: 15'), 'test.yml');
-    assert.deepEqual([config.bootstrap.dcs.ttl, config.bootstrap.dcs.loop_wait, config.bootstrap.dcs.retry_timeout], [30, 1, 14]);
-    assert.ok(
-      warnings.some((warning) => /test\.yml: bootstrap\.dcs timing adjusted: loop_wait \+ 2\*retry_timeout must be <= ttl/.test(warning)),
-      warnings.join('\n'),
+  it('refuses a bootstrap timing that breaks loop_wait + 2*retry_timeout <= ttl, with the rule every path uses', () => {
+    assert.throws(
+      () => parseConfig(patroniYaml.replace('retry_timeout: 10', 'retry_timeout: 15'), 'test.yml'),
+      /bootstrap\.dcs\.loop_wait: loop_wait \+ 2\*retry_timeout \(10 \+ 2\*15 = 40\) must be <= ttl \(30\)/,
+    );
+    assert.throws(
+      () => parseConfig(patroniYaml.replace('ttl: 30', 'ttl: -1'), 'test.yml'),
+      (error: Error) => {
+        assert.match(error.message, /bootstrap\.dcs\.ttl: must be at least 2 \(got -1\)/);
+        assert.doesNotMatch(error.message, /Too small/, 'one message per problem: the schema does not repeat it');
+        return true;
+      },
+    );
+    assert.throws(
+      () => parseConfig(patroniYaml.replace('loop_wait: 10', 'loop_wait: abc'), 'test.yml'),
+      /bootstrap\.dcs\.loop_wait: must be a number of seconds \(got "abc"\)/,
     );
   });
 

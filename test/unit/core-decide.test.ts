@@ -94,6 +94,26 @@ describe('bootstrap', () => {
     const second = decide(obs, first.memory);
     assert.notDeepEqual(kinds(second.actions), ['abortBootstrap']);
   });
+
+  it('waits longer after each failure in a row (never a hot loop), up to five minutes', () => {
+    const pauses = [1, 2, 3, 4, 10].map((failuresInRow) => {
+      const obs = observe({
+        pg: pgState({ dataDir: 'empty', isRunning: false }),
+        task: { kind: 'done', name: 'bootstrap', isOk: false, error: 'initdb failed', endedAtMs: NOW - 10, failuresInRow },
+      });
+      return (decide(obs, freshMemory()).memory.retryNotBeforeMs ?? 0) - NOW;
+    });
+    assert.deepEqual(pauses, [10_000, 20_000, 40_000, 80_000, 300_000]);
+    const failedAbort = decide(
+      observe({
+        pg: pgState({ dataDir: 'empty', isRunning: false }),
+        task: { kind: 'done', name: 'abort-bootstrap', isOk: false, error: 'EBUSY', endedAtMs: NOW - 10 },
+      }),
+      freshMemory(),
+    );
+    assert.deepEqual(kinds(failedAbort.actions), [], 'a failed abort is not a failed bootstrap: no immediate abort again');
+    assert.equal(failedAbort.memory.retryNotBeforeMs, NOW + 10_000);
+  });
 });
 
 describe('the leader with the lock', () => {

@@ -1,6 +1,7 @@
 // Verbs that act through the members' REST APIs: switchover, failover, pause, resume, edit-config.
 import { parse, stringify } from 'yaml';
 import { summarizeCluster } from '../../core/cluster-summary.js';
+import { checkDynamicConfig, mergeConfigPatch } from '../../core/dynamic-config-rules.js';
 import type { ClusterView, MemberRecord } from '../../core/types.js';
 import { describeError, isPgwardenError, PgwardenError } from '../../util/errors.js';
 import { REDACTED, redactSecrets } from '../../util/redact.js';
@@ -231,6 +232,15 @@ export function configDiff(before: unknown, after: unknown): string[] {
   return lines;
 }
 
+/** The change as the API would store it, checked by the same rules first: an invalid config is refused before any write. */
+function refuseInvalidConfig(next: Record<string, unknown>): void {
+  const problems = checkDynamicConfig(next);
+  if (problems.length > 0)
+    throw new PgwardenError('PGW_CONFIG_INVALID', `invalid configuration: ${problems.join('; ')}`, {
+      context: { command: ['pgwarden', 'edit-config'], hint: 'nothing was changed: fix the values named and run edit-config again' },
+    });
+}
+
 export async function editConfigCommand(
   options: {
     set: string[];
@@ -260,6 +270,7 @@ export async function editConfigCommand(
           hint: 'nothing was changed: edit again and keep the top level as key: value lines',
         },
       });
+    refuseInvalidConfig(document as Record<string, unknown>);
     for (const line of configDiff(context.view.config ?? {}, document)) context.out(line);
     await requireConfirmation(context, 'edit-config');
     const reply = await callAnyMember(context, 'PUT', '/config', document, 10_000);
@@ -302,6 +313,7 @@ export async function editConfigCommand(
         },
       },
     );
+  refuseInvalidConfig(method === 'PUT' ? patch : mergeConfigPatch({ ...(context.view.config ?? {}) }, patch));
   await requireConfirmation(context, 'edit-config');
   const reply = await callAnyMember(context, method, '/config', patch, 10_000);
   if (reply.status !== 200)

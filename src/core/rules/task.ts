@@ -3,8 +3,21 @@ import { decision, type DecisionContext, type Rule } from '../context.js';
 import { failoverCandidates } from '../failover-candidates.js';
 import type { Action, Decision } from '../types.js';
 
-/** A failed PostgreSQL action is retried after a pause, never in a tight loop. */
+/**
+ * A failed PostgreSQL action is retried after a pause, never in a tight loop: one loop_wait after a first failure,
+ * doubling with each failure in a row (a cause that does not go away, e.g. a full disk) up to this cap.
+ */
 const RETRY_AFTER_FAILURE_LOOPS = 1;
+const MAX_RETRY_PAUSE_MS = 300_000;
+
+/** The pause before retrying after the `failuresInRow`-th failure in a row. */
+export function retryPauseMs(loopWaitMs: number, failuresInRow: number): number {
+  const doublings = Math.min(Math.max(failuresInRow, 1) - 1, 16);
+  return Math.min(
+    MAX_RETRY_PAUSE_MS,
+    Math.max(loopWaitMs * RETRY_AFTER_FAILURE_LOOPS, loopWaitMs * RETRY_AFTER_FAILURE_LOOPS * 2 ** doublings),
+  );
+}
 
 export const runningTaskRule: Rule = (context) => {
   const task = context.obs.task;
@@ -36,7 +49,7 @@ function failureFollowUp(
 ): { readonly actions: readonly Action[]; readonly memory: Partial<Decision['memory']>; readonly reason: string } | undefined {
   const task = context.obs.task;
   if (task.kind !== 'done' || task.isOk || task.endedAtMs === context.mem.handledTaskEndedAtMs) return undefined;
-  const retryNotBeforeMs = context.obs.nowMs + context.obs.timing.loopWaitMs * RETRY_AFTER_FAILURE_LOOPS;
+  const retryNotBeforeMs = context.obs.nowMs + retryPauseMs(context.obs.timing.loopWaitMs, task.failuresInRow ?? 1);
   const base = { handledTaskEndedAtMs: task.endedAtMs, retryNotBeforeMs };
   switch (task.name) {
     case 'bootstrap':
@@ -65,6 +78,9 @@ function failureFollowUp(
           reason: 'removed leader key after trying and failing to start postgres',
         };
       return { actions: [], memory: base, reason: `failed to start postgres: ${task.error ?? ''}` };
+    case 'abort-bootstrap':
+      // The keys are released first; what failed is removing the data dir. Tried again after the pause.
+      return { actions: [], memory: base, reason: `aborting the failed bootstrap failed: ${task.error ?? ''}` };
     case 'basebackup':
     case 'reinitialize':
     case 'promote':

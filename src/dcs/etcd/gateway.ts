@@ -83,6 +83,30 @@ function isNotSent(error: unknown): boolean {
   return ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'].includes(code ?? '');
 }
 
+/** What went wrong with one endpoint, in words an operator can act on (refused vs unknown host vs timeout). */
+export function endpointFailureCause(error: unknown, isAborted: boolean): string {
+  const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code ?? '';
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'connection refused (ECONNREFUSED): is etcd running and listening on this address?';
+    case 'ENOTFOUND':
+      return 'host name not found (ENOTFOUND): check the name in etcd3.hosts and DNS';
+    case 'EAI_AGAIN':
+      return 'DNS lookup failed for now (EAI_AGAIN)';
+    case 'EHOSTUNREACH':
+      return 'host unreachable (EHOSTUNREACH)';
+    case 'ENETUNREACH':
+      return 'network unreachable (ENETUNREACH)';
+    case 'ETIMEDOUT':
+      return 'connect timed out (ETIMEDOUT)';
+    case 'ECONNRESET':
+      return 'connection reset (ECONNRESET)';
+    default:
+      if (isAborted) return 'timeout: no answer before the deadline';
+      return error instanceof Error ? error.message : String(error);
+  }
+}
+
 const asError = (value: unknown): Error =>
   value instanceof Error ? value : new PgwardenError('PGW_DCS_UNAVAILABLE', 'etcd request aborted', { cause: value, isRetryable: true });
 
@@ -368,6 +392,8 @@ export class EtcdGateway {
     let lastError: unknown;
     let refusedError: PgwardenError | undefined;
     let isRetriedStale = false;
+    /** Each endpoint tried and why it failed, in the order tried: the error names every one. */
+    const failures = new Map<string, string>();
     for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
       const endpoint = this.#endpoints[this.#current]!;
       try {
@@ -405,6 +431,7 @@ export class EtcdGateway {
             },
           },
         );
+        failures.set(endpoint.url, `answered ${response.status}`);
         if (response.status < 500) break;
       } catch (error) {
         if (isPgwardenError(error, 'PGW_DCS_AUTH') || (isPgwardenError(error, 'PGW_DCS_TLS') && error.context.refusal !== undefined))
@@ -415,6 +442,7 @@ export class EtcdGateway {
           continue;
         }
         lastError = (error as { staleSocket?: boolean }).staleSocket === true ? (error as { cause?: unknown }).cause : error;
+        failures.set(endpoint.url, endpointFailureCause(lastError, signal.aborted || this.#closed?.aborted === true));
         if (isPgwardenError(error, 'PGW_DCS_TLS')) {
           // The handshake failed: nothing was sent. Another member may have a certificate we trust.
           refusedError ??= error;
@@ -427,14 +455,23 @@ export class EtcdGateway {
       throw refusedError;
     }
     const isAborted = signal.aborted || this.#closed?.aborted === true;
-    const reason = isAborted ? 'no answer before the deadline' : lastError instanceof Error ? lastError.message : String(lastError);
+    if (failures.size === 0 && lastError !== undefined) failures.set(this.currentEndpoint, endpointFailureCause(lastError, isAborted));
+    // Endpoints never tried: the deadline came first, or the last one failed in a way another could not help.
+    const perEndpoint = this.#endpoints.map(
+      (endpoint) => `${endpoint.url}: ${failures.get(endpoint.url) ?? (isAborted ? 'not tried before the deadline' : 'not tried')}`,
+    );
     throw new PgwardenError(
       'PGW_DCS_UNAVAILABLE',
-      `etcd is not reachable (${this.#endpoints.map((endpoint) => endpoint.url).join(',')}): ${reason}${key === undefined ? '' : ` [key ${key}]`}`,
+      `etcd is not reachable: ${perEndpoint.join('; ')}${key === undefined ? '' : ` [key ${key}]`}`,
       {
         isRetryable: true,
         cause: lastError,
-        context: { member: this.#member, ...(key !== undefined ? { key } : {}), endpoint: this.currentEndpoint },
+        context: {
+          member: this.#member,
+          ...(key !== undefined ? { key } : {}),
+          endpoint: this.currentEndpoint,
+          endpoints: Object.fromEntries(this.#endpoints.map((endpoint) => [endpoint.url, failures.get(endpoint.url) ?? 'not tried'])),
+        },
       },
     );
   }
