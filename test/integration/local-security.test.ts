@@ -86,7 +86,7 @@ describe('a local cluster on a shared host', { timeout: 240_000 }, () => {
       assert.equal(modeOf(join(nodeDir, 'pgpass')), '0600');
       assert.doesNotMatch(readFileSync(join(node.dataDir, 'pg_hba.conf'), 'utf8'), /\btrust\b/);
     }
-    for (const private_ of ['etcd', 'tls', 'proxy1']) assert.equal(modeOf(join(dir, private_)), '0700', private_);
+    for (const private_ of ['etcd', 'etcd-tls', 'proxy1']) assert.equal(modeOf(join(dir, private_)), '0700', private_);
     for (const file of ['cluster-state.json', 'pgpass', 'proxy1/proxy.yml', state.etcdClient?.key ?? 'missing client key'])
       assert.equal(modeOf(file.startsWith('/') ? file : join(dir, file)), '0600', file);
     // Printed once: where the secrets are, never the secrets themselves.
@@ -122,7 +122,7 @@ describe('a local cluster on a shared host', { timeout: 240_000 }, () => {
       join(dir, 'node1', 'pgwarden.yml'),
       join(dir, 'node1', 'pgpass'),
       join(dir, 'proxy1', 'proxy.yml'),
-      state.etcdClient?.key ?? join(dir, 'tls', 'missing'),
+      state.etcdClient?.key ?? join(dir, 'etcd-tls', 'missing'),
     ];
     for (const path of secrets) {
       const outcome = await asNobody('cat', [path]);
