@@ -66,14 +66,6 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     );
   }
 
-  // A data dir that cannot work (a file, /proc, a read-only mount, out of the postgres user's reach) is one clear
-  // error and exit 1 now, before the agent races for the initialize key, rather than failed bootstraps in a loop.
-  const dataDirProblem = await checkDataDirUsable(config.postgresql.data_dir, resolveRunAs());
-  if (dataDirProblem !== undefined) {
-    log.error({ code: 'PGW_DATA_DIR_UNUSABLE', data_dir: config.postgresql.data_dir }, dataDirProblem);
-    process.exit(1);
-  }
-
   const clock = new SystemClock();
   const bootstrapConfig: DynamicConfig = config.bootstrap.dcs;
   const dcs = openEtcdDcs({
@@ -163,6 +155,15 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     await assertNoRunningNamesake(config.name, dcs, peers, AbortSignal.timeout(5000));
   } catch (error) {
     log.error({ code: (error as { code?: string }).code ?? null }, describeError(error));
+    await dcs.close().catch(() => undefined);
+    process.exit(1);
+  }
+  // A data dir that cannot work (a file, /proc, a read-only mount, out of the postgres user's reach) is one clear
+  // error and exit 1 now, before the agent races for the initialize key, rather than failed bootstraps in a loop. After
+  // the namesake check: a second agent with a running member's name is told that first, whatever its data dir.
+  const dataDirProblem = await checkDataDirUsable(config.postgresql.data_dir, resolveRunAs());
+  if (dataDirProblem !== undefined) {
+    log.error({ code: 'PGW_DATA_DIR_UNUSABLE', data_dir: config.postgresql.data_dir }, dataDirProblem);
     await dcs.close().catch(() => undefined);
     process.exit(1);
   }
