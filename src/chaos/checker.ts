@@ -17,17 +17,20 @@ export interface CheckReport {
 }
 
 /**
- * A single sequential writer sees the primaries in the order they served it. Legitimate changes of server always
- * move to a higher timeline; an ack from a lower timeline after a higher one, or from a second server on the same
- * timeline, means two nodes accepted writes during one interval.
+ * A sequential writer sees the primaries in the order they served it. Legitimate changes of server always move to a
+ * higher timeline; an ack from a lower timeline after a higher one, or from a second server on the same timeline,
+ * means two nodes accepted writes during one interval, but only for a write sent after that higher ack arrived:
+ * with several writers, one write may be committed by the old primary and its answer held up (a blackhole drops it
+ * until TCP retransmits) while another writer already reaches the new one.
  */
 export function findDualWrites(acks: readonly Ack[]): DualWrite[] {
   const sorted = [...acks].sort((a, b) => a.atMs - b.atMs);
   const found: DualWrite[] = [];
   let highest: Ack | undefined;
   for (const ack of sorted) {
-    if (highest !== undefined && (ack.timeline < highest.timeline || (ack.timeline === highest.timeline && ack.port !== highest.port)))
-      found.push({ earlier: highest, later: ack });
+    const isOtherServer =
+      highest !== undefined && (ack.timeline < highest.timeline || (ack.timeline === highest.timeline && ack.port !== highest.port));
+    if (highest !== undefined && isOtherServer && ack.sentAtMs >= highest.atMs) found.push({ earlier: highest, later: ack });
     if (highest === undefined || ack.timeline > highest.timeline) highest = ack;
   }
   return found;

@@ -1,7 +1,7 @@
 // System test of the control plane on real processes: the pgwarden CLI drives switchover and maintenance mode over REST and etcd.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -382,6 +382,8 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
 
   it('does not turn an unsupported bootstrap.method into initdb: a new cluster is not created, and the log says why', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pgw-method-'));
+    // The postgres user must reach the data dir below it (the agent refuses a data dir it cannot reach, at start).
+    await chmod(dir, 0o711);
     const [apiPort, pgPort] = await pickFreePorts(2);
     const config = parse(await readFile(cluster.node('node1').configPath, 'utf8')) as Record<string, Record<string, unknown>>;
     const configPath = join(dir, 'pgwarden.yml');

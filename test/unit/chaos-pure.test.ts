@@ -28,6 +28,14 @@ describe('the consistency checker', () => {
     assert.equal(findDualWrites([ack(1, 1, 5001, 2), ack(2, 2, 5002, 2)]).length, 1);
   });
 
+  it('does not flag an old primary whose answer to a write sent before the new primary served anyone arrives late', () => {
+    // A second writer's write reached the old primary before the failover; a blackhole held its answer for seconds.
+    const delayed: Ack = { ...ack(3, 13, 5001, 1), sentAtMs: 9 };
+    assert.deepEqual(findDualWrites([ack(1, 8, 5001, 1), ack(2, 10, 5002, 2), delayed]), []);
+    // Sent after the new primary's ack arrived: that old primary was still writable then.
+    assert.equal(findDualWrites([ack(1, 8, 5001, 1), ack(2, 10, 5002, 2), { ...ack(3, 13, 5001, 1), sentAtMs: 11 }]).length, 1);
+  });
+
   it('counts acknowledged writes missing on the leader and names divergent members', () => {
     const report = checkRun(
       [ack(1, 1, 5001, 1), ack(2, 2, 5001, 1), ack(3, 3, 5001, 1)],
