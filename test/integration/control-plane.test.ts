@@ -316,7 +316,7 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
       });
       cluster.startAgent(member, { environment, withoutConfigFile });
       await waitUntil(async () => (await fetch(`${api}/replica`).catch(() => undefined))?.status === 200, {
-        timeoutMs: 30_000,
+        timeoutMs: 60_000,
         describe: `${member} serving as a replica again`,
         lastState: () => agentLogTail(cluster, member, /./, 12),
       });
