@@ -19,6 +19,8 @@ export interface IssueOptions {
   /** Validity window (default: from an hour ago to ten years ahead); a window in the past makes an expired certificate. */
   readonly notBefore?: Date;
   readonly notAfter?: Date;
+  /** Encrypts the private key with this passphrase (AES-256), as restapi.keyfile_password and ctl.keyfile_password expect. */
+  readonly keyPassphrase?: string;
 }
 
 export interface CertificateAuthority {
@@ -119,11 +121,22 @@ export async function createCertificateAuthority(dir: string, commonName = 'pgwa
       '-extensions',
       'cert',
     ]);
+    if (options.keyPassphrase !== undefined)
+      await openssl(['ec', '-in', keyPath, '-aes256', '-passout', `pass:${options.keyPassphrase}`, '-out', keyPath]);
     await chmod(keyPath, 0o600);
     await chmod(certPath, 0o600);
     return { cert: certPath, key: keyPath };
   };
   return { dir, cert, key, issue };
+}
+
+/**
+ * Lets other OS users (postgres, when this runs as root) read the CA certificate and reach files in the CA's directory
+ * by name, without listing it: the keys stay 0600.
+ */
+export async function shareCaCertificate(ca: CertificateAuthority): Promise<void> {
+  await chmod(ca.dir, 0o711);
+  await chmod(ca.cert, 0o644);
 }
 
 /** The certificates of an etcd with client-certificate authentication on loopback: a CA, etcd's server cert, a client. */

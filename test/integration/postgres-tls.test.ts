@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { parse, stringify } from 'yaml';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
-import { generateCa } from '../../src/local/pg-certificates.js';
+import { createCertificateAuthority, shareCaCertificate } from '../../src/local/tls-certs.js';
 import { runCommand } from '../../src/util/run-command.js';
 import type { PgSecurity } from '../../src/postgres/conninfo.js';
 import { connectTo, type SqlTarget } from '../../src/postgres/sql-session.js';
@@ -52,8 +52,8 @@ async function waitStreamingOverTls(cluster: LocalCluster, leader: string, repli
     );
     assert.equal(receiver?.status, 'streaming', replica);
     assert.match(receiver.conninfo, /sslmode=verify-full/, `${replica}'s WAL receiver verifies the server`);
-    assert.match(receiver.conninfo, /sslrootcert=\S+ca\.crt/);
-    assert.match(receiver.conninfo, /sslcert=\S+client-replicator\.crt/);
+    assert.match(receiver.conninfo, /sslrootcert=\S+ca\.pem/);
+    assert.match(receiver.conninfo, /sslcert=\S+client-replicator\.pem/);
   }
 }
 
@@ -188,9 +188,10 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
     assert.equal(await isTls({ ...certificate }), true);
     assert.equal(await isTls({ sslmode: 'allow', ...certificate }), true);
     await assert.rejects(connectTo(target({ sslmode: 'disable', ...certificate })), /sslmode disable.*no encryption/);
-    const wrongCa = await generateCa(join(cluster.dir, 'tls-other'), 'other-ca');
+    const wrongCa = await createCertificateAuthority(join(cluster.dir, 'tls-other'), 'other-ca');
+    await shareCaCertificate(wrongCa);
     await assert.rejects(
-      connectTo(target({ sslmode: 'verify-ca', sslrootcert: wrongCa.certFile, ...certificate })),
+      connectTo(target({ sslmode: 'verify-ca', sslrootcert: wrongCa.cert, ...certificate })),
       (error: Error) => /sslmode verify-ca/.test(error.message) && /certificate/.test(error.message),
     );
     await assert.rejects(
@@ -247,11 +248,12 @@ describe('PostgreSQL over TLS only (hostssl, clientcert=verify-full, sslmode ver
     const cluster = running();
     const { leader, replicas } = await waitHealthy(cluster, 60_000);
     const victim = replicas[0]!;
-    const wrongCa = await generateCa(join(cluster.dir, 'tls-wrong'), 'wrong-ca');
+    const wrongCa = await createCertificateAuthority(join(cluster.dir, 'tls-wrong'), 'wrong-ca');
+    await shareCaCertificate(wrongCa);
     const rightCa = cluster.postgresTls?.ca.certFile ?? assert.fail('no certificates');
     await cluster.stopAgent(victim);
     await rm(cluster.node(victim).dataDir, { recursive: true, force: true });
-    await editAuthentication(cluster, victim, (users) => (users.replication.sslrootcert = wrongCa.certFile));
+    await editAuthentication(cluster, victim, (users) => (users.replication.sslrootcert = wrongCa.cert));
     const logOffset = statSync(cluster.node(victim).logFile).size;
     cluster.startAgent(victim);
     const failure = await waitUntil(

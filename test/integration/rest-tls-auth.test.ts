@@ -2,7 +2,6 @@
 // keys and says what is missing without them; peers (leader probe, POST /failsafe) still reach each other, so failsafe
 // and a failover work; and no password reaches an agent's log.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { restClientSettings } from '../../src/config/rest-client-settings.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { createCertificateAuthority } from '../../src/local/tls-certs.js';
 import { HttpPeerClient } from '../../src/peers/http-peer-client.js';
 import { createRestClient, type RestClient } from '../../src/util/rest-client.js';
 import { waitUntil } from '../../src/util/wait-until.js';
@@ -28,50 +28,17 @@ describe('REST API with TLS, client certificates and Basic auth', { timeout: 500
   const running = (): LocalCluster => cluster ?? assert.fail('the cluster did not start');
 
   before(async () => {
-    const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
-    openssl(
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      file('ca.key'),
-      '-out',
-      file('ca.crt'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=pgwarden test CA',
-    );
-    writeFileSync(file('san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-    for (const name of ['server', 'ctl']) {
-      openssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', file(`${name}.key`), '-out', file(`${name}.csr`), '-subj', `/CN=${name}`);
-      openssl(
-        'x509',
-        '-req',
-        '-in',
-        file(`${name}.csr`),
-        '-CA',
-        file('ca.crt'),
-        '-CAkey',
-        file('ca.key'),
-        '-CAcreateserial',
-        '-out',
-        file(`${name}.crt`),
-        '-days',
-        '2',
-        '-extfile',
-        file('san.ext'),
-      );
-    }
+    const ca = await createCertificateAuthority(join(dir, 'pki'));
+    const loopback = { server: { ips: ['127.0.0.1'] } };
+    const server = await ca.issue('server', loopback);
+    const ctlPair = await ca.issue('ctl', loopback);
     // The agents call each other with restapi's certificate and credentials (patronictl's fallback): no ctl section.
     cluster = await startTestCluster('tlsauth', {
       bootstrapDcs: { failsafe_mode: true },
       restapi: {
-        certfile: file('server.crt'),
-        keyfile: file('server.key'),
-        cafile: file('ca.crt'),
+        certfile: server.cert,
+        keyfile: server.key,
+        cafile: ca.cert,
         verify_client: 'required',
         authentication: { username: 'admin', password: API_PASSWORD },
       },
@@ -80,9 +47,9 @@ describe('REST API with TLS, client certificates and Basic auth', { timeout: 500
     const base = parse(readFileSync(cluster.node('node1').configPath, 'utf8')) as { restapi: Record<string, unknown>; ctl?: unknown };
     const restapi = { listen: base.restapi.listen, connect_address: base.restapi.connect_address };
     const ctl = {
-      certfile: file('ctl.crt'),
-      keyfile: file('ctl.key'),
-      cacert: file('ca.crt'),
+      certfile: ctlPair.cert,
+      keyfile: ctlPair.key,
+      cacert: ca.cert,
       authentication: { username: 'admin', password: API_PASSWORD },
     };
     const write = (name: keyof typeof configs, section: Record<string, unknown>): void => {

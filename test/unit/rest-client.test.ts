@@ -1,9 +1,8 @@
-// The one REST client (util/rest-client.ts) against an in-process HTTPS server with certificates made by openssl:
+// The one REST client (util/rest-client.ts) against an in-process HTTPS server with certificates from the test certificate helper:
 // CA verification, client certificates (with an encrypted key), insecure, Basic credentials on unsafe methods only,
 // and errors that say which key to set; the CLI's 401/403 wording on top of it.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +14,7 @@ import { callApi } from '../../src/cli/api-client.js';
 import { restClientSettings } from '../../src/config/rest-client-settings.js';
 import type { MemberRecord } from '../../src/core/types.js';
 import { HttpPeerClient } from '../../src/peers/http-peer-client.js';
+import { createCertificateAuthority, type IssueOptions } from '../../src/local/tls-certs.js';
 import { isPgwardenError } from '../../src/util/errors.js';
 import { createRestClient, type RestClientSettings } from '../../src/util/rest-client.js';
 
@@ -30,9 +30,10 @@ const signal = (): AbortSignal => AbortSignal.timeout(5000);
 
 describe('REST client over TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgw-rest-'));
-  const file = (name: string): string => join(dir, name);
+  /** Test file name (as in a config: ca.crt, client.key) to where the certificate helper wrote it. */
+  const paths = new Map<string, string>();
+  const file = (name: string): string => paths.get(name) ?? assert.fail(`no certificate file ${name} was made`);
   const at = (name: string, key: string): { path: string; key: string } => ({ path: file(name), key });
-  const openssl = (...args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore' });
   const servers: (Server | HttpServer)[] = [];
   let url = '';
   let misnamedUrl = '';
@@ -71,59 +72,20 @@ describe('REST client over TLS', () => {
     );
 
   before(async () => {
-    for (const ca of ['ca', 'rogue-ca'])
-      openssl(
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        file(`${ca}.key`),
-        '-out',
-        file(`${ca}.crt`),
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${ca}`,
-      );
-    writeFileSync(file('ip.ext'), 'subjectAltName=IP:127.0.0.1\n');
-    writeFileSync(file('other.ext'), 'subjectAltName=DNS:elsewhere.example\n');
-    const issue = (name: string, ext: string, keyArgs: string[] = ['-nodes']): void => {
-      openssl(
-        'req',
-        '-newkey',
-        'rsa:2048',
-        ...keyArgs,
-        '-keyout',
-        file(`${name}.key`),
-        '-out',
-        file(`${name}.csr`),
-        '-subj',
-        `/CN=${name}`,
-      );
-      openssl(
-        'x509',
-        '-req',
-        '-in',
-        file(`${name}.csr`),
-        '-CA',
-        file('ca.crt'),
-        '-CAkey',
-        file('ca.key'),
-        '-CAcreateserial',
-        '-out',
-        file(`${name}.crt`),
-        '-days',
-        '2',
-        '-extfile',
-        file(ext),
-      );
+    const ca = await createCertificateAuthority(join(dir, 'ca'), 'ca');
+    const rogue = await createCertificateAuthority(join(dir, 'rogue-ca'), 'rogue-ca');
+    paths.set('ca.crt', ca.cert);
+    paths.set('rogue-ca.crt', rogue.cert);
+    const issue = async (name: string, options: IssueOptions): Promise<void> => {
+      const files = await ca.issue(name, options);
+      paths.set(`${name}.crt`, files.cert);
+      paths.set(`${name}.key`, files.key);
     };
-    issue('server', 'ip.ext');
-    issue('misnamed', 'other.ext');
-    issue('client', 'ip.ext');
-    issue('locked-client', 'ip.ext', ['-passout', 'pass:k3y-pass']);
+    const loopback = { ips: ['127.0.0.1'] };
+    await issue('server', { server: loopback });
+    await issue('misnamed', { server: { dns: ['elsewhere.example'] } });
+    await issue('client', { server: loopback });
+    await issue('locked-client', { server: loopback, keyPassphrase: 'k3y-pass' });
     url = `https://127.0.0.1:${await listen(echoServer('server'))}/patroni`;
     misnamedUrl = `https://127.0.0.1:${await listen(echoServer('misnamed'))}/patroni`;
   });
@@ -183,7 +145,7 @@ describe('REST client over TLS', () => {
       assert.match(error.message, /TLS certificate is not trusted \(.*\); set ctl\.cacert \(or restapi\.cafile\)/);
       return true;
     });
-    await assert.rejects(echo({ cacert: at('rogue-ca.crt', 'restapi.cafile') }), /restapi\.cafile \(.*rogue-ca\.crt\) did not sign it/);
+    await assert.rejects(echo({ cacert: at('rogue-ca.crt', 'restapi.cafile') }), /restapi\.cafile \(.*rogue-ca\/ca\.pem\) did not sign it/);
     const insecure = await echo({ isInsecure: true });
     assert.equal(insecure.method, 'GET');
   });
