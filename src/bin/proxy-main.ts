@@ -1,6 +1,7 @@
 // Composition root of `pgwarden proxy`: config, etcd, the agents' REST API as the writable-primary probe, signals.
 import { trimWorkingSetLater } from './working-set-report.js';
-import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
+import { loadProxyConfig, type ProxyConfig, type ProxyMonitor } from '../config/proxy-config.js';
+import { PgPositionReader } from '../postgres/position-reader.js';
 import type { MemberRecord } from '../core/types.js';
 import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
@@ -22,6 +23,12 @@ function primaryProbe(config: ProxyConfig): PrimaryProbe {
   };
 }
 
+/** proxy.monitor's role, as the one PostgreSQL session factory takes it. */
+function positionReaderOf(monitor: ProxyMonitor): PgPositionReader {
+  const { username, password, database, sslmode, sslrootcert, sslcert, sslkey, sslpassword } = monitor;
+  return new PgPositionReader({ username, password, database, security: { sslmode, sslrootcert, sslcert, sslkey, sslpassword } });
+}
+
 export async function runProxy(configPath: string): Promise<void> {
   const config = loadProxyConfig(configPath);
   const log = createLogger({ member: 'proxy', scope: config.scope });
@@ -34,11 +41,13 @@ export async function runProxy(configPath: string): Promise<void> {
     member: '__pgwarden_proxy',
     log,
   });
+  const monitor = config.proxy.monitor;
   const server = await ProxyServer.start({
     section: config.proxy,
     scope: config.scope,
     source: dcs,
     probe: primaryProbe(config),
+    ...(monitor === undefined ? {} : { positionReader: positionReaderOf(monitor) }),
     nowMs: () => clock.nowMs(),
     log,
   });

@@ -6,6 +6,7 @@ import { statSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { parseByteSize } from '../util/byte-size.js';
+import { parsePatroniInt } from '../util/patroni-int.js';
 import { isIpv4Literal } from '../util/ip.js';
 import { PgwardenError } from '../util/errors.js';
 import {
@@ -19,14 +20,44 @@ import {
 } from './load.js';
 import { credentials, etcdSection, hostPortSchema } from './schema.js';
 
-const byteSize = z.union([z.number().int().min(0), z.string()]).transform((value, context) => {
-  const bytes = typeof value === 'number' ? value : parseByteSize(value);
+/** proxy.replica_max_lag: how far behind the primary a replica may be, in bytes of WAL or in time. */
+export type ReplicaMaxLag = { readonly kind: 'bytes'; readonly bytes: number } | { readonly kind: 'time'; readonly ms: number };
+
+const DURATION = /^\s*\d+(?:\.\d+)?\s*(?:ms|s|min|h)\s*$/;
+
+/** A number or a size (`1MB`) is bytes; a duration (`500ms`, `10s`, `1min`) is the age of the last replayed transaction. */
+const replicaMaxLag = z.union([z.number().int().min(0), z.string()]).transform((value, context): ReplicaMaxLag => {
+  if (typeof value === 'number') return { kind: 'bytes', bytes: value };
+  const ms = DURATION.test(value) ? parsePatroniInt(value.trim(), 'ms') : undefined;
+  if (ms !== undefined) return { kind: 'time', ms };
+  const bytes = parseByteSize(value);
   if (bytes === undefined) {
-    context.addIssue({ code: 'custom', message: `expected bytes or a size like 10MB, got "${String(value)}"` });
+    context.addIssue({ code: 'custom', message: `expected bytes (a number or a size like 10MB) or a duration like 10s, got "${value}"` });
     return z.NEVER;
   }
-  return bytes;
+  return { kind: 'bytes', bytes };
 });
+
+/**
+ * proxy.monitor: the role the proxy reads each member's WAL position with (a few times a second, one session per
+ * member). pg_monitor is enough: `CREATE ROLE pgwarden_proxy LOGIN PASSWORD '…' IN ROLE pg_monitor`.
+ */
+const monitorSchema = z
+  .object({
+    username: z.string().min(1, 'proxy.monitor.username is required: a role with pg_monitor'),
+    password: z.string().optional(),
+    database: z.string().default('postgres'),
+    sslmode: z.enum(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']).optional(),
+    sslrootcert: z.string().optional(),
+    sslcert: z.string().optional(),
+    sslkey: z.string().optional(),
+    sslpassword: z.string().optional(),
+    /** Seconds between two reads of every member's position. */
+    interval: z.number().min(0.05).max(10).default(0.2),
+  })
+  .strict();
+
+export type ProxyMonitor = z.output<typeof monitorSchema>;
 
 const seconds = (minimum: number) => z.number().min(minimum);
 
@@ -43,7 +74,9 @@ export const proxySectionSchema = z.object({
   /** Fail closed when the DCS has not confirmed the leader for this long (capped at the cluster's ttl). */
   dcs_timeout: seconds(0.5).default(10),
   connect_timeout: seconds(0.05).default(2),
-  replica_max_lag: byteSize.default(1024 * 1024),
+  replica_max_lag: replicaMaxLag.prefault(1024 * 1024),
+  /** Fresh positions for the replica route; without it, routing reads what the agents publish each loop_wait. */
+  monitor: monitorSchema.optional(),
   /**
    * With no replica within replica_max_lag, reads go to the primary: `read-only` (default) sessions that start with
    * default_transaction_read_only=on, `read-write` plain sessions, `off` none (clients are held, then refused).
@@ -158,6 +191,13 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
       'PGW_CONFIG_INVALID',
       `${sourceName}: proxy.primary_listen and proxy.replica_listen are the same address; give them different ports`,
       { context: { path: sourceName } },
+    );
+  }
+  if (proxy.replica_max_lag.kind === 'time' && proxy.monitor === undefined) {
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: proxy.replica_max_lag is a duration, which needs each replica's replay time: add proxy.monitor (a role with pg_monitor) or give the lag in bytes (e.g. 1MB)`,
+      { context: { path: sourceName, key: 'proxy.replica_max_lag' } },
     );
   }
   if (proxy.data_path === 'kernel' && !isIpv4Literal(proxy.primary_listen.host)) {

@@ -238,3 +238,23 @@ export interface ExternalFence {
   /** The agent stops: `exit` tells the fence to leave (PostgreSQL was stopped or the fence disarmed first). */
   close(options: { readonly exit: boolean }): Promise<void>;
 }
+
+/** The proxy's replication-position port: what one member says about itself, in one query. */
+export interface MemberPosition {
+  /** false on the primary. */
+  readonly isInRecovery: boolean;
+  /** Bytes: the primary's current WAL position, or the replica's replay position (undefined before any replay). */
+  readonly lsn: number | undefined;
+  /** Whether its WAL receiver streams (undefined when the role may not see it: grant pg_monitor). */
+  readonly isStreaming: boolean | undefined;
+  /** How old the last replayed transaction is, by the replica's clock (undefined before any replay). */
+  readonly replayAgeMs: number | undefined;
+}
+
+/** Reads a member's position; the adapter (postgres/position-reader.ts) keeps one session per member. */
+export interface PositionReader {
+  read(member: MemberRecord, signal: AbortSignal): Promise<MemberPosition>;
+  /** Closes the sessions of members not in `keep`. */
+  retain(keep: ReadonlySet<string>): void;
+  close(): Promise<void>;
+}

@@ -459,6 +459,22 @@ export class LocalCluster {
     return node.agentPid;
   }
 
+  /**
+   * The role a local proxy reads replication positions with: the lab's superuser (a production proxy takes a role with
+   * pg_monitor only, see the README), over TLS with its client certificate when the cluster runs PostgreSQL over TLS.
+   */
+  #proxyMonitor(): Readonly<Record<string, string>> {
+    const tls = this.postgresTls;
+    const client = tls?.clients.get('postgres');
+    return {
+      username: 'postgres',
+      password: this.superuserPassword,
+      ...(tls !== undefined && client !== undefined
+        ? { sslmode: 'verify-full', sslrootcert: tls.ca.certFile, sslcert: client.certFile, sslkey: client.keyFile }
+        : {}),
+    };
+  }
+
   /** Starts a `pgwarden proxy` for this cluster on free ports and waits until its API answers. */
   async startProxy(settings: LocalProxySettings = {}): Promise<LocalProxy> {
     const name = `proxy${this.proxies.length + 1}`;
@@ -482,6 +498,7 @@ export class LocalCluster {
         replicaPort,
         apiPort,
         settings,
+        monitor: this.#proxyMonitor(),
       }),
       // It may hold the etcd password.
       { mode: 0o600 },

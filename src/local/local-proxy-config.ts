@@ -12,6 +12,8 @@ export interface LocalProxySpec {
   readonly apiPort: number;
   /** Extra `proxy:` settings (seconds, bytes), e.g. { hold_timeout: 5 }. */
   readonly settings: Readonly<Record<string, string | number | boolean>>;
+  /** proxy.monitor: the role the proxy reads replication positions with (absent: published positions only). */
+  readonly monitor?: Readonly<Record<string, string>>;
 }
 
 export function renderLocalProxyConfig(spec: LocalProxySpec): string {
@@ -27,6 +29,9 @@ export function renderLocalProxyConfig(spec: LocalProxySpec): string {
     `  replica_listen: 127.0.0.1:${spec.replicaPort}`,
     `  api_listen: 127.0.0.1:${spec.apiPort}`,
     ...extra,
+    ...(spec.monitor === undefined
+      ? []
+      : ['  monitor:', ...Object.entries(spec.monitor).map(([key, value]) => `    ${key}: ${JSON.stringify(value)}`)]),
     '',
   ].join('\n');
 }

@@ -2,6 +2,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { ForwarderEvents, ListenerKind, ProxiedConnection } from './forwarder.js';
 import type { KernelCounters } from './kernel-rules.js';
+import type { ObservedPosition } from './member-positions.js';
 
 export class ProxyMetrics implements ForwarderEvents {
   readonly registry = new Registry();
@@ -49,6 +50,24 @@ export class ProxyMetrics implements ForwarderEvents {
   readonly #primaryRoutable = new Gauge({
     name: 'pgwarden_proxy_primary_routable',
     help: '1 when new primary connections are forwarded at once, 0 while they are held',
+    registers: [this.registry],
+  });
+  readonly #replicaLagBytes = new Gauge({
+    name: 'pgwarden_proxy_replica_lag_bytes',
+    help: "Bytes of WAL a replica has yet to replay, from its own and the primary's answers (proxy.monitor)",
+    labelNames: ['member'],
+    registers: [this.registry],
+  });
+  readonly #replicaReplayAge = new Gauge({
+    name: 'pgwarden_proxy_replica_replay_age_seconds',
+    help: 'Age of the last transaction a replica replayed, by its own clock (proxy.monitor)',
+    labelNames: ['member'],
+    registers: [this.registry],
+  });
+  readonly #replicaStreaming = new Gauge({
+    name: 'pgwarden_proxy_replica_streaming',
+    help: "1 when a replica's WAL receiver streams, 0 when it does not (proxy.monitor)",
+    labelNames: ['member'],
     registers: [this.registry],
   });
   readonly #closedBytes = { fromClient: 0, toClient: 0 };
@@ -168,5 +187,20 @@ export class ProxyMetrics implements ForwarderEvents {
 
   primaryRoutable(isRoutable: boolean): void {
     this.#primaryRoutable.set(isRoutable ? 1 : 0);
+  }
+
+  /** The last round of members' own positions (members that did not answer are left out). */
+  replicaPositions(positions: ReadonlyMap<string, ObservedPosition>): void {
+    this.#replicaLagBytes.reset();
+    this.#replicaReplayAge.reset();
+    this.#replicaStreaming.reset();
+    const primary = [...positions.values()].find((position) => !position.isInRecovery && position.lsn !== undefined);
+    for (const [member, position] of positions) {
+      if (!position.isInRecovery) continue;
+      if (primary?.lsn !== undefined && position.lsn !== undefined)
+        this.#replicaLagBytes.set({ member }, Math.max(0, primary.lsn - position.lsn));
+      if (position.replayAgeMs !== undefined) this.#replicaReplayAge.set({ member }, position.replayAgeMs / 1000);
+      if (position.isStreaming !== undefined) this.#replicaStreaming.set({ member }, position.isStreaming ? 1 : 0);
+    }
   }
 }

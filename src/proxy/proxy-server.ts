@@ -5,7 +5,9 @@ import { replicaFallbackOf, type ProxySection } from '../config/proxy-config.js'
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
+import type { PositionReader } from '../core/ports.js';
 import { ClusterFeed, type ClusterSource, type PrimaryProbe } from './cluster-feed.js';
+import { PositionMonitor } from './member-positions.js';
 import { Forwarder, type ListenerKind, type ProxiedConnection } from './forwarder.js';
 import { BackendProbe } from './backend-probe.js';
 import { KernelDataPath } from './kernel-data-path.js';
@@ -18,6 +20,7 @@ import {
   routePrimary,
   routeReplicas,
   type Backend,
+  type RoutingInput,
   type RoutingOptions,
 } from './routing.js';
 
@@ -31,6 +34,8 @@ export interface ProxyServerOptions {
   readonly log: Log;
   /** Linearizable re-read period of the cluster feed. */
   readonly refreshMs?: number;
+  /** Reads members' WAL positions (built by the composition root when proxy.monitor is set). */
+  readonly positionReader?: PositionReader;
 }
 
 export type { ProxyStatus } from './proxy-http.js';
@@ -62,10 +67,12 @@ export class ProxyServer {
   /** Connection mark of the lock holder the kernel routes to; a new holder gets a new mark, cutting older flows. */
   #kernelGeneration: KernelGeneration = NO_GENERATION;
   #isStopping = false;
+  /** With proxy.monitor: each member's own WAL position, a few times a second. */
+  readonly #positions: PositionMonitor | undefined;
   /** In kernel mode: notices a lock holder whose port refuses, well before its key expires. */
   readonly #probe = new BackendProbe({
     target: () => {
-      const route = routePrimary(this.#feed.input(), this.#routingOptions());
+      const route = routePrimary(this.#input(), this.#routingOptions());
       return route.kind === 'route' ? route.backend : undefined;
     },
     onChange: () => this.#onClusterChange(),
@@ -99,6 +106,31 @@ export class ProxyServer {
       async () => this.#kernel?.counters(),
     );
     this.#feed.onChange(() => this.#onClusterChange());
+    const reader = options.positionReader;
+    const monitor = options.section.monitor;
+    this.#positions =
+      reader === undefined || monitor === undefined
+        ? undefined
+        : new PositionMonitor({
+            reader,
+            members: () => this.#feed.input().view?.members ?? [],
+            intervalMs: monitor.interval * 1000,
+            nowMs: options.nowMs,
+            log: options.log,
+            onRound: () => this.#onPositions(),
+          });
+  }
+
+  /** What routing decides on: the cluster feed's view, and members' own positions when monitored. */
+  #input(): RoutingInput {
+    const input = this.#feed.input();
+    return this.#positions === undefined ? input : { ...input, positions: this.#positions.positions() };
+  }
+
+  /** A new round of positions may let held reads through (a replica caught up again). */
+  #onPositions(): void {
+    if (this.#positions !== undefined) this.#metrics.replicaPositions(this.#positions.positions());
+    for (const wake of [...this.#waiters]) wake();
   }
 
   static async start(options: ProxyServerOptions): Promise<ProxyServer> {
@@ -114,6 +146,7 @@ export class ProxyServer {
       throw error;
     }
     server.#feed.start();
+    server.#positions?.start();
     return server;
   }
 
@@ -123,7 +156,7 @@ export class ProxyServer {
   }
 
   #kernelRoute(): KernelRoute {
-    const planned = planKernelRoute(routePrimary(this.#feed.input(), this.#routingOptions()), this.#kernelGeneration, this.#nextMark, {
+    const planned = planKernelRoute(routePrimary(this.#input(), this.#routingOptions()), this.#kernelGeneration, this.#nextMark, {
       isStopping: this.#isStopping,
       isUnreachable: (backend) => this.#probe.isUnreachable(backend),
     });
@@ -135,13 +168,13 @@ export class ProxyServer {
   #routingOptions(): RoutingOptions {
     return {
       dcsTimeoutMs: this.#section.dcs_timeout * 1000,
-      replicaMaxLagBytes: this.#section.replica_max_lag,
+      replicaMaxLag: this.#section.replica_max_lag,
       replicaFallback: replicaFallbackOf(this.#section),
     };
   }
 
   status(): ProxyStatus {
-    const input = this.#feed.input();
+    const input = this.#input();
     return {
       primary: routePrimary(input, this.#routingOptions()),
       replicas: routeReplicas(input, this.#routingOptions()),
@@ -245,7 +278,7 @@ export class ProxyServer {
   }
 
   #pick(kind: ListenerKind): Backend | undefined {
-    const input = this.#feed.input();
+    const input = this.#input();
     if (kind === 'primary') {
       const route = routePrimary(input, this.#routingOptions());
       return route.kind === 'route' ? route.backend : undefined;
@@ -280,7 +313,7 @@ export class ProxyServer {
 
   #onClusterChange(): void {
     for (const kernel of [this.#kernel, ...this.#retiredKernels]) void kernel?.refresh();
-    const input = this.#feed.input();
+    const input = this.#input();
     const options = this.#routingOptions();
     const primary = routePrimary(input, options);
     const identity = primary.kind === 'route' ? primary.leader : undefined;
@@ -397,6 +430,7 @@ export class ProxyServer {
     for (const kernel of [this.#kernel, ...this.#retiredKernels]) await kernel?.close();
     this.#kernel = undefined;
     await this.#feed.stop();
+    await this.#positions?.stop();
     const http = this.#http;
     if (http !== undefined) {
       http.closeAllConnections();

@@ -3,6 +3,8 @@
 import { isDue } from '../core/failover-intent.js';
 import { timingFromDynamicConfig } from '../core/timing-rules.js';
 import type { ClusterView, MemberRecord } from '../core/types.js';
+import type { ReplicaMaxLag } from '../config/proxy-config.js';
+import type { ObservedPosition } from './member-positions.js';
 
 export interface Backend {
   readonly member: string;
@@ -29,14 +31,19 @@ export interface RoutingInput {
   readonly wallIso: string;
   /** Monotonic ms when the current `failover` key (by revision) was first seen. */
   readonly failoverSeenAtMs: number | undefined;
+  /** Members' own answers about their WAL position (proxy.monitor), by name; absent without a monitor. */
+  readonly positions?: ReadonlyMap<string, ObservedPosition>;
 }
 
 export interface RoutingOptions {
   /** Fail closed when the view is older than this (capped at the cluster's ttl). */
   readonly dcsTimeoutMs: number;
-  readonly replicaMaxLagBytes: number;
+  readonly replicaMaxLag: ReplicaMaxLag;
   readonly replicaFallback: ReplicaFallback;
 }
+
+/** A member's own answer counts while it is this fresh; older, routing goes by what its agent published. */
+export const POSITION_FRESH_MS = 1000;
 
 export type PrimaryRoute =
   | { readonly kind: 'route'; readonly backend: Backend; readonly leader: string }
@@ -124,19 +131,50 @@ function leaderLsn(view: ClusterView): number | undefined {
   return view.optime === undefined ? published : Math.max(published, view.optime);
 }
 
+const describeLag = (lag: ReplicaMaxLag): string => (lag.kind === 'bytes' ? `${lag.bytes} bytes` : `${lag.ms} ms`);
+
+function freshPosition(input: RoutingInput, name: string | undefined): ObservedPosition | undefined {
+  const position = name === undefined ? undefined : input.positions?.get(name);
+  return position !== undefined && input.nowMs - position.observedAtMs <= POSITION_FRESH_MS ? position : undefined;
+}
+
+/**
+ * Whether a replica may serve reads: it streams, and is within the lag bound. Its own fresh answer decides when there is
+ * one; otherwise what its agent published (a replica that published another replication state than streaming is out).
+ */
+function isReplicaCurrent(input: RoutingInput, options: RoutingOptions, member: MemberRecord): boolean {
+  const view = input.view!;
+  const live = freshPosition(input, member.name);
+  const lag = options.replicaMaxLag;
+  if (live !== undefined) {
+    if (!live.isInRecovery || live.isStreaming === false || live.lsn === undefined) return false;
+    if (live.isStreaming === undefined && member.replication_state !== undefined && member.replication_state !== 'streaming') return false;
+    const leader = freshPosition(input, view.leader?.name);
+    const reference = leader !== undefined && !leader.isInRecovery && leader.lsn !== undefined ? leader.lsn : leaderLsn(view);
+    const behindBytes = reference === undefined ? 0 : Math.max(0, reference - live.lsn);
+    if (lag.kind === 'bytes') return behindBytes <= lag.bytes;
+    // Caught up means no lag, however long ago the last transaction was (an idle primary).
+    return behindBytes === 0 || (live.replayAgeMs !== undefined && live.replayAgeMs <= lag.ms);
+  }
+  if (member.replication_state !== undefined && member.replication_state !== 'streaming') return false;
+  // Published positions carry no replay time: a time bound needs the member's own answer.
+  if (lag.kind === 'time') return false;
+  if (member.xlog_location === undefined) return false;
+  const reference = leaderLsn(view);
+  return reference === undefined || reference - member.xlog_location <= lag.bytes;
+}
+
 /** Streaming replicas within the lag bound, excluding noloadbalance members; the primary when none qualifies (if allowed). */
 export function routeReplicas(input: RoutingInput, options: RoutingOptions): ReplicaRoute {
   const stale = staleness(input, options);
   if (stale !== undefined) return { kind: 'hold', reason: stale };
   const view = input.view!;
-  const reference = leaderLsn(view);
   const backends: Backend[] = [];
   for (const member of view.members) {
     if (member.name === view.leader?.name || member.role !== 'replica') continue;
     if (member.state !== 'running' && member.state !== 'streaming') continue;
     if (member.tags?.noloadbalance === true) continue;
-    if (member.xlog_location === undefined) continue;
-    if (reference !== undefined && reference - member.xlog_location > options.replicaMaxLagBytes) continue;
+    if (!isReplicaCurrent(input, options, member)) continue;
     const backend = backendOf(member);
     if (backend !== undefined) backends.push(backend);
   }
@@ -144,7 +182,7 @@ export function routeReplicas(input: RoutingInput, options: RoutingOptions): Rep
   if (options.replicaFallback === 'off')
     return {
       kind: 'hold',
-      reason: `no streaming replica within ${options.replicaMaxLagBytes} bytes of the leader (replica_fallback: off)`,
+      reason: `no streaming replica within ${describeLag(options.replicaMaxLag)} of the leader (replica_fallback: off)`,
     };
   const primary = routePrimary(input, options);
   if (primary.kind === 'hold') return { kind: 'hold', reason: `no replica qualifies and the primary is unavailable: ${primary.reason}` };

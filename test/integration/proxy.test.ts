@@ -135,6 +135,75 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         assert.equal(readPorts.size, 2, 'reads are spread over both replicas');
       });
 
+      it(
+        'takes a replica out of the read route within a second of its replay pausing or its WAL receiver stopping (proxy.monitor)',
+        { skip: dataPath === 'kernel' ? 'the replica route is the same in both data paths' : false },
+        async () => {
+          const leader = await routedLeader();
+          const replicas = cluster.nodes.map((node) => node.name).filter((name) => name !== leader);
+          const [paused, cut] = replicas as [string, string];
+          const routedReplicas = async (): Promise<readonly string[]> => (await proxyStatus(proxy)).replicas.members ?? [];
+          const streaming = (name: string): Promise<number> =>
+            metric(proxy, new RegExp(`pgwarden_proxy_replica_streaming\\{member="${name}"\\} (\\d+)`));
+          await waitUntil(async () => (await routedReplicas()).length === 2 && (await streaming(paused)) === 1, {
+            timeoutMs: 20_000,
+            describe: 'both replicas routed, and their positions read by the proxy',
+          });
+
+          // Paused replay, then a WAL segment switch: the replica is 16 MB behind at once, while its agent published no lag.
+          await sql(cluster, paused, 'SELECT pg_wal_replay_pause()');
+          try {
+            await sql(cluster, leader, 'INSERT INTO proxied VALUES (-1) ON CONFLICT DO NOTHING');
+            await sql(cluster, leader, 'SELECT pg_switch_wal()');
+            const switchedAt = performance.now();
+            await waitUntil(async () => !(await routedReplicas()).includes(paused), {
+              timeoutMs: 5000,
+              intervalMs: 50,
+              describe: `${paused}, replay paused 16 MB behind, to leave the replica route`,
+            });
+            const leftAfterMs = performance.now() - switchedAt;
+            assert.ok(leftAfterMs < 1500, `left the route ${Math.round(leftAfterMs)} ms after falling behind`);
+            // The other replica replays the segment switch and serves reads (not the primary in a fallback session), and
+            // the paused one is reported behind by the switch.
+            const lagOf = (name: string): Promise<number> =>
+              metric(proxy, new RegExp(`pgwarden_proxy_replica_lag_bytes\\{member="${name}"\\} (\\d+)`));
+            await waitUntil(async () => (await routedReplicas()).join() === cut && (await lagOf(paused)) > 1024 * 1024, {
+              timeoutMs: 3000,
+              describe: `reads on ${cut} only, and ${paused} reported more than 1 MB behind`,
+            });
+          } finally {
+            await sql(cluster, paused, 'SELECT pg_wal_replay_resume()');
+          }
+          await waitUntil(async () => (await routedReplicas()).includes(paused), {
+            timeoutMs: 5000,
+            describe: `${paused} back in the route once it replayed`,
+          });
+
+          // A WAL receiver that exits and cannot log in again (the replication role may not log in for a while): out while
+          // it does not stream, though its agent published no lag.
+          const [receiver] = await sql<{ pid: number }>(cluster, cut, 'SELECT pid FROM pg_stat_wal_receiver');
+          assert.ok(receiver !== undefined, `${cut} has a WAL receiver`);
+          await sql(cluster, leader, 'ALTER ROLE replicator NOLOGIN');
+          try {
+            process.kill(receiver.pid, 'SIGTERM');
+            const stoppedAt = performance.now();
+            await waitUntil(async () => !(await routedReplicas()).includes(cut) && (await streaming(cut)) === 0, {
+              timeoutMs: 4000,
+              intervalMs: 50,
+              describe: `${cut}, its WAL receiver stopped, to leave the replica route`,
+            });
+            const leftAfterMs = performance.now() - stoppedAt;
+            assert.ok(leftAfterMs < 1500, `left the route ${Math.round(leftAfterMs)} ms after the receiver stopped`);
+          } finally {
+            await sql(cluster, leader, 'ALTER ROLE replicator LOGIN');
+          }
+          await waitUntil(async () => (await routedReplicas()).includes(cut) && (await streaming(cut)) === 1, {
+            timeoutMs: 20_000,
+            describe: `${cut} back in the route once its WAL receiver streams again`,
+          });
+        },
+      );
+
       it('holds reconnecting clients through a planned switchover: no failed connect, writes continue on the new primary', async () => {
         const leader = await routedLeader();
         const heldBefore = await metric(proxy, /pgwarden_proxy_held_total\{listener="primary"\} (\d+)/);

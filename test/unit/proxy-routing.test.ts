@@ -11,12 +11,14 @@ import {
   routeReplicas,
   type RoutingInput,
   type RoutingOptions,
+  POSITION_FRESH_MS,
   READ_ONLY_SESSION,
 } from '../../src/proxy/routing.js';
+import type { ObservedPosition } from '../../src/proxy/member-positions.js';
 import { encodeStartupMessage, parseStartupMessage, readRewrittenStartup, withSessionSettings } from '../../src/proxy/startup-packet.js';
 import { member, view } from '../sim/builders.js';
 
-const options: RoutingOptions = { dcsTimeoutMs: 10_000, replicaMaxLagBytes: 1000, replicaFallback: 'read-only' };
+const options: RoutingOptions = { dcsTimeoutMs: 10_000, replicaMaxLag: { kind: 'bytes', bytes: 1000 }, replicaFallback: 'read-only' };
 
 function cluster(overrides: Partial<ClusterView> & { leaderName?: string } = {}): ClusterView {
   return view({
@@ -133,7 +135,7 @@ describe('replica routing', () => {
   });
 
   it('falls back to the primary when no replica qualifies, or holds when fallback is off', () => {
-    const lagging = { ...options, replicaMaxLagBytes: 100 };
+    const lagging: RoutingOptions = { ...options, replicaMaxLag: { kind: 'bytes', bytes: 100 } };
     const route = routeReplicas(input(cluster()), lagging);
     assert.equal(route.kind === 'route' && route.isFallback, true);
     assert.deepEqual(route.kind === 'route' ? route.backends.map((backend) => backend.member) : [], ['node1']);
@@ -157,6 +159,51 @@ describe('replica routing', () => {
       `scope: s\netcd3:\n  hosts: 127.0.0.1:2379\nproxy:\n  primary_listen: 127.0.0.1:5000\n  replica_fallback: ${fallback}\n`;
     assert.equal(parseProxyConfig(config('read-write'), 'p.yml').proxy.replica_fallback, 'read-write');
     assert.throws(() => parseProxyConfig(config('readonly'), 'p.yml'), /proxy\.replica_fallback: .*read-only/);
+  });
+
+  it("a replica's own fresh answer decides: not streaming, behind in bytes or in time, or promoted is out", () => {
+    const at = (position: Partial<ObservedPosition>): ObservedPosition => ({
+      isInRecovery: true,
+      lsn: 5000,
+      isStreaming: true,
+      replayAgeMs: 0,
+      observedAtMs: 1900,
+      ...position,
+    });
+    const routed = (positions: Record<string, ObservedPosition>, routing: RoutingOptions = options): string[] | string => {
+      const route = routeReplicas(input(cluster(), { positions: new Map(Object.entries(positions)) }), routing);
+      return route.kind === 'route' ? route.backends.map((backend) => backend.member) : route.reason;
+    };
+    const primary = at({ isInRecovery: false, lsn: 9000, isStreaming: undefined });
+    // Published: node2 500 behind, node3 2000 behind. Fresh: node3 caught up, node2 stopped streaming (Patroni issue 3717).
+    assert.deepEqual(routed({ node1: primary, node2: at({ lsn: 9000, isStreaming: false }), node3: at({ lsn: 9000 }) }), ['node3']);
+    // The primary's own position is the reference: node2 is 1500 bytes behind it, though within 1000 of what was published.
+    assert.deepEqual(routed({ node1: primary, node2: at({ lsn: 7500 }), node3: at({ lsn: 8500 }) }), ['node3']);
+    // A member that answers it is not in recovery is no replica, whatever its key says.
+    assert.deepEqual(routed({ node1: primary, node2: at({ isInRecovery: false }), node3: at({ lsn: 9000 }) }), ['node3']);
+    // An answer older than POSITION_FRESH_MS does not count: the published positions decide again (node2 within 1000).
+    assert.deepEqual(routed({ node2: at({ isStreaming: false, observedAtMs: 2000 - POSITION_FRESH_MS - 1 }) }), ['node2']);
+    // In time: behind and its last replayed transaction older than the bound is out; caught up is in, however idle.
+    const inTime: RoutingOptions = { ...options, replicaMaxLag: { kind: 'time', ms: 10_000 } };
+    assert.deepEqual(
+      routed({ node1: primary, node2: at({ lsn: 8000, replayAgeMs: 60_000 }), node3: at({ lsn: 9000, replayAgeMs: 3_600_000 }) }, inTime),
+      ['node3'],
+    );
+    assert.deepEqual(routed({ node1: primary, node2: at({ lsn: 8000, replayAgeMs: 2000 }) }, inTime), ['node2']);
+    // Without an answer there is no replay time: a time bound excludes the replica rather than guess.
+    assert.equal(routeReplicas(input(cluster()), { ...inTime, replicaFallback: 'off' }).kind, 'hold');
+  });
+
+  it('without fresh answers, a replica that published another replication state than streaming is out', () => {
+    const current = cluster({
+      members: [
+        member('node1', { role: 'primary', xlog_location: 5000 }),
+        member('node2', { xlog_location: 5000, replication_state: 'stopped', conn_url: 'postgres://10.0.0.2:5432/postgres' }),
+        member('node3', { xlog_location: 5000, replication_state: 'streaming', conn_url: 'postgres://10.0.0.3:5432/postgres' }),
+      ],
+    });
+    const route = routeReplicas(input(current), options);
+    assert.deepEqual(route.kind === 'route' ? route.backends.map((backend) => backend.member) : route, ['node3']);
   });
 
   it('holds reads too when the view is stale', () => {
@@ -200,8 +247,30 @@ describe('proxy config', () => {
   it('applies defaults and parses sizes', () => {
     const config = parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_max_lag: 10MB\n`, 'proxy.yml');
     assert.equal(config.proxy.hold_timeout, 30);
-    assert.equal(config.proxy.replica_max_lag, 10 * 1024 * 1024);
+    assert.deepEqual(config.proxy.replica_max_lag, { kind: 'bytes', bytes: 10 * 1024 * 1024 });
     assert.deepEqual(config.proxy.primary_listen, { host: '127.0.0.1', port: 5000 });
+  });
+
+  it('takes replica_max_lag in bytes or as a duration, which needs proxy.monitor', () => {
+    const lagOf = (value: string, extra = ''): unknown =>
+      parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_max_lag: ${value}\n${extra}`, 'p.yml').proxy
+        .replica_max_lag;
+    const monitor = '  monitor:\n    username: pgwarden_proxy\n    password: pw\n';
+    assert.deepEqual(lagOf('1048576'), { kind: 'bytes', bytes: 1048576 });
+    assert.deepEqual(lagOf('16kB'), { kind: 'bytes', bytes: 16384 });
+    assert.deepEqual(lagOf('10s', monitor), { kind: 'time', ms: 10_000 });
+    assert.deepEqual(lagOf('500ms', monitor), { kind: 'time', ms: 500 });
+    assert.deepEqual(lagOf('2min', monitor), { kind: 'time', ms: 120_000 });
+    assert.deepEqual(parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n`, 'p.yml').proxy.replica_max_lag, {
+      kind: 'bytes',
+      bytes: 1024 * 1024,
+    });
+    assert.throws(() => lagOf('10s'), /replica_max_lag is a duration, which needs each replica's replay time: add proxy\.monitor/);
+    assert.throws(() => lagOf('10 parsecs'), /replica_max_lag: expected bytes .* or a duration like 10s, got "10 parsecs"/);
+    assert.throws(() => lagOf('1MB', '  monitor:\n    password: pw\n'), /proxy\.monitor\.username/);
+    assert.throws(() => lagOf('1MB', '  monitor:\n    username: u\n    pasword: pw\n'), /proxy\.monitor/);
+    const parsed = parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n${monitor}`, 'p.yml').proxy.monitor;
+    assert.deepEqual(parsed, { username: 'pgwarden_proxy', password: 'pw', database: 'postgres', interval: 0.2 });
   });
 
   it('names the key and what to write for bad input', () => {
@@ -212,7 +281,7 @@ describe('proxy config', () => {
     );
     assert.throws(
       () => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_max_lag: lots\n`, 'p.yml'),
-      /replica_max_lag: expected bytes or a size/,
+      /replica_max_lag: expected bytes \(a number or a size like 10MB\) or a duration like 10s/,
     );
     assert.throws(
       () => parseProxyConfig(`${base}proxy:\n  primary_listen: 127.0.0.1:5000\n  replica_listen: 127.0.0.1:5000\n`, 'p.yml'),
