@@ -153,14 +153,17 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     `chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${described}, cluster in ${dir}`,
   );
   out(`chaos: fault kinds (replay with the same list): --kinds ${kinds.join(',')}`);
-  // As root every node's directory (data, pg_wal, logs) is a tmpfs of its own, so one can be filled.
+  // As root every node's directory (data, pg_wal, logs) is a tmpfs of its own, so one can be filled. 4 GB: PostgreSQL
+  // keeps the segments of every old timeline until the WAL position passes them (wal_keep_size), 20–30 MB per failover
+  // on each node, and a long run of a quiet cluster fails over dozens of times within its first hundred MB of WAL (1 GB
+  // filled up after 85 faults). A tmpfs takes memory only for what is written.
   const cluster = await LocalCluster.start({
     dir,
     timing: TIMING,
     scope: 'chaos',
     proxies: 1,
     network,
-    ...(network === 'netns' ? { nodeTmpfsMb: 1024 } : {}),
+    ...(network === 'netns' ? { nodeTmpfsMb: 4096 } : {}),
   });
   active.add(cluster);
   const names = cluster.nodes.map((node) => node.name);
