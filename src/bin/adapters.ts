@@ -5,7 +5,10 @@ import './pg-node-runtime.js';
 import { readFileSync } from 'node:fs';
 import type { EtcdSettings } from '../config/load.js';
 import { EtcdDcs, parseEtcdHosts, type EtcdAuth, type EtcdDcsOptions, type EtcdTls, type TlsFile } from '../dcs/etcd/etcd-dcs.js';
+import type { ProxyMonitor } from '../config/proxy-config.js';
+import type { PositionReader } from '../core/ports.js';
 import { PostgresController, resolveRunAs, type PgControllerOptions } from '../postgres/controller.js';
+import { PgPositionReader } from '../postgres/position-reader.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 
 export { parseEtcdHosts, resolveRunAs };
@@ -70,4 +73,10 @@ export function openEtcdDcs(options: EtcdDcsOptions): EtcdDcs {
 
 export function openPostgresController(options: PgControllerOptions): PostgresController {
   return new PostgresController(options);
+}
+
+/** proxy.monitor's role, as the one PostgreSQL session factory takes it. */
+export function openPositionReader(monitor: ProxyMonitor): PositionReader {
+  const { username, password, database, sslmode, sslrootcert, sslcert, sslkey, sslpassword } = monitor;
+  return new PgPositionReader({ username, password, database, security: { sslmode, sslrootcert, sslcert, sslkey, sslpassword } });
 }

@@ -1,9 +1,8 @@
 // Composition root of `pgwarden proxy`: config, etcd, the agents' REST API as the writable-primary probe, signals.
 import { trimWorkingSetLater } from './working-set-report.js';
-import { loadProxyConfig, type ProxyConfig, type ProxyMonitor } from '../config/proxy-config.js';
-import { PgPositionReader } from '../postgres/position-reader.js';
+import { loadProxyConfig, type ProxyConfig } from '../config/proxy-config.js';
 import type { MemberRecord } from '../core/types.js';
-import { etcdConnection, openEtcdDcs } from './adapters.js';
+import { etcdConnection, openEtcdDcs, openPositionReader } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
@@ -21,12 +20,6 @@ function primaryProbe(config: ProxyConfig): PrimaryProbe {
       return false;
     }
   };
-}
-
-/** proxy.monitor's role, as the one PostgreSQL session factory takes it. */
-function positionReaderOf(monitor: ProxyMonitor): PgPositionReader {
-  const { username, password, database, sslmode, sslrootcert, sslcert, sslkey, sslpassword } = monitor;
-  return new PgPositionReader({ username, password, database, security: { sslmode, sslrootcert, sslcert, sslkey, sslpassword } });
 }
 
 export async function runProxy(configPath: string): Promise<void> {
@@ -47,7 +40,7 @@ export async function runProxy(configPath: string): Promise<void> {
     scope: config.scope,
     source: dcs,
     probe: primaryProbe(config),
-    ...(monitor === undefined ? {} : { positionReader: positionReaderOf(monitor) }),
+    ...(monitor === undefined ? {} : { positionReader: openPositionReader(monitor) }),
     nowMs: () => clock.nowMs(),
     log,
   });
