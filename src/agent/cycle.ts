@@ -27,6 +27,7 @@ import type { CommandInbox } from './command-inbox.js';
 import { executeActions, NO_LOCK, type FailsafeHooks, type LockHolder } from './execute.js';
 import { failsafeObservation, initialFailsafeState, isFailsafeEnabled, runFailsafeRound, type FailsafeState } from './failsafe.js';
 import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
+import { DecisionEvents, isDecisionEvent } from './decision-events.js';
 import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
 import { buildSnapshot, isLockValidAt, type AgentSnapshot } from './snapshot.js';
 import type { TaskSlot } from './tasks.js';
@@ -111,6 +112,8 @@ export interface CycleState {
   cycleStep: string;
   /** failsafe_mode: the accepted POST /failsafe, the last round sent, lock calls in flight. */
   readonly failsafe: FailsafeState;
+  /** Recent decisions that changed something: GET /events. */
+  readonly events: DecisionEvents;
 }
 
 export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
@@ -132,6 +135,7 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
     lastDecision: undefined,
     cycleStep: 'idle',
     failsafe: initialFailsafeState(nowMs),
+    events: new DecisionEvents(),
   };
   state.snapshot = snapshotOf(settings, state, task, nowMs, true);
   return state;
@@ -164,6 +168,7 @@ function snapshotOf(settings: CycleSettings, state: CycleState, tasks: TaskSlot,
     timing: state.timing,
     lastReason: state.lastReason,
     nowMs,
+    events: state.events,
   });
 }
 
@@ -200,8 +205,20 @@ function adoptTiming(state: CycleState, config: DynamicConfig, log: Log): void {
   state.timing = derived.timing;
 }
 
-function logDecision(state: CycleState, decision: Decision, nowMs: number, log: Log): void {
+/** Logs the decision (a repeated one again every REPEATED_REASON_LOG_MS, with how long) and keeps it as an event when it changed something. */
+function logDecision(state: CycleState, decision: Decision, nowMs: number, wallIso: string, log: Log): void {
   const actions = decision.actions.map((action) => action.kind);
+  if (isDecisionEvent(decision.reason !== state.lastReason, actions)) {
+    const pg = state.pg;
+    state.events.add({
+      at: wallIso,
+      member: state.local.identity.name,
+      role: pg?.isRunning !== true ? 'uninitialized' : pg.role === 'primary' ? 'master' : 'replica',
+      timeline: pg?.timeline,
+      actions,
+      reason: decision.reason,
+    });
+  }
   if (decision.reason !== state.lastReason) {
     state.lastReasonSinceMs = nowMs;
     state.lastReasonLoggedAtMs = nowMs;
@@ -286,7 +303,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   state.memory = decision.memory;
   state.lastObservation = observation;
   state.lastDecision = decision;
-  logDecision(state, decision, observation.nowMs, log);
+  logDecision(state, decision, observation.nowMs, clock.wallIso(), log);
   const violations = settings.isCheckingInvariants ? checkDecision(observation, decision) : [];
   for (const violation of violations) log.error({ invariant: violation.invariant }, `safety invariant broken: ${violation.message}`);
   let outcome: Awaited<ReturnType<typeof executeActions>> = 'ok';

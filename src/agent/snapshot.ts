@@ -2,7 +2,17 @@
 import { lockDeadlineOf } from '../core/lease.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import { isStandbyLeaderNow } from '../core/standby-cluster.js';
-import type { ClusterView, DynamicConfig, LocalPg, LockObservation, MemberTags, PgState, TaskState, Timing } from '../core/types.js';
+import type {
+  ClusterView,
+  DecisionEventSource,
+  DynamicConfig,
+  LocalPg,
+  LockObservation,
+  MemberTags,
+  PgState,
+  TaskState,
+  Timing,
+} from '../core/types.js';
 import { pgStateOf, type MemberIdentity } from './member-record.js';
 
 export interface AgentSnapshot {
@@ -30,6 +40,8 @@ export interface AgentSnapshot {
   readonly lastReason: string;
   /** failsafe_mode is active (Patroni's failsafe_mode_is_active): set per read by the agent (cycle.ts currentSnapshot). */
   readonly isFailsafeActive?: boolean | undefined;
+  /** Recent decisions that changed something (GET /events). */
+  readonly events?: DecisionEventSource;
 }
 
 /** Whether a lock renewal sent at `lock.lastRenewSentAtMs` is still good at `nowMs`, judged by its own lease's TTL. */
@@ -51,6 +63,7 @@ export interface SnapshotInputs {
   readonly timing: Timing;
   readonly lastReason: string;
   readonly nowMs: number;
+  readonly events?: DecisionEventSource;
 }
 
 export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
@@ -74,5 +87,6 @@ export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
     ttlMs: inputs.timing.ttlMs,
     lastReason: inputs.lastReason,
     isFailsafeActive: false,
+    ...(inputs.events !== undefined ? { events: inputs.events } : {}),
   };
 }

@@ -167,6 +167,20 @@ function readiness(snapshot: AgentSnapshot): boolean {
   return snapshot.state === 'running' && snapshot.isDcsReachable && snapshot.pg.isStreaming;
 }
 
+/** GET /events[?since=<seq>][&limit=<n>]: this member's recent decisions that changed something, oldest first. */
+function decisionEvents(snapshot: AgentSnapshot, query: URLSearchParams): ApiResponse {
+  const number = (name: string): number | undefined | 'bad' => {
+    const given = query.get(name);
+    if (given === null) return undefined;
+    return /^\d+$/.test(given) ? Number(given) : 'bad';
+  };
+  const since = number('since');
+  const limit = number('limit');
+  if (since === 'bad' || limit === 'bad')
+    return json(400, { error: `${since === 'bad' ? 'since' : 'limit'}: expected a non-negative integer (since: the last seq seen)` });
+  return json(200, snapshot.events?.since(since, limit) ?? []);
+}
+
 export function handleRequest(request: ApiRequest, context: ApiContext): ApiResponse {
   const { snapshot } = context;
   const method = request.method;
@@ -193,6 +207,8 @@ export function handleRequest(request: ApiRequest, context: ApiContext): ApiResp
         : json(200, snapshot.view.failsafe);
     case '/config':
       return snapshot.view?.config === undefined ? json(502, { error: 'no config in the DCS' }) : json(200, snapshot.view.config);
+    case '/events':
+      return decisionEvents(snapshot, request.query);
     default:
       return json(healthCheck(request.path, snapshot, request.query) ? 200 : 503, statusDocument(snapshot));
   }

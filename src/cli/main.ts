@@ -17,6 +17,7 @@ import {
   switchoverCommand,
   type ControlContext,
 } from './commands/control.js';
+import { eventsCommand } from './commands/events.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.js';
 import { listCommand } from './commands/list.js';
@@ -328,6 +329,24 @@ export function buildProgram(deps: CliDeps): Command {
     .description('timeline history of the cluster')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['pretty', 'tsv', 'json', 'yaml']).default('pretty'))
     .action(async (options: { format: 'pretty' | 'tsv' | 'json' | 'yaml' }) => deps.out(historyTable(await reload(), options.format)));
+  program
+    .command('events')
+    .description("recent HA decisions of every member (each member's GET /events), merged by time")
+    .option('-m, --member <name>', 'one member only')
+    .option('-n, --limit <count>', 'the newest N decisions of each member', '50')
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['pretty', 'tsv', 'json', 'yaml']).default('pretty'))
+    .action(async (options: { member?: string; limit: string; format: 'pretty' | 'tsv' | 'json' | 'yaml' }) => {
+      const limit = Number(options.limit);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new PgwardenError('PGW_CLI_USAGE', `--limit must be a positive integer, got "${options.limit}"`, {
+          context: { flag: '--limit', hint: 'e.g. --limit 20' },
+        });
+      const isInsecure = program.opts<{ insecure?: boolean }>().insecure === true ? true : undefined;
+      const loaded = await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000), { isInsecure });
+      const result = await eventsCommand(loaded.view, loaded.rest ?? createRestClient({}), { ...options, limit });
+      deps.out(result.output);
+      for (const line of result.unreachable) deps.out(`(no events from ${line})`);
+    });
   program
     .command('dsn')
     .description('connection parameters of a member (default: the leader)')

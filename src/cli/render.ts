@@ -115,3 +115,16 @@ export function renderMemberTable(scope: string, summary: ClusterSummary, format
   });
   return format === 'json' ? JSON.stringify(objects) : stringify(objects).trimEnd();
 }
+
+/** patronictl's bordered table (no title): `rightAligned` columns (by index) pad on the left, header included. */
+export function borderedTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  rightAligned: ReadonlySet<number> = new Set(),
+): string {
+  const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => (row[index] ?? '').length)));
+  const border = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
+  const line = (cells: readonly string[]): string =>
+    `| ${cells.map((cell, index) => (rightAligned.has(index) ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))).join(' | ')} |`;
+  return [border, line(header), border, ...rows.map(line), border].join('\n');
+}

@@ -520,3 +520,24 @@ export interface Decision {
   /** How long the loop may sleep before deciding again (a DCS watch event or crash can wake it earlier). */
   readonly wakeAfterMs: number;
 }
+
+/** One HA decision that changed something (a new reason, or actions taken), as GET /events serves it. */
+export interface DecisionEvent {
+  /** Increasing per agent process; a reader passes the last one it saw to `since`. */
+  readonly seq: number;
+  /** Wall-clock ISO time of the cycle. */
+  readonly at: string;
+  readonly member: string;
+  /** Patroni's role name at that cycle (master, replica, standby_leader, uninitialized). */
+  readonly role: string;
+  readonly timeline: number | undefined;
+  /** The actions the cycle took (kinds), empty when only the reason changed. */
+  readonly actions: readonly string[];
+  /** The decision's sentence, as logged. */
+  readonly reason: string;
+}
+
+/** Recent decision events, oldest first: those after `seq`, at most `limit` (the newest). */
+export interface DecisionEventSource {
+  since(seq?: number, limit?: number): readonly DecisionEvent[];
+}

@@ -69,11 +69,13 @@ function readSetting(setting: { readonly path: string; readonly key: string }): 
   }
 }
 
-/** Where a member's REST API answers `endpoint`: its api_url with the path replaced. */
+/** Where a member's REST API answers `endpoint` (a path, optionally with a query): its api_url with both replaced. */
 export function memberEndpointUrl(apiUrl: string, endpoint: string): string {
   const url = new URL(apiUrl);
-  url.pathname = endpoint.startsWith('/') ? endpoint : `/${endpoint}`;
-  url.search = '';
+  const queryAt = endpoint.indexOf('?');
+  const path = queryAt < 0 ? endpoint : endpoint.slice(0, queryAt);
+  url.pathname = path.startsWith('/') ? path : `/${path}`;
+  url.search = queryAt < 0 ? '' : endpoint.slice(queryAt);
   return url.toString();
 }
 

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { assertStays } from '../kit/assert-stays.js';
-import { httpStatus, isWritable, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
+import { httpStatus, isWritable, runCliOk, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 describe('a 3-node cluster on real etcd and PostgreSQL', { timeout: 600_000 }, () => {
@@ -113,6 +113,21 @@ describe('a 3-node cluster on real etcd and PostgreSQL', { timeout: 600_000 }, (
       { timeoutMs: 20_000, intervalMs: 200, describe: `the post-failover row on the rejoined ${oldLeader}` },
     );
     assert.equal(rows[0]?.note, 'after failover');
+
+    // `pgwarden events` merges every member's recent decisions: the promotion is there, with the new leader's reason.
+    const { stdout } = await runCliOk(['-c', cluster.node(newLeader).configPath, 'events', '-f', 'json']);
+    const events = JSON.parse(stdout.split('\n')[0]!) as { member: string; actions: string[]; reason: string; at: string }[];
+    const promotion = events.find((event) => event.member === newLeader && event.actions.includes('promote'));
+    assert.ok(promotion !== undefined, `a promote event of ${newLeader} in ${stdout.slice(0, 2000)}`);
+    assert.deepEqual(
+      events.map((event) => event.at),
+      events.map((event) => event.at).sort(),
+      'merged in time order',
+    );
+    assert.ok(
+      events.some((event) => event.member === oldLeader),
+      `the rejoined ${oldLeader} has events too`,
+    );
   });
 
   it('keeps roles when one etcd member is down', async () => {

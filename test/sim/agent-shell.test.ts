@@ -75,4 +75,25 @@ describe('agent shell', () => {
     assert.equal(next.length, NAMES.length, 'a new bad value is said once per member');
     world.stop();
   });
+  it("keeps the decisions that changed something as events: a failover is in the new leader's, with its reason", async () => {
+    const { world, leader } = await healthyWorld(11);
+    const events = (name: string): readonly { readonly seq: number; readonly reason: string; readonly actions: readonly string[] }[] =>
+      world.node(name).agent.snapshot().events?.since() ?? [];
+    const before = Object.fromEntries(NAMES.map((name) => [name, events(name).at(-1)?.seq ?? 0]));
+    await world.runUntil(world.runtime.nowMs + 60_000);
+    for (const name of NAMES)
+      assert.equal(events(name).at(-1)?.seq ?? 0, before[name], `${name}: a quiet minute adds no event (the same reason, no action)`);
+    world.crashPostmaster(world.node(leader));
+    world.killAgent(world.node(leader), true);
+    await world.runUntil(world.runtime.nowMs + 60_000);
+    const newLeader = world.leaderName();
+    assert.ok(newLeader !== undefined && newLeader !== leader, 'another member leads');
+    const promoted = events(newLeader).filter((event) => event.seq > before[newLeader]!);
+    assert.ok(
+      promoted.some((event) => event.actions.includes('promote')),
+      `${newLeader}'s events include its promotion: ${JSON.stringify(promoted.map((event) => [event.actions, event.reason]))}`,
+    );
+    world.stop();
+    assert.deepEqual(world.violations, []);
+  });
 });

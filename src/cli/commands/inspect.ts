@@ -3,6 +3,7 @@ import { stringify } from 'yaml';
 import type { ClusterView } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
 import { redactSecrets } from '../../util/redact.js';
+import { borderedTable } from '../render.js';
 import { pickMember } from './query.js';
 
 export function showConfig(view: ClusterView, format: 'yaml' | 'json' = 'yaml'): string {
@@ -34,12 +35,8 @@ export function historyTable(view: ClusterView, format: 'pretty' | 'json' | 'yam
     }));
     return format === 'json' ? JSON.stringify(objects) : stringify(objects).trimEnd();
   }
-  const widths = header.map((title, index) => Math.max(title.length, ...rows.map((row) => row[index]!.length)));
-  const border = `+${widths.map((width) => '-'.repeat(width + 2)).join('+')}+`;
-  const line = (cells: readonly string[]): string =>
-    `| ${cells.map((cell, index) => (index < 2 ? cell.padStart(widths[index]!) : cell.padEnd(widths[index]!))).join(' | ')} |`;
   // As patronictl: the numeric TL and LSN columns (header included) are right-aligned.
-  return [border, line(header), border, ...rows.map(line), border].join('\n');
+  return borderedTable(header, rows, new Set([0, 1]));
 }
 
 /** Same member choice as `query`: the leader by default, a running replica with `-r replica`, or a name. */
