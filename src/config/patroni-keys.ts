@@ -27,6 +27,8 @@ export interface PatroniKey {
    * but null is. A value it passes (e.g. create_replica_methods: [basebackup]) is honoured as written.
    */
   readonly applies?: (value: unknown, config: Readonly<Record<string, unknown>>) => boolean;
+  /** refused only: the problem for this value, when the note alone would not say what is wrong with it. */
+  readonly problem?: (path: string, value: unknown) => string | undefined;
   /** A required key: what to give, for "<path> is required: <this>". */
   readonly required?: string;
 }
@@ -176,6 +178,7 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
     status: 'refused',
     note: `replicas are created with ${SUPPORTED_REPLICA_METHODS.join(', ')} only: list only that, or remove the key`,
     applies: (value) => replicaMethodsProblem('', value) !== undefined,
+    problem: replicaMethodsProblem,
   },
   {
     path: 'bootstrap.dcs.standby_cluster',
@@ -348,6 +351,7 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
     status: 'refused',
     note: `replicas are created with ${SUPPORTED_REPLICA_METHODS.join(', ')} only (a restore from a backup tool is not supported yet): list only that, or remove the key`,
     applies: (value) => replicaMethodsProblem('', value) !== undefined,
+    problem: replicaMethodsProblem,
   },
   {
     path: 'postgresql.<method>',
@@ -522,7 +526,7 @@ export function keyFindings(config: Readonly<Record<string, unknown>>, sourceNam
     const isApplying = entry.applies !== undefined ? entry.applies(value, config) : value !== undefined && value !== null;
     if (!isApplying) continue;
     named.push(path);
-    if (entry.status === 'refused') problems.push(`${path} is not supported by pgwarden: ${entry.note}`);
+    if (entry.status === 'refused') problems.push(entry.problem?.(path, value) ?? `${path} is not supported by pgwarden: ${entry.note}`);
     else warnings.push(`${path} in ${sourceName} is accepted for Patroni compatibility but not honoured: ${entry.note}`);
   }
   return { problems, warnings };
