@@ -160,7 +160,7 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   {
     path: 'bootstrap.dcs.postgresql.parameters',
     status: 'honoured',
-    note: 'cluster-wide GUCs; a member\u2019s postgresql.parameters win for the others',
+    note: 'GUCs of every member; a member\u2019s own postgresql.parameters win',
   },
   {
     path: 'bootstrap.dcs.postgresql.pg_hba',
@@ -364,7 +364,11 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
     note: 'pg_basebackup always runs with a fast checkpoint, streaming WAL; other options are not passed',
     applies: (value) => value !== undefined && value !== null && !isOnlyBuiltInBasebackupOptions(value),
   },
-  { path: 'postgresql.parameters', status: 'honoured', note: 'GUCs of this member, over the dynamic configuration\u2019s' },
+  {
+    path: 'postgresql.parameters',
+    status: 'different',
+    note: 'GUCs of this member, over the dynamic configuration\u2019s, the cluster-wide ones too (max_connections, wal_level...: Patroni takes those from the DCS only), so keep those in bootstrap.dcs',
+  },
   { path: 'postgresql.recovery_conf', status: 'honoured', note: 'recovery GUCs written whenever the member runs as a replica' },
   {
     path: 'postgresql.custom_conf',
@@ -580,4 +584,15 @@ export function renderKeysTable(): string {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
   const line = (cells: readonly string[]): string => `| ${cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ')} |`;
   return [line(header), `| ${widths.map((width) => '-'.repeat(width)).join(' | ')} |`, ...rows.map(line)].join('\n');
+}
+
+/** docs/patroni-keys.md with its counts line and table rendered afresh (scripts/render-patroni-keys.mjs writes it). */
+export function renderKeysDoc(doc: string): string {
+  const lines = doc.split('\n');
+  const start = lines.findIndex((line) => line.startsWith('| key '));
+  if (start < 0) throw new Error('docs/patroni-keys.md has no table starting with "| key "');
+  let end = start;
+  while (end < lines.length && lines[end]!.startsWith('|')) end++;
+  lines.splice(start, end - start, renderKeysTable());
+  return lines.join('\n').replace(/^\d+ keys in \d+ rows: .*$/m, keyCountsLine());
 }

@@ -11,6 +11,7 @@ import {
   keyCountsLine,
   PATRONI_KEYS,
   patroniKey,
+  renderKeysDoc,
   renderKeysTable,
   tableChildren,
   type PatroniKey,
@@ -84,7 +85,10 @@ const CANDIDATE_VALUES: readonly unknown[] = ['x', 60, true, ['x'], {}];
 describe('Patroni key table', () => {
   it('is the table in docs/patroni-keys.md, with its counts line', () => {
     const doc = readFileSync(new URL('../../../docs/patroni-keys.md', import.meta.url), 'utf8');
-    assert.ok(doc.includes(`${renderKeysTable()}\n`), 'docs/patroni-keys.md differs from renderKeysTable(): regenerate it');
+    assert.ok(
+      doc.includes(`${renderKeysTable()}\n`) && renderKeysDoc(doc) === doc,
+      'docs/patroni-keys.md differs from src/config/patroni-keys.ts: npm run build && node scripts/render-patroni-keys.mjs',
+    );
     assert.ok(doc.includes(keyCountsLine()), `docs/patroni-keys.md lacks the counts line: ${keyCountsLine()}`);
     assert.equal([...doc.matchAll(/^\| `/gm)].length, PATRONI_KEYS.length, 'one table, one row per entry');
     const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf8');
