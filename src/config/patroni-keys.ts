@@ -170,8 +170,8 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   },
   {
     path: 'bootstrap.dcs.postgresql.recovery_conf',
-    status: 'warned',
-    note: 'recovery settings are read from each member\u2019s postgresql.recovery_conf',
+    status: 'refused',
+    note: 'recovery settings are read from each member\u2019s postgresql.recovery_conf only, so a delay or a restore_command here would silently not apply: move them there',
   },
   {
     path: 'bootstrap.dcs.postgresql.create_replica_methods',
@@ -230,7 +230,7 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   {
     path: 'etcd',
     status: 'different',
-    note: 'read like etcd3: pgwarden speaks etcd\u2019s v3 API only (Patroni\u2019s etcd section is the v2 API, whose keys v3 does not see)',
+    note: 'read like etcd3: pgwarden speaks etcd\u2019s v3 API only; Patroni\u2019s etcd section is the v2 API, whose keys v3 does not see, so never mix such Patroni members into a pgwarden cluster',
   },
   { path: `${ETCD}.{host,hosts,url}`, status: 'honoured', note: 'the etcd endpoints' },
   { path: `${ETCD}.protocol`, status: 'honoured', note: 'http or https for endpoints given without a scheme' },
