@@ -577,7 +577,7 @@ export function renderKeysTable(): string {
     escape(
       entry.origin === undefined
         ? entry.note
-        : `${entry.note} (${entry.origin === 'pgwarden' ? 'pgwarden\u2019s own' : 'a later Patroni\u2019s'})`,
+        : `${entry.note} (${entry.origin === 'pgwarden' ? 'pgwarden\u2019s own key' : 'a key of Patroni after 3.0.2'})`,
     ),
   ]);
   const header = ['key', 'status', 'what pgwarden does'];
