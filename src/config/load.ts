@@ -15,7 +15,7 @@ import {
 import { closestName } from '../util/did-you-mean.js';
 import { isSecretKey, redactText } from '../util/redact.js';
 import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
-import { unhonouredKeyWarnings } from './unhonoured-keys.js';
+import { keyFindings, requiredKeyMessage, tableChildren } from './patroni-keys.js';
 import { watchdogRefusal } from './watchdog.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
@@ -49,6 +49,15 @@ export interface LoadedConfig {
   readonly warnings: string[];
 }
 
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let node = raw;
+  for (const part of path) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<PropertyKey, unknown>)[part];
+  }
+  return node;
+}
+
 function pathOf(path: readonly PropertyKey[]): string {
   return path.map(String).join('.') || '(top level)';
 }
@@ -60,29 +69,48 @@ interface UnknownKey {
   readonly known: readonly string[];
 }
 
-/** Walks the raw YAML beside the schema and lists keys the schema does not know (loose sections accept anything). */
-function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): UnknownKey[] {
-  let current: z.ZodType = schema;
+function unwrap(schema: z.ZodType | undefined): z.ZodType | undefined {
+  let current = schema;
   for (;;) {
-    const type = current.def.type;
+    const type = current?.def.type;
     if (type === 'optional' || type === 'default' || type === 'nullable')
-      current = (current.def as unknown as { innerType: z.ZodType }).innerType;
-    else if (type === 'pipe') current = (current.def as unknown as { in: z.ZodType }).in;
-    else break;
+      current = (current!.def as unknown as { innerType: z.ZodType }).innerType;
+    else if (type === 'pipe') current = (current!.def as unknown as { in: z.ZodType }).in;
+    else return current;
   }
-  if (current.def.type !== 'object' || typeof value !== 'object' || value === null || Array.isArray(value)) return [];
-  const shape = (current as unknown as { shape: Record<string, z.ZodType> }).shape;
-  const isLoose = (current.def as unknown as { catchall?: { def: { type: string } } }).catchall?.def.type === 'unknown';
+}
+
+/**
+ * Walks the raw YAML beside the schema and the Patroni key table (config/patroni-keys.ts) and lists the keys neither
+ * knows, at any depth. Free-form places are left alone: a `*` row of the table (your own tags), or a map the schema
+ * reads as a record (postgresql.parameters, slots) that the table lists no names under.
+ */
+function unknownKeys(schema: z.ZodType | undefined, value: unknown, path: string[]): UnknownKey[] {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [];
+  const current = unwrap(schema);
+  const table = tableChildren(path);
+  if (table.isFreeForm) return [];
+  const shape = current?.def.type === 'object' ? (current as unknown as { shape: Record<string, z.ZodType> }).shape : undefined;
+  if (shape === undefined && table.names.length === 0) return [];
+  const known = [...new Set([...Object.keys(shape ?? {}), ...table.names])];
   const found: UnknownKey[] = [];
   for (const [key, child] of Object.entries(value)) {
-    const childSchema = shape[key];
-    if (childSchema === undefined) {
-      if (!isLoose) found.push({ path: [...path, key], known: Object.keys(shape) });
-    } else {
-      found.push(...unknownKeys(childSchema, child, [...path, key]));
-    }
+    if (!known.includes(key)) found.push({ path: [...path, key], known });
+    else found.push(...unknownKeys(shape?.[key], child, [...path, key]));
   }
   return found;
+}
+
+/** "unknown configuration key log.levle in x.yml, ignored: did you mean log.level?" */
+function unknownKeyWarning(unknown: UnknownKey, sourceName: string): string {
+  const parent = unknown.path.slice(0, -1);
+  const suggestion = closestName(unknown.path[unknown.path.length - 1]!, unknown.known);
+  return (
+    `unknown configuration key ${unknown.path.join('.')} in ${sourceName}, ignored: ` +
+    (suggestion !== undefined
+      ? `did you mean ${[...parent, suggestion].join('.')}?`
+      : 'remove it (docs/patroni-keys.md lists the keys pgwarden reads)')
+  );
 }
 
 /**
@@ -255,7 +283,8 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   const result = configSchema.safeParse(raw);
   const unknown = unknownKeys(configSchema, raw, []);
   const strictProblems = unknown.map(strictKeyProblem).filter((problem): problem is string => problem !== undefined);
-  const problems: string[] = [...fromEnv.problems, ...strictProblems];
+  const findings = keyFindings(raw, sourceName);
+  const problems: string[] = [...fromEnv.problems, ...strictProblems, ...findings.problems];
   // bootstrap.dcs is checked by the rules every path uses (REST, edit-config, the agent reading the DCS), and
   // their message wins over the schema's for the keys they cover.
   const bootstrapDcs = (raw.bootstrap as { dcs?: unknown } | undefined)?.dcs;
@@ -267,7 +296,11 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   if (!result.success) {
     for (const issue of result.error.issues) {
       const isCovered = issue.path[0] === 'bootstrap' && issue.path[1] === 'dcs' && coveredKeys.has(String(issue.path[2]));
-      if (!isCovered) problems.push(`${pathOf(issue.path)}: ${issue.message}`);
+      if (isCovered) continue;
+      // A missing required key is said in pgwarden's words ("restapi.listen is required: host:port the REST API ...").
+      const required =
+        issue.code === 'invalid_type' && valueAt(raw, issue.path) === undefined ? requiredKeyMessage(pathOf(issue.path)) : undefined;
+      problems.push(required ?? `${pathOf(issue.path)}: ${issue.message}`);
     }
   }
   for (const problem of dcsProblems) problems.push(`bootstrap.dcs.${problem}`);
@@ -292,11 +325,11 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
     ...(modeWarning !== undefined ? [modeWarning] : []),
     ...early,
     ...etcdCheck.warnings.map((warning) => `${warning} (${sourceName})`),
-    ...unknown.map((key) => `unknown configuration key ${key.path.join('.')} in ${sourceName} (ignored)`),
+    ...unknown.filter((key) => strictKeyProblem(key) === undefined).map((key) => unknownKeyWarning(key, sourceName)),
   ];
   if (fromEnv.variables.length > 0)
     warnings.push(`configuration from the environment, over ${sourceName}: ${fromEnv.variables.join(', ')}`);
-  warnings.push(...unhonouredKeyWarnings(raw, sourceName));
+  warnings.push(...findings.warnings);
   if (parsed.log.type !== 'plain' && parsed.log.format !== undefined)
     warnings.push(`log.format in ${sourceName} is used only with log.type: plain (JSON lines have pgwarden's fixed fields)`);
   if (parsed.log.type === 'plain') {
@@ -312,11 +345,6 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
       );
     }
   }
-  const method = parsed.bootstrap.method;
-  if (method !== undefined && method !== 'initdb')
-    warnings.push(
-      `bootstrap.method ${method} in ${sourceName} is not supported yet (only initdb): this member joins an existing cluster but never bootstraps a new one`,
-    );
   const refusal = watchdogRefusal(parsed.watchdog);
   if (refusal !== undefined) warnings.push(refusal);
   const { etcd3: _etcd3, etcd: _etcd, ...rest } = parsed;

@@ -37,7 +37,7 @@ export const pgCredentials = credentials.extend({
   sslcrldir: z.string().optional(),
   gssencmode: z.enum(['disable', 'prefer', 'require']).optional(),
   channel_binding: z.enum(['disable', 'prefer', 'require']).optional(),
-  // libpq 17's; PostgreSQL 15's libpq refuses the keyword, so it is accepted and never written (unhonoured-keys.ts).
+  // libpq 17's; PostgreSQL 15's libpq refuses the keyword, so it is accepted and never written (warned: patroni-keys.ts).
   sslnegotiation: z.string().optional(),
 });
 

@@ -146,7 +146,7 @@ describe('config', () => {
   it('names every bad key path with what to change', () => {
     const message = problems(patroniYaml.replace('listen: 127.0.0.1:28008', 'listen: 8008x').replace('scope: bench\n', ''));
     assert.match(message, /restapi\.listen: expected host:port, got "8008x"/);
-    assert.match(message, /scope: /);
+    assert.match(message, /scope is required: the cluster name/);
   });
 
   it('requires etcd endpoints', () => {
