@@ -1,8 +1,8 @@
 // Read/write classification of what a client sends (issue 17, first block of the read/write-splitting listener).
 // A statement goes to a replica only when PostgreSQL's own grammar (libpg-query, the server's parser compiled to
 // WebAssembly) shows it read-only; whatever does not parse goes to the primary. No I/O and no clock: the caller
-// loads the parser once (createClassifier) and fills the function volatility from pg_proc.
-import { loadModule, parseSync } from 'libpg-query';
+// loads the parser once (createClassifier) and fills the function volatility from pg_proc. The parser package is
+// imported there, not here: importing this module starts no WebAssembly.
 
 export type Volatility = 'immutable' | 'stable' | 'volatile';
 
@@ -454,7 +454,13 @@ export interface SqlClassifier {
   readonly classifyStatement: ClassifyStatement;
 }
 
-let loading: Promise<void> | undefined;
+let loading: Promise<(sql: string) => unknown> | undefined;
+
+async function loadParser(): Promise<(sql: string) => unknown> {
+  const parser = await import('libpg-query');
+  await parser.loadModule();
+  return (sql) => parser.parseSync(sql);
+}
 
 export interface ClassifierOptions {
   /** Parse trees kept for repeated statement texts (least recently used goes first); 0 disables. Default 1000. */
@@ -468,8 +474,11 @@ export interface ClassifierOptions {
  * on the text alone, so repeated texts skip the parser (bounded cache); the judgement is made anew each time.
  */
 export async function createClassifier(options: ClassifierOptions = {}): Promise<SqlClassifier> {
-  loading ??= loadModule();
-  await loading;
+  loading ??= loadParser().catch((error: unknown) => {
+    loading = undefined; // a later call tries again
+    throw error;
+  });
+  const parseSync = await loading;
   const cacheSize = options.parseCacheSize ?? 1000;
   const maxLength = options.parseCacheMaxLength ?? 4096;
   const cache = new Map<string, unknown>();
@@ -480,7 +489,7 @@ export async function createClassifier(options: ClassifierOptions = {}): Promise
       cache.set(sql, cached);
       return cached;
     }
-    const tree: unknown = parseSync(sql);
+    const tree = parseSync(sql);
     if (cacheSize > 0 && sql.length <= maxLength) {
       if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
       cache.set(sql, tree);

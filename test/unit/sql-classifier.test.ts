@@ -40,8 +40,8 @@ interface Case {
 const CORPUS: readonly Case[] = [
   // reads
   { sql: 'SELECT 1', route: 'replica-ok', reason: 'read-only SELECT' },
-  { sql: 'SELECT count(*), upper(name) FROM users WHERE created < now()', route: 'replica-ok', reason: 'read-only SELECT' },
-  { sql: "/* app: report */ SELECT * FROM t -- trailing comment\n WHERE a = 'x;y'", route: 'replica-ok', reason: 'read-only SELECT' },
+  { sql: 'SELECT count(*), upper(max(name)) FROM users WHERE created < now()', route: 'replica-ok', reason: 'read-only SELECT' },
+  { sql: "/* app: report */ SELECT * FROM t -- trailing comment\n WHERE name = 'x;y'", route: 'replica-ok', reason: 'read-only SELECT' },
   { sql: 'VALUES (1, 2), (3, 4)', route: 'replica-ok', reason: 'VALUES' },
   { sql: 'TABLE accounts', route: 'replica-ok', reason: 'read-only SELECT' },
   { sql: 'SHOW work_mem', route: 'replica-ok', reason: 'SHOW' },
