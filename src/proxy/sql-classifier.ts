@@ -33,7 +33,7 @@ export interface Classification {
   readonly discardAll?: true;
 }
 
-/** Functions that never go to a replica, whatever pg_proc or the allow list say (name in any schema). */
+/** Functions that never go to a replica, whatever pg_proc or the allow list say (name in any schema; also dblink*). */
 export const ALWAYS_PRIMARY_FUNCTIONS: ReadonlySet<string> = new Set([
   // sequences and their per-session state
   'nextval',
@@ -74,7 +74,7 @@ export const ALWAYS_PRIMARY_FUNCTIONS: ReadonlySet<string> = new Set([
   'lowrite',
   'lo_truncate',
   'lo_truncate64',
-  // side effects elsewhere
+  // side effects elsewhere (and every dblink* function: it runs SQL on another server)
   'dblink_exec',
   'dblink',
   'dblink_send_query',
@@ -247,7 +247,7 @@ function inspectTree(root: unknown, functions: FunctionVolatility): Verdict {
         const name = parts[parts.length - 1] ?? '';
         const schema = parts.length >= 2 ? parts[parts.length - 2] : undefined;
         const shown = schema === undefined ? name : `${schema}.${name}`;
-        if (ALWAYS_PRIMARY_FUNCTIONS.has(name)) {
+        if (ALWAYS_PRIMARY_FUNCTIONS.has(name) || name.startsWith('dblink')) {
           problems.push(`function ${shown}() always goes to the primary`);
           if (SESSION_ADVISORY_LOCKS.has(name)) pins.push(`session advisory lock ${name}()`);
           if (name === 'set_config' && !setConfigIsLocal(fields.args)) pins.push('set_config(..., false)');

@@ -107,6 +107,7 @@ const CORPUS: readonly Case[] = [
   { sql: "SELECT set_config('search_path', 'x', false)", route: 'primary', reason: 'set_config()', pins: ['set_config(..., false)'] },
   { sql: "SELECT set_config('work_mem', '1MB', true)", route: 'primary', reason: 'set_config()' },
   { sql: "SELECT lo_import('/etc/hosts')", route: 'primary', reason: 'lo_import()' },
+  { sql: "SELECT * FROM dblink_get_result('c') AS r(a int)", route: 'primary', reason: 'dblink_get_result() always goes to the primary' },
   { sql: 'SELECT pg_is_in_recovery()', route: 'primary', reason: 'pg_is_in_recovery()' },
   { sql: 'CREATE TEMP TABLE tt (a int)', route: 'primary', reason: 'Create is not read-only', pins: ['temporary table'] },
   { sql: 'CREATE TEMPORARY TABLE tt AS SELECT 1', route: 'primary', reason: 'CreateTableAs', pins: ['temporary table'] },
