@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
 
-const nodeAndNpm = ['node:*', 'pg', 'pino', 'yaml', 'zod', 'commander', 'prom-client'];
+const nodeAndNpm = ['node:*', 'pg', 'pino', 'yaml', 'zod', 'commander', 'prom-client', 'libpg-query'];
 
 /** A layer may import only itself and the listed layers (paths relative to src/). */
 const layer = (target, allowed, message) => ({
