@@ -58,7 +58,15 @@ interface UnknownKey {
   readonly path: readonly string[];
   /** The keys the schema knows at that level, for "did you mean". */
   readonly known: readonly string[];
+  /**
+   * In a section that takes any key (bootstrap.dcs, postgresql...): listed only when it looks like a typo of a known
+   * key (loop_wiat), which would otherwise leave the intended setting at its default without a word.
+   */
+  readonly isLoose?: boolean;
 }
+
+/** Patroni keys of sections that take any key which this schema does not list and that look like a typo of one it does. */
+const PATRONI_LOOKALIKE_KEYS: ReadonlySet<string> = new Set(['primary_stop_timeout', 'master_stop_timeout']);
 
 /** Walks the raw YAML beside the schema and lists keys the schema does not know (loose sections accept anything). */
 function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): UnknownKey[] {
@@ -78,6 +86,8 @@ function unknownKeys(schema: z.ZodType, value: unknown, path: string[]): Unknown
     const childSchema = shape[key];
     if (childSchema === undefined) {
       if (!isLoose) found.push({ path: [...path, key], known: Object.keys(shape) });
+      else if (!PATRONI_LOOKALIKE_KEYS.has(key) && closestName(key, Object.keys(shape)) !== undefined)
+        found.push({ path: [...path, key], known: Object.keys(shape), isLoose });
     } else {
       found.push(...unknownKeys(childSchema, child, [...path, key]));
     }
@@ -112,7 +122,7 @@ function isPatroniAuthParameter(parent: readonly string[], key: string): boolean
 export function strictKeyProblem(unknown: UnknownKey): string | undefined {
   const parent = unknown.path.slice(0, -1);
   const key = unknown.path[unknown.path.length - 1]!;
-  if (!isStrictSection(parent) || isPatroniAuthParameter(parent, key)) return undefined;
+  if (unknown.isLoose === true || !isStrictSection(parent) || isPatroniAuthParameter(parent, key)) return undefined;
   const suggestion = closestName(key, unknown.known);
   const where = unknown.path.join('.');
   return (
@@ -120,6 +130,14 @@ export function strictKeyProblem(unknown: UnknownKey): string | undefined {
     (suggestion !== undefined ? ` (did you mean ${[...parent, suggestion].join('.')}?)` : ` (known keys: ${unknown.known.join(', ')})`) +
     '; a misspelled security setting is never ignored: fix or remove it'
   );
+}
+
+/** "unknown configuration key bootstrap.dcs.loop_wiat in x.yml (not read by pgwarden; did you mean bootstrap.dcs.loop_wait?)". */
+function unknownKeyWarning(unknown: UnknownKey, sourceName: string): string {
+  const suggestion = closestName(unknown.path[unknown.path.length - 1]!, unknown.known);
+  const where = unknown.path.join('.');
+  const suggested = suggestion === undefined ? '' : `; did you mean ${[...unknown.path.slice(0, -1), suggestion].join('.')}?`;
+  return `unknown configuration key ${where} in ${sourceName} (${unknown.isLoose === true ? 'not read by pgwarden' : 'ignored'}${suggested})`;
 }
 
 /**
@@ -292,7 +310,7 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
     ...(modeWarning !== undefined ? [modeWarning] : []),
     ...early,
     ...etcdCheck.warnings.map((warning) => `${warning} (${sourceName})`),
-    ...unknown.map((key) => `unknown configuration key ${key.path.join('.')} in ${sourceName} (ignored)`),
+    ...unknown.map((key) => unknownKeyWarning(key, sourceName)),
   ];
   if (fromEnv.variables.length > 0)
     warnings.push(`configuration from the environment, over ${sourceName}: ${fromEnv.variables.join(', ')}`);
