@@ -318,13 +318,18 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
       const response = await fetch(url(name, path), { ...init, signal: AbortSignal.timeout(10_000) });
       return { status: response.status, body: await response.text() };
     };
-    const [lagXb, lagAbc, lagOnLeader, schedule, switchover, notJson] = await Promise.all([
+    const post = (body: unknown): RequestInit => ({ method: 'POST', body: JSON.stringify(body) });
+    const [lagXb, lagAbc, lagOnLeader, schedule, filter, switchover, wrongLeader, noSuchCandidate, notJson, notObject] = await Promise.all([
       status(replica, '/replica?lag=1XB'),
       status(replica, '/replica?lag=abc'),
       status(leader, '/replica?lag=abc'),
-      status(replica, '/restart', { method: 'POST', body: JSON.stringify({ schedule: 'at noon' }) }),
-      status(leader, '/switchover', { method: 'POST', body: JSON.stringify({ leader, candiate: replica }) }),
+      status(replica, '/restart', post({ schedule: 'at noon' })),
+      status(replica, '/restart', post({ rolle: 'replica' })),
+      status(leader, '/switchover', post({ leader, candiate: replica })),
+      status(leader, '/switchover', post({ leader: replica })),
+      status(leader, '/failover', post({ candidate: 'node7' })),
       status(leader, '/config', { method: 'PATCH', body: '{"ttl": ' }),
+      status(leader, '/config', { method: 'PATCH', body: '[1]' }),
     ]);
     assert.equal(lagXb.status, 200, 'an unparsable lag is no limit (README: as in Patroni)');
     assert.equal(lagAbc.status, 200);
@@ -333,7 +338,16 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
     assert.match(schedule.body, /^schedule: Unable to parse scheduled timestamp "at noon"/);
     assert.equal(switchover.status, 400);
     assert.match(switchover.body, /^Unknown parameter for the switchover: candiate \(known: leader, candidate, member, scheduled_at\)$/);
-    assert.equal(notJson.status, 400, notJson.body);
+    assert.equal(filter.status, 400);
+    assert.match(filter.body, /^Unknown filter for the scheduled restart: rolle \(known: /);
+    assert.deepEqual(wrongLeader, {
+      status: 412,
+      body: `leader name does not match: leader "${replica}" is not the leader (the leader is "${leader}")`,
+    });
+    assert.equal(noSuchCandidate.status, 412, "Patroni's status for a failed precondition");
+    assert.match(noSuchCandidate.body, /^candidate does not exists: candidate "node7" is not a member of the cluster \(members: /);
+    assert.deepEqual(notJson, { status: 400, body: 'the request body is not valid JSON' });
+    assert.deepEqual(notObject, { status: 400, body: 'the request body must be a non-empty JSON object' });
     const cli = await runCli(['-c', cluster!.node(leader).configPath, 'restart', 'badinput', replica, '--scheduled', 'at noon', '--force']);
     assert.equal(cli.code, 1, cli.stdout + cli.stderr);
     // As patronictl: a Failed: line per member with the API's answer, then one error.
@@ -345,6 +359,33 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
       ),
     );
     assert.match(cli.stderr, /^Error: some restarts failed/);
+  });
+
+  it('bad CLI verbs, flags and config files: a suggestion or the key at fault, exit 2 or 1, nothing run', async () => {
+    const configPath = cluster!.node(leader).configPath;
+    const badConfig = join(scratch, 'bad-listen.yml');
+    const config = parse(await readFile(configPath, 'utf8')) as Yaml;
+    config.restapi.listen = '8008x';
+    await writeFile(badConfig, stringify(config), { mode: 0o600 });
+    const [verb, flag, watch, schema, missing] = await Promise.all([
+      runCli(['-c', configPath, 'lst']),
+      runCli(['-c', configPath, 'list', '--wach', '2']),
+      runCli(['-c', configPath, 'list', '--watch', 'abc']),
+      runCli(['-c', badConfig, 'list']),
+      runCli(['-c', join(scratch, 'no-such.yml'), 'list']),
+    ]);
+    assert.deepEqual([verb.code, verb.stdout], [2, '']);
+    assert.match(verb.stderr, /^error: unknown command 'lst'\n\(Did you mean list\?\)/);
+    assert.deepEqual([flag.code, flag.stdout], [2, '']);
+    assert.match(flag.stderr, /^error: unknown option '--wach'\n\(Did you mean --watch\?\)/);
+    assert.deepEqual([watch.code, watch.stderr], [1, 'Error: --watch expects a positive number of seconds, got "abc"\n']);
+    assert.equal(schema.code, 1);
+    assert.match(
+      schema.stderr,
+      /^Error: invalid configuration in .*bad-listen\.yml:\n {2}- restapi\.listen: expected host:port, got "8008x"; write it like /,
+    );
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /^Error: cannot read config file .*no-such\.yml: ENOENT/);
   });
 
   it('an agent with a bad data_dir stops at once with one clear error: a regular file, /proc, read-only, a root-only parent', async () => {
@@ -431,6 +472,8 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
       [`${primaryPort}/${startTimeline}`],
       'every write went to the first primary on its first timeline',
     );
+    const logged = await Promise.all(local.nodes.map(async (node) => errorLines((await readFile(node.logFile, 'utf8')).split('\n'))));
+    assert.deepEqual(logged.flat(), [], 'the bad input made no agent of the cluster log an ERROR');
     const lock = (await local.view()).leader;
     assert.deepEqual([lock?.name, lock?.createRevision], [leader, leaderLock], 'the leader kept its lock throughout');
   });
