@@ -6,6 +6,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { ClusterView } from '../core/types.js';
+import { checkDirectoryUsable } from '../postgres/data-dir.js';
 import { PgwardenError } from '../util/errors.js';
 import { waitHealthy } from './cluster-health.js';
 import { findClusterProcesses, memberNamesOf, stopClusterProcesses, type ClusterProcess } from './cluster-processes.js';
@@ -117,6 +118,16 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
   const dir = resolve(options.dir);
   const interrupt = interruptSignal(out);
   try {
+    const unusable = await checkDirectoryUsable(dir, '--dir');
+    if (unusable !== undefined)
+      throw new PgwardenError('PGW_CLI_USAGE', `${unusable}; nothing was started`, {
+        context: {
+          command: ['pgwarden', 'local', 'start'],
+          flag: '--dir',
+          path: dir,
+          hint: 'pass --dir <a new directory on a real, writable disk>',
+        },
+      });
     await checkStartable(dir, options.isWipe, out);
     out(`starting 3 etcd members and ${options.nodes} pgwarden agents with PostgreSQL 15 under ${dir} ...`);
     let cluster: LocalCluster | undefined;
