@@ -371,7 +371,7 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
     await writeFile(badConfig, stringify(config), { mode: 0o600 });
     const aFile = join(scratch, 'a-file');
     await writeFile(aFile, 'precious');
-    const [verb, flag, watch, schema, missing, procDir, fileDir] = await Promise.all([
+    const [verb, flag, watch, schema, missing, procDir, fileDir, stopFile] = await Promise.all([
       runCli(['-c', configPath, 'lst']),
       runCli(['-c', configPath, 'list', '--wach', '2']),
       runCli(['-c', configPath, 'list', '--watch', 'abc']),
@@ -380,6 +380,7 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
       // Node's recursive mkdir spun forever under /proc (a CPU at 100 %, SIGTERM unanswered): checked before it now.
       runCli(['local', 'start', '--background', '--dir', '/proc/pgwarden-bad-input', '--nodes', '1'], 30_000),
       runCli(['local', 'start', '--background', '--dir', aFile, '--nodes', '1'], 30_000),
+      runCli(['local', 'stop', '--dir', aFile], 30_000),
     ]);
     assert.deepEqual(procDir, {
       code: 1,
@@ -389,6 +390,11 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
     });
     assert.equal(fileDir.code, 1);
     assert.match(fileDir.stderr, /^Error: --dir .*a-file is a file, not a directory: pass a directory .*; nothing was started\n$/);
+    assert.equal(stopFile.code, 1);
+    assert.match(
+      stopFile.stderr,
+      /^Error: --dir .*a-file is a file, not a directory: no local cluster lives there; nothing was stopped\n$/,
+    );
     assert.equal(await readFile(aFile, 'utf8'), 'precious');
     assert.deepEqual([verb.code, verb.stdout], [2, '']);
     assert.match(verb.stderr, /^error: unknown command 'lst'\n\(Did you mean list\?\)/);
