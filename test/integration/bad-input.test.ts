@@ -12,8 +12,9 @@
 // - pure rules behind the messages asserted here: test/unit/dynamic-config-rules.test.ts (timing rule, DCS value used
 //   repaired), test/unit/api-mutations.test.ts (bodies, parameters, schedules, bodiless requests),
 //   test/unit/api-routes.test.ts (?lag= parsing), test/unit/config-load.test.ts (unknown keys, YAML position),
-//   test/unit/pg-data-dir-check.test.ts (each unusable data_dir), test/unit/dcs-unreachable-log.test.ts (cause per
-//   endpoint, repeated with a count), test/unit/transient-log-levels.test.ts (no ERROR for expected transient states).
+//   test/unit/pg-data-dir-check.test.ts (each unusable data_dir and --dir), test/unit/dcs-unreachable-log.test.ts
+//   (cause per endpoint, repeated with a count; a member without a raft leader said as "etcd has no quorum"),
+//   test/unit/transient-log-levels.test.ts (no ERROR for expected transient states).
 // Here, on the shared cluster and its etcd:
 // - PATCH /config and `edit-config --set ... --force` with ttl -1, loop_wait "abc", a ttl breaking
 //   loop_wait + 2*retry_timeout <= ttl: 400 / exit 1 with the rule, nothing stored.
@@ -228,7 +229,7 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
       procDataDir: agentFor(procDir, procConfig, 15_000),
       readOnlyDataDir,
       closedParent,
-      unreachableEtcd: agentFor(etcdDir, etcdConfig, 26_000),
+      unreachableEtcd: agentFor(etcdDir, etcdConfig, 28_000),
       strictTypo: agentFor(strictDir, strictConfig, 15_000),
       yamlError: agentFor(yamlDir, yamlConfig, 15_000),
     };
