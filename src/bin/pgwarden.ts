@@ -20,7 +20,7 @@ import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
 import { ALL_FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
 import { runAgent } from './agent-main.js';
 import { runProxy } from './proxy-main.js';
-import { describeError, PgwardenError } from '../util/errors.js';
+import { describeError, isPgwardenError, PgwardenError } from '../util/errors.js';
 
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
@@ -49,6 +49,12 @@ async function loadCluster(
       environment: securityEnvironment(config.postgresql.authentication.superuser),
     };
     return { scope: config.scope, view: await dcs.loadCluster(signal), rest, db };
+  } catch (error) {
+    // A read that timed out on a member without quorum looks like a slow etcd: ask the members themselves.
+    if (!isPgwardenError(error, 'PGW_DCS_UNAVAILABLE')) throw error;
+    const quorumLoss = await dcs.quorumLoss();
+    if (quorumLoss === undefined) throw error;
+    throw new PgwardenError('PGW_DCS_UNAVAILABLE', quorumLoss, { cause: error, isRetryable: true, context: error.context });
   } finally {
     await dcs.close();
   }

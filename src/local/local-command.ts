@@ -1,11 +1,12 @@
 // `pgwarden local start|stop|status|kill|restart`: the one-command local cluster, in the foreground (Ctrl-C stops it) or
 // in the background. Every verb finds the cluster's processes from its directory (pid files, /proc command lines), not
 // only from the state file, and `start` never deletes data unless told to with --wipe.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { ClusterView } from '../core/types.js';
+import { checkDirectoryUsable } from '../postgres/data-dir.js';
 import { PgwardenError } from '../util/errors.js';
 import { waitHealthy } from './cluster-health.js';
 import { findClusterProcesses, memberNamesOf, stopClusterProcesses, type ClusterProcess } from './cluster-processes.js';
@@ -117,6 +118,16 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
   const dir = resolve(options.dir);
   const interrupt = interruptSignal(out);
   try {
+    const unusable = await checkDirectoryUsable(dir, '--dir');
+    if (unusable !== undefined)
+      throw new PgwardenError('PGW_CLI_USAGE', `${unusable}; nothing was started`, {
+        context: {
+          command: ['pgwarden', 'local', 'start'],
+          flag: '--dir',
+          path: dir,
+          hint: 'pass --dir <a new directory on a real, writable disk>',
+        },
+      });
     await checkStartable(dir, options.isWipe, out);
     out(`starting 3 etcd members and ${options.nodes} pgwarden agents with PostgreSQL 15 under ${dir} ...`);
     let cluster: LocalCluster | undefined;
@@ -224,6 +235,10 @@ async function stopEverything(dir: string, out: (line: string) => void): Promise
 
 export async function runLocalStop(directory: string, out: (line: string) => void): Promise<void> {
   const dir = resolve(directory);
+  if (existsSync(dir) && !statSync(dir).isDirectory())
+    throw new PgwardenError('PGW_CLI_USAGE', `--dir ${dir} is a file, not a directory: no local cluster lives there; nothing was stopped`, {
+      context: { command: ['pgwarden', 'local', 'stop'], flag: '--dir', path: dir, hint: 'pass the --dir the cluster was started with' },
+    });
   const stopped = await stopEverything(dir, out);
   out(
     stopped.length === 0 ? `no process of a local cluster in ${dir} was running: nothing to stop` : `stopped the local cluster in ${dir}`,

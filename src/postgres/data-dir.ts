@@ -71,6 +71,69 @@ function canTraverse(info: { uid: number; gid: number; mode: number }, runAs: Ru
   return (info.mode & 0o001) !== 0;
 }
 
+interface DirectoryProblem {
+  readonly kind: 'file' | 'underFile' | 'uninspectable' | 'noParent' | 'pseudo' | 'readOnly' | 'notWritable';
+  /** The path itself, or its nearest existing ancestor: where the problem is. */
+  readonly existing: string;
+  readonly detail?: string;
+}
+
+/** Why a directory cannot be used or created (see checkDataDirUsable), judged from its nearest existing ancestor. */
+async function directoryProblem(path: string): Promise<DirectoryProblem | undefined> {
+  let existing = path;
+  for (;;) {
+    try {
+      const info = await stat(existing);
+      if (!info.isDirectory()) return { kind: existing === path ? 'file' : 'underFile', existing };
+      break;
+    } catch (error) {
+      const code = errorCode(error);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return { kind: 'uninspectable', existing, detail: (error as Error).message };
+      if (existing === dirname(existing)) return { kind: 'noParent', existing };
+      existing = dirname(existing);
+    }
+  }
+  const fileSystem = await statfs(existing).then(
+    (info) => PSEUDO_FILE_SYSTEMS.get(info.type),
+    () => undefined,
+  );
+  if (fileSystem !== undefined) return { kind: 'pseudo', existing, detail: fileSystem };
+  try {
+    await access(existing, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    return { kind: errorCode(error) === 'EROFS' ? 'readOnly' : 'notWritable', existing };
+  }
+  return undefined;
+}
+
+/**
+ * The same checks for another directory pgwarden creates or fills (`pgwarden local start --dir`), named by its
+ * `setting`: undefined when usable, else one sentence. Run before any mkdir: Node's recursive mkdir spins forever on a
+ * path under /proc (ENOENT for a parent that exists).
+ */
+export async function checkDirectoryUsable(directory: string, setting: string): Promise<string | undefined> {
+  const path = resolve(directory);
+  const problem = await directoryProblem(path);
+  switch (problem?.kind) {
+    case undefined:
+      return undefined;
+    case 'file':
+      return `${setting} ${path} is a file, not a directory: pass a directory (a new one, or one pgwarden made)`;
+    case 'underFile':
+      return `${setting} ${path} cannot be created: ${problem.existing} is a file, not a directory`;
+    case 'uninspectable':
+      return `${setting} ${path}: cannot inspect ${problem.existing}: ${problem.detail}`;
+    case 'noParent':
+      return `${setting} ${path}: no existing parent directory`;
+    case 'pseudo':
+      return `${setting} ${path} is on the ${problem.detail} pseudo file system (${problem.existing}), which cannot hold a cluster: pass a directory on a real disk`;
+    case 'readOnly':
+      return `${setting} ${path} is on a read-only file system (${problem.existing}): pass a directory on a writable one`;
+    case 'notWritable':
+      return `${setting} ${path}: ${problem.existing} is not writable by this process (uid ${process.getuid?.() ?? '?'})`;
+  }
+}
+
 /**
  * What makes a data dir unusable before anything is tried (and before the initialize key is taken): undefined when it
  * is usable, else one sentence naming the path, the cause and the fix. Checked: a data_dir that is a file or lies under
@@ -79,34 +142,24 @@ function canTraverse(info: { uid: number; gid: number; mode: number }, runAs: Ru
  */
 export async function checkDataDirUsable(dataDir: string, runAs: RunAs | undefined): Promise<string | undefined> {
   const path = resolve(dataDir);
-  let existing = path;
-  for (;;) {
-    try {
-      const info = await stat(existing);
-      if (!info.isDirectory())
-        return existing === path
-          ? `data_dir ${path} is a regular file, not a directory: point postgresql.data_dir to a directory (pgwarden never removes a file it did not create)`
-          : `data_dir ${path} cannot be created: ${existing} is a file, not a directory; point postgresql.data_dir elsewhere`;
+  const problem = await directoryProblem(path);
+  switch (problem?.kind) {
+    case undefined:
       break;
-    } catch (error) {
-      const code = errorCode(error);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') return `data_dir ${path}: cannot inspect ${existing}: ${(error as Error).message}`;
-      if (existing === dirname(existing)) return `data_dir ${path}: no existing parent directory`;
-      existing = dirname(existing);
-    }
-  }
-  const fileSystem = await statfs(existing).then(
-    (info) => PSEUDO_FILE_SYSTEMS.get(info.type),
-    () => undefined,
-  );
-  if (fileSystem !== undefined)
-    return `data_dir ${path} is on the ${fileSystem} pseudo file system (${existing}), which cannot hold a database: point postgresql.data_dir to a real disk`;
-  try {
-    await access(existing, constants.W_OK | constants.X_OK);
-  } catch (error) {
-    if (errorCode(error) === 'EROFS')
-      return `data_dir ${path} is on a read-only file system (${existing}): remount it read-write or point postgresql.data_dir elsewhere`;
-    return `data_dir ${path}: ${existing} is not writable by this process (uid ${process.getuid?.() ?? '?'}): fix its owner or mode, or point postgresql.data_dir elsewhere`;
+    case 'file':
+      return `data_dir ${path} is a regular file, not a directory: point postgresql.data_dir to a directory (pgwarden never removes a file it did not create)`;
+    case 'underFile':
+      return `data_dir ${path} cannot be created: ${problem.existing} is a file, not a directory; point postgresql.data_dir elsewhere`;
+    case 'uninspectable':
+      return `data_dir ${path}: cannot inspect ${problem.existing}: ${problem.detail}`;
+    case 'noParent':
+      return `data_dir ${path}: no existing parent directory`;
+    case 'pseudo':
+      return `data_dir ${path} is on the ${problem.detail} pseudo file system (${problem.existing}), which cannot hold a database: point postgresql.data_dir to a real disk`;
+    case 'readOnly':
+      return `data_dir ${path} is on a read-only file system (${problem.existing}): remount it read-write or point postgresql.data_dir elsewhere`;
+    case 'notWritable':
+      return `data_dir ${path}: ${problem.existing} is not writable by this process (uid ${process.getuid?.() ?? '?'}): fix its owner or mode, or point postgresql.data_dir elsewhere`;
   }
   if (runAs !== undefined) {
     // The postgres user must reach the data dir through every existing parent: pgwarden chowns only what it creates.
@@ -116,8 +169,8 @@ export async function checkDataDirUsable(dataDir: string, runAs: RunAs | undefin
         return `data_dir ${path}: the postgres user (uid ${runAs.uid}) cannot reach it: ${parent} is mode ${(info.mode & 0o777).toString(8).padStart(4, '0')} owned by uid ${info.uid}; chmod o+x or chown it (pgwarden does not change directories it did not create)`;
       if (parent === dirname(parent)) break;
     }
-    if (existing === path) {
-      const info = await stat(path);
+    const info = await stat(path).catch(() => undefined);
+    if (info !== undefined) {
       if (info.uid !== runAs.uid && existsSync(join(path, 'PG_VERSION')))
         return `data_dir ${path} holds a cluster owned by uid ${info.uid}, not the postgres user (uid ${runAs.uid}): chown -R it to postgres`;
     }

@@ -164,6 +164,23 @@ describe('config', () => {
     );
   });
 
+  it('warns about a typo of a known key with "did you mean", in sections that take any key too (bootstrap.dcs)', () => {
+    const { warnings } = parseConfig(
+      patroniYaml
+        .replace('scope: bench', 'scope: bench\nloop_wait: 1')
+        .replace('  dcs:\n', '  dcs:\n    loop_wiat: 1\n    my_own_setting: 1\n    primary_stop_timeout: 30\n'),
+      'x.yml',
+    );
+    assert.deepEqual(
+      warnings.filter((warning) => warning.startsWith('unknown configuration key')),
+      [
+        'unknown configuration key loop_wait in x.yml, ignored: remove it (docs/patroni-keys.md lists the keys pgwarden reads)',
+        'unknown configuration key bootstrap.dcs.loop_wiat in x.yml, ignored: did you mean bootstrap.dcs.loop_wait?',
+        'unknown configuration key bootstrap.dcs.my_own_setting in x.yml, ignored: remove it (docs/patroni-keys.md lists the keys pgwarden reads)',
+      ],
+    );
+  });
+
   it('reports YAML syntax errors with the position and a missing file with its path', () => {
     assert.match(problems('scope: [unclosed\nname: x'), /line \d+, column \d+/);
     assert.throws(

@@ -1,11 +1,12 @@
 // An unreachable etcd is said with the cause of each endpoint (refused, unknown host, timeout) and said again, with
 // its duration and count, while it lasts; its end is said too.
 import assert from 'node:assert/strict';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { observeDcs, type DcsReadState } from '../../src/agent/observe.js';
 import type { Dcs } from '../../src/core/ports.js';
-import { EtcdGateway } from '../../src/dcs/etcd/gateway.js';
+import { describeQuorumLoss, EtcdGateway } from '../../src/dcs/etcd/gateway.js';
 import { pickFreePorts } from '../../src/local/free-port.js';
 import { PgwardenError } from '../../src/util/errors.js';
 import type { Log } from '../../src/util/log.js';
@@ -45,6 +46,44 @@ describe('etcd gateway: why each endpoint failed', () => {
         `127\\.0\\.0\\.1:${port}: timeout: no answer before the deadline; http://127\\.0\\.0\\.1:${closedPort}: not tried before the deadline`,
       ),
     );
+  });
+});
+
+describe('etcd without quorum', () => {
+  it("is named as such from the members' own status: one answers without a raft leader, the others refuse", async () => {
+    // etcd 3.4's answer on the one member left of three once its election timeout passed.
+    const lonely = createHttpServer((request, response) => {
+      assert.equal(request.url, '/v3/maintenance/status');
+      response.end(JSON.stringify({ header: { member_id: '1' }, version: '3.4.23', raftTerm: '2', errors: ['etcdserver: no leader'] }));
+    });
+    await new Promise<void>((resolve) => lonely.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (lonely.address() as { port: number }).port;
+      const [closedA, closedB] = await pickFreePorts(2);
+      const endpoints = [`http://127.0.0.1:${port}`, `http://127.0.0.1:${closedA}`, `http://127.0.0.1:${closedB}`];
+      const statuses = await new EtcdGateway(endpoints, 'node1').endpointStatuses(1000);
+      assert.equal(
+        describeQuorumLoss(statuses),
+        `etcd has no quorum (no raft leader): http://127.0.0.1:${port}: answers, but knows no raft leader (etcdserver: no leader); ` +
+          `http://127.0.0.1:${closedA}: connection refused (ECONNREFUSED): is etcd running and listening on this address?; ` +
+          `http://127.0.0.1:${closedB}: connection refused (ECONNREFUSED): is etcd running and listening on this address?. ` +
+          'Nothing can be read or written until a majority of the etcd members runs and reaches each other again (etcdctl endpoint status --cluster)',
+      );
+    } finally {
+      lonely.close();
+    }
+  });
+
+  it('is not claimed when no member answers, or when the members that answer know their leader', () => {
+    assert.equal(describeQuorumLoss([{ endpoint: 'http://a:2379', failure: 'connection refused (ECONNREFUSED)' }]), undefined);
+    assert.equal(
+      describeQuorumLoss([
+        { endpoint: 'http://a:2379', leader: '42', errors: [] },
+        { endpoint: 'http://b:2379', failure: 'timeout: no answer before the deadline' },
+      ]),
+      undefined,
+    );
+    assert.match(describeQuorumLoss([{ endpoint: 'http://a:2379', leader: '0', errors: [] }]) ?? '', /^etcd has no quorum/);
   });
 });
 

@@ -6,7 +6,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { checkDataDirUsable, DataDir } from '../../src/postgres/data-dir.js';
+import { checkDataDirUsable, checkDirectoryUsable, DataDir } from '../../src/postgres/data-dir.js';
 
 const isRoot = process.getuid?.() === 0;
 const OTHER = { uid: 54321, gid: 54321 };
@@ -76,6 +76,20 @@ describe('checkDataDirUsable', () => {
     mkdirSync(cluster);
     writeFileSync(join(cluster, 'PG_VERSION'), '15\n');
     assert.match((await checkDataDirUsable(cluster, OTHER)) ?? '', /holds a cluster owned by uid 0, not the postgres user \(uid 54321\)/);
+  });
+});
+
+describe('checkDirectoryUsable (pgwarden local start --dir)', () => {
+  it('names the setting: a file, under a file, /proc; accepts a new directory', async () => {
+    const file = join(root, 'dir-file');
+    writeFileSync(file, 'x');
+    assert.match((await checkDirectoryUsable(file, '--dir')) ?? '', /^--dir .*dir-file is a file, not a directory/);
+    assert.match((await checkDirectoryUsable(join(file, 'sub'), '--dir')) ?? '', /^--dir .*sub cannot be created: .*dir-file is a file/);
+    assert.match(
+      (await checkDirectoryUsable('/proc/pgwarden-local', '--dir')) ?? '',
+      /^--dir \/proc\/pgwarden-local is on the proc pseudo file system \(\/proc\), which cannot hold a cluster/,
+    );
+    assert.equal(await checkDirectoryUsable(join(root, 'new', 'cluster'), '--dir'), undefined);
   });
 });
 

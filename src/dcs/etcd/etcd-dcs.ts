@@ -15,7 +15,17 @@ import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
 import { buildClusterView, decodeHeartbeat, encodeFailsafe, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
 import { ClusterKeys } from '../keys.js';
-import { b64, EtcdGateway, prefixRangeEnd, unb64, type EtcdAuth, type EtcdTls, type GatewayHeader, type GatewayKv } from './gateway.js';
+import {
+  b64,
+  describeQuorumLoss,
+  EtcdGateway,
+  prefixRangeEnd,
+  unb64,
+  type EtcdAuth,
+  type EtcdTls,
+  type GatewayHeader,
+  type GatewayKv,
+} from './gateway.js';
 
 export type { EtcdAuth, EtcdTls, TlsFile } from './gateway.js';
 
@@ -71,6 +81,14 @@ export class EtcdDcs implements Dcs {
 
   get keys(): ClusterKeys {
     return this.#keys;
+  }
+
+  /**
+   * "etcd has no quorum ..." when a member that answers knows no raft leader; undefined otherwise. For a caller whose
+   * request failed with PGW_DCS_UNAVAILABLE (a read that timed out on a quorum-less member looks like a slow etcd).
+   */
+  async quorumLoss(timeoutMs = 1500): Promise<string | undefined> {
+    return describeQuorumLoss(await this.#gateway.endpointStatuses(timeoutMs));
   }
 
   async loadCluster(signal: AbortSignal): Promise<ClusterView> {

@@ -77,6 +77,32 @@ export interface WatchBatch {
   readonly isCancelled: boolean;
 }
 
+/** One endpoint's own view of the raft cluster (leader "0": it knows of none), or why it did not answer. */
+export type EndpointStatus =
+  | { readonly endpoint: string; readonly leader: string; readonly errors: readonly string[]; readonly failure?: undefined }
+  | { readonly endpoint: string; readonly failure: string };
+
+/**
+ * "etcd has no quorum" when a member that answers knows no raft leader (etcd says "etcdserver: no leader" once its
+ * election timeout passed without a majority), naming every endpoint; undefined when no member says so (all
+ * unreachable, or a leader known: the caller's own error then says what failed).
+ */
+export function describeQuorumLoss(statuses: readonly EndpointStatus[]): string | undefined {
+  const leaderless = statuses.filter(
+    (status) => status.failure === undefined && (status.leader === '0' || status.errors.some((error) => /no leader/.test(error))),
+  );
+  if (leaderless.length === 0) return undefined;
+  const each = statuses.map((status) =>
+    status.failure === undefined
+      ? `${status.endpoint}: answers, but knows no raft leader${status.errors.length > 0 ? ` (${status.errors.join(', ')})` : ''}`
+      : `${status.endpoint}: ${status.failure}`,
+  );
+  return (
+    `etcd has no quorum (no raft leader): ${each.join('; ')}. Nothing can be read or written until a majority of the ` +
+    'etcd members runs and reaches each other again (etcdctl endpoint status --cluster)'
+  );
+}
+
 /** Connection-level failures where the request surely never reached etcd: safe to retry on another endpoint. */
 function isNotSent(error: unknown): boolean {
   const code = (error as { code?: string }).code ?? (error as { cause?: { code?: string } }).cause?.code;
@@ -473,6 +499,34 @@ export class EtcdGateway {
           endpoints: Object.fromEntries(this.#endpoints.map((endpoint) => [endpoint.url, failures.get(endpoint.url) ?? 'not tried'])),
         },
       },
+    );
+  }
+
+  /**
+   * Each endpoint's own status (/v3/maintenance/status, answered by the member itself, without quorum and without a
+   * token), or why it did not answer: what tells a quorum-less etcd from an unreachable one after a call timed out.
+   */
+  async endpointStatuses(timeoutMs: number): Promise<EndpointStatus[]> {
+    return Promise.all(
+      this.#endpoints.map(async (endpoint): Promise<EndpointStatus> => {
+        const signal = AbortSignal.timeout(timeoutMs);
+        try {
+          const transport = this.#transport(endpoint);
+          const reply = await this.#post(
+            endpoint,
+            transport instanceof Promise ? await transport : transport,
+            '/v3/maintenance/status',
+            '{}',
+            undefined,
+            signal,
+          );
+          if (reply.status !== 200) return { endpoint: endpoint.url, failure: `answered ${reply.status}` };
+          const status = JSON.parse(reply.text) as { leader?: string; errors?: string[] };
+          return { endpoint: endpoint.url, leader: status.leader ?? '0', errors: status.errors ?? [] };
+        } catch (error) {
+          return { endpoint: endpoint.url, failure: endpointFailureCause(error, signal.aborted) };
+        }
+      }),
     );
   }
 
