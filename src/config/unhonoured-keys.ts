@@ -18,7 +18,6 @@ export const UNHONOURED_KEYS: readonly (readonly [path: string, why: string])[] 
   ['postgresql.remove_data_directory_on_rewind_failure', 'a failed rewind is always followed by a re-clone'],
   ['postgresql.remove_data_directory_on_diverged_timelines', 'a diverged replica is always rewound or re-cloned'],
   ['postgresql.pg_ctl_timeout', 'start and stop use the agent\u2019s own budgets'],
-  ['postgresql.create_replica_methods', 'replicas are created with pg_basebackup only (backups are issue 16)'],
   ['restapi.request_queue_size', 'Node.js queues connections itself (its listen backlog)'],
   ['restapi.server_tokens', 'the REST API sends no Server header'],
   ['log.dir', 'the agent logs to stdout (journald, a container runtime or a redirect keeps the file)'],

@@ -1,4 +1,5 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
+import type { ReplicaMethod, ReplicaMethodResult } from './replica-methods.js';
 import type { SlotStep, SlotStepResult } from './slot-changes.js';
 import type {
   ClusterView,
@@ -156,6 +157,13 @@ export interface PgController {
   checkpoint(signal: AbortSignal): Promise<void>;
   /** Replace the (stopped) node's data dir with a copy of `from`'s; a failure leaves an empty data dir. */
   basebackup(from: Upstream, signal: AbortSignal): Promise<void>;
+  /**
+   * Make the (stopped) node's data dir a copy to start as a replica of `from` by trying `methods` in order
+   * (create_replica_methods): a method that is not keep_data starts from an empty data dir; the first that succeeds
+   * ends the list. Resolves with how each method went; when none succeeded, rejects with the last failure's code
+   * (PGW_PG_UNREACHABLE when the source did not answer) and the per-method outcomes in its context (`methods`).
+   */
+  createReplica(from: Upstream, methods: readonly ReplicaMethod[], signal: AbortSignal): Promise<readonly ReplicaMethodResult[]>;
   /**
    * Stop, then make the data dir follow `from` (crash recovery first if it was not shut down cleanly). A failure
    * (no data dir, another system, `from` unreachable) leaves the data dir as it was.

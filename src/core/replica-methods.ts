@@ -1,0 +1,151 @@
+// How a new replica's data dir is made (postgresql.create_replica_methods, Patroni's semantics), as pure data: the
+// ordered methods to try and each one's command line. The PgController runs them and says how each went.
+
+/** One entry of create_replica_methods with its `postgresql.<method>` settings, as the config gives them. */
+export interface ReplicaMethodSpec {
+  readonly name: string;
+  /** The command line (split as a shell would, no shell run); absent for the built-in basebackup and pgbackrest. */
+  readonly command?: string | undefined;
+  /** The data dir is not emptied before the method runs (a pgBackRest `--delta` restore reuses what is there). */
+  readonly keepData: boolean;
+  /** Nothing but `options` is appended to the command. */
+  readonly noParams: boolean;
+  /** The method may run when there is no leader to connect to (it restores from a backup). */
+  readonly noLeader: boolean;
+  /** Every other key of `postgresql.<method>`, appended as `--key=value`. */
+  readonly options: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** A method as the PgController runs it. */
+export type ReplicaMethod =
+  | { readonly kind: 'basebackup'; readonly name: 'basebackup' }
+  /** A user command: exit code 0 means the data dir holds a copy the member can start from. */
+  | { readonly kind: 'command'; readonly name: string; readonly argv: readonly string[]; readonly keepData: boolean }
+  /** pgwarden's own pgBackRest restore (the `backup:` section): skipped when the repository holds no backup yet. */
+  | { readonly kind: 'pgbackrest'; readonly name: string; readonly keepData: boolean };
+
+/** How one method went; the first `ok` ends the list. */
+export interface ReplicaMethodResult {
+  readonly method: string;
+  readonly outcome: 'ok' | 'failed' | 'skipped';
+  /** One sentence: what was done, or why it failed or was skipped. */
+  readonly detail: string;
+  /** The PgwardenError code of a failure. */
+  readonly code?: string | undefined;
+}
+
+export interface ReplicaPlanContext {
+  readonly scope: string;
+  readonly dataDir: string;
+  /** postgres://user@host:port/postgres of the member to copy from; undefined without a leader to copy from. */
+  readonly connstring: string | undefined;
+  /** The `backup:` section is configured: `pgbackrest` without a command is pgwarden's own restore. */
+  readonly hasBackupSection: boolean;
+}
+
+/** Patroni keys of `postgresql.<method>` that steer pgwarden and are never passed to the command. */
+export const REPLICA_METHOD_FLAGS = ['command', 'keep_data', 'no_params', 'no_leader', 'no_master'] as const;
+
+/**
+ * The methods to try, in order: create_replica_methods as given (Patroni's default is basebackup alone; with a
+ * `backup:` section and no list, pgBackRest first and basebackup as the fallback). Without a leader to copy from only
+ * methods marked no_leader can work. A method without a command runs its name as the command, as in Patroni, except
+ * `pgbackrest` with a `backup:` section: pgwarden's own restore.
+ */
+export function planReplicaMethods(specs: readonly ReplicaMethodSpec[] | undefined, context: ReplicaPlanContext): ReplicaMethod[] {
+  const given =
+    specs !== undefined && specs.length > 0
+      ? specs
+      : context.hasBackupSection
+        ? [builtinSpec('pgbackrest'), builtinSpec('basebackup')]
+        : [builtinSpec('basebackup')];
+  const plan: ReplicaMethod[] = [];
+  for (const spec of given) {
+    if (context.connstring === undefined && (spec.name === 'basebackup' || !spec.noLeader)) continue;
+    if (spec.name === 'basebackup') plan.push({ kind: 'basebackup', name: 'basebackup' });
+    else if (spec.command === undefined && spec.name === 'pgbackrest' && context.hasBackupSection)
+      plan.push({ kind: 'pgbackrest', name: spec.name, keepData: spec.keepData });
+    else plan.push({ kind: 'command', name: spec.name, argv: replicaCommandArgv(spec, context), keepData: spec.keepData });
+  }
+  return plan;
+}
+
+function builtinSpec(name: string): ReplicaMethodSpec {
+  return { name, keepData: false, noParams: false, noLeader: false, options: {} };
+}
+
+/**
+ * The command line of a user method: the command split as a shell would, then `--scope --datadir --role=replica
+ * --connstring` unless no_params, then `--key=value` for every other key of the method's section.
+ */
+export function replicaCommandArgv(spec: ReplicaMethodSpec, context: ReplicaPlanContext): string[] {
+  const argv = splitCommandLine(spec.command ?? spec.name);
+  if (!spec.noParams) {
+    argv.push(`--scope=${context.scope}`, `--datadir=${context.dataDir}`, '--role=replica');
+    if (context.connstring !== undefined) argv.push(`--connstring=${context.connstring}`);
+  }
+  for (const [key, value] of Object.entries(spec.options)) argv.push(`--${key}=${String(value)}`);
+  return argv;
+}
+
+/** A command line split into words as POSIX sh does (quotes and backslashes; no expansion). Throws on an open quote. */
+export function splitCommandLine(line: string): string[] {
+  const words: string[] = [];
+  let word = '';
+  let isInWord = false;
+  for (let index = 0; index < line.length; index += 1) {
+    const char = line[index]!;
+    if (char === "'") {
+      const end = line.indexOf("'", index + 1);
+      if (end < 0) throw new Error(`unterminated ' in command: ${line}`);
+      word += line.slice(index + 1, end);
+      index = end;
+      isInWord = true;
+    } else if (char === '"') {
+      index += 1;
+      for (; index < line.length && line[index] !== '"'; index += 1) {
+        if (line[index] === '\\' && index + 1 < line.length && '"\\$`'.includes(line[index + 1]!)) index += 1;
+        word += line[index]!;
+      }
+      if (index >= line.length) throw new Error(`unterminated " in command: ${line}`);
+      isInWord = true;
+    } else if (char === '\\' && index + 1 < line.length) {
+      index += 1;
+      word += line[index]!;
+      isInWord = true;
+    } else if (/\s/.test(char)) {
+      if (isInWord) words.push(word);
+      word = '';
+      isInWord = false;
+    } else {
+      word += char;
+      isInWord = true;
+    }
+  }
+  if (isInWord) words.push(word);
+  return words;
+}
+
+/** Reads create_replica_methods and the `postgresql.<method>` sections of a patroni.yml `postgresql` mapping. */
+export function replicaMethodSpecsOf(
+  methods: readonly string[] | undefined,
+  section: Readonly<Record<string, unknown>>,
+): ReplicaMethodSpec[] | undefined {
+  if (methods === undefined) return undefined;
+  return methods.map((name) => {
+    const raw = section[name];
+    const settings = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : {};
+    const options: Record<string, string | number | boolean> = {};
+    for (const [key, value] of Object.entries(settings))
+      if (!(REPLICA_METHOD_FLAGS as readonly string[]).includes(key) && ['string', 'number', 'boolean'].includes(typeof value))
+        options[key] = value as string | number | boolean;
+    return {
+      name,
+      command: typeof settings.command === 'string' && settings.command.trim() !== '' ? settings.command : undefined,
+      keepData: settings.keep_data === true,
+      noParams: settings.no_params === true,
+      noLeader: settings.no_leader === true || settings.no_master === true,
+      options: name === 'basebackup' ? {} : options,
+    };
+  });
+}
