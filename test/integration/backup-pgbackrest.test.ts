@@ -4,9 +4,10 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { chmod } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
 import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, sql, waitHealthy } from '../kit/cluster-kit.js';
@@ -134,5 +135,41 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
     }
     assert.ok(logLines(local, replica, /replica method pgbackrest failed: .*falling back to basebackup/) > fallbackBefore);
     await waitStreamingWithRows(local, replica, 1600);
+  });
+
+  it("runs a Patroni user's method unchanged: its command as postgres, keep_data (a --delta restore), no_params", async () => {
+    const local = cluster!;
+    const { leader, replicas } = await waitHealthy(local, 60_000);
+    const replica = replicas[0]!;
+    const node = local.node(replica);
+    const configFile = join(node.nodeDir, `pgbackrest-${replica}.conf`);
+    const command = `pgbackrest --config=${configFile} --stanza=${SCOPE} --delta restore`;
+    await local.stopAgent(replica);
+    const config = parse(readFileSync(node.configPath, 'utf8')) as { postgresql: Record<string, unknown> };
+    config.postgresql.create_replica_methods = ['pgbackrest', 'basebackup'];
+    config.postgresql.pgbackrest = { command, keep_data: true, no_params: true };
+    await writeFile(node.configPath, stringify(config), { mode: 0o600 });
+    local.startAgent(replica);
+    await waitUntil(
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${node.apiPort}/replica`).catch(() => undefined);
+        return response?.status === 200;
+      },
+      { timeoutMs: 120_000, intervalMs: 250, describe: `${replica}'s agent back, serving as a replica` },
+    );
+    await sql(local, leader, 'INSERT INTO backrest_rows SELECT generate_series(1601, 1700)');
+    const before = logLines(local, replica, /replica created with pgbackrest: pgbackrest \(.*--delta restore\) made the data dir/);
+    await reinitialize(local, replica);
+    await waitUntil(
+      async () => logLines(local, replica, /replica created with pgbackrest: pgbackrest \(.*--delta restore\) made the data dir/) > before,
+      {
+        timeoutMs: 180_000,
+        describe: `${replica} restored by the user's pgbackrest command`,
+        lastState: () => agentLogTail(local, replica, /replica|pgbackrest|task/),
+      },
+    );
+    const restoreLog = readFileSync(join(node.nodeDir, `pgbackrest-${replica}`, 'log', `${SCOPE}-restore.log`), 'utf8');
+    assert.match(restoreLog, /restore command begin [^\n]*--delta/);
+    await waitStreamingWithRows(local, replica, 1700);
   });
 });
