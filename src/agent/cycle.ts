@@ -5,7 +5,7 @@ import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, PeerClient, PgController, Upstream } from '../core/ports.js';
-import type { ReplicaMethod } from '../core/replica-methods.js';
+import type { CustomBootstrap, ReplicaMethod } from '../core/replica-methods.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
@@ -83,6 +83,8 @@ export interface CycleSettings {
    * `from`, in order. Absent: pg_basebackup only, into an emptied data dir.
    */
   readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  /** bootstrap.method other than initdb: a new cluster is made by its command instead of initdb. */
+  readonly customBootstrap?: CustomBootstrap | undefined;
 }
 
 /** The parts of the local config file a reload (POST /reload, SIGHUP) may change. */
@@ -310,6 +312,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
         lock: state.lock,
         bootstrapConfig: settings.bootstrapConfig,
         replicaMethods: settings.replicaMethods,
+        customBootstrap: settings.customBootstrap,
         callbacks: state.local.callbacks,
         onLockChanged: ports.onLockChanged,
         onParametersApplied: (fingerprint) => (state.appliedParameters = fingerprint),

@@ -1,6 +1,6 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import { lockDeadlineOf } from '../core/lease.js';
-import type { ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
@@ -51,6 +51,8 @@ export interface ExecutorDeps {
   readonly bootstrapConfig: DynamicConfig;
   /** create_replica_methods: what a clone or reinitialize tries, in order (absent: pg_basebackup into an emptied dir). */
   readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  /** bootstrap.method: a new cluster is made by this command (a restore) instead of initdb. */
+  readonly customBootstrap?: CustomBootstrap | undefined;
   /** User callbacks after role and state changes (fire and forget). */
   readonly callbacks?: CallbackRunner | undefined;
   /** Called with the lock after every acquire/renew/release outcome (arms or disarms the lease fence). */
@@ -316,7 +318,8 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     }
     case 'bootstrap':
       return tasks.start('bootstrap', async (signal) => {
-        await pg.initdb(signal);
+        if (deps.customBootstrap === undefined) await pg.initdb(signal);
+        else await pg.bootstrapFrom(deps.customBootstrap, signal);
         await pg.startPrimary(signal);
         callback('on_start', 'primary');
       });

@@ -33,12 +33,6 @@ import { LinuxWatchdogDevice } from './linux-watchdog.js';
 
 const FENCE_ENTRY = fileURLToPath(new URL('./fence.js', import.meta.url));
 
-/** A custom bootstrap method (restore from a backup tool) is not supported yet: never replace it with initdb. */
-function bootstrapRefusalOf(method: string | undefined): string | undefined {
-  if (method === undefined || method === 'initdb') return undefined;
-  return `bootstrap.method ${method} is not supported yet (only initdb): remove it to bootstrap with initdb, or bootstrap this cluster elsewhere`;
-}
-
 /**
  * create_replica_methods (or the backup: section's pgBackRest restore first): the methods a clone tries, each user
  * command given --scope, --datadir, --role=replica and --connstring (the source as a URI with the replication user; its
@@ -209,7 +203,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     },
     scope: config.scope,
     canBootstrap: true,
-    bootstrapRefusal: bootstrapRefusalOf(config.bootstrap.method),
+    customBootstrap: config.customBootstrap,
     bootstrapConfig,
     replicaMethods: replicaMethodsOf(config),
     isFastDeadLeaderEnabled: true,

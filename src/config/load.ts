@@ -16,7 +16,13 @@ import { closestName } from '../util/did-you-mean.js';
 import { isSecretKey, redactText } from '../util/redact.js';
 import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
 import { unhonouredKeyWarnings } from './unhonoured-keys.js';
-import { replicaMethodSpecsOf, splitCommandLine, type ReplicaMethodSpec } from '../core/replica-methods.js';
+import {
+  customBootstrapOf,
+  replicaMethodSpecsOf,
+  splitCommandLine,
+  type CustomBootstrap,
+  type ReplicaMethodSpec,
+} from '../core/replica-methods.js';
 import { applyBackupSection, resolveBackup, type BackupSettings } from './backup.js';
 import { watchdogRefusal } from './watchdog.js';
 import { PgwardenError } from '../util/errors.js';
@@ -44,6 +50,8 @@ export interface PgwardenConfig extends Omit<RawPgwardenConfig, 'etcd3' | 'etcd'
   readonly backup?: BackupSettings | undefined;
   /** postgresql.create_replica_methods with each method's `postgresql.<method>` settings; undefined when not given. */
   readonly replicaMethods?: readonly ReplicaMethodSpec[] | undefined;
+  /** bootstrap.method other than initdb, with its bootstrap.<method> section (command line built). */
+  readonly customBootstrap?: CustomBootstrap | undefined;
   /** The etcd section, whichever name it had (`etcd3:` preferred, `etcd:` accepted). */
   readonly etcd: EtcdSettings;
   readonly bootstrap: Omit<RawPgwardenConfig['bootstrap'], 'dcs'> & { readonly dcs: DynamicConfig };
@@ -261,8 +269,11 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   const result = configSchema.safeParse(raw);
   // postgresql.<method> holds a create_replica_method's settings (Patroni's layout): not an unknown key.
   const methodNames = replicaMethodNamesOf(raw);
+  const bootstrapMethod = (raw.bootstrap as { method?: unknown } | undefined)?.method;
   const unknown = unknownKeys(configSchema, raw, []).filter(
-    (key) => !(key.path.length === 2 && key.path[0] === 'postgresql' && methodNames.includes(key.path[1]!)),
+    (key) =>
+      !(key.path.length === 2 && key.path[0] === 'postgresql' && methodNames.includes(key.path[1]!)) &&
+      !(key.path.length === 2 && key.path[0] === 'bootstrap' && key.path[1] === bootstrapMethod),
   );
   const strictProblems = unknown.map(strictKeyProblem).filter((problem): problem is string => problem !== undefined);
   const problems: string[] = [...fromEnv.problems, ...strictProblems];
@@ -298,6 +309,18 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
       ? undefined
       : applyBackupSection(backup, parsed.postgresql.parameters, parsed.postgresql.recovery_conf, sourceName);
   problems.push(...(applied?.problems ?? []));
+  let customBootstrap: CustomBootstrap | undefined;
+  try {
+    customBootstrap =
+      parsed === undefined
+        ? undefined
+        : customBootstrapOf(parsed.bootstrap.method, (raw.bootstrap ?? {}) as Record<string, unknown>, {
+            scope: parsed.scope,
+            dataDir: parsed.postgresql.data_dir,
+          });
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  }
   const etcdSection = parsed?.etcd3 ?? parsed?.etcd;
   if (parsed !== undefined && (etcdSection === undefined || etcdHosts(etcdSection).length === 0)) {
     problems.push('etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379,127.0.0.1:2380');
@@ -338,11 +361,6 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
       );
     }
   }
-  const method = parsed.bootstrap.method;
-  if (method !== undefined && method !== 'initdb')
-    warnings.push(
-      `bootstrap.method ${method} in ${sourceName} is not supported yet (only initdb): this member joins an existing cluster but never bootstraps a new one`,
-    );
   const refusal = watchdogRefusal(parsed.watchdog);
   if (refusal !== undefined) warnings.push(refusal);
   warnings.push(...(applied?.warnings ?? []));
@@ -356,6 +374,7 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
           : { ...rest.postgresql, parameters: { ...applied.parameters }, recovery_conf: { ...applied.recoveryConf } },
       backup,
       replicaMethods,
+      customBootstrap,
       etcd: etcdSettings(etcdSection!),
       bootstrap: { ...parsed.bootstrap, dcs: parsed.bootstrap.dcs as DynamicConfig },
       // Never leader under watchdog.mode: required (published, so no race or switchover picks this member).

@@ -1,5 +1,5 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
-import type { ReplicaMethod, ReplicaMethodResult } from './replica-methods.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from './replica-methods.js';
 import type { SlotStep, SlotStepResult } from './slot-changes.js';
 import type {
   ClusterView,
@@ -139,6 +139,13 @@ export interface PgController {
   probe(signal: AbortSignal): Promise<LocalPg>;
   /** A new cluster, stopped (pg_control says primary); refuses a data dir that already holds one. */
   initdb(signal: AbortSignal): Promise<void>;
+  /**
+   * bootstrap.method: like initdb, a new stopped cluster that starts as primary, made by `method`'s command (as the
+   * postgres user) into an empty data dir, then recovered with its recovery_conf (or the recovery settings the command
+   * left, keep_existing_recovery_conf) until it is promoted, and stopped; the configured roles get their passwords.
+   * Rejects with PGW_PG_COMMAND_FAILED (the data dir left empty) when the command fails or leaves no cluster.
+   */
+  bootstrapFrom(method: CustomBootstrap, signal: AbortSignal): Promise<void>;
   /** Start as primary (no standby.signal) and wait until it accepts connections. */
   startPrimary(signal: AbortSignal): Promise<void>;
   /** Write standby.signal + primary_conninfo for `upstream` (or none) and start; returns once the postmaster accepts connections. */

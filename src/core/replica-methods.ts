@@ -149,3 +149,49 @@ export function replicaMethodSpecsOf(
     };
   });
 }
+
+/** bootstrap.method other than initdb (Patroni's custom bootstrap): a command that makes the data dir, e.g. a restore. */
+export interface CustomBootstrap {
+  readonly name: string;
+  /** The command line, with `--scope --datadir` unless no_params and `--key=value` for the section's other keys. */
+  readonly argv: readonly string[];
+  /** Recovery settings to start the copy with (recovery.signal): it recovers to its target and is promoted. */
+  readonly recoveryConf: Readonly<Record<string, string | number | boolean>> | undefined;
+  /** Keep the recovery.signal/standby.signal and settings the command left (e.g. pgBackRest's restore_command). */
+  readonly keepExistingRecoveryConf: boolean;
+}
+
+const BOOTSTRAP_FLAGS = ['command', 'no_params', 'keep_existing_recovery_conf', 'recovery_conf'];
+
+/**
+ * bootstrap.<method> as Patroni reads it; undefined for initdb (or no method). Throws (a config problem) when the
+ * section has no command or a command that cannot be split.
+ */
+export function customBootstrapOf(
+  method: string | undefined,
+  bootstrap: Readonly<Record<string, unknown>>,
+  context: { readonly scope: string; readonly dataDir: string },
+): CustomBootstrap | undefined {
+  if (method === undefined || method === 'initdb') return undefined;
+  const raw = bootstrap[method];
+  const section = raw !== null && typeof raw === 'object' && !Array.isArray(raw) ? (raw as Record<string, unknown>) : undefined;
+  if (section === undefined || typeof section.command !== 'string' || section.command.trim() === '')
+    throw new Error(`bootstrap.${method}.command is required: the command that makes the data dir (bootstrap.method: ${method})`);
+  const argv = splitCommandLine(section.command);
+  if (section.no_params !== true) argv.push(`--scope=${context.scope}`, `--datadir=${context.dataDir}`);
+  for (const [key, value] of Object.entries(section))
+    if (!BOOTSTRAP_FLAGS.includes(key) && ['string', 'number', 'boolean'].includes(typeof value)) argv.push(`--${key}=${String(value)}`);
+  const recovery = section.recovery_conf;
+  const recoveryConf =
+    recovery !== null && typeof recovery === 'object' && !Array.isArray(recovery)
+      ? Object.fromEntries(
+          Object.entries(recovery as Record<string, unknown>).filter(([, value]) => ['string', 'number', 'boolean'].includes(typeof value)),
+        )
+      : undefined;
+  return {
+    name: method,
+    argv,
+    recoveryConf: recoveryConf as Readonly<Record<string, string | number | boolean>> | undefined,
+    keepExistingRecoveryConf: section.keep_existing_recovery_conf === true,
+  };
+}

@@ -45,6 +45,7 @@ export interface NodeSetup {
   readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
   readonly backup?: Readonly<Record<string, unknown>>;
   readonly postgresqlExtra?: Readonly<Record<string, unknown>>;
+  readonly bootstrapExtra?: Readonly<Record<string, unknown>>;
   readonly nodeTmpfsMb?: number;
   readonly restapi?: Readonly<Record<string, unknown>>;
   readonly ctl?: Readonly<Record<string, unknown>>;
@@ -96,6 +97,7 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.recoveryConf !== undefined ? { recoveryConf: setup.recoveryConf } : {}),
         ...(setup.backup !== undefined ? { backup: setup.backup } : {}),
         ...(setup.postgresqlExtra !== undefined ? { postgresqlExtra: setup.postgresqlExtra } : {}),
+        ...(setup.bootstrapExtra !== undefined ? { bootstrapExtra: setup.bootstrapExtra } : {}),
         ...(setup.restapi !== undefined ? { restapi: setup.restapi } : {}),
         ...(setup.ctl !== undefined ? { ctl: setup.ctl } : {}),
         ...(setup.postgresTlsOf !== undefined ? { postgresTls: setup.postgresTlsOf(name) } : {}),

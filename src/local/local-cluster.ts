@@ -67,6 +67,8 @@ export interface LocalClusterOptions {
   readonly backup?: true | Readonly<Record<string, unknown>>;
   /** Extra `postgresql` keys of every node, e.g. { create_replica_methods: ['pgbackrest', 'basebackup'], pgbackrest: {...} }. */
   readonly postgresqlExtra?: Readonly<Record<string, unknown>>;
+  /** Extra `bootstrap` keys of every node, e.g. a custom bootstrap: { method: 'restore', restore: { command, recovery_conf } }. */
+  readonly bootstrapExtra?: Readonly<Record<string, unknown>>;
   /**
    * Use this running etcd (loopback only) instead of starting one: several clusters (scopes) on one etcd. It is not
    * stopped with this cluster.
@@ -403,6 +405,7 @@ export class LocalCluster {
           ? { backup: options.backup === true ? { repository: backupRepositoryOf(options.dir) } : options.backup }
           : {}),
         ...(options.postgresqlExtra !== undefined ? { postgresqlExtra: options.postgresqlExtra } : {}),
+        ...(options.bootstrapExtra !== undefined ? { bootstrapExtra: options.bootstrapExtra } : {}),
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
         ...(restapi !== undefined ? { restapi } : {}),
         ...(options.ctl !== undefined ? { ctl: options.ctl } : {}),

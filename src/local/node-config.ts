@@ -47,6 +47,8 @@ export interface LocalNodeSpec {
   readonly postgresTls?: NodeTlsFiles;
   /** The `backup:` section (pgBackRest), e.g. { repository: '<cluster dir>/pgbackrest-repo' }. */
   readonly backup?: Readonly<Record<string, unknown>>;
+  /** Extra `bootstrap` keys, e.g. { method: 'restore', restore: { command: ... } } (a custom bootstrap). */
+  readonly bootstrapExtra?: Readonly<Record<string, unknown>>;
   /** Extra `postgresql` keys, e.g. create_replica_methods and each method's section. */
   readonly postgresqlExtra?: Readonly<Record<string, unknown>>;
 }
@@ -127,6 +129,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
         ...spec.bootstrapDcs,
       },
       initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],
+      ...spec.bootstrapExtra,
     },
     postgresql: {
       listen: `${host}:${spec.pgPort}`,

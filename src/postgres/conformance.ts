@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import type { PgController, Upstream } from '../core/ports.js';
-import type { ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import { slotNameForMember } from '../core/slot-names.js';
 import type { LocalPg } from '../core/types.js';
@@ -252,6 +252,15 @@ export function runPgControllerConformance(
       );
       const copied = await probe(c);
       assert.deepEqual([copied.dataDir, copied.isRunning, copied.sysid], ['initialized', false, (await probe(a)).sysid]);
+      await c.removeDataDir(signal());
+    });
+
+    it('bootstrapFrom refuses a data dir that holds a cluster, and a failing command leaves an empty data dir', async () => {
+      const failing: CustomBootstrap = { name: 'restore', argv: ['/bin/false'], recoveryConf: undefined, keepExistingRecoveryConf: false };
+      await assert.rejects(a.bootstrapFrom(failing, signal()), rejectsWith('PGW_PG_COMMAND_FAILED'));
+      await assert.rejects(c.bootstrapFrom(failing, signal()), rejectsWith('PGW_PG_COMMAND_FAILED'));
+      const pg = await probe(c);
+      assert.deepEqual([pg.dataDir === 'initialized', pg.isRunning], [false, false]);
       await c.removeDataDir(signal());
     });
 

@@ -5,12 +5,20 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
-import type { ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
-import { bootstrapRolesSql, initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
+import {
+  bootstrapRolesSql,
+  ensureRolesSql,
+  initdbArgv,
+  pgBasebackupArgv,
+  pgControldataArgv,
+  pgRewindArgv,
+  singleUserArgv,
+} from './commands.js';
 import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
 import { serviceNameFor, type PgAuth } from './conninfo.js';
@@ -389,6 +397,63 @@ export class PostgresController implements PgController {
       stdin: bootstrapRolesSql({ replication: this.#options.replication, rewind: this.#rewindRole() }),
     });
     await this.#writeConfig(undefined, false);
+  }
+
+  /** bootstrap.method: the user's command makes the data dir; it is recovered until promoted, then stopped. */
+  async bootstrapFrom(method: CustomBootstrap, signal: AbortSignal): Promise<void> {
+    const member = this.#options.member;
+    this.#replicaTimeline = 0;
+    if ((await this.#dataDir.state()) === 'initialized')
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${member}] refusing bootstrap.method ${method.name}: ${this.#dataDir.path} already holds a cluster`,
+        {
+          context: { member, path: this.#dataDir.path },
+        },
+      );
+    await this.#assertDataDirUsable();
+    await this.#dataDir.recreateEmpty();
+    await this.#dataDir.writePgpass();
+    await this.#writeBackupConfig();
+    try {
+      await this.#run(method.argv, signal, { hint: `bootstrap.${method.name}.command must exit 0 only once the data dir holds a cluster` });
+      if ((await this.#dataDir.state()) !== 'initialized')
+        throw new PgwardenError(
+          'PGW_PG_COMMAND_FAILED',
+          `[${member}] bootstrap.method ${method.name} exited 0 but left no cluster in ${this.#dataDir.path}`,
+          {
+            context: { member, command: method.argv, path: this.#dataDir.path },
+          },
+        );
+      const left = await this.#dataDir.recoverySignals();
+      if (!method.keepExistingRecoveryConf) await this.#dataDir.removeRecoverySignals();
+      const recovery = method.keepExistingRecoveryConf ? {} : (method.recoveryConf ?? {});
+      await this.#dataDir.writeConfig({ ...this.#parameters, ...recovery }, { upstream: undefined, isReplica: false });
+      const signals = method.keepExistingRecoveryConf ? left : method.recoveryConf !== undefined ? ['recovery.signal'] : [];
+      for (const file of signals) await this.#dataDir.writeOwnedFile(join(this.#dataDir.path, file), '', 0o600);
+      if (signals.length > 0) {
+        this.#options.log.info(
+          { method: method.name, signals },
+          `bootstrap.method ${method.name}: recovering the copy until it is promoted`,
+        );
+        const isPromoted = async (): Promise<boolean> =>
+          (await this.#controlData(AbortSignal.timeout(READY_CHECK_MS * 5)).catch(() => undefined))?.state === 'in production';
+        await this.#postmaster.start(isPromoted, signal, { bootstrap: method.name, recovery: true });
+        await this.stop('fast', signal);
+      }
+      // The copy's roles are the source's: the configured users get the configured passwords before anything connects.
+      await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir.path), signal, {
+        stdin: ensureRolesSql({ superuser: this.#options.superuser, replication: this.#options.replication, rewind: this.#rewindRole() }),
+      });
+      await this.#writeConfig(undefined, false);
+      this.#options.log.info({ method: method.name }, `bootstrapped with bootstrap.method ${method.name}`);
+    } catch (error) {
+      if (!signal.aborted) {
+        await this.stop('immediate', AbortSignal.timeout(10_000)).catch(() => undefined);
+        await this.#dataDir.recreateEmpty().catch(() => undefined);
+      }
+      throw error;
+    }
   }
 
   /** Clones `from` into a fresh data dir; PGW_PG_UNREACHABLE when `from` does not answer (the dir is left empty). */

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
@@ -61,6 +62,8 @@ async function waitStreamingWithRows(cluster: LocalCluster, member: string, rows
 
 describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () => {
   let cluster: LocalCluster | undefined;
+  let restored: LocalCluster | undefined;
+  let scriptDir: string | undefined;
 
   before(async () => {
     cluster = await startTestCluster(SCOPE, { nodes: 2, backup: true });
@@ -68,7 +71,9 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
 
   after(async () => {
     if (cluster !== undefined) await chmod(backupRepositoryOf(cluster.dir), 0o750).catch(() => undefined);
+    await teardownCluster(restored);
     await teardownCluster(cluster);
+    if (scriptDir !== undefined) await rm(scriptDir, { recursive: true, force: true });
   });
 
   it('configures pgBackRest: its config file (0600, postgres), WAL archiving, the stanza on the primary', async () => {
@@ -171,5 +176,47 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
     const restoreLog = readFileSync(join(node.nodeDir, `pgbackrest-${replica}`, 'log', `${SCOPE}-restore.log`), 'utf8');
     assert.match(restoreLog, /restore command begin [^\n]*--delta/);
     await waitStreamingWithRows(local, replica, 1700);
+  });
+
+  it('bootstraps a new cluster from the repository with a custom bootstrap.method (recovery_conf, promoted)', async () => {
+    const local = cluster!;
+    const { leader } = await waitHealthy(local, 60_000);
+    // Every row in the archive: the segment holding the last insert is switched out and archived.
+    const [{ wal }] = (await sql<{ wal: string }>(local, leader, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal')) as [{ wal: string }];
+    await waitUntil(
+      async () =>
+        ((await sql<{ last: string | null }>(local, leader, 'SELECT last_archived_wal AS last FROM pg_stat_archiver'))[0]?.last ?? '') >=
+        wal,
+      { timeoutMs: 60_000, intervalMs: 250, describe: `WAL ${wal} archived` },
+    );
+    // A Patroni user's bootstrap script: it reads --datadir (and --scope) and restores the backup there.
+    scriptDir = await mkdtemp(join(tmpdir(), 'pgw-brboot-'));
+    await chmod(scriptDir, 0o755);
+    const repo = backupRepositoryOf(local.dir);
+    const common = `--repo1-path=${repo} --stanza=${SCOPE} --lock-path=${scriptDir}/lock --log-level-file=off --log-level-console=warn`;
+    const script = join(scriptDir, 'restore.sh');
+    await writeFile(
+      script,
+      [
+        '#!/bin/sh',
+        'for arg; do case "$arg" in --datadir=*) datadir="${arg#--datadir=}";; esac; done',
+        `exec pgbackrest ${common} --pg1-path="$datadir" restore`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    restored = await startTestCluster('brboot', {
+      nodes: 1,
+      bootstrapExtra: {
+        method: 'restore',
+        restore: { command: script, recovery_conf: { restore_command: `pgbackrest ${common} archive-get %f "%p"` } },
+      },
+    });
+    const { leader: newLeader } = await waitHealthy(restored, 180_000);
+    assert.ok(logLines(restored, newLeader, /bootstrapped with bootstrap\.method restore/) > 0);
+    assert.ok(logLines(restored, newLeader, /recovering the copy until it is promoted/) > 0);
+    const rows = await sql<{ n: string }>(restored, newLeader, 'SELECT count(*) AS n FROM backrest_rows');
+    assert.equal(rows[0]?.n, '1700', 'every archived row, replayed from the repository');
+    await sql(restored, newLeader, 'INSERT INTO backrest_rows VALUES (0)');
   });
 });

@@ -4,7 +4,14 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
-import { planReplicaMethods, replicaMethodSpecsOf, splitCommandLine, type ReplicaPlanContext } from '../../src/core/replica-methods.js';
+import {
+  customBootstrapOf,
+  planReplicaMethods,
+  replicaMethodSpecsOf,
+  splitCommandLine,
+  type ReplicaPlanContext,
+} from '../../src/core/replica-methods.js';
+import { ensureRolesSql } from '../../src/postgres/commands.js';
 import { latestBackupLabel, pgbackrestRestoreArgv, renderPgBackrestConf } from '../../src/postgres/pgbackrest.js';
 import { isPgwardenError } from '../../src/util/errors.js';
 
@@ -224,5 +231,70 @@ describe('backup: section (pgBackRest)', () => {
       },
     ]);
     assert.throws(() => latestBackupLabel(unreadable, 'batman'), /status 99 \(other\): Permission denied/);
+  });
+});
+
+describe('bootstrap.method (custom bootstrap)', () => {
+  const where = { scope: 'batman', dataDir: '/data/pg' };
+
+  it('builds the command with --scope and --datadir unless no_params, keeps recovery_conf and keep_existing_recovery_conf', () => {
+    assert.equal(customBootstrapOf(undefined, {}, where), undefined);
+    assert.equal(customBootstrapOf('initdb', {}, where), undefined);
+    assert.deepEqual(
+      customBootstrapOf(
+        'pgbackrest',
+        {
+          pgbackrest: {
+            command: '/usr/local/bin/restore.sh --stanza=x',
+            keep_existing_recovery_conf: false,
+            recovery_conf: { recovery_target_action: 'promote', restore_command: 'pgbackrest archive-get %f "%p"' },
+            target: 'latest',
+          },
+        },
+        where,
+      ),
+      {
+        name: 'pgbackrest',
+        argv: ['/usr/local/bin/restore.sh', '--stanza=x', '--scope=batman', '--datadir=/data/pg', '--target=latest'],
+        recoveryConf: { recovery_target_action: 'promote', restore_command: 'pgbackrest archive-get %f "%p"' },
+        keepExistingRecoveryConf: false,
+      },
+    );
+    assert.deepEqual(
+      customBootstrapOf('x', { x: { command: 'restore', no_params: true, keep_existing_recovery_conf: true } }, where)?.argv,
+      ['restore'],
+    );
+    assert.throws(() => customBootstrapOf('x', {}, where), /bootstrap\.x\.command is required/);
+  });
+
+  it('loads from a patroni.yml: the method section is no unknown key, and a missing command is a config error', () => {
+    const yaml = patroniYaml.replace(/^bootstrap:\n/m, 'bootstrap:\n  method: restore\n  restore:\n    command: /bin/restore.sh\n');
+    const { config, warnings } = parseConfig(yaml, 'test.yml');
+    assert.equal(config.customBootstrap?.argv[0], '/bin/restore.sh');
+    assert.deepEqual(
+      warnings.filter((warning) => /restore|bootstrap\.method/.test(warning)),
+      [],
+    );
+    try {
+      parseConfig(patroniYaml.replace(/^bootstrap:\n/m, 'bootstrap:\n  method: restore\n'), 'test.yml');
+      assert.fail('accepted');
+    } catch (error) {
+      assert.ok(isPgwardenError(error, 'PGW_CONFIG_INVALID'));
+      assert.match(error.message, /bootstrap\.restore\.command is required/);
+    }
+  });
+
+  it('gives the configured roles their passwords in a restored copy, one statement per line', () => {
+    const text = ensureRolesSql({
+      superuser: { username: 'postgres', password: "it's" },
+      replication: { username: 'replicator', password: 'r' },
+    });
+    const lines = text.trim().split('\n');
+    assert.equal(lines.length, 2);
+    assert.match(
+      lines[0]!,
+      /IF EXISTS \(SELECT 1 FROM pg_roles WHERE rolname = 'postgres'\) THEN ALTER ROLE "postgres" WITH SUPERUSER LOGIN PASSWORD 'it''s'; ELSE CREATE ROLE/,
+    );
+    assert.match(lines[1]!, /ALTER ROLE "replicator" WITH REPLICATION LOGIN PASSWORD 'r'/);
   });
 });
