@@ -9,6 +9,7 @@ import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../cor
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import { redactText } from '../util/redact.js';
 import type { Log } from '../util/log.js';
 import {
   bootstrapRolesSql,
@@ -520,7 +521,7 @@ export class PostgresController implements PgController {
           context: { member: this.#options.member, command: method.argv, path: this.#dataDir.path },
         },
       );
-    return { outcome: 'ok', detail: `${method.name} (${method.argv.join(' ')}) made the data dir` };
+    return { outcome: 'ok', detail: `${method.name} (${redactText(method.argv.join(' '))}) made the data dir` };
   }
 
   /** pgwarden's own pgBackRest restore: skipped (nothing touched) when the repository has no backup yet. */
