@@ -12,6 +12,8 @@ command -v etcdctl >/dev/null 2>&1 || need_apt+=(etcd-client)
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 # Debian's Patroni 3.0.2 provides patronictl for the interop test (pgwarden must look like Patroni to it).
 command -v patronictl >/dev/null 2>&1 || need_apt+=(patroni)
+# The backup: section (and `npm run cluster -- --backup`) configures pgBackRest; its test restores replicas with it.
+command -v pgbackrest >/dev/null 2>&1 || need_apt+=(pgbackrest)
 # The proxy's kernel data path (proxy.data_path: kernel) programs nftables and clears conntrack flows.
 if [ "$(id -u)" -eq 0 ]; then
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)

@@ -4,7 +4,8 @@ import { decide as coreDecide, initialMemory } from '../core/decide.js';
 import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineOf } from '../core/lease.js';
-import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
+import type { Clock, Dcs, PeerClient, PgController, Upstream } from '../core/ports.js';
+import type { CustomBootstrap, ReplicaMethod } from '../core/replica-methods.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
@@ -78,6 +79,13 @@ export interface CycleSettings {
   readonly isFastDeadLeaderEnabled: boolean;
   /** Debug mode: check the core's safety invariants on every decision and refuse to execute one that breaks them. */
   readonly isCheckingInvariants: boolean;
+  /**
+   * create_replica_methods (and the backup: section): the methods a new replica or a reinitialize tries against
+   * `from`, in order. Absent: pg_basebackup only, into an emptied data dir.
+   */
+  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  /** bootstrap.method other than initdb: a new cluster is made by its command instead of initdb. */
+  readonly customBootstrap?: CustomBootstrap | undefined;
 }
 
 /** The parts of the local config file a reload (POST /reload, SIGHUP) may change. */
@@ -320,6 +328,8 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
         tasks,
         lock: state.lock,
         bootstrapConfig: settings.bootstrapConfig,
+        replicaMethods: settings.replicaMethods,
+        customBootstrap: settings.customBootstrap,
         callbacks: state.local.callbacks,
         onLockChanged: ports.onLockChanged,
         onParametersApplied: (fingerprint) => (state.appliedParameters = fingerprint),

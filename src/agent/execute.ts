@@ -1,5 +1,6 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import { lockDeadlineOf } from '../core/lease.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
@@ -48,6 +49,10 @@ export interface ExecutorDeps {
   readonly tasks: TaskSlot;
   readonly lock: LockHolder;
   readonly bootstrapConfig: DynamicConfig;
+  /** create_replica_methods: what a clone or reinitialize tries, in order (absent: pg_basebackup into an emptied dir). */
+  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  /** bootstrap.method: a new cluster is made by this command (a restore) instead of initdb. */
+  readonly customBootstrap?: CustomBootstrap | undefined;
   /** User callbacks after role and state changes (fire and forget). */
   readonly callbacks?: CallbackRunner | undefined;
   /** Called with the lock after every acquire/renew/release outcome (arms or disarms the lease fence). */
@@ -313,7 +318,8 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     }
     case 'bootstrap':
       return tasks.start('bootstrap', async (signal) => {
-        await pg.initdb(signal);
+        if (deps.customBootstrap === undefined) await pg.initdb(signal);
+        else await pg.bootstrapFrom(deps.customBootstrap, signal);
         await pg.startPrimary(signal);
         callback('on_start', 'primary');
       });
@@ -328,8 +334,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     case 'basebackup': {
       const upstream = upstreamFor(context.view, action.from, deps.bootstrapConfig);
       return tasks.start('basebackup', async (signal) => {
-        await pg.removeDataDir(signal);
-        await pg.basebackup(upstream, signal);
+        await createReplica(upstream, deps, signal);
         await pg.startReplica(asReplicaOf(upstream, deps), signal);
         callback('on_start', 'replica');
       });
@@ -338,8 +343,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       const upstream = upstreamFor(context.view, action.from);
       return tasks.start('reinitialize', async (signal) => {
         await pg.stop('immediate', signal);
-        await pg.removeDataDir(signal);
-        await pg.basebackup(upstream, signal);
+        await createReplica(upstream, deps, signal);
         await pg.startReplica(asReplicaOf(upstream, deps), signal);
       });
     }
@@ -384,4 +388,50 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       });
     }
   }
+}
+
+/**
+ * A new data dir copied from `upstream`: by create_replica_methods in order when they are configured (each method's
+ * outcome logged, a fallback said so), otherwise pg_basebackup into an emptied data dir. A standby cluster's copy of
+ * its remote primary is always pg_basebackup (standby_cluster.create_replica_methods accepts only that).
+ */
+async function createReplica(upstream: Upstream, deps: ExecutorDeps, signal: AbortSignal): Promise<void> {
+  const { pg, log } = deps;
+  if (deps.replicaMethods === undefined || upstream.name === REMOTE_PRIMARY) {
+    await pg.removeDataDir(signal);
+    await pg.basebackup(upstream, signal);
+    return;
+  }
+  const methods = deps.replicaMethods(upstream);
+  log.info(
+    { from: upstream.name, methods: methods.map((method) => method.name) },
+    `creating the replica from ${upstream.name} with ${methods.map((method) => method.name).join(', then ') || 'no method'}`,
+  );
+  try {
+    logReplicaMethodResults(await pg.createReplica(upstream, methods, signal), methods, log);
+  } catch (error) {
+    const results = isPgwardenError(error) ? (error.context.methods as readonly ReplicaMethodResult[] | undefined) : undefined;
+    if (results !== undefined) logReplicaMethodResults(results, methods, log);
+    throw error;
+  }
+}
+
+function logReplicaMethodResults(results: readonly ReplicaMethodResult[], methods: readonly ReplicaMethod[], log: Log): void {
+  results.forEach((result, index) => {
+    const fields = {
+      method: result.method,
+      outcome: result.outcome,
+      detail: result.detail,
+      ...(result.code !== undefined ? { code: result.code } : {}),
+    };
+    if (result.outcome === 'ok') {
+      log.info(fields, `replica created with ${result.method}: ${result.detail}`);
+      return;
+    }
+    const next = methods[index + 1]?.name;
+    log.warn(
+      fields,
+      `replica method ${result.method} ${result.outcome}: ${result.detail}${next !== undefined ? `; falling back to ${next}` : '; no method left to try'}`,
+    );
+  });
 }

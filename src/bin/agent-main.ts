@@ -8,6 +8,9 @@ import { Agent } from '../agent/loop.js';
 import { Allowlist } from '../api/allowlist.js';
 import { startApiServer } from '../api/server.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
+import type { Upstream } from '../core/ports.js';
+import { planReplicaMethods, type ReplicaMethod } from '../core/replica-methods.js';
+import type { PgwardenConfig } from '../config/load.js';
 import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
@@ -30,10 +33,31 @@ import { LinuxWatchdogDevice } from './linux-watchdog.js';
 
 const FENCE_ENTRY = fileURLToPath(new URL('./fence.js', import.meta.url));
 
-/** A custom bootstrap method (restore from a backup tool) is not supported yet: never replace it with initdb. */
-function bootstrapRefusalOf(method: string | undefined): string | undefined {
-  if (method === undefined || method === 'initdb') return undefined;
-  return `bootstrap.method ${method} is not supported yet (only initdb): remove it to bootstrap with initdb, or bootstrap this cluster elsewhere`;
+/**
+ * create_replica_methods (or the backup: section's pgBackRest restore first): the methods a clone tries, each user
+ * command given --scope, --datadir, --role=replica and --connstring (the source as a URI with the replication user; its
+ * password is in the pgpass file PGPASSFILE names). Neither configured: undefined, pg_basebackup as always.
+ */
+function replicaMethodsOf(config: PgwardenConfig): ((from: Upstream) => readonly ReplicaMethod[]) | undefined {
+  if (config.replicaMethods === undefined && config.backup === undefined) return undefined;
+  return (from) =>
+    planReplicaMethods(config.replicaMethods, {
+      scope: config.scope,
+      dataDir: config.postgresql.data_dir,
+      connstring: replicationUri(from.connUrl, config.postgresql.authentication.replication.username),
+      hasBackupSection: config.backup !== undefined,
+    });
+}
+
+function replicationUri(connUrl: string, user: string): string | undefined {
+  if (connUrl === '') return undefined;
+  try {
+    const url = new URL(connUrl);
+    url.username = encodeURIComponent(user);
+    return url.toString();
+  } catch {
+    return undefined;
+  }
 }
 
 /** Patroni publishes the standard boolean tags only when they are set, and user tags always. */
@@ -97,6 +121,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     runAs: resolveRunAs(),
     log,
     logFile: `${dirname(dataDir)}/postgresql.log`,
+    backup: config.backup,
   });
   const restapi = config.restapi;
   const isHttps = restapi.certfile !== undefined;
@@ -178,8 +203,9 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     },
     scope: config.scope,
     canBootstrap: true,
-    bootstrapRefusal: bootstrapRefusalOf(config.bootstrap.method),
+    customBootstrap: config.customBootstrap,
     bootstrapConfig,
+    replicaMethods: replicaMethodsOf(config),
     isFastDeadLeaderEnabled: true,
     // Debug mode: every decision is checked against the core's safety invariants before it is executed.
     isCheckingInvariants: process.env.PGWARDEN_CHECK_INVARIANTS === '1',

@@ -168,6 +168,7 @@ function register(program: Command): void {
           proxyDataPath: options.proxyDataPath,
           portBase: options.portBase,
           isInsecure: options.isInsecure,
+          isBackup: options.isBackup,
           timing: { ttl: options.ttl, loop_wait: options.loopWait, retry_timeout: options.retryTimeout },
           healthyTimeoutMs: 180_000,
           renderTable: (view, scope) => renderMemberTable(scope, summarizeCluster(view), 'pretty'),

@@ -16,6 +16,14 @@ import { closestName } from '../util/did-you-mean.js';
 import { isSecretKey, redactText } from '../util/redact.js';
 import { compilePlainFormat, PATRONI_PLAIN_FORMAT } from '../util/plain-log-format.js';
 import { keyFindings, requiredKeyMessage, tableChildren } from './patroni-keys.js';
+import {
+  customBootstrapOf,
+  replicaMethodSpecsOf,
+  splitCommandLine,
+  type CustomBootstrap,
+  type ReplicaMethodSpec,
+} from '../core/replica-methods.js';
+import { applyBackupSection, resolveBackup, type BackupSettings } from './backup.js';
 import { watchdogRefusal } from './watchdog.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
@@ -37,7 +45,13 @@ export interface EtcdSettings {
   readonly password?: string | undefined;
 }
 
-export interface PgwardenConfig extends Omit<RawPgwardenConfig, 'etcd3' | 'etcd' | 'bootstrap' | 'tags'> {
+export interface PgwardenConfig extends Omit<RawPgwardenConfig, 'etcd3' | 'etcd' | 'bootstrap' | 'tags' | 'backup'> {
+  /** The `backup:` section resolved (stanza, config file path...); its archive/restore commands are in postgresql already. */
+  readonly backup?: BackupSettings | undefined;
+  /** postgresql.create_replica_methods with each method's `postgresql.<method>` settings; undefined when not given. */
+  readonly replicaMethods?: readonly ReplicaMethodSpec[] | undefined;
+  /** bootstrap.method other than initdb, with its bootstrap.<method> section (command line built). */
+  readonly customBootstrap?: CustomBootstrap | undefined;
   /** The etcd section, whichever name it had (`etcd3:` preferred, `etcd:` accepted). */
   readonly etcd: EtcdSettings;
   readonly bootstrap: Omit<RawPgwardenConfig['bootstrap'], 'dcs'> & { readonly dcs: DynamicConfig };
@@ -281,7 +295,14 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   const early: string[] = [];
   normalizeTags(raw, sourceName, early);
   const result = configSchema.safeParse(raw);
-  const unknown = unknownKeys(configSchema, raw, []);
+  // postgresql.<method> holds a create_replica_method's settings (Patroni's layout): not an unknown key.
+  const methodNames = replicaMethodNamesOf(raw);
+  const bootstrapMethod = (raw.bootstrap as { method?: unknown } | undefined)?.method;
+  const unknown = unknownKeys(configSchema, raw, []).filter(
+    (key) =>
+      !(key.path.length === 2 && key.path[0] === 'postgresql' && methodNames.includes(key.path[1]!)) &&
+      !(key.path.length === 2 && key.path[0] === 'bootstrap' && key.path[1] === bootstrapMethod),
+  );
   const strictProblems = unknown.map(strictKeyProblem).filter((problem): problem is string => problem !== undefined);
   const findings = keyFindings(raw, sourceName);
   const problems: string[] = [...fromEnv.problems, ...strictProblems, ...findings.problems];
@@ -305,6 +326,34 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   }
   for (const problem of dcsProblems) problems.push(`bootstrap.dcs.${problem}`);
   const parsed = result.success ? result.data : undefined;
+  const postgresqlRaw = (raw.postgresql ?? {}) as Record<string, unknown>;
+  const replicaMethods = replicaMethodSpecsOf(parsed?.postgresql.create_replica_methods, postgresqlRaw);
+  for (const spec of replicaMethods ?? []) {
+    try {
+      if (spec.command !== undefined) splitCommandLine(spec.command);
+    } catch (error) {
+      problems.push(`postgresql.${spec.name}.command: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  const backup =
+    parsed?.backup === undefined ? undefined : resolveBackup(parsed.backup, parsed.scope, parsed.name, parsed.postgresql.data_dir);
+  const applied =
+    backup === undefined || parsed === undefined
+      ? undefined
+      : applyBackupSection(backup, parsed.postgresql.parameters, parsed.postgresql.recovery_conf, sourceName);
+  problems.push(...(applied?.problems ?? []));
+  let customBootstrap: CustomBootstrap | undefined;
+  try {
+    customBootstrap =
+      parsed === undefined
+        ? undefined
+        : customBootstrapOf(parsed.bootstrap.method, (raw.bootstrap ?? {}) as Record<string, unknown>, {
+            scope: parsed.scope,
+            dataDir: parsed.postgresql.data_dir,
+          });
+  } catch (error) {
+    problems.push(error instanceof Error ? error.message : String(error));
+  }
   const etcdSection = parsed?.etcd3 ?? parsed?.etcd;
   if (parsed !== undefined && (etcdSection === undefined || etcdHosts(etcdSection).length === 0)) {
     problems.push('etcd3: no etcd endpoints; add etcd3.hosts, e.g. hosts: 127.0.0.1:2379,127.0.0.1:2380');
@@ -347,10 +396,18 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
   }
   const refusal = watchdogRefusal(parsed.watchdog);
   if (refusal !== undefined) warnings.push(refusal);
-  const { etcd3: _etcd3, etcd: _etcd, ...rest } = parsed;
+  warnings.push(...(applied?.warnings ?? []));
+  const { etcd3: _etcd3, etcd: _etcd, backup: _backup, ...rest } = parsed;
   return {
     config: {
       ...rest,
+      postgresql:
+        applied === undefined
+          ? rest.postgresql
+          : { ...rest.postgresql, parameters: { ...applied.parameters }, recovery_conf: { ...applied.recoveryConf } },
+      backup,
+      replicaMethods,
+      customBootstrap,
       etcd: etcdSettings(etcdSection!),
       bootstrap: { ...parsed.bootstrap, dcs: parsed.bootstrap.dcs as DynamicConfig },
       // Never leader under watchdog.mode: required (published, so no race or switchover picks this member).
@@ -358,6 +415,13 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
     },
     warnings,
   };
+}
+
+function replicaMethodNamesOf(raw: Record<string, unknown>): string[] {
+  const postgresql = raw.postgresql;
+  if (typeof postgresql !== 'object' || postgresql === null) return [];
+  const methods = (postgresql as Record<string, unknown>).create_replica_methods;
+  return Array.isArray(methods) ? methods.filter((method): method is string => typeof method === 'string' && method !== 'basebackup') : [];
 }
 
 /** The text of a config file, or an error that names the path and what to pass instead. */

@@ -2,7 +2,7 @@
 // pgwarden does with it. The one source of: the refusals and warnings the config loader gives for keys it does not
 // honour, the known names behind "unknown key ... did you mean", and the table in docs/patroni-keys.md (a unit test
 // renders it and compares). Patroni's key list is from its 3.0.2 docs and validator; the wording here is ours.
-import { replicaMethodsProblem, SUPPORTED_REPLICA_METHODS } from '../core/replica-methods.js';
+import { STANDBY_REPLICA_METHODS } from '../core/replica-methods.js';
 
 /**
  * honoured: does what Patroni does. different: read and acted on, another way (the note says how). refused: the config
@@ -176,9 +176,7 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   {
     path: 'bootstrap.dcs.postgresql.create_replica_methods',
     status: 'refused',
-    note: `replicas are created with ${SUPPORTED_REPLICA_METHODS.join(', ')} only: list only that, or remove the key`,
-    applies: (value) => replicaMethodsProblem('', value) !== undefined,
-    problem: replicaMethodsProblem,
+    note: 'replica methods are read from each member’s postgresql.create_replica_methods (with its postgresql.<method> sections) only, so a list here would silently not apply: move it there',
   },
   {
     path: 'bootstrap.dcs.standby_cluster',
@@ -193,22 +191,39 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   {
     path: 'bootstrap.dcs.standby_cluster.create_replica_methods',
     status: 'refused',
-    note: `the standby leader is cloned with ${SUPPORTED_REPLICA_METHODS.join(', ')} only: list only that, or remove the key`,
+    note: `the standby leader is cloned with ${STANDBY_REPLICA_METHODS.join(', ')} only: list only that, or remove the key`,
     // Refused by the dynamic configuration check (core/standby-cluster.ts), which PATCH /config and edit-config share.
     applies: () => false,
   },
   {
     path: 'bootstrap.method',
-    status: 'warned',
-    note: 'only initdb: with another method this member joins an existing cluster but never bootstraps a new one',
-    applies: (value) => value !== undefined && value !== null && value !== 'initdb',
+    status: 'honoured',
+    note: 'initdb, or a custom method whose command makes the data dir (README, Backups)',
   },
   {
     path: 'bootstrap.<method>',
-    status: 'warned',
-    note: 'a custom bootstrap method\u2019s section (command, keep_existing_recovery_conf, no_params, recovery_conf): not run',
+    status: 'honoured',
+    note: 'a custom bootstrap method\u2019s section: command (with --scope --datadir unless no_params), recovery_conf, keep_existing_recovery_conf; read at start, not on reload',
   },
   { path: 'bootstrap.initdb', status: 'honoured', note: 'initdb options (strings or one-key maps)' },
+  {
+    path: 'backup',
+    status: 'honoured',
+    origin: 'pgwarden',
+    note: 'pgwarden configures pgBackRest itself: its config file, archive_command, restore_command, the stanza, replicas restored from the repository (README, Backups)',
+  },
+  {
+    path: 'backup.{tool,stanza,repository,config_file,retention_full,options}',
+    status: 'honoured',
+    origin: 'pgwarden',
+    note: 'the tool (pgbackrest), stanza (default: the scope), repository path, config file path, full backups kept, extra pgBackRest options',
+  },
+  {
+    path: 'backup.schedule',
+    status: 'warned',
+    origin: 'pgwarden',
+    note: 'scheduled backups are not run yet: take them with pgbackrest backup (README, Backups)',
+  },
   {
     path: 'bootstrap.pg_hba',
     status: 'different',
@@ -348,15 +363,13 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   },
   {
     path: 'postgresql.create_replica_methods',
-    status: 'refused',
-    note: `replicas are created with ${SUPPORTED_REPLICA_METHODS.join(', ')} only (a restore from a backup tool is not supported yet): list only that, or remove the key`,
-    applies: (value) => replicaMethodsProblem('', value) !== undefined,
-    problem: replicaMethodsProblem,
+    status: 'honoured',
+    note: 'tried in order for new members and reinit, basebackup built in; pgbackrest with a backup: section is pgwarden\u2019s own restore (README, Backups); read at start, not on reload',
   },
   {
     path: 'postgresql.<method>',
-    status: 'refused',
-    note: 'a replica method\u2019s section (command, keep_data, no_params, no_leader): refused with create_replica_methods',
+    status: 'different',
+    note: 'command (with --scope --datadir --role --connstring unless no_params, and --key=value for other keys), keep_data, no_params; no_leader is planned but a member still waits for a leader before it clones',
   },
   {
     path: 'postgresql.basebackup',

@@ -1,6 +1,7 @@
 // The patroni.yml schema pgwarden accepts (zod): Patroni's key names, defaults, and the address/host shapes parsed.
 import { z } from 'zod';
 import { validateStandbyCluster } from '../core/standby-cluster.js';
+import { backupSection } from './backup.js';
 import { TIMING_DEFAULTS, TIMING_MINIMUMS } from '../core/timing-rules.js';
 
 /** host:port; `minPort: 0` also accepts port 0 (listen on any free port). */
@@ -165,6 +166,8 @@ export const configSchema = z.object({
     pg_ctl_timeout: z.number().optional(),
     create_replica_methods: z.array(z.string()).optional(),
   }),
+  // pgwarden's own: pgBackRest configured by pgwarden (config/backup.ts).
+  backup: backupSection.optional(),
   watchdog: z
     .object({
       mode: z.union([z.enum(['off', 'automatic', 'required']), z.boolean()]).optional(),

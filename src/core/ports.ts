@@ -1,4 +1,5 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from './replica-methods.js';
 import type { SlotStep, SlotStepResult } from './slot-changes.js';
 import type {
   ClusterView,
@@ -138,6 +139,13 @@ export interface PgController {
   probe(signal: AbortSignal): Promise<LocalPg>;
   /** A new cluster, stopped (pg_control says primary); refuses a data dir that already holds one. */
   initdb(signal: AbortSignal): Promise<void>;
+  /**
+   * bootstrap.method: like initdb, a new stopped cluster that starts as primary, made by `method`'s command (as the
+   * postgres user) into an empty data dir, then recovered with its recovery_conf (or the recovery settings the command
+   * left, keep_existing_recovery_conf) until it is promoted, and stopped; the configured roles get their passwords.
+   * Rejects with PGW_PG_COMMAND_FAILED (the data dir left empty) when the command fails or leaves no cluster.
+   */
+  bootstrapFrom(method: CustomBootstrap, signal: AbortSignal): Promise<void>;
   /** Start as primary (no standby.signal) and wait until it accepts connections. */
   startPrimary(signal: AbortSignal): Promise<void>;
   /** Write standby.signal + primary_conninfo for `upstream` (or none) and start; returns once the postmaster accepts connections. */
@@ -156,6 +164,13 @@ export interface PgController {
   checkpoint(signal: AbortSignal): Promise<void>;
   /** Replace the (stopped) node's data dir with a copy of `from`'s; a failure leaves an empty data dir. */
   basebackup(from: Upstream, signal: AbortSignal): Promise<void>;
+  /**
+   * Make the (stopped) node's data dir a copy to start as a replica of `from` by trying `methods` in order
+   * (create_replica_methods): a method that is not keep_data starts from an empty data dir; the first that succeeds
+   * ends the list. Resolves with how each method went; when none succeeded, rejects with the last failure's code
+   * (PGW_PG_UNREACHABLE when the source did not answer) and the per-method outcomes in its context (`methods`).
+   */
+  createReplica(from: Upstream, methods: readonly ReplicaMethod[], signal: AbortSignal): Promise<readonly ReplicaMethodResult[]>;
   /**
    * Stop, then make the data dir follow `from` (crash recovery first if it was not shut down cleanly). A failure
    * (no data dir, another system, `from` unreachable) leaves the data dir as it was.

@@ -1,7 +1,7 @@
 // A standby cluster (Patroni's `standby_cluster` in the dynamic config): the whole cluster replicates from a remote
 // primary. Its leader, the standby leader, holds the lock but runs PostgreSQL as a replica of that remote; the other
 // members cascade from it. Removing the section promotes the standby leader (pure).
-import { replicaMethodsProblem } from './replica-methods.js';
+import { standbyMethodsProblem } from './replica-methods.js';
 import type { DynamicConfig } from './types.js';
 
 /**
@@ -54,7 +54,7 @@ export function validateStandbyCluster(value: unknown): string | undefined {
       return `standby_cluster.${key} must be a string`;
   if (typeof section.primary_slot_name === 'string' && !/^[a-z0-9_]{1,63}$/.test(section.primary_slot_name))
     return 'standby_cluster.primary_slot_name may contain only lower-case letters, digits and underscores (at most 63)';
-  const methodsProblem = replicaMethodsProblem('standby_cluster.create_replica_methods', section.create_replica_methods);
+  const methodsProblem = standbyMethodsProblem('standby_cluster.create_replica_methods', section.create_replica_methods);
   if (methodsProblem !== undefined) return methodsProblem;
   return undefined;
 }

@@ -43,6 +43,9 @@ export interface NodeSetup {
   readonly bootstrapParameters?: Readonly<Record<string, string | number | boolean>>;
   readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
   readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
+  readonly backup?: Readonly<Record<string, unknown>>;
+  readonly postgresqlExtra?: Readonly<Record<string, unknown>>;
+  readonly bootstrapExtra?: Readonly<Record<string, unknown>>;
   readonly nodeTmpfsMb?: number;
   readonly restapi?: Readonly<Record<string, unknown>>;
   readonly ctl?: Readonly<Record<string, unknown>>;
@@ -92,6 +95,9 @@ export async function prepareNodes(setup: NodeSetup): Promise<LocalNode[]> {
         ...(setup.bootstrapParameters !== undefined ? { bootstrapParameters: setup.bootstrapParameters } : {}),
         ...(setup.bootstrapDcs !== undefined ? { bootstrapDcs: setup.bootstrapDcs } : {}),
         ...(setup.recoveryConf !== undefined ? { recoveryConf: setup.recoveryConf } : {}),
+        ...(setup.backup !== undefined ? { backup: setup.backup } : {}),
+        ...(setup.postgresqlExtra !== undefined ? { postgresqlExtra: setup.postgresqlExtra } : {}),
+        ...(setup.bootstrapExtra !== undefined ? { bootstrapExtra: setup.bootstrapExtra } : {}),
         ...(setup.restapi !== undefined ? { restapi: setup.restapi } : {}),
         ...(setup.ctl !== undefined ? { ctl: setup.ctl } : {}),
         ...(setup.postgresTlsOf !== undefined ? { postgresTls: setup.postgresTlsOf(name) } : {}),

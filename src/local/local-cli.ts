@@ -15,6 +15,8 @@ export interface LocalStartArguments {
   readonly portBase: number | undefined;
   /** No etcd TLS or authentication and no REST API credentials: for debugging on a host of one's own. */
   readonly isInsecure: boolean;
+  /** Backups on: every node's backup: section points at a pgBackRest repository in the cluster directory. */
+  readonly isBackup: boolean;
 }
 
 export interface LocalHandlers {
@@ -158,6 +160,7 @@ export function registerLocalCommand(program: Command, handlers: LocalHandlers, 
     .option('--port-base <port>', 'fixed ports: etcd from here, nodes (REST, PostgreSQL) from +10, the proxy from +30')
     .option('--proxy-data-path <path>', 'data path of the local proxy: userspace, or kernel (nftables DNAT; root)', 'userspace')
     .option('--insecure', 'etcd without TLS or authentication and REST API without credentials (debugging only)')
+    .option('--backup', 'backups with pgBackRest: a repository in the cluster directory, WAL archiving on, replicas restored from it')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       rejectLeftovers(command, []);
       const proxyDataPath = String(options.proxyDataPath);
@@ -179,6 +182,7 @@ export function registerLocalCommand(program: Command, handlers: LocalHandlers, 
         proxyDataPath,
         portBase: options.portBase === undefined ? undefined : integer('--port-base', String(options.portBase), 1024, 65_000),
         isInsecure: options.insecure === true,
+        isBackup: options.backup === true,
       });
     });
   strict(local.command('stop'))

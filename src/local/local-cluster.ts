@@ -31,6 +31,11 @@ import { createEtcdTlsFiles } from './tls-certs.js';
 
 export type { LocalNode } from './cluster-nodes.js';
 
+/** The pgBackRest repository of a local cluster started with `backup: true` (--backup). */
+export function backupRepositoryOf(dir: string): string {
+  return join(dir, 'pgbackrest-repo');
+}
+
 export interface LocalClusterOptions {
   readonly dir: string;
   readonly nodes?: number;
@@ -55,6 +60,15 @@ export interface LocalClusterOptions {
   readonly bootstrapDcs?: Readonly<Record<string, unknown>>;
   /** postgresql.recovery_conf for every node, e.g. { restore_command: 'cp /archive/%f %p' }. */
   readonly recoveryConf?: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * The `backup:` section of every node (pgBackRest); `true` is a posix repository in the cluster directory
+   * (<dir>/pgbackrest-repo), shared by the nodes.
+   */
+  readonly backup?: true | Readonly<Record<string, unknown>>;
+  /** Extra `postgresql` keys of every node, e.g. { create_replica_methods: ['pgbackrest', 'basebackup'], pgbackrest: {...} }. */
+  readonly postgresqlExtra?: Readonly<Record<string, unknown>>;
+  /** Extra `bootstrap` keys of every node, e.g. a custom bootstrap: { method: 'restore', restore: { command, recovery_conf } }. */
+  readonly bootstrapExtra?: Readonly<Record<string, unknown>>;
   /**
    * Use this running etcd (loopback only) instead of starting one: several clusters (scopes) on one etcd. It is not
    * stopped with this cluster.
@@ -387,6 +401,11 @@ export class LocalCluster {
         ...(options.bootstrapParameters !== undefined ? { bootstrapParameters: options.bootstrapParameters } : {}),
         ...(options.bootstrapDcs !== undefined ? { bootstrapDcs: options.bootstrapDcs } : {}),
         ...(options.recoveryConf !== undefined ? { recoveryConf: options.recoveryConf } : {}),
+        ...(options.backup !== undefined
+          ? { backup: options.backup === true ? { repository: backupRepositoryOf(options.dir) } : options.backup }
+          : {}),
+        ...(options.postgresqlExtra !== undefined ? { postgresqlExtra: options.postgresqlExtra } : {}),
+        ...(options.bootstrapExtra !== undefined ? { bootstrapExtra: options.bootstrapExtra } : {}),
         ...(options.nodeTmpfsMb !== undefined ? { nodeTmpfsMb: options.nodeTmpfsMb } : {}),
         ...(restapi !== undefined ? { restapi } : {}),
         ...(options.ctl !== undefined ? { ctl: options.ctl } : {}),

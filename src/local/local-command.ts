@@ -10,7 +10,7 @@ import { checkDirectoryUsable } from '../postgres/data-dir.js';
 import { PgwardenError } from '../util/errors.js';
 import { waitHealthy } from './cluster-health.js';
 import { findClusterProcesses, memberNamesOf, stopClusterProcesses, type ClusterProcess } from './cluster-processes.js';
-import { LocalCluster, spawnAgentProcess, type LocalClusterState } from './local-cluster.js';
+import { backupRepositoryOf, LocalCluster, spawnAgentProcess, type LocalClusterState } from './local-cluster.js';
 import type { LocalTiming } from './node-config.js';
 import { isAlive, killPid, waitForExit } from './process.js';
 
@@ -28,6 +28,8 @@ export interface LocalStartOptions {
   readonly healthyTimeoutMs: number;
   /** Off: etcd over TLS with client certificates and authentication, REST API credentials. On: none of them. */
   readonly isInsecure?: boolean;
+  /** backup: section on every node, with a pgBackRest repository in the cluster directory. */
+  readonly isBackup?: boolean;
   /** Renders the member table (the CLI's `list` renderer). */
   readonly renderTable: (view: ClusterView, scope: string) => string;
   readonly out: (line: string) => void;
@@ -145,6 +147,7 @@ export async function runLocalStart(options: LocalStartOptions): Promise<void> {
         etcdTls: options.isInsecure !== true,
         etcdAuth: options.isInsecure !== true,
         restAuth: options.isInsecure !== true,
+        ...(options.isBackup === true ? { backup: true as const } : {}),
         signal: interrupt.signal,
       });
       // The state holds the superuser password, the etcd ones and the REST credentials: readable by its owner only,
@@ -211,6 +214,15 @@ function printConnections(cluster: LocalCluster, view: ClusterView, options: Loc
         .join(' ')}`,
     );
   else out('etcd client:       plain http, no authentication (--insecure)');
+  if (options.isBackup === true) {
+    const node = join(cluster.dir, '<primary>');
+    out(
+      `backups:           pgBackRest repository ${backupRepositoryOf(cluster.dir)}, stanza ${cluster.scope}; new replicas restore from it`,
+    );
+    out(
+      `take a backup:     sudo -u postgres PGPASSFILE=${node}/pgpass pgbackrest --config=${node}/pgbackrest-<primary>.conf --stanza=${cluster.scope} backup`,
+    );
+  }
   out(`CLI:               node dist/src/bin/pgwarden.js -c ${cluster.nodes[0]?.configPath ?? ''} list`);
   out(`logs:              ${cluster.dir}/node*/agent.log ${cluster.dir}/proxy*/proxy.log`);
   out(

@@ -45,6 +45,12 @@ export interface LocalNodeSpec {
   readonly ctl?: Readonly<Record<string, unknown>>;
   /** PostgreSQL over TLS (LocalClusterOptions.postgresTls): this node's certificate files. */
   readonly postgresTls?: NodeTlsFiles;
+  /** The `backup:` section (pgBackRest), e.g. { repository: '<cluster dir>/pgbackrest-repo' }. */
+  readonly backup?: Readonly<Record<string, unknown>>;
+  /** Extra `bootstrap` keys, e.g. { method: 'restore', restore: { command: ... } } (a custom bootstrap). */
+  readonly bootstrapExtra?: Readonly<Record<string, unknown>>;
+  /** Extra `postgresql` keys, e.g. create_replica_methods and each method's section. */
+  readonly postgresqlExtra?: Readonly<Record<string, unknown>>;
 }
 
 interface FilePair {
@@ -123,6 +129,7 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
         ...spec.bootstrapDcs,
       },
       initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, 'data-checksums'],
+      ...spec.bootstrapExtra,
     },
     postgresql: {
       listen: `${host}:${spec.pgPort}`,
@@ -155,7 +162,9 @@ export function renderNodeConfig(spec: LocalNodeSpec): string {
       ...(spec.callbacks !== undefined ? { callbacks: spec.callbacks } : {}),
       ...(spec.recoveryConf !== undefined ? { recovery_conf: spec.recoveryConf } : {}),
       pg_hba: ['local all all scram-sha-256', ...hbaLines(networks, tls !== undefined)],
+      ...spec.postgresqlExtra,
     },
+    ...(spec.backup !== undefined ? { backup: spec.backup } : {}),
     tags: { nofailover: false, noloadbalance: false, clonefrom: false, nosync: false, ...spec.tags },
   };
   return stringify(config);

@@ -101,3 +101,30 @@ export function pgControldataArgv(binary: string, dataDir: string): string[] {
 export function singleUserArgv(binary: string, dataDir: string): string[] {
   return [binary, '--single', '-D', dataDir, '-c', 'archive_mode=off', '-c', 'listen_addresses=', 'postgres'];
 }
+
+/**
+ * After a custom bootstrap (a restored copy of another cluster): the configured superuser, replication and rewind roles
+ * exist with the configured passwords, whatever the copy held. One statement per line (single-user mode).
+ */
+export function ensureRolesSql(input: {
+  readonly superuser: { readonly username: string; readonly password?: string | undefined };
+  readonly replication: { readonly username: string; readonly password?: string | undefined };
+  readonly rewind?: { readonly username: string; readonly password?: string | undefined } | undefined;
+}): string {
+  const identifier = (name: string): string => `"${name.replace(/"/g, '""')}"`;
+  const literal = (text: string | undefined): string => `'${(text ?? '').replace(/'/g, "''")}'`;
+  const upsert = (role: { readonly username: string; readonly password?: string | undefined }, options: string): string => {
+    const password = role.password === undefined ? '' : ` PASSWORD ${literal(role.password)}`;
+    return (
+      `DO $pgwarden$BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${literal(role.username)}) ` +
+      `THEN ALTER ROLE ${identifier(role.username)} WITH ${options}${password}; ` +
+      `ELSE CREATE ROLE ${identifier(role.username)} WITH ${options}${password}; END IF; END$pgwarden$;`
+    );
+  };
+  const lines = [upsert(input.superuser, 'SUPERUSER LOGIN'), upsert(input.replication, 'REPLICATION LOGIN')];
+  if (input.rewind !== undefined) {
+    lines.push(upsert(input.rewind, 'LOGIN'));
+    for (const signature of REWIND_FUNCTIONS) lines.push(`GRANT EXECUTE ON FUNCTION ${signature} TO ${identifier(input.rewind.username)};`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { inspect } from 'node:util';
 import type { PgController, Upstream } from '../core/ports.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import { slotNameForMember } from '../core/slot-names.js';
 import type { LocalPg } from '../core/types.js';
@@ -226,6 +227,41 @@ export function runPgControllerConformance(
       assert.equal(pg.isRunning, false);
       await assert.rejects(c.startPrimary(signal()), rejectsWith('PGW_PG_COMMAND_FAILED'));
       assert.equal(await c.walStatus(signal()), undefined, 'no WAL status without a server');
+    });
+
+    it('createReplica tries the methods in order and says how each went; when none works it rejects with every outcome', async () => {
+      const failing: ReplicaMethod = { kind: 'command', name: 'failing', argv: ['/bin/false'], keepData: false };
+      const basebackup: ReplicaMethod = { kind: 'basebackup', name: 'basebackup' };
+      await assert.rejects(c.createReplica(up(0), [failing], signal()), (error: unknown) => {
+        rejectsWith('PGW_PG_COMMAND_FAILED')(error);
+        const methods = (error as { context: { methods?: readonly ReplicaMethodResult[] } }).context.methods;
+        assert.deepEqual(
+          methods?.map((result) => [result.method, result.outcome]),
+          [['failing', 'failed']],
+        );
+        return true;
+      });
+      assert.notEqual((await probe(c)).dataDir, 'initialized', 'a failed method leaves nothing to start');
+      const results = await c.createReplica(up(0), [failing, basebackup], signal());
+      assert.deepEqual(
+        results.map((result) => [result.method, result.outcome]),
+        [
+          ['failing', 'failed'],
+          ['basebackup', 'ok'],
+        ],
+      );
+      const copied = await probe(c);
+      assert.deepEqual([copied.dataDir, copied.isRunning, copied.sysid], ['initialized', false, (await probe(a)).sysid]);
+      await c.removeDataDir(signal());
+    });
+
+    it('bootstrapFrom refuses a data dir that holds a cluster, and a failing command leaves an empty data dir', async () => {
+      const failing: CustomBootstrap = { name: 'restore', argv: ['/bin/false'], recoveryConf: undefined, keepExistingRecoveryConf: false };
+      await assert.rejects(a.bootstrapFrom(failing, signal()), rejectsWith('PGW_PG_COMMAND_FAILED'));
+      await assert.rejects(c.bootstrapFrom(failing, signal()), rejectsWith('PGW_PG_COMMAND_FAILED'));
+      const pg = await probe(c);
+      assert.deepEqual([pg.dataDir === 'initialized', pg.isRunning], [false, false]);
+      await c.removeDataDir(signal());
     });
 
     it('sets synchronous_standby_names, persisted across a restart; it needs a running server', async () => {

@@ -5,11 +5,21 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
+import { redactText } from '../util/redact.js';
 import type { Log } from '../util/log.js';
-import { bootstrapRolesSql, initdbArgv, pgBasebackupArgv, pgControldataArgv, pgRewindArgv, singleUserArgv } from './commands.js';
+import {
+  bootstrapRolesSql,
+  ensureRolesSql,
+  initdbArgv,
+  pgBasebackupArgv,
+  pgControldataArgv,
+  pgRewindArgv,
+  singleUserArgv,
+} from './commands.js';
 import type { GucValue } from './conf-render.js';
 import { isCleanShutdown, parseControlData, type ControlData } from './controldata.js';
 import { serviceNameFor, type PgAuth } from './conninfo.js';
@@ -25,6 +35,15 @@ import {
   type ProbeRow,
   type WalStatusRow,
 } from './probe.js';
+import {
+  isLocalRepository,
+  latestBackupLabel,
+  pgbackrestArgv,
+  pgbackrestRestoreArgv,
+  renderPgBackrestConf,
+  type PgBackrestSettings,
+} from './pgbackrest.js';
+import { tryReplicaMethods, type MethodRun } from './replica-create.js';
 import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
@@ -53,7 +72,12 @@ export interface PgControllerOptions {
   readonly runAs?: RunAs | undefined;
   readonly log: Log;
   readonly logFile: string;
+  /** The `backup:` section: pgBackRest's config file is written for this member and its stanza created on the primary. */
+  readonly backup?: PgBackrestSettings | undefined;
 }
+
+/** pgBackRest commands that only read the repository (info, stanza-create) get this long. */
+const PGBACKREST_SHORT_MS = 120_000;
 
 /** The postgres OS user's ids when the agent runs as root (PostgreSQL refuses to run as root). */
 export function resolveRunAs(): RunAs | undefined {
@@ -88,6 +112,8 @@ export class PostgresController implements PgController {
   readonly #postmaster: Postmaster;
   readonly #session: LocalSession;
   #upstream: string | undefined;
+  /** stanza-create ran (or is running) in this process: it is idempotent, but once per agent is enough. */
+  #isStanzaEnsured = false;
   /** What the last rendered config pointed at, so a parameter change re-renders the same role. */
   #rendered: RenderedRole | undefined;
   #parameters: Readonly<Record<string, GucValue>>;
@@ -142,6 +168,7 @@ export class PostgresController implements PgController {
   }
 
   async #writeConfig(upstream: Upstream | undefined, isReplica: boolean): Promise<void> {
+    await this.#writeBackupConfig();
     const role = { upstream, isReplica };
     const changes = await this.#dataDir.writeConfig(this.#parameters, role);
     for (const change of changes)
@@ -188,6 +215,68 @@ export class PostgresController implements PgController {
     this.#options.log.info({ parameters: Object.keys(parameters).length }, 'applied PostgreSQL parameters from the dynamic configuration');
   }
 
+  // ---------- pgBackRest (the backup: section) ----------
+
+  /** pgBackRest's config file for this member (0600, owned by postgres) and its work directory; archive_command needs both. */
+  async #writeBackupConfig(): Promise<void> {
+    const backup = this.#options.backup;
+    if (backup === undefined) return;
+    // pgBackRest creates none of them itself: without the log directory it would log nowhere.
+    for (const dir of ['', '/log', '/lock', '/spool']) await this.#dataDir.ensureDir(`${backup.workDir}${dir}`, 0o700);
+    const content = renderPgBackrestConf(backup, {
+      dataDir: this.#dataDir.path,
+      port: this.#options.port,
+      socketDir: this.#options.socketDir,
+      user: this.#options.superuser.username,
+    });
+    await this.#dataDir.writeOwnedFile(backup.configFile, content, 0o600);
+  }
+
+  /**
+   * Once per agent process, when this member runs as primary: stanza-create (idempotent), creating a posix repository
+   * directory first. In the background: a repository that is not reachable must not hold up the primary; it is logged.
+   */
+  #ensureStanzaSoon(): void {
+    const backup = this.#options.backup;
+    if (backup === undefined || this.#isStanzaEnsured) return;
+    this.#isStanzaEnsured = true;
+    const work = async (): Promise<void> => {
+      if (isLocalRepository(backup) && !existsSync(backup.repository)) await this.#dataDir.ensureDir(backup.repository, 0o750);
+      await this.#writeBackupConfig();
+      await this.#run(pgbackrestArgv(backup, 'stanza-create'), AbortSignal.timeout(PGBACKREST_SHORT_MS), {
+        hint: 'check backup.repository (the postgres OS user must be able to write it) and pgBackRest\u2019s log in the backup work directory',
+      });
+    };
+    work().then(
+      () => this.#options.log.info({ stanza: backup.stanza, repository: backup.repository }, 'pgBackRest stanza is ready'),
+      (error: unknown) => {
+        this.#isStanzaEnsured = false;
+        this.#options.log.warn(
+          { stanza: backup.stanza, error: describeError(error) },
+          'pgBackRest stanza-create failed; retried at the next start or promotion',
+        );
+      },
+    );
+  }
+
+  /** The label of the newest backup in the repository, or undefined; rejects when the repository cannot be read. */
+  async #latestBackup(backup: PgBackrestSettings, signal: AbortSignal): Promise<string | undefined> {
+    const { stdout } = await this.#run(
+      pgbackrestArgv(backup, 'info', ['--output=json']),
+      AbortSignal.any([signal, AbortSignal.timeout(PGBACKREST_SHORT_MS)]),
+      {
+        hint: 'check backup.repository: the postgres OS user must be able to read it',
+      },
+    );
+    try {
+      return latestBackupLabel(stdout, backup.stanza);
+    } catch (error) {
+      throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] ${describeError(error)}`, {
+        context: { member: this.#options.member, hint: 'check backup.repository: the postgres OS user must be able to read it' },
+      });
+    }
+  }
+
   // ---------- process ----------
 
   async #start(upstream: Upstream | undefined, isReplica: boolean, signal: AbortSignal): Promise<void> {
@@ -215,8 +304,9 @@ export class PostgresController implements PgController {
     }
   }
 
-  startPrimary(signal: AbortSignal): Promise<void> {
-    return this.#start(undefined, false, signal);
+  async startPrimary(signal: AbortSignal): Promise<void> {
+    await this.#start(undefined, false, signal);
+    this.#ensureStanzaSoon();
   }
 
   startReplica(upstream: Upstream | undefined, signal: AbortSignal): Promise<void> {
@@ -233,6 +323,7 @@ export class PostgresController implements PgController {
       throw new PgwardenError('PGW_PG_COMMAND_FAILED', `[${this.#options.member}] pg_promote did not finish within 60 s`);
     this.#upstream = undefined;
     this.#options.log.info({}, 'promoted');
+    this.#ensureStanzaSoon();
   }
 
   async checkpoint(signal: AbortSignal): Promise<void> {
@@ -309,6 +400,63 @@ export class PostgresController implements PgController {
     await this.#writeConfig(undefined, false);
   }
 
+  /** bootstrap.method: the user's command makes the data dir; it is recovered until promoted, then stopped. */
+  async bootstrapFrom(method: CustomBootstrap, signal: AbortSignal): Promise<void> {
+    const member = this.#options.member;
+    this.#replicaTimeline = 0;
+    if ((await this.#dataDir.state()) === 'initialized')
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${member}] refusing bootstrap.method ${method.name}: ${this.#dataDir.path} already holds a cluster`,
+        {
+          context: { member, path: this.#dataDir.path },
+        },
+      );
+    await this.#assertDataDirUsable();
+    await this.#dataDir.recreateEmpty();
+    await this.#dataDir.writePgpass();
+    await this.#writeBackupConfig();
+    try {
+      await this.#run(method.argv, signal, { hint: `bootstrap.${method.name}.command must exit 0 only once the data dir holds a cluster` });
+      if ((await this.#dataDir.state()) !== 'initialized')
+        throw new PgwardenError(
+          'PGW_PG_COMMAND_FAILED',
+          `[${member}] bootstrap.method ${method.name} exited 0 but left no cluster in ${this.#dataDir.path}`,
+          {
+            context: { member, command: method.argv, path: this.#dataDir.path },
+          },
+        );
+      const left = await this.#dataDir.recoverySignals();
+      if (!method.keepExistingRecoveryConf) await this.#dataDir.removeRecoverySignals();
+      const recovery = method.keepExistingRecoveryConf ? {} : (method.recoveryConf ?? {});
+      await this.#dataDir.writeConfig({ ...this.#parameters, ...recovery }, { upstream: undefined, isReplica: false });
+      const signals = method.keepExistingRecoveryConf ? left : method.recoveryConf !== undefined ? ['recovery.signal'] : [];
+      for (const file of signals) await this.#dataDir.writeOwnedFile(join(this.#dataDir.path, file), '', 0o600);
+      if (signals.length > 0) {
+        this.#options.log.info(
+          { method: method.name, signals },
+          `bootstrap.method ${method.name}: recovering the copy until it is promoted`,
+        );
+        const isPromoted = async (): Promise<boolean> =>
+          (await this.#controlData(AbortSignal.timeout(READY_CHECK_MS * 5)).catch(() => undefined))?.state === 'in production';
+        await this.#postmaster.start(isPromoted, signal, { bootstrap: method.name, recovery: true });
+        await this.stop('fast', signal);
+      }
+      // The copy's roles are the source's: the configured users get the configured passwords before anything connects.
+      await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir.path), signal, {
+        stdin: ensureRolesSql({ superuser: this.#options.superuser, replication: this.#options.replication, rewind: this.#rewindRole() }),
+      });
+      await this.#writeConfig(undefined, false);
+      this.#options.log.info({ method: method.name }, `bootstrapped with bootstrap.method ${method.name}`);
+    } catch (error) {
+      if (!signal.aborted) {
+        await this.stop('immediate', AbortSignal.timeout(10_000)).catch(() => undefined);
+        await this.#dataDir.recreateEmpty().catch(() => undefined);
+      }
+      throw error;
+    }
+  }
+
   /** Clones `from` into a fresh data dir; PGW_PG_UNREACHABLE when `from` does not answer (the dir is left empty). */
   async basebackup(from: Upstream, signal: AbortSignal): Promise<void> {
     // Never empty the data dir under a running postmaster.
@@ -337,6 +485,57 @@ export class PostgresController implements PgController {
       },
     );
     await this.#writeConfig(from, true);
+  }
+
+  /** create_replica_methods: each method in order until one leaves a data dir to start as a replica of `from`. */
+  async createReplica(from: Upstream, methods: readonly ReplicaMethod[], signal: AbortSignal): Promise<readonly ReplicaMethodResult[]> {
+    await this.#postmaster.assertStopped();
+    this.#replicaTimeline = 0;
+    await this.#assertDataDirUsable();
+    await this.#dataDir.writePgpass();
+    await this.#writeBackupConfig();
+    const results = await tryReplicaMethods(this.#options.member, methods, signal, (method) =>
+      this.#runReplicaMethod(from, method, signal),
+    );
+    await this.#writeConfig(from, true);
+    return results;
+  }
+
+  async #runReplicaMethod(from: Upstream, method: ReplicaMethod, signal: AbortSignal): Promise<MethodRun> {
+    if (method.kind === 'basebackup') {
+      await this.basebackup(from, signal);
+      return { outcome: 'ok', detail: `copied ${from.name} with pg_basebackup` };
+    }
+    if (method.kind === 'pgbackrest') return this.#restoreWithPgBackrest(method.keepData, signal);
+    if (method.keepData) await this.#dataDir.ensureDir(this.#dataDir.path, 0o700);
+    else await this.#dataDir.recreateEmpty();
+    await this.#run(method.argv, signal, {
+      hint: `create_replica_methods: ${method.name} must exit 0 only once the data dir holds a copy`,
+    });
+    const state = await this.#dataDir.state();
+    if (state !== 'initialized')
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${this.#options.member}] ${method.name} exited 0 but left no cluster in ${this.#dataDir.path}`,
+        {
+          context: { member: this.#options.member, command: method.argv, path: this.#dataDir.path },
+        },
+      );
+    return { outcome: 'ok', detail: `${method.name} (${redactText(method.argv.join(' '))}) made the data dir` };
+  }
+
+  /** pgwarden's own pgBackRest restore: skipped (nothing touched) when the repository has no backup yet. */
+  async #restoreWithPgBackrest(keepData: boolean, signal: AbortSignal): Promise<MethodRun> {
+    const backup = this.#options.backup;
+    if (backup === undefined) return { outcome: 'skipped', detail: 'no backup: section is configured' };
+    const label = await this.#latestBackup(backup, signal);
+    if (label === undefined)
+      return { outcome: 'skipped', detail: `the repository ${backup.repository} holds no backup of stanza ${backup.stanza} yet` };
+    const isDelta = keepData && (await this.#dataDir.state()) === 'initialized';
+    if (isDelta) await this.#dataDir.removeRecoverySignals();
+    else await this.#dataDir.recreateEmpty();
+    await this.#run(pgbackrestRestoreArgv(backup, isDelta), signal, { hint: 'pgBackRest\u2019s own log is in the backup work directory' });
+    return { outcome: 'ok', detail: `restored pgBackRest backup ${label}${isDelta ? ' (--delta)' : ''} from ${backup.repository}` };
   }
 
   /**

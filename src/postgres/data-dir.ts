@@ -344,6 +344,11 @@ export class DataDir {
     return adapted.changes;
   }
 
+  /** Which of recovery.signal and standby.signal the data dir holds. */
+  async recoverySignals(): Promise<string[]> {
+    return ['recovery.signal', 'standby.signal'].filter((file) => existsSync(join(this.path, file)));
+  }
+
   /** Single-user mode refuses to run in standby mode: crash recovery before pg_rewind needs the signals gone. */
   async removeRecoverySignals(): Promise<void> {
     await rm(join(this.path, 'standby.signal'), { force: true });

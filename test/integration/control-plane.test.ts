@@ -380,7 +380,7 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     assert.equal((await patch(next, { primary_start_timeout: null })).status, 200);
   });
 
-  it('does not turn an unsupported bootstrap.method into initdb: a new cluster is not created, and the log says why', async () => {
+  it('does not turn a failing bootstrap.method into initdb: a new cluster is not created, and the log says why', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'pgw-method-'));
     // The postgres user must reach the data dir below it (the agent refuses a data dir it cannot reach, at start).
     await chmod(dir, 0o711);
@@ -408,7 +408,8 @@ describe('control plane on a 3-node cluster', { timeout: 400_000 }, () => {
     const logFile = join(dir, 'agent.log');
     const agent = spawnManaged({ command: process.execPath, args: [AGENT_ENTRY, configPath], logFile });
     try {
-      const refusal = /not bootstrapping a new cluster: bootstrap\.method pgbackrest is not supported yet/;
+      // `true` exits 0 without making a cluster: the bootstrap fails and is retried, never replaced by initdb.
+      const refusal = /bootstrap\.method pgbackrest exited 0 but left no cluster/;
       await waitUntil(async () => refusal.test(await readFile(logFile, 'utf8').catch(() => '')), {
         timeoutMs: 20_000,
         describe: 'the refusal in the agent log',

@@ -110,7 +110,6 @@ describe('Patroni key table', () => {
 
   it('makes the config invalid for every refused key, with its path and what to do', () => {
     const samples: Record<string, unknown> = {
-      'postgresql.create_replica_methods': ['pgbackrest', 'basebackup'],
       'bootstrap.dcs.postgresql.create_replica_methods': ['wal_g'],
       'bootstrap.dcs.standby_cluster.create_replica_methods': ['pgbackrest'],
       'postgresql.remove_data_directory_on_rewind_failure': false,
@@ -123,10 +122,10 @@ describe('Patroni key table', () => {
         const message = problems(withKey(path, samples[path] ?? 'x', base));
         const section = namedSection(path);
         const note = patroniKey(section)!.note;
-        if (path.endsWith('create_replica_methods'))
+        if (path === 'bootstrap.dcs.standby_cluster.create_replica_methods')
           assert.match(
             message,
-            /create_replica_methods lists (pgbackrest|wal_g): pgwarden creates replicas with basebackup only.*; remove the other methods or the key/,
+            /create_replica_methods lists pgbackrest: a standby leader is cloned with basebackup only; remove the other methods or the key/,
           );
         else assert.ok(message.includes(`${section} is not supported by pgwarden: ${note}`), `${path}: ${message}`);
         checked++;
@@ -163,7 +162,9 @@ describe('Patroni key table', () => {
         const candidates = path in samples ? [samples[path]] : CANDIDATE_VALUES;
         const base = path.startsWith('postgresql.authentication.rewind.')
           ? withKey('postgresql.authentication.rewind', { username: 'rewinder', password: 'x' })
-          : fixture;
+          : path.startsWith('backup.')
+            ? withKey('backup', { repository: '/var/lib/pgbackrest' })
+            : fixture;
         const warnings = candidates
           .map((value) => {
             try {

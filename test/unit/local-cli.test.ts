@@ -77,13 +77,14 @@ describe('pgwarden local arguments', () => {
           proxyDataPath: 'userspace',
           portBase: 21000,
           isInsecure: true,
+          isBackup: false,
         },
       ],
     ]);
     const [[, defaults]] = (await parse('start')) as [[string, LocalStartArguments]];
     assert.deepEqual(
-      [defaults.dir, defaults.isWipe, defaults.isBackground, defaults.portBase, defaults.isInsecure],
-      ['/default/dir', false, false, undefined, false],
+      [defaults.dir, defaults.isWipe, defaults.isBackground, defaults.portBase, defaults.isInsecure, defaults.isBackup],
+      ['/default/dir', false, false, undefined, false, false],
     );
     assert.deepEqual(await parse('stop'), [['stop', '/default/dir']]);
     assert.deepEqual(await parse('status', '--dir', '/d'), [['status', '/d']]);

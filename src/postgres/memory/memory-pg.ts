@@ -1,6 +1,7 @@
 // An in-memory PostgreSQL cluster on an injected Clock: MemoryPg implements PgController for one node, long
 // operations take simulated time, and MemoryPgCluster advances WAL, injects faults and lets a checker inspect state.
 import type { Clock, PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../../core/ports.js';
+import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../../core/slot-changes.js';
 import { failedSlotSteps } from '../../core/slot-changes.js';
 import { slotNameForMember } from '../../core/slot-names.js';
@@ -8,6 +9,7 @@ import type { LocalPg, PgRole } from '../../core/types.js';
 import { PgwardenError, type ErrorCode } from '../../util/errors.js';
 import type { GucValue } from '../conf-render.js';
 import { stoppedLocalPg } from '../probe.js';
+import { tryReplicaMethods } from '../replica-create.js';
 import {
   catchUp,
   copyFrom,
@@ -303,6 +305,32 @@ export class MemoryPg implements PgController {
     node.role = source.role;
     node.isCleanShutdown = false;
     node.upstream = from.name;
+  }
+
+  /** The model runs no commands: a custom bootstrap fails as a failing command does, leaving an empty data dir. */
+  async bootstrapFrom(method: CustomBootstrap, signal: AbortSignal): Promise<void> {
+    this.#assertAlive();
+    const node = this.#node;
+    if (node.dataDir === 'initialized')
+      throw this.#error('PGW_PG_COMMAND_FAILED', `refusing bootstrap.method ${method.name}: the data dir holds a cluster`);
+    await pause(this.#core.clock, 0, this.#signal(signal));
+    wipe(node, 'empty');
+    throw this.#error('PGW_PG_COMMAND_FAILED', `bootstrap.method ${method.name}: the memory model runs no commands`);
+  }
+
+  /** basebackup as above; the model runs no commands or backup tools, so those methods fail and the next one runs. */
+  async createReplica(from: Upstream, methods: readonly ReplicaMethod[], signal: AbortSignal): Promise<readonly ReplicaMethodResult[]> {
+    return tryReplicaMethods(this.name, methods, signal, async (method) => {
+      if (method.kind !== 'basebackup') {
+        this.#assertAlive();
+        if (this.#node.isRunning)
+          throw this.#error('PGW_PG_COMMAND_FAILED', `refusing ${method.name} into the data dir of a running PostgreSQL`);
+        if (!method.keepData) wipe(this.#node, 'empty');
+        throw this.#error('PGW_PG_COMMAND_FAILED', `${method.name}: the memory model runs no commands or backup tools`);
+      }
+      await this.basebackup(from, signal);
+      return { outcome: 'ok', detail: `copied ${from.name} with pg_basebackup` };
+    });
   }
 
   async rewind(from: Upstream, signal: AbortSignal): Promise<void> {

@@ -1,0 +1,108 @@
+// The `backup:` section (pgwarden's own, not Patroni's): pgBackRest configured by pgwarden. Resolves the section into
+// the settings the PostgreSQL adapter writes pgBackRest's config file from, and the archive_command/restore_command
+// the member runs with.
+import { dirname, join } from 'node:path';
+import { z } from 'zod';
+
+const optionValue = z.union([z.string(), z.number(), z.boolean()]);
+
+export const backupSection = z
+  .object({
+    tool: z.literal('pgbackrest', { message: 'backup.tool: only pgbackrest is supported' }).default('pgbackrest'),
+    /** The pgBackRest stanza (default: the scope). */
+    stanza: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'backup.stanza may contain letters, digits, _ . and - only')
+      .optional(),
+    /** repo1-path: a directory (posix repository) every member reaches, e.g. an NFS mount. */
+    repository: z.string().min(1, 'backup.repository is required: the repository directory, e.g. /var/lib/pgbackrest'),
+    /** Where pgwarden writes this member's pgBackRest config (default: beside the data dir). */
+    config_file: z.string().min(1).optional(),
+    /** repo1-retention-full. */
+    retention_full: z.number().int().min(1).optional(),
+    /** A cron expression for full backups: accepted, not run yet. */
+    schedule: z.string().optional(),
+    /** Further pgBackRest [global] options written as given, e.g. { 'compress-type': 'zst', 'repo1-type': 's3' }. */
+    options: z.record(z.string(), optionValue).optional(),
+  })
+  .strict();
+
+export type RawBackupSection = z.output<typeof backupSection>;
+
+/** What the PostgreSQL adapter needs to run pgBackRest for this member. */
+export interface BackupSettings {
+  readonly tool: 'pgbackrest';
+  readonly stanza: string;
+  readonly repository: string;
+  readonly configFile: string;
+  /** A directory of this member's own for pgBackRest's lock, log and spool files. */
+  readonly workDir: string;
+  readonly retentionFull: number | undefined;
+  readonly schedule: string | undefined;
+  readonly options: Readonly<Record<string, string | number | boolean>>;
+}
+
+export function resolveBackup(section: RawBackupSection, scope: string, name: string, dataDir: string): BackupSettings {
+  const base = dirname(dataDir);
+  return {
+    tool: 'pgbackrest',
+    stanza: section.stanza ?? scope,
+    repository: section.repository,
+    configFile: section.config_file ?? join(base, `pgbackrest-${name}.conf`),
+    workDir: join(base, `pgbackrest-${name}`),
+    retentionFull: section.retention_full,
+    schedule: section.schedule,
+    options: section.options ?? {},
+  };
+}
+
+/** A word for sh: quoted only when it needs to be. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/** `pgbackrest --config=... --stanza=... archive-push %p`, as pgBackRest documents it. */
+export function pgbackrestArchiveCommand(settings: BackupSettings): string {
+  return `pgbackrest ${shellWord(`--config=${settings.configFile}`)} ${shellWord(`--stanza=${settings.stanza}`)} archive-push %p`;
+}
+
+/** `pgbackrest --config=... --stanza=... archive-get %f "%p"`. */
+export function pgbackrestRestoreCommand(settings: BackupSettings): string {
+  return `pgbackrest ${shellWord(`--config=${settings.configFile}`)} ${shellWord(`--stanza=${settings.stanza}`)} archive-get %f "%p"`;
+}
+
+type Gucs = Readonly<Record<string, string | number | boolean>>;
+
+/**
+ * The member's parameters and recovery_conf with the backup section applied: archive_mode on, archive_command and
+ * restore_command pgBackRest's. What the user wrote explicitly wins (with a warning when it is not pgBackRest's);
+ * archive_mode=always is refused, as pgBackRest refuses it.
+ */
+export function applyBackupSection(
+  settings: BackupSettings,
+  parameters: Gucs,
+  recoveryConf: Gucs | undefined,
+  sourceName: string,
+): { parameters: Gucs; recoveryConf: Gucs; warnings: string[]; problems: string[] } {
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  const mode = parameters.archive_mode;
+  if (mode !== undefined && String(mode).toLowerCase() === 'always')
+    problems.push('postgresql.parameters.archive_mode: always is refused by pgBackRest (backup section); use on');
+  const archiveCommand = pgbackrestArchiveCommand(settings);
+  const restoreCommand = pgbackrestRestoreCommand(settings);
+  if (parameters.archive_command !== undefined && parameters.archive_command !== archiveCommand)
+    warnings.push(
+      `postgresql.parameters.archive_command in ${sourceName} is kept as written; the backup section would set: ${archiveCommand}`,
+    );
+  if (recoveryConf?.restore_command !== undefined && recoveryConf.restore_command !== restoreCommand)
+    warnings.push(
+      `postgresql.recovery_conf.restore_command in ${sourceName} is kept as written; the backup section would set: ${restoreCommand}`,
+    );
+  return {
+    parameters: { archive_mode: 'on', archive_command: archiveCommand, ...parameters },
+    recoveryConf: { restore_command: restoreCommand, ...recoveryConf },
+    warnings,
+    problems,
+  };
+}

@@ -1,0 +1,108 @@
+// pgBackRest as pgwarden runs it (the `backup:` section): this member's config file, the argv of each command, and
+// what `pgbackrest info` says. Pure; the controller runs the commands as the postgres user.
+
+/** The resolved `backup:` section (config/backup.ts gives it). */
+export interface PgBackrestSettings {
+  readonly stanza: string;
+  /** repo1-path. */
+  readonly repository: string;
+  readonly configFile: string;
+  /** This member's lock, log and spool directory. */
+  readonly workDir: string;
+  readonly retentionFull?: number | undefined;
+  /** Further [global] options, written as given. */
+  readonly options: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** How pgBackRest reaches this member's PostgreSQL (stanza-create and backup connect over the Unix socket). */
+export interface PgBackrestMember {
+  readonly dataDir: string;
+  readonly port: number;
+  readonly socketDir: string;
+  readonly user: string;
+}
+
+function optionLine(key: string, value: string | number | boolean): string {
+  const text = typeof value === 'boolean' ? (value ? 'y' : 'n') : String(value);
+  if (/[\r\n]/.test(key) || /[\r\n]/.test(text)) throw new Error(`pgBackRest option ${key}: a value cannot span lines`);
+  return `${key}=${text}`;
+}
+
+/** pgBackRest's config file for this member: the repository and retention in [global], this member in [stanza]. */
+export function renderPgBackrestConf(settings: PgBackrestSettings, member: PgBackrestMember): string {
+  const global: Record<string, string | number | boolean> = {
+    'repo1-path': settings.repository,
+    ...(settings.retentionFull !== undefined ? { 'repo1-retention-full': settings.retentionFull } : {}),
+    'lock-path': `${settings.workDir}/lock`,
+    'log-path': `${settings.workDir}/log`,
+    'spool-path': `${settings.workDir}/spool`,
+    'log-level-console': 'warn',
+    'log-level-file': 'info',
+    // A backup starts at once instead of waiting for the next checkpoint.
+    'start-fast': true,
+    ...settings.options,
+  };
+  const stanza = {
+    'pg1-path': member.dataDir,
+    'pg1-port': member.port,
+    'pg1-socket-path': member.socketDir,
+    'pg1-user': member.user,
+  };
+  return [
+    '# Written by pgwarden from its backup: section; changes here are overwritten.',
+    '[global]',
+    ...Object.entries(global).map(([key, value]) => optionLine(key, value)),
+    '',
+    `[${settings.stanza}]`,
+    ...Object.entries(stanza).map(([key, value]) => optionLine(key, value)),
+    '',
+  ].join('\n');
+}
+
+/** `pgbackrest --config=<file> --stanza=<stanza> <extra...> <command>`. */
+export function pgbackrestArgv(settings: PgBackrestSettings, command: string, extra: readonly string[] = []): string[] {
+  return ['pgbackrest', `--config=${settings.configFile}`, `--stanza=${settings.stanza}`, ...extra, command];
+}
+
+/** A standby restore of the latest backup; `--delta` reuses the files already in the data dir. */
+export function pgbackrestRestoreArgv(settings: PgBackrestSettings, isDelta: boolean): string[] {
+  return pgbackrestArgv(settings, 'restore', ['--type=standby', ...(isDelta ? ['--delta'] : [])]);
+}
+
+/**
+ * The label of the newest backup `pgbackrest info --output=json` lists for the stanza; undefined when there is none
+ * (status 0 ok, 1 missing stanza path, 2 no valid backups). Throws with pgBackRest's message when the repository could
+ * not be read (info still exits 0 then: permission denied, a missing mount, another cluster's stanza).
+ */
+export function latestBackupLabel(infoJson: string, stanza: string): string | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(infoJson);
+  } catch {
+    throw new Error(`pgbackrest info printed no JSON: ${infoJson.slice(0, 200)}`);
+  }
+  if (!Array.isArray(parsed)) return undefined;
+  const entry = parsed.find((item: unknown) => (item as { name?: unknown } | null)?.name === stanza) as
+    | {
+        backup?: readonly { label?: unknown }[];
+        status?: { code?: unknown; message?: unknown };
+        repo?: readonly { status?: { code?: unknown; message?: unknown } }[];
+      }
+    | undefined;
+  const code = entry?.status?.code;
+  if (typeof code === 'number' && ![0, 1, 2].includes(code)) {
+    const repoMessages = (entry?.repo ?? []).map((repo) => repo.status?.message).filter((message) => typeof message === 'string');
+    throw new Error(
+      `pgbackrest info: stanza ${stanza} status ${code} (${typeof entry?.status?.message === 'string' ? entry.status.message : 'unknown'})${repoMessages.length > 0 ? `: ${repoMessages.join('; ')}` : ''}`,
+    );
+  }
+  const backups = entry?.backup ?? [];
+  const label = backups[backups.length - 1]?.label;
+  return typeof label === 'string' ? label : undefined;
+}
+
+/** Whether pgwarden should create a posix repository directory itself (not for s3, gcs, azure or sftp repositories). */
+export function isLocalRepository(settings: PgBackrestSettings): boolean {
+  const type = settings.options['repo1-type'];
+  return type === undefined || type === 'posix';
+}

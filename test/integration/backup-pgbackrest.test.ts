@@ -1,0 +1,222 @@
+// Issue 16 on real processes: a cluster with a backup: section configures pgBackRest itself (its config file, WAL
+// archiving, the stanza); a replica re-created after a full backup is restored by pgBackRest, streams from the leader
+// and has the rows; with the repository out of reach it falls back to pg_basebackup and says so.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { parse, stringify } from 'yaml';
+import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+import { agentLogTail, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+
+const SCOPE = 'backrest';
+
+const postgresIds = (): { uid: number; gid: number } => ({
+  uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
+  gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
+});
+
+/** Runs pgbackrest as the postgres OS user with the member's config and pgpass; rejects with its output on failure. */
+function pgbackrest(cluster: LocalCluster, member: string, args: readonly string[], timeoutMs = 180_000): Promise<string> {
+  const nodeDir = cluster.node(member).nodeDir;
+  const ids = process.getuid?.() === 0 ? postgresIds() : {};
+  return new Promise((resolve, reject) => {
+    execFile(
+      'pgbackrest',
+      [`--config=${join(nodeDir, `pgbackrest-${member}.conf`)}`, `--stanza=${SCOPE}`, ...args],
+      { ...ids, timeout: timeoutMs, cwd: '/', env: { ...process.env, PGPASSFILE: join(nodeDir, 'pgpass') } },
+      (error, stdout, stderr) =>
+        error === null ? resolve(stdout) : reject(new Error(`pgbackrest ${args.join(' ')}: ${stderr || stdout || error.message}`)),
+    );
+  });
+}
+
+function logLines(cluster: LocalCluster, member: string, pattern: RegExp): number {
+  const text = existsSync(cluster.node(member).logFile) ? readFileSync(cluster.node(member).logFile, 'utf8') : '';
+  return text.split('\n').filter((line) => pattern.test(line)).length;
+}
+
+async function reinitialize(cluster: LocalCluster, member: string): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${cluster.node(member).apiPort}/reinitialize`, { method: 'POST', body: '{}' });
+  assert.equal(response.status, 200, await response.text());
+}
+
+async function waitStreamingWithRows(cluster: LocalCluster, member: string, rows: number): Promise<void> {
+  await waitUntil(
+    async () =>
+      (await sql<{ n: string }>(cluster, member, 'SELECT count(*) AS n FROM backrest_rows').catch(() => []))[0]?.n === String(rows),
+    { timeoutMs: 60_000, intervalMs: 250, describe: `${rows} rows on ${member}` },
+  );
+  await waitUntil(
+    async () =>
+      (await sql<{ status: string }>(cluster, member, 'SELECT status FROM pg_stat_wal_receiver').catch(() => []))[0]?.status ===
+      'streaming',
+    { timeoutMs: 30_000, intervalMs: 250, describe: `${member} streaming from the leader` },
+  );
+}
+
+describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () => {
+  let cluster: LocalCluster | undefined;
+  let restored: LocalCluster | undefined;
+  let scriptDir: string | undefined;
+
+  before(async () => {
+    cluster = await startTestCluster(SCOPE, { nodes: 2, backup: true });
+  });
+
+  after(async () => {
+    if (cluster !== undefined) await chmod(backupRepositoryOf(cluster.dir), 0o750).catch(() => undefined);
+    await teardownCluster(restored);
+    await teardownCluster(cluster);
+    if (scriptDir !== undefined) await rm(scriptDir, { recursive: true, force: true });
+  });
+
+  it('configures pgBackRest: its config file (0600, postgres), WAL archiving, the stanza on the primary', async () => {
+    const local = cluster!;
+    const { leader } = await waitHealthy(local, 120_000);
+    const configFile = join(local.node(leader).nodeDir, `pgbackrest-${leader}.conf`);
+    const info = statSync(configFile);
+    assert.equal(info.mode & 0o777, 0o600);
+    if (process.getuid?.() === 0) assert.equal(info.uid, postgresIds().uid);
+    assert.match(readFileSync(configFile, 'utf8'), new RegExp(`^repo1-path=${backupRepositoryOf(local.dir)}$`, 'm'));
+    const archiveCommand = (
+      await sql<{ setting: string }>(local, leader, "SELECT setting FROM pg_settings WHERE name = 'archive_command'")
+    )[0];
+    assert.equal(archiveCommand?.setting, `pgbackrest --config=${configFile} --stanza=${SCOPE} archive-push %p`);
+    await waitUntil(async () => logLines(local, leader, /pgBackRest stanza is ready/) > 0, {
+      timeoutMs: 120_000,
+      describe: 'stanza-create on the primary',
+      lastState: () => agentLogTail(local, leader, /pgBackRest|stanza/),
+    });
+  });
+
+  it('restores a reinitialized replica from the latest backup; it streams from the leader and has the rows', async () => {
+    const local = cluster!;
+    const { leader, replicas } = await waitHealthy(local, 60_000);
+    const replica = replicas[0]!;
+    await sql(local, leader, 'CREATE TABLE backrest_rows AS SELECT generate_series(1, 1000) AS id');
+    await pgbackrest(local, leader, ['--type=full', 'backup']);
+    await sql(local, leader, 'INSERT INTO backrest_rows SELECT generate_series(1001, 1500)');
+    const restoredBefore = logLines(local, replica, /replica created with pgbackrest/);
+    // The first clone found no backup yet: pg_basebackup, said so (pgbackrest skipped).
+    assert.ok(logLines(local, replica, /replica method pgbackrest skipped: .*no backup.*falling back to basebackup/) > 0);
+    const clonedBefore = logLines(local, replica, /replica created with basebackup/);
+    await reinitialize(local, replica);
+    await waitUntil(async () => logLines(local, replica, /replica created with pgbackrest/) > restoredBefore, {
+      timeoutMs: 180_000,
+      describe: `${replica} restored by pgBackRest`,
+      lastState: () => agentLogTail(local, replica, /replica|pgbackrest|task/),
+    });
+    assert.equal(logLines(local, replica, /replica created with basebackup/), clonedBefore, 'not the pg_basebackup path');
+    // pgBackRest's own record of the restore, in the member's work directory.
+    const restoreLog = readFileSync(join(local.node(replica).nodeDir, `pgbackrest-${replica}`, 'log', `${SCOPE}-restore.log`), 'utf8');
+    assert.match(restoreLog, /restore command end: completed successfully/);
+    await waitStreamingWithRows(local, replica, 1500);
+    await sql(local, leader, 'INSERT INTO backrest_rows SELECT generate_series(1501, 1600)');
+    await waitStreamingWithRows(local, replica, 1600);
+  });
+
+  it('falls back to pg_basebackup when the repository cannot be read, and says so', async () => {
+    const local = cluster!;
+    const { replicas } = await waitHealthy(local, 60_000);
+    const replica = replicas[0]!;
+    const fallbackBefore = logLines(local, replica, /replica method pgbackrest failed: .*falling back to basebackup/);
+    const clonedBefore = logLines(local, replica, /replica created with basebackup/);
+    await chmod(backupRepositoryOf(local.dir), 0o000);
+    try {
+      await reinitialize(local, replica);
+      await waitUntil(async () => logLines(local, replica, /replica created with basebackup/) > clonedBefore, {
+        timeoutMs: 180_000,
+        describe: `${replica} cloned with pg_basebackup`,
+        lastState: () => agentLogTail(local, replica, /replica|pgbackrest|task/),
+      });
+    } finally {
+      await chmod(backupRepositoryOf(local.dir), 0o750);
+    }
+    assert.ok(logLines(local, replica, /replica method pgbackrest failed: .*falling back to basebackup/) > fallbackBefore);
+    await waitStreamingWithRows(local, replica, 1600);
+  });
+
+  it("runs a Patroni user's method unchanged: its command as postgres, keep_data (a --delta restore), no_params", async () => {
+    const local = cluster!;
+    const { leader, replicas } = await waitHealthy(local, 60_000);
+    const replica = replicas[0]!;
+    const node = local.node(replica);
+    const configFile = join(node.nodeDir, `pgbackrest-${replica}.conf`);
+    const command = `pgbackrest --config=${configFile} --stanza=${SCOPE} --delta restore`;
+    await local.stopAgent(replica);
+    const config = parse(readFileSync(node.configPath, 'utf8')) as { postgresql: Record<string, unknown> };
+    config.postgresql.create_replica_methods = ['pgbackrest', 'basebackup'];
+    config.postgresql.pgbackrest = { command, keep_data: true, no_params: true };
+    await writeFile(node.configPath, stringify(config), { mode: 0o600 });
+    local.startAgent(replica);
+    await waitUntil(
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${node.apiPort}/replica`).catch(() => undefined);
+        return response?.status === 200;
+      },
+      { timeoutMs: 120_000, intervalMs: 250, describe: `${replica}'s agent back, serving as a replica` },
+    );
+    await sql(local, leader, 'INSERT INTO backrest_rows SELECT generate_series(1601, 1700)');
+    const before = logLines(local, replica, /replica created with pgbackrest: pgbackrest \(.*--delta restore\) made the data dir/);
+    await reinitialize(local, replica);
+    await waitUntil(
+      async () => logLines(local, replica, /replica created with pgbackrest: pgbackrest \(.*--delta restore\) made the data dir/) > before,
+      {
+        timeoutMs: 180_000,
+        describe: `${replica} restored by the user's pgbackrest command`,
+        lastState: () => agentLogTail(local, replica, /replica|pgbackrest|task/),
+      },
+    );
+    const restoreLog = readFileSync(join(node.nodeDir, `pgbackrest-${replica}`, 'log', `${SCOPE}-restore.log`), 'utf8');
+    assert.match(restoreLog, /restore command begin [^\n]*--delta/);
+    await waitStreamingWithRows(local, replica, 1700);
+  });
+
+  it('bootstraps a new cluster from the repository with a custom bootstrap.method (recovery_conf, promoted)', async () => {
+    const local = cluster!;
+    const { leader } = await waitHealthy(local, 60_000);
+    // Every row in the archive: the segment holding the last insert is switched out and archived.
+    const [{ wal }] = (await sql<{ wal: string }>(local, leader, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal')) as [{ wal: string }];
+    await waitUntil(
+      async () =>
+        ((await sql<{ last: string | null }>(local, leader, 'SELECT last_archived_wal AS last FROM pg_stat_archiver'))[0]?.last ?? '') >=
+        wal,
+      { timeoutMs: 60_000, intervalMs: 250, describe: `WAL ${wal} archived` },
+    );
+    // A Patroni user's bootstrap script: it reads --datadir (and --scope) and restores the backup there.
+    scriptDir = await mkdtemp(join(tmpdir(), 'pgw-brboot-'));
+    await chmod(scriptDir, 0o755);
+    const repo = backupRepositoryOf(local.dir);
+    const common = `--repo1-path=${repo} --stanza=${SCOPE} --lock-path=${scriptDir}/lock --log-level-file=off --log-level-console=warn`;
+    const script = join(scriptDir, 'restore.sh');
+    await writeFile(
+      script,
+      [
+        '#!/bin/sh',
+        'for arg; do case "$arg" in --datadir=*) datadir="${arg#--datadir=}";; esac; done',
+        `exec pgbackrest ${common} --pg1-path="$datadir" restore`,
+        '',
+      ].join('\n'),
+      { mode: 0o755 },
+    );
+    restored = await startTestCluster('brboot', {
+      nodes: 1,
+      bootstrapExtra: {
+        method: 'restore',
+        restore: { command: script, recovery_conf: { restore_command: `pgbackrest ${common} archive-get %f "%p"` } },
+      },
+    });
+    const { leader: newLeader } = await waitHealthy(restored, 180_000);
+    assert.ok(logLines(restored, newLeader, /bootstrapped with bootstrap\.method restore/) > 0);
+    assert.ok(logLines(restored, newLeader, /recovering the copy until it is promoted/) > 0);
+    const rows = await sql<{ n: string }>(restored, newLeader, 'SELECT count(*) AS n FROM backrest_rows');
+    assert.equal(rows[0]?.n, '1700', 'every archived row, replayed from the repository');
+    await sql(restored, newLeader, 'INSERT INTO backrest_rows VALUES (0)');
+  });
+});
