@@ -1,4 +1,5 @@
 // Concise builders for Observations, views and PostgreSQL states in core tests and the simulator.
+import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { initialMemory } from '../../src/core/decide.js';
 import type { ClusterView, HaMemory, LeaderRecord, LocalPg, MemberRecord, Observation } from '../../src/core/types.js';
 
@@ -99,3 +100,26 @@ export function observe(overrides: Omit<Partial<Observation>, 'lock'> & { name?:
 
 export const freshMemory = (): HaMemory => initialMemory();
 export const kinds = (actions: readonly { kind: string }[]): string[] => actions.map((action) => action.kind);
+
+/** What the REST API reads of an agent: by default node1, the leader with its lock, on a primary (tests override). */
+export function agentSnapshot(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
+  return {
+    name: 'node1',
+    scope: 'batman',
+    version: '3.0.2',
+    tags: {},
+    state: 'running',
+    pg: primaryPg(),
+    view: view({ leaderName: 'node1' }),
+    isDcsReachable: true,
+    dcsLastSeenEpochS: 0,
+    isLeaderWithLock: true,
+    isStandbyLeader: false,
+    isPaused: false,
+    task: { kind: 'idle' },
+    lastCycleAtMs: 0,
+    ttlMs: 30_000,
+    lastReason: '',
+    ...overrides,
+  };
+}

@@ -2,10 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DecisionEvents } from '../../src/agent/decision-events.js';
-import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { handleRequest } from '../../src/api/routes.js';
 import { memberEndpointUrl } from '../../src/util/rest-client.js';
-import { primaryPg, view } from '../sim/builders.js';
+import { agentSnapshot } from '../sim/builders.js';
 
 const event = (reason: string): Parameters<DecisionEvents['add']>[0] => ({
   at: '2026-12-07T04:00:00.000Z',
@@ -44,25 +43,7 @@ describe('decision events', () => {
     const events = new DecisionEvents();
     events.add(event('promoted myself to leader by acquiring session lock'));
     events.add(event('no action. I am (node1), the leader with the lock'));
-    const snapshot: AgentSnapshot = {
-      name: 'node1',
-      scope: 'batman',
-      version: '3.0.2',
-      tags: {},
-      state: 'running',
-      pg: primaryPg(),
-      view: view({ leaderName: 'node1' }),
-      isDcsReachable: true,
-      dcsLastSeenEpochS: 1795370065,
-      isLeaderWithLock: true,
-      isStandbyLeader: false,
-      isPaused: false,
-      task: { kind: 'idle' },
-      lastCycleAtMs: 1000,
-      ttlMs: 30_000,
-      lastReason: '',
-      events,
-    };
+    const snapshot = agentSnapshot({ lastCycleAtMs: 1000, dcsLastSeenEpochS: 1795370065, events });
     const get = (path: string): { status: number; body: unknown } => {
       const url = new URL(path, 'http://x');
       const reply = handleRequest({ method: 'GET', path: url.pathname, query: url.searchParams }, { snapshot, nowMs: 2000 });

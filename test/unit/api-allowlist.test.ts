@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { Allowlist } from '../../src/api/allowlist.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { requestText } from '../../src/util/http-request.js';
 import { silentLog } from '../../src/util/log.js';
-import { member, primaryPg, view } from '../sim/builders.js';
+import { agentSnapshot, member, view } from '../sim/builders.js';
 
 const fixedClock = (): number => 0;
 
@@ -73,24 +72,7 @@ describe('restapi.allowlist matching', () => {
 });
 
 describe('REST API with restapi.allowlist', () => {
-  const snapshot: AgentSnapshot = {
-    name: 'node1',
-    scope: 'batman',
-    version: '3.0.2',
-    tags: {},
-    state: 'running',
-    pg: primaryPg(),
-    view: view({ leaderName: 'node1', members: [member('node1', { role: 'primary' })] }),
-    isDcsReachable: true,
-    dcsLastSeenEpochS: 0,
-    isLeaderWithLock: true,
-    isStandbyLeader: false,
-    isPaused: false,
-    task: { kind: 'idle' },
-    lastCycleAtMs: 0,
-    ttlMs: 30_000,
-    lastReason: '',
-  };
+  const snapshot = agentSnapshot({ view: view({ leaderName: 'node1', members: [member('node1', { role: 'primary' })] }) });
   const servers: ApiServer[] = [];
   const start = async (entries: string[], includeMembers = false): Promise<number> => {
     const server = await startApiServer({

@@ -12,7 +12,7 @@ import { endpointUrl, HttpPeerClient } from '../../src/peers/http-peer-client.js
 import { silentLog } from '../../src/util/log.js';
 import { createRestClient } from '../../src/util/rest-client.js';
 import { FakeClock } from '../kit/fake-clock.js';
-import { primaryPg, pgState, view } from '../sim/builders.js';
+import { agentSnapshot, primaryPg, pgState, view } from '../sim/builders.js';
 
 const REQUEST = { name: 'node1', conn_url: 'postgres://127.0.0.1:5432/postgres', api_url: 'http://127.0.0.1:8008/patroni', ttl: 30 };
 
@@ -21,25 +21,14 @@ const peerWith = (password: string): HttpPeerClient =>
   new HttpPeerClient(createRestClient({ credentials: { username: 'admin', password, key: 'restapi.authentication' } }));
 
 function snapshotOf(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
-  return {
+  return agentSnapshot({
     name: 'node2',
-    scope: 'batman',
-    version: '3.0.2',
-    tags: {},
-    state: 'running',
     pg: pgState(),
-    view: view({ leaderName: 'node1' }),
-    isDcsReachable: true,
     dcsLastSeenEpochS: 1795370065,
     isLeaderWithLock: false,
-    isStandbyLeader: false,
-    isPaused: false,
-    task: { kind: 'idle' },
     lastCycleAtMs: 1000,
-    ttlMs: 30_000,
-    lastReason: '',
     ...overrides,
-  };
+  });
 }
 
 describe('POST /failsafe over HTTP', () => {

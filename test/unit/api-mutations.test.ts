@@ -1,7 +1,6 @@
 // Unsafe REST endpoints against the in-memory DCS: Patroni's validation answers, intents written, config merge and CAS, auth.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import {
   handleConfigWrite,
   handleDeleteRestart,
@@ -16,7 +15,7 @@ import { startApiServer } from '../../src/api/server.js';
 import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
 import { silentLog } from '../../src/util/log.js';
 import { FakeClock } from '../kit/fake-clock.js';
-import { member, primaryPg, view } from '../sim/builders.js';
+import { agentSnapshot, member, primaryPg } from '../sim/builders.js';
 
 const WALL_NOW = Date.parse('2026-11-24T00:00:00Z');
 
@@ -36,24 +35,7 @@ async function cluster(members = [member('node1'), member('node2'), member('node
 }
 
 function context(dcs: MemoryDcs, overrides: Partial<MutationContext> = {}): MutationContext {
-  const snapshot: AgentSnapshot = {
-    name: 'node1',
-    scope: 'batman',
-    version: '3.0.2',
-    tags: {},
-    state: 'running',
-    pg: primaryPg(),
-    view: view({ leaderName: 'node1' }),
-    isDcsReachable: true,
-    dcsLastSeenEpochS: 0,
-    isLeaderWithLock: true,
-    isStandbyLeader: false,
-    isPaused: false,
-    task: { kind: 'idle' },
-    lastCycleAtMs: 0,
-    ttlMs: 30_000,
-    lastReason: '',
-  };
+  const snapshot = agentSnapshot();
   let now = WALL_NOW;
   return { snapshot, dcs, wallNowMs: () => now, sleep: async (ms) => void (now += ms), nudge: () => undefined, ...overrides };
 }

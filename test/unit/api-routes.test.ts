@@ -7,28 +7,15 @@ import { handleRequest, parseLag, statusDocument } from '../../src/api/routes.js
 import { parsePatroniInt } from '../../src/util/patroni-int.js';
 import { startApiServer } from '../../src/api/server.js';
 import { silentLog } from '../../src/util/log.js';
-import { member, pgState, primaryPg, view } from '../sim/builders.js';
+import { agentSnapshot, member, pgState, primaryPg, view } from '../sim/builders.js';
 
 function snapshot(overrides: Partial<AgentSnapshot> = {}): AgentSnapshot {
-  return {
-    name: 'node1',
-    scope: 'batman',
-    version: '3.0.2',
-    tags: {},
-    state: 'running',
+  return agentSnapshot({
     pg: primaryPg({ writeLsn: 83886080n }),
-    view: view({ leaderName: 'node1' }),
-    isDcsReachable: true,
     dcsLastSeenEpochS: 1795370065,
-    isLeaderWithLock: true,
-    isStandbyLeader: false,
-    isPaused: false,
-    task: { kind: 'idle' },
     lastCycleAtMs: 1000,
-    ttlMs: 30_000,
-    lastReason: '',
     ...overrides,
-  };
+  });
 }
 const replica = (overrides: Partial<AgentSnapshot> = {}): AgentSnapshot =>
   snapshot({ name: 'node2', isLeaderWithLock: false, pg: pgState({ receivedLsn: 83886080n, replayedLsn: 83886080n }), ...overrides });

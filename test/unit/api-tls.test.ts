@@ -4,31 +4,13 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { startApiServer, type ApiServer } from '../../src/api/server.js';
 import { createCertificateAuthority, type CertificateFiles } from '../../src/local/tls-certs.js';
 import { requestText } from '../../src/util/http-request.js';
 import { silentLog } from '../../src/util/log.js';
-import { primaryPg, view } from '../sim/builders.js';
+import { agentSnapshot } from '../sim/builders.js';
 
-const snapshot: AgentSnapshot = {
-  name: 'node1',
-  scope: 'batman',
-  version: '3.0.2',
-  tags: {},
-  state: 'running',
-  pg: primaryPg(),
-  view: view({ leaderName: 'node1' }),
-  isDcsReachable: true,
-  dcsLastSeenEpochS: 0,
-  isLeaderWithLock: true,
-  isStandbyLeader: false,
-  isPaused: false,
-  task: { kind: 'idle' },
-  lastCycleAtMs: 0,
-  ttlMs: 30_000,
-  lastReason: '',
-};
+const snapshot = agentSnapshot();
 
 describe('REST API over TLS', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgw-tls-'));

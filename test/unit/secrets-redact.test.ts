@@ -6,7 +6,6 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { handleRequest } from '../../src/api/routes.js';
 import { configDiff } from '../../src/cli/commands/control.js';
 import { showConfig } from '../../src/cli/commands/inspect.js';
@@ -14,7 +13,7 @@ import type { DynamicConfig } from '../../src/core/types.js';
 import { DataDir } from '../../src/postgres/data-dir.js';
 import { describeError, PgwardenError } from '../../src/util/errors.js';
 import { isSecretKey, REDACTED, redactSecrets, redactText } from '../../src/util/redact.js';
-import { primaryPg, view } from '../sim/builders.js';
+import { agentSnapshot, view } from '../sim/builders.js';
 
 const SECRET = 'Sup3r-s3cret';
 
@@ -82,24 +81,7 @@ describe('redaction', () => {
       postgresql: { parameters: { primary_conninfo: `host=a password=${SECRET}` } },
       standby_cluster: { password: SECRET },
     } as unknown as DynamicConfig;
-    const snapshot = {
-      name: 'node1',
-      scope: 'batman',
-      version: '3.0.2',
-      tags: {},
-      state: 'running',
-      pg: primaryPg(),
-      view: { ...view({ leaderName: 'node1' }), config },
-      isDcsReachable: true,
-      dcsLastSeenEpochS: 0,
-      isLeaderWithLock: true,
-      isStandbyLeader: false,
-      isPaused: false,
-      task: { kind: 'idle' },
-      lastCycleAtMs: 0,
-      ttlMs: 30_000,
-      lastReason: '',
-    } as AgentSnapshot;
+    const snapshot = agentSnapshot({ view: { ...view({ leaderName: 'node1' }), config } });
     for (const path of ['/config', '/patroni', '/cluster', '/history', '/primary', '/whatever']) {
       const reply = handleRequest({ method: 'GET', path, query: new URLSearchParams() }, { snapshot, nowMs: 0 });
       assert.ok(!(reply.body ?? '').includes(SECRET), path);
