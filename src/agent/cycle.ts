@@ -334,6 +334,9 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
         onLockChanged: ports.onLockChanged,
         onParametersApplied: (fingerprint) => (state.appliedParameters = fingerprint),
         onScheduledRestartCleared: () => inbox.cancelScheduled(),
+        onFailsafeWritten: (topology) => {
+          if (state.dcsRead.view !== undefined) state.dcsRead.view = { ...state.dcsRead.view, failsafe: topology };
+        },
         replicaOptions: () => ({
           recoveryConf: state.local.recoveryConf ?? {},
           isNoStream: state.local.identity.tags.nostream === true,

@@ -4,7 +4,7 @@ import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../cor
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
-import type { Action, ClusterView, DemoteMode, DynamicConfig, FailsafeTarget, LockObservation } from '../core/types.js';
+import type { Action, ClusterView, DemoteMode, DynamicConfig, FailsafeTarget, FailsafeTopology, LockObservation } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
 import { describeError, isPgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
@@ -62,6 +62,11 @@ export interface ExecutorDeps {
   /** A reconfigure took effect: the fingerprint of the GUC set now applied. */
   readonly onParametersApplied: (fingerprint: string) => void;
   readonly onScheduledRestartCleared: () => void;
+  /**
+   * The failsafe key now holds this topology: the leader's own last view must say so, or a quorum loss right after
+   * the write (before the next read) would find it "not listed" and demote a primary every member would confirm.
+   */
+  readonly onFailsafeWritten?: ((topology: FailsafeTopology) => void) | undefined;
   /**
    * How this member runs as a replica of another member: postgresql.recovery_conf (restore_command, ...) and the
    * nostream tag (WAL from the archive only, no replication connection). Read per action: a reload may change them.
@@ -204,9 +209,10 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
     }
     case 'writeFailsafe':
       // Never fails the list: the topology is written again at the next renewal if it still differs.
-      await dcs
-        .setFailsafe(action.topology, dcsSignal())
-        .catch((error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not write the failsafe key'));
+      await dcs.setFailsafe(action.topology, dcsSignal()).then(
+        () => deps.onFailsafeWritten?.(action.topology),
+        (error: unknown) => deps.log.warn({ error: describeError(error) }, 'could not write the failsafe key'),
+      );
       return true;
     case 'confirmFailsafe': {
       if (deps.failsafe === undefined) return true;

@@ -93,4 +93,32 @@ describe('failsafe rules are load-bearing', () => {
     context.diagnostic(`failing seeds: ${failing.join(', ')}`);
     assert.ok(failing.length > 0, 'racing against a confirmed failsafe leader must break an invariant');
   });
+  it('a leader that just wrote the failsafe key counts on it when the DCS goes away before its next read', async () => {
+    // failsafe_mode switched on at runtime: the leader writes the key at the end of a cycle, after that cycle's read.
+    // Taking etcd away right then used to leave it with a view whose key did not list it, and it demoted (chaos seed
+    // 2027, fault 8, and seed 2026, fault 76).
+    const world = new SimWorld(21, NAMES);
+    await world.runUntil(30_000);
+    assert.equal(world.convergence(), undefined);
+    const leader = world.leaderName()!;
+    const promotions = world.promotions;
+    world.writeConfigDirectly({ failsafe_mode: true });
+    const reader = world.node(leader).dcs;
+    let listed = false;
+    for (let step = 0; step < 2000 && !listed; step++) {
+      await world.runUntil(world.runtime.nowMs + 5);
+      listed = Object.keys((await reader.loadCluster(AbortSignal.timeout(1000))).failsafe ?? {}).length === NAMES.length;
+    }
+    assert.ok(listed, 'the leader wrote the failsafe key');
+    world.dcsOutage(true);
+    const outageAt = world.runtime.nowMs;
+    await world.runUntil(outageAt + 4 * SIM_TIMING.ttlMs);
+    assert.ok(isWritablePrimary(world, leader), `${leader} still writable ${4 * SIM_TIMING.ttlMs} ms into the outage`);
+    assert.equal(world.promotions, promotions, 'nobody promoted');
+    world.dcsOutage(false);
+    await world.runUntil(world.runtime.nowMs + 30_000);
+    world.stop();
+    assert.deepEqual(world.violations, []);
+    assert.equal(world.convergence(), undefined);
+  });
 });
