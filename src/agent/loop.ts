@@ -82,9 +82,9 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.#options = options;
     const { clock, log } = options;
-    // Every deadline of a call made under the stop signal listens on it until the deadline passes (util/abort.ts): a few
-    // dozen at once on a busy leader (heartbeats, confirmations, cycle calls), bounded, not a leak. Node warns from 11.
-    setMaxListeners(100, this.#stopController.signal);
+    // The agent's long-lived loops (watches, stream check, heartbeat, silence detector, sleeps) each wait on the stop
+    // signal: about a dozen at once, bounded, not a leak (deadlines share one listener per parent: util/abort.ts).
+    setMaxListeners(30, this.#stopController.signal);
     this.#wakeup = new Wakeup(clock);
     this.#tasks = new TaskSlot(clock, log, () => this.#wakeup.nudge());
     this.#fence = new LeaseFence(clock, () => this.#onLeaseExpired());

@@ -1,5 +1,40 @@
 // Deadlines as AbortSignals: every DCS call and PostgreSQL command gets one.
 
+interface Follower {
+  readonly controller: AbortController;
+  readonly timer: NodeJS.Timeout;
+}
+
+/**
+ * The deadlines that follow each parent signal, behind one 'abort' listener per parent: a busy agent makes dozens of
+ * deadlines under its stop signal a second (heartbeats, confirmations, cycle calls), and one listener each would keep
+ * them all on the parent until their timers fire (Node warns from 11).
+ */
+const followers = new WeakMap<AbortSignal, Set<Follower>>();
+
+function follow(parent: AbortSignal, follower: Follower): () => void {
+  let set = followers.get(parent);
+  if (set === undefined) {
+    const created = new Set<Follower>();
+    set = created;
+    followers.set(parent, created);
+    parent.addEventListener(
+      'abort',
+      () => {
+        for (const each of created) {
+          clearTimeout(each.timer);
+          each.controller.abort(parent.reason);
+        }
+        created.clear();
+      },
+      { once: true },
+    );
+  }
+  const members = set;
+  members.add(follower);
+  return () => members.delete(follower);
+}
+
 /**
  * A signal that aborts after `ms` or when `parent` aborts, whichever is first. Built on a plain timer rather than
  * AbortSignal.timeout + AbortSignal.any: the timer list holds the controller strongly, so the deadline fires even when
@@ -12,19 +47,16 @@ export function deadline(ms: number, parent?: AbortSignal): AbortSignal {
     controller.abort(parent.reason);
     return controller.signal;
   }
-  const onParentAbort = (): void => {
-    clearTimeout(timer);
-    controller.abort(parent?.reason);
-  };
+  let unfollow: () => void = () => undefined;
   const timer = setTimeout(
     () => {
-      parent?.removeEventListener('abort', onParentAbort);
+      unfollow();
       controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError'));
     },
     Math.max(1, Math.round(ms)),
   );
   // A pending deadline must not keep a stopping process alive; while the process runs, the timer fires.
   timer.unref();
-  parent?.addEventListener('abort', onParentAbort, { once: true });
+  if (parent !== undefined) unfollow = follow(parent, { controller, timer });
   return controller.signal;
 }
