@@ -47,6 +47,7 @@ import { tryReplicaMethods, type MethodRun } from './replica-create.js';
 import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
+import { readWalDisk } from './wal-disk.js';
 
 export interface PgControllerOptions {
   readonly member: string;
@@ -671,6 +672,13 @@ export class PostgresController implements PgController {
   }
 
   async probe(signal: AbortSignal): Promise<LocalPg> {
+    const pg = await this.#probePostgres(signal);
+    if (pg.dataDir !== 'initialized') return pg;
+    const walDisk = await readWalDisk(this.#dataDir.path);
+    return walDisk === undefined ? pg : { ...pg, walDisk };
+  }
+
+  async #probePostgres(signal: AbortSignal): Promise<LocalPg> {
     const context = { dataDir: await this.#dataDir.state(), upstream: this.#upstream, crashedAtMs: this.#postmaster.crashedAtMs };
     if (context.dataDir !== 'initialized') return stoppedLocalPg(context, undefined);
     const pid = await this.#postmaster.runningPid();
