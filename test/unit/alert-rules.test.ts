@@ -10,43 +10,25 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { MetricsExporter } from '../../src/api/metrics.js';
 import { archiverFromRow } from '../../src/postgres/probe.js';
 import { readWalDisk, walDiskFromStatfs } from '../../src/postgres/wal-disk.js';
 import { ProxyMetrics } from '../../src/proxy/proxy-metrics.js';
+import {
+  ALERTS,
+  dashboardQueries,
+  metricNamesIn,
+  metricUses,
+  PENDING_METRICS,
+  RULE_TESTS_FILE,
+  RULES_FILE,
+  ruleExpressions,
+} from '../kit/alert-files.js';
 import { pgState, view } from '../sim/builders.js';
 
 const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const RULES = join(ROOT, 'deploy', 'prometheus', 'pgwarden-alerts.yml');
-const RULE_TESTS = join(ROOT, 'deploy', 'prometheus', 'pgwarden-alerts.test.yml');
-const DASHBOARD = join(ROOT, 'deploy', 'grafana', 'pgwarden-dashboard.json');
-
-/**
- * Names the rules use that no module renders yet, each with the work that will add it. The rule ships (so the alert
- * works the day the metric does) and stays silent meanwhile; no placeholder value is exported.
- */
-const PENDING_METRICS: Readonly<Record<string, string>> = {
-  pgwarden_backup_last_completed_time_seconds: 'pending issue 16 point 7 (backup schedule and status: pgbackrest info on the leader)',
-};
-
-const ALERTS = [
-  'PgwardenNoLeader',
-  'PgwardenNoHealthyStandby',
-  'PgwardenReplicationLagBytes',
-  'PgwardenReplicationLagSeconds',
-  'PgwardenDcsLastSeenStale',
-  'PgwardenFailsafeActive',
-  'PgwardenSlotRetainingWal',
-  'PgwardenWalDiskUsage',
-  'PgwardenArchiveFailing',
-  'PgwardenArchiveStale',
-  'PgwardenLastBackupTooOld',
-  'PgwardenFailoverHappened',
-];
 
 /** A snapshot in which every optional figure is known, so every metric the agent can render is rendered. */
 function fullSnapshot(): AgentSnapshot {
@@ -98,62 +80,6 @@ function sampledNames(text: string): Set<string> {
   return names;
 }
 
-/** Every identifier starting with patroni_ or pgwarden_ in a PromQL expression (label names never start so). */
-function metricNamesIn(expression: string): string[] {
-  return [...expression.matchAll(/(?<![A-Za-z0-9_:$])(?:patroni|pgwarden)_[A-Za-z0-9_:]*/g)].map((match) => match[0]);
-}
-
-/** Each rule's expr in the rules file (its `expr: |` blocks or one-line exprs), by a small reader of this file's layout. */
-async function ruleExpressions(): Promise<Map<string, string>> {
-  const text = await readFile(RULES, 'utf8');
-  const byAlert = new Map<string, string>();
-  let alert: string | undefined;
-  const lines = text.split('\n');
-  for (let index = 0; index < lines.length; index += 1) {
-    const line = lines[index]!;
-    const alertMatch = /^\s*- alert: (\S+)/.exec(line);
-    if (alertMatch !== null) alert = alertMatch[1]!;
-    const exprMatch = /^(\s*)expr: ?(.*)$/.exec(line);
-    if (exprMatch === null || alert === undefined) continue;
-    if (exprMatch[2] !== '|' && exprMatch[2] !== '>') {
-      byAlert.set(alert, exprMatch[2]!);
-      continue;
-    }
-    const indent = exprMatch[1]!.length;
-    const body: string[] = [];
-    while (index + 1 < lines.length) {
-      const next = lines[index + 1]!;
-      if (next.trim() !== '' && next.length - next.trimStart().length <= indent) break;
-      body.push(next.trim());
-      index += 1;
-    }
-    byAlert.set(alert, body.join(' ').trim());
-  }
-  return byAlert;
-}
-
-interface DashboardPanel {
-  readonly title?: string;
-  readonly targets?: readonly { readonly expr?: string }[];
-  readonly panels?: readonly DashboardPanel[];
-}
-
-async function dashboardExpressions(): Promise<{ title: string; expr: string }[]> {
-  const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as {
-    panels: DashboardPanel[];
-    templating: { list: { query?: unknown; definition?: string }[] };
-  };
-  const found: { title: string; expr: string }[] = [];
-  const visit = (panel: DashboardPanel): void => {
-    for (const target of panel.targets ?? []) if (target.expr !== undefined) found.push({ title: panel.title ?? '', expr: target.expr });
-    for (const inner of panel.panels ?? []) visit(inner);
-  };
-  dashboard.panels.forEach(visit);
-  for (const variable of dashboard.templating.list)
-    if (variable.definition !== undefined) found.push({ title: 'variable', expr: variable.definition });
-  return found;
-}
-
 async function renderedNames(): Promise<Set<string>> {
   const agent = sampledNames(await new MetricsExporter().render(fullSnapshot()));
   const proxy = sampledNames(
@@ -167,9 +93,9 @@ async function renderedNames(): Promise<Set<string>> {
 
 describe('deploy/prometheus alert rules', () => {
   it('promtool check rules accepts the file, and it holds every alert of issue 18 with a severity, summary and runbook', async () => {
-    const { stdout } = await run('promtool', ['check', 'rules', RULES]);
+    const { stdout } = await run('promtool', ['check', 'rules', RULES_FILE]);
     assert.match(stdout, new RegExp(`SUCCESS: ${ALERTS.length} rules found`));
-    const text = await readFile(RULES, 'utf8');
+    const text = await readFile(RULES_FILE, 'utf8');
     const blocks = text.split(/\n(?=[ \t]*- alert: )/).slice(1);
     assert.deepEqual(
       blocks.map((block) => /- alert: (\S+)/.exec(block)![1]),
@@ -184,9 +110,9 @@ describe('deploy/prometheus alert rules', () => {
   });
 
   it('promtool test rules passes, with a test of every alert (firing and silent)', async () => {
-    const { stdout } = await run('promtool', ['test', 'rules', RULE_TESTS]);
+    const { stdout } = await run('promtool', ['test', 'rules', RULE_TESTS_FILE]);
     assert.match(stdout, /SUCCESS/);
-    const tests = await readFile(RULE_TESTS, 'utf8');
+    const tests = await readFile(RULE_TESTS_FILE, 'utf8');
     for (const alert of ALERTS) {
       const evaluations = [...tests.matchAll(new RegExp(`alertname: ${alert}\\n\\s+exp_alerts:( \\[\\])?`, 'g'))];
       assert.ok(
@@ -202,12 +128,8 @@ describe('deploy/prometheus alert rules', () => {
 
   it('every metric name the rules and the dashboard use is rendered by /metrics (agent or proxy), or listed as pending', async () => {
     const rendered = await renderedNames();
-    const rules = await ruleExpressions();
-    assert.deepEqual([...rules.keys()], ALERTS);
-    const uses: { where: string; name: string }[] = [];
-    for (const [alert, expr] of rules) for (const name of metricNamesIn(expr)) uses.push({ where: `rule ${alert}`, name });
-    for (const { title, expr } of await dashboardExpressions())
-      for (const name of metricNamesIn(expr)) uses.push({ where: `dashboard panel '${title}'`, name });
+    assert.deepEqual([...(await ruleExpressions()).keys()], ALERTS);
+    const uses = await metricUses();
     assert.ok(uses.length > 40, `found ${uses.length} uses`);
     const missing = uses.filter(({ name }) => !rendered.has(name) && PENDING_METRICS[name] === undefined);
     assert.deepEqual(missing, [], 'names no /metrics renders');
@@ -231,7 +153,7 @@ describe('deploy/prometheus alert rules', () => {
   });
 
   it("the dashboard is valid JSON whose every query parses (promtool checks them as recording rules, $scope as '.*')", async () => {
-    const expressions = await dashboardExpressions();
+    const expressions = await dashboardQueries();
     assert.ok(expressions.length >= 20, `${expressions.length} queries`);
     const queries = expressions.filter(({ title }) => title !== 'variable');
     const dir = await mkdtemp(join(tmpdir(), 'pgwarden-dashboard-'));
