@@ -174,6 +174,11 @@ const SPECS: readonly MetricSpec[] = [
     help: 'Epoch seconds of the last failed archive attempt (pg_stat_archiver.last_failed_time), 0 if none',
     value: (s) => (s.pg.archiver === undefined ? undefined : (s.pg.archiver.lastFailedEpochS ?? 0)),
   },
+  {
+    name: 'pgwarden_backup_last_completed_time_seconds',
+    help: 'Epoch seconds at which the newest backup in the repository finished (pgbackrest info, leader with backup: only), 0 if none',
+    value: (s) => (s.pg.lastBackup === undefined ? undefined : (s.pg.lastBackup.stopEpochS ?? 0)),
+  },
 ];
 
 function walDiskUsedRatio(disk: AgentSnapshot['pg']['walDisk']): number | undefined {

@@ -188,6 +188,11 @@ export interface LocalPg {
   readonly archiver?: ArchiverState | undefined;
   /** The file system holding pg_wal (statfs of <data_dir>/pg_wal, once per probe; no SQL), also while stopped. */
   readonly walDisk?: WalDiskState | undefined;
+  /**
+   * A running primary with a backup: section: when the newest backup in the repository finished (epoch seconds;
+   * undefined: the repository holds none), from `pgbackrest info` run in the background every few minutes.
+   */
+  readonly lastBackup?: { readonly stopEpochS: number | undefined } | undefined;
 }
 
 export interface ArchiverState {

@@ -26,12 +26,10 @@ export const ALERTS = [
 ] as const;
 
 /**
- * Names the rules use that no module renders yet, each with the work that will add it. The rule ships (so the alert
- * works the day the metric does) and stays silent meanwhile; no placeholder value is exported.
+ * Names a rule may use before any module renders them, each with the work that will add it (the rule ships and stays
+ * silent meanwhile; no placeholder value is exported). Empty: every name used is rendered.
  */
-export const PENDING_METRICS: Readonly<Record<string, string>> = {
-  pgwarden_backup_last_completed_time_seconds: 'pending issue 16 point 7 (backup schedule and status: pgbackrest info on the leader)',
-};
+export const PENDING_METRICS: Readonly<Record<string, string>> = {};
 
 /** Every identifier starting with patroni_ or pgwarden_ in a PromQL expression (no label or function name starts so). */
 export function metricNamesIn(expression: string): string[] {
