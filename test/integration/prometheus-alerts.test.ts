@@ -21,6 +21,7 @@ import { after, before, describe, it } from 'node:test';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { pickFreePorts } from '../../src/local/free-port.js';
 import { waitUntil } from '../../src/util/wait-until.js';
+import { assertStays } from '../kit/assert-stays.js';
 import { dashboardQueries, metricUses, PENDING_METRICS, RULES_FILE } from '../kit/alert-files.js';
 import { waitHealthy } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, stopOnInterrupt, teardownCluster } from '../kit/fixtures.js';
@@ -243,8 +244,22 @@ describe('the shipped alert rules on a real Prometheus scraping a real cluster',
     process.stdout.write(
       `# PgwardenNoLeader fired ${tookS.toFixed(1)} s after the leader crashed (ttl ${FAST_TIMING.ttl} s, for ${TEST_FOR})\n`,
     );
-    // Real: node2 is up and scraped, reports no lock and is not primary; the lock is gone from etcd.
+    // Real: the lock leaves etcd (within its ttl) and nobody takes it; node2 is up and scraped, not primary, and the
+    // alert keeps firing.
+    await waitUntil(async () => (await cluster.view()).leader === undefined, {
+      timeoutMs: 3 * FAST_TIMING.ttl * 1000,
+      intervalMs: 250,
+      describe: 'the leader key gone from etcd',
+    });
+    await assertStays(async () => (await cluster.view()).leader === undefined, {
+      forMs: 2 * FAST_TIMING.ttl * 1000,
+      intervalMs: 500,
+      describe: 'no member takes the lock (node2 is nofailover)',
+    });
     assert.equal((await prometheus.query(`patroni_primary{name="node2"} == 0`)).length, 1);
-    assert.equal((await cluster.view()).leader, undefined, 'no leader key in etcd');
+    assert.ok(
+      (await prometheus.alerts('PgwardenNoLeader')).some((alert) => alert.state === 'firing'),
+      'PgwardenNoLeader still firing',
+    );
   });
 });
