@@ -14,6 +14,9 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(hap
 command -v patronictl >/dev/null 2>&1 || need_apt+=(patroni)
 # The backup: section (and `npm run cluster -- --backup`) configures pgBackRest; its test restores replicas with it.
 command -v pgbackrest >/dev/null 2>&1 || need_apt+=(pgbackrest)
+# deploy/prometheus's alert rules are checked and unit-tested with promtool, and fired by a real Prometheus scraping a
+# test cluster; Debian's prometheus package ships both binaries (no service runs without an init system).
+{ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need_apt+=(prometheus)
 # The proxy's kernel data path (proxy.data_path: kernel) programs nftables and clears conntrack flows.
 if [ "$(id -u)" -eq 0 ]; then
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)

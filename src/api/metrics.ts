@@ -7,7 +7,8 @@ import { syncSettingsOf } from '../core/sync-plan.js';
 interface MetricSpec {
   readonly name: string;
   readonly help: string;
-  readonly value: (snapshot: AgentSnapshot, nowEpochS: number) => number;
+  /** undefined: not known now (PostgreSQL down, no pg_wal yet): the sample is left out rather than faked. */
+  readonly value: (snapshot: AgentSnapshot, nowEpochS: number) => number | undefined;
 }
 
 /** Patroni encodes its version as zero-padded pairs: 3.0.2 -> 30002. */
@@ -128,7 +129,63 @@ const SPECS: readonly MetricSpec[] = [
     value: (s) => (s.isLeaderWithLock ? 1 : 0),
   },
   { name: 'pgwarden_dcs_reachable', help: 'Value is 1 if the last DCS read succeeded', value: (s) => (s.isDcsReachable ? 1 : 0) },
+  {
+    name: 'pgwarden_ttl_seconds',
+    help: 'The leader lock TTL in force (ttl), for alerts on patroni_dcs_last_seen',
+    value: (s) => s.ttlMs / 1000,
+  },
+  {
+    name: 'pgwarden_wal_filesystem_size_bytes',
+    help: 'Size of the file system holding pg_wal (statfs)',
+    value: (s) => s.pg.walDisk?.sizeBytes,
+  },
+  {
+    name: 'pgwarden_wal_filesystem_available_bytes',
+    help: 'Bytes still available to PostgreSQL on the file system holding pg_wal (statfs bavail)',
+    value: (s) => s.pg.walDisk?.availableBytes,
+  },
+  {
+    name: 'pgwarden_wal_filesystem_used_ratio',
+    help: 'Used share of the file system holding pg_wal, as df Use% computes it (used / (used + available))',
+    value: (s) => walDiskUsedRatio(s.pg.walDisk),
+  },
+  {
+    name: 'pgwarden_archive_enabled',
+    help: 'Value is 1 if archive_mode is on or always (PostgreSQL running), 0 if off',
+    value: (s) => (s.pg.archiver === undefined ? undefined : s.pg.archiver.mode === 'off' ? 0 : 1),
+  },
+  {
+    name: 'pgwarden_archive_archived_count',
+    help: 'WAL files archived successfully (pg_stat_archiver.archived_count)',
+    value: (s) => s.pg.archiver?.archivedCount,
+  },
+  {
+    name: 'pgwarden_archive_failed_count',
+    help: 'Failed attempts to archive a WAL file (pg_stat_archiver.failed_count)',
+    value: (s) => s.pg.archiver?.failedCount,
+  },
+  {
+    name: 'pgwarden_archive_last_archived_time_seconds',
+    help: 'Epoch seconds of the last WAL file archived (pg_stat_archiver.last_archived_time), 0 if none',
+    value: (s) => (s.pg.archiver === undefined ? undefined : (s.pg.archiver.lastArchivedEpochS ?? 0)),
+  },
+  {
+    name: 'pgwarden_archive_last_failed_time_seconds',
+    help: 'Epoch seconds of the last failed archive attempt (pg_stat_archiver.last_failed_time), 0 if none',
+    value: (s) => (s.pg.archiver === undefined ? undefined : (s.pg.archiver.lastFailedEpochS ?? 0)),
+  },
+  {
+    name: 'pgwarden_backup_last_completed_time_seconds',
+    help: 'Epoch seconds at which the newest backup in the repository finished (pgbackrest info, leader with backup: only), 0 if none',
+    value: (s) => (s.pg.lastBackup === undefined ? undefined : (s.pg.lastBackup.stopEpochS ?? 0)),
+  },
 ];
+
+function walDiskUsedRatio(disk: AgentSnapshot['pg']['walDisk']): number | undefined {
+  if (disk === undefined) return undefined;
+  const usable = disk.usedBytes + disk.availableBytes;
+  return usable > 0 ? disk.usedBytes / usable : undefined;
+}
 
 type Slot = NonNullable<AgentSnapshot['pg']['slots']>[number];
 
@@ -183,9 +240,10 @@ export class MetricsExporter {
   render(snapshot: AgentSnapshot): Promise<string> {
     const nowEpochS = Date.now() / 1000;
     const labels = `scope="${escapeLabel(snapshot.scope)}",name="${escapeLabel(snapshot.name)}"`;
-    const blocks = SPECS.map(
-      (spec, index) => `${this.#headers[index]!}${spec.name}{${labels}} ${formatValue(spec.value(snapshot, nowEpochS))}\n`,
-    );
+    const blocks = SPECS.map((spec, index) => {
+      const value = spec.value(snapshot, nowEpochS);
+      return value === undefined ? this.#headers[index]! : `${this.#headers[index]!}${spec.name}{${labels}} ${formatValue(value)}\n`;
+    });
     const slots = snapshot.pg.slots ?? [];
     SLOT_SPECS.forEach((spec, index) => {
       let block = this.#slotHeaders[index]!;

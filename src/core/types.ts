@@ -184,6 +184,33 @@ export interface LocalPg {
   /** Write and replay positions each standby reported (primary): what synchronous_commit remote_write/remote_apply wait for. */
   readonly standbyWriteLsn?: Readonly<Record<string, bigint>> | undefined;
   readonly standbyReplayLsn?: Readonly<Record<string, bigint>> | undefined;
+  /** pg_stat_archiver and archive_mode, read by the probe's one query (while running). */
+  readonly archiver?: ArchiverState | undefined;
+  /** The file system holding pg_wal (statfs of <data_dir>/pg_wal, once per probe; no SQL), also while stopped. */
+  readonly walDisk?: WalDiskState | undefined;
+  /**
+   * A running primary with a backup: section: when the newest backup in the repository finished (epoch seconds;
+   * undefined: the repository holds none), from `pgbackrest info` run in the background every few minutes.
+   */
+  readonly lastBackup?: { readonly stopEpochS: number | undefined } | undefined;
+}
+
+export interface ArchiverState {
+  /** archive_mode: 'off', 'on' or 'always'. */
+  readonly mode: string;
+  readonly archivedCount: number;
+  readonly failedCount: number;
+  /** Epoch seconds of the last archived / failed WAL file; undefined when none since the statistics were reset. */
+  readonly lastArchivedEpochS: number | undefined;
+  readonly lastFailedEpochS: number | undefined;
+}
+
+export interface WalDiskState {
+  readonly sizeBytes: number;
+  /** Bytes an unprivileged writer may still use (statfs bavail, as df shows). */
+  readonly availableBytes: number;
+  /** Bytes in use (blocks minus free blocks). */
+  readonly usedBytes: number;
 }
 
 export interface ReplicationRow {

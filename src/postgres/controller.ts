@@ -38,6 +38,7 @@ import {
 import {
   isLocalRepository,
   latestBackupLabel,
+  latestBackupStopEpochS,
   pgbackrestArgv,
   pgbackrestRestoreArgv,
   renderPgBackrestConf,
@@ -47,6 +48,7 @@ import { tryReplicaMethods, type MethodRun } from './replica-create.js';
 import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
+import { readWalDisk } from './wal-disk.js';
 
 export interface PgControllerOptions {
   readonly member: string;
@@ -105,6 +107,12 @@ const WATCH_TIMEOUTS = { connectTimeoutMs: 2000, queryTimeoutMs: 2000 };
 const SYNC_RELOAD_SETTLE_MS = 50;
 /** A readiness check must not outlast the start poll by much: the start loop owns the deadline. */
 const READY_CHECK_MS = 1000;
+/**
+ * How often a primary reads `pgbackrest info` for the age of its newest backup (a metric; the repository may be
+ * remote); more often while it has seen none, so a new cluster's first backup shows soon.
+ */
+const BACKUP_INFO_EVERY_MS = 120_000;
+const BACKUP_INFO_NONE_YET_EVERY_MS = 20_000;
 
 export class PostgresController implements PgController {
   readonly #options: PgControllerOptions;
@@ -119,6 +127,9 @@ export class PostgresController implements PgController {
   #parameters: Readonly<Record<string, GucValue>>;
   /** A replica's timeline only grows; SQL shows it reliably only while streaming, so remember the highest seen. */
   #replicaTimeline = 0;
+  /** The newest backup as the last `pgbackrest info` saw it (monotonic read time), and whether a read is under way. */
+  #backupInfo: { readonly readAtMs: number; readonly stopEpochS: number | undefined } | undefined;
+  #isBackupInfoRunning = false;
 
   constructor(options: PgControllerOptions) {
     this.#options = options;
@@ -671,6 +682,42 @@ export class PostgresController implements PgController {
   }
 
   async probe(signal: AbortSignal): Promise<LocalPg> {
+    const pg = await this.#probePostgres(signal);
+    if (pg.dataDir !== 'initialized') return pg;
+    const walDisk = await readWalDisk(this.#dataDir.path);
+    const isPrimary = pg.isRunning && pg.role === 'primary' && this.#options.backup !== undefined;
+    if (isPrimary) this.#readBackupInfoSoon();
+    const lastBackup = isPrimary && this.#backupInfo !== undefined ? { stopEpochS: this.#backupInfo.stopEpochS } : undefined;
+    return { ...pg, ...(walDisk !== undefined ? { walDisk } : {}), ...(lastBackup !== undefined ? { lastBackup } : {}) };
+  }
+
+  /**
+   * In the background (a slow repository must not hold up the HA cycle), at most every BACKUP_INFO_EVERY_MS. A failed
+   * read keeps the last known backup, so its age grows and the alert on it fires when the repository stays unreadable.
+   */
+  #readBackupInfoSoon(): void {
+    const backup = this.#options.backup;
+    const nowMs = performance.now();
+    if (backup === undefined || this.#isBackupInfoRunning) return;
+    const everyMs = this.#backupInfo?.stopEpochS === undefined ? BACKUP_INFO_NONE_YET_EVERY_MS : BACKUP_INFO_EVERY_MS;
+    if (this.#backupInfo !== undefined && nowMs - this.#backupInfo.readAtMs < everyMs) return;
+    this.#isBackupInfoRunning = true;
+    const read = async (): Promise<number | undefined> => {
+      const { stdout } = await this.#run(pgbackrestArgv(backup, 'info', ['--output=json']), AbortSignal.timeout(PGBACKREST_SHORT_MS));
+      return latestBackupStopEpochS(stdout, backup.stanza);
+    };
+    read()
+      .then(
+        (stopEpochS) => (this.#backupInfo = { readAtMs: nowMs, stopEpochS }),
+        (error: unknown) => {
+          this.#options.log.debug({ error: describeError(error) }, 'pgbackrest info for the backup age failed');
+          this.#backupInfo = { readAtMs: nowMs, stopEpochS: this.#backupInfo?.stopEpochS };
+        },
+      )
+      .finally(() => (this.#isBackupInfoRunning = false));
+  }
+
+  async #probePostgres(signal: AbortSignal): Promise<LocalPg> {
     const context = { dataDir: await this.#dataDir.state(), upstream: this.#upstream, crashedAtMs: this.#postmaster.crashedAtMs };
     if (context.dataDir !== 'initialized') return stoppedLocalPg(context, undefined);
     const pid = await this.#postmaster.runningPid();

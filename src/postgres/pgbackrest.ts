@@ -101,6 +101,18 @@ export function latestBackupLabel(infoJson: string, stanza: string): string | un
   return typeof label === 'string' ? label : undefined;
 }
 
+/**
+ * Epoch seconds at which the newest backup of the stanza finished (`backup[].timestamp.stop` of `pgbackrest info
+ * --output=json`); undefined when the repository holds none. Throws as latestBackupLabel when it could not be read.
+ */
+export function latestBackupStopEpochS(infoJson: string, stanza: string): number | undefined {
+  if (latestBackupLabel(infoJson, stanza) === undefined) return undefined;
+  const entry = (JSON.parse(infoJson) as unknown[]).find((item: unknown) => (item as { name?: unknown } | null)?.name === stanza) as
+    { backup?: readonly { timestamp?: { stop?: unknown } }[] } | undefined;
+  const stops = (entry?.backup ?? []).map((backup) => backup.timestamp?.stop).filter((stop): stop is number => typeof stop === 'number');
+  return stops.length === 0 ? undefined : Math.max(...stops);
+}
+
 /** Whether pgwarden should create a posix repository directory itself (not for s3, gcs, azure or sftp repositories). */
 export function isLocalRepository(settings: PgBackrestSettings): boolean {
   const type = settings.options['repo1-type'];

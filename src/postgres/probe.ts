@@ -2,7 +2,7 @@
 // into the LocalPg core reasons about; also the cheap WAL-position query between cycles.
 import type { WalStatus } from '../core/ports.js';
 import { STOPPED_PG } from '../core/local-pg.js';
-import type { LocalPg, ReplicationRow } from '../core/types.js';
+import type { ArchiverState, LocalPg, ReplicationRow } from '../core/types.js';
 import { roleFromControlState, type ControlData } from './controldata.js';
 import { parseLsn } from './lsn.js';
 
@@ -22,6 +22,9 @@ export const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   (SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings) AS pending_restart,
   current_setting('synchronous_standby_names') AS synchronous_standby_names,
   current_setting('wal_level') AS wal_level,
+  current_setting('archive_mode') AS archive_mode,
+  (SELECT json_build_object('archived_count', archived_count, 'failed_count', failed_count,
+     'last_archived', extract(epoch FROM last_archived_time), 'last_failed', extract(epoch FROM last_failed_time)) FROM pg_stat_archiver) AS archiver,
   (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'database', database, 'plugin', plugin, 'active', active,
      'restart_lsn', restart_lsn::text, 'confirmed_flush_lsn', confirmed_flush_lsn::text, 'wal_status', wal_status,
      'xmin', xmin::text, 'retained', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)) ORDER BY slot_name), '[]'::json)
@@ -48,6 +51,13 @@ export interface ProbeSlotRow {
   readonly xmin?: string | null;
 }
 
+export interface ProbeArchiverRow {
+  readonly archived_count: number;
+  readonly failed_count: number;
+  readonly last_archived: number | null;
+  readonly last_failed: number | null;
+}
+
 export interface ProbeRow {
   readonly in_recovery: boolean;
   readonly write_lsn: string | null;
@@ -65,6 +75,9 @@ export interface ProbeRow {
   readonly pending_restart: boolean;
   readonly synchronous_standby_names: string;
   readonly wal_level: string;
+  /** Absent in rows recorded before the archiver was read (test fixtures). */
+  readonly archive_mode?: string;
+  readonly archiver?: ProbeArchiverRow | null;
   readonly slots: readonly ProbeSlotRow[];
   readonly replication: readonly (ReplicationRow & {
     readonly flush_lsn: string | null;
@@ -137,6 +150,26 @@ export function localPgFromRow(row: ProbeRow, context: ProbeContext, replicaTime
     standbyFlushLsn: standbyPositions(row.replication, 'flush_lsn'),
     standbyWriteLsn: standbyPositions(row.replication, 'write_lsn'),
     standbyReplayLsn: standbyPositions(row.replication, 'replay_lsn'),
+    ...(row.archiver !== undefined && row.archiver !== null && row.archive_mode !== undefined
+      ? { archiver: archiverFromRow(row.archive_mode, row.archiver) }
+      : {}),
+  };
+}
+
+const epochOrUndefined = (value: number | string | null): number | undefined => {
+  if (value === null) return undefined;
+  const epoch = Number(value);
+  return Number.isFinite(epoch) ? epoch : undefined;
+};
+
+/** pg_stat_archiver's one row (json numbers; extract(epoch) may arrive as a numeric string). */
+export function archiverFromRow(mode: string, row: ProbeArchiverRow): ArchiverState {
+  return {
+    mode,
+    archivedCount: Number(row.archived_count),
+    failedCount: Number(row.failed_count),
+    lastArchivedEpochS: epochOrUndefined(row.last_archived),
+    lastFailedEpochS: epochOrUndefined(row.last_failed),
   };
 }
 

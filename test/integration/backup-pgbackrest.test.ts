@@ -64,6 +64,8 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
   let cluster: LocalCluster | undefined;
   let restored: LocalCluster | undefined;
   let scriptDir: string | undefined;
+  /** When the full backup of the restore test started and ended (epoch seconds). */
+  let backupWindowS: { from: number; to: number } | undefined;
 
   before(async () => {
     cluster = await startTestCluster(SCOPE, { nodes: 2, backup: true });
@@ -100,7 +102,9 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
     const { leader, replicas } = await waitHealthy(local, 60_000);
     const replica = replicas[0]!;
     await sql(local, leader, 'CREATE TABLE backrest_rows AS SELECT generate_series(1, 1000) AS id');
+    const backupFromS = Math.floor(Date.now() / 1000);
     await pgbackrest(local, leader, ['--type=full', 'backup']);
+    backupWindowS = { from: backupFromS, to: Math.ceil(Date.now() / 1000) };
     await sql(local, leader, 'INSERT INTO backrest_rows SELECT generate_series(1001, 1500)');
     const restoredBefore = logLines(local, replica, /replica created with pgbackrest/);
     // The first clone found no backup yet: pg_basebackup, said so (pgbackrest skipped).
@@ -119,6 +123,31 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
     await waitStreamingWithRows(local, replica, 1500);
     await sql(local, leader, 'INSERT INTO backrest_rows SELECT generate_series(1501, 1600)');
     await waitStreamingWithRows(local, replica, 1600);
+  });
+
+  it("the leader's /metrics shows the backup's finish time (pgbackrest info) and WAL archived by pg_stat_archiver", async () => {
+    const local = cluster!;
+    const window = backupWindowS ?? assert.fail('the backup of the restore test did not run');
+    const { leader } = await waitHealthy(local, 60_000);
+    const metric = async (name: string): Promise<number | undefined> => {
+      const response = await fetch(`http://${local.node(leader).host}:${local.node(leader).apiPort}/metrics`, {
+        signal: AbortSignal.timeout(3000),
+      });
+      const value = new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'm').exec(await response.text())?.[1];
+      return value === undefined ? undefined : Number(value);
+    };
+    // Read every 20 s while no backup was seen, then every 2 minutes: the backup shows within a read or two.
+    const stopS = await waitUntil(
+      async () => {
+        const value = await metric('pgwarden_backup_last_completed_time_seconds');
+        return value !== undefined && value > 0 ? value : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 1000, describe: 'pgwarden_backup_last_completed_time_seconds on the leader' },
+    );
+    assert.ok(stopS >= window.from && stopS <= window.to, `backup stop ${stopS} within ${JSON.stringify(window)}`);
+    assert.equal(await metric('pgwarden_archive_enabled'), 1);
+    assert.ok((await metric('pgwarden_archive_archived_count'))! > 0, 'WAL was archived (the backup waits for it)');
+    assert.ok((await metric('pgwarden_archive_last_archived_time_seconds'))! >= window.from - 600);
   });
 
   it('falls back to pg_basebackup when the repository cannot be read, and says so', async () => {

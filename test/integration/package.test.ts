@@ -44,7 +44,7 @@ describe('the npm package', { timeout: 120_000 }, () => {
     if (dir !== '') await rm(dir, { recursive: true, force: true });
   });
 
-  it('holds the built program, the addon sources and its build script, the systemd units and the README; no tests', async () => {
+  it('holds the built program, the addon sources and its build script, the systemd units, alert rules, dashboard and README; no tests', async () => {
     const listing = await runProgram('tar', ['-tzf', tarball]);
     assert.equal(listing.code, 0, listing.stderr);
     const files = listing.stdout.split('\n').filter((line) => line !== '');
@@ -60,6 +60,9 @@ describe('the npm package', { timeout: 120_000 }, () => {
       'package/scripts/build-native.sh',
       'package/deploy/systemd/pgwarden-agent@.service',
       'package/deploy/systemd/pgwarden-proxy.service',
+      'package/deploy/prometheus/pgwarden-alerts.yml',
+      'package/deploy/prometheus/pgwarden-alerts.test.yml',
+      'package/deploy/grafana/pgwarden-dashboard.json',
     ])
       assert.ok(files.includes(file), `${file} is in the tarball: ${files.join(' ')}`);
     const unwanted = files.filter(
