@@ -2,6 +2,7 @@
 import { PATRONI_WIRE_VERSION } from '../core/patroni-wire.js';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { BackupRunner } from '../agent/backup-runner.js';
 import { CallbackRunner } from '../agent/callbacks.js';
 import { assertNoRunningNamesake } from '../agent/duplicate-name.js';
 import { Agent } from '../agent/loop.js';
@@ -249,6 +250,11 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
       callbacks: new CallbackRunner(reloaded.postgresql.callbacks ?? {}, config.scope, log),
     });
   };
+  // The backup: section: POST /backup runs pgBackRest here in the background, one backup at a time in the cluster.
+  const backupRunner =
+    config.backup === undefined
+      ? undefined
+      : new BackupRunner({ name: config.name, locks: dcs, tool: pg, clock, log, getSnapshot: () => agent.snapshot() });
   const api = await startApiServer({
     host: restapi.listen.host,
     port: restapi.listen.port,
@@ -266,6 +272,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     extraHeaders: { ...restapi.http_extra_headers, ...(isHttps ? restapi.https_extra_headers : {}) },
     authentication: restapi.authentication,
     receiveFailsafe: (body) => agent.receiveFailsafe(body),
+    backup: backupRunner,
     allowlist: new Allowlist({
       entries: restapi.allowlist ?? [],
       includeMembers: restapi.allowlist_include_members ?? false,
@@ -281,8 +288,8 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     if (isStopping) return;
     isStopping = true;
     log.info({ signal }, 'shutting down: stopping PostgreSQL and releasing the leader lock');
-    agent
-      .stop({ stopPostgres: true })
+    (backupRunner?.close() ?? Promise.resolve())
+      .then(() => agent.stop({ stopPostgres: true }))
       .catch((error: unknown) => log.error({ error: describeError(error) }, 'shutdown failed'))
       .finally(() => {
         void api.close().finally(() => process.exit(0));
