@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
-import { chmod } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, runCli, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
@@ -41,9 +43,14 @@ describe('backups as commands (pgwarden backup, POST /backup, GET /backups)', { 
     config = ['-c', cluster.node('node1').configPath];
   });
 
+  let scheduled: LocalCluster | undefined;
+  const scheduledRepository = join(tmpdir(), `pgw-brsched-repo-${process.pid}`);
+
   after(async () => {
     if (cluster !== undefined) await chmod(backupRepositoryOf(cluster.dir), 0o750).catch(() => undefined);
+    await teardownCluster(scheduled);
     await teardownCluster(cluster);
+    await rm(scheduledRepository, { recursive: true, force: true });
   });
 
   it('takes a full backup on the streaming standby with --wait; backup list shows it', async () => {
@@ -135,5 +142,26 @@ describe('backups as commands (pgwarden backup, POST /backup, GET /backups)', { 
     assert.equal(primaryBackup.code, 0, primaryBackup.stderr);
     assert.match(primaryBackup.stdout, new RegExp(`Backup started: diff on ${candidate} \\(primary\\)`));
     assert.equal((await list()).at(-1)?.type, 'diff');
+  });
+
+  it('backup.schedule: the leader starts the scheduled backup when its minute comes (one member: on itself)', async () => {
+    const local = await startTestCluster('brsched', {
+      nodes: 1,
+      backup: { repository: scheduledRepository, schedule: { incr: '* * * * *' } },
+    });
+    scheduled = local;
+    const { leader } = await waitHealthy(local, 120_000);
+    await waitUntil(async () => logLines(local, leader, /scheduled incr backup started on/) > 0, {
+      timeoutMs: 150_000,
+      intervalMs: 1000,
+      describe: 'a scheduled backup started by the leader',
+      lastState: () => agentLogTail(local, leader, /backup|stanza/),
+    });
+    await waitUntil(async () => logLines(local, leader, /backup finished in/) > 0, {
+      timeoutMs: 120_000,
+      intervalMs: 1000,
+      describe: 'the scheduled backup finished',
+      lastState: () => agentLogTail(local, leader, /backup|stanza/),
+    });
   });
 });

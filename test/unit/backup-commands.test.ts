@@ -1,8 +1,12 @@
 // Backups as commands (issue 16 point 4), the parts without processes: which member takes a backup, pgBackRest's
-// command line from a standby, what `info` lists, the REST answers, and the runner's lock and stop on a layout change.
+// command line from a standby, what `info` lists, the REST answers, the runner's lock and stop on a layout change, and
+// backup.schedule (cron) with the leader's scheduler.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BackupRunner } from '../../src/agent/backup-runner.js';
+import { BackupScheduler } from '../../src/agent/backup-scheduler.js';
+import { backupSection } from '../../src/config/backup.js';
+import { cronMatches, dueBackupType, parseCron, type CronSpec } from '../../src/core/backup-schedule.js';
 import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { handlePostBackup, type BackupEndpoint } from '../../src/api/backup.js';
 import { renderBackupRows } from '../../src/cli/commands/backup.js';
@@ -281,5 +285,83 @@ describe('BackupRunner', () => {
     assert.match(await refuse(replicaSnapshot({ pg: primaryPg({ role: 'replica', isStreaming: false }) })), /not streaming/);
     assert.match(await refuse(agentSnapshot({ name: 'node2', isLeaderWithLock: false })), /without the leader lock/);
     assert.equal(backupLayoutOf('replica', 'node1'), 'replica@node1');
+  });
+});
+
+describe('backup.schedule (cron, UTC)', () => {
+  const at = (iso: string): number => Date.parse(iso);
+  const spec = (expression: string): CronSpec => {
+    const parsed = parseCron(expression);
+    assert.notEqual(typeof parsed, 'string', typeof parsed === 'string' ? parsed : expression);
+    return parsed as CronSpec;
+  };
+
+  it('parses fields, lists, ranges, steps and macros; refuses what is not cron', () => {
+    assert.equal(cronMatches(spec('30 2 * * *'), at('2026-12-07T02:30:00Z')), true);
+    assert.equal(cronMatches(spec('30 2 * * *'), at('2026-12-07T02:31:00Z')), false);
+    assert.equal(cronMatches(spec('*/15 * * * *'), at('2026-12-07T05:45:00Z')), true);
+    assert.equal(cronMatches(spec('0 9-17 * * 1-5'), at('2026-12-07T12:00:00Z')), true, 'a Monday');
+    assert.equal(cronMatches(spec('0 9-17 * * 1-5'), at('2026-12-06T12:00:00Z')), false, 'a Sunday');
+    assert.equal(cronMatches(spec('0 0 * * 7'), at('2026-12-06T00:00:00Z')), true, '7 is Sunday too');
+    assert.equal(cronMatches(spec('@daily'), at('2026-12-07T00:00:00Z')), true);
+    assert.equal(cronMatches(spec('0 0 1 * 1'), at('2026-12-07T00:00:00Z')), true, 'day of month or weekday');
+    assert.match(parseCron('daily 02:00') as string, /five fields/);
+    assert.match(parseCron('61 * * * *') as string, /minute "61" is out of range/);
+    assert.match(parseCron('0 0 * * mon') as string, /day of week "mon"/);
+  });
+
+  it('says which backup fell due between two looks; full wins over diff and incr due at once', () => {
+    const schedules = [
+      { type: 'full' as const, spec: spec('0 2 * * 0') },
+      { type: 'incr' as const, spec: spec('0 * * * *') },
+    ];
+    assert.equal(dueBackupType(schedules, at('2026-12-07T04:59:30Z'), at('2026-12-07T05:00:10Z')), 'incr');
+    assert.equal(dueBackupType(schedules, at('2026-12-07T05:00:10Z'), at('2026-12-07T05:00:25Z')), undefined, 'once per minute');
+    assert.equal(dueBackupType(schedules, at('2026-12-06T01:59:50Z'), at('2026-12-06T02:00:05Z')), 'full', 'Sunday 02:00');
+  });
+
+  it('config: a string is the full backups\u2019 schedule; a bad expression is a config error', () => {
+    assert.equal(backupSection.safeParse({ repository: '/r', schedule: '0 2 * * *' }).success, true);
+    assert.equal(backupSection.safeParse({ repository: '/r', schedule: { full: '0 2 * * 0', incr: '@hourly' } }).success, true);
+    const bad = backupSection.safeParse({ repository: '/r', schedule: { full: 'sometimes' } });
+    assert.equal(bad.success, false);
+    assert.match(JSON.stringify(bad.error?.issues), /backup.schedule: \\"sometimes\\" is not a cron expression/);
+    assert.equal(backupSection.safeParse({ repository: '/r', schedule: { weekly: '@weekly' } }).success, false);
+  });
+});
+
+describe('BackupScheduler (the leader starts scheduled backups)', () => {
+  it('starts a due backup on the streaming standby, only while leading, and falls back to itself when the standby refuses', async () => {
+    let wall = Date.parse('2026-12-07T04:59:50Z');
+    const clock = new FakeClock();
+    const wallClock = Object.assign(Object.create(clock) as FakeClock, { wallIso: () => new Date(wall).toISOString() });
+    const members = [member('node1', { role: 'primary' }), member('node2', { replication_state: 'streaming' })];
+    let snapshot = agentSnapshot({ view: view({ leaderName: 'node1', members }) });
+    const calls: string[] = [];
+    let answer = 202;
+    const scheduler = new BackupScheduler({
+      schedules: [{ type: 'incr', spec: parseCron('0 * * * *') as CronSpec }],
+      clock: wallClock,
+      log: silentLog,
+      getSnapshot: () => snapshot,
+      startOn: async (target, type) => {
+        calls.push(`${type}@${target.name}`);
+        return { status: target.name === 'node2' ? answer : 202, text: '' };
+      },
+    });
+    assert.equal(await scheduler.tick(), undefined, 'the first look only sets the clock');
+    wall += 20_000;
+    assert.equal(await scheduler.tick(), 'incr');
+    assert.deepEqual(calls, ['incr@node2']);
+    // Not leading: nothing, and the next leader does not make up the missed run.
+    snapshot = agentSnapshot({ isLeaderWithLock: false, view: view({ leaderName: 'node1', members }) });
+    wall += 3600_000;
+    assert.equal(await scheduler.tick(), undefined);
+    snapshot = agentSnapshot({ view: view({ leaderName: 'node1', members }) });
+    assert.equal(await scheduler.tick(), undefined);
+    answer = 503;
+    wall += 3600_000;
+    assert.equal(await scheduler.tick(), 'incr');
+    assert.deepEqual(calls, ['incr@node2', 'incr@node2', 'incr@node1']);
   });
 });
