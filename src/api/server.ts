@@ -9,6 +9,7 @@ import { describeError } from '../util/errors.js';
 import { redactText } from '../util/redact.js';
 import type { Log } from '../util/log.js';
 import type { Allowlist } from './allowlist.js';
+import { handleGetBackup, handleGetBackups, handlePostBackup, type BackupEndpoint } from './backup.js';
 import { MetricsExporter } from './metrics.js';
 import {
   handleConfigWrite,
@@ -58,6 +59,8 @@ export interface ApiServerOptions {
   readonly authentication?: { readonly username: string; readonly password?: string | undefined } | undefined;
   /** restapi.allowlist (+ allowlist_include_members): client addresses admitted to unsafe endpoints. */
   readonly allowlist?: Allowlist | undefined;
+  /** POST /backup, GET /backup, GET /backups (the `backup:` section); absent: they answer 501. */
+  readonly backup?: BackupEndpoint | undefined;
   /** POST /failsafe (failsafe_mode): a leader without the DCS asks this member to confirm it. */
   readonly receiveFailsafe?:
     ((body: unknown) => { readonly status: number; readonly message: string; readonly lsn: bigint | undefined }) | undefined;
@@ -138,6 +141,10 @@ async function handleUnsafe(method: string, segment: string, request: IncomingMe
     if (!isAuthorized(header, auth)) return plain(401, 'not authenticated');
   }
   if (method === 'POST' && segment === '/failsafe') return handleFailsafe(request, options);
+  if (method === 'POST' && segment === '/backup') {
+    const body = await readJsonBody(request);
+    return 'status' in body ? body : handlePostBackup(body.body, options.backup);
+  }
   const dcs = options.dcs;
   if (dcs === undefined) return plain(501, `${method} ${segment} is not available on this server`);
   const parsed = await readJsonBody(request);
@@ -216,6 +223,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     if (method === 'GET' && segment === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.contentType });
       response.end(await metrics.render(await liveSnapshot()));
+      return;
+    }
+    if (method === 'GET' && (url.pathname === '/backup' || url.pathname === '/backups')) {
+      const result = url.pathname === '/backup' ? await handleGetBackup(options.backup) : await handleGetBackups(options.backup);
+      send(response, result, options.extraHeaders);
       return;
     }
     if (UNSAFE_METHODS.has(method)) {

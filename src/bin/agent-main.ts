@@ -2,6 +2,10 @@
 import { PATRONI_WIRE_VERSION } from '../core/patroni-wire.js';
 import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { BackupRunner } from '../agent/backup-runner.js';
+import { BackupScheduler } from '../agent/backup-scheduler.js';
+import { BACKUP_TYPES } from '../core/backup-plan.js';
+import { parseCron, type CronSpec } from '../core/backup-schedule.js';
 import { CallbackRunner } from '../agent/callbacks.js';
 import { assertNoRunningNamesake } from '../agent/duplicate-name.js';
 import { Agent } from '../agent/loop.js';
@@ -175,7 +179,8 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
   // Requests to peers (leader race, POST /failsafe, the namesake check) go through the one REST client, configured as
   // Patroni's agent configures its own: ctl keys first, restapi's as the fallback (config/rest-client-settings.ts). An
   // unreadable ctl/restapi file is a start-up error naming the key, like an unreadable restapi.certfile.
-  const peers = new HttpPeerClient(createRestClient(restClientSettings(config)));
+  const restClient = createRestClient(restClientSettings(config));
+  const peers = new HttpPeerClient(restClient);
   try {
     await assertNoRunningNamesake(config.name, dcs, peers, AbortSignal.timeout(5000));
   } catch (error) {
@@ -249,6 +254,42 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
       callbacks: new CallbackRunner(reloaded.postgresql.callbacks ?? {}, config.scope, log),
     });
   };
+  // The backup: section: POST /backup runs pgBackRest here in the background, one backup at a time in the cluster.
+  const backupRunner =
+    config.backup === undefined
+      ? undefined
+      : new BackupRunner({ name: config.name, locks: dcs, tool: pg, clock, log, getSnapshot: () => agent.snapshot() });
+  // backup.schedule: the leader's agent starts scheduled backups on the member `pgwarden backup` would pick.
+  const schedules = BACKUP_TYPES.flatMap((type) => {
+    const expression = config.backup?.schedule?.[type];
+    const spec = expression === undefined ? undefined : parseCron(expression);
+    return spec === undefined || typeof spec === 'string' ? [] : [{ type, spec: spec satisfies CronSpec }];
+  });
+  const backupScheduler =
+    backupRunner === undefined || schedules.length === 0
+      ? undefined
+      : new BackupScheduler({
+          schedules,
+          clock,
+          log,
+          getSnapshot: () => agent.snapshot(),
+          startOn: async (member, type) => {
+            if (member.name === config.name) {
+              const started = await backupRunner.start(type);
+              return {
+                status: started.kind === 'started' ? 202 : started.kind === 'busy' ? 409 : 503,
+                text:
+                  started.kind === 'busy' ? `running on ${started.holder.member}` : started.kind === 'refused' ? started.reason : 'started',
+              };
+            }
+            const reply = await restClient.callMember(member.api_url, '/backup', {
+              method: 'POST',
+              body: { type },
+              signal: AbortSignal.timeout(15_000),
+            });
+            return { status: reply.status, text: reply.text };
+          },
+        });
   const api = await startApiServer({
     host: restapi.listen.host,
     port: restapi.listen.port,
@@ -266,6 +307,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     extraHeaders: { ...restapi.http_extra_headers, ...(isHttps ? restapi.https_extra_headers : {}) },
     authentication: restapi.authentication,
     receiveFailsafe: (body) => agent.receiveFailsafe(body),
+    backup: backupRunner,
     allowlist: new Allowlist({
       entries: restapi.allowlist ?? [],
       includeMembers: restapi.allowlist_include_members ?? false,
@@ -274,6 +316,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
   });
   log.info({ api: `${restapi.listen.host}:${api.port}`, data_dir: dataDir }, 'pgwarden agent started');
   agent.start();
+  backupScheduler?.start();
   trimWorkingSetLater(log);
 
   let isStopping = false;
@@ -281,8 +324,9 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     if (isStopping) return;
     isStopping = true;
     log.info({ signal }, 'shutting down: stopping PostgreSQL and releasing the leader lock');
-    agent
-      .stop({ stopPostgres: true })
+    backupScheduler?.close();
+    (backupRunner?.close() ?? Promise.resolve())
+      .then(() => agent.stop({ stopPostgres: true }))
       .catch((error: unknown) => log.error({ error: describeError(error) }, 'shutdown failed'))
       .finally(() => {
         void api.close().finally(() => process.exit(0));

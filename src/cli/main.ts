@@ -17,6 +17,7 @@ import {
   switchoverCommand,
   type ControlContext,
 } from './commands/control.js';
+import { backupCommand, fetchBackupRows, renderBackupRows } from './commands/backup.js';
 import { eventsCommand } from './commands/events.js';
 import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.js';
@@ -190,6 +191,29 @@ export function buildProgram(deps: CliDeps): Command {
         throw new PgwardenError('PGW_CLI_PARTIAL_FAILURE', 'some reinitializations failed', {
           context: { command: ['pgwarden', 'reinit'], members: failed, hint: 'the Failed: lines above say why for each member' },
         });
+    });
+  const backup = program
+    .command('backup')
+    .description('take a backup with pgBackRest (backup: section) on a streaming standby, else the leader; `backup list` lists them')
+    .addOption(new Option('-t, --type <type>', 'backup type').choices(['full', 'diff', 'incr']).default('full'))
+    .addOption(new Option('--from <source>', 'take it on a streaming standby or on the primary').choices(['standby', 'primary']))
+    .option('--wait', 'wait until the backup finished and say how it went')
+    .option('--timeout <seconds>', 'how long --wait waits', '3600')
+    .action(async (options: { type: 'full' | 'diff' | 'incr'; from?: 'standby' | 'primary'; wait?: boolean; timeout: string }) => {
+      const timeoutS = Number(options.timeout);
+      if (!Number.isInteger(timeoutS) || timeoutS < 1)
+        throw new PgwardenError('PGW_CLI_USAGE', `--timeout must be a positive number of seconds, got "${options.timeout}"`, {
+          context: { command: ['pgwarden', 'backup'], flag: '--timeout', value: options.timeout, hint: 'e.g. --timeout 600' },
+        });
+      await backupCommand({ type: options.type, from: options.from, wait: options.wait, timeoutS }, await control(true));
+    });
+  backup
+    .command('list')
+    .description("the repository's backups (pgBackRest info, through any member's GET /backups)")
+    .addOption(new Option('-f, --format <format>', 'output format').choices(['pretty', 'json']).default('pretty'))
+    .action(async (options: { format: 'pretty' | 'json' }) => {
+      const { rows } = await fetchBackupRows(await control(true));
+      deps.out(renderBackupRows(rows, options.format));
     });
   program
     .command('show-config')

@@ -3,8 +3,16 @@
 // the member runs with.
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
+import type { BackupType } from '../core/backup-plan.js';
+import { parseCron } from '../core/backup-schedule.js';
 
 const optionValue = z.union([z.string(), z.number(), z.boolean()]);
+
+function checkCron(expression: string, context: z.RefinementCtx): void {
+  const parsed = parseCron(expression);
+  if (typeof parsed === 'string') context.addIssue({ code: 'custom', message: `backup.schedule: ${parsed}` });
+}
+const cron = z.string().superRefine(checkCron).optional();
 
 export const backupSection = z
   .object({
@@ -20,8 +28,11 @@ export const backupSection = z
     config_file: z.string().min(1).optional(),
     /** repo1-retention-full. */
     retention_full: z.number().int().min(1).optional(),
-    /** A cron expression for full backups: accepted, not run yet. */
-    schedule: z.string().optional(),
+    /**
+     * When the leader's agent starts backups: a cron expression (UTC) for full backups, or one per type, e.g.
+     * { full: '0 2 * * 0', diff: '0 2 * * 1-6', incr: '0 * * * *' }.
+     */
+    schedule: z.union([z.string().superRefine(checkCron), z.object({ full: cron, diff: cron, incr: cron }).strict()]).optional(),
     /** Further pgBackRest [global] options written as given, e.g. { 'compress-type': 'zst', 'repo1-type': 's3' }. */
     options: z.record(z.string(), optionValue).optional(),
   })
@@ -38,7 +49,8 @@ export interface BackupSettings {
   /** A directory of this member's own for pgBackRest's lock, log and spool files. */
   readonly workDir: string;
   readonly retentionFull: number | undefined;
-  readonly schedule: string | undefined;
+  /** Cron expressions (UTC) per backup type; undefined: no scheduled backups. */
+  readonly schedule: { readonly [type in BackupType]?: string | undefined } | undefined;
   readonly options: Readonly<Record<string, string | number | boolean>>;
 }
 
@@ -51,7 +63,7 @@ export function resolveBackup(section: RawBackupSection, scope: string, name: st
     configFile: section.config_file ?? join(base, `pgbackrest-${name}.conf`),
     workDir: join(base, `pgbackrest-${name}`),
     retentionFull: section.retention_full,
-    schedule: section.schedule,
+    schedule: typeof section.schedule === 'string' ? { full: section.schedule } : section.schedule,
     options: section.options ?? {},
   };
 }

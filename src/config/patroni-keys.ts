@@ -220,9 +220,9 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   },
   {
     path: 'backup.schedule',
-    status: 'warned',
+    status: 'honoured',
     origin: 'pgwarden',
-    note: 'scheduled backups are not run yet: take them with pgbackrest backup (README, Backups)',
+    note: 'cron (UTC) for full backups, or per type { full, diff, incr }: the leader\u2019s agent starts them on a streaming standby, else on itself, one at a time (README, Backups)',
   },
   {
     path: 'bootstrap.pg_hba',

@@ -96,6 +96,49 @@ export interface Dcs {
   close(): Promise<void>;
 }
 
+/** The value of the backup lock key `<namespace>/<scope>/backup`: who runs which backup since when. */
+export interface BackupLockRecord {
+  readonly member: string;
+  readonly type: 'full' | 'diff' | 'incr';
+  /** Wall-clock ISO-8601 time the backup started. */
+  readonly started: string;
+}
+
+/**
+ * One backup at a time in the cluster (the `backup:` section): a lock key on this agent's lease (as the leader key), so a
+ * dead agent's lock expires with its member key. Implemented by the DCS adapters beside Dcs.
+ */
+export interface BackupLocks {
+  /** Create-if-absent `backup = record` on this agent's lease of `ttlMs`; false when another backup holds it. */
+  acquireBackupLock(record: BackupLockRecord, ttlMs: number, signal: AbortSignal): Promise<CasResult>;
+  /** Delete the lock if it is still this member's; false when it was not. */
+  releaseBackupLock(signal: AbortSignal): Promise<CasResult>;
+  /** The lock's holder, or undefined when no backup runs. */
+  readBackupLock(signal: AbortSignal): Promise<BackupLockRecord | undefined>;
+}
+
+/** Where a standby backup reads the primary's non-replicated files (pgBackRest pg1 with --backup-standby). */
+export interface BackupPrimary {
+  readonly name: string;
+  readonly upstream: Upstream;
+}
+
+/** pgBackRest run by the PostgreSQL adapter as the postgres user (the `backup:` section). */
+export interface BackupTool {
+  /**
+   * `pgbackrest backup --type=<type>` for this member: on the primary (`primary` undefined), or from this streaming
+   * standby with --backup-standby (pg1 = `primary`, pg2 = this member). Aborting the signal stops pgBackRest (SIGTERM).
+   * Resolves with the new backup's label and size (bytes) from `info`.
+   */
+  runBackup(
+    type: 'full' | 'diff' | 'incr',
+    primary: BackupPrimary | undefined,
+    signal: AbortSignal,
+  ): Promise<{ readonly label: string | undefined; readonly sizeBytes: number | undefined }>;
+  /** `pgbackrest info --output=json` for the stanza, as printed. */
+  backupInfo(signal: AbortSignal): Promise<string>;
+}
+
 /** Where a replica streams from. */
 export interface Upstream {
   readonly name: string;

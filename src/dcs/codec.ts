@@ -9,6 +9,7 @@ import type {
   MemberRecord,
   SyncState,
 } from '../core/types.js';
+import type { BackupLockRecord } from '../core/ports.js';
 import type { ClusterKeys } from './keys.js';
 
 export interface RawKey {
@@ -193,4 +194,24 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     failsafe,
     revision,
   };
+}
+
+/** The backup lock's value: JSON {member, type, started}. */
+export function encodeBackupLock(record: BackupLockRecord): string {
+  return JSON.stringify({ member: record.member, type: record.type, started: record.started });
+}
+
+/** The backup lock read back; a value that is not ours (hand-written) still names a holder, so it still counts as held. */
+export function decodeBackupLock(value: string): BackupLockRecord {
+  try {
+    const parsed = JSON.parse(value) as Partial<Record<keyof BackupLockRecord, unknown>>;
+    const type = parsed.type === 'diff' || parsed.type === 'incr' ? parsed.type : 'full';
+    return {
+      member: typeof parsed.member === 'string' ? parsed.member : value,
+      type,
+      started: typeof parsed.started === 'string' ? parsed.started : '',
+    };
+  } catch {
+    return { member: value, type: 'full', started: '' };
+  }
 }

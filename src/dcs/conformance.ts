@@ -1,13 +1,13 @@
 // The behaviour every DCS backend must show (run against real etcd and the memory backend): locks, TTLs, CAS, watch, errors.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Dcs } from '../core/ports.js';
+import type { BackupLocks, Dcs } from '../core/ports.js';
 import type { MemberRecord } from '../core/types.js';
 import { isPgwardenError } from '../util/errors.js';
 
 export interface DcsHarness {
   /** A fresh scope per call, so tests don't see each other's keys. */
-  newScope(): (member: string) => Dcs;
+  newScope(): (member: string) => Dcs & BackupLocks;
   /** Lets more than the TTL pass (real sleep for etcd, fake clock for memory). */
   advancePastTtl(): Promise<void>;
   /** A client whose every call must fail with PGW_DCS_UNAVAILABLE. */
@@ -194,6 +194,36 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       assert.deepEqual(view.failsafe, topology, 'the failsafe key is permanent: replicas still read who may race');
       await b.setFailsafe({ node2: 'http://127.0.0.1:8009/patroni' }, signal());
       assert.deepEqual((await a.loadCluster(signal())).failsafe, { node2: 'http://127.0.0.1:8009/patroni' });
+    });
+
+    it('holds one backup lock at a time: only its holder releases it, it expires with the lease, and wakes no loop', async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      const record = { member: 'node1', type: 'full' as const, started: '2026-12-07T05:00:00Z' };
+      assert.equal(await a.readBackupLock(signal()), undefined);
+      const revision = (await b.loadCluster(signal())).revision;
+      let isWoken = false;
+      const watching = b.watch(revision, signal()).then(() => (isWoken = true));
+      const results = await Promise.all([
+        a.acquireBackupLock(record, ttlMs, signal()),
+        b.acquireBackupLock({ ...record, member: 'node2' }, ttlMs, signal()),
+      ]);
+      assert.equal(results.filter(Boolean).length, 1, 'exactly one of two racing members');
+      const holder = results[0] ? a : b;
+      const other = results[0] ? b : a;
+      assert.equal((await other.readBackupLock(signal()))?.member, results[0] ? 'node1' : 'node2');
+      await b.loadCluster(signal());
+      assert.equal(isWoken, false, 'the backup lock is not a control key');
+      await a.setFailover({ leader: 'node1' }, undefined, signal());
+      await watching;
+      assert.equal(await other.releaseBackupLock(signal()), false, 'a non-holder cannot release it');
+      assert.equal(await holder.releaseBackupLock(signal()), true);
+      assert.equal(await a.readBackupLock(signal()), undefined);
+      assert.equal(await a.acquireBackupLock(record, ttlMs, signal()), true);
+      await harness.advancePastTtl();
+      assert.equal(await b.readBackupLock(signal()), undefined, 'expired with the holder\u2019s lease');
+      assert.equal(await b.acquireBackupLock({ ...record, member: 'node2', type: 'incr' }, ttlMs, signal()), true);
+      assert.deepEqual(await a.readBackupLock(signal()), { ...record, member: 'node2', type: 'incr' });
     });
 
     it('fails with PGW_DCS_UNAVAILABLE, within the deadline, when unreachable', async () => {

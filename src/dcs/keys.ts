@@ -42,6 +42,10 @@ export class ClusterKeys {
   get failsafe(): string {
     return `${this.prefix}failsafe`;
   }
+  /** pgwarden's backup lock (the `backup:` section): one backup at a time in the cluster, on the runner's lease. */
+  get backup(): string {
+    return `${this.prefix}backup`;
+  }
   member(name: string): string {
     return `${this.prefix}members/${name}`;
   }
@@ -52,7 +56,7 @@ export class ClusterKeys {
    * Keys worth waking an agent's loop for. Member, status and history keys change every cycle somewhere; waking every
    * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key). The
    * heartbeat changes several times a second and has its own watch (agent/leader-silence.ts). The failsafe key follows
-   * the members and nobody acts on its change at once.
+   * the members and nobody acts on its change at once; nor does anybody act on the backup lock's.
    */
   isControlKey(key: string): boolean {
     return (
@@ -61,6 +65,7 @@ export class ClusterKeys {
       key !== this.history &&
       key !== this.heartbeat &&
       key !== this.failsafe &&
+      key !== this.backup &&
       !key.startsWith(this.membersPrefix)
     );
   }

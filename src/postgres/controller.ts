@@ -4,7 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
+import { backupRows } from '../core/backup-plan.js';
+import type { BackupPrimary, BackupTool, PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { LocalPg } from '../core/types.js';
@@ -40,6 +41,7 @@ import {
   latestBackupLabel,
   latestBackupStopEpochS,
   pgbackrestArgv,
+  pgbackrestBackupArgv,
   pgbackrestRestoreArgv,
   renderPgBackrestConf,
   type PgBackrestSettings,
@@ -114,7 +116,7 @@ const READY_CHECK_MS = 1000;
 const BACKUP_INFO_EVERY_MS = 120_000;
 const BACKUP_INFO_NONE_YET_EVERY_MS = 20_000;
 
-export class PostgresController implements PgController {
+export class PostgresController implements PgController, BackupTool {
   readonly #options: PgControllerOptions;
   readonly #dataDir: DataDir;
   readonly #postmaster: Postmaster;
@@ -286,6 +288,70 @@ export class PostgresController implements PgController {
         context: { member: this.#options.member, hint: 'check backup.repository: the postgres OS user must be able to read it' },
       });
     }
+  }
+
+  async backupInfo(signal: AbortSignal): Promise<string> {
+    const backup = this.#requireBackup();
+    const { stdout } = await this.#run(
+      pgbackrestArgv(backup, 'info', ['--output=json']),
+      AbortSignal.any([signal, AbortSignal.timeout(PGBACKREST_SHORT_MS)]),
+      { hint: 'check backup.repository: the postgres OS user must be able to read it' },
+    );
+    return stdout;
+  }
+
+  async runBackup(
+    type: 'full' | 'diff' | 'incr',
+    primary: BackupPrimary | undefined,
+    signal: AbortSignal,
+  ): Promise<{ readonly label: string | undefined; readonly sizeBytes: number | undefined }> {
+    const backup = this.#requireBackup();
+    await this.#writeBackupConfig();
+    const self = {
+      dataDir: this.#dataDir.path,
+      port: this.#options.port,
+      socketDir: this.#options.socketDir,
+      user: this.#options.superuser.username,
+    };
+    // A standby backup needs the primary as pg1: where its data dir and socket are, asked of the primary itself.
+    const standby =
+      primary === undefined
+        ? undefined
+        : {
+            primary: await withSession(this.#upstreamTarget(primary.upstream, HISTORY_TIMEOUTS), signal, async (client) => {
+              const row = (
+                await client.query<{ data_dir: string; sockets: string; port: string }>(
+                  "SELECT current_setting('data_directory') AS data_dir, current_setting('unix_socket_directories') AS sockets, current_setting('port') AS port",
+                )
+              ).rows[0];
+              if (row === undefined) throw new Error(`${primary.name} did not say where its data dir is`);
+              return {
+                dataDir: row.data_dir,
+                port: Number(row.port),
+                socketDir: row.sockets.split(',')[0]!.trim(),
+                user: this.#options.superuser.username,
+              };
+            }),
+            self,
+          };
+    await this.#run(pgbackrestBackupArgv(backup, type, standby), signal, {
+      hint:
+        standby === undefined
+          ? 'see pgBackRest\u2019s backup log in the backup work directory'
+          : 'a standby backup reads the primary\u2019s data dir too: both must be on this host, or set pg1-host in backup.options (or take it with --from primary)',
+    });
+    const rows = backupRows(JSON.parse(await this.backupInfo(signal)) as unknown, backup.stanza);
+    const newest = rows[rows.length - 1];
+    return { label: newest?.label, sizeBytes: newest?.sizeBytes };
+  }
+
+  #requireBackup(): PgBackrestSettings {
+    const backup = this.#options.backup;
+    if (backup === undefined)
+      throw new PgwardenError('PGW_CONFIG_INVALID', `[${this.#options.member}] no backup: section is configured`, {
+        context: { member: this.#options.member, key: 'backup', hint: 'add a backup: section (README, Backups) to every member' },
+      });
+    return backup;
   }
 
   // ---------- process ----------

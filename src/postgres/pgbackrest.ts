@@ -118,3 +118,25 @@ export function isLocalRepository(settings: PgBackrestSettings): boolean {
   const type = settings.options['repo1-type'];
   return type === undefined || type === 'posix';
 }
+
+/**
+ * `pgbackrest backup --type=<type>`: on the primary as its config file says (pg1 = this member), or from a streaming
+ * standby with --backup-standby, pg1 = the primary and pg2 = this standby, given on the command line over the config
+ * file's pg1 (pgBackRest copies the replicated files from the standby and only the rest from the primary). Without
+ * `pg1-host` in the options both data dirs must be local to this host; on separate hosts pgBackRest reaches the primary
+ * through pg1-host (SSH or its TLS server), set with backup.options.
+ */
+export function pgbackrestBackupArgv(
+  settings: PgBackrestSettings,
+  type: 'full' | 'diff' | 'incr',
+  standby: { readonly primary: PgBackrestMember; readonly self: PgBackrestMember } | undefined,
+): string[] {
+  const member = (index: number, target: PgBackrestMember): string[] => [
+    `--pg${index}-path=${target.dataDir}`,
+    `--pg${index}-port=${target.port}`,
+    `--pg${index}-socket-path=${target.socketDir}`,
+    `--pg${index}-user=${target.user}`,
+  ];
+  const extra = standby === undefined ? [] : ['--backup-standby', ...member(1, standby.primary), ...member(2, standby.self)];
+  return pgbackrestArgv(settings, 'backup', [`--type=${type}`, ...extra]);
+}

@@ -60,6 +60,10 @@ export type ErrorCode =
   | 'PGW_MEMBER_UNKNOWN'
   /** Another running agent already uses this member name (its REST API answers): this one refuses to start. */
   | 'PGW_DUPLICATE_MEMBER'
+  /** A backup runs in the cluster already (the DCS backup lock is held; context: member running it). */
+  | 'PGW_BACKUP_RUNNING'
+  /** A backup failed or was stopped (context: member, type, reason). */
+  | 'PGW_BACKUP_FAILED'
   | 'PGW_TASK_CANCELLED'
   | 'PGW_AGENT_STOPPING'
   | 'PGW_INTERNAL';

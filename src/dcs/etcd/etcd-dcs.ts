@@ -1,5 +1,5 @@
 // The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
-import type { CasResult, Dcs } from '../../core/ports.js';
+import type { BackupLockRecord, BackupLocks, CasResult, Dcs } from '../../core/ports.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -13,7 +13,17 @@ import type {
 } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
-import { buildClusterView, decodeHeartbeat, encodeFailsafe, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import {
+  buildClusterView,
+  decodeBackupLock,
+  encodeBackupLock,
+  decodeHeartbeat,
+  encodeFailsafe,
+  encodeHeartbeat,
+  encodeMember,
+  encodeStatus,
+  type RawKey,
+} from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 import {
   b64,
@@ -60,7 +70,9 @@ type Operation =
   | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
   | { readonly request_delete_range: { readonly key: string } };
 
-export class EtcdDcs implements Dcs {
+export class EtcdDcs implements Dcs, BackupLocks {
+  /** The exact value of the backup lock this member wrote: it deletes the lock only while it still holds that. */
+  #backupLockValue: string | undefined;
   readonly #keys: ClusterKeys;
   readonly #gateway: EtcdGateway;
   readonly #member: string;
@@ -166,6 +178,41 @@ export class EtcdDcs implements Dcs {
       signal,
       key,
     );
+  }
+
+  async acquireBackupLock(record: BackupLockRecord, ttlMs: number, signal: AbortSignal): Promise<CasResult> {
+    const lease = await this.#keepAlive(ttlMs, signal);
+    const key = this.#keys.backup;
+    const value = encodeBackupLock(record);
+    const isAcquired = await this.#txn(
+      [{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
+      [{ request_put: { key: b64(key), value: b64(value), lease } }],
+      signal,
+      key,
+    );
+    if (isAcquired) this.#backupLockValue = value;
+    return isAcquired;
+  }
+
+  async releaseBackupLock(signal: AbortSignal): Promise<CasResult> {
+    const value = this.#backupLockValue;
+    if (value === undefined) return false;
+    const key = this.#keys.backup;
+    const isReleased = await this.#txn(
+      [{ key: b64(key), target: 'VALUE', result: 'EQUAL', value: b64(value) }],
+      [{ request_delete_range: { key: b64(key) } }],
+      signal,
+      key,
+    );
+    this.#backupLockValue = undefined;
+    return isReleased;
+  }
+
+  async readBackupLock(signal: AbortSignal): Promise<BackupLockRecord | undefined> {
+    const key = this.#keys.backup;
+    const response = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, signal, key);
+    const kv = response.kvs?.[0];
+    return kv === undefined ? undefined : decodeBackupLock(unb64(kv.value));
   }
 
   async renewLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {

@@ -1,5 +1,5 @@
 // An in-memory DCS with etcd's semantics (revisions, leases on an injected clock, CAS, watch) for tests and simulations.
-import type { CasResult, Clock, Dcs } from '../../core/ports.js';
+import type { BackupLockRecord, BackupLocks, CasResult, Clock, Dcs } from '../../core/ports.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -12,7 +12,17 @@ import type {
   SyncState,
 } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
-import { buildClusterView, decodeHeartbeat, encodeFailsafe, encodeHeartbeat, encodeMember, encodeStatus, type RawKey } from '../codec.js';
+import {
+  buildClusterView,
+  decodeBackupLock,
+  encodeBackupLock,
+  decodeHeartbeat,
+  encodeFailsafe,
+  encodeHeartbeat,
+  encodeMember,
+  encodeStatus,
+  type RawKey,
+} from '../codec.js';
 import { ClusterKeys } from '../keys.js';
 
 interface StoredKey {
@@ -142,7 +152,8 @@ export class MemoryDcsStore {
   }
 }
 
-export class MemoryDcs implements Dcs {
+export class MemoryDcs implements Dcs, BackupLocks {
+  #backupLockValue: string | undefined;
   readonly #store: MemoryDcsStore;
   readonly #keys: ClusterKeys;
   readonly #member: string;
@@ -190,6 +201,29 @@ export class MemoryDcs implements Dcs {
     if (this.#store.get(this.#keys.leader) !== undefined) return false;
     this.#store.put(this.#keys.leader, this.#member, lease);
     return true;
+  }
+
+  async acquireBackupLock(record: BackupLockRecord, ttlMs: number, signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.backup);
+    const lease = this.#keepAlive(ttlMs);
+    if (this.#store.get(this.#keys.backup) !== undefined) return false;
+    this.#backupLockValue = encodeBackupLock(record);
+    this.#store.put(this.#keys.backup, this.#backupLockValue, lease);
+    return true;
+  }
+
+  async releaseBackupLock(signal: AbortSignal): Promise<CasResult> {
+    this.#check(signal, this.#keys.backup);
+    const value = this.#backupLockValue;
+    this.#backupLockValue = undefined;
+    if (value === undefined || this.#store.get(this.#keys.backup)?.value !== value) return false;
+    return this.#store.delete(this.#keys.backup);
+  }
+
+  async readBackupLock(signal: AbortSignal): Promise<BackupLockRecord | undefined> {
+    this.#check(signal, this.#keys.backup);
+    const current = this.#store.get(this.#keys.backup);
+    return current === undefined ? undefined : decodeBackupLock(current.value);
   }
 
   async renewLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {
