@@ -22,6 +22,7 @@ import {
   type RestartScheduler,
 } from './mutations.js';
 import { handleRequest, type ApiResponse } from './routes.js';
+import { UiStream, type UiStreamOptions } from './ui-stream.js';
 
 export interface ApiServerOptions {
   readonly host: string;
@@ -58,6 +59,10 @@ export interface ApiServerOptions {
   readonly authentication?: { readonly username: string; readonly password?: string | undefined } | undefined;
   /** restapi.allowlist (+ allowlist_include_members): client addresses admitted to unsafe endpoints. */
   readonly allowlist?: Allowlist | undefined;
+  /** Calls the listener after every HA cycle (the dashboard's live feed, GET /ui/stream); returns the unsubscribe function. */
+  readonly subscribeCycles?: UiStreamOptions['subscribe'];
+  /** A peer's GET /events (the dashboard shows every member's decisions). */
+  readonly fetchPeerEvents?: UiStreamOptions['fetchPeerEvents'];
   /** POST /failsafe (failsafe_mode): a leader without the DCS asks this member to confirm it. */
   readonly receiveFailsafe?:
     ((body: unknown) => { readonly status: number; readonly message: string; readonly lsn: bigint | undefined }) | undefined;
@@ -78,8 +83,8 @@ function send(response: ServerResponse, result: ApiResponse, extraHeaders: Reado
     return;
   }
   // The output boundary of the REST API: JSON bodies were redacted by key (routes.ts), text here (an error quoting a
-  // conninfo or a URL with its password).
-  const body = result.contentType.startsWith('text/') ? redactText(result.body) : result.body;
+  // conninfo or a URL with its password). The dashboard page (text/html) is a constant.
+  const body = result.contentType.startsWith('text/plain') ? redactText(result.body) : result.body;
   response.writeHead(result.status, {
     'content-type': result.contentType,
     'content-length': Buffer.byteLength(body),
@@ -191,6 +196,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const verifyClient = options.tls?.verifyClient ?? 'none';
   /** A client certificate signed by our CA (the TLS layer checked it; we only read the verdict). */
   const hasClientCertificate = (request: IncomingMessage): boolean => (request.socket as TLSSocket).authorized === true;
+  const uiStream = new UiStream({
+    getSnapshot: options.getSnapshot,
+    nowMs: options.nowMs,
+    subscribe: options.subscribeCycles,
+    fetchPeerEvents: options.fetchPeerEvents,
+  });
   const liveSnapshot = async (): Promise<AgentSnapshot> => (await options.getLiveSnapshot?.()) ?? options.getSnapshot();
   const onRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://localhost');
@@ -227,12 +238,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       });
       return;
     }
+    if (method === 'GET' && url.pathname === '/ui/stream') {
+      uiStream.attach(request, response);
+      return;
+    }
     const result = handleRequest(
       { method, path: url.pathname, query: url.searchParams },
       { snapshot: await liveSnapshot(), nowMs: options.nowMs() },
     );
     // Status-only replies (HEAD, OPTIONS, probes) stay bare, as HAProxy and Patroni expect.
-    send(response, result, result.body === undefined ? {} : options.extraHeaders);
+    send(response, result, result.body === undefined ? {} : { ...options.extraHeaders, ...result.headers });
   };
   const listener: RequestListener = (request, response) => {
     onRequest(request, response).catch((error: unknown) => {
@@ -278,6 +293,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     port,
     close: () =>
       new Promise<void>((resolve) => {
+        uiStream.close();
         server.closeAllConnections();
         server.close(() => resolve());
       }),
