@@ -21,7 +21,7 @@ button { font: inherit; padding: 3px 10px; cursor: pointer; }
 ol#timeline { list-style: none; padding: 0; margin: 0; border-left: 3px solid #9aa6b8; }
 ol#timeline li { margin: 0 0 8px 0; padding: 2px 10px; position: relative; background: #fff; }
 ol#timeline li::before { content: ""; position: absolute; left: -8px; top: 8px; width: 10px; height: 10px; border-radius: 50%; background: #4a6fa5; }
-#events { max-height: 320px; overflow-y: auto; }
+#events-box { max-height: 420px; overflow-y: auto; background: #fff; }
 svg.spark { vertical-align: middle; }
 `;
 
@@ -114,10 +114,23 @@ function causeOf(entry) {
   });
   return candidates.length ? candidates[candidates.length - 1] : undefined;
 }
-function pauseOf(entry) {
-  var at = Date.parse(entry[3] || '');
+/** Why the old leader was given up (a crash: its stale or silent lock removed), between the previous entry and the cause. */
+function triggerOf(cause, previous) {
+  if (!cause) return undefined;
+  var until = Date.parse(cause.at), since = previous ? Date.parse(previous[3] || '') : until - 60000;
+  var found = state.events.filter(function (e) {
+    var when = Date.parse(e.at);
+    return when <= until && when > Math.max(since, until - 60000) &&
+      e.actions.some(function (a) { return a === 'deleteStaleLeader' || a === 'deleteSilentLeader'; });
+  });
+  return found.length ? found[found.length - 1] : undefined;
+}
+/** A switchover's write pause: the old primary's demote to the new leader's history entry (none after a crash). */
+function pauseOf(entry, previous) {
+  var at = Date.parse(entry[3] || ''), since = previous ? Date.parse(previous[3] || '') : at - 60000;
   var demote = state.events.filter(function (e) {
-    return e.member !== entry[4] && e.actions.some(function (a) { return a === 'demote' || a === 'stop'; }) && Date.parse(e.at) <= at && Date.parse(e.at) > at - 60000;
+    var when = Date.parse(e.at);
+    return e.member !== entry[4] && e.actions.indexOf('demote') >= 0 && when <= at && when > Math.max(since, at - 60000);
   });
   return demote.length && !isNaN(at) ? (at - Date.parse(demote[demote.length - 1].at)) / 1000 : undefined;
 }
@@ -125,13 +138,15 @@ function renderTimeline() {
   var list = $('timeline');
   list.replaceChildren();
   var history = (state.cluster && state.cluster.history) || [];
-  history.slice().reverse().forEach(function (entry) {
-    var cause = causeOf(entry), pause = pauseOf(entry);
+  history.slice().reverse().forEach(function (entry, i) {
+    var previous = history[history.length - 2 - i];
+    var cause = causeOf(entry), pause = pauseOf(entry, previous), trigger = triggerOf(cause, previous);
     var kind = cause ? (/switchover/.test(cause.reason) ? 'switchover' : 'failover') : 'new timeline';
     list.append(el('li', { 'data-timeline': entry[0] + 1 }, [
       el('strong', {}, ['TL ' + (entry[0] + 1) + ' \\u2190 ' + entry[0] + ': ' + kind + ' to ' + (entry[4] || '?')]), ' ',
       el('span', { class: 'muted' }, [(entry[3] || '') + ' at LSN ' + entry[1]]), el('br'),
       el('span', { class: 'reason' }, [cause ? cause.reason : entry[2]]),
+      trigger ? el('span', { class: 'trigger' }, [' \u2014 after ' + trigger.member + ': ' + trigger.reason]) : '',
       pause !== undefined ? el('span', { class: 'muted' }, [' \\u2014 writes paused ~' + pause.toFixed(1) + ' s']) : '',
     ]));
   });

@@ -100,11 +100,17 @@ describe('the dashboard in Chromium', { timeout: 600_000 }, () => {
     assert.equal(await page.evaluate(() => (globalThis as unknown as InPage).marker), 42, 'the page was not reloaded');
     // The switchover appears in the timeline with the decision that made the candidate leader.
     await page.locator('#timeline li[data-timeline="2"]').waitFor({ timeout: 30_000 });
-    await waitUntil(async () => /switchover/.test(await page.locator('#timeline li[data-timeline="2"]').innerText()), {
-      timeoutMs: 15_000,
-      describe: 'the switchover in the timeline',
-      lastState: () => page.locator('#timeline').innerText(),
-    });
+    await waitUntil(
+      async () =>
+        /switchover to .*switchover candidate.*writes paused ~[\d.]+ s/s.test(
+          await page.locator('#timeline li[data-timeline="2"]').innerText(),
+        ),
+      {
+        timeoutMs: 15_000,
+        describe: 'the switchover, its reason and its write pause in the timeline',
+        lastState: () => page.locator('#timeline').innerText(),
+      },
+    );
     await page.screenshot({ path: `${SCREENSHOTS}/ui-switchover.png`, fullPage: true });
     leader = candidate;
   });
