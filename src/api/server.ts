@@ -234,7 +234,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       send(response, result, {
         ...options.extraHeaders,
         ...result.headers,
-        ...(result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}),
+        // Not to the dashboard (it asks itself): the browser's own login dialog would hold its request.
+        ...(result.status === 401 && request.headers['x-pgwarden-ui'] === undefined ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}),
       });
       return;
     }

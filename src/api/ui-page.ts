@@ -175,18 +175,23 @@ function addEvents(events) {
   renderTimeline();
 }
 function message(text, isError) { $('message').textContent = text; $('message').className = isError ? 'warn' : 'muted'; }
-function call(method, path, body) {
-  var headers = { 'content-type': 'application/json' };
+function call(method, path, body, isRetry) {
+  var headers = { 'content-type': 'application/json', 'x-pgwarden-ui': '1' };
   if (state.credentials) headers.authorization = 'Basic ' + state.credentials;
   message(method + ' ' + path + ' \\u2026');
   return fetch(root + path, { method: method, headers: headers, body: JSON.stringify(body) }).then(function (reply) {
     return reply.text().then(function (text) {
+      if (reply.status === 401 && isRetry) {
+        state.credentials = null;
+        message(method + ' ' + path + ': 401 ' + text + ' (wrong user name or password?)', true);
+        return;
+      }
       if (reply.status === 401) {
         var user = prompt('The REST API asks for credentials (restapi.authentication). User name:');
         if (user === null) { message('not authenticated', true); return; }
         var password = prompt('Password for ' + user + ':') || '';
         state.credentials = btoa(user + ':' + password);
-        return call(method, path, body);
+        return call(method, path, body, true);
       }
       message(method + ' ' + path + ': ' + reply.status + ' ' + text, reply.status >= 400);
     });
@@ -230,6 +235,7 @@ export const UI_PAGE = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>pgwarden dashboard</title>
+<link rel="icon" href="data:,">
 <style>${STYLE}</style>
 </head>
 <body>

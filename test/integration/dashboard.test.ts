@@ -26,6 +26,7 @@ describe('the dashboard in Chromium', { timeout: 600_000 }, () => {
   let opened = '';
   let leader = '';
   let others: string[] = [];
+  const prompts: string[] = [];
   const running = (): { cluster: LocalCluster; page: Page } => ({
     cluster: cluster ?? assert.fail('the cluster did not start'),
     page: page ?? assert.fail('the browser did not start'),
@@ -34,14 +35,22 @@ describe('the dashboard in Chromium', { timeout: 600_000 }, () => {
   const shownLeader = (): Promise<string> => running().page.locator('#leader').innerText();
 
   before(async () => {
-    cluster = await startTestCluster('uitest');
+    // With restapi.authentication: the page's actions must ask for the credentials, as the CLI needs them.
+    cluster = await startTestCluster('uitest', { restAuth: true });
+    const credentials = cluster.state().restapiAuthentication ?? assert.fail('restAuth gave no credentials');
     const healthy = await waitHealthy(cluster, 120_000);
     leader = healthy.leader;
     [opened = '', ...others] = healthy.replicas;
     others = [...others, leader];
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-    page.on('dialog', (dialog) => void dialog.accept());
+    // confirm() is accepted; the 401 prompts get the user name, then the password.
+    page.on('dialog', (dialog) => {
+      const message = dialog.message();
+      if (dialog.type() === 'prompt') prompts.push(message);
+      const answer = /User name/.test(message) ? credentials.username : /Password/.test(message) ? (credentials.password ?? '') : undefined;
+      void dialog.accept(answer);
+    });
     await mkdir(SCREENSHOTS, { recursive: true });
   });
 
@@ -98,6 +107,7 @@ describe('the dashboard in Chromium', { timeout: 600_000 }, () => {
     t.diagnostic(diagnostic);
     assert.ok(delayMs <= 2000, diagnostic);
     assert.equal(await page.evaluate(() => (globalThis as unknown as InPage).marker), 42, 'the page was not reloaded');
+    assert.equal(prompts.length, 2, `asked for the user name and the password once: ${prompts.join(' / ')}`);
     // The switchover appears in the timeline with the decision that made the candidate leader.
     await page.locator('#timeline li[data-timeline="2"]').waitFor({ timeout: 30_000 });
     await waitUntil(
@@ -113,6 +123,20 @@ describe('the dashboard in Chromium', { timeout: 600_000 }, () => {
     );
     await page.screenshot({ path: `${SCREENSHOTS}/ui-switchover.png`, fullPage: true });
     leader = candidate;
+  });
+
+  it('pause and resume from the page (the credentials given once are kept)', async () => {
+    const { cluster, page } = running();
+    await page.locator('#toggle-pause').click();
+    await page.locator('#pause.paused').waitFor({ timeout: 15_000 });
+    assert.equal((await cluster.view()).config?.pause, true);
+    await page.locator('#toggle-pause').click();
+    await waitUntil(async () => (await page.locator('#pause').innerText()) === 'automatic failover on', {
+      timeoutMs: 15_000,
+      describe: 'resumed on the page',
+    });
+    assert.notEqual((await cluster.view()).config?.pause, true);
+    assert.equal(prompts.length, 2, 'no new credentials prompt');
   });
 
   it('a killed primary: the failover appears in the timeline with its reason', async (t) => {

@@ -72,13 +72,35 @@ describe('dashboard', () => {
     const page = reply.body ?? '';
     assert.match(page, /<script>/);
     assert.doesNotMatch(page, /\b(src|href)=["']?https?:/, 'no external script, style or image');
-    assert.doesNotMatch(page, /<script src|<link /);
+    assert.doesNotMatch(page, /<script src|<link (?!rel="icon" href="data:,")/, 'no script or stylesheet file');
     const script = page.split('<script>')[1]?.split('</script>')[0] ?? '';
     assert.doesNotThrow(() => new Script(script), 'the inline script parses');
     assert.equal(
       handleRequest({ method: 'GET', path: '/ui/nope', query: new URLSearchParams() }, { snapshot: agentSnapshot(), nowMs: 0 }).status,
       404,
     );
+  });
+
+  it("a 401 to the dashboard's own request has no WWW-Authenticate (the page asks; the browser's dialog would hold it)", async () => {
+    const server = await startApiServer({
+      host: '127.0.0.1',
+      port: 0,
+      getSnapshot: () => agentSnapshot(),
+      nowMs: () => 0,
+      log: silentLog,
+      authentication: { username: 'admin', password: 'pw' },
+    });
+    try {
+      const url = `http://127.0.0.1:${server.port}/switchover`;
+      const fromPage = await fetch(url, { method: 'POST', headers: { 'x-pgwarden-ui': '1' }, body: '{}' });
+      assert.equal(fromPage.status, 401);
+      assert.equal(fromPage.headers.get('www-authenticate'), null);
+      const fromOthers = await fetch(url, { method: 'POST', body: '{}' });
+      assert.equal(fromOthers.status, 401);
+      assert.equal(fromOthers.headers.get('www-authenticate'), 'Basic realm="Patroni"');
+    } finally {
+      await server.close();
+    }
   });
 
   it('the cluster document names the leader, its lock time left on the leader, members with lag, and the history', () => {
