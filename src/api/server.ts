@@ -70,6 +70,8 @@ export interface ApiServerOptions {
 
 export interface ApiServer {
   readonly port: number;
+  /** Dashboard streams open now (GET /ui/stream). */
+  uiClients(): number;
   close(): Promise<void>;
 }
 
@@ -292,6 +294,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const port = (server.address() as AddressInfo).port;
   return {
     port,
+    uiClients: () => uiStream.clientCount,
     close: () =>
       new Promise<void>((resolve) => {
         uiStream.close();

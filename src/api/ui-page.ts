@@ -28,8 +28,8 @@ svg.spark { vertical-align: middle; }
 const SCRIPT = `
 'use strict';
 var root = location.pathname.replace(/\\/ui\\/?$/, '');
-var state = { cluster: null, events: [], lag: {}, credentials: null, connected: false };
-var LAG_POINTS = 120;
+var state = { cluster: null, events: [], samples: [], credentials: null };
+var SAMPLES = 360;
 function $(id) { return document.getElementById(id); }
 function el(tag, attrs, children) {
   var node = document.createElement(tag);
@@ -45,7 +45,7 @@ function bytes(n) {
 }
 function sparkline(points) {
   var w = 100, h = 18, max = Math.max.apply(null, points.concat([1]));
-  var path = points.map(function (v, i) { return (i === 0 ? 'M' : 'L') + (i * w / (LAG_POINTS - 1)).toFixed(1) + ',' + (h - v / max * h).toFixed(1); }).join(' ');
+  var path = points.map(function (v, i) { return (i === 0 ? 'M' : 'L') + (i * w / (SAMPLES - 1)).toFixed(1) + ',' + (h - v / max * h).toFixed(1); }).join(' ');
   var svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.setAttribute('class', 'spark'); svg.setAttribute('width', w); svg.setAttribute('height', h);
   var p = document.createElementNS('http://www.w3.org/2000/svg', 'path');
@@ -53,12 +53,14 @@ function sparkline(points) {
   svg.append(p);
   return svg;
 }
-function recordLag(cluster) {
-  cluster.members.forEach(function (m) {
-    var ring = state.lag[m.name] || (state.lag[m.name] = []);
-    ring.push(typeof m.lag === 'number' ? m.lag : 0);
-    if (ring.length > LAG_POINTS) ring.shift();
-  });
+/** WAL written per second between consecutive history samples (the leader's published position). */
+function walRates() {
+  var rates = [];
+  for (var i = 1; i < state.samples.length; i++) {
+    var a = state.samples[i - 1], b = state.samples[i];
+    if (typeof a.optime === 'number' && typeof b.optime === 'number' && b.at > a.at) rates.push(Math.max(0, (b.optime - a.optime) / ((b.at - a.at) / 1000)));
+  }
+  return rates;
 }
 function renderCluster() {
   var c = state.cluster;
@@ -72,6 +74,8 @@ function renderCluster() {
   $('pause').textContent = c.pause ? 'paused (maintenance)' : 'automatic failover on';
   $('sync').textContent = c.sync && c.sync.sync_standby ? c.sync.sync_standby : 'none';
   $('warning').textContent = c.synchronous_mode_warning || '';
+  var rates = walRates();
+  $('walrate').replaceChildren(rates.length ? bytes(Math.round(rates[rates.length - 1])) + '/s ' : 'not measured yet ', sparkline(rates));
   var body = $('members').tBodies[0];
   body.replaceChildren();
   c.members.forEach(function (m) {
@@ -82,7 +86,7 @@ function renderCluster() {
       el('td', { class: 'state' }, [m.state + (m.replication_state ? ' / ' + m.replication_state : '')]),
       el('td', { class: 'num' }, [m.timeline === undefined ? '' : m.timeline]),
       el('td', { class: 'num' }, [m.role === 'leader' ? '' : bytes(m.lag)]),
-      el('td', {}, [sparkline(state.lag[m.name] || [])]),
+      el('td', {}, [sparkline(state.samples.map(function (sample) { return sample.lag[m.name] || 0; }))]),
       el('td', {}, [tags]),
       el('td', { class: 'warn' }, [m.pending_restart ? 'pending restart' : '']),
       el('td', {}, m.name === c.this_member ? [actionButton('restart', m.name), ' ', actionButton('reinit', m.name)] : []),
@@ -203,8 +207,13 @@ function connect() {
   source.addEventListener('error', function () { $('live').textContent = 'reconnecting'; $('live').className = 'pill down'; });
   source.addEventListener('cluster', function (frame) {
     state.cluster = JSON.parse(frame.data);
-    recordLag(state.cluster);
     $('updated').textContent = new Date().toLocaleTimeString();
+    renderCluster();
+  });
+  source.addEventListener('samples', function (frame) { state.samples = JSON.parse(frame.data); renderCluster(); });
+  source.addEventListener('sample', function (frame) {
+    state.samples.push(JSON.parse(frame.data));
+    if (state.samples.length > SAMPLES) state.samples.shift();
     renderCluster();
   });
   source.addEventListener('events', function (frame) { state.events = []; addEvents(JSON.parse(frame.data)); });
@@ -246,9 +255,9 @@ export const UI_PAGE = `<!doctype html>
   <span class="muted">opened on <span id="opened"></span>, updated <span id="updated">never</span></span>
 </header>
 <h2>Topology</h2>
-<p>Leader: <strong id="leader">…</strong> · lock: <span id="lock"></span> · sync set: <span id="sync"></span> · slots: <span id="slots"></span> <span id="warning" class="warn"></span></p>
+<p>Leader: <strong id="leader">…</strong> · lock: <span id="lock"></span> · sync set: <span id="sync"></span> · slots: <span id="slots"></span> · WAL rate (last hour): <span id="walrate"></span> <span id="warning" class="warn"></span></p>
 <table id="members">
-  <thead><tr><th>Member</th><th>Role</th><th>State</th><th>TL</th><th>Lag</th><th>Lag (last 120 updates)</th><th>Tags</th><th>Pending</th><th>Actions</th></tr></thead>
+  <thead><tr><th>Member</th><th>Role</th><th>State</th><th>TL</th><th>Lag</th><th>Lag (last hour)</th><th>Tags</th><th>Pending</th><th>Actions</th></tr></thead>
   <tbody></tbody>
 </table>
 <h2>Actions</h2>

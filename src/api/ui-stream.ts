@@ -13,6 +13,16 @@ export const UI_STREAM_KEEPALIVE_MS = 15_000;
 /** Decisions of the whole cluster kept for a new client (the newest). */
 const RECENT_EVENTS = 300;
 const PEER_EVENTS_LIMIT = 100;
+/** Lag and WAL position history: one sample per 10 s at most, the last hour (360 samples), kept even with no client. */
+export const UI_SAMPLE_EVERY_MS = 10_000;
+const UI_SAMPLES = 360;
+
+/** One point of the history: wall-clock ms, the leader's published WAL position, each replica's lag in bytes. */
+export interface UiSample {
+  readonly at: number;
+  readonly optime: number | undefined;
+  readonly lag: Readonly<Record<string, number>>;
+}
 
 export interface UiStreamOptions {
   readonly getSnapshot: () => AgentSnapshot;
@@ -23,6 +33,8 @@ export interface UiStreamOptions {
   readonly fetchPeerEvents?: ((apiUrl: string, since: number, limit: number) => Promise<readonly DecisionEvent[]>) | undefined;
   readonly maxClients?: number;
   readonly keepAliveMs?: number;
+  /** Wall clock for the history's timestamps (Date.now when absent). */
+  readonly wallNowMs?: () => number;
 }
 
 /** What the dashboard draws: Patroni's cluster document plus the leader, its lock, the history and pending intents. */
@@ -71,9 +83,12 @@ export class UiStream {
   #events: DecisionEvent[] = [];
   readonly #lastSeq = new Map<string, number>();
   #isFetchingPeers = false;
+  readonly #samples: UiSample[] = [];
 
   constructor(options: UiStreamOptions) {
     this.#options = options;
+    // Subscribed for the agent's lifetime: the history must cover the hour before a dashboard is opened.
+    this.#unsubscribe = options.subscribe?.(() => this.#onCycle());
   }
 
   get clientCount(): number {
@@ -112,11 +127,14 @@ export class UiStream {
     response.write(`retry: 1000\n`);
     response.write(`event: cluster\ndata: ${document}\n\n`);
     response.write(`event: events\ndata: ${JSON.stringify(redactSecrets(this.#events))}\n\n`);
-    if (this.#unsubscribe === undefined) this.#unsubscribe = this.#options.subscribe?.(() => this.#onCycle());
+    if (this.#samples.length === 0) this.#sample();
+    response.write(`event: samples\ndata: ${JSON.stringify(this.#samples)}\n\n`);
     this.#fetchPeerEvents();
   }
 
   close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
     for (const client of [...this.#clients]) {
       this.#detach(client);
       client.response.end();
@@ -126,10 +144,21 @@ export class UiStream {
   #detach(client: Client): void {
     if (!this.#clients.delete(client)) return;
     clearInterval(client.keepAlive);
-    if (this.#clients.size === 0) {
-      this.#unsubscribe?.();
-      this.#unsubscribe = undefined;
-    }
+  }
+
+  /** Takes a history sample when the last is UI_SAMPLE_EVERY_MS old; returns it, or undefined when none was due. */
+  #sample(): UiSample | undefined {
+    const at = (this.#options.wallNowMs ?? Date.now)();
+    const last = this.#samples[this.#samples.length - 1];
+    if (last !== undefined && at - last.at < UI_SAMPLE_EVERY_MS) return undefined;
+    const view = this.#options.getSnapshot().view;
+    if (view === undefined) return undefined;
+    const lag: Record<string, number> = {};
+    for (const member of summarizeCluster(view).members) if (typeof member.lag === 'number') lag[member.name] = member.lag;
+    const sample = { at, optime: view.optime, lag };
+    this.#samples.push(sample);
+    if (this.#samples.length > UI_SAMPLES) this.#samples.splice(0, this.#samples.length - UI_SAMPLES);
+    return sample;
   }
 
   #broadcast(name: string, data: unknown): void {
@@ -139,6 +168,9 @@ export class UiStream {
 
   #onCycle(): void {
     try {
+      const sample = this.#sample();
+      if (this.#clients.size === 0) return;
+      if (sample !== undefined) this.#broadcast('sample', sample);
       const document = JSON.stringify(uiClusterDocument(this.#options.getSnapshot(), this.#options.nowMs()));
       if (document !== this.#lastDocument) {
         this.#lastDocument = document;

@@ -168,7 +168,10 @@ describe('dashboard', () => {
       );
       // The peer's decisions come from its GET /events.
       assert.equal(((await first.next('event')).data as { reason: string }).reason, 'peer says');
-      assert.equal(listeners.size, 1, 'subscribed once while a client is connected');
+      assert.equal(listeners.size, 1, 'subscribed once, for the history even without a client');
+      const samples = (await first.next('samples')).data as { optime: number; lag: Record<string, number> }[];
+      assert.equal(samples.length, 1, 'a first sample when the history was empty');
+      assert.equal(samples[0]?.optime, 1000);
       // A cycle that changed the view: a new cluster frame; the new own decision: an event frame.
       snapshot = agentSnapshot({ events, view: view({ leaderName: 'node2' }) });
       events.add({ at: '2026-01-01T00:00:02.000Z', member: 'node1', role: 'replica', timeline: 1, actions: ['demote'], reason: 'demoted' });
@@ -183,11 +186,13 @@ describe('dashboard', () => {
       refused.close();
       for (const client of [first, ...more]) client.close();
       const deadline = Date.now() + 5000;
-      while (listeners.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-      assert.equal(listeners.size, 0, 'unsubscribed once every client went away');
+      while (server.uiClients() > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.equal(server.uiClients(), 0, 'every client that went away is forgotten');
+      assert.equal(listeners.size, 1, 'still sampling the history');
       assert.ok(peerCalls.length >= 1);
     } finally {
       await server.close();
     }
+    assert.equal(listeners.size, 0, 'unsubscribed when the server closes');
   });
 });
