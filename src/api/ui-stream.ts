@@ -13,6 +13,8 @@ export const UI_STREAM_KEEPALIVE_MS = 15_000;
 /** Decisions of the whole cluster kept for a new client (the newest). */
 const RECENT_EVENTS = 300;
 const PEER_EVENTS_LIMIT = 100;
+/** A client that leaves this much unread (a stalled tab, a dead link) is dropped instead of buffered without end. */
+const MAX_UNREAD_BYTES = 1024 * 1024;
 /** Lag and WAL position history: one sample per 10 s at most, the last hour (360 samples), kept even with no client. */
 export const UI_SAMPLE_EVERY_MS = 10_000;
 const UI_SAMPLES = 360;
@@ -69,6 +71,11 @@ export function uiClusterDocument(snapshot: AgentSnapshot, nowMs: number): Recor
   });
 }
 
+function send(response: ServerResponse, frame: string): void {
+  if (response.writableLength > MAX_UNREAD_BYTES) response.destroy();
+  else response.write(frame);
+}
+
 interface Client {
   readonly response: ServerResponse;
   readonly keepAlive: NodeJS.Timeout;
@@ -113,7 +120,7 @@ export class UiStream {
     // No request timeout on a stream that lives as long as the tab.
     request.socket.setTimeout(0);
     request.socket.setNoDelay(true);
-    const keepAlive = setInterval(() => response.write(': keep-alive\n\n'), this.#options.keepAliveMs ?? UI_STREAM_KEEPALIVE_MS);
+    const keepAlive = setInterval(() => send(response, ': keep-alive\n\n'), this.#options.keepAliveMs ?? UI_STREAM_KEEPALIVE_MS);
     keepAlive.unref();
     const client: Client = { response, keepAlive };
     this.#clients.add(client);
@@ -163,7 +170,7 @@ export class UiStream {
 
   #broadcast(name: string, data: unknown): void {
     const frame = `event: ${name}\ndata: ${JSON.stringify(redactSecrets(data))}\n\n`;
-    for (const client of this.#clients) client.response.write(frame);
+    for (const client of this.#clients) send(client.response, frame);
   }
 
   #onCycle(): void {
@@ -175,7 +182,7 @@ export class UiStream {
       if (document !== this.#lastDocument) {
         this.#lastDocument = document;
         const frame = `event: cluster\ndata: ${document}\n\n`;
-        for (const client of this.#clients) client.response.write(frame);
+        for (const client of this.#clients) send(client.response, frame);
       }
       for (const event of this.#collectOwnEvents()) this.#broadcast('event', event);
       this.#fetchPeerEvents();
