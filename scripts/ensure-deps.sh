@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs whatever the machine lacks (npm packages, etcd, PostgreSQL 15); safe to run repeatedly.
+# Installs whatever the machine lacks (npm packages, etcd, PostgreSQL 15, Chromium); safe to run repeatedly.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -17,6 +17,8 @@ command -v pgbackrest >/dev/null 2>&1 || need_apt+=(pgbackrest)
 # deploy/prometheus's alert rules are checked and unit-tested with promtool, and fired by a real Prometheus scraping a
 # test cluster; Debian's prometheus package ships both binaries (no service runs without an init system).
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need_apt+=(prometheus)
+# The dashboard's browser test drives Debian's Chromium with playwright-core (no browser download).
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 # The proxy's kernel data path (proxy.data_path: kernel) programs nftables and clears conntrack flows.
 if [ "$(id -u)" -eq 0 ]; then
   command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need_apt+=(nftables)

@@ -78,6 +78,8 @@ export class Agent {
   readonly #silence: LeaderSilenceMonitor;
   readonly #fenceFeed: FenceFeed;
   #running: Promise<unknown>[] = [];
+  /** Told after every HA cycle (the REST API's dashboard stream): a new snapshot may be there. */
+  readonly #cycleListeners = new Set<() => void>();
 
   constructor(options: AgentOptions) {
     this.#options = options;
@@ -138,6 +140,12 @@ export class Agent {
       log.warn({}, 'postmaster exited unexpectedly');
       this.#wakeup.nudge();
     });
+  }
+
+  /** Calls `listener` after every HA cycle (each DCS watch event runs one) until the returned function is called. */
+  onCycle(listener: () => void): () => void {
+    this.#cycleListeners.add(listener);
+    return () => this.#cycleListeners.delete(listener);
   }
 
   /** The last cycle's snapshot, with the lock validity evaluated now. */
@@ -382,6 +390,7 @@ export class Agent {
         cancelStallReport();
       }
       this.#viewChanged.fire();
+      for (const listener of this.#cycleListeners) listener();
       // Wanted while this member holds the lock (a promotion may still run) or runs a primary (a demotion may still run);
       // disabled under maintenance mode, as in Patroni.
       const isPaused = this.#state.dcsRead.view?.config?.pause === true;

@@ -42,6 +42,8 @@ export interface AgentSnapshot {
   readonly isFailsafeActive?: boolean | undefined;
   /** Recent decisions that changed something (GET /events). */
   readonly events?: DecisionEventSource;
+  /** Monotonic ms at which this member's leader lock runs out (set while it holds the lock; the dashboard's "lock left"). */
+  readonly lockDeadlineMs?: number | undefined;
 }
 
 /** Whether a lock renewal sent at `lock.lastRenewSentAtMs` is still good at `nowMs`, judged by its own lease's TTL. */
@@ -88,5 +90,6 @@ export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
     lastReason: inputs.lastReason,
     isFailsafeActive: false,
     ...(inputs.events !== undefined ? { events: inputs.events } : {}),
+    ...(isLeaderWithLock ? { lockDeadlineMs: lockDeadlineOf(inputs.lock) } : {}),
   };
 }

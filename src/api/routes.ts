@@ -5,6 +5,7 @@ import { summarizeCluster } from '../core/cluster-summary.js';
 import { isWaitingForSyncStandby, syncSettingsOf } from '../core/sync-plan.js';
 import { redactSecrets } from '../util/redact.js';
 import { parsePatroniInt } from '../util/patroni-int.js';
+import { UI_PAGE } from './ui-page.js';
 
 export interface ApiRequest {
   readonly method: string;
@@ -27,6 +28,12 @@ export interface ApiContext {
 }
 
 const JSON_TYPE = 'application/json';
+/** The page loads nothing from elsewhere, and says so to the browser. */
+const UI_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+  'cache-control': 'no-cache',
+};
 
 /**
  * `?lag=` as Patroni 3.0.2 reads it (parse_int with base unit B): bytes, or a number with B/kB/MB/GB/TB (case-sensitive).
@@ -209,6 +216,11 @@ export function handleRequest(request: ApiRequest, context: ApiContext): ApiResp
       return snapshot.view?.config === undefined ? json(502, { error: 'no config in the DCS' }) : json(200, snapshot.view.config);
     case '/events':
       return decisionEvents(snapshot, request.query);
+    case '/ui':
+      // The dashboard (its live feed, /ui/stream, is a stream that server.ts serves).
+      return request.path === '/ui' || request.path === '/ui/'
+        ? { status: 200, body: UI_PAGE, contentType: 'text/html; charset=utf-8', headers: UI_HEADERS }
+        : json(404, { error: `${request.path}: the dashboard is at /ui` });
     default:
       return json(healthCheck(request.path, snapshot, request.query) ? 200 : 503, statusDocument(snapshot));
   }

@@ -23,6 +23,7 @@ import {
   type RestartScheduler,
 } from './mutations.js';
 import { handleRequest, type ApiResponse } from './routes.js';
+import { UiStream, type UiStreamOptions } from './ui-stream.js';
 
 export interface ApiServerOptions {
   readonly host: string;
@@ -61,6 +62,10 @@ export interface ApiServerOptions {
   readonly allowlist?: Allowlist | undefined;
   /** POST /backup, GET /backup, GET /backups (the `backup:` section); absent: they answer 501. */
   readonly backup?: BackupEndpoint | undefined;
+  /** Calls the listener after every HA cycle (the dashboard's live feed, GET /ui/stream); returns the unsubscribe function. */
+  readonly subscribeCycles?: UiStreamOptions['subscribe'];
+  /** A peer's GET /events (the dashboard shows every member's decisions). */
+  readonly fetchPeerEvents?: UiStreamOptions['fetchPeerEvents'];
   /** POST /failsafe (failsafe_mode): a leader without the DCS asks this member to confirm it. */
   readonly receiveFailsafe?:
     ((body: unknown) => { readonly status: number; readonly message: string; readonly lsn: bigint | undefined }) | undefined;
@@ -68,6 +73,8 @@ export interface ApiServerOptions {
 
 export interface ApiServer {
   readonly port: number;
+  /** Dashboard streams open now (GET /ui/stream). */
+  uiClients(): number;
   close(): Promise<void>;
 }
 
@@ -81,8 +88,8 @@ function send(response: ServerResponse, result: ApiResponse, extraHeaders: Reado
     return;
   }
   // The output boundary of the REST API: JSON bodies were redacted by key (routes.ts), text here (an error quoting a
-  // conninfo or a URL with its password).
-  const body = result.contentType.startsWith('text/') ? redactText(result.body) : result.body;
+  // conninfo or a URL with its password). The dashboard page (text/html) is a constant.
+  const body = result.contentType.startsWith('text/plain') ? redactText(result.body) : result.body;
   response.writeHead(result.status, {
     'content-type': result.contentType,
     'content-length': Buffer.byteLength(body),
@@ -198,6 +205,12 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const verifyClient = options.tls?.verifyClient ?? 'none';
   /** A client certificate signed by our CA (the TLS layer checked it; we only read the verdict). */
   const hasClientCertificate = (request: IncomingMessage): boolean => (request.socket as TLSSocket).authorized === true;
+  const uiStream = new UiStream({
+    getSnapshot: options.getSnapshot,
+    nowMs: options.nowMs,
+    subscribe: options.subscribeCycles,
+    fetchPeerEvents: options.fetchPeerEvents,
+  });
   const liveSnapshot = async (): Promise<AgentSnapshot> => (await options.getLiveSnapshot?.()) ?? options.getSnapshot();
   const onRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://localhost');
@@ -235,8 +248,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       send(response, result, {
         ...options.extraHeaders,
         ...result.headers,
-        ...(result.status === 401 ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}),
+        // Not to the dashboard (it asks itself): the browser's own login dialog would hold its request.
+        ...(result.status === 401 && request.headers['x-pgwarden-ui'] === undefined ? { 'www-authenticate': 'Basic realm="Patroni"' } : {}),
       });
+      return;
+    }
+    if (method === 'GET' && url.pathname === '/ui/stream') {
+      uiStream.attach(request, response);
       return;
     }
     const result = handleRequest(
@@ -244,7 +262,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       { snapshot: await liveSnapshot(), nowMs: options.nowMs() },
     );
     // Status-only replies (HEAD, OPTIONS, probes) stay bare, as HAProxy and Patroni expect.
-    send(response, result, result.body === undefined ? {} : options.extraHeaders);
+    send(response, result, result.body === undefined ? {} : { ...options.extraHeaders, ...result.headers });
   };
   const listener: RequestListener = (request, response) => {
     onRequest(request, response).catch((error: unknown) => {
@@ -288,8 +306,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const port = (server.address() as AddressInfo).port;
   return {
     port,
+    uiClients: () => uiStream.clientCount,
     close: () =>
       new Promise<void>((resolve) => {
+        uiStream.close();
         server.closeAllConnections();
         server.close(() => resolve());
       }),

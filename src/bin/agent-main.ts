@@ -301,6 +301,8 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     nudge: () => agent.nudge(),
     runCommand: (kind, timeoutMs) => agent.runCommand(kind, timeoutMs),
     fetchPeerStatus: (member) => peers.fetchStatus(member, AbortSignal.timeout(2000)),
+    subscribeCycles: (listener) => agent.onCycle(listener),
+    fetchPeerEvents: (apiUrl, since, limit) => peers.fetchEvents(apiUrl, since, limit, AbortSignal.timeout(2000)),
     restartScheduler: { schedule: (at, filters) => agent.scheduleRestart(at, filters), cancel: () => agent.cancelScheduledRestart() },
     reload: reloadLocalConfig,
     tls,

@@ -2,7 +2,7 @@
 // failsafe leader's POST /failsafe.
 import { connect } from 'node:net';
 import type { FailsafeRequest, PeerClient } from '../core/ports.js';
-import type { MemberRecord, PeerStatus } from '../core/types.js';
+import type { DecisionEvent, MemberRecord, PeerStatus } from '../core/types.js';
 import { roleFromWire } from '../core/patroni-wire.js';
 import { createRestClient, memberEndpointUrl, type RestClient } from '../util/rest-client.js';
 
@@ -101,6 +101,24 @@ export class HttpPeerClient implements PeerClient {
     } catch {
       return false;
     }
+  }
+
+  /** A peer's recent decisions (its GET /events) for the dashboard; rejects when it does not answer 200 with a list. */
+  async fetchEvents(apiUrl: string, since: number, limit: number, signal: AbortSignal): Promise<readonly DecisionEvent[]> {
+    const reply = await this.#rest.callMember(apiUrl, `/events?since=${since}&limit=${limit}`, { signal });
+    if (reply.status !== 200) throw new Error(`GET /events answered ${reply.status}`);
+    const events = JSON.parse(reply.text) as unknown;
+    if (!Array.isArray(events)) throw new Error('GET /events did not answer a list');
+    return events.filter(
+      (event): event is DecisionEvent =>
+        typeof event === 'object' &&
+        event !== null &&
+        typeof (event as DecisionEvent).seq === 'number' &&
+        typeof (event as DecisionEvent).at === 'string' &&
+        typeof (event as DecisionEvent).member === 'string' &&
+        typeof (event as DecisionEvent).reason === 'string' &&
+        Array.isArray((event as DecisionEvent).actions),
+    );
   }
 
   async fetchStatus(member: MemberRecord, signal: AbortSignal): Promise<PeerStatus> {
