@@ -279,11 +279,25 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         const frozenAt = performance.now();
         let leader: string;
         try {
-          const ack = await waitUntil(() => writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.port !== oldPort), {
-            timeoutMs: 60_000,
-            intervalMs: 50,
-            describe: `a write on a new primary while ${old} is frozen`,
-          });
+          // On a timeout, say where the proxy routes, who holds the lock and how the writes fail (a CI run timed out once).
+          let seen = '';
+          const ack = await waitUntil(
+            async () => {
+              const found = writer.acks.find((candidate) => candidate.atMs > frozenAt && candidate.port !== oldPort);
+              if (found === undefined) {
+                const [status, view] = await Promise.all([
+                  proxyStatus(proxy).catch(() => undefined),
+                  cluster.view(1000).catch(() => undefined),
+                ]);
+                seen = `proxy ${JSON.stringify(status?.primary)}; lock ${view?.leader?.name ?? 'none'}; last failures ${writer.failures
+                  .slice(-2)
+                  .map((failure) => failure.message)
+                  .join(' | ')}`;
+              }
+              return found;
+            },
+            { timeoutMs: 60_000, intervalMs: 200, describe: `a write on a new primary while ${old} is frozen`, lastState: () => seen },
+          );
           leader = cluster.nodes.find((node) => node.pgPort === ack.port)!.name;
           // Stay frozen past the ttl, as a long GC pause or a stalled VM would, then wake up believing it is still primary.
           await new Promise((resolve) => setTimeout(resolve, FAST_TIMING.ttl * 1000));
