@@ -27,18 +27,13 @@ import {
   RULES_FILE,
   ruleExpressions,
 } from '../kit/alert-files.js';
-import { pgState, view } from '../sim/builders.js';
+import { agentSnapshot, pgState } from '../sim/builders.js';
 
 const run = promisify(execFile);
 
 /** A snapshot in which every optional figure is known, so every metric the agent can render is rendered. */
 function fullSnapshot(): AgentSnapshot {
-  return {
-    name: 'node1',
-    scope: 'batman',
-    version: '3.0.2',
-    tags: {},
-    state: 'running',
+  return agentSnapshot({
     pg: pgState({
       role: 'primary',
       writeLsn: 5000n,
@@ -59,17 +54,9 @@ function fullSnapshot(): AgentSnapshot {
       walDisk: { sizeBytes: 10_000, availableBytes: 2_000, usedBytes: 7_000 },
       lastBackup: { stopEpochS: 1795300000 },
     }),
-    view: view({ leaderName: 'node1' }),
-    isDcsReachable: true,
     dcsLastSeenEpochS: 1795370065,
-    isLeaderWithLock: true,
-    isStandbyLeader: false,
-    isPaused: false,
-    task: { kind: 'idle' },
     lastCycleAtMs: 1000,
-    ttlMs: 30_000,
-    lastReason: '',
-  };
+  });
 }
 
 /** Metric names with a sample line in a text exposition. */
