@@ -25,6 +25,7 @@ import type { NetnsLab } from './netns.js';
 import { DEFAULT_DYNAMIC_CONFIG, LOCAL_REWIND_USER, type LocalTiming, type NodeTlsFiles } from './node-config.js';
 import { generatePgCertificates, type CertificatePair, type PgCertificates } from './pg-certificates.js';
 import { isAlive, spawnManaged, stopPid } from './process.js';
+import { waitForExitSync } from '../util/process-alive.js';
 import { isMountPoint, unmountTmpfs } from './tmpfs.js';
 import { protectClusterDir, protectPrivateDir } from './dir-modes.js';
 import { createEtcdTlsFiles } from './tls-certs.js';
@@ -201,6 +202,7 @@ export const DEFAULT_TIMING: LocalTiming = DEFAULT_DYNAMIC_CONFIG;
 const AGENT_ENTRY = fileURLToPath(new URL('../bin/agent.js', import.meta.url));
 const CLI_ENTRY = fileURLToPath(new URL('../bin/pgwarden.js', import.meta.url));
 const AGENT_STOP_GRACE_MS = 30_000;
+const AGENT_KILL_WAIT_MS = 2_000;
 /** fillDisk stops below this much free space: far too little for a new WAL segment (16 MB). */
 const FILL_REMAINDER_BYTES = 64 * 1024;
 /** A proxy answers its API within a second or two; 15 s leaves room for a loaded CI machine. */
@@ -565,6 +567,9 @@ export class LocalCluster {
       } catch {
         // already gone
       }
+      // A SIGKILLed process closes its sockets a moment before it is gone: a caller that sees the REST port refuse and
+      // starts the agent again must not find the dying PID still alive (startAgent would take it for a running agent).
+      if (signal === 'SIGKILL') waitForExitSync(node.agentPid, AGENT_KILL_WAIT_MS);
     }
   }
 

@@ -15,3 +15,17 @@ export function isAlive(pid: number): boolean {
     return true;
   }
 }
+
+/**
+ * Blocks until the PID is gone or `timeoutMs` passed; whether it is gone. Only for the moment after a SIGKILL, when the
+ * kernel needs milliseconds to finish the exit: callers that are synchronous by contract may wait that long.
+ */
+export function waitForExitSync(pid: number, timeoutMs: number): boolean {
+  const sleeper = new Int32Array(new SharedArrayBuffer(4));
+  const end = Date.now() + timeoutMs;
+  while (isAlive(pid)) {
+    if (Date.now() >= end) return false;
+    Atomics.wait(sleeper, 0, 0, 2);
+  }
+  return true;
+}
