@@ -365,13 +365,15 @@ async function runProfile(profile: string): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-footprint-'));
   // PostgreSQL and Patroni run as the postgres user and must traverse it.
   await chmod(dir, 0o755);
+  // Both pgwarden builds run with the same dynamic settings, or the comparison measures the settings.
+  const bootstrapDcs = values['fence-window'] !== undefined ? { bootstrapDcs: { fence_window: Number(values['fence-window']) } } : {};
   try {
     // The pgwarden cluster brings the etcd both clusters use (3 members, scopes footprint and patroni-footprint).
     pgwardenCluster = await LocalCluster.start({
       dir: join(dir, 'pgwarden'),
       timing,
       scope: 'footprint',
-      ...(values['fence-window'] !== undefined ? { bootstrapDcs: { fence_window: Number(values['fence-window']) } } : {}),
+      ...bootstrapDcs,
     });
     const cluster = pgwardenCluster;
     if (runsPatroni) {
@@ -387,7 +389,12 @@ async function runProfile(profile: string): Promise<void> {
       const module = (await import(pathToFileURL(join(resolve(values.baseline), 'src/local/local-cluster.js')).href)) as {
         LocalCluster: typeof LocalCluster;
       };
-      baselineCluster = await module.LocalCluster.start({ dir: join(dir, 'baseline'), timing, scope: 'footprint-baseline' });
+      baselineCluster = await module.LocalCluster.start({
+        dir: join(dir, 'baseline'),
+        timing,
+        scope: 'footprint-baseline',
+        ...bootstrapDcs,
+      });
     }
     const patroni = patroniCluster;
     const baseline = baselineCluster;
