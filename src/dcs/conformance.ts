@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { BackupLocks, Dcs } from '../core/ports.js';
-import type { MemberRecord } from '../core/types.js';
+import type { ClusterView, MemberRecord } from '../core/types.js';
+import { waitUntil } from '../util/wait-until.js';
 import { isPgwardenError } from '../util/errors.js';
 
 export interface DcsHarness {
@@ -178,6 +179,42 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       await a.setFailover({ leader: 'node1' }, undefined, signal());
       await watching;
       assert.equal(isWoken, true);
+    });
+
+    it("keeps a watching member's views current: others' writes and deletions, and its own writes at once", async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      // With a lease of its own and an open watch, a backend may answer views from what the watch delivered.
+      await b.touchMember(member('node2'), ttlMs, signal());
+      const stop = new AbortController();
+      const following = (async (): Promise<void> => {
+        while (!stop.signal.aborted) {
+          const revision = (await b.loadCluster(signal())).revision;
+          await b.watch(revision, stop.signal).catch(() => undefined);
+        }
+      })();
+      const viewOfB = async (describe: string, isSeen: (view: ClusterView) => boolean): Promise<void> => {
+        await waitUntil(async () => isSeen(await b.loadCluster(signal())), { timeoutMs: 5000, intervalMs: 20, describe });
+      };
+      try {
+        for (const position of [100, 200, 300]) {
+          await a.touchMember({ ...member('node1'), xlog_location: position }, ttlMs, signal());
+          await viewOfB(`node1 at ${position}`, (view) => view.members.find((m) => m.name === 'node1')?.xlog_location === position);
+        }
+        await a.setStatus(555, undefined, signal());
+        await viewOfB('optime 555', (view) => view.optime === 555);
+        assert.equal(await a.acquireLeader(ttlMs, signal()), true);
+        await viewOfB('node1 leading', (view) => view.leader?.name === 'node1');
+        assert.equal(await a.releaseLeader(signal()), true);
+        await viewOfB('no leader', (view) => view.leader === undefined);
+        // Its own write is in its very next view, without waiting for the watch.
+        await b.touchMember({ ...member('node2'), tags: { zone: 'b' } }, ttlMs, signal());
+        const own = (await b.loadCluster(signal())).members.find((m) => m.name === 'node2');
+        assert.deepEqual(own?.tags, { zone: 'b' });
+      } finally {
+        stop.abort();
+        await following;
+      }
     });
 
     it('keeps the failsafe topology (name -> api_url) after the writer lease expired, and overwrites it whole', async () => {

@@ -11,6 +11,7 @@ import type {
   MemberRecord,
   SyncState,
 } from '../../core/types.js';
+import { ClusterCache } from './cluster-cache.js';
 import { PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
 import {
@@ -84,11 +85,13 @@ export class EtcdDcs implements Dcs, BackupLocks {
   readonly #closed = new AbortController();
   /** When the last keepalive of the current lease was sent and answered (performance.now()). */
   #lastKeepAliveSentAtMs: number | undefined;
+  readonly #cache: ClusterCache;
 
   constructor(options: EtcdDcsOptions) {
     this.#keys = new ClusterKeys(options.namespace, options.scope);
     this.#gateway = new EtcdGateway(options.endpoints, options.member, this.#closed.signal, { tls: options.tls, auth: options.auth });
     this.#member = options.member;
+    this.#cache = new ClusterCache(this.#keys, unb64);
   }
 
   get keys(): ClusterKeys {
@@ -104,6 +107,16 @@ export class EtcdDcs implements Dcs, BackupLocks {
   }
 
   async loadCluster(signal: AbortSignal): Promise<ClusterView> {
+    const ttlMs = this.#leaseTtlSeconds === undefined ? undefined : this.#leaseTtlSeconds * 1000;
+    // Without a lease of ours there is no keepalive to vouch for the watch's endpoint (the CLI, the proxy): read.
+    if (ttlMs !== undefined) {
+      const cached = this.#cache.view({
+        nowMs: performance.now(),
+        maxReadAgeMs: ttlMs,
+        hasEndpointAnswered: (url) => this.#gateway.hasAnsweredWithin(url, ttlMs / 2),
+      });
+      if (cached !== undefined) return cached;
+    }
     const response = await this.#gateway.call<{ header?: GatewayHeader; kvs?: GatewayKv[] }>(
       '/v3/kv/range',
       { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
@@ -117,16 +130,21 @@ export class EtcdDcs implements Dcs, BackupLocks {
       createRevision: kv.create_revision ?? '0',
       lease: kv.lease ?? '0',
     }));
-    return buildClusterView(this.#keys, raw, response.header?.revision ?? '0');
+    const revision = response.header?.revision ?? '0';
+    this.#cache.reset(raw, revision, performance.now());
+    return buildClusterView(this.#keys, raw, revision);
   }
 
   async #txn(compare: readonly Compare[], success: readonly Operation[], signal: AbortSignal, key: string): Promise<boolean> {
+    // The heartbeat is not in the cache; any other write must show in this member's next view.
+    if (success.length > 0 && key !== this.#keys.heartbeat) this.#cache.invalidate();
     const response = await this.#gateway.call<{ succeeded?: boolean }>('/v3/kv/txn', { compare, success, failure: [] }, signal, key);
     // The gateway omits false fields: a failed transaction has no `succeeded`.
     return response.succeeded === true;
   }
 
   async #put(key: string, value: string, signal: AbortSignal, lease?: string): Promise<void> {
+    this.#cache.invalidate();
     await this.#gateway.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) }, signal, key);
   }
 
@@ -341,6 +359,7 @@ export class EtcdDcs implements Dcs, BackupLocks {
   }
 
   async cancelInitialize(signal: AbortSignal): Promise<void> {
+    this.#cache.invalidate();
     await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, signal, this.#keys.initialize);
   }
 
@@ -389,11 +408,27 @@ export class EtcdDcs implements Dcs, BackupLocks {
       { key: keys.prefix, rangeEnd: b64(keys.heartbeat) },
       { key: `${keys.heartbeat}\0`, rangeEnd: prefixRangeEnd(keys.prefix) },
     ];
-    await this.#gateway.watchOnce(ranges, start, signal, (key) => keys.isControlKey(key));
+    const watchId = this.#cache.watchOpened(BigInt(start));
+    try {
+      await this.#gateway.watchStream(
+        ranges,
+        start,
+        signal,
+        (batch) => {
+          this.#cache.apply(watchId, batch.events);
+          // A compacted start revision means changes were missed: wake the loop so that it reads everything.
+          return batch.isCancelled || batch.events.some((event) => keys.isControlKey(unb64(event.kv?.key)));
+        },
+        (endpointUrl) => this.#cache.watchCreated(watchId, endpointUrl),
+      );
+    } finally {
+      this.#cache.watchEnded(watchId);
+    }
   }
 
   /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */
   async removeCluster(signal: AbortSignal): Promise<void> {
+    this.#cache.invalidate();
     await this.#gateway.call(
       '/v3/kv/deleterange',
       { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },

@@ -260,6 +260,12 @@ interface WatchReopen {
 export class EtcdGateway {
   readonly #endpoints: readonly Endpoint[];
   #current = 0;
+  /**
+   * When each endpoint last answered a unary call (performance.now()). Every call pgwarden makes is linearizable (puts,
+   * transactions, lease calls, ranges without `serializable`), so an answer proves that member was then in touch with
+   * etcd's quorum: a watch on it was not stalled behind a partition.
+   */
+  readonly #answeredAtMs = new Map<string, number>();
   readonly #member: string;
   readonly #http: Transport = {
     request: (options) => httpRequest(options),
@@ -302,6 +308,12 @@ export class EtcdGateway {
     this.#tls = security.tls ?? {};
     this.#auth = security.auth;
     this.#refreshAfterMs = (security.auth?.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS) / 2;
+  }
+
+  /** Whether `url` answered a unary call within the last `withinMs`. */
+  hasAnsweredWithin(url: string, withinMs: number): boolean {
+    const at = this.#answeredAtMs.get(url);
+    return at !== undefined && performance.now() - at <= withinMs;
   }
 
   get currentEndpoint(): string {
@@ -434,6 +446,7 @@ export class EtcdGateway {
         );
         if (response.status >= 200 && response.status < 300) {
           this.#tlsFailure = undefined;
+          this.#answeredAtMs.set(endpoint.url, performance.now());
           return JSON.parse(response.text) as T;
         }
         const refusal = response.status < 500 ? refusalOf(response.text) : undefined;
@@ -614,22 +627,6 @@ export class EtcdGateway {
   }
 
   /**
-   * Opens one streaming watch of several key ranges; resolves at the first batch with an interesting key, rejects on
-   * abort or a broken stream.
-   */
-  watchOnce(
-    ranges: readonly WatchRange[],
-    startRevision: string,
-    signal: AbortSignal,
-    isInteresting: (key: string) => boolean,
-  ): Promise<void> {
-    return this.watchStream(ranges, startRevision, signal, (batch) =>
-      // A compacted start revision means we missed changes: wake the loop so it re-reads everything.
-      batch.isCancelled ? true : batch.events.some((event) => isInteresting(unb64(event.kv?.key))),
-    );
-  }
-
-  /**
    * A streaming watch of key ranges from `startRevision`, one etcd watch per range on the same stream (the gateway
    * reads one create request per line of the body): every batch of events goes to `onBatch`, and the watch ends
    * (resolves) when it returns true; rejects on abort or a broken stream.
@@ -641,6 +638,7 @@ export class EtcdGateway {
     startRevision: string,
     signal: AbortSignal,
     onBatch: (batch: WatchBatch) => boolean,
+    onCreated?: (endpointUrl: string) => void,
   ): Promise<void> {
     let start = startRevision;
     let hasReopened = false;
@@ -648,7 +646,7 @@ export class EtcdGateway {
     if (tlsFailure !== undefined && performance.now() - tlsFailure.atMs < AUTH_FAILURE_HOLD_MS) throw tlsFailure.error;
     for (;;) {
       const token = await this.#authorization(signal);
-      const reopen = await this.#watchOpen(ranges, start, signal, onBatch, token);
+      const reopen = await this.#watchOpen(ranges, start, signal, onBatch, token, onCreated);
       if (reopen === undefined) return;
       const isTokenRefusal =
         this.#auth !== undefined && (reopen.refusal === 'invalidToken' || (token === undefined && reopen.refusal === 'needCredentials'));
@@ -668,6 +666,7 @@ export class EtcdGateway {
     signal: AbortSignal,
     onBatch: (batch: WatchBatch) => boolean,
     token: string | undefined,
+    onCreated?: (endpointUrl: string) => void,
   ): Promise<WatchReopen | undefined> {
     const endpoint = this.#endpoints[this.#current]!;
     const transport = await this.#transport(endpoint);
@@ -684,6 +683,7 @@ export class EtcdGateway {
       let cleanup = (): void => undefined;
       let nextRevision = startRevision;
       let hasProgressed = false;
+      let created = 0;
       const settle = (error?: unknown, reopen?: WatchReopen): void => {
         if (isSettled) return;
         isSettled = true;
@@ -757,7 +757,12 @@ export class EtcdGateway {
                     settle(this.#refusal(refusal, endpoint, '/v3/watch', reason, keysOf(ranges)));
                     break;
                   }
-                  if (result?.created === true && result.canceled !== true) hasProgressed = true;
+                  if (result?.created === true && result.canceled !== true) {
+                    hasProgressed = true;
+                    // One create answer per range: the stream covers every range once all of them were accepted.
+                    created += 1;
+                    if (created === ranges.length) onCreated?.(endpoint.url);
+                  }
                   const batch: WatchBatch = {
                     events: result?.events ?? [],
                     revision: result?.header?.revision,
