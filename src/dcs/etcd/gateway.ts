@@ -310,7 +310,7 @@ export class EtcdGateway {
     this.#refreshAfterMs = (security.auth?.tokenTtlMs ?? DEFAULT_TOKEN_TTL_MS) / 2;
   }
 
-  /** Whether `url` answered a unary call within the last `withinMs`. */
+  /** Whether `url` answered a unary call within the last `withinMs`, and no call to it failed since. */
   hasAnsweredWithin(url: string, withinMs: number): boolean {
     const at = this.#answeredAtMs.get(url);
     return at !== undefined && performance.now() - at <= withinMs;
@@ -471,6 +471,7 @@ export class EtcdGateway {
           },
         );
         failures.set(endpoint.url, `answered ${response.status}`);
+        this.#answeredAtMs.delete(endpoint.url);
         if (response.status < 500) break;
       } catch (error) {
         if (isPgwardenError(error, 'PGW_DCS_AUTH') || (isPgwardenError(error, 'PGW_DCS_TLS') && error.context.refusal !== undefined))
@@ -481,6 +482,8 @@ export class EtcdGateway {
           continue;
         }
         lastError = (error as { staleSocket?: boolean }).staleSocket === true ? (error as { cause?: unknown }).cause : error;
+        // The last word of this endpoint is a failure: a watch on it no longer counts as current.
+        this.#answeredAtMs.delete(endpoint.url);
         failures.set(endpoint.url, endpointFailureCause(lastError, signal.aborted || this.#closed?.aborted === true));
         if (isPgwardenError(error, 'PGW_DCS_TLS')) {
           // The handshake failed: nothing was sent. Another member may have a certificate we trust.
