@@ -1,6 +1,7 @@
 // POST /backup, GET /backup and GET /backups (the `backup:` section): this member takes a backup, says what runs, and
 // lists the repository's backups (pgBackRest's `info --output=json`).
 import { BACKUP_TYPES, isBackupType, type BackupType } from '../core/backup-plan.js';
+import type { BackupVisibility } from '../core/backup-visibility.js';
 import type { BackupLockRecord } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
 import type { ApiResponse } from './routes.js';
@@ -53,15 +54,18 @@ export async function handlePostBackup(body: unknown, backup: BackupEndpoint | u
   }
 }
 
-/** GET /backup: the cluster's backup lock (who runs one now) and how the last backup on this member went. */
-export async function handleGetBackup(backup: BackupEndpoint | undefined): Promise<ApiResponse> {
+/**
+ * GET /backup: the cluster's backup lock (who runs one now), how the last backup on this member went, and (core's
+ * BackupVisibility) the repository as this member last read it and its WAL archiving.
+ */
+export async function handleGetBackup(backup: BackupEndpoint | undefined, visibility: BackupVisibility): Promise<ApiResponse> {
   if (backup === undefined) return json(501, NOT_CONFIGURED);
   const local = backup.status();
   try {
     const lock = await backup.readLock();
-    return json(200, { running: lock ?? null, here: local.running, last: local.last });
+    return json(200, { running: lock ?? null, here: local.running, last: local.last, ...visibility });
   } catch (error) {
-    return json(503, { error: `the DCS did not answer: ${describeError(error)}`, here: local.running, last: local.last });
+    return json(503, { error: `the DCS did not answer: ${describeError(error)}`, here: local.running, last: local.last, ...visibility });
   }
 }
 

@@ -2,6 +2,7 @@
 // Rendered by hand in the text exposition format (gauges only, byte-for-byte what prom-client printed): the agent does
 // not load prom-client (~10 MB RSS) for two dozen gauges, and a scrape allocates one string.
 import type { AgentSnapshot } from '../agent/snapshot.js';
+import { isArchiveFailing } from '../core/archive-state.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 
 interface MetricSpec {
@@ -178,6 +179,32 @@ const SPECS: readonly MetricSpec[] = [
     name: 'pgwarden_backup_last_completed_time_seconds',
     help: 'Epoch seconds at which the newest backup in the repository finished (pgbackrest info, leader with backup: only), 0 if none',
     value: (s) => (s.pg.lastBackup === undefined ? undefined : (s.pg.lastBackup.stopEpochS ?? 0)),
+  },
+  // Ages too, not only times: a dashboard or `curl | grep` reads them without PromQL (alerts use the times).
+  {
+    name: 'pgwarden_backup_last_completed_age_seconds',
+    help: 'Seconds since the newest backup in the repository finished (leader with backup: only; absent while there is none)',
+    value: (s, now) => (s.pg.lastBackup?.stopEpochS === undefined ? undefined : Math.max(0, now - s.pg.lastBackup.stopEpochS)),
+  },
+  {
+    name: 'pgwarden_backup_count',
+    help: 'Backups in the repository for the stanza (pgbackrest info, leader with backup: only)',
+    value: (s) => (s.pg.lastBackup === undefined ? undefined : (s.pg.lastBackup.backupCount ?? 0)),
+  },
+  {
+    name: 'pgwarden_backup_first_recoverable_time_seconds',
+    help: 'Epoch seconds of the earliest point a restore can reach: the end of the oldest backup in the repository (leader with backup: only)',
+    value: (s) => s.pg.lastBackup?.recoverableFromEpochS,
+  },
+  {
+    name: 'pgwarden_archive_last_archived_age_seconds',
+    help: 'Seconds since the last WAL file was archived (pg_stat_archiver.last_archived_time; absent when none was)',
+    value: (s, now) => (s.pg.archiver?.lastArchivedEpochS === undefined ? undefined : Math.max(0, now - s.pg.archiver.lastArchivedEpochS)),
+  },
+  {
+    name: 'pgwarden_archive_failing',
+    help: 'Value is 1 if the last archive attempt failed (last_failed_time after last_archived_time), 0 otherwise',
+    value: (s) => (s.pg.archiver === undefined ? undefined : isArchiveFailing(s.pg.archiver) ? 1 : 0),
   },
 ];
 

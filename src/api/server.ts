@@ -9,6 +9,7 @@ import { describeError } from '../util/errors.js';
 import { redactText } from '../util/redact.js';
 import type { Log } from '../util/log.js';
 import type { Allowlist } from './allowlist.js';
+import { backupVisibility } from '../core/backup-visibility.js';
 import { handleGetBackup, handleGetBackups, handlePostBackup, type BackupEndpoint } from './backup.js';
 import { MetricsExporter } from './metrics.js';
 import {
@@ -239,7 +240,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return;
     }
     if (method === 'GET' && (url.pathname === '/backup' || url.pathname === '/backups')) {
-      const result = url.pathname === '/backup' ? await handleGetBackup(options.backup) : await handleGetBackups(options.backup);
+      const result =
+        url.pathname === '/backup'
+          ? await handleGetBackup(options.backup, backupVisibility((await liveSnapshot()).pg, Date.now() / 1000))
+          : await handleGetBackups(options.backup);
       send(response, result, options.extraHeaders);
       return;
     }

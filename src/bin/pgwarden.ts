@@ -19,6 +19,7 @@ import { defaultLocalDir, runLocalKill, runLocalRestart, runLocalStart, runLocal
 import { isViolation, runChaos, stopActiveClusters } from '../chaos/runner.js';
 import { ALL_FAULT_KINDS, type FaultKind } from '../chaos/schedule.js';
 import { runAgent } from './agent-main.js';
+import { runDcsSnapshot } from './dcs-snapshot.js';
 import { runProxy } from './proxy-main.js';
 import { describeError, isPgwardenError, PgwardenError } from '../util/errors.js';
 
@@ -155,6 +156,23 @@ function register(program: Command): void {
         out,
       });
       if (isViolation(report)) process.exitCode = 2;
+    });
+  const dcs = program.command('dcs').description('the DCS itself (etcd): snapshot it for recovery from a lost quorum');
+  dcs
+    .command('snapshot')
+    .description("write etcd's snapshot (Maintenance.Snapshot) to a new file, mode 0600; restore it with etcdctl snapshot restore")
+    .argument('<file>', 'new file to write (never overwritten)')
+    .action(async (file: string) => {
+      const path = program.opts<{ config?: string }>().config ?? process.env.PGWARDEN_CONFIG ?? process.env.PATRONICTL_CONFIG_FILE;
+      if (path === undefined)
+        throw new PgwardenError('PGW_CLI_USAGE', 'dcs snapshot needs a config file: pgwarden -c <pgwarden.yml> dcs snapshot <file>', {
+          context: {
+            command: ['pgwarden', 'dcs', 'snapshot'],
+            flag: '-c',
+            hint: 'pass -c <pgwarden.yml> before the verb, or set PGWARDEN_CONFIG',
+          },
+        });
+      await runDcsSnapshot(path, file, out);
     });
   registerLocalCommand(
     program,

@@ -192,7 +192,21 @@ export interface LocalPg {
    * A running primary with a backup: section: when the newest backup in the repository finished (epoch seconds;
    * undefined: the repository holds none), from `pgbackrest info` run in the background every few minutes.
    */
-  readonly lastBackup?: { readonly stopEpochS: number | undefined } | undefined;
+  readonly lastBackup?: BackupRepositoryState | undefined;
+}
+
+/** What the primary last read from `pgbackrest info` (see LocalPg.lastBackup). */
+export interface BackupRepositoryState {
+  /** When the newest backup finished (epoch seconds); undefined: the repository holds none. */
+  readonly stopEpochS: number | undefined;
+  readonly label?: string | undefined;
+  readonly type?: string | undefined;
+  readonly sizeBytes?: number | undefined;
+  readonly backupCount?: number | undefined;
+  /** The earliest point a restore can reach: the end of the oldest backup (epoch seconds). */
+  readonly recoverableFromEpochS?: number | undefined;
+  /** The oldest WAL file the repository's archive holds. */
+  readonly archiveMinWal?: string | undefined;
 }
 
 export interface ArchiverState {
@@ -203,6 +217,11 @@ export interface ArchiverState {
   /** Epoch seconds of the last archived / failed WAL file; undefined when none since the statistics were reset. */
   readonly lastArchivedEpochS: number | undefined;
   readonly lastFailedEpochS: number | undefined;
+  /** pg_stat_archiver.last_archived_wal / last_failed_wal (absent in rows of older fixtures). */
+  readonly lastArchivedWal?: string | undefined;
+  readonly lastFailedWal?: string | undefined;
+  /** While archiving fails: pgBackRest's own error for the last attempt, when its log has one. */
+  readonly failureMessage?: string | undefined;
 }
 
 export interface WalDiskState {

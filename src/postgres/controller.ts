@@ -8,7 +8,7 @@ import { backupRows } from '../core/backup-plan.js';
 import type { BackupPrimary, BackupTool, PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
-import type { LocalPg } from '../core/types.js';
+import type { BackupRepositoryState, LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { redactText } from '../util/redact.js';
 import type { Log } from '../util/log.js';
@@ -39,7 +39,7 @@ import {
 import {
   isLocalRepository,
   latestBackupLabel,
-  latestBackupStopEpochS,
+  repositorySummary,
   pgbackrestArgv,
   pgbackrestBackupArgv,
   pgbackrestRestoreArgv,
@@ -51,6 +51,7 @@ import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
 import { readWalDisk } from './wal-disk.js';
+import { ArchiveFailureWatch } from './archive-failure.js';
 
 export interface PgControllerOptions {
   readonly member: string;
@@ -130,7 +131,9 @@ export class PostgresController implements PgController, BackupTool {
   /** A replica's timeline only grows; SQL shows it reliably only while streaming, so remember the highest seen. */
   #replicaTimeline = 0;
   /** The newest backup as the last `pgbackrest info` saw it (monotonic read time), and whether a read is under way. */
-  #backupInfo: { readonly readAtMs: number; readonly stopEpochS: number | undefined } | undefined;
+  #backupInfo: { readonly readAtMs: number; readonly state: BackupRepositoryState } | undefined;
+  /** Logs a failing archive_command once per change (only with a backup: section: it reads pgBackRest's log). */
+  readonly #archiveFailures: ArchiveFailureWatch | undefined;
   #isBackupInfoRunning = false;
 
   constructor(options: PgControllerOptions) {
@@ -139,6 +142,12 @@ export class PostgresController implements PgController, BackupTool {
     this.#dataDir = new DataDir(options);
     this.#session = new LocalSession(this.#target(options.socketDir, options.port, 'postgres', LOCAL_TIMEOUTS));
     this.#postmaster = new Postmaster({ ...options, onExit: () => void this.#session.drop() });
+    const backup = options.backup;
+    this.#archiveFailures =
+      backup === undefined
+        ? undefined
+        : // PostgreSQL's log first: it gets the stderr of every attempt, so its last error is the current one.
+          new ArchiveFailureWatch(options.log, [options.logFile, join(backup.workDir, 'log', `${backup.stanza}-archive-push.log`)]);
   }
 
   #target(host: string, port: number, database: string, timeouts: typeof LOCAL_TIMEOUTS): SqlTarget {
@@ -753,8 +762,14 @@ export class PostgresController implements PgController, BackupTool {
     const walDisk = await readWalDisk(this.#dataDir.path);
     const isPrimary = pg.isRunning && pg.role === 'primary' && this.#options.backup !== undefined;
     if (isPrimary) this.#readBackupInfoSoon();
-    const lastBackup = isPrimary && this.#backupInfo !== undefined ? { stopEpochS: this.#backupInfo.stopEpochS } : undefined;
-    return { ...pg, ...(walDisk !== undefined ? { walDisk } : {}), ...(lastBackup !== undefined ? { lastBackup } : {}) };
+    const lastBackup = isPrimary && this.#backupInfo !== undefined ? this.#backupInfo.state : undefined;
+    const archiver = this.#archiveFailures === undefined ? pg.archiver : await this.#archiveFailures.observe(pg.archiver);
+    return {
+      ...pg,
+      ...(archiver !== undefined ? { archiver } : {}),
+      ...(walDisk !== undefined ? { walDisk } : {}),
+      ...(lastBackup !== undefined ? { lastBackup } : {}),
+    };
   }
 
   /**
@@ -765,19 +780,28 @@ export class PostgresController implements PgController, BackupTool {
     const backup = this.#options.backup;
     const nowMs = performance.now();
     if (backup === undefined || this.#isBackupInfoRunning) return;
-    const everyMs = this.#backupInfo?.stopEpochS === undefined ? BACKUP_INFO_NONE_YET_EVERY_MS : BACKUP_INFO_EVERY_MS;
+    const everyMs = this.#backupInfo?.state.stopEpochS === undefined ? BACKUP_INFO_NONE_YET_EVERY_MS : BACKUP_INFO_EVERY_MS;
     if (this.#backupInfo !== undefined && nowMs - this.#backupInfo.readAtMs < everyMs) return;
     this.#isBackupInfoRunning = true;
-    const read = async (): Promise<number | undefined> => {
+    const read = async (): Promise<BackupRepositoryState> => {
       const { stdout } = await this.#run(pgbackrestArgv(backup, 'info', ['--output=json']), AbortSignal.timeout(PGBACKREST_SHORT_MS));
-      return latestBackupStopEpochS(stdout, backup.stanza);
+      const summary = repositorySummary(stdout, backup.stanza);
+      return {
+        stopEpochS: summary.newest?.stopEpochS,
+        label: summary.newest?.label,
+        type: summary.newest?.type,
+        sizeBytes: summary.newest?.sizeBytes,
+        backupCount: summary.backupCount,
+        recoverableFromEpochS: summary.recoverableFromEpochS,
+        archiveMinWal: summary.archiveMinWal,
+      };
     };
     read()
       .then(
-        (stopEpochS) => (this.#backupInfo = { readAtMs: nowMs, stopEpochS }),
+        (state) => (this.#backupInfo = { readAtMs: nowMs, state }),
         (error: unknown) => {
           this.#options.log.debug({ error: describeError(error) }, 'pgbackrest info for the backup age failed');
-          this.#backupInfo = { readAtMs: nowMs, stopEpochS: this.#backupInfo?.stopEpochS };
+          this.#backupInfo = { readAtMs: nowMs, state: this.#backupInfo?.state ?? { stopEpochS: undefined } };
         },
       )
       .finally(() => (this.#isBackupInfoRunning = false));

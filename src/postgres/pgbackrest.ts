@@ -113,6 +113,91 @@ export function latestBackupStopEpochS(infoJson: string, stanza: string): number
   return stops.length === 0 ? undefined : Math.max(...stops);
 }
 
+/** What `list`, GET /backup and /metrics say about the repository: the newest backup and how far back it reaches. */
+export interface RepositorySummary {
+  readonly backupCount: number;
+  readonly newest?: {
+    readonly label: string;
+    readonly type: string;
+    readonly stopEpochS: number | undefined;
+    readonly sizeBytes: number | undefined;
+  };
+  /**
+   * The earliest moment a restore can reach: the end of the oldest backup. PostgreSQL must replay a backup up to its
+   * end (its WAL from archive.start to archive.stop) before it is consistent, so no recovery target before that works.
+   */
+  readonly recoverableFromEpochS?: number;
+  /** The first WAL segment the repository's archive keeps for this stanza (`archive[].min`). */
+  readonly archiveMinWal?: string;
+  readonly archiveMaxWal?: string;
+}
+
+const numberOrUndefined = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? value : undefined);
+
+/** The stanza's backups and archive range from `pgbackrest info --output=json`; throws as latestBackupLabel does. */
+export function repositorySummary(infoJson: string, stanza: string): RepositorySummary {
+  if (latestBackupLabel(infoJson, stanza) === undefined) return { backupCount: 0 };
+  const entry = (JSON.parse(infoJson) as unknown[]).find((item: unknown) => (item as { name?: unknown } | null)?.name === stanza) as
+    | {
+        backup?: readonly {
+          label?: unknown;
+          type?: unknown;
+          timestamp?: { start?: unknown; stop?: unknown };
+          info?: { size?: unknown };
+        }[];
+        archive?: readonly { min?: unknown; max?: unknown }[];
+      }
+    | undefined;
+  const backups = entry?.backup ?? [];
+  const newest = backups[backups.length - 1];
+  const stops = backups.map((backup) => numberOrUndefined(backup.timestamp?.stop)).filter((stop) => stop !== undefined);
+  const mins = (entry?.archive ?? []).map((archive) => archive.min).filter((wal): wal is string => typeof wal === 'string');
+  const maxes = (entry?.archive ?? []).map((archive) => archive.max).filter((wal): wal is string => typeof wal === 'string');
+  return {
+    backupCount: backups.length,
+    ...(newest !== undefined
+      ? {
+          newest: {
+            label: String(newest.label),
+            type: typeof newest.type === 'string' ? newest.type : 'unknown',
+            stopEpochS: numberOrUndefined(newest.timestamp?.stop),
+            sizeBytes: numberOrUndefined(newest.info?.size),
+          },
+        }
+      : {}),
+    ...(stops.length > 0 ? { recoverableFromEpochS: Math.min(...stops) } : {}),
+    // WAL file names of one timeline sort in WAL order, and a later timeline sorts after an earlier one.
+    ...(mins.length > 0 ? { archiveMinWal: [...mins].sort()[0]! } : {}),
+    ...(maxes.length > 0 ? { archiveMaxWal: [...maxes].sort()[maxes.length - 1]! } : {}),
+  };
+}
+
+/** An ERROR line of pgBackRest: in its own log file (timestamp, process) or on its stderr (in PostgreSQL's log). */
+const PGBACKREST_ERROR = /^(?:\d{4}-\d\d-\d\d \S+ P\d+ +)?ERROR: (\[\d+\]: .*)$/;
+/** A message longer than this is cut: it goes into one log line, the list footer and GET /backup. */
+const MAX_MESSAGE_CHARS = 400;
+
+/**
+ * pgBackRest's last error in the tail of a log: its own `<stanza>-archive-push.log`, or PostgreSQL's log, which gets
+ * pgBackRest's stderr right before "archive command failed with exit code N". The continuation lines (indented) are
+ * kept, its HINT lines are not: `[103]: unable to find a valid repository: repo1: [FileMissingError] ...`.
+ */
+export function lastPgBackrestError(logTail: string): string | undefined {
+  const lines = logTail.split('\n');
+  for (let index = lines.length - 1; index >= 0; index--) {
+    const match = PGBACKREST_ERROR.exec(lines[index]!.trimEnd());
+    if (match === null) continue;
+    const parts = [match[1]!.trim()];
+    for (const line of lines.slice(index + 1)) {
+      if (!/^\s+\S/.test(line)) break;
+      if (!/^\s*HINT:/.test(line)) parts.push(line.trim());
+    }
+    const message = parts.join(' ');
+    return message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS - 3)}...` : message;
+  }
+  return undefined;
+}
+
 /** Whether pgwarden should create a posix repository directory itself (not for s3, gcs, azure or sftp repositories). */
 export function isLocalRepository(settings: PgBackrestSettings): boolean {
   const type = settings.options['repo1-type'];

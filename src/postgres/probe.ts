@@ -24,7 +24,8 @@ export const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   current_setting('wal_level') AS wal_level,
   current_setting('archive_mode') AS archive_mode,
   (SELECT json_build_object('archived_count', archived_count, 'failed_count', failed_count,
-     'last_archived', extract(epoch FROM last_archived_time), 'last_failed', extract(epoch FROM last_failed_time)) FROM pg_stat_archiver) AS archiver,
+     'last_archived', extract(epoch FROM last_archived_time), 'last_failed', extract(epoch FROM last_failed_time),
+     'last_archived_wal', last_archived_wal, 'last_failed_wal', last_failed_wal) FROM pg_stat_archiver) AS archiver,
   (SELECT coalesce(json_agg(json_build_object('name', slot_name, 'type', slot_type, 'database', database, 'plugin', plugin, 'active', active,
      'restart_lsn', restart_lsn::text, 'confirmed_flush_lsn', confirmed_flush_lsn::text, 'wal_status', wal_status,
      'xmin', xmin::text, 'retained', pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, restart_lsn)) ORDER BY slot_name), '[]'::json)
@@ -56,6 +57,8 @@ export interface ProbeArchiverRow {
   readonly failed_count: number;
   readonly last_archived: number | null;
   readonly last_failed: number | null;
+  readonly last_archived_wal?: string | null;
+  readonly last_failed_wal?: string | null;
 }
 
 export interface ProbeRow {
@@ -170,6 +173,8 @@ export function archiverFromRow(mode: string, row: ProbeArchiverRow): ArchiverSt
     failedCount: Number(row.failed_count),
     lastArchivedEpochS: epochOrUndefined(row.last_archived),
     lastFailedEpochS: epochOrUndefined(row.last_failed),
+    ...(typeof row.last_archived_wal === 'string' ? { lastArchivedWal: row.last_archived_wal } : {}),
+    ...(typeof row.last_failed_wal === 'string' ? { lastFailedWal: row.last_failed_wal } : {}),
   };
 }
 

@@ -28,6 +28,8 @@ export type ErrorCode =
   | 'PGW_DCS_AUTH'
   /** etcd answered an HTTP request with a non-2xx status (context: endpoint, path, status). */
   | 'PGW_ETCD_ANSWER'
+  /** `pgwarden dcs snapshot`: the file cannot be written, or etcd's stream was incomplete (context: path, endpoint). */
+  | 'PGW_DCS_SNAPSHOT'
   | 'PGW_PG_COMMAND_FAILED'
   /** data_dir cannot hold a database (a file, /proc, read-only, out of the postgres user's reach): not retryable. */
   | 'PGW_DATA_DIR_UNUSABLE'

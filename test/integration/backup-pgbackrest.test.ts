@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { parse, stringify } from 'yaml';
 import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { agentLogTail, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { agentLogTail, runCli, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
 const SCOPE = 'backrest';
@@ -148,6 +148,61 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
     assert.equal(await metric('pgwarden_archive_enabled'), 1);
     assert.ok((await metric('pgwarden_archive_archived_count'))! > 0, 'WAL was archived (the backup waits for it)');
     assert.ok((await metric('pgwarden_archive_last_archived_time_seconds'))! >= window.from - 600);
+    assert.ok((await metric('pgwarden_backup_count'))! >= 1);
+    const firstRecoverable = (await metric('pgwarden_backup_first_recoverable_time_seconds'))!;
+    assert.ok(firstRecoverable > 0 && firstRecoverable <= stopS, `first recoverable ${firstRecoverable}, newest stop ${stopS}`);
+    assert.equal(await metric('pgwarden_archive_failing'), 0);
+    const listed = await runCli(['-c', local.node(leader).configPath, 'list']);
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.match(listed.stdout, /\n Backups: last full \d{8}-\d{6}F finished .* ago\); \d+ in the repository; recoverable from /);
+    assert.match(listed.stdout, /\n WAL archive: last [0-9A-F]{24}\S* archived \S+ ago; \d+ failed attempts/);
+  });
+
+  it("a failing archive_command is logged once, with pgBackRest's own error; list and /metrics show it; then that it works again", async () => {
+    const local = cluster!;
+    const { leader } = await waitHealthy(local, 60_000);
+    const failingBefore = logLines(local, leader, /WAL archiving fails/);
+    const worksBefore = logLines(local, leader, /WAL archiving works again/);
+    const archiverRow = async (): Promise<{ failed: number; wal: string | null }> =>
+      (
+        await sql<{ failed: number; wal: string | null }>(
+          local,
+          leader,
+          'SELECT failed_count::int AS failed, last_failed_wal AS wal FROM pg_stat_archiver',
+        )
+      )[0]!;
+    const failedBefore = (await archiverRow()).failed;
+    await chmod(backupRepositoryOf(local.dir), 0o000);
+    try {
+      await sql(local, leader, 'CREATE TABLE archive_failure_rows AS SELECT 1 AS id');
+      await sql(local, leader, 'SELECT pg_switch_wal()');
+      // PostgreSQL tries each segment three times in a row: wait for those retries, then check it was said once.
+      await waitUntil(async () => (await archiverRow()).failed >= failedBefore + 3, {
+        timeoutMs: 60_000,
+        intervalMs: 500,
+        describe: 'three failed archive attempts',
+      });
+      await waitUntil(async () => logLines(local, leader, /WAL archiving fails/) > failingBefore, {
+        timeoutMs: 30_000,
+        describe: 'the archive failure logged',
+        lastState: () => agentLogTail(local, leader, /archiv/),
+      });
+      const line = agentLogTail(local, leader, /WAL archiving fails/, 1);
+      assert.match(line, /WAL archiving fails \([0-9A-F]{24}\): \[\d+\]: /, 'pgBackRest\u2019s own error with its code');
+      assert.equal(logLines(local, leader, /WAL archiving fails/), failingBefore + 1, 'one line for several failed attempts');
+      const listed = await runCli(['-c', local.node(leader).configPath, 'list']);
+      assert.match(listed.stdout, /\n WAL archive: FAILING on [0-9A-F]{24} since .*: \[\d+\]: /);
+      const metrics = await (await fetch(`http://${local.node(leader).host}:${local.node(leader).apiPort}/metrics`)).text();
+      assert.match(metrics, /^pgwarden_archive_failing\{[^}]*\} 1$/m);
+    } finally {
+      await chmod(backupRepositoryOf(local.dir), 0o750);
+    }
+    await sql(local, leader, 'SELECT pg_switch_wal()');
+    await waitUntil(async () => logLines(local, leader, /WAL archiving works again/) > worksBefore, {
+      timeoutMs: 120_000,
+      describe: 'archiving working again, logged',
+      lastState: () => agentLogTail(local, leader, /archiv/),
+    });
   });
 
   it('falls back to pg_basebackup when the repository cannot be read, and says so', async () => {

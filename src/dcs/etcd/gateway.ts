@@ -822,6 +822,144 @@ export class EtcdGateway {
     });
   }
 
+  /**
+   * etcd's Maintenance.Snapshot through the gateway (/v3/maintenance/snapshot): a stream of JSON lines, each with a
+   * base64 `blob`; etcd sends the bolt database and then its SHA-256 as the last blob (what etcdctl snapshot restore
+   * checks). Every blob goes to `onBlob` in order. The first endpoint that accepts the connection serves the whole
+   * snapshot (it cannot be resumed on another member); its URL is returned.
+   */
+  async snapshot(signal: AbortSignal, onBlob: (blob: Buffer) => void): Promise<string> {
+    const token = await this.#authorization(signal);
+    const failures: string[] = [];
+    for (let attempt = 0; attempt < this.#endpoints.length; attempt++) {
+      const endpoint = this.#endpoints[this.#current]!;
+      try {
+        await this.#snapshotFrom(endpoint, token, signal, onBlob);
+        return endpoint.url;
+      } catch (error) {
+        if (!isNotSent(error) || signal.aborted) throw error;
+        failures.push(`${endpoint.url}: ${endpointFailureCause(error, false)}`);
+        this.#current = (this.#current + 1) % this.#endpoints.length;
+      }
+    }
+    throw new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd is not reachable: ${failures.join('; ')}`, {
+      isRetryable: true,
+      context: { member: this.#member, path: '/v3/maintenance/snapshot', hint: 'check that etcd runs and etcd3.hosts names it' },
+    });
+  }
+
+  async #snapshotFrom(endpoint: Endpoint, token: string | undefined, signal: AbortSignal, onBlob: (blob: Buffer) => void): Promise<void> {
+    const transport = await this.#transport(endpoint);
+    const path = '/v3/maintenance/snapshot';
+    await new Promise<void>((resolve, reject) => {
+      let isSettled = false;
+      let cleanup = (): void => undefined;
+      let request: ClientRequest | undefined;
+      const settle = (error?: unknown): void => {
+        if (isSettled) return;
+        isSettled = true;
+        cleanup();
+        if (error === undefined) resolve();
+        else {
+          request?.destroy();
+          reject(asError(error));
+        }
+      };
+      cleanup = send(
+        endpoint,
+        transport,
+        true,
+        path,
+        '{}',
+        token,
+        this.#signals(signal),
+        (response, sent) => {
+          request = sent;
+          if (response.statusCode !== 200) {
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.once('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              const refusal = refusalOf(text);
+              settle(
+                refusal !== undefined
+                  ? this.#refusal(refusal, endpoint, path, text, undefined)
+                  : new PgwardenError(
+                      'PGW_ETCD_ANSWER',
+                      `etcd ${endpoint.url}${path} answered ${response.statusCode ?? 'nothing'}: ${text.slice(0, 200)}`,
+                      {
+                        isRetryable: true,
+                        context: { endpoint: endpoint.url, path, status: response.statusCode },
+                      },
+                    ),
+              );
+            });
+            response.on('error', (error) => settle(error));
+            return;
+          }
+          let buffered = '';
+          const take = (line: string): void => {
+            if (line === '') return;
+            const message = JSON.parse(line) as { result?: { blob?: string }; error?: { message?: string; grpc_code?: number } };
+            if (message.error !== undefined)
+              throw new PgwardenError(
+                'PGW_ETCD_ANSWER',
+                `etcd ${endpoint.url} broke off the snapshot: ${message.error.message ?? line.slice(0, 200)}`,
+                {
+                  isRetryable: true,
+                  context: { endpoint: endpoint.url, path },
+                },
+              );
+            if (message.result?.blob !== undefined) onBlob(Buffer.from(message.result.blob, 'base64'));
+          };
+          response.setEncoding('utf8');
+          response.on('data', (chunk: string) => {
+            if (isSettled) return;
+            buffered += chunk;
+            try {
+              let newline = buffered.indexOf('\n');
+              while (newline >= 0) {
+                take(buffered.slice(0, newline).trim());
+                buffered = buffered.slice(newline + 1);
+                newline = buffered.indexOf('\n');
+              }
+            } catch (error) {
+              settle(error);
+            }
+          });
+          response.once('end', () => {
+            try {
+              take(buffered.trim());
+              settle();
+            } catch (error) {
+              settle(error);
+            }
+          });
+          response.on('error', (error) => settle(error));
+          response.once('close', () => {
+            if (!isSettled)
+              settle(
+                new PgwardenError('PGW_DCS_UNAVAILABLE', `etcd ${endpoint.url}${path}: connection closed before the snapshot ended`, {
+                  isRetryable: true,
+                  context: { endpoint: endpoint.url, path },
+                }),
+              );
+          });
+        },
+        (error) => settle(transport.diagnose(endpoint.url, error) ?? error),
+      );
+    });
+  }
+
+  /** The revision etcd is at, as `endpoint` answers /v3/maintenance/status (its header). */
+  async revisionAt(endpoint: string, signal: AbortSignal): Promise<string | undefined> {
+    const target = this.#endpoints.find((candidate) => candidate.url === endpoint) ?? this.#endpoints[this.#current]!;
+    const transport = await this.#transport(target);
+    const reply = await this.#post(target, transport, '/v3/maintenance/status', '{}', await this.#authorization(signal), signal);
+    if (reply.status !== 200) return undefined;
+    return (JSON.parse(reply.text) as { header?: GatewayHeader }).header?.revision;
+  }
+
   /** Moves on to the next endpoint (after a call that timed out where another member might answer). */
   rotate(): void {
     this.#current = (this.#current + 1) % this.#endpoints.length;
