@@ -9,6 +9,11 @@ import type { Log } from '../util/log.js';
 
 /** A catch-up run that has not finished after this long is stopped and retried later (a stuck archive). */
 const CATCH_UP_LIMIT_MS = 300_000;
+/**
+ * Failed runs for one timeline before giving up on it (about 45 min with the doubling pause): a user's archive_command
+ * that refuses a file it already has (as PostgreSQL's docs advise) would otherwise fail the catch-up for ever.
+ */
+const MAX_FAILURES = 8;
 
 export interface WalCatchUpStatus {
   readonly caughtUpTimeline: number | undefined;
@@ -61,12 +66,12 @@ export class WalCatchUp {
         (steps) => {
           const failed = steps.find((step) => step.outcome === 'failed');
           if (failed === undefined) this.#succeeded(timeline);
-          else this.#failed(failed.detail);
+          else this.#failed(timeline, failed.detail);
         },
         (error: unknown) => {
           const detail = describeError(error);
           this.#log.warn({ timeline, error: detail }, `archiving the WAL of timelines before ${timeline} failed: ${detail}`);
-          this.#failed(detail);
+          this.#failed(timeline, detail);
         },
       )
       .finally(() => {
@@ -86,8 +91,16 @@ export class WalCatchUp {
     this.#status = { ...this.#status, caughtUpTimeline: timeline, retryNotBeforeMs: undefined, failuresInRow: 0, lastError: undefined };
   }
 
-  #failed(detail: string): void {
+  #failed(timeline: number, detail: string): void {
     const failuresInRow = this.#status.failuresInRow + 1;
+    if (failuresInRow >= MAX_FAILURES) {
+      this.#log.error(
+        { timeline, failures_in_row: failuresInRow, error: detail },
+        `gave up archiving the WAL of timelines before ${timeline} after ${failuresInRow} failed runs: the archive may lack segments of the old timeline (${detail}); take a new full backup`,
+      );
+      this.#status = { ...this.#status, caughtUpTimeline: timeline, retryNotBeforeMs: undefined, failuresInRow: 0, lastError: detail };
+      return;
+    }
     const delayMs = archiveRetryDelayMs(failuresInRow);
     this.#status = { ...this.#status, retryNotBeforeMs: this.#clock.nowMs() + delayMs, failuresInRow, lastError: detail };
     this.#log.info({ retry_in_s: delayMs / 1000, failures_in_row: failuresInRow }, `WAL catch-up will be retried in ${delayMs / 1000} s`);

@@ -193,6 +193,15 @@ export interface LocalPg {
    * undefined: the repository holds none), from `pgbackrest info` run in the background every few minutes.
    */
   readonly lastBackup?: { readonly stopEpochS: number | undefined } | undefined;
+  /** With a backup: section: what pushing WAL and stanza-create found wrong with the repository (see wal-archive.ts). */
+  readonly backupRepository?: BackupRepositoryState | undefined;
+}
+
+export interface BackupRepositoryState {
+  /** The repository's stanza holds another database system (pgBackRest 028, or an archive-push system-id mismatch). */
+  readonly isForeignSystem: boolean;
+  /** WAL files the archive already held with a different content when this agent pushed them (pgBackRest 045). */
+  readonly differentContentFiles: number;
 }
 
 export interface ArchiverState {

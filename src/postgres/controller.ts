@@ -150,6 +150,10 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
   /** The newest backup as the last `pgbackrest info` saw it (monotonic read time), and whether a read is under way. */
   #backupInfo: { readonly readAtMs: number; readonly stopEpochS: number | undefined } | undefined;
   #isBackupInfoRunning = false;
+  /** The repository's stanza holds another system (the sentence said), until a stanza-create or push succeeds. */
+  #foreignSystem: string | undefined;
+  /** WAL files the archive held with another content when pushed here (045): split-brain signals, since start. */
+  readonly #differentContentFiles = new Set<string>();
 
   constructor(options: PgControllerOptions) {
     this.#options = options;
@@ -279,7 +283,10 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
       });
     };
     work().then(
-      () => this.#options.log.info({ stanza: backup.stanza, repository: backup.repository }, 'pgBackRest stanza is ready'),
+      () => {
+        this.#foreignSystem = undefined;
+        this.#options.log.info({ stanza: backup.stanza, repository: backup.repository }, 'pgBackRest stanza is ready');
+      },
       (error: unknown) => {
         this.#isStanzaEnsured = false;
         const output = error instanceof PgwardenError ? String(error.context.stderrTail ?? '') : '';
@@ -299,6 +306,7 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
   /** The repository holds another database system: one error line (code PGW_BACKUP_FOREIGN_SYSTEM) saying what to do. */
   #reportForeignSystem(problem: string): void {
     const backup = this.#options.backup;
+    this.#foreignSystem = problem;
     const error = new PgwardenError('PGW_BACKUP_FOREIGN_SYSTEM', `[${this.#options.member}] ${problem}`, {
       context: {
         member: this.#options.member,
@@ -346,11 +354,13 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
     const { log } = this.#options;
     const count = (outcome: ArchivePushStep['outcome']): string[] =>
       steps.filter((step) => step.outcome === outcome).map((step) => step.file);
-    for (const step of steps.filter((candidate) => candidate.outcome === 'different-content'))
+    for (const step of steps.filter((candidate) => candidate.outcome === 'different-content')) {
+      this.#differentContentFiles.add(step.file);
       log.error(
         { file: step.file, code: 'archive-duplicate-045', detail: step.detail },
         `SPLIT-BRAIN SIGNAL: the archive already holds WAL file ${step.file} with a different content; it was NOT overwritten. Two primaries wrote this segment: compare them before trusting the archive past it`,
       );
+    }
     const failed = steps.find((step) => step.outcome === 'failed');
     const fields = {
       pushed: count('pushed'),
@@ -362,7 +372,10 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
       if (failed.detail.includes('holds system identifier') || failed.detail.includes('another database system'))
         this.#reportForeignSystem(failed.detail);
       log.warn({ ...fields, error: failed.detail }, `archiving ${what} failed at ${failed.file}: ${failed.detail}`);
-    } else log.info(fields, `archived ${what}: ${fields.pushed.length} pushed, ${fields.already_archived.length} already there`);
+    } else {
+      this.#foreignSystem = undefined;
+      log.info(fields, `archived ${what}: ${fields.pushed.length} pushed, ${fields.already_archived.length} already there`);
+    }
   }
 
   /** The label of the newest backup in the repository, or undefined; rejects when the repository cannot be read. */
@@ -851,7 +864,16 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
     const isPrimary = pg.isRunning && pg.role === 'primary' && this.#options.backup !== undefined;
     if (isPrimary) this.#readBackupInfoSoon();
     const lastBackup = isPrimary && this.#backupInfo !== undefined ? { stopEpochS: this.#backupInfo.stopEpochS } : undefined;
-    return { ...pg, ...(walDisk !== undefined ? { walDisk } : {}), ...(lastBackup !== undefined ? { lastBackup } : {}) };
+    const backupRepository =
+      this.#options.backup === undefined
+        ? undefined
+        : { isForeignSystem: this.#foreignSystem !== undefined, differentContentFiles: this.#differentContentFiles.size };
+    return {
+      ...pg,
+      ...(walDisk !== undefined ? { walDisk } : {}),
+      ...(lastBackup !== undefined ? { lastBackup } : {}),
+      ...(backupRepository !== undefined ? { backupRepository } : {}),
+    };
   }
 
   /**

@@ -76,6 +76,7 @@ function readyFiles(cluster: LocalCluster, member: string): string[] {
 
 describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, () => {
   let cluster: LocalCluster | undefined;
+  let intruder: LocalCluster | undefined;
   let restored: ChildProcess | undefined;
   const restoreDir = `/tmp/pgw-arfo-${process.pid}`;
 
@@ -90,6 +91,7 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
         restored?.kill('SIGKILL'),
       );
     }
+    await teardownCluster(intruder);
     await teardownCluster(cluster);
     await rm(restoreDir, { recursive: true, force: true });
   });
@@ -259,5 +261,35 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
     assert.ok(healthy.replicas.includes(oldPrimary));
     const rewound = logLines(local, oldPrimary, /pg_rewind finished|archiving \d+ \.ready WAL/);
     assert.ok(rewound.length >= 2, agentLogTail(local, oldPrimary, /rewind|archiv/));
+  });
+
+  it('refuses a repository whose stanza holds another system: one clear error, and /metrics says so', async () => {
+    const local = cluster!;
+    // A new cluster (its own initdb, so another system identifier) pointed at the first cluster's stanza.
+    intruder = await startTestCluster('brintruder', { nodes: 1, backup: { repository: backupRepositoryOf(local.dir), stanza: SCOPE } });
+    const { leader } = await waitHealthy(intruder, 120_000);
+    const line = await waitUntil(() => logLines(intruder!, leader, /PGW_BACKUP_FOREIGN_SYSTEM/)[0], {
+      timeoutMs: 120_000,
+      describe: 'the foreign-system error',
+      lastState: () => agentLogTail(intruder!, leader, /pgBackRest|stanza/),
+    });
+    assert.match(
+      line,
+      new RegExp(`the pgBackRest repository ${backupRepositoryOf(local.dir)} \\(stanza ${SCOPE}\\) holds another database system`),
+    );
+    assert.match(line, /use a new stanza \(backup\.stanza\) or another repository \(backup\.repository\)/);
+    // The snapshot /metrics reads is refreshed by the next HA cycle.
+    const metricOf = async (target: LocalCluster, member: string): Promise<string | undefined> => {
+      const text = await (await fetch(`http://127.0.0.1:${target.node(member).apiPort}/metrics`)).text();
+      return /^pgwarden_backup_repository_foreign_system\{[^}]*\} (\d)$/m.exec(text)?.[1];
+    };
+    await waitUntil(async () => (await metricOf(intruder!, leader)) === '1', {
+      timeoutMs: 30_000,
+      intervalMs: 500,
+      describe: 'pgwarden_backup_repository_foreign_system 1 on the intruder',
+    });
+    assert.equal(await metricOf(local, (await waitHealthy(local, 60_000)).leader), '0', 'the owner of the stanza is fine');
+    // pgBackRest itself refuses the intruder (its archive-push too): nothing of it reaches the archive.
+    await assert.rejects(pgbackrest(intruder, leader, ['check'], 60_000), /do not match|\[028\]|\[044\]/);
   });
 });

@@ -11,9 +11,15 @@ import {
   readyWalFiles,
   segmentTimeline,
 } from '../../src/core/wal-archive.js';
+import { WalCatchUp } from '../../src/agent/wal-catch-up.js';
+import { MetricsExporter } from '../../src/api/metrics.js';
+import type { WalArchiveTool } from '../../src/core/ports.js';
+import type { ArchivePushStep } from '../../src/core/wal-archive.js';
 import { archiveCommandFor } from '../../src/postgres/wal-archive-push.js';
+import { silentLog } from '../../src/util/log.js';
+import { FakeClock } from '../kit/fake-clock.js';
 import { foreignSystemProblem, isAlreadyArchived, isArchiveDuplicateMismatch } from '../../src/postgres/pgbackrest.js';
-import { freshMemory, kinds, member, observe, pgState, primaryPg, view } from '../sim/builders.js';
+import { agentSnapshot, freshMemory, kinds, member, observe, pgState, primaryPg, view } from '../sim/builders.js';
 
 const NOW = 100_000;
 const PGBACKREST = { kind: 'pgbackrest' } as const;
@@ -194,5 +200,73 @@ describe("pgBackRest's answers", () => {
     assert.ok(!isArchiveDuplicateMismatch('ERROR: [103]: unable to find a valid repository'));
     assert.ok(isAlreadyArchived("WARN: WAL file '000000010000000000000001' already exists in the repo1 archive with the same checksum"));
     assert.ok(!isAlreadyArchived(''));
+  });
+});
+
+describe('the catch-up runner (agent/wal-catch-up.ts) and its metrics', () => {
+  const tool = (outcomes: ArchivePushStep['outcome'][]): WalArchiveTool & { calls: number } => {
+    const fake = {
+      calls: 0,
+      pushPreviousTimelines: async (): Promise<readonly ArchivePushStep[]> => {
+        const outcome = outcomes[Math.min(fake.calls, outcomes.length - 1)]!;
+        fake.calls++;
+        return [
+          {
+            file: '000000010000000000000005',
+            outcome,
+            detail: outcome === 'failed' ? 'ERROR: [103]: unable to find a valid repository' : 'ok',
+          },
+        ];
+      },
+    };
+    return fake;
+  };
+
+  it('a run that pushed everything (or found it equal) catches the timeline up', async () => {
+    const catchUp = new WalCatchUp(tool(['already-archived']), new FakeClock(), silentLog);
+    const run = catchUp.start(2, PGBACKREST);
+    assert.equal(catchUp.observation(PGBACKREST).isRunning, true);
+    await run;
+    assert.deepEqual(catchUp.observation(PGBACKREST), {
+      method: PGBACKREST,
+      caughtUpTimeline: 2,
+      isRunning: false,
+      retryNotBeforeMs: undefined,
+    });
+  });
+
+  it('a failed run backs off 30 s, then doubles; after 8 failures it gives up on that timeline', async () => {
+    const clock = new FakeClock(0);
+    const fake = tool(['failed']);
+    const catchUp = new WalCatchUp(fake, clock, silentLog);
+    await catchUp.start(2, PGBACKREST);
+    assert.deepEqual(catchUp.observation(PGBACKREST), {
+      method: PGBACKREST,
+      caughtUpTimeline: undefined,
+      isRunning: false,
+      retryNotBeforeMs: 30_000,
+    });
+    assert.match(catchUp.status().lastError ?? '', /unable to find a valid repository/);
+    await catchUp.start(2, PGBACKREST);
+    assert.equal(catchUp.observation(PGBACKREST).retryNotBeforeMs, 60_000);
+    for (let i = 0; i < 6; i++) await catchUp.start(2, PGBACKREST);
+    assert.equal(fake.calls, 8);
+    assert.equal(catchUp.observation(PGBACKREST).caughtUpTimeline, 2, 'given up: core stops asking');
+  });
+
+  it('a different content (045) is reported, not retried: pushing again cannot change the archive', async () => {
+    const catchUp = new WalCatchUp(tool(['different-content']), new FakeClock(), silentLog);
+    await catchUp.start(3, PGBACKREST);
+    assert.equal(catchUp.observation(PGBACKREST).caughtUpTimeline, 3);
+  });
+
+  it('/metrics: the foreign-system flag and the count of 045 files, with a backup: section only', async () => {
+    const text = await new MetricsExporter().render(
+      agentSnapshot({ pg: primaryPg({ backupRepository: { isForeignSystem: true, differentContentFiles: 2 } }) }),
+    );
+    assert.match(text, /^pgwarden_backup_repository_foreign_system\{[^}]*\} 1$/m);
+    assert.match(text, /^pgwarden_archive_different_content_files\{[^}]*\} 2$/m);
+    const without = await new MetricsExporter().render(agentSnapshot({ pg: primaryPg() }));
+    assert.doesNotMatch(without, /^pgwarden_backup_repository_foreign_system\{/m);
   });
 });
