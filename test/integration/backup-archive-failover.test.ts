@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { pickFreePorts } from '../../src/local/free-port.js';
+import { runCommand } from '../../src/postgres/runner.js';
+import { pushWalFiles } from '../../src/postgres/wal-archive-push.js';
 import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, runCli, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
@@ -96,7 +98,7 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
     await rm(restoreDir, { recursive: true, force: true });
   });
 
-  it('closes the archive gap of a crashed primary: the new primary pushes the old timeline, a restore reaches the new one', async () => {
+  it('closes the archive gap of a crashed primary: the new primary pushes the old timeline, a restore reaches the new one', async (t) => {
     const local = cluster!;
     const { leader: oldPrimary, replicas } = await waitHealthy(local, 120_000);
     const standby = replicas[0]!;
@@ -137,6 +139,7 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
     );
 
     const postmaster = await local.postmasterPid(oldPrimary);
+    const killedAtMs = Date.now();
     local.killAgent(oldPrimary, 'SIGKILL');
     if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
     const newPrimary = await waitUntil(() => writableAmong(local, [standby]), {
@@ -145,6 +148,7 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
       describe: `${standby} promoted`,
     });
     await sql(local, newPrimary, "INSERT INTO arfo VALUES (3, 'after the failover')");
+    t.diagnostic(`${newPrimary} writable ${Date.now() - killedAtMs} ms after the kill`);
 
     // The new primary pushed the old timeline's segments; PostgreSQL archived the history file itself.
     await waitUntil(
@@ -168,6 +172,10 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
       { timeoutMs: 30_000, describe: `${newPrimary} to log its catch-up`, lastState: () => agentLogTail(local, newPrimary, /archiv/) },
     );
     assert.equal(catchUp.length, 1, 'one catch-up per promotion');
+    const promotedAt = logLines(local, newPrimary, /"msg":"promoted"/)[0];
+    const timeOf = (line: string | undefined): number => Date.parse(/"time":"([^"]+)"/.exec(line ?? '')?.[1] ?? '');
+    t.diagnostic(`.ready on the crashed primary: ${ready.join(', ')}`);
+    t.diagnostic(`catch-up finished ${timeOf(catchUp[0]) - timeOf(promotedAt)} ms after the promotion: ${catchUp[0]!}`);
     assert.match(
       catchUp[0]!,
       new RegExp(`"pushed":\\[[^\\]]*"${ready[0]!}"`),
@@ -253,6 +261,7 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
       lastState: () => agentLogTail(local, oldPrimary, /archiv|rewind/),
     });
     const pushedReady = logLines(local, oldPrimary, /archived \.ready WAL before pg_rewind/)[0]!;
+    t.diagnostic(`before pg_rewind: ${pushedReady}`);
     for (const file of ready) assert.match(pushedReady, new RegExp(`"${file}"`), `${file} pushed (or found equal) before pg_rewind`);
     assert.match(pushedReady, /"different":\[\]/);
     assert.match(pushedReady, /"failed":\[\]/);
@@ -291,5 +300,46 @@ describe('WAL archiving across a failover (pgBackRest)', { timeout: 900_000 }, (
     assert.equal(await metricOf(local, (await waitHealthy(local, 60_000)).leader), '0', 'the owner of the stanza is fine');
     // pgBackRest itself refuses the intruder (its archive-push too): nothing of it reaches the archive.
     await assert.rejects(pgbackrest(intruder, leader, ['check'], 60_000), /do not match|\[028\]|\[044\]/);
+  });
+});
+
+describe('pushing WAL with a user archive_command (no backup: section)', () => {
+  const dir = `/tmp/pgw-arcmd-${process.pid}`;
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  it('runs the command per file with %p and %f, marks .ready as .done, and stops at the first failure', async () => {
+    await mkdir(join(dir, 'data', 'pg_wal', 'archive_status'), { recursive: true });
+    await mkdir(join(dir, 'archive'));
+    const files = ['000000010000000000000005', '000000010000000000000006'];
+    for (const file of files) {
+      await writeFile(join(dir, 'data', 'pg_wal', file), `wal ${file}`);
+      await writeFile(join(dir, 'data', 'pg_wal', 'archive_status', `${file}.ready`), '');
+    }
+    const command = `test ! -f ${dir}/archive/%f && cp %p ${dir}/archive/%f`;
+    const deps = {
+      dataDir: join(dir, 'data'),
+      backup: undefined,
+      run: (argv: readonly string[], signal: AbortSignal, hint: string) =>
+        runCommand({ member: 'test', argv, signal, runAs: undefined, hint }),
+    };
+    const first = await pushWalFiles(files, { kind: 'command', command }, deps, AbortSignal.timeout(10_000));
+    assert.deepEqual(
+      first.map((step) => step.outcome),
+      ['pushed', 'pushed'],
+    );
+    for (const file of files) {
+      assert.equal(readFileSync(join(dir, 'archive', file), 'utf8'), `wal ${file}`);
+      assert.ok(existsSync(join(dir, 'data', 'pg_wal', 'archive_status', `${file}.done`)), `${file} marked .done`);
+    }
+    // The command refuses a file it already has (as PostgreSQL's docs advise): the first failure ends the run.
+    const again = await pushWalFiles(files, { kind: 'command', command }, deps, AbortSignal.timeout(10_000));
+    assert.deepEqual(
+      again.map((step) => [step.file, step.outcome]),
+      [
+        [files[0], 'failed'],
+        [files[1], 'failed'],
+      ],
+    );
+    assert.match(again[1]!.detail, /not tried after 000000010000000000000005 failed/);
   });
 });
