@@ -32,6 +32,8 @@ import { DecisionEvents, isDecisionEvent } from './decision-events.js';
 import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
 import { buildSnapshot, isLockValidAt, type AgentSnapshot } from './snapshot.js';
 import type { TaskSlot } from './tasks.js';
+import type { WalCatchUp } from './wal-catch-up.js';
+import { archiveMethodOf } from '../core/wal-archive.js';
 
 /** A DCS call never gets more than this, whatever retry_timeout says: a slow etcd must not stall the loop. */
 const MAX_DCS_CALL_MS = 3000;
@@ -57,6 +59,8 @@ export interface CyclePorts {
   readonly onLockChanged: (lock: LockHolder['current']) => void;
   /** decide() itself in production; the simulator passes variants with one rule removed to prove each is needed. */
   readonly decide?: DecideFunction | undefined;
+  /** WAL archiving across failover: a new primary's catch-up pushes; absent, core plans no archiving steps. */
+  readonly walCatchUp?: WalCatchUp | undefined;
   /** watchdog.mode automatic/required (agent/watchdog-feed.ts): activated before an acquire. */
   readonly watchdogVetoAcquire?: ((ttlMs: number) => string | undefined) | undefined;
   /** The silent-leader detector's evidence (agent/leader-silence.ts), fed with every view read. */
@@ -86,6 +90,8 @@ export interface CycleSettings {
   readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
   /** bootstrap.method other than initdb: a new cluster is made by its command instead of initdb. */
   readonly customBootstrap?: CustomBootstrap | undefined;
+  /** The archive_command the backup: section sets (pgBackRest's archive-push); undefined without the section. */
+  readonly pgbackrestArchiveCommand?: string | undefined;
 }
 
 /** The parts of the local config file a reload (POST /reload, SIGHUP) may change. */
@@ -306,6 +312,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
     configuredSynchronousStandbyNames: configuredSsn(wantedParameters),
     scheduledRestart: scheduled?.due,
     parameters: view?.config === undefined ? undefined : { wanted: wantedParameters, appliedFingerprint: state.appliedParameters },
+    walArchive: ports.walCatchUp?.observation(archiveMethodOf(wantedParameters, settings.pgbackrestArchiveCommand)),
   };
   const decision = (ports.decide ?? coreDecide)(observation, state.memory);
   state.memory = decision.memory;
@@ -342,6 +349,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
           isNoStream: state.local.identity.tags.nostream === true,
         }),
         failsafe: failsafeHooks(ports, state),
+        walCatchUp: ports.walCatchUp,
         watchdogVetoAcquire: ports.watchdogVetoAcquire && (() => ports.watchdogVetoAcquire?.(state.timing.ttlMs)),
       },
       { view, ttlMs: state.timing.ttlMs, dcsBudgetMs: dcsBudgetMs(state, clock.nowMs()), pgBudgetMs: PG_COMMAND_BUDGET_MS },

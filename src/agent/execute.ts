@@ -4,6 +4,7 @@ import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../cor
 import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
+import type { ArchiveMethod } from '../core/wal-archive.js';
 import type { Action, ClusterView, DemoteMode, DynamicConfig, FailsafeTarget, FailsafeTopology, LockObservation } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
 import { describeError, isPgwardenError } from '../util/errors.js';
@@ -74,6 +75,8 @@ export interface ExecutorDeps {
   readonly replicaOptions?: (() => ReplicaOptions) | undefined;
   /** failsafe_mode's hooks; without them a round confirms nothing and acquires are never vetoed. */
   readonly failsafe?: FailsafeHooks | undefined;
+  /** Pushes a new primary's earlier timelines' WAL in the background (agent/wal-catch-up.ts). */
+  readonly walCatchUp?: { start(timeline: number, method: ArchiveMethod): Promise<void> } | undefined;
 }
 
 /** What the executor needs from the shell's failsafe state (agent/failsafe.ts). */
@@ -357,11 +360,15 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       const upstream = upstreamFor(context.view, action.from);
       return tasks.start('rewind', async (signal) => {
         await pg.stop('fast', signal);
-        await pg.rewind(upstream, signal);
+        await pg.rewind(upstream, signal, { archiveReadyFirst: action.archiveReadyFirst });
         await pg.startReplica(asReplicaOf(upstream, deps), signal);
         callback('on_start', 'replica');
       });
     }
+    case 'archivePreviousTimelines':
+      // Fire and forget: it runs beside the loop and its outcome is the next observation's walArchive.
+      void deps.walCatchUp?.start(action.timeline, action.method);
+      return true;
     case 'promote':
       return tasks.start('promote', async (signal) => {
         await pg.promote(signal);

@@ -22,6 +22,7 @@ import {
 } from './cycle.js';
 import { runDcsWatch } from './dcs-watch.js';
 import { FenceFeed } from './fence-feed.js';
+import type { WalCatchUp } from './wal-catch-up.js';
 import type { WatchdogFeed } from './watchdog-feed.js';
 import { runLeaderHeartbeat } from './leader-heartbeat.js';
 import { LeaderSilenceMonitor } from './leader-silence.js';
@@ -61,6 +62,8 @@ export interface AgentOptions extends CycleSettings {
   readonly externalFence?: ExternalFence | undefined;
   /** watchdog.mode automatic/required: a Linux watchdog device kept alive while this member leads. */
   readonly watchdog?: WatchdogFeed | undefined;
+  /** WAL archiving across failover (agent/wal-catch-up.ts): absent, core plans no archiving steps. */
+  readonly walCatchUp?: WalCatchUp | undefined;
 }
 
 export class Agent {
@@ -129,6 +132,7 @@ export class Agent {
       watchdogVetoAcquire: options.watchdog && ((ttlMs) => options.watchdog?.vetoAcquire(ttlMs)),
       decide: options.decide,
       silence: this.#silence,
+      walCatchUp: options.walCatchUp,
     };
     this.#livePositions = new LivePositions({
       pg: options.pg,
@@ -373,6 +377,7 @@ export class Agent {
     await Promise.allSettled(this.#running);
     // PostgreSQL stopped or left running under pause alike: nothing must reset this host once the agent is gone.
     this.#options.watchdog?.close();
+    this.#options.walCatchUp?.close();
     await dcs.close();
     await pg.close();
   }

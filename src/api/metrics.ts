@@ -206,6 +206,16 @@ const SPECS: readonly MetricSpec[] = [
     help: 'Value is 1 if the last archive attempt failed (last_failed_time after last_archived_time), 0 otherwise',
     value: (s) => (s.pg.archiver === undefined ? undefined : isArchiveFailing(s.pg.archiver) ? 1 : 0),
   },
+  {
+    name: 'pgwarden_backup_repository_foreign_system',
+    help: "Value is 1 if the pgBackRest repository's stanza holds another database system than this cluster (backup: only)",
+    value: (s) => (s.pg.backupRepository === undefined ? undefined : s.pg.backupRepository.isForeignSystem ? 1 : 0),
+  },
+  {
+    name: 'pgwarden_archive_different_content_files',
+    help: 'WAL files the archive already held with a different content when this agent pushed them (pgBackRest 045, a split-brain signal)',
+    value: (s) => s.pg.backupRepository?.differentContentFiles,
+  },
 ];
 
 function walDiskUsedRatio(disk: AgentSnapshot['pg']['walDisk']): number | undefined {

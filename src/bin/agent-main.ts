@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BackupRunner } from '../agent/backup-runner.js';
 import { BackupScheduler } from '../agent/backup-scheduler.js';
+import { WalCatchUp } from '../agent/wal-catch-up.js';
+import { pgbackrestArchiveCommand } from '../config/backup.js';
 import { BACKUP_TYPES } from '../core/backup-plan.js';
 import { parseCron, type CronSpec } from '../core/backup-schedule.js';
 import { CallbackRunner } from '../agent/callbacks.js';
@@ -226,6 +228,9 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
           }),
     localParameters: config.postgresql.parameters,
     recoveryConf: config.postgresql.recovery_conf,
+    pgbackrestArchiveCommand: config.backup === undefined ? undefined : pgbackrestArchiveCommand(config.backup),
+    // WAL archiving across failover: a new primary pushes the earlier timelines' WAL its pg_wal still has.
+    walCatchUp: new WalCatchUp(pg, clock, log),
     callbacks: new CallbackRunner(config.postgresql.callbacks ?? {}, config.scope, log),
     dcs,
     pg,

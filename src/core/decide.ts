@@ -24,6 +24,7 @@ import { reconfigureAction } from './parameters.js';
 import { switchoverRule } from './rules/switchover.js';
 import { failedTaskRule, isBackingOff, runningTaskRule } from './rules/task.js';
 import type { Action, Decision, HaMemory, Observation } from './types.js';
+import { withArchiveSteps } from './wal-archive.js';
 
 export function initialMemory(): HaMemory {
   return {
@@ -88,7 +89,10 @@ export function decide(obs: Observation, mem: HaMemory, rules: readonly (readonl
     chosen = rule(context);
     if (chosen !== undefined) break;
   }
-  return withFailsafeTopology(context, withReconfigure(obs, chosen ?? decision(context, `no action. I am (${context.name})`, [])));
+  return withArchiveSteps(
+    context,
+    withFailsafeTopology(context, withReconfigure(obs, chosen ?? decision(context, `no action. I am (${context.name})`, []))),
+  );
 }
 
 /**

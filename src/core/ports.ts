@@ -1,6 +1,7 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from './replica-methods.js';
 import type { SlotStep, SlotStepResult } from './slot-changes.js';
+import type { ArchiveMethod, ArchivePushStep } from './wal-archive.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -177,6 +178,23 @@ export interface WalStatus {
  * exit code and stderr tail in the context), PGW_PG_QUERY_FAILED (SQL failed, e.g. the server is not running),
  * PGW_PG_UNREACHABLE (the upstream does not answer), PGW_PG_TIMEOUT (the deadline passed).
  */
+export interface RewindOptions {
+  /**
+   * Push the WAL marked .ready to the archive with this method before pg_rewind replaces pg_wal (after crash recovery,
+   * bounded in time); a failed push is logged and the rewind goes on (core/wal-archive.ts).
+   */
+  readonly archiveReadyFirst?: ArchiveMethod | undefined;
+}
+
+/** Pushes WAL from this member's pg_wal to the archive (what and when: core/wal-archive.ts). */
+export interface WalArchiveTool {
+  /**
+   * The complete segments of timelines before `timeline` still in pg_wal, oldest first; resolves with each file's
+   * outcome (never rejects for a failed push: it is a step's outcome).
+   */
+  pushPreviousTimelines(timeline: number, method: ArchiveMethod, signal: AbortSignal): Promise<readonly ArchivePushStep[]>;
+}
+
 export interface PgController {
   /** SQL while running, pg_control while down; rejects only when even that cannot be read. */
   probe(signal: AbortSignal): Promise<LocalPg>;
@@ -218,7 +236,7 @@ export interface PgController {
    * Stop, then make the data dir follow `from` (crash recovery first if it was not shut down cleanly). A failure
    * (no data dir, another system, `from` unreachable) leaves the data dir as it was.
    */
-  rewind(from: Upstream, signal: AbortSignal): Promise<void>;
+  rewind(from: Upstream, signal: AbortSignal, options?: RewindOptions): Promise<void>;
   /** Remove the data directory (before a re-clone). */
   removeDataDir(signal: AbortSignal): Promise<void>;
   /** Apply new GUCs from the dynamic configuration (re-render, reload); restart-only ones surface as isPendingRestart. */

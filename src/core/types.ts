@@ -193,6 +193,8 @@ export interface LocalPg {
    * undefined: the repository holds none), from `pgbackrest info` run in the background every few minutes.
    */
   readonly lastBackup?: BackupRepositoryState | undefined;
+  /** With a backup: section: what pushing WAL and stanza-create found wrong with the repository (see wal-archive.ts). */
+  readonly backupRepository?: BackupRepositoryProblems | undefined;
 }
 
 /** What the primary last read from `pgbackrest info` (see LocalPg.lastBackup). */
@@ -207,6 +209,13 @@ export interface BackupRepositoryState {
   readonly recoverableFromEpochS?: number | undefined;
   /** The oldest WAL file the repository's archive holds. */
   readonly archiveMinWal?: string | undefined;
+}
+
+export interface BackupRepositoryProblems {
+  /** The repository's stanza holds another database system (pgBackRest 028, or an archive-push system-id mismatch). */
+  readonly isForeignSystem: boolean;
+  /** WAL files the archive already held with a different content when this agent pushed them (pgBackRest 045). */
+  readonly differentContentFiles: number;
 }
 
 export interface ArchiverState {
@@ -440,6 +449,21 @@ export interface Observation {
    * set last applied; present only once the DCS has a config.
    */
   readonly parameters?: ParameterState | undefined;
+  /** WAL archiving across failover (core/wal-archive.ts); absent when the agent does not track it. */
+  readonly walArchive?: WalArchiveObservation | undefined;
+}
+
+/** How this member archives: pgBackRest (pgwarden's own archive_command) or the user's archive_command. */
+export type ArchiveMethod = { readonly kind: 'pgbackrest' } | { readonly kind: 'command'; readonly command: string };
+
+/** What the agent knows about its catch-up pushes (agent/wal-catch-up.ts). */
+export interface WalArchiveObservation {
+  readonly method: ArchiveMethod | undefined;
+  /** The newest timeline whose earlier timelines' segments this agent pushed completely (this process). */
+  readonly caughtUpTimeline: number | undefined;
+  readonly isRunning: boolean;
+  /** After a failed push: not again before this (monotonic ms). */
+  readonly retryNotBeforeMs: number | undefined;
 }
 
 export type GucValue = string | number | boolean;
@@ -532,7 +556,8 @@ export type Action =
   | { readonly kind: 'startReplica'; readonly upstream: string | undefined }
   | { readonly kind: 'followLeader'; readonly upstream: string }
   | { readonly kind: 'detachUpstream' }
-  | { readonly kind: 'rewind'; readonly from: string }
+  /** archiveReadyFirst: push the WAL marked .ready before pg_rewind replaces pg_wal (core/wal-archive.ts). */
+  | { readonly kind: 'rewind'; readonly from: string; readonly archiveReadyFirst?: ArchiveMethod | undefined }
   | { readonly kind: 'reinitialize'; readonly from: string }
   | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }
   | { readonly kind: 'manageSlots'; readonly plan: SlotPlan }
@@ -540,6 +565,11 @@ export type Action =
   | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }
   | { readonly kind: 'writeSync'; readonly state: SyncState | undefined }
   | { readonly kind: 'writeHistory'; readonly entry: HistoryEntry; readonly keepLast?: number }
+  /**
+   * A new primary pushes the complete segments of timelines before `timeline` still in its pg_wal, in the background
+   * (bounded; the outcome comes back as obs.walArchive). Never fails the list.
+   */
+  | { readonly kind: 'archivePreviousTimelines'; readonly timeline: number; readonly method: ArchiveMethod }
   | { readonly kind: 'clearFailover' }
   | { readonly kind: 'clearScheduledRestart' }
   | {

@@ -5,7 +5,18 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backupRows } from '../core/backup-plan.js';
-import type { BackupPrimary, BackupTool, PgController, StopMode, Upstream, UpstreamWatchEnd, WalStatus } from '../core/ports.js';
+import type {
+  BackupPrimary,
+  BackupTool,
+  PgController,
+  RewindOptions,
+  StopMode,
+  Upstream,
+  UpstreamWatchEnd,
+  WalArchiveTool,
+  WalStatus,
+} from '../core/ports.js';
+import { previousTimelineSegments, readyWalFiles, type ArchiveMethod, type ArchivePushStep } from '../core/wal-archive.js';
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { BackupRepositoryState, LocalPg } from '../core/types.js';
@@ -40,6 +51,7 @@ import {
   isLocalRepository,
   latestBackupLabel,
   repositorySummary,
+  foreignSystemProblem,
   pgbackrestArgv,
   pgbackrestBackupArgv,
   pgbackrestRestoreArgv,
@@ -50,6 +62,7 @@ import { tryReplicaMethods, type MethodRun } from './replica-create.js';
 import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
+import { listWal, pushWalFiles } from './wal-archive-push.js';
 import { readWalDisk } from './wal-disk.js';
 import { ArchiveFailureWatch } from './archive-failure.js';
 
@@ -115,9 +128,14 @@ const READY_CHECK_MS = 1000;
  * remote); more often while it has seen none, so a new cluster's first backup shows soon.
  */
 const BACKUP_INFO_EVERY_MS = 120_000;
+/**
+ * How long an old primary may spend pushing its .ready WAL before pg_rewind: long enough for a backlog of segments
+ * to a reachable repository, short enough that an unreachable one delays the rejoin by minutes, not for ever.
+ */
+const READY_WAL_PUSH_MS = 120_000;
 const BACKUP_INFO_NONE_YET_EVERY_MS = 20_000;
 
-export class PostgresController implements PgController, BackupTool {
+export class PostgresController implements PgController, BackupTool, WalArchiveTool {
   readonly #options: PgControllerOptions;
   readonly #dataDir: DataDir;
   readonly #postmaster: Postmaster;
@@ -135,6 +153,10 @@ export class PostgresController implements PgController, BackupTool {
   /** Logs a failing archive_command once per change (only with a backup: section: it reads pgBackRest's log). */
   readonly #archiveFailures: ArchiveFailureWatch | undefined;
   #isBackupInfoRunning = false;
+  /** The repository's stanza holds another system (the sentence said), until a stanza-create or push succeeds. */
+  #foreignSystem: string | undefined;
+  /** WAL files the archive held with another content when pushed here (045): split-brain signals, since start. */
+  readonly #differentContentFiles = new Set<string>();
 
   constructor(options: PgControllerOptions) {
     this.#options = options;
@@ -270,15 +292,99 @@ export class PostgresController implements PgController, BackupTool {
       });
     };
     work().then(
-      () => this.#options.log.info({ stanza: backup.stanza, repository: backup.repository }, 'pgBackRest stanza is ready'),
+      () => {
+        this.#foreignSystem = undefined;
+        this.#options.log.info({ stanza: backup.stanza, repository: backup.repository }, 'pgBackRest stanza is ready');
+      },
       (error: unknown) => {
         this.#isStanzaEnsured = false;
+        const output = error instanceof PgwardenError ? String(error.context.stderrTail ?? '') : '';
+        const foreign = foreignSystemProblem(output, backup);
+        if (foreign !== undefined) {
+          this.#reportForeignSystem(foreign);
+          return;
+        }
         this.#options.log.warn(
           { stanza: backup.stanza, error: describeError(error) },
           'pgBackRest stanza-create failed; retried at the next start or promotion',
         );
       },
     );
+  }
+
+  /** The repository holds another database system: one error line (code PGW_BACKUP_FOREIGN_SYSTEM) saying what to do. */
+  #reportForeignSystem(problem: string): void {
+    const backup = this.#options.backup;
+    this.#foreignSystem = problem;
+    const error = new PgwardenError('PGW_BACKUP_FOREIGN_SYSTEM', `[${this.#options.member}] ${problem}`, {
+      context: {
+        member: this.#options.member,
+        repository: backup?.repository,
+        stanza: backup?.stanza,
+        hint: 'set backup.stanza to a new name (or backup.repository to another place) on every member and restart the agents',
+      },
+    });
+    this.#options.log.error({ code: error.code, stanza: backup?.stanza ?? null, repository: backup?.repository ?? null }, error.message);
+  }
+
+  // ---------- WAL archiving across failover (core/wal-archive.ts decides) ----------
+
+  async pushPreviousTimelines(timeline: number, method: ArchiveMethod, signal: AbortSignal): Promise<readonly ArchivePushStep[]> {
+    const { files } = await listWal(this.#dataDir.path);
+    const segments = previousTimelineSegments(files, timeline);
+    const steps = await pushWalFiles(segments, method, this.#walPushDeps(), signal);
+    this.#logPushSteps(steps, `earlier timelines' WAL after the promotion to timeline ${timeline}`);
+    return steps;
+  }
+
+  /** Before pg_rewind: the WAL the archiver had not pushed yet (.ready); pg_rewind would replace it. */
+  async #pushReadyWal(method: ArchiveMethod, signal: AbortSignal): Promise<void> {
+    const { statuses } = await listWal(this.#dataDir.path);
+    const ready = readyWalFiles(statuses);
+    if (ready.length === 0) {
+      this.#options.log.info({}, 'no .ready WAL to archive before pg_rewind');
+      return;
+    }
+    this.#options.log.info({ files: ready }, `archiving ${ready.length} .ready WAL file(s) before pg_rewind`);
+    const steps = await pushWalFiles(ready, method, this.#walPushDeps(), AbortSignal.any([signal, AbortSignal.timeout(READY_WAL_PUSH_MS)]));
+    this.#logPushSteps(steps, '.ready WAL before pg_rewind');
+  }
+
+  #walPushDeps(): Parameters<typeof pushWalFiles>[2] {
+    return {
+      dataDir: this.#dataDir.path,
+      backup: this.#options.backup,
+      run: (argv, signal, hint) => this.#run(argv, signal, { hint }),
+    };
+  }
+
+  /** One line for the run; a different content (045) is an error of its own per file: a split-brain signal. */
+  #logPushSteps(steps: readonly ArchivePushStep[], what: string): void {
+    const { log } = this.#options;
+    const count = (outcome: ArchivePushStep['outcome']): string[] =>
+      steps.filter((step) => step.outcome === outcome).map((step) => step.file);
+    for (const step of steps.filter((candidate) => candidate.outcome === 'different-content')) {
+      this.#differentContentFiles.add(step.file);
+      log.error(
+        { file: step.file, code: 'archive-duplicate-045', detail: step.detail },
+        `SPLIT-BRAIN SIGNAL: the archive already holds WAL file ${step.file} with a different content; it was NOT overwritten. Two primaries wrote this segment: compare them before trusting the archive past it`,
+      );
+    }
+    const failed = steps.find((step) => step.outcome === 'failed');
+    const fields = {
+      pushed: count('pushed'),
+      already_archived: count('already-archived'),
+      different: count('different-content'),
+      failed: count('failed'),
+    };
+    if (failed !== undefined) {
+      if (failed.detail.includes('holds system identifier') || failed.detail.includes('another database system'))
+        this.#reportForeignSystem(failed.detail);
+      log.warn({ ...fields, error: failed.detail }, `archiving ${what} failed at ${failed.file}: ${failed.detail}`);
+    } else {
+      this.#foreignSystem = undefined;
+      log.info(fields, `archived ${what}: ${fields.pushed.length} pushed, ${fields.already_archived.length} already there`);
+    }
   }
 
   /** The label of the newest backup in the repository, or undefined; rejects when the repository cannot be read. */
@@ -629,7 +735,7 @@ export class PostgresController implements PgController, BackupTool {
    * then pg_rewind from `from`. Fails with PGW_PG_UNREACHABLE when `from` does not answer and PGW_PG_COMMAND_FAILED
    * when there is no data dir or pg_rewind refuses (another system, no wal_log_hints); the data dir is untouched then.
    */
-  async rewind(from: Upstream, signal: AbortSignal): Promise<void> {
+  async rewind(from: Upstream, signal: AbortSignal, options: RewindOptions = {}): Promise<void> {
     this.#replicaTimeline = 0;
     await this.stop('fast', signal);
     // Also clears the lock file of a postmaster killed with the agent and never reaped, which single-user mode trips on.
@@ -640,6 +746,10 @@ export class PostgresController implements PgController, BackupTool {
       this.#options.log.info({ state: control.state ?? null }, 'running crash recovery in single-user mode before pg_rewind');
       await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir.path), signal, { stdin: '' });
     }
+    if (options.archiveReadyFirst !== undefined)
+      await this.#pushReadyWal(options.archiveReadyFirst, signal).catch((error: unknown) =>
+        this.#options.log.warn({ error: describeError(error) }, 'could not archive the .ready WAL before pg_rewind; rewinding anyway'),
+      );
     const { host, port } = addressOf(from);
     await this.#dataDir.writePgpass();
     await this.#run(
@@ -764,11 +874,16 @@ export class PostgresController implements PgController, BackupTool {
     if (isPrimary) this.#readBackupInfoSoon();
     const lastBackup = isPrimary && this.#backupInfo !== undefined ? this.#backupInfo.state : undefined;
     const archiver = this.#archiveFailures === undefined ? pg.archiver : await this.#archiveFailures.observe(pg.archiver);
+    const backupRepository =
+      this.#options.backup === undefined
+        ? undefined
+        : { isForeignSystem: this.#foreignSystem !== undefined, differentContentFiles: this.#differentContentFiles.size };
     return {
       ...pg,
       ...(archiver !== undefined ? { archiver } : {}),
       ...(walDisk !== undefined ? { walDisk } : {}),
       ...(lastBackup !== undefined ? { lastBackup } : {}),
+      ...(backupRepository !== undefined ? { backupRepository } : {}),
     };
   }
 

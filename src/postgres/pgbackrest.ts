@@ -225,3 +225,31 @@ export function pgbackrestBackupArgv(
   const extra = standby === undefined ? [] : ['--backup-standby', ...member(1, standby.primary), ...member(2, standby.self)];
   return pgbackrestArgv(settings, 'backup', [`--type=${type}`, ...extra]);
 }
+
+/** `pgbackrest ... archive-push <path>`: one WAL file into the archive (compared, never overwritten, by pgBackRest). */
+export function pgbackrestArchivePushArgv(settings: PgBackrestSettings, walPath: string): string[] {
+  return [...pgbackrestArgv(settings, 'archive-push'), walPath];
+}
+
+/**
+ * What pgBackRest's output says when the repository's stanza belongs to another database system, as one sentence that
+ * says what to do; undefined for any other failure. archive-push and check name both system identifiers
+ * (`[ArchiveMismatchError] PostgreSQL version 15, system-id A do not match repo1 stanza version 15, system-id B`);
+ * stanza-create and check say `[028]: backup and archive info files exist but do not match the database`.
+ */
+export function foreignSystemProblem(output: string, settings: Pick<PgBackrestSettings, 'repository' | 'stanza'>): string | undefined {
+  const where = `the pgBackRest repository ${settings.repository} (stanza ${settings.stanza})`;
+  const todo =
+    'use a new stanza (backup.stanza) or another repository (backup.repository) for this cluster; never point two clusters at one stanza';
+  const mismatch = /system-id (\d+) do not match (?:repo\d+ )?stanza version \S+, system-id (\d+)/.exec(output);
+  if (mismatch !== null) return `${where} holds system identifier ${mismatch[2]!}, this cluster is ${mismatch[1]!}: ${todo}`;
+  if (/\[028\]|do not match the database/.test(output)) return `${where} holds another database system than this cluster: ${todo}`;
+  return undefined;
+}
+
+/** pgBackRest 045: the archive has this WAL file with another content (a split-brain signal; never overwritten). */
+export const isArchiveDuplicateMismatch = (output: string): boolean =>
+  /\[045\]|already exists in the \S+ archive with a different checksum/.test(output);
+
+/** pgBackRest's warning when the archive already has this WAL file with the same content (exit 0). */
+export const isAlreadyArchived = (output: string): boolean => /already exists in the \S+ archive with the same checksum/.test(output);

@@ -66,6 +66,8 @@ export type ErrorCode =
   | 'PGW_BACKUP_RUNNING'
   /** A backup failed or was stopped (context: member, type, reason). */
   | 'PGW_BACKUP_FAILED'
+  /** The pgBackRest repository's stanza belongs to another database system (context: repository, stanza, hint). */
+  | 'PGW_BACKUP_FOREIGN_SYSTEM'
   | 'PGW_TASK_CANCELLED'
   | 'PGW_AGENT_STOPPING'
   | 'PGW_INTERNAL';
