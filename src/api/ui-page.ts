@@ -277,6 +277,13 @@ $('member-filter').onchange = renderEvents;
 connect();
 `;
 
+/** The page loads nothing from elsewhere, and says so to the browser. */
+export const UI_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+  'cache-control': 'no-cache',
+};
+
 /** The whole page; served as is (nothing in it depends on the request). */
 export const UI_PAGE = `<!doctype html>
 <html lang="en">

@@ -28,8 +28,16 @@ export interface UiSample {
   readonly lag: Readonly<Record<string, number>>;
 }
 
+/**
+ * What the dashboard reads: an agent's snapshot, or what a proxy knows (its DCS view; no lock of its own, no decisions
+ * of its own). `readOnly` says why this page cannot act (the proxy's page).
+ */
+export type UiSnapshot = Pick<AgentSnapshot, 'name' | 'scope' | 'view' | 'isDcsReachable' | 'lockDeadlineMs' | 'events'> & {
+  readonly readOnly?: string | undefined;
+};
+
 export interface UiStreamOptions {
-  readonly getSnapshot: () => AgentSnapshot;
+  readonly getSnapshot: () => UiSnapshot;
   readonly nowMs: () => number;
   /** Calls the listener after every HA cycle; returns the unsubscribe function. Without it the stream never updates. */
   readonly subscribe?: ((listener: () => void) => () => void) | undefined;
@@ -57,7 +65,7 @@ export interface UiLockReading {
  * The lock reading for this member: the holder knows its own deadline (no DCS read); any other member reports what the
  * DCS answered (`dcsLeftMs`; undefined: not asked or no answer). Pure.
  */
-export function lockReadingOf(snapshot: AgentSnapshot, nowMs: number, dcsLeftMs: number | undefined): UiLockReading {
+export function lockReadingOf(snapshot: UiSnapshot, nowMs: number, dcsLeftMs: number | undefined): UiLockReading {
   const view = snapshot.view;
   const leader = view?.leader?.name;
   const ttl = view?.config?.ttl;
@@ -70,11 +78,12 @@ export function lockReadingOf(snapshot: AgentSnapshot, nowMs: number, dcsLeftMs:
 }
 
 /** What the dashboard draws: Patroni's cluster document plus the leader, its lock, the history and pending intents. */
-export function uiClusterDocument(snapshot: AgentSnapshot, nowMs: number): Record<string, unknown> {
+export function uiClusterDocument(snapshot: UiSnapshot, nowMs: number): Record<string, unknown> {
   const view = snapshot.view;
   const base = {
     scope: snapshot.scope,
     this_member: snapshot.name,
+    ...(snapshot.readOnly !== undefined ? { read_only: snapshot.readOnly } : {}),
     dcs_reachable: snapshot.isDcsReachable,
     ttl: view?.config?.ttl,
     loop_wait: view?.config?.loop_wait,
