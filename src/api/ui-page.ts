@@ -104,7 +104,7 @@ function renderCluster() {
       el('td', { class: 'state' }, [m.state + (m.replication_state ? ' / ' + m.replication_state : '')]),
       el('td', { class: 'num' }, [m.timeline === undefined ? '' : m.timeline]),
       el('td', { class: 'num lag' }, [m.role === 'leader' ? '' : bytes(m.lag)]),
-      el('td', { class: 'num lag-s' }, [m.role === 'leader' ? '' : seconds(m.lag_seconds)]),
+      el('td', { class: 'num lag-s' }, [m.role === 'leader' ? '' : m.lag_seconds === undefined ? 'unknown' : seconds(m.lag_seconds)]),
       el('td', {}, [sparkline(state.samples.map(function (sample) { return sample.lag[m.name] || 0; }))]),
       el('td', {}, [tags]),
       el('td', { class: 'warn' }, [m.pending_restart ? 'pending restart' : '']),
