@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ProxyRecord } from '../../src/core/types.js';
+import { buildClusterView, decodeProxy } from '../../src/dcs/codec.js';
+import { ClusterKeys } from '../../src/dcs/keys.js';
 import { MemoryDcs, MemoryDcsStore } from '../../src/dcs/memory/memory-dcs.js';
 import { proxyRecordOf, RoutePublisher } from '../../src/proxy/route-publisher.js';
 import type { ProxyStatus } from '../../src/proxy/proxy-http.js';
@@ -87,5 +89,44 @@ describe('proxy route record', () => {
     assert.equal(await primaryShown(), 'node2', 'alive after more than the TTL');
     await publisher.stop();
     assert.equal((await reader.loadCluster(AbortSignal.timeout(1000))).proxies, undefined, 'withdrawn on stop');
+  });
+});
+
+describe('proxy records read back from the DCS', () => {
+  it('skips a value that is not an object and keeps only known fields of the right type (other tools may write there)', () => {
+    assert.equal(decodeProxy('p1', 'not json'), undefined);
+    assert.equal(decodeProxy('p1', '[1,2]'), undefined);
+    assert.deepEqual(decodeProxy('p1', JSON.stringify({ primary: 7, replicas: ['node2', 3], held: 'no leader', extra: { x: 1 } })), {
+      name: 'p1',
+      held: 'no leader',
+      replicas: ['node2'],
+    });
+  });
+
+  it('are read beside the members, never as members, sorted by name', () => {
+    const keys = new ClusterKeys('/service', 'batman');
+    const raw = (key: string, value: string) => ({ key, value, modRevision: '2', createRevision: '2', lease: '0' });
+    const view = buildClusterView(
+      keys,
+      [
+        raw(keys.proxy('zeta'), '{"primary":"node1"}'),
+        raw(keys.proxy('alpha'), '{"held":"no leader"}'),
+        raw(keys.proxy('junk'), 'garbage'),
+        raw(
+          keys.member('node1'),
+          '{"role":"master","state":"running","conn_url":"postgres://h:5432/postgres","api_url":"http://h:8008/patroni"}',
+        ),
+      ],
+      '9',
+    );
+    assert.deepEqual(
+      view.proxies?.map((p) => p.name),
+      ['alpha', 'zeta'],
+    );
+    assert.deepEqual(
+      view.members.map((m) => m.name),
+      ['node1'],
+    );
+    assert.equal(keys.isControlKey(keys.proxy('alpha')), false, 'a proxy record wakes no agent loop');
   });
 });
