@@ -1,5 +1,6 @@
 // Derives Patroni's state string and the `members/<name>` value from what the agent observed.
 import { wireRole } from '../core/patroni-wire.js';
+import { lagSecondsOf } from '../core/replica-lag.js';
 import type { LocalPg, MemberRecord, MemberTags, PgState, TaskState } from '../core/types.js';
 
 const TASK_STATES: Readonly<Partial<Record<string, PgState>>> = {
@@ -66,11 +67,13 @@ export function buildMemberRecord(
   }
   const received = pg.receivedLsn ?? 0n;
   const replayed = pg.replayedLsn ?? 0n;
+  const lagSeconds = lagSecondsOf(pg);
   return {
     ...base,
     xlog_location: Number(received > replayed ? received : replayed),
     ...(pg.receivedLsn !== undefined ? { receive_lsn: Number(pg.receivedLsn) } : {}),
     ...(pg.replayedLsn !== undefined ? { replay_lsn: Number(pg.replayedLsn) } : {}),
     replication_state: pg.isStreaming ? 'streaming' : 'in archive recovery',
+    ...(lagSeconds !== undefined ? { lag_seconds: lagSeconds } : {}),
   };
 }

@@ -5,7 +5,7 @@ import { summarizeCluster } from '../core/cluster-summary.js';
 import { isWaitingForSyncStandby, syncSettingsOf } from '../core/sync-plan.js';
 import { redactSecrets } from '../util/redact.js';
 import { parsePatroniInt } from '../util/patroni-int.js';
-import { UI_PAGE } from './ui-page.js';
+import { UI_HEADERS, UI_PAGE } from './ui-page.js';
 
 export interface ApiRequest {
   readonly method: string;
@@ -28,13 +28,6 @@ export interface ApiContext {
 }
 
 const JSON_TYPE = 'application/json';
-/** The page loads nothing from elsewhere, and says so to the browser. */
-const UI_HEADERS = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
-  'cache-control': 'no-cache',
-};
-
 /**
  * `?lag=` as Patroni 3.0.2 reads it (parse_int with base unit B): bytes, or a number with B/kB/MB/GB/TB (case-sensitive).
  * undefined for a value Patroni cannot parse (`1XB`, `abc`, `1kb`): Patroni then applies no lag limit at all, and so do we

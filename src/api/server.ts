@@ -23,6 +23,7 @@ import {
   type MutationContext,
   type RestartScheduler,
 } from './mutations.js';
+import { isMemberActionPath, planMemberAction, type MemberForwarder } from './member-forward.js';
 import { handleRequest, type ApiResponse } from './routes.js';
 import { UiStream, type UiStreamOptions } from './ui-stream.js';
 
@@ -67,6 +68,10 @@ export interface ApiServerOptions {
   readonly subscribeCycles?: UiStreamOptions['subscribe'];
   /** A peer's GET /events (the dashboard shows every member's decisions). */
   readonly fetchPeerEvents?: UiStreamOptions['fetchPeerEvents'];
+  /** The leader lock's time left as the DCS counts it (the dashboard's countdown on members not holding it). */
+  readonly lockTimeLeft?: UiStreamOptions['lockTimeLeft'];
+  /** Relays POST /members/<name>/restart|reinitialize to that member's REST API with the caller's Authorization. */
+  readonly forwardToMember?: MemberForwarder | undefined;
   /** POST /failsafe (failsafe_mode): a leader without the DCS asks this member to confirm it. */
   readonly receiveFailsafe?:
     ((body: unknown) => { readonly status: number; readonly message: string; readonly lsn: bigint | undefined }) | undefined;
@@ -141,12 +146,45 @@ async function handleFailsafe(request: IncomingMessage, options: ApiServerOption
   return { ...plain(receipt.status, receipt.message), ...(receipt.lsn !== undefined ? { headers: { lsn: receipt.lsn.toString() } } : {}) };
 }
 
-async function handleUnsafe(method: string, segment: string, request: IncomingMessage, options: ApiServerOptions): Promise<ApiResponse> {
+/** A restart or reinitialize of another member, relayed to it (member-forward.ts); this member's own runs here. */
+async function handleMemberAction(
+  path: string,
+  request: IncomingMessage,
+  options: ApiServerOptions,
+): Promise<ApiResponse | { readonly local: '/restart' | '/reinitialize' }> {
+  const snapshot = options.getSnapshot();
+  const plan = planMemberAction(path, snapshot.name, snapshot.view);
+  if (plan.kind === 'refuse') return plan.response;
+  if (plan.kind === 'local') return { local: plan.endpoint };
+  const forward = options.forwardToMember;
+  if (forward === undefined) return plain(501, `acting on another member is not available on this server: use ${plan.member}'s own API`);
+  const parsed = await readJsonBody(request);
+  if ('status' in parsed) return parsed;
+  try {
+    const reply = await forward(plan.apiUrl, plan.endpoint, parsed.body, request.headers.authorization);
+    options.log.info(
+      { target: plan.member, endpoint: plan.endpoint, status: reply.status },
+      'relayed a dashboard action to another member',
+    );
+    return plain(reply.status, `${plan.member}: ${reply.text.trim()}`);
+  } catch (error) {
+    return plain(502, `${plan.member} (${plan.apiUrl}) did not answer ${plan.endpoint}: ${describeError(error)}`);
+  }
+}
+
+async function handleUnsafe(method: string, path: string, request: IncomingMessage, options: ApiServerOptions): Promise<ApiResponse> {
   const auth = options.authentication;
   if (auth !== undefined) {
     const header = request.headers.authorization;
     if (header === undefined) return plain(401, 'no auth header received');
     if (!isAuthorized(header, auth)) return plain(401, 'not authenticated');
+  }
+  let segment = `/${path.split('/')[1] ?? ''}`;
+  if (isMemberActionPath(path)) {
+    if (method !== 'POST') return plain(405, `${method} ${path}: only POST`);
+    const action = await handleMemberAction(path, request, options);
+    if ('status' in action) return action;
+    segment = action.local;
   }
   if (method === 'POST' && segment === '/failsafe') return handleFailsafe(request, options);
   if (method === 'POST' && segment === '/backup') {
@@ -211,6 +249,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     nowMs: options.nowMs,
     subscribe: options.subscribeCycles,
     fetchPeerEvents: options.fetchPeerEvents,
+    lockTimeLeft: options.lockTimeLeft,
   });
   const liveSnapshot = async (): Promise<AgentSnapshot> => (await options.getLiveSnapshot?.()) ?? options.getSnapshot();
   const onRequest = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
@@ -248,7 +287,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       return;
     }
     if (UNSAFE_METHODS.has(method)) {
-      const result = await handleUnsafe(method, segment, request, options);
+      const result = await handleUnsafe(method, url.pathname, request, options);
       send(response, result, {
         ...options.extraHeaders,
         ...result.headers,

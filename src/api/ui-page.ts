@@ -1,6 +1,8 @@
 // GET /ui: the dashboard, one self-contained page (inline CSS and script, no external request). It reads GET /ui/stream
 // (server-sent events) and acts through the REST API the CLI uses (POST /switchover, PATCH /config, POST /restart,
-// POST /reinitialize), asking for Basic credentials when the API answers 401. Plain DOM, no framework.
+// POST /reinitialize; another member's restart/reinitialize through POST /members/<name>/…, which this member relays
+// with the caller's credentials), asking for Basic credentials when the API answers 401. Plain DOM, no framework.
+// Served read-only by the proxy (the cluster document's read_only says why): no action buttons there.
 
 const STYLE = `
 :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2330; background: #f5f6f8; }
@@ -28,7 +30,7 @@ svg.spark { vertical-align: middle; }
 const SCRIPT = `
 'use strict';
 var root = location.pathname.replace(/\\/ui\\/?$/, '');
-var state = { cluster: null, events: [], samples: [], credentials: null };
+var state = { cluster: null, events: [], samples: [], credentials: null, lock: null };
 var SAMPLES = 360;
 function $(id) { return document.getElementById(id); }
 function el(tag, attrs, children) {
@@ -62,14 +64,30 @@ function walRates() {
   }
   return rates;
 }
+function seconds(s) { return s === undefined || s === null ? '' : (s < 10 ? s.toFixed(1) : Math.round(s)) + ' s'; }
+/** The lock's time left: from the lock frames (every second while the page is open), else the leader's own figure. */
+function renderLock() {
+  var c = state.cluster, l = state.lock;
+  if (!c) return;
+  var ttl = c.ttl !== undefined ? ' (ttl ' + c.ttl + ' s)' : '';
+  if (l && l.leader === c.leader && l.left_ms !== undefined) {
+    $('lock').textContent = (l.left_ms / 1000).toFixed(1) + ' s left' + ttl;
+    $('lock').title = 'from ' + l.source;
+    $('lock-source').textContent = 'from ' + l.source;
+  } else {
+    $('lock').textContent = c.lock_left_ms !== undefined ? (c.lock_left_ms / 1000).toFixed(1) + ' s left' + ttl : c.leader ? 'held' + ttl : 'no lock';
+    $('lock-source').textContent = l ? 'from ' + l.source : '';
+  }
+}
 function renderCluster() {
   var c = state.cluster;
   if (!c) return;
   $('scope').textContent = c.scope;
   $('opened').textContent = c.this_member;
   $('leader').textContent = c.leader || 'none';
-  $('lock').textContent = c.lock_left_ms !== undefined ? (c.lock_left_ms / 1000).toFixed(1) + ' s left (ttl ' + c.ttl + ' s)'
-    : c.leader ? 'ttl ' + c.ttl + ' s (time left known on the leader)' : 'no lock';
+  renderLock();
+  $('readonly').textContent = c.read_only ? 'Read-only here: ' + c.read_only : '';
+  Array.prototype.forEach.call(document.querySelectorAll('.actions button, .actions select'), function (control) { control.disabled = !!c.read_only; });
   $('pause').className = 'pill' + (c.pause ? ' paused' : '');
   $('pause').textContent = c.pause ? 'paused (maintenance)' : 'automatic failover on';
   $('sync').textContent = c.sync && c.sync.sync_standby ? c.sync.sync_standby : 'none';
@@ -85,11 +103,12 @@ function renderCluster() {
       el('td', { class: 'role' }, [m.role]),
       el('td', { class: 'state' }, [m.state + (m.replication_state ? ' / ' + m.replication_state : '')]),
       el('td', { class: 'num' }, [m.timeline === undefined ? '' : m.timeline]),
-      el('td', { class: 'num' }, [m.role === 'leader' ? '' : bytes(m.lag)]),
+      el('td', { class: 'num lag' }, [m.role === 'leader' ? '' : bytes(m.lag)]),
+      el('td', { class: 'num lag-s' }, [m.role === 'leader' ? '' : m.lag_seconds === undefined ? 'unknown' : seconds(m.lag_seconds)]),
       el('td', {}, [sparkline(state.samples.map(function (sample) { return sample.lag[m.name] || 0; }))]),
       el('td', {}, [tags]),
       el('td', { class: 'warn' }, [m.pending_restart ? 'pending restart' : '']),
-      el('td', {}, m.name === c.this_member ? [actionButton('restart', m.name), ' ', actionButton('reinit', m.name)] : []),
+      el('td', {}, c.read_only ? [] : [actionButton('restart', m.name, c.this_member), ' ', actionButton('reinit', m.name, c.this_member)]),
     ]);
     body.append(row);
   });
@@ -100,13 +119,33 @@ function renderCluster() {
   });
   if (Array.prototype.some.call(select.options, function (o) { return o.value === chosen; })) select.value = chosen;
   $('slots').textContent = (c.slots || []).map(function (s) { return s.name + ' (' + bytes(s.behind_bytes) + ' behind)'; }).join(', ') || 'none';
+  renderProxies();
   renderTimeline();
 }
-function actionButton(kind, member) {
+function renderProxies() {
+  var proxies = (state.cluster && state.cluster.proxies) || [];
+  var body = $('proxies').tBodies[0];
+  body.replaceChildren();
+  proxies.forEach(function (p) {
+    var link = p.api_url ? el('a', { href: p.api_url.replace(/\\/$/, '') + '/ui' }, ['/ui']) : '';
+    body.append(el('tr', { 'data-proxy': p.name }, [
+      el('td', {}, [p.name]),
+      el('td', { class: 'route-primary' }, [p.primary ? p.primary : 'held: ' + (p.held || 'no route')]),
+      el('td', { class: 'route-replicas' }, [(p.replicas || []).join(', ') || 'none']),
+      el('td', { class: 'muted' }, [(p.primary_listen || '') + (p.replica_listen ? ' / ' + p.replica_listen : '')]),
+      el('td', {}, [link]),
+    ]));
+  });
+  if (!proxies.length) body.append(el('tr', {}, [el('td', { colspan: 5, class: 'muted' }, ['no pgwarden proxy publishes its routes for this cluster'])]));
+}
+/** Restart or reinitialize: this member's own API, or another member's through this one (relayed with your credentials). */
+function actionButton(kind, member, self) {
   var button = el('button', { 'data-action': kind }, [kind]);
   button.onclick = function () {
-    if (!confirm((kind === 'restart' ? 'Restart PostgreSQL on ' : 'Reinitialize (wipe and copy again) ') + member + '?')) return;
-    call('POST', kind === 'restart' ? '/restart' : '/reinitialize', kind === 'restart' ? {} : { force: true });
+    var via = member === self ? '' : ' (relayed by ' + self + ' to ' + member + '\u2019s REST API with your credentials)';
+    if (!confirm((kind === 'restart' ? 'Restart PostgreSQL on ' : 'Reinitialize (wipe and copy again) ') + member + via + '?')) return;
+    var endpoint = kind === 'restart' ? '/restart' : '/reinitialize';
+    call('POST', member === self ? endpoint : '/members/' + encodeURIComponent(member) + endpoint, kind === 'restart' ? {} : { force: true });
   };
   return button;
 }
@@ -216,6 +255,7 @@ function connect() {
     if (state.samples.length > SAMPLES) state.samples.shift();
     renderCluster();
   });
+  source.addEventListener('lock', function (frame) { state.lock = JSON.parse(frame.data); renderLock(); });
   source.addEventListener('events', function (frame) { state.events = []; addEvents(JSON.parse(frame.data)); });
   source.addEventListener('event', function (frame) { addEvents([JSON.parse(frame.data)]); });
 }
@@ -237,6 +277,13 @@ $('member-filter').onchange = renderEvents;
 connect();
 `;
 
+/** The page loads nothing from elsewhere, and says so to the browser. */
+export const UI_HEADERS: Readonly<Record<string, string>> = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:",
+  'cache-control': 'no-cache',
+};
+
 /** The whole page; served as is (nothing in it depends on the request). */
 export const UI_PAGE = `<!doctype html>
 <html lang="en">
@@ -255,12 +302,18 @@ export const UI_PAGE = `<!doctype html>
   <span class="muted">opened on <span id="opened"></span>, updated <span id="updated">never</span></span>
 </header>
 <h2>Topology</h2>
-<p>Leader: <strong id="leader">…</strong> · lock: <span id="lock"></span> · sync set: <span id="sync"></span> · slots: <span id="slots"></span> · WAL rate (last hour): <span id="walrate"></span> <span id="warning" class="warn"></span></p>
+<p>Leader: <strong id="leader">…</strong> · lock: <span id="lock"></span> <span id="lock-source" class="muted"></span> · sync set: <span id="sync"></span> · slots: <span id="slots"></span> · WAL rate (last hour): <span id="walrate"></span> <span id="warning" class="warn"></span></p>
 <table id="members">
-  <thead><tr><th>Member</th><th>Role</th><th>State</th><th>TL</th><th>Lag</th><th>Lag (last hour)</th><th>Tags</th><th>Pending</th><th>Actions</th></tr></thead>
+  <thead><tr><th>Member</th><th>Role</th><th>State</th><th>TL</th><th>Lag</th><th>Lag (s)</th><th>Lag (last hour)</th><th>Tags</th><th>Pending</th><th>Actions</th></tr></thead>
+  <tbody></tbody>
+</table>
+<h2>Proxies</h2>
+<table id="proxies">
+  <thead><tr><th>Proxy</th><th>Primary traffic to</th><th>Replica traffic to</th><th>Listens on</th><th>Dashboard</th></tr></thead>
   <tbody></tbody>
 </table>
 <h2>Actions</h2>
+<p id="readonly" class="warn"></p>
 <div class="actions">
   <label>Switchover to <select id="candidate"></select></label>
   <button id="switchover">Switch over</button>

@@ -17,6 +17,8 @@ const PEER_EVENTS_LIMIT = 100;
 const MAX_UNREAD_BYTES = 1024 * 1024;
 /** Lag and WAL position history: one sample per 10 s at most, the last hour (360 samples), kept even with no client. */
 export const UI_SAMPLE_EVERY_MS = 10_000;
+/** The lock's countdown: asked of the DCS at most this often, and only while a dashboard is open. */
+export const UI_LOCK_EVERY_MS = 1000;
 const UI_SAMPLES = 360;
 
 /** One point of the history: wall-clock ms, the leader's published WAL position, each replica's lag in bytes. */
@@ -26,8 +28,16 @@ export interface UiSample {
   readonly lag: Readonly<Record<string, number>>;
 }
 
+/**
+ * What the dashboard reads: an agent's snapshot, or what a proxy knows (its DCS view; no lock of its own, no decisions
+ * of its own). `readOnly` says why this page cannot act (the proxy's page).
+ */
+export type UiSnapshot = Pick<AgentSnapshot, 'name' | 'scope' | 'view' | 'isDcsReachable' | 'lockDeadlineMs' | 'events'> & {
+  readonly readOnly?: string | undefined;
+};
+
 export interface UiStreamOptions {
-  readonly getSnapshot: () => AgentSnapshot;
+  readonly getSnapshot: () => UiSnapshot;
   readonly nowMs: () => number;
   /** Calls the listener after every HA cycle; returns the unsubscribe function. Without it the stream never updates. */
   readonly subscribe?: ((listener: () => void) => () => void) | undefined;
@@ -37,14 +47,43 @@ export interface UiStreamOptions {
   readonly keepAliveMs?: number;
   /** Wall clock for the history's timestamps (Date.now when absent). */
   readonly wallNowMs?: () => number;
+  /** The leader lock's time left as the DCS counts it (etcd's lease TTL of the leader key), for members not holding it. */
+  readonly lockTimeLeft?: ((signal: AbortSignal) => Promise<number | undefined>) | undefined;
+  /** How often the lock's time left is sent (UI_LOCK_EVERY_MS when absent). */
+  readonly lockEveryMs?: number;
+}
+
+/** What the page shows of the leader lock: who holds it, how long it has left and where that figure comes from. */
+export interface UiLockReading {
+  readonly leader: string | undefined;
+  readonly left_ms?: number;
+  readonly ttl_s?: number;
+  readonly source: string;
+}
+
+/**
+ * The lock reading for this member: the holder knows its own deadline (no DCS read); any other member reports what the
+ * DCS answered (`dcsLeftMs`; undefined: not asked or no answer). Pure.
+ */
+export function lockReadingOf(snapshot: UiSnapshot, nowMs: number, dcsLeftMs: number | undefined): UiLockReading {
+  const view = snapshot.view;
+  const leader = view?.leader?.name;
+  const ttl = view?.config?.ttl;
+  const base = { leader, ...(ttl !== undefined ? { ttl_s: ttl } : {}) };
+  if (leader === undefined) return { ...base, source: 'no leader lock in the DCS' };
+  if (leader === snapshot.name && snapshot.lockDeadlineMs !== undefined)
+    return { ...base, left_ms: Math.max(0, Math.round(snapshot.lockDeadlineMs - nowMs)), source: "this member's own lease deadline" };
+  if (dcsLeftMs === undefined) return { ...base, source: 'the DCS did not say (unreachable, or not asked yet)' };
+  return { ...base, left_ms: dcsLeftMs, source: "the DCS's TTL of the leader key's lease (whole seconds)" };
 }
 
 /** What the dashboard draws: Patroni's cluster document plus the leader, its lock, the history and pending intents. */
-export function uiClusterDocument(snapshot: AgentSnapshot, nowMs: number): Record<string, unknown> {
+export function uiClusterDocument(snapshot: UiSnapshot, nowMs: number): Record<string, unknown> {
   const view = snapshot.view;
   const base = {
     scope: snapshot.scope,
     this_member: snapshot.name,
+    ...(snapshot.readOnly !== undefined ? { read_only: snapshot.readOnly } : {}),
     dcs_reachable: snapshot.isDcsReachable,
     ttl: view?.config?.ttl,
     loop_wait: view?.config?.loop_wait,
@@ -58,12 +97,18 @@ export function uiClusterDocument(snapshot: AgentSnapshot, nowMs: number): Recor
     ...summary,
     members: summary.members.map((member) => {
       const record = records.get(member.name);
-      return { ...member, xlog_location: record?.xlog_location, replication_state: record?.replication_state };
+      return {
+        ...member,
+        xlog_location: record?.xlog_location,
+        replication_state: record?.replication_state,
+        lag_seconds: record?.lag_seconds,
+      };
     }),
     leader: view.leader?.name,
     // Known exactly on the leader only (its own lease); elsewhere the page shows the TTL.
     ...(lockLeftMs !== undefined ? { lock_left_ms: lockLeftMs } : {}),
     sync: view.sync,
+    proxies: view.proxies ?? [],
     history: view.history,
     failover: view.failover,
     optime: view.optime,
@@ -91,6 +136,9 @@ export class UiStream {
   readonly #lastSeq = new Map<string, number>();
   #isFetchingPeers = false;
   readonly #samples: UiSample[] = [];
+  #lockTimer: NodeJS.Timeout | undefined;
+  #isReadingLock = false;
+  #lastLock = '';
 
   constructor(options: UiStreamOptions) {
     this.#options = options;
@@ -136,10 +184,13 @@ export class UiStream {
     response.write(`event: events\ndata: ${JSON.stringify(redactSecrets(this.#events))}\n\n`);
     if (this.#samples.length === 0) this.#sample();
     response.write(`event: samples\ndata: ${JSON.stringify(this.#samples)}\n\n`);
+    if (this.#lastLock !== '') response.write(`event: lock\ndata: ${this.#lastLock}\n\n`);
     this.#fetchPeerEvents();
+    this.#startLockTimer();
   }
 
   close(): void {
+    this.#stopLockTimer();
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
     for (const client of [...this.#clients]) {
@@ -151,6 +202,47 @@ export class UiStream {
   #detach(client: Client): void {
     if (!this.#clients.delete(client)) return;
     clearInterval(client.keepAlive);
+    if (this.#clients.size === 0) this.#stopLockTimer();
+  }
+
+  /** The lock's countdown runs only while somebody watches: no DCS read for a dashboard nobody has open. */
+  #startLockTimer(): void {
+    if (this.#lockTimer !== undefined) return;
+    this.#readLock();
+    this.#lockTimer = setInterval(() => this.#readLock(), this.#options.lockEveryMs ?? UI_LOCK_EVERY_MS);
+    this.#lockTimer.unref();
+  }
+
+  #stopLockTimer(): void {
+    clearInterval(this.#lockTimer);
+    this.#lockTimer = undefined;
+  }
+
+  /** One reading (never two DCS reads at once); sent to every client when it changed. */
+  #readLock(): void {
+    if (this.#isReadingLock || this.#clients.size === 0) return;
+    const snapshot = this.#options.getSnapshot();
+    const ask = this.#options.lockTimeLeft;
+    const leader = snapshot.view?.leader?.name;
+    const isOwn = leader === snapshot.name && snapshot.lockDeadlineMs !== undefined;
+    const publish = (dcsLeftMs: number | undefined): void => {
+      const reading = JSON.stringify(lockReadingOf(this.#options.getSnapshot(), this.#options.nowMs(), dcsLeftMs));
+      if (reading === this.#lastLock) return;
+      this.#lastLock = reading;
+      const frame = `event: lock\ndata: ${reading}\n\n`;
+      for (const client of this.#clients) send(client.response, frame);
+    };
+    if (leader === undefined || isOwn || ask === undefined) {
+      publish(undefined);
+      return;
+    }
+    this.#isReadingLock = true;
+    ask(AbortSignal.timeout(this.#options.lockEveryMs ?? UI_LOCK_EVERY_MS))
+      .then(publish, () => publish(undefined))
+      .catch(() => undefined)
+      .finally(() => {
+        this.#isReadingLock = false;
+      });
   }
 
   /** Takes a history sample when the last is UI_SAMPLE_EVERY_MS old; returns it, or undefined when none was due. */

@@ -38,6 +38,8 @@ import { DEFAULT_WATCHDOG_DEVICE, watchdogModeOf } from '../config/watchdog.js';
 import { LinuxWatchdogDevice } from './linux-watchdog.js';
 
 const FENCE_ENTRY = fileURLToPath(new URL('./fence.js', import.meta.url));
+/** A relayed dashboard action (restart, reinitialize) waits this long for the target: under the REST server's 60 s request timeout. */
+const FORWARD_TIMEOUT_MS = 55_000;
 
 /**
  * create_replica_methods (or the backup: section's pgBackRest restore first): the methods a clone tries, each user
@@ -308,6 +310,17 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     fetchPeerStatus: (member) => peers.fetchStatus(member, AbortSignal.timeout(2000)),
     subscribeCycles: (listener) => agent.onCycle(listener),
     fetchPeerEvents: (apiUrl, since, limit) => peers.fetchEvents(apiUrl, since, limit, AbortSignal.timeout(2000)),
+    lockTimeLeft: (signal) => dcs.leaderLockTimeLeft(signal),
+    // The caller's credentials, never ours: the target member authenticates the person at the dashboard.
+    forwardToMember: async (apiUrl, endpoint, body, authorization) => {
+      const reply = await restClient.callMember(apiUrl, endpoint, {
+        method: 'POST',
+        body,
+        signal: AbortSignal.timeout(FORWARD_TIMEOUT_MS),
+        onBehalfOf: { authorization },
+      });
+      return { status: reply.status, text: reply.text };
+    },
     restartScheduler: { schedule: (at, filters) => agent.scheduleRestart(at, filters), cancel: () => agent.cancelScheduledRestart() },
     reload: reloadLocalConfig,
     tls,

@@ -6,6 +6,9 @@ import { etcdConnection, openEtcdDcs, openPositionReader } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
+import { serveDashboard } from '../api/ui-http.js';
+import { UiStream } from '../api/ui-stream.js';
+import { HttpPeerClient } from '../peers/http-peer-client.js';
 import { SystemClock } from '../util/clock.js';
 import { createRestClient } from '../util/rest-client.js';
 import { describeError, PgwardenError } from '../util/errors.js';
@@ -35,6 +38,9 @@ export async function runProxy(configPath: string): Promise<void> {
     log,
   });
   const monitor = config.proxy.monitor;
+  // The dashboard on the API port: the same page as the members', fed by this proxy's DCS watch, read-only.
+  // (built once the server knows its ports and name; a request before that is answered by the proxy's own routes)
+  const ui: { stream: UiStream | undefined } = { stream: undefined };
   const server = await ProxyServer.start({
     section: config.proxy,
     scope: config.scope,
@@ -43,6 +49,23 @@ export async function runProxy(configPath: string): Promise<void> {
     ...(monitor === undefined ? {} : { positionReader: openPositionReader(monitor) }),
     nowMs: () => clock.nowMs(),
     log,
+    publish: { registry: dcs },
+    httpExtension: (request, response) => ui.stream !== undefined && serveDashboard(ui.stream, request, response),
+  });
+  const peers = new HttpPeerClient(createRestClient(config.rest));
+  ui.stream = new UiStream({
+    getSnapshot: () => ({
+      name: `proxy ${server.name}`,
+      scope: config.scope,
+      view: server.view(),
+      isDcsReachable: server.view() !== undefined,
+      lockDeadlineMs: undefined,
+      readOnly: `this is proxy ${server.name}'s page; open a member's /ui to act`,
+    }),
+    nowMs: () => clock.nowMs(),
+    subscribe: (listener) => server.onViewChange(listener),
+    fetchPeerEvents: (apiUrl, since, limit) => peers.fetchEvents(apiUrl, since, limit, AbortSignal.timeout(2000)),
+    lockTimeLeft: (signal) => dcs.leaderLockTimeLeft(signal),
   });
   log.info(
     {
@@ -60,6 +83,7 @@ export async function runProxy(configPath: string): Promise<void> {
     if (isStopping) return;
     isStopping = true;
     log.info({ signal, grace_s: config.proxy.shutdown_grace }, 'shutting down: no new connections; open ones get the grace period');
+    ui.stream?.close();
     server
       .stop()
       .then(() => dcs.close())

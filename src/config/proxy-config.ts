@@ -65,6 +65,11 @@ const seconds = (minimum: number) => z.number().min(minimum);
 const listenAddress = hostPortSchema(0, '127.0.0.1:5000');
 
 export const proxySectionSchema = z.object({
+  /** This proxy's name in the DCS (`proxies/<name>`, shown on every member's dashboard); default: host:primary port. */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'proxy.name: letters, digits and . _ : @ - only (it is part of a DCS key), e.g. proxy-a')
+    .optional(),
   primary_listen: listenAddress,
   replica_listen: listenAddress.optional(),
   /** /metrics and /health of the proxy itself. */

@@ -13,6 +13,7 @@ import type {
   LocalPg,
   MemberRecord,
   PeerStatus,
+  ProxyRecord,
   SyncState,
 } from './types.js';
 
@@ -116,6 +117,23 @@ export interface BackupLocks {
   releaseBackupLock(signal: AbortSignal): Promise<CasResult>;
   /** The lock's holder, or undefined when no backup runs. */
   readBackupLock(signal: AbortSignal): Promise<BackupLockRecord | undefined>;
+}
+
+/** The leader lock's remaining time as the DCS counts it: what every member's dashboard shows (implemented beside Dcs). */
+export interface LeaderLockTimer {
+  /**
+   * Milliseconds until the lease the leader key is bound to expires (etcd counts whole seconds); undefined when there is
+   * no leader key or it is bound to no lease. One read, no write.
+   */
+  leaderLockTimeLeft(signal: AbortSignal): Promise<number | undefined>;
+}
+
+/** The proxies' records `proxies/<name>` (implemented by the DCS adapters beside Dcs). */
+export interface ProxyRegistry {
+  /** Put `proxies/<record.name>` on this client's lease of `ttlMs` (kept alive by each call); unchanged values are not rewritten. */
+  publishProxy(record: ProxyRecord, ttlMs: number, signal: AbortSignal): Promise<void>;
+  /** Delete `proxies/<name>` (a clean stop; a crashed proxy's record expires with its lease). */
+  withdrawProxy(name: string, signal: AbortSignal): Promise<void>;
 }
 
 /** Where a standby backup reads the primary's non-replicated files (pgBackRest pg1 with --backup-standby). */

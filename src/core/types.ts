@@ -27,6 +27,8 @@ export interface MemberRecord {
   readonly receive_lsn?: number;
   readonly replay_lsn?: number;
   readonly replication_state?: string;
+  /** Replica: how far behind in time (see core/replica-lag.ts; pgwarden addition, Patroni's tools ignore it). */
+  readonly lag_seconds?: number;
   readonly timeline?: number;
   readonly tags?: MemberTags;
   readonly pending_restart?: boolean;
@@ -108,8 +110,28 @@ export interface ClusterView {
   readonly heartbeat?: HeartbeatRecord | undefined;
   /** `failsafe` (Patroni 3.0+): the members the leader last knew, name -> api_url; undefined when absent or not an object. */
   readonly failsafe?: FailsafeTopology | undefined;
+  /** pgwarden proxies following this cluster (`proxies/<name>`, each on its proxy's lease); absent when none. */
+  readonly proxies?: readonly ProxyRecord[] | undefined;
   /** etcd revision of the read. */
   readonly revision: string;
+}
+
+/**
+ * The value of `proxies/<name>` (pgwarden addition; Patroni's tools read only the keys they know): where one proxy
+ * routes, written when its routes change, on the proxy's own lease so that a dead proxy's record expires.
+ */
+export interface ProxyRecord {
+  readonly name: string;
+  /** The proxy's HTTP endpoint (its /ui, /status), when it has one. */
+  readonly api_url?: string | undefined;
+  /** Listen addresses (host:port) of the primary and replica listeners. */
+  readonly primary_listen?: string | undefined;
+  readonly replica_listen?: string | undefined;
+  /** The member primary traffic goes to, or undefined while it is held (then `held` says why). */
+  readonly primary?: string | undefined;
+  readonly held?: string | undefined;
+  /** The members replica traffic goes to. */
+  readonly replicas?: readonly string[] | undefined;
 }
 
 export type DcsObservation =
@@ -163,6 +185,11 @@ export interface LocalPg {
   /** e.g. '2026-11-22 17:54:15.702182+00:00' */
   readonly postmasterStartTime: string | undefined;
   readonly replayedTimestamp: string | null | undefined;
+  /**
+   * Replica: milliseconds from the last replayed transaction's commit to the probe (read by the probe's one query, on
+   * PostgreSQL's clock). undefined: nothing replayed since start, or not a replica.
+   */
+  readonly replayAgeMs?: number | undefined;
   readonly isReplayPaused: boolean;
   /** pg_stat_replication rows (primary). */
   readonly replication: readonly ReplicationRow[];

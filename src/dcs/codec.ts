@@ -7,6 +7,7 @@ import type {
   HeartbeatRecord,
   HistoryEntry,
   MemberRecord,
+  ProxyRecord,
   SyncState,
 } from '../core/types.js';
 import type { BackupLockRecord } from '../core/ports.js';
@@ -42,6 +43,30 @@ export function decodeMember(name: string, text: string): MemberRecord | undefin
     state: field(value.state, 'unknown'),
     role: field(value.role, 'unknown'),
   };
+}
+
+/** A proxy record; a value that is not an object (hand-written) is skipped. Only known fields of the right type are kept. */
+export function decodeProxy(name: string, text: string): ProxyRecord | undefined {
+  const value = parseJson(text);
+  if (!isObject(value)) return undefined;
+  const text_ = (raw: unknown): string | undefined => (typeof raw === 'string' ? raw : undefined);
+  const replicas = Array.isArray(value.replicas) ? value.replicas.filter((item): item is string => typeof item === 'string') : undefined;
+  const record: ProxyRecord = {
+    name,
+    api_url: text_(value.api_url),
+    primary_listen: text_(value.primary_listen),
+    replica_listen: text_(value.replica_listen),
+    primary: text_(value.primary),
+    held: text_(value.held),
+    replicas,
+  };
+  return Object.fromEntries(Object.entries(record).filter(([, field]) => field !== undefined)) as unknown as ProxyRecord;
+}
+
+/** Compact JSON without the name (it is in the key). */
+export function encodeProxy(record: ProxyRecord): string {
+  const { name: _name, ...rest } = record;
+  return JSON.stringify(rest);
 }
 
 /** Compact JSON without the name (it is in the key), as Patroni writes it. */
@@ -143,6 +168,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   let heartbeat: HeartbeatRecord | undefined;
   let failsafe: FailsafeTopology | undefined;
   const members: MemberRecord[] = [];
+  const proxies: ProxyRecord[] = [];
   for (const item of raw) {
     if (item.key === keys.leader) {
       if (item.value !== '')
@@ -174,9 +200,13 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     } else if (item.key.startsWith(keys.membersPrefix)) {
       const member = decodeMember(item.key.slice(keys.membersPrefix.length), item.value);
       if (member !== undefined) members.push(member);
+    } else if (item.key.startsWith(keys.proxiesPrefix)) {
+      const proxy = decodeProxy(item.key.slice(keys.proxiesPrefix.length), item.value);
+      if (proxy !== undefined) proxies.push(proxy);
     }
   }
   members.sort((a, b) => a.name.localeCompare(b.name));
+  proxies.sort((a, b) => a.name.localeCompare(b.name));
   return {
     initialize,
     config,
@@ -192,6 +222,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     statusSlots,
     ...(heartbeat !== undefined ? { heartbeat } : {}),
     failsafe,
+    ...(proxies.length > 0 ? { proxies } : {}),
     revision,
   };
 }

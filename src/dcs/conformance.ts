@@ -1,14 +1,14 @@
 // The behaviour every DCS backend must show (run against real etcd and the memory backend): locks, TTLs, CAS, watch, errors.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { BackupLocks, Dcs } from '../core/ports.js';
+import type { BackupLocks, Dcs, LeaderLockTimer, ProxyRegistry } from '../core/ports.js';
 import type { ClusterView, MemberRecord } from '../core/types.js';
 import { waitUntil } from '../util/wait-until.js';
 import { isPgwardenError } from '../util/errors.js';
 
 export interface DcsHarness {
   /** A fresh scope per call, so tests don't see each other's keys. */
-  newScope(): (member: string) => Dcs & BackupLocks;
+  newScope(): (member: string) => Dcs & BackupLocks & LeaderLockTimer & ProxyRegistry;
   /** Lets more than the TTL pass (real sleep for etcd, fake clock for memory). */
   advancePastTtl(): Promise<void>;
   /** A client whose every call must fail with PGW_DCS_UNAVAILABLE. */
@@ -261,6 +261,56 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       assert.equal(await b.readBackupLock(signal()), undefined, 'expired with the holder\u2019s lease');
       assert.equal(await b.acquireBackupLock({ ...record, member: 'node2', type: 'incr' }, ttlMs, signal()), true);
       assert.deepEqual(await a.readBackupLock(signal()), { ...record, member: 'node2', type: 'incr' });
+    });
+
+    it("tells any client the leader lock's time left (within the TTL), and nothing once there is no lock", async () => {
+      const dcs = harness.newScope();
+      const [a, b] = [dcs('node1'), dcs('node2')];
+      assert.equal(await b.leaderLockTimeLeft(signal()), undefined, 'no leader key');
+      assert.equal(await a.acquireLeader(ttlMs, signal()), true);
+      const left = await b.leaderLockTimeLeft(signal());
+      assert.ok(left !== undefined && left > 0 && left <= ttlMs, `time left ${left} ms within the TTL of ${ttlMs} ms`);
+      assert.equal(await a.releaseLeader(signal()), true);
+      assert.equal(await b.leaderLockTimeLeft(signal()), undefined, 'released');
+    });
+
+    it('keeps proxy records beside the members: wakes no loop, leaves the members alone, expires with the lease', async () => {
+      const dcs = harness.newScope();
+      const [proxy, agent] = [dcs('__pgwarden_proxy'), dcs('node1')];
+      await agent.touchMember(member('node1'), ttlMs, signal());
+      const revision = (await agent.loadCluster(signal())).revision;
+      let isWoken = false;
+      const watching = agent.watch(revision, signal()).then(() => (isWoken = true));
+      const record = {
+        name: 'proxy-a',
+        api_url: 'http://127.0.0.1:9100',
+        primary: 'node1',
+        replicas: ['node2'],
+        primary_listen: '127.0.0.1:5000',
+      };
+      await proxy.publishProxy(record, ttlMs, signal());
+      await proxy.publishProxy({ ...record, name: 'proxy-b', primary: undefined, held: 'no leader' }, ttlMs, signal());
+      let view = await agent.loadCluster(signal());
+      const { primary: _primary, ...held } = record;
+      assert.deepEqual(view.proxies, [record, { ...held, name: 'proxy-b', held: 'no leader' }], 'both records, as written');
+      assert.deepEqual(
+        view.members.map((m) => m.name),
+        ['node1'],
+        'a proxy record is not a member',
+      );
+      assert.equal(isWoken, false, 'proxy records are not control keys');
+      await agent.setFailover({ leader: 'node1' }, undefined, signal());
+      await watching;
+      await proxy.publishProxy({ ...record, primary: 'node2' }, ttlMs, signal());
+      view = await agent.loadCluster(signal());
+      assert.equal(view.proxies?.find((p) => p.name === 'proxy-a')?.primary, 'node2', 'a route change is rewritten');
+      await proxy.withdrawProxy('proxy-b', signal());
+      assert.deepEqual(
+        (await agent.loadCluster(signal())).proxies?.map((p) => p.name),
+        ['proxy-a'],
+      );
+      await harness.advancePastTtl();
+      assert.equal((await agent.loadCluster(signal())).proxies, undefined, 'expired with the proxy\u2019s lease');
     });
 
     it('fails with PGW_DCS_UNAVAILABLE, within the deadline, when unreachable', async () => {

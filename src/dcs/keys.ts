@@ -46,6 +46,13 @@ export class ClusterKeys {
   get backup(): string {
     return `${this.prefix}backup`;
   }
+  /** A pgwarden proxy's routing record (Patroni has no such keys; its tools ignore them). */
+  proxy(name: string): string {
+    return `${this.prefix}proxies/${name}`;
+  }
+  get proxiesPrefix(): string {
+    return `${this.prefix}proxies/`;
+  }
   member(name: string): string {
     return `${this.prefix}members/${name}`;
   }
@@ -56,7 +63,7 @@ export class ClusterKeys {
    * Keys worth waking an agent's loop for. Member, status and history keys change every cycle somewhere; waking every
    * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key). The
    * heartbeat changes several times a second and has its own watch (agent/leader-silence.ts). The failsafe key follows
-   * the members and nobody acts on its change at once; nor does anybody act on the backup lock's.
+   * the members and nobody acts on its change at once; nor does anybody act on the backup lock's or a proxy record's.
    */
   isControlKey(key: string): boolean {
     return (
@@ -66,7 +73,8 @@ export class ClusterKeys {
       key !== this.heartbeat &&
       key !== this.failsafe &&
       key !== this.backup &&
-      !key.startsWith(this.membersPrefix)
+      !key.startsWith(this.membersPrefix) &&
+      !key.startsWith(this.proxiesPrefix)
     );
   }
 }

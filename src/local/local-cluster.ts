@@ -511,6 +511,7 @@ export class LocalCluster {
     await writeFile(
       configPath,
       renderLocalProxyConfig({
+        name,
         scope: this.scope,
         namespace: this.namespace,
         etcdEndpoints: this.etcd.endpoints,

@@ -4,6 +4,8 @@ import type { EtcdClientSecurity } from './etcd-cluster.js';
 export interface LocalProxySpec {
   readonly scope: string;
   readonly namespace: string;
+  /** proxy.name: its name on the dashboards (proxies/<name> in the DCS). */
+  readonly name?: string;
   readonly etcdEndpoints: readonly string[];
   /** etcd3.protocol, cacert, cert, key, username, password (absent: plain http, no authentication). */
   readonly etcdSecurity?: EtcdClientSecurity;
@@ -25,6 +27,7 @@ export function renderLocalProxyConfig(spec: LocalProxySpec): string {
     `  hosts: ${spec.etcdEndpoints.map((endpoint) => endpoint.replace(/^https?:\/\//, '')).join(',')}`,
     ...Object.entries(spec.etcdSecurity ?? {}).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`),
     'proxy:',
+    ...(spec.name !== undefined ? [`  name: ${spec.name}`] : []),
     `  primary_listen: 127.0.0.1:${spec.primaryPort}`,
     `  replica_listen: 127.0.0.1:${spec.replicaPort}`,
     `  api_listen: 127.0.0.1:${spec.apiPort}`,

@@ -11,6 +11,7 @@ export const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   pg_last_wal_receive_lsn()::text AS received_lsn,
   pg_last_wal_replay_lsn()::text AS replayed_lsn,
   pg_last_xact_replay_timestamp()::text AS replayed_ts,
+  (extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000)::float8 AS replay_age_ms,
   CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END AS replay_paused,
   current_setting('server_version_num')::int AS server_version,
   to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00:00' AS start_time,
@@ -67,6 +68,8 @@ export interface ProbeRow {
   readonly received_lsn: string | null;
   readonly replayed_lsn: string | null;
   readonly replayed_ts: string | null;
+  /** Milliseconds since the last replayed transaction committed (PostgreSQL's clock); absent in older fixtures. */
+  readonly replay_age_ms?: number | null;
   readonly replay_paused: boolean;
   readonly server_version: number;
   readonly start_time: string;
@@ -133,6 +136,7 @@ export function localPgFromRow(row: ProbeRow, context: ProbeContext, replicaTime
     serverVersion: row.server_version,
     postmasterStartTime: row.start_time,
     replayedTimestamp: row.replayed_ts,
+    ...(isReplica && typeof row.replay_age_ms === 'number' ? { replayAgeMs: row.replay_age_ms } : {}),
     isReplayPaused: row.replay_paused,
     replication: row.replication.map(({ flush_lsn: _flush, write_lsn: _write, replay_lsn: _replay, ...rest }) => rest),
     isPendingRestart: row.pending_restart,

@@ -66,5 +66,5 @@ export function handleProxyHttp(request: ProxyHttpRequest, state: ProxyHttpState
     const isHeld = request.path === '/health' && state.status.primary.kind !== 'route';
     return { status: isHeld ? 503 : 200, headers: JSON_HEADERS, body: JSON.stringify(proxyStatusDocument(state.status)) };
   }
-  return { status: 404, headers: TEXT_HEADERS, body: 'not found: try /metrics, /health or /status' };
+  return { status: 404, headers: TEXT_HEADERS, body: 'not found: try /metrics, /health, /status or /ui' };
 }

@@ -1,11 +1,14 @@
 // A pgwarden proxy instance: the cluster feed, a primary and a replica listener, and the node:http wiring of its
 // HTTP endpoint (answers from proxy-http.ts). Route changes close connections to nodes that no longer hold the lock.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { hostname } from 'node:os';
 import { replicaFallbackOf, type ProxySection } from '../config/proxy-config.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import { isWaitTimeout, waitUntil } from '../util/wait-until.js';
-import type { PositionReader } from '../core/ports.js';
+import type { PositionReader, ProxyRegistry } from '../core/ports.js';
+import type { ClusterView, ProxyRecord } from '../core/types.js';
+import { proxyRecordOf, RoutePublisher } from './route-publisher.js';
 import { ClusterFeed, type ClusterSource, type PrimaryProbe } from './cluster-feed.js';
 import { PositionMonitor } from './member-positions.js';
 import { Forwarder, type ListenerKind, type ProxiedConnection } from './forwarder.js';
@@ -36,6 +39,10 @@ export interface ProxyServerOptions {
   readonly refreshMs?: number;
   /** Reads members' WAL positions (built by the composition root when proxy.monitor is set). */
   readonly positionReader?: PositionReader;
+  /** Publishes this proxy's routes as `proxies/<name>` in the DCS (the members' dashboards show them). */
+  readonly publish?: { readonly registry: ProxyRegistry } | undefined;
+  /** Extra handler on the API port, asked first (the dashboard): true when it answered the request. */
+  readonly httpExtension?: ((request: IncomingMessage, response: ServerResponse) => boolean) | undefined;
 }
 
 export type { ProxyStatus } from './proxy-http.js';
@@ -79,6 +86,9 @@ export class ProxyServer {
     intervalMs: 200,
     timeoutMs: 1000,
   });
+  readonly #publisher: RoutePublisher | undefined;
+  readonly #viewListeners = new Set<() => void>();
+  #lastViewRevision: string | undefined;
   #nextMark = (0x50000000 + Math.floor(Math.random() * 0x0fffffff)) >>> 0;
   readonly ports: { primary: number; replica: number | undefined; api: number | undefined } = {
     primary: 0,
@@ -106,6 +116,17 @@ export class ProxyServer {
       async () => this.#kernel?.counters(),
     );
     this.#feed.onChange(() => this.#onClusterChange());
+    const publish = options.publish;
+    this.#publisher =
+      publish === undefined
+        ? undefined
+        : new RoutePublisher({
+            registry: publish.registry,
+            record: () => this.#record(),
+            ttlMs: () => (this.#feed.input().view?.config?.ttl ?? 30) * 1000,
+            nowMs: options.nowMs,
+            log: options.log,
+          });
     const reader = options.positionReader;
     const monitor = options.section.monitor;
     this.#positions =
@@ -147,7 +168,40 @@ export class ProxyServer {
     }
     server.#feed.start();
     server.#positions?.start();
+    server.#publisher?.start();
     return server;
+  }
+
+  /** The cluster as this proxy's DCS watch last read it. */
+  view(): ClusterView | undefined {
+    return this.#feed.input().view;
+  }
+
+  /** Calls `listener` after each new read of the cluster (a new revision); returns the unsubscribe function. */
+  onViewChange(listener: () => void): () => void {
+    this.#viewListeners.add(listener);
+    return () => this.#viewListeners.delete(listener);
+  }
+
+  /** This proxy's name in the DCS: proxy.name, else host:primary port. */
+  get name(): string {
+    return this.#section.name ?? `${hostname()}:${this.ports.primary}`;
+  }
+
+  /** This proxy's record in the DCS: its routes and where it listens. */
+  #record(): ProxyRecord {
+    const name = this.name;
+    const section = this.#section;
+    const api = section.api_listen;
+    const host = (address: string): string => (address === '0.0.0.0' || address === '::' || address === '' ? hostname() : address);
+    const format = (address: string, port: number): string => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`);
+    return proxyRecordOf(name, this.status(), {
+      primary: format(section.primary_listen.host, this.ports.primary),
+      ...(section.replica_listen !== undefined && this.ports.replica !== undefined
+        ? { replica: format(section.replica_listen.host, this.ports.replica) }
+        : {}),
+      ...(api !== undefined && this.ports.api !== undefined ? { apiUrl: `http://${format(host(api.host), this.ports.api)}` } : {}),
+    });
   }
 
   #openKernel(host: string, port: number): Promise<KernelDataPath> {
@@ -246,6 +300,7 @@ export class ProxyServer {
 
   async #openHttp(address: { host: string; port: number }): Promise<number> {
     const http = createServer((incoming, outgoing) => {
+      if (this.#options.httpExtension?.(incoming, outgoing) === true) return;
       const request = { method: incoming.method ?? 'GET', path: new URL(incoming.url ?? '/', 'http://localhost').pathname };
       void (needsMetrics(request) ? this.#renderMetrics() : Promise.resolve(undefined)).then((metrics) => {
         const reply = handleProxyHttp(request, { status: this.status(), ...(metrics === undefined ? {} : { metrics }) });
@@ -312,6 +367,12 @@ export class ProxyServer {
   }
 
   #onClusterChange(): void {
+    const revision = this.#feed.input().view?.revision;
+    if (revision !== this.#lastViewRevision) {
+      this.#lastViewRevision = revision;
+      for (const listener of [...this.#viewListeners]) listener();
+    }
+    this.#publisher?.update();
     for (const kernel of [this.#kernel, ...this.#retiredKernels]) void kernel?.refresh();
     const input = this.#input();
     const options = this.#routingOptions();
@@ -413,6 +474,8 @@ export class ProxyServer {
       (forwarder): forwarder is Forwarder => forwarder !== undefined,
     );
     await Promise.all(forwarders.map((forwarder) => forwarder.stopListening()));
+    // Dashboards stop showing this proxy at once, not a TTL later.
+    await this.#publisher?.stop();
     // No new kernel-routed connections either; open ones get the same grace as the proxy's own.
     this.#isStopping = true;
     await this.#kernel?.refresh();

@@ -29,6 +29,11 @@ export interface RestRequest {
   /** Sent as JSON ({} for a POST without one). */
   readonly body?: unknown;
   readonly signal: AbortSignal;
+  /**
+   * Sent on behalf of another caller (a dashboard action relayed to another member): this Authorization header (or none)
+   * instead of the client's own credentials, so the target judges the caller, not this process.
+   */
+  readonly onBehalfOf?: { readonly authorization: string | undefined } | undefined;
 }
 
 export interface RestClient {
@@ -108,10 +113,11 @@ export function createRestClient(settings: RestClientSettings, options: { readon
     httpsAgent ??= import('node:https').then((https) => new https.Agent({ keepAlive: true, maxSockets: 4 }));
     return httpsAgent;
   };
-  const request = async (url: string, { method = 'GET', body, signal }: RestRequest): Promise<HttpReply> => {
+  const request = async (url: string, { method = 'GET', body, signal, onBehalfOf }: RestRequest): Promise<HttpReply> => {
     const isUnsafe = UNSAFE_METHODS.has(method);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (isUnsafe && authorization !== undefined) headers.authorization = authorization;
+    const sentAuthorization = onBehalfOf === undefined ? authorization : onBehalfOf.authorization;
+    if (isUnsafe && sentAuthorization !== undefined) headers.authorization = sentAuthorization;
     const agent = await agentFor(url);
     try {
       return await requestText(url, {

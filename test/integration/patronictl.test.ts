@@ -37,7 +37,8 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
   before(async () => {
     // REST credentials, as `pgwarden local start` generates them: patronictl must send restapi.authentication for
     // switchover and pause. (etcd stays plain here: this host's Debian patronictl cannot do https without python3-idna.)
-    started = await startTestCluster('interop', { restAuth: true });
+    // A proxy too: its proxies/<name> record under the scope (and the replicas' lag_seconds) must not disturb patronictl.
+    started = await startTestCluster('interop', { restAuth: true, proxies: 1 });
     cluster = started;
     config = cluster.node('node1').configPath;
   });
@@ -46,6 +47,10 @@ describe("Patroni's patronictl against pgwarden", { timeout: 300_000 }, () => {
 
   it('lists the same members and shows the same config as pgwarden', async () => {
     await waitHealthy(cluster, 90_000);
+    await waitUntil(async () => (await cluster.view()).proxies?.length === 1, {
+      timeoutMs: 15_000,
+      describe: "the proxy's record under the scope",
+    });
     // The two tools read etcd a moment apart, and a replica's published lag can change in between (a fresh replica
     // catching up): compare a few times until both saw the same keys; a real difference persists and fails.
     const sameJson = (a: string, b: string): boolean => {

@@ -71,7 +71,7 @@ describe('proxy HTTP endpoint', () => {
       ['DELETE', '/metrics'],
     ] as const) {
       const reply = get(path, { status: routed }, method);
-      assert.deepEqual([reply.status, reply.body], [404, 'not found: try /metrics, /health or /status'], `${method} ${path}`);
+      assert.deepEqual([reply.status, reply.body], [404, 'not found: try /metrics, /health, /status or /ui'], `${method} ${path}`);
     }
   });
 });

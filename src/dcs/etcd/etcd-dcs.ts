@@ -1,5 +1,5 @@
 // The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
-import type { BackupLockRecord, BackupLocks, CasResult, Dcs } from '../../core/ports.js';
+import type { BackupLockRecord, BackupLocks, CasResult, Dcs, LeaderLockTimer, ProxyRegistry } from '../../core/ports.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -9,6 +9,7 @@ import type {
   HistoryEntry,
   LeaderRecord,
   MemberRecord,
+  ProxyRecord,
   SyncState,
 } from '../../core/types.js';
 import { ClusterCache } from './cluster-cache.js';
@@ -22,6 +23,7 @@ import {
   encodeFailsafe,
   encodeHeartbeat,
   encodeMember,
+  encodeProxy,
   encodeStatus,
   type RawKey,
 } from '../codec.js';
@@ -71,7 +73,7 @@ type Operation =
   | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
   | { readonly request_delete_range: { readonly key: string } };
 
-export class EtcdDcs implements Dcs, BackupLocks {
+export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry {
   /** The exact value of the backup lock this member wrote: it deletes the lock only while it still holds that. */
   #backupLockValue: string | undefined;
   readonly #keys: ClusterKeys;
@@ -342,6 +344,32 @@ export class EtcdDcs implements Dcs, BackupLocks {
     if (this.#written.get(key) === fingerprint) return;
     await this.#put(key, value, signal, lease);
     this.#written.set(key, fingerprint);
+  }
+
+  async leaderLockTimeLeft(signal: AbortSignal): Promise<number | undefined> {
+    const key = this.#keys.leader;
+    const response = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, signal, key);
+    const lease = response.kvs?.[0]?.lease;
+    if (lease === undefined || lease === '0') return undefined;
+    // TTL -1: the lease expired (its keys are going): nothing left.
+    const answer = await this.#gateway.call<{ TTL?: string }>('/v3/lease/timetolive', { ID: lease }, signal, key);
+    return Math.max(0, Number(answer.TTL ?? '-1')) * 1000;
+  }
+
+  async publishProxy(record: ProxyRecord, ttlMs: number, signal: AbortSignal): Promise<void> {
+    const lease = await this.#keepAlive(ttlMs, signal, Math.min(1000, ttlMs / 10));
+    const key = this.#keys.proxy(record.name);
+    const value = encodeProxy(record);
+    const fingerprint = `${lease}\u0000${value}`;
+    if (this.#written.get(key) === fingerprint) return;
+    await this.#put(key, value, signal, lease);
+    this.#written.set(key, fingerprint);
+  }
+
+  async withdrawProxy(name: string, signal: AbortSignal): Promise<void> {
+    const key = this.#keys.proxy(name);
+    await this.#gateway.call('/v3/kv/deleterange', { key: b64(key) }, signal, key);
+    this.#written.delete(key);
   }
 
   initialize(value: string, signal: AbortSignal): Promise<CasResult> {

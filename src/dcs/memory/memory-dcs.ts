@@ -1,5 +1,5 @@
 // An in-memory DCS with etcd's semantics (revisions, leases on an injected clock, CAS, watch) for tests and simulations.
-import type { BackupLockRecord, BackupLocks, CasResult, Clock, Dcs } from '../../core/ports.js';
+import type { BackupLockRecord, BackupLocks, CasResult, Clock, Dcs, LeaderLockTimer, ProxyRegistry } from '../../core/ports.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -9,6 +9,7 @@ import type {
   HistoryEntry,
   LeaderRecord,
   MemberRecord,
+  ProxyRecord,
   SyncState,
 } from '../../core/types.js';
 import { PgwardenError } from '../../util/errors.js';
@@ -20,6 +21,7 @@ import {
   encodeFailsafe,
   encodeHeartbeat,
   encodeMember,
+  encodeProxy,
   encodeStatus,
   type RawKey,
 } from '../codec.js';
@@ -73,6 +75,13 @@ export class MemoryDcsStore {
     if (lease === undefined) return false;
     lease.expiresAtMs = this.clock.nowMs() + lease.ttlMs;
     return true;
+  }
+
+  /** Milliseconds until lease `id` expires (etcd's TimeToLive, here exact); undefined for an unknown or expired lease. */
+  timeToLive(id: number): number | undefined {
+    this.sweep();
+    const lease = this.#leases.get(id);
+    return lease === undefined ? undefined : Math.max(0, lease.expiresAtMs - this.clock.nowMs());
   }
 
   get(key: string): StoredKey | undefined {
@@ -152,7 +161,7 @@ export class MemoryDcsStore {
   }
 }
 
-export class MemoryDcs implements Dcs, BackupLocks {
+export class MemoryDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry {
   #backupLockValue: string | undefined;
   readonly #store: MemoryDcsStore;
   readonly #keys: ClusterKeys;
@@ -298,6 +307,27 @@ export class MemoryDcs implements Dcs, BackupLocks {
     this.#check(signal);
     const lease = this.#keepAlive(ttlMs);
     this.#store.put(this.#keys.member(this.#member), encodeMember(record), lease);
+  }
+
+  async leaderLockTimeLeft(signal: AbortSignal): Promise<number | undefined> {
+    this.#check(signal, this.#keys.leader);
+    const lease = this.#store.get(this.#keys.leader)?.lease ?? 0;
+    return lease === 0 ? undefined : this.#store.timeToLive(lease);
+  }
+
+  async publishProxy(record: ProxyRecord, ttlMs: number, signal: AbortSignal): Promise<void> {
+    const key = this.#keys.proxy(record.name);
+    this.#check(signal, key);
+    const lease = this.#keepAlive(ttlMs);
+    const value = encodeProxy(record);
+    const current = this.#store.get(key);
+    if (current?.value !== value || current.lease !== lease) this.#store.put(key, value, lease);
+  }
+
+  async withdrawProxy(name: string, signal: AbortSignal): Promise<void> {
+    const key = this.#keys.proxy(name);
+    this.#check(signal, key);
+    this.#store.delete(key);
   }
 
   async initialize(value: string, signal: AbortSignal): Promise<CasResult> {
