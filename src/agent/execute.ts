@@ -395,7 +395,7 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
             context: { member: deps.member, key: 'backup', hint: 'add a backup: section (README, Backups) to every member' },
           });
         await pg.stop('fast', signal);
-        await tool.restoreToTarget(action.target, signal);
+        await tool.restoreToTarget(action.target, action.memberSlots, signal);
         callback('on_role_change', 'primary');
       });
     }

@@ -145,9 +145,9 @@ export interface RestoreTool {
   /**
    * With PostgreSQL stopped: `pgbackrest restore --delta` with the target, recovery until the target, promotion onto a
    * new timeline, the recovery target settings removed again (a later standby of this data dir must not stop at the
-   * old target), and a start as primary. Rejects with PGW_PG_COMMAND_FAILED naming what failed; PostgreSQL is then stopped.
+   * old target), the members' physical slots made, and a start as primary. Rejects with PGW_PG_COMMAND_FAILED naming what failed; PostgreSQL is then stopped.
    */
-  restoreToTarget(target: RestoreTarget, signal: AbortSignal): Promise<void>;
+  restoreToTarget(target: RestoreTarget, memberSlots: readonly string[], signal: AbortSignal): Promise<void>;
 }
 
 /** Where a replica streams from. */

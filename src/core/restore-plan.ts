@@ -12,8 +12,12 @@
 //   is what keeps every agent from bootstrapping a new cluster while PostgreSQL is down everywhere.
 // - The restored leader is promoted onto a new timeline; the replicas hold WAL of the abandoned future, so they are
 //   re-cloned (reinitialize) from it, never rewound.
-// - Resume only once every member follows the new leader, then a full backup: the backups taken before the restore
-//   lead into the abandoned timelines, and a later restore of the new history wants a backup on the new timeline.
+// - A full backup of the restored leader comes before the re-clones: a replica restored from an older backup replays
+//   the archive, and until the new timeline's first segment is archived the archive holds only the old timeline's
+//   copy of that segment, with the abandoned commits after the branch point: the replica would replay them (seen in
+//   the integration test). pgBackRest's backup waits until its WAL is archived, and the re-clones start from it. It
+//   also makes the new history recoverable at once: the older backups lead into the abandoned timelines.
+// - Resume only once every member follows the new leader.
 import { describeRestoreTarget, type RestoreTarget } from './restore-target.js';
 import type { ClusterView } from './types.js';
 
@@ -23,6 +27,7 @@ export type RestoreStep =
   | { readonly kind: 'restore'; readonly member: string; readonly target: RestoreTarget }
   | { readonly kind: 'reinit'; readonly member: string; readonly from: string }
   | { readonly kind: 'resume' }
+  /** A full backup, on the leader (the replicas are stopped). */
   | { readonly kind: 'backup' };
 
 export interface RestorePlan {
@@ -52,9 +57,9 @@ export function planInPlaceRestore(view: ClusterView, target: RestoreTarget): Re
       { kind: 'pause' },
       ...others.map((member): RestoreStep => ({ kind: 'stop', member })),
       { kind: 'restore', member: leader, target },
+      { kind: 'backup' },
       ...others.map((member): RestoreStep => ({ kind: 'reinit', member, from: leader })),
       ...(wasPaused ? [] : [{ kind: 'resume' } as const]),
-      { kind: 'backup' },
     ],
   };
 }
@@ -73,7 +78,7 @@ export function describeRestoreStep(step: RestoreStep): string {
     case 'resume':
       return 'resume the cluster';
     case 'backup':
-      return 'take a full backup of the new timeline';
+      return 'take a full backup of the new timeline (on the leader)';
   }
 }
 
@@ -81,11 +86,8 @@ export function describeRestoreStep(step: RestoreStep): string {
 export function restoreFailureHint(plan: RestorePlan, step: RestoreStep): string {
   const reinits = plan.steps.filter((entry) => entry.kind === 'reinit').map((entry) => entry.member);
   const hasResume = plan.steps.some((entry) => entry.kind === 'resume');
-  const tail = [
-    ...(reinits.length > 0 ? [`pgwarden reinit ${reinits.join(' ')} --wait`] : []),
-    ...(hasResume ? ['pgwarden resume'] : []),
-    'pgwarden backup --type full --wait',
-  ];
+  const reinit = reinits.length > 0 ? [`pgwarden reinit ${reinits.join(' ')} --wait`] : [];
+  const resume = hasResume ? ['pgwarden resume'] : [];
   switch (step.kind) {
     case 'pause':
       return 'nothing was changed; check that the agents run (pgwarden list) and run pgwarden restore again';
@@ -93,12 +95,12 @@ export function restoreFailureHint(plan: RestorePlan, step: RestoreStep): string
       return `the cluster is paused and ${plan.leader} still runs as primary; fix ${step.member} (its agent log says why) and run pgwarden restore again, or leave everything as it was with pgwarden resume`;
     case 'restore':
       return `the cluster stays paused and ${plan.leader} keeps the leader lock, so no other member becomes primary; PostgreSQL on ${step.member} is stopped or recovering. Read ${step.member}'s agent log, fix the cause (e.g. a target before the oldest backup or past the archived WAL) and run pgwarden restore again`;
-    case 'reinit':
-      return `${plan.leader} runs restored as primary; then run: ${tail.join('; ')}`;
-    case 'resume':
-      return `${plan.leader} runs restored and the replicas follow it; then run: ${tail.slice(reinits.length > 0 ? 1 : 0).join('; ')}`;
     case 'backup':
-      return 'the cluster runs restored; take a full backup of the new timeline soon (pgwarden backup --type full --wait): the older backups lead into the abandoned history';
+      return `${plan.leader} runs restored as primary and the replicas are stopped; re-clone them only from a backup of the new timeline: run ${['pgwarden backup --type full --from primary --wait', ...reinit, ...resume].join('; ')}`;
+    case 'reinit':
+      return `${plan.leader} runs restored as primary, with a new full backup; then run: ${[...reinit, ...resume].join('; ')}`;
+    case 'resume':
+      return `${plan.leader} runs restored and the replicas follow it; run pgwarden resume`;
   }
 }
 

@@ -536,7 +536,11 @@ export type Action =
   /** Stop PostgreSQL (fast) and leave it stopped: a paused cluster starts nothing again on its own. */
   | { readonly kind: 'stopPostgres' }
   /** The leader's data dir restored in place by pgBackRest to `target`, recovered, promoted and started as primary. */
-  | { readonly kind: 'restoreToTarget'; readonly target: RestoreTarget }
+  /**
+   * `memberSlots`: the physical slots the members stream through, made again after the promotion (pgBackRest restores
+   * none, and a paused leader manages no slots, so the re-cloned replicas would find none).
+   */
+  | { readonly kind: 'restoreToTarget'; readonly target: RestoreTarget; readonly memberSlots: readonly string[] }
   | { readonly kind: 'manageSlots'; readonly plan: SlotPlan }
   | { readonly kind: 'copyLogicalSlots'; readonly from: string; readonly slots: readonly string[] }
   | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }

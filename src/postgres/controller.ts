@@ -628,7 +628,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
    * target, PostgreSQL recovers to it and promotes itself onto a new timeline (target-action=promote), and keeps running
    * as primary. A failure stops PostgreSQL again.
    */
-  async restoreToTarget(target: RestoreTarget, signal: AbortSignal): Promise<void> {
+  async restoreToTarget(target: RestoreTarget, memberSlots: readonly string[], signal: AbortSignal): Promise<void> {
     const backup = this.#requireBackup();
     const member = this.#options.member;
     this.#replicaTimeline = 0;
@@ -660,6 +660,13 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
       // The target stays in postgresql.auto.conf after the promotion: were this data dir ever started as a standby
       // (a replica after a failover), recovery would stop at the old target again.
       for (const setting of RECOVERY_TARGET_SETTINGS) await this.#query(`ALTER SYSTEM RESET ${setting}`, signal);
+      // pgBackRest restores no slots: the members' are made here, so the re-cloned replicas can stream through them.
+      for (const slot of memberSlots)
+        await this.#query(
+          'SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)',
+          signal,
+          [slot],
+        );
       // As after any promotion: without a checkpoint on the new timeline a later pg_rewind may see nothing to do.
       await this.checkpoint(signal);
       this.#options.log.info({ target: describeRestoreTarget(target) }, 'restored in place and promoted onto a new timeline');

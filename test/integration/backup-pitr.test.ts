@@ -145,12 +145,12 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     );
 
     const startedAt = Date.now();
-    const result = await runCliWithInput([...config, 'restore', '--target-time', target], CONFIRM, 900_000);
+    const result = await runCliWithInput([...config, 'restore', '--target-time', target, '--timeout', '300'], CONFIRM, 900_000);
     const restoreS = (Date.now() - startedAt) / 1000;
     t.diagnostic(`pgwarden restore took ${restoreS.toFixed(1)} s`);
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}\n${agentLogTail(local(), third, /restor|pgbackrest|recover/i, 20)}`);
     assert.match(result.stdout, new RegExp(`restore ${third} to time .* on timeline 2 and promote it: ok`));
-    assert.match(result.stdout, /take a full backup of the new timeline: ok/);
+    assert.match(result.stdout, /take a full backup of the new timeline \(on the leader\): ok/);
     assert.match(result.stdout, /Success: cluster pitr restored/);
 
     const healthy = await waitHealthy(local(), 120_000);

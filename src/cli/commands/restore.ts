@@ -174,7 +174,7 @@ export function restStepRunner(context: ControlContext, options: RestoreRunOptio
       case 'backup': {
         const lines: string[] = [];
         await backupCommand(
-          { type: 'full', wait: true, timeoutS: options.timeoutS, sleep },
+          { type: 'full', from: 'primary', wait: true, timeoutS: options.timeoutS, sleep },
           { ...context, view: await options.reload(), out: (line) => lines.push(line) },
         );
         return lines[lines.length - 1] ?? 'backup finished';

@@ -1,5 +1,6 @@
 // Manual commands from the REST API (restart, reinitialize): acted on once, and never in a way that breaks the lock rules.
 import { decision, type DecisionContext, type Rule } from '../context.js';
+import { wantedSlots } from '../slot-plan.js';
 import { REMOTE_PRIMARY } from '../standby-cluster.js';
 import type { Decision, HaMemory } from '../types.js';
 
@@ -97,7 +98,7 @@ function stoppedRestartInPause(context: DecisionContext, what: string, memory: P
  * it keeps renewing throughout (the running-task and paused rules do): no other member can become primary meanwhile.
  */
 function restoreStepDecision(context: DecisionContext, memory: Partial<HaMemory>): Decision {
-  const { obs, name } = context;
+  const { obs, name, view } = context;
   const command = obs.command!;
   if (!obs.isPaused)
     return decision(context, `${command.kind} refused: only in maintenance mode (pgwarden restore pauses the cluster first)`, [], {
@@ -109,12 +110,21 @@ function restoreStepDecision(context: DecisionContext, memory: Partial<HaMemory>
   }
   const target = command.target;
   if (target === undefined) return decision(context, 'restore refused: no recovery target given', [], { memory });
-  if (context.leaderName !== name || !context.holdsLock)
+  if (view === undefined || context.leaderName !== name || !context.holdsLock)
     return decision(context, 'restore refused: only the leader, holding the leader lock, restores in place', [], { memory });
   return decision(
     context,
     `restoring the data dir in place to ${target.type === 'immediate' ? 'the end of the backup' : `${target.type} ${target.target}`} on request`,
-    [{ kind: 'renewLeader' }, { kind: 'restoreToTarget', target }],
+    [
+      { kind: 'renewLeader' },
+      {
+        kind: 'restoreToTarget',
+        target,
+        memberSlots: wantedSlots(view, name, obs.self.tags, true, obs.useSlots)
+          .filter((slot) => slot.type === 'physical')
+          .map((slot) => slot.name),
+      },
+    ],
     { memory },
   );
 }
