@@ -138,6 +138,9 @@ const RECOVERY_TARGET_SETTINGS = [
   'recovery_target_timeline',
 ] as const;
 
+/** What a restore leaves in postgresql.auto.conf that must not outlive it in a new cluster (it names the old stanza). */
+const AUTO_CONF_RECOVERY_SETTINGS: readonly string[] = [...RECOVERY_TARGET_SETTINGS, 'restore_command'];
+
 export class PostgresController implements PgController, BackupTool, RestoreTool {
   readonly #options: PgControllerOptions;
   readonly #dataDir: DataDir;
@@ -536,10 +539,16 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
           { method: method.name, signals },
           `bootstrap.method ${method.name}: recovering the copy until it is promoted`,
         );
-        const isPromoted = async (): Promise<boolean> =>
-          (await this.#controlData(AbortSignal.timeout(READY_CHECK_MS * 5)).catch(() => undefined))?.state === 'in production';
+        // pg_control copied from a primary says "in production" before recovery even started: the promotion shows as
+        // that state on a new timeline (archive recovery always ends on one).
+        const copiedTimeline = (await this.#controlData(signal)).timeline;
+        const isPromoted = async (): Promise<boolean> => {
+          const control = await this.#controlData(AbortSignal.timeout(READY_CHECK_MS * 5)).catch(() => undefined);
+          return control?.state === 'in production' && control.timeline !== copiedTimeline;
+        };
         await this.#postmaster.start(isPromoted, signal, { bootstrap: method.name, recovery: true });
         await this.stop('fast', signal);
+        if (method.isRecoverySettingsRemoved === true) await this.#dataDir.removeAutoConfSettings(AUTO_CONF_RECOVERY_SETTINGS);
       }
       // The copy's roles are the source's: the configured users get the configured passwords before anything connects.
       await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir.path), signal, {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
 import { healthyTopology } from '../../src/local/cluster-health.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, runCli, runCliWithInput, sql, waitHealthy } from '../kit/cluster-kit.js';
@@ -20,7 +20,10 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 
 describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_000 }, () => {
   let cluster: LocalCluster | undefined;
+  let restored: LocalCluster | undefined;
   let config: string[] = [];
+  /** The target of the in-place restore, reused by the new cluster. */
+  let targetTime = '';
   const local = (): LocalCluster => cluster!;
   const names = (): string[] => local().nodes.map((node) => node.name);
 
@@ -66,6 +69,7 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
   });
 
   after(async () => {
+    await teardownCluster(restored);
     await teardownCluster(cluster);
   });
 
@@ -121,6 +125,7 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     // T a second after B's last commit; C is committed only once the server's clock has passed it.
     const targetMs = Math.ceil(afterB) + 1000;
     const target = new Date(targetMs).toISOString();
+    targetTime = target;
     await waitUntil(async () => (await serverNowMs(second)) > targetMs + 500, {
       timeoutMs: 10_000,
       intervalMs: 100,
@@ -172,5 +177,29 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     const fulls = rows.filter((row) => row.type === 'full');
     assert.equal(fulls.length, 2, list.stdout);
     assert.ok(Date.parse(fulls[1]!.stop ?? '') >= startedAt - 1000, 'the new full backup was taken after the restore');
+  });
+
+  it('bootstraps a new cluster from the old stanza at the same time (bootstrap.method: pgbackrest), the old one untouched', async () => {
+    assert.notEqual(targetTime, '', 'the in-place restore ran first');
+    const before = await rowIds(names()[0]!);
+    restored = await startTestCluster('pitrnew', {
+      nodes: 2,
+      backup: { repository: backupRepositoryOf(local().dir) },
+      bootstrapExtra: { method: 'pgbackrest', pgbackrest: { stanza: SCOPE, target_time: targetTime, target_timeline: 2 } },
+    });
+    const fresh = restored;
+    const { leader, replicas } = await waitHealthy(fresh, 180_000);
+    const ids = (member: string): Promise<number[]> =>
+      sql<{ id: number }>(fresh, member, 'SELECT id FROM pitr_rows ORDER BY id').then((rows) => rows.map((row) => row.id));
+    assert.deepEqual(await ids(leader), range(1, 10));
+    assert.deepEqual(await ids(replicas[0]!), range(1, 10));
+    // The restore's restore_command named the old stanza: it is gone from postgresql.auto.conf.
+    const setting = await sql<{ sourcefile: string | null }>(
+      fresh,
+      leader,
+      "SELECT sourcefile FROM pg_settings WHERE name = 'restore_command'",
+    );
+    assert.doesNotMatch(setting[0]?.sourcefile ?? '', /postgresql\.auto\.conf$/);
+    assert.deepEqual(await rowIds(names()[0]!), before, 'the old cluster is untouched');
   });
 });
