@@ -234,8 +234,10 @@ export function buildProgram(deps: CliDeps): Command {
       `
 Exactly one target. In place means: pause the cluster, stop PostgreSQL on the replicas, restore the leader's data dir
 with pgBackRest to the target and promote it onto a new timeline (it keeps the leader lock throughout, so no other
-member can become primary), re-clone the replicas from it, resume (unless the cluster was paused before) and take a
-full backup of the new timeline. Everything committed after the target is gone from the cluster.
+member can become primary), take a full backup of the new timeline on it, re-clone the replicas, and resume (unless
+the cluster was paused before). Everything committed after the target is gone from the cluster.
+A time needs a zone; it must lie between the end of the oldest backup and now. Recovery follows the timeline that held
+the target, read from the DCS history. Into a new cluster instead: bootstrap.method pgbackrest (README).
 Each step is printed as it runs; if one fails, the run stops and says where the cluster stands and how to go on.
 Nothing changes before the two answers: the cluster name, then "Yes I am aware" (from stdin when not at a terminal).`,
     )

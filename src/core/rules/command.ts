@@ -1,5 +1,6 @@
 // Manual commands from the REST API (restart, reinitialize): acted on once, and never in a way that breaks the lock rules.
 import { decision, type DecisionContext, type Rule } from '../context.js';
+import { describeRestoreTarget } from '../restore-target.js';
 import { wantedSlots } from '../slot-plan.js';
 import { REMOTE_PRIMARY } from '../standby-cluster.js';
 import type { Decision, HaMemory } from '../types.js';
@@ -114,7 +115,7 @@ function restoreStepDecision(context: DecisionContext, memory: Partial<HaMemory>
     return decision(context, 'restore refused: only the leader, holding the leader lock, restores in place', [], { memory });
   return decision(
     context,
-    `restoring the data dir in place to ${target.type === 'immediate' ? 'the end of the backup' : `${target.type} ${target.target}`} on request`,
+    `restoring the data dir in place to ${describeRestoreTarget(target)} on request`,
     [
       { kind: 'renewLeader' },
       {
