@@ -163,6 +163,15 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     const timelineAfter = healthy.view.members.find((member) => member.name === third)?.timeline ?? 0;
     assert.ok(timelineAfter > timelineBefore, `a new timeline: ${timelineAfter} after ${timelineBefore}`);
     assert.notEqual(healthy.view.config?.pause, true, 'resumed');
+    // The new timeline branched from timeline 2, the one that held T: its history file's last line names 2 as parent.
+    const history = await sql<{ text: string }>(
+      local(),
+      third,
+      `SELECT pg_read_file('pg_wal/' || lpad(upper(to_hex($1::int)), 8, '0') || '.history') AS text`,
+      [timelineAfter],
+    );
+    const lines = history[0]!.text.trim().split('\n');
+    assert.match(lines[lines.length - 1]!, /^2\t[0-9A-F]+\/[0-9A-F]+\tbefore /, history[0]!.text);
     for (const member of names()) assert.deepEqual(await rowIds(member), range(1, 10), `rows on ${member}`);
     // The restored cluster takes writes, and they reach the re-cloned replicas.
     await sql(local(), third, "INSERT INTO pitr_rows (id, batch) VALUES (100, 'after restore')");
