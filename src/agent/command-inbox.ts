@@ -1,4 +1,5 @@
 // Manual commands from the REST API (restart, reinitialize) waiting for the HA cycle, and the scheduled restart.
+import type { RestoreTarget } from '../core/restore-target.js';
 import type { AgentCommand, MemberRecord, ScheduledRestart } from '../core/types.js';
 
 /** A restart scheduled through POST /restart {schedule}: kept locally and published in the member key, as Patroni does. */
@@ -17,12 +18,12 @@ export class CommandInbox {
   #scheduled: ScheduledRestartEntry | undefined;
 
   /** Queues a command and resolves with the core's sentence once a decision handled it. */
-  submit(kind: AgentCommand['kind']): { readonly id: number; readonly handled: Promise<string> } {
+  submit(kind: AgentCommand['kind'], target?: RestoreTarget): { readonly id: number; readonly handled: Promise<string> } {
     const id = ++this.#seq;
     this.#pending?.settle(`${this.#pending.command.kind} superseded by a newer request`);
     let settle: (reason: string) => void = () => undefined;
     const handled = new Promise<string>((resolve) => (settle = resolve));
-    this.#pending = { command: { id, kind }, settle };
+    this.#pending = { command: { id, kind, ...(target !== undefined ? { target } : {}) }, settle };
     return { id, handled };
   }
 

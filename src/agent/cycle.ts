@@ -4,7 +4,7 @@ import { decide as coreDecide, initialMemory } from '../core/decide.js';
 import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineOf } from '../core/lease.js';
-import type { Clock, Dcs, PeerClient, PgController, Upstream } from '../core/ports.js';
+import type { Clock, Dcs, PeerClient, PgController, RestoreTool, Upstream } from '../core/ports.js';
 import type { CustomBootstrap, ReplicaMethod } from '../core/replica-methods.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
@@ -92,6 +92,8 @@ export interface CycleSettings {
   readonly customBootstrap?: CustomBootstrap | undefined;
   /** The archive_command the backup: section sets (pgBackRest's archive-push); undefined without the section. */
   readonly pgbackrestArchiveCommand?: string | undefined;
+  /** The backup: section's point-in-time recovery in place (pgwarden restore). */
+  readonly restoreTool?: RestoreTool | undefined;
 }
 
 /** The parts of the local config file a reload (POST /reload, SIGHUP) may change. */
@@ -337,6 +339,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
         bootstrapConfig: settings.bootstrapConfig,
         replicaMethods: settings.replicaMethods,
         customBootstrap: settings.customBootstrap,
+        restoreTool: settings.restoreTool,
         callbacks: state.local.callbacks,
         onLockChanged: ports.onLockChanged,
         onParametersApplied: (fingerprint) => (state.appliedParameters = fingerprint),

@@ -1,7 +1,7 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import { lockDeadlineOf } from '../core/lease.js';
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
-import type { Clock, Dcs, PgController, StopMode, Upstream } from '../core/ports.js';
+import type { Clock, Dcs, PgController, RestoreTool, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
 import type { ArchiveMethod } from '../core/wal-archive.js';
@@ -54,6 +54,8 @@ export interface ExecutorDeps {
   readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
   /** bootstrap.method: a new cluster is made by this command (a restore) instead of initdb. */
   readonly customBootstrap?: CustomBootstrap | undefined;
+  /** The backup: section's point-in-time recovery (pgwarden restore); absent without one. */
+  readonly restoreTool?: RestoreTool | undefined;
   /** User callbacks after role and state changes (fire and forget). */
   readonly callbacks?: CallbackRunner | undefined;
   /** Called with the lock after every acquire/renew/release outcome (arms or disarms the lease fence). */
@@ -385,6 +387,23 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         if (action.asPrimary) await pg.startPrimary(signal);
         else await pg.startReplica(upstream, signal);
         callback('on_restart', action.asPrimary ? 'primary' : 'replica');
+      });
+    }
+    case 'stopPostgres':
+      return tasks.start('stop', async (signal) => {
+        await pg.stop('fast', signal);
+        callback('on_stop', context.view?.leader?.name === deps.member ? 'primary' : 'replica');
+      });
+    case 'restoreToTarget': {
+      const tool = deps.restoreTool;
+      return tasks.start('restore', async (signal) => {
+        if (tool === undefined)
+          throw new PgwardenError('PGW_CONFIG_INVALID', `[${deps.member}] no backup: section is configured, so nothing to restore from`, {
+            context: { member: deps.member, key: 'backup', hint: 'add a backup: section (README, Backups) to every member' },
+          });
+        await pg.stop('fast', signal);
+        await tool.restoreToTarget(action.target, action.memberSlots, signal);
+        callback('on_role_change', 'primary');
       });
     }
     case 'startPrimary':

@@ -3,7 +3,8 @@
 import { setMaxListeners } from 'node:events';
 import type { Clock, Dcs, ExternalFence, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
-import type { AgentCommand, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
+import type { RestoreTarget } from '../core/restore-target.js';
+import type { AgentCommand, TaskName, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -38,6 +39,14 @@ import { Wakeup } from './wakeup.js';
 
 const STOP_DCS_BUDGET_MS = 3000;
 const COMMAND_RESULT_POLL_MS = 50;
+
+/** The long task each manual command runs as. */
+const COMMAND_TASKS: Readonly<Record<AgentCommand['kind'], TaskName>> = {
+  restart: 'restart',
+  reinitialize: 'reinitialize',
+  stop: 'stop',
+  restore: 'restore',
+};
 
 export interface AgentOptions extends CycleSettings {
   readonly identity: MemberIdentity;
@@ -252,27 +261,37 @@ export class Agent {
    * runs it as the long task. Resolves with whether it ran and the core's sentence, after the restart finished
    * (reinitialize only waits until it started, as Patroni's API does).
    */
-  async runCommand(kind: AgentCommand['kind'], timeoutMs: number): Promise<{ readonly isOk: boolean; readonly message: string }> {
+  async runCommand(
+    kind: AgentCommand['kind'],
+    timeoutMs: number,
+    target?: RestoreTarget,
+  ): Promise<{ readonly isOk: boolean; readonly message: string }> {
     const { clock } = this.#options;
     const startedAt = clock.nowMs();
-    const { id, handled } = this.#inbox.submit(kind);
+    const { id, handled } = this.#inbox.submit(kind, target);
     this.#wakeup.nudge();
     const pickup = await Promise.race([handled, clock.sleep(timeoutMs).then(() => undefined)]);
     if (pickup === undefined) {
       this.#inbox.withdraw(id);
       return { isOk: false, message: `${kind} was not picked up within ${timeoutMs} ms` };
     }
+    const taskName = COMMAND_TASKS[kind];
     const task = this.#tasks.state();
-    if (task.kind !== 'running' || task.name !== kind) return { isOk: false, message: pickup };
-    if (kind === 'reinitialize') return { isOk: true, message: 'reinitialize started' };
+    if (task.kind !== 'running' || task.name !== taskName) return { isOk: false, message: pickup };
+    // A re-clone or a restore may take hours: the caller follows it through GET /patroni.
+    if (kind === 'reinitialize' || kind === 'restore') return { isOk: true, message: `${kind} started` };
     while (this.#tasks.isRunning()) {
       if (clock.nowMs() - startedAt > timeoutMs) return { isOk: false, message: `${kind} still running after ${timeoutMs} ms` };
       await clock.sleep(COMMAND_RESULT_POLL_MS);
     }
     const done = this.#tasks.state();
-    return done.kind === 'done' && done.isOk
-      ? { isOk: true, message: 'restarted successfully' }
-      : { isOk: false, message: 'restart failed' };
+    const isOk = done.kind === 'done' && done.isOk;
+    if (kind === 'stop')
+      return {
+        isOk,
+        message: isOk ? 'stopped successfully' : `stop failed${done.kind === 'done' && done.error !== undefined ? `: ${done.error}` : ''}`,
+      };
+    return isOk ? { isOk: true, message: 'restarted successfully' } : { isOk: false, message: 'restart failed' };
   }
 
   start(): void {

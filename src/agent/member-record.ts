@@ -12,6 +12,7 @@ const TASK_STATES: Readonly<Partial<Record<string, PgState>>> = {
   stop: 'stopping',
   restart: 'restarting',
   'copy-slots': 'restarting',
+  restore: 'restoring',
 };
 
 export function pgStateOf(pg: LocalPg | undefined, task: TaskState): PgState {
@@ -24,6 +25,7 @@ export function pgStateOf(pg: LocalPg | undefined, task: TaskState): PgState {
   if (task.kind === 'done' && !task.isOk) {
     if (task.name === 'start') return 'start failed';
     if (task.name === 'bootstrap') return 'initdb failed';
+    if (task.name === 'restore') return 'restore failed';
   }
   if (pg.crashedAtMs !== undefined) return 'crashed';
   return 'stopped';

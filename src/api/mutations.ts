@@ -1,5 +1,6 @@
 // Unsafe REST endpoints (switchover, failover, config): validate like Patroni, then only write DCS intents.
 import { roleFromWire } from '../core/patroni-wire.js';
+import { parseTargetTimeline, restoreTargetOf, type RestoreTarget } from '../core/restore-target.js';
 import { checkDynamicConfig, mergeConfigPatch } from '../core/dynamic-config-rules.js';
 import type { AgentSnapshot } from '../agent/snapshot.js';
 import { isViableCandidate } from '../core/failover-intent.js';
@@ -248,8 +249,9 @@ export async function handleConfigWrite(method: 'PATCH' | 'PUT', body: unknown, 
 }
 
 export type CommandRunner = (
-  kind: 'restart' | 'reinitialize',
+  kind: 'restart' | 'reinitialize' | 'stop' | 'restore',
   timeoutMs: number,
+  target?: RestoreTarget,
 ) => Promise<{ readonly isOk: boolean; readonly message: string }>;
 
 const RESTART_FILTERS = ['schedule', 'restart_pending', 'role', 'postgres_version', 'timeout'];
@@ -395,4 +397,53 @@ export async function handleReinitialize(body: unknown, snapshot: AgentSnapshot,
   if (snapshot.task.kind === 'running' && body.force !== true) return text(503, `${snapshot.task.name} already in progress`);
   const outcome = await runCommand('reinitialize', 30_000);
   return text(outcome.isOk ? 200 : 503, outcome.message);
+}
+
+/**
+ * POST /stop (pgwarden restore's first step on the replicas): stops PostgreSQL and leaves it stopped. Maintenance mode
+ * only, where no agent starts it again on its own; answers once it stopped.
+ */
+export async function handleStop(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner): Promise<ApiResponse> {
+  if (!isObject(body)) return text(400, 'the request body must be a JSON object');
+  if (!snapshot.isPaused) return text(409, 'stop is only accepted in maintenance mode (pgwarden pause)');
+  if (snapshot.task.kind === 'running') return text(503, `${snapshot.task.name} already in progress`);
+  if (!snapshot.pg.isRunning) return text(200, 'PostgreSQL is already stopped');
+  const outcome = await runCommand('stop', 120_000);
+  return text(outcome.isOk ? 200 : 503, outcome.message);
+}
+
+const RESTORE_TYPES = ['time', 'lsn', 'name', 'immediate'];
+
+/**
+ * POST /restore {type: time|lsn|name|immediate, target, timeline?}: point-in-time recovery of this member's data dir in place, on
+ * the leader of a paused cluster only (pgwarden restore). Answers 202 once the restore started; GET /patroni then says
+ * `restoring`, and `running` as primary on a new timeline, or `restore failed`.
+ */
+export async function handleRestore(body: unknown, snapshot: AgentSnapshot, runCommand: CommandRunner): Promise<ApiResponse> {
+  if (!isObject(body)) return text(400, 'the request body must be a JSON object: {"type": "time", "target": "..."}');
+  const type = body.type;
+  if (typeof type !== 'string' || !RESTORE_TYPES.includes(type))
+    return text(400, `type must be one of ${RESTORE_TYPES.join(', ')} (got ${JSON.stringify(type)})`);
+  if (type !== 'immediate' && typeof body.target !== 'string')
+    return text(400, `target must be a string for type ${type} (got ${JSON.stringify(body.target)})`);
+  const given = body.target as string;
+  const target = restoreTargetOf(
+    type === 'time'
+      ? { targetTime: given }
+      : type === 'lsn'
+        ? { targetLsn: given }
+        : type === 'name'
+          ? { targetName: given }
+          : { immediate: true },
+  );
+  if ('problem' in target) return text(400, target.problem);
+  const timeline = body.timeline === undefined ? undefined : parseTargetTimeline(body.timeline);
+  if (body.timeline !== undefined && timeline === undefined)
+    return text(400, `timeline must be a positive integer, "current" or "latest" (got ${JSON.stringify(body.timeline)})`);
+  if (!snapshot.isPaused) return text(409, 'restore is only accepted in maintenance mode (pgwarden restore pauses the cluster first)');
+  if (snapshot.view?.leader?.name !== snapshot.name)
+    return text(409, 'restore runs on the leader only: it keeps the leader lock throughout');
+  if (snapshot.task.kind === 'running') return text(503, `${snapshot.task.name} already in progress`);
+  const outcome = await runCommand('restore', 30_000, { ...target, ...(timeline !== undefined ? { timeline } : {}) });
+  return text(outcome.isOk ? 202 : 503, outcome.message);
 }

@@ -17,6 +17,8 @@ import {
   handleDeleteRestart,
   handleDeleteSwitchover,
   handleReinitialize,
+  handleRestore,
+  handleStop,
   handleRestart,
   handleSwitchover,
   type CommandRunner,
@@ -230,6 +232,15 @@ async function handleUnsafe(method: string, path: string, request: IncomingMessa
         : handleRestart(parsed.body, context.snapshot, options.runCommand, options.restartScheduler);
     case 'DELETE /restart':
       return handleDeleteRestart(options.restartScheduler);
+    case 'POST /stop':
+      return options.runCommand === undefined
+        ? plain(501, 'stop is not available')
+        : handleStop(parsed.body, context.snapshot, options.runCommand);
+    case 'POST /restore':
+      if (options.runCommand === undefined) return plain(501, 'restore is not available');
+      if (options.backup === undefined)
+        return plain(501, 'no backup: section is configured on this member, so it has nothing to restore from');
+      return handleRestore(parsed.body, context.snapshot, options.runCommand);
     case 'POST /reinitialize':
       return options.runCommand === undefined
         ? plain(501, 'reinitialize is not available')

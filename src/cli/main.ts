@@ -8,6 +8,12 @@ import type { ClusterView } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import { createRestClient, type RestClient } from '../util/rest-client.js';
 import { callApi } from './api-client.js';
+import { confirmTyped } from './confirm.js';
+import { applyRestorePlan, checkRestorePossible, restStepRunner } from './commands/restore.js';
+import { renderMemberTable } from './render.js';
+import { summarizeCluster } from '../core/cluster-summary.js';
+import { describeRestoreStep, planInPlaceRestore } from '../core/restore-plan.js';
+import { describeRestoreTarget, restoreTargetOf, targetTimelineOf } from '../core/restore-target.js';
 import {
   editConfigCommand,
   pauseCommand,
@@ -216,6 +222,63 @@ export function buildProgram(deps: CliDeps): Command {
       deps.out(renderBackupRows(rows, options.format));
     });
   program
+    .command('restore')
+    .description('point-in-time recovery of the whole cluster in place from the pgBackRest repository (asks to type the cluster name)')
+    .option('--target-time <timestamp>', 'recover to this time, with a zone: 2026-12-07T10:15:30Z or "2026-12-07 10:15:30+01"')
+    .option('--target-lsn <lsn>', 'recover to this WAL position, e.g. 0/3000060')
+    .option('--target-name <name>', 'recover to a restore point made with pg_create_restore_point()')
+    .option('--immediate', 'recover only to the end of the backup (its consistency point)')
+    .option('--timeout <seconds>', 'how long the restore, each re-clone and the backup may take', '3600')
+    .addHelpText(
+      'after',
+      `
+Exactly one target. In place means: pause the cluster, stop PostgreSQL on the replicas, restore the leader's data dir
+with pgBackRest to the target and promote it onto a new timeline (it keeps the leader lock throughout, so no other
+member can become primary), take a full backup of the new timeline on it, re-clone the replicas, and resume (unless
+the cluster was paused before). Everything committed after the target is gone from the cluster.
+A time needs a zone; it must lie between the end of the oldest backup and now. Recovery follows the timeline that held
+the target, read from the DCS history. Into a new cluster instead: bootstrap.method pgbackrest (README).
+Each step is printed as it runs; if one fails, the run stops and says where the cluster stands and how to go on.
+Nothing changes before the two answers: the cluster name, then "Yes I am aware" (from stdin when not at a terminal).`,
+    )
+    .action(async (options: { targetTime?: string; targetLsn?: string; targetName?: string; immediate?: boolean; timeout: string }) => {
+      const given = restoreTargetOf(options);
+      if ('problem' in given)
+        throw new PgwardenError('PGW_CLI_USAGE', given.problem, {
+          context: { command: ['pgwarden', 'restore'], hint: 'nothing was changed; pgwarden restore --help shows the targets' },
+        });
+      const timeoutS = Number(options.timeout);
+      if (!Number.isInteger(timeoutS) || timeoutS < 1)
+        throw new PgwardenError('PGW_CLI_USAGE', `--timeout must be a positive number of seconds, got "${options.timeout}"`, {
+          context: { command: ['pgwarden', 'restore'], flag: '--timeout', value: options.timeout, hint: 'e.g. --timeout 7200' },
+        });
+      const readLine = deps.readLine;
+      if (readLine === undefined)
+        throw new PgwardenError('PGW_INTERNAL', 'restore is not available', {
+          context: { command: ['pgwarden', 'restore'], hint: 'this build of the CLI cannot ask for confirmation: use the pgwarden binary' },
+        });
+      const context = await control(true);
+      const target = { ...given, timeline: targetTimelineOf(given, context.view.history) };
+      const plan = planInPlaceRestore(context.view, target);
+      if ('problem' in plan)
+        throw new PgwardenError('PGW_CLI_CLUSTER_STATE', `cannot restore: ${plan.problem}`, {
+          context: { command: ['pgwarden', 'restore'], scope: context.scope, hint: 'nothing was changed; pgwarden list shows the members' },
+        });
+      await checkRestorePossible(target, context, Date.now());
+      deps.out(renderMemberTable(context.scope, summarizeCluster(context.view), 'pretty'));
+      deps.out(`Restore of cluster ${context.scope} in place to ${describeRestoreTarget(target)}, on ${plan.leader}:`);
+      plan.steps.forEach((step, index) => deps.out(`  ${index + 1}. ${describeRestoreStep(step)}`));
+      await confirmTyped(readLine, {
+        cluster: context.scope,
+        verb: 'restore',
+        what: `replace every member's data of ${context.scope} with the state at ${describeRestoreTarget(target)}; later commits are lost`,
+        undone: 'restored',
+        command: ['pgwarden', 'restore'],
+      });
+      await applyRestorePlan(plan, restStepRunner(context, { timeoutS, reload }), deps.out);
+      deps.out(`Success: cluster ${context.scope} restored to ${describeRestoreTarget(target)}`);
+    });
+  program
     .command('show-config')
     .description('print the dynamic configuration stored in the DCS')
     .addOption(new Option('-f, --format <format>', 'output format').choices(['yaml', 'json']).default('yaml'))
@@ -293,15 +356,15 @@ export function buildProgram(deps: CliDeps): Command {
         throw new PgwardenError('PGW_INTERNAL', 'remove is not available', {
           context: { command: ['pgwarden', 'remove'], hint: 'this build of the CLI has no DCS access for remove: use the pgwarden binary' },
         });
+      await confirmTyped(readLine, {
+        cluster,
+        verb: 'remove',
+        what: `remove all information in DCS for ${cluster}`,
+        undone: 'removed',
+        command: ['pgwarden', 'remove', cluster],
+      });
       const aborted = (message: string, hint: string): PgwardenError =>
         new PgwardenError('PGW_CLI_ABORTED', message, { context: { command: ['pgwarden', 'remove', cluster], scope: cluster, hint } });
-      if ((await readLine('Please confirm the cluster name to remove: ')) !== cluster)
-        throw aborted('Cluster names specified do not match', `nothing was removed: type the cluster name ${cluster} exactly`);
-      if (
-        (await readLine('You are about to remove all information in DCS for ' + cluster + ', please type: "Yes I am aware": ')) !==
-        'Yes I am aware'
-      )
-        throw aborted('You did not exactly type "Yes I am aware"', 'nothing was removed: type Yes I am aware exactly');
       const leader = loaded.view.leader?.name;
       if (
         leader !== undefined &&

@@ -5,6 +5,8 @@ import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import type { BackupType } from '../core/backup-plan.js';
 import { parseCron } from '../core/backup-schedule.js';
+import type { CustomBootstrap } from '../core/replica-methods.js';
+import { parseTargetTimeline, pgbackrestTargetOptions, restoreTargetOf } from '../core/restore-target.js';
 
 const optionValue = z.union([z.string(), z.number(), z.boolean()]);
 
@@ -116,5 +118,55 @@ export function applyBackupSection(
     recoveryConf: { restore_command: restoreCommand, ...recoveryConf },
     warnings,
     problems,
+  };
+}
+
+/**
+ * `bootstrap.method: pgbackrest` without a command (pgwarden's own, with a `backup:` section): the first member of a new
+ * cluster restores another stanza of the repository (`bootstrap.pgbackrest.stanza`, default this cluster's) to a target
+ * (target_time, target_lsn, target_name or immediate; none: the end of the archive) and is promoted there. The new
+ * cluster archives into its own stanza (its scope); the restore's restore_command and target, which name the old
+ * stanza, are removed once it is promoted. Throws a config problem for a bad target.
+ */
+export function pgbackrestBootstrapOf(
+  section: Readonly<Record<string, unknown>>,
+  settings: BackupSettings,
+  dataDir: string,
+): CustomBootstrap {
+  const text = (key: string): string | undefined => {
+    const value = section[key];
+    if (value === undefined || value === null) return undefined;
+    if (typeof value !== 'string') throw new Error(`bootstrap.pgbackrest.${key} must be a string, got ${JSON.stringify(value)}`);
+    return value;
+  };
+  const stanza = text('stanza') ?? settings.stanza;
+  if (!/^[A-Za-z0-9_.-]+$/.test(stanza)) throw new Error('bootstrap.pgbackrest.stanza may contain letters, digits, _ . and - only');
+  const flags = {
+    targetTime: text('target_time'),
+    targetLsn: text('target_lsn'),
+    targetName: text('target_name'),
+    immediate: section.immediate === true ? true : undefined,
+  };
+  const hasTarget = Object.values(flags).some((value) => value !== undefined);
+  const target = hasTarget ? restoreTargetOf(flags) : undefined;
+  if (target !== undefined && 'problem' in target)
+    throw new Error(
+      `bootstrap.pgbackrest: ${target.problem.replace(/--target-(time|lsn|name)/g, 'target_$1').replace('--immediate', 'immediate: true')}`,
+    );
+  const timeline = section.target_timeline === undefined ? undefined : parseTargetTimeline(section.target_timeline);
+  if (section.target_timeline !== undefined && timeline === undefined)
+    throw new Error(
+      `bootstrap.pgbackrest.target_timeline must be a timeline number, current or latest, got ${JSON.stringify(section.target_timeline)}`,
+    );
+  const targetOptions =
+    target === undefined
+      ? ['--target-action=promote']
+      : pgbackrestTargetOptions({ ...target, ...(timeline !== undefined ? { timeline } : {}) });
+  return {
+    name: 'pgbackrest',
+    argv: ['pgbackrest', `--config=${settings.configFile}`, `--stanza=${stanza}`, `--pg1-path=${dataDir}`, ...targetOptions, 'restore'],
+    recoveryConf: undefined,
+    keepExistingRecoveryConf: true,
+    isRecoverySettingsRemoved: true,
   };
 }

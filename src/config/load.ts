@@ -23,10 +23,22 @@ import {
   type CustomBootstrap,
   type ReplicaMethodSpec,
 } from '../core/replica-methods.js';
-import { applyBackupSection, resolveBackup, type BackupSettings } from './backup.js';
+import { applyBackupSection, pgbackrestBootstrapOf, resolveBackup, type BackupSettings } from './backup.js';
 import { watchdogRefusal } from './watchdog.js';
 import { PgwardenError } from '../util/errors.js';
 import { configSchema, type RawPgwardenConfig } from './schema.js';
+
+/** bootstrap.pgbackrest as a mapping (absent: empty). */
+function builtinSection(bootstrap: unknown): Record<string, unknown> {
+  const section = (bootstrap as { pgbackrest?: unknown } | undefined)?.pgbackrest;
+  return section !== null && typeof section === 'object' && !Array.isArray(section) ? (section as Record<string, unknown>) : {};
+}
+
+/** `bootstrap.method: pgbackrest` with a backup: section and no command of its own: pgwarden's restore from the repository. */
+function isBuiltinPgbackrestBootstrap(method: string | undefined, bootstrap: unknown, backup: BackupSettings | undefined): boolean {
+  const command = builtinSection(bootstrap).command;
+  return method === 'pgbackrest' && backup !== undefined && (typeof command !== 'string' || command.trim() === '');
+}
 
 /** How to reach etcd: endpoints, TLS files (paths, read when the client is made) and credentials. */
 export interface EtcdSettings {
@@ -347,10 +359,12 @@ export function parseConfig(text: string, sourceName: string, env: Environment =
     customBootstrap =
       parsed === undefined
         ? undefined
-        : customBootstrapOf(parsed.bootstrap.method, (raw.bootstrap ?? {}) as Record<string, unknown>, {
-            scope: parsed.scope,
-            dataDir: parsed.postgresql.data_dir,
-          });
+        : isBuiltinPgbackrestBootstrap(parsed.bootstrap.method, raw.bootstrap, backup)
+          ? pgbackrestBootstrapOf(builtinSection(raw.bootstrap), backup!, parsed.postgresql.data_dir)
+          : customBootstrapOf(parsed.bootstrap.method, (raw.bootstrap ?? {}) as Record<string, unknown>, {
+              scope: parsed.scope,
+              dataDir: parsed.postgresql.data_dir,
+            });
   } catch (error) {
     problems.push(error instanceof Error ? error.message : String(error));
   }

@@ -16,6 +16,7 @@ import type {
   ProxyRecord,
   SyncState,
 } from './types.js';
+import type { RestoreTarget } from './restore-target.js';
 
 /** Monotonic time plus wall time for stamping DCS values. */
 export interface Clock {
@@ -156,6 +157,16 @@ export interface BackupTool {
   ): Promise<{ readonly label: string | undefined; readonly sizeBytes: number | undefined }>;
   /** `pgbackrest info --output=json` for the stanza, as printed. */
   backupInfo(signal: AbortSignal): Promise<string>;
+}
+
+/** Point-in-time recovery of this member's data dir in place (pgwarden restore), by the PostgreSQL adapter. */
+export interface RestoreTool {
+  /**
+   * With PostgreSQL stopped: `pgbackrest restore --delta` with the target, recovery until the target, promotion onto a
+   * new timeline, the recovery target settings removed again (a later standby of this data dir must not stop at the
+   * old target), the members' physical slots made, and a start as primary. Rejects with PGW_PG_COMMAND_FAILED naming what failed; PostgreSQL is then stopped.
+   */
+  restoreToTarget(target: RestoreTarget, memberSlots: readonly string[], signal: AbortSignal): Promise<void>;
 }
 
 /** Where a replica streams from. */

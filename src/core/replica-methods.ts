@@ -159,6 +159,11 @@ export interface CustomBootstrap {
   readonly recoveryConf: Readonly<Record<string, string | number | boolean>> | undefined;
   /** Keep the recovery.signal/standby.signal and settings the command left (e.g. pgBackRest's restore_command). */
   readonly keepExistingRecoveryConf: boolean;
+  /**
+   * Once promoted, remove restore_command and the recovery targets the command wrote into postgresql.auto.conf (the
+   * built-in pgbackrest method: they name the stanza restored from, and would override this cluster's own).
+   */
+  readonly isRecoverySettingsRemoved?: boolean | undefined;
 }
 
 const BOOTSTRAP_FLAGS = ['command', 'no_params', 'keep_existing_recovery_conf', 'recovery_conf'];

@@ -2,6 +2,7 @@
 // Pure data only: no I/O, no classes with behaviour. Times are monotonic milliseconds unless named `wall`.
 import type { SlotPlan } from './slot-changes.js';
 import type { SlotState } from './slot-plan.js';
+import type { RestoreTarget } from './restore-target.js';
 
 /** Member tags, Patroni's names. */
 export interface MemberTags {
@@ -152,6 +153,8 @@ export type PgState =
   | 'initializing new cluster'
   | 'start failed'
   | 'initdb failed'
+  | 'restoring'
+  | 'restore failed'
   | 'unknown';
 
 /** What the agent knows of its own PostgreSQL (from SQL when up, pg_controldata when down). */
@@ -306,7 +309,18 @@ export type TaskState =
     };
 
 export type TaskName =
-  'bootstrap' | 'abort-bootstrap' | 'basebackup' | 'rewind' | 'reinitialize' | 'start' | 'stop' | 'promote' | 'restart' | 'copy-slots';
+  | 'bootstrap'
+  | 'abort-bootstrap'
+  | 'basebackup'
+  | 'rewind'
+  | 'reinitialize'
+  | 'start'
+  | 'stop'
+  | 'promote'
+  | 'restart'
+  | 'copy-slots'
+  /** Point-in-time recovery of the leader's data dir in place (pgwarden restore). */
+  | 'restore';
 
 /** Effective timing, already validated and converted to milliseconds. */
 export interface Timing {
@@ -519,7 +533,10 @@ export interface SyncSettings {
 /** A manual request from the REST API for this member, consumed by exactly one decision. */
 export interface AgentCommand {
   readonly id: number;
-  readonly kind: 'restart' | 'reinitialize';
+  /** stop and restore: pgwarden restore's steps, accepted in maintenance mode only. */
+  readonly kind: 'restart' | 'reinitialize' | 'stop' | 'restore';
+  /** restore: where recovery stops. */
+  readonly target?: RestoreTarget | undefined;
 }
 
 export interface LeaderProbe {
@@ -587,6 +604,14 @@ export type Action =
   | { readonly kind: 'rewind'; readonly from: string; readonly archiveReadyFirst?: ArchiveMethod | undefined }
   | { readonly kind: 'reinitialize'; readonly from: string }
   | { readonly kind: 'restart'; readonly asPrimary: boolean; readonly upstream: string | undefined }
+  /** Stop PostgreSQL (fast) and leave it stopped: a paused cluster starts nothing again on its own. */
+  | { readonly kind: 'stopPostgres' }
+  /** The leader's data dir restored in place by pgBackRest to `target`, recovered, promoted and started as primary. */
+  /**
+   * `memberSlots`: the physical slots the members stream through, made again after the promotion (pgBackRest restores
+   * none, and a paused leader manages no slots, so the re-cloned replicas would find none).
+   */
+  | { readonly kind: 'restoreToTarget'; readonly target: RestoreTarget; readonly memberSlots: readonly string[] }
   | { readonly kind: 'manageSlots'; readonly plan: SlotPlan }
   | { readonly kind: 'copyLogicalSlots'; readonly from: string; readonly slots: readonly string[] }
   | { readonly kind: 'setSynchronousStandbyNames'; readonly value: string }

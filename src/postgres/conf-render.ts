@@ -114,3 +114,15 @@ export function renderPgpass(entries: readonly { readonly username: string; read
     .join('\n')
     .concat('\n');
 }
+
+/** postgresql.auto.conf without the lines that set any of `names` (`name = value`, any case, as ALTER SYSTEM writes them). */
+export function autoConfWithout(text: string, names: readonly string[]): string {
+  const dropped = new Set(names.map((name) => name.toLowerCase()));
+  return text
+    .split('\n')
+    .filter((line) => {
+      const match = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=/.exec(line);
+      return match === null || !dropped.has(match[1]!.toLowerCase());
+    })
+    .join('\n');
+}

@@ -9,6 +9,7 @@ import type {
   BackupPrimary,
   BackupTool,
   PgController,
+  RestoreTool,
   RewindOptions,
   StopMode,
   Upstream,
@@ -18,6 +19,7 @@ import type {
 } from '../core/ports.js';
 import { previousTimelineSegments, readyWalFiles, type ArchiveMethod, type ArchivePushStep } from '../core/wal-archive.js';
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
+import { describeRestoreTarget, pgbackrestTargetOptions, type RestoreTarget } from '../core/restore-target.js';
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import type { BackupRepositoryState, LocalPg } from '../core/types.js';
 import { describeError, PgwardenError } from '../util/errors.js';
@@ -135,7 +137,22 @@ const BACKUP_INFO_EVERY_MS = 120_000;
 const READY_WAL_PUSH_MS = 120_000;
 const BACKUP_INFO_NONE_YET_EVERY_MS = 20_000;
 
-export class PostgresController implements PgController, BackupTool, WalArchiveTool {
+/** What pgBackRest may write into postgresql.auto.conf for a target; reset after the promotion. */
+const RECOVERY_TARGET_SETTINGS = [
+  'recovery_target',
+  'recovery_target_time',
+  'recovery_target_lsn',
+  'recovery_target_name',
+  'recovery_target_xid',
+  'recovery_target_action',
+  'recovery_target_inclusive',
+  'recovery_target_timeline',
+] as const;
+
+/** What a restore leaves in postgresql.auto.conf that must not outlive it in a new cluster (it names the old stanza). */
+const AUTO_CONF_RECOVERY_SETTINGS: readonly string[] = [...RECOVERY_TARGET_SETTINGS, 'restore_command'];
+
+export class PostgresController implements PgController, BackupTool, RestoreTool, WalArchiveTool {
   readonly #options: PgControllerOptions;
   readonly #dataDir: DataDir;
   readonly #postmaster: Postmaster;
@@ -629,10 +646,16 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
           { method: method.name, signals },
           `bootstrap.method ${method.name}: recovering the copy until it is promoted`,
         );
-        const isPromoted = async (): Promise<boolean> =>
-          (await this.#controlData(AbortSignal.timeout(READY_CHECK_MS * 5)).catch(() => undefined))?.state === 'in production';
+        // pg_control copied from a primary says "in production" before recovery even started: the promotion shows as
+        // that state on a new timeline (archive recovery always ends on one).
+        const copiedTimeline = (await this.#controlData(signal)).timeline;
+        const isPromoted = async (): Promise<boolean> => {
+          const control = await this.#controlData(AbortSignal.timeout(READY_CHECK_MS * 5)).catch(() => undefined);
+          return control?.state === 'in production' && control.timeline !== copiedTimeline;
+        };
         await this.#postmaster.start(isPromoted, signal, { bootstrap: method.name, recovery: true });
         await this.stop('fast', signal);
+        if (method.isRecoverySettingsRemoved === true) await this.#dataDir.removeAutoConfSettings(AUTO_CONF_RECOVERY_SETTINGS);
       }
       // The copy's roles are the source's: the configured users get the configured passwords before anything connects.
       await this.#run(singleUserArgv(this.#bin('postgres'), this.#dataDir.path), signal, {
@@ -714,6 +737,70 @@ export class PostgresController implements PgController, BackupTool, WalArchiveT
         },
       );
     return { outcome: 'ok', detail: `${method.name} (${redactText(method.argv.join(' '))}) made the data dir` };
+  }
+
+  /**
+   * Point-in-time recovery in place (pgwarden restore): pgBackRest restores the stopped data dir (--delta) with the
+   * target, PostgreSQL recovers to it and promotes itself onto a new timeline (target-action=promote), and keeps running
+   * as primary. A failure stops PostgreSQL again.
+   */
+  async restoreToTarget(target: RestoreTarget, memberSlots: readonly string[], signal: AbortSignal): Promise<void> {
+    const backup = this.#requireBackup();
+    const member = this.#options.member;
+    this.#replicaTimeline = 0;
+    await this.#postmaster.assertStopped();
+    await this.#assertDataDirUsable();
+    await this.#writeBackupConfig();
+    await this.#dataDir.removeRecoverySignals();
+    const argv = pgbackrestArgv(backup, 'restore', ['--delta', ...pgbackrestTargetOptions(target)]);
+    this.#options.log.info({ target: describeRestoreTarget(target), command: argv }, 'restoring the data dir in place with pgBackRest');
+    await this.#run(argv, signal, { hint: 'pgBackRest\u2019s own log is in the backup work directory' });
+    // pgBackRest wrote the target and restore_command into postgresql.auto.conf; our postgresql.conf is rendered again
+    // (it was restored from the backup) and removes recovery.signal, which is written again after it.
+    await this.#writeConfig(undefined, false);
+    await this.#dataDir.writeOwnedFile(join(this.#dataDir.path, 'recovery.signal'), '', 0o600);
+    // pg_control restored from the backup may still say "in production": only the server itself says it was promoted.
+    const isPromoted = async (): Promise<boolean> => {
+      try {
+        const rows = await this.#query<{ in_recovery: boolean }>(
+          'SELECT pg_is_in_recovery() AS in_recovery',
+          AbortSignal.timeout(READY_CHECK_MS),
+        );
+        return rows[0]?.in_recovery === false;
+      } catch {
+        return false;
+      }
+    };
+    try {
+      await this.#postmaster.start(isPromoted, signal, { restore: describeRestoreTarget(target), recovery: true });
+      // The target stays in postgresql.auto.conf after the promotion: were this data dir ever started as a standby
+      // (a replica after a failover), recovery would stop at the old target again.
+      for (const setting of RECOVERY_TARGET_SETTINGS) await this.#query(`ALTER SYSTEM RESET ${setting}`, signal);
+      // pgBackRest restores no slots: the members' are made here, so the re-cloned replicas can stream through them.
+      for (const slot of memberSlots)
+        await this.#query(
+          'SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)',
+          signal,
+          [slot],
+        );
+      // As after any promotion: without a checkpoint on the new timeline a later pg_rewind may see nothing to do.
+      await this.checkpoint(signal);
+      this.#options.log.info({ target: describeRestoreTarget(target) }, 'restored in place and promoted onto a new timeline');
+    } catch (error) {
+      if (!signal.aborted) await this.stop('fast', AbortSignal.timeout(60_000)).catch(() => undefined);
+      throw new PgwardenError(
+        'PGW_PG_COMMAND_FAILED',
+        `[${member}] the restore to ${describeRestoreTarget(target)} failed: ${describeError(error)}`,
+        {
+          cause: error,
+          context: {
+            member,
+            path: this.#dataDir.path,
+            hint: 'the PostgreSQL log says why recovery stopped (a target before the oldest backup, or past the archived WAL); PostgreSQL is stopped',
+          },
+        },
+      );
+    }
   }
 
   /** pgwarden's own pgBackRest restore: skipped (nothing touched) when the repository has no backup yet. */

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Upstream } from '../core/ports.js';
 import type { LocalPg } from '../core/types.js';
 import { slotNameForMember } from '../core/slot-names.js';
-import { renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
+import { autoConfWithout, renderPgHba, renderPgpass, renderPostgresqlConf, type GucValue, type ReplicaSettings } from './conf-render.js';
 import { renderServiceFile, serviceNameFor, type PgAuth } from './conninfo.js';
 import { adaptParametersToVersion, type ParameterChange } from './parameter-versions.js';
 import type { RunAs } from './runner.js';
@@ -347,6 +347,15 @@ export class DataDir {
   /** Which of recovery.signal and standby.signal the data dir holds. */
   async recoverySignals(): Promise<string[]> {
     return ['recovery.signal', 'standby.signal'].filter((file) => existsSync(join(this.path, file)));
+  }
+
+  /** Drops the lines that set `names` from postgresql.auto.conf (ALTER SYSTEM's file), with the server stopped. */
+  async removeAutoConfSettings(names: readonly string[]): Promise<void> {
+    const path = join(this.path, 'postgresql.auto.conf');
+    const text = await readFile(path, 'utf8').catch(() => undefined);
+    if (text === undefined) return;
+    const kept = autoConfWithout(text, names);
+    if (kept !== text) await this.writeOwnedFile(path, kept, 0o600);
   }
 
   /** Single-user mode refuses to run in standby mode: crash recovery before pg_rewind needs the signals gone. */

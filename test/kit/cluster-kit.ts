@@ -30,6 +30,20 @@ export function runCli(args: readonly string[], timeoutMs = 90_000): Promise<{ c
   return runProgram(process.execPath, [CLI_ENTRY, ...args], timeoutMs);
 }
 
+/** Runs the CLI with `input` on its stdin (the answers to remove's and restore's typed confirmation). */
+export function runCliWithInput(
+  args: readonly string[],
+  input: string,
+  timeoutMs = 90_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI_ENTRY, ...args], { timeout: timeoutMs }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : 1, stdout, stderr });
+    });
+    child.stdin?.end(input);
+  });
+}
+
 /** Runs the CLI and fails with its output unless it exits 0. */
 export async function runCliOk(args: readonly string[]): Promise<{ stdout: string }> {
   const result = await runCli(args);

@@ -1,5 +1,7 @@
 // Manual commands from the REST API (restart, reinitialize): acted on once, and never in a way that breaks the lock rules.
 import { decision, type DecisionContext, type Rule } from '../context.js';
+import { describeRestoreTarget } from '../restore-target.js';
+import { wantedSlots } from '../slot-plan.js';
 import { REMOTE_PRIMARY } from '../standby-cluster.js';
 import type { Decision, HaMemory } from '../types.js';
 
@@ -19,6 +21,7 @@ export const commandRule: Rule = (context) => {
   if (obs.task.kind === 'running')
     return decision(context, `${command.kind} requested while ${obs.task.name} is in progress: ignored`, [], { memory: handled });
   const leader = context.leaderName;
+  if (command.kind === 'stop' || command.kind === 'restore') return restoreStepDecision(context, handled);
   if (command.kind === 'reinitialize') {
     if (view === undefined || leader === undefined)
       return decision(context, 'cluster has no leader, can not reinitialize', [], { memory: handled });
@@ -86,6 +89,43 @@ function stoppedRestartInPause(context: DecisionContext, what: string, memory: P
     context,
     'starting PostgreSQL on request (maintenance mode)',
     [{ kind: 'restart', asPrimary: false, upstream: restartUpstream(context) }],
+    { memory },
+  );
+}
+
+/**
+ * pgwarden restore's steps on this member. Only in maintenance mode, where no agent starts, stops or promotes anything
+ * on its own, so nothing undoes a stop or races the restore. The restore runs on the leader only, under its lock, which
+ * it keeps renewing throughout (the running-task and paused rules do): no other member can become primary meanwhile.
+ */
+function restoreStepDecision(context: DecisionContext, memory: Partial<HaMemory>): Decision {
+  const { obs, name, view } = context;
+  const command = obs.command!;
+  if (!obs.isPaused)
+    return decision(context, `${command.kind} refused: only in maintenance mode (pgwarden restore pauses the cluster first)`, [], {
+      memory,
+    });
+  if (command.kind === 'stop') {
+    if (!obs.pg.isRunning) return decision(context, 'stop requested: PostgreSQL is already stopped', [], { memory });
+    return decision(context, 'stopping PostgreSQL on request (maintenance mode)', [{ kind: 'stopPostgres' }], { memory });
+  }
+  const target = command.target;
+  if (target === undefined) return decision(context, 'restore refused: no recovery target given', [], { memory });
+  if (view === undefined || context.leaderName !== name || !context.holdsLock)
+    return decision(context, 'restore refused: only the leader, holding the leader lock, restores in place', [], { memory });
+  return decision(
+    context,
+    `restoring the data dir in place to ${describeRestoreTarget(target)} on request`,
+    [
+      { kind: 'renewLeader' },
+      {
+        kind: 'restoreToTarget',
+        target,
+        memberSlots: wantedSlots(view, name, obs.self.tags, true, obs.useSlots)
+          .filter((slot) => slot.type === 'physical')
+          .map((slot) => slot.name),
+      },
+    ],
     { memory },
   );
 }

@@ -86,6 +86,8 @@ function failureFollowUp(
     case 'promote':
     case 'stop':
     case 'restart':
+    case 'restore':
+      // A failed restore is reached unpaused only (it runs in maintenance mode, whose rule comes first): no retry.
       return { actions: [], memory: base, reason: `${task.name} failed: ${task.error ?? ''}` };
     case 'copy-slots':
       // Each attempt restarts the replica: retry rarely.
