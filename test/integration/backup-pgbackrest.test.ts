@@ -197,6 +197,9 @@ describe('backups with pgBackRest (backup: section)', { timeout: 600_000 }, () =
     } finally {
       await chmod(backupRepositoryOf(local.dir), 0o750);
     }
+    // A new segment wakes the archiver from the minute it sleeps after three failures (a switch with nothing written
+    // since the last one makes no segment).
+    await sql(local, leader, 'INSERT INTO archive_failure_rows VALUES (2)');
     await sql(local, leader, 'SELECT pg_switch_wal()');
     await waitUntil(async () => logLines(local, leader, /WAL archiving works again/) > worksBefore, {
       timeoutMs: 120_000,
