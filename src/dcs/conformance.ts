@@ -290,7 +290,16 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       };
       await proxy.publishProxy(record, ttlMs, signal());
       await proxy.publishProxy({ ...record, name: 'proxy-b', primary: undefined, held: 'no leader' }, ttlMs, signal());
-      let view = await agent.loadCluster(signal());
+      // Another client's writes reach a watching member's views through its watch: soon, not necessarily at once.
+      const agentSees = (describe: string, isSeen: (view: ClusterView) => boolean): Promise<ClusterView> =>
+        waitUntil(
+          async () => {
+            const current = await agent.loadCluster(signal());
+            return isSeen(current) ? current : undefined;
+          },
+          { timeoutMs: 5000, intervalMs: 20, describe },
+        );
+      let view = await agentSees('both proxy records', (current) => current.proxies?.length === 2);
       const { primary: _primary, ...held } = record;
       assert.deepEqual(view.proxies, [record, { ...held, name: 'proxy-b', held: 'no leader' }], 'both records, as written');
       assert.deepEqual(
@@ -302,11 +311,11 @@ export function runDcsConformance(backendName: string, makeHarness: () => DcsHar
       await agent.setFailover({ leader: 'node1' }, undefined, signal());
       await watching;
       await proxy.publishProxy({ ...record, primary: 'node2' }, ttlMs, signal());
-      view = await agent.loadCluster(signal());
-      assert.equal(view.proxies?.find((p) => p.name === 'proxy-a')?.primary, 'node2', 'a route change is rewritten');
+      view = await agentSees('the route change', (current) => current.proxies?.find((p) => p.name === 'proxy-a')?.primary === 'node2');
       await proxy.withdrawProxy('proxy-b', signal());
+      view = await agentSees('proxy-b withdrawn', (current) => current.proxies?.length === 1);
       assert.deepEqual(
-        (await agent.loadCluster(signal())).proxies?.map((p) => p.name),
+        view.proxies?.map((p) => p.name),
         ['proxy-a'],
       );
       await harness.advancePastTtl();

@@ -139,15 +139,29 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
 
   async #txn(compare: readonly Compare[], success: readonly Operation[], signal: AbortSignal, key: string): Promise<boolean> {
     // The heartbeat is not in the cache; any other write must show in this member's next view.
-    if (success.length > 0 && key !== this.#keys.heartbeat) this.#cache.invalidate();
-    const response = await this.#gateway.call<{ succeeded?: boolean }>('/v3/kv/txn', { compare, success, failure: [] }, signal, key);
+    const call = (): Promise<{ succeeded?: boolean }> => this.#gateway.call('/v3/kv/txn', { compare, success, failure: [] }, signal, key);
+    const response = success.length > 0 && key !== this.#keys.heartbeat ? await this.#writing(call) : await call();
     // The gateway omits false fields: a failed transaction has no `succeeded`.
     return response.succeeded === true;
   }
 
   async #put(key: string, value: string, signal: AbortSignal, lease?: string): Promise<void> {
+    await this.#writing(() =>
+      this.#gateway.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) }, signal, key),
+    );
+  }
+
+  /**
+   * A write of ours must be in this member's next view: the cache is set aside before the request (a view now comes
+   * from etcd) and again once it is answered (a read that ran meanwhile may predate the write).
+   */
+  async #writing<T>(write: () => Promise<T>): Promise<T> {
     this.#cache.invalidate();
-    await this.#gateway.call('/v3/kv/put', { key: b64(key), value: b64(value), ...(lease !== undefined ? { lease } : {}) }, signal, key);
+    try {
+      return await write();
+    } finally {
+      this.#cache.invalidate();
+    }
   }
 
   async #grantLease(ttlSeconds: number, signal: AbortSignal): Promise<string> {
@@ -368,7 +382,7 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
 
   async withdrawProxy(name: string, signal: AbortSignal): Promise<void> {
     const key = this.#keys.proxy(name);
-    await this.#gateway.call('/v3/kv/deleterange', { key: b64(key) }, signal, key);
+    await this.#writing(() => this.#gateway.call('/v3/kv/deleterange', { key: b64(key) }, signal, key));
     this.#written.delete(key);
   }
 
@@ -387,8 +401,7 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
   }
 
   async cancelInitialize(signal: AbortSignal): Promise<void> {
-    this.#cache.invalidate();
-    await this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, signal, this.#keys.initialize);
+    await this.#writing(() => this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.initialize) }, signal, this.#keys.initialize));
   }
 
   #casWrite(key: string, value: string | undefined, expectedRevision: string | undefined, signal: AbortSignal): Promise<CasResult> {
@@ -456,12 +469,13 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
 
   /** `pgwarden remove`: deletes every key of this cluster (patronictl remove does the same). */
   async removeCluster(signal: AbortSignal): Promise<void> {
-    this.#cache.invalidate();
-    await this.#gateway.call(
-      '/v3/kv/deleterange',
-      { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
-      signal,
-      this.#keys.prefix,
+    await this.#writing(() =>
+      this.#gateway.call(
+        '/v3/kv/deleterange',
+        { key: b64(this.#keys.prefix), range_end: prefixRangeEnd(this.#keys.prefix) },
+        signal,
+        this.#keys.prefix,
+      ),
     );
   }
 
