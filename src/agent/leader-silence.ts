@@ -48,9 +48,12 @@ export class LeaderSilenceMonitor {
 
   /** What GET /metrics shows: whether the detector is on, and the beat it follows (none on the leader itself). */
   status(): SilenceStatus {
-    const settings = this.#options.context().settings;
+    const context = this.#options.context();
+    const settings = context.settings;
     const evidence = this.#evidence;
-    if (settings === undefined || evidence === undefined) return { isEnabled: settings !== undefined };
+    // The leader sees its own beats in every view, but judges none of them.
+    if (settings === undefined || evidence === undefined || context.leader?.name === context.self)
+      return { isEnabled: settings !== undefined };
     const nowMs = this.#options.clock.nowMs();
     return {
       isEnabled: true,

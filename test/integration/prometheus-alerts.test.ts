@@ -287,6 +287,16 @@ describe('the shipped alert rules on a real Prometheus scraping a real cluster',
     assert.ok(valueIn(primary, 'pgwarden_ha_decisions_total', { rule: 'leader' }) > 0, 'the leader decides by rule leader');
     assert.ok(valueIn(replica, 'pgwarden_ha_decisions_total', { rule: 'follow' }) > 0, 'the replica decides by rule follow');
     assert.ok(valueIn(primary, 'pgwarden_ha_actions_total', { action: 'renewLeader' }) > 0);
+    // The leader's fence process holds a lock deadline within a ttl; the replica follows the leader's heartbeats.
+    assert.equal(valueIn(primary, 'pgwarden_fence_connected'), 1);
+    assert.equal(valueIn(primary, 'pgwarden_fence_armed'), 1);
+    const killInS = valueIn(primary, 'pgwarden_fence_deadline_seconds');
+    assert.ok(killInS > 0 && killInS <= FAST_TIMING.ttl, `fence deadline in ${killInS} s`);
+    assert.equal(valueIn(replica, 'pgwarden_silent_leader_detector_enabled'), 1);
+    const beatAgeS = valueIn(replica, 'pgwarden_leader_heartbeat_age_seconds');
+    assert.ok(beatAgeS >= 0 && beatAgeS < FAST_TIMING.ttl, `heartbeat seen ${beatAgeS} s ago`);
+    assert.equal(valueIn(replica, 'pgwarden_leader_silence_phase', { phase: 'beating' }), 1);
+    assert.equal(primary.pgwarden_leader_heartbeat_age_seconds, undefined, 'the leader judges no beats of its own');
   });
 
   it('PgwardenNoLeader stays silent while node1 leads, and fires once node1 has crashed and nobody may take over', async () => {
