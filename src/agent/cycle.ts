@@ -28,6 +28,7 @@ import type { CommandInbox } from './command-inbox.js';
 import { executeActions, NO_LOCK, type FailsafeHooks, type LockHolder } from './execute.js';
 import { failsafeObservation, initialFailsafeState, isFailsafeEnabled, runFailsafeRound, type FailsafeState } from './failsafe.js';
 import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
+import { DecisionCounts } from './decision-counts.js';
 import { DecisionEvents, isDecisionEvent } from './decision-events.js';
 import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
 import { buildSnapshot, isLockValidAt, type AgentSnapshot } from './snapshot.js';
@@ -130,6 +131,8 @@ export interface CycleState {
   readonly failsafe: FailsafeState;
   /** Recent decisions that changed something: GET /events. */
   readonly events: DecisionEvents;
+  /** Every cycle's decision by rule and by action (GET /metrics). */
+  readonly decisionCounts: DecisionCounts;
 }
 
 export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
@@ -152,6 +155,7 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
     cycleStep: 'idle',
     failsafe: initialFailsafeState(nowMs),
     events: new DecisionEvents(),
+    decisionCounts: new DecisionCounts(),
   };
   state.snapshot = snapshotOf(settings, state, task, nowMs, true);
   return state;
@@ -185,6 +189,7 @@ function snapshotOf(settings: CycleSettings, state: CycleState, tasks: TaskSlot,
     lastReason: state.lastReason,
     nowMs,
     events: state.events,
+    decisionCounts: state.decisionCounts,
   });
 }
 
@@ -224,6 +229,7 @@ function adoptTiming(state: CycleState, config: DynamicConfig, log: Log): void {
 /** Logs the decision (a repeated one again every REPEATED_REASON_LOG_MS, with how long) and keeps it as an event when it changed something. */
 function logDecision(state: CycleState, decision: Decision, nowMs: number, wallIso: string, log: Log): void {
   const actions = decision.actions.map((action) => action.kind);
+  state.decisionCounts.record(decision);
   if (isDecisionEvent(decision.reason !== state.lastReason, actions)) {
     const pg = state.pg;
     state.events.add({

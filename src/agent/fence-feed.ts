@@ -3,6 +3,7 @@
 import { lockDeadlineOf } from '../core/lease.js';
 import type { ExternalFence } from '../core/ports.js';
 import type { LockObservation } from '../core/types.js';
+import type { FenceStatus } from './snapshot.js';
 
 export class FenceFeed {
   readonly #fence: ExternalFence | undefined;
@@ -42,6 +43,17 @@ export class FenceFeed {
   /** Whether the fence is connected (only then may a beat announce a window). */
   isConnected(): boolean {
     return this.#fence?.isConnected() === true;
+  }
+
+  /** What GET /metrics shows; undefined without a fence process. */
+  status(nowMs: number): FenceStatus | undefined {
+    if (this.#fence === undefined) return undefined;
+    const freezeAtMs = this.#freezeAtMs();
+    return {
+      isConnected: this.#fence.isConnected(),
+      killInMs: this.#deadlineMs === undefined ? undefined : this.#deadlineMs - nowMs,
+      freezeInMs: freezeAtMs === undefined ? undefined : freezeAtMs - nowMs,
+    };
   }
 
   #freezeAtMs(): number | undefined {

@@ -4,6 +4,7 @@
 import type { Clock, Dcs } from '../core/ports.js';
 import { confirmingFromMs, isBeatOfTerm, silencePhase } from '../core/silent-leader.js';
 import type { ClusterView, HeartbeatRecord, LeaderRecord, LeaderSilence, SilenceDetection } from '../core/types.js';
+import type { SilenceStatus } from './snapshot.js';
 
 export interface LeaderSilenceContext {
   readonly settings: SilenceDetection | undefined;
@@ -43,6 +44,23 @@ export class LeaderSilenceMonitor {
 
   evidence(): LeaderSilence | undefined {
     return this.#evidence;
+  }
+
+  /** What GET /metrics shows: whether the detector is on, and the beat it follows (none on the leader itself). */
+  status(): SilenceStatus {
+    const context = this.#options.context();
+    const settings = context.settings;
+    const evidence = this.#evidence;
+    // The leader sees its own beats in every view, but judges none of them.
+    if (settings === undefined || evidence === undefined || context.leader?.name === context.self)
+      return { isEnabled: settings !== undefined };
+    const nowMs = this.#options.clock.nowMs();
+    return {
+      isEnabled: true,
+      leader: evidence.beat.leader,
+      beatAgeMs: nowMs - evidence.seenAtMs,
+      phase: silencePhase(evidence, settings, nowMs),
+    };
   }
 
   /** A beat from the watch, a read, or a cycle's view; only a newer one counts (a view may be older than the watch). */

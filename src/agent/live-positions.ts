@@ -16,21 +16,37 @@ export interface LivePositionsOptions {
 export class LivePositions {
   readonly #options: LivePositionsOptions;
   #inFlight: Promise<void> | undefined;
+  /** Monotonic ms of the newest positions read: by this class, or by the HA cycle's probe (noteProbe). */
+  #readAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(options: LivePositionsOptions) {
     this.#options = options;
   }
 
-  /** Resolves once a reading was applied, or failed (the last cycle's positions stand). */
-  refresh(): Promise<void> {
+  /** The HA cycle's probe read the positions at `atMs`: a reading that young serves a `refresh(maxAgeMs)` too. */
+  noteProbe(atMs: number): void {
+    this.#readAtMs = Math.max(this.#readAtMs, atMs);
+  }
+
+  /**
+   * Resolves once a reading was applied, or failed (the last cycle's positions stand). With `maxAgeMs`, positions read
+   * that recently (by the probe or an earlier refresh) are good enough: no query (GET /metrics, scraped by several
+   * Prometheus servers, costs at most one query per `maxAgeMs`).
+   */
+  refresh(maxAgeMs = 0): Promise<void> {
     if (this.#inFlight !== undefined) return this.#inFlight;
     const { pg, clock, isApplicable, apply } = this.#options;
     if (!isApplicable()) return Promise.resolve();
+    if (maxAgeMs > 0 && clock.nowMs() - this.#readAtMs < maxAgeMs) return Promise.resolve();
+    const sentAtMs = clock.nowMs();
     this.#inFlight = pg
       .walStatus(clock.deadline(LIVE_POSITIONS_BUDGET_MS))
       .then(
         (status) => {
-          if (status !== undefined && isApplicable()) apply(status);
+          if (status !== undefined && isApplicable()) {
+            apply(status);
+            this.noteProbe(sentAtMs);
+          }
         },
         () => undefined,
       )

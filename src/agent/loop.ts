@@ -75,6 +75,12 @@ export interface AgentOptions extends CycleSettings {
   readonly walCatchUp?: WalCatchUp | undefined;
 }
 
+/**
+ * A scrape's WAL positions may be this old: a replica's lag is the leader's position minus its own, each scraped within
+ * about a second of the other (Patroni reads both per request); several Prometheus servers share one query.
+ */
+const METRICS_POSITIONS_MAX_AGE_MS = 1000;
+
 export class Agent {
   readonly #options: AgentOptions;
   readonly #wakeup: Wakeup;
@@ -170,6 +176,19 @@ export class Agent {
   async freshSnapshot(): Promise<AgentSnapshot> {
     await this.#livePositions.refresh();
     return this.snapshot();
+  }
+
+  /**
+   * GET /metrics: WAL positions no older than METRICS_POSITIONS_MAX_AGE_MS (the probe's, or one shared query), and the
+   * fence's and the silent-leader detector's state as of now. Nothing else a scrape shows costs a query.
+   */
+  async metricsSnapshot(): Promise<AgentSnapshot> {
+    await this.#livePositions.refresh(METRICS_POSITIONS_MAX_AGE_MS);
+    const nowMs = this.#options.clock.nowMs();
+    return {
+      ...currentSnapshot(this.#state, nowMs),
+      guards: { fence: this.#fenceFeed.status(nowMs), silence: this.#silence.status() },
+    };
   }
 
   #applyWalStatus(status: WalStatus): void {
@@ -408,6 +427,8 @@ export class Agent {
       const cancelStallReport = this.#reportStalls(this.#options.clock.nowMs());
       try {
         wakeAfterMs = await runHaCycle(this.#ports, this.#options, this.#state);
+        const probedAtMs = this.#state.lastObservation?.nowMs;
+        if (probedAtMs !== undefined) this.#livePositions.noteProbe(probedAtMs);
       } catch (error) {
         this.#options.log.error({ error: describeError(error) }, 'HA cycle failed');
       } finally {

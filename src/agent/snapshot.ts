@@ -1,5 +1,6 @@
 // The read-only state an agent exposes to the REST API and metrics, replaced atomically after each cycle.
 import { lockDeadlineOf } from '../core/lease.js';
+import type { SilencePhase } from '../core/silent-leader.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import { isStandbyLeaderNow } from '../core/standby-cluster.js';
 import type {
@@ -13,6 +14,7 @@ import type {
   TaskState,
   Timing,
 } from '../core/types.js';
+import type { DecisionCountSource } from './decision-counts.js';
 import { pgStateOf, type MemberIdentity } from './member-record.js';
 
 export interface AgentSnapshot {
@@ -44,6 +46,35 @@ export interface AgentSnapshot {
   readonly events?: DecisionEventSource;
   /** Monotonic ms at which this member's leader lock runs out (set while it holds the lock; the dashboard's "lock left"). */
   readonly lockDeadlineMs?: number | undefined;
+  /** Every cycle's decision by rule and by action since the agent started (GET /metrics). */
+  readonly decisionCounts?: DecisionCountSource | undefined;
+  /** The fence process and the silent-leader detector as of the request (Agent.metricsSnapshot; GET /metrics). */
+  readonly guards?: GuardStatus | undefined;
+}
+
+/** The external fence as the agent last armed it; times are from the moment the snapshot was taken. */
+export interface FenceStatus {
+  readonly isConnected: boolean;
+  /** Until the fence stops a running primary (the lock deadline it holds); undefined: never armed. */
+  readonly killInMs: number | undefined;
+  /** Until the fence freezes a running primary (the silent-leader window); undefined: no window announced. */
+  readonly freezeInMs: number | undefined;
+}
+
+/** A replica's silent-leader detector (agent/leader-silence.ts). */
+export interface SilenceStatus {
+  /** silent_leader_detector is on in the dynamic configuration. */
+  readonly isEnabled: boolean;
+  /** The leader whose beats are followed, how long since the newest was first seen, and what core/silent-leader.ts makes of it. */
+  readonly leader?: string | undefined;
+  readonly beatAgeMs?: number | undefined;
+  readonly phase?: SilencePhase | undefined;
+}
+
+export interface GuardStatus {
+  /** undefined: no fence process configured. */
+  readonly fence: FenceStatus | undefined;
+  readonly silence: SilenceStatus;
 }
 
 /** Whether a lock renewal sent at `lock.lastRenewSentAtMs` is still good at `nowMs`, judged by its own lease's TTL. */
@@ -66,6 +97,7 @@ export interface SnapshotInputs {
   readonly lastReason: string;
   readonly nowMs: number;
   readonly events?: DecisionEventSource;
+  readonly decisionCounts?: DecisionCountSource;
 }
 
 export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
@@ -90,6 +122,7 @@ export function buildSnapshot(inputs: SnapshotInputs): AgentSnapshot {
     lastReason: inputs.lastReason,
     isFailsafeActive: false,
     ...(inputs.events !== undefined ? { events: inputs.events } : {}),
+    ...(inputs.decisionCounts !== undefined ? { decisionCounts: inputs.decisionCounts } : {}),
     ...(isLeaderWithLock ? { lockDeadlineMs: lockDeadlineOf(inputs.lock) } : {}),
   };
 }

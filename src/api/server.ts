@@ -33,8 +33,13 @@ export interface ApiServerOptions {
   readonly host: string;
   readonly port: number;
   readonly getSnapshot: () => AgentSnapshot;
-  /** The snapshot with WAL positions read now, for status and metrics requests (getSnapshot when absent). */
+  /** The snapshot with WAL positions read now, for status requests (getSnapshot when absent). */
   readonly getLiveSnapshot?: (() => Promise<AgentSnapshot>) | undefined;
+  /**
+   * GET /metrics: positions at most a second old (at most one shared query per second) and the fence and detector
+   * state (getLiveSnapshot when absent).
+   */
+  readonly getMetricsSnapshot?: (() => Promise<AgentSnapshot>) | undefined;
   readonly nowMs: () => number;
   readonly log: Log;
   /** Enables the unsafe endpoints (switchover, failover, config). */
@@ -286,7 +291,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const segment = `/${url.pathname.split('/')[1] ?? ''}`;
     if (method === 'GET' && segment === '/metrics') {
       response.writeHead(200, { 'content-type': metrics.contentType });
-      response.end(await metrics.render(await liveSnapshot()));
+      response.end(await metrics.render((await options.getMetricsSnapshot?.()) ?? (await liveSnapshot())));
       return;
     }
     if (method === 'GET' && (url.pathname === '/backup' || url.pathname === '/backups')) {

@@ -303,6 +303,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     port: restapi.listen.port,
     getSnapshot: () => agent.snapshot(),
     getLiveSnapshot: () => agent.freshSnapshot(),
+    getMetricsSnapshot: () => agent.metricsSnapshot(),
     nowMs: () => clock.nowMs(),
     log,
     dcs,

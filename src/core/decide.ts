@@ -85,14 +85,19 @@ export const RULES: readonly (readonly [string, Rule])[] = [
 export function decide(obs: Observation, mem: HaMemory, rules: readonly (readonly [string, Rule])[] = RULES): Decision {
   const context = buildContext(obs, mem);
   let chosen: Decision | undefined;
-  for (const [, rule] of rules) {
+  let ruleName = 'none';
+  for (const [name, rule] of rules) {
     chosen = rule(context);
-    if (chosen !== undefined) break;
+    if (chosen !== undefined) {
+      ruleName = name;
+      break;
+    }
   }
-  return withArchiveSteps(
+  const decided = withArchiveSteps(
     context,
     withFailsafeTopology(context, withReconfigure(obs, chosen ?? decision(context, `no action. I am (${context.name})`, []))),
   );
+  return { ...decided, rule: ruleName };
 }
 
 /**

@@ -647,6 +647,8 @@ export interface Decision {
   readonly memory: HaMemory;
   /** How long the loop may sleep before deciding again (a DCS watch event or crash can wake it earlier). */
   readonly wakeAfterMs: number;
+  /** The rule of decide.ts RULES that decided ('none': no rule did, the member only reports itself); for metrics. */
+  readonly rule?: string | undefined;
 }
 
 /** One HA decision that changed something (a new reason, or actions taken), as GET /events serves it. */

@@ -3,6 +3,13 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { ForwarderEvents, ListenerKind, ProxiedConnection } from './forwarder.js';
 import type { KernelCounters } from './kernel-rules.js';
 import type { ObservedPosition } from './member-positions.js';
+import type { PrimaryRoute, ReplicaRoute } from './routing.js';
+
+/** Where the proxy routes new connections now (its status()), evaluated per scrape from the cluster view in memory. */
+export interface ProxyRoutes {
+  readonly primary: PrimaryRoute;
+  readonly replicas: ReplicaRoute;
+}
 
 export class ProxyMetrics implements ForwarderEvents {
   readonly registry = new Registry();
@@ -76,7 +83,13 @@ export class ProxyMetrics implements ForwarderEvents {
     liveConnections: () => Iterable<ProxiedConnection>,
     dcsAgeSeconds: () => number | undefined,
     kernelCounters: () => Promise<KernelCounters | undefined> = async () => undefined,
+    routes?: () => ProxyRoutes,
   ) {
+    // Present from the start for both listeners: a hold queue of 0 is a value, not a missing series.
+    for (const listener of ['primary', 'replica'] as const) {
+      this.#held.set({ listener }, 0);
+      this.#active.set({ listener }, 0);
+    }
     // Kernel-routed connections never reach the proxy's sockets: their counts come from the nftables rule counters.
     let kernelRead: Promise<KernelCounters | undefined> | undefined;
     const readKernel = (): Promise<KernelCounters | undefined> => {
@@ -143,6 +156,40 @@ export class ProxyMetrics implements ForwarderEvents {
         this.inc({ direction: 'server_to_client' }, toClient);
       },
     });
+    if (routes !== undefined) {
+      new Gauge({
+        name: 'pgwarden_proxy_primary_route',
+        help: 'Value is 1 for the member new primary connections go to (the confirmed lock holder); no sample while they are held',
+        labelNames: ['member'],
+        registers: [this.registry],
+        collect() {
+          const primary = routes().primary;
+          this.reset();
+          if (primary.kind === 'route') this.set({ member: primary.backend.member }, 1);
+        },
+      });
+      new Gauge({
+        name: 'pgwarden_proxy_replica_route',
+        help: 'Value is 1 for each member new replica connections may go to (fallback: the primary, read-only)',
+        labelNames: ['member', 'fallback'],
+        registers: [this.registry],
+        collect() {
+          const replicas = routes().replicas;
+          this.reset();
+          if (replicas.kind === 'route')
+            for (const backend of replicas.backends) this.set({ member: backend.member, fallback: replicas.isFallback ? '1' : '0' }, 1);
+        },
+      });
+      new Gauge({
+        name: 'pgwarden_proxy_replica_routes',
+        help: 'Members new replica connections may go to now (0 while they are held)',
+        registers: [this.registry],
+        collect() {
+          const replicas = routes().replicas;
+          this.set(replicas.kind === 'route' ? replicas.backends.length : 0);
+        },
+      });
+    }
     new Gauge({
       name: 'pgwarden_proxy_dcs_view_age_seconds',
       help: 'Age of the last cluster view confirmed by the DCS',

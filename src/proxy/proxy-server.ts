@@ -114,6 +114,7 @@ export class ProxyServer {
         return confirmedAt === undefined ? undefined : (options.nowMs() - confirmedAt) / 1000;
       },
       async () => this.#kernel?.counters(),
+      () => this.status(),
     );
     this.#feed.onChange(() => this.#onClusterChange());
     const publish = options.publish;

@@ -23,10 +23,35 @@ import { pickFreePorts } from '../../src/local/free-port.js';
 import { waitUntil } from '../../src/util/wait-until.js';
 import { assertStays } from '../kit/assert-stays.js';
 import { dashboardQueries, metricUses, PENDING_METRICS, RULES_FILE } from '../kit/alert-files.js';
-import { waitHealthy } from '../kit/cluster-kit.js';
+import { sql, waitHealthy } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, stopOnInterrupt, teardownCluster } from '../kit/fixtures.js';
 
 const SCOPE = 'alerts';
+const FIXTURES = new URL('../../../test/fixtures/', import.meta.url);
+
+interface MetricSample {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** The samples of a text exposition by metric name (Patroni's stray space before `{` tolerated). */
+function parseMetrics(text: string): Record<string, MetricSample[]> {
+  const byName: Record<string, MetricSample[]> = {};
+  for (const line of text.split('\n')) {
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*) ?(?:\{([^}]*)\})? (\S+)$/.exec(line.trim());
+    if (match === null) continue;
+    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((pair) => [pair[1]!, pair[2]!]));
+    (byName[match[1]!] ??= []).push({ labels, value: Number(match[3]) });
+  }
+  return byName;
+}
+
+/** The one sample of `name` with `labels`. */
+function valueIn(served: Record<string, MetricSample[]>, name: string, labels: Record<string, string> = {}): number {
+  const samples = (served[name] ?? []).filter((sample) => Object.entries(labels).every(([key, value]) => sample.labels[key] === value));
+  assert.equal(samples.length, 1, `${name}${JSON.stringify(labels)}: ${JSON.stringify(served[name])}`);
+  return samples[0]!.value;
+}
 const TEST_FOR = '5s';
 
 interface PromAlert {
@@ -198,6 +223,80 @@ describe('the shipped alert rules on a real Prometheus scraping a real cluster',
     // Every dashboard query runs on the real server (an error would throw), and the role panel shows both members.
     for (const { title, expr } of await dashboardQueries())
       if (title !== 'variable') await prometheus.query(expr.replaceAll('$scope', '.*'));
+  });
+
+  it("serves every Patroni 3.0.2 metric on the real leader and replica, with the members' real values", async () => {
+    const { cluster } = running();
+    const reference = async (role: 'leader' | 'replica'): Promise<Set<string>> =>
+      new Set(Object.keys(parseMetrics(await readFile(new URL(`patroni-3.0.2/${role}-metrics.txt`, FIXTURES), 'utf8'))));
+    const scrape = async (name: string): Promise<Record<string, MetricSample[]>> => {
+      const node = cluster.nodes.find((each) => each.name === name) ?? assert.fail(name);
+      const response = await fetch(`http://${node.host}:${node.apiPort}/metrics`, { signal: AbortSignal.timeout(5000) });
+      return parseMetrics(await response.text());
+    };
+    // A committed transaction the replica replays: its replay timestamp is then a real one (0 before any).
+    await sql(cluster, 'node1', 'CREATE TABLE IF NOT EXISTS metrics_probe (at timestamptz); INSERT INTO metrics_probe VALUES (now())');
+    const wroteAtS = Date.now() / 1000;
+    let replica = await scrape('node2');
+    await waitUntil(
+      async () => {
+        replica = await scrape('node2');
+        return valueIn(replica, 'patroni_xlog_replayed_timestamp') > 0;
+      },
+      { timeoutMs: 15_000, intervalMs: 200, describe: 'node2 replays the transaction' },
+    );
+    const primary = await scrape('node1');
+    for (const [role, served] of [
+      ['leader', primary],
+      ['replica', replica],
+    ] as const) {
+      for (const name of await reference(role)) {
+        const samples = served[name] ?? assert.fail(`${role}: ${name} is not served`);
+        assert.equal(samples.length, 1, `${role}: ${name} once`);
+        assert.equal(samples[0]!.labels.scope, SCOPE, `${role}: ${name} scope label`);
+        assert.equal(samples[0]!.labels.name, role === 'leader' ? 'node1' : 'node2', `${role}: ${name} name label`);
+      }
+    }
+    const nowS = Date.now() / 1000;
+    for (const served of [primary, replica]) {
+      assert.equal(valueIn(served, 'patroni_postgres_running'), 1);
+      assert.ok(valueIn(served, 'patroni_postgres_server_version') >= 150000);
+      assert.ok(valueIn(served, 'patroni_postgres_timeline') >= 1);
+      const startedS = valueIn(served, 'patroni_postmaster_start_time');
+      assert.ok(startedS > nowS - 3600 && startedS <= nowS, `postmaster started ${nowS - startedS} s ago`);
+      assert.ok(Math.abs(nowS - valueIn(served, 'patroni_dcs_last_seen')) <= 2 * FAST_TIMING.ttl, 'DCS seen lately');
+      assert.equal(valueIn(served, 'patroni_cluster_unlocked'), 0);
+      assert.equal(valueIn(served, 'patroni_is_paused'), 0);
+    }
+    assert.deepEqual(
+      ['patroni_master', 'patroni_primary', 'patroni_replica'].map((name) => [valueIn(primary, name), valueIn(replica, name)]),
+      [
+        [1, 0],
+        [1, 0],
+        [0, 1],
+      ],
+    );
+    const written = valueIn(primary, 'patroni_xlog_location');
+    assert.ok(written > 0 && valueIn(replica, 'patroni_xlog_location') === 0);
+    assert.equal(valueIn(primary, 'patroni_xlog_received_location'), 0);
+    const replayed = valueIn(replica, 'patroni_xlog_replayed_location');
+    assert.ok(replayed > 0 && valueIn(replica, 'patroni_xlog_received_location') >= replayed);
+    const replayedAtS = valueIn(replica, 'patroni_xlog_replayed_timestamp');
+    assert.ok(Math.abs(replayedAtS - wroteAtS) < 10, `replayed a commit of ${replayedAtS}, written at ${wroteAtS}`);
+    // pgwarden's own: every cycle counted by the rule that decided it.
+    assert.ok(valueIn(primary, 'pgwarden_ha_decisions_total', { rule: 'leader' }) > 0, 'the leader decides by rule leader');
+    assert.ok(valueIn(replica, 'pgwarden_ha_decisions_total', { rule: 'follow' }) > 0, 'the replica decides by rule follow');
+    assert.ok(valueIn(primary, 'pgwarden_ha_actions_total', { action: 'renewLeader' }) > 0);
+    // The leader's fence process holds a lock deadline within a ttl; the replica follows the leader's heartbeats.
+    assert.equal(valueIn(primary, 'pgwarden_fence_connected'), 1);
+    assert.equal(valueIn(primary, 'pgwarden_fence_armed'), 1);
+    const killInS = valueIn(primary, 'pgwarden_fence_deadline_seconds');
+    assert.ok(killInS > 0 && killInS <= FAST_TIMING.ttl, `fence deadline in ${killInS} s`);
+    assert.equal(valueIn(replica, 'pgwarden_silent_leader_detector_enabled'), 1);
+    const beatAgeS = valueIn(replica, 'pgwarden_leader_heartbeat_age_seconds');
+    assert.ok(beatAgeS >= 0 && beatAgeS < FAST_TIMING.ttl, `heartbeat seen ${beatAgeS} s ago`);
+    assert.equal(valueIn(replica, 'pgwarden_leader_silence_phase', { phase: 'beating' }), 1);
+    assert.equal(primary.pgwarden_leader_heartbeat_age_seconds, undefined, 'the leader judges no beats of its own');
   });
 
   it('PgwardenNoLeader stays silent while node1 leads, and fires once node1 has crashed and nobody may take over', async () => {

@@ -288,6 +288,8 @@ describe('proxy engine', () => {
   it('fails closed when the DCS stops answering: open primary clients are cut after dcs_timeout, new ones refused after hold_timeout', async () => {
     const open = await dial(proxy.ports.primary);
     await until('the greeting', () => open.received() === 'node1|');
+    const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${proxy.ports.api!}/metrics`)).text();
+    assert.match(await scrape(), /^pgwarden_proxy_primary_route\{member="node1"\} 1$/m, 'routed to the lock holder');
     scripted.isReachable = false;
     const failedBefore = scripted.failedLoads;
     await until('the proxy to fail to re-read the cluster, twice', () => scripted.failedLoads >= failedBefore + 2);
@@ -303,6 +305,9 @@ describe('proxy engine', () => {
     const refused = await dial(proxy.ports.primary);
     await until('the proxy to hold the new client', () => proxy.status().connections.primary === 1);
     assert.equal(refused.isClosed(), false, 'held, not refused, before hold_timeout (1.5 s on the clock)');
+    const holding = await scrape();
+    assert.match(holding, /^pgwarden_proxy_held_connections\{listener="primary"\} 1$/m, 'the hold queue');
+    assert.doesNotMatch(holding, /^pgwarden_proxy_primary_route\{/m, 'no primary route while held');
     clock.advance(1600);
     await refused.closed;
     assert.equal(refused.received(), '');
