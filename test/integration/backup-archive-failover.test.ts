@@ -6,7 +6,7 @@
 // timeline into the new one and sees rows written after the failover: no gap. The old primary, rejoining by
 // pg_rewind, pushes its .ready WAL first (the same segments: the archive compares and finds them equal).
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -19,30 +19,14 @@ import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-clu
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, runCli, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+import { postgresIds, runPgbackrest } from '../kit/pgbackrest.js';
 
 const SCOPE = 'brfail';
 const BIN = '/usr/lib/postgresql/15/bin';
 
-const postgresIds = (): { uid: number; gid: number } => ({
-  uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
-  gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
-});
-
-/** Runs pgbackrest as the postgres OS user with the member's config; rejects with its output on failure. */
-function pgbackrest(cluster: LocalCluster, member: string, args: readonly string[], timeoutMs = 180_000): Promise<string> {
-  const nodeDir = cluster.node(member).nodeDir;
-  return new Promise((resolve, reject) => {
-    execFile(
-      'pgbackrest',
-      [`--config=${join(nodeDir, `pgbackrest-${member}.conf`)}`, `--stanza=${SCOPE}`, ...args],
-      { ...postgresIds(), timeout: timeoutMs, cwd: '/', env: { ...process.env, PGPASSFILE: join(nodeDir, 'pgpass') } },
-      (error, stdout, stderr) =>
-        error === null
-          ? resolve(`${stdout}${stderr}`)
-          : reject(new Error(`pgbackrest ${args.join(' ')}: ${stderr || stdout || error.message}`)),
-    );
-  });
-}
+/** pgbackrest for this test's stanza. */
+const pgbackrest = (cluster: LocalCluster, member: string, args: readonly string[], timeoutMs?: number): Promise<string> =>
+  runPgbackrest(cluster, member, SCOPE, args, timeoutMs);
 
 function logLines(cluster: LocalCluster, member: string, pattern: RegExp): string[] {
   const text = existsSync(cluster.node(member).logFile) ? readFileSync(cluster.node(member).logFile, 'utf8') : '';

@@ -2,7 +2,6 @@
 // archiving, the stanza); a replica re-created after a full backup is restored by pgBackRest, streams from the leader
 // and has the rows; with the repository out of reach it falls back to pg_basebackup and says so.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,28 +12,13 @@ import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-clu
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, runCli, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+import { postgresIds, runPgbackrest } from '../kit/pgbackrest.js';
 
 const SCOPE = 'backrest';
 
-const postgresIds = (): { uid: number; gid: number } => ({
-  uid: Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim()),
-  gid: Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim()),
-});
-
-/** Runs pgbackrest as the postgres OS user with the member's config and pgpass; rejects with its output on failure. */
-function pgbackrest(cluster: LocalCluster, member: string, args: readonly string[], timeoutMs = 180_000): Promise<string> {
-  const nodeDir = cluster.node(member).nodeDir;
-  const ids = process.getuid?.() === 0 ? postgresIds() : {};
-  return new Promise((resolve, reject) => {
-    execFile(
-      'pgbackrest',
-      [`--config=${join(nodeDir, `pgbackrest-${member}.conf`)}`, `--stanza=${SCOPE}`, ...args],
-      { ...ids, timeout: timeoutMs, cwd: '/', env: { ...process.env, PGPASSFILE: join(nodeDir, 'pgpass') } },
-      (error, stdout, stderr) =>
-        error === null ? resolve(stdout) : reject(new Error(`pgbackrest ${args.join(' ')}: ${stderr || stdout || error.message}`)),
-    );
-  });
-}
+/** pgbackrest for this test's stanza. */
+const pgbackrest = (cluster: LocalCluster, member: string, args: readonly string[]): Promise<string> =>
+  runPgbackrest(cluster, member, SCOPE, args);
 
 function logLines(cluster: LocalCluster, member: string, pattern: RegExp): number {
   const text = existsSync(cluster.node(member).logFile) ? readFileSync(cluster.node(member).logFile, 'utf8') : '';
