@@ -18,6 +18,9 @@ import type { RunAs } from './runner.js';
 export const START_POLL_MS = 50;
 /** An adopted postmaster (not our child) is watched by polling, the only portable way without pidfd. */
 export const ADOPTED_POLL_MS = 200;
+/** How long a start waits for a postmaster that is still on its way out (see assertStopped). */
+const DYING_POSTMASTER_WAIT_MS = 3000;
+const DYING_POSTMASTER_POLL_MS = 50;
 /** smart waits for clients, fast disconnects them and checkpoints, immediate skips the checkpoint (crash restart). */
 export const STOP_SIGNALS: Readonly<Record<StopMode, NodeJS.Signals>> = { smart: 'SIGTERM', fast: 'SIGINT', immediate: 'SIGQUIT' };
 /** A smart or fast stop that takes longer becomes immediate; an immediate one that hangs this much longer is killed. */
@@ -116,7 +119,15 @@ export class Postmaster {
   async assertStopped(): Promise<void> {
     // A stop in flight is waited for: it is about to make this true.
     await this.#stopping?.catch(() => undefined);
-    const existing = await this.runningPid();
+    let existing = await this.runningPid();
+    // A postmaster that crashed or got an immediate shutdown closes its sockets (the probe sees it down) a moment
+    // before its process is gone: a start decided in that moment waits for the exit instead of failing (under load
+    // the start failed, and a leader gave its lock up for a start that would have worked a few ms later).
+    const waitUntilMs = performance.now() + DYING_POSTMASTER_WAIT_MS;
+    while (existing !== undefined && performance.now() < waitUntilMs) {
+      await sleep(DYING_POSTMASTER_POLL_MS);
+      existing = await this.runningPid();
+    }
     if (existing !== undefined)
       throw new PgwardenError(
         'PGW_PG_COMMAND_FAILED',

@@ -44,3 +44,26 @@ test('a postmaster.pid naming a zombie is removed before a start; one naming a l
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a start waits for a postmaster on its way out instead of failing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pgw-dying-'));
+  // A "postmaster" that exits 300 ms from now: the moment after a crash, its sockets closed, its process not yet gone.
+  const dying = spawn('sleep', ['0.3'], { stdio: 'ignore' });
+  try {
+    writeFileSync(join(dir, 'postmaster.pid'), `${dying.pid!}\n${dir}\n`);
+    const postmaster = new Postmaster({
+      member: 'node1',
+      dataDir: dir,
+      binDir: '/nonexistent',
+      logFile: join(dir, 'log'),
+      log: silentLog,
+      onExit: () => undefined,
+    });
+    const started = performance.now();
+    await postmaster.assertStopped();
+    assert.ok(performance.now() - started >= 200, 'it waited for the exit');
+  } finally {
+    dying.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
