@@ -1,0 +1,153 @@
+// The split listener (proxy.split_listen) on a real cluster: SCRAM logins against an auth file, writes and
+// not-provably-read-only statements on the primary, plain reads on replicas, read-your-writes while one replica's
+// replay is paused, and wrong passwords refused with SQLSTATE 28P01.
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import type { LocalCluster, LocalProxy } from '../../src/local/local-cluster.js';
+import { waitUntil } from '../../src/util/wait-until.js';
+import { sql, waitHealthy } from '../kit/cluster-kit.js';
+import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+
+const APP_PASSWORD = 'app-secret-Ω';
+
+describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }, () => {
+  let started: LocalCluster | undefined;
+  let cluster: LocalCluster;
+  let proxy: LocalProxy;
+  let leader: string;
+  let primaryPort: number;
+  let replicaPorts: Set<number>;
+
+  const client = async (user = 'postgres', password = cluster.superuserPassword): Promise<pg.Client> => {
+    const connection = new pg.Client({
+      host: '127.0.0.1',
+      port: proxy.splitPort!,
+      user,
+      password,
+      database: 'postgres',
+      connectionTimeoutMillis: 20_000,
+    });
+    connection.on('error', () => undefined);
+    await connection.connect();
+    return connection;
+  };
+  const portOf = async (connection: pg.Client, text: string, params: unknown[] = []): Promise<number> =>
+    Number(((await connection.query(text, params)).rows[0] as { port: number }).port);
+
+  before(async () => {
+    started = await startTestCluster('splittest', { proxies: 0 });
+    cluster = started;
+    ({ leader } = await waitHealthy(cluster, 120_000));
+    primaryPort = cluster.node(leader).pgPort;
+    replicaPorts = new Set(cluster.nodes.filter((node) => node.name !== leader).map((node) => node.pgPort));
+    await sql(cluster, leader, 'CREATE TABLE split_items (id int primary key, note text)');
+    await sql(cluster, leader, 'CREATE SEQUENCE split_seq');
+    await sql(cluster, leader, `CREATE ROLE app LOGIN PASSWORD '${APP_PASSWORD}'`);
+    await sql(cluster, leader, 'GRANT ALL ON split_items, split_seq TO app');
+    // postgres: the SCRAM secret PostgreSQL stores (the proxy logs in to servers with the key the client proves);
+    // app: a plain password (used towards both sides).
+    const [secret] = await sql<{ rolpassword: string }>(cluster, leader, "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'");
+    const authFile = join(cluster.dir, 'userlist.txt');
+    await writeFile(authFile, `; users of the split listener\n"postgres" "${secret!.rolpassword}"\n"app" "${APP_PASSWORD}"\n`, {
+      mode: 0o600,
+    });
+    proxy = await cluster.startProxy({}, { authFile, settings: { pool_size: 4, query_wait_timeout: 20 } });
+    // Both replicas streaming and read by the proxy's monitor before routing is judged.
+    await waitUntil(
+      async () => {
+        const status = (await (await fetch(`http://127.0.0.1:${proxy.apiPort}/status`)).json()) as {
+          replicas: { members?: string[]; is_fallback?: boolean };
+        };
+        return status.replicas.members?.length === 2 && status.replicas.is_fallback === false;
+      },
+      { timeoutMs: 60_000, describe: 'the proxy to route reads to both replicas' },
+    );
+  });
+
+  after(() => teardownCluster(started));
+
+  it('logs a client in with SCRAM; a read-only SELECT goes to a replica, writes to the primary', async () => {
+    const connection = await client();
+    try {
+      const readPort = await portOf(connection, 'SELECT inet_server_port() AS port');
+      assert.ok(replicaPorts.has(readPort), `a read-only SELECT went to port ${readPort}, not a replica (${[...replicaPorts].join(', ')})`);
+      assert.equal(await portOf(connection, "INSERT INTO split_items VALUES (1, 'one') RETURNING inet_server_port() AS port"), primaryPort);
+    } finally {
+      await connection.end();
+    }
+  });
+
+  it('sends nextval(), SELECT ... FOR UPDATE and a writable CTE to the primary', async () => {
+    const connection = await client();
+    try {
+      assert.equal(await portOf(connection, "SELECT nextval('split_seq'), inet_server_port() AS port"), primaryPort);
+      assert.equal(await portOf(connection, 'SELECT inet_server_port() AS port FROM split_items WHERE id = 1 FOR UPDATE'), primaryPort);
+      assert.equal(
+        await portOf(connection, 'SELECT inet_server_port() AS port FROM split_items WHERE id = 1 FOR NO KEY UPDATE'),
+        primaryPort,
+      );
+      assert.equal(
+        await portOf(
+          connection,
+          "WITH added AS (INSERT INTO split_items VALUES (2, 'two') RETURNING id) SELECT inet_server_port() AS port FROM added",
+        ),
+        primaryPort,
+      );
+    } finally {
+      await connection.end();
+    }
+  });
+
+  it('logs in a user whose auth file entry is a plain password; a temporary table pins the session', async () => {
+    const connection = await client('app', APP_PASSWORD);
+    try {
+      await connection.query('CREATE TEMP TABLE scratch (x int)');
+      await connection.query('INSERT INTO scratch VALUES (1)');
+      // Pinned to the same primary session: the temporary table is still there, and reads stay on the primary.
+      assert.equal(await portOf(connection, 'SELECT inet_server_port() AS port FROM scratch'), primaryPort);
+      assert.equal(await portOf(connection, 'SELECT inet_server_port() AS port'), primaryPort);
+    } finally {
+      await connection.end();
+    }
+  });
+
+  it('refuses a wrong password and an unknown user with SQLSTATE 28P01', async () => {
+    for (const [user, password] of [
+      ['postgres', 'wrong'],
+      ['nobody', 'whatever'],
+    ] as const) {
+      await assert.rejects(client(user, password), (error: { code?: string; message?: string }) => {
+        assert.equal(error.code, '28P01', `${user}: ${error.message}`);
+        return true;
+      });
+    }
+  });
+
+  it('reads its own writes 200 times in a row while one replica does not replay', async () => {
+    const paused = cluster.nodes.find((node) => node.name !== leader)!.name;
+    await sql(cluster, paused, 'SELECT pg_wal_replay_pause()');
+    const connection = await client();
+    const served = new Map<number, number>();
+    try {
+      let lsn: string | undefined;
+      for (let index = 0; index < 200; index++) {
+        const id = 1000 + index;
+        await connection.query('INSERT INTO split_items VALUES ($1, $2)', [id, 'ryw']);
+        lsn ??= String((await connection.query<{ last_commit_lsn: string }>('SHOW pgwarden.last_commit_lsn')).rows[0]!.last_commit_lsn);
+        const result = await connection.query(`SELECT count(*)::int AS n, inet_server_port() AS port FROM split_items WHERE id = ${id}`);
+        const row = result.rows[0] as { n: number; port: number };
+        served.set(row.port, (served.get(row.port) ?? 0) + 1);
+        assert.equal(row.n, 1, `read ${index} of its own write missed it (served by port ${row.port})`);
+      }
+      assert.match(lsn ?? '', /^[0-9A-F]+\/[0-9A-F]+$/, 'SHOW pgwarden.last_commit_lsn answers an LSN after a write');
+      assert.equal(served.get(cluster.node(paused).pgPort) ?? 0, 0, 'the replica that does not replay served no read');
+    } finally {
+      await connection.end();
+      await sql(cluster, paused, 'SELECT pg_wal_replay_resume()');
+    }
+    console.log(`read-your-writes: reads served by port ${JSON.stringify(Object.fromEntries(served))} (primary ${primaryPort})`);
+  });
+});
