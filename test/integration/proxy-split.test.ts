@@ -101,6 +101,27 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     }
   });
 
+  it('sends BEGIN READ ONLY transactions to a replica and other explicit transactions to the primary', async () => {
+    const connection = await client();
+    try {
+      await connection.query('BEGIN READ ONLY');
+      const readOnlyPort = await portOf(connection, 'SELECT inet_server_port() AS port');
+      assert.equal(await portOf(connection, 'SELECT inet_server_port() AS port'), readOnlyPort, 'a transaction stays where it began');
+      await connection.query('COMMIT');
+      assert.ok(replicaPorts.has(readOnlyPort), `BEGIN READ ONLY ran on port ${readOnlyPort}`);
+      await connection.query('BEGIN');
+      assert.equal(await portOf(connection, 'SELECT inet_server_port() AS port'), primaryPort);
+      await connection.query('COMMIT');
+      // A multi-statement message with a write goes to the primary as a whole.
+      const results = (await connection.query(
+        "INSERT INTO split_items VALUES (3, 'three'); SELECT inet_server_port() AS port",
+      )) as unknown as pg.QueryResult[];
+      assert.equal(Number((results[1]!.rows[0] as { port: number }).port), primaryPort);
+    } finally {
+      await connection.end();
+    }
+  });
+
   it('logs in a user whose auth file entry is a plain password; a temporary table pins the session', async () => {
     const connection = await client('app', APP_PASSWORD);
     try {
@@ -144,6 +165,20 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
       }
       assert.match(lsn ?? '', /^[0-9A-F]+\/[0-9A-F]+$/, 'SHOW pgwarden.last_commit_lsn answers an LSN after a write');
       assert.equal(served.get(cluster.node(paused).pgPort) ?? 0, 0, 'the replica that does not replay served no read');
+      // The pause was real: that replica misses the rows (what a read routed there would have seen).
+      const [missing] = await sql<{ n: number }>(cluster, paused, "SELECT count(*)::int AS n FROM split_items WHERE note = 'ryw'");
+      assert.ok(missing!.n < 200, `the paused replica has ${missing!.n} of the 200 rows`);
+      // Once the replaying replica's position passes the floor, the session's reads go there again, still correct.
+      const live = cluster.nodes.find((node) => node.name !== leader && node.name !== paused)!.pgPort;
+      await waitUntil(
+        async () => {
+          const row = (await connection.query("SELECT count(*)::int AS n, inet_server_port() AS port FROM split_items WHERE note = 'ryw'"))
+            .rows[0] as { n: number; port: number };
+          assert.equal(row.n, 200, `a read after the writes saw ${row.n} rows on port ${row.port}`);
+          return row.port === live;
+        },
+        { timeoutMs: 10_000, intervalMs: 50, describe: 'a read of the session to go to the replaying replica once it passed the floor' },
+      );
     } finally {
       await connection.end();
       await sql(cluster, paused, 'SELECT pg_wal_replay_resume()');
