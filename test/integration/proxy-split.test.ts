@@ -2,7 +2,8 @@
 // not-provably-read-only statements on the primary, plain reads on replicas, read-your-writes while one replica's
 // replay is paused, and wrong passwords refused with SQLSTATE 28P01.
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
@@ -135,6 +136,37 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     }
   });
 
+  it("passes a client's CancelRequest to the server its statement runs on", async () => {
+    const connection = await client();
+    try {
+      const { processID, secretKey } = connection as unknown as { processID: number; secretKey: number };
+      const sleeping = connection.query('SELECT pg_sleep(60)');
+      const outcome = sleeping.then(
+        () => undefined,
+        (error: { code?: string }) => error.code,
+      );
+      await waitUntil(
+        async () => (await sql(cluster, leader, "SELECT 1 FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'")).length === 1,
+        { timeoutMs: 10_000, describe: 'the sleeping statement to run on the primary' },
+      );
+      const request = Buffer.alloc(16);
+      request.writeInt32BE(16, 0);
+      request.writeInt32BE(80877102, 4);
+      request.writeInt32BE(processID, 8);
+      request.writeInt32BE(secretKey, 12);
+      const socket = connect({ host: '127.0.0.1', port: proxy.splitPort! }, () => socket.end(request));
+      socket.on('error', () => undefined);
+      const startedAt = Date.now();
+      assert.equal(await outcome, '57014', 'the statement was cancelled (query_canceled)');
+      assert.ok(Date.now() - startedAt < 10_000);
+      // The session goes on (on the primary or a replica past its floor: pg_sleep() is volatile, so it counted as a write).
+      const port = await portOf(connection, 'SELECT inet_server_port() AS port');
+      assert.ok(port === primaryPort || replicaPorts.has(port));
+    } finally {
+      await connection.end();
+    }
+  });
+
   it('refuses a wrong password and an unknown user with SQLSTATE 28P01', async () => {
     for (const [user, password] of [
       ['postgres', 'wrong'],
@@ -184,5 +216,12 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
       await sql(cluster, paused, 'SELECT pg_wal_replay_resume()');
     }
     console.log(`read-your-writes: reads served by port ${JSON.stringify(Object.fromEntries(served))} (primary ${primaryPort})`);
+  });
+
+  it('never writes a password or a SCRAM secret to its log', async () => {
+    const [secret] = await sql<{ rolpassword: string }>(cluster, leader, "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'");
+    const log = await readFile(proxy.logFile, 'utf8');
+    assert.ok(log.includes('password authentication failed'), 'the failed logins were logged');
+    for (const text of [APP_PASSWORD, cluster.superuserPassword, secret!.rolpassword.split('$')[2]!]) assert.ok(!log.includes(text));
   });
 });
