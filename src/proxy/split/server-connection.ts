@@ -76,7 +76,8 @@ export class ServerConnection {
   }
 
   static async open(target: ServerTarget, login: ServerLogin, timeoutMs: number): Promise<ServerConnection> {
-    const socket = connect({ host: target.host, port: target.port, noDelay: true });
+    const socket = connect({ host: target.host, port: target.port });
+    socket.setNoDelay(true);
     const connection = new ServerConnection(target, socket);
     const fail = (message: string, cause?: unknown): PgwardenError =>
       new PgwardenError(

@@ -186,6 +186,7 @@ export class SplitListener {
   }
 
   #accept(socket: Socket): void {
+    socket.setNoDelay(true);
     socket.on('error', () => undefined);
     const session = new ClientSession(this, socket);
     this.#sessions.add(session);
@@ -418,8 +419,19 @@ class ClientSession {
     this.#socket.destroy();
   }
 
+  #corked = false;
+
   #send(bytes: Buffer): void {
     if (this.#closed) return;
+    // The messages of one server read leave in one segment (a result is T, D..., C, Z: not four packets).
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#socket.uncork();
+      });
+    }
     if (!this.#socket.write(bytes)) {
       const connection = this.assigned?.connection;
       if (connection !== undefined) {
