@@ -2,6 +2,7 @@
 // not-provably-read-only statements on the primary, plain reads on replicas, read-your-writes while one replica's
 // replay is paused, and wrong passwords refused with SQLSTATE 28P01.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -121,6 +122,82 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     } finally {
       await connection.end();
     }
+  });
+
+  /** Runs a psql script through the split listener statement by statement; its output lines (unaligned, tuples only). */
+  const psql = (script: string): string[] => {
+    const result = spawnSync(
+      '/usr/lib/postgresql/15/bin/psql',
+      [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(proxy.splitPort!),
+        '-U',
+        'postgres',
+        '-d',
+        'postgres',
+        '-X',
+        '-tA',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-f',
+        '-',
+      ],
+      { input: script, encoding: 'utf8', env: { ...process.env, PGPASSWORD: cluster.superuserPassword }, timeout: 30_000 },
+    );
+    assert.equal(result.status, 0, `psql failed: ${result.stderr}`);
+    return result.stdout.split('\n').filter((line) => line !== '');
+  };
+
+  it('runs what other splitters got wrong on the primary, without read-only errors (psql, one session each)', async () => {
+    await sql(
+      cluster,
+      leader,
+      "CREATE FUNCTION split_bump() RETURNS int LANGUAGE sql AS $$ INSERT INTO split_items VALUES (4, 'bump') RETURNING 1 $$",
+    );
+    const cases: Record<string, string> = {
+      'COPY FROM STDIN': 'COPY split_items (id, note) FROM STDIN;\n10\tcopied\n11\tcopied\n\\.\nSELECT inet_server_port();\n',
+      'a volatile user function created after the proxy read pg_proc': 'SELECT split_bump(), inet_server_port();\n',
+      'PREPARE / EXECUTE': 'PREPARE port_of AS SELECT inet_server_port();\nEXECUTE port_of;\n',
+      'a cursor in a transaction': 'BEGIN;\nDECLARE c CURSOR FOR SELECT inet_server_port();\nFETCH c;\nCOMMIT;\n',
+      'LISTEN then SELECT': 'LISTEN split_channel;\nSELECT inet_server_port();\n',
+      'SET then SELECT': "SET work_mem = '8MB';\nSELECT inet_server_port();\n",
+      'CREATE TEMP TABLE then SELECT from it': 'CREATE TEMP TABLE t AS SELECT 1 AS x;\nSELECT inet_server_port() FROM t;\n',
+    };
+    for (const [name, script] of Object.entries(cases)) {
+      const lines = psql(script);
+      const ports = lines.map((line) => line.split('|').pop()!).filter((field) => /^\d+$/.test(field));
+      assert.equal(ports.length, 1, `${name}: ${lines.join(' / ')}`);
+      assert.equal(Number(ports[0]), primaryPort, `${name}: ${lines.join(' / ')}`);
+    }
+    const [copied] = await sql<{ n: number }>(
+      cluster,
+      leader,
+      "SELECT count(*)::int AS n FROM split_items WHERE note IN ('copied', 'bump')",
+    );
+    assert.equal(copied!.n, 3);
+    // A plain read in a new psql session still goes to a replica.
+    assert.ok(replicaPorts.has(Number(psql('SELECT inet_server_port();\n')[0])));
+  });
+
+  it('closes a connection that sends garbage and goes on serving others', async () => {
+    for (const garbage of [Buffer.from('GET / HTTP/1.1\r\n\r\n'), Buffer.from([0, 0, 0, 8, 0, 3, 0, 0]), Buffer.alloc(64, 0xff)]) {
+      const closed = await new Promise<boolean>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port: proxy.splitPort! }, () => socket.write(garbage));
+        socket.on('error', () => resolve(true));
+        socket.on('close', () => resolve(true));
+        socket.setTimeout(10_000, () => {
+          socket.destroy();
+          resolve(false);
+        });
+        socket.resume();
+      });
+      assert.ok(closed, `the proxy did not close a connection that sent ${garbage.toString('hex').slice(0, 20)}`);
+    }
+    const connection = await client();
+    await connection.query('SELECT 1');
+    await connection.end();
   });
 
   it('logs in a user whose auth file entry is a plain password; a temporary table pins the session', async () => {
