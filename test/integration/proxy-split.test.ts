@@ -301,4 +301,33 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     assert.ok(log.includes('password authentication failed'), 'the failed logins were logged');
     for (const text of [APP_PASSWORD, cluster.superuserPassword, secret!.rolpassword.split('$')[2]!]) assert.ok(!log.includes(text));
   });
+
+  it('an idle session follows a switchover: its next write runs on the new primary, and it reads its own writes', async () => {
+    const connection = await client();
+    try {
+      assert.equal(
+        await portOf(connection, "INSERT INTO split_items VALUES (5000, 'before') RETURNING inet_server_port() AS port"),
+        primaryPort,
+      );
+      const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
+      const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
+        method: 'POST',
+        body: JSON.stringify({ leader, candidate }),
+      });
+      assert.equal(response.status, 200, await response.text());
+      await waitUntil(async () => (await waitHealthy(cluster, 60_000)).leader === candidate, {
+        timeoutMs: 60_000,
+        describe: `${candidate} to lead`,
+      });
+      const newPrimaryPort = cluster.node(candidate).pgPort;
+      assert.equal(
+        await portOf(connection, "INSERT INTO split_items VALUES (5001, 'after') RETURNING inet_server_port() AS port"),
+        newPrimaryPort,
+      );
+      const row = (await connection.query('SELECT count(*)::int AS n FROM split_items WHERE id IN (5000, 5001)')).rows[0] as { n: number };
+      assert.equal(row.n, 2);
+    } finally {
+      await connection.end();
+    }
+  });
 });
