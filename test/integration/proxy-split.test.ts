@@ -82,6 +82,25 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     }
   });
 
+  it('routes extended-protocol (parameterised) statements the same way', async () => {
+    const connection = await client();
+    try {
+      const readPort = await portOf(connection, 'SELECT inet_server_port() AS port WHERE $1::int = 1', [1]);
+      assert.ok(replicaPorts.has(readPort), `a parameterised read-only SELECT went to port ${readPort}`);
+      assert.equal(
+        await portOf(connection, 'INSERT INTO split_items VALUES ($1, $2) RETURNING inet_server_port() AS port', [6, 'six']),
+        primaryPort,
+      );
+      assert.equal(await portOf(connection, 'SELECT nextval($1::regclass), inet_server_port() AS port', ['split_seq']), primaryPort);
+      // A named prepared statement pins the session to its primary connection.
+      const named = { name: 'port_of', text: 'SELECT inet_server_port() AS port WHERE $1::int = 1', values: [1] };
+      assert.equal(Number(((await connection.query(named)).rows[0] as { port: number }).port), primaryPort);
+      assert.equal(Number(((await connection.query(named)).rows[0] as { port: number }).port), primaryPort);
+    } finally {
+      await connection.end();
+    }
+  });
+
   it('sends nextval(), SELECT ... FOR UPDATE and a writable CTE to the primary', async () => {
     const connection = await client();
     try {
@@ -267,7 +286,11 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
         const id = 1000 + index;
         await connection.query('INSERT INTO split_items VALUES ($1, $2)', [id, 'ryw']);
         lsn ??= String((await connection.query<{ last_commit_lsn: string }>('SHOW pgwarden.last_commit_lsn')).rows[0]!.last_commit_lsn);
-        const result = await connection.query(`SELECT count(*)::int AS n, inet_server_port() AS port FROM split_items WHERE id = ${id}`);
+        // Simple protocol on even rounds, extended (parameterised) on odd ones.
+        const result =
+          index % 2 === 0
+            ? await connection.query(`SELECT count(*)::int AS n, inet_server_port() AS port FROM split_items WHERE id = ${id}`)
+            : await connection.query('SELECT count(*)::int AS n, inet_server_port() AS port FROM split_items WHERE id = $1', [id]);
         const row = result.rows[0] as { n: number; port: number };
         served.set(row.port, (served.get(row.port) ?? 0) + 1);
         assert.equal(row.n, 1, `read ${index} of its own write missed it (served by port ${row.port})`);

@@ -71,7 +71,9 @@ const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
 /** Messages a server answers with a ReadyForQuery: Query, Sync, FunctionCall. */
 const ANSWERED_BY_READY = new Set(['Q', 'S', 'F']);
-/** Extended-protocol and function-call messages: sent to the primary in this version. */
+/** An extended-protocol batch larger than this is not held for classification: it goes to the primary as it comes. */
+const MAX_BATCH_BYTES = 1024 * 1024;
+/** Extended-protocol and function-call messages. */
 const EXTENDED = new Set(['P', 'B', 'D', 'E', 'C', 'H', 'S', 'F']);
 /** After a write: where the session's floor comes from. The insert position is at or past the commit record's end. */
 const FLOOR_QUERY = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8";
@@ -607,17 +609,55 @@ class ClientSession {
       return;
     }
     if (EXTENDED.has(item.type)) {
-      if (item.type === 'P') tracker.onParse(decodeParse(item.body).name, decodeParse(item.body).sql);
       if (assigned === undefined) {
-        assigned = await this.#assign('primary', undefined);
-        tracker.onForwarded('primary');
+        // Between transactions an extended-protocol batch is held until its Sync, then routed as a whole.
+        this.#batch.push(item);
+        this.#batchBytes += item.frame.length;
+        if (item.type === 'S') await this.#routeBatch(true);
+        // Flush or a function call waits for answers before any Sync; a huge batch is not held either: the primary.
+        else if (item.type === 'H' || item.type === 'F' || this.#batchBytes > MAX_BATCH_BYTES) await this.#routeBatch(false);
+        return;
       }
-      if (assigned.role === 'primary') assigned.wrote = true;
+      if (item.type === 'P') {
+        const { name, sql } = decodeParse(item.body);
+        const decision = tracker.onParse(name, sql);
+        if (decision.route !== 'replica-ok' && assigned.role === 'primary') assigned.wrote = true;
+      } else if (item.type === 'F' && assigned.role === 'primary') assigned.wrote = true;
       this.#forward(assigned, item);
       return;
     }
+    if (this.#batch.length > 0) await this.#routeBatch(false);
+    assigned = this.assigned;
     // COPY data and the rest follow the transaction; with nothing running they have nowhere to go.
     if (assigned !== undefined) this.#forward(assigned, item);
+  }
+
+  readonly #batch: WireMessage[] = [];
+  #batchBytes = 0;
+
+  /**
+   * Routes a held extended-protocol batch: to a replica when it ends in Sync, every Parse in it is replica-ok and
+   * there is at least one (a Bind of a statement parsed in an earlier batch cannot be judged); else to the primary.
+   */
+  async #routeBatch(endsInSync: boolean): Promise<void> {
+    const batch = this.#batch.splice(0);
+    this.#batchBytes = 0;
+    const tracker = this.#tracker!;
+    let parses = 0;
+    let replicaOk = endsInSync;
+    for (const item of batch) {
+      if (item.type === 'P') {
+        parses++;
+        const { name, sql } = decodeParse(item.body);
+        if (tracker.onParse(name, sql).route !== 'replica-ok') replicaOk = false;
+      } else if (item.type === 'F') replicaOk = false;
+    }
+    if (parses === 0) replicaOk = false;
+    const readBackend = replicaOk ? this.#listener.readBackend(this.#floor) : undefined;
+    const assigned = await this.#assign(readBackend === undefined ? 'primary' : 'replica', readBackend);
+    tracker.onForwarded(assigned.role);
+    if (assigned.role === 'primary' && !replicaOk) assigned.wrote = true;
+    for (const item of batch) this.#forward(assigned, item);
   }
 
   #forward(assigned: Assigned, item: WireMessage): void {
