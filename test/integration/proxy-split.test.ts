@@ -318,6 +318,28 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     console.log(`read-your-writes: reads served by port ${JSON.stringify(Object.fromEntries(served))} (primary ${primaryPort})`);
   });
 
+  it('carries a floor to another session with SET pgwarden.min_lsn (the paused replica serves it nothing)', async () => {
+    const paused = cluster.nodes.find((node) => node.name !== leader)!.name;
+    await sql(cluster, paused, 'SELECT pg_wal_replay_pause()');
+    const [writer, reader] = [await client(), await client()];
+    try {
+      await assert.rejects(reader.query("SET pgwarden.min_lsn = 'nonsense'"), (error: { code?: string }) => error.code === '22023');
+      for (let index = 0; index < 20; index++) {
+        const id = 7000 + index;
+        await writer.query('INSERT INTO split_items VALUES ($1, $2)', [id, 'carried']);
+        const lsn = (await writer.query<{ last_commit_lsn: string }>('SHOW pgwarden.last_commit_lsn')).rows[0]!.last_commit_lsn;
+        await reader.query(`SET pgwarden.min_lsn = '${lsn}'`);
+        const row = (await reader.query('SELECT count(*)::int AS n, inet_server_port() AS port FROM split_items WHERE id = $1', [id]))
+          .rows[0] as { n: number; port: number };
+        assert.equal(row.n, 1, `round ${index}: the other session missed the write (port ${row.port})`);
+        assert.notEqual(row.port, cluster.node(paused).pgPort);
+      }
+    } finally {
+      await Promise.all([writer.end(), reader.end()]);
+      await sql(cluster, paused, 'SELECT pg_wal_replay_resume()');
+    }
+  });
+
   it('never writes a password or a SCRAM secret to its log', async () => {
     const [secret] = await sql<{ rolpassword: string }>(cluster, leader, "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'");
     const log = await readFile(proxy.logFile, 'utf8');

@@ -9,7 +9,7 @@ import { parseAuthFile } from '../../src/proxy/split/auth-file.js';
 import { MessageReader, message, readyForQuery, singleValueResult, decodeDataRow } from '../../src/proxy/split/pg-wire.js';
 import { parseScramSecret, ScramClient, ScramError, ScramServer, scramSecretOf, type ScramSecret } from '../../src/proxy/split/scram.js';
 import { ServerPool, type Poolable } from '../../src/proxy/split/server-pool.js';
-import { formatLsn, pickReadTarget, SHOW_LAST_COMMIT_LSN } from '../../src/proxy/split/split-routing.js';
+import { formatLsn, parseLsn, pickReadTarget, setMinLsnValue, SHOW_LAST_COMMIT_LSN } from '../../src/proxy/split/split-routing.js';
 import type { ObservedPosition } from '../../src/proxy/member-positions.js';
 
 interface PgSaslSession {
@@ -171,6 +171,15 @@ describe('read target with a read-your-writes floor', () => {
     assert.ok(!SHOW_LAST_COMMIT_LSN.test('SHOW pgwarden.last_commit_lsn; SELECT 1'));
     assert.equal(formatLsn(0x16_b374d848), '16/B374D848');
     assert.equal(formatLsn(0), '0/0');
+  });
+
+  it("reads SET pgwarden.min_lsn = '...' and LSNs back", () => {
+    assert.equal(setMinLsnValue("set session pgwarden.min_lsn to '16/B374D848';"), '16/B374D848');
+    assert.equal(setMinLsnValue("SET pgwarden.min_lsn = 'x'"), 'x');
+    assert.equal(setMinLsnValue('SET work_mem = 1'), undefined);
+    assert.equal(parseLsn('16/B374D848'), 0x16_b374d848);
+    assert.equal(parseLsn(formatLsn(2 ** 40 + 12345)), 2 ** 40 + 12345);
+    for (const bad of ['x', '1/', '/1', '123456789/0', '1/2/3']) assert.equal(parseLsn(bad), undefined, bad);
   });
 });
 

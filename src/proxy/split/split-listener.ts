@@ -23,6 +23,7 @@ import {
   decodeParse,
   decodeSaslInitialResponse,
   errorResponse,
+  message,
   parameterStatus,
   queryText,
   readyForQuery,
@@ -33,7 +34,7 @@ import {
 import { ScramError, ScramServer, type ServerCredential } from './scram.js';
 import { ServerConnection, ServerLoginError } from './server-connection.js';
 import { ServerPool } from './server-pool.js';
-import { formatLsn, pickReadTarget, SHOW_LAST_COMMIT_LSN } from './split-routing.js';
+import { formatLsn, MENTIONS_PGWARDEN_SETTING, parseLsn, pickReadTarget, setMinLsnValue, SHOW_LAST_COMMIT_LSN } from './split-routing.js';
 
 export interface SplitSettings {
   readonly auth_file: string;
@@ -589,6 +590,10 @@ class ClientSession {
         );
         return;
       }
+      if (MENTIONS_PGWARDEN_SETTING.test(sql)) {
+        this.#send(this.#answerSetting(sql));
+        return;
+      }
       const decision = tracker.onQuery(sql);
       if (decision.route === 'refuse') {
         this.#send(
@@ -658,6 +663,32 @@ class ClientSession {
     tracker.onForwarded(assigned.role);
     if (assigned.role === 'primary' && !replicaOk) assigned.wrote = true;
     for (const item of batch) this.#forward(assigned, item);
+  }
+
+  /**
+   * `SET pgwarden.min_lsn = 'X/Y'` raises the session's floor to an LSN another session or process got from
+   * `SHOW pgwarden.last_commit_lsn`: its later reads see that commit too. Other pgwarden.* statements are refused.
+   */
+  #answerSetting(sql: string): Buffer {
+    const value = setMinLsnValue(sql);
+    const lsn = value === undefined ? undefined : parseLsn(value);
+    if (lsn === undefined) {
+      const fields: ErrorFields =
+        value === undefined
+          ? {
+              severity: 'ERROR',
+              code: '42704',
+              message: "pgwarden: only SHOW pgwarden.last_commit_lsn and SET pgwarden.min_lsn = 'X/Y' are known",
+            }
+          : {
+              severity: 'ERROR',
+              code: '22023',
+              message: `pgwarden: invalid value for pgwarden.min_lsn: "${value}" (expected an LSN like 16/B374D848)`,
+            };
+      return Buffer.concat([errorResponse(fields), readyForQuery(this.#status)]);
+    }
+    this.#floor = Math.max(this.#floor ?? 0, lsn);
+    return Buffer.concat([message('C', Buffer.from('SET\0')), readyForQuery(this.#status)]);
   }
 
   #forward(assigned: Assigned, item: WireMessage): void {

@@ -53,3 +53,17 @@ export function formatLsn(bytes: number): string {
   const low = bytes - high * 2 ** 32;
   return `${high.toString(16).toUpperCase()}/${low.toString(16).toUpperCase()}`;
 }
+
+/** `SET pgwarden.min_lsn = '...'` (or TO, SESSION): the value as written, or undefined when this is not that statement. */
+export function setMinLsnValue(sql: string): string | undefined {
+  return /^\s*set\s+(?:session\s+)?pgwarden\.min_lsn\s*(?:=|to)\s*'([^']*)'\s*;?\s*$/i.exec(sql)?.[1];
+}
+
+/** Whether a Query touches a pgwarden.* setting at all (the proxy answers those; servers know none). */
+export const MENTIONS_PGWARDEN_SETTING = /^\s*(?:set|show|reset)\s+(?:session\s+)?pgwarden\./i;
+
+/** An LSN as PostgreSQL prints it (`16/B374D848`) in bytes; undefined when malformed. */
+export function parseLsn(text: string): number | undefined {
+  const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text.trim());
+  return match === null ? undefined : parseInt(match[1]!, 16) * 2 ** 32 + parseInt(match[2]!, 16);
+}
