@@ -2,11 +2,18 @@
 // including the login with a client's proven key), the auth file, the read/write target with a floor, the
 // pool's limits, and the wire framing.
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import pg from 'pg';
 import { parseProxyConfig } from '../../src/config/proxy-config.js';
 import { parseAuthFile } from '../../src/proxy/split/auth-file.js';
-import { MessageReader, message, readyForQuery, singleValueResult, decodeDataRow } from '../../src/proxy/split/pg-wire.js';
+import { MessageReader, message, readyForQuery, singleValueResult, decodeDataRow, startupMessage } from '../../src/proxy/split/pg-wire.js';
+import { SplitListener, type SplitSettings } from '../../src/proxy/split/split-listener.js';
+import { silentLog } from '../../src/util/log.js';
 import { parseScramSecret, ScramClient, ScramError, ScramServer, scramSecretOf, type ScramSecret } from '../../src/proxy/split/scram.js';
 import { ServerPool, type Poolable } from '../../src/proxy/split/server-pool.js';
 import { formatLsn, parseLsn, pickReadTarget, setMinLsnValue, SHOW_LAST_COMMIT_LSN } from '../../src/proxy/split/split-routing.js';
@@ -294,5 +301,75 @@ describe('proxy.split_listen configuration', () => {
     assert.throws(() => config('  split_listen: 127.0.0.1:5002\n'), /needs proxy.split.auth_file/);
     assert.throws(() => config('  split_listen: 127.0.0.1:5000\n  split:\n    auth_file: /x\n'), /same address as another listener/);
     assert.throws(() => config('  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n    pool_mode: statement\n'), /pool_mode/);
+  });
+});
+
+describe('split listener in process (no server behind it)', () => {
+  async function withListener(settings: Partial<SplitSettings>, body: (port: number) => Promise<void>): Promise<void> {
+    const dir = await mkdtemp(join(tmpdir(), 'pgw-split-unit-'));
+    const authFile = join(dir, 'userlist.txt');
+    await writeFile(authFile, '"alice" "wonderland"\n', { mode: 0o600 });
+    const listener = new SplitListener({
+      host: '127.0.0.1',
+      port: 0,
+      settings: () => ({
+        auth_file: authFile,
+        pool_size: 2,
+        max_client_conn: 10,
+        query_wait_timeout: 0.2,
+        connect_timeout: 1,
+        ...settings,
+      }),
+      // No primary at all: a login that passed authentication then waits query_wait_timeout for one.
+      routes: {
+        primary: () => undefined,
+        replicas: () => [],
+        positions: () => undefined,
+        changed: (deadlineMs) => new Promise((resolve) => setTimeout(resolve, Math.max(0, deadlineMs - performance.now()))),
+      },
+      nowMs: () => performance.now(),
+      log: silentLog,
+    });
+    const port = await listener.listen();
+    try {
+      await body(port);
+    } finally {
+      await listener.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  const login = async (port: number, password: string): Promise<string | undefined> => {
+    const client = new pg.Client({ host: '127.0.0.1', port, user: 'alice', password, database: 'db', connectionTimeoutMillis: 5000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.end();
+      return 'connected';
+    } catch (error) {
+      return (error as { code?: string }).code;
+    }
+  };
+
+  it("pg's Client: a wrong password gets 28P01; the right one passes SCRAM and then waits for a primary (08006)", async () => {
+    await withListener({}, async (port) => {
+      assert.equal(await login(port, 'wrong'), '28P01');
+      assert.equal(await login(port, 'wonderland'), '08006');
+    });
+  });
+
+  it('refuses clients over max_client_conn with 53300 before authenticating them', async () => {
+    await withListener({ max_client_conn: 1 }, async (port) => {
+      // The first client stops after its startup packet, keeping its place.
+      const first = connect({ host: '127.0.0.1', port });
+      await new Promise((resolve) => first.once('connect', resolve));
+      first.write(startupMessage({ user: 'alice', database: 'db' }));
+      await new Promise((resolve) => first.once('data', resolve));
+      try {
+        assert.equal(await login(port, 'wonderland'), '53300');
+      } finally {
+        first.destroy();
+      }
+    });
   });
 });
