@@ -302,6 +302,7 @@ export class ProxyServer {
     if (section.split_listen !== undefined && section.split !== undefined) {
       const split = this.#newSplitListener(section.split_listen);
       this.#split = split;
+      this.#metrics.splitSource(() => this.#split?.stats());
       this.ports.split = await split.listen();
     }
     if (section.api_listen !== undefined) this.ports.api = await this.#openHttp(section.api_listen);

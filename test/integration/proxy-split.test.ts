@@ -340,6 +340,17 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     }
   });
 
+  it('shows its clients, pooled connections and where transactions went on /metrics', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${proxy.apiPort}/metrics`)).text();
+    const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? Number.NaN);
+    assert.ok(value(/pgwarden_proxy_split_transactions_total\{target="replica"\} (\d+)/) > 0, text);
+    assert.ok(value(/pgwarden_proxy_split_transactions_total\{target="primary"\} (\d+)/) > 200);
+    // The read-your-writes rounds could not all be served by a replica right after their write.
+    assert.ok(value(/pgwarden_proxy_split_reads_below_floor_total (\d+)/) > 0);
+    assert.ok(value(/pgwarden_proxy_split_server_connections\{state="idle"\} (\d+)/) > 0);
+    assert.ok(value(/pgwarden_proxy_split_clients (\d+)/) >= 0);
+  });
+
   it('never writes a password or a SCRAM secret to its log', async () => {
     const [secret] = await sql<{ rolpassword: string }>(cluster, leader, "SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'");
     const log = await readFile(proxy.logFile, 'utf8');

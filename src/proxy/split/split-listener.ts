@@ -8,6 +8,7 @@ import { describeError, PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
 import type { Backend } from '../routing.js';
 import type { ObservedPosition } from '../member-positions.js';
+import type { SplitStats } from '../proxy-metrics.js';
 import { createClassifier, functionVolatilityFromPgProc, type FunctionVolatility, type SqlClassifier } from '../sql-classifier.js';
 import { TransactionTracker } from '../transaction-tracker.js';
 import { parseAuthFile, prepareEntry, type AuthEntry } from './auth-file.js';
@@ -130,6 +131,26 @@ export class SplitListener {
 
   get clientCount(): number {
     return this.#sessions.size;
+  }
+
+  readonly #transactions = { primary: 0, replica: 0 };
+  #readsBelowFloor = 0;
+
+  /** Counted when a session is lent a server connection for a transaction. */
+  countTransaction(role: Role): void {
+    this.#transactions[role]++;
+  }
+
+  stats(): SplitStats {
+    const pool = this.pool.stats();
+    return {
+      clients: this.#sessions.size,
+      serverIdle: pool.idle,
+      serverBusy: pool.busy,
+      waiting: pool.waiting,
+      transactions: { ...this.#transactions },
+      readsBelowFloor: this.#readsBelowFloor,
+    };
   }
 
   async listen(): Promise<number> {
@@ -315,6 +336,7 @@ export class SplitListener {
       load,
       rotation: this.#rotation++,
     });
+    if (target.kind === 'primary' && floor !== undefined && replicas.length > 0) this.#readsBelowFloor++;
     return target.kind === 'replica' ? target.backend : undefined;
   }
 
@@ -712,6 +734,7 @@ class ClientSession {
       throw error;
     }
     const { connection, key } = lent;
+    this.#listener.countTransaction(role);
     const assigned: Assigned = {
       connection,
       key,
