@@ -78,6 +78,8 @@ const splitSchema = z
     max_client_conn: z.number().int().min(1).default(100),
     /** Seconds a transaction waits for a server connection (a full pool, or no primary during a failover). */
     query_wait_timeout: z.number().min(0.1).default(120),
+    /** Seconds a read after a write waits for a replica to replay the session's floor before it goes to the primary. */
+    causal_wait: z.number().min(0).max(10).default(0.05),
   })
   .strict();
 

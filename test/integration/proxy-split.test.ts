@@ -176,7 +176,9 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
       "CREATE FUNCTION split_bump() RETURNS int LANGUAGE sql AS $$ INSERT INTO split_items VALUES (4, 'bump') RETURNING 1 $$",
     );
     const cases: Record<string, string> = {
-      'COPY FROM STDIN': 'COPY split_items (id, note) FROM STDIN;\n10\tcopied\n11\tcopied\n\\.\nSELECT inet_server_port();\n',
+      // A read after the COPY may go to a replica that replayed it: the marker is a statement that never does.
+      'COPY FROM STDIN':
+        "COPY split_items (id, note) FROM STDIN;\n10\tcopied\n11\tcopied\n\\.\nSELECT nextval('split_seq'), inet_server_port();\n",
       'a volatile user function created after the proxy read pg_proc': 'SELECT split_bump(), inet_server_port();\n',
       'PREPARE / EXECUTE': 'PREPARE port_of AS SELECT inet_server_port();\nEXECUTE port_of;\n',
       'a cursor in a transaction': 'BEGIN;\nDECLARE c CURSOR FOR SELECT inet_server_port();\nFETCH c;\nCOMMIT;\n',
@@ -297,11 +299,13 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
       }
       assert.match(lsn ?? '', /^[0-9A-F]+\/[0-9A-F]+$/, 'SHOW pgwarden.last_commit_lsn answers an LSN after a write');
       assert.equal(served.get(cluster.node(paused).pgPort) ?? 0, 0, 'the replica that does not replay served no read');
+      // The replaying replica is asked whether it replayed each write (causal_wait): it serves most of these reads.
+      const live = cluster.nodes.find((node) => node.name !== leader && node.name !== paused)!.pgPort;
+      assert.ok((served.get(live) ?? 0) > 100, `the replaying replica served ${served.get(live) ?? 0} of 200 reads`);
       // The pause was real: that replica misses the rows (what a read routed there would have seen).
       const [missing] = await sql<{ n: number }>(cluster, paused, "SELECT count(*)::int AS n FROM split_items WHERE note = 'ryw'");
       assert.ok(missing!.n < 200, `the paused replica has ${missing!.n} of the 200 rows`);
       // Once the replaying replica's position passes the floor, the session's reads go there again, still correct.
-      const live = cluster.nodes.find((node) => node.name !== leader && node.name !== paused)!.pgPort;
       await waitUntil(
         async () => {
           const row = (await connection.query("SELECT count(*)::int AS n, inet_server_port() AS port FROM split_items WHERE note = 'ryw'"))
@@ -345,8 +349,7 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? Number.NaN);
     assert.ok(value(/pgwarden_proxy_split_transactions_total\{target="replica"\} (\d+)/) > 0, text);
     assert.ok(value(/pgwarden_proxy_split_transactions_total\{target="primary"\} (\d+)/) > 200);
-    // The read-your-writes rounds could not all be served by a replica right after their write.
-    assert.ok(value(/pgwarden_proxy_split_reads_below_floor_total (\d+)/) > 0);
+    assert.ok(value(/pgwarden_proxy_split_reads_below_floor_total (\d+)/) >= 0);
     assert.ok(value(/pgwarden_proxy_split_server_connections\{state="idle"\} (\d+)/) > 0);
     assert.ok(value(/pgwarden_proxy_split_clients (\d+)/) >= 0);
   });

@@ -16,7 +16,14 @@ import { SplitListener, type SplitSettings } from '../../src/proxy/split/split-l
 import { silentLog } from '../../src/util/log.js';
 import { parseScramSecret, ScramClient, ScramError, ScramServer, scramSecretOf, type ScramSecret } from '../../src/proxy/split/scram.js';
 import { ServerPool, type Poolable } from '../../src/proxy/split/server-pool.js';
-import { formatLsn, parseLsn, pickReadTarget, setMinLsnValue, SHOW_LAST_COMMIT_LSN } from '../../src/proxy/split/split-routing.js';
+import {
+  closestReplica,
+  formatLsn,
+  parseLsn,
+  pickReadTarget,
+  setMinLsnValue,
+  SHOW_LAST_COMMIT_LSN,
+} from '../../src/proxy/split/split-routing.js';
 import type { ObservedPosition } from '../../src/proxy/member-positions.js';
 
 interface PgSaslSession {
@@ -168,6 +175,12 @@ describe('read target with a read-your-writes floor', () => {
     assert.equal(pickReadTarget({ ...base, replicas: [], floor: undefined }).kind, 'primary');
   });
 
+  it('asks the replica the monitor saw furthest ahead whether it replayed a floor, else the least busy', () => {
+    assert.deepEqual(closestReplica(base), backend('c'));
+    assert.deepEqual(closestReplica({ ...base, positions: undefined, load: new Map([['b', 1]]) }), backend('c'));
+    assert.equal(closestReplica({ ...base, replicas: [] }), undefined);
+  });
+
   it('spreads reads to the least busy replica', () => {
     const target = pickReadTarget({ ...base, floor: undefined, load: new Map([['b', 3]]) });
     assert.deepEqual(target, { kind: 'replica', backend: backend('c') });
@@ -294,6 +307,7 @@ describe('proxy.split_listen configuration', () => {
       pool_size: 20,
       max_client_conn: 100,
       query_wait_timeout: 120,
+      causal_wait: 0.05,
     });
   });
 
@@ -318,6 +332,7 @@ describe('split listener in process (no server behind it)', () => {
         max_client_conn: 10,
         query_wait_timeout: 0.2,
         connect_timeout: 1,
+        causal_wait: 0.05,
         ...settings,
       }),
       // No primary at all: a login that passed authentication then waits query_wait_timeout for one.

@@ -35,7 +35,15 @@ import {
 import { ScramError, ScramServer, type ServerCredential } from './scram.js';
 import { ServerConnection, ServerLoginError } from './server-connection.js';
 import { ServerPool } from './server-pool.js';
-import { formatLsn, MENTIONS_PGWARDEN_SETTING, parseLsn, pickReadTarget, setMinLsnValue, SHOW_LAST_COMMIT_LSN } from './split-routing.js';
+import {
+  closestReplica,
+  formatLsn,
+  MENTIONS_PGWARDEN_SETTING,
+  parseLsn,
+  pickReadTarget,
+  setMinLsnValue,
+  SHOW_LAST_COMMIT_LSN,
+} from './split-routing.js';
 
 export interface SplitSettings {
   readonly auth_file: string;
@@ -45,6 +53,8 @@ export interface SplitSettings {
   readonly query_wait_timeout: number;
   /** Seconds to connect and log in to a server. */
   readonly connect_timeout: number;
+  /** Seconds a read waits for a replica to replay the session's floor before it goes to the primary. */
+  readonly causal_wait: number;
 }
 
 export interface SplitRoutes {
@@ -79,6 +89,8 @@ const MAX_BATCH_BYTES = 1024 * 1024;
 const EXTENDED = new Set(['P', 'B', 'D', 'E', 'C', 'H', 'S', 'F']);
 /** After a write: where the session's floor comes from. The insert position is at or past the commit record's end. */
 const FLOOR_QUERY = "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::float8";
+/** On a replica: how far it has replayed (NULL before any replay, which proves nothing). */
+const REPLAY_QUERY = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::float8";
 
 type Role = 'primary' | 'replica';
 
@@ -135,6 +147,10 @@ export class SplitListener {
 
   readonly #transactions = { primary: 0, replica: 0 };
   #readsBelowFloor = 0;
+
+  countBelowFloor(): void {
+    this.#readsBelowFloor++;
+  }
 
   /** Counted when a session is lent a server connection for a transaction. */
   countTransaction(role: Role): void {
@@ -318,8 +334,7 @@ export class SplitListener {
     return this.#options.routes.primary();
   }
 
-  /** A replica for a read-only transaction given the session's floor, or undefined (then the primary). */
-  readBackend(floor: number | undefined): Backend | undefined {
+  #readInput(): Omit<Parameters<typeof pickReadTarget>[0], 'floor'> {
     const routes = this.#options.routes;
     const replicas = routes.replicas();
     const load = new Map<string, number>();
@@ -328,16 +343,18 @@ export class SplitListener {
         backend.member,
         this.pool.busyCount((key) => key.split('|')[1] === backend.member),
       );
-    const target = pickReadTarget({
-      replicas,
-      positions: routes.positions(),
-      floor,
-      nowMs: this.#options.nowMs(),
-      load,
-      rotation: this.#rotation++,
-    });
-    if (target.kind === 'primary' && floor !== undefined && replicas.length > 0) this.#readsBelowFloor++;
+    return { replicas, positions: routes.positions(), nowMs: this.#options.nowMs(), load, rotation: this.#rotation++ };
+  }
+
+  /** A replica for a read-only transaction given the session's floor, or undefined (then the primary). */
+  readBackend(floor: number | undefined): Backend | undefined {
+    const target = pickReadTarget({ ...this.#readInput(), floor });
     return target.kind === 'replica' ? target.backend : undefined;
+  }
+
+  /** The replica to ask whether it has replayed a floor the monitor has not seen it reach yet. */
+  closestReplica(): Backend | undefined {
+    return closestReplica(this.#readInput());
   }
 
   classify(sql: string, database: string): ReturnType<SqlClassifier['classifyStatement']> {
@@ -627,8 +644,7 @@ class ClientSession {
         return;
       }
       if (assigned === undefined) {
-        const readBackend = decision.route === 'replica-ok' ? this.#listener.readBackend(this.#floor) : undefined;
-        assigned = await this.#assign(readBackend === undefined ? 'primary' : 'replica', readBackend);
+        assigned = decision.route === 'replica-ok' ? await this.#assignRead() : await this.#assign('primary', undefined);
         tracker.onForwarded(assigned.role);
       }
       if (decision.route === 'primary' && assigned.role === 'primary') assigned.wrote = true;
@@ -680,8 +696,7 @@ class ClientSession {
       } else if (item.type === 'F') replicaOk = false;
     }
     if (parses === 0) replicaOk = false;
-    const readBackend = replicaOk ? this.#listener.readBackend(this.#floor) : undefined;
-    const assigned = await this.#assign(readBackend === undefined ? 'primary' : 'replica', readBackend);
+    const assigned = replicaOk ? await this.#assignRead() : await this.#assign('primary', undefined);
     tracker.onForwarded(assigned.role);
     if (assigned.role === 'primary' && !replicaOk) assigned.wrote = true;
     for (const item of batch) this.#forward(assigned, item);
@@ -718,10 +733,49 @@ class ClientSession {
     assigned.connection.send(item.frame);
   }
 
-  async #assign(role: Role, replica: Backend | undefined): Promise<Assigned> {
-    let lent;
+  /**
+   * A read-only transaction: a replica the monitor already saw past the session's floor; else the least busy
+   * replica, asked for its replay position on the lent connection (again every 2 ms for up to causal_wait); else
+   * the primary. A replica whose replay position is at or past the floor when asked shows the session's commits
+   * to any later snapshot, and replay only moves forward.
+   */
+  async #assignRead(): Promise<Assigned> {
+    const floor = this.#floor;
+    const seen = this.#listener.readBackend(floor);
+    if (seen !== undefined) return this.#assign('replica', seen);
+    const candidate = floor !== undefined && Number.isFinite(floor) ? this.#listener.closestReplica() : undefined;
+    if (candidate !== undefined) {
+      const lent = await this.#lend('replica', candidate);
+      if (await this.#hasReplayed(lent.connection, floor!)) return this.#adopt('replica', lent);
+      this.#listener.release(lent.key, lent.connection);
+    }
+    if (floor !== undefined) this.#listener.countBelowFloor();
+    return this.#assign('primary', undefined);
+  }
+
+  async #hasReplayed(connection: ServerConnection, floor: number): Promise<boolean> {
+    const settings = this.#listener.settings;
+    const deadline = performance.now() + settings.causal_wait * 1000;
     try {
-      lent = await this.#listener.acquire(
+      for (;;) {
+        const rows = await connection.query(REPLAY_QUERY, settings.connect_timeout * 1000);
+        const lsn = Number(rows[0]?.[0]);
+        if (Number.isFinite(lsn) && lsn >= floor) return true;
+        if (performance.now() >= deadline || connection.closed) return false;
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+    } catch {
+      return false; // the replica did not answer: the primary serves this read
+    }
+  }
+
+  async #assign(role: Role, replica: Backend | undefined): Promise<Assigned> {
+    return this.#adopt(role, await this.#lend(role, replica));
+  }
+
+  async #lend(role: Role, replica: Backend | undefined): Promise<{ connection: ServerConnection; key: string }> {
+    try {
+      return await this.#listener.acquire(
         role,
         () => (role === 'replica' ? replica : this.#listener.primaryBackend()),
         this.#serverLogin(),
@@ -733,6 +787,9 @@ class ClientSession {
         throw new ClientError({ severity: 'FATAL', code: '08P01', message: `pgwarden: query_wait_timeout: ${error.message}` });
       throw error;
     }
+  }
+
+  #adopt(role: Role, lent: { connection: ServerConnection; key: string }): Assigned {
     const { connection, key } = lent;
     this.#listener.countTransaction(role);
     const assigned: Assigned = {

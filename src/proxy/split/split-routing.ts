@@ -67,3 +67,20 @@ export function parseLsn(text: string): number | undefined {
   const match = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/.exec(text.trim());
   return match === null ? undefined : parseInt(match[1]!, 16) * 2 ** 32 + parseInt(match[2]!, 16);
 }
+
+/**
+ * The replica to ask whether it replayed a floor yet: the one the monitor last saw furthest ahead (a paused or slow
+ * replica is asked last), else the least busy.
+ */
+export function closestReplica(input: Omit<ReadTargetInput, 'floor'>): Backend | undefined {
+  const lsnOf = (backend: Backend): number => {
+    const position = input.positions?.get(backend.member);
+    return position?.lsn !== undefined && input.nowMs - position.observedAtMs <= POSITION_FRESH_MS ? position.lsn : -1;
+  };
+  const best = Math.max(-1, ...input.replicas.map(lsnOf));
+  return pickLeastConnections(
+    input.replicas.filter((backend) => lsnOf(backend) === best),
+    input.load,
+    input.rotation,
+  );
+}
