@@ -326,6 +326,8 @@ export class SplitListener {
 
   release(key: string, connection: ServerConnection): void {
     connection.onMessage = undefined;
+    // Paused for a slow client that has since had all it asked for: the next borrower must be read.
+    connection.resume();
     if (connection.status !== 'I') connection.close();
     else this.pool.release(key, connection);
   }
@@ -462,6 +464,7 @@ class ClientSession {
   }
 
   #corked = false;
+  #awaitingDrain = false;
 
   #send(bytes: Buffer): void {
     if (this.#closed) return;
@@ -474,11 +477,16 @@ class ClientSession {
         this.#socket.uncork();
       });
     }
-    if (!this.#socket.write(bytes)) {
+    // A slow client slows its server down (one drain listener at a time, however many writes filled the buffer).
+    if (!this.#socket.write(bytes) && !this.#awaitingDrain) {
       const connection = this.assigned?.connection;
       if (connection !== undefined) {
+        this.#awaitingDrain = true;
         connection.pause();
-        this.#socket.once('drain', () => connection.resume());
+        this.#socket.once('drain', () => {
+          this.#awaitingDrain = false;
+          connection.resume();
+        });
       }
     }
   }
