@@ -73,6 +73,7 @@ export async function runProxy(configPath: string): Promise<void> {
       data_path: config.proxy.data_path,
       replica: server.ports.replica ?? null,
       api: server.ports.api ?? null,
+      split: server.ports.split ?? null,
     },
     'pgwarden proxy started',
   );

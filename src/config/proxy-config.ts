@@ -64,6 +64,27 @@ const seconds = (minimum: number) => z.number().min(minimum);
 /** host:port to listen on; port 0 picks a free port (tests, or when the port is published elsewhere). */
 const listenAddress = hostPortSchema(0, '127.0.0.1:5000');
 
+/**
+ * proxy.split: the split listener's pooling and client authentication (PgBouncer's names where they exist).
+ * Transaction pooling only in this version: a server connection is lent per transaction.
+ */
+const splitSchema = z
+  .object({
+    /** PgBouncer auth_file format: `"user" "SCRAM-SHA-256$..."` (pg_authid.rolpassword) or `"user" "plain password"`. */
+    auth_file: z.string().min(1, 'proxy.split.auth_file is required: a PgBouncer-style userlist'),
+    pool_mode: z.enum(['transaction']).default('transaction'),
+    /** Server connections per (server, database, user). */
+    pool_size: z.number().int().min(1).default(20),
+    max_client_conn: z.number().int().min(1).default(100),
+    /** Seconds a transaction waits for a server connection (a full pool, or no primary during a failover). */
+    query_wait_timeout: z.number().min(0.1).default(120),
+    /** Seconds a read after a write waits for a replica to replay the session's floor before it goes to the primary. */
+    causal_wait: z.number().min(0).max(10).default(0.05),
+  })
+  .strict();
+
+export type SplitSection = z.output<typeof splitSchema>;
+
 export const proxySectionSchema = z.object({
   /** This proxy's name in the DCS (`proxies/<name>`, shown on every member's dashboard); default: host:primary port. */
   name: z
@@ -72,6 +93,9 @@ export const proxySectionSchema = z.object({
     .optional(),
   primary_listen: listenAddress,
   replica_listen: listenAddress.optional(),
+  /** The read/write split listener (off by default): one PostgreSQL endpoint, pooled, routed per transaction. */
+  split_listen: listenAddress.optional(),
+  split: splitSchema.optional(),
   /** /metrics and /health of the proxy itself. */
   api_listen: listenAddress.optional(),
   /** How long a new primary connection waits for a writable primary before it is closed. */
@@ -196,6 +220,28 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
       'PGW_CONFIG_INVALID',
       `${sourceName}: proxy.primary_listen and proxy.replica_listen are the same address; give them different ports`,
       { context: { path: sourceName } },
+    );
+  }
+  if (proxy.split_listen !== undefined && proxy.split === undefined) {
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: proxy.split_listen needs proxy.split.auth_file (the users the split listener authenticates, PgBouncer's auth_file format)`,
+      { context: { path: sourceName, key: 'proxy.split' } },
+    );
+  }
+  if (
+    proxy.split_listen !== undefined &&
+    proxy.split_listen.port !== 0 &&
+    [proxy.primary_listen, proxy.replica_listen].some(
+      (other) => other !== undefined && other.host === proxy.split_listen!.host && other.port === proxy.split_listen!.port,
+    )
+  ) {
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: proxy.split_listen is the same address as another listener; give it its own port`,
+      {
+        context: { path: sourceName, key: 'proxy.split_listen' },
+      },
     );
   }
   if (proxy.replica_max_lag.kind === 'time' && proxy.monitor === undefined) {

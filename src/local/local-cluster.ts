@@ -162,7 +162,15 @@ export interface LocalProxy {
   readonly primaryPort: number;
   readonly replicaPort: number;
   readonly apiPort: number;
+  /** The split listener's port, when the proxy was started with one. */
+  readonly splitPort?: number;
   pid: number | undefined;
+}
+
+/** A split listener for a local proxy: its auth file and proxy.split settings (pool_size...). */
+export interface LocalSplitSpec {
+  readonly authFile: string;
+  readonly settings?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** Extra `proxy:` settings for a local proxy (seconds, bytes), e.g. { hold_timeout: 5 }. */
@@ -497,7 +505,7 @@ export class LocalCluster {
   }
 
   /** Starts a `pgwarden proxy` for this cluster on free ports and waits until its API answers. */
-  async startProxy(settings: LocalProxySettings = {}): Promise<LocalProxy> {
+  async startProxy(settings: LocalProxySettings = {}, split?: LocalSplitSpec): Promise<LocalProxy> {
     const name = `proxy${this.proxies.length + 1}`;
     const proxyDir = join(this.dir, name);
     await mkdir(proxyDir, { recursive: true, mode: 0o700 });
@@ -507,6 +515,7 @@ export class LocalCluster {
         ? await pickFreePorts(3)
         : await fixedPorts(this.#portBase + PORT_LAYOUT.proxies + 3 * this.proxies.length, 3, `${name} primary, replica and API`)
     ) as [number, number, number];
+    const splitPort = split === undefined ? undefined : (await pickFreePorts(1))[0]!;
     const configPath = join(proxyDir, 'proxy.yml');
     await writeFile(
       configPath,
@@ -521,6 +530,9 @@ export class LocalCluster {
         apiPort,
         settings,
         monitor: this.#proxyMonitor(),
+        ...(split === undefined || splitPort === undefined
+          ? {}
+          : { split: { port: splitPort, authFile: split.authFile, settings: split.settings ?? {} } }),
       }),
       // It may hold the etcd password.
       { mode: 0o600 },
@@ -528,7 +540,16 @@ export class LocalCluster {
     const logFile = join(proxyDir, 'proxy.log');
     const child = spawnManaged({ command: process.execPath, args: [CLI_ENTRY, 'proxy', configPath], logFile });
     writeFileSync(join(proxyDir, PROXY_PID_FILE), `${child.pid}\n`);
-    const proxy: LocalProxy = { name, configPath, logFile, primaryPort, replicaPort, apiPort, pid: child.pid };
+    const proxy: LocalProxy = {
+      name,
+      configPath,
+      logFile,
+      primaryPort,
+      replicaPort,
+      apiPort,
+      ...(splitPort === undefined ? {} : { splitPort }),
+      pid: child.pid,
+    };
     this.proxies.push(proxy);
     let hasExited = false;
     const isUp = await waitUntil(

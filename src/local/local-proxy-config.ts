@@ -16,6 +16,12 @@ export interface LocalProxySpec {
   readonly settings: Readonly<Record<string, string | number | boolean>>;
   /** proxy.monitor: the role the proxy reads replication positions with (absent: published positions only). */
   readonly monitor?: Readonly<Record<string, string>>;
+  /** proxy.split_listen on this port, with proxy.split (auth_file and settings). */
+  readonly split?: {
+    readonly port: number;
+    readonly authFile: string;
+    readonly settings: Readonly<Record<string, string | number | boolean>>;
+  };
 }
 
 export function renderLocalProxyConfig(spec: LocalProxySpec): string {
@@ -32,6 +38,14 @@ export function renderLocalProxyConfig(spec: LocalProxySpec): string {
     `  replica_listen: 127.0.0.1:${spec.replicaPort}`,
     `  api_listen: 127.0.0.1:${spec.apiPort}`,
     ...extra,
+    ...(spec.split === undefined
+      ? []
+      : [
+          `  split_listen: 127.0.0.1:${spec.split.port}`,
+          '  split:',
+          `    auth_file: ${JSON.stringify(spec.split.authFile)}`,
+          ...Object.entries(spec.split.settings).map(([key, value]) => `    ${key}: ${JSON.stringify(value)}`),
+        ]),
     ...(spec.monitor === undefined
       ? []
       : ['  monitor:', ...Object.entries(spec.monitor).map(([key, value]) => `    ${key}: ${JSON.stringify(value)}`)]),

@@ -11,6 +11,18 @@ export interface ProxyRoutes {
   readonly replicas: ReplicaRoute;
 }
 
+/** What the split listener reports (proxy.split_listen). */
+export interface SplitStats {
+  readonly clients: number;
+  readonly serverIdle: number;
+  readonly serverBusy: number;
+  readonly waiting: number;
+  /** Transactions lent a server connection, by where they went. */
+  readonly transactions: { readonly primary: number; readonly replica: number };
+  /** Read-only transactions sent to the primary because no replica had replayed the session's floor. */
+  readonly readsBelowFloor: number;
+}
+
 export class ProxyMetrics implements ForwarderEvents {
   readonly registry = new Registry();
   readonly #accepted = new Counter({
@@ -78,6 +90,70 @@ export class ProxyMetrics implements ForwarderEvents {
     registers: [this.registry],
   });
   readonly #closedBytes = { fromClient: 0, toClient: 0 };
+  #split: (() => SplitStats | undefined) | undefined;
+
+  /** The split listener's numbers, read at each scrape. */
+  splitSource(source: () => SplitStats | undefined): void {
+    this.#split = source;
+  }
+
+  #splitMetrics(): void {
+    const stats = () => this.#split?.();
+    new Gauge({
+      name: 'pgwarden_proxy_split_clients',
+      help: 'Clients logged in to the split listener',
+      registers: [this.registry],
+      collect() {
+        const value = stats();
+        if (value !== undefined) this.set(value.clients);
+      },
+    });
+    new Gauge({
+      name: 'pgwarden_proxy_split_server_connections',
+      help: 'Pooled server connections of the split listener, idle or lent to a client',
+      labelNames: ['state'],
+      registers: [this.registry],
+      collect() {
+        const value = stats();
+        if (value === undefined) return;
+        this.set({ state: 'idle' }, value.serverIdle);
+        this.set({ state: 'busy' }, value.serverBusy);
+      },
+    });
+    new Gauge({
+      name: 'pgwarden_proxy_split_waiting_clients',
+      help: 'Transactions waiting for a pooled server connection (pool_size reached)',
+      registers: [this.registry],
+      collect() {
+        const value = stats();
+        if (value !== undefined) this.set(value.waiting);
+      },
+    });
+    new Counter({
+      name: 'pgwarden_proxy_split_transactions_total',
+      help: 'Transactions the split listener routed, by target (primary or replica)',
+      labelNames: ['target'],
+      registers: [this.registry],
+      collect() {
+        const value = stats();
+        if (value === undefined) return;
+        this.reset();
+        this.inc({ target: 'primary' }, value.transactions.primary);
+        this.inc({ target: 'replica' }, value.transactions.replica);
+      },
+    });
+    new Counter({
+      name: 'pgwarden_proxy_split_reads_below_floor_total',
+      help: "Read-only transactions sent to the primary because no replica had replayed the session's last commit",
+      registers: [this.registry],
+      collect() {
+        const value = stats();
+        if (value === undefined) return;
+        this.reset();
+        this.inc(value.readsBelowFloor);
+      },
+    });
+  }
 
   constructor(
     liveConnections: () => Iterable<ProxiedConnection>,
@@ -90,6 +166,7 @@ export class ProxyMetrics implements ForwarderEvents {
       this.#held.set({ listener }, 0);
       this.#active.set({ listener }, 0);
     }
+    this.#splitMetrics();
     // Kernel-routed connections never reach the proxy's sockets: their counts come from the nftables rule counters.
     let kernelRead: Promise<KernelCounters | undefined> | undefined;
     const readKernel = (): Promise<KernelCounters | undefined> => {

@@ -17,6 +17,7 @@ import { KernelDataPath } from './kernel-data-path.js';
 import { kernelTableName, NO_GENERATION, planKernelRoute, type KernelGeneration, type KernelRoute } from './kernel-rules.js';
 import { handleProxyHttp, needsMetrics, type ProxyStatus, type RenderedMetrics } from './proxy-http.js';
 import { ProxyMetrics } from './proxy-metrics.js';
+import { SplitListener } from './split/split-listener.js';
 import {
   pickLeastConnections,
   primaryConnectionsToClose,
@@ -90,10 +91,13 @@ export class ProxyServer {
   readonly #viewListeners = new Set<() => void>();
   #lastViewRevision: string | undefined;
   #nextMark = (0x50000000 + Math.floor(Math.random() * 0x0fffffff)) >>> 0;
-  readonly ports: { primary: number; replica: number | undefined; api: number | undefined } = {
+  /** proxy.split_listen: the pooled read/write split endpoint (started once; a reload does not move it). */
+  #split: SplitListener | undefined;
+  readonly ports: { primary: number; replica: number | undefined; api: number | undefined; split: number | undefined } = {
     primary: 0,
     replica: undefined,
     api: undefined,
+    split: undefined,
   };
 
   private constructor(options: ProxyServerOptions) {
@@ -296,7 +300,56 @@ export class ProxyServer {
       this.#forwarders.replica = replica;
       this.ports.replica = await replica.listen();
     }
+    if (section.split_listen !== undefined && section.split !== undefined) {
+      const split = this.#newSplitListener(section.split_listen);
+      this.#split = split;
+      this.#metrics.splitSource(() => this.#split?.stats());
+      this.ports.split = await split.listen();
+    }
     if (section.api_listen !== undefined) this.ports.api = await this.#openHttp(section.api_listen);
+  }
+
+  #newSplitListener(address: { host: string; port: number }): SplitListener {
+    return new SplitListener({
+      host: address.host,
+      port: address.port,
+      settings: () => {
+        const split = this.#section.split!;
+        return { ...split, connect_timeout: this.#section.connect_timeout };
+      },
+      routes: {
+        primary: () => {
+          const route = routePrimary(this.#input(), this.#routingOptions());
+          return route.kind === 'route' ? route.backend : undefined;
+        },
+        // The replica route's own fallback to the primary is not a replica: the split listener uses its primary pool then.
+        replicas: () => {
+          const route = routeReplicas(this.#input(), this.#routingOptions());
+          return route.kind === 'route' && !route.isFallback ? route.backends : [];
+        },
+        positions: () => this.#positions?.positions(),
+        changed: (deadlineMs, signal) => this.#nextChange(deadlineMs, signal),
+      },
+      nowMs: this.#options.nowMs,
+      log: this.#options.log,
+    });
+  }
+
+  /** Resolves at the next cluster change or round of positions, at the deadline, or when `signal` aborts. */
+  #nextChange(deadlineMs: number, signal: AbortSignal): Promise<void> {
+    const remainingMs = deadlineMs - this.#options.nowMs();
+    if (remainingMs <= 0 || signal.aborted) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        signal.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, remainingMs);
+      this.#waiters.add(done);
+      signal.addEventListener('abort', done, { once: true });
+    });
   }
 
   async #openHttp(address: { host: string; port: number }): Promise<number> {
@@ -351,19 +404,8 @@ export class ProxyServer {
     for (;;) {
       const backend = this.#pick(kind);
       if (backend !== undefined) return backend;
-      const remainingMs = deadlineMs - this.#options.nowMs();
-      if (remainingMs <= 0 || signal.aborted) return undefined;
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer);
-          this.#waiters.delete(done);
-          signal.removeEventListener('abort', done);
-          resolve();
-        };
-        const timer = setTimeout(done, remainingMs);
-        this.#waiters.add(done);
-        signal.addEventListener('abort', done, { once: true });
-      });
+      if (deadlineMs - this.#options.nowMs() <= 0 || signal.aborted) return undefined;
+      await this.#nextChange(deadlineMs, signal);
     }
   }
 
@@ -380,7 +422,8 @@ export class ProxyServer {
     const primary = routePrimary(input, options);
     const identity = primary.kind === 'route' ? primary.leader : undefined;
     this.#metrics.primaryRoutable(primary.kind === 'route');
-    if (identity !== this.#lastPrimary) {
+    const primaryChanged = identity !== this.#lastPrimary;
+    if (primaryChanged) {
       // Fail closed: every primary connection not on the confirmed lock holder is cut (RST, nothing more is sent).
       let closed = 0;
       for (const forwarder of this.#forwardersOf('primary')) {
@@ -399,8 +442,13 @@ export class ProxyServer {
       );
       this.#lastPrimary = identity;
     }
-    // Reads that fell back to a primary which lost the lock, or went to a member that left the cluster, are cut too.
     const view = input.view;
+    this.#split?.onRoutesChanged({
+      primaryChanged,
+      keepPrimary: primary.kind === 'route' ? primary.backend.member : primary.keep,
+      knownMembers: view === undefined ? undefined : new Set(view.members.map((member) => member.name)),
+    });
+    // Reads that fell back to a primary which lost the lock, or went to a member that left the cluster, are cut too.
     if (view !== undefined) {
       const known = new Set(view.members.map((member) => member.name));
       for (const forwarder of this.#forwardersOf('replica')) {
@@ -475,6 +523,7 @@ export class ProxyServer {
       (forwarder): forwarder is Forwarder => forwarder !== undefined,
     );
     await Promise.all(forwarders.map((forwarder) => forwarder.stopListening()));
+    await this.#split?.stop();
     // Dashboards stop showing this proxy at once, not a TTL later.
     await this.#publisher?.stop();
     // No new kernel-routed connections either; open ones get the same grace as the proxy's own.

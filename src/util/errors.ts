@@ -7,6 +7,10 @@ export type ErrorCode =
   | 'PGW_WATCHDOG_ABSENT'
   | 'PGW_CONFIG_UNREADABLE'
   | 'PGW_PROXY_LISTEN'
+  /** The split listener cannot log in to a server (context: member); the client gets the server's error. */
+  | 'PGW_PROXY_SERVER_LOGIN'
+  /** No server connection became free within proxy.split.query_wait_timeout (context: member). */
+  | 'PGW_PROXY_POOL_TIMEOUT'
   | 'PGW_WAIT_TIMEOUT'
   | 'PGW_CHAOS_USAGE'
   | 'PGW_CHAOS_FAULT'
