@@ -19,20 +19,24 @@ async function zombie(): Promise<{ readonly pid: number; readonly parent: number
   return { pid, parent: shell.pid! };
 }
 
+/** A Postmaster on `dir` that never starts anything: only its lock-file checks run. */
+const postmasterOf = (dir: string): Postmaster =>
+  new Postmaster({
+    member: 'node1',
+    dataDir: dir,
+    binDir: '/nonexistent',
+    logFile: join(dir, 'log'),
+    log: silentLog,
+    onExit: () => undefined,
+  });
+
 test('a postmaster.pid naming a zombie is removed before a start; one naming a live process stops it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'pgw-zombie-'));
   const { pid, parent } = await zombie();
   try {
     process.kill(pid, 0); // still a process table entry: PostgreSQL would take the lock file as held
     const pidFile = join(dir, 'postmaster.pid');
-    const postmaster = new Postmaster({
-      member: 'node1',
-      dataDir: dir,
-      binDir: '/nonexistent',
-      logFile: join(dir, 'log'),
-      log: silentLog,
-      onExit: () => undefined,
-    });
+    const postmaster = postmasterOf(dir);
     writeFileSync(pidFile, `${pid}\n${dir}\n1700000000\n5432\n/tmp\n*\n  1234  5678\nready   \n`);
     await postmaster.assertStopped();
     assert.equal(existsSync(pidFile), false, 'the zombie lock file is gone');
@@ -51,14 +55,7 @@ test('a start waits for a postmaster on its way out instead of failing', async (
   const dying = spawn('sleep', ['0.3'], { stdio: 'ignore' });
   try {
     writeFileSync(join(dir, 'postmaster.pid'), `${dying.pid!}\n${dir}\n`);
-    const postmaster = new Postmaster({
-      member: 'node1',
-      dataDir: dir,
-      binDir: '/nonexistent',
-      logFile: join(dir, 'log'),
-      log: silentLog,
-      onExit: () => undefined,
-    });
+    const postmaster = postmasterOf(dir);
     const started = performance.now();
     await postmaster.assertStopped();
     assert.ok(performance.now() - started >= 200, 'it waited for the exit');
