@@ -11,9 +11,16 @@ import { waitUntil } from '../../src/util/wait-until.js';
 import { isWritable, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { FAST_TIMING, startTestCluster, teardownCluster } from '../kit/fixtures.js';
 
+/** Writers made so far: each gets its own id range of the shared table. */
+let writersMade = 0;
+
 /** A new connection through the proxy for every write, as a pool recycling after errors would: shows held and refused connects. */
 function reconnectingWriter(cluster: LocalCluster, port: number, connectTimeoutMs = 35_000): Writer {
+  writersMade += 1;
   return new Writer({
+    // Ids of its own: a writer starting at 1 in a table an earlier test filled spends a failed INSERT per id it repeats
+    // (a CI run spent its whole minute of a failover wait on duplicate keys).
+    firstId: writersMade * 1_000_000,
     targets: [{ host: '127.0.0.1', port }],
     password: cluster.superuserPassword,
     table: 'proxied',
