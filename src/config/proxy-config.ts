@@ -72,7 +72,10 @@ const splitSchema = z
   .object({
     /** PgBouncer auth_file format: `"user" "SCRAM-SHA-256$..."` (pg_authid.rolpassword) or `"user" "plain password"`. */
     auth_file: z.string().min(1, 'proxy.split.auth_file is required: a PgBouncer-style userlist'),
-    pool_mode: z.enum(['transaction']).default('transaction'),
+    /** Only transaction pooling is built; session pooling is refused rather than run as transaction pooling. */
+    pool_mode: z
+      .enum(['transaction'], { error: 'only transaction pooling is available in this version (session pooling is not built yet)' })
+      .default('transaction'),
     /** Server connections per (server, database, user). */
     pool_size: z.number().int().min(1).default(20),
     max_client_conn: z.number().int().min(1).default(100),
