@@ -50,6 +50,13 @@ export function prefixRangeEnd(prefix: string): string {
   return Buffer.from([0]).toString('base64');
 }
 
+/** Collects a response's whole body as text and hands it over once it ended. */
+function onceBody(response: IncomingMessage, onText: (text: string) => void): void {
+  const chunks: Buffer[] = [];
+  response.on('data', (chunk: Buffer) => chunks.push(chunk));
+  response.once('end', () => onText(Buffer.concat(chunks).toString('utf8')));
+}
+
 const keysOf = (ranges: readonly WatchRange[]): string => ranges.map((range) => range.key).join(',');
 
 /** One key, or keys from `key` up to `rangeEnd` (exclusive; base64, as etcd and prefixRangeEnd give it). */
@@ -374,9 +381,7 @@ export class EtcdGateway {
         authorization,
         this.#signals(signal),
         (response) => {
-          const chunks: Buffer[] = [];
-          response.on('data', (chunk: Buffer) => chunks.push(chunk));
-          response.once('end', () => settle(undefined, { status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+          onceBody(response, (text) => settle(undefined, { status: response.statusCode ?? 0, text }));
           response.on('error', (error) => settle(error));
           // Checked before building the error: 'close' follows every 'end', and an Error captures a stack.
           response.once('close', () => {
@@ -707,10 +712,7 @@ export class EtcdGateway {
         (response, sent) => {
           request = sent;
           if (response.statusCode !== 200) {
-            const chunks: Buffer[] = [];
-            response.on('data', (chunk: Buffer) => chunks.push(chunk));
-            response.once('end', () => {
-              const text = Buffer.concat(chunks).toString('utf8');
+            onceBody(response, (text) => {
               const refusal = refusalOf(text);
               if (refusal === 'invalidToken' || refusal === 'needCredentials')
                 settle(undefined, { nextRevision, hasProgressed, refusal, etcdText: text });
@@ -876,10 +878,7 @@ export class EtcdGateway {
         (response, sent) => {
           request = sent;
           if (response.statusCode !== 200) {
-            const chunks: Buffer[] = [];
-            response.on('data', (chunk: Buffer) => chunks.push(chunk));
-            response.once('end', () => {
-              const text = Buffer.concat(chunks).toString('utf8');
+            onceBody(response, (text) => {
               const refusal = refusalOf(text);
               settle(
                 refusal !== undefined
