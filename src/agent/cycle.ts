@@ -22,6 +22,7 @@ import type {
   Timing,
 } from '../core/types.js';
 import { describeError } from '../util/errors.js';
+import { within } from '../util/abort.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
 import type { CommandInbox } from './command-inbox.js';
@@ -384,9 +385,9 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       isStandbyLeaderNow(view, identity.name, state.pg, isLockValidAt(state.lock.current, clock.nowMs())),
     );
     state.cycleStep = 'publish the member key';
-    await dcs
-      .touchMember(record, state.timing.ttlMs, clock.deadline(dcsBudgetMs(state, clock.nowMs())))
-      .catch((error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'));
+    await within(clock.deadline(dcsBudgetMs(state, clock.nowMs())), (signal) => dcs.touchMember(record, state.timing.ttlMs, signal)).catch(
+      (error: unknown) => log.warn({ error: describeError(error) }, 'could not publish the member key'),
+    );
   }
   state.snapshot = snapshotOf(settings, state, tasks, clock.nowMs(), dcsObservation.kind === 'ok');
   state.cycleStep = 'idle';

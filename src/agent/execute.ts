@@ -7,6 +7,7 @@ import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
 import type { ArchiveMethod } from '../core/wal-archive.js';
 import type { Action, ClusterView, DemoteMode, DynamicConfig, FailsafeTarget, FailsafeTopology, LockObservation } from '../core/types.js';
 import { PgwardenError } from '../util/errors.js';
+import { within } from '../util/abort.js';
 import { describeError, isPgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 import type { CallbackRunner } from './callbacks.js';
@@ -204,7 +205,9 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
       deps.failsafe?.lockCallStarted();
       let isOk: boolean;
       try {
-        isOk = action.kind === 'acquireLeader' ? await dcs.acquireLeader(ttlMs, dcsSignal()) : await dcs.renewLeader(ttlMs, dcsSignal());
+        isOk = await within(dcsSignal(), (signal) =>
+          action.kind === 'acquireLeader' ? dcs.acquireLeader(ttlMs, signal) : dcs.renewLeader(ttlMs, signal),
+        );
       } finally {
         deps.failsafe?.lockCallEnded();
       }

@@ -2,6 +2,7 @@
 // running primary, and move the fence's freeze instant forward with every beat etcd acknowledged.
 import type { Clock, Dcs } from '../core/ports.js';
 import type { SilenceDetection } from '../core/types.js';
+import { within } from '../util/abort.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
@@ -23,12 +24,15 @@ export interface LeaderHeartbeatOptions {
   readonly setFreezeAt: (freezeAtMs: number | undefined) => void;
   /** A beat found the lock gone: the HA cycle should look now. */
   readonly onLockLost: () => void;
-  /** Resolves after the next HA cycle (or after `maxMs`): what a member that is not leading waits on. */
-  readonly nextCycle: (maxMs: number, stop: AbortSignal) => Promise<void>;
+  /**
+   * Resolves after the next HA cycle: what a member that is not leading waits on. Only a cycle makes it leading (the
+   * lock, PostgreSQL's role and the settings all change there), so no timer wakes it meanwhile.
+   */
+  readonly nextCycle: (stop: AbortSignal) => Promise<void>;
 }
 
-/** While not leading, look again after every cycle, and at least this often. */
-const IDLE_CHECK_MS = 1000;
+/** With the detector turned off while a window is still announced: how often the "no window" beat is tried. */
+const UNANNOUNCE_INTERVAL_MS = 1000;
 
 /**
  * The freeze instant only ever comes from a beat etcd acknowledged (its send time + the window), or, before the first
@@ -65,10 +69,10 @@ export async function runLeaderHeartbeat(options: LeaderHeartbeatOptions, stop: 
       // Not leading and nothing announced: a primary that lost its lock keeps its freeze instant (it must freeze); once
       // PostgreSQL is a replica or stopped the instant has no object, and must not freeze a later promotion.
       if (freezeAtMs !== undefined && !options.isPrimaryRunning()) setFreezeAt(undefined);
-      await options.nextCycle(IDLE_CHECK_MS, stop);
+      await options.nextCycle(stop);
       continue;
     }
-    const intervalMs = settings?.intervalMs ?? IDLE_CHECK_MS;
+    const intervalMs = settings?.intervalMs ?? UNANNOUNCE_INTERVAL_MS;
     // Leaving the leader's role while a window is announced: announce none first (if the lock is still ours), so that
     // replicas do not take the end of the beats for silence; only then stop freezing.
     const fenceMs = isLeading && options.isFenced() ? settings.fenceWindowMs : 0;
@@ -77,7 +81,7 @@ export async function runLeaderHeartbeat(options: LeaderHeartbeatOptions, stop: 
     try {
       // One interval at most: a beat stuck on an etcd member that lost its leader (an election) gives way to the next,
       // sent to another member at once, so that a healthy leader lands a beat as soon as etcd answers again.
-      const isOk = await dcs.beatHeartbeat(fenceMs, clock.deadline(Math.max(intervalMs, 150), stop));
+      const isOk = await within(clock.deadline(Math.max(intervalMs, 150), stop), (signal) => dcs.beatHeartbeat(fenceMs, signal));
       if (isOk) {
         if (failingSinceMs !== undefined)
           log.info({ failing_ms: Math.round(clock.nowMs() - failingSinceMs) }, 'heartbeat acknowledged again');

@@ -4,6 +4,7 @@
 import type { Clock, Dcs } from '../core/ports.js';
 import { confirmingFromMs, isBeatOfTerm, silencePhase } from '../core/silent-leader.js';
 import type { ClusterView, HeartbeatRecord, LeaderRecord, LeaderSilence, SilenceDetection } from '../core/types.js';
+import { within } from '../util/abort.js';
 import type { SilenceStatus } from './snapshot.js';
 
 export interface LeaderSilenceContext {
@@ -21,11 +22,13 @@ export interface LeaderSilenceOptions {
   readonly context: () => LeaderSilenceContext;
   /** The evidence is complete: the HA cycle should decide now. */
   readonly onSilent: () => void;
-  /** Resolves after the next HA cycle (or after `maxMs`): what the monitor waits on while it has nothing to watch. */
-  readonly nextCycle: (maxMs: number, stop: AbortSignal) => Promise<void>;
+  /**
+   * Resolves after the next HA cycle: what the monitor waits on while it has nothing to watch. Only a cycle changes
+   * what it looks at (the settings, the leader, this member's role), so no timer wakes it meanwhile.
+   */
+  readonly nextCycle: (stop: AbortSignal) => Promise<void>;
 }
 
-const IDLE_CHECK_MS = 1000;
 const WATCH_RETRY_MS = 100;
 /** A heartbeat watch is re-opened at least this often, in case its etcd member went quiet without closing it. */
 const MAX_WATCH_MS = 5000;
@@ -111,7 +114,7 @@ export class LeaderSilenceMonitor {
       const from = this.#evidence?.beat.modRevision ?? context.revision;
       // The leader does not follow its own beats: nothing to judge, and four wake-ups a second saved.
       if (context.settings === undefined || from === undefined || context.leader?.name === context.self) {
-        await this.#options.nextCycle(IDLE_CHECK_MS, stop);
+        await this.#options.nextCycle(stop);
         continue;
       }
       const signal = clock.deadline(MAX_WATCH_MS, stop);
@@ -142,7 +145,7 @@ export class LeaderSilenceMonitor {
         evidence.beat.fenceMs <= 0 ||
         !isBeatOfTerm(evidence.beat, context.leader)
       ) {
-        await this.#options.nextCycle(IDLE_CHECK_MS, stop);
+        await this.#options.nextCycle(stop);
         continue;
       }
       const now = clock.nowMs();
@@ -166,7 +169,7 @@ export class LeaderSilenceMonitor {
     let beat: HeartbeatRecord | undefined;
     let isAnswered = false;
     try {
-      beat = await dcs.readHeartbeat(clock.deadline(settings.intervalMs));
+      beat = await within(clock.deadline(settings.intervalMs), (signal) => dcs.readHeartbeat(signal));
       isAnswered = true;
     } catch {
       // No answer in time: etcd is not answering promptly, so silence proves nothing yet.

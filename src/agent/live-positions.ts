@@ -1,6 +1,7 @@
 // WAL positions read when someone asks (the REST API, a peer in a leader race or a switchover), as Patroni reads them
 // per request: a streaming replica's position moves between cycles and a candidate is judged on it. Concurrent asks
 // share one query; nothing is read while nobody asks.
+import { within } from '../util/abort.js';
 import type { Clock, PgController, WalStatus } from '../core/ports.js';
 
 const LIVE_POSITIONS_BUDGET_MS = 1000;
@@ -39,8 +40,7 @@ export class LivePositions {
     if (!isApplicable()) return Promise.resolve();
     if (maxAgeMs > 0 && clock.nowMs() - this.#readAtMs < maxAgeMs) return Promise.resolve();
     const sentAtMs = clock.nowMs();
-    this.#inFlight = pg
-      .walStatus(clock.deadline(LIVE_POSITIONS_BUDGET_MS))
+    this.#inFlight = within(clock.deadline(LIVE_POSITIONS_BUDGET_MS), (signal) => pg.walStatus(signal))
       .then(
         (status) => {
           if (status !== undefined && isApplicable()) {

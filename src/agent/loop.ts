@@ -129,7 +129,7 @@ export class Agent {
         };
       },
       onSilent: () => this.#wakeup.nudge(),
-      nextCycle: (maxMs, stop) => this.#nextCycle(maxMs, stop),
+      nextCycle: (stop) => this.#viewChanged.next(stop),
     });
     this.#ports = {
       dcs: options.dcs,
@@ -349,7 +349,7 @@ export class Agent {
           isFenced: () => this.#fenceFeed.isConnected(),
           setFreezeAt: (freezeAtMs) => this.#fenceFeed.onBeatProof(freezeAtMs),
           onLockLost: () => this.#wakeup.nudge(),
-          nextCycle: (maxMs, stop) => this.#nextCycle(maxMs, stop),
+          nextCycle: (stop) => this.#viewChanged.next(stop),
         },
         stop,
       ),
@@ -474,11 +474,6 @@ export class Agent {
       return;
     }
     this.#options.clock.setTimer(inMs, () => this.#wakeup.nudge());
-  }
-
-  /** Resolves after the next HA cycle, after `maxMs`, or when `stop` aborts. */
-  #nextCycle(maxMs: number, stop: AbortSignal): Promise<void> {
-    return this.#viewChanged.next(this.#options.clock.deadline(maxMs, stop));
   }
 
   #onLeaseExpired(): void {

@@ -2,6 +2,7 @@
 import type { Clock, Dcs, PeerClient, PgController } from '../core/ports.js';
 import type { ClusterView, DcsObservation, LeaderProbe, LocalPg, PeerStatus } from '../core/types.js';
 import { describeError } from '../util/errors.js';
+import { within } from '../util/abort.js';
 import type { Log } from '../util/log.js';
 
 /** Peers get Patroni's budget for the leader race: one short attempt, no retries. */
@@ -31,7 +32,7 @@ export async function observePg(
   previous: LocalPg | undefined,
 ): Promise<LocalPg | undefined> {
   try {
-    return await pg.probe(clock.deadline(budgetMs));
+    return await within(clock.deadline(budgetMs), (signal) => pg.probe(signal));
   } catch (error) {
     log.warn({ error: describeError(error) }, 'PostgreSQL probe failed');
     return previous;
@@ -41,7 +42,7 @@ export async function observePg(
 /** Reads the cluster; a failure keeps the last view and starts (or continues) the unreachable clock. */
 export async function observeDcs(dcs: Dcs, clock: Clock, budgetMs: number, state: DcsReadState, log: Log): Promise<DcsObservation> {
   try {
-    const view = await dcs.loadCluster(clock.deadline(budgetMs));
+    const view = await within(clock.deadline(budgetMs), (signal) => dcs.loadCluster(signal));
     if (state.unreachableSinceMs !== undefined)
       log.info(
         { unreachable_for_ms: Math.round(clock.nowMs() - state.unreachableSinceMs), failed_reads: state.unreachable?.reads ?? 0 },

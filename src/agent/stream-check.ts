@@ -5,6 +5,7 @@
 import type { Clock, PgController, Upstream, WalStatus } from '../core/ports.js';
 import type { LocalPg } from '../core/types.js';
 import type { Log } from '../util/log.js';
+import { within } from '../util/abort.js';
 
 /** How often the polled checks run: one tiny query per interval, only while it can change a decision. */
 export const STREAM_CHECK_INTERVAL_MS = 500;
@@ -61,7 +62,7 @@ const isSameUpstream = (a: Upstream | undefined, b: Upstream): boolean => a?.nam
 
 async function readWal(options: StreamCheckOptions, stop: AbortSignal): Promise<WalStatus | undefined> {
   try {
-    return await options.pg.walStatus(options.clock.deadline(WAL_STATUS_BUDGET_MS, stop));
+    return await within(options.clock.deadline(WAL_STATUS_BUDGET_MS, stop), (signal) => options.pg.walStatus(signal));
   } catch {
     return undefined;
   }

@@ -30,6 +30,12 @@ export class WatchdogFeed {
   #lastError: string | undefined;
   /** Whether the last cycle found this member leading outside maintenance mode (a renewal may activate it then). */
   #isWanted = false;
+  /**
+   * The timeout an activation failed for during this leadership. Renewals do not try the device again for it (most
+   * hosts have none, and opening it each renewal was a leader's largest idle cost); the next acquire, a new ttl, or a
+   * new leadership does.
+   */
+  #failedTimeout: number | undefined;
 
   constructor(options: WatchdogFeedOptions) {
     this.#options = options;
@@ -54,6 +60,7 @@ export class WatchdogFeed {
   onLock(lock: LockObservation): void {
     if (this.#options.mode === 'off' || lock.lastRenewSentAtMs === undefined) return;
     if (!this.isActive() && !this.#isWanted) return;
+    if (!this.isActive() && this.#failedTimeout === watchdogTimeoutSeconds(lock.ttlMs, this.#options.safetyMarginSeconds)) return;
     if (this.#activate(lock.ttlMs) !== undefined) return;
     try {
       this.#options.device.keepalive();
@@ -68,7 +75,9 @@ export class WatchdogFeed {
    */
   afterCycle(isLeading: boolean): void {
     this.#isWanted = isLeading;
-    if (!isLeading) this.close();
+    if (isLeading) return;
+    this.#failedTimeout = undefined;
+    this.close();
   }
 
   close(): void {
@@ -87,6 +96,7 @@ export class WatchdogFeed {
     const { device, safetyMarginSeconds, log } = this.#options;
     const timeout = watchdogTimeoutSeconds(ttlMs, safetyMarginSeconds);
     if (this.#activeTimeout === timeout) return undefined;
+    this.#failedTimeout = timeout;
     if (timeout < 1)
       return this.#report(`the watchdog timeout (ttl ${ttlMs / 1000} s - safety_margin ${safetyMarginSeconds} s) is under 1 s`);
     // A new ttl: the timer is set again (the driver takes a timeout only when opened here).
@@ -94,6 +104,7 @@ export class WatchdogFeed {
     try {
       const accepted = device.open(timeout);
       this.#activeTimeout = timeout;
+      this.#failedTimeout = undefined;
       this.#lastError = undefined;
       if (accepted !== timeout)
         log.warn(

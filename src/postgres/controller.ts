@@ -65,7 +65,7 @@ import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
 import { listWal, pushWalFiles } from './wal-archive-push.js';
-import { readWalDisk } from './wal-disk.js';
+import { WalDiskReader } from './wal-disk.js';
 import { ArchiveFailureWatch } from './archive-failure.js';
 
 export interface PgControllerOptions {
@@ -155,6 +155,7 @@ const AUTO_CONF_RECOVERY_SETTINGS: readonly string[] = [...RECOVERY_TARGET_SETTI
 export class PostgresController implements PgController, BackupTool, RestoreTool, WalArchiveTool {
   readonly #options: PgControllerOptions;
   readonly #dataDir: DataDir;
+  readonly #walDisk: WalDiskReader;
   readonly #postmaster: Postmaster;
   readonly #session: LocalSession;
   #upstream: string | undefined;
@@ -179,6 +180,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
     this.#options = options;
     this.#parameters = options.parameters;
     this.#dataDir = new DataDir(options);
+    this.#walDisk = new WalDiskReader(this.#dataDir.path);
     this.#session = new LocalSession(this.#target(options.socketDir, options.port, 'postgres', LOCAL_TIMEOUTS));
     this.#postmaster = new Postmaster({ ...options, onExit: () => void this.#session.drop() });
     const backup = options.backup;
@@ -956,7 +958,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
   async probe(signal: AbortSignal): Promise<LocalPg> {
     const pg = await this.#probePostgres(signal);
     if (pg.dataDir !== 'initialized') return pg;
-    const walDisk = await readWalDisk(this.#dataDir.path);
+    const walDisk = await this.#walDisk.read(performance.now());
     const isPrimary = pg.isRunning && pg.role === 'primary' && this.#options.backup !== undefined;
     if (isPrimary) this.#readBackupInfoSoon();
     const lastBackup = isPrimary && this.#backupInfo !== undefined ? this.#backupInfo.state : undefined;
@@ -1015,7 +1017,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
     const pid = await this.#postmaster.runningPid();
     if (pid !== undefined) {
       // Frozen by the fence: a query would only wait out its deadline (and hold the cycle and the lock's renewal).
-      if (await isFrozen(pid)) return { ...stoppedLocalPg(context, undefined), controlState: 'running', isFrozen: true };
+      if (isFrozen(pid)) return { ...stoppedLocalPg(context, undefined), controlState: 'running', isFrozen: true };
       try {
         const row = (await this.#query<ProbeRow>(PROBE_SQL, signal))[0];
         if (row !== undefined) {
@@ -1025,7 +1027,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
       } catch (error) {
         this.#options.log.debug({ error: describeError(error) }, 'probe query failed');
         // Frozen by the fence while the query ran: it is not "starting or shutting down".
-        if (await isFrozen(pid)) return { ...stoppedLocalPg(context, undefined), controlState: 'running', isFrozen: true };
+        if (isFrozen(pid)) return { ...stoppedLocalPg(context, undefined), controlState: 'running', isFrozen: true };
       }
       // Running but not answering (starting, shutting down): report not running and let the task slot own it.
       return { ...stoppedLocalPg(context, undefined), controlState: 'running' };

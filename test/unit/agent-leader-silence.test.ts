@@ -44,7 +44,7 @@ async function cluster(fenceMs = 1000): Promise<{
     clock,
     context: () => ({ settings: SETTINGS, self: 'node2', leader: view.leader, isPaused: false, revision: view.revision }),
     onSilent: () => silentAt.push(clock.nowMs()),
-    nextCycle: (maxMs, stop) => clock.sleep(maxMs, stop).catch(() => undefined),
+    nextCycle: (stop) => clock.sleep(1000, stop).catch(() => undefined),
   });
   monitor.observeView(view);
   const stop = new AbortController();

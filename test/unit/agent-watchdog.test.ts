@@ -86,6 +86,30 @@ describe('watchdog', () => {
     assert.match(tooShort.vetoAcquire(5_000) ?? '', /under 1 s/);
   });
 
+  it('automatic without a device: renewals do not try it again; the next acquire, a new ttl or a new leadership does', () => {
+    let opens = 0;
+    const absent: WatchdogDevice = {
+      ...fakeDevice(),
+      open: () => {
+        opens += 1;
+        throw new PgwardenError('PGW_WATCHDOG_ABSENT', 'watchdog device /dev/watchdog cannot be activated: no such file');
+      },
+    };
+    const feed = new WatchdogFeed({ mode: 'automatic', device: absent, safetyMarginSeconds: 5, log: recordingLog() });
+    assert.equal(feed.vetoAcquire(30_000), undefined);
+    feed.afterCycle(true);
+    for (let renewal = 0; renewal < 5; renewal++) feed.onLock(held(30_000));
+    assert.equal(opens, 1, 'renewals under the same ttl leave the absent device alone');
+    feed.onLock(held(20_000));
+    assert.equal(opens, 2, 'a new ttl asks for another timeout: tried again');
+    assert.equal(feed.vetoAcquire(20_000), undefined);
+    assert.equal(opens, 3, 'an acquire always tries');
+    feed.afterCycle(false);
+    feed.afterCycle(true);
+    feed.onLock(held(20_000));
+    assert.equal(opens, 4, 'a new leadership tries again');
+  });
+
   it('the Linux device refuses what is not a watchdog, and a missing one, with the path and the cause', () => {
     assert.throws(
       () => new LinuxWatchdogDevice('/dev/null').open(25),

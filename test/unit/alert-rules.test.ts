@@ -15,7 +15,7 @@ import type { AgentSnapshot } from '../../src/agent/snapshot.js';
 import { MetricsExporter } from '../../src/api/metrics.js';
 import { latestBackupStopEpochS } from '../../src/postgres/pgbackrest.js';
 import { archiverFromRow } from '../../src/postgres/probe.js';
-import { readWalDisk, walDiskFromStatfs } from '../../src/postgres/wal-disk.js';
+import { readWalDisk, WAL_DISK_MAX_AGE_MS, WalDiskReader, walDiskFromStatfs } from '../../src/postgres/wal-disk.js';
 import { ProxyMetrics } from '../../src/proxy/proxy-metrics.js';
 import {
   ALERTS,
@@ -253,6 +253,22 @@ describe('the metrics the rules need', () => {
         disk !== undefined && disk.sizeBytes > 0 && disk.usedBytes >= 0 && disk.availableBytes <= disk.sizeBytes,
         JSON.stringify(disk),
       );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('probes reuse a WAL disk reading for WAL_DISK_MAX_AGE_MS, and read again once pg_wal appears', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'pgwarden-waldisk-'));
+    try {
+      const reader = new WalDiskReader(dir);
+      assert.equal(await reader.read(0), undefined);
+      await mkdir(join(dir, 'pg_wal'));
+      const first = await reader.read(1);
+      assert.ok(first !== undefined, 'a missing pg_wal is not remembered: the next probe reads again');
+      await rm(join(dir, 'pg_wal'), { recursive: true });
+      assert.equal(await reader.read(1 + WAL_DISK_MAX_AGE_MS - 1), first, 'within the age: the same reading');
+      assert.equal(await reader.read(1 + WAL_DISK_MAX_AGE_MS), undefined, 'past the age: read again');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

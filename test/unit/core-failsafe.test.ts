@@ -208,6 +208,21 @@ describe('failsafe: the DCS comes back', () => {
     assert.deepEqual(kinds(decideChecked(replica({ topology: undefined })).actions), ['acquireLeader']);
   });
 
+  it('the old leader of a switchover to anyone races when no other member may (only it is in the failsafe key)', () => {
+    const oldLeader = (topology: Readonly<Record<string, string>>): Observation =>
+      observe({
+        name: 'node1',
+        pg: pgState(),
+        dcs: { kind: 'ok', view: { ...view({ failsafe: topology }), failover: { leader: 'node1' } } },
+        failsafe: ON,
+      });
+    // Seed 8 of the failsafe simulation ended here for good: the others never race, and the old leader waited for them.
+    assert.deepEqual(kinds(decideChecked(oldLeader({ node1: TOPOLOGY.node1 })).actions), ['acquireLeader']);
+    const waits = decideChecked(oldLeader({ node1: TOPOLOGY.node1, node3: TOPOLOGY.node3 }));
+    assert.deepEqual(waits.actions, []);
+    assert.match(waits.reason, /I am the leader that is being switched over/);
+  });
+
   it('a restarted agent does not race during its first ttl: it forgot what it confirmed', () => {
     const early = decideChecked(replica({ failsafe: { ...ON, agentStartedAtMs: NOW - 10_000 } }));
     assert.deepEqual(early.actions, []);

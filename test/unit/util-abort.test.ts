@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
-import { deadline } from '../../src/util/abort.js';
+import { deadline, within } from '../../src/util/abort.js';
 
 /** The abort reason; a deadline's own timer is unref'd, so a ref'd one keeps the test's event loop alive meanwhile. */
 const aborted = (signal: AbortSignal): Promise<unknown> =>
@@ -47,5 +47,31 @@ describe('deadline', () => {
     assert.equal(deadline(1000, parent.signal).aborted, true);
     const alone = deadline(5);
     assert.equal(((await aborted(alone)) as DOMException).name, 'TimeoutError');
+  });
+});
+
+describe('within', () => {
+  it('retires the deadline once the call is done: no abort fires later', async () => {
+    const parent = new AbortController();
+    const signal = deadline(5, parent.signal);
+    assert.equal(await within(signal, async (given) => (given === signal ? 'same signal' : 'other')), 'same signal');
+    const later = deadline(30);
+    await aborted(later);
+    assert.equal(signal.aborted, false);
+    parent.abort(new Error('stop'));
+    assert.equal(signal.aborted, false, 'a retired deadline no longer follows its parent');
+  });
+
+  it('leaves the deadline running while the call runs, and retires it after a failure too', async () => {
+    const signal = deadline(5);
+    const reason = await within(signal, (given) => aborted(given));
+    assert.equal((reason as DOMException).name, 'TimeoutError');
+    const failed = deadline(5);
+    await assert.rejects(
+      within(failed, () => Promise.reject(new Error('refused'))),
+      /refused/,
+    );
+    await aborted(deadline(30));
+    assert.equal(failed.aborted, false);
   });
 });

@@ -1,4 +1,5 @@
 // A pending switchover/failover (the DCS `failover` key) addressed to this leader: hand over cleanly, or drop an impossible request.
+import { failoverPriority } from '../candidates.js';
 import { failoverCandidates } from '../failover-candidates.js';
 import { isDue, isViableCandidate } from '../failover-intent.js';
 import { decision, type DecisionContext, type Rule } from '../context.js';
@@ -46,6 +47,24 @@ export function raceRestriction(context: DecisionContext): string | undefined {
     if (candidate !== undefined && isViableCandidate(candidate, context.view?.optime, context.obs.maximumLagOnFailover))
       return `following a different leader because a switchover to ${intent.member} is pending`;
   }
-  if (intent.member === undefined && intent.leader === context.name) return 'not racing: I am the leader that is being switched over';
+  if (intent.member === undefined && intent.leader === context.name && anotherMayRace(context))
+    return 'not racing: I am the leader that is being switched over';
   return undefined;
+}
+
+/**
+ * Whether a member other than this one may take the lock in a switchover "to anyone": one that is not tagged
+ * nofailover and, with failsafe_mode on and a failsafe key, is in that key (the others do not race). When none may, the
+ * old leader races again rather than leave the cluster without a leader for good (Patroni: "no healthy members,
+ * failover to me").
+ */
+function anotherMayRace(context: DecisionContext): boolean {
+  const topology = context.obs.failsafe?.isEnabled === true ? context.view?.failsafe : undefined;
+  const isFailsafeLimited = topology !== undefined && Object.keys(topology).length > 0;
+  return (context.view?.members ?? []).some(
+    (member) =>
+      member.name !== context.name &&
+      failoverPriority(member.tags ?? {}) > 0 &&
+      (!isFailsafeLimited || topology[member.name] !== undefined),
+  );
 }
