@@ -4,7 +4,7 @@ import { decide as coreDecide, initialMemory } from '../core/decide.js';
 import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineOf } from '../core/lease.js';
-import type { Clock, Dcs, PeerClient, PgController, RestoreTool, Upstream } from '../core/ports.js';
+import type { Clock, Dcs, LeaderLockTimer, PeerClient, PgController, RestoreTool, Upstream } from '../core/ports.js';
 import type { CustomBootstrap, ReplicaMethod } from '../core/replica-methods.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
@@ -16,7 +16,9 @@ import type {
   DynamicConfig,
   GucValue,
   HaMemory,
+  LeaderRecord,
   LeaderSilence,
+  LeaseReading,
   LocalPg,
   Observation,
   Timing,
@@ -31,6 +33,7 @@ import { failsafeObservation, initialFailsafeState, isFailsafeEnabled, runFailsa
 import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
 import { DecisionCounts } from './decision-counts.js';
 import { DecisionEvents, isDecisionEvent } from './decision-events.js';
+import { leaseForDecision, readLease, shouldReadLease } from './old-lease.js';
 import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
 import { buildSnapshot, isLockValidAt, type AgentSnapshot } from './snapshot.js';
 import type { TaskSlot } from './tasks.js';
@@ -65,6 +68,8 @@ export interface CyclePorts {
   readonly walCatchUp?: WalCatchUp | undefined;
   /** watchdog.mode automatic/required (agent/watchdog-feed.ts): activated before an acquire. */
   readonly watchdogVetoAcquire?: ((ttlMs: number) => string | undefined) | undefined;
+  /** The leader lock's lease time left, read when the leader's stream breaks (agent/old-lease.ts); absent: never read. */
+  readonly leaseTimer?: LeaderLockTimer | undefined;
   /** The silent-leader detector's evidence (agent/leader-silence.ts), fed with every view read. */
   readonly silence?:
     | {
@@ -134,6 +139,10 @@ export interface CycleState {
   readonly events: DecisionEvents;
   /** Every cycle's decision by rule and by action (GET /metrics). */
   readonly decisionCounts: DecisionCounts;
+  /** The leader lock's lease as last read while this replica could not stream (agent/old-lease.ts). */
+  leaderLease: LeaseReading | undefined;
+  /** The last leader lock a view showed: after it vanishes, the lock a takeover follows. */
+  lastLeader: LeaderRecord | undefined;
 }
 
 export function initialCycleState(settings: CycleSettings, local: LocalSettings, task: TaskSlot, nowMs: number): CycleState {
@@ -157,6 +166,8 @@ export function initialCycleState(settings: CycleSettings, local: LocalSettings,
     failsafe: initialFailsafeState(nowMs),
     events: new DecisionEvents(),
     decisionCounts: new DecisionCounts(),
+    leaderLease: undefined,
+    lastLeader: undefined,
   };
   state.snapshot = snapshotOf(settings, state, task, nowMs, true);
   return state;
@@ -233,6 +244,7 @@ function logDecision(state: CycleState, decision: Decision, nowMs: number, wallI
   state.decisionCounts.record(decision);
   if (isDecisionEvent(decision.reason !== state.lastReason, actions)) {
     const pg = state.pg;
+    const oldLease = leaseForDecision(decision.actions, state.leaderLease, state.lastLeader, state.local.identity.name);
     state.events.add({
       at: wallIso,
       member: state.local.identity.name,
@@ -240,6 +252,7 @@ function logDecision(state: CycleState, decision: Decision, nowMs: number, wallI
       timeline: pg?.timeline,
       actions,
       reason: decision.reason,
+      ...(oldLease !== undefined ? { oldLease } : {}),
     });
   }
   if (decision.reason !== state.lastReason) {
@@ -277,14 +290,22 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   const localPg = await observeHistoryDivergence(pg, clock, PG_PROBE_BUDGET_MS, probedPg, view, identity.name);
   state.pg = localPg;
   if (view?.config !== undefined) adoptTiming(state, view.config, log);
-  const [peerStatuses, leaderProbe] =
+  const [peerStatuses, leaderProbe, leaderLease] =
     view === undefined
-      ? [[], undefined]
+      ? [[], undefined, undefined]
       : await Promise.all([
           // A leader whose beats stopped before its key went away answers nothing: the race does not wait for it.
           observePeers(view, identity.name, peers, clock, ports.silence?.silencedMember(clock.nowMs(), state.timing.ttlMs)),
           observeLeaderProbe(view, identity.name, localPg, peers, clock, settings.isFastDeadLeaderEnabled),
+          // Read before this cycle may delete the lock as stale: the dashboard's bound on the failover's write pause.
+          ports.leaseTimer !== undefined &&
+          view.leader !== undefined &&
+          shouldReadLease(view, identity.name, localPg, identity.tags.nostream === true)
+            ? readLease(ports.leaseTimer, clock, view.leader, state.timing.ttlMs)
+            : undefined,
         ]);
+  if (leaderLease !== undefined) state.leaderLease = leaderLease;
+  if (view?.leader !== undefined) state.lastLeader = view.leader;
   const config = view?.config ?? settings.bootstrapConfig;
   const wantedParameters = { ...(config.postgresql?.parameters ?? {}), ...state.local.parameters };
   const scheduled = inbox.scheduled();

@@ -1,7 +1,7 @@
 // The agent's asynchronous shell around the HA cycle: the loop and its wake-ups (DCS watch, stream check, postmaster
 // exit, API), the lease fence, the command inbox and the snapshot the REST API reads. It decides nothing itself.
 import { setMaxListeners } from 'node:events';
-import type { Clock, Dcs, ExternalFence, PeerClient, PgController, WalStatus } from '../core/ports.js';
+import type { Clock, Dcs, ExternalFence, LeaderLockTimer, PeerClient, PgController, WalStatus } from '../core/ports.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
 import type { RestoreTarget } from '../core/restore-target.js';
 import type { AgentCommand, TaskName, LocalPg, LockObservation, MemberTags, Observation } from '../core/types.js';
@@ -71,6 +71,8 @@ export interface AgentOptions extends CycleSettings {
   readonly externalFence?: ExternalFence | undefined;
   /** watchdog.mode automatic/required: a Linux watchdog device kept alive while this member leads. */
   readonly watchdog?: WatchdogFeed | undefined;
+  /** The leader lock's lease time left (the DCS adapter): read when the leader's stream breaks (agent/old-lease.ts). */
+  readonly leaseTimer?: LeaderLockTimer | undefined;
   /** WAL archiving across failover (agent/wal-catch-up.ts): absent, core plans no archiving steps. */
   readonly walCatchUp?: WalCatchUp | undefined;
 }
@@ -148,6 +150,7 @@ export class Agent {
       decide: options.decide,
       silence: this.#silence,
       walCatchUp: options.walCatchUp,
+      leaseTimer: options.leaseTimer,
     };
     this.#livePositions = new LivePositions({
       pg: options.pg,

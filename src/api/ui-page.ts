@@ -3,6 +3,7 @@
 // POST /reinitialize; another member's restart/reinitialize through POST /members/<name>/…, which this member relays
 // with the caller's credentials), asking for Basic credentials when the API answers 401. Plain DOM, no framework.
 // Served read-only by the proxy (the cluster document's read_only says why): no action buttons there.
+import { writePauseOf } from './write-pause.js';
 
 const STYLE = `
 :root { font: 14px/1.4 system-ui, sans-serif; color: #1d2330; background: #f5f6f8; }
@@ -168,29 +169,22 @@ function triggerOf(cause, previous) {
   });
   return found.length ? found[found.length - 1] : undefined;
 }
-/** A switchover's write pause: the old primary's demote to the new leader's history entry (none after a crash). */
-function pauseOf(entry, previous) {
-  var at = Date.parse(entry[3] || ''), since = previous ? Date.parse(previous[3] || '') : at - 60000;
-  var demote = state.events.filter(function (e) {
-    var when = Date.parse(e.at);
-    return e.member !== entry[4] && e.actions.indexOf('demote') >= 0 && when <= at && when > Math.max(since, at - 60000);
-  });
-  return demote.length && !isNaN(at) ? (at - Date.parse(demote[demote.length - 1].at)) / 1000 : undefined;
-}
+/** The write pause: api/write-pause.ts (its source is embedded here, and unit-tested there). */
+${writePauseOf.toString()}
 function renderTimeline() {
   var list = $('timeline');
   list.replaceChildren();
   var history = (state.cluster && state.cluster.history) || [];
   history.slice().reverse().forEach(function (entry, i) {
     var previous = history[history.length - 2 - i];
-    var cause = causeOf(entry), pause = pauseOf(entry, previous), trigger = triggerOf(cause, previous);
+    var cause = causeOf(entry), pause = writePauseOf(entry, previous, state.events), trigger = triggerOf(cause, previous);
     var kind = cause ? (/switchover/.test(cause.reason) ? 'switchover' : 'failover') : 'new timeline';
     list.append(el('li', { 'data-timeline': entry[0] + 1 }, [
       el('strong', {}, ['TL ' + (entry[0] + 1) + ' \\u2190 ' + entry[0] + ': ' + kind + ' to ' + (entry[4] || '?')]), ' ',
       el('span', { class: 'muted' }, [(entry[3] || '') + ' at LSN ' + entry[1]]), el('br'),
       el('span', { class: 'reason' }, [cause ? cause.reason : entry[2]]),
       trigger ? el('span', { class: 'trigger' }, [' \u2014 after ' + trigger.member + ': ' + trigger.reason]) : '',
-      pause !== undefined ? el('span', { class: 'muted' }, [' \\u2014 writes paused ~' + pause.toFixed(1) + ' s']) : '',
+      pause ? el('span', { class: 'muted pause', 'data-basis': pause.basis }, [' \\u2014 ' + pause.text]) : '',
     ]));
   });
   if (!history.length) list.append(el('li', {}, ['timeline 1: no switchover or failover yet']));

@@ -234,6 +234,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     pgbackrestArchiveCommand: config.backup === undefined ? undefined : pgbackrestArchiveCommand(config.backup),
     // WAL archiving across failover: a new primary pushes the earlier timelines' WAL its pg_wal still has.
     walCatchUp: new WalCatchUp(pg, clock, log),
+    leaseTimer: dcs,
     callbacks: new CallbackRunner(config.postgresql.callbacks ?? {}, config.scope, log),
     dcs,
     pg,

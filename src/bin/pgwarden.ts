@@ -102,6 +102,8 @@ function register(program: Command): void {
     .description('seeded fault injection against a fresh local cluster, with a consistency checker (summary table + JSON report)')
     .option('--seed <n>', 'schedule seed: the same seed replays the same faults', '1')
     .option('--faults <n>', 'number of faults', '5')
+    .option('--from-fault <k>', "replay the seed's schedule from its fault k (1-based; same kinds, picks and settle times)")
+    .option('--to-fault <k>', "replay the seed's schedule up to its fault k (1-based, inclusive)")
     .option('--sync', 'run with synchronous_mode on (then no acknowledged write may be lost)')
     .option('--kinds <list>', `comma-separated fault kinds (${ALL_FAULT_KINDS.join(', ')})`)
     .option(
@@ -110,53 +112,72 @@ function register(program: Command): void {
       'auto',
     )
     .option('--keep', 'keep the cluster directory (logs) and write the report there')
-    .action(async (options: { seed: string; faults: string; sync?: boolean; kinds?: string; network: string; keep?: boolean }) => {
-      if (!['auto', 'netns', 'relay', 'loopback'].includes(options.network))
-        throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns, relay or loopback, got "${options.network}"`, {
-          context: {
-            command: ['pgwarden', 'chaos'],
-            flag: '--network',
-            value: options.network,
-            hint: 'choose auto, netns, relay or loopback',
-          },
+    .action(
+      async (options: {
+        seed: string;
+        faults: string;
+        fromFault?: string;
+        toFault?: string;
+        sync?: boolean;
+        kinds?: string;
+        network: string;
+        keep?: boolean;
+      }) => {
+        if (!['auto', 'netns', 'relay', 'loopback'].includes(options.network))
+          throw new PgwardenError('PGW_CLI_USAGE', `--network must be auto, netns, relay or loopback, got "${options.network}"`, {
+            context: {
+              command: ['pgwarden', 'chaos'],
+              flag: '--network',
+              value: options.network,
+              hint: 'choose auto, netns, relay or loopback',
+            },
+          });
+        const seed = Number(options.seed);
+        if (!Number.isInteger(seed) || seed < 0)
+          throw new PgwardenError('PGW_CLI_USAGE', `--seed expects a non-negative integer, got "${options.seed}"`, {
+            context: {
+              command: ['pgwarden', 'chaos'],
+              flag: '--seed',
+              value: options.seed,
+              hint: 'pass 0, 1, 2...: the same seed replays the same faults',
+            },
+          });
+        const kinds = options.kinds?.split(',').map((kind) => kind.trim());
+        const unknown = kinds?.filter((kind) => !(ALL_FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
+        if (unknown.length > 0)
+          throw new PgwardenError('PGW_CLI_USAGE', `unknown fault kind ${unknown.join(', ')}; choose from ${ALL_FAULT_KINDS.join(', ')}`, {
+            context: {
+              command: ['pgwarden', 'chaos'],
+              flag: '--kinds',
+              value: options.kinds,
+              unknown,
+              hint: `choose from ${ALL_FAULT_KINDS.join(', ')}`,
+            },
+          });
+        process.once('uncaughtException', (error) => {
+          out(`chaos: crashed (${describeError(error)}): stopping the cluster`);
+          void stopActiveClusters().finally(() => process.exit(1));
         });
-      const seed = Number(options.seed);
-      if (!Number.isInteger(seed) || seed < 0)
-        throw new PgwardenError('PGW_CLI_USAGE', `--seed expects a non-negative integer, got "${options.seed}"`, {
-          context: {
-            command: ['pgwarden', 'chaos'],
-            flag: '--seed',
-            value: options.seed,
-            hint: 'pass 0, 1, 2...: the same seed replays the same faults',
-          },
+        const report = await runChaos({
+          seed,
+          faults: positiveNumber('faults', options.faults),
+          ...(options.fromFault !== undefined || options.toFault !== undefined
+            ? {
+                only: {
+                  from: options.fromFault === undefined ? 1 : positiveNumber('from-fault', options.fromFault),
+                  to: options.toFault === undefined ? undefined : positiveNumber('to-fault', options.toFault),
+                },
+              }
+            : {}),
+          isSync: options.sync === true,
+          ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}),
+          network: options.network as 'auto' | 'netns' | 'relay' | 'loopback',
+          keepDir: options.keep === true,
+          out,
         });
-      const kinds = options.kinds?.split(',').map((kind) => kind.trim());
-      const unknown = kinds?.filter((kind) => !(ALL_FAULT_KINDS as readonly string[]).includes(kind)) ?? [];
-      if (unknown.length > 0)
-        throw new PgwardenError('PGW_CLI_USAGE', `unknown fault kind ${unknown.join(', ')}; choose from ${ALL_FAULT_KINDS.join(', ')}`, {
-          context: {
-            command: ['pgwarden', 'chaos'],
-            flag: '--kinds',
-            value: options.kinds,
-            unknown,
-            hint: `choose from ${ALL_FAULT_KINDS.join(', ')}`,
-          },
-        });
-      process.once('uncaughtException', (error) => {
-        out(`chaos: crashed (${describeError(error)}): stopping the cluster`);
-        void stopActiveClusters().finally(() => process.exit(1));
-      });
-      const report = await runChaos({
-        seed,
-        faults: positiveNumber('faults', options.faults),
-        isSync: options.sync === true,
-        ...(kinds !== undefined ? { kinds: kinds as FaultKind[] } : {}),
-        network: options.network as 'auto' | 'netns' | 'relay' | 'loopback',
-        keepDir: options.keep === true,
-        out,
-      });
-      if (isViolation(report)) process.exitCode = 2;
-    });
+        if (isViolation(report)) process.exitCode = 2;
+      },
+    );
   const dcs = program.command('dcs').description('the DCS itself (etcd): snapshot it for recovery from a lost quorum');
   dcs
     .command('snapshot')

@@ -25,14 +25,20 @@ import {
 } from './checker.js';
 import { checkFaultKinds, FAULT_TABLE, faultKindsFor, pickReplica, type ChaosNetwork, type FaultContext } from './faults.js';
 import { LeaderWatch, leaderChangesWithin } from './leader-watch.js';
-import { faultSchedule, type FaultKind } from './schedule.js';
+import { faultSchedule, type Fault, type FaultKind } from './schedule.js';
 import { ackTableSql, Reader, Writer } from './workload.js';
 
 export type { FaultOutcome } from './checker.js';
 
 export interface ChaosOptions {
   readonly seed: number;
+  /** How many faults the seed's schedule has (it is drawn whole, so a slice keeps each fault's kind, pick and settle). */
   readonly faults: number;
+  /**
+   * Replay only faults `from`..`to` (1-based, inclusive; defaults: the whole schedule) of the seed's schedule, on a fresh
+   * cluster: a regression found by one fault of a long run is replayed without the faults before it.
+   */
+  readonly only?: { readonly from: number; readonly to?: number | undefined } | undefined;
   readonly isSync: boolean;
   readonly kinds?: readonly FaultKind[];
   /**
@@ -62,6 +68,17 @@ export interface ChaosReport extends Omit<CheckReport, 'dualWritable'> {
   /** maximum_lag_on_failover of the run: in asynchronous mode lostWalBytes must stay within it. */
   readonly maximumLagOnFailover: number;
   readonly reportPath: string;
+}
+
+/** Faults `only.from`..`only.to` (1-based, inclusive) of a schedule, each unchanged (its index too). */
+export function scheduleSlice(schedule: readonly Fault[], only: ChaosOptions['only']): readonly Fault[] {
+  if (only === undefined) return schedule;
+  const to = only.to ?? schedule.length;
+  if (!Number.isInteger(only.from) || !Number.isInteger(to) || only.from < 1 || to < only.from || to > schedule.length)
+    throw new PgwardenError('PGW_CHAOS_USAGE', `faults ${only.from}..${to} are not within the schedule's 1..${schedule.length}`, {
+      context: { from: only.from, to, faults: schedule.length, hint: 'pass 1 <= --from-fault <= --to-fault <= --faults' },
+    });
+  return schedule.slice(only.from - 1, to);
 }
 
 /** True when the run broke a promise: the exit status of `pgwarden chaos`. */
@@ -142,7 +159,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
   if (options.kinds !== undefined) checkFaultKinds(options.kinds, network);
   const kinds = options.kinds ?? faultKindsFor(network);
-  const schedule = faultSchedule(options.seed, options.faults, kinds);
+  const schedule = scheduleSlice(faultSchedule(options.seed, options.faults, kinds), options.only);
   const dir = await mkdtemp(join(tmpdir(), 'pgw-chaos-'));
   const described = {
     netns: 'one network namespace per member',
@@ -153,6 +170,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     `chaos: seed ${options.seed}, ${options.faults} faults, ${options.isSync ? 'synchronous' : 'asynchronous'} replication, ${described}, cluster in ${dir}`,
   );
   out(`chaos: fault kinds (replay with the same list): --kinds ${kinds.join(',')}`);
+  if (options.only !== undefined)
+    out(`chaos: only faults ${schedule[0]!.index + 1}..${schedule.at(-1)!.index + 1} of the ${options.faults} the seed draws`);
   // As root every node's directory (data, pg_wal, logs) is a tmpfs of its own, so one can be filled. 4 GB: PostgreSQL
   // keeps the segments of every old timeline until the WAL position passes them (wal_keep_size), 20–30 MB per failover
   // on each node, and a long run of a quiet cluster fails over dozens of times within its first hundred MB of WAL (1 GB
@@ -290,9 +309,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         }),
       };
       outcomes.push(outcome);
-      out(`  fault ${fault.index + 1}/${schedule.length}: ${fault.kind} on ${target}: ${describeOutcome(outcome)}`);
+      out(`  fault ${fault.index + 1}/${options.faults}: ${fault.kind} on ${target}: ${describeOutcome(outcome)}`);
     }
-    await sleep(1000);
+    // Every fault already waited for writes after it converged: the writers stop at once.
     await writer.stop();
     await directWriter.stop();
     await reader.stop();

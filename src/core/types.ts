@@ -665,6 +665,24 @@ export interface DecisionEvent {
   readonly actions: readonly string[];
   /** The decision's sentence, as logged. */
   readonly reason: string;
+  /**
+   * Set on a decision that removes a leader's lock as stale/silent or takes the lock after it vanished: what this
+   * member last read of that lock's lease (agent/old-lease.ts), to bound the failover's write pause.
+   */
+  readonly oldLease?: LeaseReading;
+}
+
+/** The DCS's time left on a leader lock's lease, as one member read it (wall-clock times, ISO). */
+export interface LeaseReading {
+  readonly leader: string;
+  /** The lock's term (the leader key's creation revision): a reading of one term says nothing of another. */
+  readonly term: string;
+  readonly readAt: string;
+  /** Whole seconds, rounded down as etcd answers: between leftS and leftS + 1 were left. */
+  readonly leftS: number;
+  readonly ttlS: number;
+  /** readAt - (ttl - left): the holder renewed the lease for the last time no earlier than this. */
+  readonly renewedNotBefore: string;
 }
 
 /** Recent decision events, oldest first: those after `seq`, at most `limit` (the newest). */

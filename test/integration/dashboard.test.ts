@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's Chromium driven by playwright-core), on a real 3-node cluster with a proxy:
 // opened on a replica it shows three members and the leader, each replica's lag in seconds and the lock's time left
 // (from etcd), and restarts another member from the page; a switchover clicked on the page shows its new leader within
-// 2 s of the DCS without a reload; a killed primary's failover appears in the page's timeline with its reason; the
+// 2 s of the DCS without a reload; a killed primary's failover appears in the page's timeline with its reason and a
+// bound on its write pause; the
 // proxy's own /ui shows the cluster and where the proxy routes, read-only.
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -245,7 +246,7 @@ describe('the dashboard in Chromium', { timeout: 600_000 }, () => {
     assert.equal(prompts.length, 2, 'no new credentials prompt');
   });
 
-  it('a killed primary: the failover appears in the timeline with its reason', async (t) => {
+  it('a killed primary: the failover appears in the timeline with its reason and a bound on its write pause', async (t) => {
     const { cluster, page } = running();
     const postmaster = await cluster.postmasterPid(leader);
     cluster.killAgent(leader, 'SIGKILL');
@@ -263,6 +264,23 @@ describe('the dashboard in Chromium', { timeout: 600_000 }, () => {
     const newLeader = (await cluster.view()).leader?.name;
     assert.notEqual(newLeader, leader);
     assert.equal(await shownLeader(), newLeader);
+    // Its write pause: at most from the killed primary's last lease renewal (read by a replica that lost its stream) to
+    // the new leader's history entry. Above 0, and below the ttl plus a loop and the promotion: the lock was removed as
+    // stale (its API and PostgreSQL refused) well before its lease could run out.
+    const pause = item.locator('span.pause[data-basis="lease"]');
+    await pause.waitFor({ timeout: 15_000 }).catch(async () => {
+      assert.fail(`no failover write pause from a lease reading: ${await item.innerText()}`);
+    });
+    const shown = await pause.innerText();
+    const match = /writes paused \u2264 ([\d.]+) s \((\S+) last renewed its lease no earlier than [\d:.]+: \S+ read \d+ of \d+ s left/.exec(
+      shown,
+    );
+    assert.ok(match, `the failover's pause says what it measures: ${shown}`);
+    const seconds = Number(match[1]);
+    const ttl = (await cluster.view()).config?.ttl ?? 0;
+    assert.equal(match[2], leader, 'the lease read is the killed primary\u2019s');
+    assert.ok(seconds > 0 && seconds < ttl + 5, `failover write pause ${seconds} s within (0, ttl ${ttl} s + 5 s): ${shown}`);
+    text = await item.innerText();
     t.diagnostic(`failover after killing ${leader}: ${text.replace(/\n/g, ' | ')}`);
     await page.locator('#member-filter').selectOption(newLeader ?? '');
     await page.screenshot({ path: `${SCREENSHOTS}/ui-failover.png`, fullPage: true });

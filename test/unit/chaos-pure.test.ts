@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkRun, findDualWrites, lostWalSpan } from '../../src/chaos/checker.js';
-import { isViolation } from '../../src/chaos/runner.js';
+import { isViolation, scheduleSlice } from '../../src/chaos/runner.js';
+import { faultSchedule, PROCESS_FAULT_KINDS } from '../../src/chaos/schedule.js';
 import { longestWriteGap, type Ack } from '../../src/chaos/workload.js';
 
 const ack = (id: number, atMs: number, port: number, timeline: number): Ack => ({
@@ -99,5 +100,17 @@ describe('the longest write gap', () => {
     assert.equal(longestWriteGap(at(0, 10, 500, 510, 5000), 5, 510), 490);
     assert.equal(longestWriteGap(at(0, 10, 20), 20), undefined);
     assert.equal(longestWriteGap([], 0), undefined);
+  });
+});
+
+describe('a slice of a seeded schedule (the regression replays)', () => {
+  it('keeps each fault of the slice as the whole schedule drew it, and refuses a slice outside it', () => {
+    const whole = faultSchedule(200, 8, PROCESS_FAULT_KINDS);
+    assert.equal(scheduleSlice(whole, undefined), whole);
+    assert.deepEqual(scheduleSlice(whole, { from: 3, to: 3 }), [whole[2]]);
+    assert.deepEqual(scheduleSlice(whole, { from: 3, to: 3 })[0], { index: 2, kind: 'switchover-replica-kill', pick: 278, settleS: 3 });
+    assert.deepEqual(scheduleSlice(whole, { from: 7 }), whole.slice(6));
+    for (const only of [{ from: 0 }, { from: 4, to: 3 }, { from: 1, to: 9 }, { from: 1.5 }])
+      assert.throws(() => scheduleSlice(whole, only), /PGW_CHAOS_USAGE|not within the schedule/);
   });
 });
