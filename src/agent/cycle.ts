@@ -5,7 +5,7 @@ import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, PeerClient, PgController, RestoreTool, Upstream } from '../core/ports.js';
-import type { CustomBootstrap, ReplicaMethod } from '../core/replica-methods.js';
+import { NO_LEADER_SOURCE, type CustomBootstrap, type ReplicaMethod } from '../core/replica-methods.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
@@ -295,6 +295,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       tags: identity.tags,
       canBootstrap: settings.canBootstrap,
       bootstrapRefusal: settings.bootstrapRefusal,
+      canCloneWithoutLeader: (settings.replicaMethods?.(NO_LEADER_SOURCE).length ?? 0) > 0,
       isStandbyClusterAtBootstrap: standbyClusterOf(settings.bootstrapConfig) !== undefined,
       apiUrl: identity.apiUrl,
     },

@@ -1,6 +1,6 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import { lockDeadlineOf } from '../core/lease.js';
-import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
+import { NO_LEADER_SOURCE, type CustomBootstrap, type ReplicaMethod, type ReplicaMethodResult } from '../core/replica-methods.js';
 import type { Clock, Dcs, PgController, RestoreTool, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
@@ -350,6 +350,14 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         callback('on_start', 'replica');
       });
     }
+    case 'cloneWithoutLeader':
+      // The methods get no --connstring (planReplicaMethods keeps only no_leader ones); the copy then starts as a
+      // replica of nobody, replaying the archive, as a member does in the leader race, until a leader appears.
+      return tasks.start('basebackup', async (signal) => {
+        await createReplica(NO_LEADER_SOURCE, deps, signal);
+        await pg.startReplica(undefined, signal);
+        callback('on_start', 'replica');
+      });
     case 'reinitialize': {
       const upstream = upstreamFor(context.view, action.from);
       return tasks.start('reinitialize', async (signal) => {

@@ -368,8 +368,8 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   },
   {
     path: 'postgresql.<method>',
-    status: 'different',
-    note: 'command (with --scope --datadir --role --connstring unless no_params, and --key=value for other keys), keep_data, no_params; no_leader is planned but a member still waits for a leader before it clones',
+    status: 'honoured',
+    note: 'command (with --scope --datadir --role --connstring unless no_params, and --key=value for other keys), keep_data, no_params; no_leader (no_master): without a leader an empty member runs only those methods instead of waiting',
   },
   {
     path: 'postgresql.basebackup',

@@ -375,6 +375,11 @@ export interface SelfInfo {
   /** Why this member must not bootstrap a new cluster (an unsupported bootstrap.method), said in the decision. */
   readonly bootstrapRefusal?: string | undefined;
   /**
+   * create_replica_methods has a method marked no_leader (Patroni's no_leader/no_master): with an initialized cluster
+   * and no leader, an empty member makes its data dir with it instead of waiting for a leader.
+   */
+  readonly canCloneWithoutLeader?: boolean | undefined;
+  /**
    * The local bootstrap.dcs has a standby_cluster section: until the DCS holds a config, it decides whether a new
    * cluster is a standby cluster (cloned from the remote primary) or a new one (initdb), as in Patroni.
    */
@@ -594,6 +599,8 @@ export type Action =
   | { readonly kind: 'abortBootstrap' }
   | { readonly kind: 'bootstrap' }
   | { readonly kind: 'basebackup'; readonly from: string }
+  /** No leader to copy from: a create_replica_methods entry marked no_leader makes the data dir (e.g. from a backup). */
+  | { readonly kind: 'cloneWithoutLeader' }
   | { readonly kind: 'promote' }
   | { readonly kind: 'demote'; readonly mode: DemoteMode }
   | { readonly kind: 'startPrimary' }
