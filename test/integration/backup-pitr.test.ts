@@ -1,17 +1,20 @@
 // Issue 16 point 5 on real processes (etcd, PostgreSQL 15, pgBackRest): `pgwarden restore --target-time T` in place.
-// Rows are committed in batches with the server's clock read around them, across two switchovers; T lies between two
-// batches on the middle timeline. After the restore the cluster holds exactly the rows committed before T, on every
-// member (the re-cloned replicas replay the archive along the new timeline's history, so an abandoned future shows
-// there first), and is healthy again: one leader on a new timeline, the others streaming, no longer paused, and a new
-// full backup. Bad targets and a wrong confirmation change nothing.
+// Rows are committed in batches with the server's clock read around them, across two real failovers (the primary's
+// agent and postmaster SIGKILLed while its archiving fails on purpose, so its last segments are not in the archive:
+// the new primary's catch-up or the old one's push before pg_rewind has to put them there); T lies between two batches on the middle timeline. After the
+// restore the cluster holds exactly the rows committed before T, on every member (the re-cloned replicas replay the
+// archive along the new timeline's history, so an abandoned future shows there first), and is healthy again: one
+// leader on a new timeline, the others streaming, no longer paused, and a new full backup. Bad targets and a wrong
+// confirmation change nothing.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
 import { healthyTopology } from '../../src/local/cluster-health.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { agentLogTail, runCli, runCliWithInput, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { agentLogTail, runCli, runCliWithInput, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+import { archivedWalNames } from '../kit/pgbackrest.js';
 
 const SCOPE = 'pitr';
 const CONFIRM = `${SCOPE}\nYes I am aware\n`;
@@ -53,14 +56,66 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
       { timeoutMs: 60_000, intervalMs: 250, describe: `${wal} archived by ${member}`, lastState: () => `last archived ${last}` },
     );
   };
-  const switchoverTo = async (candidate: string): Promise<void> => {
-    const result = await cli(['switchover', '--candidate', candidate, '--force']);
-    assert.equal(result.code, 0, result.stderr);
-    await waitUntil(async () => healthyTopology(await local().view(), names())?.leader === candidate, {
-      timeoutMs: 120_000,
-      intervalMs: 250,
-      describe: `${candidate} leading a healthy cluster after the switchover`,
+  /**
+   * A real failover: waits until every replica received the leader's last flushed WAL (so the failover loses no
+   * committed row), SIGKILLs the leader's agent and postmaster, waits for a writable primary among the others, then
+   * starts the killed member's agent again (it rejoins by pg_rewind) and waits for a healthy cluster. Resolves with the
+   * new leader.
+   */
+  const failover = async (leader: string): Promise<string> => {
+    const survivors = names().filter((name) => name !== leader);
+    const [{ lsn } = { lsn: '' }] = await sql<{ lsn: string }>(local(), leader, 'SELECT pg_current_wal_flush_lsn()::text AS lsn');
+    for (const member of survivors)
+      await waitUntil(
+        async () =>
+          (await sql<{ ok: boolean }>(local(), member, 'SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn AS ok', [lsn]))[0]?.ok === true,
+        { timeoutMs: 30_000, intervalMs: 100, describe: `${member} received up to ${lsn}` },
+      );
+    const postmaster = await local().postmasterPid(leader);
+    local().killAgent(leader, 'SIGKILL');
+    if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
+    const promoted = await waitUntil(() => writableAmong(local(), survivors), {
+      timeoutMs: 90_000,
+      intervalMs: 200,
+      describe: `a new writable primary among ${survivors.join(', ')} after ${leader} was killed`,
     });
+    local().startAgent(leader);
+    await waitUntil(async () => healthyTopology(await local().view(), names())?.leader === promoted, {
+      timeoutMs: 180_000,
+      intervalMs: 250,
+      describe: `${promoted} leading a healthy cluster, ${leader} rejoined`,
+      lastState: () => agentLogTail(local(), leader, /rewind|reinit|start|error/i),
+    });
+    // Its own archive_command again, should it become primary later (ALTER SYSTEM writes no WAL: fine on a standby).
+    await sql(local(), leader, 'ALTER SYSTEM RESET archive_command');
+    await sql(local(), leader, 'SELECT pg_reload_conf()');
+    return promoted;
+  };
+  /**
+   * Makes archiving fail on `member` (archive_command = false, its own postgresql.auto.conf only), then completes the
+   * current segment and waits until the archiver tried and failed it: the segment stays .ready, not in the archive.
+   * Resolves with its name.
+   */
+  const switchWalUnarchived = async (member: string): Promise<string> => {
+    await sql(local(), member, "ALTER SYSTEM SET archive_command = 'false'");
+    await sql(local(), member, 'SELECT pg_reload_conf()');
+    const wal = (await sql<{ wal: string }>(local(), member, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal'))[0]!.wal;
+    let failed = '';
+    await waitUntil(
+      async () => {
+        const row = (await sql<{ failed: string | null }>(local(), member, 'SELECT last_failed_wal AS failed FROM pg_stat_archiver'))[0];
+        failed = row?.failed ?? 'none';
+        return failed === wal;
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        describe: `the archiver of ${member} failing ${wal}`,
+        lastState: () => `last failed ${failed}`,
+      },
+    );
+    assert.ok(!archivedWalNames(local(), SCOPE).has(wal), `${wal} is not in the archive before the crash`);
+    return wal;
   };
 
   before(async () => {
@@ -117,10 +172,10 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
   });
 
   it('restores to a time between two failovers: exactly the rows committed before it, on every member', async (t) => {
-    const { leader: first, replicas } = await waitHealthy(local(), 60_000);
-    const [second, third] = [replicas[0]!, replicas[1]!];
+    const { leader: first } = await waitHealthy(local(), 60_000);
     await commitBatch(first, 'A', range(1, 5));
-    await switchoverTo(second);
+    const segmentA = await switchWalUnarchived(first);
+    const second = await failover(first);
     const afterB = await commitBatch(second, 'B', range(6, 10));
     // T a second after B's last commit; C is committed only once the server's clock has passed it.
     const targetMs = Math.ceil(afterB) + 1000;
@@ -132,12 +187,27 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
       describe: `the server clock past ${target}`,
     });
     await commitBatch(second, 'C', range(11, 15));
-    await switchWalAndWaitArchived(second);
-    await switchoverTo(third);
+    const segmentC = await switchWalUnarchived(second);
+    const third = await failover(second);
     await commitBatch(third, 'D', range(16, 20));
     await switchWalAndWaitArchived(third);
+    // Both killed primaries' last segments, which they never archived, reached the archive (pushed by the new
+    // primary's catch-up or by the old one before its rewind): recovery to T reads through A's segment on timeline 1
+    // and C's on timeline 2.
+    await waitUntil(
+      () => {
+        const archived = archivedWalNames(local(), SCOPE);
+        return archived.has(segmentA) && archived.has(segmentC);
+      },
+      {
+        timeoutMs: 60_000,
+        describe: `${segmentA} and ${segmentC} in the archive`,
+        lastState: () => [...archivedWalNames(local(), SCOPE)].sort().join(','),
+      },
+    );
+    t.diagnostic(`failovers: ${first} -> ${second} -> ${third}`);
     const timelineBefore = (await local().view()).members.find((member) => member.name === third)?.timeline ?? 0;
-    assert.ok(timelineBefore >= 3, `two switchovers made timeline ${timelineBefore}`);
+    assert.ok(timelineBefore >= 3, `two failovers made timeline ${timelineBefore}`);
     // The stored commit clock agrees with the batches: A and B before T, C and D after it.
     const stored = await sql<{ id: number; ms: string }>(
       local(),
@@ -175,7 +245,7 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     for (const member of names()) assert.deepEqual(await rowIds(member), range(1, 10), `rows on ${member}`);
     // The restored cluster takes writes, and they reach the re-cloned replicas.
     await sql(local(), third, "INSERT INTO pitr_rows (id, batch) VALUES (100, 'after restore')");
-    for (const member of [first, second])
+    for (const member of names().filter((name) => name !== third))
       await waitUntil(async () => (await rowIds(member)).includes(100), {
         timeoutMs: 30_000,
         intervalMs: 200,
