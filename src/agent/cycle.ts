@@ -88,7 +88,7 @@ export interface CycleSettings {
    * create_replica_methods (and the backup: section): the methods a new replica or a reinitialize tries against
    * `from`, in order. Absent: pg_basebackup only, into an emptied data dir.
    */
-  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[] | undefined) | undefined;
   /** bootstrap.method other than initdb: a new cluster is made by its command instead of initdb. */
   readonly customBootstrap?: CustomBootstrap | undefined;
   /** The archive_command the backup: section sets (pgBackRest's archive-push); undefined without the section. */
@@ -295,7 +295,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       tags: identity.tags,
       canBootstrap: settings.canBootstrap,
       bootstrapRefusal: settings.bootstrapRefusal,
-      canCloneWithoutLeader: (settings.replicaMethods?.(NO_LEADER_SOURCE).length ?? 0) > 0,
+      canCloneWithoutLeader: (settings.replicaMethods?.(NO_LEADER_SOURCE)?.length ?? 0) > 0,
       isStandbyClusterAtBootstrap: standbyClusterOf(settings.bootstrapConfig) !== undefined,
       apiUrl: identity.apiUrl,
     },

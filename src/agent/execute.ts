@@ -51,7 +51,7 @@ export interface ExecutorDeps {
   readonly lock: LockHolder;
   readonly bootstrapConfig: DynamicConfig;
   /** create_replica_methods: what a clone or reinitialize tries, in order (absent: pg_basebackup into an emptied dir). */
-  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[] | undefined) | undefined;
   /** bootstrap.method: a new cluster is made by this command (a restore) instead of initdb. */
   readonly customBootstrap?: CustomBootstrap | undefined;
   /** The backup: section's point-in-time recovery (pgwarden restore); absent without one. */
@@ -437,12 +437,12 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
  */
 async function createReplica(upstream: Upstream, deps: ExecutorDeps, signal: AbortSignal): Promise<void> {
   const { pg, log } = deps;
-  if (deps.replicaMethods === undefined || upstream.name === REMOTE_PRIMARY) {
+  const methods = upstream.name === REMOTE_PRIMARY ? undefined : deps.replicaMethods?.(upstream);
+  if (methods === undefined) {
     await pg.removeDataDir(signal);
     await pg.basebackup(upstream, signal);
     return;
   }
-  const methods = deps.replicaMethods(upstream);
   log.info(
     { from: upstream.name, methods: methods.map((method) => method.name) },
     `creating the replica from ${upstream.name} with ${methods.map((method) => method.name).join(', then ') || 'no method'}`,
