@@ -552,8 +552,11 @@ export interface LeaderProbe {
 
 /** State carried from one decision to the next: the only memory decide() has. */
 export interface HaMemory {
-  /** Set when we promote: the timeline and LSN we left, so one history entry is written once the new timeline shows. */
-  readonly promotedFrom: { readonly timeline: number; readonly lsn: bigint } | undefined;
+  /**
+   * Set when we promote or restore in place: the timeline and LSN we left, so one history entry is written once the
+   * new timeline shows. `reason` is the entry's reason (default: PostgreSQL's 'no recovery target specified').
+   */
+  readonly promotedFrom: { readonly timeline: number; readonly lsn: bigint; readonly reason?: string | undefined } | undefined;
   /** A rewind from this leader failed: the next attempt re-clones instead. */
   readonly rewindFailedFor: string | undefined;
   /** endedAtMs of the last finished task whose outcome we already acted on. */

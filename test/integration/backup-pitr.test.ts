@@ -243,6 +243,20 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     const lines = history[0]!.text.trim().split('\n');
     assert.match(lines[lines.length - 1]!, /^2\t[0-9A-F]+\/[0-9A-F]+\tbefore /, history[0]!.text);
     for (const member of names()) assert.deepEqual(await rowIds(member), range(1, 10), `rows on ${member}`);
+    // The DCS history records the restore: the timeline the cluster left, by whom, why; patronictl's history shows it.
+    const entry = await waitUntil(
+      async () => {
+        const last = (await local().view()).history.at(-1);
+        return last?.[0] === timelineBefore ? last : undefined;
+      },
+      { timeoutMs: 30_000, describe: `a history entry for timeline ${timelineBefore}` },
+    );
+    assert.equal(entry[4], third);
+    assert.match(entry[2], /^pgwarden restore to time \S+ \S+ on timeline 2$/);
+    assert.ok(Date.parse(entry[3] ?? '') >= startedAt, `stamped after the restore began: ${entry[3]}`);
+    const historyTable = await cli(['history']);
+    assert.equal(historyTable.code, 0, historyTable.stderr);
+    assert.match(historyTable.stdout, new RegExp(`\\|\\s+${timelineBefore}\\s+\\|.*pgwarden restore to time .*\\|\\s+${third}\\s+\\|`));
     // The restored cluster takes writes, and they reach the re-cloned replicas.
     await sql(local(), third, "INSERT INTO pitr_rows (id, batch) VALUES (100, 'after restore')");
     for (const member of names().filter((name) => name !== third))
