@@ -24,6 +24,7 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_000 }, () => {
   let cluster: LocalCluster | undefined;
   let restored: LocalCluster | undefined;
+  let scoped: LocalCluster | undefined;
   let config: string[] = [];
   /** The target of the in-place restore, reused by the new cluster. */
   let targetTime = '';
@@ -124,6 +125,7 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
   });
 
   after(async () => {
+    await teardownCluster(scoped);
     await teardownCluster(restored);
     await teardownCluster(cluster);
   });
@@ -294,5 +296,62 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     );
     assert.doesNotMatch(setting[0]?.sourcefile ?? '', /postgresql\.auto\.conf$/);
     assert.deepEqual(await rowIds(names()[0]!), before, 'the old cluster is untouched');
+  });
+
+  it('restore --scope NEW: checks the member configs, writes the bootstrap, and the new cluster holds exactly the rows up to T', async () => {
+    assert.notEqual(targetTime, '', 'the in-place restore ran first');
+    const before = await rowIds(names()[0]!);
+    scoped = await startTestCluster('pitrscope', { nodes: 2, backup: { repository: backupRepositoryOf(local().dir) }, agents: [] });
+    const fresh = scoped;
+    const memberArgs = fresh.nodes.flatMap((node) => ['--member-config', node.configPath]);
+    const restoreArgs = [...config, 'restore', '--target-time', targetTime, '--scope', 'pitrscope'];
+    const confirm = 'pitrscope\nYes I am aware\n';
+    // Refused before anything is written: its own scope, no members, a member config of the source cluster.
+    const refusals: [string[], RegExp][] = [
+      [[...config, 'restore', '--target-time', targetTime, '--scope', SCOPE, ...memberArgs], /is the source cluster's own scope/],
+      [restoreArgs, /give the new cluster its members: --member-config/],
+      [
+        [...restoreArgs, '--member-config', local().node(names()[0]!).configPath],
+        new RegExp(`has scope ${SCOPE}, not pitrscope.*its data dir .* is not empty.*backup.stanza ${SCOPE} is the source cluster's`),
+      ],
+      [[...config, 'restore', '--target-time', targetTime, ...memberArgs], /--member-config and --wait go with --scope/],
+    ];
+    for (const [args, message] of refusals) {
+      const result = await runCliWithInput(args, confirm);
+      assert.equal(result.code, 1, `${args.join(' ')}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, message, args.join(' '));
+    }
+    const configBefore = readFileSync(fresh.nodes[0]!.configPath, 'utf8');
+    const wrong = await runCliWithInput([...restoreArgs, ...memberArgs], 'pitr\n');
+    assert.match(wrong.stderr, /Cluster names specified do not match/);
+    assert.equal(readFileSync(fresh.nodes[0]!.configPath, 'utf8'), configBefore, 'nothing written without the confirmation');
+
+    const run = runCliWithInput([...restoreArgs, ...memberArgs, '--wait', '--timeout', '300'], confirm, 400_000);
+    // The operator starts the agents once the bootstrap is in their config files.
+    await waitUntil(() => fresh.nodes.every((node) => /method: pgbackrest/.test(readFileSync(node.configPath, 'utf8'))), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      describe: "the restore bootstrap in the new members' config files",
+    });
+    for (const node of fresh.nodes) fresh.startAgent(node.name);
+    const result = await run;
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /write bootstrap\.method: pgbackrest \(stanza pitr, time .* on timeline 2\)/);
+    assert.match(result.stdout, /Success: cluster pitrscope restored from pitr to time .*; pitr was not touched/);
+    const { leader, replicas } = await waitHealthy(fresh, 60_000);
+    const ids = (member: string): Promise<number[]> =>
+      sql<{ id: number }>(fresh, member, 'SELECT id FROM pitr_rows ORDER BY id').then((rows) => rows.map((row) => row.id));
+    assert.deepEqual(await ids(leader), range(1, 10));
+    assert.deepEqual(await ids(replicas[0]!), range(1, 10));
+    // The new cluster archives into a stanza of its own; the old one kept its rows and still takes writes.
+    // (The repository is the old cluster's directory.)
+    await waitUntil(() => archivedWalNames(local(), 'pitrscope').size > 0, {
+      timeoutMs: 60_000,
+      describe: 'WAL archived into stanza pitrscope',
+      lastState: () => agentLogTail(fresh, leader, /archiv|stanza/),
+    });
+    const { leader: oldLeader } = await waitHealthy(local(), 30_000);
+    assert.deepEqual(await rowIds(oldLeader), before, 'the old cluster is untouched');
+    await sql(local(), oldLeader, "INSERT INTO pitr_rows (id, batch) VALUES (200, 'old cluster still writable')");
   });
 });
