@@ -5,7 +5,7 @@ import { primaryStartTimeoutMs } from '../core/failover-candidates.js';
 import { checkDecision } from '../core/invariants.js';
 import { lockDeadlineOf } from '../core/lease.js';
 import type { Clock, Dcs, LeaderLockTimer, PeerClient, PgController, RestoreTool, Upstream } from '../core/ports.js';
-import type { CustomBootstrap, ReplicaMethod } from '../core/replica-methods.js';
+import { NO_LEADER_SOURCE, type CustomBootstrap, type ReplicaMethod } from '../core/replica-methods.js';
 import { isStandbyLeaderNow, standbyClusterOf } from '../core/standby-cluster.js';
 import { answerFailsafe, isFailsafeRecordFresh } from '../core/rules/failsafe.js';
 import { syncSettingsOf } from '../core/sync-plan.js';
@@ -94,7 +94,7 @@ export interface CycleSettings {
    * create_replica_methods (and the backup: section): the methods a new replica or a reinitialize tries against
    * `from`, in order. Absent: pg_basebackup only, into an emptied data dir.
    */
-  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[] | undefined) | undefined;
   /** bootstrap.method other than initdb: a new cluster is made by its command instead of initdb. */
   readonly customBootstrap?: CustomBootstrap | undefined;
   /** The archive_command the backup: section sets (pgBackRest's archive-push); undefined without the section. */
@@ -317,6 +317,7 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
       tags: identity.tags,
       canBootstrap: settings.canBootstrap,
       bootstrapRefusal: settings.bootstrapRefusal,
+      canCloneWithoutLeader: (settings.replicaMethods?.(NO_LEADER_SOURCE)?.length ?? 0) > 0,
       isStandbyClusterAtBootstrap: standbyClusterOf(settings.bootstrapConfig) !== undefined,
       apiUrl: identity.apiUrl,
     },

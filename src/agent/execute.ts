@@ -1,6 +1,6 @@
 // Carries out a Decision's actions against the ports, in order, stopping at the first failure; records lock send times.
 import { lockDeadlineOf } from '../core/lease.js';
-import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from '../core/replica-methods.js';
+import { NO_LEADER_SOURCE, type CustomBootstrap, type ReplicaMethod, type ReplicaMethodResult } from '../core/replica-methods.js';
 import type { Clock, Dcs, PgController, RestoreTool, StopMode, Upstream } from '../core/ports.js';
 import { describeSlotFailures, failedSlotSteps } from '../core/slot-changes.js';
 import { REMOTE_PRIMARY, standbyClusterOf } from '../core/standby-cluster.js';
@@ -52,7 +52,7 @@ export interface ExecutorDeps {
   readonly lock: LockHolder;
   readonly bootstrapConfig: DynamicConfig;
   /** create_replica_methods: what a clone or reinitialize tries, in order (absent: pg_basebackup into an emptied dir). */
-  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[]) | undefined;
+  readonly replicaMethods?: ((from: Upstream) => readonly ReplicaMethod[] | undefined) | undefined;
   /** bootstrap.method: a new cluster is made by this command (a restore) instead of initdb. */
   readonly customBootstrap?: CustomBootstrap | undefined;
   /** The backup: section's point-in-time recovery (pgwarden restore); absent without one. */
@@ -353,6 +353,14 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
         callback('on_start', 'replica');
       });
     }
+    case 'cloneWithoutLeader':
+      // The methods get no --connstring (planReplicaMethods keeps only no_leader ones); the copy then starts as a
+      // replica of nobody, replaying the archive, as a member does in the leader race, until a leader appears.
+      return tasks.start('basebackup', async (signal) => {
+        await createReplica(NO_LEADER_SOURCE, deps, signal);
+        await pg.startReplica(undefined, signal);
+        callback('on_start', 'replica');
+      });
     case 'reinitialize': {
       const upstream = upstreamFor(context.view, action.from);
       return tasks.start('reinitialize', async (signal) => {
@@ -432,12 +440,12 @@ async function executeOne(action: Action, deps: ExecutorDeps, context: ExecuteCo
  */
 async function createReplica(upstream: Upstream, deps: ExecutorDeps, signal: AbortSignal): Promise<void> {
   const { pg, log } = deps;
-  if (deps.replicaMethods === undefined || upstream.name === REMOTE_PRIMARY) {
+  const methods = upstream.name === REMOTE_PRIMARY ? undefined : deps.replicaMethods?.(upstream);
+  if (methods === undefined) {
     await pg.removeDataDir(signal);
     await pg.basebackup(upstream, signal);
     return;
   }
-  const methods = deps.replicaMethods(upstream);
   log.info(
     { from: upstream.name, methods: methods.map((method) => method.name) },
     `creating the replica from ${upstream.name} with ${methods.map((method) => method.name).join(', then ') || 'no method'}`,

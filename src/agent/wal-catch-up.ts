@@ -1,19 +1,15 @@
 // After a promotion, the new primary pushes the earlier timelines' WAL still in its pg_wal (core/wal-archive.ts decides
 // when). Beside the HA loop, never in it: the promotion is done before this starts, a slow archive delays nothing, and
 // the outcome comes back to core as obs.walArchive. A failed run is logged by the adapter with the archive's own
-// message and retried after a pause that doubles per failure, never in a hot loop.
-import { archiveRetryDelayMs, type ArchiveMethod, type WalArchiveObservation } from '../core/wal-archive.js';
+// message; whether and when it is retried (a pause that doubles per failure, never a hot loop) or given up is core's
+// catchUpFailureVerdict.
+import { catchUpFailureVerdict, type ArchiveMethod, type WalArchiveObservation } from '../core/wal-archive.js';
 import type { Clock, WalArchiveTool } from '../core/ports.js';
 import { describeError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
 /** A catch-up run that has not finished after this long is stopped and retried later (a stuck archive). */
 const CATCH_UP_LIMIT_MS = 300_000;
-/**
- * Failed runs for one timeline before giving up on it (about 45 min with the doubling pause): a user's archive_command
- * that refuses a file it already has (as PostgreSQL's docs advise) would otherwise fail the catch-up for ever.
- */
-const MAX_FAILURES = 8;
 
 export interface WalCatchUpStatus {
   readonly caughtUpTimeline: number | undefined;
@@ -92,8 +88,9 @@ export class WalCatchUp {
   }
 
   #failed(timeline: number, detail: string): void {
-    const failuresInRow = this.#status.failuresInRow + 1;
-    if (failuresInRow >= MAX_FAILURES) {
+    const verdict = catchUpFailureVerdict(this.#status.failuresInRow, this.#clock.nowMs());
+    const { failuresInRow } = verdict;
+    if (verdict.kind === 'give-up') {
       this.#log.error(
         { timeline, failures_in_row: failuresInRow, error: detail },
         `gave up archiving the WAL of timelines before ${timeline} after ${failuresInRow} failed runs: the archive may lack segments of the old timeline (${detail}); take a new full backup`,
@@ -101,8 +98,8 @@ export class WalCatchUp {
       this.#status = { ...this.#status, caughtUpTimeline: timeline, retryNotBeforeMs: undefined, failuresInRow: 0, lastError: detail };
       return;
     }
-    const delayMs = archiveRetryDelayMs(failuresInRow);
-    this.#status = { ...this.#status, retryNotBeforeMs: this.#clock.nowMs() + delayMs, failuresInRow, lastError: detail };
-    this.#log.info({ retry_in_s: delayMs / 1000, failures_in_row: failuresInRow }, `WAL catch-up will be retried in ${delayMs / 1000} s`);
+    const retryInS = (verdict.retryNotBeforeMs - this.#clock.nowMs()) / 1000;
+    this.#status = { ...this.#status, retryNotBeforeMs: verdict.retryNotBeforeMs, failuresInRow, lastError: detail };
+    this.#log.info({ retry_in_s: retryInS, failures_in_row: failuresInRow }, `WAL catch-up will be retried in ${retryInS} s`);
   }
 }

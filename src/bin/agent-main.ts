@@ -15,7 +15,9 @@ import { Allowlist } from '../api/allowlist.js';
 import { startApiServer } from '../api/server.js';
 import type { DynamicConfig, MemberTags } from '../core/types.js';
 import type { Upstream } from '../core/ports.js';
-import { planReplicaMethods, type ReplicaMethod } from '../core/replica-methods.js';
+import { planReplicaMethods, type ReplicaMethod, type ReplicaMethodSpec } from '../core/replica-methods.js';
+import { assertReloadable } from '../config/reload-changes.js';
+import { isDeepStrictEqual } from 'node:util';
 import type { PgwardenConfig } from '../config/load.js';
 import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
@@ -41,20 +43,32 @@ const FENCE_ENTRY = fileURLToPath(new URL('./fence.js', import.meta.url));
 /** A relayed dashboard action (restart, reinitialize) waits this long for the target: under the REST server's 60 s request timeout. */
 const FORWARD_TIMEOUT_MS = 55_000;
 
-/**
- * create_replica_methods (or the backup: section's pgBackRest restore first): the methods a clone tries, each user
- * command given --scope, --datadir, --role=replica and --connstring (the source as a URI with the replication user; its
- * password is in the pgpass file PGPASSFILE names). Neither configured: undefined, pg_basebackup as always.
- */
-function replicaMethodsOf(config: PgwardenConfig): ((from: Upstream) => readonly ReplicaMethod[]) | undefined {
-  if (config.replicaMethods === undefined && config.backup === undefined) return undefined;
-  return (from) =>
-    planReplicaMethods(config.replicaMethods, {
-      scope: config.scope,
-      dataDir: config.postgresql.data_dir,
-      connstring: replicationUri(from.connUrl, config.postgresql.authentication.replication.username),
-      hasBackupSection: config.backup !== undefined,
-    });
+/** create_replica_methods as last (re)loaded: SIGHUP and POST /reload replace `specs`, as Patroni re-reads them. */
+export interface ReloadableReplicaMethods {
+  specs: readonly ReplicaMethodSpec[] | undefined;
+  /**
+   * The methods a clone tries against `from`, each user command given --scope, --datadir, --role=replica and
+   * --connstring (the source as a URI with the replication user; its password is in the pgpass file PGPASSFILE
+   * names); the backup: section's pgBackRest restore first when no list is given. Neither configured: undefined,
+   * pg_basebackup as always.
+   */
+  readonly plan: (from: Upstream) => readonly ReplicaMethod[] | undefined;
+}
+
+export function reloadableReplicaMethods(config: PgwardenConfig): ReloadableReplicaMethods {
+  const holder: ReloadableReplicaMethods = {
+    specs: config.replicaMethods,
+    plan: (from) =>
+      holder.specs === undefined && config.backup === undefined
+        ? undefined
+        : planReplicaMethods(holder.specs, {
+            scope: config.scope,
+            dataDir: config.postgresql.data_dir,
+            connstring: replicationUri(from.connUrl, config.postgresql.authentication.replication.username),
+            hasBackupSection: config.backup !== undefined,
+          }),
+  };
+  return holder;
 }
 
 function replicationUri(connUrl: string, user: string): string | undefined {
@@ -202,6 +216,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     process.exit(1);
   }
   const watchdogMode = watchdogModeOf(config.watchdog?.mode);
+  const replicaMethods = reloadableReplicaMethods(config);
   const agent = new Agent({
     identity: {
       name: config.name,
@@ -215,7 +230,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     customBootstrap: config.customBootstrap,
     restoreTool: config.backup === undefined ? undefined : pg,
     bootstrapConfig,
-    replicaMethods: replicaMethodsOf(config),
+    replicaMethods: replicaMethods.plan,
     isFastDeadLeaderEnabled: true,
     // Debug mode: every decision is checked against the core's safety invariants before it is executed.
     isCheckingInvariants: process.env.PGWARDEN_CHECK_INVARIANTS === '1',
@@ -246,16 +261,13 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     const { config: reloaded, warnings: reloadWarnings } = await loadConfigIsolated(configPath);
     // What the file says wrong or contradictory (a nofailover/failover_priority conflict...) is said on every reload.
     for (const warning of reloadWarnings) log.warn({ config: configPath ?? 'environment' }, warning);
-    if (reloaded.name !== config.name || reloaded.scope !== config.scope)
-      throw new PgwardenError('PGW_CONFIG_INVALID', 'name and scope cannot change on reload: restart the agent', {
-        context: {
-          path: configPath ?? 'PATRONI_* environment',
-          member: config.name,
-          scope: config.scope,
-          reloaded: { name: reloaded.name, scope: reloaded.scope },
-          hint: 'restart the agent to take a new name or scope, or put the old values back',
-        },
-      });
+    assertReloadable(config, reloaded, configPath ?? 'the PATRONI_* environment');
+    if (!isDeepStrictEqual(reloaded.replicaMethods, replicaMethods.specs))
+      log.info(
+        { create_replica_methods: reloaded.replicaMethods?.map((spec) => spec.name) ?? null },
+        'create_replica_methods changed: the next clone or reinitialize uses the new list',
+      );
+    replicaMethods.specs = reloaded.replicaMethods;
     agent.reloadLocalConfig({
       tags: publishedTags(reloaded.tags),
       parameters: reloaded.postgresql.parameters,

@@ -1,6 +1,8 @@
 #!/usr/bin/env -S UV_THREADPOOL_SIZE=2 node --max-semi-space-size=1 --optimize-for-size --v8-pool-size=1
 // Composition root of the `pgwarden` CLI: wires config + etcd into the verbs, and adds `agent` and `local`.
 import { existsSync, readFileSync } from 'node:fs';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { parseDocument } from 'yaml';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
@@ -12,6 +14,7 @@ import { renderMemberTable } from '../cli/render.js';
 import { loadConfig } from '../config/load.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
+import type { NewClusterMemberConfig, NewClusterRestorePlan } from '../core/restore-new-cluster.js';
 import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { securityEnvironment } from '../postgres/conninfo.js';
 import { registerLocalCommand } from '../local/local-cli.js';
@@ -237,6 +240,47 @@ async function removeCluster(configPath: string): Promise<void> {
   }
 }
 
+/** `restore --scope`: the facts of an agent config file the new-cluster checks need (core/restore-new-cluster.ts). */
+async function readMemberConfig(path: string): Promise<NewClusterMemberConfig> {
+  const { config } = loadConfig(path);
+  const dataDir = config.postgresql.data_dir;
+  let dataDirState: NewClusterMemberConfig['dataDirState'] = 'missing';
+  try {
+    dataDirState = (await readdir(dataDir)).length === 0 ? 'empty' : 'not-empty';
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  return {
+    path,
+    name: config.name,
+    scope: config.scope,
+    dataDir,
+    dataDirState,
+    backup: config.backup === undefined ? undefined : { repository: config.backup.repository, stanza: config.backup.stanza },
+  };
+}
+
+/**
+ * `restore --scope`: sets bootstrap.method and bootstrap.<method> in an agent config file, keeping its other keys and
+ * comments (a YAML document edit), then loads it as the agent would; a file that no longer loads is put back.
+ */
+async function writeBootstrap(path: string, bootstrap: NewClusterRestorePlan['bootstrap']): Promise<void> {
+  const original = await readFile(path, 'utf8');
+  const document = parseDocument(original);
+  document.setIn(['bootstrap', 'method'], bootstrap.method);
+  document.setIn(['bootstrap', bootstrap.method], document.createNode(bootstrap.pgbackrest));
+  await writeFile(path, document.toString());
+  try {
+    loadConfig(path);
+  } catch (error) {
+    await writeFile(path, original);
+    throw new PgwardenError('PGW_CONFIG_INVALID', `${path} with the restore bootstrap does not load: ${describeError(error)}`, {
+      cause: error,
+      context: { path, hint: 'the file was put back as it was; fix it and run pgwarden restore again' },
+    });
+  }
+}
+
 /** Answers from stdin, one line per prompt: works at a terminal and from `printf 'a\nb\n' | pgwarden remove`. */
 let stdin: { readonly lines: AsyncIterator<string>; close(): void } | undefined;
 async function readLine(prompt: string): Promise<string> {
@@ -250,7 +294,7 @@ async function readLine(prompt: string): Promise<string> {
   return next.done === true ? '' : String(next.value).trim();
 }
 
-runCli(process.argv.slice(2), { loadCluster, version, out, register, removeCluster, readLine }).then(
+runCli(process.argv.slice(2), { loadCluster, version, out, register, removeCluster, readLine, readMemberConfig, writeBootstrap }).then(
   (code) => {
     stdin?.close();
     if (code !== 0) process.exit(code);

@@ -9,7 +9,8 @@ import { describeError, PgwardenError } from '../util/errors.js';
 import { createRestClient, type RestClient } from '../util/rest-client.js';
 import { callApi } from './api-client.js';
 import { confirmTyped } from './confirm.js';
-import { applyRestorePlan, checkRestorePossible, restStepRunner } from './commands/restore.js';
+import { applyRestorePlan, checkRestorePossible, restoreIntoNewCluster, restStepRunner } from './commands/restore.js';
+import type { NewClusterMemberConfig, NewClusterRestorePlan } from '../core/restore-new-cluster.js';
 import { renderMemberTable } from './render.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import { describeRestoreStep, planInPlaceRestore } from '../core/restore-plan.js';
@@ -49,6 +50,10 @@ export interface CliDeps {
   readonly removeCluster?: (configPath: string) => Promise<void>;
   /** Reads the confirmation answers of `remove` (one line each). */
   readonly readLine?: (prompt: string) => Promise<string>;
+  /** `restore --scope`: what an agent config file says (name, scope, data dir and whether it is empty, backup: section). */
+  readonly readMemberConfig?: (path: string) => Promise<NewClusterMemberConfig>;
+  /** `restore --scope`: sets bootstrap.method and bootstrap.pgbackrest in an agent config file, keeping the rest. */
+  readonly writeBootstrap?: (path: string, bootstrap: NewClusterRestorePlan['bootstrap']) => Promise<void>;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
   readonly register?: (program: Command) => void;
 }
@@ -229,6 +234,14 @@ export function buildProgram(deps: CliDeps): Command {
     .option('--target-name <name>', 'recover to a restore point made with pg_create_restore_point()')
     .option('--immediate', 'recover only to the end of the backup (its consistency point)')
     .option('--timeout <seconds>', 'how long the restore, each re-clone and the backup may take', '3600')
+    .option('--scope <new scope>', 'restore into a new cluster of this scope instead, the source cluster untouched')
+    .option(
+      '--member-config <file>',
+      'with --scope: the agent config file of a member of the new cluster (repeat for each); the restore bootstrap is written into it',
+      (value: string, list: string[]) => [...list, value],
+      [] as string[],
+    )
+    .option('--wait', 'with --scope: wait until the new cluster runs healthy (start its agents meanwhile)')
     .addHelpText(
       'after',
       `
@@ -237,47 +250,110 @@ with pgBackRest to the target and promote it onto a new timeline (it keeps the l
 member can become primary), take a full backup of the new timeline on it, re-clone the replicas, and resume (unless
 the cluster was paused before). Everything committed after the target is gone from the cluster.
 A time needs a zone; it must lie between the end of the oldest backup and now. Recovery follows the timeline that held
-the target, read from the DCS history. Into a new cluster instead: bootstrap.method pgbackrest (README).
+the target, read from the DCS history.
+Into a new cluster instead (--scope NEW --member-config <file>...): each file is the agent config of a member of NEW
+(scope NEW, an empty data dir, a backup: section with the same repository and a stanza of its own); pgwarden checks
+them, writes bootstrap.method: pgbackrest with the stanza, target and timeline into each, and (--wait) follows NEW
+until it runs: start the agents. The first member restores and is promoted, the others clone from it.
 Each step is printed as it runs; if one fails, the run stops and says where the cluster stands and how to go on.
 Nothing changes before the two answers: the cluster name, then "Yes I am aware" (from stdin when not at a terminal).`,
     )
-    .action(async (options: { targetTime?: string; targetLsn?: string; targetName?: string; immediate?: boolean; timeout: string }) => {
-      const given = restoreTargetOf(options);
-      if ('problem' in given)
-        throw new PgwardenError('PGW_CLI_USAGE', given.problem, {
-          context: { command: ['pgwarden', 'restore'], hint: 'nothing was changed; pgwarden restore --help shows the targets' },
+    .action(
+      async (options: {
+        targetTime?: string;
+        targetLsn?: string;
+        targetName?: string;
+        immediate?: boolean;
+        timeout: string;
+        scope?: string;
+        memberConfig: string[];
+        wait?: boolean;
+      }) => {
+        const given = restoreTargetOf(options);
+        if ('problem' in given)
+          throw new PgwardenError('PGW_CLI_USAGE', given.problem, {
+            context: { command: ['pgwarden', 'restore'], hint: 'nothing was changed; pgwarden restore --help shows the targets' },
+          });
+        const timeoutS = Number(options.timeout);
+        if (!Number.isInteger(timeoutS) || timeoutS < 1)
+          throw new PgwardenError('PGW_CLI_USAGE', `--timeout must be a positive number of seconds, got "${options.timeout}"`, {
+            context: { command: ['pgwarden', 'restore'], flag: '--timeout', value: options.timeout, hint: 'e.g. --timeout 7200' },
+          });
+        const readLine = deps.readLine;
+        if (readLine === undefined)
+          throw new PgwardenError('PGW_INTERNAL', 'restore is not available', {
+            context: {
+              command: ['pgwarden', 'restore'],
+              hint: 'this build of the CLI cannot ask for confirmation: use the pgwarden binary',
+            },
+          });
+        const context = await control(true);
+        const target = { ...given, timeline: targetTimelineOf(given, context.view.history) };
+        if (options.scope !== undefined) {
+          const { readMemberConfig, writeBootstrap } = deps;
+          if (readMemberConfig === undefined || writeBootstrap === undefined)
+            throw new PgwardenError('PGW_INTERNAL', 'restore --scope is not available', {
+              context: {
+                command: ['pgwarden', 'restore'],
+                hint: 'this build of the CLI cannot read config files: use the pgwarden binary',
+              },
+            });
+          const newScope = options.scope;
+          await restoreIntoNewCluster(
+            target,
+            {
+              newScope,
+              sourceConfigPath: configPathFrom(program),
+              memberConfigs: options.memberConfig,
+              wait: options.wait === true,
+              timeoutS,
+            },
+            context,
+            {
+              readMemberConfig,
+              writeBootstrap,
+              loadView: async (path) => (await deps.loadCluster(path, AbortSignal.timeout(10_000))).view,
+              confirm: () =>
+                confirmTyped(readLine, {
+                  cluster: newScope,
+                  verb: 'create',
+                  what: `restore ${context.scope}'s backup to ${describeRestoreTarget(target)} into the new cluster ${newScope}`,
+                  undone: 'written',
+                  command: ['pgwarden', 'restore', '--scope', newScope],
+                }),
+              out: deps.out,
+            },
+          );
+          return;
+        }
+        if (options.memberConfig.length > 0 || options.wait === true)
+          throw new PgwardenError('PGW_CLI_USAGE', '--member-config and --wait go with --scope (a restore into a new cluster)', {
+            context: { command: ['pgwarden', 'restore'], hint: 'add --scope <new scope>, or leave them out to restore in place' },
+          });
+        const plan = planInPlaceRestore(context.view, target);
+        if ('problem' in plan)
+          throw new PgwardenError('PGW_CLI_CLUSTER_STATE', `cannot restore: ${plan.problem}`, {
+            context: {
+              command: ['pgwarden', 'restore'],
+              scope: context.scope,
+              hint: 'nothing was changed; pgwarden list shows the members',
+            },
+          });
+        await checkRestorePossible(target, context, Date.now());
+        deps.out(renderMemberTable(context.scope, summarizeCluster(context.view), 'pretty'));
+        deps.out(`Restore of cluster ${context.scope} in place to ${describeRestoreTarget(target)}, on ${plan.leader}:`);
+        plan.steps.forEach((step, index) => deps.out(`  ${index + 1}. ${describeRestoreStep(step)}`));
+        await confirmTyped(readLine, {
+          cluster: context.scope,
+          verb: 'restore',
+          what: `replace every member's data of ${context.scope} with the state at ${describeRestoreTarget(target)}; later commits are lost`,
+          undone: 'restored',
+          command: ['pgwarden', 'restore'],
         });
-      const timeoutS = Number(options.timeout);
-      if (!Number.isInteger(timeoutS) || timeoutS < 1)
-        throw new PgwardenError('PGW_CLI_USAGE', `--timeout must be a positive number of seconds, got "${options.timeout}"`, {
-          context: { command: ['pgwarden', 'restore'], flag: '--timeout', value: options.timeout, hint: 'e.g. --timeout 7200' },
-        });
-      const readLine = deps.readLine;
-      if (readLine === undefined)
-        throw new PgwardenError('PGW_INTERNAL', 'restore is not available', {
-          context: { command: ['pgwarden', 'restore'], hint: 'this build of the CLI cannot ask for confirmation: use the pgwarden binary' },
-        });
-      const context = await control(true);
-      const target = { ...given, timeline: targetTimelineOf(given, context.view.history) };
-      const plan = planInPlaceRestore(context.view, target);
-      if ('problem' in plan)
-        throw new PgwardenError('PGW_CLI_CLUSTER_STATE', `cannot restore: ${plan.problem}`, {
-          context: { command: ['pgwarden', 'restore'], scope: context.scope, hint: 'nothing was changed; pgwarden list shows the members' },
-        });
-      await checkRestorePossible(target, context, Date.now());
-      deps.out(renderMemberTable(context.scope, summarizeCluster(context.view), 'pretty'));
-      deps.out(`Restore of cluster ${context.scope} in place to ${describeRestoreTarget(target)}, on ${plan.leader}:`);
-      plan.steps.forEach((step, index) => deps.out(`  ${index + 1}. ${describeRestoreStep(step)}`));
-      await confirmTyped(readLine, {
-        cluster: context.scope,
-        verb: 'restore',
-        what: `replace every member's data of ${context.scope} with the state at ${describeRestoreTarget(target)}; later commits are lost`,
-        undone: 'restored',
-        command: ['pgwarden', 'restore'],
-      });
-      await applyRestorePlan(plan, restStepRunner(context, { timeoutS, reload }), deps.out);
-      deps.out(`Success: cluster ${context.scope} restored to ${describeRestoreTarget(target)}`);
-    });
+        await applyRestorePlan(plan, restStepRunner(context, { timeoutS, reload }), deps.out);
+        deps.out(`Success: cluster ${context.scope} restored to ${describeRestoreTarget(target)}`);
+      },
+    );
   program
     .command('show-config')
     .description('print the dynamic configuration stored in the DCS')

@@ -203,14 +203,14 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   {
     path: 'bootstrap.<method>',
     status: 'honoured',
-    note: 'a custom bootstrap method\u2019s section: command (with --scope --datadir unless no_params), recovery_conf, keep_existing_recovery_conf; read at start, not on reload',
+    note: 'a custom bootstrap method\u2019s section: command (with --scope --datadir unless no_params), recovery_conf, keep_existing_recovery_conf; read at start: a reload that changes it (or bootstrap.method) is refused, saying to restart the agent',
   },
   { path: 'bootstrap.initdb', status: 'honoured', note: 'initdb options (strings or one-key maps)' },
   {
     path: 'backup',
     status: 'honoured',
     origin: 'pgwarden',
-    note: 'pgwarden configures pgBackRest itself: its config file, archive_command, restore_command, the stanza, replicas restored from the repository (README, Backups)',
+    note: 'pgwarden configures pgBackRest itself: its config file, archive_command, restore_command, the stanza, replicas restored from the repository (README, Backups); read at start: a reload that changes it is refused, saying to restart the agent',
   },
   {
     path: 'backup.{tool,stanza,repository,config_file,retention_full,options}',
@@ -364,12 +364,12 @@ export const PATRONI_KEYS: readonly PatroniKey[] = [
   {
     path: 'postgresql.create_replica_methods',
     status: 'honoured',
-    note: 'tried in order for new members and reinit, basebackup built in; pgbackrest with a backup: section is pgwarden\u2019s own restore (README, Backups); read at start, not on reload',
+    note: 'tried in order for new members and reinit, basebackup built in; pgbackrest with a backup: section is pgwarden\u2019s own restore (README, Backups); re-read on reload (SIGHUP, POST /reload)',
   },
   {
     path: 'postgresql.<method>',
-    status: 'different',
-    note: 'command (with --scope --datadir --role --connstring unless no_params, and --key=value for other keys), keep_data, no_params; no_leader is planned but a member still waits for a leader before it clones',
+    status: 'honoured',
+    note: 'command (with --scope --datadir --role --connstring unless no_params, and --key=value for other keys), keep_data, no_params; no_leader (no_master): without a leader an empty member runs only those methods instead of waiting',
   },
   {
     path: 'postgresql.basebackup',

@@ -43,6 +43,9 @@ export interface ReplicaPlanContext {
   readonly hasBackupSection: boolean;
 }
 
+/** The source of a clone without a leader: no member to connect to, so only no_leader methods are planned. */
+export const NO_LEADER_SOURCE = { name: '(no leader)', connUrl: '' } as const;
+
 /** Patroni keys of `postgresql.<method>` that steer pgwarden and are never passed to the command. */
 export const REPLICA_METHOD_FLAGS = ['command', 'keep_data', 'no_params', 'no_leader', 'no_master'] as const;
 

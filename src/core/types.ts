@@ -375,6 +375,11 @@ export interface SelfInfo {
   /** Why this member must not bootstrap a new cluster (an unsupported bootstrap.method), said in the decision. */
   readonly bootstrapRefusal?: string | undefined;
   /**
+   * create_replica_methods has a method marked no_leader (Patroni's no_leader/no_master): with an initialized cluster
+   * and no leader, an empty member makes its data dir with it instead of waiting for a leader.
+   */
+  readonly canCloneWithoutLeader?: boolean | undefined;
+  /**
    * The local bootstrap.dcs has a standby_cluster section: until the DCS holds a config, it decides whether a new
    * cluster is a standby cluster (cloned from the remote primary) or a new one (initdb), as in Patroni.
    */
@@ -547,8 +552,11 @@ export interface LeaderProbe {
 
 /** State carried from one decision to the next: the only memory decide() has. */
 export interface HaMemory {
-  /** Set when we promote: the timeline and LSN we left, so one history entry is written once the new timeline shows. */
-  readonly promotedFrom: { readonly timeline: number; readonly lsn: bigint } | undefined;
+  /**
+   * Set when we promote or restore in place: the timeline and LSN we left, so one history entry is written once the
+   * new timeline shows. `reason` is the entry's reason (default: PostgreSQL's 'no recovery target specified').
+   */
+  readonly promotedFrom: { readonly timeline: number; readonly lsn: bigint; readonly reason?: string | undefined } | undefined;
   /** A rewind from this leader failed: the next attempt re-clones instead. */
   readonly rewindFailedFor: string | undefined;
   /** endedAtMs of the last finished task whose outcome we already acted on. */
@@ -594,6 +602,8 @@ export type Action =
   | { readonly kind: 'abortBootstrap' }
   | { readonly kind: 'bootstrap' }
   | { readonly kind: 'basebackup'; readonly from: string }
+  /** No leader to copy from: a create_replica_methods entry marked no_leader makes the data dir (e.g. from a backup). */
+  | { readonly kind: 'cloneWithoutLeader' }
   | { readonly kind: 'promote' }
   | { readonly kind: 'demote'; readonly mode: DemoteMode }
   | { readonly kind: 'startPrimary' }

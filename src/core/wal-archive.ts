@@ -113,3 +113,22 @@ export interface ArchivePushStep {
 export function archiveRetryDelayMs(failuresInRow: number): number {
   return Math.min(600_000, 30_000 * 2 ** Math.max(0, failuresInRow - 1));
 }
+
+/**
+ * Failed catch-up runs for one timeline before giving up on it (the seven pauses between them add up to about 35 min,
+ * plus the runs themselves): a user's archive_command that refuses a file it already has (as
+ * PostgreSQL's docs advise) would otherwise fail the catch-up for ever, and a new full backup is the way out then.
+ */
+export const MAX_CATCH_UP_FAILURES = 8;
+
+/** What follows a failed catch-up run: retry after a pause, or give the timeline up (it counts as caught up). */
+export type CatchUpFailureVerdict =
+  | { readonly kind: 'retry'; readonly failuresInRow: number; readonly retryNotBeforeMs: number }
+  | { readonly kind: 'give-up'; readonly failuresInRow: number };
+
+/** The verdict after a run failed at `nowMs`, with `failuresBefore` failed runs in a row before it. */
+export function catchUpFailureVerdict(failuresBefore: number, nowMs: number): CatchUpFailureVerdict {
+  const failuresInRow = Math.max(0, failuresBefore) + 1;
+  if (failuresInRow >= MAX_CATCH_UP_FAILURES) return { kind: 'give-up', failuresInRow };
+  return { kind: 'retry', failuresInRow, retryNotBeforeMs: nowMs + archiveRetryDelayMs(failuresInRow) };
+}

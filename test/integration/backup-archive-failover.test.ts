@@ -19,7 +19,7 @@ import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-clu
 import { waitUntil } from '../../src/util/wait-until.js';
 import { agentLogTail, runCli, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
-import { postgresIds, runPgbackrest } from '../kit/pgbackrest.js';
+import { archivedWalNames, postgresIds, runPgbackrest } from '../kit/pgbackrest.js';
 
 const SCOPE = 'brfail';
 const BIN = '/usr/lib/postgresql/15/bin';
@@ -33,22 +33,7 @@ function logLines(cluster: LocalCluster, member: string, pattern: RegExp): strin
   return text.split('\n').filter((line) => pattern.test(line));
 }
 
-/** The WAL files (segments, .history, .partial) the repository's archive holds, by name (compression suffixes cut). */
-function archivedNames(cluster: LocalCluster): Set<string> {
-  const root = join(backupRepositoryOf(cluster.dir), 'archive', SCOPE);
-  const names = new Set<string>();
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (entry.isDirectory()) walk(join(dir, entry.name));
-      else {
-        const match = /^([0-9A-F]{24}(?:\.partial)?)-[0-9a-f]{40}/.exec(entry.name) ?? /^([0-9A-F]{8}\.history)/.exec(entry.name);
-        if (match !== null) names.add(match[1]!);
-      }
-    }
-  };
-  if (existsSync(root)) walk(root);
-  return names;
-}
+const archivedNames = (cluster: LocalCluster): Set<string> => archivedWalNames(cluster, SCOPE);
 
 function readyFiles(cluster: LocalCluster, member: string): string[] {
   const dir = join(cluster.node(member).dataDir, 'pg_wal', 'archive_status');

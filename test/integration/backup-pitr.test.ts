@@ -1,17 +1,20 @@
 // Issue 16 point 5 on real processes (etcd, PostgreSQL 15, pgBackRest): `pgwarden restore --target-time T` in place.
-// Rows are committed in batches with the server's clock read around them, across two switchovers; T lies between two
-// batches on the middle timeline. After the restore the cluster holds exactly the rows committed before T, on every
-// member (the re-cloned replicas replay the archive along the new timeline's history, so an abandoned future shows
-// there first), and is healthy again: one leader on a new timeline, the others streaming, no longer paused, and a new
-// full backup. Bad targets and a wrong confirmation change nothing.
+// Rows are committed in batches with the server's clock read around them, across two real failovers (the primary's
+// agent and postmaster SIGKILLed while its archiving fails on purpose, so its last segments are not in the archive:
+// the new primary's catch-up or the old one's push before pg_rewind has to put them there); T lies between two batches on the middle timeline. After the
+// restore the cluster holds exactly the rows committed before T, on every member (the re-cloned replicas replay the
+// archive along the new timeline's history, so an abandoned future shows there first), and is healthy again: one
+// leader on a new timeline, the others streaming, no longer paused, and a new full backup. Bad targets and a wrong
+// confirmation change nothing.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
 import { healthyTopology } from '../../src/local/cluster-health.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { agentLogTail, runCli, runCliWithInput, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { agentLogTail, runCli, runCliWithInput, sql, waitHealthy, writableAmong } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+import { archivedWalNames } from '../kit/pgbackrest.js';
 
 const SCOPE = 'pitr';
 const CONFIRM = `${SCOPE}\nYes I am aware\n`;
@@ -21,6 +24,7 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
 describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_000 }, () => {
   let cluster: LocalCluster | undefined;
   let restored: LocalCluster | undefined;
+  let scoped: LocalCluster | undefined;
   let config: string[] = [];
   /** The target of the in-place restore, reused by the new cluster. */
   let targetTime = '';
@@ -53,14 +57,66 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
       { timeoutMs: 60_000, intervalMs: 250, describe: `${wal} archived by ${member}`, lastState: () => `last archived ${last}` },
     );
   };
-  const switchoverTo = async (candidate: string): Promise<void> => {
-    const result = await cli(['switchover', '--candidate', candidate, '--force']);
-    assert.equal(result.code, 0, result.stderr);
-    await waitUntil(async () => healthyTopology(await local().view(), names())?.leader === candidate, {
-      timeoutMs: 120_000,
-      intervalMs: 250,
-      describe: `${candidate} leading a healthy cluster after the switchover`,
+  /**
+   * A real failover: waits until every replica received the leader's last flushed WAL (so the failover loses no
+   * committed row), SIGKILLs the leader's agent and postmaster, waits for a writable primary among the others, then
+   * starts the killed member's agent again (it rejoins by pg_rewind) and waits for a healthy cluster. Resolves with the
+   * new leader.
+   */
+  const failover = async (leader: string): Promise<string> => {
+    const survivors = names().filter((name) => name !== leader);
+    const [{ lsn } = { lsn: '' }] = await sql<{ lsn: string }>(local(), leader, 'SELECT pg_current_wal_flush_lsn()::text AS lsn');
+    for (const member of survivors)
+      await waitUntil(
+        async () =>
+          (await sql<{ ok: boolean }>(local(), member, 'SELECT pg_last_wal_receive_lsn() >= $1::pg_lsn AS ok', [lsn]))[0]?.ok === true,
+        { timeoutMs: 30_000, intervalMs: 100, describe: `${member} received up to ${lsn}` },
+      );
+    const postmaster = await local().postmasterPid(leader);
+    local().killAgent(leader, 'SIGKILL');
+    if (postmaster !== undefined) process.kill(postmaster, 'SIGKILL');
+    const promoted = await waitUntil(() => writableAmong(local(), survivors), {
+      timeoutMs: 90_000,
+      intervalMs: 200,
+      describe: `a new writable primary among ${survivors.join(', ')} after ${leader} was killed`,
     });
+    local().startAgent(leader);
+    await waitUntil(async () => healthyTopology(await local().view(), names())?.leader === promoted, {
+      timeoutMs: 180_000,
+      intervalMs: 250,
+      describe: `${promoted} leading a healthy cluster, ${leader} rejoined`,
+      lastState: () => agentLogTail(local(), leader, /rewind|reinit|start|error/i),
+    });
+    // Its own archive_command again, should it become primary later (ALTER SYSTEM writes no WAL: fine on a standby).
+    await sql(local(), leader, 'ALTER SYSTEM RESET archive_command');
+    await sql(local(), leader, 'SELECT pg_reload_conf()');
+    return promoted;
+  };
+  /**
+   * Makes archiving fail on `member` (archive_command = false, its own postgresql.auto.conf only), then completes the
+   * current segment and waits until the archiver tried and failed it: the segment stays .ready, not in the archive.
+   * Resolves with its name.
+   */
+  const switchWalUnarchived = async (member: string): Promise<string> => {
+    await sql(local(), member, "ALTER SYSTEM SET archive_command = 'false'");
+    await sql(local(), member, 'SELECT pg_reload_conf()');
+    const wal = (await sql<{ wal: string }>(local(), member, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal'))[0]!.wal;
+    let failed = '';
+    await waitUntil(
+      async () => {
+        const row = (await sql<{ failed: string | null }>(local(), member, 'SELECT last_failed_wal AS failed FROM pg_stat_archiver'))[0];
+        failed = row?.failed ?? 'none';
+        return failed === wal;
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 200,
+        describe: `the archiver of ${member} failing ${wal}`,
+        lastState: () => `last failed ${failed}`,
+      },
+    );
+    assert.ok(!archivedWalNames(local(), SCOPE).has(wal), `${wal} is not in the archive before the crash`);
+    return wal;
   };
 
   before(async () => {
@@ -69,6 +125,7 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
   });
 
   after(async () => {
+    await teardownCluster(scoped);
     await teardownCluster(restored);
     await teardownCluster(cluster);
   });
@@ -117,10 +174,10 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
   });
 
   it('restores to a time between two failovers: exactly the rows committed before it, on every member', async (t) => {
-    const { leader: first, replicas } = await waitHealthy(local(), 60_000);
-    const [second, third] = [replicas[0]!, replicas[1]!];
+    const { leader: first } = await waitHealthy(local(), 60_000);
     await commitBatch(first, 'A', range(1, 5));
-    await switchoverTo(second);
+    const segmentA = await switchWalUnarchived(first);
+    const second = await failover(first);
     const afterB = await commitBatch(second, 'B', range(6, 10));
     // T a second after B's last commit; C is committed only once the server's clock has passed it.
     const targetMs = Math.ceil(afterB) + 1000;
@@ -132,12 +189,27 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
       describe: `the server clock past ${target}`,
     });
     await commitBatch(second, 'C', range(11, 15));
-    await switchWalAndWaitArchived(second);
-    await switchoverTo(third);
+    const segmentC = await switchWalUnarchived(second);
+    const third = await failover(second);
     await commitBatch(third, 'D', range(16, 20));
     await switchWalAndWaitArchived(third);
+    // Both killed primaries' last segments, which they never archived, reached the archive (pushed by the new
+    // primary's catch-up or by the old one before its rewind): recovery to T reads through A's segment on timeline 1
+    // and C's on timeline 2.
+    await waitUntil(
+      () => {
+        const archived = archivedWalNames(local(), SCOPE);
+        return archived.has(segmentA) && archived.has(segmentC);
+      },
+      {
+        timeoutMs: 60_000,
+        describe: `${segmentA} and ${segmentC} in the archive`,
+        lastState: () => [...archivedWalNames(local(), SCOPE)].sort().join(','),
+      },
+    );
+    t.diagnostic(`failovers: ${first} -> ${second} -> ${third}`);
     const timelineBefore = (await local().view()).members.find((member) => member.name === third)?.timeline ?? 0;
-    assert.ok(timelineBefore >= 3, `two switchovers made timeline ${timelineBefore}`);
+    assert.ok(timelineBefore >= 3, `two failovers made timeline ${timelineBefore}`);
     // The stored commit clock agrees with the batches: A and B before T, C and D after it.
     const stored = await sql<{ id: number; ms: string }>(
       local(),
@@ -173,9 +245,23 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     const lines = history[0]!.text.trim().split('\n');
     assert.match(lines[lines.length - 1]!, /^2\t[0-9A-F]+\/[0-9A-F]+\tbefore /, history[0]!.text);
     for (const member of names()) assert.deepEqual(await rowIds(member), range(1, 10), `rows on ${member}`);
+    // The DCS history records the restore: the timeline the cluster left, by whom, why; patronictl's history shows it.
+    const entry = await waitUntil(
+      async () => {
+        const last = (await local().view()).history.at(-1);
+        return last?.[0] === timelineBefore ? last : undefined;
+      },
+      { timeoutMs: 30_000, describe: `a history entry for timeline ${timelineBefore}` },
+    );
+    assert.equal(entry[4], third);
+    assert.match(entry[2], /^pgwarden restore to time \S+ \S+ on timeline 2$/);
+    assert.ok(Date.parse(entry[3] ?? '') >= startedAt, `stamped after the restore began: ${entry[3]}`);
+    const historyTable = await cli(['history']);
+    assert.equal(historyTable.code, 0, historyTable.stderr);
+    assert.match(historyTable.stdout, new RegExp(`\\|\\s+${timelineBefore}\\s+\\|.*pgwarden restore to time .*\\|\\s+${third}\\s+\\|`));
     // The restored cluster takes writes, and they reach the re-cloned replicas.
     await sql(local(), third, "INSERT INTO pitr_rows (id, batch) VALUES (100, 'after restore')");
-    for (const member of [first, second])
+    for (const member of names().filter((name) => name !== third))
       await waitUntil(async () => (await rowIds(member)).includes(100), {
         timeoutMs: 30_000,
         intervalMs: 200,
@@ -210,5 +296,62 @@ describe('point-in-time recovery in place (pgwarden restore)', { timeout: 900_00
     );
     assert.doesNotMatch(setting[0]?.sourcefile ?? '', /postgresql\.auto\.conf$/);
     assert.deepEqual(await rowIds(names()[0]!), before, 'the old cluster is untouched');
+  });
+
+  it('restore --scope NEW: checks the member configs, writes the bootstrap, and the new cluster holds exactly the rows up to T', async () => {
+    assert.notEqual(targetTime, '', 'the in-place restore ran first');
+    const before = await rowIds(names()[0]!);
+    scoped = await startTestCluster('pitrscope', { nodes: 2, backup: { repository: backupRepositoryOf(local().dir) }, agents: [] });
+    const fresh = scoped;
+    const memberArgs = fresh.nodes.flatMap((node) => ['--member-config', node.configPath]);
+    const restoreArgs = [...config, 'restore', '--target-time', targetTime, '--scope', 'pitrscope'];
+    const confirm = 'pitrscope\nYes I am aware\n';
+    // Refused before anything is written: its own scope, no members, a member config of the source cluster.
+    const refusals: [string[], RegExp][] = [
+      [[...config, 'restore', '--target-time', targetTime, '--scope', SCOPE, ...memberArgs], /is the source cluster's own scope/],
+      [restoreArgs, /give the new cluster its members: --member-config/],
+      [
+        [...restoreArgs, '--member-config', local().node(names()[0]!).configPath],
+        new RegExp(`has scope ${SCOPE}, not pitrscope.*its data dir .* is not empty.*backup.stanza ${SCOPE} is the source cluster's`),
+      ],
+      [[...config, 'restore', '--target-time', targetTime, ...memberArgs], /--member-config and --wait go with --scope/],
+    ];
+    for (const [args, message] of refusals) {
+      const result = await runCliWithInput(args, confirm);
+      assert.equal(result.code, 1, `${args.join(' ')}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stderr, message, args.join(' '));
+    }
+    const configBefore = readFileSync(fresh.nodes[0]!.configPath, 'utf8');
+    const wrong = await runCliWithInput([...restoreArgs, ...memberArgs], 'pitr\n');
+    assert.match(wrong.stderr, /Cluster names specified do not match/);
+    assert.equal(readFileSync(fresh.nodes[0]!.configPath, 'utf8'), configBefore, 'nothing written without the confirmation');
+
+    const run = runCliWithInput([...restoreArgs, ...memberArgs, '--wait', '--timeout', '300'], confirm, 400_000);
+    // The operator starts the agents once the bootstrap is in their config files.
+    await waitUntil(() => fresh.nodes.every((node) => /method: pgbackrest/.test(readFileSync(node.configPath, 'utf8'))), {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      describe: "the restore bootstrap in the new members' config files",
+    });
+    for (const node of fresh.nodes) fresh.startAgent(node.name);
+    const result = await run;
+    assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /write bootstrap\.method: pgbackrest \(stanza pitr, time .* on timeline 2\)/);
+    assert.match(result.stdout, /Success: cluster pitrscope restored from pitr to time .*; pitr was not touched/);
+    const { leader, replicas } = await waitHealthy(fresh, 60_000);
+    const ids = (member: string): Promise<number[]> =>
+      sql<{ id: number }>(fresh, member, 'SELECT id FROM pitr_rows ORDER BY id').then((rows) => rows.map((row) => row.id));
+    assert.deepEqual(await ids(leader), range(1, 10));
+    assert.deepEqual(await ids(replicas[0]!), range(1, 10));
+    // The new cluster archives into a stanza of its own; the old one kept its rows and still takes writes.
+    // (The repository is the old cluster's directory.)
+    await waitUntil(() => archivedWalNames(local(), 'pitrscope').size > 0, {
+      timeoutMs: 60_000,
+      describe: 'WAL archived into stanza pitrscope',
+      lastState: () => agentLogTail(fresh, leader, /archiv|stanza/),
+    });
+    const { leader: oldLeader } = await waitHealthy(local(), 30_000);
+    assert.deepEqual(await rowIds(oldLeader), before, 'the old cluster is untouched');
+    await sql(local(), oldLeader, "INSERT INTO pitr_rows (id, batch) VALUES (200, 'old cluster still writable')");
   });
 });

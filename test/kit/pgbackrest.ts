@@ -1,8 +1,9 @@
 // pgBackRest as a test runs it by hand: as the postgres OS user, with a member's config file and pgpass, the way the
 // agent runs it, so that files it writes in the repository belong to the same user.
 import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LocalCluster } from '../../src/local/local-cluster.js';
+import { backupRepositoryOf, type LocalCluster } from '../../src/local/local-cluster.js';
 
 /** The postgres OS user's uid and gid. */
 export const postgresIds = (): { uid: number; gid: number } => ({
@@ -29,4 +30,22 @@ export function runPgbackrest(
         error === null ? resolve(stdout) : reject(new Error(`pgbackrest ${args.join(' ')}: ${stderr || stdout || error.message}`)),
     );
   });
+}
+
+/** The WAL files (segments, .history, .partial) a local cluster's repository archive holds for `stanza`, by name. */
+export function archivedWalNames(cluster: LocalCluster, stanza: string): Set<string> {
+  const root = join(backupRepositoryOf(cluster.dir), 'archive', stanza);
+  const names = new Set<string>();
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (entry.isDirectory()) walk(join(dir, entry.name));
+      else {
+        // compression suffixes and pgBackRest's checksum are cut
+        const match = /^([0-9A-F]{24}(?:\.partial)?)-[0-9a-f]{40}/.exec(entry.name) ?? /^([0-9A-F]{8}\.history)/.exec(entry.name);
+        if (match !== null) names.add(match[1]!);
+      }
+    }
+  };
+  if (existsSync(root)) walk(root);
+  return names;
 }

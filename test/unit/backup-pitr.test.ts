@@ -102,6 +102,17 @@ describe('the timeline that holds a target', () => {
     assert.equal(targetTimelineOf(time('2026-12-07T10:30:00Z'), []), 'latest');
   });
 
+  it('after an in-place restore, a time on the abandoned timeline still leads there, a later one to the newest', () => {
+    // Timeline 3 was left at 12:00 by a restore to 10:30 (timeline 4 branches from 2): its entry says timeline 3 ended.
+    const restored: HistoryEntry[] = [
+      ...history,
+      [3, 0xb000000, 'pgwarden restore to time 2026-12-07 10:30:00+00 on timeline 2', '2026-12-07T12:00:00.000+00:00', 'node1'],
+    ];
+    assert.equal(targetTimelineOf(time('2026-12-07T10:30:00Z'), restored), 2);
+    assert.equal(targetTimelineOf(time('2026-12-07T11:30:00Z'), restored), 3);
+    assert.equal(targetTimelineOf(time('2026-12-07T12:00:01Z'), restored), 'latest');
+  });
+
   it('is the backup’s own for immediate and the newest for a restore point', () => {
     assert.equal(targetTimelineOf({ type: 'immediate' }, history), 'current');
     assert.equal(targetTimelineOf({ type: 'name', target: 'x' }, history), 'latest');
@@ -266,6 +277,44 @@ describe('the stop and restore commands in the core', () => {
     );
     const replica = decide(observe({ name: 'node2', isPaused: true, command: { id: 1, kind: 'restore', target } }), freshMemory());
     assert.match(replica.reason, /restore refused: only the leader, holding the leader lock, restores in place/);
+  });
+
+  it('writes one history entry once the restored copy runs on its new timeline: the timeline the cluster left', () => {
+    const onTimeline = (timeline: number, task: Parameters<typeof observe>[0] = {}): Parameters<typeof observe>[0] => ({
+      ...leaderObs(true),
+      pg: primaryPg({ timeline, writeLsn: 0x9000000n }),
+      command: undefined,
+      wallIso: '2026-12-07T12:00:00.000Z',
+      ...task,
+    });
+    const restoring = decide(observe({ ...leaderObs(true), pg: primaryPg({ timeline: 3, writeLsn: 0x9000000n }) }), freshMemory());
+    assert.deepEqual(restoring.memory.promotedFrom, {
+      timeline: 3,
+      lsn: 0x9000000n,
+      reason: 'pgwarden restore to time 2026-12-07 10:15:30+00 on timeline 2',
+    });
+    // While the restore task runs, its PostgreSQL may still be the old primary for a moment: nothing is written.
+    const running = decide(observe(onTimeline(3, { task: { kind: 'running', name: 'restore', startedAtMs: NOW - 10 } })), restoring.memory);
+    assert.equal(
+      running.actions.some((action) => action.kind === 'writeHistory'),
+      false,
+    );
+    const restored = decide(
+      observe(onTimeline(4, { task: { kind: 'done', name: 'restore', isOk: true, endedAtMs: NOW - 5 } })),
+      running.memory,
+    );
+    const entries = restored.actions.flatMap((action) => (action.kind === 'writeHistory' ? [action.entry] : []));
+    assert.deepEqual(entries, [
+      [3, 0x9000000, 'pgwarden restore to time 2026-12-07 10:15:30+00 on timeline 2', '2026-12-07T12:00:00.000Z', 'node1'],
+    ]);
+    assert.equal(restored.memory.promotedFrom, undefined, 'once');
+    // A promotion keeps PostgreSQL's reason.
+    assert.deepEqual(
+      decide(observe(onTimeline(5)), { ...freshMemory(), promotedFrom: { timeline: 4, lsn: 7n } }).actions.find(
+        (action) => action.kind === 'writeHistory',
+      ),
+      { kind: 'writeHistory', entry: [4, 7, 'no recovery target specified', '2026-12-07T12:00:00.000Z', 'node1'] },
+    );
   });
 
   it('stops PostgreSQL in maintenance mode only, and not twice', () => {

@@ -9,14 +9,20 @@ import {
   planReplicaMethods,
   replicaMethodSpecsOf,
   splitCommandLine,
+  type ReplicaMethodSpec,
   type ReplicaPlanContext,
 } from '../../src/core/replica-methods.js';
+import { decide } from '../../src/core/decide.js';
+import type { ClusterView, Observation } from '../../src/core/types.js';
+import { freshMemory, observe, pgState, view } from '../sim/builders.js';
 import { ensureRolesSql } from '../../src/postgres/commands.js';
 import { latestBackupLabel, pgbackrestRestoreArgv, renderPgBackrestConf } from '../../src/postgres/pgbackrest.js';
 import { isPgwardenError } from '../../src/util/errors.js';
 
 const fixture = new URL('../../../test/fixtures/patroni-node1.yml', import.meta.url).pathname;
 const patroniYaml = readFileSync(fixture, 'utf8');
+
+const builtinBasebackup: ReplicaMethodSpec = { name: 'basebackup', keepData: false, noParams: false, noLeader: false, options: {} };
 
 const context: ReplicaPlanContext = {
   scope: 'batman',
@@ -296,5 +302,75 @@ describe('bootstrap.method (custom bootstrap)', () => {
       /IF EXISTS \(SELECT 1 FROM pg_roles WHERE rolname = 'postgres'\) THEN ALTER ROLE "postgres" WITH SUPERUSER LOGIN PASSWORD 'it''s'; ELSE CREATE ROLE/,
     );
     assert.match(lines[1]!, /ALTER ROLE "replicator" WITH REPLICATION LOGIN PASSWORD 'r'/);
+  });
+});
+
+describe('create_replica_methods: no_leader (Patroni: bootstrap without leader)', () => {
+  const restore = {
+    name: 'pgbackrest',
+    command: '/usr/bin/pgbackrest --stanza=main restore',
+    keepData: false,
+    noParams: true,
+    options: {},
+  };
+  const noLeaderContext: ReplicaPlanContext = { ...context, connstring: undefined };
+
+  it('without a leader plans only the methods marked no_leader (never basebackup), with no --connstring', () => {
+    const specs = [{ ...restore, noLeader: true }, { ...restore, name: 'wal_e', noLeader: false, noParams: false }, builtinBasebackup];
+    assert.deepEqual(planReplicaMethods(specs, noLeaderContext), [
+      { kind: 'command', name: 'pgbackrest', argv: ['/usr/bin/pgbackrest', '--stanza=main', 'restore'], keepData: false },
+    ]);
+    assert.deepEqual(planReplicaMethods([{ ...restore, noLeader: true, noParams: false }], noLeaderContext)[0], {
+      kind: 'command',
+      name: 'pgbackrest',
+      argv: ['/usr/bin/pgbackrest', '--stanza=main', 'restore', '--scope=batman', '--datadir=/data/pg', '--role=replica'],
+      keepData: false,
+    });
+    // With a leader every method is planned, in order.
+    assert.deepEqual(
+      planReplicaMethods(specs, context).map((method) => method.name),
+      ['pgbackrest', 'wal_e', 'basebackup'],
+    );
+    // no_master is Patroni's older spelling.
+    assert.equal(replicaMethodSpecsOf(['pgbackrest'], { pgbackrest: { no_master: true } })?.[0]?.noLeader, true);
+    // The backup: section's own pgBackRest restore is not no_leader unless the entry says so.
+    assert.deepEqual(planReplicaMethods(undefined, { ...noLeaderContext, hasBackupSection: true }), []);
+  });
+
+  const empty = (canCloneWithoutLeader: boolean, initialize: string | undefined, extra: Partial<ClusterView> = {}): Observation => {
+    const obs = observe({
+      name: 'node3',
+      pg: pgState({ dataDir: 'missing', isRunning: false }),
+      dcs: { kind: 'ok', view: view({ initialize, ...extra }) },
+    });
+    return { ...obs, self: { ...obs.self, canCloneWithoutLeader } };
+  };
+
+  it('an empty member of an initialized cluster with no leader restores with a no_leader method instead of waiting', () => {
+    const decision = decide(empty(true, '7711055670619385940'), freshMemory());
+    assert.deepEqual(decision.actions, [{ kind: 'cloneWithoutLeader' }]);
+    assert.equal(decision.reason, 'trying to bootstrap (without leader) with a no_leader replica method');
+  });
+
+  it('waits for a leader without a no_leader method, while another member bootstraps, or in a standby cluster', () => {
+    for (const [label, obs] of [
+      ['no no_leader method', empty(false, '7711055670619385940')],
+      ['initialize being bootstrapped', empty(true, '')],
+      [
+        'standby cluster',
+        empty(true, '7711055670619385940', {
+          config: { ...view().config!, standby_cluster: { host: '10.0.0.9', port: 5432 } },
+        }),
+      ],
+    ] as const) {
+      const decision = decide(obs, freshMemory());
+      assert.deepEqual(decision.actions, [], label);
+      assert.match(decision.reason, /waiting for (standby_)?leader to bootstrap|standby/, label);
+    }
+  });
+
+  it('with a leader clones from it as always, no_leader or not', () => {
+    const obs = empty(true, '7711055670619385940', { leader: { name: 'node1', modRevision: '42' } });
+    assert.deepEqual(decide(obs, freshMemory()).actions, [{ kind: 'basebackup', from: 'node1' }]);
   });
 });

@@ -7,6 +7,8 @@ import type { Observation, WalArchiveObservation } from '../../src/core/types.js
 import {
   archiveMethodOf,
   archiveRetryDelayMs,
+  catchUpFailureVerdict,
+  MAX_CATCH_UP_FAILURES,
   previousTimelineSegments,
   readyWalFiles,
   segmentTimeline,
@@ -159,6 +161,17 @@ describe('which archiving method, which files', () => {
 
   it('a failed catch-up is retried after 30 s, doubling, at most 10 min', () => {
     assert.deepEqual([1, 2, 3, 6, 20].map(archiveRetryDelayMs), [30_000, 60_000, 120_000, 600_000, 600_000]);
+  });
+
+  it('catchUpFailureVerdict: retries with the doubling pause from now, gives up at the 8th failure in a row', () => {
+    assert.deepEqual(catchUpFailureVerdict(0, 5_000), { kind: 'retry', failuresInRow: 1, retryNotBeforeMs: 35_000 });
+    assert.deepEqual(catchUpFailureVerdict(1, 5_000), { kind: 'retry', failuresInRow: 2, retryNotBeforeMs: 65_000 });
+    assert.deepEqual(catchUpFailureVerdict(6, 0), { kind: 'retry', failuresInRow: 7, retryNotBeforeMs: 600_000 });
+    assert.equal(MAX_CATCH_UP_FAILURES, 8);
+    assert.deepEqual(catchUpFailureVerdict(7, 0), { kind: 'give-up', failuresInRow: 8 });
+    assert.deepEqual(catchUpFailureVerdict(30, 0), { kind: 'give-up', failuresInRow: 31 });
+    // A nonsense count (negative) is a first failure, not a retry without pause.
+    assert.deepEqual(catchUpFailureVerdict(-3, 0), { kind: 'retry', failuresInRow: 1, retryNotBeforeMs: 30_000 });
   });
 
   it('archive_command gets %p, %f and %% as PostgreSQL fills them, quoted for sh', () => {

@@ -7,6 +7,7 @@ import {
   type RestorePlan,
   type RestoreStep,
 } from '../../core/restore-plan.js';
+import { planNewClusterRestore, type NewClusterMemberConfig, type NewClusterRestorePlan } from '../../core/restore-new-cluster.js';
 import { describeRestoreTarget, type RestoreTarget } from '../../core/restore-target.js';
 import type { ClusterView, MemberRecord } from '../../core/types.js';
 import { describeError, isPgwardenError, PgwardenError } from '../../util/errors.js';
@@ -199,4 +200,125 @@ export async function checkRestorePossible(target: RestoreTarget, context: Contr
         hint: 'nothing was changed; pgwarden backup list shows the backups',
       },
     });
+}
+
+/** What `restore --scope` needs beyond the source cluster's ControlContext (config files and the new scope's DCS). */
+export interface NewClusterRestoreDeps {
+  readonly readMemberConfig: (path: string) => Promise<NewClusterMemberConfig>;
+  readonly writeBootstrap: (path: string, bootstrap: NewClusterRestorePlan['bootstrap']) => Promise<void>;
+  /** The DCS view of the scope a config file names. */
+  readonly loadView: (path: string) => Promise<ClusterView>;
+  /** Asks for the new cluster's name and "Yes I am aware"; rejects on a wrong answer. */
+  readonly confirm: (plan: NewClusterRestorePlan) => Promise<void>;
+  readonly out: (text: string) => void;
+  readonly sleep?: ((ms: number) => Promise<void>) | undefined;
+  readonly nowMs?: (() => number) | undefined;
+}
+
+export interface NewClusterRestoreOptions {
+  readonly newScope: string;
+  readonly sourceConfigPath: string;
+  readonly memberConfigs: readonly string[];
+  /** Wait until the agents (started by the operator) made the new cluster healthy. */
+  readonly wait: boolean;
+  readonly timeoutS: number;
+}
+
+/** The new cluster runs: a leader on a running primary, every member of `names` running, the others as replicas. */
+function newClusterState(view: ClusterView, names: readonly string[]): { readonly isHealthy: boolean; readonly text: string } {
+  const leader = view.leader?.name;
+  const states = names.map((name) => {
+    const member = view.members.find((candidate) => candidate.name === name);
+    return member === undefined
+      ? `${name}: no key`
+      : `${name}: ${member.role} ${member.state}${member.replication_state ? ` (${member.replication_state})` : ''}`;
+  });
+  const isHealthy =
+    leader !== undefined &&
+    names.every((name) => {
+      const member = view.members.find((candidate) => candidate.name === name);
+      if (member?.state !== 'running') return false;
+      return name === leader ? ['master', 'primary'].includes(member.role) : member.replication_state === 'streaming';
+    });
+  return { isHealthy, text: `leader ${leader ?? 'none'}; ${states.join('; ')}` };
+}
+
+/**
+ * `pgwarden restore --scope NEW`: checks the source's repository reaches the target and every member config of the new
+ * cluster (core/restore-new-cluster.ts), prints the plan, asks for the new cluster's name, writes the pgBackRest
+ * bootstrap into the member configs, and with `wait` follows the new cluster until it is healthy. The source cluster
+ * is only read (its DCS keys and GET /backups).
+ */
+export async function restoreIntoNewCluster(
+  target: RestoreTarget,
+  options: NewClusterRestoreOptions,
+  context: ControlContext,
+  deps: NewClusterRestoreDeps,
+): Promise<void> {
+  const command = ['pgwarden', 'restore', '--scope', options.newScope];
+  await checkRestorePossible(target, context, Date.now());
+  const source = await deps.readMemberConfig(options.sourceConfigPath);
+  const members = await Promise.all(options.memberConfigs.map((path) => deps.readMemberConfig(path)));
+  const newView = options.memberConfigs.length > 0 ? await deps.loadView(options.memberConfigs[0]!) : undefined;
+  const plan = planNewClusterRestore({
+    sourceScope: context.scope,
+    sourceBackup: source.backup,
+    newScope: options.newScope,
+    members,
+    newView: newView ?? { ...context.view, initialize: undefined, leader: undefined, members: [] },
+    target,
+  });
+  if ('problems' in plan)
+    throw new PgwardenError('PGW_CLI_USAGE', `cannot restore into a new cluster ${options.newScope}: ${plan.problems.join('; ')}`, {
+      context: {
+        command,
+        scope: context.scope,
+        problems: plan.problems,
+        hint: 'nothing was changed; fix the member config files and run it again',
+      },
+    });
+  deps.out(`Restore of cluster ${context.scope} to ${describeRestoreTarget(target)} into a new cluster ${options.newScope}:`);
+  plan.steps.forEach((step, index) => deps.out(`  ${index + 1}. ${step}`));
+  await deps.confirm(plan);
+  for (const path of options.memberConfigs) await deps.writeBootstrap(path, plan.bootstrap);
+  deps.out(`Wrote the restore bootstrap into ${options.memberConfigs.join(', ')}.`);
+  const names = members.map((member) => member.name);
+  if (!options.wait) {
+    deps.out(
+      `Start the agents of ${options.newScope} now (e.g. pgwarden agent ${options.memberConfigs[0]!}); pgwarden -c ${options.memberConfigs[0]!} list follows them.`,
+    );
+    return;
+  }
+  deps.out(`Waiting up to ${options.timeoutS} s for ${names.join(', ')} to run as cluster ${options.newScope}: start their agents now.`);
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const nowMs = deps.nowMs ?? Date.now;
+  const deadline = nowMs() + options.timeoutS * 1000;
+  let last = 'not read yet';
+  for (;;) {
+    const view = await deps.loadView(options.memberConfigs[0]!).catch((error: unknown) => {
+      last = `the DCS did not answer: ${describeError(error)}`;
+      return undefined;
+    });
+    if (view !== undefined) {
+      const state = newClusterState(view, names);
+      last = state.text;
+      if (state.isHealthy) break;
+    }
+    if (nowMs() > deadline)
+      throw new PgwardenError(
+        'PGW_CLI_PARTIAL_FAILURE',
+        `cluster ${options.newScope} was not healthy within ${options.timeoutS} s (${last})`,
+        {
+          context: {
+            command,
+            scope: options.newScope,
+            hint: `the bootstrap is written; check that the agents of ${options.newScope} run and read their logs (the first member's says how the restore went)`,
+          },
+        },
+      );
+    await sleep(1000);
+  }
+  deps.out(
+    `Success: cluster ${options.newScope} restored from ${context.scope} to ${describeRestoreTarget(target)} (${last}); ${context.scope} was not touched`,
+  );
 }

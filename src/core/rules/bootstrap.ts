@@ -34,6 +34,17 @@ export const uninitializedRule: Rule = (context) => {
       { kind: 'bootstrap' },
     ]);
   }
+  // Patroni's "bootstrap (without leader)": a method that needs no leader (a restore from the backup) may run, but not
+  // while another member is still bootstrapping the cluster (initialize empty) and not for a standby cluster, whose
+  // copy is of the remote primary.
+  if (
+    leader === undefined &&
+    obs.self.canCloneWithoutLeader === true &&
+    view.initialize !== undefined &&
+    view.initialize !== '' &&
+    !context.isStandbyCluster
+  )
+    return decision(context, 'trying to bootstrap (without leader) with a no_leader replica method', [{ kind: 'cloneWithoutLeader' }]);
   if (leader === undefined || context.leaderMember === undefined) return decision(context, 'waiting for leader to bootstrap', []);
   const cloneSource = view.members.find((member) => member.name !== name && member.tags?.clonefrom === true && member.state === 'running');
   const from = cloneSource?.name ?? leader;

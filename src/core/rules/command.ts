@@ -113,6 +113,14 @@ function restoreStepDecision(context: DecisionContext, memory: Partial<HaMemory>
   if (target === undefined) return decision(context, 'restore refused: no recovery target given', [], { memory });
   if (view === undefined || context.leaderName !== name || !context.holdsLock)
     return decision(context, 'restore refused: only the leader, holding the leader lock, restores in place', [], { memory });
+  // The history entry once the restored copy runs on its new timeline: the cluster left this timeline here. Recorded as
+  // the timeline that ended (not the restored copy's parent, which its history file names): restore targets are
+  // resolved from this key (targetTimelineOf), and a time on the abandoned timeline must still lead to it.
+  const promotedFrom = {
+    timeline: obs.pg.timeline ?? 1,
+    lsn: obs.pg.writeLsn ?? obs.pg.replayedLsn ?? 0n,
+    reason: `pgwarden restore to ${describeRestoreTarget(target)}`,
+  };
   return decision(
     context,
     `restoring the data dir in place to ${describeRestoreTarget(target)} on request`,
@@ -126,6 +134,6 @@ function restoreStepDecision(context: DecisionContext, memory: Partial<HaMemory>
           .map((slot) => slot.name),
       },
     ],
-    { memory },
+    { memory: { ...memory, promotedFrom } },
   );
 }

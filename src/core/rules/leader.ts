@@ -40,7 +40,13 @@ export const leaderRule: Rule = (context) => {
       const keepLast = view.config?.max_timelines_history ?? 0;
       actions.push({
         kind: 'writeHistory',
-        entry: [mem.promotedFrom.timeline, Number(mem.promotedFrom.lsn), 'no recovery target specified', obs.wallIso, name],
+        entry: [
+          mem.promotedFrom.timeline,
+          Number(mem.promotedFrom.lsn),
+          mem.promotedFrom.reason ?? 'no recovery target specified',
+          obs.wallIso,
+          name,
+        ],
         ...(Number.isInteger(keepLast) && keepLast > 0 ? { keepLast } : {}),
       });
       memory = { promotedFrom: undefined };

@@ -44,8 +44,15 @@ function pausedSwitchover(context: DecisionContext): Decision | undefined {
       if (lead !== undefined) return paused(lead);
     }
   }
-  // The new primary writes its history entry (and clears the request) as an unpaused leader would.
-  if (context.leaderName === name && context.isRunningPrimary && context.holdsLock && mem.promotedFrom !== undefined) {
+  // The new primary writes its history entry (and clears the request) as an unpaused leader would; not while a task
+  // runs (an in-place restore's PostgreSQL is still the old primary until its stop).
+  if (
+    context.leaderName === name &&
+    context.isRunningPrimary &&
+    context.holdsLock &&
+    mem.promotedFrom !== undefined &&
+    context.obs.task.kind !== 'running'
+  ) {
     const lead = leaderRule(context);
     if (lead !== undefined) return paused(lead);
   }
