@@ -13,6 +13,7 @@ import {
   type UpgradeStep,
   type UpgradeTarget,
 } from '../../core/minor-upgrade.js';
+import { roleFromWire } from '../../core/patroni-wire.js';
 import type { UpgradeLedger } from '../../core/ports.js';
 import type { ClusterView, MemberRecord } from '../../core/types.js';
 import { describeError, isPgwardenError, PgwardenError } from '../../util/errors.js';
@@ -77,7 +78,8 @@ async function observe(context: UpgradeContext): Promise<{ view: ClusterView; me
     const replayed = status?.xlog?.replayed_location;
     return {
       name: member.name,
-      isLeader: member.name === leaderName && status?.role === 'primary',
+      // Patroni 3's wire name for a primary is 'master' (core/patroni-wire.ts).
+      isLeader: member.name === leaderName && roleFromWire(status?.role ?? '') === 'primary',
       isRunning: status?.state === 'running',
       isStreaming: status?.replication_state === 'streaming',
       binDir: status?.bin_dir,
@@ -331,8 +333,9 @@ export async function minorUpgradeCommand(options: MinorUpgradeOptions, context:
     const startedAtMs = context.nowMs();
     await executeStep(step, target, view, timeoutMs, context);
     const took = `${((context.nowMs() - startedAtMs) / 1000).toFixed(1)} s`;
-    context.out(`${stamp(context)} ok (${took}): ${line}`);
+    // Recorded before it is reported: a run interrupted after printing "ok" has the step in the DCS record.
     if (step.kind !== 'waitStreaming') await note(`${stamp(context)} ${line}`);
+    context.out(`${stamp(context)} ok (${took}): ${line}`);
   }
   throw failed('the upgrade did not converge within 64 steps', context, undefined, RESUME_HINT);
 }
