@@ -15,6 +15,10 @@ import {
 } from '../../src/core/minor-upgrade.js';
 import { decodeUpgrade, encodeUpgrade } from '../../src/dcs/codec.js';
 import { ClusterKeys } from '../../src/dcs/keys.js';
+import { buildProgram } from '../../src/cli/main.js';
+import type { UpgradeLedger } from '../../src/core/ports.js';
+import type { UpgradeRecord } from '../../src/core/minor-upgrade.js';
+import { referenceView } from '../kit/reference-view.js';
 
 const NEW = '/opt/pg-15.18/bin';
 const OLD = '/opt/pg-15.17/bin';
@@ -245,5 +249,61 @@ describe('POST /bin_dir and /bin_dir/check', () => {
     assert.equal(refused.status, 409);
     assert.match(refused.body!, /pg1: \/opt\/pg-15\.18\/bin lacks pg_rewind/);
     assert.deepEqual(lacking.used, []);
+  });
+});
+
+describe('pgwarden upgrade: usage and the record in progress (no network)', () => {
+  const inProgress: UpgradeRecord = { kind: 'minor', bin_dir: NEW, version: '15.18', version_num: 150018, started: 'then', steps: ['one'] };
+
+  async function run(record: UpgradeRecord | undefined, ...args: string[]): Promise<{ lines: string[]; deleted: number }> {
+    const lines: string[] = [];
+    let deleted = 0;
+    let stored = record;
+    const ledger: UpgradeLedger = {
+      readUpgrade: () => Promise.resolve(stored === undefined ? undefined : { record: stored, revision: '7' }),
+      writeUpgrade: () => Promise.reject(new Error('no write expected')),
+      deleteUpgrade: () => {
+        deleted += 1;
+        stored = undefined;
+        return Promise.resolve();
+      },
+    };
+    const program = buildProgram({
+      loadCluster: () => Promise.resolve({ scope: 'bench', view: referenceView() }),
+      version: '0.0.0-test',
+      out: (text) => lines.push(text),
+      openUpgradeLedger: () => Promise.resolve({ ledger, close: () => Promise.resolve() }),
+    });
+    program.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+    await program.parseAsync(['node', 'pgwarden', '-c', '/dev/null', 'upgrade', ...args]);
+    return { lines, deleted };
+  }
+
+  it('refuses a call without --minor, a bad --max-lag or --max-transaction-age, and a relative --bin-dir', async () => {
+    await assert.rejects(run(undefined, '--bin-dir', NEW), /upgrade needs --minor/);
+    await assert.rejects(run(undefined, '--minor', '--bin-dir', NEW, '--max-lag', 'lots'), /--max-lag expects a size/);
+    await assert.rejects(
+      run(undefined, '--minor', '--bin-dir', NEW, '--max-transaction-age', '-1'),
+      /--max-transaction-age expects seconds/,
+    );
+    await assert.rejects(run(undefined, '--minor', '--bin-dir', 'bin'), /--bin-dir must be an absolute path/);
+    await assert.rejects(run(undefined, '--minor'), /upgrade --minor needs --bin-dir/);
+  });
+
+  it('refuses another --bin-dir while an upgrade is in progress, naming it and how to go on', async () => {
+    await assert.rejects(run(inProgress, '--minor', '--bin-dir', OLD), (error: Error & { context?: { hint?: string } }) => {
+      assert.match(error.message, /an upgrade to \/opt\/pg-15\.18\/bin \(15\.18\) is in progress since then/);
+      assert.match(error.context?.hint ?? '', /--bin-dir \/opt\/pg-15\.18\/bin to finish it, or pgwarden upgrade --abort/);
+      return true;
+    });
+  });
+
+  it('--abort deletes the record in progress, and says so when there is none', async () => {
+    const aborted = await run(inProgress, '--abort');
+    assert.equal(aborted.deleted, 1);
+    assert.match(aborted.lines.join('\n'), /Forgot the upgrade to 15\.18/);
+    const none = await run(undefined, '--abort');
+    assert.equal(none.deleted, 0);
+    assert.deepEqual(none.lines, ['No upgrade in progress']);
   });
 });

@@ -271,6 +271,14 @@ export async function minorUpgradeCommand(options: MinorUpgradeOptions, context:
         hint: 'e.g. pgwarden upgrade --minor --bin-dir /usr/lib/postgresql/15/bin',
       },
     });
+  if (!binDir.startsWith('/'))
+    throw new PgwardenError(
+      'PGW_CLI_USAGE',
+      `--bin-dir must be an absolute path (it is looked up on every member's host), got "${binDir}"`,
+      {
+        context: { command: ['pgwarden', 'upgrade'], flag: '--bin-dir', value: binDir, hint: 'e.g. --bin-dir /usr/lib/postgresql/15/bin' },
+      },
+    );
   if (existing !== undefined)
     context.out(
       `${stamp(context)} resuming the upgrade to PostgreSQL ${existing.record.version} from ${existing.record.bin_dir} (started ${existing.record.started}, ${existing.record.steps.length} step(s) done)`,
