@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     binDir: mixed,
     proxies: 1,
   });
+  let writer: Writer | undefined;
   try {
     const { leader } = await waitHealthy(cluster, 120_000);
     const proxy = cluster.proxies[0]!;
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
       describe: 'the proxy to route to the leader',
     });
     await sql(cluster, leader, 'CREATE TABLE bench_upgrade (id bigint PRIMARY KEY)');
-    const writer = benchWriter([{ host: '127.0.0.1', port: proxy.primaryPort }], cluster.superuserPassword, 'bench_upgrade');
+    writer = benchWriter([{ host: '127.0.0.1', port: proxy.primaryPort }], cluster.superuserPassword, 'bench_upgrade');
     writer.start();
     await settle(2000);
     const config = cluster.node(cluster.nodes[0]!.name).configPath;
@@ -111,6 +112,8 @@ async function main(): Promise<void> {
     );
     console.log(`acknowledged ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
   } finally {
+    // An error must not leave the writer running (the process would never exit).
+    await writer?.stop();
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });
   }

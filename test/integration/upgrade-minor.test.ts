@@ -78,6 +78,8 @@ describe('pgwarden upgrade --minor (15.17 embedded server -> Debian 15.18, real 
   let newPattern: string;
   let newVersionNum: number;
   let releaseInterrupt: (() => void) | undefined;
+  /** The writer of the upgrade test: stopped in `after` too, so a failed assertion does not leave it writing for ever. */
+  let writer: Writer | undefined;
 
   before(async () => {
     embeddedBin = await ensureEmbeddedPostgres();
@@ -98,6 +100,7 @@ describe('pgwarden upgrade --minor (15.17 embedded server -> Debian 15.18, real 
   });
 
   after(async () => {
+    await writer?.stop();
     await teardownCluster(cluster);
     await rm(binRoot, { recursive: true, force: true });
     releaseInterrupt?.();
@@ -145,7 +148,7 @@ describe('pgwarden upgrade --minor (15.17 embedded server -> Debian 15.18, real 
     const before = await waitHealthy(local, 60_000);
     const proxy = local.proxies[0]!;
     await sql(local, before.leader, 'CREATE TABLE IF NOT EXISTS upgraded (id bigint PRIMARY KEY)');
-    const writer = new Writer({
+    const proxied = new Writer({
       firstId: 1,
       targets: [{ host: '127.0.0.1', port: proxy.primaryPort }],
       password: local.superuserPassword,
@@ -156,8 +159,9 @@ describe('pgwarden upgrade --minor (15.17 embedded server -> Debian 15.18, real 
       connectTimeoutMs: 35_000,
       queryTimeoutMs: 5000,
     });
-    writer.start();
-    await waitUntil(() => writer.acks.length >= 20, { timeoutMs: 20_000, describe: '20 writes through the proxy' });
+    writer = proxied;
+    proxied.start();
+    await waitUntil(() => proxied.acks.length >= 20, { timeoutMs: 20_000, describe: '20 writes through the proxy' });
     const startedAt = performance.now();
     const first = await runCliUntil(
       ['-c', config, 'upgrade', '--minor', '--bin-dir', DEBIAN_PG15_BIN],
@@ -179,8 +183,8 @@ describe('pgwarden upgrade --minor (15.17 embedded server -> Debian 15.18, real 
     assert.equal((resumed.stdout.match(/step: switchover/g) ?? []).length, 1, 'one switchover');
     assert.match(resumed.stdout, new RegExp(`done: .* run PostgreSQL ${newPattern}`));
     const finishedAt = performance.now();
-    await waitUntil(() => writer.acks.some((ack) => ack.atMs > finishedAt), { timeoutMs: 20_000, describe: 'a write after the upgrade' });
-    await writer.stop();
+    await waitUntil(() => proxied.acks.some((ack) => ack.atMs > finishedAt), { timeoutMs: 20_000, describe: 'a write after the upgrade' });
+    await proxied.stop();
 
     const after = await waitHealthy(local, 60_000);
     assert.notEqual(after.leader, before.leader, 'the primary moved by the switchover');
@@ -189,12 +193,12 @@ describe('pgwarden upgrade --minor (15.17 embedded server -> Debian 15.18, real 
       assert.match(versions[node.name]!, new RegExp(`PostgreSQL ${newPattern}`), `${node.name}: ${versions[node.name]}`);
       assert.equal((await statusOf(local, node.name)).bin_dir, DEBIAN_PG15_BIN);
     }
-    const connectFailures = writer.failures.filter((failure) => failure.phase === 'connect');
+    const connectFailures = proxied.failures.filter((failure) => failure.phase === 'connect');
     const onLeader = new Set((await sql<{ id: string }>(local, after.leader, 'SELECT id FROM upgraded')).map((row) => Number(row.id)));
-    const lost = writer.acks.filter((ack) => !onLeader.has(ack.id));
-    const gapMs = longestWriteGap(writer.acks, startedAt) ?? Number.NaN;
+    const lost = proxied.acks.filter((ack) => !onLeader.has(ack.id));
+    const gapMs = longestWriteGap(proxied.acks, startedAt) ?? Number.NaN;
     process.stdout.write(
-      `minor upgrade through the proxy: ${writer.acks.length} acknowledged writes, longest write gap ${Math.round(gapMs)} ms, ${connectFailures.length} failed connects, ${writer.failures.length - connectFailures.length} failed writes, ${lost.length} lost\n`,
+      `minor upgrade through the proxy: ${proxied.acks.length} acknowledged writes, longest write gap ${Math.round(gapMs)} ms, ${connectFailures.length} failed connects, ${proxied.failures.length - connectFailures.length} failed writes, ${lost.length} lost\n`,
     );
     assert.deepEqual(lost, [], 'no acknowledged write is lost');
     assert.deepEqual(connectFailures, [], 'the proxy held clients through the switchover');
