@@ -42,6 +42,8 @@ export interface AgentSnapshot {
   readonly lastReason: string;
   /** failsafe_mode is active (Patroni's failsafe_mode_is_active): set per read by the agent (cycle.ts currentSnapshot). */
   readonly isFailsafeActive?: boolean | undefined;
+  /** The bin_dir PostgreSQL is started from (GET /patroni's bin_dir, a pgwarden addition; pgwarden upgrade reads it). */
+  readonly binDir?: string | undefined;
   /** Recent decisions that changed something (GET /events). */
   readonly events?: DecisionEventSource;
   /** Monotonic ms at which this member's leader lock runs out (set while it holds the lock; the dashboard's "lock left"). */

@@ -69,6 +69,7 @@ export function statusDocument(snapshot: AgentSnapshot): Record<string, unknown>
   if (pg.isRunning && pg.role === 'primary' && isWaitingForSyncStandby(syncSettingsOf(view?.config), pg.synchronousStandbyNames)) {
     document.writes_waiting = 'synchronous_mode_strict: no synchronous standby, commits wait until one connects';
   }
+  if (snapshot.binDir !== undefined) document.bin_dir = snapshot.binDir;
   document.patroni = { version: snapshot.version, scope: snapshot.scope, name: snapshot.name };
   return document;
 }

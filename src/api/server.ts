@@ -26,6 +26,7 @@ import {
   type RestartScheduler,
 } from './mutations.js';
 import { isMemberActionPath, planMemberAction, type MemberForwarder } from './member-forward.js';
+import { handleBinDir, type BinDirEndpoint } from './bin-dir.js';
 import { handleRequest, type ApiResponse } from './routes.js';
 import { UiStream, type UiStreamOptions } from './ui-stream.js';
 
@@ -79,6 +80,8 @@ export interface ApiServerOptions {
   readonly lockTimeLeft?: UiStreamOptions['lockTimeLeft'];
   /** Relays POST /members/<name>/restart|reinitialize to that member's REST API with the caller's Authorization. */
   readonly forwardToMember?: MemberForwarder | undefined;
+  /** POST /bin_dir/check and POST /bin_dir (pgwarden upgrade); absent: they answer 501. */
+  readonly binDir?: BinDirEndpoint | undefined;
   /** POST /failsafe (failsafe_mode): a leader without the DCS asks this member to confirm it. */
   readonly receiveFailsafe?:
     ((body: unknown) => { readonly status: number; readonly message: string; readonly lsn: bigint | undefined }) | undefined;
@@ -194,6 +197,10 @@ async function handleUnsafe(method: string, path: string, request: IncomingMessa
     segment = action.local;
   }
   if (method === 'POST' && segment === '/failsafe') return handleFailsafe(request, options);
+  if (method === 'POST' && segment === '/bin_dir') {
+    const body = await readJsonBody(request);
+    return 'status' in body ? body : handleBinDir(path, body.body, options.binDir, options.getSnapshot().name);
+  }
   if (method === 'POST' && segment === '/backup') {
     const body = await readJsonBody(request);
     return 'status' in body ? body : handlePostBackup(body.body, options.backup);

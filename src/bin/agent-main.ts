@@ -25,6 +25,8 @@ import { HttpPeerClient } from '../peers/http-peer-client.js';
 import { restClientSettings } from '../config/rest-client-settings.js';
 import { createRestClient } from '../util/rest-client.js';
 import { checkDataDirUsable, openPostgresController, resolveRunAs } from './adapters.js';
+import { binDirFilePath, readPersistedBinDir, writePersistedBinDir } from '../postgres/bin-dir-file.js';
+import { effectiveBinDir } from '../core/minor-upgrade.js';
 import { SystemClock } from '../util/clock.js';
 import { FenceClient } from '../fence/fence-client.js';
 import { fenceSocketPathOf } from '../fence/fence-paths.js';
@@ -125,11 +127,24 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
   const parameters = { ...(bootstrapConfig.postgresql?.parameters ?? {}), ...config.postgresql.parameters };
   const socketDir =
     typeof parameters.unix_socket_directories === 'string' ? parameters.unix_socket_directories.split(',')[0]!.trim() : dirname(dataDir);
+  // A bin_dir set by pgwarden upgrade (POST /bin_dir) outlives this agent, unless the config file changed since.
+  const persistedBinDir = await readPersistedBinDir(dataDir);
+  const startBinDir = effectiveBinDir(config.postgresql.bin_dir, persistedBinDir);
+  if (startBinDir.source === 'persisted')
+    log.info(
+      { bin_dir: startBinDir.binDir, config_bin_dir: config.postgresql.bin_dir, file: binDirFilePath(dataDir) },
+      'using the bin_dir set at runtime (pgwarden upgrade) instead of postgresql.bin_dir; change postgresql.bin_dir to it',
+    );
+  else if (startBinDir.source === 'config-changed')
+    log.info(
+      { bin_dir: config.postgresql.bin_dir, ignored: persistedBinDir?.bin_dir, file: binDirFilePath(dataDir) },
+      'postgresql.bin_dir changed since a bin_dir was set at runtime: the config file wins',
+    );
   const pg = openPostgresController({
     member: config.name,
     scope: config.scope,
     dataDir,
-    binDir: config.postgresql.bin_dir,
+    binDir: startBinDir.binDir,
     listenHost: config.postgresql.listen.host,
     port: config.postgresql.listen.port,
     socketDir,
@@ -314,8 +329,8 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
   const api = await startApiServer({
     host: restapi.listen.host,
     port: restapi.listen.port,
-    getSnapshot: () => agent.snapshot(),
-    getLiveSnapshot: () => agent.freshSnapshot(),
+    getSnapshot: () => ({ ...agent.snapshot(), binDir: pg.binDir }),
+    getLiveSnapshot: async () => ({ ...(await agent.freshSnapshot()), binDir: pg.binDir }),
     getMetricsSnapshot: () => agent.metricsSnapshot(),
     nowMs: () => clock.nowMs(),
     log,
@@ -342,6 +357,15 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     extraHeaders: { ...restapi.http_extra_headers, ...(isHttps ? restapi.https_extra_headers : {}) },
     authentication: restapi.authentication,
     receiveFailsafe: (body) => agent.receiveFailsafe(body),
+    binDir: {
+      inspect: (dir) => pg.inspectBinDir(dir, AbortSignal.timeout(10_000)),
+      use: async (dir) => {
+        await writePersistedBinDir(dataDir, { bin_dir: dir, overrides: config.postgresql.bin_dir, set_at: new Date().toISOString() });
+        const previous = pg.binDir;
+        pg.setBinDir(dir);
+        log.info({ bin_dir: dir, previous }, 'bin_dir changed on request: PostgreSQL runs from it after its next start');
+      },
+    },
     backup: backupRunner,
     allowlist: new Allowlist({
       entries: restapi.allowlist ?? [],

@@ -15,6 +15,7 @@ import { loadConfig } from '../config/load.js';
 import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
 import type { NewClusterMemberConfig, NewClusterRestorePlan } from '../core/restore-new-cluster.js';
+import type { UpgradeLedger } from '../core/ports.js';
 import { etcdConnection, openEtcdDcs } from './adapters.js';
 import { securityEnvironment } from '../postgres/conninfo.js';
 import { registerLocalCommand } from '../local/local-cli.js';
@@ -62,6 +63,18 @@ async function loadCluster(
   } finally {
     await dcs.close();
   }
+}
+
+/** The cluster's DCS for `pgwarden upgrade`'s record (no lease: the record must outlive this CLI). */
+async function openUpgradeLedger(configPath: string): Promise<{ ledger: UpgradeLedger; close(): Promise<void> }> {
+  const { config } = loadConfig(configPath);
+  const dcs = openEtcdDcs({
+    ...etcdConnection(config.etcd),
+    namespace: config.namespace,
+    scope: config.scope,
+    member: '__pgwarden_cli',
+  });
+  return { ledger: dcs, close: () => dcs.close() };
 }
 
 function positiveNumber(name: string, value: string): number {
@@ -294,7 +307,17 @@ async function readLine(prompt: string): Promise<string> {
   return next.done === true ? '' : String(next.value).trim();
 }
 
-runCli(process.argv.slice(2), { loadCluster, version, out, register, removeCluster, readLine, readMemberConfig, writeBootstrap }).then(
+runCli(process.argv.slice(2), {
+  loadCluster,
+  version,
+  out,
+  register,
+  removeCluster,
+  readLine,
+  readMemberConfig,
+  writeBootstrap,
+  openUpgradeLedger,
+}).then(
   (code) => {
     stdin?.close();
     if (code !== 0) process.exit(code);

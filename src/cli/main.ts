@@ -30,6 +30,10 @@ import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.js';
 import { listCommand } from './commands/list.js';
 import { queryCommand, type DbAccess } from './commands/query.js';
+import { minorUpgradeCommand } from './commands/upgrade.js';
+import { DEFAULT_MAX_LAG_BYTES, DEFAULT_MAX_TRANSACTION_SECONDS } from '../core/minor-upgrade.js';
+import type { UpgradeLedger } from '../core/ports.js';
+import { parsePatroniInt } from '../util/patroni-int.js';
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
@@ -54,6 +58,8 @@ export interface CliDeps {
   readonly readMemberConfig?: (path: string) => Promise<NewClusterMemberConfig>;
   /** `restore --scope`: sets bootstrap.method and bootstrap.pgbackrest in an agent config file, keeping the rest. */
   readonly writeBootstrap?: (path: string, bootstrap: NewClusterRestorePlan['bootstrap']) => Promise<void>;
+  /** The DCS record of a running `pgwarden upgrade` (the composition root opens the cluster's DCS for it). */
+  readonly openUpgradeLedger?: (configPath: string) => Promise<{ readonly ledger: UpgradeLedger; close(): Promise<void> }>;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
   readonly register?: (program: Command) => void;
 }
@@ -176,6 +182,67 @@ export function buildProgram(deps: CliDeps): Command {
         throw new PgwardenError('PGW_CLI_PARTIAL_FAILURE', 'some restarts failed', {
           context: { command: ['pgwarden', 'restart'], members: failed, hint: 'the Failed: lines above say why for each member' },
         });
+    });
+  program
+    .command('upgrade')
+    .description('rolling minor upgrade: each replica restarted on the new binaries, a switchover, then the old primary')
+    .option('--minor', 'a minor upgrade (the same major, new binaries)')
+    .option('--bin-dir <dir>', 'directory of the new binaries on every member (postgres, initdb, pg_basebackup, pg_rewind...)')
+    .option('--max-lag <size>', 'refuse while a replica lags more (bytes, or 16MB, 1GB)', String(DEFAULT_MAX_LAG_BYTES))
+    .option(
+      '--max-transaction-age <seconds>',
+      'refuse while a transaction on the primary is older',
+      String(DEFAULT_MAX_TRANSACTION_SECONDS),
+    )
+    .option('--abort', 'forget the upgrade in progress (members already upgraded keep the new binaries)')
+    .action(async (options: { minor?: boolean; binDir?: string; maxLag: string; maxTransactionAge: string; abort?: boolean }) => {
+      if (options.minor !== true && options.abort !== true)
+        throw new PgwardenError('PGW_CLI_USAGE', 'upgrade needs --minor (only minor upgrades are built so far)', {
+          context: {
+            command: ['pgwarden', 'upgrade'],
+            flag: '--minor',
+            hint: 'pgwarden upgrade --minor --bin-dir <dir of the new binaries>',
+          },
+        });
+      const maxLagBytes = parsePatroniInt(options.maxLag, 'B');
+      if (maxLagBytes === undefined || maxLagBytes < 0)
+        throw new PgwardenError('PGW_CLI_USAGE', `--max-lag expects a size (bytes, or e.g. 16MB), got "${options.maxLag}"`, {
+          context: { command: ['pgwarden', 'upgrade'], flag: '--max-lag', value: options.maxLag, hint: 'e.g. --max-lag 16MB' },
+        });
+      const maxTransactionSeconds = Number(options.maxTransactionAge);
+      if (!(maxTransactionSeconds >= 0))
+        throw new PgwardenError('PGW_CLI_USAGE', `--max-transaction-age expects seconds, got "${options.maxTransactionAge}"`, {
+          context: {
+            command: ['pgwarden', 'upgrade'],
+            flag: '--max-transaction-age',
+            value: options.maxTransactionAge,
+            hint: 'e.g. --max-transaction-age 120',
+          },
+        });
+      const open = deps.openUpgradeLedger;
+      if (open === undefined)
+        throw new PgwardenError('PGW_INTERNAL', 'upgrade is not available in this build (no DCS access)', {
+          context: { command: ['pgwarden', 'upgrade'], hint: 'run the pgwarden binary (dist/src/bin/pgwarden.js)' },
+        });
+      const base = await control(true);
+      const opened = await open(configPathFrom(program));
+      try {
+        await minorUpgradeCommand(
+          { binDir: options.binDir, bounds: { maxLagBytes, maxTransactionSeconds }, isAbort: options.abort === true },
+          {
+            scope: base.scope,
+            rest: base.rest,
+            out: deps.out,
+            reload,
+            ledger: opened.ledger,
+            sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+            nowMs: () => performance.now(),
+            wallNow: () => new Date(),
+          },
+        );
+      } finally {
+        await opened.close();
+      }
     });
   program
     .command('reload')

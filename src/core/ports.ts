@@ -1,4 +1,5 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
+import type { UpgradeRecord } from './minor-upgrade.js';
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from './replica-methods.js';
 import type { SlotStep, SlotStepResult } from './slot-changes.js';
 import type { ArchiveMethod, ArchivePushStep } from './wal-archive.js';
@@ -118,6 +119,19 @@ export interface BackupLocks {
   releaseBackupLock(signal: AbortSignal): Promise<CasResult>;
   /** The lock's holder, or undefined when no backup runs. */
   readBackupLock(signal: AbortSignal): Promise<BackupLockRecord | undefined>;
+}
+
+/**
+ * The record of a running `pgwarden upgrade` (`<namespace>/<scope>/upgrade`), kept without a lease: it must outlive the
+ * CLI that wrote it, so that a re-run after an interruption continues the same upgrade. Implemented beside Dcs.
+ */
+export interface UpgradeLedger {
+  /** The record and its mod revision (for compare-and-set), or undefined when no upgrade is in progress. */
+  readUpgrade(signal: AbortSignal): Promise<{ readonly record: UpgradeRecord; readonly revision: string } | undefined>;
+  /** Create (expectedRevision '0') or replace the record if it is still at expectedRevision; false when it changed. */
+  writeUpgrade(record: UpgradeRecord, expectedRevision: string, signal: AbortSignal): Promise<CasResult>;
+  /** Delete the record (the upgrade finished or was abandoned). */
+  deleteUpgrade(signal: AbortSignal): Promise<void>;
 }
 
 /** The leader lock's remaining time as the DCS counts it: what every member's dashboard shows (implemented beside Dcs). */

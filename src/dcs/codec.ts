@@ -11,6 +11,7 @@ import type {
   SyncState,
 } from '../core/types.js';
 import type { BackupLockRecord } from '../core/ports.js';
+import type { UpgradeRecord } from '../core/minor-upgrade.js';
 import type { ClusterKeys } from './keys.js';
 
 export interface RawKey {
@@ -244,5 +245,30 @@ export function decodeBackupLock(value: string): BackupLockRecord {
     };
   } catch {
     return { member: value, type: 'full', started: '' };
+  }
+}
+
+/** The upgrade record's value: JSON, as UpgradeRecord. */
+export function encodeUpgrade(record: UpgradeRecord): string {
+  return JSON.stringify(record);
+}
+
+/** The upgrade record read back; undefined when the value is not one (hand-written, or from another version). */
+export function decodeUpgrade(value: string): UpgradeRecord | undefined {
+  try {
+    const parsed = JSON.parse(value) as Partial<Record<keyof UpgradeRecord, unknown>>;
+    if (parsed.kind !== 'minor' || typeof parsed.bin_dir !== 'string' || typeof parsed.version !== 'string') return undefined;
+    if (typeof parsed.version_num !== 'number' || typeof parsed.started !== 'string') return undefined;
+    const steps = Array.isArray(parsed.steps) ? parsed.steps.filter((step): step is string => typeof step === 'string') : [];
+    return {
+      kind: 'minor',
+      bin_dir: parsed.bin_dir,
+      version: parsed.version,
+      version_num: parsed.version_num,
+      started: parsed.started,
+      steps,
+    };
+  } catch {
+    return undefined;
   }
 }

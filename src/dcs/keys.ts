@@ -46,6 +46,10 @@ export class ClusterKeys {
   get backup(): string {
     return `${this.prefix}backup`;
   }
+  /** A running `pgwarden upgrade`: its target and the steps done, so that a re-run continues it. */
+  get upgrade(): string {
+    return `${this.prefix}upgrade`;
+  }
   /** A pgwarden proxy's routing record (Patroni has no such keys; its tools ignore them). */
   proxy(name: string): string {
     return `${this.prefix}proxies/${name}`;
@@ -73,6 +77,7 @@ export class ClusterKeys {
       key !== this.heartbeat &&
       key !== this.failsafe &&
       key !== this.backup &&
+      key !== this.upgrade &&
       !key.startsWith(this.membersPrefix) &&
       !key.startsWith(this.proxiesPrefix)
     );

