@@ -12,6 +12,7 @@ import type { LocalCluster, LocalProxy } from '../../src/local/local-cluster.js'
 import { waitUntil } from '../../src/util/wait-until.js';
 import { sql, waitHealthy } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+import { checkStaleReads, toggleApplyDelay } from '../kit/stale-reads.js';
 
 const APP_PASSWORD = 'app-secret-Ω';
 
@@ -341,6 +342,36 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     } finally {
       await Promise.all([writer.end(), reader.end()]);
       await sql(cluster, paused, 'SELECT pg_wal_replay_resume()');
+    }
+  });
+
+  it('insert-then-read: no stale read through the split listener while replay is delayed; the plain replica port shows them', async () => {
+    // 400 rounds here (a delayed read waits causal_wait before the primary serves it); npm run bench:stale-reads runs 10,000.
+    const rounds = 400;
+    await sql(cluster, leader, 'CREATE TABLE stale_check (id int primary key)');
+    const replicas = cluster.nodes.filter((node) => node.name !== leader).map((node) => node.name);
+    const toggler = toggleApplyDelay(cluster, replicas, { delayMs: 300, periodMs: 1000 });
+    const plain = (port: number): pg.Client =>
+      new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres' });
+    const split = await client();
+    const [writer, reader] = [plain(proxy.primaryPort), plain(proxy.replicaPort)];
+    try {
+      await Promise.all([writer.connect(), reader.connect()]);
+      const throughSplit = await checkStaleReads({ writer: split, reader: split, table: 'stale_check', firstId: 1, rounds });
+      const throughPorts = await checkStaleReads({ writer, reader, table: 'stale_check', firstId: 100_000, rounds });
+      const describe = (result: typeof throughSplit): string =>
+        `${result.stale} stale, served by ${JSON.stringify(Object.fromEntries(result.servedBy))}`;
+      console.log(
+        `stale reads (${toggler.toggles()} delay toggles): split ${describe(throughSplit)}; primary+replica ports ${describe(throughPorts)}`,
+      );
+      assert.ok(toggler.toggles() >= 2, 'the apply delay was toggled during the run');
+      assert.equal(throughSplit.stale, 0, `through the split listener: ${describe(throughSplit)}`);
+      const onReplicas = [...throughSplit.servedBy].filter(([port]) => replicaPorts.has(port)).reduce((sum, [, n]) => sum + n, 0);
+      assert.ok(onReplicas > 0, `replicas served none of the split listener's reads: ${describe(throughSplit)}`);
+      assert.ok(throughPorts.stale > 0, `the replica port showed no stale read, so the check proves nothing: ${describe(throughPorts)}`);
+    } finally {
+      await toggler.stop();
+      await Promise.all([split.end(), writer.end().catch(() => undefined), reader.end().catch(() => undefined)]);
     }
   });
 
