@@ -66,15 +66,20 @@ const listenAddress = hostPortSchema(0, '127.0.0.1:5000');
 
 /**
  * proxy.split: the split listener's pooling and client authentication (PgBouncer's names where they exist).
- * Transaction pooling only in this version: a server connection is lent per transaction.
+ * Transaction pooling (lent per transaction, reads routed) or session pooling (one primary connection per client).
  */
 const splitSchema = z
   .object({
     /** PgBouncer auth_file format: `"user" "SCRAM-SHA-256$..."` (pg_authid.rolpassword) or `"user" "plain password"`. */
     auth_file: z.string().min(1, 'proxy.split.auth_file is required: a PgBouncer-style userlist'),
-    /** Only transaction pooling is built; session pooling is refused rather than run as transaction pooling. */
+    /**
+     * transaction: a server connection is lent per transaction and reads are routed to replicas. session: a client
+     * holds one primary connection from login to logout (PgBouncer's session mode; no read routing).
+     */
     pool_mode: z
-      .enum(['transaction'], { error: 'only transaction pooling is available in this version (session pooling is not built yet)' })
+      .enum(['transaction', 'session'], {
+        error: 'expected transaction (lent per transaction, reads on replicas) or session (one primary connection per client)',
+      })
       .default('transaction'),
     /** Server connections per (server, database, user). */
     pool_size: z.number().int().min(1).default(20),

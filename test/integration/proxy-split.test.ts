@@ -145,7 +145,7 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
   });
 
   /** Runs a psql script through the split listener statement by statement; its output lines (unaligned, tuples only). */
-  const psql = (script: string): string[] => {
+  const psql = (script: string, env: Record<string, string> = {}): string[] => {
     const result = spawnSync(
       '/usr/lib/postgresql/15/bin/psql',
       [
@@ -164,7 +164,7 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
         '-f',
         '-',
       ],
-      { input: script, encoding: 'utf8', env: { ...process.env, PGPASSWORD: cluster.superuserPassword }, timeout: 30_000 },
+      { input: script, encoding: 'utf8', env: { ...process.env, PGPASSWORD: cluster.superuserPassword, ...env }, timeout: 30_000 },
     );
     assert.equal(result.status, 0, `psql failed: ${result.stderr}`);
     return result.stdout.split('\n').filter((line) => line !== '');
@@ -201,6 +201,33 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     assert.equal(copied!.n, 3);
     // A plain read in a new psql session still goes to a replica.
     assert.ok(replicaPorts.has(Number(psql('SELECT inet_server_port();\n')[0])));
+  });
+
+  it("carries a client's startup parameters (application_name, options, client_encoding, DateStyle, TimeZone) to its reads and writes", async () => {
+    const show =
+      "SELECT concat_ws(',', current_setting('application_name'), current_setting('search_path'), current_setting('work_mem'), current_setting('client_encoding'), current_setting('DateStyle'), current_setting('TimeZone')), inet_server_port();\n";
+    const script = `${show}INSERT INTO split_items VALUES (9100, 'params') ON CONFLICT DO NOTHING;\nBEGIN;\n${show}COMMIT;\n`;
+    const env = (app: string): Record<string, string> => ({
+      PGAPPNAME: app,
+      PGOPTIONS: '-c search_path=split_ns,public -c work_mem=7MB',
+      PGCLIENTENCODING: 'LATIN1',
+      PGDATESTYLE: 'SQL, DMY',
+      PGTZ: 'Asia/Tokyo',
+    });
+    // Two applications one after the other share pooled connections: each sees its own name.
+    for (const app of ['split-app-a', 'split-app-b', 'split-app-a']) {
+      const lines = psql(script, env(app)).filter((line) => line.includes('|'));
+      assert.equal(lines.length, 2, lines.join(' / '));
+      const [onReplica, onPrimary] = lines.map((line) => line.split('|'));
+      assert.equal(onReplica![0], `${app},split_ns,public,7MB,LATIN1,SQL, DMY,Asia/Tokyo`);
+      assert.ok(replicaPorts.has(Number(onReplica![1])), `the read ran on port ${onReplica![1]}`);
+      assert.equal(onPrimary![0], onReplica![0], 'a transaction on the primary runs with the same settings');
+      assert.equal(Number(onPrimary![1]), primaryPort);
+    }
+    // A client without those parameters is not given a connection opened with them.
+    const [plain] = psql("SELECT current_setting('work_mem'), current_setting('TimeZone') <> 'Asia/Tokyo';\n");
+    assert.notEqual(plain!.split('|')[0], '7MB');
+    assert.equal(plain!.split('|')[1], 't');
   });
 
   it('closes a connection that sends garbage and goes on serving others', async () => {
@@ -390,6 +417,64 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     const log = await readFile(proxy.logFile, 'utf8');
     assert.ok(log.includes('password authentication failed'), 'the failed logins were logged');
     for (const text of [APP_PASSWORD, cluster.superuserPassword, secret!.rolpassword.split('$')[2]!]) assert.ok(!log.includes(text));
+  });
+
+  it('pool_mode session: a client holds one primary connection until it leaves; the next client gets it reset', async () => {
+    const authFile = join(cluster.dir, 'userlist.txt');
+    const sessionProxy = await cluster.startProxy(
+      {},
+      { authFile, settings: { pool_mode: 'session', pool_size: 1, query_wait_timeout: 60 } },
+    );
+    const connectTo = async (): Promise<pg.Client> => {
+      const connection = new pg.Client({
+        host: '127.0.0.1',
+        port: sessionProxy.splitPort!,
+        user: 'postgres',
+        password: cluster.superuserPassword,
+        database: 'postgres',
+      });
+      connection.on('error', () => undefined);
+      await connection.connect();
+      return connection;
+    };
+    const one = async <T>(connection: pg.Client, text: string): Promise<T> => (await connection.query(text)).rows[0] as T;
+    const first = await connectTo();
+    let firstEnded = false;
+    let second: pg.Client | undefined;
+    try {
+      await first.query("SET work_mem = '9MB'");
+      await first.query('CREATE TEMP TABLE session_scratch (x int)');
+      const state = await one<{ pid: number; port: number; work_mem: string }>(
+        first,
+        "SELECT pg_backend_pid() AS pid, inet_server_port() AS port, current_setting('work_mem') AS work_mem FROM session_scratch RIGHT JOIN (SELECT 1) one ON true",
+      );
+      // Reads too run on the session's primary connection, with what the session set.
+      assert.equal(Number(state.port), primaryPort);
+      assert.equal(state.work_mem, '9MB');
+      await first.query("INSERT INTO split_items VALUES (9200, 'session') ON CONFLICT DO NOTHING");
+      const lsn = await one<{ last_commit_lsn: string | null }>(first, 'SHOW pgwarden.last_commit_lsn');
+      assert.match(lsn.last_commit_lsn ?? '', /^[0-9A-F]+\/[0-9A-F]+$/);
+      // pool_size 1: a second client waits for the first one's connection.
+      const secondConnecting = connectTo();
+      await waitUntil(
+        async () =>
+          /pgwarden_proxy_split_waiting_clients 1\b/.test(await (await fetch(`http://127.0.0.1:${sessionProxy.apiPort}/metrics`)).text()),
+        { timeoutMs: 20_000, describe: 'the second client to wait for the only server connection' },
+      );
+      await first.end();
+      firstEnded = true;
+      second = await secondConnecting;
+      const after = await one<{ pid: number; work_mem: string; temps: number }>(
+        second,
+        "SELECT pg_backend_pid() AS pid, current_setting('work_mem') AS work_mem, (SELECT count(*)::int FROM pg_class WHERE relname = 'session_scratch') AS temps",
+      );
+      assert.equal(after.pid, state.pid, 'the second client got the same server connection');
+      assert.notEqual(after.work_mem, '9MB', 'DISCARD ALL reset the first session’s SET');
+      assert.equal(after.temps, 0, 'DISCARD ALL dropped the first session’s temporary table');
+    } finally {
+      if (!firstEnded) await first.end();
+      await second?.end();
+    }
   });
 
   it('an idle session follows a switchover: its next write runs on the new primary, and it reads its own writes', async () => {

@@ -33,7 +33,7 @@ import {
   type WireMessage,
 } from './pg-wire.js';
 import { ScramError, ScramServer, type ServerCredential } from './scram.js';
-import { ServerConnection, ServerLoginError } from './server-connection.js';
+import { DEFAULT_APPLICATION_NAME, ServerConnection, ServerLoginError, type ServerLogin } from './server-connection.js';
 import { ServerPool } from './server-pool.js';
 import {
   closestReplica,
@@ -55,6 +55,8 @@ export interface SplitSettings {
   readonly connect_timeout: number;
   /** Seconds a read waits for a replica to replay the session's floor before it goes to the primary. */
   readonly causal_wait: number;
+  /** session: a client holds one primary connection from login to logout, and nothing is routed (default transaction). */
+  readonly pool_mode?: 'transaction' | 'session';
 }
 
 export interface SplitRoutes {
@@ -94,6 +96,12 @@ const REPLAY_QUERY = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::float8"
 
 type Role = 'primary' | 'replica';
 
+/** The startup parameters a pool key carries, in a stable order (empty for a client that sent none). */
+export function parametersKey(parameters: Readonly<Record<string, string>> | undefined): string {
+  const entries = Object.entries(parameters ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.length === 0 ? '' : JSON.stringify(entries);
+}
+
 interface Assigned {
   readonly connection: ServerConnection;
   readonly key: string;
@@ -124,7 +132,7 @@ export class SplitListener {
   #rotation = 0;
   readonly #stopping = new AbortController();
   /** Per pool key, the login the connections are opened with (the last client's credential for that user). */
-  readonly #logins = new Map<string, { backend: Backend; user: string; database: string; credential: ServerCredential }>();
+  readonly #logins = new Map<string, { backend: Backend } & ServerLogin>();
 
   constructor(options: SplitListenerOptions) {
     this.#options = options;
@@ -132,11 +140,7 @@ export class SplitListener {
       poolSize: () => options.settings().pool_size,
       open: (key) => {
         const login = this.#logins.get(key)!;
-        return ServerConnection.open(
-          login.backend,
-          { user: login.user, database: login.database, credential: login.credential },
-          options.settings().connect_timeout * 1000,
-        );
+        return ServerConnection.open(login.backend, login, options.settings().connect_timeout * 1000);
       },
     });
   }
@@ -303,13 +307,22 @@ export class SplitListener {
   async acquire(
     role: Role,
     backendFor: () => Backend | undefined,
-    login: { user: string; database: string; credential: ServerCredential },
+    login: ServerLogin,
   ): Promise<{ connection: ServerConnection; key: string }> {
     const deadlineMs = this.#options.nowMs() + this.settings.query_wait_timeout * 1000;
     for (;;) {
       const backend = backendFor();
       if (backend !== undefined) {
-        const key = [role, backend.member, `${backend.host}:${backend.port}`, login.database, login.user].join('|');
+        // Startup parameters other than application_name are part of the key: a connection opened with them carries
+        // them exactly (options, DateStyle...), and a client never gets another's. application_name is set per lend.
+        const key = [
+          role,
+          backend.member,
+          `${backend.host}:${backend.port}`,
+          login.database,
+          login.user,
+          parametersKey(login.parameters),
+        ].join('|');
         this.#logins.set(key, { backend, ...login });
         const remainingMs = Math.max(1, deadlineMs - this.#options.nowMs());
         return { connection: await this.pool.acquire(key, remainingMs), key };
@@ -402,6 +415,8 @@ class ClientSession {
   #user = '';
   #database = '';
   #credential: ServerCredential | undefined;
+  #parameters: Readonly<Record<string, string>> = {};
+  #applicationName = DEFAULT_APPLICATION_NAME;
   #tracker: TransactionTracker | undefined;
   assigned: Assigned | undefined;
   /** The last ReadyForQuery status the client was given. */
@@ -456,9 +471,23 @@ class ClientSession {
     this.assigned = undefined;
     if (assigned !== undefined) {
       assigned.detachClose();
-      // A session's server connection that may hold its state (pinned, or mid-transaction) is not lent to anyone else.
-      if (assigned.pending > 0 || (this.#tracker?.pinnedBy.length ?? 0) > 0) assigned.connection.close();
-      this.#listener.release(assigned.key, assigned.connection);
+      const { connection, key } = assigned;
+      if (this.#sessionMode && assigned.pending === 0 && connection.status === 'I' && !connection.closed) {
+        // Session pooling: the connection goes back once DISCARD ALL has dropped what the session left on it
+        // (PgBouncer's server_reset_query); if that fails it is closed.
+        connection.onMessage = undefined;
+        connection.query('DISCARD ALL', this.#listener.settings.connect_timeout * 1000).then(
+          () => this.#listener.release(key, connection),
+          () => {
+            connection.close();
+            this.#listener.release(key, connection);
+          },
+        );
+      } else {
+        // A session's server connection that may hold its state (pinned, or mid-transaction) is not lent to anyone else.
+        if (assigned.pending > 0 || (this.#tracker?.pinnedBy.length ?? 0) > 0 || this.#sessionMode) connection.close();
+        this.#listener.release(key, connection);
+      }
     }
     this.#socket.destroy();
   }
@@ -535,6 +564,17 @@ class ClientSession {
       throw new ClientError({ severity: 'FATAL', code: '28000', message: 'no PostgreSQL user name specified in startup packet' });
     this.#user = user;
     this.#database = parameters.get('database') || user;
+    if (parameters.has('replication'))
+      throw new ClientError({
+        severity: 'FATAL',
+        code: '08P01',
+        message: 'pgwarden: the split listener does not serve replication connections',
+      });
+    const carried: Record<string, string> = {};
+    for (const [name, value] of parameters)
+      if (name !== 'user' && name !== 'database' && name !== 'application_name') carried[name] = value;
+    this.#parameters = carried;
+    this.#applicationName = parameters.get('application_name') || DEFAULT_APPLICATION_NAME;
     const settings = this.#listener.settings;
     if (this.#listener.clientCount > settings.max_client_conn)
       throw new ClientError({
@@ -545,11 +585,19 @@ class ClientSession {
     await this.#authenticate();
     // One primary connection at login: it checks the server accepts this user and database, and gives the parameters.
     const { connection, key } = await this.#acquireForLogin();
+    let kept = false;
     try {
       await this.#listener.loadFunctions(this.#database, connection);
-      for (const [name, value] of connection.parameters) this.#send(parameterStatus(name, value));
+      for (const [name, value] of connection.parameters)
+        this.#send(parameterStatus(name, name === 'application_name' ? this.#applicationName : value));
+      if (this.#sessionMode) {
+        // Session pooling: this primary connection is the client's until it leaves.
+        await this.#carryApplicationName(connection);
+        this.#adopt('primary', { connection, key });
+        kept = true;
+      }
     } finally {
-      this.#listener.release(key, connection);
+      if (!kept) this.#listener.release(key, connection);
     }
     this.#tracker = new TransactionTracker((sql) => this.#listener.classify(sql, this.#database));
     this.#listener.register(this);
@@ -601,11 +649,70 @@ class ClientSession {
     }
   }
 
-  #serverLogin(): { user: string; database: string; credential: ServerCredential } {
-    return { user: this.#user, database: this.#database, credential: this.#credential! };
+  #serverLogin(): ServerLogin {
+    return {
+      user: this.#user,
+      database: this.#database,
+      credential: this.#credential!,
+      parameters: this.#parameters,
+      applicationName: this.#applicationName,
+    };
+  }
+
+  /** A lent connection last used by a client of another application_name is given this client's (one round trip). */
+  async #carryApplicationName(connection: ServerConnection): Promise<void> {
+    if (connection.parameters.get('application_name') === this.#applicationName) return;
+    await connection.query(
+      `SET application_name = '${this.#applicationName.replace(/'/g, "''")}'`,
+      this.#listener.settings.connect_timeout * 1000,
+    );
+  }
+
+  get #sessionMode(): boolean {
+    return this.#listener.settings.pool_mode === 'session';
+  }
+
+  /**
+   * Session pooling: everything goes to the session's own primary connection, in order. The classifier only tells
+   * whether a transaction may have written (then its end reads the floor, for SHOW pgwarden.last_commit_lsn).
+   */
+  async #handleInSession(item: WireMessage): Promise<void> {
+    const assigned = this.assigned;
+    if (assigned === undefined) return;
+    if (item.type === 'Q') {
+      const sql = queryText(item.body);
+      if (SHOW_LAST_COMMIT_LSN.test(sql) || MENTIONS_PGWARDEN_SETTING.test(sql)) {
+        // Answered by the proxy: after what the server still owes the client, so that answers stay in order.
+        while (!this.#closed && (assigned.pending > 0 || this.#releasing !== undefined)) {
+          if (this.#releasing !== undefined) await this.#releasing;
+          else await new Promise<void>((resolve) => this.#readyWaiters.push(resolve));
+        }
+        this.#send(SHOW_LAST_COMMIT_LSN.test(sql) ? this.#lastCommitAnswer() : this.#answerSetting(sql));
+        return;
+      }
+      if (this.#listener.classify(sql, this.#database).route !== 'replica-ok') assigned.wrote = true;
+    } else if (item.type === 'P') {
+      if (this.#listener.classify(decodeParse(item.body).sql, this.#database).route !== 'replica-ok') assigned.wrote = true;
+    } else if (item.type === 'F') assigned.wrote = true;
+    this.#forward(assigned, item);
+  }
+
+  #lastCommitAnswer(): Buffer {
+    return Buffer.concat([
+      singleValueResult(
+        'last_commit_lsn',
+        this.#floor === undefined || !Number.isFinite(this.#floor) ? null : formatLsn(this.#floor),
+        'SHOW',
+      ),
+      readyForQuery(this.#status),
+    ]);
   }
 
   async #handle(item: WireMessage): Promise<void> {
+    if (this.#sessionMode) {
+      await this.#handleInSession(item);
+      return;
+    }
     let assigned: Assigned | undefined;
     for (;;) {
       if (this.#releasing !== undefined) await this.#releasing;
@@ -625,16 +732,7 @@ class ClientSession {
     if (item.type === 'Q') {
       const sql = queryText(item.body);
       if (SHOW_LAST_COMMIT_LSN.test(sql)) {
-        this.#send(
-          Buffer.concat([
-            singleValueResult(
-              'last_commit_lsn',
-              this.#floor === undefined || !Number.isFinite(this.#floor) ? null : formatLsn(this.#floor),
-              'SHOW',
-            ),
-            readyForQuery(this.#status),
-          ]),
-        );
+        this.#send(this.#lastCommitAnswer());
         return;
       }
       if (MENTIONS_PGWARDEN_SETTING.test(sql)) {
@@ -782,8 +880,9 @@ class ClientSession {
   }
 
   async #lend(role: Role, replica: Backend | undefined): Promise<{ connection: ServerConnection; key: string }> {
+    let lent: { connection: ServerConnection; key: string };
     try {
-      return await this.#listener.acquire(
+      lent = await this.#listener.acquire(
         role,
         () => (role === 'replica' ? replica : this.#listener.primaryBackend()),
         this.#serverLogin(),
@@ -795,6 +894,14 @@ class ClientSession {
         throw new ClientError({ severity: 'FATAL', code: '08P01', message: `pgwarden: query_wait_timeout: ${error.message}` });
       throw error;
     }
+    try {
+      await this.#carryApplicationName(lent.connection);
+    } catch (error) {
+      lent.connection.close();
+      this.#listener.release(lent.key, lent.connection);
+      throw new ClientError({ severity: 'FATAL', code: '08006', message: `pgwarden: ${describeError(error)}` });
+    }
+    return lent;
   }
 
   #adopt(role: Role, lent: { connection: ServerConnection; key: string }): Assigned {
@@ -865,7 +972,7 @@ class ClientSession {
       assigned.wrote = false;
     }
     this.#status = 'I';
-    const pinned = (this.#tracker?.pinnedBy.length ?? 0) > 0;
+    const pinned = (this.#tracker?.pinnedBy.length ?? 0) > 0 || this.#sessionMode;
     if (!pinned && this.assigned === assigned) {
       this.assigned = undefined;
       assigned.detachClose();
