@@ -88,8 +88,22 @@ const splitSchema = z
     query_wait_timeout: z.number().min(0.1).default(120),
     /** Seconds a read after a write waits for a replica to replay the session's floor before it goes to the primary. */
     causal_wait: z.number().min(0).max(10).default(0.05),
+    /**
+     * TLS towards clients, with PgBouncer's names: disable; allow and prefer (TLS when the client asks for it);
+     * require (a client that does not ask is refused). Default: prefer with a certificate, else disable.
+     */
+    client_tls_sslmode: z.enum(['disable', 'allow', 'prefer', 'require']).optional(),
+    /** PEM certificate (chain) and key the split listener presents. */
+    client_tls_cert_file: z.string().min(1).optional(),
+    client_tls_key_file: z.string().min(1).optional(),
   })
   .strict();
+
+/** The split listener's effective client TLS mode. */
+export function clientTlsMode(split: Pick<SplitSection, 'client_tls_sslmode' | 'client_tls_cert_file'>): 'disable' | 'allow' | 'require' {
+  const mode = split.client_tls_sslmode ?? (split.client_tls_cert_file !== undefined ? 'prefer' : 'disable');
+  return mode === 'prefer' ? 'allow' : mode;
+}
 
 export type SplitSection = z.output<typeof splitSchema>;
 
@@ -235,6 +249,18 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
       'PGW_CONFIG_INVALID',
       `${sourceName}: proxy.split_listen needs proxy.split.auth_file (the users the split listener authenticates, PgBouncer's auth_file format)`,
       { context: { path: sourceName, key: 'proxy.split' } },
+    );
+  }
+  const split = proxy.split;
+  if (
+    split !== undefined &&
+    (clientTlsMode(split) !== 'disable' || split.client_tls_key_file !== undefined) &&
+    (split.client_tls_cert_file === undefined || split.client_tls_key_file === undefined)
+  ) {
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: proxy.split.client_tls_sslmode ${split.client_tls_sslmode ?? 'prefer'} needs both client_tls_cert_file and client_tls_key_file (PEM)`,
+      { context: { path: sourceName, key: 'proxy.split.client_tls_cert_file' } },
     );
   }
   if (

@@ -13,6 +13,7 @@ import { waitUntil } from '../../src/util/wait-until.js';
 import { sql, waitHealthy } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
 import { checkStaleReads, toggleApplyDelay } from '../kit/stale-reads.js';
+import { createCertificateAuthority } from '../../src/local/tls-certs.js';
 
 const APP_PASSWORD = 'app-secret-Ω';
 
@@ -475,6 +476,47 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
       if (!firstEnded) await first.end();
       await second?.end();
     }
+  });
+
+  it('client_tls_sslmode require: TLS clients are served (certificate verified), plaintext ones refused with 28000', async () => {
+    const ca = await createCertificateAuthority(join(cluster.dir, 'split-ca'));
+    const certificate = await ca.issue('split-listener', { server: { ips: ['127.0.0.1'] } });
+    const tlsProxy = await cluster.startProxy(
+      {},
+      {
+        authFile: join(cluster.dir, 'userlist.txt'),
+        settings: { client_tls_sslmode: 'require', client_tls_cert_file: certificate.cert, client_tls_key_file: certificate.key },
+      },
+    );
+    const options = {
+      host: '127.0.0.1',
+      port: tlsProxy.splitPort!,
+      user: 'postgres',
+      password: cluster.superuserPassword,
+      database: 'postgres',
+    };
+    const secure = new pg.Client({ ...options, ssl: { ca: await readFile(ca.cert, 'utf8') } });
+    secure.on('error', () => undefined);
+    await secure.connect();
+    try {
+      const stream = (secure as unknown as { connection: { stream: { encrypted?: boolean } } }).connection.stream;
+      assert.equal(stream.encrypted, true, 'the client connection is TLS');
+      assert.ok(replicaPorts.has(await portOf(secure, 'SELECT inet_server_port() AS port')), 'reads are routed over TLS too');
+      assert.equal(await portOf(secure, "INSERT INTO split_items VALUES (9300, 'tls') RETURNING inet_server_port() AS port"), primaryPort);
+    } finally {
+      await secure.end();
+    }
+    const plain = new pg.Client({ ...options, ssl: false });
+    plain.on('error', () => undefined);
+    await assert.rejects(plain.connect(), (error: { code?: string; message?: string }) => {
+      assert.equal(error.code, '28000', error.message);
+      assert.match(error.message ?? '', /SSL required/);
+      return true;
+    });
+    // A client that does not trust the certificate's CA gives up during the handshake.
+    const untrusting = new pg.Client({ ...options, ssl: { rejectUnauthorized: true } });
+    untrusting.on('error', () => undefined);
+    await assert.rejects(untrusting.connect());
   });
 
   it('an idle session follows a switchover: its next write runs on the new primary, and it reads its own writes', async () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import { parseProxyConfig } from '../../src/config/proxy-config.js';
+import { clientTlsMode, parseProxyConfig } from '../../src/config/proxy-config.js';
 import { parseAuthFile } from '../../src/proxy/split/auth-file.js';
 import { MessageReader, message, readyForQuery, singleValueResult, decodeDataRow, startupMessage } from '../../src/proxy/split/pg-wire.js';
 import { SplitListener, type SplitSettings } from '../../src/proxy/split/split-listener.js';
@@ -318,6 +318,16 @@ describe('proxy.split_listen configuration', () => {
       'session',
     );
     assert.throws(() => config('  split_listen: 127.0.0.1:5000\n  split:\n    auth_file: /x\n'), /same address as another listener/);
+    const tls = (lines: string): ReturnType<typeof config> =>
+      config(`  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n${lines}`);
+    assert.throws(
+      () => tls('    client_tls_sslmode: require\n'),
+      /client_tls_sslmode require needs both client_tls_cert_file and client_tls_key_file/,
+    );
+    assert.throws(() => tls('    client_tls_cert_file: /c.pem\n'), /needs both client_tls_cert_file and client_tls_key_file/);
+    assert.throws(() => tls('    client_tls_sslmode: verify-full\n'), /client_tls_sslmode/);
+    assert.equal(clientTlsMode(tls('    client_tls_cert_file: /c.pem\n    client_tls_key_file: /k.pem\n').proxy.split!), 'allow');
+    assert.equal(clientTlsMode(tls('').proxy.split!), 'disable');
     assert.throws(
       () => config('  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n    pool_mode: statement\n'),
       /pool_mode: expected transaction .* or session/,

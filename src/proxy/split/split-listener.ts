@@ -4,6 +4,7 @@
 import { randomInt } from 'node:crypto';
 import { statSync, readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { describeError, PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
 import type { Backend } from '../routing.js';
@@ -57,6 +58,10 @@ export interface SplitSettings {
   readonly causal_wait: number;
   /** session: a client holds one primary connection from login to logout, and nothing is routed (default transaction). */
   readonly pool_mode?: 'transaction' | 'session';
+  /** TLS towards clients (PgBouncer's client_tls_*): prefer/allow answer an SSLRequest with TLS, require refuses plaintext. */
+  readonly client_tls_sslmode?: 'disable' | 'allow' | 'prefer' | 'require' | undefined;
+  readonly client_tls_cert_file?: string | undefined;
+  readonly client_tls_key_file?: string | undefined;
 }
 
 export interface SplitRoutes {
@@ -173,7 +178,34 @@ export class SplitListener {
     };
   }
 
+  #tls: { readonly context: SecureContext; readonly required: boolean } | undefined;
+
+  /** The TLS context for clients that ask, and whether plaintext is refused; undefined when TLS is off. */
+  get tls(): { readonly context: SecureContext; readonly required: boolean } | undefined {
+    return this.#tls;
+  }
+
+  #loadTls(): void {
+    const settings = this.settings;
+    const mode = settings.client_tls_sslmode ?? (settings.client_tls_cert_file !== undefined ? 'prefer' : 'disable');
+    if (mode === 'disable') return;
+    const { client_tls_cert_file: certFile, client_tls_key_file: keyFile } = settings;
+    try {
+      this.#tls = {
+        context: createSecureContext({ cert: readFileSync(certFile!), key: readFileSync(keyFile!) }),
+        required: mode === 'require',
+      };
+    } catch (error) {
+      throw new PgwardenError(
+        'PGW_CONFIG_UNREADABLE',
+        `proxy.split.client_tls_cert_file ${certFile ?? '(unset)'} / client_tls_key_file ${keyFile ?? '(unset)'}: ${describeError(error)}`,
+        { context: { key: 'proxy.split.client_tls_cert_file', hint: 'PEM files the proxy can read, the key matching the certificate' } },
+      );
+    }
+  }
+
   async listen(): Promise<number> {
+    this.#loadTls(); // an unreadable certificate fails the start, not the first TLS client
     this.#classifier = await createClassifier();
     this.#loadAuthFile(); // a missing or unreadable file fails the start, not the first login
     const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
@@ -408,8 +440,9 @@ export class SplitListener {
 
 class ClientSession {
   readonly #listener: SplitListener;
-  readonly #socket: Socket;
-  readonly #inbox: Inbox;
+  #socket: Socket;
+  #inbox: Inbox;
+  #encrypted = false;
   readonly #pid = randomInt(1, 2 ** 31 - 1);
   readonly #secret = randomInt(0, 2 ** 31 - 1);
   #user = '';
@@ -532,14 +565,31 @@ class ClientSession {
     }
   }
 
+  /** Answers an SSLRequest with S and goes on over TLS (the client sends nothing more until it has our answer). */
+  #startTls(context: SecureContext): void {
+    if (this.#inbox.buffered > 0)
+      throw new ClientError({ severity: 'FATAL', code: '08P01', message: 'pgwarden: data sent before the TLS handshake' });
+    this.#socket.write('S');
+    this.#inbox.detach();
+    const secure = new TLSSocket(this.#socket, { isServer: true, secureContext: context });
+    secure.on('error', () => undefined);
+    this.#socket = secure;
+    this.#inbox = new Inbox(secure);
+    this.#encrypted = true;
+  }
+
   async #loginSteps(): Promise<boolean> {
     let parameters: Map<string, string> | undefined;
     for (let attempt = 0; attempt < 3 && parameters === undefined; attempt++) {
       const first = await this.#inbox.startup();
       if (first === undefined) return false;
       const code = first.readInt32BE(4);
+      if (first.length === 8 && code === SSL_REQUEST && this.#listener.tls !== undefined && !this.#encrypted) {
+        this.#startTls(this.#listener.tls.context);
+        continue;
+      }
       if (first.length === 8 && (code === SSL_REQUEST || code === GSSENC_REQUEST)) {
-        this.#socket.write('N'); // no TLS on the split listener yet: the client goes on in plaintext or gives up
+        this.#socket.write('N'); // no TLS here (or no GSS encryption): the client goes on in plaintext or gives up
         continue;
       }
       if (first.length === 16 && code === CANCEL_REQUEST) {
@@ -559,6 +609,12 @@ class ClientSession {
       }
     }
     if (parameters === undefined) return false;
+    if (this.#listener.tls?.required === true && !this.#encrypted)
+      throw new ClientError({
+        severity: 'FATAL',
+        code: '28000',
+        message: 'pgwarden: SSL required (proxy.split.client_tls_sslmode: require); connect with sslmode=require',
+      });
     const user = parameters.get('user') ?? '';
     if (user === '')
       throw new ClientError({ severity: 'FATAL', code: '28000', message: 'no PostgreSQL user name specified in startup packet' });
