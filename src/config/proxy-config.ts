@@ -96,6 +96,12 @@ const splitSchema = z
     /** PEM certificate (chain) and key the split listener presents. */
     client_tls_cert_file: z.string().min(1).optional(),
     client_tls_key_file: z.string().min(1).optional(),
+    /**
+     * PgBouncer's auth_user and auth_query: a user missing from auth_file is looked up with auth_query ($1: the user
+     * name) on the primary, in the client's database, logged in as auth_user (a plain password line in auth_file).
+     */
+    auth_user: z.string().min(1).optional(),
+    auth_query: z.string().includes('$1', { message: 'proxy.split.auth_query must use $1 for the user name' }).optional(),
   })
   .strict();
 

@@ -519,6 +519,39 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     await assert.rejects(untrusting.connect());
   });
 
+  it('auth_query: a user missing from auth_file is looked up on the primary (SCRAM secret), wrong passwords still refused', async () => {
+    await sql(cluster, leader, "CREATE ROLE split_auth LOGIN SUPERUSER PASSWORD 'auth-secret'");
+    await sql(cluster, leader, "CREATE ROLE looked_up LOGIN PASSWORD 'looked-up-secret'");
+    await sql(cluster, leader, 'GRANT SELECT ON split_items TO looked_up');
+    const authFile = join(cluster.dir, 'userlist-auth-query.txt');
+    await writeFile(authFile, '"split_auth" "auth-secret"\n', { mode: 0o600 });
+    const queried = await cluster.startProxy({}, { authFile, settings: { auth_user: 'split_auth' } });
+    const login = async (user: string, password: string): Promise<pg.Client> => {
+      const connection = new pg.Client({ host: '127.0.0.1', port: queried.splitPort!, user, password, database: 'postgres' });
+      connection.on('error', () => undefined);
+      await connection.connect();
+      return connection;
+    };
+    const connection = await login('looked_up', 'looked-up-secret');
+    try {
+      const row = (await connection.query('SELECT current_user AS who, inet_server_port() AS port')).rows[0] as {
+        who: string;
+        port: number;
+      };
+      assert.equal(row.who, 'looked_up');
+      assert.ok(replicaPorts.has(Number(row.port)));
+    } finally {
+      await connection.end();
+    }
+    for (const [user, password] of [
+      ['looked_up', 'wrong'],
+      ['nobody_at_all', 'whatever'],
+    ] as const)
+      await assert.rejects(login(user, password), (error: { code?: string }) => error.code === '28P01');
+    const log = await readFile(queried.logFile, 'utf8');
+    assert.ok(!log.includes('looked-up-secret') && !log.includes('auth-secret'), 'no password in the proxy log');
+  });
+
   it('an idle session follows a switchover: its next write runs on the new primary, and it reads its own writes', async () => {
     const connection = await client();
     try {

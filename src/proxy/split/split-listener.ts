@@ -24,6 +24,7 @@ import {
   cancelRequest,
   decodeParse,
   decodeSaslInitialResponse,
+  dollarQuoted,
   errorResponse,
   message,
   parameterStatus,
@@ -33,7 +34,7 @@ import {
   type ErrorFields,
   type WireMessage,
 } from './pg-wire.js';
-import { ScramError, ScramServer, type ServerCredential } from './scram.js';
+import { parseScramSecret, ScramError, ScramServer, type ServerCredential } from './scram.js';
 import { DEFAULT_APPLICATION_NAME, ServerConnection, ServerLoginError, type ServerLogin } from './server-connection.js';
 import { ServerPool } from './server-pool.js';
 import {
@@ -62,7 +63,13 @@ export interface SplitSettings {
   readonly client_tls_sslmode?: 'disable' | 'allow' | 'prefer' | 'require' | undefined;
   readonly client_tls_cert_file?: string | undefined;
   readonly client_tls_key_file?: string | undefined;
+  /** PgBouncer's auth_user / auth_query: users missing from auth_file are looked up on the primary. */
+  readonly auth_user?: string | undefined;
+  readonly auth_query?: string | undefined;
 }
+
+/** PgBouncer's default auth_query (pg_shadow needs a superuser; a SECURITY DEFINER function is the usual way around). */
+export const DEFAULT_AUTH_QUERY = 'SELECT usename, passwd FROM pg_shadow WHERE usename = $1';
 
 export interface SplitRoutes {
   /** The confirmed lock holder, or undefined while the primary route holds. */
@@ -317,7 +324,7 @@ export class SplitListener {
   }
 
   /** The user's entry, re-reading the auth file when it changed; undefined for an unknown user. */
-  async authEntry(user: string): Promise<AuthEntry | undefined> {
+  async authEntry(user: string, database: string): Promise<AuthEntry | undefined> {
     let entries;
     try {
       entries = this.#loadAuthFile();
@@ -326,13 +333,51 @@ export class SplitListener {
       return undefined;
     }
     const source = entries.get(user);
-    if (source === undefined) return undefined;
+    if (source === undefined) return this.settings.auth_user === undefined ? undefined : this.#queryAuth(user, database, entries);
     let prepared = this.#prepared.get(user);
     if (prepared === undefined || prepared.source !== source) {
       prepared = { source, entry: prepareEntry(source) };
       this.#prepared.set(user, prepared);
     }
     return prepared.entry;
+  }
+
+  /**
+   * PgBouncer's auth_query: a user missing from the auth file is looked up on the primary, in the client's database,
+   * over a pooled connection of auth_user (whose plain password is in the auth file). Only a SCRAM-SHA-256 secret is
+   * usable; anything else (no row, NULL, md5) is an unknown user. Secrets are never logged.
+   */
+  async #queryAuth(user: string, database: string, entries: ReturnType<typeof parseAuthFile>['entries']): Promise<AuthEntry | undefined> {
+    const settings = this.settings;
+    const authUser = settings.auth_user!;
+    const own = entries.get(authUser);
+    if (own?.kind !== 'password') {
+      this.log.error(
+        { auth_user: authUser },
+        'proxy.split.auth_user needs a plain password line in auth_file (the proxy logs in as it on its own); auth_query logins fail',
+      );
+      return undefined;
+    }
+    const text = (settings.auth_query ?? DEFAULT_AUTH_QUERY).replace(/\$1\b/g, () => dollarQuoted(user));
+    let lent: { connection: ServerConnection; key: string } | undefined;
+    try {
+      lent = await this.acquire('primary', () => this.primaryBackend(), {
+        user: authUser,
+        database,
+        credential: { kind: 'password', password: own.password },
+      });
+      const rows = await lent.connection.query(text, settings.connect_timeout * 1000);
+      const secret = rows[0]?.[1];
+      const parsed = secret === null || secret === undefined ? undefined : parseScramSecret(secret);
+      if (parsed === undefined && rows.length > 0)
+        this.log.warn({ user }, 'auth_query: the user has no SCRAM-SHA-256 secret (md5 or none); login refused');
+      return parsed === undefined ? undefined : { kind: 'scram', secret: parsed };
+    } catch (error) {
+      this.log.error({ user, auth_user: authUser, error: describeError(error) }, 'auth_query failed; login refused');
+      return undefined;
+    } finally {
+      if (lent !== undefined) this.release(lent.key, lent.connection);
+    }
   }
 
   /** Lends a server connection of the primary or a chosen replica; waits for a primary during a failover. */
@@ -662,7 +707,7 @@ class ClientSession {
   }
 
   async #authenticate(): Promise<void> {
-    const entry = await this.#listener.authEntry(this.#user);
+    const entry = await this.#listener.authEntry(this.#user, this.#database);
     const scram = new ScramServer(entry?.secret, this.#user);
     const failed = new ClientError({
       severity: 'FATAL',
@@ -718,10 +763,7 @@ class ClientSession {
   /** A lent connection last used by a client of another application_name is given this client's (one round trip). */
   async #carryApplicationName(connection: ServerConnection): Promise<void> {
     if (connection.parameters.get('application_name') === this.#applicationName) return;
-    await connection.query(
-      `SET application_name = '${this.#applicationName.replace(/'/g, "''")}'`,
-      this.#listener.settings.connect_timeout * 1000,
-    );
+    await connection.query(`SET application_name = ${dollarQuoted(this.#applicationName)}`, this.#listener.settings.connect_timeout * 1000);
   }
 
   get #sessionMode(): boolean {
