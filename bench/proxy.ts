@@ -38,7 +38,7 @@ const { values } = parseArgs({
     'pool-size': { type: 'string', default: '20' },
     /** Reads per target and round for the latency figure (one client, no write before: no read-your-writes wait). */
     'latency-reads': { type: 'string', default: '2000' },
-    /** Clients run by pgbench -S through 20 server connections (PgBouncer) / 7 per member (split, 3 members). */
+    /** Clients run by pgbench -S through 20 server connections: PgBouncer's pool of 20, the split's pools of 6 per member (3 members). */
     'held-clients': { type: 'string', default: '500' },
     /** Which parts to run (comma-separated): throughput, latency, held, switchover, idle. */
     parts: { type: 'string', default: 'throughput,latency,held,switchover,idle' },
@@ -408,7 +408,7 @@ async function main(): Promise<void> {
       });
     if (parts.has('latency')) await latency(cluster, leader, split.splitPort!, pgbouncer?.port);
     if (parts.has('held')) {
-      // 20 server connections: PgBouncer's pool of 20 to the primary; the split listener's pools of 7 per member (3 members).
+      // 20 server connections: PgBouncer's pool of 20 to the primary; the split listener's pools of 6 per member (3 members).
       const clients = Number(values['held-clients']);
       const heldSplit = await startSplitProxy(cluster, dir, Math.floor(20 / cluster.nodes.length), clients + 10);
       await held(cluster, `${SPLIT}, pool_size ${Math.floor(20 / cluster.nodes.length)}`, heldSplit.splitPort!, () =>
