@@ -549,25 +549,33 @@ class ClientSession {
     this.assigned = undefined;
     if (assigned !== undefined) {
       assigned.detachClose();
-      const { connection, key } = assigned;
-      if (this.#sessionMode && assigned.pending === 0 && connection.status === 'I' && !connection.closed) {
-        // Session pooling: the connection goes back once DISCARD ALL has dropped what the session left on it
-        // (PgBouncer's server_reset_query); if that fails it is closed.
-        connection.onMessage = undefined;
-        connection.query('DISCARD ALL', this.#listener.settings.connect_timeout * 1000).then(
-          () => this.#listener.release(key, connection),
-          () => {
-            connection.close();
-            this.#listener.release(key, connection);
-          },
-        );
-      } else {
-        // A session's server connection that may hold its state (pinned, or mid-transaction) is not lent to anyone else.
-        if (assigned.pending > 0 || (this.#tracker?.pinnedBy.length ?? 0) > 0 || this.#sessionMode) connection.close();
-        this.#listener.release(key, connection);
-      }
+      // The end of the last transaction may still be reading the floor on this connection: settle it after that.
+      const releasing = this.#releasing;
+      if (releasing !== undefined) void releasing.then(() => this.#settle(assigned));
+      else this.#settle(assigned);
     }
     this.#socket.destroy();
+  }
+
+  /** What happens to the server connection of a session that ended. */
+  #settle(assigned: Assigned): void {
+    const { connection, key } = assigned;
+    if (this.#sessionMode && assigned.pending === 0 && connection.status === 'I' && !connection.closed) {
+      // Session pooling: the connection goes back once DISCARD ALL has dropped what the session left on it
+      // (PgBouncer's server_reset_query); if that fails it is closed.
+      connection.onMessage = undefined;
+      connection.query('DISCARD ALL', this.#listener.settings.connect_timeout * 1000).then(
+        () => this.#listener.release(key, connection),
+        () => {
+          connection.close();
+          this.#listener.release(key, connection);
+        },
+      );
+    } else {
+      // A session's server connection that may hold its state (pinned, or mid-transaction) is not lent to anyone else.
+      if (assigned.pending > 0 || (this.#tracker?.pinnedBy.length ?? 0) > 0 || this.#sessionMode) connection.close();
+      this.#listener.release(key, connection);
+    }
   }
 
   #corked = false;
