@@ -1,7 +1,10 @@
-// Proxy benchmark on a real local cluster: pgbench -S direct vs through the pgwarden proxy vs through HAProxy
-// (interleaved rounds), the switchover write gap through the proxy, and the proxy's RSS with 1,000 idle clients.
+// Proxy benchmark on a real local cluster: pgbench -S direct vs through the pgwarden proxy (userspace, kernel), the
+// split listener (transaction pooling, reads on replicas), PgBouncer (Debian's 1.18, transaction pooling) and HAProxy,
+// interleaved rounds; the share of split reads replicas served; the added p50 latency of a read that did not wait;
+// how many clients 20 server connections hold; the switchover write gap through the proxy; the proxy's RSS with 1,000
+// idle clients.
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
@@ -9,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import { LocalCluster } from '../src/local/local-cluster.js';
+import pg from 'pg';
+import { LocalCluster, type LocalProxy } from '../src/local/local-cluster.js';
+import { PGBOUNCER, startPgBouncer, type RunningPgBouncer } from './pgbouncer.js';
 import { pickFreePorts } from '../src/local/free-port.js';
 import { spawnManaged, stopPid } from '../src/local/process.js';
 import { waitUntil } from '../src/util/wait-until.js';
@@ -29,8 +34,17 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '2' },
     switchovers: { type: 'string', default: '3' },
     idle: { type: 'string', default: '1000' },
+    /** Server connections per pool of the split listener and PgBouncer's default_pool_size in the throughput rounds. */
+    'pool-size': { type: 'string', default: '20' },
+    /** Reads per target and round for the latency figure (one client, no write before: no read-your-writes wait). */
+    'latency-reads': { type: 'string', default: '2000' },
+    /** Clients run by pgbench -S through 20 server connections: PgBouncer's pool of 20, the split's pools of 6 per member (3 members). */
+    'held-clients': { type: 'string', default: '500' },
+    /** Which parts to run (comma-separated): throughput, latency, held, switchover, idle. */
+    parts: { type: 'string', default: 'throughput,latency,held,switchover,idle' },
   },
 });
+const parts = new Set(values.parts.split(','));
 const PGBENCH = '/usr/lib/postgresql/15/bin/pgbench';
 const CLI_ENTRY = fileURLToPath(new URL('../src/bin/pgwarden.js', import.meta.url));
 
@@ -46,30 +60,186 @@ const tpsOf = (output: string): number => Number(/tps = ([\d.]+) \(without initi
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
 const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
 
-async function throughput(
-  cluster: LocalCluster,
-  leader: string,
-  proxyPorts: Readonly<Record<string, number>>,
-  haproxyPort: number,
-): Promise<void> {
+/** Committed transactions per member (pg_stat_database.xact_commit counts a standby's own read transactions too). */
+async function commits(cluster: LocalCluster): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const node of cluster.nodes) {
+    const [row] = await sql<{ n: string }>(
+      cluster,
+      node.name,
+      "SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = 'postgres'",
+    );
+    counts.set(node.name, Number(row!.n));
+  }
+  return counts;
+}
+
+const SPLIT = 'pgwarden split (txn pool)';
+const PGBOUNCER_NAME = 'PgBouncer 1.18 (txn pool)';
+
+async function throughput(cluster: LocalCluster, leader: string, targets: Readonly<Record<string, number>>): Promise<void> {
   const password = cluster.superuserPassword;
-  await pgbench(cluster.node(leader).pgPort, password, ['-i', '-s', '10', '-q']);
-  const targets: Record<string, number> = { direct: cluster.node(leader).pgPort, ...proxyPorts, 'HAProxy 2.6': haproxyPort };
   const results: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
   const args = ['-S', '-c', values.clients, '-j', values.threads, '-T', values.seconds, '-n'];
-  console.log(`pgbench ${args.join(' ')} (scale 10), ${values.rounds} interleaved rounds`);
+  console.log(`pgbench ${args.join(' ')} (scale 10), ${values.rounds} interleaved rounds; pool size ${values['pool-size']}`);
+  const onReplicas = { replicas: 0, total: 0 };
+  // A short warm-up per target first: pools filled, pg_proc read, caches warm (not what the rounds measure).
+  for (const port of Object.values(targets))
+    await pgbench(port, password, ['-S', '-c', values.clients, '-j', values.threads, '-T', '2', '-n']);
   for (let round = 1; round <= Number(values.rounds); round++) {
     for (const [name, port] of Object.entries(targets)) {
+      const before = name === SPLIT ? await commits(cluster) : undefined;
       const tps = tpsOf(await pgbench(port, password, args));
       results[name]!.push(tps);
-      console.log(`  round ${round} ${name.padEnd(24)} ${tps.toFixed(0)} tps`);
+      let share = '';
+      if (before !== undefined) {
+        const after = await commits(cluster);
+        for (const node of cluster.nodes) {
+          const delta = after.get(node.name)! - before.get(node.name)!;
+          onReplicas.total += delta;
+          if (node.name !== leader) onReplicas.replicas += delta;
+        }
+        share = ` (replicas served ${((100 * onReplicas.replicas) / onReplicas.total).toFixed(1)} % so far)`;
+      }
+      console.log(`  round ${round} ${name.padEnd(28)} ${tps.toFixed(0)} tps${share}`);
     }
   }
   const direct = median(results.direct!);
   for (const name of Object.keys(targets)) {
     const value = median(results[name]!);
-    console.log(`${name.padEnd(24)} median ${value.toFixed(0)} tps = ${(value / direct).toFixed(2)}x direct`);
+    console.log(`${name.padEnd(28)} median ${value.toFixed(0)} tps = ${(value / direct).toFixed(2)}x direct`);
   }
+  if (targets[SPLIT] !== undefined)
+    console.log(
+      `split listener: replicas served ${onReplicas.replicas} of ${onReplicas.total} committed transactions on all members during its rounds (${((100 * onReplicas.replicas) / onReplicas.total).toFixed(1)} %)`,
+    );
+}
+
+const percentile = (sorted: readonly number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+
+/**
+ * One client, simple protocol, a pgbench_accounts read per round trip: direct to a replica, direct to the primary,
+ * through the split listener (a session that never wrote: no read-your-writes wait) and through PgBouncer, in
+ * interleaved blocks. The split's added latency is against a replica (where its reads go), PgBouncer's against the
+ * primary (where it points).
+ */
+async function latency(cluster: LocalCluster, leader: string, splitPort: number, pgbouncerPort: number | undefined): Promise<void> {
+  const replica = cluster.nodes.find((node) => node.name !== leader)!;
+  const targets: Record<string, number> = {
+    'direct replica': replica.pgPort,
+    'direct primary': cluster.node(leader).pgPort,
+    [SPLIT]: splitPort,
+    ...(pgbouncerPort === undefined ? {} : { [PGBOUNCER_NAME]: pgbouncerPort }),
+  };
+  const samples: Record<string, number[]> = Object.fromEntries(Object.keys(targets).map((name) => [name, []]));
+  const servedBy = new Map<number, number>();
+  const perBlock = Math.max(1, Math.floor(Number(values['latency-reads']) / 4));
+  const clients: Record<string, pg.Client> = {};
+  try {
+    for (const [name, port] of Object.entries(targets)) {
+      const client = new pg.Client({
+        host: '127.0.0.1',
+        port,
+        user: 'postgres',
+        password: cluster.superuserPassword,
+        database: 'postgres',
+      });
+      client.on('error', () => undefined);
+      await client.connect();
+      clients[name] = client;
+    }
+    for (let block = 0; block < 4; block++) {
+      for (const [name, client] of Object.entries(clients)) {
+        for (let index = 0; index < perBlock; index++) {
+          const aid = 1 + Math.floor(Math.random() * 1_000_000);
+          const startedAt = performance.now();
+          const result = await client.query(`SELECT abalance, inet_server_port() AS port FROM pgbench_accounts WHERE aid = ${aid}`);
+          samples[name]!.push(performance.now() - startedAt);
+          if (name === SPLIT) {
+            const port = Number((result.rows[0] as { port: number }).port);
+            servedBy.set(port, (servedBy.get(port) ?? 0) + 1);
+          }
+        }
+      }
+    }
+  } finally {
+    for (const client of Object.values(clients)) await client.end().catch(() => undefined);
+  }
+  const p50 = (name: string): number =>
+    percentile(
+      [...samples[name]!].sort((a, b) => a - b),
+      0.5,
+    );
+  const p99 = (name: string): number =>
+    percentile(
+      [...samples[name]!].sort((a, b) => a - b),
+      0.99,
+    );
+  console.log(`read latency, one client, ${perBlock * 4} reads per target in 4 interleaved blocks:`);
+  for (const name of Object.keys(targets))
+    console.log(`  ${name.padEnd(28)} p50 ${(p50(name) * 1000).toFixed(0)} µs, p99 ${(p99(name) * 1000).toFixed(0)} µs`);
+  const replicaPorts = new Set(cluster.nodes.filter((node) => node.name !== leader).map((node) => node.pgPort));
+  const onReplicas = [...servedBy].filter(([port]) => replicaPorts.has(port)).reduce((sum, [, n]) => sum + n, 0);
+  console.log(
+    `split listener, a read that did not wait: +${((p50(SPLIT) - p50('direct replica')) * 1000).toFixed(0)} µs p50 over a direct replica read (${(p50(SPLIT) / p50('direct replica')).toFixed(2)}x); ${onReplicas} of ${perBlock * 4} served by replicas`,
+  );
+  if (pgbouncerPort !== undefined)
+    console.log(
+      `PgBouncer: +${((p50(PGBOUNCER_NAME) - p50('direct primary')) * 1000).toFixed(0)} µs p50 over a direct primary read (${(p50(PGBOUNCER_NAME) / p50('direct primary')).toFixed(2)}x)`,
+    );
+}
+
+/**
+ * pgbench -S with many clients through few server connections; the peak of server connections sampled every
+ * 100 ms while it runs, and the failed transactions.
+ */
+async function held(cluster: LocalCluster, name: string, port: number, serverConnections: () => Promise<number>): Promise<void> {
+  const clients = Number(values['held-clients']);
+  let peak = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, await serverConnections().catch(() => 0));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  let output = '';
+  try {
+    // Long enough that the logins (SCRAM for every client, one at a time through PgBouncer) leave time to run.
+    const seconds = String(Math.max(30, Number(values.seconds)));
+    output = await pgbench(port, cluster.superuserPassword, ['-S', '-c', String(clients), '-j', '2', '-T', seconds, '-n']);
+  } finally {
+    sampling = false;
+    await sampler;
+  }
+  const failed = /number of failed transactions: (\d+)/.exec(output)?.[1] ?? '0';
+  const done = /number of transactions actually processed: (\d+)/.exec(output)?.[1] ?? '?';
+  const connecting = /initial connection time = ([\d.]+) ms/.exec(output)?.[1] ?? '?';
+  console.log(
+    `${name.padEnd(28)} ${clients} clients (all logged in after ${connecting} ms) ran ${done} transactions (${tpsOf(output).toFixed(0)} tps, ${failed} failed) on at most ${peak} server connections: ${((clients * 20) / Math.max(1, peak)).toFixed(0)} clients per 20 server connections`,
+  );
+}
+
+/** The split listener's pooled server connections (idle and busy), from its /metrics. */
+async function splitServerConnections(apiPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+  let total = 0;
+  for (const match of text.matchAll(/^pgwarden_proxy_split_server_connections\{state="(?:idle|busy)"\} (\d+)/gm)) total += Number(match[1]);
+  return total;
+}
+
+async function startSplitProxy(cluster: LocalCluster, dir: string, poolSize: number, maxClientConn: number): Promise<LocalProxy> {
+  const authFile = join(dir, `split-userlist-${poolSize}.txt`);
+  await writeFile(authFile, `"postgres" "${cluster.superuserPassword}"\n`, { mode: 0o600 });
+  const proxy = await cluster.startProxy({}, { authFile, settings: { pool_size: poolSize, max_client_conn: maxClientConn } });
+  await waitUntil(
+    async () => {
+      const status = (await (await fetch(`http://127.0.0.1:${proxy.apiPort}/status`)).json()) as { replicas: { members?: string[] } };
+      return status.replicas.members?.length === cluster.nodes.length - 1;
+    },
+    { timeoutMs: 60_000, describe: 'the split listener to route reads to every replica' },
+  );
+  return proxy;
 }
 
 async function switchoverGap(cluster: LocalCluster, leader: string, proxyPort: number, label: string): Promise<string> {
@@ -189,6 +359,8 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-bench-proxy-'));
   const cluster = await LocalCluster.start({ dir, timing: DEFAULT_DYNAMIC_CONFIG, scope: 'benchproxy', proxies: 1 });
   let haproxyPid: number | undefined;
+  let pgbouncer: RunningPgBouncer | undefined;
+  let heldBouncer: RunningPgBouncer | undefined;
   try {
     let { leader } = await waitHealthy(cluster, 120_000);
     const proxy = cluster.proxies[0]!;
@@ -213,11 +385,55 @@ async function main(): Promise<void> {
       });
       proxyPorts['pgwarden proxy kernel'] = kernelProxy.primaryPort;
     } else console.log('pgwarden proxy kernel: skipped (data_path: kernel needs root for nftables)');
-    await throughput(cluster, leader, proxyPorts, writePort);
-    leader = await switchoverGap(cluster, leader, proxy.primaryPort, 'pgwarden proxy userspace');
-    if (kernelProxy !== undefined) leader = await switchoverGap(cluster, leader, kernelProxy.primaryPort, 'pgwarden proxy kernel');
-    await idleMemory(cluster, dir);
+    const poolSize = Number(values['pool-size']);
+    const split = await startSplitProxy(cluster, dir, poolSize, 100);
+    if (existsSync(PGBOUNCER)) {
+      pgbouncer = await startPgBouncer({
+        dir,
+        name: 'pgbouncer',
+        serverPort: cluster.node(leader).pgPort,
+        password: cluster.superuserPassword,
+        poolSize,
+        maxClientConn: 100,
+      });
+    } else console.log(`PgBouncer: skipped (${PGBOUNCER} is missing; scripts/ensure-deps.sh installs Debian's pgbouncer)`);
+    await pgbench(cluster.node(leader).pgPort, cluster.superuserPassword, ['-i', '-s', '10', '-q']);
+    if (parts.has('throughput'))
+      await throughput(cluster, leader, {
+        direct: cluster.node(leader).pgPort,
+        ...proxyPorts,
+        [SPLIT]: split.splitPort!,
+        ...(pgbouncer === undefined ? {} : { [PGBOUNCER_NAME]: pgbouncer.port }),
+        'HAProxy 2.6': writePort,
+      });
+    if (parts.has('latency')) await latency(cluster, leader, split.splitPort!, pgbouncer?.port);
+    if (parts.has('held')) {
+      // 20 server connections: PgBouncer's pool of 20 to the primary; the split listener's pools of 6 per member (3 members).
+      const clients = Number(values['held-clients']);
+      const heldSplit = await startSplitProxy(cluster, dir, Math.floor(20 / cluster.nodes.length), clients + 10);
+      await held(cluster, `${SPLIT}, pool_size ${Math.floor(20 / cluster.nodes.length)}`, heldSplit.splitPort!, () =>
+        splitServerConnections(heldSplit.apiPort),
+      );
+      if (existsSync(PGBOUNCER)) {
+        heldBouncer = await startPgBouncer({
+          dir,
+          name: 'pgbouncer-held',
+          serverPort: cluster.node(leader).pgPort,
+          password: cluster.superuserPassword,
+          poolSize: 20,
+          maxClientConn: clients + 10,
+        });
+        await held(cluster, `${PGBOUNCER_NAME}, pool 20`, heldBouncer.port, () => heldBouncer!.serverConnections());
+      }
+    }
+    if (parts.has('switchover')) {
+      leader = await switchoverGap(cluster, leader, proxy.primaryPort, 'pgwarden proxy userspace');
+      if (kernelProxy !== undefined) leader = await switchoverGap(cluster, leader, kernelProxy.primaryPort, 'pgwarden proxy kernel');
+    }
+    if (parts.has('idle')) await idleMemory(cluster, dir);
   } finally {
+    await pgbouncer?.stop();
+    await heldBouncer?.stop();
     if (haproxyPid !== undefined) await stopPid(haproxyPid, { signal: 'SIGTERM', graceMs: 3000 });
     await cluster.stop();
     await rm(dir, { recursive: true, force: true });

@@ -14,6 +14,9 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need_apt+=(hap
 command -v patronictl >/dev/null 2>&1 || need_apt+=(patroni)
 # The backup: section (and `npm run cluster -- --backup`) configures pgBackRest; its test restores replicas with it.
 command -v pgbackrest >/dev/null 2>&1 || need_apt+=(pgbackrest)
+# npm run bench:proxy measures the split listener next to PgBouncer (Debian's 1.18; the package's service is not started
+# without an init system, and the benchmark runs its own pgbouncer on a free port).
+command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || need_apt+=(pgbouncer)
 # deploy/prometheus's alert rules are checked and unit-tested with promtool, and fired by a real Prometheus scraping a
 # test cluster; Debian's prometheus package ships both binaries (no service runs without an init system).
 { command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; } || need_apt+=(prometheus)

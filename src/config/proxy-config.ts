@@ -66,15 +66,20 @@ const listenAddress = hostPortSchema(0, '127.0.0.1:5000');
 
 /**
  * proxy.split: the split listener's pooling and client authentication (PgBouncer's names where they exist).
- * Transaction pooling only in this version: a server connection is lent per transaction.
+ * Transaction pooling (lent per transaction, reads routed) or session pooling (one primary connection per client).
  */
 const splitSchema = z
   .object({
     /** PgBouncer auth_file format: `"user" "SCRAM-SHA-256$..."` (pg_authid.rolpassword) or `"user" "plain password"`. */
     auth_file: z.string().min(1, 'proxy.split.auth_file is required: a PgBouncer-style userlist'),
-    /** Only transaction pooling is built; session pooling is refused rather than run as transaction pooling. */
+    /**
+     * transaction: a server connection is lent per transaction and reads are routed to replicas. session: a client
+     * holds one primary connection from login to logout (PgBouncer's session mode; no read routing).
+     */
     pool_mode: z
-      .enum(['transaction'], { error: 'only transaction pooling is available in this version (session pooling is not built yet)' })
+      .enum(['transaction', 'session'], {
+        error: 'expected transaction (lent per transaction, reads on replicas) or session (one primary connection per client)',
+      })
       .default('transaction'),
     /** Server connections per (server, database, user). */
     pool_size: z.number().int().min(1).default(20),
@@ -83,8 +88,28 @@ const splitSchema = z
     query_wait_timeout: z.number().min(0.1).default(120),
     /** Seconds a read after a write waits for a replica to replay the session's floor before it goes to the primary. */
     causal_wait: z.number().min(0).max(10).default(0.05),
+    /**
+     * TLS towards clients, with PgBouncer's names: disable; allow and prefer (TLS when the client asks for it);
+     * require (a client that does not ask is refused). Default: prefer with a certificate, else disable.
+     */
+    client_tls_sslmode: z.enum(['disable', 'allow', 'prefer', 'require']).optional(),
+    /** PEM certificate (chain) and key the split listener presents. */
+    client_tls_cert_file: z.string().min(1).optional(),
+    client_tls_key_file: z.string().min(1).optional(),
+    /**
+     * PgBouncer's auth_user and auth_query: a user missing from auth_file is looked up with auth_query ($1: the user
+     * name) on the primary, in the client's database, logged in as auth_user (a plain password line in auth_file).
+     */
+    auth_user: z.string().min(1).optional(),
+    auth_query: z.string().includes('$1', { message: 'proxy.split.auth_query must use $1 for the user name' }).optional(),
   })
   .strict();
+
+/** The split listener's effective client TLS mode. */
+export function clientTlsMode(split: Pick<SplitSection, 'client_tls_sslmode' | 'client_tls_cert_file'>): 'disable' | 'allow' | 'require' {
+  const mode = split.client_tls_sslmode ?? (split.client_tls_cert_file !== undefined ? 'prefer' : 'disable');
+  return mode === 'prefer' ? 'allow' : mode;
+}
 
 export type SplitSection = z.output<typeof splitSchema>;
 
@@ -230,6 +255,18 @@ export function parseProxyConfig(text: string, sourceName: string): ProxyConfig 
       'PGW_CONFIG_INVALID',
       `${sourceName}: proxy.split_listen needs proxy.split.auth_file (the users the split listener authenticates, PgBouncer's auth_file format)`,
       { context: { path: sourceName, key: 'proxy.split' } },
+    );
+  }
+  const split = proxy.split;
+  if (
+    split !== undefined &&
+    (clientTlsMode(split) !== 'disable' || split.client_tls_key_file !== undefined) &&
+    (split.client_tls_cert_file === undefined || split.client_tls_key_file === undefined)
+  ) {
+    throw new PgwardenError(
+      'PGW_CONFIG_INVALID',
+      `${sourceName}: proxy.split.client_tls_sslmode ${split.client_tls_sslmode ?? 'prefer'} needs both client_tls_cert_file and client_tls_key_file (PEM)`,
+      { context: { path: sourceName, key: 'proxy.split.client_tls_cert_file' } },
     );
   }
   if (

@@ -12,6 +12,8 @@ import type { LocalCluster, LocalProxy } from '../../src/local/local-cluster.js'
 import { waitUntil } from '../../src/util/wait-until.js';
 import { sql, waitHealthy } from '../kit/cluster-kit.js';
 import { startTestCluster, teardownCluster } from '../kit/fixtures.js';
+import { checkStaleReads, toggleApplyDelay } from '../kit/stale-reads.js';
+import { createCertificateAuthority } from '../../src/local/tls-certs.js';
 
 const APP_PASSWORD = 'app-secret-Ω';
 
@@ -144,7 +146,7 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
   });
 
   /** Runs a psql script through the split listener statement by statement; its output lines (unaligned, tuples only). */
-  const psql = (script: string): string[] => {
+  const psql = (script: string, env: Record<string, string> = {}): string[] => {
     const result = spawnSync(
       '/usr/lib/postgresql/15/bin/psql',
       [
@@ -163,7 +165,7 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
         '-f',
         '-',
       ],
-      { input: script, encoding: 'utf8', env: { ...process.env, PGPASSWORD: cluster.superuserPassword }, timeout: 30_000 },
+      { input: script, encoding: 'utf8', env: { ...process.env, PGPASSWORD: cluster.superuserPassword, ...env }, timeout: 30_000 },
     );
     assert.equal(result.status, 0, `psql failed: ${result.stderr}`);
     return result.stdout.split('\n').filter((line) => line !== '');
@@ -200,6 +202,33 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     assert.equal(copied!.n, 3);
     // A plain read in a new psql session still goes to a replica.
     assert.ok(replicaPorts.has(Number(psql('SELECT inet_server_port();\n')[0])));
+  });
+
+  it("carries a client's startup parameters (application_name, options, client_encoding, DateStyle, TimeZone) to its reads and writes", async () => {
+    const show =
+      "SELECT concat_ws(',', current_setting('application_name'), current_setting('search_path'), current_setting('work_mem'), current_setting('client_encoding'), current_setting('DateStyle'), current_setting('TimeZone')), inet_server_port();\n";
+    const script = `${show}INSERT INTO split_items VALUES (9100, 'params') ON CONFLICT DO NOTHING;\nBEGIN;\n${show}COMMIT;\n`;
+    const env = (app: string): Record<string, string> => ({
+      PGAPPNAME: app,
+      PGOPTIONS: '-c search_path=split_ns,public -c work_mem=7MB',
+      PGCLIENTENCODING: 'LATIN1',
+      PGDATESTYLE: 'SQL, DMY',
+      PGTZ: 'Asia/Tokyo',
+    });
+    // Two applications one after the other share pooled connections: each sees its own name.
+    for (const app of ['split-app-a', 'split-app-b', 'split-app-a']) {
+      const lines = psql(script, env(app)).filter((line) => line.includes('|'));
+      assert.equal(lines.length, 2, lines.join(' / '));
+      const [onReplica, onPrimary] = lines.map((line) => line.split('|'));
+      assert.equal(onReplica![0], `${app},split_ns,public,7MB,LATIN1,SQL, DMY,Asia/Tokyo`);
+      assert.ok(replicaPorts.has(Number(onReplica![1])), `the read ran on port ${onReplica![1]}`);
+      assert.equal(onPrimary![0], onReplica![0], 'a transaction on the primary runs with the same settings');
+      assert.equal(Number(onPrimary![1]), primaryPort);
+    }
+    // A client without those parameters is not given a connection opened with them.
+    const [plain] = psql("SELECT current_setting('work_mem'), current_setting('TimeZone') <> 'Asia/Tokyo';\n");
+    assert.notEqual(plain!.split('|')[0], '7MB');
+    assert.equal(plain!.split('|')[1], 't');
   });
 
   it('closes a connection that sends garbage and goes on serving others', async () => {
@@ -344,6 +373,36 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     }
   });
 
+  it('insert-then-read: no stale read through the split listener while replay is delayed; the plain replica port shows them', async () => {
+    // 400 rounds here (a delayed read waits causal_wait before the primary serves it); npm run bench:stale-reads runs 10,000.
+    const rounds = 400;
+    await sql(cluster, leader, 'CREATE TABLE stale_check (id int primary key)');
+    const replicas = cluster.nodes.filter((node) => node.name !== leader).map((node) => node.name);
+    const toggler = toggleApplyDelay(cluster, replicas, { delayMs: 300, periodMs: 1000 });
+    const plain = (port: number): pg.Client =>
+      new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres' });
+    const split = await client();
+    const [writer, reader] = [plain(proxy.primaryPort), plain(proxy.replicaPort)];
+    try {
+      await Promise.all([writer.connect(), reader.connect()]);
+      const throughSplit = await checkStaleReads({ writer: split, reader: split, table: 'stale_check', firstId: 1, rounds });
+      const throughPorts = await checkStaleReads({ writer, reader, table: 'stale_check', firstId: 100_000, rounds });
+      const describe = (result: typeof throughSplit): string =>
+        `${result.stale} stale, served by ${JSON.stringify(Object.fromEntries(result.servedBy))}`;
+      console.log(
+        `stale reads (${toggler.toggles()} delay toggles): split ${describe(throughSplit)}; primary+replica ports ${describe(throughPorts)}`,
+      );
+      assert.ok(toggler.toggles() >= 2, 'the apply delay was toggled during the run');
+      assert.equal(throughSplit.stale, 0, `through the split listener: ${describe(throughSplit)}`);
+      const onReplicas = [...throughSplit.servedBy].filter(([port]) => replicaPorts.has(port)).reduce((sum, [, n]) => sum + n, 0);
+      assert.ok(onReplicas > 0, `replicas served none of the split listener's reads: ${describe(throughSplit)}`);
+      assert.ok(throughPorts.stale > 0, `the replica port showed no stale read, so the check proves nothing: ${describe(throughPorts)}`);
+    } finally {
+      await toggler.stop();
+      await Promise.all([split.end(), writer.end().catch(() => undefined), reader.end().catch(() => undefined)]);
+    }
+  });
+
   it('shows its clients, pooled connections and where transactions went on /metrics', async () => {
     const text = await (await fetch(`http://127.0.0.1:${proxy.apiPort}/metrics`)).text();
     const value = (pattern: RegExp): number => Number(pattern.exec(text)?.[1] ?? Number.NaN);
@@ -359,6 +418,138 @@ describe('pgwarden proxy split listener on a real cluster', { timeout: 600_000 }
     const log = await readFile(proxy.logFile, 'utf8');
     assert.ok(log.includes('password authentication failed'), 'the failed logins were logged');
     for (const text of [APP_PASSWORD, cluster.superuserPassword, secret!.rolpassword.split('$')[2]!]) assert.ok(!log.includes(text));
+  });
+
+  it('pool_mode session: a client holds one primary connection until it leaves; the next client gets it reset', async () => {
+    const authFile = join(cluster.dir, 'userlist.txt');
+    const sessionProxy = await cluster.startProxy(
+      {},
+      { authFile, settings: { pool_mode: 'session', pool_size: 1, query_wait_timeout: 60 } },
+    );
+    const connectTo = async (): Promise<pg.Client> => {
+      const connection = new pg.Client({
+        host: '127.0.0.1',
+        port: sessionProxy.splitPort!,
+        user: 'postgres',
+        password: cluster.superuserPassword,
+        database: 'postgres',
+      });
+      connection.on('error', () => undefined);
+      await connection.connect();
+      return connection;
+    };
+    const one = async <T>(connection: pg.Client, text: string): Promise<T> => (await connection.query(text)).rows[0] as T;
+    const first = await connectTo();
+    let firstEnded = false;
+    let second: pg.Client | undefined;
+    try {
+      await first.query("SET work_mem = '9MB'");
+      await first.query('CREATE TEMP TABLE session_scratch (x int)');
+      const state = await one<{ pid: number; port: number; work_mem: string }>(
+        first,
+        "SELECT pg_backend_pid() AS pid, inet_server_port() AS port, current_setting('work_mem') AS work_mem FROM session_scratch RIGHT JOIN (SELECT 1) one ON true",
+      );
+      // Reads too run on the session's primary connection, with what the session set.
+      assert.equal(Number(state.port), primaryPort);
+      assert.equal(state.work_mem, '9MB');
+      await first.query("INSERT INTO split_items VALUES (9200, 'session') ON CONFLICT DO NOTHING");
+      const lsn = await one<{ last_commit_lsn: string | null }>(first, 'SHOW pgwarden.last_commit_lsn');
+      assert.match(lsn.last_commit_lsn ?? '', /^[0-9A-F]+\/[0-9A-F]+$/);
+      // pool_size 1: a second client waits for the first one's connection.
+      const secondConnecting = connectTo();
+      await waitUntil(
+        async () =>
+          /pgwarden_proxy_split_waiting_clients 1\b/.test(await (await fetch(`http://127.0.0.1:${sessionProxy.apiPort}/metrics`)).text()),
+        { timeoutMs: 20_000, describe: 'the second client to wait for the only server connection' },
+      );
+      await first.end();
+      firstEnded = true;
+      second = await secondConnecting;
+      const after = await one<{ pid: number; work_mem: string; temps: number }>(
+        second,
+        "SELECT pg_backend_pid() AS pid, current_setting('work_mem') AS work_mem, (SELECT count(*)::int FROM pg_class WHERE relname = 'session_scratch') AS temps",
+      );
+      assert.equal(after.pid, state.pid, 'the second client got the same server connection');
+      assert.notEqual(after.work_mem, '9MB', 'DISCARD ALL reset the first session’s SET');
+      assert.equal(after.temps, 0, 'DISCARD ALL dropped the first session’s temporary table');
+    } finally {
+      if (!firstEnded) await first.end();
+      await second?.end();
+    }
+  });
+
+  it('client_tls_sslmode require: TLS clients are served (certificate verified), plaintext ones refused with 28000', async () => {
+    const ca = await createCertificateAuthority(join(cluster.dir, 'split-ca'));
+    const certificate = await ca.issue('split-listener', { server: { ips: ['127.0.0.1'] } });
+    const tlsProxy = await cluster.startProxy(
+      {},
+      {
+        authFile: join(cluster.dir, 'userlist.txt'),
+        settings: { client_tls_sslmode: 'require', client_tls_cert_file: certificate.cert, client_tls_key_file: certificate.key },
+      },
+    );
+    const options = {
+      host: '127.0.0.1',
+      port: tlsProxy.splitPort!,
+      user: 'postgres',
+      password: cluster.superuserPassword,
+      database: 'postgres',
+    };
+    const secure = new pg.Client({ ...options, ssl: { ca: await readFile(ca.cert, 'utf8') } });
+    secure.on('error', () => undefined);
+    await secure.connect();
+    try {
+      const stream = (secure as unknown as { connection: { stream: { encrypted?: boolean } } }).connection.stream;
+      assert.equal(stream.encrypted, true, 'the client connection is TLS');
+      assert.ok(replicaPorts.has(await portOf(secure, 'SELECT inet_server_port() AS port')), 'reads are routed over TLS too');
+      assert.equal(await portOf(secure, "INSERT INTO split_items VALUES (9300, 'tls') RETURNING inet_server_port() AS port"), primaryPort);
+    } finally {
+      await secure.end();
+    }
+    const plain = new pg.Client({ ...options, ssl: false });
+    plain.on('error', () => undefined);
+    await assert.rejects(plain.connect(), (error: { code?: string; message?: string }) => {
+      assert.equal(error.code, '28000', error.message);
+      assert.match(error.message ?? '', /SSL required/);
+      return true;
+    });
+    // A client that does not trust the certificate's CA gives up during the handshake.
+    const untrusting = new pg.Client({ ...options, ssl: { rejectUnauthorized: true } });
+    untrusting.on('error', () => undefined);
+    await assert.rejects(untrusting.connect());
+  });
+
+  it('auth_query: a user missing from auth_file is looked up on the primary (SCRAM secret), wrong passwords still refused', async () => {
+    await sql(cluster, leader, "CREATE ROLE split_auth LOGIN SUPERUSER PASSWORD 'auth-secret'");
+    await sql(cluster, leader, "CREATE ROLE looked_up LOGIN PASSWORD 'looked-up-secret'");
+    await sql(cluster, leader, 'GRANT SELECT ON split_items TO looked_up');
+    const authFile = join(cluster.dir, 'userlist-auth-query.txt');
+    await writeFile(authFile, '"split_auth" "auth-secret"\n', { mode: 0o600 });
+    const queried = await cluster.startProxy({}, { authFile, settings: { auth_user: 'split_auth' } });
+    const login = async (user: string, password: string): Promise<pg.Client> => {
+      const connection = new pg.Client({ host: '127.0.0.1', port: queried.splitPort!, user, password, database: 'postgres' });
+      connection.on('error', () => undefined);
+      await connection.connect();
+      return connection;
+    };
+    const connection = await login('looked_up', 'looked-up-secret');
+    try {
+      const row = (await connection.query('SELECT current_user AS who, inet_server_port() AS port')).rows[0] as {
+        who: string;
+        port: number;
+      };
+      assert.equal(row.who, 'looked_up');
+      assert.ok(replicaPorts.has(Number(row.port)));
+    } finally {
+      await connection.end();
+    }
+    for (const [user, password] of [
+      ['looked_up', 'wrong'],
+      ['nobody_at_all', 'whatever'],
+    ] as const)
+      await assert.rejects(login(user, password), (error: { code?: string }) => error.code === '28P01');
+    const log = await readFile(queried.logFile, 'utf8');
+    assert.ok(!log.includes('looked-up-secret') && !log.includes('auth-secret'), 'no password in the proxy log');
   });
 
   it('an idle session follows a switchover: its next write runs on the new primary, and it reads its own writes', async () => {

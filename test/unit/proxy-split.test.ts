@@ -9,9 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pg from 'pg';
-import { parseProxyConfig } from '../../src/config/proxy-config.js';
+import { clientTlsMode, parseProxyConfig } from '../../src/config/proxy-config.js';
 import { parseAuthFile } from '../../src/proxy/split/auth-file.js';
-import { MessageReader, message, readyForQuery, singleValueResult, decodeDataRow, startupMessage } from '../../src/proxy/split/pg-wire.js';
+import {
+  MessageReader,
+  dollarQuoted,
+  message,
+  readyForQuery,
+  singleValueResult,
+  decodeDataRow,
+  startupMessage,
+} from '../../src/proxy/split/pg-wire.js';
 import { SplitListener, type SplitSettings } from '../../src/proxy/split/split-listener.js';
 import { silentLog } from '../../src/util/log.js';
 import { parseScramSecret, ScramClient, ScramError, ScramServer, scramSecretOf, type ScramSecret } from '../../src/proxy/split/scram.js';
@@ -313,12 +321,31 @@ describe('proxy.split_listen configuration', () => {
 
   it("refuses a split listener without an auth file, on another listener's port, or an unknown pool mode", () => {
     assert.throws(() => config('  split_listen: 127.0.0.1:5002\n'), /needs proxy.split.auth_file/);
-    assert.throws(
-      () => config('  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n    pool_mode: session\n'),
-      /pool_mode: only transaction pooling is available/,
+    assert.equal(
+      config('  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n    pool_mode: session\n').proxy.split?.pool_mode,
+      'session',
     );
     assert.throws(() => config('  split_listen: 127.0.0.1:5000\n  split:\n    auth_file: /x\n'), /same address as another listener/);
-    assert.throws(() => config('  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n    pool_mode: statement\n'), /pool_mode/);
+    const tls = (lines: string): ReturnType<typeof config> =>
+      config(`  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n${lines}`);
+    assert.throws(
+      () => tls('    client_tls_sslmode: require\n'),
+      /client_tls_sslmode require needs both client_tls_cert_file and client_tls_key_file/,
+    );
+    assert.throws(() => tls('    client_tls_cert_file: /c.pem\n'), /needs both client_tls_cert_file and client_tls_key_file/);
+    assert.throws(() => tls('    client_tls_sslmode: verify-full\n'), /client_tls_sslmode/);
+    assert.equal(clientTlsMode(tls('    client_tls_cert_file: /c.pem\n    client_tls_key_file: /k.pem\n').proxy.split!), 'allow');
+    assert.equal(clientTlsMode(tls('').proxy.split!), 'disable');
+    assert.throws(
+      () => tls("    auth_user: a\n    auth_query: SELECT usename, passwd FROM pg_shadow WHERE usename = 'x'\n"),
+      /auth_query must use \$1/,
+    );
+    assert.equal(dollarQuoted("it's"), "$pgw$it's$pgw$");
+    assert.equal(dollarQuoted('a$pgw$b'), '$pgw_$a$pgw$b$pgw_$');
+    assert.throws(
+      () => config('  split_listen: 127.0.0.1:5002\n  split:\n    auth_file: /x\n    pool_mode: statement\n'),
+      /pool_mode: expected transaction .* or session/,
+    );
   });
 });
 

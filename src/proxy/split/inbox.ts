@@ -13,20 +13,37 @@ export class Inbox {
   #ended = false;
   #wake: (() => void) | undefined;
 
+  readonly #onData: (chunk: Buffer) => void;
+  readonly #onEnd: () => void;
+
   constructor(socket: Socket) {
     this.#socket = socket;
-    socket.on('data', (chunk: Buffer) => {
+    this.#onData = (chunk: Buffer) => {
       this.#buffer = this.#buffer.length === 0 ? chunk : Buffer.concat([this.#buffer, chunk]);
       if (this.#buffer.length > HIGH_WATER) socket.pause();
       this.#wake?.();
-    });
-    const end = (): void => {
+    };
+    this.#onEnd = (): void => {
       this.#ended = true;
       this.#wake?.();
     };
-    socket.once('end', end);
-    socket.once('close', end);
-    socket.once('error', end);
+    socket.on('data', this.#onData);
+    socket.once('end', this.#onEnd);
+    socket.once('close', this.#onEnd);
+    socket.once('error', this.#onEnd);
+  }
+
+  /** Stops reading the socket (a TLS layer takes it over); bytes not taken yet would be lost, so there must be none. */
+  detach(): void {
+    this.#socket.off('data', this.#onData);
+    this.#socket.off('end', this.#onEnd);
+    this.#socket.off('close', this.#onEnd);
+    this.#socket.off('error', this.#onEnd);
+  }
+
+  /** Bytes received and not taken yet. */
+  get buffered(): number {
+    return this.#buffer.length;
   }
 
   async #need(bytes: number): Promise<boolean> {

@@ -189,3 +189,10 @@ export function decodeSaslInitialResponse(body: Buffer): { mechanism: string; da
   if (length < 0 || body.length < next + 4 + length) throw new Error('truncated SASLInitialResponse');
   return { mechanism, data: body.subarray(next + 4, next + 4 + length) };
 }
+
+/** A SQL string literal by dollar quoting, with a tag the text cannot contain: right whatever standard_conforming_strings says. */
+export function dollarQuoted(text: string): string {
+  let tag = 'pgw';
+  while (text.includes(`$${tag}$`)) tag += '_';
+  return `$${tag}$${text}$${tag}$`;
+}

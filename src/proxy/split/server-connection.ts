@@ -35,6 +35,10 @@ export interface ServerLogin {
   readonly user: string;
   readonly database: string;
   readonly credential: ServerCredential;
+  /** The client's other startup parameters (options, client_encoding, DateStyle, TimeZone...): the connection is opened with them. */
+  readonly parameters?: Readonly<Record<string, string>>;
+  /** application_name at login (a lend sets the borrower's own); default pgwarden-split. */
+  readonly applicationName?: string;
 }
 
 /** A server's ErrorResponse during login, to pass on to the client as it came (SQLSTATE and message). */
@@ -50,6 +54,9 @@ export class ServerLoginError extends PgwardenError {
 }
 
 let nextId = 1;
+
+/** The application_name of a server connection whose client gave none (what pg_stat_activity shows for the proxy). */
+export const DEFAULT_APPLICATION_NAME = 'pgwarden-split';
 
 export class ServerConnection {
   readonly id = nextId++;
@@ -108,7 +115,14 @@ export class ServerConnection {
         socket.once('error', (error) => reject(fail(error.message, error)));
         socket.once('close', () => reject(fail('the server closed the connection')));
         socket.once('connect', () => {
-          socket.write(startupMessage({ user: login.user, database: login.database, application_name: 'pgwarden-split' }));
+          socket.write(
+            startupMessage({
+              ...login.parameters,
+              user: login.user,
+              database: login.database,
+              application_name: login.applicationName ?? DEFAULT_APPLICATION_NAME,
+            }),
+          );
           connection
             .#login(login, next)
             .then(resolve, reject)
@@ -187,6 +201,11 @@ export class ServerConnection {
     }
     for (const item of messages) {
       if (item.type === 'Z') this.status = item.body.toString('latin1', 0, 1) as 'I' | 'T' | 'E';
+      else if (item.type === 'S') {
+        // A reported setting changed (SET application_name, SET TimeZone...): what this connection runs with now.
+        const [name, at] = readCString(item.body, 0);
+        this.parameters.set(name, readCString(item.body, at)[0]);
+      }
       this.onMessage?.(item);
     }
   }

@@ -4,6 +4,7 @@
 import { randomInt } from 'node:crypto';
 import { statSync, readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket, type SecureContext } from 'node:tls';
 import { describeError, PgwardenError } from '../../util/errors.js';
 import type { Log } from '../../util/log.js';
 import type { Backend } from '../routing.js';
@@ -23,6 +24,7 @@ import {
   cancelRequest,
   decodeParse,
   decodeSaslInitialResponse,
+  dollarQuoted,
   errorResponse,
   message,
   parameterStatus,
@@ -32,8 +34,8 @@ import {
   type ErrorFields,
   type WireMessage,
 } from './pg-wire.js';
-import { ScramError, ScramServer, type ServerCredential } from './scram.js';
-import { ServerConnection, ServerLoginError } from './server-connection.js';
+import { parseScramSecret, ScramError, ScramServer, type ServerCredential } from './scram.js';
+import { DEFAULT_APPLICATION_NAME, ServerConnection, ServerLoginError, type ServerLogin } from './server-connection.js';
 import { ServerPool } from './server-pool.js';
 import {
   closestReplica,
@@ -55,7 +57,19 @@ export interface SplitSettings {
   readonly connect_timeout: number;
   /** Seconds a read waits for a replica to replay the session's floor before it goes to the primary. */
   readonly causal_wait: number;
+  /** session: a client holds one primary connection from login to logout, and nothing is routed (default transaction). */
+  readonly pool_mode?: 'transaction' | 'session';
+  /** TLS towards clients (PgBouncer's client_tls_*): prefer/allow answer an SSLRequest with TLS, require refuses plaintext. */
+  readonly client_tls_sslmode?: 'disable' | 'allow' | 'prefer' | 'require' | undefined;
+  readonly client_tls_cert_file?: string | undefined;
+  readonly client_tls_key_file?: string | undefined;
+  /** PgBouncer's auth_user / auth_query: users missing from auth_file are looked up on the primary. */
+  readonly auth_user?: string | undefined;
+  readonly auth_query?: string | undefined;
 }
+
+/** PgBouncer's default auth_query (pg_shadow needs a superuser; a SECURITY DEFINER function is the usual way around). */
+export const DEFAULT_AUTH_QUERY = 'SELECT usename, passwd FROM pg_shadow WHERE usename = $1';
 
 export interface SplitRoutes {
   /** The confirmed lock holder, or undefined while the primary route holds. */
@@ -94,6 +108,12 @@ const REPLAY_QUERY = "SELECT (pg_last_wal_replay_lsn() - '0/0'::pg_lsn)::float8"
 
 type Role = 'primary' | 'replica';
 
+/** The startup parameters a pool key carries, in a stable order (empty for a client that sent none). */
+export function parametersKey(parameters: Readonly<Record<string, string>> | undefined): string {
+  const entries = Object.entries(parameters ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return entries.length === 0 ? '' : JSON.stringify(entries);
+}
+
 interface Assigned {
   readonly connection: ServerConnection;
   readonly key: string;
@@ -124,7 +144,7 @@ export class SplitListener {
   #rotation = 0;
   readonly #stopping = new AbortController();
   /** Per pool key, the login the connections are opened with (the last client's credential for that user). */
-  readonly #logins = new Map<string, { backend: Backend; user: string; database: string; credential: ServerCredential }>();
+  readonly #logins = new Map<string, { backend: Backend } & ServerLogin>();
 
   constructor(options: SplitListenerOptions) {
     this.#options = options;
@@ -132,11 +152,7 @@ export class SplitListener {
       poolSize: () => options.settings().pool_size,
       open: (key) => {
         const login = this.#logins.get(key)!;
-        return ServerConnection.open(
-          login.backend,
-          { user: login.user, database: login.database, credential: login.credential },
-          options.settings().connect_timeout * 1000,
-        );
+        return ServerConnection.open(login.backend, login, options.settings().connect_timeout * 1000);
       },
     });
   }
@@ -169,7 +185,34 @@ export class SplitListener {
     };
   }
 
+  #tls: { readonly context: SecureContext; readonly required: boolean } | undefined;
+
+  /** The TLS context for clients that ask, and whether plaintext is refused; undefined when TLS is off. */
+  get tls(): { readonly context: SecureContext; readonly required: boolean } | undefined {
+    return this.#tls;
+  }
+
+  #loadTls(): void {
+    const settings = this.settings;
+    const mode = settings.client_tls_sslmode ?? (settings.client_tls_cert_file !== undefined ? 'prefer' : 'disable');
+    if (mode === 'disable') return;
+    const { client_tls_cert_file: certFile, client_tls_key_file: keyFile } = settings;
+    try {
+      this.#tls = {
+        context: createSecureContext({ cert: readFileSync(certFile!), key: readFileSync(keyFile!) }),
+        required: mode === 'require',
+      };
+    } catch (error) {
+      throw new PgwardenError(
+        'PGW_CONFIG_UNREADABLE',
+        `proxy.split.client_tls_cert_file ${certFile ?? '(unset)'} / client_tls_key_file ${keyFile ?? '(unset)'}: ${describeError(error)}`,
+        { context: { key: 'proxy.split.client_tls_cert_file', hint: 'PEM files the proxy can read, the key matching the certificate' } },
+      );
+    }
+  }
+
   async listen(): Promise<number> {
+    this.#loadTls(); // an unreadable certificate fails the start, not the first TLS client
     this.#classifier = await createClassifier();
     this.#loadAuthFile(); // a missing or unreadable file fails the start, not the first login
     const server = createServer({ noDelay: true }, (socket) => this.#accept(socket));
@@ -281,7 +324,7 @@ export class SplitListener {
   }
 
   /** The user's entry, re-reading the auth file when it changed; undefined for an unknown user. */
-  async authEntry(user: string): Promise<AuthEntry | undefined> {
+  async authEntry(user: string, database: string): Promise<AuthEntry | undefined> {
     let entries;
     try {
       entries = this.#loadAuthFile();
@@ -290,7 +333,7 @@ export class SplitListener {
       return undefined;
     }
     const source = entries.get(user);
-    if (source === undefined) return undefined;
+    if (source === undefined) return this.settings.auth_user === undefined ? undefined : this.#queryAuth(user, database, entries);
     let prepared = this.#prepared.get(user);
     if (prepared === undefined || prepared.source !== source) {
       prepared = { source, entry: prepareEntry(source) };
@@ -299,17 +342,64 @@ export class SplitListener {
     return prepared.entry;
   }
 
+  /**
+   * PgBouncer's auth_query: a user missing from the auth file is looked up on the primary, in the client's database,
+   * over a pooled connection of auth_user (whose plain password is in the auth file). Only a SCRAM-SHA-256 secret is
+   * usable; anything else (no row, NULL, md5) is an unknown user. Secrets are never logged.
+   */
+  async #queryAuth(user: string, database: string, entries: ReturnType<typeof parseAuthFile>['entries']): Promise<AuthEntry | undefined> {
+    const settings = this.settings;
+    const authUser = settings.auth_user!;
+    const own = entries.get(authUser);
+    if (own?.kind !== 'password') {
+      this.log.error(
+        { auth_user: authUser },
+        'proxy.split.auth_user needs a plain password line in auth_file (the proxy logs in as it on its own); auth_query logins fail',
+      );
+      return undefined;
+    }
+    const text = (settings.auth_query ?? DEFAULT_AUTH_QUERY).replace(/\$1\b/g, () => dollarQuoted(user));
+    let lent: { connection: ServerConnection; key: string } | undefined;
+    try {
+      lent = await this.acquire('primary', () => this.primaryBackend(), {
+        user: authUser,
+        database,
+        credential: { kind: 'password', password: own.password },
+      });
+      const rows = await lent.connection.query(text, settings.connect_timeout * 1000);
+      const secret = rows[0]?.[1];
+      const parsed = secret === null || secret === undefined ? undefined : parseScramSecret(secret);
+      if (parsed === undefined && rows.length > 0)
+        this.log.warn({ user }, 'auth_query: the user has no SCRAM-SHA-256 secret (md5 or none); login refused');
+      return parsed === undefined ? undefined : { kind: 'scram', secret: parsed };
+    } catch (error) {
+      this.log.error({ user, auth_user: authUser, error: describeError(error) }, 'auth_query failed; login refused');
+      return undefined;
+    } finally {
+      if (lent !== undefined) this.release(lent.key, lent.connection);
+    }
+  }
+
   /** Lends a server connection of the primary or a chosen replica; waits for a primary during a failover. */
   async acquire(
     role: Role,
     backendFor: () => Backend | undefined,
-    login: { user: string; database: string; credential: ServerCredential },
+    login: ServerLogin,
   ): Promise<{ connection: ServerConnection; key: string }> {
     const deadlineMs = this.#options.nowMs() + this.settings.query_wait_timeout * 1000;
     for (;;) {
       const backend = backendFor();
       if (backend !== undefined) {
-        const key = [role, backend.member, `${backend.host}:${backend.port}`, login.database, login.user].join('|');
+        // Startup parameters other than application_name are part of the key: a connection opened with them carries
+        // them exactly (options, DateStyle...), and a client never gets another's. application_name is set per lend.
+        const key = [
+          role,
+          backend.member,
+          `${backend.host}:${backend.port}`,
+          login.database,
+          login.user,
+          parametersKey(login.parameters),
+        ].join('|');
         this.#logins.set(key, { backend, ...login });
         const remainingMs = Math.max(1, deadlineMs - this.#options.nowMs());
         return { connection: await this.pool.acquire(key, remainingMs), key };
@@ -395,13 +485,16 @@ export class SplitListener {
 
 class ClientSession {
   readonly #listener: SplitListener;
-  readonly #socket: Socket;
-  readonly #inbox: Inbox;
+  #socket: Socket;
+  #inbox: Inbox;
+  #encrypted = false;
   readonly #pid = randomInt(1, 2 ** 31 - 1);
   readonly #secret = randomInt(0, 2 ** 31 - 1);
   #user = '';
   #database = '';
   #credential: ServerCredential | undefined;
+  #parameters: Readonly<Record<string, string>> = {};
+  #applicationName = DEFAULT_APPLICATION_NAME;
   #tracker: TransactionTracker | undefined;
   assigned: Assigned | undefined;
   /** The last ReadyForQuery status the client was given. */
@@ -456,11 +549,33 @@ class ClientSession {
     this.assigned = undefined;
     if (assigned !== undefined) {
       assigned.detachClose();
-      // A session's server connection that may hold its state (pinned, or mid-transaction) is not lent to anyone else.
-      if (assigned.pending > 0 || (this.#tracker?.pinnedBy.length ?? 0) > 0) assigned.connection.close();
-      this.#listener.release(assigned.key, assigned.connection);
+      // The end of the last transaction may still be reading the floor on this connection: settle it after that.
+      const releasing = this.#releasing;
+      if (releasing !== undefined) void releasing.then(() => this.#settle(assigned));
+      else this.#settle(assigned);
     }
     this.#socket.destroy();
+  }
+
+  /** What happens to the server connection of a session that ended. */
+  #settle(assigned: Assigned): void {
+    const { connection, key } = assigned;
+    if (this.#sessionMode && assigned.pending === 0 && connection.status === 'I' && !connection.closed) {
+      // Session pooling: the connection goes back once DISCARD ALL has dropped what the session left on it
+      // (PgBouncer's server_reset_query); if that fails it is closed.
+      connection.onMessage = undefined;
+      connection.query('DISCARD ALL', this.#listener.settings.connect_timeout * 1000).then(
+        () => this.#listener.release(key, connection),
+        () => {
+          connection.close();
+          this.#listener.release(key, connection);
+        },
+      );
+    } else {
+      // A session's server connection that may hold its state (pinned, or mid-transaction) is not lent to anyone else.
+      if (assigned.pending > 0 || (this.#tracker?.pinnedBy.length ?? 0) > 0 || this.#sessionMode) connection.close();
+      this.#listener.release(key, connection);
+    }
   }
 
   #corked = false;
@@ -503,14 +618,31 @@ class ClientSession {
     }
   }
 
+  /** Answers an SSLRequest with S and goes on over TLS (the client sends nothing more until it has our answer). */
+  #startTls(context: SecureContext): void {
+    if (this.#inbox.buffered > 0)
+      throw new ClientError({ severity: 'FATAL', code: '08P01', message: 'pgwarden: data sent before the TLS handshake' });
+    this.#socket.write('S');
+    this.#inbox.detach();
+    const secure = new TLSSocket(this.#socket, { isServer: true, secureContext: context });
+    secure.on('error', () => undefined);
+    this.#socket = secure;
+    this.#inbox = new Inbox(secure);
+    this.#encrypted = true;
+  }
+
   async #loginSteps(): Promise<boolean> {
     let parameters: Map<string, string> | undefined;
     for (let attempt = 0; attempt < 3 && parameters === undefined; attempt++) {
       const first = await this.#inbox.startup();
       if (first === undefined) return false;
       const code = first.readInt32BE(4);
+      if (first.length === 8 && code === SSL_REQUEST && this.#listener.tls !== undefined && !this.#encrypted) {
+        this.#startTls(this.#listener.tls.context);
+        continue;
+      }
       if (first.length === 8 && (code === SSL_REQUEST || code === GSSENC_REQUEST)) {
-        this.#socket.write('N'); // no TLS on the split listener yet: the client goes on in plaintext or gives up
+        this.#socket.write('N'); // no TLS here (or no GSS encryption): the client goes on in plaintext or gives up
         continue;
       }
       if (first.length === 16 && code === CANCEL_REQUEST) {
@@ -530,11 +662,28 @@ class ClientSession {
       }
     }
     if (parameters === undefined) return false;
+    if (this.#listener.tls?.required === true && !this.#encrypted)
+      throw new ClientError({
+        severity: 'FATAL',
+        code: '28000',
+        message: 'pgwarden: SSL required (proxy.split.client_tls_sslmode: require); connect with sslmode=require',
+      });
     const user = parameters.get('user') ?? '';
     if (user === '')
       throw new ClientError({ severity: 'FATAL', code: '28000', message: 'no PostgreSQL user name specified in startup packet' });
     this.#user = user;
     this.#database = parameters.get('database') || user;
+    if (parameters.has('replication'))
+      throw new ClientError({
+        severity: 'FATAL',
+        code: '08P01',
+        message: 'pgwarden: the split listener does not serve replication connections',
+      });
+    const carried: Record<string, string> = {};
+    for (const [name, value] of parameters)
+      if (name !== 'user' && name !== 'database' && name !== 'application_name') carried[name] = value;
+    this.#parameters = carried;
+    this.#applicationName = parameters.get('application_name') || DEFAULT_APPLICATION_NAME;
     const settings = this.#listener.settings;
     if (this.#listener.clientCount > settings.max_client_conn)
       throw new ClientError({
@@ -545,11 +694,19 @@ class ClientSession {
     await this.#authenticate();
     // One primary connection at login: it checks the server accepts this user and database, and gives the parameters.
     const { connection, key } = await this.#acquireForLogin();
+    let kept = false;
     try {
       await this.#listener.loadFunctions(this.#database, connection);
-      for (const [name, value] of connection.parameters) this.#send(parameterStatus(name, value));
+      for (const [name, value] of connection.parameters)
+        this.#send(parameterStatus(name, name === 'application_name' ? this.#applicationName : value));
+      if (this.#sessionMode) {
+        // Session pooling: this primary connection is the client's until it leaves.
+        await this.#carryApplicationName(connection);
+        this.#adopt('primary', { connection, key });
+        kept = true;
+      }
     } finally {
-      this.#listener.release(key, connection);
+      if (!kept) this.#listener.release(key, connection);
     }
     this.#tracker = new TransactionTracker((sql) => this.#listener.classify(sql, this.#database));
     this.#listener.register(this);
@@ -558,7 +715,7 @@ class ClientSession {
   }
 
   async #authenticate(): Promise<void> {
-    const entry = await this.#listener.authEntry(this.#user);
+    const entry = await this.#listener.authEntry(this.#user, this.#database);
     const scram = new ScramServer(entry?.secret, this.#user);
     const failed = new ClientError({
       severity: 'FATAL',
@@ -601,11 +758,67 @@ class ClientSession {
     }
   }
 
-  #serverLogin(): { user: string; database: string; credential: ServerCredential } {
-    return { user: this.#user, database: this.#database, credential: this.#credential! };
+  #serverLogin(): ServerLogin {
+    return {
+      user: this.#user,
+      database: this.#database,
+      credential: this.#credential!,
+      parameters: this.#parameters,
+      applicationName: this.#applicationName,
+    };
+  }
+
+  /** A lent connection last used by a client of another application_name is given this client's (one round trip). */
+  async #carryApplicationName(connection: ServerConnection): Promise<void> {
+    if (connection.parameters.get('application_name') === this.#applicationName) return;
+    await connection.query(`SET application_name = ${dollarQuoted(this.#applicationName)}`, this.#listener.settings.connect_timeout * 1000);
+  }
+
+  get #sessionMode(): boolean {
+    return this.#listener.settings.pool_mode === 'session';
+  }
+
+  /**
+   * Session pooling: everything goes to the session's own primary connection, in order. The classifier only tells
+   * whether a transaction may have written (then its end reads the floor, for SHOW pgwarden.last_commit_lsn).
+   */
+  async #handleInSession(item: WireMessage): Promise<void> {
+    const assigned = this.assigned;
+    if (assigned === undefined) return;
+    if (item.type === 'Q') {
+      const sql = queryText(item.body);
+      if (SHOW_LAST_COMMIT_LSN.test(sql) || MENTIONS_PGWARDEN_SETTING.test(sql)) {
+        // Answered by the proxy: after what the server still owes the client, so that answers stay in order.
+        while (!this.#closed && (assigned.pending > 0 || this.#releasing !== undefined)) {
+          if (this.#releasing !== undefined) await this.#releasing;
+          else await new Promise<void>((resolve) => this.#readyWaiters.push(resolve));
+        }
+        this.#send(SHOW_LAST_COMMIT_LSN.test(sql) ? this.#lastCommitAnswer() : this.#answerSetting(sql));
+        return;
+      }
+      if (this.#listener.classify(sql, this.#database).route !== 'replica-ok') assigned.wrote = true;
+    } else if (item.type === 'P') {
+      if (this.#listener.classify(decodeParse(item.body).sql, this.#database).route !== 'replica-ok') assigned.wrote = true;
+    } else if (item.type === 'F') assigned.wrote = true;
+    this.#forward(assigned, item);
+  }
+
+  #lastCommitAnswer(): Buffer {
+    return Buffer.concat([
+      singleValueResult(
+        'last_commit_lsn',
+        this.#floor === undefined || !Number.isFinite(this.#floor) ? null : formatLsn(this.#floor),
+        'SHOW',
+      ),
+      readyForQuery(this.#status),
+    ]);
   }
 
   async #handle(item: WireMessage): Promise<void> {
+    if (this.#sessionMode) {
+      await this.#handleInSession(item);
+      return;
+    }
     let assigned: Assigned | undefined;
     for (;;) {
       if (this.#releasing !== undefined) await this.#releasing;
@@ -625,16 +838,7 @@ class ClientSession {
     if (item.type === 'Q') {
       const sql = queryText(item.body);
       if (SHOW_LAST_COMMIT_LSN.test(sql)) {
-        this.#send(
-          Buffer.concat([
-            singleValueResult(
-              'last_commit_lsn',
-              this.#floor === undefined || !Number.isFinite(this.#floor) ? null : formatLsn(this.#floor),
-              'SHOW',
-            ),
-            readyForQuery(this.#status),
-          ]),
-        );
+        this.#send(this.#lastCommitAnswer());
         return;
       }
       if (MENTIONS_PGWARDEN_SETTING.test(sql)) {
@@ -782,8 +986,9 @@ class ClientSession {
   }
 
   async #lend(role: Role, replica: Backend | undefined): Promise<{ connection: ServerConnection; key: string }> {
+    let lent: { connection: ServerConnection; key: string };
     try {
-      return await this.#listener.acquire(
+      lent = await this.#listener.acquire(
         role,
         () => (role === 'replica' ? replica : this.#listener.primaryBackend()),
         this.#serverLogin(),
@@ -795,6 +1000,14 @@ class ClientSession {
         throw new ClientError({ severity: 'FATAL', code: '08P01', message: `pgwarden: query_wait_timeout: ${error.message}` });
       throw error;
     }
+    try {
+      await this.#carryApplicationName(lent.connection);
+    } catch (error) {
+      lent.connection.close();
+      this.#listener.release(lent.key, lent.connection);
+      throw new ClientError({ severity: 'FATAL', code: '08006', message: `pgwarden: ${describeError(error)}` });
+    }
+    return lent;
   }
 
   #adopt(role: Role, lent: { connection: ServerConnection; key: string }): Assigned {
@@ -865,7 +1078,7 @@ class ClientSession {
       assigned.wrote = false;
     }
     this.#status = 'I';
-    const pinned = (this.#tracker?.pinnedBy.length ?? 0) > 0;
+    const pinned = (this.#tracker?.pinnedBy.length ?? 0) > 0 || this.#sessionMode;
     if (!pinned && this.assigned === assigned) {
       this.assigned = undefined;
       assigned.detachClose();
