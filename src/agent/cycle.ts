@@ -33,7 +33,7 @@ import { failsafeObservation, initialFailsafeState, isFailsafeEnabled, runFailsa
 import { buildMemberRecord, pgStateOf, type MemberIdentity } from './member-record.js';
 import { DecisionCounts } from './decision-counts.js';
 import { DecisionEvents, isDecisionEvent } from './decision-events.js';
-import { leaseForDecision, readLease, shouldReadLease } from './old-lease.js';
+import { LEASE_READ_WAIT_MS, leaseForDecision, readLease, shouldReadLease } from './old-lease.js';
 import { observeDcs, observeHistoryDivergence, observeLeaderProbe, observePeers, observePg, type DcsReadState } from './observe.js';
 import { buildSnapshot, isLockValidAt, type AgentSnapshot } from './snapshot.js';
 import type { TaskSlot } from './tasks.js';
@@ -290,21 +290,27 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   const localPg = await observeHistoryDivergence(pg, clock, PG_PROBE_BUDGET_MS, probedPg, view, identity.name);
   state.pg = localPg;
   if (view?.config !== undefined) adoptTiming(state, view.config, log);
-  const [peerStatuses, leaderProbe, leaderLease] =
+  // Read before this cycle may delete the lock as stale: the dashboard's bound on the failover's write pause. Only a
+  // figure for a page: the cycle waits for it at most LEASE_READ_WAIT_MS (a failover must not wait on a slow DCS), and a
+  // later answer still lands for the next decision.
+  const leaseRead =
+    view !== undefined &&
+    ports.leaseTimer !== undefined &&
+    view.leader !== undefined &&
+    shouldReadLease(view, identity.name, localPg, identity.tags.nostream === true)
+      ? readLease(ports.leaseTimer, clock, view.leader, state.timing.ttlMs).then((reading) => {
+          if (reading !== undefined) state.leaderLease = reading;
+        })
+      : undefined;
+  const [peerStatuses, leaderProbe] =
     view === undefined
-      ? [[], undefined, undefined]
+      ? [[], undefined]
       : await Promise.all([
           // A leader whose beats stopped before its key went away answers nothing: the race does not wait for it.
           observePeers(view, identity.name, peers, clock, ports.silence?.silencedMember(clock.nowMs(), state.timing.ttlMs)),
           observeLeaderProbe(view, identity.name, localPg, peers, clock, settings.isFastDeadLeaderEnabled),
-          // Read before this cycle may delete the lock as stale: the dashboard's bound on the failover's write pause.
-          ports.leaseTimer !== undefined &&
-          view.leader !== undefined &&
-          shouldReadLease(view, identity.name, localPg, identity.tags.nostream === true)
-            ? readLease(ports.leaseTimer, clock, view.leader, state.timing.ttlMs)
-            : undefined,
+          leaseRead === undefined ? undefined : Promise.race([leaseRead, clock.sleep(LEASE_READ_WAIT_MS)]),
         ]);
-  if (leaderLease !== undefined) state.leaderLease = leaderLease;
   if (view?.leader !== undefined) state.lastLeader = view.leader;
   const config = view?.config ?? settings.bootstrapConfig;
   const wantedParameters = { ...(config.postgresql?.parameters ?? {}), ...state.local.parameters };

@@ -6,8 +6,10 @@
 import type { Clock, LeaderLockTimer } from '../core/ports.js';
 import type { Action, ClusterView, LeaderRecord, LeaseReading, LocalPg } from '../core/types.js';
 
-/** The read runs beside the leader probe and never holds up the HA cycle longer than this. */
+/** The read's own budget; an answer that comes after the cycle moved on is kept for the next decision. */
 export const LEASE_READ_BUDGET_MS = 500;
+/** How long a cycle waits for the reading beside the leader probe (an answer from a healthy etcd takes a few ms). */
+export const LEASE_READ_WAIT_MS = 50;
 
 /** A lock's term: the revision that created the key (a re-acquired lock gets a new one). */
 export function termOf(leader: LeaderRecord): string {
