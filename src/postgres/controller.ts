@@ -44,6 +44,7 @@ import { isFrozen, Postmaster } from './postmaster.js';
 import {
   localPgFromRow,
   PROBE_SQL,
+  PROBE_WITHOUT_SETTINGS_SQL,
   replicaTimelineOf,
   stoppedLocalPg,
   WAL_STATUS_SQL,
@@ -99,6 +100,13 @@ export interface PgControllerOptions {
 }
 
 /** pgBackRest commands that only read the repository (info, stanza-create) get this long. */
+/**
+ * pg_settings (every setting built as a row) was most of the probe's cost on the server: pending_restart is read on
+ * the first probe of a postmaster, for PENDING_RESTART_REREAD_MS after every reload pgwarden makes, and otherwise at
+ * least this often (a change made outside pgwarden, e.g. ALTER SYSTEM and pg_reload_conf(), shows within it).
+ */
+const PENDING_RESTART_MAX_AGE_MS = 30_000;
+const PENDING_RESTART_REREAD_MS = 10_000;
 const PGBACKREST_SHORT_MS = 120_000;
 
 /** The postgres OS user's ids when the agent runs as root (PostgreSQL refuses to run as root). */
@@ -162,6 +170,9 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
   readonly #options: PgControllerOptions;
   readonly #dataDir: DataDir;
   readonly #walDisk: WalDiskReader;
+  /** pg_settings.pending_restart as last read, from which postmaster, and when (performance.now()). */
+  #pendingRestart: { readonly value: boolean; readonly pid: number; readonly atMs: number } | undefined;
+  #pendingRestartRereadUntilMs = 0;
   readonly #postmaster: Postmaster;
   readonly #session: LocalSession;
   #upstream: string | undefined;
@@ -290,6 +301,24 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
     return this.#session.query<T>(text, signal, params);
   }
 
+  /** pg_reload_conf(), after which the probe reads pg_settings.pending_restart again for a while. */
+  async #reloadConf(signal: AbortSignal): Promise<void> {
+    await this.#query('SELECT pg_reload_conf()', signal);
+    // The reload reaches the backends asynchronously: read pending_restart on every probe until it surely has.
+    this.#pendingRestartRereadUntilMs = performance.now() + PENDING_RESTART_REREAD_MS;
+  }
+
+  /** Whether this probe must read pg_settings (see PENDING_RESTART_MAX_AGE_MS). */
+  #needsSettings(pid: number, nowMs: number): boolean {
+    const cached = this.#pendingRestart;
+    return (
+      cached === undefined ||
+      cached.pid !== pid ||
+      nowMs - cached.atMs >= PENDING_RESTART_MAX_AGE_MS ||
+      nowMs < this.#pendingRestartRereadUntilMs
+    );
+  }
+
   async #writeConfig(upstream: Upstream | undefined, isReplica: boolean): Promise<void> {
     await this.#writeBackupConfig();
     const role = { upstream, isReplica };
@@ -334,7 +363,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
       );
     }
     await this.#writeConfig(this.#rendered.upstream, this.#rendered.isReplica);
-    if (isRunning) await this.#query('SELECT pg_reload_conf()', signal);
+    if (isRunning) await this.#reloadConf(signal);
     this.#options.log.info({ parameters: Object.keys(parameters).length }, 'applied PostgreSQL parameters from the dynamic configuration');
   }
 
@@ -620,13 +649,13 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
 
   async detachUpstream(signal: AbortSignal): Promise<void> {
     await this.#writeConfig(undefined, true);
-    await this.#query('SELECT pg_reload_conf()', signal);
+    await this.#reloadConf(signal);
     this.#options.log.info({}, 'detached from the upstream: WAL receiver stopped');
   }
 
   async followUpstream(upstream: Upstream, signal: AbortSignal): Promise<void> {
     await this.#writeConfig(upstream, true);
-    await this.#query('SELECT pg_reload_conf()', signal);
+    await this.#reloadConf(signal);
     this.#options.log.info({ upstream: upstream.name }, 'following a new upstream');
   }
 
@@ -963,7 +992,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
    */
   async setSynchronousStandbyNames(value: string, signal: AbortSignal): Promise<void> {
     await this.#query(`ALTER SYSTEM SET synchronous_standby_names = '${value.replace(/'/g, "''")}'`, signal);
-    await this.#query('SELECT pg_reload_conf()', signal);
+    await this.#reloadConf(signal);
     // Commits already waiting are released when a listed standby next reports its position; a little WAL makes the
     // standbys report now (after the walsenders have had a moment to reload) instead of at their status interval.
     await sleep(SYNC_RELOAD_SETTLE_MS);
@@ -978,7 +1007,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
 
   async walStatus(signal: AbortSignal): Promise<WalStatus | undefined> {
     try {
-      const row = (await this.#query<WalStatusRow>(WAL_STATUS_SQL, signal))[0];
+      const row = (await this.#session.query<WalStatusRow>(WAL_STATUS_SQL, signal, [], 'pgwarden_wal_status'))[0];
       return row === undefined ? undefined : walStatusFromRow(row);
     } catch {
       return undefined;
@@ -1079,7 +1108,19 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
       // Frozen by the fence: a query would only wait out its deadline (and hold the cycle and the lock's renewal).
       if (isFrozen(pid)) return { ...stoppedLocalPg(context, undefined), controlState: 'running', isFrozen: true };
       try {
-        const row = (await this.#query<ProbeRow>(PROBE_SQL, signal))[0];
+        const nowMs = performance.now();
+        const withSettings = this.#needsSettings(pid, nowMs);
+        const raw = (
+          await this.#session.query<Omit<ProbeRow, 'pending_restart'> & { readonly pending_restart: boolean | null }>(
+            withSettings ? PROBE_SQL : PROBE_WITHOUT_SETTINGS_SQL,
+            signal,
+            [],
+            withSettings ? 'pgwarden_probe' : 'pgwarden_probe_without_settings',
+          )
+        )[0];
+        if (raw !== undefined && raw.pending_restart !== null) this.#pendingRestart = { value: raw.pending_restart, pid, atMs: nowMs };
+        const row: ProbeRow | undefined =
+          raw === undefined ? undefined : { ...raw, pending_restart: raw.pending_restart ?? this.#pendingRestart?.value ?? false };
         if (row !== undefined) {
           if (row.in_recovery) this.#replicaTimeline = Math.max(this.#replicaTimeline, replicaTimelineOf(row));
           return localPgFromRow(row, context, this.#replicaTimeline);

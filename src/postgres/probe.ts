@@ -34,6 +34,12 @@ export const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   (SELECT coalesce(json_agg(json_build_object('usename', usename, 'application_name', application_name, 'client_addr', host(client_addr),
      'state', state, 'sync_state', sync_state, 'sync_priority', sync_priority, 'flush_lsn', flush_lsn::text, 'write_lsn', write_lsn::text, 'replay_lsn', replay_lsn::text) ORDER BY application_name), '[]'::json) FROM pg_stat_replication) AS replication`;
 
+/** pg_settings builds a row for every setting (about 350): read pending_restart only when it may have changed. */
+const PENDING_RESTART_SQL = '(SELECT coalesce(bool_or(pending_restart), false) FROM pg_settings) AS pending_restart';
+
+/** The probe without pg_settings (pending_restart NULL): what most cycles run (postgres/controller.ts decides). */
+export const PROBE_WITHOUT_SETTINGS_SQL = PROBE_SQL.replace(PENDING_RESTART_SQL, 'NULL::boolean AS pending_restart');
+
 export const WAL_STATUS_SQL = `SELECT CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS write_lsn,
   pg_last_wal_receive_lsn()::text AS received_lsn,
   pg_last_wal_replay_lsn()::text AS replayed_lsn,

@@ -208,7 +208,11 @@ export class LocalSession {
     this.#target = target;
   }
 
-  async query<T extends object>(text: string, signal: AbortSignal, params: unknown[] = []): Promise<T[]> {
+  /**
+   * `statementName` makes it a named prepared statement: parsed and planned once per connection (node-postgres keeps
+   * the name per client and prepares it again on a new one). For the queries every cycle runs.
+   */
+  async query<T extends object>(text: string, signal: AbortSignal, params: unknown[] = [], statementName?: string): Promise<T[]> {
     if (signal.aborted) throw new PgwardenError('PGW_PG_TIMEOUT', `[${this.#target.member}] aborted before the query`);
     // The deadline is kept here, whatever node-postgres does with a session ended under a query: a caller (the HA
     // cycle, a REST request) never waits past its signal.
@@ -227,7 +231,10 @@ export class LocalSession {
     try {
       this.#client ??= connectTo(this.#target, signal, () => void this.drop());
       const client = this.#client;
-      const running = (async () => (await client).query<T>(text, params))();
+      const running = (async () =>
+        statementName === undefined
+          ? (await client).query<T>(text, params)
+          : (await client).query<T>({ name: statementName, text, values: params }))();
       // Whichever loses the race must not become an unhandled rejection.
       running.catch(() => undefined);
       aborted.catch(() => undefined);
