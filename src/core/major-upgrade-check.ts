@@ -115,10 +115,15 @@ export function humanBytes(bytes: number): string {
   return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]!}`;
 }
 
-function stepRow(check: string, fact: StepFact, okDetail: string): CheckRow {
+function stepRow(check: string, fact: StepFact, okDetail: string, isOutputShownOnSuccess = false): CheckRow {
   if (!fact.ran) return { check, outcome: 'skipped', detail: fact.skipped ?? 'not run' };
   const took = fact.seconds === undefined ? '' : ` (${fact.seconds.toFixed(1)} s)`;
-  if (fact.ok === true) return { check, outcome: 'ok', detail: `${okDetail}${took}` };
+  if (fact.ok === true)
+    return {
+      check,
+      outcome: 'ok',
+      detail: `${okDetail}${isOutputShownOnSuccess && fact.output !== undefined ? `: ${fact.output}` : ''}${took}`,
+    };
   return { check, outcome: 'refused', detail: `failed${took}:\n${(fact.output ?? 'no output').trim()}` };
 }
 
@@ -228,7 +233,7 @@ export function majorCheckVerdict(facts: MajorCheckFacts, options: MajorCheckOpt
         },
   );
 
-  rows.push(stepRow('schema-only restore', facts.schema_restore, 'pg_dumpall --schema-only restored into a scratch new server'));
+  rows.push(stepRow('schema-only restore', facts.schema_restore, 'pg_dumpall --schema-only restored into a scratch new server', true));
 
   const refusals = rows.filter((row) => row.outcome === 'refused').map((row) => `${member}: ${row.check}: ${row.detail}`);
   return { isOk: refusals.length === 0, rows, refusals };
