@@ -1,7 +1,7 @@
 // The in-place major upgrade's preflight (`pgwarden upgrade --major --check`) as a pure function: given what the
 // primary's agent found (the new binaries, the old cluster, pg_upgrade --check's outcome, the extensions, the disk),
 // the verdict and each refusal with its reason. The agent gathers facts and decides nothing; the CLI prints this.
-import { parseServerVersion } from './minor-upgrade.js';
+import { AGENT_TOOLS, parseServerVersion, type BinDirReport } from './minor-upgrade.js';
 
 /**
  * What the full run needs from the new bin_dir: pg_upgrade and its helpers, the tools the agent runs after the
@@ -71,8 +71,16 @@ export interface MajorCheckFacts {
   readonly schema_restore: StepFact;
 }
 
+/** A replica's answer about NEW on its host (POST /bin_dir/check), or why it gave none. */
+export type ReplicaBinDirAnswer = BinDirReport | { readonly error: string };
+
 export interface MajorCheckOptions {
   readonly to: number;
+  /**
+   * Every replica's look at NEW on its own host: replicas are rebuilt and run from NEW after the upgrade, so each
+   * needs it too. Absent: the row is skipped.
+   */
+  readonly replicas?: ReadonlyMap<string, ReplicaBinDirAnswer> | undefined;
   /** 15 -> 15 with Debian's pg_upgrade: the same orchestration as across majors, for tests only. */
   readonly allowSameMajor: boolean;
 }
@@ -125,6 +133,38 @@ function stepRow(check: string, fact: StepFact, okDetail: string, isOutputShownO
       detail: `${okDetail}${isOutputShownOnSuccess && fact.output !== undefined ? `: ${fact.output}` : ''}${took}`,
     };
   return { check, outcome: 'refused', detail: `failed${took}:\n${(fact.output ?? 'no output').trim()}` };
+}
+
+/** Every replica must hold NEW with the agent's tools and the primary's NEW major (its data stays on the old one). */
+function replicaRow(
+  facts: MajorCheckFacts,
+  newMajor: number | undefined,
+  replicas: ReadonlyMap<string, ReplicaBinDirAnswer> | undefined,
+): CheckRow {
+  if (replicas === undefined) return { check: 'replicas', outcome: 'skipped', detail: 'not asked' };
+  if (replicas.size === 0) return { check: 'replicas', outcome: 'ok', detail: 'none (a single-member cluster)' };
+  const problems: string[] = [];
+  const found: string[] = [];
+  for (const [name, answer] of [...replicas].sort(([a], [b]) => a.localeCompare(b))) {
+    if ('error' in answer) {
+      problems.push(`${name} did not answer about ${facts.new_bin_dir}: ${answer.error}`);
+      continue;
+    }
+    if (answer.missing.length > 0)
+      problems.push(`${name}: ${facts.new_bin_dir} lacks ${answer.missing.join(', ')} (the agent runs ${AGENT_TOOLS.join(', ')})`);
+    const version = answer.version_output === undefined ? undefined : parseServerVersion(answer.version_output);
+    if (version === undefined) {
+      if (!answer.missing.includes('postgres'))
+        problems.push(
+          `${name}: ${facts.new_bin_dir}/postgres --version gave no version (${answer.version_error ?? answer.version_output ?? 'no output'})`,
+        );
+    } else if (newMajor !== undefined && version.major !== newMajor)
+      problems.push(`${name}: ${facts.new_bin_dir} holds PostgreSQL ${version.text}, the primary's holds ${newMajor}`);
+    else found.push(`${name} ${version.text}`);
+  }
+  return problems.length > 0
+    ? { check: 'replicas', outcome: 'refused', detail: problems.join('; ') }
+    : { check: 'replicas', outcome: 'ok', detail: `NEW found on every replica: ${found.join(', ')}` };
 }
 
 /** The verdict on `facts` for an upgrade to major `options.to`. */
@@ -232,6 +272,8 @@ export function majorCheckVerdict(facts: MajorCheckFacts, options: MajorCheckOpt
               : `could not tell whether ${facts.data_dir} and its parent share a file system`,
         },
   );
+
+  rows.push(replicaRow(facts, version?.major, options.replicas));
 
   rows.push(stepRow('schema-only restore', facts.schema_restore, 'pg_dumpall --schema-only restored into a scratch new server', true));
 

@@ -87,6 +87,8 @@ describe('pgwarden upgrade --major --check (Debian PostgreSQL 15 -> 15, real pro
     assert.match(output, /^new major\s+warning\s+15 -> 15\.\d+ \(same major: test path/m);
     assert.match(output, /^disk\s+ok\s+data directory [\d.]+ MiB/m);
     assert.match(output, /^hard links\s+ok/m);
+    const replicas = local.nodes.map((node) => node.name).filter((name) => name !== leader);
+    for (const name of replicas) assert.match(output, new RegExp(`^replicas\\s+ok\\s+.*${name} 15\\.\\d+`, 'm'));
     assert.match(output, /^schema-only restore\s+ok\s+pg_dumpall --schema-only restored/m);
     assert.match(output, /check passed in [\d.]+ s/);
     assert.deepEqual(await leftovers(local), [], 'the scratch cluster is removed');
@@ -149,6 +151,7 @@ describe('pgwarden upgrade --major --check (Debian PostgreSQL 15 -> 15, real pro
     const output = result.stdout + result.stderr;
     assert.notEqual(result.code, 0, output);
     assert.match(output, /^tools\s+refused\s+.*lacks pg_upgrade \(/m);
+    assert.match(output, /^replicas\s+ok/m, 'replicas need only the agent tools, which the bin dir has');
     assert.match(output, /^pg_upgrade --check\s+skipped\s+.*lacks pg_upgrade/m);
     assert.deepEqual(await leftovers(local), []);
     assert.equal(await identity(local, (await waitHealthy(local, 30_000)).leader), before0);

@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { handleBinDir, type BinDirEndpoint } from '../../src/api/bin-dir.js';
-import { linkNeedsBytes, majorCheckVerdict, renderCheckTable, type MajorCheckFacts } from '../../src/core/major-upgrade-check.js';
+import {
+  linkNeedsBytes,
+  majorCheckVerdict,
+  renderCheckTable,
+  type MajorCheckFacts,
+  type ReplicaBinDirAnswer,
+} from '../../src/core/major-upgrade-check.js';
 
 const GIB = 1024 ** 3;
 
@@ -39,7 +45,7 @@ describe('majorCheckVerdict', () => {
     assert.equal(verdict.isOk, true, verdict.refusals.join('; '));
     assert.deepEqual(
       verdict.rows.map((row) => row.check),
-      ['tools', 'new major', 'old cluster', 'pg_upgrade --check', 'extensions', 'disk', 'hard links', 'schema-only restore'],
+      ['tools', 'new major', 'old cluster', 'pg_upgrade --check', 'extensions', 'disk', 'hard links', 'replicas', 'schema-only restore'],
     );
   });
 
@@ -103,6 +109,33 @@ describe('majorCheckVerdict', () => {
     assert.equal(outcome({ ...passing, data_dir_bytes: undefined }, 'disk'), 'refused');
     assert.equal(outcome({ ...passing, same_filesystem: false }, 'hard links'), 'refused');
     assert.equal(linkNeedsBytes(1024), 64 * 1024 * 1024);
+  });
+
+  it('refuses a replica whose host lacks NEW, lacks an agent tool, holds another major or did not answer', () => {
+    const report = (missing: string[], version?: string) => ({
+      bin_dir: passing.new_bin_dir,
+      missing,
+      current_bin_dir: passing.old_bin_dir,
+      ...(version !== undefined ? { version_output: version } : {}),
+    });
+    const verdictWith = (answers: [string, ReplicaBinDirAnswer][]) =>
+      majorCheckVerdict(passing, { to: 17, allowSameMajor: false, replicas: new Map(answers) });
+    const ok = verdictWith([['pg2', report([], 'postgres (PostgreSQL) 17.2')]]);
+    assert.equal(ok.isOk, true, ok.refusals.join('; '));
+    assert.match(ok.rows.find((row) => row.check === 'replicas')!.detail, /pg2 17\.2/);
+    const refused = verdictWith([
+      ['pg2', report(['pg_rewind'], 'postgres (PostgreSQL) 17.2')],
+      ['pg3', report([], 'postgres (PostgreSQL) 16.6')],
+      ['pg4', { error: '0: connect ECONNREFUSED' }],
+      ['pg5', report(['postgres', 'initdb', 'pg_controldata', 'pg_basebackup', 'pg_rewind'])],
+    ]);
+    assert.equal(refused.isOk, false);
+    const text = refused.refusals.join('\n');
+    assert.match(text, /pg2: .*lacks pg_rewind/);
+    assert.match(text, /pg3: .*holds PostgreSQL 16\.6, the primary's holds 17/);
+    assert.match(text, /pg4 did not answer/);
+    assert.match(text, /pg5: .*lacks postgres, initdb/);
+    assert.equal(outcome(passing, 'replicas'), 'skipped', 'replicas not asked: skipped, not passed');
   });
 
   it('refuses a failed schema-only restore', () => {

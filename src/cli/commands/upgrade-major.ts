@@ -1,9 +1,10 @@
 // `pgwarden upgrade --major --to N --bin-dir NEW --check`: the primary's agent gathers the facts (POST
 // /bin_dir/major_check: pg_upgrade --check on a scratch cluster, extensions, disk), core/major-upgrade-check.ts judges,
 // and the report is printed as a table. Nothing of the running cluster changes. The upgrade itself is not built yet.
-import { majorCheckVerdict, renderCheckTable, type MajorCheckFacts } from '../../core/major-upgrade-check.js';
+import { majorCheckVerdict, renderCheckTable, type MajorCheckFacts, type ReplicaBinDirAnswer } from '../../core/major-upgrade-check.js';
+import type { BinDirReport } from '../../core/minor-upgrade.js';
 import type { ClusterView } from '../../core/types.js';
-import { PgwardenError } from '../../util/errors.js';
+import { describeError, isPgwardenError, PgwardenError } from '../../util/errors.js';
 import type { RestClient } from '../../util/rest-client.js';
 import { callApi } from '../api-client.js';
 
@@ -80,7 +81,25 @@ export async function majorCheckCommand(options: MajorCheckCommandOptions, conte
       },
     );
   const facts = JSON.parse(reply.text) as MajorCheckFacts;
-  const verdict = majorCheckVerdict(facts, { to, allowSameMajor: options.allowSameMajor });
+  // Replicas are rebuilt from and run NEW after the upgrade: each says what NEW is on its own host.
+  const replicas = new Map<string, ReplicaBinDirAnswer>();
+  await Promise.all(
+    view.members
+      .filter((member) => member.name !== leader.name)
+      .map(async (member) => {
+        try {
+          const answer = await callApi(member, 'POST', '/bin_dir/check', { bin_dir: options.binDir }, context.rest, 20_000);
+          replicas.set(
+            member.name,
+            answer.status === 200 ? (JSON.parse(answer.text) as BinDirReport) : { error: `${answer.status} ${answer.text.trim()}` },
+          );
+        } catch (error) {
+          if (isPgwardenError(error, 'PGW_API_AUTH')) throw error;
+          replicas.set(member.name, { error: describeError(error) });
+        }
+      }),
+  );
+  const verdict = majorCheckVerdict(facts, { to, allowSameMajor: options.allowSameMajor, replicas });
   context.out(renderCheckTable(verdict.rows));
   const seconds = ((performance.now() - startedMs) / 1000).toFixed(1);
   if (!verdict.isOk)
