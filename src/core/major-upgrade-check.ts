@@ -56,6 +56,8 @@ export interface MajorCheckFacts {
   readonly encoding?: string | undefined;
   readonly lc_collate?: string | undefined;
   readonly lc_ctype?: string | undefined;
+  /** template0's: 'libc', or 'icu <locale>'. */
+  readonly locale_provider?: string | undefined;
   readonly data_checksums?: boolean | undefined;
   /** The bootstrap superuser (OID 10): pg_upgrade must run as it, and the new cluster gets it as its install user. */
   readonly install_user?: string | undefined;
@@ -221,7 +223,7 @@ export function majorCheckVerdict(facts: MajorCheckFacts, options: MajorCheckOpt
       ? {
           check: 'old cluster',
           outcome: 'ok',
-          detail: `${member}: PostgreSQL ${facts.old_major ?? '?'}, encoding ${facts.encoding ?? '?'}, lc_collate ${facts.lc_collate ?? '?'}, lc_ctype ${facts.lc_ctype ?? '?'}, data checksums ${facts.data_checksums === undefined ? '?' : facts.data_checksums ? 'on' : 'off'}, install user ${facts.install_user ?? '?'}`,
+          detail: `${member}: PostgreSQL ${facts.old_major ?? '?'}, encoding ${facts.encoding ?? '?'}, lc_collate ${facts.lc_collate ?? '?'}, lc_ctype ${facts.lc_ctype ?? '?'}, locale provider ${facts.locale_provider ?? '?'}, data checksums ${facts.data_checksums === undefined ? '?' : facts.data_checksums ? 'on' : 'off'}, install user ${facts.install_user ?? '?'}`,
         }
       : { check: 'old cluster', outcome: 'refused', detail: `${member} is not a running primary: the check runs against the live leader` },
   );

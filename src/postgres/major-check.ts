@@ -108,6 +108,9 @@ interface OldCluster {
   readonly lcCtype: string;
   readonly dataChecksums: boolean;
   readonly installUser: string;
+  /** template0's locale provider (15+: 'c' libc, 'i' ICU) and ICU locale: pg_upgrade refuses a new cluster that differs. */
+  readonly localeProvider: string;
+  readonly icuLocale: string | undefined;
   readonly extensions: readonly { database: string; name: string; version: string }[];
 }
 
@@ -121,6 +124,15 @@ async function readOldCluster(io: MajorCheckIo, signal: AbortSignal): Promise<Ol
   );
   if (settings === undefined)
     throw new PgwardenError('PGW_PG_QUERY_FAILED', `[${io.member}] the old cluster's settings query returned no row`);
+  // datlocprovider exists from 15 on; older clusters are libc only.
+  const [provider] = await io.query<{ provider: string; icu: string | null }>(
+    'postgres',
+    `SELECT CASE WHEN current_setting('server_version_num')::int >= 150000
+                 THEN (SELECT datlocprovider::text FROM pg_database WHERE datname = 'template0') ELSE 'c' END AS provider,
+            CASE WHEN current_setting('server_version_num')::int >= 150000
+                 THEN (SELECT daticulocale FROM pg_database WHERE datname = 'template0') END AS icu`,
+    signal,
+  );
   const databases = await io.query<{ datname: string }>(
     'postgres',
     'SELECT datname FROM pg_database WHERE datallowconn ORDER BY datname',
@@ -141,6 +153,8 @@ async function readOldCluster(io: MajorCheckIo, signal: AbortSignal): Promise<Ol
     lcCtype: settings.lc_ctype,
     dataChecksums: settings.checksums === 'on',
     installUser: settings.install_user,
+    localeProvider: provider?.provider ?? 'c',
+    icuLocale: provider?.icu ?? undefined,
     extensions,
   };
 }
@@ -217,6 +231,7 @@ export async function gatherMajorCheckFacts(io: MajorCheckIo, newBinDir: string,
           lc_ctype: old.lcCtype,
           data_checksums: old.dataChecksums,
           install_user: old.installUser,
+          locale_provider: old.localeProvider === 'i' ? `icu ${old.icuLocale ?? ''}`.trim() : 'libc',
         }
       : {}),
     ...(shareDir !== undefined ? { new_share_dir: shareDir } : {}),
@@ -256,6 +271,9 @@ async function scratchChecks(
         `--lc-collate=${old.lcCollate}`,
         `--lc-ctype=${old.lcCtype}`,
         ...(old.dataChecksums ? ['--data-checksums'] : []),
+        ...(old.localeProvider === 'i'
+          ? ['--locale-provider=icu', ...(old.icuLocale !== undefined ? [`--icu-locale=${old.icuLocale}`] : [])]
+          : []),
       ],
       signal,
       { cwd: dir },

@@ -191,3 +191,43 @@ describe('pgwarden upgrade --major --check (Debian PostgreSQL 15 -> 15, real pro
     assert.match(noTo.stdout + noTo.stderr, /needs --to <major>/);
   });
 });
+
+describe(
+  'pgwarden upgrade --major --check on an ICU cluster (the scratch cluster gets the same locale provider)',
+  { timeout: 300_000 },
+  () => {
+    let cluster: LocalCluster | undefined;
+
+    before(async () => {
+      cluster = await startTestCluster('majorcheckicu', {
+        restAuth: true,
+        bootstrapExtra: {
+          initdb: [{ encoding: 'UTF8' }, { locale: 'C.UTF-8' }, { 'locale-provider': 'icu' }, { 'icu-locale': 'en-US' }, 'data-checksums'],
+        },
+      });
+      await waitHealthy(cluster, 120_000);
+    });
+
+    after(async () => teardownCluster(cluster));
+
+    it('passes: without the ICU provider pg_upgrade --check would refuse the scratch cluster', async () => {
+      const local = cluster!;
+      const { leader } = await waitHealthy(local, 30_000);
+      const [row] = await sql<{ provider: string }>(
+        local,
+        leader,
+        "SELECT datlocprovider::text AS provider FROM pg_database WHERE datname = 'template0'",
+      );
+      assert.equal(row?.provider, 'i', 'the cluster under test uses ICU');
+      const config = local.node(leader).configPath;
+      const result = await runCli(
+        ['-c', config, 'upgrade', '--major', '--to', '15', '--bin-dir', DEBIAN_PG15_BIN, '--check', '--allow-same-major'],
+        300_000,
+      );
+      const output = result.stdout + result.stderr;
+      assert.equal(result.code, 0, output);
+      assert.match(output, /^old cluster\s+ok\s+.*locale provider icu en-US/m);
+      assert.match(output, /^pg_upgrade --check\s+ok/m);
+    });
+  },
+);
