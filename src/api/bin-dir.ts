@@ -1,6 +1,7 @@
 // POST /bin_dir/check and POST /bin_dir (pgwarden upgrade): what a bin_dir holds for this member, and switching this
 // member to it for its next start. Both run programs from the path given, so both are unsafe (authenticated) methods.
 import { binDirProblems, type BinDirReport } from '../core/minor-upgrade.js';
+import type { MajorCheckFacts } from '../core/major-upgrade-check.js';
 import { describeError } from '../util/errors.js';
 import type { ApiResponse } from './routes.js';
 
@@ -8,6 +9,8 @@ import type { ApiResponse } from './routes.js';
 export interface BinDirEndpoint {
   inspect(dir: string): Promise<BinDirReport>;
   use(dir: string): Promise<void>;
+  /** The facts of a major upgrade's preflight (pg_upgrade --check on a scratch cluster); absent: 501. */
+  majorCheck?(dir: string): Promise<MajorCheckFacts>;
 }
 
 const json = (status: number, value: unknown): ApiResponse => ({ status, body: JSON.stringify(value), contentType: 'application/json' });
@@ -25,6 +28,8 @@ function requestedDir(body: unknown): string | ApiResponse {
 }
 
 /**
+ * `/bin_dir/major_check`: 200 with the facts of the major upgrade preflight (the primary's host runs pg_upgrade --check
+ * against a scratch new cluster it removes afterwards; nothing of the running cluster changes).
  * `/bin_dir/check`: 200 with the report. `/bin_dir`: 409 with the problems when the directory cannot serve this member
  * (a missing tool, another major than the data directory's), else 200 once it is persisted and in force for the next
  * start; the running server keeps its binaries until restarted (POST /restart).
@@ -36,10 +41,16 @@ export async function handleBinDir(
   member: string,
 ): Promise<ApiResponse> {
   if (endpoint === undefined) return json(501, { error: 'bin_dir changes are not available on this server' });
-  if (path !== '/bin_dir' && path !== '/bin_dir/check') return json(404, { error: `${path}: use /bin_dir or /bin_dir/check` });
+  if (path !== '/bin_dir' && path !== '/bin_dir/check' && path !== '/bin_dir/major_check')
+    return json(404, { error: `${path}: use /bin_dir, /bin_dir/check or /bin_dir/major_check` });
   const dir = requestedDir(body);
   if (typeof dir !== 'string') return dir;
   try {
+    if (path === '/bin_dir/major_check') {
+      // Facts only, 200 even when they mean a refusal: core/major-upgrade-check.ts judges them on the caller's side.
+      if (endpoint.majorCheck === undefined) return json(501, { error: 'the major upgrade check is not available on this server' });
+      return json(200, await endpoint.majorCheck(dir));
+    }
     const report = await endpoint.inspect(dir);
     if (path === '/bin_dir/check') return json(200, report);
     const problems = binDirProblems(member, report);

@@ -359,6 +359,8 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
     receiveFailsafe: (body) => agent.receiveFailsafe(body),
     binDir: {
       inspect: (dir) => pg.inspectBinDir(dir, AbortSignal.timeout(10_000)),
+      // initdb, pg_upgrade --check and a schema restore: tens of seconds on a small cluster, more with many objects.
+      majorCheck: (dir) => pg.majorUpgradeFacts(dir, AbortSignal.timeout(600_000)),
       use: async (dir) => {
         await writePersistedBinDir(dataDir, { bin_dir: dir, overrides: config.postgresql.bin_dir, set_at: new Date().toISOString() });
         const previous = pg.binDir;

@@ -31,9 +31,23 @@ import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.
 import { listCommand } from './commands/list.js';
 import { queryCommand, type DbAccess } from './commands/query.js';
 import { minorUpgradeCommand } from './commands/upgrade.js';
+import { majorCheckCommand } from './commands/upgrade-major.js';
+
 import { DEFAULT_MAX_LAG_BYTES, DEFAULT_MAX_TRANSACTION_SECONDS } from '../core/minor-upgrade.js';
 import type { UpgradeLedger } from '../core/ports.js';
 import { parsePatroniInt } from '../util/patroni-int.js';
+
+interface UpgradeFlags {
+  minor?: boolean;
+  major?: boolean;
+  to?: string;
+  check?: boolean;
+  allowSameMajor?: boolean;
+  binDir?: string;
+  maxLag: string;
+  maxTransactionAge: string;
+  abort?: boolean;
+}
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
@@ -185,8 +199,14 @@ export function buildProgram(deps: CliDeps): Command {
     });
   program
     .command('upgrade')
-    .description('rolling minor upgrade: each replica restarted on the new binaries, a switchover, then the old primary')
+    .description(
+      'rolling minor upgrade: each replica restarted on the new binaries, a switchover, then the old primary; or the check of an in-place major upgrade',
+    )
     .option('--minor', 'a minor upgrade (the same major, new binaries)')
+    .option('--major', 'an in-place major upgrade with pg_upgrade (only --check is built so far)')
+    .option('--to <major>', 'the major of --major, e.g. 17')
+    .option('--check', 'with --major: pg_upgrade --check on a scratch cluster, extensions, disk, a schema restore; changes nothing')
+    .option('--allow-same-major', 'with --major: accept a bin dir of the same major (the 15 -> 15 test path)')
     .option('--bin-dir <dir>', 'directory of the new binaries on every member (postgres, initdb, pg_basebackup, pg_rewind...)')
     .option('--max-lag <size>', 'refuse while a replica lags more (bytes, or 16MB, 1GB)', String(DEFAULT_MAX_LAG_BYTES))
     .option(
@@ -195,13 +215,29 @@ export function buildProgram(deps: CliDeps): Command {
       String(DEFAULT_MAX_TRANSACTION_SECONDS),
     )
     .option('--abort', 'forget the upgrade in progress (members already upgraded keep the new binaries)')
-    .action(async (options: { minor?: boolean; binDir?: string; maxLag: string; maxTransactionAge: string; abort?: boolean }) => {
+    .action(async (options: UpgradeFlags) => {
+      if (options.major === true) {
+        if (options.minor === true)
+          throw new PgwardenError('PGW_CLI_USAGE', 'upgrade takes --minor or --major, not both', {
+            context: {
+              command: ['pgwarden', 'upgrade'],
+              flag: '--major',
+              hint: 'pgwarden upgrade --major --to 17 --bin-dir <dir> --check',
+            },
+          });
+        const base = await control(true);
+        await majorCheckCommand(
+          { binDir: options.binDir, to: options.to, allowSameMajor: options.allowSameMajor === true, isCheck: options.check === true },
+          { scope: base.scope, rest: base.rest, out: deps.out, reload },
+        );
+        return;
+      }
       if (options.minor !== true && options.abort !== true)
-        throw new PgwardenError('PGW_CLI_USAGE', 'upgrade needs --minor (only minor upgrades are built so far)', {
+        throw new PgwardenError('PGW_CLI_USAGE', 'upgrade needs --minor, or --major --check (the major upgrade itself is not built yet)', {
           context: {
             command: ['pgwarden', 'upgrade'],
             flag: '--minor',
-            hint: 'pgwarden upgrade --minor --bin-dir <dir of the new binaries>',
+            hint: 'pgwarden upgrade --minor --bin-dir <dir of the new binaries>, or pgwarden upgrade --major --to 17 --bin-dir <dir> --check',
           },
         });
       const maxLagBytes = parsePatroniInt(options.maxLag, 'B');

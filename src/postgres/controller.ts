@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { backupRows } from '../core/backup-plan.js';
 import { AGENT_TOOLS, type BinDirReport } from '../core/minor-upgrade.js';
+import type { MajorCheckFacts } from '../core/major-upgrade-check.js';
 import type {
   BackupPrimary,
   BackupTool,
@@ -68,6 +69,7 @@ import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
 import { listWal, pushWalFiles } from './wal-archive-push.js';
+import { gatherMajorCheckFacts } from './major-check.js';
 import { WalDiskReader } from './wal-disk.js';
 import { ArchiveFailureWatch } from './archive-failure.js';
 
@@ -280,10 +282,41 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
     };
   }
 
+  /**
+   * The facts of `pgwarden upgrade --major --check` for the binaries in `dir` (POST /bin_dir/major_check): runs
+   * pg_upgrade --check and a schema-only restore against a scratch cluster beside the data directory, which is removed;
+   * the running cluster is only read.
+   */
+  async majorUpgradeFacts(dir: string, signal: AbortSignal): Promise<MajorCheckFacts> {
+    return gatherMajorCheckFacts(
+      {
+        member: this.#options.member,
+        dataDir: this.#dataDir.path,
+        oldBinDir: this.#binDir,
+        socketDir: this.#options.socketDir,
+        port: this.#options.port,
+        runAs: this.#options.runAs,
+        run: (argv, runSignal, extra) => this.#run(argv, runSignal, extra),
+        isRunningPrimary: async (probeSignal) => {
+          const pg = await this.probe(probeSignal);
+          return pg.isRunning && pg.role === 'primary';
+        },
+        query: async <T extends object>(database: string, text: string, querySignal: AbortSignal) =>
+          withSession(
+            this.#target(this.#options.socketDir, this.#options.port, database, LOCAL_TIMEOUTS),
+            querySignal,
+            async (client) => (await client.query(text)).rows as T[],
+          ),
+      },
+      dir,
+      signal,
+    );
+  }
+
   async #run(
     argv: readonly string[],
     signal: AbortSignal,
-    extra: { stdin?: string; hint?: string } = {},
+    extra: { stdin?: string; hint?: string; cwd?: string } = {},
   ): Promise<{ stdout: string; stderr: string }> {
     return runCommand({
       member: this.#options.member,
@@ -294,6 +327,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
       dataDir: this.#dataDir.path,
       ...(extra.stdin !== undefined ? { stdin: extra.stdin } : {}),
       ...(extra.hint !== undefined ? { hint: extra.hint } : {}),
+      ...(extra.cwd !== undefined ? { cwd: extra.cwd } : {}),
     });
   }
 

@@ -16,6 +16,8 @@ export interface RunOptions {
   readonly stdin?: string;
   readonly dataDir?: string;
   readonly hint?: string;
+  /** Working directory (pg_upgrade writes there); '/' by default. */
+  readonly cwd?: string;
 }
 
 export interface RunResult {
@@ -61,7 +63,7 @@ export function runCommand(options: RunOptions): Promise<RunResult> {
         LC_ALL: 'C.UTF-8',
       },
       ...(options.runAs !== undefined ? { uid: options.runAs.uid, gid: options.runAs.gid } : {}),
-      cwd: '/',
+      cwd: options.cwd ?? '/',
     });
     let stdout = '';
     let stderr = '';
