@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
 import { LocalCluster, type LocalProxy } from '../src/local/local-cluster.js';
 import { PGBOUNCER, startPgBouncer, type RunningPgBouncer } from './pgbouncer.js';
 import { pickFreePorts } from '../src/local/free-port.js';
 import { spawnManaged, stopPid } from '../src/local/process.js';
 import { waitUntil } from '../src/util/wait-until.js';
-import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { commitsPerMember, connectSuperuser, sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { HAPROXY, haproxyConfig } from '../test/kit/haproxy.js';
 import { longestWriteGap } from '../src/chaos/workload.js';
 import { benchWriter } from './writer.js';
@@ -60,20 +60,6 @@ const tpsOf = (output: string): number => Number(/tps = ([\d.]+) \(without initi
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
 const rssKb = (pid: number): number => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? Number.NaN);
 
-/** Committed transactions per member (pg_stat_database.xact_commit counts a standby's own read transactions too). */
-async function commits(cluster: LocalCluster): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const node of cluster.nodes) {
-    const [row] = await sql<{ n: string }>(
-      cluster,
-      node.name,
-      "SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = 'postgres'",
-    );
-    counts.set(node.name, Number(row!.n));
-  }
-  return counts;
-}
-
 const SPLIT = 'pgwarden split (txn pool)';
 const PGBOUNCER_NAME = 'PgBouncer 1.18 (txn pool)';
 
@@ -88,12 +74,12 @@ async function throughput(cluster: LocalCluster, leader: string, targets: Readon
     await pgbench(port, password, ['-S', '-c', values.clients, '-j', values.threads, '-T', '2', '-n']);
   for (let round = 1; round <= Number(values.rounds); round++) {
     for (const [name, port] of Object.entries(targets)) {
-      const before = name === SPLIT ? await commits(cluster) : undefined;
+      const before = name === SPLIT ? await commitsPerMember(cluster) : undefined;
       const tps = tpsOf(await pgbench(port, password, args));
       results[name]!.push(tps);
       let share = '';
       if (before !== undefined) {
-        const after = await commits(cluster);
+        const after = await commitsPerMember(cluster);
         for (const node of cluster.nodes) {
           const delta = after.get(node.name)! - before.get(node.name)!;
           onReplicas.total += delta;
@@ -137,16 +123,7 @@ async function latency(cluster: LocalCluster, leader: string, splitPort: number,
   const clients: Record<string, pg.Client> = {};
   try {
     for (const [name, port] of Object.entries(targets)) {
-      const client = new pg.Client({
-        host: '127.0.0.1',
-        port,
-        user: 'postgres',
-        password: cluster.superuserPassword,
-        database: 'postgres',
-      });
-      client.on('error', () => undefined);
-      await client.connect();
-      clients[name] = client;
+      clients[name] = await connectSuperuser(cluster, port);
     }
     for (let block = 0; block < 4; block++) {
       for (const [name, client] of Object.entries(clients)) {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { LocalCluster } from '../src/local/local-cluster.js';
 import { waitUntil } from '../src/util/wait-until.js';
-import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { commitsPerMember, waitHealthy } from '../test/kit/cluster-kit.js';
 import { DEFAULT_DYNAMIC_CONFIG } from '../test/kit/fixtures.js';
 
 const run = promisify(execFile);
@@ -34,19 +34,6 @@ async function pgbench(port: number, password: string, args: string[]): Promise<
 }
 
 const median = (numbers: number[]): number => [...numbers].sort((a, b) => a - b)[Math.floor(numbers.length / 2)]!;
-
-async function commits(cluster: LocalCluster): Promise<Map<string, number>> {
-  const counts = new Map<string, number>();
-  for (const node of cluster.nodes) {
-    const [row] = await sql<{ n: string }>(
-      cluster,
-      node.name,
-      "SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = 'postgres'",
-    );
-    counts.set(node.name, Number(row!.n));
-  }
-  return counts;
-}
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'pgw-benchsplit-'));
@@ -74,11 +61,11 @@ async function main(): Promise<void> {
     let replicaShare = '';
     for (let round = 0; round < Number(values.rounds); round++) {
       for (const [name, port] of Object.entries(targets)) {
-        const before = await commits(cluster);
+        const before = await commitsPerMember(cluster);
         const { tps } = await pgbench(port, password, ['-S', ...args]);
         results[name]!.push(tps);
         if (name === 'split') {
-          const after = await commits(cluster);
+          const after = await commitsPerMember(cluster);
           const delta = cluster.nodes.map((node) => [node.name, after.get(node.name)! - before.get(node.name)!] as const);
           const total = delta.reduce((sum, [, n]) => sum + n, 0);
           const replicas = delta.filter(([member]) => member !== leader).reduce((sum, [, n]) => sum + n, 0);

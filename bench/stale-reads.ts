@@ -7,10 +7,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
 import { LocalCluster } from '../src/local/local-cluster.js';
 import { waitUntil } from '../src/util/wait-until.js';
-import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
+import { connectSuperuser, sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { DEFAULT_DYNAMIC_CONFIG } from '../test/kit/fixtures.js';
 import { checkStaleReads, toggleApplyDelay, type StaleReadResult } from '../test/kit/stale-reads.js';
 
@@ -42,18 +42,7 @@ async function main(): Promise<void> {
     await sql(cluster, leader, 'CREATE TABLE stale_check (id int primary key)');
     const replicas = cluster.nodes.filter((node) => node.name !== leader);
     const replicaPorts = new Set(replicas.map((node) => node.pgPort));
-    const connect = async (port: number): Promise<pg.Client> => {
-      const client = new pg.Client({
-        host: '127.0.0.1',
-        port,
-        user: 'postgres',
-        password: cluster.superuserPassword,
-        database: 'postgres',
-      });
-      client.on('error', () => undefined);
-      await client.connect();
-      return client;
-    };
+    const connect = (port: number): Promise<pg.Client> => connectSuperuser(cluster, port);
     const rounds = Number(values.rounds);
     const toggler = toggleApplyDelay(
       cluster,

@@ -30,6 +30,11 @@ import { describeError, isPgwardenError, PgwardenError } from '../util/errors.js
 const version = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const out = (text: string): void => void process.stdout.write(`${text}\n`);
 
+/** The cluster's DCS as the CLI opens it (a member name no agent uses, so nothing it writes looks like a member's). */
+function openCliDcs(config: ReturnType<typeof loadConfig>['config']): ReturnType<typeof openEtcdDcs> {
+  return openEtcdDcs({ ...etcdConnection(config.etcd), namespace: config.namespace, scope: config.scope, member: '__pgwarden_cli' });
+}
+
 async function loadCluster(
   configPath: string,
   signal: AbortSignal,
@@ -39,12 +44,7 @@ async function loadCluster(
   // A config file with passwords that others can read is said here too, not only in the agent's log.
   for (const warning of warnings) if (warning.includes('holds passwords')) process.stderr.write(`Warning: ${warning}\n`);
   const rest = createRestClient(restClientSettings(config, options));
-  const dcs = openEtcdDcs({
-    ...etcdConnection(config.etcd),
-    namespace: config.namespace,
-    scope: config.scope,
-    member: '__pgwarden_cli',
-  });
+  const dcs = openCliDcs(config);
   try {
     const psql = join(config.postgresql.bin_dir, 'psql');
     const db: DbAccess = {
@@ -68,12 +68,7 @@ async function loadCluster(
 /** The cluster's DCS for `pgwarden upgrade`'s record (no lease: the record must outlive this CLI). */
 async function openUpgradeLedger(configPath: string): Promise<{ ledger: UpgradeLedger; close(): Promise<void> }> {
   const { config } = loadConfig(configPath);
-  const dcs = openEtcdDcs({
-    ...etcdConnection(config.etcd),
-    namespace: config.namespace,
-    scope: config.scope,
-    member: '__pgwarden_cli',
-  });
+  const dcs = openCliDcs(config);
   return { ledger: dcs, close: () => dcs.close() };
 }
 
@@ -240,12 +235,7 @@ function register(program: Command): void {
 
 async function removeCluster(configPath: string): Promise<void> {
   const { config } = loadConfig(configPath);
-  const dcs = openEtcdDcs({
-    ...etcdConnection(config.etcd),
-    namespace: config.namespace,
-    scope: config.scope,
-    member: '__pgwarden_cli',
-  });
+  const dcs = openCliDcs(config);
   try {
     await dcs.removeCluster(AbortSignal.timeout(5000));
   } finally {

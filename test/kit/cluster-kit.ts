@@ -89,6 +89,28 @@ export async function sql<T extends Record<string, unknown>>(
   }
 }
 
+/** A connected client as the cluster's superuser to any port on 127.0.0.1 (a node, a proxy, a pooler). */
+export async function connectSuperuser(cluster: LocalCluster, port: number): Promise<pg.Client> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: cluster.superuserPassword, database: 'postgres' });
+  client.on('error', () => undefined);
+  await client.connect();
+  return client;
+}
+
+/** Committed transactions per member (pg_stat_database.xact_commit counts a standby's own read transactions too). */
+export async function commitsPerMember(cluster: LocalCluster): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const node of cluster.nodes) {
+    const [row] = await sql<{ n: string }>(
+      cluster,
+      node.name,
+      "SELECT xact_commit::text AS n FROM pg_stat_database WHERE datname = 'postgres'",
+    );
+    counts.set(node.name, Number(row!.n));
+  }
+  return counts;
+}
+
 /** True when the node accepts a write right now (connects and is not in recovery). */
 export async function isWritable(cluster: LocalCluster, name: string): Promise<boolean> {
   try {
