@@ -2,7 +2,8 @@
 // for the leader alone. The invariants (one writable primary, none past its deadline or its fence's) hold in every seed.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { describeRun, NAMES, runSeed } from './scenario.js';
+import { NAMES } from './scenario.js';
+import { runSeedsOffThread } from './seed-runs.js';
 import { findFailingSeeds, seedsToRun } from './seeds.js';
 import { SIM_TIMING, SimWorld } from './sim-world.js';
 
@@ -14,13 +15,13 @@ function isWritablePrimary(world: SimWorld, name: string): boolean {
 describe('HA simulation, failsafe_mode', () => {
   it('keeps the invariants and converges with whole-DCS outages among the faults', async (context) => {
     const seeds = seedsToRun(40);
-    let outages = 0;
-    for (const seed of seeds) {
-      const world = await runSeed(seed, { failsafeMode: true });
-      outages += world.events.filter((line) => line.includes('DCS is down for every member')).length;
-      assert.deepEqual(world.violations, [], describeRun(world, 'failsafe', seed));
-      assert.equal(world.convergence(), undefined, `did not converge after faults healed: ${describeRun(world, 'failsafe', seed)}`);
-    }
+    const runs = await runSeedsOffThread(
+      seeds,
+      { failsafeMode: true },
+      { label: 'failsafe', countEvents: ['DCS is down for every member'] },
+    );
+    for (const run of runs) assert.equal(run.problem, undefined, run.description);
+    const outages = runs.reduce((sum, run) => sum + run.eventCounts[0]!, 0);
     context.diagnostic(`${seeds.length} seeds, ${outages} whole-DCS outages, 0 invariant violations`);
     assert.ok(seeds.length < 10 || outages >= seeds.length / 2, 'the outages really happen');
   });
@@ -74,22 +75,16 @@ describe('failsafe rules are load-bearing', () => {
   // As in ha-sim-rules: without the fence process a killed agent's primary stays writable (not judged here); every
   // other invariant, including no primary past its (failsafe-extended) deadline while its agent runs, must hold.
   it('the core keeps every invariant on its own (lease fence and fence process off)', async () => {
-    for (const seed of seedsToRun(15)) {
-      const world = await runSeed(seed, { failsafeMode: true, withoutFence: true, withoutFenceProcess: true });
-      assert.deepEqual(world.violations, [], describeRun(world, 'failsafe, fences off', seed));
-      assert.equal(world.convergence(), undefined, describeRun(world, 'failsafe, fences off', seed));
-    }
+    const runs = await runSeedsOffThread(
+      seedsToRun(15),
+      { failsafeMode: true, withoutFence: true, withoutFenceProcess: true },
+      { label: 'failsafe, fences off' },
+    );
+    for (const run of runs) assert.equal(run.problem, undefined, run.description);
   });
 
   it('replicas that ignore a fresh POST /failsafe and race are caught', async (context) => {
-    const { seeds: failing } = await findFailingSeeds(15, async (seed) => {
-      const world = await runSeed(seed, {
-        failsafeMode: true,
-        mutateDecide: (decide) => (obs, mem) =>
-          decide(obs.failsafe === undefined ? obs : { ...obs, failsafe: { ...obs.failsafe, record: undefined } }, mem),
-      });
-      return world.violations[0]?.message;
-    });
+    const { seeds: failing } = await findFailingSeeds(15, { failsafeMode: true, mutation: 'replicas-ignore-failsafe-record' }, 'failsafe');
     context.diagnostic(`failing seeds: ${failing.join(', ')}`);
     assert.ok(failing.length > 0, 'racing against a confirmed failsafe leader must break an invariant');
   });

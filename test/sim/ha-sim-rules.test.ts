@@ -3,21 +3,18 @@
 // frozen or killed agent's primary stays writable beside the next one. The failing seeds are printed for replay.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { SYNC_OFF } from '../../src/core/sync-plan.js';
-import { runSeed } from './scenario.js';
 import { findFailingSeeds } from './seeds.js';
-import type { SimOptions } from './sim-world.js';
+import type { SeedRunOptions } from './seed-variants.js';
 import { SYNC_MODES } from './sync-modes.js';
 
 const SEEDS = 15;
 
 /** `all`: every seed must pass (a finding is a bug); otherwise the first failing seed is enough (seeds.ts). */
-async function failingSeeds(options: SimOptions, all = false): Promise<{ readonly seeds: number[]; readonly first: string | undefined }> {
-  const problemOf = async (seed: number): Promise<string | undefined> => {
-    const world = await runSeed(seed, { withoutFence: true, withoutFenceProcess: true, ...options });
-    return world.violations[0] === undefined ? world.convergence() : `${world.violations[0].invariant}: ${world.violations[0].message}`;
-  };
-  return findFailingSeeds(SEEDS, problemOf, all || undefined);
+async function failingSeeds(
+  options: SeedRunOptions,
+  all = false,
+): Promise<{ readonly seeds: number[]; readonly first: string | undefined }> {
+  return findFailingSeeds(SEEDS, { withoutFence: true, withoutFenceProcess: true, ...options }, 'rules, fences off', all || undefined);
 }
 
 describe('safety rules are load-bearing (lease fence off)', () => {
@@ -47,7 +44,7 @@ describe('safety rules are load-bearing (lease fence off)', () => {
   it('priority: replicas that ignore the sync key in the race break the sync invariants', async (context) => {
     const { seeds, first } = await failingSeeds({
       sync: SYNC_MODES.priority!,
-      mutateDecide: (decide) => (obs, mem) => decide(obs.pg.role === 'replica' ? { ...obs, sync: SYNC_OFF } : obs, mem),
+      mutation: 'replicas-ignore-sync-key',
     });
     context.diagnostic(`failing seeds: ${seeds.join(', ')}; first: ${first ?? 'none'}`);
     assert.ok(seeds.length > 0, 'ignoring the sync key in the race must be caught');

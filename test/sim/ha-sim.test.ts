@@ -2,22 +2,18 @@
 // actions; the invariants are checked after every step. Replay a seed with PGWARDEN_SIM_SEED=<n>.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { describeRun, NAMES, runSeed } from './scenario.js';
+import { NAMES } from './scenario.js';
+import { runSeedsOffThread } from './seed-runs.js';
 import { seedsToRun } from './seeds.js';
 import { SimWorld } from './sim-world.js';
 
 describe('HA simulation, asynchronous replication', () => {
   it('keeps at most one writable primary with a valid lock, and converges after every fault', async (context) => {
     const seeds = seedsToRun(100);
-    let faults = 0;
-    let promotions = 0;
-    for (const seed of seeds) {
-      const world = await runSeed(seed);
-      faults += world.events.filter((line) => line.includes('FAULT')).length;
-      promotions += world.promotions;
-      assert.deepEqual(world.violations, [], describeRun(world, 'async', seed));
-      assert.equal(world.convergence(), undefined, `did not converge after faults healed: ${describeRun(world, 'async', seed)}`);
-    }
+    const runs = await runSeedsOffThread(seeds, {}, { label: 'async', countEvents: ['FAULT'] });
+    for (const run of runs) assert.equal(run.problem, undefined, run.description);
+    const faults = runs.reduce((sum, run) => sum + run.eventCounts[0]!, 0);
+    const promotions = runs.reduce((sum, run) => sum + run.promotions, 0);
     context.diagnostic(`${seeds.length} seeds, ${faults} faults injected, ${promotions} promotions, 0 invariant violations`);
     assert.ok(faults > seeds.length * 4 && promotions > seeds.length, 'the simulation really exercises failovers');
   });

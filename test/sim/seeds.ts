@@ -1,4 +1,7 @@
 // Which seeds a simulator test runs: PGWARDEN_SIM_SEED replays one, PGWARDEN_SIM_SEEDS sets how many.
+import { runSeedsOffThread } from './seed-runs.js';
+import type { SeedRunOptions } from './seed-variants.js';
+
 export function seedsToRun(defaultCount: number): number[] {
   const only = process.env.PGWARDEN_SIM_SEED;
   if (only !== undefined) return [Number(only)];
@@ -7,23 +10,18 @@ export function seedsToRun(defaultCount: number): number[] {
 }
 
 /**
- * The seeds among `seedsToRun(defaultCount)` where `problemOf` finds a problem. Showing that a rule is load-bearing
- * needs one failing seed, so the search stops at the first; PGWARDEN_SIM_ALL_SEEDS=1 (or `isListingAll`, for checks
- * that every seed passes) runs every seed.
+ * The seeds among `seedsToRun(defaultCount)` with a problem (an invariant violation, or no convergence) under
+ * `options`, run off-thread. Showing that a rule is load-bearing needs one failing seed, so the search stops at the
+ * first; PGWARDEN_SIM_ALL_SEEDS=1 (or `isListingAll`, for checks that every seed passes) runs every seed.
  */
 export async function findFailingSeeds(
   defaultCount: number,
-  problemOf: (seed: number) => Promise<string | undefined>,
+  options: SeedRunOptions,
+  label: string,
   isListingAll = process.env.PGWARDEN_SIM_ALL_SEEDS === '1',
 ): Promise<{ readonly seeds: number[]; readonly first: string | undefined }> {
-  const seeds: number[] = [];
-  let first: string | undefined;
-  for (const seed of seedsToRun(defaultCount)) {
-    const problem = await problemOf(seed);
-    if (problem === undefined) continue;
-    seeds.push(seed);
-    first ??= `seed ${seed}: ${problem}`;
-    if (!isListingAll) break;
-  }
-  return { seeds, first };
+  const runs = await runSeedsOffThread(seedsToRun(defaultCount), options, { label, stopAtFirstProblem: !isListingAll });
+  const failing = runs.filter((run) => run.problem !== undefined);
+  const first = failing[0];
+  return { seeds: failing.map((run) => run.seed), first: first === undefined ? undefined : `seed ${first.seed}: ${first.problem}` };
 }
