@@ -17,7 +17,7 @@ run_tier() {
     echo "no test files found for tier '$tier' (dist/test/$tier): refusing to report success" >&2
     return 1
   fi
-  [ "$tier" = integration ] && conc=1
+  [ "$tier" = integration ] && conc=${PGWARDEN_INTEGRATION_CONCURRENCY:-1}
   echo "== $tier: ${#files[@]} files" >&2
   node --enable-source-maps --test --test-concurrency="$conc" --test-timeout=600000 --test-force-exit --test-reporter=spec "${files[@]}"
 }
@@ -34,8 +34,8 @@ if [ $# -gt 0 ]; then
 fi
 
 # Everything: the unit tier first (seconds, and it catches most mistakes), then the integration tier in the foreground
-# while lint and the simulator (CPU only, no processes, no ports) run beside it at the lowest CPU priority. Integration
-# tests mostly wait on processes and leave a core idle; at nice 19 the background work takes that idle time and yields
+# while lint and the simulator (CPU only, no processes, no ports) run beside it at a low CPU priority (nice 10). Integration
+# tests mostly wait on processes and leave a core idle; at nice 10 the background work takes that idle time and yields
 # to the clusters whenever they need the CPU. Run one after the other this took about 5 minutes more.
 run_tier unit
 background_dir=$(mktemp -d)
@@ -48,9 +48,9 @@ stop_background() {
 trap stop_background EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-setsid nice -n 19 bash -c "set -euo pipefail; $(declare -f lint); lint" >"$background_dir/lint.log" 2>&1 &
+setsid nice -n 10 bash -c "set -euo pipefail; $(declare -f lint); lint" >"$background_dir/lint.log" 2>&1 &
 background_pids+=($!)
-setsid nice -n 19 bash -c "set -euo pipefail; shopt -s globstar nullglob; $(declare -f run_tier); run_tier sim" >"$background_dir/sim.log" 2>&1 &
+setsid nice -n 10 bash -c "set -euo pipefail; shopt -s globstar nullglob; $(declare -f run_tier); run_tier sim" >"$background_dir/sim.log" 2>&1 &
 background_pids+=($!)
 
 integration_status=0

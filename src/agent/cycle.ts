@@ -288,7 +288,11 @@ export async function runHaCycle(ports: CyclePorts, settings: CycleSettings, sta
   if (view !== undefined) ports.silence?.observeView(view);
   state.cycleStep = 'observe: timeline history, peers, leader probe';
   const localPg = await observeHistoryDivergence(pg, clock, PG_PROBE_BUDGET_MS, probedPg, view, identity.name);
+  const isNewRole = localPg.isRunning !== state.pg?.isRunning || localPg.role !== state.pg?.role;
   state.pg = localPg;
+  // A promotion the probe just saw is served at once (GET /primary, which proxies and HAProxy route on, still needs a
+  // valid lock at request time), not after this cycle's DCS calls: 40-80 ms of a switchover's write pause.
+  if (isNewRole) state.snapshot = snapshotOf(settings, state, tasks, clock.nowMs(), dcsObservation.kind === 'ok');
   if (view?.config !== undefined) adoptTiming(state, view.config, log);
   // Read before this cycle may delete the lock as stale: the dashboard's bound on the failover's write pause. Only a
   // figure for a page: the cycle waits for it at most LEASE_READ_WAIT_MS (a failover must not wait on a slow DCS), and a

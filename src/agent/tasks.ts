@@ -4,7 +4,11 @@ import type { Clock } from '../core/ports.js';
 import { describeError, isPgwardenError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
 
-export type TaskBody = (signal: AbortSignal) => Promise<void>;
+/**
+ * `progress`: the task reached a point the HA cycle should see now (e.g. PostgreSQL promoted, while the checkpoint
+ * after it still runs): wakes the loop as the task's end would.
+ */
+export type TaskBody = (signal: AbortSignal, progress: () => void) => Promise<void>;
 
 /** A clone's source not answering yet is what a normal start looks like (the leader is still starting): said at info. */
 const TRANSIENT_FAILURES_IN_ROW = 3;
@@ -45,7 +49,10 @@ export class TaskSlot {
     this.#controller = controller;
     this.#state = { kind: 'running', name, startedAtMs: this.#clock.nowMs() };
     this.#log.info({ task: name }, `task ${name} started`);
-    this.#running = body(controller.signal).then(
+    const progress = (): void => {
+      if (this.#controller === controller) this.#onSettled();
+    };
+    this.#running = body(controller.signal, progress).then(
       () => this.#finish(name, controller, undefined),
       (error: unknown) => this.#finish(name, controller, error),
     );

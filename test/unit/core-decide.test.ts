@@ -464,7 +464,7 @@ describe('leader race', () => {
       }),
       freshMemory(),
     );
-    assert.deepEqual(kinds(decision.actions), ['acquireLeader']);
+    assert.deepEqual(kinds(decision.actions), ['acquireLeader', 'promote']);
     assert.equal(decision.wakeAfterMs, 0);
   });
 
@@ -478,7 +478,7 @@ describe('leader race', () => {
     );
     assert.deepEqual(
       kinds(decide(observe({ ...base, peers: [{ ...peer, walPosition: 2000n }] }), freshMemory()).actions),
-      ['acquireLeader'],
+      ['acquireLeader', 'promote'],
       'node2 < node3',
     );
     assert.deepEqual(
@@ -518,6 +518,7 @@ describe('leader race', () => {
     ];
     assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader }, peers }), freshMemory()).actions), [
       'acquireLeader',
+      'promote',
     ]);
   });
 
