@@ -136,6 +136,11 @@ export class ServerPool<C extends Poolable> {
     return count;
   }
 
+  /** Busy (and opening) connections per pool key, in one pass (per transaction, for load balancing). */
+  *busyByKey(): Iterable<[string, number]> {
+    for (const [key, pool] of this.#pools) yield [key, pool.busy.size + pool.opening];
+  }
+
   stats(): { idle: number; busy: number; waiting: number } {
     let idle = 0;
     let busy = 0;

@@ -144,15 +144,17 @@ export class SplitListener {
   #rotation = 0;
   readonly #stopping = new AbortController();
   /** Per pool key, the login the connections are opened with (the last client's credential for that user). */
-  readonly #logins = new Map<string, { backend: Backend } & ServerLogin>();
+  readonly #logins = new Map<string, { readonly backend: Backend; readonly login: ServerLogin }>();
+  /** parametersKey per session's parameters object (fixed at login): not sorted and serialised per transaction. */
+  readonly #parameterKeys = new WeakMap<object, string>();
 
   constructor(options: SplitListenerOptions) {
     this.#options = options;
     this.pool = new ServerPool<ServerConnection>({
       poolSize: () => options.settings().pool_size,
       open: (key) => {
-        const login = this.#logins.get(key)!;
-        return ServerConnection.open(login.backend, login, options.settings().connect_timeout * 1000);
+        const { backend, login } = this.#logins.get(key)!;
+        return ServerConnection.open(backend, login, options.settings().connect_timeout * 1000);
       },
     });
   }
@@ -398,9 +400,10 @@ export class SplitListener {
           `${backend.host}:${backend.port}`,
           login.database,
           login.user,
-          parametersKey(login.parameters),
+          this.#parametersKey(login.parameters),
         ].join('|');
-        this.#logins.set(key, { backend, ...login });
+        const stored = this.#logins.get(key);
+        if (stored?.login !== login || stored.backend !== backend) this.#logins.set(key, { backend, login });
         const remainingMs = Math.max(1, deadlineMs - this.#options.nowMs());
         return { connection: await this.pool.acquire(key, remainingMs), key };
       }
@@ -412,6 +415,16 @@ export class SplitListener {
         });
       await this.#options.routes.changed(deadlineMs, this.#stopping.signal);
     }
+  }
+
+  #parametersKey(parameters: Readonly<Record<string, string>> | undefined): string {
+    if (parameters === undefined) return '';
+    let key = this.#parameterKeys.get(parameters);
+    if (key === undefined) {
+      key = parametersKey(parameters);
+      this.#parameterKeys.set(parameters, key);
+    }
+    return key;
   }
 
   release(key: string, connection: ServerConnection): void {
@@ -430,11 +443,12 @@ export class SplitListener {
     const routes = this.#options.routes;
     const replicas = routes.replicas();
     const load = new Map<string, number>();
-    for (const backend of replicas)
-      load.set(
-        backend.member,
-        this.pool.busyCount((key) => key.split('|')[1] === backend.member),
-      );
+    for (const backend of replicas) load.set(backend.member, 0);
+    for (const [key, busy] of this.pool.busyByKey()) {
+      const member = key.slice(key.indexOf('|') + 1, key.indexOf('|', key.indexOf('|') + 1));
+      const known = load.get(member);
+      if (known !== undefined) load.set(member, known + busy);
+    }
     return { replicas, positions: routes.positions(), nowMs: this.#options.nowMs(), load, rotation: this.#rotation++ };
   }
 
@@ -758,14 +772,18 @@ class ClientSession {
     }
   }
 
+  #serverLoginValue: ServerLogin | undefined;
+
+  /** Built once, after authentication (its fields do not change afterwards): the listener keys its logins by it. */
   #serverLogin(): ServerLogin {
-    return {
+    this.#serverLoginValue ??= {
       user: this.#user,
       database: this.#database,
       credential: this.#credential!,
       parameters: this.#parameters,
       applicationName: this.#applicationName,
     };
+    return this.#serverLoginValue;
   }
 
   /** A lent connection last used by a client of another application_name is given this client's (one round trip). */
