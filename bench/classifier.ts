@@ -1,4 +1,5 @@
-// Classifier cost per statement (µs): parse + judgement, without and with the parse cache. Prints figures, asserts nothing.
+// Classifier cost per statement (µs): parse + judgement with no cache, with the parse cache (the same text again), and
+// with the shape cache (the same statement with a new constant each time, as pgbench -S sends). Prints figures only.
 import { createClassifier, functionVolatilityFromPgProc } from '../src/proxy/sql-classifier.js';
 
 const functions = functionVolatilityFromPgProc([
@@ -6,21 +7,28 @@ const functions = functionVolatilityFromPgProc([
   { schema: 'pg_catalog', name: 'now', provolatile: 's' },
 ]);
 
+/** Statements with a constant `N` that varies per call in the shape-cache runs. */
 const STATEMENTS = {
-  'short SELECT': 'SELECT id, name FROM users WHERE id = $1',
+  'short SELECT': 'SELECT id, name FROM users WHERE id = N',
   'join + aggregate':
-    'SELECT u.id, count(*) FROM users u JOIN orders o ON o.user_id = u.id WHERE o.created > now() GROUP BY u.id ORDER BY 2 DESC LIMIT 10',
-  'writable CTE': 'WITH moved AS (DELETE FROM queue WHERE id < $1 RETURNING *) INSERT INTO done SELECT * FROM moved',
+    'SELECT u.id, count(*) FROM users u JOIN orders o ON o.user_id = u.id WHERE o.created > now() GROUP BY u.id ORDER BY 2 DESC LIMIT N',
+  'writable CTE': 'WITH moved AS (DELETE FROM queue WHERE id < N RETURNING *) INSERT INTO done SELECT * FROM moved',
 };
 
 const rounds = Number(process.argv[2] ?? 20000);
-for (const cacheSize of [0, 1000]) {
-  const classifier = await createClassifier({ parseCacheSize: cacheSize });
-  for (const [label, sql] of Object.entries(STATEMENTS)) {
-    for (let i = 0; i < 1000; i++) classifier.classifyStatement(sql, functions); // warm-up
+const runs = [
+  { label: 'no cache   ', options: { parseCacheSize: 0, shapeCacheSize: 0 }, vary: false },
+  { label: 'parse cache', options: { shapeCacheSize: 0 }, vary: false },
+  { label: 'shape cache', options: {}, vary: true },
+];
+for (const { label, options, vary } of runs) {
+  const classifier = await createClassifier(options);
+  for (const [name, template] of Object.entries(STATEMENTS)) {
+    const texts = Array.from({ length: 1000 }, (_, i) => template.replace('N', String(vary ? 1000 + i : 42)));
+    for (const text of texts) classifier.classifyStatement(text, functions); // warm-up
     const started = process.hrtime.bigint();
-    for (let i = 0; i < rounds; i++) classifier.classifyStatement(sql, functions);
+    for (let i = 0; i < rounds; i++) classifier.classifyStatement(texts[i % texts.length]!, functions);
     const micros = Number(process.hrtime.bigint() - started) / 1000 / rounds;
-    console.log(`${cacheSize === 0 ? 'no cache  ' : 'parse cache'}  ${label.padEnd(17)} ${micros.toFixed(1).padStart(7)} µs/statement`);
+    console.log(`${label}  ${name.padEnd(17)} ${micros.toFixed(1).padStart(7)} µs/statement`);
   }
 }

@@ -17,7 +17,7 @@ import { KernelDataPath } from './kernel-data-path.js';
 import { kernelTableName, NO_GENERATION, planKernelRoute, type KernelGeneration, type KernelRoute } from './kernel-rules.js';
 import { handleProxyHttp, needsMetrics, type ProxyStatus, type RenderedMetrics } from './proxy-http.js';
 import { ProxyMetrics } from './proxy-metrics.js';
-import { SplitListener } from './split/split-listener.js';
+import { SplitListener, type SplitSettings } from './split/split-listener.js';
 import {
   pickLeastConnections,
   primaryConnectionsToClose,
@@ -93,6 +93,7 @@ export class ProxyServer {
   #nextMark = (0x50000000 + Math.floor(Math.random() * 0x0fffffff)) >>> 0;
   /** proxy.split_listen: the pooled read/write split endpoint (started once; a reload does not move it). */
   #split: SplitListener | undefined;
+  #splitSettings: { readonly section: ProxySection; readonly settings: SplitSettings } | undefined;
   readonly ports: { primary: number; replica: number | undefined; api: number | undefined; split: number | undefined } = {
     primary: 0,
     replica: undefined,
@@ -313,9 +314,12 @@ export class ProxyServer {
     return new SplitListener({
       host: address.host,
       port: address.port,
+      // Read several times per statement: built once per proxy section (a reload replaces the section object).
       settings: () => {
-        const split = this.#section.split!;
-        return { ...split, connect_timeout: this.#section.connect_timeout };
+        const section = this.#section;
+        if (this.#splitSettings?.section !== section)
+          this.#splitSettings = { section, settings: { ...section.split!, connect_timeout: section.connect_timeout } };
+        return this.#splitSettings.settings;
       },
       routes: {
         primary: () => {

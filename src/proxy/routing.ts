@@ -69,8 +69,23 @@ export function leaderIdentity(view: ClusterView | undefined): string | undefine
   return leader === undefined ? undefined : `${leader.name}@${leader.createRevision ?? leader.modRevision}`;
 }
 
+// Routing runs per transaction in the split listener: what depends only on an immutable record of the view (a
+// member's conn_url, the config's ttl) is derived once per record object, not parsed again on every call.
+const backends = new WeakMap<MemberRecord, Backend | null>();
+const ttls = new WeakMap<object, number>();
+const DEFAULT_TTL_MS = timingFromDynamicConfig(undefined).ttlMs;
+
 /** The host and port of a member's conn_url (postgres://host:port/db). */
 export function backendOf(member: MemberRecord): Backend | undefined {
+  let backend = backends.get(member);
+  if (backend === undefined) {
+    backend = parseBackend(member) ?? null;
+    backends.set(member, backend);
+  }
+  return backend ?? undefined;
+}
+
+function parseBackend(member: MemberRecord): Backend | undefined {
   try {
     const url = new URL(member.conn_url);
     const port = Number(url.port === '' ? 5432 : url.port);
@@ -84,7 +99,12 @@ export function backendOf(member: MemberRecord): Backend | undefined {
 
 function staleness(input: RoutingInput, options: RoutingOptions): string | undefined {
   if (input.view === undefined || input.confirmedAtMs === undefined) return 'no cluster view from the DCS yet';
-  const ttlMs = timingFromDynamicConfig(input.view.config).ttlMs;
+  const config = input.view.config;
+  let ttlMs = config === undefined ? DEFAULT_TTL_MS : ttls.get(config);
+  if (ttlMs === undefined) {
+    ttlMs = timingFromDynamicConfig(config).ttlMs;
+    ttls.set(config!, ttlMs);
+  }
   const boundMs = Math.min(options.dcsTimeoutMs, ttlMs);
   const ageMs = input.nowMs - input.confirmedAtMs;
   return ageMs > boundMs ? `the DCS has not confirmed the leader for ${Math.round(ageMs)} ms (bound ${Math.round(boundMs)} ms)` : undefined;

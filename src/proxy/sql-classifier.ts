@@ -3,6 +3,7 @@
 // WebAssembly) shows it read-only; whatever does not parse goes to the primary. No I/O and no clock: the caller
 // loads the parser once (createClassifier) and fills the function volatility from pg_proc. The parser package is
 // imported there, not here: importing this module starts no WebAssembly.
+import { statementShape } from './sql-shape.js';
 
 export type Volatility = 'immutable' | 'stable' | 'volatile';
 
@@ -467,11 +468,47 @@ export interface ClassifierOptions {
   readonly parseCacheSize?: number;
   /** Longer texts are not cached. Default 4096 characters. */
   readonly parseCacheMaxLength?: number;
+  /** Read-only verdicts kept per function-volatility source, by statement shape (LRU); 0 disables. Default 1000. */
+  readonly shapeCacheSize?: number;
+}
+
+/** A bounded map that forgets the least recently used entry first (a Map iterates in insertion order). */
+class Lru<V> {
+  readonly #entries = new Map<string, V>();
+
+  constructor(readonly size: number) {}
+
+  get(key: string): V | undefined {
+    const value = this.#entries.get(key);
+    if (value !== undefined) {
+      this.#entries.delete(key);
+      this.#entries.set(key, value);
+    }
+    return value;
+  }
+
+  set(key: string, value: V): void {
+    if (this.size <= 0) return;
+    if (this.#entries.size >= this.size) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(key, value);
+  }
 }
 
 /**
+ * Whether a verdict on a statement's shape (its constants replaced by parameters, see sql-shape.ts) holds for the
+ * statement itself: only a plain read-only one does. The two trees differ only where a constant stands for a
+ * parameter, and the judgement reads constants only where it judges a parameter as the unsafe value (an EXPLAIN or
+ * transaction option, set_config's third argument), so a shape judged read-only is read-only whatever its constants.
+ * Any other shape verdict (primary, pins, DISCARD ALL, a shape that does not parse) sends the text to be judged itself.
+ */
+const shapeVerdictHolds = (verdict: Classification): boolean =>
+  verdict.route === 'replica-ok' && verdict.pins === undefined && verdict.discardAll === undefined;
+
+/**
  * Loads the parser's WebAssembly once (tens of milliseconds), then classifies synchronously. A parse tree depends
- * on the text alone, so repeated texts skip the parser (bounded cache); the judgement is made anew each time.
+ * on the text alone, so repeated texts skip the parser (bounded cache); the judgement is made anew each time, except
+ * that a read-only verdict on a statement's shape is kept per function-volatility source (a new pg_proc read starts
+ * afresh): statements that differ only in constants (SELECT ... WHERE aid = 4242) are parsed and judged once.
  */
 export async function createClassifier(options: ClassifierOptions = {}): Promise<SqlClassifier> {
   loading ??= loadParser().catch((error: unknown) => {
@@ -479,34 +516,43 @@ export async function createClassifier(options: ClassifierOptions = {}): Promise
     throw error;
   });
   const parseSync = await loading;
-  const cacheSize = options.parseCacheSize ?? 1000;
   const maxLength = options.parseCacheMaxLength ?? 4096;
-  const cache = new Map<string, unknown>();
+  const shapeCacheSize = options.shapeCacheSize ?? 1000;
+  const cache = new Lru<unknown>(options.parseCacheSize ?? 1000);
   const parse = (sql: string): unknown => {
     const cached = cache.get(sql);
-    if (cached !== undefined) {
-      cache.delete(sql);
-      cache.set(sql, cached);
-      return cached;
-    }
+    if (cached !== undefined) return cached;
     const tree = parseSync(sql);
-    if (cacheSize > 0 && sql.length <= maxLength) {
-      if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
-      cache.set(sql, tree);
-    }
+    if (sql.length <= maxLength) cache.set(sql, tree);
     return tree;
   };
+  const judge = (sql: string, functions: FunctionVolatility): Classification => {
+    if (sql.trim() === '') return { route: 'primary', reason: 'empty query' };
+    let result: unknown;
+    try {
+      result = parse(sql);
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return { route: 'primary', reason: `unparseable: ${message}` };
+    }
+    return classifyParseResult(result, functions);
+  };
+  const shapes = new WeakMap<FunctionVolatility, Lru<Classification>>();
   return {
     classifyStatement: (sql, functions) => {
-      if (sql.trim() === '') return { route: 'primary', reason: 'empty query' };
-      let result: unknown;
-      try {
-        result = parse(sql);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        return { route: 'primary', reason: `unparseable: ${message}` };
+      const shape = shapeCacheSize > 0 && sql.length <= maxLength ? statementShape(sql) : undefined;
+      if (shape === undefined) return judge(sql, functions);
+      let known = shapes.get(functions);
+      if (known === undefined) {
+        known = new Lru<Classification>(shapeCacheSize);
+        shapes.set(functions, known);
       }
-      return classifyParseResult(result, functions);
+      let verdict = known.get(shape);
+      if (verdict === undefined) {
+        verdict = judge(shape, functions);
+        known.set(shape, verdict);
+      }
+      return shapeVerdictHolds(verdict) ? verdict : judge(sql, functions);
     },
   };
 }

@@ -220,6 +220,29 @@ describe('sql-classifier', () => {
     assert.equal(classifier.classifyStatement(sql, functions).route, 'primary');
   });
 
+  it('the shape cache gives the verdict the text itself gets, for every corpus entry and its constants changed', async () => {
+    const uncached = await createClassifier({ shapeCacheSize: 0, parseCacheSize: 0 });
+    const cached = await createClassifier();
+    const variants = CORPUS.flatMap(({ sql }) => [
+      sql,
+      sql.replace(/\b\d+\b/g, '7'),
+      sql.replace(/'[^']*'/g, "'other'"),
+      sql.replace(/\b\d+\b/g, '0'),
+    ]);
+    variants.push('EXPLAIN (ANALYZE 0) SELECT 1', 'EXPLAIN (ANALYZE 1) SELECT 1', "SELECT set_config('a', 'b', true)", "SELECT 'abc'[1]");
+    for (let round = 0; round < 2; round++)
+      for (const sql of variants)
+        assert.deepEqual(cached.classifyStatement(sql, functions), uncached.classifyStatement(sql, functions), sql);
+  });
+
+  it('a shape verdict is kept per function list: a new pg_proc read judges the shape afresh', async () => {
+    const subject = await createClassifier();
+    assert.equal(subject.classifyStatement('SELECT my_stable_fn(1) FROM t WHERE a = 1', functions).route, 'replica-ok');
+    const nowVolatile = functionVolatilityFromPgProc([...PG_PROC, { schema: 'public', name: 'my_stable_fn', provolatile: 'v' }]);
+    assert.equal(subject.classifyStatement('SELECT my_stable_fn(2) FROM t WHERE a = 2', nowVolatile).route, 'primary');
+    assert.equal(subject.classifyStatement('SELECT my_stable_fn(3) FROM t WHERE a = 3', functions).route, 'replica-ok');
+  });
+
   it('marks a lone DISCARD ALL only', () => {
     assert.equal(classifier.classifyStatement('DISCARD ALL', functions).discardAll, true);
     assert.equal(classifier.classifyStatement('DISCARD ALL; SELECT 1', functions).discardAll, undefined);

@@ -46,16 +46,23 @@ export class ServerPool<C extends Poolable> {
     return pool;
   }
 
-  /** An idle or new connection of `key`; waits up to `timeoutMs` for one when the pool is full. */
-  async acquire(key: string, timeoutMs: number): Promise<C> {
+  /** An idle connection of `key`, lent now, or undefined when none is idle. */
+  lendIdle(key: string): C | undefined {
     const pool = this.#pool(key);
     for (;;) {
       const idle = pool.idle.pop();
-      if (idle === undefined) break;
+      if (idle === undefined) return undefined;
       if (idle.closed) continue;
       pool.busy.add(idle);
       return idle;
     }
+  }
+
+  /** An idle or new connection of `key`; waits up to `timeoutMs` for one when the pool is full. */
+  async acquire(key: string, timeoutMs: number): Promise<C> {
+    const pool = this.#pool(key);
+    const idle = this.lendIdle(key);
+    if (idle !== undefined) return idle;
     if (pool.busy.size + pool.opening < this.#options.poolSize()) return this.#open(key, pool);
     return new Promise<C>((resolve, reject) => {
       const waiter: Waiter<C> = {
@@ -134,6 +141,11 @@ export class ServerPool<C extends Poolable> {
     let count = 0;
     for (const [key, pool] of this.#pools) if (matches(key)) count += pool.busy.size + pool.opening;
     return count;
+  }
+
+  /** Busy (and opening) connections per pool key, in one pass (per transaction, for load balancing). */
+  *busyByKey(): Iterable<[string, number]> {
+    for (const [key, pool] of this.#pools) yield [key, pool.busy.size + pool.opening];
   }
 
   stats(): { idle: number; busy: number; waiting: number } {

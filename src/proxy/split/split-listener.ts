@@ -144,15 +144,17 @@ export class SplitListener {
   #rotation = 0;
   readonly #stopping = new AbortController();
   /** Per pool key, the login the connections are opened with (the last client's credential for that user). */
-  readonly #logins = new Map<string, { backend: Backend } & ServerLogin>();
+  readonly #logins = new Map<string, { readonly backend: Backend; readonly login: ServerLogin }>();
+  /** parametersKey per session's parameters object (fixed at login): not sorted and serialised per transaction. */
+  readonly #parameterKeys = new WeakMap<object, string>();
 
   constructor(options: SplitListenerOptions) {
     this.#options = options;
     this.pool = new ServerPool<ServerConnection>({
       poolSize: () => options.settings().pool_size,
       open: (key) => {
-        const login = this.#logins.get(key)!;
-        return ServerConnection.open(login.backend, login, options.settings().connect_timeout * 1000);
+        const { backend, login } = this.#logins.get(key)!;
+        return ServerConnection.open(backend, login, options.settings().connect_timeout * 1000);
       },
     });
   }
@@ -390,17 +392,7 @@ export class SplitListener {
     for (;;) {
       const backend = backendFor();
       if (backend !== undefined) {
-        // Startup parameters other than application_name are part of the key: a connection opened with them carries
-        // them exactly (options, DateStyle...), and a client never gets another's. application_name is set per lend.
-        const key = [
-          role,
-          backend.member,
-          `${backend.host}:${backend.port}`,
-          login.database,
-          login.user,
-          parametersKey(login.parameters),
-        ].join('|');
-        this.#logins.set(key, { backend, ...login });
+        const key = this.#poolKey(role, backend, login);
         const remainingMs = Math.max(1, deadlineMs - this.#options.nowMs());
         return { connection: await this.pool.acquire(key, remainingMs), key };
       }
@@ -412,6 +404,47 @@ export class SplitListener {
         });
       await this.#options.routes.changed(deadlineMs, this.#stopping.signal);
     }
+  }
+
+  /**
+   * The pool key of a server for a login, and the login its new connections are opened with. Startup parameters other
+   * than application_name are part of the key: a connection opened with them carries them exactly (options,
+   * DateStyle...), and a client never gets another's. application_name is set per lend.
+   */
+  #poolKey(role: Role, backend: Backend, login: ServerLogin): string {
+    const key = [
+      role,
+      backend.member,
+      `${backend.host}:${backend.port}`,
+      login.database,
+      login.user,
+      this.#parametersKey(login.parameters),
+    ].join('|');
+    const stored = this.#logins.get(key);
+    if (stored?.login !== login || stored.backend !== backend) this.#logins.set(key, { backend, login });
+    return key;
+  }
+
+  /**
+   * An idle server connection of the primary or the given replica, lent at once, or undefined (none idle, or no
+   * primary now): then acquire() opens one or waits. The common case of a transaction takes no promise.
+   */
+  lendIdle(role: Role, replica: Backend | undefined, login: ServerLogin): { connection: ServerConnection; key: string } | undefined {
+    const backend = role === 'replica' ? replica : this.primaryBackend();
+    if (backend === undefined) return undefined;
+    const key = this.#poolKey(role, backend, login);
+    const connection = this.pool.lendIdle(key);
+    return connection === undefined ? undefined : { connection, key };
+  }
+
+  #parametersKey(parameters: Readonly<Record<string, string>> | undefined): string {
+    if (parameters === undefined) return '';
+    let key = this.#parameterKeys.get(parameters);
+    if (key === undefined) {
+      key = parametersKey(parameters);
+      this.#parameterKeys.set(parameters, key);
+    }
+    return key;
   }
 
   release(key: string, connection: ServerConnection): void {
@@ -430,11 +463,12 @@ export class SplitListener {
     const routes = this.#options.routes;
     const replicas = routes.replicas();
     const load = new Map<string, number>();
-    for (const backend of replicas)
-      load.set(
-        backend.member,
-        this.pool.busyCount((key) => key.split('|')[1] === backend.member),
-      );
+    for (const backend of replicas) load.set(backend.member, 0);
+    for (const [key, busy] of this.pool.busyByKey()) {
+      const member = key.slice(key.indexOf('|') + 1, key.indexOf('|', key.indexOf('|') + 1));
+      const known = load.get(member);
+      if (known !== undefined) load.set(member, known + busy);
+    }
     return { replicas, positions: routes.positions(), nowMs: this.#options.nowMs(), load, rotation: this.#rotation++ };
   }
 
@@ -758,14 +792,18 @@ class ClientSession {
     }
   }
 
+  #serverLoginValue: ServerLogin | undefined;
+
+  /** Built once, after authentication (its fields do not change afterwards): the listener keys its logins by it. */
   #serverLogin(): ServerLogin {
-    return {
+    this.#serverLoginValue ??= {
       user: this.#user,
       database: this.#database,
       credential: this.#credential!,
       parameters: this.#parameters,
       applicationName: this.#applicationName,
     };
+    return this.#serverLoginValue;
   }
 
   /** A lent connection last used by a client of another application_name is given this client's (one round trip). */
@@ -856,7 +894,8 @@ class ClientSession {
         return;
       }
       if (assigned === undefined) {
-        assigned = decision.route === 'replica-ok' ? await this.#assignRead() : await this.#assign('primary', undefined);
+        const lending = decision.route === 'replica-ok' ? this.#assignRead() : this.#assign('primary', undefined);
+        assigned = lending instanceof Promise ? await lending : lending;
         tracker.onForwarded(assigned.role);
       }
       if (decision.route === 'primary' && assigned.role === 'primary') assigned.wrote = true;
@@ -951,10 +990,14 @@ class ClientSession {
    * the primary. A replica whose replay position is at or past the floor when asked shows the session's commits
    * to any later snapshot, and replay only moves forward.
    */
-  async #assignRead(): Promise<Assigned> {
+  #assignRead(): Assigned | Promise<Assigned> {
     const floor = this.#floor;
     const seen = this.#listener.readBackend(floor);
     if (seen !== undefined) return this.#assign('replica', seen);
+    return this.#assignReadBelowFloor(floor);
+  }
+
+  async #assignReadBelowFloor(floor: number | undefined): Promise<Assigned> {
     const candidate = floor !== undefined && Number.isFinite(floor) ? this.#listener.closestReplica() : undefined;
     if (candidate !== undefined) {
       const lent = await this.#lend('replica', candidate);
@@ -981,8 +1024,11 @@ class ClientSession {
     }
   }
 
-  async #assign(role: Role, replica: Backend | undefined): Promise<Assigned> {
-    return this.#adopt(role, await this.#lend(role, replica));
+  /** Synchronous when an idle connection that already runs under this client's application_name is there. */
+  #assign(role: Role, replica: Backend | undefined): Assigned | Promise<Assigned> {
+    const idle = this.#listener.lendIdle(role, replica, this.#serverLogin());
+    if (idle !== undefined && idle.connection.parameters.get('application_name') === this.#applicationName) return this.#adopt(role, idle);
+    return (async () => this.#adopt(role, idle === undefined ? await this.#lend(role, replica) : await this.#carried(idle)))();
   }
 
   async #lend(role: Role, replica: Backend | undefined): Promise<{ connection: ServerConnection; key: string }> {
@@ -1000,6 +1046,11 @@ class ClientSession {
         throw new ClientError({ severity: 'FATAL', code: '08P01', message: `pgwarden: query_wait_timeout: ${error.message}` });
       throw error;
     }
+    return this.#carried(lent);
+  }
+
+  /** A lent connection given this client's application_name; closed and given back if that fails. */
+  async #carried(lent: { connection: ServerConnection; key: string }): Promise<{ connection: ServerConnection; key: string }> {
     try {
       await this.#carryApplicationName(lent.connection);
     } catch (error) {
@@ -1046,7 +1097,13 @@ class ClientSession {
       this.#wakeReadyWaiters();
       return;
     }
-    // End of a transaction: read the floor before the client learns of the commit, then give the connection back.
+    if (!(assigned.wrote && assigned.role === 'primary')) {
+      // A transaction that did not write: nothing to wait for, the connection goes back at once.
+      this.#complete(assigned, item.frame);
+      this.#wakeReadyWaiters();
+      return;
+    }
+    // End of a transaction that wrote: read the floor before the client learns of the commit, then give the connection back.
     this.#releasing = this.#finish(assigned, item.frame).finally(() => {
       this.#releasing = undefined;
       this.#wakeReadyWaiters();
@@ -1077,6 +1134,12 @@ class ClientSession {
       }
       assigned.wrote = false;
     }
+    this.#complete(assigned, ready);
+  }
+
+  /** The end of a transaction: the connection goes back to the pool (unless pinned) and the client gets ReadyForQuery. */
+  #complete(assigned: Assigned, ready: Buffer): void {
+    const { connection } = assigned;
     this.#status = 'I';
     const pinned = (this.#tracker?.pinnedBy.length ?? 0) > 0 || this.#sessionMode;
     if (!pinned && this.assigned === assigned) {
