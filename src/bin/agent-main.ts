@@ -326,6 +326,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
             return { status: reply.status, text: reply.text };
           },
         });
+  let majorStepRunning: string | undefined;
   const api = await startApiServer({
     host: restapi.listen.host,
     port: restapi.listen.port,
@@ -366,6 +367,35 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         const previous = pg.binDir;
         pg.setBinDir(dir);
         log.info({ bin_dir: dir, previous }, 'bin_dir changed on request: PostgreSQL runs from it after its next start');
+      },
+    },
+    majorUpgrade: {
+      standing: () => {
+        const snapshot = agent.snapshot();
+        return { isLeaderWithLock: snapshot.isLeaderWithLock, isPaused: snapshot.isPaused, isRunning: snapshot.pg.isRunning };
+      },
+      run: async (step, dir) => {
+        // One step at a time: a CLI retrying while a slow pg_upgrade still runs must not start a second one.
+        if (majorStepRunning !== undefined)
+          throw new PgwardenError('PGW_UPGRADE_FAILED', `[${config.name}] ${majorStepRunning} is still running`, {
+            context: { member: config.name, hint: 'wait for it, then run pgwarden upgrade --major again' },
+          });
+        majorStepRunning = step;
+        try {
+          log.info({ step, bin_dir: dir ?? null }, 'major upgrade step starting');
+          // pg_upgrade restores the schema and links every file: hours for a very large catalog, minutes usually.
+          const result = await pg.majorUpgradeStep(step, dir ?? pg.binDir, AbortSignal.timeout(6 * 3600_000));
+          if (step === 'swap' && dir !== undefined && typeof result.sysid === 'string') {
+            await writePersistedBinDir(dataDir, { bin_dir: dir, overrides: config.postgresql.bin_dir, set_at: new Date().toISOString() });
+            pg.setBinDir(dir);
+            // The cluster is now the new one: replicas of the old system identifier are refused until re-cloned.
+            await dcs.setInitialize(result.sysid, AbortSignal.timeout(10_000));
+          }
+          log.info({ step, result }, 'major upgrade step done');
+          return { ...result, bin_dir: pg.binDir };
+        } finally {
+          majorStepRunning = undefined;
+        }
       },
     },
     backup: backupRunner,
