@@ -27,6 +27,7 @@ import { createRestClient } from '../util/rest-client.js';
 import { checkDataDirUsable, openPostgresController, resolveRunAs } from './adapters.js';
 import { binDirFilePath, readPersistedBinDir, writePersistedBinDir } from '../postgres/bin-dir-file.js';
 import { effectiveBinDir } from '../core/minor-upgrade.js';
+import { wantedSlots } from '../core/slot-plan.js';
 import { SystemClock } from '../util/clock.js';
 import { FenceClient } from '../fence/fence-client.js';
 import { fenceSocketPathOf } from '../fence/fence-paths.js';
@@ -384,7 +385,15 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         try {
           log.info({ step, bin_dir: dir ?? null }, 'major upgrade step starting');
           // pg_upgrade restores the schema and links every file: hours for a very large catalog, minutes usually.
-          const result = await pg.majorUpgradeStep(step, dir ?? pg.binDir, AbortSignal.timeout(6 * 3600_000));
+          const snapshot = agent.snapshot();
+          // The slots the leader would keep (members' and permanent physical ones), made while paused leaders make none.
+          const slots =
+            step === 'slots' && snapshot.view !== undefined
+              ? wantedSlots(snapshot.view, config.name, snapshot.tags, true, snapshot.view.config?.postgresql?.use_slots ?? true)
+                  .filter((slot) => slot.type === 'physical')
+                  .map((slot) => slot.name)
+              : [];
+          const result = await pg.majorUpgradeStep(step, dir ?? pg.binDir, AbortSignal.timeout(6 * 3600_000), slots);
           if (step === 'swap' && dir !== undefined && typeof result.sysid === 'string') {
             await writePersistedBinDir(dataDir, { bin_dir: dir, overrides: config.postgresql.bin_dir, set_at: new Date().toISOString() });
             pg.setBinDir(dir);

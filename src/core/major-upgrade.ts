@@ -21,6 +21,11 @@ export type MajorStep =
   | { readonly kind: 'swap'; readonly member: string }
   /** The new primary starts (under the lock it kept throughout), with the new system identifier in `initialize`. */
   | { readonly kind: 'startPrimary'; readonly member: string }
+  /**
+   * The members' and permanent physical slots made on the new primary now: the paused leader manages no slots, and the
+   * re-cloned replicas stream through theirs.
+   */
+  | { readonly kind: 'createSlots'; readonly member: string }
   /** The proxies route again: the write pause ends. */
   | { readonly kind: 'releaseHold' }
   /** A replica on the new binaries, re-cloned from the new primary (its old data is of the old cluster). */
@@ -84,6 +89,7 @@ export function majorUpgradeSteps(record: MajorUpgradeRecord): MajorStep[] {
     { kind: 'swap', member: leader },
     { kind: 'startPrimary', member: leader },
     { kind: 'releaseHold' },
+    { kind: 'createSlots', member: leader },
     ...replicas.map((member): MajorStep => ({ kind: 'reinitReplica', member, from: leader })),
     ...(record.was_paused ? [] : [{ kind: 'resume' } as const]),
     { kind: 'analyze', member: leader },
@@ -152,6 +158,8 @@ export function describeMajorStep(step: MajorStep, record: MajorUpgradeRecord): 
       return `start the new primary on ${step.member} from ${record.bin_dir}`;
     case 'releaseHold':
       return 'let the proxies route to the new primary (the write pause ends)';
+    case 'createSlots':
+      return `create the replicas' and the permanent slots on ${step.member}`;
     case 'reinitReplica':
       return `re-clone ${step.member} from ${step.from} on ${record.bin_dir}`;
     case 'resume':
@@ -184,7 +192,7 @@ export function recordDone(record: MajorUpgradeRecord, id: string, line: string)
 }
 
 /** What the primary's agent does on request (POST /major_upgrade/<step>). */
-export const MAJOR_HOST_STEPS = ['prepare', 'inspect', 'link', 'swap', 'rollback', 'analyze'] as const;
+export const MAJOR_HOST_STEPS = ['prepare', 'inspect', 'link', 'swap', 'rollback', 'analyze', 'slots'] as const;
 export type MajorHostStep = (typeof MAJOR_HOST_STEPS)[number];
 
 /** Where the member must stand for a host step; undefined when it may run. Guards against a step sent out of order. */
@@ -194,7 +202,7 @@ export function hostStepRefusal(
 ): string | undefined {
   if (step === 'inspect') return undefined;
   if (!member.isLeaderWithLock) return `${step}: only the leader holding the lock is upgraded in place`;
-  if (step === 'analyze') return member.isRunning ? undefined : 'analyze: PostgreSQL is not running';
+  if (step === 'analyze' || step === 'slots') return member.isRunning ? undefined : `${step}: PostgreSQL is not running`;
   if (!member.isPaused) return `${step}: only in maintenance mode (pgwarden upgrade --major pauses the cluster first)`;
   if (step === 'prepare') return member.isRunning ? undefined : 'prepare: the old primary must run (its settings are read from it)';
   return member.isRunning ? `${step}: PostgreSQL is running; the old primary must be shut down cleanly first` : undefined;

@@ -302,7 +302,12 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
   }
 
   /** The primary host's steps of the in-place major upgrade (postgres/major-upgrade-run.ts). */
-  majorUpgradeStep(step: MajorHostStep, dir: string, signal: AbortSignal): Promise<Record<string, unknown>> {
+  majorUpgradeStep(
+    step: MajorHostStep,
+    dir: string,
+    signal: AbortSignal,
+    slotNames: readonly string[] = [],
+  ): Promise<Record<string, unknown>> {
     const io = this.#majorIo();
     switch (step) {
       case 'prepare':
@@ -317,7 +322,19 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
         return rollbackUpgrade(io, signal);
       case 'analyze':
         return analyzeInStages(io, dir, signal);
+      case 'slots':
+        return this.#createPhysicalSlots(slotNames, signal);
     }
+  }
+
+  async #createPhysicalSlots(names: readonly string[], signal: AbortSignal): Promise<Record<string, unknown>> {
+    for (const name of names)
+      await this.#query(
+        'SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)',
+        signal,
+        [name],
+      );
+    return { slots: names };
   }
 
   #majorIo(): MajorRunIo {

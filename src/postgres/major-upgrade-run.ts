@@ -2,7 +2,7 @@
 // beside the data directory, pg_upgrade --link into it, the swap of the two directories, the rollback before that
 // swap, and vacuumdb --analyze-in-stages afterwards. Each operation is idempotent where a resumed run may repeat it.
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PgwardenError } from '../util/errors.js';
 import { parseControlData, type ControlData } from './controldata.js';
@@ -28,6 +28,9 @@ interface PreparedState {
   readonly install_user: string;
   readonly new_bin_dir: string;
 }
+
+/** Enough of pg_upgrade's log to show the failing command and its error. */
+const LOG_TAIL_LINES = 8;
 
 const elapsedS = (startedMs: number): number => Math.round((performance.now() - startedMs) / 100) / 10;
 
@@ -143,13 +146,32 @@ export async function linkUpgrade(io: MajorRunIo, newBinDir: string, signal: Abo
       output: result.stdout.trim().split('\n').slice(-6).join('\n'),
     };
   } catch (error) {
+    // pg_upgrade names its log and says "consult the last few lines": they are read now, before a rollback removes them.
+    const logs = await logTails(join(paths.newData, 'pg_upgrade_output.d'));
     throw failed(
       io,
-      `pg_upgrade --link failed after ${elapsedS(started)} s: ${await failureOutput(error, paths.newData)}`,
+      `pg_upgrade --link failed after ${elapsedS(started)} s: ${await failureOutput(error, paths.newData)}${logs}`,
       'the old cluster is untouched; roll back (pgwarden upgrade --major --rollback) and read pg_upgrade_output.d in the new cluster',
       error,
     );
   }
+}
+
+/** The last lines of pg_upgrade's utility and server logs under `dir`, as text to append to an error. */
+async function logTails(dir: string): Promise<string> {
+  const parts: string[] = [];
+  const walk = async (path: string): Promise<void> => {
+    for (const entry of await readdir(path, { withFileTypes: true }).catch(() => [])) {
+      const full = join(path, entry.name);
+      if (entry.isDirectory()) await walk(full);
+      else if (/^pg_upgrade_(utility|server)\.log$/.test(entry.name)) {
+        const lines = (await readFile(full, 'utf8').catch(() => '')).trim().split('\n').slice(-LOG_TAIL_LINES);
+        parts.push(`\n${entry.name} (last lines):\n${lines.join('\n')}`);
+      }
+    }
+  };
+  await walk(dir);
+  return parts.join('');
 }
 
 /**

@@ -63,6 +63,17 @@ function lsnBytes(lsn: string): number {
   return Number.parseInt(high ?? '0', 16) * 2 ** 32 + Number.parseInt(low ?? '0', 16);
 }
 
+/** A reply's error: the `error` field of a JSON body (its newlines kept, so pg_upgrade's output reads as it printed it). */
+function errorOf(reply: ApiReply): string {
+  try {
+    const parsed = JSON.parse(reply.text) as { error?: unknown };
+    if (typeof parsed.error === 'string') return parsed.error;
+  } catch {
+    // not JSON: the text as it came
+  }
+  return reply.text.trim();
+}
+
 class MajorRunner {
   readonly #context: MajorRunContext;
   readonly #timeoutMs: number;
@@ -112,7 +123,7 @@ class MajorRunner {
 
   async #ok(name: string, path: string, body: unknown, timeoutMs: number, expected = [200]): Promise<Record<string, unknown>> {
     const reply = await this.#post(name, path, body, timeoutMs);
-    if (!expected.includes(reply.status)) throw new Error(`${name} answered POST ${path} with ${reply.status} ${reply.text.trim()}`);
+    if (!expected.includes(reply.status)) throw new Error(`${name} answered POST ${path} with ${reply.status}: ${errorOf(reply)}`);
     try {
       return JSON.parse(reply.text) as Record<string, unknown>;
     } catch {
@@ -281,6 +292,11 @@ class MajorRunner {
         const pause =
           this.#heldAtMs === undefined ? '' : `; writes were held ${((this.#context.nowMs() - this.#heldAtMs) / 1000).toFixed(1)} s`;
         return `${routed}${pause}`;
+      }
+      case 'createSlots': {
+        const result = await this.#ok(step.member, '/major_upgrade/slots', {}, 60_000);
+        const slots = Array.isArray(result.slots) ? result.slots.map(String) : [];
+        return slots.length === 0 ? 'no slots to create' : `${slots.join(', ')} on ${step.member}`;
       }
       case 'reinitReplica': {
         await this.#ok(step.member, '/bin_dir', { bin_dir: binDir, major_upgrade: true }, 20_000);
