@@ -178,7 +178,11 @@ async function logTails(dir: string): Promise<string> {
  * The swap: the old cluster moves to `.pg_upgrade_old`, the new one takes the data directory's path. Idempotent: a run
  * interrupted between the two renames finishes them. Returns the new system identifier.
  */
-export async function swapDataDirs(io: MajorRunIo, newBinDir: string, signal: AbortSignal): Promise<{ sysid: string }> {
+export async function swapDataDirs(
+  io: MajorRunIo,
+  newBinDir: string,
+  signal: AbortSignal,
+): Promise<{ sysid: string; old_data_dir: string }> {
   const paths = upgradePaths(io.dataDir);
   if (existsSync(paths.newData)) {
     if (!existsSync(paths.oldKept)) {
@@ -191,7 +195,9 @@ export async function swapDataDirs(io: MajorRunIo, newBinDir: string, signal: Ab
     throw failed(io, `there is no upgraded cluster at ${paths.newData} to swap in`, 'run pg_upgrade (the step before) again');
   const control = await controlDataOf(io, newBinDir, io.dataDir, signal);
   if (control.sysid === undefined) throw failed(io, `pg_controldata gave no system identifier for ${io.dataDir}`, 'look at it by hand');
-  return { sysid: control.sysid };
+  // pg_upgrade's work directory (its socket, delete_old_cluster.sh) has served; its logs went with a successful run.
+  await rm(paths.work, { recursive: true, force: true });
+  return { sysid: control.sysid, old_data_dir: paths.oldKept };
 }
 
 /**

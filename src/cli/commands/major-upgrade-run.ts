@@ -279,7 +279,7 @@ class MajorRunner {
         const result = await this.#ok(step.member, '/major_upgrade/swap', { bin_dir: binDir }, 120_000);
         const sysid = String(result.sysid);
         await this.save({ ...this.#record, new_sysid: sysid });
-        return `the data directory holds the new cluster (system identifier ${sysid}, now in the DCS's initialize key); bin_dir ${String(result.bin_dir)}`;
+        return `the data directory holds the new cluster (system identifier ${sysid}, now in the DCS's initialize key), the old one is at ${String(result.old_data_dir)}; bin_dir ${String(result.bin_dir)}`;
       }
       case 'startPrimary': {
         const status = await this.#status(step.member);
@@ -515,6 +515,6 @@ export async function majorUpgradeCommand(options: MajorRunOptions, context: Maj
   const done = runner.record;
   await context.ledger.deleteUpgrade(AbortSignal.timeout(DCS_MS));
   context.out(
-    `${stamp()} done: ${done.leader} runs PostgreSQL ${done.to} from ${done.bin_dir} (system identifier ${done.new_sysid ?? '?'}, was ${done.old_sysid}); the old cluster is kept beside the data directory as <data_dir>.pg_upgrade_old until you remove it`,
+    `${stamp()} done: ${done.leader} runs PostgreSQL ${done.to} from ${done.bin_dir} (system identifier ${done.new_sysid ?? '?'}, was ${done.old_sysid}); the old cluster is kept beside ${done.leader}'s data directory (<data_dir>.pg_upgrade_old: its catalogs, the data files are hard links shared with the new one) until you remove it; the next major upgrade asks for that`,
   );
 }
