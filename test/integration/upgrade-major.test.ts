@@ -5,7 +5,9 @@
 //   rollback leaves the old cluster running untouched;
 // - the upgrade with a writer through the proxy: data checked, the new system identifier in the DCS, replicas
 //   re-cloned and streaming, bin_dir switched, statistics and the permanent slot back, the write pause printed; then a
-//   failover on the upgraded cluster.
+//   failover on the upgraded cluster;
+// - an interrupted run (the CLI killed): rolled back with --rollback before the point of no return, continued by a
+//   re-run after it (where --rollback is refused).
 // With PGWARDEN_TEST_BIN_<major> naming a newer major's bin dir (full tool set on every member's host, i.e. this one),
 // the same upgrade runs across majors instead.
 import assert from 'node:assert/strict';
@@ -16,7 +18,7 @@ import { after, before, describe, it } from 'node:test';
 import { longestWriteGap, Writer } from '../../src/chaos/workload.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { runCli, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { runCli, runCliUntil, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { DEBIAN_PG15_BIN, mixedBinDir } from '../kit/embedded-postgres.js';
 import { startTestCluster, stopOnInterrupt, teardownCluster } from '../kit/fixtures.js';
 
@@ -256,5 +258,53 @@ describe('pgwarden upgrade --major in place (real etcd, PostgreSQL, pg_upgrade a
     await sql(local, promoted, 'INSERT INTO upgrade_data VALUES (-1, $1)', ['after the failover']);
     const [count] = await sql<{ n: number }>(local, promoted, 'SELECT count(*)::int AS n FROM upgrade_data');
     assert.equal(count?.n, 20_002, 'the 20000 rows, the one written after the rollback and the one after the failover');
+  });
+
+  it('an interrupted run: rolled back before the point of no return, continued by a re-run after it', async () => {
+    const local = cluster!;
+    // The member killed by the failover above comes back (its data is the upgraded cluster's: it rejoins).
+    for (const node of local.nodes) local.startAgent(node.name);
+    await waitHealthy(local, 180_000);
+    const before = await waitHealthy(local, 60_000);
+    const leaderConfig = local.node(before.leader).configPath;
+    const sysidBefore = (await local.view()).initialize;
+    const dataBefore = await fingerprint(local, before.leader);
+    const args = [
+      ...['-c', leaderConfig, 'upgrade', '--major', '--to', String(to), '--bin-dir', newBin, '--timeout', '300'],
+      ...(across ? [] : ['--allow-same-major']),
+    ];
+
+    const first = await runCliUntil(args, /\[5\/15\] verify .*: ok in/, 300_000);
+    assert.ok(first.wasKilled, first.stdout);
+    const rollback = await runCli([...args, '--rollback'], 300_000);
+    process.stdout.write(`--- killed after the replay check\n${first.stdout}--- --rollback\n${rollback.stdout}${rollback.stderr}`);
+    assert.equal(rollback.code, 0, rollback.stdout + rollback.stderr);
+    assert.match(rollback.stdout, /start the old primary on \S+ again: ok/);
+    assert.match(rollback.stdout, /rolled back: \S+ runs the old cluster again/);
+    const afterRollback = await waitHealthy(local, 60_000);
+    assert.equal(afterRollback.leader, before.leader);
+    assert.equal((await local.view()).initialize, sysidBefore);
+    assert.equal(await fingerprint(local, before.leader), dataBefore);
+
+    const second = await runCliUntil(args, /\[8\/15\] start the new primary .*: ok in/, 300_000);
+    assert.ok(second.wasKilled, second.stdout);
+    const refused = await runCli([...args, '--rollback'], 60_000);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stdout + refused.stderr, /past its point of no return/);
+    const resumed = await runCli(args, 600_000);
+    process.stdout.write(`--- killed after the new primary started\n${second.stdout}--- re-run\n${resumed.stdout}${resumed.stderr}`);
+    assert.equal(resumed.code, 0, resumed.stdout + resumed.stderr);
+    assert.match(resumed.stdout, /resuming the upgrade to PostgreSQL \d+ started .* \(8 step\(s\) done/);
+    assert.doesNotMatch(resumed.stdout, /pg_upgrade --link on/, 'the steps done are not repeated');
+    assert.match(resumed.stdout, /writes were held|route to/);
+    const after = await waitHealthy(local, 120_000);
+    const view = await local.view();
+    assert.ok(view.initialize !== sysidBefore, 'a new system identifier');
+    assert.equal(await fingerprint(local, after.leader), dataBefore);
+    for (const node of local.nodes) {
+      const status = await statusOf(local, node.name);
+      assert.equal(status.database_system_identifier, view.initialize, node.name);
+      if (node.name !== after.leader) assert.equal(status.replication_state, 'streaming', node.name);
+    }
   });
 });

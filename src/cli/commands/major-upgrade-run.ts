@@ -345,7 +345,23 @@ class MajorRunner {
   async runRollbackStep(step: RollbackStep): Promise<string> {
     switch (step.kind) {
       case 'discardNew': {
-        const result = await this.#ok(step.member, '/major_upgrade/rollback', {}, 120_000);
+        // An interrupted run may have left a step running on the agent (pg_upgrade): the rollback waits for its end.
+        let result: Record<string, unknown> | undefined;
+        let busy = '';
+        await this.#waitFor(
+          `the end of the step still running on ${step.member}`,
+          this.#timeoutMs,
+          async () => {
+            const reply = await this.#post(step.member, '/major_upgrade/rollback', {}, 120_000);
+            busy = errorOf(reply);
+            if (reply.status === 500 && busy.includes('is still running')) return undefined;
+            if (reply.status !== 200) throw new Error(`${step.member} answered POST /major_upgrade/rollback with ${reply.status}: ${busy}`);
+            result = JSON.parse(reply.text) as Record<string, unknown>;
+            return 'done';
+          },
+          () => ` (${busy})`,
+        );
+        result ??= {};
         return `new cluster removed${result.pg_control_restored === true ? ', global/pg_control.old renamed back to pg_control' : ''}; the old data directory is "${String(result.state)}" (system identifier ${String(result.sysid)})`;
       }
       case 'startOld': {
