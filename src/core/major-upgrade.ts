@@ -205,5 +205,7 @@ export function hostStepRefusal(
   if (step === 'analyze' || step === 'slots') return member.isRunning ? undefined : `${step}: PostgreSQL is not running`;
   if (!member.isPaused) return `${step}: only in maintenance mode (pgwarden upgrade --major pauses the cluster first)`;
   if (step === 'prepare') return member.isRunning ? undefined : 'prepare: the old primary must run (its settings are read from it)';
+  // Safe beside a running primary: it removes the new cluster, and puts pg_control back only where it is missing.
+  if (step === 'rollback') return undefined;
   return member.isRunning ? `${step}: PostgreSQL is running; the old primary must be shut down cleanly first` : undefined;
 }

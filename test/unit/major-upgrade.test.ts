@@ -108,6 +108,11 @@ describe('major upgrade plan', () => {
     assert.match(hostStepRefusal('prepare', leader) ?? '', /old primary must run/);
     assert.match(hostStepRefusal('link', { ...leader, isLeaderWithLock: false }) ?? '', /only the leader/);
     assert.equal(hostStepRefusal('inspect', { isLeaderWithLock: false, isPaused: false, isRunning: true }), undefined);
+    assert.equal(
+      hostStepRefusal('rollback', { ...leader, isRunning: true }),
+      undefined,
+      'a failed prepare rolls back beside the running primary',
+    );
   });
 });
 
