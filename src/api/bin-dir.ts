@@ -19,8 +19,10 @@ const isObject = (value: unknown): value is Record<string, unknown> => typeof va
 /** The bin_dir of the body, or the 400 that says what was wrong. */
 function requestedDir(body: unknown): string | ApiResponse {
   if (!isObject(body)) return json(400, { error: 'the request body must be a JSON object, e.g. {"bin_dir":"/usr/lib/postgresql/15/bin"}' });
-  const unknown = Object.keys(body).filter((key) => key !== 'bin_dir');
-  if (unknown.length > 0) return json(400, { error: `unknown field ${unknown[0]!} (known: bin_dir)` });
+  const unknown = Object.keys(body).filter((key) => key !== 'bin_dir' && key !== 'major_upgrade');
+  if (unknown.length > 0) return json(400, { error: `unknown field ${unknown[0]!} (known: bin_dir, major_upgrade)` });
+  if (body.major_upgrade !== undefined && typeof body.major_upgrade !== 'boolean')
+    return json(400, { error: `major_upgrade: expected true or false, got ${JSON.stringify(body.major_upgrade)}` });
   const dir = body.bin_dir;
   if (typeof dir !== 'string' || !dir.startsWith('/') || dir.includes('\0'))
     return json(400, { error: `bin_dir: expected an absolute directory path, got ${JSON.stringify(dir)}` });
@@ -53,7 +55,10 @@ export async function handleBinDir(
     }
     const report = await endpoint.inspect(dir);
     if (path === '/bin_dir/check') return json(200, report);
-    const problems = binDirProblems(member, report);
+    // A replica of a major upgrade is re-cloned from the upgraded primary right after: its data directory's major is
+    // about to be the new one, so only the tools and the version are checked.
+    const isMajorUpgrade = isObject(body) && body.major_upgrade === true;
+    const problems = binDirProblems(member, isMajorUpgrade ? { ...report, data_major: undefined } : report);
     if (problems.length > 0) return json(409, { error: problems.join('; '), problems });
     await endpoint.use(dir);
     return json(200, { bin_dir: dir, previous: report.current_bin_dir, version: report.version_output ?? null });

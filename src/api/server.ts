@@ -27,6 +27,7 @@ import {
 } from './mutations.js';
 import { isMemberActionPath, planMemberAction, type MemberForwarder } from './member-forward.js';
 import { handleBinDir, type BinDirEndpoint } from './bin-dir.js';
+import { handleMajorUpgrade, type MajorUpgradeEndpoint } from './major-upgrade.js';
 import { handleRequest, type ApiResponse } from './routes.js';
 import { UiStream, type UiStreamOptions } from './ui-stream.js';
 
@@ -82,6 +83,8 @@ export interface ApiServerOptions {
   readonly forwardToMember?: MemberForwarder | undefined;
   /** POST /bin_dir/check and POST /bin_dir (pgwarden upgrade); absent: they answer 501. */
   readonly binDir?: BinDirEndpoint | undefined;
+  /** POST /major_upgrade/<step> (pgwarden upgrade --major); absent: 501. */
+  readonly majorUpgrade?: MajorUpgradeEndpoint | undefined;
   /** POST /failsafe (failsafe_mode): a leader without the DCS asks this member to confirm it. */
   readonly receiveFailsafe?:
     ((body: unknown) => { readonly status: number; readonly message: string; readonly lsn: bigint | undefined }) | undefined;
@@ -200,6 +203,10 @@ async function handleUnsafe(method: string, path: string, request: IncomingMessa
   if (method === 'POST' && segment === '/bin_dir') {
     const body = await readJsonBody(request);
     return 'status' in body ? body : handleBinDir(path, body.body, options.binDir, options.getSnapshot().name);
+  }
+  if (method === 'POST' && segment === '/major_upgrade') {
+    const body = await readJsonBody(request);
+    return 'status' in body ? body : handleMajorUpgrade(path, body.body, options.majorUpgrade, options.getSnapshot().name);
   }
   if (method === 'POST' && segment === '/backup') {
     const body = await readJsonBody(request);

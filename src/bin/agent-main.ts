@@ -27,6 +27,7 @@ import { createRestClient } from '../util/rest-client.js';
 import { checkDataDirUsable, openPostgresController, resolveRunAs } from './adapters.js';
 import { binDirFilePath, readPersistedBinDir, writePersistedBinDir } from '../postgres/bin-dir-file.js';
 import { effectiveBinDir } from '../core/minor-upgrade.js';
+import { wantedSlots } from '../core/slot-plan.js';
 import { SystemClock } from '../util/clock.js';
 import { FenceClient } from '../fence/fence-client.js';
 import { fenceSocketPathOf } from '../fence/fence-paths.js';
@@ -326,6 +327,7 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
             return { status: reply.status, text: reply.text };
           },
         });
+  let majorStepRunning: string | undefined;
   const api = await startApiServer({
     host: restapi.listen.host,
     port: restapi.listen.port,
@@ -366,6 +368,43 @@ export async function runAgent(configPath: string | undefined): Promise<void> {
         const previous = pg.binDir;
         pg.setBinDir(dir);
         log.info({ bin_dir: dir, previous }, 'bin_dir changed on request: PostgreSQL runs from it after its next start');
+      },
+    },
+    majorUpgrade: {
+      standing: () => {
+        const snapshot = agent.snapshot();
+        return { isLeaderWithLock: snapshot.isLeaderWithLock, isPaused: snapshot.isPaused, isRunning: snapshot.pg.isRunning };
+      },
+      run: async (step, dir) => {
+        // One step at a time: a CLI retrying while a slow pg_upgrade still runs must not start a second one.
+        if (majorStepRunning !== undefined)
+          throw new PgwardenError('PGW_UPGRADE_FAILED', `[${config.name}] ${majorStepRunning} is still running`, {
+            context: { member: config.name, hint: 'wait for it, then run pgwarden upgrade --major again' },
+          });
+        majorStepRunning = step;
+        try {
+          log.info({ step, bin_dir: dir ?? null }, 'major upgrade step starting');
+          // pg_upgrade restores the schema and links every file: hours for a very large catalog, minutes usually.
+          const snapshot = agent.snapshot();
+          // The slots the leader would keep (members' and permanent physical ones), made while paused leaders make none.
+          const slots =
+            step === 'slots' && snapshot.view !== undefined
+              ? wantedSlots(snapshot.view, config.name, snapshot.tags, true, snapshot.view.config?.postgresql?.use_slots ?? true)
+                  .filter((slot) => slot.type === 'physical')
+                  .map((slot) => slot.name)
+              : [];
+          const result = await pg.majorUpgradeStep(step, dir ?? pg.binDir, AbortSignal.timeout(6 * 3600_000), slots);
+          if (step === 'swap' && dir !== undefined && typeof result.sysid === 'string') {
+            await writePersistedBinDir(dataDir, { bin_dir: dir, overrides: config.postgresql.bin_dir, set_at: new Date().toISOString() });
+            pg.setBinDir(dir);
+            // The cluster is now the new one: replicas of the old system identifier are refused until re-cloned.
+            await dcs.setInitialize(result.sysid, AbortSignal.timeout(10_000));
+          }
+          log.info({ step, result }, 'major upgrade step done');
+          return { ...result, bin_dir: pg.binDir };
+        } finally {
+          majorStepRunning = undefined;
+        }
       },
     },
     backup: backupRunner,

@@ -31,6 +31,7 @@ import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.
 import { listCommand } from './commands/list.js';
 import { queryCommand, type DbAccess } from './commands/query.js';
 import { minorUpgradeCommand } from './commands/upgrade.js';
+import { majorUpgradeCommand } from './commands/major-upgrade-run.js';
 import { majorCheckCommand } from './commands/upgrade-major.js';
 
 import { DEFAULT_MAX_LAG_BYTES, DEFAULT_MAX_TRANSACTION_SECONDS } from '../core/minor-upgrade.js';
@@ -47,6 +48,8 @@ interface UpgradeFlags {
   maxLag: string;
   maxTransactionAge: string;
   abort?: boolean;
+  rollback?: boolean;
+  timeout: string;
 }
 
 export interface CliDeps {
@@ -203,7 +206,7 @@ export function buildProgram(deps: CliDeps): Command {
       'rolling minor upgrade: each replica restarted on the new binaries, a switchover, then the old primary; or the check of an in-place major upgrade',
     )
     .option('--minor', 'a minor upgrade (the same major, new binaries)')
-    .option('--major', 'an in-place major upgrade with pg_upgrade (only --check is built so far)')
+    .option('--major', 'an in-place major upgrade with pg_upgrade --link (Spilo-style); --check only checks')
     .option('--to <major>', 'the major of --major, e.g. 17')
     .option('--check', 'with --major: pg_upgrade --check on a scratch cluster, extensions, disk, a schema restore; changes nothing')
     .option('--allow-same-major', 'with --major: accept a bin dir of the same major (the 15 -> 15 test path)')
@@ -215,6 +218,8 @@ export function buildProgram(deps: CliDeps): Command {
       String(DEFAULT_MAX_TRANSACTION_SECONDS),
     )
     .option('--abort', 'forget the upgrade in progress (members already upgraded keep the new binaries)')
+    .option('--rollback', 'with --major: roll back the major upgrade in progress (only before its point of no return)')
+    .option('--timeout <seconds>', 'with --major: how long pg_upgrade and each re-clone may take', '3600')
     .action(async (options: UpgradeFlags) => {
       if (options.major === true) {
         if (options.minor === true)
@@ -226,18 +231,52 @@ export function buildProgram(deps: CliDeps): Command {
             },
           });
         const base = await control(true);
-        await majorCheckCommand(
-          { binDir: options.binDir, to: options.to, allowSameMajor: options.allowSameMajor === true, isCheck: options.check === true },
-          { scope: base.scope, rest: base.rest, out: deps.out, reload },
-        );
+        const majorOptions = {
+          binDir: options.binDir,
+          to: options.to,
+          allowSameMajor: options.allowSameMajor === true,
+          isCheck: options.check === true,
+        };
+        if (options.check === true) {
+          await majorCheckCommand(majorOptions, { scope: base.scope, rest: base.rest, out: deps.out, reload });
+          return;
+        }
+        const timeoutS = Number(options.timeout);
+        if (!(timeoutS > 0))
+          throw new PgwardenError('PGW_CLI_USAGE', `--timeout expects seconds, got "${options.timeout}"`, {
+            context: { command: ['pgwarden', 'upgrade'], flag: '--timeout', value: options.timeout, hint: 'e.g. --timeout 7200' },
+          });
+        const openLedger = deps.openUpgradeLedger;
+        if (openLedger === undefined)
+          throw new PgwardenError('PGW_INTERNAL', 'upgrade is not available in this build (no DCS access)', {
+            context: { command: ['pgwarden', 'upgrade'], hint: 'run the pgwarden binary (dist/src/bin/pgwarden.js)' },
+          });
+        const opened = await openLedger(configPathFrom(program));
+        try {
+          await majorUpgradeCommand(
+            { ...majorOptions, isRollback: options.rollback === true, timeoutS },
+            {
+              scope: base.scope,
+              rest: base.rest,
+              out: deps.out,
+              reload,
+              ledger: opened.ledger,
+              sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+              nowMs: () => performance.now(),
+              wallNow: () => new Date(),
+            },
+          );
+        } finally {
+          await opened.close();
+        }
         return;
       }
       if (options.minor !== true && options.abort !== true)
-        throw new PgwardenError('PGW_CLI_USAGE', 'upgrade needs --minor, or --major --check (the major upgrade itself is not built yet)', {
+        throw new PgwardenError('PGW_CLI_USAGE', 'upgrade needs --minor or --major', {
           context: {
             command: ['pgwarden', 'upgrade'],
             flag: '--minor',
-            hint: 'pgwarden upgrade --minor --bin-dir <dir of the new binaries>, or pgwarden upgrade --major --to 17 --bin-dir <dir> --check',
+            hint: 'pgwarden upgrade --minor --bin-dir <dir of the new binaries>, or pgwarden upgrade --major --to 17 --bin-dir <dir> [--check]',
           },
         });
       const maxLagBytes = parsePatroniInt(options.maxLag, 'B');

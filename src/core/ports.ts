@@ -1,5 +1,5 @@
 // The interfaces the agent needs from the outside world; adapters in dcs/ and postgres/ implement them.
-import type { UpgradeRecord } from './minor-upgrade.js';
+import type { AnyUpgradeRecord } from './major-upgrade.js';
 import type { CustomBootstrap, ReplicaMethod, ReplicaMethodResult } from './replica-methods.js';
 import type { SlotStep, SlotStepResult } from './slot-changes.js';
 import type { ArchiveMethod, ArchivePushStep } from './wal-archive.js';
@@ -127,9 +127,9 @@ export interface BackupLocks {
  */
 export interface UpgradeLedger {
   /** The record and its mod revision (for compare-and-set), or undefined when no upgrade is in progress. */
-  readUpgrade(signal: AbortSignal): Promise<{ readonly record: UpgradeRecord; readonly revision: string } | undefined>;
+  readUpgrade(signal: AbortSignal): Promise<{ readonly record: AnyUpgradeRecord; readonly revision: string } | undefined>;
   /** Create (expectedRevision '0') or replace the record if it is still at expectedRevision; false when it changed. */
-  writeUpgrade(record: UpgradeRecord, expectedRevision: string, signal: AbortSignal): Promise<CasResult>;
+  writeUpgrade(record: AnyUpgradeRecord, expectedRevision: string, signal: AbortSignal): Promise<CasResult>;
   /** Delete the record (the upgrade finished or was abandoned). */
   deleteUpgrade(signal: AbortSignal): Promise<void>;
 }

@@ -113,6 +113,8 @@ export interface ClusterView {
   readonly failsafe?: FailsafeTopology | undefined;
   /** pgwarden proxies following this cluster (`proxies/<name>`, each on its proxy's lease); absent when none. */
   readonly proxies?: readonly ProxyRecord[] | undefined;
+  /** A major upgrade asks the proxies to hold new primary connections (`upgrade` key): why; absent otherwise. */
+  readonly writesHeld?: string | undefined;
   /** etcd revision of the read. */
   readonly revision: string;
 }

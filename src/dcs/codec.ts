@@ -11,7 +11,7 @@ import type {
   SyncState,
 } from '../core/types.js';
 import type { BackupLockRecord } from '../core/ports.js';
-import type { UpgradeRecord } from '../core/minor-upgrade.js';
+import type { AnyUpgradeRecord, MajorUpgradeRecord } from '../core/major-upgrade.js';
 import type { ClusterKeys } from './keys.js';
 
 export interface RawKey {
@@ -168,6 +168,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
   let statusSlots: Record<string, number> | undefined;
   let heartbeat: HeartbeatRecord | undefined;
   let failsafe: FailsafeTopology | undefined;
+  let writesHeld: string | undefined;
   const members: MemberRecord[] = [];
   const proxies: ProxyRecord[] = [];
   for (const item of raw) {
@@ -198,6 +199,10 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
       heartbeat = decodeHeartbeat(item.value, item.modRevision);
     } else if (item.key === keys.failsafe) {
       failsafe = decodeFailsafe(item.value);
+    } else if (item.key === keys.upgrade) {
+      const upgrade = decodeUpgrade(item.value);
+      if (upgrade?.kind === 'major' && upgrade.hold_writes)
+        writesHeld = `the major upgrade to PostgreSQL ${upgrade.to} holds writes while ${upgrade.leader} is upgraded`;
     } else if (item.key.startsWith(keys.membersPrefix)) {
       const member = decodeMember(item.key.slice(keys.membersPrefix.length), item.value);
       if (member !== undefined) members.push(member);
@@ -224,6 +229,7 @@ export function buildClusterView(keys: ClusterKeys, raw: readonly RawKey[], revi
     ...(heartbeat !== undefined ? { heartbeat } : {}),
     failsafe,
     ...(proxies.length > 0 ? { proxies } : {}),
+    ...(writesHeld !== undefined ? { writesHeld } : {}),
     revision,
   };
 }
@@ -248,25 +254,56 @@ export function decodeBackupLock(value: string): BackupLockRecord {
   }
 }
 
-/** The upgrade record's value: JSON, as UpgradeRecord. */
-export function encodeUpgrade(record: UpgradeRecord): string {
+/** The upgrade record's value: JSON, as the record. */
+export function encodeUpgrade(record: AnyUpgradeRecord): string {
   return JSON.stringify(record);
 }
 
+const strings = (value: unknown): string[] =>
+  Array.isArray(value) ? value.filter((item): item is string => typeof item === 'string') : [];
+
+function decodeMajorUpgrade(parsed: Partial<Record<keyof MajorUpgradeRecord, unknown>>): MajorUpgradeRecord | undefined {
+  const { bin_dir, to, old_bin_dir, leader, old_sysid, started } = parsed;
+  if (typeof bin_dir !== 'string' || typeof to !== 'number' || typeof old_bin_dir !== 'string' || typeof leader !== 'string')
+    return undefined;
+  if (typeof old_sysid !== 'string' || typeof started !== 'string') return undefined;
+  const optional = (value: unknown): string | undefined => (typeof value === 'string' ? value : undefined);
+  return {
+    kind: 'major',
+    bin_dir,
+    to,
+    old_bin_dir,
+    leader,
+    replicas: strings(parsed.replicas),
+    old_sysid,
+    new_sysid: optional(parsed.new_sysid),
+    checkpoint_lsn: optional(parsed.checkpoint_lsn),
+    was_paused: parsed.was_paused === true,
+    permanent_slots: strings(parsed.permanent_slots),
+    has_backup: parsed.has_backup === true,
+    hold_writes: parsed.hold_writes === true,
+    started,
+    done: strings(parsed.done),
+    current: optional(parsed.current),
+    rolling_back: parsed.rolling_back === true,
+    steps: strings(parsed.steps),
+  };
+}
+
 /** The upgrade record read back; undefined when the value is not one (hand-written, or from another version). */
-export function decodeUpgrade(value: string): UpgradeRecord | undefined {
+export function decodeUpgrade(value: string): AnyUpgradeRecord | undefined {
   try {
-    const parsed = JSON.parse(value) as Partial<Record<keyof UpgradeRecord, unknown>>;
+    const parsed = JSON.parse(value) as Record<string, unknown>;
+    if (parsed.kind === 'major') return decodeMajorUpgrade(parsed);
     if (parsed.kind !== 'minor' || typeof parsed.bin_dir !== 'string' || typeof parsed.version !== 'string') return undefined;
     if (typeof parsed.version_num !== 'number' || typeof parsed.started !== 'string') return undefined;
-    const steps = Array.isArray(parsed.steps) ? parsed.steps.filter((step): step is string => typeof step === 'string') : [];
     return {
       kind: 'minor',
       bin_dir: parsed.bin_dir,
       version: parsed.version,
       version_num: parsed.version_num,
       started: parsed.started,
-      steps,
+      steps: strings(parsed.steps),
     };
   } catch {
     return undefined;

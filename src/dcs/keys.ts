@@ -68,6 +68,8 @@ export class ClusterKeys {
    * agent on each of them would make the agents wake each other in a storm (every cycle writes a member key). The
    * heartbeat changes several times a second and has its own watch (agent/leader-silence.ts). The failsafe key follows
    * the members and nobody acts on its change at once; nor does anybody act on the backup lock's or a proxy record's.
+   * The upgrade record does wake them: a major upgrade's hold of writes must reach the proxies at once (a few writes per
+   * upgrade).
    */
   isControlKey(key: string): boolean {
     return (
@@ -77,7 +79,6 @@ export class ClusterKeys {
       key !== this.heartbeat &&
       key !== this.failsafe &&
       key !== this.backup &&
-      key !== this.upgrade &&
       !key.startsWith(this.membersPrefix) &&
       !key.startsWith(this.proxiesPrefix)
     );

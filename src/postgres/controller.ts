@@ -70,7 +70,17 @@ import { runCommand, type RunAs } from './runner.js';
 import { applySlotSteps, readLogicalSlotStates } from './slots.js';
 import { addressOf, connectTo, LocalSession, withSession, type SqlClient, type SqlTarget } from './sql-session.js';
 import { listWal, pushWalFiles } from './wal-archive-push.js';
+import type { MajorHostStep } from '../core/major-upgrade.js';
 import { gatherMajorCheckFacts } from './major-check.js';
+import {
+  analyzeInStages,
+  inspectUpgrade,
+  linkUpgrade,
+  prepareNewCluster,
+  rollbackUpgrade,
+  swapDataDirs,
+  type MajorRunIo,
+} from './major-upgrade-run.js';
 import { WalDiskReader } from './wal-disk.js';
 import { ArchiveFailureWatch } from './archive-failure.js';
 
@@ -298,29 +308,66 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
    * the running cluster is only read.
    */
   async majorUpgradeFacts(dir: string, signal: AbortSignal): Promise<MajorCheckFacts> {
-    return gatherMajorCheckFacts(
-      {
-        member: this.#options.member,
-        dataDir: this.#dataDir.path,
-        oldBinDir: this.#binDir,
-        socketDir: this.#options.socketDir,
-        port: this.#options.port,
-        runAs: this.#options.runAs,
-        run: (argv, runSignal, extra) => this.#run(argv, runSignal, extra),
-        isRunningPrimary: async (probeSignal) => {
-          const pg = await this.probe(probeSignal);
-          return pg.isRunning && pg.role === 'primary';
-        },
-        query: async <T extends object>(database: string, text: string, querySignal: AbortSignal) =>
-          withSession(
-            this.#target(this.#options.socketDir, this.#options.port, database, LOCAL_TIMEOUTS),
-            querySignal,
-            async (client) => (await client.query(text)).rows as T[],
-          ),
+    return gatherMajorCheckFacts(this.#majorIo(), dir, signal);
+  }
+
+  /** The primary host's steps of the in-place major upgrade (postgres/major-upgrade-run.ts). */
+  majorUpgradeStep(
+    step: MajorHostStep,
+    dir: string,
+    signal: AbortSignal,
+    slotNames: readonly string[] = [],
+  ): Promise<Record<string, unknown>> {
+    const io = this.#majorIo();
+    switch (step) {
+      case 'prepare':
+        return prepareNewCluster(io, dir, signal);
+      case 'inspect':
+        return inspectUpgrade(io, signal);
+      case 'link':
+        return linkUpgrade(io, dir, signal);
+      case 'swap':
+        return swapDataDirs(io, dir, signal);
+      case 'rollback':
+        return rollbackUpgrade(io, signal);
+      case 'analyze':
+        return analyzeInStages(io, dir, signal);
+      case 'slots':
+        return this.#createPhysicalSlots(slotNames, signal);
+    }
+  }
+
+  async #createPhysicalSlots(names: readonly string[], signal: AbortSignal): Promise<Record<string, unknown>> {
+    for (const name of names)
+      await this.#query(
+        'SELECT pg_create_physical_replication_slot($1, true) WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_name = $1)',
+        signal,
+        [name],
+      );
+    return { slots: names };
+  }
+
+  #majorIo(): MajorRunIo {
+    return {
+      member: this.#options.member,
+      dataDir: this.#dataDir.path,
+      oldBinDir: this.#binDir,
+      socketDir: this.#options.socketDir,
+      port: this.#options.port,
+      runAs: this.#options.runAs,
+      superuser: this.#options.superuser.username,
+      run: (argv, runSignal, extra) => this.#run(argv, runSignal, extra),
+      isRunningPrimary: async (probeSignal) => {
+        const pg = await this.probe(probeSignal);
+        return pg.isRunning && pg.role === 'primary';
       },
-      dir,
-      signal,
-    );
+      query: async <T extends object>(database: string, text: string, querySignal: AbortSignal) =>
+        withSession(
+          this.#target(this.#options.socketDir, this.#options.port, database, LOCAL_TIMEOUTS),
+          querySignal,
+          async (client) => (await client.query(text)).rows as T[],
+        ),
+    };
   }
 
   async #run(

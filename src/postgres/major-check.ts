@@ -48,7 +48,7 @@ async function treeBytes(dir: string): Promise<number> {
 }
 
 /** A port nothing listens on now, for the scratch servers (they listen on a private socket only, but need a number). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);
@@ -78,7 +78,7 @@ async function shareDirOf(io: MajorCheckIo, binDir: string, signal: AbortSignal)
 const elapsed = (startedMs: number): number => (performance.now() - startedMs) / 1000;
 
 /** A failed program's words: the error (with its output's tail) and pg_upgrade's report files, when any. */
-async function failureOutput(error: unknown, newData: string | undefined): Promise<string> {
+export async function failureOutput(error: unknown, newData: string | undefined): Promise<string> {
   const stderrTail = error instanceof PgwardenError ? error.context.stderrTail : undefined;
   const parts = [typeof stderrTail === 'string' && stderrTail !== '' ? stderrTail : describeError(error)];
   if (newData !== undefined) {
@@ -102,7 +102,7 @@ async function findFiles(dir: string, isWanted: (name: string) => boolean): Prom
   return found;
 }
 
-interface OldCluster {
+export interface OldCluster {
   readonly encoding: string;
   readonly lcCollate: string;
   readonly lcCtype: string;
@@ -114,7 +114,7 @@ interface OldCluster {
   readonly extensions: readonly { database: string; name: string; version: string }[];
 }
 
-async function readOldCluster(io: MajorCheckIo, signal: AbortSignal): Promise<OldCluster> {
+export async function readOldCluster(io: MajorCheckIo, signal: AbortSignal): Promise<OldCluster> {
   const [settings] = await io.query<{ encoding: string; lc_collate: string; lc_ctype: string; checksums: string; install_user: string }>(
     'postgres',
     `SELECT current_setting('server_encoding') AS encoding, current_setting('lc_collate') AS lc_collate,
@@ -245,6 +245,29 @@ export async function gatherMajorCheckFacts(io: MajorCheckIo, newBinDir: string,
   };
 }
 
+/**
+ * initdb of a new cluster pg_upgrade accepts for `old`: the same install user, encoding, locale, locale provider and
+ * data checksums. trust: it listens only on a private socket (pg_upgrade's, or the check's) until the agent writes its
+ * own pg_hba.conf at the first start.
+ */
+export function newClusterInitdbArgv(newBinDir: string, newData: string, old: OldCluster): string[] {
+  return [
+    join(newBinDir, 'initdb'),
+    '-D',
+    newData,
+    '-U',
+    old.installUser,
+    '--auth=trust',
+    `--encoding=${old.encoding}`,
+    `--lc-collate=${old.lcCollate}`,
+    `--lc-ctype=${old.lcCtype}`,
+    ...(old.dataChecksums ? ['--data-checksums'] : []),
+    ...(old.localeProvider === 'i'
+      ? ['--locale-provider=icu', ...(old.icuLocale !== undefined ? [`--icu-locale=${old.icuLocale}`] : [])]
+      : []),
+  ];
+}
+
 /** initdb a scratch new cluster like the old one, pg_upgrade --check against the live old server, then the schema test. */
 async function scratchChecks(
   io: MajorCheckIo,
@@ -259,25 +282,7 @@ async function scratchChecks(
   const initStarted = performance.now();
   try {
     // trust: the scratch server listens on a socket in this 0700 directory only, and lives for the check.
-    await io.run(
-      [
-        bin('initdb'),
-        '-D',
-        newData,
-        '-U',
-        old.installUser,
-        '--auth=trust',
-        `--encoding=${old.encoding}`,
-        `--lc-collate=${old.lcCollate}`,
-        `--lc-ctype=${old.lcCtype}`,
-        ...(old.dataChecksums ? ['--data-checksums'] : []),
-        ...(old.localeProvider === 'i'
-          ? ['--locale-provider=icu', ...(old.icuLocale !== undefined ? [`--icu-locale=${old.icuLocale}`] : [])]
-          : []),
-      ],
-      signal,
-      { cwd: dir },
-    );
+    await io.run(newClusterInitdbArgv(newBinDir, newData, old), signal, { cwd: dir });
   } catch (error) {
     const failed: StepFact = {
       ran: true,

@@ -120,6 +120,9 @@ export function routePrimary(input: RoutingInput, options: RoutingOptions): Prim
   if (member === undefined) return { kind: 'hold', reason: `the leader ${leader.name} has no member key` };
   const backend = backendOf(member);
   if (backend === undefined) return { kind: 'hold', reason: `the leader ${leader.name} has an unusable conn_url "${member.conn_url}"` };
+  // A major upgrade stops and replaces the primary under the same lock: new clients wait here rather than meet a server
+  // shutting down or starting up; open ones stay until the primary's shutdown ends them.
+  if (view.writesHeld !== undefined) return { kind: 'hold', reason: view.writesHeld, keep: leader.name };
   const intent = view.failover;
   if (
     intent !== undefined &&

@@ -182,10 +182,13 @@ describe('pgwarden upgrade --major --check (Debian PostgreSQL 15 -> 15, real pro
     assert.equal(await identity(local, (await waitHealthy(local, 30_000)).leader), before0);
   });
 
-  it('refuses usage errors clearly: no --check, no --to', async () => {
+  it('refuses usage errors clearly: no --to; without --check the run checks first and a refusal changes nothing', async () => {
     const noCheck = await runCli(['-c', config, 'upgrade', '--major', '--to', '17', '--bin-dir', DEBIAN_PG15_BIN]);
     assert.notEqual(noCheck.code, 0);
-    assert.match(noCheck.stdout + noCheck.stderr, /only with --check so far/);
+    assert.match(noCheck.stdout + noCheck.stderr, /^new major\s+refused\s+.* holds PostgreSQL 15\.\d+, not 17/m);
+    assert.doesNotMatch(noCheck.stdout, /\[1\/\d+\] pause/, 'no step ran');
+    const rollback = await runCli(['-c', config, 'upgrade', '--major', '--to', '17', '--bin-dir', DEBIAN_PG15_BIN, '--rollback']);
+    assert.match(rollback.stdout, /No major upgrade in progress/, 'no upgrade record was written');
     const noTo = await runCli(['-c', config, 'upgrade', '--major', '--bin-dir', DEBIAN_PG15_BIN, '--check']);
     assert.notEqual(noTo.code, 0);
     assert.match(noTo.stdout + noTo.stderr, /needs --to <major>/);

@@ -2,21 +2,17 @@
 // server beside Debian's tools) upgraded to Debian's 15.18 with a writer through the proxy; a refused preflight, an
 // interrupted run resumed, and the new bin_dir kept by a restarted agent.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { longestWriteGap, Writer } from '../../src/chaos/workload.js';
 import { parseServerVersion } from '../../src/core/minor-upgrade.js';
 import type { LocalCluster } from '../../src/local/local-cluster.js';
 import { waitUntil } from '../../src/util/wait-until.js';
-import { runCli, sql, waitHealthy } from '../kit/cluster-kit.js';
+import { runCli, runCliUntil, sql, waitHealthy } from '../kit/cluster-kit.js';
 import { DEBIAN_PG15_BIN, ensureEmbeddedPostgres, mixedBinDir, postgresVersionOf } from '../kit/embedded-postgres.js';
 import { startTestCluster, stopOnInterrupt, teardownCluster } from '../kit/fixtures.js';
-
-const CLI_ENTRY = fileURLToPath(new URL('../../src/bin/pgwarden.js', import.meta.url));
 
 interface PatroniStatus {
   readonly server_version?: number;
@@ -36,34 +32,6 @@ async function versionsOf(cluster: LocalCluster): Promise<Record<string, string>
     cluster.nodes.map(async (node) => [node.name, String((await sql(cluster, node.name, 'SELECT version() AS v'))[0]?.v)] as const),
   );
   return Object.fromEntries(entries);
-}
-
-/**
- * Runs the CLI and SIGKILLs it once its output matches `stopAt` (an interruption at a known point); resolves its output.
- * The CLI is killed by its PID only.
- */
-function runCliUntil(args: readonly string[], stopAt: RegExp, timeoutMs: number): Promise<{ stdout: string; wasKilled: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI_ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    let wasKilled = false;
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (!wasKilled && stopAt.test(stdout)) {
-        wasKilled = true;
-        child.kill('SIGKILL');
-      }
-    });
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.on('error', reject);
-    child.on('exit', () => {
-      clearTimeout(timer);
-      if (!wasKilled) reject(new Error(`the CLI ended before ${String(stopAt)}:\n${stdout}\n${stderr}`));
-      else resolve({ stdout, wasKilled });
-    });
-  });
 }
 
 describe('pgwarden upgrade --minor (15.17 embedded server -> Debian 15.18, real processes)', { timeout: 900_000 }, () => {

@@ -1,6 +1,6 @@
 // Helpers for system tests on a LocalCluster: SQL on a node, REST status codes, agent log lines, the pgwarden CLI, and
 // (from src/local/cluster-health.ts) waiting for a healthy topology.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -28,6 +28,34 @@ export function runProgram(
 /** Runs the built `pgwarden` CLI (see runProgram). */
 export function runCli(args: readonly string[], timeoutMs = 90_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return runProgram(process.execPath, [CLI_ENTRY, ...args], timeoutMs);
+}
+
+/**
+ * Runs the CLI and SIGKILLs it once its output matches `stopAt` (an interruption at a known point); resolves its output.
+ * The CLI is killed by its PID only.
+ */
+export function runCliUntil(args: readonly string[], stopAt: RegExp, timeoutMs: number): Promise<{ stdout: string; wasKilled: boolean }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI_ENTRY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    let wasKilled = false;
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!wasKilled && stopAt.test(stdout)) {
+        wasKilled = true;
+        child.kill('SIGKILL');
+      }
+    });
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('exit', () => {
+      clearTimeout(timer);
+      if (!wasKilled) reject(new Error(`the CLI ended before ${String(stopAt)}:\n${stdout}\n${stderr}`));
+      else resolve({ stdout, wasKilled });
+    });
+  });
 }
 
 /** Runs the CLI with `input` on its stdin (the answers to remove's and restore's typed confirmation). */

@@ -212,10 +212,10 @@ describe('the upgrade record in the DCS', () => {
     assert.equal(decodeUpgrade('{"kind":"major"}'), undefined);
     assert.equal(decodeUpgrade('not json'), undefined);
   });
-  it('lives under the cluster prefix and does not wake the agents', () => {
+  it('lives under the cluster prefix and wakes watchers (a major upgrade holds writes through it)', () => {
     const keys = new ClusterKeys('/service', 'demo');
     assert.equal(keys.upgrade, '/service/demo/upgrade');
-    assert.equal(keys.isControlKey(keys.upgrade), false);
+    assert.equal(keys.isControlKey(keys.upgrade), true, "a major upgrade's hold of writes wakes the proxies");
   });
 });
 

@@ -1,6 +1,7 @@
-// `pgwarden upgrade --major --to N --bin-dir NEW --check`: the primary's agent gathers the facts (POST
-// /bin_dir/major_check: pg_upgrade --check on a scratch cluster, extensions, disk), core/major-upgrade-check.ts judges,
-// and the report is printed as a table. Nothing of the running cluster changes. The upgrade itself is not built yet.
+// `pgwarden upgrade --major --to N --bin-dir NEW [--check]`: the check (the primary's agent gathers the facts with
+// POST /bin_dir/major_check, core/major-upgrade-check.ts judges, a table is printed; nothing changes), then, without
+// --check, the in-place upgrade itself: core/major-upgrade.ts's steps applied through the members' REST APIs
+// (major-upgrade-run.ts), with the record in the DCS.
 import { majorCheckVerdict, renderCheckTable, type MajorCheckFacts, type ReplicaBinDirAnswer } from '../../core/major-upgrade-check.js';
 import type { BinDirReport } from '../../core/minor-upgrade.js';
 import type { ClusterView } from '../../core/types.js';
@@ -31,13 +32,8 @@ function usage(message: string, flag: string, hint: string, value?: string): Pgw
   });
 }
 
-export async function majorCheckCommand(options: MajorCheckCommandOptions, context: MajorCheckContext): Promise<void> {
-  if (!options.isCheck)
-    throw usage(
-      'upgrade --major runs only with --check so far: the in-place upgrade itself is not built yet',
-      '--check',
-      'pgwarden upgrade --major --to 16 --bin-dir /usr/lib/postgresql/16/bin --check',
-    );
+/** --to and --bin-dir, checked. */
+export function majorTarget(options: MajorCheckCommandOptions): { readonly to: number; readonly binDir: string } {
   const to = Number(options.to);
   if (options.to === undefined || !Number.isInteger(to) || to < 10)
     throw usage(
@@ -53,6 +49,12 @@ export async function majorCheckCommand(options: MajorCheckCommandOptions, conte
       'e.g. --bin-dir /usr/lib/postgresql/17/bin',
       options.binDir,
     );
+  return { to, binDir: options.binDir.length > 1 ? options.binDir.replace(/\/+$/, '') : options.binDir };
+}
+
+/** The check alone: prints the table, throws PGW_UPGRADE_REFUSED when it refuses. */
+export async function majorCheckCommand(options: MajorCheckCommandOptions, context: MajorCheckContext): Promise<void> {
+  const { to, binDir } = majorTarget(options);
   const view = await context.reload();
   const leader = view.members.find((member) => member.name === view.leader?.name);
   if (leader === undefined)
@@ -64,10 +66,10 @@ export async function majorCheckCommand(options: MajorCheckCommandOptions, conte
       },
     });
   context.out(
-    `${new Date().toISOString()} checking an upgrade to PostgreSQL ${to} from ${options.binDir} on ${leader.name} (the primary); the running cluster is not changed`,
+    `${new Date().toISOString()} checking an upgrade to PostgreSQL ${to} from ${binDir} on ${leader.name} (the primary); the running cluster is not changed`,
   );
   const startedMs = performance.now();
-  const reply = await callApi(leader, 'POST', '/bin_dir/major_check', { bin_dir: options.binDir }, context.rest, CHECK_TIMEOUT_MS);
+  const reply = await callApi(leader, 'POST', '/bin_dir/major_check', { bin_dir: binDir }, context.rest, CHECK_TIMEOUT_MS);
   if (reply.status !== 200)
     throw new PgwardenError(
       'PGW_UPGRADE_FAILED',
@@ -88,7 +90,7 @@ export async function majorCheckCommand(options: MajorCheckCommandOptions, conte
       .filter((member) => member.name !== leader.name)
       .map(async (member) => {
         try {
-          const answer = await callApi(member, 'POST', '/bin_dir/check', { bin_dir: options.binDir }, context.rest, 20_000);
+          const answer = await callApi(member, 'POST', '/bin_dir/check', { bin_dir: binDir }, context.rest, 20_000);
           replicas.set(
             member.name,
             answer.status === 200 ? (JSON.parse(answer.text) as BinDirReport) : { error: `${answer.status} ${answer.text.trim()}` },
@@ -113,6 +115,6 @@ export async function majorCheckCommand(options: MajorCheckCommandOptions, conte
       },
     });
   context.out(
-    `${new Date().toISOString()} check passed in ${seconds} s: ${leader.name} can be upgraded to PostgreSQL ${to} with pg_upgrade --link (the upgrade itself is not built yet)`,
+    `${new Date().toISOString()} check passed in ${seconds} s: ${leader.name} can be upgraded to PostgreSQL ${to} with pg_upgrade --link`,
   );
 }

@@ -243,7 +243,15 @@ const stamp = (context: UpgradeContext): string => context.wallNow().toISOString
 
 export async function minorUpgradeCommand(options: MinorUpgradeOptions, context: UpgradeContext): Promise<void> {
   const signal = (): AbortSignal => AbortSignal.timeout(DCS_MS);
-  const existing = await context.ledger.readUpgrade(signal());
+  const found = await context.ledger.readUpgrade(signal());
+  if (found?.record.kind === 'major')
+    throw refused(
+      `a major upgrade to PostgreSQL ${found.record.to} (${found.record.bin_dir}) is in progress since ${found.record.started}`,
+      context,
+      {},
+      `run pgwarden upgrade --major --to ${found.record.to} --bin-dir ${found.record.bin_dir} to finish it (or --rollback before its point of no return)`,
+    );
+  const existing = found === undefined ? undefined : { record: found.record, revision: found.revision };
   if (options.isAbort === true) {
     if (existing === undefined) {
       context.out('No upgrade in progress');

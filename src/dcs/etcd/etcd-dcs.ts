@@ -1,6 +1,6 @@
 // The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
 import type { BackupLockRecord, BackupLocks, CasResult, Dcs, LeaderLockTimer, ProxyRegistry, UpgradeLedger } from '../../core/ports.js';
-import type { UpgradeRecord } from '../../core/minor-upgrade.js';
+import type { AnyUpgradeRecord } from '../../core/major-upgrade.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -252,7 +252,7 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
     return kv === undefined ? undefined : decodeBackupLock(unb64(kv.value));
   }
 
-  async readUpgrade(signal: AbortSignal): Promise<{ record: UpgradeRecord; revision: string } | undefined> {
+  async readUpgrade(signal: AbortSignal): Promise<{ record: AnyUpgradeRecord; revision: string } | undefined> {
     const key = this.#keys.upgrade;
     const response = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, signal, key);
     const kv = response.kvs?.[0];
@@ -265,7 +265,7 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
     return { record, revision: kv.mod_revision ?? '0' };
   }
 
-  writeUpgrade(record: UpgradeRecord, expectedRevision: string, signal: AbortSignal): Promise<CasResult> {
+  writeUpgrade(record: AnyUpgradeRecord, expectedRevision: string, signal: AbortSignal): Promise<CasResult> {
     return this.#casWrite(this.#keys.upgrade, encodeUpgrade(record), expectedRevision, signal);
   }
 
