@@ -117,6 +117,22 @@ async function openLogicalUpgrade(
     loadNew: () => newDcs.loadCluster(AbortSignal.timeout(5000)),
     redirects: oldDcs,
     databases,
+    updateOldConfig: async (change) => {
+      // Compare-and-set on the config's revision: an edit-config meanwhile makes this read and try again.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const view = await oldDcs.loadCluster(AbortSignal.timeout(5000));
+        if (view.config === undefined)
+          throw new PgwardenError('PGW_UPGRADE_REFUSED', `scope ${config.scope} has no dynamic config in the DCS`, {
+            context: { command: ['pgwarden', 'upgrade'], scope: config.scope, hint: 'is the old cluster initialized? (pgwarden list)' },
+          });
+        const next = change(view.config);
+        if (next === undefined) return;
+        if (await oldDcs.setConfig(next, view.configRevision, AbortSignal.timeout(5000))) return;
+      }
+      throw new PgwardenError('PGW_UPGRADE_FAILED', `the dynamic config of ${config.scope} kept changing under the upgrade's edit`, {
+        context: { command: ['pgwarden', 'upgrade'], scope: config.scope, hint: 'run the command again' },
+      });
+    },
     close: async () => {
       await Promise.all([oldDcs.close(), newDcs.close()]);
     },

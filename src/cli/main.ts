@@ -60,7 +60,7 @@ interface UpgradeFlags {
 /** What the composition root opens for `upgrade --major --method logical`: both clusters in one DCS, their databases. */
 export type LogicalUpgradeHandles = Pick<
   LogicalUpgradeContext,
-  'oldScope' | 'newScope' | 'loadOld' | 'loadNew' | 'redirects' | 'databases'
+  'oldScope' | 'newScope' | 'loadOld' | 'loadNew' | 'redirects' | 'databases' | 'updateOldConfig'
 > & { close(): Promise<void> };
 
 export interface CliDeps {
@@ -348,7 +348,16 @@ export function buildProgram(deps: CliDeps): Command {
         options.sequenceMargin,
         'e.g. --sequence-margin 100',
       );
+    const maxLagBytes = parsePatroniInt(options.maxLag, 'B');
+    if (maxLagBytes === undefined || maxLagBytes < 0)
+      throw usage(
+        `--max-lag expects a size (bytes, or e.g. 16MB), got "${options.maxLag}"`,
+        '--max-lag',
+        options.maxLag,
+        'e.g. --max-lag 16MB',
+      );
     const settings = {
+      maxLagBytes,
       isAbort: options.abort === true,
       isCutover: options.cutover,
       sequenceMargin: BigInt(options.sequenceMargin),

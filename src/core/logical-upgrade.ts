@@ -12,6 +12,7 @@
 //  - unlogged tables are never published: their rows would be missing on the new cluster.
 //  - sequences are not replicated: they are set at cutover, after the writes stopped, to the old value plus a margin.
 //  - the new cluster must start empty: the initial copy of a table that already has rows would duplicate or collide.
+import type { DynamicConfig } from './types.js';
 
 /** PostgreSQL's text form of an LSN (X/Y, hex), for messages. */
 function formatLsn(lsn: bigint): string {
@@ -147,15 +148,16 @@ export type ApplyVerdict = { readonly isApplied: true } | { readonly isApplied: 
 /**
  * Whether the new cluster has applied every transaction the old primary committed up to `fenceLsn` (its WAL position
  * read after the write fence held): every table copied, and every subscription's confirmed position at or past it.
+ * Before the cutover, `toleranceBytes` says how far behind counts as in sync (what is left is applied during the pause).
  */
-export function applyVerdict(progress: readonly SubscriptionProgress[], fenceLsn: bigint): ApplyVerdict {
+export function applyVerdict(progress: readonly SubscriptionProgress[], fenceLsn: bigint, toleranceBytes = 0n): ApplyVerdict {
   for (const subscription of progress) {
     if (subscription.tablesNotReady.length > 0)
       return {
         isApplied: false,
         waitingFor: `${subscription.database}: the initial copy of ${subscription.tablesNotReady.length} table(s) (${subscription.tablesNotReady.slice(0, 3).join(', ')})`,
       };
-    if (subscription.confirmedLsn === undefined || subscription.confirmedLsn < fenceLsn)
+    if (subscription.confirmedLsn === undefined || subscription.confirmedLsn + toleranceBytes < fenceLsn)
       return {
         isApplied: false,
         waitingFor: `${subscription.database}: applied up to ${subscription.confirmedLsn === undefined ? 'nothing yet' : formatLsn(subscription.confirmedLsn)}, the old primary is at ${formatLsn(fenceLsn)}`,
@@ -225,4 +227,27 @@ export interface LogicalUpgradeDatabases {
   setSequences(at: PgAddress, database: string, targets: readonly SequenceTarget[]): Promise<void>;
   dropSubscriptions(at: PgAddress, databases: readonly { readonly name: string; readonly oid: number }[]): Promise<void>;
   dropPublications(at: PgAddress, databases: readonly { readonly name: string; readonly oid: number }[]): Promise<void>;
+}
+
+/**
+ * The ignore_slots rule that keeps the agents of the old cluster from dropping the copy's slots: the subscription's
+ * slot and its table-sync slots (named by PostgreSQL, pg_<oid>_sync_...) are inactive for moments (creation, a
+ * reconnect), and an agent drops inactive slots it does not know. It matches every pgoutput slot while it is set.
+ */
+export const UPGRADE_SLOT_RULE: Readonly<Record<string, string>> = { type: 'logical', plugin: 'pgoutput' };
+
+const isUpgradeRule = (rule: unknown): boolean =>
+  typeof rule === 'object' &&
+  rule !== null &&
+  !Array.isArray(rule) &&
+  Object.keys(rule).length === Object.keys(UPGRADE_SLOT_RULE).length &&
+  Object.entries(UPGRADE_SLOT_RULE).every(([key, value]) => (rule as Record<string, unknown>)[key] === value);
+
+/** The dynamic config with the rule added (`isOn`) or removed; undefined when it is so already. */
+export function withUpgradeSlotRule(config: DynamicConfig, isOn: boolean): DynamicConfig | undefined {
+  const rules: readonly unknown[] = Array.isArray(config.ignore_slots) ? (config.ignore_slots as unknown[]) : [];
+  const hasRule = rules.some(isUpgradeRule);
+  if (hasRule === isOn) return undefined;
+  const next = isOn ? [...rules, UPGRADE_SLOT_RULE] : rules.filter((rule) => !isUpgradeRule(rule));
+  return { ...config, ignore_slots: next };
 }

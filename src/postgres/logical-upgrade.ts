@@ -389,10 +389,12 @@ export class PgLogicalUpgrade implements LogicalUpgradeDatabases {
       await pause(20);
     }
     return this.#source(at, 'postgres', async (client) => {
-      const ended = await client.query<{ pid: number }>(
-        `SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pg_terminate_backend(pid)`,
+      // Listed first, then ended: in one WHERE clause the planner may run pg_terminate_backend before the pid test.
+      const sessions = await client.query<{ pid: number }>(
+        `SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()`,
       );
-      const pids = ended.rows.map((row) => row.pid);
+      const pids = sessions.rows.map((row) => row.pid);
+      await client.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [pids]);
       for (;;) {
         const left = await client.query('SELECT 1 FROM pg_stat_activity WHERE pid = ANY($1)', [pids]);
         if (left.rowCount === 0) break;
@@ -465,12 +467,15 @@ export class PgLogicalUpgrade implements LogicalUpgradeDatabases {
   }
 
   async dropPublications(at: PgAddress, databases: readonly { readonly name: string; readonly oid: number }[]): Promise<void> {
+    // After a cutover the old primary is fenced: this clean-up is the one write that may still run there.
     for (const database of databases)
       await this.#source(at, database.name, async (client) => {
+        await client.query('SET default_transaction_read_only = off');
         await client.query(`DROP PUBLICATION IF EXISTS ${UPGRADE_PUBLICATION}`);
       });
     // A slot left behind (its subscription dropped while this server did not answer) would hold WAL for ever.
     await this.#source(at, 'postgres', async (client) => {
+      await client.query('SET default_transaction_read_only = off');
       await client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = ANY($1) AND NOT active`, [
         databases.map((database) => subscriptionName(database.oid)),
       ]);

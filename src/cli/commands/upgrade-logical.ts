@@ -9,12 +9,13 @@ import {
   logicalUpgradeRefusals,
   schemaChanges,
   sequenceTargets,
+  withUpgradeSlotRule,
   type LogicalUpgradeDatabases,
   type PgAddress,
   type ScopeRedirects,
   type SourceFacts,
 } from '../../core/logical-upgrade.js';
-import type { ClusterView } from '../../core/types.js';
+import type { ClusterView, DynamicConfig } from '../../core/types.js';
 import { describeError, PgwardenError } from '../../util/errors.js';
 
 export interface LogicalUpgradeContext {
@@ -25,6 +26,8 @@ export interface LogicalUpgradeContext {
   /** The redirect record of the old scope, which its proxies follow. */
   readonly redirects: ScopeRedirects;
   readonly databases: LogicalUpgradeDatabases;
+  /** Changes the old cluster's dynamic config (compare-and-set); `change` returns undefined for no change. */
+  readonly updateOldConfig: (change: (config: DynamicConfig) => DynamicConfig | undefined) => Promise<void>;
   readonly out: (text: string) => void;
   readonly sleep: (ms: number) => Promise<void>;
   readonly nowMs: () => number;
@@ -38,6 +41,8 @@ export interface LogicalUpgradeOptions {
   readonly sequenceMargin: bigint;
   /** How long the initial copy and catch-up may take. */
   readonly copyTimeoutMs: number;
+  /** How far behind the old primary the new cluster may be when the cutover starts (the rest is applied in the pause). */
+  readonly maxLagBytes: number;
   /** How long the new cluster may take to apply the last writes once the old primary is fenced (then: roll back). */
   readonly applyTimeoutMs: number;
 }
@@ -176,7 +181,7 @@ export async function logicalUpgradeCommand(options: LogicalUpgradeOptions, cont
   if (refusals.length > 0) {
     for (const problem of refusals) context.out(`  refused: ${problem}`);
     throw refused(
-      `the logical upgrade of ${context.oldScope} to ${context.newScope} is refused: ${refusals.join('; ')}`,
+      `the logical upgrade of ${context.oldScope} to ${context.newScope} is refused (${isStarted ? 'nothing was cut over' : 'nothing was changed'}): ${refusals.join('; ')}`,
       context,
       refusals,
       isStarted
@@ -190,6 +195,10 @@ export async function logicalUpgradeCommand(options: LogicalUpgradeOptions, cont
   if (!isStarted) {
     const roles = await steps.run(`copy the roles ${fresh.name} lacks`, () => context.databases.copyRoles(old.address, fresh.address));
     if (roles.length > 0) context.out(`  created: ${roles.join(', ')}`);
+    await steps.run(
+      `keep the agents of ${context.oldScope} from dropping the copy's slots (ignore_slots: type logical, plugin pgoutput)`,
+      () => context.updateOldConfig((config) => withUpgradeSlotRule(config, true)),
+    );
     for (const database of facts.databases) {
       await steps.run(`copy the schema of ${database.name} (pg_dump --schema-only | psql)`, () =>
         context.databases.copySchema(old.address, fresh.address, database.name),
@@ -216,10 +225,14 @@ export async function logicalUpgradeCommand(options: LogicalUpgradeOptions, cont
     );
   }
   if (redirect === undefined) {
-    const synced = await steps.run('wait for the initial copy and for the new cluster to catch up', () =>
+    const synced = await steps.run(`wait for the initial copy and for the new cluster to be within ${options.maxLagBytes} bytes`, () =>
       waitFor(context, options.copyTimeoutMs, async () => {
         const lsn = await context.databases.currentLsn(old.address);
-        const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), lsn);
+        const verdict = applyVerdict(
+          await context.databases.progress(old.address, fresh.address, databases),
+          lsn,
+          BigInt(options.maxLagBytes),
+        );
         return verdict.isApplied ? { done: lsn } : { waitingFor: verdict.waitingFor };
       }),
     );
@@ -278,29 +291,39 @@ async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeCo
     context.out(`${steps.stamp()} rolled back: ${context.oldScope} takes writes again`);
     throw refused(`the cutover was refused: ${why}`, context, [why], 'nothing was cut over; fix the cause, then run the command again');
   };
-  const fenceLsn = await steps.run(`fence ${old.name}: new sessions read-only, every client session ended`, () =>
-    context.databases.fence(old.address),
-  );
-  const now = await context.databases.sourceFacts(old.address);
-  const violations = [
-    ...schemaChanges(started, now.databases),
-    ...now.databases.filter((database) => database.largeObjects > 0).map((database) => `database ${database.name} holds large objects`),
-  ];
-  if (violations.length > 0) await rollBack(violations.join('; '));
-  const applied = await steps.run(`wait until ${fresh.name} has applied everything up to ${old.name}'s last write`, () =>
-    waitFor(context, options.applyTimeoutMs, async () => {
-      const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), fenceLsn);
-      return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
-    }),
-  );
-  if (!('done' in applied))
-    await rollBack(`${fresh.name} did not apply everything in ${options.applyTimeoutMs / 1000} s: ${applied.waitingFor}`);
-  await steps.run('set the sequences of the new cluster', async () => {
-    for (const database of databases) {
-      const targets = sequenceTargets(await context.databases.sequences(old.address, database.name), options.sequenceMargin);
-      await context.databases.setSequences(fresh.address, database.name, targets);
+  // Anything that goes wrong before the switch leaves the old cluster serving: release the fence and the hold.
+  let problem: string | undefined;
+  try {
+    const fenceLsn = await steps.run(`fence ${old.name}: new sessions read-only, every client session ended`, () =>
+      context.databases.fence(old.address),
+    );
+    const now = await context.databases.sourceFacts(old.address);
+    const violations = [
+      ...schemaChanges(started, now.databases),
+      ...now.databases.filter((database) => database.largeObjects > 0).map((database) => `database ${database.name} holds large objects`),
+    ];
+    if (violations.length > 0) problem = violations.join('; ');
+    else {
+      const applied = await steps.run(`wait until ${fresh.name} has applied everything up to ${old.name}'s last write`, () =>
+        waitFor(context, options.applyTimeoutMs, async () => {
+          const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), fenceLsn);
+          return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
+        }),
+      );
+      if (!('done' in applied))
+        problem = `${fresh.name} did not apply everything in ${options.applyTimeoutMs / 1000} s: ${applied.waitingFor}`;
+      else
+        await steps.run('set the sequences of the new cluster', async () => {
+          for (const database of databases) {
+            const targets = sequenceTargets(await context.databases.sequences(old.address, database.name), options.sequenceMargin);
+            await context.databases.setSequences(fresh.address, database.name, targets);
+          }
+        });
     }
-  });
+  } catch (error) {
+    problem = `the cutover failed: ${describeError(error)}`;
+  }
+  if (problem !== undefined) await rollBack(problem);
   await steps.run(`switch: the proxies of ${context.oldScope} follow the leader of ${context.newScope}`, () =>
     context.redirects.writeRedirect({ scope: context.newScope, phase: 'switched', since: context.wallNow().toISOString() }, signal()),
   );
@@ -322,6 +345,7 @@ async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeCo
   await steps.run(`clean up: drop the subscriptions on ${fresh.name} and the publications on ${old.name}`, async () => {
     await context.databases.dropSubscriptions(fresh.address, databases);
     await context.databases.dropPublications(old.address, databases);
+    await context.updateOldConfig((config) => withUpgradeSlotRule(config, false));
   });
   context.out(
     `${steps.stamp()} done: ${context.newScope} (PostgreSQL ${input.targetVersionNum}) serves the proxies of ${context.oldScope}; ${old.name} stays fenced read-only (ALTER SYSTEM RESET default_transaction_read_only to lift it)`,
