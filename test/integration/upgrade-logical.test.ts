@@ -113,7 +113,15 @@ async function cutOverWithWriter(
   );
   assert.deepEqual(lost, [], 'no acknowledged write is lost');
   assert.ok(onNewCluster > 0, 'the writer reaches the new cluster through the same proxy');
-  assert.deepEqual(connectFailures, [], 'the proxy held clients through the cutover');
+  // The writer has one operation at a time: the one open when the proxy cut the old primary's connections (or the fence
+  // ended its session) fails unacknowledged, as in a failover; every connection opened after the hold was held, not
+  // refused, until the new cluster took it.
+  assert.ok(
+    writer.failures.length <= 2,
+    `at most the operation in flight at the hold and at the fence fails: ${JSON.stringify(writer.failures)}`,
+  );
+  for (const failure of writer.failures)
+    assert.match(failure.message, /terminat|read-only transaction|Connection terminated/, 'only a session cut at the hold or the fence');
   // The rows copied at the start and by the stream are all there.
   const [items] = await sql<{ n: string }>(newCluster, newLeader, 'SELECT count(*)::text AS n FROM items');
   assert.equal(items!.n, '20000');
