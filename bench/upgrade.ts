@@ -203,6 +203,10 @@ async function logicalRound(round: number, binRoot: string): Promise<void> {
     console.log(
       `round ${round + 1}: ${await postgresVersionOf(DEBIAN_PG15_BIN)} -> ${await postgresVersionOf(newBin)}, 100000 rows copied; ${((endedAt - startedAt) / 1000).toFixed(1)} s in all (copy included); ${printed}; writer's longest gap around the cutover ${Math.round(gap)} ms; writer errors ${failures}`,
     );
+    // Where the pause went: the CLI's own timing of each cutover step.
+    const holdIndex = run.lines.findIndex((line) => line.text.includes('step: hold:'));
+    for (const line of run.lines.slice(holdIndex))
+      if (/ (ok|timed out) \(/.test(line.text) && !line.text.includes('clean up')) console.log(`    ${line.text.replace(/^\S+ /, '')}`);
     if (!is17) {
       // The proxy of the old scope now follows the new one through its redirect: a switchover there, for comparison.
       const baseline = await plainSwitchover(green, writer);

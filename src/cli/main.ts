@@ -251,6 +251,14 @@ export function buildProgram(deps: CliDeps): Command {
         await runLogicalUpgrade(options);
         return;
       }
+      if (options.method === 'logical')
+        throw new PgwardenError('PGW_CLI_USAGE', '--method logical is a major upgrade: add --major', {
+          context: {
+            command: ['pgwarden', 'upgrade'],
+            flag: '--major',
+            hint: 'pgwarden upgrade --major --method logical --target <new cluster config>',
+          },
+        });
       if (options.method !== undefined && options.method !== 'pg_upgrade' && options.method !== 'logical')
         throw new PgwardenError('PGW_CLI_USAGE', `--method must be pg_upgrade or logical, got "${options.method}"`, {
           context: {

@@ -196,6 +196,20 @@ describe('pgwarden upgrade --major --method logical, 15 -> 15 with replicas on b
     const missing = await runCli(['-c', oldCluster!.node('node1').configPath, 'upgrade', '--major', '--method', 'logical']);
     assert.notEqual(missing.code, 0);
     assert.match(missing.stderr, /--method logical needs --target/);
+    const noMajor = await runCli(['-c', oldCluster!.node('node1').configPath, 'upgrade', '--method', 'logical']);
+    assert.match(noMajor.stderr, /--method logical is a major upgrade: add --major/);
+    const badFile = await runCli([
+      '-c',
+      oldCluster!.node('node1').configPath,
+      'upgrade',
+      '--major',
+      '--method',
+      'logical',
+      '--target',
+      '/nonexistent/green.yml',
+    ]);
+    assert.notEqual(badFile.code, 0);
+    assert.match(badFile.stderr, /\/nonexistent\/green\.yml/);
     const same = await runCli(upgradeArgs(oldCluster!, oldCluster!));
     assert.notEqual(same.code, 0);
     assert.match(same.stderr, /the new cluster's scope is the old one's/);
@@ -227,9 +241,8 @@ describe('pgwarden upgrade --major --method logical, 15 -> 15 with replicas on b
     await sql(local, leader, 'ALTER TABLE items DROP COLUMN extra');
   });
 
-  it('a DDL made under the fence is impossible, and a cutover rolled back releases the fence and the hold', async () => {
-    // The fence makes DDL fail like any write; what it protects is checked above. Here: the roll-back path, driven by
-    // an apply that cannot finish (the subscription disabled), leaves the old cluster writable through the proxy.
+  it('rolls back a cutover whose apply cannot finish: the fence and the hold are released, the old cluster takes writes', async () => {
+    // The apply is kept from finishing by disabling the subscription; the ignore_slots rule keeps its idle slot alive.
     const { leader: newLeader } = await waitHealthy(newCluster!, 30_000);
     const [sub] = await sql<{ name: string }>(newCluster!, newLeader, 'SELECT subname AS name FROM pg_subscription');
     await sql(newCluster!, newLeader, `ALTER SUBSCRIPTION ${sub!.name} DISABLE`);
@@ -239,6 +252,7 @@ describe('pgwarden upgrade --major --method logical, 15 -> 15 with replicas on b
       const result = await runCli(upgradeArgs(oldCluster!, newCluster!, '--apply-timeout', '2'), 120_000);
       process.stdout.write(`--- rolled back cutover\n${result.stdout}${result.stderr}`);
       assert.notEqual(result.code, 0);
+      assert.match(result.stdout, /timed out \([\d.]+ s\): wait until \S+ has applied everything/);
       assert.match(result.stdout, /rolling the cutover back: .* did not apply everything in 2 s/);
       assert.match(result.stdout, /rolled back: lgblue takes writes again/);
       await waitUntil(async () => (await proxyRoutesTo(oldCluster!))?.endsWith('/off'), {

@@ -92,7 +92,11 @@ class Steps {
     this.#context.out(`${this.stamp()} step: ${line}`);
     const startedMs = this.#context.nowMs();
     const result = await work();
-    this.#context.out(`${this.stamp()} ok (${((this.#context.nowMs() - startedMs) / 1000).toFixed(2)} s): ${line}`);
+    // A wait that ran out of time returns what it waited for instead of failing: say so rather than "ok".
+    const isTimedOut = typeof result === 'object' && result !== null && 'waitingFor' in result;
+    this.#context.out(
+      `${this.stamp()} ${isTimedOut ? 'timed out' : 'ok'} (${((this.#context.nowMs() - startedMs) / 1000).toFixed(2)} s): ${line}`,
+    );
     return result;
   }
 }
