@@ -93,7 +93,8 @@ class Steps {
     const startedMs = this.#context.nowMs();
     const result = await work();
     // A wait that ran out of time returns what it waited for instead of failing: say so rather than "ok".
-    const isTimedOut = typeof result === 'object' && result !== null && 'waitingFor' in result;
+    const parts: unknown[] = Array.isArray(result) ? result : [result];
+    const isTimedOut = parts.some((part) => typeof part === 'object' && part !== null && 'waitingFor' in part);
     this.#context.out(
       `${this.stamp()} ${isTimedOut ? 'timed out' : 'ok'} (${((this.#context.nowMs() - startedMs) / 1000).toFixed(2)} s): ${line}`,
     );
@@ -301,29 +302,32 @@ async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeCo
     const fenceLsn = await steps.run(`fence ${old.name}: new sessions read-only, every client session ended`, () =>
       context.databases.fence(old.address),
     );
-    const now = await context.databases.sourceFacts(old.address);
+    // The schema check under the fence and the wait for the apply are both reads: run together, they cost one pause.
+    const [now, applied] = await steps.run(
+      `wait until ${fresh.name} has applied everything up to ${old.name}'s last write; check the schema again`,
+      () =>
+        Promise.all([
+          context.databases.sourceFacts(old.address),
+          waitFor(context, options.applyTimeoutMs, async () => {
+            const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), fenceLsn);
+            return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
+          }),
+        ]),
+    );
     const violations = [
       ...schemaChanges(started, now.databases),
       ...now.databases.filter((database) => database.largeObjects > 0).map((database) => `database ${database.name} holds large objects`),
     ];
     if (violations.length > 0) problem = violations.join('; ');
-    else {
-      const applied = await steps.run(`wait until ${fresh.name} has applied everything up to ${old.name}'s last write`, () =>
-        waitFor(context, options.applyTimeoutMs, async () => {
-          const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), fenceLsn);
-          return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
-        }),
-      );
-      if (!('done' in applied))
-        problem = `${fresh.name} did not apply everything in ${options.applyTimeoutMs / 1000} s: ${applied.waitingFor}`;
-      else
-        await steps.run('set the sequences of the new cluster', async () => {
-          for (const database of databases) {
-            const targets = sequenceTargets(await context.databases.sequences(old.address, database.name), options.sequenceMargin);
-            await context.databases.setSequences(fresh.address, database.name, targets);
-          }
-        });
-    }
+    else if (!('done' in applied))
+      problem = `${fresh.name} did not apply everything in ${options.applyTimeoutMs / 1000} s: ${applied.waitingFor}`;
+    else
+      await steps.run('set the sequences of the new cluster', async () => {
+        for (const database of databases) {
+          const targets = sequenceTargets(await context.databases.sequences(old.address, database.name), options.sequenceMargin);
+          await context.databases.setSequences(fresh.address, database.name, targets);
+        }
+      });
   } catch (error) {
     problem = `the cutover failed: ${describeError(error)}`;
   }
