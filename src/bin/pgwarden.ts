@@ -16,7 +16,10 @@ import { summarizeCluster } from '../core/cluster-summary.js';
 import type { ClusterView } from '../core/types.js';
 import type { NewClusterMemberConfig, NewClusterRestorePlan } from '../core/restore-new-cluster.js';
 import type { UpgradeLedger } from '../core/ports.js';
+import type { LogicalUpgradeHandles } from '../cli/main.js';
+import { PgLogicalUpgrade } from '../postgres/logical-upgrade.js';
 import { etcdConnection, openEtcdDcs } from './adapters.js';
+import { normalizeNamespace } from '../dcs/keys.js';
 import { securityEnvironment } from '../postgres/conninfo.js';
 import { registerLocalCommand } from '../local/local-cli.js';
 import { defaultLocalDir, runLocalKill, runLocalRestart, runLocalStart, runLocalStatus, runLocalStop } from '../local/local-command.js';
@@ -70,6 +73,70 @@ async function openUpgradeLedger(configPath: string): Promise<{ ledger: UpgradeL
   const { config } = loadConfig(configPath);
   const dcs = openCliDcs(config);
   return { ledger: dcs, close: () => dcs.close() };
+}
+
+/**
+ * `upgrade --major --method logical`: the old cluster's DCS (its redirect key too) and the new scope read through the
+ * same etcd connection, so a new cluster on another etcd shows as a scope without members and is refused.
+ */
+async function openLogicalUpgrade(
+  configPath: string,
+  targetConfigPath: string,
+  toolsBinDir: string | undefined,
+): Promise<LogicalUpgradeHandles> {
+  const { config } = loadConfig(configPath);
+  const { config: target } = loadConfig(targetConfigPath);
+  if (normalizeNamespace(target.namespace) !== normalizeNamespace(config.namespace))
+    throw new PgwardenError(
+      'PGW_UPGRADE_REFUSED',
+      `the new cluster's namespace ${target.namespace} is not the old one's (${config.namespace})`,
+      {
+        context: {
+          command: ['pgwarden', 'upgrade'],
+          path: targetConfigPath,
+          hint: 'the proxies follow the new cluster through the same DCS: give it the same etcd and namespace, and a scope of its own',
+        },
+      },
+    );
+  const oldDcs = openCliDcs(config);
+  const newDcs = openEtcdDcs({
+    ...etcdConnection(config.etcd),
+    namespace: config.namespace,
+    scope: target.scope,
+    member: '__pgwarden_cli',
+  });
+  const databases = new PgLogicalUpgrade({
+    source: { name: config.scope, superuser: config.postgresql.authentication.superuser },
+    target: { name: target.scope, superuser: target.postgresql.authentication.superuser },
+    toolsBinDir: toolsBinDir ?? config.postgresql.bin_dir,
+  });
+  return {
+    oldScope: config.scope,
+    newScope: target.scope,
+    loadOld: () => oldDcs.loadCluster(AbortSignal.timeout(5000)),
+    loadNew: () => newDcs.loadCluster(AbortSignal.timeout(5000)),
+    redirects: oldDcs,
+    databases,
+    updateOldConfig: async (change) => {
+      // Compare-and-set on the config's revision: an edit-config meanwhile makes this read and try again.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        const view = await oldDcs.loadCluster(AbortSignal.timeout(5000));
+        if (view.config === undefined)
+          throw new PgwardenError('PGW_UPGRADE_REFUSED', `scope ${config.scope} has no dynamic config in the DCS`, {
+            context: { command: ['pgwarden', 'upgrade'], scope: config.scope, hint: 'is the old cluster initialized? (pgwarden list)' },
+          });
+        const next = change(view.config);
+        if (next === undefined) return;
+        if (await oldDcs.setConfig(next, view.configRevision, AbortSignal.timeout(5000))) return;
+      }
+      throw new PgwardenError('PGW_UPGRADE_FAILED', `the dynamic config of ${config.scope} kept changing under the upgrade's edit`, {
+        context: { command: ['pgwarden', 'upgrade'], scope: config.scope, hint: 'run the command again' },
+      });
+    },
+    close: async () => {
+      await Promise.all([oldDcs.close(), newDcs.close()]);
+    },
+  };
 }
 
 function positiveNumber(name: string, value: string): number {
@@ -307,6 +374,7 @@ runCli(process.argv.slice(2), {
   readMemberConfig,
   writeBootstrap,
   openUpgradeLedger,
+  openLogicalUpgrade,
 }).then(
   (code) => {
     stdin?.close();

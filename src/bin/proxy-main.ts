@@ -6,6 +6,7 @@ import { etcdConnection, openEtcdDcs, openPositionReader } from './adapters.js';
 import { createLogger } from '../obs/logger.js';
 import type { PrimaryProbe } from '../proxy/cluster-feed.js';
 import { ProxyServer } from '../proxy/proxy-server.js';
+import { ScopeRedirectSource } from '../proxy/scope-redirect.js';
 import { serveDashboard } from '../api/ui-http.js';
 import { UiStream } from '../api/ui-stream.js';
 import { HttpPeerClient } from '../peers/http-peer-client.js';
@@ -37,6 +38,17 @@ export async function runProxy(configPath: string): Promise<void> {
     member: '__pgwarden_proxy',
     log,
   });
+  // A logical major upgrade redirects this scope's proxies to another scope of the same DCS (its `redirect` key).
+  const otherScopes: { close(): Promise<void> }[] = [];
+  const source = new ScopeRedirectSource(
+    dcs,
+    (scope) => {
+      const other = openEtcdDcs({ ...etcdConnection(config.etcd), namespace: config.namespace, scope, member: '__pgwarden_proxy', log });
+      otherScopes.push(other);
+      return other;
+    },
+    log,
+  );
   const monitor = config.proxy.monitor;
   // The dashboard on the API port: the same page as the members', fed by this proxy's DCS watch, read-only.
   // (built once the server knows its ports and name; a request before that is answered by the proxy's own routes)
@@ -44,7 +56,7 @@ export async function runProxy(configPath: string): Promise<void> {
   const server = await ProxyServer.start({
     section: config.proxy,
     scope: config.scope,
-    source: dcs,
+    source,
     probe: primaryProbe(config),
     ...(monitor === undefined ? {} : { positionReader: openPositionReader(monitor) }),
     nowMs: () => clock.nowMs(),
@@ -87,7 +99,7 @@ export async function runProxy(configPath: string): Promise<void> {
     ui.stream?.close();
     server
       .stop()
-      .then(() => dcs.close())
+      .then(() => Promise.all([dcs, ...otherScopes].map((client) => client.close())))
       .catch((error: unknown) => log.error({ error: describeError(error) }, 'shutdown failed'))
       .finally(() => process.exit(0));
   };

@@ -33,6 +33,7 @@ import { queryCommand, type DbAccess } from './commands/query.js';
 import { minorUpgradeCommand } from './commands/upgrade.js';
 import { majorUpgradeCommand } from './commands/major-upgrade-run.js';
 import { majorCheckCommand } from './commands/upgrade-major.js';
+import { logicalUpgradeCommand, type LogicalUpgradeContext } from './commands/upgrade-logical.js';
 
 import { DEFAULT_MAX_LAG_BYTES, DEFAULT_MAX_TRANSACTION_SECONDS } from '../core/minor-upgrade.js';
 import type { UpgradeLedger } from '../core/ports.js';
@@ -50,7 +51,20 @@ interface UpgradeFlags {
   abort?: boolean;
   rollback?: boolean;
   timeout: string;
+  method?: string;
+  target?: string;
+  cutover: boolean;
+  toolsBinDir?: string;
+  sequenceMargin: string;
+  copyTimeout: string;
+  applyTimeout: string;
 }
+
+/** What the composition root opens for `upgrade --major --method logical`: both clusters in one DCS, their databases. */
+export type LogicalUpgradeHandles = Pick<
+  LogicalUpgradeContext,
+  'oldScope' | 'newScope' | 'loadOld' | 'loadNew' | 'redirects' | 'databases' | 'updateOldConfig'
+> & { close(): Promise<void> };
 
 export interface CliDeps {
   /** Reads the cluster of the config file given with -c (straight from the DCS). */
@@ -77,6 +91,12 @@ export interface CliDeps {
   readonly writeBootstrap?: (path: string, bootstrap: NewClusterRestorePlan['bootstrap']) => Promise<void>;
   /** The DCS record of a running `pgwarden upgrade` (the composition root opens the cluster's DCS for it). */
   readonly openUpgradeLedger?: (configPath: string) => Promise<{ readonly ledger: UpgradeLedger; close(): Promise<void> }>;
+  /** `upgrade --major --method logical`: the old cluster (-c) and the new one (--target) with their superusers. */
+  readonly openLogicalUpgrade?: (
+    configPath: string,
+    targetConfigPath: string,
+    toolsBinDir: string | undefined,
+  ) => Promise<LogicalUpgradeHandles>;
   /** Lets the composition root add verbs (agent, local) that need adapters the CLI must not import. */
   readonly register?: (program: Command) => void;
 }
@@ -220,7 +240,39 @@ export function buildProgram(deps: CliDeps): Command {
     .option('--abort', 'forget the upgrade in progress (members already upgraded keep the new binaries)')
     .option('--rollback', 'with --major: roll back the major upgrade in progress (only before its point of no return)')
     .option('--timeout <seconds>', 'with --major: how long pg_upgrade and each re-clone may take', '3600')
+    .option('--method <method>', 'with --major: pg_upgrade (in place) or logical (blue/green by logical replication)')
+    .option('--target <config>', 'with --method logical: a member config of the new cluster (its own scope, same DCS)')
+    .option('--no-cutover', 'with --method logical: stop once the new cluster is in sync (run again to cut over)')
+    .option('--tools-bin-dir <dir>', "with --method logical: where pg_dump and psql are (default: the old cluster's bin_dir)")
+    .option('--sequence-margin <n>', 'with --method logical: increments added to each sequence at cutover', '100')
+    .option('--copy-timeout <seconds>', 'with --method logical: how long the initial copy may take', '3600')
+    .option(
+      '--apply-timeout <seconds>',
+      'with --method logical: how long the last writes may take to apply at cutover (then roll back)',
+      '30',
+    )
     .action(async (options: UpgradeFlags) => {
+      if (options.major === true && options.method === 'logical') {
+        await runLogicalUpgrade(options);
+        return;
+      }
+      if (options.method === 'logical')
+        throw new PgwardenError('PGW_CLI_USAGE', '--method logical is a major upgrade: add --major', {
+          context: {
+            command: ['pgwarden', 'upgrade'],
+            flag: '--major',
+            hint: 'pgwarden upgrade --major --method logical --target <new cluster config>',
+          },
+        });
+      if (options.method !== undefined && options.method !== 'pg_upgrade' && options.method !== 'logical')
+        throw new PgwardenError('PGW_CLI_USAGE', `--method must be pg_upgrade or logical, got "${options.method}"`, {
+          context: {
+            command: ['pgwarden', 'upgrade'],
+            flag: '--method',
+            value: options.method,
+            hint: 'e.g. --major --method logical --target <new cluster config>',
+          },
+        });
       if (options.major === true) {
         if (options.minor === true)
           throw new PgwardenError('PGW_CLI_USAGE', 'upgrade takes --minor or --major, not both', {
@@ -319,6 +371,64 @@ export function buildProgram(deps: CliDeps): Command {
         await opened.close();
       }
     });
+  async function runLogicalUpgrade(options: UpgradeFlags): Promise<void> {
+    const usage = (message: string, flag: string, value: string | undefined, hint: string): PgwardenError =>
+      new PgwardenError('PGW_CLI_USAGE', message, {
+        context: { command: ['pgwarden', 'upgrade'], flag, ...(value !== undefined ? { value } : {}), hint },
+      });
+    if (options.target === undefined)
+      throw usage(
+        '--method logical needs --target <a member config of the new cluster>',
+        '--target',
+        undefined,
+        'start the new cluster (own scope, same etcd) first, then pass one of its pgwarden.yml files',
+      );
+    const seconds = (flag: string, value: string): number => {
+      const number = Number(value);
+      if (!(number > 0)) throw usage(`${flag} expects seconds above 0, got "${value}"`, flag, value, `e.g. ${flag} 60`);
+      return number * 1000;
+    };
+    if (!/^\d+$/.test(options.sequenceMargin))
+      throw usage(
+        `--sequence-margin expects a whole number, got "${options.sequenceMargin}"`,
+        '--sequence-margin',
+        options.sequenceMargin,
+        'e.g. --sequence-margin 100',
+      );
+    const maxLagBytes = parsePatroniInt(options.maxLag, 'B');
+    if (maxLagBytes === undefined || maxLagBytes < 0)
+      throw usage(
+        `--max-lag expects a size (bytes, or e.g. 16MB), got "${options.maxLag}"`,
+        '--max-lag',
+        options.maxLag,
+        'e.g. --max-lag 16MB',
+      );
+    const settings = {
+      maxLagBytes,
+      isAbort: options.abort === true,
+      isCutover: options.cutover,
+      sequenceMargin: BigInt(options.sequenceMargin),
+      copyTimeoutMs: seconds('--copy-timeout', options.copyTimeout),
+      applyTimeoutMs: seconds('--apply-timeout', options.applyTimeout),
+    };
+    const open = deps.openLogicalUpgrade;
+    if (open === undefined)
+      throw new PgwardenError('PGW_INTERNAL', 'the logical upgrade is not available in this build (no DCS or PostgreSQL access)', {
+        context: { command: ['pgwarden', 'upgrade'], hint: 'run the pgwarden binary (dist/src/bin/pgwarden.js)' },
+      });
+    const handles = await open(configPathFrom(program), options.target, options.toolsBinDir);
+    try {
+      await logicalUpgradeCommand(settings, {
+        ...handles,
+        out: deps.out,
+        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        nowMs: () => performance.now(),
+        wallNow: () => new Date(),
+      });
+    } finally {
+      await handles.close();
+    }
+  }
   program
     .command('reload')
     .description('make members re-read their local config file (tags, local GUCs, callbacks)')

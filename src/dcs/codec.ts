@@ -12,6 +12,7 @@ import type {
 } from '../core/types.js';
 import type { BackupLockRecord } from '../core/ports.js';
 import type { AnyUpgradeRecord, MajorUpgradeRecord } from '../core/major-upgrade.js';
+import type { RedirectRecord } from '../core/logical-upgrade.js';
 import type { ClusterKeys } from './keys.js';
 
 export interface RawKey {
@@ -305,6 +306,23 @@ export function decodeUpgrade(value: string): AnyUpgradeRecord | undefined {
       started: parsed.started,
       steps: strings(parsed.steps),
     };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The redirect record's value: JSON, as RedirectRecord. */
+export function encodeRedirect(record: RedirectRecord): string {
+  return JSON.stringify(record);
+}
+
+/** The redirect record read back; undefined when the value is not one (hand-written, or from another version). */
+export function decodeRedirect(value: string): RedirectRecord | undefined {
+  try {
+    const parsed = JSON.parse(value) as Partial<Record<keyof RedirectRecord, unknown>>;
+    if (typeof parsed.scope !== 'string' || parsed.scope === '') return undefined;
+    if (parsed.phase !== 'hold' && parsed.phase !== 'switched') return undefined;
+    return { scope: parsed.scope, phase: parsed.phase, since: typeof parsed.since === 'string' ? parsed.since : '' };
   } catch {
     return undefined;
   }

@@ -50,6 +50,10 @@ export class ClusterKeys {
   get upgrade(): string {
     return `${this.prefix}upgrade`;
   }
+  /** A logical major upgrade's redirect: proxies of this scope hold clients or follow another scope's leader. */
+  get redirect(): string {
+    return `${this.prefix}redirect`;
+  }
   /** A pgwarden proxy's routing record (Patroni has no such keys; its tools ignore them). */
   proxy(name: string): string {
     return `${this.prefix}proxies/${name}`;

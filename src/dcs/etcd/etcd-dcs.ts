@@ -1,6 +1,7 @@
 // The Dcs port on etcd v3: one lease per agent, leader lock by create-if-absent and compare-value transactions.
 import type { BackupLockRecord, BackupLocks, CasResult, Dcs, LeaderLockTimer, ProxyRegistry, UpgradeLedger } from '../../core/ports.js';
 import type { AnyUpgradeRecord } from '../../core/major-upgrade.js';
+import type { RedirectRecord, ScopeRedirects } from '../../core/logical-upgrade.js';
 import type {
   ClusterView,
   DynamicConfig,
@@ -20,6 +21,8 @@ import {
   buildClusterView,
   decodeBackupLock,
   decodeUpgrade,
+  decodeRedirect,
+  encodeRedirect,
   encodeBackupLock,
   encodeUpgrade,
   decodeHeartbeat,
@@ -76,7 +79,7 @@ type Operation =
   | { readonly request_put: { readonly key: string; readonly value: string; readonly lease?: string } }
   | { readonly request_delete_range: { readonly key: string } };
 
-export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry, UpgradeLedger {
+export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry, UpgradeLedger, ScopeRedirects {
   /** The exact value of the backup lock this member wrote: it deletes the lock only while it still holds that. */
   #backupLockValue: string | undefined;
   readonly #keys: ClusterKeys;
@@ -271,6 +274,27 @@ export class EtcdDcs implements Dcs, BackupLocks, LeaderLockTimer, ProxyRegistry
 
   async deleteUpgrade(signal: AbortSignal): Promise<void> {
     await this.#writing(() => this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.upgrade) }, signal, this.#keys.upgrade));
+  }
+
+  async readRedirect(signal: AbortSignal): Promise<RedirectRecord | undefined> {
+    const key = this.#keys.redirect;
+    const response = await this.#gateway.call<{ kvs?: GatewayKv[] }>('/v3/kv/range', { key: b64(key) }, signal, key);
+    const kv = response.kvs?.[0];
+    if (kv === undefined) return undefined;
+    const record = decodeRedirect(unb64(kv.value));
+    if (record === undefined)
+      throw new PgwardenError('PGW_DCS_BAD_VALUE', `${key} holds a value that is not a redirect record`, {
+        context: { key, hint: `delete it (etcdctl del ${key}) unless a logical upgrade is running` },
+      });
+    return record;
+  }
+
+  async writeRedirect(record: RedirectRecord, signal: AbortSignal): Promise<void> {
+    await this.#put(this.#keys.redirect, encodeRedirect(record), signal);
+  }
+
+  async deleteRedirect(signal: AbortSignal): Promise<void> {
+    await this.#writing(() => this.#gateway.call('/v3/kv/deleterange', { key: b64(this.#keys.redirect) }, signal, this.#keys.redirect));
   }
 
   async renewLeader(ttlMs: number, signal: AbortSignal): Promise<CasResult> {
