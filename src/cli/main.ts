@@ -30,8 +30,8 @@ import { dsn, historyTable, showConfig } from './commands/inspect.js';
 import { renderHaproxyConfig, serversFromView } from './commands/haproxy-config.js';
 import { listCommand } from './commands/list.js';
 import { queryCommand, type DbAccess } from './commands/query.js';
-import { minorUpgradeCommand } from './commands/upgrade.js';
-import { majorUpgradeCommand } from './commands/major-upgrade-run.js';
+import { minorUpgradeCommand, type UpgradeContext } from './commands/upgrade.js';
+import { majorUpgradeCommand, type MajorRunContext } from './commands/major-upgrade-run.js';
 import { majorCheckCommand } from './commands/upgrade-major.js';
 import { logicalUpgradeCommand, type LogicalUpgradeContext } from './commands/upgrade-logical.js';
 
@@ -173,6 +173,32 @@ export function buildProgram(deps: CliDeps): Command {
     return { scope: loaded.scope, view: loaded.view, rest, out: deps.out, isForced, confirm };
   };
   const reload = async (): Promise<ClusterView> => (await deps.loadCluster(configPathFrom(program), AbortSignal.timeout(5000))).view;
+  /** Runs a rolling upgrade command with the cluster's upgrade record open (closed after, whatever happens). */
+  const withUpgradeLedger = async (
+    base: { readonly scope: string; readonly rest: RestClient },
+    run: (context: UpgradeContext & MajorRunContext) => Promise<void>,
+  ): Promise<void> => {
+    const open = deps.openUpgradeLedger;
+    if (open === undefined)
+      throw new PgwardenError('PGW_INTERNAL', 'upgrade is not available in this build (no DCS access)', {
+        context: { command: ['pgwarden', 'upgrade'], hint: 'run the pgwarden binary (dist/src/bin/pgwarden.js)' },
+      });
+    const opened = await open(configPathFrom(program));
+    try {
+      await run({
+        scope: base.scope,
+        rest: base.rest,
+        out: deps.out,
+        reload,
+        ledger: opened.ledger,
+        sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+        nowMs: () => performance.now(),
+        wallNow: () => new Date(),
+      });
+    } finally {
+      await opened.close();
+    }
+  };
   for (const kind of ['switchover', 'failover'] as const) {
     program
       .command(kind)
@@ -298,29 +324,9 @@ export function buildProgram(deps: CliDeps): Command {
           throw new PgwardenError('PGW_CLI_USAGE', `--timeout expects seconds, got "${options.timeout}"`, {
             context: { command: ['pgwarden', 'upgrade'], flag: '--timeout', value: options.timeout, hint: 'e.g. --timeout 7200' },
           });
-        const openLedger = deps.openUpgradeLedger;
-        if (openLedger === undefined)
-          throw new PgwardenError('PGW_INTERNAL', 'upgrade is not available in this build (no DCS access)', {
-            context: { command: ['pgwarden', 'upgrade'], hint: 'run the pgwarden binary (dist/src/bin/pgwarden.js)' },
-          });
-        const opened = await openLedger(configPathFrom(program));
-        try {
-          await majorUpgradeCommand(
-            { ...majorOptions, isRollback: options.rollback === true, timeoutS },
-            {
-              scope: base.scope,
-              rest: base.rest,
-              out: deps.out,
-              reload,
-              ledger: opened.ledger,
-              sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-              nowMs: () => performance.now(),
-              wallNow: () => new Date(),
-            },
-          );
-        } finally {
-          await opened.close();
-        }
+        await withUpgradeLedger(base, (context) =>
+          majorUpgradeCommand({ ...majorOptions, isRollback: options.rollback === true, timeoutS }, context),
+        );
         return;
       }
       if (options.minor !== true && options.abort !== true)
@@ -346,30 +352,12 @@ export function buildProgram(deps: CliDeps): Command {
             hint: 'e.g. --max-transaction-age 120',
           },
         });
-      const open = deps.openUpgradeLedger;
-      if (open === undefined)
-        throw new PgwardenError('PGW_INTERNAL', 'upgrade is not available in this build (no DCS access)', {
-          context: { command: ['pgwarden', 'upgrade'], hint: 'run the pgwarden binary (dist/src/bin/pgwarden.js)' },
-        });
-      const base = await control(true);
-      const opened = await open(configPathFrom(program));
-      try {
-        await minorUpgradeCommand(
+      await withUpgradeLedger(await control(true), (context) =>
+        minorUpgradeCommand(
           { binDir: options.binDir, bounds: { maxLagBytes, maxTransactionSeconds }, isAbort: options.abort === true },
-          {
-            scope: base.scope,
-            rest: base.rest,
-            out: deps.out,
-            reload,
-            ledger: opened.ledger,
-            sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
-            nowMs: () => performance.now(),
-            wallNow: () => new Date(),
-          },
-        );
-      } finally {
-        await opened.close();
-      }
+          context,
+        ),
+      );
     });
   async function runLogicalUpgrade(options: UpgradeFlags): Promise<void> {
     const usage = (message: string, flag: string, value: string | undefined, hint: string): PgwardenError =>
