@@ -2,8 +2,7 @@
 // in debug mode, by the agent itself before it executes a decision.
 //
 // 1. Never promote without the lock: promote, startPrimary and a restart as primary are decided only by a node whose
-//    lock deadline is in the future and whose fresh view names it leader, or after an acquireLeader in the same plan
-//    (the executor stops at an acquire that did not take effect).
+//    lock deadline is in the future and whose fresh view names it leader.
 // 2. Never race a holder: acquireLeader is never decided while the view shows a leader, nor by a member that accepted
 //    a failsafe leader's POST /failsafe less than ttl ago (that leader may run as primary without the DCS).
 // 3. Synchronous mode: a replica that is not in the sync key never races (unless an operator named it in a failover).
@@ -36,12 +35,8 @@ export function checkDecision(obs: Observation, decision: Decision): InvariantVi
   const lockDeadlineMs = lockDeadlineOf(lock);
   const isLockValid = lockDeadlineMs !== undefined && obs.nowMs < lockDeadlineMs;
   const sync = obs.sync ?? SYNC_OFF;
-  // The executor runs what follows an acquireLeader only if the acquire took effect: a promote after it in the same
-  // plan holds the lock when it runs.
-  let isAcquiredEarlierInPlan = false;
   for (const action of decision.actions) {
-    const holdsLockForIt = isLockValid && view?.leader?.name === name;
-    if (startsPrimary(action) && !holdsLockForIt && !isAcquiredEarlierInPlan) {
+    if (startsPrimary(action) && (!isLockValid || view?.leader?.name !== name)) {
       violations.push({
         invariant: 'promote-needs-lock',
         message: `${name} decided ${action.kind} without holding the lock (${decision.reason})`,
@@ -50,7 +45,6 @@ export function checkDecision(obs: Observation, decision: Decision): InvariantVi
     if (action.kind === 'acquireLeader' && view?.leader !== undefined) {
       violations.push({ invariant: 'no-race-against-holder', message: `${name} raced although ${view.leader.name} holds the lock` });
     }
-    if (action.kind === 'acquireLeader') isAcquiredEarlierInPlan = true;
     const isRaceCandidate = !(obs.pg.isRunning && obs.pg.role === 'primary');
     const failsafeLeader = obs.failsafe?.record;
     if (

@@ -464,7 +464,7 @@ describe('leader race', () => {
       }),
       freshMemory(),
     );
-    assert.deepEqual(kinds(decision.actions), ['acquireLeader', 'promote']);
+    assert.deepEqual(kinds(decision.actions), ['acquireLeader']);
     assert.equal(decision.wakeAfterMs, 0);
   });
 
@@ -478,7 +478,7 @@ describe('leader race', () => {
     );
     assert.deepEqual(
       kinds(decide(observe({ ...base, peers: [{ ...peer, walPosition: 2000n }] }), freshMemory()).actions),
-      ['acquireLeader', 'promote'],
+      ['acquireLeader'],
       'node2 < node3',
     );
     assert.deepEqual(
@@ -518,7 +518,6 @@ describe('leader race', () => {
     ];
     assert.deepEqual(kinds(decide(observe({ name: 'node2', dcs: { kind: 'ok', view: noLeader }, peers }), freshMemory()).actions), [
       'acquireLeader',
-      'promote',
     ]);
   });
 

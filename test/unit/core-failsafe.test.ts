@@ -196,16 +196,16 @@ describe('failsafe: the DCS comes back', () => {
   });
 
   it('without a fresh record the replicas race as usual', () => {
-    assert.deepEqual(kinds(decideChecked(replica({})).actions), ['acquireLeader', 'promote']);
-    assert.deepEqual(kinds(decideChecked(replica({ failsafe: { ...ON, record: undefined } })).actions), ['acquireLeader', 'promote']);
+    assert.deepEqual(kinds(decideChecked(replica({})).actions), ['acquireLeader']);
+    assert.deepEqual(kinds(decideChecked(replica({ failsafe: { ...ON, record: undefined } })).actions), ['acquireLeader']);
   });
 
   it('a member missing from a non-empty failsafe key never races (Patroni); an empty or absent key restricts nobody', () => {
     const missing = decideChecked(replica({ topology: { node1: TOPOLOGY.node1, node3: TOPOLOGY.node3 } }));
     assert.deepEqual(missing.actions, []);
     assert.match(missing.reason, /not in the failsafe topology/);
-    assert.deepEqual(kinds(decideChecked(replica({ topology: {} })).actions), ['acquireLeader', 'promote']);
-    assert.deepEqual(kinds(decideChecked(replica({ topology: undefined })).actions), ['acquireLeader', 'promote']);
+    assert.deepEqual(kinds(decideChecked(replica({ topology: {} })).actions), ['acquireLeader']);
+    assert.deepEqual(kinds(decideChecked(replica({ topology: undefined })).actions), ['acquireLeader']);
   });
 
   it('the old leader of a switchover to anyone races when no other member may (only it is in the failsafe key)', () => {
@@ -217,7 +217,7 @@ describe('failsafe: the DCS comes back', () => {
         failsafe: ON,
       });
     // Seed 8 of the failsafe simulation ended here for good: the others never race, and the old leader waited for them.
-    assert.deepEqual(kinds(decideChecked(oldLeader({ node1: TOPOLOGY.node1 })).actions), ['acquireLeader', 'promote']);
+    assert.deepEqual(kinds(decideChecked(oldLeader({ node1: TOPOLOGY.node1 })).actions), ['acquireLeader']);
     const waits = decideChecked(oldLeader({ node1: TOPOLOGY.node1, node3: TOPOLOGY.node3 }));
     assert.deepEqual(waits.actions, []);
     assert.match(waits.reason, /I am the leader that is being switched over/);
@@ -229,7 +229,6 @@ describe('failsafe: the DCS comes back', () => {
     assert.match(early.reason, /started less than ttl ago/);
     assert.deepEqual(kinds(decideChecked(replica({ failsafe: { ...ON, agentStartedAtMs: NOW - TIMING.ttlMs } })).actions), [
       'acquireLeader',
-      'promote',
     ]);
   });
 

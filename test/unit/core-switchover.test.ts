@@ -84,7 +84,7 @@ describe('the race during a switchover', () => {
           freshMemory(),
         ).actions,
       ),
-      ['acquireLeader', 'promote'],
+      ['acquireLeader'],
     );
     const other = decide(
       observe({ name: 'node3', dcs: { kind: 'ok', view: noLeader({ leader: 'node1', member: 'node2' }) } }),
@@ -108,7 +108,7 @@ describe('the race during a switchover', () => {
       }),
       freshMemory(),
     );
-    assert.deepEqual(kinds(other.actions), ['acquireLeader', 'promote']);
+    assert.deepEqual(kinds(other.actions), ['acquireLeader']);
   });
 
   it('keeps the old leader out of a switchover without candidate', () => {
@@ -122,7 +122,7 @@ describe('the race during a switchover', () => {
           freshMemory(),
         ).actions,
       ),
-      ['acquireLeader', 'promote'],
+      ['acquireLeader'],
     );
   });
 });
@@ -149,8 +149,8 @@ describe('switchover in maintenance mode (Patroni: only to a named candidate, ne
   it('only the candidate takes the free lock, and promotes once it holds it', () => {
     const noLeader = { kind: 'ok' as const, view: view({ failover: intent }) };
     const candidate = decide(observe({ name: 'node2', isPaused: true, dcs: noLeader }), freshMemory());
-    assert.deepEqual(kinds(candidate.actions), ['acquireLeader', 'promote']);
-    assert.match(candidate.reason, /^PAUSE: promoted self to leader by acquiring session lock \(as the switchover candidate\)/);
+    assert.deepEqual(kinds(candidate.actions), ['acquireLeader']);
+    assert.match(candidate.reason, /^PAUSE: acquiring the leader lock as the switchover candidate/);
     const other = decide(observe({ name: 'node3', isPaused: true, dcs: noLeader }), freshMemory());
     assert.deepEqual(other.actions, []);
     const holding = decide(

@@ -2,7 +2,6 @@
 import { compareCandidates, failoverPriority } from '../candidates.js';
 import { clusterTimelineOf, timelineRestriction } from '../cluster-timeline.js';
 import { decision, type DecisionContext, type Rule } from '../context.js';
-import type { Decision } from '../types.js';
 import { mustDetachForQuorum, SYNC_OFF, syncRaceRestriction, syncRaceRivals } from '../sync-plan.js';
 import { raceRestriction } from './switchover.js';
 import { isBackingOff } from './task.js';
@@ -49,7 +48,8 @@ export const raceRule: Rule = (context) => {
   const isManualFailover = intent?.member === name && intent.leader === undefined;
   const syncRestriction = isManualFailover ? undefined : syncRaceRestriction(context);
   if (syncRestriction !== undefined) return decision(context, syncRestriction, []);
-  if (intent?.member === name) return takeLock(context, 'the switchover candidate');
+  if (intent?.member === name)
+    return decision(context, 'acquiring the leader lock as the switchover candidate', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
   const me = { name, walPosition: context.myWal, failoverPriority: context.myPriority };
   const behindTimeline = (obs.sync ?? SYNC_OFF).mode === 'off' ? undefined : clusterTimelineOf(view);
   const rivals = syncRestriction === undefined && !isManualFailover ? syncRaceRivals(context) : undefined;
@@ -73,30 +73,8 @@ export const raceRule: Rule = (context) => {
       );
     }
   }
-  return takeLock(context, 'the healthiest member');
+  return decision(context, 'acquiring the leader lock as the healthiest member', [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
 };
-
-/**
- * Acquires the lock, and promotes in the same plan where nothing has to happen between the two: the executor skips
- * the promote if the acquire did not take effect, and a fresh lock has its whole ttl. Promoting a cycle later cost a
- * DCS read, a renewal and a probe (150-200 ms of every switchover's write pause on this machine). In synchronous mode
- * the sync key must name this member before it accepts a write, and a standby cluster's leader does not promote: the
- * leader rule does those on the next cycle, as before. Patroni logs the same line when it acquires and promotes.
- */
-function takeLock(context: DecisionContext, as: string): Decision {
-  const { obs } = context;
-  const isPromotingNow = context.isRunningReplica && !context.isStandbyCluster && (obs.sync ?? SYNC_OFF).mode === 'off';
-  if (!isPromotingNow) return decision(context, `acquiring the leader lock as ${as}`, [{ kind: 'acquireLeader' }], { wakeAfterMs: 0 });
-  return decision(
-    context,
-    `promoted self to leader by acquiring session lock (as ${as})`,
-    [{ kind: 'acquireLeader' }, { kind: 'promote' }],
-    {
-      memory: { promotedFrom: { timeline: obs.pg.timeline ?? 1, lsn: context.myWal } },
-      wakeAfterMs: 0,
-    },
-  );
-}
 
 /** Why a peer wins the race over this member, in Patroni's words where it has them (its log lines for the same checks). */
 export function whyPreferred(
