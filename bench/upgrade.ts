@@ -129,7 +129,9 @@ async function main(): Promise<void> {
       const replicasGap = longestWriteGap(writer.acks, startedAt, switchAt) ?? Number.NaN;
       await settle(1500);
       const switchGap = longestWriteGap(writer.acks, switchAt, performance.now()) ?? Number.NaN;
-      const failures = writer.failures.filter((failure) => failure.atMs > startedAt).length;
+      const failed = writer.failures.filter((failure) => failure.atMs > startedAt);
+      const connects = failed.filter((failure) => failure.phase === 'connect').length;
+      const failures = `${failed.length} (${connects} failed connects, ${failed.length - connects} writes cut: ${[...new Set(failed.map((failure) => failure.message))].join('; ') || 'none'})`;
       console.log(
         `upgrade ${round + 1} to ${versions[(round + 1) % 2]}: ${((endedAt - startedAt) / 1000).toFixed(1)} s in all; longest write gap during the replica restarts ${Math.round(replicasGap)} ms, around the switchover ${Math.round(switchGap)} ms; writer errors ${failures}`,
       );

@@ -71,6 +71,32 @@ export interface MajorCheckFacts {
   readonly same_filesystem?: boolean | undefined;
   readonly pg_upgrade_check: StepFact;
   readonly schema_restore: StepFact;
+  /** postgresql.auto.conf's settings (carried into the new cluster by the run); absent when NEW has no postgres. */
+  readonly alter_system?: AlterSystemFacts | undefined;
+}
+
+export interface AlterSystemFacts {
+  readonly names: readonly string[];
+  /** Names the new server does not know (`postgres --describe-config`). */
+  readonly unknown: readonly string[];
+  /** Why the new server could not be asked. */
+  readonly error?: string | undefined;
+}
+
+/** The row for ALTER SYSTEM's settings: carried over by the run, refused where the new server would not start. */
+export function alterSystemRow(facts: AlterSystemFacts | undefined, newBinDir: string): CheckRow {
+  const check = 'ALTER SYSTEM';
+  if (facts === undefined) return { check, outcome: 'skipped', detail: `${newBinDir} has no postgres to ask` };
+  if (facts.names.length === 0) return { check, outcome: 'ok', detail: 'postgresql.auto.conf sets nothing' };
+  if (facts.error !== undefined)
+    return { check, outcome: 'refused', detail: `${newBinDir}/postgres --describe-config failed: ${facts.error}` };
+  if (facts.unknown.length > 0)
+    return {
+      check,
+      outcome: 'refused',
+      detail: `postgresql.auto.conf sets ${facts.unknown.join(', ')}, unknown to ${newBinDir}/postgres: the new cluster would not start; ALTER SYSTEM RESET ${facts.unknown.length === 1 ? 'it' : 'each'} first`,
+    };
+  return { check, outcome: 'ok', detail: `carried into the new cluster: ${facts.names.join(', ')}` };
 }
 
 /** A replica's answer about NEW on its host (POST /bin_dir/check), or why it gave none. */
@@ -229,6 +255,7 @@ export function majorCheckVerdict(facts: MajorCheckFacts, options: MajorCheckOpt
   );
 
   rows.push(stepRow('pg_upgrade --check', facts.pg_upgrade_check, 'clusters are compatible'));
+  rows.push(alterSystemRow(facts.alter_system, facts.new_bin_dir));
 
   const missingControl = facts.extensions.filter((extension) => !extension.has_new_control);
   const listed = facts.extensions.map((extension) => `${extension.database}.${extension.name} ${extension.version}`).join(', ');

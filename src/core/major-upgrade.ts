@@ -35,7 +35,12 @@ export type MajorStep =
   | { readonly kind: 'analyze'; readonly member: string }
   /** The permanent slots exist again on the new primary (pg_upgrade carries no physical slots; the resumed leader makes them). */
   | { readonly kind: 'slots'; readonly member: string; readonly names: readonly string[] }
-  /** pgBackRest's stanza-upgrade for the new cluster, then a full backup (a new cluster needs one before PITR works). */
+  /**
+   * pgBackRest's stanza-upgrade for the new cluster, as soon as writes flow again: until it ran, the new cluster's WAL
+   * is refused by the repository and piles up in pg_wal.
+   */
+  | { readonly kind: 'stanzaUpgrade'; readonly member: string }
+  /** A full backup of the new cluster (a new cluster needs one before PITR works): the last step. */
   | { readonly kind: 'backup'; readonly member: string };
 
 /** The record in the DCS (`<namespace>/<scope>/upgrade`) of a major upgrade, next to the minor one's. */
@@ -90,6 +95,7 @@ export function majorUpgradeSteps(record: MajorUpgradeRecord): MajorStep[] {
     { kind: 'startPrimary', member: leader },
     { kind: 'releaseHold' },
     { kind: 'createSlots', member: leader },
+    ...(record.has_backup ? [{ kind: 'stanzaUpgrade', member: leader } as const] : []),
     ...replicas.map((member): MajorStep => ({ kind: 'reinitReplica', member, from: leader })),
     ...(record.was_paused ? [] : [{ kind: 'resume' } as const]),
     { kind: 'analyze', member: leader },
@@ -168,8 +174,10 @@ export function describeMajorStep(step: MajorStep, record: MajorUpgradeRecord): 
       return `vacuumdb --all --analyze-in-stages on ${step.member}`;
     case 'slots':
       return `wait for the permanent slots ${step.names.join(', ')} on ${step.member}`;
+    case 'stanzaUpgrade':
+      return `pgBackRest stanza-upgrade on ${step.member} (the repository takes the new cluster's WAL from now on)`;
     case 'backup':
-      return `pgBackRest stanza-upgrade and a full backup on ${step.member}`;
+      return 'a full pgBackRest backup of the new cluster (as pgwarden backup --type full: on a streaming replica)';
   }
 }
 
@@ -192,7 +200,7 @@ export function recordDone(record: MajorUpgradeRecord, id: string, line: string)
 }
 
 /** What the primary's agent does on request (POST /major_upgrade/<step>). */
-export const MAJOR_HOST_STEPS = ['prepare', 'inspect', 'link', 'swap', 'rollback', 'analyze', 'slots'] as const;
+export const MAJOR_HOST_STEPS = ['prepare', 'inspect', 'link', 'swap', 'rollback', 'analyze', 'slots', 'stanza'] as const;
 export type MajorHostStep = (typeof MAJOR_HOST_STEPS)[number];
 
 /** Where the member must stand for a host step; undefined when it may run. Guards against a step sent out of order. */
@@ -202,7 +210,8 @@ export function hostStepRefusal(
 ): string | undefined {
   if (step === 'inspect') return undefined;
   if (!member.isLeaderWithLock) return `${step}: only the leader holding the lock is upgraded in place`;
-  if (step === 'analyze' || step === 'slots') return member.isRunning ? undefined : `${step}: PostgreSQL is not running`;
+  if (step === 'analyze' || step === 'slots' || step === 'stanza')
+    return member.isRunning ? undefined : `${step}: PostgreSQL is not running`;
   if (!member.isPaused) return `${step}: only in maintenance mode (pgwarden upgrade --major pauses the cluster first)`;
   if (step === 'prepare') return member.isRunning ? undefined : 'prepare: the old primary must run (its settings are read from it)';
   // Safe beside a running primary: it removes the new cluster, and puts pg_control back only where it is missing.

@@ -334,7 +334,30 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
         return analyzeInStages(io, dir, signal);
       case 'slots':
         return this.#createPhysicalSlots(slotNames, signal);
+      case 'stanza':
+        return this.#upgradeStanza(signal);
     }
+  }
+
+  /**
+   * pgBackRest's stanza-upgrade after pg_upgrade (online: it reads the running new cluster's version and system
+   * identifier): the repository's archive and backup info gain the new database; until then every archive-push of the
+   * new cluster is refused as another system's.
+   */
+  async #upgradeStanza(signal: AbortSignal): Promise<Record<string, unknown>> {
+    const backup = this.#options.backup;
+    if (backup === undefined)
+      throw new PgwardenError('PGW_CONFIG_INVALID', `[${this.#options.member}] no backup: section is configured: no stanza to upgrade`, {
+        context: { member: this.#options.member, key: 'backup' },
+      });
+    await this.#writeBackupConfig();
+    await this.#run(pgbackrestArgv(backup, 'stanza-upgrade'), AbortSignal.any([signal, AbortSignal.timeout(PGBACKREST_SHORT_MS)]), {
+      hint: 'pgBackRest\u2019s log in the backup work directory says why; run pgbackrest stanza-upgrade by hand, then pgwarden upgrade --major again',
+    });
+    this.#foreignSystem = undefined;
+    this.#isStanzaEnsured = true;
+    this.#options.log.info({ stanza: backup.stanza, repository: backup.repository }, 'pgBackRest stanza upgraded to the new cluster');
+    return { stanza: backup.stanza, repository: backup.repository };
   }
 
   async #createPhysicalSlots(names: readonly string[], signal: AbortSignal): Promise<Record<string, unknown>> {

@@ -6,7 +6,13 @@ import { constants as fsConstants } from 'node:fs';
 import { access, chown, lstat, mkdir, mkdtemp, readdir, readFile, realpath, rm, stat, statfs } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { basename, dirname, join } from 'node:path';
-import { MAJOR_UPGRADE_TOOLS, type ExtensionFact, type MajorCheckFacts, type StepFact } from '../core/major-upgrade-check.js';
+import {
+  MAJOR_UPGRADE_TOOLS,
+  type AlterSystemFacts,
+  type ExtensionFact,
+  type MajorCheckFacts,
+  type StepFact,
+} from '../core/major-upgrade-check.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { RunAs } from './runner.js';
 
@@ -171,6 +177,35 @@ async function withScratchDir<T>(io: MajorCheckIo, work: (dir: string) => Promis
 }
 
 /** What the primary's host says about upgrading its cluster to the binaries in `newBinDir`. */
+/** The names postgresql.auto.conf (ALTER SYSTEM's file) sets, lower-cased as PostgreSQL matches them. */
+export function autoConfNames(text: string): string[] {
+  const names = text
+    .split('\n')
+    .map((line) => /^\s*([A-Za-z_][\w.]*)\s*=/.exec(line)?.[1]?.toLowerCase())
+    .filter((name): name is string => name !== undefined);
+  return [...new Set(names)];
+}
+
+/**
+ * ALTER SYSTEM's settings of the old cluster, which pg_upgrade does not carry over, and those the new server does not
+ * know (`postgres --describe-config`): such a name would stop the new cluster from starting after the point of no
+ * return. Names with a dot belong to extensions and are not checked.
+ */
+export type AlterSystemFact = AlterSystemFacts & { readonly text: string };
+
+export async function alterSystemFact(io: MajorCheckIo, newBinDir: string, signal: AbortSignal): Promise<AlterSystemFact> {
+  const text = await readFile(join(io.dataDir, 'postgresql.auto.conf'), 'utf8').catch(() => '');
+  const names = autoConfNames(text);
+  if (names.length === 0) return { names, unknown: [], text };
+  try {
+    const { stdout } = await io.run([join(newBinDir, 'postgres'), '--describe-config'], signal);
+    const known = new Set(stdout.split('\n').map((line) => line.split('\t')[0]?.toLowerCase()));
+    return { names, unknown: names.filter((name) => !name.includes('.') && !known.has(name)), text };
+  } catch (error) {
+    return { names, unknown: [], text, error: describeError(error) };
+  }
+}
+
 export async function gatherMajorCheckFacts(io: MajorCheckIo, newBinDir: string, signal: AbortSignal): Promise<MajorCheckFacts> {
   const missing: string[] = [];
   for (const tool of MAJOR_UPGRADE_TOOLS) if (!(await isExecutable(join(newBinDir, tool)))) missing.push(tool);
@@ -200,6 +235,7 @@ export async function gatherMajorCheckFacts(io: MajorCheckIo, newBinDir: string,
   const free = await statfs(parent).catch(() => undefined);
   const [dataStat, parentStat] = await Promise.all([stat(io.dataDir).catch(() => undefined), stat(parent).catch(() => undefined)]);
 
+  const alterSystem = missing.includes('postgres') ? undefined : await alterSystemFact(io, newBinDir, signal);
   let pgUpgradeCheck: StepFact = { ran: false, skipped: 'not run' };
   let schemaRestore: StepFact = { ran: false, skipped: 'not run' };
   const needed = ['initdb', 'pg_upgrade', 'postgres', 'pg_ctl'].filter((tool) => missing.includes(tool));
@@ -242,6 +278,15 @@ export async function gatherMajorCheckFacts(io: MajorCheckIo, newBinDir: string,
     ...(dataStat !== undefined && parentStat !== undefined ? { same_filesystem: dataStat.dev === parentStat.dev } : {}),
     pg_upgrade_check: pgUpgradeCheck,
     schema_restore: schemaRestore,
+    ...(alterSystem !== undefined
+      ? {
+          alter_system: {
+            names: alterSystem.names,
+            unknown: alterSystem.unknown,
+            ...(alterSystem.error !== undefined ? { error: alterSystem.error } : {}),
+          },
+        }
+      : {}),
   };
 }
 

@@ -6,7 +6,7 @@ import { chown, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { PgwardenError } from '../util/errors.js';
 import { parseControlData, type ControlData } from './controldata.js';
-import { failureOutput, freePort, newClusterInitdbArgv, readOldCluster, type MajorCheckIo } from './major-check.js';
+import { alterSystemFact, failureOutput, freePort, newClusterInitdbArgv, readOldCluster, type MajorCheckIo } from './major-check.js';
 
 /** What the host needs beyond the check's: the superuser vacuumdb connects as. */
 export interface MajorRunIo extends MajorCheckIo {
@@ -114,8 +114,9 @@ export async function linkUpgrade(io: MajorRunIo, newBinDir: string, signal: Abo
       'start the old primary and stop it cleanly (pgwarden upgrade does), then run again',
     );
   const started = performance.now();
+  let result: { stdout: string };
   try {
-    const result = await io.run(
+    result = await io.run(
       [
         join(newBinDir, 'pg_upgrade'),
         '--link',
@@ -139,12 +140,6 @@ export async function linkUpgrade(io: MajorRunIo, newBinDir: string, signal: Abo
       signal,
       { cwd: paths.work },
     );
-    const newControl = await controlDataOf(io, newBinDir, paths.newData, signal);
-    return {
-      seconds: elapsedS(started),
-      new_sysid: newControl.sysid ?? null,
-      output: result.stdout.trim().split('\n').slice(-6).join('\n'),
-    };
   } catch (error) {
     // pg_upgrade names its log and says "consult the last few lines": they are read now, before a rollback removes them.
     const logs = await logTails(join(paths.newData, 'pg_upgrade_output.d'));
@@ -155,6 +150,35 @@ export async function linkUpgrade(io: MajorRunIo, newBinDir: string, signal: Abo
       error,
     );
   }
+  const newControl = await controlDataOf(io, newBinDir, paths.newData, signal);
+  const carried = await carryAlterSystem(io, newBinDir, paths.newData, signal);
+  return {
+    seconds: elapsedS(started),
+    alter_system: carried,
+    new_sysid: newControl.sysid ?? null,
+    output: result.stdout.trim().split('\n').slice(-6).join('\n'),
+  };
+}
+
+/**
+ * pg_upgrade leaves postgresql.auto.conf behind: ALTER SYSTEM's settings are copied into the new cluster, unless the new
+ * server does not know one (it would not start past the point of no return): then the step fails and rolls back.
+ */
+async function carryAlterSystem(io: MajorRunIo, newBinDir: string, newData: string, signal: AbortSignal): Promise<readonly string[]> {
+  const fact = await alterSystemFact(io, newBinDir, signal);
+  if (fact.names.length === 0) return [];
+  if (fact.error !== undefined || fact.unknown.length > 0)
+    throw failed(
+      io,
+      fact.error !== undefined
+        ? `could not check postgresql.auto.conf against ${newBinDir}/postgres: ${fact.error}`
+        : `postgresql.auto.conf sets ${fact.unknown.join(', ')}, which ${newBinDir}/postgres does not know`,
+      'roll back (pgwarden upgrade --major --rollback), ALTER SYSTEM RESET those settings, and run the upgrade again',
+    );
+  const target = join(newData, 'postgresql.auto.conf');
+  await writeFile(target, fact.text, { mode: 0o600 });
+  if (io.runAs !== undefined) await chown(target, io.runAs.uid, io.runAs.gid);
+  return fact.names;
 }
 
 /** The last lines of pg_upgrade's utility and server logs under `dir`, as text to append to an error. */

@@ -84,7 +84,8 @@ export function latestBackupLabel(infoJson: string, stanza: string): string | un
   if (!Array.isArray(parsed)) return undefined;
   const entry = parsed.find((item: unknown) => (item as { name?: unknown } | null)?.name === stanza) as
     | {
-        backup?: readonly { label?: unknown }[];
+        backup?: readonly { label?: unknown; database?: { id?: unknown } }[];
+        db?: readonly { id?: unknown }[];
         status?: { code?: unknown; message?: unknown };
         repo?: readonly { status?: { code?: unknown; message?: unknown } }[];
       }
@@ -96,7 +97,12 @@ export function latestBackupLabel(infoJson: string, stanza: string): string | un
       `pgbackrest info: stanza ${stanza} status ${code} (${typeof entry?.status?.message === 'string' ? entry.status.message : 'unknown'})${repoMessages.length > 0 ? `: ${repoMessages.join('; ')}` : ''}`,
     );
   }
-  const backups = entry?.backup ?? [];
+  // After a major upgrade (stanza-upgrade) the stanza's current database is the newest in its history: a backup of
+  // an earlier one is of another system and cannot seed a replica of this cluster.
+  const currentDb = Math.max(...(entry?.db ?? []).map((db) => (typeof db.id === 'number' ? db.id : 0)), 0);
+  const backups = (entry?.backup ?? []).filter(
+    (backup) => currentDb === 0 || backup.database?.id === undefined || backup.database.id === currentDb,
+  );
   const label = backups[backups.length - 1]?.label;
   return typeof label === 'string' ? label : undefined;
 }

@@ -4,7 +4,8 @@
 //   global/pg_control to pg_control.old and linked every file) fails the run for real after the check passed: the
 //   rollback leaves the old cluster running untouched;
 // - the upgrade with a writer through the proxy: data checked, the new system identifier in the DCS, replicas
-//   re-cloned and streaming, bin_dir switched, statistics and the permanent slot back, the write pause printed; then a
+//   re-cloned and streaming, bin_dir switched, statistics and the permanent slot back, the pgBackRest stanza upgraded
+//   (the new WAL archived) and a full backup taken, the write pause printed; then a
 //   failover on the upgraded cluster;
 // - an interrupted run (the CLI killed): rolled back with --rollback before the point of no return, continued by a
 //   re-run after it (where --rollback is refused).
@@ -94,13 +95,21 @@ describe('pgwarden upgrade --major in place (real etcd, PostgreSQL, pg_upgrade a
       `#!/bin/sh\ncase " $* " in *" --sync-only "*) echo "initdb: could not fsync: Input/output error (broken on purpose)" >&2; exit 1;; esac\nexec ${join(realNew, 'initdb')} "$@"\n`,
       { mode: 0o755 },
     );
-    cluster = await startTestCluster('majorupgrade', { restAuth: true, proxies: 1, proxySettings: { hold_timeout: 120 } });
+    cluster = await startTestCluster('majorupgrade', {
+      restAuth: true,
+      proxies: 1,
+      proxySettings: { hold_timeout: 120 },
+      backup: true,
+    });
     const { leader } = await waitHealthy(cluster, 120_000);
     config = cluster.node(leader).configPath;
     await cluster.patchConfig({ slots: { upgrade_keep: { type: 'physical' } } });
     await sql(cluster, leader, 'CREATE TABLE upgrade_data (id int PRIMARY KEY, payload text NOT NULL)');
     await sql(cluster, leader, 'INSERT INTO upgrade_data SELECT g, md5(g::text) FROM generate_series(1, 20000) g');
     await sql(cluster, leader, 'CREATE TABLE upgrade_writes (id bigint PRIMARY KEY)');
+    // ALTER SYSTEM's file, which pg_upgrade leaves behind: the run carries it into the new cluster.
+    await sql(cluster, leader, "ALTER SYSTEM SET work_mem = '7MB'");
+    await sql(cluster, leader, 'SELECT pg_reload_conf()');
     await waitUntil(
       async () => (await sql(cluster!, leader, "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'upgrade_keep'")).length === 1,
       { timeoutMs: 30_000, describe: 'the permanent slot upgrade_keep on the leader' },
@@ -198,6 +207,9 @@ describe('pgwarden upgrade --major in place (real etcd, PostgreSQL, pg_upgrade a
     assert.match(output, /vacuumdb --analyze-in-stages took/);
     assert.match(output, /create the replicas' and the permanent slots on \S+: ok .*upgrade_keep/);
     assert.match(output, /upgrade_keep exist again/);
+    // With a backup: section: the stanza learns the new cluster once writes flow again, and a full backup ends the run.
+    assert.match(output, /pgBackRest stanza-upgrade on \S+ .*: ok .*holds the new cluster/);
+    assert.match(output, /a full pgBackRest backup of the new cluster .*: ok .*Backup finished: \S+F \(full/);
     const finishedAt = performance.now();
     await waitUntil(() => proxied.acks.some((ack) => ack.atMs > finishedAt), { timeoutMs: 30_000, describe: 'a write after the upgrade' });
     await proxied.stop();
@@ -210,6 +222,9 @@ describe('pgwarden upgrade --major in place (real etcd, PostgreSQL, pg_upgrade a
     const [control] = await sql<{ sysid: string }>(local, after.leader, 'SELECT system_identifier::text AS sysid FROM pg_control_system()');
     assert.equal(control?.sysid, view.initialize, 'the primary runs the new cluster');
     assert.equal(await fingerprint(local, after.leader), dataBefore, 'the same rows, the same checksum');
+    const [workMem] = await sql<{ work_mem: string }>(local, after.leader, 'SHOW work_mem');
+    assert.equal(workMem?.work_mem, '7MB', 'the ALTER SYSTEM setting came over (postgresql.auto.conf)');
+    assert.match(output, /ALTER SYSTEM\s+ok\s+carried into the new cluster: work_mem/);
     for (const node of local.nodes) {
       const status = await statusOf(local, node.name);
       assert.equal(status.bin_dir, newBin, `${node.name} runs from the new bin_dir`);
@@ -228,6 +243,19 @@ describe('pgwarden upgrade --major in place (real etcd, PostgreSQL, pg_upgrade a
     assert.ok((stats?.n ?? 0) > 0, 'statistics after vacuumdb --analyze-in-stages');
     assert.equal((await sql(local, after.leader, "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'upgrade_keep'")).length, 1);
     assert.deepEqual(await upgradeLeftovers(local, after.leader), []);
+    // The repository takes the new cluster's WAL: a segment switched now is archived.
+    const [switched] = await sql<{ wal: string }>(local, after.leader, 'SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+    await waitUntil(
+      async () => {
+        const [archiver] = await sql<{ last: string | null }>(
+          local,
+          after.leader,
+          'SELECT last_archived_wal AS last FROM pg_stat_archiver',
+        );
+        return archiver?.last !== null && archiver?.last !== undefined && archiver.last >= switched!.wal;
+      },
+      { timeoutMs: 30_000, describe: `the new cluster's WAL ${switched?.wal} archived by pgBackRest` },
+    );
 
     const onLeader = new Set(
       (await sql<{ id: string }>(local, after.leader, 'SELECT id FROM upgrade_writes')).map((row) => Number(row.id)),
@@ -274,7 +302,7 @@ describe('pgwarden upgrade --major in place (real etcd, PostgreSQL, pg_upgrade a
       ...(across ? [] : ['--allow-same-major']),
     ];
 
-    const first = await runCliUntil(args, /\[5\/15\] verify .*: ok in/, 300_000);
+    const first = await runCliUntil(args, /\[5\/\d+\] verify .*: ok in/, 300_000);
     assert.ok(first.wasKilled, first.stdout);
     const rollback = await runCli([...args, '--rollback'], 300_000);
     process.stdout.write(`--- killed after the replay check\n${first.stdout}--- --rollback\n${rollback.stdout}${rollback.stderr}`);
@@ -286,7 +314,7 @@ describe('pgwarden upgrade --major in place (real etcd, PostgreSQL, pg_upgrade a
     assert.equal((await local.view()).initialize, sysidBefore);
     assert.equal(await fingerprint(local, before.leader), dataBefore);
 
-    const second = await runCliUntil(args, /\[8\/15\] start the new primary .*: ok in/, 300_000);
+    const second = await runCliUntil(args, /\[8\/\d+\] start the new primary .*: ok in/, 300_000);
     assert.ok(second.wasKilled, second.stdout);
     const refused = await runCli([...args, '--rollback'], 60_000);
     assert.notEqual(refused.code, 0);

@@ -227,6 +227,20 @@ describe('backup: section (pgBackRest)', () => {
     assert.equal(latestBackupLabel(info, 'batman'), '20240102-000000F');
     assert.equal(latestBackupLabel(JSON.stringify([{ name: 'batman', backup: [] }]), 'batman'), undefined);
     assert.equal(latestBackupLabel('[]', 'batman'), undefined);
+    // After stanza-upgrade (db 2 is the upgraded cluster) only backups of db 2 can seed a replica.
+    const upgraded = (backups: readonly object[]): string =>
+      JSON.stringify([{ name: 'batman', db: [{ id: 1 }, { id: 2 }], backup: backups }]);
+    assert.equal(latestBackupLabel(upgraded([{ label: 'old', database: { id: 1 } }]), 'batman'), undefined);
+    assert.equal(
+      latestBackupLabel(
+        upgraded([
+          { label: 'old', database: { id: 1 } },
+          { label: 'new', database: { id: 2 } },
+        ]),
+        'batman',
+      ),
+      'new',
+    );
     // pgbackrest info exits 0 when the repository cannot be read: its status says so.
     const unreadable = JSON.stringify([
       {

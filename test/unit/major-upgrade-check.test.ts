@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { handleBinDir, type BinDirEndpoint } from '../../src/api/bin-dir.js';
+import { autoConfNames } from '../../src/postgres/major-check.js';
 import {
   linkNeedsBytes,
   majorCheckVerdict,
@@ -45,8 +46,34 @@ describe('majorCheckVerdict', () => {
     assert.equal(verdict.isOk, true, verdict.refusals.join('; '));
     assert.deepEqual(
       verdict.rows.map((row) => row.check),
-      ['tools', 'new major', 'old cluster', 'pg_upgrade --check', 'extensions', 'disk', 'hard links', 'replicas', 'schema-only restore'],
+      [
+        'tools',
+        'new major',
+        'old cluster',
+        'pg_upgrade --check',
+        'ALTER SYSTEM',
+        'extensions',
+        'disk',
+        'hard links',
+        'replicas',
+        'schema-only restore',
+      ],
     );
+  });
+
+  it("carries ALTER SYSTEM's settings over, and refuses one the new server does not know", () => {
+    assert.equal(outcome({ ...passing, alter_system: { names: [], unknown: [] } }, 'ALTER SYSTEM'), 'ok');
+    assert.equal(outcome({ ...passing, alter_system: undefined }, 'ALTER SYSTEM'), 'skipped');
+    const refused = majorCheckVerdict(
+      { ...passing, alter_system: { names: ['work_mem', 'vacuum_defer_cleanup_age'], unknown: ['vacuum_defer_cleanup_age'] } },
+      { to: 17, allowSameMajor: false },
+    );
+    assert.match(refused.refusals.join('\n'), /pg1: ALTER SYSTEM: .*sets vacuum_defer_cleanup_age, unknown to .*RESET it first/);
+    assert.equal(outcome({ ...passing, alter_system: { names: ['work_mem'], unknown: [], error: 'exit 1' } }, 'ALTER SYSTEM'), 'refused');
+    assert.deepEqual(autoConfNames("# Do not edit\nwork_mem = '7MB'\nWork_Mem = '8MB'\npg_stat_statements.max = '500'\n"), [
+      'work_mem',
+      'pg_stat_statements.max',
+    ]);
   });
 
   it('refuses missing tools, naming them', () => {

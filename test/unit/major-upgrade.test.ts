@@ -66,6 +66,15 @@ describe('major upgrade plan', () => {
     ]);
   });
 
+  it('with backups, upgrades the stanza once writes flow again and takes a full backup last', () => {
+    const ids = majorUpgradeSteps({ ...RECORD, has_backup: true }).map(stepId);
+    assert.equal(ids[ids.indexOf('createSlots:node1') + 1], 'stanzaUpgrade:node1');
+    assert.ok(ids.indexOf('stanzaUpgrade:node1') > ids.indexOf('releaseHold'), 'not inside the write pause');
+    assert.equal(ids.at(-1), 'backup:node1');
+    assert.equal(hostStepRefusal('stanza', { isLeaderWithLock: true, isPaused: false, isRunning: true }), undefined);
+    assert.match(hostStepRefusal('stanza', { isLeaderWithLock: true, isPaused: false, isRunning: false }) ?? '', /not running/);
+  });
+
   it('keeps a paused cluster paused, and then cannot wait for slots the paused leader will not make', () => {
     const ids = majorUpgradeSteps({ ...RECORD, was_paused: true }).map(stepId);
     assert.ok(!ids.includes('resume'));

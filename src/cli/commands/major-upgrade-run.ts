@@ -20,6 +20,7 @@ import { permanentSlots } from '../../core/slot-plan.js';
 import type { ClusterView, MemberRecord } from '../../core/types.js';
 import { describeError, isPgwardenError, PgwardenError } from '../../util/errors.js';
 import { callApi, type ApiReply } from '../api-client.js';
+import { backupCommand } from './backup.js';
 import { majorCheckCommand, majorTarget, type MajorCheckCommandOptions, type MajorCheckContext } from './upgrade-major.js';
 
 export interface MajorRunContext extends MajorCheckContext {
@@ -273,7 +274,8 @@ class MajorRunner {
       }
       case 'pgUpgrade': {
         const result = await this.#ok(step.member, '/major_upgrade/link', { bin_dir: binDir }, this.#timeoutMs);
-        return `pg_upgrade --link took ${String(result.seconds)} s; new system identifier ${String(result.new_sysid)}`;
+        const carried = Array.isArray(result.alter_system) ? result.alter_system.map(String) : [];
+        return `pg_upgrade --link took ${String(result.seconds)} s; new system identifier ${String(result.new_sysid)}${carried.length > 0 ? `; ALTER SYSTEM settings carried over: ${carried.join(', ')}` : ''}`;
       }
       case 'swap': {
         const result = await this.#ok(step.member, '/major_upgrade/swap', { bin_dir: binDir }, 120_000);
@@ -337,8 +339,19 @@ class MajorRunner {
           () => ` (the leader publishes ${Object.keys(seen?.statusSlots ?? {}).join(', ') || 'no slots'})`,
         );
       }
-      case 'backup':
-        throw new Error('pgBackRest stanza-upgrade is not built yet: run pgbackrest stanza-upgrade and a full backup by hand');
+      case 'stanzaUpgrade': {
+        const result = await this.#ok(step.member, '/major_upgrade/stanza', {}, 180_000);
+        return `stanza ${String(result.stanza)} in ${String(result.repository)} holds the new cluster`;
+      }
+      case 'backup': {
+        const lines: string[] = [];
+        const view = await this.#context.reload();
+        await backupCommand(
+          { type: 'full', wait: true, timeoutS: this.#timeoutMs / 1000, sleep: this.#context.sleep },
+          { scope: this.#context.scope, view, rest: this.#context.rest, out: (line) => lines.push(line), isForced: true },
+        );
+        return lines.join('; ');
+      }
     }
   }
 
@@ -469,6 +482,8 @@ export async function majorUpgradeCommand(options: MajorRunOptions, context: Maj
     const status = JSON.parse(reply.text) as PatroniStatus & { readonly bin_dir?: string };
     if (view.initialize === undefined || view.initialize === '' || status.bin_dir === undefined)
       throw failed('the DCS has no system identifier or the leader no bin_dir', leader, 'nothing was changed; wait for a healthy cluster');
+    // With a backup: section the repository must learn the new cluster (stanza-upgrade) and get a full backup of it.
+    const backupStatus = await callApi(leaderStatus, 'GET', '/backup', undefined, context.rest, 5000);
     // pg_upgrade (before 17) carries no slots over: the resumed leader makes the permanent ones again.
     const slots = permanentSlots(view.config)
       .filter((slot) => slot.type === 'physical')
@@ -484,7 +499,7 @@ export async function majorUpgradeCommand(options: MajorRunOptions, context: Maj
       old_sysid: view.initialize,
       was_paused: view.config?.pause === true,
       permanent_slots: slots,
-      has_backup: false,
+      has_backup: backupStatus.status === 200,
       hold_writes: false,
       started: stamp(),
       done: [],
