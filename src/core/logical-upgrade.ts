@@ -12,12 +12,8 @@
 //  - unlogged tables are never published: their rows would be missing on the new cluster.
 //  - sequences are not replicated: they are set at cutover, after the writes stopped, to the old value plus a margin.
 //  - the new cluster must start empty: the initial copy of a table that already has rows would duplicate or collide.
+import { formatLsn } from './lsn.js';
 import type { DynamicConfig } from './types.js';
-
-/** PostgreSQL's text form of an LSN (X/Y, hex), for messages. */
-function formatLsn(lsn: bigint): string {
-  return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
-}
 
 /** The publication on every database of the old cluster, and the prefix of the subscriptions and their slots. */
 export const UPGRADE_PUBLICATION = 'pgwarden_upgrade';
@@ -143,6 +139,22 @@ export interface SubscriptionProgress {
   readonly confirmedLsn: bigint | undefined;
 }
 
+/**
+ * The write fence's mark on the old primary once every client session ended: its WAL position (what the new cluster
+ * must apply) and its next transaction ID. A transaction ID handed out after the mark is a transaction that wrote after
+ * the fence (a session that turned default_transaction_read_only off, or autovacuum's ANALYZE).
+ */
+export interface FenceMark {
+  readonly lsn: bigint;
+  readonly nextXid: bigint;
+}
+
+/**
+ * How many times the cutover fences again when transactions wrote after the fence, before it gives up and rolls back:
+ * one more round absorbs autovacuum; a client that keeps turning the fence off is refused.
+ */
+export const FENCE_ROUNDS = 3;
+
 export type ApplyVerdict = { readonly isApplied: true } | { readonly isApplied: false; readonly waitingFor: string };
 
 /**
@@ -221,7 +233,9 @@ export interface LogicalUpgradeDatabases {
   currentLsn(at: PgAddress): Promise<bigint>;
   /** Whether the old primary holds the slot of every subscription (a failover of the old cluster loses them). */
   hasSlots(at: PgAddress, databaseOids: readonly number[]): Promise<boolean>;
-  fence(at: PgAddress): Promise<bigint>;
+  fence(at: PgAddress): Promise<FenceMark>;
+  /** The next transaction ID of the old primary (pg_snapshot_xmax of the current snapshot); takes none itself. */
+  nextXid(at: PgAddress): Promise<bigint>;
   unfence(at: PgAddress): Promise<void>;
   sequences(at: PgAddress, database: string): Promise<SequenceFacts[]>;
   setSequences(at: PgAddress, database: string, targets: readonly SequenceTarget[]): Promise<void>;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   subscriptionName,
   UPGRADE_PUBLICATION,
+  type FenceMark,
   type LogicalUpgradeDatabases,
   type PgAddress,
   type SequenceFacts,
@@ -17,7 +18,7 @@ import {
 } from '../core/logical-upgrade.js';
 import { PgwardenError } from '../util/errors.js';
 import { renderConninfo, securityEnvironment, securityPairs, type PgAuth } from './conninfo.js';
-import { parseLsn } from './lsn.js';
+import { parseLsn } from '../core/lsn.js';
 import { withSession, type SqlClient } from './sql-session.js';
 
 export interface LogicalUpgradeSide {
@@ -364,10 +365,10 @@ export class PgLogicalUpgrade implements LogicalUpgradeDatabases {
 
   /**
    * The write fence: every new session read-only by default (ALTER SYSTEM, so a restart keeps it), proved by a fresh
-   * session seeing it, then every other client session ended and gone. What it cannot stop: a superuser session that
-   * opens after this and turns read-only off itself. Returns the WAL position after the last write that got through.
+   * session seeing it, then every other client session ended and gone. What it cannot stop: a session that opens after
+   * this and turns read-only off itself; the mark's next transaction ID lets the cutover see that it happened.
    */
-  async fence(at: PgAddress): Promise<bigint> {
+  async fence(at: PgAddress): Promise<FenceMark> {
     await this.#source(at, 'postgres', async (client) => {
       await client.query('ALTER SYSTEM SET default_transaction_read_only = on');
       await client.query('SELECT pg_reload_conf()');
@@ -406,8 +407,17 @@ export class PgLogicalUpgrade implements LogicalUpgradeDatabases {
           );
         await pause(20);
       }
-      const rows = await client.query<{ lsn: string }>('SELECT pg_current_wal_lsn()::text AS lsn');
-      return parseLsn(rows.rows[0]!.lsn);
+      const rows = await client.query<{ lsn: string; xid: string }>(
+        'SELECT pg_current_wal_lsn()::text AS lsn, pg_snapshot_xmax(pg_current_snapshot())::text AS xid',
+      );
+      return { lsn: parseLsn(rows.rows[0]!.lsn), nextXid: BigInt(rows.rows[0]!.xid) };
+    });
+  }
+
+  async nextXid(at: PgAddress): Promise<bigint> {
+    return this.#source(at, 'postgres', async (client) => {
+      const rows = await client.query<{ xid: string }>('SELECT pg_snapshot_xmax(pg_current_snapshot())::text AS xid');
+      return BigInt(rows.rows[0]!.xid);
     });
   }
 

@@ -4,7 +4,7 @@ import type { WalStatus } from '../core/ports.js';
 import { STOPPED_PG } from '../core/local-pg.js';
 import type { ArchiverState, LocalPg, ReplicationRow } from '../core/types.js';
 import { roleFromControlState, type ControlData } from './controldata.js';
-import { parseLsn } from './lsn.js';
+import { parseLsn } from '../core/lsn.js';
 
 export const PROBE_SQL = `SELECT pg_is_in_recovery() AS in_recovery,
   CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_flush_lsn()::text END AS write_lsn,

@@ -2,7 +2,7 @@
 import type { SlotStep, SlotStepResult } from '../core/slot-changes.js';
 import { describeError, PgwardenError } from '../util/errors.js';
 import type { Log } from '../util/log.js';
-import { formatLsn } from './lsn.js';
+import { formatLsn } from '../core/lsn.js';
 import type { LocalSession, SqlClient } from './sql-session.js';
 
 async function applyStep(step: SlotStep, session: LocalSession, signal: AbortSignal, log: Log): Promise<void> {

@@ -271,6 +271,60 @@ describe('pgwarden upgrade --major --method logical, 15 -> 15 with replicas on b
     }
   });
 
+  it('refuses a cutover while a client keeps writing past the fence (read-only turned off in its own session), and rolls back', async () => {
+    const local = oldCluster!;
+    const { leader } = await waitHealthy(local, 30_000);
+    const port = local.node(leader).pgPort;
+    // Straight to the old primary, past the proxy: every session turns the fence's default off before it writes.
+    let isRunning = true;
+    let written = 0;
+    const bypass = (async () => {
+      let id = 30_000;
+      while (isRunning) {
+        const client = await connectSuperuser(local, port).catch(() => undefined);
+        if (client === undefined) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          continue;
+        }
+        try {
+          await client.query('SET default_transaction_read_only = off');
+          while (isRunning) {
+            // A new id for every attempt: an insert cut by the fence may have committed.
+            id += 1;
+            await client.query('INSERT INTO items VALUES ($1, $2)', [id, 'past the fence']);
+            written += 1;
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        } catch {
+          // Terminated by the fence: reconnect.
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      }
+    })();
+    try {
+      await waitUntil(() => written > 10, { timeoutMs: 10_000, describe: 'the bypassing writer writing' });
+      const result = await runCli(upgradeArgs(local, newCluster!), 120_000);
+      process.stdout.write(`--- cutover refused for writes past the fence\n${result.stdout}${result.stderr}`);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stdout, /step: fence \S+ again/);
+      assert.match(
+        result.stdout,
+        /rolling the cutover back: \d+ transaction\(s\) took a transaction ID on \S+ after the fence in each of 3 rounds/,
+      );
+      assert.match(result.stdout, /rolled back: lgblue takes writes again/);
+      assert.doesNotMatch(result.stdout, /step: switch/);
+    } finally {
+      isRunning = false;
+      await bypass;
+    }
+    await waitUntil(async () => (await proxyRoutesTo(local))?.endsWith('/off'), {
+      timeoutMs: 20_000,
+      describe: 'the proxy routing to the writable old primary again',
+    });
+    await sql(local, (await waitHealthy(local, 30_000)).leader, 'DELETE FROM items WHERE id >= 30000');
+  });
+
   it('cuts over with a writer through the proxy: no acknowledged write lost, sequences continue, the pause printed', async () => {
     await cutOverWithWriter(oldCluster!, newCluster!, '15 -> 15 logical cutover', (started) => (writer = started));
     const again = await runCli(upgradeArgs(oldCluster!, newCluster!, '--abort'));

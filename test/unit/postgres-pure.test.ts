@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { initdbArgv, pgBasebackupArgv, pgRewindArgv } from '../../src/postgres/commands.js';
 import { quoteGuc, renderPgpass, renderPostgresqlConf, renderPrimaryConninfo } from '../../src/postgres/conf-render.js';
 import { isCleanShutdown, parseControlData, roleFromControlState } from '../../src/postgres/controldata.js';
-import { formatLsn, parseLsn } from '../../src/postgres/lsn.js';
+import { formatLsn, parseLsn } from '../../src/core/lsn.js';
 import { slotNameForMember } from '../../src/core/slot-names.js';
 
 const CONTROLDATA = `pg_control version number:            1300

@@ -6,15 +6,18 @@
 // started copy, the redirect record a started cutover); --abort rolls back anything before the switch.
 import {
   applyVerdict,
+  FENCE_ROUNDS,
   logicalUpgradeRefusals,
   schemaChanges,
   sequenceTargets,
   withUpgradeSlotRule,
+  type FenceMark,
   type LogicalUpgradeDatabases,
   type PgAddress,
   type ScopeRedirects,
   type SourceFacts,
 } from '../../core/logical-upgrade.js';
+import { formatLsn } from '../../core/lsn.js';
 import type { ClusterView, DynamicConfig } from '../../core/types.js';
 import { describeError, PgwardenError } from '../../util/errors.js';
 
@@ -266,11 +269,48 @@ interface CutoverInput {
   readonly targetVersionNum: number;
 }
 
+/** Under the fence: the schema checked again and everything up to the mark applied, then the sequences set; or why not. */
+async function applyUnderFence(
+  options: LogicalUpgradeOptions,
+  context: LogicalUpgradeContext,
+  steps: Steps,
+  input: CutoverInput,
+  mark: FenceMark,
+): Promise<string | undefined> {
+  const { old, fresh, databases } = input;
+  // Without a fingerprint published (a copy begun by an older pgwarden) the schema seen at this run's start counts.
+  const started =
+    input.started.size > 0 ? input.started : new Map(input.facts.databases.map((database) => [database.name, database.fingerprint]));
+  // The schema check under the fence and the wait for the apply are both reads: run together, they cost one pause.
+  const [now, applied] = await steps.run(
+    `wait until ${fresh.name} has applied everything up to ${old.name}'s last write; check the schema again`,
+    () =>
+      Promise.all([
+        context.databases.sourceFacts(old.address),
+        waitFor(context, options.applyTimeoutMs, async () => {
+          const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), mark.lsn);
+          return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
+        }),
+      ]),
+  );
+  const violations = [
+    ...schemaChanges(started, now.databases),
+    ...now.databases.filter((database) => database.largeObjects > 0).map((database) => `database ${database.name} holds large objects`),
+  ];
+  if (violations.length > 0) return violations.join('; ');
+  if (!('done' in applied)) return `${fresh.name} did not apply everything in ${options.applyTimeoutMs / 1000} s: ${applied.waitingFor}`;
+  await steps.run('set the sequences of the new cluster', async () => {
+    for (const database of databases) {
+      const targets = sequenceTargets(await context.databases.sequences(old.address, database.name), options.sequenceMargin);
+      await context.databases.setSequences(fresh.address, database.name, targets);
+    }
+  });
+  return undefined;
+}
+
 async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeContext, steps: Steps, input: CutoverInput): Promise<void> {
   const { old, fresh, databases } = input;
   const signal = (): AbortSignal => AbortSignal.timeout(5000);
-  const started =
-    input.started.size > 0 ? input.started : new Map(input.facts.databases.map((database) => [database.name, database.fingerprint]));
   const holdStartedMs = context.nowMs();
   await steps.run(`hold: the proxies of ${context.oldScope} hold primary clients`, async () => {
     await context.redirects.writeRedirect({ scope: context.newScope, phase: 'hold', since: context.wallNow().toISOString() }, signal());
@@ -298,40 +338,29 @@ async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeCo
   };
   // Anything that goes wrong before the switch leaves the old cluster serving: release the fence and the hold.
   let problem: string | undefined;
+  let mark: FenceMark | undefined;
   try {
-    const fenceLsn = await steps.run(`fence ${old.name}: new sessions read-only, every client session ended`, () =>
-      context.databases.fence(old.address),
-    );
-    // The schema check under the fence and the wait for the apply are both reads: run together, they cost one pause.
-    const [now, applied] = await steps.run(
-      `wait until ${fresh.name} has applied everything up to ${old.name}'s last write; check the schema again`,
-      () =>
-        Promise.all([
-          context.databases.sourceFacts(old.address),
-          waitFor(context, options.applyTimeoutMs, async () => {
-            const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), fenceLsn);
-            return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
-          }),
-        ]),
-    );
-    const violations = [
-      ...schemaChanges(started, now.databases),
-      ...now.databases.filter((database) => database.largeObjects > 0).map((database) => `database ${database.name} holds large objects`),
-    ];
-    if (violations.length > 0) problem = violations.join('; ');
-    else if (!('done' in applied))
-      problem = `${fresh.name} did not apply everything in ${options.applyTimeoutMs / 1000} s: ${applied.waitingFor}`;
-    else
-      await steps.run('set the sequences of the new cluster', async () => {
-        for (const database of databases) {
-          const targets = sequenceTargets(await context.databases.sequences(old.address, database.name), options.sequenceMargin);
-          await context.databases.setSequences(fresh.address, database.name, targets);
-        }
-      });
+    for (let round = 1; problem === undefined; round++) {
+      mark = await steps.run(`fence ${old.name}${round > 1 ? ' again' : ''}: new sessions read-only, every client session ended`, () =>
+        context.databases.fence(old.address),
+      );
+      problem = await applyUnderFence(options, context, steps, input, mark);
+      if (problem !== undefined) break;
+      // Read-only is a default a session may turn off: a transaction ID handed out since the mark wrote after the fence.
+      const since = (await context.databases.nextXid(old.address)) - mark.nextXid;
+      if (since === 0n) break;
+      const what = `${since} transaction(s) took a transaction ID on ${old.name} after the fence`;
+      if (round === FENCE_ROUNDS)
+        problem = `${what} in each of ${FENCE_ROUNDS} rounds: a client keeps writing there (it turned default_transaction_read_only off, or connects past the proxy)`;
+      else
+        context.out(
+          `  ${what} (a session that turned read-only off, or autovacuum's ANALYZE): ending the sessions again, then ${fresh.name} must apply those too`,
+        );
+    }
   } catch (error) {
     problem = `the cutover failed: ${describeError(error)}`;
   }
-  if (problem !== undefined) await rollBack(problem);
+  if (problem !== undefined || mark === undefined) return rollBack(problem ?? 'the old primary was not fenced');
   await steps.run(`switch: the proxies of ${context.oldScope} follow the leader of ${context.newScope}`, () =>
     context.redirects.writeRedirect({ scope: context.newScope, phase: 'switched', since: context.wallNow().toISOString() }, signal()),
   );
@@ -350,6 +379,22 @@ async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeCo
         : `not routing to ${context.newScope} yet after ${PROXY_ROUTE_MS / 1000} s: ${routed.waitingFor}`
     }`,
   );
+  // The subscriptions still run: a write that got past the fence after the last check is applied before they go.
+  const late = (await context.databases.nextXid(old.address)) - mark.nextXid;
+  if (late > 0n) {
+    const lsn = await context.databases.currentLsn(old.address);
+    const applied = await waitFor(context, options.applyTimeoutMs, async () => {
+      const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), lsn);
+      return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
+    });
+    context.out(
+      `${steps.stamp()} WARNING: ${late} transaction(s) took a transaction ID on ${old.name} after the fence's last check (a session that turned read-only off, or autovacuum): ${
+        'done' in applied
+          ? `${fresh.name} applied everything up to ${formatLsn(lsn)} before the subscriptions were dropped`
+          : `${fresh.name} did not apply them (${applied.waitingFor}): compare the two clusters`
+      }`,
+    );
+  }
   await steps.run(`clean up: drop the subscriptions on ${fresh.name} and the publications on ${old.name}`, async () => {
     await context.databases.dropSubscriptions(fresh.address, databases);
     await context.databases.dropPublications(old.address, databases);

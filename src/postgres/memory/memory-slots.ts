@@ -1,7 +1,7 @@
 // Slot steps on the in-memory model, failing where PostgreSQL 15 fails (with its words) so planner and executor
 // meet the same outcomes as on a real server.
 import type { SlotStep, SlotStepResult } from '../../core/slot-changes.js';
-import { formatLsn } from '../lsn.js';
+import { formatLsn } from '../../core/lsn.js';
 import { walLevelOf, type MemorySlot, type NodeState } from './memory-node.js';
 
 /** Throws PostgreSQL's error for a step that cannot be applied; otherwise changes `node`. */
