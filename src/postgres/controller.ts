@@ -121,6 +121,9 @@ export interface PgControllerOptions {
 const PENDING_RESTART_MAX_AGE_MS = 30_000;
 const PENDING_RESTART_REREAD_MS = 10_000;
 const PGBACKREST_SHORT_MS = 120_000;
+/** A failed stanza-create is tried again after this, doubling up to the maximum. */
+const STANZA_RETRY_FIRST_MS = 5000;
+const STANZA_RETRY_MAX_MS = 300_000;
 
 /** The postgres OS user's ids when the agent runs as root (PostgreSQL refuses to run as root). */
 export function resolveRunAs(): RunAs | undefined {
@@ -198,6 +201,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
   readonly #postmaster: Postmaster;
   readonly #session: LocalSession;
   #upstream: string | undefined;
+  #stanzaRetryMs = STANZA_RETRY_FIRST_MS;
   /** stanza-create ran (or is running) in this process: it is idempotent, but once per agent is enough. */
   #isStanzaEnsured = false;
   /** What the last rendered config pointed at, so a parameter change re-renders the same role. */
@@ -516,6 +520,7 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
     work().then(
       () => {
         this.#foreignSystem = undefined;
+        this.#stanzaRetryMs = STANZA_RETRY_FIRST_MS;
         this.#options.log.info({ stanza: backup.stanza, repository: backup.repository }, 'pgBackRest stanza is ready');
       },
       (error: unknown) => {
@@ -526,10 +531,16 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
           this.#reportForeignSystem(foreign);
           return;
         }
+        // A repository that was away for a moment must not leave the primary without a stanza until its next start.
+        const retryMs = this.#stanzaRetryMs;
+        this.#stanzaRetryMs = Math.min(retryMs * 2, STANZA_RETRY_MAX_MS);
         this.#options.log.warn(
-          { stanza: backup.stanza, error: describeError(error) },
-          'pgBackRest stanza-create failed; retried at the next start or promotion',
+          { stanza: backup.stanza, error: describeError(error), retry_in_s: retryMs / 1000 },
+          `pgBackRest stanza-create failed; retried in ${retryMs / 1000} s while this member runs as primary`,
         );
+        setTimeout(() => {
+          if (this.#upstream === undefined) this.#ensureStanzaSoon();
+        }, retryMs).unref();
       },
     );
   }

@@ -185,6 +185,8 @@ export function historyFileName(timeline: number): string {
 
 export class DataDir {
   readonly #options: DataDirOptions;
+  /** Numbers the temporary files of writeOwnedFile (two writes of one file may overlap). */
+  #writes = 0;
 
   constructor(options: DataDirOptions) {
     this.#options = options;
@@ -242,11 +244,23 @@ export class DataDir {
     if (runAs !== undefined) await chown(path, runAs.uid, runAs.gid);
   }
 
+  /**
+   * Written beside, then renamed over: a reader never sees the file empty or half written. pgBackRest reads its config
+   * at every archive-push while the agent rewrites it (a stanza-create once failed with "requires option: pg1-path"),
+   * and libpq reads the pgpass file at every connection.
+   */
   async writeOwnedFile(path: string, content: string | Buffer, mode: number): Promise<void> {
-    await writeFile(path, content, { mode });
-    // writeFile's mode applies only to a new file: an existing one (pgpass, the service file) is narrowed too.
-    await chmod(path, mode);
-    await this.chownToPostgres(path);
+    const temporary = `${path}.pgwarden-${process.pid}-${(this.#writes += 1)}`;
+    try {
+      await writeFile(temporary, content, { mode });
+      // writeFile's mode is filtered by the umask: set it exactly.
+      await chmod(temporary, mode);
+      await this.chownToPostgres(temporary);
+      await rename(temporary, path);
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    }
   }
 
   /** The pgpass file and, when a user has an sslpassword, the service file: both 0600, owned by postgres. */

@@ -11,6 +11,7 @@ import { pickFreePorts } from '../../src/local/free-port.js';
 import { runPgControllerConformance } from '../../src/postgres/conformance.js';
 import { PostgresController, resolveRunAs } from '../../src/postgres/controller.js';
 import { postmasterPidFrom } from '../../src/postgres/postmaster-pid.js';
+import { isFrozen } from '../../src/postgres/postmaster.js';
 import { isAlive } from '../../src/util/process-alive.js';
 import type { Log } from '../../src/util/log.js';
 
@@ -105,6 +106,13 @@ runPgControllerConformance(
         const pid = await postmasterOf(index);
         if (pid === undefined) throw new Error(`${NAMES[index]!} has no running postmaster to freeze`);
         process.kill(pid, 'SIGSTOP');
+        // The kernel stops the process when it next runs: on a busy machine that is a few milliseconds later. The
+        // fence's freeze is done once the postmaster shows as stopped, and so is this one.
+        const deadline = Date.now() + 2000;
+        while (!isFrozen(pid)) {
+          if (Date.now() > deadline) throw new Error(`${NAMES[index]!}'s postmaster ${pid} did not stop after SIGSTOP`);
+          await sleep(5);
+        }
       },
       thaw: async (index) => {
         const pid = await postmasterOf(index);
