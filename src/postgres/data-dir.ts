@@ -2,7 +2,7 @@
 // user, pgpass, postgresql.conf / pg_hba.conf / standby.signal, history files and copied slot state.
 import { existsSync } from 'node:fs';
 import { constants } from 'node:fs';
-import { access, chmod, chown, lstat, mkdir, readFile, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { access, chmod, chown, lstat, mkdir, readFile, readdir, realpath, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Upstream } from '../core/ports.js';
 import type { LocalPg } from '../core/types.js';
@@ -250,13 +250,15 @@ export class DataDir {
    * and libpq reads the pgpass file at every connection.
    */
   async writeOwnedFile(path: string, content: string | Buffer, mode: number): Promise<void> {
-    const temporary = `${path}.pgwarden-${process.pid}-${(this.#writes += 1)}`;
+    // A file the operator made a symlink stays one: its target is replaced.
+    const target = await realpath(path).catch(() => path);
+    const temporary = `${target}.pgwarden-${process.pid}-${(this.#writes += 1)}`;
     try {
       await writeFile(temporary, content, { mode });
       // writeFile's mode is filtered by the umask: set it exactly.
       await chmod(temporary, mode);
       await this.chownToPostgres(temporary);
-      await rename(temporary, path);
+      await rename(temporary, target);
     } catch (error) {
       await rm(temporary, { force: true });
       throw error;

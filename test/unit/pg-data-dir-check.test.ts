@@ -2,7 +2,19 @@
 // mount, a parent the postgres user cannot reach; and pgwarden never chowns or removes what it did not create.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -107,6 +119,27 @@ describe('DataDir', () => {
     chownSync(existing, 0, 0);
     await dataDir.ensureDir(existing, 0o755);
     assert.equal(statSync(existing).uid, 0);
+  });
+
+  it('writes an owned file whole (renamed into place, mode set), and through a symlink the operator made', async () => {
+    const dataDir = dataDirAt(join(root, 'owned-files'));
+    const path = join(root, 'owned.conf');
+    writeFileSync(path, 'old', { mode: 0o644 });
+    await dataDir.writeOwnedFile(path, 'new', 0o600);
+    assert.equal(readFileSync(path, 'utf8'), 'new');
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const real = join(root, 'real.conf');
+    const link = join(root, 'link.conf');
+    writeFileSync(real, 'old');
+    symlinkSync(real, link);
+    await dataDir.writeOwnedFile(link, 'through the link', 0o600);
+    assert.equal(lstatSync(link).isSymbolicLink(), true, 'the symlink stays');
+    assert.equal(readFileSync(real, 'utf8'), 'through the link');
+    assert.deepEqual(
+      readdirSync(root).filter((name) => name.includes('.pgwarden-')),
+      [],
+      'no temporary file left',
+    );
   });
 
   it('never removes a regular file data_dir points to', async () => {
