@@ -380,7 +380,14 @@ async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeCo
     }`,
   );
   // The subscriptions still run: a write that got past the fence after the last check is applied before they go.
-  const late = (await context.databases.nextXid(old.address)) - mark.nextXid;
+  // The switch is done: an old primary that cannot be asked now is said, not a failure of the upgrade.
+  const late = await context.databases.nextXid(old.address).then(
+    (xid) => xid - mark.nextXid,
+    (error: unknown) => {
+      context.out(`${steps.stamp()} WARNING: could not ask ${old.name} for writes after the fence: ${describeError(error)}`);
+      return 0n;
+    },
+  );
   if (late > 0n) {
     const lsn = await context.databases.currentLsn(old.address);
     const applied = await waitFor(context, options.applyTimeoutMs, async () => {
