@@ -269,6 +269,19 @@ interface CutoverInput {
   readonly targetVersionNum: number;
 }
 
+/** Until the new cluster has applied everything up to `lsn` on the old primary, or `timeoutMs` ran out. */
+function waitApplied(
+  context: LogicalUpgradeContext,
+  input: CutoverInput,
+  lsn: bigint,
+  timeoutMs: number,
+): Promise<{ done: true } | { waitingFor: string }> {
+  return waitFor(context, timeoutMs, async () => {
+    const verdict = applyVerdict(await context.databases.progress(input.old.address, input.fresh.address, input.databases), lsn);
+    return verdict.isApplied ? { done: true as const } : { waitingFor: verdict.waitingFor };
+  });
+}
+
 /** Under the fence: the schema checked again and everything up to the mark applied, then the sequences set; or why not. */
 async function applyUnderFence(
   options: LogicalUpgradeOptions,
@@ -284,14 +297,7 @@ async function applyUnderFence(
   // The schema check under the fence and the wait for the apply are both reads: run together, they cost one pause.
   const [now, applied] = await steps.run(
     `wait until ${fresh.name} has applied everything up to ${old.name}'s last write; check the schema again`,
-    () =>
-      Promise.all([
-        context.databases.sourceFacts(old.address),
-        waitFor(context, options.applyTimeoutMs, async () => {
-          const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), mark.lsn);
-          return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
-        }),
-      ]),
+    () => Promise.all([context.databases.sourceFacts(old.address), waitApplied(context, input, mark.lsn, options.applyTimeoutMs)]),
   );
   const violations = [
     ...schemaChanges(started, now.databases),
@@ -390,10 +396,7 @@ async function cutover(options: LogicalUpgradeOptions, context: LogicalUpgradeCo
   );
   if (late > 0n) {
     const lsn = await context.databases.currentLsn(old.address);
-    const applied = await waitFor(context, options.applyTimeoutMs, async () => {
-      const verdict = applyVerdict(await context.databases.progress(old.address, fresh.address, databases), lsn);
-      return verdict.isApplied ? { done: true } : { waitingFor: verdict.waitingFor };
-    });
+    const applied = await waitApplied(context, input, lsn, options.applyTimeoutMs);
     context.out(
       `${steps.stamp()} WARNING: ${late} transaction(s) took a transaction ID on ${old.name} after the fence's last check (a session that turned read-only off, or autovacuum): ${
         'done' in applied
