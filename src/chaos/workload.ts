@@ -75,6 +75,22 @@ const insertSql = (table: string): string => `INSERT INTO ${table} (id) VALUES (
 const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));
 const pause = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** How long a session's orderly end may take before its socket is destroyed. */
+const SESSION_END_BUDGET_MS = 1000;
+
+/**
+ * Ends a session without waiting on the server: pg's end() resolves only when the server closes its side, which a frozen
+ * (SIGSTOPped) or blackholed server never does; a writer waiting there stops writing (a proxy test through the kernel
+ * data path waited out its minute on one). After the budget the socket is destroyed.
+ */
+async function closeSession(session: pg.Client): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const budget = new Promise<void>((resolve) => (timer = setTimeout(resolve, SESSION_END_BUDGET_MS)));
+  await Promise.race([session.end().catch(() => undefined), budget]);
+  clearTimeout(timer);
+  session.connection.stream.destroy();
+}
+
 function client(target: Target, password: string, connectTimeoutMs: number, queryTimeoutMs: number): pg.Client {
   const fresh = new pg.Client({
     host: target.host,
@@ -115,7 +131,7 @@ export class Writer {
   /** Ends the session (a write in flight fails, unrecorded) and waits for the loop to finish. */
   async stop(): Promise<void> {
     this.#isStopped = true;
-    await this.#session?.end().catch(() => undefined);
+    if (this.#session !== undefined) await closeSession(this.#session);
     await this.#loop;
   }
 
@@ -134,7 +150,7 @@ export class Writer {
       } catch (error) {
         message = `${target.host}:${target.port}: ${messageOf(error)}`;
       }
-      await fresh.end().catch(() => undefined);
+      await closeSession(fresh);
     }
     this.failures.push({ phase: 'connect', startedAtMs, atMs: performance.now(), message });
     return undefined;
@@ -180,7 +196,7 @@ export class Writer {
         }
         // stop() may have come while connecting: it could not end a session it did not know yet.
         if (this.#isStopped) {
-          await fresh.end().catch(() => undefined);
+          await closeSession(fresh);
           break;
         }
         this.#session = fresh;
@@ -189,7 +205,7 @@ export class Writer {
       const isOk = await this.#write(session);
       if (!isOk || connection === 'per-write') {
         this.#session = undefined;
-        await session.end().catch(() => undefined);
+        await closeSession(session);
       }
       // A fixed rate, not a fixed pause: a slow commit does not lower the offered load, a stall does not bunch writes.
       nextAtMs += intervalMs;
@@ -197,7 +213,7 @@ export class Writer {
       if (waitMs > 0) await pause(waitMs);
       else nextAtMs = performance.now();
     }
-    await this.#session?.end().catch(() => undefined);
+    if (this.#session !== undefined) await closeSession(this.#session);
   }
 }
 
@@ -236,13 +252,13 @@ export class Reader {
         this.ok++;
       } catch {
         this.failed++;
-        await session?.end().catch(() => undefined);
+        if (session !== undefined) await closeSession(session);
         session = undefined;
         await pause(100);
       }
       await pause(20);
     }
-    await session?.end().catch(() => undefined);
+    if (session !== undefined) await closeSession(session);
   }
 }
 
