@@ -70,7 +70,8 @@ export async function startFenceServer(options: FenceServerOptions): Promise<Fen
 
   const scheduleIdleExit = (): void => {
     clearTimeout(idleTimer);
-    if (clients.size > 0 || state.deadlineNs !== undefined || state.isFrozen) return;
+    // A client's socket closes after close() destroyed it: no timer may outlive the server (in a test's process it would).
+    if (isClosed || clients.size > 0 || state.deadlineNs !== undefined || state.isFrozen) return;
     idleTimer = setTimeout(() => {
       options.log('no agent connected and nothing armed: fence exiting');
       void close();
@@ -86,8 +87,8 @@ export async function startFenceServer(options: FenceServerOptions): Promise<Fen
 
   /** Does what the state calls for now (one step at a time: a freeze's process scan is asynchronous), then re-schedules. */
   const step = async (): Promise<void> => {
-    timer = undefined;
-    if (isStepping) return;
+    // `timer` is left as it is: a step a message started must not lose a pending timer that close() has to clear.
+    if (isStepping || isClosed) return;
     isStepping = true;
     try {
       if (state.isFrozen && !options.isAlive(frozen[0] ?? 0)) {
@@ -169,7 +170,7 @@ export async function startFenceServer(options: FenceServerOptions): Promise<Fen
     clearTimeout(timer);
     timer = undefined;
     const at = nextFenceCheckNs(state, options.nowNs());
-    if (at === undefined) return;
+    if (at === undefined || isClosed) return;
     const inMs = Math.max(0, Number(at - options.nowNs()) / 1e6);
     timer = setTimeout(() => void step(), Math.ceil(inMs));
   };

@@ -62,28 +62,37 @@ describe('fence state', () => {
 
 describe('fence process', () => {
   let dir: string;
+  /** Every fence server a test started: their idle-exit timers would hold the file open for a minute after its tests. */
+  const servers: FenceServer[] = [];
+  const kept = (server: FenceServer | undefined): FenceServer | undefined => {
+    if (server !== undefined) servers.push(server);
+    return server;
+  };
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'pgw-fence-unit-'));
   });
   after(async () => {
+    await Promise.all(servers.map((server) => server.close()));
     await rm(dir, { recursive: true, force: true });
   });
 
   /** A fence for `name` whose stops find nothing running. */
-  const idleFence = (name: string): ReturnType<typeof startFenceServer> =>
-    startFenceServer({
-      socketPath: join(dir, `${name}.sock`),
-      dataDir: join(dir, name),
-      nowNs: () => process.hrtime.bigint(),
-      stopPrimary: async () => ({ kind: 'not-running' }),
-      freezePrimary: async () => ({ kind: 'not-running' }),
-      thaw: () => undefined,
-      killFrozen: () => undefined,
-      isAlive: () => true,
-      log: () => undefined,
-      idleExitMs: 60_000,
-      onExit: () => undefined,
-    });
+  const idleFence = async (name: string): ReturnType<typeof startFenceServer> =>
+    kept(
+      await startFenceServer({
+        socketPath: join(dir, `${name}.sock`),
+        dataDir: join(dir, name),
+        nowNs: () => process.hrtime.bigint(),
+        stopPrimary: async () => ({ kind: 'not-running' }),
+        freezePrimary: async () => ({ kind: 'not-running' }),
+        thaw: () => undefined,
+        killFrozen: () => undefined,
+        isAlive: () => true,
+        log: () => undefined,
+        idleExitMs: 60_000,
+        onExit: () => undefined,
+      }),
+    );
 
   async function start(name: string): Promise<{
     server: FenceServer;
@@ -116,6 +125,7 @@ describe('fence process', () => {
       onExit: () => exits.push(1),
     });
     assert.ok(server !== undefined);
+    kept(server);
     const client = new FenceClient({
       socketPath,
       startFence: () => assert.fail('the fence runs already'),
