@@ -45,7 +45,8 @@ addon=native/linux/build/Release/pgwarden_linux.node
 if [ ! -f "$addon" ] || [ native/linux/linux.cc -nt "$addon" ]; then
   npm run --silent build:native
 fi
-if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
-  npx tsc -p tsconfig.json
+if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json scripts/bundle-bins.mjs -newer dist/.built -print -quit 2>/dev/null)" ]; then
+  # The whole build (tsc, then the bundled process entries), not tsc alone: tsc would put the unbundled entries back.
+  npm run --silent build
   touch dist/.built
 fi
