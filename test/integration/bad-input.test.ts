@@ -322,6 +322,11 @@ describe('bad input on a live cluster (issue 15 point 8)', { timeout: 300_000 },
       return { status: response.status, body: await response.text() };
     };
     const post = (body: unknown): RequestInit => ({ method: 'POST', body: JSON.stringify(body) });
+    // The test before restarted this replica: /replica answers 503 until it streams again (seen in a CI run).
+    await waitUntil(async () => (await status(replica, '/replica')).status === 200, {
+      timeoutMs: 30_000,
+      describe: `${replica} streaming again after its restart`,
+    });
     const [lagXb, lagAbc, lagOnLeader, schedule, filter, switchover, wrongLeader, noSuchCandidate, notJson, notObject] = await Promise.all([
       status(replica, '/replica?lag=1XB'),
       status(replica, '/replica?lag=abc'),

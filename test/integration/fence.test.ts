@@ -26,13 +26,19 @@ describe('fence outside the agent', { timeout: 300_000 }, () => {
    * SIGSTOP of the primary's agent while a libpq-style multi-host client writes straight to PostgreSQL; returns what
    * happened: who was promoted, and whether the old primary acknowledged anything after another member was writable.
    */
+  /** Writers made so far: each gets an id range of its own in the shared table. */
+  let writersMade = 0;
+
   async function stallPrimaryAgent(local: LocalCluster): Promise<{ old: string; promoted: string; postmaster: number }> {
     const { leader: old, replicas } = await waitHealthy(local, 90_000);
     const fence = await fencePidOf(local.node(old).dataDir);
     assert.ok(fence !== undefined && isAlive(fence), `${old} has a fence process`);
     await sql(local, old, 'CREATE TABLE IF NOT EXISTS fenced (id bigint PRIMARY KEY)');
     // A libpq-style multi-host client holding one session: it stays on the old primary as long as that one answers.
+    writersMade += 1;
     const writer = new Writer({
+      // The second test's writer starting at 1 spent its 10 s on the first one's ids (duplicate keys; seen in CI).
+      firstId: writersMade * 1_000_000,
       targets: local.nodes.map((node) => ({ host: node.host, port: node.pgPort })),
       password: local.superuserPassword,
       table: 'fenced',
@@ -47,6 +53,11 @@ describe('fence outside the agent', { timeout: 300_000 }, () => {
     await waitUntil(() => writer.acks.filter((ack) => ack.port === oldPort).length >= 10, {
       timeoutMs: 10_000,
       describe: 'writes on the primary',
+      lastState: () =>
+        `${writer.acks.length} acks (ports ${[...new Set(writer.acks.map((ack) => ack.port))].join(', ') || 'none'}, ${old} on ${oldPort}); last failures: ${writer.failures
+          .slice(-3)
+          .map((failure) => `${failure.phase}: ${failure.message}`)
+          .join(' | ')}`,
     });
     const postmaster = await local.postmasterPid(old);
     assert.ok(postmaster !== undefined);
