@@ -227,7 +227,15 @@ for (const dataPath of ['userspace', 'kernel'] as const) {
         // Enough writes on the new primary that clients held during the switch have all come through.
         await acksOn(writer, 20, switchedAt, cluster.node(candidate).pgPort, 30_000);
         await writer.stop();
-        assert.deepEqual(connectFailures(writer), [], 'no client connect failed during the switchover');
+        // The kernel path forwards a connection to the old primary until the proxy's nft call withdrew the route, and
+        // cannot retry a refusal the way the user-space path does: a connection that reached the old primary just as
+        // its shutdown began gets 57P03 (README, kernel data path). Seen under CI load only; any other failure counts.
+        const firstOnNew = writer.acks.find((ack) => ack.atMs > switchedAt && ack.port === cluster.node(candidate).pgPort)!.atMs;
+        const failed = connectFailures(writer).filter(
+          (failure) =>
+            !(dataPath === 'kernel' && / the database system is shutting down$/.test(failure.message) && failure.atMs <= firstOnNew),
+        );
+        assert.deepEqual(failed, [], 'no client connect failed during the switchover');
         assert.ok(
           writer.acks.filter((ack) => ack.atMs > switchedAt).every((ack) => ack.port === cluster.node(candidate).pgPort),
           'after the switchover every write lands on the new primary',
