@@ -46,7 +46,7 @@ if [ ! -f "$addon" ] || [ native/linux/linux.cc -nt "$addon" ]; then
   npm run --silent build:native
 fi
 if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json scripts/bundle-bins.mjs -newer dist/.built -print -quit 2>/dev/null)" ]; then
-  # The whole build (tsc, then the bundled process entries), not tsc alone: tsc would put the unbundled entries back.
+  # The whole build (tsc, then the bundled process entries, then dist/.built), not tsc alone: tsc would put the
+  # unbundled entries back.
   npm run --silent build
-  touch dist/.built
 fi

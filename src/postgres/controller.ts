@@ -202,6 +202,8 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
   readonly #session: LocalSession;
   #upstream: string | undefined;
   #stanzaRetryMs = STANZA_RETRY_FIRST_MS;
+  /** The one pending retry of a failed stanza-create: a failure while one is pending replaces it, chains never pile up. */
+  #stanzaRetry: NodeJS.Timeout | undefined;
   /** stanza-create ran (or is running) in this process: it is idempotent, but once per agent is enough. */
   #isStanzaEnsured = false;
   /** What the last rendered config pointed at, so a parameter change re-renders the same role. */
@@ -538,7 +540,9 @@ export class PostgresController implements PgController, BackupTool, RestoreTool
           { stanza: backup.stanza, error: describeError(error), retry_in_s: retryMs / 1000 },
           `pgBackRest stanza-create failed; retried in ${retryMs / 1000} s while this member runs as primary`,
         );
-        setTimeout(() => {
+        clearTimeout(this.#stanzaRetry);
+        this.#stanzaRetry = setTimeout(() => {
+          this.#stanzaRetry = undefined;
           if (this.#upstream === undefined) this.#ensureStanzaSoon();
         }, retryMs).unref();
       },
